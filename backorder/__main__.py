@@ -1,0 +1,3 @@
+from backorder.cli import main
+
+main()

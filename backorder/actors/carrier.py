@@ -1,0 +1,56 @@
+"""Carriers are adapters. The built-in local carrier assigns tracking numbers itself;
+a real carrier implements the same two members and is chosen in config
+(``fulfillment.carrier``). No external service is called from here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from backorder.actors.model import Order, Shipment
+
+
+class Carrier(Protocol):
+    name: str
+
+    def tracking_number(self, shipment_id: str) -> str:
+        """A tracking number for the shipment; must be the same for the same shipment."""
+        ...
+
+
+class LocalCarrier:
+    """Tracking numbers 'BO' + 10 digits + a mod-10 check digit, derived from the shipment id."""
+
+    name = "local"
+
+    def __init__(self, site: str = "1") -> None:
+        self.site = site
+
+    def tracking_number(self, shipment_id: str) -> str:
+        digits = f"{int(self.site) % 100:02d}{int(shipment_id[1:]):08d}"
+        check = (10 - sum((3 if i % 2 == 0 else 1) * int(d) for i, d in enumerate(digits)) % 10) % 10
+        return f"BO{digits}{check}"
+
+
+def _zpl_text(value: str) -> str:
+    # ^ and ~ are ZPL command prefixes; keep labels from being re-programmed by an address.
+    return value.replace("^", " ").replace("~", " ")[:60]
+
+
+def zpl_label(order: Order, shipment: Shipment, carrier: str, tracking: str) -> str:
+    """A 4x6 in label at 203 dpi (812 x 1218 dots) with a Code 128 tracking barcode."""
+    a = order.spec.shipping_address
+    lines = [a.name, a.company, a.address1, a.address2, f"{a.postal_code} {a.city} {a.region}".strip(),
+             a.country_code]
+    body = [f"^FO50,{130 + 45 * i}^A0N,36,36^FD{_zpl_text(text)}^FS" for i, text in enumerate(lines) if text]
+    units = sum(q for _, _, q in shipment.items)
+    return "\n".join([
+        "^XA", "^PW812", "^LL1218", "^CI28",
+        "^FO50,50^A0N,40,40^FDSHIP TO:^FS",
+        *body,
+        f"^FO50,520^A0N,32,32^FDOrder {_zpl_text(order.spec.order_number or order.order_id)}"
+        f"  Shipment {shipment.shipment_id}  Units {units}^FS",
+        f"^FO50,580^A0N,32,32^FDCarrier {_zpl_text(carrier)}^FS",
+        f"^FO50,650^BY3^BCN,200,Y,N,N^FD{tracking}^FS",
+        "^XZ",
+    ])

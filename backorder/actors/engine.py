@@ -1,0 +1,41 @@
+"""The engine: the model plus the journal, and ``emit``, the one way state changes.
+
+``emit(event)`` applies the event to the model and appends it to the journal in one
+synchronous step. Trio runs one task at a time and decisions never await between
+emits, so every actor sees a consistent model and the journal order is the apply order.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from backorder.actors.carrier import Carrier, LocalCarrier
+from backorder.actors.events import Event
+from backorder.actors.model import World
+from backorder.config.settings import Settings
+
+if TYPE_CHECKING:
+    from backorder.daemon.clock import Clock
+    from backorder.daemon.journal import Journal
+
+
+class Engine:
+    def __init__(self, settings: Settings, journal: Journal, clock: Clock, carrier: Carrier | None = None) -> None:
+        self.settings = settings
+        self.world = World(settings)
+        self.journal = journal
+        self.clock = clock
+        self.carrier = carrier or LocalCarrier()
+        self.auto_pick = self.carrier if settings.fulfillment.auto_pick else None
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def emit(self, e: Event) -> None:
+        self.world.evolve(e)
+        self.journal.append(e, getattr(e, "sku", None), getattr(e, "order_id", None))
+
+    def context(self, cause: str, corr: str) -> None:
+        """Name the unit of work whose events follow (journaled as cause and corr)."""
+        self.journal.cause = cause
+        self.journal.corr = corr

@@ -1,0 +1,229 @@
+"""Journal events: the facts the engine records, one msgspec Struct per kind.
+
+Each event is appended to the journal *and* applied to the in-memory model by
+``model.World.evolve`` — the one and only mutator of state — so a replay after a crash
+rebuilds exactly what the live daemon had. Events that touch a SKU carry ``sku`` and
+events that touch an order carry ``order_id``; the journal indexes both for the audit.
+Decisions (which line gets a unit, when to reorder, when to ship) are made by actors and
+recorded as these facts; ``evolve`` never decides anything.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from msgspec import Struct
+
+from backorder.config.settings import ReorderPolicy, Weights
+from backorder.daemon.protocol import OrderSubmit
+
+
+class Event(Struct, kw_only=True, frozen=True, tag_field="type"):
+    ts: float  # engine clock, seconds since the epoch (UTC)
+
+
+class OrderReceived(Event, tag="order_received", kw_only=True, frozen=True):
+    """order actor: a new order was accepted, verbatim as submitted."""
+
+    order_id: str
+    order: OrderSubmit
+
+
+class LineQueued(Event, tag="line_queued", kw_only=True, frozen=True):
+    """order actor: an order line that needs shipping joined its SKU's queue."""
+
+    sku: str
+    order_id: str
+    line_no: int
+
+
+class Allocated(Event, tag="allocated", kw_only=True, frozen=True):
+    """SKU actor: units reserved to a line, with the rule and rank that chose it."""
+
+    sku: str
+    order_id: str
+    line_no: int
+    qty: int
+    rule: str
+    rank: float
+
+
+class LineBackordered(Event, tag="line_backordered", kw_only=True, frozen=True):
+    """SKU actor: a newly queued line could not be covered in full; ``qty`` units wait."""
+
+    sku: str
+    order_id: str
+    line_no: int
+    qty: int
+
+
+class Deallocated(Event, tag="deallocated", kw_only=True, frozen=True):
+    """SKU actor: units taken back from a line (a cycle count found less stock)."""
+
+    sku: str
+    order_id: str
+    line_no: int
+    qty: int
+
+
+class Received(Event, tag="received", kw_only=True, frozen=True):
+    """SKU actor: units arrived; ``request_id`` names the PO / transfer it counts against."""
+
+    sku: str
+    qty: int
+    reference: str | None = None
+    request_id: str | None = None
+
+
+class Adjusted(Event, tag="adjusted", kw_only=True, frozen=True):
+    """SKU actor: a cycle count or correction changed on-hand by ``delta``."""
+
+    sku: str
+    delta: int
+    reason: str
+
+
+class SkuConfigured(Event, tag="sku_configured", kw_only=True, frozen=True):
+    """SKU actor: the SKU's reorder policy (the whole policy after the change)."""
+
+    sku: str
+    policy: ReorderPolicy
+
+
+class RequestRaised(Event, tag="request_raised", kw_only=True, frozen=True):
+    """SKU actor (procurement rule): a purchase order or transfer request was raised."""
+
+    request_id: str
+    sku: str
+    kind: str  # "po" | "transfer"
+    source: str
+    qty: int
+    expected_date: str
+    position: int  # inventory position that triggered it
+
+
+class RequestConfirmed(Event, tag="request_confirmed", kw_only=True, frozen=True):
+    """SKU actor: the source confirmed or moved the expected date of a request."""
+
+    request_id: str
+    sku: str
+    expected_date: str
+
+
+class ShipmentCreated(Event, tag="shipment_created", kw_only=True, frozen=True):
+    """order actor: allocated units of an order go to picking as one shipment."""
+
+    shipment_id: str
+    order_id: str
+    items: list[tuple[int, str, int]]  # (line_no, sku, qty)
+
+
+class ShipmentShipped(Event, tag="shipment_shipped", kw_only=True, frozen=True):
+    """order actor: the shipment was picked, labelled and handed to the carrier."""
+
+    shipment_id: str
+    order_id: str
+    carrier: str
+    tracking: str
+    label_zpl: str
+
+
+class UnitsShipped(Event, tag="units_shipped", kw_only=True, frozen=True):
+    """order actor: the units of one shipment item left the site (one per SKU item)."""
+
+    sku: str
+    order_id: str
+    line_no: int
+    qty: int
+    shipment_id: str
+
+
+class NoticeQueued(Event, tag="notice_queued", kw_only=True, frozen=True):
+    """order actor: a customer notification was put in the outbox."""
+
+    notice_id: str
+    order_id: str
+    kind: str  # "shipped" | "backordered" | "cancelled"
+    email: str
+    subject: str
+    body: str
+
+
+class OrderCancelled(Event, tag="order_cancelled", kw_only=True, frozen=True):
+    """order actor: the order was cancelled; picking shipments are void."""
+
+    order_id: str
+    reason: str
+
+
+class LineReleased(Event, tag="line_released", kw_only=True, frozen=True):
+    """order actor: a cancelled line left its SKU's queue and gave back its units."""
+
+    sku: str
+    order_id: str
+    line_no: int
+    freed: int
+
+
+class PolicyChanged(Event, tag="policy_changed", kw_only=True, frozen=True):
+    """order actor: the site's allocation mode and priority weights."""
+
+    mode: str
+    weights: Weights
+
+
+class DeadLettered(Event, tag="dead_lettered", kw_only=True, frozen=True):
+    """supervisor: a message crashed an actor and was set aside."""
+
+    letter_id: int
+    actor: str
+    message: str  # JSON of the message
+    error: str
+    sku: str | None = None
+    order_id: str | None = None
+
+
+class DeadLetterRetried(Event, tag="dead_letter_retried", kw_only=True, frozen=True):
+    """supervisor: a dead letter was delivered again."""
+
+    letter_id: int
+
+
+AnyEvent = (
+    OrderReceived
+    | LineQueued
+    | Allocated
+    | LineBackordered
+    | Deallocated
+    | Received
+    | Adjusted
+    | SkuConfigured
+    | RequestRaised
+    | RequestConfirmed
+    | ShipmentCreated
+    | ShipmentShipped
+    | UnitsShipped
+    | NoticeQueued
+    | OrderCancelled
+    | LineReleased
+    | PolicyChanged
+    | DeadLettered
+    | DeadLetterRetried
+)
+
+EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
+EVENT_ENCODER = msgspec.json.Encoder(decimal_format="string")
+
+# Subscription topics -> event type tags.
+TOPICS: dict[str, frozenset[str]] = {
+    "orders": frozenset({"order_received", "order_cancelled", "line_queued", "line_backordered",
+                         "notice_queued"}),
+    "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
+    "shipments": frozenset({"shipment_created", "shipment_shipped", "units_shipped"}),
+    "procurement": frozenset({"request_raised", "request_confirmed"}),
+    "config": frozenset({"sku_configured", "policy_changed"}),
+    "errors": frozenset({"dead_lettered", "dead_letter_retried"}),
+}
+
+
+def tag_of(ev: Event) -> str:
+    return type(ev).__struct_config__.tag  # type: ignore[return-value]

@@ -1,0 +1,46 @@
+"""Messages between actors (msgspec Structs) and the reply handle a request travels with.
+
+A *call* carries a ``reply`` (the client's connection waits for it); a *cast* does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgspec import Struct
+
+
+class Msg(Struct, kw_only=True):
+    corr: str = "-"  # correlation id of the unit of work, journaled with every event
+
+
+class SkuCall(Msg, kw_only=True):
+    """gateway -> SKU actor: stock.receive, stock.adjust, sku.configure, procurement.confirm."""
+
+    req: Any
+    reply: Any
+
+
+class SettleLines(Msg, kw_only=True):
+    """order actor -> SKU actor: lines of a new order joined your queue; serve them, tell me."""
+
+    order_id: str
+
+
+class Settle(Msg, kw_only=True):
+    """order actor / supervisor -> SKU actor: units were released or rules changed; re-serve."""
+
+
+class OrderCall(Msg, kw_only=True):
+    """gateway -> order actor: order.submit, order.cancel, pick.confirm, policy.set."""
+
+    req: Any
+    reply: Any
+
+
+class Settled(Msg, kw_only=True):
+    """SKU actor -> order actor: I served my queue; these orders got units (ship them)."""
+
+    sku: str
+    order_id: str | None  # the new order this answers (SettleLines), if any
+    allocated_orders: list[str]

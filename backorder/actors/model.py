@@ -1,0 +1,504 @@
+"""The in-memory model of a site and ``World.evolve``, the only code that mutates it.
+
+Live, an actor decides, then ``emit``s events: each is applied here and appended to the
+journal in the same synchronous step. On start the journal is replayed through the same
+``evolve``. So there is one definition of what every fact means, and the state after a
+replay is exactly the state before the crash.
+
+Numbers kept per SKU (DESIGN.md vocabulary):
+    on_hand      units at the site, not shipped
+    allocated    units reserved to order lines (includes units in picking shipments)
+    available    on_hand - allocated
+    backordered  open, unallocated demand of waiting lines
+    inbound      open purchase orders / transfers (ordered - received)
+    position     on_hand + inbound - allocated - backordered
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from operator import attrgetter
+
+from sortedcontainers import SortedKeyList
+
+from backorder.actors import events as ev
+from backorder.config.settings import ReorderPolicy, Settings, Weights
+
+HOUR = 3600.0
+
+
+def iso_ts(ts: float) -> str:
+    """Engine time as an RFC 3339 UTC timestamp."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def iso_date(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
+
+
+def parse_ts(text: str) -> float:
+    """RFC 3339 timestamp (or YYYY-MM-DD, taken as midnight UTC) -> epoch seconds."""
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.timestamp()
+
+
+class Line:
+    """One order line. Shared by its order and, while it waits, its SKU's queue."""
+
+    __slots__ = (
+        "order_id", "line_no", "sku", "qty", "unit_price", "requires_shipping",
+        "rush", "value", "t_order", "arrival", "key",
+        "allocated", "in_shipment", "shipped", "cancelled",
+        "rule", "rank", "backordered_at_entry", "decided",
+    )
+
+    def __init__(self, order_id: str, line_no: int, sku: str, qty: int, unit_price: Decimal,
+                 requires_shipping: bool, rush: bool, t_order: float) -> None:
+        self.order_id = order_id
+        self.line_no = line_no
+        self.sku = sku
+        self.qty = qty
+        self.unit_price = unit_price
+        self.requires_shipping = requires_shipping
+        self.rush = rush
+        self.value = float(unit_price * qty)  # ranking only; money stays Decimal
+        self.t_order = t_order
+        self.arrival = 0
+        self.key: tuple = ()
+        self.allocated = 0  # reserved and not yet shipped (includes in_shipment)
+        self.in_shipment = 0  # part of `allocated` assigned to a picking shipment
+        self.shipped = 0
+        self.cancelled = False
+        self.rule = ""
+        self.rank = 0.0
+        self.backordered_at_entry = 0
+        self.decided = False
+
+    @property
+    def need(self) -> int:
+        """Units still to be allocated (the line's backordered quantity while it waits)."""
+        if self.cancelled or not self.requires_shipping:
+            return 0
+        return self.qty - self.allocated - self.shipped
+
+
+class Request:
+    """A purchase order or transfer request raised for one SKU."""
+
+    __slots__ = ("request_id", "sku", "kind", "source", "qty", "received", "created_ts",
+                 "expected_date", "closed_ts", "position")
+
+    def __init__(self, e: ev.RequestRaised) -> None:
+        self.request_id = e.request_id
+        self.sku = e.sku
+        self.kind = e.kind
+        self.source = e.source
+        self.qty = e.qty
+        self.received = 0
+        self.created_ts = e.ts
+        self.expected_date = e.expected_date
+        self.closed_ts: float | None = None
+        self.position = e.position
+
+    @property
+    def open_qty(self) -> int:
+        return max(self.qty - self.received, 0) if self.closed_ts is None else 0
+
+
+class Sku:
+    __slots__ = ("sku", "policy", "on_hand", "allocated", "backordered", "queue", "inbound",
+                 "inbound_qty", "received", "adjusted", "shipped", "undecided", "holders", "known")
+
+    def __init__(self, sku: str, policy: ReorderPolicy) -> None:
+        self.sku = sku
+        self.policy = policy
+        self.on_hand = 0
+        self.allocated = 0
+        self.backordered = 0
+        self.queue: SortedKeyList = SortedKeyList(key=attrgetter("key"))
+        self.inbound: dict[str, Request] = {}  # open requests only
+        self.inbound_qty = 0
+        self.received = 0
+        self.adjusted = 0
+        self.shipped = 0
+        self.undecided: dict[Line, None] = {}  # queued lines not yet allocated or backordered
+        self.holders: dict[Line, None] = {}  # lines holding allocated units
+        self.known = False  # configured explicitly (config file / sku.configure)
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.allocated
+
+    @property
+    def position(self) -> int:
+        return self.on_hand + self.inbound_qty - self.allocated - self.backordered
+
+
+class Shipment:
+    __slots__ = ("shipment_id", "order_id", "items", "status", "created_ts", "shipped_ts",
+                 "carrier", "tracking", "label_zpl")
+
+    def __init__(self, e: ev.ShipmentCreated) -> None:
+        self.shipment_id = e.shipment_id
+        self.order_id = e.order_id
+        self.items = e.items
+        self.status = "picking"
+        self.created_ts = e.ts
+        self.shipped_ts: float | None = None
+        self.carrier = ""
+        self.tracking = ""
+        self.label_zpl = ""
+
+
+class Order:
+    __slots__ = ("order_id", "spec", "lines", "shipments", "cancelled", "cancel_reason",
+                 "received_ts", "closed_ts")
+
+    def __init__(self, order_id: str, spec, lines: list[Line], ts: float) -> None:
+        self.order_id = order_id
+        self.spec = spec  # the OrderSubmit as accepted
+        self.lines = lines
+        self.shipments: list[str] = []
+        self.cancelled = False
+        self.cancel_reason = ""
+        self.received_ts = ts
+        self.closed_ts: float | None = None
+
+    @property
+    def shipping_lines(self) -> list[Line]:
+        return [ln for ln in self.lines if ln.requires_shipping]
+
+    def status(self, shipments: dict[str, Shipment]) -> str:
+        """The lifecycle name everyone sees (DESIGN.md)."""
+        if self.cancelled:
+            return "cancelled"
+        lines = self.shipping_lines
+        ordered = sum(ln.qty for ln in lines)
+        shipped = sum(ln.shipped for ln in lines)
+        if shipped >= ordered:
+            return "shipped"
+        if shipped:
+            return "partially_shipped"
+        need = sum(ln.need for ln in lines)
+        allocated = sum(ln.allocated for ln in lines)
+        if not any(ln.decided for ln in lines):
+            return "received"
+        if need == 0:
+            if any(shipments[s].status == "picking" for s in self.shipments):
+                return "picking"
+            return "allocated"
+        return "partially_allocated" if allocated else "backordered"
+
+
+class World:
+    """Every SKU, order, shipment and request, plus the counters behind the KPIs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.default_policy = settings.default_policy
+        self.skus: dict[str, Sku] = {}
+        self.orders: dict[str, Order] = {}
+        self.by_key: dict[tuple[str, str, str], str] = {}
+        self.shipments: dict[str, Shipment] = {}
+        self.requests: dict[str, Request] = {}
+        self.mode = settings.allocation.mode
+        self.weights = settings.allocation.weights
+        self.dead_letters: dict[int, ev.DeadLettered] = {}
+        self.seq = 0  # last journal seq applied
+        # id counters (advanced by evolve so that a replay reproduces them)
+        self.n_orders = self.n_shipments = self.n_requests = self.n_notices = 0
+        self.n_letters = self.arrivals = 0
+        # KPI counters
+        self.bo_lines = self.bo_filled = self.bo_cancelled = 0
+        self.lead_time_h_sum = 0.0
+        self.lead_time_n = 0
+        self.orders_shipped = 0
+        self.inaccurate_orders: set[str] = set()
+        self.double_shipments = 0
+        self.notices_queued = 0
+        self.shipped_by_day: dict[str, int] = {}
+        self._apply = {
+            ev.OrderReceived: self._order_received,
+            ev.LineQueued: self._line_queued,
+            ev.Allocated: self._allocated,
+            ev.Deallocated: self._deallocated,
+            ev.Received: self._received,
+            ev.Adjusted: self._adjusted,
+            ev.SkuConfigured: self._sku_configured,
+            ev.RequestRaised: self._request_raised,
+            ev.RequestConfirmed: self._request_confirmed,
+            ev.ShipmentCreated: self._shipment_created,
+            ev.ShipmentShipped: self._shipment_shipped,
+            ev.UnitsShipped: self._units_shipped,
+            ev.NoticeQueued: self._notice_queued,
+            ev.OrderCancelled: self._order_cancelled,
+            ev.LineReleased: self._line_released,
+            ev.LineBackordered: self._line_backordered,
+            ev.PolicyChanged: self._policy_changed,
+            ev.DeadLettered: self._dead_lettered,
+            ev.DeadLetterRetried: self._dead_letter_retried,
+        }
+        for name, policy in settings.skus.items():
+            self.sku(name).known = True
+            self.skus[name].policy = policy
+
+    # --- helpers used by decisions and views -------------------------------------
+
+    def sku(self, name: str) -> Sku:
+        """The SKU, created with the site's default policy on first sight."""
+        s = self.skus.get(name)
+        if s is None:
+            s = self.skus[name] = Sku(name, self.default_policy)
+        return s
+
+    def queue_key(self, line: Line) -> tuple:
+        """Service order. FIFO: order time, then arrival. Priority: highest rank first.
+
+        Rank = rush + value + age * hours waited. Every waiting line ages at the same rate,
+        so ``age * now`` is common to all and the order depends only on the static part —
+        the queue never needs re-sorting as time passes, yet old lines overtake new ones.
+        """
+        if self.mode == "fifo":
+            return (line.t_order, line.arrival)
+        return (-self.static_score(line), line.arrival)
+
+    def static_score(self, line: Line) -> float:
+        w = self.weights
+        return w.rush * line.rush + w.value * line.value - w.age * (line.t_order / HOUR)
+
+    def rank(self, line: Line, now: float) -> float:
+        """The rank shown to people: FIFO = hours waited; priority = the score now."""
+        if self.mode == "fifo":
+            return round((now - line.t_order) / HOUR, 3)
+        return round(self.static_score(line) + self.weights.age * now / HOUR, 3)
+
+    def next_id(self, kind: str) -> str:
+        if kind == "order":
+            return f"O{self.n_orders + 1:07d}"
+        if kind == "shipment":
+            return f"S{self.n_shipments + 1:07d}"
+        if kind == "notice":
+            return f"N{self.n_notices + 1:07d}"
+        raise ValueError(kind)
+
+    def next_request_id(self, transfer: bool) -> str:
+        return f"{'TR' if transfer else 'PO'}-{self.n_requests + 1:06d}"
+
+    # --- evolve -----------------------------------------------------------------
+
+    def evolve(self, e: ev.Event) -> None:
+        self._apply[type(e)](e)
+
+    def _order_received(self, e: ev.OrderReceived) -> None:
+        o = e.order
+        t_order = e.ts
+        if o.created_at:
+            t_order = min(parse_ts(o.created_at), e.ts)
+        rush = o.rush or o.priority
+        lines = [
+            Line(e.order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, t_order)
+            for i, li in enumerate(o.lines)
+        ]
+        self.orders[e.order_id] = Order(e.order_id, o, lines, e.ts)
+        self.by_key[(o.channel, o.account, o.external_id)] = e.order_id
+        self.n_orders = max(self.n_orders, int(e.order_id[1:]))
+
+    def _line_queued(self, e: ev.LineQueued) -> None:
+        line = self.orders[e.order_id].lines[e.line_no - 1]
+        s = self.sku(e.sku)
+        self.arrivals += 1
+        line.arrival = self.arrivals
+        line.key = self.queue_key(line)
+        s.queue.add(line)
+        s.backordered += line.need
+        s.undecided[line] = None
+
+    def _allocated(self, e: ev.Allocated) -> None:
+        line = self.orders[e.order_id].lines[e.line_no - 1]
+        s = self.skus[e.sku]
+        line.allocated += e.qty
+        line.rule, line.rank = e.rule, e.rank
+        s.allocated += e.qty
+        s.backordered -= e.qty
+        s.holders[line] = None
+        if line.need == 0:
+            s.queue.remove(line)
+            line.decided = True
+            s.undecided.pop(line, None)
+
+    def _deallocated(self, e: ev.Deallocated) -> None:
+        line = self.orders[e.order_id].lines[e.line_no - 1]
+        s = self.skus[e.sku]
+        was_waiting = line.need > 0
+        line.allocated -= e.qty
+        s.allocated -= e.qty
+        s.backordered += e.qty
+        if not line.allocated:
+            s.holders.pop(line, None)
+        if not was_waiting:
+            s.queue.add(line)
+
+    def _line_backordered(self, e: ev.LineBackordered) -> None:
+        line = self.orders[e.order_id].lines[e.line_no - 1]
+        line.backordered_at_entry = e.qty
+        line.decided = True
+        self.skus[e.sku].undecided.pop(line, None)
+        self.bo_lines += 1
+
+    def _received(self, e: ev.Received) -> None:
+        s = self.skus[e.sku]
+        s.on_hand += e.qty
+        s.received += e.qty
+        if e.request_id is not None:
+            r = self.requests[e.request_id]
+            before = r.open_qty
+            r.received += e.qty
+            if r.received >= r.qty:
+                r.closed_ts = e.ts
+                s.inbound.pop(r.request_id, None)
+                self.lead_time_h_sum += (e.ts - r.created_ts) / HOUR
+                self.lead_time_n += 1
+            s.inbound_qty -= before - r.open_qty
+
+    def _adjusted(self, e: ev.Adjusted) -> None:
+        s = self.skus[e.sku]
+        s.on_hand += e.delta
+        s.adjusted += e.delta
+
+    def _sku_configured(self, e: ev.SkuConfigured) -> None:
+        s = self.sku(e.sku)
+        s.policy = e.policy
+        s.known = True
+
+    def _request_raised(self, e: ev.RequestRaised) -> None:
+        r = Request(e)
+        self.requests[e.request_id] = r
+        s = self.sku(e.sku)
+        s.inbound[e.request_id] = r
+        s.inbound_qty += r.qty
+        self.n_requests = max(self.n_requests, int(e.request_id[3:]))
+
+    def _request_confirmed(self, e: ev.RequestConfirmed) -> None:
+        self.requests[e.request_id].expected_date = e.expected_date
+
+    def _shipment_created(self, e: ev.ShipmentCreated) -> None:
+        self.shipments[e.shipment_id] = Shipment(e)
+        order = self.orders[e.order_id]
+        order.shipments.append(e.shipment_id)
+        for line_no, _sku, qty in e.items:
+            order.lines[line_no - 1].in_shipment += qty
+        self.n_shipments = max(self.n_shipments, int(e.shipment_id[1:]))
+
+    def _shipment_shipped(self, e: ev.ShipmentShipped) -> None:
+        sh = self.shipments[e.shipment_id]
+        if sh.status == "shipped":  # would be a double shipment: count it, never hide it
+            self.double_shipments += 1
+            self.inaccurate_orders.add(e.order_id)
+        sh.status = "shipped"
+        sh.shipped_ts = e.ts
+        sh.carrier, sh.tracking, sh.label_zpl = e.carrier, e.tracking, e.label_zpl
+        order = self.orders[e.order_id]
+        if not any(self.shipments[s].status == "shipped" for s in order.shipments if s != e.shipment_id):
+            self.orders_shipped += 1
+        day = iso_date(e.ts)
+        self.shipped_by_day[day] = self.shipped_by_day.get(day, 0) + 1
+
+    def _units_shipped(self, e: ev.UnitsShipped) -> None:
+        line = self.orders[e.order_id].lines[e.line_no - 1]
+        s = self.skus[e.sku]
+        line.allocated -= e.qty
+        line.in_shipment -= e.qty
+        line.shipped += e.qty
+        s.on_hand -= e.qty
+        s.allocated -= e.qty
+        s.shipped += e.qty
+        if not line.allocated:
+            s.holders.pop(line, None)
+        if line.shipped > line.qty or line.sku != e.sku:
+            self.inaccurate_orders.add(e.order_id)
+        if line.shipped == line.qty and line.backordered_at_entry:
+            self.bo_filled += 1
+
+    def _notice_queued(self, e: ev.NoticeQueued) -> None:
+        self.notices_queued += 1
+        self.n_notices = max(self.n_notices, int(e.notice_id[1:]))
+
+    def _order_cancelled(self, e: ev.OrderCancelled) -> None:
+        order = self.orders[e.order_id]
+        order.cancelled = True
+        order.cancel_reason = e.reason
+        order.closed_ts = e.ts
+        for sid in order.shipments:
+            sh = self.shipments[sid]
+            if sh.status == "picking":
+                sh.status = "cancelled"
+                for line_no, _sku, qty in sh.items:
+                    order.lines[line_no - 1].in_shipment -= qty
+
+    def _line_released(self, e: ev.LineReleased) -> None:
+        line = self.orders[e.order_id].lines[e.line_no - 1]
+        s = self.skus[e.sku]
+        waiting = line.need
+        if waiting:
+            s.queue.remove(line)
+            s.backordered -= waiting
+        s.allocated -= line.allocated
+        line.allocated = 0
+        line.cancelled = True
+        s.holders.pop(line, None)
+        s.undecided.pop(line, None)
+        if line.backordered_at_entry:
+            self.bo_cancelled += 1
+
+    def _policy_changed(self, e: ev.PolicyChanged) -> None:
+        self.mode, self.weights = e.mode, e.weights
+        for s in self.skus.values():
+            if s.queue:
+                lines = list(s.queue)
+                s.queue.clear()
+                for line in lines:
+                    line.key = self.queue_key(line)
+                s.queue.update(lines)
+
+    def _dead_lettered(self, e: ev.DeadLettered) -> None:
+        self.dead_letters[e.letter_id] = e
+        self.n_letters = max(self.n_letters, e.letter_id)
+
+    def _dead_letter_retried(self, e: ev.DeadLetterRetried) -> None:
+        self.dead_letters.pop(e.letter_id, None)
+
+    # --- views ------------------------------------------------------------------
+
+    def expected_dates(self, s: Sku, upto: int | None = None) -> list[str | None]:
+        """Expected date of each waiting line (queue order), from inbound supply.
+
+        Available stock covers the head first; then open requests in date order. The line
+        whose units come from the second request gets that request's date; a line no
+        open supply covers gets None (a new reorder will give it a date).
+        """
+        supply = sorted(s.inbound.values(), key=lambda r: (r.expected_date, r.request_id))
+        out: list[str | None] = []
+        free = max(s.available, 0)
+        idx = 0
+        left = supply[0].open_qty if supply else 0
+        for n, line in enumerate(s.queue):
+            if upto is not None and n >= upto:
+                break
+            need = line.need
+            take = min(free, need)
+            free -= take
+            need -= take
+            date = None if need else "now"
+            while need and idx < len(supply):
+                take = min(left, need)
+                left -= take
+                need -= take
+                date = supply[idx].expected_date
+                if left == 0:
+                    idx += 1
+                    left = supply[idx].open_qty if idx < len(supply) else 0
+            out.append(None if need else date)
+        return out

@@ -1,0 +1,108 @@
+"""The order/fulfillment actor: intake (dedupe, ids), shipments, shipping exactly once,
+cancellation, and the allocation policy. It answers ``order.submit`` once every SKU
+actor involved has served the new lines."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+
+from backorder.actors import events as ev
+from backorder.actors import order_rules
+from backorder.actors.messages import OrderCall, Settle, Settled, SettleLines
+from backorder.actors.supervisor import Cell
+from backorder.actors.views import order_result, shipment_view
+from backorder.daemon import protocol as p
+from backorder.errors import Rejected
+
+if TYPE_CHECKING:
+    from backorder.actors.router import Router
+
+BATCH = 256
+
+
+class OrderActor:
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.engine = router.engine
+        # order_id -> [reply, SKU actors still to answer]; survives a restart of the task
+        self.pending: dict[str, list] = {}
+
+    async def run(self, cell: Cell, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        inbox = self.router.order_recv
+        task_status.started()
+        async for msg in inbox:
+            for _ in range(BATCH):
+                cell.current = msg
+                self.handle(msg)
+                cell.current = None
+                try:
+                    msg = inbox.receive_nowait()
+                except trio.WouldBlock:
+                    break
+            await trio.lowlevel.checkpoint()
+
+    def handle(self, msg) -> None:
+        engine = self.engine
+        match msg:
+            case OrderCall(req=req, reply=reply, corr=corr):
+                engine.context(req.__struct_config__.tag, corr)
+                try:
+                    self._call(req, reply, corr)
+                except Rejected as exc:
+                    reply.error(exc.code, exc.message)
+            case Settled(order_id=order_id, allocated_orders=orders, corr=corr):
+                engine.context("settle", corr)
+                world, now = engine.world, engine.now()
+                for oid in orders:
+                    if oid not in self.pending:
+                        order_rules.settle_order(world, world.orders[oid], engine.emit, now, engine.auto_pick)
+                if order_id is not None:
+                    waiting = self.pending.get(order_id)
+                    if waiting is not None:
+                        waiting[1] -= 1
+                        if waiting[1] == 0:
+                            del self.pending[order_id]
+                            self._finish_submit(order_id, waiting[0], *waiting[2:])
+
+    def _call(self, req, reply, corr: str) -> None:
+        engine, world, now, emit = self.engine, self.engine.world, self.engine.now(), self.engine.emit
+        match req:
+            case p.OrderSubmit():
+                order, duplicate = order_rules.submit(world, req, emit, now)
+                if duplicate:
+                    if order.order_id in self.pending:  # the first is still being served: answer with it
+                        self.pending[order.order_id].append(reply)
+                    else:
+                        reply.ok(order_result(world, order, duplicate=True))
+                    return
+                skus = list(dict.fromkeys(ln.sku for ln in order.lines if ln.requires_shipping))
+                if not skus:
+                    self._finish_submit(order.order_id, reply)
+                    return
+                self.pending[order.order_id] = [reply, len(skus)]
+                for sku in skus:
+                    self.router.send(sku, SettleLines(order_id=order.order_id, corr=corr))
+            case p.OrderCancel(order_id=oid, reason=reason):
+                for sku in order_rules.cancel(world, oid, reason, emit, now):
+                    self.router.send(sku, Settle(corr=corr))
+                reply.ok(order_result(world, world.orders[oid], duplicate=False))
+            case p.PickConfirm(shipment_id=sid):
+                sh = order_rules.ship(world, sid, engine.carrier, emit, now)
+                order = world.orders[sh.order_id]
+                reply.ok({**shipment_view(sh, label=True), "order_status": order.status(world.shipments)})
+            case p.PolicySet(mode=mode, weights=weights):
+                emit(ev.PolicyChanged(ts=now, mode=mode, weights=weights or world.weights))
+                reply.ok({"mode": world.mode, "weights": msgspec.to_builtins(world.weights)})
+            case _:
+                raise Rejected("unknown_op", f"{type(req).__name__} is not an order operation")
+
+    def _finish_submit(self, order_id: str, reply, *more) -> None:
+        engine, world = self.engine, self.engine.world
+        order = world.orders[order_id]
+        order_rules.settle_order(world, order, engine.emit, engine.now(), engine.auto_pick)
+        reply.ok(order_result(world, order, duplicate=False))
+        for twin in more:  # the same order sent again while the first was being served
+            twin.ok(order_result(world, order, duplicate=True))

@@ -1,0 +1,113 @@
+"""What the order/fulfillment actor decides: intake, shipments, shipping once, cancelling.
+
+Pure and synchronous like ``sku_rules``: read the model, decide, ``emit`` facts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from backorder.actors import events as ev
+from backorder.actors.carrier import Carrier, zpl_label
+from backorder.actors.model import Order, Shipment, World, parse_ts
+from backorder.actors.sku_rules import Emit
+from backorder.daemon.protocol import OrderSubmit
+from backorder.errors import Rejected
+
+
+def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Order, bool]:
+    """Accept an order once per (channel, account, external_id); returns (order, duplicate)."""
+    known = world.by_key.get((req.channel, req.account, req.external_id))
+    if known is not None:
+        return world.orders[known], True
+    if req.created_at is not None:
+        try:
+            parse_ts(req.created_at)
+        except ValueError:
+            raise Rejected("invalid_date", f"created_at {req.created_at!r} is not an RFC 3339 timestamp") from None
+    if world.settings.strict_skus:
+        unknown = sorted({li.sku for li in req.lines if li.requires_shipping
+                          and not (li.sku in world.skus and world.skus[li.sku].known)})
+        if unknown:
+            raise Rejected("unknown_sku", f"unknown SKU(s) {', '.join(unknown)} (strict_skus is on)")
+    for li in req.lines:
+        if li.unit_price < 0 or not li.unit_price.is_finite():
+            raise Rejected("invalid_price", f"unit_price of {li.sku} must be a decimal >= 0")
+    order_id = world.next_id("order")
+    emit(ev.OrderReceived(ts=now, order_id=order_id, order=req))
+    for n, li in enumerate(req.lines, 1):
+        if li.requires_shipping:
+            emit(ev.LineQueued(ts=now, sku=li.sku, order_id=order_id, line_no=n))
+    return world.orders[order_id], False
+
+
+def settle_order(world: World, order: Order, emit: Emit, now: float,
+                 auto_pick: Carrier | None = None) -> list[str]:
+    """Send allocated units to picking: everything allocated (split shipments, the
+    default) or, for ship-complete orders, only once every line is fully allocated."""
+    if order.cancelled:
+        return []
+    lines = order.shipping_lines
+    items = [(ln.line_no, ln.sku, ln.allocated - ln.in_shipment) for ln in lines if ln.allocated > ln.in_shipment]
+    if not items or (order.spec.ship_complete and any(ln.need for ln in lines)):
+        return []
+    shipment_id = world.next_id("shipment")
+    emit(ev.ShipmentCreated(ts=now, shipment_id=shipment_id, order_id=order.order_id, items=items))
+    if auto_pick is not None:
+        ship(world, shipment_id, auto_pick, emit, now)
+    return [shipment_id]
+
+
+def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: float) -> Shipment:
+    """Label and ship a picked shipment exactly once; a repeat returns the same label."""
+    sh = world.shipments.get(shipment_id)
+    if sh is None:
+        raise Rejected("unknown_shipment", f"no shipment {shipment_id!r}")
+    if sh.status == "shipped":
+        return sh
+    if sh.status == "cancelled":
+        raise Rejected("order_cancelled", f"shipment {shipment_id} belongs to cancelled order {sh.order_id}")
+    order = world.orders[sh.order_id]
+    tracking = carrier.tracking_number(shipment_id)
+    emit(ev.ShipmentShipped(ts=now, shipment_id=shipment_id, order_id=order.order_id, carrier=carrier.name,
+                            tracking=tracking, label_zpl=zpl_label(order, sh, carrier.name, tracking)))
+    for line_no, sku, qty in sh.items:
+        emit(ev.UnitsShipped(ts=now, sku=sku, order_id=order.order_id, line_no=line_no, qty=qty,
+                             shipment_id=shipment_id))
+    units = sum(q for _, _, q in sh.items)
+    emit(ev.NoticeQueued(
+        ts=now, notice_id=world.next_id("notice"), order_id=order.order_id, kind="shipped",
+        email=order.spec.email, subject=f"Order {order.spec.order_number or order.order_id} has shipped",
+        body=f"{units} unit(s) shipped with {carrier.name}, tracking number {tracking}.",
+    ))
+    return sh
+
+
+def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> set[str]:
+    """Cancel before shipping; returns the SKUs whose released units must be re-served."""
+    order = world.orders.get(order_id)
+    if order is None:
+        raise Rejected("unknown_order", f"no order {order_id!r}")
+    if order.cancelled:
+        return set()
+    status = order.status(world.shipments)
+    if status == "shipped":
+        raise Rejected("already_shipped", f"order {order_id} has shipped and cannot be cancelled")
+    emit(ev.OrderCancelled(ts=now, order_id=order_id, reason=reason))
+    touched = set()
+    for ln in order.shipping_lines:
+        if ln.shipped < ln.qty:
+            emit(ev.LineReleased(ts=now, sku=ln.sku, order_id=order_id, line_no=ln.line_no, freed=ln.allocated))
+            touched.add(ln.sku)
+    emit(ev.NoticeQueued(
+        ts=now, notice_id=world.next_id("notice"), order_id=order_id, kind="cancelled", email=order.spec.email,
+        subject=f"Order {order.spec.order_number or order_id} was cancelled", body=reason or "Cancelled on request.",
+    ))
+    return touched
+
+
+def check_date(text: str) -> None:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise Rejected("invalid_date", f"{text!r} is not a calendar date (YYYY-MM-DD)") from None

@@ -1,0 +1,137 @@
+"""The router owns every mailbox: it activates a SKU actor on its first message and
+forgets it when the actor passivates, so a million-SKU catalogue needs tasks only for
+SKUs that are busy. Internal mailboxes are unbounded; back-pressure is applied at the
+edge (requests in flight per connection), where a client can be told to wait."""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import partial
+
+import msgspec
+import structlog
+import trio
+
+from backorder.actors import events as ev
+from backorder.actors.engine import Engine
+from backorder.actors.messages import OrderCall, Settle, SettleLines, SkuCall
+from backorder.actors.order_actor import OrderActor
+from backorder.actors.sku_actor import sku_actor
+from backorder.actors.supervisor import Cell, supervised
+from backorder.daemon import protocol as p
+from backorder.errors import Rejected
+
+log = structlog.get_logger()
+
+
+class Router:
+    def __init__(self, engine: Engine, nursery: trio.Nursery, idle_s: float) -> None:
+        self.engine = engine
+        self.nursery = nursery
+        self.idle_s = idle_s
+        self.inboxes: dict[str, trio.MemorySendChannel] = {}
+        self.order_inbox, self.order_recv = trio.open_memory_channel(math.inf)
+        self.order_actor = OrderActor(self)
+        self.activations = 0
+        self.passivations = 0
+        self.crashes = 0
+
+    async def start(self) -> None:
+        cell = Cell()
+        await self.nursery.start(partial(supervised, "order", self.order_actor.run, cell, self._dead_letter))
+
+    def send(self, sku: str, msg) -> None:
+        """Cast to a SKU actor, waking one if the SKU is passivated."""
+        inbox = self.inboxes.get(sku)
+        if inbox is None:
+            inbox = self._activate(sku)
+        inbox.send_nowait(msg)
+
+    def _activate(self, sku: str) -> trio.MemorySendChannel:
+        send, recv = trio.open_memory_channel(math.inf)
+        self.inboxes[sku] = send
+        self.activations += 1
+        cell = Cell()
+        self.nursery.start_soon(partial(supervised, f"sku:{sku}", partial(sku_actor, self, sku, recv),
+                                        cell, self._dead_letter))
+        return send
+
+    def passivated(self, sku: str) -> None:
+        self.inboxes.pop(sku, None)
+        self.passivations += 1
+
+    def call_order(self, req, reply, corr: str) -> None:
+        self.order_inbox.send_nowait(OrderCall(req=req, reply=reply, corr=corr))
+
+    def call_sku(self, sku: str, req, reply, corr: str) -> None:
+        self.send(sku, SkuCall(req=req, reply=reply, corr=corr))
+
+    # --- dead letters ------------------------------------------------------------
+
+    def _dead_letter(self, msg, exc: BaseException) -> None:
+        """Set aside the message that crashed an actor; answer its caller; keep going."""
+        self.crashes += 1
+        engine = self.engine
+        world = engine.world
+        sku = order_id = None
+        if isinstance(msg, (SkuCall, OrderCall)):
+            body = p.ENCODER.encode(msg.req).decode()
+            sku = getattr(msg.req, "sku", None)
+            order_id = getattr(msg.req, "order_id", None)
+        elif isinstance(msg, SettleLines):
+            body = json.dumps({"internal": "settle", "order_id": msg.order_id})
+            order_id = msg.order_id
+        else:
+            body = msgspec.json.encode({"internal": type(msg).__name__}).decode()
+        letter = world.n_letters + 1
+        engine.context("supervisor", getattr(msg, "corr", "-"))
+        engine.emit(ev.DeadLettered(ts=engine.now(), letter_id=letter, actor=type(msg).__name__, message=body,
+                                    error=f"{type(exc).__name__}: {exc}", sku=sku, order_id=order_id))
+        reply = getattr(msg, "reply", None)
+        if reply is not None:
+            reply.error("internal_error", f"the request crashed its actor and was kept as dead letter {letter}")
+        if isinstance(msg, SettleLines):
+            # the order still waits for this SKU: answer it so the client is not left hanging
+            pending = self.order_actor.pending.pop(msg.order_id, None)
+            if pending is not None:
+                pending[0].error("internal_error",
+                                 f"the order was recorded but serving it crashed (dead letter {letter})")
+
+    def retry_letter(self, letter_id: int, reply, corr: str) -> None:
+        world = self.engine.world
+        letter = world.dead_letters.get(letter_id)
+        if letter is None:
+            raise Rejected("unknown_letter", f"no dead letter {letter_id}")
+        self.engine.context("deadletters.retry", corr)
+        self.engine.emit(ev.DeadLetterRetried(ts=self.engine.now(), letter_id=letter_id))
+        data = json.loads(letter.message)
+        if "internal" in data:
+            if letter.sku:
+                self.send(letter.sku, Settle(corr=corr))
+            reply.ok({"letter_id": letter_id, "redelivered": data})
+            return
+        req = p.REQUEST_DECODER.decode(letter.message.encode())
+        route(self, req, reply, corr)
+
+
+SKU_OPS = (p.StockReceive, p.StockAdjust, p.SkuConfigure)
+ORDER_OPS = (p.OrderSubmit, p.OrderCancel, p.PickConfirm, p.PolicySet)
+
+
+def route(router: Router, req, reply, corr: str) -> None:
+    """Send a state-changing request to the actor that owns the decision."""
+    world = router.engine.world
+    if isinstance(req, ORDER_OPS):
+        router.call_order(req, reply, corr)
+    elif isinstance(req, SKU_OPS):
+        if not isinstance(req, p.SkuConfigure) and req.sku not in world.skus:
+            raise Rejected("unknown_sku", f"SKU {req.sku!r} is not known (configure it or order it first)")
+        router.call_sku(req.sku, req, reply, corr)
+    elif isinstance(req, p.ProcurementConfirm):
+        r = world.requests.get(req.request_id)
+        if r is None:
+            raise Rejected("unknown_request", f"no purchase order or transfer {req.request_id!r}")
+        router.call_sku(r.sku, req, reply, corr)
+    else:
+        raise Rejected("unknown_op", f"{type(req).__name__} does not change state")

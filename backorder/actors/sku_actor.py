@@ -1,0 +1,116 @@
+"""The SKU actor: one trio task per active SKU, owning its decisions (allocation, reorder,
+receipts, counts, policy). Idle actors passivate: the task ends, the SKU's state stays in
+the model, and the router wakes a new task on the next message."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+
+from backorder.actors import sku_rules
+from backorder.actors.messages import Settle, Settled, SettleLines, SkuCall
+from backorder.actors.order_rules import check_date
+from backorder.actors.supervisor import Cell
+from backorder.actors.views import sku_summary
+from backorder.daemon import protocol as p
+from backorder.errors import Rejected
+
+if TYPE_CHECKING:
+    from backorder.actors.router import Router
+
+BATCH = 256  # messages handled per wake-up before yielding to other tasks
+
+
+async def sku_actor(router: Router, sku: str, inbox: trio.MemoryReceiveChannel, cell: Cell, *,
+                    task_status=trio.TASK_STATUS_IGNORED) -> None:
+    task_status.started()
+    handle = SkuHandler(router, sku).handle
+    while True:
+        msg = None
+        with trio.move_on_after(router.idle_s):
+            msg = await inbox.receive()
+        if msg is None:
+            try:
+                msg = inbox.receive_nowait()
+            except trio.WouldBlock:
+                router.passivated(sku)  # no await between the check and this: nothing is lost
+                return
+            except trio.EndOfChannel:
+                return
+        for _ in range(BATCH):
+            cell.current = msg
+            handle(msg)
+            cell.current = None
+            try:
+                msg = inbox.receive_nowait()
+            except trio.WouldBlock:
+                break
+        else:
+            await trio.lowlevel.checkpoint()
+            continue
+        await trio.lowlevel.checkpoint()
+
+
+class SkuHandler:
+    __slots__ = ("router", "engine", "sku")
+
+    def __init__(self, router: Router, sku: str) -> None:
+        self.router = router
+        self.engine = router.engine
+        self.sku = sku
+
+    def handle(self, msg) -> None:
+        engine = self.engine
+        world = engine.world
+        s = world.sku(self.sku)
+        now = engine.now()
+        emit = engine.emit
+        match msg:
+            case SettleLines(order_id=order_id, corr=corr):
+                engine.context("order.submit", corr)
+                allocs = sku_rules.settle(world, s, emit, now)
+                self._tell_orders(allocs, order_id, corr)
+            case Settle(corr=corr):
+                engine.context("settle", corr)
+                self._tell_orders(sku_rules.settle(world, s, emit, now), None, corr)
+            case SkuCall(req=req, reply=reply, corr=corr):
+                engine.context(req.__struct_config__.tag, corr)
+                try:
+                    result = self._call(req, s, now)
+                except Rejected as exc:
+                    reply.error(exc.code, exc.message)
+                else:
+                    reply.ok(result)
+
+    def _call(self, req, s, now) -> dict:
+        engine, world, emit = self.engine, self.engine.world, self.engine.emit
+        match req:
+            case p.StockReceive(qty=qty, reference=ref):
+                allocs = sku_rules.receive(world, s, qty, ref, emit, now)
+                self._tell_orders(allocs, None, engine.journal.corr)
+                return {"sku": s.sku, "received": qty, "request_id": ref if ref in world.requests else None,
+                        "allocations": [{"order_id": a.order_id, "line_no": a.line_no, "qty": a.qty}
+                                        for a in allocs],
+                        **sku_summary(s)}
+            case p.StockAdjust(delta=delta, counted=counted, reason=reason):
+                allocs = sku_rules.adjust(world, s, delta, counted, reason, emit, now)
+                self._tell_orders(allocs, None, engine.journal.corr)
+                return {**sku_summary(s), "allocations": [
+                    {"order_id": a.order_id, "line_no": a.line_no, "qty": a.qty} for a in allocs]}
+            case p.SkuConfigure():
+                changes = {f: getattr(req, f) for f in sku_rules.POLICY_FIELDS if getattr(req, f) is not None}
+                sku_rules.configure(world, s, changes, emit, now)
+                return {**sku_summary(s), "policy": msgspec.to_builtins(s.policy)}
+            case p.ProcurementConfirm(request_id=rid, expected_date=date):
+                check_date(date)
+                sku_rules.confirm(world, s, rid, date, emit, now)
+                return {"request_id": rid, "expected_date": date}
+        raise Rejected("unknown_op", f"{type(req).__name__} is not a SKU operation")
+
+    def _tell_orders(self, allocs, order_id: str | None, corr: str) -> None:
+        orders = list(dict.fromkeys(a.order_id for a in allocs if a.order_id != order_id))
+        if orders or order_id is not None:
+            self.router.order_inbox.send_nowait(
+                Settled(sku=self.sku, order_id=order_id, allocated_orders=orders, corr=corr))

@@ -1,0 +1,135 @@
+"""What a SKU actor decides: allocation in service order, reorder, receipts, counts.
+
+Pure and synchronous: each function reads the model, decides, and calls ``emit`` for each
+fact (``emit`` applies the event to the model and journals it). No trio here, so the
+rules are unit- and property-tested directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import msgspec
+
+from backorder.actors import events as ev
+from backorder.actors.model import Sku, World, iso_date
+from backorder.errors import Rejected
+
+Emit = Callable[[ev.Event], None]
+DAY = 86400.0
+
+
+def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
+    """Give available units to waiting lines in service order; then reorder if needed.
+
+    Runs after every order, receipt, cancellation, count and policy change (never on a
+    timer). Newly queued lines that are still short afterwards are recorded as backordered.
+    """
+    fresh = list(s.undecided)
+    allocs = []
+    while s.available > 0 and s.queue:
+        line = s.queue[0]
+        e = ev.Allocated(ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no,
+                         qty=min(s.available, line.need), rule=world.mode, rank=world.rank(line, now))
+        emit(e)
+        allocs.append(e)
+    for line in fresh:
+        if line.need > 0:
+            emit(ev.LineBackordered(ts=now, sku=s.sku, order_id=line.order_id,
+                                    line_no=line.line_no, qty=line.need))
+    reorder(world, s, emit, now)
+    return allocs
+
+
+def reorder_quantity(s: Sku) -> int:
+    """Units to request now (0 = none): back up to order-up-to, netting what is inbound.
+
+    Because the raised request counts as inbound at once, the position after it is at
+    least order-up-to >= reorder point, so the same shortage never raises a second one.
+    """
+    p = s.policy
+    pos = s.position
+    over_threshold = p.backorder_threshold is not None and s.backordered > p.backorder_threshold
+    if pos > max(p.reorder_point, p.safety_stock) and not over_threshold:
+        return 0
+    qty = p.order_up_to - pos
+    if qty <= 0:
+        return 0
+    qty = max(qty, p.moq)
+    return math.ceil(qty / p.pack_size) * p.pack_size
+
+
+def reorder(world: World, s: Sku, emit: Emit, now: float) -> ev.RequestRaised | None:
+    qty = reorder_quantity(s)
+    if not qty:
+        return None
+    p = s.policy
+    transfer = p.source.startswith("transfer:")
+    e = ev.RequestRaised(
+        ts=now, request_id=world.next_request_id(transfer), sku=s.sku,
+        kind="transfer" if transfer else "po", source=p.source.split(":", 1)[1], qty=qty,
+        expected_date=iso_date(now + p.lead_time_days * DAY), position=s.position,
+    )
+    emit(e)
+    return e
+
+
+def receive(world: World, s: Sku, qty: int, reference: str | None, emit: Emit, now: float) -> list[ev.Allocated]:
+    """Units arrived; a reference naming an open request of this SKU counts against it."""
+    request_id = reference if reference in s.inbound else None
+    emit(ev.Received(ts=now, sku=s.sku, qty=qty, reference=reference, request_id=request_id))
+    return settle(world, s, emit, now)
+
+
+def adjust(world: World, s: Sku, delta: int | None, counted: int | None, reason: str,
+           emit: Emit, now: float) -> list[ev.Allocated]:
+    """A cycle count. If fewer units are left than are reserved, the lines served last
+    give units back first (never units already in a picking shipment)."""
+    if (delta is None) == (counted is None):
+        raise Rejected("invalid_request", "give exactly one of 'delta' or 'counted'")
+    if counted is not None:
+        delta = counted - s.on_hand
+    assert delta is not None
+    if delta == 0 and counted is None:
+        raise Rejected("invalid_quantity", "delta must not be 0")
+    new_on_hand = s.on_hand + delta
+    if new_on_hand < 0:
+        raise Rejected("invalid_quantity", f"on hand would become {new_on_hand}; it is {s.on_hand}")
+    short = s.allocated - new_on_hand
+    if short > 0:
+        picking = sum(line.in_shipment for line in s.holders)
+        if new_on_hand < picking:
+            raise Rejected("stock_in_picking",
+                           f"{picking} units of {s.sku} are in picking shipments; count them or cancel first")
+        for line in sorted(s.holders, key=lambda ln: ln.key, reverse=True):
+            take = min(line.allocated - line.in_shipment, short)
+            if take > 0:
+                emit(ev.Deallocated(ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no, qty=take))
+                short -= take
+            if not short:
+                break
+    emit(ev.Adjusted(ts=now, sku=s.sku, delta=delta, reason=reason))
+    return settle(world, s, emit, now)
+
+
+POLICY_FIELDS = ("reorder_point", "order_up_to", "safety_stock", "lead_time_days", "moq",
+                 "pack_size", "source", "backorder_threshold")
+
+
+def configure(world: World, s: Sku, changes: dict, emit: Emit, now: float) -> None:
+    policy = msgspec.structs.replace(s.policy, **changes)
+    problems = policy.problems()
+    if problems:
+        raise Rejected("invalid_policy", "; ".join(problems))
+    emit(ev.SkuConfigured(ts=now, sku=s.sku, policy=policy))
+    settle(world, s, emit, now)
+
+
+def confirm(world: World, s: Sku, request_id: str, expected_date: str, emit: Emit, now: float) -> None:
+    r = world.requests.get(request_id)
+    if r is None:
+        raise Rejected("unknown_request", f"no purchase order or transfer {request_id!r}")
+    if r.closed_ts is not None:
+        raise Rejected("request_closed", f"{request_id} was received in full; its date cannot move")
+    emit(ev.RequestConfirmed(ts=now, request_id=request_id, sku=s.sku, expected_date=expected_date))

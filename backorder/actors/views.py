@@ -1,0 +1,228 @@
+"""Read views of the model, shaped for replies (plain dicts, encoded by msgspec).
+
+Reads run on the trio thread between actor steps, and every decision applies its events
+synchronously, so a view never sees half a decision.
+"""
+
+from __future__ import annotations
+
+from backorder.actors.model import HOUR, Line, Order, Request, Shipment, Sku, World, iso_date, iso_ts
+
+KPI_TARGETS = {"fulfillment_rate": 0.95, "avg_reorder_lead_time_hours": 48.0, "order_accuracy": 1.0}
+
+
+def why(world: World, line: Line, now: float) -> str:
+    if line.rule == "priority" or (not line.rule and world.mode == "priority"):
+        flags = "rush, " if line.rush else ""
+        return f"priority: {flags}value {line.value:.2f}, waited {(now - line.t_order) / HOUR:.1f} h"
+    return f"fifo: ordered {iso_ts(line.t_order)}, arrival #{line.arrival}"
+
+
+def line_view(world: World, line: Line, now: float, position: int | None = None,
+              expected: str | None = None) -> dict:
+    out = {
+        "line_no": line.line_no,
+        "sku": line.sku,
+        "qty": line.qty,
+        "unit_price": str(line.unit_price),
+        "requires_shipping": line.requires_shipping,
+        "allocated": line.allocated,
+        "backordered": line.need,
+        "shipped": line.shipped,
+        "cancelled": line.cancelled,
+    }
+    if line.requires_shipping and not line.cancelled:
+        if line.need:
+            out["queue_position"] = position
+            out["expected_date"] = expected
+            out["waiting_hours"] = round((now - line.t_order) / HOUR, 2)
+        if line.rule or line.need:
+            out["why"] = why(world, line, now)
+    return out
+
+
+def queue_place(world: World, line: Line) -> tuple[int | None, str | None]:
+    """(1-based position in its SKU queue, expected date) of a waiting line."""
+    if not line.need:
+        return None, None
+    s = world.skus[line.sku]
+    idx = s.queue.index(line)
+    dates = world.expected_dates(s, upto=idx + 1)
+    return idx + 1, dates[idx]
+
+
+def order_result(world: World, order: Order, duplicate: bool) -> dict:
+    """The order.submit result. A duplicate repeats the original per-line outcome."""
+    lines = []
+    for ln in order.lines:
+        if duplicate:
+            bo = ln.backordered_at_entry if ln.requires_shipping else 0
+            alloc = ln.qty - bo if ln.requires_shipping else 0
+        else:
+            alloc, bo = (ln.allocated + ln.shipped, ln.need) if ln.requires_shipping else (0, 0)
+        lines.append({"line_no": ln.line_no, "sku": ln.sku, "qty": ln.qty, "allocated": alloc, "backordered": bo})
+    return {
+        "order_id": order.order_id,
+        "status": order.status(world.shipments),
+        "lines": lines,
+        "shipments": list(order.shipments),
+        "duplicate": duplicate,
+    }
+
+
+def order_detail(world: World, order: Order, now: float) -> dict:
+    spec = order.spec
+    lines = []
+    for ln in order.lines:
+        pos, date = queue_place(world, ln)
+        lines.append(line_view(world, ln, now, pos, date))
+    return {
+        "order_id": order.order_id,
+        "channel": spec.channel,
+        "account": spec.account,
+        "external_id": spec.external_id,
+        "order_number": spec.order_number,
+        "status": order.status(world.shipments),
+        "received_at": iso_ts(order.received_ts),
+        "customer": spec.customer,
+        "email": spec.email,
+        "shipping_address": spec.shipping_address,
+        "currency": spec.currency,
+        "rush": spec.rush,
+        "priority": spec.priority,
+        "ship_complete": spec.ship_complete,
+        "cancelled": order.cancelled,
+        "cancel_reason": order.cancel_reason,
+        "total": str(sum((ln.unit_price * ln.qty for ln in order.lines), start=0)),
+        "lines": lines,
+        "shipments": [shipment_view(world.shipments[s]) for s in order.shipments],
+    }
+
+
+def order_summary(world: World, order: Order) -> dict:
+    return {
+        "order_id": order.order_id,
+        "external_id": order.spec.external_id,
+        "channel": order.spec.channel,
+        "status": order.status(world.shipments),
+        "received_at": iso_ts(order.received_ts),
+        "lines": len(order.lines),
+        "backordered": sum(ln.need for ln in order.lines),
+    }
+
+
+def shipment_view(sh: Shipment, label: bool = False) -> dict:
+    out = {
+        "shipment_id": sh.shipment_id,
+        "order_id": sh.order_id,
+        "status": sh.status,
+        "items": [{"line_no": n, "sku": s, "qty": q} for n, s, q in sh.items],
+        "created_at": iso_ts(sh.created_ts),
+        "shipped_at": iso_ts(sh.shipped_ts) if sh.shipped_ts else None,
+        "carrier": sh.carrier or None,
+        "tracking_number": sh.tracking or None,
+    }
+    if label:
+        out["label_zpl"] = sh.label_zpl
+    return out
+
+
+def request_view(r: Request, now: float) -> dict:
+    return {
+        "request_id": r.request_id,
+        "kind": r.kind,
+        "sku": r.sku,
+        "source": r.source,
+        "qty": r.qty,
+        "received": r.received,
+        "status": "open" if r.closed_ts is None else "closed",
+        "created_at": iso_ts(r.created_ts),
+        "expected_date": r.expected_date,
+        "overdue": r.closed_ts is None and r.expected_date < iso_date(now),
+        "closed_at": iso_ts(r.closed_ts) if r.closed_ts else None,
+        "lead_time_hours": round((r.closed_ts - r.created_ts) / HOUR, 2) if r.closed_ts else None,
+    }
+
+
+def sku_summary(s: Sku) -> dict:
+    return {
+        "sku": s.sku,
+        "on_hand": s.on_hand,
+        "allocated": s.allocated,
+        "available": s.available,
+        "backordered": s.backordered,
+        "waiting_lines": len(s.queue),
+        "inbound": s.inbound_qty,
+        "position": s.position,
+        "reorder_point": s.policy.reorder_point,
+        "state": sku_state(s),
+    }
+
+
+def sku_state(s: Sku) -> str:
+    if s.backordered or (s.available <= 0 and s.queue):
+        return "stock_out"
+    if s.position <= s.policy.reorder_point and s.policy.order_up_to:
+        return "below_reorder_point"
+    return "ok"
+
+
+def sku_view(world: World, s: Sku, now: float, lines: int) -> dict:
+    out = sku_summary(s)
+    waiting = []
+    dates = world.expected_dates(s, upto=lines)
+    for n, (line, date) in enumerate(zip(s.queue.islice(0, lines), dates, strict=False), 1):
+        waiting.append({
+            "position": n, "order_id": line.order_id, "line_no": line.line_no, "qty": line.qty,
+            "backordered": line.need, "rush": line.rush, "rank": world.rank(line, now),
+            "waiting_hours": round((now - line.t_order) / HOUR, 2), "expected_date": date,
+            "why": why(world, line, now),
+        })
+    out.update(
+        policy=s.policy,
+        known=s.known,
+        received=s.received,
+        adjusted=s.adjusted,
+        shipped=s.shipped,
+        oldest_wait_hours=round((now - s.queue[0].t_order) / HOUR, 2) if s.queue else None,
+        inbound_requests=[request_view(r, now) for r in sorted(s.inbound.values(), key=lambda r: r.expected_date)],
+        waiting=waiting,
+    )
+    return out
+
+
+def stats(world: World, now: float) -> dict:
+    filled_base = world.bo_lines - world.bo_cancelled
+    waiting_lines = sum(len(s.queue) for s in world.skus.values())
+    units_waiting = sum(s.backordered for s in world.skus.values())
+    oldest = min((s.queue[0].t_order for s in world.skus.values() if s.queue and world.mode == "fifo"),
+                 default=None)
+    if world.mode != "fifo":
+        oldest = min((min(ln.t_order for ln in s.queue) for s in world.skus.values() if s.queue), default=None)
+    return {
+        "now": iso_ts(now),
+        "fulfillment_rate": round(world.bo_filled / filled_base, 4) if filled_base else None,
+        "avg_reorder_lead_time_hours": (round(world.lead_time_h_sum / world.lead_time_n, 2)
+                                        if world.lead_time_n else None),
+        "order_accuracy": (round((world.orders_shipped - len(world.inaccurate_orders)) / world.orders_shipped, 4)
+                           if world.orders_shipped else None),
+        "targets": KPI_TARGETS,
+        "counts": {
+            "orders": len(world.orders),
+            "skus": len(world.skus),
+            "backordered_lines_total": world.bo_lines,
+            "backordered_lines_filled": world.bo_filled,
+            "backordered_lines_cancelled": world.bo_cancelled,
+            "reorders_closed": world.lead_time_n,
+            "reorders_open": sum(1 for r in world.requests.values() if r.closed_ts is None),
+            "orders_shipped": world.orders_shipped,
+            "orders_inaccurate": len(world.inaccurate_orders),
+            "double_shipments": world.double_shipments,
+            "open_backorder_lines": waiting_lines,
+            "units_waiting": units_waiting,
+            "oldest_wait_hours": round((now - oldest) / HOUR, 2) if oldest is not None else None,
+            "shipments_today": world.shipped_by_day.get(iso_date(now), 0),
+            "notices_queued": world.notices_queued,
+            "dead_letters": len(world.dead_letters),
+        },
+    }

@@ -1,0 +1,99 @@
+"""``backorder`` command line: serve, send, demo."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+from backorder.config.settings import ConfigError, load_settings
+
+
+def _settings(args):
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        sys.exit(f"backorder: invalid configuration: {exc}")
+    d = settings.daemon
+    if getattr(args, "db", None):
+        d.db = args.db
+    if getattr(args, "socket", None):
+        d.socket = args.socket
+    return settings
+
+
+def cmd_serve(args) -> None:
+    from backorder.daemon import app, logging
+
+    settings = _settings(args)
+    logging.configure(settings.daemon.log_level)
+    app.run(settings)
+
+
+def cmd_send(args) -> None:
+    """Send request lines (arguments, or stdin) and print each reply line."""
+    lines = args.request or [line for line in sys.stdin.read().splitlines() if line.strip()]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(args.socket)
+        f = sock.makefile("rwb")
+        for line in lines:
+            f.write(line.encode() + b"\n")
+        f.flush()
+        for _ in lines:
+            reply = f.readline()
+            if not reply:
+                sys.exit("backorder: the daemon closed the connection")
+            sys.stdout.write(reply.decode())
+        if args.follow:
+            for reply in f:
+                sys.stdout.write(reply.decode())
+                sys.stdout.flush()
+
+
+def cmd_check_config(args) -> None:
+    try:
+        load_settings(args.file)
+    except ConfigError as exc:
+        sys.exit(f"backorder: {exc}")
+    print(f"{args.file}: ok")
+
+
+def cmd_demo(args) -> None:
+    from backorder import demo
+
+    demo.main(args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="backorder", description="Backorder fulfillment daemon")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the daemon")
+    serve.add_argument("--config", help="TOML settings file (see config/backorder.example.toml)")
+    serve.add_argument("--db", help="SQLite journal file (default ./backorder.db)")
+    serve.add_argument("--socket", help="Unix socket path (default ./backorder.sock)")
+    serve.set_defaults(func=cmd_serve)
+
+    send = sub.add_parser("send", help="send JSON request lines to a running daemon and print the replies")
+    send.add_argument("request", nargs="*", help='e.g. \'{"op":"stats","id":1}\' (default: lines from stdin)')
+    send.add_argument("--socket", default="backorder.sock")
+    send.add_argument("--follow", action="store_true", help="keep printing lines (after a subscribe)")
+    send.set_defaults(func=cmd_send)
+
+    check = sub.add_parser("check-config", help="validate a settings file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    demo = sub.add_parser("demo", help="run a simulated site and show it live")
+    demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
+    demo.add_argument("--skus", type=int, default=200)
+    demo.add_argument("--speed", type=float, default=3600.0, help="simulated seconds per real second")
+    demo.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    demo.set_defaults(func=cmd_demo)
+
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Settings: one msgspec Struct tree decoded from TOML, validated with key paths.
+
+Every key is optional; ``Settings()`` is a working daemon (``./backorder.db``,
+``./backorder.sock``, FIFO, auto-pick off). ``config/backorder.example.toml`` documents
+every key.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+_SOURCE = re.compile(r"^(supplier|transfer):[A-Za-z0-9_.\-]+$")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key and the reason."""
+
+
+class Weights(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Priority rank = rush*rush + value*line_value + age*hours_waited (higher is served first)."""
+
+    rush: Annotated[float, Meta(ge=0)] = 24.0  # hours of waiting a rush flag is worth
+    value: Annotated[float, Meta(ge=0)] = 0.01  # hours per currency unit of line value
+    age: Annotated[float, Meta(ge=0)] = 1.0  # rank gained per hour waited (anti-starvation)
+
+
+class ReorderPolicy(Struct, kw_only=True, forbid_unknown_fields=True):
+    """When and how much to reorder for one SKU (see docs/protocol.md, sku.configure)."""
+
+    reorder_point: Annotated[int, Meta(ge=0)] = 0
+    order_up_to: Annotated[int, Meta(ge=0)] = 0
+    safety_stock: Annotated[int, Meta(ge=0)] = 0
+    lead_time_days: Annotated[float, Meta(ge=0, le=3650)] = 7.0
+    moq: Annotated[int, Meta(ge=1)] = 1
+    pack_size: Annotated[int, Meta(ge=1)] = 1
+    source: str = "supplier:default"
+    backorder_threshold: Annotated[int, Meta(ge=0)] | None = None
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.order_up_to < max(self.reorder_point, self.safety_stock):
+            out.append("order_up_to must be >= reorder_point and >= safety_stock "
+                       "(otherwise every reorder would trigger another)")
+        if not _SOURCE.match(self.source):
+            out.append("source must look like 'supplier:NAME' or 'transfer:SITE'")
+        return out
+
+
+class Source(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A supplier or a sister site that transfers stock."""
+
+    name: str = ""
+    email: str = ""
+    lead_time_days: Annotated[float, Meta(ge=0)] | None = None
+
+
+class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    db: str = "backorder.db"
+    socket: str = "backorder.sock"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    grace_s: Annotated[float, Meta(ge=0)] = 10.0
+    max_connections: Annotated[int, Meta(ge=1)] = 256
+    max_inflight: Annotated[int, Meta(ge=1)] = 4096  # requests in flight per connection
+    subscriber_buffer: Annotated[int, Meta(ge=16)] = 10000
+    actor_idle_s: Annotated[float, Meta(gt=0)] = 30.0  # passivate a SKU actor idle this long
+    snapshot_every: Annotated[int, Meta(ge=1000)] = 500_000  # events between snapshots
+    clock: Literal["wall", "simulated"] = "wall"
+    clock_speed: Annotated[float, Meta(gt=0)] = 1.0  # simulated seconds per real second
+    clock_start: str | None = None  # RFC 3339 start of simulated time
+
+
+class AllocationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    mode: Literal["fifo", "priority"] = "fifo"
+    weights: Weights = msgspec.field(default_factory=Weights)
+
+
+class FulfillmentSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    auto_pick: bool = False
+    carrier: str = "local"
+
+
+class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
+    daemon: DaemonSettings = msgspec.field(default_factory=DaemonSettings)
+    allocation: AllocationSettings = msgspec.field(default_factory=AllocationSettings)
+    fulfillment: FulfillmentSettings = msgspec.field(default_factory=FulfillmentSettings)
+    strict_skus: bool = False
+    default_policy: ReorderPolicy = msgspec.field(default_factory=ReorderPolicy)
+    skus: dict[str, ReorderPolicy] = {}
+    sources: dict[str, Source] = {}
+
+    def problems(self) -> list[str]:
+        """Cross-field checks msgspec cannot express, each prefixed by its key path."""
+        out = [f"default_policy: {p}" for p in self.default_policy.problems()]
+        for sku, pol in self.skus.items():
+            out += [f"skus.{sku}: {p}" for p in pol.problems()]
+        return out
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate a TOML file; no path means the defaults."""
+    if path is None:
+        return Settings()
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_settings(raw, str(path))
+
+
+def parse_settings(raw: bytes | str, name: str = "config") -> Settings:
+    try:
+        settings = msgspec.toml.decode(raw, type=Settings)
+    except msgspec.ValidationError as exc:
+        # msgspec names the path as `$.daemon.grace_s`; show it as a TOML key.
+        text = str(exc).replace("`$.", "`").replace("`$`", "`(top level)`")
+        raise ConfigError(f"{name}: {text}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{name}: not valid TOML: {exc}") from None
+    problems = settings.problems()
+    if problems:
+        raise ConfigError(f"{name}: " + "; ".join(problems))
+    return settings

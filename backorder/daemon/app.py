@@ -1,0 +1,188 @@
+"""Process lifecycle: recover the journal, start the actors, serve the socket, drain on a signal.
+
+Nurseries nest in start order and stop in reverse (OTP): the journal writer starts first
+and stops last; the actors next; the socket last and first to stop. A SIGINT/SIGTERM
+stops accepting and reading, lets every reply still owed go out within ``grace_s``,
+lets the actors finish what they were told, commits, removes the socket and returns.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import structlog
+import trio
+
+from backorder.actors import order_rules, sku_rules
+from backorder.actors.engine import Engine
+from backorder.actors.events import EVENT_DECODER
+from backorder.actors.model import World, parse_ts
+from backorder.actors.router import Router
+from backorder.config.settings import Settings
+from backorder.daemon import server
+from backorder.daemon.clock import Clock, SimClock, WallClock
+from backorder.daemon.journal import AuditReader, Journal
+
+log = structlog.get_logger()
+
+
+def replay(journal: Journal, world: World) -> int:
+    """Apply every journaled event to a fresh model (runs before anything else starts)."""
+    decode = EVENT_DECODER.decode
+    evolve = world.evolve
+    n = 0
+    for rows in journal.read():
+        for seq, body in rows:
+            evolve(decode(body))
+        n += len(rows)
+        world.seq = rows[-1][0]
+    return n
+
+
+def recover(engine: Engine) -> int:
+    """Finish decisions a crash interrupted: serve every SKU queue, ship what is allocated.
+
+    The same rules that run after every message; on a clean journal they change nothing.
+    """
+    world, now, emit = engine.world, engine.now(), engine.emit
+    before = engine.journal.last_seq
+    engine.context("recovery", "startup")
+    for s in list(world.skus.values()):
+        if s.undecided or (s.queue and s.available > 0) or sku_rules.reorder_quantity(s):
+            sku_rules.settle(world, s, emit, now)
+    for order in list(world.orders.values()):
+        if not order.cancelled and any(ln.allocated > ln.in_shipment for ln in order.lines):
+            order_rules.settle_order(world, order, emit, now, engine.auto_pick)
+    return engine.journal.last_seq - before
+
+
+def make_clock(settings: Settings, last_ts: float | None) -> Clock:
+    d = settings.daemon
+    if d.clock == "wall":
+        return WallClock()
+    start = parse_ts(d.clock_start) if d.clock_start else time.time()
+    if last_ts is not None:
+        start = max(start, last_ts)  # simulated time never runs backwards across restarts
+    return SimClock(start, d.clock_speed)
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.journal = Journal(settings.daemon.db)
+        self.engine: Engine
+        self.router: Router
+        self.hub = server.Hub()
+        self.audit: AuditReader
+        self.connections: set[server.Connection] = set()
+        self.conn_nursery: trio.Nursery
+        self.started_at = time.time()
+        self.rejected = 0
+        self.recovered_events = 0
+        self.state = "starting"
+
+    def health(self) -> dict:
+        return {
+            "status": self.state,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "now": self.engine.now(),
+            "journal": self.journal.statistics(),
+            "actors": {
+                "active_skus": len(self.router.inboxes),
+                "activations": self.router.activations,
+                "passivations": self.router.passivations,
+                "restarts": self.router.crashes,
+            },
+            "connections": len(self.connections),
+            "subscribers": len(self.hub.subscribers),
+            "rejected_requests": self.rejected,
+            "dead_letters": len(self.engine.world.dead_letters),
+            "recovered_events": self.recovered_events,
+        }
+
+    async def _start(self) -> None:
+        journal = self.journal
+        t0 = time.perf_counter()
+        last = await trio.to_thread.run_sync(journal.open)
+        last_ts = None
+        if last:
+            rows = journal._conn.execute("SELECT ts FROM events WHERE seq = ?", (last,)).fetchone()  # noqa: SLF001
+            last_ts = rows[0]
+        self.engine = Engine(self.settings, journal, make_clock(self.settings, last_ts))
+        self.recovered_events = await trio.to_thread.run_sync(replay, journal, self.engine.world)
+        decided = recover(self.engine)
+        log.info("journal_recovered", events=self.recovered_events, new_decisions=decided,
+                 orders=len(self.engine.world.orders), skus=len(self.engine.world.skus),
+                 seconds=round(time.perf_counter() - t0, 3))
+        self.audit = AuditReader(self.settings.daemon.db)
+        journal.listeners.append(self.hub.publish)
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        await self._start()
+        sock_path = Path(self.settings.daemon.socket)
+        try:
+            async with trio.open_nursery() as core:
+                await core.start(self.journal.run)
+                async with trio.open_nursery() as actors:
+                    self.router = Router(self.engine, actors, self.settings.daemon.actor_idle_s)
+                    await self.router.start()
+                    async with trio.open_nursery() as edge:
+                        self.conn_nursery = edge
+                        await edge.start(server.serve, sock_path, self)
+                        self.state = "serving"
+                        log.info("daemon_ready", socket=str(sock_path), db=self.settings.daemon.db,
+                                 mode=self.engine.world.mode)
+                        task_status.started(self)
+                        await _wait_for_stop_signal()
+                        self.state = "draining"
+                        log.info("daemon_draining", connections=len(self.connections))
+                        await self._drain(edge)
+                    await self._settle_actors()
+                    actors.cancel_scope.cancel()
+                await self.journal.flush()
+                core.cancel_scope.cancel()
+        finally:
+            self.journal.close()
+            if hasattr(self, "audit"):
+                self.audit.close()
+            sock_path.unlink(missing_ok=True)
+        log.info("daemon_stopped", last_seq=self.journal.last_seq)
+
+    async def _drain(self, edge: trio.Nursery) -> None:
+        """Stop accepting and reading; let owed replies go out, within the grace period."""
+        grace = self.settings.daemon.grace_s
+        for conn in list(self.connections):
+            conn.read_scope.cancel()
+        edge.cancel_scope.deadline = trio.current_time() + grace
+        # serve_listeners' accept loop is cancelled by the deadline; connections finish by
+        # themselves once their writer has sent every reply.
+        with trio.move_on_after(grace):
+            while self.connections:
+                await trio.sleep(0.01)
+        edge.cancel_scope.cancel()
+
+    async def _settle_actors(self) -> None:
+        """Wait (bounded) until no mailbox holds work, so casts in flight are decided."""
+        def busy() -> bool:
+            r = self.router
+            return bool(r.order_inbox.statistics().current_buffer_used
+                        or any(ch.statistics().current_buffer_used for ch in r.inboxes.values()))
+
+        quiet = 0
+        with trio.move_on_after(self.settings.daemon.grace_s):
+            while quiet < 2:  # twice idle in a row: the last message may have cast another
+                await trio.sleep(0.01)
+                quiet = 0 if busy() else quiet + 1
+
+
+async def _wait_for_stop_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("signal_received", signal=signal.Signals(signum).name)
+            return
+
+
+def run(settings: Settings) -> None:
+    trio.run(Daemon(settings).run)

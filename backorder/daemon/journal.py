@@ -1,0 +1,229 @@
+"""The journal: an append-only SQLite event log (WAL, synchronous=FULL) with group commit.
+
+``append`` is synchronous and cheap: it numbers the event and queues the row. One writer
+task hands everything queued so far to one SQLite transaction on a dedicated thread, so
+while a commit is flushing the actors keep working and the next batch grows. Whoever
+must not act before an event is durable (a reply, a label, a notice) awaits
+``wait_durable(seq)``; there is one disk flush per batch, not per message.
+
+Resource handling: the connection belongs to the writer thread (``CapacityLimiter(1)``);
+readers (the audit query) use their own connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import msgspec
+import trio
+
+from backorder.actors.events import EVENT_ENCODER, Event, tag_of
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq      INTEGER PRIMARY KEY,
+    ts       REAL NOT NULL,
+    type     TEXT NOT NULL,
+    sku      TEXT,
+    order_id TEXT,
+    cause    TEXT,
+    corr     TEXT,
+    body     BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_sku ON events(sku, seq) WHERE sku IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_order ON events(order_id, seq) WHERE order_id IS NOT NULL;
+CREATE TRIGGER IF NOT EXISTS events_append_only_u BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_d BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+CREATE TABLE IF NOT EXISTS outbox (
+    notice_id TEXT PRIMARY KEY,
+    seq       INTEGER NOT NULL,
+    order_id  TEXT,
+    kind      TEXT NOT NULL,
+    status    TEXT NOT NULL DEFAULT 'pending',
+    body      BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+SCHEMA_VERSION = "1"
+
+Row = tuple[int, float, str, str | None, str | None, str, str, bytes]
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class Journal:
+    """Numbered, durable, append-only events. See the module docstring."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.last_seq = 0  # last appended (in memory, maybe not durable yet)
+        self.committed_seq = 0  # last durable
+        self.commits = 0
+        self.rows_committed = 0
+        self.last_batch = 0
+        self.last_commit_s = 0.0  # duration of the last commit
+        self.last_commit_at: float | None = None  # wall time
+        self.listeners: list[Callable[[list[Row]], None]] = []
+        self._pending: list[Row] = []
+        self._wake = trio.Event()
+        self._durable = trio.Event()
+        self._limiter = trio.CapacityLimiter(1)
+        self._conn: sqlite3.Connection | None = None
+        self.cause = "startup"  # set by whoever is deciding: the op or internal cause
+        self.corr = "-"  # correlation id of the unit of work
+
+    # --- start-up (sync, before the trio loop serves anyone) --------------------------
+
+    def open(self) -> int:
+        """Create or open the database; returns the last journaled seq."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._conn = connect(self.path)
+        conn.executescript(SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        elif row[0] != SCHEMA_VERSION:
+            raise RuntimeError(f"journal schema {row[0]} is not {SCHEMA_VERSION}; run a migration")
+        last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        self.last_seq = self.committed_seq = last
+        return last
+
+    def read(self, after: int = 0, chunk: int = 20000) -> Iterator[list[tuple[int, bytes]]]:
+        """All events after ``after`` in seq order, in chunks (for replay)."""
+        assert self._conn is not None
+        while True:
+            rows = self._conn.execute(
+                "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, chunk)
+            ).fetchall()
+            if not rows:
+                return
+            yield rows
+            after = rows[-1][0]
+
+    # --- live -------------------------------------------------------------------
+
+    def append(self, e: Event, sku: str | None, order_id: str | None) -> int:
+        self.last_seq += 1
+        self._pending.append(
+            (self.last_seq, e.ts, tag_of(e), sku, order_id, self.cause, self.corr, EVENT_ENCODER.encode(e))
+        )
+        self._wake.set()
+        return self.last_seq
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """The group-commit loop: one transaction per wake-up with everything queued."""
+        task_status.started()
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            # Not cancellable: a commit that started finishes (abandon_on_cancel=False).
+            await trio.to_thread.run_sync(self._commit, batch, limiter=self._limiter)
+            self.committed_seq = batch[-1][0]
+            self._durable.set()
+            self._durable = trio.Event()
+            for listener in self.listeners:
+                listener(batch)
+
+    async def wait_durable(self, seq: int) -> None:
+        while self.committed_seq < seq:
+            await self._durable.wait()
+
+    async def flush(self) -> None:
+        await self.wait_durable(self.last_seq)
+
+    def _commit(self, batch: list[Row]) -> None:
+        t0 = time.perf_counter()
+        conn = self._conn
+        assert conn is not None
+        conn.execute("BEGIN")
+        try:
+            conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", batch)
+            notices = [(r[0], r[7]) for r in batch if r[2] == "notice_queued"]
+            if notices:
+                conn.executemany(
+                    "INSERT INTO outbox (notice_id, seq, order_id, kind, body) VALUES (?,?,?,?,?)",
+                    [(*_notice_keys(body), seq, body) for seq, body in notices],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.commits += 1
+        self.rows_committed += len(batch)
+        self.last_batch = len(batch)
+        self.last_commit_s = time.perf_counter() - t0
+        self.last_commit_at = time.time()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def statistics(self) -> dict:
+        return {
+            "last_seq": self.last_seq,
+            "committed_seq": self.committed_seq,
+            "lag": self.last_seq - self.committed_seq,
+            "commits": self.commits,
+            "rows_committed": self.rows_committed,
+            "last_batch": self.last_batch,
+            "last_commit_ms": round(self.last_commit_s * 1000, 3),
+            "last_commit_at": self.last_commit_at,
+        }
+
+
+class _NoticeKeys(msgspec.Struct):
+    notice_id: str
+    order_id: str
+    kind: str
+
+
+_NOTICE = msgspec.json.Decoder(_NoticeKeys)
+
+
+def _notice_keys(body: bytes) -> tuple[str, str, str]:
+    n = _NOTICE.decode(body)
+    return n.notice_id, n.order_id, n.kind
+
+
+class AuditReader:
+    """Read-only queries on the journal from a thread, on their own connection."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._conn = connect(path)
+        self._limiter = trio.CapacityLimiter(1)
+
+    async def query(self, *, order_id: str | None, sku: str | None, since: float | None,
+                    after_seq: int, limit: int) -> list[tuple]:
+        where, args = ["seq > ?"], [after_seq]
+        if order_id is not None:
+            where.append("order_id = ?")
+            args.append(order_id)
+        if sku is not None:
+            where.append("sku = ?")
+            args.append(sku)
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(since)
+        sql = (f"SELECT seq, ts, type, sku, order_id, cause, corr, body FROM events "
+               f"WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?")
+        args.append(limit)
+        return await trio.to_thread.run_sync(lambda: self._conn.execute(sql, args).fetchall(),
+                                             limiter=self._limiter)
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,330 @@
+"""Wire format of the control socket: one JSON object per line, both ways.
+
+A request is ``{"op": "...", "id": <any JSON, echoed>, ...fields}``; a reply is
+``{"id": ..., "ok": true, "result": {...}}`` or
+``{"id": ..., "ok": false, "error": {"code": "...", "message": "..."}}``.
+
+Every request type is a msgspec Struct tagged by ``op``, so decoding a line is one
+typed, validated step. This module must not import trio: the TUI (asyncio) uses it.
+"""
+
+from __future__ import annotations
+
+import decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Raw, Struct
+
+from backorder.config.settings import Weights
+from backorder.errors import Rejected
+
+MAX_LINE = 1024 * 1024  # bytes per request line, newline excluded
+
+PositiveInt = Annotated[int, Meta(gt=0)]
+NonNegInt = Annotated[int, Meta(ge=0)]
+Sku = Annotated[str, Meta(min_length=1, max_length=64)]
+Text = Annotated[str, Meta(max_length=512)]
+IsoDate = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+
+
+# --- the canonical order (order.submit) ------------------------------------------
+
+
+class Customer(Struct, kw_only=True, forbid_unknown_fields=False):
+    id: Text = ""
+    name: Text = ""
+
+
+class Address(Struct, kw_only=True):
+    name: Text = ""
+    company: Text = ""
+    address1: Text = ""
+    address2: Text = ""
+    city: Text = ""
+    region: Text = ""
+    postal_code: Text = ""
+    country_code: Text = ""
+    phone: Text = ""
+
+
+class OrderLineIn(Struct, kw_only=True):
+    sku: Sku
+    qty: PositiveInt
+    unit_price: decimal.Decimal = decimal.Decimal(0)
+    requires_shipping: bool = True
+
+
+# --- requests ------------------------------------------------------------------
+
+
+class Request(Struct, kw_only=True, tag_field="op"):
+    id: Raw = Raw(b"null")
+
+
+class OrderSubmit(Request, tag="order.submit", kw_only=True):
+    """client -> order actor: create an order (idempotent on channel, account, external_id).
+
+    This is the one canonical order model every channel is normalised into; the journal
+    keeps it verbatim in the ``order_received`` event.
+    """
+
+    channel: Annotated[str, Meta(min_length=1, max_length=64)]
+    account: Annotated[str, Meta(min_length=1, max_length=128)] = "default"
+    external_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    order_number: Text = ""
+    customer: Customer = msgspec.field(default_factory=Customer)
+    email: Text = ""
+    shipping_address: Address = msgspec.field(default_factory=Address)
+    created_at: str | None = None
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "USD"
+    lines: Annotated[list[OrderLineIn], Meta(min_length=1, max_length=1000)]
+    rush: bool = False
+    priority: bool = False
+    ship_complete: bool = False
+
+
+class OrderCancel(Request, tag="order.cancel", kw_only=True):
+    """client -> order actor: cancel an order that has not shipped."""
+
+    order_id: str
+    reason: Text = ""
+
+
+class OrderGet(Request, tag="order.get", kw_only=True):
+    """client -> read model: one order by order_id, or by (channel, account, external_id)."""
+
+    order_id: str | None = None
+    channel: str | None = None
+    account: str = "default"
+    external_id: str | None = None
+
+
+class OrdersList(Request, tag="orders.list", kw_only=True):
+    """client -> read model: orders filtered by status and/or SKU, newest first, paged."""
+
+    status: str | None = None
+    sku: str | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+    offset: NonNegInt = 0
+
+
+class StockReceive(Request, tag="stock.receive", kw_only=True):
+    """client -> SKU actor: units arrived (optionally against a purchase order / transfer)."""
+
+    sku: Sku
+    qty: PositiveInt
+    reference: Text | None = None
+
+
+class StockAdjust(Request, tag="stock.adjust", kw_only=True):
+    """client -> SKU actor: cycle count, as a signed delta or the counted quantity."""
+
+    sku: Sku
+    delta: int | None = None
+    counted: NonNegInt | None = None
+    reason: Text = ""
+
+
+class SkuGet(Request, tag="sku.get", kw_only=True):
+    """client -> read model: one SKU with its queue head and inbound supply."""
+
+    sku: Sku
+    lines: Annotated[int, Meta(ge=0, le=1000)] = 20
+
+
+class SkusList(Request, tag="skus.list", kw_only=True):
+    """client -> read model: SKUs, optionally only those with waiting demand, paged."""
+
+    waiting: bool = False
+    prefix: str = ""
+    limit: Annotated[int, Meta(ge=1, le=10000)] = 100
+    offset: NonNegInt = 0
+
+
+class SkuConfigure(Request, tag="sku.configure", kw_only=True):
+    """client -> SKU actor: set (part of) the reorder policy; unspecified fields keep their value."""
+
+    sku: Sku
+    reorder_point: NonNegInt | None = None
+    order_up_to: NonNegInt | None = None
+    safety_stock: NonNegInt | None = None
+    lead_time_days: Annotated[float, Meta(ge=0, le=3650)] | None = None
+    moq: PositiveInt | None = None
+    pack_size: PositiveInt | None = None
+    source: Text | None = None
+    backorder_threshold: NonNegInt | None = None
+
+
+class ProcurementList(Request, tag="procurement.list", kw_only=True):
+    """client -> read model: purchase orders and transfer requests."""
+
+    status: Literal["open", "closed", "all"] = "open"
+    sku: str | None = None
+    limit: Annotated[int, Meta(ge=1, le=10000)] = 100
+    offset: NonNegInt = 0
+
+
+class ProcurementConfirm(Request, tag="procurement.confirm", kw_only=True):
+    """client -> SKU actor: the supplier confirmed (or moved) the expected date of a request."""
+
+    request_id: str
+    expected_date: IsoDate
+
+
+class ShipmentsList(Request, tag="shipments.list", kw_only=True):
+    """client -> read model: shipments, by status and/or order."""
+
+    status: Literal["picking", "shipped", "cancelled", "all"] = "picking"
+    order_id: str | None = None
+    limit: Annotated[int, Meta(ge=1, le=10000)] = 100
+    offset: NonNegInt = 0
+
+
+class PickConfirm(Request, tag="pick.confirm", kw_only=True):
+    """client -> order actor: the shipment is picked; label it and ship it (once)."""
+
+    shipment_id: str
+
+
+class PolicyGet(Request, tag="policy.get", kw_only=True):
+    """client -> read model: the allocation mode and priority weights."""
+
+
+class PolicySet(Request, tag="policy.set", kw_only=True):
+    """client -> order actor: switch FIFO / priority and the priority weights."""
+
+    mode: Literal["fifo", "priority"]
+    weights: Weights | None = None
+
+
+class AuditQuery(Request, tag="audit.query", kw_only=True):
+    """client -> journal reader: durable events by order, SKU and/or time, oldest first."""
+
+    order_id: str | None = None
+    sku: str | None = None
+    since: str | None = None
+    after_seq: NonNegInt = 0
+    limit: Annotated[int, Meta(ge=1, le=10000)] = 100
+
+
+class Stats(Request, tag="stats", kw_only=True):
+    """client -> read model: the headline KPIs and the counts behind them."""
+
+
+class Health(Request, tag="health", kw_only=True):
+    """client -> daemon: liveness, journal lag, actors, restarts."""
+
+
+class Subscribe(Request, tag="subscribe", kw_only=True):
+    """client -> hub: stream events on this connection (topics: orders, stock, shipments, procurement, config)."""
+
+    topics: list[str] = []
+
+
+class DeadLettersList(Request, tag="deadletters.list", kw_only=True):
+    """client -> supervisor: messages that crashed an actor."""
+
+
+class DeadLettersRetry(Request, tag="deadletters.retry", kw_only=True):
+    """client -> supervisor: deliver a dead-lettered message again."""
+
+    letter_id: int
+
+
+AnyRequest = (
+    OrderSubmit
+    | OrderCancel
+    | OrderGet
+    | OrdersList
+    | StockReceive
+    | StockAdjust
+    | SkuGet
+    | SkusList
+    | SkuConfigure
+    | ProcurementList
+    | ProcurementConfirm
+    | ShipmentsList
+    | PickConfirm
+    | PolicyGet
+    | PolicySet
+    | AuditQuery
+    | Stats
+    | Health
+    | Subscribe
+    | DeadLettersList
+    | DeadLettersRetry
+)
+
+OPS = frozenset(cls.__struct_config__.tag for cls in AnyRequest.__args__)  # type: ignore[attr-defined]
+
+
+class _Head(Struct):
+    """Just enough of a bad request to answer it: its id and op."""
+
+    id: Raw = Raw(b"null")
+    op: Any = None
+
+
+REQUEST_DECODER = msgspec.json.Decoder(AnyRequest)
+_HEAD_DECODER = msgspec.json.Decoder(_Head)
+ENCODER = msgspec.json.Encoder(decimal_format="string")
+
+
+def decode_request(line: bytes) -> AnyRequest:
+    """Decode one request line, or raise Rejected with a stable code."""
+    try:
+        return REQUEST_DECODER.decode(line)
+    except msgspec.ValidationError as exc:
+        raise _classify(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise Rejected("malformed_json", f"request is not valid JSON: {exc}") from None
+
+
+def request_id(line: bytes) -> Raw:
+    """The id of a request that failed to decode (null when even that is unreadable)."""
+    try:
+        return _HEAD_DECODER.decode(line).id
+    except msgspec.DecodeError:
+        return Raw(b"null")
+
+
+def _classify(text: str) -> Rejected:
+    if "`$.op`" in text:
+        if text.startswith("Object missing required field"):
+            return Rejected("missing_op", "request has no 'op' field")
+        return Rejected("unknown_op", f"unknown op ({text}); known ops: {', '.join(sorted(OPS))}")
+    if "Expected `object`" in text and "`$`" in text:
+        return Rejected("malformed_json", "a request must be a JSON object")
+    for field in ("qty`", "delta`", "counted`"):
+        if field in text:
+            return Rejected("invalid_quantity", f"quantities must be whole numbers > 0: {text}")
+    return Rejected("invalid_request", text)
+
+
+# --- replies -------------------------------------------------------------------
+
+
+class ErrorBody(Struct):
+    code: str
+    message: str
+
+
+class OkReply(Struct):
+    id: Raw
+    ok: bool
+    result: Any
+
+
+class ErrReply(Struct):
+    id: Raw
+    ok: bool
+    error: ErrorBody
+
+
+def ok(req_id: Raw, result: Any) -> OkReply:
+    return OkReply(req_id, True, result)
+
+
+def err(req_id: Raw, code: str, message: str) -> ErrReply:
+    return ErrReply(req_id, False, ErrorBody(code, message))

@@ -1,0 +1,260 @@
+"""The control socket: newline-delimited JSON requests in, replies and events out.
+
+Per connection there is one reader (decode, dispatch, never waits for an actor) and one
+writer (the only task that writes to the stream). Replies from any actor reach the
+writer through an unbounded channel; the writer drains everything ready, waits until
+the journal has made it durable, and sends it with one ``send_all``. Back-pressure: at
+most ``max_inflight`` requests per connection are unanswered; the reader stops reading
+until replies go out, so a flooding client only slows itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import socket as stdsocket
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+import structlog
+import trio
+
+from backorder.daemon import handlers
+from backorder.daemon import protocol as p
+from backorder.errors import Rejected
+
+if TYPE_CHECKING:
+    from backorder.daemon.app import Daemon
+    from backorder.daemon.journal import Row
+
+log = structlog.get_logger()
+_conn_ids = itertools.count(1)
+TOO_LONG = object()
+
+
+class Reply:
+    """Where the answer to one request goes; any actor may call ``ok`` or ``error`` once."""
+
+    __slots__ = ("conn", "req_id")
+
+    def __init__(self, conn: Connection, req_id: msgspec.Raw) -> None:
+        self.conn = conn
+        self.req_id = req_id
+
+    def ok(self, result) -> None:
+        self.conn.put_reply(p.ok(self.req_id, result))
+
+    def error(self, code: str, message: str) -> None:
+        self.conn.put_reply(p.err(self.req_id, code, message))
+
+
+class Connection:
+    def __init__(self, daemon: Daemon, nursery: trio.Nursery) -> None:
+        self.id = next(_conn_ids)
+        self.daemon = daemon
+        self.nursery = nursery
+        self.out_send, self.out_recv = trio.open_memory_channel(math.inf)
+        self.slots = trio.Semaphore(daemon.settings.daemon.max_inflight)
+        self.event_types: frozenset[str] = frozenset()
+        self.queued_events = 0
+        self.missed_events = 0
+        self.read_scope = trio.CancelScope()
+        self.requests = 0
+
+    def put_reply(self, msg) -> None:
+        # The reply may only leave once everything journaled so far is durable.
+        try:
+            self.out_send.send_nowait((self.daemon.engine.journal.last_seq, msg))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away; its request was still carried out
+
+    def put_events(self, rows: list[Row]) -> None:
+        """Called by the hub after a commit: queue this subscriber's events, or count misses."""
+        limit = self.daemon.settings.daemon.subscriber_buffer
+        types = self.event_types
+        for seq, _ts, kind, _sku, _oid, _cause, _corr, body in rows:
+            if kind not in types:
+                continue
+            if self.queued_events >= limit:
+                self.missed_events += 1
+                continue
+            self.queued_events += 1
+            try:
+                self.out_send.send_nowait(b'{"event":' + body + b',"seq":' + str(seq).encode() + b"}\n")
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+
+
+class Hub:
+    """Fan-out of committed events to subscribers; never blocks the journal."""
+
+    def __init__(self) -> None:
+        self.subscribers: set[Connection] = set()
+
+    def add(self, conn: Connection) -> None:
+        self.subscribers.add(conn)
+
+    def discard(self, conn: Connection) -> None:
+        self.subscribers.discard(conn)
+
+    def publish(self, rows: list[Row]) -> None:
+        for conn in list(self.subscribers):
+            conn.put_events(rows)
+
+
+async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE):
+    """Yield each newline-terminated line; a line over ``max_line`` yields TOO_LONG once
+    and is skipped up to its newline without being buffered."""
+    buf = bytearray()
+    skipping = False
+    while True:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            if buf and not skipping:
+                yield bytes(buf)
+            return
+        start = 0
+        if skipping:
+            i = chunk.find(b"\n")
+            if i < 0:
+                continue
+            skipping = False
+            start = i + 1
+        buf += chunk[start:] if start else chunk
+        pos = 0
+        while (i := buf.find(b"\n", pos)) >= 0:
+            if i - pos > max_line:
+                yield TOO_LONG
+            else:
+                yield bytes(buf[pos:i])
+            pos = i + 1
+        if pos:
+            del buf[:pos]
+        if len(buf) > max_line:
+            buf.clear()
+            skipping = True
+            yield TOO_LONG
+
+
+async def handle_client(stream: trio.abc.Stream, daemon: Daemon) -> None:
+    async with stream, trio.open_nursery() as nursery:
+        conn = Connection(daemon, nursery)
+        log_ = log.bind(conn=conn.id)
+        if len(daemon.connections) >= daemon.settings.daemon.max_connections:
+            await stream.send_all(p.ENCODER.encode(p.err(msgspec.Raw(b"null"), "too_many_connections",
+                                  "the daemon serves its maximum of connections; retry later")) + b"\n")
+            log_.warning("connection_refused", reason="too_many_connections")
+            return
+        daemon.connections.add(conn)
+        writer_done = trio.Event()
+        nursery.start_soon(_writer, stream, conn, writer_done)
+        try:
+            with conn.read_scope:
+                await _reader(stream, conn, daemon)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            daemon.hub.discard(conn)
+            daemon.connections.discard(conn)
+        # Let every reply still owed go out (the writer ends when the channel is empty).
+        await conn.out_send.aclose()
+        await writer_done.wait()
+        log_.debug("connection_closed", requests=conn.requests)
+
+
+async def _reader(stream, conn: Connection, daemon: Daemon) -> None:
+    prefix = f"c{conn.id}."
+    async for line in read_lines(stream):
+        await conn.slots.acquire()
+        conn.requests += 1
+        if line is TOO_LONG:
+            Reply(conn, msgspec.Raw(b"null")).error("line_too_long", f"a request line may be at most {p.MAX_LINE} bytes")
+            continue
+        if not line.strip():
+            conn.slots.release()
+            continue
+        try:
+            req = p.decode_request(line)
+            reply = Reply(conn, req.id)
+            handlers.handle(daemon, conn, req, reply, prefix + str(conn.requests))
+        except Rejected as exc:
+            Reply(conn, p.request_id(line)).error(exc.code, exc.message)
+            daemon.rejected += 1
+            log.info("request_rejected", conn=conn.id, code=exc.code, reason=exc.message[:200])
+        except Exception as exc:  # a bug must cost one request, never the daemon
+            Reply(conn, p.request_id(line)).error("internal_error", f"{type(exc).__name__}: {exc}")
+            log.exception("request_failed", conn=conn.id)
+
+
+async def _writer(stream, conn: Connection, done: trio.Event) -> None:
+    journal = conn.daemon.engine.journal
+    buf = bytearray()
+    encode_into = p.ENCODER.encode_into
+    try:
+        async for item in conn.out_recv:
+            items = [item]
+            while len(items) < 4096:
+                try:
+                    items.append(conn.out_recv.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            seq = max((it[0] for it in items if type(it) is tuple), default=0)
+            await journal.wait_durable(seq)
+            buf.clear()
+            replies = 0
+            for it in items:
+                if type(it) is tuple:
+                    encode_into(it[1], buf, -1)
+                    buf += b"\n"
+                    replies += 1
+                else:
+                    buf += it
+                    conn.queued_events -= 1
+            if conn.missed_events and not conn.queued_events:
+                buf += (b'{"event":{"type":"lagged","missed":' + str(conn.missed_events).encode()
+                        + b'},"seq":' + str(journal.committed_seq).encode() + b"}\n")
+                conn.missed_events = 0
+            try:
+                await stream.send_all(buf)
+            finally:
+                for _ in range(replies):
+                    conn.slots.release()
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        conn.read_scope.cancel()  # the peer is gone: stop reading its requests too
+        async for _ in conn.out_recv:  # drain so nothing blocks on us
+            pass
+    finally:
+        done.set()
+
+
+def prepare_socket_path(path: Path) -> None:
+    """Remove a stale socket left by a crash; refuse if a live daemon answers on it."""
+    if not path.exists() and not path.is_symlink():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    probe = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    try:
+        probe.connect(os.fspath(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        path.unlink(missing_ok=True)
+        log.info("stale_socket_removed", socket=str(path))
+    else:
+        raise SystemExit(f"another backorder daemon is serving {path}")
+    finally:
+        probe.close()
+
+
+async def serve(path: Path, daemon: Daemon, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    prepare_socket_path(path)
+    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    await sock.bind(os.fspath(path))
+    path.chmod(0o660)  # owner and group: access by group membership
+    sock.listen(128)
+    listener = trio.SocketListener(sock)
+    try:
+        await trio.serve_listeners(lambda stream: handle_client(stream, daemon), [listener],
+                                   handler_nursery=daemon.conn_nursery, task_status=task_status)
+    finally:
+        path.unlink(missing_ok=True)
