@@ -31,7 +31,11 @@ class Client:
     def __init__(self, path: str, timeout: float | None = 30.0) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
+        try:
+            self.sock.connect(str(path))
+        except OSError:
+            self.sock.close()
+            raise
         self._file = self.sock.makefile("rb")
         self._ids = itertools.count(1)
         self.events: list[dict] = []  # event lines received while waiting for replies
@@ -77,8 +81,16 @@ class Client:
             raise CallError(reply["error"]["code"], reply["error"]["message"])
         return reply["result"]
 
-    def pipeline(self, requests: list[dict]) -> list[dict]:
-        """Send every request, then collect every reply; returns replies in request order."""
+    def pipeline(self, requests: list[dict], window: int = 500) -> list[dict]:
+        """Send requests ``window`` at a time without waiting between them, collect every
+        reply; returns replies in request order. (A client that writes without ever
+        reading would stall itself once the daemon's in-flight limit is reached.)"""
+        out: list[dict] = []
+        for start in range(0, len(requests), window):
+            out += self._pipeline(requests[start:start + window])
+        return out
+
+    def _pipeline(self, requests: list[dict]) -> list[dict]:
         ids = []
         buf = bytearray()
         for req in requests:
