@@ -22,18 +22,11 @@ class Event(Struct, kw_only=True, frozen=True, tag_field="type"):
 
 
 class OrderReceived(Event, tag="order_received", kw_only=True, frozen=True):
-    """order actor: a new order was accepted, verbatim as submitted."""
+    """order actor: a new order was accepted, verbatim as submitted; its lines that need
+    shipping join their SKUs' queues."""
 
     order_id: str
     order: OrderSubmit
-
-
-class LineQueued(Event, tag="line_queued", kw_only=True, frozen=True):
-    """order actor: an order line that needs shipping joined its SKU's queue."""
-
-    sku: str
-    order_id: str
-    line_no: int
 
 
 class Allocated(Event, tag="allocated", kw_only=True, frozen=True):
@@ -190,7 +183,6 @@ class DeadLetterRetried(Event, tag="dead_letter_retried", kw_only=True, frozen=T
 
 AnyEvent = (
     OrderReceived
-    | LineQueued
     | Allocated
     | LineBackordered
     | Deallocated
@@ -215,7 +207,7 @@ EVENT_ENCODER = msgspec.json.Encoder(decimal_format="string")
 
 # Subscription topics -> event type tags.
 TOPICS: dict[str, frozenset[str]] = {
-    "orders": frozenset({"order_received", "order_cancelled", "line_queued", "line_backordered",
+    "orders": frozenset({"order_received", "order_cancelled", "line_backordered",
                          "notice_queued"}),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
     "shipments": frozenset({"shipment_created", "shipment_shipped", "units_shipped"}),

@@ -222,7 +222,6 @@ class World:
         self.shipped_by_day: dict[str, int] = {}
         self._apply = {
             ev.OrderReceived: self._order_received,
-            ev.LineQueued: self._line_queued,
             ev.Allocated: self._allocated,
             ev.Deallocated: self._deallocated,
             ev.Received: self._received,
@@ -305,16 +304,15 @@ class World:
         self.orders[e.order_id] = Order(e.order_id, o, lines, e.ts)
         self.by_key[(o.channel, o.account, o.external_id)] = e.order_id
         self.n_orders = max(self.n_orders, int(e.order_id[1:]))
-
-    def _line_queued(self, e: ev.LineQueued) -> None:
-        line = self.orders[e.order_id].lines[e.line_no - 1]
-        s = self.sku(e.sku)
-        self.arrivals += 1
-        line.arrival = self.arrivals
-        line.key = self.queue_key(line)
-        s.queue.add(line)
-        s.backordered += line.need
-        s.undecided[line] = None
+        for line in lines:
+            if line.requires_shipping:
+                s = self.sku(line.sku)
+                self.arrivals += 1
+                line.arrival = self.arrivals
+                line.key = self.queue_key(line)
+                s.queue.add(line)
+                s.backordered += line.qty
+                s.undecided[line] = None
 
     def _allocated(self, e: ev.Allocated) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]

@@ -11,6 +11,7 @@ import trio
 
 from backorder.actors import events as ev
 from backorder.actors import order_rules
+from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import OrderCall, Settle, Settled, SettleLines
 from backorder.actors.supervisor import Cell
 from backorder.actors.views import order_result, shipment_view
@@ -20,9 +21,6 @@ from backorder.errors import Rejected
 if TYPE_CHECKING:
     from backorder.actors.router import Router
 
-BATCH = 256
-
-
 class OrderActor:
     def __init__(self, router: Router) -> None:
         self.router = router
@@ -31,18 +29,8 @@ class OrderActor:
         self.pending: dict[str, list] = {}
 
     async def run(self, cell: Cell, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        inbox = self.router.order_recv
         task_status.started()
-        async for msg in inbox:
-            for _ in range(BATCH):
-                cell.current = msg
-                self.handle(msg)
-                cell.current = None
-                try:
-                    msg = inbox.receive_nowait()
-                except trio.WouldBlock:
-                    break
-            await trio.lowlevel.checkpoint()
+        await serve_mailbox(self.router.order_recv, self.handle, cell)
 
     def handle(self, msg) -> None:
         engine = self.engine

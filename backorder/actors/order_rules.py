@@ -31,13 +31,10 @@ def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Orde
         if unknown:
             raise Rejected("unknown_sku", f"unknown SKU(s) {', '.join(unknown)} (strict_skus is on)")
     for li in req.lines:
-        if li.unit_price < 0 or not li.unit_price.is_finite():
+        if not li.unit_price.is_finite() or li.unit_price < 0:  # NaN < 0 raises InvalidOperation
             raise Rejected("invalid_price", f"unit_price of {li.sku} must be a decimal >= 0")
     order_id = world.next_id("order")
     emit(ev.OrderReceived(ts=now, order_id=order_id, order=req))
-    for n, li in enumerate(req.lines, 1):
-        if li.requires_shipping:
-            emit(ev.LineQueued(ts=now, sku=li.sku, order_id=order_id, line_no=n))
     return world.orders[order_id], False
 
 

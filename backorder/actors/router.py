@@ -31,6 +31,7 @@ class Router:
         self.nursery = nursery
         self.idle_s = idle_s
         self.inboxes: dict[str, trio.MemorySendChannel] = {}
+        self.last_active: dict[str, float] = {}
         self.order_inbox, self.order_recv = trio.open_memory_channel(math.inf)
         self.order_actor = OrderActor(self)
         self.activations = 0
@@ -40,6 +41,7 @@ class Router:
     async def start(self) -> None:
         cell = Cell()
         await self.nursery.start(partial(supervised, "order", self.order_actor.run, cell, self._dead_letter))
+        self.nursery.start_soon(self._passivate_idle)
 
     def send(self, sku: str, msg) -> None:
         """Cast to a SKU actor, waking one if the SKU is passivated."""
@@ -51,15 +53,27 @@ class Router:
     def _activate(self, sku: str) -> trio.MemorySendChannel:
         send, recv = trio.open_memory_channel(math.inf)
         self.inboxes[sku] = send
+        self.last_active[sku] = trio.current_time()
         self.activations += 1
         cell = Cell()
         self.nursery.start_soon(partial(supervised, f"sku:{sku}", partial(sku_actor, self, sku, recv),
                                         cell, self._dead_letter))
         return send
 
-    def passivated(self, sku: str) -> None:
-        self.inboxes.pop(sku, None)
-        self.passivations += 1
+    async def _passivate_idle(self) -> None:
+        """Close the mailboxes of SKU actors idle for ``idle_s``: their tasks end, their
+        state stays in the model. A sweep (not a timer per message) keeps the hot path
+        free of cancel scopes. Only an empty mailbox is closed, and closing is synchronous
+        with forgetting it, so the next message simply activates a new actor."""
+        while True:
+            await trio.sleep(self.idle_s / 2)
+            cutoff = trio.current_time() - self.idle_s
+            for sku, last in list(self.last_active.items()):
+                inbox = self.inboxes.get(sku)
+                if last <= cutoff and inbox is not None and not inbox.statistics().current_buffer_used:
+                    del self.inboxes[sku], self.last_active[sku]
+                    inbox.close()
+                    self.passivations += 1
 
     def call_order(self, req, reply, corr: str) -> None:
         self.order_inbox.send_nowait(OrderCall(req=req, reply=reply, corr=corr))

@@ -10,6 +10,7 @@ import msgspec
 import trio
 
 from backorder.actors import sku_rules
+from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import Settle, Settled, SettleLines, SkuCall
 from backorder.actors.order_rules import check_date
 from backorder.actors.supervisor import Cell
@@ -20,37 +21,17 @@ from backorder.errors import Rejected
 if TYPE_CHECKING:
     from backorder.actors.router import Router
 
-BATCH = 256  # messages handled per wake-up before yielding to other tasks
-
-
 async def sku_actor(router: Router, sku: str, inbox: trio.MemoryReceiveChannel, cell: Cell, *,
                     task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Handle messages until the router closes the mailbox (passivation or shutdown)."""
     task_status.started()
-    handle = SkuHandler(router, sku).handle
-    while True:
-        msg = None
-        with trio.move_on_after(router.idle_s):
-            msg = await inbox.receive()
-        if msg is None:
-            try:
-                msg = inbox.receive_nowait()
-            except trio.WouldBlock:
-                router.passivated(sku)  # no await between the check and this: nothing is lost
-                return
-            except trio.EndOfChannel:
-                return
-        for _ in range(BATCH):
-            cell.current = msg
-            handle(msg)
-            cell.current = None
-            try:
-                msg = inbox.receive_nowait()
-            except trio.WouldBlock:
-                break
-        else:
-            await trio.lowlevel.checkpoint()
-            continue
-        await trio.lowlevel.checkpoint()
+    touch = router.last_active
+
+    def active() -> None:
+        if sku in touch:  # not if the router already passivated us
+            touch[sku] = trio.current_time()
+
+    await serve_mailbox(inbox, SkuHandler(router, sku).handle, cell, active)
 
 
 class SkuHandler:
@@ -88,9 +69,10 @@ class SkuHandler:
         engine, world, emit = self.engine, self.engine.world, self.engine.emit
         match req:
             case p.StockReceive(qty=qty, reference=ref):
+                counted_against = ref if ref in s.inbound else None  # an open request of this SKU
                 allocs = sku_rules.receive(world, s, qty, ref, emit, now)
                 self._tell_orders(allocs, None, engine.journal.corr)
-                return {"sku": s.sku, "received": qty, "request_id": ref if ref in world.requests else None,
+                return {"sku": s.sku, "received": qty, "request_id": counted_against,
                         "allocations": [{"order_id": a.order_id, "line_no": a.line_no, "qty": a.qty}
                                         for a in allocs],
                         **sku_summary(s)}

@@ -8,6 +8,7 @@ lets the actors finish what they were told, commits, removes the socket and retu
 
 from __future__ import annotations
 
+import gc
 import signal
 import time
 from pathlib import Path
@@ -116,6 +117,12 @@ class Daemon:
         log.info("journal_recovered", events=self.recovered_events, new_decisions=decided,
                  orders=len(self.engine.world.orders), skus=len(self.engine.world.skus),
                  seconds=round(time.perf_counter() - t0, 3))
+        # The model is millions of small long-lived objects; default GC thresholds would
+        # rescan them all again and again (LIMITS.md: ~8 us per object per full pass).
+        # Freeze what recovery built and collect young objects less often.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
         self.audit = AuditReader(self.settings.daemon.db)
         journal.listeners.append(self.hub.publish)
 
@@ -147,7 +154,8 @@ class Daemon:
             self.journal.close()
             if hasattr(self, "audit"):
                 self.audit.close()
-            sock_path.unlink(missing_ok=True)
+            # server.serve removes the socket it bound; never unlink here: if another daemon
+            # already serves this path, the socket is that daemon's.
         log.info("daemon_stopped", last_seq=self.journal.last_seq)
 
     async def _drain(self, edge: trio.Nursery) -> None:

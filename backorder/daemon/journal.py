@@ -155,7 +155,7 @@ class Journal:
             notices = [(r[0], r[7]) for r in batch if r[2] == "notice_queued"]
             if notices:
                 conn.executemany(
-                    "INSERT INTO outbox (notice_id, seq, order_id, kind, body) VALUES (?,?,?,?,?)",
+                    "INSERT INTO outbox (notice_id, order_id, kind, seq, body) VALUES (?,?,?,?,?)",
                     [(*_notice_keys(body), seq, body) for seq, body in notices],
                 )
             conn.execute("COMMIT")

@@ -274,30 +274,41 @@ ENCODER = msgspec.json.Encoder(decimal_format="string")
 def decode_request(line: bytes) -> AnyRequest:
     """Decode one request line, or raise Rejected with a stable code."""
     try:
-        return REQUEST_DECODER.decode(line)
+        req = REQUEST_DECODER.decode(line)
+        bytes(req.id).decode()  # msgspec does not check the UTF-8 of a Raw; the id is echoed
+        return req
     except msgspec.ValidationError as exc:
         raise _classify(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise Rejected("malformed_json", f"request is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec raises it for a string that is not UTF-8
+        raise Rejected("malformed_json", "request is not valid UTF-8") from None
 
 
 def request_id(line: bytes) -> Raw:
     """The id of a request that failed to decode (null when even that is unreadable)."""
     try:
-        return _HEAD_DECODER.decode(line).id
-    except msgspec.DecodeError:
+        rid = _HEAD_DECODER.decode(line).id
+        bytes(rid).decode()
+        return rid
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return Raw(b"null")
 
 
 def _classify(text: str) -> Rejected:
+    # msgspec names the path of a nested error ("... - at `$.lines[0].qty`"); an error of
+    # the top-level object itself has no path.
+    top_level = " - at `$" not in text
+    if top_level and text == "Object missing required field `op`":
+        return Rejected("missing_op", "request has no 'op' field")
     if "`$.op`" in text:
-        if text.startswith("Object missing required field"):
-            return Rejected("missing_op", "request has no 'op' field")
         return Rejected("unknown_op", f"unknown op ({text}); known ops: {', '.join(sorted(OPS))}")
-    if "Expected `object`" in text and "`$`" in text:
+    if top_level and text.startswith("Expected `object`"):
         return Rejected("malformed_json", "a request must be a JSON object")
+    if "`$.expected_date`" in text:
+        return Rejected("invalid_date", f"expected_date must be a calendar date YYYY-MM-DD: {text}")
     for field in ("qty`", "delta`", "counted`"):
-        if field in text:
+        if field in text and not text.startswith("Object missing required field"):
             return Rejected("invalid_quantity", f"quantities must be whole numbers > 0: {text}")
     return Rejected("invalid_request", text)
 

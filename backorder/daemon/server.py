@@ -167,7 +167,10 @@ async def handle_client(stream: trio.abc.Stream, daemon: Daemon) -> None:
 async def _reader(stream, conn: Connection, daemon: Daemon) -> None:
     prefix = f"c{conn.id}."
     async for line in read_lines(stream):
-        await conn.slots.acquire()
+        try:  # no checkpoint per request while under the in-flight limit
+            conn.slots.acquire_nowait()
+        except trio.WouldBlock:
+            await conn.slots.acquire()
         conn.requests += 1
         if line is TOO_LONG:
             Reply(conn, msgspec.Raw(b"null")).error("line_too_long", f"a request line may be at most {p.MAX_LINE} bytes")
@@ -198,7 +201,7 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
             while len(items) < 4096:
                 try:
                     items.append(conn.out_recv.receive_nowait())
-                except trio.WouldBlock:
+                except (trio.WouldBlock, trio.EndOfChannel):  # EndOfChannel: the reader is done
                     break
             seq = max((it[0] for it in items if type(it) is tuple), default=0)
             await journal.wait_durable(seq)
