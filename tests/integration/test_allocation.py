@@ -1,0 +1,220 @@
+"""Order of service (FIFO / priority), ship-complete vs split shipments, and cycle counts
+that take units back, all through the real daemon."""
+
+from __future__ import annotations
+
+import pytest
+from bo_support import fingerprint, line, stock, submit
+
+from backorder.client import CallError
+
+PRIORITY = '[allocation]\nmode = "priority"\n'
+
+
+def _normal_then_rush(c) -> tuple[str, str]:
+    c.call("sku.configure", sku="P")
+    normal = submit(c, "N", line("P", 1))["order_id"]
+    rush = submit(c, "R", line("P", 1), rush=True)["order_id"]
+    return normal, rush
+
+
+def test_fifo_serves_the_earlier_order_even_if_the_later_is_rush(sim_client):
+    c = sim_client
+    normal, rush = _normal_then_rush(c)
+    got = c.call("stock.receive", sku="P", qty=1)
+    assert got["allocations"] == [{"order_id": normal, "line_no": 1, "qty": 1}]
+    served = c.call("order.get", order_id=normal)["lines"][0]
+    assert served["why"].startswith("fifo")
+    waiting = c.call("order.get", order_id=rush)["lines"][0]
+    assert waiting["queue_position"] == 1
+    assert waiting["why"].startswith("fifo")
+
+
+def test_priority_mode_from_config_serves_a_later_rush_order_first(sim):
+    with sim(PRIORITY).client() as c:
+        assert c.call("policy.get")["mode"] == "priority"
+        normal, rush = _normal_then_rush(c)
+        assert c.call("order.get", order_id=rush)["lines"][0]["queue_position"] == 1
+        assert c.call("order.get", order_id=normal)["lines"][0]["queue_position"] == 2
+        got = c.call("stock.receive", sku="P", qty=1)
+        assert got["allocations"] == [{"order_id": rush, "line_no": 1, "qty": 1}]
+        served = c.call("order.get", order_id=rush)["lines"][0]
+        assert served["why"].startswith("priority: rush")
+        waiting = c.call("order.get", order_id=normal)["lines"][0]
+        assert waiting["queue_position"] == 1
+        assert waiting["why"].startswith("priority:")
+        # the audit trail records the rule behind the allocation
+        (alloc,) = [r for r in c.call("audit.query", order_id=rush)["records"] if r["type"] == "allocated"]
+        assert alloc["event"]["rule"] == "priority"
+
+
+def test_policy_set_reorders_the_waiting_queue(sim_client):
+    c = sim_client
+    normal, rush = _normal_then_rush(c)
+    assert [w["order_id"] for w in c.call("sku.get", sku="P")["waiting"]] == [normal, rush]
+    res = c.call("policy.set", mode="priority", weights={"rush": 48.0, "value": 0.0, "age": 1.0})
+    assert res["mode"] == "priority"
+    assert res["weights"] == {"rush": 48.0, "value": 0.0, "age": 1.0}
+    assert c.call("policy.get") == res
+    assert [w["order_id"] for w in c.call("sku.get", sku="P")["waiting"]] == [rush, normal]
+    assert c.call("stock.receive", sku="P", qty=1)["allocations"][0]["order_id"] == rush
+    # and back to FIFO: the remaining normal order keeps its place
+    c.call("policy.set", mode="fifo")
+    assert c.call("policy.get")["mode"] == "fifo"
+    assert c.call("stock.receive", sku="P", qty=1)["allocations"][0]["order_id"] == normal
+
+
+def test_priority_survives_a_restart(sim):
+    d = sim()
+    with d.client() as c:
+        normal, rush = _normal_then_rush(c)
+        c.call("policy.set", mode="priority")
+    d.restart()
+    with d.client() as c:
+        assert c.call("policy.get")["mode"] == "priority"
+        assert c.call("stock.receive", sku="P", qty=1)["allocations"][0]["order_id"] == rush
+
+
+def test_waiting_time_ages_priority_so_old_lines_do_not_starve(sim):
+    # rush is worth 24 h of waiting (the default weight): a line waiting 48 h beats it
+    with sim(PRIORITY).client() as c:
+        c.call("sku.configure", sku="P")
+        old = submit(c, "OLD", line("P", 1), created_at="2024-02-28T00:00:00Z")["order_id"]
+        rush = submit(c, "RUSH", line("P", 1), rush=True)["order_id"]
+        assert [w["order_id"] for w in c.call("sku.get", sku="P")["waiting"]] == [old, rush]
+        assert c.call("stock.receive", sku="P", qty=1)["allocations"][0]["order_id"] == old
+
+
+def test_higher_value_wins_under_priority(sim):
+    with sim(PRIORITY).client() as c:
+        c.call("sku.configure", sku="P")
+        cheap = submit(c, "CHEAP", line("P", 1, "1.00"))["order_id"]
+        dear = submit(c, "DEAR", line("P", 1, "900.00"))["order_id"]
+        assert [w["order_id"] for w in c.call("sku.get", sku="P")["waiting"]] == [dear, cheap]
+
+
+def test_policy_set_rejects_an_unknown_mode(sim_client):
+    c = sim_client
+    with pytest.raises(CallError) as exc:
+        c.call("policy.set", mode="random")
+    assert exc.value.code == "invalid_request"
+    with pytest.raises(CallError) as exc:
+        c.call("policy.set", mode="priority", weights={"rush": -1})
+    assert exc.value.code == "invalid_request"
+    assert c.call("policy.get")["mode"] == "fifo"
+
+
+# --- ship-complete vs split ---------------------------------------------------------
+
+
+def test_ship_complete_waits_until_every_line_is_allocated(sim_client):
+    c = sim_client
+    stock(c, "X", 2)
+    c.call("sku.configure", sku="Y")
+    res = submit(c, "SC", line("X", 2), line("Y", 1), ship_complete=True)
+    oid = res["order_id"]
+    assert res["status"] == "partially_allocated"
+    assert [(ln["allocated"], ln["backordered"]) for ln in res["lines"]] == [(2, 0), (0, 1)]
+    assert c.call("shipments.list", order_id=oid, status="all")["shipments"] == []
+
+    c.call("stock.receive", sku="Y", qty=1)
+    (sh,) = c.call("shipments.list", order_id=oid)["shipments"]
+    assert sh["items"] == [{"line_no": 1, "sku": "X", "qty": 2}, {"line_no": 2, "sku": "Y", "qty": 1}]
+    assert c.call("order.get", order_id=oid)["status"] == "picking"
+    assert c.call("pick.confirm", shipment_id=sh["shipment_id"])["order_status"] == "shipped"
+
+
+def test_ship_complete_with_one_partially_covered_line_does_not_ship(sim_client):
+    c = sim_client
+    stock(c, "X", 2)
+    oid = submit(c, "SC1", line("X", 3), ship_complete=True)["order_id"]
+    assert c.call("shipments.list", order_id=oid, status="all")["shipments"] == []
+    c.call("stock.receive", sku="X", qty=1)
+    (sh,) = c.call("shipments.list", order_id=oid)["shipments"]
+    assert sh["items"] == [{"line_no": 1, "sku": "X", "qty": 3}]
+
+
+def test_split_order_ships_what_is_allocated(sim_client):
+    c = sim_client
+    stock(c, "X", 2)
+    c.call("sku.configure", sku="Y")
+    oid = submit(c, "SPLIT", line("X", 2), line("Y", 1))["order_id"]
+    (sh,) = c.call("shipments.list", order_id=oid)["shipments"]
+    assert sh["items"] == [{"line_no": 1, "sku": "X", "qty": 2}]
+    assert c.call("order.get", order_id=oid)["status"] == "partially_allocated"
+    c.call("pick.confirm", shipment_id=sh["shipment_id"])
+    assert c.call("order.get", order_id=oid)["status"] == "partially_shipped"
+
+    c.call("stock.receive", sku="Y", qty=1)
+    (rest,) = c.call("shipments.list", order_id=oid)["shipments"]
+    assert rest["items"] == [{"line_no": 2, "sku": "Y", "qty": 1}]
+    assert c.call("pick.confirm", shipment_id=rest["shipment_id"])["order_status"] == "shipped"
+
+
+def test_auto_pick_ships_without_pick_confirm(sim):
+    with sim('[fulfillment]\nauto_pick = true\n').client() as c:
+        stock(c, "A", 1)
+        res = submit(c, "AUTO", line("A", 1))
+        (sh,) = c.call("shipments.list", order_id=res["order_id"], status="shipped")["shipments"]
+        assert sh["tracking_number"].startswith("BO")
+        assert c.call("order.get", order_id=res["order_id"])["status"] == "shipped"
+
+
+# --- cycle counts ------------------------------------------------------------------
+
+
+def test_count_below_allocated_takes_units_from_the_last_served_line(sim_client):
+    c = sim_client
+    c.call("sku.configure", sku="Y")  # Y has no stock: the ship-complete orders hold their X units
+    first = submit(c, "H1", line("X", 1), line("Y", 1), ship_complete=True)["order_id"]
+    last = submit(c, "H2", line("X", 1), line("Y", 1), ship_complete=True)["order_id"]
+    stock(c, "X", 2)
+    assert c.call("sku.get", sku="X")["allocated"] == 2
+
+    res = c.call("stock.adjust", sku="X", counted=1, reason="cycle count")
+    assert (res["on_hand"], res["allocated"], res["backordered"]) == (1, 1, 1)
+    assert c.call("order.get", order_id=first)["lines"][0]["allocated"] == 1
+    taken = c.call("order.get", order_id=last)["lines"][0]
+    assert (taken["allocated"], taken["backordered"], taken["queue_position"]) == (0, 1, 1)
+    assert [w["order_id"] for w in c.call("sku.get", sku="X")["waiting"]] == [last]
+    assert c.call("sku.get", sku="X")["adjusted"] == -1
+    kinds = [r["type"] for r in c.call("audit.query", order_id=last)["records"]]
+    assert "deallocated" in kinds
+
+    # the next receipt gives the units back to that line
+    got = c.call("stock.receive", sku="X", qty=1)
+    assert got["allocations"] == [{"order_id": last, "line_no": 1, "qty": 1}]
+    assert c.call("sku.get", sku="X")["backordered"] == 0
+
+    c.call("stock.receive", sku="Y", qty=2)
+    assert len(c.call("shipments.list")["shipments"]) == 2
+
+
+def test_count_by_delta_and_counted(sim_client):
+    c = sim_client
+    stock(c, "Z", 5)
+    assert c.call("stock.adjust", sku="Z", delta=-2, reason="damaged")["on_hand"] == 3
+    assert c.call("stock.adjust", sku="Z", delta=4, reason="found")["on_hand"] == 7
+    assert c.call("stock.adjust", sku="Z", counted=6, reason="count")["on_hand"] == 6
+    view = c.call("sku.get", sku="Z")
+    assert (view["received"], view["adjusted"], view["on_hand"]) == (5, 1, 6)  # conservation
+
+
+def test_count_below_units_in_picking_is_refused(sim_client):
+    c = sim_client
+    stock(c, "K", 2)
+    submit(c, "K1", line("K", 2))  # both units go to a picking shipment
+    before = fingerprint(c, "K")
+    with pytest.raises(CallError) as exc:
+        c.call("stock.adjust", sku="K", counted=1, reason="count")
+    assert exc.value.code == "stock_in_picking"
+    assert fingerprint(c, "K") == before
+
+
+def test_count_gain_serves_waiting_lines(sim_client):
+    c = sim_client
+    c.call("sku.configure", sku="G")
+    oid = submit(c, "GAIN", line("G", 2))["order_id"]
+    res = c.call("stock.adjust", sku="G", delta=2, reason="found on a shelf")
+    assert res["allocations"] == [{"order_id": oid, "line_no": 1, "qty": 2}]
+    assert c.call("order.get", order_id=oid)["status"] == "picking"
