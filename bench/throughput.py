@@ -48,9 +48,12 @@ def main() -> None:
                              "reorder_point": 10}).encode() + b"\n" for i in range(args.skus)]]
         run_load(d.sock, warm)
         streams, lines = make_streams(args.orders, args.skus, args.clients)
+        cpu0 = d.cpu_seconds()
         res = run_load(d.sock, streams, window=args.window)
+        res["daemon_cpu_s"] = round(d.cpu_seconds() - cpu0, 2)
         res["order_lines"] = lines
         res["lines_per_s"] = round(lines / res["seconds"])
+        res["daemon_cpu_us_per_line"] = round(res["daemon_cpu_s"] / lines * 1e6, 1)
         res["orders"] = args.orders
         res["skus"] = args.skus
         res["clients"] = args.clients

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from operator import attrgetter
-
-from sortedcontainers import SortedKeyList
-
 from backorder.actors import events as ev
+from backorder.actors.service_queue import ServiceQueue
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
 HOUR = 3600.0
@@ -52,7 +49,7 @@ class Line:
         "order_id", "line_no", "sku", "qty", "unit_price", "requires_shipping",
         "rush", "value", "t_order", "arrival", "key",
         "allocated", "in_shipment", "shipped", "cancelled",
-        "rule", "rank", "backordered_at_entry", "decided",
+        "rule", "rank", "backordered_at_entry", "decided", "qtoken",
     )
 
     def __init__(self, order_id: str, line_no: int, sku: str, qty: int, unit_price: Decimal,
@@ -64,7 +61,7 @@ class Line:
         self.unit_price = unit_price
         self.requires_shipping = requires_shipping
         self.rush = rush
-        self.value = float(unit_price * qty)  # ranking only; money stays Decimal
+        self.value = float(unit_price) * qty  # ranking only; money stays Decimal
         self.t_order = t_order
         self.arrival = 0
         self.key: tuple = ()
@@ -76,6 +73,7 @@ class Line:
         self.rank = 0.0
         self.backordered_at_entry = 0
         self.decided = False
+        self.qtoken = 0  # nonzero while queued (see ServiceQueue)
 
     @property
     def need(self) -> int:
@@ -118,7 +116,7 @@ class Sku:
         self.on_hand = 0
         self.allocated = 0
         self.backordered = 0
-        self.queue: SortedKeyList = SortedKeyList(key=attrgetter("key"))
+        self.queue = ServiceQueue()
         self.inbound: dict[str, Request] = {}  # open requests only
         self.inbound_qty = 0
         self.received = 0
@@ -455,11 +453,7 @@ class World:
         self.mode, self.weights = e.mode, e.weights
         for s in self.skus.values():
             if s.queue:
-                lines = list(s.queue)
-                s.queue.clear()
-                for line in lines:
-                    line.key = self.queue_key(line)
-                s.queue.update(lines)
+                s.queue.rekey(self.queue_key)
 
     def _dead_lettered(self, e: ev.DeadLettered) -> None:
         self.dead_letters[e.letter_id] = e
@@ -482,9 +476,7 @@ class World:
         free = max(s.available, 0)
         idx = 0
         left = supply[0].open_qty if supply else 0
-        for n, line in enumerate(s.queue):
-            if upto is not None and n >= upto:
-                break
+        for line in (s.queue if upto is None else s.queue.first(upto)):
             need = line.need
             take = min(free, need)
             free -= take

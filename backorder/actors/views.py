@@ -171,7 +171,7 @@ def sku_view(world: World, s: Sku, now: float, lines: int) -> dict:
     out = sku_summary(s)
     waiting = []
     dates = world.expected_dates(s, upto=lines)
-    for n, (line, date) in enumerate(zip(s.queue.islice(0, lines), dates, strict=False), 1):
+    for n, (line, date) in enumerate(zip(s.queue.first(lines), dates, strict=False), 1):
         waiting.append({
             "position": n, "order_id": line.order_id, "line_no": line.line_no, "qty": line.qty,
             "backordered": line.need, "rush": line.rush, "rank": world.rank(line, now),
@@ -198,7 +198,8 @@ def stats(world: World, now: float) -> dict:
     oldest = min((s.queue[0].t_order for s in world.skus.values() if s.queue and world.mode == "fifo"),
                  default=None)
     if world.mode != "fifo":
-        oldest = min((min(ln.t_order for ln in s.queue) for s in world.skus.values() if s.queue), default=None)
+        oldest = min((min(ln.t_order for ln in s.queue.lines()) for s in world.skus.values() if s.queue),
+                     default=None)
     return {
         "now": iso_ts(now),
         "fulfillment_rate": round(world.bo_filled / filled_base, 4) if filled_base else None,

@@ -12,6 +12,8 @@ readers (the audit query) use their own connection.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +54,12 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 SCHEMA_VERSION = "1"
 
 Row = tuple[int, float, str, str | None, str | None, str, str, bytes]
+CHUNK = 1000  # rows per INSERT statement (8 parameters each, under SQLite's 32766 limit)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    return "INSERT INTO events VALUES " + ",".join(["(?,?,?,?,?,?,?,?)"] * rows)
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -151,7 +159,12 @@ class Journal:
         assert conn is not None
         conn.execute("BEGIN")
         try:
-            conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", batch)
+            # Multi-row INSERTs: sqlite3 releases the GIL around every statement step, and
+            # each re-acquisition waits for the busy trio thread; one step per row would
+            # throttle the writer to the loop's GIL hand-offs. One step per CHUNK rows.
+            for start in range(0, len(batch), CHUNK):
+                rows = batch[start:start + CHUNK]
+                conn.execute(_insert_sql(len(rows)), list(itertools.chain.from_iterable(rows)))
             notices = [(r[0], r[7]) for r in batch if r[2] == "notice_queued"]
             if notices:
                 conn.executemany(
