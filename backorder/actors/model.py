@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+
+import msgspec
 from backorder.actors import events as ev
 from backorder.actors.service_queue import ServiceQueue
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
 HOUR = 3600.0
+_NULL_ID = msgspec.Raw(b"null")
 
 
 def iso_ts(ts: float) -> str:
@@ -291,6 +294,9 @@ class World:
 
     def _order_received(self, e: ev.OrderReceived) -> None:
         o = e.order
+        # The client's request id is not part of the order, and a msgspec.Raw would keep
+        # the whole request buffer alive for as long as the order lives.
+        o.id = _NULL_ID
         t_order = e.ts
         if o.created_at:
             t_order = min(parse_ts(o.created_at), e.ts)
@@ -314,7 +320,7 @@ class World:
 
     def _allocated(self, e: ev.Allocated) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
-        s = self.skus[e.sku]
+        s = self.sku(e.sku)
         line.allocated += e.qty
         line.rule, line.rank = e.rule, e.rank
         s.allocated += e.qty
@@ -327,7 +333,7 @@ class World:
 
     def _deallocated(self, e: ev.Deallocated) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
-        s = self.skus[e.sku]
+        s = self.sku(e.sku)
         was_waiting = line.need > 0
         line.allocated -= e.qty
         s.allocated -= e.qty
@@ -341,11 +347,11 @@ class World:
         line = self.orders[e.order_id].lines[e.line_no - 1]
         line.backordered_at_entry = e.qty
         line.decided = True
-        self.skus[e.sku].undecided.pop(line, None)
+        self.sku(e.sku).undecided.pop(line, None)
         self.bo_lines += 1
 
     def _received(self, e: ev.Received) -> None:
-        s = self.skus[e.sku]
+        s = self.sku(e.sku)
         s.on_hand += e.qty
         s.received += e.qty
         if e.request_id is not None:
@@ -360,7 +366,7 @@ class World:
             s.inbound_qty -= before - r.open_qty
 
     def _adjusted(self, e: ev.Adjusted) -> None:
-        s = self.skus[e.sku]
+        s = self.sku(e.sku)
         s.on_hand += e.delta
         s.adjusted += e.delta
 
@@ -404,7 +410,7 @@ class World:
 
     def _units_shipped(self, e: ev.UnitsShipped) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
-        s = self.skus[e.sku]
+        s = self.sku(e.sku)
         line.allocated -= e.qty
         line.in_shipment -= e.qty
         line.shipped += e.qty
@@ -436,7 +442,7 @@ class World:
 
     def _line_released(self, e: ev.LineReleased) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
-        s = self.skus[e.sku]
+        s = self.sku(e.sku)
         waiting = line.need
         if waiting:
             s.queue.remove(line)

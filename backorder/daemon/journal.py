@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     body      BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, taken_at REAL NOT NULL, body BLOB NOT NULL);
 """
 SCHEMA_VERSION = "1"
 
@@ -83,6 +84,13 @@ class Journal:
         self.last_commit_s = 0.0  # duration of the last commit
         self.last_commit_at: float | None = None  # wall time
         self.listeners: list[Callable[[list[Row]], None]] = []
+        # Snapshots: ``snapshotter()`` returns the model's bytes; taken every ``snapshot_every``
+        # events on the trio thread (so the model is consistent with last_seq) and written
+        # in the next commit, after the events it covers.
+        self.snapshotter: Callable[[], bytes] | None = None
+        self.snapshot_every = 500_000
+        self.snapshot_seq = 0
+        self._snapshot: tuple[int, bytes] | None = None
         self._pending: list[Row] = []
         self._wake = trio.Event()
         self._durable = trio.Event()
@@ -106,6 +114,22 @@ class Journal:
         last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         self.last_seq = self.committed_seq = last
         return last
+
+    def latest_snapshot(self) -> tuple[int, bytes] | None:
+        """The newest snapshot that the journal fully covers, if any."""
+        assert self._conn is not None
+        return self._conn.execute(
+            "SELECT seq, body FROM snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1", (self.last_seq,)
+        ).fetchone()
+
+    def write_snapshot_now(self, seq: int, body: bytes) -> None:
+        """Write a snapshot synchronously (shutdown, after the final flush)."""
+        assert self._conn is not None
+        self._conn.execute("BEGIN")
+        self._conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?)", (seq, time.time(), body))
+        self._conn.execute("DELETE FROM snapshots WHERE seq < ?", (seq,))
+        self._conn.execute("COMMIT")
+        self.snapshot_seq = seq
 
     def read(self, after: int = 0, chunk: int = 20000) -> Iterator[list[tuple[int, bytes]]]:
         """All events after ``after`` in seq order, in chunks (for replay)."""
@@ -136,16 +160,27 @@ class Journal:
             await self._wake.wait()
             self._wake = trio.Event()
             batch, self._pending = self._pending, []
-            if not batch:
+            if not batch and self._snapshot is None:
                 continue
+            snapshot, self._snapshot = self._snapshot, None
             # Not cancellable: a commit that started finishes (abandon_on_cancel=False).
-            await trio.to_thread.run_sync(self._commit, batch, limiter=self._limiter)
-            self.committed_seq = batch[-1][0]
+            await trio.to_thread.run_sync(self._commit, batch, snapshot, limiter=self._limiter)
+            if batch:
+                self.committed_seq = batch[-1][0]
             self._durable.set()
             self._durable = trio.Event()
             for listener in self.listeners:
                 listener(batch)
+            if self.snapshotter is not None and self.last_seq - self.snapshot_seq >= self.snapshot_every:
+                self.take_snapshot()
 
+    def take_snapshot(self) -> None:
+        """Capture the model now (it reflects every event up to last_seq); the next commit
+        writes it."""
+        assert self.snapshotter is not None
+        self._snapshot = (self.last_seq, self.snapshotter())
+        self.snapshot_seq = self.last_seq
+        self._wake.set()
     async def wait_durable(self, seq: int) -> None:
         while self.committed_seq < seq:
             await self._durable.wait()
@@ -153,7 +188,7 @@ class Journal:
     async def flush(self) -> None:
         await self.wait_durable(self.last_seq)
 
-    def _commit(self, batch: list[Row]) -> None:
+    def _commit(self, batch: list[Row], snapshot: tuple[int, bytes] | None = None) -> None:
         t0 = time.perf_counter()
         conn = self._conn
         assert conn is not None
@@ -171,6 +206,9 @@ class Journal:
                     "INSERT INTO outbox (notice_id, order_id, kind, seq, body) VALUES (?,?,?,?,?)",
                     [(*_notice_keys(body), seq, body) for seq, body in notices],
                 )
+            if snapshot is not None:
+                conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?)", (snapshot[0], time.time(), snapshot[1]))
+                conn.execute("DELETE FROM snapshots WHERE seq < ?", (snapshot[0],))  # a cache: keep the newest
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -1,0 +1,115 @@
+"""Snapshots of the model, so that a restart replays only the journal's tail.
+
+A snapshot is a cache, never the source of truth: it records the model as it was after
+journal event ``seq``; start-up restores the newest one and replays the events after it.
+If a snapshot cannot be read (older format, corruption) the daemon replays the whole
+journal instead. Derived structures (SKU queues, holders, the dedupe index) are rebuilt
+from the lines, so they cannot disagree with them.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER
+from backorder.actors.model import Line, Order, Request, Shipment, Sku, World
+from backorder.config.settings import ReorderPolicy, Settings, Weights
+from backorder.daemon.protocol import OrderSubmit
+
+VERSION = 1
+
+LINE = ("sku", "qty", "unit_price", "requires_shipping", "rush", "value", "t_order", "arrival",
+        "allocated", "in_shipment", "shipped", "cancelled", "rule", "rank", "backordered_at_entry", "decided")
+SKU = ("on_hand", "allocated", "backordered", "inbound_qty", "received", "adjusted", "shipped", "known")
+SHIPMENT = ("shipment_id", "order_id", "items", "status", "created_ts", "shipped_ts", "carrier", "tracking",
+            "label_zpl")
+REQUEST = ("request_id", "sku", "kind", "source", "qty", "received", "created_ts", "expected_date", "closed_ts",
+           "position")
+COUNTERS = ("seq", "n_orders", "n_shipments", "n_requests", "n_notices", "n_letters", "arrivals", "bo_lines",
+            "bo_filled", "bo_cancelled", "lead_time_h_sum", "lead_time_n", "orders_shipped", "double_shipments",
+            "notices_queued")
+
+_spec_decoder = msgspec.json.Decoder(OrderSubmit)
+
+
+def dump(world: World) -> bytes:
+    """The whole model as msgpack (call on the trio thread: it must not change meanwhile)."""
+    def line_row(ln: Line) -> list:
+        row = [getattr(ln, f) for f in LINE]
+        row[2] = str(ln.unit_price)
+        row.append(bool(ln.qtoken))
+        return row
+
+    return msgspec.msgpack.encode({
+        "version": VERSION,
+        "counters": [getattr(world, f) for f in COUNTERS],
+        "mode": world.mode,
+        "weights": msgspec.to_builtins(world.weights),
+        "inaccurate_orders": sorted(world.inaccurate_orders),
+        "shipped_by_day": world.shipped_by_day,
+        "skus": [[s.sku, msgspec.to_builtins(s.policy), *[getattr(s, f) for f in SKU]]
+                 for s in world.skus.values()],
+        "orders": [[o.order_id, EVENT_ENCODER.encode(o.spec), o.cancelled, o.cancel_reason, o.received_ts,
+                    o.closed_ts, o.shipments, [line_row(ln) for ln in o.lines]] for o in world.orders.values()],
+        "shipments": [[getattr(sh, f) for f in SHIPMENT] for sh in world.shipments.values()],
+        "requests": [[getattr(r, f) for f in REQUEST] for r in world.requests.values()],
+        "dead_letters": [EVENT_ENCODER.encode(x) for x in world.dead_letters.values()],
+    })
+
+
+def restore(settings: Settings, data: bytes) -> World:
+    """A World equal to the one ``dump`` saw. Raises ValueError on a foreign format."""
+    snap = msgspec.msgpack.decode(data)
+    if not isinstance(snap, dict) or snap.get("version") != VERSION:
+        raise ValueError("unsupported snapshot format")
+    from decimal import Decimal
+
+    w = World(settings)
+    for f, value in zip(COUNTERS, snap["counters"], strict=True):
+        setattr(w, f, value)
+    w.mode = snap["mode"]
+    w.weights = msgspec.convert(snap["weights"], Weights)
+    w.inaccurate_orders = set(snap["inaccurate_orders"])
+    w.shipped_by_day = snap["shipped_by_day"]
+    for name, policy, *values in snap["skus"]:
+        s = w.skus[name] = Sku(name, msgspec.convert(policy, ReorderPolicy))
+        for f, value in zip(SKU, values, strict=True):
+            setattr(s, f, value)
+    for row in snap["requests"]:
+        r = Request.__new__(Request)
+        for f, value in zip(REQUEST, row, strict=True):
+            setattr(r, f, value)
+        w.requests[r.request_id] = r
+        if r.closed_ts is None:
+            w.skus[r.sku].inbound[r.request_id] = r
+    for order_id, spec_json, cancelled, reason, received_ts, closed_ts, shipments, lines in snap["orders"]:
+        spec = _spec_decoder.decode(spec_json)
+        order_lines = []
+        for line_no, row in enumerate(lines, 1):
+            ln = Line.__new__(Line)
+            ln.order_id, ln.line_no, ln.qtoken, ln.key = order_id, line_no, 0, ()
+            for f, value in zip(LINE, row[:-1], strict=True):
+                setattr(ln, f, value)
+            ln.unit_price = Decimal(ln.unit_price)
+            order_lines.append(ln)
+            s = w.skus.get(ln.sku)
+            if row[-1]:  # it was waiting: rebuild its place in the queue
+                ln.key = w.queue_key(ln)
+                s.queue.add(ln)
+                if not ln.decided:
+                    s.undecided[ln] = None
+            if ln.allocated and s is not None:
+                s.holders[ln] = None
+        o = w.orders[order_id] = Order(order_id, spec, order_lines, received_ts)
+        o.cancelled, o.cancel_reason, o.closed_ts, o.shipments = cancelled, reason, closed_ts, shipments
+        w.by_key[(spec.channel, spec.account, spec.external_id)] = order_id
+    for row in snap["shipments"]:
+        sh = Shipment.__new__(Shipment)
+        for f, value in zip(SHIPMENT, row, strict=True):
+            setattr(sh, f, value)
+        sh.items = [tuple(item) for item in sh.items]
+        w.shipments[sh.shipment_id] = sh
+    for body in snap["dead_letters"]:
+        letter = EVENT_DECODER.decode(body)
+        w.dead_letters[letter.letter_id] = letter
+    return w
