@@ -1,0 +1,126 @@
+"""Run every benchmark one after another (each in its own process, each with its own
+daemon), then print a markdown table of figure vs target and write it to
+bench/results/summary.md. ``make bench`` runs this.
+
+    python bench/run_all.py [--quick] [--only NAME ...]
+
+With ``--quick`` every benchmark does ~10x less work and saves NAME_quick.json (and
+summary_quick.md), so a smoke test never overwrites real results. Only results written
+by this run are reported; a benchmark that failed shows as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import RESULTS, exit_on_sigterm, machine, result_name
+
+HERE = Path(__file__).resolve().parent
+
+# name, script, arguments (full run), arguments (quick run)
+RUNS = [
+    ("throughput", "throughput.py", [], ["--orders", "10000"]),
+    ("throughput_hot_sku", "throughput.py", ["--skus", "1"], ["--skus", "1", "--orders", "10000"]),
+    ("latency", "latency.py", [], ["--quick"]),
+    ("fill", "fill.py", [], ["--quick"]),
+    ("restart", "restart.py", [], ["--quick"]),
+    ("memory", "memory.py", [], ["--quick"]),
+]
+
+# name, label, key in the result, comparison, target, unit
+TARGETS = [
+    ("throughput", "order lines/s, 4 clients, 1,000 SKUs", "lines_per_s", ">=", 20_000, "lines/s"),
+    ("throughput_hot_sku", "order lines/s, every order for one SKU", "lines_per_s", ">=", 10_000, "lines/s"),
+    ("latency", "reply latency p50 at 2,000 orders/s offered", "p50_ms", "<=", 5, "ms"),
+    ("latency", "reply latency p99 at 2,000 orders/s offered", "p99_ms", "<=", 25, "ms"),
+    ("fill", "receipt filling 100,000 waiting lines of one SKU", "seconds", "<=", 0.5, "s"),
+    ("restart", "ready after restart, 1,000,000 journaled events (median of 3)", "seconds", "<=", 10, "s"),
+    ("memory", "resident memory, 100,000 SKUs with stock and policies", "rss_mib", "<=", 300, "MiB"),
+]
+
+
+def run(name: str, script: str, extra: list[str], timeout: float) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    cmd = [sys.executable, str(HERE / script), *extra]
+    if script == "throughput.py":
+        cmd += ["--name", name]
+    print(f"\n=== {name}: {' '.join(cmd[1:])}", flush=True)
+    proc = subprocess.Popen(cmd, cwd=HERE.parent)
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"=== {name}: timed out after {timeout:.0f} s", flush=True)
+        rc = -1
+    finally:  # also on Ctrl-C / SIGTERM; SIGINT (KeyboardInterrupt) lets every script, throughput.py
+        # included, run its ``finally``: stop its daemon and remove its folder
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return rc, time.perf_counter() - t0
+
+
+def fmt(value: float) -> str:
+    if isinstance(value, float) and value < 100:
+        return f"{value:,.3g}" if value < 10 else f"{value:,.1f}"
+    return f"{value:,.0f}"
+
+
+def table(quick: bool, started: float, outcome: dict[str, int]) -> str:
+    rows = ["| benchmark | figure | target | result |", "|---|---:|---:|---|"]
+    for name, label, key, op, target, unit in TARGETS:
+        path = RESULTS / f"{result_name(name, quick)}.json"
+        figure, verdict = "—", "not run"
+        if path.exists() and path.stat().st_mtime >= started:
+            data = json.loads(path.read_text())
+            value = data.get(key)
+            if value is not None:
+                figure = f"{fmt(value)} {unit}"
+                good = value >= target if op == ">=" else value <= target
+                verdict = "pass" if good else "**fail**"
+                if data.get("error") or data.get("errors"):
+                    verdict += f" (errors: {data.get('error') or data.get('errors')})"
+        elif outcome.get(name, 0) != 0:
+            verdict = f"**script failed** (exit {outcome[name]})"
+        rows.append(f"| {label} | {figure} | {op} {fmt(target)} {unit} | {verdict} |")
+    m = machine()
+    head = (f"Benchmarks{' (--quick: ~10x less work, figures not comparable to the targets)' if quick else ''}, "
+            f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, on {m['cpus']} CPUs ({m['cpu']}), "
+            f"Python {m['python']}, {m['platform']}.\n\n")
+    return head + "\n".join(rows) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="~10x less work per benchmark (smoke test)")
+    ap.add_argument("--only", nargs="*", default=None, help="run only these benchmarks (by name)")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per benchmark")
+    args = ap.parse_args()
+    exit_on_sigterm()
+    started = time.time()
+    outcome: dict[str, int] = {}
+    for name, script, full, quick in RUNS:
+        if args.only is not None and name not in args.only:
+            continue
+        extra = quick if args.quick else full
+        rc, seconds = run(result_name(name, args.quick), script, extra, args.timeout)
+        outcome[name] = rc
+        print(f"=== {name}: exit {rc} in {seconds:.1f} s", flush=True)
+    md = table(args.quick, started, outcome)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / ("summary_quick.md" if args.quick else "summary.md")).write_text(md)
+    print("\n" + md)
+    sys.exit(1 if any(rc != 0 for rc in outcome.values()) else 0)
+
+
+if __name__ == "__main__":
+    main()
