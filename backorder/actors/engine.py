@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 
 
 class Engine:
-    def __init__(self, settings: Settings, journal: Journal, clock: Clock, carrier: Carrier | None = None) -> None:
+    def __init__(self, settings: Settings, journal: Journal, clock: Clock, carrier: Carrier | None = None,
+                 world: World | None = None) -> None:
         self.settings = settings
-        self.world = World(settings)
+        self.world = world if world is not None else World(settings)
         self.journal = journal
         self.clock = clock
         self.carrier = carrier or LocalCarrier()

@@ -341,6 +341,7 @@ class World:
         if not line.allocated:
             s.holders.pop(line, None)
         if not was_waiting:
+            line.key = self.queue_key(line)  # the service rule may have changed since it was served
             s.queue.add(line)
 
     def _line_backordered(self, e: ev.LineBackordered) -> None:

@@ -81,8 +81,11 @@ class OrderActor:
                 sh = order_rules.ship(world, sid, engine.carrier, emit, now)
                 order = world.orders[sh.order_id]
                 reply.ok({**shipment_view(sh, label=True), "order_status": order.status(world.shipments)})
-            case p.PolicySet(mode=mode, weights=weights):
-                emit(ev.PolicyChanged(ts=now, mode=mode, weights=weights or world.weights))
+            case p.PolicySet(mode=mode, weights=update):
+                # weights left out of the request keep their current value
+                changes = update.changes() if update is not None else {}
+                weights = msgspec.structs.replace(world.weights, **changes) if changes else world.weights
+                emit(ev.PolicyChanged(ts=now, mode=mode, weights=weights))
                 reply.ok({"mode": world.mode, "weights": msgspec.to_builtins(world.weights)})
             case _:
                 raise Rejected("unknown_op", f"{type(req).__name__} is not an order operation")

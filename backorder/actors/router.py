@@ -139,8 +139,7 @@ def route(router: Router, req, reply, corr: str) -> None:
     if isinstance(req, ORDER_OPS):
         router.call_order(req, reply, corr)
     elif isinstance(req, SKU_OPS):
-        if not isinstance(req, p.SkuConfigure) and req.sku not in world.skus:
-            raise Rejected("unknown_sku", f"SKU {req.sku!r} is not known (configure it or order it first)")
+        # An unknown SKU is refused by its actor, in mailbox order (see SkuHandler._call).
         router.call_sku(req.sku, req, reply, corr)
     elif isinstance(req, p.ProcurementConfirm):
         r = world.requests.get(req.request_id)

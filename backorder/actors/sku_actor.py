@@ -45,27 +45,46 @@ class SkuHandler:
     def handle(self, msg) -> None:
         engine = self.engine
         world = engine.world
-        s = world.sku(self.sku)
         now = engine.now()
         emit = engine.emit
         match msg:
             case SettleLines(order_id=order_id, corr=corr):
                 engine.context("order.submit", corr)
-                allocs = sku_rules.settle(world, s, emit, now)
+                allocs = sku_rules.settle(world, world.sku(self.sku), emit, now)
                 self._tell_orders(allocs, order_id, corr)
             case Settle(corr=corr):
                 engine.context("settle", corr)
-                self._tell_orders(sku_rules.settle(world, s, emit, now), None, corr)
+                self._tell_orders(sku_rules.settle(world, world.sku(self.sku), emit, now), None, corr)
             case SkuCall(req=req, reply=reply, corr=corr):
                 engine.context(req.__struct_config__.tag, corr)
                 try:
-                    result = self._call(req, s, now)
+                    result = self._call(req, now)
                 except Rejected as exc:
                     reply.error(exc.code, exc.message)
                 else:
                     reply.ok(result)
 
-    def _call(self, req, s, now) -> dict:
+    def _call(self, req, now) -> dict:
+        world = self.engine.world
+        # Whether the SKU exists is decided here, in mailbox order, not when the request was
+        # read: a receive pipelined right behind the sku.configure that creates the SKU
+        # must see it. Only sku.configure may create a SKU (world.sku creates on sight).
+        s = world.skus.get(self.sku)
+        if s is None:
+            if not isinstance(req, p.SkuConfigure):
+                raise Rejected("unknown_sku", f"SKU {self.sku!r} is not known (configure it or order it first)")
+            s = world.sku(self.sku)
+            try:
+                return self._do(req, s, now)
+            except BaseException:
+                # Refused (or crashed) before its sku_configured event: the SKU is not in
+                # the journal, so it must not stay in the model either.
+                if not s.known and world.skus.get(self.sku) is s:
+                    del world.skus[self.sku]
+                raise
+        return self._do(req, s, now)
+
+    def _do(self, req, s, now) -> dict:
         engine, world, emit = self.engine, self.engine.world, self.engine.emit
         match req:
             case p.StockReceive(qty=qty, reference=ref):

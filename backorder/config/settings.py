@@ -7,6 +7,7 @@ every key.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -70,7 +71,8 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     actor_idle_s: Annotated[float, Meta(gt=0)] = 30.0  # passivate a SKU actor idle this long
     snapshot_every: Annotated[int, Meta(ge=1000)] = 500_000  # events between snapshots
     clock: Literal["wall", "simulated"] = "wall"
-    clock_speed: Annotated[float, Meta(gt=0)] = 1.0  # simulated seconds per real second
+    # simulated seconds per real second; bounded so the clock stays within datetime range
+    clock_speed: Annotated[float, Meta(gt=0, le=1e6)] = 1.0
     clock_start: str | None = None  # RFC 3339 start of simulated time
 
 
@@ -96,9 +98,45 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     def problems(self) -> list[str]:
         """Cross-field checks msgspec cannot express, each prefixed by its key path."""
         out = [f"default_policy: {p}" for p in self.default_policy.problems()]
+        if self.daemon.clock_start is not None and not _is_timestamp(self.daemon.clock_start):
+            out.append(f"daemon.clock_start: {self.daemon.clock_start!r} is not an RFC 3339 timestamp "
+                       "(e.g. 2026-01-05T09:00:00Z)")
         for sku, pol in self.skus.items():
             out += [f"skus.{sku}: {p}" for p in pol.problems()]
         return out
+
+
+_NAMED_TABLES = {"skus": ReorderPolicy, "sources": Source}
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _name_table(raw: bytes | str, text: str) -> str:
+    """msgspec shows an entry of ``[skus.NAME]`` / ``[sources.NAME]`` as `$.skus[...]`:
+    find the first entry that fails on its own and put its name in the path."""
+    m = re.search(r"`\$\.(skus|sources)\[\.\.\.\]", text)
+    if m is None:
+        return text
+    section = m.group(1)
+    try:
+        tables = msgspec.toml.decode(raw).get(section)
+    except (msgspec.DecodeError, AttributeError):
+        return text
+    for key, value in (tables if isinstance(tables, dict) else {}).items():
+        try:
+            msgspec.convert(value, _NAMED_TABLES[section])
+        except msgspec.ValidationError:
+            shown = key if _BARE_KEY.match(key) else msgspec.json.encode(key).decode()
+            return text.replace(f"`$.{section}[...]", f"`$.{section}.{shown}", 1)
+    return text
+
+
+def _is_timestamp(text: str) -> bool:
+    """Whether ``text`` reads as an RFC 3339 timestamp (or a date), as the clock parses it."""
+    try:
+        dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def load_settings(path: str | Path | None = None) -> Settings:
@@ -117,7 +155,7 @@ def parse_settings(raw: bytes | str, name: str = "config") -> Settings:
         settings = msgspec.toml.decode(raw, type=Settings)
     except msgspec.ValidationError as exc:
         # msgspec names the path as `$.daemon.grace_s`; show it as a TOML key.
-        text = str(exc).replace("`$.", "`").replace("`$`", "`(top level)`")
+        text = _name_table(raw, str(exc)).replace("`$.", "`").replace("`$`", "`(top level)`")
         raise ConfigError(f"{name}: {text}") from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{name}: not valid TOML: {exc}") from None

@@ -13,13 +13,15 @@ import signal
 import time
 from pathlib import Path
 
+import msgspec
 import structlog
 import trio
 
-from backorder.actors import order_rules, sku_rules
+
+from backorder.actors import order_rules, sku_rules, snapshot
 from backorder.actors.engine import Engine
-from backorder.actors.events import EVENT_DECODER
-from backorder.actors.model import World, parse_ts
+from backorder.actors.events import EVENT_DECODER, SkuConfigured
+from backorder.actors.model import World, iso_ts, parse_ts
 from backorder.actors.router import Router
 from backorder.config.settings import Settings
 from backorder.daemon import server
@@ -29,12 +31,12 @@ from backorder.daemon.journal import AuditReader, Journal
 log = structlog.get_logger()
 
 
-def replay(journal: Journal, world: World) -> int:
-    """Apply every journaled event to a fresh model (runs before anything else starts)."""
+def replay(journal: Journal, world: World, after: int = 0) -> int:
+    """Apply the journal's events after ``after`` to the model (before anything else starts)."""
     decode = EVENT_DECODER.decode
     evolve = world.evolve
     n = 0
-    for rows in journal.read():
+    for rows in journal.read(after):
         for seq, body in rows:
             evolve(decode(body))
         n += len(rows)
@@ -42,13 +44,49 @@ def replay(journal: Journal, world: World) -> int:
     return n
 
 
-def recover(engine: Engine) -> int:
-    """Finish decisions a crash interrupted: serve every SKU queue, ship what is allocated.
+def rebuild(journal: Journal, settings: Settings) -> tuple[World, int, int]:
+    """The model as of the journal's last event: from the newest snapshot plus the events
+    after it, or by replaying everything when there is no usable snapshot.
+    Returns (world, snapshot seq or 0, events replayed)."""
+    snap = journal.latest_snapshot()
+    if snap is not None:
+        seq, body = snap
+        try:
+            world = snapshot.restore(settings, body)
+        except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
+            log.warning("snapshot_unusable", seq=seq, error=str(exc))
+        else:
+            world.seq = seq
+            return world, seq, replay(journal, world, after=seq)
+    world = World(settings)
+    return world, 0, replay(journal, world)
 
-    The same rules that run after every message; on a clean journal they change nothing.
+
+def recover(engine: Engine, configured: set[str]) -> int:
+    """Journal the config file's SKU policies, then finish what a crash interrupted.
+
+    1. Every ``[skus.NAME]`` policy of the config file is applied to the model when it is
+       built, but it is a fact of the journal only once journaled: each SKU of the file
+       with no ``sku_configured`` event yet (``configured``: ``Journal.skus_configured``) gets one,
+       cause ``config``, and is settled in the same context. So on a fresh site the
+       configured policies DO raise the reorders they call for (positions start at 0),
+       and the audit trail shows the policy that raised them. A SKU that already has a
+       journaled policy keeps it: the journal (``sku.configure`` over the socket, or the
+       file's table as first journaled) takes precedence over the file on later restarts,
+       so editing an existing ``[skus.NAME]`` table changes nothing; use sku.configure.
+    2. Serve every SKU queue and ship what is allocated: the same rules that run after
+       every message; on a clean journal they change nothing.
+
+    Returns the number of events journaled.
     """
     world, now, emit = engine.world, engine.now(), engine.emit
     before = engine.journal.last_seq
+    engine.context("config", "startup")
+    for name, policy in world.settings.skus.items():
+        if name not in configured:
+            s = world.sku(name)
+            emit(SkuConfigured(ts=now, sku=name, policy=policy))
+            sku_rules.settle(world, s, emit, now)
     engine.context("recovery", "startup")
     for s in list(world.skus.values()):
         if s.undecided or (s.queue and s.available > 0) or sku_rules.reorder_quantity(s):
@@ -85,11 +123,14 @@ class Daemon:
         self.state = "starting"
 
     def health(self) -> dict:
+        journal = self.journal.statistics()
+        if journal.get("last_commit_at") is not None:
+            journal["last_commit_at"] = iso_ts(journal["last_commit_at"])
         return {
             "status": self.state,
             "uptime_s": round(time.time() - self.started_at, 1),
-            "now": self.engine.now(),
-            "journal": self.journal.statistics(),
+            "now": iso_ts(self.engine.now()),
+            "journal": journal,
             "actors": {
                 "active_skus": len(self.router.inboxes),
                 "activations": self.router.activations,
@@ -106,16 +147,17 @@ class Daemon:
     async def _start(self) -> None:
         journal = self.journal
         t0 = time.perf_counter()
-        last = await trio.to_thread.run_sync(journal.open)
-        last_ts = None
-        if last:
-            rows = journal._conn.execute("SELECT ts FROM events WHERE seq = ?", (last,)).fetchone()  # noqa: SLF001
-            last_ts = rows[0]
-        self.engine = Engine(self.settings, journal, make_clock(self.settings, last_ts))
-        self.recovered_events = await trio.to_thread.run_sync(replay, journal, self.engine.world)
-        decided = recover(self.engine)
-        log.info("journal_recovered", events=self.recovered_events, new_decisions=decided,
-                 orders=len(self.engine.world.orders), skus=len(self.engine.world.skus),
+        await trio.to_thread.run_sync(journal.open)
+        # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
+        gc.disable()
+        world, snap_seq, self.recovered_events = await trio.to_thread.run_sync(rebuild, journal, self.settings)
+        self.engine = Engine(self.settings, journal, make_clock(self.settings, journal.last_ts()), world=world)
+        journal.snapshot_seq = snap_seq
+        journal.snapshot_every = self.settings.daemon.snapshot_every
+        journal.snapshotter = lambda: snapshot.dump(self.engine.world)
+        decided = recover(self.engine, journal.skus_configured(self.settings.skus))
+        log.info("journal_recovered", snapshot_seq=snap_seq, events_replayed=self.recovered_events,
+                 new_decisions=decided, orders=len(world.orders), skus=len(world.skus),
                  seconds=round(time.perf_counter() - t0, 3))
         # The model is millions of small long-lived objects; default GC thresholds would
         # rescan them all again and again (LIMITS.md: ~8 us per object per full pass).
@@ -123,6 +165,7 @@ class Daemon:
         gc.collect()
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
+        gc.enable()
         self.audit = AuditReader(self.settings.daemon.db)
         journal.listeners.append(self.hub.publish)
 
@@ -150,6 +193,10 @@ class Daemon:
                     actors.cancel_scope.cancel()
                 await self.journal.flush()
                 core.cancel_scope.cancel()
+            if self.journal.last_seq > self.journal.snapshot_seq:
+                # A clean stop leaves a snapshot of everything, so the next start replays nothing.
+                body = snapshot.dump(self.engine.world)
+                await trio.to_thread.run_sync(self.journal.write_snapshot_now, self.journal.last_seq, body)
         finally:
             self.journal.close()
             if hasattr(self, "audit"):

@@ -68,7 +68,8 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
         case p.Health():
             reply.ok(d.health())
         case p.DeadLettersList():
-            reply.ok({"dead_letters": [msgspec.to_builtins(x) for x in world.dead_letters.values()]})
+            reply.ok({"dead_letters": [{**msgspec.to_builtins(x), "at": iso_ts(x.ts)}
+                                       for x in world.dead_letters.values()]})
         case p.DeadLettersRetry(letter_id=letter_id):
             d.router.retry_letter(letter_id, reply, corr)
         case p.Subscribe(topics=topics):

@@ -115,6 +115,18 @@ class Journal:
         self.last_seq = self.committed_seq = last
         return last
 
+    def last_ts(self) -> float | None:
+        """Engine time of the last journaled event (None for an empty journal)."""
+        assert self._conn is not None
+        row = self._conn.execute("SELECT ts FROM events WHERE seq = ?", (self.last_seq,)).fetchone()
+        return row[0] if row else None
+
+    def skus_configured(self, names) -> set[str]:
+        """Those of ``names`` that have a ``sku_configured`` event (one probe of the SKU index each)."""
+        assert self._conn is not None
+        query = "SELECT 1 FROM events WHERE sku = ? AND type = 'sku_configured' LIMIT 1"
+        return {name for name in names if self._conn.execute(query, (name,)).fetchone() is not None}
+
     def latest_snapshot(self) -> tuple[int, bytes] | None:
         """The newest snapshot that the journal fully covers, if any."""
         assert self._conn is not None

@@ -14,15 +14,15 @@ import decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import Meta, Raw, Struct
+from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
-from backorder.config.settings import Weights
 from backorder.errors import Rejected
 
 MAX_LINE = 1024 * 1024  # bytes per request line, newline excluded
 
 PositiveInt = Annotated[int, Meta(gt=0)]
 NonNegInt = Annotated[int, Meta(ge=0)]
+NonNegFloat = Annotated[float, Meta(ge=0)]
 Sku = Annotated[str, Meta(min_length=1, max_length=64)]
 Text = Annotated[str, Meta(max_length=512)]
 IsoDate = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
@@ -191,11 +191,23 @@ class PolicyGet(Request, tag="policy.get", kw_only=True):
     """client -> read model: the allocation mode and priority weights."""
 
 
+class WeightsUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Some of the priority weights (names as in ``settings.Weights``); a name left out
+    keeps its current value. ``null`` is not a weight: leave the name out instead."""
+
+    rush: NonNegFloat | UnsetType = UNSET
+    value: NonNegFloat | UnsetType = UNSET
+    age: NonNegFloat | UnsetType = UNSET
+
+    def changes(self) -> dict[str, float]:
+        return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not UNSET}
+
+
 class PolicySet(Request, tag="policy.set", kw_only=True):
-    """client -> order actor: switch FIFO / priority and the priority weights."""
+    """client -> order actor: switch FIFO / priority and (some of) the priority weights."""
 
     mode: Literal["fifo", "priority"]
-    weights: Weights | None = None
+    weights: WeightsUpdate | None = None
 
 
 class AuditQuery(Request, tag="audit.query", kw_only=True):

@@ -21,6 +21,7 @@ import msgspec
 import structlog
 import trio
 
+from backorder.actors.model import iso_ts
 from backorder.daemon import handlers
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
@@ -70,11 +71,12 @@ class Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away; its request was still carried out
 
-    def put_events(self, rows: list[Row]) -> None:
-        """Called by the hub after a commit: queue this subscriber's events, or count misses."""
+    def put_events(self, lines: list[tuple[str, bytes]]) -> None:
+        """Called by the hub after a commit with ``(type, event line)`` per journaled event:
+        queue this subscriber's events, or count what its full buffer misses."""
         limit = self.daemon.settings.daemon.subscriber_buffer
         types = self.event_types
-        for seq, _ts, kind, _sku, _oid, _cause, _corr, body in rows:
+        for kind, line in lines:
             if kind not in types:
                 continue
             if self.queued_events >= limit:
@@ -82,9 +84,14 @@ class Connection:
                 continue
             self.queued_events += 1
             try:
-                self.out_send.send_nowait(b'{"event":' + body + b',"seq":' + str(seq).encode() + b"}\n")
+                self.out_send.send_nowait(line)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
+
+
+def event_line(seq: int, at: str, event: bytes) -> bytes:
+    """One line of the event stream: ``{"seq": N, "at": "<RFC 3339>", "event": {...}}``."""
+    return b'{"seq":' + str(seq).encode() + b',"at":"' + at.encode() + b'","event":' + event + b"}\n"
 
 
 class Hub:
@@ -92,6 +99,8 @@ class Hub:
 
     def __init__(self) -> None:
         self.subscribers: set[Connection] = set()
+        self._at_ts: float | None = None  # the events of one message share their ts
+        self._at = ""
 
     def add(self, conn: Connection) -> None:
         self.subscribers.add(conn)
@@ -99,9 +108,25 @@ class Hub:
     def discard(self, conn: Connection) -> None:
         self.subscribers.discard(conn)
 
+    def at(self, ts: float) -> str:
+        """``iso_ts`` of an event's ``ts``, remembered for the next row with the same ts."""
+        if ts != self._at_ts:
+            self._at_ts, self._at = ts, iso_ts(ts)
+        return self._at
+
     def publish(self, rows: list[Row]) -> None:
-        for conn in list(self.subscribers):
-            conn.put_events(rows)
+        subscribers = list(self.subscribers)
+        if not subscribers:
+            return
+        # Each line is built once per row, whatever the number of subscribers, and only for
+        # the event types someone subscribed to.
+        wanted = frozenset().union(*(conn.event_types for conn in subscribers))
+        at = self.at
+        lines = [(kind, event_line(seq, at(ts), body))
+                 for seq, ts, kind, _sku, _oid, _cause, _corr, body in rows if kind in wanted]
+        if lines:
+            for conn in subscribers:
+                conn.put_events(lines)
 
 
 async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE):
@@ -216,8 +241,8 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
                     buf += it
                     conn.queued_events -= 1
             if conn.missed_events and not conn.queued_events:
-                buf += (b'{"event":{"type":"lagged","missed":' + str(conn.missed_events).encode()
-                        + b'},"seq":' + str(journal.committed_seq).encode() + b"}\n")
+                buf += event_line(journal.committed_seq, iso_ts(conn.daemon.engine.now()),
+                                  b'{"type":"lagged","missed":' + str(conn.missed_events).encode() + b"}")
                 conn.missed_events = 0
             try:
                 await stream.send_all(buf)

@@ -218,3 +218,23 @@ def test_count_gain_serves_waiting_lines(sim_client):
     res = c.call("stock.adjust", sku="G", delta=2, reason="found on a shelf")
     assert res["allocations"] == [{"order_id": oid, "line_no": 1, "qty": 2}]
     assert c.call("order.get", order_id=oid)["status"] == "picking"
+
+
+def test_policy_set_with_some_weights_keeps_the_others(sim):
+    d = sim()
+    with d.client() as c:
+        c.call("policy.set", mode="priority", weights={"rush": 48.0, "value": 0.5, "age": 2.0})
+        got = c.call("policy.set", mode="priority", weights={"rush": 50})
+        assert got["weights"] == {"rush": 50.0, "value": 0.5, "age": 2.0}
+        got = c.call("policy.set", mode="fifo", weights={"age": 3, "value": 0})
+        assert got == {"mode": "fifo", "weights": {"rush": 50.0, "value": 0.0, "age": 3.0}}
+        got = c.call("policy.set", mode="priority")  # no weights: all kept
+        assert got["weights"] == {"rush": 50.0, "value": 0.0, "age": 3.0}
+        for bad in ({"urgency": 5}, {"rush": None}, {"rush": -1}, {"age": "2"}):
+            with pytest.raises(CallError) as exc:
+                c.call("policy.set", mode="fifo", weights=bad)
+            assert exc.value.code == "invalid_request", bad
+        assert c.call("policy.get") == {"mode": "priority", "weights": {"rush": 50.0, "value": 0.0, "age": 3.0}}
+    d.restart()  # the merged weights are what was journaled
+    with d.client() as c:
+        assert c.call("policy.get") == {"mode": "priority", "weights": {"rush": 50.0, "value": 0.0, "age": 3.0}}

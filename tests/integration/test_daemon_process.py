@@ -3,14 +3,18 @@ trail and event subscriptions."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import signal
 import socket
 import sqlite3
+import time
 
 import pytest
 from bo_support import fingerprint, line, stock, submit
 
+from backorder.actors.model import iso_ts
 from backorder.client import CallError
 
 
@@ -230,7 +234,8 @@ def test_subscribe_streams_later_changes(sim):
         watcher.call("health")
         events = watcher.events
         assert events, "no events arrived"
-        assert all(set(e) == {"event", "seq"} for e in events)
+        assert all(list(e) == ["seq", "at", "event"] for e in events)
+        assert all(e["at"] == iso_ts(e["event"]["ts"]) for e in events)
         seqs = [e["seq"] for e in events]
         assert seqs == sorted(seqs) and seqs[0] > start_seq
         kinds = [e["event"]["type"] for e in events]
@@ -261,3 +266,34 @@ def test_events_can_be_read_as_plain_lines(sim):
         first = watcher.read_line()
         assert first["event"]["type"] == "order_received"
         assert isinstance(first["seq"], int)
+
+
+def test_event_lines_carry_the_rfc3339_time_of_the_event(sim):
+    d = sim()
+    with d.client() as watcher, d.client() as c:
+        watcher.call("subscribe", topics=["config"])
+        c.call("sku.configure", sku="T1")
+        c.call("policy.set", mode="priority")
+        watcher.call("health")
+        audit = {r["seq"]: r for r in c.call("audit.query", sku="T1")["records"]}
+        configured, changed = watcher.events
+        assert configured["event"]["type"] == "sku_configured" and changed["event"]["type"] == "policy_changed"
+        for e in (configured, changed):
+            assert re.fullmatch(r"2024-03-01T00:\d\d:\d\dZ", e["at"]), e["at"]
+            assert isinstance(e["event"]["ts"], float)  # the journal's own field stays a number
+        # the same instant as the audit trail shows it
+        assert configured["at"] == audit[configured["seq"]]["at"]
+        assert configured["event"] == audit[configured["seq"]]["event"]
+
+
+def test_health_times_are_rfc3339(sim):
+    d = sim()
+    with d.client() as c:
+        h = c.call("health")
+        assert re.fullmatch(r"2024-03-01T00:\d\d:\d\dZ", h["now"]), h["now"]
+        assert h["journal"]["last_commit_at"] is None  # nothing committed yet
+        c.call("sku.configure", sku="H1")
+        h = c.call("health")
+        at = dt.datetime.fromisoformat(h["journal"]["last_commit_at"].replace("Z", "+00:00"))
+        assert h["journal"]["last_commit_at"].endswith("Z")
+        assert abs(at.timestamp() - time.time()) < 60  # wall time of the commit

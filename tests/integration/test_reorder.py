@@ -231,3 +231,40 @@ def test_a_receipt_counts_only_against_an_open_request_of_its_own_sku(sim_client
     (closed,) = c.call("procurement.list", status="closed")["requests"]
     assert (closed["request_id"], closed["received"]) == (pa["request_id"], 1)
     assert c.call("sku.get", sku="RA")["on_hand"] == 3
+
+
+def _configured(c, sku: str) -> list[dict]:
+    return [r for r in c.call("audit.query", sku=sku)["records"] if r["type"] == "sku_configured"]
+
+
+def test_config_file_policies_are_journaled_once_and_the_journal_wins(sim):
+    from bo_support import SIM_CONFIG
+
+    tables = '[skus.CFG]\nreorder_point = 4\norder_up_to = 12\npack_size = 5\n[skus.QUIET]\n'
+    d = sim(tables)
+    with d.client() as c:
+        # the policy that raised the start-up PO is in the audit trail, before the PO
+        records = c.call("audit.query", sku="CFG")["records"]
+        assert [(r["type"], r["cause"], r["correlation_id"]) for r in records] == [
+            ("sku_configured", "config", "startup"), ("request_raised", "config", "startup")]
+        policy = records[0]["event"]["policy"]
+        assert (policy["reorder_point"], policy["order_up_to"], policy["pack_size"]) == (4, 12, 5)
+        assert records[1]["event"]["qty"] == 15
+        assert [r["cause"] for r in _configured(c, "QUIET")] == ["config"]
+        c.call("sku.configure", sku="CFG", order_up_to=30)
+        seq = c.call("health")["journal"]["last_seq"]
+    d.restart()
+    with d.client() as c:
+        assert c.call("health")["journal"]["last_seq"] == seq  # nothing journaled again
+        assert [r["cause"] for r in _configured(c, "CFG")] == ["config", "sku.configure"]
+        assert c.call("sku.get", sku="CFG")["policy"]["order_up_to"] == 30
+    # a new table is journaled at the next start; an edited one does not override the journal
+    d.config.write_text(tables.replace("order_up_to = 12", "order_up_to = 99")
+                        + '[skus.LATE]\nreorder_point = 1\norder_up_to = 2\n' + "\n" + SIM_CONFIG)
+    d.restart()
+    with d.client() as c:
+        assert c.call("sku.get", sku="CFG")["policy"]["order_up_to"] == 30
+        assert len(_configured(c, "CFG")) == 2
+        late = c.call("audit.query", sku="LATE")["records"]
+        assert [(r["type"], r["cause"]) for r in late] == [("sku_configured", "config"), ("request_raised", "config")]
+        assert len(_open(c, "CFG")) == 1
