@@ -5,6 +5,7 @@ edge (requests in flight per connection), where a client can be told to wait."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from functools import partial
@@ -26,11 +27,13 @@ log = structlog.get_logger()
 
 
 class Router:
-    def __init__(self, engine: Engine, nursery: trio.Nursery, idle_s: float) -> None:
+    def __init__(self, engine: Engine, nursery: trio.Nursery, idle_s: float, max_active: int = 5000) -> None:
         self.engine = engine
         self.nursery = nursery
         self.idle_s = idle_s
+        self.max_active = max_active
         self.inboxes: dict[str, trio.MemorySendChannel] = {}
+        # least recently active first: an actor moves itself to the end after each batch
         self.last_active: dict[str, float] = {}
         self.order_inbox, self.order_recv = trio.open_memory_channel(math.inf)
         self.order_actor = OrderActor(self)
@@ -51,6 +54,11 @@ class Router:
         inbox.send_nowait(msg)
 
     def _activate(self, sku: str) -> trio.MemorySendChannel:
+        if len(self.inboxes) >= self.max_active:
+            # Bound the tasks (~6 KiB each) however many SKUs a burst touches: passivate the
+            # least recently active idle actors first.
+            for old in list(itertools.islice(self.last_active, 64)):
+                self._passivate(old)
         send, recv = trio.open_memory_channel(math.inf)
         self.inboxes[sku] = send
         self.last_active[sku] = trio.current_time()
@@ -61,19 +69,26 @@ class Router:
         return send
 
     async def _passivate_idle(self) -> None:
-        """Close the mailboxes of SKU actors idle for ``idle_s``: their tasks end, their
-        state stays in the model. A sweep (not a timer per message) keeps the hot path
-        free of cancel scopes. Only an empty mailbox is closed, and closing is synchronous
-        with forgetting it, so the next message simply activates a new actor."""
+        """Passivate SKU actors idle for ``idle_s``: their tasks end, their state stays in
+        the model. A sweep (not a timer per message) keeps the hot path free of cancel
+        scopes."""
         while True:
             await trio.sleep(self.idle_s / 2)
             cutoff = trio.current_time() - self.idle_s
             for sku, last in list(self.last_active.items()):
-                inbox = self.inboxes.get(sku)
-                if last <= cutoff and inbox is not None and not inbox.statistics().current_buffer_used:
-                    del self.inboxes[sku], self.last_active[sku]
-                    inbox.close()
-                    self.passivations += 1
+                if last > cutoff:
+                    break  # ordered least recently active first: the rest are younger
+                self._passivate(sku)
+
+    def _passivate(self, sku: str) -> None:
+        """Close an idle actor's mailbox. Only an empty mailbox is closed, and closing is
+        synchronous with forgetting it, so the next message simply activates a new actor."""
+        inbox = self.inboxes.get(sku)
+        if inbox is not None and not inbox.statistics().current_buffer_used:
+            del self.inboxes[sku]
+            self.last_active.pop(sku, None)
+            inbox.close()
+            self.passivations += 1
 
     def call_order(self, req, reply, corr: str) -> None:
         self.order_inbox.send_nowait(OrderCall(req=req, reply=reply, corr=corr))

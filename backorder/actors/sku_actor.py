@@ -28,10 +28,22 @@ async def sku_actor(router: Router, sku: str, inbox: trio.MemoryReceiveChannel, 
     touch = router.last_active
 
     def active() -> None:
-        if sku in touch:  # not if the router already passivated us
-            touch[sku] = trio.current_time()
+        if touch.pop(sku, None) is not None:  # not if the router already passivated us
+            touch[sku] = trio.current_time()  # re-inserted: now the most recently active
 
     await serve_mailbox(inbox, SkuHandler(router, sku).handle, cell, active)
+
+
+MAX_LISTED = 1000  # allocations listed in a reply; a huge fill is summarised, see audit.query
+
+
+def allocation_summary(allocs) -> dict:
+    """Which lines got units: the first MAX_LISTED in service order, and the totals."""
+    return {
+        "allocations": [{"order_id": a.order_id, "line_no": a.line_no, "qty": a.qty} for a in allocs[:MAX_LISTED]],
+        "allocated_lines": len(allocs),
+        "allocated_units": sum(a.qty for a in allocs),
+    }
 
 
 class SkuHandler:
@@ -92,14 +104,11 @@ class SkuHandler:
                 allocs = sku_rules.receive(world, s, qty, ref, emit, now)
                 self._tell_orders(allocs, None, engine.journal.corr)
                 return {"sku": s.sku, "received": qty, "request_id": counted_against,
-                        "allocations": [{"order_id": a.order_id, "line_no": a.line_no, "qty": a.qty}
-                                        for a in allocs],
-                        **sku_summary(s)}
+                        **allocation_summary(allocs), **sku_summary(s)}
             case p.StockAdjust(delta=delta, counted=counted, reason=reason):
                 allocs = sku_rules.adjust(world, s, delta, counted, reason, emit, now)
                 self._tell_orders(allocs, None, engine.journal.corr)
-                return {**sku_summary(s), "allocations": [
-                    {"order_id": a.order_id, "line_no": a.line_no, "qty": a.qty} for a in allocs]}
+                return {**sku_summary(s), **allocation_summary(allocs)}
             case p.SkuConfigure():
                 changes = {f: getattr(req, f) for f in sku_rules.POLICY_FIELDS if getattr(req, f) is not None}
                 sku_rules.configure(world, s, changes, emit, now)

@@ -176,7 +176,8 @@ class Daemon:
             async with trio.open_nursery() as core:
                 await core.start(self.journal.run)
                 async with trio.open_nursery() as actors:
-                    self.router = Router(self.engine, actors, self.settings.daemon.actor_idle_s)
+                    d = self.settings.daemon
+                    self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus)
                     await self.router.start()
                     async with trio.open_nursery() as edge:
                         self.conn_nursery = edge

@@ -18,6 +18,7 @@ import trio.testing
 
 from backorder.actors import events as ev
 from backorder.actors.engine import Engine
+from backorder.actors.messages import Settle
 from backorder.actors.router import Router, route
 from backorder.config.settings import DaemonSettings, Settings
 from backorder.daemon import protocol as p
@@ -392,3 +393,19 @@ async def test_replay_of_the_journal_rebuilds_the_live_state(site, autojump_cloc
     assert fresh.requests.keys() == world.requests.keys()
     # every journaled row carries a cause and a correlation id (invariant 7)
     assert site.rows("SELECT COUNT(*) FROM events WHERE cause IS NULL OR corr IS NULL OR cause = ''") == [(0,)]
+
+
+async def test_live_sku_actors_are_capped_least_recently_active_first(tmp_path, nursery):
+    """However many SKUs a burst touches, at most max_active actor tasks stay alive."""
+    journal = Journal(tmp_path / "cap.db")
+    journal.open()
+    await nursery.start(journal.run)
+    engine = Engine(Settings(), journal, SimClock(start=1.8e9))
+    router = Router(engine, nursery, idle_s=3600.0, max_active=16)
+    await router.start()
+    for n in range(200):
+        router.send(f"S{n:03d}", Settle())
+        await trio.testing.wait_all_tasks_blocked()
+    assert len(router.inboxes) <= 16
+    assert router.passivations >= 200 - 16
+    assert "S199" in router.inboxes and "S000" not in router.inboxes
