@@ -44,7 +44,9 @@ class ServiceQueue:
         if line.qtoken:
             line.qtoken = 0
             self._live -= 1
-            if len(self._heap) > 2 * self._live + 64:
+            if not self._live:
+                self._heap.clear()
+            elif len(self._heap) > 4 * self._live + 1024:
                 self._compact()
 
     def head(self):

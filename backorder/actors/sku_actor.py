@@ -34,6 +34,7 @@ async def sku_actor(router: Router, sku: str, inbox: trio.MemoryReceiveChannel, 
     await serve_mailbox(inbox, SkuHandler(router, sku).handle, cell, active)
 
 
+SETTLED_CHUNK = 16  # orders per Settled message (the order actor yields every BATCH messages)
 MAX_LISTED = 1000  # allocations listed in a reply; a huge fill is summarised, see audit.query
 
 
@@ -122,5 +123,10 @@ class SkuHandler:
     def _tell_orders(self, allocs, order_id: str | None, corr: str) -> None:
         orders = list(dict.fromkeys(a.order_id for a in allocs if a.order_id != order_id))
         if orders or order_id is not None:
-            self.router.order_inbox.send_nowait(
-                Settled(sku=self.sku, order_id=order_id, allocated_orders=orders, corr=corr))
+            send = self.router.order_inbox.send_nowait
+            send(Settled(sku=self.sku, order_id=order_id, allocated_orders=orders[:SETTLED_CHUNK], corr=corr))
+            # A big fill is told in chunks, so the order actor yields between them and the
+            # journal can commit the allocations (and release the receipt's reply) early.
+            for start in range(SETTLED_CHUNK, len(orders), SETTLED_CHUNK):
+                send(Settled(sku=self.sku, order_id=None, allocated_orders=orders[start:start + SETTLED_CHUNK],
+                             corr=corr))

@@ -28,6 +28,14 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
     """
     fresh = list(s.undecided)
     allocs = []
+    if s.queue and s.available >= s.backordered:
+        # Enough for every waiting line: serve them in one pass over the sorted queue
+        # instead of popping the heap line by line (a big receipt fills 100k lines).
+        for line in list(s.queue):
+            e = ev.Allocated(ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no,
+                             qty=line.need, rule=world.mode, rank=world.rank(line, now))
+            emit(e)
+            allocs.append(e)
     while s.available > 0 and s.queue:
         line = s.queue[0]
         e = ev.Allocated(ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no,
@@ -102,7 +110,8 @@ def adjust(world: World, s: Sku, delta: int | None, counted: int | None, reason:
         if new_on_hand < picking:
             raise Rejected("stock_in_picking",
                            f"{picking} units of {s.sku} are in picking shipments; count them or cancel first")
-        for line in sorted(s.holders, key=lambda ln: ln.key, reverse=True):
+        # last served first, under the rule in force now (keys of served lines may be stale)
+        for line in sorted(s.holders, key=world.queue_key, reverse=True):
             take = min(line.allocated - line.in_shipment, short)
             if take > 0:
                 emit(ev.Deallocated(ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no, qty=take))

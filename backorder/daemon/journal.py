@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, taken_at REAL NOT
 SCHEMA_VERSION = "1"
 
 Row = tuple[int, float, str, str | None, str | None, str, str, bytes]
-CHUNK = 1000  # rows per INSERT statement (8 parameters each, under SQLite's 32766 limit)
+CHUNK = 4000  # rows per INSERT statement (8 parameters each, under SQLite's default limit of 32766)
 
 
 @functools.lru_cache(maxsize=64)
