@@ -189,12 +189,21 @@ class Sim:
             "near_picking": (None, picking + abs(value) // 2),
         }[how]
         start = len(self.log)
+        free_before = {ln: ln.allocated - ln.in_shipment for ln in s.holders}  # units a count may take back
         try:
             allocs = self.checked(name, lambda: sku_rules.adjust(w, s, delta, counted, "count", self.emit, self.now))
         except Rejected as exc:
             assert exc.code in {"invalid_quantity", "stock_in_picking"}
             assert len(self.log) == start, "a rejected adjustment changed state"
             return
+        # the lines last in (current) service order give units back first
+        taken = [w.orders[e.order_id].lines[e.line_no - 1] for e in self.log[start:] if isinstance(e, ev.Deallocated)]
+        if taken:
+            assert sum(e.qty for e in self.log[start:] if isinstance(e, ev.Deallocated)) <= sum(free_before.values())
+            kept = [ln for ln, free in free_before.items() if free > 0 and ln not in taken]
+            first_taken = min(service_key(w, ln) for ln in taken)
+            assert all(service_key(w, ln) < first_taken for ln in kept), (
+                "a count took units from a line earlier in service order than one that kept its units")
         self.ship_orders(allocs)
 
     def op_cancel(self, pick: int) -> None:
@@ -401,21 +410,27 @@ def test_single_hot_sku_fifo_serves_in_order_time_then_arrival(ops):
     assert sum(served) == min(w.skus["A"].received, sum(ln.qty for ln in lines))
 
 
-@PROPS
-@given(mode=st.sampled_from(["fifo", "priority"]), weights=weights_st, ops=st.lists(st.lists(st.one_of(
-    # ship-complete orders for A that also wait for B (never received) hold A's units
-    # without a shipment, so counts can take them back and they queue again
-    st.tuples(st.just("submit"), st.integers(0, 1000),
-              st.lists(st.tuples(st.sampled_from(["A", "A", "B"]), st.integers(1, 3), st.sampled_from(PRICES),
-                                 st.just(True)), min_size=1, max_size=3),
-              st.booleans(), st.booleans(), st.sampled_from([None, 0, 3600, 7200])),
-    st.tuples(st.just("receive"), st.just("A"), st.integers(1, 6), st.just(0)),
-    st.tuples(st.just("adjust"), st.just("A"), st.sampled_from(["near_allocated", "near_picking"]),
-              st.integers(-3, 3)),
-    st.tuples(st.just("policy"), st.sampled_from(["fifo", "priority"]), weights_st),
-    st.tuples(st.just("cancel"), st.integers(0, 40)),
+# ship-complete orders for A that also wait for B (never received) hold A's units without
+# a shipment, so counts can take them back and they queue again
+hot_submit_st = st.tuples(
+    st.just("submit"), st.integers(0, 1000),
+    st.lists(st.tuples(st.sampled_from(["A", "A", "B"]), st.integers(1, 3), st.sampled_from(PRICES), st.just(True)),
+             min_size=1, max_size=3),
+    st.sampled_from([True, True, False]), st.booleans(), st.sampled_from([None, 0, 3600, 7200]))
+hot_receive_st = st.tuples(st.just("receive"), st.just("A"), st.integers(1, 6), st.just(0))
+hot_count_st = st.tuples(st.just("adjust"), st.just("A"), st.sampled_from(["near_allocated", "near_picking"]),
+                         st.integers(-3, 3))
+hot_policy_st = st.tuples(st.just("policy"), st.sampled_from(["fifo", "priority"]), weights_st)
+hot_op_st = st.one_of(
+    hot_submit_st, hot_submit_st, hot_submit_st, hot_receive_st, hot_receive_st, hot_count_st, hot_count_st,
+    hot_policy_st, hot_policy_st, st.tuples(st.just("cancel"), st.integers(0, 40)),
     st.tuples(st.just("tick"), st.sampled_from([60, 3600])),
-), min_size=1, max_size=8), min_size=1, max_size=8))
+)
+
+
+@PROPS
+@given(mode=st.sampled_from(["fifo", "priority"]), weights=weights_st,
+       ops=st.lists(st.lists(hot_op_st, min_size=1, max_size=8), min_size=1, max_size=8))
 def test_counts_and_policy_changes_keep_service_order(mode, weights, ops):
     """Lines that lose units to a count, cancels and policy switches on one hot SKU: the
     queue stays in the current service order (the invariant checks run after each step)."""
@@ -436,6 +451,29 @@ def test_replay_round_trip_keeps_money_and_ids_exact():
 
 
 # --- regressions found by the properties above, as plain examples -------------------
+
+
+def test_a_count_takes_units_back_from_the_line_last_in_current_service_order():
+    """Two ship-complete orders hold one unit of A each (both wait for B). O1 was served
+    under FIFO, O2 an hour later under priority. A count finds one unit missing: O2 is
+    last in service order under either rule (same rush and value, newer), so O2 gives its
+    unit back and O1 keeps it."""
+    same = Weights(rush=0.0, value=0.0, age=1.0)
+    sim = Sim("fifo", same)
+    w = sim.world
+    sim.run(("submit", 1, [("A", 1, Decimal("1"), True), ("B", 1, Decimal("1"), True)], True, False, None))
+    sim.run(("receive", "A", 1, 0))
+    sim.run(("policy", "priority", same))
+    sim.run(("tick", 3600))
+    sim.run(("submit", 2, [("A", 1, Decimal("1"), True), ("B", 1, Decimal("1"), True)], True, False, None))
+    sim.run(("receive", "A", 1, 0))
+    a1, a2 = w.orders["O0000001"].lines[0], w.orders["O0000002"].lines[0]
+    assert (a1.allocated, a1.in_shipment, a2.allocated, a2.in_shipment) == (1, 0, 1, 0)
+    start = len(sim.log)
+    sku_rules.adjust(w, w.skus["A"], -1, None, "one missing", sim.emit, sim.now)
+    taken = [(e.order_id, e.qty) for e in sim.log[start:] if isinstance(e, ev.Deallocated)]
+    assert taken == [("O0000002", 1)]
+    assert (a1.allocated, a2.allocated) == (1, 0)
 
 
 @pytest.mark.parametrize(("before", "after", "o2_created_ago", "first"), [
