@@ -70,7 +70,7 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     subscriber_buffer: Annotated[int, Meta(ge=16)] = 10000
     actor_idle_s: Annotated[float, Meta(gt=0)] = 30.0  # passivate a SKU actor idle this long
     max_active_skus: Annotated[int, Meta(ge=16)] = 5000  # live SKU actors; the least recently active go first
-    snapshot_every: Annotated[int, Meta(ge=1000)] = 500_000  # events between snapshots
+    snapshot_every: Annotated[int, Meta(ge=1000)] = 1_000_000  # events between snapshots
     clock: Literal["wall", "simulated"] = "wall"
     # simulated seconds per real second; bounded so the clock stays within datetime range
     clock_speed: Annotated[float, Meta(gt=0, le=1e6)] = 1.0

@@ -409,3 +409,32 @@ async def test_live_sku_actors_are_capped_least_recently_active_first(tmp_path, 
     assert len(router.inboxes) <= 16
     assert router.passivations >= 200 - 16
     assert "S199" in router.inboxes and "S000" not in router.inboxes
+
+
+async def test_audit_by_sku_spans_the_side_index_and_the_journal_tail(tmp_path, nursery):
+    """Audit by SKU reads (sku, seq) from the side index up to where it was built and scans
+    the journal's tail after it; paging across that boundary loses and repeats nothing."""
+    from backorder.daemon.journal import AuditReader
+
+    journal = Journal(tmp_path / "audit.db")
+    journal.open()
+    await nursery.start(journal.run)
+    for n in range(30):
+        journal.append(ev.Received(ts=1.8e9 + n, sku="AB"[n % 2], qty=n + 1), "AB"[n % 2], None)
+        if n == 17:
+            await journal.flush()
+            await trio.to_thread.run_sync(journal.index_skus)
+    await journal.flush()
+    assert 0 < journal.sku_indexed < journal.committed_seq
+    reader = AuditReader(tmp_path / "audit.db")
+    try:
+        got, after = [], 0
+        while True:
+            rows = await reader.query(order_id=None, sku="A", since=None, after_seq=after, limit=4)
+            if not rows:
+                break
+            got += [r[0] for r in rows]
+            after = rows[-1][0]
+        assert got == list(range(1, 31, 2))
+    finally:
+        reader.close()
