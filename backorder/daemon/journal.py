@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, taken_at REAL NOT
 SCHEMA_VERSION = "1"
 
 Row = tuple[int, float, str, str | None, str | None, str, str, bytes]
-SKU_INDEX_EVERY = 50_000  # journal events between updates of the sku_events side index
+SKU_INDEX_EVERY = 5_000  # events between side-index updates: small steps keep each pause short (p99)
 CHUNK = 4000  # rows per INSERT statement (8 parameters each, under SQLite's default limit of 32766)
 
 
