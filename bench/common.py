@@ -312,7 +312,7 @@ def run_open_loop(path, streams: list[list[bytes]], rate: float) -> dict:
                     lag = now - (t0 + (j * n + i) / rate)  # the oldest released now is the latest
                     max_release_lag = max(max_release_lag, lag)
                     c["out"] += b"".join(c["lines"][j:due])
-                    sec = int((now - t0))
+                    sec = int(now - t0)
                     while len(per_second) <= sec:
                         per_second.append(0)
                     per_second[sec] += due - j

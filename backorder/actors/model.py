@@ -22,7 +22,7 @@ from decimal import Decimal
 import msgspec
 from backorder.actors import events as ev
 from backorder.actors.service_queue import ServiceQueue
-from backorder.config.settings import ReorderPolicy, Settings, Weights
+from backorder.config.settings import ReorderPolicy, Settings
 
 HOUR = 3600.0
 _NULL_ID = msgspec.Raw(b"null")

@@ -38,7 +38,7 @@ def replay(journal: Journal, world: World, after: int = 0) -> int:
     evolve = world.evolve
     n = 0
     for rows in journal.read(after):
-        for seq, body in rows:
+        for _seq, body in rows:
             evolve(decode(body))
         n += len(rows)
         world.seq = rows[-1][0]

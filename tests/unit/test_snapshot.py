@@ -54,7 +54,7 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
     now = 1.7e9
     carrier = LocalCarrier()
     skus = ["A", "B", "C"]
-    for i in range(steps):
+    for _ in range(steps):
         now += rnd.uniform(1, 7200)
         roll = rnd.random()
         try:
