@@ -65,6 +65,7 @@ class Received(Event, tag="received", kw_only=True, frozen=True):
     qty: int
     reference: str | None = None
     request_id: str | None = None
+    receipt_id: str | None = None  # the sender's idempotency key, if it gave one
 
 
 class Adjusted(Event, tag="adjusted", kw_only=True, frozen=True):

@@ -208,6 +208,8 @@ class World:
         self.mode = settings.allocation.mode
         self.weights = settings.allocation.weights
         self.dead_letters: dict[int, ev.DeadLettered] = {}
+        # (sku, receipt_id) -> (qty, request_id) of receipts sent with an idempotency key
+        self.receipts: dict[tuple[str, str], tuple[int, str | None]] = {}
         self.seq = 0  # last journal seq applied
         # id counters (advanced by evolve so that a replay reproduces them)
         self.n_orders = self.n_shipments = self.n_requests = self.n_notices = 0
@@ -355,6 +357,8 @@ class World:
         s = self.sku(e.sku)
         s.on_hand += e.qty
         s.received += e.qty
+        if e.receipt_id is not None:
+            self.receipts[(e.sku, e.receipt_id)] = (e.qty, e.request_id)
         if e.request_id is not None:
             r = self.requests[e.request_id]
             before = r.open_qty

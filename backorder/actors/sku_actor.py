@@ -100,11 +100,15 @@ class SkuHandler:
     def _do(self, req, s, now) -> dict:
         engine, world, emit = self.engine, self.engine.world, self.engine.emit
         match req:
-            case p.StockReceive(qty=qty, reference=ref):
+            case p.StockReceive(qty=qty, reference=ref, receipt_id=receipt_id):
+                known = sku_rules.known_receipt(world, s, receipt_id, qty)
+                if known is not None:  # a resend: answer as before, change nothing
+                    return {"sku": s.sku, "received": known[0], "request_id": known[1], "duplicate": True,
+                            **allocation_summary([]), **sku_summary(s)}
                 counted_against = ref if ref in s.inbound else None  # an open request of this SKU
-                allocs = sku_rules.receive(world, s, qty, ref, emit, now)
+                allocs = sku_rules.receive(world, s, qty, ref, emit, now, receipt_id)
                 self._tell_orders(allocs, None, engine.journal.corr)
-                return {"sku": s.sku, "received": qty, "request_id": counted_against,
+                return {"sku": s.sku, "received": qty, "request_id": counted_against, "duplicate": False,
                         **allocation_summary(allocs), **sku_summary(s)}
             case p.StockAdjust(delta=delta, counted=counted, reason=reason):
                 allocs = sku_rules.adjust(world, s, delta, counted, reason, emit, now)

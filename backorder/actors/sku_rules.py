@@ -83,11 +83,25 @@ def reorder(world: World, s: Sku, emit: Emit, now: float) -> ev.RequestRaised | 
     return e
 
 
-def receive(world: World, s: Sku, qty: int, reference: str | None, emit: Emit, now: float) -> list[ev.Allocated]:
+def receive(world: World, s: Sku, qty: int, reference: str | None, emit: Emit, now: float,
+            receipt_id: str | None = None) -> list[ev.Allocated]:
     """Units arrived; a reference naming an open request of this SKU counts against it."""
     request_id = reference if reference in s.inbound else None
-    emit(ev.Received(ts=now, sku=s.sku, qty=qty, reference=reference, request_id=request_id))
+    emit(ev.Received(ts=now, sku=s.sku, qty=qty, reference=reference, request_id=request_id,
+                     receipt_id=receipt_id))
     return settle(world, s, emit, now)
+
+
+def known_receipt(world: World, s: Sku, receipt_id: str | None, qty: int) -> tuple[int, str | None] | None:
+    """The original (qty, request_id) if this receipt was already journaled, else None.
+    The same receipt id with another quantity is a contradiction, not a resend."""
+    if receipt_id is None:
+        return None
+    known = world.receipts.get((s.sku, receipt_id))
+    if known is not None and known[0] != qty:
+        raise Rejected("receipt_conflict",
+                       f"receipt {receipt_id!r} of {s.sku} was {known[0]} units, not {qty}")
+    return known
 
 
 def adjust(world: World, s: Sku, delta: int | None, counted: int | None, reason: str,

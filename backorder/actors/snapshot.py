@@ -16,7 +16,7 @@ from backorder.actors.model import Line, Order, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 from backorder.daemon.protocol import OrderSubmit
 
-VERSION = 1
+VERSION = 2
 
 LINE = ("sku", "qty", "unit_price", "requires_shipping", "rush", "value", "t_order", "arrival",
         "allocated", "in_shipment", "shipped", "cancelled", "rule", "rank", "backordered_at_entry", "decided")
@@ -54,6 +54,7 @@ def dump(world: World) -> bytes:
         "shipments": [[getattr(sh, f) for f in SHIPMENT] for sh in world.shipments.values()],
         "requests": [[getattr(r, f) for f in REQUEST] for r in world.requests.values()],
         "dead_letters": [EVENT_ENCODER.encode(x) for x in world.dead_letters.values()],
+        "receipts": [[sku, rid, qty, req] for (sku, rid), (qty, req) in world.receipts.items()],
     })
 
 
@@ -109,6 +110,7 @@ def restore(settings: Settings, data: bytes) -> World:
             setattr(sh, f, value)
         sh.items = [tuple(item) for item in sh.items]
         w.shipments[sh.shipment_id] = sh
+    w.receipts = {(sku, rid): (qty, req) for sku, rid, qty, req in snap["receipts"]}
     for body in snap["dead_letters"]:
         letter = EVENT_DECODER.decode(body)
         w.dead_letters[letter.letter_id] = letter

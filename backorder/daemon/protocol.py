@@ -115,6 +115,8 @@ class StockReceive(Request, tag="stock.receive", kw_only=True):
     sku: Sku
     qty: PositiveInt
     reference: Text | None = None
+    # The sender's own id for this delivery: resending it (same SKU) changes nothing.
+    receipt_id: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
 
 
 class StockAdjust(Request, tag="stock.adjust", kw_only=True):

@@ -3,7 +3,10 @@ across a restart and when the twin arrives while the first is still being served
 
 from __future__ import annotations
 
+import pytest
 from bo_support import line, stock, submit
+
+from backorder.client import CallError
 
 
 def test_same_order_twice_makes_one_order_and_repeats_the_original_outcome(sim_client):
@@ -106,3 +109,24 @@ def test_a_long_pipeline_gets_every_reply_exactly_once(sim_client):
     assert len({r["result"]["order_id"] for r in replies if "order_id" in r["result"]}) == 600
     view = c.call("sku.get", sku="PIPE")
     assert (view["on_hand"], view["allocated"], view["backordered"]) == (300, 300, 300)
+
+
+def test_a_receipt_resent_with_its_receipt_id_counts_once_also_after_kill_9(make_daemon):
+    d = make_daemon()
+    with d.client() as c:
+        c.call("sku.configure", sku="R1")
+        first = c.call("stock.receive", sku="R1", qty=7, receipt_id="DN-1")
+        assert first["duplicate"] is False and first["on_hand"] == 7
+        again = c.call("stock.receive", sku="R1", qty=7, receipt_id="DN-1")
+        assert again["duplicate"] is True and again["on_hand"] == 7
+    d.kill9()
+    d.start()
+    with d.client() as c:
+        after = c.call("stock.receive", sku="R1", qty=7, receipt_id="DN-1")
+        assert after["duplicate"] is True
+        assert c.call("sku.get", sku="R1")["received"] == 7
+        with pytest.raises(CallError) as err:
+            c.call("stock.receive", sku="R1", qty=8, receipt_id="DN-1")
+        assert err.value.code == "receipt_conflict"
+        other = c.call("stock.receive", sku="R1", qty=1, receipt_id="DN-2")
+        assert other["duplicate"] is False and other["on_hand"] == 8

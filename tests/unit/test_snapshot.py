@@ -37,6 +37,7 @@ def fingerprint(w: World) -> dict:
                            ln.decided, ln.backordered_at_entry, ln.arrival, ln.rule) for ln in o.lines]]
                    for oid, o in w.orders.items()},
         "by_key": sorted(w.by_key.items()),
+        "receipts": sorted(w.receipts.items()),
         "shipments": {sid: [sh.status, sh.items, sh.tracking] for sid, sh in w.shipments.items()},
         "requests": {rid: [r.qty, r.received, r.expected_date, r.closed_ts] for rid, r in w.requests.items()},
     }
@@ -54,7 +55,7 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
     now = 1.7e9
     carrier = LocalCarrier()
     skus = ["A", "B", "C"]
-    for _ in range(steps):
+    for i in range(steps):
         now += rnd.uniform(1, 7200)
         roll = rnd.random()
         try:
@@ -72,7 +73,8 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
             elif roll < 0.65:
                 s = w.sku(rnd.choice(skus))
                 ref = next(iter(s.inbound), None) if rnd.random() < 0.6 else None
-                for a in sku_rules.receive(w, s, rnd.randint(1, 8), ref, emit, now):
+                rid = f"r{i}" if rnd.random() < 0.5 else None
+                for a in sku_rules.receive(w, s, rnd.randint(1, 8), ref, emit, now, rid):
                     order_rules.settle_order(w, w.orders[a.order_id], emit, now)
             elif roll < 0.75 and w.shipments:
                 order_rules.ship(w, rnd.choice(list(w.shipments)), carrier, emit, now)
