@@ -6,7 +6,6 @@ edge (requests in flight per connection), where a client can be told to wait."""
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from functools import partial
 
@@ -109,7 +108,7 @@ class Router:
             sku = getattr(msg.req, "sku", None)
             order_id = getattr(msg.req, "order_id", None)
         elif isinstance(msg, SettleLines):
-            body = json.dumps({"internal": "settle", "order_id": msg.order_id})
+            body = msgspec.json.encode({"internal": "settle", "order_id": msg.order_id}).decode()
             order_id = msg.order_id
         else:
             body = msgspec.json.encode({"internal": type(msg).__name__}).decode()
@@ -134,7 +133,7 @@ class Router:
             raise Rejected("unknown_letter", f"no dead letter {letter_id}")
         self.engine.context("deadletters.retry", corr)
         self.engine.emit(ev.DeadLetterRetried(ts=self.engine.now(), letter_id=letter_id))
-        data = json.loads(letter.message)
+        data = msgspec.json.decode(letter.message)
         if "internal" in data:
             if letter.sku:
                 self.send(letter.sku, Settle(corr=corr))
@@ -146,6 +145,7 @@ class Router:
 
 SKU_OPS = (p.StockReceive, p.StockAdjust, p.SkuConfigure)
 ORDER_OPS = (p.OrderSubmit, p.OrderCancel, p.PickConfirm, p.PolicySet)
+CHANGES = (*ORDER_OPS, *SKU_OPS, p.ProcurementConfirm)  # what route() sends to an actor
 
 
 def route(router: Router, req, reply, corr: str) -> None:

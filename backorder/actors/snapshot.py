@@ -9,6 +9,8 @@ from the lines, so they cannot disagree with them.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import msgspec
 
 from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER
@@ -63,8 +65,6 @@ def restore(settings: Settings, data: bytes) -> World:
     snap = msgspec.msgpack.decode(data)
     if not isinstance(snap, dict) or snap.get("version") != VERSION:
         raise ValueError("unsupported snapshot format")
-    from decimal import Decimal
-
     w = World(settings)
     for f, value in zip(COUNTERS, snap["counters"], strict=True):
         setattr(w, f, value)

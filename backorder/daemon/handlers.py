@@ -11,7 +11,7 @@ import trio
 from backorder.actors import views
 from backorder.actors.events import TOPICS
 from backorder.actors.model import iso_ts, parse_ts
-from backorder.actors.router import route
+from backorder.actors.router import CHANGES, route
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
 
@@ -24,6 +24,9 @@ _RAW = msgspec.json.Decoder()
 
 def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str) -> None:
     """Answer or route one decoded request. Raises Rejected for bad input."""
+    if isinstance(req, CHANGES):  # the hot path first: changes go to the actor that decides
+        route(d.router, req, reply, corr)
+        return
     world = d.engine.world
     now = d.engine.now()
     match req:
@@ -89,7 +92,7 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
                     raise Rejected("invalid_date", f"since {req.since!r} is not an RFC 3339 timestamp") from None
             conn.nursery.start_soon(_audit, d, req, since, reply)
         case _:
-            route(d.router, req, reply, corr)
+            raise Rejected("unknown_op", f"{type(req).__name__} has no handler")
 
 
 async def _audit(d: Daemon, req: p.AuditQuery, since: float | None, reply: Reply) -> None:

@@ -436,7 +436,12 @@ def test_counts_and_policy_changes_keep_service_order(mode, weights, ops):
     queue stays in the current service order (the invariant checks run after each step)."""
     sim = Sim(mode, weights)
     for op in (op for chunk in ops for op in chunk):
-        sim.run(op)
+        sim.run(op)  # checks every invariant after each step
+    a = sim.world.skus.get("A")
+    if a is not None:  # and, explicitly at the end: A's queue is in the current service order
+        keys = [service_key(sim.world, ln) for ln in a.queue]
+        assert keys == sorted(keys)
+        assert a.available <= 0 or not a.queue  # nothing waits while units are free
 
 
 def test_replay_round_trip_keeps_money_and_ids_exact():
