@@ -353,3 +353,11 @@ def ok(req_id: Raw, result: Any) -> OkReply:
 
 def err(req_id: Raw, code: str, message: str) -> ErrReply:
     return ErrReply(req_id, False, ErrorBody(code, message))
+
+# Ops that change state: a read-only client may not send them (roles), and every new op
+# that journals anything must be listed here.
+WRITE_OPS = frozenset({
+    "order.submit", "order.cancel", "stock.receive", "stock.adjust", "sku.configure",
+    "procurement.confirm", "pick.confirm", "policy.set", "deadletters.retry",
+})
+assert WRITE_OPS <= OPS
