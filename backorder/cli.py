@@ -64,6 +64,12 @@ def cmd_demo(args) -> None:
     demo.main(args)
 
 
+def cmd_tui(args) -> None:
+    from backorder.tui import app
+
+    app.run(args.socket, args.log)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="backorder", description="Backorder fulfillment daemon")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +96,11 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--speed", type=float, default=3600.0, help="simulated seconds per real second")
     demo.add_argument("--keep", action="store_true", help="keep the temporary folder")
     demo.set_defaults(func=cmd_demo)
+
+    tui = sub.add_parser("tui", help="the supervisor console (attach to a running daemon)")
+    tui.add_argument("--socket", default="backorder.sock", help="the daemon's Unix socket")
+    tui.add_argument("--log", help="the console's own log file (default: no log)")
+    tui.set_defaults(func=cmd_tui)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import trio
 
-from backorder.actors import views
+from backorder.actors import board, views
 from backorder.actors.events import TOPICS
 from backorder.actors.model import iso_ts, parse_ts
 from backorder.actors.router import CHANGES, route
@@ -91,6 +91,10 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
                 except ValueError:
                     raise Rejected("invalid_date", f"since {req.since!r} is not an RFC 3339 timestamp") from None
             conn.nursery.start_soon(_audit, d, req, since, reply)
+        case p.SkusBoard(skus=skus, waiting=waiting, limit=limit, offset=offset):
+            reply.ok(board.board(world, now, skus, waiting, offset, limit))
+        case p.OrdersFind(query=query, limit=limit):
+            reply.ok(board.find_orders(world, query, limit))
         case _:
             raise Rejected("unknown_op", f"{type(req).__name__} has no handler")
 

@@ -246,6 +246,25 @@ class DeadLettersRetry(Request, tag="deadletters.retry", kw_only=True):
     letter_id: int
 
 
+# --- reads for the supervisor console (issue 3) ----------------------------------
+
+
+class SkusBoard(Request, tag="skus.board", kw_only=True):
+    """TUI -> read model: SKU summaries with oldest wait, next inbound and coverage."""
+
+    skus: list[Sku] | None = None  # only these SKUs (unknown names are skipped)
+    waiting: bool = True  # without ``skus``: only SKUs with waiting lines
+    limit: Annotated[int, Meta(ge=1, le=100000)] = 1000
+    offset: NonNegInt = 0
+
+
+class OrdersFind(Request, tag="orders.find", kw_only=True):
+    """TUI -> read model: orders by order id, external id or order number (exact)."""
+
+    query: Annotated[str, Meta(min_length=1, max_length=128)]
+    limit: Annotated[int, Meta(ge=1, le=100)] = 20
+
+
 AnyRequest = (
     OrderSubmit
     | OrderCancel
@@ -268,6 +287,8 @@ AnyRequest = (
     | Subscribe
     | DeadLettersList
     | DeadLettersRetry
+    | SkusBoard
+    | OrdersFind
 )
 
 OPS = frozenset(cls.__struct_config__.tag for cls in AnyRequest.__args__)  # type: ignore[attr-defined]

@@ -1,0 +1,87 @@
+"""Read views for the supervisor console (``skus.board``, ``orders.find``).
+
+The dashboard needs, per SKU with waiting demand, what arrives next and how much of the
+waiting demand the open supply covers, and by when — numbers ``skus.list`` does not give.
+Computed from the model on demand, for the SKUs asked for only (the TUI re-fetches just
+the SKUs an event touched).
+"""
+
+from __future__ import annotations
+
+from backorder.actors.model import HOUR, Order, Sku, World
+from backorder.actors.views import order_summary, sku_summary
+
+
+def board_row(s: Sku, now: float) -> dict:
+    """``sku_summary`` plus oldest wait, next inbound and coverage of the waiting demand."""
+    out = sku_summary(s)
+    supply = sorted(s.inbound.values(), key=lambda r: (r.expected_date, r.request_id))
+    nxt = supply[0] if supply else None
+    # Walk the queue against available stock, then open requests by date: the same
+    # allocation of future supply as ``World.expected_dates``, without building a list.
+    free = max(s.available, 0)
+    idx, left = 0, (supply[0].open_qty if supply else 0)
+    covered_lines = covered_units = 0
+    last_date: str | None = None
+    for line in s.queue:
+        need = line.need
+        take = min(free, need)
+        free -= take
+        need -= take
+        got = take
+        date = "now" if take else None
+        while need and idx < len(supply):
+            take = min(left, need)
+            left -= take
+            need -= take
+            got += take
+            if take:
+                date = supply[idx].expected_date
+            if left == 0:
+                idx += 1
+                left = supply[idx].open_qty if idx < len(supply) else 0
+        covered_units += got
+        if need:
+            break  # supply ran out: this line and every later one are not covered
+        covered_lines += 1
+        last_date = date
+    out.update(
+        oldest_wait_hours=round((now - min(ln.t_order for ln in s.queue.lines())) / HOUR, 2) if s.queue else None,
+        next_inbound=({"request_id": nxt.request_id, "qty": nxt.open_qty, "expected_date": nxt.expected_date}
+                      if nxt else None),
+        covered_lines=covered_lines,
+        covered_units=covered_units,
+        covered_by=last_date if s.queue and covered_lines == len(s.queue) else None,
+    )
+    return out
+
+
+def board(world: World, now: float, skus: list[str] | None, waiting: bool, offset: int, limit: int) -> dict:
+    if skus is not None:
+        pool = (world.skus[n] for n in dict.fromkeys(skus) if n in world.skus)
+    else:
+        pool = (s for s in world.skus.values() if not waiting or s.queue)
+    rows = []
+    for n, s in enumerate(pool):
+        if n >= offset + limit:
+            break
+        if n >= offset:
+            rows.append(board_row(s, now))
+    return {"skus": rows, "offset": offset, "limit": limit}
+
+
+def find_orders(world: World, query: str, limit: int) -> dict:
+    """Orders whose id, external id or order number is ``query`` (exact), newest first.
+
+    An order id is a dict lookup; external ids and order numbers are a scan of the
+    orders (a supervisor's search, not a hot path).
+    """
+    found: list[Order] = []
+    if query in world.orders:
+        found.append(world.orders[query])
+    for o in reversed(world.orders.values()):
+        if len(found) >= limit:
+            break
+        if o.order_id != query and query in (o.spec.external_id, o.spec.order_number):
+            found.append(o)
+    return {"orders": [order_summary(world, o) for o in found]}

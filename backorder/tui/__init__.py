@@ -1,0 +1,1 @@
+"""The supervisor console: a Textual app over the control socket (asyncio, never trio)."""

@@ -1,0 +1,252 @@
+"""The first screen: KPIs, the SKUs with demand waiting, the backlog trend, the event feed.
+
+The SKU table is a Textual ``DataTable`` (it renders only the rows in view). A refresh
+touches only the rows that changed: ``update_cell`` for a row whose numbers moved,
+``add_row`` / ``remove_row`` when a SKU starts or stops waiting, and one ``sort`` when the
+order may have changed. The whole table is rebuilt only on a reconnect or a new filter.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Sparkline
+
+from backorder.tui.live import Changes
+from backorder.tui.screens.base import BoScreen
+from backorder.tui.widgets import ConnBanner, KpiBar, bar, cover_text, hours, next_text, short_date, state_text
+
+# (key, label, sort value of a row); the label gets ▲/▼ on the sorted column.
+COLUMNS: list[tuple[str, str, object]] = [
+    ("sku", "SKU", lambda r: r["sku"]),
+    ("on_hand", "OnHd", lambda r: r["on_hand"]),
+    ("bo_units", "BO", lambda r: r["backordered"]),
+    ("bo_lines", "Lns", lambda r: r["waiting_lines"]),
+    ("wait", "Wait", lambda r: r["oldest_wait_hours"] or 0.0),
+    ("next", "Next in", lambda r: (r["next_inbound"] or {}).get("expected_date") or "9999"),
+    ("cover", "Cover", lambda r: (r["covered_lines"] / r["waiting_lines"] if r["waiting_lines"] else 1.0,
+                                  r["covered_by"] or "9999")),
+    ("rop", "ROP", lambda r: r["reorder_point"]),
+    ("state", "State", lambda r: {"stock_out": 0, "below_reorder_point": 1}.get(r["state"], 2)),
+]
+SORT_KEYS = {key: fn for key, _label, fn in COLUMNS}
+
+
+def cells(r: dict) -> list:
+    return [
+        r["sku"],
+        Text(f"{r['on_hand']:,}", justify="right"),
+        Text(f"{r['backordered']:,}", style="bold", justify="right"),
+        Text(f"{r['waiting_lines']:,}", justify="right"),
+        Text(hours(r["oldest_wait_hours"]), justify="right"),
+        next_text(r),
+        cover_text(r),
+        Text(f"{r['reorder_point']:,}", justify="right"),
+        state_text(r["state"]),
+    ]
+
+
+class DashboardScreen(BoScreen):
+    NAME = "dashboard"
+    AUTO_FOCUS = "#skus"
+    BINDINGS = [
+        Binding("enter", "open_sku", "SKU", priority=True),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Rev", show=False),
+        Binding("escape", "clear_filter", "Clear", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sort_key = "wait"
+        self.sort_reverse = True  # longest wait first: what a supervisor chases
+        self.filter = ""
+        self.shown: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield ConnBanner()
+        yield KpiBar(id="kpis")
+        with Horizontal(id="trend"):
+            yield Label("BO lines 6h", id="trend-label")
+            yield Sparkline([], id="spark")
+            yield Label("", id="trend-now")
+        yield Input(placeholder="/ filter SKUs…", id="filter")
+        with Horizontal(id="middle"):
+            table = DataTable(id="skus", cursor_type="row", zebra_stripes=True)
+            yield table
+            with Vertical(id="side"):
+                yield Label("Waiting lines covered by inbound", classes="title")
+                yield RichLog(id="progress", wrap=False, auto_scroll=False)
+        yield RichLog(id="feed", max_lines=500, wrap=False)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#skus", DataTable)
+        for key, label, _fn in COLUMNS:
+            table.add_column(label, key=key)
+        self._label_columns()
+        super().on_mount()
+        if self.bo.loaded:
+            self.apply(Changes(stats=True, reload=True, feed=list(self.bo.live.feed)))
+
+    # --- drawing ------------------------------------------------------------------
+
+    def apply(self, changes: Changes) -> None:
+        live = self.bo.live
+        table = self.query_one("#skus", DataTable)
+        if changes.stats:
+            self.query_one(KpiBar).show(live.stats)
+            spark = live.sparkline()
+            self.query_one("#spark", Sparkline).data = spark or [0.0]
+            self.query_one("#trend-now", Label).update(f"{int(spark[-1]):,}" if spark else "")
+        if changes.reload:
+            self._rebuild(table)
+        elif changes.rows:
+            added = False
+            for sku, row in changes.rows.items():
+                if row is None:
+                    if sku in self.shown:
+                        table.remove_row(sku)
+                        self.shown.discard(sku)
+                elif sku in self.shown:
+                    for (key, _l, _f), value in zip(COLUMNS, cells(row), strict=True):
+                        table.update_cell(sku, key, value)
+                elif self._matches(sku):
+                    table.add_row(*cells(row), key=sku)
+                    self.shown.add(sku)
+                    added = True
+            if added or self.sort_key != "sku":
+                self._sort(table)
+        if changes.reload or changes.rows:
+            self._progress()
+        feed = self.query_one("#feed", RichLog)
+        if changes.reload:
+            feed.clear()
+        for style, text in changes.feed[-100:]:
+            feed.write(Text(text, style=_FEED_STYLES.get(style, "")))
+
+    def _matches(self, sku: str) -> bool:
+        return not self.filter or self.filter in sku.lower()
+
+    def _rebuild(self, table: DataTable) -> None:
+        cursor = table.cursor_row
+        key = self.current_sku()
+        table.clear()
+        rows = [r for sku, r in self.bo.live.rows.items() if self._matches(sku)]
+        fn = SORT_KEYS[self.sort_key]
+        rows.sort(key=lambda r: (fn(r), r["sku"]), reverse=self.sort_reverse)
+        for r in rows:
+            table.add_row(*cells(r), key=r["sku"])
+        self.shown = {r["sku"] for r in rows}
+        if key in self.shown:
+            table.move_cursor(row=table.get_row_index(key))
+        elif rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1))
+
+    def _sort(self, table: DataTable) -> None:
+        rows = self.bo.live.rows
+        fn = SORT_KEYS[self.sort_key]
+        key = self.current_sku()
+        table.sort("sku", key=lambda sku: (fn(rows[sku]), sku) if sku in rows else ((), sku),
+                   reverse=self.sort_reverse)
+        if key in self.shown:
+            table.move_cursor(row=table.get_row_index(key), animate=False)
+
+    def _progress(self) -> None:
+        """Side panel: per SKU (in table order), a bar of its waiting lines covered."""
+        log = self.query_one("#progress", RichLog)
+        if not self.query_one("#side").display:
+            return
+        log.clear()
+        table = self.query_one("#skus", DataTable)
+        rows = self.bo.live.rows
+        for n, row_key in enumerate(table.rows):
+            if n >= 60:
+                break
+            r = rows.get(row_key.value or "")
+            if r is None:
+                continue
+            style = "green" if r["covered_lines"] == r["waiting_lines"] else ("yellow" if r["covered_lines"] else "red")
+            log.write(Text.assemble(f"{r['sku']:<10} ", (bar(r["covered_lines"], r["waiting_lines"], 12), style),
+                                    f" {r['covered_lines']}/{r['waiting_lines']} by {short_date(r['covered_by'])}"))
+
+    def _label_columns(self) -> None:
+        table = self.query_one("#skus", DataTable)
+        for key, label, _fn in COLUMNS:
+            arrow = ("▼" if self.sort_reverse else "▲") if key == self.sort_key else ""
+            table.columns[key].label = Text(label + arrow)  # type: ignore[index]
+        table.refresh()
+
+    def on_resize(self) -> None:
+        wide = self.size.width >= 140
+        self.query_one("#side").display = wide
+        self._progress()
+
+    def current_sku(self) -> str | None:
+        table = self.query_one("#skus", DataTable)
+        if not table.row_count:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - no cursor row
+            return None
+
+    # --- actions ------------------------------------------------------------------
+
+    async def action_open_sku(self) -> None:
+        if self.focused is self.query_one("#filter", Input):
+            self.query_one("#skus", DataTable).focus()
+            return
+        sku = self.current_sku()
+        if sku:
+            await self.bo.open_sku(sku)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.spawn(self.bo.open_sku, event.row_key.value)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = event.column_key.value or "sku"
+        self.sort_reverse = not self.sort_reverse if key == self.sort_key else key != "sku"
+        self.sort_key = key
+        self._resort()
+
+    def action_sort(self) -> None:
+        keys = [k for k, _l, _f in COLUMNS]
+        self.sort_key = keys[(keys.index(self.sort_key) + 1) % len(keys)]
+        self.sort_reverse = self.sort_key not in ("sku", "next", "cover", "state")
+        self._resort()
+
+    def action_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._resort()
+
+    def _resort(self) -> None:
+        self._label_columns()
+        self._sort(self.query_one("#skus", DataTable))
+        self._progress()
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        self.query_one("#skus", DataTable).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.filter = event.value.strip().lower()
+            self._rebuild(self.query_one("#skus", DataTable))
+            self._progress()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.query_one("#skus", DataTable).focus()
+
+
+_FEED_STYLES = {"warning": "yellow", "accent": "cyan", "success": "green", "error": "bold red"}

@@ -1,0 +1,145 @@
+"""Orders: search by order id, external id or order number; lines, shipments, audit trail."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+
+from backorder.tui.live import Changes
+from backorder.tui.screens.base import BoScreen
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, PromptScreen, short_date
+
+STATUS_STYLE = {"backordered": "bold red", "partially_allocated": "yellow", "picking": "cyan",
+                "shipped": "green", "partially_shipped": "green", "cancelled": "dim"}
+
+
+class OrderScreen(BoScreen):
+    NAME = "order"
+    AUTO_FOCUS = "#search"
+    BINDINGS = [Binding("slash", "search", "Search", key_display="/"),
+                Binding("x", "cancel_order", "Cancel order")]
+
+    def __init__(self, order_id: str | None = None) -> None:
+        super().__init__()
+        self.order_id = order_id
+        self.matches: list[dict] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield ConnBanner()
+        yield Input(placeholder="order id, external id or order number — Enter", id="search")
+        yield Static("", id="order-head")
+        with Vertical(id="order-body"):
+            yield Label("Lines", classes="title")
+            yield DataTable(id="lines", cursor_type="row")
+            yield Label("Shipments", classes="title")
+            yield DataTable(id="shipments", cursor_type="row")
+            yield Label("Audit trail", classes="title")
+            yield DataTable(id="audit", cursor_type="row")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = "orders"
+        t = self.query_one("#lines", DataTable)
+        for c in ("#", "SKU", "Qty", "Alloc", "BO", "Shipped", "Queue", "Expected", "Why"):
+            t.add_column(c, key=c)
+        t = self.query_one("#shipments", DataTable)
+        for c in ("Shipment", "Status", "Items", "Tracking", "Shipped at"):
+            t.add_column(c, key=c)
+        t = self.query_one("#audit", DataTable)
+        for c in ("Seq", "At", "Event", "SKU", "Cause"):
+            t.add_column(c, key=c)
+        super().on_mount()
+        if self.order_id is None:
+            self.query_one("#search", Input).focus()
+
+    async def reload(self) -> None:
+        if self.order_id:
+            await self.show(self.order_id)
+
+    def apply(self, changes: Changes) -> None:
+        if self.order_id and (self.order_id in changes.orders or changes.reload):
+            self.spawn(self.show, self.order_id, group="refresh")
+
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        query = event.value.strip()
+        if not query:
+            return
+        found = await self.bo.read("orders.find", query=query)
+        if found is None:
+            return
+        orders = found["orders"]
+        head = self.query_one("#order-head", Static)
+        if not orders:
+            head.update(Text(f"no order with id, external id or number {query!r}", style="bold red"))
+            return
+        if len(orders) > 1:
+            self.notify(f"{len(orders)} orders match; showing the newest", timeout=4)
+        await self.show(orders[0]["order_id"])
+        self.query_one("#lines", DataTable).focus()
+
+    async def show(self, order_id: str) -> None:
+        o = await self.bo.read("order.get", order_id=order_id)
+        if o is None:
+            return
+        self.order_id = order_id
+        self.order = o
+        flags = " ".join(f for f in ("rush" if o["rush"] else "", "priority" if o["priority"] else "",
+                                     "ship-complete" if o["ship_complete"] else "") if f)
+        self.query_one("#order-head", Static).update(Text.assemble(
+            (f"{o['order_id']} ", "bold"), (o["status"], STATUS_STYLE.get(o["status"], "")),
+            f"  {o['channel']}/{o['account']} {o['external_id']} {o['order_number']}"
+            f"  · {o['customer'].get('name') or '—'} · received {o['received_at']} · total {o['total']} {o['currency']}"
+            + (f" · {flags}" if flags else "")
+            + (f" · cancelled: {o['cancel_reason']}" if o["cancelled"] else ""),
+        ))
+        t = self.query_one("#lines", DataTable)
+        t.clear()
+        for ln in o["lines"]:
+            t.add_row(str(ln["line_no"]), ln["sku"], str(ln["qty"]), str(ln["allocated"]), str(ln["backordered"]),
+                      str(ln["shipped"]), str(ln.get("queue_position") or ""),
+                      short_date(ln.get("expected_date")) if ln["backordered"] else "",
+                      ln.get("why", ""))
+        t = self.query_one("#shipments", DataTable)
+        t.clear()
+        for sh in o["shipments"]:
+            items = ", ".join(f"{i['qty']}x{i['sku']}" for i in sh["items"])
+            t.add_row(sh["shipment_id"], sh["status"], items, sh["tracking_number"] or "—", sh["shipped_at"] or "—")
+        audit = await self.bo.read("audit.query", order_id=order_id, limit=200)
+        t = self.query_one("#audit", DataTable)
+        t.clear()
+        for rec in (audit or {}).get("records", []):
+            t.add_row(str(rec["seq"]), rec["at"].replace("T", " ").rstrip("Z"), rec["type"], rec["sku"] or "",
+                      rec["cause"])
+
+    async def action_cancel_order(self) -> None:
+        if not self.order_id:
+            return
+        oid = self.order_id
+
+        def asked(reason: str | None) -> None:
+            if reason is None:
+                return
+
+            def confirmed(yes: bool) -> None:
+                if yes:
+                    self.spawn(self._cancel, oid, reason)
+
+            self.app.push_screen(ConfirmScreen(f"Cancel order {oid}? Its units go to the next waiting lines."),
+                                 confirmed)
+
+        self.app.push_screen(PromptScreen(f"Why is {oid} cancelled?", placeholder="reason (optional)"), asked)
+
+    async def _cancel(self, oid: str, reason: str) -> None:
+        if await self.bo.write("order.cancel", order_id=oid, reason=reason) is not None:
+            self.notify(f"{oid} cancelled", timeout=4)
+            await self.show(oid)
+
+
+

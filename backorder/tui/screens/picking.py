@@ -1,0 +1,91 @@
+"""Shipments waiting for pick: confirm a pick from the keyboard and read its label."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Header, Static, TextArea
+
+from backorder.tui.live import Changes
+from backorder.tui.screens.base import BoScreen
+from backorder.tui.widgets import ConfirmScreen, ConnBanner
+
+
+class PickingScreen(BoScreen):
+    NAME = "picking"
+    AUTO_FOCUS = "#picks"
+    BINDINGS = [Binding("c", "confirm_pick", "Confirm pick")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shipments: dict[str, dict] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield ConnBanner()
+        yield Static("", id="pick-head")
+        with Horizontal(id="pick-body"):
+            yield DataTable(id="picks", cursor_type="row", zebra_stripes=True)
+            yield TextArea("", id="label", read_only=True, show_line_numbers=False)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = "picking"
+        t = self.query_one("#picks", DataTable)
+        for c in ("Shipment", "Order", "Items", "Created"):
+            t.add_column(c, key=c)
+        self.query_one("#label", TextArea).border_title = "label"
+        super().on_mount()
+
+    async def reload(self) -> None:
+        got = await self.bo.read("shipments.list", status="picking", limit=10000)
+        if got is None:
+            return
+        t = self.query_one("#picks", DataTable)
+        key = self.current()
+        t.clear()
+        self.shipments = {s["shipment_id"]: s for s in got["shipments"]}
+        for s in got["shipments"]:
+            items = ", ".join(f"{i['qty']}x{i['sku']}" for i in s["items"])
+            t.add_row(s["shipment_id"], s["order_id"], items, s["created_at"].replace("T", " ")[:16],
+                      key=s["shipment_id"])
+        if key in self.shipments:
+            t.move_cursor(row=t.get_row_index(key))
+        self.query_one("#pick-head", Static).update(Text.assemble(
+            (f"{len(self.shipments):,} shipments waiting for pick", "bold"),
+            ("  ·  c: confirm the selected pick (label, tracking, shipped)", "dim")))
+
+    def apply(self, changes: Changes) -> None:
+        if changes.shipments or changes.reload:
+            self.spawn(self.reload, group="reload")
+
+    def current(self) -> str | None:
+        t = self.query_one("#picks", DataTable)
+        if not t.row_count:
+            return None
+        return t.coordinate_to_cell_key(t.cursor_coordinate).row_key.value
+
+    def action_confirm_pick(self) -> None:
+        sid = self.current()
+        if sid is None or sid not in self.shipments:
+            return
+        s = self.shipments[sid]
+        items = ", ".join(f"{i['qty']} x {i['sku']}" for i in s["items"])
+
+        def confirmed(yes: bool) -> None:
+            if yes:
+                self.spawn(self._pick, sid)
+
+        self.app.push_screen(ConfirmScreen(f"Confirm the pick of {sid} for {s['order_id']} ({items})?"), confirmed)
+
+    async def _pick(self, sid: str) -> None:
+        result = await self.bo.write("pick.confirm", shipment_id=sid)
+        if result is None:
+            return
+        self.query_one("#label", TextArea).text = result.get("label_zpl", "")
+        self.query_one("#label", TextArea).border_title = f"label {sid} · {result['tracking_number']}"
+        self.notify(f"{sid} shipped, tracking {result['tracking_number']} (order {result['order_status']})",
+                    timeout=5)
+        await self.reload()

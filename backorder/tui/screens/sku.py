@@ -1,0 +1,173 @@
+"""One SKU: its waiting lines in service order, its inbound supply, its reorder policy.
+
+The policy form is validated here (whole numbers, order-up-to not below the reorder point
+or safety stock) before anything is sent, and ``sku.configure`` is sent only after the
+supervisor confirms; the daemon validates again and its refusal is shown as it words it.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+
+from backorder.tui.live import Changes
+from backorder.tui.screens.base import BoScreen
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, hours, short_date, state_text
+
+# (policy key, label, parse): every field an int >= 0 but lead time (a number) and MOQ /
+# pack size (>= 1).
+FIELDS = [
+    ("reorder_point", "Reorder point", int, 0),
+    ("order_up_to", "Order up to", int, 0),
+    ("safety_stock", "Safety stock", int, 0),
+    ("lead_time_days", "Lead time (d)", float, 0),
+    ("moq", "MOQ", int, 1),
+    ("pack_size", "Pack size", int, 1),
+]
+
+
+def validate(values: dict[str, str]) -> tuple[dict, list[str]]:
+    """Parse the form; return (policy fields, problems)."""
+    out: dict = {}
+    problems: list[str] = []
+    for key, label, kind, low in FIELDS:
+        text = values.get(key, "").strip()
+        try:
+            v = kind(text)
+        except ValueError:
+            problems.append(f"{label}: {'a number' if kind is float else 'a whole number'} is needed")
+            continue
+        if v < low or (kind is float and v > 3650):
+            problems.append(f"{label}: must be ≥ {low}" + (" and ≤ 3650" if kind is float else ""))
+            continue
+        out[key] = v
+    if "order_up_to" in out:
+        for other in ("reorder_point", "safety_stock"):
+            if other in out and out["order_up_to"] < out[other]:
+                problems.append(f"Order up to must be ≥ {other.replace('_', ' ')} ({out[other]})")
+    return out, problems
+
+
+class SkuScreen(BoScreen):
+    NAME = "sku"
+    AUTO_FOCUS = "#waiting"
+    BINDINGS = [Binding("ctrl+s", "save", "Save policy"), Binding("r", "reload_now", "Reload", show=False)]
+
+    def __init__(self, sku: str) -> None:
+        super().__init__()
+        self.sku = sku
+        self.view: dict | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield ConnBanner()
+        yield Static("", id="sku-head")
+        with Horizontal(id="sku-body"):
+            with Vertical(id="sku-tables"):
+                yield Label("Waiting lines (service order)", classes="title")
+                yield DataTable(id="waiting", cursor_type="row")
+                yield Label("Inbound purchase orders / transfers", classes="title")
+                yield DataTable(id="inbound", cursor_type="row")
+            with Vertical(id="policy-form"):
+                yield Label("Reorder policy", classes="title")
+                for key, label, _k, _low in FIELDS:
+                    with Horizontal(classes="field"):
+                        yield Label(label, classes="field-label")
+                        yield Input(id=f"f-{key}", classes="field-input", select_on_focus=False)
+                yield Static("", id="form-msg")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = self.sku
+        w = self.query_one("#waiting", DataTable)
+        for label in ("#", "Order", "Qty", "BO", "Pri", "Wait", "Expected", "Why"):
+            w.add_column(label, key=label)
+        i = self.query_one("#inbound", DataTable)
+        for label in ("Request", "Kind", "Source", "Qty", "Rcvd", "Expected", ""):
+            i.add_column(label, key=label)
+        for inp in self.query(".field-input").results(Input):
+            inp.disabled = self.bo.read_only
+        super().on_mount()
+
+    async def reload(self) -> None:
+        view = await self.bo.read("sku.get", sku=self.sku, lines=200)
+        if view is not None:
+            self.show(view, form=True)
+
+    def apply(self, changes: Changes) -> None:
+        if self.sku in changes.skus or changes.reload:
+            self.spawn(self._refresh, group="refresh")
+
+    async def _refresh(self) -> None:
+        view = await self.bo.read("sku.get", sku=self.sku, lines=200)
+        if view is not None:
+            self.show(view, form=False)
+
+    def show(self, v: dict, form: bool) -> None:
+        self.view = v
+        self.query_one("#sku-head", Static).update(Text.assemble(
+            (f"{v['sku']} ", "bold"), state_text(v["state"]),
+            f"  on hand {v['on_hand']:,} · allocated {v['allocated']:,} · available {v['available']:,}"
+            f" · backordered {v['backordered']:,} in {v['waiting_lines']:,} lines"
+            f" · inbound {v['inbound']:,} · position {v['position']:,} · ROP {v['reorder_point']:,}"
+            f" · oldest {hours(v['oldest_wait_hours'])}",
+        ))
+        w = self.query_one("#waiting", DataTable)
+        w.clear()
+        for ln in v["waiting"]:
+            w.add_row(
+                str(ln["position"]), f"{ln['order_id']}/{ln['line_no']}", str(ln["qty"]), str(ln["backordered"]),
+                Text("rush", style="bold magenta") if ln["rush"] else f"{ln['rank']:.1f}",
+                hours(ln["waiting_hours"]), short_date(ln["expected_date"]), ln["why"],
+                key=f"{ln['order_id']}/{ln['line_no']}",
+            )
+        i = self.query_one("#inbound", DataTable)
+        i.clear()
+        for r in v["inbound_requests"]:
+            i.add_row(r["request_id"], r["kind"], r["source"], str(r["qty"]), str(r["received"]),
+                      r["expected_date"], Text("OVERDUE", style="bold red") if r["overdue"] else "",
+                      key=r["request_id"])
+        if form:
+            for key, _label, kind, _low in FIELDS:
+                value = v["policy"][key]
+                self.query_one(f"#f-{key}", Input).value = f"{value:g}" if kind is float else str(value)
+
+    def form_values(self) -> dict[str, str]:
+        return {key: self.query_one(f"#f-{key}", Input).value for key, *_ in FIELDS}
+
+    async def action_save(self) -> None:
+        msg = self.query_one("#form-msg", Static)
+        fields, problems = validate(self.form_values())
+        if problems:
+            msg.update(Text("\n".join(problems), style="bold red"))
+            return
+        current = self.view["policy"] if self.view else {}
+        changed = {k: v for k, v in fields.items() if current.get(k) != v}
+        if not changed:
+            msg.update(Text("nothing changed", style="dim"))
+            return
+        what = ", ".join(f"{k.replace('_', ' ')} {current.get(k)} → {v}" for k, v in changed.items())
+        self.app.push_screen(ConfirmScreen(f"Change the policy of {self.sku}: {what}?"),
+                             lambda yes: self._send(changed) if yes else msg.update("not saved"))
+
+    def _send(self, changed: dict) -> None:
+        async def send() -> None:
+            msg = self.query_one("#form-msg", Static)
+            result = await self.bo.write("sku.configure", sku=self.sku, **changed)
+            if result is not None:
+                msg.update(Text("saved", style="bold green"))
+                await self.reload()
+            else:
+                msg.update(Text("refused by the daemon (see the notice)", style="bold red"))
+
+        self.spawn(send)
+
+    def action_reload_now(self) -> None:
+        self.spawn(self.reload, group="reload")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "waiting" and event.row_key.value:
+            self.spawn(self.bo.open_order, event.row_key.value.split("/")[0])

@@ -1,0 +1,148 @@
+"""Pilot tests: the console against a real daemon process over its real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from textual.widgets import DataTable, Input, Static, TextArea
+
+from backorder.tui.app import BackorderApp
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, KpiBar
+
+pytestmark = pytest.mark.asyncio
+
+
+async def until(pilot, cond, timeout: float = 10.0, what: str = "condition") -> None:
+    """Let the app run until ``cond()`` holds (the daemon answers asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def cell(app, sku: str, column: str) -> str:
+    table = app.screen.query_one("#skus", DataTable)
+    return str(table.get_cell(sku, column))
+
+
+async def test_dashboard_shows_what_the_daemon_reports(site):
+    with site.client() as c:
+        stats = c.call("stats")
+        board = {r["sku"]: r for r in c.call("skus.board")["skus"]}
+    app = BackorderApp(str(site.socket))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.loaded, what="first load")
+        await pilot.pause()
+        table = app.screen.query_one("#skus", DataTable)
+        assert {k.value for k in table.rows} == set(board) == {"WIDGET-RED", "GADGET-BLUE", "SPROCKET"}
+        for sku, r in board.items():
+            assert cell(app, sku, "on_hand") == str(r["on_hand"])
+            assert cell(app, sku, "bo_units") == str(r["backordered"])
+            assert cell(app, sku, "bo_lines") == str(r["waiting_lines"])
+            assert cell(app, sku, "rop") == str(r["reorder_point"])
+        assert cell(app, "GADGET-BLUE", "next") == "10 01-07"
+        assert cell(app, "SPROCKET", "state") == "OUT"
+        kpis = str(app.screen.query_one(KpiBar).render())
+        k = stats["counts"]
+        assert f"BO lines {k['open_backorder_lines']}" in kpis
+        assert f"units waiting {k['units_waiting']}" in kpis
+        assert "Accuracy —" in kpis  # nothing shipped yet: no accuracy to show
+
+
+async def test_receiving_stock_in_the_daemon_updates_the_sku_row(site):
+    app = BackorderApp(str(site.socket))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.loaded, what="first load")
+        assert cell(app, "GADGET-BLUE", "on_hand") == "0"
+        assert cell(app, "GADGET-BLUE", "bo_units") == "11"
+        with site.client() as c:
+            await asyncio.to_thread(c.call, "stock.receive", sku="GADGET-BLUE", qty=10, reference="TR-000002")
+            expected = (await asyncio.to_thread(c.call, "skus.board", skus=["GADGET-BLUE"]))["skus"][0]
+        # 9 units fill the marketplace order, 1 the phone order's line, which still waits for 1
+        assert (expected["on_hand"], expected["backordered"], expected["waiting_lines"]) == (10, 1, 1)
+        await until(pilot, lambda: cell(app, "GADGET-BLUE", "on_hand") == "10", what="row update")
+        assert cell(app, "GADGET-BLUE", "bo_units") == "1"
+        assert cell(app, "GADGET-BLUE", "bo_lines") == "1"
+        # the receipt shows in the feed
+        feed = app.screen.query_one("#feed")
+        await until(pilot, lambda: any("received   10 x GADGET-BLUE" in str(line.text) for line in feed.lines),
+                    what="feed line")
+        # a SKU whose last waiting line is filled leaves the table
+        with site.client() as c:
+            await asyncio.to_thread(c.call, "stock.receive", sku="GADGET-BLUE", qty=1)
+        table = app.screen.query_one("#skus", DataTable)
+        await until(pilot, lambda: "GADGET-BLUE" not in {k.value for k in table.rows}, what="row removal")
+
+
+async def test_editing_the_reorder_point_in_the_form_changes_it_in_the_daemon(site):
+    app = BackorderApp(str(site.socket))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.loaded, what="first load")
+        table = app.screen.query_one("#skus", DataTable)
+        table.move_cursor(row=table.get_row_index("WIDGET-RED"))
+        await pilot.press("enter")
+        await until(pilot, lambda: getattr(app.screen, "sku", None) == "WIDGET-RED", what="SKU screen")
+        rop = app.screen.query_one("#f-reorder_point", Input)
+        await until(pilot, lambda: rop.value == "5", what="policy form")
+        # an order-up-to below the reorder point is refused by the form; nothing is sent
+        rop.focus()
+        rop.value = ""
+        await pilot.press("2", "5")
+        await pilot.press("ctrl+s")
+        msg = app.screen.query_one("#form-msg", Static)
+        assert "Order up to must be ≥ reorder point (25)" in str(msg.render())
+        assert not isinstance(app.screen, ConfirmScreen)
+        rop.value = ""
+        await pilot.press("8", "ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.press("y")
+        with site.client() as c:
+            await until(pilot, lambda: c.call("sku.get", sku="WIDGET-RED")["policy"]["reorder_point"] == 8,
+                        what="policy in the daemon")
+            assert c.call("sku.get", sku="WIDGET-RED")["policy"]["order_up_to"] == 20  # unchanged
+        await until(pilot, lambda: "saved" in str(app.screen.query_one("#form-msg", Static).render()),
+                    what="saved")
+        # and the dashboard row shows the new reorder point (sku_configured event -> refresh)
+        await pilot.press("escape")
+        await until(pilot, lambda: cell(app, "WIDGET-RED", "rop") == "8", what="row ROP")
+
+
+async def test_confirming_a_pick_marks_the_order_shipped(site):
+    app = BackorderApp(str(site.socket))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.loaded, what="first load")
+        await pilot.press("k")
+        await until(pilot, lambda: getattr(app.screen, "NAME", "") == "picking"
+                    and "S0000001" in app.screen.shipments, what="picking screen")
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.press("y")
+        label = app.screen_stack[-1].query_one("#label", TextArea)
+        await until(pilot, lambda: "^XA" in label.text, what="label text")
+        with site.client() as c:
+            order = c.call("order.get", order_id="O0000001")
+        assert order["status"] == "shipped"
+        assert order["shipments"][0]["tracking_number"] in label.text
+        await until(pilot, lambda: "S0000001" not in app.screen.shipments, what="pick list update")
+
+
+async def test_daemon_restart_shows_the_banner_then_live_data_again(site):
+    app = BackorderApp(str(site.socket), backoff=(0.1, 0.5))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.loaded, what="first load")
+        banner = app.screen.query_one(ConnBanner)
+        assert not banner.has_class("down")
+        site.kill9()
+        await until(pilot, lambda: banner.has_class("down"), what="banner")
+        assert "disconnected — retrying" in str(banner.render())
+        assert app.sub_title == "disconnected"
+        loads = app.loads
+        await asyncio.to_thread(site.start)
+        await until(pilot, lambda: app.loads > loads and not banner.has_class("down"), what="reconnect")
+        # live again: a receipt after the restart reaches the row
+        with site.client() as c:
+            await asyncio.to_thread(c.call, "stock.receive", sku="SPROCKET", qty=2)
+        await until(pilot, lambda: cell(app, "SPROCKET", "on_hand") == "2", what="row update after restart")
