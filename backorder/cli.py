@@ -1,4 +1,4 @@
-"""``backorder`` command line: serve, send, demo."""
+"""``backorder`` command line: serve, send, check-config, demo, tui."""
 
 from __future__ import annotations
 
@@ -90,11 +90,12 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
 
-    demo = sub.add_parser("demo", help="run a simulated site and show it live")
+    demo = sub.add_parser("demo", help="run a simulated site and watch it in the console")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
     demo.add_argument("--skus", type=int, default=200)
     demo.add_argument("--speed", type=float, default=3600.0, help="simulated seconds per real second")
     demo.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    demo.add_argument("--plain", action="store_true", help="summary lines instead of the console")
     demo.set_defaults(func=cmd_demo)
 
     tui = sub.add_parser("tui", help="the supervisor console (attach to a running daemon)")

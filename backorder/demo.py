@@ -1,4 +1,4 @@
-"""``backorder demo``: a simulated warehouse site driving a real daemon, shown live.
+"""``backorder demo``: a simulated warehouse site driving a real daemon, watched in the console.
 
 The demo writes a config for a site of ``--skus`` SKUs into a temporary folder, starts
 ``backorder serve`` on it with a simulated clock (``--speed`` simulated seconds per real
@@ -13,9 +13,10 @@ second, so one simulated day passes in 24 s by default) and then plays the site:
   moves a date;
 - pickers confirm every shipment in ``picking``; a few customers cancel backordered orders.
 
-The summary (KPIs from ``stats``, the SKUs with most units waiting, the latest notable
-events from a ``subscribe`` connection) is a ``rich`` live view on a terminal and a plain
-line every two seconds otherwise. The last line printed is machine-checkable::
+On a terminal the supervisor console (``backorder.tui``) runs in the foreground on the
+demo's socket while the daemon and the driver thread run behind it; quitting the console
+(``q``) stops the site. Otherwise a plain summary line is printed every two seconds. The
+last line printed is machine-checkable::
 
     demo finished: orders=412 shipped=377 backordered_lines=96 reorders=58 receipts=21 ...
 
@@ -44,7 +45,6 @@ from typing import Any
 from backorder.client import CallError, Client
 
 TICK_S = 0.2  # real seconds between driver steps
-RENDER_S = 0.5  # real seconds between screen refreshes (~2x/s)
 PLAIN_EVERY_S = 2.0  # real seconds between summary lines when stdout is not a terminal
 ORDERS_PER_TICK = (1, 2, 2, 3, 3, 4)  # drawn uniformly: ~12.5 orders per real second
 CHANNELS = (("web", 0.5), ("marketplace", 0.3), ("edi", 0.2))
@@ -206,95 +206,6 @@ class DaemonProcess:
             return ""
 
 
-# --- the event feed ----------------------------------------------------------------
-
-
-class EventFeed(threading.Thread):
-    """Reads ``subscribe`` event lines on its own connection; keeps the notable ones.
-
-    Fills and shipments are only notable for lines that were backordered, which is the
-    story the demo tells: backordered -> reorder -> receipt -> filled -> shipped.
-    """
-
-    def __init__(self, sock: Path, keep: int = 8) -> None:
-        super().__init__(name="demo-events", daemon=True)
-        self.client = Client(str(sock), timeout=None)
-        self.recent: collections.deque[str] = collections.deque(maxlen=keep)
-        self.counts: collections.Counter[str] = collections.Counter()
-        self.story = Story()
-        self.client.call("subscribe", topics=["orders", "stock", "shipments", "procurement"])
-
-    def run(self) -> None:
-        pending, self.client.events = self.client.events, []
-        for msg in pending:
-            self._take(msg)
-        while True:
-            try:
-                msg = self.client.read_line()
-            except (OSError, ConnectionError, ValueError):
-                return
-            self._take(msg)
-
-    def stop(self) -> None:
-        try:
-            self.client.sock.shutdown(2)  # SHUT_RDWR: wakes the blocked read
-        except OSError:
-            pass
-        self.join(5)
-        self.client.close()
-
-    def _take(self, msg: dict) -> None:
-        e = msg.get("event")
-        if not isinstance(e, dict):
-            return
-        self.counts[e.get("type", "?")] += 1
-        text = self.story.describe(e)
-        if text:
-            self.recent.append(f"{_hhmm(e.get('ts'))}  {text}")
-
-
-class Story:
-    """Turns events into one-line descriptions, following backordered lines to their shipment."""
-
-    def __init__(self) -> None:
-        self.waiting: set[tuple[str, int]] = set()  # (order_id, line_no) that were backordered
-        self.shipments: set[str] = set()  # shipments that carry a backordered line
-
-    def describe(self, e: dict) -> str | None:
-        kind, oid = e.get("type"), e.get("order_id")
-        match kind:
-            case "line_backordered":
-                self.waiting.add((oid, e["line_no"]))
-                return f"backordered  {oid} line {e['line_no']}: {e['qty']} x {e['sku']}"
-            case "request_raised":
-                what = "transfer" if e["kind"] == "transfer" else "PO"
-                return (f"reorder      {e['request_id']} {what} {e['qty']} x {e['sku']} "
-                        f"from {e['source']}, due {e['expected_date']}")
-            case "request_confirmed":
-                return f"date moved   {e['request_id']} ({e['sku']}) now due {e['expected_date']}"
-            case "received" if e.get("request_id"):
-                return f"received     {e['qty']} x {e['sku']} against {e['request_id']}"
-            case "allocated" if (oid, e["line_no"]) in self.waiting:
-                return f"filled       {oid} line {e['line_no']}: {e['qty']} x {e['sku']} ({e['rule']})"
-            case "shipment_created":
-                lines = {(oid, n) for n, _sku, _qty in e["items"]}
-                if lines & self.waiting:
-                    self.shipments.add(e["shipment_id"])
-            case "shipment_shipped" if e["shipment_id"] in self.shipments:
-                self.shipments.discard(e["shipment_id"])
-                return f"shipped      {oid} {e['shipment_id']} after backorder, tracking {e['tracking']}"
-            case "order_cancelled":
-                self.waiting = {w for w in self.waiting if w[0] != oid}
-                return f"cancelled    {oid}: {e['reason']}"
-        return None
-
-
-def _hhmm(ts: Any) -> str:
-    if not isinstance(ts, (int, float)):
-        return "--:--"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%a %H:%M")
-
-
 # --- the driver --------------------------------------------------------------------
 
 
@@ -446,31 +357,79 @@ def dock_hour(request_id: str) -> int:
     return DOCK_HOURS[zlib.crc32(request_id.encode()) % len(DOCK_HOURS)]
 
 
-# --- what is shown -----------------------------------------------------------------
+# --- the site in the background ----------------------------------------------------
 
 
-@dataclass
-class Snapshot:
-    stats: dict
-    top: list[dict]
-    next_due: dict[str, str]
-    events: list[str]
-    event_total: int
-    counts: DriverCounts
-    elapsed: float
-    start: dt.datetime
+class DemoSite:
+    """The daemon process and the driver thread that plays the site against it.
+
+    ``start()`` returns once the daemon serves and the opening stock is in; the driver
+    then steps every ``TICK_S`` on its own thread (blocking ``Client``) until ``stop()``,
+    which also stops the daemon and returns the final ``stats`` (None if unreachable).
+    """
+
+    def __init__(self, tmp: Path, sockdir: Path, skus: int, speed: float, rng: random.Random) -> None:
+        self.tmp = tmp
+        self.start_at = dt.datetime.now(dt.UTC).replace(hour=START_HOUR, minute=0, second=0, microsecond=0)
+        self.items = make_catalog(max(1, skus), speed, rng)
+        self.rng = rng
+        config = tmp / "backorder.toml"
+        config.write_text(config_toml(tmp / "demo.db", sockdir / "demo.sock", speed,
+                                      self.start_at.isoformat().replace("+00:00", "Z"), self.items))
+        self.daemon = DaemonProcess(config, sockdir / "demo.sock", tmp / "daemon.log")
+        self.driver: Driver | None = None
+        self.units = 0
+        self.error: str | None = None  # why the driver stopped early
+        self._client: Client | None = None
+        self._reader: Client | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-driver", daemon=True)
+
+    @property
+    def socket(self) -> Path:
+        return self.daemon.sock
+
+    def start(self) -> None:
+        self.daemon.start()
+        self._client = Client(str(self.daemon.sock))
+        self.driver = Driver(self._client, self.items, self.rng)
+        self.units = self.driver.seed()
+        self._thread.start()
+
+    def _run(self) -> None:
+        assert self.driver is not None
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.driver.step()
+            except (OSError, ConnectionError, CallError) as exc:
+                code = self.daemon.proc.poll() if self.daemon.proc else None
+                self.error = f"lost the daemon ({exc}); exit code {code}"
+                return
+            next_tick += TICK_S
+            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+
+    def stats(self) -> dict:
+        """``stats`` on a connection of its own (the driver's belongs to its thread)."""
+        if self._reader is None:
+            self._reader = Client(str(self.daemon.sock))
+        return self._reader.call("stats")
+
+    def stop(self) -> dict | None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+        for c in (self._client, self._reader):
+            if c is not None:
+                c.close()
+        final = _final_stats(self.daemon) if self.daemon.alive() else None
+        code = self.daemon.stop()
+        if code not in (0, None) and not self.error:
+            self.error = f"the daemon exited with {code}"
+        return final
 
 
-def snapshot(c: Client, driver: Driver, feed: EventFeed | None, elapsed: float, start: dt.datetime) -> Snapshot:
-    stats = c.call("stats")
-    waiting = c.call("skus.list", waiting=True, limit=10000)["skus"]
-    waiting.sort(key=lambda s: (-s["backordered"], -s["waiting_lines"], s["sku"]))
-    next_due: dict[str, str] = {}
-    for r in driver.open_requests:
-        if r["sku"] not in next_due or r["expected_date"] < next_due[r["sku"]]:
-            next_due[r["sku"]] = r["expected_date"]
-    return Snapshot(stats, waiting[:15], next_due, list(feed.recent) if feed else [],
-                    sum(feed.counts.values()) if feed else 0, driver.counts, elapsed, start)
+# --- plain output (not a terminal) --------------------------------------------------
 
 
 def _pct(x: float | None) -> str:
@@ -481,30 +440,10 @@ def _hours(x: float | None) -> str:
     return "—" if x is None else f"{x:.1f} h"
 
 
-def kpi_rows(st: dict) -> list[tuple[str, str, str, bool | None]]:
-    """(name, value, target, met) for the three headline KPIs."""
-    fr, lt, acc = st["fulfillment_rate"], st["avg_reorder_lead_time_hours"], st["order_accuracy"]
-    t = st["targets"]
-    return [
-        ("Backorder fulfillment rate", _pct(fr), f"> {_pct(t['fulfillment_rate'])}",
-         None if fr is None else fr > t["fulfillment_rate"]),
-        ("Avg reorder lead time", _hours(lt), f"< {t['avg_reorder_lead_time_hours']:.0f} h",
-         None if lt is None else lt < t["avg_reorder_lead_time_hours"]),
-        ("Order accuracy", _pct(acc), _pct(t["order_accuracy"]),
-         None if acc is None else acc >= t["order_accuracy"]),
-    ]
-
-
-def sim_day(snap: Snapshot) -> str:
-    now = dt.datetime.fromisoformat(snap.stats["now"].replace("Z", "+00:00"))
-    day = (now.date() - snap.start.date()).days
-    return f"{now:%a %Y-%m-%d %H:%M} UTC (day {day})"
-
-
-def plain_line(snap: Snapshot) -> str:
-    st, k, d = snap.stats, snap.stats["counts"], snap.counts
+def plain_line(elapsed: float, st: dict, d: DriverCounts) -> str:
+    k = st["counts"]
     return (
-        f"[{snap.elapsed:5.1f}s] sim {st['now']} orders={k['orders']} shipped={k['orders_shipped']} "
+        f"[{elapsed:5.1f}s] sim {st['now']} orders={k['orders']} shipped={k['orders_shipped']} "
         f"shipped_today={k['shipments_today']} backordered_lines={k['backordered_lines_total']} "
         f"open_bo_lines={k['open_backorder_lines']} units_waiting={k['units_waiting']} "
         f"oldest_wait={_hours(k['oldest_wait_hours'])} reorders_open={k['reorders_open']} "
@@ -514,181 +453,87 @@ def plain_line(snap: Snapshot) -> str:
     )
 
 
-def render(snap: Snapshot, speed: float, width: int = 150, height: int = 50):
-    """The live view. Wide terminals get KPIs and counts beside the SKU table; narrower
-    ones stack them, with as many SKU rows as the height leaves room for."""
-    from rich.console import Group
-    from rich.panel import Panel
-    from rich.table import Table
-    from rich.text import Text
-
-    st, k, d = snap.stats, snap.stats["counts"], snap.counts
-    head = Text.assemble(
-        ("backorder demo", "bold"), "  ·  ", (sim_day(snap), "cyan"),
-        f"  ·  {speed:g}x  ·  {snap.elapsed:.0f} s  ·  Ctrl-C to stop",
-    )
-
-    kpis = Table(title="KPIs", title_justify="left", expand=True)
-    kpis.add_column("metric")
-    kpis.add_column("value", justify="right")
-    kpis.add_column("target", justify="right")
-    for name, value, target, met in kpi_rows(st):
-        style = "dim" if met is None else ("green" if met else "red")
-        kpis.add_row(name, Text(value, style=style), target)
-    wide = width >= 130
-
-    counts = Table.grid(padding=(0, 2))
-    counts.add_column()
-    counts.add_column(justify="right")
-    for label, value in (
-        ("orders (shipped)", f"{k['orders']:,} ({k['orders_shipped']:,})"),
-        ("shipments today", f"{k['shipments_today']:,}"),
-        ("open backorder lines", f"{k['open_backorder_lines']:,}"),
-        ("units waiting", f"{k['units_waiting']:,}"),
-        ("oldest wait", _hours(k["oldest_wait_hours"])),
-        ("backordered lines (filled)", f"{k['backordered_lines_total']:,} ({k['backordered_lines_filled']:,})"),
-        ("reorders open / closed", f"{k['reorders_open']:,} / {k['reorders_closed']:,}"),
-        ("receipts (partial)", f"{d.receipts:,} ({d.partial_receipts:,})"),
-        ("date moves · cancels", f"{d.date_moves:,} · {d.cancels:,}"),
-        ("events seen", f"{snap.event_total:,}"),
-        ("unexpected errors", f"{sum(d.errors.values()):,}"),
-    ):
-        counts.add_row(label, value)
-
-    top = Table(title="SKUs with most units waiting", title_justify="left", expand=True)
-    for col, just in (("SKU", "left"), ("waiting", "right"), ("lines", "right"), ("on hand", "right"),
-                      ("avail", "right"), ("inbound", "right"), ("position", "right"), ("ROP", "right"),
-                      ("due", "left")):
-        top.add_column(col, justify=just)  # type: ignore[arg-type]
-    rows = snap.top if wide else snap.top[:max(3, min(len(snap.top), height - 30))]
-    for s in rows:
-        top.add_row(s["sku"], Text(str(s["backordered"]), style="bold red" if s["backordered"] else ""),
-                    str(s["waiting_lines"]), str(s["on_hand"]), str(s["available"]), str(s["inbound"]),
-                    str(s["position"]), str(s["reorder_point"]), snap.next_due.get(s["sku"], "—")[5:] or "—")
-    if not snap.top:
-        top.add_row("(nothing waiting)", *[""] * 8)
-
-    counts_panel = Panel(counts, title="counts", title_align="left")
-    body = Table.grid(expand=True, padding=(0, 1))
-    if wide:
-        body.add_column(ratio=2)
-        body.add_column(ratio=3)
-        body.add_row(Group(kpis, counts_panel), top)
-    else:
-        body.add_column(ratio=1)
-        body.add_column(ratio=1)
-        body.add_row(kpis, counts_panel)
-        body = Group(body, top)
-    events = Panel("\n".join(snap.events) or "(waiting for events)", title="latest events", title_align="left")
-    return Group(head, body, events)
-
-
 # --- main --------------------------------------------------------------------------
 
 
 def main(args) -> None:
+    """On a terminal: the site in the background, the supervisor console in front; quitting
+    the console stops the site. Otherwise (CI, a pipe): a plain summary line every 2 s."""
     if not args.speed > 0:
         sys.exit("backorder demo: --speed must be > 0 (simulated seconds per real second)")
-    rng = random.Random(getattr(args, "seed", None))
     tmp = Path(tempfile.mkdtemp(prefix="backorder-demo-"))
     sockdir = Path(tempfile.mkdtemp(prefix="bo-", dir="/tmp"))  # AF_UNIX paths are short
-    start = dt.datetime.now(dt.UTC).replace(hour=START_HOUR, minute=0, second=0, microsecond=0)
-    items = make_catalog(max(1, args.skus), args.speed, rng)
-    config = tmp / "backorder.toml"
-    config.write_text(config_toml(tmp / "demo.db", sockdir / "demo.sock", args.speed,
-                                  start.isoformat().replace("+00:00", "Z"), items))
-    daemon = DaemonProcess(config, sockdir / "demo.sock", tmp / "daemon.log")
-    tty = sys.stdout.isatty()
+    site = DemoSite(tmp, sockdir, args.skus, args.speed, random.Random(getattr(args, "seed", None)))
+    tui = sys.stdout.isatty() and sys.stdin.isatty() and not getattr(args, "plain", False)
     old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGHUP)}
     rc = 0
     final: dict | None = None
-    driver: Driver | None = None
     try:
-        daemon.start()
-        with Client(str(daemon.sock)) as c:
-            driver = Driver(c, items, rng)
-            units = driver.seed()
-            if not tty:
-                print(f"backorder demo: {len(items)} SKUs, {units} opening units, speed {args.speed:g}x, "
-                      f"folder {tmp}", flush=True)
-            feed = EventFeed(daemon.sock)
-            feed.start()
-            try:
-                run(c, driver, feed, daemon, args, start, tty)
-            except (KeyboardInterrupt, _Stop):
-                pass
-            finally:
-                feed.stop()
-        final = _final_stats(daemon)
+        site.start()
+        if not tui:
+            print(f"backorder demo: {len(site.items)} SKUs, {site.units} opening units, speed {args.speed:g}x, "
+                  f"folder {tmp}", flush=True)
+        try:
+            if tui:
+                run_console(site, args, tmp / "tui.log")
+            else:
+                run_plain(site, args)
+        except (KeyboardInterrupt, _Stop):
+            pass
+        final = site.stop()
+        if site.error:
+            raise DemoError(site.error)
     except (KeyboardInterrupt, _Stop):
         pass
     except DemoError as exc:
-        print(f"backorder demo: {exc}", file=sys.stderr)
+        print(f"backorder demo: {exc}\n{site.daemon.log_tail()}", file=sys.stderr)
         rc = 1
-    except (OSError, ConnectionError) as exc:
-        print(f"backorder demo: lost the daemon: {exc}\n{daemon.log_tail()}", file=sys.stderr)
+    except (OSError, ConnectionError, CallError) as exc:
+        print(f"backorder demo: lost the daemon: {exc}\n{site.daemon.log_tail()}", file=sys.stderr)
         rc = 1
     finally:
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(s, signal.SIG_IGN)  # finish the clean-up whatever happens
-        code = daemon.stop()
-        if code not in (0, None) and not rc:  # a failure already reported includes the log
-            print(f"backorder demo: the daemon exited with {code}; log: {daemon.log}", file=sys.stderr)
-            print(daemon.log_tail(), file=sys.stderr)
-            rc = rc or 1
+        site.stop()
         for s, h in old.items():
             signal.signal(s, h)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        if final is not None and driver is not None:
-            print(final_line(final, driver.counts), flush=True)
+        if final is not None and site.driver is not None:
+            print(final_line(final, site.driver.counts), flush=True)
         shutil.rmtree(sockdir, ignore_errors=True)
         if args.keep or rc:
-            print(f"backorder demo: kept {tmp} (config, journal demo.db, daemon.log)", flush=True)
+            print(f"backorder demo: kept {tmp} (config, journal demo.db, daemon.log, tui.log)", flush=True)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     if rc:
         sys.exit(rc)
 
 
-def run(c: Client, driver: Driver, feed: EventFeed, daemon: DaemonProcess, args, start: dt.datetime,
-        tty: bool) -> None:
+def run_plain(site: DemoSite, args) -> None:
     t0 = time.monotonic()
     deadline = t0 + args.duration if args.duration > 0 else float("inf")
-    next_tick = t0
-    next_show = t0
-    every = RENDER_S if tty else PLAIN_EVERY_S
+    while time.monotonic() < deadline and not site.error:
+        time.sleep(min(PLAIN_EVERY_S, max(0.0, deadline - time.monotonic())))
+        assert site.driver is not None
+        print(plain_line(time.monotonic() - t0, site.stats(), site.driver.counts), flush=True)
 
-    def tick() -> Snapshot | None:
-        nonlocal next_tick, next_show
-        if not daemon.alive():
-            code = daemon.proc.returncode if daemon.proc else None
-            raise DemoError(f"the daemon exited with {code}:\n{daemon.log_tail()}")
-        driver.step()
-        now = time.monotonic()
-        snap = None
-        if now >= next_show:
-            snap = snapshot(c, driver, feed, now - t0, start)
-            next_show = now + every
-        next_tick += TICK_S
-        time.sleep(max(0.0, next_tick - time.monotonic()))
-        return snap
 
-    if not tty:
-        while time.monotonic() < deadline:
-            snap = tick()
-            if snap:
-                print(plain_line(snap), flush=True)
-        return
+def run_console(site: DemoSite, args, log_file: Path) -> None:
+    """The supervisor console in the foreground (it logs to ``log_file``, never stdout)."""
+    import logging
 
-    from rich.console import Console
-    from rich.live import Live
+    from backorder.tui.app import BackorderApp
 
-    console = Console()
-    with Live(console=console, auto_refresh=False, transient=False, vertical_overflow="crop") as live:
-        while time.monotonic() < deadline:
-            snap = tick()
-            if snap:
-                live.update(render(snap, args.speed, console.width, console.height), refresh=True)
+    logging.basicConfig(filename=log_file, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = BackorderApp(str(site.socket))
+    app.title = f"backorder demo · {len(site.items)} SKUs · {args.speed:g}x"
+    # SIGTERM / SIGHUP end the console like `q` (its terminal is restored on the way out).
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, lambda *_: app.exit())
+    if args.duration > 0:
+        app.call_later(lambda: app.set_timer(args.duration, app.exit))
+    app.run()
 
 
 def _final_stats(daemon: DaemonProcess) -> dict | None:

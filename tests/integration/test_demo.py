@@ -48,3 +48,52 @@ def test_demo_config_is_valid_for_the_daemon():
     assert "transfer:SITE-B" in sources
     assert any(s.startswith("supplier:") for s in sources)
     assert {p.lead_time_days for p in settings.skus.values()} <= {1, 2, 3, 4, 5}
+
+
+def test_demo_on_a_terminal_opens_the_console_and_stops_the_site_when_it_quits():
+    """``make demo`` on a terminal: the console in front, the site behind; the console
+    ends after --duration like a ``q``, and the site stops and reports."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "backorder", "demo", "--duration", "6", "--skus", "30"],
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+                            env={**os.environ, "TERM": "xterm-256color"})
+    os.close(slave)
+    out = bytearray()
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child side closed
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        rc = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    text = out.decode(errors="replace")
+    assert rc == 0, text[-3000:]
+    assert "\x1b[?1049h" in text  # the console took the terminal (alternate screen)...
+    assert "backorder demo" in text and "BO lines" in text  # ...and drew the dashboard
+    final = [line for line in text.splitlines() if line.startswith("demo finished: ")]
+    assert len(final) == 1, text[-3000:]
+    fields = dict(re.findall(r"(\w+)=(\S*)", final[0]))
+    assert int(fields["orders"]) > 0
+    assert fields["errors"] == "0"
