@@ -8,6 +8,8 @@ and id the screens show is the same on every run.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 SITE = """
@@ -36,18 +38,26 @@ source = "transfer:north-dc"
 
 
 def seed_site(c) -> None:
-    """A small fixed story: stock, orders that wait, reorders raised, a pick waiting."""
+    """A small fixed story: stock, orders that wait, reorders raised, a pick waiting.
+
+    Each order names one SKU that has anything to decide: the actors of two SKUs work
+    concurrently, and the journal order of their events would differ from run to run
+    (the snapshots show the journal)."""
     c.call("stock.receive", sku="WIDGET-RED", qty=3, reference="PO-000001")
     c.call("order.submit", channel="web", external_id="W-1001", order_number="#1001",
-           customer={"name": "Ada Lovelace"}, lines=[{"sku": "WIDGET-RED", "qty": 2, "unit_price": "9.50"}])
+           customer={"name": "Ada Lovelace"},
+           lines=[{"sku": "WIDGET-RED", "qty": 2, "unit_price": "9.50"},
+                  {"sku": "GIFT-CARD-50", "qty": 1, "unit_price": "50.00", "requires_shipping": False}])
     c.call("order.submit", channel="marketplace", account="acme-store", external_id="M-77",
            lines=[{"sku": "GADGET-BLUE", "qty": 9, "unit_price": "24.00"}])
     c.call("order.submit", channel="phone", external_id="P-5", ship_complete=True,
-           lines=[{"sku": "WIDGET-RED", "qty": 1}, {"sku": "GADGET-BLUE", "qty": 2}])
+           customer={"name": "Grace Hopper"},
+           lines=[{"sku": "GADGET-BLUE", "qty": 1, "unit_price": "24.00"},
+                  {"sku": "GADGET-BLUE", "qty": 1, "unit_price": "24.00"}])
     c.call("order.submit", channel="web", external_id="W-1002", rush=True,
            lines=[{"sku": "SPROCKET", "qty": 4, "unit_price": "80.00"}])
-    c.call("order.submit", channel="edi", external_id="EDI-9",
-           lines=[{"sku": "WIDGET-RED", "qty": 6}, {"sku": "SPROCKET", "qty": 1}])
+    c.call("order.submit", channel="edi", external_id="EDI-9", lines=[{"sku": "WIDGET-RED", "qty": 6}])
+    c.call("order.submit", channel="edi", external_id="EDI-10", lines=[{"sku": "SPROCKET", "qty": 1}])
 
 
 @pytest.fixture
@@ -56,3 +66,20 @@ def site(make_daemon):
     with d.client() as c:
         seed_site(c)
     return d
+
+
+@pytest.fixture(scope="module")
+def shared_site(request, tmp_path_factory):
+    """One seeded daemon for a module of tests that only read (the snapshots)."""
+    root = str(Path(__file__).parent.parent / "conftest.py")
+    (plugin,) = [p for p in request.config.pluginmanager.get_plugins() if getattr(p, "__file__", None) == root]
+    workdir = tmp_path_factory.mktemp("site")
+    d = plugin.DaemonProcess(workdir, SITE)
+    d.config.write_text(SITE)
+    try:
+        d.start()
+        with d.client() as c:
+            seed_site(c)
+        yield d
+    finally:
+        d.cleanup()

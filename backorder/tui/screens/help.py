@@ -2,60 +2,68 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Static
 
-HELP = """\
-# backorder console — keys
+# (section, [(keys, what)]): one line per key, so it reads at 80x24 too.
+HELP = [
+    ("Anywhere", [
+        ("?", "this help (Esc closes)"),
+        ("Esc / d", "back to the previous screen / the dashboard"),
+        ("o", "orders: search by order id, external id or order number"),
+        ("p", "procurement: purchase orders and transfers"),
+        ("k", "picking: shipments waiting for pick"),
+        ("y", "allocation policy (FIFO / priority, weights)"),
+        ("t", "dark / light theme"),
+        ("q", "quit"),
+    ]),
+    ("Dashboard", [
+        ("↑ ↓ PgUp PgDn", "move in the SKU table (the mouse works too)"),
+        ("Enter", "open the SKU under the cursor"),
+        ("/", "filter SKUs by typing (Enter: to the table, Esc: clear)"),
+        ("s / S", "sort by the next column / reverse (or click a header)"),
+    ]),
+    ("SKU", [
+        ("Tab", "move between the tables and the policy form"),
+        ("Enter", "on a waiting line: open its order"),
+        ("Ctrl+S", "save the reorder policy (asks first)"),
+    ]),
+    ("Orders", [("/", "search"), ("x", "cancel the order (asks first)")]),
+    ("Procurement", [("m", "move the expected date (asks first)"), ("a", "open / all requests")]),
+    ("Picking", [("c", "confirm the pick: label, tracking, shipped (asks first)")]),
+    ("Policy", [("f / r", "choose FIFO / priority"), ("Ctrl+S", "save mode and weights (asks first)")]),
+]
+NOTE = ("Every change asks for confirmation. On a read-only connection the keys that change "
+        "something are hidden, and the daemon refuses them (forbidden).")
 
-| Anywhere | |
-|---|---|
-| `?` | this help (Esc closes) |
-| `d` / `Esc` | back to the dashboard / previous screen |
-| `o` | orders: search by order id, external id or order number |
-| `p` | procurement: purchase orders and transfers |
-| `k` | picking: shipments waiting for pick |
-| `y` | allocation policy (FIFO / priority, weights) |
-| `t` | dark / light theme |
-| `q` | quit |
 
-| Dashboard | |
-|---|---|
-| `↑` `↓` `PgUp` `PgDn` | move in the SKU table |
-| `Enter` | open the SKU under the cursor |
-| `/` | filter SKUs by typing (Enter: back to the table, Esc: clear) |
-| `s` / `S` | sort by the next column / reverse (or click a header) |
-
-| SKU | |
-|---|---|
-| `Tab` | move between the tables and the policy form |
-| `Enter` | on a waiting line: open its order |
-| `Ctrl+S` | save the reorder policy (asks for confirmation) |
-
-| Orders | Procurement | Picking | Policy |
-|---|---|---|---|
-| `/` search · `Enter` open | `m` move expected date | `c` confirm pick | `f` / `r` FIFO / priority |
-| `x` cancel order | `a` all / open only | `Enter` show label | `Ctrl+S` save weights |
-
-Every change asks for confirmation first. On a read-only connection the keys that change
-something are hidden and the daemon refuses them (`forbidden`).
-"""
+def help_text() -> Text:
+    out = Text()
+    for section, keys in HELP:
+        out.append(f"{section}\n", style="bold underline")
+        for key, what in keys:
+            out.append(f"  {key:<14}", style="bold cyan")
+            out.append(f"{what}\n")
+    out.append(NOTE, style="dim")
+    return out
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90%; max-width: 110; height: 90%; border: thick $accent;
-                                  background: $panel; }
+    HelpScreen > VerticalScroll { width: 90%; max-width: 90; height: 90%; border: thick $accent;
+                                  background: $panel; padding: 0 1; }
     """
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Markdown(HELP)
+        with VerticalScroll() as box:
+            box.border_title = "backorder console — keys"
+            yield Static(help_text())
 
     async def action_dismiss(self, result=None) -> None:
         self.dismiss(result)

@@ -39,6 +39,10 @@ class PickingScreen(BoScreen):
         self.query_one("#label", TextArea).border_title = "label"
         super().on_mount()
 
+    def on_resize(self) -> None:
+        # narrow terminals: the label goes under the pick list instead of beside it
+        self.query_one("#pick-body").set_class(self.size.width < 120, "narrow")
+
     async def reload(self) -> None:
         got = await self.bo.read("shipments.list", status="picking", limit=10000)
         if got is None:
