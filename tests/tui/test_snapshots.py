@@ -36,74 +36,50 @@ async def rows_in(pilot, selector: str, n: int = 1) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_dashboard(snap_compare, shared_site, size):
-    async def run_before(pilot):
-        await loaded(pilot)
-        await rows_in(pilot, "#skus", 3)
-
-    assert snap_compare(make_app(shared_site), terminal_size=size, run_before=run_before)
+async def dashboard(pilot):
+    await rows_in(pilot, "#skus", 3)
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_sku_screen(snap_compare, shared_site, size):
-    async def run_before(pilot):
-        await loaded(pilot)
-        await pilot.app.open_sku("GADGET-BLUE")
-        await rows_in(pilot, "#waiting", 2)
-        await rows_in(pilot, "#inbound", 2)
-
-    assert snap_compare(make_app(shared_site), terminal_size=size, run_before=run_before)
+async def sku(pilot):
+    await pilot.app.open_sku("GADGET-BLUE")
+    await rows_in(pilot, "#waiting", 3)
+    await rows_in(pilot, "#inbound", 2)
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_order_screen(snap_compare, shared_site, size):
-    async def run_before(pilot):
-        await loaded(pilot)
-        await pilot.press("o")
-        await pilot.press(*"P-5", "enter")
-        await rows_in(pilot, "#lines", 2)
-        await rows_in(pilot, "#audit", 3)
-
-    assert snap_compare(make_app(shared_site), terminal_size=size, run_before=run_before)
+async def order(pilot):
+    await pilot.press("o", *"P-5", "enter")
+    await rows_in(pilot, "#lines", 2)
+    await rows_in(pilot, "#audit", 3)
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_procurement_screen(snap_compare, shared_site, size):
-    async def run_before(pilot):
-        await loaded(pilot)
-        await pilot.press("p")
-        await rows_in(pilot, "#requests", 5)
+async def procurement(pilot):
+    await pilot.press("p")
+    await rows_in(pilot, "#requests", 5)
 
-    assert snap_compare(make_app(shared_site), terminal_size=size, run_before=run_before)
+
+async def picking(pilot):
+    await pilot.press("k")
+    await rows_in(pilot, "#picks", 2)
+
+
+async def policy(pilot):
+    await pilot.press("y")
+    await until(pilot, lambda: getattr(pilot.app.screen, "policy", None) is not None, what="policy")
+
+
+async def help_keys(pilot):
+    await pilot.press("question_mark")
+
+
+SCREENS = [dashboard, sku, order, procurement, picking, policy, help_keys]
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_picking_screen(snap_compare, shared_site, size):
+@pytest.mark.parametrize("screen", SCREENS, ids=lambda f: f.__name__)
+def test_screen(snap_compare, shared_site, screen, size):
     async def run_before(pilot):
         await loaded(pilot)
-        await pilot.press("k")
-        await rows_in(pilot, "#picks", 1)
-
-    assert snap_compare(make_app(shared_site), terminal_size=size, run_before=run_before)
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_policy_screen(snap_compare, shared_site, size):
-    async def run_before(pilot):
-        await loaded(pilot)
-        await pilot.press("y")
-        await until(pilot, lambda: getattr(pilot.app.screen, "policy", None) is not None, what="policy")
-        await pilot.pause()
-
-    assert snap_compare(make_app(shared_site), terminal_size=size, run_before=run_before)
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_help_screen(snap_compare, shared_site, size):
-    async def run_before(pilot):
-        await loaded(pilot)
-        await pilot.press("question_mark")
+        await screen(pilot)
         await pilot.pause()
 
     assert snap_compare(make_app(shared_site), terminal_size=size, run_before=run_before)
