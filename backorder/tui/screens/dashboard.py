@@ -8,11 +8,13 @@ order may have changed. The whole table is rebuilt only on a reconnect or a new 
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Sparkline
+from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Sparkline, Static
 
 from backorder.tui.live import Changes
 from backorder.tui.screens.base import BoScreen
@@ -32,6 +34,8 @@ COLUMNS: list[tuple[str, str, object]] = [
     ("state", "State", lambda r: {"stock_out": 0, "below_reorder_point": 1}.get(r["state"], 2)),
 ]
 SORT_KEYS = {key: fn for key, _label, fn in COLUMNS}
+REORDER_S = 1.0  # at most one re-sort per second under a stream of changes
+FEED_TAIL = 20  # feed lines written per refresh
 
 
 def cells(r: dict) -> list:
@@ -65,6 +69,9 @@ class DashboardScreen(BoScreen):
         self.sort_reverse = True  # longest wait first: what a supervisor chases
         self.filter = ""
         self.shown: set[str] = set()
+        self._reorder_timer = None
+        self._last_reorder = 0.0
+        self._sortvals: dict[str, object] = {}  # sku -> its value in the sorted column, as shown
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -80,7 +87,7 @@ class DashboardScreen(BoScreen):
             yield table
             with Vertical(id="side"):
                 yield Label("Waiting lines covered by inbound", classes="title")
-                yield RichLog(id="progress", wrap=False, auto_scroll=False)
+                yield Static(id="progress")
         yield RichLog(id="feed", max_lines=500, wrap=False)
         yield Footer(compact=True)
 
@@ -106,28 +113,51 @@ class DashboardScreen(BoScreen):
         if changes.reload:
             self._rebuild(table)
         elif changes.rows:
-            added = False
+            moved = False  # a row was added or its sort value changed: the order may be wrong
+            fn = SORT_KEYS[self.sort_key]
             for sku, row in changes.rows.items():
                 if row is None:
                     if sku in self.shown:
                         table.remove_row(sku)
                         self.shown.discard(sku)
-                elif sku in self.shown:
-                    for (key, _l, _f), value in zip(COLUMNS, cells(row), strict=True):
-                        table.update_cell(sku, key, value)
+                        self._sortvals.pop(sku, None)
+                    continue
+                value = fn(row)
+                if sku in self.shown:
+                    for (key, _l, _f), cell in zip(COLUMNS, cells(row), strict=True):
+                        table.update_cell(sku, key, cell)
+                    moved = moved or self._sortvals.get(sku) != value
                 elif self._matches(sku):
                     table.add_row(*cells(row), key=sku)
                     self.shown.add(sku)
-                    added = True
-            if added or self.sort_key != "sku":
-                self._sort(table)
-        if changes.reload or changes.rows:
+                    moved = True
+                else:
+                    continue
+                self._sortvals[sku] = value
+            if moved:
+                self._reorder_soon()
+        if changes.reload:
             self._progress()
         feed = self.query_one("#feed", RichLog)
         if changes.reload:
             feed.clear()
-        for style, text in changes.feed[-100:]:
+        # only the tail can be seen: writing every line of a busy second costs ~0.3 ms each
+        for style, text in changes.feed[-FEED_TAIL:]:
             feed.write(Text(text, style=_FEED_STYLES.get(style, "")))
+
+    def _reorder_soon(self) -> None:
+        """Re-sort (and redraw the progress panel) at most once per ``REORDER_S``: a sort
+        of 10,000 rows costs ~50 ms, and rows that jump around every 0.3 s cannot be read."""
+        if self._reorder_timer is not None:
+            return
+        wait = max(0.05, self._last_reorder + REORDER_S - time.monotonic())  # (a 0 s timer breaks Textual)
+        self._reorder_timer = self.set_timer(wait, self._reorder)
+
+    def _reorder(self) -> None:
+        self._reorder_timer = None
+        self._last_reorder = time.monotonic()
+        self._sort(self.query_one("#skus", DataTable))
+        self._progress()
 
     def _matches(self, sku: str) -> bool:
         return not self.filter or self.filter in sku.lower()
@@ -142,6 +172,7 @@ class DashboardScreen(BoScreen):
         for r in rows:
             table.add_row(*cells(r), key=r["sku"])
         self.shown = {r["sku"] for r in rows}
+        self._sortvals = {r["sku"]: fn(r) for r in rows}
         if key in self.shown:
             table.move_cursor(row=table.get_row_index(key))
         elif rows:
@@ -153,26 +184,26 @@ class DashboardScreen(BoScreen):
         key = self.current_sku()
         table.sort("sku", key=lambda sku: (fn(rows[sku]), sku) if sku in rows else ((), sku),
                    reverse=self.sort_reverse)
+        self._sortvals = {sku: fn(rows[sku]) for sku in self.shown if sku in rows}
         if key in self.shown:
             table.move_cursor(row=table.get_row_index(key), animate=False)
 
     def _progress(self) -> None:
         """Side panel: per SKU (in table order), a bar of its waiting lines covered."""
-        log = self.query_one("#progress", RichLog)
         if not self.query_one("#side").display:
             return
-        log.clear()
         table = self.query_one("#skus", DataTable)
         rows = self.bo.live.rows
-        for n, row_key in enumerate(table.rows):
-            if n >= 60:
-                break
-            r = rows.get(row_key.value or "")
+        out = Text()
+        for row in table.ordered_rows[:60]:
+            r = rows.get(row.key.value or "")
             if r is None:
                 continue
             style = "green" if r["covered_lines"] == r["waiting_lines"] else ("yellow" if r["covered_lines"] else "red")
-            log.write(Text.assemble(f"{r['sku']:<10} ", (bar(r["covered_lines"], r["waiting_lines"], 12), style),
-                                    f" {r['covered_lines']}/{r['waiting_lines']} by {short_date(r['covered_by'])}"))
+            out.append(f"{r['sku']:<11.11} ")
+            out.append(bar(r["covered_lines"], r["waiting_lines"], 12), style=style)
+            out.append(f" {r['covered_lines']}/{r['waiting_lines']} by {short_date(r['covered_by'])}\n")
+        self.query_one("#progress", Static).update(out)
 
     def _label_columns(self) -> None:
         table = self.query_one("#skus", DataTable)
