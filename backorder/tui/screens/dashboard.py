@@ -213,8 +213,9 @@ class DashboardScreen(BoScreen):
         table.refresh()
 
     def on_resize(self) -> None:
-        wide = self.size.width >= 140
-        self.query_one("#side").display = wide
+        # large terminals: the coverage panel beside the table, a longer event feed
+        self.query_one("#side").display = self.size.width >= 140
+        self.query_one("#feed").set_class(self.size.height >= 40, "tall")
         self._progress()
 
     def current_sku(self) -> str | None:
