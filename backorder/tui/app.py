@@ -74,7 +74,7 @@ class BackorderApp(App[None]):
         for screen in self.screen_stack:
             if isinstance(screen, BoScreen):
                 screen.show_conn(state)
-        self.sub_title = "live" if state.connected else "disconnected"
+        self.sub_title = ("not answering" if state.stalled else "live") if state.connected else "disconnected"
         self.refresh_bindings()
 
     async def _full_load(self) -> None:

@@ -40,6 +40,7 @@ class ConnState(msgspec.Struct, frozen=True):
     retry_in: float = 0.0  # seconds until the next attempt
     error: str = ""
     role: str = "write"  # "read" for a read-only connection (health.role)
+    stalled: bool = False  # connected, but a request timed out and no reply came since
 
 
 class Connection:
@@ -79,6 +80,9 @@ class Connection:
             writer.write(_encode({"op": op, "id": req_id, **fields}) + b"\n")
             reply = await asyncio.wait_for(fut, timeout or self.timeout)
         except TimeoutError:
+            if self.state.connected and not self.state.stalled:
+                # connected but silent (overloaded, stopped, stuck): say so; the next reply clears it
+                self._set_state(msgspec.structs.replace(self.state, stalled=True))
             raise CallError("timeout", f"the daemon did not answer {op} within {timeout or self.timeout:g} s") from None
         except (ConnectionError, OSError) as exc:
             raise CallError("disconnected", str(exc)) from None
@@ -158,6 +162,8 @@ class Connection:
                 except Exception:  # a bug in a screen must not kill the connection
                     log.exception("event handler failed")
                 continue
+            if self.state.stalled:
+                self._set_state(msgspec.structs.replace(self.state, stalled=False))
             fut = self._pending.get(msg.get("id"))  # type: ignore[arg-type]
             if fut is not None and not fut.done():
                 fut.set_result(msg)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
+
+import msgspec
 
 import pytest
 from textual.widgets import DataTable, Input, Static, TextArea
 
 from backorder.tui.app import BackorderApp
+from backorder.tui.screens.help import HelpScreen
 from backorder.tui.widgets import ConfirmScreen, ConnBanner, KpiBar
 
 pytestmark = pytest.mark.asyncio
@@ -146,3 +150,46 @@ async def test_daemon_restart_shows_the_banner_then_live_data_again(site):
         with site.client() as c:
             await asyncio.to_thread(c.call, "stock.receive", sku="SPROCKET", qty=2)
         await until(pilot, lambda: cell(app, "SPROCKET", "on_hand") == "2", what="row update after restart")
+
+
+async def test_a_silent_daemon_never_freezes_the_console(site):
+    """SIGSTOP the real daemon: requests time out, the banner says so, keys still work;
+    SIGCONT: the replies come and the banner goes."""
+    app = BackorderApp(str(site.socket), timeout=0.5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.loaded, what="first load")
+        site.proc.send_signal(signal.SIGSTOP)
+        try:
+            await pilot.press("p")  # opening procurement asks the daemon: no answer comes
+            banner = app.screen.query_one(ConnBanner)
+            await until(pilot, lambda: banner.has_class("down"), what="banner")
+            assert "not answering" in str(banner.render())
+            t0 = time.monotonic()
+            await pilot.press("question_mark")  # the UI still answers at once
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            assert time.monotonic() - t0 < 0.5
+        finally:
+            site.proc.send_signal(signal.SIGCONT)
+        await until(pilot, lambda: not banner.has_class("down"), what="banner gone")
+        await until(pilot, lambda: app.screen.query_one("#requests", DataTable).row_count == 5,
+                    what="procurement after the daemon came back")
+
+
+async def test_a_read_only_connection_hides_the_keys_that_change_something(site):
+    app = BackorderApp(str(site.socket))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.loaded, what="first load")
+        await pilot.press("k")
+        await until(pilot, lambda: getattr(app.screen, "NAME", "") == "picking"
+                    and "S0000001" in app.screen.shipments, what="picking screen")
+        assert "confirm_pick" in {ab.binding.action for ab in app.active_bindings.values()}
+        # the daemon of issue 5 says "role": "read" in health; the console honours it
+        app.conn._set_state(msgspec.structs.replace(app.conn.state, role="read"))
+        await pilot.pause()
+        assert "confirm_pick" not in {ab.binding.action for ab in app.active_bindings.values()}
+        await pilot.press("c")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        with site.client() as c:
+            assert c.call("order.get", order_id="O0000001")["status"] == "picking"

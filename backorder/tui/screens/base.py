@@ -32,7 +32,7 @@ class BoScreen(Screen):
     def show_conn(self, state: ConnState) -> None:
         for banner in self.query(ConnBanner):
             banner.show_state(state, self.bo.socket)
-        if state.connected:
+        if state.connected and not state.stalled:
             self.spawn(self.reload, group="reload")
 
     def spawn(self, fn, *args, group: str | None = None) -> None:
