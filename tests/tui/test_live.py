@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Input, Static, TextArea
 
 from backorder.tui.app import BackorderApp
 from backorder.tui.screens.help import HelpScreen
-from backorder.tui.widgets import ConfirmScreen, ConnBanner, KpiBar
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, KpiBar, PromptScreen
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,6 +25,14 @@ async def until(pilot, cond, timeout: float = 10.0, what: str = "condition") -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.05)
+
+
+async def open_picking(pilot) -> None:
+    app = pilot.app
+    await until(pilot, lambda: app.loaded, what="first load")
+    await pilot.press("k")
+    await until(pilot, lambda: getattr(app.screen, "NAME", "") == "picking"
+                and "S0000001" in app.screen.shipments, what="picking screen")
 
 
 def cell(app, sku: str, column: str) -> str:
@@ -117,10 +125,7 @@ async def test_editing_the_reorder_point_in_the_form_changes_it_in_the_daemon(si
 async def test_confirming_a_pick_marks_the_order_shipped(site):
     app = BackorderApp(str(site.socket))
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.loaded, what="first load")
-        await pilot.press("k")
-        await until(pilot, lambda: getattr(app.screen, "NAME", "") == "picking"
-                    and "S0000001" in app.screen.shipments, what="picking screen")
+        await open_picking(pilot)
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
         await pilot.press("y")
@@ -179,10 +184,7 @@ async def test_a_silent_daemon_never_freezes_the_console(site):
 async def test_a_read_only_connection_hides_the_keys_that_change_something(site):
     app = BackorderApp(str(site.socket))
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.loaded, what="first load")
-        await pilot.press("k")
-        await until(pilot, lambda: getattr(app.screen, "NAME", "") == "picking"
-                    and "S0000001" in app.screen.shipments, what="picking screen")
+        await open_picking(pilot)
         assert "confirm_pick" in {ab.binding.action for ab in app.active_bindings.values()}
         # the daemon of issue 5 says "role": "read" in health; the console honours it
         app.conn._set_state(msgspec.structs.replace(app.conn.state, role="read"))
@@ -193,3 +195,44 @@ async def test_a_read_only_connection_hides_the_keys_that_change_something(site)
         assert not isinstance(app.screen, ConfirmScreen)
         with site.client() as c:
             assert c.call("order.get", order_id="O0000001")["status"] == "picking"
+
+
+async def test_moving_a_date_switching_the_policy_and_finding_an_order(site):
+    app = BackorderApp(str(site.socket))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.loaded, what="first load")
+        # procurement: move TR-000003 by a week
+        await pilot.press("p")
+        await until(pilot, lambda: getattr(app.screen, "NAME", "") == "procurement"
+                    and "TR-000003" in app.screen.requests, what="procurement")
+        table = app.screen.query_one("#requests", DataTable)
+        table.move_cursor(row=table.get_row_index("TR-000003"))
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen), what="date prompt")
+        app.screen.query_one(Input).value = "2026-01-14"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.press("y")
+        with site.client() as c:
+            def expected(rid: str) -> str:
+                reqs = c.call("procurement.list")["requests"]
+                return next(r["expected_date"] for r in reqs if r["request_id"] == rid)
+
+            await until(pilot, lambda: expected("TR-000003") == "2026-01-14", what="date moved in the daemon")
+            # policy: switch to priority with a new rush weight
+            await pilot.press("y")
+            await until(pilot, lambda: getattr(app.screen, "policy", None) is not None, what="policy screen")
+            app.screen.query_one("#w-rush", Input).value = "30"
+            await pilot.press("r", "ctrl+s")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: c.call("policy.get")["mode"] == "priority", what="policy in the daemon")
+            assert c.call("policy.get")["weights"]["rush"] == 30.0
+            # orders: find by external id, see its lines and shipments
+            await pilot.press("o")
+            await until(pilot, lambda: getattr(app.screen, "NAME", "") == "order", what="order screen")
+            await pilot.press(*"W-1001", "enter")
+            await until(pilot, lambda: app.screen.order_id == "O0000001", what="order found")
+            await until(pilot, lambda: app.screen.query_one("#shipments", DataTable).row_count == 1, what="shipment")
+            head = str(app.screen.query_one("#order-head", Static).render())
+            assert "O0000001" in head and "picking" in head and "Ada Lovelace" in head

@@ -23,7 +23,7 @@ EXPLAIN = (
 
 class PolicyScreen(BoScreen):
     NAME = "policy"
-    AUTO_FOCUS = None
+    AUTO_FOCUS = ""  # no field focused: f / r / Ctrl+S work at once; Tab reaches the weights
     BINDINGS = [Binding("f", "mode('fifo')", "FIFO"), Binding("r", "mode('priority')", "Priority"),
                 Binding("ctrl+s", "save", "Save")]
 
