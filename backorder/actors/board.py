@@ -8,7 +8,7 @@ the SKUs an event touched).
 
 from __future__ import annotations
 
-from backorder.actors.model import HOUR, Order, Sku, World
+from backorder.actors.model import HOUR, Order, Sku, World, iso_ts
 from backorder.actors.views import order_summary, sku_summary
 
 
@@ -45,8 +45,10 @@ def board_row(s: Sku, now: float) -> dict:
             break  # supply ran out: this line and every later one are not covered
         covered_lines += 1
         last_date = date
+    oldest = min(ln.t_order for ln in s.queue.lines()) if s.queue else None
     out.update(
-        oldest_wait_hours=round((now - min(ln.t_order for ln in s.queue.lines())) / HOUR, 2) if s.queue else None,
+        oldest_wait_hours=round((now - oldest) / HOUR, 2) if oldest is not None else None,
+        oldest_since=iso_ts(oldest) if oldest is not None else None,
         next_inbound=({"request_id": nxt.request_id, "qty": nxt.open_qty, "expected_date": nxt.expected_date}
                       if nxt else None),
         covered_lines=covered_lines,

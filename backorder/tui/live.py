@@ -46,6 +46,7 @@ class LiveState:
         self.pending = Changes()
         self.dirty_stats = False
         self.last_seq = 0
+        self.now: float | None = None  # the engine clock at the last stats (waits count from it)
 
     # --- events in ------------------------------------------------------------
 
@@ -86,11 +87,11 @@ class LiveState:
     # --- replies in -----------------------------------------------------------
 
     def load_rows(self, rows: list[dict]) -> None:
-        self.rows = {r["sku"]: r for r in rows if r["waiting_lines"]}
+        self.rows = {r["sku"]: _since(r) for r in rows if r["waiting_lines"]}
 
     def apply_rows(self, asked: set[str], rows: list[dict], changes: Changes) -> None:
         """Fold a ``skus.board`` reply for the SKUs ``asked`` into the table of waiting SKUs."""
-        got = {r["sku"]: r for r in rows}
+        got = {r["sku"]: _since(r) for r in rows}
         for sku in asked:
             row = got.get(sku)
             if row is not None and row["waiting_lines"]:
@@ -102,10 +103,10 @@ class LiveState:
 
     def set_stats(self, stats: dict) -> None:
         self.stats = stats
-        try:
-            now = dt.datetime.fromisoformat(stats["now"].replace("Z", "+00:00")).timestamp()
-        except (KeyError, ValueError, AttributeError):
+        now = parse_ts(stats.get("now"))
+        if now is None:
             return
+        self.now = now
         bucket = int(now // HISTORY_BUCKET_S)
         self.history[bucket] = stats["counts"]["open_backorder_lines"]
         self.history.move_to_end(bucket)
@@ -124,6 +125,30 @@ class LiveState:
             value = self.history.get(b, value)
             out.append(float(value))
         return out
+
+
+def parse_ts(text: str | None) -> float | None:
+    """RFC 3339 -> seconds since the epoch (None for None or garbage)."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
+        return None
+
+
+def _since(row: dict) -> dict:
+    """Keep ``oldest_since`` as a number too: waits are shown as (engine now - since), so
+    they stay current as the clock moves, and rows sort by it without being re-fetched."""
+    row["since_ts"] = parse_ts(row.get("oldest_since"))
+    return row
+
+
+def wait_hours(row: dict, now: float | None) -> float | None:
+    since = row.get("since_ts")
+    if since is None or now is None:
+        return row.get("oldest_wait_hours")
+    return max(0.0, (now - since) / 3600.0)
 
 
 def hhmm(at: str | None) -> str:

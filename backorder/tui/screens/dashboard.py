@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Sparkline, Static
 
-from backorder.tui.live import Changes
+from backorder.tui.live import Changes, wait_hours
 from backorder.tui.screens.base import BoScreen
 from backorder.tui.widgets import ConnBanner, KpiBar, bar, cover_text, hours, next_text, short_date, state_text
 
@@ -26,7 +26,8 @@ COLUMNS: list[tuple[str, str, object]] = [
     ("on_hand", "OnHd", lambda r: r["on_hand"]),
     ("bo_units", "BO", lambda r: r["backordered"]),
     ("bo_lines", "Lns", lambda r: r["waiting_lines"]),
-    ("wait", "Wait", lambda r: r["oldest_wait_hours"] or 0.0),
+    # the longest wait is the earliest ``since``: an order that holds as the clock moves
+    ("wait", "Wait", lambda r: -(r.get("since_ts") or 0.0) if r.get("since_ts") else (r["oldest_wait_hours"] or 0.0)),
     ("next", "Next in", lambda r: (r["next_inbound"] or {}).get("expected_date") or "9999"),
     ("cover", "Cover", lambda r: (r["covered_lines"] / r["waiting_lines"] if r["waiting_lines"] else 1.0,
                                   r["covered_by"] or "9999")),
@@ -34,17 +35,23 @@ COLUMNS: list[tuple[str, str, object]] = [
     ("state", "State", lambda r: {"stock_out": 0, "below_reorder_point": 1}.get(r["state"], 2)),
 ]
 SORT_KEYS = {key: fn for key, _label, fn in COLUMNS}
+WIDTHS = {"sku": 11, "on_hand": 5, "bo_units": 5, "bo_lines": 4, "wait": 6, "next": 9, "cover": 10,
+          "rop": 5, "state": 5}
 REORDER_S = 1.0  # at most one re-sort per second under a stream of changes
 FEED_TAIL = 20  # feed lines written per refresh
 
 
-def cells(r: dict) -> list:
+def wait_cell(r: dict, now: float | None) -> Text:
+    return Text(hours(wait_hours(r, now)), justify="right")
+
+
+def cells(r: dict, now: float | None) -> list:
     return [
         r["sku"],
         Text(f"{r['on_hand']:,}", justify="right"),
         Text(f"{r['backordered']:,}", style="bold", justify="right"),
         Text(f"{r['waiting_lines']:,}", justify="right"),
-        Text(hours(r["oldest_wait_hours"]), justify="right"),
+        wait_cell(r, now),
         next_text(r),
         cover_text(r),
         Text(f"{r['reorder_point']:,}", justify="right"),
@@ -71,6 +78,7 @@ class DashboardScreen(BoScreen):
         self.shown: set[str] = set()
         self._reorder_timer = None
         self._last_reorder = 0.0
+        self._waits_at: float | None = None  # the engine time the shown waits were computed at
         self._sortvals: dict[str, object] = {}  # sku -> its value in the sorted column, as shown
 
     def compose(self) -> ComposeResult:
@@ -94,7 +102,8 @@ class DashboardScreen(BoScreen):
     def on_mount(self) -> None:
         table = self.query_one("#skus", DataTable)
         for key, label, _fn in COLUMNS:
-            table.add_column(label, key=key)
+            # fixed widths: cells change in place (update_cell) and must not be cut off
+            table.add_column(label, key=key, width=WIDTHS.get(key))
         self._label_columns()
         super().on_mount()
         if self.bo.loaded:
@@ -104,6 +113,7 @@ class DashboardScreen(BoScreen):
 
     def apply(self, changes: Changes) -> None:
         live = self.bo.live
+        now = live.now
         table = self.query_one("#skus", DataTable)
         if changes.stats:
             self.query_one(KpiBar).show(live.stats)
@@ -124,11 +134,11 @@ class DashboardScreen(BoScreen):
                     continue
                 value = fn(row)
                 if sku in self.shown:
-                    for (key, _l, _f), cell in zip(COLUMNS, cells(row), strict=True):
+                    for (key, _l, _f), cell in zip(COLUMNS, cells(row, now), strict=True):
                         table.update_cell(sku, key, cell)
                     moved = moved or self._sortvals.get(sku) != value
                 elif self._matches(sku):
-                    table.add_row(*cells(row), key=sku)
+                    table.add_row(*cells(row, now), key=sku)
                     self.shown.add(sku)
                     moved = True
                 else:
@@ -138,12 +148,26 @@ class DashboardScreen(BoScreen):
                 self._reorder_soon()
         if changes.reload:
             self._progress()
+        elif changes.stats and now != self._waits_at:
+            self._refresh_waits(table, now)
+        self._waits_at = now
         feed = self.query_one("#feed", RichLog)
         if changes.reload:
             feed.clear()
         # only the tail can be seen: writing every line of a busy second costs ~0.3 ms each
         for style, text in changes.feed[-FEED_TAIL:]:
             feed.write(Text(text, style=_FEED_STYLES.get(style, "")))
+
+    def _refresh_waits(self, table: DataTable, now: float | None) -> None:
+        """The engine clock moved: redraw the waits of the rows in view (only those)."""
+        if not table.row_count:
+            return
+        top = int(table.scroll_y)
+        rows = self.bo.live.rows
+        for row in table.ordered_rows[top:top + table.size.height]:
+            r = rows.get(row.key.value or "")
+            if r is not None:
+                table.update_cell(row.key, "wait", wait_cell(r, now))
 
     def _reorder_soon(self) -> None:
         """Re-sort (and redraw the progress panel) at most once per ``REORDER_S``: a sort
@@ -163,6 +187,7 @@ class DashboardScreen(BoScreen):
         return not self.filter or self.filter in sku.lower()
 
     def _rebuild(self, table: DataTable) -> None:
+        now = self.bo.live.now
         cursor = table.cursor_row
         key = self.current_sku()
         table.clear()
@@ -170,7 +195,7 @@ class DashboardScreen(BoScreen):
         fn = SORT_KEYS[self.sort_key]
         rows.sort(key=lambda r: (fn(r), r["sku"]), reverse=self.sort_reverse)
         for r in rows:
-            table.add_row(*cells(r), key=r["sku"])
+            table.add_row(*cells(r, now), key=r["sku"])
         self.shown = {r["sku"] for r in rows}
         self._sortvals = {r["sku"]: fn(r) for r in rows}
         if key in self.shown:
