@@ -190,7 +190,9 @@ def main() -> None:
         load = run_load(d.sock, [orders], window=256)
         assert load["errors"] == 0, load
         result = asyncio.run(run_console(str(d.sock), args.skus, args.rate, args.seconds))
-    result = {"skus": args.skus, "target_events_per_s": args.rate, **result}
+    result = {"skus": args.skus, "target_events_per_s": args.rate, **result,
+              # flat copies of the headline figures for run_all.py's table
+              "lag_p95_ms": result["lag_ms"]["p95"], "stall_p95_ms": result["loop_stall_ms"]["p95"]}
     save(result_name("tui", args.quick), result)
 
 
