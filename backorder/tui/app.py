@@ -208,7 +208,6 @@ def run(socket: str, log_file: str | None) -> None:
     if log_file:
         logging.basicConfig(filename=log_file, level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    else:
-        logging.getLogger("backorder.tui").addHandler(logging.NullHandler())
-        logging.getLogger("backorder.tui").propagate = False
+    else:  # no file: nothing (not even logging's last-resort stderr handler) may hit the screen
+        logging.basicConfig(handlers=[logging.NullHandler()])
     BackorderApp(socket).run()

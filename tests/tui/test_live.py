@@ -62,6 +62,22 @@ async def test_dashboard_shows_what_the_daemon_reports(site):
         assert f"BO lines {k['open_backorder_lines']}" in kpis
         assert f"units waiting {k['units_waiting']}" in kpis
         assert "Accuracy —" in kpis  # nothing shipped yet: no accuracy to show
+        # sort from the keyboard: "s" moves to the next column, "S" reverses
+        order = lambda: [r.key.value for r in table.ordered_rows]  # noqa: E731
+        while app.screen.sort_key != "bo_units":
+            await pilot.press("s")
+        await pilot.pause()
+        assert order() == ["GADGET-BLUE", "WIDGET-RED", "SPROCKET"]  # 11, 5, 5 units (ties by name)
+        await pilot.press("S")
+        await pilot.pause()
+        assert order() == ["SPROCKET", "WIDGET-RED", "GADGET-BLUE"]
+        # filter by typing
+        await pilot.press("slash", "g", "a", "d")
+        await pilot.pause()
+        assert [r.key.value for r in table.ordered_rows] == ["GADGET-BLUE"]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table.row_count == 3
 
 
 async def test_receiving_stock_in_the_daemon_updates_the_sku_row(site):
