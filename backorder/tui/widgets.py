@@ -69,7 +69,7 @@ class ConnBanner(Static):
         self.set_class(not state.connected or state.stalled, "down")
         if not state.connected:
             why = f" ({state.error})" if state.error else ""
-            self.update(f"⚠ disconnected — retrying (attempt {state.attempt}, every ≤{state.retry_in:.1f} s)"
+            self.update(f"⚠ disconnected — retrying (attempt {state.attempt}, next in {state.retry_in:.1f} s)"
                         f" · {socket}{why}")
         elif state.stalled:
             self.update(f"⚠ the daemon is not answering — waiting (the screen may be stale) · {socket}")
