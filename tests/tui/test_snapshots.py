@@ -71,7 +71,12 @@ async def help_keys(pilot):
     await pilot.press("question_mark")
 
 
-SCREENS = [dashboard, sku, order, procurement, picking, policy, help_keys]
+async def dashboard_light(pilot):
+    await pilot.press("t")
+    await dashboard(pilot)
+
+
+SCREENS = [dashboard, sku, order, procurement, picking, policy, help_keys, dashboard_light]
 
 
 @pytest.mark.parametrize("size", SIZES)
