@@ -252,3 +252,6 @@ async def test_moving_a_date_switching_the_policy_and_finding_an_order(site):
             await until(pilot, lambda: app.screen.query_one("#shipments", DataTable).row_count == 1, what="shipment")
             head = str(app.screen.query_one("#order-head", Static).render())
             assert "O0000001" in head and "picking" in head and "Ada Lovelace" in head
+            # Enter on a line opens its SKU
+            await pilot.press("enter")
+            await until(pilot, lambda: getattr(app.screen, "sku", None) == "WIDGET-RED", what="SKU of the line")

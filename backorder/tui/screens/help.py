@@ -32,8 +32,9 @@ HELP = [
         ("Enter", "on a waiting line: open its order"),
         ("Ctrl+S", "save the reorder policy (asks first)"),
     ]),
-    ("Orders", [("/", "search"), ("x", "cancel the order (asks first)")]),
-    ("Procurement", [("m", "move the expected date (asks first)"), ("a", "open / all requests")]),
+    ("Orders", [("/", "search"), ("Enter", "on a line: open its SKU"), ("x", "cancel the order (asks first)")]),
+    ("Procurement", [("m", "move the expected date (asks first)"), ("a", "open / all requests"),
+                     ("Enter", "open the request's SKU")]),
     ("Picking", [("c", "confirm the pick: label, tracking, shipped (asks first)")]),
     ("Policy", [("f / r", "choose FIFO / priority"), ("Ctrl+S", "save mode and weights (asks first)")]),
 ]

@@ -105,7 +105,7 @@ class OrderScreen(BoScreen):
             t.add_row(str(ln["line_no"]), ln["sku"], str(ln["qty"]), str(ln["allocated"]), str(ln["backordered"]),
                       str(ln["shipped"]), str(ln.get("queue_position") or ""),
                       short_date(ln.get("expected_date")) if ln["backordered"] else "",
-                      ln.get("why", ""))
+                      ln.get("why", ""), key=f"{ln['line_no']}:{ln['sku']}")
         t = self.query_one("#shipments", DataTable)
         t.clear()
         for sh in o["shipments"]:
@@ -117,6 +117,10 @@ class OrderScreen(BoScreen):
         for rec in (audit or {}).get("records", []):
             t.add_row(str(rec["seq"]), rec["at"].replace("T", " ").rstrip("Z"), rec["type"], rec["sku"] or "",
                       rec["cause"])
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "lines" and event.row_key.value:
+            self.spawn(self.bo.open_sku, event.row_key.value.split(":", 1)[1])
 
     async def action_cancel_order(self) -> None:
         if not self.order_id:

@@ -103,6 +103,11 @@ class ProcurementScreen(BoScreen):
         self.app.push_screen(PromptScreen(f"New expected date of {r['request_id']} (YYYY-MM-DD)",
                                           value=r["expected_date"]), asked)
 
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        r = self.requests.get(event.row_key.value or "")
+        if r is not None:
+            self.spawn(self.bo.open_sku, r["sku"])
+
     async def _confirm(self, rid: str, date: str) -> None:
         if await self.bo.write("procurement.confirm", request_id=rid, expected_date=date) is not None:
             self.notify(f"{rid} now due {date}", timeout=4)
