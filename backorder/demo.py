@@ -498,13 +498,16 @@ def main(args) -> None:
         for s, h in old.items():
             signal.signal(s, h)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        if final is not None and site.driver is not None:
-            print(final_line(final, site.driver.counts), flush=True)
         shutil.rmtree(sockdir, ignore_errors=True)
-        if args.keep or rc:
-            print(f"backorder demo: kept {tmp} (config, journal demo.db, daemon.log, tui.log)", flush=True)
-        else:
+        if not (args.keep or rc):
             shutil.rmtree(tmp, ignore_errors=True)
+        try:  # the terminal may be gone (a closed SSH session, tmux kill-session): clean up first
+            if final is not None and site.driver is not None:
+                print(final_line(final, site.driver.counts), flush=True)
+            if args.keep or rc:
+                print(f"backorder demo: kept {tmp} (config, journal demo.db, daemon.log, tui.log)", flush=True)
+        except OSError:
+            pass
     if rc:
         sys.exit(rc)
 
