@@ -13,7 +13,8 @@ def _settings(args):
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
-        sys.exit(f"backorder: invalid configuration: {exc}")
+        # one problem per line, each with its key path (the same lines as check-config)
+        sys.exit("backorder: invalid configuration:\n" + "\n".join(str(exc).split("; ")))
     d = settings.daemon
     if getattr(args, "db", None):
         d.db = args.db
@@ -27,7 +28,7 @@ def cmd_serve(args) -> None:
 
     settings = _settings(args)
     logging.configure(settings.daemon.log_level)
-    app.run(settings)
+    app.run(settings, args.config)
 
 
 def cmd_send(args) -> None:
@@ -54,7 +55,7 @@ def cmd_check_config(args) -> None:
     try:
         load_settings(args.file)
     except ConfigError as exc:
-        sys.exit(f"backorder: {exc}")
+        sys.exit("backorder: invalid configuration:\n" + "\n".join(str(exc).split("; ")))
     print(f"{args.file}: ok")
 
 

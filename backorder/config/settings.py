@@ -75,6 +75,8 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     # simulated seconds per real second; bounded so the clock stays within datetime range
     clock_speed: Annotated[float, Meta(gt=0, le=1e6)] = 1.0
     clock_start: str | None = None  # RFC 3339 start of simulated time
+    # Issue 5 (operations): refuse to start on a damaged journal (PRAGMA quick_check, seq gaps).
+    integrity_check: bool = True
 
 
 class AllocationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -87,8 +89,60 @@ class FulfillmentSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     carrier: str = "local"
 
 
+# --- issue 5: running as a site service (roles, limits, TCP, metrics) -------------------
+
+
+class AccessSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Who may connect (socket mode and group) and with which role (see docs/operations.md)."""
+
+    group: str = ""  # group (name or number) of the socket files; "" = the daemon's group
+    socket_mode: Annotated[str, Meta(pattern=r"^0?[0-7]{3}$")] = "0660"
+    read_socket: str = ""  # optional second socket: every client on it has the read role
+    write_uids: list[int | str] = []
+    write_groups: list[int | str] = []
+    read_uids: list[int | str] = []
+    read_groups: list[int | str] = []
+    default_role: Literal["read", "write"] = "read"  # a peer no rule names
+
+
+class LimitsSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Per-connection limits; breaking one costs the offender its connection, nobody else."""
+
+    line_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    idle_timeout_s: Annotated[float, Meta(ge=0)] = 0.0  # 0 = never; a subscriber is never idle
+    inflight_wait_s: Annotated[float, Meta(gt=0)] = 30.0  # at max_inflight this long: disconnected
+
+
+class TcpClient(Struct, kw_only=True, forbid_unknown_fields=True):
+    token_sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+    role: Literal["read", "write"] = "write"
+
+
+class TcpSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """The optional TCP listener for remote integrators (off unless ``port`` is set)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] | None = None  # None = off; 0 = any free port
+    certfile: str = ""  # TLS when both are set
+    keyfile: str = ""
+    auth_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+    clients: dict[str, TcpClient] = {}
+
+
+class MetricsSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Prometheus text on http://host:port/metrics (off unless ``port`` is set)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] | None = None
+    refresh_s: Annotated[float, Meta(gt=0)] = 1.0  # how often the trio loop refreshes the gauges
+
+
 class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     daemon: DaemonSettings = msgspec.field(default_factory=DaemonSettings)
+    access: AccessSettings = msgspec.field(default_factory=AccessSettings)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+    tcp: TcpSettings = msgspec.field(default_factory=TcpSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     allocation: AllocationSettings = msgspec.field(default_factory=AllocationSettings)
     fulfillment: FulfillmentSettings = msgspec.field(default_factory=FulfillmentSettings)
     strict_skus: bool = False
@@ -104,6 +158,9 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
                        "(e.g. 2026-01-05T09:00:00Z)")
         for sku, pol in self.skus.items():
             out += [f"skus.{sku}: {p}" for p in pol.problems()]
+        from backorder.config.service_checks import service_problems  # issue 5
+
+        out += service_problems(self)
         return out
 
 
@@ -157,7 +214,11 @@ def parse_settings(raw: bytes | str, name: str = "config") -> Settings:
     except msgspec.ValidationError as exc:
         # msgspec names the path as `$.daemon.grace_s`; show it as a TOML key.
         text = _name_table(raw, str(exc)).replace("`$.", "`").replace("`$`", "`(top level)`")
-        raise ConfigError(f"{name}: {text}") from None
+        # issue 5: name every bad table, not only the first msgspec meets
+        from backorder.config.service_checks import every_validation_error
+
+        others = [t for t in every_validation_error(raw, Settings) if t not in text]
+        raise ConfigError("; ".join([f"{name}: {text}", *others])) from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{name}: not valid TOML: {exc}") from None
     problems = settings.problems()

@@ -25,7 +25,7 @@ from backorder.actors.events import EVENT_DECODER, SkuConfigured
 from backorder.actors.model import World, iso_ts, parse_ts
 from backorder.actors.router import Router
 from backorder.config.settings import Settings
-from backorder.daemon import server
+from backorder.daemon import access, integrity, reload, sdnotify, server
 from backorder.daemon.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import AuditReader, Journal
 
@@ -82,12 +82,8 @@ def recover(engine: Engine, configured: set[str]) -> int:
     """
     world, now, emit = engine.world, engine.now(), engine.emit
     before = engine.journal.last_seq
-    engine.context("config", "startup")
-    for name, policy in world.settings.skus.items():
-        if name not in configured:
-            s = world.sku(name)
-            emit(SkuConfigured(ts=now, sku=name, policy=policy))
-            sku_rules.settle(world, s, emit, now)
+    journal_file_policies(engine, {name: policy for name, policy in world.settings.skus.items()
+                                   if name not in configured}, "startup")
     engine.context("recovery", "startup")
     for s in list(world.skus.values()):
         if s.undecided or (s.queue and s.available > 0) or sku_rules.reorder_quantity(s):
@@ -96,6 +92,18 @@ def recover(engine: Engine, configured: set[str]) -> int:
         if not order.cancelled and any(ln.allocated > ln.in_shipment for ln in order.lines):
             order_rules.settle_order(world, order, emit, now, engine.auto_pick)
     return engine.journal.last_seq - before
+
+
+def journal_file_policies(engine: Engine, policies: dict, corr: str) -> None:
+    """Journal ``[skus.NAME]`` policies of the config file (cause ``config``) and settle
+    each SKU in the same step: at start (recover) and on a SIGHUP reload."""
+    world, now, emit = engine.world, engine.now(), engine.emit
+    engine.context("config", corr)
+    for name, policy in policies.items():
+        s = world.sku(name)
+        s.known = True
+        emit(SkuConfigured(ts=now, sku=name, policy=policy))
+        sku_rules.settle(world, s, emit, now)
 
 
 def make_clock(settings: Settings, last_ts: float | None) -> Clock:
@@ -109,8 +117,12 @@ def make_clock(settings: Settings, last_ts: float | None) -> Clock:
 
 
 class Daemon:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, config_path: str | None = None) -> None:
         self.settings = settings
+        self.config_path = config_path
+        self.notifier = sdnotify.Notifier()
+        self.roles = access.Roles(settings.access)
+        self.metrics = None  # backorder.daemon.metrics.Metrics when [metrics] port is set
         self.journal = Journal(settings.daemon.db)
         self.engine: Engine
         self.router: Router
@@ -145,10 +157,18 @@ class Daemon:
             "recovered_events": self.recovered_events,
         }
 
+    def apply_access(self, acc) -> None:
+        """New roles for the connections accepted from now on (a SIGHUP reload)."""
+        self.roles = access.Roles(acc)
+
     async def _start(self) -> None:
         journal = self.journal
         t0 = time.perf_counter()
+        if self.settings.daemon.integrity_check:
+            self.notifier.status("checking journal integrity")
+            await trio.to_thread.run_sync(integrity.check, self.settings.daemon.db)
         await trio.to_thread.run_sync(journal.open)
+        self.notifier.status(f"recovering {journal.last_seq} events")
         # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
         gc.disable()
         world, snap_seq, self.recovered_events = await trio.to_thread.run_sync(rebuild, journal, self.settings)
@@ -176,6 +196,7 @@ class Daemon:
         try:
             async with trio.open_nursery() as core:
                 await core.start(self.journal.run)
+                core.start_soon(self.notifier.watchdog)
                 async with trio.open_nursery() as actors:
                     d = self.settings.daemon
                     self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus)
@@ -183,13 +204,16 @@ class Daemon:
                     async with trio.open_nursery() as edge:
                         self.conn_nursery = edge
                         await edge.start(server.serve, sock_path, self)
+                        await self._start_extra_listeners(edge)
                         self.state = "serving"
                         log.info("daemon_ready", socket=str(sock_path), db=self.settings.daemon.db,
-                                 mode=self.engine.world.mode)
+                                 mode=self.engine.world.mode, recovered_events=self.recovered_events)
+                        self.notifier.ready(f"serving {sock_path} ({self.recovered_events} events recovered)")
                         task_status.started(self)
-                        await _wait_for_stop_signal()
+                        await self._wait_for_stop_signal()
                         self.state = "draining"
                         log.info("daemon_draining", connections=len(self.connections))
+                        self.notifier.stopping(f"draining {len(self.connections)} connections")
                         await self._drain(edge)
                     await self._settle_actors()
                     actors.cancel_scope.cancel()
@@ -234,11 +258,36 @@ class Daemon:
                 quiet = 0 if busy() else quiet + 1
 
 
-async def _wait_for_stop_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            log.info("signal_received", signal=signal.Signals(signum).name)
-            return
+    async def _start_extra_listeners(self, edge: trio.Nursery) -> None:
+        """The read-only socket, the TCP listener and the metrics endpoint, when configured."""
+        acc = self.settings.access
+        if acc.read_socket:
+            await edge.start(server.serve, Path(acc.read_socket), self, access.READ)
+        if self.settings.tcp.port is not None:
+            from backorder.daemon import tcp
+
+            await edge.start(tcp.serve_tcp, self)
+        if self.settings.metrics.port is not None:
+            from backorder.daemon import metrics
+
+            self.metrics = metrics.Metrics(self)
+            await edge.start(self.metrics.run)
+
+    async def _wait_for_stop_signal(self) -> None:
+        """SIGINT/SIGTERM: return (drain). SIGHUP: reload the config file. SIGUSR1: toggle
+        the log level between debug and the configured level."""
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1) as signals:
+            async for signum in signals:
+                log.info("signal_received", signal=signal.Signals(signum).name)
+                if signum == signal.SIGHUP:
+                    self.notifier.status("reloading config")
+                    reload.reload(self, self.config_path)
+                elif signum == signal.SIGUSR1:
+                    from backorder.daemon import logging as dlog
+
+                    dlog.toggle_debug(self.settings.daemon.log_level)
+                else:
+                    return
 
 
 # The journal's writer thread needs the GIL back after every SQLite statement; with the
@@ -248,6 +297,14 @@ async def _wait_for_stop_signal() -> None:
 SWITCH_INTERVAL_S = 0.001
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, config_path: str | None = None) -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    trio.run(Daemon(settings).run)
+    daemon = Daemon(settings, config_path)
+    try:
+        trio.run(daemon.run)
+    except integrity.IntegrityError as exc:
+        log.error("integrity_check_failed", reason=str(exc))
+        daemon.notifier.status(f"refused to start: {exc}")
+        raise SystemExit(f"backorder: {exc}") from None
+    finally:
+        daemon.notifier.close()

@@ -69,7 +69,7 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
         case p.Stats():
             reply.ok(views.stats(world, now))
         case p.Health():
-            reply.ok(d.health())
+            reply.ok({**d.health(), "role": conn.role})  # role: what this connection may do
         case p.DeadLettersList():
             reply.ok({"dead_letters": [{**msgspec.to_builtins(x), "at": iso_ts(x.ts)}
                                        for x in world.dead_letters.values()]})

@@ -11,11 +11,39 @@ import structlog
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+# The level in force; changed at run time (SIGUSR1, or the `log.level` op) without
+# re-configuring structlog, whose loggers are cached on first use.
+_current = {"level": logging.INFO}
+
+
+def set_level(level: str) -> None:
+    _current["level"] = LEVELS[level]
+
+
+def current_level() -> str:
+    return next(name for name, n in LEVELS.items() if n == _current["level"])
+
+
+def toggle_debug(configured: str) -> str:
+    """SIGUSR1: debug if not debug, else back to the configured level; returns the new level."""
+    set_level(configured if _current["level"] == logging.DEBUG else "debug")
+    structlog.get_logger().warning("log_level_changed", level=current_level())
+    return current_level()
+
+
+def _filter_level(logger, method: str, event: dict) -> dict:
+    if LEVELS.get(method, logging.CRITICAL) < _current["level"]:
+        raise structlog.DropEvent
+    return event
+
+
 def configure(level: str = "info", *, json: bool | None = None, stream=None) -> None:
     stream = stream or sys.stdout
+    set_level(level)
     if json is None:
         json = not stream.isatty()
     shared = [
+        _filter_level,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -30,7 +58,7 @@ def configure(level: str = "info", *, json: bool | None = None, stream=None) -> 
         factory = structlog.PrintLoggerFactory(stream)
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )

@@ -22,7 +22,7 @@ import structlog
 import trio
 
 from backorder.actors.model import iso_ts
-from backorder.daemon import handlers
+from backorder.daemon import access, handlers
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
 
@@ -51,13 +51,27 @@ class Reply:
         self.conn.put_reply(p.err(self.req_id, code, message))
 
 
+class Disconnect(Exception):
+    """A connection broke a limit: tell it why (code, message), then close it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class Connection:
-    def __init__(self, daemon: Daemon, nursery: trio.Nursery) -> None:
+    def __init__(self, daemon: Daemon, nursery: trio.Nursery, role: str = access.WRITE,
+                 peer: str = "") -> None:
         self.id = next(_conn_ids)
+        self.role = role
+        self.read_only = role != access.WRITE
+        self.peer = peer
         self.daemon = daemon
         self.nursery = nursery
         self.out_send, self.out_recv = trio.open_memory_channel(math.inf)
-        self.slots = trio.Semaphore(daemon.settings.daemon.max_inflight)
+        self.max_inflight = daemon.settings.daemon.max_inflight
+        self.slots = trio.Semaphore(self.max_inflight)
         self.event_types: frozenset[str] = frozenset()
         self.queued_events = 0
         self.missed_events = 0
@@ -129,13 +143,21 @@ class Hub:
                 conn.put_events(lines)
 
 
-async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE):
+async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE, receive=None,
+                     buf: bytes = b""):
     """Yield each newline-terminated line; a line over ``max_line`` yields TOO_LONG once
-    and is skipped up to its newline without being buffered."""
-    buf = bytearray()
+    and is skipped up to its newline without being buffered. ``receive`` (default
+    ``stream.receive_some``) is awaited for each chunk; ``buf`` is what was read before."""
+    receive = receive or (lambda: stream.receive_some(65536))
     skipping = False
+    if buf:  # bytes already read (after a TCP auth line): handle them as a first chunk
+        pending = [bytes(buf)]
+        buf = bytearray()
+    else:
+        pending = []
+        buf = bytearray()
     while True:
-        chunk = await stream.receive_some(65536)
+        chunk = pending.pop() if pending else await receive()
         if not chunk:
             if buf and not skipping:
                 yield bytes(buf)
@@ -163,9 +185,13 @@ async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE)
             yield TOO_LONG
 
 
-async def handle_client(stream: trio.abc.Stream, daemon: Daemon) -> None:
+async def handle_client(stream: trio.abc.Stream, daemon: Daemon, role: str | None = None,
+                        peer: str = "", first: bytes = b"") -> None:
+    """Serve one connection. ``role`` None: decided from the Unix peer's credentials."""
+    if role is None:
+        role, peer = _unix_role(stream, daemon)
     async with stream, trio.open_nursery() as nursery:
-        conn = Connection(daemon, nursery)
+        conn = Connection(daemon, nursery, role, peer)
         log_ = log.bind(conn=conn.id)
         if len(daemon.connections) >= daemon.settings.daemon.max_connections:
             await stream.send_all(p.ENCODER.encode(p.err(msgspec.Raw(b"null"), "too_many_connections",
@@ -173,39 +199,90 @@ async def handle_client(stream: trio.abc.Stream, daemon: Daemon) -> None:
             log_.warning("connection_refused", reason="too_many_connections")
             return
         daemon.connections.add(conn)
+        log_.debug("connection_opened", role=role, peer=peer)
         writer_done = trio.Event()
         nursery.start_soon(_writer, stream, conn, writer_done)
+        broke: Disconnect | None = None
         try:
             with conn.read_scope:
-                await _reader(stream, conn, daemon)
+                await _reader(stream, conn, daemon, first)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+        except Disconnect as exc:
+            broke = exc
+            conn.put_reply(p.err(msgspec.Raw(b"null"), exc.code, exc.message))
+            log_.warning("connection_limit", code=exc.code, reason=exc.message, role=role, peer=peer)
         finally:
             daemon.hub.discard(conn)
             daemon.connections.discard(conn)
         # Let every reply still owed go out (the writer ends when the channel is empty).
         await conn.out_send.aclose()
-        await writer_done.wait()
+        if broke is None:
+            await writer_done.wait()
+        else:  # an offender that does not read gets a moment for its error line, no more
+            with trio.move_on_after(DISCONNECT_FLUSH_S):
+                await writer_done.wait()
+            nursery.cancel_scope.cancel()
         log_.debug("connection_closed", requests=conn.requests)
 
 
-async def _reader(stream, conn: Connection, daemon: Daemon) -> None:
+DISCONNECT_FLUSH_S = 1.0
+
+
+def _unix_role(stream: trio.abc.Stream, daemon: Daemon) -> tuple[str, str]:
+    sock = getattr(stream, "socket", None)
+    if sock is None or sock.family != stdsocket.AF_UNIX:
+        return access.WRITE, ""
+    try:
+        pid, uid, gid = access.peer_credentials(sock)
+    except OSError:
+        return daemon.roles.default, ""
+    return daemon.roles.role_for(uid, gid), f"pid={pid} uid={uid} gid={gid}"
+
+
+async def _receive(stream, conn: Connection, daemon: Daemon) -> bytes:
+    """The next chunk from the client; a client that sends nothing for
+    ``limits.idle_timeout_s`` while it is owed nothing and subscribes to nothing is idle."""
+    while True:
+        idle = daemon.settings.limits.idle_timeout_s
+        if not idle:
+            return await stream.receive_some(65536)
+        with trio.move_on_after(idle):
+            return await stream.receive_some(65536)
+        if conn in daemon.hub.subscribers or conn.slots.value < conn.max_inflight:
+            continue  # waiting for events or replies is not idleness
+        raise Disconnect("idle_timeout", f"no request for {idle:g} s; the connection is closed")
+
+
+async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") -> None:
     prefix = f"c{conn.id}."
-    async for line in read_lines(stream):
+    max_line = daemon.settings.limits.line_bytes
+    read_only = conn.read_only
+    async for line in read_lines(stream, max_line, lambda: _receive(stream, conn, daemon), first):
         try:  # no checkpoint per request while under the in-flight limit
             conn.slots.acquire_nowait()
         except trio.WouldBlock:
-            await conn.slots.acquire()
+            # Back-pressure: wait for replies to go out; a client that never reads them
+            # would hold its slots for ever, so after a while it is disconnected.
+            with trio.move_on_after(daemon.settings.limits.inflight_wait_s) as waited:
+                await conn.slots.acquire()
+            if waited.cancelled_caught:
+                raise Disconnect("too_many_inflight",
+                                 f"{conn.max_inflight} requests unanswered for "
+                                 f"{daemon.settings.limits.inflight_wait_s:g} s (replies not read)")
         conn.requests += 1
         if line is TOO_LONG:
-            Reply(conn, msgspec.Raw(b"null")).error("line_too_long", f"a request line may be at most {p.MAX_LINE} bytes")
-            continue
+            conn.slots.release()
+            daemon.rejected += 1
+            raise Disconnect("line_too_long", f"a request line may be at most {max_line} bytes")
         if not line.strip():
             conn.slots.release()
             continue
         try:
             req = p.decode_request(line)
             reply = Reply(conn, req.id)
+            if read_only and type(req) in access.WRITE_CLASSES:
+                raise Rejected("forbidden", access.forbidden_message(req, conn.role))
             handlers.handle(daemon, conn, req, reply, prefix + str(conn.requests))
         except Rejected as exc:
             Reply(conn, p.request_id(line)).error(exc.code, exc.message)
@@ -274,15 +351,22 @@ def prepare_socket_path(path: Path) -> None:
         probe.close()
 
 
-async def serve(path: Path, daemon: Daemon, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def serve(path: Path, daemon: Daemon, role: str | None = None, *,
+                task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve a Unix socket; ``role`` None decides each peer's role from its credentials
+    (``[access]``), ``"read"`` makes every client of this socket read-only."""
     prepare_socket_path(path)
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
     await sock.bind(os.fspath(path))
-    path.chmod(0o660)  # owner and group: access by group membership
+    acc = daemon.settings.access
+    gid = access.socket_group(acc)
+    if gid is not None:
+        os.chown(path, -1, gid)
+    path.chmod(int(acc.socket_mode, 8))  # default 0660: access by group membership
     sock.listen(128)
     listener = trio.SocketListener(sock)
     try:
-        await trio.serve_listeners(lambda stream: handle_client(stream, daemon), [listener],
+        await trio.serve_listeners(lambda stream: handle_client(stream, daemon, role), [listener],
                                    handler_nursery=daemon.conn_nursery, task_status=task_status)
     finally:
         path.unlink(missing_ok=True)

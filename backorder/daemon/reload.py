@@ -1,0 +1,98 @@
+"""SIGHUP: reload the config file without a restart.
+
+What changes at once: roles (``[access]``, for new connections), ``[limits]``, the
+allocation policy (mode and weights: journaled as a ``policy.set`` of cause ``config``),
+``[skus.NAME]`` tables that differ from the running file (journaled ``sku_configured``
+events, cause ``config``, exactly as the file's policies are journaled at start, so a
+replay rebuilds the same state) and ``[default_policy]`` for SKUs that have no journaled
+policy. Anything else (``[daemon]``, ``[tcp]``, ``[metrics]``) needs a restart: a change
+there is logged and otherwise ignored. An invalid file is refused with a log line; the
+running config stays. Other modules add their own reloadable sections to ``HOOKS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+import structlog
+
+from backorder.config.settings import ConfigError, Settings, load_settings
+from backorder.daemon import protocol as p
+
+if TYPE_CHECKING:
+    from backorder.daemon.app import Daemon
+
+log = structlog.get_logger()
+
+# (daemon, old settings, new settings) -> None; called after the built-in sections.
+HOOKS: list[Callable[[Daemon, Settings, Settings], None]] = []
+RESTART_ONLY = ("daemon", "tcp", "metrics")
+
+
+class _LogReply:
+    """Where the answer to a change made by a reload goes: the log."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def ok(self, result) -> None:
+        log.info("reload_applied", change=self.what)
+
+    def error(self, code: str, message: str) -> None:
+        log.error("reload_change_failed", change=self.what, code=code, reason=message)
+
+
+def reload(daemon: Daemon, path: str | Path | None) -> bool:
+    """Apply the file at ``path``; False (and the old config kept) if it is invalid."""
+    if path is None:
+        log.warning("reload_skipped", reason="the daemon was started without --config")
+        return False
+    try:
+        new = load_settings(path)
+    except ConfigError as exc:
+        log.error("reload_refused", reason=str(exc), config=str(path))
+        return False
+    old = daemon.settings
+    # keep what the command line overrode and what only a restart can change
+    for section in RESTART_ONLY:
+        if section != "daemon" and getattr(new, section) != getattr(old, section):
+            log.warning("reload_needs_restart", section=section)
+    new_daemon = msgspec.structs.replace(new.daemon, db=old.daemon.db, socket=old.daemon.socket)
+    if new_daemon != old.daemon:
+        log.warning("reload_needs_restart", section="daemon")
+    daemon.apply_access(new.access)
+    old.limits = new.limits
+    old.access = new.access
+    _policies(daemon, old, new)
+    for hook in HOOKS:
+        hook(daemon, old, new)
+    log.info("config_reloaded", config=str(path))
+    daemon.notifier.status(f"serving (config reloaded from {path})")
+    return True
+
+
+def _policies(daemon: Daemon, old: Settings, new: Settings) -> None:
+    engine = daemon.engine
+    world = engine.world
+    if new.allocation != old.allocation:
+        w = new.allocation.weights
+        req = p.PolicySet(mode=new.allocation.mode,
+                          weights=p.WeightsUpdate(rush=w.rush, value=w.value, age=w.age))
+        daemon.router.call_order(req, _LogReply("allocation"), "config-reload")
+        old.allocation = new.allocation
+    if new.default_policy != old.default_policy:
+        # SKUs with no journaled policy follow the file's default, as a restart would make them
+        before = world.default_policy
+        for s in world.skus.values():
+            if s.policy is before:
+                s.policy = new.default_policy
+        world.default_policy = old.default_policy = new.default_policy
+    changed = [name for name, pol in new.skus.items() if old.skus.get(name) != pol]
+    if changed:
+        from backorder.daemon.app import journal_file_policies
+
+        old.skus = {**old.skus, **{name: new.skus[name] for name in changed}}
+        journal_file_policies(engine, {name: new.skus[name] for name in changed}, "config-reload")
