@@ -59,6 +59,18 @@ def cmd_check_config(args) -> None:
     print(f"{args.file}: ok")
 
 
+def cmd_token(args) -> None:
+    """Make a bearer token for a TCP client: the token for the client, the hash for the config."""
+    from backorder.daemon.tcp import hash_token, new_token
+
+    token = new_token()
+    print(f"token (give it to the client; it is not stored anywhere): {token}")
+    print("config lines (add them to the daemon's config, then `systemctl reload backorderd`):")
+    print(f"[tcp.clients.{args.name}]")
+    print(f'token_sha256 = "{hash_token(token)}"')
+    print(f'role = "{args.role}"')
+
+
 def cmd_demo(args) -> None:
     from backorder import demo
 
@@ -84,6 +96,11 @@ def main(argv: list[str] | None = None) -> None:
     check = sub.add_parser("check-config", help="validate a settings file")
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
+
+    token = sub.add_parser("token", help="make a bearer token for a TCP client and print its config lines")
+    token.add_argument("name", help="the client's name (a TOML bare key: letters, digits, - and _)")
+    token.add_argument("--role", choices=["read", "write"], default="write")
+    token.set_defaults(func=cmd_token)
 
     demo = sub.add_parser("demo", help="run a simulated site and show it live")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")

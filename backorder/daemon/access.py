@@ -18,21 +18,35 @@ import os
 import pwd
 import socket
 import struct
+from typing import Any
+
+import msgspec
 
 from backorder.config.service_checks import resolve_gid, resolve_uid_safe
 from backorder.config.settings import AccessSettings
 from backorder.daemon import protocol as p
+from backorder.errors import Rejected
 
 READ, WRITE = "read", "write"
 
-# Request classes a read-only connection may not send: derived from WRITE_OPS, so an op
-# another module adds to WRITE_OPS is covered without touching this file.
-WRITE_CLASSES = frozenset(cls for cls in p.AnyRequest.__args__  # type: ignore[attr-defined]
-                          if cls.__struct_config__.tag in p.WRITE_OPS)
+class _Op(msgspec.Struct):
+    op: Any = None
 
 
-def forbidden_message(req: p.Request, role: str) -> str:
-    return f"{type(req).__struct_config__.tag} changes state; this connection has the {role} role"
+_OP_DECODER = msgspec.json.Decoder(_Op)
+
+
+def forbidden(line: bytes, role: str) -> Rejected | None:
+    """For a read-only connection: ``forbidden`` if the line asks for an op of
+    ``protocol.WRITE_OPS`` (read from the op name alone, before the request is validated,
+    so the answer does not depend on the rest of the request), else None."""
+    try:
+        op = _OP_DECODER.decode(line).op
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None  # the normal decoding answers it
+    if isinstance(op, str) and op in p.WRITE_OPS:
+        return Rejected("forbidden", f"{op} changes state; this connection has the {role} role")
+    return None
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:

@@ -123,6 +123,7 @@ class Daemon:
         self.notifier = sdnotify.Notifier()
         self.roles = access.Roles(settings.access)
         self.metrics = None  # backorder.daemon.metrics.Metrics when [metrics] port is set
+        self.tcp_ports: list[int] = []  # where the TCP listener listens, when [tcp] port is set
         self.journal = Journal(settings.daemon.db)
         self.engine: Engine
         self.router: Router

@@ -1,11 +1,12 @@
 """SIGHUP: reload the config file without a restart.
 
-What changes at once: roles (``[access]``, for new connections), ``[limits]``, the
+What changes at once: roles (``[access]``, for new connections), ``[limits]``, the TCP
+clients' tokens (``[tcp.clients]``, for new connections), the
 allocation policy (mode and weights: journaled as a ``policy.set`` of cause ``config``),
 ``[skus.NAME]`` tables that differ from the running file (journaled ``sku_configured``
 events, cause ``config``, exactly as the file's policies are journaled at start, so a
 replay rebuilds the same state) and ``[default_policy]`` for SKUs that have no journaled
-policy. Anything else (``[daemon]``, ``[tcp]``, ``[metrics]``) needs a restart: a change
+policy. Anything else (``[daemon]``, the rest of ``[tcp]``, ``[metrics]``) needs a restart: a change
 there is logged and otherwise ignored. An invalid file is refused with a log line; the
 running config stays. Other modules add their own reloadable sections to ``HOOKS``.
 """
@@ -29,7 +30,6 @@ log = structlog.get_logger()
 
 # (daemon, old settings, new settings) -> None; called after the built-in sections.
 HOOKS: list[Callable[[Daemon, Settings, Settings], None]] = []
-RESTART_ONLY = ("daemon", "tcp", "metrics")
 
 
 class _LogReply:
@@ -57,9 +57,11 @@ def reload(daemon: Daemon, path: str | Path | None) -> bool:
         return False
     old = daemon.settings
     # keep what the command line overrode and what only a restart can change
-    for section in RESTART_ONLY:
-        if section != "daemon" and getattr(new, section) != getattr(old, section):
-            log.warning("reload_needs_restart", section=section)
+    if msgspec.structs.replace(new.tcp, clients=old.tcp.clients) != old.tcp:
+        log.warning("reload_needs_restart", section="tcp")
+    if new.metrics != old.metrics:
+        log.warning("reload_needs_restart", section="metrics")
+    old.tcp = msgspec.structs.replace(old.tcp, clients=new.tcp.clients)  # tokens: at once
     new_daemon = msgspec.structs.replace(new.daemon, db=old.daemon.db, socket=old.daemon.socket)
     if new_daemon != old.daemon:
         log.warning("reload_needs_restart", section="daemon")

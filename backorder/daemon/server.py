@@ -279,10 +279,10 @@ async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") 
             conn.slots.release()
             continue
         try:
+            if read_only and (refused := access.forbidden(line, conn.role)) is not None:
+                raise refused
             req = p.decode_request(line)
             reply = Reply(conn, req.id)
-            if read_only and type(req) in access.WRITE_CLASSES:
-                raise Rejected("forbidden", access.forbidden_message(req, conn.role))
             handlers.handle(daemon, conn, req, reply, prefix + str(conn.requests))
         except Rejected as exc:
             Reply(conn, p.request_id(line)).error(exc.code, exc.message)
