@@ -301,6 +301,10 @@ SWITCH_INTERVAL_S = 0.001
 def run(settings: Settings, config_path: str | None = None) -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     daemon = Daemon(settings, config_path)
+    # Until the serving loop listens for them (after recovery), a SIGHUP or SIGUSR1 must
+    # not kill the daemon (their default action): ignore them meanwhile.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     try:
         trio.run(daemon.run)
     except integrity.IntegrityError as exc:

@@ -27,7 +27,7 @@ def current_level() -> str:
 def toggle_debug(configured: str) -> str:
     """SIGUSR1: debug if not debug, else back to the configured level; returns the new level."""
     set_level(configured if _current["level"] == logging.DEBUG else "debug")
-    structlog.get_logger().warning("log_level_changed", level=current_level())
+    structlog.get_logger().warning("log_level_changed", level_now=current_level())
     return current_level()
 
 

@@ -77,9 +77,16 @@ class Connection:
         self.missed_events = 0
         self.read_scope = trio.CancelScope()
         self.requests = 0
+        self.skipped = 0  # empty lines: read, never answered
+        self.answered = 0
+
+    def owed(self) -> int:
+        """Requests read whose reply an actor has not produced yet."""
+        return self.requests - self.skipped - self.answered
 
     def put_reply(self, msg) -> None:
         # The reply may only leave once everything journaled so far is durable.
+        self.answered += 1
         try:
             self.out_send.send_nowait((self.daemon.engine.journal.last_seq, msg))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -199,31 +206,44 @@ async def handle_client(stream: trio.abc.Stream, daemon: Daemon, role: str | Non
             log_.warning("connection_refused", reason="too_many_connections")
             return
         daemon.connections.add(conn)
-        log_.debug("connection_opened", role=role, peer=peer)
-        writer_done = trio.Event()
-        nursery.start_soon(_writer, stream, conn, writer_done)
-        broke: Disconnect | None = None
         try:
-            with conn.read_scope:
-                await _reader(stream, conn, daemon, first)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        except Disconnect as exc:
-            broke = exc
-            conn.put_reply(p.err(msgspec.Raw(b"null"), exc.code, exc.message))
-            log_.warning("connection_limit", code=exc.code, reason=exc.message, role=role, peer=peer)
+            await _serve_connection(stream, conn, daemon, nursery, first, log_)
         finally:
-            daemon.hub.discard(conn)
+            # only now: a drain waits for this set to empty, i.e. for every reply to be sent
             daemon.connections.discard(conn)
-        # Let every reply still owed go out (the writer ends when the channel is empty).
-        await conn.out_send.aclose()
-        if broke is None:
+
+
+async def _serve_connection(stream, conn: Connection, daemon: Daemon, nursery: trio.Nursery, first: bytes,
+                            log_) -> None:
+    log_.debug("connection_opened", role=conn.role, peer=conn.peer)
+    writer_done = trio.Event()
+    nursery.start_soon(_writer, stream, conn, writer_done)
+    broke: Disconnect | None = None
+    try:
+        with conn.read_scope:
+            await _reader(stream, conn, daemon, first)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    except Disconnect as exc:
+        broke = exc
+        conn.put_reply(p.err(msgspec.Raw(b"null"), exc.code, exc.message))
+        log_.warning("connection_limit", code=exc.code, reason=exc.message, role=conn.role, peer=conn.peer)
+    finally:
+        daemon.hub.discard(conn)
+    # Replies still owed by the actors (a drain stopped the reader, or the client
+    # half-closed): wait for them before closing the channel, or they would be lost
+    # although their requests are carried out. A drain bounds this by its grace.
+    while conn.owed() > 0 and broke is None:
+        await trio.sleep(0.005)
+    # Let every reply still owed go out (the writer ends when the channel is empty).
+    await conn.out_send.aclose()
+    if broke is None:
+        await writer_done.wait()
+    else:  # an offender that does not read gets a moment for its error line, no more
+        with trio.move_on_after(DISCONNECT_FLUSH_S):
             await writer_done.wait()
-        else:  # an offender that does not read gets a moment for its error line, no more
-            with trio.move_on_after(DISCONNECT_FLUSH_S):
-                await writer_done.wait()
-            nursery.cancel_scope.cancel()
-        log_.debug("connection_closed", requests=conn.requests)
+        nursery.cancel_scope.cancel()
+    log_.debug("connection_closed", requests=conn.requests)
 
 
 DISCONNECT_FLUSH_S = 1.0
@@ -277,6 +297,7 @@ async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") 
             raise Disconnect("line_too_long", f"a request line may be at most {max_line} bytes")
         if not line.strip():
             conn.slots.release()
+            conn.skipped += 1
             continue
         try:
             if read_only and (refused := access.forbidden(line, conn.role)) is not None:

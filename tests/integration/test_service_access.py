@@ -120,20 +120,21 @@ def test_peer_credentials_map_to_roles_and_a_reload_changes_them(make_daemon):
     assert health["result"]["role"] == "read"  # default_role: a peer no rule names reads
     assert refused["error"]["code"] == "forbidden"
     # map the user to write and reload (SIGHUP): new connections get the new role
-    d.config.write_text(base.replace("[access]\n", '[access]\nwrite_uids = ["nobody"]\n'))
-    d.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while _as_nobody(d.socket, {"op": "health", "id": 1})[0]["result"]["role"] != "write":
-        assert time.monotonic() < deadline, "the reload never gave the user the write role"
-        time.sleep(0.05)
+    _reload_until_role(d, base.replace("[access]\n", '[access]\nwrite_uids = ["nobody"]\n'), "write")
     (accepted,) = _as_nobody(d.socket, receive)
     assert accepted["ok"] is True
     with d.client() as c:
         assert c.call("sku.get", sku="A")["on_hand"] == 6
     # group rules: the user's primary group mapped to read beats default_role = "write"
-    d.config.write_text(base.replace("[access]\n", '[access]\ndefault_role = "write"\nread_groups = ["nogroup"]\n'))
+    _reload_until_role(d, base.replace("[access]\n", '[access]\ndefault_role = "write"\nread_groups = ["nogroup"]\n'),
+                       "read")
+
+
+def _reload_until_role(d, config: str, role: str) -> None:
+    """Write the config, send SIGHUP, wait until a new connection of `nobody` has ``role``."""
+    d.config.write_text(config)
     d.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 10
-    while _as_nobody(d.socket, {"op": "health", "id": 1})[0]["result"]["role"] != "read":
-        assert time.monotonic() < deadline, "the reload never made the group read-only"
+    while _as_nobody(d.socket, {"op": "health", "id": 1})[0]["result"]["role"] != role:
+        assert time.monotonic() < deadline, f"the reload never gave the user the {role} role"
         time.sleep(0.05)
