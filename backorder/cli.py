@@ -71,6 +71,37 @@ def cmd_token(args) -> None:
     print(f'role = "{args.role}"')
 
 
+def _db_path(args) -> str:
+    """--db, else [daemon] db of --config, else the default."""
+    if args.db:
+        return args.db
+    return _settings(args).daemon.db
+
+
+def cmd_backup(args) -> None:
+    from backorder.daemon import backup
+
+    backup.backup(_db_path(args), args.dest)
+
+
+def cmd_restore(args) -> None:
+    from backorder.daemon import backup
+
+    backup.restore(args.src, _db_path(args))
+
+
+def cmd_export(args) -> None:
+    from backorder.daemon import backup
+
+    settings = _settings(args) if args.config else None
+    if args.out:
+        with open(args.out, "w", encoding="utf-8", newline="") as out:
+            n = backup.export(_db_path(args), args.what, args.format, out, settings)
+        print(f"exported {n} {args.what} records to {args.out}", file=sys.stderr)
+    else:
+        backup.export(_db_path(args), args.what, args.format, sys.stdout, settings)
+
+
 def cmd_demo(args) -> None:
     from backorder import demo
 
@@ -101,6 +132,22 @@ def main(argv: list[str] | None = None) -> None:
     token.add_argument("name", help="the client's name (a TOML bare key: letters, digits, - and _)")
     token.add_argument("--role", choices=["read", "write"], default="write")
     token.set_defaults(func=cmd_token)
+
+    for name, func, text in (("backup", cmd_backup, "copy the live journal database (online, consistent)"),
+                             ("restore", cmd_restore, "replace the journal database by a backup (daemon stopped)"),
+                             ("export", cmd_export, "export orders or the audit trail as JSON lines or CSV")):
+        cmd = sub.add_parser(name, help=text)
+        if name == "backup":
+            cmd.add_argument("dest", help="backup file to create, or a directory for a dated file")
+        elif name == "restore":
+            cmd.add_argument("src", help="a file made by `backorder backup`")
+        else:
+            cmd.add_argument("what", choices=["orders", "audit"])
+            cmd.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+            cmd.add_argument("--out", help="file to write (default: standard output)")
+        cmd.add_argument("--config", help="TOML settings file: its [daemon] db is the database")
+        cmd.add_argument("--db", help="the journal database (overrides --config)")
+        cmd.set_defaults(func=func)
 
     demo = sub.add_parser("demo", help="run a simulated site and show it live")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")

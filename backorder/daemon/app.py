@@ -25,7 +25,7 @@ from backorder.actors.events import EVENT_DECODER, SkuConfigured
 from backorder.actors.model import World, iso_ts, parse_ts
 from backorder.actors.router import Router
 from backorder.config.settings import Settings
-from backorder.daemon import access, integrity, reload, sdnotify, server
+from backorder.daemon import access, dblock, integrity, reload, sdnotify, server
 from backorder.daemon.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import AuditReader, Journal
 
@@ -165,6 +165,10 @@ class Daemon:
     async def _start(self) -> None:
         journal = self.journal
         t0 = time.perf_counter()
+        try:
+            self._lock = dblock.acquire(self.settings.daemon.db)  # one daemon per journal
+        except dblock.Locked as exc:
+            raise SystemExit(f"backorder: {exc}") from None
         if self.settings.daemon.integrity_check:
             self.notifier.status("checking journal integrity")
             await trio.to_thread.run_sync(integrity.check, self.settings.daemon.db)
@@ -226,6 +230,7 @@ class Daemon:
                 await trio.to_thread.run_sync(self.journal.write_snapshot_now, self.journal.last_seq, body)
         finally:
             self.journal.close()
+            dblock.release(self._lock)
             if hasattr(self, "audit"):
                 self.audit.close()
             # server.serve removes the socket it bound; never unlink here: if another daemon
