@@ -25,7 +25,7 @@ from backorder.actors.events import EVENT_DECODER, SkuConfigured
 from backorder.actors.model import World, iso_ts, parse_ts
 from backorder.actors.router import Router
 from backorder.config.settings import Settings
-from backorder.daemon import access, dblock, integrity, reload, sdnotify, server
+from backorder.daemon import access, dblock, integrity, metrics, reload, sdnotify, server
 from backorder.daemon.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import AuditReader, Journal
 
@@ -122,7 +122,8 @@ class Daemon:
         self.config_path = config_path
         self.notifier = sdnotify.Notifier()
         self.roles = access.Roles(settings.access)
-        self.metrics = None  # backorder.daemon.metrics.Metrics when [metrics] port is set
+        self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
+        self.recorder = metrics.Recorder()
         self.tcp_ports: list[int] = []  # where the TCP listener listens, when [tcp] port is set
         self.journal = Journal(settings.daemon.db)
         self.engine: Engine
@@ -194,6 +195,7 @@ class Daemon:
         gc.enable()
         self.audit = AuditReader(self.settings.daemon.db)
         journal.listeners.append(self.hub.publish)
+        journal.listeners.append(lambda _rows: self.recorder.committed(journal))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         await self._start()
@@ -206,6 +208,9 @@ class Daemon:
                     d = self.settings.daemon
                     self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus)
                     await self.router.start()
+                    if self.settings.metrics.port is not None:  # lives until the actors stop
+                        self.metrics = metrics.Metrics(self)
+                        await actors.start(self.metrics.run)
                     async with trio.open_nursery() as edge:
                         self.conn_nursery = edge
                         await edge.start(server.serve, sock_path, self)
@@ -265,7 +270,7 @@ class Daemon:
 
 
     async def _start_extra_listeners(self, edge: trio.Nursery) -> None:
-        """The read-only socket, the TCP listener and the metrics endpoint, when configured."""
+        """The read-only socket and the TCP listener, when configured."""
         acc = self.settings.access
         if acc.read_socket:
             await edge.start(server.serve, Path(acc.read_socket), self, access.READ)
@@ -273,11 +278,6 @@ class Daemon:
             from backorder.daemon import tcp
 
             await edge.start(tcp.serve_tcp, self)
-        if self.settings.metrics.port is not None:
-            from backorder.daemon import metrics
-
-            self.metrics = metrics.Metrics(self)
-            await edge.start(self.metrics.run)
 
     async def _wait_for_stop_signal(self) -> None:
         """SIGINT/SIGTERM: return (drain). SIGHUP: reload the config file. SIGUSR1: toggle

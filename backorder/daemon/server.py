@@ -14,6 +14,7 @@ import itertools
 import math
 import os
 import socket as stdsocket
+from time import perf_counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,17 +39,20 @@ TOO_LONG = object()
 class Reply:
     """Where the answer to one request goes; any actor may call ``ok`` or ``error`` once."""
 
-    __slots__ = ("conn", "req_id")
+    __slots__ = ("conn", "req_id", "op", "t0")
 
-    def __init__(self, conn: Connection, req_id: msgspec.Raw) -> None:
+    def __init__(self, conn: Connection, req_id: msgspec.Raw, op: str = "-", t0: float = 0.0) -> None:
         self.conn = conn
         self.req_id = req_id
+        self.op = op  # for the metrics: errors by op, latency from t0 (perf_counter) to sent
+        self.t0 = t0
 
     def ok(self, result) -> None:
-        self.conn.put_reply(p.ok(self.req_id, result))
+        self.conn.put_reply(p.ok(self.req_id, result), self.t0)
 
     def error(self, code: str, message: str) -> None:
-        self.conn.put_reply(p.err(self.req_id, code, message))
+        self.conn.daemon.recorder.error(self.op, code)
+        self.conn.put_reply(p.err(self.req_id, code, message), self.t0)
 
 
 class Disconnect(Exception):
@@ -84,11 +88,11 @@ class Connection:
         """Requests read whose reply an actor has not produced yet."""
         return self.requests - self.skipped - self.answered
 
-    def put_reply(self, msg) -> None:
+    def put_reply(self, msg, t0: float = 0.0) -> None:
         # The reply may only leave once everything journaled so far is durable.
         self.answered += 1
         try:
-            self.out_send.send_nowait((self.daemon.engine.journal.last_seq, msg))
+            self.out_send.send_nowait((self.daemon.engine.journal.last_seq, msg, t0))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away; its request was still carried out
 
@@ -226,6 +230,7 @@ async def _serve_connection(stream, conn: Connection, daemon: Daemon, nursery: t
         pass
     except Disconnect as exc:
         broke = exc
+        daemon.recorder.error("-", exc.code)
         conn.put_reply(p.err(msgspec.Raw(b"null"), exc.code, exc.message))
         log_.warning("connection_limit", code=exc.code, reason=exc.message, role=conn.role, peer=conn.peer)
     finally:
@@ -278,6 +283,7 @@ async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") 
     prefix = f"c{conn.id}."
     max_line = daemon.settings.limits.line_bytes
     read_only = conn.read_only
+    record = daemon.recorder.request
     async for line in read_lines(stream, max_line, lambda: _receive(stream, conn, daemon), first):
         try:  # no checkpoint per request while under the in-flight limit
             conn.slots.acquire_nowait()
@@ -299,18 +305,21 @@ async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") 
             conn.slots.release()
             conn.skipped += 1
             continue
+        op = "-"  # not known until decoded
         try:
             if read_only and (refused := access.forbidden(line, conn.role)) is not None:
                 raise refused
             req = p.decode_request(line)
-            reply = Reply(conn, req.id)
+            op = req.__struct_config__.tag
+            record(op)
+            reply = Reply(conn, req.id, op, perf_counter())
             handlers.handle(daemon, conn, req, reply, prefix + str(conn.requests))
         except Rejected as exc:
-            Reply(conn, p.request_id(line)).error(exc.code, exc.message)
+            Reply(conn, p.request_id(line), op).error(exc.code, exc.message)
             daemon.rejected += 1
             log.info("request_rejected", conn=conn.id, code=exc.code, reason=exc.message[:200])
         except Exception as exc:  # a bug must cost one request, never the daemon
-            Reply(conn, p.request_id(line)).error("internal_error", f"{type(exc).__name__}: {exc}")
+            Reply(conn, p.request_id(line), op).error("internal_error", f"{type(exc).__name__}: {exc}")
             log.exception("request_failed", conn=conn.id)
 
 
@@ -318,6 +327,7 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
     journal = conn.daemon.engine.journal
     buf = bytearray()
     encode_into = p.ENCODER.encode_into
+    observe = conn.daemon.recorder.latency.observe
     try:
         async for item in conn.out_recv:
             items = [item]
@@ -347,6 +357,10 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
             finally:
                 for _ in range(replies):
                     conn.slots.release()
+            sent = perf_counter()
+            for it in items:
+                if type(it) is tuple and it[2]:
+                    observe(sent - it[2])
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         conn.read_scope.cancel()  # the peer is gone: stop reading its requests too
         async for _ in conn.out_recv:  # drain so nothing blocks on us
