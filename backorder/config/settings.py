@@ -137,8 +137,15 @@ class MetricsSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     refresh_s: Annotated[float, Meta(gt=0)] = 1.0  # how often the trio loop refreshes the gauges
 
 
+class LoggingSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """The canonical one-line summary per request (backorder.daemon.requestlog)."""
+
+    requests: Literal["none", "errors", "writes", "all"] = "writes"
+
+
 class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     daemon: DaemonSettings = msgspec.field(default_factory=DaemonSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     access: AccessSettings = msgspec.field(default_factory=AccessSettings)
     limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     tcp: TcpSettings = msgspec.field(default_factory=TcpSettings)

@@ -25,7 +25,7 @@ from backorder.actors.events import EVENT_DECODER, SkuConfigured
 from backorder.actors.model import World, iso_ts, parse_ts
 from backorder.actors.router import Router
 from backorder.config.settings import Settings
-from backorder.daemon import access, dblock, integrity, metrics, reload, sdnotify, server
+from backorder.daemon import access, dblock, integrity, metrics, reload, requestlog, sdnotify, server
 from backorder.daemon.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import AuditReader, Journal
 
@@ -124,6 +124,7 @@ class Daemon:
         self.roles = access.Roles(settings.access)
         self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
         self.recorder = metrics.Recorder()
+        requestlog.configure(settings.logging.requests)
         self.tcp_ports: list[int] = []  # where the TCP listener listens, when [tcp] port is set
         self.journal = Journal(settings.daemon.db)
         self.engine: Engine

@@ -91,6 +91,12 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
                 except ValueError:
                     raise Rejected("invalid_date", f"since {req.since!r} is not an RFC 3339 timestamp") from None
             conn.nursery.start_soon(_audit, d, req, since, reply)
+        case p.LogLevel(level=level):  # issue 5: run-time log level
+            from backorder.daemon import logging as dlog
+
+            was = dlog.current_level()
+            dlog.set_level(level)
+            reply.ok({"level": level, "was": was})
         case _:
             raise Rejected("unknown_op", f"{type(req).__name__} has no handler")
 

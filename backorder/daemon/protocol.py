@@ -246,6 +246,13 @@ class DeadLettersRetry(Request, tag="deadletters.retry", kw_only=True):
     letter_id: int
 
 
+class LogLevel(Request, tag="log.level", kw_only=True):
+    """client -> daemon (issue 5): set the log level at run time (not journaled, not kept
+    across a restart: [daemon] log_level applies again)."""
+
+    level: Literal["debug", "info", "warning", "error"]
+
+
 AnyRequest = (
     OrderSubmit
     | OrderCancel
@@ -268,6 +275,7 @@ AnyRequest = (
     | Subscribe
     | DeadLettersList
     | DeadLettersRetry
+    | LogLevel
 )
 
 OPS = frozenset(cls.__struct_config__.tag for cls in AnyRequest.__args__)  # type: ignore[attr-defined]
@@ -360,4 +368,5 @@ WRITE_OPS = frozenset({
     "order.submit", "order.cancel", "stock.receive", "stock.adjust", "sku.configure",
     "procurement.confirm", "pick.confirm", "policy.set", "deadletters.retry",
 })
+WRITE_OPS |= {"log.level"}  # issue 5: changes the daemon's logging (write role)
 assert WRITE_OPS <= OPS

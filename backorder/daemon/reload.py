@@ -1,6 +1,6 @@
 """SIGHUP: reload the config file without a restart.
 
-What changes at once: roles (``[access]``, for new connections), ``[limits]``, the TCP
+What changes at once: ``[daemon] log_level``, ``[logging]``, roles (``[access]``, for new connections), ``[limits]``, the TCP
 clients' tokens (``[tcp.clients]``, for new connections), the
 allocation policy (mode and weights: journaled as a ``policy.set`` of cause ``config``),
 ``[skus.NAME]`` tables that differ from the running file (journaled ``sku_configured``
@@ -21,7 +21,9 @@ import msgspec
 import structlog
 
 from backorder.config.settings import ConfigError, Settings, load_settings
+from backorder.daemon import logging as dlog
 from backorder.daemon import protocol as p
+from backorder.daemon import requestlog
 
 if TYPE_CHECKING:
     from backorder.daemon.app import Daemon
@@ -62,9 +64,15 @@ def reload(daemon: Daemon, path: str | Path | None) -> bool:
     if new.metrics != old.metrics:
         log.warning("reload_needs_restart", section="metrics")
     old.tcp = msgspec.structs.replace(old.tcp, clients=new.tcp.clients)  # tokens: at once
-    new_daemon = msgspec.structs.replace(new.daemon, db=old.daemon.db, socket=old.daemon.socket)
+    new_daemon = msgspec.structs.replace(new.daemon, db=old.daemon.db, socket=old.daemon.socket,
+                                         log_level=old.daemon.log_level)
     if new_daemon != old.daemon:
         log.warning("reload_needs_restart", section="daemon")
+    if new.daemon.log_level != old.daemon.log_level:
+        dlog.set_level(new.daemon.log_level)
+        old.daemon.log_level = new.daemon.log_level
+    requestlog.configure(new.logging.requests)
+    old.logging = new.logging
     daemon.apply_access(new.access)
     old.limits = new.limits
     old.access = new.access

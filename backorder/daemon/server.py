@@ -23,7 +23,7 @@ import structlog
 import trio
 
 from backorder.actors.model import iso_ts
-from backorder.daemon import access, handlers
+from backorder.daemon import access, handlers, requestlog
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
 
@@ -39,19 +39,25 @@ TOO_LONG = object()
 class Reply:
     """Where the answer to one request goes; any actor may call ``ok`` or ``error`` once."""
 
-    __slots__ = ("conn", "req_id", "op", "t0")
+    __slots__ = ("conn", "req_id", "op", "t0", "corr")
 
-    def __init__(self, conn: Connection, req_id: msgspec.Raw, op: str = "-", t0: float = 0.0) -> None:
+    def __init__(self, conn: Connection, req_id: msgspec.Raw, op: str = "-", t0: float = 0.0,
+                 corr: str = "-") -> None:
         self.conn = conn
         self.req_id = req_id
         self.op = op  # for the metrics: errors by op, latency from t0 (perf_counter) to sent
         self.t0 = t0
+        self.corr = corr  # the journal's correlation id of this request (audit trail)
 
     def ok(self, result) -> None:
+        if requestlog.wanted(self.op, True):
+            requestlog.summary(self, True, result)
         self.conn.put_reply(p.ok(self.req_id, result), self.t0)
 
     def error(self, code: str, message: str) -> None:
         self.conn.daemon.recorder.error(self.op, code)
+        if requestlog.wanted(self.op, False):
+            requestlog.summary(self, False, code=code, message=message)
         self.conn.put_reply(p.err(self.req_id, code, message), self.t0)
 
 
@@ -312,12 +318,13 @@ async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") 
             req = p.decode_request(line)
             op = req.__struct_config__.tag
             record(op)
-            reply = Reply(conn, req.id, op, perf_counter())
-            handlers.handle(daemon, conn, req, reply, prefix + str(conn.requests))
+            corr = prefix + str(conn.requests)
+            reply = Reply(conn, req.id, op, perf_counter(), corr)
+            handlers.handle(daemon, conn, req, reply, corr)
         except Rejected as exc:
+            # the canonical `request` line (requestlog) says why
             Reply(conn, p.request_id(line), op).error(exc.code, exc.message)
             daemon.rejected += 1
-            log.info("request_rejected", conn=conn.id, code=exc.code, reason=exc.message[:200])
         except Exception as exc:  # a bug must cost one request, never the daemon
             Reply(conn, p.request_id(line), op).error("internal_error", f"{type(exc).__name__}: {exc}")
             log.exception("request_failed", conn=conn.id)
