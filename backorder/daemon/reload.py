@@ -1,14 +1,20 @@
 """SIGHUP: reload the config file without a restart.
 
-What changes at once: ``[daemon] log_level``, ``[logging]``, roles (``[access]``, for new connections), ``[limits]``, the TCP
-clients' tokens (``[tcp.clients]``, for new connections), the
-allocation policy (mode and weights: journaled as a ``policy.set`` of cause ``config``),
-``[skus.NAME]`` tables that differ from the running file (journaled ``sku_configured``
-events, cause ``config``, exactly as the file's policies are journaled at start, so a
-replay rebuilds the same state) and ``[default_policy]`` for SKUs that have no journaled
-policy. Anything else (``[daemon]``, the rest of ``[tcp]``, ``[metrics]``) needs a restart: a change
-there is logged and otherwise ignored. An invalid file is refused with a log line; the
-running config stays. Other modules add their own reloadable sections to ``HOOKS``.
+Applied at once:
+- ``[daemon] log_level`` and ``[logging]``;
+- the role rules of ``[access]`` and ``[limits]``, for connections accepted from now on
+  (the socket files' group and mode and the read socket need a restart);
+- the TCP clients' tokens (``[tcp.clients]``), for new connections;
+- ``[allocation]``: sent to the order actor as a ``policy.set`` (journaled, correlation id
+  ``config-reload``);
+- each ``[skus.NAME]`` table that differs from the running file: a journaled
+  ``sku_configured`` event, cause ``config``, exactly as the file's policies are
+  journaled at start, so a replay rebuilds the same state;
+- ``[default_policy]``, for SKUs with no journaled policy (as a restart would).
+
+The rest of ``[daemon]``, ``[tcp]`` and ``[metrics]`` needs a restart: a change there is
+logged (``reload_needs_restart``) and otherwise ignored. An invalid file is refused with a
+log line; the running config stays. Other modules add their reloadable sections to ``HOOKS``.
 """
 
 from __future__ import annotations
@@ -61,6 +67,9 @@ def reload(daemon: Daemon, path: str | Path | None) -> bool:
     # keep what the command line overrode and what only a restart can change
     if msgspec.structs.replace(new.tcp, clients=old.tcp.clients) != old.tcp:
         log.warning("reload_needs_restart", section="tcp")
+    if (new.access.group, new.access.socket_mode, new.access.read_socket) != \
+            (old.access.group, old.access.socket_mode, old.access.read_socket):
+        log.warning("reload_needs_restart", section="access", keys="group, socket_mode, read_socket")
     if new.metrics != old.metrics:
         log.warning("reload_needs_restart", section="metrics")
     old.tcp = msgspec.structs.replace(old.tcp, clients=new.tcp.clients)  # tokens: at once
