@@ -161,18 +161,15 @@ class Hub:
 
 
 async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE, receive=None,
-                     buf: bytes = b""):
+                     first: bytes = b""):
     """Yield each newline-terminated line; a line over ``max_line`` yields TOO_LONG once
     and is skipped up to its newline without being buffered. ``receive`` (default
-    ``stream.receive_some``) is awaited for each chunk; ``buf`` is what was read before."""
+    ``stream.receive_some``) is awaited for each chunk; ``first``: bytes already read
+    (what followed a TCP auth line), handled as the first chunk."""
     receive = receive or (lambda: stream.receive_some(65536))
+    pending = [first] if first else []
+    buf = bytearray()
     skipping = False
-    if buf:  # bytes already read (after a TCP auth line): handle them as a first chunk
-        pending = [bytes(buf)]
-        buf = bytearray()
-    else:
-        pending = []
-        buf = bytearray()
     while True:
         chunk = pending.pop() if pending else await receive()
         if not chunk:

@@ -97,8 +97,11 @@ def test_sigterm_drains_requests_in_flight_and_loses_nothing(sim):
         s.sendall(reqs)
         d.proc.send_signal(signal.SIGTERM)  # while most of them are in flight
         data = b""
-        while chunk := s.recv(1 << 20):
-            data += chunk
+        try:
+            while chunk := s.recv(1 << 20):
+                data += chunk
+        except ConnectionResetError:
+            pass  # closed with requests it never read: a reset after the last reply
     finally:
         s.close()
     replies = [json.loads(x) for x in data.splitlines()]
