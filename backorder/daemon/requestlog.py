@@ -10,11 +10,10 @@ from __future__ import annotations
 from time import perf_counter
 
 import msgspec
-import structlog
 
+from backorder.daemon import logging as dlog
 from backorder.daemon import protocol as p
 
-log = structlog.get_logger()
 _mode = {"requests": "writes"}
 
 
@@ -48,7 +47,4 @@ def summary(reply, ok: bool, result=None, code: str | None = None, message: str 
         fields["reason"] = message[:200]
     if conn.peer:
         fields["peer"] = conn.peer
-    if not ok or reply.op in p.WRITE_OPS:
-        log.info("request", **fields)
-    else:
-        log.debug("request", **fields)
+    dlog.write_json("info" if not ok or reply.op in p.WRITE_OPS else "debug", {"event": "request", **fields})
