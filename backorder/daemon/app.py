@@ -106,6 +106,14 @@ def journal_file_policies(engine: Engine, policies: dict, corr: str) -> None:
         sku_rules.settle(world, s, emit, now)
 
 
+async def _check_integrity(db: str, out: list) -> None:
+    try:
+        await trio.to_thread.run_sync(integrity.check, db)
+        out.append(None)
+    except integrity.IntegrityError as exc:
+        out.append(exc)
+
+
 def make_clock(settings: Settings, last_ts: float | None) -> Clock:
     d = settings.daemon
     if d.clock == "wall":
@@ -171,14 +179,27 @@ class Daemon:
             self._lock = dblock.acquire(self.settings.daemon.db)  # one daemon per journal
         except dblock.Locked as exc:
             raise SystemExit(f"backorder: {exc}") from None
-        if self.settings.daemon.integrity_check:
-            self.notifier.status("checking journal integrity")
-            await trio.to_thread.run_sync(integrity.check, self.settings.daemon.db)
-        await trio.to_thread.run_sync(journal.open)
-        self.notifier.status(f"recovering {journal.last_seq} events")
-        # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
-        gc.disable()
-        world, snap_seq, self.recovered_events = await trio.to_thread.run_sync(rebuild, journal, self.settings)
+        db = self.settings.daemon.db
+        checked: list[BaseException | None] = []
+        async with trio.open_nursery() as startup:
+            if self.settings.daemon.integrity_check:
+                # Read-only, in its own thread, alongside the replay (which is read-only
+                # too): on two cores it costs no start-up time. Nothing is written before
+                # its verdict (recover() below is the first write).
+                startup.start_soon(_check_integrity, db, checked)
+            try:
+                await trio.to_thread.run_sync(journal.open)
+                self.notifier.status(f"recovering {journal.last_seq} events")
+                # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
+                gc.disable()
+                built = await trio.to_thread.run_sync(rebuild, journal, self.settings)
+            except Exception as exc:  # a damaged file: let the check's verdict speak first
+                built = exc
+        if checked and checked[0] is not None:
+            raise checked[0]
+        if isinstance(built, Exception):
+            raise built
+        world, snap_seq, self.recovered_events = built
         self.engine = Engine(self.settings, journal, make_clock(self.settings, journal.last_ts()), world=world)
         journal.snapshot_seq = snap_seq
         journal.snapshot_every = self.settings.daemon.snapshot_every

@@ -92,11 +92,19 @@ async def _first_line(stream: trio.abc.ReceiveStream) -> tuple[bytes | None, byt
     return line, rest
 
 
+_pending = {"n": 0}  # connections still authenticating (bounded like the connections)
+
+
 async def _serve_one(stream: trio.abc.Stream, daemon: Daemon) -> None:
     t = daemon.settings.tcp
     peer = _peer(stream)
+    if _pending["n"] >= daemon.settings.daemon.max_connections:
+        await trio.aclose_forcefully(stream)  # unauthenticated: it is owed no explanation
+        log.warning("tcp_refused", peer=peer, reason="too many connections authenticating")
+        return
     line = None
     rest = b""
+    _pending["n"] += 1
     try:
         with trio.move_on_after(t.auth_timeout_s):
             line, rest = await _first_line(stream)
@@ -104,6 +112,8 @@ async def _serve_one(stream: trio.abc.Stream, daemon: Daemon) -> None:
         await trio.aclose_forcefully(stream)
         log.info("tcp_refused", peer=peer, reason="connection broken before auth")
         return
+    finally:
+        _pending["n"] -= 1
     req_id = msgspec.Raw(b"null")
     found = None
     if line is not None:
