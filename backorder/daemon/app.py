@@ -133,6 +133,7 @@ class Daemon:
         self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
         self.recorder = metrics.Recorder()
         requestlog.configure(settings.logging.requests)
+        self.accept_scopes: list[trio.CancelScope] = []  # the listeners' accept loops (drain)
         self.tcp_ports: list[int] = []  # where the TCP listener listens, when [tcp] port is set
         self.journal = Journal(settings.daemon.db)
         self.engine: Engine
@@ -267,11 +268,12 @@ class Daemon:
     async def _drain(self, edge: trio.Nursery) -> None:
         """Stop accepting and reading; let owed replies go out, within the grace period."""
         grace = self.settings.daemon.grace_s
+        for scope in self.accept_scopes:  # no new client (the socket files go now)
+            scope.cancel()
         for conn in list(self.connections):
             conn.read_scope.cancel()
         edge.cancel_scope.deadline = trio.current_time() + grace
-        # serve_listeners' accept loop is cancelled by the deadline; connections finish by
-        # themselves once their writer has sent every reply.
+        # connections finish by themselves once their writer has sent every reply.
         with trio.move_on_after(grace):
             while self.connections:
                 await trio.sleep(0.01)

@@ -213,6 +213,8 @@ async def handle_client(stream: trio.abc.Stream, daemon: Daemon, role: str | Non
             log_.warning("connection_refused", reason="too_many_connections")
             return
         daemon.connections.add(conn)
+        if daemon.state == "draining":  # accepted (or authenticated) as the drain began
+            conn.read_scope.cancel()
         try:
             await _serve_connection(stream, conn, daemon, nursery, first, log_)
         finally:
@@ -405,7 +407,17 @@ async def serve(path: Path, daemon: Daemon, role: str | None = None, *,
     sock.listen(128)
     listener = trio.SocketListener(sock)
     try:
-        await trio.serve_listeners(lambda stream: handle_client(stream, daemon, role), [listener],
-                                   handler_nursery=daemon.conn_nursery, task_status=task_status)
+        await serve_until_drain(daemon, [listener], lambda stream: handle_client(stream, daemon, role),
+                                task_status)
     finally:
         path.unlink(missing_ok=True)
+
+
+async def serve_until_drain(daemon: Daemon, listeners: list, handler, task_status) -> None:
+    """Accept on ``listeners`` until the daemon drains: a drain cancels the accept loops at
+    once (new clients are refused), while the connections, in the daemon's connection
+    nursery, finish what they were asked."""
+    with trio.CancelScope() as accepting:
+        daemon.accept_scopes.append(accepting)
+        await trio.serve_listeners(handler, listeners, handler_nursery=daemon.conn_nursery,
+                                   task_status=task_status)

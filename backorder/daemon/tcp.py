@@ -75,8 +75,7 @@ async def serve_tcp(daemon: Daemon, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     if ctx is not None:
         listeners = [trio.SSLListener(lst, ctx, https_compatible=False) for lst in listeners]
     log.info("tcp_listening", host=t.host, ports=ports, tls=ctx is not None)
-    await trio.serve_listeners(lambda stream: _serve_one(stream, daemon), listeners,
-                               handler_nursery=daemon.conn_nursery, task_status=task_status)
+    await server.serve_until_drain(daemon, listeners, lambda stream: _serve_one(stream, daemon), task_status)
 
 
 async def _first_line(stream: trio.abc.ReceiveStream) -> tuple[bytes | None, bytes]:

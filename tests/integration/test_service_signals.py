@@ -8,6 +8,7 @@ import signal
 import socket
 import time
 
+import pytest
 from bo_support import SIM_CONFIG, fingerprint, line, read_db, submit
 
 BASE = SIM_CONFIG + """
@@ -136,8 +137,19 @@ def test_sigterm_grace_bounds_a_client_that_never_reads(sim):
                 time.sleep(0.01)
         t0 = time.monotonic()
         d.proc.send_signal(signal.SIGTERM)
+        # draining (the stuck client holds it for up to grace_s): new clients are refused
+        while d.socket.exists():
+            assert time.monotonic() - t0 < 5, "the socket stayed open during the drain"
+            time.sleep(0.01)
+        assert d.proc.poll() is None, "the daemon did not wait for its grace period"
+        late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with pytest.raises((FileNotFoundError, ConnectionRefusedError)):
+                late.connect(str(d.socket))
+        finally:
+            late.close()
         assert d.proc.wait(20) == 0
-        assert time.monotonic() - t0 < 6
+        assert 0.5 < time.monotonic() - t0 < 6
     finally:
         s.close()
 
