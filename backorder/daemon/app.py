@@ -194,7 +194,7 @@ class Daemon:
                 # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
                 gc.disable()
                 built = await trio.to_thread.run_sync(rebuild, journal, self.settings)
-            except Exception as exc:  # a damaged file: let the check's verdict speak first
+            except Exception as exc:  # noqa: BLE001 - a damaged file: the check's verdict speaks first
                 built = exc
         if checked and checked[0] is not None:
             raise checked[0]

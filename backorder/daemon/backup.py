@@ -84,7 +84,8 @@ def restore(src: str | Path, db: str | Path) -> None:
         os.replace(staged, db)
     finally:
         dblock.release(fd)
-    print(f"restored {db} from {src}: {events} events" + (f"; the previous files are {', '.join(moved)}" if moved else ""))
+    aside = f"; the previous files are {', '.join(moved)}" if moved else ""
+    print(f"restored {db} from {src}: {events} events{aside}")
 
 
 # --- export ----------------------------------------------------------------------------

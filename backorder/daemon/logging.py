@@ -57,7 +57,7 @@ def write_json(level: str, event: dict) -> None:
         getattr(structlog.get_logger(), level)(**event)
         return
     event["level"] = level
-    event["timestamp"] = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    event["timestamp"] = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     out.write(_ENCODER.encode(event) + b"\n")
     out.flush()  # as structlog's BytesLogger does: lines stay in order, none is held back
 

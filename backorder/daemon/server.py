@@ -14,8 +14,8 @@ import itertools
 import math
 import os
 import socket as stdsocket
-from time import perf_counter
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -39,7 +39,7 @@ TOO_LONG = object()
 class Reply:
     """Where the answer to one request goes; any actor may call ``ok`` or ``error`` once."""
 
-    __slots__ = ("conn", "req_id", "op", "t0", "corr")
+    __slots__ = ("conn", "corr", "op", "req_id", "t0")
 
     def __init__(self, conn: Connection, req_id: msgspec.Raw, op: str = "-", t0: float = 0.0,
                  corr: str = "-") -> None:
@@ -300,7 +300,7 @@ async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") 
             if waited.cancelled_caught:
                 raise Disconnect("too_many_inflight",
                                  f"{conn.max_inflight} requests unanswered for "
-                                 f"{daemon.settings.limits.inflight_wait_s:g} s (replies not read)")
+                                 f"{daemon.settings.limits.inflight_wait_s:g} s (replies not read)") from None
         conn.requests += 1
         if line is TOO_LONG:
             conn.slots.release()

@@ -39,7 +39,8 @@ def test_sighup_reloads_policies_roles_limits_and_replay_stays_equal(sim):
     with d.client() as c:
         submit(c, "E1", line("A", 3), line("B", 1))
         assert c.call("sku.get", sku="A")["policy"]["order_up_to"] == 10
-        new = BASE.replace("order_up_to = 10", "order_up_to = 40\nmoq = 5").replace('mode = "fifo"', 'mode = "priority"')
+        new = BASE.replace("order_up_to = 10", "order_up_to = 40\nmoq = 5")
+        new = new.replace('mode = "fifo"', 'mode = "priority"')
         new += '\n[skus.B]\nreorder_point = 1\norder_up_to = 7\n\n[limits]\nidle_timeout_s = 300.0\n'
         d.config.write_text(new)
         _sighup_and_wait(d, "config_reloaded", 0)

@@ -78,7 +78,8 @@ def test_token_accepted_refused_and_its_role(make_daemon, tokens):
         good.close()
     dash = Tcp(socket.create_connection(("127.0.0.1", port)))
     try:
-        dash.send({"op": "auth", "id": 1, "token": tokens["dash"][0]}, {"op": "stock.receive", "id": 2, "sku": "T", "qty": 1})
+        dash.send({"op": "auth", "id": 1, "token": tokens["dash"][0]},
+                  {"op": "stock.receive", "id": 2, "sku": "T", "qty": 1})
         assert dash.read()["result"]["role"] == "read"
         assert dash.read()["error"]["code"] == "forbidden"
     finally:
