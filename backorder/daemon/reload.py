@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import structlog
 
+from backorder.actors import sku_rules
 from backorder.config.settings import ConfigError, Settings, load_settings
 from backorder.daemon import logging as dlog
 from backorder.daemon import protocol as p
@@ -105,10 +106,16 @@ def _policies(daemon: Daemon, old: Settings, new: Settings) -> None:
     if new.default_policy != old.default_policy:
         # SKUs with no journaled policy follow the file's default, as a restart would make them
         before = world.default_policy
-        for s in world.skus.values():
-            if s.policy is before:
-                s.policy = new.default_policy
+        swapped = [s for s in world.skus.values() if s.policy is before]
+        for s in swapped:
+            s.policy = new.default_policy
         world.default_policy = old.default_policy = new.default_policy
+        # act on the new policy now, as the start-up recovery would after a restart
+        engine.context("config", "config-reload")
+        now = engine.now()
+        for s in swapped:
+            if sku_rules.reorder_quantity(s):
+                sku_rules.settle(world, s, engine.emit, now)
     changed = [name for name, pol in new.skus.items() if old.skus.get(name) != pol]
     if changed:
         from backorder.daemon.app import journal_file_policies

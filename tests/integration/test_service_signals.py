@@ -37,11 +37,14 @@ def _sighup_and_wait(d, event: str, n_before: int) -> dict:
 def test_sighup_reloads_policies_roles_limits_and_replay_stays_equal(sim):
     d = sim(BASE.replace(SIM_CONFIG, ""))
     with d.client() as c:
-        submit(c, "E1", line("A", 3), line("B", 1))
+        submit(c, "E1", line("A", 3), line("B", 1), line("C", 2))  # C: no policy of its own
         assert c.call("sku.get", sku="A")["policy"]["order_up_to"] == 10
+        (shortage,) = c.call("procurement.list", sku="C")["requests"]  # the default: the shortage only
+        assert shortage["qty"] == 2
         new = BASE.replace("order_up_to = 10", "order_up_to = 40\nmoq = 5")
         new = new.replace('mode = "fifo"', 'mode = "priority"')
         new += '\n[skus.B]\nreorder_point = 1\norder_up_to = 7\n\n[limits]\nidle_timeout_s = 300.0\n'
+        new += '\n[default_policy]\nreorder_point = 1\norder_up_to = 6\n'
         d.config.write_text(new)
         _sighup_and_wait(d, "config_reloaded", 0)
         deadline = time.monotonic() + 10
@@ -51,22 +54,26 @@ def test_sighup_reloads_policies_roles_limits_and_replay_stays_equal(sim):
         a, b = c.call("sku.get", sku="A"), c.call("sku.get", sku="B")
         assert (a["policy"]["order_up_to"], a["policy"]["moq"]) == (40, 5)
         assert b["policy"]["order_up_to"] == 7
+        # C follows the new default at once, and reorders under it (2 waiting, up to 6)
+        assert c.call("sku.get", sku="C")["policy"]["order_up_to"] == 6
+        shortage_po, po = c.call("procurement.list", sku="C")["requests"]
+        assert shortage_po == shortage and po["qty"] == 6  # position 0 -> 6
         # journaled like the file's policies at start: cause "config"
         recs = c.call("audit.query", sku="B")["records"]
         configured = [r for r in recs if r["type"] == "sku_configured"]
         assert configured and configured[-1]["cause"] == "config"
-        before = fingerprint(c, "A", "B")
+        before = fingerprint(c, "A", "B", "C")
         policy = c.call("policy.get")
     assert d.stop() == 0
     d.start()  # the new file, and replay of the journal: the same state
     with d.client() as c:
-        assert fingerprint(c, "A", "B") == before
+        assert fingerprint(c, "A", "B", "C") == before
         assert c.call("policy.get") == policy
     d.kill9()  # and without the clean-stop snapshot (replay of every event)
     read_db(d.db, "SELECT 1")
     d.start()
     with d.client() as c:
-        assert fingerprint(c, "A", "B") == before
+        assert fingerprint(c, "A", "B", "C") == before
 
 
 def test_an_invalid_reload_is_refused_and_the_old_config_keeps_running(sim):
