@@ -242,9 +242,11 @@ async def _serve_connection(stream, conn: Connection, daemon: Daemon, nursery: t
         daemon.hub.discard(conn)
     # Replies still owed by the actors (a drain stopped the reader, or the client
     # half-closed): wait for them before closing the channel, or they would be lost
-    # although their requests are carried out. A drain bounds this by its grace.
-    while conn.owed() > 0 and broke is None:
-        await trio.sleep(0.005)
+    # although their requests are carried out. Bounded by the grace period (a drain's
+    # deadline bounds it too), so a reply that never comes cannot hold the connection.
+    with trio.move_on_after(daemon.settings.daemon.grace_s):
+        while conn.owed() > 0 and broke is None:
+            await trio.sleep(0.005)
     # Let every reply still owed go out (the writer ends when the channel is empty).
     await conn.out_send.aclose()
     if broke is None:

@@ -93,3 +93,17 @@ def test_a_client_that_floods_without_reading_is_disconnected_others_unaffected(
         assert other.call("health")["connections"] == 1
     log = d.log.read_text()
     assert '"code":"too_many_inflight"' in log, log[-2000:]
+
+
+def test_a_client_that_half_closes_still_gets_every_reply(make_daemon):
+    # `printf '...' | socat - UNIX:...` style: send everything, shut the write side, read
+    d = make_daemon(SIM_CONFIG)
+    n = 300
+    with _connect(d) as s:
+        s.sendall(b"".join(json.dumps({"op": "order.submit", "id": i, "channel": "web", "external_id": f"H{i}",
+                                       "lines": [{"sku": f"S{i % 7}", "qty": 1}]}).encode() + b"\n"
+                           for i in range(n)))
+        s.shutdown(socket.SHUT_WR)
+        got = _read_to_eof(s)
+    assert sorted(r["id"] for r in got) == list(range(n))
+    assert all(r["ok"] for r in got)
