@@ -9,12 +9,24 @@ import sys
 from backorder.config.settings import ConfigError, load_settings
 
 
+# Exit statuses systemd is told not to restart on (RestartPreventExitStatus): restarting
+# cannot fix a bad config file or a damaged journal (sysexits.h EX_CONFIG, EX_DATAERR).
+EXIT_CONFIG = 78
+EXIT_DATA = 65
+
+
+def _refuse_config(exc: ConfigError):
+    """One problem per line, each with its key path (check-config and serve print the same)."""
+    print("backorder: invalid configuration:\n" + "\n".join(str(exc).split("; ")), file=sys.stderr)
+    sys.exit(EXIT_CONFIG)
+
+
 def _settings(args):
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
         # one problem per line, each with its key path (the same lines as check-config)
-        sys.exit("backorder: invalid configuration:\n" + "\n".join(str(exc).split("; ")))
+        _refuse_config(exc)
     d = settings.daemon
     if getattr(args, "db", None):
         d.db = args.db
@@ -55,7 +67,7 @@ def cmd_check_config(args) -> None:
     try:
         load_settings(args.file)
     except ConfigError as exc:
-        sys.exit("backorder: invalid configuration:\n" + "\n".join(str(exc).split("; ")))
+        _refuse_config(exc)
     print(f"{args.file}: ok")
 
 

@@ -339,6 +339,7 @@ def run(settings: Settings, config_path: str | None = None) -> None:
     except integrity.IntegrityError as exc:
         log.error("integrity_check_failed", reason=str(exc))
         daemon.notifier.status(f"refused to start: {exc}")
-        raise SystemExit(f"backorder: {exc}") from None
+        print(f"backorder: {exc}", file=sys.stderr)
+        raise SystemExit(65) from None  # EX_DATAERR: the unit does not restart on it
     finally:
         daemon.notifier.close()

@@ -132,6 +132,7 @@ def test_startup_refuses_a_journal_with_a_gap(sim):
     with pytest.raises(RuntimeError) as failed:
         d.start()
     text = str(failed.value)
+    assert d.proc.returncode == 65  # EX_DATAERR: the unit's RestartPreventExitStatus
     assert "journal continuity" in text and "events are missing" in text
     assert "backorder restore" in text  # and what to do about it
     assert read_db(d.db, "SELECT COUNT(*) FROM events")[0][0] > 0  # nothing was written or dropped

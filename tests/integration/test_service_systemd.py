@@ -140,7 +140,7 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path):
         pytest.skip("systemd-analyze is not installed (.ci/run installs systemd)")
     text = UNIT.read_text()
     for needed in ("Type=notify", "WatchdogSec=", "StateDirectory=backorder", "RuntimeDirectory=backorder",
-                   "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
+                   "Restart=on-failure", "RestartPreventExitStatus=65 78", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
                    "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
                    "--socket /run/backorder/", "ExecReload=/bin/kill -HUP $MAINPID"):
         assert needed in text, needed

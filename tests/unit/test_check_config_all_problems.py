@@ -39,7 +39,7 @@ def test_check_config_lists_every_problem_with_its_key(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(BAD)
     done = _run("check-config", str(path))
-    assert done.returncode != 0
+    assert done.returncode == 78  # EX_CONFIG: the unit's RestartPreventExitStatus
     lines = done.stderr.strip().splitlines()
     for key in ("daemon.grace_s", "limits.line_bytes", "access.default_role"):
         assert sum(key in ln for ln in lines) == 1, (key, done.stderr)
@@ -53,6 +53,6 @@ def test_check_config_lists_every_problem_with_its_key(tmp_path):
         assert sum(key in ln for ln in lines) == 1, (key, done.stderr)
     # serve refuses the same file with the same lines, before touching any database
     served = _run("serve", "--config", str(path), "--db", str(tmp_path / "x.db"), "--socket", str(tmp_path / "s"))
-    assert served.returncode != 0
+    assert served.returncode == 78
     assert served.stderr == done.stderr
     assert not (tmp_path / "x.db").exists()
