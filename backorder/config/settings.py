@@ -111,6 +111,9 @@ class LimitsSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     line_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     idle_timeout_s: Annotated[float, Meta(ge=0)] = 0.0  # 0 = never; a subscriber is never idle
     inflight_wait_s: Annotated[float, Meta(gt=0)] = 30.0  # at max_inflight this long: disconnected
+    # a subscriber with [daemon] subscriber_buffer events unread: "lag" (drop, then a
+    # `lagged` line) or "disconnect" (told `subscriber_overflow`, closed)
+    subscriber_overflow: Literal["lag", "disconnect"] = "lag"
 
 
 class TcpClient(Struct, kw_only=True, forbid_unknown_fields=True):

@@ -89,6 +89,7 @@ class Connection:
         self.requests = 0
         self.skipped = 0  # empty lines: read, never answered
         self.answered = 0
+        self.broke: Disconnect | None = None  # a limit broken outside the reader
 
     def owed(self) -> int:
         """Requests read whose reply an actor has not produced yet."""
@@ -111,6 +112,9 @@ class Connection:
             if kind not in types:
                 continue
             if self.queued_events >= limit:
+                if self.daemon.settings.limits.subscriber_overflow == "disconnect":
+                    self._overflowed(limit)
+                    return
                 self.missed_events += 1
                 continue
             self.queued_events += 1
@@ -118,6 +122,16 @@ class Connection:
                 self.out_send.send_nowait(line)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
+
+
+    def _overflowed(self, limit: int) -> None:
+        """``[limits] subscriber_overflow = "disconnect"``: a subscriber with ``limit`` events
+        unread is told so and closed (instead of missing events and getting a `lagged` line)."""
+        if self.broke is None:
+            self.broke = Disconnect("subscriber_overflow",
+                                    f"{limit} event lines unread (subscriber_buffer); the connection is closed")
+            self.daemon.hub.discard(self)
+            self.read_scope.cancel()
 
 
 def event_line(seq: int, at: str, event: bytes) -> bytes:
@@ -235,11 +249,13 @@ async def _serve_connection(stream, conn: Connection, daemon: Daemon, nursery: t
         pass
     except Disconnect as exc:
         broke = exc
-        daemon.recorder.error("-", exc.code)
-        conn.put_reply(p.err(msgspec.Raw(b"null"), exc.code, exc.message))
-        log_.warning("connection_limit", code=exc.code, reason=exc.message, role=conn.role, peer=conn.peer)
     finally:
         daemon.hub.discard(conn)
+    broke = broke or conn.broke
+    if broke is not None:
+        daemon.recorder.error("-", broke.code)
+        conn.put_reply(p.err(msgspec.Raw(b"null"), broke.code, broke.message))
+        log_.warning("connection_limit", code=broke.code, reason=broke.message, role=conn.role, peer=conn.peer)
     # Replies still owed by the actors (a drain stopped the reader, or the client
     # half-closed): wait for them before closing the channel, or they would be lost
     # although their requests are carried out. Bounded by the grace period (a drain's

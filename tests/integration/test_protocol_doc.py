@@ -40,7 +40,7 @@ WILDCARDS = ("…", "<any>")
 CODES_TESTED_HERE = {"line_too_long", "too_many_connections"}  # tests at the end of this file
 # issue 5: roles and limits, tested in test_service_access.py, test_service_limits.py and
 # test_service_tcp.py (a read-only connection, a misbehaving or unauthenticated client)
-CODES_TESTED_HERE |= {"forbidden", "idle_timeout", "too_many_inflight", "unauthorized"}
+CODES_TESTED_HERE |= {"forbidden", "idle_timeout", "too_many_inflight", "unauthorized", "subscriber_overflow"}
 CODES_WITHOUT_EXAMPLE = {"internal_error"}  # needs a bug in the daemon to happen
 
 

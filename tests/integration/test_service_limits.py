@@ -107,3 +107,20 @@ def test_a_client_that_half_closes_still_gets_every_reply(make_daemon):
         got = _read_to_eof(s)
     assert sorted(r["id"] for r in got) == list(range(n))
     assert all(r["ok"] for r in got)
+
+
+def test_a_subscriber_that_does_not_keep_up_can_be_disconnected(make_daemon):
+    d = make_daemon("[daemon]\nsubscriber_buffer = 16\n[limits]\nsubscriber_overflow = \"disconnect\"\n")
+    with d.client() as other, _connect(d) as slow:
+        slow.sendall(b'{"op": "subscribe", "id": 1, "topics": ["stock"]}\n')
+        other.call("sku.configure", sku="A")
+        # far more event lines than the socket buffers and the 16 queued lines can hold
+        for start in range(0, 6000, 500):
+            replies = other.pipeline([{"op": "stock.receive", "sku": "A", "qty": 1} for _ in range(500)])
+            assert all(r["ok"] for r in replies)
+        got = _read_to_eof(slow)  # the daemon closed it
+        assert got[0]["id"] == 1 and got[0]["ok"] is True
+        assert len(got) < 6000
+        assert other.call("sku.get", sku="A")["on_hand"] == 6000
+        assert other.call("health")["subscribers"] == 0
+    assert '"code":"subscriber_overflow"' in d.log.read_text()
