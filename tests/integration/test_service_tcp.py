@@ -13,6 +13,8 @@ import time
 import pytest
 import trustme
 
+from backorder.client import CallError, Client
+
 
 def _token(name: str, role: str = "write") -> tuple[str, str]:
     """(token, config lines) as printed by `backorder token`."""
@@ -115,14 +117,12 @@ def test_tls_listener(make_daemon, tokens, tmp_path):
     port = _port(d)
     ctx = ssl.create_default_context()
     ca.configure_trust(ctx)
-    raw = socket.create_connection(("127.0.0.1", port))
-    conn = Tcp(ctx.wrap_socket(raw, server_hostname="localhost"))
-    try:
-        conn.send({"op": "auth", "id": 1, "token": tokens["erp"][0]}, {"op": "health", "id": 2})
-        assert conn.read()["ok"] is True
-        assert conn.read()["result"]["status"] == "serving"
-    finally:
-        conn.close()
+    with Client.tcp("127.0.0.1", port, tokens["erp"][0], ssl_context=ctx, server_hostname="localhost") as c:
+        assert c.call("health")["role"] == "write"
+        c.call("sku.configure", sku="TLS")
+    with pytest.raises(CallError) as refused:
+        Client.tcp("127.0.0.1", port, "bo_wrong", ssl_context=ctx, server_hostname="localhost")
+    assert refused.value.code == "unauthorized"
     # plain text on the TLS port gets nowhere, and the daemon keeps serving
     plain = Tcp(socket.create_connection(("127.0.0.1", port)))
     try:
