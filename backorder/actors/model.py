@@ -194,6 +194,30 @@ class Order:
         return "partially_allocated" if allocated else "backordered"
 
 
+class Notice:
+    """Delivery state of one outbox notice. ``event`` (the NoticeQueued with the content)
+    is kept only while the notice may still be sent; a delivered notice keeps its state."""
+
+    __slots__ = ("notice_id", "order_id", "request_id", "kind", "channel", "audience", "status",
+                 "attempts", "queued_ts", "last_ts", "last_error", "seq", "event")
+
+    def __init__(self, e: ev.NoticeQueued, seq: int) -> None:
+        self.notice_id = e.notice_id
+        self.order_id = e.order_id
+        self.request_id = e.request_id
+        self.kind = e.kind
+        self.channel = e.channel
+        self.audience = e.audience
+        # "unrouted": no channel is configured for it; it stays in the outbox, unsent
+        self.status = "pending" if e.channel != "none" else "unrouted"
+        self.attempts = 0
+        self.queued_ts = e.ts
+        self.last_ts = e.ts
+        self.last_error = ""
+        self.seq = seq
+        self.event: ev.NoticeQueued | None = e
+
+
 class World:
     """Every SKU, order, shipment and request, plus the counters behind the KPIs."""
 
@@ -223,6 +247,12 @@ class World:
         self.double_shipments = 0
         self.notices_queued = 0
         self.shipped_by_day: dict[str, int] = {}
+        # issue 6: the outbox's delivery state, and the last expected date each waiting
+        # line's customer was told ((order_id, line_no) -> YYYY-MM-DD), for delay notices
+        self.notices: dict[str, Notice] = {}
+        self.told: dict[tuple[str, int], str] = {}
+        self.warned: set[tuple[str, str]] = set()  # (order_id, request_id) given a depletion warning
+        self.notices_sent = self.notice_failures = 0
         self._apply = {
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
@@ -236,6 +266,10 @@ class World:
             ev.ShipmentShipped: self._shipment_shipped,
             ev.UnitsShipped: self._units_shipped,
             ev.NoticeQueued: self._notice_queued,
+            ev.NoticeAttempted: self._notice_attempted,
+            ev.NoticeDelivered: self._notice_delivered,
+            ev.NoticeFailed: self._notice_failed,
+            ev.NoticeRetried: self._notice_retried,
             ev.OrderCancelled: self._order_cancelled,
             ev.LineReleased: self._line_released,
             ev.LineBackordered: self._line_backordered,
@@ -329,6 +363,8 @@ class World:
         s.backordered -= e.qty
         s.holders[line] = None
         if line.need == 0:
+            if self.told:
+                self.told.pop((line.order_id, line.line_no), None)  # served: no date to keep
             s.queue.remove(line)
             line.decided = True
             s.undecided.pop(line, None)
@@ -432,6 +468,40 @@ class World:
     def _notice_queued(self, e: ev.NoticeQueued) -> None:
         self.notices_queued += 1
         self.n_notices = max(self.n_notices, int(e.notice_id[1:]))
+        self.notices[e.notice_id] = Notice(e, self.notices_queued)
+        if e.order_id is not None:
+            for line_no, date in e.data.get("told", ()):
+                self.told[(e.order_id, line_no)] = date
+            for request_id in e.data.get("warned", ()):
+                self.warned.add((e.order_id, request_id))
+
+    def _notice_attempted(self, e: ev.NoticeAttempted) -> None:
+        n = self.notices[e.notice_id]
+        n.attempts = e.attempt
+        n.last_ts = e.ts
+
+    def _notice_delivered(self, e: ev.NoticeDelivered) -> None:
+        n = self.notices[e.notice_id]
+        if n.status != "sent":
+            self.notices_sent += 1
+        n.status = "sent"
+        n.last_ts = e.ts
+        n.last_error = ""
+        n.event = None  # delivered: the content is in the journal, not needed in memory
+
+    def _notice_failed(self, e: ev.NoticeFailed) -> None:
+        n = self.notices[e.notice_id]
+        self.notice_failures += 1
+        n.last_error = e.error
+        n.last_ts = e.ts
+        if e.dead:
+            n.status = "dead"
+
+    def _notice_retried(self, e: ev.NoticeRetried) -> None:
+        n = self.notices[e.notice_id]
+        n.status = "pending"
+        n.attempts = 0
+        n.last_ts = e.ts
 
     def _order_cancelled(self, e: ev.OrderCancelled) -> None:
         order = self.orders[e.order_id]
@@ -455,6 +525,7 @@ class World:
         s.allocated -= line.allocated
         line.allocated = 0
         line.cancelled = True
+        self.told.pop((line.order_id, line.line_no), None)
         s.holders.pop(line, None)
         s.undecided.pop(line, None)
         if line.backordered_at_entry:

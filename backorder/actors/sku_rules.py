@@ -15,6 +15,7 @@ import msgspec
 from backorder.actors import events as ev
 from backorder.actors.model import Sku, World, iso_date
 from backorder.errors import Rejected
+from backorder.notify import rules as notify_rules
 
 Emit = Callable[[ev.Event], None]
 DAY = 86400.0
@@ -80,6 +81,7 @@ def reorder(world: World, s: Sku, emit: Emit, now: float) -> ev.RequestRaised | 
         expected_date=iso_date(now + p.lead_time_days * DAY), position=s.position,
     )
     emit(e)
+    notify_rules.purchase_order(world, world.requests[e.request_id], emit, now)
     return e
 
 
@@ -156,3 +158,4 @@ def confirm(world: World, s: Sku, request_id: str, expected_date: str, emit: Emi
     if r.closed_ts is not None:
         raise Rejected("request_closed", f"{request_id} was received in full; its date cannot move")
     emit(ev.RequestConfirmed(ts=now, request_id=request_id, sku=s.sku, expected_date=expected_date))
+    notify_rules.delays(world, s, emit, now, request_id)

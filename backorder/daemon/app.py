@@ -28,6 +28,7 @@ from backorder.config.settings import Settings
 from backorder.daemon import server
 from backorder.daemon.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import AuditReader, Journal
+from backorder.notify.notifier import Notifier
 
 log = structlog.get_logger()
 
@@ -143,6 +144,7 @@ class Daemon:
             "rejected_requests": self.rejected,
             "dead_letters": len(self.engine.world.dead_letters),
             "recovered_events": self.recovered_events,
+            "notifier": {"breakers": self.notifier.statistics()} if hasattr(self, "notifier") else None,
         }
 
     async def _start(self) -> None:
@@ -180,6 +182,8 @@ class Daemon:
                     d = self.settings.daemon
                     self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus)
                     await self.router.start()
+                    self.notifier = Notifier(self.engine)
+                    await actors.start(self.notifier.run)
                     async with trio.open_nursery() as edge:
                         self.conn_nursery = edge
                         await edge.start(server.serve, sock_path, self)

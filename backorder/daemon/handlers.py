@@ -14,6 +14,7 @@ from backorder.actors.model import iso_ts, parse_ts
 from backorder.actors.router import CHANGES, route
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
+from backorder.notify import views as notify_views
 
 if TYPE_CHECKING:
     from backorder.daemon.app import Daemon
@@ -67,7 +68,9 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
         case p.PolicyGet():
             reply.ok({"mode": world.mode, "weights": msgspec.to_builtins(world.weights)})
         case p.Stats():
-            reply.ok(views.stats(world, now))
+            result = views.stats(world, now)
+            result["notifications"] = notify_views.stats(world, now)  # issue 6
+            reply.ok(result)
         case p.Health():
             reply.ok(d.health())
         case p.DeadLettersList():
@@ -91,6 +94,9 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
                 except ValueError:
                     raise Rejected("invalid_date", f"since {req.since!r} is not an RFC 3339 timestamp") from None
             conn.nursery.start_soon(_audit, d, req, since, reply)
+        case (p.NotificationsList() | p.NotificationsRetry() | p.LabelGet() | p.ProcurementDocument()
+              | p.PickListGet()):
+            notify_views.handle(d, req, reply, corr)  # issue 6
         case _:
             raise Rejected("unknown_op", f"{type(req).__name__} has no handler")
 

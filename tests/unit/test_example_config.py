@@ -43,7 +43,10 @@ def settings_structs(root: type = cfg.Settings) -> dict[type, tuple[str, ...]]:
 
 def test_the_walk_reaches_every_settings_struct():
     assert set(settings_structs()) == {cfg.Settings, cfg.DaemonSettings, cfg.AllocationSettings, cfg.Weights,
-                                       cfg.FulfillmentSettings, cfg.ReorderPolicy, cfg.Source}
+                                       cfg.FulfillmentSettings, cfg.ReorderPolicy, cfg.Source,
+                                       # issue 6
+                                       cfg.NotificationSettings, cfg.SmtpSettings, cfg.WebhookSettings,
+                                       cfg.FileDropSettings, cfg.EdiSettings}
 
 
 def _documented_keys(text: str) -> set[str]:

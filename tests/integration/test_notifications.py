@@ -1,0 +1,187 @@
+"""Notifications through the outbox, end to end: the real daemon process delivers to a real
+SMTP server, a real HTTP receiver and a real folder; delivery survives kill -9 without
+sending a confirmed notice twice; failures retry, dead-letter and are retried by an op."""
+
+from __future__ import annotations
+
+import json
+
+from bo_support import line, read_db, stock, submit
+from notify_support import HookServer, SmtpServer, wait_for
+
+FAST = """
+[notifications]
+backoff_base_s = 0.05
+backoff_max_s = 0.2
+"""
+
+
+def smtp_config(port: int, **notif) -> str:
+    extra = "".join(f"{k} = {v}\n" for k, v in notif.items())
+    return (FAST + extra + '[notifications.routes]\n"*" = "email"\n'
+            f'[notifications.smtp]\nhost = "127.0.0.1"\nport = {port}\nsender = "shop@example.com"\n')
+
+
+def backorder_order(c, n: int, sku: str = "SKU-A", qty: int = 2) -> dict:
+    return submit(c, f"ext-{n}", line(sku, qty), email=f"customer{n}@example.com", order_number=f"#{1000 + n}",
+                  customer={"name": f"Customer {n}"}, shipping_address={"name": f"Customer {n}"})
+
+
+def notices(c, **filters) -> list[dict]:
+    return c.call("notifications.list", limit=1000, **filters)["notifications"]
+
+
+def test_email_notices_reach_a_real_smtp_server_with_their_content_and_headers(sim):
+    with SmtpServer() as smtp:
+        d = sim(smtp_config(smtp.port) + '[skus."SKU-A"]\nreorder_point = 0\norder_up_to = 10\n')
+        with d.client() as c:
+            order = backorder_order(c, 1)
+            got = wait_for(lambda: smtp.sink.messages, what="the backordered mail")
+            (rcpt, msg), = got
+            assert rcpt == ["customer1@example.com"]
+            assert msg["To"] == "customer1@example.com"
+            assert msg["From"] == "shop@example.com"
+            assert msg["Subject"] == "Order #1001: some items are backordered"
+            (n,) = notices(c, order_id=order["order_id"])
+            assert msg["Message-ID"] == f"<{n['notice_id']}@backorder.local>"
+            assert msg["X-Backorder-Kind"] == "backordered"
+            text = msg.get_body(("plain",)).get_content()
+            html = msg.get_body(("html",)).get_content()
+            # the expected date is the reorder's: clock starts 2024-03-01, lead time 7 days
+            assert "2 x SKU-A: 2 waiting, expected 2024-03-08" in text
+            assert "<b>#1001</b>" in html and "2024-03-08" in html
+            wait_for(lambda: notices(c, status="sent"), what="the notice marked sent")
+            (sent,) = notices(c, status="sent")
+            assert sent["attempts"] == 1 and sent["kind"] == "backordered"
+            # the attempt and its outcome are in the audit trail of the order
+            types = [r["type"] for r in c.call("audit.query", order_id=order["order_id"])["records"]]
+            assert types[-2:] == ["notice_attempted", "notice_delivered"]
+            stats = c.call("stats")["notifications"]
+            assert stats["sent"] == 1 and stats["pending"] == 0 and stats["oldest_pending_at"] is None
+        assert read_db(d.db, "SELECT status FROM outbox") == [("sent",)]
+
+
+def test_shipped_and_cancelled_notices_carry_tracking_and_reason(sim):
+    with SmtpServer() as smtp:
+        d = sim(smtp_config(smtp.port, tracking_url='"https://t.example/?n={tracking}"'))
+        with d.client() as c:
+            stock(c, "SKU-S", 5)
+            o1 = submit(c, "s1", line("SKU-S", 2), email="a@example.com", order_number="#1")
+            sid = c.call("shipments.list", order_id=o1["order_id"])["shipments"][0]["shipment_id"]
+            tracking = c.call("pick.confirm", shipment_id=sid)["tracking_number"]
+            o2 = submit(c, "s2", line("SKU-S", 9), email="b@example.com", order_number="#2")
+            c.call("order.cancel", order_id=o2["order_id"], reason="Customer changed their mind.")
+            wait_for(lambda: len(smtp.sink.messages) == 3, what="three mails")
+            by_subject = {m["Subject"]: m for _, m in smtp.sink.messages}
+            shipped = by_subject["Order #1 has shipped"].get_body(("plain",)).get_content()
+            assert f"Tracking number: {tracking}" in shipped
+            assert f"https://t.example/?n={tracking}" in shipped
+            cancelled = by_subject["Order #2 was cancelled"].get_body(("plain",)).get_content()
+            assert "Customer changed their mind." in cancelled
+            assert "Order #2: some items are backordered" in by_subject
+
+
+def test_kill_9_mid_delivery_sends_no_confirmed_notice_twice(sim):
+    """The SMTP server answers slowly; the daemon is killed while mails are going out. After
+    the restart every notice arrives; a notice confirmed delivered is never sent again, and
+    the one whose attempt had no recorded outcome is re-sent with the SAME Message-ID."""
+    with SmtpServer(delay_s=0.25) as smtp:
+        d = sim(smtp_config(smtp.port))
+        with d.client() as c:
+            for n in range(8):
+                backorder_order(c, n)
+            wait_for(lambda: len(smtp.sink.messages) >= 3, what="a few mails before the kill")
+        d.kill9()
+        d.start()
+        with d.client() as c:
+            wait_for(lambda: len(notices(c, status="sent")) == 8, timeout=40, what="all 8 notices sent")
+            ids = {n["notice_id"] for n in notices(c)}
+        received = smtp.sink.ids()
+        assert {f"<{i}@backorder.local>" for i in ids} == set(received)
+        attempts = dict(read_db(d.db, "SELECT json_extract(body, '$.notice_id'), COUNT(*) FROM events "
+                                      "WHERE type = 'notice_attempted' GROUP BY 1"))
+        for nid in ids:
+            copies = received.count(f"<{nid}@backorder.local>")
+            # one attempt: exactly one mail; an attempt cut by the kill may have reached the
+            # server (same Message-ID) - never more copies than attempts
+            assert 1 <= copies <= attempts[nid], (nid, copies, attempts[nid])
+            if attempts[nid] == 1:
+                assert copies == 1
+        assert sum(attempts.values()) <= 9  # one notice at a time: at most one attempt was cut
+
+
+def test_webhook_signed_retried_dead_lettered_and_retried_once(sim, monkeypatch):
+    secret = b"hook-secret-for-tests"
+    monkeypatch.setenv("BO_TEST_HOOK_SECRET", secret.decode())
+    with HookServer(secret) as hook_server:
+        hook = hook_server.hook
+        hook.fail_next = 2
+        d = sim(FAST + 'max_attempts = 3\n[notifications.routes]\n"web" = "webhook"\n"*" = "none"\n'
+                f'[notifications.webhook]\nurl = "{hook_server.url}"\nsecret_env = "BO_TEST_HOOK_SECRET"\n')
+        with d.client() as c:
+            first = backorder_order(c, 1)
+            wait_for(lambda: hook.delivered(), what="the first webhook delivered")
+            (n1,) = notices(c, order_id=first["order_id"])
+            wait_for(lambda: notices(c, status="sent"), what="sent status")
+            assert [r[3] for r in hook.requests] == [503, 503, 200]
+            assert all(r[2] for r in hook.requests), "every request carried a valid signature"
+            assert {r[0]["Idempotency-Key"] for r in hook.requests} == {n1["notice_id"]}
+            body = hook.delivered()[0]
+            assert body["notice_id"] == n1["notice_id"] and body["kind"] == "backordered"
+            # no reorder policy, no supply: the customer is told no date yet
+            assert body["data"]["lines"] == [{"line_no": 1, "sku": "SKU-A", "qty": 2, "waiting": 2,
+                                              "expected_date": None}]
+            types = [r["type"] for r in c.call("audit.query", order_id=first["order_id"])["records"]]
+            assert types.count("notice_failed") == 2 and types[-1] == "notice_delivered"
+
+            # an order of another sales channel takes the "*" route: none - kept unrouted
+            other = submit(c, "mkt-1", line("SKU-A", 1), channel="marketplace")
+            assert [n["status"] for n in notices(c, order_id=other["order_id"])] == ["unrouted"]
+
+            hook.down = True
+            second = backorder_order(c, 2)
+            wait_for(lambda: notices(c, status="dead"), what="the notice dead after 3 attempts")
+            (dead,) = notices(c, status="dead")
+            assert dead["order_id"] == second["order_id"] and dead["attempts"] == 3
+            assert dead["last_error"] == "DeliveryError: HTTP 500"
+            stats = c.call("stats")["notifications"]
+            assert stats["dead"] == 1 and stats["failed_attempts"] == 5
+            seen = len(hook.requests)
+            assert seen == 6  # no further attempts once dead
+
+            hook.down = False
+            assert c.call("notifications.retry", notice_id=dead["notice_id"]) == {"retried": [dead["notice_id"]]}
+            wait_for(lambda: len(notices(c, status="sent")) == 2, what="the retried notice sent")
+            key = dead["notice_id"]
+            assert [r[3] for r in hook.requests if r[0]["Idempotency-Key"] == key] == [500, 500, 500, 200]
+            err = c.request("notifications.retry", notice_id=key)
+            assert err["error"]["code"] == "notice_not_dead"
+            assert c.call("notifications.retry", all_dead=True) == {"retried": []}
+        d.restart()
+        with d.client() as c:  # delivered notices stay delivered across a restart: nothing re-sent
+            assert len(notices(c, status="sent")) == 2
+        assert len([r for r in hook.requests if r[3] == 200]) == 2
+
+
+def test_file_channel_writes_one_json_per_notice(sim, tmp_path):
+    drop = tmp_path / "drop"
+    d = sim(FAST + f'[notifications.routes]\n"*" = "file"\n[notifications.file]\ndir = "{drop}"\n')
+    with d.client() as c:
+        o = backorder_order(c, 1)
+        c.call("order.cancel", order_id=o["order_id"])
+        wait_for(lambda: len(notices(c, status="sent")) == 2, what="two files")
+        files = sorted(p.name for p in drop.iterdir())
+        ids = [n["notice_id"] for n in notices(c)]
+        assert files == [f"{i}.json" for i in ids]  # and no temporary file left behind
+        docs = [json.loads((drop / f).read_text()) for f in files]
+        assert [doc["kind"] for doc in docs] == ["backordered", "cancelled"]
+        assert docs[1]["subject"] == "Order #1001 was cancelled"
+
+
+def test_bad_notification_requests_are_refused_with_codes(sim_client):
+    c = sim_client
+    assert c.request("notifications.retry")["error"]["code"] == "invalid_request"
+    assert c.request("notifications.retry", notice_id="N9")["error"]["code"] == "unknown_notice"
+    assert c.request("notifications.list", status="lost")["error"]["code"] == "invalid_request"
+
+
