@@ -215,7 +215,8 @@ class Notice:
         self.last_ts = e.ts
         self.last_error = ""
         self.seq = seq
-        self.event: ev.NoticeQueued | None = e
+        # an unrouted notice is never sent: its content stays in the journal only
+        self.event: ev.NoticeQueued | None = e if self.status == "pending" else None
 
 
 class World:

@@ -5,6 +5,7 @@ sending a confirmed notice twice; failures retry, dead-letter and are retried by
 from __future__ import annotations
 
 import json
+import time
 
 from bo_support import line, read_db, stock, submit
 from notify_support import HookServer, SmtpServer, wait_for
@@ -128,9 +129,9 @@ def test_webhook_signed_retried_dead_lettered_and_retried_once(sim, monkeypatch)
             assert {r[0]["Idempotency-Key"] for r in hook.requests} == {n1["notice_id"]}
             body = hook.delivered()[0]
             assert body["notice_id"] == n1["notice_id"] and body["kind"] == "backordered"
-            # no reorder policy, no supply: the customer is told no date yet
+            # the default policy reorders the shortfall: lead time 7 days from 2024-03-01
             assert body["data"]["lines"] == [{"line_no": 1, "sku": "SKU-A", "qty": 2, "waiting": 2,
-                                              "expected_date": None}]
+                                              "expected_date": "2024-03-08"}]
             types = [r["type"] for r in c.call("audit.query", order_id=first["order_id"])["records"]]
             assert types.count("notice_failed") == 2 and types[-1] == "notice_delivered"
 
@@ -185,3 +186,70 @@ def test_bad_notification_requests_are_refused_with_codes(sim_client):
     assert c.request("notifications.list", status="lost")["error"]["code"] == "invalid_request"
 
 
+
+
+def test_circuit_breaker_stops_attempts_while_open_then_probes(sim, monkeypatch):
+    monkeypatch.setenv("BO_TEST_HOOK_SECRET", "s")
+    with HookServer(b"s") as hook_server:
+        hook = hook_server.hook
+        hook.down = True
+        d = sim(FAST + "max_attempts = 50\nbreaker_failures = 2\nbreaker_reset_s = 1.5\n"
+                '[notifications.routes]\n"*" = "webhook"\n'
+                f'[notifications.webhook]\nurl = "{hook_server.url}"\nsecret_env = "BO_TEST_HOOK_SECRET"\n')
+        with d.client() as c:
+            backorder_order(c, 1)
+            backorder_order(c, 2)
+            wait_for(lambda: len(hook.requests) >= 2, what="two failed attempts")
+            assert c.call("health")["notifier"]["breakers"]["webhook"] == "open"
+            time.sleep(0.8)  # well within the reset time: the open breaker lets nothing through
+            assert len(hook.requests) == 2
+            hook.down = False
+            wait_for(lambda: len(notices(c, status="sent")) == 2, what="both sent after the breaker closed")
+            assert [r[3] for r in hook.requests] == [500, 500, 200, 200]
+            assert c.call("health")["notifier"]["breakers"]["webhook"] == "closed"
+            assert all(n["attempts"] <= 2 for n in notices(c))  # waiting for the breaker used no attempts
+
+
+DEPLETION = """
+[notifications]
+depletion_check_s = 0.2
+[notifications.routes]
+"*" = "file"
+[notifications.file]
+dir = "drop"
+[skus."SKU-D"]
+reorder_point = 0
+order_up_to = 10
+[skus."SKU-E"]
+reorder_point = 0
+order_up_to = 10
+"""
+
+
+def test_depletion_warning_goes_once_to_the_customers_of_an_overdue_supply(sim):
+    d = sim(DEPLETION)
+    with d.client() as c:
+        c1 = submit(c, "d1", line("SKU-D", 2), email="d1@example.com")
+        c2 = submit(c, "d2", line("SKU-D", 3), email="d2@example.com")
+        c3 = submit(c, "e1", line("SKU-E", 1), email="e1@example.com")
+        (po,) = [r for r in c.call("procurement.list")["requests"] if r["sku"] == "SKU-D"]
+        # the supplier's date is now in the past (clock: 2024-03-01): the supply is overdue
+        c.call("procurement.confirm", request_id=po["request_id"], expected_date="2024-02-28")
+
+        def warned(o):
+            return [n for n in notices(c, order_id=o["order_id"]) if n["kind"] == "depletion"]
+
+        wait_for(lambda: warned(c1) and warned(c2), what="depletion warnings")
+        time.sleep(0.7)  # several more checks: each customer is warned once per supply
+        assert [len(warned(o)) for o in (c1, c2, c3)] == [1, 1, 0]
+        (n,) = warned(c1)
+        wait_for(lambda: (d.workdir / "drop" / f"{n['notice_id']}.json").exists(), what="the warning file")
+        doc = json.loads((d.workdir / "drop" / f"{n['notice_id']}.json").read_text())
+        assert doc["data"]["lines"] == [{"line_no": 1, "sku": "SKU-D", "expected_date": "2024-02-28",
+                                         "request_id": po["request_id"]}]
+    d.kill9()
+    d.start()
+    with d.client() as c:
+        time.sleep(0.5)
+        assert [len([n for n in notices(c, order_id=o["order_id"]) if n["kind"] == "depletion"])
+                for o in (c1, c2, c3)] == [1, 1, 0]

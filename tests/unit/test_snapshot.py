@@ -10,13 +10,16 @@ import pytest
 from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.carrier import LocalCarrier
-from backorder.actors.model import World
+from backorder.actors.model import World, iso_date
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings, Weights
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
+from backorder.notify import rules as notify_rules
 
-SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}}}, Settings)
+SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}},
+                            # issue 6: routed notices (kept with their content), delays on every move
+                            "notifications": {"routes": {"*": "webhook"}, "tolerance_hours": 0}}, Settings)
 
 
 def fingerprint(w: World) -> dict:
@@ -40,6 +43,9 @@ def fingerprint(w: World) -> dict:
         "receipts": sorted(w.receipts.items()),
         "shipments": {sid: [sh.status, sh.items, sh.tracking] for sid, sh in w.shipments.items()},
         "requests": {rid: [r.qty, r.received, r.expected_date, r.closed_ts] for rid, r in w.requests.items()},
+        "notices": {nid: [n.status, n.attempts, n.kind, n.last_error, n.event] for nid, n in w.notices.items()},
+        "told": sorted(w.told.items()),
+        "notice_counters": [w.notices_sent, w.notice_failures],
     }
 
 
@@ -70,6 +76,7 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
                     for sku in {ln.sku for ln in order.lines if ln.requires_shipping}:
                         sku_rules.settle(w, w.skus[sku], emit, now)
                     order_rules.settle_order(w, order, emit, now)
+                    notify_rules.backordered(w, order, emit, now)
             elif roll < 0.65:
                 s = w.sku(rnd.choice(skus))
                 ref = next(iter(s.inbound), None) if rnd.random() < 0.6 else None
@@ -87,9 +94,22 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
             elif roll < 0.95:
                 emit(ev.PolicyChanged(ts=now, mode=rnd.choice(["fifo", "priority"]),
                                       weights=Weights(rush=rnd.choice([0.0, 24.0]), age=rnd.choice([0.5, 1.0]))))
-            else:
+            elif roll < 0.97 or not w.requests:
                 s = w.sku(rnd.choice(skus))
                 sku_rules.configure(w, s, {"reorder_point": 1, "order_up_to": rnd.randint(1, 10)}, emit, now)
+            else:  # a supplier moves a date (delay notices), and the notifier reports outcomes
+                r = w.requests[rnd.choice(list(w.requests))]
+                sku_rules.confirm(w, w.skus[r.sku], r.request_id, iso_date(now + rnd.randint(1, 30) * 86400.0),
+                                  emit, now)
+            pending = [n for n in w.notices.values() if n.status == "pending"]
+            if pending and rnd.random() < 0.3:
+                n = rnd.choice(pending)
+                emit(ev.NoticeAttempted(ts=now, notice_id=n.notice_id, attempt=n.attempts + 1, channel=n.channel))
+                if rnd.random() < 0.5:
+                    emit(ev.NoticeDelivered(ts=now, notice_id=n.notice_id, attempt=n.attempts))
+                else:
+                    emit(ev.NoticeFailed(ts=now, notice_id=n.notice_id, attempt=n.attempts, error="HTTP 500",
+                                         dead=rnd.random() < 0.5))
         except Rejected:
             pass
     return w, log
