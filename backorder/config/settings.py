@@ -103,6 +103,7 @@ class SmtpSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "localhost"
     port: Annotated[int, Meta(ge=1, le=65535)] = 25
     starttls: bool = False
+    ca_file: str = ""  # CA bundle to verify the server's certificate ("" = the system's)
     username: str = ""
     # The NAME of an environment variable holding the password: no secret in a config file.
     password_env: str = ""

@@ -58,7 +58,7 @@ class SmtpChannel:
         try:
             with smtplib.SMTP(c.host, c.port, timeout=c.timeout_s) as smtp:
                 if c.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=ssl.create_default_context(cafile=c.ca_file or None))
                 if c.username:
                     password = os.environ.get(c.password_env, "") if c.password_env else ""
                     smtp.login(c.username, password)

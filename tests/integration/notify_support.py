@@ -46,10 +46,28 @@ class MailSink:
 
 
 class SmtpServer:
-    def __init__(self, delay_s: float = 0.0) -> None:
+    """``tls_context`` + ``login``: the server requires STARTTLS, then AUTH with that
+    (user, password) - anything else is refused."""
+
+    def __init__(self, delay_s: float = 0.0, tls_context=None, login: tuple[str, str] | None = None) -> None:
         self.sink = MailSink(delay_s)
         self.port = free_port()
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port)
+        self.logins: list[tuple[str, bool]] = []
+        extra = {}
+        if tls_context is not None:
+            extra = {"tls_context": tls_context, "require_starttls": True, "auth_required": True,
+                     "auth_require_tls": True, "authenticator": self._authenticate,
+                     # one mechanism: a refused login is one answer, not a round of fallbacks
+                     "auth_exclude_mechanism": ["LOGIN"]}
+        self.login = login
+        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port, **extra)
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+        ok = (isinstance(auth_data, LoginPassword) and self.login is not None
+              and (auth_data.login.decode(), auth_data.password.decode()) == self.login)
+        self.logins.append((auth_data.login.decode() if isinstance(auth_data, LoginPassword) else "?", ok))
+        return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535
 
     def __enter__(self) -> SmtpServer:
         self.controller.start()

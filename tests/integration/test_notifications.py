@@ -5,7 +5,10 @@ sending a confirmed notice twice; failures retry, dead-letter and are retried by
 from __future__ import annotations
 
 import json
+import ssl
 import time
+
+import trustme
 
 from bo_support import line, read_db, stock, submit
 from notify_support import HookServer, SmtpServer, wait_for
@@ -253,3 +256,47 @@ def test_depletion_warning_goes_once_to_the_customers_of_an_overdue_supply(sim):
         time.sleep(0.5)
         assert [len([n for n in notices(c, order_id=o["order_id"]) if n["kind"] == "depletion"])
                 for o in (c1, c2, c3)] == [1, 1, 0]
+
+
+def test_smtp_starttls_and_login_with_the_password_from_the_environment(sim, tmp_path, monkeypatch):
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("BO_TEST_SMTP_PASSWORD", "correct horse")
+    with SmtpServer(tls_context=server_ctx, login=("shop", "correct horse")) as smtp:
+        d = sim(smtp_config(smtp.port) + f'starttls = true\nca_file = "{ca_file}"\nusername = "shop"\n'
+                'password_env = "BO_TEST_SMTP_PASSWORD"\n')
+        with d.client() as c:
+            backorder_order(c, 1)
+            wait_for(lambda: smtp.sink.messages, what="the mail over TLS")
+            assert smtp.logins == [("shop", True)]
+    monkeypatch.setenv("BO_TEST_SMTP_PASSWORD", "wrong")
+    with SmtpServer(tls_context=server_ctx, login=("shop", "correct horse")) as smtp:
+        d = sim(smtp_config(smtp.port, max_attempts=1) + f'starttls = true\nca_file = "{ca_file}"\n'
+                'username = "shop"\npassword_env = "BO_TEST_SMTP_PASSWORD"\n')
+        with d.client() as c:
+            backorder_order(c, 1)
+            (dead,) = wait_for(lambda: notices(c, status="dead"), what="the refused login dead-lettered")
+            assert "535" in dead["last_error"]
+            assert smtp.sink.messages == [] and smtp.logins == [("shop", False)]
+
+
+def test_a_site_template_overrides_the_default(sim, tmp_path):
+    site = tmp_path / "templates"
+    site.mkdir()
+    (site / "cancelled.txt").write_text("Sorry about {{ order_number }}\nReason given: {{ reason }}.\n")
+    drop = tmp_path / "drop"
+    d = sim(FAST + f'templates_dir = "{site}"\n[notifications.routes]\n"*" = "file"\n'
+            f'[notifications.file]\ndir = "{drop}"\n')
+    with d.client() as c:
+        o = backorder_order(c, 1)
+        c.call("order.cancel", order_id=o["order_id"], reason="out of season")
+        wait_for(lambda: len(notices(c, status="sent")) == 2, what="both notices")
+        docs = {doc["kind"]: doc for doc in (json.loads(p.read_text()) for p in drop.iterdir())}
+        assert docs["cancelled"]["subject"] == "Sorry about #1001"
+        assert docs["cancelled"]["text"] == "Reason given: out of season.\n"
+        # the other kinds keep the package's templates
+        assert docs["backordered"]["subject"] == "Order #1001: some items are backordered"
