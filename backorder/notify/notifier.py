@@ -13,12 +13,14 @@ Failures back off exponentially with jitter (``backoff_base_s * 2**(attempt-1)``
 ``notifications.retry``. Each channel has a circuit breaker: ``breaker_failures``
 failures in a row open it for ``breaker_reset_s``, then one attempt probes it (a notice
 waiting for a breaker uses none of its attempts). One worker per channel sends one notice
-at a time, oldest due first. Only committed notices are sent: the notifier learns of new
-ones from the journal's commit listener, never before their cause is durable.
+at a time, earliest due first (a heap per channel). Only committed notices are sent: the
+notifier learns of new ones from the journal's commit listener, never before their cause
+is durable.
 """
 
 from __future__ import annotations
 
+import heapq
 import random
 
 import msgspec
@@ -83,6 +85,7 @@ class Notifier:
         self.breakers = {name: Breaker(cfg.breaker_failures, cfg.breaker_reset_s) for name in self.channels}
         # channel -> notice_id -> trio time it is due (pending, committed notices only)
         self.due: dict[str, dict[str, float]] = {name: {} for name in self.channels}
+        self.heaps: dict[str, list[tuple[float, str]]] = {name: [] for name in self.channels}
         self.wakes = {name: trio.Event() for name in self.channels}
         self.random = random.Random()
 
@@ -98,8 +101,13 @@ class Notifier:
         n = self.engine.world.notices.get(notice_id)
         if n is None or n.status != "pending" or n.channel not in self.due:
             return
-        self.due[n.channel][notice_id] = trio.current_time() if at is None else at
-        self.wakes[n.channel].set()
+        self._schedule(n.channel, notice_id, trio.current_time() if at is None else at)
+
+    def _schedule(self, channel: str, notice_id: str, at: float) -> None:
+        # ``due`` is the truth; the heap may hold stale entries (dropped when they surface)
+        self.due[channel][notice_id] = at
+        heapq.heappush(self.heaps[channel], (at, notice_id))
+        self.wakes[channel].set()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self.engine.journal.listeners.append(self.on_commit)
@@ -116,13 +124,15 @@ class Notifier:
     # --- delivering ---------------------------------------------------------------
 
     async def _worker(self, channel: str) -> None:
-        due, breaker = self.due[channel], self.breakers[channel]
+        due, heap, breaker = self.due[channel], self.heaps[channel], self.breakers[channel]
         while True:
-            if not due:
+            while heap and due.get(heap[0][1]) != heap[0][0]:
+                heapq.heappop(heap)  # delivered, dead or rescheduled since it was pushed
+            if not heap:
                 await self.wakes[channel].wait()
                 self.wakes[channel] = trio.Event()
                 continue
-            notice_id, at = min(due.items(), key=lambda kv: (kv[1], kv[0]))
+            at, notice_id = heap[0]
             at = max(at, breaker.open_until)
             wait = at - trio.current_time()
             if wait > 0:
@@ -161,7 +171,7 @@ class Notifier:
             if dead:
                 due.pop(notice_id, None)
             else:
-                due[notice_id] = trio.current_time() + self.backoff(attempt)
+                self._schedule(channel, notice_id, trio.current_time() + self.backoff(attempt))
             log.warning("notice_failed", notice_id=notice_id, channel=channel, attempt=attempt, error=error,
                         dead=dead)
             return
