@@ -15,12 +15,14 @@ date told: small moves that add up past it do notify.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 
 from backorder.actors import events as ev
 from backorder.actors.model import Line, Order, Request, Sku, World, iso_date, parse_ts
 
 Emit = Callable[[ev.Event], None]
+_BY_DATE = operator.attrgetter("expected_date", "request_id")  # supply in the order it arrives
 
 
 def _customer(world: World, order: Order, kind: str, subject: str, body: str, data: dict,
@@ -46,7 +48,7 @@ def line_expected_date(world: World, s: Sku, line: Line) -> str | None:
     other waiting demand (exact for the back of the queue, which a new line is under FIFO;
     never earlier than the truth otherwise). Walks the open requests only, not the queue."""
     remaining = s.backordered - max(s.available, 0)
-    for r in sorted(s.inbound.values(), key=lambda r: (r.expected_date, r.request_id)):
+    for r in sorted(s.inbound.values(), key=_BY_DATE):
         remaining -= r.open_qty
         if remaining <= 0:
             return r.expected_date

@@ -300,3 +300,28 @@ def test_a_site_template_overrides_the_default(sim, tmp_path):
         assert docs["cancelled"]["text"] == "Reason given: out of season.\n"
         # the other kinds keep the package's templates
         assert docs["backordered"]["subject"] == "Order #1001: some items are backordered"
+
+
+def test_a_purchase_order_is_mailed_to_its_supplier_with_its_documents(sim):
+    with SmtpServer() as smtp:
+        d = sim(smtp_config(smtp.port) + '[skus."SKU-P"]\nreorder_point = 0\norder_up_to = 30\n'
+                'source = "supplier:ACME"\n[sources.ACME]\nname = "ACME"\nemail = "orders@acme.example"\n'
+                'deliver = "email"\nedi = true\n')
+        with d.client() as c:
+            submit(c, "p1", line("SKU-P", 4))  # no customer email: the customer notice stays unrouted
+            (po,) = c.call("procurement.list")["requests"]
+            (rcpt, msg), = wait_for(lambda: smtp.sink.messages, what="the purchase order mail")
+            assert rcpt == ["orders@acme.example"]
+            assert msg["Subject"] == f"Purchase order {po['request_id']}"
+            files = {part.get_filename(): part.get_content() for part in msg.iter_attachments()}
+            rid = po["request_id"]
+            assert set(files) == {f"{rid}.pdf", f"{rid}.csv", f"{rid}.x12"}
+            csv_text = files[f"{rid}.csv"]
+            csv_text = csv_text.decode() if isinstance(csv_text, bytes) else csv_text
+            assert f"{rid},po,ACME,1,SKU-P,{po['qty']},EA," in csv_text
+            x12 = files[f"{rid}.x12"]
+            x12 = x12.decode() if isinstance(x12, bytes) else x12
+            assert f"PO1*1*{po['qty']}*EA***VP*SKU-P~" in x12
+            assert files[f"{rid}.pdf"][:5] == b"%PDF-"
+            (n,) = [n for n in notices(c) if n["audience"] == "supplier"]
+            assert n["request_id"] == rid and n["order_id"] is None
