@@ -248,8 +248,9 @@ class World:
         self.double_shipments = 0
         self.notices_queued = 0
         self.shipped_by_day: dict[str, int] = {}
-        # issue 6: the outbox's delivery state, and the last expected date each waiting
-        # line's customer was told ((order_id, line_no) -> YYYY-MM-DD), for delay notices
+        # issue 6: the outbox's delivery state, and the last expected date each backordered
+        # line's customer was told ((order_id, line_no) -> YYYY-MM-DD or None), for delay
+        # notices; kept until the line ships in full or is cancelled
         self.notices: dict[str, Notice] = {}
         self.told: dict[tuple[str, int], str] = {}
         self.warned: set[tuple[str, str]] = set()  # (order_id, request_id) given a depletion warning
@@ -364,8 +365,6 @@ class World:
         s.backordered -= e.qty
         s.holders[line] = None
         if line.need == 0:
-            if self.told:
-                self.told.pop((line.order_id, line.line_no), None)  # served: no date to keep
             s.queue.remove(line)
             line.decided = True
             s.undecided.pop(line, None)
@@ -465,6 +464,7 @@ class World:
             self.inaccurate_orders.add(e.order_id)
         if line.shipped == line.qty and line.backordered_at_entry:
             self.bo_filled += 1
+            self.told.pop((line.order_id, line.line_no), None)  # shipped in full: no date to keep
 
     def _notice_queued(self, e: ev.NoticeQueued) -> None:
         self.notices_queued += 1

@@ -17,7 +17,6 @@ from backorder.actors.supervisor import Cell
 from backorder.actors.views import order_result, shipment_view
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
-from backorder.notify import rules as notify_rules
 
 if TYPE_CHECKING:
     from backorder.actors.router import Router
@@ -95,7 +94,6 @@ class OrderActor:
         engine, world = self.engine, self.engine.world
         order = world.orders[order_id]
         order_rules.settle_order(world, order, engine.emit, engine.now(), engine.auto_pick)
-        notify_rules.backordered(world, order, engine.emit, engine.now())
         reply.ok(order_result(world, order, duplicate=False))
         for twin in more:  # the same order sent again while the first was being served
             twin.ok(order_result(world, order, duplicate=True))

@@ -43,11 +43,13 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
                          qty=min(s.available, line.need), rule=world.mode, rank=world.rank(line, now))
         emit(e)
         allocs.append(e)
-    for line in fresh:
-        if line.need > 0:
-            emit(ev.LineBackordered(ts=now, sku=s.sku, order_id=line.order_id,
-                                    line_no=line.line_no, qty=line.need))
+    short = [line for line in fresh if line.need > 0]
+    for line in short:
+        emit(ev.LineBackordered(ts=now, sku=s.sku, order_id=line.order_id,
+                                line_no=line.line_no, qty=line.need))
     reorder(world, s, emit, now)
+    if short:  # the customers' notices, with the dates the reorder just gave (issue 6)
+        notify_rules.backordered(world, s, short, emit, now)
     return allocs
 
 

@@ -55,19 +55,23 @@ def line_expected_date(world: World, s: Sku, line: Line) -> str | None:
     return None
 
 
-def backordered(world: World, order: Order, emit: Emit, now: float) -> ev.NoticeQueued | None:
-    """After a new order was served: one notice listing its lines that wait."""
-    lines = []
-    for ln in order.shipping_lines:
-        if ln.backordered_at_entry and ln.need > 0:
-            date = line_expected_date(world, world.skus[ln.sku], ln)
-            lines.append({"line_no": ln.line_no, "sku": ln.sku, "qty": ln.qty, "waiting": ln.need,
-                          "expected_date": date})
-    if not lines:
-        return None
-    told = [[li["line_no"], li["expected_date"]] for li in lines if li["expected_date"]]
-    return _customer(world, order, "backordered", "Order {number}: some items are backordered",
-                     f"{len(lines)} line(s) backordered", {"lines": lines, "told": told}, emit, now)
+def backordered(world: World, s: Sku, lines: list[Line], emit: Emit, now: float) -> list[ev.NoticeQueued]:
+    """Lines of SKU ``s`` were just backordered (``sku_rules.settle``): one notice per order,
+    in the same step - so in the same commit - as the ``line_backordered`` facts and the
+    reorder that gives them a date."""
+    by_order: dict[str, list[dict]] = {}
+    for ln in lines:
+        if ln.need > 0:
+            by_order.setdefault(ln.order_id, []).append(
+                {"line_no": ln.line_no, "sku": ln.sku, "qty": ln.qty, "waiting": ln.need,
+                 "expected_date": line_expected_date(world, s, ln)})
+    out = []
+    for order_id, info in by_order.items():
+        told = [[li["line_no"], li["expected_date"]] for li in info]
+        out.append(_customer(world, world.orders[order_id], "backordered",
+                             "Order {number}: some items are backordered", f"{len(info)} line(s) backordered",
+                             {"lines": info, "told": told}, emit, now))
+    return out
 
 
 def _hours_between(old: str, new: str) -> float:

@@ -15,7 +15,6 @@ from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings, Weights
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
-from backorder.notify import rules as notify_rules
 
 SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}},
                             # issue 6: routed notices (kept with their content), delays on every move
@@ -76,7 +75,6 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
                     for sku in {ln.sku for ln in order.lines if ln.requires_shipping}:
                         sku_rules.settle(w, w.skus[sku], emit, now)
                     order_rules.settle_order(w, order, emit, now)
-                    notify_rules.backordered(w, order, emit, now)
             elif roll < 0.65:
                 s = w.sku(rnd.choice(skus))
                 ref = next(iter(s.inbound), None) if rnd.random() < 0.6 else None
