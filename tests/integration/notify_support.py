@@ -29,13 +29,16 @@ class MailSink:
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
         self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        self.started: list[str] = []  # Message-IDs whose DATA arrived (answered or not)
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         import asyncio
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.started.append(msg["Message-ID"])  # the whole mail is here; the answer is not yet
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append((list(envelope.rcpt_tos), msg))
         return "250 Message accepted for delivery"
