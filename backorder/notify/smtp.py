@@ -51,7 +51,9 @@ class SmtpChannel:
         if not n.email:
             raise DeliveryError("no recipient address")
         msg = self.message(n, r)
-        return await trio.to_thread.run_sync(self._send, msg, limiter=self._limiter)
+        # abandon_on_cancel: a stopping daemon does not wait for a slow server; the attempt
+        # has no recorded outcome, so it is made again (same Message-ID) after the restart
+        return await trio.to_thread.run_sync(self._send, msg, limiter=self._limiter, abandon_on_cancel=True)
 
     def _send(self, msg: EmailMessage) -> str:
         c = self.cfg

@@ -45,7 +45,8 @@ class WebhookChannel:
         headers = {"Content-Type": "application/json", "Idempotency-Key": n.notice_id,
                    "X-Backorder-Signature": signature(self.secret(), body), "User-Agent": "backorder"}
         req = urllib.request.Request(self.cfg.url, data=body, headers=headers, method="POST")
-        return await trio.to_thread.run_sync(self._post, req, limiter=self._limiter)
+        # abandon_on_cancel: see smtp.py - a cut attempt is repeated with the same key
+        return await trio.to_thread.run_sync(self._post, req, limiter=self._limiter, abandon_on_cancel=True)
 
     def _post(self, req: urllib.request.Request) -> str:
         try:

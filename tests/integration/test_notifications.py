@@ -334,3 +334,22 @@ def test_a_purchase_order_is_mailed_to_its_supplier_with_its_documents(sim):
             assert files[f"{rid}.pdf"][:5] == b"%PDF-"
             (n,) = [n for n in notices(c) if n["audience"] == "supplier"]
             assert n["request_id"] == rid and n["order_id"] is None
+
+
+def test_sigterm_does_not_wait_for_a_hanging_mail_server(sim):
+    with SmtpServer(delay_s=30) as smtp:
+        d = sim(smtp_config(smtp.port))
+        with d.client() as c:
+            backorder_order(c, 1)
+            wait_for(lambda: smtp.sink.started, what="the mail in flight")
+        t0 = time.monotonic()
+        assert d.stop() == 0
+        assert time.monotonic() - t0 < 15  # the daemon's grace period (10 s), not the server's 30 s
+        smtp.sink.delay_s = 0
+        d.start()
+        wait_for(lambda: smtp.sink.messages, what="the mail after the restart")
+        with d.client() as c:
+            wait_for(lambda: notices(c, status="sent"), what="sent")
+            (n,) = notices(c)
+        assert n["attempts"] == 2  # the cut attempt was repeated...
+        assert set(smtp.sink.ids()) == {f"<{n['notice_id']}@backorder.local>"}  # ...with the same id
