@@ -17,6 +17,7 @@ Numbers kept per SKU (DESIGN.md vocabulary):
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from decimal import Decimal
 
 import msgspec
@@ -205,9 +206,10 @@ class Notice:
         self.notice_id = e.notice_id
         self.order_id = e.order_id
         self.request_id = e.request_id
-        self.kind = e.kind
-        self.channel = e.channel
-        self.audience = e.audience
+        # a handful of distinct values over millions of notices: share one string each
+        self.kind = sys.intern(e.kind)
+        self.channel = sys.intern(e.channel)
+        self.audience = sys.intern(e.audience)
         # "unrouted": no channel is configured for it; it stays in the outbox, unsent
         self.status = "pending" if e.channel != "none" else "unrouted"
         self.attempts = 0
