@@ -49,7 +49,7 @@ def line_expected_date(world: World, s: Sku, line: Line) -> str | None:
     never earlier than the truth otherwise). Walks the open requests only, not the queue."""
     remaining = s.backordered - max(s.available, 0)
     for r in sorted(s.inbound.values(), key=_BY_DATE):
-        remaining -= r.open_qty
+        remaining -= r.qty - r.received  # s.inbound holds open requests only
         if remaining <= 0:
             return r.expected_date
     return None
