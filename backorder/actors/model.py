@@ -254,6 +254,10 @@ class World:
         # line's customer was told ((order_id, line_no) -> YYYY-MM-DD or None), for delay
         # notices; kept until the line ships in full or is cancelled
         self.notices: dict[str, Notice] = {}
+        # derived (rebuilt by snapshot.restore): the notices still to deliver, and how many
+        # notices are in each status, so stats need not scan every notice ever queued
+        self.notices_pending: dict[str, Notice] = {}
+        self.notice_status: dict[str, int] = {}
         self.told: dict[tuple[str, int], str] = {}
         self.warned: set[tuple[str, str]] = set()  # (order_id, request_id) given a depletion warning
         self.notices_sent = self.notice_failures = 0
@@ -471,7 +475,10 @@ class World:
     def _notice_queued(self, e: ev.NoticeQueued) -> None:
         self.notices_queued += 1
         self.n_notices = max(self.n_notices, int(e.notice_id[1:]))
-        self.notices[e.notice_id] = Notice(e, self.notices_queued)
+        n = self.notices[e.notice_id] = Notice(e, self.notices_queued)
+        self.notice_status[n.status] = self.notice_status.get(n.status, 0) + 1
+        if n.status == "pending":
+            self.notices_pending[n.notice_id] = n
         if e.order_id is not None:
             for line_no, date in e.data.get("told", ()):
                 self.told[(e.order_id, line_no)] = date
@@ -487,7 +494,7 @@ class World:
         n = self.notices[e.notice_id]
         if n.status != "sent":
             self.notices_sent += 1
-        n.status = "sent"
+        self._notice_status(n, "sent")
         n.last_ts = e.ts
         n.last_error = ""
         n.event = None  # delivered: the content is in the journal, not needed in memory
@@ -498,13 +505,24 @@ class World:
         n.last_error = e.error
         n.last_ts = e.ts
         if e.dead:
-            n.status = "dead"
+            self._notice_status(n, "dead")
 
     def _notice_retried(self, e: ev.NoticeRetried) -> None:
         n = self.notices[e.notice_id]
-        n.status = "pending"
+        self._notice_status(n, "pending")
         n.attempts = 0
         n.last_ts = e.ts
+
+    def _notice_status(self, n: Notice, status: str) -> None:
+        """Move a notice to ``status``, keeping the derived count and pending index right."""
+        counts = self.notice_status
+        counts[n.status] -= 1
+        counts[status] = counts.get(status, 0) + 1
+        n.status = status
+        if status == "pending":
+            self.notices_pending[n.notice_id] = n
+        else:
+            self.notices_pending.pop(n.notice_id, None)
 
     def _order_cancelled(self, e: ev.OrderCancelled) -> None:
         order = self.orders[e.order_id]

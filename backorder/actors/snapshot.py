@@ -126,6 +126,9 @@ def restore(settings: Settings, data: bytes) -> World:
             setattr(n, f, value)
         n.event = EVENT_DECODER.decode(body) if body is not None else None
         w.notices[n.notice_id] = n
+        w.notice_status[n.status] = w.notice_status.get(n.status, 0) + 1
+        if n.status == "pending":
+            w.notices_pending[n.notice_id] = n
     w.told = {(oid, line_no): date for oid, line_no, date in snap["told"]}
     w.warned = {(oid, rid) for oid, rid in snap["warned"]}
     return w

@@ -111,9 +111,8 @@ class Notifier:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self.engine.journal.listeners.append(self.on_commit)
-        for n in self.engine.world.notices.values():  # everything pending at start-up is durable
-            if n.status == "pending":
-                self._enqueue(n.notice_id)
+        for notice_id in list(self.engine.world.notices_pending):  # all durable at start-up
+            self._enqueue(notice_id)
         async with trio.open_nursery() as nursery:
             for name in self.channels:
                 nursery.start_soon(self._worker, name)

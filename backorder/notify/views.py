@@ -24,15 +24,15 @@ def notice_view(n: Notice) -> dict:
 
 
 def stats(world: World, now: float) -> dict:
-    pending = [n for n in world.notices.values() if n.status == "pending"]
-    oldest = min((n.queued_ts for n in pending), default=None)
+    pending = world.notices_pending  # small: only what is still to deliver
+    oldest = min((n.queued_ts for n in pending.values()), default=None)
     return {
         "queued": world.notices_queued,
         "sent": world.notices_sent,
         "failed_attempts": world.notice_failures,
         "pending": len(pending),
-        "dead": sum(1 for n in world.notices.values() if n.status == "dead"),
-        "unrouted": sum(1 for n in world.notices.values() if n.status == "unrouted"),
+        "dead": world.notice_status.get("dead", 0),
+        "unrouted": world.notice_status.get("unrouted", 0),
         "oldest_pending_at": iso_ts(oldest) if oldest is not None else None,
         "oldest_pending_hours": round((now - oldest) / HOUR, 2) if oldest is not None else None,
     }
@@ -46,7 +46,8 @@ def handle(d: Daemon, req, reply: Reply, corr: str) -> None:
     world = d.engine.world
     match req:
         case p.NotificationsList(status=status, order_id=order_id, limit=limit, offset=offset):
-            ns = (n for n in world.notices.values()
+            pool = world.notices_pending.values() if status == "pending" else world.notices.values()
+            ns = (n for n in pool
                   if (status == "all" or n.status == status) and (order_id is None or n.order_id == order_id))
             reply.ok({"notifications": [notice_view(n) for n in _page(ns, offset, limit)],
                       "offset": offset, "limit": limit})

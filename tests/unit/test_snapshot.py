@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import random
 
 import msgspec
@@ -44,7 +45,8 @@ def fingerprint(w: World) -> dict:
         "requests": {rid: [r.qty, r.received, r.expected_date, r.closed_ts] for rid, r in w.requests.items()},
         "notices": {nid: [n.status, n.attempts, n.kind, n.last_error, n.event] for nid, n in w.notices.items()},
         "told": sorted(w.told.items()),
-        "notice_counters": [w.notices_sent, w.notice_failures],
+        "notice_counters": [w.notices_sent, w.notice_failures, sorted(w.notices_pending),
+                            sorted((k, v) for k, v in w.notice_status.items() if v)],
     }
 
 
@@ -122,6 +124,10 @@ def test_snapshot_restores_what_replay_builds(seed):
     restored = restore(SETTINGS, dump(live))
     assert fingerprint(replayed) == fingerprint(live)
     assert fingerprint(restored) == fingerprint(live)
+    # the outbox's derived counts agree with a full scan (issue 6)
+    scan = collections.Counter(n.status for n in live.notices.values())
+    assert {k: v for k, v in live.notice_status.items() if v} == dict(scan)
+    assert set(live.notices_pending) == {n.notice_id for n in live.notices.values() if n.status == "pending"}
 
 
 def test_decisions_after_restore_match_decisions_after_replay():
