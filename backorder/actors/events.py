@@ -132,14 +132,57 @@ class UnitsShipped(Event, tag="units_shipped", kw_only=True, frozen=True):
 
 
 class NoticeQueued(Event, tag="notice_queued", kw_only=True, frozen=True):
-    """order actor: a customer notification was put in the outbox."""
+    """order / SKU actor: a notification was put in the outbox, in the same commit as the
+    change that causes it. ``data`` is the template context (backorder/notify/templates),
+    ``channel`` the delivery channel the route chose when it was queued."""
 
     notice_id: str
-    order_id: str
-    kind: str  # "shipped" | "backordered" | "cancelled"
+    order_id: str | None = None
+    # customer: "backordered" | "delay" | "partially_shipped" | "shipped" | "cancelled" |
+    # "depletion"; supplier: "purchase_order"
+    kind: str
     email: str
     subject: str
     body: str
+    channel: str = "none"  # "none" | "email" | "webhook" | "file"
+    audience: str = "customer"  # "customer" | "supplier"
+    request_id: str | None = None
+    data: dict = {}
+
+
+class NoticeAttempted(Event, tag="notice_attempted", kw_only=True, frozen=True):
+    """notifier: a delivery attempt starts (durable before anything is sent)."""
+
+    notice_id: str
+    order_id: str | None = None
+    attempt: int
+    channel: str
+
+
+class NoticeDelivered(Event, tag="notice_delivered", kw_only=True, frozen=True):
+    """notifier: the receiver confirmed the notice; it is never sent again."""
+
+    notice_id: str
+    order_id: str | None = None
+    attempt: int
+    response: str = ""
+
+
+class NoticeFailed(Event, tag="notice_failed", kw_only=True, frozen=True):
+    """notifier: an attempt failed; ``dead`` once the attempts are used up."""
+
+    notice_id: str
+    order_id: str | None = None
+    attempt: int
+    error: str
+    dead: bool = False
+
+
+class NoticeRetried(Event, tag="notice_retried", kw_only=True, frozen=True):
+    """notifications.retry: a dead notice goes back to pending with fresh attempts."""
+
+    notice_id: str
+    order_id: str | None = None
 
 
 class OrderCancelled(Event, tag="order_cancelled", kw_only=True, frozen=True):
@@ -196,6 +239,10 @@ AnyEvent = (
     | ShipmentShipped
     | UnitsShipped
     | NoticeQueued
+    | NoticeAttempted
+    | NoticeDelivered
+    | NoticeFailed
+    | NoticeRetried
     | OrderCancelled
     | LineReleased
     | PolicyChanged
@@ -215,6 +262,8 @@ TOPICS: dict[str, frozenset[str]] = {
     "procurement": frozenset({"request_raised", "request_confirmed"}),
     "config": frozenset({"sku_configured", "policy_changed"}),
     "errors": frozenset({"dead_lettered", "dead_letter_retried"}),
+    "notifications": frozenset({"notice_queued", "notice_attempted", "notice_delivered", "notice_failed",
+                                "notice_retried"}),
 }
 
 

@@ -17,6 +17,7 @@ Numbers kept per SKU (DESIGN.md vocabulary):
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from decimal import Decimal
 
 import msgspec
@@ -194,6 +195,32 @@ class Order:
         return "partially_allocated" if allocated else "backordered"
 
 
+class Notice:
+    """Delivery state of one outbox notice. ``event`` (the NoticeQueued with the content)
+    is kept only while the notice may still be sent; a delivered notice keeps its state."""
+
+    __slots__ = ("notice_id", "order_id", "request_id", "kind", "channel", "audience", "status",
+                 "attempts", "queued_ts", "last_ts", "last_error", "seq", "event")
+
+    def __init__(self, e: ev.NoticeQueued, seq: int) -> None:
+        self.notice_id = e.notice_id
+        self.order_id = e.order_id
+        self.request_id = e.request_id
+        # a handful of distinct values over millions of notices: share one string each
+        self.kind = sys.intern(e.kind)
+        self.channel = sys.intern(e.channel)
+        self.audience = sys.intern(e.audience)
+        # "unrouted": no channel is configured for it; it stays in the outbox, unsent
+        self.status = "pending" if e.channel != "none" else "unrouted"
+        self.attempts = 0
+        self.queued_ts = e.ts
+        self.last_ts = e.ts
+        self.last_error = ""
+        self.seq = seq
+        # an unrouted notice is never sent: its content stays in the journal only
+        self.event: ev.NoticeQueued | None = e if self.status == "pending" else None
+
+
 class World:
     """Every SKU, order, shipment and request, plus the counters behind the KPIs."""
 
@@ -223,6 +250,17 @@ class World:
         self.double_shipments = 0
         self.notices_queued = 0
         self.shipped_by_day: dict[str, int] = {}
+        # issue 6: the outbox's delivery state, and the last expected date each backordered
+        # line's customer was told ((order_id, line_no) -> YYYY-MM-DD or None), for delay
+        # notices; kept until the line ships in full or is cancelled
+        self.notices: dict[str, Notice] = {}
+        # derived (rebuilt by snapshot.restore): the notices still to deliver, and how many
+        # notices are in each status, so stats need not scan every notice ever queued
+        self.notices_pending: dict[str, Notice] = {}
+        self.notice_status: dict[str, int] = {}
+        self.told: dict[tuple[str, int], str] = {}
+        self.warned: set[tuple[str, str]] = set()  # (order_id, request_id) given a depletion warning
+        self.notices_sent = self.notice_failures = 0
         self._apply = {
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
@@ -236,6 +274,10 @@ class World:
             ev.ShipmentShipped: self._shipment_shipped,
             ev.UnitsShipped: self._units_shipped,
             ev.NoticeQueued: self._notice_queued,
+            ev.NoticeAttempted: self._notice_attempted,
+            ev.NoticeDelivered: self._notice_delivered,
+            ev.NoticeFailed: self._notice_failed,
+            ev.NoticeRetried: self._notice_retried,
             ev.OrderCancelled: self._order_cancelled,
             ev.LineReleased: self._line_released,
             ev.LineBackordered: self._line_backordered,
@@ -428,10 +470,59 @@ class World:
             self.inaccurate_orders.add(e.order_id)
         if line.shipped == line.qty and line.backordered_at_entry:
             self.bo_filled += 1
+            self.told.pop((line.order_id, line.line_no), None)  # shipped in full: no date to keep
 
     def _notice_queued(self, e: ev.NoticeQueued) -> None:
         self.notices_queued += 1
         self.n_notices = max(self.n_notices, int(e.notice_id[1:]))
+        n = self.notices[e.notice_id] = Notice(e, self.notices_queued)
+        self.notice_status[n.status] = self.notice_status.get(n.status, 0) + 1
+        if n.status == "pending":
+            self.notices_pending[n.notice_id] = n
+        if e.order_id is not None:
+            for line_no, date in e.data.get("told", ()):
+                self.told[(e.order_id, line_no)] = date
+            for request_id in e.data.get("warned", ()):
+                self.warned.add((e.order_id, request_id))
+
+    def _notice_attempted(self, e: ev.NoticeAttempted) -> None:
+        n = self.notices[e.notice_id]
+        n.attempts = e.attempt
+        n.last_ts = e.ts
+
+    def _notice_delivered(self, e: ev.NoticeDelivered) -> None:
+        n = self.notices[e.notice_id]
+        if n.status != "sent":
+            self.notices_sent += 1
+        self._notice_status(n, "sent")
+        n.last_ts = e.ts
+        n.last_error = ""
+        n.event = None  # delivered: the content is in the journal, not needed in memory
+
+    def _notice_failed(self, e: ev.NoticeFailed) -> None:
+        n = self.notices[e.notice_id]
+        self.notice_failures += 1
+        n.last_error = e.error
+        n.last_ts = e.ts
+        if e.dead:
+            self._notice_status(n, "dead")
+
+    def _notice_retried(self, e: ev.NoticeRetried) -> None:
+        n = self.notices[e.notice_id]
+        self._notice_status(n, "pending")
+        n.attempts = 0
+        n.last_ts = e.ts
+
+    def _notice_status(self, n: Notice, status: str) -> None:
+        """Move a notice to ``status``, keeping the derived count and pending index right."""
+        counts = self.notice_status
+        counts[n.status] -= 1
+        counts[status] = counts.get(status, 0) + 1
+        n.status = status
+        if status == "pending":
+            self.notices_pending[n.notice_id] = n
+        else:
+            self.notices_pending.pop(n.notice_id, None)
 
     def _order_cancelled(self, e: ev.OrderCancelled) -> None:
         order = self.orders[e.order_id]
@@ -455,6 +546,7 @@ class World:
         s.allocated -= line.allocated
         line.allocated = 0
         line.cancelled = True
+        self.told.pop((line.order_id, line.line_no), None)
         s.holders.pop(line, None)
         s.undecided.pop(line, None)
         if line.backordered_at_entry:

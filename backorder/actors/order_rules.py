@@ -13,6 +13,7 @@ from backorder.actors.model import Order, Shipment, World, parse_ts
 from backorder.actors.sku_rules import Emit
 from backorder.daemon.protocol import OrderSubmit
 from backorder.errors import Rejected
+from backorder.notify import rules as notify_rules
 
 
 def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Order, bool]:
@@ -71,12 +72,7 @@ def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: floa
     for line_no, sku, qty in sh.items:
         emit(ev.UnitsShipped(ts=now, sku=sku, order_id=order.order_id, line_no=line_no, qty=qty,
                              shipment_id=shipment_id))
-    units = sum(q for _, _, q in sh.items)
-    emit(ev.NoticeQueued(
-        ts=now, notice_id=world.next_id("notice"), order_id=order.order_id, kind="shipped",
-        email=order.spec.email, subject=f"Order {order.spec.order_number or order.order_id} has shipped",
-        body=f"{units} unit(s) shipped with {carrier.name}, tracking number {tracking}.",
-    ))
+    notify_rules.shipped(world, order, shipment_id, carrier.name, tracking, emit, now)
     return sh
 
 
@@ -96,10 +92,7 @@ def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> 
         if ln.shipped < ln.qty:
             emit(ev.LineReleased(ts=now, sku=ln.sku, order_id=order_id, line_no=ln.line_no, freed=ln.allocated))
             touched.add(ln.sku)
-    emit(ev.NoticeQueued(
-        ts=now, notice_id=world.next_id("notice"), order_id=order_id, kind="cancelled", email=order.spec.email,
-        subject=f"Order {order.spec.order_number or order_id} was cancelled", body=reason or "Cancelled on request.",
-    ))
+    notify_rules.cancelled(world, order, reason, emit, now)
     return touched
 
 

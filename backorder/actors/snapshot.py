@@ -14,11 +14,11 @@ from decimal import Decimal
 import msgspec
 
 from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER
-from backorder.actors.model import Line, Order, Request, Shipment, Sku, World
+from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 from backorder.daemon.protocol import OrderSubmit
 
-VERSION = 2
+VERSION = 3  # 3: notices and the dates told (issue 6)
 
 LINE = ("sku", "qty", "unit_price", "requires_shipping", "rush", "value", "t_order", "arrival",
         "allocated", "in_shipment", "shipped", "cancelled", "rule", "rank", "backordered_at_entry", "decided")
@@ -29,7 +29,9 @@ REQUEST = ("request_id", "sku", "kind", "source", "qty", "received", "created_ts
            "position")
 COUNTERS = ("seq", "n_orders", "n_shipments", "n_requests", "n_notices", "n_letters", "arrivals", "bo_lines",
             "bo_filled", "bo_cancelled", "lead_time_h_sum", "lead_time_n", "orders_shipped", "double_shipments",
-            "notices_queued")
+            "notices_queued", "notices_sent", "notice_failures")
+NOTICE = ("notice_id", "order_id", "request_id", "kind", "channel", "audience", "status", "attempts", "queued_ts",
+          "last_ts", "last_error", "seq")
 
 _spec_decoder = msgspec.json.Decoder(OrderSubmit)
 
@@ -57,6 +59,10 @@ def dump(world: World) -> bytes:
         "requests": [[getattr(r, f) for f in REQUEST] for r in world.requests.values()],
         "dead_letters": [EVENT_ENCODER.encode(x) for x in world.dead_letters.values()],
         "receipts": [[sku, rid, qty, req] for (sku, rid), (qty, req) in world.receipts.items()],
+        "notices": [[*(getattr(n, f) for f in NOTICE), EVENT_ENCODER.encode(n.event) if n.event else None]
+                    for n in world.notices.values()],
+        "told": [[oid, line_no, date] for (oid, line_no), date in world.told.items()],
+        "warned": sorted(world.warned),
     })
 
 
@@ -114,4 +120,15 @@ def restore(settings: Settings, data: bytes) -> World:
     for body in snap["dead_letters"]:
         letter = EVENT_DECODER.decode(body)
         w.dead_letters[letter.letter_id] = letter
+    for *row, body in snap["notices"]:
+        n = Notice.__new__(Notice)
+        for f, value in zip(NOTICE, row, strict=True):
+            setattr(n, f, value)
+        n.event = EVENT_DECODER.decode(body) if body is not None else None
+        w.notices[n.notice_id] = n
+        w.notice_status[n.status] = w.notice_status.get(n.status, 0) + 1
+        if n.status == "pending":
+            w.notices_pending[n.notice_id] = n
+    w.told = {(oid, line_no): date for oid, line_no, date in snap["told"]}
+    w.warned = {(oid, rid) for oid, rid in snap["warned"]}
     return w

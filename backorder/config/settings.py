@@ -58,6 +58,13 @@ class Source(Struct, kw_only=True, forbid_unknown_fields=True):
     name: str = ""
     email: str = ""
     lead_time_days: Annotated[float, Meta(ge=0)] | None = None
+    # issue 6: where its purchase-order documents go ("none" keeps them in the outbox
+    # unsent), and its EDI identity when it takes X12 850 purchase orders.
+    deliver: Literal["none", "email", "webhook", "file"] = "none"
+    edi: bool = False
+    isa_qualifier: Annotated[str, Meta(pattern=r"^[A-Z0-9]{2}$")] = "ZZ"
+    isa_id: Annotated[str, Meta(min_length=1, max_length=15)] = "SUPPLIER"
+    gs_id: Annotated[str, Meta(min_length=2, max_length=15)] = "SUPPLIER"
 
 
 class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -144,6 +151,65 @@ class LoggingSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     """The canonical one-line summary per request (backorder.daemon.requestlog)."""
 
     requests: Literal["none", "errors", "writes", "all"] = "writes"
+# --- notifications (issue 6) ------------------------------------------------------------
+
+Channel = Literal["none", "email", "webhook", "file"]
+
+
+class SmtpSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    host: str = "localhost"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 25
+    starttls: bool = False
+    ca_file: str = ""  # CA bundle to verify the server's certificate ("" = the system's)
+    username: str = ""
+    # The NAME of an environment variable holding the password: no secret in a config file.
+    password_env: str = ""
+    sender: str = "backorder@localhost"
+    timeout_s: Annotated[float, Meta(gt=0)] = 30.0
+
+
+class WebhookSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    url: str = ""
+    # The NAME of an environment variable holding the HMAC-SHA256 signing secret.
+    secret_env: str = ""
+    timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+
+
+class FileDropSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    dir: str = "outbox"
+
+
+class EdiSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """This site's identity in the X12 envelopes it sends."""
+
+    isa_qualifier: Annotated[str, Meta(pattern=r"^[A-Z0-9]{2}$")] = "ZZ"
+    isa_id: Annotated[str, Meta(min_length=1, max_length=15)] = "BACKORDER"
+    gs_id: Annotated[str, Meta(min_length=2, max_length=15)] = "BACKORDER"
+    usage: Literal["P", "T"] = "P"  # ISA15: production or test
+
+
+class NotificationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    # "CHANNEL" or "CHANNEL/ACCOUNT" -> channel; "*" is the fallback. No route: "none".
+    routes: dict[str, Channel] = {}
+    tolerance_hours: Annotated[float, Meta(ge=0)] = 24.0
+    templates_dir: str = ""
+    tracking_url: str = "https://track.example/{tracking}"
+    message_id_domain: str = "backorder.local"
+    max_attempts: Annotated[int, Meta(ge=1)] = 8
+    backoff_base_s: Annotated[float, Meta(gt=0)] = 2.0
+    backoff_max_s: Annotated[float, Meta(gt=0)] = 600.0
+    jitter: Annotated[float, Meta(ge=0, le=1)] = 0.2
+    breaker_failures: Annotated[int, Meta(ge=1)] = 5
+    breaker_reset_s: Annotated[float, Meta(gt=0)] = 60.0
+    depletion_check_s: Annotated[float, Meta(gt=0)] = 3600.0
+    smtp: SmtpSettings = msgspec.field(default_factory=SmtpSettings)
+    webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    file: FileDropSettings = msgspec.field(default_factory=FileDropSettings)
+    edi: EdiSettings = msgspec.field(default_factory=EdiSettings)
+
+    def route(self, channel: str, account: str) -> str:
+        r = self.routes
+        return r.get(f"{channel}/{account}") or r.get(channel) or r.get("*") or "none"
 
 
 class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -159,6 +225,8 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     default_policy: ReorderPolicy = msgspec.field(default_factory=ReorderPolicy)
     skus: dict[str, ReorderPolicy] = {}
     sources: dict[str, Source] = {}
+    notifications: NotificationSettings = msgspec.field(default_factory=NotificationSettings)
+    locations: dict[str, str] = {}  # SKU -> storage location (pick lists walk in this order)
 
     def problems(self) -> list[str]:
         """Cross-field checks msgspec cannot express, each prefixed by its key path."""

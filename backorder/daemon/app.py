@@ -28,6 +28,7 @@ from backorder.config.settings import Settings
 from backorder.daemon import access, dblock, integrity, metrics, reload, requestlog, sdnotify, server
 from backorder.daemon.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import AuditReader, Journal
+from backorder.notify.notifier import Notifier
 
 log = structlog.get_logger()
 
@@ -128,7 +129,7 @@ class Daemon:
     def __init__(self, settings: Settings, config_path: str | None = None) -> None:
         self.settings = settings
         self.config_path = config_path
-        self.notifier = sdnotify.Notifier()
+        self.systemd = sdnotify.Notifier()
         self.roles = access.Roles(settings.access)
         self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
         self.recorder = metrics.Recorder()
@@ -167,6 +168,7 @@ class Daemon:
             "rejected_requests": self.rejected,
             "dead_letters": len(self.engine.world.dead_letters),
             "recovered_events": self.recovered_events,
+            "notifier": {"breakers": self.notifier.statistics()} if hasattr(self, "notifier") else None,
         }
 
     def apply_access(self, acc) -> None:
@@ -190,7 +192,7 @@ class Daemon:
                 startup.start_soon(_check_integrity, db, checked)
             try:
                 await trio.to_thread.run_sync(journal.open)
-                self.notifier.status(f"recovering {journal.last_seq} events")
+                self.systemd.status(f"recovering {journal.last_seq} events")
                 # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
                 gc.disable()
                 built = await trio.to_thread.run_sync(rebuild, journal, self.settings)
@@ -226,11 +228,13 @@ class Daemon:
         try:
             async with trio.open_nursery() as core:
                 await core.start(self.journal.run)
-                core.start_soon(self.notifier.watchdog)
+                core.start_soon(self.systemd.watchdog)
                 async with trio.open_nursery() as actors:
                     d = self.settings.daemon
                     self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus)
                     await self.router.start()
+                    self.notifier = Notifier(self.engine)
+                    await actors.start(self.notifier.run)
                     if self.settings.metrics.port is not None:  # lives until the actors stop
                         self.metrics = metrics.Metrics(self)
                         await actors.start(self.metrics.run)
@@ -241,12 +245,12 @@ class Daemon:
                         self.state = "serving"
                         log.info("daemon_ready", socket=str(sock_path), db=self.settings.daemon.db,
                                  mode=self.engine.world.mode, recovered_events=self.recovered_events)
-                        self.notifier.ready(f"serving {sock_path} ({self.recovered_events} events recovered)")
+                        self.systemd.ready(f"serving {sock_path} ({self.recovered_events} events recovered)")
                         task_status.started(self)
                         await self._wait_for_stop_signal()
                         self.state = "draining"
                         log.info("daemon_draining", connections=len(self.connections))
-                        self.notifier.stopping(f"draining {len(self.connections)} connections")
+                        self.systemd.stopping(f"draining {len(self.connections)} connections")
                         await self._drain(edge)
                     await self._settle_actors()
                     actors.cancel_scope.cancel()
@@ -310,7 +314,7 @@ class Daemon:
             async for signum in signals:
                 log.info("signal_received", signal=signal.Signals(signum).name)
                 if signum == signal.SIGHUP:
-                    self.notifier.status("reloading config")
+                    self.systemd.status("reloading config")
                     reload.reload(self, self.config_path)
                 elif signum == signal.SIGUSR1:
                     from backorder.daemon import logging as dlog
@@ -338,8 +342,8 @@ def run(settings: Settings, config_path: str | None = None) -> None:
         trio.run(daemon.run)
     except integrity.IntegrityError as exc:
         log.error("integrity_check_failed", reason=str(exc))
-        daemon.notifier.status(f"refused to start: {exc}")
+        daemon.systemd.status(f"refused to start: {exc}")
         print(f"backorder: {exc}", file=sys.stderr)
         raise SystemExit(65) from None  # EX_DATAERR: the unit does not restart on it
     finally:
-        daemon.notifier.close()
+        daemon.systemd.close()

@@ -14,6 +14,7 @@ from backorder.actors.model import iso_ts, parse_ts
 from backorder.actors.router import CHANGES, route
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
+from backorder.notify import views as notify_views
 
 if TYPE_CHECKING:
     from backorder.daemon.app import Daemon
@@ -67,7 +68,9 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
         case p.PolicyGet():
             reply.ok({"mode": world.mode, "weights": msgspec.to_builtins(world.weights)})
         case p.Stats():
-            reply.ok(views.stats(world, now))
+            result = views.stats(world, now)
+            result["notifications"] = notify_views.stats(world, now)  # issue 6
+            reply.ok(result)
         case p.Health():
             reply.ok({**d.health(), "role": conn.role})  # role: what this connection may do
         case p.DeadLettersList():
@@ -97,6 +100,9 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
             was = dlog.current_level()
             dlog.set_level(level)
             reply.ok({"level": level, "was": was})
+        case (p.NotificationsList() | p.NotificationsRetry() | p.LabelGet() | p.ProcurementDocument()
+              | p.PickListGet()):
+            notify_views.handle(d, req, reply, corr)  # issue 6
         case _:
             raise Rejected("unknown_op", f"{type(req).__name__} has no handler")
 

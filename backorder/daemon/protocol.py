@@ -251,6 +251,44 @@ class LogLevel(Request, tag="log.level", kw_only=True):
     across a restart: [daemon] log_level applies again)."""
 
     level: Literal["debug", "info", "warning", "error"]
+# --- notifications, labels, documents (issue 6) ----------------------------------
+
+
+class NotificationsList(Request, tag="notifications.list", kw_only=True):
+    """client -> read model: outbox notices by delivery status and/or order, oldest first."""
+
+    status: Literal["pending", "sent", "dead", "unrouted", "all"] = "all"
+    order_id: str | None = None
+    limit: Annotated[int, Meta(ge=1, le=10000)] = 100
+    offset: NonNegInt = 0
+
+
+class NotificationsRetry(Request, tag="notifications.retry", kw_only=True):
+    """client -> notifier: send a dead notice again (``notice_id``), or every dead one (``all_dead``)."""
+
+    notice_id: str | None = None
+    all_dead: bool = False
+
+
+class LabelGet(Request, tag="label.get", kw_only=True):
+    """client -> read model: the stored label of a shipped shipment (ZPL text or base64 PDF)."""
+
+    shipment_id: str
+    format: Literal["zpl", "pdf"] = "zpl"
+
+
+class ProcurementDocument(Request, tag="procurement.document", kw_only=True):
+    """client -> read model: the document of a purchase order / transfer request."""
+
+    request_id: str
+    format: Literal["pdf", "csv", "x12_850"] = "pdf"
+
+
+class PickListGet(Request, tag="picklist.get", kw_only=True):
+    """client -> read model: a pick list for picking shipments (all of them when none is named)."""
+
+    shipment_ids: Annotated[list[str], Meta(max_length=1000)] = []
+    format: Literal["text", "pdf"] = "text"
 
 
 AnyRequest = (
@@ -276,6 +314,11 @@ AnyRequest = (
     | DeadLettersList
     | DeadLettersRetry
     | LogLevel
+    | NotificationsList
+    | NotificationsRetry
+    | LabelGet
+    | ProcurementDocument
+    | PickListGet
 )
 
 OPS = frozenset(cls.__struct_config__.tag for cls in AnyRequest.__args__)  # type: ignore[attr-defined]
@@ -369,4 +412,5 @@ WRITE_OPS = frozenset({
     "procurement.confirm", "pick.confirm", "policy.set", "deadletters.retry",
 })
 WRITE_OPS |= {"log.level"}  # issue 5: changes the daemon's logging (write role)
+WRITE_OPS = WRITE_OPS | {"notifications.retry"}  # issue 6
 assert WRITE_OPS <= OPS

@@ -10,7 +10,8 @@ Applied at once:
 - each ``[skus.NAME]`` table that differs from the running file: a journaled
   ``sku_configured`` event, cause ``config``, exactly as the file's policies are
   journaled at start, so a replay rebuilds the same state;
-- ``[default_policy]``, for SKUs with no journaled policy (as a restart would).
+- ``[default_policy]``, for SKUs with no journaled policy (as a restart would);
+- ``[notifications]`` (channel settings, routes, templates, retries), see ``_channels``.
 
 The rest of ``[daemon]``, ``[tcp]`` and ``[metrics]`` needs a restart: a change there is
 logged (``reload_needs_restart``) and otherwise ignored. An invalid file is refused with a
@@ -87,11 +88,43 @@ def reload(daemon: Daemon, path: str | Path | None) -> bool:
     old.limits = new.limits
     old.access = new.access
     _policies(daemon, old, new)
+    _channels(daemon, old, new)
     for hook in HOOKS:
         hook(daemon, old, new)
     log.info("config_reloaded", config=str(path))
-    daemon.notifier.status(f"serving (config reloaded from {path})")
+    daemon.systemd.status(f"serving (config reloaded from {path})")
     return True
+
+
+def _channels(daemon: Daemon, old: Settings, new: Settings) -> None:
+    """``[notifications]``: routes, tolerance, tracking URL and EDI ids are read by the rules
+    at each decision (and the decision is journaled with its channel); the notifier gets
+    new channel settings (SMTP, webhook, file drop), templates, retry and breaker settings
+    for its next attempt. Channel objects a test injected are left alone."""
+    cfg = new.notifications
+    if cfg == old.notifications:
+        return
+    if not old.notifications.routes and cfg.routes:
+        log.warning("reload_needs_restart", section="notifications.routes",
+                    reason="depletion warnings start only if routes were set at start")
+    old.notifications = cfg
+    notifier = getattr(daemon, "notifier", None)
+    if notifier is None:
+        return
+    from backorder.notify.filedrop import FileDropChannel
+    from backorder.notify.render import Renderer
+    from backorder.notify.smtp import SmtpChannel
+    from backorder.notify.webhook import WebhookChannel
+
+    notifier.cfg = cfg
+    fresh = {"email": SmtpChannel(cfg.smtp, cfg.message_id_domain), "webhook": WebhookChannel(cfg.webhook),
+             "file": FileDropChannel(cfg.file)}
+    for name, channel in fresh.items():
+        if type(notifier.channels.get(name)) is type(channel):
+            notifier.channels[name] = channel
+    notifier.renderer = Renderer(cfg.templates_dir)
+    for breaker in notifier.breakers.values():
+        breaker.limit, breaker.reset_s = cfg.breaker_failures, cfg.breaker_reset_s
 
 
 def _policies(daemon: Daemon, old: Settings, new: Settings) -> None:

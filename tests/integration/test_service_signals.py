@@ -179,3 +179,30 @@ def test_sigusr1_toggles_debug_logging(sim):
     while not _log_lines(d, "connection_closed"):
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+def test_sighup_reloads_notification_channel_settings(sim, tmp_path):
+    first, second = tmp_path / "drop1", tmp_path / "drop2"
+    notify = '[notifications]\nbackoff_base_s = 0.05\n[notifications.routes]\n"*" = "file"\n[notifications.file]\n'
+    d = sim(notify + f'dir = "{first}"\n')
+
+    def order(c, n: int) -> str:
+        return submit(c, f"N{n}", line("Z", 1), email=f"c{n}@example.com")["order_id"]  # backordered
+
+    def sent(c) -> int:
+        return len(c.call("notifications.list", status="sent")["notifications"])
+
+    with d.client() as c:
+        order(c, 1)
+        deadline = time.monotonic() + 20
+        while sent(c) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        d.config.write_text(d.config.read_text().replace(str(first), str(second)))
+        _sighup_and_wait(d, "config_reloaded", 0)
+        order(c, 2)
+        while sent(c) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    assert len(list(first.glob("*.json"))) == 1
+    assert len(list(second.glob("*.json"))) == 1  # the notice after the reload went to the new place

@@ -46,7 +46,10 @@ def test_the_walk_reaches_every_settings_struct():
                                        cfg.FulfillmentSettings, cfg.ReorderPolicy, cfg.Source,
                                        # issue 5: running as a site service
                                        cfg.AccessSettings, cfg.LimitsSettings, cfg.TcpSettings, cfg.TcpClient,
-                                       cfg.MetricsSettings, cfg.LoggingSettings}
+                                       cfg.MetricsSettings, cfg.LoggingSettings,
+                                       # issue 6
+                                       cfg.NotificationSettings, cfg.SmtpSettings, cfg.WebhookSettings,
+                                       cfg.FileDropSettings, cfg.EdiSettings}
 
 
 def _documented_keys(text: str) -> set[str]:

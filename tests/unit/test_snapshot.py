@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import random
 
 import msgspec
@@ -10,13 +11,15 @@ import pytest
 from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.carrier import LocalCarrier
-from backorder.actors.model import World
+from backorder.actors.model import World, iso_date
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings, Weights
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
 
-SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}}}, Settings)
+SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}},
+                            # issue 6: routed notices (kept with their content), delays on every move
+                            "notifications": {"routes": {"*": "webhook"}, "tolerance_hours": 0}}, Settings)
 
 
 def fingerprint(w: World) -> dict:
@@ -40,6 +43,10 @@ def fingerprint(w: World) -> dict:
         "receipts": sorted(w.receipts.items()),
         "shipments": {sid: [sh.status, sh.items, sh.tracking] for sid, sh in w.shipments.items()},
         "requests": {rid: [r.qty, r.received, r.expected_date, r.closed_ts] for rid, r in w.requests.items()},
+        "notices": {nid: [n.status, n.attempts, n.kind, n.last_error, n.event] for nid, n in w.notices.items()},
+        "told": sorted(w.told.items()),
+        "notice_counters": [w.notices_sent, w.notice_failures, sorted(w.notices_pending),
+                            sorted((k, v) for k, v in w.notice_status.items() if v)],
     }
 
 
@@ -87,9 +94,22 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
             elif roll < 0.95:
                 emit(ev.PolicyChanged(ts=now, mode=rnd.choice(["fifo", "priority"]),
                                       weights=Weights(rush=rnd.choice([0.0, 24.0]), age=rnd.choice([0.5, 1.0]))))
-            else:
+            elif roll < 0.97 or not w.requests:
                 s = w.sku(rnd.choice(skus))
                 sku_rules.configure(w, s, {"reorder_point": 1, "order_up_to": rnd.randint(1, 10)}, emit, now)
+            else:  # a supplier moves a date (delay notices), and the notifier reports outcomes
+                r = w.requests[rnd.choice(list(w.requests))]
+                sku_rules.confirm(w, w.skus[r.sku], r.request_id, iso_date(now + rnd.randint(1, 30) * 86400.0),
+                                  emit, now)
+            pending = [n for n in w.notices.values() if n.status == "pending"]
+            if pending and rnd.random() < 0.3:
+                n = rnd.choice(pending)
+                emit(ev.NoticeAttempted(ts=now, notice_id=n.notice_id, attempt=n.attempts + 1, channel=n.channel))
+                if rnd.random() < 0.5:
+                    emit(ev.NoticeDelivered(ts=now, notice_id=n.notice_id, attempt=n.attempts))
+                else:
+                    emit(ev.NoticeFailed(ts=now, notice_id=n.notice_id, attempt=n.attempts, error="HTTP 500",
+                                         dead=rnd.random() < 0.5))
         except Rejected:
             pass
     return w, log
@@ -104,6 +124,10 @@ def test_snapshot_restores_what_replay_builds(seed):
     restored = restore(SETTINGS, dump(live))
     assert fingerprint(replayed) == fingerprint(live)
     assert fingerprint(restored) == fingerprint(live)
+    # the outbox's derived counts agree with a full scan (issue 6)
+    scan = collections.Counter(n.status for n in live.notices.values())
+    assert {k: v for k, v in live.notice_status.items() if v} == dict(scan)
+    assert set(live.notices_pending) == {n.notice_id for n in live.notices.values() if n.status == "pending"}
 
 
 def test_decisions_after_restore_match_decisions_after_replay():
