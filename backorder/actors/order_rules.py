@@ -103,6 +103,17 @@ def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> 
     return touched
 
 
+def release(world: World, order_id: str, reason: str, emit: Emit, now: float) -> Order | None:
+    """Lift a payment hold; returns the order, or None when it was not held (nothing to do)."""
+    order = world.orders.get(order_id)
+    if order is None:
+        raise Rejected("unknown_order", f"no order {order_id!r}")
+    if not order.hold or order.cancelled:
+        return None
+    emit(ev.OrderReleased(ts=now, order_id=order_id, reason=reason or "released"))
+    return order
+
+
 def check_date(text: str) -> None:
     try:
         dt.date.fromisoformat(text)

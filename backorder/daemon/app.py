@@ -28,6 +28,7 @@ from backorder.config.settings import Settings
 from backorder.daemon import server
 from backorder.daemon.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import AuditReader, Journal
+from backorder.intake.service import IntakeService
 
 log = structlog.get_logger()
 
@@ -114,6 +115,7 @@ class Daemon:
         self.journal = Journal(settings.daemon.db)
         self.engine: Engine
         self.router: Router
+        self.intake: IntakeService
         self.hub = server.Hub()
         self.audit: AuditReader
         self.connections: set[server.Connection] = set()
@@ -143,6 +145,7 @@ class Daemon:
             "rejected_requests": self.rejected,
             "dead_letters": len(self.engine.world.dead_letters),
             "recovered_events": self.recovered_events,
+            "intake": self.intake.queue_view(),
         }
 
     async def _start(self) -> None:
@@ -180,9 +183,15 @@ class Daemon:
                     d = self.settings.daemon
                     self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus)
                     await self.router.start()
+                    self.intake = IntakeService(self)
+                    await actors.start(self.intake.run)
                     async with trio.open_nursery() as edge:
                         self.conn_nursery = edge
                         await edge.start(server.serve, sock_path, self)
+                        if self.settings.intake.listen:
+                            from backorder.intake import http  # hypercorn only when listening
+
+                            await http.start(self, edge)
                         self.state = "serving"
                         log.info("daemon_ready", socket=str(sock_path), db=self.settings.daemon.db,
                                  mode=self.engine.world.mode)
