@@ -20,6 +20,7 @@ CONFIG = """
 [intake]
 listen = "127.0.0.1:0"
 queue_size = 500
+max_body_bytes = 65536
 priority_reserve = 50
 workers = 16
 
