@@ -14,7 +14,7 @@ import msgspec
 from msgspec import Struct
 
 from backorder.config.settings import ReorderPolicy, Weights
-from backorder.daemon.protocol import OrderSubmit
+from backorder.daemon.protocol import OrderLineIn, OrderSubmit
 
 
 class Event(Struct, kw_only=True, frozen=True, tag_field="type"):
@@ -210,6 +210,15 @@ class OrderReleased(Event, tag="order_released", kw_only=True, frozen=True):
     reason: str
 
 
+class OrderAmended(Event, tag="order_amended", kw_only=True, frozen=True):
+    """order actor: the lines of an order nothing was allocated to yet were replaced (a
+    source's change before allocation); the old lines left their queues."""
+
+    order_id: str
+    lines: list[OrderLineIn]
+    reason: str
+
+
 class AliasSet(Event, tag="alias_set", kw_only=True, frozen=True):
     """intake: a channel SKU maps to a site SKU for (channel, account; "*" = every account)."""
 
@@ -240,6 +249,7 @@ AnyEvent = (
     | DeadLetterRetried
     | DeadLetterDiscarded
     | OrderReleased
+    | OrderAmended
     | AliasSet
 )
 
@@ -249,7 +259,7 @@ EVENT_ENCODER = msgspec.json.Encoder(decimal_format="string")
 # Subscription topics -> event type tags.
 TOPICS: dict[str, frozenset[str]] = {
     "orders": frozenset({"order_received", "order_cancelled", "line_backordered",
-                         "notice_queued", "order_released"}),
+                         "notice_queued", "order_released", "order_amended"}),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
     "shipments": frozenset({"shipment_created", "shipment_shipped", "units_shipped"}),
     "procurement": frozenset({"request_raised", "request_confirmed"}),
@@ -257,7 +267,7 @@ TOPICS: dict[str, frozenset[str]] = {
     "errors": frozenset({"dead_lettered", "dead_letter_retried", "dead_letter_discarded"}),
     # intake_outcome and source_silent are not journaled: the intake service publishes them
     "intake": frozenset({"intake_outcome", "source_silent", "dead_lettered", "dead_letter_retried",
-                         "dead_letter_discarded", "alias_set", "order_released"}),
+                         "dead_letter_discarded", "alias_set", "order_released", "order_amended"}),
 }
 
 

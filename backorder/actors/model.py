@@ -248,6 +248,7 @@ class World:
             ev.DeadLetterRetried: self._dead_letter_retried,
             ev.DeadLetterDiscarded: self._dead_letter_discarded,
             ev.OrderReleased: self._order_released,
+            ev.OrderAmended: self._order_amended,
             ev.AliasSet: self._alias_set,
         }
         for name, policy in settings.skus.items():
@@ -306,14 +307,7 @@ class World:
         # The client's request id is not part of the order, and a msgspec.Raw would keep
         # the whole request buffer alive for as long as the order lives.
         o.id = _NULL_ID
-        t_order = e.ts
-        if o.created_at:
-            t_order = min(parse_ts(o.created_at), e.ts)
-        rush = o.rush or o.priority
-        lines = [
-            Line(e.order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, t_order)
-            for i, li in enumerate(o.lines)
-        ]
+        lines = self._lines(e.order_id, o, o.lines, e.ts)
         order = self.orders[e.order_id] = Order(e.order_id, o, lines, e.ts)
         self.by_key[(o.channel, o.account, o.external_id)] = e.order_id
         self.n_orders = max(self.n_orders, int(e.order_id[1:]))
@@ -323,6 +317,34 @@ class World:
                 line.held = True
             return
         self._queue_lines(lines)
+
+    @staticmethod
+    def _lines(order_id: str, o, specs, ts: float) -> list[Line]:
+        t_order = min(parse_ts(o.created_at), ts) if o.created_at else ts
+        rush = o.rush or o.priority
+        return [Line(order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, t_order)
+                for i, li in enumerate(specs)]
+
+    def _order_amended(self, e: ev.OrderAmended) -> None:
+        """The old lines leave their queues (nothing was allocated to them: the rule that
+        amends checks it), the new ones take their place, keeping the order's time."""
+        order = self.orders[e.order_id]
+        for line in order.lines:
+            waiting = line.need
+            if waiting:
+                s = self.sku(line.sku)
+                s.queue.remove(line)
+                s.backordered -= waiting
+                s.undecided.pop(line, None)
+                if line.backordered_at_entry:
+                    self.bo_cancelled += 1  # a backordered line that will never be filled
+        order.spec = msgspec.structs.replace(order.spec, lines=e.lines)
+        order.lines = self._lines(e.order_id, order.spec, e.lines, order.received_ts)
+        if order.hold:
+            for line in order.lines:
+                line.held = True
+        else:
+            self._queue_lines(order.lines)
 
     def _queue_lines(self, lines: list[Line]) -> None:
         for line in lines:

@@ -67,6 +67,12 @@ class OrderActor:
                         reply.ok(order_result(world, order, duplicate=True))
                     return
                 self._serve_lines(order, reply, corr)
+            case p.OrderAmend(order_id=oid, lines=lines, reason=reason):
+                order = order_rules.amend(world, oid, lines, reason, emit, now)
+                if order is None:
+                    reply.ok(order_result(world, world.orders[oid], duplicate=False))
+                else:
+                    self._serve_lines(order, reply, corr)
             case p.OrderRelease(order_id=oid, reason=reason):
                 order = order_rules.release(world, oid, reason, emit, now)
                 if order is None:  # not on hold (any more): nothing changes

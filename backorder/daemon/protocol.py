@@ -272,6 +272,14 @@ class OrderRelease(Request, tag="order.release", kw_only=True):
     reason: Text = ""
 
 
+class OrderAmend(Request, tag="order.amend", kw_only=True):
+    """client -> order actor: replace the lines of an order before any unit is allocated."""
+
+    order_id: str
+    lines: Annotated[list[OrderLineIn], Meta(min_length=1, max_length=1000)]
+    reason: Text = ""
+
+
 class DeadLettersDiscard(Request, tag="deadletters.discard", kw_only=True):
     """client -> intake: drop dead letters for good (one, or a cause group), with a reason."""
 
@@ -318,6 +326,7 @@ AnyRequest = (
     | DeadLettersRetry
     | OrderIngest
     | OrderRelease
+    | OrderAmend
     | DeadLettersDiscard
     | IntakeAlias
     | SourcesHealth
@@ -413,5 +422,5 @@ WRITE_OPS = frozenset({
     "order.submit", "order.cancel", "stock.receive", "stock.adjust", "sku.configure",
     "procurement.confirm", "pick.confirm", "policy.set", "deadletters.retry",
 })
-WRITE_OPS = WRITE_OPS | {"order.ingest", "order.release", "deadletters.discard", "intake.alias"}  # issue 4
+WRITE_OPS = WRITE_OPS | {"order.ingest", "order.release", "order.amend", "deadletters.discard", "intake.alias"}  # issue 4
 assert WRITE_OPS <= OPS

@@ -26,6 +26,7 @@ import structlog
 import trio
 
 from backorder.actors import events as ev
+from backorder.actors import order_rules
 from backorder.actors.model import iso_ts
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
@@ -242,6 +243,12 @@ class IntakeService:
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
                 return _item(draft, "updated", "", "payment hold released", oid, res["status"])
+            if _amendable(order, spec):
+                ok, res = await self._call(p.OrderAmend(order_id=oid, lines=spec.lines, reason="changed at source"),
+                                           corr)
+                if not ok:
+                    return _item(draft, "rejected", res[0], res[1], oid)
+                return _item(draft, "updated", "", "lines changed before allocation", oid, res["status"])
             return _item(draft, "duplicate", "", "already received", oid, order.status(world.shipments))
         ok, res = await self._call(spec, corr)
         if not ok:
@@ -421,6 +428,12 @@ def _item(draft: Draft, outcome: str, code: str = "", message: str = "", order_i
     if hold:
         out["hold"] = hold
     return out
+
+
+def _amendable(order, spec) -> bool:
+    """A redelivery with other lines, of an order nothing was allocated to yet."""
+    return (not order.cancelled and not order.shipments and not order_rules.same_lines(spec.lines, order.spec.lines)
+            and not any(ln.allocated or ln.shipped for ln in order.lines))
 
 
 def letter_impact(letter, now: float) -> float:

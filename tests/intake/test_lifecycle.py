@@ -117,3 +117,27 @@ def test_discard_a_group_with_a_reason_is_audited(intake_daemon):
         records = [r for r in c.call("audit.query", limit=1000)["records"] if r["type"] == "dead_letter_discarded"]
         assert [r["event"]["reason"] for r in records] == ["test orders"] * 3
         assert {r["cause"] for r in records} == {"deadletters.discard"}
+
+
+def test_a_change_before_allocation_updates_the_lines_after_it_is_a_duplicate(intake_daemon):
+    d = intake_daemon(GRINDER)
+    with d.client() as c:
+        body = raw("shopify/orders_updated_paid.json")
+        oid = ingest(c, "shopify", body, shopify_headers(body, "orders/create"))["orders"][0]["order_id"]
+        assert c.call("sku.get", sku="GRINDER-SS")["backordered"] == 1  # no stock: it waits
+        changed = body.replace(b'"quantity": 1', b'"quantity": 3')
+        res = ingest(c, "shopify", changed, shopify_headers(changed, "orders/updated"))
+        assert (res["outcome"], res["orders"][0]["order_id"]) == ("updated", oid)
+        o = c.call("order.get", order_id=oid)
+        assert [(ln["sku"], ln["qty"], ln["backordered"]) for ln in o["lines"]] == [("GRINDER-SS", 3, 3)]
+        assert c.call("sku.get", sku="GRINDER-SS")["backordered"] == 3
+        c.call("stock.receive", sku="GRINDER-SS", qty=3)
+        assert c.call("order.get", order_id=oid)["lines"][0]["allocated"] == 3
+        back = ingest(c, "shopify", body, shopify_headers(body, "orders/updated"))
+        assert back["outcome"] == "duplicate"  # allocated: the change is not applied
+        assert c.call("order.get", order_id=oid)["lines"][0]["qty"] == 3
+        d.kill9()
+        d.start()
+    with d.client() as c:
+        assert [(ln["qty"], ln["allocated"]) for ln in c.call("order.get", order_id=oid)["lines"]] == [(3, 3)]
+        assert c.call("sku.get", sku="GRINDER-SS")["backordered"] == 0

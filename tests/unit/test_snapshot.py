@@ -93,6 +93,12 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
                     order_rules.settle_order(w, order, emit, now)
                 emit(ev.AliasSet(ts=now, channel="csv", account="*", channel_sku=f"c{i % 4}",
                                  sku=rnd.choice([*skus, None])))
+                if w.orders and rnd.random() < 0.5:  # a source changed an order before allocation
+                    new = [p.OrderLineIn(sku=rnd.choice(skus), qty=rnd.randint(1, 3))]
+                    amended = order_rules.amend(w, rnd.choice(list(w.orders)), new, "changed", emit, now)
+                    if amended is not None and not amended.hold:
+                        for sku in {ln.sku for ln in amended.lines if ln.requires_shipping}:
+                            sku_rules.settle(w, w.sku(sku), emit, now)
                 letter = w.n_letters + 1
                 emit(ev.DeadLettered(ts=now, letter_id=letter, actor="intake", message="{}", error="e", kind="intake",
                                      cause="unknown_sku", channel="csv", account="default", impact=rnd.random()))
