@@ -3,7 +3,13 @@ pipelined over 2 connections) and through the webhook listener (HTTP/1.1 keep-al
 senders), signature verification included (Shopify / WooCommerce natively, the other
 channels with X-Backorder-Hmac-Sha256 over HTTP). Every delivery is a new order.
 
-    python bench/intake.py [--quick] [--n 4000]
+    python bench/intake.py [--quick] [--n 4000] [--flash 200000]
+
+``--flash N`` (default 200,000; 20,000 with --quick) then sends a flash sale of N one-line
+CSV orders as fast as ``backorder import`` can (one delivery per order, ``busy`` replies
+sent again after a pause) into a small queue, and reports deliveries/s, busy refusals,
+the intake queue's peak, the daemon's memory, and that every order is there after a
+kill -9 and restart.
 
 Deliveries are built from the test fixtures (tests/intake/fixtures) with fresh ids.
 """
@@ -115,33 +121,75 @@ def http_run(port: int, channel: str, items: list[tuple[bytes, dict]], senders: 
     return {"deliveries_per_s": round(len(items) / elapsed), "errors": len(errors), "error_samples": errors[:3]}
 
 
+def flash_sale(n: int) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    from backorder.intake import importer
+
+    daemon = Daemon('[intake]\nqueue_size = 1000\npriority_reserve = 100\n')
+    tmp = Path(tempfile.mkdtemp(prefix="boflash"))
+    try:
+        daemon.start()
+        f = tmp / "flash.csv"
+        with f.open("w") as out:
+            out.write("order_id,currency,email,sku,qty,unit_price,ship_address1,ship_country,rush\n")
+            for i in range(n):
+                out.write(f"F{i},USD,c{i}@example.com,SALE-{i % 100},1,19.99,{i} Sale St,US,"
+                          f"{'yes' if i % 1000 == 0 else ''}\n")
+        rss0 = daemon.rss_mib()
+        t0 = time.perf_counter()
+        summary = importer.run(str(daemon.sock), str(f), "csv", window=2000)
+        elapsed = time.perf_counter() - t0
+        health = call(daemon.sock, {"op": "health"})["result"]
+        rss1 = daemon.rss_mib()
+        daemon.kill9()
+        daemon.start()
+        orders_after_restart = call(daemon.sock, {"op": "stats"})["result"]["counts"]["orders"]
+        return {"orders": n, "seconds": round(elapsed, 1), "deliveries_per_s": round(n / elapsed),
+                "accepted": summary["outcomes"].get("accepted", 0), "busy_refusals_resent": summary["busy_retries"],
+                "queue_peak": health["intake"]["peak"], "queue_capacity": health["intake"]["capacity"],
+                "rss_mib_before": round(rss0, 1), "rss_mib_after": round(rss1, 1),
+                "rss_kib_per_order": round((rss1 - rss0) * 1024 / n, 2),
+                "orders_after_kill9_restart": orders_after_restart}
+    finally:
+        daemon.cleanup()
+        for p in tmp.iterdir():
+            p.unlink()
+        tmp.rmdir()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--n", type=int, default=4000, help="deliveries per channel and entry point")
+    ap.add_argument("--flash", type=int, default=None, help="orders in the flash sale (0: skip)")
     args = ap.parse_args()
     n = 400 if args.quick else args.n
+    flash = args.flash if args.flash is not None else (20_000 if args.quick else 200_000)
     exit_on_sigterm()
     os.environ["BO_BENCH_SECRET"] = SECRET
     daemon = Daemon(CONFIG)
+    results: dict = {}
     try:
         daemon.start()
         port = call(daemon.sock, {"op": "health"})["result"]["intake"]["http_port"]
-        results = {}
         for i, ch in enumerate(CHANNELS):
             sock_items = deliveries(ch, n, offset=1_000_000 * (2 * i + 1))
             http_items = deliveries(ch, n, offset=1_000_000 * (2 * i + 2))
             results[ch] = {"socket": socket_run(daemon, ch, sock_items), "http": http_run(port, ch, http_items)}
             print(ch, json.dumps(results[ch]), flush=True)
-        errors = sum(r["socket"]["errors"] + r["http"]["errors"] for r in results.values())
-        save(result_name("intake", args.quick), {
-            "deliveries_per_channel": n, "channels": results, "errors": errors,
-            "socket_min_per_s": min(r["socket"]["deliveries_per_s"] for r in results.values()),
-            "http_min_per_s": min(r["http"]["deliveries_per_s"] for r in results.values()),
-            "rss_mib": round(daemon.rss_mib(), 1),
-        })
+        rss = round(daemon.rss_mib(), 1)
     finally:
         daemon.cleanup()
+    errors = sum(r["socket"]["errors"] + r["http"]["errors"] for r in results.values())
+    save(result_name("intake", args.quick), {
+        "deliveries_per_channel": n, "channels": results, "errors": errors,
+        "socket_min_per_s": min(r["socket"]["deliveries_per_s"] for r in results.values()),
+        "http_min_per_s": min(r["http"]["deliveries_per_s"] for r in results.values()),
+        "rss_mib": rss,
+        "flash_sale": flash_sale(flash) if flash else None,
+    })
 
 
 if __name__ == "__main__":

@@ -184,7 +184,6 @@ class IntakeService:
 
     async def _decide(self, work: Work) -> dict:
         d = work.delivery
-        settings = self.daemon.settings
         hint = work.account or account_hint(d.channel, d.headers)
         items: list[dict] = []
         rejected: list[tuple[Draft | None, str, Rejected]] = []

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from intake_support import (SHOP, WOO, doc, encode, generic_headers, http_port, ingest, post, raw,
-                            shopify_headers, sign, woo_headers)
+                            shopify_headers, woo_headers)
 
 EXTRA = """
 [skus."POUROVER-W"]

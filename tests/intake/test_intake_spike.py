@@ -61,7 +61,7 @@ def test_a_burst_far_above_capacity_is_refused_not_buffered_and_nothing_acknowle
 
         def send(n: int) -> tuple[str, int, dict]:
             body = csv_order(f"H{n}").encode()
-            status, res, headers = post(port, "csv", body, generic_headers(body))
+            status, _res, headers = post(port, "csv", body, generic_headers(body))
             return f"H{n}", status, headers
 
         statuses = []
