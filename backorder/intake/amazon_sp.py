@@ -33,10 +33,13 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
                   "$.getOrder.payload")
     oid = d.ident(d.get(order, "AmazonOrderId", "$.getOrder.payload"), "$.getOrder.payload.AmazonOrderId")
     status = d.text(order.get("OrderStatus"))
+    seller = d.text(env.get("seller_id")) or None
     if status == "Canceled":
-        return [d.Draft(kind="cancel", external_id=oid, message="OrderStatus Canceled")]
+        return [d.Draft(kind="cancel", external_id=oid, account=seller, message="OrderStatus Canceled")]
     if order.get("FulfillmentChannel") == "AFN":
-        return [d.ignored("marketplace_fulfilled", "FulfillmentChannel AFN: Amazon ships this order", oid)]
+        afn = d.ignored("marketplace_fulfilled", "FulfillmentChannel AFN: Amazon ships this order", oid)
+        afn.account = seller
+        return [afn]
     total = order.get("OrderTotal") or {}
     currency = d.text(total.get("CurrencyCode"))
     items = []
@@ -71,7 +74,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     buyer = d.obj(order.get("BuyerInfo") or {}, "$.getOrder.payload.BuyerInfo")
     return [d.Draft(
         external_id=oid,
-        account=d.text(env.get("seller_id")) or None,
+        account=seller,
         order_number=oid,
         customer={"id": "", "name": d.text(buyer.get("BuyerName"))},
         email=d.text(buyer.get("BuyerEmail")),

@@ -40,8 +40,9 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         raise Rejected("order_items_mismatch", f"the webhook is for order {hook_id}, the fetched order is {oid}")
     status_id = order.get("status_id")
     status = d.text(order.get("status"))
+    store = d.text(env.get("store_hash")) or None
     if status_id in ENDED:
-        return [d.Draft(kind="cancel", external_id=oid, message=f"status {status}")]
+        return [d.Draft(kind="cancel", external_id=oid, account=store, message=f"status {status}")]
     lines, units = [], 0
     for i, p in enumerate(d.arr(d.get(env, "products", "$"), "$.products")):
         path = f"$.products[{i}]"
@@ -64,7 +65,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     service = " ".join(d.text(a.get("shipping_method")) for a in addrs if isinstance(a, dict))
     return [d.Draft(
         external_id=oid,
-        account=d.text(env.get("store_hash")) or None,
+        account=store,
         order_number=oid,
         customer={"id": d.text(order.get("customer_id")), "name": d.full_name(bill)},
         email=d.text(bill.get("email") or ship.get("email")),
