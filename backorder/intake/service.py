@@ -94,7 +94,6 @@ class _Waiter:
 class IntakeService:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
-        self.cfg = daemon.settings.intake
         self.lanes: tuple[deque[Work], deque[Work]] = (deque(), deque())  # priority, normal
         self.pending = 0  # queued + being decided
         self.peak = 0
@@ -104,6 +103,12 @@ class IntakeService:
         self.sources: dict[tuple[str, str], Source] = {}
         self.http_port: int | None = None
         self._corr = itertools.count(1)
+
+    @property
+    def cfg(self):
+        """Read at each use, so a configuration reload (SIGHUP, issue 5) applies at once;
+        only ``workers`` is fixed at start."""
+        return self.daemon.settings.intake
 
     # --- entry -------------------------------------------------------------------
 
