@@ -29,6 +29,7 @@ from backorder.daemon import server
 from backorder.daemon.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import AuditReader, Journal
 from backorder.notify.notifier import Notifier
+from backorder.intake.service import IntakeService
 
 log = structlog.get_logger()
 
@@ -115,6 +116,7 @@ class Daemon:
         self.journal = Journal(settings.daemon.db)
         self.engine: Engine
         self.router: Router
+        self.intake: IntakeService
         self.hub = server.Hub()
         self.audit: AuditReader
         self.connections: set[server.Connection] = set()
@@ -145,6 +147,7 @@ class Daemon:
             "dead_letters": len(self.engine.world.dead_letters),
             "recovered_events": self.recovered_events,
             "notifier": {"breakers": self.notifier.statistics()} if hasattr(self, "notifier") else None,
+            "intake": self.intake.queue_view(),
         }
 
     async def _start(self) -> None:
@@ -184,9 +187,15 @@ class Daemon:
                     await self.router.start()
                     self.notifier = Notifier(self.engine)
                     await actors.start(self.notifier.run)
+                    self.intake = IntakeService(self)
+                    await actors.start(self.intake.run)
                     async with trio.open_nursery() as edge:
                         self.conn_nursery = edge
                         await edge.start(server.serve, sock_path, self)
+                        if self.settings.intake.listen:
+                            from backorder.intake import http  # hypercorn only when listening
+
+                            await http.start(self, edge)
                         self.state = "serving"
                         log.info("daemon_ready", socket=str(sock_path), db=self.settings.daemon.db,
                                  mode=self.engine.world.mode)
