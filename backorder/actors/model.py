@@ -53,7 +53,7 @@ class Line:
         "order_id", "line_no", "sku", "qty", "unit_price", "requires_shipping",
         "rush", "value", "t_order", "arrival", "key",
         "allocated", "in_shipment", "shipped", "cancelled",
-        "rule", "rank", "backordered_at_entry", "decided", "qtoken",
+        "rule", "rank", "backordered_at_entry", "decided", "qtoken", "held",
     )
 
     def __init__(self, order_id: str, line_no: int, sku: str, qty: int, unit_price: Decimal,
@@ -78,11 +78,12 @@ class Line:
         self.backordered_at_entry = 0
         self.decided = False
         self.qtoken = 0  # nonzero while queued (see ServiceQueue)
+        self.held = False  # its order waits for payment: it is in no queue yet
 
     @property
     def need(self) -> int:
         """Units still to be allocated (the line's backordered quantity while it waits)."""
-        if self.cancelled or not self.requires_shipping:
+        if self.cancelled or not self.requires_shipping or self.held:
             return 0
         return self.qty - self.allocated - self.shipped
 
@@ -157,7 +158,7 @@ class Shipment:
 
 class Order:
     __slots__ = ("order_id", "spec", "lines", "shipments", "cancelled", "cancel_reason",
-                 "received_ts", "closed_ts")
+                 "received_ts", "closed_ts", "hold")
 
     def __init__(self, order_id: str, spec, lines: list[Line], ts: float) -> None:
         self.order_id = order_id
@@ -168,6 +169,7 @@ class Order:
         self.cancel_reason = ""
         self.received_ts = ts
         self.closed_ts: float | None = None
+        self.hold = ""  # why it waits for payment ("" = it does not)
 
     @property
     def shipping_lines(self) -> list[Line]:
@@ -237,6 +239,8 @@ class World:
         self.dead_letters: dict[int, ev.DeadLettered] = {}
         # (sku, receipt_id) -> (qty, request_id) of receipts sent with an idempotency key
         self.receipts: dict[tuple[str, str], tuple[int, str | None]] = {}
+        # (channel, account or "*") -> {channel SKU: site SKU}, set by intake.alias
+        self.aliases: dict[tuple[str, str], dict[str, str]] = {}
         self.seq = 0  # last journal seq applied
         # id counters (advanced by evolve so that a replay reproduces them)
         self.n_orders = self.n_shipments = self.n_requests = self.n_notices = 0
@@ -284,6 +288,10 @@ class World:
             ev.PolicyChanged: self._policy_changed,
             ev.DeadLettered: self._dead_lettered,
             ev.DeadLetterRetried: self._dead_letter_retried,
+            ev.DeadLetterDiscarded: self._dead_letter_discarded,
+            ev.OrderReleased: self._order_released,
+            ev.OrderAmended: self._order_amended,
+            ev.AliasSet: self._alias_set,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -341,17 +349,46 @@ class World:
         # The client's request id is not part of the order, and a msgspec.Raw would keep
         # the whole request buffer alive for as long as the order lives.
         o.id = _NULL_ID
-        t_order = e.ts
-        if o.created_at:
-            t_order = min(parse_ts(o.created_at), e.ts)
-        rush = o.rush or o.priority
-        lines = [
-            Line(e.order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, t_order)
-            for i, li in enumerate(o.lines)
-        ]
-        self.orders[e.order_id] = Order(e.order_id, o, lines, e.ts)
+        lines = self._lines(e.order_id, o, o.lines, e.ts)
+        order = self.orders[e.order_id] = Order(e.order_id, o, lines, e.ts)
         self.by_key[(o.channel, o.account, o.external_id)] = e.order_id
         self.n_orders = max(self.n_orders, int(e.order_id[1:]))
+        if o.hold:
+            order.hold = o.hold
+            for line in lines:
+                line.held = True
+            return
+        self._queue_lines(lines)
+
+    @staticmethod
+    def _lines(order_id: str, o, specs, ts: float) -> list[Line]:
+        t_order = min(parse_ts(o.created_at), ts) if o.created_at else ts
+        rush = o.rush or o.priority
+        return [Line(order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, t_order)
+                for i, li in enumerate(specs)]
+
+    def _order_amended(self, e: ev.OrderAmended) -> None:
+        """The old lines leave their queues (nothing was allocated to them: the rule that
+        amends checks it), the new ones take their place, keeping the order's time."""
+        order = self.orders[e.order_id]
+        for line in order.lines:
+            waiting = line.need
+            if waiting:
+                s = self.sku(line.sku)
+                s.queue.remove(line)
+                s.backordered -= waiting
+                s.undecided.pop(line, None)
+                if line.backordered_at_entry:
+                    self.bo_cancelled += 1  # a backordered line that will never be filled
+        order.spec = msgspec.structs.replace(order.spec, lines=e.lines)
+        order.lines = self._lines(e.order_id, order.spec, e.lines, order.received_ts)
+        if order.hold:
+            for line in order.lines:
+                line.held = True
+        else:
+            self._queue_lines(order.lines)
+
+    def _queue_lines(self, lines: list[Line]) -> None:
         for line in lines:
             if line.requires_shipping:
                 s = self.sku(line.sku)
@@ -563,7 +600,31 @@ class World:
         self.n_letters = max(self.n_letters, e.letter_id)
 
     def _dead_letter_retried(self, e: ev.DeadLetterRetried) -> None:
+        if e.resolved:
+            self.dead_letters.pop(e.letter_id, None)
+            return
+        letter = self.dead_letters.get(e.letter_id)
+        if letter is not None:  # failed again: it stays, with the new cause
+            self.dead_letters[e.letter_id] = msgspec.structs.replace(
+                letter, attempts=letter.attempts + 1, cause=e.cause or letter.cause, error=e.error or letter.error)
+
+    def _dead_letter_discarded(self, e: ev.DeadLetterDiscarded) -> None:
         self.dead_letters.pop(e.letter_id, None)
+
+    def _order_released(self, e: ev.OrderReleased) -> None:
+        order = self.orders[e.order_id]
+        order.hold = ""
+        for line in order.lines:
+            line.held = False
+        if not order.cancelled:
+            self._queue_lines(order.lines)
+
+    def _alias_set(self, e: ev.AliasSet) -> None:
+        table = self.aliases.setdefault((e.channel, e.account), {})
+        if e.sku is None:
+            table.pop(e.channel_sku, None)
+        else:
+            table[e.channel_sku] = e.sku
 
     # --- views ------------------------------------------------------------------
 

@@ -18,10 +18,10 @@ from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, 
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 from backorder.daemon.protocol import OrderSubmit
 
-VERSION = 3  # 3: notices and the dates told (issue 6)
+VERSION = 4  # 3: notices and the dates told (issue 6); 4: payment holds and intake SKU aliases
 
 LINE = ("sku", "qty", "unit_price", "requires_shipping", "rush", "value", "t_order", "arrival",
-        "allocated", "in_shipment", "shipped", "cancelled", "rule", "rank", "backordered_at_entry", "decided")
+        "allocated", "in_shipment", "shipped", "cancelled", "rule", "rank", "backordered_at_entry", "decided", "held")
 SKU = ("on_hand", "allocated", "backordered", "inbound_qty", "received", "adjusted", "shipped", "known")
 SHIPMENT = ("shipment_id", "order_id", "items", "status", "created_ts", "shipped_ts", "carrier", "tracking",
             "label_zpl")
@@ -54,7 +54,7 @@ def dump(world: World) -> bytes:
         "skus": [[s.sku, msgspec.to_builtins(s.policy), *[getattr(s, f) for f in SKU]]
                  for s in world.skus.values()],
         "orders": [[o.order_id, EVENT_ENCODER.encode(o.spec), o.cancelled, o.cancel_reason, o.received_ts,
-                    o.closed_ts, o.shipments, [line_row(ln) for ln in o.lines]] for o in world.orders.values()],
+                    o.closed_ts, o.shipments, [line_row(ln) for ln in o.lines], o.hold] for o in world.orders.values()],
         "shipments": [[getattr(sh, f) for f in SHIPMENT] for sh in world.shipments.values()],
         "requests": [[getattr(r, f) for f in REQUEST] for r in world.requests.values()],
         "dead_letters": [EVENT_ENCODER.encode(x) for x in world.dead_letters.values()],
@@ -63,6 +63,7 @@ def dump(world: World) -> bytes:
                     for n in world.notices.values()],
         "told": [[oid, line_no, date] for (oid, line_no), date in world.told.items()],
         "warned": sorted(world.warned),
+        "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
     })
 
 
@@ -89,7 +90,7 @@ def restore(settings: Settings, data: bytes) -> World:
         w.requests[r.request_id] = r
         if r.closed_ts is None:
             w.skus[r.sku].inbound[r.request_id] = r
-    for order_id, spec_json, cancelled, reason, received_ts, closed_ts, shipments, lines in snap["orders"]:
+    for order_id, spec_json, cancelled, reason, received_ts, closed_ts, shipments, lines, hold in snap["orders"]:
         spec = _spec_decoder.decode(spec_json)
         order_lines = []
         for line_no, row in enumerate(lines, 1):
@@ -109,6 +110,7 @@ def restore(settings: Settings, data: bytes) -> World:
                 s.holders[ln] = None
         o = w.orders[order_id] = Order(order_id, spec, order_lines, received_ts)
         o.cancelled, o.cancel_reason, o.closed_ts, o.shipments = cancelled, reason, closed_ts, shipments
+        o.hold = hold
         w.by_key[(spec.channel, spec.account, spec.external_id)] = order_id
     for row in snap["shipments"]:
         sh = Shipment.__new__(Shipment)
@@ -117,6 +119,7 @@ def restore(settings: Settings, data: bytes) -> World:
         sh.items = [tuple(item) for item in sh.items]
         w.shipments[sh.shipment_id] = sh
     w.receipts = {(sku, rid): (qty, req) for sku, rid, qty, req in snap["receipts"]}
+    w.aliases = {(ch, acct): dict(table) for ch, acct, table in snap["aliases"]}
     for body in snap["dead_letters"]:
         letter = EVENT_DECODER.decode(body)
         w.dead_letters[letter.letter_id] = letter

@@ -210,6 +210,52 @@ class NotificationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     def route(self, channel: str, account: str) -> str:
         r = self.routes
         return r.get(f"{channel}/{account}") or r.get(channel) or r.get("*") or "none"
+# --- order intake (issue 4): channels, accounts, validation profiles ------------------
+
+
+class ValidationProfile(Struct, kw_only=True, forbid_unknown_fields=True):
+    """What a channel (or one account of it) may send: fields left unset at account level
+    take the channel's value (see ``ChannelSettings.profile``)."""
+
+    sku_aliases: dict[str, str] | None = None  # channel SKU -> site SKU
+    currencies: list[str] | None = None  # accepted ISO 4217 codes; empty = any known code
+    lenient_numbers: bool | None = None  # accept quantities sent as strings ("3", "3.0")
+    optional_fields: list[str] | None = None  # canonical fields the source may withhold (e.g. "email")
+    known_skus_only: bool | None = None  # reject SKUs (after aliases) the site never configured
+    hold_statuses: list[str] | None = None  # source payment statuses that put an order on hold
+    rush_services: list[str] | None = None  # shipping service names/codes that mean rush
+    priority: bool | None = None  # the customer of this account is a priority customer
+    secret_env: str | None = None  # name of the environment variable holding the signing secret
+    secret_file: str | None = None  # or a file holding it (first line)
+
+
+class ChannelSettings(ValidationProfile, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    accounts: dict[str, ValidationProfile] = {}
+
+    def profile(self, account: str) -> ValidationProfile:
+        """The channel's profile with the account's explicit keys on top."""
+        acct = self.accounts.get(account)
+        fields = {f: getattr(self, f) for f in ValidationProfile.__struct_fields__}
+        if acct is not None:
+            fields.update({f: v for f in ValidationProfile.__struct_fields__
+                           if (v := getattr(acct, f)) is not None})
+        return ValidationProfile(**fields)
+
+
+class IntakeSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    queue_size: Annotated[int, Meta(ge=1)] = 2000  # deliveries waiting or in flight, all lanes
+    priority_reserve: Annotated[int, Meta(ge=0)] = 200  # of queue_size, only for rush / high-value
+    workers: Annotated[int, Meta(ge=1)] = 64  # deliveries handed to the order actor at once
+    high_value: Annotated[float, Meta(ge=0)] = 1000.0  # order value that earns the priority lane
+    max_body_bytes: Annotated[int, Meta(ge=1024)] = 1_048_576
+    retry_attempts: Annotated[int, Meta(ge=0)] = 3  # transient failures retried this often
+    retry_base_s: Annotated[float, Meta(gt=0)] = 0.05  # first backoff; doubles, with jitter
+    retry_max_s: Annotated[float, Meta(gt=0)] = 5.0
+    retry_after_s: Annotated[int, Meta(ge=1)] = 2  # Retry-After of a 503
+    silent_after_s: Annotated[float, Meta(gt=0)] = 3600.0  # a source quiet this long is "silent"
+    signature_samples: Annotated[int, Meta(ge=0)] = 20  # bad-signature deliveries kept per source
+    listen: str | None = None  # "127.0.0.1:8080" turns the webhook listener on (port 0: any)
 
 
 class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -227,6 +273,8 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     sources: dict[str, Source] = {}
     notifications: NotificationSettings = msgspec.field(default_factory=NotificationSettings)
     locations: dict[str, str] = {}  # SKU -> storage location (pick lists walk in this order)
+    intake: IntakeSettings = msgspec.field(default_factory=IntakeSettings)
+    channels: dict[str, ChannelSettings] = {}
 
     def problems(self) -> list[str]:
         """Cross-field checks msgspec cannot express, each prefixed by its key path."""
@@ -236,20 +284,34 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
                        "(e.g. 2026-01-05T09:00:00Z)")
         for sku, pol in self.skus.items():
             out += [f"skus.{sku}: {p}" for p in pol.problems()]
+        out += intake_problems(self)
         from backorder.config.service_checks import service_problems  # issue 5
 
         out += service_problems(self)
         return out
 
 
-_NAMED_TABLES = {"skus": ReorderPolicy, "sources": Source}
+def intake_problems(settings: Settings) -> list[str]:
+    from backorder.intake.adapters import CHANNELS  # the channel names live with the adapters
+
+    out = []
+    for name in settings.channels:
+        if name not in CHANNELS:
+            out.append(f"channels.{name}: unknown channel (known: {', '.join(sorted(CHANNELS))})")
+    listen = settings.intake.listen
+    if listen is not None and not re.match(r"^[^:]+:\d{1,5}$", listen):
+        out.append(f"intake.listen: {listen!r} is not HOST:PORT")
+    return out
+
+
+_NAMED_TABLES = {"skus": ReorderPolicy, "sources": Source, "channels": ChannelSettings}
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _name_table(raw: bytes | str, text: str) -> str:
     """msgspec shows an entry of ``[skus.NAME]`` / ``[sources.NAME]`` as `$.skus[...]`:
     find the first entry that fails on its own and put its name in the path."""
-    m = re.search(r"`\$\.(skus|sources)\[\.\.\.\]", text)
+    m = re.search(r"`\$\.(skus|sources|channels)\[\.\.\.\]", text)
     if m is None:
         return text
     section = m.group(1)

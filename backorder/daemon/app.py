@@ -29,6 +29,7 @@ from backorder.daemon import access, dblock, integrity, metrics, reload, request
 from backorder.daemon.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import AuditReader, Journal
 from backorder.notify.notifier import Notifier
+from backorder.intake.service import IntakeService
 
 log = structlog.get_logger()
 
@@ -139,6 +140,7 @@ class Daemon:
         self.journal = Journal(settings.daemon.db)
         self.engine: Engine
         self.router: Router
+        self.intake: IntakeService
         self.hub = server.Hub()
         self.audit: AuditReader
         self.connections: set[server.Connection] = set()
@@ -169,6 +171,7 @@ class Daemon:
             "dead_letters": len(self.engine.world.dead_letters),
             "recovered_events": self.recovered_events,
             "notifier": {"breakers": self.notifier.statistics()} if hasattr(self, "notifier") else None,
+            "intake": self.intake.queue_view(),
         }
 
     def apply_access(self, acc) -> None:
@@ -235,6 +238,8 @@ class Daemon:
                     await self.router.start()
                     self.notifier = Notifier(self.engine)
                     await actors.start(self.notifier.run)
+                    self.intake = IntakeService(self)
+                    await actors.start(self.intake.run)
                     if self.settings.metrics.port is not None:  # lives until the actors stop
                         self.metrics = metrics.Metrics(self)
                         await actors.start(self.metrics.run)
@@ -242,6 +247,10 @@ class Daemon:
                         self.conn_nursery = edge
                         await edge.start(server.serve, sock_path, self)
                         await self._start_extra_listeners(edge)
+                        if self.settings.intake.listen:
+                            from backorder.intake import http  # hypercorn only when listening
+
+                            await http.start(self, edge)
                         self.state = "serving"
                         log.info("daemon_ready", socket=str(sock_path), db=self.settings.daemon.db,
                                  mode=self.engine.world.mode, recovered_events=self.recovered_events)

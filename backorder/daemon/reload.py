@@ -11,7 +11,9 @@ Applied at once:
   ``sku_configured`` event, cause ``config``, exactly as the file's policies are
   journaled at start, so a replay rebuilds the same state;
 - ``[default_policy]``, for SKUs with no journaled policy (as a restart would);
-- ``[notifications]`` (channel settings, routes, templates, retries), see ``_channels``.
+- ``[notifications]`` (channel settings, routes, templates, retries), see ``_channels``;
+- ``[intake]`` (but its listener and workers), ``[channels.*]``, ``strict_skus``,
+  ``[sources]`` and ``[locations]``, see ``_intake``.
 
 The rest of ``[daemon]``, ``[tcp]`` and ``[metrics]`` needs a restart: a change there is
 logged (``reload_needs_restart``) and otherwise ignored. An invalid file is refused with a
@@ -89,6 +91,7 @@ def reload(daemon: Daemon, path: str | Path | None) -> bool:
     old.access = new.access
     _policies(daemon, old, new)
     _channels(daemon, old, new)
+    _intake(old, new)
     for hook in HOOKS:
         hook(daemon, old, new)
     log.info("config_reloaded", config=str(path))
@@ -125,6 +128,20 @@ def _channels(daemon: Daemon, old: Settings, new: Settings) -> None:
     notifier.renderer = Renderer(cfg.templates_dir)
     for breaker in notifier.breakers.values():
         breaker.limit, breaker.reset_s = cfg.breaker_failures, cfg.breaker_reset_s
+
+
+def _intake(old: Settings, new: Settings) -> None:
+    """``[intake]``, ``[channels.*]`` and the settings the rules read at each decision
+    (``strict_skus``, ``[sources]``, ``[locations]``): the intake reads them at each use and
+    its decisions are journaled, so they apply to the next delivery. The webhook listener's
+    address and the number of workers are fixed at start."""
+    if (new.intake.listen, new.intake.workers) != (old.intake.listen, old.intake.workers):
+        log.warning("reload_needs_restart", section="intake", keys="listen, workers")
+    old.intake = msgspec.structs.replace(new.intake, listen=old.intake.listen, workers=old.intake.workers)
+    old.channels = new.channels
+    old.strict_skus = new.strict_skus
+    old.sources = new.sources
+    old.locations = new.locations
 
 
 def _policies(daemon: Daemon, old: Settings, new: Settings) -> None:

@@ -206,3 +206,17 @@ def test_sighup_reloads_notification_channel_settings(sim, tmp_path):
             time.sleep(0.02)
     assert len(list(first.glob("*.json"))) == 1
     assert len(list(second.glob("*.json"))) == 1  # the notice after the reload went to the new place
+
+
+CSV = ("order_id,order_date,currency,email,sku,qty,unit_price,ship_name,ship_address1,ship_city,ship_postal_code,"
+       "ship_country\n{oid},2026-01-05T08:00:00Z,USD,ann@example.com,W,1,9.99,Ann Lee,1 Main St,Springfield,1,US\n")
+
+
+def test_sighup_reloads_intake_channel_settings(sim):
+    d = sim("[channels.csv]\nenabled = true\n")
+    with d.client() as c:
+        assert c.call("order.ingest", channel="csv", body=CSV.format(oid="R1"))["outcome"] == "accepted"
+        d.config.write_text(d.config.read_text().replace("enabled = true", "enabled = false"))
+        _sighup_and_wait(d, "config_reloaded", 0)
+        refused = c.request("order.ingest", channel="csv", body=CSV.format(oid="R2"))
+        assert refused["error"]["code"] == "unknown_channel"

@@ -49,7 +49,8 @@ def test_the_walk_reaches_every_settings_struct():
                                        cfg.MetricsSettings, cfg.LoggingSettings,
                                        # issue 6
                                        cfg.NotificationSettings, cfg.SmtpSettings, cfg.WebhookSettings,
-                                       cfg.FileDropSettings, cfg.EdiSettings}
+                                       cfg.FileDropSettings, cfg.EdiSettings,
+                                       cfg.IntakeSettings, cfg.ChannelSettings, cfg.ValidationProfile}
 
 
 def _documented_keys(text: str) -> set[str]:
@@ -69,7 +70,7 @@ def test_example_config_parses_and_documents_every_key():
     assert sorted(missing) == [], "keys of backorder.config.settings missing from config/backorder.example.toml"
     # the sections shown with their defaults do show the defaults
     defaults = cfg.Settings()
-    for section in ("daemon", "allocation", "fulfillment", "default_policy", "strict_skus"):
+    for section in ("daemon", "allocation", "fulfillment", "default_policy", "strict_skus", "intake"):
         assert getattr(settings, section) == getattr(defaults, section), section
     # and the examples the file promises are there
     assert settings.skus["SKU-1"].source == "supplier:ACME"

@@ -35,9 +35,9 @@ def fingerprint(w: World) -> dict:
                      sorted((ln.order_id, ln.line_no) for ln in s.undecided),
                      sorted((ln.order_id, ln.line_no) for ln in s.holders)]
                  for n, s in sorted(w.skus.items())},
-        "orders": {oid: [o.cancelled, o.shipments, o.spec.external_id, o.status(w.shipments),
+        "orders": {oid: [o.cancelled, o.shipments, o.spec.external_id, o.status(w.shipments), o.hold,
                          [(ln.sku, ln.qty, str(ln.unit_price), ln.allocated, ln.in_shipment, ln.shipped, ln.cancelled,
-                           ln.decided, ln.backordered_at_entry, ln.arrival, ln.rule) for ln in o.lines]]
+                           ln.decided, ln.backordered_at_entry, ln.arrival, ln.rule, ln.held) for ln in o.lines]]
                    for oid, o in w.orders.items()},
         "by_key": sorted(w.by_key.items()),
         "receipts": sorted(w.receipts.items()),
@@ -47,6 +47,8 @@ def fingerprint(w: World) -> dict:
         "told": sorted(w.told.items()),
         "notice_counters": [w.notices_sent, w.notice_failures, sorted(w.notices_pending),
                             sorted((k, v) for k, v in w.notice_status.items() if v)],
+        "aliases": sorted((k, sorted(v.items())) for k, v in w.aliases.items()),
+        "dead_letters": {k: msgspec.to_builtins(x) for k, x in w.dead_letters.items()},
     }
 
 
@@ -71,9 +73,10 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
                           "requires_shipping": rnd.random() > 0.05} for _ in range(rnd.randint(1, 3))]
                 req = msgspec.convert({"op": "order.submit", "channel": "web", "external_id": f"x{rnd.randint(0, 60)}",
                                        "lines": lines, "rush": rnd.random() < 0.2,
+                                       "hold": "payment pending" if rnd.random() < 0.15 else "",
                                        "ship_complete": rnd.random() < 0.2}, p.OrderSubmit)
                 order, dup = order_rules.submit(w, req, emit, now)
-                if not dup:
+                if not dup and not order.hold:  # a held order's lines join no queue (the actor settles none)
                     for sku in {ln.sku for ln in order.lines if ln.requires_shipping}:
                         sku_rules.settle(w, w.skus[sku], emit, now)
                     order_rules.settle_order(w, order, emit, now)
@@ -88,6 +91,28 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
             elif roll < 0.82 and w.orders:
                 for sku in order_rules.cancel(w, rnd.choice(list(w.orders)), "test", emit, now):
                     sku_rules.settle(w, w.skus[sku], emit, now)
+            elif roll < 0.86 and w.orders:
+                # a payment hold lifted (intake's "updated"), an alias, an intake dead letter
+                order = order_rules.release(w, rnd.choice(list(w.orders)), "paid", emit, now)
+                if order is not None:
+                    for sku in {ln.sku for ln in order.lines if ln.requires_shipping}:
+                        sku_rules.settle(w, w.skus[sku], emit, now)
+                    order_rules.settle_order(w, order, emit, now)
+                emit(ev.AliasSet(ts=now, channel="csv", account="*", channel_sku=f"c{i % 4}",
+                                 sku=rnd.choice([*skus, None])))
+                if w.orders and rnd.random() < 0.5:  # a source changed an order before allocation
+                    new = [p.OrderLineIn(sku=rnd.choice(skus), qty=rnd.randint(1, 3))]
+                    amended = order_rules.amend(w, rnd.choice(list(w.orders)), new, "changed", emit, now)
+                    if amended is not None and not amended.hold:
+                        for sku in {ln.sku for ln in amended.lines if ln.requires_shipping}:
+                            sku_rules.settle(w, w.sku(sku), emit, now)
+                letter = w.n_letters + 1
+                emit(ev.DeadLettered(ts=now, letter_id=letter, actor="intake", message="{}", error="e", kind="intake",
+                                     cause="unknown_sku", channel="csv", account="default", impact=rnd.random()))
+                if rnd.random() < 0.5:
+                    emit(ev.DeadLetterRetried(ts=now, letter_id=letter, resolved=False, cause="missing_sku", error="x"))
+                elif rnd.random() < 0.5:
+                    emit(ev.DeadLetterDiscarded(ts=now, letter_id=letter, reason="test"))
             elif roll < 0.9:
                 s = w.sku(rnd.choice(skus))
                 sku_rules.adjust(w, s, None, rnd.randint(0, s.on_hand + 3), "count", emit, now)
