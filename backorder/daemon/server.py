@@ -5,7 +5,14 @@ writer (the only task that writes to the stream). Replies from any actor reach t
 writer through an unbounded channel; the writer drains everything ready, waits until
 the journal has made it durable, and sends it with one ``send_all``. Back-pressure: at
 most ``max_inflight`` requests per connection are unanswered; the reader stops reading
-until replies go out, so a flooding client only slows itself.
+until replies go out, so a flooding client only slows itself (and is disconnected if its
+replies stay unread for ``[limits] inflight_wait_s``).
+
+Each connection has a role (``access``): a read-only one gets ``forbidden`` for the ops
+of ``protocol.WRITE_OPS``. A connection that breaks a limit (``Disconnect``: line size,
+idle time, in-flight, subscriber buffer) is sent one error line and closed; nothing else
+is affected. Every reply feeds the metrics (``metrics.Recorder``) and, per
+``[logging] requests``, the canonical request log line (``requestlog``).
 """
 
 from __future__ import annotations
