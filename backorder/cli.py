@@ -9,11 +9,24 @@ import sys
 from backorder.config.settings import ConfigError, load_settings
 
 
+# Exit statuses systemd is told not to restart on (RestartPreventExitStatus): restarting
+# cannot fix a bad config file or a damaged journal (sysexits.h EX_CONFIG, EX_DATAERR).
+EXIT_CONFIG = 78
+EXIT_DATA = 65
+
+
+def _refuse_config(exc: ConfigError):
+    """One problem per line, each with its key path (check-config and serve print the same)."""
+    print("backorder: invalid configuration:\n" + "\n".join(str(exc).split("; ")), file=sys.stderr)
+    sys.exit(EXIT_CONFIG)
+
+
 def _settings(args):
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
-        sys.exit(f"backorder: invalid configuration: {exc}")
+        # one problem per line, each with its key path (the same lines as check-config)
+        _refuse_config(exc)
     d = settings.daemon
     if getattr(args, "db", None):
         d.db = args.db
@@ -27,7 +40,7 @@ def cmd_serve(args) -> None:
 
     settings = _settings(args)
     logging.configure(settings.daemon.log_level)
-    app.run(settings)
+    app.run(settings, args.config)
 
 
 def cmd_send(args) -> None:
@@ -54,8 +67,51 @@ def cmd_check_config(args) -> None:
     try:
         load_settings(args.file)
     except ConfigError as exc:
-        sys.exit(f"backorder: {exc}")
+        _refuse_config(exc)
     print(f"{args.file}: ok")
+
+
+def cmd_token(args) -> None:
+    """Make a bearer token for a TCP client: the token for the client, the hash for the config."""
+    from backorder.daemon.tcp import hash_token, new_token
+
+    token = new_token()
+    print(f"token (give it to the client; it is not stored anywhere): {token}")
+    print("config lines (add them to the daemon's config, then `systemctl reload backorderd`):")
+    print(f"[tcp.clients.{args.name}]")
+    print(f'token_sha256 = "{hash_token(token)}"')
+    print(f'role = "{args.role}"')
+
+
+def _db_path(args) -> str:
+    """--db, else [daemon] db of --config, else the default."""
+    if args.db:
+        return args.db
+    return _settings(args).daemon.db
+
+
+def cmd_backup(args) -> None:
+    from backorder.daemon import backup
+
+    backup.backup(_db_path(args), args.dest)
+
+
+def cmd_restore(args) -> None:
+    from backorder.daemon import backup
+
+    backup.restore(args.src, _db_path(args))
+
+
+def cmd_export(args) -> None:
+    from backorder.daemon import backup
+
+    settings = _settings(args) if args.config else None
+    if args.out:
+        with open(args.out, "w", encoding="utf-8", newline="") as out:
+            n = backup.export(_db_path(args), args.what, args.format, out, settings)
+        print(f"exported {n} {args.what} records to {args.out}", file=sys.stderr)
+    else:
+        backup.export(_db_path(args), args.what, args.format, sys.stdout, settings)
 
 
 def cmd_demo(args) -> None:
@@ -68,6 +124,39 @@ def cmd_tui(args) -> None:
     from backorder.tui import app
 
     app.run(args.socket, args.log)
+
+
+def cmd_import(args) -> None:
+    """A batch file through order.ingest, with a progress bar and a summary (issue 4)."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from backorder.intake import importer
+
+    headers = dict(h.split(":", 1) for h in args.header or [])
+    total = len(importer.split(args.channel, open(args.file, "rb").read(), args.file))  # noqa: SIM115
+    console = Console(stderr=True)
+    with Progress(console=console, transient=False) as bar:
+        task = bar.add_task(f"importing {args.file}", total=total)
+        summary = importer.run(args.socket, args.file, args.channel, args.account, headers,
+                               progress=lambda n: bar.advance(task, n))
+    table = Table(title=f"{summary['file']} ({summary['channel']}): {summary['deliveries']} deliveries, "
+                        f"{summary['orders']} orders")
+    table.add_column("outcome")
+    table.add_column("orders", justify="right")
+    for outcome in ("accepted", "duplicate", "updated", "rejected", "ignored"):
+        table.add_row(outcome, str(summary["outcomes"].get(outcome, 0)))
+    for code, n in sorted(summary["codes"].items()):
+        table.add_row(f"  {code}", str(n))
+    Console().print(table)
+    if summary["dead_letters"]:
+        Console().print(f"dead letters: {', '.join(map(str, summary['dead_letters']))} "
+                        "(see deadletters.list; fix, then deadletters.retry)")
+    if args.json:
+        import json
+
+        print(json.dumps(summary))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,6 +179,27 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
 
+    token = sub.add_parser("token", help="make a bearer token for a TCP client and print its config lines")
+    token.add_argument("name", help="the client's name (a TOML bare key: letters, digits, - and _)")
+    token.add_argument("--role", choices=["read", "write"], default="write")
+    token.set_defaults(func=cmd_token)
+
+    for name, func, text in (("backup", cmd_backup, "copy the live journal database (online, consistent)"),
+                             ("restore", cmd_restore, "replace the journal database by a backup (daemon stopped)"),
+                             ("export", cmd_export, "export orders or the audit trail as JSON lines or CSV")):
+        cmd = sub.add_parser(name, help=text)
+        if name == "backup":
+            cmd.add_argument("dest", help="backup file to create, or a directory for a dated file")
+        elif name == "restore":
+            cmd.add_argument("src", help="a file made by `backorder backup`")
+        else:
+            cmd.add_argument("what", choices=["orders", "audit"])
+            cmd.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+            cmd.add_argument("--out", help="file to write (default: standard output)")
+        cmd.add_argument("--config", help="TOML settings file: its [daemon] db is the database")
+        cmd.add_argument("--db", help="the journal database (overrides --config)")
+        cmd.set_defaults(func=func)
+
     demo = sub.add_parser("demo", help="run a simulated site and watch it in the console")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
     demo.add_argument("--skus", type=int, default=200)
@@ -102,6 +212,16 @@ def main(argv: list[str] | None = None) -> None:
     tui.add_argument("--socket", default="backorder.sock", help="the daemon's Unix socket")
     tui.add_argument("--log", help="the console's own log file (default: no log)")
     tui.set_defaults(func=cmd_tui)
+
+    imp = sub.add_parser("import", help="send a batch file of orders through the governed intake")
+    imp.add_argument("file")
+    imp.add_argument("--channel", required=True,
+                     choices=["csv", "x12_850", "amazon_sp", "bigcommerce", "shopify", "woocommerce"])
+    imp.add_argument("--account", help="the account (default: from the payload, else 'default')")
+    imp.add_argument("--header", action="append", help="a header sent with every delivery, NAME:VALUE")
+    imp.add_argument("--socket", default="backorder.sock")
+    imp.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
+    imp.set_defaults(func=cmd_import)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -28,17 +28,40 @@ class CallError(Exception):
 
 
 class Client:
-    def __init__(self, path: str, timeout: float | None = 30.0) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(str(path))
-        except OSError:
-            self.sock.close()
-            raise
+    def __init__(self, path: str, timeout: float | None = 30.0, *, sock: socket.socket | None = None) -> None:
+        if sock is not None:  # already connected (see ``tcp``)
+            self.sock = sock
+        else:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            try:
+                self.sock.connect(str(path))
+            except OSError:
+                self.sock.close()
+                raise
         self._file = self.sock.makefile("rb")
         self._ids = itertools.count(1)
         self.events: list[dict] = []  # event lines received while waiting for replies
+
+    @classmethod
+    def tcp(cls, host: str, port: int, token: str, *, ssl_context=None, server_hostname: str | None = None,
+            timeout: float | None = 30.0) -> Client:
+        """Connect to the daemon's TCP listener (``[tcp]``) and authenticate with a bearer
+        token; TLS with ``ssl_context``. Raises CallError("unauthorized") for a bad token."""
+        sock = socket.create_connection((host, port), timeout=timeout)
+        if ssl_context is not None:
+            try:
+                sock = ssl_context.wrap_socket(sock, server_hostname=server_hostname or host)
+            except OSError:
+                sock.close()
+                raise
+        client = cls("", sock=sock)
+        try:
+            client.call("auth", token=token)
+        except (CallError, ConnectionError):
+            client.close()
+            raise
+        return client
 
     def __enter__(self) -> Client:
         return self

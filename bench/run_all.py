@@ -32,6 +32,7 @@ RUNS = [
     ("restart", "restart.py", [], ["--quick"]),
     ("memory", "memory.py", [], ["--quick"]),
     ("tui", "tui.py", [], ["--quick"]),
+    ("intake", "intake.py", [], ["--quick"]),
 ]
 
 # name, label, key in the result, comparison, target, unit
@@ -46,6 +47,11 @@ TARGETS = [
     # the console: "smooth" made measurable (our bar: a keypress waits < 0.1 s at p95)
     ("tui", "console, 10,000 SKUs at ~200 events/s: event -> row lag p95", "lag_p95_ms", "<=", 1000, "ms"),
     ("tui", "console, 10,000 SKUs at ~200 events/s: UI loop stall p95", "stall_p95_ms", "<=", 100, "ms"),
+    # issue 4 names no target: the floor shown is the slowest channel (figures per channel in intake.json)
+    ("intake", "intake deliveries/s, slowest channel, socket (signatures checked)", "socket_min_per_s", ">=", 0,
+     "deliveries/s"),
+    ("intake", "intake deliveries/s, slowest channel, HTTP listener (signatures checked)", "http_min_per_s", ">=", 0,
+     "deliveries/s"),
 ]
 
 

@@ -31,6 +31,7 @@ class DaemonProcess:
         self.log = workdir / "daemon.log"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self.env: dict[str, str] = {}  # extra environment (e.g. NOTIFY_SOCKET)
 
     def start(self, timeout: float = 20.0) -> None:
         self.starts += 1
@@ -39,6 +40,7 @@ class DaemonProcess:
             [sys.executable, "-m", "backorder", "serve", "--config", str(self.config),
              "--db", str(self.db), "--socket", str(self.socket)],
             stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir,
+            env={**os.environ, **self.env} if self.env else None,
         )
         logf.close()
         deadline = time.monotonic() + timeout

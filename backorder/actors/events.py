@@ -14,7 +14,7 @@ import msgspec
 from msgspec import Struct
 
 from backorder.config.settings import ReorderPolicy, Weights
-from backorder.daemon.protocol import OrderSubmit
+from backorder.daemon.protocol import OrderLineIn, OrderSubmit
 
 
 class Event(Struct, kw_only=True, frozen=True, tag_field="type"):
@@ -132,14 +132,57 @@ class UnitsShipped(Event, tag="units_shipped", kw_only=True, frozen=True):
 
 
 class NoticeQueued(Event, tag="notice_queued", kw_only=True, frozen=True):
-    """order actor: a customer notification was put in the outbox."""
+    """order / SKU actor: a notification was put in the outbox, in the same commit as the
+    change that causes it. ``data`` is the template context (backorder/notify/templates),
+    ``channel`` the delivery channel the route chose when it was queued."""
 
     notice_id: str
-    order_id: str
-    kind: str  # "shipped" | "backordered" | "cancelled"
+    order_id: str | None = None
+    # customer: "backordered" | "delay" | "partially_shipped" | "shipped" | "cancelled" |
+    # "depletion"; supplier: "purchase_order"
+    kind: str
     email: str
     subject: str
     body: str
+    channel: str = "none"  # "none" | "email" | "webhook" | "file"
+    audience: str = "customer"  # "customer" | "supplier"
+    request_id: str | None = None
+    data: dict = {}
+
+
+class NoticeAttempted(Event, tag="notice_attempted", kw_only=True, frozen=True):
+    """notifier: a delivery attempt starts (durable before anything is sent)."""
+
+    notice_id: str
+    order_id: str | None = None
+    attempt: int
+    channel: str
+
+
+class NoticeDelivered(Event, tag="notice_delivered", kw_only=True, frozen=True):
+    """notifier: the receiver confirmed the notice; it is never sent again."""
+
+    notice_id: str
+    order_id: str | None = None
+    attempt: int
+    response: str = ""
+
+
+class NoticeFailed(Event, tag="notice_failed", kw_only=True, frozen=True):
+    """notifier: an attempt failed; ``dead`` once the attempts are used up."""
+
+    notice_id: str
+    order_id: str | None = None
+    attempt: int
+    error: str
+    dead: bool = False
+
+
+class NoticeRetried(Event, tag="notice_retried", kw_only=True, frozen=True):
+    """notifications.retry: a dead notice goes back to pending with fresh attempts."""
+
+    notice_id: str
+    order_id: str | None = None
 
 
 class OrderCancelled(Event, tag="order_cancelled", kw_only=True, frozen=True):
@@ -174,12 +217,58 @@ class DeadLettered(Event, tag="dead_lettered", kw_only=True, frozen=True):
     error: str
     sku: str | None = None
     order_id: str | None = None
+    # intake letters (kind "intake"): ``message`` is the delivery (channel, account, headers,
+    # body_base64: byte-exact), ``cause`` the rejection code, ``impact`` its score.
+    kind: str = "actor"
+    cause: str = ""
+    channel: str | None = None
+    account: str | None = None
+    external_id: str | None = None
+    impact: float = 0.0
+    attempts: int = 1
 
 
 class DeadLetterRetried(Event, tag="dead_letter_retried", kw_only=True, frozen=True):
-    """supervisor: a dead letter was delivered again."""
+    """supervisor / intake: a dead letter was delivered again. ``resolved = false``: it
+    failed again (intake) and stays, with one more attempt and the new cause."""
 
     letter_id: int
+    resolved: bool = True
+    outcome: str | None = None
+    cause: str | None = None
+    error: str | None = None
+
+
+class DeadLetterDiscarded(Event, tag="dead_letter_discarded", kw_only=True, frozen=True):
+    """intake: a dead letter was dropped for good by an operator, with the reason."""
+
+    letter_id: int
+    reason: str
+
+
+class OrderReleased(Event, tag="order_released", kw_only=True, frozen=True):
+    """order actor: the payment hold of an order was lifted; its lines join their queues."""
+
+    order_id: str
+    reason: str
+
+
+class OrderAmended(Event, tag="order_amended", kw_only=True, frozen=True):
+    """order actor: the lines of an order nothing was allocated to yet were replaced (a
+    source's change before allocation); the old lines left their queues."""
+
+    order_id: str
+    lines: list[OrderLineIn]
+    reason: str
+
+
+class AliasSet(Event, tag="alias_set", kw_only=True, frozen=True):
+    """intake: a channel SKU maps to a site SKU for (channel, account; "*" = every account)."""
+
+    channel: str
+    account: str
+    channel_sku: str
+    sku: str | None  # None: the alias was removed
 
 
 AnyEvent = (
@@ -196,11 +285,19 @@ AnyEvent = (
     | ShipmentShipped
     | UnitsShipped
     | NoticeQueued
+    | NoticeAttempted
+    | NoticeDelivered
+    | NoticeFailed
+    | NoticeRetried
     | OrderCancelled
     | LineReleased
     | PolicyChanged
     | DeadLettered
     | DeadLetterRetried
+    | DeadLetterDiscarded
+    | OrderReleased
+    | OrderAmended
+    | AliasSet
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -209,12 +306,17 @@ EVENT_ENCODER = msgspec.json.Encoder(decimal_format="string")
 # Subscription topics -> event type tags.
 TOPICS: dict[str, frozenset[str]] = {
     "orders": frozenset({"order_received", "order_cancelled", "line_backordered",
-                         "notice_queued"}),
+                         "notice_queued", "order_released", "order_amended"}),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
     "shipments": frozenset({"shipment_created", "shipment_shipped", "units_shipped"}),
     "procurement": frozenset({"request_raised", "request_confirmed"}),
     "config": frozenset({"sku_configured", "policy_changed"}),
-    "errors": frozenset({"dead_lettered", "dead_letter_retried"}),
+    "notifications": frozenset({"notice_queued", "notice_attempted", "notice_delivered", "notice_failed",
+                                "notice_retried"}),
+    "errors": frozenset({"dead_lettered", "dead_letter_retried", "dead_letter_discarded"}),
+    # intake_outcome and source_silent are not journaled: the intake service publishes them
+    "intake": frozenset({"intake_outcome", "source_silent", "dead_lettered", "dead_letter_retried",
+                         "dead_letter_discarded", "alias_set", "order_released", "order_amended"}),
 }
 
 

@@ -17,6 +17,7 @@ Numbers kept per SKU (DESIGN.md vocabulary):
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from decimal import Decimal
 
 import msgspec
@@ -52,7 +53,7 @@ class Line:
         "order_id", "line_no", "sku", "qty", "unit_price", "requires_shipping",
         "rush", "value", "t_order", "arrival", "key",
         "allocated", "in_shipment", "shipped", "cancelled",
-        "rule", "rank", "backordered_at_entry", "decided", "qtoken",
+        "rule", "rank", "backordered_at_entry", "decided", "qtoken", "held",
     )
 
     def __init__(self, order_id: str, line_no: int, sku: str, qty: int, unit_price: Decimal,
@@ -77,11 +78,12 @@ class Line:
         self.backordered_at_entry = 0
         self.decided = False
         self.qtoken = 0  # nonzero while queued (see ServiceQueue)
+        self.held = False  # its order waits for payment: it is in no queue yet
 
     @property
     def need(self) -> int:
         """Units still to be allocated (the line's backordered quantity while it waits)."""
-        if self.cancelled or not self.requires_shipping:
+        if self.cancelled or not self.requires_shipping or self.held:
             return 0
         return self.qty - self.allocated - self.shipped
 
@@ -156,7 +158,7 @@ class Shipment:
 
 class Order:
     __slots__ = ("order_id", "spec", "lines", "shipments", "cancelled", "cancel_reason",
-                 "received_ts", "closed_ts")
+                 "received_ts", "closed_ts", "hold")
 
     def __init__(self, order_id: str, spec, lines: list[Line], ts: float) -> None:
         self.order_id = order_id
@@ -167,6 +169,7 @@ class Order:
         self.cancel_reason = ""
         self.received_ts = ts
         self.closed_ts: float | None = None
+        self.hold = ""  # why it waits for payment ("" = it does not)
 
     @property
     def shipping_lines(self) -> list[Line]:
@@ -194,6 +197,32 @@ class Order:
         return "partially_allocated" if allocated else "backordered"
 
 
+class Notice:
+    """Delivery state of one outbox notice. ``event`` (the NoticeQueued with the content)
+    is kept only while the notice may still be sent; a delivered notice keeps its state."""
+
+    __slots__ = ("notice_id", "order_id", "request_id", "kind", "channel", "audience", "status",
+                 "attempts", "queued_ts", "last_ts", "last_error", "seq", "event")
+
+    def __init__(self, e: ev.NoticeQueued, seq: int) -> None:
+        self.notice_id = e.notice_id
+        self.order_id = e.order_id
+        self.request_id = e.request_id
+        # a handful of distinct values over millions of notices: share one string each
+        self.kind = sys.intern(e.kind)
+        self.channel = sys.intern(e.channel)
+        self.audience = sys.intern(e.audience)
+        # "unrouted": no channel is configured for it; it stays in the outbox, unsent
+        self.status = "pending" if e.channel != "none" else "unrouted"
+        self.attempts = 0
+        self.queued_ts = e.ts
+        self.last_ts = e.ts
+        self.last_error = ""
+        self.seq = seq
+        # an unrouted notice is never sent: its content stays in the journal only
+        self.event: ev.NoticeQueued | None = e if self.status == "pending" else None
+
+
 class World:
     """Every SKU, order, shipment and request, plus the counters behind the KPIs."""
 
@@ -210,6 +239,8 @@ class World:
         self.dead_letters: dict[int, ev.DeadLettered] = {}
         # (sku, receipt_id) -> (qty, request_id) of receipts sent with an idempotency key
         self.receipts: dict[tuple[str, str], tuple[int, str | None]] = {}
+        # (channel, account or "*") -> {channel SKU: site SKU}, set by intake.alias
+        self.aliases: dict[tuple[str, str], dict[str, str]] = {}
         self.seq = 0  # last journal seq applied
         # id counters (advanced by evolve so that a replay reproduces them)
         self.n_orders = self.n_shipments = self.n_requests = self.n_notices = 0
@@ -223,6 +254,17 @@ class World:
         self.double_shipments = 0
         self.notices_queued = 0
         self.shipped_by_day: dict[str, int] = {}
+        # issue 6: the outbox's delivery state, and the last expected date each backordered
+        # line's customer was told ((order_id, line_no) -> YYYY-MM-DD or None), for delay
+        # notices; kept until the line ships in full or is cancelled
+        self.notices: dict[str, Notice] = {}
+        # derived (rebuilt by snapshot.restore): the notices still to deliver, and how many
+        # notices are in each status, so stats need not scan every notice ever queued
+        self.notices_pending: dict[str, Notice] = {}
+        self.notice_status: dict[str, int] = {}
+        self.told: dict[tuple[str, int], str] = {}
+        self.warned: set[tuple[str, str]] = set()  # (order_id, request_id) given a depletion warning
+        self.notices_sent = self.notice_failures = 0
         self._apply = {
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
@@ -236,12 +278,20 @@ class World:
             ev.ShipmentShipped: self._shipment_shipped,
             ev.UnitsShipped: self._units_shipped,
             ev.NoticeQueued: self._notice_queued,
+            ev.NoticeAttempted: self._notice_attempted,
+            ev.NoticeDelivered: self._notice_delivered,
+            ev.NoticeFailed: self._notice_failed,
+            ev.NoticeRetried: self._notice_retried,
             ev.OrderCancelled: self._order_cancelled,
             ev.LineReleased: self._line_released,
             ev.LineBackordered: self._line_backordered,
             ev.PolicyChanged: self._policy_changed,
             ev.DeadLettered: self._dead_lettered,
             ev.DeadLetterRetried: self._dead_letter_retried,
+            ev.DeadLetterDiscarded: self._dead_letter_discarded,
+            ev.OrderReleased: self._order_released,
+            ev.OrderAmended: self._order_amended,
+            ev.AliasSet: self._alias_set,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -299,17 +349,46 @@ class World:
         # The client's request id is not part of the order, and a msgspec.Raw would keep
         # the whole request buffer alive for as long as the order lives.
         o.id = _NULL_ID
-        t_order = e.ts
-        if o.created_at:
-            t_order = min(parse_ts(o.created_at), e.ts)
-        rush = o.rush or o.priority
-        lines = [
-            Line(e.order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, t_order)
-            for i, li in enumerate(o.lines)
-        ]
-        self.orders[e.order_id] = Order(e.order_id, o, lines, e.ts)
+        lines = self._lines(e.order_id, o, o.lines, e.ts)
+        order = self.orders[e.order_id] = Order(e.order_id, o, lines, e.ts)
         self.by_key[(o.channel, o.account, o.external_id)] = e.order_id
         self.n_orders = max(self.n_orders, int(e.order_id[1:]))
+        if o.hold:
+            order.hold = o.hold
+            for line in lines:
+                line.held = True
+            return
+        self._queue_lines(lines)
+
+    @staticmethod
+    def _lines(order_id: str, o, specs, ts: float) -> list[Line]:
+        t_order = min(parse_ts(o.created_at), ts) if o.created_at else ts
+        rush = o.rush or o.priority
+        return [Line(order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, t_order)
+                for i, li in enumerate(specs)]
+
+    def _order_amended(self, e: ev.OrderAmended) -> None:
+        """The old lines leave their queues (nothing was allocated to them: the rule that
+        amends checks it), the new ones take their place, keeping the order's time."""
+        order = self.orders[e.order_id]
+        for line in order.lines:
+            waiting = line.need
+            if waiting:
+                s = self.sku(line.sku)
+                s.queue.remove(line)
+                s.backordered -= waiting
+                s.undecided.pop(line, None)
+                if line.backordered_at_entry:
+                    self.bo_cancelled += 1  # a backordered line that will never be filled
+        order.spec = msgspec.structs.replace(order.spec, lines=e.lines)
+        order.lines = self._lines(e.order_id, order.spec, e.lines, order.received_ts)
+        if order.hold:
+            for line in order.lines:
+                line.held = True
+        else:
+            self._queue_lines(order.lines)
+
+    def _queue_lines(self, lines: list[Line]) -> None:
         for line in lines:
             if line.requires_shipping:
                 s = self.sku(line.sku)
@@ -428,10 +507,59 @@ class World:
             self.inaccurate_orders.add(e.order_id)
         if line.shipped == line.qty and line.backordered_at_entry:
             self.bo_filled += 1
+            self.told.pop((line.order_id, line.line_no), None)  # shipped in full: no date to keep
 
     def _notice_queued(self, e: ev.NoticeQueued) -> None:
         self.notices_queued += 1
         self.n_notices = max(self.n_notices, int(e.notice_id[1:]))
+        n = self.notices[e.notice_id] = Notice(e, self.notices_queued)
+        self.notice_status[n.status] = self.notice_status.get(n.status, 0) + 1
+        if n.status == "pending":
+            self.notices_pending[n.notice_id] = n
+        if e.order_id is not None:
+            for line_no, date in e.data.get("told", ()):
+                self.told[(e.order_id, line_no)] = date
+            for request_id in e.data.get("warned", ()):
+                self.warned.add((e.order_id, request_id))
+
+    def _notice_attempted(self, e: ev.NoticeAttempted) -> None:
+        n = self.notices[e.notice_id]
+        n.attempts = e.attempt
+        n.last_ts = e.ts
+
+    def _notice_delivered(self, e: ev.NoticeDelivered) -> None:
+        n = self.notices[e.notice_id]
+        if n.status != "sent":
+            self.notices_sent += 1
+        self._notice_status(n, "sent")
+        n.last_ts = e.ts
+        n.last_error = ""
+        n.event = None  # delivered: the content is in the journal, not needed in memory
+
+    def _notice_failed(self, e: ev.NoticeFailed) -> None:
+        n = self.notices[e.notice_id]
+        self.notice_failures += 1
+        n.last_error = e.error
+        n.last_ts = e.ts
+        if e.dead:
+            self._notice_status(n, "dead")
+
+    def _notice_retried(self, e: ev.NoticeRetried) -> None:
+        n = self.notices[e.notice_id]
+        self._notice_status(n, "pending")
+        n.attempts = 0
+        n.last_ts = e.ts
+
+    def _notice_status(self, n: Notice, status: str) -> None:
+        """Move a notice to ``status``, keeping the derived count and pending index right."""
+        counts = self.notice_status
+        counts[n.status] -= 1
+        counts[status] = counts.get(status, 0) + 1
+        n.status = status
+        if status == "pending":
+            self.notices_pending[n.notice_id] = n
+        else:
+            self.notices_pending.pop(n.notice_id, None)
 
     def _order_cancelled(self, e: ev.OrderCancelled) -> None:
         order = self.orders[e.order_id]
@@ -455,6 +583,7 @@ class World:
         s.allocated -= line.allocated
         line.allocated = 0
         line.cancelled = True
+        self.told.pop((line.order_id, line.line_no), None)
         s.holders.pop(line, None)
         s.undecided.pop(line, None)
         if line.backordered_at_entry:
@@ -471,7 +600,31 @@ class World:
         self.n_letters = max(self.n_letters, e.letter_id)
 
     def _dead_letter_retried(self, e: ev.DeadLetterRetried) -> None:
+        if e.resolved:
+            self.dead_letters.pop(e.letter_id, None)
+            return
+        letter = self.dead_letters.get(e.letter_id)
+        if letter is not None:  # failed again: it stays, with the new cause
+            self.dead_letters[e.letter_id] = msgspec.structs.replace(
+                letter, attempts=letter.attempts + 1, cause=e.cause or letter.cause, error=e.error or letter.error)
+
+    def _dead_letter_discarded(self, e: ev.DeadLetterDiscarded) -> None:
         self.dead_letters.pop(e.letter_id, None)
+
+    def _order_released(self, e: ev.OrderReleased) -> None:
+        order = self.orders[e.order_id]
+        order.hold = ""
+        for line in order.lines:
+            line.held = False
+        if not order.cancelled:
+            self._queue_lines(order.lines)
+
+    def _alias_set(self, e: ev.AliasSet) -> None:
+        table = self.aliases.setdefault((e.channel, e.account), {})
+        if e.sku is None:
+            table.pop(e.channel_sku, None)
+        else:
+            table[e.channel_sku] = e.sku
 
     # --- views ------------------------------------------------------------------
 

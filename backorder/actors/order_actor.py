@@ -66,13 +66,19 @@ class OrderActor:
                     else:
                         reply.ok(order_result(world, order, duplicate=True))
                     return
-                skus = list(dict.fromkeys(ln.sku for ln in order.lines if ln.requires_shipping))
-                if not skus:
-                    self._finish_submit(order.order_id, reply)
-                    return
-                self.pending[order.order_id] = [reply, len(skus)]
-                for sku in skus:
-                    self.router.send(sku, SettleLines(order_id=order.order_id, corr=corr))
+                self._serve_lines(order, reply, corr)
+            case p.OrderAmend(order_id=oid, lines=lines, reason=reason):
+                order = order_rules.amend(world, oid, lines, reason, emit, now)
+                if order is None:
+                    reply.ok(order_result(world, world.orders[oid], duplicate=False))
+                else:
+                    self._serve_lines(order, reply, corr)
+            case p.OrderRelease(order_id=oid, reason=reason):
+                order = order_rules.release(world, oid, reason, emit, now)
+                if order is None:  # not on hold (any more): nothing changes
+                    reply.ok(order_result(world, world.orders[oid], duplicate=False))
+                else:
+                    self._serve_lines(order, reply, corr)
             case p.OrderCancel(order_id=oid, reason=reason):
                 for sku in order_rules.cancel(world, oid, reason, emit, now):
                     self.router.send(sku, Settle(corr=corr))
@@ -89,6 +95,16 @@ class OrderActor:
                 reply.ok({"mode": world.mode, "weights": msgspec.to_builtins(world.weights)})
             case _:
                 raise Rejected("unknown_op", f"{type(req).__name__} is not an order operation")
+
+    def _serve_lines(self, order, reply, corr: str) -> None:
+        """Ask each SKU of the order's queued lines to serve them; answer when all did."""
+        skus = [] if order.hold else list(dict.fromkeys(ln.sku for ln in order.lines if ln.requires_shipping))
+        if not skus:
+            self._finish_submit(order.order_id, reply)
+            return
+        self.pending[order.order_id] = [reply, len(skus)]
+        for sku in skus:
+            self.router.send(sku, SettleLines(order_id=order.order_id, corr=corr))
 
     def _finish_submit(self, order_id: str, reply, *more) -> None:
         engine, world = self.engine, self.engine.world

@@ -13,6 +13,7 @@ from backorder.actors.model import Order, Shipment, World, parse_ts
 from backorder.actors.sku_rules import Emit
 from backorder.daemon.protocol import OrderSubmit
 from backorder.errors import Rejected
+from backorder.notify import rules as notify_rules
 
 
 def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Order, bool]:
@@ -71,12 +72,7 @@ def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: floa
     for line_no, sku, qty in sh.items:
         emit(ev.UnitsShipped(ts=now, sku=sku, order_id=order.order_id, line_no=line_no, qty=qty,
                              shipment_id=shipment_id))
-    units = sum(q for _, _, q in sh.items)
-    emit(ev.NoticeQueued(
-        ts=now, notice_id=world.next_id("notice"), order_id=order.order_id, kind="shipped",
-        email=order.spec.email, subject=f"Order {order.spec.order_number or order.order_id} has shipped",
-        body=f"{units} unit(s) shipped with {carrier.name}, tracking number {tracking}.",
-    ))
+    notify_rules.shipped(world, order, shipment_id, carrier.name, tracking, emit, now)
     return sh
 
 
@@ -96,11 +92,45 @@ def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> 
         if ln.shipped < ln.qty:
             emit(ev.LineReleased(ts=now, sku=ln.sku, order_id=order_id, line_no=ln.line_no, freed=ln.allocated))
             touched.add(ln.sku)
-    emit(ev.NoticeQueued(
-        ts=now, notice_id=world.next_id("notice"), order_id=order_id, kind="cancelled", email=order.spec.email,
-        subject=f"Order {order.spec.order_number or order_id} was cancelled", body=reason or "Cancelled on request.",
-    ))
+    notify_rules.cancelled(world, order, reason, emit, now)
     return touched
+
+
+def release(world: World, order_id: str, reason: str, emit: Emit, now: float) -> Order | None:
+    """Lift a payment hold; returns the order, or None when it was not held (nothing to do)."""
+    order = world.orders.get(order_id)
+    if order is None:
+        raise Rejected("unknown_order", f"no order {order_id!r}")
+    if not order.hold or order.cancelled:
+        return None
+    emit(ev.OrderReleased(ts=now, order_id=order_id, reason=reason or "released"))
+    return order
+
+
+def same_lines(a: list, b: list) -> bool:
+    return [(li.sku, li.qty, li.unit_price, li.requires_shipping) for li in a] == \
+        [(li.sku, li.qty, li.unit_price, li.requires_shipping) for li in b]
+
+
+def amend(world: World, order_id: str, lines: list, reason: str, emit: Emit, now: float) -> Order | None:
+    """Replace the lines of an order before anything was allocated to it (a source's
+    change before allocation). Returns the order, or None when the lines are the same."""
+    order = world.orders.get(order_id)
+    if order is None:
+        raise Rejected("unknown_order", f"no order {order_id!r}")
+    if order.cancelled:
+        raise Rejected("order_cancelled", f"order {order_id} is cancelled")
+    if order.shipments or any(ln.allocated or ln.shipped for ln in order.lines):
+        raise Rejected("already_allocated", f"order {order_id} has allocated units; cancel it instead")
+    if same_lines(lines, order.spec.lines):
+        return None
+    if world.settings.strict_skus:
+        unknown = sorted({li.sku for li in lines if li.requires_shipping
+                          and not (li.sku in world.skus and world.skus[li.sku].known)})
+        if unknown:
+            raise Rejected("unknown_sku", f"unknown SKU(s) {', '.join(unknown)} (strict_skus is on)")
+    emit(ev.OrderAmended(ts=now, order_id=order_id, lines=lines, reason=reason or "amended"))
+    return order
 
 
 def check_date(text: str) -> None:

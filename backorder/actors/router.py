@@ -144,7 +144,7 @@ class Router:
 
 
 SKU_OPS = (p.StockReceive, p.StockAdjust, p.SkuConfigure)
-ORDER_OPS = (p.OrderSubmit, p.OrderCancel, p.PickConfirm, p.PolicySet)
+ORDER_OPS = (p.OrderSubmit, p.OrderCancel, p.PickConfirm, p.PolicySet, p.OrderRelease, p.OrderAmend)
 CHANGES = (*ORDER_OPS, *SKU_OPS, p.ProcurementConfirm)  # what route() sends to an actor
 
 

@@ -15,6 +15,7 @@ import msgspec
 from backorder.actors import events as ev
 from backorder.actors.model import Sku, World, iso_date
 from backorder.errors import Rejected
+from backorder.notify import rules as notify_rules
 
 Emit = Callable[[ev.Event], None]
 DAY = 86400.0
@@ -42,11 +43,13 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
                          qty=min(s.available, line.need), rule=world.mode, rank=world.rank(line, now))
         emit(e)
         allocs.append(e)
-    for line in fresh:
-        if line.need > 0:
-            emit(ev.LineBackordered(ts=now, sku=s.sku, order_id=line.order_id,
-                                    line_no=line.line_no, qty=line.need))
+    short = [line for line in fresh if line.need > 0]
+    for line in short:
+        emit(ev.LineBackordered(ts=now, sku=s.sku, order_id=line.order_id,
+                                line_no=line.line_no, qty=line.need))
     reorder(world, s, emit, now)
+    if short:  # the customers' notices, with the dates the reorder just gave (issue 6)
+        notify_rules.backordered(world, s, short, emit, now)
     return allocs
 
 
@@ -80,6 +83,7 @@ def reorder(world: World, s: Sku, emit: Emit, now: float) -> ev.RequestRaised | 
         expected_date=iso_date(now + p.lead_time_days * DAY), position=s.position,
     )
     emit(e)
+    notify_rules.purchase_order(world, world.requests[e.request_id], emit, now)
     return e
 
 
@@ -156,3 +160,4 @@ def confirm(world: World, s: Sku, request_id: str, expected_date: str, emit: Emi
     if r.closed_ts is not None:
         raise Rejected("request_closed", f"{request_id} was received in full; its date cannot move")
     emit(ev.RequestConfirmed(ts=now, request_id=request_id, sku=s.sku, expected_date=expected_date))
+    notify_rules.delays(world, s, emit, now, request_id)

@@ -14,14 +14,14 @@ from decimal import Decimal
 import msgspec
 
 from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER
-from backorder.actors.model import Line, Order, Request, Shipment, Sku, World
+from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 from backorder.daemon.protocol import OrderSubmit
 
-VERSION = 2
+VERSION = 4  # 3: notices and the dates told (issue 6); 4: payment holds and intake SKU aliases
 
 LINE = ("sku", "qty", "unit_price", "requires_shipping", "rush", "value", "t_order", "arrival",
-        "allocated", "in_shipment", "shipped", "cancelled", "rule", "rank", "backordered_at_entry", "decided")
+        "allocated", "in_shipment", "shipped", "cancelled", "rule", "rank", "backordered_at_entry", "decided", "held")
 SKU = ("on_hand", "allocated", "backordered", "inbound_qty", "received", "adjusted", "shipped", "known")
 SHIPMENT = ("shipment_id", "order_id", "items", "status", "created_ts", "shipped_ts", "carrier", "tracking",
             "label_zpl")
@@ -29,7 +29,9 @@ REQUEST = ("request_id", "sku", "kind", "source", "qty", "received", "created_ts
            "position")
 COUNTERS = ("seq", "n_orders", "n_shipments", "n_requests", "n_notices", "n_letters", "arrivals", "bo_lines",
             "bo_filled", "bo_cancelled", "lead_time_h_sum", "lead_time_n", "orders_shipped", "double_shipments",
-            "notices_queued")
+            "notices_queued", "notices_sent", "notice_failures")
+NOTICE = ("notice_id", "order_id", "request_id", "kind", "channel", "audience", "status", "attempts", "queued_ts",
+          "last_ts", "last_error", "seq")
 
 _spec_decoder = msgspec.json.Decoder(OrderSubmit)
 
@@ -52,11 +54,16 @@ def dump(world: World) -> bytes:
         "skus": [[s.sku, msgspec.to_builtins(s.policy), *[getattr(s, f) for f in SKU]]
                  for s in world.skus.values()],
         "orders": [[o.order_id, EVENT_ENCODER.encode(o.spec), o.cancelled, o.cancel_reason, o.received_ts,
-                    o.closed_ts, o.shipments, [line_row(ln) for ln in o.lines]] for o in world.orders.values()],
+                    o.closed_ts, o.shipments, [line_row(ln) for ln in o.lines], o.hold] for o in world.orders.values()],
         "shipments": [[getattr(sh, f) for f in SHIPMENT] for sh in world.shipments.values()],
         "requests": [[getattr(r, f) for f in REQUEST] for r in world.requests.values()],
         "dead_letters": [EVENT_ENCODER.encode(x) for x in world.dead_letters.values()],
         "receipts": [[sku, rid, qty, req] for (sku, rid), (qty, req) in world.receipts.items()],
+        "notices": [[*(getattr(n, f) for f in NOTICE), EVENT_ENCODER.encode(n.event) if n.event else None]
+                    for n in world.notices.values()],
+        "told": [[oid, line_no, date] for (oid, line_no), date in world.told.items()],
+        "warned": sorted(world.warned),
+        "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
     })
 
 
@@ -83,7 +90,7 @@ def restore(settings: Settings, data: bytes) -> World:
         w.requests[r.request_id] = r
         if r.closed_ts is None:
             w.skus[r.sku].inbound[r.request_id] = r
-    for order_id, spec_json, cancelled, reason, received_ts, closed_ts, shipments, lines in snap["orders"]:
+    for order_id, spec_json, cancelled, reason, received_ts, closed_ts, shipments, lines, hold in snap["orders"]:
         spec = _spec_decoder.decode(spec_json)
         order_lines = []
         for line_no, row in enumerate(lines, 1):
@@ -103,6 +110,7 @@ def restore(settings: Settings, data: bytes) -> World:
                 s.holders[ln] = None
         o = w.orders[order_id] = Order(order_id, spec, order_lines, received_ts)
         o.cancelled, o.cancel_reason, o.closed_ts, o.shipments = cancelled, reason, closed_ts, shipments
+        o.hold = hold
         w.by_key[(spec.channel, spec.account, spec.external_id)] = order_id
     for row in snap["shipments"]:
         sh = Shipment.__new__(Shipment)
@@ -111,7 +119,19 @@ def restore(settings: Settings, data: bytes) -> World:
         sh.items = [tuple(item) for item in sh.items]
         w.shipments[sh.shipment_id] = sh
     w.receipts = {(sku, rid): (qty, req) for sku, rid, qty, req in snap["receipts"]}
+    w.aliases = {(ch, acct): dict(table) for ch, acct, table in snap["aliases"]}
     for body in snap["dead_letters"]:
         letter = EVENT_DECODER.decode(body)
         w.dead_letters[letter.letter_id] = letter
+    for *row, body in snap["notices"]:
+        n = Notice.__new__(Notice)
+        for f, value in zip(NOTICE, row, strict=True):
+            setattr(n, f, value)
+        n.event = EVENT_DECODER.decode(body) if body is not None else None
+        w.notices[n.notice_id] = n
+        w.notice_status[n.status] = w.notice_status.get(n.status, 0) + 1
+        if n.status == "pending":
+            w.notices_pending[n.notice_id] = n
+    w.told = {(oid, line_no): date for oid, line_no, date in snap["told"]}
+    w.warned = {(oid, rid) for oid, rid in snap["warned"]}
     return w

@@ -61,13 +61,16 @@ def order_result(world: World, order: Order, duplicate: bool) -> dict:
         else:
             alloc, bo = (ln.allocated + ln.shipped, ln.need) if ln.requires_shipping else (0, 0)
         lines.append({"line_no": ln.line_no, "sku": ln.sku, "qty": ln.qty, "allocated": alloc, "backordered": bo})
-    return {
+    out = {
         "order_id": order.order_id,
         "status": order.status(world.shipments),
         "lines": lines,
         "shipments": list(order.shipments),
         "duplicate": duplicate,
     }
+    if order.hold:
+        out["hold"] = order.hold
+    return out
 
 
 def order_detail(world: World, order: Order, now: float) -> dict:
@@ -93,6 +96,8 @@ def order_detail(world: World, order: Order, now: float) -> dict:
         "ship_complete": spec.ship_complete,
         "cancelled": order.cancelled,
         "cancel_reason": order.cancel_reason,
+        "hold": order.hold,
+        "created_at": spec.created_at,
         "total": str(sum((ln.unit_price * ln.qty for ln in order.lines), start=0)),
         "lines": lines,
         "shipments": [shipment_view(world.shipments[s]) for s in order.shipments],

@@ -58,6 +58,13 @@ class Source(Struct, kw_only=True, forbid_unknown_fields=True):
     name: str = ""
     email: str = ""
     lead_time_days: Annotated[float, Meta(ge=0)] | None = None
+    # issue 6: where its purchase-order documents go ("none" keeps them in the outbox
+    # unsent), and its EDI identity when it takes X12 850 purchase orders.
+    deliver: Literal["none", "email", "webhook", "file"] = "none"
+    edi: bool = False
+    isa_qualifier: Annotated[str, Meta(pattern=r"^[A-Z0-9]{2}$")] = "ZZ"
+    isa_id: Annotated[str, Meta(min_length=1, max_length=15)] = "SUPPLIER"
+    gs_id: Annotated[str, Meta(min_length=2, max_length=15)] = "SUPPLIER"
 
 
 class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -75,6 +82,8 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     # simulated seconds per real second; bounded so the clock stays within datetime range
     clock_speed: Annotated[float, Meta(gt=0, le=1e6)] = 1.0
     clock_start: str | None = None  # RFC 3339 start of simulated time
+    # Issue 5 (operations): refuse to start on a damaged journal (PRAGMA quick_check, seq gaps).
+    integrity_check: bool = True
 
 
 class AllocationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -87,14 +96,185 @@ class FulfillmentSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     carrier: str = "local"
 
 
+# --- issue 5: running as a site service (roles, limits, TCP, metrics) -------------------
+
+
+class AccessSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Who may connect (socket mode and group) and with which role (see docs/operations.md)."""
+
+    group: str = ""  # group (name or number) of the socket files; "" = the daemon's group
+    socket_mode: Annotated[str, Meta(pattern=r"^0?[0-7]{3}$")] = "0660"
+    read_socket: str = ""  # optional second socket: every client on it has the read role
+    write_uids: list[int | str] = []
+    write_groups: list[int | str] = []
+    read_uids: list[int | str] = []
+    read_groups: list[int | str] = []
+    default_role: Literal["read", "write"] = "read"  # a peer no rule names
+
+
+class LimitsSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Per-connection limits; breaking one costs the offender its connection, nobody else."""
+
+    line_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    idle_timeout_s: Annotated[float, Meta(ge=0)] = 0.0  # 0 = never; a subscriber is never idle
+    inflight_wait_s: Annotated[float, Meta(gt=0)] = 30.0  # at max_inflight this long: disconnected
+    # a subscriber with [daemon] subscriber_buffer events unread: "lag" (drop, then a
+    # `lagged` line) or "disconnect" (told `subscriber_overflow`, closed)
+    subscriber_overflow: Literal["lag", "disconnect"] = "lag"
+
+
+class TcpClient(Struct, kw_only=True, forbid_unknown_fields=True):
+    token_sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+    role: Literal["read", "write"] = "write"
+
+
+class TcpSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """The optional TCP listener for remote integrators (off unless ``port`` is set)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] | None = None  # None = off; 0 = any free port
+    certfile: str = ""  # TLS when both are set
+    keyfile: str = ""
+    auth_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+    clients: dict[str, TcpClient] = {}
+
+
+class MetricsSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Prometheus text on http://host:port/metrics (off unless ``port`` is set)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] | None = None
+    refresh_s: Annotated[float, Meta(gt=0)] = 1.0  # how often the trio loop refreshes the gauges
+
+
+class LoggingSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """The canonical one-line summary per request (backorder.daemon.requestlog)."""
+
+    requests: Literal["none", "errors", "writes", "all"] = "writes"
+# --- notifications (issue 6) ------------------------------------------------------------
+
+Channel = Literal["none", "email", "webhook", "file"]
+
+
+class SmtpSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    host: str = "localhost"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 25
+    starttls: bool = False
+    ca_file: str = ""  # CA bundle to verify the server's certificate ("" = the system's)
+    username: str = ""
+    # The NAME of an environment variable holding the password: no secret in a config file.
+    password_env: str = ""
+    sender: str = "backorder@localhost"
+    timeout_s: Annotated[float, Meta(gt=0)] = 30.0
+
+
+class WebhookSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    url: str = ""
+    # The NAME of an environment variable holding the HMAC-SHA256 signing secret.
+    secret_env: str = ""
+    timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+
+
+class FileDropSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    dir: str = "outbox"
+
+
+class EdiSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """This site's identity in the X12 envelopes it sends."""
+
+    isa_qualifier: Annotated[str, Meta(pattern=r"^[A-Z0-9]{2}$")] = "ZZ"
+    isa_id: Annotated[str, Meta(min_length=1, max_length=15)] = "BACKORDER"
+    gs_id: Annotated[str, Meta(min_length=2, max_length=15)] = "BACKORDER"
+    usage: Literal["P", "T"] = "P"  # ISA15: production or test
+
+
+class NotificationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    # "CHANNEL" or "CHANNEL/ACCOUNT" -> channel; "*" is the fallback. No route: "none".
+    routes: dict[str, Channel] = {}
+    tolerance_hours: Annotated[float, Meta(ge=0)] = 24.0
+    templates_dir: str = ""
+    tracking_url: str = "https://track.example/{tracking}"
+    message_id_domain: str = "backorder.local"
+    max_attempts: Annotated[int, Meta(ge=1)] = 8
+    backoff_base_s: Annotated[float, Meta(gt=0)] = 2.0
+    backoff_max_s: Annotated[float, Meta(gt=0)] = 600.0
+    jitter: Annotated[float, Meta(ge=0, le=1)] = 0.2
+    breaker_failures: Annotated[int, Meta(ge=1)] = 5
+    breaker_reset_s: Annotated[float, Meta(gt=0)] = 60.0
+    depletion_check_s: Annotated[float, Meta(gt=0)] = 3600.0
+    smtp: SmtpSettings = msgspec.field(default_factory=SmtpSettings)
+    webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    file: FileDropSettings = msgspec.field(default_factory=FileDropSettings)
+    edi: EdiSettings = msgspec.field(default_factory=EdiSettings)
+
+    def route(self, channel: str, account: str) -> str:
+        r = self.routes
+        return r.get(f"{channel}/{account}") or r.get(channel) or r.get("*") or "none"
+# --- order intake (issue 4): channels, accounts, validation profiles ------------------
+
+
+class ValidationProfile(Struct, kw_only=True, forbid_unknown_fields=True):
+    """What a channel (or one account of it) may send: fields left unset at account level
+    take the channel's value (see ``ChannelSettings.profile``)."""
+
+    sku_aliases: dict[str, str] | None = None  # channel SKU -> site SKU
+    currencies: list[str] | None = None  # accepted ISO 4217 codes; empty = any known code
+    lenient_numbers: bool | None = None  # accept quantities sent as strings ("3", "3.0")
+    optional_fields: list[str] | None = None  # canonical fields the source may withhold (e.g. "email")
+    known_skus_only: bool | None = None  # reject SKUs (after aliases) the site never configured
+    hold_statuses: list[str] | None = None  # source payment statuses that put an order on hold
+    rush_services: list[str] | None = None  # shipping service names/codes that mean rush
+    priority: bool | None = None  # the customer of this account is a priority customer
+    secret_env: str | None = None  # name of the environment variable holding the signing secret
+    secret_file: str | None = None  # or a file holding it (first line)
+
+
+class ChannelSettings(ValidationProfile, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    accounts: dict[str, ValidationProfile] = {}
+
+    def profile(self, account: str) -> ValidationProfile:
+        """The channel's profile with the account's explicit keys on top."""
+        acct = self.accounts.get(account)
+        fields = {f: getattr(self, f) for f in ValidationProfile.__struct_fields__}
+        if acct is not None:
+            fields.update({f: v for f in ValidationProfile.__struct_fields__
+                           if (v := getattr(acct, f)) is not None})
+        return ValidationProfile(**fields)
+
+
+class IntakeSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    queue_size: Annotated[int, Meta(ge=1)] = 2000  # deliveries waiting or in flight, all lanes
+    priority_reserve: Annotated[int, Meta(ge=0)] = 200  # of queue_size, only for rush / high-value
+    workers: Annotated[int, Meta(ge=1)] = 64  # deliveries handed to the order actor at once
+    high_value: Annotated[float, Meta(ge=0)] = 1000.0  # order value that earns the priority lane
+    max_body_bytes: Annotated[int, Meta(ge=1024)] = 1_048_576
+    retry_attempts: Annotated[int, Meta(ge=0)] = 3  # transient failures retried this often
+    retry_base_s: Annotated[float, Meta(gt=0)] = 0.05  # first backoff; doubles, with jitter
+    retry_max_s: Annotated[float, Meta(gt=0)] = 5.0
+    retry_after_s: Annotated[int, Meta(ge=1)] = 2  # Retry-After of a 503
+    silent_after_s: Annotated[float, Meta(gt=0)] = 3600.0  # a source quiet this long is "silent"
+    signature_samples: Annotated[int, Meta(ge=0)] = 20  # bad-signature deliveries kept per source
+    listen: str | None = None  # "127.0.0.1:8080" turns the webhook listener on (port 0: any)
+
+
 class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     daemon: DaemonSettings = msgspec.field(default_factory=DaemonSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    access: AccessSettings = msgspec.field(default_factory=AccessSettings)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
+    tcp: TcpSettings = msgspec.field(default_factory=TcpSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     allocation: AllocationSettings = msgspec.field(default_factory=AllocationSettings)
     fulfillment: FulfillmentSettings = msgspec.field(default_factory=FulfillmentSettings)
     strict_skus: bool = False
     default_policy: ReorderPolicy = msgspec.field(default_factory=ReorderPolicy)
     skus: dict[str, ReorderPolicy] = {}
     sources: dict[str, Source] = {}
+    notifications: NotificationSettings = msgspec.field(default_factory=NotificationSettings)
+    locations: dict[str, str] = {}  # SKU -> storage location (pick lists walk in this order)
+    intake: IntakeSettings = msgspec.field(default_factory=IntakeSettings)
+    channels: dict[str, ChannelSettings] = {}
 
     def problems(self) -> list[str]:
         """Cross-field checks msgspec cannot express, each prefixed by its key path."""
@@ -104,17 +284,34 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
                        "(e.g. 2026-01-05T09:00:00Z)")
         for sku, pol in self.skus.items():
             out += [f"skus.{sku}: {p}" for p in pol.problems()]
+        out += intake_problems(self)
+        from backorder.config.service_checks import service_problems  # issue 5
+
+        out += service_problems(self)
         return out
 
 
-_NAMED_TABLES = {"skus": ReorderPolicy, "sources": Source}
+def intake_problems(settings: Settings) -> list[str]:
+    from backorder.intake.adapters import CHANNELS  # the channel names live with the adapters
+
+    out = []
+    for name in settings.channels:
+        if name not in CHANNELS:
+            out.append(f"channels.{name}: unknown channel (known: {', '.join(sorted(CHANNELS))})")
+    listen = settings.intake.listen
+    if listen is not None and not re.match(r"^[^:]+:\d{1,5}$", listen):
+        out.append(f"intake.listen: {listen!r} is not HOST:PORT")
+    return out
+
+
+_NAMED_TABLES = {"skus": ReorderPolicy, "sources": Source, "channels": ChannelSettings}
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _name_table(raw: bytes | str, text: str) -> str:
     """msgspec shows an entry of ``[skus.NAME]`` / ``[sources.NAME]`` as `$.skus[...]`:
     find the first entry that fails on its own and put its name in the path."""
-    m = re.search(r"`\$\.(skus|sources)\[\.\.\.\]", text)
+    m = re.search(r"`\$\.(skus|sources|channels)\[\.\.\.\]", text)
     if m is None:
         return text
     section = m.group(1)
@@ -157,7 +354,11 @@ def parse_settings(raw: bytes | str, name: str = "config") -> Settings:
     except msgspec.ValidationError as exc:
         # msgspec names the path as `$.daemon.grace_s`; show it as a TOML key.
         text = _name_table(raw, str(exc)).replace("`$.", "`").replace("`$`", "`(top level)`")
-        raise ConfigError(f"{name}: {text}") from None
+        # issue 5: name every bad table, not only the first msgspec meets
+        from backorder.config.service_checks import every_validation_error
+
+        others = [t for t in every_validation_error(raw, Settings) if t not in text]
+        raise ConfigError("; ".join([f"{name}: {text}", *others])) from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{name}: not valid TOML: {exc}") from None
     problems = settings.problems()

@@ -25,9 +25,11 @@ from backorder.actors.events import EVENT_DECODER, SkuConfigured
 from backorder.actors.model import World, iso_ts, parse_ts
 from backorder.actors.router import Router
 from backorder.config.settings import Settings
-from backorder.daemon import server
+from backorder.daemon import access, dblock, integrity, metrics, reload, requestlog, sdnotify, server
 from backorder.daemon.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import AuditReader, Journal
+from backorder.notify.notifier import Notifier
+from backorder.intake.service import IntakeService
 
 log = structlog.get_logger()
 
@@ -82,12 +84,8 @@ def recover(engine: Engine, configured: set[str]) -> int:
     """
     world, now, emit = engine.world, engine.now(), engine.emit
     before = engine.journal.last_seq
-    engine.context("config", "startup")
-    for name, policy in world.settings.skus.items():
-        if name not in configured:
-            s = world.sku(name)
-            emit(SkuConfigured(ts=now, sku=name, policy=policy))
-            sku_rules.settle(world, s, emit, now)
+    journal_file_policies(engine, {name: policy for name, policy in world.settings.skus.items()
+                                   if name not in configured}, "startup")
     engine.context("recovery", "startup")
     for s in list(world.skus.values()):
         if s.undecided or (s.queue and s.available > 0) or sku_rules.reorder_quantity(s):
@@ -96,6 +94,26 @@ def recover(engine: Engine, configured: set[str]) -> int:
         if not order.cancelled and any(ln.allocated > ln.in_shipment for ln in order.lines):
             order_rules.settle_order(world, order, emit, now, engine.auto_pick)
     return engine.journal.last_seq - before
+
+
+def journal_file_policies(engine: Engine, policies: dict, corr: str) -> None:
+    """Journal ``[skus.NAME]`` policies of the config file (cause ``config``) and settle
+    each SKU in the same step: at start (recover) and on a SIGHUP reload."""
+    world, now, emit = engine.world, engine.now(), engine.emit
+    engine.context("config", corr)
+    for name, policy in policies.items():
+        s = world.sku(name)
+        s.known = True
+        emit(SkuConfigured(ts=now, sku=name, policy=policy))
+        sku_rules.settle(world, s, emit, now)
+
+
+async def _check_integrity(db: str, out: list) -> None:
+    try:
+        await trio.to_thread.run_sync(integrity.check, db)
+        out.append(None)
+    except integrity.IntegrityError as exc:
+        out.append(exc)
 
 
 def make_clock(settings: Settings, last_ts: float | None) -> Clock:
@@ -109,11 +127,20 @@ def make_clock(settings: Settings, last_ts: float | None) -> Clock:
 
 
 class Daemon:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, config_path: str | None = None) -> None:
         self.settings = settings
+        self.config_path = config_path
+        self.systemd = sdnotify.Notifier()
+        self.roles = access.Roles(settings.access)
+        self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
+        self.recorder = metrics.Recorder()
+        requestlog.configure(settings.logging.requests)
+        self.accept_scopes: list[trio.CancelScope] = []  # the listeners' accept loops (drain)
+        self.tcp_ports: list[int] = []  # where the TCP listener listens, when [tcp] port is set
         self.journal = Journal(settings.daemon.db)
         self.engine: Engine
         self.router: Router
+        self.intake: IntakeService
         self.hub = server.Hub()
         self.audit: AuditReader
         self.connections: set[server.Connection] = set()
@@ -143,15 +170,42 @@ class Daemon:
             "rejected_requests": self.rejected,
             "dead_letters": len(self.engine.world.dead_letters),
             "recovered_events": self.recovered_events,
+            "notifier": {"breakers": self.notifier.statistics()} if hasattr(self, "notifier") else None,
+            "intake": self.intake.queue_view(),
         }
+
+    def apply_access(self, acc) -> None:
+        """New roles for the connections accepted from now on (a SIGHUP reload)."""
+        self.roles = access.Roles(acc)
 
     async def _start(self) -> None:
         journal = self.journal
         t0 = time.perf_counter()
-        await trio.to_thread.run_sync(journal.open)
-        # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
-        gc.disable()
-        world, snap_seq, self.recovered_events = await trio.to_thread.run_sync(rebuild, journal, self.settings)
+        try:
+            self._lock = dblock.acquire(self.settings.daemon.db)  # one daemon per journal
+        except dblock.Locked as exc:
+            raise SystemExit(f"backorder: {exc}") from None
+        db = self.settings.daemon.db
+        checked: list[BaseException | None] = []
+        async with trio.open_nursery() as startup:
+            if self.settings.daemon.integrity_check:
+                # Read-only, in its own thread, alongside the replay (which is read-only
+                # too): on two cores it costs no start-up time. Nothing is written before
+                # its verdict (recover() below is the first write).
+                startup.start_soon(_check_integrity, db, checked)
+            try:
+                await trio.to_thread.run_sync(journal.open)
+                self.systemd.status(f"recovering {journal.last_seq} events")
+                # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
+                gc.disable()
+                built = await trio.to_thread.run_sync(rebuild, journal, self.settings)
+            except Exception as exc:  # noqa: BLE001 - a damaged file: the check's verdict speaks first
+                built = exc
+        if checked and checked[0] is not None:
+            raise checked[0]
+        if isinstance(built, Exception):
+            raise built
+        world, snap_seq, self.recovered_events = built
         self.engine = Engine(self.settings, journal, make_clock(self.settings, journal.last_ts()), world=world)
         journal.snapshot_seq = snap_seq
         journal.snapshot_every = self.settings.daemon.snapshot_every
@@ -169,6 +223,7 @@ class Daemon:
         gc.enable()
         self.audit = AuditReader(self.settings.daemon.db)
         journal.listeners.append(self.hub.publish)
+        journal.listeners.append(lambda _rows: self.recorder.committed(journal))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         await self._start()
@@ -176,20 +231,35 @@ class Daemon:
         try:
             async with trio.open_nursery() as core:
                 await core.start(self.journal.run)
+                core.start_soon(self.systemd.watchdog)
                 async with trio.open_nursery() as actors:
                     d = self.settings.daemon
                     self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus)
                     await self.router.start()
+                    self.notifier = Notifier(self.engine)
+                    await actors.start(self.notifier.run)
+                    self.intake = IntakeService(self)
+                    await actors.start(self.intake.run)
+                    if self.settings.metrics.port is not None:  # lives until the actors stop
+                        self.metrics = metrics.Metrics(self)
+                        await actors.start(self.metrics.run)
                     async with trio.open_nursery() as edge:
                         self.conn_nursery = edge
                         await edge.start(server.serve, sock_path, self)
+                        await self._start_extra_listeners(edge)
+                        if self.settings.intake.listen:
+                            from backorder.intake import http  # hypercorn only when listening
+
+                            await http.start(self, edge)
                         self.state = "serving"
                         log.info("daemon_ready", socket=str(sock_path), db=self.settings.daemon.db,
-                                 mode=self.engine.world.mode)
+                                 mode=self.engine.world.mode, recovered_events=self.recovered_events)
+                        self.systemd.ready(f"serving {sock_path} ({self.recovered_events} events recovered)")
                         task_status.started(self)
-                        await _wait_for_stop_signal()
+                        await self._wait_for_stop_signal()
                         self.state = "draining"
                         log.info("daemon_draining", connections=len(self.connections))
+                        self.systemd.stopping(f"draining {len(self.connections)} connections")
                         await self._drain(edge)
                     await self._settle_actors()
                     actors.cancel_scope.cancel()
@@ -201,6 +271,7 @@ class Daemon:
                 await trio.to_thread.run_sync(self.journal.write_snapshot_now, self.journal.last_seq, body)
         finally:
             self.journal.close()
+            dblock.release(self._lock)
             if hasattr(self, "audit"):
                 self.audit.close()
             # server.serve removes the socket it bound; never unlink here: if another daemon
@@ -210,11 +281,12 @@ class Daemon:
     async def _drain(self, edge: trio.Nursery) -> None:
         """Stop accepting and reading; let owed replies go out, within the grace period."""
         grace = self.settings.daemon.grace_s
+        for scope in self.accept_scopes:  # no new client (the socket files go now)
+            scope.cancel()
         for conn in list(self.connections):
             conn.read_scope.cancel()
         edge.cancel_scope.deadline = trio.current_time() + grace
-        # serve_listeners' accept loop is cancelled by the deadline; connections finish by
-        # themselves once their writer has sent every reply.
+        # connections finish by themselves once their writer has sent every reply.
         with trio.move_on_after(grace):
             while self.connections:
                 await trio.sleep(0.01)
@@ -234,11 +306,31 @@ class Daemon:
                 quiet = 0 if busy() else quiet + 1
 
 
-async def _wait_for_stop_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            log.info("signal_received", signal=signal.Signals(signum).name)
-            return
+    async def _start_extra_listeners(self, edge: trio.Nursery) -> None:
+        """The read-only socket and the TCP listener, when configured."""
+        acc = self.settings.access
+        if acc.read_socket:
+            await edge.start(server.serve, Path(acc.read_socket), self, access.READ)
+        if self.settings.tcp.port is not None:
+            from backorder.daemon import tcp
+
+            await edge.start(tcp.serve_tcp, self)
+
+    async def _wait_for_stop_signal(self) -> None:
+        """SIGINT/SIGTERM: return (drain). SIGHUP: reload the config file. SIGUSR1: toggle
+        the log level between debug and the configured level."""
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1) as signals:
+            async for signum in signals:
+                log.info("signal_received", signal=signal.Signals(signum).name)
+                if signum == signal.SIGHUP:
+                    self.systemd.status("reloading config")
+                    reload.reload(self, self.config_path)
+                elif signum == signal.SIGUSR1:
+                    from backorder.daemon import logging as dlog
+
+                    dlog.toggle_debug(self.settings.daemon.log_level)
+                else:
+                    return
 
 
 # The journal's writer thread needs the GIL back after every SQLite statement; with the
@@ -248,6 +340,19 @@ async def _wait_for_stop_signal() -> None:
 SWITCH_INTERVAL_S = 0.001
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, config_path: str | None = None) -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    trio.run(Daemon(settings).run)
+    daemon = Daemon(settings, config_path)
+    # Until the serving loop listens for them (after recovery), a SIGHUP or SIGUSR1 must
+    # not kill the daemon (their default action): ignore them meanwhile.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    try:
+        trio.run(daemon.run)
+    except integrity.IntegrityError as exc:
+        log.error("integrity_check_failed", reason=str(exc))
+        daemon.systemd.status(f"refused to start: {exc}")
+        print(f"backorder: {exc}", file=sys.stderr)
+        raise SystemExit(65) from None  # EX_DATAERR: the unit does not restart on it
+    finally:
+        daemon.systemd.close()

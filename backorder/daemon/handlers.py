@@ -14,6 +14,8 @@ from backorder.actors.model import iso_ts, parse_ts
 from backorder.actors.router import CHANGES, route
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
+from backorder.notify import views as notify_views
+from backorder.intake import ops as intake_ops
 
 if TYPE_CHECKING:
     from backorder.daemon.app import Daemon
@@ -67,12 +69,18 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
         case p.PolicyGet():
             reply.ok({"mode": world.mode, "weights": msgspec.to_builtins(world.weights)})
         case p.Stats():
-            reply.ok(views.stats(world, now))
+            result = views.stats(world, now)
+            result["notifications"] = notify_views.stats(world, now)  # issue 6
+            result["intake"] = {"rejections": d.intake.rejection_counts(), "queue": d.intake.queue_view()}
+            reply.ok(result)
         case p.Health():
-            reply.ok(d.health())
+            reply.ok({**d.health(), "role": conn.role})  # role: what this connection may do
         case p.DeadLettersList():
-            reply.ok({"dead_letters": [{**msgspec.to_builtins(x), "at": iso_ts(x.ts)}
-                                       for x in world.dead_letters.values()]})
+            reply.ok(intake_ops.list_letters(d))
+        case p.DeadLettersRetry() if intake_ops.wants_intake_retry(d, req):
+            intake_ops.retry(d, conn, req, reply, corr)
+        case p.DeadLettersRetry(letter_id=None):
+            raise Rejected("invalid_request", "give letter_id, or cause (and optionally channel)")
         case p.DeadLettersRetry(letter_id=letter_id):
             d.router.retry_letter(letter_id, reply, corr)
         case p.Subscribe(topics=topics):
@@ -95,6 +103,17 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
             reply.ok(board.board(world, now, skus, waiting, offset, limit))
         case p.OrdersFind(query=query, limit=limit):
             reply.ok(board.find_orders(world, query, limit))
+        case p.LogLevel(level=level):  # issue 5: run-time log level
+            from backorder.daemon import logging as dlog
+
+            was = dlog.current_level()
+            dlog.set_level(level)
+            reply.ok({"level": level, "was": was})
+        case (p.NotificationsList() | p.NotificationsRetry() | p.LabelGet() | p.ProcurementDocument()
+              | p.PickListGet()):
+            notify_views.handle(d, req, reply, corr)  # issue 6
+        case _ if isinstance(req, intake_ops.INTAKE_OPS):
+            intake_ops.handle(d, conn, req, reply, corr)
         case _:
             raise Rejected("unknown_op", f"{type(req).__name__} has no handler")
 

@@ -229,6 +229,10 @@ class Journal:
                     "INSERT INTO outbox (notice_id, order_id, kind, seq, body) VALUES (?,?,?,?,?)",
                     [(*_notice_keys(body), seq, body) for seq, body in notices],
                 )
+            # The outbox table mirrors the delivery state (the events are the record).
+            outcomes = [o for r in batch if r[2] in _OUTCOME and (o := _outcome(r[2], r[7])) is not None]
+            if outcomes:
+                conn.executemany("UPDATE outbox SET status = ? WHERE notice_id = ?", outcomes)
             if snapshot is not None:
                 conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?)", (snapshot[0], time.time(), snapshot[1]))
                 conn.execute("DELETE FROM snapshots WHERE seq < ?", (snapshot[0],))  # a cache: keep the newest
@@ -275,14 +279,25 @@ class Journal:
 
 class _NoticeKeys(msgspec.Struct):
     notice_id: str
-    order_id: str
-    kind: str
+    order_id: str | None = None
+    kind: str = ""
+    dead: bool = False
+
+
+_OUTCOME = {"notice_delivered": "sent", "notice_retried": "pending", "notice_failed": "dead"}
+
+
+def _outcome(kind: str, body: bytes) -> tuple[str, str] | None:
+    n = _NOTICE.decode(body)
+    if kind == "notice_failed" and not n.dead:
+        return None
+    return _OUTCOME[kind], n.notice_id
 
 
 _NOTICE = msgspec.json.Decoder(_NoticeKeys)
 
 
-def _notice_keys(body: bytes) -> tuple[str, str, str]:
+def _notice_keys(body: bytes) -> tuple[str, str | None, str]:
     n = _NOTICE.decode(body)
     return n.notice_id, n.order_id, n.kind
 

@@ -82,6 +82,9 @@ class OrderSubmit(Request, tag="order.submit", kw_only=True):
     rush: bool = False
     priority: bool = False
     ship_complete: bool = False
+    # Why the order waits for payment ("" = it does not): a held order is recorded but its
+    # lines join no queue until ``order.release`` (or a paid redelivery through intake).
+    hold: Text = ""
 
 
 class OrderCancel(Request, tag="order.cancel", kw_only=True):
@@ -231,7 +234,7 @@ class Health(Request, tag="health", kw_only=True):
 
 
 class Subscribe(Request, tag="subscribe", kw_only=True):
-    """client -> hub: stream events on this connection (topics: orders, stock, shipments, procurement, config)."""
+    """client -> hub: stream events on this connection (topics: orders, stock, shipments, procurement, config, errors, intake)."""
 
     topics: list[str] = []
 
@@ -241,9 +244,107 @@ class DeadLettersList(Request, tag="deadletters.list", kw_only=True):
 
 
 class DeadLettersRetry(Request, tag="deadletters.retry", kw_only=True):
-    """client -> supervisor: deliver a dead-lettered message again."""
+    """client -> supervisor: deliver a dead-lettered message again; or (intake letters) a
+    whole group: every letter with this ``cause`` (optionally of one channel)."""
 
-    letter_id: int
+    letter_id: int | None = None
+    cause: str | None = None
+    channel: str | None = None
+
+
+# --- order intake (issue 4) -------------------------------------------------------
+
+
+class OrderIngest(Request, tag="order.ingest", kw_only=True):
+    """client -> intake: one delivery exactly as a source sent it (raw body and headers)."""
+
+    channel: Annotated[str, Meta(min_length=1, max_length=64)]
+    account: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    headers: dict[str, str] = {}
+    body: str | None = None
+    body_base64: str | None = None
+
+
+class OrderRelease(Request, tag="order.release", kw_only=True):
+    """client -> order actor: lift the payment hold of an order; its lines join their queues."""
+
+    order_id: str
+    reason: Text = ""
+
+
+class OrderAmend(Request, tag="order.amend", kw_only=True):
+    """client -> order actor: replace the lines of an order before any unit is allocated."""
+
+    order_id: str
+    lines: Annotated[list[OrderLineIn], Meta(min_length=1, max_length=1000)]
+    reason: Text = ""
+
+
+class DeadLettersDiscard(Request, tag="deadletters.discard", kw_only=True):
+    """client -> intake: drop dead letters for good (one, or a cause group), with a reason."""
+
+    letter_id: int | None = None
+    cause: str | None = None
+    channel: str | None = None
+    reason: Annotated[str, Meta(min_length=1, max_length=512)]
+
+
+class IntakeAlias(Request, tag="intake.alias", kw_only=True):
+    """client -> intake: map a channel SKU to a site SKU (journaled; ``sku: null`` removes)."""
+
+    channel: Annotated[str, Meta(min_length=1, max_length=64)]
+    account: Annotated[str, Meta(min_length=1, max_length=128)] = "*"
+    channel_sku: Annotated[str, Meta(min_length=1, max_length=128)]
+    sku: Sku | None = None
+
+
+class SourcesHealth(Request, tag="sources.health", kw_only=True):
+    """client -> intake: per channel and account, last delivery, outcome rates, silence."""
+
+
+class LogLevel(Request, tag="log.level", kw_only=True):
+    """client -> daemon (issue 5): set the log level at run time (not journaled, not kept
+    across a restart: [daemon] log_level applies again)."""
+
+    level: Literal["debug", "info", "warning", "error"]
+# --- notifications, labels, documents (issue 6) ----------------------------------
+
+
+class NotificationsList(Request, tag="notifications.list", kw_only=True):
+    """client -> read model: outbox notices by delivery status and/or order, oldest first."""
+
+    status: Literal["pending", "sent", "dead", "unrouted", "all"] = "all"
+    order_id: str | None = None
+    limit: Annotated[int, Meta(ge=1, le=10000)] = 100
+    offset: NonNegInt = 0
+
+
+class NotificationsRetry(Request, tag="notifications.retry", kw_only=True):
+    """client -> notifier: send a dead notice again (``notice_id``), or every dead one (``all_dead``)."""
+
+    notice_id: str | None = None
+    all_dead: bool = False
+
+
+class LabelGet(Request, tag="label.get", kw_only=True):
+    """client -> read model: the stored label of a shipped shipment (ZPL text or base64 PDF)."""
+
+    shipment_id: str
+    format: Literal["zpl", "pdf"] = "zpl"
+
+
+class ProcurementDocument(Request, tag="procurement.document", kw_only=True):
+    """client -> read model: the document of a purchase order / transfer request."""
+
+    request_id: str
+    format: Literal["pdf", "csv", "x12_850"] = "pdf"
+
+
+class PickListGet(Request, tag="picklist.get", kw_only=True):
+    """client -> read model: a pick list for picking shipments (all of them when none is named)."""
+
+    shipment_ids: Annotated[list[str], Meta(max_length=1000)] = []
+    format: Literal["text", "pdf"] = "text"
 
 
 # --- reads for the supervisor console (issue 3) ----------------------------------
@@ -289,6 +390,18 @@ AnyRequest = (
     | DeadLettersRetry
     | SkusBoard
     | OrdersFind
+    | LogLevel
+    | NotificationsList
+    | NotificationsRetry
+    | LabelGet
+    | ProcurementDocument
+    | PickListGet
+    | OrderIngest
+    | OrderRelease
+    | OrderAmend
+    | DeadLettersDiscard
+    | IntakeAlias
+    | SourcesHealth
 )
 
 OPS = frozenset(cls.__struct_config__.tag for cls in AnyRequest.__args__)  # type: ignore[attr-defined]
@@ -381,4 +494,7 @@ WRITE_OPS = frozenset({
     "order.submit", "order.cancel", "stock.receive", "stock.adjust", "sku.configure",
     "procurement.confirm", "pick.confirm", "policy.set", "deadletters.retry",
 })
+WRITE_OPS |= {"log.level"}  # issue 5: changes the daemon's logging (write role)
+WRITE_OPS = WRITE_OPS | {"notifications.retry"}  # issue 6
+WRITE_OPS = WRITE_OPS | {"order.ingest", "order.release", "order.amend", "deadletters.discard", "intake.alias"}  # issue 4
 assert WRITE_OPS <= OPS

@@ -5,7 +5,14 @@ writer (the only task that writes to the stream). Replies from any actor reach t
 writer through an unbounded channel; the writer drains everything ready, waits until
 the journal has made it durable, and sends it with one ``send_all``. Back-pressure: at
 most ``max_inflight`` requests per connection are unanswered; the reader stops reading
-until replies go out, so a flooding client only slows itself.
+until replies go out, so a flooding client only slows itself (and is disconnected if its
+replies stay unread for ``[limits] inflight_wait_s``).
+
+Each connection has a role (``access``): a read-only one gets ``forbidden`` for the ops
+of ``protocol.WRITE_OPS``. A connection that breaks a limit (``Disconnect``: line size,
+idle time, in-flight, subscriber buffer) is sent one error line and closed; nothing else
+is affected. Every reply feeds the metrics (``metrics.Recorder``) and, per
+``[logging] requests``, the canonical request log line (``requestlog``).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import math
 import os
 import socket as stdsocket
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -22,7 +30,7 @@ import structlog
 import trio
 
 from backorder.actors.model import iso_ts
-from backorder.daemon import handlers
+from backorder.daemon import access, handlers, requestlog
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
 
@@ -38,36 +46,67 @@ TOO_LONG = object()
 class Reply:
     """Where the answer to one request goes; any actor may call ``ok`` or ``error`` once."""
 
-    __slots__ = ("conn", "req_id")
+    __slots__ = ("conn", "corr", "op", "req_id", "t0")
 
-    def __init__(self, conn: Connection, req_id: msgspec.Raw) -> None:
+    def __init__(self, conn: Connection, req_id: msgspec.Raw, op: str = "-", t0: float = 0.0,
+                 corr: str = "-") -> None:
         self.conn = conn
         self.req_id = req_id
+        self.op = op  # for the metrics: errors by op, latency from t0 (perf_counter) to sent
+        self.t0 = t0
+        self.corr = corr  # the journal's correlation id of this request (audit trail)
 
     def ok(self, result) -> None:
-        self.conn.put_reply(p.ok(self.req_id, result))
+        if requestlog.wanted(self.op, True):
+            requestlog.summary(self, True, result)
+        self.conn.put_reply(p.ok(self.req_id, result), self.t0)
 
     def error(self, code: str, message: str) -> None:
-        self.conn.put_reply(p.err(self.req_id, code, message))
+        self.conn.daemon.recorder.error(self.op, code)
+        if requestlog.wanted(self.op, False):
+            requestlog.summary(self, False, code=code, message=message)
+        self.conn.put_reply(p.err(self.req_id, code, message), self.t0)
+
+
+class Disconnect(Exception):
+    """A connection broke a limit: tell it why (code, message), then close it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class Connection:
-    def __init__(self, daemon: Daemon, nursery: trio.Nursery) -> None:
+    def __init__(self, daemon: Daemon, nursery: trio.Nursery, role: str = access.WRITE,
+                 peer: str = "") -> None:
         self.id = next(_conn_ids)
+        self.role = role
+        self.read_only = role != access.WRITE
+        self.peer = peer
         self.daemon = daemon
         self.nursery = nursery
         self.out_send, self.out_recv = trio.open_memory_channel(math.inf)
-        self.slots = trio.Semaphore(daemon.settings.daemon.max_inflight)
+        self.max_inflight = daemon.settings.daemon.max_inflight
+        self.slots = trio.Semaphore(self.max_inflight)
         self.event_types: frozenset[str] = frozenset()
         self.queued_events = 0
         self.missed_events = 0
         self.read_scope = trio.CancelScope()
         self.requests = 0
+        self.skipped = 0  # empty lines: read, never answered
+        self.answered = 0
+        self.broke: Disconnect | None = None  # a limit broken outside the reader
 
-    def put_reply(self, msg) -> None:
+    def owed(self) -> int:
+        """Requests read whose reply an actor has not produced yet."""
+        return self.requests - self.skipped - self.answered
+
+    def put_reply(self, msg, t0: float = 0.0) -> None:
         # The reply may only leave once everything journaled so far is durable.
+        self.answered += 1
         try:
-            self.out_send.send_nowait((self.daemon.engine.journal.last_seq, msg))
+            self.out_send.send_nowait((self.daemon.engine.journal.last_seq, msg, t0))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away; its request was still carried out
 
@@ -80,6 +119,9 @@ class Connection:
             if kind not in types:
                 continue
             if self.queued_events >= limit:
+                if self.daemon.settings.limits.subscriber_overflow == "disconnect":
+                    self._overflowed(limit)
+                    return
                 self.missed_events += 1
                 continue
             self.queued_events += 1
@@ -87,6 +129,16 @@ class Connection:
                 self.out_send.send_nowait(line)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
+
+
+    def _overflowed(self, limit: int) -> None:
+        """``[limits] subscriber_overflow = "disconnect"``: a subscriber with ``limit`` events
+        unread is told so and closed (instead of missing events and getting a `lagged` line)."""
+        if self.broke is None:
+            self.broke = Disconnect("subscriber_overflow",
+                                    f"{limit} event lines unread (subscriber_buffer); the connection is closed")
+            self.daemon.hub.discard(self)
+            self.read_scope.cancel()
 
 
 def event_line(seq: int, at: str, event: bytes) -> bytes:
@@ -129,13 +181,18 @@ class Hub:
                 conn.put_events(lines)
 
 
-async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE):
+async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE, receive=None,
+                     first: bytes = b""):
     """Yield each newline-terminated line; a line over ``max_line`` yields TOO_LONG once
-    and is skipped up to its newline without being buffered."""
+    and is skipped up to its newline without being buffered. ``receive`` (default
+    ``stream.receive_some``) is awaited for each chunk; ``first``: bytes already read
+    (what followed a TCP auth line), handled as the first chunk."""
+    receive = receive or (lambda: stream.receive_some(65536))
+    pending = [first] if first else []
     buf = bytearray()
     skipping = False
     while True:
-        chunk = await stream.receive_some(65536)
+        chunk = pending.pop() if pending else await receive()
         if not chunk:
             if buf and not skipping:
                 yield bytes(buf)
@@ -163,9 +220,13 @@ async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE)
             yield TOO_LONG
 
 
-async def handle_client(stream: trio.abc.Stream, daemon: Daemon) -> None:
+async def handle_client(stream: trio.abc.Stream, daemon: Daemon, role: str | None = None,
+                        peer: str = "", first: bytes = b"") -> None:
+    """Serve one connection. ``role`` None: decided from the Unix peer's credentials."""
+    if role is None:
+        role, peer = _unix_role(stream, daemon)
     async with stream, trio.open_nursery() as nursery:
-        conn = Connection(daemon, nursery)
+        conn = Connection(daemon, nursery, role, peer)
         log_ = log.bind(conn=conn.id)
         if len(daemon.connections) >= daemon.settings.daemon.max_connections:
             await stream.send_all(p.ENCODER.encode(p.err(msgspec.Raw(b"null"), "too_many_connections",
@@ -173,46 +234,123 @@ async def handle_client(stream: trio.abc.Stream, daemon: Daemon) -> None:
             log_.warning("connection_refused", reason="too_many_connections")
             return
         daemon.connections.add(conn)
-        writer_done = trio.Event()
-        nursery.start_soon(_writer, stream, conn, writer_done)
+        if daemon.state == "draining":  # accepted (or authenticated) as the drain began
+            conn.read_scope.cancel()
         try:
-            with conn.read_scope:
-                await _reader(stream, conn, daemon)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+            await _serve_connection(stream, conn, daemon, nursery, first, log_)
         finally:
-            daemon.hub.discard(conn)
+            # only now: a drain waits for this set to empty, i.e. for every reply to be sent
             daemon.connections.discard(conn)
-        # Let every reply still owed go out (the writer ends when the channel is empty).
-        await conn.out_send.aclose()
+
+
+async def _serve_connection(stream, conn: Connection, daemon: Daemon, nursery: trio.Nursery, first: bytes,
+                            log_) -> None:
+    log_.debug("connection_opened", role=conn.role, peer=conn.peer)
+    writer_done = trio.Event()
+    nursery.start_soon(_writer, stream, conn, writer_done)
+    broke: Disconnect | None = None
+    try:
+        with conn.read_scope:
+            await _reader(stream, conn, daemon, first)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    except Disconnect as exc:
+        broke = exc
+    finally:
+        daemon.hub.discard(conn)
+    broke = broke or conn.broke
+    if broke is not None:
+        daemon.recorder.error("-", broke.code)
+        conn.put_reply(p.err(msgspec.Raw(b"null"), broke.code, broke.message))
+        log_.warning("connection_limit", code=broke.code, reason=broke.message, role=conn.role, peer=conn.peer)
+    # Replies still owed by the actors (a drain stopped the reader, or the client
+    # half-closed): wait for them before closing the channel, or they would be lost
+    # although their requests are carried out. Bounded by the grace period (a drain's
+    # deadline bounds it too), so a reply that never comes cannot hold the connection.
+    with trio.move_on_after(daemon.settings.daemon.grace_s):
+        while conn.owed() > 0 and broke is None:
+            await trio.sleep(0.005)
+    # Let every reply still owed go out (the writer ends when the channel is empty).
+    await conn.out_send.aclose()
+    if broke is None:
         await writer_done.wait()
-        log_.debug("connection_closed", requests=conn.requests)
+    else:  # an offender that does not read gets a moment for its error line, no more
+        with trio.move_on_after(DISCONNECT_FLUSH_S):
+            await writer_done.wait()
+        nursery.cancel_scope.cancel()
+    log_.debug("connection_closed", requests=conn.requests)
 
 
-async def _reader(stream, conn: Connection, daemon: Daemon) -> None:
+DISCONNECT_FLUSH_S = 1.0
+
+
+def _unix_role(stream: trio.abc.Stream, daemon: Daemon) -> tuple[str, str]:
+    sock = getattr(stream, "socket", None)
+    if sock is None or sock.family != stdsocket.AF_UNIX:
+        return access.WRITE, ""
+    try:
+        pid, uid, gid = access.peer_credentials(sock)
+    except OSError:
+        return daemon.roles.default, ""
+    return daemon.roles.role_for(uid, gid), f"pid={pid} uid={uid} gid={gid}"
+
+
+async def _receive(stream, conn: Connection, daemon: Daemon) -> bytes:
+    """The next chunk from the client; a client that sends nothing for
+    ``limits.idle_timeout_s`` while it is owed nothing and subscribes to nothing is idle."""
+    while True:
+        idle = daemon.settings.limits.idle_timeout_s
+        if not idle:
+            return await stream.receive_some(65536)
+        with trio.move_on_after(idle):
+            return await stream.receive_some(65536)
+        if conn in daemon.hub.subscribers or conn.slots.value < conn.max_inflight:
+            continue  # waiting for events or replies is not idleness
+        raise Disconnect("idle_timeout", f"no request for {idle:g} s; the connection is closed")
+
+
+async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") -> None:
     prefix = f"c{conn.id}."
-    async for line in read_lines(stream):
+    max_line = daemon.settings.limits.line_bytes
+    read_only = conn.read_only
+    record = daemon.recorder.request
+    async for line in read_lines(stream, max_line, lambda: _receive(stream, conn, daemon), first):
         try:  # no checkpoint per request while under the in-flight limit
             conn.slots.acquire_nowait()
         except trio.WouldBlock:
-            await conn.slots.acquire()
+            # Back-pressure: wait for replies to go out; a client that never reads them
+            # would hold its slots for ever, so after a while it is disconnected.
+            with trio.move_on_after(daemon.settings.limits.inflight_wait_s) as waited:
+                await conn.slots.acquire()
+            if waited.cancelled_caught:
+                raise Disconnect("too_many_inflight",
+                                 f"{conn.max_inflight} requests unanswered for "
+                                 f"{daemon.settings.limits.inflight_wait_s:g} s (replies not read)") from None
         conn.requests += 1
         if line is TOO_LONG:
-            Reply(conn, msgspec.Raw(b"null")).error("line_too_long", f"a request line may be at most {p.MAX_LINE} bytes")
-            continue
+            conn.slots.release()
+            daemon.rejected += 1
+            raise Disconnect("line_too_long", f"a request line may be at most {max_line} bytes")
         if not line.strip():
             conn.slots.release()
+            conn.skipped += 1
             continue
+        op = "-"  # not known until decoded
         try:
+            if read_only and (refused := access.forbidden(line, conn.role)) is not None:
+                raise refused
             req = p.decode_request(line)
-            reply = Reply(conn, req.id)
-            handlers.handle(daemon, conn, req, reply, prefix + str(conn.requests))
+            op = req.__struct_config__.tag
+            record(op)
+            corr = prefix + str(conn.requests)
+            reply = Reply(conn, req.id, op, perf_counter(), corr)
+            handlers.handle(daemon, conn, req, reply, corr)
         except Rejected as exc:
-            Reply(conn, p.request_id(line)).error(exc.code, exc.message)
+            # the canonical `request` line (requestlog) says why
+            Reply(conn, p.request_id(line), op).error(exc.code, exc.message)
             daemon.rejected += 1
-            log.info("request_rejected", conn=conn.id, code=exc.code, reason=exc.message[:200])
         except Exception as exc:  # a bug must cost one request, never the daemon
-            Reply(conn, p.request_id(line)).error("internal_error", f"{type(exc).__name__}: {exc}")
+            Reply(conn, p.request_id(line), op).error("internal_error", f"{type(exc).__name__}: {exc}")
             log.exception("request_failed", conn=conn.id)
 
 
@@ -220,6 +358,7 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
     journal = conn.daemon.engine.journal
     buf = bytearray()
     encode_into = p.ENCODER.encode_into
+    observe = conn.daemon.recorder.latency.observe
     try:
         async for item in conn.out_recv:
             items = [item]
@@ -249,6 +388,10 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
             finally:
                 for _ in range(replies):
                     conn.slots.release()
+            sent = perf_counter()
+            for it in items:
+                if type(it) is tuple and it[2]:
+                    observe(sent - it[2])
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         conn.read_scope.cancel()  # the peer is gone: stop reading its requests too
         async for _ in conn.out_recv:  # drain so nothing blocks on us
@@ -274,15 +417,32 @@ def prepare_socket_path(path: Path) -> None:
         probe.close()
 
 
-async def serve(path: Path, daemon: Daemon, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def serve(path: Path, daemon: Daemon, role: str | None = None, *,
+                task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve a Unix socket; ``role`` None decides each peer's role from its credentials
+    (``[access]``), ``"read"`` makes every client of this socket read-only."""
     prepare_socket_path(path)
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
     await sock.bind(os.fspath(path))
-    path.chmod(0o660)  # owner and group: access by group membership
+    acc = daemon.settings.access
+    gid = access.socket_group(acc)
+    if gid is not None:
+        os.chown(path, -1, gid)
+    path.chmod(int(acc.socket_mode, 8))  # default 0660: access by group membership
     sock.listen(128)
     listener = trio.SocketListener(sock)
     try:
-        await trio.serve_listeners(lambda stream: handle_client(stream, daemon), [listener],
-                                   handler_nursery=daemon.conn_nursery, task_status=task_status)
+        await serve_until_drain(daemon, [listener], lambda stream: handle_client(stream, daemon, role),
+                                task_status)
     finally:
         path.unlink(missing_ok=True)
+
+
+async def serve_until_drain(daemon: Daemon, listeners: list, handler, task_status) -> None:
+    """Accept on ``listeners`` until the daemon drains: a drain cancels the accept loops at
+    once (new clients are refused), while the connections, in the daemon's connection
+    nursery, finish what they were asked."""
+    with trio.CancelScope() as accepting:
+        daemon.accept_scopes.append(accepting)
+        await trio.serve_listeners(handler, listeners, handler_nursery=daemon.conn_nursery,
+                                   task_status=task_status)

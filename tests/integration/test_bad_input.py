@@ -166,20 +166,27 @@ def test_blank_lines_are_ignored(sim_client):
     assert c.call("health")["status"] == "serving"
 
 
-def test_line_over_one_mib_is_refused_and_the_connection_still_works(sim_client):
-    c = sim_client
-    _setup_state(c)
-    before = fingerprint(c, "B")
-    pad = "x" * (MAX_LINE + 100)
-    too_long = json.dumps({**ORDER, "id": "big", "external_id": "HUGE", "pad": pad}).encode()
-    c.send_raw(too_long + b"\n")
-    reply = c.reply()
-    assert (reply["ok"], reply["error"]["code"]) == (False, "line_too_long")
-    assert fingerprint(c, "B") == before
-    with pytest.raises(CallError):
-        c.call("order.get", channel="web", external_id="HUGE")
-    # the next request on the same connection is served
-    assert submit(c, "AFTER", line("B", 1))["duplicate"] is False
+def test_line_over_one_mib_is_refused_and_only_that_connection_is_closed(sim):
+    # issue 5 (limits): the offender is told why, then disconnected; others go on
+    d = sim()
+    with d.client() as c, d.client() as other:
+        _setup_state(other)
+        before = fingerprint(other, "B")
+        pad = "x" * (MAX_LINE + 100)
+        too_long = json.dumps({**ORDER, "id": "big", "external_id": "HUGE", "pad": pad}).encode()
+        try:
+            c.send_raw(too_long + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed while the rest of the line was still being sent
+        reply = c.reply()
+        assert (reply["ok"], reply["error"]["code"]) == (False, "line_too_long")
+        with pytest.raises((ConnectionError, OSError)):
+            c.reply()
+        assert fingerprint(other, "B") == before
+        with pytest.raises(CallError):
+            other.call("order.get", channel="web", external_id="HUGE")
+        # the other connection is served
+        assert submit(other, "AFTER", line("B", 1))["duplicate"] is False
 
 
 def test_line_of_exactly_one_mib_is_accepted(sim_client):

@@ -43,7 +43,14 @@ def settings_structs(root: type = cfg.Settings) -> dict[type, tuple[str, ...]]:
 
 def test_the_walk_reaches_every_settings_struct():
     assert set(settings_structs()) == {cfg.Settings, cfg.DaemonSettings, cfg.AllocationSettings, cfg.Weights,
-                                       cfg.FulfillmentSettings, cfg.ReorderPolicy, cfg.Source}
+                                       cfg.FulfillmentSettings, cfg.ReorderPolicy, cfg.Source,
+                                       # issue 5: running as a site service
+                                       cfg.AccessSettings, cfg.LimitsSettings, cfg.TcpSettings, cfg.TcpClient,
+                                       cfg.MetricsSettings, cfg.LoggingSettings,
+                                       # issue 6
+                                       cfg.NotificationSettings, cfg.SmtpSettings, cfg.WebhookSettings,
+                                       cfg.FileDropSettings, cfg.EdiSettings,
+                                       cfg.IntakeSettings, cfg.ChannelSettings, cfg.ValidationProfile}
 
 
 def _documented_keys(text: str) -> set[str]:
@@ -63,7 +70,7 @@ def test_example_config_parses_and_documents_every_key():
     assert sorted(missing) == [], "keys of backorder.config.settings missing from config/backorder.example.toml"
     # the sections shown with their defaults do show the defaults
     defaults = cfg.Settings()
-    for section in ("daemon", "allocation", "fulfillment", "default_policy", "strict_skus"):
+    for section in ("daemon", "allocation", "fulfillment", "default_policy", "strict_skus", "intake"):
         assert getattr(settings, section) == getattr(defaults, section), section
     # and the examples the file promises are there
     assert settings.skus["SKU-1"].source == "supplier:ACME"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import random
 
 import msgspec
@@ -10,13 +11,15 @@ import pytest
 from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.carrier import LocalCarrier
-from backorder.actors.model import World
+from backorder.actors.model import World, iso_date
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings, Weights
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
 
-SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}}}, Settings)
+SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}},
+                            # issue 6: routed notices (kept with their content), delays on every move
+                            "notifications": {"routes": {"*": "webhook"}, "tolerance_hours": 0}}, Settings)
 
 
 def fingerprint(w: World) -> dict:
@@ -32,14 +35,20 @@ def fingerprint(w: World) -> dict:
                      sorted((ln.order_id, ln.line_no) for ln in s.undecided),
                      sorted((ln.order_id, ln.line_no) for ln in s.holders)]
                  for n, s in sorted(w.skus.items())},
-        "orders": {oid: [o.cancelled, o.shipments, o.spec.external_id, o.status(w.shipments),
+        "orders": {oid: [o.cancelled, o.shipments, o.spec.external_id, o.status(w.shipments), o.hold,
                          [(ln.sku, ln.qty, str(ln.unit_price), ln.allocated, ln.in_shipment, ln.shipped, ln.cancelled,
-                           ln.decided, ln.backordered_at_entry, ln.arrival, ln.rule) for ln in o.lines]]
+                           ln.decided, ln.backordered_at_entry, ln.arrival, ln.rule, ln.held) for ln in o.lines]]
                    for oid, o in w.orders.items()},
         "by_key": sorted(w.by_key.items()),
         "receipts": sorted(w.receipts.items()),
         "shipments": {sid: [sh.status, sh.items, sh.tracking] for sid, sh in w.shipments.items()},
         "requests": {rid: [r.qty, r.received, r.expected_date, r.closed_ts] for rid, r in w.requests.items()},
+        "notices": {nid: [n.status, n.attempts, n.kind, n.last_error, n.event] for nid, n in w.notices.items()},
+        "told": sorted(w.told.items()),
+        "notice_counters": [w.notices_sent, w.notice_failures, sorted(w.notices_pending),
+                            sorted((k, v) for k, v in w.notice_status.items() if v)],
+        "aliases": sorted((k, sorted(v.items())) for k, v in w.aliases.items()),
+        "dead_letters": {k: msgspec.to_builtins(x) for k, x in w.dead_letters.items()},
     }
 
 
@@ -64,9 +73,10 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
                           "requires_shipping": rnd.random() > 0.05} for _ in range(rnd.randint(1, 3))]
                 req = msgspec.convert({"op": "order.submit", "channel": "web", "external_id": f"x{rnd.randint(0, 60)}",
                                        "lines": lines, "rush": rnd.random() < 0.2,
+                                       "hold": "payment pending" if rnd.random() < 0.15 else "",
                                        "ship_complete": rnd.random() < 0.2}, p.OrderSubmit)
                 order, dup = order_rules.submit(w, req, emit, now)
-                if not dup:
+                if not dup and not order.hold:  # a held order's lines join no queue (the actor settles none)
                     for sku in {ln.sku for ln in order.lines if ln.requires_shipping}:
                         sku_rules.settle(w, w.skus[sku], emit, now)
                     order_rules.settle_order(w, order, emit, now)
@@ -81,15 +91,50 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
             elif roll < 0.82 and w.orders:
                 for sku in order_rules.cancel(w, rnd.choice(list(w.orders)), "test", emit, now):
                     sku_rules.settle(w, w.skus[sku], emit, now)
+            elif roll < 0.86 and w.orders:
+                # a payment hold lifted (intake's "updated"), an alias, an intake dead letter
+                order = order_rules.release(w, rnd.choice(list(w.orders)), "paid", emit, now)
+                if order is not None:
+                    for sku in {ln.sku for ln in order.lines if ln.requires_shipping}:
+                        sku_rules.settle(w, w.skus[sku], emit, now)
+                    order_rules.settle_order(w, order, emit, now)
+                emit(ev.AliasSet(ts=now, channel="csv", account="*", channel_sku=f"c{i % 4}",
+                                 sku=rnd.choice([*skus, None])))
+                if w.orders and rnd.random() < 0.5:  # a source changed an order before allocation
+                    new = [p.OrderLineIn(sku=rnd.choice(skus), qty=rnd.randint(1, 3))]
+                    amended = order_rules.amend(w, rnd.choice(list(w.orders)), new, "changed", emit, now)
+                    if amended is not None and not amended.hold:
+                        for sku in {ln.sku for ln in amended.lines if ln.requires_shipping}:
+                            sku_rules.settle(w, w.sku(sku), emit, now)
+                letter = w.n_letters + 1
+                emit(ev.DeadLettered(ts=now, letter_id=letter, actor="intake", message="{}", error="e", kind="intake",
+                                     cause="unknown_sku", channel="csv", account="default", impact=rnd.random()))
+                if rnd.random() < 0.5:
+                    emit(ev.DeadLetterRetried(ts=now, letter_id=letter, resolved=False, cause="missing_sku", error="x"))
+                elif rnd.random() < 0.5:
+                    emit(ev.DeadLetterDiscarded(ts=now, letter_id=letter, reason="test"))
             elif roll < 0.9:
                 s = w.sku(rnd.choice(skus))
                 sku_rules.adjust(w, s, None, rnd.randint(0, s.on_hand + 3), "count", emit, now)
             elif roll < 0.95:
                 emit(ev.PolicyChanged(ts=now, mode=rnd.choice(["fifo", "priority"]),
                                       weights=Weights(rush=rnd.choice([0.0, 24.0]), age=rnd.choice([0.5, 1.0]))))
-            else:
+            elif roll < 0.97 or not w.requests:
                 s = w.sku(rnd.choice(skus))
                 sku_rules.configure(w, s, {"reorder_point": 1, "order_up_to": rnd.randint(1, 10)}, emit, now)
+            else:  # a supplier moves a date (delay notices), and the notifier reports outcomes
+                r = w.requests[rnd.choice(list(w.requests))]
+                sku_rules.confirm(w, w.skus[r.sku], r.request_id, iso_date(now + rnd.randint(1, 30) * 86400.0),
+                                  emit, now)
+            pending = [n for n in w.notices.values() if n.status == "pending"]
+            if pending and rnd.random() < 0.3:
+                n = rnd.choice(pending)
+                emit(ev.NoticeAttempted(ts=now, notice_id=n.notice_id, attempt=n.attempts + 1, channel=n.channel))
+                if rnd.random() < 0.5:
+                    emit(ev.NoticeDelivered(ts=now, notice_id=n.notice_id, attempt=n.attempts))
+                else:
+                    emit(ev.NoticeFailed(ts=now, notice_id=n.notice_id, attempt=n.attempts, error="HTTP 500",
+                                         dead=rnd.random() < 0.5))
         except Rejected:
             pass
     return w, log
@@ -104,6 +149,10 @@ def test_snapshot_restores_what_replay_builds(seed):
     restored = restore(SETTINGS, dump(live))
     assert fingerprint(replayed) == fingerprint(live)
     assert fingerprint(restored) == fingerprint(live)
+    # the outbox's derived counts agree with a full scan (issue 6)
+    scan = collections.Counter(n.status for n in live.notices.values())
+    assert {k: v for k, v in live.notice_status.items() if v} == dict(scan)
+    assert set(live.notices_pending) == {n.notice_id for n in live.notices.values() if n.status == "pending"}
 
 
 def test_decisions_after_restore_match_decisions_after_replay():

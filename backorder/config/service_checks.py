@@ -1,0 +1,86 @@
+"""Checks of the service settings (issue 5) that msgspec cannot express: users and groups
+must exist on this host, TCP clients need a token, TLS needs both files; and the
+collection of EVERY validation problem of a file (msgspec stops at the first one).
+
+Each problem is one string starting with its key path, as ``check-config`` prints it."""
+
+from __future__ import annotations
+
+import grp
+import pwd
+from typing import TYPE_CHECKING
+
+import msgspec
+
+if TYPE_CHECKING:
+    from backorder.config.settings import Settings
+
+
+def resolve_uid(who: int | str) -> int:
+    """A user name or number -> uid (KeyError for an unknown name)."""
+    return who if isinstance(who, int) else pwd.getpwnam(who).pw_uid
+
+
+def resolve_gid(who: int | str) -> int:
+    """A group name or number -> gid (KeyError for an unknown name)."""
+    return who if isinstance(who, int) else grp.getgrnam(who).gr_gid
+
+
+def service_problems(s: Settings) -> list[str]:
+    out: list[str] = []
+    a = s.access
+    for key, resolve, kind in (("write_uids", resolve_uid, "user"), ("read_uids", resolve_uid, "user"),
+                               ("write_groups", resolve_gid, "group"), ("read_groups", resolve_gid, "group")):
+        for who in getattr(a, key):
+            try:
+                resolve(who)
+            except KeyError:
+                out.append(f"access.{key}: no {kind} named {who!r} on this host")
+    if a.group:
+        try:
+            resolve_gid(int(a.group) if a.group.isdigit() else a.group)
+        except KeyError:
+            out.append(f"access.group: no group named {a.group!r} on this host")
+    both = {resolve_uid_safe(w) for w in a.write_uids} & {resolve_uid_safe(w) for w in a.read_uids}
+    both.discard(None)
+    if both:
+        out.append(f"access.read_uids: uid(s) {sorted(both)} are also in access.write_uids")
+    t = s.tcp
+    if bool(t.certfile) != bool(t.keyfile):
+        out.append("tcp.certfile: TLS needs both tcp.certfile and tcp.keyfile")
+    if t.port is not None and not t.clients:
+        out.append("tcp.clients: the TCP listener is on (tcp.port) but no client has a token "
+                   "(add one with `backorder token NAME`)")
+    if a.read_socket and a.read_socket == s.daemon.socket:
+        out.append("access.read_socket: must differ from daemon.socket")
+    return out
+
+
+def resolve_uid_safe(who: int | str) -> int | None:
+    try:
+        return resolve_uid(who)
+    except KeyError:
+        return None
+
+
+def every_validation_error(raw: bytes | str, settings_type: type) -> list[str]:
+    """Validate each top-level key of a TOML file on its own, so that one bad table does not
+    hide the problems of the others. Returns msgspec's messages, path shown as a TOML key."""
+    try:
+        doc = msgspec.toml.decode(raw)
+    except msgspec.DecodeError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    out = []
+    fields = {f.name: f for f in msgspec.structs.fields(settings_type)}
+    for key, value in doc.items():
+        if key not in fields:
+            out.append(f"Object contains unknown field `{key}`")
+            continue
+        sub = {key: value}
+        try:
+            msgspec.convert(sub, settings_type)
+        except msgspec.ValidationError as exc:
+            out.append(str(exc).replace("`$.", "`"))
+    return out

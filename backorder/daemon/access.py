@@ -1,0 +1,101 @@
+"""Roles: who may change state.
+
+``read`` (monitoring: dashboards, the TUI in read-only mode) may send every op except
+those in ``protocol.WRITE_OPS``, which it gets ``forbidden`` for; ``write`` may send
+everything. A Unix-socket peer's role comes from its credentials (SO_PEERCRED uid and
+gid, plus the user's supplementary groups) mapped by ``[access]``; every client of the
+optional ``read_socket`` is ``read``; a TCP client's role is its token's.
+
+Order of the rules: the daemon's own uid and root are always ``write``; then
+``write_uids`` / ``read_uids``; then ``write_groups`` / ``read_groups`` (write wins when
+the peer is in both); then ``default_role`` (``read`` unless configured: being able to
+open the socket — mode 0660 — is not by itself the right to change the site).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+import struct
+from typing import Any
+
+import msgspec
+
+from backorder.config.service_checks import resolve_gid, resolve_uid_safe
+from backorder.config.settings import AccessSettings
+from backorder.daemon import protocol as p
+from backorder.errors import Rejected
+
+READ, WRITE = "read", "write"
+
+class _Op(msgspec.Struct):
+    op: Any = None
+
+
+_OP_DECODER = msgspec.json.Decoder(_Op)
+
+
+def forbidden(line: bytes, role: str) -> Rejected | None:
+    """For a read-only connection: ``forbidden`` if the line asks for an op of
+    ``protocol.WRITE_OPS`` (read from the op name alone, before the request is validated,
+    so the answer does not depend on the rest of the request), else None."""
+    try:
+        op = _OP_DECODER.decode(line).op
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None  # the normal decoding answers it
+    if isinstance(op, str) and op in p.WRITE_OPS:
+        return Rejected("forbidden", f"{op} changes state; this connection has the {role} role")
+    return None
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a Unix stream socket."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", raw)
+
+
+class Roles:
+    def __init__(self, access: AccessSettings) -> None:
+        self.default = access.default_role
+        self.write_uids = {u for w in access.write_uids if (u := resolve_uid_safe(w)) is not None}
+        self.read_uids = {u for w in access.read_uids if (u := resolve_uid_safe(w)) is not None}
+        self.write_gids = {_gid(g) for g in access.write_groups} - {None}
+        self.read_gids = {_gid(g) for g in access.read_groups} - {None}
+        self.own_uid = os.getuid()
+
+    def role_for(self, uid: int, gid: int) -> str:
+        if uid in (0, self.own_uid) or uid in self.write_uids:
+            return WRITE
+        if uid in self.read_uids:
+            return READ
+        if self.write_gids or self.read_gids:
+            groups = _groups_of(uid, gid)
+            if groups & self.write_gids:
+                return WRITE
+            if groups & self.read_gids:
+                return READ
+        return self.default
+
+
+def _gid(who: int | str) -> int | None:
+    try:
+        return resolve_gid(who)
+    except KeyError:
+        return None
+
+
+def _groups_of(uid: int, gid: int) -> set[int]:
+    """The peer's primary gid and the supplementary groups of its user (from the group
+    database: SO_PEERCRED carries only the primary gid)."""
+    try:
+        name = pwd.getpwuid(uid).pw_name
+        return set(os.getgrouplist(name, gid))
+    except (KeyError, OSError):
+        return {gid}
+
+
+def socket_group(access: AccessSettings) -> int | None:
+    if not access.group:
+        return None
+    return resolve_gid(int(access.group) if access.group.isdigit() else access.group)

@@ -1,0 +1,180 @@
+"""Metrics in Prometheus text format (``[metrics] port``, off by default).
+
+Two halves, so that no thread reads what the trio loop owns:
+- ``Recorder``: plain counters and histogram buckets, updated on the trio thread by the
+  socket code and the journal's commit listener (a dict increment per request: cheap
+  enough to stay on even when the endpoint is off).
+- ``Metrics``: every ``refresh_s`` the trio loop builds the complete set of metric
+  families (prometheus_client objects) from the recorder and the model and swaps it in;
+  the HTTP thread of ``prometheus_client`` only reads that finished, immutable list.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from backorder.actors import views
+
+if TYPE_CHECKING:
+    from backorder.daemon.app import Daemon
+
+log = structlog.get_logger()
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+class Hist:
+    """A histogram as plain numbers: counts per bucket (not cumulative), sum."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def family(self, name: str, doc: str) -> HistogramMetricFamily:
+        cumulative, running = [], 0
+        for bound, n in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            running += n
+            cumulative.append((bound, running))
+        return HistogramMetricFamily(name, doc, buckets=cumulative, sum_value=self.total)
+
+
+class Recorder:
+    """Counters of the trio thread (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = {}
+        self.errors: dict[tuple[str, str], int] = {}
+        self.latency = Hist(LATENCY_BUCKETS)
+        self.commit = Hist(COMMIT_BUCKETS)
+        self.batch = Hist(BATCH_BUCKETS)
+
+    def request(self, op: str) -> None:
+        self.requests[op] = self.requests.get(op, 0) + 1
+
+    def error(self, op: str, code: str) -> None:
+        key = (op, code)
+        self.errors[key] = self.errors.get(key, 0) + 1
+
+    def committed(self, journal) -> None:
+        """A journal listener: called on the trio thread after each commit."""
+        self.commit.observe(journal.last_commit_s)
+        self.batch.observe(journal.last_batch)
+
+
+class _Snapshot:
+    """The collector the HTTP thread calls: returns the families last built by the loop."""
+
+    def __init__(self) -> None:
+        self.families: list = []
+
+    def collect(self):
+        return list(self.families)
+
+
+class Metrics:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.snapshot = _Snapshot()
+        self.registry.register(self.snapshot)
+        self.port: int | None = None
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        m = self.daemon.settings.metrics
+        self.refresh()
+        server, thread = start_http_server(m.port or 0, addr=m.host, registry=self.registry)
+        self.port = server.server_port
+        log.info("metrics_listening", host=m.host, port=self.port)
+        task_status.started()
+        try:
+            while True:
+                await trio.sleep(m.refresh_s)
+                self.refresh()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(server.shutdown)
+            server.server_close()
+            thread.join(5)
+
+    def refresh(self) -> None:
+        """Build every family from the daemon's state (trio thread) and swap them in."""
+        d = self.daemon
+        rec = d.recorder
+        world = d.engine.world
+        out = []
+        c = CounterMetricFamily("backorder_requests", "Requests received, by op", labels=["op"])
+        for op, n in sorted(rec.requests.items()):
+            c.add_metric([op], n)
+        out.append(c)
+        c = CounterMetricFamily("backorder_request_errors", "Error replies, by op and code", labels=["op", "code"])
+        for (op, code), n in sorted(rec.errors.items()):
+            c.add_metric([op, code], n)
+        out.append(c)
+        out.append(rec.latency.family("backorder_reply_latency_seconds",
+                                      "From reading a request to sending its reply (durable)"))
+        out.append(rec.commit.family("backorder_journal_commit_seconds", "Duration of one journal commit"))
+        out.append(rec.batch.family("backorder_journal_commit_batch_events", "Events per journal commit"))
+        j = d.journal
+        out += [
+            _gauge("backorder_journal_last_seq", "Last journaled event", j.last_seq),
+            _gauge("backorder_journal_lag_events", "Journaled events not yet durable", j.last_seq - j.committed_seq),
+            _gauge("backorder_journal_last_commit_timestamp_seconds", "Wall time of the last commit",
+                   j.last_commit_at or 0),
+        ]
+        r = d.router
+        depths = [ch.statistics().current_buffer_used for ch in r.inboxes.values()]
+        g = GaugeMetricFamily("backorder_mailbox_depth", "Messages waiting in actor mailboxes", labels=["actor"])
+        g.add_metric(["order"], r.order_inbox.statistics().current_buffer_used)
+        g.add_metric(["sku_total"], sum(depths))
+        g.add_metric(["sku_max"], max(depths, default=0))
+        out.append(g)
+        g = GaugeMetricFamily("backorder_actors", "SKU actors by state", labels=["state"])
+        g.add_metric(["active"], len(r.inboxes))
+        g.add_metric(["passivated"], len(world.skus) - len(r.inboxes))
+        out.append(g)
+        out.append(_counter("backorder_actor_restarts", "Actor crashes (each restarted)", r.crashes))
+        out.append(_counter("backorder_actor_activations", "SKU actor activations", r.activations))
+        out.append(_counter("backorder_actor_passivations", "SKU actor passivations", r.passivations))
+        st = views.stats(world, d.engine.now())
+        counts = st["counts"]
+        out += [
+            _gauge("backorder_backorder_lines", "Order lines waiting for stock", counts["open_backorder_lines"]),
+            _gauge("backorder_backorder_units", "Units waiting for stock", counts["units_waiting"]),
+            _gauge("backorder_fulfillment_rate", "Backordered lines filled / (backordered - cancelled)",
+                   st["fulfillment_rate"]),
+            _gauge("backorder_reorder_lead_time_hours", "Average reorder lead time, hours",
+                   st["avg_reorder_lead_time_hours"]),
+            _gauge("backorder_order_accuracy", "Shipped orders without a short, over or double shipment",
+                   st["order_accuracy"]),
+            _gauge("backorder_dead_letters", "Dead-lettered messages", counts["dead_letters"]),
+            _gauge("backorder_orders", "Orders known", counts["orders"]),
+            _gauge("backorder_connections", "Open client connections", len(d.connections)),
+            _gauge("backorder_subscribers", "Event subscribers", len(d.hub.subscribers)),
+            _gauge("backorder_uptime_seconds", "Seconds since start", time.time() - d.started_at),
+        ]
+        self.snapshot.families = out  # one reference swap: the HTTP thread sees old or new
+
+
+def _gauge(name: str, doc: str, value) -> GaugeMetricFamily:
+    # a KPI with nothing to compute yet (no shipment, no reorder) is NaN, not 0
+    return GaugeMetricFamily(name, doc, value=float("nan") if value is None else value)
+
+
+def _counter(name: str, doc: str, value) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, value=value)

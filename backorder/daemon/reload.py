@@ -1,0 +1,174 @@
+"""SIGHUP: reload the config file without a restart.
+
+Applied at once:
+- ``[daemon] log_level`` and ``[logging]``;
+- the role rules of ``[access]`` and ``[limits]``, for connections accepted from now on
+  (the socket files' group and mode and the read socket need a restart);
+- the TCP clients' tokens (``[tcp.clients]``), for new connections;
+- ``[allocation]``: sent to the order actor as a ``policy.set`` (journaled, correlation id
+  ``config-reload``);
+- each ``[skus.NAME]`` table that differs from the running file: a journaled
+  ``sku_configured`` event, cause ``config``, exactly as the file's policies are
+  journaled at start, so a replay rebuilds the same state;
+- ``[default_policy]``, for SKUs with no journaled policy (as a restart would);
+- ``[notifications]`` (channel settings, routes, templates, retries), see ``_channels``;
+- ``[intake]`` (but its listener and workers), ``[channels.*]``, ``strict_skus``,
+  ``[sources]`` and ``[locations]``, see ``_intake``.
+
+The rest of ``[daemon]``, ``[tcp]`` and ``[metrics]`` needs a restart: a change there is
+logged (``reload_needs_restart``) and otherwise ignored. An invalid file is refused with a
+log line; the running config stays. Other modules add their reloadable sections to ``HOOKS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+import structlog
+
+from backorder.actors import sku_rules
+from backorder.config.settings import ConfigError, Settings, load_settings
+from backorder.daemon import logging as dlog
+from backorder.daemon import protocol as p
+from backorder.daemon import requestlog
+
+if TYPE_CHECKING:
+    from backorder.daemon.app import Daemon
+
+log = structlog.get_logger()
+
+# (daemon, old settings, new settings) -> None; called after the built-in sections.
+HOOKS: list[Callable[[Daemon, Settings, Settings], None]] = []
+
+
+class _LogReply:
+    """Where the answer to a change made by a reload goes: the log."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def ok(self, result) -> None:
+        log.info("reload_applied", change=self.what)
+
+    def error(self, code: str, message: str) -> None:
+        log.error("reload_change_failed", change=self.what, code=code, reason=message)
+
+
+def reload(daemon: Daemon, path: str | Path | None) -> bool:
+    """Apply the file at ``path``; False (and the old config kept) if it is invalid."""
+    if path is None:
+        log.warning("reload_skipped", reason="the daemon was started without --config")
+        return False
+    try:
+        new = load_settings(path)
+    except ConfigError as exc:
+        log.error("reload_refused", reason=str(exc), config=str(path))
+        return False
+    old = daemon.settings
+    # keep what the command line overrode and what only a restart can change
+    if msgspec.structs.replace(new.tcp, clients=old.tcp.clients) != old.tcp:
+        log.warning("reload_needs_restart", section="tcp")
+    if (new.access.group, new.access.socket_mode, new.access.read_socket) != \
+            (old.access.group, old.access.socket_mode, old.access.read_socket):
+        log.warning("reload_needs_restart", section="access", keys="group, socket_mode, read_socket")
+    if new.metrics != old.metrics:
+        log.warning("reload_needs_restart", section="metrics")
+    old.tcp = msgspec.structs.replace(old.tcp, clients=new.tcp.clients)  # tokens: at once
+    new_daemon = msgspec.structs.replace(new.daemon, db=old.daemon.db, socket=old.daemon.socket,
+                                         log_level=old.daemon.log_level)
+    if new_daemon != old.daemon:
+        log.warning("reload_needs_restart", section="daemon")
+    if new.daemon.log_level != old.daemon.log_level:
+        dlog.set_level(new.daemon.log_level)
+        old.daemon.log_level = new.daemon.log_level
+    requestlog.configure(new.logging.requests)
+    old.logging = new.logging
+    daemon.apply_access(new.access)
+    old.limits = new.limits
+    old.access = new.access
+    _policies(daemon, old, new)
+    _channels(daemon, old, new)
+    _intake(old, new)
+    for hook in HOOKS:
+        hook(daemon, old, new)
+    log.info("config_reloaded", config=str(path))
+    daemon.systemd.status(f"serving (config reloaded from {path})")
+    return True
+
+
+def _channels(daemon: Daemon, old: Settings, new: Settings) -> None:
+    """``[notifications]``: routes, tolerance, tracking URL and EDI ids are read by the rules
+    at each decision (and the decision is journaled with its channel); the notifier gets
+    new channel settings (SMTP, webhook, file drop), templates, retry and breaker settings
+    for its next attempt. Channel objects a test injected are left alone."""
+    cfg = new.notifications
+    if cfg == old.notifications:
+        return
+    if not old.notifications.routes and cfg.routes:
+        log.warning("reload_needs_restart", section="notifications.routes",
+                    reason="depletion warnings start only if routes were set at start")
+    old.notifications = cfg
+    notifier = getattr(daemon, "notifier", None)
+    if notifier is None:
+        return
+    from backorder.notify.filedrop import FileDropChannel
+    from backorder.notify.render import Renderer
+    from backorder.notify.smtp import SmtpChannel
+    from backorder.notify.webhook import WebhookChannel
+
+    notifier.cfg = cfg
+    fresh = {"email": SmtpChannel(cfg.smtp, cfg.message_id_domain), "webhook": WebhookChannel(cfg.webhook),
+             "file": FileDropChannel(cfg.file)}
+    for name, channel in fresh.items():
+        if type(notifier.channels.get(name)) is type(channel):
+            notifier.channels[name] = channel
+    notifier.renderer = Renderer(cfg.templates_dir)
+    for breaker in notifier.breakers.values():
+        breaker.limit, breaker.reset_s = cfg.breaker_failures, cfg.breaker_reset_s
+
+
+def _intake(old: Settings, new: Settings) -> None:
+    """``[intake]``, ``[channels.*]`` and the settings the rules read at each decision
+    (``strict_skus``, ``[sources]``, ``[locations]``): the intake reads them at each use and
+    its decisions are journaled, so they apply to the next delivery. The webhook listener's
+    address and the number of workers are fixed at start."""
+    if (new.intake.listen, new.intake.workers) != (old.intake.listen, old.intake.workers):
+        log.warning("reload_needs_restart", section="intake", keys="listen, workers")
+    old.intake = msgspec.structs.replace(new.intake, listen=old.intake.listen, workers=old.intake.workers)
+    old.channels = new.channels
+    old.strict_skus = new.strict_skus
+    old.sources = new.sources
+    old.locations = new.locations
+
+
+def _policies(daemon: Daemon, old: Settings, new: Settings) -> None:
+    engine = daemon.engine
+    world = engine.world
+    if new.allocation != old.allocation:
+        w = new.allocation.weights
+        req = p.PolicySet(mode=new.allocation.mode,
+                          weights=p.WeightsUpdate(rush=w.rush, value=w.value, age=w.age))
+        daemon.router.call_order(req, _LogReply("allocation"), "config-reload")
+        old.allocation = new.allocation
+    if new.default_policy != old.default_policy:
+        # SKUs with no journaled policy follow the file's default, as a restart would make them
+        before = world.default_policy
+        swapped = [s for s in world.skus.values() if s.policy is before]
+        for s in swapped:
+            s.policy = new.default_policy
+        world.default_policy = old.default_policy = new.default_policy
+        # act on the new policy now, as the start-up recovery would after a restart
+        engine.context("config", "config-reload")
+        now = engine.now()
+        for s in swapped:
+            if sku_rules.reorder_quantity(s):
+                sku_rules.settle(world, s, engine.emit, now)
+    changed = [name for name, pol in new.skus.items() if old.skus.get(name) != pol]
+    if changed:
+        from backorder.daemon.app import journal_file_policies
+
+        old.skus = {**old.skus, **{name: new.skus[name] for name in changed}}
+        journal_file_policies(engine, {name: new.skus[name] for name in changed}, "config-reload")

@@ -1,0 +1,50 @@
+"""The canonical log line of a unit of work: one ``request`` line per request answered,
+with its correlation ids — connection, request id, the journal's correlation id
+(``corr``, the same as in the audit trail), order id, SKU — the op, the outcome and the
+time it took to decide. Which requests get one is ``[logging] requests``:
+``"writes"`` (default: every op that changes state, and every error), ``"all"``,
+``"errors"`` or ``"none"``. A write's line is at level info, a read's at debug."""
+
+from __future__ import annotations
+
+from time import perf_counter
+
+import msgspec
+
+from backorder.daemon import logging as dlog
+from backorder.daemon import protocol as p
+
+_mode = {"requests": "writes"}
+
+
+def configure(requests: str) -> None:
+    _mode["requests"] = requests
+
+
+def wanted(op: str, ok: bool) -> bool:
+    mode = _mode["requests"]
+    if mode == "none":
+        return False
+    if not ok or mode == "all":
+        return True
+    return mode == "writes" and op in p.WRITE_OPS
+
+
+def summary(reply, ok: bool, result=None, code: str | None = None, message: str = "") -> None:
+    """Log the canonical line of the request behind ``reply`` (a server.Reply)."""
+    conn = reply.conn
+    fields = {"conn": conn.id, "op": reply.op, "ok": ok, "corr": reply.corr,
+              "ms": round((perf_counter() - reply.t0) * 1000, 3) if reply.t0 else None}
+    rid = bytes(reply.req_id)
+    if rid != b"null":
+        fields["request_id"] = msgspec.json.decode(rid)
+    if isinstance(result, dict):
+        for key in ("order_id", "sku", "shipment_id", "request_id", "status"):
+            if key in result:
+                fields["req_" + key if key == "request_id" else key] = result[key]
+    if not ok:
+        fields["code"] = code
+        fields["reason"] = message[:200]
+    if conn.peer:
+        fields["peer"] = conn.peer
+    dlog.write_json("info" if not ok or reply.op in p.WRITE_OPS else "debug", {"event": "request", **fields})

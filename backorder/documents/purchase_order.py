@@ -1,0 +1,129 @@
+"""The document of a purchase order or transfer request for its source: PDF, CSV and an
+outbound X12 850 (version 004010) for sources configured with ``edi = true``.
+
+The X12 interchange is built from the request only (ids from the request number, dates
+from the request's creation time), so producing it again gives the same document - and
+the supplier's translator can dedupe on the ISA control number.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from reportlab.lib.pagesizes import LETTER
+from reportlab.lib.units import inch
+from reportlab.pdfgen import canvas
+
+from backorder.actors.model import Request, World, iso_date
+from backorder.config.settings import Source
+from backorder.errors import Rejected
+
+CSV_HEADER = ["request_id", "kind", "source", "line", "sku", "qty", "unit", "expected_date", "ordered_on"]
+
+
+def _source(world: World, r: Request) -> Source:
+    return world.settings.sources.get(r.source) or Source(name=r.source)
+
+
+def to_csv(world: World, r: Request) -> bytes:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(CSV_HEADER)
+    w.writerow([r.request_id, r.kind, r.source, 1, r.sku, r.qty, "EA", r.expected_date, iso_date(r.created_ts)])
+    return out.getvalue().encode()
+
+
+def to_pdf(world: World, r: Request) -> bytes:
+    src = _source(world, r)
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=LETTER, invariant=1)
+    title = "TRANSFER REQUEST" if r.kind == "transfer" else "PURCHASE ORDER"
+    c.setTitle(f"{title} {r.request_id}")
+    y = LETTER[1] - inch
+    c.setFont("Helvetica-Bold", 18)
+    c.drawString(inch, y, f"{title} {r.request_id}")
+    c.setFont("Helvetica", 11)
+    for text in (f"To: {src.name or r.source} ({r.source})", f"Email: {src.email or '-'}",
+                 f"Ordered on: {iso_date(r.created_ts)}", f"Deliver by: {r.expected_date}"):
+        y -= 0.3 * inch
+        c.drawString(inch, y, text)
+    y -= 0.5 * inch
+    c.setFont("Helvetica-Bold", 11)
+    for x, head in ((inch, "Line"), (1.7 * inch, "SKU"), (4.5 * inch, "Quantity"), (5.7 * inch, "Unit")):
+        c.drawString(x, y, head)
+    c.setFont("Helvetica", 11)
+    y -= 0.25 * inch
+    for x, cell in ((inch, "1"), (1.7 * inch, r.sku), (4.5 * inch, str(r.qty)), (5.7 * inch, "EA")):
+        c.drawString(x, y, cell)
+    y -= 0.4 * inch
+    c.drawString(inch, y, f"Total quantity: {r.qty}")
+    c.showPage()
+    c.save()
+    return buf.getvalue()
+
+
+def _isa(value: str, width: int) -> str:
+    return value[:width].ljust(width)
+
+
+def _x12_text(value: str) -> str:
+    # the separators must not appear inside an element
+    return "".join(ch for ch in value if ch not in "*~^:>").strip() or "-"
+
+
+def to_x12_850(world: World, r: Request) -> bytes:
+    """One interchange (ISA/GS/ST 850/SE/GE/IEA), '*' elements, '~' segments, '>' sub-elements."""
+    cfg = world.settings.notifications.edi
+    src = _source(world, r)
+    created = dt.datetime.fromtimestamp(r.created_ts, dt.UTC)
+    control = int("".join(ch for ch in r.request_id if ch.isdigit()) or "0") % 1_000_000_000
+    date6, date8, time4 = created.strftime("%y%m%d"), created.strftime("%Y%m%d"), created.strftime("%H%M")
+    delivery = r.expected_date.replace("-", "")
+    body = [
+        ["ST", "850", "0001"],
+        ["BEG", "00", "NE" if r.kind == "po" else "SA", _x12_text(r.request_id), "", date8],
+        ["DTM", "002", delivery],
+        ["N1", "ST", "SHIP TO SITE", "92", _x12_text(cfg.gs_id)],
+        ["N1", "SU", _x12_text(src.name or r.source), "92", _x12_text(r.source)],
+        ["PO1", "1", str(r.qty), "EA", "", "", "VP", _x12_text(r.sku)],
+        ["CTT", "1", str(r.qty)],
+    ]
+    body.append(["SE", str(len(body) + 1), "0001"])
+    segments = [
+        ["ISA", "00", _isa("", 10), "00", _isa("", 10), cfg.isa_qualifier, _isa(cfg.isa_id, 15),
+         src.isa_qualifier, _isa(src.isa_id, 15), date6, time4, "U", "00401", f"{control:09d}", "0", cfg.usage, ">"],
+        ["GS", "PO", cfg.gs_id, src.gs_id, date8, time4, str(control), "X", "004010"],
+        *body,
+        ["GE", "1", str(control)],
+        ["IEA", "1", f"{control:09d}"],
+    ]
+    return ("~\n".join("*".join(seg) for seg in segments) + "~\n").encode()
+
+
+FORMATS = {
+    "pdf": (to_pdf, "application/pdf", "pdf"),
+    "csv": (to_csv, "text/csv", "csv"),
+    "x12_850": (to_x12_850, "application/edi-x12", "x12"),
+}
+
+
+def document(world: World, r: Request, fmt: str) -> tuple[bytes, str]:
+    if fmt == "x12_850" and not _source(world, r).edi:
+        raise Rejected("edi_not_configured", f"source {r.source!r} is not configured for EDI (sources.{r.source}.edi)")
+    build, mime, _ = FORMATS[fmt]
+    return build(world, r), mime
+
+
+def attachments(world: World, request_id: str | None) -> list[tuple[str, str, bytes]]:
+    """What a supplier notice carries: PDF and CSV, plus the X12 850 for an EDI source."""
+    r = world.requests[request_id] if request_id else None
+    if r is None:
+        return []
+    fmts = ["pdf", "csv"] + (["x12_850"] if _source(world, r).edi else [])
+    out = []
+    for fmt in fmts:
+        build, mime, ext = FORMATS[fmt]
+        out.append((f"{r.request_id}.{ext}", mime, build(world, r)))
+    return out

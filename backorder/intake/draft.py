@@ -1,0 +1,189 @@
+"""What an adapter hands to governance: a draft order in canonical field names, with
+numbers still as the source sent them (governance applies the validation profile), or a
+cancellation / an ignored item.
+
+Helpers here read untrusted JSON-ish values: each raises ``Rejected("malformed_body")``
+naming the path, so an adapter never crashes on a strange payload."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from msgspec import Struct, field
+
+from backorder.errors import Rejected
+
+
+class DraftLine(Struct, kw_only=True):
+    sku: str  # the channel's SKU ("" when the source gave none)
+    qty: Any  # as sent: int, or a string / decimal the profile may accept
+    unit_price: Decimal = Decimal(0)  # per unit, after line discounts
+    requires_shipping: bool = True
+    currency: str | None = None  # when the source prices a line in its own currency
+    name: str = ""
+
+
+class Draft(Struct, kw_only=True):
+    """One order (or cancellation) found in a delivery."""
+
+    kind: str = "order"  # "order" | "cancel" | "ignored"
+    external_id: str = ""
+    account: str | None = None  # when the payload names the account (seller, store, sender)
+    order_number: str = ""
+    customer: dict = field(default_factory=dict)
+    email: str = ""
+    shipping_address: dict = field(default_factory=dict)
+    created_at: str | None = None  # RFC 3339 UTC
+    currency: str = ""
+    lines: list[DraftLine] = field(default_factory=list)
+    rush: bool = False
+    priority: bool = False
+    ship_complete: bool = False
+    hold: str = ""  # why the order waits for payment ("" = not held)
+    code: str = ""  # for ignored items: why
+    message: str = ""
+    total: Decimal | None = None  # the source's order total, for the impact score
+
+    def value(self) -> Decimal:
+        try:
+            return sum((Decimal(str(ln.qty)) * ln.unit_price for ln in self.lines), Decimal(0))
+        except (InvalidOperation, ValueError):
+            return self.total or Decimal(0)
+
+
+def bad(path: str, what: str) -> Rejected:
+    return Rejected("malformed_body", f"{path}: {what}")
+
+
+def obj(value: Any, path: str) -> dict:
+    if not isinstance(value, dict):
+        raise bad(path, f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def arr(value: Any, path: str) -> list:
+    if not isinstance(value, list):
+        raise bad(path, f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def get(d: dict, key: str, path: str) -> Any:
+    if key not in d:
+        raise bad(f"{path}.{key}", "missing")
+    return d[key]
+
+
+def text(value: Any, limit: int = 512) -> str:
+    """Optional text: None -> ""; numbers as written; truncated to what the model keeps."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)[:limit]
+
+
+def ident(value: Any, path: str) -> str:
+    """An id (string or integer) as text. A JSON number with a fraction or exponent is not
+    an id: it would already have lost digits, so it is refused, never rounded."""
+    if isinstance(value, bool) or value is None:
+        raise bad(path, "missing id")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()[:128]
+    raise bad(path, f"an id must be an integer or a string, got {value!r}")
+
+
+def money(value: Any, path: str) -> Decimal:
+    """Decimal from a string, an integer or a JSON number decoded as Decimal."""
+    if value is None or value == "":
+        return Decimal(0)
+    if isinstance(value, bool):
+        raise bad(path, "not an amount")
+    try:
+        out = Decimal(value) if isinstance(value, (str, int, Decimal)) else None
+    except InvalidOperation:
+        out = None
+    if out is None or not out.is_finite():
+        raise Rejected("invalid_price", f"{path}: {value!r} is not a decimal amount")
+    return out
+
+
+def unit(extended: Decimal, qty: Any) -> Decimal:
+    """Per-unit price of an extended (line total) amount."""
+    try:
+        q = Decimal(str(qty))
+    except InvalidOperation:
+        return extended
+    if q <= 0:
+        return extended
+    return cents(extended / q)
+
+
+def cents(value: Decimal) -> Decimal:
+    """Round a computed per-unit amount to 4 places, dropping zeros past the cents."""
+    out = value.quantize(Decimal("0.0001"))
+    return out.quantize(Decimal("0.01")) if out == out.quantize(Decimal("0.01")) else out
+
+
+def utc(value: Any, path: str, naive_is_utc: bool = True) -> str | None:
+    """An ISO 8601 / RFC 3339 timestamp as RFC 3339 UTC ("...Z"); None stays None."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise bad(path, "a timestamp must be a string")
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Rejected("invalid_date", f"{path}: {value!r} is not an ISO 8601 timestamp") from None
+    if t.tzinfo is None:
+        if not naive_is_utc:
+            raise Rejected("invalid_date", f"{path}: {value!r} has no UTC offset")
+        t = t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc2822_utc(value: Any, path: str) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        t = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError):
+        raise Rejected("invalid_date", f"{path}: {value!r} is not an RFC 2822 date") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def matches(value: str, words: list[str] | None) -> bool:
+    """Whether a service name/code names one of the rush services (case-insensitive)."""
+    v = value.lower()
+    return bool(v) and any(w.lower() in v for w in words or ())
+
+
+def ignored(code: str, message: str, external_id: str = "") -> Draft:
+    return Draft(kind="ignored", code=code, message=message, external_id=external_id)
+
+
+def full_name(src: dict, first: str = "first_name", last: str = "last_name") -> str:
+    return " ".join(x for x in (text(src.get(first)), text(src.get(last))) if x)
+
+
+def address(src: dict, name: str, **keys: str) -> dict:
+    """The canonical shipping address from a source's address object: ``keys`` maps a
+    canonical field to the source's key where the names differ."""
+    fields = ("company", "address1", "address2", "city", "region", "postal_code", "country_code", "phone")
+    return {"name": name, **{f: text(src.get(keys.get(f, f))) for f in fields}}
+
+
+def envelope(body: bytes, name: str) -> dict:
+    """A poller's / fetcher's envelope, checked to be the one this adapter reads."""
+    from backorder.intake.jsonbody import decode
+
+    env = decode(body)
+    if env.get("envelope") != name:
+        raise bad("$.envelope", f"expected {name!r}")
+    return env

@@ -1,0 +1,223 @@
+"""The governed checks of one delivery, in this order: size, signature over the raw bytes,
+parse, topic, validation. Pure functions of the delivery, the settings and the model:
+they decide, they change nothing (the intake service records the outcome).
+
+Validation profiles: the adapter's defaults, under the ``[channels.NAME]`` keys, under the
+``[channels.NAME.accounts.ACCOUNT]`` keys; SKU aliases also come from ``intake.alias``
+(journaled), which win over the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import msgspec
+from msgspec import Struct
+
+from backorder.actors.model import World
+from backorder.config.settings import ChannelSettings, IntakeSettings, Settings, ValidationProfile
+from backorder.daemon.protocol import OrderSubmit
+from backorder.errors import Rejected
+from backorder.intake.adapters import CHANNELS, account_hint
+from backorder.intake.draft import Draft
+
+# Header a source without a signature scheme of its own (amazon_sp, bigcommerce, x12_850,
+# csv) must send over HTTP: base64 HMAC-SHA256 of the raw body with the account's secret.
+GENERIC_SIGNATURE = "x-backorder-hmac-sha256"
+# ISO 4217 codes in use (a code outside this list is `unknown_currency`)
+ISO_4217 = frozenset("""AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
+BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP
+GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK
+LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB
+PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SYP SZL THB TJS
+TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL""".split())
+_WHOLE = re.compile(r"^\s*\+?\d+(\.0*)?\s*$")
+_ORDER_CONVERT = msgspec.json.Decoder(OrderSubmit)
+_ENC = msgspec.json.Encoder(decimal_format="string")
+# Impact score: what a stuck delivery costs (docs/intake.md)
+RUSH_IMPACT = 500.0
+PRIORITY_IMPACT = 250.0
+AGE_IMPACT_PER_H = 10.0
+
+
+class Delivery(Struct, kw_only=True):
+    channel: str
+    account: str | None
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+    via: str = "socket"  # "socket" | "http" | "retry"
+
+
+def normalise_headers(headers: dict[str, str] | list) -> dict[str, str]:
+    items = headers.items() if isinstance(headers, dict) else headers
+    return {str(k).lower(): str(v) for k, v in items}
+
+
+def channel_settings(settings: Settings, channel: str) -> ChannelSettings:
+    if channel not in CHANNELS:
+        raise Rejected("unknown_channel", f"unknown channel {channel!r} (known: {', '.join(sorted(CHANNELS))})")
+    cfg = settings.channels.get(channel) or ChannelSettings()
+    if not cfg.enabled:
+        raise Rejected("unknown_channel", f"channel {channel!r} is disabled in the configuration")
+    return cfg
+
+
+def profile(settings: Settings, channel: str, account: str) -> ValidationProfile:
+    """Adapter defaults < channel keys < account keys."""
+    cfg = channel_settings(settings, channel).profile(account)
+    base = dict(CHANNELS[channel].DEFAULTS)
+    return ValidationProfile(**{**{f: base.get(f) for f in ValidationProfile.__struct_fields__},
+                                **{f: v for f in ValidationProfile.__struct_fields__
+                                   if (v := getattr(cfg, f)) is not None}})
+
+
+def resolve_account(d: Delivery) -> str:
+    if d.account:
+        return d.account
+    return account_hint(d.channel, d.headers) or "default"
+
+
+def secret(prof: ValidationProfile) -> bytes | None:
+    if prof.secret_env:
+        value = os.environ.get(prof.secret_env)
+        if value:
+            return value.encode()
+    if prof.secret_file:
+        try:
+            return Path(prof.secret_file).read_text().splitlines()[0].strip().encode()
+        except (OSError, IndexError):
+            return None
+    return None
+
+
+def sign(body: bytes, key: bytes) -> str:
+    return base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode()
+
+
+def check_size(d: Delivery, intake: IntakeSettings) -> None:
+    if len(d.body) > intake.max_body_bytes:
+        raise Rejected("body_too_large", f"the body has {len(d.body)} bytes; at most {intake.max_body_bytes}")
+
+
+def check_signature(d: Delivery, prof: ValidationProfile) -> None:
+    """Over the raw bytes, before anything reads them. Native schemes (Shopify,
+    WooCommerce) are always checked; other channels only over HTTP (the socket's file
+    permissions already authenticate its clients)."""
+    adapter = CHANNELS[d.channel]
+    header = adapter.SIGNATURE_HEADER
+    ping = getattr(adapter, "is_ping", None)
+    if ping is not None and ping(d.headers, d.body):
+        return  # WooCommerce's setup ping is unsigned; it carries no order and is only acknowledged
+    if header is None:
+        if d.via != "http":
+            return
+        header = GENERIC_SIGNATURE
+    given = d.headers.get(header)
+    if not given:
+        raise Rejected("signature_missing", f"no {header} header")
+    key = secret(prof)
+    if key is None:
+        raise Rejected("signature_invalid", "no secret is configured for this account (secret_env / secret_file)")
+    if not hmac.compare_digest(sign(d.body, key).encode(), given.strip().encode()):
+        raise Rejected("signature_invalid", f"{header} does not match the body")
+
+
+def parse(d: Delivery, prof: ValidationProfile) -> list[Draft]:
+    adapter = CHANNELS[d.channel]
+    ping = getattr(adapter, "is_ping", None)
+    if ping is not None and ping(d.headers, d.body):
+        return [Draft(kind="ignored", code="webhook_ping", message="webhook setup ping acknowledged")]
+    return adapter.parse(d.body, d.headers, prof)
+
+
+def aliases(world: World, prof: ValidationProfile, channel: str, account: str) -> dict[str, str]:
+    out = dict(prof.sku_aliases or {})
+    out.update(world.aliases.get((channel, "*"), {}))
+    out.update(world.aliases.get((channel, account), {}))
+    return out
+
+
+def quantity(value, lenient: bool, where: str) -> int:
+    if isinstance(value, bool):
+        raise Rejected("invalid_quantity", f"{where}: quantity {value!r} is not a number")
+    if isinstance(value, int):
+        q = value
+    elif lenient and isinstance(value, (str, Decimal)) and _WHOLE.match(str(value)):
+        q = int(Decimal(str(value).strip()))
+    elif isinstance(value, str) and _WHOLE.match(value):
+        raise Rejected("invalid_quantity", f"{where}: quantity {value!r} is a string (lenient_numbers is off)")
+    else:
+        raise Rejected("invalid_quantity", f"{where}: quantity {value!r} is not a whole number")
+    if q <= 0:
+        raise Rejected("invalid_quantity", f"{where}: quantity must be > 0, got {q}")
+    return q
+
+
+def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, world: World,
+             settings: Settings) -> OrderSubmit:
+    """The canonical order of a draft, or Rejected with the first problem found."""
+    if not draft.external_id:
+        raise Rejected("missing_field", "the order has no id")
+    currency = draft.currency.strip().upper()
+    if currency not in ISO_4217:
+        raise Rejected("unknown_currency", f"currency {draft.currency!r} is not an ISO 4217 code")
+    if prof.currencies and currency not in prof.currencies:
+        raise Rejected("unknown_currency", f"currency {currency} is not accepted for {channel}/{account} "
+                       f"(accepted: {', '.join(prof.currencies)})")
+    if not draft.lines:
+        raise Rejected("missing_field", "the order has no lines")
+    optional = set(prof.optional_fields or ())
+    alias = aliases(world, prof, channel, account)
+    strict = settings.strict_skus or bool(prof.known_skus_only)
+    lines = []
+    for n, ln in enumerate(draft.lines, 1):
+        where = f"line {n}"
+        if not ln.sku:
+            raise Rejected("missing_sku", f"{where} ({ln.name or 'unnamed'}) has no SKU")
+        if ln.currency and ln.currency.upper() != currency:
+            raise Rejected("currency_mismatch", f"{where} is priced in {ln.currency}, the order in {currency}")
+        qty = quantity(ln.qty, bool(prof.lenient_numbers), where)
+        sku = alias.get(ln.sku, ln.sku)
+        if ln.requires_shipping and strict and not (sku in world.skus and world.skus[sku].known):
+            raise Rejected("unknown_sku", f"{where}: SKU {ln.sku!r} is not a site SKU"
+                           + (f" (alias of {sku!r})" if sku != ln.sku else "") + "; add an alias or configure it")
+        if not ln.unit_price.is_finite() or ln.unit_price < 0:
+            raise Rejected("invalid_price", f"{where}: unit price {ln.unit_price} is negative")
+        lines.append({"sku": sku, "qty": qty, "unit_price": ln.unit_price, "requires_shipping": ln.requires_shipping})
+    ships = any(ln["requires_shipping"] for ln in lines)
+    if not draft.email and "email" not in optional:
+        raise Rejected("missing_field", "the order has no customer e-mail (list \"email\" in optional_fields "
+                       "if this source withholds it)")
+    addr = draft.shipping_address
+    if ships and "shipping_address" not in optional and not (addr.get("address1") and addr.get("country_code")):
+        raise Rejected("missing_field", "the order ships but has no shipping address (address1, country_code)")
+    spec = {
+        "channel": channel, "account": account, "external_id": draft.external_id,
+        "order_number": draft.order_number, "customer": draft.customer, "email": draft.email,
+        "shipping_address": addr, "created_at": draft.created_at, "currency": currency, "lines": lines,
+        "rush": draft.rush, "priority": draft.priority or bool(prof.priority), "ship_complete": draft.ship_complete,
+        "hold": draft.hold,
+    }
+    try:
+        return _ORDER_CONVERT.decode(_ENC.encode(spec))
+    except msgspec.ValidationError as exc:
+        raise Rejected("invalid_order", f"the order does not fit the canonical model: {exc}") from None
+
+
+def impact(draft: Draft | None, prof: ValidationProfile | None) -> float:
+    """Base impact of a failed delivery (age is added when listed): order value, rush,
+    customer priority."""
+    if draft is None:
+        return 0.0
+    try:
+        value = float(draft.value())
+    except (InvalidOperation, ValueError, OverflowError):
+        value = 0.0
+    pri = draft.priority or bool(prof and prof.priority)
+    return round(value + RUSH_IMPACT * draft.rush + PRIORITY_IMPACT * pri, 2)

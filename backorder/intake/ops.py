@@ -1,0 +1,113 @@
+"""Socket ops of the intake: order.ingest, intake.alias, sources.health, and the dead-letter
+queue views that group and rank intake letters (deadletters.list / retry / discard)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+
+from backorder.actors import events as ev
+from backorder.actors.model import iso_ts
+from backorder.daemon import protocol as p
+from backorder.errors import Rejected
+from backorder.intake import governance as g
+from backorder.intake.service import letter_impact
+
+if TYPE_CHECKING:
+    from backorder.daemon.app import Daemon
+
+INTAKE_OPS = (p.OrderIngest, p.DeadLettersDiscard, p.IntakeAlias, p.SourcesHealth)
+
+
+def handle(d: Daemon, conn, req, reply, corr: str) -> None:
+    match req:
+        case p.OrderIngest():
+            d.intake.offer(delivery(req), reply.ok, corr)
+        case p.IntakeAlias(channel=channel, account=account, channel_sku=csku, sku=sku):
+            g.channel_settings(d.settings, channel)
+            engine = d.engine
+            engine.context("intake.alias", corr)
+            engine.emit(ev.AliasSet(ts=engine.now(), channel=channel, account=account, channel_sku=csku, sku=sku))
+            reply.ok({"channel": channel, "account": account,
+                      "aliases": dict(engine.world.aliases.get((channel, account), {}))})
+        case p.SourcesHealth():
+            reply.ok(d.intake.health())
+        case p.DeadLettersDiscard(reason=reason):
+            letters = select(d, req.letter_id, req.cause, req.channel, intake_only=False)
+            engine = d.engine
+            engine.context("deadletters.discard", corr)
+            for x in letters:
+                engine.emit(ev.DeadLetterDiscarded(ts=engine.now(), letter_id=x.letter_id, reason=reason))
+            reply.ok({"discarded": [x.letter_id for x in letters], "reason": reason})
+
+
+def delivery(req: p.OrderIngest) -> g.Delivery:
+    if (req.body is None) == (req.body_base64 is None):
+        raise Rejected("invalid_request", "give exactly one of body (text) and body_base64 (bytes)")
+    if req.body is not None:
+        body = req.body.encode()
+    else:
+        try:
+            body = base64.b64decode(req.body_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise Rejected("invalid_request", "body_base64 is not valid base64") from None
+    return g.Delivery(channel=req.channel, account=req.account, headers=g.normalise_headers(req.headers),
+                      body=body, via="socket")
+
+
+def select(d: Daemon, letter_id: int | None, cause: str | None, channel: str | None, intake_only: bool = True):
+    world = d.engine.world
+    if (letter_id is None) == (cause is None):
+        raise Rejected("invalid_request", "give letter_id, or cause (and optionally channel)")
+    if letter_id is not None:
+        letter = world.dead_letters.get(letter_id)
+        if letter is None:
+            raise Rejected("unknown_letter", f"no dead letter {letter_id}")
+        return [letter]
+    now = d.engine.now()
+    letters = [x for x in world.dead_letters.values()
+               if x.cause == cause and (channel is None or x.channel == channel)
+               and (x.kind == "intake" or not intake_only)]
+    if not letters:
+        raise Rejected("unknown_letter", f"no dead letters with cause {cause!r}")
+    return sorted(letters, key=lambda x: -letter_impact(x, now))
+
+
+def wants_intake_retry(d: Daemon, req: p.DeadLettersRetry) -> bool:
+    if req.cause is not None:
+        return True
+    letter = d.engine.world.dead_letters.get(req.letter_id) if req.letter_id is not None else None
+    return letter is not None and letter.kind == "intake"
+
+
+def retry(d: Daemon, conn, req: p.DeadLettersRetry, reply, corr: str) -> None:
+    letters = select(d, req.letter_id, req.cause, req.channel)
+
+    async def run() -> None:
+        reply.ok(await d.intake.retry_letters(letters, corr))
+        await trio.lowlevel.checkpoint()
+
+    conn.nursery.start_soon(run)
+
+
+def list_letters(d: Daemon) -> dict:
+    """Every dead letter, highest impact first, and the letters grouped by cause."""
+    now = d.engine.now()
+    rows = []
+    for x in d.engine.world.dead_letters.values():
+        row = {**msgspec.to_builtins(x), "at": iso_ts(x.ts), "impact_now": letter_impact(x, now)}
+        rows.append(row)
+    rows.sort(key=lambda r: -r["impact_now"])  # stable: actor letters keep their order
+    groups: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["kind"], r["cause"] or r["error"].split(":")[0], r["channel"])
+        grp = groups.setdefault(key, {"kind": key[0], "cause": key[1], "channel": key[2], "count": 0,
+                                      "impact": 0.0, "letters": []})
+        grp["count"] += 1
+        grp["impact"] = round(grp["impact"] + r["impact_now"], 2)
+        grp["letters"].append(r["letter_id"])
+    return {"dead_letters": rows, "groups": sorted(groups.values(), key=lambda gr: -gr["impact"])}

@@ -1,0 +1,447 @@
+"""The intake service: one governed flow for the socket op, the webhook listener, the
+import command and dead-letter retries.
+
+``offer`` runs the stateless checks at once (size, signature, parse) and puts the
+delivery in a bounded two-lane queue: rush / high-value / priority-customer deliveries in
+the priority lane, which the workers always serve first and which has capacity reserved
+(``priority_reserve``), so a flood of ordinary orders can neither starve nor block them.
+When the queue is full the caller is told ``busy`` (HTTP: 503 + Retry-After) and nothing
+is recorded: the source redelivers. Workers decide each order (dedupe, hold release,
+cancellation, validation) and hand it to the order actor; deliveries for the same
+(channel, account, order id) are decided one after the other.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+import structlog
+import trio
+
+from backorder.actors import events as ev
+from backorder.actors import order_rules
+from backorder.actors.model import iso_ts
+from backorder.daemon import protocol as p
+from backorder.errors import Rejected
+from backorder.intake import governance as g
+from backorder.intake.adapters import account_hint
+from backorder.intake.draft import Draft
+
+if TYPE_CHECKING:
+    from backorder.daemon.app import Daemon
+
+log = structlog.get_logger()
+OUTCOMES = ("accepted", "duplicate", "updated", "rejected", "ignored")
+HTTP_STATUS = {"signature_missing": 401, "signature_invalid": 401, "body_too_large": 413, "malformed_body": 400}
+_ENC = msgspec.json.Encoder(decimal_format="string")
+
+
+class Source:
+    """Health of one (channel, account): in memory, since the daemon started."""
+
+    __slots__ = ("deliveries", "outcomes", "codes", "first_at", "last_at", "bad_signatures", "samples",
+                 "silent_reported")
+
+    def __init__(self, samples: int) -> None:
+        self.deliveries = 0
+        self.outcomes: Counter[str] = Counter()
+        self.codes: Counter[str] = Counter()
+        self.first_at = self.last_at = 0.0
+        self.bad_signatures = 0
+        self.samples: deque[dict] = deque(maxlen=samples)
+        self.silent_reported = False
+
+
+class Work:
+    __slots__ = ("delivery", "account", "drafts", "error", "done", "corr", "letter", "lane")
+
+    def __init__(self, delivery, account, drafts, error, done, corr, letter=None, lane=1) -> None:
+        self.delivery = delivery
+        self.account = account
+        self.drafts: list[Draft] = drafts
+        self.error: Rejected | None = error
+        self.done: Callable[[dict], None] = done
+        self.corr = corr
+        self.letter = letter
+        self.lane = lane
+
+
+class _Waiter:
+    """A reply target for the order actor that a trio task can await."""
+
+    __slots__ = ("event", "result")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.result: tuple = ()
+
+    def ok(self, result) -> None:
+        self.result = (True, result)
+        self.event.set()
+
+    def error(self, code: str, message: str) -> None:
+        self.result = (False, (code, message))
+        self.event.set()
+
+
+class IntakeService:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.lanes: tuple[deque[Work], deque[Work]] = (deque(), deque())  # priority, normal
+        self.pending = 0  # queued + being decided
+        self.peak = 0
+        self.busy_refusals = 0
+        self.lot = trio.lowlevel.ParkingLot()
+        self.keys: dict[tuple, trio.Event] = {}
+        self.sources: dict[tuple[str, str], Source] = {}
+        self.http_port: int | None = None
+        self._corr = itertools.count(1)
+
+    @property
+    def cfg(self):
+        """Read at each use, so a configuration reload (SIGHUP, issue 5) applies at once;
+        only ``workers`` is fixed at start."""
+        return self.daemon.settings.intake
+
+    # --- entry -------------------------------------------------------------------
+
+    def offer(self, d: g.Delivery, done: Callable[[dict], None], corr: str | None = None) -> None:
+        """Check and queue one delivery; ``done(result)`` is called with its outcome.
+        Raises Rejected("busy") when the queue is full (nothing recorded) and
+        Rejected("unknown_channel")."""
+        settings = self.daemon.settings
+        g.channel_settings(settings, d.channel)
+        corr = corr or f"i{next(self._corr)}"
+        account = g.resolve_account(d)
+        try:
+            g.check_size(d, self.cfg)
+            prof = g.profile(settings, d.channel, account)
+            g.check_signature(d, prof)
+        except Rejected as exc:  # not authenticated: counted and sampled, never an order
+            self._untrusted(d, account, exc)
+            done(self._result(d.channel, account, [_item(Draft(), "rejected", exc.code, exc.message)]))
+            return
+        drafts, error = [], None
+        try:
+            drafts = g.parse(d, prof)
+        except Rejected as exc:
+            error = exc
+        urgent = any(dr.rush or dr.priority or float(dr.value()) >= self.cfg.high_value for dr in drafts) \
+            or bool(prof.priority)
+        limit = self.cfg.queue_size if urgent else max(self.cfg.queue_size - self.cfg.priority_reserve, 1)
+        if self.pending >= limit:
+            self.busy_refusals += 1
+            raise Rejected("busy", f"intake is saturated ({self.pending} deliveries waiting); retry in "
+                           f"{self.cfg.retry_after_s} s")
+        self._enqueue(Work(d, d.account, drafts, error, done, corr, lane=0 if urgent else 1))
+
+    def _enqueue(self, work: Work) -> None:
+        self.lanes[work.lane].append(work)
+        self.pending += 1
+        self.peak = max(self.peak, self.pending)
+        self.lot.unpark()
+
+    async def ingest(self, d: g.Delivery, corr: str | None = None) -> dict:
+        """offer + wait for the outcome and for its events to be durable (HTTP, import)."""
+        box: list[dict] = []
+        done = trio.Event()
+
+        def finish(result: dict) -> None:
+            box.append(result)
+            done.set()
+
+        self.offer(d, finish, corr)
+        await done.wait()
+        journal = self.daemon.engine.journal
+        await journal.wait_durable(journal.last_seq)
+        return box[0]
+
+    # --- workers ----------------------------------------------------------------
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(self.cfg.workers):
+                nursery.start_soon(self._worker)
+            nursery.start_soon(self._watch_silence)
+            task_status.started()
+
+    async def _worker(self) -> None:
+        while True:
+            while not (self.lanes[0] or self.lanes[1]):
+                await self.lot.park()
+            work = (self.lanes[0] or self.lanes[1]).popleft()
+            try:
+                result = await self._decide(work)
+            except Exception as exc:  # a bug must cost one delivery, never the intake
+                log.exception("intake_failed", channel=work.delivery.channel)
+                result = self._result(work.delivery.channel, work.account or "default",
+                                      [_item(Draft(), "rejected", "internal_error", f"{type(exc).__name__}: {exc}")])
+            finally:
+                self.pending -= 1
+            work.done(result)
+
+    async def _decide(self, work: Work) -> dict:
+        d = work.delivery
+        hint = work.account or account_hint(d.channel, d.headers)
+        items: list[dict] = []
+        rejected: list[tuple[Draft | None, str, Rejected]] = []
+        if work.error is not None:
+            account = hint or "default"
+            items.append(_item(Draft(), "rejected", work.error.code, work.error.message))
+            rejected.append((None, account, work.error))
+        for draft in work.drafts:
+            account = hint or draft.account or "default"
+            if draft.kind == "ignored":
+                items.append(_item(draft, "ignored", draft.code, draft.message))
+                continue
+            key = (d.channel, account, draft.external_id)
+            while key in self.keys:  # the same order is being decided: after it
+                await self.keys[key].wait()
+            self.keys[key] = trio.Event()
+            try:
+                item = await self._decide_one(draft, d.channel, account, work.corr)
+            finally:
+                self.keys.pop(key).set()
+            items.append(item)
+            if item["outcome"] == "rejected":
+                rejected.append((draft, account, Rejected(item["code"], item["message"])))
+        account = hint or next((dr.account for dr in work.drafts if dr.account), None) or "default"
+        result = self._result(d.channel, account, items)
+        self._record_letter(work, account, rejected, result)
+        self._count(d.channel, account, items)
+        self._publish(result)
+        return result
+
+    async def _decide_one(self, draft: Draft, channel: str, account: str, corr: str) -> dict:
+        world = self.daemon.engine.world
+        settings = self.daemon.settings
+        oid = world.by_key.get((channel, account, draft.external_id))
+        if draft.kind == "cancel":
+            if oid is None:
+                return _item(draft, "ignored", "unknown_order", "a cancellation of an order never received")
+            order = world.orders[oid]
+            if order.cancelled:
+                return _item(draft, "duplicate", "", "already cancelled", oid, "cancelled")
+            ok, res = await self._call(p.OrderCancel(order_id=oid, reason=draft.message), corr)
+            if not ok:
+                return _item(draft, "rejected", res[0], res[1], oid)
+            return _item(draft, "updated", "", "cancelled", oid, res["status"])
+        prof = g.profile(settings, channel, account)
+        try:
+            spec = g.validate(draft, channel, account, prof, world, settings)
+        except Rejected as exc:
+            if oid is not None:  # a redelivery of a known order that no longer validates: still known
+                return _item(draft, "duplicate", "", f"already received ({exc.code} ignored)", oid)
+            return _item(draft, "rejected", exc.code, exc.message)
+        if oid is not None:
+            order = world.orders[oid]
+            if order.hold and not spec.hold and not order.cancelled:
+                ok, res = await self._call(p.OrderRelease(order_id=oid, reason="paid"), corr)
+                if not ok:
+                    return _item(draft, "rejected", res[0], res[1], oid)
+                return _item(draft, "updated", "", "payment hold released", oid, res["status"])
+            if _amendable(order, spec):
+                ok, res = await self._call(p.OrderAmend(order_id=oid, lines=spec.lines, reason="changed at source"),
+                                           corr)
+                if not ok:
+                    return _item(draft, "rejected", res[0], res[1], oid)
+                return _item(draft, "updated", "", "lines changed before allocation", oid, res["status"])
+            return _item(draft, "duplicate", "", "already received", oid, order.status(world.shipments))
+        ok, res = await self._call(spec, corr)
+        if not ok:
+            return _item(draft, "rejected", res[0], res[1])
+        outcome = "duplicate" if res.get("duplicate") else "accepted"
+        return _item(draft, outcome, "", "", res["order_id"], res["status"], spec.hold)
+
+    async def _call(self, req, corr: str) -> tuple[bool, object]:
+        """Ask the order actor; transient failures (a crashed actor) are retried with
+        exponential backoff and jitter, then reported as ``transient_failure``."""
+        cfg = self.cfg
+        for attempt in range(cfg.retry_attempts + 1):
+            w = _Waiter()
+            self.daemon.router.call_order(req, w, corr)
+            await w.event.wait()
+            ok, res = w.result
+            if ok or res[0] != "internal_error":
+                return ok, res
+            delay = min(cfg.retry_max_s, cfg.retry_base_s * 2 ** attempt) * random.uniform(0.5, 1.0)
+            log.warning("intake_retry", attempt=attempt + 1, error=res[1], delay_s=round(delay, 3))
+            await trio.sleep(delay)
+        return False, ("transient_failure", f"failed {cfg.retry_attempts + 1} times: {res[1]}")
+
+    # --- recording -----------------------------------------------------------------
+
+    def _record_letter(self, work: Work, account: str, rejected: list, result: dict) -> None:
+        engine = self.daemon.engine
+        engine.context("intake" if work.letter is None else "deadletters.retry", work.corr)
+        now = engine.now()
+        if work.letter is not None:
+            first = rejected[0][2] if rejected else None
+            engine.emit(ev.DeadLetterRetried(
+                ts=now, letter_id=work.letter, resolved=first is None, outcome=result["outcome"],
+                cause=first.code if first else None, error=first.message if first else None))
+            result["letter_id"] = work.letter
+            return
+        if not rejected:
+            return
+        d = work.delivery
+        draft, _acct, first = rejected[0]
+        prof = g.profile(self.daemon.settings, d.channel, account)
+        message = _ENC.encode({"channel": d.channel, "account": d.account, "headers": d.headers,
+                               "body_base64": base64.b64encode(d.body).decode(), "via": d.via}).decode()
+        letter = engine.world.n_letters + 1
+        text = "; ".join(f"{dr.external_id or '?'}: {e.message}" if dr else e.message for dr, _a, e in rejected)
+        engine.emit(ev.DeadLettered(
+            ts=now, letter_id=letter, actor="intake", message=message, error=text[:2000], kind="intake",
+            cause=first.code, channel=d.channel, account=account,
+            external_id=draft.external_id if draft else None,
+            impact=sum(g.impact(dr, prof) for dr, _a, _e in rejected)))
+        result["letter_id"] = letter
+
+    def _source(self, channel: str, account: str) -> Source:
+        src = self.sources.get((channel, account))
+        if src is None:
+            src = self.sources[(channel, account)] = Source(self.cfg.signature_samples)
+            src.first_at = time.time()
+        return src
+
+    def _count(self, channel: str, account: str, items: list[dict]) -> None:
+        src = self._source(channel, account)
+        src.deliveries += 1
+        src.last_at = time.time()
+        src.silent_reported = False
+        for it in items:
+            src.outcomes[it["outcome"]] += 1
+            if it["outcome"] == "rejected":
+                src.codes[it["code"]] += 1
+
+    def _untrusted(self, d: g.Delivery, account: str, exc: Rejected) -> None:
+        src = self._source(d.channel, account)
+        self._count(d.channel, account, [{"outcome": "rejected", "code": exc.code}])
+        if exc.code.startswith("signature"):
+            src.bad_signatures += 1
+            src.samples.append({"at": iso_ts(time.time()), "code": exc.code, "via": d.via, "headers": d.headers,
+                                "body_base64": base64.b64encode(d.body[:2048]).decode(), "bytes": len(d.body)})
+        log.warning("intake_untrusted", channel=d.channel, account=account, code=exc.code, reason=exc.message,
+                    via=d.via)
+        self._publish(self._result(d.channel, account, [{"outcome": "rejected", "code": exc.code}]))
+
+    def _result(self, channel: str, account: str, items: list[dict]) -> dict:
+        outcomes = {it["outcome"] for it in items}
+        overall = next((o for o in ("rejected", "accepted", "updated", "duplicate", "ignored") if o in outcomes),
+                       "ignored")
+        first = next((it for it in items if it["outcome"] == overall), {})
+        return {"outcome": overall, "code": first.get("code", ""), "message": first.get("message", ""),
+                "channel": channel, "account": account, "orders": items}
+
+    def _publish(self, result: dict) -> None:
+        hub = self.daemon.hub
+        if not hub.subscribers:
+            return
+        body = _ENC.encode({"type": "intake_outcome", "channel": result["channel"], "account": result["account"],
+                            "outcome": result["outcome"], "code": result.get("code", ""),
+                            "orders": [[it.get("external_id", ""), it["outcome"], it.get("order_id")]
+                                       for it in result["orders"]]})
+        self._hub_line("intake_outcome", body)
+
+    def _hub_line(self, kind: str, body: bytes) -> None:
+        journal = self.daemon.engine.journal
+        self.daemon.hub.publish([(journal.committed_seq, self.daemon.engine.now(), kind, None, None, None, None,
+                                  body)])
+
+    async def _watch_silence(self) -> None:
+        period = max(min(self.cfg.silent_after_s / 4, 60.0), 0.5)
+        while True:
+            await trio.sleep(period)
+            for (channel, account), src in self.sources.items():
+                if self._silent(src) and not src.silent_reported:
+                    src.silent_reported = True
+                    log.warning("source_silent", channel=channel, account=account,
+                                quiet_s=round(time.time() - src.last_at))
+                    self._hub_line("source_silent", _ENC.encode({
+                        "type": "source_silent", "channel": channel, "account": account,
+                        "last_delivery_at": iso_ts(src.last_at)}))
+
+    def _silent(self, src: Source) -> bool:
+        """A source that has delivered before and has been quiet for ``silent_after_s``."""
+        return src.deliveries >= 2 and time.time() - src.last_at > self.cfg.silent_after_s
+
+    # --- views and dead letters ----------------------------------------------------
+
+    def health(self) -> dict:
+        out = []
+        for (channel, account), src in sorted(self.sources.items()):
+            n = sum(src.outcomes.values()) or 1
+            out.append({
+                "channel": channel, "account": account, "deliveries": src.deliveries,
+                "last_delivery_at": iso_ts(src.last_at) if src.last_at else None,
+                "outcomes": {o: src.outcomes.get(o, 0) for o in OUTCOMES},
+                "accepted_rate": round(src.outcomes["accepted"] / n, 4),
+                "rejected_rate": round(src.outcomes["rejected"] / n, 4),
+                "rejections": dict(src.codes), "bad_signatures": src.bad_signatures,
+                "signature_samples": list(src.samples), "silent": self._silent(src),
+            })
+        return {"sources": out, "queue": self.queue_view()}
+
+    def queue_view(self) -> dict:
+        return {"pending": self.pending, "priority_waiting": len(self.lanes[0]), "normal_waiting": len(self.lanes[1]),
+                "capacity": self.cfg.queue_size, "peak": self.peak, "busy_refusals": self.busy_refusals,
+                "http_port": self.http_port}
+
+    def rejection_counts(self) -> dict[str, int]:
+        return {f"{ch}/{acct}/{code}": n for (ch, acct), src in sorted(self.sources.items())
+                for code, n in sorted(src.codes.items())}
+
+    async def retry_letters(self, letters: list, corr: str) -> dict:
+        """Run stored deliveries through the governed flow again (highest impact first).
+        The signature is not checked again: it was when the delivery was kept."""
+        out = []
+        for letter in letters:
+            data = msgspec.json.decode(letter.message)
+            d = g.Delivery(channel=data["channel"], account=data.get("account"), headers=data["headers"],
+                           body=base64.b64decode(data["body_base64"]), via="retry")
+            try:
+                prof = g.profile(self.daemon.settings, d.channel, g.resolve_account(d))
+                drafts, error = g.parse(d, prof), None
+            except Rejected as exc:
+                drafts, error = [], exc
+            box: list[dict] = []
+            work = Work(d, d.account, drafts, error, box.append, corr, letter=letter.letter_id, lane=0)
+            self.pending += 1
+            try:
+                box.append(await self._decide(work))
+            finally:
+                self.pending -= 1
+            res = box[-1]
+            out.append({"letter_id": letter.letter_id, "outcome": res["outcome"], "code": res["code"],
+                        "orders": res["orders"]})
+        return {"retried": len(out), "resolved": sum(1 for r in out if r["outcome"] != "rejected"), "results": out}
+
+
+def _item(draft: Draft, outcome: str, code: str = "", message: str = "", order_id: str | None = None,
+          status: str | None = None, hold: str = "") -> dict:
+    out = {"external_id": draft.external_id, "outcome": outcome, "code": code, "message": message,
+           "order_id": order_id, "status": status}
+    if hold:
+        out["hold"] = hold
+    return out
+
+
+def _amendable(order, spec) -> bool:
+    """A redelivery with other lines, of an order nothing was allocated to yet."""
+    return (not order.cancelled and not order.shipments and not order_rules.same_lines(spec.lines, order.spec.lines)
+            and not any(ln.allocated or ln.shipped for ln in order.lines))
+
+
+def letter_impact(letter, now: float) -> float:
+    """Impact of a dead letter now: its base score plus its age."""
+    if letter.kind != "intake":
+        return 0.0
+    return round(letter.impact + g.AGE_IMPACT_PER_H * max(now - letter.ts, 0) / 3600, 2)

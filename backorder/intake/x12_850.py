@@ -1,0 +1,128 @@
+"""ANSI X12 004010 850 purchase orders. One interchange (ISA ... IEA) may carry several
+functional groups (GS ... GE) and transaction sets (ST ... SE); each 850 is one order.
+
+Separators are whatever the ISA declares: the element separator is the 4th character,
+the component separator ISA16 and the segment terminator the character after ISA16 (the
+ISA is fixed-width, 106 characters); line breaks after a terminator are allowed.
+Segments used: BEG (01 purpose: 00 original, 01 cancellation; 03 PO number; 05 date
+CCYYMMDD), CUR (02 currency), REF, PER (EM: e-mail), TD5 (12 service level: rush when
+listed in ``rush_services``), N1/N2/N3/N4 (ST: ship-to), PO1 (02 quantity, 04 unit price,
+then qualifier/id pairs: VP vendor part = our SKU, else SK, BP, IN, UP), PID, CTT (01
+number of PO1 lines, checked), SE (01 segment count, checked). The account is the
+interchange sender (ISA06).
+"""
+
+from __future__ import annotations
+
+from backorder.errors import Rejected
+from backorder.intake import draft as d
+
+NAME = "x12_850"
+SIGNATURE_HEADER = None
+DEFAULTS = {"rush_services": ["ND", "SD", "NH", "AM", "ON"], "optional_fields": ["email"], "lenient_numbers": True}
+SKU_QUALIFIERS = ("VP", "SK", "BP", "IN", "UP")
+
+
+def segments(body: bytes) -> tuple[list[list[str]], str]:
+    """Split an interchange into segments of elements; returns (segments, component sep)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.decode("latin-1")
+    text = text.lstrip("\ufeff\r\n\t ")
+    if not text.startswith("ISA") or len(text) < 106:
+        raise Rejected("malformed_body", "an X12 interchange starts with a 106-character ISA segment")
+    elem, comp, term = text[3], text[104], text[105]
+    if elem.isalnum() or term.isalnum() or elem == term:
+        raise Rejected("malformed_body", "the ISA does not declare usable separators")
+    out = []
+    for raw in text.split(term):
+        raw = raw.strip("\r\n")
+        if raw:
+            out.append(raw.split(elem))
+    return out, comp
+
+
+def _el(seg: list[str], n: int) -> str:
+    return seg[n].strip() if len(seg) > n else ""
+
+
+def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
+    segs, _comp = segments(body)
+    sender = _el(segs[0], 6)
+    if segs[-1][0] != "IEA":
+        raise Rejected("malformed_body", "the interchange has no IEA trailer")
+    drafts: list[d.Draft] = []
+    cur: d.Draft | None = None
+    st_index = 0
+    party = ""
+    po1_count = 0
+    ctt: int | None = None
+    for i, seg in enumerate(segs):
+        tag = seg[0].strip()
+        if tag == "ST":
+            if _el(seg, 1) != "850":
+                cur = None
+                continue
+            cur, st_index, party, po1_count, ctt = d.Draft(account=sender or None), i, "", 0, None
+            continue
+        if cur is None:
+            continue
+        if tag == "BEG":
+            cur.external_id = _el(seg, 3)
+            cur.order_number = cur.external_id
+            if _el(seg, 1) == "01":
+                cur.kind = "cancel"
+                cur.message = "BEG01 = 01 (cancellation)"
+            date = _el(seg, 5)
+            if date:
+                if len(date) != 8 or not date.isdigit():
+                    raise Rejected("invalid_date", f"BEG05 {date!r} is not CCYYMMDD")
+                cur.created_at = f"{date[:4]}-{date[4:6]}-{date[6:]}T00:00:00Z"
+        elif tag == "CUR":
+            cur.currency = _el(seg, 2)
+        elif tag == "PER":
+            for q in range(3, len(seg) - 1, 2):
+                if _el(seg, q) == "EM":
+                    cur.email = _el(seg, q + 1)
+        elif tag == "TD5":
+            cur.rush = cur.rush or _el(seg, 12).upper() in {s.upper() for s in profile.rush_services or ()}
+        elif tag == "N1":
+            party = _el(seg, 1)
+            if party == "ST":
+                cur.shipping_address["name"] = _el(seg, 2)
+            elif party == "BY":
+                cur.customer = {"id": _el(seg, 4), "name": _el(seg, 2)}
+        elif tag == "N2" and party == "ST":
+            cur.shipping_address["company"] = _el(seg, 1)
+        elif tag == "N3" and party == "ST":
+            cur.shipping_address["address1"] = _el(seg, 1)
+            cur.shipping_address["address2"] = _el(seg, 2)
+        elif tag == "N4" and party == "ST":
+            cur.shipping_address.update(city=_el(seg, 1), region=_el(seg, 2), postal_code=_el(seg, 3),
+                                        country_code=_el(seg, 4))
+        elif tag == "PO1":
+            po1_count += 1
+            ids = {_el(seg, q): _el(seg, q + 1) for q in range(6, len(seg) - 1, 2)}
+            sku = next((ids[q] for q in SKU_QUALIFIERS if ids.get(q)), "")
+            cur.lines.append(d.DraftLine(sku=sku[:64], qty=_el(seg, 2),
+                                         unit_price=d.money(_el(seg, 4), f"PO1[{po1_count}].04")))
+        elif tag == "CTT":
+            ctt = int(_el(seg, 1)) if _el(seg, 1).isdigit() else -1
+        elif tag == "SE":
+            count = i - st_index + 1
+            if _el(seg, 1) != str(count):
+                raise Rejected("malformed_body", f"SE01 says {_el(seg, 1)} segments, the set has {count}")
+            if ctt is not None and ctt != po1_count:
+                raise Rejected("order_items_mismatch", f"CTT01 counts {ctt} line items, the PO has {po1_count} PO1")
+            if not cur.external_id:
+                raise Rejected("malformed_body", "a purchase order without BEG03 (PO number)")
+            if not cur.currency:
+                cur.currency = (profile.currencies or ["USD"])[0]  # CUR is optional: the account's currency
+            drafts.append(cur)
+            cur = None
+    if cur is not None:
+        raise Rejected("malformed_body", "a transaction set has no SE trailer")
+    if not drafts:
+        return [d.ignored("unsupported_topic", "the interchange holds no 850 purchase order")]
+    return drafts

@@ -1,0 +1,220 @@
+"""The notifier actor: delivers the outbox's pending notices, exactly once as far as the
+receiver can tell.
+
+For each attempt: journal ``notice_attempted`` and wait until it is durable; render; send
+through the notice's channel with its stable id; journal ``notice_delivered`` or
+``notice_failed``. A delivered notice is never sent again (its status is in the model,
+rebuilt from the journal). After a crash, a notice whose last attempt has no recorded
+outcome is still ``pending`` and is sent again with the same id (Message-ID /
+Idempotency-Key / file name), so the receiver can drop the repeat.
+
+Failures back off exponentially with jitter (``backoff_base_s * 2**(attempt-1)``, at most
+``backoff_max_s``, +-``jitter``); after ``max_attempts`` the notice is ``dead`` until
+``notifications.retry``. Each channel has a circuit breaker: ``breaker_failures``
+failures in a row open it for ``breaker_reset_s``, then one attempt probes it (a notice
+waiting for a breaker uses none of its attempts). One worker per channel sends one notice
+at a time, earliest due first (a heap per channel). Only committed notices are sent: the
+notifier learns of new ones from the journal's commit listener, never before their cause
+is durable.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+
+import msgspec
+import structlog
+import trio
+
+from backorder.actors import events as ev
+from backorder.actors.engine import Engine
+from backorder.errors import Rejected
+from backorder.notify import rules
+from backorder.notify.channels import Channel
+from backorder.notify.filedrop import FileDropChannel
+from backorder.notify.render import Renderer
+from backorder.notify.smtp import SmtpChannel
+from backorder.notify.webhook import WebhookChannel
+
+log = structlog.get_logger()
+
+
+class _Id(msgspec.Struct):
+    notice_id: str
+
+
+_ID = msgspec.json.Decoder(_Id)
+_WAKERS = frozenset({"notice_queued", "notice_retried"})
+
+
+class Breaker:
+    def __init__(self, failures: int, reset_s: float) -> None:
+        self.limit = failures
+        self.reset_s = reset_s
+        self.failures = 0
+        self.open_until = 0.0
+
+    def failed(self) -> None:
+        self.failures += 1
+        if self.failures >= self.limit:
+            self.open_until = trio.current_time() + self.reset_s
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.open_until = 0.0
+
+    @property
+    def state(self) -> str:
+        if self.failures < self.limit:
+            return "closed"
+        return "open" if trio.current_time() < self.open_until else "half_open"
+
+
+class Notifier:
+    def __init__(self, engine: Engine, channels: dict[str, Channel] | None = None,
+                 renderer: Renderer | None = None) -> None:
+        self.engine = engine
+        cfg = self.cfg = engine.settings.notifications
+        self.channels: dict[str, Channel] = channels or {
+            "email": SmtpChannel(cfg.smtp, cfg.message_id_domain),
+            "webhook": WebhookChannel(cfg.webhook),
+            "file": FileDropChannel(cfg.file),
+        }
+        self.renderer = renderer or Renderer(cfg.templates_dir)
+        self.breakers = {name: Breaker(cfg.breaker_failures, cfg.breaker_reset_s) for name in self.channels}
+        # channel -> notice_id -> trio time it is due (pending, committed notices only)
+        self.due: dict[str, dict[str, float]] = {name: {} for name in self.channels}
+        self.heaps: dict[str, list[tuple[float, str]]] = {name: [] for name in self.channels}
+        self.wakes = {name: trio.Event() for name in self.channels}
+        self.random = random.Random()
+
+    # --- feeding ------------------------------------------------------------------
+
+    def on_commit(self, batch) -> None:
+        """Journal listener: newly durable notices (and retried ones) become due now."""
+        for row in batch:
+            if row[2] in _WAKERS:
+                self._enqueue(_ID.decode(row[7]).notice_id)
+
+    def _enqueue(self, notice_id: str, at: float | None = None) -> None:
+        n = self.engine.world.notices.get(notice_id)
+        if n is None or n.status != "pending" or n.channel not in self.due:
+            return
+        self._schedule(n.channel, notice_id, trio.current_time() if at is None else at)
+
+    def _schedule(self, channel: str, notice_id: str, at: float) -> None:
+        # ``due`` is the truth; the heap may hold stale entries (dropped when they surface)
+        self.due[channel][notice_id] = at
+        heapq.heappush(self.heaps[channel], (at, notice_id))
+        self.wakes[channel].set()
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self.engine.journal.listeners.append(self.on_commit)
+        for notice_id in list(self.engine.world.notices_pending):  # all durable at start-up
+            self._enqueue(notice_id)
+        async with trio.open_nursery() as nursery:
+            for name in self.channels:
+                nursery.start_soon(self._worker, name)
+            if self.cfg.routes:  # with no route configured, nobody could be warned
+                nursery.start_soon(self._depletion_checks)
+            task_status.started()
+
+    # --- delivering ---------------------------------------------------------------
+
+    async def _worker(self, channel: str) -> None:
+        due, heap, breaker = self.due[channel], self.heaps[channel], self.breakers[channel]
+        while True:
+            while heap and due.get(heap[0][1]) != heap[0][0]:
+                heapq.heappop(heap)  # delivered, dead or rescheduled since it was pushed
+            if not heap:
+                await self.wakes[channel].wait()
+                self.wakes[channel] = trio.Event()
+                continue
+            at, notice_id = heap[0]
+            at = max(at, breaker.open_until)
+            wait = at - trio.current_time()
+            if wait > 0:
+                with trio.move_on_after(wait):  # a new notice (or a retry) may be due sooner
+                    await self.wakes[channel].wait()
+                    self.wakes[channel] = trio.Event()
+                continue
+            await self.deliver(channel, notice_id)
+
+    def backoff(self, attempt: int) -> float:
+        cfg = self.cfg
+        base = min(cfg.backoff_base_s * 2 ** (attempt - 1), cfg.backoff_max_s)
+        return base * (1 + self.random.uniform(-cfg.jitter, cfg.jitter))
+
+    async def deliver(self, channel: str, notice_id: str) -> None:
+        engine, due = self.engine, self.due[channel]
+        n = engine.world.notices.get(notice_id)
+        if n is None or n.status != "pending" or n.event is None:
+            due.pop(notice_id, None)
+            return
+        attempt = n.attempts + 1
+        engine.context("notifier", notice_id)
+        engine.emit(ev.NoticeAttempted(ts=engine.now(), notice_id=notice_id, order_id=n.order_id,
+                                       attempt=attempt, channel=channel))
+        await engine.journal.wait_durable(engine.journal.last_seq)
+        try:
+            rendered = self.render(n.event)
+            receipt = await self.channels[channel].send(n.event, rendered)
+        except Exception as exc:  # any failure of the receiver or the content is a failed attempt
+            error = f"{type(exc).__name__}: {exc}"
+            dead = attempt >= self.cfg.max_attempts
+            engine.context("notifier", notice_id)
+            engine.emit(ev.NoticeFailed(ts=engine.now(), notice_id=notice_id, order_id=n.order_id,
+                                        attempt=attempt, error=error[:500], dead=dead))
+            self.breakers[channel].failed()
+            if dead:
+                due.pop(notice_id, None)
+            else:
+                self._schedule(channel, notice_id, trio.current_time() + self.backoff(attempt))
+            log.warning("notice_failed", notice_id=notice_id, channel=channel, attempt=attempt, error=error,
+                        dead=dead)
+            return
+        engine.context("notifier", notice_id)
+        engine.emit(ev.NoticeDelivered(ts=engine.now(), notice_id=notice_id, order_id=n.order_id,
+                                       attempt=attempt, response=receipt[:200]))
+        self.breakers[channel].succeeded()
+        due.pop(notice_id, None)
+
+    def render(self, notice: ev.NoticeQueued):
+        rendered = self.renderer.render(notice)
+        if notice.kind == "purchase_order":
+            from backorder.documents.purchase_order import attachments  # only supplier notices need it
+            rendered.attachments = attachments(self.engine.world, notice.request_id)
+        return rendered
+
+    # --- operations -------------------------------------------------------------------
+
+    def retry(self, notice_id: str | None, corr: str) -> list[str]:
+        """Dead notices (one, or all) go back to pending with fresh attempts."""
+        world, engine = self.engine.world, self.engine
+        if notice_id is not None:
+            n = world.notices.get(notice_id)
+            if n is None:
+                raise Rejected("unknown_notice", f"no notice {notice_id!r}")
+            if n.status != "dead":
+                raise Rejected("notice_not_dead", f"notice {notice_id} is {n.status}; only dead notices are retried")
+            ids = [notice_id]
+        else:
+            ids = [n.notice_id for n in world.notices.values() if n.status == "dead"]
+        engine.context("notifications.retry", corr)
+        for nid in ids:
+            engine.emit(ev.NoticeRetried(ts=engine.now(), notice_id=nid, order_id=world.notices[nid].order_id))
+        for breaker in self.breakers.values():
+            breaker.succeeded()  # an operator asked for a retry: probe at once
+        return ids
+
+    def statistics(self) -> dict:
+        return {name: b.state for name, b in self.breakers.items()}
+
+    async def _depletion_checks(self) -> None:
+        """Periodically warn customers whose lines wait for an overdue supply."""
+        while True:
+            engine = self.engine
+            engine.context("depletion_check", "notifier")
+            rules.depletion(engine.world, engine.emit, engine.now())
+            await trio.sleep(self.cfg.depletion_check_s)

@@ -1,0 +1,46 @@
+"""Notice content from templates: ``KIND.txt`` (first line = subject, the rest = text body)
+and ``KIND.html`` (autoescaped). A site's ``notifications.templates_dir`` is searched first,
+so a site overrides one template by giving a file of the same name; the package's
+defaults are in ``backorder/notify/templates``.
+
+Rendering happens at delivery time from the journaled ``NoticeQueued.data``: the journal
+keeps the facts, the site keeps the wording.
+"""
+
+from __future__ import annotations
+
+import jinja2
+import msgspec
+
+from backorder.actors.events import NoticeQueued
+from backorder.actors.model import iso_ts
+
+
+class Rendered(msgspec.Struct, kw_only=True):
+    subject: str
+    text: str
+    html: str
+    # (file name, MIME type, content) - supplier documents
+    attachments: list[tuple[str, str, bytes]] = []
+
+
+class Renderer:
+    def __init__(self, templates_dir: str = "") -> None:
+        loaders: list[jinja2.BaseLoader] = []
+        if templates_dir:
+            loaders.append(jinja2.FileSystemLoader(templates_dir))
+        loaders.append(jinja2.PackageLoader("backorder.notify", "templates"))
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+
+    def render(self, n: NoticeQueued) -> Rendered:
+        ctx = {**n.data, "notice_id": n.notice_id, "order_id": n.order_id, "kind": n.data.get("kind", n.kind),
+               "queued_at": iso_ts(n.ts)}
+        ctx.setdefault("order_number", n.order_id or "")
+        text = self.env.get_template(f"{n.kind}.txt").render(ctx)
+        subject, _, body = text.partition("\n")
+        html = self.env.get_template(f"{n.kind}.html").render(ctx)
+        return Rendered(subject=subject.strip(), text=body.lstrip("\n"), html=html)

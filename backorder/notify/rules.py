@@ -1,0 +1,164 @@
+"""Which notices the engine queues, decided from the model like every other decision
+(pure, synchronous, called by the actors right after the change that causes them, so a
+notice is journaled in the same commit as its cause and replay reproduces it).
+
+Customer notices: backordered (with each waiting line's expected date), delay (a line's
+expected date moved later than the date the customer was last told by more than
+``notifications.tolerance_hours``), partially shipped / shipped, cancelled, and depletion
+(the inbound supply a line waits for is overdue). Supplier notices: the purchase-order
+or transfer document of a new request, for sources with a ``deliver`` channel.
+
+The dates each customer was told are part of the model (``World.told``, set by the
+``told`` entries of the notices themselves), so the tolerance is measured against the last
+date told: small moves that add up past it do notify.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+
+from backorder.actors import events as ev
+from backorder.actors.model import Line, Order, Request, Sku, World, iso_date, parse_ts
+
+Emit = Callable[[ev.Event], None]
+_BY_DATE = operator.attrgetter("expected_date", "request_id")  # supply in the order it arrives
+
+
+def _customer(world: World, order: Order, kind: str, subject: str, body: str, data: dict,
+              emit: Emit, now: float) -> ev.NoticeQueued:
+    spec = order.spec
+    cfg = world.settings.notifications
+    channel = cfg.route(spec.channel, spec.account)
+    if channel == "email" and not spec.email:
+        channel = "none"  # nobody to mail: kept in the outbox as unrouted
+    number = spec.order_number or order.order_id
+    e = ev.NoticeQueued(
+        ts=now, notice_id=world.next_id("notice"), order_id=order.order_id, kind=kind, email=spec.email,
+        subject=subject.format(number=number), body=body, channel=channel,
+        data={"order_number": number, "customer": spec.customer.name or spec.shipping_address.name,
+              "email": spec.email, "channel": spec.channel, "account": spec.account, **data},
+    )
+    emit(e)
+    return e
+
+
+def line_expected_date(world: World, s: Sku, line: Line) -> str | None:
+    """Expected date of a newly backordered line, taking it to wait behind all the SKU's
+    other waiting demand (exact for the back of the queue, which a new line is under FIFO;
+    never earlier than the truth otherwise). Walks the open requests only, not the queue."""
+    remaining = s.backordered - max(s.available, 0)
+    for r in sorted(s.inbound.values(), key=_BY_DATE):
+        remaining -= r.qty - r.received  # s.inbound holds open requests only
+        if remaining <= 0:
+            return r.expected_date
+    return None
+
+
+def backordered(world: World, s: Sku, lines: list[Line], emit: Emit, now: float) -> list[ev.NoticeQueued]:
+    """Lines of SKU ``s`` were just backordered (``sku_rules.settle``): one notice per order,
+    in the same step - so in the same commit - as the ``line_backordered`` facts and the
+    reorder that gives them a date."""
+    by_order: dict[str, list[dict]] = {}
+    for ln in lines:
+        if ln.need > 0:
+            by_order.setdefault(ln.order_id, []).append(
+                {"line_no": ln.line_no, "sku": ln.sku, "qty": ln.qty, "waiting": ln.need,
+                 "expected_date": line_expected_date(world, s, ln)})
+    out = []
+    for order_id, info in by_order.items():
+        told = [[li["line_no"], li["expected_date"]] for li in info]
+        out.append(_customer(world, world.orders[order_id], "backordered",
+                             "Order {number}: some items are backordered", f"{len(info)} line(s) backordered",
+                             {"lines": info, "told": told}, emit, now))
+    return out
+
+
+def _hours_between(old: str, new: str) -> float:
+    return (parse_ts(new) - parse_ts(old)) / 3600.0
+
+
+def delays(world: World, s: Sku, emit: Emit, now: float, request_id: str | None = None) -> list[ev.NoticeQueued]:
+    """After a request of SKU ``s`` moved: a delay notice per order whose waiting lines are
+    now expected later than last told by more than the tolerance."""
+    tolerance = world.settings.notifications.tolerance_hours
+    late: dict[str, list[dict]] = {}
+    for line, date in zip(list(s.queue), world.expected_dates(s), strict=True):
+        told = world.told.get((line.order_id, line.line_no))
+        if told is None or date is None or date == "now":
+            continue
+        if _hours_between(told, date) > tolerance:
+            late.setdefault(line.order_id, []).append(
+                {"line_no": line.line_no, "sku": line.sku, "old_date": told, "new_date": date})
+    out = []
+    for order_id, lines in late.items():
+        order = world.orders[order_id]
+        told = [[li["line_no"], li["new_date"]] for li in lines]
+        out.append(_customer(world, order, "delay", "Order {number}: new expected date",
+                             f"{len(lines)} line(s) delayed",
+                             {"lines": lines, "told": told, "request_id": request_id}, emit, now))
+    return out
+
+
+def shipped(world: World, order: Order, shipment_id: str, carrier: str, tracking: str, emit: Emit,
+            now: float) -> ev.NoticeQueued:
+    sh = world.shipments[shipment_id]
+    items = [{"line_no": n, "sku": sku, "qty": q} for n, sku, q in sh.items]
+    complete = order.status(world.shipments) == "shipped"
+    kind = "shipped" if complete else "partially_shipped"
+    url = world.settings.notifications.tracking_url.replace("{tracking}", tracking)
+    units = sum(q for _, _, q in sh.items)
+    return _customer(world, order, kind,
+                     "Order {number} has shipped" if complete else "Order {number}: part of it has shipped",
+                     f"{units} unit(s) shipped with {carrier}, tracking number {tracking}.",
+                     {"shipment_id": shipment_id, "carrier": carrier, "tracking": tracking, "tracking_url": url,
+                      "items": items}, emit, now)
+
+
+def cancelled(world: World, order: Order, reason: str, emit: Emit, now: float) -> ev.NoticeQueued:
+    return _customer(world, order, "cancelled", "Order {number} was cancelled",
+                     reason or "Cancelled on request.", {"reason": reason}, emit, now)
+
+
+def purchase_order(world: World, r: Request, emit: Emit, now: float) -> ev.NoticeQueued | None:
+    """A new request's document for its source, when the source has a delivery channel."""
+    src = world.settings.sources.get(r.source)
+    if src is None or src.deliver == "none":
+        return None
+    kind = "Transfer request" if r.kind == "transfer" else "Purchase order"
+    e = ev.NoticeQueued(
+        ts=now, notice_id=world.next_id("notice"), kind="purchase_order", email=src.email,
+        subject=f"{kind} {r.request_id}", body=f"{r.qty} x {r.sku} by {r.expected_date}",
+        channel=src.deliver, audience="supplier", request_id=r.request_id,
+        data={"request_id": r.request_id, "kind": r.kind, "sku": r.sku, "qty": r.qty,
+              "expected_date": r.expected_date, "source": r.source, "source_name": src.name,
+              "edi": src.edi},
+    )
+    emit(e)
+    return e
+
+
+def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
+    """Customers whose waiting lines depend on an overdue open request, told once per
+    (order, request) - before the date they were promised passes for good."""
+    today = iso_date(now)
+    out = []
+    late_skus = {r.sku for r in world.requests.values() if r.closed_ts is None and r.expected_date < today}
+    for s in [world.skus[name] for name in sorted(late_skus)]:
+        overdue = {r.request_id: r for r in s.inbound.values() if r.expected_date < today}
+        if not overdue or not s.queue:
+            continue
+        by_date = {r.expected_date: r for r in sorted(s.inbound.values(), key=lambda r: r.request_id)}
+        warn: dict[str, list[dict]] = {}
+        for line, date in zip(list(s.queue), world.expected_dates(s), strict=True):
+            r = by_date.get(date) if date not in (None, "now") else None
+            if r is None or r.request_id not in overdue or (line.order_id, r.request_id) in world.warned:
+                continue
+            warn.setdefault(line.order_id, []).append(
+                {"line_no": line.line_no, "sku": line.sku, "expected_date": date, "request_id": r.request_id})
+        for order_id, lines in warn.items():
+            out.append(_customer(world, world.orders[order_id], "depletion",
+                                 "Order {number}: a delivery we wait for is late", "supply overdue",
+                                 {"lines": lines, "warned": sorted({li["request_id"] for li in lines})},
+                                 emit, now))
+    return out

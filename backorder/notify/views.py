@@ -1,0 +1,87 @@
+"""Reply shapes and handlers of the notification, label and document ops (issue 6)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from typing import TYPE_CHECKING
+
+from backorder.actors.model import HOUR, Notice, World, iso_ts
+from backorder.daemon import protocol as p
+from backorder.errors import Rejected
+
+if TYPE_CHECKING:
+    from backorder.daemon.app import Daemon
+    from backorder.daemon.server import Reply
+
+
+def notice_view(n: Notice) -> dict:
+    return {
+        "notice_id": n.notice_id, "kind": n.kind, "audience": n.audience, "order_id": n.order_id,
+        "request_id": n.request_id, "channel": n.channel, "status": n.status, "attempts": n.attempts,
+        "queued_at": iso_ts(n.queued_ts), "last_at": iso_ts(n.last_ts), "last_error": n.last_error or None,
+    }
+
+
+def stats(world: World, now: float) -> dict:
+    pending = world.notices_pending  # small: only what is still to deliver
+    oldest = min((n.queued_ts for n in pending.values()), default=None)
+    return {
+        "queued": world.notices_queued,
+        "sent": world.notices_sent,
+        "failed_attempts": world.notice_failures,
+        "pending": len(pending),
+        "dead": world.notice_status.get("dead", 0),
+        "unrouted": world.notice_status.get("unrouted", 0),
+        "oldest_pending_at": iso_ts(oldest) if oldest is not None else None,
+        "oldest_pending_hours": round((now - oldest) / HOUR, 2) if oldest is not None else None,
+    }
+
+
+def _page(items, offset: int, limit: int) -> list:
+    return list(itertools.islice(items, offset, offset + limit))
+
+
+def handle(d: Daemon, req, reply: Reply, corr: str) -> None:
+    world = d.engine.world
+    match req:
+        case p.NotificationsList(status=status, order_id=order_id, limit=limit, offset=offset):
+            pool = world.notices_pending.values() if status == "pending" else world.notices.values()
+            ns = (n for n in pool
+                  if (status == "all" or n.status == status) and (order_id is None or n.order_id == order_id))
+            reply.ok({"notifications": [notice_view(n) for n in _page(ns, offset, limit)],
+                      "offset": offset, "limit": limit})
+        case p.NotificationsRetry(notice_id=notice_id, all_dead=all_dead):
+            if (notice_id is None) == (not all_dead):
+                raise Rejected("invalid_request", "give either notice_id or all_dead: true")
+            reply.ok({"retried": d.notifier.retry(notice_id, corr)})
+        case p.LabelGet(shipment_id=sid, format=fmt):
+            sh = world.shipments.get(sid)
+            if sh is None:
+                raise Rejected("unknown_shipment", f"no shipment {sid!r}")
+            if sh.status != "shipped":
+                raise Rejected("not_shipped", f"shipment {sid} is {sh.status}; it has a label once shipped")
+            out = {"shipment_id": sid, "order_id": sh.order_id, "carrier": sh.carrier, "tracking": sh.tracking,
+                   "format": fmt}
+            if fmt == "zpl":
+                out["label"] = sh.label_zpl
+            else:
+                from backorder.documents.labels import label_pdf
+                out["label"] = base64.b64encode(label_pdf(world.orders[sh.order_id], sh)).decode()
+            reply.ok(out)
+        case p.ProcurementDocument(request_id=rid, format=fmt):
+            from backorder.documents.purchase_order import document
+            r = world.requests.get(rid)
+            if r is None:
+                raise Rejected("unknown_request", f"no purchase order or transfer {rid!r}")
+            body, mime = document(world, r, fmt)
+            text = fmt != "pdf"
+            reply.ok({"request_id": rid, "format": fmt, "content_type": mime, "encoding": "text" if text else "base64",
+                      "document": body.decode() if text else base64.b64encode(body).decode()})
+        case p.PickListGet(shipment_ids=ids, format=fmt):
+            from backorder.documents.picklist import pick_list
+            body = pick_list(world, ids, fmt)
+            reply.ok({"format": fmt, "encoding": "text" if fmt == "text" else "base64",
+                      "document": body.decode() if fmt == "text" else base64.b64encode(body).decode()})
+        case _:
+            raise Rejected("unknown_op", f"{type(req).__name__} has no handler")

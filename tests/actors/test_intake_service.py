@@ -1,0 +1,107 @@
+"""The intake service in process, on a real engine, journal and router: transient failures
+are retried with backoff then dead-lettered; the priority lane is served first; a full
+queue says busy without recording anything."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import msgspec
+import pytest
+import trio
+
+from backorder.actors import order_rules
+from backorder.actors.engine import Engine
+from backorder.actors.router import Router
+from backorder.config.settings import Settings
+from backorder.daemon.clock import SimClock
+from backorder.daemon.journal import Journal
+from backorder.daemon.server import Hub
+from backorder.errors import Rejected
+from backorder.intake.governance import Delivery
+from backorder.intake.service import IntakeService
+
+HEAD = "order_id,currency,email,sku,qty,unit_price,ship_address1,ship_country,rush\n"
+
+
+def csv(ext: str, rush: bool = False) -> Delivery:
+    body = HEAD + f"{ext},USD,a@example.com,SKU-1,1,3.00,1 St,US,{'yes' if rush else ''}\n"
+    return Delivery(channel="csv", account=None, headers={}, body=body.encode())
+
+
+@pytest.fixture
+async def intake(tmp_path, nursery):
+    settings = msgspec.convert({"daemon": {"db": str(tmp_path / "j.db")},
+                                "intake": {"retry_attempts": 2, "retry_base_s": 0.01, "retry_max_s": 0.02,
+                                           "workers": 1, "queue_size": 6, "priority_reserve": 2}}, Settings)
+    journal = Journal(settings.daemon.db)
+    journal.open()
+    await nursery.start(journal.run)
+    engine = Engine(settings, journal, SimClock(start=1.7e9))
+    router = Router(engine, nursery, 30.0)
+    await router.start()
+    daemon = SimpleNamespace(settings=settings, engine=engine, router=router, hub=Hub())
+    service = IntakeService(daemon)
+    yield service, nursery
+    await journal.flush()
+    journal.close()
+
+
+def failing(monkeypatch, times: int) -> list[str]:
+    real = order_rules.submit
+    calls = []
+
+    def flaky(world, req, emit, now):
+        calls.append(req.external_id)
+        if len(calls) <= times:
+            raise RuntimeError("journal busy")
+        return real(world, req, emit, now)
+
+    monkeypatch.setattr(order_rules, "submit", flaky)
+    return calls
+
+
+async def test_a_transient_failure_is_retried_with_backoff_and_then_succeeds(intake, monkeypatch):
+    service, nursery = intake
+    await nursery.start(service.run)
+    calls = failing(monkeypatch, 2)
+    res = await service.ingest(csv("T-1"))
+    assert res["outcome"] == "accepted" and calls == ["T-1", "T-1", "T-1"]
+    world = service.daemon.engine.world
+    assert len(world.orders) == 1
+    assert [x.kind for x in world.dead_letters.values()] == ["actor", "actor"]  # the two crashes, kept
+
+
+async def test_after_the_last_attempt_the_delivery_is_dead_lettered_not_dropped(intake, monkeypatch):
+    service, nursery = intake
+    await nursery.start(service.run)
+    failing(monkeypatch, 100)
+    res = await service.ingest(csv("T-2"))
+    assert (res["outcome"], res["code"]) == ("rejected", "transient_failure")
+    letter = service.daemon.engine.world.dead_letters[res["letter_id"]]
+    assert (letter.kind, letter.cause, letter.external_id) == ("intake", "transient_failure", "T-2")
+    monkeypatch.undo()  # the cause goes away: a retry of the letter accepts the order once
+    out = await service.retry_letters([letter], "corr")
+    assert out["resolved"] == 1 and out["results"][0]["outcome"] == "accepted"
+    assert len(service.daemon.engine.world.orders) == 1
+
+
+async def test_rush_is_served_first_and_a_full_queue_is_busy(intake):
+    service, nursery = intake
+    done: list[dict] = []
+    for n in range(4):  # the normal lane holds queue_size - priority_reserve = 4
+        service.offer(csv(f"N{n}"), done.append)
+    with pytest.raises(Rejected) as busy:
+        service.offer(csv("N4"), done.append)
+    assert busy.value.code == "busy"
+    service.offer(csv("R0", rush=True), done.append)  # the reserve is for rush
+    service.offer(csv("R1", rush=True), done.append)
+    with pytest.raises(Rejected):
+        service.offer(csv("R2", rush=True), done.append)
+    assert service.pending == 6 and service.daemon.engine.journal.last_seq == 0  # nothing recorded
+    await nursery.start(service.run)
+    while len(done) < 6:
+        await service.daemon.engine.journal.flush()
+        await trio.sleep(0.01)
+    assert [r["orders"][0]["external_id"] for r in done] == ["R0", "R1", "N0", "N1", "N2", "N3"]
+    assert service.peak == 6

@@ -1,0 +1,143 @@
+"""Holds, cancellations and the dead-letter round trip through the governed flow, across
+restarts (journal replay and snapshot)."""
+
+from __future__ import annotations
+
+from intake_support import http_port, ingest, post, raw, shopify_headers
+
+GRINDER = '[skus."GRINDER-SS"]\nreorder_point = 0\n'
+
+
+def deliver(c, name: str, topic: str) -> dict:
+    body = raw(name)
+    return ingest(c, "shopify", body, shopify_headers(body, topic))
+
+
+def test_a_payment_hold_is_recorded_not_allocated_until_paid(intake_daemon):
+    d = intake_daemon(GRINDER)
+    with d.client() as c:
+        c.call("stock.receive", sku="GRINDER-SS", qty=5)
+        res = deliver(c, "shopify/orders_create_pending.json", "orders/create")
+        assert res["outcome"] == "accepted" and res["orders"][0]["hold"] == "payment pending"
+        oid = res["orders"][0]["order_id"]
+        o = c.call("order.get", order_id=oid)
+        assert (o["status"], o["hold"], o["lines"][0]["allocated"], o["lines"][0]["backordered"]) == \
+            ("received", "payment pending", 0, 0)
+        sku = c.call("sku.get", sku="GRINDER-SS")
+        assert (sku["available"], sku["backordered"]) == (5, 0)  # the held order takes nothing
+        # redelivered still pending: a duplicate
+        assert deliver(c, "shopify/orders_create_pending.json", "orders/updated")["outcome"] == "duplicate"
+        d.restart()  # the hold survives a restart (snapshot at stop)
+    with d.client() as c:
+        assert c.call("order.get", order_id=oid)["hold"] == "payment pending"
+        res = deliver(c, "shopify/orders_updated_paid.json", "orders/updated")
+        assert res["outcome"] == "updated" and res["orders"][0]["order_id"] == oid
+        o = c.call("order.get", order_id=oid)
+        assert (o["status"], o["hold"], o["lines"][0]["allocated"]) == ("picking", "", 1)
+        assert deliver(c, "shopify/orders_updated_paid.json", "orders/updated")["outcome"] == "duplicate"
+        assert c.call("sku.get", sku="GRINDER-SS")["available"] == 4
+        d.kill9()
+        d.start()  # replay of the journal (no snapshot after the kill) gives the same state
+    with d.client() as c:
+        o = c.call("order.get", order_id=oid)
+        assert (o["status"], o["hold"], o["lines"][0]["allocated"]) == ("picking", "", 1)
+        audit = c.call("audit.query", order_id=oid)["records"]
+        assert [r["type"] for r in audit if r["type"] in ("order_received", "order_released")] == \
+            ["order_received", "order_released"]
+
+
+def test_cancellation_is_an_update_then_a_duplicate_and_frees_the_units(intake_daemon):
+    d = intake_daemon(GRINDER)
+    with d.client() as c:
+        c.call("stock.receive", sku="GRINDER-SS", qty=1)
+        oid = deliver(c, "shopify/orders_updated_paid.json", "orders/create")["orders"][0]["order_id"]
+        assert c.call("sku.get", sku="GRINDER-SS")["available"] == 0
+        port = http_port(c)
+        body = raw("shopify/orders_cancelled.json")
+        status, res, _ = post(port, "shopify", body, shopify_headers(body, "orders/cancelled"))
+        assert (status, res["outcome"], res["orders"][0]["order_id"]) == (200, "updated", oid)
+        assert c.call("order.get", order_id=oid)["status"] == "cancelled"
+        assert c.call("sku.get", sku="GRINDER-SS")["available"] == 1
+        status, res, _ = post(port, "shopify", body, shopify_headers(body, "orders/cancelled"))
+        assert (status, res["outcome"]) == (200, "duplicate")
+        # a cancellation of an order never received creates nothing
+        other = body.replace(b"5820982911946154999", b"5820982911946100000")
+        res = ingest(c, "shopify", other, shopify_headers(other, "orders/cancelled"))
+        assert (res["outcome"], res["code"]) == ("ignored", "unknown_order")
+        assert c.call("stats")["counts"]["orders"] == 1
+
+
+CSV_HEAD = "order_id,currency,email,sku,qty,unit_price,ship_address1,ship_country,rush\n"
+STRICT = """
+[skus."WIDGET-RED"]
+reorder_point = 0
+
+[channels.csv.accounts.default]
+known_skus_only = true
+"""
+
+
+def test_dead_letter_round_trip_unknown_sku_alias_retry_group_exactly_once(intake_daemon):
+    d = intake_daemon(STRICT)
+    with d.client() as c:
+        a = CSV_HEAD + "B2B-1,USD,a@example.com,widget red,2,10.00,1 Main St,US,\n"
+        b = CSV_HEAD + "B2B-2,USD,b@example.com,widget red,1,10.00,2 Main St,US,yes\n"
+        results = [c.call("order.ingest", channel="csv", body=x) for x in (a, b, a)]  # a is redelivered
+        assert [r["code"] for r in results] == ["unknown_sku"] * 3
+        listed = c.call("deadletters.list")
+        assert [g["cause"] for g in listed["groups"]] == ["unknown_sku"] and listed["groups"][0]["count"] == 3
+        # highest impact first: the rush order (500 + 10) before the others (20 each)
+        assert [x["external_id"] for x in listed["dead_letters"]] == ["B2B-2", "B2B-1", "B2B-1"]
+        assert c.call("deadletters.retry", cause="unknown_sku")["resolved"] == 0  # not fixed yet
+        assert [x["attempts"] for x in c.call("deadletters.list")["dead_letters"]] == [2, 2, 2]
+        c.call("intake.alias", channel="csv", channel_sku="widget red", sku="WIDGET-RED")
+        d.restart()  # the alias and the letters are journaled
+    with d.client() as c:
+        res = c.call("deadletters.retry", cause="unknown_sku")
+        assert (res["retried"], res["resolved"]) == (3, 3)
+        assert sorted(r["outcome"] for r in res["results"]) == ["accepted", "accepted", "duplicate"]
+        assert c.call("stats")["counts"]["orders"] == 2  # exactly once each
+        o = c.call("order.get", channel="csv", external_id="B2B-1")
+        assert [(ln["sku"], ln["qty"]) for ln in o["lines"]] == [("WIDGET-RED", 2)]
+        assert c.call("deadletters.list")["dead_letters"] == []
+        assert c.call("order.ingest", channel="csv", body=a)["outcome"] == "duplicate"
+        types = [r["type"] for r in c.call("audit.query", limit=1000)["records"]]
+        assert types.count("dead_lettered") == 3 and types.count("dead_letter_retried") == 6
+        assert types.count("alias_set") == 1
+
+
+def test_discard_a_group_with_a_reason_is_audited(intake_daemon):
+    d = intake_daemon(STRICT)
+    with d.client() as c:
+        for n in range(3):
+            c.call("order.ingest", channel="csv", body=CSV_HEAD + f"X-{n},USD,x@example.com,nope,1,1.00,1 St,US,\n")
+        res = c.call("deadletters.discard", cause="unknown_sku", channel="csv", reason="test orders")
+        assert sorted(res["discarded"]) == [1, 2, 3]
+        assert c.call("deadletters.list")["dead_letters"] == []
+        records = [r for r in c.call("audit.query", limit=1000)["records"] if r["type"] == "dead_letter_discarded"]
+        assert [r["event"]["reason"] for r in records] == ["test orders"] * 3
+        assert {r["cause"] for r in records} == {"deadletters.discard"}
+
+
+def test_a_change_before_allocation_updates_the_lines_after_it_is_a_duplicate(intake_daemon):
+    d = intake_daemon(GRINDER)
+    with d.client() as c:
+        body = raw("shopify/orders_updated_paid.json")
+        oid = ingest(c, "shopify", body, shopify_headers(body, "orders/create"))["orders"][0]["order_id"]
+        assert c.call("sku.get", sku="GRINDER-SS")["backordered"] == 1  # no stock: it waits
+        changed = body.replace(b'"quantity": 1', b'"quantity": 3')
+        res = ingest(c, "shopify", changed, shopify_headers(changed, "orders/updated"))
+        assert (res["outcome"], res["orders"][0]["order_id"]) == ("updated", oid)
+        o = c.call("order.get", order_id=oid)
+        assert [(ln["sku"], ln["qty"], ln["backordered"]) for ln in o["lines"]] == [("GRINDER-SS", 3, 3)]
+        assert c.call("sku.get", sku="GRINDER-SS")["backordered"] == 3
+        c.call("stock.receive", sku="GRINDER-SS", qty=3)
+        assert c.call("order.get", order_id=oid)["lines"][0]["allocated"] == 3
+        back = ingest(c, "shopify", body, shopify_headers(body, "orders/updated"))
+        assert back["outcome"] == "duplicate"  # allocated: the change is not applied
+        assert c.call("order.get", order_id=oid)["lines"][0]["qty"] == 3
+        d.kill9()
+        d.start()
+    with d.client() as c:
+        assert [(ln["qty"], ln["allocated"]) for ln in c.call("order.get", order_id=oid)["lines"]] == [(3, 3)]
+        assert c.call("sku.get", sku="GRINDER-SS")["backordered"] == 0

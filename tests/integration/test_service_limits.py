@@ -1,0 +1,126 @@
+"""Limits: a client that sends an oversize line, floods requests without reading the
+replies, or sits idle is told why and disconnected; the other clients never notice."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+from bo_support import SIM_CONFIG, stock
+
+
+def _limits(**keys) -> str:
+    return "[limits]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()) + SIM_CONFIG
+
+
+def _connect(d) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(str(d.socket))
+    return s
+
+
+def _read_to_eof(s: socket.socket) -> list[dict]:
+    """Every line the daemon sent before it closed the connection."""
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(1 << 20)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+
+def test_an_oversize_line_is_told_and_disconnected_others_unaffected(make_daemon):
+    d = make_daemon(_limits(line_bytes=2048))
+    with d.client() as other:
+        stock(other, "A", 3)
+        with _connect(d) as bad:
+            ok_line = json.dumps({"op": "health", "id": "fits", "pad": "x" * 1900}).encode()
+            assert len(ok_line) <= 2048
+            bad.sendall(ok_line + b"\n")
+            bad.sendall(json.dumps({"op": "health", "id": "big", "pad": "x" * 3000}).encode() + b"\n")
+            got = _read_to_eof(bad)
+        assert got[0]["id"] == "fits" and got[0]["ok"] is True
+        assert got[-1]["ok"] is False and got[-1]["error"]["code"] == "line_too_long"
+        assert "2048" in got[-1]["error"]["message"]
+        # the other connection goes on as if nothing happened
+        other.call("stock.receive", sku="A", qty=1)
+        assert other.call("sku.get", sku="A")["on_hand"] == 4
+        assert other.call("health")["connections"] == 1
+
+
+def test_an_idle_connection_is_closed_but_subscribers_and_busy_clients_stay(make_daemon):
+    d = make_daemon(_limits(idle_timeout_s=0.4))
+    with d.client() as subscriber, d.client() as busy, _connect(d) as idle:
+        subscriber.call("subscribe", topics=["stock"])
+        t0 = time.monotonic()
+        # `busy` keeps talking (a request every 0.1 s) for three times the timeout; the
+        # subscriber and `idle` send nothing at all
+        while time.monotonic() - t0 < 1.2:
+            assert busy.call("health")["status"] == "serving"
+            time.sleep(0.1)
+        got = _read_to_eof(idle)
+        assert [m["error"]["code"] for m in got] == ["idle_timeout"]
+        assert "0.4" in got[0]["error"]["message"]
+        busy.call("sku.configure", sku="S")
+        busy.call("stock.receive", sku="S", qty=2)
+        # the subscriber still receives its events and answers
+        assert subscriber.call("sku.get", sku="S")["on_hand"] == 2
+        deadline = time.monotonic() + 10
+        while not any(e["event"]["type"] == "received" for e in subscriber.events):
+            assert time.monotonic() < deadline
+            subscriber.call("health")
+        assert busy.call("health")["connections"] == 2
+
+
+def test_a_client_that_floods_without_reading_is_disconnected_others_unaffected(make_daemon):
+    d = make_daemon("[daemon]\nmax_inflight = 16\n[limits]\ninflight_wait_s = 0.5\n")
+    flood = b"".join(json.dumps({"op": "health", "id": n}).encode() + b"\n" for n in range(30000))
+    with d.client() as other, _connect(d) as bad:
+        stock(other, "A", 1)
+        try:
+            bad.sendall(flood)  # never reads: its replies fill the socket, its slots stay taken
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon closed it while we were still writing
+        got = _read_to_eof(bad)
+        assert len(got) < 30000  # disconnected before it was served in full
+        assert other.call("sku.get", sku="A")["on_hand"] == 1
+        assert other.call("health")["connections"] == 1
+    log = d.log.read_text()
+    assert '"code":"too_many_inflight"' in log, log[-2000:]
+
+
+def test_a_client_that_half_closes_still_gets_every_reply(make_daemon):
+    # `printf '...' | socat - UNIX:...` style: send everything, shut the write side, read
+    d = make_daemon(SIM_CONFIG)
+    n = 300
+    with _connect(d) as s:
+        s.sendall(b"".join(json.dumps({"op": "order.submit", "id": i, "channel": "web", "external_id": f"H{i}",
+                                       "lines": [{"sku": f"S{i % 7}", "qty": 1}]}).encode() + b"\n"
+                           for i in range(n)))
+        s.shutdown(socket.SHUT_WR)
+        got = _read_to_eof(s)
+    assert sorted(r["id"] for r in got) == list(range(n))
+    assert all(r["ok"] for r in got)
+
+
+def test_a_subscriber_that_does_not_keep_up_can_be_disconnected(make_daemon):
+    d = make_daemon("[daemon]\nsubscriber_buffer = 16\n[limits]\nsubscriber_overflow = \"disconnect\"\n")
+    with d.client() as other, _connect(d) as slow:
+        slow.sendall(b'{"op": "subscribe", "id": 1, "topics": ["stock"]}\n')
+        other.call("sku.configure", sku="A")
+        # far more event lines than the socket buffers and the 16 queued lines can hold
+        for _batch in range(12):
+            replies = other.pipeline([{"op": "stock.receive", "sku": "A", "qty": 1} for _ in range(500)])
+            assert all(r["ok"] for r in replies)
+        got = _read_to_eof(slow)  # the daemon closed it
+        assert got[0]["id"] == 1 and got[0]["ok"] is True
+        assert len(got) < 6000
+        assert other.call("sku.get", sku="A")["on_hand"] == 6000
+        assert other.call("health")["subscribers"] == 0
+    assert '"code":"subscriber_overflow"' in d.log.read_text()

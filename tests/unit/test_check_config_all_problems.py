@@ -1,0 +1,58 @@
+"""`backorder check-config` prints every problem of a file, one per line with its key path,
+and `backorder serve` refuses the same file with the same lines (issue 5)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BAD = """
+[daemon]
+grace_s = -1
+
+[limits]
+line_bytes = 5
+
+[access]
+write_groups = ["no-such-group-here"]
+default_role = "admin"
+
+[tcp]
+port = 7000
+certfile = "cert.pem"
+
+[skus.A]
+reorder_point = 5
+order_up_to = 1
+"""
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "backorder", *args], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, check=False)
+
+
+def test_check_config_lists_every_problem_with_its_key(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD)
+    done = _run("check-config", str(path))
+    assert done.returncode == 78  # EX_CONFIG: the unit's RestartPreventExitStatus
+    lines = done.stderr.strip().splitlines()
+    for key in ("daemon.grace_s", "limits.line_bytes", "access.default_role"):
+        assert sum(key in ln for ln in lines) == 1, (key, done.stderr)
+    # the cross-field checks of a file that decodes
+    fixed = BAD.replace("grace_s = -1", "grace_s = 1").replace("line_bytes = 5", "line_bytes = 4096") \
+        .replace('default_role = "admin"', 'default_role = "read"')
+    path.write_text(fixed)
+    done = _run("check-config", str(path))
+    lines = done.stderr.strip().splitlines()
+    for key in ("access.write_groups", "tcp.certfile", "tcp.clients", "skus.A"):
+        assert sum(key in ln for ln in lines) == 1, (key, done.stderr)
+    # serve refuses the same file with the same lines, before touching any database
+    served = _run("serve", "--config", str(path), "--db", str(tmp_path / "x.db"), "--socket", str(tmp_path / "s"))
+    assert served.returncode == 78
+    assert served.stderr == done.stderr
+    assert not (tmp_path / "x.db").exists()

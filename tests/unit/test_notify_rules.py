@@ -1,0 +1,93 @@
+"""The pure notice rules (backorder/notify/rules.py) on a model built by the real rules."""
+
+from __future__ import annotations
+
+import msgspec
+
+from backorder.actors import events as ev
+from backorder.actors import order_rules, sku_rules
+from backorder.actors.model import World
+from backorder.config.settings import Settings
+from backorder.daemon import protocol as p
+from backorder.notify import rules
+
+T0 = 1_709_251_200.0  # 2024-03-01T00:00:00Z
+
+
+def world(**notifications) -> tuple[World, list[ev.Event]]:
+    settings = msgspec.convert({"skus": {"A": {"reorder_point": 0, "order_up_to": 10}},
+                                "notifications": notifications}, Settings)
+    w = World(settings)
+    log: list[ev.Event] = []
+
+    def emit(e):
+        w.evolve(e)
+        log.append(e)
+
+    w.emit = emit  # type: ignore[attr-defined]
+    return w, log
+
+
+def order(w: World, ext: str, qty: int, sku: str = "A", **fields):
+    req = msgspec.convert({"op": "order.submit", "channel": fields.pop("channel", "web"), "external_id": ext,
+                           "lines": [{"sku": sku, "qty": qty}], **fields}, p.OrderSubmit)
+    o, _ = order_rules.submit(w, req, w.emit, T0)
+    sku_rules.settle(w, w.skus[sku], w.emit, T0)
+    return o
+
+
+def test_the_backordered_notice_is_decided_in_the_same_step_as_the_backorder():
+    """settle() emits line_backordered, the reorder and the notice without returning in
+    between: they are appended together, so they share one commit - no crash can separate them."""
+    w, log = world()
+    o = order(w, "o1", 3, email="a@x.example")
+    types = [type(e).__name__ for e in log]
+    assert types == ["OrderReceived", "LineBackordered", "RequestRaised", "NoticeQueued"]
+    notice = log[-1]
+    assert (notice.order_id, notice.kind, notice.email) == (o.order_id, "backordered", "a@x.example")
+    assert notice.data["lines"] == [{"line_no": 1, "sku": "A", "qty": 3, "waiting": 3, "expected_date": "2024-03-08"}]
+    assert w.told == {(o.order_id, 1): "2024-03-08"}
+
+
+def test_the_expected_date_walks_supply_in_date_order_not_raise_order():
+    w, _ = world()
+    order(w, "o1", 10)  # raises a PO for 20 units due 03-08
+    s = w.skus["A"]
+    (first,) = s.inbound
+    sku_rules.configure(w, s, {"reorder_point": 14, "order_up_to": 30}, w.emit, T0)  # a second PO, 20 units
+    second = [r for r in s.inbound if r != first][0]
+    sku_rules.confirm(w, s, first, "2024-03-20", w.emit, T0)  # the first now comes LAST
+    sku_rules.confirm(w, s, second, "2024-03-10", w.emit, T0)
+    late = order(w, "o2", 15)
+    assert len(s.inbound) == 2
+    line = late.lines[0]
+    # 10 + 15 units wait; the 03-10 request (20 units) is used up first, so this line waits
+    # for the 03-20 one (walking in raise order would wrongly say 03-10)
+    assert rules.line_expected_date(w, s, line) == "2024-03-20"
+    assert w.expected_dates(s)[-1] == "2024-03-20"  # the exact walk over the queue agrees
+
+
+def test_delay_tolerance_is_strictly_more_than_the_hours():
+    w, log = world(tolerance_hours=48)
+    o = order(w, "o1", 3, email="a@x.example")
+    s = w.skus["A"]
+    (po,) = s.inbound
+    sku_rules.confirm(w, s, po, "2024-03-10", w.emit, T0)  # exactly 48 h later: not a delay
+    assert [e.kind for e in log if isinstance(e, ev.NoticeQueued)] == ["backordered"]
+    sku_rules.confirm(w, s, po, "2024-03-11", w.emit, T0)  # 72 h after the date told
+    (delay,) = [e for e in log if isinstance(e, ev.NoticeQueued) and e.kind == "delay"]
+    assert delay.data["lines"] == [{"line_no": 1, "sku": "A", "old_date": "2024-03-08", "new_date": "2024-03-11"}]
+    assert w.told[(o.order_id, 1)] == "2024-03-11"
+
+
+def test_routes_most_specific_first_and_email_needs_an_address():
+    w, _ = world(routes={"*": "file", "web": "email", "b2b/ACME": "webhook"})
+    kinds = {}
+    for ext, fields in (("1", {"channel": "web", "email": "a@x.example"}), ("2", {"channel": "web"}),
+                        ("3", {"channel": "b2b", "account": "ACME"}), ("4", {"channel": "b2b", "account": "Z"})):
+        o = order(w, ext, 1, **fields)
+        kinds[ext] = rules.cancelled(w, o, "", w.emit, T0).channel
+    assert kinds == {"1": "email", "2": "none", "3": "webhook", "4": "file"}
+    assert w.notices[f"N{len(w.notices):07d}"].status == "pending"
+    statuses = sorted({n.status for n in w.notices.values()})
+    assert statuses == ["pending", "unrouted"]
