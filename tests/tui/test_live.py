@@ -6,12 +6,12 @@ import asyncio
 import signal
 import time
 
-import msgspec
 
 import pytest
 from textual.widgets import DataTable, Input, Static, TextArea
 
 from backorder.tui.app import BackorderApp
+from tui_support import SITE, seed_site
 from backorder.tui.screens.help import HelpScreen
 from backorder.tui.widgets import ConfirmScreen, ConnBanner, KpiBar, PromptScreen
 
@@ -197,20 +197,33 @@ async def test_a_silent_daemon_never_freezes_the_console(site):
                     what="procurement after the daemon came back")
 
 
-async def test_a_read_only_connection_hides_the_keys_that_change_something(site):
-    app = BackorderApp(str(site.socket))
+async def test_a_read_only_connection_hides_the_keys_that_change_something(make_daemon):
+    """The daemon's read-only socket ([access] read_socket): health says "role": "read";
+    the console hides and refuses the write keys, and shows the daemon's `forbidden`."""
+    d = make_daemon(start=False)
+    ro = d.sockdir / "ro.sock"
+    d.config.write_text(SITE + f'\n[access]\nread_socket = "{ro}"\n')
+    d.start()
+    with d.client() as c:
+        seed_site(c)
+    app = BackorderApp(str(ro))
     async with app.run_test(size=(80, 24)) as pilot:
         await open_picking(pilot)
-        assert "confirm_pick" in {ab.binding.action for ab in app.active_bindings.values()}
-        # the daemon of issue 5 says "role": "read" in health; the console honours it
-        app.conn._set_state(msgspec.structs.replace(app.conn.state, role="read"))
-        await pilot.pause()
+        assert app.read_only
         assert "confirm_pick" not in {ab.binding.action for ab in app.active_bindings.values()}
         await pilot.press("c")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
-        with site.client() as c:
+        # were a write sent anyway, the daemon refuses it and the console says so
+        assert await app.write("pick.confirm", shipment_id="S0000001") is None
+        assert any("forbidden" in text for _style, text in app.live.feed)
+        with d.client() as c:
             assert c.call("order.get", order_id="O0000001")["status"] == "picking"
+        # the policy form of a SKU is read-only too
+        await app.open_sku("WIDGET-RED")
+        await until(pilot, lambda: getattr(app.screen, "sku", None) == "WIDGET-RED", what="SKU screen")
+        assert app.screen.query_one("#f-reorder_point", Input).disabled
+        assert "save" not in {ab.binding.action for ab in app.active_bindings.values()}
 
 
 async def test_moving_a_date_switching_the_policy_and_finding_an_order(site):
