@@ -72,7 +72,8 @@ def main() -> None:
         files = run("file", n, f'[notifications.file]\ndir = "{drop}"\n')
     finally:
         shutil.rmtree(drop, ignore_errors=True)
-    save(result_name("notify", args.quick), {"email": email, "file": files})
+    save(result_name("notify", args.quick), {"email": email, "file": files,
+                                             "email_per_s": email["per_second"], "file_per_s": files["per_second"]})
 
 
 if __name__ == "__main__":
