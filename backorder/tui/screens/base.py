@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import DataTable
 
 from backorder.tui.connection import ConnState
 from backorder.tui.live import Changes
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
     from backorder.tui.app import BackorderApp
 
 # Actions that send a state-changing request: hidden when the connection is read-only.
-WRITE_ACTIONS = frozenset({"save", "confirm_pick", "move_date", "cancel_order"})
+WRITE_ACTIONS = frozenset({"save", "confirm_pick", "move_date", "cancel_order", "retry_letter", "retry_group",
+                           "discard_letter", "retry_notice", "retry_all_dead"})
 
 
 class BoScreen(Screen):
@@ -49,6 +51,13 @@ class BoScreen(Screen):
         if action in WRITE_ACTIONS and self.bo.read_only:
             return False  # hidden from the footer, and refused
         return True
+
+    def cursor_key(self, selector: str) -> str | None:
+        """The row key under the cursor of a table (None when it is empty)."""
+        t = self.query_one(selector, DataTable)
+        if not t.row_count:
+            return None
+        return t.coordinate_to_cell_key(t.cursor_coordinate).row_key.value
 
     async def reload(self) -> None:
         """Fetch what this screen shows (on open and after a reconnect)."""
