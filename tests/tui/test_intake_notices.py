@@ -54,8 +54,8 @@ async def call(site, op: str, **fields):
 
 
 async def test_intake_screen_shows_sources_and_retries_and_discards_dead_letters(make_daemon):
-    # a csv source that has delivered and then goes quiet for a second is "silent"
-    site = make_daemon(SITE + "\n[intake]\nsilent_after_s = 1.0\n")
+    # a csv source that has delivered and then goes quiet for two seconds is "silent"
+    site = make_daemon(SITE + "\n[intake]\nsilent_after_s = 2.0\n")
     with site.client() as c:
         seed_site(c)
     app = BackorderApp(str(site.socket))
@@ -83,9 +83,10 @@ async def test_intake_screen_shows_sources_and_retries_and_discards_dead_letters
 
         # a new delivery reaches the screen live (the intake topic), and breaks the silence
         await call(site, "order.ingest", channel="csv", body=csv_order("WEB-6", "gadget blue", "2", "24.00"))
-        await until(pilot, lambda: cell(app, "#sources", "csv/default", "Deliv") == "5", what="live delivery")
+        # (the same refresh shows the count and the state: the silence comes back a while later)
+        await until(pilot, lambda: cell(app, "#sources", "csv/default", "Deliv") == "5"
+                    and cell(app, "#sources", "csv/default", "State") == "ok", what="live delivery")
         await until(pilot, lambda: "4" in app.screen.letters, what="the new dead letter")
-        assert cell(app, "#sources", "csv/default", "State") == "ok"
 
         # fix one cause (an alias), retry that one letter from the screen: accepted
         await call(site, "intake.alias", channel="csv", channel_sku="widget red", sku="WIDGET-RED")
@@ -217,3 +218,16 @@ async def test_read_only_console_hides_the_intake_and_notification_writes(make_d
         assert "next_filter" in shown and not shown & {"retry_notice", "retry_all_dead"}
         with d.client() as c:
             assert len(c.call("deadletters.list")["dead_letters"]) == 3
+
+
+async def test_a_long_outbox_shows_its_newest_notices(site, monkeypatch):
+    from backorder.tui.screens import notifications as screen_module
+
+    monkeypatch.setattr(screen_module, "LIMIT", 2)
+    everything = [n["notice_id"] for n in (await call(site, "notifications.list", limit=1000))["notifications"]]
+    assert len(everything) == 5  # the seeded backorder notices
+    app = BackorderApp(str(site.socket))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_screen(pilot, "n", "notifications")
+        await until(pilot, lambda: row_keys(app, "#notices") == everything[-2:], what="the newest two")
+        assert "(the newest; 3 older)" in str(app.screen.query_one("#notif-head", Static).render())

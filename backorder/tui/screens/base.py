@@ -23,6 +23,8 @@ WRITE_ACTIONS = frozenset({"save", "confirm_pick", "move_date", "cancel_order", 
 class BoScreen(Screen):
     NAME = ""
     BINDINGS = [Binding("escape", "back", "Back")]
+    _reading = False  # refresh_later: a read is in flight
+    _again = False  # refresh_later: events came during it
 
     @property
     def bo(self) -> BackorderApp:
@@ -46,6 +48,26 @@ class BoScreen(Screen):
             await fn(*args)
 
         self.run_worker(job, group=group or "default", exclusive=group is not None, exit_on_error=False)
+
+    def refresh_later(self) -> None:
+        """Re-read after events: at most one read in flight, and one more after it if events
+        came meanwhile (a steady stream must not cancel every read before it answers)."""
+        if self._reading:
+            self._again = True
+            return
+        self._reading = True
+
+        async def loop() -> None:
+            try:
+                while True:
+                    self._again = False
+                    await self.reload()
+                    if not self._again:
+                        return
+            finally:
+                self._reading = False
+
+        self.run_worker(loop, group="refresh", exit_on_error=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in WRITE_ACTIONS and self.bo.read_only:

@@ -186,7 +186,7 @@ class IntakeScreen(BoScreen):
 
     def apply(self, changes: Changes) -> None:
         if changes.intake or changes.reload:
-            self.spawn(self.reload, group="reload")
+            self.refresh_later()
         elif changes.stats:
             self._show_rejections()
 

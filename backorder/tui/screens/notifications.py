@@ -18,7 +18,7 @@ from backorder.tui.widgets import ConfirmScreen, ConnBanner, hours
 FILTERS = ["all", "pending", "sent", "dead", "unrouted"]
 STATUS_STYLE = {"dead": "bold red", "pending": "yellow", "sent": "green", "unrouted": "dim"}
 BREAKER_STYLE = {"closed": "green", "half_open": "yellow", "open": "bold red"}
-LIMIT = 5000  # the first notices of the filter, oldest first (the outbox keeps every one)
+LIMIT = 5000  # notices shown: the newest of the filter, oldest first (the outbox keeps every one)
 
 
 class NotificationsScreen(BoScreen):
@@ -31,7 +31,7 @@ class NotificationsScreen(BoScreen):
         super().__init__()
         self.status = "all"
         self.notices: dict[str, dict] = {}
-        self.count = self.dead = 0
+        self.count = self.dead = self.skipped = 0
         self.breakers: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
@@ -54,7 +54,10 @@ class NotificationsScreen(BoScreen):
         self.query_one("#notice-detail").set_class(self.size.height >= 36, "tall")
 
     async def reload(self) -> None:
-        got = await self.bo.read("notifications.list", status=self.status, limit=LIMIT)
+        # the newest LIMIT of the filter: the outbox figures of stats say how many there are
+        total = self._total()
+        offset = max(0, total - LIMIT) if total is not None else 0
+        got = await self.bo.read("notifications.list", status=self.status, limit=LIMIT, offset=offset)
         health = await self.bo.read("health")
         if got is None:
             return
@@ -75,14 +78,21 @@ class NotificationsScreen(BoScreen):
                       str(n["attempts"]), hhmm(n.get("last_at")), (n.get("last_error") or "")[:80], key=nid)
         if key in self.notices:
             t.move_cursor(row=t.get_row_index(key))
-        self.count, self.dead = len(self.notices), dead
+        self.count, self.dead, self.skipped = len(self.notices), dead, offset
         self._show_head()
         self._detail(self.current())
+
+    def _total(self) -> int | None:
+        figures = ((self.bo.live.stats or {}).get("notifications")) or {}
+        key = "queued" if self.status == "all" else self.status
+        return figures.get(key)
 
     def _show_head(self) -> None:
         """Line 1: the filter and the outbox as a whole (``stats``); line 2: the breakers."""
         head = Text.assemble(("filter ", "dim"), (self.status, "bold reverse"), ("  ", ""),
                              (f"{self.count:,} shown", "bold"))
+        if self.skipped:
+            head.append(f" (the newest; {self.skipped:,} older)", style="dim")
         if self.status in ("all", "dead"):
             head.append(" · ", style="dim")
             head.append(f"{self.dead} dead", style="bold red" if self.dead else "green")
@@ -102,7 +112,7 @@ class NotificationsScreen(BoScreen):
 
     def apply(self, changes: Changes) -> None:
         if changes.notifications or changes.reload:
-            self.spawn(self.reload, group="reload")
+            self.refresh_later()
         elif changes.stats:
             self._show_head()
 
