@@ -38,6 +38,8 @@ class BackorderApp(App[None]):
         Binding("p", "screen('procurement')", "Procure"),
         Binding("k", "screen('picking')", "Pick"),
         Binding("y", "screen('policy')", "Policy"),
+        Binding("i", "screen('intake')", "Intake"),
+        Binding("n", "screen('notifications')", "Notices"),
         Binding("t", "toggle_theme", "Theme"),
     ]
 
@@ -134,7 +136,8 @@ class BackorderApp(App[None]):
             log.warning("refresh failed: %s", exc)
             live.pending.skus |= changes.skus  # try again next tick
             live.dirty_stats = True
-        if changes.rows or changes.stats or changes.feed or changes.orders or changes.skus:
+        if (changes.rows or changes.stats or changes.feed or changes.orders or changes.skus
+                or changes.intake or changes.notifications):
             self._dispatch(changes)
 
     def _dispatch(self, changes: Changes) -> None:

@@ -20,6 +20,9 @@ FEED_KEEP = 500
 # Which screens care about which event types (beyond the SKU and the stats).
 _SHIPMENTS = {"shipment_created", "shipment_shipped", "order_cancelled"}
 _PROCUREMENT = {"request_raised", "request_confirmed", "received"}
+_INTAKE = {"intake_outcome", "source_silent", "dead_lettered", "dead_letter_retried", "dead_letter_discarded",
+           "alias_set"}
+_NOTIFICATIONS = {"notice_queued", "notice_attempted", "notice_delivered", "notice_failed", "notice_retried"}
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Changes:
     shipments: bool = False
     procurement: bool = False
     policy: bool = False
+    intake: bool = False  # sources, dead letters or rejections moved (the intake screen)
+    notifications: bool = False  # a notice was queued, attempted, delivered, failed or retried
     feed: list[tuple[str, str]] = field(default_factory=list)  # (style, text) lines
     reload: bool = False  # everything was (re)loaded: redraw all
 
@@ -73,6 +78,10 @@ class LiveState:
             p.procurement = True
         if kind == "policy_changed":
             p.policy = True
+        if kind in _INTAKE:
+            p.intake = True
+        if kind in _NOTIFICATIONS:
+            p.notifications = True
         if kind == "lagged":  # the daemon dropped events for us: everything may be stale
             p.reload = True
         line = describe(e, msg.get("at"))
@@ -181,6 +190,13 @@ def describe(e: dict, at: str | None) -> tuple[str, str] | None:
             return "", f"{t} adjusted   {e['sku']} {e['delta']:+d} {e.get('reason', '')}"
         case "policy_changed":
             return "accent", f"{t} policy     {e['mode']}"
+        case "dead_lettered" if e.get("kind") == "intake":
+            return "error", (f"{t} rejected   {e.get('channel')}/{e.get('account')} {e.get('external_id') or ''}:"
+                             f" {e.get('cause')} (dead letter {e.get('letter_id')})")
+        case "source_silent":
+            return "warning", f"{t} silent     {e.get('channel')}/{e.get('account')} since {e.get('last_delivery_at')}"
+        case "notice_failed" if e.get("dead"):
+            return "error", f"{t} notice     {e['notice_id']} {e.get('order_id') or ''} dead: {e.get('error')}"
         case "dead_lettered":
             return "error", f"{t} ERROR      {e.get('actor')} {e.get('sku') or e.get('order_id') or ''}: {e.get('error')}"
         case "lagged":

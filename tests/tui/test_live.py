@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import DataTable, Input, Static, TextArea
 
 from backorder.tui.app import BackorderApp
-from tui_support import SITE, seed_site
+from tui_support import read_only_site
 from backorder.tui.screens.help import HelpScreen
 from backorder.tui.widgets import ConfirmScreen, ConnBanner, KpiBar, PromptScreen
 
@@ -145,7 +145,8 @@ async def test_confirming_a_pick_marks_the_order_shipped(site):
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
         await pilot.press("y")
-        label = app.screen_stack[-1].query_one("#label", TextArea)
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="the dialog closed")
+        label = app.screen.query_one("#label", TextArea)
         await until(pilot, lambda: "^XA" in label.text, what="label text")
         with site.client() as c:
             order = c.call("order.get", order_id="O0000001")
@@ -200,12 +201,7 @@ async def test_a_silent_daemon_never_freezes_the_console(site):
 async def test_a_read_only_connection_hides_the_keys_that_change_something(make_daemon):
     """The daemon's read-only socket ([access] read_socket): health says "role": "read";
     the console hides and refuses the write keys, and shows the daemon's `forbidden`."""
-    d = make_daemon(start=False)
-    ro = d.sockdir / "ro.sock"
-    d.config.write_text(SITE + f'\n[access]\nread_socket = "{ro}"\n')
-    d.start()
-    with d.client() as c:
-        seed_site(c)
+    d, ro = read_only_site(make_daemon)
     app = BackorderApp(str(ro))
     async with app.run_test(size=(80, 24)) as pilot:
         await open_picking(pilot)

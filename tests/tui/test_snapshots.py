@@ -12,6 +12,7 @@ import pytest
 from textual.widgets import DataTable
 
 from backorder.tui.app import BackorderApp
+from backorder.tui.screens import intake as intake_screen
 from test_live import until
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
@@ -67,6 +68,20 @@ async def policy(pilot):
     await until(pilot, lambda: getattr(pilot.app.screen, "policy", None) is not None, what="policy")
 
 
+async def intake(pilot):
+    await pilot.press("i")
+    await rows_in(pilot, "#letters", 3)
+    await rows_in(pilot, "#rejections", 3)
+
+
+async def notifications(pilot):
+    await pilot.press("n")
+    await rows_in(pilot, "#notices", 3)
+    await until(pilot, lambda: pilot.app.screen.breakers, what="breakers")
+    detail = pilot.app.screen.query_one("#notice-detail")  # shown (and read) on tall terminals only
+    await until(pilot, lambda: not detail.has_class("tall") or "queued " in str(detail.render()), what="history")
+
+
 async def help_keys(pilot):
     await pilot.press("question_mark")
 
@@ -76,12 +91,15 @@ async def dashboard_light(pilot):
     await dashboard(pilot)
 
 
-SCREENS = [dashboard, sku, order, procurement, picking, policy, help_keys, dashboard_light]
+SCREENS = [dashboard, sku, order, procurement, picking, policy, intake, notifications, help_keys, dashboard_light]
 
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("screen", SCREENS, ids=lambda f: f.__name__)
-def test_screen(snap_compare, shared_site, screen, size):
+def test_screen(snap_compare, shared_site, screen, size, monkeypatch):
+    # a source's last delivery is on the daemon's wall clock: its age differs on every run
+    monkeypatch.setattr(intake_screen, "since_text", lambda at: "12s" if at else "—")
+
     async def run_before(pilot):
         await loaded(pilot)
         await screen(pilot)

@@ -24,7 +24,18 @@ reorder_point = 2
 order_up_to = 10
 lead_time_days = 2
 source = "transfer:north-dc"
+
+[channels.csv]
+known_skus_only = true
 """
+
+CSV_HEAD = "order_id,currency,email,sku,qty,unit_price,ship_address1,ship_country,rush,hold\n"
+
+
+def csv_order(external_id: str, sku: str, qty: str, price: str, rush: str = "", hold: str = "") -> str:
+    """One CSV delivery of one line (docs/intake.md: the csv channel needs no signature)."""
+    return CSV_HEAD + f"{external_id},USD,{external_id.lower()}@example.com,{sku},{qty},{price},1 Main St,US,{rush},{hold}\n"
+
 
 
 def seed_site(c) -> None:
@@ -48,3 +59,30 @@ def seed_site(c) -> None:
            lines=[{"sku": "SPROCKET", "qty": 4, "unit_price": "80.00"}])
     c.call("order.submit", channel="edi", external_id="EDI-9", lines=[{"sku": "WIDGET-RED", "qty": 6}])
     c.call("order.submit", channel="edi", external_id="EDI-10", lines=[{"sku": "SPROCKET", "qty": 1}])
+
+    seed_intake(c)
+
+
+def seed_intake(c) -> None:
+    """Deliveries through intake, last (their orders must not renumber the story above):
+    one accepted on payment hold (it takes no stock), three rejected as dead letters (two
+    unknown SKUs — one rush, the most impact — and a fractional quantity), and a Shopify
+    delivery without its signature (counted per source, never kept)."""
+    c.call("order.ingest", channel="csv", body=csv_order("WEB-1", "WIDGET-RED", "2", "9.99", hold="awaiting transfer"))
+    c.call("order.ingest", channel="csv", body=csv_order("WEB-2", "widget red", "2", "9.99"))
+    c.call("order.ingest", channel="csv", body=csv_order("WEB-3", "gadget blue", "1", "24.00", rush="yes"))
+    c.call("order.ingest", channel="csv", body=csv_order("WEB-4", "WIDGET-RED", "1.5", "9.99"))
+    c.call("order.ingest", channel="shopify", body='{"id": 1}',
+           headers={"X-Shopify-Topic": "orders/create", "X-Shopify-Shop-Domain": "demo.myshopify.com"})
+
+
+def read_only_site(make_daemon):
+    """A seeded daemon that also serves its read-only socket ([access] read_socket):
+    returns the daemon and the path of that socket."""
+    d = make_daemon(start=False)
+    ro = d.sockdir / "ro.sock"
+    d.config.write_text(SITE + f'\n[access]\nread_socket = "{ro}"\n')
+    d.start()
+    with d.client() as c:
+        seed_site(c)
+    return d, ro

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import DataTable
 
 from backorder.tui.connection import ConnState
 from backorder.tui.live import Changes
@@ -15,12 +16,15 @@ if TYPE_CHECKING:
     from backorder.tui.app import BackorderApp
 
 # Actions that send a state-changing request: hidden when the connection is read-only.
-WRITE_ACTIONS = frozenset({"save", "confirm_pick", "move_date", "cancel_order"})
+WRITE_ACTIONS = frozenset({"save", "confirm_pick", "move_date", "cancel_order", "retry_letter", "retry_group",
+                           "discard_letter", "retry_notice", "retry_all_dead"})
 
 
 class BoScreen(Screen):
     NAME = ""
     BINDINGS = [Binding("escape", "back", "Back")]
+    _reading = False  # refresh_later: a read is in flight
+    _again = False  # refresh_later: events came during it
 
     @property
     def bo(self) -> BackorderApp:
@@ -45,10 +49,37 @@ class BoScreen(Screen):
 
         self.run_worker(job, group=group or "default", exclusive=group is not None, exit_on_error=False)
 
+    def refresh_later(self) -> None:
+        """Re-read after events: at most one read in flight, and one more after it if events
+        came meanwhile (a steady stream must not cancel every read before it answers)."""
+        if self._reading:
+            self._again = True
+            return
+        self._reading = True
+
+        async def loop() -> None:
+            try:
+                while True:
+                    self._again = False
+                    await self.reload()
+                    if not self._again:
+                        return
+            finally:
+                self._reading = False
+
+        self.run_worker(loop, group="refresh", exit_on_error=False)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in WRITE_ACTIONS and self.bo.read_only:
             return False  # hidden from the footer, and refused
         return True
+
+    def cursor_key(self, selector: str) -> str | None:
+        """The row key under the cursor of a table (None when it is empty)."""
+        t = self.query_one(selector, DataTable)
+        if not t.row_count:
+            return None
+        return t.coordinate_to_cell_key(t.cursor_coordinate).row_key.value
 
     async def reload(self) -> None:
         """Fetch what this screen shows (on open and after a reconnect)."""

@@ -18,6 +18,8 @@ HELP = [
         ("p", "procurement: purchase orders and transfers"),
         ("k", "picking: shipments waiting for pick"),
         ("y", "allocation policy (FIFO / priority, weights)"),
+        ("i", "intake: sources, rejection rates, dead letters"),
+        ("n", "notifications: the outbox, breakers"),
         ("t", "dark / light theme"),
         ("q", "quit"),
     ]),
@@ -36,6 +38,11 @@ HELP = [
     ("Procurement", [("m", "move the expected date (asks first)"), ("a", "open / all requests"),
                      ("Enter", "open the request's SKU")]),
     ("Picking", [("c", "confirm the pick: label, tracking, shipped (asks first)")]),
+    ("Intake", [("r", "retry the selected dead letter (asks first)"),
+                ("g", "retry every letter of its cause and channel (asks first)"),
+                ("x", "discard the selected letter, with a reason (asks first)")]),
+    ("Notifications", [("f", "filter: all / pending / sent / dead / unrouted"),
+                       ("r / R", "send the selected / every dead notice again (asks first)")]),
     ("Policy", [("f / r", "choose FIFO / priority"), ("Ctrl+S", "save mode and weights (asks first)")]),
 ]
 NOTE = ("Every change asks for confirmation. On a read-only connection the keys that change "

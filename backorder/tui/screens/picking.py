@@ -66,10 +66,7 @@ class PickingScreen(BoScreen):
             self.spawn(self.reload, group="reload")
 
     def current(self) -> str | None:
-        t = self.query_one("#picks", DataTable)
-        if not t.row_count:
-            return None
-        return t.coordinate_to_cell_key(t.cursor_coordinate).row_key.value
+        return self.cursor_key("#picks")
 
     def action_confirm_pick(self) -> None:
         sid = self.current()
