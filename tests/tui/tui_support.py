@@ -24,6 +24,12 @@ reorder_point = 2
 order_up_to = 10
 lead_time_days = 2
 source = "transfer:north-dc"
+
+# Customer notices are queued only for a channel with a route; these orders carry no
+# e-mail address, so their notices are `unrouted`: in the journal the screens show, and
+# never attempted (nothing races the snapshots).
+[notifications.routes]
+"*" = "email"
 """
 
 
