@@ -109,7 +109,10 @@ def _hours_between(old: str, new: str) -> float:
 
 def delays(world: World, s: Sku, emit: Emit, now: float, request_id: str | None = None) -> list[ev.NoticeQueued]:
     """After a request of SKU ``s`` moved: a delay notice per order whose waiting lines are
-    now expected later than last told by more than the tolerance."""
+    now expected later than last told by more than the tolerance. Only orders told a date
+    (so with a route) can be late: with none told, skip the walk over the queue."""
+    if not world.told:
+        return []
     tolerance = world.settings.notifications.tolerance_hours
     late: dict[str, list[dict]] = {}
     for line, date in zip(list(s.queue), world.expected_dates(s), strict=True):
