@@ -212,7 +212,8 @@ class Notice:
         self.kind = sys.intern(e.kind)
         self.channel = sys.intern(e.channel)
         self.audience = sys.intern(e.audience)
-        # "unrouted": no channel is configured for it; it stays in the outbox, unsent
+        # "unrouted": its route cannot reach the customer (email, no address) or it was
+        # queued before routes were required; it stays in the outbox, unsent
         self.status = "pending" if e.channel != "none" else "unrouted"
         self.attempts = 0
         self.queued_ts = e.ts

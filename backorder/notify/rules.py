@@ -25,13 +25,31 @@ Emit = Callable[[ev.Event], None]
 _BY_DATE = operator.attrgetter("expected_date", "request_id")  # supply in the order it arrives
 
 
-def _customer(world: World, order: Order, kind: str, subject: str, body: str, data: dict,
-              emit: Emit, now: float) -> ev.NoticeQueued:
+def _route(world: World, order: Order) -> str:
     spec = order.spec
-    cfg = world.settings.notifications
-    channel = cfg.route(spec.channel, spec.account)
+    return world.settings.notifications.route(spec.channel, spec.account)
+
+
+def _routes_any(world: World) -> bool:
+    """Whether any sales channel / account has a customer route at all (a site without
+    notifications skips the per-order work outright)."""
+    return any(ch != "none" for ch in world.settings.notifications.routes.values())
+
+
+def _customer(world: World, order: Order, kind: str, subject: str, body: str, data: dict,
+              emit: Emit, now: float) -> ev.NoticeQueued | None:
+    """Queue a customer notice, or nothing (None) when the site routes no notices for the
+    order's sales channel / account: a notice that can never be sent is not worth a journal
+    event and an outbox row per order (the journal keeps the facts: line_backordered,
+    units_shipped, order_cancelled...), just as ``purchase_order`` queues nothing for a
+    source without ``deliver``. No notice also means no ``told`` dates, hence no delay
+    notice later either."""
+    spec = order.spec
+    channel = _route(world, order)
+    if channel == "none":
+        return None
     if channel == "email" and not spec.email:
-        channel = "none"  # nobody to mail: kept in the outbox as unrouted
+        channel = "none"  # a route exists but cannot reach this customer: kept as unrouted
     number = spec.order_number or order.order_id
     e = ev.NoticeQueued(
         ts=now, notice_id=world.next_id("notice"), order_id=order.order_id, kind=kind, email=spec.email,
@@ -58,19 +76,30 @@ def line_expected_date(world: World, s: Sku, line: Line) -> str | None:
 def backordered(world: World, s: Sku, lines: list[Line], emit: Emit, now: float) -> list[ev.NoticeQueued]:
     """Lines of SKU ``s`` were just backordered (``sku_rules.settle``): one notice per order,
     in the same step - so in the same commit - as the ``line_backordered`` facts and the
-    reorder that gives them a date."""
+    reorder that gives them a date. Orders without a route get none (see ``_customer``),
+    decided before their dates are computed: this runs for every backordered line."""
+    if not _routes_any(world):
+        return []
+    routed: dict[str, bool] = {}  # order_id -> has a route; decided once per order
     by_order: dict[str, list[dict]] = {}
     for ln in lines:
-        if ln.need > 0:
+        if ln.need <= 0:
+            continue
+        ok = routed.get(ln.order_id)
+        if ok is None:
+            ok = routed[ln.order_id] = _route(world, world.orders[ln.order_id]) != "none"
+        if ok:  # no route: skip the date and the dicts, the hot path of an unrouted site
             by_order.setdefault(ln.order_id, []).append(
                 {"line_no": ln.line_no, "sku": ln.sku, "qty": ln.qty, "waiting": ln.need,
                  "expected_date": line_expected_date(world, s, ln)})
     out = []
     for order_id, info in by_order.items():
         told = [[li["line_no"], li["expected_date"]] for li in info]
-        out.append(_customer(world, world.orders[order_id], "backordered",
-                             "Order {number}: some items are backordered", f"{len(info)} line(s) backordered",
-                             {"lines": info, "told": told}, emit, now))
+        e = _customer(world, world.orders[order_id], "backordered",
+                      "Order {number}: some items are backordered", f"{len(info)} line(s) backordered",
+                      {"lines": info, "told": told}, emit, now)
+        if e is not None:
+            out.append(e)
     return out
 
 
@@ -80,7 +109,10 @@ def _hours_between(old: str, new: str) -> float:
 
 def delays(world: World, s: Sku, emit: Emit, now: float, request_id: str | None = None) -> list[ev.NoticeQueued]:
     """After a request of SKU ``s`` moved: a delay notice per order whose waiting lines are
-    now expected later than last told by more than the tolerance."""
+    now expected later than last told by more than the tolerance. Only orders told a date
+    (so with a route) can be late: with none told, skip the walk over the queue."""
+    if not world.told:
+        return []
     tolerance = world.settings.notifications.tolerance_hours
     late: dict[str, list[dict]] = {}
     for line, date in zip(list(s.queue), world.expected_dates(s), strict=True):
@@ -94,14 +126,16 @@ def delays(world: World, s: Sku, emit: Emit, now: float, request_id: str | None 
     for order_id, lines in late.items():
         order = world.orders[order_id]
         told = [[li["line_no"], li["new_date"]] for li in lines]
-        out.append(_customer(world, order, "delay", "Order {number}: new expected date",
-                             f"{len(lines)} line(s) delayed",
-                             {"lines": lines, "told": told, "request_id": request_id}, emit, now))
+        e = _customer(world, order, "delay", "Order {number}: new expected date",
+                      f"{len(lines)} line(s) delayed",
+                      {"lines": lines, "told": told, "request_id": request_id}, emit, now)
+        if e is not None:
+            out.append(e)
     return out
 
 
 def shipped(world: World, order: Order, shipment_id: str, carrier: str, tracking: str, emit: Emit,
-            now: float) -> ev.NoticeQueued:
+            now: float) -> ev.NoticeQueued | None:
     sh = world.shipments[shipment_id]
     items = [{"line_no": n, "sku": sku, "qty": q} for n, sku, q in sh.items]
     complete = order.status(world.shipments) == "shipped"
@@ -115,7 +149,7 @@ def shipped(world: World, order: Order, shipment_id: str, carrier: str, tracking
                       "items": items}, emit, now)
 
 
-def cancelled(world: World, order: Order, reason: str, emit: Emit, now: float) -> ev.NoticeQueued:
+def cancelled(world: World, order: Order, reason: str, emit: Emit, now: float) -> ev.NoticeQueued | None:
     return _customer(world, order, "cancelled", "Order {number} was cancelled",
                      reason or "Cancelled on request.", {"reason": reason}, emit, now)
 
@@ -141,6 +175,8 @@ def purchase_order(world: World, r: Request, emit: Emit, now: float) -> ev.Notic
 def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
     """Customers whose waiting lines depend on an overdue open request, told once per
     (order, request) - before the date they were promised passes for good."""
+    if not _routes_any(world):
+        return []
     today = iso_date(now)
     out = []
     late_skus = {r.sku for r in world.requests.values() if r.closed_ts is None and r.expected_date < today}
@@ -157,8 +193,12 @@ def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
             warn.setdefault(line.order_id, []).append(
                 {"line_no": line.line_no, "sku": line.sku, "expected_date": date, "request_id": r.request_id})
         for order_id, lines in warn.items():
-            out.append(_customer(world, world.orders[order_id], "depletion",
-                                 "Order {number}: a delivery we wait for is late", "supply overdue",
-                                 {"lines": lines, "warned": sorted({li["request_id"] for li in lines})},
-                                 emit, now))
+            # An order without a route is never marked warned, so it is looked at again on
+            # every check and skipped here again: cheap, and a route added later still warns.
+            e = _customer(world, world.orders[order_id], "depletion",
+                          "Order {number}: a delivery we wait for is late", "supply overdue",
+                          {"lines": lines, "warned": sorted({li["request_id"] for li in lines})},
+                          emit, now)
+            if e is not None:
+                out.append(e)
     return out

@@ -9,6 +9,11 @@ from bo_support import line, submit
 CONFIG = """
 [notifications]
 tolerance_hours = 24
+# "web" orders are told (dropped as files); the marketplace has no route, so it never is
+[notifications.routes]
+web = "file"
+[notifications.file]
+dir = "{drop}"
 [skus."SKU-A"]
 reorder_point = 0
 order_up_to = 10
@@ -28,8 +33,8 @@ def told(c, order_id: str) -> list[tuple[str, str]]:
     return [(li["old_date"], li["new_date"]) for n in delay_notices(c, order_id) for li in n["data"]["lines"]]
 
 
-def test_a_moved_purchase_order_tells_exactly_its_customers_past_the_tolerance(sim):
-    d = sim(CONFIG)
+def test_a_moved_purchase_order_tells_exactly_its_customers_past_the_tolerance(sim, tmp_path):
+    d = sim(CONFIG.format(drop=tmp_path / "drop"))
     with d.client() as c:
         c.call("stock.receive", sku="SKU-A", qty=2)
         served = submit(c, "c0", line("SKU-A", 2), email="c0@example.com")  # from stock: never waits
@@ -38,8 +43,10 @@ def test_a_moved_purchase_order_tells_exactly_its_customers_past_the_tolerance(s
         c1 = submit(c, "c1", line("SKU-A", 3), email="c1@example.com")
         c2 = submit(c, "c2", line("SKU-A", 4), email="c2@example.com")
         c3 = submit(c, "c3", line("SKU-B", 2), email="c3@example.com")  # waits on SKU-B's own PO
+        # waits on the same PO as c1 and c2, but its sales channel has no notification route
+        mkt = submit(c, "m1", line("SKU-A", 1), channel="marketplace", email="m1@example.com")
         waiting = [c1, c2, c3]
-        assert all(o["status"] == "backordered" for o in waiting)
+        assert all(o["status"] == "backordered" for o in [*waiting, mkt])
 
         def move(date: str) -> None:
             c.call("procurement.confirm", request_id=po_a["request_id"], expected_date=date)
@@ -50,6 +57,7 @@ def test_a_moved_purchase_order_tells_exactly_its_customers_past_the_tolerance(s
         assert told(c, c1["order_id"]) == [("2024-03-08", "2024-03-10")]
         assert told(c, c2["order_id"]) == [("2024-03-08", "2024-03-10")]
         assert told(c, c3["order_id"]) == [] and told(c, served["order_id"]) == []
+        assert c.call("notifications.list", order_id=mkt["order_id"])["notifications"] == []
         move("2024-03-11")  # 24 h after the new date told: nothing
         move("2024-03-12")  # the two small moves add up to 48 h: notify again
         assert told(c, c1["order_id"])[-1] == ("2024-03-10", "2024-03-12")
@@ -65,3 +73,6 @@ def test_a_moved_purchase_order_tells_exactly_its_customers_past_the_tolerance(s
         assert told(c, c3["order_id"]) == []
         kinds = [n["kind"] for n in c.call("notifications.list", order_id=c1["order_id"])["notifications"]]
         assert kinds == ["backordered", "delay", "delay", "delay"]
+        # no route, no notice of any kind - the journal still has the facts of its wait
+        trail = [r["type"] for r in c.call("audit.query", order_id=mkt["order_id"])["records"]]
+        assert "line_backordered" in trail and "notice_queued" not in trail

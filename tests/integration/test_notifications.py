@@ -147,9 +147,9 @@ def test_webhook_signed_retried_dead_lettered_and_retried_once(sim, monkeypatch)
             types = [r["type"] for r in c.call("audit.query", order_id=first["order_id"])["records"]]
             assert types.count("notice_failed") == 2 and types[-1] == "notice_delivered"
 
-            # an order of another sales channel takes the "*" route: none - kept unrouted
-            other = submit(c, "mkt-1", line("SKU-A", 1), channel="marketplace")
-            assert [n["status"] for n in notices(c, order_id=other["order_id"])] == ["unrouted"]
+            # an order of another sales channel takes the "*" route: none - no notice at all
+            other = submit(c, "mkt-1", line("SKU-A", 1), channel="marketplace", email="m@example.com")
+            assert notices(c, order_id=other["order_id"]) == []
 
             hook.down = True
             second = backorder_order(c, 2)
@@ -189,6 +189,38 @@ def test_file_channel_writes_one_json_per_notice(sim, tmp_path):
         docs = [json.loads((drop / f).read_text()) for f in files]
         assert [doc["kind"] for doc in docs] == ["backordered", "cancelled"]
         assert docs[1]["subject"] == "Order #1001 was cancelled"
+
+
+def test_no_route_no_customer_notice_while_a_routed_channel_is_told(sim, tmp_path):
+    """A customer notice is queued only when a route is configured for the order's sales
+    channel / account; without one the journal keeps the facts and nothing else."""
+    drop = tmp_path / "drop"
+    d = sim(FAST + f'[notifications.routes]\n"web" = "file"\n[notifications.file]\ndir = "{drop}"\n')
+    with d.client() as c:
+        # marketplace orders: backordered, then one shipped, one cancelled - every notice kind
+        silent = [submit(c, f"m{i}", line("SKU-A", 2), channel="marketplace", email=f"m{i}@example.com")
+                  for i in (1, 2)]
+        assert all(o["status"] == "backordered" for o in silent)
+        c.call("stock.receive", sku="SKU-A", qty=2)
+        (sh,) = c.call("shipments.list", order_id=silent[0]["order_id"])["shipments"]
+        assert c.call("pick.confirm", shipment_id=sh["shipment_id"])["order_status"] == "shipped"
+        c.call("order.cancel", order_id=silent[1]["order_id"])
+        assert notices(c) == []
+        assert c.call("stats")["notifications"]["queued"] == 0
+        for o in silent:
+            trail = [r["type"] for r in c.call("audit.query", order_id=o["order_id"])["records"]]
+            assert "line_backordered" in trail and "notice_queued" not in trail
+        assert read_db(d.db, "SELECT count(*) FROM outbox") == [(0,)]
+
+        # the same story on the routed channel is told, and delivered
+        told = backorder_order(c, 1)
+        (n,) = notices(c)
+        assert (n["order_id"], n["kind"], n["channel"]) == (told["order_id"], "backordered", "file")
+        assert c.call("stats")["notifications"]["queued"] == 1
+        trail = [r["type"] for r in c.call("audit.query", order_id=told["order_id"])["records"]]
+        assert "notice_queued" in trail
+        wait_for(lambda: notices(c, status="sent"), what="the routed notice delivered")
+        assert [p.name for p in drop.iterdir()] == [f"{n['notice_id']}.json"]
 
 
 def test_bad_notification_requests_are_refused_with_codes(sim_client):

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 from backorder.tui.app import BackorderApp
 from backorder.tui.widgets import ConfirmScreen, PromptScreen
 from test_live import until
-from tui_support import SITE, csv_order, read_only_site, seed_site
+from tui_support import SITE, SITE_BASE, csv_order, read_only_site, seed_site
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))  # the real receivers of issue 6's tests
 from notify_support import HookServer  # noqa: E402
@@ -148,7 +148,7 @@ async def test_notifications_screen_lists_a_dead_notice_and_sends_it_again(make_
     with HookServer(secret) as server:
         hook = server.hook
         hook.down = True  # every delivery fails: the web order's notice dies after 2 attempts
-        site = make_daemon(SITE + NOTIFY.format(url=server.url))
+        site = make_daemon(SITE_BASE + NOTIFY.format(url=server.url))
         with site.client() as c:
             seed_site(c)
         app = BackorderApp(str(site.socket))

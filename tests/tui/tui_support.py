@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SITE = """
+SITE_BASE = """
 [daemon]
 clock = "simulated"
 clock_start = "2026-01-05T09:00:00Z"
@@ -28,6 +28,17 @@ source = "transfer:north-dc"
 [channels.csv]
 known_skus_only = true
 """
+
+# Customer notices are queued only for a channel with a route; these orders carry no
+# e-mail address, so their notices are `unrouted`: in the journal the screens show, and
+# never attempted (nothing races the snapshots). The CSV deliveries do carry addresses:
+# their channel has no route, so they get no notice at all.
+SEED_ROUTES = """
+[notifications.routes]
+"*" = "email"
+"csv" = "none"
+"""
+SITE = SITE_BASE + SEED_ROUTES
 
 CSV_HEAD = "order_id,currency,email,sku,qty,unit_price,ship_address1,ship_country,rush,hold\n"
 

@@ -39,7 +39,7 @@ def order(w: World, ext: str, qty: int, sku: str = "A", **fields):
 def test_the_backordered_notice_is_decided_in_the_same_step_as_the_backorder():
     """settle() emits line_backordered, the reorder and the notice without returning in
     between: they are appended together, so they share one commit - no crash can separate them."""
-    w, log = world()
+    w, log = world(routes={"*": "email"})
     o = order(w, "o1", 3, email="a@x.example")
     types = [type(e).__name__ for e in log]
     assert types == ["OrderReceived", "LineBackordered", "RequestRaised", "NoticeQueued"]
@@ -68,7 +68,7 @@ def test_the_expected_date_walks_supply_in_date_order_not_raise_order():
 
 
 def test_delay_tolerance_is_strictly_more_than_the_hours():
-    w, log = world(tolerance_hours=48)
+    w, log = world(tolerance_hours=48, routes={"web": "email"})
     o = order(w, "o1", 3, email="a@x.example")
     s = w.skus["A"]
     (po,) = s.inbound
@@ -91,3 +91,36 @@ def test_routes_most_specific_first_and_email_needs_an_address():
     assert w.notices[f"N{len(w.notices):07d}"].status == "pending"
     statuses = sorted({n.status for n in w.notices.values()})
     assert statuses == ["pending", "unrouted"]
+
+
+def test_no_route_no_customer_notice_and_no_told_dates():
+    """A sales channel without a route gets no notice at all (the journal keeps the facts),
+    so no date is recorded as told and a later move of the date notifies nobody either;
+    a channel with a route on the same site does get its notices."""
+    w, log = world(tolerance_hours=0, routes={"b2b": "webhook"})
+    silent = order(w, "o1", 3)  # channel "web": no route
+    assert [type(e).__name__ for e in log] == ["OrderReceived", "LineBackordered", "RequestRaised"]
+    assert w.told == {} and w.notices == {} and w.notices_queued == 0
+    s = w.skus["A"]
+    (po,) = s.inbound
+    sku_rules.confirm(w, s, po, "2024-03-20", w.emit, T0)
+    assert rules.cancelled(w, silent, "", w.emit, T0) is None
+    assert not [e for e in log if isinstance(e, ev.NoticeQueued)]
+    heard = order(w, "o2", 3, channel="b2b")
+    (notice,) = [e for e in log if isinstance(e, ev.NoticeQueued)]
+    assert (notice.order_id, notice.kind, notice.channel) == (heard.order_id, "backordered", "webhook")
+    assert set(w.told) == {(heard.order_id, 1)}
+
+
+def test_one_routed_order_among_unrouted_ones_in_the_same_settle():
+    """settle() backorders the lines of several orders at once; only the routed one is told."""
+    w, log = world(routes={"b2b": "file"})
+    reqs = [msgspec.convert({"op": "order.submit", "channel": ch, "external_id": ext,
+                             "lines": [{"sku": "A", "qty": 2}]}, p.OrderSubmit)
+            for ext, ch in (("1", "web"), ("2", "b2b"), ("3", "web"))]
+    orders = [order_rules.submit(w, r, w.emit, T0)[0] for r in reqs]
+    sku_rules.settle(w, w.skus["A"], w.emit, T0)
+    assert sum(isinstance(e, ev.LineBackordered) for e in log) == 3
+    (notice,) = [e for e in log if isinstance(e, ev.NoticeQueued)]
+    assert (notice.order_id, notice.channel) == (orders[1].order_id, "file")
+    assert notice.data["lines"][0]["expected_date"] == "2024-03-08"

@@ -22,7 +22,7 @@ from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.carrier import LocalCarrier
 from backorder.actors.model import HOUR, Line, World, iso_ts
-from backorder.config.settings import AllocationSettings, ReorderPolicy, Settings, Weights
+from backorder.config.settings import AllocationSettings, NotificationSettings, ReorderPolicy, Settings, Weights
 from backorder.daemon.protocol import OrderLineIn, OrderSubmit
 from backorder.errors import Rejected
 
@@ -40,7 +40,9 @@ CARRIER = LocalCarrier()
 
 
 def make_settings(mode: str, weights: Weights) -> Settings:
-    return Settings(allocation=AllocationSettings(mode=mode, weights=weights), skus=dict(POLICIES))
+    # a route, so customer notices (and the dates they tell) are decided and replayed too
+    return Settings(allocation=AllocationSettings(mode=mode, weights=weights), skus=dict(POLICIES),
+                    notifications=NotificationSettings(routes={"*": "file"}))
 
 
 # --- the operations ----------------------------------------------------------------

@@ -18,8 +18,9 @@ from backorder.daemon import protocol as p
 from backorder.errors import Rejected
 
 SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}},
-                            # issue 6: routed notices (kept with their content), delays on every move
-                            "notifications": {"routes": {"*": "webhook"}, "tolerance_hours": 0}}, Settings)
+                            # issue 6: routed notices (kept with their content), delays on every move;
+                            # "b2b" has no route, so its orders get no notice (and no told dates)
+                            "notifications": {"routes": {"web": "webhook"}, "tolerance_hours": 0}}, Settings)
 
 
 def fingerprint(w: World) -> dict:
@@ -71,7 +72,8 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
             if roll < 0.45:
                 lines = [{"sku": rnd.choice(skus), "qty": rnd.randint(1, 4), "unit_price": "2.50",
                           "requires_shipping": rnd.random() > 0.05} for _ in range(rnd.randint(1, 3))]
-                req = msgspec.convert({"op": "order.submit", "channel": "web", "external_id": f"x{rnd.randint(0, 60)}",
+                req = msgspec.convert({"op": "order.submit", "external_id": f"x{rnd.randint(0, 60)}",
+                                       "channel": "web" if rnd.random() < 0.7 else "b2b",
                                        "lines": lines, "rush": rnd.random() < 0.2,
                                        "hold": "payment pending" if rnd.random() < 0.15 else "",
                                        "ship_complete": rnd.random() < 0.2}, p.OrderSubmit)
@@ -153,6 +155,9 @@ def test_snapshot_restores_what_replay_builds(seed):
     scan = collections.Counter(n.status for n in live.notices.values())
     assert {k: v for k, v in live.notice_status.items() if v} == dict(scan)
     assert set(live.notices_pending) == {n.notice_id for n in live.notices.values() if n.status == "pending"}
+    # the history exercised both sides of the route rule: only routed orders were told
+    told = {live.orders[n.order_id].spec.channel for n in live.notices.values() if n.order_id}
+    assert told == {"web"} and any(o.spec.channel == "b2b" for o in live.orders.values())
 
 
 def test_decisions_after_restore_match_decisions_after_replay():
