@@ -21,10 +21,14 @@ def configure(requests: str) -> None:
     _mode["requests"] = requests
 
 
+def _level(op: str, ok: bool) -> str:
+    return "info" if not ok or op in p.WRITE_OPS else "debug"
+
+
 def wanted(op: str, ok: bool) -> bool:
     mode = _mode["requests"]
-    if mode == "none":
-        return False
+    if mode == "none" or not dlog.enabled(_level(op, ok)):
+        return False  # decided before any field is built: the hot path pays nothing
     if not ok or mode == "all":
         return True
     return mode == "writes" and op in p.WRITE_OPS
@@ -47,4 +51,4 @@ def summary(reply, ok: bool, result=None, code: str | None = None, message: str 
         fields["reason"] = message[:200]
     if conn.peer:
         fields["peer"] = conn.peer
-    dlog.write_json("info" if not ok or reply.op in p.WRITE_OPS else "debug", {"event": "request", **fields})
+    dlog.write_json(_level(reply.op, ok), {"event": "request", **fields})
