@@ -4,6 +4,8 @@ real socket with the blocking client; unit tests are plain sync tests."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -81,23 +83,47 @@ class DaemonProcess:
         shutil.rmtree(self.sockdir, ignore_errors=True)
 
 
-@pytest.fixture
-def make_daemon(tmp_path):
-    """Factory: ``make_daemon(config_toml)`` starts a daemon; all are killed after the test."""
+@contextlib.contextmanager
+def _daemon_factory(new_workdir):
+    """``make(config_toml, start=True)`` starts a daemon in a fresh folder; all are killed
+    when the block ends."""
     made: list[DaemonProcess] = []
 
     def make(config: str = "", start: bool = True) -> DaemonProcess:
-        d = DaemonProcess(tmp_path / f"d{len(made)}", config)
-        d.workdir.mkdir()
+        d = DaemonProcess(new_workdir(), config)
         d.config.write_text(config)
         made.append(d)
         if start:
             d.start()
         return d
 
-    yield make
-    for d in made:
-        d.cleanup()
+    try:
+        yield make
+    finally:
+        for d in made:
+            d.cleanup()
+
+
+@pytest.fixture
+def make_daemon(tmp_path):
+    """Factory: ``make_daemon(config_toml)`` starts a daemon; all are killed after the test."""
+    numbers = itertools.count()
+
+    def new_workdir() -> Path:
+        path = tmp_path / f"d{next(numbers)}"
+        path.mkdir()
+        return path
+
+    with _daemon_factory(new_workdir) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def make_module_daemon(tmp_path_factory):
+    """The same factory for daemons shared by the tests of one module (many read-only or
+    refused requests, where a daemon per test would only cost start-up time)."""
+    with _daemon_factory(lambda: tmp_path_factory.mktemp("shared")) as make:
+        yield make
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ request helpers are in bo_support.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from bo_support import SIM_CONFIG
 
@@ -28,16 +26,6 @@ def sim_client(sim):
 
 
 @pytest.fixture(scope="module")
-def shared_daemon(request, tmp_path_factory):
-    """A simulated-clock daemon shared by the tests of one module (for many read-only or
-    refused requests, where a daemon per test would only cost start-up time)."""
-    root = str(Path(__file__).parent.parent / "conftest.py")
-    (plugin,) = [p for p in request.config.pluginmanager.get_plugins() if getattr(p, "__file__", None) == root]
-    workdir = tmp_path_factory.mktemp("shared")
-    d = plugin.DaemonProcess(workdir, SIM_CONFIG)
-    d.config.write_text(SIM_CONFIG)
-    try:
-        d.start()
-        yield d
-    finally:
-        d.cleanup()
+def shared_daemon(make_module_daemon):
+    """A simulated-clock daemon shared by the tests of one module."""
+    return make_module_daemon(SIM_CONFIG)

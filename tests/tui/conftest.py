@@ -8,10 +8,7 @@ and id the screens show is the same on every run.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
 from tui_support import SITE, seed_site
 
 
@@ -24,17 +21,9 @@ def site(make_daemon):
 
 
 @pytest.fixture(scope="module")
-def shared_site(request, tmp_path_factory):
+def shared_site(make_module_daemon):
     """One seeded daemon for a module of tests that only read (the snapshots)."""
-    root = str(Path(__file__).parent.parent / "conftest.py")
-    (plugin,) = [p for p in request.config.pluginmanager.get_plugins() if getattr(p, "__file__", None) == root]
-    workdir = tmp_path_factory.mktemp("site")
-    d = plugin.DaemonProcess(workdir, SITE)
-    d.config.write_text(SITE)
-    try:
-        d.start()
-        with d.client() as c:
-            seed_site(c)
-        yield d
-    finally:
-        d.cleanup()
+    d = make_module_daemon(SITE)
+    with d.client() as c:
+        seed_site(c)
+    return d
