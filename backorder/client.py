@@ -21,6 +21,8 @@ _encoder = msgspec.json.Encoder()
 
 
 class CallError(Exception):
+    """The daemon refused a request (``code`` is its stable error code) or could not be reached."""
+
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code

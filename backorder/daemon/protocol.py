@@ -491,10 +491,10 @@ def err(req_id: Raw, code: str, message: str) -> ErrReply:
 # Ops that change state: a read-only client may not send them (roles), and every new op
 # that journals anything must be listed here.
 WRITE_OPS = frozenset({
-    "order.submit", "order.cancel", "stock.receive", "stock.adjust", "sku.configure",
-    "procurement.confirm", "pick.confirm", "policy.set", "deadletters.retry",
+    "order.submit", "order.ingest", "order.cancel", "order.amend", "order.release",
+    "stock.receive", "stock.adjust", "sku.configure", "procurement.confirm", "pick.confirm",
+    "policy.set", "deadletters.retry", "deadletters.discard", "intake.alias",
+    "notifications.retry",
+    "log.level",  # changes the daemon's logging, not its state: still a write role's act
 })
-WRITE_OPS |= {"log.level"}  # issue 5: changes the daemon's logging (write role)
-WRITE_OPS = WRITE_OPS | {"notifications.retry"}  # issue 6
-WRITE_OPS = WRITE_OPS | {"order.ingest", "order.release", "order.amend", "deadletters.discard", "intake.alias"}  # issue 4
 assert WRITE_OPS <= OPS

@@ -18,20 +18,13 @@ from typing import Any
 
 import msgspec
 
+from backorder.client import CallError  # noqa: F401 - the console raises and re-exports it
+
 log = logging.getLogger("backorder.tui")
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 READ_LIMIT = 256 * 1024 * 1024  # a skus.board reply for 100k SKUs is tens of MB
-
-
-class CallError(Exception):
-    """The daemon refused a request (``code`` is its stable error code) or could not be reached."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class ConnState(msgspec.Struct, frozen=True):
