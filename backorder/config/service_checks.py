@@ -66,6 +66,9 @@ def resolve_uid_safe(who: int | str) -> int | None:
 def every_validation_error(raw: bytes | str, settings_type: type) -> list[str]:
     """Validate each top-level key of a TOML file on its own, so that one bad table does not
     hide the problems of the others. Returns msgspec's messages, path shown as a TOML key."""
+    # a cycle at import time otherwise: settings imports this module for its checks
+    from backorder.config.settings import _name_table
+
     try:
         doc = msgspec.toml.decode(raw)
     except msgspec.DecodeError:
@@ -82,5 +85,6 @@ def every_validation_error(raw: bytes | str, settings_type: type) -> list[str]:
         try:
             msgspec.convert(sub, settings_type)
         except msgspec.ValidationError as exc:
-            out.append(str(exc).replace("`$.", "`"))
+            # the same `[skus.NAME]` naming as the first message, or its dedupe misses this one
+            out.append(_name_table(raw, str(exc)).replace("`$.", "`"))
     return out

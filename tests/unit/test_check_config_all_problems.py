@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from backorder.config.settings import ConfigError, parse_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 
 BAD = """
@@ -56,3 +58,14 @@ def test_check_config_lists_every_problem_with_its_key(tmp_path):
     assert served.returncode == 78
     assert served.stderr == done.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_bad_named_table_is_reported_once():
+    # the first msgspec error and the per-table re-check both name `[skus.A1]`; one line only
+    try:
+        parse_settings("[skus.A1]\nreorder_point = -5\n")
+    except ConfigError as exc:
+        problems = str(exc).removeprefix("config: ").split("; ")
+    else:
+        raise AssertionError("a negative reorder_point was accepted")
+    assert problems == ["Expected `int` >= 0 - at `skus.A1.reorder_point`"]
