@@ -196,10 +196,25 @@ def sku_view(world: World, s: Sku, now: float, lines: int) -> dict:
     return out
 
 
-def stats(world: World, now: float) -> dict:
+def kpis(world: World) -> dict:
+    """The figures the metrics loop reads on every refresh: one pass over the SKUs, no
+    oldest-wait scan (stats() adds that and the other counts for the `stats` op)."""
     filled_base = world.bo_lines - world.bo_cancelled
-    waiting_lines = sum(len(s.queue) for s in world.skus.values())
-    units_waiting = sum(s.backordered for s in world.skus.values())
+    return {
+        "fulfillment_rate": round(world.bo_filled / filled_base, 4) if filled_base else None,
+        "avg_reorder_lead_time_hours": (round(world.lead_time_h_sum / world.lead_time_n, 2)
+                                        if world.lead_time_n else None),
+        "order_accuracy": (round((world.orders_shipped - len(world.inaccurate_orders)) / world.orders_shipped, 4)
+                           if world.orders_shipped else None),
+        "open_backorder_lines": sum(len(s.queue) for s in world.skus.values()),
+        "units_waiting": sum(s.backordered for s in world.skus.values()),
+        "orders": len(world.orders),
+        "dead_letters": len(world.dead_letters),
+    }
+
+
+def stats(world: World, now: float) -> dict:
+    k = kpis(world)
     oldest = min((s.queue[0].t_order for s in world.skus.values() if s.queue and world.mode == "fifo"),
                  default=None)
     if world.mode != "fifo":
@@ -207,14 +222,12 @@ def stats(world: World, now: float) -> dict:
                      default=None)
     return {
         "now": iso_ts(now),
-        "fulfillment_rate": round(world.bo_filled / filled_base, 4) if filled_base else None,
-        "avg_reorder_lead_time_hours": (round(world.lead_time_h_sum / world.lead_time_n, 2)
-                                        if world.lead_time_n else None),
-        "order_accuracy": (round((world.orders_shipped - len(world.inaccurate_orders)) / world.orders_shipped, 4)
-                           if world.orders_shipped else None),
+        "fulfillment_rate": k["fulfillment_rate"],
+        "avg_reorder_lead_time_hours": k["avg_reorder_lead_time_hours"],
+        "order_accuracy": k["order_accuracy"],
         "targets": KPI_TARGETS,
         "counts": {
-            "orders": len(world.orders),
+            "orders": k["orders"],
             "skus": len(world.skus),
             "backordered_lines_total": world.bo_lines,
             "backordered_lines_filled": world.bo_filled,
@@ -224,11 +237,11 @@ def stats(world: World, now: float) -> dict:
             "orders_shipped": world.orders_shipped,
             "orders_inaccurate": len(world.inaccurate_orders),
             "double_shipments": world.double_shipments,
-            "open_backorder_lines": waiting_lines,
-            "units_waiting": units_waiting,
+            "open_backorder_lines": k["open_backorder_lines"],
+            "units_waiting": k["units_waiting"],
             "oldest_wait_hours": round((now - oldest) / HOUR, 2) if oldest is not None else None,
             "shipments_today": world.shipped_by_day.get(iso_date(now), 0),
             "notices_queued": world.notices_queued,
-            "dead_letters": len(world.dead_letters),
+            "dead_letters": k["dead_letters"],
         },
     }

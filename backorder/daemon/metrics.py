@@ -151,19 +151,18 @@ class Metrics:
         out.append(_counter("backorder_actor_restarts", "Actor crashes (each restarted)", r.crashes))
         out.append(_counter("backorder_actor_activations", "SKU actor activations", r.activations))
         out.append(_counter("backorder_actor_passivations", "SKU actor passivations", r.passivations))
-        st = views.stats(world, d.engine.now())
-        counts = st["counts"]
+        k = views.kpis(world)  # not stats(): no oldest-wait scan on every refresh
         out += [
-            _gauge("backorder_backorder_lines", "Order lines waiting for stock", counts["open_backorder_lines"]),
-            _gauge("backorder_backorder_units", "Units waiting for stock", counts["units_waiting"]),
+            _gauge("backorder_backorder_lines", "Order lines waiting for stock", k["open_backorder_lines"]),
+            _gauge("backorder_backorder_units", "Units waiting for stock", k["units_waiting"]),
             _gauge("backorder_fulfillment_rate", "Backordered lines filled / (backordered - cancelled)",
-                   st["fulfillment_rate"]),
+                   k["fulfillment_rate"]),
             _gauge("backorder_reorder_lead_time_hours", "Average reorder lead time, hours",
-                   st["avg_reorder_lead_time_hours"]),
+                   k["avg_reorder_lead_time_hours"]),
             _gauge("backorder_order_accuracy", "Shipped orders without a short, over or double shipment",
-                   st["order_accuracy"]),
-            _gauge("backorder_dead_letters", "Dead-lettered messages", counts["dead_letters"]),
-            _gauge("backorder_orders", "Orders known", counts["orders"]),
+                   k["order_accuracy"]),
+            _gauge("backorder_dead_letters", "Dead-lettered messages", k["dead_letters"]),
+            _gauge("backorder_orders", "Orders known", k["orders"]),
             _gauge("backorder_connections", "Open client connections", len(d.connections)),
             _gauge("backorder_subscribers", "Event subscribers", len(d.hub.subscribers)),
             _gauge("backorder_uptime_seconds", "Seconds since start", time.time() - d.started_at),
