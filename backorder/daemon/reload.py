@@ -114,20 +114,7 @@ def _channels(daemon: Daemon, old: Settings, new: Settings) -> None:
     notifier = getattr(daemon, "notifier", None)
     if notifier is None:
         return
-    from backorder.notify.filedrop import FileDropChannel
-    from backorder.notify.render import Renderer
-    from backorder.notify.smtp import SmtpChannel
-    from backorder.notify.webhook import WebhookChannel
-
-    notifier.cfg = cfg
-    fresh = {"email": SmtpChannel(cfg.smtp, cfg.message_id_domain), "webhook": WebhookChannel(cfg.webhook),
-             "file": FileDropChannel(cfg.file)}
-    for name, channel in fresh.items():
-        if type(notifier.channels.get(name)) is type(channel):
-            notifier.channels[name] = channel
-    notifier.renderer = Renderer(cfg.templates_dir)
-    for breaker in notifier.breakers.values():
-        breaker.limit, breaker.reset_s = cfg.breaker_failures, cfg.breaker_reset_s
+    notifier.configure(cfg)
 
 
 def _intake(old: Settings, new: Settings) -> None:

@@ -29,6 +29,7 @@ import trio
 
 from backorder.actors import events as ev
 from backorder.actors.engine import Engine
+from backorder.config.settings import NotificationSettings
 from backorder.errors import Rejected
 from backorder.notify import rules
 from backorder.notify.channels import Channel
@@ -75,19 +76,31 @@ class Notifier:
     def __init__(self, engine: Engine, channels: dict[str, Channel] | None = None,
                  renderer: Renderer | None = None) -> None:
         self.engine = engine
-        cfg = self.cfg = engine.settings.notifications
-        self.channels: dict[str, Channel] = channels or {
-            "email": SmtpChannel(cfg.smtp, cfg.message_id_domain),
-            "webhook": WebhookChannel(cfg.webhook),
-            "file": FileDropChannel(cfg.file),
-        }
-        self.renderer = renderer or Renderer(cfg.templates_dir)
-        self.breakers = {name: Breaker(cfg.breaker_failures, cfg.breaker_reset_s) for name in self.channels}
+        self.channels: dict[str, Channel] = channels or {}
+        self.breakers: dict[str, Breaker] = {}
+        self.configure(engine.settings.notifications, renderer)
         # channel -> notice_id -> trio time it is due (pending, committed notices only)
         self.due: dict[str, dict[str, float]] = {name: {} for name in self.channels}
         self.heaps: dict[str, list[tuple[float, str]]] = {name: [] for name in self.channels}
         self.wakes = {name: trio.Event() for name in self.channels}
         self.random = random.Random()
+
+    def configure(self, cfg: NotificationSettings, renderer: Renderer | None = None) -> None:
+        """Channel settings (SMTP, webhook, file drop), templates and breaker settings, at
+        start and on reload; they apply to the next attempt. A channel object of another type
+        (one a test injected) is left alone; breakers keep their state."""
+        self.cfg = cfg
+        fresh: dict[str, Channel] = {"email": SmtpChannel(cfg.smtp, cfg.message_id_domain),
+                                     "webhook": WebhookChannel(cfg.webhook), "file": FileDropChannel(cfg.file)}
+        if not self.channels:
+            self.channels.update(fresh)
+        for name, channel in fresh.items():
+            if type(self.channels.get(name)) is type(channel):
+                self.channels[name] = channel
+        self.renderer = renderer or Renderer(cfg.templates_dir)
+        for name in self.channels:
+            breaker = self.breakers.setdefault(name, Breaker(cfg.breaker_failures, cfg.breaker_reset_s))
+            breaker.limit, breaker.reset_s = cfg.breaker_failures, cfg.breaker_reset_s
 
     # --- feeding ------------------------------------------------------------------
 
