@@ -97,14 +97,25 @@ class Connection:
         self.skipped = 0  # empty lines: read, never answered
         self.answered = 0
         self.broke: Disconnect | None = None  # a limit broken outside the reader
+        self.all_answered = trio.Event()  # set by put_reply once nothing is owed
 
     def owed(self) -> int:
         """Requests read whose reply an actor has not produced yet."""
         return self.requests - self.skipped - self.answered
 
+    async def wait_answered(self) -> None:
+        """Once the reader has stopped (no request comes in any more): wait until every
+        request read has its reply. A fresh event: the old one may be set from a moment
+        earlier when nothing was owed."""
+        if self.owed() > 0:
+            self.all_answered = trio.Event()
+            await self.all_answered.wait()
+
     def put_reply(self, msg, t0: float = 0.0) -> None:
         # The reply may only leave once everything journaled so far is durable.
         self.answered += 1
+        if self.owed() <= 0:
+            self.all_answered.set()
         try:
             self.out_send.send_nowait((self.daemon.engine.journal.last_seq, msg, t0))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -267,9 +278,9 @@ async def _serve_connection(stream, conn: Connection, daemon: Daemon, nursery: t
     # half-closed): wait for them before closing the channel, or they would be lost
     # although their requests are carried out. Bounded by the grace period (a drain's
     # deadline bounds it too), so a reply that never comes cannot hold the connection.
-    with trio.move_on_after(daemon.settings.daemon.grace_s):
-        while conn.owed() > 0 and broke is None:
-            await trio.sleep(0.005)
+    if broke is None:
+        with trio.move_on_after(daemon.settings.daemon.grace_s):
+            await conn.wait_answered()
     # Let every reply still owed go out (the writer ends when the channel is empty).
     await conn.out_send.aclose()
     if broke is None:
