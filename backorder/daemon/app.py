@@ -102,10 +102,8 @@ def journal_file_policies(engine: Engine, policies: dict, corr: str) -> None:
     world, now, emit = engine.world, engine.now(), engine.emit
     engine.context("config", corr)
     for name, policy in policies.items():
-        s = world.sku(name)
-        s.known = True
-        emit(SkuConfigured(ts=now, sku=name, policy=policy))
-        sku_rules.settle(world, s, emit, now)
+        emit(SkuConfigured(ts=now, sku=name, policy=policy))  # World._sku_configured marks it known
+        sku_rules.settle(world, world.sku(name), emit, now)
 
 
 async def _check_integrity(db: str, out: list) -> None:
@@ -136,7 +134,6 @@ class Daemon:
         self.recorder = metrics.Recorder()
         requestlog.configure(settings.logging.requests)
         self.accept_scopes: list[trio.CancelScope] = []  # the listeners' accept loops (drain)
-        self.tcp_ports: list[int] = []  # where the TCP listener listens, when [tcp] port is set
         self.journal = Journal(settings.daemon.db)
         self.engine: Engine
         self.router: Router

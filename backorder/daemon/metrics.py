@@ -93,14 +93,12 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.snapshot = _Snapshot()
         self.registry.register(self.snapshot)
-        self.port: int | None = None
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         m = self.daemon.settings.metrics
         self.refresh()
         server, thread = start_http_server(m.port or 0, addr=m.host, registry=self.registry)
-        self.port = server.server_port
-        log.info("metrics_listening", host=m.host, port=self.port)
+        log.info("metrics_listening", host=m.host, port=server.server_port)
         task_status.started()
         try:
             while True:

@@ -17,12 +17,11 @@ Applied at once:
 
 The rest of ``[daemon]``, ``[tcp]`` and ``[metrics]`` needs a restart: a change there is
 logged (``reload_needs_restart``) and otherwise ignored. An invalid file is refused with a
-log line; the running config stays. Other modules add their reloadable sections to ``HOOKS``.
+log line; the running config stays.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,10 +38,6 @@ if TYPE_CHECKING:
     from backorder.daemon.app import Daemon
 
 log = structlog.get_logger()
-
-# (daemon, old settings, new settings) -> None; called after the built-in sections.
-HOOKS: list[Callable[[Daemon, Settings, Settings], None]] = []
-
 
 class _LogReply:
     """Where the answer to a change made by a reload goes: the log."""
@@ -92,8 +87,6 @@ def reload(daemon: Daemon, path: str | Path | None) -> bool:
     _policies(daemon, old, new)
     _channels(daemon, old, new)
     _intake(old, new)
-    for hook in HOOKS:
-        hook(daemon, old, new)
     log.info("config_reloaded", config=str(path))
     daemon.systemd.status(f"serving (config reloaded from {path})")
     return True

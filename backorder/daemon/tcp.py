@@ -70,7 +70,6 @@ async def serve_tcp(daemon: Daemon, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     t = daemon.settings.tcp
     listeners = await trio.open_tcp_listeners(t.port or 0, host=t.host)
     ports = sorted({lst.socket.getsockname()[1] for lst in listeners})
-    daemon.tcp_ports = ports
     ctx = ssl_context(t)
     if ctx is not None:
         listeners = [trio.SSLListener(lst, ctx, https_compatible=False) for lst in listeners]
