@@ -26,23 +26,32 @@ def resolve_gid(who: int | str) -> int:
     return who if isinstance(who, int) else grp.getgrnam(who).gr_gid
 
 
+def resolve_gid_safe(who: int | str) -> int | None:
+    try:
+        return resolve_gid(who)
+    except KeyError:
+        return None
+
+
+def group_id(text: str) -> int | str:
+    """``access.group`` is text: a number is a gid, anything else a group name."""
+    return int(text) if text.isdigit() else text
+
+
 def service_problems(s: Settings) -> list[str]:
     out: list[str] = []
     a = s.access
+    resolved: dict[str, set[int]] = {}  # key -> the ids found, for the overlap check below
     for key, resolve, kind in (("write_uids", resolve_uid, "user"), ("read_uids", resolve_uid, "user"),
                                ("write_groups", resolve_gid, "group"), ("read_groups", resolve_gid, "group")):
         for who in getattr(a, key):
             try:
-                resolve(who)
+                resolved.setdefault(key, set()).add(resolve(who))
             except KeyError:
                 out.append(f"access.{key}: no {kind} named {who!r} on this host")
-    if a.group:
-        try:
-            resolve_gid(int(a.group) if a.group.isdigit() else a.group)
-        except KeyError:
-            out.append(f"access.group: no group named {a.group!r} on this host")
-    both = {resolve_uid_safe(w) for w in a.write_uids} & {resolve_uid_safe(w) for w in a.read_uids}
-    both.discard(None)
+    if a.group and resolve_gid_safe(group_id(a.group)) is None:
+        out.append(f"access.group: no group named {a.group!r} on this host")
+    both = resolved.get("write_uids", set()) & resolved.get("read_uids", set())
     if both:
         out.append(f"access.read_uids: uid(s) {sorted(both)} are also in access.write_uids")
     t = s.tcp

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from backorder.config.service_checks import resolve_gid, resolve_uid_safe
+from backorder.config.service_checks import group_id, resolve_gid, resolve_gid_safe, resolve_uid_safe
 from backorder.config.settings import AccessSettings
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
@@ -60,11 +60,20 @@ class Roles:
         self.default = access.default_role
         self.write_uids = {u for w in access.write_uids if (u := resolve_uid_safe(w)) is not None}
         self.read_uids = {u for w in access.read_uids if (u := resolve_uid_safe(w)) is not None}
-        self.write_gids = {_gid(g) for g in access.write_groups} - {None}
-        self.read_gids = {_gid(g) for g in access.read_groups} - {None}
+        self.write_gids = {resolve_gid_safe(g) for g in access.write_groups} - {None}
+        self.read_gids = {resolve_gid_safe(g) for g in access.read_groups} - {None}
         self.own_uid = os.getuid()
+        # (uid, gid) -> role: _groups_of blocks on the user and group databases, and the same
+        # few local users connect again and again. A reload builds new Roles (a fresh cache).
+        self._roles: dict[tuple[int, int], str] = {}
 
     def role_for(self, uid: int, gid: int) -> str:
+        role = self._roles.get((uid, gid))
+        if role is None:
+            role = self._roles[uid, gid] = self._role_for(uid, gid)
+        return role
+
+    def _role_for(self, uid: int, gid: int) -> str:
         if uid in (0, self.own_uid) or uid in self.write_uids:
             return WRITE
         if uid in self.read_uids:
@@ -76,13 +85,6 @@ class Roles:
             if groups & self.read_gids:
                 return READ
         return self.default
-
-
-def _gid(who: int | str) -> int | None:
-    try:
-        return resolve_gid(who)
-    except KeyError:
-        return None
 
 
 def _groups_of(uid: int, gid: int) -> set[int]:
@@ -98,4 +100,4 @@ def _groups_of(uid: int, gid: int) -> set[int]:
 def socket_group(access: AccessSettings) -> int | None:
     if not access.group:
         return None
-    return resolve_gid(int(access.group) if access.group.isdigit() else access.group)
+    return resolve_gid(group_id(access.group))
