@@ -27,7 +27,7 @@ import os
 import threading
 import time
 
-from common import ROOT, Daemon, call, exit_on_sigterm, result_name, run_load, save
+from common import ROOT, Daemon, exit_on_sigterm, health, ok, result_name, run_load, running, save
 
 FIX = ROOT / "tests" / "intake" / "fixtures"
 SECRET = "bench-secret"
@@ -122,16 +122,11 @@ def http_run(port: int, channel: str, items: list[tuple[bytes, dict]], senders: 
 
 
 def flash_sale(n: int) -> dict:
-    import tempfile
-    from pathlib import Path
-
     from backorder.intake import importer
 
-    daemon = Daemon('[intake]\nqueue_size = 1000\npriority_reserve = 100\n')
-    tmp = Path(tempfile.mkdtemp(prefix="boflash"))
-    try:
-        daemon.start()
-        f = tmp / "flash.csv"
+    # the CSV goes in the daemon's temp folder: removed with it on exit
+    with running('[intake]\nqueue_size = 1000\npriority_reserve = 100\n') as daemon:
+        f = daemon.dir / "flash.csv"
         with f.open("w") as out:
             out.write("order_id,currency,email,sku,qty,unit_price,ship_address1,ship_country,rush\n")
             for i in range(n):
@@ -141,22 +136,17 @@ def flash_sale(n: int) -> dict:
         t0 = time.perf_counter()
         summary = importer.run(str(daemon.sock), str(f), "csv", window=2000)
         elapsed = time.perf_counter() - t0
-        health = call(daemon.sock, {"op": "health"})["result"]
+        intake = health(daemon.sock)["intake"]
         rss1 = daemon.rss_mib()
         daemon.kill9()
         daemon.start()
-        orders_after_restart = call(daemon.sock, {"op": "stats"})["result"]["counts"]["orders"]
-        return {"orders": n, "seconds": round(elapsed, 1), "deliveries_per_s": round(n / elapsed),
-                "accepted": summary["outcomes"].get("accepted", 0), "busy_refusals_resent": summary["busy_retries"],
-                "queue_peak": health["intake"]["peak"], "queue_capacity": health["intake"]["capacity"],
-                "rss_mib_before": round(rss0, 1), "rss_mib_after": round(rss1, 1),
-                "rss_kib_per_order": round((rss1 - rss0) * 1024 / n, 2),
-                "orders_after_kill9_restart": orders_after_restart}
-    finally:
-        daemon.cleanup()
-        for p in tmp.iterdir():
-            p.unlink()
-        tmp.rmdir()
+        orders_after_restart = ok(daemon.sock, {"op": "stats"})["counts"]["orders"]
+    return {"orders": n, "seconds": round(elapsed, 1), "deliveries_per_s": round(n / elapsed),
+            "accepted": summary["outcomes"].get("accepted", 0), "busy_refusals_resent": summary["busy_retries"],
+            "queue_peak": intake["peak"], "queue_capacity": intake["capacity"],
+            "rss_mib_before": round(rss0, 1), "rss_mib_after": round(rss1, 1),
+            "rss_kib_per_order": round((rss1 - rss0) * 1024 / n, 2),
+            "orders_after_kill9_restart": orders_after_restart}
 
 
 def main() -> None:
@@ -169,19 +159,15 @@ def main() -> None:
     flash = args.flash if args.flash is not None else (20_000 if args.quick else 200_000)
     exit_on_sigterm()
     os.environ["BO_BENCH_SECRET"] = SECRET
-    daemon = Daemon(CONFIG)
     results: dict = {}
-    try:
-        daemon.start()
-        port = call(daemon.sock, {"op": "health"})["result"]["intake"]["http_port"]
+    with running(CONFIG) as daemon:
+        port = health(daemon.sock)["intake"]["http_port"]
         for i, ch in enumerate(CHANNELS):
             sock_items = deliveries(ch, n, offset=1_000_000 * (2 * i + 1))
             http_items = deliveries(ch, n, offset=1_000_000 * (2 * i + 2))
             results[ch] = {"socket": socket_run(daemon, ch, sock_items), "http": http_run(port, ch, http_items)}
             print(ch, json.dumps(results[ch]), flush=True)
         rss = round(daemon.rss_mib(), 1)
-    finally:
-        daemon.cleanup()
     errors = sum(r["socket"]["errors"] + r["http"]["errors"] for r in results.values())
     save(result_name("intake", args.quick), {
         "deliveries_per_channel": n, "channels": results, "errors": errors,
