@@ -23,12 +23,12 @@ from __future__ import annotations
 import heapq
 import random
 
-import msgspec
 import structlog
 import trio
 
 from backorder.actors import events as ev
 from backorder.actors.engine import Engine
+from backorder.daemon.journal import NOTICE_KEYS
 from backorder.errors import Rejected
 from backorder.notify import rules
 from backorder.notify.channels import Channel
@@ -40,11 +40,6 @@ from backorder.notify.webhook import WebhookChannel
 log = structlog.get_logger()
 
 
-class _Id(msgspec.Struct):
-    notice_id: str
-
-
-_ID = msgspec.json.Decoder(_Id)
 _WAKERS = frozenset({"notice_queued", "notice_retried"})
 
 
@@ -95,7 +90,7 @@ class Notifier:
         """Journal listener: newly durable notices (and retried ones) become due now."""
         for row in batch:
             if row[2] in _WAKERS:
-                self._enqueue(_ID.decode(row[7]).notice_id)
+                self._enqueue(NOTICE_KEYS.decode(row[7]).notice_id)
 
     def _enqueue(self, notice_id: str, at: float | None = None) -> None:
         n = self.engine.world.notices.get(notice_id)
