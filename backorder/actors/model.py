@@ -155,6 +155,10 @@ class Shipment:
         self.tracking = ""
         self.label_zpl = ""
 
+    @property
+    def units(self) -> int:
+        return sum(q for _, _, q in self.items)
+
 
 class Order:
     __slots__ = ("order_id", "spec", "lines", "shipments", "cancelled", "cancel_reason",
