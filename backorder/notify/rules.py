@@ -178,10 +178,11 @@ def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
         return []
     today = iso_date(now)
     out = []
-    late_skus = {r.sku for r in world.requests.values() if r.closed_ts is None and r.expected_date < today}
-    for s in [world.skus[name] for name in sorted(late_skus)]:
+    # only SKUs with waiting lines and open requests (s.inbound) can have a late supply:
+    # never walk every request ever made
+    for s in sorted((s for s in world.skus.values() if s.queue and s.inbound), key=lambda s: s.sku):
         overdue = {r.request_id: r for r in s.inbound.values() if r.expected_date < today}
-        if not overdue or not s.queue:
+        if not overdue:
             continue
         by_date = {r.expected_date: r for r in sorted(s.inbound.values(), key=lambda r: r.request_id)}
         warn: dict[str, list[dict]] = {}
