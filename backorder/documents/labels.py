@@ -5,23 +5,22 @@ new tracking number; the ZPL twin is ``backorder.actors.carrier.zpl_label``."""
 
 from __future__ import annotations
 
-import io
-
 from reportlab.graphics.barcode import code128
 from reportlab.lib.units import inch
 from reportlab.pdfgen import canvas
 
 from backorder.actors.carrier import ship_to
 from backorder.actors.model import Order, Shipment
+from backorder.documents.pdf import render_pdf
 
 LABEL_SIZE = (4 * inch, 6 * inch)
 
 
 def label_pdf(order: Order, sh: Shipment) -> bytes:
-    buf = io.BytesIO()
-    # invariant=1: no creation date or random id in the file - the same label, byte for byte
-    c = canvas.Canvas(buf, pagesize=LABEL_SIZE, invariant=1)
-    c.setTitle(f"Label {sh.shipment_id}")
+    return render_pdf(LABEL_SIZE, f"Label {sh.shipment_id}", _draw, order, sh)
+
+
+def _draw(c: canvas.Canvas, order: Order, sh: Shipment) -> None:
     width, height = LABEL_SIZE
     y = height - 0.45 * inch
     c.setFont("Helvetica-Bold", 14)
@@ -41,6 +40,3 @@ def label_pdf(order: Order, sh: Shipment) -> bytes:
     barcode.drawOn(c, x, 0.7 * inch)
     c.setFont("Helvetica-Bold", 12)
     c.drawCentredString(width / 2, 0.35 * inch, f"TRACKING {sh.tracking}")
-    c.showPage()
-    c.save()
-    return buf.getvalue()
