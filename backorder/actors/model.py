@@ -155,6 +155,10 @@ class Shipment:
         self.tracking = ""
         self.label_zpl = ""
 
+    @property
+    def units(self) -> int:
+        return sum(q for _, _, q in self.items)
+
 
 class Order:
     __slots__ = ("order_id", "spec", "lines", "shipments", "cancelled", "cancel_reason",
@@ -202,9 +206,9 @@ class Notice:
     is kept only while the notice may still be sent; a delivered notice keeps its state."""
 
     __slots__ = ("notice_id", "order_id", "request_id", "kind", "channel", "audience", "status",
-                 "attempts", "queued_ts", "last_ts", "last_error", "seq", "event")
+                 "attempts", "queued_ts", "last_ts", "last_error", "event")
 
-    def __init__(self, e: ev.NoticeQueued, seq: int) -> None:
+    def __init__(self, e: ev.NoticeQueued) -> None:
         self.notice_id = e.notice_id
         self.order_id = e.order_id
         self.request_id = e.request_id
@@ -219,7 +223,6 @@ class Notice:
         self.queued_ts = e.ts
         self.last_ts = e.ts
         self.last_error = ""
-        self.seq = seq
         # an unrouted notice is never sent: its content stays in the journal only
         self.event: ev.NoticeQueued | None = e if self.status == "pending" else None
 
@@ -253,7 +256,6 @@ class World:
         self.orders_shipped = 0
         self.inaccurate_orders: set[str] = set()
         self.double_shipments = 0
-        self.notices_queued = 0
         self.shipped_by_day: dict[str, int] = {}
         # issue 6: the outbox's delivery state, and the last expected date each backordered
         # line's customer was told ((order_id, line_no) -> YYYY-MM-DD or None), for delay
@@ -265,7 +267,7 @@ class World:
         self.notice_status: dict[str, int] = {}
         self.told: dict[tuple[str, int], str] = {}
         self.warned: set[tuple[str, str]] = set()  # (order_id, request_id) given a depletion warning
-        self.notices_sent = self.notice_failures = 0
+        self.notice_failures = 0
         self._apply = {
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
@@ -299,6 +301,14 @@ class World:
             self.skus[name].policy = policy
 
     # --- helpers used by decisions and views -------------------------------------
+
+    @property
+    def notices_queued(self) -> int:
+        return len(self.notices)  # a notice is never removed from the outbox
+
+    @property
+    def notices_sent(self) -> int:
+        return self.notice_status.get("sent", 0)  # a sent notice never changes status again
 
     def sku(self, name: str) -> Sku:
         """The SKU, created with the site's default policy on first sight."""
@@ -510,13 +520,16 @@ class World:
             self.bo_filled += 1
             self.told.pop((line.order_id, line.line_no), None)  # shipped in full: no date to keep
 
-    def _notice_queued(self, e: ev.NoticeQueued) -> None:
-        self.notices_queued += 1
-        self.n_notices = max(self.n_notices, int(e.notice_id[1:]))
-        n = self.notices[e.notice_id] = Notice(e, self.notices_queued)
+    def _index_notice(self, n: Notice) -> None:
+        """Count a new (or restored) notice in the derived status counts and pending index."""
+        self.notices[n.notice_id] = n
         self.notice_status[n.status] = self.notice_status.get(n.status, 0) + 1
         if n.status == "pending":
             self.notices_pending[n.notice_id] = n
+
+    def _notice_queued(self, e: ev.NoticeQueued) -> None:
+        self.n_notices = max(self.n_notices, int(e.notice_id[1:]))
+        self._index_notice(Notice(e))
         if e.order_id is not None:
             for line_no, date in e.data.get("told", ()):
                 self.told[(e.order_id, line_no)] = date
@@ -530,8 +543,6 @@ class World:
 
     def _notice_delivered(self, e: ev.NoticeDelivered) -> None:
         n = self.notices[e.notice_id]
-        if n.status != "sent":
-            self.notices_sent += 1
         self._notice_status(n, "sent")
         n.last_ts = e.ts
         n.last_error = ""

@@ -72,7 +72,7 @@ def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: floa
     for line_no, sku, qty in sh.items:
         emit(ev.UnitsShipped(ts=now, sku=sku, order_id=order.order_id, line_no=line_no, qty=qty,
                              shipment_id=shipment_id))
-    notify_rules.shipped(world, order, shipment_id, carrier.name, tracking, emit, now)
+    notify_rules.shipped(world, order, sh, carrier.name, tracking, emit, now)
     return sh
 
 

@@ -18,7 +18,8 @@ from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, 
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 from backorder.daemon.protocol import OrderSubmit
 
-VERSION = 4  # 3: notices and the dates told (issue 6); 4: payment holds and intake SKU aliases
+VERSION = 5  # 3: notices and the dates told (issue 6); 4: payment holds and intake SKU aliases;
+# 5: notice counters derived, not stored; no notice seq
 
 LINE = ("sku", "qty", "unit_price", "requires_shipping", "rush", "value", "t_order", "arrival",
         "allocated", "in_shipment", "shipped", "cancelled", "rule", "rank", "backordered_at_entry", "decided", "held")
@@ -29,9 +30,9 @@ REQUEST = ("request_id", "sku", "kind", "source", "qty", "received", "created_ts
            "position")
 COUNTERS = ("seq", "n_orders", "n_shipments", "n_requests", "n_notices", "n_letters", "arrivals", "bo_lines",
             "bo_filled", "bo_cancelled", "lead_time_h_sum", "lead_time_n", "orders_shipped", "double_shipments",
-            "notices_queued", "notices_sent", "notice_failures")
+            "notice_failures")
 NOTICE = ("notice_id", "order_id", "request_id", "kind", "channel", "audience", "status", "attempts", "queued_ts",
-          "last_ts", "last_error", "seq")
+          "last_ts", "last_error")
 
 _spec_decoder = msgspec.json.Decoder(OrderSubmit)
 
@@ -128,10 +129,7 @@ def restore(settings: Settings, data: bytes) -> World:
         for f, value in zip(NOTICE, row, strict=True):
             setattr(n, f, value)
         n.event = EVENT_DECODER.decode(body) if body is not None else None
-        w.notices[n.notice_id] = n
-        w.notice_status[n.status] = w.notice_status.get(n.status, 0) + 1
-        if n.status == "pending":
-            w.notices_pending[n.notice_id] = n
+        w._index_notice(n)
     w.told = {(oid, line_no): date for oid, line_no, date in snap["told"]}
     w.warned = {(oid, rid) for oid, rid in snap["warned"]}
     return w

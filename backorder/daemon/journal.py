@@ -223,14 +223,19 @@ class Journal:
             for start in range(0, len(batch), CHUNK):
                 rows = batch[start:start + CHUNK]
                 conn.execute(_insert_sql(len(rows)), list(itertools.chain.from_iterable(rows)))
-            notices = [(r[0], r[7]) for r in batch if r[2] == "notice_queued"]
-            if notices:
-                conn.executemany(
-                    "INSERT INTO outbox (notice_id, order_id, kind, seq, body) VALUES (?,?,?,?,?)",
-                    [(*_notice_keys(body), seq, body) for seq, body in notices],
-                )
             # The outbox table mirrors the delivery state (the events are the record).
-            outcomes = [o for r in batch if r[2] in _OUTCOME and (o := _outcome(r[2], r[7])) is not None]
+            queued, outcomes = [], []
+            for r in batch:
+                if r[2] not in NOTICE_TAGS:
+                    continue
+                n = NOTICE_KEYS.decode(r[7])
+                if r[2] == "notice_queued":
+                    queued.append((n.notice_id, r[4], n.kind, r[0], r[7]))
+                elif r[2] != "notice_failed" or n.dead:  # a failure that will be retried changes nothing
+                    outcomes.append((_OUTCOME[r[2]], n.notice_id))
+            if queued:
+                conn.executemany(
+                    "INSERT INTO outbox (notice_id, order_id, kind, seq, body) VALUES (?,?,?,?,?)", queued)
             if outcomes:
                 conn.executemany("UPDATE outbox SET status = ? WHERE notice_id = ?", outcomes)
             if snapshot is not None:
@@ -277,29 +282,17 @@ class Journal:
         }
 
 
-class _NoticeKeys(msgspec.Struct):
+class NoticeKeys(msgspec.Struct):
+    """The fields of a notice event's body that the outbox (and the notifier) need."""
+
     notice_id: str
-    order_id: str | None = None
     kind: str = ""
     dead: bool = False
 
 
+NOTICE_KEYS = msgspec.json.Decoder(NoticeKeys)
 _OUTCOME = {"notice_delivered": "sent", "notice_retried": "pending", "notice_failed": "dead"}
-
-
-def _outcome(kind: str, body: bytes) -> tuple[str, str] | None:
-    n = _NOTICE.decode(body)
-    if kind == "notice_failed" and not n.dead:
-        return None
-    return _OUTCOME[kind], n.notice_id
-
-
-_NOTICE = msgspec.json.Decoder(_NoticeKeys)
-
-
-def _notice_keys(body: bytes) -> tuple[str, str | None, str]:
-    n = _NOTICE.decode(body)
-    return n.notice_id, n.order_id, n.kind
+NOTICE_TAGS = frozenset({"notice_queued", *_OUTCOME})
 
 
 def sku_indexed_upto(conn: sqlite3.Connection) -> int:

@@ -5,41 +5,34 @@ new tracking number; the ZPL twin is ``backorder.actors.carrier.zpl_label``."""
 
 from __future__ import annotations
 
-import io
-
 from reportlab.graphics.barcode import code128
 from reportlab.lib.units import inch
 from reportlab.pdfgen import canvas
 
+from backorder.actors.carrier import ship_to
 from backorder.actors.model import Order, Shipment
+from backorder.documents.pdf import render_pdf
 
 LABEL_SIZE = (4 * inch, 6 * inch)
 
 
-def address_lines(order: Order) -> list[str]:
-    a = order.spec.shipping_address
-    city = f"{a.postal_code} {a.city} {a.region}".strip()
-    return [text for text in (a.name, a.company, a.address1, a.address2, city, a.country_code) if text]
-
-
 def label_pdf(order: Order, sh: Shipment) -> bytes:
-    buf = io.BytesIO()
-    # invariant=1: no creation date or random id in the file - the same label, byte for byte
-    c = canvas.Canvas(buf, pagesize=LABEL_SIZE, invariant=1)
-    c.setTitle(f"Label {sh.shipment_id}")
+    return render_pdf(LABEL_SIZE, f"Label {sh.shipment_id}", _draw, order, sh)
+
+
+def _draw(c: canvas.Canvas, order: Order, sh: Shipment) -> None:
     width, height = LABEL_SIZE
     y = height - 0.45 * inch
     c.setFont("Helvetica-Bold", 14)
     c.drawString(0.3 * inch, y, "SHIP TO:")
     c.setFont("Helvetica", 13)
-    for text in address_lines(order):
+    for text in filter(None, ship_to(order)):
         y -= 0.24 * inch
         c.drawString(0.3 * inch, y, text[:45])
-    units = sum(q for _, _, q in sh.items)
     y -= 0.45 * inch
     c.setFont("Helvetica", 10)
     c.drawString(0.3 * inch, y, f"Order {order.spec.order_number or order.order_id}   Shipment {sh.shipment_id}"
-                                f"   Units {units}")
+                                f"   Units {sh.units}")
     y -= 0.2 * inch
     c.drawString(0.3 * inch, y, f"Carrier {sh.carrier}")
     barcode = code128.Code128(sh.tracking, barHeight=1.1 * inch, barWidth=0.022 * inch, humanReadable=True)
@@ -47,6 +40,3 @@ def label_pdf(order: Order, sh: Shipment) -> bytes:
     barcode.drawOn(c, x, 0.7 * inch)
     c.setFont("Helvetica-Bold", 12)
     c.drawCentredString(width / 2, 0.35 * inch, f"TRACKING {sh.tracking}")
-    c.showPage()
-    c.save()
-    return buf.getvalue()

@@ -4,13 +4,12 @@ then SKU; SKUs without a location come last."""
 
 from __future__ import annotations
 
-import io
-
 from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.units import inch
 from reportlab.pdfgen import canvas
 
 from backorder.actors.model import World
+from backorder.documents.pdf import render_pdf
 from backorder.errors import Rejected
 
 
@@ -30,28 +29,30 @@ def rows(world: World, shipment_ids: list[str]) -> list[tuple[str, str, int, str
     return out
 
 
+def _row(loc: str, sku: str, qty: int | str, sid: str, oid: str) -> str:
+    return f"{loc or '-':<12} {sku:<24} {qty:>5}  {sid}  {oid}"
+
+
 def pick_list(world: World, shipment_ids: list[str], fmt: str) -> bytes:
     items = rows(world, shipment_ids)
     if fmt == "text":
         lines = [f"{'LOCATION':<12} {'SKU':<24} {'QTY':>5}  SHIPMENT  ORDER"]
-        lines += [f"{loc or '-':<12} {sku:<24} {qty:>5}  {sid}  {oid}" for loc, sku, qty, sid, oid in items]
+        lines += [_row(*item) for item in items]
         lines.append(f"{len(items)} item(s), {sum(r[2] for r in items)} unit(s)")
         return ("\n".join(lines) + "\n").encode()
-    buf = io.BytesIO()
-    c = canvas.Canvas(buf, pagesize=LETTER, invariant=1)
-    c.setTitle("Pick list")
+    return render_pdf(LETTER, "Pick list", _draw, items)
+
+
+def _draw(c: canvas.Canvas, items: list[tuple[str, str, int, str, str]]) -> None:
     y = LETTER[1] - inch
     c.setFont("Helvetica-Bold", 16)
     c.drawString(inch, y, "PICK LIST")
     y -= 0.4 * inch
     c.setFont("Courier", 10)
-    for loc, sku, qty, sid, oid in items:
+    for item in items:
         if y < inch:
             c.showPage()
             c.setFont("Courier", 10)
             y = LETTER[1] - inch
-        c.drawString(inch, y, f"{loc or '-':<12} {sku:<24} {qty:>5}  {sid}  {oid}")
+        c.drawString(inch, y, _row(*item))
         y -= 0.22 * inch
-    c.showPage()
-    c.save()
-    return buf.getvalue()

@@ -18,6 +18,7 @@ from reportlab.pdfgen import canvas
 
 from backorder.actors.model import Request, World, iso_date
 from backorder.config.settings import Source
+from backorder.documents.pdf import render_pdf
 from backorder.errors import Rejected
 
 CSV_HEADER = ["request_id", "kind", "source", "line", "sku", "qty", "unit", "expected_date", "ordered_on"]
@@ -36,11 +37,11 @@ def to_csv(world: World, r: Request) -> bytes:
 
 
 def to_pdf(world: World, r: Request) -> bytes:
-    src = _source(world, r)
-    buf = io.BytesIO()
-    c = canvas.Canvas(buf, pagesize=LETTER, invariant=1)
     title = "TRANSFER REQUEST" if r.kind == "transfer" else "PURCHASE ORDER"
-    c.setTitle(f"{title} {r.request_id}")
+    return render_pdf(LETTER, f"{title} {r.request_id}", _draw, _source(world, r), r, title)
+
+
+def _draw(c: canvas.Canvas, src: Source, r: Request, title: str) -> None:
     y = LETTER[1] - inch
     c.setFont("Helvetica-Bold", 18)
     c.drawString(inch, y, f"{title} {r.request_id}")
@@ -59,9 +60,6 @@ def to_pdf(world: World, r: Request) -> bytes:
         c.drawString(x, y, cell)
     y -= 0.4 * inch
     c.drawString(inch, y, f"Total quantity: {r.qty}")
-    c.showPage()
-    c.save()
-    return buf.getvalue()
 
 
 def _isa(value: str, width: int) -> str:

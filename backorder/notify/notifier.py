@@ -23,13 +23,13 @@ from __future__ import annotations
 import heapq
 import random
 
-import msgspec
 import structlog
 import trio
 
 from backorder.actors import events as ev
 from backorder.actors.engine import Engine
 from backorder.config.settings import NotificationSettings
+from backorder.daemon.journal import NOTICE_KEYS
 from backorder.errors import Rejected
 from backorder.notify import rules
 from backorder.notify.channels import Channel
@@ -41,11 +41,6 @@ from backorder.notify.webhook import WebhookChannel
 log = structlog.get_logger()
 
 
-class _Id(msgspec.Struct):
-    notice_id: str
-
-
-_ID = msgspec.json.Decoder(_Id)
 _WAKERS = frozenset({"notice_queued", "notice_retried"})
 
 
@@ -108,7 +103,7 @@ class Notifier:
         """Journal listener: newly durable notices (and retried ones) become due now."""
         for row in batch:
             if row[2] in _WAKERS:
-                self._enqueue(_ID.decode(row[7]).notice_id)
+                self._enqueue(NOTICE_KEYS.decode(row[7]).notice_id)
 
     def _enqueue(self, notice_id: str, at: float | None = None) -> None:
         n = self.engine.world.notices.get(notice_id)

@@ -19,7 +19,7 @@ import operator
 from collections.abc import Callable
 
 from backorder.actors import events as ev
-from backorder.actors.model import Line, Order, Request, Sku, World, iso_date, parse_ts
+from backorder.actors.model import Line, Order, Request, Shipment, Sku, World, iso_date, parse_ts
 
 Emit = Callable[[ev.Event], None]
 _BY_DATE = operator.attrgetter("expected_date", "request_id")  # supply in the order it arrives
@@ -37,15 +37,15 @@ def _routes_any(world: World) -> bool:
 
 
 def _customer(world: World, order: Order, kind: str, subject: str, body: str, data: dict,
-              emit: Emit, now: float) -> ev.NoticeQueued | None:
+              emit: Emit, now: float, route: str | None = None) -> ev.NoticeQueued | None:
     """Queue a customer notice, or nothing (None) when the site routes no notices for the
     order's sales channel / account: a notice that can never be sent is not worth a journal
     event and an outbox row per order (the journal keeps the facts: line_backordered,
     units_shipped, order_cancelled...), just as ``purchase_order`` queues nothing for a
     source without ``deliver``. No notice also means no ``told`` dates, hence no delay
-    notice later either."""
+    notice later either. ``route``: the order's route when the caller already looked it up."""
     spec = order.spec
-    channel = _route(world, order)
+    channel = _route(world, order) if route is None else route
     if channel == "none":
         return None
     if channel == "email" and not spec.email:
@@ -80,15 +80,13 @@ def backordered(world: World, s: Sku, lines: list[Line], emit: Emit, now: float)
     decided before their dates are computed: this runs for every backordered line."""
     if not _routes_any(world):
         return []
-    routed: dict[str, bool] = {}  # order_id -> has a route; decided once per order
+    routed: dict[str, str] = {}  # order_id -> its route; looked up once per order
     by_order: dict[str, list[dict]] = {}
-    for ln in lines:
-        if ln.need <= 0:
-            continue
-        ok = routed.get(ln.order_id)
-        if ok is None:
-            ok = routed[ln.order_id] = _route(world, world.orders[ln.order_id]) != "none"
-        if ok:  # no route: skip the date and the dicts, the hot path of an unrouted site
+    for ln in lines:  # all still short: settle passes only those
+        route = routed.get(ln.order_id)
+        if route is None:
+            route = routed[ln.order_id] = _route(world, world.orders[ln.order_id])
+        if route != "none":  # no route: skip the date and the dicts, the hot path of an unrouted site
             by_order.setdefault(ln.order_id, []).append(
                 {"line_no": ln.line_no, "sku": ln.sku, "qty": ln.qty, "waiting": ln.need,
                  "expected_date": line_expected_date(world, s, ln)})
@@ -97,7 +95,7 @@ def backordered(world: World, s: Sku, lines: list[Line], emit: Emit, now: float)
         told = [[li["line_no"], li["expected_date"]] for li in info]
         e = _customer(world, world.orders[order_id], "backordered",
                       "Order {number}: some items are backordered", f"{len(info)} line(s) backordered",
-                      {"lines": info, "told": told}, emit, now)
+                      {"lines": info, "told": told}, emit, now, routed[order_id])
         if e is not None:
             out.append(e)
     return out
@@ -134,19 +132,20 @@ def delays(world: World, s: Sku, emit: Emit, now: float, request_id: str | None 
     return out
 
 
-def shipped(world: World, order: Order, shipment_id: str, carrier: str, tracking: str, emit: Emit,
+def shipped(world: World, order: Order, sh: Shipment, carrier: str, tracking: str, emit: Emit,
             now: float) -> ev.NoticeQueued | None:
-    sh = world.shipments[shipment_id]
+    route = _route(world, order)
+    if route == "none":  # no notice: skip building its content (see ``_customer``)
+        return None
     items = [{"line_no": n, "sku": sku, "qty": q} for n, sku, q in sh.items]
     complete = order.status(world.shipments) == "shipped"
     kind = "shipped" if complete else "partially_shipped"
     url = world.settings.notifications.tracking_url.replace("{tracking}", tracking)
-    units = sum(q for _, _, q in sh.items)
     return _customer(world, order, kind,
                      "Order {number} has shipped" if complete else "Order {number}: part of it has shipped",
-                     f"{units} unit(s) shipped with {carrier}, tracking number {tracking}.",
-                     {"shipment_id": shipment_id, "carrier": carrier, "tracking": tracking, "tracking_url": url,
-                      "items": items}, emit, now)
+                     f"{sh.units} unit(s) shipped with {carrier}, tracking number {tracking}.",
+                     {"shipment_id": sh.shipment_id, "carrier": carrier, "tracking": tracking, "tracking_url": url,
+                      "items": items}, emit, now, route)
 
 
 def cancelled(world: World, order: Order, reason: str, emit: Emit, now: float) -> ev.NoticeQueued | None:
@@ -179,10 +178,11 @@ def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
         return []
     today = iso_date(now)
     out = []
-    late_skus = {r.sku for r in world.requests.values() if r.closed_ts is None and r.expected_date < today}
-    for s in [world.skus[name] for name in sorted(late_skus)]:
+    # only SKUs with waiting lines and open requests (s.inbound) can have a late supply:
+    # never walk every request ever made
+    for s in sorted((s for s in world.skus.values() if s.queue and s.inbound), key=lambda s: s.sku):
         overdue = {r.request_id: r for r in s.inbound.values() if r.expected_date < today}
-        if not overdue or not s.queue:
+        if not overdue:
             continue
         by_date = {r.expected_date: r for r in sorted(s.inbound.values(), key=lambda r: r.request_id)}
         warn: dict[str, list[dict]] = {}

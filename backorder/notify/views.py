@@ -38,6 +38,13 @@ def stats(world: World, now: float) -> dict:
     }
 
 
+def _encoded(body: bytes, text: bool) -> dict:
+    """A document in a JSON reply: as text, or base64 for binary formats (PDF)."""
+    if text:
+        return {"encoding": "text", "document": body.decode()}
+    return {"encoding": "base64", "document": base64.b64encode(body).decode()}
+
+
 def _page(items, offset: int, limit: int) -> list:
     return list(itertools.islice(items, offset, offset + limit))
 
@@ -75,13 +82,10 @@ def handle(d: Daemon, req, reply: Reply, corr: str) -> None:
             if r is None:
                 raise Rejected("unknown_request", f"no purchase order or transfer {rid!r}")
             body, mime = document(world, r, fmt)
-            text = fmt != "pdf"
-            reply.ok({"request_id": rid, "format": fmt, "content_type": mime, "encoding": "text" if text else "base64",
-                      "document": body.decode() if text else base64.b64encode(body).decode()})
+            reply.ok({"request_id": rid, "format": fmt, "content_type": mime, **_encoded(body, fmt != "pdf")})
         case p.PickListGet(shipment_ids=ids, format=fmt):
             from backorder.documents.picklist import pick_list
             body = pick_list(world, ids, fmt)
-            reply.ok({"format": fmt, "encoding": "text" if fmt == "text" else "base64",
-                      "document": body.decode() if fmt == "text" else base64.b64encode(body).decode()})
+            reply.ok({"format": fmt, **_encoded(body, fmt == "text")})
         case _:
             raise Rejected("unknown_op", f"{type(req).__name__} has no handler")
