@@ -247,7 +247,8 @@ class IntakeService:
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
                 return _item(draft, "updated", "", "payment hold released", oid, res["status"])
-            if _amendable(order, spec):
+            # a redelivery with other lines, of an order nothing was allocated to yet
+            if order_rules.amendable(order) and not order_rules.same_lines(spec.lines, order.spec.lines):
                 ok, res = await self._call(p.OrderAmend(order_id=oid, lines=spec.lines, reason="changed at source"),
                                            corr)
                 if not ok:
@@ -432,12 +433,6 @@ def _item(draft: Draft, outcome: str, code: str = "", message: str = "", order_i
     if hold:
         out["hold"] = hold
     return out
-
-
-def _amendable(order, spec) -> bool:
-    """A redelivery with other lines, of an order nothing was allocated to yet."""
-    return (not order.cancelled and not order.shipments and not order_rules.same_lines(spec.lines, order.spec.lines)
-            and not any(ln.allocated or ln.shipped for ln in order.lines))
 
 
 def letter_impact(letter, now: float) -> float:
