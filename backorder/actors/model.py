@@ -387,7 +387,9 @@ class World:
 
     def _unqueue(self, line: Line) -> int:
         """Take a line that leaves for good (released, or replaced by an amendment) out of
-        its SKU's queue; returns the units it was waiting for (0: it was not queued)."""
+        its SKU's queue; returns the units it was waiting for (0: it was not queued).
+        The date its customer was told goes too: a delay is judged against a live line."""
+        self.told.pop((line.order_id, line.line_no), None)
         waiting = line.need
         if waiting:
             s = self.sku(line.sku)
@@ -587,7 +589,6 @@ class World:
         s.allocated -= line.allocated
         line.allocated = 0
         line.cancelled = True
-        self.told.pop((line.order_id, line.line_no), None)
         s.holders.pop(line, None)
         s.undecided.pop(line, None)
         if line.backordered_at_entry:
