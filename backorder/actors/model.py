@@ -640,8 +640,14 @@ class World:
         whose units come from the second request gets that request's date; a line no
         open supply covers gets None (a new reorder will give it a date).
         """
+        return [date for _got, date in self.supply_walk(s, upto)]
+
+    @staticmethod
+    def supply_walk(s: Sku, upto: int | None = None):
+        """Per waiting line in queue order: (units available stock and open supply cover,
+        its expected date or None when they do not cover it in full). A generator, so a
+        reader that stops at the first uncovered line walks no further."""
         supply = sorted(s.inbound.values(), key=lambda r: (r.expected_date, r.request_id))
-        out: list[str | None] = []
         free = max(s.available, 0)
         idx = 0
         left = supply[0].open_qty if supply else 0
@@ -650,14 +656,15 @@ class World:
             take = min(free, need)
             free -= take
             need -= take
+            got = take
             date = None if need else "now"
             while need and idx < len(supply):
                 take = min(left, need)
                 left -= take
                 need -= take
+                got += take
                 date = supply[idx].expected_date
                 if left == 0:
                     idx += 1
                     left = supply[idx].open_qty if idx < len(supply) else 0
-            out.append(None if need else date)
-        return out
+            yield got, (None if need else date)
