@@ -35,6 +35,7 @@ from backorder.intake.adapters import account_hint
 from backorder.intake.draft import Draft
 
 if TYPE_CHECKING:
+    from backorder.config.settings import ValidationProfile
     from backorder.daemon.app import Daemon
 
 log = structlog.get_logger()
@@ -60,11 +61,10 @@ class Source:
 
 
 class Work:
-    __slots__ = ("delivery", "account", "drafts", "error", "done", "corr", "letter", "lane")
+    __slots__ = ("delivery", "drafts", "error", "done", "corr", "letter", "lane")
 
-    def __init__(self, delivery, account, drafts, error, done, corr, letter=None, lane=1) -> None:
+    def __init__(self, delivery, drafts, error, done, corr, letter=None, lane=1) -> None:
         self.delivery = delivery
-        self.account = account
         self.drafts: list[Draft] = drafts
         self.error: Rejected | None = error
         self.done: Callable[[dict], None] = done
@@ -140,7 +140,7 @@ class IntakeService:
             self.busy_refusals += 1
             raise Rejected("busy", f"intake is saturated ({self.pending} deliveries waiting); retry in "
                            f"{self.cfg.retry_after_s} s")
-        self._enqueue(Work(d, d.account, drafts, error, done, corr, lane=0 if urgent else 1))
+        self._enqueue(Work(d, drafts, error, done, corr, lane=0 if urgent else 1))
 
     def _enqueue(self, work: Work) -> None:
         self.lanes[work.lane].append(work)
@@ -181,7 +181,7 @@ class IntakeService:
                 result = await self._decide(work)
             except Exception as exc:  # a bug must cost one delivery, never the intake
                 log.exception("intake_failed", channel=work.delivery.channel)
-                result = self._result(work.delivery.channel, work.account or "default",
+                result = self._result(work.delivery.channel, work.delivery.account or "default",
                                       [_item(Draft(), "rejected", "internal_error", f"{type(exc).__name__}: {exc}")])
             finally:
                 self.pending -= 1
@@ -189,7 +189,18 @@ class IntakeService:
 
     async def _decide(self, work: Work) -> dict:
         d = work.delivery
-        hint = work.account or account_hint(d.channel, d.headers)
+        hint = d.account or account_hint(d.channel, d.headers)
+        profiles: dict[str, tuple[object, ValidationProfile]] = {}
+
+        def profile(account: str) -> ValidationProfile:
+            """The account's validation profile, built once per delivery (reused only
+            while the settings are the same: a reload between drafts applies at once)."""
+            settings = self.daemon.settings
+            cached = profiles.get(account)
+            if cached is None or cached[0] is not settings:
+                cached = profiles[account] = (settings, g.profile(settings, d.channel, account))
+            return cached[1]
+
         items: list[dict] = []
         rejected: list[tuple[Draft | None, str, Rejected]] = []
         if work.error is not None:
@@ -206,7 +217,7 @@ class IntakeService:
                 await self.keys[key].wait()
             self.keys[key] = trio.Event()
             try:
-                item = await self._decide_one(draft, d.channel, account, work.corr)
+                item = await self._decide_one(draft, d.channel, account, work.corr, profile)
             finally:
                 self.keys.pop(key).set()
             items.append(item)
@@ -214,12 +225,13 @@ class IntakeService:
                 rejected.append((draft, account, Rejected(item["code"], item["message"])))
         account = hint or next((dr.account for dr in work.drafts if dr.account), None) or "default"
         result = self._result(d.channel, account, items)
-        self._record_letter(work, account, rejected, result)
+        self._record_letter(work, account, rejected, result, profile)
         self._count(d.channel, account, items)
         self._publish(result)
         return result
 
-    async def _decide_one(self, draft: Draft, channel: str, account: str, corr: str) -> dict:
+    async def _decide_one(self, draft: Draft, channel: str, account: str, corr: str,
+                          profile: Callable[[str], ValidationProfile]) -> dict:
         world = self.daemon.engine.world
         settings = self.daemon.settings
         oid = world.by_key.get((channel, account, draft.external_id))
@@ -233,7 +245,7 @@ class IntakeService:
             if not ok:
                 return _item(draft, "rejected", res[0], res[1], oid)
             return _item(draft, "updated", "", "cancelled", oid, res["status"])
-        prof = g.profile(settings, channel, account)
+        prof = profile(account)
         try:
             spec = g.validate(draft, channel, account, prof, world, settings)
         except Rejected as exc:
@@ -279,7 +291,8 @@ class IntakeService:
 
     # --- recording -----------------------------------------------------------------
 
-    def _record_letter(self, work: Work, account: str, rejected: list, result: dict) -> None:
+    def _record_letter(self, work: Work, account: str, rejected: list, result: dict,
+                       profile: Callable[[str], ValidationProfile]) -> None:
         engine = self.daemon.engine
         engine.context("intake" if work.letter is None else "deadletters.retry", work.corr)
         now = engine.now()
@@ -294,7 +307,7 @@ class IntakeService:
             return
         d = work.delivery
         draft, _acct, first = rejected[0]
-        prof = g.profile(self.daemon.settings, d.channel, account)
+        prof = profile(account)
         message = _ENC.encode({"channel": d.channel, "account": d.account, "headers": d.headers,
                                "body_base64": base64.b64encode(d.body).decode(), "via": d.via}).decode()
         letter = engine.world.n_letters + 1
@@ -414,7 +427,7 @@ class IntakeService:
             except Rejected as exc:
                 drafts, error = [], exc
             box: list[dict] = []
-            work = Work(d, d.account, drafts, error, box.append, corr, letter=letter.letter_id, lane=0)
+            work = Work(d, drafts, error, box.append, corr, letter=letter.letter_id, lane=0)
             self.pending += 1
             try:
                 box.append(await self._decide(work))
