@@ -67,7 +67,7 @@ class Work:
         self.delivery = delivery
         self.drafts: list[Draft] = drafts
         self.error: Rejected | None = error
-        self.done: Callable[[dict], None] = done
+        self.done: Callable[[dict], None] | None = done
         self.corr = corr
         self.letter = letter
         self.lane = lane
@@ -128,11 +128,7 @@ class IntakeService:
             self._untrusted(d, account, exc)
             done(self._result(d.channel, account, [_item(Draft(), "rejected", exc.code, exc.message)]))
             return
-        drafts, error = [], None
-        try:
-            drafts = g.parse(d, prof)
-        except Rejected as exc:
-            error = exc
+        drafts, error = self._parse(d, prof)
         urgent = any(dr.rush or dr.priority or float(dr.value()) >= self.cfg.high_value for dr in drafts) \
             or bool(prof.priority)
         limit = self.cfg.queue_size if urgent else max(self.cfg.queue_size - self.cfg.priority_reserve, 1)
@@ -141,6 +137,16 @@ class IntakeService:
             raise Rejected("busy", f"intake is saturated ({self.pending} deliveries waiting); retry in "
                            f"{self.cfg.retry_after_s} s")
         self._enqueue(Work(d, drafts, error, done, corr, lane=0 if urgent else 1))
+
+    def _parse(self, d: g.Delivery, prof: ValidationProfile | None = None) -> tuple[list[Draft], Rejected | None]:
+        """The drafts of a delivery, or the error its dead letter keeps; ``prof`` defaults
+        to the profile of the delivery's account."""
+        try:
+            if prof is None:
+                prof = g.profile(self.daemon.settings, d.channel, g.resolve_account(d))
+            return g.parse(d, prof), None
+        except Rejected as exc:
+            return [], exc
 
     def _enqueue(self, work: Work) -> None:
         self.lanes[work.lane].append(work)
@@ -421,19 +427,14 @@ class IntakeService:
             data = msgspec.json.decode(letter.message)
             d = g.Delivery(channel=data["channel"], account=data.get("account"), headers=data["headers"],
                            body=base64.b64decode(data["body_base64"]), via="retry")
-            try:
-                prof = g.profile(self.daemon.settings, d.channel, g.resolve_account(d))
-                drafts, error = g.parse(d, prof), None
-            except Rejected as exc:
-                drafts, error = [], exc
-            box: list[dict] = []
-            work = Work(d, drafts, error, box.append, corr, letter=letter.letter_id, lane=0)
+            drafts, error = self._parse(d)
+            # decided here, not by a worker: no one to call back
+            work = Work(d, drafts, error, None, corr, letter=letter.letter_id, lane=0)
             self.pending += 1
             try:
-                box.append(await self._decide(work))
+                res = await self._decide(work)
             finally:
                 self.pending -= 1
-            res = box[-1]
             out.append({"letter_id": letter.letter_id, "outcome": res["outcome"], "code": res["code"],
                         "orders": res["orders"]})
         return {"retried": len(out), "resolved": sum(1 for r in out if r["outcome"] != "rejected"), "results": out}
