@@ -47,14 +47,14 @@ _ENC = msgspec.json.Encoder(decimal_format="string")
 class Source:
     """Health of one (channel, account): in memory, since the daemon started."""
 
-    __slots__ = ("deliveries", "outcomes", "codes", "first_at", "last_at", "bad_signatures", "samples",
+    __slots__ = ("deliveries", "outcomes", "codes", "last_at", "bad_signatures", "samples",
                  "silent_reported")
 
     def __init__(self, samples: int) -> None:
         self.deliveries = 0
         self.outcomes: Counter[str] = Counter()
         self.codes: Counter[str] = Counter()
-        self.first_at = self.last_at = 0.0
+        self.last_at = 0.0
         self.bad_signatures = 0
         self.samples: deque[dict] = deque(maxlen=samples)
         self.silent_reported = False
@@ -329,7 +329,6 @@ class IntakeService:
         src = self.sources.get((channel, account))
         if src is None:
             src = self.sources[(channel, account)] = Source(self.cfg.signature_samples)
-            src.first_at = time.time()
         return src
 
     def _count(self, channel: str, account: str, items: list[dict]) -> None:
