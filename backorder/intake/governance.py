@@ -200,7 +200,7 @@ def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, 
         "channel": channel, "account": account, "external_id": draft.external_id,
         "order_number": draft.order_number, "customer": draft.customer, "email": draft.email,
         "shipping_address": addr, "created_at": draft.created_at, "currency": currency, "lines": lines,
-        "rush": draft.rush, "priority": draft.priority or bool(prof.priority), "ship_complete": draft.ship_complete,
+        "rush": draft.rush, "priority": draft.priority or bool(prof.priority),
         "hold": draft.hold,
     }
     try:
