@@ -135,12 +135,13 @@ def cmd_import(args) -> None:
     from backorder.intake import importer
 
     headers = dict(h.split(":", 1) for h in args.header or [])
-    total = len(importer.split(args.channel, open(args.file, "rb").read(), args.file))  # noqa: SIM115
+    with open(args.file, "rb") as f:
+        deliveries = importer.split(args.channel, f.read(), args.file)
     console = Console(stderr=True)
     with Progress(console=console, transient=False) as bar:
-        task = bar.add_task(f"importing {args.file}", total=total)
+        task = bar.add_task(f"importing {args.file}", total=len(deliveries))
         summary = importer.run(args.socket, args.file, args.channel, args.account, headers,
-                               progress=lambda n: bar.advance(task, n))
+                               progress=lambda n: bar.advance(task, n), deliveries=deliveries)
     table = Table(title=f"{summary['file']} ({summary['channel']}): {summary['deliveries']} deliveries, "
                         f"{summary['orders']} orders")
     table.add_column("outcome")

@@ -17,31 +17,13 @@ def board_row(s: Sku, now: float) -> dict:
     out = sku_summary(s)
     supply = sorted(s.inbound.values(), key=lambda r: (r.expected_date, r.request_id))
     nxt = supply[0] if supply else None
-    # Walk the queue against available stock, then open requests by date: the same
-    # allocation of future supply as ``World.expected_dates``, without building a list.
-    free = max(s.available, 0)
-    idx, left = 0, (supply[0].open_qty if supply else 0)
+    # The same allocation of future supply as ``World.expected_dates``, stopped at the
+    # first line it does not cover.
     covered_lines = covered_units = 0
     last_date: str | None = None
-    for line in s.queue:
-        need = line.need
-        take = min(free, need)
-        free -= take
-        need -= take
-        got = take
-        date = "now" if take else None
-        while need and idx < len(supply):
-            take = min(left, need)
-            left -= take
-            need -= take
-            got += take
-            if take:
-                date = supply[idx].expected_date
-            if left == 0:
-                idx += 1
-                left = supply[idx].open_qty if idx < len(supply) else 0
+    for got, date in World.supply_walk(s):
         covered_units += got
-        if need:
+        if date is None:
             break  # supply ran out: this line and every later one are not covered
         covered_lines += 1
         last_date = date

@@ -364,12 +364,8 @@ class World:
         order = self.orders[e.order_id] = Order(e.order_id, o, lines, e.ts)
         self.by_key[(o.channel, o.account, o.external_id)] = e.order_id
         self.n_orders = max(self.n_orders, int(e.order_id[1:]))
-        if o.hold:
-            order.hold = o.hold
-            for line in lines:
-                line.held = True
-            return
-        self._queue_lines(lines)
+        order.hold = o.hold
+        self._place_lines(order)
 
     @staticmethod
     def _lines(order_id: str, o, specs, ts: float) -> list[Line]:
@@ -383,21 +379,33 @@ class World:
         amends checks it), the new ones take their place, keeping the order's time."""
         order = self.orders[e.order_id]
         for line in order.lines:
-            waiting = line.need
-            if waiting:
-                s = self.sku(line.sku)
-                s.queue.remove(line)
-                s.backordered -= waiting
-                s.undecided.pop(line, None)
+            if self._unqueue(line):
+                self.sku(line.sku).undecided.pop(line, None)
                 if line.backordered_at_entry:
                     self.bo_cancelled += 1  # a backordered line that will never be filled
         order.spec = msgspec.structs.replace(order.spec, lines=e.lines)
         order.lines = self._lines(e.order_id, order.spec, e.lines, order.received_ts)
+        self._place_lines(order)
+
+    def _place_lines(self, order: Order) -> None:
+        """A held order's lines wait for payment in no queue; the others join their queues."""
         if order.hold:
             for line in order.lines:
                 line.held = True
         else:
             self._queue_lines(order.lines)
+
+    def _unqueue(self, line: Line) -> int:
+        """Take a line that leaves for good (released, or replaced by an amendment) out of
+        its SKU's queue; returns the units it was waiting for (0: it was not queued).
+        The date its customer was told goes too: a delay is judged against a live line."""
+        self.told.pop((line.order_id, line.line_no), None)
+        waiting = line.need
+        if waiting:
+            s = self.sku(line.sku)
+            s.queue.remove(line)
+            s.backordered -= waiting
+        return waiting
 
     def _queue_lines(self, lines: list[Line]) -> None:
         for line in lines:
@@ -588,14 +596,10 @@ class World:
     def _line_released(self, e: ev.LineReleased) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
         s = self.sku(e.sku)
-        waiting = line.need
-        if waiting:
-            s.queue.remove(line)
-            s.backordered -= waiting
+        self._unqueue(line)
         s.allocated -= line.allocated
         line.allocated = 0
         line.cancelled = True
-        self.told.pop((line.order_id, line.line_no), None)
         s.holders.pop(line, None)
         s.undecided.pop(line, None)
         if line.backordered_at_entry:
@@ -647,8 +651,14 @@ class World:
         whose units come from the second request gets that request's date; a line no
         open supply covers gets None (a new reorder will give it a date).
         """
+        return [date for _got, date in self.supply_walk(s, upto)]
+
+    @staticmethod
+    def supply_walk(s: Sku, upto: int | None = None):
+        """Per waiting line in queue order: (units available stock and open supply cover,
+        its expected date or None when they do not cover it in full). A generator, so a
+        reader that stops at the first uncovered line walks no further."""
         supply = sorted(s.inbound.values(), key=lambda r: (r.expected_date, r.request_id))
-        out: list[str | None] = []
         free = max(s.available, 0)
         idx = 0
         left = supply[0].open_qty if supply else 0
@@ -657,14 +667,15 @@ class World:
             take = min(free, need)
             free -= take
             need -= take
+            got = take
             date = None if need else "now"
             while need and idx < len(supply):
                 take = min(left, need)
                 left -= take
                 need -= take
+                got += take
                 date = supply[idx].expected_date
                 if left == 0:
                     idx += 1
                     left = supply[idx].open_qty if idx < len(supply) else 0
-            out.append(None if need else date)
-        return out
+            yield got, (None if need else date)

@@ -16,6 +16,15 @@ from backorder.errors import Rejected
 from backorder.notify import rules as notify_rules
 
 
+def _check_known_skus(world: World, lines: list) -> None:
+    """With ``strict_skus`` on, every shipping line must name a configured SKU."""
+    if world.settings.strict_skus:
+        unknown = sorted({li.sku for li in lines if li.requires_shipping
+                          and not (li.sku in world.skus and world.skus[li.sku].known)})
+        if unknown:
+            raise Rejected("unknown_sku", f"unknown SKU(s) {', '.join(unknown)} (strict_skus is on)")
+
+
 def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Order, bool]:
     """Accept an order once per (channel, account, external_id); returns (order, duplicate)."""
     known = world.by_key.get((req.channel, req.account, req.external_id))
@@ -26,11 +35,7 @@ def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Orde
             parse_ts(req.created_at)
         except ValueError:
             raise Rejected("invalid_date", f"created_at {req.created_at!r} is not an RFC 3339 timestamp") from None
-    if world.settings.strict_skus:
-        unknown = sorted({li.sku for li in req.lines if li.requires_shipping
-                          and not (li.sku in world.skus and world.skus[li.sku].known)})
-        if unknown:
-            raise Rejected("unknown_sku", f"unknown SKU(s) {', '.join(unknown)} (strict_skus is on)")
+    _check_known_skus(world, req.lines)
     for li in req.lines:
         if not li.unit_price.is_finite() or li.unit_price < 0:  # NaN < 0 raises InvalidOperation
             raise Rejected("invalid_price", f"unit_price of {li.sku} must be a decimal >= 0")
@@ -112,23 +117,24 @@ def same_lines(a: list, b: list) -> bool:
         [(li.sku, li.qty, li.unit_price, li.requires_shipping) for li in b]
 
 
+def amendable(order: Order) -> bool:
+    """Its lines may still be replaced: not cancelled, nothing allocated or shipped."""
+    return not order.cancelled and not order.shipments and not any(ln.allocated or ln.shipped for ln in order.lines)
+
+
 def amend(world: World, order_id: str, lines: list, reason: str, emit: Emit, now: float) -> Order | None:
     """Replace the lines of an order before anything was allocated to it (a source's
     change before allocation). Returns the order, or None when the lines are the same."""
     order = world.orders.get(order_id)
     if order is None:
         raise Rejected("unknown_order", f"no order {order_id!r}")
-    if order.cancelled:
-        raise Rejected("order_cancelled", f"order {order_id} is cancelled")
-    if order.shipments or any(ln.allocated or ln.shipped for ln in order.lines):
+    if not amendable(order):
+        if order.cancelled:
+            raise Rejected("order_cancelled", f"order {order_id} is cancelled")
         raise Rejected("already_allocated", f"order {order_id} has allocated units; cancel it instead")
     if same_lines(lines, order.spec.lines):
         return None
-    if world.settings.strict_skus:
-        unknown = sorted({li.sku for li in lines if li.requires_shipping
-                          and not (li.sku in world.skus and world.skus[li.sku].known)})
-        if unknown:
-            raise Rejected("unknown_sku", f"unknown SKU(s) {', '.join(unknown)} (strict_skus is on)")
+    _check_known_skus(world, lines)
     emit(ev.OrderAmended(ts=now, order_id=order_id, lines=lines, reason=reason or "amended"))
     return order
 

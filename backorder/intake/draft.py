@@ -41,7 +41,6 @@ class Draft(Struct, kw_only=True):
     lines: list[DraftLine] = field(default_factory=list)
     rush: bool = False
     priority: bool = False
-    ship_complete: bool = False
     hold: str = ""  # why the order waits for payment ("" = not held)
     code: str = ""  # for ignored items: why
     message: str = ""
@@ -129,8 +128,9 @@ def cents(value: Decimal) -> Decimal:
     return out.quantize(Decimal("0.01")) if out == out.quantize(Decimal("0.01")) else out
 
 
-def utc(value: Any, path: str, naive_is_utc: bool = True) -> str | None:
-    """An ISO 8601 / RFC 3339 timestamp as RFC 3339 UTC ("...Z"); None stays None."""
+def utc(value: Any, path: str) -> str | None:
+    """An ISO 8601 / RFC 3339 timestamp as RFC 3339 UTC ("...Z"); None stays None. A
+    timestamp without an offset is taken as UTC."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):
@@ -140,8 +140,6 @@ def utc(value: Any, path: str, naive_is_utc: bool = True) -> str | None:
     except ValueError:
         raise Rejected("invalid_date", f"{path}: {value!r} is not an ISO 8601 timestamp") from None
     if t.tzinfo is None:
-        if not naive_is_utc:
-            raise Rejected("invalid_date", f"{path}: {value!r} has no UTC offset")
         t = t.replace(tzinfo=dt.UTC)
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

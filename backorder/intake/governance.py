@@ -38,8 +38,6 @@ LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD 
 PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SYP SZL THB TJS
 TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL""".split())
 _WHOLE = re.compile(r"^\s*\+?\d+(\.0*)?\s*$")
-_ORDER_CONVERT = msgspec.json.Decoder(OrderSubmit)
-_ENC = msgspec.json.Encoder(decimal_format="string")
 # Impact score: what a stuck delivery costs (docs/intake.md)
 RUSH_IMPACT = 500.0
 PRIORITY_IMPACT = 250.0
@@ -136,11 +134,13 @@ def parse(d: Delivery, prof: ValidationProfile) -> list[Draft]:
     return adapter.parse(d.body, d.headers, prof)
 
 
-def aliases(world: World, prof: ValidationProfile, channel: str, account: str) -> dict[str, str]:
-    out = dict(prof.sku_aliases or {})
-    out.update(world.aliases.get((channel, "*"), {}))
-    out.update(world.aliases.get((channel, account), {}))
-    return out
+def site_sku(world: World, prof: ValidationProfile, channel: str, account: str, sku: str) -> str:
+    """The site SKU of a channel SKU: the account's journaled alias, then the channel's
+    (account "*"), then the profile's, else the SKU itself."""
+    for table in (world.aliases.get((channel, account)), world.aliases.get((channel, "*")), prof.sku_aliases):
+        if table and sku in table:
+            return table[sku]
+    return sku
 
 
 def quantity(value, lenient: bool, where: str) -> int:
@@ -173,7 +173,6 @@ def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, 
     if not draft.lines:
         raise Rejected("missing_field", "the order has no lines")
     optional = set(prof.optional_fields or ())
-    alias = aliases(world, prof, channel, account)
     strict = settings.strict_skus or bool(prof.known_skus_only)
     lines = []
     for n, ln in enumerate(draft.lines, 1):
@@ -183,7 +182,7 @@ def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, 
         if ln.currency and ln.currency.upper() != currency:
             raise Rejected("currency_mismatch", f"{where} is priced in {ln.currency}, the order in {currency}")
         qty = quantity(ln.qty, bool(prof.lenient_numbers), where)
-        sku = alias.get(ln.sku, ln.sku)
+        sku = site_sku(world, prof, channel, account, ln.sku)
         if ln.requires_shipping and strict and not (sku in world.skus and world.skus[sku].known):
             raise Rejected("unknown_sku", f"{where}: SKU {ln.sku!r} is not a site SKU"
                            + (f" (alias of {sku!r})" if sku != ln.sku else "") + "; add an alias or configure it")
@@ -201,11 +200,11 @@ def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, 
         "channel": channel, "account": account, "external_id": draft.external_id,
         "order_number": draft.order_number, "customer": draft.customer, "email": draft.email,
         "shipping_address": addr, "created_at": draft.created_at, "currency": currency, "lines": lines,
-        "rush": draft.rush, "priority": draft.priority or bool(prof.priority), "ship_complete": draft.ship_complete,
+        "rush": draft.rush, "priority": draft.priority or bool(prof.priority),
         "hold": draft.hold,
     }
     try:
-        return _ORDER_CONVERT.decode(_ENC.encode(spec))
+        return msgspec.convert(spec, OrderSubmit)
     except msgspec.ValidationError as exc:
         raise Rejected("invalid_order", f"the order does not fit the canonical model: {exc}") from None
 

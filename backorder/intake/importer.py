@@ -65,9 +65,11 @@ def _records(rows: list[str]) -> list[str]:
 
 
 def run(socket: str, path: str, channel: str, account: str | None = None, headers: dict | None = None,
-        window: int = 200, progress=None) -> dict:
-    """Send every delivery of ``path``; returns the summary of outcomes."""
-    deliveries = split(channel, Path(path).read_bytes(), path)
+        window: int = 200, progress=None, deliveries: list[bytes] | None = None) -> dict:
+    """Send every delivery of ``path`` (``deliveries``: the file already split, so a
+    caller that counted them does not read it twice); returns the summary of outcomes."""
+    if deliveries is None:
+        deliveries = split(channel, Path(path).read_bytes(), path)
     outcomes: Counter[str] = Counter()
     codes: Counter[str] = Counter()
     orders = 0

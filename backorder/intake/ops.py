@@ -8,7 +8,6 @@ import binascii
 from typing import TYPE_CHECKING
 
 import msgspec
-import trio
 
 from backorder.actors import events as ev
 from backorder.actors.model import iso_ts
@@ -89,7 +88,6 @@ def retry(d: Daemon, conn, req: p.DeadLettersRetry, reply, corr: str) -> None:
 
     async def run() -> None:
         reply.ok(await d.intake.retry_letters(letters, corr))
-        await trio.lowlevel.checkpoint()
 
     conn.nursery.start_soon(run)
 

@@ -35,6 +35,7 @@ from backorder.intake.adapters import account_hint
 from backorder.intake.draft import Draft
 
 if TYPE_CHECKING:
+    from backorder.config.settings import ValidationProfile
     from backorder.daemon.app import Daemon
 
 log = structlog.get_logger()
@@ -46,28 +47,27 @@ _ENC = msgspec.json.Encoder(decimal_format="string")
 class Source:
     """Health of one (channel, account): in memory, since the daemon started."""
 
-    __slots__ = ("deliveries", "outcomes", "codes", "first_at", "last_at", "bad_signatures", "samples",
+    __slots__ = ("deliveries", "outcomes", "codes", "last_at", "bad_signatures", "samples",
                  "silent_reported")
 
     def __init__(self, samples: int) -> None:
         self.deliveries = 0
         self.outcomes: Counter[str] = Counter()
         self.codes: Counter[str] = Counter()
-        self.first_at = self.last_at = 0.0
+        self.last_at = 0.0
         self.bad_signatures = 0
         self.samples: deque[dict] = deque(maxlen=samples)
         self.silent_reported = False
 
 
 class Work:
-    __slots__ = ("delivery", "account", "drafts", "error", "done", "corr", "letter", "lane")
+    __slots__ = ("delivery", "drafts", "error", "done", "corr", "letter", "lane")
 
-    def __init__(self, delivery, account, drafts, error, done, corr, letter=None, lane=1) -> None:
+    def __init__(self, delivery, drafts, error, done, corr, letter=None, lane=1) -> None:
         self.delivery = delivery
-        self.account = account
         self.drafts: list[Draft] = drafts
         self.error: Rejected | None = error
-        self.done: Callable[[dict], None] = done
+        self.done: Callable[[dict], None] | None = done
         self.corr = corr
         self.letter = letter
         self.lane = lane
@@ -128,11 +128,7 @@ class IntakeService:
             self._untrusted(d, account, exc)
             done(self._result(d.channel, account, [_item(Draft(), "rejected", exc.code, exc.message)]))
             return
-        drafts, error = [], None
-        try:
-            drafts = g.parse(d, prof)
-        except Rejected as exc:
-            error = exc
+        drafts, error = self._parse(d, prof)
         urgent = any(dr.rush or dr.priority or float(dr.value()) >= self.cfg.high_value for dr in drafts) \
             or bool(prof.priority)
         limit = self.cfg.queue_size if urgent else max(self.cfg.queue_size - self.cfg.priority_reserve, 1)
@@ -140,7 +136,17 @@ class IntakeService:
             self.busy_refusals += 1
             raise Rejected("busy", f"intake is saturated ({self.pending} deliveries waiting); retry in "
                            f"{self.cfg.retry_after_s} s")
-        self._enqueue(Work(d, d.account, drafts, error, done, corr, lane=0 if urgent else 1))
+        self._enqueue(Work(d, drafts, error, done, corr, lane=0 if urgent else 1))
+
+    def _parse(self, d: g.Delivery, prof: ValidationProfile | None = None) -> tuple[list[Draft], Rejected | None]:
+        """The drafts of a delivery, or the error its dead letter keeps; ``prof`` defaults
+        to the profile of the delivery's account."""
+        try:
+            if prof is None:
+                prof = g.profile(self.daemon.settings, d.channel, g.resolve_account(d))
+            return g.parse(d, prof), None
+        except Rejected as exc:
+            return [], exc
 
     def _enqueue(self, work: Work) -> None:
         self.lanes[work.lane].append(work)
@@ -181,7 +187,7 @@ class IntakeService:
                 result = await self._decide(work)
             except Exception as exc:  # a bug must cost one delivery, never the intake
                 log.exception("intake_failed", channel=work.delivery.channel)
-                result = self._result(work.delivery.channel, work.account or "default",
+                result = self._result(work.delivery.channel, work.delivery.account or "default",
                                       [_item(Draft(), "rejected", "internal_error", f"{type(exc).__name__}: {exc}")])
             finally:
                 self.pending -= 1
@@ -189,7 +195,18 @@ class IntakeService:
 
     async def _decide(self, work: Work) -> dict:
         d = work.delivery
-        hint = work.account or account_hint(d.channel, d.headers)
+        hint = d.account or account_hint(d.channel, d.headers)
+        profiles: dict[str, tuple[object, ValidationProfile]] = {}
+
+        def profile(account: str) -> ValidationProfile:
+            """The account's validation profile, built once per delivery (reused only
+            while the settings are the same: a reload between drafts applies at once)."""
+            settings = self.daemon.settings
+            cached = profiles.get(account)
+            if cached is None or cached[0] is not settings:
+                cached = profiles[account] = (settings, g.profile(settings, d.channel, account))
+            return cached[1]
+
         items: list[dict] = []
         rejected: list[tuple[Draft | None, str, Rejected]] = []
         if work.error is not None:
@@ -206,7 +223,7 @@ class IntakeService:
                 await self.keys[key].wait()
             self.keys[key] = trio.Event()
             try:
-                item = await self._decide_one(draft, d.channel, account, work.corr)
+                item = await self._decide_one(draft, d.channel, account, work.corr, profile)
             finally:
                 self.keys.pop(key).set()
             items.append(item)
@@ -214,12 +231,13 @@ class IntakeService:
                 rejected.append((draft, account, Rejected(item["code"], item["message"])))
         account = hint or next((dr.account for dr in work.drafts if dr.account), None) or "default"
         result = self._result(d.channel, account, items)
-        self._record_letter(work, account, rejected, result)
+        self._record_letter(work, account, rejected, result, profile)
         self._count(d.channel, account, items)
         self._publish(result)
         return result
 
-    async def _decide_one(self, draft: Draft, channel: str, account: str, corr: str) -> dict:
+    async def _decide_one(self, draft: Draft, channel: str, account: str, corr: str,
+                          profile: Callable[[str], ValidationProfile]) -> dict:
         world = self.daemon.engine.world
         settings = self.daemon.settings
         oid = world.by_key.get((channel, account, draft.external_id))
@@ -233,7 +251,7 @@ class IntakeService:
             if not ok:
                 return _item(draft, "rejected", res[0], res[1], oid)
             return _item(draft, "updated", "", "cancelled", oid, res["status"])
-        prof = g.profile(settings, channel, account)
+        prof = profile(account)
         try:
             spec = g.validate(draft, channel, account, prof, world, settings)
         except Rejected as exc:
@@ -247,7 +265,8 @@ class IntakeService:
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
                 return _item(draft, "updated", "", "payment hold released", oid, res["status"])
-            if _amendable(order, spec):
+            # a redelivery with other lines, of an order nothing was allocated to yet
+            if order_rules.amendable(order) and not order_rules.same_lines(spec.lines, order.spec.lines):
                 ok, res = await self._call(p.OrderAmend(order_id=oid, lines=spec.lines, reason="changed at source"),
                                            corr)
                 if not ok:
@@ -278,7 +297,8 @@ class IntakeService:
 
     # --- recording -----------------------------------------------------------------
 
-    def _record_letter(self, work: Work, account: str, rejected: list, result: dict) -> None:
+    def _record_letter(self, work: Work, account: str, rejected: list, result: dict,
+                       profile: Callable[[str], ValidationProfile]) -> None:
         engine = self.daemon.engine
         engine.context("intake" if work.letter is None else "deadletters.retry", work.corr)
         now = engine.now()
@@ -293,7 +313,7 @@ class IntakeService:
             return
         d = work.delivery
         draft, _acct, first = rejected[0]
-        prof = g.profile(self.daemon.settings, d.channel, account)
+        prof = profile(account)
         message = _ENC.encode({"channel": d.channel, "account": d.account, "headers": d.headers,
                                "body_base64": base64.b64encode(d.body).decode(), "via": d.via}).decode()
         letter = engine.world.n_letters + 1
@@ -309,7 +329,6 @@ class IntakeService:
         src = self.sources.get((channel, account))
         if src is None:
             src = self.sources[(channel, account)] = Source(self.cfg.signature_samples)
-            src.first_at = time.time()
         return src
 
     def _count(self, channel: str, account: str, items: list[dict]) -> None:
@@ -407,19 +426,14 @@ class IntakeService:
             data = msgspec.json.decode(letter.message)
             d = g.Delivery(channel=data["channel"], account=data.get("account"), headers=data["headers"],
                            body=base64.b64decode(data["body_base64"]), via="retry")
-            try:
-                prof = g.profile(self.daemon.settings, d.channel, g.resolve_account(d))
-                drafts, error = g.parse(d, prof), None
-            except Rejected as exc:
-                drafts, error = [], exc
-            box: list[dict] = []
-            work = Work(d, d.account, drafts, error, box.append, corr, letter=letter.letter_id, lane=0)
+            drafts, error = self._parse(d)
+            # decided here, not by a worker: no one to call back
+            work = Work(d, drafts, error, None, corr, letter=letter.letter_id, lane=0)
             self.pending += 1
             try:
-                box.append(await self._decide(work))
+                res = await self._decide(work)
             finally:
                 self.pending -= 1
-            res = box[-1]
             out.append({"letter_id": letter.letter_id, "outcome": res["outcome"], "code": res["code"],
                         "orders": res["orders"]})
         return {"retried": len(out), "resolved": sum(1 for r in out if r["outcome"] != "rejected"), "results": out}
@@ -432,12 +446,6 @@ def _item(draft: Draft, outcome: str, code: str = "", message: str = "", order_i
     if hold:
         out["hold"] = hold
     return out
-
-
-def _amendable(order, spec) -> bool:
-    """A redelivery with other lines, of an order nothing was allocated to yet."""
-    return (not order.cancelled and not order.shipments and not order_rules.same_lines(spec.lines, order.spec.lines)
-            and not any(ln.allocated or ln.shipped for ln in order.lines))
 
 
 def letter_impact(letter, now: float) -> float:

@@ -23,8 +23,8 @@ DEFAULTS = {"rush_services": ["ND", "SD", "NH", "AM", "ON"], "optional_fields": 
 SKU_QUALIFIERS = ("VP", "SK", "BP", "IN", "UP")
 
 
-def segments(body: bytes) -> tuple[list[list[str]], str]:
-    """Split an interchange into segments of elements; returns (segments, component sep)."""
+def segments(body: bytes) -> list[list[str]]:
+    """Split an interchange into segments of elements."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -32,7 +32,7 @@ def segments(body: bytes) -> tuple[list[list[str]], str]:
     text = text.lstrip("\ufeff\r\n\t ")
     if not text.startswith("ISA") or len(text) < 106:
         raise Rejected("malformed_body", "an X12 interchange starts with a 106-character ISA segment")
-    elem, comp, term = text[3], text[104], text[105]
+    elem, term = text[3], text[105]
     if elem.isalnum() or term.isalnum() or elem == term:
         raise Rejected("malformed_body", "the ISA does not declare usable separators")
     out = []
@@ -40,7 +40,7 @@ def segments(body: bytes) -> tuple[list[list[str]], str]:
         raw = raw.strip("\r\n")
         if raw:
             out.append(raw.split(elem))
-    return out, comp
+    return out
 
 
 def _el(seg: list[str], n: int) -> str:
@@ -48,7 +48,7 @@ def _el(seg: list[str], n: int) -> str:
 
 
 def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
-    segs, _comp = segments(body)
+    segs = segments(body)
     sender = _el(segs[0], 6)
     if segs[-1][0] != "IEA":
         raise Rejected("malformed_body", "the interchange has no IEA trailer")

@@ -124,3 +124,14 @@ def test_one_routed_order_among_unrouted_ones_in_the_same_settle():
     (notice,) = [e for e in log if isinstance(e, ev.NoticeQueued)]
     assert (notice.order_id, notice.channel) == (orders[1].order_id, "file")
     assert notice.data["lines"][0]["expected_date"] == "2024-03-08"
+
+
+def test_an_amended_order_keeps_no_date_told_for_its_replaced_lines():
+    """The amendment replaces the lines the customer was told a date for: a later delay
+    notice must not compare against a date that belonged to the old lines."""
+    w, _ = world(routes={"*": "email"})
+    o = order(w, "o1", 3, email="a@x.example")
+    assert w.told == {(o.order_id, 1): "2024-03-08"}
+    order_rules.amend(w, o.order_id, [p.OrderLineIn(sku="A", qty=1)], "changed at source", w.emit, T0)
+    assert [(ln.sku, ln.qty) for ln in w.orders[o.order_id].lines] == [("A", 1)]
+    assert w.told == {}
