@@ -27,6 +27,7 @@ import math
 import os
 import socket as stdsocket
 from collections import Counter
+from contextlib import aclosing
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
@@ -452,44 +453,48 @@ async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") 
     max_line = daemon.settings.limits.line_bytes
     read_only = conn.read_only
     record = daemon.recorder.request
-    async for line in read_lines(stream, max_line, lambda: _receive(stream, conn, daemon), first):
-        try:  # no checkpoint per request while under the in-flight limit
-            conn.slots.acquire_nowait()
-        except trio.WouldBlock:
-            # Back-pressure: wait for replies to go out; a client that never reads them
-            # would hold its slots for ever, so after a while it is disconnected.
-            with trio.move_on_after(daemon.settings.limits.inflight_wait_s) as waited:
-                await conn.slots.acquire()
-            if waited.cancelled_caught:
-                raise Disconnect("too_many_inflight",
-                                 f"{conn.max_inflight} requests unanswered for "
-                                 f"{daemon.settings.limits.inflight_wait_s:g} s (replies not read)") from None
-        conn.requests += 1
-        if line is TOO_LONG:
-            conn.slots.release()
-            daemon.rejected += 1
-            raise Disconnect("line_too_long", f"a request line may be at most {max_line} bytes")
-        if not line.strip():
-            conn.slots.release()
-            conn.skipped += 1
-            continue
-        op = "-"  # not known until decoded
-        try:
-            if read_only and (refused := access.forbidden(line, conn.role)) is not None:
-                raise refused
-            req = p.decode_request(line)
-            op = req.__struct_config__.tag
-            record(op)
-            corr = prefix + str(conn.requests)
-            reply = Reply(conn, req.id, op, perf_counter(), corr)
-            handlers.handle(daemon, conn, req, reply, corr)
-        except Rejected as exc:
-            # the canonical `request` line (requestlog) says why
-            Reply(conn, p.request_id(line), op).error(exc.code, exc.message)
-            daemon.rejected += 1
-        except Exception as exc:  # a bug must cost one request, never the daemon
-            Reply(conn, p.request_id(line), op).error("internal_error", f"{type(exc).__name__}: {exc}")
-            log.exception("request_failed", conn=conn.id)
+    lines = read_lines(stream, max_line, lambda: _receive(stream, conn, daemon), first)
+    # aclosing: when the loop ends by an exception, the generator is closed here, not by the
+    # garbage collector later (where its own exit would be an unraisable exception)
+    async with aclosing(lines):
+        async for line in lines:
+            try:  # no checkpoint per request while under the in-flight limit
+                conn.slots.acquire_nowait()
+            except trio.WouldBlock:
+                # Back-pressure: wait for replies to go out; a client that never reads them
+                # would hold its slots for ever, so after a while it is disconnected.
+                with trio.move_on_after(daemon.settings.limits.inflight_wait_s) as waited:
+                    await conn.slots.acquire()
+                if waited.cancelled_caught:
+                    raise Disconnect("too_many_inflight",
+                                     f"{conn.max_inflight} requests unanswered for "
+                                     f"{daemon.settings.limits.inflight_wait_s:g} s (replies not read)") from None
+            conn.requests += 1
+            if line is TOO_LONG:
+                conn.slots.release()
+                daemon.rejected += 1
+                raise Disconnect("line_too_long", f"a request line may be at most {max_line} bytes")
+            if not line.strip():
+                conn.slots.release()
+                conn.skipped += 1
+                continue
+            op = "-"  # not known until decoded
+            try:
+                if read_only and (refused := access.forbidden(line, conn.role)) is not None:
+                    raise refused
+                req = p.decode_request(line)
+                op = req.__struct_config__.tag
+                record(op)
+                corr = prefix + str(conn.requests)
+                reply = Reply(conn, req.id, op, perf_counter(), corr)
+                handlers.handle(daemon, conn, req, reply, corr)
+            except Rejected as exc:
+                # the canonical `request` line (requestlog) says why
+                Reply(conn, p.request_id(line), op).error(exc.code, exc.message)
+                daemon.rejected += 1
+            except Exception as exc:  # a bug must cost one request, never the daemon
+                Reply(conn, p.request_id(line), op).error("internal_error", f"{type(exc).__name__}: {exc}")
+                log.exception("request_failed", conn=conn.id)
 
 
 async def _writer(stream, conn: Connection, done: trio.Event) -> None:
