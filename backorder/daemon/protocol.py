@@ -427,10 +427,6 @@ _HEAD_DECODER = msgspec.json.Decoder(_Head)
 ENCODER = msgspec.json.Encoder(decimal_format="string")
 
 
-TOO_DEEP = ("too_deep", "request nests arrays or objects deeper than the decoder allows "
-            "(several hundred levels; no request needs more than 4)")
-
-
 def decode_request(line: bytes) -> AnyRequest:
     """Decode one request line, or raise Rejected with a stable code."""
     try:
@@ -447,7 +443,8 @@ def decode_request(line: bytes) -> AnyRequest:
         # msgspec recurses once per nesting level (even to skip an unknown field or a Raw
         # id) and raises this, recoverably, at the interpreter's recursion limit. Catching
         # it here costs the hot path nothing, where a depth pre-scan of every line would not.
-        raise Rejected(*TOO_DEEP) from None
+        raise Rejected("too_deep", "request nests arrays or objects deeper than the decoder allows "
+                       "(several hundred levels; no request needs more than 4)") from None
 
 
 def request_id(line: bytes) -> Raw:
