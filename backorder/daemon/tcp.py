@@ -100,11 +100,12 @@ async def _serve_one(stream: trio.abc.Stream, daemon: Daemon) -> None:
     ``[tcp] auth_timeout_s`` (TLS handshake included) holding a slot of ``[tcp]
     max_pending``, then serve it in a slot of ``[tcp] max_connections``."""
     conn_id = server.new_connection_id()
-    peer = _peer(stream)
-    host = peer.rpartition(":")[0] or peer
+    peer = "?"
     budgets = daemon.budgets
     admitted = None
     try:
+        peer = _peer(stream)
+        host = peer.rpartition(":")[0] or peer
         refused = budgets.take_pending(daemon.settings.tcp, host)
         if refused is not None:  # unauthenticated: it is owed no explanation
             log.warning("tcp_refused", peer=peer, reason=refused)
