@@ -169,13 +169,13 @@ def _read_until_closed(conn: Tcp, timeout: float) -> float:
 
 def test_silent_tcp_connections_cannot_lock_out_tcp_or_unix_clients(make_daemon, tokens):
     d = make_daemon(_config(tokens, "max_pending = 6\nmax_pending_per_host = 3\n").replace(
-        "auth_timeout_s = 0.5", "auth_timeout_s = 3"))
+        "auth_timeout_s = 0.5", "auth_timeout_s = 6"))
     port = _port(d)
     silent = [_tcp(port) for _ in range(40)]  # far more than the pending budget, from one address
     try:
-        # each over the per-host budget is closed at once, without a word
-        closed = [s for s in silent[3:] if _read_until_closed(s, 2.5) < 2.5]
-        assert len(closed) == len(silent) - 3
+        # all but three (whichever the daemon took first) are closed at once, without a word
+        quick = [s for s in silent if _read_until_closed(s, 0.5) < 0.5]
+        assert len(quick) == len(silent) - 3
         # the three that hold pending slots do not lock out a client from another address
         client = _authenticated(port, tokens["erp"][0], source="127.0.0.2")
         try:
@@ -184,9 +184,10 @@ def test_silent_tcp_connections_cannot_lock_out_tcp_or_unix_clients(make_daemon,
         finally:
             client.close()
         _serves(d)  # nor the local operators
-        # and each silent one is closed at the auth deadline
-        for s in silent[:3]:
-            assert _read_until_closed(s, 10) < 6
+        # and each of the three is closed at the auth deadline
+        for s in silent:
+            if s not in quick:
+                assert _read_until_closed(s, 15) < 10
     finally:
         for s in silent:
             s.close()
