@@ -259,10 +259,11 @@ class Budgets:
     The Unix sockets (the main one and ``read_socket``) have ``[daemon] max_connections``,
     the TCP listener ``[tcp] max_connections``: a TCP flood cannot lock out local
     operators. Of each listener's slots, ``[limits] write_reserve`` (all but one at most)
-    are for write-role connections only, so read-role clients (dashboards, the read-only socket, read tokens)
-    cannot lock out the clients that run the site. TCP connections still authenticating
-    hold a slot of ``[tcp] max_pending`` (at most ``max_pending_per_host`` of them from
-    one address), never a connection slot, until ``[tcp] auth_timeout_s`` at most.
+    are for write-role connections only, so read-role clients (dashboards, the read-only
+    socket, read tokens) cannot lock out the clients that run the site. TCP connections
+    still authenticating hold a slot of ``[tcp] max_pending`` (at most
+    ``max_pending_per_host`` of them from one address), never a connection slot, for
+    ``[tcp] auth_timeout_s`` at most.
     Limits are read at each admission, so a reload of ``[limits]`` applies at once."""
 
     def __init__(self) -> None:
