@@ -62,6 +62,8 @@ def service_problems(s: Settings) -> list[str]:
                    "(add one with `backorder token NAME`)")
     if a.read_socket and a.read_socket == s.daemon.socket:
         out.append("access.read_socket: must differ from daemon.socket")
+    if t.max_pending_per_host > t.max_pending:
+        out.append(f"tcp.max_pending_per_host: {t.max_pending_per_host} is above tcp.max_pending ({t.max_pending})")
     return out
 
 

@@ -121,6 +121,10 @@ class LimitsSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     # a subscriber with [daemon] subscriber_buffer events unread: "lag" (drop, then a
     # `lagged` line) or "disconnect" (told `subscriber_overflow`, closed)
     subscriber_overflow: Literal["lag", "disconnect"] = "lag"
+    # of each listener's connections ([daemon] max_connections for the Unix sockets, [tcp]
+    # max_connections), this many (at most all but one) only write-role clients may take:
+    # read-role clients cannot lock out the operators
+    write_reserve: Annotated[int, Meta(ge=0)] = 16
 
 
 class TcpClient(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -135,7 +139,10 @@ class TcpSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     port: Annotated[int, Meta(ge=0, le=65535)] | None = None  # None = off; 0 = any free port
     certfile: str = ""  # TLS when both are set
     keyfile: str = ""
-    auth_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+    auth_timeout_s: Annotated[float, Meta(gt=0)] = 10.0  # TLS handshake and auth line, at most
+    max_connections: Annotated[int, Meta(ge=1)] = 64  # authenticated; apart from the Unix sockets'
+    max_pending: Annotated[int, Meta(ge=1)] = 64  # connections authenticating at once
+    max_pending_per_host: Annotated[int, Meta(ge=1)] = 8  # of those, from one address
     clients: dict[str, TcpClient] = {}
 
 

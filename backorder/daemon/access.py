@@ -42,8 +42,8 @@ def forbidden(line: bytes, role: str) -> Rejected | None:
     so the answer does not depend on the rest of the request), else None."""
     try:
         op = _OP_DECODER.decode(line).op
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None  # the normal decoding answers it
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None  # the normal decoding answers it (RecursionError: `too_deep`)
     if isinstance(op, str) and op in p.WRITE_OPS:
         return Rejected("forbidden", f"{op} changes state; this connection has the {role} role")
     return None

@@ -141,6 +141,7 @@ class Daemon:
         self.hub = server.Hub()
         self.audit: AuditReader
         self.connections: set[server.Connection] = set()
+        self.budgets = server.Budgets()  # connection slots per listener and role
         self.conn_nursery: trio.Nursery
         self.started_at = time.time()
         self.rejected = 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import msgspec
+import structlog
 import trio
 
 from backorder.actors import board, views
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from backorder.daemon.server import Connection, Reply
 
 _RAW = msgspec.json.Decoder()
+log = structlog.get_logger()
 
 
 def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str) -> None:
@@ -119,13 +121,20 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
 
 
 async def _audit(d: Daemon, req: p.AuditQuery, since: float | None, reply: Reply) -> None:
-    rows = await d.audit.query(order_id=req.order_id, sku=req.sku, since=since,
-                               after_seq=req.after_seq, limit=req.limit)
-    records = [
-        {"seq": seq, "at": iso_ts(ts), "type": kind, "sku": sku, "order_id": oid, "cause": cause,
-         "correlation_id": corr, "event": _RAW.decode(body)}
-        for seq, ts, kind, sku, oid, cause, corr, body in rows
-    ]
+    # A task of the connection's nursery: an exception here would close the connection
+    # with every reply it is owed, so it costs this one request instead.
+    try:
+        rows = await d.audit.query(order_id=req.order_id, sku=req.sku, since=since,
+                                   after_seq=req.after_seq, limit=req.limit)
+        records = [
+            {"seq": seq, "at": iso_ts(ts), "type": kind, "sku": sku, "order_id": oid, "cause": cause,
+             "correlation_id": corr, "event": _RAW.decode(body)}
+            for seq, ts, kind, sku, oid, cause, corr, body in rows
+        ]
+    except Exception as exc:  # noqa: BLE001 - contained: one failed query, logged with its traceback
+        log.exception("request_failed", op="audit.query", conn=reply.conn.id)
+        reply.error("internal_error", f"{type(exc).__name__}: {exc}")
+        return
     reply.ok({"records": records, "next_after_seq": records[-1]["seq"] if records else req.after_seq})
     await trio.lowlevel.checkpoint()
 

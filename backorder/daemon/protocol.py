@@ -103,13 +103,21 @@ class OrderGet(Request, tag="order.get", kw_only=True):
     external_id: str | None = None
 
 
+# A page offset or a journal sequence number. Unbounded, such a number reaches SQLite
+# (an OverflowError past 2^63 - 1) or itertools.islice (a ValueError past sys.maxsize);
+# 2^53 - 1 is the largest integer every JSON client reads exactly, and no journal or page
+# comes near it.
+MAX_INDEX = 2**53 - 1
+Index = Annotated[int, Meta(ge=0, le=MAX_INDEX)]
+
+
 class OrdersList(Request, tag="orders.list", kw_only=True):
     """client -> read model: orders filtered by status and/or SKU, newest first, paged."""
 
     status: str | None = None
     sku: str | None = None
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
-    offset: NonNegInt = 0
+    offset: Index = 0
 
 
 class StockReceive(Request, tag="stock.receive", kw_only=True):
@@ -144,7 +152,7 @@ class SkusList(Request, tag="skus.list", kw_only=True):
     waiting: bool = False
     prefix: str = ""
     limit: Annotated[int, Meta(ge=1, le=10000)] = 100
-    offset: NonNegInt = 0
+    offset: Index = 0
 
 
 class SkuConfigure(Request, tag="sku.configure", kw_only=True):
@@ -167,7 +175,7 @@ class ProcurementList(Request, tag="procurement.list", kw_only=True):
     status: Literal["open", "closed", "all"] = "open"
     sku: str | None = None
     limit: Annotated[int, Meta(ge=1, le=10000)] = 100
-    offset: NonNegInt = 0
+    offset: Index = 0
 
 
 class ProcurementConfirm(Request, tag="procurement.confirm", kw_only=True):
@@ -183,7 +191,7 @@ class ShipmentsList(Request, tag="shipments.list", kw_only=True):
     status: Literal["picking", "shipped", "cancelled", "all"] = "picking"
     order_id: str | None = None
     limit: Annotated[int, Meta(ge=1, le=10000)] = 100
-    offset: NonNegInt = 0
+    offset: Index = 0
 
 
 class PickConfirm(Request, tag="pick.confirm", kw_only=True):
@@ -221,7 +229,7 @@ class AuditQuery(Request, tag="audit.query", kw_only=True):
     order_id: str | None = None
     sku: str | None = None
     since: str | None = None
-    after_seq: NonNegInt = 0
+    after_seq: Index = 0
     limit: Annotated[int, Meta(ge=1, le=10000)] = 100
 
 
@@ -316,7 +324,7 @@ class NotificationsList(Request, tag="notifications.list", kw_only=True):
     status: Literal["pending", "sent", "dead", "unrouted", "all"] = "all"
     order_id: str | None = None
     limit: Annotated[int, Meta(ge=1, le=10000)] = 100
-    offset: NonNegInt = 0
+    offset: Index = 0
 
 
 class NotificationsRetry(Request, tag="notifications.retry", kw_only=True):
@@ -356,7 +364,7 @@ class SkusBoard(Request, tag="skus.board", kw_only=True):
     skus: list[Sku] | None = None  # only these SKUs (unknown names are skipped)
     waiting: bool = True  # without ``skus``: only SKUs with waiting lines
     limit: Annotated[int, Meta(ge=1, le=100000)] = 1000
-    offset: NonNegInt = 0
+    offset: Index = 0
 
 
 class OrdersFind(Request, tag="orders.find", kw_only=True):
@@ -431,6 +439,12 @@ def decode_request(line: bytes) -> AnyRequest:
         raise Rejected("malformed_json", f"request is not valid JSON: {exc}") from None
     except UnicodeDecodeError:  # msgspec raises it for a string that is not UTF-8
         raise Rejected("malformed_json", "request is not valid UTF-8") from None
+    except RecursionError:
+        # msgspec recurses once per nesting level (even to skip an unknown field or a Raw
+        # id) and raises this, recoverably, at the interpreter's recursion limit. Catching
+        # it here costs the hot path nothing, where a depth pre-scan of every line would not.
+        raise Rejected("too_deep", "request nests arrays or objects deeper than the decoder allows "
+                       "(several hundred levels; no request needs more than 4)") from None
 
 
 def request_id(line: bytes) -> Raw:
@@ -439,7 +453,7 @@ def request_id(line: bytes) -> Raw:
         rid = _HEAD_DECODER.decode(line).id
         bytes(rid).decode()
         return rid
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return Raw(b"null")
 
 

@@ -41,7 +41,10 @@ def summary(reply, ok: bool, result=None, code: str | None = None, message: str 
               "ms": round((perf_counter() - reply.t0) * 1000, 3) if reply.t0 else None}
     rid = bytes(reply.req_id)
     if rid != b"null":
-        fields["request_id"] = msgspec.json.decode(rid)
+        # An array or object id is logged as its JSON text: decoding recurses once per
+        # nesting level, and an id that decoded where the request was read may be too
+        # deep to decode again further down the stack (RecursionError).
+        fields["request_id"] = rid.decode() if rid[:1] in (b"[", b"{") else msgspec.json.decode(rid)
     if isinstance(result, dict):
         for key in ("order_id", "sku", "shipment_id", "request_id", "status"):
             if key in result:

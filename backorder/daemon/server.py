@@ -13,6 +13,11 @@ of ``protocol.WRITE_OPS``. A connection that breaks a limit (``Disconnect``: lin
 idle time, in-flight, subscriber buffer) is sent one error line and closed; nothing else
 is affected. Every reply feeds the metrics (``metrics.Recorder``) and, per
 ``[logging] requests``, the canonical request log line (``requestlog``).
+
+Connections are admitted against ``Budgets`` (per listener and role) and each runs
+contained (``connection_failed``): an exception in it or in any task it started is
+logged and costs that connection, never the daemon's connection nursery, where it would
+cancel every other connection and stop the daemon.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import itertools
 import math
 import os
 import socket as stdsocket
+from collections import Counter
+from contextlib import aclosing
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
@@ -41,6 +48,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 _conn_ids = itertools.count(1)
 TOO_LONG = object()
+UNIX, TCP = "unix", "tcp"  # the listeners, each with its own connection budget
+
+
+def new_connection_id() -> int:
+    return next(_conn_ids)
 
 
 class Reply:
@@ -79,8 +91,8 @@ class Disconnect(Exception):
 
 class Connection:
     def __init__(self, daemon: Daemon, nursery: trio.Nursery, role: str = access.WRITE,
-                 peer: str = "") -> None:
-        self.id = next(_conn_ids)
+                 peer: str = "", conn_id: int | None = None) -> None:
+        self.id = new_connection_id() if conn_id is None else conn_id
         self.role = role
         self.read_only = role != access.WRITE
         self.peer = peer
@@ -145,9 +157,14 @@ class Connection:
     def _overflowed(self, limit: int) -> None:
         """``[limits] subscriber_overflow = "disconnect"``: a subscriber with ``limit`` events
         unread is told so and closed (instead of missing events and getting a `lagged` line)."""
+        self.close_for(Disconnect("subscriber_overflow",
+                                  f"{limit} event lines unread (subscriber_buffer); the connection is closed"))
+
+    def close_for(self, broke: Disconnect) -> None:
+        """From outside the reader: stop this connection's events and reading; it is sent
+        ``broke`` and closed (the first reason given wins)."""
         if self.broke is None:
-            self.broke = Disconnect("subscriber_overflow",
-                                    f"{limit} event lines unread (subscriber_buffer); the connection is closed")
+            self.broke = broke
             self.daemon.hub.discard(self)
             self.read_scope.cancel()
 
@@ -189,7 +206,12 @@ class Hub:
                  for seq, ts, kind, _sku, _oid, _cause, _corr, body in rows if kind in wanted]
         if lines:
             for conn in subscribers:
-                conn.put_events(lines)
+                try:
+                    conn.put_events(lines)
+                except Exception:  # noqa: BLE001 - called by the journal: a bug here costs one subscriber
+                    log.exception("subscriber_failed", conn=conn.id)
+                    conn.close_for(Disconnect("internal_error", "the daemon failed to queue this subscriber's "
+                                              "events (a bug, logged); the connection is closed"))
 
 
 async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE, receive=None,
@@ -231,19 +253,125 @@ async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE,
             yield TOO_LONG
 
 
-async def handle_client(stream: trio.abc.Stream, daemon: Daemon, role: str | None = None,
-                        peer: str = "", first: bytes = b"") -> None:
-    """Serve one connection. ``role`` None: decided from the Unix peer's credentials."""
-    if role is None:
-        role, peer = _unix_role(stream, daemon)
-    async with stream, trio.open_nursery() as nursery:
-        conn = Connection(daemon, nursery, role, peer)
-        log_ = log.bind(conn=conn.id)
-        if len(daemon.connections) >= daemon.settings.daemon.max_connections:
-            await stream.send_all(p.ENCODER.encode(p.err(msgspec.Raw(b"null"), "too_many_connections",
-                                  "the daemon serves its maximum of connections; retry later")) + b"\n")
-            log_.warning("connection_refused", reason="too_many_connections")
+class Budgets:
+    """Connection slots per listener and role, so that no kind of client can take another's.
+
+    The Unix sockets (the main one and ``read_socket``) have ``[daemon] max_connections``,
+    the TCP listener ``[tcp] max_connections``: a TCP flood cannot lock out local
+    operators. Of each listener's slots, ``[limits] write_reserve`` (all but one at most)
+    are for write-role connections only, so read-role clients (dashboards, the read-only
+    socket, read tokens) cannot lock out the clients that run the site. TCP connections
+    still authenticating hold a slot of ``[tcp] max_pending`` (at most
+    ``max_pending_per_host`` of them from one address), never a connection slot, for
+    ``[tcp] auth_timeout_s`` at most.
+    Limits are read at each admission, so a reload of ``[limits]`` applies at once."""
+
+    def __init__(self) -> None:
+        self.held: Counter[tuple[str, str]] = Counter()  # (listener, role) -> connections served
+        self.pending: Counter[str] = Counter()  # TCP peer host -> connections authenticating
+
+    def admit(self, settings, listener: str, role: str) -> str | None:
+        """Take a slot for a ``role`` connection on ``listener``; or say why there is none."""
+        if listener == TCP:
+            size, key = settings.tcp.max_connections, "[tcp] max_connections"
+        else:
+            size, key = settings.daemon.max_connections, "[daemon] max_connections"
+        reads = self.held[listener, access.READ]
+        if reads + self.held[listener, access.WRITE] >= size:
+            return f"the daemon serves its maximum of {size} connections on this listener ({key}); retry later"
+        reserve = min(settings.limits.write_reserve, size - 1)  # the read role keeps one slot at least
+        if role != access.WRITE and reads >= size - reserve:
+            return (f"the {size - reserve} connections this listener has for the read role are all taken "
+                    f"({reserve} more are kept for the write role: [limits] write_reserve); retry later")
+        self.held[listener, role] += 1
+        return None
+
+    def release(self, listener: str, role: str) -> None:
+        self.held[listener, role] -= 1
+
+    def take_pending(self, tcp, host: str) -> str | None:
+        """Take an authentication slot for a new TCP connection from ``host``; or say why not."""
+        if self.pending.total() >= tcp.max_pending:
+            return f"{tcp.max_pending} connections are authenticating ([tcp] max_pending)"
+        if self.pending[host] >= tcp.max_pending_per_host:
+            return f"{tcp.max_pending_per_host} connections from {host} are authenticating ([tcp] max_pending_per_host)"
+        self.pending[host] += 1
+        return None
+
+    def release_pending(self, host: str) -> None:
+        self.pending[host] -= 1
+        if not self.pending[host]:
+            del self.pending[host]
+
+
+async def handle_client(stream: trio.abc.Stream, daemon: Daemon, role: str | None = None) -> None:
+    """Serve one Unix-socket connection, contained. ``role`` None: decided from the peer's
+    credentials."""
+    conn_id = new_connection_id()
+    peer = ""
+    try:
+        if role is None:
+            role, peer = _unix_role(stream, daemon)
+        refused = daemon.budgets.admit(daemon.settings, UNIX, role)
+        if refused is not None:
+            await refuse(stream, msgspec.Raw(b"null"), refused)
+            log.warning("connection_refused", reason="too_many_connections", listener=UNIX, role=role, peer=peer)
             return
+        try:
+            await serve_connection(stream, daemon, role, peer, conn_id=conn_id)
+        finally:
+            daemon.budgets.release(UNIX, role)
+    except* Exception as failure:
+        await connection_failed(stream, failure, conn=conn_id, listener=UNIX, peer=peer)
+    finally:
+        await close(stream)
+
+
+async def refuse(stream: trio.abc.Stream, req_id: msgspec.Raw, why: str) -> None:
+    """Tell a client that found no connection slot (``too_many_connections``)."""
+    with trio.move_on_after(DISCONNECT_FLUSH_S):
+        try:
+            await stream.send_all(p.ENCODER.encode(p.err(req_id, "too_many_connections", why)) + b"\n")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+INTERNAL_ERROR = p.ENCODER.encode(p.err(msgspec.Raw(b"null"), "internal_error",
+                                        "the daemon failed serving this connection (a bug, logged); "
+                                        "it is closed, the daemon goes on")) + b"\n"
+
+
+async def connection_failed(stream: trio.abc.Stream, failure: BaseExceptionGroup, **where) -> None:
+    """A connection (or a task it started) raised: log it with its traceback, tell the
+    client with one ``internal_error`` line if it can still take one; the caller closes it.
+    Used in ``except* Exception`` so that a drain's cancellation still passes through."""
+    leaves = failure.exceptions
+    exc = leaves[0] if len(leaves) == 1 else failure
+    log.error("connection_failed", **where, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+    with trio.move_on_after(DISCONNECT_FLUSH_S):
+        try:
+            await stream.send_all(INTERNAL_ERROR)
+        except Exception:  # noqa: BLE001 - the stream may be what failed; closing it is all that is left
+            pass
+
+
+async def close(stream: trio.abc.Stream) -> None:
+    """Close a connection's stream, gracefully within ``DISCONNECT_FLUSH_S``, else forcefully.
+    Never raises but Cancelled: it runs in the ``finally`` of the containment."""
+    with trio.move_on_after(DISCONNECT_FLUSH_S):
+        try:
+            await stream.aclose()
+        except Exception:  # noqa: BLE001 - a broken stream (TLS, reset) is closed all the same below
+            pass
+    await trio.aclose_forcefully(stream)
+
+
+async def serve_connection(stream: trio.abc.Stream, daemon: Daemon, role: str, peer: str, first: bytes = b"",
+                           *, conn_id: int) -> None:
+    """Serve an admitted connection until it ends; the caller contains and closes it."""
+    async with trio.open_nursery() as nursery:
+        conn = Connection(daemon, nursery, role, peer, conn_id)
+        log_ = log.bind(conn=conn.id)
         daemon.connections.add(conn)
         if daemon.state == "draining":  # accepted (or authenticated) as the drain began
             conn.read_scope.cancel()
@@ -252,6 +380,7 @@ async def handle_client(stream: trio.abc.Stream, daemon: Daemon, role: str | Non
         finally:
             # only now: a drain waits for this set to empty, i.e. for every reply to be sent
             daemon.connections.discard(conn)
+            daemon.hub.discard(conn)
 
 
 async def _serve_connection(stream, conn: Connection, daemon: Daemon, nursery: trio.Nursery, first: bytes,
@@ -325,44 +454,48 @@ async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") 
     max_line = daemon.settings.limits.line_bytes
     read_only = conn.read_only
     record = daemon.recorder.request
-    async for line in read_lines(stream, max_line, lambda: _receive(stream, conn, daemon), first):
-        try:  # no checkpoint per request while under the in-flight limit
-            conn.slots.acquire_nowait()
-        except trio.WouldBlock:
-            # Back-pressure: wait for replies to go out; a client that never reads them
-            # would hold its slots for ever, so after a while it is disconnected.
-            with trio.move_on_after(daemon.settings.limits.inflight_wait_s) as waited:
-                await conn.slots.acquire()
-            if waited.cancelled_caught:
-                raise Disconnect("too_many_inflight",
-                                 f"{conn.max_inflight} requests unanswered for "
-                                 f"{daemon.settings.limits.inflight_wait_s:g} s (replies not read)") from None
-        conn.requests += 1
-        if line is TOO_LONG:
-            conn.slots.release()
-            daemon.rejected += 1
-            raise Disconnect("line_too_long", f"a request line may be at most {max_line} bytes")
-        if not line.strip():
-            conn.slots.release()
-            conn.skipped += 1
-            continue
-        op = "-"  # not known until decoded
-        try:
-            if read_only and (refused := access.forbidden(line, conn.role)) is not None:
-                raise refused
-            req = p.decode_request(line)
-            op = req.__struct_config__.tag
-            record(op)
-            corr = prefix + str(conn.requests)
-            reply = Reply(conn, req.id, op, perf_counter(), corr)
-            handlers.handle(daemon, conn, req, reply, corr)
-        except Rejected as exc:
-            # the canonical `request` line (requestlog) says why
-            Reply(conn, p.request_id(line), op).error(exc.code, exc.message)
-            daemon.rejected += 1
-        except Exception as exc:  # a bug must cost one request, never the daemon
-            Reply(conn, p.request_id(line), op).error("internal_error", f"{type(exc).__name__}: {exc}")
-            log.exception("request_failed", conn=conn.id)
+    lines = read_lines(stream, max_line, lambda: _receive(stream, conn, daemon), first)
+    # aclosing: when the loop ends by an exception, the generator is closed here, not by the
+    # garbage collector later (where its own exit would be an unraisable exception)
+    async with aclosing(lines):
+        async for line in lines:
+            try:  # no checkpoint per request while under the in-flight limit
+                conn.slots.acquire_nowait()
+            except trio.WouldBlock:
+                # Back-pressure: wait for replies to go out; a client that never reads them
+                # would hold its slots for ever, so after a while it is disconnected.
+                with trio.move_on_after(daemon.settings.limits.inflight_wait_s) as waited:
+                    await conn.slots.acquire()
+                if waited.cancelled_caught:
+                    raise Disconnect("too_many_inflight",
+                                     f"{conn.max_inflight} requests unanswered for "
+                                     f"{daemon.settings.limits.inflight_wait_s:g} s (replies not read)") from None
+            conn.requests += 1
+            if line is TOO_LONG:
+                conn.slots.release()
+                daemon.rejected += 1
+                raise Disconnect("line_too_long", f"a request line may be at most {max_line} bytes")
+            if not line.strip():
+                conn.slots.release()
+                conn.skipped += 1
+                continue
+            op = "-"  # not known until decoded
+            try:
+                if read_only and (refused := access.forbidden(line, conn.role)) is not None:
+                    raise refused
+                req = p.decode_request(line)
+                op = req.__struct_config__.tag
+                record(op)
+                corr = prefix + str(conn.requests)
+                reply = Reply(conn, req.id, op, perf_counter(), corr)
+                handlers.handle(daemon, conn, req, reply, corr)
+            except Rejected as exc:
+                # the canonical `request` line (requestlog) says why
+                Reply(conn, p.request_id(line), op).error(exc.code, exc.message)
+                daemon.rejected += 1
+            except Exception as exc:  # a bug must cost one request, never the daemon
+                Reply(conn, p.request_id(line), op).error("internal_error", f"{type(exc).__name__}: {exc}")
+                log.exception("request_failed", conn=conn.id)
 
 
 async def _writer(stream, conn: Connection, done: trio.Event) -> None:
@@ -384,7 +517,13 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
             replies = 0
             for it in items:
                 if type(it) is tuple:
-                    encode_into(it[1], buf, -1)
+                    start = len(buf)
+                    try:
+                        encode_into(it[1], buf, -1)
+                    except Exception as exc:  # noqa: BLE001 - a result that does not encode (a bug) costs its request
+                        del buf[start:]
+                        log.exception("reply_failed", conn=conn.id)
+                        encode_into(p.err(it[1].id, "internal_error", f"the reply did not encode: {exc}"), buf, -1)
                     buf += b"\n"
                     replies += 1
                 else:

@@ -5,6 +5,11 @@ Same protocol as the Unix socket, but the first line must be
 ``[tcp.clients.NAME]``. Tokens are random (``backorder token``: 256 bits), so one SHA-256
 is enough to store them (no password stretching needed) and the digests are compared in
 constant time. TLS (``trio.SSLStream``) when ``certfile`` and ``keyfile`` are set.
+
+Budgets (``server.Budgets``): a connection authenticating holds one of ``max_pending``
+slots (``max_pending_per_host`` per address) for ``auth_timeout_s`` at most, TLS
+handshake included; once authenticated it holds one of ``max_connections``, a budget
+apart from the Unix sockets' one.
 """
 
 from __future__ import annotations
@@ -90,57 +95,101 @@ async def _first_line(stream: trio.abc.ReceiveStream) -> tuple[bytes | None, byt
     return line, rest
 
 
-_pending = {"n": 0}  # connections still authenticating (bounded like the connections)
-
-
 async def _serve_one(stream: trio.abc.Stream, daemon: Daemon) -> None:
+    """One TCP connection, contained like a Unix one: authenticate it within
+    ``[tcp] auth_timeout_s`` (TLS handshake included) holding a slot of ``[tcp]
+    max_pending``, then serve it in a slot of ``[tcp] max_connections``."""
+    conn_id = server.new_connection_id()
+    peer = "?"
+    budgets = daemon.budgets
+    admitted = None
+    try:
+        peer = _peer(stream)
+        host = peer.rpartition(":")[0] or peer
+        refused = budgets.take_pending(daemon.settings.tcp, host)
+        if refused is not None:  # unauthenticated: it is owed no explanation
+            log.warning("tcp_refused", peer=peer, reason=refused)
+            return
+        try:
+            admitted = await _authenticate(stream, daemon, peer)
+        finally:
+            budgets.release_pending(host)
+        if admitted is None:
+            return
+        name, role, rest = admitted
+        try:
+            await server.serve_connection(stream, daemon, role, f"tcp:{name}@{peer}", rest, conn_id=conn_id)
+        finally:
+            budgets.release(server.TCP, role)
+    except* Exception as failure:
+        await server.connection_failed(stream, failure, conn=conn_id, listener=server.TCP, peer=peer)
+    finally:
+        if admitted is None:  # a graceful TLS close would first finish the handshake it never did
+            await trio.aclose_forcefully(stream)
+        else:
+            await server.close(stream)
+
+
+async def _authenticate(stream: trio.abc.Stream, daemon: Daemon, peer: str) -> tuple[str, str, bytes] | None:
+    """Read and answer the auth line. Returns (client name, role, bytes read after the
+    line) with a connection slot taken, or None once the client was refused."""
     t = daemon.settings.tcp
-    peer = _peer(stream)
-    if _pending["n"] >= daemon.settings.daemon.max_connections:
-        await trio.aclose_forcefully(stream)  # unauthenticated: it is owed no explanation
-        log.warning("tcp_refused", peer=peer, reason="too many connections authenticating")
-        return
     line = None
     rest = b""
-    _pending["n"] += 1
-    try:
-        with trio.move_on_after(t.auth_timeout_s):
-            line, rest = await _first_line(stream)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):  # TLS handshake failed, reset
-        await trio.aclose_forcefully(stream)
-        log.info("tcp_refused", peer=peer, reason="connection broken before auth")
-        return
-    finally:
-        _pending["n"] -= 1
-    req_id = msgspec.Raw(b"null")
-    found = None
-    if line is not None:
+    # One deadline for the TLS handshake (done by the first receive) and the auth line.
+    with trio.move_on_after(t.auth_timeout_s):
         try:
-            auth = _AUTH.decode(line)
-            req_id = auth.id
-            if auth.op == "auth":
-                found = find_client(t.clients, auth.token)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            pass
+            line, rest = await _first_line(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):  # TLS handshake failed, reset
+            log.info("tcp_refused", peer=peer, reason="connection broken before auth")
+            return None
+    req_id, auth = _parse_auth(line) if line is not None else (msgspec.Raw(b"null"), None)
+    found = find_client(t.clients, auth.token) if auth is not None and auth.op == "auth" else None
     if found is None:
         reason = "no auth line in time" if line is None else "bad or unknown token"
         log.warning("tcp_refused", peer=peer, reason=reason)
-        try:
-            await stream.send_all(p.ENCODER.encode(p.err(req_id, "unauthorized",
-                                  "the first line must be {\"op\": \"auth\", \"token\": ...} with a valid token"))
-                                  + b"\n")
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        await trio.aclose_forcefully(stream)
-        return
+        await _send_within(stream, p.err(req_id, "unauthorized",
+                                         "the first line must be {\"op\": \"auth\", \"token\": ...} with a valid token"))
+        return None
     name, client = found
+    refused = daemon.budgets.admit(daemon.settings, server.TCP, client.role)
+    if refused is not None:
+        log.warning("connection_refused", reason="too_many_connections", listener=server.TCP, role=client.role,
+                    peer=f"tcp:{name}@{peer}")
+        await server.refuse(stream, req_id, refused)
+        return None
+    sent = False
     try:
-        await stream.send_all(p.ENCODER.encode(p.ok(req_id, {"client": name, "role": client.role})) + b"\n")
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        await trio.aclose_forcefully(stream)
-        return
+        sent = await _send_within(stream, p.ok(req_id, {"client": name, "role": client.role}))
+    finally:
+        if not sent:  # not served after all (or cancelled): the slot goes back
+            daemon.budgets.release(server.TCP, client.role)
+    if not sent:
+        return None
     log.info("tcp_authenticated", peer=peer, client=name, role=client.role)
-    await server.handle_client(stream, daemon, role=client.role, peer=f"tcp:{name}@{peer}", first=rest)
+    return name, client.role, rest
+
+
+def _parse_auth(line: bytes) -> tuple[msgspec.Raw, Auth | None]:
+    """(the id to answer with, the auth request), or (null, None) for a line that is not one."""
+    try:
+        auth = _AUTH.decode(line)
+        bytes(auth.id).decode()  # the id is echoed: it must be UTF-8 (msgspec does not check a Raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
+        return msgspec.Raw(b"null"), None
+    return auth.id, auth
+
+
+async def _send_within(stream: trio.abc.Stream, reply) -> bool:
+    """Send one reply of the authentication, bounded: a peer that does not read cannot
+    hold its slot. False when it could not be sent."""
+    with trio.move_on_after(server.DISCONNECT_FLUSH_S):
+        try:
+            await stream.send_all(p.ENCODER.encode(reply) + b"\n")
+            return True
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+    return False
 
 
 def _peer(stream) -> str:

@@ -69,3 +69,17 @@ def test_a_bad_named_table_is_reported_once():
     else:
         raise AssertionError("a negative reorder_point was accepted")
     assert problems == ["Expected `int` >= 0 - at `skus.A1.reorder_point`"]
+
+
+def test_connection_budgets_are_checked():
+    for bad, key in (("[tcp]\nmax_pending = 4\nmax_pending_per_host = 5\n", "tcp.max_pending_per_host"),
+                     ("[tcp]\nmax_connections = 0\n", "tcp.max_connections"),
+                     ("[limits]\nwrite_reserve = -1\n", "limits.write_reserve")):
+        try:
+            parse_settings(bad)
+        except ConfigError as exc:
+            assert key in str(exc), (bad, str(exc))
+        else:
+            raise AssertionError(f"accepted: {bad!r}")
+    # a reserve as large as the budget is allowed: the read role keeps one connection (server.Budgets)
+    assert parse_settings("[daemon]\nmax_connections = 4\n[limits]\nwrite_reserve = 16\n").limits.write_reserve == 16
