@@ -24,6 +24,7 @@ from typing import TextIO
 import msgspec
 
 from backorder.daemon import dblock, integrity
+from backorder.documents.cells import spreadsheet_cell
 
 _JSON = msgspec.json.Encoder(decimal_format="string")
 _RAW = msgspec.json.Decoder()
@@ -123,7 +124,9 @@ def _cell(v) -> str:
     if v is None:
         return ""
     if isinstance(v, (dict, list)):
-        return _JSON.encode(v).decode()
+        return _JSON.encode(v).decode()  # starts with { or [: never a formula
+    if isinstance(v, str):
+        return spreadsheet_cell(v)  # names, SKUs and ids come from customers and channels
     return str(v)
 
 
