@@ -36,10 +36,18 @@ def _settings(args):
 
 
 def cmd_serve(args) -> None:
+    import structlog
+
+    from backorder.config import service_checks
     from backorder.daemon import app, logging
 
     settings = _settings(args)
     logging.configure(settings.daemon.log_level)
+    missing = service_checks.environment_problems(settings)
+    if missing:
+        _refuse_config(ConfigError("; ".join(missing)))
+    for warning in service_checks.exposure_warnings(settings):
+        structlog.get_logger().warning("listener_exposed", detail=warning)
     app.run(settings, args.config)
 
 
@@ -64,11 +72,16 @@ def cmd_send(args) -> None:
 
 
 def cmd_check_config(args) -> None:
+    from backorder.config import service_checks
+
     try:
-        load_settings(args.file)
+        settings = load_settings(args.file)
     except ConfigError as exc:
         _refuse_config(exc)
-    print(f"{args.file}: ok")
+    warnings = service_checks.exposure_warnings(settings)
+    for warning in warnings:
+        print(f"backorder: warning: {warning}", file=sys.stderr)
+    print(f"{args.file}: ok" + (f" ({len(warnings)} warning(s))" if warnings else ""))
 
 
 def cmd_token(args) -> None:
