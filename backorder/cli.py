@@ -13,6 +13,29 @@ from backorder.config.settings import ConfigError, load_settings
 # cannot fix a bad config file or a damaged journal (sysexits.h EX_CONFIG, EX_DATAERR).
 EXIT_CONFIG = 78
 EXIT_DATA = 65
+# A client command that cannot reach the daemon (argparse's usage errors exit 2 as well:
+# in both cases the command line must change, not the daemon).
+EXIT_NO_DAEMON = 2
+
+
+class NoDaemon(Exception):
+    """A client command could not reach a daemon on its socket; the message says why and
+    what to do."""
+
+
+def _unreachable(path: str, exc: OSError) -> NoDaemon:
+    if isinstance(exc, FileNotFoundError):
+        why = "not found"
+    elif isinstance(exc, ConnectionRefusedError):
+        why = "nothing listens on it: the daemon has stopped and left its socket file"
+    elif isinstance(exc, PermissionError):
+        return NoDaemon(f"cannot connect to {path} (permission denied): ask to be added to the socket's "
+                        "group ([access] group in the daemon's config)")
+    elif isinstance(exc, ConnectionError):
+        return NoDaemon(f"the daemon at {path} closed the connection ({exc.strerror or exc})")
+    else:
+        why = exc.strerror or str(exc)
+    return NoDaemon(f"no daemon at {path} ({why}): start it with `backorder serve`, or pass --socket PATH")
 
 
 def _refuse_config(exc: ConfigError):
@@ -54,6 +77,13 @@ def cmd_serve(args) -> None:
 def cmd_send(args) -> None:
     """Send request lines (arguments, or stdin) and print each reply line."""
     lines = args.request or [line for line in sys.stdin.read().splitlines() if line.strip()]
+    try:
+        _send(args, lines)
+    except OSError as exc:
+        raise _unreachable(args.socket, exc) from None
+
+
+def _send(args, lines: list[str]) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(args.socket)
         f = sock.makefile("rwb")
@@ -153,8 +183,11 @@ def cmd_import(args) -> None:
     console = Console(stderr=True)
     with Progress(console=console, transient=False) as bar:
         task = bar.add_task(f"importing {args.file}", total=len(deliveries))
-        summary = importer.run(args.socket, args.file, args.channel, args.account, headers,
-                               progress=lambda n: bar.advance(task, n), deliveries=deliveries)
+        try:
+            summary = importer.run(args.socket, args.file, args.channel, args.account, headers,
+                                   progress=lambda n: bar.advance(task, n), deliveries=deliveries)
+        except OSError as exc:
+            raise _unreachable(args.socket, exc) from None
     table = Table(title=f"{summary['file']} ({summary['channel']}): {summary['deliveries']} deliveries, "
                         f"{summary['orders']} orders")
     table.add_column("outcome")
@@ -238,7 +271,11 @@ def main(argv: list[str] | None = None) -> None:
     imp.set_defaults(func=cmd_import)
 
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except NoDaemon as exc:
+        print(f"backorder: {exc}", file=sys.stderr)
+        sys.exit(EXIT_NO_DAEMON)
 
 
 if __name__ == "__main__":
