@@ -150,7 +150,10 @@ def cmd_export(args) -> None:
 
     settings = _settings(args) if args.config else None
     if args.out:
-        with open(args.out, "w", encoding="utf-8", newline="") as out:
+        from backorder.daemon import files
+
+        # 0600 whatever the umask: an export holds customers' names and addresses
+        with open(files.open_private(args.out), "w", encoding="utf-8", newline="") as out:
             n = backup.export(_db_path(args), args.what, args.format, out, settings)
         print(f"exported {n} {args.what} records to {args.out}", file=sys.stderr)
     else:
