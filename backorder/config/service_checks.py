@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from backorder.email_address import is_addr_spec
+
 if TYPE_CHECKING:
     from backorder.config.settings import Settings
 
@@ -64,6 +66,9 @@ def service_problems(s: Settings) -> list[str]:
                    "(add one with `backorder token NAME`)")
     if a.read_socket and a.read_socket == s.daemon.socket:
         out.append("access.read_socket: must differ from daemon.socket")
+    for name, src in s.sources.items():
+        if src.email and not is_addr_spec(src.email):
+            out.append(f"sources.{name}.email: {src.email!r} is not one e-mail address (local@domain)")
     if webhook_in_use(s) and not s.notifications.webhook.secret_env:
         # a receiver could not tell our notices from anyone's: an empty key signs nothing
         out.append("notifications.webhook.secret_env: webhook notices are on but unsigned; name the "

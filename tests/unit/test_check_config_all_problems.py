@@ -114,3 +114,13 @@ def test_listeners_off_loopback_without_tls_are_warned_about(tmp_path):
                     + '[metrics]\nhost = "127.0.0.1"\nport = 9100\n[intake]\nlisten = "localhost:8080"\n')
     done = _run("check-config", str(path))
     assert (done.returncode, done.stderr, done.stdout.strip()) == (0, "", f"{path}: ok")
+
+
+def test_a_supplier_address_must_be_one_address(tmp_path):
+    path = tmp_path / "src.toml"
+    path.write_text('[sources.ACME]\nemail = "orders@acme.example, boss@acme.example"\n')
+    done = _run("check-config", str(path))
+    assert done.returncode == 78
+    assert "sources.ACME.email: " in done.stderr and "not one e-mail address" in done.stderr
+    path.write_text('[sources.ACME]\nemail = "orders@acme.example"\n')
+    assert _run("check-config", str(path)).returncode == 0
