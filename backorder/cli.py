@@ -13,6 +13,29 @@ from backorder.config.settings import ConfigError, load_settings
 # cannot fix a bad config file or a damaged journal (sysexits.h EX_CONFIG, EX_DATAERR).
 EXIT_CONFIG = 78
 EXIT_DATA = 65
+# A client command that cannot reach the daemon (argparse's usage errors exit 2 as well:
+# in both cases the command line must change, not the daemon).
+EXIT_NO_DAEMON = 2
+
+
+class NoDaemon(Exception):
+    """A client command could not reach a daemon on its socket; the message says why and
+    what to do."""
+
+
+def _unreachable(path: str, exc: OSError) -> NoDaemon:
+    if isinstance(exc, FileNotFoundError):
+        why = "not found"
+    elif isinstance(exc, ConnectionRefusedError):
+        why = "nothing listens on it: the daemon has stopped and left its socket file"
+    elif isinstance(exc, PermissionError):
+        return NoDaemon(f"cannot connect to {path} (permission denied): ask to be added to the socket's "
+                        "group ([access] group in the daemon's config)")
+    elif isinstance(exc, ConnectionError):
+        return NoDaemon(f"the daemon at {path} closed the connection ({exc.strerror or exc})")
+    else:
+        why = exc.strerror or str(exc)
+    return NoDaemon(f"no daemon at {path} ({why}): start it with `backorder serve`, or pass --socket PATH")
 
 
 def _refuse_config(exc: ConfigError):
@@ -36,16 +59,31 @@ def _settings(args):
 
 
 def cmd_serve(args) -> None:
+    import structlog
+
+    from backorder.config import service_checks
     from backorder.daemon import app, logging
 
     settings = _settings(args)
     logging.configure(settings.daemon.log_level)
+    missing = service_checks.environment_problems(settings)
+    if missing:
+        _refuse_config(ConfigError("; ".join(missing)))
+    for warning in service_checks.exposure_warnings(settings):
+        structlog.get_logger().warning("listener_exposed", detail=warning)
     app.run(settings, args.config)
 
 
 def cmd_send(args) -> None:
     """Send request lines (arguments, or stdin) and print each reply line."""
     lines = args.request or [line for line in sys.stdin.read().splitlines() if line.strip()]
+    try:
+        _send(args, lines)
+    except OSError as exc:
+        raise _unreachable(args.socket, exc) from None
+
+
+def _send(args, lines: list[str]) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(args.socket)
         f = sock.makefile("rwb")
@@ -64,11 +102,16 @@ def cmd_send(args) -> None:
 
 
 def cmd_check_config(args) -> None:
+    from backorder.config import service_checks
+
     try:
-        load_settings(args.file)
+        settings = load_settings(args.file)
     except ConfigError as exc:
         _refuse_config(exc)
-    print(f"{args.file}: ok")
+    warnings = service_checks.exposure_warnings(settings)
+    for warning in warnings:
+        print(f"backorder: warning: {warning}", file=sys.stderr)
+    print(f"{args.file}: ok" + (f" ({len(warnings)} warning(s))" if warnings else ""))
 
 
 def cmd_token(args) -> None:
@@ -107,7 +150,10 @@ def cmd_export(args) -> None:
 
     settings = _settings(args) if args.config else None
     if args.out:
-        with open(args.out, "w", encoding="utf-8", newline="") as out:
+        from backorder.daemon import files
+
+        # 0600 whatever the umask: an export holds customers' names and addresses
+        with open(files.open_private(args.out), "w", encoding="utf-8", newline="") as out:
             n = backup.export(_db_path(args), args.what, args.format, out, settings)
         print(f"exported {n} {args.what} records to {args.out}", file=sys.stderr)
     else:
@@ -140,8 +186,11 @@ def cmd_import(args) -> None:
     console = Console(stderr=True)
     with Progress(console=console, transient=False) as bar:
         task = bar.add_task(f"importing {args.file}", total=len(deliveries))
-        summary = importer.run(args.socket, args.file, args.channel, args.account, headers,
-                               progress=lambda n: bar.advance(task, n), deliveries=deliveries)
+        try:
+            summary = importer.run(args.socket, args.file, args.channel, args.account, headers,
+                                   progress=lambda n: bar.advance(task, n), deliveries=deliveries)
+        except OSError as exc:
+            raise _unreachable(args.socket, exc) from None
     table = Table(title=f"{summary['file']} ({summary['channel']}): {summary['deliveries']} deliveries, "
                         f"{summary['orders']} orders")
     table.add_column("outcome")
@@ -225,7 +274,11 @@ def main(argv: list[str] | None = None) -> None:
     imp.set_defaults(func=cmd_import)
 
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except NoDaemon as exc:
+        print(f"backorder: {exc}", file=sys.stderr)
+        sys.exit(EXIT_NO_DAEMON)
 
 
 if __name__ == "__main__":

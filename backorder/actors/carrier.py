@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from backorder.documents.cells import one_line
+
 if TYPE_CHECKING:
     from backorder.actors.model import Order, Shipment
 
@@ -33,8 +35,9 @@ class LocalCarrier:
 
 
 def _zpl_text(value: str) -> str:
-    # ^ and ~ are ZPL command prefixes; keep labels from being re-programmed by an address.
-    return value.replace("^", " ").replace("~", " ")[:60]
+    # ^ and ~ are ZPL command prefixes; keep labels from being re-programmed by an address,
+    # and a line break in it from breaking the field
+    return one_line(value.replace("^", " ").replace("~", " "))[:60]
 
 
 def ship_to(order: Order) -> list[str]:

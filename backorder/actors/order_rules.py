@@ -12,6 +12,7 @@ from backorder.actors.carrier import Carrier, zpl_label
 from backorder.actors.model import Order, Shipment, World, parse_ts
 from backorder.actors.sku_rules import Emit
 from backorder.daemon.protocol import OrderSubmit
+from backorder.email_address import check_email
 from backorder.errors import Rejected
 from backorder.notify import rules as notify_rules
 
@@ -35,6 +36,7 @@ def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Orde
             parse_ts(req.created_at)
         except ValueError:
             raise Rejected("invalid_date", f"created_at {req.created_at!r} is not an RFC 3339 timestamp") from None
+    check_email(req.email)  # one address: a list would mail everyone it names
     _check_known_skus(world, req.lines)
     for li in req.lines:
         if not li.unit_price.is_finite() or li.unit_price < 0:  # NaN < 0 raises InvalidOperation

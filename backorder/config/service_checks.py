@@ -7,10 +7,14 @@ Each problem is one string starting with its key path, as ``check-config`` print
 from __future__ import annotations
 
 import grp
+import ipaddress
+import os
 import pwd
 from typing import TYPE_CHECKING
 
 import msgspec
+
+from backorder.email_address import is_addr_spec
 
 if TYPE_CHECKING:
     from backorder.config.settings import Settings
@@ -64,6 +68,61 @@ def service_problems(s: Settings) -> list[str]:
         out.append("access.read_socket: must differ from daemon.socket")
     if t.max_pending_per_host > t.max_pending:
         out.append(f"tcp.max_pending_per_host: {t.max_pending_per_host} is above tcp.max_pending ({t.max_pending})")
+    for name, src in s.sources.items():
+        if src.email and not is_addr_spec(src.email):
+            out.append(f"sources.{name}.email: {src.email!r} is not one e-mail address (local@domain)")
+    if webhook_in_use(s) and not s.notifications.webhook.secret_env:
+        # a receiver could not tell our notices from anyone's: an empty key signs nothing
+        out.append("notifications.webhook.secret_env: webhook notices are on but unsigned; name the "
+                   "environment variable that holds the signing secret")
+    return out
+
+
+def webhook_in_use(s: Settings) -> bool:
+    """Whether any notice can go out by webhook: a URL, a route or a source's ``deliver``."""
+    n = s.notifications
+    return bool(n.webhook.url) or "webhook" in n.routes.values() \
+        or any(src.deliver == "webhook" for src in s.sources.values())
+
+
+def environment_problems(s: Settings, environ: dict[str, str] | None = None) -> list[str]:
+    """What the daemon's environment lacks for this config: checked when the daemon starts
+    and reloads (``check-config`` may run in an operator's shell, without the secrets)."""
+    env = os.environ if environ is None else environ
+    name = s.notifications.webhook.secret_env
+    if webhook_in_use(s) and name and not env.get(name):
+        return [f"notifications.webhook.secret_env: the environment variable {name} (the webhook "
+                "signing secret) is not set or empty"]
+    return []
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listener on ``host`` is reachable only from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name, or "" (every address)
+
+
+def exposure_warnings(s: Settings) -> list[str]:
+    """Listeners reachable from other machines without TLS: allowed (a TLS-terminating proxy
+    may be in front), but said, by ``check-config`` and in the log at start."""
+    out = []
+    t = s.tcp
+    if t.port is not None and not is_loopback(t.host) and not (t.certfile and t.keyfile):
+        out.append(f"tcp.host: the TCP listener on {t.host!r} is not on loopback and has no TLS: bearer "
+                   "tokens and orders cross the network in clear (set tcp.certfile and tcp.keyfile)")
+    listen = s.intake.listen
+    if listen is not None and not is_loopback(listen.rpartition(":")[0]):
+        out.append(f"intake.listen: the webhook listener on {listen!r} is not on loopback and serves plain "
+                   "HTTP: put a TLS-terminating proxy in front of it, or bind it to 127.0.0.1")
+    m = s.metrics
+    if m.port is not None and not is_loopback(m.host):
+        out.append(f"metrics.host: the metrics endpoint on {m.host!r} is not on loopback; it has no "
+                   "authentication and no TLS: bind it to 127.0.0.1, or put a TLS proxy with access "
+                   "control in front of it")
     return out
 
 

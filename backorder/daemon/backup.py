@@ -8,6 +8,9 @@ restore Refused while a daemon holds the database's lock. Checks the backup, mov
         ``*.pre-restore-<time>``, and puts a copy of the backup in its place.
 export  Orders (rebuilt from the journal exactly as the daemon does) or the audit trail
         (every journaled event), as JSON lines or CSV; read-only, also while the daemon runs.
+
+Backups and export files are created 0600 (``backorder.daemon.files``): they hold
+customers' names and addresses.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import TextIO
 
 import msgspec
 
-from backorder.daemon import dblock, integrity
+from backorder.daemon import dblock, files, integrity
+from backorder.documents.cells import spreadsheet_cell
 
 _JSON = msgspec.json.Encoder(decimal_format="string")
 _RAW = msgspec.json.Decoder()
@@ -39,6 +43,7 @@ def _copy(src: str | Path, dest: Path) -> None:
     """Online backup of ``src`` into ``dest`` (via a temporary file, then renamed)."""
     tmp = dest.with_name(dest.name + ".partial")
     tmp.unlink(missing_ok=True)
+    os.close(files.open_private(tmp))  # a backup holds what the journal holds: 0600
     with closing(_ro(src)) as s, closing(sqlite3.connect(tmp)) as d:
         s.backup(d)  # pages=-1: all in one step, so one consistent snapshot, never restarted
         d.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
@@ -123,7 +128,9 @@ def _cell(v) -> str:
     if v is None:
         return ""
     if isinstance(v, (dict, list)):
-        return _JSON.encode(v).decode()
+        return _JSON.encode(v).decode()  # starts with { or [: never a formula
+    if isinstance(v, str):
+        return spreadsheet_cell(v)  # names, SKUs and ids come from customers and channels
     return str(v)
 
 

@@ -23,6 +23,7 @@ import msgspec
 import trio
 
 from backorder.actors.events import EVENT_ENCODER, Event, tag_of
+from backorder.daemon import files
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -71,6 +72,7 @@ def _insert_sql(rows: int) -> str:
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
+    files.private_database(path)  # 0600 whatever the umask: the journal holds personal data
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")

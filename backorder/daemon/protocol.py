@@ -23,7 +23,8 @@ MAX_LINE = 1024 * 1024  # bytes per request line, newline excluded
 PositiveInt = Annotated[int, Meta(gt=0)]
 NonNegInt = Annotated[int, Meta(ge=0)]
 NonNegFloat = Annotated[float, Meta(ge=0)]
-Sku = Annotated[str, Meta(min_length=1, max_length=64)]
+# no control characters: a SKU is printed as one line of pick lists, labels and documents
+Sku = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Text = Annotated[str, Meta(max_length=512)]
 IsoDate = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 

@@ -29,6 +29,7 @@ import msgspec
 import structlog
 
 from backorder.actors import sku_rules
+from backorder.config import service_checks
 from backorder.config.settings import ConfigError, Settings, load_settings
 from backorder.daemon import logging as dlog
 from backorder.daemon import protocol as p
@@ -62,6 +63,12 @@ def reload(daemon: Daemon, path: str | Path | None) -> bool:
     except ConfigError as exc:
         log.error("reload_refused", reason=str(exc), config=str(path))
         return False
+    missing = service_checks.environment_problems(new)
+    if missing:
+        log.error("reload_refused", reason="; ".join(missing), config=str(path))
+        return False
+    for warning in service_checks.exposure_warnings(new):
+        log.warning("listener_exposed", detail=warning)
     old = daemon.settings
     # keep what the command line overrode and what only a restart can change
     if msgspec.structs.replace(new.tcp, clients=old.tcp.clients) != old.tcp:

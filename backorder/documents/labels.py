@@ -11,6 +11,7 @@ from reportlab.pdfgen import canvas
 
 from backorder.actors.carrier import ship_to
 from backorder.actors.model import Order, Shipment
+from backorder.documents.cells import one_line
 from backorder.documents.pdf import render_pdf
 
 LABEL_SIZE = (4 * inch, 6 * inch)
@@ -28,15 +29,15 @@ def _draw(c: canvas.Canvas, order: Order, sh: Shipment) -> None:
     c.setFont("Helvetica", 13)
     for text in filter(None, ship_to(order)):
         y -= 0.24 * inch
-        c.drawString(0.3 * inch, y, text[:45])
+        c.drawString(0.3 * inch, y, one_line(text)[:45])
     y -= 0.45 * inch
     c.setFont("Helvetica", 10)
-    c.drawString(0.3 * inch, y, f"Order {order.spec.order_number or order.order_id}   Shipment {sh.shipment_id}"
-                                f"   Units {sh.units}")
+    c.drawString(0.3 * inch, y, one_line(f"Order {order.spec.order_number or order.order_id}   Shipment {sh.shipment_id}"
+                                         f"   Units {sh.units}"))
     y -= 0.2 * inch
-    c.drawString(0.3 * inch, y, f"Carrier {sh.carrier}")
+    c.drawString(0.3 * inch, y, one_line(f"Carrier {sh.carrier}"))
     barcode = code128.Code128(sh.tracking, barHeight=1.1 * inch, barWidth=0.022 * inch, humanReadable=True)
     x = max((width - barcode.width) / 2, 0.1 * inch)
     barcode.drawOn(c, x, 0.7 * inch)
     c.setFont("Helvetica-Bold", 12)
-    c.drawCentredString(width / 2, 0.35 * inch, f"TRACKING {sh.tracking}")
+    c.drawCentredString(width / 2, 0.35 * inch, one_line(f"TRACKING {sh.tracking}"))

@@ -9,6 +9,7 @@ from reportlab.lib.units import inch
 from reportlab.pdfgen import canvas
 
 from backorder.actors.model import World
+from backorder.documents.cells import one_line
 from backorder.documents.pdf import render_pdf
 from backorder.errors import Rejected
 
@@ -30,7 +31,8 @@ def rows(world: World, shipment_ids: list[str]) -> list[tuple[str, str, int, str
 
 
 def _row(loc: str, sku: str, qty: int | str, sid: str, oid: str) -> str:
-    return f"{loc or '-':<12} {sku:<24} {qty:>5}  {sid}  {oid}"
+    # one row per item whatever the SKU or location holds: a line break in one cannot forge a row
+    return one_line(f"{loc or '-':<12} {sku:<24} {qty:>5}  {sid}  {oid}")
 
 
 def pick_list(world: World, shipment_ids: list[str], fmt: str) -> bytes:

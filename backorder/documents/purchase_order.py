@@ -18,6 +18,7 @@ from reportlab.pdfgen import canvas
 
 from backorder.actors.model import Request, World, iso_date
 from backorder.config.settings import Source
+from backorder.documents.cells import one_line, spreadsheet_cell
 from backorder.documents.pdf import render_pdf
 from backorder.errors import Rejected
 
@@ -32,7 +33,8 @@ def to_csv(world: World, r: Request) -> bytes:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(CSV_HEADER)
-    w.writerow([r.request_id, r.kind, r.source, 1, r.sku, r.qty, "EA", r.expected_date, iso_date(r.created_ts)])
+    row = [r.request_id, r.kind, r.source, 1, r.sku, r.qty, "EA", r.expected_date, iso_date(r.created_ts)]
+    w.writerow([spreadsheet_cell(v) if isinstance(v, str) else v for v in row])
     return out.getvalue().encode()
 
 
@@ -44,19 +46,19 @@ def to_pdf(world: World, r: Request) -> bytes:
 def _draw(c: canvas.Canvas, src: Source, r: Request, title: str) -> None:
     y = LETTER[1] - inch
     c.setFont("Helvetica-Bold", 18)
-    c.drawString(inch, y, f"{title} {r.request_id}")
+    c.drawString(inch, y, one_line(f"{title} {r.request_id}"))
     c.setFont("Helvetica", 11)
     for text in (f"To: {src.name or r.source} ({r.source})", f"Email: {src.email or '-'}",
                  f"Ordered on: {iso_date(r.created_ts)}", f"Deliver by: {r.expected_date}"):
         y -= 0.3 * inch
-        c.drawString(inch, y, text)
+        c.drawString(inch, y, one_line(text))
     y -= 0.5 * inch
     c.setFont("Helvetica-Bold", 11)
     for x, head in ((inch, "Line"), (1.7 * inch, "SKU"), (4.5 * inch, "Quantity"), (5.7 * inch, "Unit")):
         c.drawString(x, y, head)
     c.setFont("Helvetica", 11)
     y -= 0.25 * inch
-    for x, cell in ((inch, "1"), (1.7 * inch, r.sku), (4.5 * inch, str(r.qty)), (5.7 * inch, "EA")):
+    for x, cell in ((inch, "1"), (1.7 * inch, one_line(r.sku)), (4.5 * inch, str(r.qty)), (5.7 * inch, "EA")):
         c.drawString(x, y, cell)
     y -= 0.4 * inch
     c.drawString(inch, y, f"Total quantity: {r.qty}")
@@ -67,8 +69,8 @@ def _isa(value: str, width: int) -> str:
 
 
 def _x12_text(value: str) -> str:
-    # the separators must not appear inside an element
-    return "".join(ch for ch in value if ch not in "*~^:>").strip() or "-"
+    # the separators (and line breaks) must not appear inside an element
+    return "".join(ch for ch in value if ch not in "*~^:>" and ch.isprintable()).strip() or "-"
 
 
 def to_x12_850(world: World, r: Request) -> bytes:

@@ -23,6 +23,7 @@ from msgspec import Struct
 from backorder.actors.model import World
 from backorder.config.settings import ChannelSettings, IntakeSettings, Settings, ValidationProfile
 from backorder.daemon.protocol import OrderSubmit
+from backorder.email_address import check_email
 from backorder.errors import Rejected
 from backorder.intake.adapters import CHANNELS, account_hint
 from backorder.intake.draft import Draft
@@ -193,6 +194,7 @@ def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, 
     if not draft.email and "email" not in optional:
         raise Rejected("missing_field", "the order has no customer e-mail (list \"email\" in optional_fields "
                        "if this source withholds it)")
+    check_email(draft.email, "the customer e-mail")
     addr = draft.shipping_address
     if ships and "shipping_address" not in optional and not (addr.get("address1") and addr.get("country_code")):
         raise Rejected("missing_field", "the order ships but has no shipping address (address1, country_code)")

@@ -5,11 +5,16 @@ defaults are in ``backorder/notify/templates``.
 
 Rendering happens at delivery time from the journaled ``NoticeQueued.data``: the journal
 keeps the facts, the site keeps the wording.
+
+Templates run in Jinja2's immutable sandbox: a site template is text, not code, so one
+that reaches for Python internals (``''.__class__.__mro__``) or mutates what it is given
+raises ``jinja2.exceptions.SecurityError``, and the notice's attempt fails with it.
 """
 
 from __future__ import annotations
 
 import jinja2
+import jinja2.sandbox
 import msgspec
 
 from backorder.actors.events import NoticeQueued
@@ -30,7 +35,7 @@ class Renderer:
         if templates_dir:
             loaders.append(jinja2.FileSystemLoader(templates_dir))
         loaders.append(jinja2.PackageLoader("backorder.notify", "templates"))
-        self.env = jinja2.Environment(
+        self.env = jinja2.sandbox.ImmutableSandboxedEnvironment(
             loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
             keep_trailing_newline=True,

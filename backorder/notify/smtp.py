@@ -14,6 +14,7 @@ import trio
 
 from backorder.actors.events import NoticeQueued
 from backorder.config.settings import SmtpSettings
+from backorder.email_address import is_addr_spec
 from backorder.notify.channels import DeliveryError
 from backorder.notify.render import Rendered
 
@@ -50,12 +51,17 @@ class SmtpChannel:
     async def send(self, n: NoticeQueued, r: Rendered) -> str:
         if not n.email:
             raise DeliveryError("no recipient address")
+        # orders are checked when they arrive; a notice journaled before that check (or a
+        # supplier address from the config) is checked again here, never sent to a list
+        if not is_addr_spec(n.email):
+            raise DeliveryError(f"recipient {n.email!r} is not one e-mail address")
         msg = self.message(n, r)
         # abandon_on_cancel: a stopping daemon does not wait for a slow server; the attempt
         # has no recorded outcome, so it is made again (same Message-ID) after the restart
-        return await trio.to_thread.run_sync(self._send, msg, limiter=self._limiter, abandon_on_cancel=True)
+        return await trio.to_thread.run_sync(self._send, msg, n.email, limiter=self._limiter,
+                                             abandon_on_cancel=True)
 
-    def _send(self, msg: EmailMessage) -> str:
+    def _send(self, msg: EmailMessage, recipient: str) -> str:
         c = self.cfg
         try:
             with smtplib.SMTP(c.host, c.port, timeout=c.timeout_s) as smtp:
@@ -64,7 +70,8 @@ class SmtpChannel:
                 if c.username:
                     password = os.environ.get(c.password_env, "") if c.password_env else ""
                     smtp.login(c.username, password)
-                refused = smtp.send_message(msg)
+                # the envelope names the one recipient: never the addresses parsed from To:
+                refused = smtp.send_message(msg, to_addrs=[recipient])
         except smtplib.SMTPException as exc:
             raise DeliveryError(f"smtp: {exc}") from None
         if refused:

@@ -31,11 +31,13 @@ class WebhookChannel:
         self._limiter = trio.CapacityLimiter(4)
 
     def secret(self) -> bytes:
+        # the config and the start-up refuse a missing secret; this is the last line: never
+        # sign with an empty key, which anyone could forge
         if not self.cfg.secret_env:
-            return b""
+            raise DeliveryError("notifications.webhook.secret_env is not set: refusing to send unsigned")
         value = os.environ.get(self.cfg.secret_env)
-        if value is None:
-            raise DeliveryError(f"environment variable {self.cfg.secret_env} (webhook secret) is not set")
+        if not value:
+            raise DeliveryError(f"environment variable {self.cfg.secret_env} (webhook secret) is not set or empty")
         return value.encode()
 
     async def send(self, n: NoticeQueued, r: Rendered) -> str:

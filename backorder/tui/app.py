@@ -55,6 +55,17 @@ class BackorderApp(App[None]):
         self.loads = 0  # full loads so far (tests wait on it)
         self._flushing = False
 
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Notifications are plain text, whoever raises them (a widget's ``notify`` passes
+        ``markup=True``): they quote the daemon's messages, which quote order data, and a
+        SKU ``x[/]`` in an error must not be read as markup."""
+        del markup  # never: this console writes no markup in notifications
+        if timeout is None:
+            super().notify(message, title=title, severity=severity, markup=False)
+        else:
+            super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     @property
     def read_only(self) -> bool:
         return self.conn.state.role == "read"

@@ -1,4 +1,10 @@
-"""Small widgets shared by the screens, and the text formats of numbers."""
+"""Small widgets shared by the screens, and the text formats of numbers.
+
+Everything shown here may come from outside: SKUs, account names, order numbers and error
+messages are written by customers and sales channels. Textual reads a ``str`` given to a
+DataTable cell, a Label, a Static or a notification as markup, so ``x[/]`` would crash the
+console and ``[link=...]`` would plant a link. Untrusted text is therefore always passed
+as ``rich.text.Text`` (or with ``markup=False``), never as a markup string."""
 
 from __future__ import annotations
 
@@ -8,8 +14,9 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Input, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 
+from backorder.documents.cells import one_line
 from backorder.tui.connection import ConnState
 
 STATE_TEXT = {"stock_out": ("OUT", "bold red"), "below_reorder_point": ("LOW", "yellow"), "ok": ("ok", "green")}
@@ -57,6 +64,26 @@ def next_text(row: dict) -> str:
     return "—" if not n else f"{n['qty']} {short_date(n['expected_date'])}"
 
 
+def plain(value: str) -> Text:
+    """A one-line table cell showing ``value`` exactly: no markup, control characters as
+    escapes (a newline or an escape sequence would break the row or the terminal)."""
+    return Text(one_line(value), no_wrap=True, end="")
+
+
+class PlainTable(DataTable):
+    """A DataTable whose ``str`` cells are plain text (DataTable parses a str as markup).
+    Cells keep their text as ``Text``: a sort key reads them with ``str(cell)``."""
+
+    def add_row(self, *cells, **kwargs):
+        return super().add_row(*(plain(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+    def update_cell(self, row_key, column_key, value, **kwargs) -> None:
+        super().update_cell(row_key, column_key, plain(value) if isinstance(value, str) else value, **kwargs)
+
+    def update_cell_at(self, coordinate, value, **kwargs) -> None:
+        super().update_cell_at(coordinate, plain(value) if isinstance(value, str) else value, **kwargs)
+
+
 class ConnBanner(Static):
     """Shown only while the daemon is unreachable."""
 
@@ -69,10 +96,10 @@ class ConnBanner(Static):
         self.set_class(not state.connected or state.stalled, "down")
         if not state.connected:
             why = f" ({state.error})" if state.error else ""
-            self.update(f"⚠ disconnected — retrying (attempt {state.attempt}, next in {state.retry_in:.1f} s)"
-                        f" · {socket}{why}")
+            self.update(Text(f"⚠ disconnected — retrying (attempt {state.attempt}, next in {state.retry_in:.1f} s)"
+                             f" · {socket}{why}"))
         elif state.stalled:
-            self.update(f"⚠ the daemon is not answering — waiting (the screen may be stale) · {socket}")
+            self.update(Text(f"⚠ the daemon is not answering — waiting (the screen may be stale) · {socket}"))
 
 
 class KpiBar(Widget):
@@ -138,7 +165,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question)
+            yield Label(self.question, markup=False)
             yield Label("[b]y[/b]/Enter: yes    [b]n[/b]/Esc: no", classes="hint")
 
     def action_answer(self, yes: bool) -> None:
@@ -161,7 +188,7 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question)
+            yield Label(self.question, markup=False)
             yield Input(self.value, placeholder=self.placeholder, id="prompt")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

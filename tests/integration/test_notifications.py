@@ -385,3 +385,42 @@ def test_sigterm_does_not_wait_for_a_hanging_mail_server(sim):
             (n,) = notices(c)
         assert n["attempts"] == 2  # the cut attempt was repeated...
         assert set(smtp.sink.ids()) == {f"<{n['notice_id']}@backorder.local>"}  # ...with the same id
+
+
+def test_a_site_template_cannot_reach_python_internals(sim, tmp_path):
+    site = tmp_path / "templates"
+    site.mkdir()
+    marker = tmp_path / "ran"
+    # the classic template injection: from any callable to os.system
+    (site / "backordered.txt").write_text(
+        "{{ cycler.__init__.__globals__.os.system('touch %s') }}\nbody\n" % marker)
+    (site / "cancelled.txt").write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}\nbody\n")
+    drop = tmp_path / "drop"
+    d = sim(FAST + f'max_attempts = 1\ntemplates_dir = "{site}"\n[notifications.routes]\n"*" = "file"\n'
+            f'[notifications.file]\ndir = "{drop}"\n')
+    with d.client() as c:
+        o = backorder_order(c, 1)
+        c.call("order.cancel", order_id=o["order_id"], reason="x")
+        dead = wait_for(lambda: len(notices(c, status="dead")) == 2 and notices(c, status="dead"),
+                        what="both notices dead")
+        for n in dead:
+            assert n["last_error"].startswith("SecurityError: "), n["last_error"]
+        assert not drop.exists() or list(drop.iterdir()) == []
+    assert not marker.exists()
+
+
+def test_a_site_template_still_renders_in_the_sandbox(sim, tmp_path):
+    site = tmp_path / "templates"
+    site.mkdir()
+    (site / "backordered.txt").write_text(
+        "{{ order_number | upper }} {{ lines | length }} line(s)\n"
+        "{% for ln in lines %}{{ ln.sku }} x {{ ln.qty }}{% endfor %}\n")
+    drop = tmp_path / "drop"
+    d = sim(FAST + f'templates_dir = "{site}"\n[notifications.routes]\n"*" = "file"\n'
+            f'[notifications.file]\ndir = "{drop}"\n')
+    with d.client() as c:
+        backorder_order(c, 1)
+        wait_for(lambda: notices(c, status="sent"), what="the notice")
+        (doc,) = [json.loads(p.read_text()) for p in drop.iterdir()]
+        assert doc["subject"] == "#1001 1 line(s)"
+        assert doc["text"] == "SKU-A x 2"

@@ -83,3 +83,58 @@ def test_connection_budgets_are_checked():
             raise AssertionError(f"accepted: {bad!r}")
     # a reserve as large as the budget is allowed: the read role keeps one connection (server.Budgets)
     assert parse_settings("[daemon]\nmax_connections = 4\n[limits]\nwrite_reserve = 16\n").limits.write_reserve == 16
+
+
+WEBHOOK_NOTICES = """
+[notifications.routes]
+"*" = "webhook"
+[notifications.webhook]
+url = "http://127.0.0.1:9/hook"
+"""
+
+
+def test_webhook_notices_without_a_signing_secret_are_refused(tmp_path):
+    path = tmp_path / "hook.toml"
+    path.write_text(WEBHOOK_NOTICES)
+    done = _run("check-config", str(path))
+    assert done.returncode == 78
+    (problem,) = [ln for ln in done.stderr.splitlines() if "notifications.webhook.secret_env" in ln]
+    assert "unsigned" in problem
+    # a source delivering by webhook needs it as well
+    path.write_text('[sources.ACME]\ndeliver = "webhook"\n')
+    assert _run("check-config", str(path)).returncode == 78
+    # named, the file is fine; the variable itself is checked by the daemon at start
+    path.write_text(WEBHOOK_NOTICES + 'secret_env = "BO_TEST_UNSET_HOOK_SECRET"\n')
+    assert _run("check-config", str(path)).returncode == 0
+    served = _run("serve", "--config", str(path), "--db", str(tmp_path / "x.db"), "--socket", str(tmp_path / "s"))
+    assert served.returncode == 78
+    assert "BO_TEST_UNSET_HOOK_SECRET" in served.stderr and "not set or empty" in served.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_listeners_off_loopback_without_tls_are_warned_about(tmp_path):
+    path = tmp_path / "exposed.toml"
+    token = 'token_sha256 = "' + "0" * 64 + '"\n'
+    path.write_text('[tcp]\nhost = "0.0.0.0"\nport = 7000\n[tcp.clients.erp]\n' + token
+                    + '[metrics]\nhost = "192.0.2.10"\nport = 9100\n[intake]\nlisten = "0.0.0.0:8080"\n')
+    done = _run("check-config", str(path))
+    assert done.returncode == 0, done.stderr  # warnings, not errors
+    warnings = [ln for ln in done.stderr.splitlines() if ln.startswith("backorder: warning: ")]
+    assert [w.split()[2] for w in warnings] == ["tcp.host:", "intake.listen:", "metrics.host:"]
+    assert "TLS" in warnings[0] and "proxy" in warnings[1] and "127.0.0.1" in warnings[2]
+    assert done.stdout.strip() == f"{path}: ok (3 warning(s))"
+    # loopback everywhere: nothing to say
+    path.write_text('[tcp]\nhost = "::1"\nport = 7000\n[tcp.clients.erp]\n' + token
+                    + '[metrics]\nhost = "127.0.0.1"\nport = 9100\n[intake]\nlisten = "localhost:8080"\n')
+    done = _run("check-config", str(path))
+    assert (done.returncode, done.stderr, done.stdout.strip()) == (0, "", f"{path}: ok")
+
+
+def test_a_supplier_address_must_be_one_address(tmp_path):
+    path = tmp_path / "src.toml"
+    path.write_text('[sources.ACME]\nemail = "orders@acme.example, boss@acme.example"\n')
+    done = _run("check-config", str(path))
+    assert done.returncode == 78
+    assert "sources.ACME.email: " in done.stderr and "not one e-mail address" in done.stderr
+    path.write_text('[sources.ACME]\nemail = "orders@acme.example"\n')
+    assert _run("check-config", str(path)).returncode == 0

@@ -18,7 +18,8 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Sp
 
 from backorder.tui.live import Changes, wait_hours
 from backorder.tui.screens.base import BoScreen
-from backorder.tui.widgets import ConnBanner, KpiBar, bar, cover_text, hours, next_text, short_date, state_text
+from backorder.tui.widgets import (ConnBanner, KpiBar, PlainTable, bar, cover_text, hours, next_text, short_date,
+                                   state_text)
 
 # (key, label, sort value of a row); the label gets ▲/▼ on the sorted column.
 COLUMNS: list[tuple[str, str, object]] = [
@@ -91,7 +92,7 @@ class DashboardScreen(BoScreen):
             yield Label("", id="trend-now")
         yield Input(placeholder="/ filter SKUs…", id="filter")
         with Horizontal(id="middle"):
-            table = DataTable(id="skus", cursor_type="row", zebra_stripes=True)
+            table = PlainTable(id="skus", cursor_type="row", zebra_stripes=True)
             yield table
             with Vertical(id="side"):
                 yield Label("Waiting lines covered by inbound", classes="title")
@@ -207,8 +208,12 @@ class DashboardScreen(BoScreen):
         rows = self.bo.live.rows
         fn = SORT_KEYS[self.sort_key]
         key = self.current_sku()
-        table.sort("sku", key=lambda sku: (fn(rows[sku]), sku) if sku in rows else ((), sku),
-                   reverse=self.sort_reverse)
+
+        def order(cell) -> tuple:
+            sku = str(cell)  # the cell is plain Text (PlainTable): its str is the SKU
+            return (fn(rows[sku]), sku) if sku in rows else ((), sku)
+
+        table.sort("sku", key=order, reverse=self.sort_reverse)
         self._sortvals = {sku: fn(rows[sku]) for sku in self.shown if sku in rows}
         if key in self.shown:
             table.move_cursor(row=table.get_row_index(key), animate=False)

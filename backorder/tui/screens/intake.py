@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from backorder.tui.live import Changes, hhmm, parse_ts
 from backorder.tui.screens.base import BoScreen
-from backorder.tui.widgets import ConfirmScreen, ConnBanner, PromptScreen, pct
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, PromptScreen, pct
 
 
 def since_text(at: str | None) -> str:
@@ -58,10 +58,10 @@ class IntakeScreen(BoScreen):
         yield ConnBanner()
         yield Static("", id="intake-head")
         with Horizontal(id="intake-top"):
-            yield DataTable(id="sources", cursor_type="row", zebra_stripes=True)
-            yield DataTable(id="rejections", cursor_type="none", zebra_stripes=True)
+            yield PlainTable(id="sources", cursor_type="row", zebra_stripes=True)
+            yield PlainTable(id="rejections", cursor_type="none", zebra_stripes=True)
         yield Static("", id="groups")
-        yield DataTable(id="letters", cursor_type="row", zebra_stripes=True)
+        yield PlainTable(id="letters", cursor_type="row", zebra_stripes=True)
         yield Static("", id="letter-detail")
         yield Footer(compact=True)
 

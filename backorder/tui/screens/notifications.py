@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from backorder.tui.live import Changes, hhmm
 from backorder.tui.screens.base import BoScreen
-from backorder.tui.widgets import ConfirmScreen, ConnBanner, hours
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, hours
 
 FILTERS = ["all", "pending", "sent", "dead", "unrouted"]
 STATUS_STYLE = {"dead": "bold red", "pending": "yellow", "sent": "green", "unrouted": "dim"}
@@ -38,7 +38,7 @@ class NotificationsScreen(BoScreen):
         yield Header()
         yield ConnBanner()
         yield Static("", id="notif-head")
-        yield DataTable(id="notices", cursor_type="row", zebra_stripes=True)
+        yield PlainTable(id="notices", cursor_type="row", zebra_stripes=True)
         yield Static("", id="notice-detail")
         yield Footer(compact=True)
 

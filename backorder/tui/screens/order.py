@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from backorder.tui.live import Changes
 from backorder.tui.screens.base import BoScreen
-from backorder.tui.widgets import ConfirmScreen, ConnBanner, PromptScreen, short_date
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, PromptScreen, short_date
 
 STATUS_STYLE = {"backordered": "bold red", "partially_allocated": "yellow", "picking": "cyan",
                 "shipped": "green", "partially_shipped": "green", "cancelled": "dim"}
@@ -34,11 +34,11 @@ class OrderScreen(BoScreen):
         yield Static("", id="order-head")
         with Vertical(id="order-body"):
             yield Label("Lines", classes="title")
-            yield DataTable(id="lines", cursor_type="row")
+            yield PlainTable(id="lines", cursor_type="row")
             yield Label("Shipments", classes="title")
-            yield DataTable(id="shipments", cursor_type="row")
+            yield PlainTable(id="shipments", cursor_type="row")
             yield Label("Audit trail", classes="title")
-            yield DataTable(id="audit", cursor_type="row")
+            yield PlainTable(id="audit", cursor_type="row")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

@@ -6,11 +6,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.markup import escape
 from textual.widgets import DataTable, Footer, Header, Static, TextArea
 
 from backorder.tui.live import Changes
 from backorder.tui.screens.base import BoScreen
-from backorder.tui.widgets import ConfirmScreen, ConnBanner
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable
 
 
 class PickingScreen(BoScreen):
@@ -27,7 +28,7 @@ class PickingScreen(BoScreen):
         yield ConnBanner()
         yield Static("", id="pick-head")
         with Horizontal(id="pick-body"):
-            yield DataTable(id="picks", cursor_type="row", zebra_stripes=True)
+            yield PlainTable(id="picks", cursor_type="row", zebra_stripes=True)
             yield TextArea("", id="label", read_only=True, show_line_numbers=False)
         yield Footer(compact=True)
 
@@ -86,7 +87,8 @@ class PickingScreen(BoScreen):
         if result is None:
             return
         self.query_one("#label", TextArea).text = result.get("label_zpl", "")
-        self.query_one("#label", TextArea).border_title = f"label {sid} · {result['tracking_number']}"
+        # a border title is markup: the tracking number comes from a carrier adapter
+        self.query_one("#label", TextArea).border_title = escape(f"label {sid} · {result['tracking_number']}")
         self.notify(f"{sid} shipped, tracking {result['tracking_number']} (order {result['order_status']})",
                     timeout=5)
         await self.reload()

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from backorder.tui.live import Changes
 from backorder.tui.screens.base import BoScreen
-from backorder.tui.widgets import ConfirmScreen, ConnBanner, PromptScreen
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, PromptScreen
 
 
 class ProcurementScreen(BoScreen):
@@ -28,7 +28,7 @@ class ProcurementScreen(BoScreen):
         yield Header()
         yield ConnBanner()
         yield Static("", id="proc-head")
-        yield DataTable(id="requests", cursor_type="row", zebra_stripes=True)
+        yield PlainTable(id="requests", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from backorder.tui.live import Changes
 from backorder.tui.screens.base import BoScreen
-from backorder.tui.widgets import ConfirmScreen, ConnBanner, hours, short_date, state_text
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, hours, short_date, state_text
 
 # (policy key, label, parse): every field an int >= 0 but lead time (a number) and MOQ /
 # pack size (>= 1).
@@ -68,9 +68,9 @@ class SkuScreen(BoScreen):
         with Horizontal(id="sku-body"):
             with Vertical(id="sku-tables"):
                 yield Label("Waiting lines (service order)", classes="title")
-                yield DataTable(id="waiting", cursor_type="row")
+                yield PlainTable(id="waiting", cursor_type="row")
                 yield Label("Inbound purchase orders / transfers", classes="title")
-                yield DataTable(id="inbound", cursor_type="row")
+                yield PlainTable(id="inbound", cursor_type="row")
             with Vertical(id="policy-form"):
                 yield Label("Reorder policy", classes="title")
                 for key, label, _k, _low in FIELDS:
