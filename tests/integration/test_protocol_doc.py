@@ -41,7 +41,7 @@ CODES_TESTED_HERE = {"line_too_long", "too_many_connections"}  # tests at the en
 # issue 5: roles and limits, tested in test_service_access.py, test_service_limits.py and
 # test_service_tcp.py (a read-only connection, a misbehaving or unauthenticated client)
 CODES_TESTED_HERE |= {"forbidden", "idle_timeout", "too_many_inflight", "unauthorized", "subscriber_overflow"}
-CODES_WITHOUT_EXAMPLE = {"internal_error"}  # needs a bug in the daemon to happen
+CODES_WITHOUT_EXAMPLE = {"internal_error", "unjournalable_event"}  # need a bug in the daemon (see tests/actors/test_unjournalable.py)
 # order.ingest outcome codes that need a signed delivery, a big body, a full queue or
 # a channel payload too long for the doc: tests/intake exercises each one.
 CODES_TESTED_IN_INTAKE = {"busy", "signature_invalid", "body_too_large", "currency_mismatch", "invalid_order",
