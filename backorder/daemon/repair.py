@@ -46,7 +46,13 @@ def check(db: str | Path, settings: Settings | None = None, chunk: int = 20_000)
     path = Path(db)
     if not path.exists():
         raise RepairError(f"{path}: no such journal")
-    world = World(settings or Settings())
+    try:
+        return _check(path, World(settings or Settings()), chunk)
+    except sqlite3.DatabaseError as exc:  # not SQLite, damaged, or no events table
+        raise RepairError(f"{path}: not a readable backorder journal ({exc}); see `backorder restore`") from None
+
+
+def _check(path: Path, world: World, chunk: int) -> tuple[list[Problem], int, frozenset[int]]:
     problems: list[Problem] = []
     scanned = 0
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:

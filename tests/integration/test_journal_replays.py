@@ -148,6 +148,9 @@ def test_unreplayable_event_stops_startup_and_quarantine_repairs_it(sim):
     # What msgspec wrote for an infinite rank before events were checked: null.
     bad = insert_raw_event(d.db, b'{"type":"allocated","ts":1709251200.0,"sku":"HB-1","order_id":"O0000001",'
                                  b'"line_no":1,"qty":1,"rule":"priority","rank":null}')
+    # One that decodes but cannot be applied: an allocation to an order that does not exist.
+    orphan = insert_raw_event(d.db, b'{"type":"allocated","ts":1709251200.0,"sku":"HB-1","order_id":"O0000009",'
+                                    b'"line_no":1,"qty":1,"rule":"fifo","rank":0.0}', order_id="O0000009")
     with pytest.raises(RuntimeError, match="exited with 65"):
         d.start()
     out = d.log.read_text()
@@ -156,12 +159,17 @@ def test_unreplayable_event_stops_startup_and_quarantine_repairs_it(sim):
 
     listed = journal_cli(d, "check")
     assert listed.returncode == 65
-    assert listed.stdout.split("\t")[:3] == [str(bad), "allocated", "decode"]
+    assert [row.split("\t")[:3] for row in listed.stdout.splitlines()] == [
+        [str(bad), "allocated", "decode"], [str(orphan), "allocated", "apply"]]
 
     refused = journal_cli(d, "quarantine", str(bad - 1), "--reason", "not this one")
     assert refused.returncode != 0 and "replays" in refused.stderr  # a good event is not set aside
     done = journal_cli(d, "quarantine", str(bad), "--reason", "rank written as null by an old release")
     assert done.returncode == 0, done.stderr
+    with pytest.raises(RuntimeError, match="exited with 65"):
+        d.start()  # the next one stops start-up in its turn
+    assert f"journal event {orphan} (allocated)" in d.log.read_text()
+    assert journal_cli(d, "quarantine", str(orphan), "--reason", "no such order").returncode == 0
     assert journal_cli(d, "check").returncode == 0
     assert read_db(d.db, "SELECT type, body FROM events WHERE seq = ?", (bad,))[0][0] == "allocated"  # kept
 
@@ -170,7 +178,7 @@ def test_unreplayable_event_stops_startup_and_quarantine_repairs_it(sim):
         assert c.call("sku.get", sku=SKU)["backordered"] == 2  # the quarantined allocation never applied
         records = c.call("audit.query", after_seq=bad)["records"]
         quarantined = [r for r in records if r["type"] == "journal_quarantined"]
-        assert len(quarantined) == 1
+        assert [r["event"]["seq"] for r in quarantined] == [bad, orphan]
         event = quarantined[0]["event"]
         assert event["seq"] == bad and event["original_type"] == "allocated"
         assert event["reason"] == "rank written as null by an old release" and '"rank":null' in event["body"]
