@@ -112,7 +112,7 @@ def check(e: ev.Event) -> bytes | None:
 
 
 @pytest.mark.parametrize("cls", EVENTS, ids=lambda c: c.__struct_config__.tag)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hostile_values_are_refused_or_round_trip_exactly(cls, data):
     e = data.draw(values(mi.type_info(cls), hostile=True))
@@ -124,7 +124,7 @@ def test_hostile_values_are_refused_or_round_trip_exactly(cls, data):
 
 
 @pytest.mark.parametrize("cls", EVENTS, ids=lambda c: c.__struct_config__.tag)
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_values_within_the_schema_are_journaled_and_round_trip(cls, data):
     e = data.draw(values(mi.type_info(cls), hostile=False))
