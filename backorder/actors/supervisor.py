@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
+
+if TYPE_CHECKING:
+    from backorder.actors.engine import Engine
+    from backorder.actors.events import UnjournalableEvent
 
 log = structlog.get_logger()
 
@@ -55,7 +60,7 @@ async def supervised(name: str, child: Callable[..., Awaitable[None]], cell: Cel
                 raise
 
 
-def refuse_unjournalable(engine, req, reply, exc) -> None:
+def refuse_unjournalable(engine: Engine, req, reply, exc: UnjournalableEvent) -> None:
     """A request whose step produced an event the journal would not replay (a bug: the
     rules should have refused its input). As the first event of the step, nothing changed:
     the client is told ``unjournalable_event``. Later in the step, the events before it
