@@ -1,4 +1,4 @@
-"""``backorder`` command line: serve, send, check-config, demo, tui."""
+"""``backorder`` command line: serve, send, check-config, journal, demo, tui."""
 
 from __future__ import annotations
 
@@ -160,6 +160,31 @@ def cmd_export(args) -> None:
         backup.export(_db_path(args), args.what, args.format, sys.stdout, settings)
 
 
+def cmd_journal(args) -> None:
+    """``journal check``: list the events a start-up could not replay (exit 65 if any).
+    ``journal quarantine SEQ``: set one aside, journaled, so that replay skips it."""
+    from backorder.daemon import repair
+
+    db = _db_path(args)
+    settings = _settings(args) if args.config else None
+    try:
+        if args.action == "check":
+            problems, scanned, skip = repair.check(db, settings)
+            for p in problems:
+                print(f"{p.seq}\t{p.event_type}\t{p.stage}\t{p.error}")
+            print(f"{db}: {scanned} events, {len(problems)} cannot be replayed, {len(skip)} quarantined"
+                  + (f" ({', '.join(map(str, sorted(skip)))})" if skip else ""), file=sys.stderr)
+            if problems:
+                print(f"set an event aside: backorder journal quarantine SEQ --db {db} --reason \"...\"",
+                      file=sys.stderr)
+                sys.exit(EXIT_DATA)
+        else:
+            new_seq = repair.quarantine(db, args.seq, args.reason, force=args.force, settings=settings)
+            print(f"event {args.seq} quarantined (journal_quarantined event {new_seq}); replay skips it")
+    except repair.RepairError as exc:
+        sys.exit(f"backorder: {exc}")
+
+
 def cmd_demo(args) -> None:
     from backorder import demo
 
@@ -249,6 +274,19 @@ def main(argv: list[str] | None = None) -> None:
         cmd.add_argument("--config", help="TOML settings file: its [daemon] db is the database")
         cmd.add_argument("--db", help="the journal database (overrides --config)")
         cmd.set_defaults(func=func)
+
+    journal = sub.add_parser("journal", help="find and set aside journal events that cannot be replayed")
+    jsub = journal.add_subparsers(dest="action", required=True)
+    jcheck = jsub.add_parser("check", help="replay the journal offline and list the events that fail")
+    jquar = jsub.add_parser("quarantine", help="set an event aside: kept, journaled, skipped by replay "
+                                               "(daemon stopped)")
+    jquar.add_argument("seq", type=int, help="the event's sequence number (from the start-up error or check)")
+    jquar.add_argument("--reason", required=True, help="why; journaled with the decision")
+    jquar.add_argument("--force", action="store_true", help="also an event that replays (its effect is lost)")
+    for cmd in (jcheck, jquar):
+        cmd.add_argument("--config", help="TOML settings file: its [daemon] db is the database")
+        cmd.add_argument("--db", help="the journal database (overrides --config)")
+    journal.set_defaults(func=cmd_journal)
 
     demo = sub.add_parser("demo", help="run a simulated site and watch it in the console")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")

@@ -26,6 +26,9 @@ from backorder.actors.service_queue import ServiceQueue
 from backorder.config.settings import ReorderPolicy, Settings
 
 HOUR = 3600.0
+# Bounded weights, quantities and prices keep every rank far inside this; the clamp is
+# the last guard that a rank journaled in an ``allocated`` event is a finite number.
+MAX_RANK = 1e300
 _NULL_ID = msgspec.Raw(b"null")
 
 
@@ -44,6 +47,13 @@ def parse_ts(text: str) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.timestamp()
+
+
+def clamp_rank(x: float) -> float:
+    """A rank out of range (or NaN) as the nearest finite rank (NaN: 0)."""
+    if x != x:  # NaN
+        return 0.0
+    return MAX_RANK if x > 0 else -MAX_RANK
 
 
 class Line:
@@ -295,6 +305,7 @@ class World:
             ev.OrderReleased: self._order_released,
             ev.OrderAmended: self._order_amended,
             ev.AliasSet: self._alias_set,
+            ev.JournalQuarantined: self._journal_quarantined,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -330,13 +341,16 @@ class World:
 
     def static_score(self, line: Line) -> float:
         w = self.weights
-        return w.rush * line.rush + w.value * line.value - w.age * (line.t_order / HOUR)
+        score = w.rush * line.rush + w.value * line.value - w.age * (line.t_order / HOUR)
+        return score if -MAX_RANK <= score <= MAX_RANK else clamp_rank(score)
 
     def rank(self, line: Line, now: float) -> float:
         """The rank shown to people: FIFO = hours waited; priority = the score now."""
         if self.mode == "fifo":
-            return round((now - line.t_order) / HOUR, 3)
-        return round(self.static_score(line) + self.weights.age * now / HOUR, 3)
+            rank = (now - line.t_order) / HOUR
+        else:
+            rank = self.static_score(line) + self.weights.age * now / HOUR
+        return round(rank, 3) if -MAX_RANK <= rank <= MAX_RANK else clamp_rank(rank)
 
     def next_id(self, kind: str) -> str:
         if kind == "order":
@@ -634,6 +648,9 @@ class World:
             line.held = False
         if not order.cancelled:
             self._queue_lines(order.lines)
+
+    def _journal_quarantined(self, e: ev.JournalQuarantined) -> None:
+        """Nothing to apply: replay skips the quarantined event itself (Journal.quarantined)."""
 
     def _alias_set(self, e: ev.AliasSet) -> None:
         table = self.aliases.setdefault((e.channel, e.account), {})

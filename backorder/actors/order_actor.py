@@ -11,9 +11,10 @@ import trio
 
 from backorder.actors import events as ev
 from backorder.actors import order_rules
+from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import OrderCall, Settle, Settled, SettleLines
-from backorder.actors.supervisor import Cell
+from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import order_result, shipment_view
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
@@ -41,6 +42,8 @@ class OrderActor:
                     self._call(req, reply, corr)
                 except Rejected as exc:
                     reply.error(exc.code, exc.message)
+                except UnjournalableEvent as exc:
+                    refuse_unjournalable(engine, req, reply, exc)
             case Settled(order_id=order_id, allocated_orders=orders, corr=corr):
                 engine.context("settle", corr)
                 world, now = engine.world, engine.now()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import msgspec
+
 from backorder.actors import events as ev
 from backorder.actors.carrier import Carrier, zpl_label
 from backorder.actors.model import Order, Shipment, World, parse_ts
@@ -16,6 +18,8 @@ from backorder.email_address import check_email
 from backorder.errors import Rejected
 from backorder.notify import rules as notify_rules
 
+NULL_ID = msgspec.Raw(b"null")
+
 
 def _check_known_skus(world: World, lines: list) -> None:
     """With ``strict_skus`` on, every shipping line must name a configured SKU."""
@@ -24,6 +28,20 @@ def _check_known_skus(world: World, lines: list) -> None:
                           and not (li.sku in world.skus and world.skus[li.sku].known)})
         if unknown:
             raise Rejected("unknown_sku", f"unknown SKU(s) {', '.join(unknown)} (strict_skus is on)")
+
+
+def _check_lines(world: World, lines: list) -> None:
+    """Quantities and prices within the site's ``[limits]``; prices finite and >= 0."""
+    limits = world.settings.limits
+    for li in lines:
+        if li.qty > limits.max_quantity:
+            raise Rejected("invalid_quantity", f"qty {li.qty} of {li.sku} is over the site's limit of "
+                                               f"{limits.max_quantity} units ([limits] max_quantity)")
+        if not li.unit_price.is_finite() or li.unit_price < 0:  # NaN < 0 raises InvalidOperation
+            raise Rejected("invalid_price", f"unit_price of {li.sku} must be a decimal >= 0")
+        if li.unit_price > limits.max_money:
+            raise Rejected("invalid_price", f"unit_price {li.unit_price} of {li.sku} is over the site's "
+                                            f"limit of {limits.max_money} ([limits] max_money)")
 
 
 def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Order, bool]:
@@ -38,10 +56,11 @@ def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Orde
             raise Rejected("invalid_date", f"created_at {req.created_at!r} is not an RFC 3339 timestamp") from None
     check_email(req.email)  # one address: a list would mail everyone it names
     _check_known_skus(world, req.lines)
-    for li in req.lines:
-        if not li.unit_price.is_finite() or li.unit_price < 0:  # NaN < 0 raises InvalidOperation
-            raise Rejected("invalid_price", f"unit_price of {li.sku} must be a decimal >= 0")
+    _check_lines(world, req.lines)
     order_id = world.next_id("order")
+    # The client's request id is echoed in the reply, not part of the order: the journal
+    # keeps the order without it (and without the bytes of whatever JSON it was).
+    req.id = NULL_ID
     emit(ev.OrderReceived(ts=now, order_id=order_id, order=req))
     return world.orders[order_id], False
 
@@ -137,6 +156,7 @@ def amend(world: World, order_id: str, lines: list, reason: str, emit: Emit, now
     if same_lines(lines, order.spec.lines):
         return None
     _check_known_skus(world, lines)
+    _check_lines(world, lines)
     emit(ev.OrderAmended(ts=now, order_id=order_id, lines=lines, reason=reason or "amended"))
     return order
 

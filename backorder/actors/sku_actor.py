@@ -10,10 +10,11 @@ import msgspec
 import trio
 
 from backorder.actors import sku_rules
+from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import Settle, Settled, SettleLines, SkuCall
 from backorder.actors.order_rules import check_date
-from backorder.actors.supervisor import Cell
+from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import sku_summary
 from backorder.daemon import protocol as p
 from backorder.errors import Rejected
@@ -74,6 +75,8 @@ class SkuHandler:
                     result = self._call(req, now)
                 except Rejected as exc:
                     reply.error(exc.code, exc.message)
+                except UnjournalableEvent as exc:
+                    refuse_unjournalable(engine, req, reply, exc)
                 else:
                     reply.ok(result)
 

@@ -87,9 +87,18 @@ def reorder(world: World, s: Sku, emit: Emit, now: float) -> ev.RequestRaised | 
     return e
 
 
+def check_quantity(world: World, name: str, value: int) -> None:
+    """Refuse a quantity a request names beyond the site's ``[limits] max_quantity``."""
+    cap = world.settings.limits.max_quantity
+    if abs(value) > cap:
+        raise Rejected("invalid_quantity", f"{name} {value} is over the site's limit of {cap} units "
+                                           "([limits] max_quantity)")
+
+
 def receive(world: World, s: Sku, qty: int, reference: str | None, emit: Emit, now: float,
             receipt_id: str | None = None) -> list[ev.Allocated]:
     """Units arrived; a reference naming an open request of this SKU counts against it."""
+    check_quantity(world, "qty", qty)
     request_id = reference if reference in s.inbound else None
     emit(ev.Received(ts=now, sku=s.sku, qty=qty, reference=reference, request_id=request_id,
                      receipt_id=receipt_id))
@@ -115,8 +124,11 @@ def adjust(world: World, s: Sku, delta: int | None, counted: int | None, reason:
     if (delta is None) == (counted is None):
         raise Rejected("invalid_request", "give exactly one of 'delta' or 'counted'")
     if counted is not None:
+        check_quantity(world, "counted", counted)
         delta = counted - s.on_hand
-    assert delta is not None
+    else:
+        assert delta is not None
+        check_quantity(world, "delta", delta)
     if delta == 0 and counted is None:
         raise Rejected("invalid_quantity", "delta must not be 0")
     new_on_hand = s.on_hand + delta
@@ -146,7 +158,7 @@ POLICY_FIELDS = ("reorder_point", "order_up_to", "safety_stock", "lead_time_days
 
 def configure(world: World, s: Sku, changes: dict, emit: Emit, now: float) -> None:
     policy = msgspec.structs.replace(s.policy, **changes)
-    problems = policy.problems()
+    problems = policy.problems(world.settings.limits.max_quantity)
     if problems:
         raise Rejected("invalid_policy", "; ".join(problems))
     emit(ev.SkuConfigured(ts=now, sku=s.sku, policy=policy))

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
+
+if TYPE_CHECKING:
+    from backorder.actors.engine import Engine
+    from backorder.actors.events import UnjournalableEvent
 
 log = structlog.get_logger()
 
@@ -53,3 +58,15 @@ async def supervised(name: str, child: Callable[..., Awaitable[None]], cell: Cel
                 on_crash(msg, exc)
             if len(crashes) > intensity:
                 raise
+
+
+def refuse_unjournalable(engine: Engine, req, reply, exc: UnjournalableEvent) -> None:
+    """A request whose step produced an event the journal would not replay (a bug: the
+    rules should have refused its input). As the first event of the step, nothing changed:
+    the client is told ``unjournalable_event``. Later in the step, the events before it
+    stand (applied and journaled), so it is handled as a crash: re-raised for the
+    supervisor to dead-letter the message and answer ``internal_error``."""
+    if engine.steps_events():
+        raise exc
+    log.error("event_refused", op=req.__struct_config__.tag, event_type=exc.event_type, reason=exc.reason)
+    reply.error("unjournalable_event", f"{exc}; nothing was changed")

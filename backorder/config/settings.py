@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from backorder.numbers import MAX_INT, MAX_MONEY, MAX_WEIGHT
+
 _SOURCE = re.compile(r"^(supplier|transfer):[A-Za-z0-9_.\-]+$")
 
 
@@ -25,25 +27,32 @@ class ConfigError(Exception):
 class Weights(Struct, kw_only=True, forbid_unknown_fields=True):
     """Priority rank = rush*rush + value*line_value + age*hours_waited (higher is served first)."""
 
-    rush: Annotated[float, Meta(ge=0)] = 24.0  # hours of waiting a rush flag is worth
-    value: Annotated[float, Meta(ge=0)] = 0.01  # hours per currency unit of line value
-    age: Annotated[float, Meta(ge=0)] = 1.0  # rank gained per hour waited (anti-starvation)
+    # Bounded so that a rank is always a finite number (backorder.numbers.MAX_WEIGHT).
+    rush: Annotated[float, Meta(ge=0, le=MAX_WEIGHT)] = 24.0  # hours of waiting a rush flag is worth
+    value: Annotated[float, Meta(ge=0, le=MAX_WEIGHT)] = 0.01  # hours per currency unit of line value
+    age: Annotated[float, Meta(ge=0, le=MAX_WEIGHT)] = 1.0  # rank gained per hour waited (anti-starvation)
 
 
 class ReorderPolicy(Struct, kw_only=True, forbid_unknown_fields=True):
     """When and how much to reorder for one SKU (see docs/protocol.md, sku.configure)."""
 
-    reorder_point: Annotated[int, Meta(ge=0)] = 0
-    order_up_to: Annotated[int, Meta(ge=0)] = 0
-    safety_stock: Annotated[int, Meta(ge=0)] = 0
+    reorder_point: Annotated[int, Meta(ge=0, le=MAX_INT)] = 0
+    order_up_to: Annotated[int, Meta(ge=0, le=MAX_INT)] = 0
+    safety_stock: Annotated[int, Meta(ge=0, le=MAX_INT)] = 0
     lead_time_days: Annotated[float, Meta(ge=0, le=3650)] = 7.0
-    moq: Annotated[int, Meta(ge=1)] = 1
-    pack_size: Annotated[int, Meta(ge=1)] = 1
+    moq: Annotated[int, Meta(ge=1, le=MAX_INT)] = 1
+    pack_size: Annotated[int, Meta(ge=1, le=MAX_INT)] = 1
     source: str = "supplier:default"
-    backorder_threshold: Annotated[int, Meta(ge=0)] | None = None
+    backorder_threshold: Annotated[int, Meta(ge=0, le=MAX_INT)] | None = None
 
-    def problems(self) -> list[str]:
+    QUANTITIES = ("reorder_point", "order_up_to", "safety_stock", "moq", "pack_size", "backorder_threshold")
+
+    def problems(self, max_quantity: int | None = None) -> list[str]:
+        """Inconsistencies, and (given the site's ``[limits] max_quantity``) numbers over it."""
         out = []
+        if max_quantity is not None:
+            out += [f"{name} {value} is over the site's limit of {max_quantity} units ([limits] max_quantity)"
+                    for name in self.QUANTITIES if (value := getattr(self, name)) is not None and value > max_quantity]
         if self.order_up_to < max(self.reorder_point, self.safety_stock):
             out.append("order_up_to must be >= reorder_point and >= safety_stock "
                        "(otherwise every reorder would trigger another)")
@@ -125,6 +134,12 @@ class LimitsSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     # max_connections), this many (at most all but one) only write-role clients may take:
     # read-role clients cannot lock out the operators
     write_reserve: Annotated[int, Meta(ge=0)] = 16
+    # The largest number a request may name: units of a line, a receipt or a count, and a
+    # reorder policy's levels. Far below the schema's ceiling (2**53 - 1, backorder.numbers):
+    # a typo such as 10**21 units is refused (invalid_quantity) instead of ordering it.
+    max_quantity: Annotated[int, Meta(ge=1, le=MAX_INT)] = 1_000_000
+    # The largest unit price an order line may carry, in currency units (invalid_price).
+    max_money: Annotated[int, Meta(ge=1, le=MAX_MONEY)] = 10_000_000
 
 
 class TcpClient(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -285,12 +300,13 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
 
     def problems(self) -> list[str]:
         """Cross-field checks msgspec cannot express, each prefixed by its key path."""
-        out = [f"default_policy: {p}" for p in self.default_policy.problems()]
+        cap = self.limits.max_quantity
+        out = [f"default_policy: {p}" for p in self.default_policy.problems(cap)]
         if self.daemon.clock_start is not None and not _is_timestamp(self.daemon.clock_start):
             out.append(f"daemon.clock_start: {self.daemon.clock_start!r} is not an RFC 3339 timestamp "
                        "(e.g. 2026-01-05T09:00:00Z)")
         for sku, pol in self.skus.items():
-            out += [f"skus.{sku}: {p}" for p in pol.problems()]
+            out += [f"skus.{sku}: {p}" for p in pol.problems(cap)]
         out += intake_problems(self)
         from backorder.config.service_checks import service_problems  # issue 5
 

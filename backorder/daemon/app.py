@@ -8,6 +8,7 @@ lets the actors finish what they were told, commits, removes the socket and retu
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import signal
 import sys
@@ -21,7 +22,7 @@ import trio
 
 from backorder.actors import order_rules, sku_rules, snapshot
 from backorder.actors.engine import Engine
-from backorder.actors.events import EVENT_DECODER, SkuConfigured
+from backorder.actors.events import EVENT_DECODER, SkuConfigured, UnjournalableEvent, tag_of
 from backorder.actors.model import World, iso_ts, parse_ts
 from backorder.actors.router import Router
 from backorder.config.settings import Settings
@@ -34,14 +35,41 @@ from backorder.intake.service import IntakeService
 log = structlog.get_logger()
 
 
+class UnreplayableEvent(Exception):
+    """Start-up: the journal event numbered ``seq`` cannot be decoded or applied, so the
+    model cannot be rebuilt. The message names the event and the repair commands."""
+
+    def __init__(self, db: str | Path, seq: int, event_type: str, error: str) -> None:
+        self.seq = seq
+        self.event_type = event_type
+        super().__init__(
+            f"journal event {seq} ({event_type}) in {db} cannot be replayed: {error}. "
+            f"The daemon did not start and wrote nothing. List every such event: "
+            f"`backorder journal check --db {db}`; set this one aside (its row is kept, the "
+            f"decision is journaled, replay skips it): `backorder journal quarantine {seq} --db {db} "
+            f"--reason \"...\"` (docs/operations.md, 'When the daemon refuses to start').")
+
+
 def replay(journal: Journal, world: World, after: int = 0) -> int:
-    """Apply the journal's events after ``after`` to the model (before anything else starts)."""
+    """Apply the journal's events after ``after`` to the model (before anything else starts),
+    skipping quarantined ones. Raises UnreplayableEvent naming the first event that does
+    not decode or apply."""
     decode = EVENT_DECODER.decode
     evolve = world.evolve
+    skip = journal.quarantined
     n = 0
     for rows in journal.read(after):
-        for _seq, body in rows:
-            evolve(decode(body))
+        for seq, body in rows:
+            if skip and seq in skip:
+                continue
+            try:
+                e = decode(body)
+            except msgspec.DecodeError as exc:
+                raise UnreplayableEvent(journal.path, seq, journal.row_type(seq), str(exc)) from None
+            try:
+                evolve(e)
+            except Exception as exc:  # noqa: BLE001 - reported with the event that caused it
+                raise UnreplayableEvent(journal.path, seq, tag_of(e), f"{type(exc).__name__}: {exc}") from exc
         n += len(rows)
         world.seq = rows[-1][0]
     return n
@@ -56,8 +84,11 @@ def rebuild(journal: Journal, settings: Settings) -> tuple[World, int, int]:
         seq, body = snap
         try:
             world = snapshot.restore(settings, body)
-        except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
-            log.warning("snapshot_unusable", seq=seq, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - the journal is the record: replay it all
+            # Never quietly: a snapshot that does not restore is a bug (or a damaged row);
+            # the full replay below is slower but rebuilds the same model.
+            log.error("snapshot_unusable", seq=seq, error=f"{type(exc).__name__}: {exc}", exc_info=exc,
+                      fallback="full replay")
         else:
             world.seq = seq
             return world, seq, replay(journal, world, after=seq)
@@ -89,11 +120,23 @@ def recover(engine: Engine, configured: set[str]) -> int:
     engine.context("recovery", "startup")
     for s in list(world.skus.values()):
         if s.undecided or (s.queue and s.available > 0) or sku_rules.reorder_quantity(s):
-            sku_rules.settle(world, s, emit, now)
+            with _refused_logged("sku", s.sku):
+                sku_rules.settle(world, s, emit, now)
     for order in list(world.orders.values()):
         if not order.cancelled and any(ln.allocated > ln.in_shipment for ln in order.lines):
-            order_rules.settle_order(world, order, emit, now, engine.auto_pick)
+            with _refused_logged("order", order.order_id):
+                order_rules.settle_order(world, order, emit, now, engine.auto_pick)
     return engine.journal.last_seq - before
+
+
+@contextlib.contextmanager
+def _refused_logged(kind: str, name: str):
+    """A decision that would journal an unreplayable event is not taken; start-up goes on
+    (the SKU or order is settled again by its next message) and the error is logged."""
+    try:
+        yield
+    except UnjournalableEvent as exc:
+        log.error("recovery_step_refused", **{kind: name}, event_type=exc.event_type, reason=exc.reason)
 
 
 def journal_file_policies(engine: Engine, policies: dict, corr: str) -> None:
@@ -352,5 +395,10 @@ def run(settings: Settings, config_path: str | None = None) -> None:
         daemon.systemd.status(f"refused to start: {exc}")
         print(f"backorder: {exc}", file=sys.stderr)
         raise SystemExit(65) from None  # EX_DATAERR: the unit does not restart on it
+    except UnreplayableEvent as exc:
+        log.error("journal_unreplayable", seq=exc.seq, event_type=exc.event_type, reason=str(exc))
+        daemon.systemd.status(f"refused to start: journal event {exc.seq} cannot be replayed")
+        print(f"backorder: {exc}", file=sys.stderr)
+        raise SystemExit(65) from None
     finally:
         daemon.systemd.close()

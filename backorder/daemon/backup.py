@@ -146,13 +146,16 @@ def _audit(conn: sqlite3.Connection):
 class _ReadOnlyJournal:
     """What ``app.rebuild`` needs of a Journal, over a read-only connection."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        from backorder.daemon.journal import Journal
+    def __init__(self, conn: sqlite3.Connection, path) -> None:
+        from backorder.daemon.journal import Journal, quarantined
 
         self._conn = conn
+        self.path = path
         self.last_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        self.quarantined = quarantined(conn)  # replay skips them, as the daemon's does
         self.latest_snapshot = Journal.latest_snapshot.__get__(self)
         self.read = Journal.read.__get__(self)
+        self.row_type = Journal.row_type.__get__(self)
 
 
 def _orders(conn: sqlite3.Connection, db, settings):
@@ -160,7 +163,7 @@ def _orders(conn: sqlite3.Connection, db, settings):
     from backorder.config.settings import Settings
     from backorder.daemon.app import rebuild
 
-    world, _, _ = rebuild(_ReadOnlyJournal(conn), settings or Settings())
+    world, _, _ = rebuild(_ReadOnlyJournal(conn, db), settings or Settings())
     ts = conn.execute("SELECT ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
     now = ts[0] if ts else time.time()
     for order in world.orders.values():

@@ -22,7 +22,7 @@ from pathlib import Path
 import msgspec
 import trio
 
-from backorder.actors.events import EVENT_ENCODER, Event, tag_of
+from backorder.actors.events import Event, encode_checked, tag_of
 from backorder.daemon import files
 
 SCHEMA = """
@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, taken_at REAL NOT NULL, body BLOB NOT NULL);
+-- Events replay skips (``backorder journal quarantine``): each row stays in ``events`` as
+-- it was; ``event_seq`` is the journal_quarantined event that records the decision.
+CREATE TABLE IF NOT EXISTS quarantine (seq INTEGER PRIMARY KEY, event_seq INTEGER NOT NULL,
+                                       reason TEXT NOT NULL, at REAL NOT NULL);
 """
 SCHEMA_VERSION = "1"
 
@@ -106,6 +110,7 @@ class Journal:
         self._limiter = trio.CapacityLimiter(1)
         self._conn: sqlite3.Connection | None = None
         self.sku_indexed = 0  # events up to this seq are in the sku_events side index
+        self.quarantined: frozenset[int] = frozenset()  # seqs replay skips (open() reads them)
         self.cause = "startup"  # set by whoever is deciding: the op or internal cause
         self.corr = "-"  # correlation id of the unit of work
 
@@ -124,7 +129,14 @@ class Journal:
         last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         self.last_seq = self.committed_seq = last
         self.sku_indexed = sku_indexed_upto(conn)
+        self.quarantined = quarantined(conn)
         return last
+
+    def row_type(self, seq: int) -> str:
+        """The ``type`` column of the event numbered ``seq`` ("?" if there is none)."""
+        assert self._conn is not None
+        row = self._conn.execute("SELECT type FROM events WHERE seq = ?", (seq,)).fetchone()
+        return str(row[0]) if row else "?"
 
     def last_ts(self) -> float | None:
         """Engine time of the last journaled event (None for an empty journal)."""
@@ -169,10 +181,13 @@ class Journal:
     # --- live -------------------------------------------------------------------
 
     def append(self, e: Event, sku: str | None, order_id: str | None) -> int:
+        """Number and queue an event (checked: ``UnjournalableEvent`` if it would not replay)."""
+        return self.append_body(e, encode_checked(e), sku, order_id)
+
+    def append_body(self, e: Event, body: bytes, sku: str | None, order_id: str | None) -> int:
+        """Number and queue an event already encoded by ``encode_checked``."""
         self.last_seq += 1
-        self._pending.append(
-            (self.last_seq, e.ts, tag_of(e), sku, order_id, self.cause, self.corr, EVENT_ENCODER.encode(e))
-        )
+        self._pending.append((self.last_seq, e.ts, tag_of(e), sku, order_id, self.cause, self.corr, body))
         self._wake.set()
         return self.last_seq
 
@@ -295,6 +310,14 @@ class NoticeKeys(msgspec.Struct):
 NOTICE_KEYS = msgspec.json.Decoder(NoticeKeys)
 _OUTCOME = {"notice_delivered": "sent", "notice_retried": "pending", "notice_failed": "dead"}
 NOTICE_TAGS = frozenset({"notice_queued", *_OUTCOME})
+
+
+def quarantined(conn: sqlite3.Connection) -> frozenset[int]:
+    """The seqs of quarantined events (none when the table does not exist yet)."""
+    try:
+        return frozenset(r[0] for r in conn.execute("SELECT seq FROM quarantine"))
+    except sqlite3.OperationalError:  # a journal older than the table, opened read-only
+        return frozenset()
 
 
 def sku_indexed_upto(conn: sqlite3.Connection) -> int:

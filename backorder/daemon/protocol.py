@@ -17,12 +17,18 @@ import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 from backorder.errors import Rejected
+from backorder.numbers import MAX_INT, MAX_WEIGHT
+
 
 MAX_LINE = 1024 * 1024  # bytes per request line, newline excluded
 
-PositiveInt = Annotated[int, Meta(gt=0)]
 NonNegInt = Annotated[int, Meta(ge=0)]
-NonNegFloat = Annotated[float, Meta(ge=0)]
+# Quantities and policy numbers: the schema's hard ceiling (backorder.numbers); the
+# site's [limits] are checked by the rules that decide.
+Quantity = Annotated[int, Meta(gt=0, le=MAX_INT)]
+Level = Annotated[int, Meta(ge=0, le=MAX_INT)]
+Delta = Annotated[int, Meta(ge=-MAX_INT, le=MAX_INT)]
+Weight = Annotated[float, Meta(ge=0, le=MAX_WEIGHT)]
 # no control characters: a SKU is printed as one line of pick lists, labels and documents
 Sku = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Text = Annotated[str, Meta(max_length=512)]
@@ -51,7 +57,7 @@ class Address(Struct, kw_only=True):
 
 class OrderLineIn(Struct, kw_only=True):
     sku: Sku
-    qty: PositiveInt
+    qty: Quantity
     unit_price: decimal.Decimal = decimal.Decimal(0)
     requires_shipping: bool = True
 
@@ -125,7 +131,7 @@ class StockReceive(Request, tag="stock.receive", kw_only=True):
     """client -> SKU actor: units arrived (optionally against a purchase order / transfer)."""
 
     sku: Sku
-    qty: PositiveInt
+    qty: Quantity
     reference: Text | None = None
     # The sender's own id for this delivery: resending it (same SKU) changes nothing.
     receipt_id: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
@@ -135,8 +141,8 @@ class StockAdjust(Request, tag="stock.adjust", kw_only=True):
     """client -> SKU actor: cycle count, as a signed delta or the counted quantity."""
 
     sku: Sku
-    delta: int | None = None
-    counted: NonNegInt | None = None
+    delta: Delta | None = None
+    counted: Level | None = None
     reason: Text = ""
 
 
@@ -160,14 +166,14 @@ class SkuConfigure(Request, tag="sku.configure", kw_only=True):
     """client -> SKU actor: set (part of) the reorder policy; unspecified fields keep their value."""
 
     sku: Sku
-    reorder_point: NonNegInt | None = None
-    order_up_to: NonNegInt | None = None
-    safety_stock: NonNegInt | None = None
+    reorder_point: Level | None = None
+    order_up_to: Level | None = None
+    safety_stock: Level | None = None
     lead_time_days: Annotated[float, Meta(ge=0, le=3650)] | None = None
-    moq: PositiveInt | None = None
-    pack_size: PositiveInt | None = None
+    moq: Quantity | None = None
+    pack_size: Quantity | None = None
     source: Text | None = None
-    backorder_threshold: NonNegInt | None = None
+    backorder_threshold: Level | None = None
 
 
 class ProcurementList(Request, tag="procurement.list", kw_only=True):
@@ -209,9 +215,9 @@ class WeightsUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
     """Some of the priority weights (names as in ``settings.Weights``); a name left out
     keeps its current value. ``null`` is not a weight: leave the name out instead."""
 
-    rush: NonNegFloat | UnsetType = UNSET
-    value: NonNegFloat | UnsetType = UNSET
-    age: NonNegFloat | UnsetType = UNSET
+    rush: Weight | UnsetType = UNSET
+    value: Weight | UnsetType = UNSET
+    age: Weight | UnsetType = UNSET
 
     def changes(self) -> dict[str, float]:
         return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not UNSET}
@@ -256,7 +262,7 @@ class DeadLettersRetry(Request, tag="deadletters.retry", kw_only=True):
     """client -> supervisor: deliver a dead-lettered message again; or (intake letters) a
     whole group: every letter with this ``cause`` (optionally of one channel)."""
 
-    letter_id: int | None = None
+    letter_id: Level | None = None
     cause: str | None = None
     channel: str | None = None
 
@@ -292,7 +298,7 @@ class OrderAmend(Request, tag="order.amend", kw_only=True):
 class DeadLettersDiscard(Request, tag="deadletters.discard", kw_only=True):
     """client -> intake: drop dead letters for good (one, or a cause group), with a reason."""
 
-    letter_id: int | None = None
+    letter_id: Level | None = None
     cause: str | None = None
     channel: str | None = None
     reason: Annotated[str, Meta(min_length=1, max_length=512)]

@@ -49,7 +49,7 @@ class Draft(Struct, kw_only=True):
     def value(self) -> Decimal:
         try:
             return sum((Decimal(str(ln.qty)) * ln.unit_price for ln in self.lines), Decimal(0))
-        except (InvalidOperation, ValueError):
+        except (ArithmeticError, ValueError):  # InvalidOperation, and Overflow of a huge exponent
             return self.total or Decimal(0)
 
 

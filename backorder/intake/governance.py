@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import os
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import msgspec
@@ -211,6 +211,9 @@ def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, 
         raise Rejected("invalid_order", f"the order does not fit the canonical model: {exc}") from None
 
 
+MAX_IMPACT = 1e15  # the value part of one order's impact; a dead letter sums its orders'
+
+
 def impact(draft: Draft | None, prof: ValidationProfile | None) -> float:
     """Base impact of a failed delivery (age is added when listed): order value, rush,
     customer priority."""
@@ -218,7 +221,10 @@ def impact(draft: Draft | None, prof: ValidationProfile | None) -> float:
         return 0.0
     try:
         value = float(draft.value())
-    except (InvalidOperation, ValueError, OverflowError):
+    except (ArithmeticError, ValueError):
         value = 0.0
+    # float() of a decimal like 1e400 is inf, which JSON (and so the journal) cannot hold:
+    # a price that large earns the top score, a finite one.
+    value = max(-MAX_IMPACT, min(value, MAX_IMPACT)) if value == value else 0.0
     pri = draft.priority or bool(prof and prof.priority)
     return round(value + RUSH_IMPACT * draft.rush + PRIORITY_IMPACT * pri, 2)

@@ -43,7 +43,7 @@ CODES_TESTED_HERE = {"line_too_long", "too_many_connections"}  # tests at the en
 CODES_TESTED_HERE |= {"forbidden", "idle_timeout", "too_many_inflight", "unauthorized", "subscriber_overflow"}
 # hostile input, tested in test_service_hostile.py (a line nested a few thousand deep)
 CODES_TESTED_HERE |= {"too_deep"}
-CODES_WITHOUT_EXAMPLE = {"internal_error"}  # needs a bug in the daemon to happen
+CODES_WITHOUT_EXAMPLE = {"internal_error", "unjournalable_event"}  # need a bug in the daemon (see tests/actors/test_unjournalable.py)
 # order.ingest outcome codes that need a signed delivery, a big body, a full queue or
 # a channel payload too long for the doc: tests/intake exercises each one.
 CODES_TESTED_IN_INTAKE = {"busy", "signature_invalid", "body_too_large", "currency_mismatch", "invalid_order",
