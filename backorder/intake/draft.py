@@ -49,7 +49,7 @@ class Draft(Struct, kw_only=True):
     def value(self) -> Decimal:
         try:
             return sum((Decimal(str(ln.qty)) * ln.unit_price for ln in self.lines), Decimal(0))
-        except (InvalidOperation, ValueError):
+        except (ArithmeticError, ValueError):  # InvalidOperation, and Overflow of absurd amounts
             return self.total or Decimal(0)
 
 
@@ -67,6 +67,16 @@ def arr(value: Any, path: str) -> list:
     if not isinstance(value, list):
         raise bad(path, f"expected a list, got {type(value).__name__}")
     return value
+
+
+def opt_obj(value: Any, path: str) -> dict:
+    """An optional object: absent, null or empty -> {}; anything else must be an object."""
+    return obj(value or {}, path)
+
+
+def opt_arr(value: Any, path: str) -> list:
+    """An optional list: absent, null or empty -> []; anything else must be a list."""
+    return arr(value or [], path)
 
 
 def get(d: dict, key: str, path: str) -> Any:
@@ -123,8 +133,12 @@ def unit(extended: Decimal, qty: Any) -> Decimal:
 
 
 def cents(value: Decimal) -> Decimal:
-    """Round a computed per-unit amount to 4 places, dropping zeros past the cents."""
-    out = value.quantize(Decimal("0.0001"))
+    """Round a computed per-unit amount to 4 places, dropping zeros past the cents. An
+    amount too large to keep 4 places (beyond 28 significant digits) is refused."""
+    try:
+        out = value.quantize(Decimal("0.0001"))
+    except InvalidOperation:
+        raise Rejected("invalid_price", f"the amount {value} is out of range") from None
     return out.quantize(Decimal("0.01")) if out == out.quantize(Decimal("0.01")) else out
 
 
@@ -137,11 +151,11 @@ def utc(value: Any, path: str) -> str | None:
         raise bad(path, "a timestamp must be a string")
     try:
         t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.UTC)
+        return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError):  # OverflowError: an offset that leaves years 1-9999
         raise Rejected("invalid_date", f"{path}: {value!r} is not an ISO 8601 timestamp") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def rfc2822_utc(value: Any, path: str) -> str | None:
@@ -149,11 +163,11 @@ def rfc2822_utc(value: Any, path: str) -> str | None:
         return None
     try:
         t = email.utils.parsedate_to_datetime(str(value))
-    except (TypeError, ValueError):
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.UTC)
+        return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (TypeError, ValueError, OverflowError):
         raise Rejected("invalid_date", f"{path}: {value!r} is not an RFC 2822 date") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def matches(value: str, words: list[str] | None) -> bool:
