@@ -145,6 +145,8 @@ class MetricsSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] | None = None
     refresh_s: Annotated[float, Meta(gt=0)] = 1.0  # how often the trio loop refreshes the gauges
+    timeout_s: Annotated[float, Meta(gt=0)] = 10.0  # a silent scraper's connection is closed after this
+    max_connections: Annotated[int, Meta(ge=1, le=1024)] = 8  # served at once (one thread each); more are closed
 
 
 class LoggingSettings(Struct, kw_only=True, forbid_unknown_fields=True):
