@@ -136,7 +136,7 @@ class IntakeService:
             self._untrusted(d, account, exc)
             done(self._result(d.channel, account, [_item(Draft(), "rejected", exc.code, exc.message)]))
             return
-        drafts, error = self._parse(d, prof)
+        drafts, error = self._parse(d, prof, signed=d.via == "http")
         urgent = any(dr.rush or dr.priority or float(dr.value()) >= self.cfg.high_value for dr in drafts) \
             or bool(prof.priority)
         limit = self.cfg.queue_size if urgent else max(self.cfg.queue_size - self.cfg.priority_reserve, 1)
@@ -146,15 +146,20 @@ class IntakeService:
                            f"{self.cfg.retry_after_s} s")
         self._enqueue(Work(d, drafts, error, done, corr, lane=0 if urgent else 1))
 
-    def _parse(self, d: g.Delivery, prof: ValidationProfile | None = None) -> tuple[list[Draft], Rejected | None]:
+    def _parse(self, d: g.Delivery, prof: ValidationProfile | None = None, *,
+               signed: bool) -> tuple[list[Draft], Rejected | None]:
         """The drafts of a delivery, or the error its dead letter keeps; ``prof`` defaults
-        to the profile of the delivery's account. An adapter that fails in a way it did not
+        to the profile of the delivery's account; a ``signed`` delivery (HTTP) may only book
+        orders to the account that signed it. An adapter that fails in a way it did not
         foresee costs this delivery only: it becomes ``adapter_error`` and so a dead letter
         (the delivery is authenticated by now), logged with its traceback."""
         try:
             if prof is None:
                 prof = g.profile(self.daemon.settings, d.channel, g.resolve_account(d))
-            return g.parse(d, prof), None
+            drafts = g.parse(d, prof)
+            if signed:
+                g.check_account(d, drafts, self.daemon.settings)
+            return drafts, None
         except Rejected as exc:
             return [], exc
         except Exception as exc:
@@ -469,7 +474,8 @@ class IntakeService:
             data = msgspec.json.decode(letter.message)
             d = g.Delivery(channel=data["channel"], account=data.get("account"), headers=data["headers"],
                            body=base64.b64decode(data["body_base64"]), via="retry")
-            drafts, error = self._parse(d)
+            # a delivery that came signed over HTTP is held to the account that signed it, again
+            drafts, error = self._parse(d, signed=data.get("via") == "http")
             # decided here, not by a worker: no one to call back
             work = Work(d, drafts, error, None, corr, letter=letter.letter_id, lane=0)
             self.pending += 1

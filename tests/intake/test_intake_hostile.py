@@ -11,8 +11,8 @@ import socket
 import time
 from pathlib import Path
 
-from intake_support import (CONFIG, ENV, doc, encode, generic_headers, http_port, post, raw, shopify_headers,
-                            woo_headers)
+from intake_support import (CONFIG, ENV, GENERIC_SECRET, doc, encode, generic_headers, http_port, post, raw, shopify_headers,
+                            sign, woo_headers)
 
 def with_intake(make_daemon, monkeypatch, keys: str):
     """The intake tests' daemon with more ``[intake]`` keys."""
@@ -188,3 +188,61 @@ def test_the_connection_cap_holds_and_waiting_peers_are_served_in_turn(make_daem
             s.close()
         status, _res, _ = post(port, "csv", CSV, generic_headers(CSV))
         assert status == 200
+
+
+# --- one partner's secret is not another's ------------------------------------------------
+
+PARTNERS = """
+[channels.x12_850.accounts.BUYERCO]
+secret_env = "BO_TEST_BUYERCO_SECRET"
+
+[channels.x12_850.accounts.PARTNER-A]
+secret_env = "BO_TEST_PARTNER_A_SECRET"
+
+[channels.amazon_sp.accounts.A2EXAMPLESELLER]
+secret_env = "BO_TEST_BUYERCO_SECRET"
+"""
+
+
+def _post_signed(port: int, channel: str, body: bytes, secret: str, account: str | None = None):
+    return post(port, channel, body, {"X-Backorder-Hmac-Sha256": sign(body, secret)},
+                f"?account={account}" if account else "")
+
+
+def test_a_partner_cannot_book_or_cancel_another_partners_orders(intake_daemon, monkeypatch):
+    monkeypatch.setenv("BO_TEST_BUYERCO_SECRET", "buyerco-secret")
+    monkeypatch.setenv("BO_TEST_PARTNER_A_SECRET", "partner-a-secret")
+    d = intake_daemon(PARTNERS)
+    edi = raw("x12_850/two_pos.edi")  # ISA06 (the sender) is BUYERCO
+    cancel = edi.replace(b"BEG*00*", b"BEG*01*")
+    assert cancel != edi
+    amazon = raw("amazon_sp/order_unshipped.json")  # seller_id A2EXAMPLESELLER
+    with d.client() as c:
+        port = http_port(c)
+        # signed by partner A for itself, the payload is BUYERCO's: refused, nothing booked
+        status, res, _ = _post_signed(port, "x12_850", edi, "partner-a-secret", "PARTNER-A")
+        assert (status, res["code"]) == (403, "account_mismatch"), res
+        # signed with the channel's secret, for an account that has a secret of its own
+        status, res, _ = _post_signed(port, "x12_850", edi, GENERIC_SECRET)
+        assert (status, res["code"]) == (403, "account_mismatch"), res
+        status, res, _ = _post_signed(port, "amazon_sp", amazon, GENERIC_SECRET)
+        assert (status, res["code"]) == (403, "account_mismatch"), res
+        assert c.call("stats")["counts"]["orders"] == 0
+        # BUYERCO with its own secret: booked to BUYERCO
+        status, res, _ = _post_signed(port, "x12_850", edi, "buyerco-secret", "BUYERCO")
+        assert (status, res["outcome"], res["account"]) == (200, "accepted", "BUYERCO"), res
+        status, res, _ = _post_signed(port, "amazon_sp", amazon, "buyerco-secret", "A2EXAMPLESELLER")
+        assert (status, res["outcome"]) == (200, "accepted"), res
+        seq = c.call("health")["journal"]["last_seq"]
+        # partner A tries to cancel BUYERCO's purchase orders: refused, nothing changes
+        status, res, _ = _post_signed(port, "x12_850", cancel, "partner-a-secret", "PARTNER-A")
+        assert (status, res["code"]) == (403, "account_mismatch"), res
+        for ext in ("PO-778812", "PO-778813"):
+            assert c.call("order.get", channel="x12_850", account="BUYERCO", external_id=ext)["status"] != "cancelled"
+        letters = c.call("deadletters.list")["dead_letters"]
+        assert [x["cause"] for x in letters] == ["account_mismatch"] * 4  # authenticated: kept for triage
+        assert c.call("health")["journal"]["last_seq"] == seq + 1  # only the dead letter
+        # a retry of the kept delivery is held to the same rule
+        retried = c.call("deadletters.retry", cause="account_mismatch")
+        assert retried["resolved"] == 0
+        assert c.call("stats")["counts"]["orders"] == 3
