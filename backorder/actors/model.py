@@ -369,9 +369,11 @@ class World:
 
     @staticmethod
     def _lines(order_id: str, o, specs, ts: float) -> list[Line]:
-        t_order = min(parse_ts(o.created_at), ts) if o.created_at else ts
+        """The order's lines, queued by the time the order was received: the source's
+        ``created_at`` is only shown, else a source could date an order 0001-01-01 and
+        jump every queue."""
         rush = o.rush or o.priority
-        return [Line(order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, t_order)
+        return [Line(order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, ts)
                 for i, li in enumerate(specs)]
 
     def _order_amended(self, e: ev.OrderAmended) -> None:

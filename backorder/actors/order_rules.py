@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import datetime as dt
 
+import msgspec
+
 from backorder.actors import events as ev
 from backorder.actors.carrier import Carrier, zpl_label
-from backorder.actors.model import Order, Shipment, World, parse_ts
+from backorder.actors.model import Order, Shipment, World, iso_ts, parse_ts
 from backorder.actors.sku_rules import Emit
 from backorder.daemon.protocol import OrderSubmit
 from backorder.errors import Rejected
 from backorder.notify import rules as notify_rules
+
+
+# A source's created_at is clamped to [2000-01-01, the time received + 1 day]: a clock
+# skewed by a time zone stays as sent, a date of 0001-01-01 or 2999 does not.
+CREATED_AT_MIN = 946684800.0  # 2000-01-01T00:00:00Z
+CREATED_AT_SKEW_S = 86400.0
 
 
 def _check_known_skus(world: World, lines: list) -> None:
@@ -32,9 +40,13 @@ def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Orde
         return world.orders[known], True
     if req.created_at is not None:
         try:
-            parse_ts(req.created_at)
-        except ValueError:
+            created = parse_ts(req.created_at)
+        except (ValueError, OverflowError):
             raise Rejected("invalid_date", f"created_at {req.created_at!r} is not an RFC 3339 timestamp") from None
+        # informational only (queues use the time received), but kept believable
+        believable = min(max(created, CREATED_AT_MIN), now + CREATED_AT_SKEW_S)
+        if believable != created:
+            req = msgspec.structs.replace(req, created_at=iso_ts(believable))
     _check_known_skus(world, req.lines)
     for li in req.lines:
         if not li.unit_price.is_finite() or li.unit_price < 0:  # NaN < 0 raises InvalidOperation
