@@ -385,7 +385,8 @@ class World:
                 self.sku(line.sku).undecided.pop(line, None)
                 if line.backordered_at_entry:
                     self.bo_cancelled += 1  # a backordered line that will never be filled
-        order.spec = msgspec.structs.replace(order.spec, lines=e.lines)
+        order.spec = msgspec.structs.replace(order.spec, lines=e.lines,
+                                             source_version=e.source_version or order.spec.source_version)
         order.lines = self._lines(e.order_id, order.spec, e.lines, order.received_ts)
         self._place_lines(order)
 
@@ -632,6 +633,8 @@ class World:
     def _order_released(self, e: ev.OrderReleased) -> None:
         order = self.orders[e.order_id]
         order.hold = ""
+        if e.source_version:
+            order.spec = msgspec.structs.replace(order.spec, source_version=e.source_version)
         for line in order.lines:
             line.held = False
         if not order.cancelled:

@@ -113,14 +113,15 @@ def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> 
     return touched
 
 
-def release(world: World, order_id: str, reason: str, emit: Emit, now: float) -> Order | None:
+def release(world: World, order_id: str, reason: str, emit: Emit, now: float,
+            source_version: str | None = None) -> Order | None:
     """Lift a payment hold; returns the order, or None when it was not held (nothing to do)."""
     order = world.orders.get(order_id)
     if order is None:
         raise Rejected("unknown_order", f"no order {order_id!r}")
     if not order.hold or order.cancelled:
         return None
-    emit(ev.OrderReleased(ts=now, order_id=order_id, reason=reason or "released"))
+    emit(ev.OrderReleased(ts=now, order_id=order_id, reason=reason or "released", source_version=source_version))
     return order
 
 
@@ -134,7 +135,8 @@ def amendable(order: Order) -> bool:
     return not order.cancelled and not order.shipments and not any(ln.allocated or ln.shipped for ln in order.lines)
 
 
-def amend(world: World, order_id: str, lines: list, reason: str, emit: Emit, now: float) -> Order | None:
+def amend(world: World, order_id: str, lines: list, reason: str, emit: Emit, now: float,
+          source_version: str | None = None) -> Order | None:
     """Replace the lines of an order before anything was allocated to it (a source's
     change before allocation). Returns the order, or None when the lines are the same."""
     order = world.orders.get(order_id)
@@ -147,7 +149,8 @@ def amend(world: World, order_id: str, lines: list, reason: str, emit: Emit, now
     if same_lines(lines, order.spec.lines):
         return None
     _check_known_skus(world, lines)
-    emit(ev.OrderAmended(ts=now, order_id=order_id, lines=lines, reason=reason or "amended"))
+    emit(ev.OrderAmended(ts=now, order_id=order_id, lines=lines, reason=reason or "amended",
+                         source_version=source_version))
     return order
 
 

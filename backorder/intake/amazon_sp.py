@@ -88,4 +88,5 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         priority=bool(order.get("IsPremiumOrder")),
         hold=f"OrderStatus {status}" if status in (profile.hold_statuses or ()) else "",
         total=d.money(total.get("Amount"), "$.getOrder.payload.OrderTotal.Amount") if total else Decimal(0),
+        version=d.version_ts(order.get("LastUpdateDate")),
     )]

@@ -77,4 +77,5 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         rush=d.matches(service, profile.rush_services),
         hold=f"status {status}" if status in (profile.hold_statuses or ()) else "",
         total=d.money(order.get("total_inc_tax"), "$.order.total_inc_tax"),
+        version=d.version_ts(order.get("date_modified"), rfc2822=True),
     )]

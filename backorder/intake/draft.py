@@ -45,6 +45,7 @@ class Draft(Struct, kw_only=True):
     code: str = ""  # for ignored items: why
     message: str = ""
     total: Decimal | None = None  # the source's order total, for the impact score
+    version: str | None = None  # the source's updated_at, as ``version_ts`` writes it
 
     def value(self) -> Decimal:
         try:
@@ -156,6 +157,22 @@ def utc(value: Any, path: str) -> str | None:
         return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (ValueError, OverflowError):  # OverflowError: an offset that leaves years 1-9999
         raise Rejected("invalid_date", f"{path}: {value!r} is not an ISO 8601 timestamp") from None
+
+
+def version_ts(value: Any, rfc2822: bool = False) -> str | None:
+    """A source's updated_at as a version that sorts as text (RFC 3339 UTC with
+    microseconds); None when absent or unreadable: such a delivery is applied as before
+    versions were compared, never refused for it."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = email.utils.parsedate_to_datetime(value) if rfc2822 else \
+            dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.UTC)
+        return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def rfc2822_utc(value: Any, path: str) -> str | None:

@@ -227,7 +227,7 @@ def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, 
         "order_number": draft.order_number, "customer": draft.customer, "email": draft.email,
         "shipping_address": addr, "created_at": draft.created_at, "currency": currency, "lines": lines,
         "rush": draft.rush, "priority": draft.priority or bool(prof.priority),
-        "hold": draft.hold,
+        "hold": draft.hold, "source_version": draft.version,
     }
     try:
         return msgspec.convert(spec, OrderSubmit)

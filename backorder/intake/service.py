@@ -285,6 +285,10 @@ class IntakeService:
             if not ok:
                 return _item(draft, "rejected", res[0], res[1], oid)
             return _item(draft, "updated", "", "cancelled", oid, res["status"])
+        if oid is not None and _older(draft.version, world.orders[oid].spec.source_version):
+            order = world.orders[oid]
+            return _item(draft, "duplicate", "", f"an older version of the order ({draft.version}; "
+                         f"{order.spec.source_version} is applied)", oid, order.status(world.shipments))
         prof = profile(account)
         try:
             spec = g.validate(draft, channel, account, prof, world, settings)
@@ -295,14 +299,15 @@ class IntakeService:
         if oid is not None:
             order = world.orders[oid]
             if order.hold and not spec.hold and not order.cancelled:
-                ok, res = await self._call(p.OrderRelease(order_id=oid, reason="paid"), corr)
+                ok, res = await self._call(p.OrderRelease(order_id=oid, reason="paid",
+                                                          source_version=spec.source_version), corr)
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
                 return _item(draft, "updated", "", "payment hold released", oid, res["status"])
             # a redelivery with other lines, of an order nothing was allocated to yet
             if order_rules.amendable(order) and not order_rules.same_lines(spec.lines, order.spec.lines):
-                ok, res = await self._call(p.OrderAmend(order_id=oid, lines=spec.lines, reason="changed at source"),
-                                           corr)
+                ok, res = await self._call(p.OrderAmend(order_id=oid, lines=spec.lines, reason="changed at source",
+                                                        source_version=spec.source_version), corr)
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
                 return _item(draft, "updated", "", "lines changed before allocation", oid, res["status"])
@@ -495,6 +500,13 @@ def _item(draft: Draft, outcome: str, code: str = "", message: str = "", order_i
     if hold:
         out["hold"] = hold
     return out
+
+
+def _older(version: str | None, applied: str | None) -> bool:
+    """Whether a delivery's version is older than the one applied to its order (a replay,
+    or a redelivery overtaken by a newer one). Equal versions are not older: two updates
+    within the same second of a source's clock are applied in the order they came."""
+    return version is not None and applied is not None and version < applied
 
 
 def _describe(exc: BaseException) -> str:

@@ -77,4 +77,5 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         rush=d.matches(service, profile.rush_services),
         hold=f"payment {status}" if status in (profile.hold_statuses or ()) else "",
         total=d.money(doc.get("total_price"), "$.total_price"),
+        version=d.version_ts(doc.get("updated_at")),
     )]

@@ -75,4 +75,5 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         rush=d.matches(service, profile.rush_services),
         hold=f"status {status}" if status in (profile.hold_statuses or ()) else "",
         total=d.money(doc.get("total"), "$.total"),
+        version=d.version_ts(doc.get("date_modified_gmt")),
     )]
