@@ -133,12 +133,13 @@ def _read_all(s: socket.socket) -> bytes:
 
 
 def _held(pid: int, port: int) -> int:
-    """Connections to ``port`` the daemon holds a descriptor for (accepted, not closed)."""
+    """Connections to ``port`` the daemon holds a descriptor for (accepted, not closed:
+    open, or closed by the peer only)."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for row in Path(table).read_text().splitlines()[1:]:
             cols = row.split()
-            if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == "01":  # ESTABLISHED
+            if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] != "0A":  # not the listening socket
                 inodes.add(cols[9])
     held = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -168,6 +169,20 @@ def test_slow_bodies_get_408_and_closed_while_others_are_served(make_daemon, mon
         assert _read_all(idle) == b""  # closed after idle_timeout_s
         idle.close()
         assert c.call("stats")["counts"]["orders"] == 1
+
+
+def test_a_connection_the_peer_closed_is_released_at_once(intake_daemon):
+    """hypercorn alone kept each closed connection's descriptor (and, here, its slot) until
+    its keep-alive timer ended: idle_timeout_s, 5 s by default."""
+    d = intake_daemon()
+    with d.client() as c:
+        port = http_port(c)
+        for _ in range(5):
+            assert post(port, "csv", CSV, generic_headers(CSV))[0] == 200
+        deadline = time.monotonic() + 2
+        while _held(d.proc.pid, port):
+            assert time.monotonic() < deadline, _held(d.proc.pid, port)
+            time.sleep(0.01)
 
 
 def test_the_connection_cap_holds_and_waiting_peers_are_served_in_turn(make_daemon, monkeypatch):
