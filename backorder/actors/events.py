@@ -252,6 +252,7 @@ class OrderReleased(Event, tag="order_released", kw_only=True, frozen=True):
 
     order_id: str
     reason: str
+    source_version: str | None = None  # the source's version that released it (journals before: none)
 
 
 class OrderAmended(Event, tag="order_amended", kw_only=True, frozen=True):
@@ -261,6 +262,7 @@ class OrderAmended(Event, tag="order_amended", kw_only=True, frozen=True):
     order_id: str
     lines: list[OrderLineIn]
     reason: str
+    source_version: str | None = None  # the source's version with these lines (journals before: none)
 
 
 class AliasSet(Event, tag="alias_set", kw_only=True, frozen=True):

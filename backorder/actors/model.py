@@ -383,9 +383,11 @@ class World:
 
     @staticmethod
     def _lines(order_id: str, o, specs, ts: float) -> list[Line]:
-        t_order = min(parse_ts(o.created_at), ts) if o.created_at else ts
+        """The order's lines, queued by the time the order was received: the source's
+        ``created_at`` is only shown, else a source could date an order 0001-01-01 and
+        jump every queue."""
         rush = o.rush or o.priority
-        return [Line(order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, t_order)
+        return [Line(order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, ts)
                 for i, li in enumerate(specs)]
 
     def _order_amended(self, e: ev.OrderAmended) -> None:
@@ -397,7 +399,8 @@ class World:
                 self.sku(line.sku).undecided.pop(line, None)
                 if line.backordered_at_entry:
                     self.bo_cancelled += 1  # a backordered line that will never be filled
-        order.spec = msgspec.structs.replace(order.spec, lines=e.lines)
+        order.spec = msgspec.structs.replace(order.spec, lines=e.lines,
+                                             source_version=e.source_version or order.spec.source_version)
         order.lines = self._lines(e.order_id, order.spec, e.lines, order.received_ts)
         self._place_lines(order)
 
@@ -644,6 +647,8 @@ class World:
     def _order_released(self, e: ev.OrderReleased) -> None:
         order = self.orders[e.order_id]
         order.hold = ""
+        if e.source_version:
+            order.spec = msgspec.structs.replace(order.spec, source_version=e.source_version)
         for line in order.lines:
             line.held = False
         if not order.cancelled:

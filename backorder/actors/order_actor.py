@@ -71,13 +71,13 @@ class OrderActor:
                     return
                 self._serve_lines(order, reply, corr)
             case p.OrderAmend(order_id=oid, lines=lines, reason=reason):
-                order = order_rules.amend(world, oid, lines, reason, emit, now)
+                order = order_rules.amend(world, oid, lines, reason, emit, now, req.source_version)
                 if order is None:
                     reply.ok(order_result(world, world.orders[oid], duplicate=False))
                 else:
                     self._serve_lines(order, reply, corr)
             case p.OrderRelease(order_id=oid, reason=reason):
-                order = order_rules.release(world, oid, reason, emit, now)
+                order = order_rules.release(world, oid, reason, emit, now, req.source_version)
                 if order is None:  # not on hold (any more): nothing changes
                     reply.ok(order_result(world, world.orders[oid], duplicate=False))
                 else:

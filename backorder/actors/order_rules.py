@@ -11,7 +11,7 @@ import msgspec
 
 from backorder.actors import events as ev
 from backorder.actors.carrier import Carrier, zpl_label
-from backorder.actors.model import Order, Shipment, World, parse_ts
+from backorder.actors.model import Order, Shipment, World, iso_ts, parse_ts
 from backorder.actors.sku_rules import Emit
 from backorder.daemon.protocol import OrderSubmit
 from backorder.email_address import check_email
@@ -19,6 +19,12 @@ from backorder.errors import Rejected
 from backorder.notify import rules as notify_rules
 
 NULL_ID = msgspec.Raw(b"null")
+
+
+# A source's created_at is clamped to [2000-01-01, the time received + 1 day]: a clock
+# skewed by a time zone stays as sent, a date of 0001-01-01 or 2999 does not.
+CREATED_AT_MIN = 946684800.0  # 2000-01-01T00:00:00Z
+CREATED_AT_SKEW_S = 86400.0
 
 
 def _check_known_skus(world: World, lines: list) -> None:
@@ -51,9 +57,13 @@ def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Orde
         return world.orders[known], True
     if req.created_at is not None:
         try:
-            parse_ts(req.created_at)
-        except ValueError:
+            created = parse_ts(req.created_at)
+        except (ValueError, OverflowError):
             raise Rejected("invalid_date", f"created_at {req.created_at!r} is not an RFC 3339 timestamp") from None
+        # informational only (queues use the time received), but kept believable
+        believable = min(max(created, CREATED_AT_MIN), now + CREATED_AT_SKEW_S)
+        if believable != created:
+            req = msgspec.structs.replace(req, created_at=iso_ts(believable))
     check_email(req.email)  # one address: a list would mail everyone it names
     _check_known_skus(world, req.lines)
     _check_lines(world, req.lines)
@@ -122,14 +132,15 @@ def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> 
     return touched
 
 
-def release(world: World, order_id: str, reason: str, emit: Emit, now: float) -> Order | None:
+def release(world: World, order_id: str, reason: str, emit: Emit, now: float,
+            source_version: str | None = None) -> Order | None:
     """Lift a payment hold; returns the order, or None when it was not held (nothing to do)."""
     order = world.orders.get(order_id)
     if order is None:
         raise Rejected("unknown_order", f"no order {order_id!r}")
     if not order.hold or order.cancelled:
         return None
-    emit(ev.OrderReleased(ts=now, order_id=order_id, reason=reason or "released"))
+    emit(ev.OrderReleased(ts=now, order_id=order_id, reason=reason or "released", source_version=source_version))
     return order
 
 
@@ -143,7 +154,8 @@ def amendable(order: Order) -> bool:
     return not order.cancelled and not order.shipments and not any(ln.allocated or ln.shipped for ln in order.lines)
 
 
-def amend(world: World, order_id: str, lines: list, reason: str, emit: Emit, now: float) -> Order | None:
+def amend(world: World, order_id: str, lines: list, reason: str, emit: Emit, now: float,
+          source_version: str | None = None) -> Order | None:
     """Replace the lines of an order before anything was allocated to it (a source's
     change before allocation). Returns the order, or None when the lines are the same."""
     order = world.orders.get(order_id)
@@ -157,7 +169,8 @@ def amend(world: World, order_id: str, lines: list, reason: str, emit: Emit, now
         return None
     _check_known_skus(world, lines)
     _check_lines(world, lines)
-    emit(ev.OrderAmended(ts=now, order_id=order_id, lines=lines, reason=reason or "amended"))
+    emit(ev.OrderAmended(ts=now, order_id=order_id, lines=lines, reason=reason or "amended",
+                         source_version=source_version))
     return order
 
 

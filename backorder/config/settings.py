@@ -167,6 +167,8 @@ class MetricsSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] | None = None
     refresh_s: Annotated[float, Meta(gt=0)] = 1.0  # how often the trio loop refreshes the gauges
+    timeout_s: Annotated[float, Meta(gt=0)] = 10.0  # a silent scraper's connection is closed after this
+    max_connections: Annotated[int, Meta(ge=1, le=1024)] = 8  # served at once (one thread each); more are closed
 
 
 class LoggingSettings(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -276,8 +278,15 @@ class IntakeSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     retry_max_s: Annotated[float, Meta(gt=0)] = 5.0
     retry_after_s: Annotated[int, Meta(ge=1)] = 2  # Retry-After of a 503
     silent_after_s: Annotated[float, Meta(gt=0)] = 3600.0  # a source quiet this long is "silent"
-    signature_samples: Annotated[int, Meta(ge=0)] = 20  # bad-signature deliveries kept per source
+    signature_samples: Annotated[int, Meta(ge=0, le=1000)] = 20  # bad-signature deliveries kept per source
+    max_sources: Annotated[int, Meta(ge=1)] = 1000  # (channel, account) pairs tracked; more share "(other)"
     listen: str | None = None  # "127.0.0.1:8080" turns the webhook listener on (port 0: any)
+    # The webhook listener's guards against slow or idle peers (see docs/intake.md)
+    max_connections: Annotated[int, Meta(ge=1)] = 256  # served at once; more wait in the accept backlog
+    body_timeout_s: Annotated[float, Meta(gt=0)] = 10.0  # to receive a request's whole body, else 408
+    idle_timeout_s: Annotated[float, Meta(gt=0)] = 5.0  # a connection with no request (or headers) in progress
+    read_timeout_s: Annotated[float, Meta(gt=0)] = 60.0  # silence from the peer, including while it awaits a reply
+    max_header_bytes: Annotated[int, Meta(ge=1024, le=1_048_576)] = 16384  # request line and headers
 
 
 class Settings(Struct, kw_only=True, forbid_unknown_fields=True):

@@ -6,18 +6,27 @@ Two halves, so that no thread reads what the trio loop owns:
   enough to stay on even when the endpoint is off).
 - ``Metrics``: every ``refresh_s`` the trio loop builds the complete set of metric
   families (prometheus_client objects) from the recorder and the model and swaps it in;
-  the HTTP thread of ``prometheus_client`` only reads that finished, immutable list.
+  the HTTP threads only read that finished, immutable list.
+
+The HTTP server is prometheus_client's WSGI app on a thread per connection, bounded: a
+connection silent for ``timeout_s`` is closed, and at most ``max_connections`` are served
+at once (beyond that a new connection is closed at once), so idle peers cannot pile up
+threads.
 """
 
 from __future__ import annotations
 
 import bisect
+import socket
+import threading
 import time
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import structlog
 import trio
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from backorder.actors import views
@@ -87,6 +96,59 @@ class _Snapshot:
         return list(self.families)
 
 
+class _Handler(WSGIRequestHandler):
+    """One connection; ``timeout`` (set per server) applies to every read of the socket."""
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+        """Scrapes are not logged."""
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:  # TimeoutError included: a silent or vanished peer; the connection closes
+            pass
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    """A thread per connection, at most ``slots`` of them. Refusing (closing) beyond the
+    cap rather than waiting keeps the accept loop free to notice ``shutdown``."""
+
+    daemon_threads = True
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        log.warning("metrics_request_failed", peer=str(client_address), exc_info=True)
+
+
+def serve_http(host: str, port: int, registry: CollectorRegistry, timeout_s: float,
+               max_connections: int) -> tuple[_Server, threading.Thread]:
+    """Start the endpoint on a daemon thread; returns the server and its thread."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    server_class = type("MetricsServer", (_Server,), {"address_family": family})
+    handler = type("MetricsHandler", (_Handler,), {"timeout": timeout_s})
+    server = make_server(host, port, make_wsgi_app(registry), server_class, handler_class=handler)
+    server.slots = threading.BoundedSemaphore(max_connections)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
+    return server, thread
+
+
 class Metrics:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
@@ -97,7 +159,7 @@ class Metrics:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         m = self.daemon.settings.metrics
         self.refresh()
-        server, thread = start_http_server(m.port or 0, addr=m.host, registry=self.registry)
+        server, thread = serve_http(m.host, m.port or 0, self.registry, m.timeout_s, m.max_connections)
         log.info("metrics_listening", host=m.host, port=server.server_port)
         task_status.started()
         try:

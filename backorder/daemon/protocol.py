@@ -92,6 +92,9 @@ class OrderSubmit(Request, tag="order.submit", kw_only=True):
     # Why the order waits for payment ("" = it does not): a held order is recorded but its
     # lines join no queue until ``order.release`` (or a paid redelivery through intake).
     hold: Text = ""
+    # The source's version of the order (its updated_at, RFC 3339 UTC with microseconds):
+    # intake applies a redelivery only when it is not older than the version applied.
+    source_version: Annotated[str, Meta(max_length=64)] | None = None
 
 
 class OrderCancel(Request, tag="order.cancel", kw_only=True):
@@ -285,6 +288,7 @@ class OrderRelease(Request, tag="order.release", kw_only=True):
 
     order_id: str
     reason: Text = ""
+    source_version: Annotated[str, Meta(max_length=64)] | None = None  # the version that released it
 
 
 class OrderAmend(Request, tag="order.amend", kw_only=True):
@@ -293,6 +297,7 @@ class OrderAmend(Request, tag="order.amend", kw_only=True):
     order_id: str
     lines: Annotated[list[OrderLineIn], Meta(min_length=1, max_length=1000)]
     reason: Text = ""
+    source_version: Annotated[str, Meta(max_length=64)] | None = None  # the version with these lines
 
 
 class DeadLettersDiscard(Request, tag="deadletters.discard", kw_only=True):

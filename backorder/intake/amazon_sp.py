@@ -40,7 +40,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         afn = d.ignored("marketplace_fulfilled", "FulfillmentChannel AFN: Amazon ships this order", oid)
         afn.account = seller
         return [afn]
-    total = order.get("OrderTotal") or {}
+    total = d.opt_obj(order.get("OrderTotal"), "$.getOrder.payload.OrderTotal")
     currency = d.text(total.get("CurrencyCode"))
     items = []
     for n, page in enumerate(d.arr(d.get(env, "getOrderItems", "$"), "$.getOrderItems")):
@@ -60,8 +60,8 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
             units += qty
             if qty == 0:
                 continue  # an item the buyer cancelled: nothing to ship
-        price = it.get("ItemPrice") or {}
-        discount = it.get("PromotionDiscount") or {}
+        price = d.opt_obj(it.get("ItemPrice"), path + ".ItemPrice")
+        discount = d.opt_obj(it.get("PromotionDiscount"), path + ".PromotionDiscount")
         extended = d.money(price.get("Amount"), path + ".ItemPrice.Amount") - \
             d.money(discount.get("Amount"), path + ".PromotionDiscount.Amount")
         lines.append(d.DraftLine(sku=d.text(it.get("SellerSKU"), 64), qty=qty, unit_price=d.unit(extended, qty),
@@ -70,8 +70,8 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     if all(isinstance(c, int) for c in counted) and sum(counted) != units:
         raise Rejected("order_items_mismatch", f"the order counts {sum(counted)} items "
                        f"(shipped + unshipped), its getOrderItems pages {units}")
-    addr = d.obj(order.get("ShippingAddress") or {}, "$.getOrder.payload.ShippingAddress")
-    buyer = d.obj(order.get("BuyerInfo") or {}, "$.getOrder.payload.BuyerInfo")
+    addr = d.opt_obj(order.get("ShippingAddress"), "$.getOrder.payload.ShippingAddress")
+    buyer = d.opt_obj(order.get("BuyerInfo"), "$.getOrder.payload.BuyerInfo")
     return [d.Draft(
         external_id=oid,
         account=seller,
@@ -88,4 +88,5 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         priority=bool(order.get("IsPremiumOrder")),
         hold=f"OrderStatus {status}" if status in (profile.hold_statuses or ()) else "",
         total=d.money(total.get("Amount"), "$.getOrder.payload.OrderTotal.Amount") if total else Decimal(0),
+        version=d.version_ts(order.get("LastUpdateDate")),
     )]

@@ -35,13 +35,13 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         return [d.ignored("unsupported_topic", f"scope {scope!r} is not an order scope we handle")]
     order = d.obj(d.get(env, "order", "$"), "$.order")
     oid = d.ident(d.get(order, "id", "$.order"), "$.order.id")
-    hook_id = (hook.get("data") or {}).get("id")
+    hook_id = d.opt_obj(hook.get("data"), "$.webhook.data").get("id")
     if hook_id is not None and d.ident(hook_id, "$.webhook.data.id") != oid:
         raise Rejected("order_items_mismatch", f"the webhook is for order {hook_id}, the fetched order is {oid}")
     status_id = order.get("status_id")
     status = d.text(order.get("status"))
     store = d.text(env.get("store_hash")) or None
-    if status_id in ENDED:
+    if isinstance(status_id, int) and status_id in ENDED:
         return [d.Draft(kind="cancel", external_id=oid, account=store, message=f"status {status}")]
     lines, units = [], 0
     for i, p in enumerate(d.arr(d.get(env, "products", "$"), "$.products")):
@@ -59,9 +59,9 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     items_total = order.get("items_total")
     if isinstance(items_total, int) and items_total != units:
         raise Rejected("order_items_mismatch", f"items_total is {items_total}, the products add up to {units}")
-    addrs = d.arr(env.get("shipping_addresses") or [], "$.shipping_addresses")
+    addrs = d.opt_arr(env.get("shipping_addresses"), "$.shipping_addresses")
     ship = d.obj(addrs[0], "$.shipping_addresses[0]") if addrs else {}
-    bill = d.obj(order.get("billing_address") or {}, "$.order.billing_address")
+    bill = d.opt_obj(order.get("billing_address"), "$.order.billing_address")
     service = " ".join(d.text(a.get("shipping_method")) for a in addrs if isinstance(a, dict))
     return [d.Draft(
         external_id=oid,
@@ -77,4 +77,5 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         rush=d.matches(service, profile.rush_services),
         hold=f"status {status}" if status in (profile.hold_statuses or ()) else "",
         total=d.money(order.get("total_inc_tax"), "$.order.total_inc_tax"),
+        version=d.version_ts(order.get("date_modified"), rfc2822=True),
     )]

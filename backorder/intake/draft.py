@@ -45,6 +45,7 @@ class Draft(Struct, kw_only=True):
     code: str = ""  # for ignored items: why
     message: str = ""
     total: Decimal | None = None  # the source's order total, for the impact score
+    version: str | None = None  # the source's updated_at, as ``version_ts`` writes it
 
     def value(self) -> Decimal:
         try:
@@ -67,6 +68,16 @@ def arr(value: Any, path: str) -> list:
     if not isinstance(value, list):
         raise bad(path, f"expected a list, got {type(value).__name__}")
     return value
+
+
+def opt_obj(value: Any, path: str) -> dict:
+    """An optional object: absent, null or empty -> {}; anything else must be an object."""
+    return obj(value or {}, path)
+
+
+def opt_arr(value: Any, path: str) -> list:
+    """An optional list: absent, null or empty -> []; anything else must be a list."""
+    return arr(value or [], path)
 
 
 def get(d: dict, key: str, path: str) -> Any:
@@ -123,8 +134,12 @@ def unit(extended: Decimal, qty: Any) -> Decimal:
 
 
 def cents(value: Decimal) -> Decimal:
-    """Round a computed per-unit amount to 4 places, dropping zeros past the cents."""
-    out = value.quantize(Decimal("0.0001"))
+    """Round a computed per-unit amount to 4 places, dropping zeros past the cents. An
+    amount too large to keep 4 places (beyond 28 significant digits) is refused."""
+    try:
+        out = value.quantize(Decimal("0.0001"))
+    except InvalidOperation:
+        raise Rejected("invalid_price", f"the amount {value} is out of range") from None
     return out.quantize(Decimal("0.01")) if out == out.quantize(Decimal("0.01")) else out
 
 
@@ -137,11 +152,27 @@ def utc(value: Any, path: str) -> str | None:
         raise bad(path, "a timestamp must be a string")
     try:
         t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.UTC)
+        return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError):  # OverflowError: an offset that leaves years 1-9999
         raise Rejected("invalid_date", f"{path}: {value!r} is not an ISO 8601 timestamp") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def version_ts(value: Any, rfc2822: bool = False) -> str | None:
+    """A source's updated_at as a version that sorts as text (RFC 3339 UTC with
+    microseconds); None when absent or unreadable: such a delivery is applied as before
+    versions were compared, never refused for it."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = email.utils.parsedate_to_datetime(value) if rfc2822 else \
+            dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.UTC)
+        return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def rfc2822_utc(value: Any, path: str) -> str | None:
@@ -149,11 +180,11 @@ def rfc2822_utc(value: Any, path: str) -> str | None:
         return None
     try:
         t = email.utils.parsedate_to_datetime(str(value))
-    except (TypeError, ValueError):
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.UTC)
+        return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (TypeError, ValueError, OverflowError):
         raise Rejected("invalid_date", f"{path}: {value!r} is not an RFC 2822 date") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def matches(value: str, words: list[str] | None) -> bool:

@@ -127,6 +127,32 @@ def check_signature(d: Delivery, prof: ValidationProfile) -> None:
         raise Rejected("signature_invalid", f"{header} does not match the body")
 
 
+def own_secret(settings: Settings, channel: str, account: str) -> bool:
+    """Whether the configuration gives the account a signing secret of its own."""
+    cfg = settings.channels.get(channel)
+    acct = cfg.accounts.get(account) if cfg is not None else None
+    return acct is not None and bool(acct.secret_env or acct.secret_file)
+
+
+def check_account(d: Delivery, drafts: list[Draft], settings: Settings) -> None:
+    """A signed delivery books its orders to the account whose secret verified it. The
+    signature was checked before the payload was read, with the secret of the account the
+    delivery named (``?account=``, a source's header), else with the channel's; a payload
+    that names another account (X12 ISA06, an Amazon seller, a BigCommerce store) is
+    refused, and so is one signed with the channel's secret naming an account that has a
+    secret of its own: one partner's secret must not create or cancel another's orders."""
+    named = d.account or account_hint(d.channel, d.headers)
+    for draft in drafts:
+        if not draft.account or draft.account == named:
+            continue
+        if named is not None:
+            raise Rejected("account_mismatch", f"the payload is for account {draft.account!r}; the delivery was "
+                           f"signed for account {named!r}")
+        if own_secret(settings, d.channel, draft.account):
+            raise Rejected("account_mismatch", f"account {draft.account!r} has a secret of its own: deliver its "
+                           f"orders signed with it and ?account={draft.account}")
+
+
 def parse(d: Delivery, prof: ValidationProfile) -> list[Draft]:
     adapter = CHANNELS[d.channel]
     ping = getattr(adapter, "is_ping", None)
@@ -203,7 +229,7 @@ def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, 
         "order_number": draft.order_number, "customer": draft.customer, "email": draft.email,
         "shipping_address": addr, "created_at": draft.created_at, "currency": currency, "lines": lines,
         "rush": draft.rush, "priority": draft.priority or bool(prof.priority),
-        "hold": draft.hold,
+        "hold": draft.hold, "source_version": draft.version,
     }
     try:
         return msgspec.convert(spec, OrderSubmit)

@@ -4,13 +4,21 @@ headers and raw body, served by hypercorn's trio worker inside the daemon's nurs
 Status codes: 200 accepted / duplicate / updated / ignored; 401 signature failures; 413
 an oversized body; 400 an unparseable body; 422 an invalid order; 503 + Retry-After when
 intake is saturated; 404 an unknown channel or path. The reply body is the outcome as JSON
-(the same object ``order.ingest`` returns), sent once its events are durable.
+(the same object ``order.ingest`` returns), sent once its events are durable. A failure
+after authentication is a dead letter: 500 with its ``letter_id``.
+
+Slow or idle peers cannot hold the listener: at most ``[intake] max_connections`` are
+served at once (the others wait in the kernel's accept backlog, holding no descriptor of
+ours), a request's body must arrive within ``body_timeout_s`` (else 408 and the connection
+is closed), a connection with no request in progress is closed after ``idle_timeout_s``
+(this also bounds the time to send the request line and headers, at most
+``max_header_bytes``) and any silence longer than ``read_timeout_s`` ends it.
 """
 
 from __future__ import annotations
 
 import itertools
-from functools import partial
+import logging
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -18,7 +26,10 @@ import msgspec
 import structlog
 import trio
 from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import repr_socket_addr, wrap_app
 
 from backorder.errors import Rejected
 from backorder.intake import governance as g
@@ -39,16 +50,24 @@ class WebhookApp:
         self._n = itertools.count(1)
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
         if scope["type"] != "http":
             return
+        started = False
+
+        async def tracked(msg: dict) -> None:
+            nonlocal started
+            started = started or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            await self._request(scope, receive, tracked)
+        except Exception:  # noqa: BLE001 - one request's failure is logged, answered and contained
+            log.exception("webhook_failed", path=scope.get("path", ""))
+            if not started:
+                await _reply(send, 500, {"error": "internal_error", "message": "the request failed; see the log"},
+                             [(b"connection", b"close")])
+
+    async def _request(self, scope, receive, send) -> None:
         path = scope["path"]
         if scope["method"] != "POST" or not path.startswith("/webhooks/"):
             await _reply(send, 404, {"error": "not_found", "message": "POST /webhooks/<channel>"})
@@ -57,19 +76,18 @@ class WebhookApp:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         account = (query.get("account") or [None])[0]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        limit = self.daemon.settings.intake.max_body_bytes
-        body = bytearray()
-        more = True
-        while more:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            body += msg.get("body", b"")
-            more = msg.get("more_body", False)
-            if len(body) > limit:
-                body = body[:limit + 1]  # enough to be refused as too large; the rest is not kept
-                break
-        d = g.Delivery(channel=channel, account=account, headers=headers, body=bytes(body), via="http")
+        cfg = self.daemon.settings.intake
+        body = None
+        with trio.move_on_after(cfg.body_timeout_s) as deadline:
+            body = await _read_body(receive, cfg.max_body_bytes)
+        if deadline.cancelled_caught:  # nothing reached intake: nothing is recorded
+            await _reply(send, 408, {"error": "body_timeout",
+                                     "message": f"the body did not arrive within {cfg.body_timeout_s:g} s"},
+                         [(b"connection", b"close")])
+            return
+        if body is None:  # the peer went away
+            return
+        d = g.Delivery(channel=channel, account=account, headers=headers, body=body, via="http")
         try:
             result = await self.daemon.intake.ingest(d, f"h{next(self._n)}")
         except Rejected as exc:
@@ -94,14 +112,107 @@ async def _reply(send, status: int, body: dict, extra: list | None = None) -> No
     await send({"type": "http.response.body", "body": data})
 
 
+async def _read_body(receive, limit: int) -> bytes | None:
+    """The request body, cut at ``limit`` + 1 bytes (enough to be refused as too large; the
+    rest is not kept); None when the peer disconnected."""
+    body = bytearray()
+    more = True
+    while more:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return None
+        body += msg.get("body", b"")
+        more = msg.get("more_body", False)
+        if len(body) > limit:
+            return bytes(body[:limit + 1])
+    return bytes(body)
+
+
+class _Slots(trio.abc.Listener):
+    """A listener that accepts only while fewer than ``limit`` connections are open: the
+    cap hypercorn lacks. Beyond it, peers wait in the kernel's backlog."""
+
+    def __init__(self, inner: trio.SocketListener, slots: trio.Semaphore) -> None:
+        self.inner = inner
+        self.slots = slots
+
+    async def accept(self) -> trio.SocketStream:
+        try:  # no extra checkpoint while slots are free: accepting stays as eager as hypercorn's
+            self.slots.acquire_nowait()
+        except trio.WouldBlock:
+            await self.slots.acquire()
+        try:
+            return await self.inner.accept()
+        except BaseException:
+            self.slots.release()
+            raise
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _Connection(TCPServer):
+    """hypercorn's connection, closed as soon as the peer has gone: hypercorn itself keeps
+    the socket until its keep-alive timer ends (measured: every closed connection held its
+    descriptor and slot 5 s more), which under the connection cap cut throughput to
+    ``max_connections`` / ``idle_timeout_s`` requests a second."""
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        await self.idle_task.stop()
+
+
+class _ErrorLog(logging.Handler):
+    """hypercorn's own error log (protocol errors, its internal failures) into our log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.error("webhook_server_error", message=record.getMessage(), exc_info=record.exc_info)
+
+
+def _config(daemon: Daemon) -> Config:
+    cfg = daemon.settings.intake
+    config = Config()
+    config.bind = [cfg.listen]
+    config.accesslog = None
+    errors = logging.getLogger("backorder.hypercorn")
+    if not errors.handlers:
+        errors.addHandler(_ErrorLog())
+        errors.propagate = False
+    config.errorlog = errors
+    config.graceful_timeout = 1.0
+    config.keep_alive_timeout = cfg.idle_timeout_s
+    config.read_timeout = cfg.read_timeout_s
+    config.h11_max_incomplete_size = cfg.max_header_bytes
+    return config
+
+
+async def serve(daemon: Daemon, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """hypercorn's trio worker loop, with the connection cap: ``hypercorn.trio.serve``
+    builds its listeners itself, so this runs hypercorn's per-connection ``TCPServer``
+    (HTTP/1.1, h11) over capped listeners. No lifespan events: the app needs none."""
+    config = _config(daemon)
+    app = wrap_app(WebhookApp(daemon), config.wsgi_max_body_size, "asgi")
+    context = WorkerContext(None)
+    slots = trio.Semaphore(daemon.settings.intake.max_connections)
+    listeners, binds = [], []
+    for sock in config.create_sockets().insecure_sockets:
+        sock.listen(config.backlog)
+        listeners.append(_Slots(trio.SocketListener(trio.socket.from_stdlib_socket(sock)), slots))
+        binds.append(repr_socket_addr(sock.family, sock.getsockname()))
+
+    async def connection(stream: trio.SocketStream) -> None:
+        try:
+            await _Connection(app, config, context, ConnectionState({}), stream).run()
+        finally:
+            slots.release()
+
+    task_status.started(binds)
+    await trio.serve_listeners(connection, listeners)
+
+
 async def start(daemon: Daemon, nursery: trio.Nursery) -> int:
     """Start the listener in ``nursery``; returns the bound port (``listen`` may ask for 0)."""
-    config = Config()
-    config.bind = [daemon.settings.intake.listen]
-    config.accesslog = None
-    config.errorlog = None
-    config.graceful_timeout = 1.0
-    binds = await nursery.start(partial(hypercorn_serve, WebhookApp(daemon), config))
+    binds = await nursery.start(serve, daemon)
     port = int(binds[0].rsplit(":", 1)[1])
     daemon.intake.http_port = port
     log.info("webhook_listener_ready", listen=binds[0], port=port)

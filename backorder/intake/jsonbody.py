@@ -17,6 +17,8 @@ def decode(body: bytes) -> dict:
         doc = _DECODER.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise Rejected("malformed_body", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # msgspec's answer to arrays / objects nested too deep
+        raise Rejected("malformed_body", "the body nests arrays or objects too deep") from None
     if not isinstance(doc, dict):
         raise Rejected("malformed_body", "the body must be a JSON object")
     return doc

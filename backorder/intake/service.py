@@ -40,7 +40,15 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 OUTCOMES = ("accepted", "duplicate", "updated", "rejected", "ignored")
-HTTP_STATUS = {"signature_missing": 401, "signature_invalid": 401, "body_too_large": 413, "malformed_body": 400}
+HTTP_STATUS = {"signature_missing": 401, "signature_invalid": 401, "body_too_large": 413, "malformed_body": 400,
+               "account_mismatch": 403, "adapter_error": 500, "internal_error": 500}
+# Where unauthenticated deliveries are counted when they name an account the configuration
+# does not list: anyone can invent account names, and one Source each would grow without end.
+UNVERIFIED = "(unverified)"
+# Where deliveries are counted once ``max_sources`` (channel, account) pairs are tracked.
+OTHER = "(other)"
+SAMPLE_HEADERS = 32  # headers kept per bad-signature sample, each name and value truncated
+SAMPLE_BODY = 2048  # body bytes kept per sample
 _ENC = msgspec.json.Encoder(decimal_format="string")
 
 
@@ -128,7 +136,7 @@ class IntakeService:
             self._untrusted(d, account, exc)
             done(self._result(d.channel, account, [_item(Draft(), "rejected", exc.code, exc.message)]))
             return
-        drafts, error = self._parse(d, prof)
+        drafts, error = self._parse(d, prof, signed=d.via == "http")
         urgent = any(dr.rush or dr.priority or float(dr.value()) >= self.cfg.high_value for dr in drafts) \
             or bool(prof.priority)
         limit = self.cfg.queue_size if urgent else max(self.cfg.queue_size - self.cfg.priority_reserve, 1)
@@ -138,15 +146,25 @@ class IntakeService:
                            f"{self.cfg.retry_after_s} s")
         self._enqueue(Work(d, drafts, error, done, corr, lane=0 if urgent else 1))
 
-    def _parse(self, d: g.Delivery, prof: ValidationProfile | None = None) -> tuple[list[Draft], Rejected | None]:
+    def _parse(self, d: g.Delivery, prof: ValidationProfile | None = None, *,
+               signed: bool) -> tuple[list[Draft], Rejected | None]:
         """The drafts of a delivery, or the error its dead letter keeps; ``prof`` defaults
-        to the profile of the delivery's account."""
+        to the profile of the delivery's account; a ``signed`` delivery (HTTP) may only book
+        orders to the account that signed it. An adapter that fails in a way it did not
+        foresee costs this delivery only: it becomes ``adapter_error`` and so a dead letter
+        (the delivery is authenticated by now), logged with its traceback."""
         try:
             if prof is None:
                 prof = g.profile(self.daemon.settings, d.channel, g.resolve_account(d))
-            return g.parse(d, prof), None
+            drafts = g.parse(d, prof)
+            if signed:
+                g.check_account(d, drafts, self.daemon.settings)
+            return drafts, None
         except Rejected as exc:
             return [], exc
+        except Exception as exc:
+            log.exception("intake_adapter_failed", channel=d.channel, account=d.account, via=d.via)
+            return [], Rejected("adapter_error", _describe(exc))
 
     def _enqueue(self, work: Work) -> None:
         self.lanes[work.lane].append(work)
@@ -185,13 +203,29 @@ class IntakeService:
             work = (self.lanes[0] or self.lanes[1]).popleft()
             try:
                 result = await self._decide(work)
-            except Exception as exc:  # a bug must cost one delivery, never the intake
+            except Exception as exc:  # a bug must cost one delivery, never the intake, and lose nothing
                 log.exception("intake_failed", channel=work.delivery.channel)
-                result = self._result(work.delivery.channel, work.delivery.account or "default",
-                                      [_item(Draft(), "rejected", "internal_error", f"{type(exc).__name__}: {exc}")])
+                result = self._failed(work, exc)
             finally:
                 self.pending -= 1
             work.done(result)
+
+    def _failed(self, work: Work, exc: Exception) -> dict:
+        """The outcome of a delivery whose decision raised: kept whole as a dead letter
+        (``internal_error``; a retry re-decides every order in it, and the ones already
+        recorded come back as duplicates), counted and published."""
+        d = work.delivery
+        account = d.account or "default"
+        error = Rejected("internal_error", _describe(exc))
+        result = self._result(d.channel, account, [_item(Draft(), "rejected", error.code, error.message)])
+        try:
+            self._record_letter(work, account, [(None, account, error)], result,
+                                lambda acct: g.profile(self.daemon.settings, d.channel, acct))
+        except Exception:  # noqa: BLE001 - the reply must still go out
+            log.exception("intake_dead_letter_failed", channel=d.channel)
+        self._count(d.channel, account, result["orders"])
+        self._publish(result)
+        return result
 
     async def _decide(self, work: Work) -> dict:
         d = work.delivery
@@ -251,6 +285,10 @@ class IntakeService:
             if not ok:
                 return _item(draft, "rejected", res[0], res[1], oid)
             return _item(draft, "updated", "", "cancelled", oid, res["status"])
+        if oid is not None and _older(draft.version, world.orders[oid].spec.source_version):
+            order = world.orders[oid]
+            return _item(draft, "duplicate", "", f"an older version of the order ({draft.version}; "
+                         f"{order.spec.source_version} is applied)", oid, order.status(world.shipments))
         prof = profile(account)
         try:
             spec = g.validate(draft, channel, account, prof, world, settings)
@@ -261,14 +299,15 @@ class IntakeService:
         if oid is not None:
             order = world.orders[oid]
             if order.hold and not spec.hold and not order.cancelled:
-                ok, res = await self._call(p.OrderRelease(order_id=oid, reason="paid"), corr)
+                ok, res = await self._call(p.OrderRelease(order_id=oid, reason="paid",
+                                                          source_version=spec.source_version), corr)
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
                 return _item(draft, "updated", "", "payment hold released", oid, res["status"])
             # a redelivery with other lines, of an order nothing was allocated to yet
             if order_rules.amendable(order) and not order_rules.same_lines(spec.lines, order.spec.lines):
-                ok, res = await self._call(p.OrderAmend(order_id=oid, lines=spec.lines, reason="changed at source"),
-                                           corr)
+                ok, res = await self._call(p.OrderAmend(order_id=oid, lines=spec.lines, reason="changed at source",
+                                                        source_version=spec.source_version), corr)
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
                 return _item(draft, "updated", "", "lines changed before allocation", oid, res["status"])
@@ -326,9 +365,15 @@ class IntakeService:
         result["letter_id"] = letter
 
     def _source(self, channel: str, account: str) -> Source:
+        """The Source of (channel, account); past ``max_sources`` new pairs share
+        (channel, "(other)"), so the table and the ``sources.health`` reply stay bounded."""
         src = self.sources.get((channel, account))
         if src is None:
-            src = self.sources[(channel, account)] = Source(self.cfg.signature_samples)
+            if len(self.sources) >= self.cfg.max_sources:
+                account = OTHER
+                src = self.sources.get((channel, account))
+            if src is None:
+                src = self.sources[(channel, account)] = Source(self.cfg.signature_samples)
         return src
 
     def _count(self, channel: str, account: str, items: list[dict]) -> None:
@@ -341,15 +386,23 @@ class IntakeService:
             if it["outcome"] == "rejected":
                 src.codes[it["code"]] += 1
 
-    def _untrusted(self, d: g.Delivery, account: str, exc: Rejected) -> None:
+    def _untrusted(self, d: g.Delivery, claimed: str, exc: Rejected) -> None:
+        """Count and sample a delivery that failed authentication. The account it claims
+        is only a claim: unless the configuration lists it, the delivery is counted under
+        (channel, "(unverified)"), with the claim kept in the sample. Memory stays bounded
+        by the configuration, whatever names a caller invents."""
+        cfg = self.daemon.settings.channels.get(d.channel)
+        account = claimed if cfg is not None and claimed in cfg.accounts else UNVERIFIED
         src = self._source(d.channel, account)
         self._count(d.channel, account, [{"outcome": "rejected", "code": exc.code}])
         if exc.code.startswith("signature"):
             src.bad_signatures += 1
-            src.samples.append({"at": iso_ts(time.time()), "code": exc.code, "via": d.via, "headers": d.headers,
-                                "body_base64": base64.b64encode(d.body[:2048]).decode(), "bytes": len(d.body)})
-        log.warning("intake_untrusted", channel=d.channel, account=account, code=exc.code, reason=exc.message,
-                    via=d.via)
+            headers = {k[:64]: v[:256] for k, v in itertools.islice(d.headers.items(), SAMPLE_HEADERS)}
+            src.samples.append({"at": iso_ts(time.time()), "code": exc.code, "via": d.via, "account": claimed[:128],
+                                "headers": headers, "body_base64": base64.b64encode(d.body[:SAMPLE_BODY]).decode(),
+                                "bytes": len(d.body)})
+        log.warning("intake_untrusted", channel=d.channel, account=claimed[:128], code=exc.code,
+                    reason=exc.message, via=d.via)
         self._publish(self._result(d.channel, account, [{"outcome": "rejected", "code": exc.code}]))
 
     def _result(self, channel: str, account: str, items: list[dict]) -> dict:
@@ -426,7 +479,8 @@ class IntakeService:
             data = msgspec.json.decode(letter.message)
             d = g.Delivery(channel=data["channel"], account=data.get("account"), headers=data["headers"],
                            body=base64.b64decode(data["body_base64"]), via="retry")
-            drafts, error = self._parse(d)
+            # a delivery that came signed over HTTP is held to the account that signed it, again
+            drafts, error = self._parse(d, signed=data.get("via") == "http")
             # decided here, not by a worker: no one to call back
             work = Work(d, drafts, error, None, corr, letter=letter.letter_id, lane=0)
             self.pending += 1
@@ -446,6 +500,18 @@ def _item(draft: Draft, outcome: str, code: str = "", message: str = "", order_i
     if hold:
         out["hold"] = hold
     return out
+
+
+def _older(version: str | None, applied: str | None) -> bool:
+    """Whether a delivery's version is older than the one applied to its order (a replay,
+    or a redelivery overtaken by a newer one). Equal versions are not older: two updates
+    within the same second of a source's clock are applied in the order they came."""
+    return version is not None and applied is not None and version < applied
+
+
+def _describe(exc: BaseException) -> str:
+    """An unexpected exception as a dead letter keeps it: its class and message."""
+    return f"{type(exc).__name__}: {exc}"[:1000]
 
 
 def letter_impact(letter, now: float) -> float:

@@ -40,10 +40,8 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     oid = d.ident(d.get(doc, "id", "$"), "$.id")
     if t == "orders/cancelled" or doc.get("cancelled_at"):
         return [d.Draft(kind="cancel", external_id=oid, message=d.text(doc.get("cancel_reason")) or "cancelled")]
-    cust = doc.get("customer") or {}
-    ship = doc.get("shipping_address") or {}
-    d.obj(cust, "$.customer")
-    d.obj(ship, "$.shipping_address")
+    cust = d.opt_obj(doc.get("customer"), "$.customer")
+    ship = d.opt_obj(doc.get("shipping_address"), "$.shipping_address")
     name = d.full_name(cust)
     lines = []
     for i, li in enumerate(d.arr(d.get(doc, "line_items", "$"), "$.line_items")):
@@ -64,7 +62,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         lines.append(d.DraftLine(sku=sku, qty=qty, unit_price=net, requires_shipping=ships,
                                  name=d.text(li.get("name"))))
     service = " ".join(d.text(s.get("title")) + " " + d.text(s.get("code"))
-                       for s in doc.get("shipping_lines") or [] if isinstance(s, dict))
+                       for s in d.opt_arr(doc.get("shipping_lines"), "$.shipping_lines") if isinstance(s, dict))
     status = d.text(doc.get("financial_status"))
     return [d.Draft(
         external_id=oid,
@@ -79,4 +77,5 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         rush=d.matches(service, profile.rush_services),
         hold=f"payment {status}" if status in (profile.hold_statuses or ()) else "",
         total=d.money(doc.get("total_price"), "$.total_price"),
+        version=d.version_ts(doc.get("updated_at")),
     )]

@@ -29,7 +29,11 @@ _PING = re.compile(rb"^webhook_id=\d+$")
 
 def account_hint(headers: dict[str, str]) -> str | None:
     src = headers.get("x-wc-webhook-source", "")
-    return (urlsplit(src).hostname or src.strip("/")) or None
+    try:
+        host = urlsplit(src).hostname
+    except ValueError:  # e.g. "http://[oops/": not a URL; the header is read before any signature
+        host = None
+    return (host or src.strip("/")[:128]) or None
 
 
 def is_ping(headers: dict[str, str], body: bytes) -> bool:
@@ -46,8 +50,8 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     status = d.text(doc.get("status"))
     if t == "order.deleted" or status in ENDED:
         return [d.Draft(kind="cancel", external_id=oid, message=f"status {status or 'deleted'}")]
-    bill = d.obj(doc.get("billing") or {}, "$.billing")
-    ship = d.obj(doc.get("shipping") or {}, "$.shipping")
+    bill = d.opt_obj(doc.get("billing"), "$.billing")
+    ship = d.opt_obj(doc.get("shipping"), "$.shipping")
     lines = []
     for i, li in enumerate(d.arr(d.get(doc, "line_items", "$"), "$.line_items")):
         path = f"$.line_items[{i}]"
@@ -57,7 +61,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         lines.append(d.DraftLine(sku=d.text(li.get("sku"), 64), qty=qty, unit_price=d.unit(total, qty),
                                  name=d.text(li.get("name"))))
     service = " ".join(d.text(s.get("method_id")) + " " + d.text(s.get("method_title"))
-                       for s in doc.get("shipping_lines") or [] if isinstance(s, dict))
+                       for s in d.opt_arr(doc.get("shipping_lines"), "$.shipping_lines") if isinstance(s, dict))
     return [d.Draft(
         external_id=oid,
         order_number=d.text(doc.get("number")),
@@ -71,4 +75,5 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         rush=d.matches(service, profile.rush_services),
         hold=f"status {status}" if status in (profile.hold_statuses or ()) else "",
         total=d.money(doc.get("total"), "$.total"),
+        version=d.version_ts(doc.get("date_modified_gmt")),
     )]

@@ -76,7 +76,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
                 cur.message = "BEG01 = 01 (cancellation)"
             date = _el(seg, 5)
             if date:
-                if len(date) != 8 or not date.isdigit():
+                if len(date) != 8 or not (date.isascii() and date.isdigit()):
                     raise Rejected("invalid_date", f"BEG05 {date!r} is not CCYYMMDD")
                 cur.created_at = f"{date[:4]}-{date[4:6]}-{date[6:]}T00:00:00Z"
         elif tag == "CUR":
@@ -108,7 +108,9 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
             cur.lines.append(d.DraftLine(sku=sku[:64], qty=_el(seg, 2),
                                          unit_price=d.money(_el(seg, 4), f"PO1[{po1_count}].04")))
         elif tag == "CTT":
-            ctt = int(_el(seg, 1)) if _el(seg, 1).isdigit() else -1
+            count = _el(seg, 1)
+            # "²".isdigit() is true; a 5,000-digit count would exceed int()'s digit limit
+            ctt = int(count) if count.isascii() and count.isdigit() and len(count) <= 9 else -1
         elif tag == "SE":
             count = i - st_index + 1
             if _el(seg, 1) != str(count):

@@ -4,6 +4,7 @@ queue says busy without recording anything."""
 
 from __future__ import annotations
 
+import base64
 from types import SimpleNamespace
 
 import msgspec
@@ -105,3 +106,46 @@ async def test_rush_is_served_first_and_a_full_queue_is_busy(intake):
         await trio.sleep(0.01)
     assert [r["orders"][0]["external_id"] for r in done] == ["R0", "R1", "N0", "N1", "N2", "N3"]
     assert service.peak == 6
+
+
+async def test_an_adapter_that_raises_unexpectedly_makes_a_dead_letter_not_a_lost_delivery(intake, monkeypatch):
+    """Fault injection: the adapters reject every odd payload we know of (see the adapter
+    fuzz in tests/unit), so a bug of tomorrow is simulated by an adapter that raises."""
+    from backorder.intake import csv_orders
+
+    service, nursery = intake
+    await nursery.start(service.run)
+
+    def broken(body, headers, profile):
+        raise KeyError("line_items")
+
+    monkeypatch.setattr(csv_orders, "parse", broken)
+    res = await service.ingest(csv("A-1"))
+    assert (res["outcome"], res["code"]) == ("rejected", "adapter_error")
+    assert res["message"] == "KeyError: 'line_items'"
+    letter = service.daemon.engine.world.dead_letters[res["letter_id"]]
+    assert (letter.kind, letter.cause, letter.error) == ("intake", "adapter_error", "KeyError: 'line_items'")
+    assert service.health()["sources"][0]["rejections"] == {"adapter_error": 1}
+    monkeypatch.undo()  # fixed: the kept delivery goes through once
+    out = await service.retry_letters([letter], "corr")
+    assert out["results"][0]["outcome"] == "accepted" and len(service.daemon.engine.world.orders) == 1
+
+
+async def test_a_decision_that_raises_makes_a_dead_letter_with_the_whole_delivery(intake, monkeypatch):
+    from backorder.intake import governance
+
+    service, nursery = intake
+    await nursery.start(service.run)
+
+    def broken(*args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(governance, "validate", broken)
+    res = await service.ingest(csv("B-1"))
+    assert (res["outcome"], res["code"]) == ("rejected", "internal_error")
+    letter = service.daemon.engine.world.dead_letters[res["letter_id"]]
+    assert (letter.cause, letter.error) == ("internal_error", "ZeroDivisionError: division by zero")
+    assert b"B-1" in base64.b64decode(msgspec.json.decode(letter.message)["body_base64"])
+    monkeypatch.undo()
+    out = await service.retry_letters([letter], "corr")
+    assert out["results"][0]["outcome"] == "accepted"

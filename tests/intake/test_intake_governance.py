@@ -122,12 +122,17 @@ def test_every_rejection_code_with_its_http_status_and_nothing_changes(intake_da
         assert kept["channel"] == "woocommerce" and kept["account"] == WOO and kept["external_id"] == "727"
         assert kept["impact"] == 55.0 + 500.0  # value 2 x 17.50 + 20.00, rush (next day)
         rejections = stats["intake"]["rejections"]
-        assert rejections[f"shopify/{SHOP}/signature_invalid"] == 1
+        # a shop domain is only a claim until the signature holds: the shop is not an account
+        # of the configuration, so its bad signatures are counted as "(unverified)"
+        assert rejections["shopify/(unverified)/signature_invalid"] == 1
         assert rejections[f"woocommerce/{WOO}/missing_sku"] == 1
         health = {(s["channel"], s["account"]): s for s in c.call("sources.health")["sources"]}
+        unverified = health[("shopify", "(unverified)")]
+        assert unverified["bad_signatures"] == 2 and len(unverified["signature_samples"]) == 2
+        assert {x["account"] for x in unverified["signature_samples"]} == {SHOP}
         shop = health[("shopify", SHOP)]
-        assert shop["bad_signatures"] == 2 and len(shop["signature_samples"]) == 2
-        assert shop["outcomes"]["ignored"] == 1 and shop["outcomes"]["rejected"] == 5
+        assert unverified["rejections"] == {"signature_missing": 1, "signature_invalid": 1, "body_too_large": 1}
+        assert shop["outcomes"]["ignored"] == 1 and shop["outcomes"]["rejected"] == 2  # malformed, missing_field
 
 
 def test_validation_profiles_cut_false_rejects_per_account(intake_daemon):

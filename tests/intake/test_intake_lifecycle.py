@@ -3,7 +3,9 @@ restarts (journal replay and snapshot)."""
 
 from __future__ import annotations
 
-from intake_support import http_port, ingest, post, raw, shopify_headers
+import json
+
+from intake_support import doc, encode, http_port, ingest, post, raw, shopify_headers
 
 GRINDER = '[skus."GRINDER-SS"]\nreorder_point = 0\n'
 
@@ -141,3 +143,41 @@ def test_a_change_before_allocation_updates_the_lines_after_it_is_a_duplicate(in
     with d.client() as c:
         assert [(ln["qty"], ln["allocated"]) for ln in c.call("order.get", order_id=oid)["lines"]] == [(3, 3)]
         assert c.call("sku.get", sku="GRINDER-SS")["backordered"] == 0
+
+
+def test_an_older_version_redelivered_is_a_duplicate_and_changes_nothing(intake_daemon):
+    """A replayed (or overtaken) webhook used to roll the order's lines back and notify the
+    customer again; now only a version not older than the one applied is applied."""
+    d = intake_daemon()
+    v1 = doc("shopify/orders_create.json")  # updated_at 2024-03-01T10:15:32-05:00
+    v2 = json.loads(json.dumps(v1))
+    v2["updated_at"] = "2024-03-01T10:20:00-05:00"
+    v2["line_items"][0]["quantity"] += 2
+
+    def send(body: dict, topic: str) -> dict:
+        data = encode(body)
+        return ingest(c, "shopify", data, shopify_headers(data, topic))
+
+    with d.client() as c:
+        assert send(v1, "orders/create")["outcome"] == "accepted"
+        res = send(v2, "orders/updated")
+        assert (res["outcome"], res["orders"][0]["message"]) == ("updated", "lines changed before allocation")
+        oid = res["orders"][0]["order_id"]
+        lines = c.call("order.get", order_id=oid)["lines"]
+        seq = c.call("health")["journal"]["last_seq"]
+        notices = c.call("stats")["counts"]["notices_queued"]
+        res = send(v1, "orders/updated")  # the old one again
+        assert (res["outcome"], res["orders"][0]["order_id"]) == ("duplicate", oid)
+        assert "older version" in res["orders"][0]["message"]
+        assert c.call("order.get", order_id=oid)["lines"] == lines
+        assert c.call("health")["journal"]["last_seq"] == seq  # nothing journaled: no change, no notice
+        assert c.call("stats")["counts"]["notices_queued"] == notices
+        d.kill9()
+        d.start()  # the applied version is in the journal
+    with d.client() as c:
+        assert send(v1, "orders/updated")["outcome"] == "duplicate"
+        assert c.call("order.get", order_id=oid)["lines"] == lines
+        v3 = json.loads(json.dumps(v2))
+        v3["updated_at"] = "2024-03-01T10:25:00-05:00"
+        v3["line_items"][0]["quantity"] += 1
+        assert send(v3, "orders/updated")["outcome"] == "updated"  # a newer one still applies

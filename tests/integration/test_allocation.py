@@ -77,12 +77,37 @@ def test_priority_survives_a_restart(sim):
 
 def test_waiting_time_ages_priority_so_old_lines_do_not_starve(sim):
     # rush is worth 24 h of waiting (the default weight): a line waiting 48 h beats it
-    with sim(PRIORITY).client() as c:
+    d = sim(PRIORITY)
+    with d.client() as c:
         c.call("sku.configure", sku="P")
-        old = submit(c, "OLD", line("P", 1), created_at="2024-02-28T00:00:00Z")["order_id"]
+        old = submit(c, "OLD", line("P", 1))["order_id"]
+    d.stop()  # two days later
+    d.config.write_text(d.config.read_text().replace("2024-03-01T00:00:00Z", "2024-03-03T00:00:00Z"))
+    d.start()
+    with d.client() as c:
         rush = submit(c, "RUSH", line("P", 1), rush=True)["order_id"]
         assert [w["order_id"] for w in c.call("sku.get", sku="P")["waiting"]] == [old, rush]
         assert c.call("stock.receive", sku="P", qty=1)["allocations"][0]["order_id"] == old
+
+
+def test_queues_use_the_time_received_and_a_source_date_is_clamped(sim):
+    """A created_at of 0001-01-01 used to put its order first in every queue."""
+    d = sim()
+    with d.client() as c:
+        c.call("sku.configure", sku="P")
+        first = submit(c, "FIRST", line("P", 1))["order_id"]
+        ancient = submit(c, "ANCIENT", line("P", 1), created_at="0001-01-01T00:00:00Z")["order_id"]
+        future = submit(c, "FUTURE", line("P", 1), created_at="2999-01-01T00:00:00Z")["order_id"]
+        assert [w["order_id"] for w in c.call("sku.get", sku="P")["waiting"]] == [first, ancient, future]
+        assert c.call("order.get", order_id=ancient)["created_at"] == "2000-01-01T00:00:00Z"
+        assert c.call("order.get", order_id=future)["created_at"].startswith("2024-03-02T00:00:")  # + 1 day
+        skewed = submit(c, "SKEWED", line("P", 1), created_at="2024-03-01T10:00:00Z")["order_id"]  # within a day
+        assert c.call("order.get", order_id=skewed)["created_at"] == "2024-03-01T10:00:00Z"
+    d.kill9()  # the order survives a replay of the journal
+    d.start()
+    with d.client() as c:
+        assert [w["order_id"] for w in c.call("sku.get", sku="P")["waiting"]] == [first, ancient, future, skewed]
+        assert c.call("stock.receive", sku="P", qty=1)["allocations"][0]["order_id"] == first
 
 
 def test_higher_value_wins_under_priority(sim):

@@ -47,7 +47,8 @@ CODES_WITHOUT_EXAMPLE = {"internal_error", "unjournalable_event"}  # need a bug 
 # order.ingest outcome codes that need a signed delivery, a big body, a full queue or
 # a channel payload too long for the doc: tests/intake exercises each one.
 CODES_TESTED_IN_INTAKE = {"busy", "signature_invalid", "body_too_large", "currency_mismatch", "invalid_order",
-                          "missing_field", "unknown_sku", "invalid_price", "invalid_date"}
+                          "missing_field", "unknown_sku", "invalid_price", "invalid_date", "account_mismatch",
+                          "adapter_error"}
 
 
 # --- parsing the document ----------------------------------------------------------

@@ -84,3 +84,32 @@ def test_metrics_endpoint_scraped_and_parsed(sim):
     assert _value(fams, "backorder_fulfillment_rate") == 0.0
     assert _value(fams, "backorder_actor_restarts") == 0
     assert d.stop() == 0  # the HTTP thread stops with the daemon
+
+
+def test_idle_connections_are_closed_after_the_timeout_and_capped(sim):
+    import socket
+
+    d = sim("[metrics]\nport = 0\ntimeout_s = 1.0\nmax_connections = 3\n")
+    port = _port(d)
+
+    def idle() -> socket.socket:
+        return socket.create_connection(("127.0.0.1", port), timeout=20)
+
+    held = [idle(), idle()]
+    assert "backorder_requests" in _scrape(port)  # the third slot
+    t0 = time.monotonic()
+    for s in held:
+        assert s.recv(1024) == b""  # closed by the daemon after timeout_s of silence
+        s.close()
+    assert time.monotonic() - t0 < 10
+    held = [idle() for _ in range(3)]  # every slot taken: one more is closed at once
+    held[0].sendall(b"GET /metrics HTTP/1.0\r\n")  # a request line, then silence: the same timeout
+    extra = idle()
+    assert extra.recv(1024) == b""
+    extra.close()
+    for s in held:
+        assert s.recv(1024) == b""
+        s.close()
+    assert "backorder_requests" in _scrape(port)  # slots free again
+    with d.client() as c:
+        assert c.call("health")["status"] == "serving"

@@ -67,7 +67,7 @@ async def test_intake_screen_shows_sources_and_retries_and_discards_dead_letters
         assert cell(app, "#sources", "csv/default", "Acc%") == "25.0%"
         assert cell(app, "#sources", "csv/default", "Rej%") == "75.0%"
         assert cell(app, "#sources", "csv/default", "Rejections") == "unknown_sku 2, invalid_quantity 1"
-        assert cell(app, "#sources", "shopify/demo.myshopify.com", "BadSig") == "1"
+        assert cell(app, "#sources", "shopify/(unverified)", "BadSig") == "1"  # an unlisted shop: a claim
         # rejection rates from stats -> intake.rejections, as a share of the source's deliveries
         assert cell(app, "#rejections", "csv/default/unknown_sku", "Rate") == "50.0%"
         # the dead letters by impact: the rush order (500 + 24.00) first

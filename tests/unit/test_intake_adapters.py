@@ -93,3 +93,85 @@ def test_money_stays_decimal_and_quantities_need_the_lenient_profile():
     lenient = msgspec.structs.replace(strict, lenient_numbers=True)
     order = g.validate(draft, "woocommerce", "default", lenient, World(SETTINGS), SETTINGS)
     assert order.lines[0].qty == 2 and order.lines[0].unit_price == Decimal("17.50")
+
+
+# --- odd but well-formed JSON: every adapter answers Rejected, never an exception ----------
+
+ODD_VALUES = [None, True, 0, -1, 5, Decimal("1.5"), "", "x", [], [1], ["a"], {}, {"a": 1}, [{}], 10**30, "1e400",
+              "0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"]
+JSON_FIXTURES = [("shopify", "shopify/orders_create.json", {"x-shopify-topic": "orders/create"}),
+                 ("shopify", "shopify/orders_cancelled.json", {"x-shopify-topic": "orders/cancelled"}),
+                 ("woocommerce", "woocommerce/order_created.json", {"x-wc-webhook-topic": "order.created"}),
+                 ("amazon_sp", "amazon_sp/order_unshipped.json", {}),
+                 ("bigcommerce", "bigcommerce/order_created.json", {})]
+
+
+def _paths(node, path=()):
+    yield path
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        yield from _paths(child, (*path, key))
+
+
+def _replaced(doc, path, value):
+    if not path:
+        return value
+    out = msgspec.json.decode(msgspec.json.encode(doc))
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return out
+
+
+def _read_whole(channel: str, body: bytes, headers: dict) -> None:
+    """Parse and validate as the intake service does; only Rejected may come out."""
+    prof = g.profile(SETTINGS, channel, "default")
+    for draft in g.parse(g.Delivery(channel=channel, account=None, headers=headers, body=body), prof):
+        g.impact(draft, prof)
+        if draft.kind == "order":
+            float(draft.value())
+            g.validate(draft, channel, "default", prof, World(SETTINGS), SETTINGS)
+
+
+@pytest.mark.parametrize(("channel", "fixture", "headers"), JSON_FIXTURES, ids=[f for _c, f, _h in JSON_FIXTURES])
+def test_every_field_replaced_by_an_odd_type_is_rejected_cleanly(channel, fixture, headers):
+    """Each field of a real payload (and the payload itself) replaced by a value of another
+    JSON type: a list for an object, a number for a string, out-of-range dates and amounts."""
+    doc = msgspec.json.decode((FIX / fixture).read_bytes())
+    for path in _paths(doc):
+        for value in ODD_VALUES:
+            body = msgspec.json.encode(_replaced(doc, path, value))
+            try:
+                _read_whole(channel, body, headers)
+            except Rejected:
+                pass
+
+
+def test_x12_elements_replaced_by_odd_text_are_rejected_cleanly():
+    text = (FIX / "x12_850" / "two_pos.edi").read_text()
+    elem, term = text[3], text[105]
+    segments = text.split(term)
+    for i, seg in enumerate(segments):
+        elements = seg.split(elem)
+        for j in range(1, len(elements)):
+            for value in ("²", "", "9E999999", "-1", "00010101", "２０２４０１０１", "NaN", "sNaN", "1" * 5000):
+                changed = [*elements[:j], value, *elements[j + 1:]]
+                body = term.join([*segments[:i], elem.join(changed), *segments[i + 1:]]).encode()
+                try:
+                    _read_whole("x12_850", body, {})
+                except Rejected:
+                    pass
+
+
+def test_json_nested_too_deep_is_a_malformed_body():
+    body = b'{"id": 1, "line_items": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    with pytest.raises(Rejected) as exc:
+        _read_whole("shopify", body, {"x-shopify-topic": "orders/create"})
+    assert exc.value.code == "malformed_body"
+
+
+def test_a_woocommerce_source_header_that_is_no_url_names_no_host():
+    from backorder.intake import woocommerce
+
+    assert woocommerce.account_hint({"x-wc-webhook-source": "http://[oops/"}) == "http://[oops"

@@ -483,19 +483,19 @@ def test_a_count_takes_units_back_from_the_line_last_in_current_service_order():
     assert (a1.allocated, a2.allocated) == (1, 0)
 
 
-@pytest.mark.parametrize(("before", "after", "o2_created_ago", "first"), [
-    ("fifo", "priority", None, "O0000001"),  # same rush and value: the older line ranks higher
-    ("priority", "fifo", 7200, "O0000002"),  # O2 was created before O1: first in FIFO
+@pytest.mark.parametrize(("before", "after", "o2_rush", "first"), [
+    ("fifo", "priority", False, "O0000001"),  # same rush and value: the older line ranks higher
+    ("fifo", "priority", True, "O0000002"),  # O2 is rush: first under priority, not under FIFO
+    ("priority", "fifo", True, "O0000001"),  # O1 came first: first in FIFO, not under priority
 ])
-def test_units_taken_back_by_a_count_rejoin_the_queue_in_current_service_order(before, after, o2_created_ago,
-                                                                               first):
+def test_units_taken_back_by_a_count_rejoin_the_queue_in_current_service_order(before, after, o2_rush, first):
     """A line fully allocated under one mode and deallocated by a count after the mode
     changed must wait in the *current* service order (invariant 6).
 
     Only units not yet in a picking shipment can be taken back, so the first order is
     ship-complete and waits for its second SKU.
     """
-    same = Weights(rush=0.0, value=0.0, age=1.0)  # rank = hours waited: the older line first
+    same = Weights(rush=100.0, value=0.0, age=1.0)  # rank = hours waited, unless rush
     sim = Sim(before, same)
     w = sim.world
     sim.run(("receive", "A", 1, 0))
@@ -504,7 +504,7 @@ def test_units_taken_back_by_a_count_rejoin_the_queue_in_current_service_order(b
     assert (line1.allocated, line1.in_shipment) == (1, 0)  # held for the ship-complete order
     sim.emit(ev.PolicyChanged(ts=sim.now, mode=after, weights=same))
     sim.now += 3600
-    sim.run(("submit", 2, [("A", 1, Decimal("1"), True)], False, False, o2_created_ago))  # O2 waits
+    sim.run(("submit", 2, [("A", 1, Decimal("1"), True)], False, o2_rush, None))  # O2 waits
     sku = w.skus["A"]
     sku_rules.adjust(w, sku, None, 0, "count", sim.emit, sim.now)  # O1's unit is taken back
     expected = [first, ({"O0000001", "O0000002"} - {first}).pop()]
