@@ -13,7 +13,7 @@ import time
 from decimal import Decimal
 
 from backorder.actors import events as ev
-from backorder.daemon.protocol import OrderLineIn, OrderSubmit
+from backorder.protocol import OrderLineIn, OrderSubmit
 
 N = 200_000
 

@@ -14,7 +14,7 @@ import msgspec
 from msgspec import Struct
 
 from backorder.config.settings import ReorderPolicy, Weights
-from backorder.daemon.protocol import OrderLineIn, OrderSubmit
+from backorder.protocol import OrderLineIn, OrderSubmit
 from backorder.numbers import Int53
 
 

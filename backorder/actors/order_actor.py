@@ -16,7 +16,7 @@ from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import OrderCall, Settle, Settled, SettleLines
 from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import order_result, shipment_view
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.errors import Rejected
 
 if TYPE_CHECKING:

@@ -13,10 +13,10 @@ from backorder.actors import events as ev
 from backorder.actors.carrier import Carrier, zpl_label
 from backorder.actors.model import Order, Shipment, World, iso_ts, parse_ts
 from backorder.actors.sku_rules import Emit
-from backorder.daemon.protocol import OrderSubmit
+from backorder.protocol import OrderSubmit
 from backorder.email_address import check_email
 from backorder.errors import Rejected
-from backorder.notify import rules as notify_rules
+from backorder.actors import notice_rules
 
 NULL_ID = msgspec.Raw(b"null")
 
@@ -108,7 +108,7 @@ def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: floa
     for line_no, sku, qty in sh.items:
         emit(ev.UnitsShipped(ts=now, sku=sku, order_id=order.order_id, line_no=line_no, qty=qty,
                              shipment_id=shipment_id))
-    notify_rules.shipped(world, order, sh, carrier.name, tracking, emit, now)
+    notice_rules.shipped(world, order, sh, carrier.name, tracking, emit, now)
     return sh
 
 
@@ -128,7 +128,7 @@ def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> 
         if ln.shipped < ln.qty:
             emit(ev.LineReleased(ts=now, sku=ln.sku, order_id=order_id, line_no=ln.line_no, freed=ln.allocated))
             touched.add(ln.sku)
-    notify_rules.cancelled(world, order, reason, emit, now)
+    notice_rules.cancelled(world, order, reason, emit, now)
     return touched
 
 

@@ -19,7 +19,7 @@ from backorder.actors.messages import OrderCall, Settle, SettleLines, SkuCall
 from backorder.actors.order_actor import OrderActor
 from backorder.actors.sku_actor import sku_actor
 from backorder.actors.supervisor import Cell, supervised
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.errors import Rejected
 
 log = structlog.get_logger()

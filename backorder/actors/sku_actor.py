@@ -16,7 +16,7 @@ from backorder.actors.messages import Settle, Settled, SettleLines, SkuCall
 from backorder.actors.order_rules import check_date
 from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import sku_summary
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.errors import Rejected
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import msgspec
 from backorder.actors import events as ev
 from backorder.actors.model import Sku, World, iso_date
 from backorder.errors import Rejected
-from backorder.notify import rules as notify_rules
+from backorder.actors import notice_rules
 
 Emit = Callable[[ev.Event], None]
 DAY = 86400.0
@@ -49,7 +49,7 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
                                 line_no=line.line_no, qty=line.need))
     reorder(world, s, emit, now)
     if short:  # the customers' notices, with the dates the reorder just gave (issue 6)
-        notify_rules.backordered(world, s, short, emit, now)
+        notice_rules.backordered(world, s, short, emit, now)
     return allocs
 
 
@@ -83,7 +83,7 @@ def reorder(world: World, s: Sku, emit: Emit, now: float) -> ev.RequestRaised | 
         expected_date=iso_date(now + p.lead_time_days * DAY), position=s.position,
     )
     emit(e)
-    notify_rules.purchase_order(world, world.requests[e.request_id], emit, now)
+    notice_rules.purchase_order(world, world.requests[e.request_id], emit, now)
     return e
 
 
@@ -172,4 +172,4 @@ def confirm(world: World, s: Sku, request_id: str, expected_date: str, emit: Emi
     if r.closed_ts is not None:
         raise Rejected("request_closed", f"{request_id} was received in full; its date cannot move")
     emit(ev.RequestConfirmed(ts=now, request_id=request_id, sku=s.sku, expected_date=expected_date))
-    notify_rules.delays(world, s, emit, now, request_id)
+    notice_rules.delays(world, s, emit, now, request_id)

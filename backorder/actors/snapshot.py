@@ -16,7 +16,7 @@ import msgspec
 from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER
 from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
-from backorder.daemon.protocol import OrderSubmit
+from backorder.protocol import OrderSubmit
 
 VERSION = 5  # 3: notices and the dates told (issue 6); 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq

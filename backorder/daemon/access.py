@@ -24,7 +24,7 @@ import msgspec
 
 from backorder.config.service_checks import group_id, resolve_gid, resolve_gid_safe, resolve_uid_safe
 from backorder.config.settings import AccessSettings
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.errors import Rejected
 
 READ, WRITE = "read", "write"

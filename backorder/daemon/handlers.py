@@ -13,7 +13,7 @@ from backorder.actors import board, views
 from backorder.actors.events import TOPICS
 from backorder.actors.model import iso_ts, parse_ts
 from backorder.actors.router import CHANGES, route
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.errors import Rejected
 from backorder.notify import views as notify_views
 from backorder.intake import ops as intake_ops

@@ -32,7 +32,7 @@ from backorder.actors import sku_rules
 from backorder.config import service_checks
 from backorder.config.settings import ConfigError, Settings, load_settings
 from backorder.daemon import logging as dlog
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.daemon import requestlog
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from time import perf_counter
 import msgspec
 
 from backorder.daemon import logging as dlog
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 
 _mode = {"requests": "writes"}
 

@@ -38,7 +38,7 @@ import trio
 
 from backorder.actors.model import iso_ts
 from backorder.daemon import access, handlers, requestlog
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.errors import Rejected
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ import structlog
 import trio
 
 from backorder.config.settings import TcpClient, TcpSettings
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.daemon import server
 
 if TYPE_CHECKING:

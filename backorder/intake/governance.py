@@ -22,7 +22,7 @@ from msgspec import Struct
 
 from backorder.actors.model import World
 from backorder.config.settings import ChannelSettings, IntakeSettings, Settings, ValidationProfile
-from backorder.daemon.protocol import OrderSubmit
+from backorder.protocol import OrderSubmit
 from backorder.email_address import check_email
 from backorder.errors import Rejected
 from backorder.intake.adapters import CHANNELS, account_hint

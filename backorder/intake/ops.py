@@ -11,7 +11,7 @@ import msgspec
 
 from backorder.actors import events as ev
 from backorder.actors.model import iso_ts
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.errors import Rejected
 from backorder.intake import governance as g
 from backorder.intake.service import letter_impact

@@ -28,7 +28,7 @@ import trio
 from backorder.actors import events as ev
 from backorder.actors import order_rules
 from backorder.actors.model import iso_ts
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.errors import Rejected
 from backorder.intake import governance as g
 from backorder.intake.adapters import account_hint

@@ -31,7 +31,7 @@ from backorder.actors.engine import Engine
 from backorder.config.settings import NotificationSettings
 from backorder.daemon.journal import NOTICE_KEYS
 from backorder.errors import Rejected
-from backorder.notify import rules
+from backorder.actors import notice_rules
 from backorder.notify.channels import Channel
 from backorder.notify.filedrop import FileDropChannel
 from backorder.notify.render import Renderer
@@ -224,5 +224,5 @@ class Notifier:
         while True:
             engine = self.engine
             engine.context("depletion_check", "notifier")
-            rules.depletion(engine.world, engine.emit, engine.now())
+            notice_rules.depletion(engine.world, engine.emit, engine.now())
             await trio.sleep(self.cfg.depletion_check_s)

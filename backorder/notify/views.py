@@ -7,7 +7,7 @@ import itertools
 from typing import TYPE_CHECKING
 
 from backorder.actors.model import HOUR, Notice, World, iso_ts
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.errors import Rejected
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from backorder.actors.events import Received, UnjournalableEvent
 from backorder.actors.model import World
 from backorder.actors.router import Router, route
 from backorder.config.settings import DaemonSettings, LimitsSettings, Settings
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.daemon.app import replay
 from backorder.daemon.clock import SimClock
 from backorder.daemon.journal import Journal

@@ -11,7 +11,7 @@ import pytest
 from bo_support import fingerprint, line, stock, submit
 
 from backorder.client import CallError, Client
-from backorder.daemon.protocol import MAX_LINE
+from backorder.protocol import MAX_LINE
 
 ORDER = {"op": "order.submit", "channel": "web", "external_id": "BAD-1", "lines": [line("B", 1)]}
 

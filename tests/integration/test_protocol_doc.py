@@ -30,7 +30,7 @@ import pytest
 
 from backorder.actors.events import TOPICS
 from backorder.client import Client
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "protocol.md"

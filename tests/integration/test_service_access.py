@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from bo_support import SIM_CONFIG, stock
 
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 
 NOBODY = 65534
 SYSTEM_PYTHON = Path("/usr/bin/python3")  # runnable by any user, unlike a venv under /root

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from backorder.config import settings as cfg
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "backorder.example.toml"

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from backorder.config.settings import ConfigError, parse_settings
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.errors import Rejected
 
 
@@ -148,7 +148,7 @@ def test_money_is_decimal_and_big_ids_stay_exact():
 
 def test_protocol_module_does_not_import_trio():
     """The TUI (asyncio) imports the protocol; it must not drag trio in."""
-    code = "import sys, backorder.daemon.protocol; sys.exit('trio' in sys.modules)"
+    code = "import sys, backorder.protocol; sys.exit('trio' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -14,7 +14,7 @@ from backorder.actors.carrier import LocalCarrier
 from backorder.actors.model import World, iso_date
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings, Weights
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 from backorder.errors import Rejected
 
 SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}},

@@ -1,4 +1,4 @@
-"""The pure notice rules (backorder/notify/rules.py) on a model built by the real rules."""
+"""The pure notice rules (backorder/actors/notice_rules.py) on a model built by the real rules."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.model import World
 from backorder.config.settings import Settings
-from backorder.daemon import protocol as p
-from backorder.notify import rules
+from backorder import protocol as p
+from backorder.actors import notice_rules
 
 T0 = 1_709_251_200.0  # 2024-03-01T00:00:00Z
 
@@ -63,7 +63,7 @@ def test_the_expected_date_walks_supply_in_date_order_not_raise_order():
     line = late.lines[0]
     # 10 + 15 units wait; the 03-10 request (20 units) is used up first, so this line waits
     # for the 03-20 one (walking in raise order would wrongly say 03-10)
-    assert rules.line_expected_date(w, s, line) == "2024-03-20"
+    assert notice_rules.line_expected_date(w, s, line) == "2024-03-20"
     assert w.expected_dates(s)[-1] == "2024-03-20"  # the exact walk over the queue agrees
 
 
@@ -86,7 +86,7 @@ def test_routes_most_specific_first_and_email_needs_an_address():
     for ext, fields in (("1", {"channel": "web", "email": "a@x.example"}), ("2", {"channel": "web"}),
                         ("3", {"channel": "b2b", "account": "ACME"}), ("4", {"channel": "b2b", "account": "Z"})):
         o = order(w, ext, 1, **fields)
-        kinds[ext] = rules.cancelled(w, o, "", w.emit, T0).channel
+        kinds[ext] = notice_rules.cancelled(w, o, "", w.emit, T0).channel
     assert kinds == {"1": "email", "2": "none", "3": "webhook", "4": "file"}
     assert w.notices[f"N{len(w.notices):07d}"].status == "pending"
     statuses = sorted({n.status for n in w.notices.values()})
@@ -104,7 +104,7 @@ def test_no_route_no_customer_notice_and_no_told_dates():
     s = w.skus["A"]
     (po,) = s.inbound
     sku_rules.confirm(w, s, po, "2024-03-20", w.emit, T0)
-    assert rules.cancelled(w, silent, "", w.emit, T0) is None
+    assert notice_rules.cancelled(w, silent, "", w.emit, T0) is None
     assert not [e for e in log if isinstance(e, ev.NoticeQueued)]
     heard = order(w, "o2", 3, channel="b2b")
     (notice,) = [e for e in log if isinstance(e, ev.NoticeQueued)]
