@@ -32,7 +32,7 @@ import msgspec
 
 from fuzz_grammar import CHANNELS, SKUS, Grammar, SocketLine, TcpSession, WebhookPost
 
-from backorder.daemon.tcp import hash_token
+from backorder.daemon.tcp import MAX_AUTH_LINE, hash_token
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = {"write": "bo_fuzz_write_token_0123456789abcdef", "read": "bo_fuzz_read_token_0123456789abcdef"}
@@ -122,7 +122,7 @@ def show(data: bytes, limit: int = 300) -> str:
 
 
 class _Conn:
-    __slots__ = ("buf", "closing", "out", "outstanding", "pending", "sock")
+    __slots__ = ("buf", "closing", "last", "out", "outstanding", "pending", "sock")
 
     def __init__(self, path: Path) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -133,6 +133,7 @@ class _Conn:
         self.outstanding = 0
         self.pending: dict[int, bytes] = {}  # tracked id -> line, until its reply
         self.closing = False  # an oversize line went out, or a limit's error line came
+        self.last = b""  # the last line received (said in a finding about the close)
 
 
 class Fuzzer:
@@ -165,6 +166,7 @@ class Fuzzer:
         self.restarts_ok = 0
         self.unreplayable = 0
         self.rss: list[tuple[int, float]] = []  # (messages sent, MiB)
+        self.kept: list[tuple[int, dict]] = []  # (messages sent, orders / SKUs / dead letters held)
         self.sel = selectors.DefaultSelector()
         self.conns: list[_Conn] = []
         self._rr = 0
@@ -334,18 +336,23 @@ class Fuzzer:
             c.buf = lines.pop()
             for line in lines:
                 self._reply(c, line)
+            if lines:
+                c.last = lines[-1]
 
     def _eof(self, c: _Conn) -> None:
         if c not in self.conns:
             return
-        expected = c.closing
         self._drop(c)
-        if not self._check_alive(grace=0 if expected else 3):
+        if not self._check_alive(grace=0 if c.closing else 3):
             return
-        if not expected:
+        if not c.closing:
             self.finding("connection_closed", f"the daemon closed a connection with {c.outstanding} replies owed "
-                                              "and no limit's error line")
-        self._open_one()
+                                              f"and no limit's error line; the last line was {show(c.last)}")
+        try:
+            self._open_one()
+        except OSError as exc:
+            if self._check_alive(grace=5):
+                self.finding("connect", f"the socket refuses a new connection: {exc!r}")
 
     def _decode(self, line: bytes):
         """A line from the daemon, decoded; None (a finding) when it is not UTF-8 JSON."""
@@ -381,8 +388,8 @@ class Fuzzer:
         rid = reply.get("id")
         sent = c.pending.pop(rid, None) if type(rid) is int else None
         code = self._check_reply(reply, line, sent)
-        if code in DISCONNECT_CODES and rid is None:
-            c.closing = True
+        if rid is None and (code in DISCONNECT_CODES or code == "internal_error"):
+            c.closing = True  # a limit broken, or a connection's failure contained: it is closed
 
     def _check_reply(self, reply: dict, line: bytes, sent: bytes | None) -> str:
         ok = reply.get("ok")
@@ -421,17 +428,24 @@ class Fuzzer:
         with sock, sock.makefile("rb") as f:
             try:
                 self._tcp_session(sock, f, s)
-            except (TimeoutError, ConnectionError, ValueError) as exc:
+            except (OSError, ValueError) as exc:
                 if self._check_alive(grace=3):
                     self.finding("tcp", f"{exc!r} (auth line {show(s.auth)})")
 
     def _tcp_session(self, sock: socket.socket, f, s: TcpSession) -> None:
         lines = b"".join(sl.line + b"\n" for sl in s.lines)
-        sock.sendall(s.auth + (lines if s.same_write else b""))
-        if s.half_close:
-            sock.shutdown(socket.SHUT_WR)
-        first = f.readline()
+        try:
+            sock.sendall(s.auth + (lines if s.same_write else b""))
+            if s.half_close:
+                sock.shutdown(socket.SHUT_WR)
+            first = f.readline()
+        except OSError:  # the daemon refused and closed while we were still writing
+            first = b""
         if not first:
+            if len(s.auth) > MAX_AUTH_LINE:
+                # refused unread: the reset may overtake the ``unauthorized`` line
+                self.tcp["reset:auth_line_too_long"] += 1
+                return
             if self._check_alive(grace=3):
                 self.finding("tcp", f"no reply to the auth line {show(s.auth)}")
             return
@@ -565,6 +579,11 @@ class Fuzzer:
     def _sample(self, sent: int, progress) -> None:
         self.rss.append((sent, self.rss_mib()))
         self.health()
+        try:  # what the daemon legitimately keeps, next to its RSS
+            counts = self.call("stats", timeout=30)["result"]["counts"]
+            self.kept.append((sent, {k: counts.get(k) for k in ("orders", "skus", "dead_letters")}))
+        except (OSError, ValueError, KeyError):
+            self._check_alive(grace=3)
         if progress is not None:
             progress(sent)
 
@@ -634,6 +653,7 @@ class Fuzzer:
             "rss_max_mib": round(max(rss), 1) if rss else None,
             "rss_growth_mib": round(rss[-1] - rss[0], 1) if rss else None,
             "rss_samples": [(n, round(m, 1)) for n, m in self.rss],
+            "state_samples": self.kept,
             "reply_codes": dict(self.replies.most_common()),
             "http_status": dict(self.http.most_common()),
             "tcp": dict(self.tcp.most_common()),
