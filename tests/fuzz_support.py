@@ -143,11 +143,12 @@ class Fuzzer:
     so one bug does not hide the next (bench)."""
 
     def __init__(self, target: Target, seed: int, *, conns: int = 4, window: int = 64,
-                 stop_on_finding: bool = True, on_exit_restart: Callable[[], None] | None = None) -> None:
+                 stop_on_finding: bool = True, on_exit_restart: Callable[[], None] | None = None,
+                 mix: dict[str, float] | None = None) -> None:
         self.t = target
         self.seed = seed
         self.grammar = Grammar(seed, tokens=TOKENS, secrets={ch: SECRET for ch in CHANNELS},
-                               line_limit=LINE_LIMIT, body_limit=BODY_LIMIT)
+                               line_limit=LINE_LIMIT, body_limit=BODY_LIMIT, mix=mix)
         self.n_conns = conns
         self.window = window
         self.stop_on_finding = stop_on_finding
@@ -208,7 +209,7 @@ class Fuzzer:
         payloads = list(self.recent)[-12:]
         tail = self.t.log_tail()
         self._close_all()
-        self.finding("daemon_exit", f"exit code {rc}; log tail:\n{tail}", payloads)
+        self.finding("daemon_exit", f"exit code {rc}, {_last_exception(tail)}; log tail:\n{tail}", payloads)
         self._restart()
         return False
 
@@ -217,7 +218,7 @@ class Fuzzer:
             self.t.start()
         except Exception as exc:  # noqa: BLE001 - every start failure is the finding
             self.unreplayable += 1
-            self.finding("unreplayable_journal", f"restart failed: ...{str(exc)[-1500:]}")
+            self.finding("unreplayable_journal", f"restart failed, {_last_exception(str(exc))}: ...{str(exc)[-1500:]}")
             if self.on_exit_restart is None:
                 raise
             self.on_exit_restart()  # a fresh journal, so that the run can go on
@@ -625,7 +626,8 @@ class Fuzzer:
             self.t.start()
         except Exception as exc:  # noqa: BLE001
             self.unreplayable += 1
-            self.finding("unreplayable_journal", f"restart after kill -9 failed: ...{str(exc)[-1500:]}")
+            self.finding("unreplayable_journal",
+                         f"restart after kill -9 failed, {_last_exception(str(exc))}: ...{str(exc)[-1500:]}")
             return
         self.restarts_ok += 1
         self.health()
@@ -652,6 +654,8 @@ class Fuzzer:
             "rss_end_mib": round(rss[-1], 1) if rss else None,
             "rss_max_mib": round(max(rss), 1) if rss else None,
             "rss_growth_mib": round(rss[-1] - rss[0], 1) if rss else None,
+            # once the finite pools are used up, a correct daemon's state stops growing
+            "rss_growth_second_half_mib": round(rss[-1] - rss[len(rss) // 2], 1) if rss else None,
             "rss_samples": [(n, round(m, 1)) for n, m in self.rss],
             "state_samples": self.kept,
             "reply_codes": dict(self.replies.most_common()),
@@ -671,6 +675,12 @@ class FuzzFailure(AssertionError):
         super().__init__(f"seed {fuzzer.seed}, after {sum(fuzzer.counts[k] for k in ('socket_lines', 'tcp_sessions', 'webhook_posts'))} "
                          f"messages: {finding}")
         self.finding = finding
+
+
+def _last_exception(log: str) -> str:
+    """The last ``SomeError: message`` line of a traceback in the daemon's log."""
+    found = re.findall(r"^[\s|+]*((?:[\w.]+)?(?:Error|Exception|Exit)\b:? .*)$", log, re.M)
+    return found[-1][:300] if found else "no exception in the log"
 
 
 def _http_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
