@@ -518,8 +518,8 @@ class Fuzzer:
         if headers.get("connection", "").lower() == "close":
             self._http_sock.close()
             self._http_sock = None
-        if status not in HTTP_STATUSES:
-            self.finding("http_status", f"{status}: {show(body)}")
+        if status not in HTTP_STATUSES:  # the whole request: a 5xx is to be replayed exactly
+            self.finding("http_status", f"{status}: {show(body)}", [f"[http] {show(data, 100_000)}"])
         elif headers.get("content-type", "").startswith("application/json"):
             try:
                 doc = _dec.decode(body)
