@@ -312,7 +312,7 @@ class Fuzzer:
 
     def _pump(self, timeout: float) -> None:
         for c in list(self.conns):
-            if c.out:
+            if c.out and c in self.conns:  # a restart (after an exit) replaces every connection
                 try:
                     n = c.sock.send(c.out)
                     del c.out[:n]
