@@ -705,5 +705,3 @@ def _http_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
         body += chunk
     return status, headers, body[:length]
 
-
-__all__ = ["SKUS", "Fuzzer", "FuzzFailure", "Target", "config", "free_port"]
