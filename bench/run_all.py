@@ -34,6 +34,7 @@ RUNS = [
     ("tui", "tui.py", [], ["--quick"]),
     ("intake", "intake.py", [], ["--quick"]),
     ("notify", "notify.py", [], ["--quick"]),
+    ("fuzz", "fuzz.py", [], ["--quick"]),
 ]
 
 # name, label, key in the result, comparison, target, unit
@@ -56,6 +57,11 @@ TARGETS = [
      None, "deliveries/s"),
     ("notify", "notices delivered/s to a local SMTP server (one at a time)", "email_per_s", ">=", None, "notices/s"),
     ("notify", "notices delivered/s to the file channel", "file_per_s", ">=", None, "notices/s"),
+    # the grammar fuzzer: 1,000,000 messages over the socket, the TCP auth line and the webhook listener
+    ("fuzz", "fuzz, 1,000,000 messages: daemon exits", "daemon_exits", "<=", 0, "exits"),
+    ("fuzz", "fuzz: journals that did not replay after kill -9", "unreplayable_journals", "<=", 0, "journals"),
+    ("fuzz", "fuzz: daemon RSS growth over the run", "rss_growth_mib", "<=", 100, "MiB"),
+    ("fuzz", "fuzz: messages/s (socket lines, TCP sessions, webhook posts)", "msgs_per_s", ">=", None, "msgs/s"),
 ]
 
 
