@@ -32,7 +32,7 @@ import msgspec
 from msgspec import inspect as mi
 
 from backorder.actors.events import TOPICS
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 
 FIXTURES = Path(__file__).resolve().parent / "intake" / "fixtures"
 SKUS = [f"FZ-{i}" for i in range(16)]  # configured and stocked before a run

@@ -15,7 +15,7 @@ import pytest
 from fuzz_grammar import Grammar, SocketLine
 from fuzz_support import BODY_LIMIT, LINE_LIMIT, SECRET, SECRET_ENV, TOKENS, Fuzzer, Target, config, free_port
 
-from backorder.daemon import protocol as p
+from backorder import protocol as p
 
 SEED = int(os.environ.get("BO_FUZZ_SEED", "20261206"))
 # 40,000 messages: ~12 s of fuzzing on a 2-core machine (~3,500 messages/s at the start of a run)
