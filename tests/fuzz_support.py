@@ -42,7 +42,7 @@ LINE_LIMIT = 65536  # [limits] line_bytes: small, so that the too-long path is c
 BODY_LIMIT = 65536  # [intake] max_body_bytes
 # Codes a connection is closed with (the line's id is null); every other error is a reply.
 DISCONNECT_CODES = frozenset({"line_too_long", "too_many_inflight", "idle_timeout", "subscriber_overflow"})
-HTTP_STATUSES = frozenset({200, 400, 401, 404, 405, 413, 422, 503})
+HTTP_STATUSES = frozenset({200, 400, 401, 403, 404, 405, 408, 413, 422, 503})  # docs/intake.md
 _dec = msgspec.json.Decoder()
 
 
