@@ -30,7 +30,7 @@ from backorder.actors import events as ev
 from backorder.actors.engine import Engine
 from backorder.config.settings import NotificationSettings
 from backorder.daemon.journal import NOTICE_KEYS
-from backorder.errors import Rejected
+from backorder.errors import Conflict, NotFound
 from backorder.actors import notice_rules
 from backorder.notify.channels import Channel
 from backorder.notify.filedrop import FileDropChannel
@@ -203,9 +203,9 @@ class Notifier:
         if notice_id is not None:
             n = world.notices.get(notice_id)
             if n is None:
-                raise Rejected("unknown_notice", f"no notice {notice_id!r}")
+                raise NotFound("unknown_notice", f"no notice {notice_id!r}")
             if n.status != "dead":
-                raise Rejected("notice_not_dead", f"notice {notice_id} is {n.status}; only dead notices are retried")
+                raise Conflict("notice_not_dead", f"notice {notice_id} is {n.status}; only dead notices are retried")
             ids = [notice_id]
         else:
             ids = [n.notice_id for n in world.notices.values() if n.status == "dead"]
