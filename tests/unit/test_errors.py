@@ -1,5 +1,5 @@
 """The refusal classes: every raise site names a code its class declares, catch sites keep
-catching ``Rejected``."""
+catching ``Rejected``, and no library module ends the process (only the CLI does)."""
 
 from __future__ import annotations
 
@@ -65,3 +65,18 @@ def test_a_malformed_line_is_a_protocol_error():
     with pytest.raises(errors.InvalidInput) as info:
         decode_request(b'{"op": "order.cancel"}')
     assert info.value.code == "invalid_request"
+
+
+# The commands: they alone decide the process's exit status (demo.main is ``backorder demo``).
+COMMANDS = {"backorder/cli.py", "backorder/__main__.py", "backorder/demo.py"}
+# The daemon's start-up path, which another change is taking SystemExit out of.
+SYSTEM_EXIT_PENDING = {"backorder/daemon/app.py", "backorder/daemon/server.py"}
+
+
+def test_no_library_module_raises_system_exit():
+    """Only the command line decides the process's exit status and prints to the operator;
+    library code raises a precise exception the CLI turns into that."""
+    found = sorted(str(path.relative_to(PACKAGE.parent)) for path in PACKAGE.rglob("*.py")
+                   if str(path.relative_to(PACKAGE.parent)) not in COMMANDS
+                   and re.search(r"\bSystemExit\b|\bsys\.exit\(", path.read_text(encoding="utf-8")))
+    assert sorted(set(found) - SYSTEM_EXIT_PENDING) == []
