@@ -11,13 +11,13 @@ Idempotency-Key / file name), so the receiver can drop the repeat.
 A notice that cannot be rendered (a template error) is ``dead`` at once, with the error:
 the content is wrong, not the receiver, so it is neither retried nor counted against the
 channel's breaker. Failures to send back off exponentially with jitter
-(``backoff_base_s * 2**(attempt-1)``, at most ``backoff_max_s``, +-``jitter``); after ``max_attempts`` the notice is ``dead`` until
-``notifications.retry``. Each channel has a circuit breaker: ``breaker_failures``
-failures in a row open it for ``breaker_reset_s``, then one attempt probes it (a notice
-waiting for a breaker uses none of its attempts). One worker per channel sends one notice
-at a time, earliest due first (a heap per channel). Only committed notices are sent: the
-notifier learns of new ones from the journal's commit listener, never before their cause
-is durable.
+(``backoff_base_s * 2**(attempt-1)``, at most ``backoff_max_s``, +-``jitter``); after
+``max_attempts`` the notice is ``dead`` until ``notifications.retry``. Each channel has a
+circuit breaker: ``breaker_failures`` failures to send in a row open it for
+``breaker_reset_s``, then one attempt probes it (a notice waiting for a breaker uses none of
+its attempts). One worker per channel sends one notice at a time, earliest due first (a
+heap per channel). Only committed notices are sent: the notifier learns of new ones from
+the journal's commit listener, never before their cause is durable.
 """
 
 from __future__ import annotations

@@ -365,8 +365,8 @@ def test_the_refusal_classes_declare_exactly_the_documented_codes():
     assert len(declared) == len(set(declared)), "a code declared by two classes"
     assert errors.Rejected.codes == set(declared)
     table = set(_error_table())
-    assert sorted(set(declared) - table) == [], "codes declared in backorder/errors.py but missing from docs/protocol.md"
-    assert sorted(table - set(declared)) == [], "codes documented but declared by no class in backorder/errors.py"
+    assert sorted(set(declared) - table) == [], "codes declared in backorder/errors.py, not in docs/protocol.md"
+    assert sorted(table - set(declared)) == [], "codes documented, declared by no class in backorder/errors.py"
 
 
 def test_every_error_code_is_exercised():

@@ -165,7 +165,8 @@ def test_backup_restore_and_export_refusals_print_why_and_exit_1(sim, tmp_path):
     again = _cli("backup", made, "--db", d.db)
     assert (again.returncode, again.stderr.strip()) == (1, f"backorder: {made} exists; choose a new name")
     missing = _cli("export", "audit", "--db", tmp_path / "nowhere.db")
-    assert (missing.returncode, missing.stderr.strip()) == (1, f"backorder: {tmp_path / 'nowhere.db'}: no such database")
+    nowhere = tmp_path / "nowhere.db"
+    assert (missing.returncode, missing.stderr.strip()) == (1, f"backorder: {nowhere}: no such database")
     damaged = tmp_path / "damaged.db"
     damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 8000)
     before = d.db.read_bytes()
