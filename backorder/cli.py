@@ -136,28 +136,37 @@ def _db_path(args) -> str:
 def cmd_backup(args) -> None:
     from backorder.daemon import backup
 
-    backup.backup(_db_path(args), args.dest)
+    try:
+        backup.backup(_db_path(args), args.dest)
+    except backup.BackupError as exc:
+        sys.exit(f"backorder: {exc}")
 
 
 def cmd_restore(args) -> None:
     from backorder.daemon import backup
 
-    backup.restore(args.src, _db_path(args))
+    try:
+        backup.restore(args.src, _db_path(args))
+    except backup.BackupError as exc:
+        sys.exit(f"backorder: {exc}")
 
 
 def cmd_export(args) -> None:
     from backorder.daemon import backup
 
     settings = _settings(args) if args.config else None
-    if args.out:
-        from backorder.daemon import files
+    try:
+        if args.out:
+            from backorder.daemon import files
 
-        # 0600 whatever the umask: an export holds customers' names and addresses
-        with open(files.open_private(args.out), "w", encoding="utf-8", newline="") as out:
-            n = backup.export(_db_path(args), args.what, args.format, out, settings)
-        print(f"exported {n} {args.what} records to {args.out}", file=sys.stderr)
-    else:
-        backup.export(_db_path(args), args.what, args.format, sys.stdout, settings)
+            # 0600 whatever the umask: an export holds customers' names and addresses
+            with open(files.open_private(args.out), "w", encoding="utf-8", newline="") as out:
+                n = backup.export(_db_path(args), args.what, args.format, out, settings)
+            print(f"exported {n} {args.what} records to {args.out}", file=sys.stderr)
+        else:
+            backup.export(_db_path(args), args.what, args.format, sys.stdout, settings)
+    except backup.BackupError as exc:
+        sys.exit(f"backorder: {exc}")
 
 
 def cmd_journal(args) -> None:
@@ -216,6 +225,8 @@ def cmd_import(args) -> None:
                                    progress=lambda n: bar.advance(task, n), deliveries=deliveries)
         except OSError as exc:
             raise _unreachable(args.socket, exc) from None
+        except importer.ImportRefused as exc:
+            sys.exit(f"backorder import: {exc}")
     table = Table(title=f"{summary['file']} ({summary['channel']}): {summary['deliveries']} deliveries, "
                         f"{summary['orders']} orders")
     table.add_column("outcome")

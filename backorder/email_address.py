@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from backorder.errors import Rejected
+from backorder.errors import InvalidInput
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]|[^\x00-\x7f]"
 _LOCAL = re.compile(rf"(?:{_ATEXT})+(?:\.(?:{_ATEXT})+)*")
@@ -37,4 +37,4 @@ def is_addr_spec(text: str) -> bool:
 def check_email(text: str, where: str = "email") -> None:
     """Refuse anything but "" (no address) or one addr-spec, with ``invalid_email``."""
     if text and not is_addr_spec(text):
-        raise Rejected("invalid_email", f"{where} {text!r} is not one e-mail address (local@domain)")
+        raise InvalidInput("invalid_email", f"{where} {text!r} is not one e-mail address (local@domain)")

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
-from backorder.errors import Rejected
+from backorder.errors import InvalidInput, ProtocolError, Rejected
 from backorder.numbers import MAX_INT, MAX_WEIGHT
 
 
@@ -448,14 +448,14 @@ def decode_request(line: bytes) -> AnyRequest:
     except msgspec.ValidationError as exc:
         raise _classify(str(exc)) from None
     except msgspec.DecodeError as exc:
-        raise Rejected("malformed_json", f"request is not valid JSON: {exc}") from None
+        raise ProtocolError("malformed_json", f"request is not valid JSON: {exc}") from None
     except UnicodeDecodeError:  # msgspec raises it for a string that is not UTF-8
-        raise Rejected("malformed_json", "request is not valid UTF-8") from None
+        raise ProtocolError("malformed_json", "request is not valid UTF-8") from None
     except RecursionError:
         # msgspec recurses once per nesting level (even to skip an unknown field or a Raw
         # id) and raises this, recoverably, at the interpreter's recursion limit. Catching
         # it here costs the hot path nothing, where a depth pre-scan of every line would not.
-        raise Rejected("too_deep", "request nests arrays or objects deeper than the decoder allows "
+        raise ProtocolError("too_deep", "request nests arrays or objects deeper than the decoder allows "
                        "(several hundred levels; no request needs more than 4)") from None
 
 
@@ -474,17 +474,17 @@ def _classify(text: str) -> Rejected:
     # the top-level object itself has no path.
     top_level = " - at `$" not in text
     if top_level and text == "Object missing required field `op`":
-        return Rejected("missing_op", "request has no 'op' field")
+        return ProtocolError("missing_op", "request has no 'op' field")
     if "`$.op`" in text:
-        return Rejected("unknown_op", f"unknown op ({text}); known ops: {', '.join(sorted(OPS))}")
+        return ProtocolError("unknown_op", f"unknown op ({text}); known ops: {', '.join(sorted(OPS))}")
     if top_level and text.startswith("Expected `object`"):
-        return Rejected("malformed_json", "a request must be a JSON object")
+        return ProtocolError("malformed_json", "a request must be a JSON object")
     if "`$.expected_date`" in text:
-        return Rejected("invalid_date", f"expected_date must be a calendar date YYYY-MM-DD: {text}")
+        return InvalidInput("invalid_date", f"expected_date must be a calendar date YYYY-MM-DD: {text}")
     for field in ("qty`", "delta`", "counted`"):
         if field in text and not text.startswith("Object missing required field"):
-            return Rejected("invalid_quantity", f"quantities must be whole numbers > 0: {text}")
-    return Rejected("invalid_request", text)
+            return InvalidInput("invalid_quantity", f"quantities must be whole numbers > 0: {text}")
+    return InvalidInput("invalid_request", text)
 
 
 # --- replies -------------------------------------------------------------------

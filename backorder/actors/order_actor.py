@@ -17,7 +17,7 @@ from backorder.actors.messages import OrderCall, Settle, Settled, SettleLines
 from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import order_result, shipment_view
 from backorder import protocol as p
-from backorder.errors import Rejected
+from backorder.errors import ProtocolError, Rejected
 
 if TYPE_CHECKING:
     from backorder.actors.router import Router
@@ -97,7 +97,7 @@ class OrderActor:
                 emit(ev.PolicyChanged(ts=now, mode=mode, weights=weights))
                 reply.ok({"mode": world.mode, "weights": msgspec.to_builtins(world.weights)})
             case _:
-                raise Rejected("unknown_op", f"{type(req).__name__} is not an order operation")
+                raise ProtocolError("unknown_op", f"{type(req).__name__} is not an order operation")
 
     def _serve_lines(self, order, reply, corr: str) -> None:
         """Ask each SKU of the order's queued lines to serve them; answer when all did."""

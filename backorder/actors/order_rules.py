@@ -15,7 +15,7 @@ from backorder.actors.model import Order, Shipment, World, iso_ts, parse_ts
 from backorder.actors.sku_rules import Emit
 from backorder.protocol import OrderSubmit
 from backorder.email_address import check_email
-from backorder.errors import Rejected
+from backorder.errors import Conflict, InvalidInput, NotFound
 from backorder.actors import notice_rules
 
 NULL_ID = msgspec.Raw(b"null")
@@ -33,7 +33,7 @@ def _check_known_skus(world: World, lines: list) -> None:
         unknown = sorted({li.sku for li in lines if li.requires_shipping
                           and not (li.sku in world.skus and world.skus[li.sku].known)})
         if unknown:
-            raise Rejected("unknown_sku", f"unknown SKU(s) {', '.join(unknown)} (strict_skus is on)")
+            raise NotFound("unknown_sku", f"unknown SKU(s) {', '.join(unknown)} (strict_skus is on)")
 
 
 def _check_lines(world: World, lines: list) -> None:
@@ -41,12 +41,12 @@ def _check_lines(world: World, lines: list) -> None:
     limits = world.settings.limits
     for li in lines:
         if li.qty > limits.max_quantity:
-            raise Rejected("invalid_quantity", f"qty {li.qty} of {li.sku} is over the site's limit of "
+            raise InvalidInput("invalid_quantity", f"qty {li.qty} of {li.sku} is over the site's limit of "
                                                f"{limits.max_quantity} units ([limits] max_quantity)")
         if not li.unit_price.is_finite() or li.unit_price < 0:  # NaN < 0 raises InvalidOperation
-            raise Rejected("invalid_price", f"unit_price of {li.sku} must be a decimal >= 0")
+            raise InvalidInput("invalid_price", f"unit_price of {li.sku} must be a decimal >= 0")
         if li.unit_price > limits.max_money:
-            raise Rejected("invalid_price", f"unit_price {li.unit_price} of {li.sku} is over the site's "
+            raise InvalidInput("invalid_price", f"unit_price {li.unit_price} of {li.sku} is over the site's "
                                             f"limit of {limits.max_money} ([limits] max_money)")
 
 
@@ -59,7 +59,7 @@ def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Orde
         try:
             created = parse_ts(req.created_at)
         except (ValueError, OverflowError):
-            raise Rejected("invalid_date", f"created_at {req.created_at!r} is not an RFC 3339 timestamp") from None
+            raise InvalidInput("invalid_date", f"created_at {req.created_at!r} is not an RFC 3339 timestamp") from None
         # informational only (queues use the time received), but kept believable
         believable = min(max(created, CREATED_AT_MIN), now + CREATED_AT_SKEW_S)
         if believable != created:
@@ -96,11 +96,11 @@ def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: floa
     """Label and ship a picked shipment exactly once; a repeat returns the same label."""
     sh = world.shipments.get(shipment_id)
     if sh is None:
-        raise Rejected("unknown_shipment", f"no shipment {shipment_id!r}")
+        raise NotFound("unknown_shipment", f"no shipment {shipment_id!r}")
     if sh.status == "shipped":
         return sh
     if sh.status == "cancelled":
-        raise Rejected("order_cancelled", f"shipment {shipment_id} belongs to cancelled order {sh.order_id}")
+        raise Conflict("order_cancelled", f"shipment {shipment_id} belongs to cancelled order {sh.order_id}")
     order = world.orders[sh.order_id]
     tracking = carrier.tracking_number(shipment_id)
     emit(ev.ShipmentShipped(ts=now, shipment_id=shipment_id, order_id=order.order_id, carrier=carrier.name,
@@ -116,12 +116,12 @@ def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> 
     """Cancel before shipping; returns the SKUs whose released units must be re-served."""
     order = world.orders.get(order_id)
     if order is None:
-        raise Rejected("unknown_order", f"no order {order_id!r}")
+        raise NotFound("unknown_order", f"no order {order_id!r}")
     if order.cancelled:
         return set()
     status = order.status(world.shipments)
     if status == "shipped":
-        raise Rejected("already_shipped", f"order {order_id} has shipped and cannot be cancelled")
+        raise Conflict("already_shipped", f"order {order_id} has shipped and cannot be cancelled")
     emit(ev.OrderCancelled(ts=now, order_id=order_id, reason=reason))
     touched = set()
     for ln in order.shipping_lines:
@@ -137,7 +137,7 @@ def release(world: World, order_id: str, reason: str, emit: Emit, now: float,
     """Lift a payment hold; returns the order, or None when it was not held (nothing to do)."""
     order = world.orders.get(order_id)
     if order is None:
-        raise Rejected("unknown_order", f"no order {order_id!r}")
+        raise NotFound("unknown_order", f"no order {order_id!r}")
     if not order.hold or order.cancelled:
         return None
     emit(ev.OrderReleased(ts=now, order_id=order_id, reason=reason or "released", source_version=source_version))
@@ -160,11 +160,11 @@ def amend(world: World, order_id: str, lines: list, reason: str, emit: Emit, now
     change before allocation). Returns the order, or None when the lines are the same."""
     order = world.orders.get(order_id)
     if order is None:
-        raise Rejected("unknown_order", f"no order {order_id!r}")
+        raise NotFound("unknown_order", f"no order {order_id!r}")
     if not amendable(order):
         if order.cancelled:
-            raise Rejected("order_cancelled", f"order {order_id} is cancelled")
-        raise Rejected("already_allocated", f"order {order_id} has allocated units; cancel it instead")
+            raise Conflict("order_cancelled", f"order {order_id} is cancelled")
+        raise Conflict("already_allocated", f"order {order_id} has allocated units; cancel it instead")
     if same_lines(lines, order.spec.lines):
         return None
     _check_known_skus(world, lines)
@@ -178,4 +178,4 @@ def check_date(text: str) -> None:
     try:
         dt.date.fromisoformat(text)
     except ValueError:
-        raise Rejected("invalid_date", f"{text!r} is not a calendar date (YYYY-MM-DD)") from None
+        raise InvalidInput("invalid_date", f"{text!r} is not a calendar date (YYYY-MM-DD)") from None

@@ -20,7 +20,7 @@ from backorder.actors.order_actor import OrderActor
 from backorder.actors.sku_actor import sku_actor
 from backorder.actors.supervisor import Cell, supervised
 from backorder import protocol as p
-from backorder.errors import Rejected
+from backorder.errors import NotFound, ProtocolError
 
 log = structlog.get_logger()
 
@@ -130,7 +130,7 @@ class Router:
         world = self.engine.world
         letter = world.dead_letters.get(letter_id)
         if letter is None:
-            raise Rejected("unknown_letter", f"no dead letter {letter_id}")
+            raise NotFound("unknown_letter", f"no dead letter {letter_id}")
         self.engine.context("deadletters.retry", corr)
         self.engine.emit(ev.DeadLetterRetried(ts=self.engine.now(), letter_id=letter_id))
         data = msgspec.json.decode(letter.message)
@@ -159,7 +159,7 @@ def route(router: Router, req, reply, corr: str) -> None:
     elif isinstance(req, p.ProcurementConfirm):
         r = world.requests.get(req.request_id)
         if r is None:
-            raise Rejected("unknown_request", f"no purchase order or transfer {req.request_id!r}")
+            raise NotFound("unknown_request", f"no purchase order or transfer {req.request_id!r}")
         router.call_sku(r.sku, req, reply, corr)
     else:
-        raise Rejected("unknown_op", f"{type(req).__name__} does not change state")
+        raise ProtocolError("unknown_op", f"{type(req).__name__} does not change state")

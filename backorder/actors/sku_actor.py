@@ -17,7 +17,7 @@ from backorder.actors.order_rules import check_date
 from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import sku_summary
 from backorder import protocol as p
-from backorder.errors import Rejected
+from backorder.errors import NotFound, ProtocolError, Rejected
 
 if TYPE_CHECKING:
     from backorder.actors.router import Router
@@ -88,7 +88,7 @@ class SkuHandler:
         s = world.skus.get(self.sku)
         if s is None:
             if not isinstance(req, p.SkuConfigure):
-                raise Rejected("unknown_sku", f"SKU {self.sku!r} is not known (configure it or order it first)")
+                raise NotFound("unknown_sku", f"SKU {self.sku!r} is not known (configure it or order it first)")
             s = world.sku(self.sku)
             try:
                 return self._do(req, s, now)
@@ -125,7 +125,7 @@ class SkuHandler:
                 check_date(date)
                 sku_rules.confirm(world, s, rid, date, emit, now)
                 return {"request_id": rid, "expected_date": date}
-        raise Rejected("unknown_op", f"{type(req).__name__} is not a SKU operation")
+        raise ProtocolError("unknown_op", f"{type(req).__name__} is not a SKU operation")
 
     def _tell_orders(self, allocs, order_id: str | None, corr: str) -> None:
         orders = list(dict.fromkeys(a.order_id for a in allocs if a.order_id != order_id))

@@ -14,7 +14,7 @@ import msgspec
 
 from backorder.actors import events as ev
 from backorder.actors.model import Sku, World, iso_date
-from backorder.errors import Rejected
+from backorder.errors import Conflict, InvalidInput, NotFound
 from backorder.actors import notice_rules
 
 Emit = Callable[[ev.Event], None]
@@ -91,7 +91,7 @@ def check_quantity(world: World, name: str, value: int) -> None:
     """Refuse a quantity a request names beyond the site's ``[limits] max_quantity``."""
     cap = world.settings.limits.max_quantity
     if abs(value) > cap:
-        raise Rejected("invalid_quantity", f"{name} {value} is over the site's limit of {cap} units "
+        raise InvalidInput("invalid_quantity", f"{name} {value} is over the site's limit of {cap} units "
                                            "([limits] max_quantity)")
 
 
@@ -112,7 +112,7 @@ def known_receipt(world: World, s: Sku, receipt_id: str | None, qty: int) -> tup
         return None
     known = world.receipts.get((s.sku, receipt_id))
     if known is not None and known[0] != qty:
-        raise Rejected("receipt_conflict",
+        raise Conflict("receipt_conflict",
                        f"receipt {receipt_id!r} of {s.sku} was {known[0]} units, not {qty}")
     return known
 
@@ -122,7 +122,7 @@ def adjust(world: World, s: Sku, delta: int | None, counted: int | None, reason:
     """A cycle count. If fewer units are left than are reserved, the lines served last
     give units back first (never units already in a picking shipment)."""
     if (delta is None) == (counted is None):
-        raise Rejected("invalid_request", "give exactly one of 'delta' or 'counted'")
+        raise InvalidInput("invalid_request", "give exactly one of 'delta' or 'counted'")
     if counted is not None:
         check_quantity(world, "counted", counted)
         delta = counted - s.on_hand
@@ -130,15 +130,15 @@ def adjust(world: World, s: Sku, delta: int | None, counted: int | None, reason:
         assert delta is not None
         check_quantity(world, "delta", delta)
     if delta == 0 and counted is None:
-        raise Rejected("invalid_quantity", "delta must not be 0")
+        raise InvalidInput("invalid_quantity", "delta must not be 0")
     new_on_hand = s.on_hand + delta
     if new_on_hand < 0:
-        raise Rejected("invalid_quantity", f"on hand would become {new_on_hand}; it is {s.on_hand}")
+        raise InvalidInput("invalid_quantity", f"on hand would become {new_on_hand}; it is {s.on_hand}")
     short = s.allocated - new_on_hand
     if short > 0:
         picking = sum(line.in_shipment for line in s.holders)
         if new_on_hand < picking:
-            raise Rejected("stock_in_picking",
+            raise Conflict("stock_in_picking",
                            f"{picking} units of {s.sku} are in picking shipments; count them or cancel first")
         # last served first, under the rule in force now (keys of served lines may be stale)
         for line in sorted(s.holders, key=world.queue_key, reverse=True):
@@ -160,7 +160,7 @@ def configure(world: World, s: Sku, changes: dict, emit: Emit, now: float) -> No
     policy = msgspec.structs.replace(s.policy, **changes)
     problems = policy.problems(world.settings.limits.max_quantity)
     if problems:
-        raise Rejected("invalid_policy", "; ".join(problems))
+        raise InvalidInput("invalid_policy", "; ".join(problems))
     emit(ev.SkuConfigured(ts=now, sku=s.sku, policy=policy))
     settle(world, s, emit, now)
 
@@ -168,8 +168,8 @@ def configure(world: World, s: Sku, changes: dict, emit: Emit, now: float) -> No
 def confirm(world: World, s: Sku, request_id: str, expected_date: str, emit: Emit, now: float) -> None:
     r = world.requests.get(request_id)
     if r is None:
-        raise Rejected("unknown_request", f"no purchase order or transfer {request_id!r}")
+        raise NotFound("unknown_request", f"no purchase order or transfer {request_id!r}")
     if r.closed_ts is not None:
-        raise Rejected("request_closed", f"{request_id} was received in full; its date cannot move")
+        raise Conflict("request_closed", f"{request_id} was received in full; its date cannot move")
     emit(ev.RequestConfirmed(ts=now, request_id=request_id, sku=s.sku, expected_date=expected_date))
     notice_rules.delays(world, s, emit, now, request_id)

@@ -25,7 +25,7 @@ import msgspec
 from backorder.config.service_checks import group_id, resolve_gid, resolve_gid_safe, resolve_uid_safe
 from backorder.config.settings import AccessSettings
 from backorder import protocol as p
-from backorder.errors import Rejected
+from backorder.errors import AccessError, Rejected
 
 READ, WRITE = "read", "write"
 
@@ -45,7 +45,7 @@ def forbidden(line: bytes, role: str) -> Rejected | None:
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None  # the normal decoding answers it (RecursionError: `too_deep`)
     if isinstance(op, str) and op in p.WRITE_OPS:
-        return Rejected("forbidden", f"{op} changes state; this connection has the {role} role")
+        return AccessError("forbidden", f"{op} changes state; this connection has the {role} role")
     return None
 
 

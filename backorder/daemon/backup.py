@@ -33,9 +33,15 @@ _JSON = msgspec.json.Encoder(decimal_format="string")
 _RAW = msgspec.json.Decoder()
 
 
+class BackupError(Exception):
+    """A backup, restore or export that must not go ahead (no such database, the target
+    exists, a daemon holds the database, the backup is damaged); nothing was changed. The
+    message says why and what to do; the command line prints it and exits 1."""
+
+
 def _ro(db: str | Path) -> sqlite3.Connection:
     if not Path(db).exists():
-        raise SystemExit(f"backorder: {db}: no such database")
+        raise BackupError(f"{db}: no such database")
     return sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
 
 
@@ -56,7 +62,7 @@ def backup(db: str | Path, dest: str | Path) -> Path:
     if dest.is_dir():
         dest = dest / f"backorder-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.db"
     if dest.exists():
-        raise SystemExit(f"backorder: {dest} exists; choose a new name")
+        raise BackupError(f"{dest} exists; choose a new name")
     _copy(db, dest)
     events = integrity.check(dest)  # the copy must pass the same check as a start-up
     print(f"backed up {db} to {dest}: {events} events, {dest.stat().st_size} bytes")
@@ -69,13 +75,13 @@ def restore(src: str | Path, db: str | Path) -> None:
     try:
         fd = dblock.acquire(db)
     except dblock.Locked as exc:
-        raise SystemExit(f"backorder: refusing to restore: {exc}. Stop it first "
-                         "(systemctl stop backorderd), then run restore again.") from None
+        raise BackupError(f"refusing to restore: {exc}. Stop it first "
+                          "(systemctl stop backorderd), then run restore again.") from None
     try:
         try:
             events = integrity.check(src)
         except integrity.IntegrityError as exc:
-            raise SystemExit(f"backorder: refusing to restore a damaged backup: {exc}") from None
+            raise BackupError(f"refusing to restore a damaged backup: {exc}") from None
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         staged = db.with_name(db.name + ".restoring")
         _copy(src, staged)

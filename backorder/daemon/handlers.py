@@ -14,7 +14,7 @@ from backorder.actors.events import TOPICS
 from backorder.actors.model import iso_ts, parse_ts
 from backorder.actors.router import CHANGES, route
 from backorder import protocol as p
-from backorder.errors import Rejected
+from backorder.errors import InvalidInput, NotFound, ProtocolError, Rejected
 from backorder.notify import views as notify_views
 from backorder.intake import ops as intake_ops
 
@@ -47,7 +47,7 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
         case p.SkuGet(sku=sku, lines=lines):
             s = world.skus.get(sku)
             if s is None:
-                raise Rejected("unknown_sku", f"SKU {sku!r} is not known")
+                raise NotFound("unknown_sku", f"SKU {sku!r} is not known")
             reply.ok(views.sku_view(world, s, now, lines))
         case p.SkusList(waiting=waiting, prefix=prefix, limit=limit, offset=offset):
             skus = (s for s in world.skus.values() if (not waiting or s.queue) and s.sku.startswith(prefix))
@@ -82,13 +82,13 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
         case p.DeadLettersRetry() if intake_ops.wants_intake_retry(d, req):
             intake_ops.retry(d, conn, req, reply, corr)
         case p.DeadLettersRetry(letter_id=None):
-            raise Rejected("invalid_request", "give letter_id, or cause (and optionally channel)")
+            raise InvalidInput("invalid_request", "give letter_id, or cause (and optionally channel)")
         case p.DeadLettersRetry(letter_id=letter_id):
             d.router.retry_letter(letter_id, reply, corr)
         case p.Subscribe(topics=topics):
             unknown = [t for t in topics if t not in TOPICS]
             if unknown:
-                raise Rejected("unknown_topic", f"unknown topic(s) {', '.join(unknown)}; known: {', '.join(TOPICS)}")
+                raise NotFound("unknown_topic", f"unknown topic(s) {', '.join(unknown)}; known: {', '.join(TOPICS)}")
             names = topics or list(TOPICS)
             conn.event_types = frozenset().union(*(TOPICS[t] for t in names))
             d.hub.add(conn)
@@ -99,7 +99,7 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
                 try:
                     since = parse_ts(req.since)
                 except ValueError:
-                    raise Rejected("invalid_date", f"since {req.since!r} is not an RFC 3339 timestamp") from None
+                    raise InvalidInput("invalid_date", f"since {req.since!r} is not an RFC 3339 timestamp") from None
             conn.nursery.start_soon(_audit, d, req, since, reply)
         case p.SkusBoard(skus=skus, waiting=waiting, limit=limit, offset=offset):
             reply.ok(board.board(world, now, skus, waiting, offset, limit))
@@ -117,7 +117,7 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
         case _ if isinstance(req, intake_ops.INTAKE_OPS):
             intake_ops.handle(d, conn, req, reply, corr)
         case _:
-            raise Rejected("unknown_op", f"{type(req).__name__} has no handler")
+            raise ProtocolError("unknown_op", f"{type(req).__name__} has no handler")
 
 
 async def _audit(d: Daemon, req: p.AuditQuery, since: float | None, reply: Reply) -> None:
@@ -147,9 +147,9 @@ def _find_order(d: Daemon, req: p.OrderGet):
         oid = world.by_key.get((req.channel, req.account, req.external_id))
         order = world.orders.get(oid) if oid else None
     else:
-        raise Rejected("invalid_request", "give order_id, or channel and external_id")
+        raise InvalidInput("invalid_request", "give order_id, or channel and external_id")
     if order is None:
-        raise Rejected("unknown_order", "no such order")
+        raise NotFound("unknown_order", "no such order")
     return order
 
 

@@ -11,7 +11,7 @@ from reportlab.pdfgen import canvas
 from backorder.actors.model import World
 from backorder.documents.cells import one_line
 from backorder.documents.pdf import render_pdf
-from backorder.errors import Rejected
+from backorder.errors import NotFound
 
 
 def rows(world: World, shipment_ids: list[str]) -> list[tuple[str, str, int, str, str]]:
@@ -19,7 +19,7 @@ def rows(world: World, shipment_ids: list[str]) -> list[tuple[str, str, int, str
     if shipment_ids:
         unknown = [s for s in shipment_ids if s not in world.shipments]
         if unknown:
-            raise Rejected("unknown_shipment", f"no shipment(s) {', '.join(unknown)}")
+            raise NotFound("unknown_shipment", f"no shipment(s) {', '.join(unknown)}")
         batch = [world.shipments[s] for s in shipment_ids]
     else:
         batch = [sh for sh in world.shipments.values() if sh.status == "picking"]

@@ -20,7 +20,7 @@ from backorder.actors.model import Request, World, iso_date
 from backorder.config.settings import Source
 from backorder.documents.cells import one_line, spreadsheet_cell
 from backorder.documents.pdf import render_pdf
-from backorder.errors import Rejected
+from backorder.errors import Conflict
 
 CSV_HEADER = ["request_id", "kind", "source", "line", "sku", "qty", "unit", "expected_date", "ordered_on"]
 
@@ -111,7 +111,7 @@ FORMATS = {
 
 def document(world: World, r: Request, fmt: str) -> tuple[bytes, str]:
     if fmt == "x12_850" and not _source(world, r).edi:
-        raise Rejected("edi_not_configured", f"source {r.source!r} is not configured for EDI (sources.{r.source}.edi)")
+        raise Conflict("edi_not_configured", f"source {r.source!r} is not configured for EDI (sources.{r.source}.edi)")
     build, mime, _ = FORMATS[fmt]
     return build(world, r), mime
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from backorder.errors import Rejected
+from backorder.errors import InvalidInput
 from backorder.intake import draft as d
 
 NAME = "amazon_sp"
@@ -47,7 +47,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         payload = d.obj(d.get(d.obj(page, f"$.getOrderItems[{n}]"), "payload", f"$.getOrderItems[{n}]"),
                         f"$.getOrderItems[{n}].payload")
         if d.text(payload.get("AmazonOrderId")) not in ("", oid):
-            raise Rejected("order_items_mismatch",
+            raise InvalidInput("order_items_mismatch",
                            f"getOrderItems[{n}] is for order {payload.get('AmazonOrderId')}, not {oid}")
         items += d.arr(d.get(payload, "OrderItems", f"$.getOrderItems[{n}].payload"),
                        f"$.getOrderItems[{n}].payload.OrderItems")
@@ -68,7 +68,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
                                  currency=d.text(price.get("CurrencyCode")) or None, name=d.text(it.get("Title"))))
     counted = order.get("NumberOfItemsShipped"), order.get("NumberOfItemsUnshipped")
     if all(isinstance(c, int) for c in counted) and sum(counted) != units:
-        raise Rejected("order_items_mismatch", f"the order counts {sum(counted)} items "
+        raise InvalidInput("order_items_mismatch", f"the order counts {sum(counted)} items "
                        f"(shipped + unshipped), its getOrderItems pages {units}")
     addr = d.opt_obj(order.get("ShippingAddress"), "$.getOrder.payload.ShippingAddress")
     buyer = d.opt_obj(order.get("BuyerInfo"), "$.getOrder.payload.BuyerInfo")

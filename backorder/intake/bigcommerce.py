@@ -15,7 +15,7 @@ shipping address's ``shipping_method``.
 
 from __future__ import annotations
 
-from backorder.errors import Rejected
+from backorder.errors import InvalidInput
 from backorder.intake import draft as d
 
 NAME = "bigcommerce"
@@ -37,7 +37,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     oid = d.ident(d.get(order, "id", "$.order"), "$.order.id")
     hook_id = d.opt_obj(hook.get("data"), "$.webhook.data").get("id")
     if hook_id is not None and d.ident(hook_id, "$.webhook.data.id") != oid:
-        raise Rejected("order_items_mismatch", f"the webhook is for order {hook_id}, the fetched order is {oid}")
+        raise InvalidInput("order_items_mismatch", f"the webhook is for order {hook_id}, the fetched order is {oid}")
     status_id = order.get("status_id")
     status = d.text(order.get("status"))
     store = d.text(env.get("store_hash")) or None
@@ -48,7 +48,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         path = f"$.products[{i}]"
         d.obj(p, path)
         if p.get("order_id") is not None and d.ident(p["order_id"], path + ".order_id") != oid:
-            raise Rejected("order_items_mismatch", f"{path} belongs to order {p['order_id']}, not {oid}")
+            raise InvalidInput("order_items_mismatch", f"{path} belongs to order {p['order_id']}, not {oid}")
         qty = p.get("quantity")
         if isinstance(qty, int):
             units += qty
@@ -58,7 +58,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
                                  name=d.text(p.get("name"))))
     items_total = order.get("items_total")
     if isinstance(items_total, int) and items_total != units:
-        raise Rejected("order_items_mismatch", f"items_total is {items_total}, the products add up to {units}")
+        raise InvalidInput("order_items_mismatch", f"items_total is {items_total}, the products add up to {units}")
     addrs = d.opt_arr(env.get("shipping_addresses"), "$.shipping_addresses")
     ship = d.obj(addrs[0], "$.shipping_addresses[0]") if addrs else {}
     bill = d.opt_obj(order.get("billing_address"), "$.order.billing_address")

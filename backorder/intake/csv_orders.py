@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
-from backorder.errors import Rejected
+from backorder.errors import ProtocolError
 from backorder.intake import draft as d
 
 NAME = "csv"
@@ -24,24 +24,24 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise Rejected("malformed_body", "a CSV file must be UTF-8") from None
+        raise ProtocolError("malformed_body", "a CSV file must be UTF-8") from None
     try:
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
     except csv.Error as exc:
-        raise Rejected("malformed_body", f"not a readable CSV file: {exc}") from None
+        raise ProtocolError("malformed_body", f"not a readable CSV file: {exc}") from None
     if not rows:
-        raise Rejected("malformed_body", "the CSV file has no data rows (a header row and one row per line)")
+        raise ProtocolError("malformed_body", "the CSV file has no data rows (a header row and one row per line)")
     missing = [c for c in REQUIRED if c not in rows[0]]
     if missing:
-        raise Rejected("malformed_body", f"the CSV header lacks column(s) {', '.join(missing)}")
+        raise ProtocolError("malformed_body", f"the CSV header lacks column(s) {', '.join(missing)}")
     orders: dict[str, d.Draft] = {}
     for n, row in enumerate(rows, 2):
         if None in row:
-            raise Rejected("malformed_body", f"row {n} has more fields than the header")
+            raise ProtocolError("malformed_body", f"row {n} has more fields than the header")
         g = {k: (v or "").strip() for k, v in row.items()}
         oid = g["order_id"]
         if not oid:
-            raise Rejected("malformed_body", f"row {n}: order_id is empty")
+            raise ProtocolError("malformed_body", f"row {n}: order_id is empty")
         draft = orders.get(oid)
         if draft is None:
             status = g.get("status", "").lower()

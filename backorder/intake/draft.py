@@ -14,7 +14,7 @@ from typing import Any
 
 from msgspec import Struct, field
 
-from backorder.errors import Rejected
+from backorder.errors import InvalidInput, ProtocolError, Rejected
 
 
 class DraftLine(Struct, kw_only=True):
@@ -55,7 +55,7 @@ class Draft(Struct, kw_only=True):
 
 
 def bad(path: str, what: str) -> Rejected:
-    return Rejected("malformed_body", f"{path}: {what}")
+    return ProtocolError("malformed_body", f"{path}: {what}")
 
 
 def obj(value: Any, path: str) -> dict:
@@ -118,7 +118,7 @@ def money(value: Any, path: str) -> Decimal:
     except InvalidOperation:
         out = None
     if out is None or not out.is_finite():
-        raise Rejected("invalid_price", f"{path}: {value!r} is not a decimal amount")
+        raise InvalidInput("invalid_price", f"{path}: {value!r} is not a decimal amount")
     return out
 
 
@@ -139,7 +139,7 @@ def cents(value: Decimal) -> Decimal:
     try:
         out = value.quantize(Decimal("0.0001"))
     except InvalidOperation:
-        raise Rejected("invalid_price", f"the amount {value} is out of range") from None
+        raise InvalidInput("invalid_price", f"the amount {value} is out of range") from None
     return out.quantize(Decimal("0.01")) if out == out.quantize(Decimal("0.01")) else out
 
 
@@ -156,7 +156,7 @@ def utc(value: Any, path: str) -> str | None:
             t = t.replace(tzinfo=dt.UTC)
         return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (ValueError, OverflowError):  # OverflowError: an offset that leaves years 1-9999
-        raise Rejected("invalid_date", f"{path}: {value!r} is not an ISO 8601 timestamp") from None
+        raise InvalidInput("invalid_date", f"{path}: {value!r} is not an ISO 8601 timestamp") from None
 
 
 def version_ts(value: Any, rfc2822: bool = False) -> str | None:
@@ -184,7 +184,7 @@ def rfc2822_utc(value: Any, path: str) -> str | None:
             t = t.replace(tzinfo=dt.UTC)
         return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (TypeError, ValueError, OverflowError):
-        raise Rejected("invalid_date", f"{path}: {value!r} is not an RFC 2822 date") from None
+        raise InvalidInput("invalid_date", f"{path}: {value!r} is not an RFC 2822 date") from None
 
 
 def matches(value: str, words: list[str] | None) -> bool:

@@ -24,7 +24,7 @@ from backorder.actors.model import World
 from backorder.config.settings import ChannelSettings, IntakeSettings, Settings, ValidationProfile
 from backorder.protocol import OrderSubmit
 from backorder.email_address import check_email
-from backorder.errors import Rejected
+from backorder.errors import AccessError, InvalidInput, LimitError, NotFound, Rejected
 from backorder.intake.adapters import CHANNELS, account_hint
 from backorder.intake.draft import Draft
 
@@ -60,10 +60,10 @@ def normalise_headers(headers: dict[str, str] | list) -> dict[str, str]:
 
 def channel_settings(settings: Settings, channel: str) -> ChannelSettings:
     if channel not in CHANNELS:
-        raise Rejected("unknown_channel", f"unknown channel {channel!r} (known: {', '.join(sorted(CHANNELS))})")
+        raise NotFound("unknown_channel", f"unknown channel {channel!r} (known: {', '.join(sorted(CHANNELS))})")
     cfg = settings.channels.get(channel) or ChannelSettings()
     if not cfg.enabled:
-        raise Rejected("unknown_channel", f"channel {channel!r} is disabled in the configuration")
+        raise NotFound("unknown_channel", f"channel {channel!r} is disabled in the configuration")
     return cfg
 
 
@@ -101,7 +101,7 @@ def sign(body: bytes, key: bytes) -> str:
 
 def check_size(d: Delivery, intake: IntakeSettings) -> None:
     if len(d.body) > intake.max_body_bytes:
-        raise Rejected("body_too_large", f"the body has {len(d.body)} bytes; at most {intake.max_body_bytes}")
+        raise LimitError("body_too_large", f"the body has {len(d.body)} bytes; at most {intake.max_body_bytes}")
 
 
 def check_signature(d: Delivery, prof: ValidationProfile) -> None:
@@ -119,12 +119,12 @@ def check_signature(d: Delivery, prof: ValidationProfile) -> None:
         header = GENERIC_SIGNATURE
     given = d.headers.get(header)
     if not given:
-        raise Rejected("signature_missing", f"no {header} header")
+        raise AccessError("signature_missing", f"no {header} header")
     key = secret(prof)
     if key is None:
-        raise Rejected("signature_invalid", "no secret is configured for this account (secret_env / secret_file)")
+        raise AccessError("signature_invalid", "no secret is configured for this account (secret_env / secret_file)")
     if not hmac.compare_digest(sign(d.body, key).encode(), given.strip().encode()):
-        raise Rejected("signature_invalid", f"{header} does not match the body")
+        raise AccessError("signature_invalid", f"{header} does not match the body")
 
 
 def own_secret(settings: Settings, channel: str, account: str) -> bool:
@@ -146,10 +146,10 @@ def check_account(d: Delivery, drafts: list[Draft], settings: Settings) -> None:
         if not draft.account or draft.account == named:
             continue
         if named is not None:
-            raise Rejected("account_mismatch", f"the payload is for account {draft.account!r}; the delivery was "
+            raise AccessError("account_mismatch", f"the payload is for account {draft.account!r}; the delivery was "
                            f"signed for account {named!r}")
         if own_secret(settings, d.channel, draft.account):
-            raise Rejected("account_mismatch", f"account {draft.account!r} has a secret of its own: deliver its "
+            raise AccessError("account_mismatch", f"account {draft.account!r} has a secret of its own: deliver its "
                            f"orders signed with it and ?account={draft.account}")
 
 
@@ -172,17 +172,17 @@ def site_sku(world: World, prof: ValidationProfile, channel: str, account: str, 
 
 def quantity(value, lenient: bool, where: str) -> int:
     if isinstance(value, bool):
-        raise Rejected("invalid_quantity", f"{where}: quantity {value!r} is not a number")
+        raise InvalidInput("invalid_quantity", f"{where}: quantity {value!r} is not a number")
     if isinstance(value, int):
         q = value
     elif lenient and isinstance(value, (str, Decimal)) and _WHOLE.match(str(value)):
         q = int(Decimal(str(value).strip()))
     elif isinstance(value, str) and _WHOLE.match(value):
-        raise Rejected("invalid_quantity", f"{where}: quantity {value!r} is a string (lenient_numbers is off)")
+        raise InvalidInput("invalid_quantity", f"{where}: quantity {value!r} is a string (lenient_numbers is off)")
     else:
-        raise Rejected("invalid_quantity", f"{where}: quantity {value!r} is not a whole number")
+        raise InvalidInput("invalid_quantity", f"{where}: quantity {value!r} is not a whole number")
     if q <= 0:
-        raise Rejected("invalid_quantity", f"{where}: quantity must be > 0, got {q}")
+        raise InvalidInput("invalid_quantity", f"{where}: quantity must be > 0, got {q}")
     return q
 
 
@@ -190,40 +190,40 @@ def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, 
              settings: Settings) -> OrderSubmit:
     """The canonical order of a draft, or Rejected with the first problem found."""
     if not draft.external_id:
-        raise Rejected("missing_field", "the order has no id")
+        raise InvalidInput("missing_field", "the order has no id")
     currency = draft.currency.strip().upper()
     if currency not in ISO_4217:
-        raise Rejected("unknown_currency", f"currency {draft.currency!r} is not an ISO 4217 code")
+        raise InvalidInput("unknown_currency", f"currency {draft.currency!r} is not an ISO 4217 code")
     if prof.currencies and currency not in prof.currencies:
-        raise Rejected("unknown_currency", f"currency {currency} is not accepted for {channel}/{account} "
+        raise InvalidInput("unknown_currency", f"currency {currency} is not accepted for {channel}/{account} "
                        f"(accepted: {', '.join(prof.currencies)})")
     if not draft.lines:
-        raise Rejected("missing_field", "the order has no lines")
+        raise InvalidInput("missing_field", "the order has no lines")
     optional = set(prof.optional_fields or ())
     strict = settings.strict_skus or bool(prof.known_skus_only)
     lines = []
     for n, ln in enumerate(draft.lines, 1):
         where = f"line {n}"
         if not ln.sku:
-            raise Rejected("missing_sku", f"{where} ({ln.name or 'unnamed'}) has no SKU")
+            raise InvalidInput("missing_sku", f"{where} ({ln.name or 'unnamed'}) has no SKU")
         if ln.currency and ln.currency.upper() != currency:
-            raise Rejected("currency_mismatch", f"{where} is priced in {ln.currency}, the order in {currency}")
+            raise InvalidInput("currency_mismatch", f"{where} is priced in {ln.currency}, the order in {currency}")
         qty = quantity(ln.qty, bool(prof.lenient_numbers), where)
         sku = site_sku(world, prof, channel, account, ln.sku)
         if ln.requires_shipping and strict and not (sku in world.skus and world.skus[sku].known):
-            raise Rejected("unknown_sku", f"{where}: SKU {ln.sku!r} is not a site SKU"
+            raise NotFound("unknown_sku", f"{where}: SKU {ln.sku!r} is not a site SKU"
                            + (f" (alias of {sku!r})" if sku != ln.sku else "") + "; add an alias or configure it")
         if not ln.unit_price.is_finite() or ln.unit_price < 0:
-            raise Rejected("invalid_price", f"{where}: unit price {ln.unit_price} is negative")
+            raise InvalidInput("invalid_price", f"{where}: unit price {ln.unit_price} is negative")
         lines.append({"sku": sku, "qty": qty, "unit_price": ln.unit_price, "requires_shipping": ln.requires_shipping})
     ships = any(ln["requires_shipping"] for ln in lines)
     if not draft.email and "email" not in optional:
-        raise Rejected("missing_field", "the order has no customer e-mail (list \"email\" in optional_fields "
+        raise InvalidInput("missing_field", "the order has no customer e-mail (list \"email\" in optional_fields "
                        "if this source withholds it)")
     check_email(draft.email, "the customer e-mail")
     addr = draft.shipping_address
     if ships and "shipping_address" not in optional and not (addr.get("address1") and addr.get("country_code")):
-        raise Rejected("missing_field", "the order ships but has no shipping address (address1, country_code)")
+        raise InvalidInput("missing_field", "the order ships but has no shipping address (address1, country_code)")
     spec = {
         "channel": channel, "account": account, "external_id": draft.external_id,
         "order_number": draft.order_number, "customer": draft.customer, "email": draft.email,
@@ -234,7 +234,7 @@ def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, 
     try:
         return msgspec.convert(spec, OrderSubmit)
     except msgspec.ValidationError as exc:
-        raise Rejected("invalid_order", f"the order does not fit the canonical model: {exc}") from None
+        raise InvalidInput("invalid_order", f"the order does not fit the canonical model: {exc}") from None
 
 
 MAX_IMPACT = 1e15  # the value part of one order's impact; a dead letter sums its orders'

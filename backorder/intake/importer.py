@@ -19,6 +19,17 @@ from pathlib import Path
 from backorder.client import Client
 
 
+class ImportRefused(Exception):
+    """The daemon refused a delivery of the batch outright (not an outcome of the order:
+    e.g. ``forbidden`` on a read-only socket, ``unknown_channel`` for a disabled channel);
+    the import stops there. ``code`` and ``message`` are the daemon's."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
 def split(channel: str, data: bytes, name: str = "") -> list[bytes]:
     """The deliveries of a batch file."""
     if channel == "csv":
@@ -92,7 +103,7 @@ def run(socket: str, path: str, channel: str, account: str | None = None, header
                     if rep["error"]["code"] == "busy":
                         again.append(i)
                         continue
-                    raise SystemExit(f"backorder import: {rep['error']['code']}: {rep['error']['message']}")
+                    raise ImportRefused(rep["error"]["code"], rep["error"]["message"])
                 res = rep["result"]
                 for item in res["orders"]:
                     outcomes[item["outcome"]] += 1

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import msgspec
 
-from backorder.errors import Rejected
+from backorder.errors import ProtocolError
 
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
@@ -16,9 +16,9 @@ def decode(body: bytes) -> dict:
     try:
         doc = _DECODER.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise Rejected("malformed_body", f"the body is not valid JSON: {exc}") from None
+        raise ProtocolError("malformed_body", f"the body is not valid JSON: {exc}") from None
     except RecursionError:  # msgspec's answer to arrays / objects nested too deep
-        raise Rejected("malformed_body", "the body nests arrays or objects too deep") from None
+        raise ProtocolError("malformed_body", "the body nests arrays or objects too deep") from None
     if not isinstance(doc, dict):
-        raise Rejected("malformed_body", "the body must be a JSON object")
+        raise ProtocolError("malformed_body", "the body must be a JSON object")
     return doc

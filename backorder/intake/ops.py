@@ -12,7 +12,7 @@ import msgspec
 from backorder.actors import events as ev
 from backorder.actors.model import iso_ts
 from backorder import protocol as p
-from backorder.errors import Rejected
+from backorder.errors import InvalidInput, NotFound
 from backorder.intake import governance as g
 from backorder.intake.service import letter_impact
 
@@ -46,14 +46,14 @@ def handle(d: Daemon, conn, req, reply, corr: str) -> None:
 
 def delivery(req: p.OrderIngest) -> g.Delivery:
     if (req.body is None) == (req.body_base64 is None):
-        raise Rejected("invalid_request", "give exactly one of body (text) and body_base64 (bytes)")
+        raise InvalidInput("invalid_request", "give exactly one of body (text) and body_base64 (bytes)")
     if req.body is not None:
         body = req.body.encode()
     else:
         try:
             body = base64.b64decode(req.body_base64, validate=True)
         except (binascii.Error, ValueError):
-            raise Rejected("invalid_request", "body_base64 is not valid base64") from None
+            raise InvalidInput("invalid_request", "body_base64 is not valid base64") from None
     return g.Delivery(channel=req.channel, account=req.account, headers=g.normalise_headers(req.headers),
                       body=body, via="socket")
 
@@ -61,18 +61,18 @@ def delivery(req: p.OrderIngest) -> g.Delivery:
 def select(d: Daemon, letter_id: int | None, cause: str | None, channel: str | None, intake_only: bool = True):
     world = d.engine.world
     if (letter_id is None) == (cause is None):
-        raise Rejected("invalid_request", "give letter_id, or cause (and optionally channel)")
+        raise InvalidInput("invalid_request", "give letter_id, or cause (and optionally channel)")
     if letter_id is not None:
         letter = world.dead_letters.get(letter_id)
         if letter is None:
-            raise Rejected("unknown_letter", f"no dead letter {letter_id}")
+            raise NotFound("unknown_letter", f"no dead letter {letter_id}")
         return [letter]
     now = d.engine.now()
     letters = [x for x in world.dead_letters.values()
                if x.cause == cause and (channel is None or x.channel == channel)
                and (x.kind == "intake" or not intake_only)]
     if not letters:
-        raise Rejected("unknown_letter", f"no dead letters with cause {cause!r}")
+        raise NotFound("unknown_letter", f"no dead letters with cause {cause!r}")
     return sorted(letters, key=lambda x: -letter_impact(x, now))
 
 

@@ -29,7 +29,7 @@ from backorder.actors import events as ev
 from backorder.actors import order_rules
 from backorder.actors.model import iso_ts
 from backorder import protocol as p
-from backorder.errors import Rejected
+from backorder.errors import InternalError, LimitError, Rejected
 from backorder.intake import governance as g
 from backorder.intake.adapters import account_hint
 from backorder.intake.draft import Draft
@@ -142,7 +142,7 @@ class IntakeService:
         limit = self.cfg.queue_size if urgent else max(self.cfg.queue_size - self.cfg.priority_reserve, 1)
         if self.pending >= limit:
             self.busy_refusals += 1
-            raise Rejected("busy", f"intake is saturated ({self.pending} deliveries waiting); retry in "
+            raise LimitError("busy", f"intake is saturated ({self.pending} deliveries waiting); retry in "
                            f"{self.cfg.retry_after_s} s")
         self._enqueue(Work(d, drafts, error, done, corr, lane=0 if urgent else 1))
 
@@ -164,7 +164,7 @@ class IntakeService:
             return [], exc
         except Exception as exc:
             log.exception("intake_adapter_failed", channel=d.channel, account=d.account, via=d.via)
-            return [], Rejected("adapter_error", _describe(exc))
+            return [], InternalError("adapter_error", _describe(exc))
 
     def _enqueue(self, work: Work) -> None:
         self.lanes[work.lane].append(work)
@@ -216,7 +216,7 @@ class IntakeService:
         recorded come back as duplicates), counted and published."""
         d = work.delivery
         account = d.account or "default"
-        error = Rejected("internal_error", _describe(exc))
+        error = InternalError("internal_error", _describe(exc))
         result = self._result(d.channel, account, [_item(Draft(), "rejected", error.code, error.message)])
         try:
             self._record_letter(work, account, [(None, account, error)], result,

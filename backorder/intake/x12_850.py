@@ -14,7 +14,7 @@ interchange sender (ISA06).
 
 from __future__ import annotations
 
-from backorder.errors import Rejected
+from backorder.errors import InvalidInput, ProtocolError
 from backorder.intake import draft as d
 
 NAME = "x12_850"
@@ -31,10 +31,10 @@ def segments(body: bytes) -> list[list[str]]:
         text = body.decode("latin-1")
     text = text.lstrip("\ufeff\r\n\t ")
     if not text.startswith("ISA") or len(text) < 106:
-        raise Rejected("malformed_body", "an X12 interchange starts with a 106-character ISA segment")
+        raise ProtocolError("malformed_body", "an X12 interchange starts with a 106-character ISA segment")
     elem, term = text[3], text[105]
     if elem.isalnum() or term.isalnum() or elem == term:
-        raise Rejected("malformed_body", "the ISA does not declare usable separators")
+        raise ProtocolError("malformed_body", "the ISA does not declare usable separators")
     out = []
     for raw in text.split(term):
         raw = raw.strip("\r\n")
@@ -51,7 +51,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     segs = segments(body)
     sender = _el(segs[0], 6)
     if segs[-1][0] != "IEA":
-        raise Rejected("malformed_body", "the interchange has no IEA trailer")
+        raise ProtocolError("malformed_body", "the interchange has no IEA trailer")
     drafts: list[d.Draft] = []
     cur: d.Draft | None = None
     st_index = 0
@@ -77,7 +77,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
             date = _el(seg, 5)
             if date:
                 if len(date) != 8 or not (date.isascii() and date.isdigit()):
-                    raise Rejected("invalid_date", f"BEG05 {date!r} is not CCYYMMDD")
+                    raise InvalidInput("invalid_date", f"BEG05 {date!r} is not CCYYMMDD")
                 cur.created_at = f"{date[:4]}-{date[4:6]}-{date[6:]}T00:00:00Z"
         elif tag == "CUR":
             cur.currency = _el(seg, 2)
@@ -114,17 +114,17 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         elif tag == "SE":
             count = i - st_index + 1
             if _el(seg, 1) != str(count):
-                raise Rejected("malformed_body", f"SE01 says {_el(seg, 1)} segments, the set has {count}")
+                raise ProtocolError("malformed_body", f"SE01 says {_el(seg, 1)} segments, the set has {count}")
             if ctt is not None and ctt != po1_count:
-                raise Rejected("order_items_mismatch", f"CTT01 counts {ctt} line items, the PO has {po1_count} PO1")
+                raise InvalidInput("order_items_mismatch", f"CTT01 counts {ctt} line items, the PO has {po1_count} PO1")
             if not cur.external_id:
-                raise Rejected("malformed_body", "a purchase order without BEG03 (PO number)")
+                raise ProtocolError("malformed_body", "a purchase order without BEG03 (PO number)")
             if not cur.currency:
                 cur.currency = (profile.currencies or ["USD"])[0]  # CUR is optional: the account's currency
             drafts.append(cur)
             cur = None
     if cur is not None:
-        raise Rejected("malformed_body", "a transaction set has no SE trailer")
+        raise ProtocolError("malformed_body", "a transaction set has no SE trailer")
     if not drafts:
         return [d.ignored("unsupported_topic", "the interchange holds no 850 purchase order")]
     return drafts

@@ -8,14 +8,16 @@ rebuilt from the journal). After a crash, a notice whose last attempt has no rec
 outcome is still ``pending`` and is sent again with the same id (Message-ID /
 Idempotency-Key / file name), so the receiver can drop the repeat.
 
-Failures back off exponentially with jitter (``backoff_base_s * 2**(attempt-1)``, at most
-``backoff_max_s``, +-``jitter``); after ``max_attempts`` the notice is ``dead`` until
-``notifications.retry``. Each channel has a circuit breaker: ``breaker_failures``
-failures in a row open it for ``breaker_reset_s``, then one attempt probes it (a notice
-waiting for a breaker uses none of its attempts). One worker per channel sends one notice
-at a time, earliest due first (a heap per channel). Only committed notices are sent: the
-notifier learns of new ones from the journal's commit listener, never before their cause
-is durable.
+A notice that cannot be rendered (a template error) is ``dead`` at once, with the error:
+the content is wrong, not the receiver, so it is neither retried nor counted against the
+channel's breaker. Failures to send back off exponentially with jitter
+(``backoff_base_s * 2**(attempt-1)``, at most ``backoff_max_s``, +-``jitter``); after
+``max_attempts`` the notice is ``dead`` until ``notifications.retry``. Each channel has a
+circuit breaker: ``breaker_failures`` failures to send in a row open it for
+``breaker_reset_s``, then one attempt probes it (a notice waiting for a breaker uses none of
+its attempts). One worker per channel sends one notice at a time, earliest due first (a
+heap per channel). Only committed notices are sent: the notifier learns of new ones from
+the journal's commit listener, never before their cause is durable.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ from backorder.actors import events as ev
 from backorder.actors.engine import Engine
 from backorder.config.settings import NotificationSettings
 from backorder.daemon.journal import NOTICE_KEYS
-from backorder.errors import Rejected
+from backorder.errors import Conflict, NotFound
 from backorder.actors import notice_rules
 from backorder.notify.channels import Channel
 from backorder.notify.filedrop import FileDropChannel
-from backorder.notify.render import Renderer
+from backorder.notify.render import RenderError, Renderer
 from backorder.notify.smtp import SmtpChannel
 from backorder.notify.webhook import WebhookChannel
 
@@ -42,6 +44,13 @@ log = structlog.get_logger()
 
 
 _WAKERS = frozenset({"notice_queued", "notice_retried"})
+
+
+def _render_failure(exc: Exception) -> str:
+    """The error a notice that could not be rendered is dead with."""
+    if isinstance(exc, RenderError):
+        return str(exc)  # "template error in KIND.txt: SecurityError: ..."
+    return f"rendering failed: {type(exc).__name__}: {exc}"
 
 
 class Breaker:
@@ -165,16 +174,24 @@ class Notifier:
         engine.emit(ev.NoticeAttempted(ts=engine.now(), notice_id=notice_id, order_id=n.order_id,
                                        attempt=attempt, channel=channel))
         await engine.journal.wait_durable(engine.journal.last_seq)
+        error: str | None = None  # set when the attempt failed
+        dead = False
         try:
             rendered = self.render(n.event)
-            receipt = await self.channels[channel].send(n.event, rendered)
-        except Exception as exc:  # any failure of the receiver or the content is a failed attempt
-            error = f"{type(exc).__name__}: {exc}"
-            dead = attempt >= self.cfg.max_attempts
+        except Exception as exc:  # the content is wrong, not the receiver: no retry can fix it
+            error, dead = _render_failure(exc), True
+            if not isinstance(exc, RenderError):  # a bug, not a template: keep its traceback
+                log.error("notice_render_failed", notice_id=notice_id, channel=channel, exc_info=True)
+        else:
+            try:
+                receipt = await self.channels[channel].send(n.event, rendered)
+            except Exception as exc:  # any failure of the receiver is a failed attempt, counted by its breaker
+                error, dead = f"{type(exc).__name__}: {exc}", attempt >= self.cfg.max_attempts
+                self.breakers[channel].failed()
+        if error is not None:
             engine.context("notifier", notice_id)
             engine.emit(ev.NoticeFailed(ts=engine.now(), notice_id=notice_id, order_id=n.order_id,
                                         attempt=attempt, error=error[:500], dead=dead))
-            self.breakers[channel].failed()
             if dead:
                 due.pop(notice_id, None)
             else:
@@ -189,6 +206,7 @@ class Notifier:
         due.pop(notice_id, None)
 
     def render(self, notice: ev.NoticeQueued):
+        """The notice's content (and a supplier notice's documents); raises RenderError for a template error."""
         rendered = self.renderer.render(notice)
         if notice.kind == "purchase_order":
             from backorder.documents.purchase_order import attachments  # only supplier notices need it
@@ -203,9 +221,9 @@ class Notifier:
         if notice_id is not None:
             n = world.notices.get(notice_id)
             if n is None:
-                raise Rejected("unknown_notice", f"no notice {notice_id!r}")
+                raise NotFound("unknown_notice", f"no notice {notice_id!r}")
             if n.status != "dead":
-                raise Rejected("notice_not_dead", f"notice {notice_id} is {n.status}; only dead notices are retried")
+                raise Conflict("notice_not_dead", f"notice {notice_id} is {n.status}; only dead notices are retried")
             ids = [notice_id]
         else:
             ids = [n.notice_id for n in world.notices.values() if n.status == "dead"]

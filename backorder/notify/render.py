@@ -8,7 +8,10 @@ keeps the facts, the site keeps the wording.
 
 Templates run in Jinja2's immutable sandbox: a site template is text, not code, so one
 that reaches for Python internals (``''.__class__.__mro__``) or mutates what it is given
-raises ``jinja2.exceptions.SecurityError``, and the notice's attempt fails with it.
+raises ``jinja2.exceptions.SecurityError``. That, a syntax error, a missing template or a
+variable the notice does not have (``StrictUndefined``) is a ``RenderError``: the content
+is wrong, not the receiver, so the notifier makes the notice dead at once instead of
+retrying it against a channel that did nothing wrong.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ import msgspec
 
 from backorder.actors.events import NoticeQueued
 from backorder.actors.model import iso_ts
+
+
+class RenderError(Exception):
+    """A notice's template could not be rendered; the message names the template and the
+    Jinja2 error. Sending it again cannot help: fix the template, then ``notifications.retry``."""
 
 
 class Rendered(msgspec.Struct, kw_only=True):
@@ -45,7 +53,13 @@ class Renderer:
         ctx = {**n.data, "notice_id": n.notice_id, "order_id": n.order_id, "kind": n.data.get("kind", n.kind),
                "queued_at": iso_ts(n.ts)}
         ctx.setdefault("order_number", n.order_id or "")
-        text = self.env.get_template(f"{n.kind}.txt").render(ctx)
+        text = self._render(f"{n.kind}.txt", ctx)
         subject, _, body = text.partition("\n")
-        html = self.env.get_template(f"{n.kind}.html").render(ctx)
+        html = self._render(f"{n.kind}.html", ctx)
         return Rendered(subject=subject.strip(), text=body.lstrip("\n"), html=html)
+
+    def _render(self, name: str, ctx: dict) -> str:
+        try:
+            return self.env.get_template(name).render(ctx)
+        except jinja2.TemplateError as exc:  # SecurityError, UndefinedError, syntax, not found
+            raise RenderError(f"template error in {name}: {type(exc).__name__}: {exc}") from exc

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from backorder.actors.model import HOUR, Notice, World, iso_ts
 from backorder import protocol as p
-from backorder.errors import Rejected
+from backorder.errors import Conflict, InvalidInput, NotFound, ProtocolError
 
 if TYPE_CHECKING:
     from backorder.daemon.app import Daemon
@@ -60,14 +60,14 @@ def handle(d: Daemon, req, reply: Reply, corr: str) -> None:
                       "offset": offset, "limit": limit})
         case p.NotificationsRetry(notice_id=notice_id, all_dead=all_dead):
             if (notice_id is None) == (not all_dead):
-                raise Rejected("invalid_request", "give either notice_id or all_dead: true")
+                raise InvalidInput("invalid_request", "give either notice_id or all_dead: true")
             reply.ok({"retried": d.notifier.retry(notice_id, corr)})
         case p.LabelGet(shipment_id=sid, format=fmt):
             sh = world.shipments.get(sid)
             if sh is None:
-                raise Rejected("unknown_shipment", f"no shipment {sid!r}")
+                raise NotFound("unknown_shipment", f"no shipment {sid!r}")
             if sh.status != "shipped":
-                raise Rejected("not_shipped", f"shipment {sid} is {sh.status}; it has a label once shipped")
+                raise Conflict("not_shipped", f"shipment {sid} is {sh.status}; it has a label once shipped")
             out = {"shipment_id": sid, "order_id": sh.order_id, "carrier": sh.carrier, "tracking": sh.tracking,
                    "format": fmt}
             if fmt == "zpl":
@@ -80,7 +80,7 @@ def handle(d: Daemon, req, reply: Reply, corr: str) -> None:
             from backorder.documents.purchase_order import document
             r = world.requests.get(rid)
             if r is None:
-                raise Rejected("unknown_request", f"no purchase order or transfer {rid!r}")
+                raise NotFound("unknown_request", f"no purchase order or transfer {rid!r}")
             body, mime = document(world, r, fmt)
             reply.ok({"request_id": rid, "format": fmt, "content_type": mime, **_encoded(body, fmt != "pdf")})
         case p.PickListGet(shipment_ids=ids, format=fmt):
@@ -88,4 +88,4 @@ def handle(d: Daemon, req, reply: Reply, corr: str) -> None:
             body = pick_list(world, ids, fmt)
             reply.ok({"format": fmt, **_encoded(body, fmt == "text")})
         case _:
-            raise Rejected("unknown_op", f"{type(req).__name__} has no handler")
+            raise ProtocolError("unknown_op", f"{type(req).__name__} has no handler")

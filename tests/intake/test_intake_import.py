@@ -47,3 +47,18 @@ def test_split_keeps_quoted_line_breaks_in_one_order():
     data = 'order_id,sku,qty\nA,"X\nY",1\nB,Z,2\nA,W,1\n'.encode()
     parts = split("csv", data)
     assert parts == ['order_id,sku,qty\nA,"X\nY",1\nA,W,1\n'.encode(), b"order_id,sku,qty\nB,Z,2\n"]
+
+
+def test_a_delivery_the_daemon_refuses_outright_stops_the_import_with_its_code(make_daemon, tmp_path):
+    """Not an order's outcome but an error reply (here: the channel is disabled): the
+    importer raises, the command prints ``backorder import: <code>: <message>`` and exits 1."""
+    d = make_daemon("[channels.csv]\nenabled = false\n")
+    f = tmp_path / "orders.csv"
+    f.write_text("order_id,currency,sku,qty\nOFF-1,USD,SKU-1,1\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "backorder", "import", str(f), "--channel", "csv",
+                          "--socket", str(d.socket)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == \
+        "backorder import: unknown_channel: channel 'csv' is disabled in the configuration"
+    with d.client() as c:
+        assert c.call("stats")["counts"]["orders"] == 0

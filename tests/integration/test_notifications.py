@@ -404,7 +404,8 @@ def test_a_site_template_cannot_reach_python_internals(sim, tmp_path):
         dead = wait_for(lambda: len(notices(c, status="dead")) == 2 and notices(c, status="dead"),
                         what="both notices dead")
         for n in dead:
-            assert n["last_error"].startswith("SecurityError: "), n["last_error"]
+            assert n["last_error"].startswith("template error in "), n["last_error"]
+            assert ".txt: SecurityError: " in n["last_error"], n["last_error"]
         assert not drop.exists() or list(drop.iterdir()) == []
     assert not marker.exists()
 
@@ -424,3 +425,38 @@ def test_a_site_template_still_renders_in_the_sandbox(sim, tmp_path):
         (doc,) = [json.loads(p.read_text()) for p in drop.iterdir()]
         assert doc["subject"] == "#1001 1 line(s)"
         assert doc["text"] == "SKU-A x 2"
+
+
+def test_a_broken_template_makes_its_notice_dead_at_once_and_spares_the_channel(sim, tmp_path):
+    """A template error is the content's fault, not the mail server's: the notice is dead
+    after one attempt with the error, the email breaker (which one counted failure would
+    open for a minute) stays closed, and the next notice with a good template goes out."""
+    site = tmp_path / "templates"
+    site.mkdir()
+    (site / "cancelled.txt").write_text("Order {{ order_number }} cancelled\n{{ no_such_field }}\n")
+    with SmtpServer() as smtp:
+        d = sim(smtp_config(smtp.port, max_attempts=5, breaker_failures=1, breaker_reset_s=60,
+                            templates_dir=f'"{site}"'))
+        with d.client() as c:
+            first = backorder_order(c, 1)
+            wait_for(lambda: len(smtp.sink.messages) == 1, what="the first backordered mail")
+            c.call("order.cancel", order_id=first["order_id"], reason="changed my mind")
+            (dead,) = wait_for(lambda: notices(c, status="dead"), what="the cancelled notice dead")
+            assert dead["kind"] == "cancelled" and dead["attempts"] == 1
+            assert dead["last_error"].startswith("template error in cancelled.txt: UndefinedError: "), dead
+            assert "no_such_field" in dead["last_error"]
+            assert c.call("health")["notifier"]["breakers"]["email"] == "closed"
+            backorder_order(c, 2)
+            wait_for(lambda: len(notices(c, status="sent")) == 2, what="the second backordered notice sent")
+            assert [rcpt for rcpt, _ in smtp.sink.messages] == [["customer1@example.com"], ["customer2@example.com"]]
+            assert all(m["X-Backorder-Kind"] == "backordered" for _, m in smtp.sink.messages)
+            stats = c.call("stats")["notifications"]
+            assert stats["dead"] == 1 and stats["failed_attempts"] == 1
+            types = [r["type"] for r in c.call("audit.query", order_id=first["order_id"])["records"]]
+            assert types[-2:] == ["notice_attempted", "notice_failed"]
+            # fixed on disk, the operator retries it and it goes out
+            (site / "cancelled.txt").write_text("Order {{ order_number }} cancelled\nReason: {{ reason }}\n")
+            assert c.call("notifications.retry", notice_id=dead["notice_id"]) == {"retried": [dead["notice_id"]]}
+            (_, mail), = wait_for(lambda: [m for m in smtp.sink.messages if m[1]["X-Backorder-Kind"] == "cancelled"],
+                                  what="the cancelled mail after the retry")
+            assert mail["Subject"] == "Order #1001 cancelled"

@@ -30,6 +30,7 @@ import pytest
 
 from backorder.actors.events import TOPICS
 from backorder.client import Client
+from backorder import errors
 from backorder import protocol as p
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -327,11 +328,14 @@ def _error_table() -> dict[str, str]:
     return dict(re.findall(r"^\| `([a-z_]+)` \|(.*)\|\s*$", section, flags=re.M))
 
 
+REFUSALS = "|".join(kind.__name__ for kind in (errors.Rejected, *errors.KINDS))
+
+
 def _codes_in_source() -> set[str]:
     codes = set()
     for path in (ROOT / "backorder").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
-        codes |= set(re.findall(r'Rejected\(\s*"([a-z_]+)"', text))
+        codes |= set(re.findall(rf'\b(?:{REFUSALS})\(\s*"([a-z_]+)"', text))
         codes |= set(re.findall(r'(?<!log)(?<!log_)\.error\(\s*"([a-z_]+)"', text))  # Reply.error
         codes |= set(re.findall(r'\berr\(.*?,\s*"([a-z_]+)"', text))
         codes |= set(re.findall(r'Disconnect\(\s*"([a-z_]+)"', text))  # issue 5: limits
@@ -353,6 +357,16 @@ def test_error_table_lists_exactly_the_codes_the_daemon_uses():
     source = _codes_in_source()
     assert sorted(source - table) == [], "error codes used in backorder/ but missing from docs/protocol.md"
     assert sorted(table - source) == [], "error codes documented but never produced by backorder/"
+
+
+def test_the_refusal_classes_declare_exactly_the_documented_codes():
+    """Each code is declared once, by the one class that carries it, and the table lists them all."""
+    declared = [code for kind in errors.KINDS for code in kind.codes]
+    assert len(declared) == len(set(declared)), "a code declared by two classes"
+    assert errors.Rejected.codes == set(declared)
+    table = set(_error_table())
+    assert sorted(set(declared) - table) == [], "codes declared in backorder/errors.py, not in docs/protocol.md"
+    assert sorted(table - set(declared)) == [], "codes documented, declared by no class in backorder/errors.py"
 
 
 def test_every_error_code_is_exercised():

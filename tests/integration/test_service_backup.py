@@ -151,3 +151,27 @@ def test_startup_refuses_a_damaged_file_and_a_second_daemon_on_one_db(sim):
         d.db.with_name(d.db.name + suffix).unlink(missing_ok=True)
     with pytest.raises(RuntimeError, match="failed the integrity check"):
         d.start()
+
+
+def test_backup_restore_and_export_refusals_print_why_and_exit_1(sim, tmp_path):
+    """The library raises BackupError; the command prints ``backorder: <why>`` and exits 1,
+    changing nothing."""
+    d = sim()
+    with d.client() as c:
+        stock(c, "A", 5)
+    assert d.stop() == 0
+    made = tmp_path / "copy.db"
+    assert _cli("backup", made, "--db", d.db).returncode == 0
+    again = _cli("backup", made, "--db", d.db)
+    assert (again.returncode, again.stderr.strip()) == (1, f"backorder: {made} exists; choose a new name")
+    missing = _cli("export", "audit", "--db", tmp_path / "nowhere.db")
+    nowhere = tmp_path / "nowhere.db"
+    assert (missing.returncode, missing.stderr.strip()) == (1, f"backorder: {nowhere}: no such database")
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 8000)
+    before = d.db.read_bytes()
+    refused = _cli("restore", damaged, "--db", d.db)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("backorder: refusing to restore a damaged backup: "), refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert d.db.read_bytes() == before and list(tmp_path.glob("*.pre-restore-*")) == []
