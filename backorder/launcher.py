@@ -38,13 +38,14 @@ class WaitTimeout(AssertionError):
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,
-               message: str = "condition not reached", *,
+               message: str | Callable[[], str] = "condition not reached", *,
                ignore: type[BaseException] | tuple[type[BaseException], ...] = ()) -> T:
     """Call ``predicate`` every ``interval`` seconds until it returns something truthy, and
     return that value. After ``timeout`` seconds raise ``WaitTimeout`` with ``message`` and
-    the last value returned (or the last exception of a type in ``ignore``: those count as
+    the last value returned, or the last exception of a type in ``ignore`` (those count as
     "not yet", e.g. ``OSError`` while a socket is not there yet). Any other exception
-    propagates at once: a predicate can fail fast (a process that has exited)."""
+    propagates at once, so a predicate can fail fast (a process that has exited).
+    ``message`` may be a function, called at the timeout (e.g. for a log's tail then)."""
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
@@ -57,7 +58,8 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
                 return value
             last = value
         if time.monotonic() >= deadline:
-            raise WaitTimeout(f"{message} (waited {timeout:g} s)", last)
+            text = message() if callable(message) else message
+            raise WaitTimeout(f"{text} (waited {timeout:g} s)", last)
         time.sleep(interval)
 
 
