@@ -32,7 +32,6 @@ import json
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from backorder.client import CallError, Client
+from backorder.launcher import Daemon, DaemonStartError
 
 TICK_S = 0.2  # real seconds between driver steps
 PLAIN_EVERY_S = 2.0  # real seconds between summary lines when stdout is not a terminal
@@ -156,54 +156,25 @@ def config_toml(db: Path, sock: Path, speed: float, start: str, items: list[Item
 # --- the daemon process ------------------------------------------------------------
 
 
-class DaemonProcess:
-    """``backorder serve`` in its own session (so Ctrl-C reaches only the demo)."""
+class DaemonProcess(Daemon):
+    """``backorder serve`` (the shared launcher, backorder/launcher.py) in its own session,
+    so Ctrl-C reaches only the demo; config, journal and log in the demo's folder."""
 
-    def __init__(self, config: Path, sock: Path, log: Path) -> None:
-        self.config, self.sock, self.log = config, sock, log
-        self.proc: subprocess.Popen | None = None
+    ready_interval = 0.05
 
-    def start(self, timeout: float = 30.0) -> None:
-        with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "backorder", "serve", "--config", str(self.config)],
-                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                cwd=self.config.parent, start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise DemoError(f"the daemon exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with Client(str(self.sock), timeout=5) as c:
-                    if c.call("health")["status"] == "serving":
-                        return
-            except (OSError, ConnectionError, CallError):
-                pass
-            time.sleep(0.05)
-        raise DemoError(f"the daemon did not answer health within {timeout:.0f} s:\n{self.log_tail()}")
+    def __init__(self, config: Path, sock: Path, db: Path, log: Path) -> None:
+        super().__init__(config.parent, config=config, db=db, socket=sock, log=log, new_session=True)
+        self.sock = sock
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM, wait for the graceful drain; SIGKILL if it does not come. Returns the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
-
-    def log_tail(self, n: int = 3000) -> str:
+    def start(self, timeout: float = 30.0) -> float:
         try:
-            return self.log.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+            return super().start(timeout)
+        except DaemonStartError as exc:
+            raise DemoError(f"the {exc}") from None
+
+    def stop(self, timeout: float = 20.0) -> int | None:  # type: ignore[override]
+        """SIGTERM, wait for the graceful drain; SIGKILL if it does not come. Returns the exit code."""
+        return super().stop(signal.SIGTERM, timeout, kill_on_timeout=True)
 
 
 # --- the driver --------------------------------------------------------------------
@@ -376,7 +347,7 @@ class DemoSite:
         config = tmp / "backorder.toml"
         config.write_text(config_toml(tmp / "demo.db", sockdir / "demo.sock", speed,
                                       self.start_at.isoformat().replace("+00:00", "Z"), self.items))
-        self.daemon = DaemonProcess(config, sockdir / "demo.sock", tmp / "daemon.log")
+        self.daemon = DaemonProcess(config, sockdir / "demo.sock", tmp / "demo.db", tmp / "daemon.log")
         self.driver: Driver | None = None
         self.units = 0
         self.error: str | None = None  # why the driver stopped early

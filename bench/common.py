@@ -14,42 +14,34 @@ import platform
 import selectors
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from backorder import launcher
+from backorder.launcher import WaitTimeout, wait_until  # noqa: F401 - the benches import them from here
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 
-class Daemon:
+class Daemon(launcher.Daemon):
+    """The shared launcher (backorder/launcher.py) in a temp folder of its own, at log
+    level warning; ``BENCH_DAEMON_PREFIX`` (e.g. ``-X importtime``) goes between the
+    interpreter and ``-m``. ``start()`` returns the seconds until ``health`` serves."""
+
+    ready_interval = 0.005  # the start time is a measured figure (bench/restart.py)
+
     def __init__(self, config: str = "", db: Path | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="bobench"))
-        self.sock = self.dir / "d.sock"
-        self.db = db or self.dir / "bench.db"
-        self.cfg = self.dir / "bench.toml"
+        super().__init__(self.dir, config=self.dir / "bench.toml", db=db or self.dir / "bench.db",
+                         socket=self.dir / "d.sock",
+                         python_args=os.environ.get("BENCH_DAEMON_PREFIX", "").split())
+        self.sock, self.cfg = self.socket, self.config
         self.cfg.write_text('[daemon]\nlog_level = "warning"\n' + config)
-        self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 600.0) -> float:
-        """Start and return seconds until the socket answers health."""
-        t0 = time.perf_counter()
-        prefix = os.environ.get("BENCH_DAEMON_PREFIX", "").split()
-        self.proc = subprocess.Popen(
-            [sys.executable, *prefix, "-m", "backorder", "serve", "--config", str(self.cfg), "--db", str(self.db),
-             "--socket", str(self.sock)],
-            stdout=open(self.dir / "daemon.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
-        while time.perf_counter() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError((self.dir / "daemon.log").read_text()[-2000:])
-            try:
-                if call(self.sock, {"op": "health"})["result"]["status"] == "serving":
-                    return time.perf_counter() - t0
-            except OSError:
-                time.sleep(0.005)
-        raise RuntimeError("daemon did not start")
+        return super().start(timeout)
 
     def rss_mib(self) -> float:
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -64,13 +56,8 @@ class Daemon:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(120)
-
-    def kill9(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        if self.alive():
+            super().stop(timeout=120)
 
     def cleanup(self) -> None:
         self.stop()
@@ -248,15 +235,15 @@ def ok(path, req: dict, timeout: float = 60.0):
 
 def wait_journal_idle(path, timeout: float = 600.0) -> dict:
     """Poll ``health`` until every appended event is durable (journal lag 0) twice in a row."""
-    t0 = time.perf_counter()
     quiet = 0
-    while time.perf_counter() - t0 < timeout:
+
+    def idle_twice() -> dict | None:
+        nonlocal quiet
         h = health(path)
         quiet = quiet + 1 if h["journal"]["lag"] == 0 else 0
-        if quiet >= 2:
-            return h
-        time.sleep(0.02)
-    raise RuntimeError("journal did not become idle")
+        return h if quiet >= 2 else None
+
+    return wait_until(idle_twice, timeout, message="journal did not become idle")
 
 
 def encode(req: dict) -> bytes:

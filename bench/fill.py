@@ -21,7 +21,7 @@ import json
 import socket
 import time
 
-from common import encode, exit_on_sigterm, ok, result_name, run_load, running, save, wait_journal_idle
+from common import encode, exit_on_sigterm, ok, result_name, run_load, running, save, wait_journal_idle, wait_until
 
 
 def timed_receive(path, req: dict) -> tuple[float, dict, int]:
@@ -80,8 +80,8 @@ def main() -> None:
                                                                "reference": po[0]})
         if not reply.get("ok"):
             raise RuntimeError(f"stock.receive failed: {reply.get('error')}")
-        while not shipments_exist(d.sock, n):
-            time.sleep(0.005)
+        wait_until(lambda: shipments_exist(d.sock, n), timeout=600, interval=0.005,
+                   message=f"{n} shipments were never created")
         h = wait_journal_idle(d.sock)
         shipments_s = time.perf_counter() - t_send
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 
 from aiosmtpd.controller import Controller
-from common import encode, ok, result_name, run_load, running, save
+from common import encode, ok, result_name, run_load, running, save, wait_until
 
 
 class Sink:
@@ -43,11 +43,8 @@ def run(channel: str, n: int, extra: str) -> dict:
                           "lines": [{"sku": f"S{i % 50}", "qty": 1}]}) for i in range(n)]
         t0 = time.perf_counter()
         run_load(d.sock, [orders])
-        while True:
-            sent = ok(d.sock, {"op": "stats"})["notifications"]["sent"]
-            if sent >= n:
-                break
-            time.sleep(0.05)
+        wait_until(lambda: ok(d.sock, {"op": "stats"})["notifications"]["sent"] >= n, timeout=600, interval=0.05,
+                   message=f"{n} notices were never all sent")
         seconds = time.perf_counter() - t0
     return {"channel": channel, "notices": n, "seconds": round(seconds, 2), "per_second": round(n / seconds, 1)}
 

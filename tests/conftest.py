@@ -7,80 +7,22 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from backorder.client import Client
+from backorder.launcher import Daemon
 
 
-class DaemonProcess:
-    """A real ``backorder serve`` process on a temporary socket and SQLite file."""
+class DaemonProcess(Daemon):
+    """A real ``backorder serve`` process on a temporary socket and SQLite file (the
+    launcher shared with the demo and the benchmarks, see backorder/launcher.py): config
+    ``workdir/backorder.toml``, journal ``workdir/journal.db``, log ``workdir/daemon.log``
+    (appended across restarts), socket in a short folder under /tmp; ``env`` holds extra
+    environment for the next start (e.g. NOTIFY_SOCKET); ``starts`` counts the starts."""
 
     def __init__(self, workdir: Path, config: str = "") -> None:
-        self.workdir = workdir
-        # AF_UNIX paths are limited to ~107 bytes: keep the socket in a short temp dir.
-        self.sockdir = Path(tempfile.mkdtemp(prefix="bo", dir="/tmp"))
-        self.socket = self.sockdir / "d.sock"
-        self.db = workdir / "journal.db"
-        self.config = workdir / "backorder.toml"
-        self.log = workdir / "daemon.log"
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-        self.env: dict[str, str] = {}  # extra environment (e.g. NOTIFY_SOCKET)
-
-    def start(self, timeout: float = 20.0) -> None:
-        self.starts += 1
-        logf = open(self.log, "ab")  # noqa: SIM115 - owned by the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "backorder", "serve", "--config", str(self.config),
-             "--db", str(self.db), "--socket", str(self.socket)],
-            stdout=logf, stderr=subprocess.STDOUT, cwd=self.workdir,
-            env={**os.environ, **self.env} if self.env else None,
-        )
-        logf.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                with Client(str(self.socket), timeout=5) as c:
-                    if c.call("health")["status"] == "serving":
-                        return
-            except (OSError, ConnectionError):
-                time.sleep(0.02)
-        raise RuntimeError("daemon did not become ready:\n" + self.log.read_text()[-3000:])
-
-    def client(self, timeout: float = 30.0) -> Client:
-        return Client(str(self.socket), timeout=timeout)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout)
-        return rc
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def cleanup(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        shutil.rmtree(self.sockdir, ignore_errors=True)
+        super().__init__(workdir)
 
 
 @contextlib.contextmanager

@@ -3,22 +3,23 @@ events on the subscribe stream."""
 
 from __future__ import annotations
 
-import time
+from backorder.launcher import wait_until
 
 CSV = "order_id,currency,email,sku,qty,unit_price,ship_address1,ship_country\n{},USD,a@example.com,{},1,1.00,1 St,US\n"
 
 
 def next_event(c, kind: str, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def take() -> dict | None:
         for e in c.events:
             if e["event"]["type"] == kind:
                 c.events.remove(e)
                 return e
-        msg = c.read_line()
+        msg = c.read_line()  # blocks until the daemon sends something: no pause needed
         if "event" in msg and "ok" not in msg:
             c.events.append(msg)
-    raise AssertionError(f"no {kind} event")
+        return None
+
+    return wait_until(take, timeout, interval=0, message=f"no {kind} event")
 
 
 def test_outcome_events_rates_and_a_silent_source(make_daemon):

@@ -14,6 +14,8 @@ from pathlib import Path
 from intake_support import (CONFIG, ENV, GENERIC_SECRET, doc, encode, generic_headers, http_port, post, raw, shopify_headers,
                             sign, woo_headers)
 
+from backorder.launcher import wait_until
+
 def with_intake(make_daemon, monkeypatch, keys: str):
     """The intake tests' daemon with more ``[intake]`` keys."""
     for k, v in ENV.items():
@@ -179,10 +181,8 @@ def test_a_connection_the_peer_closed_is_released_at_once(intake_daemon):
         port = http_port(c)
         for _ in range(5):
             assert post(port, "csv", CSV, generic_headers(CSV))[0] == 200
-        deadline = time.monotonic() + 2
-        while _held(d.proc.pid, port):
-            assert time.monotonic() < deadline, _held(d.proc.pid, port)
-            time.sleep(0.01)
+        wait_until(lambda: not _held(d.proc.pid, port), timeout=2, interval=0.01,
+                   message="the closed connections' descriptors are still held")
 
 
 def test_the_connection_cap_holds_and_waiting_peers_are_served_in_turn(make_daemon, monkeypatch):
@@ -190,11 +190,9 @@ def test_the_connection_cap_holds_and_waiting_peers_are_served_in_turn(make_daem
     with d.client() as c:
         port = http_port(c)
         slow = [_slow(port) for _ in range(7)]
-        deadline = time.monotonic() + 10
-        while _held(d.proc.pid, port) < 3:  # the first three are accepted
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        for _ in range(10):  # and no more while they are open
+        wait_until(lambda: _held(d.proc.pid, port) >= 3, timeout=10,  # the first three are accepted
+                   message="three slow peers were never accepted")
+        for _ in range(10):  # and no more while they are open (an absence: watched for 0.3 s)
             assert _held(d.proc.pid, port) <= 3
             time.sleep(0.03)
         assert c.call("health")["status"] == "serving"

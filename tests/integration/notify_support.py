@@ -12,11 +12,12 @@ import hmac
 import json
 import socket
 import threading
-import time
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
+
+from backorder.launcher import wait_until
 
 
 def free_port() -> int:
@@ -148,11 +149,6 @@ class HookServer:
 
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    """Poll ``predicate`` (a receiver's state, which no reply can tell) until it is truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    """Poll ``predicate`` (a receiver's state, which no reply can tell) until it is truthy;
+    ``wait_until`` with this module's defaults."""
+    return wait_until(predicate, timeout, 0.05, f"timed out waiting for {what}")

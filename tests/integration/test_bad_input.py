@@ -11,6 +11,7 @@ import pytest
 from bo_support import fingerprint, line, stock, submit
 
 from backorder.client import CallError, Client
+from backorder.launcher import wait_until
 from backorder.protocol import MAX_LINE
 
 ORDER = {"op": "order.submit", "channel": "web", "external_id": "BAD-1", "lines": [line("B", 1)]}
@@ -266,13 +267,7 @@ def test_closing_before_the_reply_still_carries_out_the_request(sim):
     with Client(str(d.socket)) as c:
         c.send_raw(json.dumps({**ORDER, "id": 1, "external_id": "GONE"}).encode() + b"\n")
     with d.client() as c:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                got = c.call("order.get", channel="web", external_id="GONE")
-                break
-            except CallError:
-                assert time.monotonic() < deadline, "the order sent before the close never arrived"
-                time.sleep(0.01)
+        got = wait_until(lambda: c.call("order.get", channel="web", external_id="GONE"), timeout=5, interval=0.01,
+                         message="the order sent before the close never arrived", ignore=CallError)
         # (nobody awaited its reply: it may still be on its way to the SKU actor)
         assert got["status"] in ("received", "backordered")

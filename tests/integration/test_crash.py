@@ -22,6 +22,7 @@ import pytest
 from bo_support import read_db
 
 from backorder.client import CallError, Client
+from backorder.launcher import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -70,14 +71,8 @@ class Worker(threading.Thread):
     # --- connection -------------------------------------------------------------
 
     def _connect(self) -> Client:
-        deadline = time.monotonic() + RECONNECT_S
-        while True:
-            try:
-                return Client(self.socket, timeout=REPLY_TIMEOUT_S)
-            except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        return wait_until(lambda: Client(self.socket, timeout=REPLY_TIMEOUT_S), timeout=RECONNECT_S,
+                          message="the daemon did not come back", ignore=(FileNotFoundError, ConnectionRefusedError))
 
     def _drop(self) -> None:
         if self.client is not None:
@@ -241,15 +236,21 @@ def read_journal(db) -> list[tuple]:
 def wait_idle(c: Client) -> dict:
     """Health once the daemon has stopped deciding (no new event for 50 ms) and has
     committed everything (bounded: a daemon that never settles fails the checks)."""
-    deadline = time.monotonic() + 10
     last = None
-    while True:
+
+    def settled() -> dict | None:
+        nonlocal last
         h = c.call("health")
         j = h["journal"]
-        if (j["lag"] == 0 and j["last_seq"] == last) or time.monotonic() > deadline:
+        if j["lag"] == 0 and j["last_seq"] == last:
             return h
         last = j["last_seq"]
-        time.sleep(0.05)
+        return None
+
+    try:
+        return wait_until(settled, timeout=10, interval=0.05)
+    except WaitTimeout:
+        return c.call("health")
 
 
 def snapshot(c: Client) -> dict:
@@ -282,14 +283,22 @@ def test_kill9_while_clients_stream_loses_nothing_and_ships_nothing_twice(make_d
         w.start()
     rng = random.Random(SEED)
     acked_at_kill = []
+
+    def acked() -> int:
+        return sum(len(w.submits) + len(w.receives) + len(w.picks) for w in workers)
+
     try:
+        # The random pauses are the point of the test (kill -9 at arbitrary moments of
+        # the stream, restart after an arbitrary outage): time passing, not synchronisation.
         for _ in range(KILLS):
             time.sleep(rng.uniform(0.3, 1.0))
             d.kill9()
-            acked_at_kill.append(sum(len(w.submits) + len(w.receives) + len(w.picks) for w in workers))
+            acked_at_kill.append(acked())
             time.sleep(rng.uniform(0.0, 0.15))
             d.start()
-        time.sleep(0.5)
+        # the clients reconnect and keep streaming to the last daemon
+        wait_until(lambda: acked() >= acked_at_kill[-1] + 50, timeout=RECONNECT_S,
+                   message="the clients made no progress after the last restart")
     finally:
         stop.set()
         for w in workers:

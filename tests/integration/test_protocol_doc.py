@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import pytest
 from backorder.actors.events import TOPICS
 from backorder.client import Client
 from backorder import errors
+from backorder.launcher import wait_until
 from backorder import protocol as p
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -400,17 +400,18 @@ def test_line_too_long_is_answered_then_the_connection_closed(make_daemon):
 
 def test_too_many_connections_is_answered_then_closed(make_daemon):
     d = make_daemon(DOCUMENT.config.replace("[daemon]", "[daemon]\nmax_connections = 1", 1))
-    deadline = time.monotonic() + 10
-    while True:  # the readiness probe's connection may still be counted for a moment
+
+    def admitted():  # the readiness probe's connection may still be counted for a moment
         first = d.client()
         first.send_raw(b'{"op": "health", "id": 1}\n')
         got = first.read_line()
         if got["ok"]:
-            break
+            return first
         first.close()
         assert got["error"]["code"] == "too_many_connections"
-        assert time.monotonic() < deadline, "the daemon never freed its only connection slot"
-        time.sleep(0.05)
+        return None
+
+    first = wait_until(admitted, timeout=10, interval=0.05, message="the daemon never freed its only connection slot")
     with first, d.client() as second:
         refused = second.read_line()
         assert mismatches({"id": None, "ok": False, "error": {"code": "too_many_connections"}}, refused) == []

@@ -9,13 +9,13 @@ import os
 import signal
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from bo_support import SIM_CONFIG, stock
 
 from backorder import protocol as p
+from backorder.launcher import wait_until
 
 NOBODY = 65534
 SYSTEM_PYTHON = Path("/usr/bin/python3")  # runnable by any user, unlike a venv under /root
@@ -135,7 +135,5 @@ def _reload_until_role(d, config: str, role: str) -> None:
     """Write the config, send SIGHUP, wait until a new connection of `nobody` has ``role``."""
     d.config.write_text(config)
     d.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while _as_nobody(d.socket, {"op": "health", "id": 1})[0]["result"]["role"] != role:
-        assert time.monotonic() < deadline, f"the reload never gave the user the {role} role"
-        time.sleep(0.05)
+    wait_until(lambda: _as_nobody(d.socket, {"op": "health", "id": 1})[0]["result"]["role"] == role, timeout=10,
+               interval=0.05, message=f"the reload never gave the user the {role} role")

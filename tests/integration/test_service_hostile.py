@@ -14,6 +14,7 @@ from bo_support import SIM_CONFIG, stock
 from test_service_tcp import Tcp, _config, _port, _token
 
 from backorder.client import Client
+from backorder.launcher import wait_until
 
 DEEP = 5000  # well past msgspec's recursion limit (~1,000 levels) wherever it is reached
 
@@ -266,13 +267,13 @@ def test_read_role_clients_cannot_take_the_write_reserve(make_daemon, tokens):
         assert erp.read()["result"]["role"] == "write"
         # a reader that leaves frees its slot for the next reader
         readers.pop().close()
-        deadline = time.monotonic() + 10
-        while True:
+
+        def reader_admitted() -> bool:
             with _unix(ro) as again:
                 again.send_raw(b'{"op": "health", "id": 1}\n')
-                if again.read_line()["ok"]:
-                    break
-            assert time.monotonic() < deadline, "the reader's slot was never released"
+                return again.read_line()["ok"]
+
+        wait_until(reader_admitted, timeout=10, message="the reader's slot was never released")
     finally:
         for c in held:
             c.close()

@@ -4,23 +4,21 @@ the same correlation id as the audit trail; the level changes at run time."""
 from __future__ import annotations
 
 import json
-import time
 
 from bo_support import line, stock, submit
 
 from backorder.client import CallError
+from backorder.launcher import wait_until
 
 
 def _lines(d) -> list[dict]:
     return [json.loads(ln) for ln in d.log.read_text().splitlines()]  # every line is JSON
 
 
-def _wait_for(d, pred, timeout: float = 10) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while not (found := [x for x in _lines(d) if pred(x)]):
-        assert time.monotonic() < deadline, d.log.read_text()[-2000:]
-        time.sleep(0.02)
-    return found
+def _wait_for(d, pred, timeout: float = 10, count: int = 1) -> list[dict]:
+    """The log lines matching ``pred``, once there are at least ``count`` of them."""
+    return wait_until(lambda: len(found := [x for x in _lines(d) if pred(x)]) >= count and found, timeout,
+                      message=lambda: d.log_tail(2000))
 
 
 def test_one_canonical_line_per_write_with_correlation_ids(sim):
@@ -57,6 +55,11 @@ def test_log_level_op_changes_the_level_at_run_time(sim):
         _wait_for(d, lambda x: x.get("event") == "request" and x.get("op") == "health" and x["level"] == "debug")
         assert c.call("log.level", level="error")["was"] == "debug"
         submit(c, "Q1", line("B", 1))
-        time.sleep(0.2)
+        # A request's line is written before its reply is sent, so a line logged after the
+        # submit's reply proves the log holds every line the submit could have made.
+        c.call("log.level", level="debug")
+        c.call("health")
+        _wait_for(d, lambda x: x.get("event") == "request" and x.get("op") == "health" and x["level"] == "debug",
+                  count=2)
         # at level error even writes are quiet
         assert not [x for x in _lines(d) if x.get("event") == "request" and x.get("op") == "order.submit"]

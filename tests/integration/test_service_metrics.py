@@ -12,6 +12,7 @@ from bo_support import line, stock, submit
 from prometheus_client.parser import text_string_to_metric_families
 
 from backorder.client import CallError
+from backorder.launcher import wait_until
 
 
 def _port(d) -> int:
@@ -54,17 +55,17 @@ def test_metrics_endpoint_scraped_and_parsed(sim):
         except CallError:
             pass
         seq = c.call("health")["journal"]["last_seq"]
-        deadline = time.monotonic() + 10
-        while True:  # the loop refreshes every 0.05 s
+
+        def refreshed() -> dict | None:  # the loop refreshes every 0.05 s
             fams = _scrape(port)
-            try:
-                if _value(fams, "backorder_requests", op="health") >= 6 and \
-                        _value(fams, "backorder_journal_last_seq") >= seq:
-                    break
-            except KeyError:  # scraped before the first refresh after the requests
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+            if _value(fams, "backorder_requests", op="health") >= 6 and \
+                    _value(fams, "backorder_journal_last_seq") >= seq:
+                return fams
+            return None
+
+        # KeyError: scraped before the first refresh after the requests
+        fams = wait_until(refreshed, timeout=10, interval=0.05, message="the metrics never counted the requests",
+                          ignore=KeyError)
     assert _value(fams, "backorder_requests", op="order.submit") == 1
     assert _value(fams, "backorder_requests", op="stock.receive") == 1
     assert _value(fams, "backorder_request_errors", op="sku.get", code="unknown_sku") == 1

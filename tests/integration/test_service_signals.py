@@ -11,6 +11,8 @@ import time
 import pytest
 from bo_support import SIM_CONFIG, fingerprint, line, read_db, submit
 
+from backorder.launcher import wait_until
+
 BASE = SIM_CONFIG + """
 [allocation]
 mode = "fifo"
@@ -27,10 +29,8 @@ def _log_lines(d, event: str) -> list[dict]:
 
 def _sighup_and_wait(d, event: str, n_before: int) -> dict:
     d.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while len(found := _log_lines(d, event)) <= n_before:
-        assert time.monotonic() < deadline, f"no {event} log line after SIGHUP:\n{d.log.read_text()[-2000:]}"
-        time.sleep(0.02)
+    found = wait_until(lambda: (lines := _log_lines(d, event))[n_before:] and lines, timeout=10,
+                       message=lambda: f"no {event} log line after SIGHUP:\n{d.log_tail(2000)}")
     return found[-1]
 
 
@@ -47,10 +47,8 @@ def test_sighup_reloads_policies_roles_limits_and_replay_stays_equal(sim):
         new += '\n[default_policy]\nreorder_point = 1\norder_up_to = 6\n'
         d.config.write_text(new)
         _sighup_and_wait(d, "config_reloaded", 0)
-        deadline = time.monotonic() + 10
-        while c.call("policy.get")["mode"] != "priority":  # journaled through the order actor
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(lambda: c.call("policy.get")["mode"] == "priority", timeout=10,  # journaled through the order actor
+                   message="the reloaded allocation mode never took effect")
         a, b = c.call("sku.get", sku="A"), c.call("sku.get", sku="B")
         assert (a["policy"]["order_up_to"], a["policy"]["moq"]) == (40, 5)
         assert b["policy"]["order_up_to"] == 7
@@ -142,13 +140,12 @@ def test_sigterm_grace_bounds_a_client_that_never_reads(sim):
             try:
                 sent += s.send(flood[sent:sent + 65536])
             except BlockingIOError:
-                time.sleep(0.01)
+                time.sleep(0.01)  # full: give the daemon a moment to read some, then fill again
         t0 = time.monotonic()
         d.proc.send_signal(signal.SIGTERM)
         # draining (the stuck client holds it for up to grace_s): new clients are refused
-        while d.socket.exists():
-            assert time.monotonic() - t0 < 5, "the socket stayed open during the drain"
-            time.sleep(0.01)
+        wait_until(lambda: not d.socket.exists(), timeout=5, interval=0.01,
+                   message="the socket stayed open during the drain")
         assert d.proc.poll() is None, "the daemon did not wait for its grace period"
         late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -168,17 +165,11 @@ def test_sigusr1_toggles_debug_logging(sim):
         pass
     assert '"event":"connection_closed"' not in d.log.read_text()  # debug lines are off
     d.proc.send_signal(signal.SIGUSR1)
-    deadline = time.monotonic() + 10
-    while not _log_lines(d, "log_level_changed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    assert _log_lines(d, "log_level_changed")[-1]["level_now"] == "debug"
+    changed = wait_until(lambda: _log_lines(d, "log_level_changed"), message="no log_level_changed line after SIGUSR1")
+    assert changed[-1]["level_now"] == "debug"
     with d.client():
         pass
-    deadline = time.monotonic() + 10
-    while not _log_lines(d, "connection_closed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(lambda: _log_lines(d, "connection_closed"), message="no debug connection_closed line")
 
 
 def test_sighup_reloads_notification_channel_settings(sim, tmp_path):
@@ -194,16 +185,11 @@ def test_sighup_reloads_notification_channel_settings(sim, tmp_path):
 
     with d.client() as c:
         order(c, 1)
-        deadline = time.monotonic() + 20
-        while sent(c) < 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(lambda: sent(c) >= 1, timeout=20, message="the first notice was never sent")
         d.config.write_text(d.config.read_text().replace(str(first), str(second)))
         _sighup_and_wait(d, "config_reloaded", 0)
         order(c, 2)
-        while sent(c) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(lambda: sent(c) >= 2, timeout=20, message="the notice after the reload was never sent")
     assert len(list(first.glob("*.json"))) == 1
     assert len(list(second.glob("*.json"))) == 1  # the notice after the reload went to the new place
 

@@ -8,12 +8,12 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 
 import pytest
 import trustme
 
 from backorder.client import CallError, Client
+from backorder.launcher import wait_until
 
 
 def _token(name: str, role: str = "write") -> tuple[str, str]:
@@ -27,13 +27,9 @@ def _token(name: str, role: str = "write") -> tuple[str, str]:
 
 
 def _port(d) -> int:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in d.log.read_text().splitlines():
-            if '"tcp_listening"' in line:
-                return json.loads(line)["ports"][0]
-        time.sleep(0.05)
-    raise AssertionError("no tcp_listening line in the log")
+    listening = wait_until(lambda: [ln for ln in d.log.read_text().splitlines() if '"tcp_listening"' in ln],
+                           timeout=10, interval=0.05, message="no tcp_listening line in the log")
+    return json.loads(listening[0])["ports"][0]
 
 
 class Tcp:

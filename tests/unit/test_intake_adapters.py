@@ -1,8 +1,13 @@
-"""Adapter and governance rules that need no daemon: the order of the checks, X12
-separators declared by the ISA, money as Decimal, and the per-account profile merge."""
+"""Adapter and governance rules: the order of the checks (as the daemon's intake runs
+them), X12 separators declared by the ISA, money as Decimal, and the per-account profile
+merge."""
 
 from __future__ import annotations
 
+import base64
+import http.client
+import json
+import tomllib
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,49 +20,69 @@ from backorder.errors import Rejected
 from backorder.intake import governance as g
 
 FIX = Path(__file__).resolve().parents[1] / "intake" / "fixtures"
-SETTINGS = msgspec.convert({
-    "intake": {"max_body_bytes": 2048},
-    "channels": {"shopify": {"secret_env": "BO_UNIT_SECRET", "currencies": ["EUR"],
-                             "accounts": {"b.myshopify.com": {"currencies": ["USD"], "lenient_numbers": True}}}},
-}, Settings)
+CONFIG = """
+[intake]
+listen = "127.0.0.1:0"
+max_body_bytes = 2048
+
+[channels.shopify]
+secret_env = "BO_UNIT_SECRET"
+currencies = ["EUR"]
+
+[channels.shopify.accounts."b.myshopify.com"]
+currencies = ["USD"]
+lenient_numbers = true
+"""
+SETTINGS = msgspec.convert(tomllib.loads(CONFIG), Settings)
 
 
 def delivery(body: bytes, headers: dict, channel: str = "shopify", via: str = "socket") -> g.Delivery:
     return g.Delivery(channel=channel, account=None, headers=g.normalise_headers(headers), body=body, via=via)
 
 
-def first_failure(d: g.Delivery) -> str:
-    """Run the checks in the governed order and name the first that fails."""
-    try:
-        g.check_size(d, SETTINGS.intake)
-        prof = g.profile(SETTINGS, d.channel, g.resolve_account(d))
-        g.check_signature(d, prof)
-        for draft in g.parse(d, prof):
-            if draft.kind == "ignored":
-                return draft.code
-            g.validate(draft, d.channel, g.resolve_account(d), prof, World(SETTINGS), SETTINGS)
-    except Rejected as exc:
-        return exc.code
-    return "ok"
+@pytest.fixture(scope="module")
+def intake(make_module_daemon):
+    """A daemon with the intake of ``CONFIG``: the checks run in whatever order its code
+    runs them, over the control socket and over the webhook listener."""
+    d = make_module_daemon(CONFIG, start=False)
+    d.env = {"BO_UNIT_SECRET": "s3cret"}
+    d.start()
+    return d
 
 
-def test_checks_run_size_then_signature_then_parse_then_topic(monkeypatch):
-    monkeypatch.setenv("BO_UNIT_SECRET", "s3cret")
+def first_failure(daemon, d: g.Delivery) -> str:
+    """The code the daemon's intake answers ``d`` with: the first check that fails."""
+    with daemon.client() as c:
+        if d.via == "socket":
+            result = c.call("order.ingest", channel=d.channel, headers=d.headers,
+                            body_base64=base64.b64encode(d.body).decode())
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", c.call("health")["intake"]["http_port"], timeout=30)
+            try:
+                conn.request("POST", f"/webhooks/{d.channel}", body=d.body, headers=d.headers)
+                result = json.loads(conn.getresponse().read())
+            finally:
+                conn.close()
+    return result["code"] or result["outcome"]
+
+
+def test_checks_run_size_then_signature_then_parse_then_topic(intake):
+    key = b"s3cret"
     junk = b"{" * 3000
     shop = {"X-Shopify-Shop-Domain": "a.myshopify.com", "X-Shopify-Topic": "orders/create"}
     # too large AND unsigned: size first (nothing reads a huge body, not even the HMAC)
-    assert first_failure(delivery(junk, shop)) == "body_too_large"
-    assert first_failure(delivery(b"{", shop)) == "signature_missing"
-    assert first_failure(delivery(b"{", {**shop, "X-Shopify-Hmac-Sha256": "AAAA"})) == "signature_invalid"
-    signed = {**shop, "X-Shopify-Hmac-Sha256": g.sign(b"{", b"s3cret")}
-    assert first_failure(delivery(b"{", signed)) == "malformed_body"
+    assert first_failure(intake, delivery(junk, shop)) == "body_too_large"
+    assert first_failure(intake, delivery(b"{", shop)) == "signature_missing"
+    assert first_failure(intake, delivery(b"{", {**shop, "X-Shopify-Hmac-Sha256": "AAAA"})) == "signature_invalid"
+    signed = {**shop, "X-Shopify-Hmac-Sha256": g.sign(b"{", key)}
+    assert first_failure(intake, delivery(b"{", signed)) == "malformed_body"
     body = b'{"id": 1, "line_items": []}'
-    other_topic = {**shop, "X-Shopify-Topic": "products/create", "X-Shopify-Hmac-Sha256": g.sign(body, b"s3cret")}
-    assert first_failure(delivery(body, other_topic)) == "unsupported_topic"
+    other_topic = {**shop, "X-Shopify-Topic": "products/create", "X-Shopify-Hmac-Sha256": g.sign(body, key)}
+    assert first_failure(intake, delivery(body, other_topic)) == "unsupported_topic"
     # channels without a scheme of their own: trusted over the socket, signed over HTTP
     csv = b"order_id,sku,qty\n"
-    assert first_failure(delivery(csv, {}, "csv", via="socket")) == "malformed_body"
-    assert first_failure(delivery(csv, {}, "csv", via="http")) == "signature_missing"
+    assert first_failure(intake, delivery(csv, {}, "csv", via="socket")) == "malformed_body"
+    assert first_failure(intake, delivery(csv, {}, "csv", via="http")) == "signature_missing"
 
 
 def test_account_profile_keys_win_over_the_channel_and_adapter_defaults():
