@@ -460,16 +460,14 @@ OP_TABLE: tuple[Op, ...] = (
     Op(SourcesHealth, "read", "intake"),
 )
 
-OPS_BY_NAME: dict[str, Op] = {op.name: op for op in OP_TABLE}
-OPS = frozenset(OPS_BY_NAME)
-# Ops that change state: a read-only client may not send them (roles).
+OPS = frozenset(op.name for op in OP_TABLE)
+# The ops a read-only connection is refused (roles; see access.forbidden).
 WRITE_OPS = frozenset(op.name for op in OP_TABLE if op.role == "write")
 assert len(OPS) == len(OP_TABLE) == len({op.request for op in OP_TABLE}), "one row per op"
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a union built from the table is opaque to a type checker
     AnyRequest = Request
-else:
-    # the tagged union the decoder picks a struct from by ``op``
+else:  # the tagged union the decoder picks a struct from by ``op``
     AnyRequest = Union[tuple(op.request for op in OP_TABLE)]
 
 
