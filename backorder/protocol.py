@@ -5,13 +5,16 @@ A request is ``{"op": "...", "id": <any JSON, echoed>, ...fields}``; a reply is
 ``{"id": ..., "ok": false, "error": {"code": "...", "message": "..."}}``.
 
 Every request type is a msgspec Struct tagged by ``op``, so decoding a line is one
-typed, validated step. This module must not import trio: the TUI (asyncio) uses it.
+typed, validated step. ``OP_TABLE`` lists every op with its role and route; the daemon
+attaches a handler to each. Pure data: no trio and nothing of the daemon, so the pure
+rules (order_rules) and synchronous tests import it directly.
 """
 
 from __future__ import annotations
 
 import decimal
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
@@ -386,45 +389,86 @@ class OrdersFind(Request, tag="orders.find", kw_only=True):
     limit: Annotated[int, Meta(ge=1, le=100)] = 20
 
 
-AnyRequest = (
-    OrderSubmit
-    | OrderCancel
-    | OrderGet
-    | OrdersList
-    | StockReceive
-    | StockAdjust
-    | SkuGet
-    | SkusList
-    | SkuConfigure
-    | ProcurementList
-    | ProcurementConfirm
-    | ShipmentsList
-    | PickConfirm
-    | PolicyGet
-    | PolicySet
-    | AuditQuery
-    | Stats
-    | Health
-    | Subscribe
-    | DeadLettersList
-    | DeadLettersRetry
-    | SkusBoard
-    | OrdersFind
-    | LogLevel
-    | NotificationsList
-    | NotificationsRetry
-    | LabelGet
-    | ProcurementDocument
-    | PickListGet
-    | OrderIngest
-    | OrderRelease
-    | OrderAmend
-    | DeadLettersDiscard
-    | IntakeAlias
-    | SourcesHealth
+# --- the table of ops ----------------------------------------------------------------
+
+Role = Literal["read", "write"]
+# Who answers an op. The actor routes ("order", "sku", "procurement") send the request to
+# the actor that owns the decision (backorder.actors.router); "procurement" is the SKU
+# actor of the purchase order or transfer the request names. "intake": the intake
+# (backorder.intake.ops). "read": answered at once from the model. "journal": read from
+# the journal on a thread. "hub": the event stream of the connection. "notifier": the
+# outbox sender. "supervisor": dead letters redelivered (to their actor or the intake).
+# "daemon": the daemon's own settings (log level).
+Route = Literal["order", "sku", "procurement", "intake", "read", "journal", "hub", "notifier",
+                "supervisor", "daemon"]
+ACTOR_ROUTES: frozenset[str] = frozenset({"order", "sku", "procurement"})
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One row of the op table: the request struct (whose tag is the op's name), whether a
+    ``read`` connection may send it, and who answers it. The daemon attaches one handler
+    to each row (``backorder.daemon.handlers.HANDLERS``)."""
+
+    request: type[Request]
+    role: Role
+    route: Route
+
+    @property
+    def name(self) -> str:
+        return self.request.__struct_config__.tag  # type: ignore[return-value]
+
+
+# Adding an op: a request struct above, a row here, a handler in the daemon's table.
+# A ``write`` op is refused to a read-only connection (roles): every op that journals
+# anything is one; so is ``log.level``, which changes the daemon's logging, not its state.
+OP_TABLE: tuple[Op, ...] = (
+    Op(OrderSubmit, "write", "order"),
+    Op(OrderCancel, "write", "order"),
+    Op(OrderGet, "read", "read"),
+    Op(OrdersList, "read", "read"),
+    Op(StockReceive, "write", "sku"),
+    Op(StockAdjust, "write", "sku"),
+    Op(SkuGet, "read", "read"),
+    Op(SkusList, "read", "read"),
+    Op(SkuConfigure, "write", "sku"),
+    Op(ProcurementList, "read", "read"),
+    Op(ProcurementConfirm, "write", "procurement"),
+    Op(ShipmentsList, "read", "read"),
+    Op(PickConfirm, "write", "order"),
+    Op(PolicyGet, "read", "read"),
+    Op(PolicySet, "write", "order"),
+    Op(AuditQuery, "read", "journal"),
+    Op(Stats, "read", "read"),
+    Op(Health, "read", "read"),
+    Op(Subscribe, "read", "hub"),
+    Op(DeadLettersList, "read", "read"),
+    Op(DeadLettersRetry, "write", "supervisor"),
+    Op(SkusBoard, "read", "read"),
+    Op(OrdersFind, "read", "read"),
+    Op(LogLevel, "write", "daemon"),
+    Op(NotificationsList, "read", "read"),
+    Op(NotificationsRetry, "write", "notifier"),
+    Op(LabelGet, "read", "read"),
+    Op(ProcurementDocument, "read", "read"),
+    Op(PickListGet, "read", "read"),
+    Op(OrderIngest, "write", "intake"),
+    Op(OrderRelease, "write", "order"),
+    Op(OrderAmend, "write", "order"),
+    Op(DeadLettersDiscard, "write", "intake"),
+    Op(IntakeAlias, "write", "intake"),
+    Op(SourcesHealth, "read", "intake"),
 )
 
-OPS = frozenset(cls.__struct_config__.tag for cls in AnyRequest.__args__)  # type: ignore[attr-defined]
+OPS = frozenset(op.name for op in OP_TABLE)
+# The ops a read-only connection is refused (roles; see access.forbidden).
+WRITE_OPS = frozenset(op.name for op in OP_TABLE if op.role == "write")
+assert len(OPS) == len(OP_TABLE) == len({op.request for op in OP_TABLE}), "one row per op"
+
+if TYPE_CHECKING:  # a union built from the table is opaque to a type checker
+    AnyRequest = Request
+else:  # the tagged union the decoder picks a struct from by ``op``
+    AnyRequest = Union[tuple(op.request for op in OP_TABLE)]
 
 
 class _Head(Struct):
@@ -513,14 +557,3 @@ def ok(req_id: Raw, result: Any) -> OkReply:
 
 def err(req_id: Raw, code: str, message: str) -> ErrReply:
     return ErrReply(req_id, False, ErrorBody(code, message))
-
-# Ops that change state: a read-only client may not send them (roles), and every new op
-# that journals anything must be listed here.
-WRITE_OPS = frozenset({
-    "order.submit", "order.ingest", "order.cancel", "order.amend", "order.release",
-    "stock.receive", "stock.adjust", "sku.configure", "procurement.confirm", "pick.confirm",
-    "policy.set", "deadletters.retry", "deadletters.discard", "intake.alias",
-    "notifications.retry",
-    "log.level",  # changes the daemon's logging, not its state: still a write role's act
-})
-assert WRITE_OPS <= OPS

@@ -143,23 +143,33 @@ class Router:
         route(self, req, reply, corr)
 
 
-SKU_OPS = (p.StockReceive, p.StockAdjust, p.SkuConfigure)
-ORDER_OPS = (p.OrderSubmit, p.OrderCancel, p.PickConfirm, p.PolicySet, p.OrderRelease, p.OrderAmend)
-CHANGES = (*ORDER_OPS, *SKU_OPS, p.ProcurementConfirm)  # what route() sends to an actor
+def _to_order(router: Router, req, reply, corr: str) -> None:
+    router.call_order(req, reply, corr)
+
+
+def _to_sku(router: Router, req, reply, corr: str) -> None:
+    # An unknown SKU is refused by its actor, in mailbox order (see SkuHandler._call).
+    router.call_sku(req.sku, req, reply, corr)
+
+
+def _to_procurement(router: Router, req, reply, corr: str) -> None:
+    r = router.engine.world.requests.get(req.request_id)
+    if r is None:
+        raise NotFound("unknown_request", f"no purchase order or transfer {req.request_id!r}")
+    router.call_sku(r.sku, req, reply, corr)
+
+
+_SENDERS = {"order": _to_order, "sku": _to_sku, "procurement": _to_procurement}
+assert _SENDERS.keys() == p.ACTOR_ROUTES
+# request type -> how it reaches its actor, from the routes of protocol.OP_TABLE. One dict
+# lookup: the isinstance checks against tuples of Struct classes it replaces made the
+# dispatch of a stock.receive cost 1.8 us against 0.4 us now (bench/dispatch.py).
+ROUTES = {op.request: _SENDERS[op.route] for op in p.OP_TABLE if op.route in _SENDERS}
 
 
 def route(router: Router, req, reply, corr: str) -> None:
     """Send a state-changing request to the actor that owns the decision."""
-    world = router.engine.world
-    if isinstance(req, ORDER_OPS):
-        router.call_order(req, reply, corr)
-    elif isinstance(req, SKU_OPS):
-        # An unknown SKU is refused by its actor, in mailbox order (see SkuHandler._call).
-        router.call_sku(req.sku, req, reply, corr)
-    elif isinstance(req, p.ProcurementConfirm):
-        r = world.requests.get(req.request_id)
-        if r is None:
-            raise NotFound("unknown_request", f"no purchase order or transfer {req.request_id!r}")
-        router.call_sku(r.sku, req, reply, corr)
-    else:
+    send = ROUTES.get(type(req))
+    if send is None:
         raise ProtocolError("unknown_op", f"{type(req).__name__} does not change state")
+    send(router, req, reply, corr)

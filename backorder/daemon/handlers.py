@@ -1,9 +1,13 @@
-"""One function per op: reads are answered from the model at once; changes go to the actor
-that owns the decision (``router.route``); the audit query reads the journal on a thread."""
+"""One function per op, attached to the ops of ``protocol.OP_TABLE`` in ``HANDLERS``: reads
+are answered from the model at once; changes go to the actor that owns the decision
+(``router.route``); the audit query reads the journal on a thread. ``handle`` is one dict
+lookup by the request's type."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -12,120 +16,254 @@ import trio
 from backorder.actors import board, views
 from backorder.actors.events import TOPICS
 from backorder.actors.model import iso_ts, parse_ts
-from backorder.actors.router import CHANGES, route
+from backorder.actors.router import route
 from backorder import protocol as p
-from backorder.errors import InvalidInput, NotFound, ProtocolError, Rejected
+from backorder.daemon import logging as dlog
+from backorder.errors import InvalidInput, NotFound, Rejected
 from backorder.notify import views as notify_views
 from backorder.intake import ops as intake_ops
 
 if TYPE_CHECKING:
+    from backorder.actors.engine import Engine
+    from backorder.actors.router import Router
+    from backorder.config.settings import Settings
     from backorder.daemon.app import Daemon
-    from backorder.daemon.server import Connection, Reply
+    from backorder.daemon.journal import AuditReader
+    from backorder.daemon.server import Connection, Hub, Reply
+    from backorder.intake.service import IntakeService
+    from backorder.notify.notifier import Notifier
 
 _RAW = msgspec.json.Decoder()
 log = structlog.get_logger()
 
 
-def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str) -> None:
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the op handlers may reach: the engine (model, clock, emit), the router, the
+    event hub, the audit reader, the intake, the notifier, the settings (changed in place
+    by a reload, so this reference stays current) and the daemon's health report."""
+
+    engine: Engine
+    router: Router
+    hub: Hub
+    audit: AuditReader
+    intake: IntakeService
+    notifier: Notifier
+    settings: Settings
+    health: Callable[[], dict]
+
+    @classmethod
+    def of(cls, daemon: Daemon) -> Context:
+        """The handlers' view of a serving daemon (every collaborator exists by then)."""
+        return cls(engine=daemon.engine, router=daemon.router, hub=daemon.hub, audit=daemon.audit,
+                   intake=daemon.intake, notifier=daemon.notifier, settings=daemon.settings,
+                   health=daemon.health)
+
+
+Handler = Callable[[Context, "Connection", Any, "Reply", str], None]
+
+
+def handle(ctx: Context, conn: Connection, req: p.Request, reply: Reply, corr: str) -> None:
     """Answer or route one decoded request. Raises Rejected for bad input."""
-    if isinstance(req, CHANGES):  # the hot path first: changes go to the actor that decides
-        route(d.router, req, reply, corr)
+    HANDLERS[type(req)](ctx, conn, req, reply, corr)
+
+
+# --- changes: the actor that owns the decision answers ------------------------------
+
+
+def to_actor(ctx: Context, conn: Connection, req: p.Request, reply: Reply, corr: str) -> None:
+    """Send a change to its actor (the op's route in protocol.OP_TABLE); the actor replies."""
+    route(ctx.router, req, reply, corr)
+
+
+# --- reads, answered at once from the model -----------------------------------------
+
+
+def order_get(ctx: Context, conn: Connection, req: p.OrderGet, reply: Reply, corr: str) -> None:
+    """One order, by order_id or by (channel, account, external_id)."""
+    reply.ok(views.order_detail(ctx.engine.world, _find_order(ctx, req), ctx.engine.now()))
+
+
+def orders_list(ctx: Context, conn: Connection, req: p.OrdersList, reply: Reply, corr: str) -> None:
+    """Orders filtered by status and/or SKU, newest first, paged."""
+    world = ctx.engine.world
+    status, sku, limit, offset = req.status, req.sku, req.limit, req.offset
+    orders = reversed(world.orders.values())
+    if sku is not None:
+        orders = (o for o in orders if any(ln.sku == sku for ln in o.lines))
+    if status is not None:
+        orders = (o for o in orders if o.status(world.shipments) == status)
+    page = _page(orders, offset, limit)
+    reply.ok({"orders": [views.order_summary(world, o) for o in page], "offset": offset, "limit": limit})
+
+
+def sku_get(ctx: Context, conn: Connection, req: p.SkuGet, reply: Reply, corr: str) -> None:
+    """One SKU with its queue head and inbound supply."""
+    sku = req.sku
+    s = ctx.engine.world.skus.get(sku)
+    if s is None:
+        raise NotFound("unknown_sku", f"SKU {sku!r} is not known")
+    reply.ok(views.sku_view(ctx.engine.world, s, ctx.engine.now(), req.lines))
+
+
+def skus_list(ctx: Context, conn: Connection, req: p.SkusList, reply: Reply, corr: str) -> None:
+    """SKUs, optionally only those with waiting demand, paged."""
+    waiting, prefix, limit, offset = req.waiting, req.prefix, req.limit, req.offset
+    skus = (s for s in ctx.engine.world.skus.values() if (not waiting or s.queue) and s.sku.startswith(prefix))
+    reply.ok({"skus": [views.sku_summary(s) for s in _page(skus, offset, limit)],
+              "offset": offset, "limit": limit})
+
+
+def procurement_list(ctx: Context, conn: Connection, req: p.ProcurementList, reply: Reply, corr: str) -> None:
+    """Purchase orders and transfer requests, by status and/or SKU, paged."""
+    status, sku, limit, offset = req.status, req.sku, req.limit, req.offset
+    now = ctx.engine.now()
+    reqs = (r for r in ctx.engine.world.requests.values()
+            if (sku is None or r.sku == sku)
+            and (status == "all" or (status == "open") == (r.closed_ts is None)))
+    reply.ok({"requests": [views.request_view(r, now) for r in _page(reqs, offset, limit)],
+              "offset": offset, "limit": limit})
+
+
+def shipments_list(ctx: Context, conn: Connection, req: p.ShipmentsList, reply: Reply, corr: str) -> None:
+    """Shipments by status and/or order, paged."""
+    world = ctx.engine.world
+    status, order_id, limit, offset = req.status, req.order_id, req.limit, req.offset
+    if order_id is not None:
+        order = world.orders.get(order_id)
+        pool = [world.shipments[s] for s in order.shipments] if order else []
+    else:
+        pool = world.shipments.values()
+    shs = (sh for sh in pool if status == "all" or sh.status == status)
+    reply.ok({"shipments": [views.shipment_view(sh) for sh in _page(shs, offset, limit)],
+              "offset": offset, "limit": limit})
+
+
+def policy_get(ctx: Context, conn: Connection, req: p.PolicyGet, reply: Reply, corr: str) -> None:
+    """The allocation mode and the priority weights."""
+    world = ctx.engine.world
+    reply.ok({"mode": world.mode, "weights": msgspec.to_builtins(world.weights)})
+
+
+def stats(ctx: Context, conn: Connection, req: p.Stats, reply: Reply, corr: str) -> None:
+    """The headline KPIs, with the notification and intake counts behind them."""
+    world = ctx.engine.world
+    now = ctx.engine.now()
+    result = views.stats(world, now)
+    result["notifications"] = notify_views.stats(world, now)
+    result["intake"] = {"rejections": ctx.intake.rejection_counts(), "queue": ctx.intake.queue_view()}
+    reply.ok(result)
+
+
+def health(ctx: Context, conn: Connection, req: p.Health, reply: Reply, corr: str) -> None:
+    """Liveness and journal lag, with the role of this connection (what it may do)."""
+    reply.ok({**ctx.health(), "role": conn.role})
+
+
+def skus_board(ctx: Context, conn: Connection, req: p.SkusBoard, reply: Reply, corr: str) -> None:
+    """SKU summaries with oldest wait, next inbound and coverage (the console's board)."""
+    reply.ok(board.board(ctx.engine.world, ctx.engine.now(), req.skus, req.waiting, req.offset, req.limit))
+
+
+def orders_find(ctx: Context, conn: Connection, req: p.OrdersFind, reply: Reply, corr: str) -> None:
+    """Orders whose order id, external id or order number is the query."""
+    reply.ok(board.find_orders(ctx.engine.world, req.query, req.limit))
+
+
+def deadletters_list(ctx: Context, conn: Connection, req: p.DeadLettersList, reply: Reply, corr: str) -> None:
+    """Every dead letter, highest impact first, and the letters grouped by cause."""
+    reply.ok(intake_ops.list_letters(ctx))
+
+
+def notify_view(ctx: Context, conn: Connection, req: p.Request, reply: Reply, corr: str) -> None:
+    """The notification, label and document ops, answered by backorder.notify.views."""
+    notify_views.handle(ctx, req, reply, corr)
+
+
+# --- the rest: the supervisor, the hub, the journal, the daemon -----------------------
+
+
+def deadletters_retry(ctx: Context, conn: Connection, req: p.DeadLettersRetry, reply: Reply, corr: str) -> None:
+    """Redeliver a dead letter: intake letters (or a cause group) to the intake, others to their actor."""
+    if intake_ops.wants_intake_retry(ctx, req):
+        intake_ops.retry(ctx, conn, req, reply, corr)
         return
-    world = d.engine.world
-    now = d.engine.now()
-    match req:
-        case p.OrderGet():
-            reply.ok(views.order_detail(world, _find_order(d, req), now))
-        case p.OrdersList(status=status, sku=sku, limit=limit, offset=offset):
-            orders = reversed(world.orders.values())
-            if sku is not None:
-                orders = (o for o in orders if any(ln.sku == sku for ln in o.lines))
-            if status is not None:
-                orders = (o for o in orders if o.status(world.shipments) == status)
-            page = _page(orders, offset, limit)
-            reply.ok({"orders": [views.order_summary(world, o) for o in page], "offset": offset, "limit": limit})
-        case p.SkuGet(sku=sku, lines=lines):
-            s = world.skus.get(sku)
-            if s is None:
-                raise NotFound("unknown_sku", f"SKU {sku!r} is not known")
-            reply.ok(views.sku_view(world, s, now, lines))
-        case p.SkusList(waiting=waiting, prefix=prefix, limit=limit, offset=offset):
-            skus = (s for s in world.skus.values() if (not waiting or s.queue) and s.sku.startswith(prefix))
-            reply.ok({"skus": [views.sku_summary(s) for s in _page(skus, offset, limit)],
-                      "offset": offset, "limit": limit})
-        case p.ProcurementList(status=status, sku=sku, limit=limit, offset=offset):
-            reqs = (r for r in world.requests.values()
-                    if (sku is None or r.sku == sku)
-                    and (status == "all" or (status == "open") == (r.closed_ts is None)))
-            reply.ok({"requests": [views.request_view(r, now) for r in _page(reqs, offset, limit)],
-                      "offset": offset, "limit": limit})
-        case p.ShipmentsList(status=status, order_id=order_id, limit=limit, offset=offset):
-            if order_id is not None:
-                order = world.orders.get(order_id)
-                pool = [world.shipments[s] for s in order.shipments] if order else []
-            else:
-                pool = world.shipments.values()
-            shs = (sh for sh in pool if status == "all" or sh.status == status)
-            reply.ok({"shipments": [views.shipment_view(sh) for sh in _page(shs, offset, limit)],
-                      "offset": offset, "limit": limit})
-        case p.PolicyGet():
-            reply.ok({"mode": world.mode, "weights": msgspec.to_builtins(world.weights)})
-        case p.Stats():
-            result = views.stats(world, now)
-            result["notifications"] = notify_views.stats(world, now)  # issue 6
-            result["intake"] = {"rejections": d.intake.rejection_counts(), "queue": d.intake.queue_view()}
-            reply.ok(result)
-        case p.Health():
-            reply.ok({**d.health(), "role": conn.role})  # role: what this connection may do
-        case p.DeadLettersList():
-            reply.ok(intake_ops.list_letters(d))
-        case p.DeadLettersRetry() if intake_ops.wants_intake_retry(d, req):
-            intake_ops.retry(d, conn, req, reply, corr)
-        case p.DeadLettersRetry(letter_id=None):
-            raise InvalidInput("invalid_request", "give letter_id, or cause (and optionally channel)")
-        case p.DeadLettersRetry(letter_id=letter_id):
-            d.router.retry_letter(letter_id, reply, corr)
-        case p.Subscribe(topics=topics):
-            unknown = [t for t in topics if t not in TOPICS]
-            if unknown:
-                raise NotFound("unknown_topic", f"unknown topic(s) {', '.join(unknown)}; known: {', '.join(TOPICS)}")
-            names = topics or list(TOPICS)
-            conn.event_types = frozenset().union(*(TOPICS[t] for t in names))
-            d.hub.add(conn)
-            reply.ok({"topics": names, "seq": d.engine.journal.committed_seq})
-        case p.AuditQuery():
-            since = None
-            if req.since is not None:
-                try:
-                    since = parse_ts(req.since)
-                except ValueError:
-                    raise InvalidInput("invalid_date", f"since {req.since!r} is not an RFC 3339 timestamp") from None
-            conn.nursery.start_soon(_audit, d, req, since, reply)
-        case p.SkusBoard(skus=skus, waiting=waiting, limit=limit, offset=offset):
-            reply.ok(board.board(world, now, skus, waiting, offset, limit))
-        case p.OrdersFind(query=query, limit=limit):
-            reply.ok(board.find_orders(world, query, limit))
-        case p.LogLevel(level=level):  # issue 5: run-time log level
-            from backorder.daemon import logging as dlog
-
-            was = dlog.current_level()
-            dlog.set_level(level)
-            reply.ok({"level": level, "was": was})
-        case (p.NotificationsList() | p.NotificationsRetry() | p.LabelGet() | p.ProcurementDocument()
-              | p.PickListGet()):
-            notify_views.handle(d, req, reply, corr)  # issue 6
-        case _ if isinstance(req, intake_ops.INTAKE_OPS):
-            intake_ops.handle(d, conn, req, reply, corr)
-        case _:
-            raise ProtocolError("unknown_op", f"{type(req).__name__} has no handler")
+    letter_id = req.letter_id
+    if letter_id is None:
+        raise InvalidInput("invalid_request", "give letter_id, or cause (and optionally channel)")
+    ctx.router.retry_letter(letter_id, reply, corr)
 
 
-async def _audit(d: Daemon, req: p.AuditQuery, since: float | None, reply: Reply) -> None:
+def subscribe(ctx: Context, conn: Connection, req: p.Subscribe, reply: Reply, corr: str) -> None:
+    """Stream the events of the named topics (all when none) on this connection."""
+    topics = req.topics
+    unknown = [t for t in topics if t not in TOPICS]
+    if unknown:
+        raise NotFound("unknown_topic", f"unknown topic(s) {', '.join(unknown)}; known: {', '.join(TOPICS)}")
+    names = topics or list(TOPICS)
+    conn.event_types = frozenset().union(*(TOPICS[t] for t in names))
+    ctx.hub.add(conn)
+    reply.ok({"topics": names, "seq": ctx.engine.journal.committed_seq})
+
+
+def audit_query(ctx: Context, conn: Connection, req: p.AuditQuery, reply: Reply, corr: str) -> None:
+    """Durable events by order, SKU and/or time, read from the journal on a thread."""
+    since = None
+    if req.since is not None:
+        try:
+            since = parse_ts(req.since)
+        except ValueError:
+            raise InvalidInput("invalid_date", f"since {req.since!r} is not an RFC 3339 timestamp") from None
+    conn.nursery.start_soon(_audit, ctx, req, since, reply)
+
+
+def log_level(ctx: Context, conn: Connection, req: p.LogLevel, reply: Reply, corr: str) -> None:
+    """Set the log level until the next restart or reload; answer the level it replaced."""
+    level = req.level
+    was = dlog.current_level()
+    dlog.set_level(level)
+    reply.ok({"level": level, "was": was})
+
+
+# Every op of protocol.OP_TABLE and the function that answers it (tests/unit/test_op_table.py
+# checks that the two match, row for row).
+HANDLERS: dict[type[p.Request], Handler] = {
+    **{op.request: to_actor for op in p.OP_TABLE if op.route in p.ACTOR_ROUTES},
+    p.OrderGet: order_get,
+    p.OrdersList: orders_list,
+    p.SkuGet: sku_get,
+    p.SkusList: skus_list,
+    p.ProcurementList: procurement_list,
+    p.ShipmentsList: shipments_list,
+    p.PolicyGet: policy_get,
+    p.Stats: stats,
+    p.Health: health,
+    p.SkusBoard: skus_board,
+    p.OrdersFind: orders_find,
+    p.DeadLettersList: deadletters_list,
+    p.NotificationsList: notify_view,
+    p.LabelGet: notify_view,
+    p.ProcurementDocument: notify_view,
+    p.PickListGet: notify_view,
+    p.NotificationsRetry: notify_view,
+    p.DeadLettersRetry: deadletters_retry,
+    p.Subscribe: subscribe,
+    p.AuditQuery: audit_query,
+    p.LogLevel: log_level,
+    p.OrderIngest: intake_ops.order_ingest,
+    p.IntakeAlias: intake_ops.intake_alias,
+    p.SourcesHealth: intake_ops.sources_health,
+    p.DeadLettersDiscard: intake_ops.deadletters_discard,
+}
+assert HANDLERS.keys() == {op.request for op in p.OP_TABLE}, "an op without a handler: handle() would fail"
+
+
+async def _audit(ctx: Context, req: p.AuditQuery, since: float | None, reply: Reply) -> None:
     # A task of the connection's nursery: an exception here would close the connection
     # with every reply it is owed, so it costs this one request instead.
     try:
-        rows = await d.audit.query(order_id=req.order_id, sku=req.sku, since=since,
-                                   after_seq=req.after_seq, limit=req.limit)
+        rows = await ctx.audit.query(order_id=req.order_id, sku=req.sku, since=since,
+                                     after_seq=req.after_seq, limit=req.limit)
         records = [
             {"seq": seq, "at": iso_ts(ts), "type": kind, "sku": sku, "order_id": oid, "cause": cause,
              "correlation_id": corr, "event": _RAW.decode(body)}
@@ -139,8 +277,8 @@ async def _audit(d: Daemon, req: p.AuditQuery, since: float | None, reply: Reply
     await trio.lowlevel.checkpoint()
 
 
-def _find_order(d: Daemon, req: p.OrderGet):
-    world = d.engine.world
+def _find_order(ctx: Context, req: p.OrderGet):
+    world = ctx.engine.world
     if req.order_id is not None:
         order = world.orders.get(req.order_id)
     elif req.channel is not None and req.external_id is not None:

@@ -454,6 +454,7 @@ async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") 
     max_line = daemon.settings.limits.line_bytes
     read_only = conn.read_only
     record = daemon.recorder.request
+    ctx = handlers.Context.of(daemon)
     lines = read_lines(stream, max_line, lambda: _receive(stream, conn, daemon), first)
     # aclosing: when the loop ends by an exception, the generator is closed here, not by the
     # garbage collector later (where its own exit would be an unraisable exception)
@@ -488,7 +489,7 @@ async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") 
                 record(op)
                 corr = prefix + str(conn.requests)
                 reply = Reply(conn, req.id, op, perf_counter(), corr)
-                handlers.handle(daemon, conn, req, reply, corr)
+                handlers.handle(ctx, conn, req, reply, corr)
             except Rejected as exc:
                 # the canonical `request` line (requestlog) says why
                 Reply(conn, p.request_id(line), op).error(exc.code, exc.message)

@@ -17,31 +17,41 @@ from backorder.intake import governance as g
 from backorder.intake.service import letter_impact
 
 if TYPE_CHECKING:
-    from backorder.daemon.app import Daemon
+    from backorder.daemon.handlers import Context
+    from backorder.daemon.server import Connection, Reply
 
-INTAKE_OPS = (p.OrderIngest, p.DeadLettersDiscard, p.IntakeAlias, p.SourcesHealth)
+
+def order_ingest(ctx: Context, conn: Connection, req: p.OrderIngest, reply: Reply, corr: str) -> None:
+    """Offer one raw delivery to the intake queue; the intake answers once it is decided."""
+    ctx.intake.offer(delivery(req), reply.ok, corr)
 
 
-def handle(d: Daemon, conn, req, reply, corr: str) -> None:
-    match req:
-        case p.OrderIngest():
-            d.intake.offer(delivery(req), reply.ok, corr)
-        case p.IntakeAlias(channel=channel, account=account, channel_sku=csku, sku=sku):
-            g.channel_settings(d.settings, channel)
-            engine = d.engine
-            engine.context("intake.alias", corr)
-            engine.emit(ev.AliasSet(ts=engine.now(), channel=channel, account=account, channel_sku=csku, sku=sku))
-            reply.ok({"channel": channel, "account": account,
-                      "aliases": dict(engine.world.aliases.get((channel, account), {}))})
-        case p.SourcesHealth():
-            reply.ok(d.intake.health())
-        case p.DeadLettersDiscard(reason=reason):
-            letters = select(d, req.letter_id, req.cause, req.channel, intake_only=False)
-            engine = d.engine
-            engine.context("deadletters.discard", corr)
-            for x in letters:
-                engine.emit(ev.DeadLetterDiscarded(ts=engine.now(), letter_id=x.letter_id, reason=reason))
-            reply.ok({"discarded": [x.letter_id for x in letters], "reason": reason})
+def intake_alias(ctx: Context, conn: Connection, req: p.IntakeAlias, reply: Reply, corr: str) -> None:
+    """Journal a channel SKU -> site SKU alias (or its removal) and answer the channel's aliases."""
+    channel, account, csku, sku = req.channel, req.account, req.channel_sku, req.sku
+    g.channel_settings(ctx.settings, channel)
+    engine = ctx.engine
+    engine.context("intake.alias", corr)
+    engine.emit(ev.AliasSet(ts=engine.now(), channel=channel, account=account, channel_sku=csku, sku=sku))
+    reply.ok({"channel": channel, "account": account,
+              "aliases": dict(engine.world.aliases.get((channel, account), {}))})
+
+
+def sources_health(ctx: Context, conn: Connection, req: p.SourcesHealth, reply: Reply, corr: str) -> None:
+    """Per channel and account: last delivery, outcome rates, silence."""
+    reply.ok(ctx.intake.health())
+
+
+def deadletters_discard(ctx: Context, conn: Connection, req: p.DeadLettersDiscard, reply: Reply,
+                        corr: str) -> None:
+    """Journal the discard of one dead letter or a cause group, with its reason."""
+    reason = req.reason
+    letters = select(ctx, req.letter_id, req.cause, req.channel, intake_only=False)
+    engine = ctx.engine
+    engine.context("deadletters.discard", corr)
+    for x in letters:
+        engine.emit(ev.DeadLetterDiscarded(ts=engine.now(), letter_id=x.letter_id, reason=reason))
+    reply.ok({"discarded": [x.letter_id for x in letters], "reason": reason})
 
 
 def delivery(req: p.OrderIngest) -> g.Delivery:
@@ -58,8 +68,8 @@ def delivery(req: p.OrderIngest) -> g.Delivery:
                       body=body, via="socket")
 
 
-def select(d: Daemon, letter_id: int | None, cause: str | None, channel: str | None, intake_only: bool = True):
-    world = d.engine.world
+def select(ctx: Context, letter_id: int | None, cause: str | None, channel: str | None, intake_only: bool = True):
+    world = ctx.engine.world
     if (letter_id is None) == (cause is None):
         raise InvalidInput("invalid_request", "give letter_id, or cause (and optionally channel)")
     if letter_id is not None:
@@ -67,7 +77,7 @@ def select(d: Daemon, letter_id: int | None, cause: str | None, channel: str | N
         if letter is None:
             raise NotFound("unknown_letter", f"no dead letter {letter_id}")
         return [letter]
-    now = d.engine.now()
+    now = ctx.engine.now()
     letters = [x for x in world.dead_letters.values()
                if x.cause == cause and (channel is None or x.channel == channel)
                and (x.kind == "intake" or not intake_only)]
@@ -76,27 +86,27 @@ def select(d: Daemon, letter_id: int | None, cause: str | None, channel: str | N
     return sorted(letters, key=lambda x: -letter_impact(x, now))
 
 
-def wants_intake_retry(d: Daemon, req: p.DeadLettersRetry) -> bool:
+def wants_intake_retry(ctx: Context, req: p.DeadLettersRetry) -> bool:
     if req.cause is not None:
         return True
-    letter = d.engine.world.dead_letters.get(req.letter_id) if req.letter_id is not None else None
+    letter = ctx.engine.world.dead_letters.get(req.letter_id) if req.letter_id is not None else None
     return letter is not None and letter.kind == "intake"
 
 
-def retry(d: Daemon, conn, req: p.DeadLettersRetry, reply, corr: str) -> None:
-    letters = select(d, req.letter_id, req.cause, req.channel)
+def retry(ctx: Context, conn: Connection, req: p.DeadLettersRetry, reply: Reply, corr: str) -> None:
+    letters = select(ctx, req.letter_id, req.cause, req.channel)
 
     async def run() -> None:
-        reply.ok(await d.intake.retry_letters(letters, corr))
+        reply.ok(await ctx.intake.retry_letters(letters, corr))
 
     conn.nursery.start_soon(run)
 
 
-def list_letters(d: Daemon) -> dict:
+def list_letters(ctx: Context) -> dict:
     """Every dead letter, highest impact first, and the letters grouped by cause."""
-    now = d.engine.now()
+    now = ctx.engine.now()
     rows = []
-    for x in d.engine.world.dead_letters.values():
+    for x in ctx.engine.world.dead_letters.values():
         row = {**msgspec.to_builtins(x), "at": iso_ts(x.ts), "impact_now": letter_impact(x, now)}
         rows.append(row)
     rows.sort(key=lambda r: -r["impact_now"])  # stable: actor letters keep their order

@@ -54,6 +54,7 @@ def stub_daemon():
     daemon = SimpleNamespace(
         settings=Settings(), budgets=server.Budgets(), connections=set(), hub=server.Hub(),
         recorder=FlakyRecorder(), rejected=0, state="serving", health_fails=0,
+        router=None, audit=None, intake=None, notifier=None,  # not reached by these requests
         engine=SimpleNamespace(journal=journal, now=lambda: 1.7e9, world=SimpleNamespace()),
     )
 
