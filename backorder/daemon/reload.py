@@ -34,6 +34,7 @@ from backorder.config.settings import ConfigError, Settings, load_settings
 from backorder.daemon import logging as dlog
 from backorder import protocol as p
 from backorder.daemon import requestlog
+from backorder.daemon.recovery import journal_file_policies
 
 if TYPE_CHECKING:
     from backorder.daemon.app import Daemon
@@ -155,7 +156,5 @@ def _policies(daemon: Daemon, old: Settings, new: Settings) -> None:
                 sku_rules.settle(world, s, engine.emit, now)
     changed = [name for name, pol in new.skus.items() if old.skus.get(name) != pol]
     if changed:
-        from backorder.daemon.app import journal_file_policies
-
         old.skus = {**old.skus, **{name: new.skus[name] for name in changed}}
         journal_file_policies(engine, {name: new.skus[name] for name in changed}, "config-reload")
