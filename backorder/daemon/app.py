@@ -4,11 +4,15 @@ Nurseries nest in start order and stop in reverse (OTP): the journal writer star
 and stops last; the actors next; the socket last and first to stop. A SIGINT/SIGTERM
 stops accepting and reading, lets every reply still owed go out within ``grace_s``,
 lets the actors finish what they were told, commits, removes the socket and returns.
-Recovery itself (rebuilding the model, the start-up checks) is ``recovery``.
+
+``Daemon`` is the composition root: it builds each part and hands it only what it uses
+(the gateway, the intake, the notifier, the metrics, a reload each get their own
+collaborators); recovery itself is ``recovery``.
 """
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import time
@@ -21,8 +25,8 @@ from backorder.actors import snapshot
 from backorder.actors.engine import Engine
 from backorder.actors.model import iso_ts
 from backorder.actors.router import Router
-from backorder.config.settings import Settings
-from backorder.daemon import access, dblock, metrics, recovery, reload, requestlog, sdnotify, server
+from backorder.config.settings import AccessSettings, Settings
+from backorder.daemon import access, dblock, handlers, metrics, recovery, reload, requestlog, sdnotify, server
 from backorder.daemon.journal import AuditReader, Journal
 from backorder.notify.notifier import Notifier
 from backorder.intake.service import IntakeService
@@ -31,28 +35,33 @@ log = structlog.get_logger()
 
 
 class Daemon:
+    """The composition root: builds the parts in the order they depend on each other and
+    wires them. The journal, the hub, the metrics recorder and the set of connections exist
+    from the start; the engine, the audit reader and the gateway once the journal is
+    recovered; the router, the notifier, the intake and the metrics endpoint once the
+    actors' nursery is open. Nothing is served before all of them exist."""
+
     def __init__(self, settings: Settings, config_path: str | None = None) -> None:
         self.settings = settings
         self.config_path = config_path
         self.systemd = sdnotify.Notifier()
-        self.roles = access.Roles(settings.access)
-        self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
         self.recorder = metrics.Recorder()
         requestlog.configure(settings.logging.requests)
-        self.accept_scopes: list[trio.CancelScope] = []  # the listeners' accept loops (drain)
         self.journal = Journal(settings.daemon.db)
-        self.engine: Engine
-        self.router: Router
-        self.intake: IntakeService
         self.hub = server.Hub()
-        self.audit: AuditReader
         self.connections: set[server.Connection] = set()
-        self.budgets = server.Budgets()  # connection slots per listener and role
-        self.conn_nursery: trio.Nursery
         self.started_at = time.time()
-        self.rejected = 0
         self.recovered_events = 0
         self.state = "starting"
+        # once the journal is recovered (_recover)
+        self.engine: Engine
+        self.audit: AuditReader
+        self.gateway: server.Gateway
+        # once the actors' nursery is open (run)
+        self.router: Router
+        self.notifier: Notifier
+        self.intake: IntakeService
+        self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
 
     def health(self) -> dict:
         journal = self.journal.statistics()
@@ -71,31 +80,36 @@ class Daemon:
             },
             "connections": len(self.connections),
             "subscribers": len(self.hub.subscribers),
-            "rejected_requests": self.rejected,
+            "rejected_requests": self.recorder.rejected,
             "dead_letters": len(self.engine.world.dead_letters),
             "recovered_events": self.recovered_events,
-            "notifier": {"breakers": self.notifier.statistics()} if hasattr(self, "notifier") else None,
+            "notifier": {"breakers": self.notifier.statistics()},
             "intake": self.intake.queue_view(),
         }
 
-    def apply_access(self, acc) -> None:
+    def apply_access(self, acc: AccessSettings) -> None:
         """New roles for the connections accepted from now on (a SIGHUP reload)."""
-        self.roles = access.Roles(acc)
+        self.gateway.roles = access.Roles(acc)
 
-    async def _start(self) -> None:
-        try:
-            self._lock = dblock.acquire(self.settings.daemon.db)  # one daemon per journal
-        except dblock.Locked as exc:
-            raise SystemExit(f"backorder: {exc}") from None
+    async def _recover(self) -> None:
+        """Rebuild the model from the journal (``recovery``), then build what needs it."""
         journal = self.journal
         self.engine, self.recovered_events = await recovery.recover_at_start(self.settings, journal,
                                                                              self.systemd.status)
         self.audit = AuditReader(self.settings.daemon.db)
+        self.gateway = server.Gateway(
+            settings=self.settings, journal=journal, now=self.engine.now, hub=self.hub, recorder=self.recorder,
+            budgets=server.Budgets(), connections=self.connections, roles=access.Roles(self.settings.access),
+            handle=functools.partial(handlers.handle, self))
         journal.listeners.append(self.hub.publish)
         journal.listeners.append(lambda _rows: self.recorder.committed(journal))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        await self._start()
+        try:
+            self._lock = dblock.acquire(self.settings.daemon.db)  # one daemon per journal
+        except dblock.Locked as exc:
+            raise SystemExit(f"backorder: {exc}") from None
+        await self._recover()
         sock_path = Path(self.settings.daemon.socket)
         try:
             async with trio.open_nursery() as core:
@@ -105,21 +119,23 @@ class Daemon:
                     d = self.settings.daemon
                     self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus)
                     await self.router.start()
-                    self.notifier = Notifier(self.engine)
+                    self.notifier = Notifier(self.engine, self.settings.notifications)
                     await actors.start(self.notifier.run)
-                    self.intake = IntakeService(self)
+                    self.intake = IntakeService(self.settings, self.engine, self.router, self.hub)
                     await actors.start(self.intake.run)
                     if self.settings.metrics.port is not None:  # lives until the actors stop
-                        self.metrics = metrics.Metrics(self)
+                        self.metrics = metrics.Metrics(
+                            self.settings.metrics, recorder=self.recorder, journal=self.journal,
+                            world=self.engine.world, router=self.router, connections=self.connections, hub=self.hub,
+                            started_at=self.started_at)
                         await actors.start(self.metrics.run)
-                    async with trio.open_nursery() as edge:
-                        self.conn_nursery = edge
-                        await edge.start(server.serve, sock_path, self)
+                    async with trio.open_nursery() as edge:  # the listeners and their connections
+                        await edge.start(server.serve, sock_path, self.gateway, edge)
                         await self._start_extra_listeners(edge)
                         if self.settings.intake.listen:
                             from backorder.intake import http  # hypercorn only when listening
 
-                            await http.start(self, edge)
+                            await http.start(self.intake, edge)
                         self.state = "serving"
                         log.info("daemon_ready", socket=str(sock_path), db=self.settings.daemon.db,
                                  mode=self.engine.world.mode, recovered_events=self.recovered_events)
@@ -127,6 +143,7 @@ class Daemon:
                         task_status.started(self)
                         await self._wait_for_stop_signal()
                         self.state = "draining"
+                        self.gateway.draining = True
                         log.info("daemon_draining", connections=len(self.connections))
                         self.systemd.stopping(f"draining {len(self.connections)} connections")
                         await self._drain(edge)
@@ -141,8 +158,7 @@ class Daemon:
         finally:
             self.journal.close()
             dblock.release(self._lock)
-            if hasattr(self, "audit"):
-                self.audit.close()
+            self.audit.close()
             # server.serve removes the socket it bound; never unlink here: if another daemon
             # already serves this path, the socket is that daemon's.
         log.info("daemon_stopped", last_seq=self.journal.last_seq)
@@ -150,7 +166,7 @@ class Daemon:
     async def _drain(self, edge: trio.Nursery) -> None:
         """Stop accepting and reading; let owed replies go out, within the grace period."""
         grace = self.settings.daemon.grace_s
-        for scope in self.accept_scopes:  # no new client (the socket files go now)
+        for scope in self.gateway.accept_scopes:  # no new client (the socket files go now)
             scope.cancel()
         for conn in list(self.connections):
             conn.read_scope.cancel()
@@ -179,21 +195,23 @@ class Daemon:
         """The read-only socket and the TCP listener, when configured."""
         acc = self.settings.access
         if acc.read_socket:
-            await edge.start(server.serve, Path(acc.read_socket), self, access.READ)
+            await edge.start(server.serve, Path(acc.read_socket), self.gateway, edge, access.READ)
         if self.settings.tcp.port is not None:
             from backorder.daemon import tcp
 
-            await edge.start(tcp.serve_tcp, self)
+            await edge.start(tcp.serve_tcp, self.gateway, edge)
 
     async def _wait_for_stop_signal(self) -> None:
         """SIGINT/SIGTERM: return (drain). SIGHUP: reload the config file. SIGUSR1: toggle
         the log level between debug and the configured level."""
+        targets = reload.Targets(settings=self.settings, engine=self.engine, router=self.router,
+                                 notifier=self.notifier, apply_access=self.apply_access, status=self.systemd.status)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1) as signals:
             async for signum in signals:
                 log.info("signal_received", signal=signal.Signals(signum).name)
                 if signum == signal.SIGHUP:
                     self.systemd.status("reloading config")
-                    reload.reload(self, self.config_path)
+                    reload.reload(targets, self.config_path)
                 elif signum == signal.SIGUSR1:
                     from backorder.daemon import logging as dlog
 
