@@ -105,10 +105,7 @@ class Daemon:
         journal.listeners.append(lambda _rows: self.recorder.committed(journal))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            self._lock = dblock.acquire(self.settings.daemon.db)  # one daemon per journal
-        except dblock.Locked as exc:
-            raise SystemExit(f"backorder: {exc}") from None
+        self._lock = dblock.acquire(self.settings.daemon.db)  # one daemon per journal (raises Locked)
         await self._recover()
         sock_path = Path(self.settings.daemon.socket)
         try:
@@ -228,6 +225,10 @@ SWITCH_INTERVAL_S = 0.001
 
 
 def run(settings: Settings, config_path: str | None = None) -> None:
+    """Run a daemon until a stop signal. When it cannot start it raises ``dblock.Locked``
+    (another daemon has the journal), ``server.SocketInUse`` (another daemon serves the
+    socket) or one of ``recovery.REFUSALS`` (the journal cannot be used, logged and told to
+    systemd here); the command line says why and exits."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     daemon = Daemon(settings, config_path)
     # Until the serving loop listens for them (after recovery), a SIGHUP or SIGUSR1 must
@@ -238,7 +239,20 @@ def run(settings: Settings, config_path: str | None = None) -> None:
         trio.run(daemon.run)
     except recovery.REFUSALS as exc:
         recovery.report_refusal(exc, daemon.systemd.status)
-        print(f"backorder: {exc}", file=sys.stderr)
-        raise SystemExit(65) from None  # EX_DATAERR: the unit does not restart on it
+        raise
+    except BaseExceptionGroup as group:
+        # A listener that cannot start fails inside the nurseries: its one exception, bare.
+        lone = _lone(group)
+        if isinstance(lone, server.SocketInUse):
+            raise lone from None
+        raise
     finally:
         daemon.systemd.close()
+
+
+def _lone(group: BaseExceptionGroup) -> BaseException:
+    """The exception nested groups of one exception each carry, or the group itself."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

@@ -62,6 +62,11 @@ def new_connection_id() -> int:
     return next(_conn_ids)
 
 
+class SocketInUse(Exception):
+    """Raised by ``serve`` (before binding) when a live daemon already answers on the
+    socket path: the path is left alone, it is that daemon's."""
+
+
 @dataclass(eq=False, slots=True)
 class Gateway:
     """What the listeners and their connections use of the daemon; built by the daemon
@@ -580,7 +585,7 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
 
 
 def prepare_socket_path(path: Path) -> None:
-    """Remove a stale socket left by a crash; refuse if a live daemon answers on it."""
+    """Remove a stale socket left by a crash; raise SocketInUse if a live daemon answers on it."""
     if not path.exists() and not path.is_symlink():
         path.parent.mkdir(parents=True, exist_ok=True)
         return
@@ -591,7 +596,7 @@ def prepare_socket_path(path: Path) -> None:
         path.unlink(missing_ok=True)
         log.info("stale_socket_removed", socket=str(path))
     else:
-        raise SystemExit(f"another backorder daemon is serving {path}")
+        raise SocketInUse(f"another backorder daemon is serving {path}")
     finally:
         probe.close()
 
@@ -600,7 +605,7 @@ async def serve(path: Path, gateway: Gateway, nursery: trio.Nursery, role: str |
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Serve a Unix socket, its connections in ``nursery``; ``role`` None decides each
     peer's role from its credentials (``[access]``), ``"read"`` makes every client of this
-    socket read-only."""
+    socket read-only. Raises SocketInUse when another daemon serves ``path``."""
     prepare_socket_path(path)
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
     await sock.bind(os.fspath(path))
