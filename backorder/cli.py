@@ -62,7 +62,7 @@ def cmd_serve(args) -> None:
     import structlog
 
     from backorder.config import service_checks
-    from backorder.daemon import app, logging
+    from backorder.daemon import app, dblock, logging, recovery, server
 
     settings = _settings(args)
     logging.configure(settings.daemon.log_level)
@@ -71,7 +71,13 @@ def cmd_serve(args) -> None:
         _refuse_config(ConfigError("; ".join(missing)))
     for warning in service_checks.exposure_warnings(settings):
         structlog.get_logger().warning("listener_exposed", detail=warning)
-    app.run(settings, args.config)
+    try:
+        app.run(settings, args.config)
+    except recovery.REFUSALS as exc:  # a damaged journal, an event that does not replay
+        print(f"backorder: {exc}", file=sys.stderr)
+        sys.exit(EXIT_DATA)
+    except (dblock.Locked, server.SocketInUse) as exc:  # another daemon has the journal or the socket
+        sys.exit(f"backorder: {exc}")
 
 
 def cmd_send(args) -> None:

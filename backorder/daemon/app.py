@@ -4,30 +4,29 @@ Nurseries nest in start order and stop in reverse (OTP): the journal writer star
 and stops last; the actors next; the socket last and first to stop. A SIGINT/SIGTERM
 stops accepting and reading, lets every reply still owed go out within ``grace_s``,
 lets the actors finish what they were told, commits, removes the socket and returns.
+
+``Daemon`` is the composition root: it builds each part and hands it only what it uses
+(the gateway, the intake, the notifier, the metrics, a reload each get their own
+collaborators); recovery itself is ``recovery``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
+import functools
 import signal
 import sys
 import time
 from pathlib import Path
 
-import msgspec
 import structlog
 import trio
 
-
-from backorder.actors import order_rules, sku_rules, snapshot
+from backorder.actors import snapshot
 from backorder.actors.engine import Engine
-from backorder.actors.events import EVENT_DECODER, SkuConfigured, UnjournalableEvent, tag_of
-from backorder.actors.model import World, iso_ts, parse_ts
+from backorder.actors.model import iso_ts
 from backorder.actors.router import Router
-from backorder.config.settings import Settings
-from backorder.daemon import access, dblock, integrity, metrics, reload, requestlog, sdnotify, server
-from backorder.daemon.clock import Clock, SimClock, WallClock
+from backorder.config.settings import AccessSettings, Settings
+from backorder.daemon import access, dblock, handlers, metrics, recovery, reload, requestlog, sdnotify, server
 from backorder.daemon.journal import AuditReader, Journal
 from backorder.notify.notifier import Notifier
 from backorder.intake.service import IntakeService
@@ -35,161 +34,34 @@ from backorder.intake.service import IntakeService
 log = structlog.get_logger()
 
 
-class UnreplayableEvent(Exception):
-    """Start-up: the journal event numbered ``seq`` cannot be decoded or applied, so the
-    model cannot be rebuilt. The message names the event and the repair commands."""
-
-    def __init__(self, db: str | Path, seq: int, event_type: str, error: str) -> None:
-        self.seq = seq
-        self.event_type = event_type
-        super().__init__(
-            f"journal event {seq} ({event_type}) in {db} cannot be replayed: {error}. "
-            f"The daemon did not start and wrote nothing. List every such event: "
-            f"`backorder journal check --db {db}`; set this one aside (its row is kept, the "
-            f"decision is journaled, replay skips it): `backorder journal quarantine {seq} --db {db} "
-            f"--reason \"...\"` (docs/operations.md, 'When the daemon refuses to start').")
-
-
-def replay(journal: Journal, world: World, after: int = 0) -> int:
-    """Apply the journal's events after ``after`` to the model (before anything else starts),
-    skipping quarantined ones. Raises UnreplayableEvent naming the first event that does
-    not decode or apply."""
-    decode = EVENT_DECODER.decode
-    evolve = world.evolve
-    skip = journal.quarantined
-    n = 0
-    for rows in journal.read(after):
-        for seq, body in rows:
-            if skip and seq in skip:
-                continue
-            try:
-                e = decode(body)
-            except msgspec.DecodeError as exc:
-                raise UnreplayableEvent(journal.path, seq, journal.row_type(seq), str(exc)) from None
-            try:
-                evolve(e)
-            except Exception as exc:  # noqa: BLE001 - reported with the event that caused it
-                raise UnreplayableEvent(journal.path, seq, tag_of(e), f"{type(exc).__name__}: {exc}") from exc
-        n += len(rows)
-        world.seq = rows[-1][0]
-    return n
-
-
-def rebuild(journal: Journal, settings: Settings) -> tuple[World, int, int]:
-    """The model as of the journal's last event: from the newest snapshot plus the events
-    after it, or by replaying everything when there is no usable snapshot.
-    Returns (world, snapshot seq or 0, events replayed)."""
-    snap = journal.latest_snapshot()
-    if snap is not None:
-        seq, body = snap
-        try:
-            world = snapshot.restore(settings, body)
-        except Exception as exc:  # noqa: BLE001 - the journal is the record: replay it all
-            # Never quietly: a snapshot that does not restore is a bug (or a damaged row);
-            # the full replay below is slower but rebuilds the same model.
-            log.error("snapshot_unusable", seq=seq, error=f"{type(exc).__name__}: {exc}", exc_info=exc,
-                      fallback="full replay")
-        else:
-            world.seq = seq
-            return world, seq, replay(journal, world, after=seq)
-    world = World(settings)
-    return world, 0, replay(journal, world)
-
-
-def recover(engine: Engine, configured: set[str]) -> int:
-    """Journal the config file's SKU policies, then finish what a crash interrupted.
-
-    1. Every ``[skus.NAME]`` policy of the config file is applied to the model when it is
-       built, but it is a fact of the journal only once journaled: each SKU of the file
-       with no ``sku_configured`` event yet (``configured``: ``Journal.skus_configured``) gets one,
-       cause ``config``, and is settled in the same context. So on a fresh site the
-       configured policies DO raise the reorders they call for (positions start at 0),
-       and the audit trail shows the policy that raised them. A SKU that already has a
-       journaled policy keeps it: the journal (``sku.configure`` over the socket, or the
-       file's table as first journaled) takes precedence over the file on later restarts,
-       so editing an existing ``[skus.NAME]`` table changes nothing; use sku.configure.
-    2. Serve every SKU queue and ship what is allocated: the same rules that run after
-       every message; on a clean journal they change nothing.
-
-    Returns the number of events journaled.
-    """
-    world, now, emit = engine.world, engine.now(), engine.emit
-    before = engine.journal.last_seq
-    journal_file_policies(engine, {name: policy for name, policy in world.settings.skus.items()
-                                   if name not in configured}, "startup")
-    engine.context("recovery", "startup")
-    for s in list(world.skus.values()):
-        if s.undecided or (s.queue and s.available > 0) or sku_rules.reorder_quantity(s):
-            with _refused_logged("sku", s.sku):
-                sku_rules.settle(world, s, emit, now)
-    for order in list(world.orders.values()):
-        if not order.cancelled and any(ln.allocated > ln.in_shipment for ln in order.lines):
-            with _refused_logged("order", order.order_id):
-                order_rules.settle_order(world, order, emit, now, engine.auto_pick)
-    return engine.journal.last_seq - before
-
-
-@contextlib.contextmanager
-def _refused_logged(kind: str, name: str):
-    """A decision that would journal an unreplayable event is not taken; start-up goes on
-    (the SKU or order is settled again by its next message) and the error is logged."""
-    try:
-        yield
-    except UnjournalableEvent as exc:
-        log.error("recovery_step_refused", **{kind: name}, event_type=exc.event_type, reason=exc.reason)
-
-
-def journal_file_policies(engine: Engine, policies: dict, corr: str) -> None:
-    """Journal ``[skus.NAME]`` policies of the config file (cause ``config``) and settle
-    each SKU in the same step: at start (recover) and on a SIGHUP reload."""
-    world, now, emit = engine.world, engine.now(), engine.emit
-    engine.context("config", corr)
-    for name, policy in policies.items():
-        emit(SkuConfigured(ts=now, sku=name, policy=policy))  # World._sku_configured marks it known
-        sku_rules.settle(world, world.sku(name), emit, now)
-
-
-async def _check_integrity(db: str, out: list) -> None:
-    try:
-        await trio.to_thread.run_sync(integrity.check, db)
-        out.append(None)
-    except integrity.IntegrityError as exc:
-        out.append(exc)
-
-
-def make_clock(settings: Settings, last_ts: float | None) -> Clock:
-    d = settings.daemon
-    if d.clock == "wall":
-        return WallClock()
-    start = parse_ts(d.clock_start) if d.clock_start else time.time()
-    if last_ts is not None:
-        start = max(start, last_ts)  # simulated time never runs backwards across restarts
-    return SimClock(start, d.clock_speed)
-
-
 class Daemon:
+    """The composition root: builds the parts in the order they depend on each other and
+    wires them. The journal, the hub, the metrics recorder and the set of connections exist
+    from the start; the engine, the audit reader and the gateway once the journal is
+    recovered; the router, the notifier, the intake and the metrics endpoint once the
+    actors' nursery is open. Nothing is served before all of them exist."""
+
     def __init__(self, settings: Settings, config_path: str | None = None) -> None:
         self.settings = settings
         self.config_path = config_path
         self.systemd = sdnotify.Notifier()
-        self.roles = access.Roles(settings.access)
-        self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
         self.recorder = metrics.Recorder()
         requestlog.configure(settings.logging.requests)
-        self.accept_scopes: list[trio.CancelScope] = []  # the listeners' accept loops (drain)
         self.journal = Journal(settings.daemon.db)
-        self.engine: Engine
-        self.router: Router
-        self.intake: IntakeService
         self.hub = server.Hub()
-        self.audit: AuditReader
         self.connections: set[server.Connection] = set()
-        self.budgets = server.Budgets()  # connection slots per listener and role
-        self.conn_nursery: trio.Nursery
         self.started_at = time.time()
-        self.rejected = 0
         self.recovered_events = 0
         self.state = "starting"
+        # once the journal is recovered (_recover)
+        self.engine: Engine
+        self.audit: AuditReader
+        self.gateway: server.Gateway
+        # once the actors' nursery is open (run)
+        self.router: Router
+        self.notifier: Notifier
+        self.intake: IntakeService
+        self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
 
     def health(self) -> dict:
         journal = self.journal.statistics()
@@ -208,66 +80,29 @@ class Daemon:
             },
             "connections": len(self.connections),
             "subscribers": len(self.hub.subscribers),
-            "rejected_requests": self.rejected,
+            "rejected_requests": self.recorder.rejected,
             "dead_letters": len(self.engine.world.dead_letters),
             "recovered_events": self.recovered_events,
-            "notifier": {"breakers": self.notifier.statistics()} if hasattr(self, "notifier") else None,
+            "notifier": {"breakers": self.notifier.statistics()},
             "intake": self.intake.queue_view(),
         }
 
-    def apply_access(self, acc) -> None:
+    def apply_access(self, acc: AccessSettings) -> None:
         """New roles for the connections accepted from now on (a SIGHUP reload)."""
-        self.roles = access.Roles(acc)
+        self.gateway.roles = access.Roles(acc)
 
-    async def _start(self) -> None:
+    async def _recover(self) -> None:
+        """Rebuild the model from the journal (``recovery``), then build what needs it."""
         journal = self.journal
-        t0 = time.perf_counter()
-        try:
-            self._lock = dblock.acquire(self.settings.daemon.db)  # one daemon per journal
-        except dblock.Locked as exc:
-            raise SystemExit(f"backorder: {exc}") from None
-        db = self.settings.daemon.db
-        checked: list[BaseException | None] = []
-        async with trio.open_nursery() as startup:
-            if self.settings.daemon.integrity_check:
-                # Read-only, in its own thread, alongside the replay (which is read-only
-                # too): on two cores it costs no start-up time. Nothing is written before
-                # its verdict (recover() below is the first write).
-                startup.start_soon(_check_integrity, db, checked)
-            try:
-                await trio.to_thread.run_sync(journal.open)
-                self.systemd.status(f"recovering {journal.last_seq} events")
-                # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
-                gc.disable()
-                built = await trio.to_thread.run_sync(rebuild, journal, self.settings)
-            except Exception as exc:  # noqa: BLE001 - a damaged file: the check's verdict speaks first
-                built = exc
-        if checked and checked[0] is not None:
-            raise checked[0]
-        if isinstance(built, Exception):
-            raise built
-        world, snap_seq, self.recovered_events = built
-        self.engine = Engine(self.settings, journal, make_clock(self.settings, journal.last_ts()), world=world)
-        journal.snapshot_seq = snap_seq
-        journal.snapshot_every = self.settings.daemon.snapshot_every
-        journal.snapshotter = lambda: snapshot.dump(self.engine.world)
-        decided = recover(self.engine, journal.skus_configured(self.settings.skus))
-        log.info("journal_recovered", snapshot_seq=snap_seq, events_replayed=self.recovered_events,
-                 new_decisions=decided, orders=len(world.orders), skus=len(world.skus),
-                 seconds=round(time.perf_counter() - t0, 3))
-        # The model is millions of small long-lived objects; default GC thresholds would
-        # rescan them all again and again (LIMITS.md: ~8 us per object per full pass).
-        # Freeze what recovery built and collect young objects less often.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(100_000, 50, 100)
-        gc.enable()
+        self.engine, self.recovered_events = await recovery.recover_at_start(self.settings, journal,
+                                                                             self.systemd.status)
         self.audit = AuditReader(self.settings.daemon.db)
         journal.listeners.append(self.hub.publish)
         journal.listeners.append(lambda _rows: self.recorder.committed(journal))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        await self._start()
+        self._lock = dblock.acquire(self.settings.daemon.db)  # one daemon per journal (raises Locked)
+        await self._recover()
         sock_path = Path(self.settings.daemon.socket)
         try:
             async with trio.open_nursery() as core:
@@ -277,21 +112,29 @@ class Daemon:
                     d = self.settings.daemon
                     self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus)
                     await self.router.start()
-                    self.notifier = Notifier(self.engine)
+                    self.notifier = Notifier(self.engine, self.settings.notifications)
                     await actors.start(self.notifier.run)
-                    self.intake = IntakeService(self)
+                    self.intake = IntakeService(self.settings, self.engine, self.router, self.hub)
                     await actors.start(self.intake.run)
                     if self.settings.metrics.port is not None:  # lives until the actors stop
-                        self.metrics = metrics.Metrics(self)
+                        self.metrics = metrics.Metrics(
+                            self.settings.metrics, recorder=self.recorder, journal=self.journal,
+                            world=self.engine.world, router=self.router, connections=self.connections, hub=self.hub,
+                            started_at=self.started_at)
                         await actors.start(self.metrics.run)
-                    async with trio.open_nursery() as edge:
-                        self.conn_nursery = edge
-                        await edge.start(server.serve, sock_path, self)
+                    # the gateway comes last: its op handlers reach every collaborator above
+                    self.gateway = server.Gateway(
+                        settings=self.settings, journal=self.journal, now=self.engine.now, hub=self.hub,
+                        recorder=self.recorder, budgets=server.Budgets(), connections=self.connections,
+                        roles=access.Roles(self.settings.access),
+                        handle=functools.partial(handlers.handle, handlers.Context.of(self)))
+                    async with trio.open_nursery() as edge:  # the listeners and their connections
+                        await edge.start(server.serve, sock_path, self.gateway, edge)
                         await self._start_extra_listeners(edge)
                         if self.settings.intake.listen:
                             from backorder.intake import http  # hypercorn only when listening
 
-                            await http.start(self, edge)
+                            await http.start(self.intake, edge)
                         self.state = "serving"
                         log.info("daemon_ready", socket=str(sock_path), db=self.settings.daemon.db,
                                  mode=self.engine.world.mode, recovered_events=self.recovered_events)
@@ -299,6 +142,7 @@ class Daemon:
                         task_status.started(self)
                         await self._wait_for_stop_signal()
                         self.state = "draining"
+                        self.gateway.draining = True
                         log.info("daemon_draining", connections=len(self.connections))
                         self.systemd.stopping(f"draining {len(self.connections)} connections")
                         await self._drain(edge)
@@ -313,8 +157,7 @@ class Daemon:
         finally:
             self.journal.close()
             dblock.release(self._lock)
-            if hasattr(self, "audit"):
-                self.audit.close()
+            self.audit.close()
             # server.serve removes the socket it bound; never unlink here: if another daemon
             # already serves this path, the socket is that daemon's.
         log.info("daemon_stopped", last_seq=self.journal.last_seq)
@@ -322,7 +165,7 @@ class Daemon:
     async def _drain(self, edge: trio.Nursery) -> None:
         """Stop accepting and reading; let owed replies go out, within the grace period."""
         grace = self.settings.daemon.grace_s
-        for scope in self.accept_scopes:  # no new client (the socket files go now)
+        for scope in self.gateway.accept_scopes:  # no new client (the socket files go now)
             scope.cancel()
         for conn in list(self.connections):
             conn.read_scope.cancel()
@@ -351,21 +194,23 @@ class Daemon:
         """The read-only socket and the TCP listener, when configured."""
         acc = self.settings.access
         if acc.read_socket:
-            await edge.start(server.serve, Path(acc.read_socket), self, access.READ)
+            await edge.start(server.serve, Path(acc.read_socket), self.gateway, edge, access.READ)
         if self.settings.tcp.port is not None:
             from backorder.daemon import tcp
 
-            await edge.start(tcp.serve_tcp, self)
+            await edge.start(tcp.serve_tcp, self.gateway, edge)
 
     async def _wait_for_stop_signal(self) -> None:
         """SIGINT/SIGTERM: return (drain). SIGHUP: reload the config file. SIGUSR1: toggle
         the log level between debug and the configured level."""
+        targets = reload.Targets(settings=self.settings, engine=self.engine, router=self.router,
+                                 notifier=self.notifier, apply_access=self.apply_access, status=self.systemd.status)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1) as signals:
             async for signum in signals:
                 log.info("signal_received", signal=signal.Signals(signum).name)
                 if signum == signal.SIGHUP:
                     self.systemd.status("reloading config")
-                    reload.reload(self, self.config_path)
+                    reload.reload(targets, self.config_path)
                 elif signum == signal.SIGUSR1:
                     from backorder.daemon import logging as dlog
 
@@ -382,6 +227,10 @@ SWITCH_INTERVAL_S = 0.001
 
 
 def run(settings: Settings, config_path: str | None = None) -> None:
+    """Run a daemon until a stop signal. When it cannot start it raises ``dblock.Locked``
+    (another daemon has the journal), ``server.SocketInUse`` (another daemon serves the
+    socket) or one of ``recovery.REFUSALS`` (the journal cannot be used, logged and told to
+    systemd here); the command line says why and exits."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     daemon = Daemon(settings, config_path)
     # Until the serving loop listens for them (after recovery), a SIGHUP or SIGUSR1 must
@@ -390,15 +239,22 @@ def run(settings: Settings, config_path: str | None = None) -> None:
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     try:
         trio.run(daemon.run)
-    except integrity.IntegrityError as exc:
-        log.error("integrity_check_failed", reason=str(exc))
-        daemon.systemd.status(f"refused to start: {exc}")
-        print(f"backorder: {exc}", file=sys.stderr)
-        raise SystemExit(65) from None  # EX_DATAERR: the unit does not restart on it
-    except UnreplayableEvent as exc:
-        log.error("journal_unreplayable", seq=exc.seq, event_type=exc.event_type, reason=str(exc))
-        daemon.systemd.status(f"refused to start: journal event {exc.seq} cannot be replayed")
-        print(f"backorder: {exc}", file=sys.stderr)
-        raise SystemExit(65) from None
+    except recovery.REFUSALS as exc:
+        recovery.report_refusal(exc, daemon.systemd.status)
+        raise
+    except BaseExceptionGroup as group:
+        # A listener that cannot start fails inside the nurseries: its one exception, bare.
+        lone = _lone(group)
+        if isinstance(lone, server.SocketInUse):
+            raise lone from None
+        raise
     finally:
         daemon.systemd.close()
+
+
+def _lone(group: BaseExceptionGroup) -> BaseException:
+    """The exception nested groups of one exception each carry, or the group itself."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

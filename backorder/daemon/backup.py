@@ -150,7 +150,7 @@ def _audit(conn: sqlite3.Connection):
 
 
 class _ReadOnlyJournal:
-    """What ``app.rebuild`` needs of a Journal, over a read-only connection."""
+    """What ``recovery.rebuild`` needs of a Journal, over a read-only connection."""
 
     def __init__(self, conn: sqlite3.Connection, path) -> None:
         from backorder.daemon.journal import Journal, quarantined
@@ -167,7 +167,7 @@ class _ReadOnlyJournal:
 def _orders(conn: sqlite3.Connection, db, settings):
     from backorder.actors import views
     from backorder.config.settings import Settings
-    from backorder.daemon.app import rebuild
+    from backorder.daemon.recovery import rebuild
 
     world, _, _ = rebuild(_ReadOnlyJournal(conn, db), settings or Settings())
     ts = conn.execute("SELECT ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()

@@ -32,7 +32,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from backorder.actors import views
 
 if TYPE_CHECKING:
-    from backorder.daemon.app import Daemon
+    from collections.abc import Collection
+
+    from backorder.actors.model import World
+    from backorder.actors.router import Router
+    from backorder.config.settings import MetricsSettings
+    from backorder.daemon.journal import Journal
+    from backorder.daemon.server import Hub
 
 log = structlog.get_logger()
 
@@ -72,6 +78,7 @@ class Recorder:
         self.latency = Hist(LATENCY_BUCKETS)
         self.commit = Hist(COMMIT_BUCKETS)
         self.batch = Hist(BATCH_BUCKETS)
+        self.rejected = 0  # requests refused as bad input (health: rejected_requests)
 
     def request(self, op: str) -> None:
         self.requests[op] = self.requests.get(op, 0) + 1
@@ -150,14 +157,25 @@ def serve_http(host: str, port: int, registry: CollectorRegistry, timeout_s: flo
 
 
 class Metrics:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    """The endpoint: its families are built from the parts passed here (read on the trio
+    thread at each refresh)."""
+
+    def __init__(self, cfg: MetricsSettings, *, recorder: Recorder, journal: Journal, world: World, router: Router,
+                 connections: Collection, hub: Hub, started_at: float) -> None:
+        self.cfg = cfg
+        self.recorder = recorder
+        self.journal = journal
+        self.world = world
+        self.router = router
+        self.connections = connections
+        self.hub = hub
+        self.started_at = started_at
         self.registry = CollectorRegistry(auto_describe=False)
         self.snapshot = _Snapshot()
         self.registry.register(self.snapshot)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        m = self.daemon.settings.metrics
+        m = self.cfg
         self.refresh()
         server, thread = serve_http(m.host, m.port or 0, self.registry, m.timeout_s, m.max_connections)
         log.info("metrics_listening", host=m.host, port=server.server_port)
@@ -174,9 +192,8 @@ class Metrics:
 
     def refresh(self) -> None:
         """Build every family from the daemon's state (trio thread) and swap them in."""
-        d = self.daemon
-        rec = d.recorder
-        world = d.engine.world
+        rec = self.recorder
+        world = self.world
         out = []
         c = CounterMetricFamily("backorder_requests", "Requests received, by op", labels=["op"])
         for op, n in sorted(rec.requests.items()):
@@ -190,14 +207,14 @@ class Metrics:
                                       "From reading a request to sending its reply (durable)"))
         out.append(rec.commit.family("backorder_journal_commit_seconds", "Duration of one journal commit"))
         out.append(rec.batch.family("backorder_journal_commit_batch_events", "Events per journal commit"))
-        j = d.journal
+        j = self.journal
         out += [
             _gauge("backorder_journal_last_seq", "Last journaled event", j.last_seq),
             _gauge("backorder_journal_lag_events", "Journaled events not yet durable", j.last_seq - j.committed_seq),
             _gauge("backorder_journal_last_commit_timestamp_seconds", "Wall time of the last commit",
                    j.last_commit_at or 0),
         ]
-        r = d.router
+        r = self.router
         depths = [ch.statistics().current_buffer_used for ch in r.inboxes.values()]
         g = GaugeMetricFamily("backorder_mailbox_depth", "Messages waiting in actor mailboxes", labels=["actor"])
         g.add_metric(["order"], r.order_inbox.statistics().current_buffer_used)
@@ -223,9 +240,9 @@ class Metrics:
                    k["order_accuracy"]),
             _gauge("backorder_dead_letters", "Dead-lettered messages", k["dead_letters"]),
             _gauge("backorder_orders", "Orders known", k["orders"]),
-            _gauge("backorder_connections", "Open client connections", len(d.connections)),
-            _gauge("backorder_subscribers", "Event subscribers", len(d.hub.subscribers)),
-            _gauge("backorder_uptime_seconds", "Seconds since start", time.time() - d.started_at),
+            _gauge("backorder_connections", "Open client connections", len(self.connections)),
+            _gauge("backorder_subscribers", "Event subscribers", len(self.hub.subscribers)),
+            _gauge("backorder_uptime_seconds", "Seconds since start", time.time() - self.started_at),
         ]
         self.snapshot.families = out  # one reference swap: the HTTP thread sees old or new
 

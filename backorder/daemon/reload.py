@@ -22,6 +22,8 @@ log line; the running config stays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,15 +32,30 @@ import structlog
 
 from backorder.actors import sku_rules
 from backorder.config import service_checks
-from backorder.config.settings import ConfigError, Settings, load_settings
+from backorder.config.settings import AccessSettings, ConfigError, Settings, load_settings
 from backorder.daemon import logging as dlog
 from backorder import protocol as p
 from backorder.daemon import requestlog
+from backorder.daemon.recovery import journal_file_policies
 
 if TYPE_CHECKING:
-    from backorder.daemon.app import Daemon
+    from backorder.actors.engine import Engine
+    from backorder.actors.router import Router
+    from backorder.notify.notifier import Notifier
 
 log = structlog.get_logger()
+
+
+@dataclass(eq=False, slots=True)
+class Targets:
+    """The running parts a reload changes; built by the daemon once they all run."""
+
+    settings: Settings  # the running settings, changed in place (every part reads them at each use)
+    engine: Engine  # journals the changed policies
+    router: Router  # the order actor gets a changed [allocation] as a policy.set
+    notifier: Notifier  # new channel settings and templates
+    apply_access: Callable[[AccessSettings], None]  # new roles for the connections accepted from now on
+    status: Callable[[str], None]  # the service manager's status line
 
 class _LogReply:
     """Where the answer to a change made by a reload goes: the log."""
@@ -53,7 +70,7 @@ class _LogReply:
         log.error("reload_change_failed", change=self.what, code=code, reason=message)
 
 
-def reload(daemon: Daemon, path: str | Path | None) -> bool:
+def reload(targets: Targets, path: str | Path | None) -> bool:
     """Apply the file at ``path``; False (and the old config kept) if it is invalid."""
     if path is None:
         log.warning("reload_skipped", reason="the daemon was started without --config")
@@ -69,7 +86,7 @@ def reload(daemon: Daemon, path: str | Path | None) -> bool:
         return False
     for warning in service_checks.exposure_warnings(new):
         log.warning("listener_exposed", detail=warning)
-    old = daemon.settings
+    old = targets.settings
     # keep what the command line overrode and what only a restart can change
     if msgspec.structs.replace(new.tcp, clients=old.tcp.clients) != old.tcp:
         log.warning("reload_needs_restart", section="tcp")
@@ -88,18 +105,18 @@ def reload(daemon: Daemon, path: str | Path | None) -> bool:
         old.daemon.log_level = new.daemon.log_level
     requestlog.configure(new.logging.requests)
     old.logging = new.logging
-    daemon.apply_access(new.access)
+    targets.apply_access(new.access)
     old.limits = new.limits
     old.access = new.access
-    _policies(daemon, old, new)
-    _channels(daemon, old, new)
+    _policies(targets, old, new)
+    _channels(targets.notifier, old, new)
     _intake(old, new)
     log.info("config_reloaded", config=str(path))
-    daemon.systemd.status(f"serving (config reloaded from {path})")
+    targets.status(f"serving (config reloaded from {path})")
     return True
 
 
-def _channels(daemon: Daemon, old: Settings, new: Settings) -> None:
+def _channels(notifier: Notifier, old: Settings, new: Settings) -> None:
     """``[notifications]``: routes, tolerance, tracking URL and EDI ids are read by the rules
     at each decision (and the decision is journaled with its channel); the notifier gets
     new channel settings (SMTP, webhook, file drop), templates, retry and breaker settings
@@ -111,9 +128,6 @@ def _channels(daemon: Daemon, old: Settings, new: Settings) -> None:
         log.warning("reload_needs_restart", section="notifications.routes",
                     reason="depletion warnings start only if routes were set at start")
     old.notifications = cfg
-    notifier = getattr(daemon, "notifier", None)
-    if notifier is None:
-        return
     notifier.configure(cfg)
 
 
@@ -131,14 +145,14 @@ def _intake(old: Settings, new: Settings) -> None:
     old.locations = new.locations
 
 
-def _policies(daemon: Daemon, old: Settings, new: Settings) -> None:
-    engine = daemon.engine
+def _policies(targets: Targets, old: Settings, new: Settings) -> None:
+    engine = targets.engine
     world = engine.world
     if new.allocation != old.allocation:
         w = new.allocation.weights
         req = p.PolicySet(mode=new.allocation.mode,
                           weights=p.WeightsUpdate(rush=w.rush, value=w.value, age=w.age))
-        daemon.router.call_order(req, _LogReply("allocation"), "config-reload")
+        targets.router.call_order(req, _LogReply("allocation"), "config-reload")
         old.allocation = new.allocation
     if new.default_policy != old.default_policy:
         # SKUs with no journaled policy follow the file's default, as a restart would make them
@@ -155,7 +169,5 @@ def _policies(daemon: Daemon, old: Settings, new: Settings) -> None:
                 sku_rules.settle(world, s, engine.emit, now)
     changed = [name for name, pol in new.skus.items() if old.skus.get(name) != pol]
     if changed:
-        from backorder.daemon.app import journal_file_policies
-
         old.skus = {**old.skus, **{name: new.skus[name] for name in changed}}
         journal_file_policies(engine, {name: new.skus[name] for name in changed}, "config-reload")

@@ -18,6 +18,10 @@ Connections are admitted against ``Budgets`` (per listener and role) and each ru
 contained (``connection_failed``): an exception in it or in any task it started is
 logged and costs that connection, never the daemon's connection nursery, where it would
 cancel every other connection and stop the daemon.
+
+What the listeners and connections use of the daemon is a ``Gateway``: the journal, the
+hub, the metrics recorder, the budgets, the settings, the clock and the function that
+answers a decoded request.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import math
 import os
 import socket as stdsocket
 from collections import Counter
+from collections.abc import Callable
 from contextlib import aclosing
+from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
@@ -37,13 +43,14 @@ import structlog
 import trio
 
 from backorder.actors.model import iso_ts
-from backorder.daemon import access, handlers, requestlog
+from backorder.daemon import access, requestlog
 from backorder import protocol as p
 from backorder.errors import Rejected
 
 if TYPE_CHECKING:
-    from backorder.daemon.app import Daemon
-    from backorder.daemon.journal import Row
+    from backorder.config.settings import Settings
+    from backorder.daemon.journal import Journal, Row
+    from backorder.daemon.metrics import Recorder
 
 log = structlog.get_logger()
 _conn_ids = itertools.count(1)
@@ -53,6 +60,30 @@ UNIX, TCP = "unix", "tcp"  # the listeners, each with its own connection budget
 
 def new_connection_id() -> int:
     return next(_conn_ids)
+
+
+class SocketInUse(Exception):
+    """Raised by ``serve`` (before binding) when a live daemon already answers on the
+    socket path: the path is left alone, it is that daemon's."""
+
+
+@dataclass(eq=False, slots=True)
+class Gateway:
+    """What the listeners and their connections use of the daemon; built by the daemon
+    once the journal is recovered, shared by every listener."""
+
+    settings: Settings  # the running settings: a reload of [limits] and [access] applies at the next use
+    journal: Journal  # a reply leaves once the journal is durable up to the events before it
+    now: Callable[[], float]  # the engine's clock (the time of a `lagged` line)
+    hub: Hub
+    recorder: Recorder
+    budgets: Budgets
+    connections: set[Connection]  # open connections (a drain waits for it to empty)
+    roles: access.Roles  # replaced by a reload, for the connections accepted after it
+    # answers or routes one decoded request; raises Rejected for bad input
+    handle: Callable[[Connection, p.Request, Reply, str], None]
+    accept_scopes: list[trio.CancelScope] = field(default_factory=list)  # cancelled by a drain
+    draining: bool = False  # set once the drain begins: a connection accepted since is not read
 
 
 class Reply:
@@ -74,7 +105,7 @@ class Reply:
         self.conn.put_reply(p.ok(self.req_id, result), self.t0)
 
     def error(self, code: str, message: str) -> None:
-        self.conn.daemon.recorder.error(self.op, code)
+        self.conn.gateway.recorder.error(self.op, code)
         if requestlog.wanted(self.op, False):
             requestlog.summary(self, False, code=code, message=message)
         self.conn.put_reply(p.err(self.req_id, code, message), self.t0)
@@ -90,16 +121,16 @@ class Disconnect(Exception):
 
 
 class Connection:
-    def __init__(self, daemon: Daemon, nursery: trio.Nursery, role: str = access.WRITE,
+    def __init__(self, gateway: Gateway, nursery: trio.Nursery, role: str = access.WRITE,
                  peer: str = "", conn_id: int | None = None) -> None:
         self.id = new_connection_id() if conn_id is None else conn_id
         self.role = role
         self.read_only = role != access.WRITE
         self.peer = peer
-        self.daemon = daemon
+        self.gateway = gateway
         self.nursery = nursery
         self.out_send, self.out_recv = trio.open_memory_channel(math.inf)
-        self.max_inflight = daemon.settings.daemon.max_inflight
+        self.max_inflight = gateway.settings.daemon.max_inflight
         self.slots = trio.Semaphore(self.max_inflight)
         self.event_types: frozenset[str] = frozenset()
         self.queued_events = 0
@@ -129,20 +160,20 @@ class Connection:
         if self.owed() <= 0:
             self.all_answered.set()
         try:
-            self.out_send.send_nowait((self.daemon.engine.journal.last_seq, msg, t0))
+            self.out_send.send_nowait((self.gateway.journal.last_seq, msg, t0))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away; its request was still carried out
 
     def put_events(self, lines: list[tuple[str, bytes]]) -> None:
         """Called by the hub after a commit with ``(type, event line)`` per journaled event:
         queue this subscriber's events, or count what its full buffer misses."""
-        limit = self.daemon.settings.daemon.subscriber_buffer
+        limit = self.gateway.settings.daemon.subscriber_buffer
         types = self.event_types
         for kind, line in lines:
             if kind not in types:
                 continue
             if self.queued_events >= limit:
-                if self.daemon.settings.limits.subscriber_overflow == "disconnect":
+                if self.gateway.settings.limits.subscriber_overflow == "disconnect":
                     self._overflowed(limit)
                     return
                 self.missed_events += 1
@@ -165,7 +196,7 @@ class Connection:
         ``broke`` and closed (the first reason given wins)."""
         if self.broke is None:
             self.broke = broke
-            self.daemon.hub.discard(self)
+            self.gateway.hub.discard(self)
             self.read_scope.cancel()
 
 
@@ -304,23 +335,23 @@ class Budgets:
             del self.pending[host]
 
 
-async def handle_client(stream: trio.abc.Stream, daemon: Daemon, role: str | None = None) -> None:
+async def handle_client(stream: trio.abc.Stream, gateway: Gateway, role: str | None = None) -> None:
     """Serve one Unix-socket connection, contained. ``role`` None: decided from the peer's
     credentials."""
     conn_id = new_connection_id()
     peer = ""
     try:
         if role is None:
-            role, peer = _unix_role(stream, daemon)
-        refused = daemon.budgets.admit(daemon.settings, UNIX, role)
+            role, peer = _unix_role(stream, gateway.roles)
+        refused = gateway.budgets.admit(gateway.settings, UNIX, role)
         if refused is not None:
             await refuse(stream, msgspec.Raw(b"null"), refused)
             log.warning("connection_refused", reason="too_many_connections", listener=UNIX, role=role, peer=peer)
             return
         try:
-            await serve_connection(stream, daemon, role, peer, conn_id=conn_id)
+            await serve_connection(stream, gateway, role, peer, conn_id=conn_id)
         finally:
-            daemon.budgets.release(UNIX, role)
+            gateway.budgets.release(UNIX, role)
     except* Exception as failure:
         await connection_failed(stream, failure, conn=conn_id, listener=UNIX, peer=peer)
     finally:
@@ -366,24 +397,24 @@ async def close(stream: trio.abc.Stream) -> None:
     await trio.aclose_forcefully(stream)
 
 
-async def serve_connection(stream: trio.abc.Stream, daemon: Daemon, role: str, peer: str, first: bytes = b"",
+async def serve_connection(stream: trio.abc.Stream, gateway: Gateway, role: str, peer: str, first: bytes = b"",
                            *, conn_id: int) -> None:
     """Serve an admitted connection until it ends; the caller contains and closes it."""
     async with trio.open_nursery() as nursery:
-        conn = Connection(daemon, nursery, role, peer, conn_id)
+        conn = Connection(gateway, nursery, role, peer, conn_id)
         log_ = log.bind(conn=conn.id)
-        daemon.connections.add(conn)
-        if daemon.state == "draining":  # accepted (or authenticated) as the drain began
+        gateway.connections.add(conn)
+        if gateway.draining:  # accepted (or authenticated) as the drain began
             conn.read_scope.cancel()
         try:
-            await _serve_connection(stream, conn, daemon, nursery, first, log_)
+            await _serve_connection(stream, conn, gateway, nursery, first, log_)
         finally:
             # only now: a drain waits for this set to empty, i.e. for every reply to be sent
-            daemon.connections.discard(conn)
-            daemon.hub.discard(conn)
+            gateway.connections.discard(conn)
+            gateway.hub.discard(conn)
 
 
-async def _serve_connection(stream, conn: Connection, daemon: Daemon, nursery: trio.Nursery, first: bytes,
+async def _serve_connection(stream, conn: Connection, gateway: Gateway, nursery: trio.Nursery, first: bytes,
                             log_) -> None:
     log_.debug("connection_opened", role=conn.role, peer=conn.peer)
     writer_done = trio.Event()
@@ -391,16 +422,16 @@ async def _serve_connection(stream, conn: Connection, daemon: Daemon, nursery: t
     broke: Disconnect | None = None
     try:
         with conn.read_scope:
-            await _reader(stream, conn, daemon, first)
+            await _reader(stream, conn, gateway, first)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     except Disconnect as exc:
         broke = exc
     finally:
-        daemon.hub.discard(conn)
+        gateway.hub.discard(conn)
     broke = broke or conn.broke
     if broke is not None:
-        daemon.recorder.error("-", broke.code)
+        gateway.recorder.error("-", broke.code)
         conn.put_reply(p.err(msgspec.Raw(b"null"), broke.code, broke.message))
         log_.warning("connection_limit", code=broke.code, reason=broke.message, role=conn.role, peer=conn.peer)
     # Replies still owed by the actors (a drain stopped the reader, or the client
@@ -408,7 +439,7 @@ async def _serve_connection(stream, conn: Connection, daemon: Daemon, nursery: t
     # although their requests are carried out. Bounded by the grace period (a drain's
     # deadline bounds it too), so a reply that never comes cannot hold the connection.
     if broke is None:
-        with trio.move_on_after(daemon.settings.daemon.grace_s):
+        with trio.move_on_after(gateway.settings.daemon.grace_s):
             await conn.wait_answered()
     # Let every reply still owed go out (the writer ends when the channel is empty).
     await conn.out_send.aclose()
@@ -424,38 +455,39 @@ async def _serve_connection(stream, conn: Connection, daemon: Daemon, nursery: t
 DISCONNECT_FLUSH_S = 1.0
 
 
-def _unix_role(stream: trio.abc.Stream, daemon: Daemon) -> tuple[str, str]:
+def _unix_role(stream: trio.abc.Stream, roles: access.Roles) -> tuple[str, str]:
     sock = getattr(stream, "socket", None)
     if sock is None or sock.family != stdsocket.AF_UNIX:
         return access.WRITE, ""
     try:
         pid, uid, gid = access.peer_credentials(sock)
     except OSError:
-        return daemon.roles.default, ""
-    return daemon.roles.role_for(uid, gid), f"pid={pid} uid={uid} gid={gid}"
+        return roles.default, ""
+    return roles.role_for(uid, gid), f"pid={pid} uid={uid} gid={gid}"
 
 
-async def _receive(stream, conn: Connection, daemon: Daemon) -> bytes:
+async def _receive(stream, conn: Connection, gateway: Gateway) -> bytes:
     """The next chunk from the client; a client that sends nothing for
     ``limits.idle_timeout_s`` while it is owed nothing and subscribes to nothing is idle."""
     while True:
-        idle = daemon.settings.limits.idle_timeout_s
+        idle = gateway.settings.limits.idle_timeout_s
         if not idle:
             return await stream.receive_some(65536)
         with trio.move_on_after(idle):
             return await stream.receive_some(65536)
-        if conn in daemon.hub.subscribers or conn.slots.value < conn.max_inflight:
+        if conn in gateway.hub.subscribers or conn.slots.value < conn.max_inflight:
             continue  # waiting for events or replies is not idleness
         raise Disconnect("idle_timeout", f"no request for {idle:g} s; the connection is closed")
 
 
-async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") -> None:
+async def _reader(stream, conn: Connection, gateway: Gateway, first: bytes = b"") -> None:
     prefix = f"c{conn.id}."
-    max_line = daemon.settings.limits.line_bytes
+    max_line = gateway.settings.limits.line_bytes
     read_only = conn.read_only
-    record = daemon.recorder.request
-    ctx = handlers.Context.of(daemon)
-    lines = read_lines(stream, max_line, lambda: _receive(stream, conn, daemon), first)
+    recorder = gateway.recorder
+    record = recorder.request
+    handle = gateway.handle
+    lines = read_lines(stream, max_line, lambda: _receive(stream, conn, gateway), first)
     # aclosing: when the loop ends by an exception, the generator is closed here, not by the
     # garbage collector later (where its own exit would be an unraisable exception)
     async with aclosing(lines):
@@ -465,16 +497,16 @@ async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") 
             except trio.WouldBlock:
                 # Back-pressure: wait for replies to go out; a client that never reads them
                 # would hold its slots for ever, so after a while it is disconnected.
-                with trio.move_on_after(daemon.settings.limits.inflight_wait_s) as waited:
+                with trio.move_on_after(gateway.settings.limits.inflight_wait_s) as waited:
                     await conn.slots.acquire()
                 if waited.cancelled_caught:
                     raise Disconnect("too_many_inflight",
                                      f"{conn.max_inflight} requests unanswered for "
-                                     f"{daemon.settings.limits.inflight_wait_s:g} s (replies not read)") from None
+                                     f"{gateway.settings.limits.inflight_wait_s:g} s (replies not read)") from None
             conn.requests += 1
             if line is TOO_LONG:
                 conn.slots.release()
-                daemon.rejected += 1
+                recorder.rejected += 1
                 raise Disconnect("line_too_long", f"a request line may be at most {max_line} bytes")
             if not line.strip():
                 conn.slots.release()
@@ -489,21 +521,22 @@ async def _reader(stream, conn: Connection, daemon: Daemon, first: bytes = b"") 
                 record(op)
                 corr = prefix + str(conn.requests)
                 reply = Reply(conn, req.id, op, perf_counter(), corr)
-                handlers.handle(ctx, conn, req, reply, corr)
+                handle(conn, req, reply, corr)
             except Rejected as exc:
                 # the canonical `request` line (requestlog) says why
                 Reply(conn, p.request_id(line), op).error(exc.code, exc.message)
-                daemon.rejected += 1
+                recorder.rejected += 1
             except Exception as exc:  # a bug must cost one request, never the daemon
                 Reply(conn, p.request_id(line), op).error("internal_error", f"{type(exc).__name__}: {exc}")
                 log.exception("request_failed", conn=conn.id)
 
 
 async def _writer(stream, conn: Connection, done: trio.Event) -> None:
-    journal = conn.daemon.engine.journal
+    gateway = conn.gateway
+    journal = gateway.journal
     buf = bytearray()
     encode_into = p.ENCODER.encode_into
-    observe = conn.daemon.recorder.latency.observe
+    observe = gateway.recorder.latency.observe
     try:
         async for item in conn.out_recv:
             items = [item]
@@ -531,7 +564,7 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
                     buf += it
                     conn.queued_events -= 1
             if conn.missed_events and not conn.queued_events:
-                buf += event_line(journal.committed_seq, iso_ts(conn.daemon.engine.now()),
+                buf += event_line(journal.committed_seq, iso_ts(gateway.now()),
                                   b'{"type":"lagged","missed":' + str(conn.missed_events).encode() + b"}")
                 conn.missed_events = 0
             try:
@@ -552,7 +585,7 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
 
 
 def prepare_socket_path(path: Path) -> None:
-    """Remove a stale socket left by a crash; refuse if a live daemon answers on it."""
+    """Remove a stale socket left by a crash; raise SocketInUse if a live daemon answers on it."""
     if not path.exists() and not path.is_symlink():
         path.parent.mkdir(parents=True, exist_ok=True)
         return
@@ -563,19 +596,20 @@ def prepare_socket_path(path: Path) -> None:
         path.unlink(missing_ok=True)
         log.info("stale_socket_removed", socket=str(path))
     else:
-        raise SystemExit(f"another backorder daemon is serving {path}")
+        raise SocketInUse(f"another backorder daemon is serving {path}")
     finally:
         probe.close()
 
 
-async def serve(path: Path, daemon: Daemon, role: str | None = None, *,
+async def serve(path: Path, gateway: Gateway, nursery: trio.Nursery, role: str | None = None, *,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Serve a Unix socket; ``role`` None decides each peer's role from its credentials
-    (``[access]``), ``"read"`` makes every client of this socket read-only."""
+    """Serve a Unix socket, its connections in ``nursery``; ``role`` None decides each
+    peer's role from its credentials (``[access]``), ``"read"`` makes every client of this
+    socket read-only. Raises SocketInUse when another daemon serves ``path``."""
     prepare_socket_path(path)
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
     await sock.bind(os.fspath(path))
-    acc = daemon.settings.access
+    acc = gateway.settings.access
     gid = access.socket_group(acc)
     if gid is not None:
         os.chown(path, -1, gid)
@@ -583,17 +617,17 @@ async def serve(path: Path, daemon: Daemon, role: str | None = None, *,
     sock.listen(128)
     listener = trio.SocketListener(sock)
     try:
-        await serve_until_drain(daemon, [listener], lambda stream: handle_client(stream, daemon, role),
-                                task_status)
+        await serve_until_drain(gateway, listeners=[listener], nursery=nursery,
+                                handler=lambda stream: handle_client(stream, gateway, role), task_status=task_status)
     finally:
         path.unlink(missing_ok=True)
 
 
-async def serve_until_drain(daemon: Daemon, listeners: list, handler, task_status) -> None:
+async def serve_until_drain(gateway: Gateway, *, listeners: list, nursery: trio.Nursery, handler,
+                            task_status) -> None:
     """Accept on ``listeners`` until the daemon drains: a drain cancels the accept loops at
-    once (new clients are refused), while the connections, in the daemon's connection
-    nursery, finish what they were asked."""
+    once (new clients are refused), while the connections, in ``nursery`` (the daemon's
+    connection nursery), finish what they were asked."""
     with trio.CancelScope() as accepting:
-        daemon.accept_scopes.append(accepting)
-        await trio.serve_listeners(handler, listeners, handler_nursery=daemon.conn_nursery,
-                                   task_status=task_status)
+        gateway.accept_scopes.append(accepting)
+        await trio.serve_listeners(handler, listeners, handler_nursery=nursery, task_status=task_status)

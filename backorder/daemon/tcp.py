@@ -18,8 +18,6 @@ import hashlib
 import hmac
 import secrets
 import ssl
-from typing import TYPE_CHECKING
-
 import msgspec
 import structlog
 import trio
@@ -27,9 +25,6 @@ import trio
 from backorder.config.settings import TcpClient, TcpSettings
 from backorder import protocol as p
 from backorder.daemon import server
-
-if TYPE_CHECKING:
-    from backorder.daemon.app import Daemon
 
 log = structlog.get_logger()
 MAX_AUTH_LINE = 4096
@@ -71,15 +66,18 @@ def ssl_context(t: TcpSettings) -> ssl.SSLContext | None:
     return ctx
 
 
-async def serve_tcp(daemon: Daemon, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    t = daemon.settings.tcp
+async def serve_tcp(gateway: server.Gateway, nursery: trio.Nursery, *,
+                    task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Listen on ``[tcp] host`` and ``port``; connections are served in ``nursery``."""
+    t = gateway.settings.tcp
     listeners = await trio.open_tcp_listeners(t.port or 0, host=t.host)
     ports = sorted({lst.socket.getsockname()[1] for lst in listeners})
     ctx = ssl_context(t)
     if ctx is not None:
         listeners = [trio.SSLListener(lst, ctx, https_compatible=False) for lst in listeners]
     log.info("tcp_listening", host=t.host, ports=ports, tls=ctx is not None)
-    await server.serve_until_drain(daemon, listeners, lambda stream: _serve_one(stream, daemon), task_status)
+    await server.serve_until_drain(gateway, listeners=listeners, nursery=nursery,
+                                   handler=lambda stream: _serve_one(stream, gateway), task_status=task_status)
 
 
 async def _first_line(stream: trio.abc.ReceiveStream) -> tuple[bytes | None, bytes]:
@@ -95,30 +93,30 @@ async def _first_line(stream: trio.abc.ReceiveStream) -> tuple[bytes | None, byt
     return line, rest
 
 
-async def _serve_one(stream: trio.abc.Stream, daemon: Daemon) -> None:
+async def _serve_one(stream: trio.abc.Stream, gateway: server.Gateway) -> None:
     """One TCP connection, contained like a Unix one: authenticate it within
     ``[tcp] auth_timeout_s`` (TLS handshake included) holding a slot of ``[tcp]
     max_pending``, then serve it in a slot of ``[tcp] max_connections``."""
     conn_id = server.new_connection_id()
     peer = "?"
-    budgets = daemon.budgets
+    budgets = gateway.budgets
     admitted = None
     try:
         peer = _peer(stream)
         host = peer.rpartition(":")[0] or peer
-        refused = budgets.take_pending(daemon.settings.tcp, host)
+        refused = budgets.take_pending(gateway.settings.tcp, host)
         if refused is not None:  # unauthenticated: it is owed no explanation
             log.warning("tcp_refused", peer=peer, reason=refused)
             return
         try:
-            admitted = await _authenticate(stream, daemon, peer)
+            admitted = await _authenticate(stream, gateway, peer)
         finally:
             budgets.release_pending(host)
         if admitted is None:
             return
         name, role, rest = admitted
         try:
-            await server.serve_connection(stream, daemon, role, f"tcp:{name}@{peer}", rest, conn_id=conn_id)
+            await server.serve_connection(stream, gateway, role, f"tcp:{name}@{peer}", rest, conn_id=conn_id)
         finally:
             budgets.release(server.TCP, role)
     except* Exception as failure:
@@ -130,10 +128,11 @@ async def _serve_one(stream: trio.abc.Stream, daemon: Daemon) -> None:
             await server.close(stream)
 
 
-async def _authenticate(stream: trio.abc.Stream, daemon: Daemon, peer: str) -> tuple[str, str, bytes] | None:
+async def _authenticate(stream: trio.abc.Stream, gateway: server.Gateway,
+                        peer: str) -> tuple[str, str, bytes] | None:
     """Read and answer the auth line. Returns (client name, role, bytes read after the
     line) with a connection slot taken, or None once the client was refused."""
-    t = daemon.settings.tcp
+    t = gateway.settings.tcp
     line = None
     rest = b""
     # One deadline for the TLS handshake (done by the first receive) and the auth line.
@@ -152,7 +151,7 @@ async def _authenticate(stream: trio.abc.Stream, daemon: Daemon, peer: str) -> t
                                          "the first line must be {\"op\": \"auth\", \"token\": ...} with a valid token"))
         return None
     name, client = found
-    refused = daemon.budgets.admit(daemon.settings, server.TCP, client.role)
+    refused = gateway.budgets.admit(gateway.settings, server.TCP, client.role)
     if refused is not None:
         log.warning("connection_refused", reason="too_many_connections", listener=server.TCP, role=client.role,
                     peer=f"tcp:{name}@{peer}")
@@ -163,7 +162,7 @@ async def _authenticate(stream: trio.abc.Stream, daemon: Daemon, peer: str) -> t
         sent = await _send_within(stream, p.ok(req_id, {"client": name, "role": client.role}))
     finally:
         if not sent:  # not served after all (or cancelled): the slot goes back
-            daemon.budgets.release(server.TCP, client.role)
+            gateway.budgets.release(server.TCP, client.role)
     if not sent:
         return None
     log.info("tcp_authenticated", peer=peer, client=name, role=client.role)

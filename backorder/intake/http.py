@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import msgspec
@@ -33,20 +32,18 @@ from hypercorn.utils import repr_socket_addr, wrap_app
 
 from backorder.errors import Rejected
 from backorder.intake import governance as g
-from backorder.intake.service import HTTP_STATUS
-
-if TYPE_CHECKING:
-    from backorder.daemon.app import Daemon
+from backorder.intake.service import HTTP_STATUS, IntakeService
 
 log = structlog.get_logger()
 _ENC = msgspec.json.Encoder(decimal_format="string")
 
 
 class WebhookApp:
-    """A minimal ASGI app: one route, the raw body read up to the size limit."""
+    """A minimal ASGI app: one route, the raw body read up to the size limit; each delivery
+    goes to ``intake``, whose settings (``[intake]``, read at each use) bound the request."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, intake: IntakeService) -> None:
+        self.intake = intake
         self._n = itertools.count(1)
 
     async def __call__(self, scope, receive, send) -> None:
@@ -76,7 +73,7 @@ class WebhookApp:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         account = (query.get("account") or [None])[0]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        cfg = self.daemon.settings.intake
+        cfg = self.intake.cfg
         body = None
         with trio.move_on_after(cfg.body_timeout_s) as deadline:
             body = await _read_body(receive, cfg.max_body_bytes)
@@ -89,11 +86,11 @@ class WebhookApp:
             return
         d = g.Delivery(channel=channel, account=account, headers=headers, body=body, via="http")
         try:
-            result = await self.daemon.intake.ingest(d, f"h{next(self._n)}")
+            result = await self.intake.ingest(d, f"h{next(self._n)}")
         except Rejected as exc:
             if exc.code == "busy":
                 await _reply(send, 503, {"error": "busy", "message": exc.message},
-                             [(b"retry-after", str(self.daemon.settings.intake.retry_after_s).encode())])
+                             [(b"retry-after", str(self.intake.cfg.retry_after_s).encode())])
             else:
                 await _reply(send, 404 if exc.code == "unknown_channel" else 400,
                              {"error": exc.code, "message": exc.message})
@@ -169,8 +166,8 @@ class _ErrorLog(logging.Handler):
         log.error("webhook_server_error", message=record.getMessage(), exc_info=record.exc_info)
 
 
-def _config(daemon: Daemon) -> Config:
-    cfg = daemon.settings.intake
+def _config(intake: IntakeService) -> Config:
+    cfg = intake.cfg
     config = Config()
     config.bind = [cfg.listen]
     config.accesslog = None
@@ -186,14 +183,14 @@ def _config(daemon: Daemon) -> Config:
     return config
 
 
-async def serve(daemon: Daemon, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def serve(intake: IntakeService, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """hypercorn's trio worker loop, with the connection cap: ``hypercorn.trio.serve``
     builds its listeners itself, so this runs hypercorn's per-connection ``TCPServer``
     (HTTP/1.1, h11) over capped listeners. No lifespan events: the app needs none."""
-    config = _config(daemon)
-    app = wrap_app(WebhookApp(daemon), config.wsgi_max_body_size, "asgi")
+    config = _config(intake)
+    app = wrap_app(WebhookApp(intake), config.wsgi_max_body_size, "asgi")
     context = WorkerContext(None)
-    slots = trio.Semaphore(daemon.settings.intake.max_connections)
+    slots = trio.Semaphore(intake.cfg.max_connections)
     listeners, binds = [], []
     for sock in config.create_sockets().insecure_sockets:
         sock.listen(config.backlog)
@@ -210,10 +207,11 @@ async def serve(daemon: Daemon, *, task_status=trio.TASK_STATUS_IGNORED) -> None
     await trio.serve_listeners(connection, listeners)
 
 
-async def start(daemon: Daemon, nursery: trio.Nursery) -> int:
-    """Start the listener in ``nursery``; returns the bound port (``listen`` may ask for 0)."""
-    binds = await nursery.start(serve, daemon)
+async def start(intake: IntakeService, nursery: trio.Nursery) -> int:
+    """Start the listener for ``intake`` in ``nursery``; returns the bound port (``listen``
+    may ask for 0)."""
+    binds = await nursery.start(serve, intake)
     port = int(binds[0].rsplit(":", 1)[1])
-    daemon.intake.http_port = port
+    intake.http_port = port
     log.info("webhook_listener_ready", listen=binds[0], port=port)
     return port

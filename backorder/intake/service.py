@@ -35,8 +35,10 @@ from backorder.intake.adapters import account_hint
 from backorder.intake.draft import Draft
 
 if TYPE_CHECKING:
-    from backorder.config.settings import ValidationProfile
-    from backorder.daemon.app import Daemon
+    from backorder.actors.engine import Engine
+    from backorder.actors.router import Router
+    from backorder.config.settings import IntakeSettings, Settings, ValidationProfile
+    from backorder.daemon.server import Hub
 
 log = structlog.get_logger()
 OUTCOMES = ("accepted", "duplicate", "updated", "rejected", "ignored")
@@ -100,8 +102,13 @@ class _Waiter:
 
 
 class IntakeService:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, settings: Settings, engine: Engine, router: Router, hub: Hub) -> None:
+        """``settings``: the running settings, read at each use; ``engine`` journals the
+        decisions; ``router`` reaches the order actor; ``hub`` publishes the outcomes."""
+        self.settings = settings
+        self.engine = engine
+        self.router = router
+        self.hub = hub
         self.lanes: tuple[deque[Work], deque[Work]] = (deque(), deque())  # priority, normal
         self.pending = 0  # queued + being decided
         self.peak = 0
@@ -113,10 +120,10 @@ class IntakeService:
         self._corr = itertools.count(1)
 
     @property
-    def cfg(self):
-        """Read at each use, so a configuration reload (SIGHUP, issue 5) applies at once;
-        only ``workers`` is fixed at start."""
-        return self.daemon.settings.intake
+    def cfg(self) -> IntakeSettings:
+        """Read at each use, so a configuration reload (SIGHUP) applies at once; only
+        ``workers`` is fixed at start."""
+        return self.settings.intake
 
     # --- entry -------------------------------------------------------------------
 
@@ -124,7 +131,7 @@ class IntakeService:
         """Check and queue one delivery; ``done(result)`` is called with its outcome.
         Raises Rejected("busy") when the queue is full (nothing recorded) and
         Rejected("unknown_channel")."""
-        settings = self.daemon.settings
+        settings = self.settings
         g.channel_settings(settings, d.channel)
         corr = corr or f"i{next(self._corr)}"
         account = g.resolve_account(d)
@@ -155,10 +162,10 @@ class IntakeService:
         (the delivery is authenticated by now), logged with its traceback."""
         try:
             if prof is None:
-                prof = g.profile(self.daemon.settings, d.channel, g.resolve_account(d))
+                prof = g.profile(self.settings, d.channel, g.resolve_account(d))
             drafts = g.parse(d, prof)
             if signed:
-                g.check_account(d, drafts, self.daemon.settings)
+                g.check_account(d, drafts, self.settings)
             return drafts, None
         except Rejected as exc:
             return [], exc
@@ -183,7 +190,7 @@ class IntakeService:
 
         self.offer(d, finish, corr)
         await done.wait()
-        journal = self.daemon.engine.journal
+        journal = self.engine.journal
         await journal.wait_durable(journal.last_seq)
         return box[0]
 
@@ -220,7 +227,7 @@ class IntakeService:
         result = self._result(d.channel, account, [_item(Draft(), "rejected", error.code, error.message)])
         try:
             self._record_letter(work, account, [(None, account, error)], result,
-                                lambda acct: g.profile(self.daemon.settings, d.channel, acct))
+                                lambda acct: g.profile(self.settings, d.channel, acct))
         except Exception:  # noqa: BLE001 - the reply must still go out
             log.exception("intake_dead_letter_failed", channel=d.channel)
         self._count(d.channel, account, result["orders"])
@@ -235,7 +242,7 @@ class IntakeService:
         def profile(account: str) -> ValidationProfile:
             """The account's validation profile, built once per delivery (reused only
             while the settings are the same: a reload between drafts applies at once)."""
-            settings = self.daemon.settings
+            settings = self.settings
             cached = profiles.get(account)
             if cached is None or cached[0] is not settings:
                 cached = profiles[account] = (settings, g.profile(settings, d.channel, account))
@@ -272,8 +279,8 @@ class IntakeService:
 
     async def _decide_one(self, draft: Draft, channel: str, account: str, corr: str,
                           profile: Callable[[str], ValidationProfile]) -> dict:
-        world = self.daemon.engine.world
-        settings = self.daemon.settings
+        world = self.engine.world
+        settings = self.settings
         oid = world.by_key.get((channel, account, draft.external_id))
         if draft.kind == "cancel":
             if oid is None:
@@ -324,7 +331,7 @@ class IntakeService:
         cfg = self.cfg
         for attempt in range(cfg.retry_attempts + 1):
             w = _Waiter()
-            self.daemon.router.call_order(req, w, corr)
+            self.router.call_order(req, w, corr)
             await w.event.wait()
             ok, res = w.result
             if ok or res[0] != "internal_error":
@@ -338,7 +345,7 @@ class IntakeService:
 
     def _record_letter(self, work: Work, account: str, rejected: list, result: dict,
                        profile: Callable[[str], ValidationProfile]) -> None:
-        engine = self.daemon.engine
+        engine = self.engine
         engine.context("intake" if work.letter is None else "deadletters.retry", work.corr)
         now = engine.now()
         if work.letter is not None:
@@ -391,7 +398,7 @@ class IntakeService:
         is only a claim: unless the configuration lists it, the delivery is counted under
         (channel, "(unverified)"), with the claim kept in the sample. Memory stays bounded
         by the configuration, whatever names a caller invents."""
-        cfg = self.daemon.settings.channels.get(d.channel)
+        cfg = self.settings.channels.get(d.channel)
         account = claimed if cfg is not None and claimed in cfg.accounts else UNVERIFIED
         src = self._source(d.channel, account)
         self._count(d.channel, account, [{"outcome": "rejected", "code": exc.code}])
@@ -414,7 +421,7 @@ class IntakeService:
                 "channel": channel, "account": account, "orders": items}
 
     def _publish(self, result: dict) -> None:
-        hub = self.daemon.hub
+        hub = self.hub
         if not hub.subscribers:
             return
         body = _ENC.encode({"type": "intake_outcome", "channel": result["channel"], "account": result["account"],
@@ -424,8 +431,8 @@ class IntakeService:
         self._hub_line("intake_outcome", body)
 
     def _hub_line(self, kind: str, body: bytes) -> None:
-        journal = self.daemon.engine.journal
-        self.daemon.hub.publish([(journal.committed_seq, self.daemon.engine.now(), kind, None, None, None, None,
+        journal = self.engine.journal
+        self.hub.publish([(journal.committed_seq, self.engine.now(), kind, None, None, None, None,
                                   body)])
 
     async def _watch_silence(self) -> None:

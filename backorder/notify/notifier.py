@@ -77,12 +77,16 @@ class Breaker:
 
 
 class Notifier:
-    def __init__(self, engine: Engine, channels: dict[str, Channel] | None = None,
+    """The notifier actor over ``engine`` (the model with its pending notices, the journal
+    whose commits it follows, ``emit`` for the attempts' outcomes), with the settings of
+    ``[notifications]`` (``cfg``; a reload gives new ones to ``configure``)."""
+
+    def __init__(self, engine: Engine, cfg: NotificationSettings, channels: dict[str, Channel] | None = None,
                  renderer: Renderer | None = None) -> None:
         self.engine = engine
         self.channels: dict[str, Channel] = channels or {}
         self.breakers: dict[str, Breaker] = {}
-        self.configure(engine.settings.notifications, renderer)
+        self.configure(cfg, renderer)
         # channel -> notice_id -> trio time it is due (pending, committed notices only)
         self.due: dict[str, dict[str, float]] = {name: {} for name in self.channels}
         self.heaps: dict[str, list[tuple[float, str]]] = {name: [] for name in self.channels}

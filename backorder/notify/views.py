@@ -1,18 +1,30 @@
-"""Reply shapes and handlers of the notification, label and document ops (issue 6)."""
+"""Reply shapes and handlers of the notification, label and document ops."""
 
 from __future__ import annotations
 
 import base64
 import itertools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from backorder.actors.model import HOUR, Notice, World, iso_ts
 from backorder import protocol as p
 from backorder.errors import Conflict, InvalidInput, NotFound, ProtocolError
 
 if TYPE_CHECKING:
-    from backorder.daemon.app import Daemon
+    from backorder.actors.engine import Engine
     from backorder.daemon.server import Reply
+    from backorder.notify.notifier import Notifier
+
+
+class NoticeParts(Protocol):
+    """What these ops use of the daemon: the model (through the engine) and the notifier
+    (a retry of dead notices)."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def notifier(self) -> Notifier: ...
 
 
 def notice_view(n: Notice) -> dict:
@@ -49,8 +61,8 @@ def _page(items, offset: int, limit: int) -> list:
     return list(itertools.islice(items, offset, offset + limit))
 
 
-def handle(d: Daemon, req, reply: Reply, corr: str) -> None:
-    world = d.engine.world
+def handle(parts: NoticeParts, req, reply: Reply, corr: str) -> None:
+    world = parts.engine.world
     match req:
         case p.NotificationsList(status=status, order_id=order_id, limit=limit, offset=offset):
             pool = world.notices_pending.values() if status == "pending" else world.notices.values()
@@ -61,7 +73,7 @@ def handle(d: Daemon, req, reply: Reply, corr: str) -> None:
         case p.NotificationsRetry(notice_id=notice_id, all_dead=all_dead):
             if (notice_id is None) == (not all_dead):
                 raise InvalidInput("invalid_request", "give either notice_id or all_dead: true")
-            reply.ok({"retried": d.notifier.retry(notice_id, corr)})
+            reply.ok({"retried": parts.notifier.retry(notice_id, corr)})
         case p.LabelGet(shipment_id=sid, format=fmt):
             sh = world.shipments.get(sid)
             if sh is None:

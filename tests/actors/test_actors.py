@@ -22,7 +22,7 @@ from backorder.actors.messages import Settle
 from backorder.actors.router import Router, route
 from backorder.config.settings import DaemonSettings, Settings
 from backorder import protocol as p
-from backorder.daemon.app import replay
+from backorder.daemon.recovery import replay
 from backorder.daemon.clock import SimClock
 from backorder.daemon.journal import Journal
 

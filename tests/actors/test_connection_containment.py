@@ -7,6 +7,7 @@ closed, while its neighbour in the same connection nursery goes on."""
 
 from __future__ import annotations
 
+import functools
 import json
 from types import SimpleNamespace
 
@@ -15,7 +16,7 @@ import trio
 import trio.testing
 
 from backorder.config.settings import Settings
-from backorder.daemon import metrics, server
+from backorder.daemon import access, handlers, metrics, server
 
 
 class Boom(Exception):
@@ -50,10 +51,10 @@ class FlakyRecorder(metrics.Recorder):
 
 
 def stub_daemon():
+    """The daemon's parts the handlers use (a stub) and its gateway (the real one) over them."""
     journal = FlakyJournal()
     daemon = SimpleNamespace(
-        settings=Settings(), budgets=server.Budgets(), connections=set(), hub=server.Hub(),
-        recorder=FlakyRecorder(), rejected=0, state="serving", health_fails=0,
+        settings=Settings(), hub=server.Hub(), health_fails=0, health_result={"status": "serving"},
         router=None, audit=None, intake=None, notifier=None,  # not reached by these requests
         engine=SimpleNamespace(journal=journal, now=lambda: 1.7e9, world=SimpleNamespace()),
     )
@@ -62,9 +63,13 @@ def stub_daemon():
         if daemon.health_fails:
             daemon.health_fails -= 1
             raise Boom("the health handler failed")
-        return {"status": "serving"}
+        return daemon.health_result
 
     daemon.health = health
+    daemon.gateway = server.Gateway(
+        settings=daemon.settings, journal=journal, now=daemon.engine.now, hub=daemon.hub, recorder=FlakyRecorder(),
+        budgets=server.Budgets(), connections=set(), roles=access.Roles(daemon.settings.access),
+        handle=functools.partial(handlers.handle, handlers.Context.of(daemon)))
     return daemon
 
 
@@ -96,7 +101,7 @@ async def open_connection(nursery, daemon) -> tuple[Peer, trio.Event]:
     done = trio.Event()
 
     async def serve() -> None:
-        await server.handle_client(served, daemon)
+        await server.handle_client(served, daemon.gateway)
         done.set()
 
     nursery.start_soon(serve)
@@ -118,7 +123,7 @@ async def test_a_request_whose_handler_raises_costs_that_request_only():
             await peer.stream.aclose()
             await done.wait()
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["request_failed"]
-    assert daemon.connections == set() and daemon.budgets.held.total() == 0
+    assert daemon.gateway.connections == set() and daemon.gateway.budgets.held.total() == 0
 
 
 async def test_a_connection_whose_task_raises_is_logged_told_and_closed_its_neighbour_goes_on():
@@ -141,17 +146,17 @@ async def test_a_connection_whose_task_raises_is_logged_told_and_closed_its_neig
             await victim_w_done.wait()
 
             # the reader's error path raises (building the reply to a bad line)
-            daemon.recorder.fail = True
+            daemon.gateway.recorder.fail = True
             await victim_r.send(b"not json")
             told = await victim_r.read()
-            daemon.recorder.fail = False
+            daemon.gateway.recorder.fail = False
             assert told["id"] is None and told["error"]["code"] == "internal_error"
             assert await victim_r.read() is None
             await victim_r_done.wait()
 
             await neighbour.send(b'{"op": "health", "id": "n2"}')
             assert (await neighbour.read()) == {"id": "n2", "ok": True, "result": {"status": "serving", "role": "write"}}
-            assert len(daemon.connections) == 1 and daemon.budgets.held.total() == 1
+            assert len(daemon.gateway.connections) == 1 and daemon.gateway.budgets.held.total() == 1
             await neighbour.stream.aclose()
             await neighbour_done.wait()
     failed = [e for e in logs if e["event"] == "connection_failed"]
@@ -159,12 +164,12 @@ async def test_a_connection_whose_task_raises_is_logged_told_and_closed_its_neig
     assert [type(e["exc_info"]).__name__ for e in failed] == ["Boom", "Boom"]
     assert "journal wait failed" in failed[0]["error"] and "error reply failed" in failed[1]["error"]
     assert all(e["listener"] == "unix" and e["log_level"] == "error" for e in failed)
-    assert daemon.connections == set() and daemon.budgets.held.total() == 0
+    assert daemon.gateway.connections == set() and daemon.gateway.budgets.held.total() == 0
 
 
 async def test_a_reply_that_does_not_encode_costs_its_request_only():
     daemon = stub_daemon()
-    daemon.health = lambda: {"status": object()}  # a bug: a result msgspec cannot encode
+    daemon.health_result = {"status": object()}  # a bug: a result msgspec cannot encode
     with structlog.testing.capture_logs() as logs:
         async with trio.open_nursery() as nursery:
             peer, done = await open_connection(nursery, daemon)

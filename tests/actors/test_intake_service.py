@@ -5,7 +5,6 @@ queue says busy without recording anything."""
 from __future__ import annotations
 
 import base64
-from types import SimpleNamespace
 
 import msgspec
 import pytest
@@ -41,8 +40,7 @@ async def intake(tmp_path, nursery):
     engine = Engine(settings, journal, SimClock(start=1.7e9))
     router = Router(engine, nursery, 30.0)
     await router.start()
-    daemon = SimpleNamespace(settings=settings, engine=engine, router=router, hub=Hub())
-    service = IntakeService(daemon)
+    service = IntakeService(settings, engine, router, Hub())
     yield service, nursery
     await journal.flush()
     journal.close()
@@ -68,7 +66,7 @@ async def test_a_transient_failure_is_retried_with_backoff_and_then_succeeds(int
     calls = failing(monkeypatch, 2)
     res = await service.ingest(csv("T-1"))
     assert res["outcome"] == "accepted" and calls == ["T-1", "T-1", "T-1"]
-    world = service.daemon.engine.world
+    world = service.engine.world
     assert len(world.orders) == 1
     assert [x.kind for x in world.dead_letters.values()] == ["actor", "actor"]  # the two crashes, kept
 
@@ -79,12 +77,12 @@ async def test_after_the_last_attempt_the_delivery_is_dead_lettered_not_dropped(
     failing(monkeypatch, 100)
     res = await service.ingest(csv("T-2"))
     assert (res["outcome"], res["code"]) == ("rejected", "transient_failure")
-    letter = service.daemon.engine.world.dead_letters[res["letter_id"]]
+    letter = service.engine.world.dead_letters[res["letter_id"]]
     assert (letter.kind, letter.cause, letter.external_id) == ("intake", "transient_failure", "T-2")
     monkeypatch.undo()  # the cause goes away: a retry of the letter accepts the order once
     out = await service.retry_letters([letter], "corr")
     assert out["resolved"] == 1 and out["results"][0]["outcome"] == "accepted"
-    assert len(service.daemon.engine.world.orders) == 1
+    assert len(service.engine.world.orders) == 1
 
 
 async def test_rush_is_served_first_and_a_full_queue_is_busy(intake):
@@ -99,10 +97,10 @@ async def test_rush_is_served_first_and_a_full_queue_is_busy(intake):
     service.offer(csv("R1", rush=True), done.append)
     with pytest.raises(Rejected):
         service.offer(csv("R2", rush=True), done.append)
-    assert service.pending == 6 and service.daemon.engine.journal.last_seq == 0  # nothing recorded
+    assert service.pending == 6 and service.engine.journal.last_seq == 0  # nothing recorded
     await nursery.start(service.run)
     while len(done) < 6:
-        await service.daemon.engine.journal.flush()
+        await service.engine.journal.flush()
         await trio.sleep(0.01)
     assert [r["orders"][0]["external_id"] for r in done] == ["R0", "R1", "N0", "N1", "N2", "N3"]
     assert service.peak == 6
@@ -123,12 +121,12 @@ async def test_an_adapter_that_raises_unexpectedly_makes_a_dead_letter_not_a_los
     res = await service.ingest(csv("A-1"))
     assert (res["outcome"], res["code"]) == ("rejected", "adapter_error")
     assert res["message"] == "KeyError: 'line_items'"
-    letter = service.daemon.engine.world.dead_letters[res["letter_id"]]
+    letter = service.engine.world.dead_letters[res["letter_id"]]
     assert (letter.kind, letter.cause, letter.error) == ("intake", "adapter_error", "KeyError: 'line_items'")
     assert service.health()["sources"][0]["rejections"] == {"adapter_error": 1}
     monkeypatch.undo()  # fixed: the kept delivery goes through once
     out = await service.retry_letters([letter], "corr")
-    assert out["results"][0]["outcome"] == "accepted" and len(service.daemon.engine.world.orders) == 1
+    assert out["results"][0]["outcome"] == "accepted" and len(service.engine.world.orders) == 1
 
 
 async def test_a_decision_that_raises_makes_a_dead_letter_with_the_whole_delivery(intake, monkeypatch):
@@ -143,7 +141,7 @@ async def test_a_decision_that_raises_makes_a_dead_letter_with_the_whole_deliver
     monkeypatch.setattr(governance, "validate", broken)
     res = await service.ingest(csv("B-1"))
     assert (res["outcome"], res["code"]) == ("rejected", "internal_error")
-    letter = service.daemon.engine.world.dead_letters[res["letter_id"]]
+    letter = service.engine.world.dead_letters[res["letter_id"]]
     assert (letter.cause, letter.error) == ("internal_error", "ZeroDivisionError: division by zero")
     assert b"B-1" in base64.b64decode(msgspec.json.decode(letter.message)["body_base64"])
     monkeypatch.undo()

@@ -39,7 +39,7 @@ async def test_nothing_is_sent_before_the_notice_is_durable(tmp_path, nursery):
     drop = tmp_path / "drop"
     engine = make_engine(tmp_path, drop)
     try:
-        notifier = Notifier(engine)
+        notifier = Notifier(engine, engine.settings.notifications)
         await nursery.start(notifier.run)
         queue_notice(engine)  # appended, not committed: the journal writer is not running yet
         await trio.sleep(0.2)
@@ -62,7 +62,7 @@ async def test_a_failing_channel_is_retried_until_it_works(tmp_path, nursery):
     engine = make_engine(tmp_path, blocker)
     try:
         await nursery.start(engine.journal.run)
-        await nursery.start(Notifier(engine).run)
+        await nursery.start(Notifier(engine, engine.settings.notifications).run)
         queue_notice(engine)
         n = engine.world.notices["N0000001"]
         with trio.fail_after(10):
@@ -99,7 +99,7 @@ async def test_breaker_opens_after_the_limit_half_opens_after_the_reset_and_clos
 async def test_backoff_grows_exponentially_within_the_jitter_and_the_cap(tmp_path):
     engine = make_engine(tmp_path, tmp_path / "d")
     try:
-        notifier = Notifier(engine)
+        notifier = Notifier(engine, engine.settings.notifications)
         cfg = engine.settings.notifications  # base 0.01, max 0.05, jitter 0.2
         for attempt, base in ((1, 0.01), (2, 0.02), (3, 0.04), (4, 0.05), (9, 0.05)):
             values = [notifier.backoff(attempt) for _ in range(200)]

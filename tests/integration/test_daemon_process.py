@@ -131,9 +131,25 @@ def test_a_second_daemon_on_a_live_socket_refuses_and_leaves_it_alone(sim):
         intruder.start()  # may see the live daemon answer on the socket before it gives up
     except RuntimeError:
         pass
-    assert intruder.proc.wait(20) != 0
-    assert "another backorder daemon" in intruder.log.read_text()
+    assert intruder.proc.wait(20) == 1
+    said = intruder.log.read_text()
+    assert f"backorder: another backorder daemon is serving {live.socket}" in said
+    assert "Traceback" not in said  # a refusal, told in one line, not a crash
     assert live.socket.exists()
+    with live.client() as c:
+        assert c.call("health")["status"] == "serving"
+
+
+def test_a_second_daemon_on_a_journal_in_use_refuses_in_one_line_and_leaves_it_alone(sim):
+    live = sim()
+    intruder = sim(start=False)
+    intruder.db = live.db  # its own socket, the live daemon's journal
+    with pytest.raises(RuntimeError):
+        intruder.start()
+    assert intruder.proc.returncode == 1
+    said = intruder.log.read_text()
+    assert f"backorder: {live.db} is in use by a running backorder daemon (pid {live.proc.pid})" in said
+    assert "Traceback" not in said
     with live.client() as c:
         assert c.call("health")["status"] == "serving"
 

@@ -1,0 +1,229 @@
+"""Recovery: rebuild the model from the journal at start-up, journal what the config file
+says and finish what a crash interrupted, before anything else runs.
+
+``recover_at_start`` is the start-up sequence: open the journal, check its integrity (on
+a thread, alongside the replay), rebuild the model from the newest snapshot plus the
+events after it, then ``recover``. A journal it cannot use refuses the start with an
+exception naming the problem and the repair (``integrity.IntegrityError``,
+``UnreplayableEvent``: together ``REFUSALS``); the daemon writes nothing then, and the
+command line exits 65 (EX_DATAERR: restarting cannot fix the file).
+
+Also used without a daemon: ``backup.export`` rebuilds the model with ``rebuild``, and a
+SIGHUP reload journals changed ``[skus.NAME]`` tables with ``journal_file_policies``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import structlog
+import trio
+
+from backorder.actors import order_rules, sku_rules, snapshot
+from backorder.actors.engine import Engine
+from backorder.actors.events import EVENT_DECODER, SkuConfigured, UnjournalableEvent, tag_of
+from backorder.actors.model import World, parse_ts
+from backorder.config.settings import Settings
+from backorder.daemon import integrity
+from backorder.daemon.clock import Clock, SimClock, WallClock
+from backorder.daemon.journal import Journal
+
+log = structlog.get_logger()
+
+
+class UnreplayableEvent(Exception):
+    """Start-up: the journal event numbered ``seq`` cannot be decoded or applied, so the
+    model cannot be rebuilt. The message names the event and the repair commands."""
+
+    def __init__(self, db: str | Path, seq: int, event_type: str, error: str) -> None:
+        self.seq = seq
+        self.event_type = event_type
+        super().__init__(
+            f"journal event {seq} ({event_type}) in {db} cannot be replayed: {error}. "
+            f"The daemon did not start and wrote nothing. List every such event: "
+            f"`backorder journal check --db {db}`; set this one aside (its row is kept, the "
+            f"decision is journaled, replay skips it): `backorder journal quarantine {seq} --db {db} "
+            f"--reason \"...\"` (docs/operations.md, 'When the daemon refuses to start').")
+
+
+# The journal problems a start refuses on: a damaged file, an event that does not replay.
+REFUSALS = (integrity.IntegrityError, UnreplayableEvent)
+
+
+def replay(journal: Journal, world: World, after: int = 0) -> int:
+    """Apply the journal's events after ``after`` to the model (before anything else starts),
+    skipping quarantined ones. Raises UnreplayableEvent naming the first event that does
+    not decode or apply."""
+    decode = EVENT_DECODER.decode
+    evolve = world.evolve
+    skip = journal.quarantined
+    n = 0
+    for rows in journal.read(after):
+        for seq, body in rows:
+            if skip and seq in skip:
+                continue
+            try:
+                e = decode(body)
+            except msgspec.DecodeError as exc:
+                raise UnreplayableEvent(journal.path, seq, journal.row_type(seq), str(exc)) from None
+            try:
+                evolve(e)
+            except Exception as exc:  # noqa: BLE001 - reported with the event that caused it
+                raise UnreplayableEvent(journal.path, seq, tag_of(e), f"{type(exc).__name__}: {exc}") from exc
+        n += len(rows)
+        world.seq = rows[-1][0]
+    return n
+
+
+def rebuild(journal: Journal, settings: Settings) -> tuple[World, int, int]:
+    """The model as of the journal's last event: from the newest snapshot plus the events
+    after it, or by replaying everything when there is no usable snapshot.
+    Returns (world, snapshot seq or 0, events replayed)."""
+    snap = journal.latest_snapshot()
+    if snap is not None:
+        seq, body = snap
+        try:
+            world = snapshot.restore(settings, body)
+        except Exception as exc:  # noqa: BLE001 - the journal is the record: replay it all
+            # Never quietly: a snapshot that does not restore is a bug (or a damaged row);
+            # the full replay below is slower but rebuilds the same model.
+            log.error("snapshot_unusable", seq=seq, error=f"{type(exc).__name__}: {exc}", exc_info=exc,
+                      fallback="full replay")
+        else:
+            world.seq = seq
+            return world, seq, replay(journal, world, after=seq)
+    world = World(settings)
+    return world, 0, replay(journal, world)
+
+
+def recover(engine: Engine, configured: set[str]) -> int:
+    """Journal the config file's SKU policies, then finish what a crash interrupted.
+
+    1. Every ``[skus.NAME]`` policy of the config file is applied to the model when it is
+       built, but it is a fact of the journal only once journaled: each SKU of the file
+       with no ``sku_configured`` event yet (``configured``: ``Journal.skus_configured``) gets one,
+       cause ``config``, and is settled in the same context. So on a fresh site the
+       configured policies DO raise the reorders they call for (positions start at 0),
+       and the audit trail shows the policy that raised them. A SKU that already has a
+       journaled policy keeps it: the journal (``sku.configure`` over the socket, or the
+       file's table as first journaled) takes precedence over the file on later restarts,
+       so editing an existing ``[skus.NAME]`` table changes nothing; use sku.configure.
+    2. Serve every SKU queue and ship what is allocated: the same rules that run after
+       every message; on a clean journal they change nothing.
+
+    Returns the number of events journaled.
+    """
+    world, now, emit = engine.world, engine.now(), engine.emit
+    before = engine.journal.last_seq
+    journal_file_policies(engine, {name: policy for name, policy in world.settings.skus.items()
+                                   if name not in configured}, "startup")
+    engine.context("recovery", "startup")
+    for s in list(world.skus.values()):
+        if s.undecided or (s.queue and s.available > 0) or sku_rules.reorder_quantity(s):
+            with _refused_logged("sku", s.sku):
+                sku_rules.settle(world, s, emit, now)
+    for order in list(world.orders.values()):
+        if not order.cancelled and any(ln.allocated > ln.in_shipment for ln in order.lines):
+            with _refused_logged("order", order.order_id):
+                order_rules.settle_order(world, order, emit, now, engine.auto_pick)
+    return engine.journal.last_seq - before
+
+
+@contextlib.contextmanager
+def _refused_logged(kind: str, name: str):
+    """A decision that would journal an unreplayable event is not taken; start-up goes on
+    (the SKU or order is settled again by its next message) and the error is logged."""
+    try:
+        yield
+    except UnjournalableEvent as exc:
+        log.error("recovery_step_refused", **{kind: name}, event_type=exc.event_type, reason=exc.reason)
+
+
+def journal_file_policies(engine: Engine, policies: dict, corr: str) -> None:
+    """Journal ``[skus.NAME]`` policies of the config file (cause ``config``) and settle
+    each SKU in the same step: at start (recover) and on a SIGHUP reload."""
+    world, now, emit = engine.world, engine.now(), engine.emit
+    engine.context("config", corr)
+    for name, policy in policies.items():
+        emit(SkuConfigured(ts=now, sku=name, policy=policy))  # World._sku_configured marks it known
+        sku_rules.settle(world, world.sku(name), emit, now)
+
+
+def make_clock(settings: Settings, last_ts: float | None) -> Clock:
+    """The engine's clock: wall time, or simulated time that never runs backwards across
+    restarts (it starts at the journal's last event if that is later than ``clock_start``)."""
+    d = settings.daemon
+    if d.clock == "wall":
+        return WallClock()
+    start = parse_ts(d.clock_start) if d.clock_start else time.time()
+    if last_ts is not None:
+        start = max(start, last_ts)
+    return SimClock(start, d.clock_speed)
+
+
+async def _check_integrity(db: str, out: list) -> None:
+    try:
+        await trio.to_thread.run_sync(integrity.check, db)
+        out.append(None)
+    except integrity.IntegrityError as exc:
+        out.append(exc)
+
+
+async def recover_at_start(settings: Settings, journal: Journal, status: Callable[[str], None]) -> tuple[Engine, int]:
+    """Open ``journal``, rebuild the model and ``recover``; returns the engine over it and
+    the number of events replayed. ``status`` is told what is going on (systemd).
+    Raises one of ``REFUSALS`` when the journal cannot be used; nothing is written then."""
+    t0 = time.perf_counter()
+    db = settings.daemon.db
+    checked: list[BaseException | None] = []
+    async with trio.open_nursery() as startup:
+        if settings.daemon.integrity_check:
+            # Read-only, in its own thread, alongside the replay (which is read-only
+            # too): on two cores it costs no start-up time. Nothing is written before
+            # its verdict (recover() below is the first write).
+            startup.start_soon(_check_integrity, db, checked)
+        try:
+            await trio.to_thread.run_sync(journal.open)
+            status(f"recovering {journal.last_seq} events")
+            # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
+            gc.disable()
+            built = await trio.to_thread.run_sync(rebuild, journal, settings)
+        except Exception as exc:  # noqa: BLE001 - a damaged file: the check's verdict speaks first
+            built = exc
+    if checked and checked[0] is not None:
+        raise checked[0]
+    if isinstance(built, Exception):
+        raise built
+    world, snap_seq, replayed = built
+    engine = Engine(settings, journal, make_clock(settings, journal.last_ts()), world=world)
+    journal.snapshot_seq = snap_seq
+    journal.snapshot_every = settings.daemon.snapshot_every
+    journal.snapshotter = lambda: snapshot.dump(engine.world)
+    decided = recover(engine, journal.skus_configured(settings.skus))
+    log.info("journal_recovered", snapshot_seq=snap_seq, events_replayed=replayed,
+             new_decisions=decided, orders=len(world.orders), skus=len(world.skus),
+             seconds=round(time.perf_counter() - t0, 3))
+    # The model is millions of small long-lived objects; default GC thresholds would
+    # rescan them all again and again (~8 us per object per full pass, measured).
+    # Freeze what recovery built and collect young objects less often.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    gc.enable()
+    return engine, replayed
+
+
+def report_refusal(exc: integrity.IntegrityError | UnreplayableEvent, status: Callable[[str], None]) -> None:
+    """Log why the journal refused the start and tell ``status`` (systemd); the command
+    line prints the exception and exits 65."""
+    if isinstance(exc, UnreplayableEvent):
+        log.error("journal_unreplayable", seq=exc.seq, event_type=exc.event_type, reason=str(exc))
+        status(f"refused to start: journal event {exc.seq} cannot be replayed")
+    else:
+        log.error("integrity_check_failed", reason=str(exc))
+        status(f"refused to start: {exc}")
