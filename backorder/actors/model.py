@@ -29,7 +29,6 @@ HOUR = 3600.0
 # Bounded weights, quantities and prices keep every rank far inside this; the clamp is
 # the last guard that a rank journaled in an ``allocated`` event is a finite number.
 MAX_RANK = 1e300
-_NULL_ID = msgspec.Raw(b"null")
 
 
 def iso_ts(ts: float) -> str:
@@ -176,7 +175,7 @@ class Order:
 
     def __init__(self, order_id: str, spec, lines: list[Line], ts: float) -> None:
         self.order_id = order_id
-        self.spec = spec  # the OrderSubmit as accepted
+        self.spec = spec  # the events.OrderRecord as accepted (amended, released)
         self.lines = lines
         self.shipments: list[str] = []
         self.cancelled = False
@@ -371,9 +370,6 @@ class World:
 
     def _order_received(self, e: ev.OrderReceived) -> None:
         o = e.order
-        # The client's request id is not part of the order, and a msgspec.Raw would keep
-        # the whole request buffer alive for as long as the order lives.
-        o.id = _NULL_ID
         lines = self._lines(e.order_id, o, o.lines, e.ts)
         order = self.orders[e.order_id] = Order(e.order_id, o, lines, e.ts)
         self.by_key[(o.channel, o.account, o.external_id)] = e.order_id
