@@ -27,7 +27,7 @@ from backorder.actors.model import World, iso_ts, parse_ts
 from backorder.actors.router import Router
 from backorder.config.settings import Settings
 from backorder.daemon import access, dblock, integrity, metrics, reload, requestlog, sdnotify, server
-from backorder.daemon.clock import Clock, SimClock, WallClock
+from backorder.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import AuditReader, Journal
 from backorder.notify.notifier import Notifier
 from backorder.intake.service import IntakeService

@@ -22,7 +22,7 @@ from backorder.actors.router import Router, route
 from backorder.config.settings import DaemonSettings, LimitsSettings, Settings
 from backorder import protocol as p
 from backorder.daemon.app import replay
-from backorder.daemon.clock import SimClock
+from backorder.clock import SimClock
 from backorder.daemon.journal import Journal
 from backorder.numbers import MAX_INT
 
