@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from backorder.config.hosts import group_id, resolve_gid, resolve_gid_safe, resolve_uid
+from backorder.email_address import is_addr_spec
 from backorder.numbers import MAX_INT, MAX_MONEY, MAX_WEIGHT
 
 _SOURCE = re.compile(r"^(supplier|transfer):[A-Za-z0-9_.\-]+$")
@@ -317,23 +319,71 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
         for sku, pol in self.skus.items():
             out += [f"skus.{sku}: {p}" for p in pol.problems(cap)]
         out += intake_problems(self)
-        from backorder.config.service_checks import service_problems  # issue 5
-
         out += service_problems(self)
         return out
 
 
-def intake_problems(settings: Settings) -> list[str]:
-    from backorder.intake.adapters import CHANNELS  # the channel names live with the adapters
+# The channels intake has an adapter for: the names ``[channels.NAME]`` may use. Kept
+# here so that config imports nothing of the product; intake's adapter table is checked
+# against it (tests/unit/test_import_graph.py).
+CHANNEL_NAMES = frozenset({"shopify", "woocommerce", "amazon_sp", "bigcommerce", "x12_850", "csv"})
 
+
+def intake_problems(settings: Settings) -> list[str]:
     out = []
     for name in settings.channels:
-        if name not in CHANNELS:
-            out.append(f"channels.{name}: unknown channel (known: {', '.join(sorted(CHANNELS))})")
+        if name not in CHANNEL_NAMES:
+            out.append(f"channels.{name}: unknown channel (known: {', '.join(sorted(CHANNEL_NAMES))})")
     listen = settings.intake.listen
     if listen is not None and not re.match(r"^[^:]+:\d{1,5}$", listen):
         out.append(f"intake.listen: {listen!r} is not HOST:PORT")
     return out
+
+
+def service_problems(s: Settings) -> list[str]:
+    """The service settings msgspec cannot check: users and groups must exist on this
+    host, TCP clients need a token, TLS needs both files, a read socket is a second one,
+    a webhook is signed."""
+    out: list[str] = []
+    a = s.access
+    resolved: dict[str, set[int]] = {}  # key -> the ids found, for the overlap check below
+    for key, resolve, kind in (("write_uids", resolve_uid, "user"), ("read_uids", resolve_uid, "user"),
+                               ("write_groups", resolve_gid, "group"), ("read_groups", resolve_gid, "group")):
+        for who in getattr(a, key):
+            try:
+                resolved.setdefault(key, set()).add(resolve(who))
+            except KeyError:
+                out.append(f"access.{key}: no {kind} named {who!r} on this host")
+    if a.group and resolve_gid_safe(group_id(a.group)) is None:
+        out.append(f"access.group: no group named {a.group!r} on this host")
+    both = resolved.get("write_uids", set()) & resolved.get("read_uids", set())
+    if both:
+        out.append(f"access.read_uids: uid(s) {sorted(both)} are also in access.write_uids")
+    t = s.tcp
+    if bool(t.certfile) != bool(t.keyfile):
+        out.append("tcp.certfile: TLS needs both tcp.certfile and tcp.keyfile")
+    if t.port is not None and not t.clients:
+        out.append("tcp.clients: the TCP listener is on (tcp.port) but no client has a token "
+                   "(add one with `backorder token NAME`)")
+    if a.read_socket and a.read_socket == s.daemon.socket:
+        out.append("access.read_socket: must differ from daemon.socket")
+    if t.max_pending_per_host > t.max_pending:
+        out.append(f"tcp.max_pending_per_host: {t.max_pending_per_host} is above tcp.max_pending ({t.max_pending})")
+    for name, src in s.sources.items():
+        if src.email and not is_addr_spec(src.email):
+            out.append(f"sources.{name}.email: {src.email!r} is not one e-mail address (local@domain)")
+    if webhook_in_use(s) and not s.notifications.webhook.secret_env:
+        # a receiver could not tell our notices from anyone's: an empty key signs nothing
+        out.append("notifications.webhook.secret_env: webhook notices are on but unsigned; name the "
+                   "environment variable that holds the signing secret")
+    return out
+
+
+def webhook_in_use(s: Settings) -> bool:
+    """Whether any notice can go out by webhook: a URL, a route or a source's ``deliver``."""
+    n = s.notifications
+    return bool(n.webhook.url) or "webhook" in n.routes.values() \
+        or any(src.deliver == "webhook" for src in s.sources.values())
 
 
 _NAMED_TABLES = {"skus": ReorderPolicy, "sources": Source, "channels": ChannelSettings}
@@ -358,6 +408,30 @@ def _name_table(raw: bytes | str, text: str) -> str:
             shown = key if _BARE_KEY.match(key) else msgspec.json.encode(key).decode()
             return text.replace(f"`$.{section}[...]", f"`$.{section}.{shown}", 1)
     return text
+
+
+def every_validation_error(raw: bytes | str, settings_type: type) -> list[str]:
+    """Validate each top-level key of a TOML file on its own, so that one bad table does not
+    hide the problems of the others. Returns msgspec's messages, path shown as a TOML key."""
+    try:
+        doc = msgspec.toml.decode(raw)
+    except msgspec.DecodeError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    out = []
+    fields = {f.name: f for f in msgspec.structs.fields(settings_type)}
+    for key, value in doc.items():
+        if key not in fields:
+            out.append(f"Object contains unknown field `{key}`")
+            continue
+        sub = {key: value}
+        try:
+            msgspec.convert(sub, settings_type)
+        except msgspec.ValidationError as exc:
+            # the same `[skus.NAME]` naming as the first message, or its dedupe misses this one
+            out.append(_name_table(raw, str(exc)).replace("`$.", "`"))
+    return out
 
 
 def _is_timestamp(text: str) -> bool:
@@ -386,9 +460,7 @@ def parse_settings(raw: bytes | str, name: str = "config") -> Settings:
     except msgspec.ValidationError as exc:
         # msgspec names the path as `$.daemon.grace_s`; show it as a TOML key.
         text = _name_table(raw, str(exc)).replace("`$.", "`").replace("`$`", "`(top level)`")
-        # issue 5: name every bad table, not only the first msgspec meets
-        from backorder.config.service_checks import every_validation_error
-
+        # name every bad table, not only the first msgspec meets
         others = [t for t in every_validation_error(raw, Settings) if t not in text]
         raise ConfigError("; ".join([f"{name}: {text}", *others])) from None
     except msgspec.DecodeError as exc:
