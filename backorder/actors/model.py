@@ -16,7 +16,6 @@ Numbers kept per SKU (DESIGN.md vocabulary):
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from decimal import Decimal
 
@@ -24,28 +23,12 @@ import msgspec
 from backorder.actors import events as ev
 from backorder.actors.service_queue import ServiceQueue
 from backorder.config.settings import ReorderPolicy, Settings
+from backorder.timeutil import iso_date
 
 HOUR = 3600.0
 # Bounded weights, quantities and prices keep every rank far inside this; the clamp is
 # the last guard that a rank journaled in an ``allocated`` event is a finite number.
 MAX_RANK = 1e300
-
-
-def iso_ts(ts: float) -> str:
-    """Engine time as an RFC 3339 UTC timestamp."""
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def iso_date(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
-
-
-def parse_ts(text: str) -> float:
-    """RFC 3339 timestamp (or YYYY-MM-DD, taken as midnight UTC) -> epoch seconds."""
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.timestamp()
 
 
 def clamp_rank(x: float) -> float:

@@ -11,7 +11,8 @@ import msgspec
 
 from backorder.actors import events as ev
 from backorder.actors.carrier import Carrier, zpl_label
-from backorder.actors.model import Order, Shipment, World, iso_ts, parse_ts
+from backorder.actors.model import Order, Shipment, World
+from backorder.timeutil import iso_ts, parse_ts
 from backorder.actors.sku_rules import Emit
 from backorder.order import CanonicalOrder, OrderLine
 from backorder.protocol import OrderSubmit

@@ -13,7 +13,8 @@ from collections.abc import Callable
 import msgspec
 
 from backorder.actors import events as ev
-from backorder.actors.model import Sku, World, iso_date
+from backorder.actors.model import Sku, World
+from backorder.timeutil import iso_date
 from backorder.errors import Rejected
 from backorder.actors import notice_rules
 

@@ -7,7 +7,6 @@ every key.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,6 +17,7 @@ from msgspec import Meta, Struct
 from backorder.config.hosts import group_id, resolve_gid, resolve_gid_safe, resolve_uid
 from backorder.email_address import is_addr_spec
 from backorder.numbers import MAX_INT, MAX_MONEY, MAX_WEIGHT
+from backorder.timeutil import parse_ts
 
 _SOURCE = re.compile(r"^(supplier|transfer):[A-Za-z0-9_.\-]+$")
 
@@ -437,8 +437,8 @@ def every_validation_error(raw: bytes | str, settings_type: type) -> list[str]:
 def _is_timestamp(text: str) -> bool:
     """Whether ``text`` reads as an RFC 3339 timestamp (or a date), as the clock parses it."""
     try:
-        dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        parse_ts(text)
+    except (ValueError, OverflowError):
         return False
     return True
 

@@ -23,7 +23,8 @@ import trio
 from backorder.actors import order_rules, sku_rules, snapshot
 from backorder.actors.engine import Engine
 from backorder.actors.events import EVENT_DECODER, SkuConfigured, UnjournalableEvent, tag_of
-from backorder.actors.model import World, iso_ts, parse_ts
+from backorder.actors.model import World
+from backorder.timeutil import iso_ts, parse_ts
 from backorder.actors.router import Router
 from backorder.config.settings import Settings
 from backorder.daemon import access, dblock, integrity, metrics, reload, requestlog, sdnotify, server

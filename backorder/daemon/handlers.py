@@ -11,7 +11,7 @@ import trio
 
 from backorder.actors import board, views
 from backorder.actors.events import TOPICS
-from backorder.actors.model import iso_ts, parse_ts
+from backorder.timeutil import iso_ts, parse_ts
 from backorder.actors.router import CHANGES, route
 from backorder import protocol as p
 from backorder.errors import Rejected

@@ -36,7 +36,7 @@ import msgspec
 import structlog
 import trio
 
-from backorder.actors.model import iso_ts
+from backorder.timeutil import iso_ts
 from backorder.daemon import access, handlers, requestlog
 from backorder import protocol as p
 from backorder.errors import Rejected

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.carrier import LocalCarrier
-from backorder.actors.model import HOUR, Line, World, iso_ts
+from backorder.actors.model import HOUR, Line, World
+from backorder.timeutil import iso_ts
 from backorder.config.settings import AllocationSettings, NotificationSettings, ReorderPolicy, Settings, Weights
 from backorder.protocol import OrderLineIn, OrderSubmit
 from backorder.errors import Rejected

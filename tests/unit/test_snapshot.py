@@ -11,7 +11,8 @@ import pytest
 from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.carrier import LocalCarrier
-from backorder.actors.model import World, iso_date
+from backorder.actors.model import World
+from backorder.timeutil import iso_date
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings, Weights
 from backorder import protocol as p
