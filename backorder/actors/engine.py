@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from backorder.actors.carrier import Carrier, LocalCarrier
+from backorder.actors.carrier import CARRIERS, Carrier
 from backorder.actors.events import Event, encode_checked
 from backorder.actors.model import World
 from backorder.clock import Clock
@@ -42,7 +42,7 @@ class Engine:
         self.world = world if world is not None else World(settings)
         self.journal = journal
         self.clock = clock
-        self.carrier = carrier or LocalCarrier()
+        self.carrier = carrier or CARRIERS[settings.fulfillment.carrier]()
         self.auto_pick = self.carrier if settings.fulfillment.auto_pick else None
         self.step_seq = journal.last_seq  # journal seq when the current step began (context)
 

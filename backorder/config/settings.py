@@ -104,7 +104,9 @@ class AllocationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
 
 class FulfillmentSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     auto_pick: bool = False
-    carrier: str = "local"
+    # The carrier that labels shipments, by name: one of ``actors.carrier.CARRIERS`` (a
+    # test keeps the two lists equal). An unknown name is refused, not ignored.
+    carrier: Literal["local"] = "local"
 
 
 # --- issue 5: running as a site service (roles, limits, TCP, metrics) -------------------
