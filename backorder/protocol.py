@@ -242,7 +242,7 @@ class DeadLettersRetry(Request, tag="deadletters.retry", kw_only=True):
     channel: str | None = None
 
 
-# --- order intake (issue 4) -------------------------------------------------------
+# --- order intake ----------------------------------------------------------------
 
 
 class OrderIngest(Request, tag="order.ingest", kw_only=True):
@@ -295,11 +295,11 @@ class SourcesHealth(Request, tag="sources.health", kw_only=True):
 
 
 class LogLevel(Request, tag="log.level", kw_only=True):
-    """client -> daemon (issue 5): set the log level at run time (not journaled, not kept
+    """client -> daemon: set the log level at run time (not journaled, not kept
     across a restart: [daemon] log_level applies again)."""
 
     level: Literal["debug", "info", "warning", "error"]
-# --- notifications, labels, documents (issue 6) ----------------------------------
+# --- notifications, labels, documents ------------------------------------------
 
 
 class NotificationsList(Request, tag="notifications.list", kw_only=True):
@@ -339,7 +339,7 @@ class PickListGet(Request, tag="picklist.get", kw_only=True):
     format: Literal["text", "pdf"] = "text"
 
 
-# --- reads for the supervisor console (issue 3) ----------------------------------
+# --- reads for the supervisor console ------------------------------------------
 
 
 class SkusBoard(Request, tag="skus.board", kw_only=True):

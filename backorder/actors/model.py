@@ -5,7 +5,7 @@ journal in the same synchronous step. On start the journal is replayed through t
 ``evolve``. So there is one definition of what every fact means, and the state after a
 replay is exactly the state before the crash.
 
-Numbers kept per SKU (DESIGN.md vocabulary):
+Numbers kept per SKU (the names the protocol and the console use):
     on_hand      units at the site, not shipped
     allocated    units reserved to order lines (includes units in picking shipments)
     available    on_hand - allocated
@@ -172,7 +172,7 @@ class Order:
         return [ln for ln in self.lines if ln.requires_shipping]
 
     def status(self, shipments: dict[str, Shipment]) -> str:
-        """The lifecycle name everyone sees (DESIGN.md)."""
+        """The lifecycle name everyone sees (replies, the console, the audit)."""
         if self.cancelled:
             return "cancelled"
         lines = self.shipping_lines
@@ -249,7 +249,7 @@ class World:
         self.inaccurate_orders: set[str] = set()
         self.double_shipments = 0
         self.shipped_by_day: dict[str, int] = {}
-        # issue 6: the outbox's delivery state, and the last expected date each backordered
+        # The outbox's delivery state, and the last expected date each backordered
         # line's customer was told ((order_id, line_no) -> YYYY-MM-DD or None), for delay
         # notices; kept until the line ships in full or is cancelled
         self.notices: dict[str, Notice] = {}

@@ -17,7 +17,7 @@ from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER, OrderRecord
 from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
-VERSION = 5  # 3: notices and the dates told (issue 6); 4: payment holds and intake SKU aliases;
+VERSION = 5  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq
 
 LINE = ("sku", "qty", "unit_price", "requires_shipping", "rush", "value", "t_order", "arrival",

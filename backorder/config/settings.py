@@ -69,7 +69,7 @@ class Source(Struct, kw_only=True, forbid_unknown_fields=True):
     name: str = ""
     email: str = ""
     lead_time_days: Annotated[float, Meta(ge=0)] | None = None
-    # issue 6: where its purchase-order documents go ("none" keeps them in the outbox
+    # Where its purchase-order documents go ("none" keeps them in the outbox
     # unsent), and its EDI identity when it takes X12 850 purchase orders.
     deliver: Literal["none", "email", "webhook", "file"] = "none"
     edi: bool = False
@@ -93,7 +93,7 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     # simulated seconds per real second; bounded so the clock stays within datetime range
     clock_speed: Annotated[float, Meta(gt=0, le=1e6)] = 1.0
     clock_start: str | None = None  # RFC 3339 start of simulated time
-    # Issue 5 (operations): refuse to start on a damaged journal (PRAGMA quick_check, seq gaps).
+    # Refuse to start on a damaged journal (PRAGMA quick_check, seq gaps).
     integrity_check: bool = True
 
 
@@ -109,7 +109,7 @@ class FulfillmentSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     carrier: Literal["local"] = "local"
 
 
-# --- issue 5: running as a site service (roles, limits, TCP, metrics) -------------------
+# --- running as a site service (roles, limits, TCP, metrics) ----------------------------
 
 
 class AccessSettings(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -179,7 +179,7 @@ class LoggingSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     """The canonical one-line summary per request (backorder.daemon.requestlog)."""
 
     requests: Literal["none", "errors", "writes", "all"] = "writes"
-# --- notifications (issue 6) ------------------------------------------------------------
+# --- notifications ----------------------------------------------------------------------
 
 Channel = Literal["none", "email", "webhook", "file"]
 
@@ -238,7 +238,7 @@ class NotificationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     def route(self, channel: str, account: str) -> str:
         r = self.routes
         return r.get(f"{channel}/{account}") or r.get(channel) or r.get("*") or "none"
-# --- order intake (issue 4): channels, accounts, validation profiles ------------------
+# --- order intake: channels, accounts, validation profiles -----------------------------
 
 
 class ValidationProfile(Struct, kw_only=True, forbid_unknown_fields=True):

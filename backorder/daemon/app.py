@@ -257,7 +257,7 @@ class Daemon:
                  new_decisions=decided, orders=len(world.orders), skus=len(world.skus),
                  seconds=round(time.perf_counter() - t0, 3))
         # The model is millions of small long-lived objects; default GC thresholds would
-        # rescan them all again and again (LIMITS.md: ~8 us per object per full pass).
+        # rescan them all again and again (measured: ~8 us per object per full pass).
         # Freeze what recovery built and collect young objects less often.
         gc.collect()
         gc.freeze()

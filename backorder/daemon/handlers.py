@@ -72,7 +72,7 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
             reply.ok({"mode": world.mode, "weights": msgspec.to_builtins(world.weights)})
         case p.Stats():
             result = views.stats(world, now)
-            result["notifications"] = notify_views.stats(world, now)  # issue 6
+            result["notifications"] = notify_views.stats(world, now)
             result["intake"] = {"rejections": d.intake.rejection_counts(), "queue": d.intake.queue_view()}
             reply.ok(result)
         case p.Health():
@@ -105,7 +105,7 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
             reply.ok(board.board(world, now, skus, waiting, offset, limit))
         case p.OrdersFind(query=query, limit=limit):
             reply.ok(board.find_orders(world, query, limit))
-        case p.LogLevel(level=level):  # issue 5: run-time log level
+        case p.LogLevel(level=level):  # run-time log level
             from backorder.daemon import logging as dlog
 
             was = dlog.current_level()
@@ -113,7 +113,7 @@ def handle(d: Daemon, conn: Connection, req: p.Request, reply: Reply, corr: str)
             reply.ok({"level": level, "was": was})
         case (p.NotificationsList() | p.NotificationsRetry() | p.LabelGet() | p.ProcurementDocument()
               | p.PickListGet()):
-            notify_views.handle(d, req, reply, corr)  # issue 6
+            notify_views.handle(d, req, reply, corr)
         case _ if isinstance(req, intake_ops.INTAKE_OPS):
             intake_ops.handle(d, conn, req, reply, corr)
         case _:

@@ -114,7 +114,7 @@ class IntakeService:
 
     @property
     def cfg(self):
-        """Read at each use, so a configuration reload (SIGHUP, issue 5) applies at once;
+        """Read at each use, so a configuration reload (SIGHUP) applies at once;
         only ``workers`` is fixed at start."""
         return self.daemon.settings.intake
 

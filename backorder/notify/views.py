@@ -1,4 +1,4 @@
-"""Reply shapes and handlers of the notification, label and document ops (issue 6)."""
+"""Reply shapes and handlers of the notification, label and document ops."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""An event the journal could not replay is never written (DESIGN.md invariant 8): the
+"""An event the journal could not replay is never written (the journal always replays): the
 actors over a real journal, with limits set beyond the schema so that only the event
 check stands between a request and the journal.
 

@@ -1,4 +1,4 @@
-"""The journal always replays (DESIGN.md invariant 8): every event type, over generated
+"""The journal always replays (no event is written that replay would refuse): every event type, over generated
 values, is either refused by the encoder-side check (``events.encode_checked``) or
 decodes back exactly as it was.
 

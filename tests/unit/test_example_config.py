@@ -44,10 +44,10 @@ def settings_structs(root: type = cfg.Settings) -> dict[type, tuple[str, ...]]:
 def test_the_walk_reaches_every_settings_struct():
     assert set(settings_structs()) == {cfg.Settings, cfg.DaemonSettings, cfg.AllocationSettings, cfg.Weights,
                                        cfg.FulfillmentSettings, cfg.ReorderPolicy, cfg.Source,
-                                       # issue 5: running as a site service
+                                       # running as a site service
                                        cfg.AccessSettings, cfg.LimitsSettings, cfg.TcpSettings, cfg.TcpClient,
                                        cfg.MetricsSettings, cfg.LoggingSettings,
-                                       # issue 6
+                                       # notifications
                                        cfg.NotificationSettings, cfg.SmtpSettings, cfg.WebhookSettings,
                                        cfg.FileDropSettings, cfg.EdiSettings,
                                        cfg.IntakeSettings, cfg.ChannelSettings, cfg.ValidationProfile}

@@ -19,7 +19,7 @@ from backorder import protocol as p
 from backorder.errors import Rejected
 
 SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}},
-                            # issue 6: routed notices (kept with their content), delays on every move;
+                            # routed notices (kept with their content), delays on every move;
                             # "b2b" has no route, so its orders get no notice (and no told dates)
                             "notifications": {"routes": {"web": "webhook"}, "tolerance_hours": 0}}, Settings)
 
@@ -152,7 +152,7 @@ def test_snapshot_restores_what_replay_builds(seed):
     restored = restore(SETTINGS, dump(live))
     assert fingerprint(replayed) == fingerprint(live)
     assert fingerprint(restored) == fingerprint(live)
-    # the outbox's derived counts agree with a full scan (issue 6)
+    # the outbox's derived counts agree with a full scan
     scan = collections.Counter(n.status for n in live.notices.values())
     assert {k: v for k, v in live.notice_status.items() if v} == dict(scan)
     assert set(live.notices_pending) == {n.notice_id for n in live.notices.values() if n.status == "pending"}
