@@ -10,7 +10,6 @@ typed, validated step. This module must not import trio: the TUI (asyncio) uses 
 
 from __future__ import annotations
 
-import decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -18,7 +17,7 @@ from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 from backorder.errors import Rejected
 from backorder.numbers import MAX_INT, MAX_WEIGHT
-from backorder.order import Address, CanonicalOrder, Customer, OrderLine, Quantity, Sku, Text
+from backorder.order import CanonicalOrder, OrderLine, Quantity, Sku, Text
 
 
 MAX_LINE = 1024 * 1024  # bytes per request line, newline excluded
@@ -43,11 +42,7 @@ class Request(Struct, kw_only=True, tag_field="op"):
 # The wire's name for the canonical order line (order.submit, order.amend).
 OrderLineIn = OrderLine
 
-# order.submit is the canonical order (backorder.order) plus the request's ``op`` and
-# ``id``. msgspec refuses a Struct with two field-carrying bases ("instance lay-out
-# conflict"), so the request is built from the canonical order's fields rather than by
-# inheriting them: it stays a ``Request``, its fields are declared once, and on the wire
-# ``op`` and ``id`` still come first, byte for byte as before.
+
 def _fields_of(cls: type[Struct]) -> list[tuple]:
     """``cls``'s fields as ``msgspec.defstruct`` takes them: type, default and factory."""
     out: list[tuple] = []
@@ -61,6 +56,11 @@ def _fields_of(cls: type[Struct]) -> list[tuple]:
     return out
 
 
+# order.submit is the canonical order (backorder.order) plus the request's ``op`` and
+# ``id``. msgspec refuses a Struct with two field-carrying bases ("instance lay-out
+# conflict"), so the request is built from the canonical order's fields rather than by
+# inheriting them: it stays a ``Request``, its fields are declared once, and on the wire
+# ``op`` and ``id`` still come first, byte for byte as before.
 OrderSubmit = msgspec.defstruct("OrderSubmit", _fields_of(CanonicalOrder), bases=(Request,),
                                 tag="order.submit", kw_only=True, module=__name__)
 OrderSubmit.__doc__ = """client -> order actor: create an order (idempotent on channel, account, external_id).
