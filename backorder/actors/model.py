@@ -156,7 +156,7 @@ class Order:
     __slots__ = ("order_id", "spec", "lines", "shipments", "cancelled", "cancel_reason",
                  "received_ts", "closed_ts", "hold")
 
-    def __init__(self, order_id: str, spec, lines: list[Line], ts: float) -> None:
+    def __init__(self, order_id: str, spec: ev.OrderRecord, lines: list[Line], ts: float) -> None:
         self.order_id = order_id
         self.spec = spec  # the events.OrderRecord as accepted (amended, released)
         self.lines = lines

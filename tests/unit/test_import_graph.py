@@ -15,6 +15,8 @@ The rules:
 * config imports only config and the neutral leaves (it is read by everything, so it
   must depend on nothing of the product), with no cycle inside it;
 * the neutral leaves import only each other;
+* the journal's events own their structs: they import neither the wire protocol nor the
+  canonical order, so changing either cannot change the journal format;
 * the wire protocol and everything of the product it imports stay free of trio: the
   console (asyncio) imports the protocol.
 """
@@ -119,6 +121,10 @@ def test_the_graph_sees_every_kind_of_import():
 @pytest.mark.parametrize("rule", ["core", "config", "leaves"])
 def test_layering(rule):
     assert violations()[rule] == []
+
+
+def test_the_journal_events_do_not_import_the_wire_or_the_canonical_order():
+    assert imports_of("backorder.actors.events") & {"backorder.protocol", "backorder.order"} == set()
 
 
 def test_config_has_no_import_cycle():
