@@ -213,7 +213,7 @@ def cmd_tui(args) -> None:
 
 
 def cmd_import(args) -> None:
-    """A batch file through order.ingest, with a progress bar and a summary (issue 4)."""
+    """A batch file through order.ingest, with a progress bar and a summary."""
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table

@@ -43,6 +43,7 @@ from typing import Any
 
 from backorder.client import CallError, Client
 from backorder.launcher import Daemon, DaemonStartError
+from backorder.timeutil import format_utc, parse_datetime
 
 TICK_S = 0.2  # real seconds between driver steps
 PLAIN_EVERY_S = 2.0  # real seconds between summary lines when stdout is not a terminal
@@ -214,7 +215,7 @@ class Driver:
         """One tick: orders, dock, picking, now and then a cancel or a date move."""
         self.submit_orders(self.rng.choice(ORDERS_PER_TICK))
         stats = self.c.call("stats")
-        now = dt.datetime.fromisoformat(stats["now"].replace("Z", "+00:00"))
+        now = parse_datetime(stats["now"])
         self.receive_due(now)
         self.pick()
         if self.rng.random() < 0.05:
@@ -346,7 +347,7 @@ class DemoSite:
         self.rng = rng
         config = tmp / "backorder.toml"
         config.write_text(config_toml(tmp / "demo.db", sockdir / "demo.sock", speed,
-                                      self.start_at.isoformat().replace("+00:00", "Z"), self.items))
+                                      format_utc(self.start_at), self.items))
         self.daemon = DaemonProcess(config, sockdir / "demo.sock", tmp / "demo.db", tmp / "daemon.log")
         self.driver: Driver | None = None
         self.units = 0

@@ -12,7 +12,6 @@ rules (order_rules) and synchronous tests import it directly.
 
 from __future__ import annotations
 
-import decimal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
@@ -21,48 +20,19 @@ from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 from backorder.errors import InvalidInput, ProtocolError, Rejected
 from backorder.numbers import MAX_INT, MAX_WEIGHT
+from backorder.order import CanonicalOrder, OrderLine, Quantity, Sku, Text
 
 
 MAX_LINE = 1024 * 1024  # bytes per request line, newline excluded
 
 NonNegInt = Annotated[int, Meta(ge=0)]
 # Quantities and policy numbers: the schema's hard ceiling (backorder.numbers); the
-# site's [limits] are checked by the rules that decide.
-Quantity = Annotated[int, Meta(gt=0, le=MAX_INT)]
+# site's [limits] are checked by the rules that decide. Quantity, Sku and Text are the
+# canonical order's (backorder.order).
 Level = Annotated[int, Meta(ge=0, le=MAX_INT)]
 Delta = Annotated[int, Meta(ge=-MAX_INT, le=MAX_INT)]
 Weight = Annotated[float, Meta(ge=0, le=MAX_WEIGHT)]
-# no control characters: a SKU is printed as one line of pick lists, labels and documents
-Sku = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Text = Annotated[str, Meta(max_length=512)]
 IsoDate = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
-
-
-# --- the canonical order (order.submit) ------------------------------------------
-
-
-class Customer(Struct, kw_only=True, forbid_unknown_fields=False):
-    id: Text = ""
-    name: Text = ""
-
-
-class Address(Struct, kw_only=True):
-    name: Text = ""
-    company: Text = ""
-    address1: Text = ""
-    address2: Text = ""
-    city: Text = ""
-    region: Text = ""
-    postal_code: Text = ""
-    country_code: Text = ""
-    phone: Text = ""
-
-
-class OrderLineIn(Struct, kw_only=True):
-    sku: Sku
-    qty: Quantity
-    unit_price: decimal.Decimal = decimal.Decimal(0)
-    requires_shipping: bool = True
 
 
 # --- requests ------------------------------------------------------------------
@@ -72,32 +42,34 @@ class Request(Struct, kw_only=True, tag_field="op"):
     id: Raw = Raw(b"null")
 
 
-class OrderSubmit(Request, tag="order.submit", kw_only=True):
-    """client -> order actor: create an order (idempotent on channel, account, external_id).
+# The wire's name for the canonical order line (order.submit, order.amend).
+OrderLineIn = OrderLine
 
-    This is the one canonical order model every channel is normalised into; the journal
-    keeps it verbatim in the ``order_received`` event.
-    """
 
-    channel: Annotated[str, Meta(min_length=1, max_length=64)]
-    account: Annotated[str, Meta(min_length=1, max_length=128)] = "default"
-    external_id: Annotated[str, Meta(min_length=1, max_length=128)]
-    order_number: Text = ""
-    customer: Customer = msgspec.field(default_factory=Customer)
-    email: Text = ""
-    shipping_address: Address = msgspec.field(default_factory=Address)
-    created_at: str | None = None
-    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "USD"
-    lines: Annotated[list[OrderLineIn], Meta(min_length=1, max_length=1000)]
-    rush: bool = False
-    priority: bool = False
-    ship_complete: bool = False
-    # Why the order waits for payment ("" = it does not): a held order is recorded but its
-    # lines join no queue until ``order.release`` (or a paid redelivery through intake).
-    hold: Text = ""
-    # The source's version of the order (its updated_at, RFC 3339 UTC with microseconds):
-    # intake applies a redelivery only when it is not older than the version applied.
-    source_version: Annotated[str, Meta(max_length=64)] | None = None
+def _fields_of(cls: type[Struct]) -> list[tuple]:
+    """``cls``'s fields as ``msgspec.defstruct`` takes them: type, default and factory."""
+    out: list[tuple] = []
+    for f in msgspec.structs.fields(cls):
+        if f.required:
+            out.append((f.name, f.type))
+        elif f.default_factory is not msgspec.NODEFAULT:
+            out.append((f.name, f.type, msgspec.field(default_factory=f.default_factory)))
+        else:
+            out.append((f.name, f.type, f.default))
+    return out
+
+
+# order.submit is the canonical order (backorder.order) plus the request's ``op`` and
+# ``id``. msgspec refuses a Struct with two field-carrying bases ("instance lay-out
+# conflict"), so the request is built from the canonical order's fields rather than by
+# inheriting them: it stays a ``Request``, its fields are declared once, and on the wire
+# ``op`` and ``id`` still come first, byte for byte as before.
+OrderSubmit = msgspec.defstruct("OrderSubmit", _fields_of(CanonicalOrder), bases=(Request,),
+                                tag="order.submit", kw_only=True, module=__name__)
+OrderSubmit.__doc__ = """client -> order actor: create an order (idempotent on channel, account, external_id).
+
+The canonical order (``backorder.order.CanonicalOrder``); the rules record it in the
+journal as an ``events.OrderRecord``."""
 
 
 class OrderCancel(Request, tag="order.cancel", kw_only=True):
@@ -273,7 +245,7 @@ class DeadLettersRetry(Request, tag="deadletters.retry", kw_only=True):
     channel: str | None = None
 
 
-# --- order intake (issue 4) -------------------------------------------------------
+# --- order intake ----------------------------------------------------------------
 
 
 class OrderIngest(Request, tag="order.ingest", kw_only=True):
@@ -326,11 +298,11 @@ class SourcesHealth(Request, tag="sources.health", kw_only=True):
 
 
 class LogLevel(Request, tag="log.level", kw_only=True):
-    """client -> daemon (issue 5): set the log level at run time (not journaled, not kept
+    """client -> daemon: set the log level at run time (not journaled, not kept
     across a restart: [daemon] log_level applies again)."""
 
     level: Literal["debug", "info", "warning", "error"]
-# --- notifications, labels, documents (issue 6) ----------------------------------
+# --- notifications, labels, documents ------------------------------------------
 
 
 class NotificationsList(Request, tag="notifications.list", kw_only=True):
@@ -370,7 +342,7 @@ class PickListGet(Request, tag="picklist.get", kw_only=True):
     format: Literal["text", "pdf"] = "text"
 
 
-# --- reads for the supervisor console (issue 3) ----------------------------------
+# --- reads for the supervisor console ------------------------------------------
 
 
 class SkusBoard(Request, tag="skus.board", kw_only=True):

@@ -13,6 +13,7 @@ import time
 from decimal import Decimal
 
 from backorder.actors import events as ev
+from backorder.actors.order_rules import order_record
 from backorder.protocol import OrderLineIn, OrderSubmit
 
 N = 200_000
@@ -21,7 +22,7 @@ N = 200_000
 def order(lines: int) -> ev.OrderReceived:
     spec = OrderSubmit(channel="web", external_id="X-1", email="a@example.com",
                        lines=[OrderLineIn(sku=f"SKU-{i}", qty=2, unit_price=Decimal("9.99")) for i in range(lines)])
-    return ev.OrderReceived(ts=1.7e9, order_id="O0000001", order=spec)
+    return ev.OrderReceived(ts=1.7e9, order_id="O0000001", order=order_record(spec))
 
 
 CASES = {

@@ -4,7 +4,7 @@ daemon to a real SMTP server (aiosmtpd, in this process) and to the file channel
 Measured from the first order until ``stats.notifications.sent`` reaches N (orders are
 pipelined first, so this is the notifier's own rate, bounded by one attempt at a time per
 channel, each with a durable ``notice_attempted`` before the send and a new SMTP
-connection per mail). No target in the issue; the figure backs docs/notifications.md.
+connection per mail). No target is set; the figure backs docs/notifications.md.
 
     python bench/notify.py [--notices 1000] [--quick]
 """

@@ -8,7 +8,9 @@ the SKUs an event touched).
 
 from __future__ import annotations
 
-from backorder.actors.model import HOUR, Order, Sku, World, iso_ts
+from backorder.actors.model import HOUR, Order, Sku, World
+
+from backorder.timeutil import iso_ts
 from backorder.actors.views import order_summary, sku_summary
 
 

@@ -1,9 +1,11 @@
 """Carriers are adapters. The built-in local carrier assigns tracking numbers itself;
-a real carrier implements the same two members and is chosen in config
-(``fulfillment.carrier``). No external service is called from here."""
+a real carrier implements the same two members, is registered in ``CARRIERS`` and is
+chosen by name in config (``fulfillment.carrier``). No external service is called from
+here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from backorder.documents.cells import one_line
@@ -32,6 +34,10 @@ class LocalCarrier:
         digits = f"{int(self.site) % 100:02d}{int(shipment_id[1:]):08d}"
         check = (10 - sum((3 if i % 2 == 0 else 1) * int(d) for i, d in enumerate(digits)) % 10) % 10
         return f"BO{digits}{check}"
+
+
+# ``fulfillment.carrier`` -> the carrier it names (config lists the same names).
+CARRIERS: dict[str, Callable[[], Carrier]] = {"local": LocalCarrier}
 
 
 def _zpl_text(value: str) -> str:

@@ -14,16 +14,25 @@ refusal (none) from a step stopped midway (handled as a crash: a dead letter).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from backorder.actors.carrier import Carrier, LocalCarrier
+from backorder.actors.carrier import CARRIERS, Carrier
 from backorder.actors.events import Event, encode_checked
 from backorder.actors.model import World
+from backorder.clock import Clock
 from backorder.config.settings import Settings
 
-if TYPE_CHECKING:
-    from backorder.daemon.clock import Clock
-    from backorder.daemon.journal import Journal
+
+class Journal(Protocol):
+    """What the engine needs of the journal: append an encoded event, tagged with the unit
+    of work that caused it. ``backorder.daemon.journal.Journal`` is the SQLite one; the
+    engine does not depend on the daemon's storage."""
+
+    last_seq: int  # sequence number of the last event appended
+    cause: str  # the op or internal cause of the events that follow
+    corr: str  # correlation id of that unit of work
+
+    def append_body(self, e: Event, body: bytes, sku: str | None, order_id: str | None) -> int: ...
 
 
 class Engine:
@@ -33,7 +42,7 @@ class Engine:
         self.world = world if world is not None else World(settings)
         self.journal = journal
         self.clock = clock
-        self.carrier = carrier or LocalCarrier()
+        self.carrier = carrier or CARRIERS[settings.fulfillment.carrier]()
         self.auto_pick = self.carrier if settings.fulfillment.auto_pick else None
         self.step_seq = journal.last_seq  # journal seq when the current step began (context)
 

@@ -10,12 +10,71 @@ recorded as these facts; ``evolve`` never decides anything.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import msgspec
 from msgspec import Struct
 
 from backorder.config.settings import ReorderPolicy, Weights
-from backorder.protocol import OrderLineIn, OrderSubmit
 from backorder.numbers import Int53
+
+
+# --- the order as the journal records it ------------------------------------------
+# The journal's own structs, not the wire's (backorder.protocol) nor the canonical order
+# (backorder.order): the rules convert an accepted order at the edge, so a change to the
+# socket protocol cannot silently change what the journal holds. The JSON field names are
+# the ones ``order_received`` and ``order_amended`` have always had. Journals written
+# when the event embedded the ``order.submit`` request carry its ``"op"`` and ``"id"``
+# inside ``order``: unknown fields, ignored on decode (tests/unit/test_old_journal.py).
+# No validation beyond what replay needs (Int53 keeps a count exact in every JSON reader):
+# the wire validated the order before it was accepted.
+
+
+class CustomerRecord(Struct, kw_only=True, frozen=True):
+    id: str = ""
+    name: str = ""
+
+
+class AddressRecord(Struct, kw_only=True, frozen=True):
+    name: str = ""
+    company: str = ""
+    address1: str = ""
+    address2: str = ""
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    country_code: str = ""
+    phone: str = ""
+
+
+class LineRecord(Struct, kw_only=True, frozen=True):
+    sku: str
+    qty: Int53
+    unit_price: Decimal = Decimal(0)
+    requires_shipping: bool = True
+
+
+class OrderRecord(Struct, kw_only=True, frozen=True):
+    """An accepted order (the model keeps it as ``Order.spec``)."""
+
+    channel: str
+    account: str = "default"
+    external_id: str
+    order_number: str = ""
+    customer: CustomerRecord = msgspec.field(default_factory=CustomerRecord)
+    email: str = ""
+    shipping_address: AddressRecord = msgspec.field(default_factory=AddressRecord)
+    created_at: str | None = None
+    currency: str = "USD"
+    lines: list[LineRecord]
+    rush: bool = False
+    priority: bool = False
+    ship_complete: bool = False
+    hold: str = ""
+    source_version: str | None = None
+
+
+# --- events ------------------------------------------------------------------------
 
 
 class Event(Struct, kw_only=True, frozen=True, tag_field="type"):
@@ -23,11 +82,11 @@ class Event(Struct, kw_only=True, frozen=True, tag_field="type"):
 
 
 class OrderReceived(Event, tag="order_received", kw_only=True, frozen=True):
-    """order actor: a new order was accepted, verbatim as submitted; its lines that need
-    shipping join their SKUs' queues."""
+    """order actor: a new order was accepted, every field as submitted; its lines that
+    need shipping join their SKUs' queues."""
 
     order_id: str
-    order: OrderSubmit
+    order: OrderRecord
 
 
 class Allocated(Event, tag="allocated", kw_only=True, frozen=True):
@@ -260,7 +319,7 @@ class OrderAmended(Event, tag="order_amended", kw_only=True, frozen=True):
     source's change before allocation); the old lines left their queues."""
 
     order_id: str
-    lines: list[OrderLineIn]
+    lines: list[LineRecord]
     reason: str
     source_version: str | None = None  # the source's version with these lines (journals before: none)
 

@@ -2,7 +2,7 @@
 
 Each ``receive`` is a trio checkpoint, so other tasks get their turn between wake-ups;
 messages already queued are taken with ``receive_nowait`` (no scheduler pass per message,
-LIMITS.md: ~17x faster), and after ``BATCH`` of them the actor yields explicitly so a
+measured ~17x faster), and after ``BATCH`` of them the actor yields explicitly so a
 long backlog cannot starve the rest of the daemon.
 """
 

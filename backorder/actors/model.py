@@ -5,7 +5,7 @@ journal in the same synchronous step. On start the journal is replayed through t
 ``evolve``. So there is one definition of what every fact means, and the state after a
 replay is exactly the state before the crash.
 
-Numbers kept per SKU (DESIGN.md vocabulary):
+Numbers kept per SKU (the names the protocol and the console use):
     on_hand      units at the site, not shipped
     allocated    units reserved to order lines (includes units in picking shipments)
     available    on_hand - allocated
@@ -16,7 +16,6 @@ Numbers kept per SKU (DESIGN.md vocabulary):
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from decimal import Decimal
 
@@ -24,29 +23,12 @@ import msgspec
 from backorder.actors import events as ev
 from backorder.actors.service_queue import ServiceQueue
 from backorder.config.settings import ReorderPolicy, Settings
+from backorder.timeutil import iso_date
 
 HOUR = 3600.0
 # Bounded weights, quantities and prices keep every rank far inside this; the clamp is
 # the last guard that a rank journaled in an ``allocated`` event is a finite number.
 MAX_RANK = 1e300
-_NULL_ID = msgspec.Raw(b"null")
-
-
-def iso_ts(ts: float) -> str:
-    """Engine time as an RFC 3339 UTC timestamp."""
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def iso_date(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
-
-
-def parse_ts(text: str) -> float:
-    """RFC 3339 timestamp (or YYYY-MM-DD, taken as midnight UTC) -> epoch seconds."""
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.timestamp()
 
 
 def clamp_rank(x: float) -> float:
@@ -174,9 +156,9 @@ class Order:
     __slots__ = ("order_id", "spec", "lines", "shipments", "cancelled", "cancel_reason",
                  "received_ts", "closed_ts", "hold")
 
-    def __init__(self, order_id: str, spec, lines: list[Line], ts: float) -> None:
+    def __init__(self, order_id: str, spec: ev.OrderRecord, lines: list[Line], ts: float) -> None:
         self.order_id = order_id
-        self.spec = spec  # the OrderSubmit as accepted
+        self.spec = spec  # the events.OrderRecord as accepted (amended, released)
         self.lines = lines
         self.shipments: list[str] = []
         self.cancelled = False
@@ -190,7 +172,7 @@ class Order:
         return [ln for ln in self.lines if ln.requires_shipping]
 
     def status(self, shipments: dict[str, Shipment]) -> str:
-        """The lifecycle name everyone sees (DESIGN.md)."""
+        """The lifecycle name everyone sees (replies, the console, the audit)."""
         if self.cancelled:
             return "cancelled"
         lines = self.shipping_lines
@@ -267,7 +249,7 @@ class World:
         self.inaccurate_orders: set[str] = set()
         self.double_shipments = 0
         self.shipped_by_day: dict[str, int] = {}
-        # issue 6: the outbox's delivery state, and the last expected date each backordered
+        # The outbox's delivery state, and the last expected date each backordered
         # line's customer was told ((order_id, line_no) -> YYYY-MM-DD or None), for delay
         # notices; kept until the line ships in full or is cancelled
         self.notices: dict[str, Notice] = {}
@@ -371,9 +353,6 @@ class World:
 
     def _order_received(self, e: ev.OrderReceived) -> None:
         o = e.order
-        # The client's request id is not part of the order, and a msgspec.Raw would keep
-        # the whole request buffer alive for as long as the order lives.
-        o.id = _NULL_ID
         lines = self._lines(e.order_id, o, o.lines, e.ts)
         order = self.orders[e.order_id] = Order(e.order_id, o, lines, e.ts)
         self.by_key[(o.channel, o.account, o.external_id)] = e.order_id

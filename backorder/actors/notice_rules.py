@@ -19,7 +19,8 @@ import operator
 from collections.abc import Callable
 
 from backorder.actors import events as ev
-from backorder.actors.model import Line, Order, Request, Shipment, Sku, World, iso_date, parse_ts
+from backorder.actors.model import Line, Order, Request, Shipment, Sku, World
+from backorder.timeutil import iso_date, parse_ts
 
 Emit = Callable[[ev.Event], None]
 _BY_DATE = operator.attrgetter("expected_date", "request_id")  # supply in the order it arrives

@@ -11,14 +11,14 @@ import msgspec
 
 from backorder.actors import events as ev
 from backorder.actors.carrier import Carrier, zpl_label
-from backorder.actors.model import Order, Shipment, World, iso_ts, parse_ts
+from backorder.actors.model import Order, Shipment, World
+from backorder.timeutil import iso_ts, parse_ts
 from backorder.actors.sku_rules import Emit
+from backorder.order import CanonicalOrder, OrderLine
 from backorder.protocol import OrderSubmit
 from backorder.email_address import check_email
 from backorder.errors import Conflict, InvalidInput, NotFound
 from backorder.actors import notice_rules
-
-NULL_ID = msgspec.Raw(b"null")
 
 
 # A source's created_at is clamped to [2000-01-01, the time received + 1 day]: a clock
@@ -50,6 +50,25 @@ def _check_lines(world: World, lines: list) -> None:
                                             f"limit of {limits.max_money} ([limits] max_money)")
 
 
+def line_records(lines: list[OrderLine]) -> list[ev.LineRecord]:
+    return [ev.LineRecord(sku=li.sku, qty=li.qty, unit_price=li.unit_price, requires_shipping=li.requires_shipping)
+            for li in lines]
+
+
+def order_record(o: CanonicalOrder) -> ev.OrderRecord:
+    """The order as the journal records it: its own struct, field by field (the request's
+    ``op`` and ``id`` are the wire's, not the order's; the id is echoed in the reply)."""
+    c, a = o.customer, o.shipping_address
+    return ev.OrderRecord(
+        channel=o.channel, account=o.account, external_id=o.external_id, order_number=o.order_number,
+        customer=ev.CustomerRecord(id=c.id, name=c.name), email=o.email,
+        shipping_address=ev.AddressRecord(name=a.name, company=a.company, address1=a.address1,
+                                          address2=a.address2, city=a.city, region=a.region,
+                                          postal_code=a.postal_code, country_code=a.country_code, phone=a.phone),
+        created_at=o.created_at, currency=o.currency, lines=line_records(o.lines), rush=o.rush,
+        priority=o.priority, ship_complete=o.ship_complete, hold=o.hold, source_version=o.source_version)
+
+
 def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Order, bool]:
     """Accept an order once per (channel, account, external_id); returns (order, duplicate)."""
     known = world.by_key.get((req.channel, req.account, req.external_id))
@@ -68,10 +87,7 @@ def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Orde
     _check_known_skus(world, req.lines)
     _check_lines(world, req.lines)
     order_id = world.next_id("order")
-    # The client's request id is echoed in the reply, not part of the order: the journal
-    # keeps the order without it (and without the bytes of whatever JSON it was).
-    req.id = NULL_ID
-    emit(ev.OrderReceived(ts=now, order_id=order_id, order=req))
+    emit(ev.OrderReceived(ts=now, order_id=order_id, order=order_record(req)))
     return world.orders[order_id], False
 
 
@@ -169,7 +185,7 @@ def amend(world: World, order_id: str, lines: list, reason: str, emit: Emit, now
         return None
     _check_known_skus(world, lines)
     _check_lines(world, lines)
-    emit(ev.OrderAmended(ts=now, order_id=order_id, lines=lines, reason=reason or "amended",
+    emit(ev.OrderAmended(ts=now, order_id=order_id, lines=line_records(lines), reason=reason or "amended",
                          source_version=source_version))
     return order
 

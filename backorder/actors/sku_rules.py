@@ -13,8 +13,9 @@ from collections.abc import Callable
 import msgspec
 
 from backorder.actors import events as ev
-from backorder.actors.model import Sku, World, iso_date
+from backorder.actors.model import Sku, World
 from backorder.errors import Conflict, InvalidInput, NotFound
+from backorder.timeutil import iso_date
 from backorder.actors import notice_rules
 
 Emit = Callable[[ev.Event], None]
@@ -48,7 +49,7 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
         emit(ev.LineBackordered(ts=now, sku=s.sku, order_id=line.order_id,
                                 line_no=line.line_no, qty=line.need))
     reorder(world, s, emit, now)
-    if short:  # the customers' notices, with the dates the reorder just gave (issue 6)
+    if short:  # the customers' notices, with the dates the reorder just gave
         notice_rules.backordered(world, s, short, emit, now)
     return allocs
 

@@ -13,12 +13,11 @@ from decimal import Decimal
 
 import msgspec
 
-from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER
+from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER, OrderRecord
 from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
-from backorder.protocol import OrderSubmit
 
-VERSION = 5  # 3: notices and the dates told (issue 6); 4: payment holds and intake SKU aliases;
+VERSION = 5  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq
 
 LINE = ("sku", "qty", "unit_price", "requires_shipping", "rush", "value", "t_order", "arrival",
@@ -34,7 +33,9 @@ COUNTERS = ("seq", "n_orders", "n_shipments", "n_requests", "n_notices", "n_lett
 NOTICE = ("notice_id", "order_id", "request_id", "kind", "channel", "audience", "status", "attempts", "queued_ts",
           "last_ts", "last_error")
 
-_spec_decoder = msgspec.json.Decoder(OrderSubmit)
+# Snapshots written when the model kept the wire's request carry its "op" and "id" in
+# each order's JSON: unknown fields, ignored, so they still restore (format unchanged).
+_spec_decoder = msgspec.json.Decoder(OrderRecord)
 
 
 def dump(world: World) -> bytes:

@@ -7,7 +7,6 @@ every key.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,7 +14,10 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from backorder.config.hosts import group_id, resolve_gid, resolve_gid_safe, resolve_uid
+from backorder.email_address import is_addr_spec
 from backorder.numbers import MAX_INT, MAX_MONEY, MAX_WEIGHT
+from backorder.timeutil import parse_ts
 
 _SOURCE = re.compile(r"^(supplier|transfer):[A-Za-z0-9_.\-]+$")
 
@@ -67,7 +69,7 @@ class Source(Struct, kw_only=True, forbid_unknown_fields=True):
     name: str = ""
     email: str = ""
     lead_time_days: Annotated[float, Meta(ge=0)] | None = None
-    # issue 6: where its purchase-order documents go ("none" keeps them in the outbox
+    # Where its purchase-order documents go ("none" keeps them in the outbox
     # unsent), and its EDI identity when it takes X12 850 purchase orders.
     deliver: Literal["none", "email", "webhook", "file"] = "none"
     edi: bool = False
@@ -91,7 +93,7 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     # simulated seconds per real second; bounded so the clock stays within datetime range
     clock_speed: Annotated[float, Meta(gt=0, le=1e6)] = 1.0
     clock_start: str | None = None  # RFC 3339 start of simulated time
-    # Issue 5 (operations): refuse to start on a damaged journal (PRAGMA quick_check, seq gaps).
+    # Refuse to start on a damaged journal (PRAGMA quick_check, seq gaps).
     integrity_check: bool = True
 
 
@@ -102,10 +104,12 @@ class AllocationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
 
 class FulfillmentSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     auto_pick: bool = False
-    carrier: str = "local"
+    # The carrier that labels shipments, by name: one of ``actors.carrier.CARRIERS`` (a
+    # test keeps the two lists equal). An unknown name is refused, not ignored.
+    carrier: Literal["local"] = "local"
 
 
-# --- issue 5: running as a site service (roles, limits, TCP, metrics) -------------------
+# --- running as a site service (roles, limits, TCP, metrics) ----------------------------
 
 
 class AccessSettings(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -175,7 +179,7 @@ class LoggingSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     """The canonical one-line summary per request (backorder.daemon.requestlog)."""
 
     requests: Literal["none", "errors", "writes", "all"] = "writes"
-# --- notifications (issue 6) ------------------------------------------------------------
+# --- notifications ----------------------------------------------------------------------
 
 Channel = Literal["none", "email", "webhook", "file"]
 
@@ -234,7 +238,7 @@ class NotificationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     def route(self, channel: str, account: str) -> str:
         r = self.routes
         return r.get(f"{channel}/{account}") or r.get(channel) or r.get("*") or "none"
-# --- order intake (issue 4): channels, accounts, validation profiles ------------------
+# --- order intake: channels, accounts, validation profiles -----------------------------
 
 
 class ValidationProfile(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -317,23 +321,71 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
         for sku, pol in self.skus.items():
             out += [f"skus.{sku}: {p}" for p in pol.problems(cap)]
         out += intake_problems(self)
-        from backorder.config.service_checks import service_problems  # issue 5
-
         out += service_problems(self)
         return out
 
 
-def intake_problems(settings: Settings) -> list[str]:
-    from backorder.intake.adapters import CHANNELS  # the channel names live with the adapters
+# The channels intake has an adapter for: the names ``[channels.NAME]`` may use. Kept
+# here so that config imports nothing of the product; intake's adapter table is checked
+# against it (tests/unit/test_import_graph.py).
+CHANNEL_NAMES = frozenset({"shopify", "woocommerce", "amazon_sp", "bigcommerce", "x12_850", "csv"})
 
+
+def intake_problems(settings: Settings) -> list[str]:
     out = []
     for name in settings.channels:
-        if name not in CHANNELS:
-            out.append(f"channels.{name}: unknown channel (known: {', '.join(sorted(CHANNELS))})")
+        if name not in CHANNEL_NAMES:
+            out.append(f"channels.{name}: unknown channel (known: {', '.join(sorted(CHANNEL_NAMES))})")
     listen = settings.intake.listen
     if listen is not None and not re.match(r"^[^:]+:\d{1,5}$", listen):
         out.append(f"intake.listen: {listen!r} is not HOST:PORT")
     return out
+
+
+def service_problems(s: Settings) -> list[str]:
+    """The service settings msgspec cannot check: users and groups must exist on this
+    host, TCP clients need a token, TLS needs both files, a read socket is a second one,
+    a webhook is signed."""
+    out: list[str] = []
+    a = s.access
+    resolved: dict[str, set[int]] = {}  # key -> the ids found, for the overlap check below
+    for key, resolve, kind in (("write_uids", resolve_uid, "user"), ("read_uids", resolve_uid, "user"),
+                               ("write_groups", resolve_gid, "group"), ("read_groups", resolve_gid, "group")):
+        for who in getattr(a, key):
+            try:
+                resolved.setdefault(key, set()).add(resolve(who))
+            except KeyError:
+                out.append(f"access.{key}: no {kind} named {who!r} on this host")
+    if a.group and resolve_gid_safe(group_id(a.group)) is None:
+        out.append(f"access.group: no group named {a.group!r} on this host")
+    both = resolved.get("write_uids", set()) & resolved.get("read_uids", set())
+    if both:
+        out.append(f"access.read_uids: uid(s) {sorted(both)} are also in access.write_uids")
+    t = s.tcp
+    if bool(t.certfile) != bool(t.keyfile):
+        out.append("tcp.certfile: TLS needs both tcp.certfile and tcp.keyfile")
+    if t.port is not None and not t.clients:
+        out.append("tcp.clients: the TCP listener is on (tcp.port) but no client has a token "
+                   "(add one with `backorder token NAME`)")
+    if a.read_socket and a.read_socket == s.daemon.socket:
+        out.append("access.read_socket: must differ from daemon.socket")
+    if t.max_pending_per_host > t.max_pending:
+        out.append(f"tcp.max_pending_per_host: {t.max_pending_per_host} is above tcp.max_pending ({t.max_pending})")
+    for name, src in s.sources.items():
+        if src.email and not is_addr_spec(src.email):
+            out.append(f"sources.{name}.email: {src.email!r} is not one e-mail address (local@domain)")
+    if webhook_in_use(s) and not s.notifications.webhook.secret_env:
+        # a receiver could not tell our notices from anyone's: an empty key signs nothing
+        out.append("notifications.webhook.secret_env: webhook notices are on but unsigned; name the "
+                   "environment variable that holds the signing secret")
+    return out
+
+
+def webhook_in_use(s: Settings) -> bool:
+    """Whether any notice can go out by webhook: a URL, a route or a source's ``deliver``."""
+    n = s.notifications
+    return bool(n.webhook.url) or "webhook" in n.routes.values() \
+        or any(src.deliver == "webhook" for src in s.sources.values())
 
 
 _NAMED_TABLES = {"skus": ReorderPolicy, "sources": Source, "channels": ChannelSettings}
@@ -360,11 +412,35 @@ def _name_table(raw: bytes | str, text: str) -> str:
     return text
 
 
+def every_validation_error(raw: bytes | str, settings_type: type) -> list[str]:
+    """Validate each top-level key of a TOML file on its own, so that one bad table does not
+    hide the problems of the others. Returns msgspec's messages, path shown as a TOML key."""
+    try:
+        doc = msgspec.toml.decode(raw)
+    except msgspec.DecodeError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    out = []
+    fields = {f.name: f for f in msgspec.structs.fields(settings_type)}
+    for key, value in doc.items():
+        if key not in fields:
+            out.append(f"Object contains unknown field `{key}`")
+            continue
+        sub = {key: value}
+        try:
+            msgspec.convert(sub, settings_type)
+        except msgspec.ValidationError as exc:
+            # the same `[skus.NAME]` naming as the first message, or its dedupe misses this one
+            out.append(_name_table(raw, str(exc)).replace("`$.", "`"))
+    return out
+
+
 def _is_timestamp(text: str) -> bool:
     """Whether ``text`` reads as an RFC 3339 timestamp (or a date), as the clock parses it."""
     try:
-        dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        parse_ts(text)
+    except (ValueError, OverflowError):
         return False
     return True
 
@@ -386,9 +462,7 @@ def parse_settings(raw: bytes | str, name: str = "config") -> Settings:
     except msgspec.ValidationError as exc:
         # msgspec names the path as `$.daemon.grace_s`; show it as a TOML key.
         text = _name_table(raw, str(exc)).replace("`$.", "`").replace("`$`", "`(top level)`")
-        # issue 5: name every bad table, not only the first msgspec meets
-        from backorder.config.service_checks import every_validation_error
-
+        # name every bad table, not only the first msgspec meets
         others = [t for t in every_validation_error(raw, Settings) if t not in text]
         raise ConfigError("; ".join([f"{name}: {text}", *others])) from None
     except msgspec.DecodeError as exc:

@@ -23,7 +23,7 @@ import trio
 
 from backorder.actors import snapshot
 from backorder.actors.engine import Engine
-from backorder.actors.model import iso_ts
+from backorder.timeutil import iso_ts
 from backorder.actors.router import Router
 from backorder.config.settings import AccessSettings, Settings
 from backorder.daemon import access, dblock, handlers, metrics, recovery, reload, requestlog, sdnotify, server

@@ -141,7 +141,7 @@ def _cell(v) -> str:
 
 
 def _audit(conn: sqlite3.Connection):
-    from backorder.actors.model import iso_ts
+    from backorder.timeutil import iso_ts
 
     for seq, ts, kind, sku, oid, cause, corr, body in conn.execute(
             "SELECT seq, ts, type, sku, order_id, cause, corr, body FROM events ORDER BY seq"):

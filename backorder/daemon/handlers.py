@@ -15,11 +15,11 @@ import trio
 
 from backorder.actors import board, views
 from backorder.actors.events import TOPICS
-from backorder.actors.model import iso_ts, parse_ts
+from backorder.timeutil import iso_ts, parse_ts
 from backorder.actors.router import route
 from backorder import protocol as p
 from backorder.daemon import logging as dlog
-from backorder.errors import InvalidInput, NotFound, Rejected
+from backorder.errors import InvalidInput, NotFound
 from backorder.notify import views as notify_views
 from backorder.intake import ops as intake_ops
 

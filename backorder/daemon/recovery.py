@@ -27,10 +27,11 @@ import trio
 from backorder.actors import order_rules, sku_rules, snapshot
 from backorder.actors.engine import Engine
 from backorder.actors.events import EVENT_DECODER, SkuConfigured, UnjournalableEvent, tag_of
-from backorder.actors.model import World, parse_ts
+from backorder.actors.model import World
+from backorder.timeutil import parse_ts
 from backorder.config.settings import Settings
 from backorder.daemon import integrity
-from backorder.daemon.clock import Clock, SimClock, WallClock
+from backorder.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import Journal
 
 log = structlog.get_logger()

@@ -42,7 +42,7 @@ import msgspec
 import structlog
 import trio
 
-from backorder.actors.model import iso_ts
+from backorder.timeutil import iso_ts
 from backorder.daemon import access, requestlog
 from backorder import protocol as p
 from backorder.errors import Rejected

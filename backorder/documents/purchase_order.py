@@ -16,7 +16,9 @@ from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.units import inch
 from reportlab.pdfgen import canvas
 
-from backorder.actors.model import Request, World, iso_date
+from backorder.actors.model import Request, World
+
+from backorder.timeutil import iso_date
 from backorder.config.settings import Source
 from backorder.documents.cells import one_line, spreadsheet_cell
 from backorder.documents.pdf import render_pdf

@@ -7,14 +7,13 @@ naming the path, so an adapter never crashes on a strange payload."""
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from msgspec import Struct, field
 
 from backorder.errors import InvalidInput, ProtocolError, Rejected
+from backorder.timeutil import format_utc, parse_datetime, parse_rfc2822
 
 
 class DraftLine(Struct, kw_only=True):
@@ -151,10 +150,7 @@ def utc(value: Any, path: str) -> str | None:
     if not isinstance(value, str):
         raise bad(path, "a timestamp must be a string")
     try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.UTC)
-        return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return format_utc(parse_datetime(value))
     except (ValueError, OverflowError):  # OverflowError: an offset that leaves years 1-9999
         raise InvalidInput("invalid_date", f"{path}: {value!r} is not an ISO 8601 timestamp") from None
 
@@ -166,11 +162,7 @@ def version_ts(value: Any, rfc2822: bool = False) -> str | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        t = email.utils.parsedate_to_datetime(value) if rfc2822 else \
-            dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.UTC)
-        return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return format_utc(parse_rfc2822(value) if rfc2822 else parse_datetime(value), micro=True)
     except (TypeError, ValueError, OverflowError):
         return None
 
@@ -179,10 +171,7 @@ def rfc2822_utc(value: Any, path: str) -> str | None:
     if value in (None, ""):
         return None
     try:
-        t = email.utils.parsedate_to_datetime(str(value))
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.UTC)
-        return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return format_utc(parse_rfc2822(str(value)))
     except (TypeError, ValueError, OverflowError):
         raise InvalidInput("invalid_date", f"{path}: {value!r} is not an RFC 2822 date") from None
 

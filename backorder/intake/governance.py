@@ -24,7 +24,7 @@ from backorder.actors.model import World
 from backorder.config.settings import ChannelSettings, IntakeSettings, Settings, ValidationProfile
 from backorder.protocol import OrderSubmit
 from backorder.email_address import check_email
-from backorder.errors import AccessError, InvalidInput, LimitError, NotFound, Rejected
+from backorder.errors import AccessError, InvalidInput, LimitError, NotFound
 from backorder.intake.adapters import CHANNELS, account_hint
 from backorder.intake.draft import Draft
 

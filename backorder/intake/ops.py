@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from backorder.actors import events as ev
-from backorder.actors.model import iso_ts
+from backorder.timeutil import iso_ts
 from backorder import protocol as p
 from backorder.errors import InvalidInput, NotFound
 from backorder.intake import governance as g

@@ -27,7 +27,7 @@ import trio
 
 from backorder.actors import events as ev
 from backorder.actors import order_rules
-from backorder.actors.model import iso_ts
+from backorder.timeutil import iso_ts
 from backorder import protocol as p
 from backorder.errors import InternalError, LimitError, Rejected
 from backorder.intake import governance as g

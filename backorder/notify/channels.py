@@ -14,7 +14,7 @@ from typing import Protocol
 import msgspec
 
 from backorder.actors.events import NoticeQueued
-from backorder.actors.model import iso_ts
+from backorder.timeutil import iso_ts
 from backorder.notify.render import Rendered
 
 

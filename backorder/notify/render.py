@@ -21,7 +21,7 @@ import jinja2.sandbox
 import msgspec
 
 from backorder.actors.events import NoticeQueued
-from backorder.actors.model import iso_ts
+from backorder.timeutil import iso_ts
 
 
 class RenderError(Exception):

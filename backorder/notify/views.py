@@ -6,7 +6,9 @@ import base64
 import itertools
 from typing import TYPE_CHECKING, Protocol
 
-from backorder.actors.model import HOUR, Notice, World, iso_ts
+from backorder.actors.model import HOUR, Notice, World
+
+from backorder.timeutil import iso_ts
 from backorder import protocol as p
 from backorder.errors import Conflict, InvalidInput, NotFound, ProtocolError
 

@@ -10,8 +10,9 @@ Plain Python, no Textual: unit-testable and cheap.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 from dataclasses import dataclass, field
+
+from backorder import timeutil
 
 HISTORY_BUCKET_S = 600  # one sparkline point per 10 minutes of engine time
 HISTORY_POINTS = 36  # six hours
@@ -141,8 +142,8 @@ def parse_ts(text: str | None) -> float | None:
     if not text:
         return None
     try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except (ValueError, AttributeError):
+        return timeutil.parse_ts(text)
+    except (ValueError, AttributeError, OverflowError):
         return None
 
 

@@ -23,7 +23,7 @@ from backorder.actors.router import Router, route
 from backorder.config.settings import DaemonSettings, Settings
 from backorder import protocol as p
 from backorder.daemon.recovery import replay
-from backorder.daemon.clock import SimClock
+from backorder.clock import SimClock
 from backorder.daemon.journal import Journal
 
 T0 = 1_700_000_000.0

@@ -14,7 +14,7 @@ from backorder.actors import order_rules
 from backorder.actors.engine import Engine
 from backorder.actors.router import Router
 from backorder.config.settings import Settings
-from backorder.daemon.clock import SimClock
+from backorder.clock import SimClock
 from backorder.daemon.journal import Journal
 from backorder.daemon.server import Hub
 from backorder.errors import Rejected

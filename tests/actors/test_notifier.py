@@ -13,7 +13,7 @@ import trio.testing
 from backorder.actors import events as ev
 from backorder.actors.engine import Engine
 from backorder.config.settings import Settings
-from backorder.daemon.clock import SimClock
+from backorder.clock import SimClock
 from backorder.daemon.journal import Journal
 from backorder.notify.notifier import Breaker, Notifier
 

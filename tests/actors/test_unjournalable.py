@@ -1,4 +1,4 @@
-"""An event the journal could not replay is never written (DESIGN.md invariant 8): the
+"""An event the journal could not replay is never written (the journal always replays): the
 actors over a real journal, with limits set beyond the schema so that only the event
 check stands between a request and the journal.
 
@@ -22,7 +22,7 @@ from backorder.actors.router import Router, route
 from backorder.config.settings import DaemonSettings, LimitsSettings, Settings
 from backorder import protocol as p
 from backorder.daemon.recovery import replay
-from backorder.daemon.clock import SimClock
+from backorder.clock import SimClock
 from backorder.daemon.journal import Journal
 from backorder.numbers import MAX_INT
 

@@ -1,5 +1,5 @@
 """Hostile numbers in a source's payload: the delivery is refused or dead-lettered with
-a finite impact, and the journal replays after a ``kill -9`` (DESIGN.md invariant 8)."""
+a finite impact, and the journal replays after a ``kill -9`` (no event is written that replay would refuse)."""
 
 from __future__ import annotations
 

@@ -168,7 +168,7 @@ def test_blank_lines_are_ignored(sim_client):
 
 
 def test_line_over_one_mib_is_refused_and_only_that_connection_is_closed(sim):
-    # issue 5 (limits): the offender is told why, then disconnected; others go on
+    # connection limits: the offender is told why, then disconnected; others go on
     d = sim()
     with d.client() as c, d.client() as other:
         _setup_state(other)

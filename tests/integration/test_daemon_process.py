@@ -14,7 +14,7 @@ import time
 import pytest
 from bo_support import fingerprint, line, stock, submit
 
-from backorder.actors.model import iso_ts
+from backorder.timeutil import iso_ts
 from backorder.client import CallError
 
 

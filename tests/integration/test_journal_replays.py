@@ -1,4 +1,4 @@
-"""The journal always replays (DESIGN.md invariant 8), tried through the real daemon.
+"""The journal always replays (no event is written that replay would refuse), tried through the real daemon.
 
 Hostile numbers (a reorder point of 10**400, an order of 10**21 units, weights of 1e308,
 a price of 1e400) are refused with a stable code and change nothing; whatever the

@@ -94,7 +94,7 @@ def test_order_is_backordered_reordered_received_picked_and_shipped(sim):
     # the customer notice went to the outbox, once, with the journal record that queued it
     rows = read_db(d.db, "SELECT o.order_id, o.kind, e.type, e.order_id "
                          "FROM outbox o JOIN events e ON e.seq = o.seq")
-    # (issue 6: the backordered notice first; tests/integration/test_notifications.py
+    # (the backordered notice first; tests/integration/test_notifications.py
     # covers delivery)
     assert rows == [(oid, "backordered", "notice_queued", oid),
                     (oid, "shipped", "notice_queued", oid)]
@@ -123,7 +123,7 @@ def test_split_order_ships_in_parts_with_one_notice_per_shipment(sim, tmp_path):
         assert c.call("sku.get", sku="P")["shipped"] == 3
 
     shipped = read_db(d.db, "SELECT order_id, kind FROM outbox WHERE kind LIKE '%shipped'")
-    # one customer notice per shipped shipment (issue 6: the first says partially_shipped)
+    # one customer notice per shipped shipment (the first says partially_shipped)
     assert shipped == [(oid, "partially_shipped"), (oid, "shipped")]
 
 

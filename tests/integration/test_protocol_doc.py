@@ -39,7 +39,7 @@ WILDCARDS = ("…", "<any>")
 
 # Codes that no example in the doc can produce, and where each is checked instead.
 CODES_TESTED_HERE = {"line_too_long", "too_many_connections"}  # tests at the end of this file
-# issue 5: roles and limits, tested in test_service_access.py, test_service_limits.py and
+# roles and limits, tested in test_service_access.py, test_service_limits.py and
 # test_service_tcp.py (a read-only connection, a misbehaving or unauthenticated client)
 CODES_TESTED_HERE |= {"forbidden", "idle_timeout", "too_many_inflight", "unauthorized", "subscriber_overflow"}
 # hostile input, tested in test_service_hostile.py (a line nested a few thousand deep)
@@ -338,7 +338,7 @@ def _codes_in_source() -> set[str]:
         codes |= set(re.findall(rf'\b(?:{REFUSALS})\(\s*"([a-z_]+)"', text))
         codes |= set(re.findall(r'(?<!log)(?<!log_)\.error\(\s*"([a-z_]+)"', text))  # Reply.error
         codes |= set(re.findall(r'\berr\(.*?,\s*"([a-z_]+)"', text))
-        codes |= set(re.findall(r'Disconnect\(\s*"([a-z_]+)"', text))  # issue 5: limits
+        codes |= set(re.findall(r'Disconnect\(\s*"([a-z_]+)"', text))  # connection limits
     return codes
 
 

@@ -16,7 +16,7 @@ from backorder.tui.widgets import ConfirmScreen, PromptScreen
 from test_live import until
 from tui_support import SITE, SITE_BASE, csv_order, read_only_site, seed_site
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))  # the real receivers of issue 6's tests
+sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))  # the real receivers of the notification tests
 from notify_support import HookServer  # noqa: E402
 
 pytestmark = pytest.mark.asyncio

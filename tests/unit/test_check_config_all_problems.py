@@ -1,5 +1,5 @@
 """`backorder check-config` prints every problem of a file, one per line with its key path,
-and `backorder serve` refuses the same file with the same lines (issue 5)."""
+and `backorder serve` refuses the same file with the same lines."""
 
 from __future__ import annotations
 

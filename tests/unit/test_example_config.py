@@ -44,10 +44,10 @@ def settings_structs(root: type = cfg.Settings) -> dict[type, tuple[str, ...]]:
 def test_the_walk_reaches_every_settings_struct():
     assert set(settings_structs()) == {cfg.Settings, cfg.DaemonSettings, cfg.AllocationSettings, cfg.Weights,
                                        cfg.FulfillmentSettings, cfg.ReorderPolicy, cfg.Source,
-                                       # issue 5: running as a site service
+                                       # running as a site service
                                        cfg.AccessSettings, cfg.LimitsSettings, cfg.TcpSettings, cfg.TcpClient,
                                        cfg.MetricsSettings, cfg.LoggingSettings,
-                                       # issue 6
+                                       # notifications
                                        cfg.NotificationSettings, cfg.SmtpSettings, cfg.WebhookSettings,
                                        cfg.FileDropSettings, cfg.EdiSettings,
                                        cfg.IntakeSettings, cfg.ChannelSettings, cfg.ValidationProfile}
@@ -107,6 +107,7 @@ def test_check_config_accepts_the_example():
     ('[skus."SKU-1"]\nreorder_point = 5\norder_up_to = 1\n', "skus.SKU-1"),
     ('[skus."SKU-1"]\nmoq = 0\n', "skus.SKU-1.moq"),
     ("[daemon]\ngrace = 3\n", "grace"),
+    ('[fulfillment]\ncarrier = "ups"\n', "fulfillment.carrier"),  # a carrier the daemon does not have
 ])
 def test_check_config_refuses_an_invalid_file_naming_the_key(tmp_path, toml, key):
     path = tmp_path / "bad.toml"
@@ -122,3 +123,20 @@ def test_the_partial_weights_of_policy_set_are_the_settings_weights():
     req = p.decode_request(b'{"op": "policy.set", "mode": "fifo", "weights": {"age": 2}}')
     assert req.weights.changes() == {"age": 2.0}
     assert msgspec.structs.replace(cfg.Weights(), **req.weights.changes()) == cfg.Weights(age=2.0)
+
+
+def test_the_configured_carrier_is_the_one_that_labels():
+    from typing import get_args
+
+    from backorder.actors.carrier import CARRIERS
+    from backorder.actors.engine import Engine
+    from backorder.clock import SimClock
+
+    carrier_field = {f.name: f.type for f in msgspec.structs.fields(cfg.FulfillmentSettings)}["carrier"]
+    assert set(get_args(carrier_field)) == set(CARRIERS)
+
+    class NoJournal:
+        last_seq, cause, corr = 0, "", ""
+
+    engine = Engine(cfg.parse_settings('[fulfillment]\ncarrier = "local"\n'), NoJournal(), SimClock(0.0))
+    assert engine.carrier.name == "local" and engine.carrier.tracking_number("S0000001") == "BO01000000018"

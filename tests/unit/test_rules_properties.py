@@ -1,6 +1,5 @@
-"""Property tests of the pure allocation and reorder rules against DESIGN.md invariants
-1 (conservation), 2 (no over-allocation), 3 (no double or over-shipment) and 6 (order of
-service), plus replay equivalence and "one request per shortage".
+"""Property tests of the pure allocation and reorder rules against the invariants of
+conservation, no over-allocation, no double or over-shipment and order of service, plus replay equivalence and "one request per shortage".
 
 No trio here: a ``World`` and an ``emit`` that evolves and logs. The drivers below call
 the rules in the same sequence the actors do (order actor -> SKU actors -> order actor),
@@ -21,7 +20,8 @@ from hypothesis import strategies as st
 from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.carrier import LocalCarrier
-from backorder.actors.model import HOUR, Line, World, iso_ts
+from backorder.actors.model import HOUR, Line, World
+from backorder.timeutil import iso_ts
 from backorder.config.settings import AllocationSettings, NotificationSettings, ReorderPolicy, Settings, Weights
 from backorder.protocol import OrderLineIn, OrderSubmit
 from backorder.errors import Rejected
@@ -257,7 +257,7 @@ class Sim:
 
 
 def service_key(world: World, line: Line) -> tuple:
-    """Service order from DESIGN.md, computed afresh (never the key cached on the line).
+    """The order of service, computed afresh (never the key cached on the line).
 
     FIFO: order time, then arrival. Priority: higher static score first (the age term is
     common to all waiting lines), then arrival.

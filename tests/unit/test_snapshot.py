@@ -11,14 +11,15 @@ import pytest
 from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.carrier import LocalCarrier
-from backorder.actors.model import World, iso_date
+from backorder.actors.model import World
+from backorder.timeutil import iso_date
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings, Weights
 from backorder import protocol as p
 from backorder.errors import Rejected
 
 SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}},
-                            # issue 6: routed notices (kept with their content), delays on every move;
+                            # routed notices (kept with their content), delays on every move;
                             # "b2b" has no route, so its orders get no notice (and no told dates)
                             "notifications": {"routes": {"web": "webhook"}, "tolerance_hours": 0}}, Settings)
 
@@ -151,7 +152,7 @@ def test_snapshot_restores_what_replay_builds(seed):
     restored = restore(SETTINGS, dump(live))
     assert fingerprint(replayed) == fingerprint(live)
     assert fingerprint(restored) == fingerprint(live)
-    # the outbox's derived counts agree with a full scan (issue 6)
+    # the outbox's derived counts agree with a full scan
     scan = collections.Counter(n.status for n in live.notices.values())
     assert {k: v for k, v in live.notice_status.items() if v} == dict(scan)
     assert set(live.notices_pending) == {n.notice_id for n in live.notices.values() if n.status == "pending"}
