@@ -18,6 +18,8 @@ demo: install
 	$(BIN)/backorder demo
 
 test: install
+	$(BIN)/ruff check backorder tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: install

@@ -63,7 +63,7 @@ class DemoError(Exception):
     """The daemon could not be started or went away."""
 
 
-class _Stop(Exception):  # noqa: N818 - a signal, not an error
+class _Stop(Exception):
     """SIGTERM / SIGHUP: stop like Ctrl-C."""
 
 

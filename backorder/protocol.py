@@ -22,7 +22,6 @@ from backorder.errors import InvalidInput, ProtocolError, Rejected
 from backorder.numbers import MAX_INT, MAX_WEIGHT
 from backorder.order import CanonicalOrder, OrderLine, Quantity, Sku, Text
 
-
 MAX_LINE = 1024 * 1024  # bytes per request line, newline excluded
 
 NonNegInt = Annotated[int, Meta(ge=0)]
@@ -64,8 +63,13 @@ def _fields_of(cls: type[Struct]) -> list[tuple]:
 # conflict"), so the request is built from the canonical order's fields rather than by
 # inheriting them: it stays a ``Request``, its fields are declared once, and on the wire
 # ``op`` and ``id`` still come first, byte for byte as before.
-OrderSubmit = msgspec.defstruct("OrderSubmit", _fields_of(CanonicalOrder), bases=(Request,),
-                                tag="order.submit", kw_only=True, module=__name__)
+if TYPE_CHECKING:  # what the struct built below is, to a type checker: the canonical order's fields on a Request
+
+    class OrderSubmit(Request, CanonicalOrder, tag="order.submit", kw_only=True): ...
+
+else:
+    OrderSubmit = msgspec.defstruct("OrderSubmit", _fields_of(CanonicalOrder), bases=(Request,),
+                                    tag="order.submit", kw_only=True, module=__name__)
 OrderSubmit.__doc__ = """client -> order actor: create an order (idempotent on channel, account, external_id).
 
 The canonical order (``backorder.order.CanonicalOrder``); the rules record it in the
@@ -440,7 +444,7 @@ assert len(OPS) == len(OP_TABLE) == len({op.request for op in OP_TABLE}), "one r
 if TYPE_CHECKING:  # a union built from the table is opaque to a type checker
     AnyRequest = Request
 else:  # the tagged union the decoder picks a struct from by ``op``
-    AnyRequest = Union[tuple(op.request for op in OP_TABLE)]
+    AnyRequest = Union[tuple(op.request for op in OP_TABLE)]  # noqa: UP007 - built at run time
 
 
 class _Head(Struct):

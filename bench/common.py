@@ -189,7 +189,7 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _exit)
 
 
-class running:  # noqa: N801 - used as ``with running(config) as d:``
+class running:
     """A started ``Daemon`` that is stopped (killed if it will not stop) and whose temp
     folder is removed on exit, also when the benchmark fails."""
 

@@ -32,7 +32,7 @@ from common import ROOT, exit_on_sigterm, result_name, running, save
 
 sys.path.insert(0, str(ROOT / "tests"))  # one copy of the grammar and the driver: the tests'
 
-from fuzz_support import SECRET, SECRET_ENV, Fuzzer, Target, config, free_port  # noqa: E402
+from fuzz_support import SECRET, SECRET_ENV, Fuzzer, Target, config, free_port
 
 RSS_BOUND_MIB = 100.0
 

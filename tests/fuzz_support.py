@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
-
 from fuzz_grammar import CHANNELS, SKUS, Grammar, SocketLine, TcpSession, WebhookPost
 
 from backorder.daemon.tcp import MAX_AUTH_LINE, hash_token
@@ -216,7 +215,7 @@ class Fuzzer:
     def _restart(self) -> None:
         try:
             self.t.start()
-        except Exception as exc:  # noqa: BLE001 - every start failure is the finding
+        except Exception as exc:
             self.unreplayable += 1
             self.finding("unreplayable_journal", f"restart failed, {_last_exception(str(exc))}: ...{str(exc)[-1500:]}")
             if self.on_exit_restart is None:
@@ -624,7 +623,7 @@ class Fuzzer:
         self.t.kill9()
         try:
             self.t.start()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.unreplayable += 1
             self.finding("unreplayable_journal",
                          f"restart after kill -9 failed, {_last_exception(str(exc))}: ...{str(exc)[-1500:]}")

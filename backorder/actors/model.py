@@ -20,6 +20,7 @@ import sys
 from decimal import Decimal
 
 import msgspec
+
 from backorder.actors import events as ev
 from backorder.actors.service_queue import ServiceQueue
 from backorder.config.settings import ReorderPolicy, Settings
@@ -113,7 +114,7 @@ class Sku:
         self.on_hand = 0
         self.allocated = 0
         self.backordered = 0
-        self.queue = ServiceQueue()
+        self.queue: ServiceQueue[Line] = ServiceQueue()
         self.inbound: dict[str, Request] = {}  # open requests only
         self.inbound_qty = 0
         self.received = 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from typing import Any
 
 from backorder.actors import events as ev
 from backorder.actors.model import Line, Order, Request, Shipment, Sku, World
@@ -37,7 +38,7 @@ def _routes_any(world: World) -> bool:
     return any(ch != "none" for ch in world.settings.notifications.routes.values())
 
 
-def _customer(world: World, order: Order, kind: str, subject: str, body: str, data: dict,
+def _customer(world: World, order: Order, kind: str, subject: str, body: str, data: dict[str, Any],
               emit: Emit, now: float, route: str | None = None) -> ev.NoticeQueued | None:
     """Queue a customer notice, or nothing (None) when the site routes no notices for the
     order's sales channel / account: a notice that can never be sent is not worth a journal
@@ -82,7 +83,7 @@ def backordered(world: World, s: Sku, lines: list[Line], emit: Emit, now: float)
     if not _routes_any(world):
         return []
     routed: dict[str, str] = {}  # order_id -> its route; looked up once per order
-    by_order: dict[str, list[dict]] = {}
+    by_order: dict[str, list[dict[str, Any]]] = {}
     for ln in lines:  # all still short: settle passes only those
         route = routed.get(ln.order_id)
         if route is None:
@@ -113,7 +114,7 @@ def delays(world: World, s: Sku, emit: Emit, now: float, request_id: str | None 
     if not world.told:
         return []
     tolerance = world.settings.notifications.tolerance_hours
-    late: dict[str, list[dict]] = {}
+    late: dict[str, list[dict[str, Any]]] = {}
     for line, date in zip(list(s.queue), world.expected_dates(s), strict=True):
         told = world.told.get((line.order_id, line.line_no))
         if told is None or date is None or date == "now":
@@ -124,10 +125,10 @@ def delays(world: World, s: Sku, emit: Emit, now: float, request_id: str | None 
     out = []
     for order_id, lines in late.items():
         order = world.orders[order_id]
-        told = [[li["line_no"], li["new_date"]] for li in lines]
+        told_dates = [[li["line_no"], li["new_date"]] for li in lines]
         e = _customer(world, order, "delay", "Order {number}: new expected date",
                       f"{len(lines)} line(s) delayed",
-                      {"lines": lines, "told": told, "request_id": request_id}, emit, now)
+                      {"lines": lines, "told": told_dates, "request_id": request_id}, emit, now)
         if e is not None:
             out.append(e)
     return out
@@ -186,7 +187,7 @@ def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
         if not overdue:
             continue
         by_date = {r.expected_date: r for r in sorted(s.inbound.values(), key=lambda r: r.request_id)}
-        warn: dict[str, list[dict]] = {}
+        warn: dict[str, list[dict[str, Any]]] = {}
         for line, date in zip(list(s.queue), world.expected_dates(s), strict=True):
             r = by_date.get(date) if date not in (None, "now") else None
             if r is None or r.request_id not in overdue or (line.order_id, r.request_id) in world.warned:

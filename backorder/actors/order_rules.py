@@ -10,16 +10,15 @@ import datetime as dt
 import msgspec
 
 from backorder.actors import events as ev
+from backorder.actors import notice_rules
 from backorder.actors.carrier import Carrier, zpl_label
 from backorder.actors.model import Order, Shipment, World
-from backorder.timeutil import iso_ts, parse_ts
 from backorder.actors.sku_rules import Emit
-from backorder.order import CanonicalOrder, OrderLine
-from backorder.protocol import OrderSubmit
 from backorder.email_address import check_email
 from backorder.errors import Conflict, InvalidInput, NotFound
-from backorder.actors import notice_rules
-
+from backorder.order import CanonicalOrder, OrderLine
+from backorder.protocol import OrderSubmit
+from backorder.timeutil import iso_ts, parse_ts
 
 # A source's created_at is clamped to [2000-01-01, the time received + 1 day]: a clock
 # skewed by a time zone stays as sent, a date of 0001-01-01 or 2999 does not.
@@ -27,7 +26,7 @@ CREATED_AT_MIN = 946684800.0  # 2000-01-01T00:00:00Z
 CREATED_AT_SKEW_S = 86400.0
 
 
-def _check_known_skus(world: World, lines: list) -> None:
+def _check_known_skus(world: World, lines: list[OrderLine]) -> None:
     """With ``strict_skus`` on, every shipping line must name a configured SKU."""
     if world.settings.strict_skus:
         unknown = sorted({li.sku for li in lines if li.requires_shipping
@@ -36,7 +35,7 @@ def _check_known_skus(world: World, lines: list) -> None:
             raise NotFound("unknown_sku", f"unknown SKU(s) {', '.join(unknown)} (strict_skus is on)")
 
 
-def _check_lines(world: World, lines: list) -> None:
+def _check_lines(world: World, lines: list[OrderLine]) -> None:
     """Quantities and prices within the site's ``[limits]``; prices finite and >= 0."""
     limits = world.settings.limits
     for li in lines:
@@ -160,7 +159,8 @@ def release(world: World, order_id: str, reason: str, emit: Emit, now: float,
     return order
 
 
-def same_lines(a: list, b: list) -> bool:
+def same_lines(a: list[OrderLine], b: list[ev.LineRecord]) -> bool:
+    """Whether requested lines ``a`` are the order's recorded lines ``b``, field for field."""
     return [(li.sku, li.qty, li.unit_price, li.requires_shipping) for li in a] == \
         [(li.sku, li.qty, li.unit_price, li.requires_shipping) for li in b]
 
@@ -170,7 +170,7 @@ def amendable(order: Order) -> bool:
     return not order.cancelled and not order.shipments and not any(ln.allocated or ln.shipped for ln in order.lines)
 
 
-def amend(world: World, order_id: str, lines: list, reason: str, emit: Emit, now: float,
+def amend(world: World, order_id: str, lines: list[OrderLine], reason: str, emit: Emit, now: float,
           source_version: str | None = None) -> Order | None:
     """Replace the lines of an order before anything was allocated to it (a source's
     change before allocation). Returns the order, or None when the lines are the same."""

@@ -14,17 +14,27 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
+
+
+class Queueable(Protocol):
+    """What the queue needs of a line: its service key and the token of its live entry."""
+
+    key: tuple[Any, ...]
+    qtoken: int
+
+
+L = TypeVar("L", bound=Queueable)
 
 _tokens = itertools.count(1)
 
 
-class ServiceQueue:
+class ServiceQueue(Generic[L]):
     __slots__ = ("_heap", "_live")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[tuple, int, Any]] = []
+        self._heap: list[tuple[tuple[Any, ...], int, L]] = []
         self._live = 0
 
     def __len__(self) -> int:
@@ -33,14 +43,14 @@ class ServiceQueue:
     def __bool__(self) -> bool:
         return self._live > 0
 
-    def add(self, line) -> None:
+    def add(self, line: L) -> None:
         """Queue a line under its current ``line.key``."""
         token = next(_tokens)
         line.qtoken = token
         heapq.heappush(self._heap, (line.key, token, line))
         self._live += 1
 
-    def remove(self, line) -> None:
+    def remove(self, line: L) -> None:
         if line.qtoken:
             line.qtoken = 0
             self._live -= 1
@@ -49,40 +59,40 @@ class ServiceQueue:
             elif len(self._heap) > 4 * self._live + 1024:
                 self._compact()
 
-    def head(self):
+    def head(self) -> L:
         """The line served next (the queue must not be empty)."""
         heap = self._heap
         while heap[0][1] != heap[0][2].qtoken:
             heapq.heappop(heap)
         return heap[0][2]
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int) -> L:
         if index != 0:
             raise IndexError("only the head ([0]) is addressable; iterate for the rest")
         if not self._live:
             raise IndexError("empty queue")
         return self.head()
 
-    def lines(self) -> Iterator:
+    def lines(self) -> Iterator[L]:
         """Live lines in no particular order (cheap)."""
         return (e[2] for e in self._heap if e[1] == e[2].qtoken)
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[L]:
         """Live lines in service order."""
         return iter([e[2] for e in sorted(e for e in self._heap if e[1] == e[2].qtoken)])
 
-    def first(self, n: int) -> list:
+    def first(self, n: int) -> list[L]:
         """The first ``n`` lines in service order."""
         return [e[2] for e in heapq.nsmallest(n, (e for e in self._heap if e[1] == e[2].qtoken))]
 
-    def index(self, line) -> int:
+    def index(self, line: L) -> int:
         """0-based place of a queued line in service order."""
         if not line.qtoken:
             raise ValueError("line is not queued")
         key = (line.key, line.qtoken)
         return sum(1 for e in self._heap if e[1] == e[2].qtoken and (e[0], e[1]) < key)
 
-    def rekey(self, keyfn) -> None:
+    def rekey(self, keyfn: Callable[[L], tuple[Any, ...]]) -> None:
         """Re-sort after the service rule changed: every live line gets ``keyfn(line)``."""
         lines = list(self.lines())
         self._heap = []

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
 from backorder.actors import events as ev
+from backorder.actors import notice_rules
 from backorder.actors.model import Sku, World
 from backorder.errors import Conflict, InvalidInput, NotFound
 from backorder.timeutil import iso_date
-from backorder.actors import notice_rules
 
 Emit = Callable[[ev.Event], None]
 DAY = 86400.0
@@ -157,7 +158,7 @@ POLICY_FIELDS = ("reorder_point", "order_up_to", "safety_stock", "lead_time_days
                  "pack_size", "source", "backorder_threshold")
 
 
-def configure(world: World, s: Sku, changes: dict, emit: Emit, now: float) -> None:
+def configure(world: World, s: Sku, changes: dict[str, Any], emit: Emit, now: float) -> None:
     policy = msgspec.structs.replace(s.policy, **changes)
     problems = policy.problems(world.settings.limits.max_quantity)
     if problems:

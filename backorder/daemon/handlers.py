@@ -13,15 +13,15 @@ import msgspec
 import structlog
 import trio
 
+from backorder import protocol as p
 from backorder.actors import board, views
 from backorder.actors.events import TOPICS
-from backorder.timeutil import iso_ts, parse_ts
 from backorder.actors.router import route
-from backorder import protocol as p
 from backorder.daemon import logging as dlog
 from backorder.errors import InvalidInput, NotFound
-from backorder.notify import views as notify_views
 from backorder.intake import ops as intake_ops
+from backorder.notify import views as notify_views
+from backorder.timeutil import iso_ts, parse_ts
 
 if TYPE_CHECKING:
     from backorder.actors.engine import Engine
@@ -269,7 +269,7 @@ async def _audit(ctx: Context, req: p.AuditQuery, since: float | None, reply: Re
              "correlation_id": corr, "event": _RAW.decode(body)}
             for seq, ts, kind, sku, oid, cause, corr, body in rows
         ]
-    except Exception as exc:  # noqa: BLE001 - contained: one failed query, logged with its traceback
+    except Exception as exc:
         log.exception("request_failed", op="audit.query", conn=reply.conn.id)
         reply.error("internal_error", f"{type(exc).__name__}: {exc}")
         return

@@ -106,7 +106,7 @@ class _Snapshot:
 class _Handler(WSGIRequestHandler):
     """One connection; ``timeout`` (set per server) applies to every read of the socket."""
 
-    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format, *args) -> None:
         """Scrapes are not logged."""
 
     def handle(self) -> None:

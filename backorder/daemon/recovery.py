@@ -28,11 +28,11 @@ from backorder.actors import order_rules, sku_rules, snapshot
 from backorder.actors.engine import Engine
 from backorder.actors.events import EVENT_DECODER, SkuConfigured, UnjournalableEvent, tag_of
 from backorder.actors.model import World
-from backorder.timeutil import parse_ts
+from backorder.clock import Clock, SimClock, WallClock
 from backorder.config.settings import Settings
 from backorder.daemon import integrity
-from backorder.clock import Clock, SimClock, WallClock
 from backorder.daemon.journal import Journal
+from backorder.timeutil import parse_ts
 
 log = structlog.get_logger()
 
@@ -74,7 +74,7 @@ def replay(journal: Journal, world: World, after: int = 0) -> int:
                 raise UnreplayableEvent(journal.path, seq, journal.row_type(seq), str(exc)) from None
             try:
                 evolve(e)
-            except Exception as exc:  # noqa: BLE001 - reported with the event that caused it
+            except Exception as exc:
                 raise UnreplayableEvent(journal.path, seq, tag_of(e), f"{type(exc).__name__}: {exc}") from exc
         n += len(rows)
         world.seq = rows[-1][0]
@@ -90,7 +90,7 @@ def rebuild(journal: Journal, settings: Settings) -> tuple[World, int, int]:
         seq, body = snap
         try:
             world = snapshot.restore(settings, body)
-        except Exception as exc:  # noqa: BLE001 - the journal is the record: replay it all
+        except Exception as exc:
             # Never quietly: a snapshot that does not restore is a bug (or a damaged row);
             # the full replay below is slower but rebuilds the same model.
             log.error("snapshot_unusable", seq=seq, error=f"{type(exc).__name__}: {exc}", exc_info=exc,
@@ -194,7 +194,7 @@ async def recover_at_start(settings: Settings, journal: Journal, status: Callabl
             # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
             gc.disable()
             built = await trio.to_thread.run_sync(rebuild, journal, settings)
-        except Exception as exc:  # noqa: BLE001 - a damaged file: the check's verdict speaks first
+        except Exception as exc:
             built = exc
     if checked and checked[0] is not None:
         raise checked[0]

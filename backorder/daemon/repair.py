@@ -73,7 +73,7 @@ def _check(path: Path, world: World, chunk: int) -> tuple[list[Problem], int, fr
                     continue
                 try:
                     world.evolve(e)
-                except Exception as exc:  # noqa: BLE001 - listed, like start-up would report it
+                except Exception as exc:
                     problems.append(Problem(seq, str(kind), "apply", f"{type(exc).__name__}: {exc}"))
             scanned += len(rows)
             after = rows[-1][0]

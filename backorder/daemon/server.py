@@ -42,10 +42,10 @@ import msgspec
 import structlog
 import trio
 
-from backorder.timeutil import iso_ts
-from backorder.daemon import access, requestlog
 from backorder import protocol as p
+from backorder.daemon import access, requestlog
 from backorder.errors import Rejected
+from backorder.timeutil import iso_ts
 
 if TYPE_CHECKING:
     from backorder.config.settings import Settings
@@ -239,7 +239,7 @@ class Hub:
             for conn in subscribers:
                 try:
                     conn.put_events(lines)
-                except Exception:  # noqa: BLE001 - called by the journal: a bug here costs one subscriber
+                except Exception:
                     log.exception("subscriber_failed", conn=conn.id)
                     conn.close_for(Disconnect("internal_error", "the daemon failed to queue this subscriber's "
                                               "events (a bug, logged); the connection is closed"))
@@ -382,7 +382,7 @@ async def connection_failed(stream: trio.abc.Stream, failure: BaseExceptionGroup
     with trio.move_on_after(DISCONNECT_FLUSH_S):
         try:
             await stream.send_all(INTERNAL_ERROR)
-        except Exception:  # noqa: BLE001 - the stream may be what failed; closing it is all that is left
+        except Exception:
             pass
 
 
@@ -392,7 +392,7 @@ async def close(stream: trio.abc.Stream) -> None:
     with trio.move_on_after(DISCONNECT_FLUSH_S):
         try:
             await stream.aclose()
-        except Exception:  # noqa: BLE001 - a broken stream (TLS, reset) is closed all the same below
+        except Exception:
             pass
     await trio.aclose_forcefully(stream)
 
@@ -554,7 +554,7 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
                     start = len(buf)
                     try:
                         encode_into(it[1], buf, -1)
-                    except Exception as exc:  # noqa: BLE001 - a result that does not encode (a bug) costs its request
+                    except Exception as exc:
                         del buf[start:]
                         log.exception("reply_failed", conn=conn.id)
                         encode_into(p.err(it[1].id, "internal_error", f"the reply did not encode: {exc}"), buf, -1)
@@ -613,14 +613,15 @@ async def serve(path: Path, gateway: Gateway, nursery: trio.Nursery, role: str |
     gid = access.socket_group(acc)
     if gid is not None:
         os.chown(path, -1, gid)
-    path.chmod(int(acc.socket_mode, 8))  # default 0660: access by group membership
+    # a socket file's inode, once at start (and below at stop): no disk wait worth a thread
+    path.chmod(int(acc.socket_mode, 8))  # noqa: ASYNC240 - default 0660: access by group membership
     sock.listen(128)
     listener = trio.SocketListener(sock)
     try:
         await serve_until_drain(gateway, listeners=[listener], nursery=nursery,
                                 handler=lambda stream: handle_client(stream, gateway, role), task_status=task_status)
     finally:
-        path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # noqa: ASYNC240
 
 
 async def serve_until_drain(gateway: Gateway, *, listeners: list, nursery: trio.Nursery, handler,

@@ -25,14 +25,14 @@ import msgspec
 import structlog
 import trio
 
+from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import order_rules
-from backorder.timeutil import iso_ts
-from backorder import protocol as p
 from backorder.errors import InternalError, LimitError, Rejected
 from backorder.intake import governance as g
 from backorder.intake.adapters import account_hint
 from backorder.intake.draft import Draft
+from backorder.timeutil import iso_ts
 
 if TYPE_CHECKING:
     from backorder.actors.engine import Engine
@@ -228,7 +228,7 @@ class IntakeService:
         try:
             self._record_letter(work, account, [(None, account, error)], result,
                                 lambda acct: g.profile(self.settings, d.channel, acct))
-        except Exception:  # noqa: BLE001 - the reply must still go out
+        except Exception:
             log.exception("intake_dead_letter_failed", channel=d.channel)
         self._count(d.channel, account, result["orders"])
         self._publish(result)

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from backorder.client import CallError  # noqa: F401 - the console raises and re-exports it
+from backorder.client import CallError
 
 log = logging.getLogger("backorder.tui")
 

@@ -44,9 +44,9 @@ def test_csv_and_x12_files_import_with_a_summary_and_reimport_as_duplicates(make
 
 
 def test_split_keeps_quoted_line_breaks_in_one_order():
-    data = 'order_id,sku,qty\nA,"X\nY",1\nB,Z,2\nA,W,1\n'.encode()
+    data = b'order_id,sku,qty\nA,"X\nY",1\nB,Z,2\nA,W,1\n'
     parts = split("csv", data)
-    assert parts == ['order_id,sku,qty\nA,"X\nY",1\nA,W,1\n'.encode(), b"order_id,sku,qty\nB,Z,2\n"]
+    assert parts == [b'order_id,sku,qty\nA,"X\nY",1\nA,W,1\n', b"order_id,sku,qty\nB,Z,2\n"]
 
 
 def test_a_delivery_the_daemon_refuses_outright_stops_the_import_with_its_code(make_daemon, tmp_path):

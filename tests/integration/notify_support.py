@@ -5,8 +5,8 @@ thread), both in the test process, both recording exactly what arrived."""
 from __future__ import annotations
 
 import email
-import gc
 import email.policy
+import gc
 import hashlib
 import hmac
 import json
@@ -35,7 +35,7 @@ class MailSink:
         self.started: list[str] = []  # Message-IDs whose DATA arrived (answered or not)
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):
         import asyncio
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
@@ -109,7 +109,7 @@ class Hook:
 class _Handler(BaseHTTPRequestHandler):
     hook: Hook
 
-    def do_POST(self):  # noqa: N802 - http.server's hook name
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         expected = "sha256=" + hmac.new(self.hook.secret, body, hashlib.sha256).hexdigest()
         valid = hmac.compare_digest(expected, self.headers.get("X-Backorder-Signature", ""))

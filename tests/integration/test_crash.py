@@ -99,7 +99,7 @@ class Worker(threading.Thread):
                 except msgspec.DecodeError:
                     self.torn += 1
                     self._drop()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+        except BaseException as exc:
             self.failure = exc
         finally:
             self._drop()

@@ -37,7 +37,7 @@ def test_the_grammar_covers_every_op_and_is_deterministic():
             try:
                 p.decode_request(line)
                 decoded += 1
-            except Exception:  # noqa: BLE001, S112 - a clean request may still break a cross-field rule
+            except Exception:
                 continue
         assert decoded >= 25, f"{spec.tag}: only {decoded} of 50 clean requests decode"
 
