@@ -172,6 +172,7 @@ class Fuzzer:
         self.conns: list[_Conn] = []
         self._rr = 0
         self._http_sock: socket.socket | None = None
+        self._http_sent: collections.deque[bytes] = collections.deque(maxlen=4)  # on the open connection
         self.state_before: dict | None = None
         self.seconds = 0.0
 
@@ -502,6 +503,8 @@ class Fuzzer:
             try:
                 if fresh:
                     self._http_sock = socket.create_connection(("127.0.0.1", self.t.http_port), timeout=30)
+                    self._http_sent.clear()
+                self._http_sent.append(data)
                 self._http_sock.sendall(data)
                 status, headers, body = _http_response(self._http_sock)
                 break
@@ -510,6 +513,11 @@ class Fuzzer:
                     self._http_sock.close()
                     self._http_sock = None
                 if not self._check_alive(grace=3 if fresh or attempt else 0):
+                    return
+                if isinstance(exc, TimeoutError):  # not a connection closed meanwhile: a request left unanswered
+                    self.finding("http_timeout", f"no response in 30 s ({'fresh' if fresh else 'kept-alive'} "
+                                                 "connection; what it carried, oldest first)",
+                                 [f"[http] {show(sent, 3000)}" for sent in self._http_sent])
                     return
                 if fresh or attempt:
                     self.finding("http", f"no response: {exc!r}")
