@@ -171,6 +171,7 @@ class Fuzzer:
         self.conns: list[_Conn] = []
         self._rr = 0
         self._http_sock: socket.socket | None = None
+        self._http_sent: collections.deque[bytes] = collections.deque(maxlen=4)  # on the open connection
         self.state_before: dict | None = None
         self.seconds = 0.0
 
@@ -501,6 +502,8 @@ class Fuzzer:
             try:
                 if fresh:
                     self._http_sock = socket.create_connection(("127.0.0.1", self.t.http_port), timeout=30)
+                    self._http_sent.clear()
+                self._http_sent.append(data)
                 self._http_sock.sendall(data)
                 status, headers, body = _http_response(self._http_sock)
                 break
@@ -509,6 +512,11 @@ class Fuzzer:
                     self._http_sock.close()
                     self._http_sock = None
                 if not self._check_alive(grace=3 if fresh or attempt else 0):
+                    return
+                if isinstance(exc, TimeoutError):  # not a connection closed meanwhile: a request left unanswered
+                    self.finding("http_timeout", f"no response in 30 s ({'fresh' if fresh else 'kept-alive'} "
+                                                 "connection; what it carried, oldest first)",
+                                 [f"[http] {show(sent, 3000)}" for sent in self._http_sent])
                     return
                 if fresh or attempt:
                     self.finding("http", f"no response: {exc!r}")
@@ -539,11 +547,14 @@ class Fuzzer:
                 reply = self.call(op, sku=sku, **fields)
                 assert reply["ok"], reply
 
-    def run(self, messages: int, progress: Callable[[int], None] | None = None, rss_samples: int = 10) -> None:
+    def run(self, messages: int, progress: Callable[[int], None] | None = None, rss_samples: int = 10,
+            keep: Callable[[SocketLine | TcpSession | WebhookPost], bool] | None = None) -> None:
+        """Send ``messages`` grammar messages; with ``keep``, only those it accepts (the others
+        are drawn and dropped). Called again, the run goes on: counts and time add up."""
         self._open_all()
         self.health()
         t0 = time.perf_counter()
-        self.rss.append((0, self.rss_mib()))
+        self.rss.append((self.counts["messages"], self.rss_mib()))
         step = max(1, messages // rss_samples)
         held: SocketLine | None = None
         sent = 0
@@ -553,6 +564,8 @@ class Fuzzer:
                     if sent >= messages:
                         break
                     msg = self.grammar.next()
+                    while keep is not None and not keep(msg):
+                        msg = self.grammar.next()
                     sent += 1
                     if sent % step == 0:
                         self._sample(sent, progress)
@@ -572,11 +585,12 @@ class Fuzzer:
             if not self._check_alive():
                 held = None
         self._drain()
-        self.seconds = time.perf_counter() - t0
-        self.counts["messages"] = sent
-        self.rss.append((sent, self.rss_mib()))
+        self.seconds += time.perf_counter() - t0
+        self.counts["messages"] += sent
+        self.rss.append((self.counts["messages"], self.rss_mib()))
 
     def _sample(self, sent: int, progress) -> None:
+        sent += self.counts["messages"]  # of the runs before this one
         self.rss.append((sent, self.rss_mib()))
         self.health()
         try:  # what the daemon legitimately keeps, next to its RSS
@@ -665,6 +679,17 @@ class Fuzzer:
             "finding_counts": dict(self.finding_counts),
             "findings": [str(f) for f in self.findings],
         }
+
+
+def creates_nothing(msg: SocketLine | TcpSession | WebhookPost) -> bool:
+    """A message after which a correct daemon keeps nothing new: a socket line of a read op or
+    one that does not decode, a TCP session without a valid token, a webhook post not signed
+    right. A stream of these must leave RSS flat, whatever the state already held."""
+    if isinstance(msg, SocketLine):
+        return not msg.write
+    if isinstance(msg, TcpSession):
+        return msg.token_role is None
+    return not msg.signed
 
 
 class FuzzFailure(AssertionError):
