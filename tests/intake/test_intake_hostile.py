@@ -272,3 +272,56 @@ def test_a_partner_cannot_book_or_cancel_another_partners_orders(intake_daemon, 
         retried = c.call("deadletters.retry", cause="account_mismatch")
         assert retried["resolved"] == 0
         assert c.call("stats")["counts"]["orders"] == 3
+
+
+# --- a request answered before its body was read ------------------------------------------
+
+def _head(path: str, length: int, headers: dict | None = None) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: x", f"Content-Length: {length}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _response(s: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, f"closed before a response: {buf!r}"
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    while len(body) < int(headers["content-length"]):
+        chunk = s.recv(65536)
+        assert chunk, "closed in the body"
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_an_early_answer_to_an_oversized_body_reaches_a_peer_that_writes_it_all_first(intake_daemon):
+    """A peer that writes its whole request before reading (most clients do) sends a body
+    over ``max_body_bytes``: the listener answers 413 as soon as it has seen too much, then
+    reads and drops the rest, so the peer's write ends and it reads its answer; the
+    connection is then closed and released. Before, the unread rest filled hypercorn's
+    queue to the app and both sides stopped: no answer, and the connection (and its slot)
+    held in CLOSE-WAIT for good once the peer gave up."""
+    d = intake_daemon()
+    with d.client() as c:
+        port = http_port(c)
+        for path, extra in (("/webhooks/bigcommerce", {}), ("/nowhere", {})):  # 413; 404 reads no body at all
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            signed = CSV.replace(b"H1", b"H7")  # a kept-alive connection: first a signed, then an unsigned POST
+            s.sendall(_head("/webhooks/csv", len(signed), generic_headers(signed)) + signed)
+            assert _response(s)[0] == 200
+            s.sendall(_head("/webhooks/x12_850", len(CSV)) + CSV)
+            assert _response(s)[0] == 401
+            big = b"{" + b" " * 4_000_000 + b"}"
+            s.sendall(_head(path, len(big), extra) + big)  # stalled here before: TimeoutError after 10 s
+            status, headers, body = _response(s)
+            assert status == (413 if path.startswith("/webhooks") else 404)
+            assert headers["connection"] == "close"
+            assert _read_all(s) == b""  # then closed by the daemon
+            s.close()
+        wait_until(lambda: not _held(d.proc.pid, port), timeout=2, interval=0.01,
+                   message="a connection answered early is still held")
+        assert post(port, "csv", CSV, generic_headers(CSV))[0] == 200
