@@ -10,7 +10,8 @@ after authentication is a dead letter: 500 with its ``letter_id``.
 Slow or idle peers cannot hold the listener: at most ``[intake] max_connections`` are
 served at once (the others wait in the kernel's accept backlog, holding no descriptor of
 ours), a request's body must arrive within ``body_timeout_s`` (else 408 and the connection
-is closed), a connection with no request in progress is closed after ``idle_timeout_s``
+is closed; a reply sent before the whole body was read, such as 413, closes the connection
+too, once the rest has been read and dropped within that deadline), a connection with no request in progress is closed after ``idle_timeout_s``
 (this also bounds the time to send the request line and headers, at most
 ``max_header_bytes``) and any silence longer than ``read_timeout_s`` ends it.
 """
@@ -62,7 +63,8 @@ class WebhookApp:
         except Exception:
             log.exception("webhook_failed", path=scope.get("path", ""))
             if not started:
-                await _reply(send, body, 500, {"error": "internal_error", "message": "the request failed; see the log"})
+                await _reply(send, body, 500, {"error": "internal_error", "message": "the request failed; see the log"},
+                             close=True)
 
     async def _request(self, scope, body: _Body, send) -> None:
         path = scope["path"]
@@ -144,7 +146,7 @@ class _Body:
         return msg
 
 
-async def _reply(send, body: _Body, status: int, doc: dict, extra: list | None = None) -> None:
+async def _reply(send, body: _Body, status: int, doc: dict, extra: list | None = None, *, close: bool = False) -> None:
     """Send the reply. Before the request's body has all been read (too large, not waited
     for, or late), the reply says ``Connection: close`` and goes out at once; the rest of the
     body is then read and dropped until its end or the body deadline, so a peer that writes
@@ -153,6 +155,8 @@ async def _reply(send, body: _Body, status: int, doc: dict, extra: list | None =
     reply)."""
     data = _ENC.encode(doc)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *(extra or [])]
+    if close or not body.ended:
+        headers.append((b"connection", b"close"))
     if body.ended:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
@@ -161,7 +165,7 @@ async def _reply(send, body: _Body, status: int, doc: dict, extra: list | None =
     async with trio.open_nursery() as nursery:
         # dropping runs until the stream's end, which comes from the last send below
         nursery.start_soon(body.drop, ended)
-        await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data, "more_body": True})
         with trio.move_on_at(body.deadline):
             await ended.wait()
