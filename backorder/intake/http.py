@@ -11,9 +11,10 @@ Slow or idle peers cannot hold the listener: at most ``[intake] max_connections`
 served at once (the others wait in the kernel's accept backlog, holding no descriptor of
 ours), a request's body must arrive within ``body_timeout_s`` (else 408 and the connection
 is closed; a reply sent before the whole body was read, such as 413, closes the connection
-too, once the rest has been read and dropped within that deadline), a connection with no request in progress is closed after ``idle_timeout_s``
-(this also bounds the time to send the request line and headers, at most
-``max_header_bytes``) and any silence longer than ``read_timeout_s`` ends it.
+too, once the rest has been read and dropped within that deadline), a connection with no
+request in progress is closed after ``idle_timeout_s`` (this also bounds the time to send
+the request line and headers, at most ``max_header_bytes``) and any silence longer than
+``read_timeout_s`` ends it.
 """
 
 from __future__ import annotations
