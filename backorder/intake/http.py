@@ -10,9 +10,11 @@ after authentication is a dead letter: 500 with its ``letter_id``.
 Slow or idle peers cannot hold the listener: at most ``[intake] max_connections`` are
 served at once (the others wait in the kernel's accept backlog, holding no descriptor of
 ours), a request's body must arrive within ``body_timeout_s`` (else 408 and the connection
-is closed), a connection with no request in progress is closed after ``idle_timeout_s``
-(this also bounds the time to send the request line and headers, at most
-``max_header_bytes``) and any silence longer than ``read_timeout_s`` ends it.
+is closed; a reply sent before the whole body was read, such as 413, closes the connection
+too, once the rest has been read and dropped within that deadline), a connection with no
+request in progress is closed after ``idle_timeout_s`` (this also bounds the time to send
+the request line and headers, at most ``max_header_bytes``) and any silence longer than
+``read_timeout_s`` ends it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class WebhookApp:
         if scope["type"] != "http":
             return
         started = False
+        body = _Body(receive, trio.current_time() + self.intake.cfg.body_timeout_s)
 
         async def tracked(msg: dict) -> None:
             nonlocal started
@@ -57,72 +60,117 @@ class WebhookApp:
             await send(msg)
 
         try:
-            await self._request(scope, receive, tracked)
+            await self._request(scope, body, tracked)
         except Exception:
             log.exception("webhook_failed", path=scope.get("path", ""))
             if not started:
-                await _reply(send, 500, {"error": "internal_error", "message": "the request failed; see the log"},
-                             [(b"connection", b"close")])
+                await _reply(send, body, 500, {"error": "internal_error", "message": "the request failed; see the log"},
+                             close=True)
 
-    async def _request(self, scope, receive, send) -> None:
+    async def _request(self, scope, body: _Body, send) -> None:
         path = scope["path"]
         if scope["method"] != "POST" or not path.startswith("/webhooks/"):
-            await _reply(send, 404, {"error": "not_found", "message": "POST /webhooks/<channel>"})
+            await _reply(send, body, 404, {"error": "not_found", "message": "POST /webhooks/<channel>"})
             return
         channel = path[len("/webhooks/"):].strip("/")
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         account = (query.get("account") or [None])[0]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         cfg = self.intake.cfg
-        body = None
-        with trio.move_on_after(cfg.body_timeout_s) as deadline:
-            body = await _read_body(receive, cfg.max_body_bytes)
+        data = None
+        with trio.move_on_at(body.deadline) as deadline:
+            data = await body.read(cfg.max_body_bytes)
         if deadline.cancelled_caught:  # nothing reached intake: nothing is recorded
-            await _reply(send, 408, {"error": "body_timeout",
-                                     "message": f"the body did not arrive within {cfg.body_timeout_s:g} s"},
-                         [(b"connection", b"close")])
+            await _reply(send, body, 408, {"error": "body_timeout",
+                                           "message": f"the body did not arrive within {cfg.body_timeout_s:g} s"})
             return
-        if body is None:  # the peer went away
+        if data is None:  # the peer went away
             return
-        d = g.Delivery(channel=channel, account=account, headers=headers, body=body, via="http")
+        d = g.Delivery(channel=channel, account=account, headers=headers, body=data, via="http")
         try:
             result = await self.intake.ingest(d, f"h{next(self._n)}")
         except Rejected as exc:
             if exc.code == "busy":
-                await _reply(send, 503, {"error": "busy", "message": exc.message},
+                await _reply(send, body, 503, {"error": "busy", "message": exc.message},
                              [(b"retry-after", str(self.intake.cfg.retry_after_s).encode())])
             else:
-                await _reply(send, 404 if exc.code == "unknown_channel" else 400,
+                await _reply(send, body, 404 if exc.code == "unknown_channel" else 400,
                              {"error": exc.code, "message": exc.message})
             return
         status = 200
         if result["outcome"] == "rejected":
             status = HTTP_STATUS.get(result["code"], 422)
-        await _reply(send, status, result)
+        await _reply(send, body, status, result)
 
 
-async def _reply(send, status: int, body: dict, extra: list | None = None) -> None:
-    data = _ENC.encode(body)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-                            *(extra or [])]})
-    await send({"type": "http.response.body", "body": data})
+class _Body:
+    """A request's body as hypercorn hands it over: a queue of at most ``max_app_queue_size``
+    chunks, which hypercorn's reader fills and which must be emptied to its end. hypercorn
+    closes a request's stream by putting ``http.disconnect`` in that same queue, from the
+    app's last send: an app that stopped reading with the queue full waits there for good,
+    and so does the reader (with the socket unread: the peer's write stalls, and once the
+    peer gives up the connection stays in CLOSE-WAIT, holding its slot). So whatever is
+    left unread when the reply goes out is read and dropped (see ``_reply``)."""
+
+    def __init__(self, receive, deadline: float) -> None:
+        self.receive = receive
+        self.deadline = deadline  # the whole body, by body_timeout_s
+        self.ended = False  # the last chunk or the peer's disconnect was seen: nothing more comes
+        self.closed = False  # the stream's end (``http.disconnect``) was seen
+
+    async def read(self, limit: int) -> bytes | None:
+        """The body, cut at ``limit`` + 1 bytes (enough to be refused as too large; the rest
+        is left for ``drop``); None when the peer disconnected."""
+        body = bytearray()
+        while not self.ended:
+            msg = await self._next()
+            if msg["type"] == "http.disconnect":
+                return None
+            body += msg.get("body", b"")
+            if len(body) > limit:
+                return bytes(body[:limit + 1])
+        return bytes(body)
+
+    async def drop(self, ended: trio.Event) -> None:
+        """Read and drop the rest, up to the end of the stream (``http.disconnect``);
+        ``ended`` is set at the body's end."""
+        while not self.ended:
+            await self._next()
+        ended.set()
+        while not self.closed:
+            await self._next()
+
+    async def _next(self) -> dict:
+        msg = await self.receive()
+        self.closed = msg["type"] == "http.disconnect"
+        self.ended = self.ended or self.closed or not msg.get("more_body", False)
+        return msg
 
 
-async def _read_body(receive, limit: int) -> bytes | None:
-    """The request body, cut at ``limit`` + 1 bytes (enough to be refused as too large; the
-    rest is not kept); None when the peer disconnected."""
-    body = bytearray()
-    more = True
-    while more:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            return None
-        body += msg.get("body", b"")
-        more = msg.get("more_body", False)
-        if len(body) > limit:
-            return bytes(body[:limit + 1])
-    return bytes(body)
+async def _reply(send, body: _Body, status: int, doc: dict, extra: list | None = None, *, close: bool = False) -> None:
+    """Send the reply. Before the request's body has all been read (too large, not waited
+    for, or late), the reply says ``Connection: close`` and goes out at once; the rest of the
+    body is then read and dropped until its end or the body deadline, so a peer that writes
+    its whole request before reading (most do) gets to read its reply, and the connection
+    closes clean (closing with unread bytes would reset it, and the peer could lose the
+    reply)."""
+    data = _ENC.encode(doc)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *(extra or [])]
+    if close or not body.ended:
+        headers.append((b"connection", b"close"))
+    if body.ended:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+        return
+    ended = trio.Event()
+    async with trio.open_nursery() as nursery:
+        # dropping runs until the stream's end, which comes from the last send below
+        nursery.start_soon(body.drop, ended)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+        with trio.move_on_at(body.deadline):
+            await ended.wait()
+        await send({"type": "http.response.body", "body": b""})
 
 
 class _Slots(trio.abc.Listener):

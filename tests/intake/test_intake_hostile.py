@@ -272,3 +272,98 @@ def test_a_partner_cannot_book_or_cancel_another_partners_orders(intake_daemon, 
         retried = c.call("deadletters.retry", cause="account_mismatch")
         assert retried["resolved"] == 0
         assert c.call("stats")["counts"]["orders"] == 3
+
+
+# --- a request answered before its body was read ------------------------------------------
+
+def _head(path: str, length: int, headers: dict | None = None) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: x", f"Content-Length: {length}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _response(s: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, f"closed before a response: {buf!r}"
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    while len(body) < int(headers["content-length"]):
+        chunk = s.recv(65536)
+        assert chunk, "closed in the body"
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_an_oversized_body_gets_its_answer_and_its_connection_is_released(make_daemon, monkeypatch):
+    """A body over ``max_body_bytes`` is answered 413 once the listener has seen too much;
+    the rest is read and dropped, so a peer that writes its whole request before reading
+    (most do) reads its answer, then the connection is closed and released. Before, hypercorn's
+    queue of body chunks to the app filled while the delivery waited for an intake worker
+    (here the only one, busy with a large delivery), and the app's reply and hypercorn's
+    reader then waited on each other: the connection never answered again, never closed,
+    and stayed held (in CLOSE-WAIT, with its ``max_connections`` slot) after the peer left."""
+    for k, v in ENV.items():
+        monkeypatch.setenv(k, v)
+    d = make_daemon(CONFIG.replace("workers = 16", "workers = 1"))
+    with d.client() as c:
+        port = http_port(c)
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        signed = CSV.replace(b"H1", b"H7")  # a kept-alive connection: a signed POST, an unsigned one, then the big one
+        s.sendall(_head("/webhooks/csv", len(signed), generic_headers(signed)) + signed)
+        assert _response(s)[0] == 200
+        s.sendall(_head("/webhooks/x12_850", len(CSV)) + CSV)
+        assert _response(s)[0] == 401
+        rows = "".join(f"B{n},USD,a@example.com,SKU-1,1,1.00,1 St,US\n" for n in range(1400))
+        bulk = CSV.split(b"\n", 1)[0] + b"\n" + rows.encode()
+        other = socket.create_connection(("127.0.0.1", port), timeout=30)
+        other.sendall(_head("/webhooks/csv", len(bulk), generic_headers(bulk)) + bulk)
+        wait_until(lambda: c.call("stats")["intake"]["queue"]["pending"] >= 1, timeout=10, interval=0.002,
+                   message="the large delivery never reached intake")
+        big = b"{" + b" " * 2_000_000 + b"}"
+        s.sendall(_head("/webhooks/bigcommerce", len(big)) + big)
+        status, headers, body = _response(s)
+        assert (status, json.loads(body)["code"]) == (413, "body_too_large")
+        assert _read_all(s) == b""  # then closed by the daemon (before: nothing more, ever; timed out)
+        assert headers["connection"] == "close"
+        s.close()
+        assert _response(other)[0] == 200
+        other.close()
+        wait_until(lambda: not _held(d.proc.pid, port), timeout=2, interval=0.01,
+                   message="a connection answered 413 is still held")
+        assert post(port, "csv", CSV, generic_headers(CSV))[0] == 200
+
+
+def test_a_request_answered_before_its_body_reaches_a_peer_that_writes_it_all_first(intake_daemon):
+    """Without waiting on intake: 404 reads no body, 413 stops at ``max_body_bytes``; both
+    answers reach a peer still writing, and the connection is closed, not reset."""
+    d = intake_daemon()
+    with d.client() as c:
+        port = http_port(c)
+        for path in ("/webhooks/bigcommerce", "/nowhere"):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            big = b"{" + b" " * 20_000_000 + b"}"
+            s.sendall(_head(path, len(big)) + big)  # a broken pipe here before: reset, the answer lost
+            status, headers, _body = _response(s)
+            assert (status, headers["connection"]) == ((413 if path.startswith("/webhooks") else 404), "close")
+            assert _read_all(s) == b""
+            s.close()
+        wait_until(lambda: not _held(d.proc.pid, port), timeout=2, interval=0.01,
+                   message="a connection answered early is still held")
+
+
+def test_a_peer_that_half_closes_inside_an_oversized_body_is_released(intake_daemon):
+    d = intake_daemon()
+    with d.client() as c:
+        port = http_port(c)
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(_head("/webhooks/bigcommerce", 602_183) + b"{" + b" " * 200_000)
+        s.shutdown(socket.SHUT_WR)
+        _read_all(s)  # whatever came (a 413 or a 400 for the cut body), the daemon closes its end
+        wait_until(lambda: not _held(d.proc.pid, port), timeout=2, interval=0.01,
+                   message="a peer that closed is still held")
+        s.close()
+        assert post(port, "csv", CSV, generic_headers(CSV))[0] == 200
