@@ -173,10 +173,52 @@ def test_a_client_that_pipelines_large_reads_without_reading_holds_a_bounded_bac
                 return '"code":"too_many_reply_bytes"' in d.log.read_text()
 
             wait_until(closed, timeout=20, interval=0.05, message="the client that never reads was not closed")
-            got = _read_to_eof(bad)
+            got = _lines_to_eof(bad)
         # built and sent: what the socket buffers took (a reply or two), never the 1,000 asked for
-        assert len(got) <= 3, [r.get("error") for r in got]
+        assert len(got) <= 3
         assert other.call("health")["connections"] == 1
-    # Measured: +5..20 MiB with the budget; without it the same client made the daemon
-    # hold every result it asked for (+1 GiB and more within the same seconds).
+        # a client that reads gets every large reply it pipelines, the budget only paces them
+        pages = other.pipeline([{"op": "audit.query", "limit": 10000}] * 8)
+        assert [len(r["result"]["records"]) for r in pages] == [10000] * 8
+    # Measured: +4..14 MiB with the budget; without it the same client made the daemon hold
+    # every result it asked for (+3.3 GiB in 15 s), and the other client's audit.query
+    # waited behind all 1,000 of them.
     assert peak - rss_before < 64 * 1024, (rss_before, peak)
+
+
+def test_a_client_that_pipelines_large_lists_without_reading_stops_being_read(make_daemon):
+    # skus.list is answered at once by the reader: over the budget, it reads no further
+    d = make_daemon(_limits(reply_bytes=65536, inflight_wait_s=2.0))
+    pid = d.proc.pid
+    with d.client() as other:
+        other.pipeline([{"op": "sku.configure", "sku": f"S{n:05d}"} for n in range(3000)])
+        reply_size = len(json.dumps(other.call("skus.list", limit=10000)))
+        assert reply_size > 65536
+        n_asked = 400  # unbounded, this many replies would be reply_size * 400 (over 100 MiB)
+        assert reply_size * n_asked > 100 * 1024 * 1024
+        rss_before = _rss_kib(pid)
+        with _connect(d) as bad:
+            bad.sendall(b"".join(json.dumps({"op": "skus.list", "id": n, "limit": 10000}).encode() + b"\n"
+                                 for n in range(n_asked)))
+            assert other.call("sku.get", sku="S00001")["sku"] == "S00001"
+            wait_until(lambda: '"code":"too_many_reply_bytes"' in d.log.read_text(), timeout=20, interval=0.05,
+                       message="the client that never reads was not closed")
+            peak = _rss_kib(pid)
+            got = _lines_to_eof(bad)
+        assert len(got) <= 3
+    assert peak - rss_before < 32 * 1024, (rss_before, peak)
+
+
+def _lines_to_eof(s: socket.socket) -> list[dict]:
+    """The complete lines the daemon sent before it closed the connection (one cut short
+    by the close is left out)."""
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(1 << 20)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return [json.loads(line) for line in data.split(b"\n")[:-1] if line.strip()]
