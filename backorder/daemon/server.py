@@ -186,10 +186,6 @@ class Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.reply_bytes -= len(data)  # the client went away; its request was still carried out
 
-    def over_budget(self) -> bool:
-        """More than ``[limits] reply_bytes`` of this connection's replies are unsent."""
-        return self.reply_bytes > self.reply_budget
-
     async def wait_reply_room(self) -> None:
         """Wait until this connection's unsent replies are within ``[limits] reply_bytes``."""
         while self.reply_bytes > self.reply_budget:
@@ -201,8 +197,11 @@ class Connection:
         if self.reply_room and self.reply_bytes <= self.reply_budget:
             self.reply_room.unpark_all()
 
-    def unbounded(self) -> None:
-        """The peer is gone: nothing it is owed will be sent, so nothing waits for room."""
+    def no_more_replies(self) -> None:
+        """Nothing more can be sent (the peer is gone, or the connection is closing): the
+        heavy reads not started are dropped (their replies would be too) and nothing waits
+        for room any more."""
+        self.heavy.clear()
         self.reply_budget = math.inf
         self.reply_room.unpark_all()
 
@@ -228,8 +227,10 @@ class Connection:
                 if waited.cancelled_caught:
                     self.close_for(replies_unread(self.reply_budget, wait_s))
                     return
-            await heavy[0]()  # a job answers its own request, errors included
-            heavy.popleft()  # only now: a job queued meanwhile found the queue non-empty
+            job = heavy[0]  # left in the queue while it runs: a job queued meanwhile waits its turn
+            await job()  # a job answers its own request, errors included
+            if heavy and heavy[0] is job:  # (no_more_replies may have emptied the queue)
+                heavy.popleft()
 
     def put_events(self, lines: list[tuple[str, bytes]]) -> None:
         """Called by the hub after a commit with ``(type, event line)`` per journaled event:
@@ -513,6 +514,7 @@ async def _serve_connection(stream, conn: Connection, gateway: Gateway, nursery:
             await conn.wait_answered()
     # Let every reply still owed go out (the writer ends when the channel is empty).
     await conn.out_send.aclose()
+    conn.no_more_replies()  # a reply put from now on is dropped: run no more heavy reads
     if broke is None:
         await writer_done.wait()
     else:  # an offender that does not read gets a moment for its error line, no more
@@ -663,7 +665,7 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
                     observe(sent - it[2])
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         conn.read_scope.cancel()  # the peer is gone: stop reading its requests too
-        conn.unbounded()  # and let the heavy reads waiting for room finish (their replies are dropped)
+        conn.no_more_replies()
         async for _ in conn.out_recv:  # drain so nothing blocks on us
             pass
     finally:
