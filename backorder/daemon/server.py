@@ -175,6 +175,9 @@ class Connection:
             self.all_answered.set()
         # Encoded now, not by the writer: the connection then holds bytes (a large result's
         # objects take several times its JSON), freed as the reply is built, and counted.
+        # Measured on a 223-byte order reply: 0.44 us against 0.30 us for encode_into the
+        # writer's batch; bench/throughput.py --orders 20000, 9 alternating runs: 58.4 against
+        # 57.4 us of daemon CPU per order line, within the runs' spread (53..64).
         try:
             data = _encode(msg)
         except Exception as exc:
