@@ -80,7 +80,7 @@ class LimitError(Rejected):
     the connection."""
 
     codes = frozenset({"busy", "body_too_large", "line_too_long", "too_many_connections", "too_many_inflight",
-                       "idle_timeout", "subscriber_overflow"})
+                       "too_many_reply_bytes", "idle_timeout", "subscriber_overflow"})
 
 
 class InternalError(Rejected):

@@ -40,7 +40,7 @@ SECRET = "fuzz-secret-\u00fc"
 LINE_LIMIT = 65536  # [limits] line_bytes: small, so that the too-long path is cheap to reach
 BODY_LIMIT = 65536  # [intake] max_body_bytes
 # Codes a connection is closed with (the line's id is null); every other error is a reply.
-DISCONNECT_CODES = frozenset({"line_too_long", "too_many_inflight", "idle_timeout", "subscriber_overflow"})
+DISCONNECT_CODES = frozenset({"line_too_long", "too_many_inflight", "too_many_reply_bytes", "idle_timeout", "subscriber_overflow"})
 HTTP_STATUSES = frozenset({200, 400, 401, 403, 404, 405, 408, 413, 422, 503})  # docs/intake.md
 _dec = msgspec.json.Decoder()
 

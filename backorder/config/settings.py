@@ -130,7 +130,13 @@ class LimitsSettings(Struct, kw_only=True, forbid_unknown_fields=True):
 
     line_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     idle_timeout_s: Annotated[float, Meta(ge=0)] = 0.0  # 0 = never; a subscriber is never idle
-    inflight_wait_s: Annotated[float, Meta(gt=0)] = 30.0  # at max_inflight this long: disconnected
+    inflight_wait_s: Annotated[float, Meta(gt=0)] = 30.0  # at max_inflight (or reply_bytes) this long: disconnected
+    # encoded replies one connection may leave unsent before the daemon stops reading it and
+    # building its heavy reads: what a client that pipelines large reads and reads slowly can
+    # make the daemon hold is about this plus one reply. Measured: an order reply is ~200
+    # bytes, an audit.query of 10,000 events ~2.9 MB; 4 MiB lets a client that reads keep one
+    # such page in flight while the next is built.
+    reply_bytes: Annotated[int, Meta(ge=64 * 1024)] = 4 * 1024 * 1024
     # a subscriber with [daemon] subscriber_buffer events unread: "lag" (drop, then a
     # `lagged` line) or "disconnect" (told `subscriber_overflow`, closed)
     subscriber_overflow: Literal["lag", "disconnect"] = "lag"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -214,7 +215,8 @@ def audit_query(ctx: Context, conn: Connection, req: p.AuditQuery, reply: Reply,
             since = parse_ts(req.since)
         except ValueError:
             raise InvalidInput("invalid_date", f"since {req.since!r} is not an RFC 3339 timestamp") from None
-    conn.nursery.start_soon(_audit, ctx, req, since, reply)
+    # A heavy read: run in turn with this connection's other ones, within its reply budget.
+    conn.queue_heavy(partial(_audit, ctx, req, since, reply))
 
 
 def log_level(ctx: Context, conn: Connection, req: p.LogLevel, reply: Reply, corr: str) -> None:
@@ -259,7 +261,7 @@ assert HANDLERS.keys() == {op.request for op in p.OP_TABLE}, "an op without a ha
 
 
 async def _audit(ctx: Context, req: p.AuditQuery, since: float | None, reply: Reply) -> None:
-    # A task of the connection's nursery: an exception here would close the connection
+    # Run by the connection's heavy-read task: an exception here would close the connection
     # with every reply it is owed, so it costs this one request instead.
     try:
         rows = await ctx.audit.query(order_id=req.order_id, sku=req.sku, since=since,

@@ -41,7 +41,8 @@ WILDCARDS = ("…", "<any>")
 CODES_TESTED_HERE = {"line_too_long", "too_many_connections"}  # tests at the end of this file
 # roles and limits, tested in test_service_access.py, test_service_limits.py and
 # test_service_tcp.py (a read-only connection, a misbehaving or unauthenticated client)
-CODES_TESTED_HERE |= {"forbidden", "idle_timeout", "too_many_inflight", "unauthorized", "subscriber_overflow"}
+CODES_TESTED_HERE |= {"forbidden", "idle_timeout", "too_many_inflight", "unauthorized", "subscriber_overflow",
+                      "too_many_reply_bytes"}
 # hostile input, tested in test_service_hostile.py (a line nested a few thousand deep)
 CODES_TESTED_HERE |= {"too_deep"}
 CODES_WITHOUT_EXAMPLE = {"internal_error", "unjournalable_event"}  # need a bug in the daemon (see tests/actors/test_unjournalable.py)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from pathlib import Path
 
 from bo_support import SIM_CONFIG, stock
 
@@ -131,3 +132,93 @@ def test_a_subscriber_that_does_not_keep_up_can_be_disconnected(make_daemon):
         assert other.call("sku.get", sku="A")["on_hand"] == 6000
         assert other.call("health")["subscribers"] == 0
     assert '"code":"subscriber_overflow"' in d.log.read_text()
+
+
+def _rss_kib(pid: int) -> int:
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_client_that_pipelines_large_reads_without_reading_holds_a_bounded_backlog(make_daemon):
+    # Each audit.query of 10,000 events is a reply of a few MiB, over the 1 MiB budget: the
+    # daemon builds one, and builds no other until the client reads it.
+    d = make_daemon(_limits(reply_bytes=1024 * 1024, inflight_wait_s=3.0))
+    pid = d.proc.pid
+    with d.client() as other:
+        other.call("sku.configure", sku="A")
+        assert all(r["ok"] for r in other.pipeline([{"op": "stock.receive", "sku": "A", "qty": 1}] * 10000))
+        page = other.call("audit.query", limit=10000)
+        assert len(page["records"]) == 10000
+        reply_size = len(json.dumps(page))
+        assert reply_size > 2 * 1024 * 1024  # each reply alone is over the budget
+        rss_before = _rss_kib(pid)
+        with _connect(d) as bad:
+            bad.sendall(b"".join(json.dumps({"op": "audit.query", "id": n, "limit": 10000}).encode() + b"\n"
+                                 for n in range(1000)))
+            peak = rss_before
+            # the other client is served as usual meanwhile, its own audit.query included
+            for n in range(5):
+                t0 = time.monotonic()
+                assert other.call("stock.receive", sku="A", qty=1)["on_hand"] == 10001 + n
+                assert len(other.call("audit.query", sku="A", limit=10)["records"]) == 10
+                assert other.call("health")["connections"] == 2
+                assert time.monotonic() - t0 < 2.0
+                peak = max(peak, _rss_kib(pid))
+
+            def closed() -> bool:
+                nonlocal peak
+                peak = max(peak, _rss_kib(pid))
+                return '"code":"too_many_reply_bytes"' in d.log.read_text()
+
+            wait_until(closed, timeout=20, interval=0.05, message="the client that never reads was not closed")
+            got = _lines_to_eof(bad)
+        # built and sent: what the socket buffers took (a reply or two), never the 1,000 asked for
+        assert len(got) <= 3
+        assert other.call("health")["connections"] == 1
+        # a client that reads gets every large reply it pipelines, the budget only paces them
+        pages = other.pipeline([{"op": "audit.query", "limit": 10000}] * 8)
+        assert [len(r["result"]["records"]) for r in pages] == [10000] * 8
+    # Measured: +4..14 MiB with the budget; without it the same client made the daemon hold
+    # every result it asked for (+3.3 GiB in 15 s), and the other client's audit.query
+    # waited behind all 1,000 of them.
+    assert peak - rss_before < 64 * 1024, (rss_before, peak)
+
+
+def test_a_client_that_pipelines_large_lists_without_reading_stops_being_read(make_daemon):
+    # skus.list is answered at once by the reader: over the budget, it reads no further
+    d = make_daemon(_limits(reply_bytes=65536, inflight_wait_s=2.0))
+    pid = d.proc.pid
+    with d.client() as other:
+        other.pipeline([{"op": "sku.configure", "sku": f"S{n:05d}"} for n in range(3000)])
+        reply_size = len(json.dumps(other.call("skus.list", limit=10000)))
+        assert reply_size > 65536
+        n_asked = 400  # unbounded, this many replies would be reply_size * 400 (over 100 MiB)
+        assert reply_size * n_asked > 100 * 1024 * 1024
+        rss_before = _rss_kib(pid)
+        with _connect(d) as bad:
+            bad.sendall(b"".join(json.dumps({"op": "skus.list", "id": n, "limit": 10000}).encode() + b"\n"
+                                 for n in range(n_asked)))
+            assert other.call("sku.get", sku="S00001")["sku"] == "S00001"
+            wait_until(lambda: '"code":"too_many_reply_bytes"' in d.log.read_text(), timeout=20, interval=0.05,
+                       message="the client that never reads was not closed")
+            peak = _rss_kib(pid)
+            got = _lines_to_eof(bad)
+        assert len(got) <= 3
+    assert peak - rss_before < 32 * 1024, (rss_before, peak)
+
+
+def _lines_to_eof(s: socket.socket) -> list[dict]:
+    """The complete lines the daemon sent before it closed the connection (one cut short
+    by the close is left out)."""
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(1 << 20)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return [json.loads(line) for line in data.split(b"\n")[:-1] if line.strip()]
