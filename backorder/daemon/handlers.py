@@ -19,7 +19,7 @@ from backorder.timeutil import iso_ts, parse_ts
 from backorder.actors.router import route
 from backorder import protocol as p
 from backorder.daemon import logging as dlog
-from backorder.errors import InvalidInput, NotFound
+from backorder.errors import Conflict, InvalidInput, NotFound, Rejected
 from backorder.notify import views as notify_views
 from backorder.intake import ops as intake_ops
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from backorder.daemon.app import Daemon
     from backorder.daemon.journal import AuditReader
     from backorder.daemon.server import Connection, Hub, Reply
+    from backorder.daemon.stepping import Stepper
     from backorder.intake.service import IntakeService
     from backorder.notify.notifier import Notifier
 
@@ -41,7 +42,8 @@ log = structlog.get_logger()
 class Context:
     """What the op handlers may reach: the engine (model, clock, emit), the router, the
     event hub, the audit reader, the intake, the notifier, the settings (changed in place
-    by a reload, so this reference stays current) and the daemon's health report."""
+    by a reload, so this reference stays current), the daemon's health report and, under
+    the stepped clock, what moves it."""
 
     engine: Engine
     router: Router
@@ -51,13 +53,14 @@ class Context:
     notifier: Notifier
     settings: Settings
     health: Callable[[], dict]
+    stepper: Stepper | None = None
 
     @classmethod
     def of(cls, daemon: Daemon) -> Context:
         """The handlers' view of a serving daemon (every collaborator exists by then)."""
         return cls(engine=daemon.engine, router=daemon.router, hub=daemon.hub, audit=daemon.audit,
                    intake=daemon.intake, notifier=daemon.notifier, settings=daemon.settings,
-                   health=daemon.health)
+                   health=daemon.health, stepper=daemon.stepper)
 
 
 Handler = Callable[[Context, "Connection", Any, "Reply", str], None]
@@ -225,6 +228,30 @@ def log_level(ctx: Context, conn: Connection, req: p.LogLevel, reply: Reply, cor
     reply.ok({"level": level, "was": was})
 
 
+def clock_advance(ctx: Context, conn: Connection, req: p.ClockAdvance, reply: Reply, corr: str) -> None:
+    """Move the stepped clock; reply once the engine-time work due by then has run and is durable."""
+    stepper = ctx.stepper
+    if stepper is None:
+        raise Conflict("clock_not_stepped", f"the engine clock is {ctx.engine.clock.kind!r}; clock.advance needs "
+                       '[daemon] clock = "stepped"')
+    stepper.target(req.seconds, req.to)  # refuses bad input at once, before the advance queues
+    conn.nursery.start_soon(_advance, ctx, stepper, req, reply)
+
+
+async def _advance(ctx: Context, stepper: Stepper, req: p.ClockAdvance, reply: Reply) -> None:
+    # A task of the connection's nursery, like _audit: a failure costs this request only.
+    try:
+        now = await stepper.advance(req.seconds, req.to)
+    except Rejected as exc:  # a `to` an advance queued ahead of this one has already passed
+        reply.error(exc.code, exc.message)
+        return
+    except Exception as exc:  # noqa: BLE001 - contained: logged with its traceback
+        log.exception("request_failed", op="clock.advance", conn=reply.conn.id)
+        reply.error("internal_error", f"{type(exc).__name__}: {exc}")
+        return
+    reply.ok({"now": iso_ts(now)})
+
+
 # Every op of protocol.OP_TABLE and the function that answers it (tests/unit/test_op_table.py
 # checks that the two match, row for row).
 HANDLERS: dict[type[p.Request], Handler] = {
@@ -254,6 +281,7 @@ HANDLERS: dict[type[p.Request], Handler] = {
     p.IntakeAlias: intake_ops.intake_alias,
     p.SourcesHealth: intake_ops.sources_health,
     p.DeadLettersDiscard: intake_ops.deadletters_discard,
+    p.ClockAdvance: clock_advance,
 }
 assert HANDLERS.keys() == {op.request for op in p.OP_TABLE}, "an op without a handler: handle() would fail"
 

@@ -1,0 +1,94 @@
+"""``clock.advance``: move the stepped clock, running the engine-time work due on the way.
+
+Under ``[daemon] clock = "stepped"`` engine time moves only here. ``Stepper.advance``
+runs the clock's agenda (``clock.SteppedClock``) up to the target: before the first item
+and after each one it *settles* - waits until every actor mailbox is empty and everything
+journaled is durable (so the notifier's commit listener has seen it) - and only then moves
+the clock on. When it returns, every piece of engine-time work due by the target has run
+and its events are durable. Advances are taken one at a time (a lock), in arrival order.
+
+What moves in engine time under the stepped clock: the notifier's notice deliveries, their
+retry backoff and its depletion checks (on the agenda); ages, expected dates, overdue
+flags, lead times and KPIs (they read ``clock.now()``). What stays in wall time, because it
+measures the real world and journals nothing: socket idle and flush timeouts, request
+in-flight waits, SKU actor passivation (no SKU tasks under the stepped clock: one serial
+task), the notifier's circuit breakers, intake's silent-source check and its retry of a
+crashed actor, the watchdog, metrics refresh.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import trio
+
+from backorder.clock import SteppedClock
+from backorder.errors import InvalidInput
+from backorder.timeutil import iso_ts, parse_ts
+
+if TYPE_CHECKING:
+    from backorder.actors.router import Router
+    from backorder.daemon.journal import Journal
+    from backorder.notify.notifier import Notifier
+
+# The longest one advance may move the clock: ten years. Longer is a client's mistake,
+# and the bound keeps engine time inside the calendar (years 1-9999) whatever it started at.
+MAX_ADVANCE_S = 10 * 365.25 * 86400
+
+
+class Stepper:
+    """Moves a ``SteppedClock`` for ``clock.advance`` (see the module docstring)."""
+
+    def __init__(self, clock: SteppedClock, router: Router, journal: Journal, notifier: Notifier) -> None:
+        self.clock = clock
+        self.router = router
+        self.journal = journal
+        self.notifier = notifier
+        self.lock = trio.Lock()
+
+    def target(self, seconds: float | None, to: str | None) -> float:
+        """The engine time an advance asks for, or InvalidInput naming what is wrong."""
+        if (seconds is None) == (to is None):
+            raise InvalidInput("invalid_request", "clock.advance takes exactly one of seconds or to")
+        now = self.clock.now()
+        if seconds is not None:
+            if not (math.isfinite(seconds) and 0 < seconds <= MAX_ADVANCE_S):
+                raise InvalidInput("invalid_request", f"seconds must be > 0 and at most {MAX_ADVANCE_S:.0f} "
+                                   f"(ten years), not {seconds!r}")
+            return now + seconds
+        assert to is not None
+        try:
+            when = parse_ts(to)
+        except (ValueError, OverflowError):
+            raise InvalidInput("invalid_date", f"to {to!r} is not an RFC 3339 timestamp") from None
+        return self.check_to(when, to)
+
+    def check_to(self, when: float, text: str) -> float:
+        now = self.clock.now()
+        if when < now:
+            raise InvalidInput("invalid_date", f"to {text} is earlier than the engine's now {iso_ts(now)}; "
+                               "the clock never runs backwards")
+        if when - now > MAX_ADVANCE_S:
+            raise InvalidInput("invalid_date", f"to {text} is more than ten years after the engine's now "
+                               f"{iso_ts(now)}")
+        return when
+
+    async def settle(self) -> None:
+        """Until no actor has a message waiting and everything journaled is durable (the
+        commit listeners - the notifier's among them - have run for all of it)."""
+        journal, router = self.journal, self.router
+        while True:
+            while router.busy():
+                await trio.lowlevel.checkpoint()
+            await journal.flush()
+            if not router.busy() and journal.committed_seq == journal.last_seq:
+                return
+
+    async def advance(self, seconds: float | None, to: str | None) -> float:
+        """Move the clock (one advance at a time), running what falls due; returns the new now."""
+        async with self.lock:
+            # checked again under the lock: an advance queued behind another sees its result
+            target = self.clock.now() + seconds if seconds is not None else self.check_to(parse_ts(to), to)
+            self.notifier.unpark()
+            return await self.clock.advance_to(target, self.settle)
