@@ -179,7 +179,8 @@ def test_an_overdue_purchase_order_is_noticed_before_the_advance_replies(make_da
                      and r["event"]["notice_id"] == depletion["event"]["notice_id"]]
         assert len(delivered) == 1
         # its engine time is the first hourly check on 01-09 (the date after 01-08), not the wall's
-        assert depletion["at"] == "2026-01-09T00:00:00Z" or depletion["at"].startswith("2026-01-09T0")
+        # its engine time: the first hourly check (from 09:00) on the date after the PO's
+        assert depletion["at"] == "2026-01-09T00:00:00Z"
         assert (drop / f"{depletion['event']['notice_id']}.json").exists()
         assert c.call("procurement.list", sku="SKU-A")["requests"][0]["overdue"] is True
         health = c.call("health")
@@ -190,8 +191,10 @@ def test_kill9_and_restart_keep_engine_time_at_or_after_the_last_event(make_daem
     d = make_daemon(config(tmp_path))
     with d.client() as c:
         advance(c, seconds=3 * DAY)
-        submit(c, "k1", line("SKU-B", 2), email="k@example.com")
+        k1 = submit(c, "k1", line("SKU-B", 2), email="k@example.com")
         last = c.call("health")["now"]
+        assert [n["status"] for n in c.call("notifications.list", order_id=k1["order_id"])["notifications"]] \
+            == ["pending"]
         assert last == "2026-01-08T09:00:00Z"
     d.kill9()
     d.start()
@@ -202,6 +205,50 @@ def test_kill9_and_restart_keep_engine_time_at_or_after_the_last_event(make_daem
         assert advance(c, seconds=DAY) == "2026-01-09T09:00:00Z"
         # the notices left pending by the kill are delivered on the next advance
         assert all(n["status"] == "sent" for n in c.call("notifications.list")["notifications"])
+
+
+def test_failed_notices_are_retried_after_their_backoff_in_engine_time(make_daemon, tmp_path):
+    from notify_support import free_port
+
+    port = free_port()  # nobody listens there: every attempt fails at once
+    d = make_daemon(f"""
+[daemon]
+clock = "stepped"
+clock_start = "{START}"
+[notifications]
+backoff_base_s = 60
+jitter = 0
+max_attempts = 3
+breaker_failures = 100
+[notifications.routes]
+web = "webhook"
+[notifications.webhook]
+url = "http://127.0.0.1:{port}/hook"
+secret_env = "BO_TEST_HOOK_SECRET"
+timeout_s = 2
+[skus."SKU-A"]
+order_up_to = 0
+""", start=False)
+    d.env = {"BO_TEST_HOOK_SECRET": "stepped-test-secret"}
+    d.start()
+    with d.client() as c:
+        o = submit(c, "r1", line("SKU-A", 1), email="r@example.com")
+
+        def attempts() -> list[tuple[str, str]]:
+            return [(r["type"], r["at"]) for r in records(c, order_id=o["order_id"])
+                    if r["type"] in ("notice_attempted", "notice_failed")]
+
+        assert attempts() == []  # nothing is sent between advances
+        advance(c, seconds=59)
+        assert attempts() == [("notice_attempted", START), ("notice_failed", START)]
+        advance(c, seconds=1)  # 60 s after the failure: the second attempt is due
+        assert attempts()[2:] == [("notice_attempted", "2026-01-05T09:01:00Z"),
+                                  ("notice_failed", "2026-01-05T09:01:00Z")]
+        advance(c, seconds=DAY)  # the third, 2 x 60 s later, and the last: dead
+        assert attempts()[4:] == [("notice_attempted", "2026-01-05T09:03:00Z"),
+                                  ("notice_failed", "2026-01-05T09:03:00Z")]
+        (notice,) = c.call("notifications.list", order_id=o["order_id"])["notifications"]
+        assert notice["status"] == "dead" and notice["attempts"] == 3
 
 
 # --- determinism -------------------------------------------------------------------------
