@@ -131,10 +131,12 @@ class Notifier:
     # --- feeding ------------------------------------------------------------------
 
     def on_commit(self, batch) -> None:
-        """Journal listener: newly durable notices (and retried ones) become due now."""
+        """Journal listener: newly durable notices (and retried ones) become due now; under
+        the stepped clock, at the engine time they were queued (or retried) at."""
+        stepped = self.stepped is not None
         for row in batch:
             if row[2] in _WAKERS:
-                self._enqueue(NOTICE_KEYS.decode(row[7]).notice_id)
+                self._enqueue(NOTICE_KEYS.decode(row[7]).notice_id, row[1] if stepped else None)
 
     def _enqueue(self, notice_id: str, at: float | None = None) -> None:
         n = self.engine.world.notices.get(notice_id)
