@@ -235,13 +235,13 @@ def clock_advance(ctx: Context, conn: Connection, req: p.ClockAdvance, reply: Re
         raise Conflict("clock_not_stepped", f"the engine clock is {ctx.engine.clock.kind!r}; clock.advance needs "
                        '[daemon] clock = "stepped"')
     stepper.target(req.seconds, req.to)  # refuses bad input at once, before the advance queues
-    conn.nursery.start_soon(_advance, ctx, stepper, req, reply)
+    conn.nursery.start_soon(_advance, stepper, req, reply, stepper.take_turn())
 
 
-async def _advance(ctx: Context, stepper: Stepper, req: p.ClockAdvance, reply: Reply) -> None:
+async def _advance(stepper: Stepper, req: p.ClockAdvance, reply: Reply, turn) -> None:
     # A task of the connection's nursery, like _audit: a failure costs this request only.
     try:
-        now = await stepper.advance(req.seconds, req.to)
+        now = await stepper.advance(req.seconds, req.to, turn)
     except Rejected as exc:  # a `to` an advance queued ahead of this one has already passed
         reply.error(exc.code, exc.message)
         return

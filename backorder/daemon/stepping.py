@@ -5,7 +5,9 @@ runs the clock's agenda (``clock.SteppedClock``) up to the target: before the fi
 and after each one it *settles* - waits until every actor mailbox is empty and everything
 journaled is durable (so the notifier's commit listener has seen it) - and only then moves
 the clock on. When it returns, every piece of engine-time work due by the target has run
-and its events are durable. Advances are taken one at a time (a lock), in arrival order.
+and its events are durable. Advances run one at a time, in the order they were read (a
+chain of turns taken when the request is handled, not a lock: which of two waiting tasks
+trio wakes first is not defined).
 
 What moves in engine time under the stepped clock: the notifier's notice deliveries, their
 retry backoff and its depletion checks (on the agenda); ages, expected dates, overdue
@@ -32,9 +34,11 @@ if TYPE_CHECKING:
     from backorder.daemon.journal import Journal
     from backorder.notify.notifier import Notifier
 
-# The longest one advance may move the clock: ten years. Longer is a client's mistake,
-# and the bound keeps engine time inside the calendar (years 1-9999) whatever it started at.
+# The longest one advance may move the clock: ten years (longer is a client's mistake).
 MAX_ADVANCE_S = 10 * 365.25 * 86400
+# Engine time never passes this, however many advances: dates computed from it (expected
+# dates, up to ten years of lead time) must stay inside the calendar (year 9999).
+LAST_ENGINE_TS = parse_ts("9000-01-01T00:00:00Z")
 YIELD_EVERY = 64  # agenda steps between forced checkpoints
 
 
@@ -46,7 +50,7 @@ class Stepper:
         self.router = router
         self.journal = journal
         self.notifier = notifier
-        self.lock = trio.Lock()
+        self._last_turn: trio.Event | None = None  # set when the latest advance taken in is done
         self._settles = 0
 
     def target(self, seconds: float | None, to: str | None) -> float:
@@ -58,7 +62,7 @@ class Stepper:
             if not (math.isfinite(seconds) and 0 < seconds <= MAX_ADVANCE_S):
                 raise InvalidInput("invalid_request", f"seconds must be > 0 and at most {MAX_ADVANCE_S:.0f} "
                                    f"(ten years), not {seconds!r}")
-            return now + seconds
+            return self.check_end(now + seconds)
         assert to is not None
         try:
             when = parse_ts(to)
@@ -74,7 +78,13 @@ class Stepper:
         if when - now > MAX_ADVANCE_S:
             raise InvalidInput("invalid_date", f"to {text} is more than ten years after the engine's now "
                                f"{iso_ts(now)}")
-        return when
+        return self.check_end(when)
+
+    @staticmethod
+    def check_end(target: float) -> float:
+        if target > LAST_ENGINE_TS:
+            raise InvalidInput("invalid_request", f"engine time cannot pass {iso_ts(LAST_ENGINE_TS)}")
+        return target
 
     async def settle(self) -> None:
         """Until no actor has a message waiting and everything journaled is durable (the
@@ -92,10 +102,24 @@ class Stepper:
             if not router.busy() and journal.committed_seq == journal.last_seq:
                 return
 
-    async def advance(self, seconds: float | None, to: str | None) -> float:
-        """Move the clock (one advance at a time), running what falls due; returns the new now."""
-        async with self.lock:
-            # checked again under the lock: an advance queued behind another sees its result
-            target = self.clock.now() + seconds if seconds is not None else self.check_to(parse_ts(to), to)
+    def take_turn(self) -> tuple[trio.Event | None, trio.Event]:
+        """Called as the request is handled (synchronously, in the order requests are
+        read): the turn to wait for and this advance's own, for ``advance``."""
+        before, mine = self._last_turn, trio.Event()
+        self._last_turn = mine
+        return before, mine
+
+    async def advance(self, seconds: float | None, to: str | None, turn: tuple[trio.Event | None, trio.Event]) -> float:
+        """Move the clock once the advances taken in before this one are done, running what
+        falls due; returns the new now."""
+        before, mine = turn
+        try:
+            if before is not None:
+                await before.wait()
+            # checked again now: an advance queued behind another sees its result
+            target = self.check_end(self.clock.now() + seconds) if seconds is not None \
+                else self.check_to(parse_ts(to), to)
             self.notifier.unpark()
             return await self.clock.advance_to(target, self.settle)
+        finally:
+            mine.set()  # also when refused, failed or cancelled: the next one goes on

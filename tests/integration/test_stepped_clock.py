@@ -127,6 +127,28 @@ def _shared(make_module_daemon, tmp_path_factory):
     return _SHARED["d"]
 
 
+def test_advances_queue_one_behind_the_other_and_a_passed_to_is_refused(make_daemon, tmp_path):
+    d = make_daemon(config(tmp_path))
+    with d.client() as c:
+        first, second, third = c.pipeline([
+            {"op": "clock.advance", "id": 1, "to": "2026-01-10T00:00:00Z"},
+            {"op": "clock.advance", "id": 2, "to": "2026-01-08T00:00:00Z"},  # valid when read, passed when run
+            {"op": "clock.advance", "id": 3, "seconds": 60},
+        ])
+        assert first["result"]["now"] == "2026-01-10T00:00:00Z"
+        assert second["error"]["code"] == "invalid_date"
+        assert third["result"]["now"] == "2026-01-10T00:01:00Z"
+
+
+def test_engine_time_stays_inside_the_calendar(make_daemon, tmp_path):
+    d = make_daemon(config(tmp_path, start="8995-06-01T00:00:00Z"))
+    with d.client() as c:
+        assert c.request("clock.advance", seconds=9 * 365 * DAY)["error"]["code"] == "invalid_request"
+        assert c.request("clock.advance", to="9001-01-01T00:00:00Z")["error"]["code"] == "invalid_request"
+        assert advance(c, to="8999-12-31T00:00:00Z") == "8999-12-31T00:00:00Z"
+        assert c.call("health")["now"] == "8999-12-31T00:00:00Z"
+
+
 def test_other_clocks_refuse_the_advance_with_clock_not_stepped(make_daemon):
     for clock in ('clock = "wall"', 'clock = "simulated"\nclock_start = "2024-03-01T00:00:00Z"'):
         d = make_daemon(f"[daemon]\n{clock}\n")
