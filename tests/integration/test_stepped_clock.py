@@ -273,6 +273,48 @@ order_up_to = 0
         assert notice["status"] == "dead" and notice["attempts"] == 3
 
 
+def test_a_notice_behind_an_open_breaker_waits_without_an_attempt_until_the_breaker_half_opens(
+        make_daemon, tmp_path):
+    from notify_support import free_port, wait_for
+
+    port = free_port()
+    d = make_daemon(f"""
+[daemon]
+clock = "stepped"
+clock_start = "{START}"
+[notifications]
+backoff_base_s = 60
+jitter = 0
+breaker_failures = 1
+breaker_reset_s = 0.5
+[notifications.routes]
+web = "webhook"
+[notifications.webhook]
+url = "http://127.0.0.1:{port}/hook"
+secret_env = "BO_TEST_HOOK_SECRET"
+timeout_s = 2
+[skus."SKU-A"]
+order_up_to = 0
+""", start=False)
+    d.env = {"BO_TEST_HOOK_SECRET": "stepped-test-secret"}
+    d.start()
+    with d.client() as c:
+        o = submit(c, "b1", line("SKU-A", 1), email="b@example.com")
+
+        def attempts() -> list[str]:
+            return [r["at"] for r in records(c, order_id=o["order_id"]) if r["type"] == "notice_attempted"]
+
+        advance(c, seconds=59)
+        assert attempts() == [START]  # failed: the breaker (one failure) is open, in wall time
+        advance(c, seconds=120)  # the retry fell due at 09:01 behind the open breaker: parked
+        assert attempts() == [START]
+        (notice,) = c.call("notifications.list", order_id=o["order_id"])["notifications"]
+        assert notice["status"] == "pending" and notice["attempts"] == 1
+        wait_for(lambda: c.call("health")["notifier"]["breakers"]["webhook"] == "half_open", what="half open")
+        advance(c, seconds=1)  # due again at the advance's start: one probe
+        assert attempts() == [START, "2026-01-05T09:02:59Z"]
+
+
 # --- determinism -------------------------------------------------------------------------
 
 
