@@ -122,12 +122,12 @@ class Daemon:
                 core.start_soon(self.systemd.watchdog)
                 async with trio.open_nursery() as actors:
                     d = self.settings.daemon
-                    self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus,
-                                         serial=d.clock == "stepped")
+                    stepped = isinstance(self.engine.clock, SteppedClock)
+                    self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus, serial=stepped)
                     await self.router.start()
                     self.notifier = Notifier(self.engine, self.settings.notifications)
                     await actors.start(self.notifier.run)
-                    if isinstance(self.engine.clock, SteppedClock):
+                    if stepped:
                         self.stepper = Stepper(self.engine.clock, self.router, self.journal, self.notifier)
                     self.intake = IntakeService(self.settings, self.engine, self.router, self.hub)
                     await actors.start(self.intake.run)
