@@ -319,8 +319,9 @@ order_up_to = 0
 
 
 def scenario(c, variant: int = 0) -> None:
-    """Orders (multi-line, across SKUs), receipts, a pick, a cancellation, a date change
-    and advances of days: reorders, supplier and customer notices, depletion checks."""
+    """Orders (multi-line, across SKUs), receipts, picks, a cancellation, a date change, a
+    count, a policy switch and advances of days: reorders, supplier and customer notices,
+    depletion checks."""
     for sku in ("SKU-C", "SKU-D", "SKU-E"):
         c.call("sku.configure", sku=sku, reorder_point=1, order_up_to=5, lead_time_days=2)
     for sku, qty in (("SKU-A", 4), ("SKU-B", 3), ("SKU-C", 1), ("SKU-D", 2)):
@@ -335,6 +336,8 @@ def scenario(c, variant: int = 0) -> None:
     c.call("order.cancel", order_id=orders[1]["order_id"], reason="changed my mind")
     pos = c.call("procurement.list", status="open")["requests"]
     c.call("procurement.confirm", request_id=pos[0]["request_id"], expected_date="2026-01-12")
+    c.call("policy.set", mode="priority")  # rush lines first from here on
+    c.call("stock.adjust", sku="SKU-E", delta=2, reason="found two")
     advance(c, seconds=2 * DAY)
     for po in c.call("procurement.list", status="open")["requests"][:2]:
         c.call("stock.receive", sku=po["sku"], qty=po["qty"], reference=po["request_id"])
@@ -368,7 +371,8 @@ def test_same_script_same_journal_event_for_event(make_daemon, tmp_path):
     (h2, n2, _), audit2 = run_scenario(make_daemon, tmp_path, "drop2")
     # the scenario did what it is meant to exercise
     assert {"order_received", "request_raised", "notice_queued", "notice_attempted", "notice_delivered",
-            "order_cancelled", "received", "shipment_shipped", "request_confirmed"} <= types, types
+            "order_cancelled", "received", "shipment_shipped", "request_confirmed", "adjusted",
+            "policy_changed"} <= types, types
     kinds = {ev["kind"] for kind, _at, ev in audit1 if kind == "notice_queued"}
     assert {"backordered", "purchase_order", "depletion", "cancelled", "partially_shipped"} <= kinds, kinds
     assert n1 == n2 and n1 > 100
