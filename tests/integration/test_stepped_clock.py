@@ -71,6 +71,12 @@ def records(c, **filters) -> list[dict]:
         after = page["next_after_seq"]
 
 
+@pytest.fixture(scope="module")
+def shared_stepped(make_module_daemon, tmp_path_factory):
+    """A stepped daemon for the refusals, which change nothing."""
+    return make_module_daemon(config(tmp_path_factory.mktemp("drop")))
+
+
 # --- moving the clock -----------------------------------------------------------------
 
 
@@ -104,9 +110,8 @@ def test_the_clock_stands_still_until_advanced_by_seconds_or_to_a_timestamp(make
     ({"to": "tomorrow"}, "invalid_date"),
     ({"to": "9999-12-31T23:59:59Z"}, "invalid_date"),  # over ten years ahead
 ])
-def test_bad_advances_are_refused_and_change_nothing(make_module_daemon, tmp_path_factory, fields, code):
-    d = _shared(make_module_daemon, tmp_path_factory)
-    with d.client() as c:
+def test_bad_advances_are_refused_and_change_nothing(shared_stepped, fields, code):
+    with shared_stepped.client() as c:
         before = c.call("health")
         # sent as text: 1e999 is valid JSON that decodes to infinity
         raw = json.dumps({"op": "clock.advance", "id": "bad", **fields}).replace("Infinity", "1e999")
@@ -116,15 +121,6 @@ def test_bad_advances_are_refused_and_change_nothing(make_module_daemon, tmp_pat
         after = c.call("health")
         assert after["now"] == before["now"] == START
         assert after["journal"]["last_seq"] == before["journal"]["last_seq"]
-
-
-_SHARED: dict = {}
-
-
-def _shared(make_module_daemon, tmp_path_factory):
-    if "d" not in _SHARED or not _SHARED["d"].alive():
-        _SHARED["d"] = make_module_daemon(config(tmp_path_factory.mktemp("drop")))
-    return _SHARED["d"]
 
 
 def test_advances_queue_one_behind_the_other_and_a_passed_to_is_refused(make_daemon, tmp_path):
