@@ -142,7 +142,8 @@ class Daemon:
                         settings=self.settings, journal=self.journal, now=self.engine.now, hub=self.hub,
                         recorder=self.recorder, budgets=server.Budgets(), connections=self.connections,
                         roles=access.Roles(self.settings.access),
-                        handle=functools.partial(handlers.handle, handlers.Context.of(self)))
+                        handle=functools.partial(handlers.handle, handlers.Context.of(self)),
+                        quiet=self.stepper.quiet if self.stepper is not None else None)
                     async with trio.open_nursery() as edge:  # the listeners and their connections
                         await edge.start(server.serve, sock_path, self.gateway, edge)
                         await self._start_extra_listeners(edge)

@@ -31,7 +31,7 @@ import math
 import os
 import socket as stdsocket
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +82,10 @@ class Gateway:
     roles: access.Roles  # replaced by a reload, for the connections accepted after it
     # answers or routes one decoded request; raises Rejected for bad input
     handle: Callable[[Connection, p.Request, Reply, str], None]
+    # Under the stepped clock: awaited before each request is handled, until the actors have
+    # decided everything the requests before it started (so the journal of a run does not
+    # depend on how the lines were chunked or how fast the replies went out). None otherwise.
+    quiet: Callable[[], Awaitable[None]] | None = None
     accept_scopes: list[trio.CancelScope] = field(default_factory=list)  # cancelled by a drain
     draining: bool = False  # set once the drain begins: a connection accepted since is not read
 
@@ -487,6 +491,7 @@ async def _reader(stream, conn: Connection, gateway: Gateway, first: bytes = b""
     recorder = gateway.recorder
     record = recorder.request
     handle = gateway.handle
+    quiet = gateway.quiet
     lines = read_lines(stream, max_line, lambda: _receive(stream, conn, gateway), first)
     # aclosing: when the loop ends by an exception, the generator is closed here, not by the
     # garbage collector later (where its own exit would be an unraisable exception)
@@ -512,6 +517,8 @@ async def _reader(stream, conn: Connection, gateway: Gateway, first: bytes = b""
                 conn.slots.release()
                 conn.skipped += 1
                 continue
+            if quiet is not None:
+                await quiet()
             op = "-"  # not known until decoded
             try:
                 if read_only and (refused := access.forbidden(line, conn.role)) is not None:

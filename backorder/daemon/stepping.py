@@ -5,7 +5,10 @@ runs the clock's agenda (``clock.SteppedClock``) up to the target: before the fi
 and after each one it *settles* - waits until every actor mailbox is empty and everything
 journaled is durable (so the notifier's commit listener has seen it) - and only then moves
 the clock on. When it returns, every piece of engine-time work due by the target has run
-and its events are durable. Advances run one at a time, in the order they were read (a
+and its events are durable. Between advances, each request is handled only once the
+actors have decided everything the requests before it started (``quiet``, awaited by the
+server's reader), so a run's journal does not depend on how the request lines were
+chunked or how fast replies went out. Advances run one at a time, in the order they were read (a
 chain of turns taken when the request is handled, not a lock: which of two waiting tasks
 trio wakes first is not defined).
 
@@ -85,6 +88,12 @@ class Stepper:
         if target > LAST_ENGINE_TS:
             raise InvalidInput("invalid_request", f"engine time cannot pass {iso_ts(LAST_ENGINE_TS)}")
         return target
+
+    async def quiet(self) -> None:
+        """Until no actor has a message waiting (the server awaits it before each request)."""
+        router = self.router
+        while router.busy():
+            await trio.lowlevel.checkpoint()
 
     async def settle(self) -> None:
         """Until no actor has a message waiting and everything journaled is durable (the

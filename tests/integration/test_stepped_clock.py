@@ -322,11 +322,13 @@ def scenario(c, variant: int = 0) -> None:
         c.call("sku.configure", sku=sku, reorder_point=1, order_up_to=5, lead_time_days=2)
     for sku, qty in (("SKU-A", 4), ("SKU-B", 3), ("SKU-C", 1), ("SKU-D", 2)):
         c.call("stock.receive", sku=sku, qty=qty)
-    orders = []
-    for n in range(6):
-        lines = [line("SKU-A", 1 + n % 3), line("SKU-B", 1 + n % 2), line(("SKU-C", "SKU-D", "SKU-E")[n % 3], 2)]
-        orders.append(submit(c, f"det-{n}", *lines, email=f"c{n}@example.com", order_number=f"#{n}",
-                             rush=n % 2 == 0))
+    # pipelined: each is handled once the actors have decided what the one before started
+    replies = c.pipeline([
+        {"op": "order.submit", "id": n, "channel": "web", "external_id": f"det-{n}", "email": f"c{n}@example.com",
+         "order_number": f"#{n}", "rush": n % 2 == 0,
+         "lines": [line("SKU-A", 1 + n % 3), line("SKU-B", 1 + n % 2), line(("SKU-C", "SKU-D", "SKU-E")[n % 3], 2)]}
+        for n in range(6)])
+    orders = [r["result"] for r in replies]
     advance(c, seconds=3600 + variant)
     # its units on three SKUs go back to those SKUs' waiting lines: three settles, in line order
     c.call("order.cancel", order_id=orders[1]["order_id"], reason="changed my mind")
