@@ -67,12 +67,13 @@ class Router:
             self.nursery.start_soon(self._passivate_idle)
 
     def busy(self) -> bool:
-        """Whether any actor's mailbox holds a message not yet handled."""
-        if self.order_inbox.statistics().current_buffer_used:
+        """Whether any actor has a message not yet handled: one in its mailbox, or one handed
+        straight to it (a memory channel gives a message to a receiver already waiting
+        without buffering it, so an empty buffer alone does not mean idle: the actor is idle
+        only when it is parked in ``receive`` again)."""
+        if _busy(self.order_inbox) or (self.serial and _busy(self.serial_inbox)):
             return True
-        if self.serial and self.serial_inbox.statistics().current_buffer_used:
-            return True
-        return any(ch.statistics().current_buffer_used for ch in self.inboxes.values())
+        return any(_busy(ch) for ch in self.inboxes.values())
 
     def _send_serial(self, sku: str, msg) -> None:
         self.serial_inbox.send_nowait(ForSku(sku, msg))
@@ -185,6 +186,11 @@ class Router:
             return
         req = p.REQUEST_DECODER.decode(letter.message.encode())
         route(self, req, reply, corr)
+
+
+def _busy(inbox: trio.MemorySendChannel) -> bool:
+    st = inbox.statistics()
+    return st.current_buffer_used > 0 or st.tasks_waiting_receive == 0
 
 
 def _to_order(router: Router, req, reply, corr: str) -> None:

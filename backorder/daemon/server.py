@@ -82,10 +82,11 @@ class Gateway:
     roles: access.Roles  # replaced by a reload, for the connections accepted after it
     # answers or routes one decoded request; raises Rejected for bad input
     handle: Callable[[Connection, p.Request, Reply, str], None]
-    # Under the stepped clock: awaited before each request is handled, until the actors have
-    # decided everything the requests before it started (so the journal of a run does not
-    # depend on how the lines were chunked or how fast the replies went out). None otherwise.
-    quiet: Callable[[], Awaitable[None]] | None = None
+    # Under the stepped clock: awaited with the op's name before each request is handled,
+    # until the actors have decided everything the requests before it started and, for a
+    # write, the advances before it are done (so the journal of a run does not depend on how
+    # the lines were chunked or how fast the replies went out). None otherwise.
+    quiet: Callable[[str], Awaitable[None]] | None = None
     accept_scopes: list[trio.CancelScope] = field(default_factory=list)  # cancelled by a drain
     draining: bool = False  # set once the drain begins: a connection accepted since is not read
 
@@ -517,14 +518,14 @@ async def _reader(stream, conn: Connection, gateway: Gateway, first: bytes = b""
                 conn.slots.release()
                 conn.skipped += 1
                 continue
-            if quiet is not None:
-                await quiet()
             op = "-"  # not known until decoded
             try:
                 if read_only and (refused := access.forbidden(line, conn.role)) is not None:
                     raise refused
                 req = p.decode_request(line)
                 op = req.__struct_config__.tag
+                if quiet is not None:
+                    await quiet(op)
                 record(op)
                 corr = prefix + str(conn.requests)
                 reply = Reply(conn, req.id, op, perf_counter(), corr)

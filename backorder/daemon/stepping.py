@@ -6,9 +6,9 @@ and after each one it *settles* - waits until every actor mailbox is empty and e
 journaled is durable (so the notifier's commit listener has seen it) - and only then moves
 the clock on. When it returns, every piece of engine-time work due by the target has run
 and its events are durable. Between advances, each request is handled only once the
-actors have decided everything the requests before it started (``quiet``, awaited by the
-server's reader), so a run's journal does not depend on how the request lines were
-chunked or how fast replies went out. Advances run one at a time, in the order they were read (a
+actors have decided everything the requests before it started, and a write only once the
+advances before it are done (``quiet``, awaited by the server's reader), so a run's
+journal does not depend on how the request lines were chunked or how fast replies went out. Advances run one at a time, in the order they were read (a
 chain of turns taken when the request is handled, not a lock: which of two waiting tasks
 trio wakes first is not defined).
 
@@ -30,6 +30,7 @@ import trio
 
 from backorder.clock import SteppedClock
 from backorder.errors import InvalidInput
+from backorder.protocol import WRITE_OPS
 from backorder.timeutil import iso_ts, parse_ts
 
 if TYPE_CHECKING:
@@ -89,8 +90,13 @@ class Stepper:
             raise InvalidInput("invalid_request", f"engine time cannot pass {iso_ts(LAST_ENGINE_TS)}")
         return target
 
-    async def quiet(self) -> None:
-        """Until no actor has a message waiting (the server awaits it before each request)."""
+    async def quiet(self, op: str) -> None:
+        """Awaited by the server before it handles each request: for a write, until the
+        advances read before it are done (a change is decided at the engine time the
+        script meant, not somewhere inside an advance); for any request, until no actor has
+        a message waiting. Reads do not wait for an advance: a console stays live."""
+        if op in WRITE_OPS and self._last_turn is not None:
+            await self._last_turn.wait()
         router = self.router
         while router.busy():
             await trio.lowlevel.checkpoint()

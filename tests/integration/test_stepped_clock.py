@@ -136,6 +136,21 @@ def test_advances_queue_one_behind_the_other_and_a_passed_to_is_refused(make_dae
         assert third["result"]["now"] == "2026-01-10T00:01:00Z"
 
 
+def test_a_write_pipelined_behind_an_advance_is_decided_after_it_and_a_read_during_it(make_daemon, tmp_path):
+    d = make_daemon(config(tmp_path))
+    with d.client() as c:
+        adv, order, health = c.pipeline([
+            {"op": "clock.advance", "id": "adv", "seconds": 3 * DAY},
+            {"op": "order.submit", "id": "o", "channel": "web", "external_id": "p1", "lines": [line("SKU-A", 1)]},
+            {"op": "health", "id": "h"},
+        ])
+        assert adv["result"]["now"] == "2026-01-08T09:00:00Z"
+        (received,) = [r for r in records(c) if r["type"] == "order_received"]
+        assert received["at"] == "2026-01-08T09:00:00Z"  # the time the script meant, not inside the advance
+        assert order["result"]["order_id"] == received["order_id"]
+        assert health["ok"] is True
+
+
 def test_engine_time_stays_inside_the_calendar(make_daemon, tmp_path):
     d = make_daemon(config(tmp_path, start="8995-06-01T00:00:00Z"))
     with d.client() as c:
@@ -342,8 +357,9 @@ def scenario(c, variant: int = 0) -> None:
     for sh in c.call("shipments.list")["shipments"][:2]:
         c.call("pick.confirm", shipment_id=sh["shipment_id"])
     advance(c, to="2026-01-14T06:30:00Z")  # past every remaining PO date: depletion notices
-    for n in range(6, 9):
-        submit(c, f"det-{n}", line("SKU-D", 3), line("SKU-E", 1), email=f"c{n}@example.com")
+    c.pipeline([{"op": "clock.advance", "id": "a", "seconds": 7200},
+                *({"op": "order.submit", "id": n, "channel": "web", "external_id": f"det-{n}",
+                   "email": f"c{n}@example.com", "lines": [line("SKU-D", 3), line("SKU-E", 1)]} for n in range(6, 9))])
     advance(c, seconds=5 * DAY)
 
 
