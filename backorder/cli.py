@@ -8,7 +8,6 @@ import sys
 
 from backorder.config.settings import ConfigError, load_settings
 
-
 # Exit statuses systemd is told not to restart on (RestartPreventExitStatus): restarting
 # cannot fix a bad config file or a damaged journal (sysexits.h EX_CONFIG, EX_DATAERR).
 EXIT_CONFIG = 78

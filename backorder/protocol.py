@@ -22,7 +22,6 @@ from backorder.errors import InvalidInput, ProtocolError, Rejected
 from backorder.numbers import MAX_INT, MAX_WEIGHT
 from backorder.order import CanonicalOrder, OrderLine, Quantity, Sku, Text
 
-
 MAX_LINE = 1024 * 1024  # bytes per request line, newline excluded
 
 NonNegInt = Annotated[int, Meta(ge=0)]

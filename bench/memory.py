@@ -22,8 +22,19 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import (WaitTimeout, encode, exit_on_sigterm, health, ok, result_name, run_load, running, save,
-                    wait_journal_idle, wait_until)
+from common import (
+    WaitTimeout,
+    encode,
+    exit_on_sigterm,
+    health,
+    ok,
+    result_name,
+    run_load,
+    running,
+    save,
+    wait_journal_idle,
+    wait_until,
+)
 
 
 def wait_passivated(path, timeout: float) -> dict:

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import random
 import statistics
-import multiprocessing
 import time
 
 from common import encode, exit_on_sigterm, result_name, run_load, running, save

@@ -31,8 +31,8 @@ from pathlib import Path
 import msgspec
 from msgspec import inspect as mi
 
-from backorder.actors.events import TOPICS
 from backorder import protocol as p
+from backorder.actors.events import TOPICS
 
 FIXTURES = Path(__file__).resolve().parent / "intake" / "fixtures"
 SKUS = [f"FZ-{i}" for i in range(16)]  # configured and stocked before a run

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
-
 from fuzz_grammar import CHANNELS, SKUS, Grammar, SocketLine, TcpSession, WebhookPost
 
 from backorder.daemon.tcp import MAX_AUTH_LINE, hash_token

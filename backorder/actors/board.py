@@ -9,9 +9,8 @@ the SKUs an event touched).
 from __future__ import annotations
 
 from backorder.actors.model import HOUR, Order, Sku, World
-
-from backorder.timeutil import iso_ts
 from backorder.actors.views import order_summary, sku_summary
+from backorder.timeutil import iso_ts
 
 
 def board_row(s: Sku, now: float) -> dict:

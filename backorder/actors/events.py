@@ -18,7 +18,6 @@ from msgspec import Struct
 from backorder.config.settings import ReorderPolicy, Weights
 from backorder.numbers import Int53
 
-
 # --- the order as the journal records it ------------------------------------------
 # The journal's own structs, not the wire's (backorder.protocol) nor the canonical order
 # (backorder.order): the rules convert an accepted order at the edge, so a change to the

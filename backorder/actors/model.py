@@ -20,6 +20,7 @@ import sys
 from decimal import Decimal
 
 import msgspec
+
 from backorder.actors import events as ev
 from backorder.actors.service_queue import ServiceQueue
 from backorder.config.settings import ReorderPolicy, Settings

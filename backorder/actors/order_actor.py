@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import trio
 
+from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import order_rules
 from backorder.actors.events import UnjournalableEvent
@@ -16,7 +17,6 @@ from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import OrderCall, Settle, Settled, SettleLines
 from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import order_result, shipment_view
-from backorder import protocol as p
 from backorder.errors import ProtocolError, Rejected
 
 if TYPE_CHECKING:

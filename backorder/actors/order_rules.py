@@ -10,16 +10,15 @@ import datetime as dt
 import msgspec
 
 from backorder.actors import events as ev
+from backorder.actors import notice_rules
 from backorder.actors.carrier import Carrier, zpl_label
 from backorder.actors.model import Order, Shipment, World
-from backorder.timeutil import iso_ts, parse_ts
 from backorder.actors.sku_rules import Emit
-from backorder.order import CanonicalOrder, OrderLine
-from backorder.protocol import OrderSubmit
 from backorder.email_address import check_email
 from backorder.errors import Conflict, InvalidInput, NotFound
-from backorder.actors import notice_rules
-
+from backorder.order import CanonicalOrder, OrderLine
+from backorder.protocol import OrderSubmit
+from backorder.timeutil import iso_ts, parse_ts
 
 # A source's created_at is clamped to [2000-01-01, the time received + 1 day]: a clock
 # skewed by a time zone stays as sent, a date of 0001-01-01 or 2999 does not.

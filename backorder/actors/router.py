@@ -13,14 +13,14 @@ import msgspec
 import structlog
 import trio
 
+from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors.engine import Engine
+from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import OrderCall, Settle, SettleLines, SkuCall
 from backorder.actors.order_actor import OrderActor
-from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.sku_actor import SkuHandler, sku_actor
 from backorder.actors.supervisor import Cell, supervised
-from backorder import protocol as p
 from backorder.errors import NotFound, ProtocolError
 
 log = structlog.get_logger()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import trio
 
+from backorder import protocol as p
 from backorder.actors import sku_rules
 from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
@@ -16,7 +17,6 @@ from backorder.actors.messages import Settle, Settled, SettleLines, SkuCall
 from backorder.actors.order_rules import check_date
 from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import sku_summary
-from backorder import protocol as p
 from backorder.errors import NotFound, ProtocolError, Rejected
 
 if TYPE_CHECKING:

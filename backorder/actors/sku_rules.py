@@ -13,10 +13,10 @@ from collections.abc import Callable
 import msgspec
 
 from backorder.actors import events as ev
+from backorder.actors import notice_rules
 from backorder.actors.model import Sku, World
 from backorder.errors import Conflict, InvalidInput, NotFound
 from backorder.timeutil import iso_date
-from backorder.actors import notice_rules
 
 Emit = Callable[[ev.Event], None]
 DAY = 86400.0

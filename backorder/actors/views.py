@@ -7,7 +7,6 @@ synchronously, so a view never sees half a decision.
 from __future__ import annotations
 
 from backorder.actors.model import HOUR, Line, Order, Request, Shipment, Sku, World
-
 from backorder.timeutil import iso_date, iso_ts
 
 KPI_TARGETS = {"fulfillment_rate": 0.95, "avg_reorder_lead_time_hours": 48.0, "order_accuracy": 1.0}

@@ -22,9 +22,9 @@ from typing import Any
 
 import msgspec
 
+from backorder import protocol as p
 from backorder.config.hosts import group_id, resolve_gid, resolve_gid_safe, resolve_uid_safe
 from backorder.config.settings import AccessSettings
-from backorder import protocol as p
 from backorder.errors import AccessError, Rejected
 
 READ, WRITE = "read", "write"

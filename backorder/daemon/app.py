@@ -23,15 +23,15 @@ import trio
 
 from backorder.actors import snapshot
 from backorder.actors.engine import Engine
-from backorder.timeutil import iso_ts
 from backorder.actors.router import Router
 from backorder.clock import SteppedClock
 from backorder.config.settings import AccessSettings, Settings
 from backorder.daemon import access, dblock, handlers, metrics, recovery, reload, requestlog, sdnotify, server
 from backorder.daemon.journal import AuditReader, Journal
 from backorder.daemon.stepping import Stepper
-from backorder.notify.notifier import Notifier
 from backorder.intake.service import IntakeService
+from backorder.notify.notifier import Notifier
+from backorder.timeutil import iso_ts
 
 log = structlog.get_logger()
 

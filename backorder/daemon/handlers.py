@@ -13,15 +13,15 @@ import msgspec
 import structlog
 import trio
 
+from backorder import protocol as p
 from backorder.actors import board, views
 from backorder.actors.events import TOPICS
-from backorder.timeutil import iso_ts, parse_ts
 from backorder.actors.router import route
-from backorder import protocol as p
 from backorder.daemon import logging as dlog
 from backorder.errors import Conflict, InvalidInput, NotFound, Rejected
-from backorder.notify import views as notify_views
 from backorder.intake import ops as intake_ops
+from backorder.notify import views as notify_views
+from backorder.timeutil import iso_ts, parse_ts
 
 if TYPE_CHECKING:
     from backorder.actors.engine import Engine

@@ -28,11 +28,11 @@ from backorder.actors import order_rules, sku_rules, snapshot
 from backorder.actors.engine import Engine
 from backorder.actors.events import EVENT_DECODER, SkuConfigured, UnjournalableEvent, tag_of
 from backorder.actors.model import World
-from backorder.timeutil import parse_ts
+from backorder.clock import Clock, SimClock, SteppedClock, WallClock
 from backorder.config.settings import Settings
 from backorder.daemon import integrity
-from backorder.clock import Clock, SimClock, SteppedClock, WallClock
 from backorder.daemon.journal import Journal
+from backorder.timeutil import parse_ts
 
 log = structlog.get_logger()
 

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING
 import msgspec
 import structlog
 
+from backorder import protocol as p
 from backorder.actors import sku_rules
 from backorder.config import service_checks
 from backorder.config.settings import AccessSettings, ConfigError, Settings, load_settings
 from backorder.daemon import logging as dlog
-from backorder import protocol as p
 from backorder.daemon import requestlog
 from backorder.daemon.recovery import journal_file_policies
 

@@ -11,8 +11,8 @@ from time import perf_counter
 
 import msgspec
 
-from backorder.daemon import logging as dlog
 from backorder import protocol as p
+from backorder.daemon import logging as dlog
 
 _mode = {"requests": "writes"}
 

@@ -42,10 +42,10 @@ import msgspec
 import structlog
 import trio
 
-from backorder.timeutil import iso_ts
-from backorder.daemon import access, requestlog
 from backorder import protocol as p
+from backorder.daemon import access, requestlog
 from backorder.errors import Rejected
+from backorder.timeutil import iso_ts
 
 if TYPE_CHECKING:
     from backorder.config.settings import Settings

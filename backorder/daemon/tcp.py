@@ -18,12 +18,13 @@ import hashlib
 import hmac
 import secrets
 import ssl
+
 import msgspec
 import structlog
 import trio
 
-from backorder.config.settings import TcpClient, TcpSettings
 from backorder import protocol as p
+from backorder.config.settings import TcpClient, TcpSettings
 from backorder.daemon import server
 
 log = structlog.get_logger()

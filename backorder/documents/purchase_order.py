@@ -17,12 +17,11 @@ from reportlab.lib.units import inch
 from reportlab.pdfgen import canvas
 
 from backorder.actors.model import Request, World
-
-from backorder.timeutil import iso_date
 from backorder.config.settings import Source
 from backorder.documents.cells import one_line, spreadsheet_cell
 from backorder.documents.pdf import render_pdf
 from backorder.errors import Conflict
+from backorder.timeutil import iso_date
 
 CSV_HEADER = ["request_id", "kind", "source", "line", "sku", "qty", "unit", "expected_date", "ordered_on"]
 

@@ -22,11 +22,11 @@ from msgspec import Struct
 
 from backorder.actors.model import World
 from backorder.config.settings import ChannelSettings, IntakeSettings, Settings, ValidationProfile
-from backorder.protocol import OrderSubmit
 from backorder.email_address import check_email
 from backorder.errors import AccessError, InvalidInput, LimitError, NotFound
 from backorder.intake.adapters import CHANNELS, account_hint
 from backorder.intake.draft import Draft
+from backorder.protocol import OrderSubmit
 
 # Header a source without a signature scheme of its own (amazon_sp, bigcommerce, x12_850,
 # csv) must send over HTTP: base64 HMAC-SHA256 of the raw body with the account's secret.

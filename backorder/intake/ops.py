@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from backorder.actors import events as ev
-from backorder.timeutil import iso_ts
 from backorder import protocol as p
+from backorder.actors import events as ev
 from backorder.errors import InvalidInput, NotFound
 from backorder.intake import governance as g
 from backorder.intake.service import letter_impact
+from backorder.timeutil import iso_ts
 
 if TYPE_CHECKING:
     from backorder.daemon.handlers import Context

@@ -25,14 +25,14 @@ import msgspec
 import structlog
 import trio
 
+from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import order_rules
-from backorder.timeutil import iso_ts
-from backorder import protocol as p
 from backorder.errors import InternalError, LimitError, Rejected
 from backorder.intake import governance as g
 from backorder.intake.adapters import account_hint
 from backorder.intake.draft import Draft
+from backorder.timeutil import iso_ts
 
 if TYPE_CHECKING:
     from backorder.actors.engine import Engine

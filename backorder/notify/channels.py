@@ -14,8 +14,8 @@ from typing import Protocol
 import msgspec
 
 from backorder.actors.events import NoticeQueued
-from backorder.timeutil import iso_ts
 from backorder.notify.render import Rendered
+from backorder.timeutil import iso_ts
 
 
 class DeliveryError(Exception):

@@ -40,18 +40,18 @@ import structlog
 import trio
 
 from backorder.actors import events as ev
+from backorder.actors import notice_rules
 from backorder.actors.engine import Engine
 from backorder.clock import SteppedClock
 from backorder.config.settings import NotificationSettings
 from backorder.daemon.journal import NOTICE_KEYS
 from backorder.errors import Conflict, NotFound
-from backorder.timeutil import iso_date
-from backorder.actors import notice_rules
 from backorder.notify.channels import Channel
 from backorder.notify.filedrop import FileDropChannel
-from backorder.notify.render import RenderError, Renderer
+from backorder.notify.render import Renderer, RenderError
 from backorder.notify.smtp import SmtpChannel
 from backorder.notify.webhook import WebhookChannel
+from backorder.timeutil import iso_date
 
 log = structlog.get_logger()
 

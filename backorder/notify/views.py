@@ -6,11 +6,10 @@ import base64
 import itertools
 from typing import TYPE_CHECKING, Protocol
 
-from backorder.actors.model import HOUR, Notice, World
-
-from backorder.timeutil import iso_ts
 from backorder import protocol as p
+from backorder.actors.model import HOUR, Notice, World
 from backorder.errors import Conflict, InvalidInput, NotFound, ProtocolError
+from backorder.timeutil import iso_ts
 
 if TYPE_CHECKING:
     from backorder.actors.engine import Engine

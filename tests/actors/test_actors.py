@@ -16,15 +16,15 @@ import pytest
 import trio
 import trio.testing
 
+from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors.engine import Engine
 from backorder.actors.messages import Settle
 from backorder.actors.router import Router, route
-from backorder.config.settings import DaemonSettings, Settings
-from backorder import protocol as p
-from backorder.daemon.recovery import replay
 from backorder.clock import SimClock
+from backorder.config.settings import DaemonSettings, Settings
 from backorder.daemon.journal import Journal
+from backorder.daemon.recovery import replay
 
 T0 = 1_700_000_000.0
 IDLE_S = 30.0

@@ -13,8 +13,8 @@ import trio
 from backorder.actors import order_rules
 from backorder.actors.engine import Engine
 from backorder.actors.router import Router
-from backorder.config.settings import Settings
 from backorder.clock import SimClock
+from backorder.config.settings import Settings
 from backorder.daemon.journal import Journal
 from backorder.daemon.server import Hub
 from backorder.errors import Rejected

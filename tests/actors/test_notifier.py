@@ -12,8 +12,8 @@ import trio.testing
 
 from backorder.actors import events as ev
 from backorder.actors.engine import Engine
-from backorder.config.settings import Settings
 from backorder.clock import SimClock
+from backorder.config.settings import Settings
 from backorder.daemon.journal import Journal
 from backorder.notify.notifier import Breaker, Notifier
 

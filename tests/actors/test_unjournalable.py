@@ -15,15 +15,15 @@ from decimal import Decimal
 import pytest
 from test_actors import Reply
 
+from backorder import protocol as p
 from backorder.actors.engine import Engine
 from backorder.actors.events import Received, UnjournalableEvent
 from backorder.actors.model import World
 from backorder.actors.router import Router, route
-from backorder.config.settings import DaemonSettings, LimitsSettings, Settings
-from backorder import protocol as p
-from backorder.daemon.recovery import replay
 from backorder.clock import SimClock
+from backorder.config.settings import DaemonSettings, LimitsSettings, Settings
 from backorder.daemon.journal import Journal
+from backorder.daemon.recovery import replay
 from backorder.numbers import MAX_INT
 
 T0 = 1_700_000_000.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from intake_support import CONFIG, ENV
 
+
 @pytest.fixture
 def intake_daemon(make_daemon, monkeypatch):
     """``intake_daemon(extra_toml)``: secrets come from the environment (never the config)."""

@@ -4,8 +4,7 @@ the socket op and through the real webhook listener (hypercorn on a free port)."
 from __future__ import annotations
 
 import pytest
-from intake_support import (SHOP, WOO, generic_headers, http_port, ingest, post, raw, shopify_headers,
-                            woo_headers)
+from intake_support import SHOP, WOO, generic_headers, http_port, ingest, post, raw, shopify_headers, woo_headers
 
 CASES = {
     "shopify": ("shopify/orders_create.json", shopify_headers),

@@ -7,8 +7,19 @@ import base64
 import json
 
 import pytest
-from intake_support import (SHOP, WOO, doc, encode, generic_headers, http_port, ingest, post, raw,
-                            shopify_headers, woo_headers)
+from intake_support import (
+    SHOP,
+    WOO,
+    doc,
+    encode,
+    generic_headers,
+    http_port,
+    ingest,
+    post,
+    raw,
+    shopify_headers,
+    woo_headers,
+)
 
 EXTRA = """
 [skus."POUROVER-W"]

@@ -11,10 +11,23 @@ import socket
 import time
 from pathlib import Path
 
-from intake_support import (CONFIG, ENV, GENERIC_SECRET, doc, encode, generic_headers, http_port, post, raw, shopify_headers,
-                            sign, woo_headers)
+from intake_support import (
+    CONFIG,
+    ENV,
+    GENERIC_SECRET,
+    doc,
+    encode,
+    generic_headers,
+    http_port,
+    post,
+    raw,
+    shopify_headers,
+    sign,
+    woo_headers,
+)
 
 from backorder.launcher import wait_until
+
 
 def with_intake(make_daemon, monkeypatch, keys: str):
     """The intake tests' daemon with more ``[intake]`` keys."""

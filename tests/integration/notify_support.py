@@ -5,8 +5,8 @@ thread), both in the test process, both recording exactly what arrived."""
 from __future__ import annotations
 
 import email
-import gc
 import email.policy
+import gc
 import hashlib
 import hmac
 import json

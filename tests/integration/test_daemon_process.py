@@ -14,8 +14,8 @@ import time
 import pytest
 from bo_support import fingerprint, line, stock, submit
 
-from backorder.timeutil import iso_ts
 from backorder.client import CallError
+from backorder.timeutil import iso_ts
 
 
 def _busy_site(c) -> dict:

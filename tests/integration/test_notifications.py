@@ -9,7 +9,6 @@ import ssl
 import time
 
 import trustme
-
 from bo_support import line, read_db, stock, submit
 from notify_support import HookServer, SmtpServer, wait_for
 

@@ -27,11 +27,11 @@ from typing import Any
 
 import pytest
 
+from backorder import errors
+from backorder import protocol as p
 from backorder.actors.events import TOPICS
 from backorder.client import Client
-from backorder import errors
 from backorder.launcher import wait_until
-from backorder import protocol as p
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "protocol.md"

@@ -10,11 +10,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from test_live import until
 from textual.widgets import DataTable
 
 from backorder.demo import DemoSite
 from backorder.tui.app import BackorderApp
-from test_live import until
 
 pytestmark = pytest.mark.asyncio
 

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_live import until
 from textual.widgets import DataTable, Static
+from tui_support import SITE, SITE_BASE, csv_order, read_only_site, seed_site
 
 from backorder.tui.app import BackorderApp
 from backorder.tui.widgets import ConfirmScreen, PromptScreen
-from test_live import until
-from tui_support import SITE, SITE_BASE, csv_order, read_only_site, seed_site
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))  # the real receivers of the notification tests
 from notify_support import HookServer  # noqa: E402

@@ -6,12 +6,11 @@ import asyncio
 import signal
 import time
 
-
 import pytest
 from textual.widgets import DataTable, Input, Static, TextArea
+from tui_support import read_only_site
 
 from backorder.tui.app import BackorderApp
-from tui_support import read_only_site
 from backorder.tui.screens.help import HelpScreen
 from backorder.tui.widgets import ConfirmScreen, ConnBanner, KpiBar, PromptScreen
 

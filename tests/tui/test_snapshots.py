@@ -9,11 +9,11 @@ SVGs (``__snapshots__/``) in the diff.
 from __future__ import annotations
 
 import pytest
+from test_live import until
 from textual.widgets import DataTable
 
 from backorder.tui.app import BackorderApp
 from backorder.tui.screens import intake as intake_screen
-from test_live import until
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 

@@ -5,11 +5,11 @@ the order, intake and notifications screens and in notifications, and crash noth
 from __future__ import annotations
 
 import pytest
+from test_live import until
 from textual.widgets import DataTable, Static
+from tui_support import SITE, csv_order
 
 from backorder.tui.app import BackorderApp
-from test_live import until
-from tui_support import SITE, csv_order
 
 pytestmark = pytest.mark.asyncio
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from backorder.config import settings as cfg
 from backorder import protocol as p
+from backorder.config import settings as cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "backorder.example.toml"

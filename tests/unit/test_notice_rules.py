@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import msgspec
 
+from backorder import protocol as p
 from backorder.actors import events as ev
-from backorder.actors import order_rules, sku_rules
+from backorder.actors import notice_rules, order_rules, sku_rules
 from backorder.actors.model import World
 from backorder.config.settings import Settings
-from backorder import protocol as p
-from backorder.actors import notice_rules
 
 T0 = 1_709_251_200.0  # 2024-03-01T00:00:00Z
 

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
+from backorder import protocol as p
 from backorder.actors.model import MAX_RANK, Line, World
 from backorder.config.settings import ConfigError, Settings, Weights, parse_settings
-from backorder import protocol as p
 from backorder.errors import Rejected
 from backorder.intake import governance
 from backorder.intake.draft import Draft, DraftLine

@@ -11,8 +11,8 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from backorder.config.settings import ConfigError, parse_settings
 from backorder import protocol as p
+from backorder.config.settings import ConfigError, parse_settings
 from backorder.errors import Rejected
 
 

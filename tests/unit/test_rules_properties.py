@@ -21,10 +21,10 @@ from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.carrier import LocalCarrier
 from backorder.actors.model import HOUR, Line, World
-from backorder.timeutil import iso_ts
 from backorder.config.settings import AllocationSettings, NotificationSettings, ReorderPolicy, Settings, Weights
-from backorder.protocol import OrderLineIn, OrderSubmit
 from backorder.errors import Rejected
+from backorder.protocol import OrderLineIn, OrderSubmit
+from backorder.timeutil import iso_ts
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 POLICIES = {

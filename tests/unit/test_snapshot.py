@@ -8,15 +8,15 @@ import random
 import msgspec
 import pytest
 
+from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.carrier import LocalCarrier
 from backorder.actors.model import World
-from backorder.timeutil import iso_date
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings, Weights
-from backorder import protocol as p
 from backorder.errors import Rejected
+from backorder.timeutil import iso_date
 
 SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}},
                             # routed notices (kept with their content), delays on every move;

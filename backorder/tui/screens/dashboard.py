@@ -18,8 +18,17 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Sp
 
 from backorder.tui.live import Changes, wait_hours
 from backorder.tui.screens.base import BoScreen
-from backorder.tui.widgets import (ConnBanner, KpiBar, PlainTable, bar, cover_text, hours, next_text, short_date,
-                                   state_text)
+from backorder.tui.widgets import (
+    ConnBanner,
+    KpiBar,
+    PlainTable,
+    bar,
+    cover_text,
+    hours,
+    next_text,
+    short_date,
+    state_text,
+)
 
 # (key, label, sort value of a row); the label gets ▲/▼ on the sorted column.
 COLUMNS: list[tuple[str, str, object]] = [
