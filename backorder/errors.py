@@ -59,11 +59,12 @@ class NotFound(Rejected):
 class Conflict(Rejected):
     """The request is valid, but the current state of what it names refuses it: the order
     is cancelled or already allocated or shipped, a receipt id was used with another qty, a
-    notice is not dead, a source is not set up for EDI."""
+    notice is not dead, a source is not set up for EDI, the engine clock is not the
+    stepped one (``clock.advance``)."""
 
     codes = frozenset({"receipt_conflict", "request_closed", "stock_in_picking", "already_shipped",
                        "order_cancelled", "already_allocated", "notice_not_dead", "not_shipped",
-                       "edi_not_configured"})
+                       "edi_not_configured", "clock_not_stepped"})
 
 
 class AccessError(Rejected):

@@ -306,6 +306,16 @@ class LogLevel(Request, tag="log.level", kw_only=True):
     across a restart: [daemon] log_level applies again)."""
 
     level: Literal["debug", "info", "warning", "error"]
+
+
+class ClockAdvance(Request, tag="clock.advance", kw_only=True):
+    """client -> stepped clock: move engine time by ``seconds`` or to ``to`` (RFC 3339),
+    exactly one of the two; the reply leaves once the work due by then has run and is durable."""
+
+    seconds: float | None = None  # bounds checked by the daemon (> 0, finite, at most ten years)
+    to: Annotated[str, Meta(max_length=64)] | None = None
+
+
 # --- notifications, labels, documents ------------------------------------------
 
 
@@ -374,9 +384,9 @@ Role = Literal["read", "write"]
 # (backorder.intake.ops). "read": answered at once from the model. "journal": read from
 # the journal on a thread. "hub": the event stream of the connection. "notifier": the
 # outbox sender. "supervisor": dead letters redelivered (to their actor or the intake).
-# "daemon": the daemon's own settings (log level).
+# "daemon": the daemon's own settings (log level). "clock": the stepped engine clock.
 Route = Literal["order", "sku", "procurement", "intake", "read", "journal", "hub", "notifier",
-                "supervisor", "daemon"]
+                "supervisor", "daemon", "clock"]
 ACTOR_ROUTES: frozenset[str] = frozenset({"order", "sku", "procurement"})
 
 
@@ -434,6 +444,7 @@ OP_TABLE: tuple[Op, ...] = (
     Op(DeadLettersDiscard, "write", "intake"),
     Op(IntakeAlias, "write", "intake"),
     Op(SourcesHealth, "read", "intake"),
+    Op(ClockAdvance, "write", "clock"),
 )
 
 OPS = frozenset(op.name for op in OP_TABLE)

@@ -127,24 +127,26 @@ def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: floa
     return sh
 
 
-def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> set[str]:
-    """Cancel before shipping; returns the SKUs whose released units must be re-served."""
+def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> list[str]:
+    """Cancel before shipping; returns the SKUs whose released units must be re-served, in
+    line order (not a set: a set of strings iterates in an order that changes with each
+    process's hash seed, and the SKUs are re-served in this order)."""
     order = world.orders.get(order_id)
     if order is None:
         raise NotFound("unknown_order", f"no order {order_id!r}")
     if order.cancelled:
-        return set()
+        return []
     status = order.status(world.shipments)
     if status == "shipped":
         raise Conflict("already_shipped", f"order {order_id} has shipped and cannot be cancelled")
     emit(ev.OrderCancelled(ts=now, order_id=order_id, reason=reason))
-    touched = set()
+    touched: dict[str, None] = {}
     for ln in order.shipping_lines:
         if ln.shipped < ln.qty:
             emit(ev.LineReleased(ts=now, sku=ln.sku, order_id=order_id, line_no=ln.line_no, freed=ln.allocated))
-            touched.add(ln.sku)
+            touched[ln.sku] = None
     notice_rules.cancelled(world, order, reason, emit, now)
-    return touched
+    return list(touched)
 
 
 def release(world: World, order_id: str, reason: str, emit: Emit, now: float,

@@ -89,10 +89,12 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     actor_idle_s: Annotated[float, Meta(gt=0)] = 30.0  # passivate a SKU actor idle this long
     max_active_skus: Annotated[int, Meta(ge=16)] = 5000  # live SKU actors; the least recently active go first
     snapshot_every: Annotated[int, Meta(ge=1000)] = 1_000_000  # events between snapshots
-    clock: Literal["wall", "simulated"] = "wall"
+    # wall: real time. simulated: runs clock_speed times real time from clock_start.
+    # stepped: stands at clock_start and moves only on clock.advance (deterministic runs).
+    clock: Literal["wall", "simulated", "stepped"] = "wall"
     # simulated seconds per real second; bounded so the clock stays within datetime range
     clock_speed: Annotated[float, Meta(gt=0, le=1e6)] = 1.0
-    clock_start: str | None = None  # RFC 3339 start of simulated time
+    clock_start: str | None = None  # RFC 3339 start of simulated or stepped time (required for stepped)
     # Refuse to start on a damaged journal (PRAGMA quick_check, seq gaps).
     integrity_check: bool = True
 
@@ -324,6 +326,10 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
         if self.daemon.clock_start is not None and not _is_timestamp(self.daemon.clock_start):
             out.append(f"daemon.clock_start: {self.daemon.clock_start!r} is not an RFC 3339 timestamp "
                        "(e.g. 2026-01-05T09:00:00Z)")
+        if self.daemon.clock == "stepped" and self.daemon.clock_start is None:
+            # a start read from the wall would make two runs of the same script differ
+            out.append('daemon.clock_start: required with clock = "stepped" (the engine time a '
+                       'deterministic run starts at, e.g. 2026-01-05T09:00:00Z)')
         for sku, pol in self.skus.items():
             out += [f"skus.{sku}: {p}" for p in pol.problems(cap)]
         out += intake_problems(self)

@@ -24,9 +24,11 @@ import trio
 from backorder.actors import snapshot
 from backorder.actors.engine import Engine
 from backorder.actors.router import Router
+from backorder.clock import SteppedClock
 from backorder.config.settings import AccessSettings, Settings
 from backorder.daemon import access, dblock, handlers, metrics, recovery, reload, requestlog, sdnotify, server
 from backorder.daemon.journal import AuditReader, Journal
+from backorder.daemon.stepping import Stepper
 from backorder.intake.service import IntakeService
 from backorder.notify.notifier import Notifier
 from backorder.timeutil import iso_ts
@@ -62,6 +64,7 @@ class Daemon:
         self.notifier: Notifier
         self.intake: IntakeService
         self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
+        self.stepper: Stepper | None = None  # under the stepped clock
 
     def health(self) -> dict:
         journal = self.journal.statistics()
@@ -71,6 +74,7 @@ class Daemon:
             "status": self.state,
             "uptime_s": round(time.time() - self.started_at, 1),
             "now": iso_ts(self.engine.now()),
+            "clock": self._clock_view(),
             "journal": journal,
             "actors": {
                 "active_skus": len(self.router.inboxes),
@@ -86,6 +90,14 @@ class Daemon:
             "notifier": {"breakers": self.notifier.statistics()},
             "intake": self.intake.queue_view(),
         }
+
+    def _clock_view(self) -> dict:
+        clock = self.engine.clock
+        view: dict = {"kind": clock.kind, "now": iso_ts(clock.now())}
+        if isinstance(clock, SteppedClock):
+            due = clock.next_due()
+            view.update(agenda=clock.pending(), next_due=None if due is None else iso_ts(due), steps_run=clock.steps)
+        return view
 
     def apply_access(self, acc: AccessSettings) -> None:
         """New roles for the connections accepted from now on (a SIGHUP reload)."""
@@ -110,10 +122,13 @@ class Daemon:
                 core.start_soon(self.systemd.watchdog)
                 async with trio.open_nursery() as actors:
                     d = self.settings.daemon
-                    self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus)
+                    stepped = isinstance(self.engine.clock, SteppedClock)
+                    self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus, serial=stepped)
                     await self.router.start()
                     self.notifier = Notifier(self.engine, self.settings.notifications)
                     await actors.start(self.notifier.run)
+                    if stepped:
+                        self.stepper = Stepper(self.engine.clock, self.router, self.journal, self.notifier)
                     self.intake = IntakeService(self.settings, self.engine, self.router, self.hub)
                     await actors.start(self.intake.run)
                     if self.settings.metrics.port is not None:  # lives until the actors stop
@@ -127,7 +142,8 @@ class Daemon:
                         settings=self.settings, journal=self.journal, now=self.engine.now, hub=self.hub,
                         recorder=self.recorder, budgets=server.Budgets(), connections=self.connections,
                         roles=access.Roles(self.settings.access),
-                        handle=functools.partial(handlers.handle, handlers.Context.of(self)))
+                        handle=functools.partial(handlers.handle, handlers.Context.of(self)),
+                        quiet=self.stepper.quiet if self.stepper is not None else None)
                     async with trio.open_nursery() as edge:  # the listeners and their connections
                         await edge.start(server.serve, sock_path, self.gateway, edge)
                         await self._start_extra_listeners(edge)
@@ -180,11 +196,7 @@ class Daemon:
 
     async def _settle_actors(self) -> None:
         """Wait (bounded) until no mailbox holds work, so casts in flight are decided."""
-        def busy() -> bool:
-            r = self.router
-            return bool(r.order_inbox.statistics().current_buffer_used
-                        or any(ch.statistics().current_buffer_used for ch in r.inboxes.values()))
-
+        busy = self.router.busy
         quiet = 0
         with trio.move_on_after(self.settings.daemon.grace_s):
             while quiet < 2:  # twice idle in a row: the last message may have cast another

@@ -19,7 +19,7 @@ from backorder.actors import board, views
 from backorder.actors.events import TOPICS
 from backorder.actors.router import route
 from backorder.daemon import logging as dlog
-from backorder.errors import InvalidInput, NotFound
+from backorder.errors import Conflict, InvalidInput, NotFound, Rejected
 from backorder.intake import ops as intake_ops
 from backorder.notify import views as notify_views
 from backorder.timeutil import iso_ts, parse_ts
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from backorder.daemon.app import Daemon
     from backorder.daemon.journal import AuditReader
     from backorder.daemon.server import Connection, Hub, Reply
+    from backorder.daemon.stepping import Stepper
     from backorder.intake.service import IntakeService
     from backorder.notify.notifier import Notifier
 
@@ -42,7 +43,8 @@ log = structlog.get_logger()
 class Context:
     """What the op handlers may reach: the engine (model, clock, emit), the router, the
     event hub, the audit reader, the intake, the notifier, the settings (changed in place
-    by a reload, so this reference stays current) and the daemon's health report."""
+    by a reload, so this reference stays current), the daemon's health report and, under
+    the stepped clock, what moves it."""
 
     engine: Engine
     router: Router
@@ -52,13 +54,14 @@ class Context:
     notifier: Notifier
     settings: Settings
     health: Callable[[], dict]
+    stepper: Stepper | None = None
 
     @classmethod
     def of(cls, daemon: Daemon) -> Context:
         """The handlers' view of a serving daemon (every collaborator exists by then)."""
         return cls(engine=daemon.engine, router=daemon.router, hub=daemon.hub, audit=daemon.audit,
                    intake=daemon.intake, notifier=daemon.notifier, settings=daemon.settings,
-                   health=daemon.health)
+                   health=daemon.health, stepper=daemon.stepper)
 
 
 Handler = Callable[[Context, "Connection", Any, "Reply", str], None]
@@ -227,6 +230,30 @@ def log_level(ctx: Context, conn: Connection, req: p.LogLevel, reply: Reply, cor
     reply.ok({"level": level, "was": was})
 
 
+def clock_advance(ctx: Context, conn: Connection, req: p.ClockAdvance, reply: Reply, corr: str) -> None:
+    """Move the stepped clock; reply once the engine-time work due by then has run and is durable."""
+    stepper = ctx.stepper
+    if stepper is None:
+        raise Conflict("clock_not_stepped", f"the engine clock is {ctx.engine.clock.kind!r}; clock.advance needs "
+                       '[daemon] clock = "stepped"')
+    stepper.target(req.seconds, req.to)  # refuses bad input at once, before the advance queues
+    conn.nursery.start_soon(_advance, stepper, req, reply, stepper.take_turn())
+
+
+async def _advance(stepper: Stepper, req: p.ClockAdvance, reply: Reply, turn) -> None:
+    # A task of the connection's nursery, like _audit: a failure costs this request only.
+    try:
+        now = await stepper.advance(req.seconds, req.to, turn)
+    except Rejected as exc:  # a `to` an advance queued ahead of this one has already passed
+        reply.error(exc.code, exc.message)
+        return
+    except Exception as exc:
+        log.exception("request_failed", op="clock.advance", conn=reply.conn.id)
+        reply.error("internal_error", f"{type(exc).__name__}: {exc}")
+        return
+    reply.ok({"now": iso_ts(now)})
+
+
 # Every op of protocol.OP_TABLE and the function that answers it (tests/unit/test_op_table.py
 # checks that the two match, row for row).
 HANDLERS: dict[type[p.Request], Handler] = {
@@ -256,6 +283,7 @@ HANDLERS: dict[type[p.Request], Handler] = {
     p.IntakeAlias: intake_ops.intake_alias,
     p.SourcesHealth: intake_ops.sources_health,
     p.DeadLettersDiscard: intake_ops.deadletters_discard,
+    p.ClockAdvance: clock_advance,
 }
 assert HANDLERS.keys() == {op.request for op in p.OP_TABLE}, "an op without a handler: handle() would fail"
 

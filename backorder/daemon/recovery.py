@@ -28,7 +28,7 @@ from backorder.actors import order_rules, sku_rules, snapshot
 from backorder.actors.engine import Engine
 from backorder.actors.events import EVENT_DECODER, SkuConfigured, UnjournalableEvent, tag_of
 from backorder.actors.model import World
-from backorder.clock import Clock, SimClock, WallClock
+from backorder.clock import Clock, SimClock, SteppedClock, WallClock
 from backorder.config.settings import Settings
 from backorder.daemon import integrity
 from backorder.daemon.journal import Journal
@@ -156,14 +156,17 @@ def journal_file_policies(engine: Engine, policies: dict, corr: str) -> None:
 
 
 def make_clock(settings: Settings, last_ts: float | None) -> Clock:
-    """The engine's clock: wall time, or simulated time that never runs backwards across
-    restarts (it starts at the journal's last event if that is later than ``clock_start``)."""
+    """The engine's clock: wall time, or simulated or stepped time that never runs backwards
+    across restarts (it starts at the journal's last event if that is later than
+    ``clock_start``)."""
     d = settings.daemon
     if d.clock == "wall":
         return WallClock()
-    start = parse_ts(d.clock_start) if d.clock_start else time.time()
+    start = parse_ts(d.clock_start) if d.clock_start else time.time()  # stepped: required (check-config)
     if last_ts is not None:
         start = max(start, last_ts)
+    if d.clock == "stepped":
+        return SteppedClock(start)
     return SimClock(start, d.clock_speed)
 
 

@@ -87,6 +87,11 @@ class Gateway:
     roles: access.Roles  # replaced by a reload, for the connections accepted after it
     # answers or routes one decoded request; raises Rejected for bad input
     handle: Callable[[Connection, p.Request, Reply, str], None]
+    # Under the stepped clock: awaited with the op's name before each request is handled,
+    # until the actors have decided everything the requests before it started and, for a
+    # write, the advances before it are done (so the journal of a run does not depend on how
+    # the lines were chunked or how fast the replies went out). None otherwise.
+    quiet: Callable[[str], Awaitable[None]] | None = None
     accept_scopes: list[trio.CancelScope] = field(default_factory=list)  # cancelled by a drain
     draining: bool = False  # set once the drain begins: a connection accepted since is not read
 
@@ -562,6 +567,7 @@ async def _reader(stream, conn: Connection, gateway: Gateway, first: bytes = b""
     recorder = gateway.recorder
     record = recorder.request
     handle = gateway.handle
+    quiet = gateway.quiet
     lines = read_lines(stream, max_line, lambda: _receive(stream, conn, gateway), first)
     # aclosing: when the loop ends by an exception, the generator is closed here, not by the
     # garbage collector later (where its own exit would be an unraisable exception)
@@ -595,6 +601,8 @@ async def _reader(stream, conn: Connection, gateway: Gateway, first: bytes = b""
                     raise refused
                 req = p.decode_request(line)
                 op = req.__struct_config__.tag
+                if quiet is not None:
+                    await quiet(op)
                 record(op)
                 corr = prefix + str(conn.requests)
                 reply = Reply(conn, req.id, op, perf_counter(), corr)

@@ -18,12 +18,23 @@ circuit breaker: ``breaker_failures`` failures to send in a row open it for
 its attempts). One worker per channel sends one notice at a time, earliest due first (a
 heap per channel). Only committed notices are sent: the notifier learns of new ones from
 the journal's commit listener, never before their cause is durable.
+
+Under the stepped clock (``clock.SteppedClock``) the same work runs in engine time, on the
+clock's agenda instead of in worker tasks: a committed notice is due at its engine time,
+a retry at the failure's engine time plus the backoff (its jitter drawn from a generator
+seeded by the notice and the attempt, so two runs wait alike), the depletion check every
+``depletion_check_s`` of engine time. Nothing is sent between advances; ``clock.advance``
+sends, one notice at a time in due order, everything due by its target. The breakers stay
+in wall time (they protect a receiver on the network): a notice due while its channel's
+breaker is open is parked, uses no attempt, and is due again at the first advance after
+the breaker half-opens.
 """
 
 from __future__ import annotations
 
 import heapq
 import random
+from functools import partial
 
 import structlog
 import trio
@@ -31,6 +42,7 @@ import trio
 from backorder.actors import events as ev
 from backorder.actors import notice_rules
 from backorder.actors.engine import Engine
+from backorder.clock import SteppedClock
 from backorder.config.settings import NotificationSettings
 from backorder.daemon.journal import NOTICE_KEYS
 from backorder.errors import Conflict, NotFound
@@ -39,6 +51,7 @@ from backorder.notify.filedrop import FileDropChannel
 from backorder.notify.render import Renderer, RenderError
 from backorder.notify.smtp import SmtpChannel
 from backorder.notify.webhook import WebhookChannel
+from backorder.timeutil import iso_date
 
 log = structlog.get_logger()
 
@@ -92,6 +105,11 @@ class Notifier:
         self.heaps: dict[str, list[tuple[float, str]]] = {name: [] for name in self.channels}
         self.wakes = {name: trio.Event() for name in self.channels}
         self.random = random.Random()
+        clock = engine.clock
+        # engine-time scheduling on the clock's agenda (see the module docstring)
+        self.stepped: SteppedClock | None = clock if isinstance(clock, SteppedClock) else None
+        self.parked: dict[str, set[str]] = {name: set() for name in self.channels}  # stepped: behind an open breaker
+        self._checked: tuple[str, int] | None = None  # stepped: (date, last seq) of the last depletion check
 
     def configure(self, cfg: NotificationSettings, renderer: Renderer | None = None) -> None:
         """Channel settings (SMTP, webhook, file drop), templates and breaker settings, at
@@ -113,20 +131,29 @@ class Notifier:
     # --- feeding ------------------------------------------------------------------
 
     def on_commit(self, batch) -> None:
-        """Journal listener: newly durable notices (and retried ones) become due now."""
+        """Journal listener: newly durable notices (and retried ones) become due now; under
+        the stepped clock, at the engine time they were queued (or retried) at."""
+        stepped = self.stepped is not None
         for row in batch:
             if row[2] in _WAKERS:
-                self._enqueue(NOTICE_KEYS.decode(row[7]).notice_id)
+                self._enqueue(NOTICE_KEYS.decode(row[7]).notice_id, row[1] if stepped else None)
 
     def _enqueue(self, notice_id: str, at: float | None = None) -> None:
         n = self.engine.world.notices.get(notice_id)
         if n is None or n.status != "pending" or n.channel not in self.due:
             return
-        self._schedule(n.channel, notice_id, trio.current_time() if at is None else at)
+        self._schedule(n.channel, notice_id, self._now() if at is None else at)
+
+    def _now(self) -> float:
+        """The time notices are due in: trio's clock, or engine time under the stepped clock."""
+        return self.stepped.now() if self.stepped is not None else trio.current_time()
 
     def _schedule(self, channel: str, notice_id: str, at: float) -> None:
-        # ``due`` is the truth; the heap may hold stale entries (dropped when they surface)
+        # ``due`` is the truth; the heap (or the agenda) may hold stale entries, dropped when they surface
         self.due[channel][notice_id] = at
+        if self.stepped is not None:
+            self.stepped.at(at, partial(self._due_stepped, channel, notice_id, at))
+            return
         heapq.heappush(self.heaps[channel], (at, notice_id))
         self.wakes[channel].set()
 
@@ -134,6 +161,11 @@ class Notifier:
         self.engine.journal.listeners.append(self.on_commit)
         for notice_id in list(self.engine.world.notices_pending):  # all durable at start-up
             self._enqueue(notice_id)
+        if self.stepped is not None:  # no tasks: the clock's agenda runs the work
+            if self.cfg.routes:
+                self.stepped.at(self.stepped.now(), self._depletion_stepped)
+            task_status.started()
+            return
         async with trio.open_nursery() as nursery:
             for name in self.channels:
                 nursery.start_soon(self._worker, name)
@@ -162,10 +194,31 @@ class Notifier:
                 continue
             await self.deliver(channel, notice_id)
 
-    def backoff(self, attempt: int) -> float:
+    async def _due_stepped(self, channel: str, notice_id: str, at: float) -> None:
+        """Stepped clock: the agenda item of one notice (a no-op if it was rescheduled since)."""
+        if self.due[channel].get(notice_id) != at:
+            return
+        if self.breakers[channel].state == "open":
+            self.parked[channel].add(notice_id)
+            return
+        await self.deliver(channel, notice_id)
+
+    def unpark(self) -> None:
+        """Stepped clock, at the start of an advance: notices parked behind a breaker that
+        is no longer open are due again now."""
+        for channel, parked in self.parked.items():
+            if parked and self.breakers[channel].state != "open":
+                for notice_id in sorted(parked):
+                    if notice_id in self.due[channel]:
+                        self._schedule(channel, notice_id, self._now())
+                parked.clear()
+
+    def backoff(self, attempt: int, notice_id: str | None = None) -> float:
         cfg = self.cfg
         base = min(cfg.backoff_base_s * 2 ** (attempt - 1), cfg.backoff_max_s)
-        return base * (1 + self.random.uniform(-cfg.jitter, cfg.jitter))
+        # stepped: the same jitter in every run (a str seed is hashed with SHA-512, not hash())
+        rng = self.random if self.stepped is None or notice_id is None else random.Random(f"{notice_id}/{attempt}")
+        return base * (1 + rng.uniform(-cfg.jitter, cfg.jitter))
 
     async def deliver(self, channel: str, notice_id: str) -> None:
         engine, due = self.engine, self.due[channel]
@@ -199,7 +252,7 @@ class Notifier:
             if dead:
                 due.pop(notice_id, None)
             else:
-                self._schedule(channel, notice_id, trio.current_time() + self.backoff(attempt))
+                self._schedule(channel, notice_id, self._now() + self.backoff(attempt, notice_id))
             log.warning("notice_failed", notice_id=notice_id, channel=channel, attempt=attempt, error=error,
                         dead=dead)
             return
@@ -248,3 +301,17 @@ class Notifier:
             engine.context("depletion_check", "notifier")
             notice_rules.depletion(engine.world, engine.emit, engine.now())
             await trio.sleep(self.cfg.depletion_check_s)
+
+    async def _depletion_stepped(self) -> None:
+        """Stepped clock: one depletion check, and the next one on the agenda. A check on
+        the same date with nothing journaled since the last one would find nothing new:
+        skipped, so a long advance costs one check per day, not one per period."""
+        engine, clock = self.engine, self.stepped
+        assert clock is not None
+        now = clock.now()
+        mark = (iso_date(now), engine.journal.last_seq)
+        if mark != self._checked:
+            engine.context("depletion_check", "notifier")
+            notice_rules.depletion(engine.world, engine.emit, now)
+            self._checked = (mark[0], engine.journal.last_seq)
+        clock.at(now + self.cfg.depletion_check_s, self._depletion_stepped)

@@ -55,7 +55,7 @@ def stub_daemon():
     journal = FlakyJournal()
     daemon = SimpleNamespace(
         settings=Settings(), hub=server.Hub(), health_fails=0, health_result={"status": "serving"},
-        router=None, audit=None, intake=None, notifier=None,  # not reached by these requests
+        router=None, audit=None, intake=None, notifier=None, stepper=None,  # not reached by these requests
         engine=SimpleNamespace(journal=journal, now=lambda: 1.7e9, world=SimpleNamespace()),
     )
 

@@ -138,3 +138,15 @@ def test_a_supplier_address_must_be_one_address(tmp_path):
     assert "sources.ACME.email: " in done.stderr and "not one e-mail address" in done.stderr
     path.write_text('[sources.ACME]\nemail = "orders@acme.example"\n')
     assert _run("check-config", str(path)).returncode == 0
+
+
+def test_a_stepped_clock_needs_its_start_and_check_config_says_so(tmp_path):
+    path = tmp_path / "stepped.toml"
+    path.write_text('[daemon]\nclock = "stepped"\n')
+    done = _run("check-config", str(path))
+    assert done.returncode == 78
+    assert "daemon.clock_start: required" in done.stderr
+    path.write_text('[daemon]\nclock = "stepped"\nclock_start = "not a time"\n')
+    assert "daemon.clock_start" in _run("check-config", str(path)).stderr
+    path.write_text('[daemon]\nclock = "stepped"\nclock_start = "2026-01-05T09:00:00Z"\n')
+    assert _run("check-config", str(path)).returncode == 0
