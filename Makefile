@@ -19,6 +19,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check backorder tests bench
+	$(BIN)/ruff format --check backorder tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 

@@ -28,8 +28,10 @@ def _unreachable(path: str, exc: OSError) -> NoDaemon:
     elif isinstance(exc, ConnectionRefusedError):
         why = "nothing listens on it: the daemon has stopped and left its socket file"
     elif isinstance(exc, PermissionError):
-        return NoDaemon(f"cannot connect to {path} (permission denied): ask to be added to the socket's "
-                        "group ([access] group in the daemon's config)")
+        return NoDaemon(
+            f"cannot connect to {path} (permission denied): ask to be added to the socket's "
+            "group ([access] group in the daemon's config)"
+        )
     elif isinstance(exc, ConnectionError):
         return NoDaemon(f"the daemon at {path} closed the connection ({exc.strerror or exc})")
     else:
@@ -186,11 +188,13 @@ def cmd_journal(args) -> None:
             problems, scanned, skip = repair.check(db, settings)
             for p in problems:
                 print(f"{p.seq}\t{p.event_type}\t{p.stage}\t{p.error}")
-            print(f"{db}: {scanned} events, {len(problems)} cannot be replayed, {len(skip)} quarantined"
-                  + (f" ({', '.join(map(str, sorted(skip)))})" if skip else ""), file=sys.stderr)
+            print(
+                f"{db}: {scanned} events, {len(problems)} cannot be replayed, {len(skip)} quarantined"
+                + (f" ({', '.join(map(str, sorted(skip)))})" if skip else ""),
+                file=sys.stderr,
+            )
             if problems:
-                print(f"set an event aside: backorder journal quarantine SEQ --db {db} --reason \"...\"",
-                      file=sys.stderr)
+                print(f'set an event aside: backorder journal quarantine SEQ --db {db} --reason "..."', file=sys.stderr)
                 sys.exit(EXIT_DATA)
         else:
             new_seq = repair.quarantine(db, args.seq, args.reason, force=args.force, settings=settings)
@@ -226,14 +230,23 @@ def cmd_import(args) -> None:
     with Progress(console=console, transient=False) as bar:
         task = bar.add_task(f"importing {args.file}", total=len(deliveries))
         try:
-            summary = importer.run(args.socket, args.file, args.channel, args.account, headers,
-                                   progress=lambda n: bar.advance(task, n), deliveries=deliveries)
+            summary = importer.run(
+                args.socket,
+                args.file,
+                args.channel,
+                args.account,
+                headers,
+                progress=lambda n: bar.advance(task, n),
+                deliveries=deliveries,
+            )
         except OSError as exc:
             raise _unreachable(args.socket, exc) from None
         except importer.ImportRefused as exc:
             sys.exit(f"backorder import: {exc}")
-    table = Table(title=f"{summary['file']} ({summary['channel']}): {summary['deliveries']} deliveries, "
-                        f"{summary['orders']} orders")
+    table = Table(
+        title=f"{summary['file']} ({summary['channel']}): {summary['deliveries']} deliveries, "
+        f"{summary['orders']} orders"
+    )
     table.add_column("outcome")
     table.add_column("orders", justify="right")
     for outcome in ("accepted", "duplicate", "updated", "rejected", "ignored"):
@@ -242,8 +255,10 @@ def cmd_import(args) -> None:
         table.add_row(f"  {code}", str(n))
     Console().print(table)
     if summary["dead_letters"]:
-        Console().print(f"dead letters: {', '.join(map(str, summary['dead_letters']))} "
-                        "(see deadletters.list; fix, then deadletters.retry)")
+        Console().print(
+            f"dead letters: {', '.join(map(str, summary['dead_letters']))} "
+            "(see deadletters.list; fix, then deadletters.retry)"
+        )
     if args.json:
         import json
 
@@ -275,9 +290,11 @@ def main(argv: list[str] | None = None) -> None:
     token.add_argument("--role", choices=["read", "write"], default="write")
     token.set_defaults(func=cmd_token)
 
-    for name, func, text in (("backup", cmd_backup, "copy the live journal database (online, consistent)"),
-                             ("restore", cmd_restore, "replace the journal database by a backup (daemon stopped)"),
-                             ("export", cmd_export, "export orders or the audit trail as JSON lines or CSV")):
+    for name, func, text in (
+        ("backup", cmd_backup, "copy the live journal database (online, consistent)"),
+        ("restore", cmd_restore, "replace the journal database by a backup (daemon stopped)"),
+        ("export", cmd_export, "export orders or the audit trail as JSON lines or CSV"),
+    ):
         cmd = sub.add_parser(name, help=text)
         if name == "backup":
             cmd.add_argument("dest", help="backup file to create, or a directory for a dated file")
@@ -294,8 +311,9 @@ def main(argv: list[str] | None = None) -> None:
     journal = sub.add_parser("journal", help="find and set aside journal events that cannot be replayed")
     jsub = journal.add_subparsers(dest="action", required=True)
     jcheck = jsub.add_parser("check", help="replay the journal offline and list the events that fail")
-    jquar = jsub.add_parser("quarantine", help="set an event aside: kept, journaled, skipped by replay "
-                                               "(daemon stopped)")
+    jquar = jsub.add_parser(
+        "quarantine", help="set an event aside: kept, journaled, skipped by replay (daemon stopped)"
+    )
     jquar.add_argument("seq", type=int, help="the event's sequence number (from the start-up error or check)")
     jquar.add_argument("--reason", required=True, help="why; journaled with the decision")
     jquar.add_argument("--force", action="store_true", help="also an event that replays (its effect is lost)")
@@ -319,8 +337,9 @@ def main(argv: list[str] | None = None) -> None:
 
     imp = sub.add_parser("import", help="send a batch file of orders through the governed intake")
     imp.add_argument("file")
-    imp.add_argument("--channel", required=True,
-                     choices=["csv", "x12_850", "amazon_sp", "bigcommerce", "shopify", "woocommerce"])
+    imp.add_argument(
+        "--channel", required=True, choices=["csv", "x12_850", "amazon_sp", "bigcommerce", "shopify", "woocommerce"]
+    )
     imp.add_argument("--account", help="the account (default: from the payload, else 'default')")
     imp.add_argument("--header", action="append", help="a header sent with every delivery, NAME:VALUE")
     imp.add_argument("--socket", default="backorder.sock")

@@ -46,8 +46,16 @@ class Client:
         self.events: list[dict] = []  # event lines received while waiting for replies
 
     @classmethod
-    def tcp(cls, host: str, port: int, token: str, *, ssl_context=None, server_hostname: str | None = None,
-            timeout: float | None = 30.0) -> Client:
+    def tcp(
+        cls,
+        host: str,
+        port: int,
+        token: str,
+        *,
+        ssl_context=None,
+        server_hostname: str | None = None,
+        timeout: float | None = 30.0,
+    ) -> Client:
         """Connect to the daemon's TCP listener (``[tcp]``) and authenticate with a bearer
         token; TLS with ``ssl_context``. Raises CallError("unauthorized") for a bad token."""
         sock = socket.create_connection((host, port), timeout=timeout)
@@ -112,7 +120,7 @@ class Client:
         reading would stall itself once the daemon's in-flight limit is reached.)"""
         out: list[dict] = []
         for start in range(0, len(requests), window):
-            out += self._pipeline(requests[start:start + window])
+            out += self._pipeline(requests[start : start + window])
         return out
 
     def _pipeline(self, requests: list[dict]) -> list[dict]:

@@ -54,8 +54,14 @@ START_HOUR = 20  # the simulated clock starts at 20:00 UTC today: the first nigh
 SUPPLIERS = ("ACME", "GLOBEX", "INITECH")
 FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Radia", "Linus", "Margaret", "Dennis")
 LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Perlman", "Hamilton")
-CITIES = (("Lyon", "FR", "69002"), ("Leeds", "GB", "LS1 4AP"), ("Austin", "US", "78701"),
-          ("Porto", "PT", "4000-322"), ("Graz", "AT", "8010"), ("Osaka", "JP", "530-0001"))
+CITIES = (
+    ("Lyon", "FR", "69002"),
+    ("Leeds", "GB", "LS1 4AP"),
+    ("Austin", "US", "78701"),
+    ("Porto", "PT", "4000-322"),
+    ("Graz", "AT", "8010"),
+    ("Osaka", "JP", "530-0001"),
+)
 ACCOUNTS = {"web": ("default",), "marketplace": ("amazon-eu", "ebay-us"), "edi": ("BIGBOX", "MEGAMART")}
 
 
@@ -95,7 +101,7 @@ def make_catalog(n: int, speed: float, rng: random.Random) -> list[Item]:
     """
     ranks = list(range(1, n + 1))
     rng.shuffle(ranks)
-    weights = [1.0 / r ** 0.9 for r in ranks]
+    weights = [1.0 / r**0.9 for r in ranks]
     total = sum(weights)
     units_per_real_s = sum(ORDERS_PER_TICK) / len(ORDERS_PER_TICK) / TICK_S * 1.7 * 3.3
     units_per_day = units_per_real_s * 86400.0 / speed
@@ -116,12 +122,20 @@ def make_catalog(n: int, speed: float, rng: random.Random) -> list[Item]:
             oup = rp + max(pack, round(daily * rng.uniform(1.0, 3.0)))
         stocked = busy or rng.random() < 0.8
         opening = rng.randint(max(rp, (rp + oup) // 2), oup) if oup and stocked else 0
-        items.append(Item(
-            sku=f"SKU-{i:04d}", weight=w / total, price=f"{rng.uniform(2, 180):.2f}",
-            reorder_point=rp, order_up_to=oup, lead_time_days=lead, pack_size=pack, moq=moq,
-            source="transfer:SITE-B" if transfer else f"supplier:{rng.choice(SUPPLIERS)}",
-            opening=opening,
-        ))
+        items.append(
+            Item(
+                sku=f"SKU-{i:04d}",
+                weight=w / total,
+                price=f"{rng.uniform(2, 180):.2f}",
+                reorder_point=rp,
+                order_up_to=oup,
+                lead_time_days=lead,
+                pack_size=pack,
+                moq=moq,
+                source="transfer:SITE-B" if transfer else f"supplier:{rng.choice(SUPPLIERS)}",
+                opening=opening,
+            )
+        )
     return items
 
 
@@ -252,8 +266,13 @@ class Driver:
             "order_number": f"#{n}",
             "customer": {"id": f"C{rng.randrange(1, 5000):05d}", "name": f"{first} {last}"},
             "email": f"{first.lower()}.{last.lower()}@example.com",
-            "shipping_address": {"name": f"{first} {last}", "address1": f"{rng.randrange(1, 200)} Main St",
-                                 "city": city, "postal_code": postal, "country_code": country},
+            "shipping_address": {
+                "name": f"{first} {last}",
+                "address1": f"{rng.randrange(1, 200)} Main St",
+                "city": city,
+                "postal_code": postal,
+                "country_code": country,
+            },
             "currency": "EUR" if country in ("FR", "PT", "AT") else "USD",
             "lines": [{"sku": it.sku, "qty": rng.choice(qtys), "unit_price": it.price} for it in chosen.values()],
             "rush": rng.random() < (0.05 if channel == "edi" else 0.15),
@@ -346,8 +365,9 @@ class DemoSite:
         self.items = make_catalog(max(1, skus), speed, rng)
         self.rng = rng
         config = tmp / "backorder.toml"
-        config.write_text(config_toml(tmp / "demo.db", sockdir / "demo.sock", speed,
-                                      format_utc(self.start_at), self.items))
+        config.write_text(
+            config_toml(tmp / "demo.db", sockdir / "demo.sock", speed, format_utc(self.start_at), self.items)
+        )
         self.daemon = DaemonProcess(config, sockdir / "demo.sock", tmp / "demo.db", tmp / "daemon.log")
         self.driver: Driver | None = None
         self.units = 0
@@ -443,8 +463,11 @@ def main(args) -> None:
     try:
         site.start()
         if not tui:
-            print(f"backorder demo: {len(site.items)} SKUs, {site.units} opening units, speed {args.speed:g}x, "
-                  f"folder {tmp}", flush=True)
+            print(
+                f"backorder demo: {len(site.items)} SKUs, {site.units} opening units, speed {args.speed:g}x, "
+                f"folder {tmp}",
+                flush=True,
+            )
         try:
             if tui:
                 run_console(site, args, tmp / "tui.log")
@@ -499,8 +522,7 @@ def run_console(site: DemoSite, args, log_file: Path) -> None:
 
     from backorder.tui.app import BackorderApp
 
-    logging.basicConfig(filename=log_file, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = BackorderApp(str(site.socket))
     app.title = f"backorder demo · {len(site.items)} SKUs · {args.speed:g}x"
     # SIGTERM / SIGHUP end the console like `q` (its terminal is restored on the way out).
@@ -524,8 +546,10 @@ def final_line(st: dict, d: DriverCounts) -> str:
     fr = st["fulfillment_rate"]
     lt = st["avg_reorder_lead_time_hours"]
     acc = st["order_accuracy"]
-    kpis = (f"  fulfillment {_pct(fr)} (target > 95 %), reorder lead time {_hours(lt)} (target < 48 h), "
-            f"order accuracy {_pct(acc)} (target 100 %)")
+    kpis = (
+        f"  fulfillment {_pct(fr)} (target > 95 %), reorder lead time {_hours(lt)} (target < 48 h), "
+        f"order accuracy {_pct(acc)} (target 100 %)"
+    )
     return (
         f"{kpis}\n"
         f"demo finished: orders={k['orders']} shipped={k['orders_shipped']} "

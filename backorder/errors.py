@@ -43,17 +43,40 @@ class InvalidInput(Rejected):
     """The request is readable, but a field is missing, of the wrong type, out of bounds or
     contradicts another field; or an ingested order does not fit the canonical model."""
 
-    codes = frozenset({"invalid_request", "invalid_quantity", "invalid_price", "invalid_date", "invalid_email",
-                       "invalid_policy", "invalid_order", "missing_field", "missing_sku", "unknown_currency",
-                       "currency_mismatch", "order_items_mismatch"})
+    codes = frozenset(
+        {
+            "invalid_request",
+            "invalid_quantity",
+            "invalid_price",
+            "invalid_date",
+            "invalid_email",
+            "invalid_policy",
+            "invalid_order",
+            "missing_field",
+            "missing_sku",
+            "unknown_currency",
+            "currency_mismatch",
+            "order_items_mismatch",
+        }
+    )
 
 
 class NotFound(Rejected):
     """The request names something the daemon does not have: a SKU, order, shipment,
     purchase order, notice, dead letter, subscription topic or intake channel."""
 
-    codes = frozenset({"unknown_sku", "unknown_order", "unknown_shipment", "unknown_request", "unknown_notice",
-                       "unknown_letter", "unknown_topic", "unknown_channel"})
+    codes = frozenset(
+        {
+            "unknown_sku",
+            "unknown_order",
+            "unknown_shipment",
+            "unknown_request",
+            "unknown_notice",
+            "unknown_letter",
+            "unknown_topic",
+            "unknown_channel",
+        }
+    )
 
 
 class Conflict(Rejected):
@@ -62,9 +85,20 @@ class Conflict(Rejected):
     notice is not dead, a source is not set up for EDI, the engine clock is not the
     stepped one (``clock.advance``)."""
 
-    codes = frozenset({"receipt_conflict", "request_closed", "stock_in_picking", "already_shipped",
-                       "order_cancelled", "already_allocated", "notice_not_dead", "not_shipped",
-                       "edi_not_configured", "clock_not_stepped"})
+    codes = frozenset(
+        {
+            "receipt_conflict",
+            "request_closed",
+            "stock_in_picking",
+            "already_shipped",
+            "order_cancelled",
+            "already_allocated",
+            "notice_not_dead",
+            "not_shipped",
+            "edi_not_configured",
+            "clock_not_stepped",
+        }
+    )
 
 
 class AccessError(Rejected):
@@ -80,8 +114,18 @@ class LimitError(Rejected):
     ``subscriber_overflow``) carry codes of this class; the server sends them as it closes
     the connection."""
 
-    codes = frozenset({"busy", "body_too_large", "line_too_long", "too_many_connections", "too_many_inflight",
-                       "too_many_reply_bytes", "idle_timeout", "subscriber_overflow"})
+    codes = frozenset(
+        {
+            "busy",
+            "body_too_large",
+            "line_too_long",
+            "too_many_connections",
+            "too_many_inflight",
+            "too_many_reply_bytes",
+            "idle_timeout",
+            "subscriber_overflow",
+        }
+    )
 
 
 class InternalError(Rejected):
@@ -91,7 +135,14 @@ class InternalError(Rejected):
     codes = frozenset({"internal_error", "unjournalable_event", "adapter_error"})
 
 
-KINDS: tuple[type[Rejected], ...] = (ProtocolError, InvalidInput, NotFound, Conflict, AccessError, LimitError,
-                                     InternalError)
+KINDS: tuple[type[Rejected], ...] = (
+    ProtocolError,
+    InvalidInput,
+    NotFound,
+    Conflict,
+    AccessError,
+    LimitError,
+    InternalError,
+)
 
 Rejected.codes = frozenset().union(*(kind.codes for kind in KINDS))

@@ -37,9 +37,14 @@ class WaitTimeout(AssertionError):
         self.last = last
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,
-               message: str | Callable[[], str] = "condition not reached", *,
-               ignore: type[BaseException] | tuple[type[BaseException], ...] = ()) -> T:
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    message: str | Callable[[], str] = "condition not reached",
+    *,
+    ignore: type[BaseException] | tuple[type[BaseException], ...] = (),
+) -> T:
     """Call ``predicate`` every ``interval`` seconds until it returns something truthy, and
     return that value. After ``timeout`` seconds raise ``WaitTimeout`` with ``message`` and
     the last value returned, or the last exception of a type in ``ignore`` (those count as
@@ -83,10 +88,18 @@ class Daemon:
 
     ready_interval = 0.02  # between two health probes while starting
 
-    def __init__(self, workdir: Path, *, config: Path | None = None, db: Path | None = None,
-                 socket: Path | None = None, log: Path | None = None,
-                 env: Mapping[str, str] | None = None, python_args: Sequence[str] = (),
-                 new_session: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        config: Path | None = None,
+        db: Path | None = None,
+        socket: Path | None = None,
+        log: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        python_args: Sequence[str] = (),
+        new_session: bool = False,
+    ) -> None:
         self.workdir = Path(workdir)
         self.config = config or self.workdir / "backorder.toml"
         self.db = db or self.workdir / "journal.db"
@@ -103,8 +116,19 @@ class Daemon:
         self.starts = 0  # how many times start() was called (a crash test counts recoveries)
 
     def command(self) -> list[str]:
-        return [sys.executable, *self.python_args, "-m", "backorder", "serve", "--config", str(self.config),
-                "--db", str(self.db), "--socket", str(self.socket)]
+        return [
+            sys.executable,
+            *self.python_args,
+            "-m",
+            "backorder",
+            "serve",
+            "--config",
+            str(self.config),
+            "--db",
+            str(self.db),
+            "--socket",
+            str(self.socket),
+        ]
 
     def start(self, timeout: float = 20.0) -> float:
         """Spawn the daemon and return once ``health`` answers "serving"; returns the
@@ -114,8 +138,12 @@ class Daemon:
         t0 = time.perf_counter()
         with open(self.log, "ab") as logf:
             self.proc = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                cwd=self.workdir, env={**os.environ, **self.env} if self.env else None,
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                env={**os.environ, **self.env} if self.env else None,
                 start_new_session=self.new_session,
             )
         proc = self.proc
@@ -129,8 +157,10 @@ class Daemon:
         try:
             wait_until(serving, timeout, self.ready_interval, ignore=(OSError, CallError))
         except WaitTimeout:
-            raise DaemonStartError(f"daemon did not become ready (health never answered \"serving\") within "
-                                   f"{timeout:g} s:\n{self.log_tail()}") from None
+            raise DaemonStartError(
+                f'daemon did not become ready (health never answered "serving") within '
+                f"{timeout:g} s:\n{self.log_tail()}"
+            ) from None
         return time.perf_counter() - t0
 
     def alive(self) -> bool:

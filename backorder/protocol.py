@@ -68,8 +68,9 @@ if TYPE_CHECKING:  # what the struct built below is, to a type checker: the cano
     class OrderSubmit(Request, CanonicalOrder, tag="order.submit", kw_only=True): ...
 
 else:
-    OrderSubmit = msgspec.defstruct("OrderSubmit", _fields_of(CanonicalOrder), bases=(Request,),
-                                    tag="order.submit", kw_only=True, module=__name__)
+    OrderSubmit = msgspec.defstruct(
+        "OrderSubmit", _fields_of(CanonicalOrder), bases=(Request,), tag="order.submit", kw_only=True, module=__name__
+    )
 OrderSubmit.__doc__ = """client -> order actor: create an order (idempotent on channel, account, external_id).
 
 The canonical order (``backorder.order.CanonicalOrder``); the rules record it in the
@@ -385,8 +386,9 @@ Role = Literal["read", "write"]
 # the journal on a thread. "hub": the event stream of the connection. "notifier": the
 # outbox sender. "supervisor": dead letters redelivered (to their actor or the intake).
 # "daemon": the daemon's own settings (log level). "clock": the stepped engine clock.
-Route = Literal["order", "sku", "procurement", "intake", "read", "journal", "hub", "notifier",
-                "supervisor", "daemon", "clock"]
+Route = Literal[
+    "order", "sku", "procurement", "intake", "read", "journal", "hub", "notifier", "supervisor", "daemon", "clock"
+]
 ACTOR_ROUTES: frozenset[str] = frozenset({"order", "sku", "procurement"})
 
 
@@ -486,8 +488,11 @@ def decode_request(line: bytes) -> AnyRequest:
         # msgspec recurses once per nesting level (even to skip an unknown field or a Raw
         # id) and raises this, recoverably, at the interpreter's recursion limit. Catching
         # it here costs the hot path nothing, where a depth pre-scan of every line would not.
-        raise ProtocolError("too_deep", "request nests arrays or objects deeper than the decoder allows "
-                       "(several hundred levels; no request needs more than 4)") from None
+        raise ProtocolError(
+            "too_deep",
+            "request nests arrays or objects deeper than the decoder allows "
+            "(several hundred levels; no request needs more than 4)",
+        ) from None
 
 
 def request_id(line: bytes) -> Raw:

@@ -42,8 +42,7 @@ def format_utc(value: dt.datetime, micro: bool = False) -> str:
     """An aware datetime as RFC 3339 UTC with a ``Z``: to the second, or with microseconds
     (``micro``: six digits always, so that such timestamps sort as text). OverflowError
     when the conversion to UTC leaves years 1-9999."""
-    return value.astimezone(dt.UTC).isoformat(timespec="microseconds" if micro else "seconds") \
-        .replace("+00:00", "Z")
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds" if micro else "seconds").replace("+00:00", "Z")
 
 
 def iso_ts(ts: float) -> str:

@@ -34,9 +34,13 @@ class Daemon(launcher.Daemon):
 
     def __init__(self, config: str = "", db: Path | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="bobench"))
-        super().__init__(self.dir, config=self.dir / "bench.toml", db=db or self.dir / "bench.db",
-                         socket=self.dir / "d.sock",
-                         python_args=os.environ.get("BENCH_DAEMON_PREFIX", "").split())
+        super().__init__(
+            self.dir,
+            config=self.dir / "bench.toml",
+            db=db or self.dir / "bench.db",
+            socket=self.dir / "d.sock",
+            python_args=os.environ.get("BENCH_DAEMON_PREFIX", "").split(),
+        )
         self.sock, self.cfg = self.socket, self.config
         self.cfg.write_text('[daemon]\nlog_level = "warning"\n' + config)
 
@@ -87,8 +91,16 @@ def run_load(path, streams: list[list[bytes]], window: int = 256, rate: float | 
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(str(path))
         s.setblocking(False)
-        c = {"sock": s, "lines": lines, "next": 0, "done": 0, "buf": b"", "out": bytearray(),
-             "sent_at": [], "errors": 0}
+        c = {
+            "sock": s,
+            "lines": lines,
+            "next": 0,
+            "done": 0,
+            "buf": b"",
+            "out": bytearray(),
+            "sent_at": [],
+            "errors": 0,
+        }
         conns.append(c)
         sel.register(s, selectors.EVENT_READ, c)
     total = sum(len(x) for x in streams)
@@ -104,7 +116,7 @@ def run_load(path, streams: list[list[bytes]], window: int = 256, rate: float | 
             else:
                 due = min(len(c["lines"]), c["done"] + window)
             if c["next"] < due:
-                chunk = c["lines"][c["next"]:due]
+                chunk = c["lines"][c["next"] : due]
                 c["out"] += b"".join(chunk)
                 c["sent_at"].extend([now] * len(chunk))
                 c["next"] = due
@@ -145,14 +157,25 @@ def run_load(path, streams: list[list[bytes]], window: int = 256, rate: float | 
     def pct(q: float) -> float:
         return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 2)
 
-    return {"requests": total, "seconds": round(elapsed, 3), "req_per_s": round(total / elapsed),
-            "errors": sum(c["errors"] for c in conns), "error_samples": error_samples, "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-            "max_ms": round(lat[-1] * 1000, 2)}
+    return {
+        "requests": total,
+        "seconds": round(elapsed, 3),
+        "req_per_s": round(total / elapsed),
+        "errors": sum(c["errors"] for c in conns),
+        "error_samples": error_samples,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(lat[-1] * 1000, 2),
+    }
 
 
 def machine() -> dict:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "cpu": _cpu_model()}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+    }
 
 
 def _cpu_model() -> str:
@@ -274,8 +297,18 @@ def run_open_loop(path, streams: list[list[bytes]], rate: float) -> dict:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(str(path))
         s.setblocking(False)
-        c = {"i": i, "sock": s, "lines": lines, "next": 0, "done": 0, "buf": b"", "out": bytearray(),
-             "lat": [0.0] * len(lines), "seen": 0, "max_id": -1}
+        c = {
+            "i": i,
+            "sock": s,
+            "lines": lines,
+            "next": 0,
+            "done": 0,
+            "buf": b"",
+            "out": bytearray(),
+            "lat": [0.0] * len(lines),
+            "seen": 0,
+            "max_id": -1,
+        }
         conns.append(c)
         sel.register(s, selectors.EVENT_READ, c)
     total = sum(len(x) for x in streams)
@@ -333,7 +366,7 @@ def run_open_loop(path, streams: list[list[bytes]], rate: float) -> dict:
                 for line in parts:
                     if not line.startswith(b'{"id":'):
                         continue  # an event line (never subscribed here) or a refusal
-                    j = int(line[6:line.index(b",", 6)])
+                    j = int(line[6 : line.index(b",", 6)])
                     if b'"ok":false' in line:
                         errors += 1
                         if len(error_samples) < 3:
@@ -355,8 +388,14 @@ def run_open_loop(path, streams: list[list[bytes]], rate: float) -> dict:
         def pct(q: float) -> float:
             return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 2)
 
-        return {"count": len(lat), "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
-                "p999_ms": pct(0.999), "max_ms": round(lat[-1] * 1000, 2)}
+        return {
+            "count": len(lat),
+            "p50_ms": pct(0.50),
+            "p90_ms": pct(0.90),
+            "p99_ms": pct(0.99),
+            "p999_ms": pct(0.999),
+            "max_ms": round(lat[-1] * 1000, 2),
+        }
 
     all_lat = [x for c in conns for x in c["lat"]]
     by_kind: dict[str, list[float]] = {}
@@ -368,13 +407,18 @@ def run_open_loop(path, streams: list[list[bytes]], rate: float) -> dict:
     full = per_second[:-1] if len(per_second) > 1 else per_second  # the last second is partial
     send_span = last_release - t0
     return {
-        "requests": total, "rate_target": rate,
+        "requests": total,
+        "rate_target": rate,
         "offered_per_s": round((total - 1) / send_span) if send_span > 0 else None,
         "offered_min_1s_window": min(full) if full else None,
         "offered_max_1s_window": max(full) if full else None,
-        "max_release_lag_ms": round(max_release_lag * 1000, 2), "blocked_sends": blocked_sends,
-        "seconds": round(end - t0, 3), "completed_per_s": round(total / (end - t0)),
-        "errors": errors, "error_samples": error_samples, "replies_out_of_order": reordered,
+        "max_release_lag_ms": round(max_release_lag * 1000, 2),
+        "blocked_sends": blocked_sends,
+        "seconds": round(end - t0, 3),
+        "completed_per_s": round(total / (end - t0)),
+        "errors": errors,
+        "error_samples": error_samples,
+        "replies_out_of_order": reordered,
         **{k: v for k, v in summary(all_lat).items() if k != "count"},
         "by_op": {k: summary(v) for k, v in by_kind.items()},
     }

@@ -41,8 +41,16 @@ CASES = {
 
 def main() -> None:
     router = CountingRouter()
-    ctx = handlers.Context(engine=None, router=router, hub=None, audit=None, intake=None,  # type: ignore[arg-type]
-                           notifier=None, settings=None, health=dict)  # type: ignore[arg-type]
+    ctx = handlers.Context(
+        engine=None,
+        router=router,
+        hub=None,
+        audit=None,
+        intake=None,  # type: ignore[arg-type]
+        notifier=None,
+        settings=None,
+        health=dict,
+    )  # type: ignore[arg-type]
     handle = handlers.handle
     for name, line in CASES.items():
         req = p.decode_request(line)

@@ -20,8 +20,12 @@ N = 200_000
 
 
 def order(lines: int) -> ev.OrderReceived:
-    spec = OrderSubmit(channel="web", external_id="X-1", email="a@example.com",
-                       lines=[OrderLineIn(sku=f"SKU-{i}", qty=2, unit_price=Decimal("9.99")) for i in range(lines)])
+    spec = OrderSubmit(
+        channel="web",
+        external_id="X-1",
+        email="a@example.com",
+        lines=[OrderLineIn(sku=f"SKU-{i}", qty=2, unit_price=Decimal("9.99")) for i in range(lines)],
+    )
     return ev.OrderReceived(ts=1.7e9, order_id="O0000001", order=order_record(spec))
 
 

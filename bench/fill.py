@@ -59,29 +59,40 @@ def main() -> None:
         ok(d.sock, {"op": "sku.configure", "sku": "HOT", "reorder_point": 0, "order_up_to": 2 * n})
         streams: list[list[bytes]] = [[] for _ in range(args.clients)]
         for i in range(n):
-            streams[i % args.clients].append(encode({
-                "op": "order.submit", "id": i, "channel": "bench", "external_id": f"h{i}",
-                "lines": [{"sku": "HOT", "qty": 1, "unit_price": "5.00"}]}))
+            streams[i % args.clients].append(
+                encode(
+                    {
+                        "op": "order.submit",
+                        "id": i,
+                        "channel": "bench",
+                        "external_id": f"h{i}",
+                        "lines": [{"sku": "HOT", "qty": 1, "unit_price": "5.00"}],
+                    }
+                )
+            )
         submit = run_load(d.sock, streams, window=512)
         if submit["errors"]:
             raise RuntimeError(f"order.submit failed: {submit['error_samples']}")
         wait_journal_idle(d.sock)
         before = ok(d.sock, {"op": "sku.get", "sku": "HOT", "lines": 1})
         if before["backordered"] != n or before["waiting_lines"] != n:
-            raise RuntimeError(f"expected {n} waiting lines, got {before['waiting_lines']} "
-                               f"({before['backordered']} units backordered)")
+            raise RuntimeError(
+                f"expected {n} waiting lines, got {before['waiting_lines']} ({before['backordered']} units backordered)"
+            )
         po = [r["request_id"] for r in before["inbound_requests"]]
         if len(po) != 1:
             raise RuntimeError(f"expected one open purchase order for HOT, got {po}")
         seq_before = wait_journal_idle(d.sock)["journal"]["last_seq"]
 
         t_send = time.perf_counter()
-        receive_s, reply, reply_bytes = timed_receive(d.sock, {"op": "stock.receive", "sku": "HOT", "qty": n,
-                                                               "reference": po[0]})
+        receive_s, reply, reply_bytes = timed_receive(
+            d.sock, {"op": "stock.receive", "sku": "HOT", "qty": n, "reference": po[0]}
+        )
         if not reply.get("ok"):
             raise RuntimeError(f"stock.receive failed: {reply.get('error')}")
-        wait_until(lambda: shipments_exist(d.sock, n), timeout=600, interval=0.005,
-                   message=f"{n} shipments were never created")
+        wait_until(
+            lambda: shipments_exist(d.sock, n), timeout=600, interval=0.005, message=f"{n} shipments were never created"
+        )
         h = wait_journal_idle(d.sock)
         shipments_s = time.perf_counter() - t_send
 

@@ -47,10 +47,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--flat-messages", type=int, default=None,
-                    help="messages of the phase that must keep RSS flat (default: a fifth of --messages)")
-    ap.add_argument("--rss-bound-mib", type=float, default=FLAT_BOUND_MIB,
-                    help="the most the RSS high of that phase's second half may exceed its first half's")
+    ap.add_argument(
+        "--flat-messages",
+        type=int,
+        default=None,
+        help="messages of the phase that must keep RSS flat (default: a fifth of --messages)",
+    )
+    ap.add_argument(
+        "--rss-bound-mib",
+        type=float,
+        default=FLAT_BOUND_MIB,
+        help="the most the RSS high of that phase's second half may exceed its first half's",
+    )
     ap.add_argument("--quick", action="store_true", help="10x fewer messages, for a smoke test")
     args = ap.parse_args()
     exit_on_sigterm()
@@ -70,16 +78,25 @@ def main() -> None:
             return (d.dir / "daemon.log").read_text(errors="replace")[-4000:]
 
         d.start()
-        target = Target(socket=d.sock, tcp_port=port, proc=lambda: d.proc, start=lambda: d.start(timeout=600),
-                        kill9=d.kill9, log_tail=log_tail)
+        target = Target(
+            socket=d.sock,
+            tcp_port=port,
+            proc=lambda: d.proc,
+            start=lambda: d.start(timeout=600),
+            kill9=d.kill9,
+            log_tail=log_tail,
+        )
         fuzz = Fuzzer(target, args.seed, stop_on_finding=False, on_exit_restart=new_journal)
         fuzz.setup()
         t0 = time.perf_counter()
 
         def progress(sent: int) -> None:
             rate = sent / (time.perf_counter() - t0)
-            print(f"  {sent:,} messages, {rate:,.0f}/s, RSS {fuzz.rss[-1][1]:.1f} MiB, "
-                  f"{fuzz.daemon_exits} exits, {len(fuzz.findings)} findings", flush=True)
+            print(
+                f"  {sent:,} messages, {rate:,.0f}/s, RSS {fuzz.rss[-1][1]:.1f} MiB, "
+                f"{fuzz.daemon_exits} exits, {len(fuzz.findings)} findings",
+                flush=True,
+            )
 
         fuzz.run(messages, progress=progress, rss_samples=20)
         grammar_phase = (fuzz.rss[0][1], fuzz.rss[-1][1], fuzz.kept[-1][1] if fuzz.kept else {})
@@ -90,20 +107,32 @@ def main() -> None:
         fuzz.finish()
         report = fuzz.report()
     start, end, held = grammar_phase
-    report["grammar_phase"] = {"messages": messages, "rss_start_mib": round(start, 1), "rss_end_mib": round(end, 1),
-                               "held_at_end": held}
+    report["grammar_phase"] = {
+        "messages": messages,
+        "rss_start_mib": round(start, 1),
+        "rss_end_mib": round(end, 1),
+        "held_at_end": held,
+    }
     half = len(flat_rss) // 2
     late = max(flat_rss[half:]) - max(flat_rss[:half])
-    report["flat_phase"] = {"messages": flat, "rss_start_mib": round(flat_rss[0], 1),
-                            "rss_end_mib": round(flat_rss[-1], 1), "rss_max_mib": round(max(flat_rss), 1),
-                            "rss_growth_mib": round(flat_rss[-1] - flat_rss[0], 1),
-                            "rss_second_half_high_over_first_mib": round(late, 1)}
+    report["flat_phase"] = {
+        "messages": flat,
+        "rss_start_mib": round(flat_rss[0], 1),
+        "rss_end_mib": round(flat_rss[-1], 1),
+        "rss_max_mib": round(max(flat_rss), 1),
+        "rss_growth_mib": round(flat_rss[-1] - flat_rss[0], 1),
+        "rss_second_half_high_over_first_mib": round(late, 1),
+    }
     report["rss_bound_mib"] = args.rss_bound_mib
     report["rss_within_bound"] = late < args.rss_bound_mib
     report["errors"] = len(report["findings"])  # run_all.py marks the figures with it
     save(result_name("fuzz", args.quick), report)
-    bad = report["daemon_exits"] or report["unreplayable_journals"] or not report["rss_within_bound"] \
+    bad = (
+        report["daemon_exits"]
+        or report["unreplayable_journals"]
+        or not report["rss_within_bound"]
         or report["findings"]
+    )
     sys.exit(1 if bad else 0)
 
 

@@ -58,8 +58,12 @@ def deliveries(channel: str, n: int, offset: int) -> list[tuple[bytes, dict]]:
             body = (head + "".join(r.replace("CSV-1001", f"B{offset + i}") for r in rows[:2])).encode()
             out.append((body, {"X-Backorder-Hmac-Sha256": sign(body)}))
         return out
-    name = {"shopify": "shopify/orders_create.json", "woocommerce": "woocommerce/order_created.json",
-            "amazon_sp": "amazon_sp/order_unshipped.json", "bigcommerce": "bigcommerce/order_created.json"}[channel]
+    name = {
+        "shopify": "shopify/orders_create.json",
+        "woocommerce": "woocommerce/order_created.json",
+        "amazon_sp": "amazon_sp/order_unshipped.json",
+        "bigcommerce": "bigcommerce/order_created.json",
+    }[channel]
     tpl = json.loads((FIX / name).read_text())
     for i in range(n):
         oid = offset + i
@@ -79,11 +83,17 @@ def deliveries(channel: str, n: int, offset: int) -> list[tuple[bytes, dict]]:
                 p["order_id"] = oid
         body = json.dumps(d, ensure_ascii=False).encode()
         if channel == "shopify":
-            headers = {"X-Shopify-Topic": "orders/create", "X-Shopify-Shop-Domain": "bench.myshopify.com",
-                       "X-Shopify-Hmac-Sha256": sign(body)}
+            headers = {
+                "X-Shopify-Topic": "orders/create",
+                "X-Shopify-Shop-Domain": "bench.myshopify.com",
+                "X-Shopify-Hmac-Sha256": sign(body),
+            }
         elif channel == "woocommerce":
-            headers = {"X-WC-Webhook-Topic": "order.created", "X-WC-Webhook-Source": "https://bench.example/",
-                       "X-WC-Webhook-Signature": sign(body)}
+            headers = {
+                "X-WC-Webhook-Topic": "order.created",
+                "X-WC-Webhook-Source": "https://bench.example/",
+                "X-WC-Webhook-Signature": sign(body),
+            }
         else:
             headers = {"X-Backorder-Hmac-Sha256": sign(body)}
         out.append((body, headers))
@@ -91,12 +101,27 @@ def deliveries(channel: str, n: int, offset: int) -> list[tuple[bytes, dict]]:
 
 
 def socket_run(daemon: Daemon, channel: str, items: list[tuple[bytes, dict]]) -> dict:
-    lines = [json.dumps({"op": "order.ingest", "id": i, "channel": channel, "headers": h,
-                         "body_base64": base64.b64encode(b).decode()}).encode() + b"\n"
-             for i, (b, h) in enumerate(items)]
+    lines = [
+        json.dumps(
+            {
+                "op": "order.ingest",
+                "id": i,
+                "channel": channel,
+                "headers": h,
+                "body_base64": base64.b64encode(b).decode(),
+            }
+        ).encode()
+        + b"\n"
+        for i, (b, h) in enumerate(items)
+    ]
     res = run_load(daemon.sock, [lines[0::2], lines[1::2]], window=256)
-    return {"deliveries_per_s": res["req_per_s"], "errors": res["errors"], "p50_ms": res["p50_ms"],
-            "p99_ms": res["p99_ms"], "error_samples": res["error_samples"]}
+    return {
+        "deliveries_per_s": res["req_per_s"],
+        "errors": res["errors"],
+        "p50_ms": res["p50_ms"],
+        "p99_ms": res["p99_ms"],
+        "error_samples": res["error_samples"],
+    }
 
 
 def http_run(port: int, channel: str, items: list[tuple[bytes, dict]], senders: int = 8) -> dict:
@@ -125,13 +150,15 @@ def flash_sale(n: int) -> dict:
     from backorder.intake import importer
 
     # the CSV goes in the daemon's temp folder: removed with it on exit
-    with running('[intake]\nqueue_size = 1000\npriority_reserve = 100\n') as daemon:
+    with running("[intake]\nqueue_size = 1000\npriority_reserve = 100\n") as daemon:
         f = daemon.dir / "flash.csv"
         with f.open("w") as out:
             out.write("order_id,currency,email,sku,qty,unit_price,ship_address1,ship_country,rush\n")
             for i in range(n):
-                out.write(f"F{i},USD,c{i}@example.com,SALE-{i % 100},1,19.99,{i} Sale St,US,"
-                          f"{'yes' if i % 1000 == 0 else ''}\n")
+                out.write(
+                    f"F{i},USD,c{i}@example.com,SALE-{i % 100},1,19.99,{i} Sale St,US,"
+                    f"{'yes' if i % 1000 == 0 else ''}\n"
+                )
         rss0 = daemon.rss_mib()
         t0 = time.perf_counter()
         summary = importer.run(str(daemon.sock), str(f), "csv", window=2000)
@@ -141,12 +168,19 @@ def flash_sale(n: int) -> dict:
         daemon.kill9()
         daemon.start()
         orders_after_restart = ok(daemon.sock, {"op": "stats"})["counts"]["orders"]
-    return {"orders": n, "seconds": round(elapsed, 1), "deliveries_per_s": round(n / elapsed),
-            "accepted": summary["outcomes"].get("accepted", 0), "busy_refusals_resent": summary["busy_retries"],
-            "queue_peak": intake["peak"], "queue_capacity": intake["capacity"],
-            "rss_mib_before": round(rss0, 1), "rss_mib_after": round(rss1, 1),
-            "rss_kib_per_order": round((rss1 - rss0) * 1024 / n, 2),
-            "orders_after_kill9_restart": orders_after_restart}
+    return {
+        "orders": n,
+        "seconds": round(elapsed, 1),
+        "deliveries_per_s": round(n / elapsed),
+        "accepted": summary["outcomes"].get("accepted", 0),
+        "busy_refusals_resent": summary["busy_retries"],
+        "queue_peak": intake["peak"],
+        "queue_capacity": intake["capacity"],
+        "rss_mib_before": round(rss0, 1),
+        "rss_mib_after": round(rss1, 1),
+        "rss_kib_per_order": round((rss1 - rss0) * 1024 / n, 2),
+        "orders_after_kill9_restart": orders_after_restart,
+    }
 
 
 def main() -> None:
@@ -169,13 +203,18 @@ def main() -> None:
             print(ch, json.dumps(results[ch]), flush=True)
         rss = round(daemon.rss_mib(), 1)
     errors = sum(r["socket"]["errors"] + r["http"]["errors"] for r in results.values())
-    save(result_name("intake", args.quick), {
-        "deliveries_per_channel": n, "channels": results, "errors": errors,
-        "socket_min_per_s": min(r["socket"]["deliveries_per_s"] for r in results.values()),
-        "http_min_per_s": min(r["http"]["deliveries_per_s"] for r in results.values()),
-        "rss_mib": rss,
-        "flash_sale": flash_sale(flash) if flash else None,
-    })
+    save(
+        result_name("intake", args.quick),
+        {
+            "deliveries_per_channel": n,
+            "channels": results,
+            "errors": errors,
+            "socket_min_per_s": min(r["socket"]["deliveries_per_s"] for r in results.values()),
+            "http_min_per_s": min(r["http"]["deliveries_per_s"] for r in results.values()),
+            "rss_mib": rss,
+            "flash_sale": flash_sale(flash) if flash else None,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -26,9 +26,20 @@ def make_streams(n_orders: int, n_skus: int, clients: int, seed: int = 11) -> tu
     for i in range(n_orders):
         n = rnd.randint(1, 3)
         lines_total += n
-        flat.append(("order.submit", {"op": "order.submit", "channel": "bench", "external_id": f"l{i}",
-                                      "lines": [{"sku": f"S{rnd.randrange(n_skus):05d}", "qty": rnd.randint(1, 3),
-                                                 "unit_price": "9.90"} for _ in range(n)]}))
+        flat.append(
+            (
+                "order.submit",
+                {
+                    "op": "order.submit",
+                    "channel": "bench",
+                    "external_id": f"l{i}",
+                    "lines": [
+                        {"sku": f"S{rnd.randrange(n_skus):05d}", "qty": rnd.randint(1, 3), "unit_price": "9.90"}
+                        for _ in range(n)
+                    ],
+                },
+            )
+        )
         if i % 10 == 0:
             flat.append(("stock.receive", {"op": "stock.receive", "sku": f"S{rnd.randrange(n_skus):05d}", "qty": 20}))
     streams: list[list[tuple[str, bytes]]] = [[] for _ in range(clients)]
@@ -53,8 +64,12 @@ def main() -> None:
     total = sum(len(s) for s in streams)
     req_rate = args.rate * total / n_orders  # receipts ride on top of the order rate
     with running() as d:
-        warm = [[encode({"op": "sku.configure", "id": i, "sku": f"S{i:05d}", "order_up_to": 50,
-                         "reorder_point": 10}) for i in range(args.skus)]]
+        warm = [
+            [
+                encode({"op": "sku.configure", "id": i, "sku": f"S{i:05d}", "order_up_to": 50, "reorder_point": 10})
+                for i in range(args.skus)
+            ]
+        ]
         run_load(d.sock, warm)
         wait_journal_idle(d.sock)
         res = run_open_loop(d.sock, streams, req_rate)

@@ -60,9 +60,18 @@ def main() -> None:
         t0 = time.perf_counter()
         streams: list[list[bytes]] = [[] for _ in range(args.clients)]
         for i in range(n):
-            streams[i % args.clients].append(encode({
-                "op": "sku.configure", "id": i, "sku": f"M{i:06d}", "reorder_point": 10, "order_up_to": 50,
-                "lead_time_days": 5}))
+            streams[i % args.clients].append(
+                encode(
+                    {
+                        "op": "sku.configure",
+                        "id": i,
+                        "sku": f"M{i:06d}",
+                        "reorder_point": 10,
+                        "order_up_to": 50,
+                        "lead_time_days": 5,
+                    }
+                )
+            )
         configure = run_load(d.sock, streams, window=512)
         if configure["errors"]:
             raise RuntimeError(f"sku.configure failed: {configure['error_samples']}")
@@ -79,8 +88,9 @@ def main() -> None:
             raise RuntimeError(f"expected one purchase order per SKU ({n}), found {len(pos)}")
         streams = [[] for _ in range(args.clients)]
         for i, (sku, rid) in enumerate(pos.items()):
-            streams[i % args.clients].append(encode({"op": "stock.receive", "id": i, "sku": sku, "qty": 50,
-                                                     "reference": rid}))
+            streams[i % args.clients].append(
+                encode({"op": "stock.receive", "id": i, "sku": sku, "qty": 50, "reference": rid})
+            )
         receive = run_load(d.sock, streams, window=512)
         if receive["errors"]:
             raise RuntimeError(f"stock.receive failed: {receive['error_samples']}")

@@ -39,12 +39,26 @@ def free_port() -> int:
 def run(channel: str, n: int, extra: str) -> dict:
     config = f'[notifications.routes]\n"*" = "{channel}"\n' + extra
     with running(config) as d:
-        orders = [encode({"op": "order.submit", "channel": "web", "external_id": f"e{i}", "email": f"c{i}@x.example",
-                          "lines": [{"sku": f"S{i % 50}", "qty": 1}]}) for i in range(n)]
+        orders = [
+            encode(
+                {
+                    "op": "order.submit",
+                    "channel": "web",
+                    "external_id": f"e{i}",
+                    "email": f"c{i}@x.example",
+                    "lines": [{"sku": f"S{i % 50}", "qty": 1}],
+                }
+            )
+            for i in range(n)
+        ]
         t0 = time.perf_counter()
         run_load(d.sock, [orders])
-        wait_until(lambda: ok(d.sock, {"op": "stats"})["notifications"]["sent"] >= n, timeout=600, interval=0.05,
-                   message=f"{n} notices were never all sent")
+        wait_until(
+            lambda: ok(d.sock, {"op": "stats"})["notifications"]["sent"] >= n,
+            timeout=600,
+            interval=0.05,
+            message=f"{n} notices were never all sent",
+        )
         seconds = time.perf_counter() - t0
     return {"channel": channel, "notices": n, "seconds": round(seconds, 2), "per_second": round(n / seconds, 1)}
 
@@ -69,8 +83,10 @@ def main() -> None:
         files = run("file", n, f'[notifications.file]\ndir = "{drop}"\n')
     finally:
         shutil.rmtree(drop, ignore_errors=True)
-    save(result_name("notify", args.quick), {"email": email, "file": files,
-                                             "email_per_s": email["per_second"], "file_per_s": files["per_second"]})
+    save(
+        result_name("notify", args.quick),
+        {"email": email, "file": files, "email_per_s": email["per_second"], "file_per_s": files["per_second"]},
+    )
 
 
 if __name__ == "__main__":

@@ -28,20 +28,37 @@ def make_round(rnd: int, n_orders: int, n_skus: int, clients: int) -> list[list[
     streams: list[list[bytes]] = [[] for _ in range(clients)]
     for i in range(n_orders):
         s = streams[i % clients]
-        s.append(encode({"op": "order.submit", "id": i, "channel": "bench", "external_id": f"r{rnd}e{i}",
-                         "lines": [{"sku": f"S{r.randrange(n_skus):05d}", "qty": r.randint(1, 3),
-                                    "unit_price": "9.90"} for _ in range(r.randint(1, 3))]}))
+        s.append(
+            encode(
+                {
+                    "op": "order.submit",
+                    "id": i,
+                    "channel": "bench",
+                    "external_id": f"r{rnd}e{i}",
+                    "lines": [
+                        {"sku": f"S{r.randrange(n_skus):05d}", "qty": r.randint(1, 3), "unit_price": "9.90"}
+                        for _ in range(r.randint(1, 3))
+                    ],
+                }
+            )
+        )
         if i % 10 == 0:
-            s.append(encode({"op": "stock.receive", "id": f"r{i}", "sku": f"S{r.randrange(n_skus):05d}",
-                             "qty": 20}))
+            s.append(encode({"op": "stock.receive", "id": f"r{i}", "sku": f"S{r.randrange(n_skus):05d}", "qty": 20}))
     return streams
 
 
 def build_journal(d, target: int, n_skus: int, clients: int, chunk: int) -> dict:
     """Configure the SKUs, then submit rounds of orders until the journal holds ``target`` events."""
     t0 = time.perf_counter()
-    run_load(d.sock, [[encode({"op": "sku.configure", "id": i, "sku": f"S{i:05d}", "order_up_to": 50,
-                               "reorder_point": 10}) for i in range(n_skus)]])
+    run_load(
+        d.sock,
+        [
+            [
+                encode({"op": "sku.configure", "id": i, "sku": f"S{i:05d}", "order_up_to": 50, "reorder_point": 10})
+                for i in range(n_skus)
+            ]
+        ],
+    )
     orders = 0
     rnd = 0
     while health(d.sock)["journal"]["last_seq"] < target:

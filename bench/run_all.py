@@ -51,10 +51,22 @@ TARGETS = [
     ("tui", "console, 10,000 SKUs at ~200 events/s: UI loop stall p95", "stall_p95_ms", "<=", 100, "ms"),
     # intake and notifications have no target (target None: the figure is reported, not judged);
     # intake.json has the figure of every channel
-    ("intake", "intake deliveries/s, slowest channel, socket (signatures checked)", "socket_min_per_s", ">=", None,
-     "deliveries/s"),
-    ("intake", "intake deliveries/s, slowest channel, HTTP listener (signatures checked)", "http_min_per_s", ">=",
-     None, "deliveries/s"),
+    (
+        "intake",
+        "intake deliveries/s, slowest channel, socket (signatures checked)",
+        "socket_min_per_s",
+        ">=",
+        None,
+        "deliveries/s",
+    ),
+    (
+        "intake",
+        "intake deliveries/s, slowest channel, HTTP listener (signatures checked)",
+        "http_min_per_s",
+        ">=",
+        None,
+        "deliveries/s",
+    ),
     ("notify", "notices delivered/s to a local SMTP server (one at a time)", "email_per_s", ">=", None, "notices/s"),
     ("notify", "notices delivered/s to the file channel", "file_per_s", ">=", None, "notices/s"),
     # the grammar fuzzer: 1,000,000 messages over the socket, the TCP auth line and the webhook listener
@@ -117,9 +129,11 @@ def table(quick: bool, started: float, outcome: dict[str, int]) -> str:
         goal = "no target" if target is None else f"{op} {fmt(target)} {unit}"
         rows.append(f"| {label} | {figure} | {goal} | {verdict} |")
     m = machine()
-    head = (f"Benchmarks{' (--quick: ~10x less work, figures not comparable to the targets)' if quick else ''}, "
-            f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, on {m['cpus']} CPUs ({m['cpu']}), "
-            f"Python {m['python']}, {m['platform']}.\n\n")
+    head = (
+        f"Benchmarks{' (--quick: ~10x less work, figures not comparable to the targets)' if quick else ''}, "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, on {m['cpus']} CPUs ({m['cpu']}), "
+        f"Python {m['python']}, {m['platform']}.\n\n"
+    )
     return head + "\n".join(rows) + "\n"
 
 

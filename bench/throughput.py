@@ -21,14 +21,23 @@ def make_streams(n_orders: int, n_skus: int, clients: int, seed: int = 7) -> tup
     for i in range(n_orders):
         c = i % clients
         n = rnd.randint(1, 3)
-        lines = [{"sku": f"S{rnd.randrange(n_skus):05d}", "qty": rnd.randint(1, 3), "unit_price": "9.90"}
-                 for _ in range(n)]
+        lines = [
+            {"sku": f"S{rnd.randrange(n_skus):05d}", "qty": rnd.randint(1, 3), "unit_price": "9.90"} for _ in range(n)
+        ]
         lines_total += n
-        streams[c].append(json.dumps({"op": "order.submit", "id": i, "channel": "bench", "external_id": f"e{i}",
-                                      "lines": lines}).encode() + b"\n")
+        streams[c].append(
+            json.dumps(
+                {"op": "order.submit", "id": i, "channel": "bench", "external_id": f"e{i}", "lines": lines}
+            ).encode()
+            + b"\n"
+        )
         if i % 10 == 0:  # one receipt for every ten orders
-            streams[c].append(json.dumps({"op": "stock.receive", "id": f"r{i}",
-                                          "sku": f"S{rnd.randrange(n_skus):05d}", "qty": 20}).encode() + b"\n")
+            streams[c].append(
+                json.dumps(
+                    {"op": "stock.receive", "id": f"r{i}", "sku": f"S{rnd.randrange(n_skus):05d}", "qty": 20}
+                ).encode()
+                + b"\n"
+            )
     return streams, lines_total
 
 
@@ -44,8 +53,15 @@ def main() -> None:
     try:
         d.start()
         # every SKU known and stocked so receipts are valid from the first request
-        warm = [[json.dumps({"op": "sku.configure", "id": i, "sku": f"S{i:05d}", "order_up_to": 50,
-                             "reorder_point": 10}).encode() + b"\n" for i in range(args.skus)]]
+        warm = [
+            [
+                json.dumps(
+                    {"op": "sku.configure", "id": i, "sku": f"S{i:05d}", "order_up_to": 50, "reorder_point": 10}
+                ).encode()
+                + b"\n"
+                for i in range(args.skus)
+            ]
+        ]
         run_load(d.sock, warm)
         streams, lines = make_streams(args.orders, args.skus, args.clients)
         cpu0 = d.cpu_seconds()

@@ -50,8 +50,13 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summary(values: list[float]) -> dict:
-    return {"n": len(values), "p50": pct(values, 0.5), "p95": pct(values, 0.95), "max": pct(values, 1.0),
-            "mean": round(statistics.fmean(values), 1) if values else None}
+    return {
+        "n": len(values),
+        "p50": pct(values, 0.5),
+        "p95": pct(values, 0.95),
+        "max": pct(values, 1.0),
+        "mean": round(statistics.fmean(values), 1) if values else None,
+    }
 
 
 def feed(sock: str, skus: int, ops_per_s: float, go, stop, ops) -> None:
@@ -69,8 +74,14 @@ def feed(sock: str, skus: int, ops_per_s: float, go, stop, ops) -> None:
             n += 1
             sku = f"SKU-{rng.randrange(skus):05d}"
             if n % 2:
-                batch.append({"op": "order.submit", "channel": "bench", "external_id": f"F{n}",
-                              "lines": [{"sku": sku, "qty": 1}]})
+                batch.append(
+                    {
+                        "op": "order.submit",
+                        "channel": "bench",
+                        "external_id": f"F{n}",
+                        "lines": [{"sku": sku, "qty": 1}],
+                    }
+                )
             else:
                 batch.append({"op": "stock.receive", "sku": sku, "qty": 1})
         client.pipeline(batch)
@@ -168,9 +179,16 @@ async def run_console(sock: str, skus: int, rate: float, seconds: float) -> dict
         got_events = events - e0
         sorts = len(sort_ms)
     return {
-        "skus_waiting_at_start": rows, "load_s": round(load_s, 2), "seconds": round(elapsed, 1),
-        "feeder_ops": ops.value, "sorts": sorts, "sort_ms": summary(sort_ms), "events_per_s": round(got_events / elapsed),
-        "lag_ms": summary(lags), "apply_ms": summary(apply_ms), "loop_stall_ms": summary(stalls),
+        "skus_waiting_at_start": rows,
+        "load_s": round(load_s, 2),
+        "seconds": round(elapsed, 1),
+        "feeder_ops": ops.value,
+        "sorts": sorts,
+        "sort_ms": summary(sort_ms),
+        "events_per_s": round(got_events / elapsed),
+        "lag_ms": summary(lags),
+        "apply_ms": summary(apply_ms),
+        "loop_stall_ms": summary(stalls),
     }
 
 
@@ -185,14 +203,28 @@ def main() -> None:
         args.skus, args.seconds = 1000, 8.0
     exit_on_sigterm()
     with running(CONFIG) as d:
-        orders = [encode({"op": "order.submit", "channel": "bench", "external_id": f"B{i}",
-                          "lines": [{"sku": f"SKU-{i:05d}", "qty": 2}]}) for i in range(args.skus)]
+        orders = [
+            encode(
+                {
+                    "op": "order.submit",
+                    "channel": "bench",
+                    "external_id": f"B{i}",
+                    "lines": [{"sku": f"SKU-{i:05d}", "qty": 2}],
+                }
+            )
+            for i in range(args.skus)
+        ]
         load = run_load(d.sock, [orders], window=256)
         assert load["errors"] == 0, load
         result = asyncio.run(run_console(str(d.sock), args.skus, args.rate, args.seconds))
-    result = {"skus": args.skus, "target_events_per_s": args.rate, **result,
-              # flat copies of the headline figures for run_all.py's table
-              "lag_p95_ms": result["lag_ms"]["p95"], "stall_p95_ms": result["loop_stall_ms"]["p95"]}
+    result = {
+        "skus": args.skus,
+        "target_events_per_s": args.rate,
+        **result,
+        # flat copies of the headline figures for run_all.py's table
+        "lag_p95_ms": result["lag_ms"]["p95"],
+        "stall_p95_ms": result["loop_stall_ms"]["p95"],
+    }
     save(result_name("tui", args.quick), result)
 
 

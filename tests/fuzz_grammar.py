@@ -38,7 +38,11 @@ FIXTURES = Path(__file__).resolve().parent / "intake" / "fixtures"
 SKUS = [f"FZ-{i}" for i in range(16)]  # configured and stocked before a run
 CHANNELS = ["shopify", "woocommerce", "amazon_sp", "bigcommerce", "x12_850", "csv"]
 SUBMIT_CHANNELS = ["web", "phone"]
-ACCOUNTS = ["default", "acme", "BUYERCO"]  # BUYERCO: the X12 fixtures' sender (ISA06), so signed X12 reaches the adapter
+ACCOUNTS = [
+    "default",
+    "acme",
+    "BUYERCO",
+]  # BUYERCO: the X12 fixtures' sender (ISA06), so signed X12 reaches the adapter
 EXTERNAL_IDS = 100  # per (channel, account): bounds the orders a run can create
 SHOP = "fuzz.myshopify.com"
 WOO = "fuzz.example"
@@ -48,25 +52,105 @@ _enc = msgspec.json.encode
 
 BIG_INTS = [2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64, 10**18, 10**21, 10**400]
 HOSTILE_NUMBERS = [
-    b"1e400", b"-1e400", b"1e308", b"-1e308", b"1.7976931348623157e308", b"5e-324", b"-0.0", b"-0", b"0",
-    b"-1", b"2147483648", b"9007199254740993", b"9223372036854775807", b"9223372036854775808",
-    b"-9223372036854775809", b"18446744073709551616", b"1" + b"0" * 400, b"-" + b"9" * 400, b"1.5", b"1e2",
-    b"0.1e-400", b"1E+2", b"00", b"NaN", b"Infinity", b"-Infinity", b"0x10", b"1.", b".5", b"+1",
+    b"1e400",
+    b"-1e400",
+    b"1e308",
+    b"-1e308",
+    b"1.7976931348623157e308",
+    b"5e-324",
+    b"-0.0",
+    b"-0",
+    b"0",
+    b"-1",
+    b"2147483648",
+    b"9007199254740993",
+    b"9223372036854775807",
+    b"9223372036854775808",
+    b"-9223372036854775809",
+    b"18446744073709551616",
+    b"1" + b"0" * 400,
+    b"-" + b"9" * 400,
+    b"1.5",
+    b"1e2",
+    b"0.1e-400",
+    b"1E+2",
+    b"00",
+    b"NaN",
+    b"Infinity",
+    b"-Infinity",
+    b"0x10",
+    b"1.",
+    b".5",
+    b"+1",
 ]
 HOSTILE_TEXT = [
-    "", " ", "x[/]", "[bold red]x[/]", "[/bold]", "[link=file:///etc/passwd]x[/link]", "a\nb", "a\r\nb",
-    "SKU\n1 x FAKE", "\x00", "\x1b[31mred\x1b[0m", "\u202egnp.exe", "\U0001f986" * 20, "=1+2", "+cmd|' /C calc'!A0",
-    "-2+3", "@SUM(A1)", "\tx", "a@x.test, b@y.test", "../../../etc/passwd", "'; DROP TABLE events; --", "%s%n%x",
-    "{}", "null", "\ufeffBOM", "e\u0301", "\ud7ff\ue000", "x" * 65, "x" * 129, "x" * 513, "y" * 5000,
-    "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2024-02-30", "1e400", "NaN", "-1", "Z" * 64,
+    "",
+    " ",
+    "x[/]",
+    "[bold red]x[/]",
+    "[/bold]",
+    "[link=file:///etc/passwd]x[/link]",
+    "a\nb",
+    "a\r\nb",
+    "SKU\n1 x FAKE",
+    "\x00",
+    "\x1b[31mred\x1b[0m",
+    "\u202egnp.exe",
+    "\U0001f986" * 20,
+    "=1+2",
+    "+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1)",
+    "\tx",
+    "a@x.test, b@y.test",
+    "../../../etc/passwd",
+    "'; DROP TABLE events; --",
+    "%s%n%x",
+    "{}",
+    "null",
+    "\ufeffBOM",
+    "e\u0301",
+    "\ud7ff\ue000",
+    "x" * 65,
+    "x" * 129,
+    "x" * 513,
+    "y" * 5000,
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "2024-02-30",
+    "1e400",
+    "NaN",
+    "-1",
+    "Z" * 64,
 ]
 # JSON text that is not a plain string: escapes of lone surrogates, invalid UTF-8, broken strings
 HOSTILE_STRING_BYTES = [
-    b'"\\ud800"', b'"\\udfff\\ud800"', b'"\\u0000"', b'"\xff\xfe"', b'"\xc3"', b'"\xed\xa0\x80"', b'"a\\x41"',
-    b'"\\u12"', b'"unterminated', b'"a\tb"', b'"\x01\x02"', b'"\\/\\b\\f"',
+    b'"\\ud800"',
+    b'"\\udfff\\ud800"',
+    b'"\\u0000"',
+    b'"\xff\xfe"',
+    b'"\xc3"',
+    b'"\xed\xa0\x80"',
+    b'"a\\x41"',
+    b'"\\u12"',
+    b'"unterminated',
+    b'"a\tb"',
+    b'"\x01\x02"',
+    b'"\\/\\b\\f"',
 ]
-HOSTILE_SHAPES = [b"null", b"true", b"false", b"[]", b"{}", b"[1,2,3]", b'{"a":1}', b'{"__proto__":{}}',
-                  b'[null]', b'{"":""}', b'""']
+HOSTILE_SHAPES = [
+    b"null",
+    b"true",
+    b"false",
+    b"[]",
+    b"{}",
+    b"[1,2,3]",
+    b'{"a":1}',
+    b'{"__proto__":{}}',
+    b"[null]",
+    b'{"":""}',
+    b'""',
+]
 DEPTHS = [64, 300, 1000, 3000, 20000, 100000]
 
 
@@ -145,8 +229,16 @@ class Grammar:
     """``next()`` yields the messages of one run: socket lines, TCP sessions and webhook
     posts, mixed by ``mix`` (weights)."""
 
-    def __init__(self, seed: int, *, tokens: dict[str, str], secrets: dict[str, str], line_limit: int,
-                 body_limit: int, mix: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        *,
+        tokens: dict[str, str],
+        secrets: dict[str, str],
+        line_limit: int,
+        body_limit: int,
+        mix: dict[str, float] | None = None,
+    ) -> None:
         self.rng = random.Random(seed)
         self.tokens = tokens  # role -> valid token
         self.secrets = secrets  # channel -> HMAC secret
@@ -200,8 +292,19 @@ class Grammar:
             tracked = None  # no id: the reply's id is null
         op = _enc(spec.tag)
         if hostility and rng.random() < hostility * 0.2:
-            op = rng.choice([b'"stock.take"', b'"auth"', b'"ORDER.SUBMIT"', b"5", b"null", b'["health"]',
-                             b'"health\\u0000"', b'""', hostile_value(rng)])
+            op = rng.choice(
+                [
+                    b'"stock.take"',
+                    b'"auth"',
+                    b'"ORDER.SUBMIT"',
+                    b"5",
+                    b"null",
+                    b'["health"]',
+                    b'"health\\u0000"',
+                    b'""',
+                    hostile_value(rng),
+                ]
+            )
             tracked = None
         if not (hostility and rng.random() < hostility * 0.05):
             parts.append(b'"op":' + op)
@@ -243,13 +346,14 @@ class Grammar:
         if r < 0.3:
             return SocketLine(rng.choice(HOSTILE_SHAPES + HOSTILE_NUMBERS + HOSTILE_STRING_BYTES), "not_an_object")
         if r < 0.301:
-            return SocketLine(b'{"op":"health","pad":"' + b"x" * (self.line_limit + 10) + b'"}', "too_long",
-                              oversize=True)
+            return SocketLine(
+                b'{"op":"health","pad":"' + b"x" * (self.line_limit + 10) + b'"}', "too_long", oversize=True
+            )
         base = self.request(hostility=rng.choice((0.0, 0.2)))
         line = bytearray(base.line)
         how = rng.randrange(4)
         if how == 0 and len(line) > 1:
-            del line[rng.randrange(1, len(line)):]
+            del line[rng.randrange(1, len(line)) :]
             kind = "truncated"
         elif how == 1:
             for _ in range(rng.randrange(1, 4)):
@@ -290,8 +394,10 @@ class Grammar:
                 return b"true" if rng.random() < 0.3 else b"false"
             case mi.LiteralType(values=values):
                 return _enc(rng.choice(values))
-            case mi.ListType(item_type=item, min_length=lo, max_length=hi) | mi.SetType(
-                    item_type=item, min_length=lo, max_length=hi):
+            case (
+                mi.ListType(item_type=item, min_length=lo, max_length=hi)
+                | mi.SetType(item_type=item, min_length=lo, max_length=hi)
+            ):
                 n = rng.choice((1, 1, 1, 2, 3)) if (lo or 0) > 0 else rng.choice((0, 1, 2))
                 if hi and rng.random() < 0.002:
                     n = hi + 1  # one past the bound
@@ -302,8 +408,11 @@ class Grammar:
                 n = rng.randrange(3)
                 return b"{" + b",".join(_enc(f"k{i}") + b":" + self.value(name, vt, depth + 1) for i in range(n)) + b"}"
             case mi.StructType(fields=fields):
-                parts = [_enc(f.encode_name) + b":" + self.value(f.name, f.type, depth + 1)
-                         for f in fields if f.required or rng.random() < 0.5]
+                parts = [
+                    _enc(f.encode_name) + b":" + self.value(f.name, f.type, depth + 1)
+                    for f in fields
+                    if f.required or rng.random() < 0.5
+                ]
                 return b"{" + b",".join(parts) + b"}"
             case mi.RawType() | mi.AnyType():
                 return str(rng.randrange(1000)).encode()
@@ -359,9 +468,13 @@ class Grammar:
 
     def ingest_headers(self) -> bytes:
         rng = self.rng
-        heads = {"X-Shopify-Topic": rng.choice(["orders/create", "orders/cancelled", "orders/updated", "x"]),
-                 "X-Shopify-Shop-Domain": SHOP, "X-WC-Webhook-Topic": rng.choice(["order.created", "order.updated"]),
-                 "X-WC-Webhook-Source": f"https://{WOO}/", "Content-Type": "application/json"}
+        heads = {
+            "X-Shopify-Topic": rng.choice(["orders/create", "orders/cancelled", "orders/updated", "x"]),
+            "X-Shopify-Shop-Domain": SHOP,
+            "X-WC-Webhook-Topic": rng.choice(["order.created", "order.updated"]),
+            "X-WC-Webhook-Source": f"https://{WOO}/",
+            "Content-Type": "application/json",
+        }
         keep = {k: v for k, v in heads.items() if rng.random() < 0.6}
         if rng.random() < 0.2:
             keep[rng.choice(["X-Shopify-Hmac-Sha256", "X-Backorder-Hmac-Sha256", "x\x00"])] = rng.choice(HOSTILE_TEXT)
@@ -410,8 +523,11 @@ class Grammar:
     def webhook_post(self) -> WebhookPost:
         rng = self.rng
         r = rng.random()
-        channel = rng.choice(CHANNELS) if r < 0.93 else rng.choice(
-            ["nope", "..", "shopify/extra", "%00", "x" * 300, "sh%C3%B6p", "[/]"])
+        channel = (
+            rng.choice(CHANNELS)
+            if r < 0.93
+            else rng.choice(["nope", "..", "shopify/extra", "%00", "x" * 300, "sh%C3%B6p", "[/]"])
+        )
         body, kind = self.webhook_body(channel)
         q = rng.random()
         if q < 0.45:
@@ -433,8 +549,12 @@ class Grammar:
             headers.append((SIGNATURE_HEADER.get(channel, "X-Backorder-Hmac-Sha256"), _sign(body, secret)))
         elif s < 0.8:
             signed = False
-            headers.append((SIGNATURE_HEADER.get(channel, "X-Backorder-Hmac-Sha256"),
-                            rng.choice(["", "bm9wZQ==", "!!!", "a" * 200, _sign(body, "wrong")])))
+            headers.append(
+                (
+                    SIGNATURE_HEADER.get(channel, "X-Backorder-Hmac-Sha256"),
+                    rng.choice(["", "bm9wZQ==", "!!!", "a" * 200, _sign(body, "wrong")]),
+                )
+            )
         else:
             signed = False
         method = "POST" if rng.random() < 0.97 else rng.choice(["GET", "PUT", "DELETE"])
@@ -442,14 +562,24 @@ class Grammar:
 
     def webhook_headers(self, channel: str, rng: random.Random) -> list[tuple[str, str]]:
         if channel == "shopify":
-            topic = rng.choice(["orders/create", "orders/create", "orders/cancelled", "orders/updated", "app/uninstalled"])
-            heads = [("X-Shopify-Topic", topic), ("X-Shopify-Shop-Domain", SHOP),
-                     ("X-Shopify-Webhook-Id", f"w{rng.randrange(10**6)}")]
+            topic = rng.choice(
+                ["orders/create", "orders/create", "orders/cancelled", "orders/updated", "app/uninstalled"]
+            )
+            heads = [
+                ("X-Shopify-Topic", topic),
+                ("X-Shopify-Shop-Domain", SHOP),
+                ("X-Shopify-Webhook-Id", f"w{rng.randrange(10**6)}"),
+            ]
         elif channel == "woocommerce":
             topic = rng.choice(["order.created", "order.created", "order.updated", "order.deleted", "product.created"])
-            heads = [("X-WC-Webhook-Topic", topic), ("X-WC-Webhook-Source", f"https://{WOO}/"),
-                     ("X-WC-Webhook-Resource", topic.split(".")[0]), ("X-WC-Webhook-Event", topic.split(".")[1]),
-                     ("X-WC-Webhook-ID", "12"), ("X-WC-Webhook-Delivery-ID", str(rng.randrange(10**6)))]
+            heads = [
+                ("X-WC-Webhook-Topic", topic),
+                ("X-WC-Webhook-Source", f"https://{WOO}/"),
+                ("X-WC-Webhook-Resource", topic.split(".")[0]),
+                ("X-WC-Webhook-Event", topic.split(".")[1]),
+                ("X-WC-Webhook-ID", "12"),
+                ("X-WC-Webhook-Delivery-ID", str(rng.randrange(10**6))),
+            ]
         else:
             heads = []
         if rng.random() < 0.1:
@@ -507,7 +637,7 @@ class Grammar:
             pos = rng.randrange(len(body) + 1)
             body[pos:pos] = token
         if rng.random() < 0.1:
-            del body[rng.randrange(len(body)):]
+            del body[rng.randrange(len(body)) :]
         return bytes(body)
 
 
@@ -523,8 +653,7 @@ def _load_fixtures() -> dict[str, list]:
     out: dict[str, list] = {}
     for path in sorted(FIXTURES.glob("*/*")):
         data = path.read_bytes()
-        out.setdefault(path.parent.name, []).append(
-            msgspec.json.decode(data) if path.suffix == ".json" else data)
+        out.setdefault(path.parent.name, []).append(msgspec.json.decode(data) if path.suffix == ".json" else data)
     return out
 
 
@@ -550,16 +679,44 @@ class _Field:
 
 # Writes reach the journal: they weigh most. An op missing here (a new one) weighs 2.
 OP_WEIGHTS = {
-    "order.submit": 20, "stock.receive": 10, "sku.configure": 8, "stock.adjust": 5, "policy.set": 3,
-    "order.ingest": 10, "order.cancel": 3, "order.amend": 3, "order.release": 2, "pick.confirm": 4,
-    "procurement.confirm": 2, "intake.alias": 2, "deadletters.retry": 1, "deadletters.discard": 1,
-    "notifications.retry": 1, "audit.query": 2, "subscribe": 0.2, "log.level": 0.2, "health": 1,
+    "order.submit": 20,
+    "stock.receive": 10,
+    "sku.configure": 8,
+    "stock.adjust": 5,
+    "policy.set": 3,
+    "order.ingest": 10,
+    "order.cancel": 3,
+    "order.amend": 3,
+    "order.release": 2,
+    "pick.confirm": 4,
+    "procurement.confirm": 2,
+    "intake.alias": 2,
+    "deadletters.retry": 1,
+    "deadletters.discard": 1,
+    "notifications.retry": 1,
+    "audit.query": 2,
+    "subscribe": 0.2,
+    "log.level": 0.2,
+    "health": 1,
 }
 
 WORDS = ["", "ok", "fuzz", "Zoë", "A1", "note", "reason given", "x" * 40]
 PRICES = [b'"1.00"', b'"0"', b'"12.50"', b'"999.99"', b"3", b"0.5", b'"0.01"']
-HOSTILE_PRICES = [b'"1e400"', b'"NaN"', b'"sNaN"', b'"Infinity"', b'"-5"', b"1e308", b"1e400", b'"' + b"9" * 60 + b'"',
-                  b'"0.0000000000000000000001"', b'"1,5"', b'"-0"', b"-1e308", b'"1e-400"']
+HOSTILE_PRICES = [
+    b'"1e400"',
+    b'"NaN"',
+    b'"sNaN"',
+    b'"Infinity"',
+    b'"-5"',
+    b"1e308",
+    b"1e400",
+    b'"' + b"9" * 60 + b'"',
+    b'"0.0000000000000000000001"',
+    b'"1,5"',
+    b'"-0"',
+    b"-1e308",
+    b'"1e-400"',
+]
 
 
 def _order_id(g: Grammar) -> str:
@@ -580,14 +737,38 @@ TEXT_POOLS = {
     "external_id": Grammar.external_id,
     "channel_sku": lambda g: g.rng.choice(["GRINDER-SS", "MUG-RED", "GIFT-25", "ext-1"]),
     "email": lambda g: g.rng.choice(["a@x.test", "buyer@example.com", "a@x.test, b@y.test", "not-an-email", ""]),
-    "since": lambda g: g.rng.choice(["2024-03-01T00:00:00Z", "2024-01-01", "0001-01-01T00:00:00Z",
-                                     "9999-12-31T23:59:59Z", "2024-13-40T99:00:00Z", "yesterday"]),
-    "created_at": lambda g: g.rng.choice(["2024-03-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59+14:00",
-                                          "2024-02-30T00:00:00Z", "1709251200"]),
+    "since": lambda g: g.rng.choice(
+        [
+            "2024-03-01T00:00:00Z",
+            "2024-01-01",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2024-13-40T99:00:00Z",
+            "yesterday",
+        ]
+    ),
+    "created_at": lambda g: g.rng.choice(
+        [
+            "2024-03-01T00:00:00Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59+14:00",
+            "2024-02-30T00:00:00Z",
+            "1709251200",
+        ]
+    ),
     "expected_date": lambda g: g.rng.choice(["2024-03-09", "2024-04-01", "0001-01-01", "9999-12-31", "2024-02-30"]),
     "topics": lambda g: g.rng.choice(sorted(TOPICS) + ["nope"]),
-    "cause": lambda g: g.rng.choice(["unknown_sku", "malformed_body", "missing_field", "invalid_quantity",
-                                     "signature_invalid", "transient_failure", "nope"]),
+    "cause": lambda g: g.rng.choice(
+        [
+            "unknown_sku",
+            "malformed_body",
+            "missing_field",
+            "invalid_quantity",
+            "signature_invalid",
+            "transient_failure",
+            "nope",
+        ]
+    ),
     "currency": lambda g: g.rng.choice(["USD", "USD", "EUR", "GBP", "XXX", "ZZZ"]),
     "body": lambda g: g.rng.choice(["{}", '{"id": 1}', "", "a,b\n1,2"]),
     "body_base64": lambda g: g.rng.choice(["", "e30=", "!!!", "////"]),
@@ -597,10 +778,27 @@ PATTERN_VALUES = {
     r"^[A-Z]{3}$": lambda g: g.rng.choice(["USD", "EUR", "XXX"]),
     r"^\d{4}-\d{2}-\d{2}$": lambda g: g.rng.choice(["2024-03-09", "0001-01-01", "9999-12-31", "2024-02-30"]),
 }
-INTERESTING_BYTES = [b"\x00", b"\xff", b"\xc3", b"\xed\xa0\x80", b'"', b"\\", b"{", b"[", b"]", b"}", b",", b":",
-                     b"\r", b"1e400", b"-", b"\\u0000"]
-DEPTHS_LINE = [lambda rng: nested(rng),
-               lambda rng: b'{"op":"health","id":' + nested(rng) + b"}",
-               lambda rng: b'{"op":"order.submit","id":1,"channel":"web","external_id":"d","lines":'
-                           + nested(rng) + b"}",
-               lambda rng: b'{"op":"stock.receive","sku":"FZ-1","qty":1,"reference":' + nested(rng) + b"}"]
+INTERESTING_BYTES = [
+    b"\x00",
+    b"\xff",
+    b"\xc3",
+    b"\xed\xa0\x80",
+    b'"',
+    b"\\",
+    b"{",
+    b"[",
+    b"]",
+    b"}",
+    b",",
+    b":",
+    b"\r",
+    b"1e400",
+    b"-",
+    b"\\u0000",
+]
+DEPTHS_LINE = [
+    lambda rng: nested(rng),
+    lambda rng: b'{"op":"health","id":' + nested(rng) + b"}",
+    lambda rng: b'{"op":"order.submit","id":1,"channel":"web","external_id":"d","lines":' + nested(rng) + b"}",
+    lambda rng: b'{"op":"stock.receive","sku":"FZ-1","qty":1,"reference":' + nested(rng) + b"}",
+]

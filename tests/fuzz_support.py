@@ -40,7 +40,9 @@ SECRET = "fuzz-secret-\u00fc"
 LINE_LIMIT = 65536  # [limits] line_bytes: small, so that the too-long path is cheap to reach
 BODY_LIMIT = 65536  # [intake] max_body_bytes
 # Codes a connection is closed with (the line's id is null); every other error is a reply.
-DISCONNECT_CODES = frozenset({"line_too_long", "too_many_inflight", "too_many_reply_bytes", "idle_timeout", "subscriber_overflow"})
+DISCONNECT_CODES = frozenset(
+    {"line_too_long", "too_many_inflight", "too_many_reply_bytes", "idle_timeout", "subscriber_overflow"}
+)
 HTTP_STATUSES = frozenset({200, 400, 401, 403, 404, 405, 408, 413, 422, 503})  # docs/intake.md
 _dec = msgspec.json.Decoder()
 
@@ -57,8 +59,10 @@ def config(tcp_port: int) -> str:
     adds its own): priority allocation (ranks are computed), small line and body limits,
     a TCP listener with a write and a read token, the webhook listener on a free port and
     every intake channel signed with one secret (from the environment, ``SECRET_ENV``)."""
-    clients = "".join(f'[tcp.clients.fuzz_{role}]\ntoken_sha256 = "{hash_token(tok)}"\nrole = "{role}"\n\n'
-                      for role, tok in TOKENS.items())
+    clients = "".join(
+        f'[tcp.clients.fuzz_{role}]\ntoken_sha256 = "{hash_token(tok)}"\nrole = "{role}"\n\n'
+        for role, tok in TOKENS.items()
+    )
     channels = "".join(f'[channels.{ch}]\nsecret_env = "{SECRET_ENV}"\n\n' for ch in CHANNELS)
     return f"""
 [allocation]
@@ -141,13 +145,27 @@ class Fuzzer:
     otherwise a daemon that exits is restarted (and its journal replayed) and the run goes on,
     so one bug does not hide the next (bench)."""
 
-    def __init__(self, target: Target, seed: int, *, conns: int = 4, window: int = 64,
-                 stop_on_finding: bool = True, on_exit_restart: Callable[[], None] | None = None,
-                 mix: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        seed: int,
+        *,
+        conns: int = 4,
+        window: int = 64,
+        stop_on_finding: bool = True,
+        on_exit_restart: Callable[[], None] | None = None,
+        mix: dict[str, float] | None = None,
+    ) -> None:
         self.t = target
         self.seed = seed
-        self.grammar = Grammar(seed, tokens=TOKENS, secrets={ch: SECRET for ch in CHANNELS},
-                               line_limit=LINE_LIMIT, body_limit=BODY_LIMIT, mix=mix)
+        self.grammar = Grammar(
+            seed,
+            tokens=TOKENS,
+            secrets={ch: SECRET for ch in CHANNELS},
+            line_limit=LINE_LIMIT,
+            body_limit=BODY_LIMIT,
+            mix=mix,
+        )
         self.n_conns = conns
         self.window = window
         self.stop_on_finding = stop_on_finding
@@ -347,8 +365,11 @@ class Fuzzer:
         if not self._check_alive(grace=0 if c.closing else 3):
             return
         if not c.closing:
-            self.finding("connection_closed", f"the daemon closed a connection with {c.outstanding} replies owed "
-                                              f"and no limit's error line; the last line was {show(c.last)}")
+            self.finding(
+                "connection_closed",
+                f"the daemon closed a connection with {c.outstanding} replies owed "
+                f"and no limit's error line; the last line was {show(c.last)}",
+            )
         try:
             self._open_one()
         except OSError as exc:
@@ -400,8 +421,12 @@ class Fuzzer:
             self.replies["ok"] += 1
             return "ok"
         err = reply.get("error")
-        if ok is not False or not isinstance(err, dict) or not isinstance(err.get("code"), str) \
-                or not isinstance(err.get("message"), str):
+        if (
+            ok is not False
+            or not isinstance(err, dict)
+            or not isinstance(err.get("code"), str)
+            or not isinstance(err.get("message"), str)
+        ):
             self.finding("bad_reply", f"malformed reply: {show(line)}")
             return "-"
         code = err["code"]
@@ -459,8 +484,7 @@ class Fuzzer:
             if code != "unauthorized":
                 self.finding("tcp", f"auth line {show(s.auth)} answered {show(first)}")
             return
-        if not (isinstance(reply, dict) and reply.get("ok") is True
-                and reply["result"].get("role") == s.token_role):
+        if not (isinstance(reply, dict) and reply.get("ok") is True and reply["result"].get("role") == s.token_role):
             self.finding("tcp", f"valid token answered {show(first)}")
             return
         self.tcp[f"authenticated:{s.token_role}"] += 1
@@ -514,9 +538,12 @@ class Fuzzer:
                 if not self._check_alive(grace=3 if fresh or attempt else 0):
                     return
                 if isinstance(exc, TimeoutError):  # not a connection closed meanwhile: a request left unanswered
-                    self.finding("http_timeout", f"no response in 30 s ({'fresh' if fresh else 'kept-alive'} "
-                                                 "connection; what it carried, oldest first)",
-                                 [f"[http] {show(sent, 3000)}" for sent in self._http_sent])
+                    self.finding(
+                        "http_timeout",
+                        f"no response in 30 s ({'fresh' if fresh else 'kept-alive'} "
+                        "connection; what it carried, oldest first)",
+                        [f"[http] {show(sent, 3000)}" for sent in self._http_sent],
+                    )
                     return
                 if fresh or attempt:
                     self.finding("http", f"no response: {exc!r}")
@@ -533,8 +560,11 @@ class Fuzzer:
             except msgspec.DecodeError:
                 self.finding("http_body", f"{status} with a body that is not JSON: {show(body)}")
                 return
-            if isinstance(doc, dict) and status == 200 and doc.get("outcome") not in (
-                    "accepted", "duplicate", "updated", "ignored"):
+            if (
+                isinstance(doc, dict)
+                and status == 200
+                and doc.get("outcome") not in ("accepted", "duplicate", "updated", "ignored")
+            ):
                 self.finding("http_body", f"200 with {show(body)}")
 
     # --- the run ------------------------------------------------------------------------
@@ -542,13 +572,20 @@ class Fuzzer:
     def setup(self) -> None:
         """The SKUs the grammar works on: a policy each and stock to allocate."""
         for sku in SKUS:
-            for op, fields in (("sku.configure", {"reorder_point": 5, "order_up_to": 40}),
-                               ("stock.receive", {"qty": 50})):
+            for op, fields in (
+                ("sku.configure", {"reorder_point": 5, "order_up_to": 40}),
+                ("stock.receive", {"qty": 50}),
+            ):
                 reply = self.call(op, sku=sku, **fields)
                 assert reply["ok"], reply
 
-    def run(self, messages: int, progress: Callable[[int], None] | None = None, rss_samples: int = 10,
-            keep: Callable[[SocketLine | TcpSession | WebhookPost], bool] | None = None) -> None:
+    def run(
+        self,
+        messages: int,
+        progress: Callable[[int], None] | None = None,
+        rss_samples: int = 10,
+        keep: Callable[[SocketLine | TcpSession | WebhookPost], bool] | None = None,
+    ) -> None:
         """Send ``messages`` grammar messages; with ``keep``, only those it accepts (the others
         are drawn and dropped). Called again, the run goes on: counts and time add up."""
         self._open_all()
@@ -639,14 +676,17 @@ class Fuzzer:
             self.t.start()
         except Exception as exc:
             self.unreplayable += 1
-            self.finding("unreplayable_journal",
-                         f"restart after kill -9 failed, {_last_exception(str(exc))}: ...{str(exc)[-1500:]}")
+            self.finding(
+                "unreplayable_journal",
+                f"restart after kill -9 failed, {_last_exception(str(exc))}: ...{str(exc)[-1500:]}",
+            )
             return
         self.restarts_ok += 1
         self.health()
         after = self.state()
-        changed = {k: (before.get(k), after.get(k)) for k in before.keys() | after.keys()
-                   if before.get(k) != after.get(k)}
+        changed = {
+            k: (before.get(k), after.get(k)) for k in before.keys() | after.keys() if before.get(k) != after.get(k)
+        }
         if changed:
             sample = dict(list(changed.items())[:10])
             self.finding("state_changed", f"{len(changed)} SKUs differ after kill -9 and restart: {sample}", [])
@@ -696,8 +736,10 @@ class FuzzFailure(AssertionError):
     """A finding in a run that stops at the first one (the test)."""
 
     def __init__(self, fuzzer: Fuzzer, finding: Finding) -> None:
-        super().__init__(f"seed {fuzzer.seed}, after {sum(fuzzer.counts[k] for k in ('socket_lines', 'tcp_sessions', 'webhook_posts'))} "
-                         f"messages: {finding}")
+        super().__init__(
+            f"seed {fuzzer.seed}, after {sum(fuzzer.counts[k] for k in ('socket_lines', 'tcp_sessions', 'webhook_posts'))} "
+            f"messages: {finding}"
+        )
         self.finding = finding
 
 
@@ -728,4 +770,3 @@ def _http_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
             raise ConnectionError("closed in the body")
         body += chunk
     return status, headers, body[:length]
-

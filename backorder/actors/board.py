@@ -32,8 +32,9 @@ def board_row(s: Sku, now: float) -> dict:
     out.update(
         oldest_wait_hours=round((now - oldest) / HOUR, 2) if oldest is not None else None,
         oldest_since=iso_ts(oldest) if oldest is not None else None,
-        next_inbound=({"request_id": nxt.request_id, "qty": nxt.open_qty, "expected_date": nxt.expected_date}
-                      if nxt else None),
+        next_inbound=(
+            {"request_id": nxt.request_id, "qty": nxt.open_qty, "expected_date": nxt.expected_date} if nxt else None
+        ),
         covered_lines=covered_lines,
         covered_units=covered_units,
         covered_by=last_date if s.queue and covered_lines == len(s.queue) else None,

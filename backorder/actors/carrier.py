@@ -49,20 +49,24 @@ def _zpl_text(value: str) -> str:
 def ship_to(order: Order) -> list[str]:
     """The label's address lines, empty ones included (the ZPL label keeps their places)."""
     a = order.spec.shipping_address
-    return [a.name, a.company, a.address1, a.address2, f"{a.postal_code} {a.city} {a.region}".strip(),
-            a.country_code]
+    return [a.name, a.company, a.address1, a.address2, f"{a.postal_code} {a.city} {a.region}".strip(), a.country_code]
 
 
 def zpl_label(order: Order, shipment: Shipment, carrier: str, tracking: str) -> str:
     """A 4x6 in label at 203 dpi (812 x 1218 dots) with a Code 128 tracking barcode."""
     body = [f"^FO50,{130 + 45 * i}^A0N,36,36^FD{_zpl_text(text)}^FS" for i, text in enumerate(ship_to(order)) if text]
-    return "\n".join([
-        "^XA", "^PW812", "^LL1218", "^CI28",
-        "^FO50,50^A0N,40,40^FDSHIP TO:^FS",
-        *body,
-        f"^FO50,520^A0N,32,32^FDOrder {_zpl_text(order.spec.order_number or order.order_id)}"
-        f"  Shipment {shipment.shipment_id}  Units {shipment.units}^FS",
-        f"^FO50,580^A0N,32,32^FDCarrier {_zpl_text(carrier)}^FS",
-        f"^FO50,650^BY3^BCN,200,Y,N,N^FD{tracking}^FS",
-        "^XZ",
-    ])
+    return "\n".join(
+        [
+            "^XA",
+            "^PW812",
+            "^LL1218",
+            "^CI28",
+            "^FO50,50^A0N,40,40^FDSHIP TO:^FS",
+            *body,
+            f"^FO50,520^A0N,32,32^FDOrder {_zpl_text(order.spec.order_number or order.order_id)}"
+            f"  Shipment {shipment.shipment_id}  Units {shipment.units}^FS",
+            f"^FO50,580^A0N,32,32^FDCarrier {_zpl_text(carrier)}^FS",
+            f"^FO50,650^BY3^BCN,200,Y,N,N^FD{tracking}^FS",
+            "^XZ",
+        ]
+    )

@@ -36,8 +36,14 @@ class Journal(Protocol):
 
 
 class Engine:
-    def __init__(self, settings: Settings, journal: Journal, clock: Clock, carrier: Carrier | None = None,
-                 world: World | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        journal: Journal,
+        clock: Clock,
+        carrier: Carrier | None = None,
+        world: World | None = None,
+    ) -> None:
         self.settings = settings
         self.world = world if world is not None else World(settings)
         self.journal = journal
@@ -63,4 +69,3 @@ class Engine:
     def steps_events(self) -> int:
         """Events journaled since the last ``context`` (the current step's so far)."""
         return self.journal.last_seq - self.step_seq
-

@@ -380,18 +380,30 @@ EVENT_ENCODER = msgspec.json.Encoder(decimal_format="string")
 
 # Subscription topics -> event type tags.
 TOPICS: dict[str, frozenset[str]] = {
-    "orders": frozenset({"order_received", "order_cancelled", "line_backordered",
-                         "notice_queued", "order_released", "order_amended"}),
+    "orders": frozenset(
+        {"order_received", "order_cancelled", "line_backordered", "notice_queued", "order_released", "order_amended"}
+    ),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
     "shipments": frozenset({"shipment_created", "shipment_shipped", "units_shipped"}),
     "procurement": frozenset({"request_raised", "request_confirmed"}),
     "config": frozenset({"sku_configured", "policy_changed"}),
-    "notifications": frozenset({"notice_queued", "notice_attempted", "notice_delivered", "notice_failed",
-                                "notice_retried"}),
+    "notifications": frozenset(
+        {"notice_queued", "notice_attempted", "notice_delivered", "notice_failed", "notice_retried"}
+    ),
     "errors": frozenset({"dead_lettered", "dead_letter_retried", "dead_letter_discarded", "journal_quarantined"}),
     # intake_outcome and source_silent are not journaled: the intake service publishes them
-    "intake": frozenset({"intake_outcome", "source_silent", "dead_lettered", "dead_letter_retried",
-                         "dead_letter_discarded", "alias_set", "order_released", "order_amended"}),
+    "intake": frozenset(
+        {
+            "intake_outcome",
+            "source_silent",
+            "dead_lettered",
+            "dead_letter_retried",
+            "dead_letter_discarded",
+            "alias_set",
+            "order_released",
+            "order_amended",
+        }
+    ),
 }
 
 

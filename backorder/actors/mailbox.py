@@ -17,8 +17,12 @@ from backorder.actors.supervisor import Cell
 BATCH = 256
 
 
-async def serve_mailbox(inbox: trio.MemoryReceiveChannel, handle: Callable[[object], None], cell: Cell,
-                        after_batch: Callable[[], None] | None = None) -> None:
+async def serve_mailbox(
+    inbox: trio.MemoryReceiveChannel,
+    handle: Callable[[object], None],
+    cell: Cell,
+    after_batch: Callable[[], None] | None = None,
+) -> None:
     """Run until the mailbox is closed. ``cell.current`` names the message being handled
     so that, if ``handle`` raises, the supervisor can dead-letter exactly that one."""
     async for msg in inbox:

@@ -43,14 +43,40 @@ class Line:
     """One order line. Shared by its order and, while it waits, its SKU's queue."""
 
     __slots__ = (
-        "order_id", "line_no", "sku", "qty", "unit_price", "requires_shipping",
-        "rush", "value", "t_order", "arrival", "key",
-        "allocated", "in_shipment", "shipped", "cancelled",
-        "rule", "rank", "backordered_at_entry", "decided", "qtoken", "held",
+        "order_id",
+        "line_no",
+        "sku",
+        "qty",
+        "unit_price",
+        "requires_shipping",
+        "rush",
+        "value",
+        "t_order",
+        "arrival",
+        "key",
+        "allocated",
+        "in_shipment",
+        "shipped",
+        "cancelled",
+        "rule",
+        "rank",
+        "backordered_at_entry",
+        "decided",
+        "qtoken",
+        "held",
     )
 
-    def __init__(self, order_id: str, line_no: int, sku: str, qty: int, unit_price: Decimal,
-                 requires_shipping: bool, rush: bool, t_order: float) -> None:
+    def __init__(
+        self,
+        order_id: str,
+        line_no: int,
+        sku: str,
+        qty: int,
+        unit_price: Decimal,
+        requires_shipping: bool,
+        rush: bool,
+        t_order: float,
+    ) -> None:
         self.order_id = order_id
         self.line_no = line_no
         self.sku = sku
@@ -84,8 +110,18 @@ class Line:
 class Request:
     """A purchase order or transfer request raised for one SKU."""
 
-    __slots__ = ("request_id", "sku", "kind", "source", "qty", "received", "created_ts",
-                 "expected_date", "closed_ts", "position")
+    __slots__ = (
+        "request_id",
+        "sku",
+        "kind",
+        "source",
+        "qty",
+        "received",
+        "created_ts",
+        "expected_date",
+        "closed_ts",
+        "position",
+    )
 
     def __init__(self, e: ev.RequestRaised) -> None:
         self.request_id = e.request_id
@@ -105,8 +141,22 @@ class Request:
 
 
 class Sku:
-    __slots__ = ("sku", "policy", "on_hand", "allocated", "backordered", "queue", "inbound",
-                 "inbound_qty", "received", "adjusted", "shipped", "undecided", "holders", "known")
+    __slots__ = (
+        "sku",
+        "policy",
+        "on_hand",
+        "allocated",
+        "backordered",
+        "queue",
+        "inbound",
+        "inbound_qty",
+        "received",
+        "adjusted",
+        "shipped",
+        "undecided",
+        "holders",
+        "known",
+    )
 
     def __init__(self, sku: str, policy: ReorderPolicy) -> None:
         self.sku = sku
@@ -134,8 +184,17 @@ class Sku:
 
 
 class Shipment:
-    __slots__ = ("shipment_id", "order_id", "items", "status", "created_ts", "shipped_ts",
-                 "carrier", "tracking", "label_zpl")
+    __slots__ = (
+        "shipment_id",
+        "order_id",
+        "items",
+        "status",
+        "created_ts",
+        "shipped_ts",
+        "carrier",
+        "tracking",
+        "label_zpl",
+    )
 
     def __init__(self, e: ev.ShipmentCreated) -> None:
         self.shipment_id = e.shipment_id
@@ -154,8 +213,17 @@ class Shipment:
 
 
 class Order:
-    __slots__ = ("order_id", "spec", "lines", "shipments", "cancelled", "cancel_reason",
-                 "received_ts", "closed_ts", "hold")
+    __slots__ = (
+        "order_id",
+        "spec",
+        "lines",
+        "shipments",
+        "cancelled",
+        "cancel_reason",
+        "received_ts",
+        "closed_ts",
+        "hold",
+    )
 
     def __init__(self, order_id: str, spec: ev.OrderRecord, lines: list[Line], ts: float) -> None:
         self.order_id = order_id
@@ -198,8 +266,20 @@ class Notice:
     """Delivery state of one outbox notice. ``event`` (the NoticeQueued with the content)
     is kept only while the notice may still be sent; a delivered notice keeps its state."""
 
-    __slots__ = ("notice_id", "order_id", "request_id", "kind", "channel", "audience", "status",
-                 "attempts", "queued_ts", "last_ts", "last_error", "event")
+    __slots__ = (
+        "notice_id",
+        "order_id",
+        "request_id",
+        "kind",
+        "channel",
+        "audience",
+        "status",
+        "attempts",
+        "queued_ts",
+        "last_ts",
+        "last_error",
+        "event",
+    )
 
     def __init__(self, e: ev.NoticeQueued) -> None:
         self.notice_id = e.notice_id
@@ -367,8 +447,10 @@ class World:
         ``created_at`` is only shown, else a source could date an order 0001-01-01 and
         jump every queue."""
         rush = o.rush or o.priority
-        return [Line(order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, ts)
-                for i, li in enumerate(specs)]
+        return [
+            Line(order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, ts)
+            for i, li in enumerate(specs)
+        ]
 
     def _order_amended(self, e: ev.OrderAmended) -> None:
         """The old lines leave their queues (nothing was allocated to them: the rule that
@@ -379,8 +461,9 @@ class World:
                 self.sku(line.sku).undecided.pop(line, None)
                 if line.backordered_at_entry:
                     self.bo_cancelled += 1  # a backordered line that will never be filled
-        order.spec = msgspec.structs.replace(order.spec, lines=e.lines,
-                                             source_version=e.source_version or order.spec.source_version)
+        order.spec = msgspec.structs.replace(
+            order.spec, lines=e.lines, source_version=e.source_version or order.spec.source_version
+        )
         order.lines = self._lines(e.order_id, order.spec, e.lines, order.received_ts)
         self._place_lines(order)
 
@@ -619,7 +702,8 @@ class World:
         letter = self.dead_letters.get(e.letter_id)
         if letter is not None:  # failed again: it stays, with the new cause
             self.dead_letters[e.letter_id] = msgspec.structs.replace(
-                letter, attempts=letter.attempts + 1, cause=e.cause or letter.cause, error=e.error or letter.error)
+                letter, attempts=letter.attempts + 1, cause=e.cause or letter.cause, error=e.error or letter.error
+            )
 
     def _dead_letter_discarded(self, e: ev.DeadLetterDiscarded) -> None:
         self.dead_letters.pop(e.letter_id, None)
@@ -664,7 +748,7 @@ class World:
         free = max(s.available, 0)
         idx = 0
         left = supply[0].open_qty if supply else 0
-        for line in (s.queue if upto is None else s.queue.first(upto)):
+        for line in s.queue if upto is None else s.queue.first(upto):
             need = line.need
             take = min(free, need)
             free -= take

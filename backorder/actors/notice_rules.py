@@ -38,8 +38,17 @@ def _routes_any(world: World) -> bool:
     return any(ch != "none" for ch in world.settings.notifications.routes.values())
 
 
-def _customer(world: World, order: Order, kind: str, subject: str, body: str, data: dict[str, Any],
-              emit: Emit, now: float, route: str | None = None) -> ev.NoticeQueued | None:
+def _customer(
+    world: World,
+    order: Order,
+    kind: str,
+    subject: str,
+    body: str,
+    data: dict[str, Any],
+    emit: Emit,
+    now: float,
+    route: str | None = None,
+) -> ev.NoticeQueued | None:
     """Queue a customer notice, or nothing (None) when the site routes no notices for the
     order's sales channel / account: a notice that can never be sent is not worth a journal
     event and an outbox row per order (the journal keeps the facts: line_backordered,
@@ -54,10 +63,22 @@ def _customer(world: World, order: Order, kind: str, subject: str, body: str, da
         channel = "none"  # a route exists but cannot reach this customer: kept as unrouted
     number = spec.order_number or order.order_id
     e = ev.NoticeQueued(
-        ts=now, notice_id=world.next_id("notice"), order_id=order.order_id, kind=kind, email=spec.email,
-        subject=subject.format(number=number), body=body, channel=channel,
-        data={"order_number": number, "customer": spec.customer.name or spec.shipping_address.name,
-              "email": spec.email, "channel": spec.channel, "account": spec.account, **data},
+        ts=now,
+        notice_id=world.next_id("notice"),
+        order_id=order.order_id,
+        kind=kind,
+        email=spec.email,
+        subject=subject.format(number=number),
+        body=body,
+        channel=channel,
+        data={
+            "order_number": number,
+            "customer": spec.customer.name or spec.shipping_address.name,
+            "email": spec.email,
+            "channel": spec.channel,
+            "account": spec.account,
+            **data,
+        },
     )
     emit(e)
     return e
@@ -90,14 +111,28 @@ def backordered(world: World, s: Sku, lines: list[Line], emit: Emit, now: float)
             route = routed[ln.order_id] = _route(world, world.orders[ln.order_id])
         if route != "none":  # no route: skip the date and the dicts, the hot path of an unrouted site
             by_order.setdefault(ln.order_id, []).append(
-                {"line_no": ln.line_no, "sku": ln.sku, "qty": ln.qty, "waiting": ln.need,
-                 "expected_date": line_expected_date(world, s, ln)})
+                {
+                    "line_no": ln.line_no,
+                    "sku": ln.sku,
+                    "qty": ln.qty,
+                    "waiting": ln.need,
+                    "expected_date": line_expected_date(world, s, ln),
+                }
+            )
     out = []
     for order_id, info in by_order.items():
         told = [[li["line_no"], li["expected_date"]] for li in info]
-        e = _customer(world, world.orders[order_id], "backordered",
-                      "Order {number}: some items are backordered", f"{len(info)} line(s) backordered",
-                      {"lines": info, "told": told}, emit, now, routed[order_id])
+        e = _customer(
+            world,
+            world.orders[order_id],
+            "backordered",
+            "Order {number}: some items are backordered",
+            f"{len(info)} line(s) backordered",
+            {"lines": info, "told": told},
+            emit,
+            now,
+            routed[order_id],
+        )
         if e is not None:
             out.append(e)
     return out
@@ -121,21 +156,30 @@ def delays(world: World, s: Sku, emit: Emit, now: float, request_id: str | None 
             continue
         if _hours_between(told, date) > tolerance:
             late.setdefault(line.order_id, []).append(
-                {"line_no": line.line_no, "sku": line.sku, "old_date": told, "new_date": date})
+                {"line_no": line.line_no, "sku": line.sku, "old_date": told, "new_date": date}
+            )
     out = []
     for order_id, lines in late.items():
         order = world.orders[order_id]
         told_dates = [[li["line_no"], li["new_date"]] for li in lines]
-        e = _customer(world, order, "delay", "Order {number}: new expected date",
-                      f"{len(lines)} line(s) delayed",
-                      {"lines": lines, "told": told_dates, "request_id": request_id}, emit, now)
+        e = _customer(
+            world,
+            order,
+            "delay",
+            "Order {number}: new expected date",
+            f"{len(lines)} line(s) delayed",
+            {"lines": lines, "told": told_dates, "request_id": request_id},
+            emit,
+            now,
+        )
         if e is not None:
             out.append(e)
     return out
 
 
-def shipped(world: World, order: Order, sh: Shipment, carrier: str, tracking: str, emit: Emit,
-            now: float) -> ev.NoticeQueued | None:
+def shipped(
+    world: World, order: Order, sh: Shipment, carrier: str, tracking: str, emit: Emit, now: float
+) -> ev.NoticeQueued | None:
     route = _route(world, order)
     if route == "none":  # no notice: skip building its content (see ``_customer``)
         return None
@@ -143,16 +187,30 @@ def shipped(world: World, order: Order, sh: Shipment, carrier: str, tracking: st
     complete = order.status(world.shipments) == "shipped"
     kind = "shipped" if complete else "partially_shipped"
     url = world.settings.notifications.tracking_url.replace("{tracking}", tracking)
-    return _customer(world, order, kind,
-                     "Order {number} has shipped" if complete else "Order {number}: part of it has shipped",
-                     f"{sh.units} unit(s) shipped with {carrier}, tracking number {tracking}.",
-                     {"shipment_id": sh.shipment_id, "carrier": carrier, "tracking": tracking, "tracking_url": url,
-                      "items": items}, emit, now, route)
+    return _customer(
+        world,
+        order,
+        kind,
+        "Order {number} has shipped" if complete else "Order {number}: part of it has shipped",
+        f"{sh.units} unit(s) shipped with {carrier}, tracking number {tracking}.",
+        {"shipment_id": sh.shipment_id, "carrier": carrier, "tracking": tracking, "tracking_url": url, "items": items},
+        emit,
+        now,
+        route,
+    )
 
 
 def cancelled(world: World, order: Order, reason: str, emit: Emit, now: float) -> ev.NoticeQueued | None:
-    return _customer(world, order, "cancelled", "Order {number} was cancelled",
-                     reason or "Cancelled on request.", {"reason": reason}, emit, now)
+    return _customer(
+        world,
+        order,
+        "cancelled",
+        "Order {number} was cancelled",
+        reason or "Cancelled on request.",
+        {"reason": reason},
+        emit,
+        now,
+    )
 
 
 def purchase_order(world: World, r: Request, emit: Emit, now: float) -> ev.NoticeQueued | None:
@@ -162,12 +220,25 @@ def purchase_order(world: World, r: Request, emit: Emit, now: float) -> ev.Notic
         return None
     kind = "Transfer request" if r.kind == "transfer" else "Purchase order"
     e = ev.NoticeQueued(
-        ts=now, notice_id=world.next_id("notice"), kind="purchase_order", email=src.email,
-        subject=f"{kind} {r.request_id}", body=f"{r.qty} x {r.sku} by {r.expected_date}",
-        channel=src.deliver, audience="supplier", request_id=r.request_id,
-        data={"request_id": r.request_id, "kind": r.kind, "sku": r.sku, "qty": r.qty,
-              "expected_date": r.expected_date, "source": r.source, "source_name": src.name,
-              "edi": src.edi},
+        ts=now,
+        notice_id=world.next_id("notice"),
+        kind="purchase_order",
+        email=src.email,
+        subject=f"{kind} {r.request_id}",
+        body=f"{r.qty} x {r.sku} by {r.expected_date}",
+        channel=src.deliver,
+        audience="supplier",
+        request_id=r.request_id,
+        data={
+            "request_id": r.request_id,
+            "kind": r.kind,
+            "sku": r.sku,
+            "qty": r.qty,
+            "expected_date": r.expected_date,
+            "source": r.source,
+            "source_name": src.name,
+            "edi": src.edi,
+        },
     )
     emit(e)
     return e
@@ -193,14 +264,21 @@ def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
             if r is None or r.request_id not in overdue or (line.order_id, r.request_id) in world.warned:
                 continue
             warn.setdefault(line.order_id, []).append(
-                {"line_no": line.line_no, "sku": line.sku, "expected_date": date, "request_id": r.request_id})
+                {"line_no": line.line_no, "sku": line.sku, "expected_date": date, "request_id": r.request_id}
+            )
         for order_id, lines in warn.items():
             # An order without a route is never marked warned, so it is looked at again on
             # every check and skipped here again: cheap, and a route added later still warns.
-            e = _customer(world, world.orders[order_id], "depletion",
-                          "Order {number}: a delivery we wait for is late", "supply overdue",
-                          {"lines": lines, "warned": sorted({li["request_id"] for li in lines})},
-                          emit, now)
+            e = _customer(
+                world,
+                world.orders[order_id],
+                "depletion",
+                "Order {number}: a delivery we wait for is late",
+                "supply overdue",
+                {"lines": lines, "warned": sorted({li["request_id"] for li in lines})},
+                emit,
+                now,
+            )
             if e is not None:
                 out.append(e)
     return out

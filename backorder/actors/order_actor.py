@@ -22,6 +22,7 @@ from backorder.errors import ProtocolError, Rejected
 if TYPE_CHECKING:
     from backorder.actors.router import Router
 
+
 class OrderActor:
     def __init__(self, router: Router) -> None:
         self.router = router

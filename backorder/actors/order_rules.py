@@ -29,8 +29,9 @@ CREATED_AT_SKEW_S = 86400.0
 def _check_known_skus(world: World, lines: list[OrderLine]) -> None:
     """With ``strict_skus`` on, every shipping line must name a configured SKU."""
     if world.settings.strict_skus:
-        unknown = sorted({li.sku for li in lines if li.requires_shipping
-                          and not (li.sku in world.skus and world.skus[li.sku].known)})
+        unknown = sorted(
+            {li.sku for li in lines if li.requires_shipping and not (li.sku in world.skus and world.skus[li.sku].known)}
+        )
         if unknown:
             raise NotFound("unknown_sku", f"unknown SKU(s) {', '.join(unknown)} (strict_skus is on)")
 
@@ -40,18 +41,26 @@ def _check_lines(world: World, lines: list[OrderLine]) -> None:
     limits = world.settings.limits
     for li in lines:
         if li.qty > limits.max_quantity:
-            raise InvalidInput("invalid_quantity", f"qty {li.qty} of {li.sku} is over the site's limit of "
-                                               f"{limits.max_quantity} units ([limits] max_quantity)")
+            raise InvalidInput(
+                "invalid_quantity",
+                f"qty {li.qty} of {li.sku} is over the site's limit of "
+                f"{limits.max_quantity} units ([limits] max_quantity)",
+            )
         if not li.unit_price.is_finite() or li.unit_price < 0:  # NaN < 0 raises InvalidOperation
             raise InvalidInput("invalid_price", f"unit_price of {li.sku} must be a decimal >= 0")
         if li.unit_price > limits.max_money:
-            raise InvalidInput("invalid_price", f"unit_price {li.unit_price} of {li.sku} is over the site's "
-                                            f"limit of {limits.max_money} ([limits] max_money)")
+            raise InvalidInput(
+                "invalid_price",
+                f"unit_price {li.unit_price} of {li.sku} is over the site's "
+                f"limit of {limits.max_money} ([limits] max_money)",
+            )
 
 
 def line_records(lines: list[OrderLine]) -> list[ev.LineRecord]:
-    return [ev.LineRecord(sku=li.sku, qty=li.qty, unit_price=li.unit_price, requires_shipping=li.requires_shipping)
-            for li in lines]
+    return [
+        ev.LineRecord(sku=li.sku, qty=li.qty, unit_price=li.unit_price, requires_shipping=li.requires_shipping)
+        for li in lines
+    ]
 
 
 def order_record(o: CanonicalOrder) -> ev.OrderRecord:
@@ -59,13 +68,32 @@ def order_record(o: CanonicalOrder) -> ev.OrderRecord:
     ``op`` and ``id`` are the wire's, not the order's; the id is echoed in the reply)."""
     c, a = o.customer, o.shipping_address
     return ev.OrderRecord(
-        channel=o.channel, account=o.account, external_id=o.external_id, order_number=o.order_number,
-        customer=ev.CustomerRecord(id=c.id, name=c.name), email=o.email,
-        shipping_address=ev.AddressRecord(name=a.name, company=a.company, address1=a.address1,
-                                          address2=a.address2, city=a.city, region=a.region,
-                                          postal_code=a.postal_code, country_code=a.country_code, phone=a.phone),
-        created_at=o.created_at, currency=o.currency, lines=line_records(o.lines), rush=o.rush,
-        priority=o.priority, ship_complete=o.ship_complete, hold=o.hold, source_version=o.source_version)
+        channel=o.channel,
+        account=o.account,
+        external_id=o.external_id,
+        order_number=o.order_number,
+        customer=ev.CustomerRecord(id=c.id, name=c.name),
+        email=o.email,
+        shipping_address=ev.AddressRecord(
+            name=a.name,
+            company=a.company,
+            address1=a.address1,
+            address2=a.address2,
+            city=a.city,
+            region=a.region,
+            postal_code=a.postal_code,
+            country_code=a.country_code,
+            phone=a.phone,
+        ),
+        created_at=o.created_at,
+        currency=o.currency,
+        lines=line_records(o.lines),
+        rush=o.rush,
+        priority=o.priority,
+        ship_complete=o.ship_complete,
+        hold=o.hold,
+        source_version=o.source_version,
+    )
 
 
 def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Order, bool]:
@@ -90,8 +118,7 @@ def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Orde
     return world.orders[order_id], False
 
 
-def settle_order(world: World, order: Order, emit: Emit, now: float,
-                 auto_pick: Carrier | None = None) -> list[str]:
+def settle_order(world: World, order: Order, emit: Emit, now: float, auto_pick: Carrier | None = None) -> list[str]:
     """Send allocated units to picking: everything allocated (split shipments, the
     default) or, for ship-complete orders, only once every line is fully allocated."""
     if order.cancelled:
@@ -118,11 +145,20 @@ def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: floa
         raise Conflict("order_cancelled", f"shipment {shipment_id} belongs to cancelled order {sh.order_id}")
     order = world.orders[sh.order_id]
     tracking = carrier.tracking_number(shipment_id)
-    emit(ev.ShipmentShipped(ts=now, shipment_id=shipment_id, order_id=order.order_id, carrier=carrier.name,
-                            tracking=tracking, label_zpl=zpl_label(order, sh, carrier.name, tracking)))
+    emit(
+        ev.ShipmentShipped(
+            ts=now,
+            shipment_id=shipment_id,
+            order_id=order.order_id,
+            carrier=carrier.name,
+            tracking=tracking,
+            label_zpl=zpl_label(order, sh, carrier.name, tracking),
+        )
+    )
     for line_no, sku, qty in sh.items:
-        emit(ev.UnitsShipped(ts=now, sku=sku, order_id=order.order_id, line_no=line_no, qty=qty,
-                             shipment_id=shipment_id))
+        emit(
+            ev.UnitsShipped(ts=now, sku=sku, order_id=order.order_id, line_no=line_no, qty=qty, shipment_id=shipment_id)
+        )
     notice_rules.shipped(world, order, sh, carrier.name, tracking, emit, now)
     return sh
 
@@ -149,8 +185,9 @@ def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> 
     return list(touched)
 
 
-def release(world: World, order_id: str, reason: str, emit: Emit, now: float,
-            source_version: str | None = None) -> Order | None:
+def release(
+    world: World, order_id: str, reason: str, emit: Emit, now: float, source_version: str | None = None
+) -> Order | None:
     """Lift a payment hold; returns the order, or None when it was not held (nothing to do)."""
     order = world.orders.get(order_id)
     if order is None:
@@ -163,8 +200,9 @@ def release(world: World, order_id: str, reason: str, emit: Emit, now: float,
 
 def same_lines(a: list[OrderLine], b: list[ev.LineRecord]) -> bool:
     """Whether requested lines ``a`` are the order's recorded lines ``b``, field for field."""
-    return [(li.sku, li.qty, li.unit_price, li.requires_shipping) for li in a] == \
-        [(li.sku, li.qty, li.unit_price, li.requires_shipping) for li in b]
+    return [(li.sku, li.qty, li.unit_price, li.requires_shipping) for li in a] == [
+        (li.sku, li.qty, li.unit_price, li.requires_shipping) for li in b
+    ]
 
 
 def amendable(order: Order) -> bool:
@@ -172,8 +210,15 @@ def amendable(order: Order) -> bool:
     return not order.cancelled and not order.shipments and not any(ln.allocated or ln.shipped for ln in order.lines)
 
 
-def amend(world: World, order_id: str, lines: list[OrderLine], reason: str, emit: Emit, now: float,
-          source_version: str | None = None) -> Order | None:
+def amend(
+    world: World,
+    order_id: str,
+    lines: list[OrderLine],
+    reason: str,
+    emit: Emit,
+    now: float,
+    source_version: str | None = None,
+) -> Order | None:
     """Replace the lines of an order before anything was allocated to it (a source's
     change before allocation). Returns the order, or None when the lines are the same."""
     order = world.orders.get(order_id)
@@ -187,8 +232,15 @@ def amend(world: World, order_id: str, lines: list[OrderLine], reason: str, emit
         return None
     _check_known_skus(world, lines)
     _check_lines(world, lines)
-    emit(ev.OrderAmended(ts=now, order_id=order_id, lines=line_records(lines), reason=reason or "amended",
-                         source_version=source_version))
+    emit(
+        ev.OrderAmended(
+            ts=now,
+            order_id=order_id,
+            lines=line_records(lines),
+            reason=reason or "amended",
+            source_version=source_version,
+        )
+    )
     return order
 
 

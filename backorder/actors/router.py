@@ -39,8 +39,9 @@ class Router:
     (an order's lines to their SKUs) decide in send order, not in the order trio happens
     to schedule the SKU tasks, so the journal of a run is the same every time."""
 
-    def __init__(self, engine: Engine, nursery: trio.Nursery, idle_s: float, max_active: int = 5000,
-                 serial: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, nursery: trio.Nursery, idle_s: float, max_active: int = 5000, serial: bool = False
+    ) -> None:
         self.engine = engine
         self.nursery = nursery
         self.idle_s = idle_s
@@ -106,8 +107,9 @@ class Router:
         self.last_active[sku] = trio.current_time()
         self.activations += 1
         cell = Cell()
-        self.nursery.start_soon(partial(supervised, f"sku:{sku}", partial(sku_actor, self, sku, recv),
-                                        cell, self._dead_letter))
+        self.nursery.start_soon(
+            partial(supervised, f"sku:{sku}", partial(sku_actor, self, sku, recv), cell, self._dead_letter)
+        )
         return send
 
     async def _passivate_idle(self) -> None:
@@ -159,8 +161,17 @@ class Router:
             body = msgspec.json.encode({"internal": type(msg).__name__}).decode()
         letter = world.n_letters + 1
         engine.context("supervisor", getattr(msg, "corr", "-"))
-        engine.emit(ev.DeadLettered(ts=engine.now(), letter_id=letter, actor=type(msg).__name__, message=body,
-                                    error=f"{type(exc).__name__}: {exc}", sku=sku, order_id=order_id))
+        engine.emit(
+            ev.DeadLettered(
+                ts=engine.now(),
+                letter_id=letter,
+                actor=type(msg).__name__,
+                message=body,
+                error=f"{type(exc).__name__}: {exc}",
+                sku=sku,
+                order_id=order_id,
+            )
+        )
         reply = getattr(msg, "reply", None)
         if reply is not None:
             reply.error("internal_error", f"the request crashed its actor and was kept as dead letter {letter}")
@@ -168,8 +179,9 @@ class Router:
             # the order still waits for this SKU: answer it so the client is not left hanging
             pending = self.order_actor.pending.pop(msg.order_id, None)
             if pending is not None:
-                pending[0].error("internal_error",
-                                 f"the order was recorded but serving it crashed (dead letter {letter})")
+                pending[0].error(
+                    "internal_error", f"the order was recorded but serving it crashed (dead letter {letter})"
+                )
 
     def retry_letter(self, letter_id: int, reply, corr: str) -> None:
         world = self.engine.world

@@ -22,8 +22,10 @@ from backorder.errors import NotFound, ProtocolError, Rejected
 if TYPE_CHECKING:
     from backorder.actors.router import Router
 
-async def sku_actor(router: Router, sku: str, inbox: trio.MemoryReceiveChannel, cell: Cell, *,
-                    task_status=trio.TASK_STATUS_IGNORED) -> None:
+
+async def sku_actor(
+    router: Router, sku: str, inbox: trio.MemoryReceiveChannel, cell: Cell, *, task_status=trio.TASK_STATUS_IGNORED
+) -> None:
     """Handle messages until the router closes the mailbox (passivation or shutdown)."""
     task_status.started()
     touch = router.last_active
@@ -106,13 +108,25 @@ class SkuHandler:
             case p.StockReceive(qty=qty, reference=ref, receipt_id=receipt_id):
                 known = sku_rules.known_receipt(world, s, receipt_id, qty)
                 if known is not None:  # a resend: answer as before, change nothing
-                    return {"sku": s.sku, "received": known[0], "request_id": known[1], "duplicate": True,
-                            **allocation_summary([]), **sku_summary(s)}
+                    return {
+                        "sku": s.sku,
+                        "received": known[0],
+                        "request_id": known[1],
+                        "duplicate": True,
+                        **allocation_summary([]),
+                        **sku_summary(s),
+                    }
                 counted_against = ref if ref in s.inbound else None  # an open request of this SKU
                 allocs = sku_rules.receive(world, s, qty, ref, emit, now, receipt_id)
                 self._tell_orders(allocs, None, engine.journal.corr)
-                return {"sku": s.sku, "received": qty, "request_id": counted_against, "duplicate": False,
-                        **allocation_summary(allocs), **sku_summary(s)}
+                return {
+                    "sku": s.sku,
+                    "received": qty,
+                    "request_id": counted_against,
+                    "duplicate": False,
+                    **allocation_summary(allocs),
+                    **sku_summary(s),
+                }
             case p.StockAdjust(delta=delta, counted=counted, reason=reason):
                 allocs = sku_rules.adjust(world, s, delta, counted, reason, emit, now)
                 self._tell_orders(allocs, None, engine.journal.corr)
@@ -135,5 +149,8 @@ class SkuHandler:
             # A big fill is told in chunks, so the order actor yields between them and the
             # journal can commit the allocations (and release the receipt's reply) early.
             for start in range(SETTLED_CHUNK, len(orders), SETTLED_CHUNK):
-                send(Settled(sku=self.sku, order_id=None, allocated_orders=orders[start:start + SETTLED_CHUNK],
-                             corr=corr))
+                send(
+                    Settled(
+                        sku=self.sku, order_id=None, allocated_orders=orders[start : start + SETTLED_CHUNK], corr=corr
+                    )
+                )

@@ -35,20 +35,33 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
         # Enough for every waiting line: serve them in one pass over the sorted queue
         # instead of popping the heap line by line (a big receipt fills 100k lines).
         for line in list(s.queue):
-            e = ev.Allocated(ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no,
-                             qty=line.need, rule=world.mode, rank=world.rank(line, now))
+            e = ev.Allocated(
+                ts=now,
+                sku=s.sku,
+                order_id=line.order_id,
+                line_no=line.line_no,
+                qty=line.need,
+                rule=world.mode,
+                rank=world.rank(line, now),
+            )
             emit(e)
             allocs.append(e)
     while s.available > 0 and s.queue:
         line = s.queue[0]
-        e = ev.Allocated(ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no,
-                         qty=min(s.available, line.need), rule=world.mode, rank=world.rank(line, now))
+        e = ev.Allocated(
+            ts=now,
+            sku=s.sku,
+            order_id=line.order_id,
+            line_no=line.line_no,
+            qty=min(s.available, line.need),
+            rule=world.mode,
+            rank=world.rank(line, now),
+        )
         emit(e)
         allocs.append(e)
     short = [line for line in fresh if line.need > 0]
     for line in short:
-        emit(ev.LineBackordered(ts=now, sku=s.sku, order_id=line.order_id,
-                                line_no=line.line_no, qty=line.need))
+        emit(ev.LineBackordered(ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no, qty=line.need))
     reorder(world, s, emit, now)
     if short:  # the customers' notices, with the dates the reorder just gave
         notice_rules.backordered(world, s, short, emit, now)
@@ -80,9 +93,14 @@ def reorder(world: World, s: Sku, emit: Emit, now: float) -> ev.RequestRaised | 
     p = s.policy
     transfer = p.source.startswith("transfer:")
     e = ev.RequestRaised(
-        ts=now, request_id=world.next_request_id(transfer), sku=s.sku,
-        kind="transfer" if transfer else "po", source=p.source.split(":", 1)[1], qty=qty,
-        expected_date=iso_date(now + p.lead_time_days * DAY), position=s.position,
+        ts=now,
+        request_id=world.next_request_id(transfer),
+        sku=s.sku,
+        kind="transfer" if transfer else "po",
+        source=p.source.split(":", 1)[1],
+        qty=qty,
+        expected_date=iso_date(now + p.lead_time_days * DAY),
+        position=s.position,
     )
     emit(e)
     notice_rules.purchase_order(world, world.requests[e.request_id], emit, now)
@@ -93,17 +111,18 @@ def check_quantity(world: World, name: str, value: int) -> None:
     """Refuse a quantity a request names beyond the site's ``[limits] max_quantity``."""
     cap = world.settings.limits.max_quantity
     if abs(value) > cap:
-        raise InvalidInput("invalid_quantity", f"{name} {value} is over the site's limit of {cap} units "
-                                           "([limits] max_quantity)")
+        raise InvalidInput(
+            "invalid_quantity", f"{name} {value} is over the site's limit of {cap} units ([limits] max_quantity)"
+        )
 
 
-def receive(world: World, s: Sku, qty: int, reference: str | None, emit: Emit, now: float,
-            receipt_id: str | None = None) -> list[ev.Allocated]:
+def receive(
+    world: World, s: Sku, qty: int, reference: str | None, emit: Emit, now: float, receipt_id: str | None = None
+) -> list[ev.Allocated]:
     """Units arrived; a reference naming an open request of this SKU counts against it."""
     check_quantity(world, "qty", qty)
     request_id = reference if reference in s.inbound else None
-    emit(ev.Received(ts=now, sku=s.sku, qty=qty, reference=reference, request_id=request_id,
-                     receipt_id=receipt_id))
+    emit(ev.Received(ts=now, sku=s.sku, qty=qty, reference=reference, request_id=request_id, receipt_id=receipt_id))
     return settle(world, s, emit, now)
 
 
@@ -114,13 +133,13 @@ def known_receipt(world: World, s: Sku, receipt_id: str | None, qty: int) -> tup
         return None
     known = world.receipts.get((s.sku, receipt_id))
     if known is not None and known[0] != qty:
-        raise Conflict("receipt_conflict",
-                       f"receipt {receipt_id!r} of {s.sku} was {known[0]} units, not {qty}")
+        raise Conflict("receipt_conflict", f"receipt {receipt_id!r} of {s.sku} was {known[0]} units, not {qty}")
     return known
 
 
-def adjust(world: World, s: Sku, delta: int | None, counted: int | None, reason: str,
-           emit: Emit, now: float) -> list[ev.Allocated]:
+def adjust(
+    world: World, s: Sku, delta: int | None, counted: int | None, reason: str, emit: Emit, now: float
+) -> list[ev.Allocated]:
     """A cycle count. If fewer units are left than are reserved, the lines served last
     give units back first (never units already in a picking shipment)."""
     if (delta is None) == (counted is None):
@@ -140,8 +159,9 @@ def adjust(world: World, s: Sku, delta: int | None, counted: int | None, reason:
     if short > 0:
         picking = sum(line.in_shipment for line in s.holders)
         if new_on_hand < picking:
-            raise Conflict("stock_in_picking",
-                           f"{picking} units of {s.sku} are in picking shipments; count them or cancel first")
+            raise Conflict(
+                "stock_in_picking", f"{picking} units of {s.sku} are in picking shipments; count them or cancel first"
+            )
         # last served first, under the rule in force now (keys of served lines may be stale)
         for line in sorted(s.holders, key=world.queue_key, reverse=True):
             take = min(line.allocated - line.in_shipment, short)
@@ -154,8 +174,16 @@ def adjust(world: World, s: Sku, delta: int | None, counted: int | None, reason:
     return settle(world, s, emit, now)
 
 
-POLICY_FIELDS = ("reorder_point", "order_up_to", "safety_stock", "lead_time_days", "moq",
-                 "pack_size", "source", "backorder_threshold")
+POLICY_FIELDS = (
+    "reorder_point",
+    "order_up_to",
+    "safety_stock",
+    "lead_time_days",
+    "moq",
+    "pack_size",
+    "source",
+    "backorder_threshold",
+)
 
 
 def configure(world: World, s: Sku, changes: dict[str, Any], emit: Emit, now: float) -> None:

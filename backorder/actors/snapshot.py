@@ -20,18 +20,79 @@ from backorder.config.settings import ReorderPolicy, Settings, Weights
 VERSION = 5  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq
 
-LINE = ("sku", "qty", "unit_price", "requires_shipping", "rush", "value", "t_order", "arrival",
-        "allocated", "in_shipment", "shipped", "cancelled", "rule", "rank", "backordered_at_entry", "decided", "held")
+LINE = (
+    "sku",
+    "qty",
+    "unit_price",
+    "requires_shipping",
+    "rush",
+    "value",
+    "t_order",
+    "arrival",
+    "allocated",
+    "in_shipment",
+    "shipped",
+    "cancelled",
+    "rule",
+    "rank",
+    "backordered_at_entry",
+    "decided",
+    "held",
+)
 SKU = ("on_hand", "allocated", "backordered", "inbound_qty", "received", "adjusted", "shipped", "known")
-SHIPMENT = ("shipment_id", "order_id", "items", "status", "created_ts", "shipped_ts", "carrier", "tracking",
-            "label_zpl")
-REQUEST = ("request_id", "sku", "kind", "source", "qty", "received", "created_ts", "expected_date", "closed_ts",
-           "position")
-COUNTERS = ("seq", "n_orders", "n_shipments", "n_requests", "n_notices", "n_letters", "arrivals", "bo_lines",
-            "bo_filled", "bo_cancelled", "lead_time_h_sum", "lead_time_n", "orders_shipped", "double_shipments",
-            "notice_failures")
-NOTICE = ("notice_id", "order_id", "request_id", "kind", "channel", "audience", "status", "attempts", "queued_ts",
-          "last_ts", "last_error")
+SHIPMENT = (
+    "shipment_id",
+    "order_id",
+    "items",
+    "status",
+    "created_ts",
+    "shipped_ts",
+    "carrier",
+    "tracking",
+    "label_zpl",
+)
+REQUEST = (
+    "request_id",
+    "sku",
+    "kind",
+    "source",
+    "qty",
+    "received",
+    "created_ts",
+    "expected_date",
+    "closed_ts",
+    "position",
+)
+COUNTERS = (
+    "seq",
+    "n_orders",
+    "n_shipments",
+    "n_requests",
+    "n_notices",
+    "n_letters",
+    "arrivals",
+    "bo_lines",
+    "bo_filled",
+    "bo_cancelled",
+    "lead_time_h_sum",
+    "lead_time_n",
+    "orders_shipped",
+    "double_shipments",
+    "notice_failures",
+)
+NOTICE = (
+    "notice_id",
+    "order_id",
+    "request_id",
+    "kind",
+    "channel",
+    "audience",
+    "status",
+    "attempts",
+    "queued_ts",
+    "last_ts",
+    "last_error",
+)
 
 # Snapshots written when the model kept the wire's request carry its "op" and "id" in
 # each order's JSON: unknown fields, ignored, so they still restore (format unchanged).
@@ -40,33 +101,51 @@ _spec_decoder = msgspec.json.Decoder(OrderRecord)
 
 def dump(world: World) -> bytes:
     """The whole model as msgpack (call on the trio thread: it must not change meanwhile)."""
+
     def line_row(ln: Line) -> list:
         row = [getattr(ln, f) for f in LINE]
         row[2] = str(ln.unit_price)
         row.append(bool(ln.qtoken))
         return row
 
-    return msgspec.msgpack.encode({
-        "version": VERSION,
-        "counters": [getattr(world, f) for f in COUNTERS],
-        "mode": world.mode,
-        "weights": msgspec.to_builtins(world.weights),
-        "inaccurate_orders": sorted(world.inaccurate_orders),
-        "shipped_by_day": world.shipped_by_day,
-        "skus": [[s.sku, msgspec.to_builtins(s.policy), *[getattr(s, f) for f in SKU]]
-                 for s in world.skus.values()],
-        "orders": [[o.order_id, EVENT_ENCODER.encode(o.spec), o.cancelled, o.cancel_reason, o.received_ts,
-                    o.closed_ts, o.shipments, [line_row(ln) for ln in o.lines], o.hold] for o in world.orders.values()],
-        "shipments": [[getattr(sh, f) for f in SHIPMENT] for sh in world.shipments.values()],
-        "requests": [[getattr(r, f) for f in REQUEST] for r in world.requests.values()],
-        "dead_letters": [EVENT_ENCODER.encode(x) for x in world.dead_letters.values()],
-        "receipts": [[sku, rid, qty, req] for (sku, rid), (qty, req) in world.receipts.items()],
-        "notices": [[*(getattr(n, f) for f in NOTICE), EVENT_ENCODER.encode(n.event) if n.event else None]
-                    for n in world.notices.values()],
-        "told": [[oid, line_no, date] for (oid, line_no), date in world.told.items()],
-        "warned": sorted(world.warned),
-        "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
-    })
+    return msgspec.msgpack.encode(
+        {
+            "version": VERSION,
+            "counters": [getattr(world, f) for f in COUNTERS],
+            "mode": world.mode,
+            "weights": msgspec.to_builtins(world.weights),
+            "inaccurate_orders": sorted(world.inaccurate_orders),
+            "shipped_by_day": world.shipped_by_day,
+            "skus": [
+                [s.sku, msgspec.to_builtins(s.policy), *[getattr(s, f) for f in SKU]] for s in world.skus.values()
+            ],
+            "orders": [
+                [
+                    o.order_id,
+                    EVENT_ENCODER.encode(o.spec),
+                    o.cancelled,
+                    o.cancel_reason,
+                    o.received_ts,
+                    o.closed_ts,
+                    o.shipments,
+                    [line_row(ln) for ln in o.lines],
+                    o.hold,
+                ]
+                for o in world.orders.values()
+            ],
+            "shipments": [[getattr(sh, f) for f in SHIPMENT] for sh in world.shipments.values()],
+            "requests": [[getattr(r, f) for f in REQUEST] for r in world.requests.values()],
+            "dead_letters": [EVENT_ENCODER.encode(x) for x in world.dead_letters.values()],
+            "receipts": [[sku, rid, qty, req] for (sku, rid), (qty, req) in world.receipts.items()],
+            "notices": [
+                [*(getattr(n, f) for f in NOTICE), EVENT_ENCODER.encode(n.event) if n.event else None]
+                for n in world.notices.values()
+            ],
+            "told": [[oid, line_no, date] for (oid, line_no), date in world.told.items()],
+            "warned": sorted(world.warned),
+            "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
+        }
+    )
 
 
 def restore(settings: Settings, data: bytes) -> World:

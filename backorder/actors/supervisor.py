@@ -33,10 +33,16 @@ class Cell:
         self.current = None
 
 
-async def supervised(name: str, child: Callable[..., Awaitable[None]], cell: Cell,
-                     on_crash: Callable[[object, BaseException], None], *,
-                     intensity: int = 10, period: float = 10.0,
-                     task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def supervised(
+    name: str,
+    child: Callable[..., Awaitable[None]],
+    cell: Cell,
+    on_crash: Callable[[object, BaseException], None],
+    *,
+    intensity: int = 10,
+    period: float = 10.0,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
     crashes: deque[float] = deque()
     first = True
     while True:

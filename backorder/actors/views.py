@@ -19,8 +19,7 @@ def why(world: World, line: Line, now: float) -> str:
     return f"fifo: ordered {iso_ts(line.t_order)}, arrival #{line.arrival}"
 
 
-def line_view(world: World, line: Line, now: float, position: int | None = None,
-              expected: str | None = None) -> dict:
+def line_view(world: World, line: Line, now: float, position: int | None = None, expected: str | None = None) -> dict:
     out = {
         "line_no": line.line_no,
         "sku": line.sku,
@@ -178,12 +177,20 @@ def sku_view(world: World, s: Sku, now: float, lines: int) -> dict:
     waiting = []
     dates = world.expected_dates(s, upto=lines)
     for n, (line, date) in enumerate(zip(s.queue.first(lines), dates, strict=False), 1):
-        waiting.append({
-            "position": n, "order_id": line.order_id, "line_no": line.line_no, "qty": line.qty,
-            "backordered": line.need, "rush": line.rush, "rank": world.rank(line, now),
-            "waiting_hours": round((now - line.t_order) / HOUR, 2), "expected_date": date,
-            "why": why(world, line, now),
-        })
+        waiting.append(
+            {
+                "position": n,
+                "order_id": line.order_id,
+                "line_no": line.line_no,
+                "qty": line.qty,
+                "backordered": line.need,
+                "rush": line.rush,
+                "rank": world.rank(line, now),
+                "waiting_hours": round((now - line.t_order) / HOUR, 2),
+                "expected_date": date,
+                "why": why(world, line, now),
+            }
+        )
     out.update(
         policy=s.policy,
         known=s.known,
@@ -203,10 +210,14 @@ def kpis(world: World) -> dict:
     filled_base = world.bo_lines - world.bo_cancelled
     return {
         "fulfillment_rate": round(world.bo_filled / filled_base, 4) if filled_base else None,
-        "avg_reorder_lead_time_hours": (round(world.lead_time_h_sum / world.lead_time_n, 2)
-                                        if world.lead_time_n else None),
-        "order_accuracy": (round((world.orders_shipped - len(world.inaccurate_orders)) / world.orders_shipped, 4)
-                           if world.orders_shipped else None),
+        "avg_reorder_lead_time_hours": (
+            round(world.lead_time_h_sum / world.lead_time_n, 2) if world.lead_time_n else None
+        ),
+        "order_accuracy": (
+            round((world.orders_shipped - len(world.inaccurate_orders)) / world.orders_shipped, 4)
+            if world.orders_shipped
+            else None
+        ),
         "open_backorder_lines": sum(len(s.queue) for s in world.skus.values()),
         "units_waiting": sum(s.backordered for s in world.skus.values()),
         "orders": len(world.orders),
@@ -216,11 +227,9 @@ def kpis(world: World) -> dict:
 
 def stats(world: World, now: float) -> dict:
     k = kpis(world)
-    oldest = min((s.queue[0].t_order for s in world.skus.values() if s.queue and world.mode == "fifo"),
-                 default=None)
+    oldest = min((s.queue[0].t_order for s in world.skus.values() if s.queue and world.mode == "fifo"), default=None)
     if world.mode != "fifo":
-        oldest = min((min(ln.t_order for ln in s.queue.lines()) for s in world.skus.values() if s.queue),
-                     default=None)
+        oldest = min((min(ln.t_order for ln in s.queue.lines()) for s in world.skus.values() if s.queue), default=None)
     return {
         "now": iso_ts(now),
         "fulfillment_rate": k["fulfillment_rate"],

@@ -53,11 +53,16 @@ class ReorderPolicy(Struct, kw_only=True, forbid_unknown_fields=True):
         """Inconsistencies, and (given the site's ``[limits] max_quantity``) numbers over it."""
         out = []
         if max_quantity is not None:
-            out += [f"{name} {value} is over the site's limit of {max_quantity} units ([limits] max_quantity)"
-                    for name in self.QUANTITIES if (value := getattr(self, name)) is not None and value > max_quantity]
+            out += [
+                f"{name} {value} is over the site's limit of {max_quantity} units ([limits] max_quantity)"
+                for name in self.QUANTITIES
+                if (value := getattr(self, name)) is not None and value > max_quantity
+            ]
         if self.order_up_to < max(self.reorder_point, self.safety_stock):
-            out.append("order_up_to must be >= reorder_point and >= safety_stock "
-                       "(otherwise every reorder would trigger another)")
+            out.append(
+                "order_up_to must be >= reorder_point and >= safety_stock "
+                "(otherwise every reorder would trigger another)"
+            )
         if not _SOURCE.match(self.source):
             out.append("source must look like 'supplier:NAME' or 'transfer:SITE'")
         return out
@@ -187,6 +192,8 @@ class LoggingSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     """The canonical one-line summary per request (backorder.daemon.requestlog)."""
 
     requests: Literal["none", "errors", "writes", "all"] = "writes"
+
+
 # --- notifications ----------------------------------------------------------------------
 
 Channel = Literal["none", "email", "webhook", "file"]
@@ -246,6 +253,8 @@ class NotificationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     def route(self, channel: str, account: str) -> str:
         r = self.routes
         return r.get(f"{channel}/{account}") or r.get(channel) or r.get("*") or "none"
+
+
 # --- order intake: channels, accounts, validation profiles -----------------------------
 
 
@@ -274,8 +283,7 @@ class ChannelSettings(ValidationProfile, kw_only=True, forbid_unknown_fields=Tru
         acct = self.accounts.get(account)
         fields = {f: getattr(self, f) for f in ValidationProfile.__struct_fields__}
         if acct is not None:
-            fields.update({f: v for f in ValidationProfile.__struct_fields__
-                           if (v := getattr(acct, f)) is not None})
+            fields.update({f: v for f in ValidationProfile.__struct_fields__ if (v := getattr(acct, f)) is not None})
         return ValidationProfile(**fields)
 
 
@@ -324,12 +332,16 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
         cap = self.limits.max_quantity
         out = [f"default_policy: {p}" for p in self.default_policy.problems(cap)]
         if self.daemon.clock_start is not None and not _is_timestamp(self.daemon.clock_start):
-            out.append(f"daemon.clock_start: {self.daemon.clock_start!r} is not an RFC 3339 timestamp "
-                       "(e.g. 2026-01-05T09:00:00Z)")
+            out.append(
+                f"daemon.clock_start: {self.daemon.clock_start!r} is not an RFC 3339 timestamp "
+                "(e.g. 2026-01-05T09:00:00Z)"
+            )
         if self.daemon.clock == "stepped" and self.daemon.clock_start is None:
             # a start read from the wall would make two runs of the same script differ
-            out.append('daemon.clock_start: required with clock = "stepped" (the engine time a '
-                       'deterministic run starts at, e.g. 2026-01-05T09:00:00Z)')
+            out.append(
+                'daemon.clock_start: required with clock = "stepped" (the engine time a '
+                "deterministic run starts at, e.g. 2026-01-05T09:00:00Z)"
+            )
         for sku, pol in self.skus.items():
             out += [f"skus.{sku}: {p}" for p in pol.problems(cap)]
         out += intake_problems(self)
@@ -361,8 +373,12 @@ def service_problems(s: Settings) -> list[str]:
     out: list[str] = []
     a = s.access
     resolved: dict[str, set[int]] = {}  # key -> the ids found, for the overlap check below
-    for key, resolve, kind in (("write_uids", resolve_uid, "user"), ("read_uids", resolve_uid, "user"),
-                               ("write_groups", resolve_gid, "group"), ("read_groups", resolve_gid, "group")):
+    for key, resolve, kind in (
+        ("write_uids", resolve_uid, "user"),
+        ("read_uids", resolve_uid, "user"),
+        ("write_groups", resolve_gid, "group"),
+        ("read_groups", resolve_gid, "group"),
+    ):
         for who in getattr(a, key):
             try:
                 resolved.setdefault(key, set()).add(resolve(who))
@@ -377,8 +393,10 @@ def service_problems(s: Settings) -> list[str]:
     if bool(t.certfile) != bool(t.keyfile):
         out.append("tcp.certfile: TLS needs both tcp.certfile and tcp.keyfile")
     if t.port is not None and not t.clients:
-        out.append("tcp.clients: the TCP listener is on (tcp.port) but no client has a token "
-                   "(add one with `backorder token NAME`)")
+        out.append(
+            "tcp.clients: the TCP listener is on (tcp.port) but no client has a token "
+            "(add one with `backorder token NAME`)"
+        )
     if a.read_socket and a.read_socket == s.daemon.socket:
         out.append("access.read_socket: must differ from daemon.socket")
     if t.max_pending_per_host > t.max_pending:
@@ -388,16 +406,21 @@ def service_problems(s: Settings) -> list[str]:
             out.append(f"sources.{name}.email: {src.email!r} is not one e-mail address (local@domain)")
     if webhook_in_use(s) and not s.notifications.webhook.secret_env:
         # a receiver could not tell our notices from anyone's: an empty key signs nothing
-        out.append("notifications.webhook.secret_env: webhook notices are on but unsigned; name the "
-                   "environment variable that holds the signing secret")
+        out.append(
+            "notifications.webhook.secret_env: webhook notices are on but unsigned; name the "
+            "environment variable that holds the signing secret"
+        )
     return out
 
 
 def webhook_in_use(s: Settings) -> bool:
     """Whether any notice can go out by webhook: a URL, a route or a source's ``deliver``."""
     n = s.notifications
-    return bool(n.webhook.url) or "webhook" in n.routes.values() \
+    return (
+        bool(n.webhook.url)
+        or "webhook" in n.routes.values()
         or any(src.deliver == "webhook" for src in s.sources.values())
+    )
 
 
 _NAMED_TABLES = {"skus": ReorderPolicy, "sources": Source, "channels": ChannelSettings}

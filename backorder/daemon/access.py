@@ -29,6 +29,7 @@ from backorder.errors import AccessError, Rejected
 
 READ, WRITE = "read", "write"
 
+
 class _Op(msgspec.Struct):
     op: Any = None
 

@@ -106,8 +106,9 @@ class Daemon:
     async def _recover(self) -> None:
         """Rebuild the model from the journal (``recovery``), then build what needs it."""
         journal = self.journal
-        self.engine, self.recovered_events = await recovery.recover_at_start(self.settings, journal,
-                                                                             self.systemd.status)
+        self.engine, self.recovered_events = await recovery.recover_at_start(
+            self.settings, journal, self.systemd.status
+        )
         self.audit = AuditReader(self.settings.daemon.db)
         journal.listeners.append(self.hub.publish)
         journal.listeners.append(lambda _rows: self.recorder.committed(journal))
@@ -133,17 +134,29 @@ class Daemon:
                     await actors.start(self.intake.run)
                     if self.settings.metrics.port is not None:  # lives until the actors stop
                         self.metrics = metrics.Metrics(
-                            self.settings.metrics, recorder=self.recorder, journal=self.journal,
-                            world=self.engine.world, router=self.router, connections=self.connections, hub=self.hub,
-                            started_at=self.started_at)
+                            self.settings.metrics,
+                            recorder=self.recorder,
+                            journal=self.journal,
+                            world=self.engine.world,
+                            router=self.router,
+                            connections=self.connections,
+                            hub=self.hub,
+                            started_at=self.started_at,
+                        )
                         await actors.start(self.metrics.run)
                     # the gateway comes last: its op handlers reach every collaborator above
                     self.gateway = server.Gateway(
-                        settings=self.settings, journal=self.journal, now=self.engine.now, hub=self.hub,
-                        recorder=self.recorder, budgets=server.Budgets(), connections=self.connections,
+                        settings=self.settings,
+                        journal=self.journal,
+                        now=self.engine.now,
+                        hub=self.hub,
+                        recorder=self.recorder,
+                        budgets=server.Budgets(),
+                        connections=self.connections,
                         roles=access.Roles(self.settings.access),
                         handle=functools.partial(handlers.handle, handlers.Context.of(self)),
-                        quiet=self.stepper.quiet if self.stepper is not None else None)
+                        quiet=self.stepper.quiet if self.stepper is not None else None,
+                    )
                     async with trio.open_nursery() as edge:  # the listeners and their connections
                         await edge.start(server.serve, sock_path, self.gateway, edge)
                         await self._start_extra_listeners(edge)
@@ -152,8 +165,13 @@ class Daemon:
 
                             await http.start(self.intake, edge)
                         self.state = "serving"
-                        log.info("daemon_ready", socket=str(sock_path), db=self.settings.daemon.db,
-                                 mode=self.engine.world.mode, recovered_events=self.recovered_events)
+                        log.info(
+                            "daemon_ready",
+                            socket=str(sock_path),
+                            db=self.settings.daemon.db,
+                            mode=self.engine.world.mode,
+                            recovered_events=self.recovered_events,
+                        )
                         self.systemd.ready(f"serving {sock_path} ({self.recovered_events} events recovered)")
                         task_status.started(self)
                         await self._wait_for_stop_signal()
@@ -203,7 +221,6 @@ class Daemon:
                 await trio.sleep(0.01)
                 quiet = 0 if busy() else quiet + 1
 
-
     async def _start_extra_listeners(self, edge: trio.Nursery) -> None:
         """The read-only socket and the TCP listener, when configured."""
         acc = self.settings.access
@@ -217,8 +234,14 @@ class Daemon:
     async def _wait_for_stop_signal(self) -> None:
         """SIGINT/SIGTERM: return (drain). SIGHUP: reload the config file. SIGUSR1: toggle
         the log level between debug and the configured level."""
-        targets = reload.Targets(settings=self.settings, engine=self.engine, router=self.router,
-                                 notifier=self.notifier, apply_access=self.apply_access, status=self.systemd.status)
+        targets = reload.Targets(
+            settings=self.settings,
+            engine=self.engine,
+            router=self.router,
+            notifier=self.notifier,
+            apply_access=self.apply_access,
+            status=self.systemd.status,
+        )
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1) as signals:
             async for signum in signals:
                 log.info("signal_received", signal=signal.Signals(signum).name)

@@ -75,8 +75,9 @@ def restore(src: str | Path, db: str | Path) -> None:
     try:
         fd = dblock.acquire(db)
     except dblock.Locked as exc:
-        raise BackupError(f"refusing to restore: {exc}. Stop it first "
-                          "(systemctl stop backorderd), then run restore again.") from None
+        raise BackupError(
+            f"refusing to restore: {exc}. Stop it first (systemctl stop backorderd), then run restore again."
+        ) from None
     try:
         try:
             events = integrity.check(src)
@@ -102,9 +103,24 @@ def restore(src: str | Path, db: str | Path) -> None:
 # --- export ----------------------------------------------------------------------------
 
 AUDIT_COLUMNS = ("seq", "at", "type", "sku", "order_id", "cause", "correlation_id", "event")
-ORDER_COLUMNS = ("order_id", "channel", "account", "external_id", "order_number", "status", "received_at",
-                 "cancelled", "line_no", "sku", "qty", "unit_price", "allocated", "backordered", "shipped",
-                 "line_cancelled")
+ORDER_COLUMNS = (
+    "order_id",
+    "channel",
+    "account",
+    "external_id",
+    "order_number",
+    "status",
+    "received_at",
+    "cancelled",
+    "line_no",
+    "sku",
+    "qty",
+    "unit_price",
+    "allocated",
+    "backordered",
+    "shipped",
+    "line_cancelled",
+)
 
 
 def export(db: str | Path, what: str, fmt: str, out: TextIO | None = None, settings=None) -> int:
@@ -123,7 +139,7 @@ def export(db: str | Path, what: str, fmt: str, out: TextIO | None = None, setti
             w = csv.writer(out, lineterminator="\n")
             w.writerow(columns)
             for rec in records:
-                for row in (_order_rows(rec) if what == "orders" else [rec]):
+                for row in _order_rows(rec) if what == "orders" else [rec]:
                     w.writerow(_cell(row.get(c)) for c in columns)
                 n += 1
         conn.execute("COMMIT")
@@ -144,9 +160,18 @@ def _audit(conn: sqlite3.Connection):
     from backorder.timeutil import iso_ts
 
     for seq, ts, kind, sku, oid, cause, corr, body in conn.execute(
-            "SELECT seq, ts, type, sku, order_id, cause, corr, body FROM events ORDER BY seq"):
-        yield {"seq": seq, "at": iso_ts(ts), "type": kind, "sku": sku, "order_id": oid, "cause": cause,
-               "correlation_id": corr, "event": _RAW.decode(body)}
+        "SELECT seq, ts, type, sku, order_id, cause, corr, body FROM events ORDER BY seq"
+    ):
+        yield {
+            "seq": seq,
+            "at": iso_ts(ts),
+            "type": kind,
+            "sku": sku,
+            "order_id": oid,
+            "cause": cause,
+            "correlation_id": corr,
+            "event": _RAW.decode(body),
+        }
 
 
 class _ReadOnlyJournal:
@@ -179,5 +204,6 @@ def _orders(conn: sqlite3.Connection, db, settings):
 def _order_rows(order: dict) -> list[dict]:
     """CSV: one row per order line, the order's fields repeated."""
     head = {k: order.get(k) for k in ORDER_COLUMNS[:8]}
-    return [{**head, **{k: ln[k] for k in ORDER_COLUMNS[8:-1]}, "line_cancelled": ln["cancelled"]}
-            for ln in order["lines"]] or [head]
+    return [
+        {**head, **{k: ln[k] for k in ORDER_COLUMNS[8:-1]}, "line_cancelled": ln["cancelled"]} for ln in order["lines"]
+    ] or [head]

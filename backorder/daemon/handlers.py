@@ -59,9 +59,17 @@ class Context:
     @classmethod
     def of(cls, daemon: Daemon) -> Context:
         """The handlers' view of a serving daemon (every collaborator exists by then)."""
-        return cls(engine=daemon.engine, router=daemon.router, hub=daemon.hub, audit=daemon.audit,
-                   intake=daemon.intake, notifier=daemon.notifier, settings=daemon.settings,
-                   health=daemon.health, stepper=daemon.stepper)
+        return cls(
+            engine=daemon.engine,
+            router=daemon.router,
+            hub=daemon.hub,
+            audit=daemon.audit,
+            intake=daemon.intake,
+            notifier=daemon.notifier,
+            settings=daemon.settings,
+            health=daemon.health,
+            stepper=daemon.stepper,
+        )
 
 
 Handler = Callable[[Context, "Connection", Any, "Reply", str], None]
@@ -114,19 +122,21 @@ def skus_list(ctx: Context, conn: Connection, req: p.SkusList, reply: Reply, cor
     """SKUs, optionally only those with waiting demand, paged."""
     waiting, prefix, limit, offset = req.waiting, req.prefix, req.limit, req.offset
     skus = (s for s in ctx.engine.world.skus.values() if (not waiting or s.queue) and s.sku.startswith(prefix))
-    reply.ok({"skus": [views.sku_summary(s) for s in _page(skus, offset, limit)],
-              "offset": offset, "limit": limit})
+    reply.ok({"skus": [views.sku_summary(s) for s in _page(skus, offset, limit)], "offset": offset, "limit": limit})
 
 
 def procurement_list(ctx: Context, conn: Connection, req: p.ProcurementList, reply: Reply, corr: str) -> None:
     """Purchase orders and transfer requests, by status and/or SKU, paged."""
     status, sku, limit, offset = req.status, req.sku, req.limit, req.offset
     now = ctx.engine.now()
-    reqs = (r for r in ctx.engine.world.requests.values()
-            if (sku is None or r.sku == sku)
-            and (status == "all" or (status == "open") == (r.closed_ts is None)))
-    reply.ok({"requests": [views.request_view(r, now) for r in _page(reqs, offset, limit)],
-              "offset": offset, "limit": limit})
+    reqs = (
+        r
+        for r in ctx.engine.world.requests.values()
+        if (sku is None or r.sku == sku) and (status == "all" or (status == "open") == (r.closed_ts is None))
+    )
+    reply.ok(
+        {"requests": [views.request_view(r, now) for r in _page(reqs, offset, limit)], "offset": offset, "limit": limit}
+    )
 
 
 def shipments_list(ctx: Context, conn: Connection, req: p.ShipmentsList, reply: Reply, corr: str) -> None:
@@ -139,8 +149,9 @@ def shipments_list(ctx: Context, conn: Connection, req: p.ShipmentsList, reply: 
     else:
         pool = world.shipments.values()
     shs = (sh for sh in pool if status == "all" or sh.status == status)
-    reply.ok({"shipments": [views.shipment_view(sh) for sh in _page(shs, offset, limit)],
-              "offset": offset, "limit": limit})
+    reply.ok(
+        {"shipments": [views.shipment_view(sh) for sh in _page(shs, offset, limit)], "offset": offset, "limit": limit}
+    )
 
 
 def policy_get(ctx: Context, conn: Connection, req: p.PolicyGet, reply: Reply, corr: str) -> None:
@@ -234,8 +245,10 @@ def clock_advance(ctx: Context, conn: Connection, req: p.ClockAdvance, reply: Re
     """Move the stepped clock; reply once the engine-time work due by then has run and is durable."""
     stepper = ctx.stepper
     if stepper is None:
-        raise Conflict("clock_not_stepped", f"the engine clock is {ctx.engine.clock.kind!r}; clock.advance needs "
-                       '[daemon] clock = "stepped"')
+        raise Conflict(
+            "clock_not_stepped",
+            f'the engine clock is {ctx.engine.clock.kind!r}; clock.advance needs [daemon] clock = "stepped"',
+        )
     stepper.target(req.seconds, req.to)  # refuses bad input at once, before the advance queues
     conn.nursery.start_soon(_advance, stepper, req, reply, stepper.take_turn())
 
@@ -292,11 +305,20 @@ async def _audit(ctx: Context, req: p.AuditQuery, since: float | None, reply: Re
     # Run by the connection's heavy-read task: an exception here would close the connection
     # with every reply it is owed, so it costs this one request instead.
     try:
-        rows = await ctx.audit.query(order_id=req.order_id, sku=req.sku, since=since,
-                                     after_seq=req.after_seq, limit=req.limit)
+        rows = await ctx.audit.query(
+            order_id=req.order_id, sku=req.sku, since=since, after_seq=req.after_seq, limit=req.limit
+        )
         records = [
-            {"seq": seq, "at": iso_ts(ts), "type": kind, "sku": sku, "order_id": oid, "cause": cause,
-             "correlation_id": corr, "event": _RAW.decode(body)}
+            {
+                "seq": seq,
+                "at": iso_ts(ts),
+                "type": kind,
+                "sku": sku,
+                "order_id": oid,
+                "cause": cause,
+                "correlation_id": corr,
+                "event": _RAW.decode(body),
+            }
             for seq, ts, kind, sku, oid, cause, corr, body in rows
         ]
     except Exception as exc:

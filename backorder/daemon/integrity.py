@@ -32,17 +32,19 @@ def check(db: str | Path) -> int:
             rows = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
             if rows != ["ok"]:
                 problems += [f"quick_check: {r}" for r in rows[:10]]
-            has_events = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='events'").fetchone()
+            has_events = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='events'").fetchone()
             count = 0
             if has_events and not problems:
                 count, lo, hi = conn.execute("SELECT COUNT(*), MIN(seq), MAX(seq) FROM events").fetchone()
                 if count and (lo != 1 or hi != count):
-                    problems.append(f"journal continuity: {count} events numbered {lo}..{hi} "
-                                    f"(expected 1..{count}): events are missing")
+                    problems.append(
+                        f"journal continuity: {count} events numbered {lo}..{hi} "
+                        f"(expected 1..{count}): events are missing"
+                    )
     except sqlite3.DatabaseError as exc:
         problems.append(f"not a readable SQLite database: {exc}")
     if problems:
-        raise IntegrityError(f"journal {path} failed the integrity check: " + "; ".join(problems)
-                             + ". " + INSTRUCTIONS.format(db=path))
+        raise IntegrityError(
+            f"journal {path} failed the integrity check: " + "; ".join(problems) + ". " + INSTRUCTIONS.format(db=path)
+        )
     return count

@@ -221,6 +221,7 @@ class Journal:
         self._snapshot = (self.last_seq, self.snapshotter())
         self.snapshot_seq = self.last_seq
         self._wake.set()
+
     async def wait_durable(self, seq: int) -> None:
         while self.committed_seq < seq:
             await self._durable.wait()
@@ -238,7 +239,7 @@ class Journal:
             # each re-acquisition waits for the busy trio thread; one step per row would
             # throttle the writer to the loop's GIL hand-offs. One step per CHUNK rows.
             for start in range(0, len(batch), CHUNK):
-                rows = batch[start:start + CHUNK]
+                rows = batch[start : start + CHUNK]
                 conn.execute(_insert_sql(len(rows)), list(itertools.chain.from_iterable(rows)))
             # The outbox table mirrors the delivery state (the events are the record).
             queued, outcomes = [], []
@@ -251,8 +252,7 @@ class Journal:
                 elif r[2] != "notice_failed" or n.dead:  # a failure that will be retried changes nothing
                     outcomes.append((_OUTCOME[r[2]], n.notice_id))
             if queued:
-                conn.executemany(
-                    "INSERT INTO outbox (notice_id, order_id, kind, seq, body) VALUES (?,?,?,?,?)", queued)
+                conn.executemany("INSERT INTO outbox (notice_id, order_id, kind, seq, body) VALUES (?,?,?,?,?)", queued)
             if outcomes:
                 conn.executemany("UPDATE outbox SET status = ? WHERE notice_id = ?", outcomes)
             if snapshot is not None:
@@ -273,8 +273,11 @@ class Journal:
         conn, upto = self._conn, self.committed_seq
         assert conn is not None
         conn.execute("BEGIN")
-        conn.execute("INSERT OR IGNORE INTO sku_events SELECT sku, seq FROM events "
-                     "WHERE seq > ? AND seq <= ? AND sku IS NOT NULL ORDER BY sku, seq", (self.sku_indexed, upto))
+        conn.execute(
+            "INSERT OR IGNORE INTO sku_events SELECT sku, seq FROM events "
+            "WHERE seq > ? AND seq <= ? AND sku IS NOT NULL ORDER BY sku, seq",
+            (self.sku_indexed, upto),
+        )
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('sku_indexed_upto', ?)", (str(upto),))
         conn.execute("COMMIT")
         self.sku_indexed = upto
@@ -332,10 +335,10 @@ class AuditReader:
         self._conn = connect(path)
         self._limiter = trio.CapacityLimiter(1)
 
-    async def query(self, *, order_id: str | None, sku: str | None, since: float | None,
-                    after_seq: int, limit: int) -> list[tuple]:
-        return await trio.to_thread.run_sync(self._query, order_id, sku, since, after_seq, limit,
-                                             limiter=self._limiter)
+    async def query(
+        self, *, order_id: str | None, sku: str | None, since: float | None, after_seq: int, limit: int
+    ) -> list[tuple]:
+        return await trio.to_thread.run_sync(self._query, order_id, sku, since, after_seq, limit, limiter=self._limiter)
 
     def _query(self, order_id, sku, since, after_seq, limit) -> list[tuple]:
         cols = "e.seq, e.ts, e.type, e.sku, e.order_id, e.cause, e.corr, e.body"
@@ -348,17 +351,20 @@ class AuditReader:
             args.append(since)
         extra = "".join(f" AND {w}" for w in where)
         if sku is None:
-            return self._conn.execute(f"SELECT {cols} FROM events e WHERE e.seq > ?{extra} ORDER BY e.seq LIMIT ?",
-                                      [after_seq, *args, limit]).fetchall()
+            return self._conn.execute(
+                f"SELECT {cols} FROM events e WHERE e.seq > ?{extra} ORDER BY e.seq LIMIT ?", [after_seq, *args, limit]
+            ).fetchall()
         upto = sku_indexed_upto(self._conn)
         rows = self._conn.execute(
             f"SELECT {cols} FROM sku_events s JOIN events e ON e.seq = s.seq "
             f"WHERE s.sku = ? AND s.seq > ? AND s.seq <= ?{extra} ORDER BY s.seq LIMIT ?",
-            [sku, after_seq, upto, *args, limit]).fetchall()
+            [sku, after_seq, upto, *args, limit],
+        ).fetchall()
         if len(rows) < limit:  # the tail the side index does not cover yet: a short scan
             rows += self._conn.execute(
                 f"SELECT {cols} FROM events e WHERE e.seq > ? AND e.sku = ?{extra} ORDER BY e.seq LIMIT ?",
-                [max(after_seq, upto), sku, *args, limit - len(rows)]).fetchall()
+                [max(after_seq, upto), sku, *args, limit - len(rows)],
+            ).fetchall()
         return rows
 
     def close(self) -> None:

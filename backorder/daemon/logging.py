@@ -74,9 +74,11 @@ def configure(level: str = "info", *, json: bool | None = None, stream=None) -> 
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if json:
-        processors = [*shared, structlog.processors.dict_tracebacks,
-                      structlog.processors.JSONRenderer(
-                          serializer=lambda ev, default: msgspec.json.encode(ev, enc_hook=default))]
+        processors = [
+            *shared,
+            structlog.processors.dict_tracebacks,
+            structlog.processors.JSONRenderer(serializer=lambda ev, default: msgspec.json.encode(ev, enc_hook=default)),
+        ]
         factory = structlog.BytesLoggerFactory(stream.buffer if hasattr(stream, "buffer") else stream)
         _raw["out"] = stream.buffer if hasattr(stream, "buffer") else stream
     else:

@@ -143,8 +143,9 @@ class _Server(ThreadingMixIn, WSGIServer):
         log.warning("metrics_request_failed", peer=str(client_address), exc_info=True)
 
 
-def serve_http(host: str, port: int, registry: CollectorRegistry, timeout_s: float,
-               max_connections: int) -> tuple[_Server, threading.Thread]:
+def serve_http(
+    host: str, port: int, registry: CollectorRegistry, timeout_s: float, max_connections: int
+) -> tuple[_Server, threading.Thread]:
     """Start the endpoint on a daemon thread; returns the server and its thread."""
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
     server_class = type("MetricsServer", (_Server,), {"address_family": family})
@@ -160,8 +161,18 @@ class Metrics:
     """The endpoint: its families are built from the parts passed here (read on the trio
     thread at each refresh)."""
 
-    def __init__(self, cfg: MetricsSettings, *, recorder: Recorder, journal: Journal, world: World, router: Router,
-                 connections: Collection, hub: Hub, started_at: float) -> None:
+    def __init__(
+        self,
+        cfg: MetricsSettings,
+        *,
+        recorder: Recorder,
+        journal: Journal,
+        world: World,
+        router: Router,
+        connections: Collection,
+        hub: Hub,
+        started_at: float,
+    ) -> None:
         self.cfg = cfg
         self.recorder = recorder
         self.journal = journal
@@ -203,16 +214,20 @@ class Metrics:
         for (op, code), n in sorted(rec.errors.items()):
             c.add_metric([op, code], n)
         out.append(c)
-        out.append(rec.latency.family("backorder_reply_latency_seconds",
-                                      "From reading a request to sending its reply (durable)"))
+        out.append(
+            rec.latency.family(
+                "backorder_reply_latency_seconds", "From reading a request to sending its reply (durable)"
+            )
+        )
         out.append(rec.commit.family("backorder_journal_commit_seconds", "Duration of one journal commit"))
         out.append(rec.batch.family("backorder_journal_commit_batch_events", "Events per journal commit"))
         j = self.journal
         out += [
             _gauge("backorder_journal_last_seq", "Last journaled event", j.last_seq),
             _gauge("backorder_journal_lag_events", "Journaled events not yet durable", j.last_seq - j.committed_seq),
-            _gauge("backorder_journal_last_commit_timestamp_seconds", "Wall time of the last commit",
-                   j.last_commit_at or 0),
+            _gauge(
+                "backorder_journal_last_commit_timestamp_seconds", "Wall time of the last commit", j.last_commit_at or 0
+            ),
         ]
         r = self.router
         depths = [ch.statistics().current_buffer_used for ch in r.inboxes.values()]
@@ -232,12 +247,21 @@ class Metrics:
         out += [
             _gauge("backorder_backorder_lines", "Order lines waiting for stock", k["open_backorder_lines"]),
             _gauge("backorder_backorder_units", "Units waiting for stock", k["units_waiting"]),
-            _gauge("backorder_fulfillment_rate", "Backordered lines filled / (backordered - cancelled)",
-                   k["fulfillment_rate"]),
-            _gauge("backorder_reorder_lead_time_hours", "Average reorder lead time, hours",
-                   k["avg_reorder_lead_time_hours"]),
-            _gauge("backorder_order_accuracy", "Shipped orders without a short, over or double shipment",
-                   k["order_accuracy"]),
+            _gauge(
+                "backorder_fulfillment_rate",
+                "Backordered lines filled / (backordered - cancelled)",
+                k["fulfillment_rate"],
+            ),
+            _gauge(
+                "backorder_reorder_lead_time_hours",
+                "Average reorder lead time, hours",
+                k["avg_reorder_lead_time_hours"],
+            ),
+            _gauge(
+                "backorder_order_accuracy",
+                "Shipped orders without a short, over or double shipment",
+                k["order_accuracy"],
+            ),
             _gauge("backorder_dead_letters", "Dead-lettered messages", k["dead_letters"]),
             _gauge("backorder_orders", "Orders known", k["orders"]),
             _gauge("backorder_connections", "Open client connections", len(self.connections)),

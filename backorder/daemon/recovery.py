@@ -49,7 +49,8 @@ class UnreplayableEvent(Exception):
             f"The daemon did not start and wrote nothing. List every such event: "
             f"`backorder journal check --db {db}`; set this one aside (its row is kept, the "
             f"decision is journaled, replay skips it): `backorder journal quarantine {seq} --db {db} "
-            f"--reason \"...\"` (docs/operations.md, 'When the daemon refuses to start').")
+            f"--reason \"...\"` (docs/operations.md, 'When the daemon refuses to start')."
+        )
 
 
 # The journal problems a start refuses on: a damaged file, an event that does not replay.
@@ -93,8 +94,9 @@ def rebuild(journal: Journal, settings: Settings) -> tuple[World, int, int]:
         except Exception as exc:
             # Never quietly: a snapshot that does not restore is a bug (or a damaged row);
             # the full replay below is slower but rebuilds the same model.
-            log.error("snapshot_unusable", seq=seq, error=f"{type(exc).__name__}: {exc}", exc_info=exc,
-                      fallback="full replay")
+            log.error(
+                "snapshot_unusable", seq=seq, error=f"{type(exc).__name__}: {exc}", exc_info=exc, fallback="full replay"
+            )
         else:
             world.seq = seq
             return world, seq, replay(journal, world, after=seq)
@@ -121,8 +123,9 @@ def recover(engine: Engine, configured: set[str]) -> int:
     """
     world, now, emit = engine.world, engine.now(), engine.emit
     before = engine.journal.last_seq
-    journal_file_policies(engine, {name: policy for name, policy in world.settings.skus.items()
-                                   if name not in configured}, "startup")
+    journal_file_policies(
+        engine, {name: policy for name, policy in world.settings.skus.items() if name not in configured}, "startup"
+    )
     engine.context("recovery", "startup")
     for s in list(world.skus.values()):
         if s.undecided or (s.queue and s.available > 0) or sku_rules.reorder_quantity(s):
@@ -209,9 +212,15 @@ async def recover_at_start(settings: Settings, journal: Journal, status: Callabl
     journal.snapshot_every = settings.daemon.snapshot_every
     journal.snapshotter = lambda: snapshot.dump(engine.world)
     decided = recover(engine, journal.skus_configured(settings.skus))
-    log.info("journal_recovered", snapshot_seq=snap_seq, events_replayed=replayed,
-             new_decisions=decided, orders=len(world.orders), skus=len(world.skus),
-             seconds=round(time.perf_counter() - t0, 3))
+    log.info(
+        "journal_recovered",
+        snapshot_seq=snap_seq,
+        events_replayed=replayed,
+        new_decisions=decided,
+        orders=len(world.orders),
+        skus=len(world.skus),
+        seconds=round(time.perf_counter() - t0, 3),
+    )
     # The model is millions of small long-lived objects; default GC thresholds would
     # rescan them all again and again (~8 us per object per full pass, measured).
     # Freeze what recovery built and collect young objects less often.

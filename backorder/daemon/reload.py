@@ -57,6 +57,7 @@ class Targets:
     apply_access: Callable[[AccessSettings], None]  # new roles for the connections accepted from now on
     status: Callable[[str], None]  # the service manager's status line
 
+
 class _LogReply:
     """Where the answer to a change made by a reload goes: the log."""
 
@@ -90,14 +91,18 @@ def reload(targets: Targets, path: str | Path | None) -> bool:
     # keep what the command line overrode and what only a restart can change
     if msgspec.structs.replace(new.tcp, clients=old.tcp.clients) != old.tcp:
         log.warning("reload_needs_restart", section="tcp")
-    if (new.access.group, new.access.socket_mode, new.access.read_socket) != \
-            (old.access.group, old.access.socket_mode, old.access.read_socket):
+    if (new.access.group, new.access.socket_mode, new.access.read_socket) != (
+        old.access.group,
+        old.access.socket_mode,
+        old.access.read_socket,
+    ):
         log.warning("reload_needs_restart", section="access", keys="group, socket_mode, read_socket")
     if new.metrics != old.metrics:
         log.warning("reload_needs_restart", section="metrics")
     old.tcp = msgspec.structs.replace(old.tcp, clients=new.tcp.clients)  # tokens: at once
-    new_daemon = msgspec.structs.replace(new.daemon, db=old.daemon.db, socket=old.daemon.socket,
-                                         log_level=old.daemon.log_level)
+    new_daemon = msgspec.structs.replace(
+        new.daemon, db=old.daemon.db, socket=old.daemon.socket, log_level=old.daemon.log_level
+    )
     if new_daemon != old.daemon:
         log.warning("reload_needs_restart", section="daemon")
     if new.daemon.log_level != old.daemon.log_level:
@@ -125,8 +130,11 @@ def _channels(notifier: Notifier, old: Settings, new: Settings) -> None:
     if cfg == old.notifications:
         return
     if not old.notifications.routes and cfg.routes:
-        log.warning("reload_needs_restart", section="notifications.routes",
-                    reason="depletion warnings start only if routes were set at start")
+        log.warning(
+            "reload_needs_restart",
+            section="notifications.routes",
+            reason="depletion warnings start only if routes were set at start",
+        )
     old.notifications = cfg
     notifier.configure(cfg)
 
@@ -150,8 +158,7 @@ def _policies(targets: Targets, old: Settings, new: Settings) -> None:
     world = engine.world
     if new.allocation != old.allocation:
         w = new.allocation.weights
-        req = p.PolicySet(mode=new.allocation.mode,
-                          weights=p.WeightsUpdate(rush=w.rush, value=w.value, age=w.age))
+        req = p.PolicySet(mode=new.allocation.mode, weights=p.WeightsUpdate(rush=w.rush, value=w.value, age=w.age))
         targets.router.call_order(req, _LogReply("allocation"), "config-reload")
         old.allocation = new.allocation
     if new.default_policy != old.default_policy:

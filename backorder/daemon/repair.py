@@ -36,7 +36,9 @@ class RepairError(Exception):
     """``journal quarantine`` refused: no such event, the daemon runs, or the event replays."""
 
 
-def check(db: str | Path, settings: Settings | None = None, chunk: int = 20_000) -> tuple[list[Problem], int, frozenset[int]]:
+def check(
+    db: str | Path, settings: Settings | None = None, chunk: int = 20_000
+) -> tuple[list[Problem], int, frozenset[int]]:
     """Replay the whole journal as start-up does (decode, then apply to a fresh model),
     going on past failures. Returns (problems, events scanned, quarantined seqs).
 
@@ -59,8 +61,9 @@ def _check(path: Path, world: World, chunk: int) -> tuple[list[Problem], int, fr
         skip = quarantined(conn)
         after = 0
         while True:
-            rows = conn.execute("SELECT seq, type, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                                (after, chunk)).fetchall()
+            rows = conn.execute(
+                "SELECT seq, type, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, chunk)
+            ).fetchall()
             if not rows:
                 break
             for seq, kind, body in rows:
@@ -80,8 +83,7 @@ def _check(path: Path, world: World, chunk: int) -> tuple[list[Problem], int, fr
     return problems, scanned, skip
 
 
-def quarantine(db: str | Path, seq: int, reason: str, *, force: bool = False,
-               settings: Settings | None = None) -> int:
+def quarantine(db: str | Path, seq: int, reason: str, *, force: bool = False, settings: Settings | None = None) -> int:
     """Set the event ``seq`` aside (see the module docstring); returns the seq of the
     ``journal_quarantined`` event. The daemon must be stopped (its lock is taken). Without
     ``force`` only an event that ``check`` lists may be quarantined."""
@@ -104,21 +106,35 @@ def quarantine(db: str | Path, seq: int, reason: str, *, force: bool = False,
                 raise RepairError(f"{path} has no event {seq}")
             kind, body, _ts = row
             if seq not in found and not force:
-                raise RepairError(f"event {seq} ({kind}) replays: it needs no quarantine "
-                                  "(--force sets it aside anyway, and its effect is lost)")
+                raise RepairError(
+                    f"event {seq} ({kind}) replays: it needs no quarantine "
+                    "(--force sets it aside anyway, and its effect is lost)"
+                )
             error = found[seq].error if seq in found else "quarantined by force: it replays"
             text = body.decode("utf-8", "backslashreplace") if isinstance(body, bytes) else str(body)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 last, last_ts = conn.execute(
-                    "SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(ts), 0) FROM events").fetchone()
+                    "SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(ts), 0) FROM events"
+                ).fetchone()
                 now = max(time.time(), last_ts)  # a simulated clock may run ahead of the wall
-                event = JournalQuarantined(ts=now, seq=seq, original_type=str(kind), body=text, error=error,
-                                           reason=reason)
+                event = JournalQuarantined(
+                    ts=now, seq=seq, original_type=str(kind), body=text, error=error, reason=reason
+                )
                 new_seq = last + 1
-                conn.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
-                             (new_seq, now, "journal_quarantined", None, None, "journal.quarantine",
-                              f"quarantine-{seq}", EVENT_ENCODER.encode(event)))
+                conn.execute(
+                    "INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        new_seq,
+                        now,
+                        "journal_quarantined",
+                        None,
+                        None,
+                        "journal.quarantine",
+                        f"quarantine-{seq}",
+                        EVENT_ENCODER.encode(event),
+                    ),
+                )
                 conn.execute("INSERT INTO quarantine VALUES (?,?,?,?)", (seq, new_seq, reason, time.time()))
                 conn.execute("COMMIT")
             except BaseException:

@@ -37,8 +37,13 @@ def wanted(op: str, ok: bool) -> bool:
 def summary(reply, ok: bool, result=None, code: str | None = None, message: str = "") -> None:
     """Log the canonical line of the request behind ``reply`` (a server.Reply)."""
     conn = reply.conn
-    fields = {"conn": conn.id, "op": reply.op, "ok": ok, "corr": reply.corr,
-              "ms": round((perf_counter() - reply.t0) * 1000, 3) if reply.t0 else None}
+    fields = {
+        "conn": conn.id,
+        "op": reply.op,
+        "ok": ok,
+        "corr": reply.corr,
+        "ms": round((perf_counter() - reply.t0) * 1000, 3) if reply.t0 else None,
+    }
     rid = bytes(reply.req_id)
     if rid != b"null":
         # An array or object id is logged as its JSON text: decoding recurses once per

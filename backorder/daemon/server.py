@@ -101,8 +101,7 @@ class Reply:
 
     __slots__ = ("conn", "corr", "op", "req_id", "t0")
 
-    def __init__(self, conn: Connection, req_id: msgspec.Raw, op: str = "-", t0: float = 0.0,
-                 corr: str = "-") -> None:
+    def __init__(self, conn: Connection, req_id: msgspec.Raw, op: str = "-", t0: float = 0.0, corr: str = "-") -> None:
         self.conn = conn
         self.req_id = req_id
         self.op = op  # for the metrics: errors by op, latency from t0 (perf_counter) to sent
@@ -135,8 +134,14 @@ class Connection:
     of its limits (requests in flight, reply bytes unsent, events queued) and its queue
     of heavy reads."""
 
-    def __init__(self, gateway: Gateway, nursery: trio.Nursery, role: str = access.WRITE,
-                 peer: str = "", conn_id: int | None = None) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        nursery: trio.Nursery,
+        role: str = access.WRITE,
+        peer: str = "",
+        conn_id: int | None = None,
+    ) -> None:
         self.id = new_connection_id() if conn_id is None else conn_id
         self.role = role
         self.read_only = role != access.WRITE
@@ -260,12 +265,14 @@ class Connection:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
 
-
     def _overflowed(self, limit: int) -> None:
         """``[limits] subscriber_overflow = "disconnect"``: a subscriber with ``limit`` events
         unread is told so and closed (instead of missing events and getting a `lagged` line)."""
-        self.close_for(Disconnect("subscriber_overflow",
-                                  f"{limit} event lines unread (subscriber_buffer); the connection is closed"))
+        self.close_for(
+            Disconnect(
+                "subscriber_overflow", f"{limit} event lines unread (subscriber_buffer); the connection is closed"
+            )
+        )
 
     def close_for(self, broke: Disconnect) -> None:
         """From outside the reader: stop this connection's events and reading; it is sent
@@ -312,20 +319,27 @@ class Hub:
         # the event types someone subscribed to.
         wanted = frozenset().union(*(conn.event_types for conn in subscribers))
         at = self.at
-        lines = [(kind, event_line(seq, at(ts), body))
-                 for seq, ts, kind, _sku, _oid, _cause, _corr, body in rows if kind in wanted]
+        lines = [
+            (kind, event_line(seq, at(ts), body))
+            for seq, ts, kind, _sku, _oid, _cause, _corr, body in rows
+            if kind in wanted
+        ]
         if lines:
             for conn in subscribers:
                 try:
                     conn.put_events(lines)
                 except Exception:
                     log.exception("subscriber_failed", conn=conn.id)
-                    conn.close_for(Disconnect("internal_error", "the daemon failed to queue this subscriber's "
-                                              "events (a bug, logged); the connection is closed"))
+                    conn.close_for(
+                        Disconnect(
+                            "internal_error",
+                            "the daemon failed to queue this subscriber's "
+                            "events (a bug, logged); the connection is closed",
+                        )
+                    )
 
 
-async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE, receive=None,
-                     first: bytes = b""):
+async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE, receive=None, first: bytes = b""):
     """Yield each newline-terminated line; a line over ``max_line`` yields TOO_LONG once
     and is skipped up to its newline without being buffered. ``receive`` (default
     ``stream.receive_some``) is awaited for each chunk; ``first``: bytes already read
@@ -391,8 +405,10 @@ class Budgets:
             return f"the daemon serves its maximum of {size} connections on this listener ({key}); retry later"
         reserve = min(settings.limits.write_reserve, size - 1)  # the read role keeps one slot at least
         if role != access.WRITE and reads >= size - reserve:
-            return (f"the {size - reserve} connections this listener has for the read role are all taken "
-                    f"({reserve} more are kept for the write role: [limits] write_reserve); retry later")
+            return (
+                f"the {size - reserve} connections this listener has for the read role are all taken "
+                f"({reserve} more are kept for the write role: [limits] write_reserve); retry later"
+            )
         self.held[listener, role] += 1
         return None
 
@@ -446,9 +462,16 @@ async def refuse(stream: trio.abc.Stream, req_id: msgspec.Raw, why: str) -> None
             pass
 
 
-INTERNAL_ERROR = p.ENCODER.encode(p.err(msgspec.Raw(b"null"), "internal_error",
-                                        "the daemon failed serving this connection (a bug, logged); "
-                                        "it is closed, the daemon goes on")) + b"\n"
+INTERNAL_ERROR = (
+    p.ENCODER.encode(
+        p.err(
+            msgspec.Raw(b"null"),
+            "internal_error",
+            "the daemon failed serving this connection (a bug, logged); it is closed, the daemon goes on",
+        )
+    )
+    + b"\n"
+)
 
 
 async def connection_failed(stream: trio.abc.Stream, failure: BaseExceptionGroup, **where) -> None:
@@ -476,8 +499,9 @@ async def close(stream: trio.abc.Stream) -> None:
     await trio.aclose_forcefully(stream)
 
 
-async def serve_connection(stream: trio.abc.Stream, gateway: Gateway, role: str, peer: str, first: bytes = b"",
-                           *, conn_id: int) -> None:
+async def serve_connection(
+    stream: trio.abc.Stream, gateway: Gateway, role: str, peer: str, first: bytes = b"", *, conn_id: int
+) -> None:
     """Serve an admitted connection until it ends; the caller contains and closes it."""
     async with trio.open_nursery() as nursery:
         conn = Connection(gateway, nursery, role, peer, conn_id)
@@ -493,8 +517,9 @@ async def serve_connection(stream: trio.abc.Stream, gateway: Gateway, role: str,
             gateway.hub.discard(conn)
 
 
-async def _serve_connection(stream, conn: Connection, gateway: Gateway, nursery: trio.Nursery, first: bytes,
-                            log_) -> None:
+async def _serve_connection(
+    stream, conn: Connection, gateway: Gateway, nursery: trio.Nursery, first: bytes, log_
+) -> None:
     log_.debug("connection_opened", role=conn.role, peer=conn.peer)
     writer_done = trio.Event()
     nursery.start_soon(_writer, stream, conn, writer_done)
@@ -581,9 +606,11 @@ async def _reader(stream, conn: Connection, gateway: Gateway, first: bytes = b""
                 with trio.move_on_after(gateway.settings.limits.inflight_wait_s) as waited:
                     await conn.slots.acquire()
                 if waited.cancelled_caught:
-                    raise Disconnect("too_many_inflight",
-                                     f"{conn.max_inflight} requests unanswered for "
-                                     f"{gateway.settings.limits.inflight_wait_s:g} s (replies not read)") from None
+                    raise Disconnect(
+                        "too_many_inflight",
+                        f"{conn.max_inflight} requests unanswered for "
+                        f"{gateway.settings.limits.inflight_wait_s:g} s (replies not read)",
+                    ) from None
             if conn.reply_bytes > conn.reply_budget:  # inline: one comparison per request
                 await _wait_reply_room(conn, gateway)
             conn.requests += 1
@@ -627,9 +654,10 @@ async def _wait_reply_room(conn: Connection, gateway: Gateway) -> None:
 
 
 def replies_unread(budget: float, wait_s: float) -> Disconnect:
-    return Disconnect("too_many_reply_bytes",
-                      f"more than {budget:g} bytes of replies unread for {wait_s:g} s ([limits] reply_bytes, "
-                      f"inflight_wait_s)")
+    return Disconnect(
+        "too_many_reply_bytes",
+        f"more than {budget:g} bytes of replies unread for {wait_s:g} s ([limits] reply_bytes, inflight_wait_s)",
+    )
 
 
 async def _writer(stream, conn: Connection, done: trio.Event) -> None:
@@ -661,8 +689,11 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
                     buf += it
                     conn.queued_events -= 1
             if conn.missed_events and not conn.queued_events:
-                buf += event_line(journal.committed_seq, iso_ts(gateway.now()),
-                                  b'{"type":"lagged","missed":' + str(conn.missed_events).encode() + b"}")
+                buf += event_line(
+                    journal.committed_seq,
+                    iso_ts(gateway.now()),
+                    b'{"type":"lagged","missed":' + str(conn.missed_events).encode() + b"}",
+                )
                 conn.missed_events = 0
             try:
                 await stream.send_all(buf)
@@ -700,8 +731,14 @@ def prepare_socket_path(path: Path) -> None:
         probe.close()
 
 
-async def serve(path: Path, gateway: Gateway, nursery: trio.Nursery, role: str | None = None, *,
-                task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def serve(
+    path: Path,
+    gateway: Gateway,
+    nursery: trio.Nursery,
+    role: str | None = None,
+    *,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
     """Serve a Unix socket, its connections in ``nursery``; ``role`` None decides each
     peer's role from its credentials (``[access]``), ``"read"`` makes every client of this
     socket read-only. Raises SocketInUse when another daemon serves ``path``."""
@@ -717,14 +754,18 @@ async def serve(path: Path, gateway: Gateway, nursery: trio.Nursery, role: str |
     sock.listen(128)
     listener = trio.SocketListener(sock)
     try:
-        await serve_until_drain(gateway, listeners=[listener], nursery=nursery,
-                                handler=lambda stream: handle_client(stream, gateway, role), task_status=task_status)
+        await serve_until_drain(
+            gateway,
+            listeners=[listener],
+            nursery=nursery,
+            handler=lambda stream: handle_client(stream, gateway, role),
+            task_status=task_status,
+        )
     finally:
         path.unlink(missing_ok=True)  # noqa: ASYNC240
 
 
-async def serve_until_drain(gateway: Gateway, *, listeners: list, nursery: trio.Nursery, handler,
-                            task_status) -> None:
+async def serve_until_drain(gateway: Gateway, *, listeners: list, nursery: trio.Nursery, handler, task_status) -> None:
     """Accept on ``listeners`` until the daemon drains: a drain cancels the accept loops at
     once (new clients are refused), while the connections, in ``nursery`` (the daemon's
     connection nursery), finish what they were asked."""

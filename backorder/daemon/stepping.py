@@ -64,8 +64,10 @@ class Stepper:
         now = self.clock.now()
         if seconds is not None:
             if not (math.isfinite(seconds) and 0 < seconds <= MAX_ADVANCE_S):
-                raise InvalidInput("invalid_request", f"seconds must be > 0 and at most {MAX_ADVANCE_S:.0f} "
-                                   f"(ten years), not {seconds!r}")
+                raise InvalidInput(
+                    "invalid_request",
+                    f"seconds must be > 0 and at most {MAX_ADVANCE_S:.0f} (ten years), not {seconds!r}",
+                )
             return self.check_end(now + seconds)
         assert to is not None
         try:
@@ -77,11 +79,12 @@ class Stepper:
     def check_to(self, when: float, text: str) -> float:
         now = self.clock.now()
         if when < now:
-            raise InvalidInput("invalid_date", f"to {text} is earlier than the engine's now {iso_ts(now)}; "
-                               "the clock never runs backwards")
+            raise InvalidInput(
+                "invalid_date",
+                f"to {text} is earlier than the engine's now {iso_ts(now)}; the clock never runs backwards",
+            )
         if when - now > MAX_ADVANCE_S:
-            raise InvalidInput("invalid_date", f"to {text} is more than ten years after the engine's now "
-                               f"{iso_ts(now)}")
+            raise InvalidInput("invalid_date", f"to {text} is more than ten years after the engine's now {iso_ts(now)}")
         return self.check_end(when)
 
     @staticmethod
@@ -132,8 +135,9 @@ class Stepper:
             if before is not None:
                 await before.wait()
             # checked again now: an advance queued behind another sees its result
-            target = self.check_end(self.clock.now() + seconds) if seconds is not None \
-                else self.check_to(parse_ts(to), to)
+            target = (
+                self.check_end(self.clock.now() + seconds) if seconds is not None else self.check_to(parse_ts(to), to)
+            )
             self.notifier.unpark()
             return await self.clock.advance_to(target, self.settle)
         finally:

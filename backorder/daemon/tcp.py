@@ -67,8 +67,7 @@ def ssl_context(t: TcpSettings) -> ssl.SSLContext | None:
     return ctx
 
 
-async def serve_tcp(gateway: server.Gateway, nursery: trio.Nursery, *,
-                    task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def serve_tcp(gateway: server.Gateway, nursery: trio.Nursery, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Listen on ``[tcp] host`` and ``port``; connections are served in ``nursery``."""
     t = gateway.settings.tcp
     listeners = await trio.open_tcp_listeners(t.port or 0, host=t.host)
@@ -77,8 +76,13 @@ async def serve_tcp(gateway: server.Gateway, nursery: trio.Nursery, *,
     if ctx is not None:
         listeners = [trio.SSLListener(lst, ctx, https_compatible=False) for lst in listeners]
     log.info("tcp_listening", host=t.host, ports=ports, tls=ctx is not None)
-    await server.serve_until_drain(gateway, listeners=listeners, nursery=nursery,
-                                   handler=lambda stream: _serve_one(stream, gateway), task_status=task_status)
+    await server.serve_until_drain(
+        gateway,
+        listeners=listeners,
+        nursery=nursery,
+        handler=lambda stream: _serve_one(stream, gateway),
+        task_status=task_status,
+    )
 
 
 async def _first_line(stream: trio.abc.ReceiveStream) -> tuple[bytes | None, bytes]:
@@ -129,8 +133,7 @@ async def _serve_one(stream: trio.abc.Stream, gateway: server.Gateway) -> None:
             await server.close(stream)
 
 
-async def _authenticate(stream: trio.abc.Stream, gateway: server.Gateway,
-                        peer: str) -> tuple[str, str, bytes] | None:
+async def _authenticate(stream: trio.abc.Stream, gateway: server.Gateway, peer: str) -> tuple[str, str, bytes] | None:
     """Read and answer the auth line. Returns (client name, role, bytes read after the
     line) with a connection slot taken, or None once the client was refused."""
     t = gateway.settings.tcp
@@ -148,14 +151,21 @@ async def _authenticate(stream: trio.abc.Stream, gateway: server.Gateway,
     if found is None:
         reason = "no auth line in time" if line is None else "bad or unknown token"
         log.warning("tcp_refused", peer=peer, reason=reason)
-        await _send_within(stream, p.err(req_id, "unauthorized",
-                                         "the first line must be {\"op\": \"auth\", \"token\": ...} with a valid token"))
+        await _send_within(
+            stream,
+            p.err(req_id, "unauthorized", 'the first line must be {"op": "auth", "token": ...} with a valid token'),
+        )
         return None
     name, client = found
     refused = gateway.budgets.admit(gateway.settings, server.TCP, client.role)
     if refused is not None:
-        log.warning("connection_refused", reason="too_many_connections", listener=server.TCP, role=client.role,
-                    peer=f"tcp:{name}@{peer}")
+        log.warning(
+            "connection_refused",
+            reason="too_many_connections",
+            listener=server.TCP,
+            role=client.role,
+            peer=f"tcp:{name}@{peer}",
+        )
         await server.refuse(stream, req_id, refused)
         return None
     sent = False

@@ -32,8 +32,11 @@ def _draw(c: canvas.Canvas, order: Order, sh: Shipment) -> None:
         c.drawString(0.3 * inch, y, one_line(text)[:45])
     y -= 0.45 * inch
     c.setFont("Helvetica", 10)
-    c.drawString(0.3 * inch, y, one_line(f"Order {order.spec.order_number or order.order_id}   Shipment {sh.shipment_id}"
-                                         f"   Units {sh.units}"))
+    c.drawString(
+        0.3 * inch,
+        y,
+        one_line(f"Order {order.spec.order_number or order.order_id}   Shipment {sh.shipment_id}   Units {sh.units}"),
+    )
     y -= 0.2 * inch
     c.drawString(0.3 * inch, y, one_line(f"Carrier {sh.carrier}"))
     barcode = code128.Code128(sh.tracking, barHeight=1.1 * inch, barWidth=0.022 * inch, humanReadable=True)

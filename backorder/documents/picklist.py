@@ -24,8 +24,9 @@ def rows(world: World, shipment_ids: list[str]) -> list[tuple[str, str, int, str
     else:
         batch = [sh for sh in world.shipments.values() if sh.status == "picking"]
     locations = world.settings.locations
-    out = [(locations.get(sku, ""), sku, qty, sh.shipment_id, sh.order_id)
-           for sh in batch for _line, sku, qty in sh.items]
+    out = [
+        (locations.get(sku, ""), sku, qty, sh.shipment_id, sh.order_id) for sh in batch for _line, sku, qty in sh.items
+    ]
     out.sort(key=lambda r: (r[0] == "", r[0], r[1], r[3]))
     return out
 

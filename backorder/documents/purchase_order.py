@@ -49,8 +49,12 @@ def _draw(c: canvas.Canvas, src: Source, r: Request, title: str) -> None:
     c.setFont("Helvetica-Bold", 18)
     c.drawString(inch, y, one_line(f"{title} {r.request_id}"))
     c.setFont("Helvetica", 11)
-    for text in (f"To: {src.name or r.source} ({r.source})", f"Email: {src.email or '-'}",
-                 f"Ordered on: {iso_date(r.created_ts)}", f"Deliver by: {r.expected_date}"):
+    for text in (
+        f"To: {src.name or r.source} ({r.source})",
+        f"Email: {src.email or '-'}",
+        f"Ordered on: {iso_date(r.created_ts)}",
+        f"Deliver by: {r.expected_date}",
+    ):
         y -= 0.3 * inch
         c.drawString(inch, y, one_line(text))
     y -= 0.5 * inch
@@ -93,8 +97,25 @@ def to_x12_850(world: World, r: Request) -> bytes:
     ]
     body.append(["SE", str(len(body) + 1), "0001"])
     segments = [
-        ["ISA", "00", _isa("", 10), "00", _isa("", 10), cfg.isa_qualifier, _isa(cfg.isa_id, 15),
-         src.isa_qualifier, _isa(src.isa_id, 15), date6, time4, "U", "00401", f"{control:09d}", "0", cfg.usage, ">"],
+        [
+            "ISA",
+            "00",
+            _isa("", 10),
+            "00",
+            _isa("", 10),
+            cfg.isa_qualifier,
+            _isa(cfg.isa_id, 15),
+            src.isa_qualifier,
+            _isa(src.isa_id, 15),
+            date6,
+            time4,
+            "U",
+            "00401",
+            f"{control:09d}",
+            "0",
+            cfg.usage,
+            ">",
+        ],
         ["GS", "PO", cfg.gs_id, src.gs_id, date8, time4, str(control), "X", "004010"],
         *body,
         ["GE", "1", str(control)],

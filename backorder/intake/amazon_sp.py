@@ -23,14 +23,18 @@ from backorder.intake import draft as d
 NAME = "amazon_sp"
 SIGNATURE_HEADER = None
 ENVELOPE = "amazon-sp-api/orders-v0"
-DEFAULTS = {"hold_statuses": ["Pending"], "rush_services": ["Expedited", "NextDay", "SameDay", "SecondDay"],
-            "optional_fields": ["email"]}
+DEFAULTS = {
+    "hold_statuses": ["Pending"],
+    "rush_services": ["Expedited", "NextDay", "SameDay", "SecondDay"],
+    "optional_fields": ["email"],
+}
 
 
 def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     env = d.envelope(body, ENVELOPE)
-    order = d.obj(d.get(d.obj(d.get(env, "getOrder", "$"), "$.getOrder"), "payload", "$.getOrder"),
-                  "$.getOrder.payload")
+    order = d.obj(
+        d.get(d.obj(d.get(env, "getOrder", "$"), "$.getOrder"), "payload", "$.getOrder"), "$.getOrder.payload"
+    )
     oid = d.ident(d.get(order, "AmazonOrderId", "$.getOrder.payload"), "$.getOrder.payload.AmazonOrderId")
     status = d.text(order.get("OrderStatus"))
     seller = d.text(env.get("seller_id")) or None
@@ -44,13 +48,17 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     currency = d.text(total.get("CurrencyCode"))
     items = []
     for n, page in enumerate(d.arr(d.get(env, "getOrderItems", "$"), "$.getOrderItems")):
-        payload = d.obj(d.get(d.obj(page, f"$.getOrderItems[{n}]"), "payload", f"$.getOrderItems[{n}]"),
-                        f"$.getOrderItems[{n}].payload")
+        payload = d.obj(
+            d.get(d.obj(page, f"$.getOrderItems[{n}]"), "payload", f"$.getOrderItems[{n}]"),
+            f"$.getOrderItems[{n}].payload",
+        )
         if d.text(payload.get("AmazonOrderId")) not in ("", oid):
-            raise InvalidInput("order_items_mismatch",
-                           f"getOrderItems[{n}] is for order {payload.get('AmazonOrderId')}, not {oid}")
-        items += d.arr(d.get(payload, "OrderItems", f"$.getOrderItems[{n}].payload"),
-                       f"$.getOrderItems[{n}].payload.OrderItems")
+            raise InvalidInput(
+                "order_items_mismatch", f"getOrderItems[{n}] is for order {payload.get('AmazonOrderId')}, not {oid}"
+            )
+        items += d.arr(
+            d.get(payload, "OrderItems", f"$.getOrderItems[{n}].payload"), f"$.getOrderItems[{n}].payload.OrderItems"
+        )
     lines, units = [], 0
     for i, it in enumerate(items):
         path = f"$.OrderItems[{i}]"
@@ -62,31 +70,52 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
                 continue  # an item the buyer cancelled: nothing to ship
         price = d.opt_obj(it.get("ItemPrice"), path + ".ItemPrice")
         discount = d.opt_obj(it.get("PromotionDiscount"), path + ".PromotionDiscount")
-        extended = d.money(price.get("Amount"), path + ".ItemPrice.Amount") - \
-            d.money(discount.get("Amount"), path + ".PromotionDiscount.Amount")
-        lines.append(d.DraftLine(sku=d.text(it.get("SellerSKU"), 64), qty=qty, unit_price=d.unit(extended, qty),
-                                 currency=d.text(price.get("CurrencyCode")) or None, name=d.text(it.get("Title"))))
+        extended = d.money(price.get("Amount"), path + ".ItemPrice.Amount") - d.money(
+            discount.get("Amount"), path + ".PromotionDiscount.Amount"
+        )
+        lines.append(
+            d.DraftLine(
+                sku=d.text(it.get("SellerSKU"), 64),
+                qty=qty,
+                unit_price=d.unit(extended, qty),
+                currency=d.text(price.get("CurrencyCode")) or None,
+                name=d.text(it.get("Title")),
+            )
+        )
     counted = order.get("NumberOfItemsShipped"), order.get("NumberOfItemsUnshipped")
     if all(isinstance(c, int) for c in counted) and sum(counted) != units:
-        raise InvalidInput("order_items_mismatch", f"the order counts {sum(counted)} items "
-                       f"(shipped + unshipped), its getOrderItems pages {units}")
+        raise InvalidInput(
+            "order_items_mismatch",
+            f"the order counts {sum(counted)} items (shipped + unshipped), its getOrderItems pages {units}",
+        )
     addr = d.opt_obj(order.get("ShippingAddress"), "$.getOrder.payload.ShippingAddress")
     buyer = d.opt_obj(order.get("BuyerInfo"), "$.getOrder.payload.BuyerInfo")
-    return [d.Draft(
-        external_id=oid,
-        account=seller,
-        order_number=oid,
-        customer={"id": "", "name": d.text(buyer.get("BuyerName"))},
-        email=d.text(buyer.get("BuyerEmail")),
-        shipping_address=d.address(addr, d.text(addr.get("Name")), company="CompanyName", address1="AddressLine1",
-                                   address2="AddressLine2", city="City", region="StateOrRegion",
-                                   postal_code="PostalCode", country_code="CountryCode", phone="Phone"),
-        created_at=d.utc(order.get("PurchaseDate"), "$.getOrder.payload.PurchaseDate"),
-        currency=currency,
-        lines=lines,
-        rush=d.matches(d.text(order.get("ShipmentServiceLevelCategory")), profile.rush_services),
-        priority=bool(order.get("IsPremiumOrder")),
-        hold=f"OrderStatus {status}" if status in (profile.hold_statuses or ()) else "",
-        total=d.money(total.get("Amount"), "$.getOrder.payload.OrderTotal.Amount") if total else Decimal(0),
-        version=d.version_ts(order.get("LastUpdateDate")),
-    )]
+    return [
+        d.Draft(
+            external_id=oid,
+            account=seller,
+            order_number=oid,
+            customer={"id": "", "name": d.text(buyer.get("BuyerName"))},
+            email=d.text(buyer.get("BuyerEmail")),
+            shipping_address=d.address(
+                addr,
+                d.text(addr.get("Name")),
+                company="CompanyName",
+                address1="AddressLine1",
+                address2="AddressLine2",
+                city="City",
+                region="StateOrRegion",
+                postal_code="PostalCode",
+                country_code="CountryCode",
+                phone="Phone",
+            ),
+            created_at=d.utc(order.get("PurchaseDate"), "$.getOrder.payload.PurchaseDate"),
+            currency=currency,
+            lines=lines,
+            rush=d.matches(d.text(order.get("ShipmentServiceLevelCategory")), profile.rush_services),
+            priority=bool(order.get("IsPremiumOrder")),
+            hold=f"OrderStatus {status}" if status in (profile.hold_statuses or ()) else "",
+            total=d.money(total.get("Amount"), "$.getOrder.payload.OrderTotal.Amount") if total else Decimal(0),
+            version=d.version_ts(order.get("LastUpdateDate")),
+        )
+    ]

@@ -21,8 +21,10 @@ from backorder.intake import draft as d
 NAME = "bigcommerce"
 SIGNATURE_HEADER = None
 ENVELOPE = "bigcommerce/orders-v2"
-DEFAULTS = {"hold_statuses": ["Pending", "Awaiting Payment", "Manual Verification Required"],
-            "rush_services": ["express", "overnight", "next day", "priority"]}
+DEFAULTS = {
+    "hold_statuses": ["Pending", "Awaiting Payment", "Manual Verification Required"],
+    "rush_services": ["express", "overnight", "next day", "priority"],
+}
 SCOPES = {"store/order/created", "store/order/updated", "store/order/statusUpdated"}
 ENDED = {5, 6}  # Cancelled, Declined
 
@@ -52,10 +54,15 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         qty = p.get("quantity")
         if isinstance(qty, int):
             units += qty
-        lines.append(d.DraftLine(sku=d.text(p.get("sku"), 64), qty=qty,
-                                 unit_price=d.money(p.get("price_inc_tax"), path + ".price_inc_tax"),
-                                 requires_shipping=p.get("type", "physical") != "digital",
-                                 name=d.text(p.get("name"))))
+        lines.append(
+            d.DraftLine(
+                sku=d.text(p.get("sku"), 64),
+                qty=qty,
+                unit_price=d.money(p.get("price_inc_tax"), path + ".price_inc_tax"),
+                requires_shipping=p.get("type", "physical") != "digital",
+                name=d.text(p.get("name")),
+            )
+        )
     items_total = order.get("items_total")
     if isinstance(items_total, int) and items_total != units:
         raise InvalidInput("order_items_mismatch", f"items_total is {items_total}, the products add up to {units}")
@@ -63,19 +70,28 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     ship = d.obj(addrs[0], "$.shipping_addresses[0]") if addrs else {}
     bill = d.opt_obj(order.get("billing_address"), "$.order.billing_address")
     service = " ".join(d.text(a.get("shipping_method")) for a in addrs if isinstance(a, dict))
-    return [d.Draft(
-        external_id=oid,
-        account=store,
-        order_number=oid,
-        customer={"id": d.text(order.get("customer_id")), "name": d.full_name(bill)},
-        email=d.text(bill.get("email") or ship.get("email")),
-        shipping_address=d.address(ship, d.full_name(ship), address1="street_1", address2="street_2",
-                                   region="state", postal_code="zip", country_code="country_iso2"),
-        created_at=d.rfc2822_utc(order.get("date_created"), "$.order.date_created"),
-        currency=d.text(order.get("currency_code")),
-        lines=lines,
-        rush=d.matches(service, profile.rush_services),
-        hold=f"status {status}" if status in (profile.hold_statuses or ()) else "",
-        total=d.money(order.get("total_inc_tax"), "$.order.total_inc_tax"),
-        version=d.version_ts(order.get("date_modified"), rfc2822=True),
-    )]
+    return [
+        d.Draft(
+            external_id=oid,
+            account=store,
+            order_number=oid,
+            customer={"id": d.text(order.get("customer_id")), "name": d.full_name(bill)},
+            email=d.text(bill.get("email") or ship.get("email")),
+            shipping_address=d.address(
+                ship,
+                d.full_name(ship),
+                address1="street_1",
+                address2="street_2",
+                region="state",
+                postal_code="zip",
+                country_code="country_iso2",
+            ),
+            created_at=d.rfc2822_utc(order.get("date_created"), "$.order.date_created"),
+            currency=d.text(order.get("currency_code")),
+            lines=lines,
+            rush=d.matches(service, profile.rush_services),
+            hold=f"status {status}" if status in (profile.hold_statuses or ()) else "",
+            total=d.money(order.get("total_inc_tax"), "$.order.total_inc_tax"),
+            version=d.version_ts(order.get("date_modified"), rfc2822=True),
+        )
+    ]

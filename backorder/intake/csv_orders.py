@@ -12,10 +12,32 @@ from backorder.intake import draft as d
 NAME = "csv"
 SIGNATURE_HEADER = None
 DEFAULTS: dict = {"optional_fields": ["email"], "lenient_numbers": True}  # CSV is text: numbers are strings
-COLUMNS = ("order_id", "order_number", "order_date", "currency", "email", "customer_id", "customer_name",
-           "ship_name", "ship_company", "ship_address1", "ship_address2", "ship_city", "ship_region",
-           "ship_postal_code", "ship_country", "ship_phone", "sku", "qty", "unit_price", "requires_shipping",
-           "rush", "priority", "hold", "status")
+COLUMNS = (
+    "order_id",
+    "order_number",
+    "order_date",
+    "currency",
+    "email",
+    "customer_id",
+    "customer_name",
+    "ship_name",
+    "ship_company",
+    "ship_address1",
+    "ship_address2",
+    "ship_city",
+    "ship_region",
+    "ship_postal_code",
+    "ship_country",
+    "ship_phone",
+    "sku",
+    "qty",
+    "unit_price",
+    "requires_shipping",
+    "rush",
+    "priority",
+    "hold",
+    "status",
+)
 REQUIRED = ("order_id", "sku", "qty")
 _TRUE = {"1", "true", "yes", "y"}
 
@@ -47,13 +69,24 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
             status = g.get("status", "").lower()
             draft = orders[oid] = d.Draft(
                 kind="cancel" if status == "cancelled" else "order",
-                external_id=oid[:128], order_number=g.get("order_number", "") or oid,
+                external_id=oid[:128],
+                order_number=g.get("order_number", "") or oid,
                 customer={"id": g.get("customer_id", ""), "name": g.get("customer_name", "")},
                 email=g.get("email", ""),
-                shipping_address={k: g.get(f"ship_{c}", "") for k, c in (
-                    ("name", "name"), ("company", "company"), ("address1", "address1"),
-                    ("address2", "address2"), ("city", "city"), ("region", "region"),
-                    ("postal_code", "postal_code"), ("country_code", "country"), ("phone", "phone"))},
+                shipping_address={
+                    k: g.get(f"ship_{c}", "")
+                    for k, c in (
+                        ("name", "name"),
+                        ("company", "company"),
+                        ("address1", "address1"),
+                        ("address2", "address2"),
+                        ("city", "city"),
+                        ("region", "region"),
+                        ("postal_code", "postal_code"),
+                        ("country_code", "country"),
+                        ("phone", "phone"),
+                    )
+                },
                 created_at=d.utc(g.get("order_date") or None, f"row {n}.order_date"),
                 currency=g.get("currency", ""),
                 rush=g.get("rush", "").lower() in _TRUE,
@@ -61,8 +94,12 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
                 hold=g.get("hold", ""),
                 message="status cancelled",
             )
-        draft.lines.append(d.DraftLine(
-            sku=g["sku"][:64], qty=g["qty"], unit_price=d.money(g.get("unit_price"), f"row {n}.unit_price"),
-            requires_shipping=g.get("requires_shipping", "true").lower() in _TRUE | {""},
-        ))
+        draft.lines.append(
+            d.DraftLine(
+                sku=g["sku"][:64],
+                qty=g["qty"],
+                unit_price=d.money(g.get("unit_price"), f"row {n}.unit_price"),
+                requires_shipping=g.get("requires_shipping", "true").lower() in _TRUE | {""},
+            )
+        )
     return list(orders.values())

@@ -32,12 +32,14 @@ from backorder.protocol import OrderSubmit
 # csv) must send over HTTP: base64 HMAC-SHA256 of the raw body with the account's secret.
 GENERIC_SIGNATURE = "x-backorder-hmac-sha256"
 # ISO 4217 codes in use (a code outside this list is `unknown_currency`)
-ISO_4217 = frozenset("""AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
+ISO_4217 = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
 BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP
 GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK
 LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB
 PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SYP SZL THB TJS
-TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL""".split())
+TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL""".split()
+)
 _WHOLE = re.compile(r"^\s*\+?\d+(\.0*)?\s*$")
 # Impact score: what a stuck delivery costs (docs/intake.md)
 RUSH_IMPACT = 500.0
@@ -71,9 +73,12 @@ def profile(settings: Settings, channel: str, account: str) -> ValidationProfile
     """Adapter defaults < channel keys < account keys."""
     cfg = channel_settings(settings, channel).profile(account)
     base = dict(CHANNELS[channel].DEFAULTS)
-    return ValidationProfile(**{**{f: base.get(f) for f in ValidationProfile.__struct_fields__},
-                                **{f: v for f in ValidationProfile.__struct_fields__
-                                   if (v := getattr(cfg, f)) is not None}})
+    return ValidationProfile(
+        **{
+            **{f: base.get(f) for f in ValidationProfile.__struct_fields__},
+            **{f: v for f in ValidationProfile.__struct_fields__ if (v := getattr(cfg, f)) is not None},
+        }
+    )
 
 
 def resolve_account(d: Delivery) -> str:
@@ -146,11 +151,16 @@ def check_account(d: Delivery, drafts: list[Draft], settings: Settings) -> None:
         if not draft.account or draft.account == named:
             continue
         if named is not None:
-            raise AccessError("account_mismatch", f"the payload is for account {draft.account!r}; the delivery was "
-                           f"signed for account {named!r}")
+            raise AccessError(
+                "account_mismatch",
+                f"the payload is for account {draft.account!r}; the delivery was signed for account {named!r}",
+            )
         if own_secret(settings, d.channel, draft.account):
-            raise AccessError("account_mismatch", f"account {draft.account!r} has a secret of its own: deliver its "
-                           f"orders signed with it and ?account={draft.account}")
+            raise AccessError(
+                "account_mismatch",
+                f"account {draft.account!r} has a secret of its own: deliver its "
+                f"orders signed with it and ?account={draft.account}",
+            )
 
 
 def parse(d: Delivery, prof: ValidationProfile) -> list[Draft]:
@@ -186,8 +196,9 @@ def quantity(value, lenient: bool, where: str) -> int:
     return q
 
 
-def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, world: World,
-             settings: Settings) -> OrderSubmit:
+def validate(
+    draft: Draft, channel: str, account: str, prof: ValidationProfile, world: World, settings: Settings
+) -> OrderSubmit:
     """The canonical order of a draft, or Rejected with the first problem found."""
     if not draft.external_id:
         raise InvalidInput("missing_field", "the order has no id")
@@ -195,8 +206,10 @@ def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, 
     if currency not in ISO_4217:
         raise InvalidInput("unknown_currency", f"currency {draft.currency!r} is not an ISO 4217 code")
     if prof.currencies and currency not in prof.currencies:
-        raise InvalidInput("unknown_currency", f"currency {currency} is not accepted for {channel}/{account} "
-                       f"(accepted: {', '.join(prof.currencies)})")
+        raise InvalidInput(
+            "unknown_currency",
+            f"currency {currency} is not accepted for {channel}/{account} (accepted: {', '.join(prof.currencies)})",
+        )
     if not draft.lines:
         raise InvalidInput("missing_field", "the order has no lines")
     optional = set(prof.optional_fields or ())
@@ -211,25 +224,40 @@ def validate(draft: Draft, channel: str, account: str, prof: ValidationProfile, 
         qty = quantity(ln.qty, bool(prof.lenient_numbers), where)
         sku = site_sku(world, prof, channel, account, ln.sku)
         if ln.requires_shipping and strict and not (sku in world.skus and world.skus[sku].known):
-            raise NotFound("unknown_sku", f"{where}: SKU {ln.sku!r} is not a site SKU"
-                           + (f" (alias of {sku!r})" if sku != ln.sku else "") + "; add an alias or configure it")
+            raise NotFound(
+                "unknown_sku",
+                f"{where}: SKU {ln.sku!r} is not a site SKU"
+                + (f" (alias of {sku!r})" if sku != ln.sku else "")
+                + "; add an alias or configure it",
+            )
         if not ln.unit_price.is_finite() or ln.unit_price < 0:
             raise InvalidInput("invalid_price", f"{where}: unit price {ln.unit_price} is negative")
         lines.append({"sku": sku, "qty": qty, "unit_price": ln.unit_price, "requires_shipping": ln.requires_shipping})
     ships = any(ln["requires_shipping"] for ln in lines)
     if not draft.email and "email" not in optional:
-        raise InvalidInput("missing_field", "the order has no customer e-mail (list \"email\" in optional_fields "
-                       "if this source withholds it)")
+        raise InvalidInput(
+            "missing_field",
+            'the order has no customer e-mail (list "email" in optional_fields if this source withholds it)',
+        )
     check_email(draft.email, "the customer e-mail")
     addr = draft.shipping_address
     if ships and "shipping_address" not in optional and not (addr.get("address1") and addr.get("country_code")):
         raise InvalidInput("missing_field", "the order ships but has no shipping address (address1, country_code)")
     spec = {
-        "channel": channel, "account": account, "external_id": draft.external_id,
-        "order_number": draft.order_number, "customer": draft.customer, "email": draft.email,
-        "shipping_address": addr, "created_at": draft.created_at, "currency": currency, "lines": lines,
-        "rush": draft.rush, "priority": draft.priority or bool(prof.priority),
-        "hold": draft.hold, "source_version": draft.version,
+        "channel": channel,
+        "account": account,
+        "external_id": draft.external_id,
+        "order_number": draft.order_number,
+        "customer": draft.customer,
+        "email": draft.email,
+        "shipping_address": addr,
+        "created_at": draft.created_at,
+        "currency": currency,
+        "lines": lines,
+        "rush": draft.rush,
+        "priority": draft.priority or bool(prof.priority),
+        "hold": draft.hold,
+        "source_version": draft.version,
     }
     try:
         return msgspec.convert(spec, OrderSubmit)

@@ -64,15 +64,20 @@ class WebhookApp:
         except Exception:
             log.exception("webhook_failed", path=scope.get("path", ""))
             if not started:
-                await _reply(send, body, 500, {"error": "internal_error", "message": "the request failed; see the log"},
-                             close=True)
+                await _reply(
+                    send,
+                    body,
+                    500,
+                    {"error": "internal_error", "message": "the request failed; see the log"},
+                    close=True,
+                )
 
     async def _request(self, scope, body: _Body, send) -> None:
         path = scope["path"]
         if scope["method"] != "POST" or not path.startswith("/webhooks/"):
             await _reply(send, body, 404, {"error": "not_found", "message": "POST /webhooks/<channel>"})
             return
-        channel = path[len("/webhooks/"):].strip("/")
+        channel = path[len("/webhooks/") :].strip("/")
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         account = (query.get("account") or [None])[0]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -81,8 +86,12 @@ class WebhookApp:
         with trio.move_on_at(body.deadline) as deadline:
             data = await body.read(cfg.max_body_bytes)
         if deadline.cancelled_caught:  # nothing reached intake: nothing is recorded
-            await _reply(send, body, 408, {"error": "body_timeout",
-                                           "message": f"the body did not arrive within {cfg.body_timeout_s:g} s"})
+            await _reply(
+                send,
+                body,
+                408,
+                {"error": "body_timeout", "message": f"the body did not arrive within {cfg.body_timeout_s:g} s"},
+            )
             return
         if data is None:  # the peer went away
             return
@@ -91,11 +100,20 @@ class WebhookApp:
             result = await self.intake.ingest(d, f"h{next(self._n)}")
         except Rejected as exc:
             if exc.code == "busy":
-                await _reply(send, body, 503, {"error": "busy", "message": exc.message},
-                             [(b"retry-after", str(self.intake.cfg.retry_after_s).encode())])
+                await _reply(
+                    send,
+                    body,
+                    503,
+                    {"error": "busy", "message": exc.message},
+                    [(b"retry-after", str(self.intake.cfg.retry_after_s).encode())],
+                )
             else:
-                await _reply(send, body, 404 if exc.code == "unknown_channel" else 400,
-                             {"error": exc.code, "message": exc.message})
+                await _reply(
+                    send,
+                    body,
+                    404 if exc.code == "unknown_channel" else 400,
+                    {"error": exc.code, "message": exc.message},
+                )
             return
         status = 200
         if result["outcome"] == "rejected":
@@ -128,7 +146,7 @@ class _Body:
                 return None
             body += msg.get("body", b"")
             if len(body) > limit:
-                return bytes(body[:limit + 1])
+                return bytes(body[: limit + 1])
         return bytes(body)
 
     async def drop(self, ended: trio.Event) -> None:

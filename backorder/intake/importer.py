@@ -54,8 +54,9 @@ def split(channel: str, data: bytes, name: str = "") -> list[bytes]:
         starts = [i for i in range(len(text)) if text.startswith("ISA", i) and (i == 0 or not text[i - 1].isalnum())]
         starts = [s for s in starts if s == 0 or text[s - 1] in "~\n\r" or not text[s - 1].isprintable()] or [0]
         bounds = starts + [len(text)]
-        return [text[a:b].strip().encode("latin-1") for a, b in zip(bounds, bounds[1:], strict=False)
-                if text[a:b].strip()]
+        return [
+            text[a:b].strip().encode("latin-1") for a, b in zip(bounds, bounds[1:], strict=False) if text[a:b].strip()
+        ]
     if name.endswith((".jsonl", ".ndjson")):
         return [line for line in data.splitlines() if line.strip()]
     return [data]
@@ -75,8 +76,16 @@ def _records(rows: list[str]) -> list[str]:
     return out
 
 
-def run(socket: str, path: str, channel: str, account: str | None = None, headers: dict | None = None,
-        window: int = 200, progress=None, deliveries: list[bytes] | None = None) -> dict:
+def run(
+    socket: str,
+    path: str,
+    channel: str,
+    account: str | None = None,
+    headers: dict | None = None,
+    window: int = 200,
+    progress=None,
+    deliveries: list[bytes] | None = None,
+) -> dict:
     """Send every delivery of ``path`` (``deliveries``: the file already split, so a
     caller that counted them does not read it twice); returns the summary of outcomes."""
     if deliveries is None:
@@ -92,8 +101,12 @@ def run(socket: str, path: str, channel: str, account: str | None = None, header
             batch, todo = todo[:window], todo[window:]
             reqs = []
             for i in batch:
-                req = {"op": "order.ingest", "channel": channel, "headers": headers or {},
-                       "body_base64": base64.b64encode(deliveries[i]).decode()}
+                req = {
+                    "op": "order.ingest",
+                    "channel": channel,
+                    "headers": headers or {},
+                    "body_base64": base64.b64encode(deliveries[i]).decode(),
+                }
                 if account:
                     req["account"] = account
                 reqs.append(req)
@@ -118,5 +131,13 @@ def run(socket: str, path: str, channel: str, account: str | None = None, header
                 busy_retries += len(again)
                 time.sleep(0.2)  # the daemon is saturated: let it drain, then send those again
                 todo = again + todo
-    return {"file": path, "channel": channel, "deliveries": len(deliveries), "orders": orders,
-            "outcomes": dict(outcomes), "codes": dict(codes), "dead_letters": letters, "busy_retries": busy_retries}
+    return {
+        "file": path,
+        "channel": channel,
+        "deliveries": len(deliveries),
+        "orders": orders,
+        "outcomes": dict(outcomes),
+        "codes": dict(codes),
+        "dead_letters": letters,
+        "busy_retries": busy_retries,
+    }

@@ -33,8 +33,9 @@ def intake_alias(ctx: Context, conn: Connection, req: p.IntakeAlias, reply: Repl
     engine = ctx.engine
     engine.context("intake.alias", corr)
     engine.emit(ev.AliasSet(ts=engine.now(), channel=channel, account=account, channel_sku=csku, sku=sku))
-    reply.ok({"channel": channel, "account": account,
-              "aliases": dict(engine.world.aliases.get((channel, account), {}))})
+    reply.ok(
+        {"channel": channel, "account": account, "aliases": dict(engine.world.aliases.get((channel, account), {}))}
+    )
 
 
 def sources_health(ctx: Context, conn: Connection, req: p.SourcesHealth, reply: Reply, corr: str) -> None:
@@ -42,8 +43,7 @@ def sources_health(ctx: Context, conn: Connection, req: p.SourcesHealth, reply: 
     reply.ok(ctx.intake.health())
 
 
-def deadletters_discard(ctx: Context, conn: Connection, req: p.DeadLettersDiscard, reply: Reply,
-                        corr: str) -> None:
+def deadletters_discard(ctx: Context, conn: Connection, req: p.DeadLettersDiscard, reply: Reply, corr: str) -> None:
     """Journal the discard of one dead letter or a cause group, with its reason."""
     reason = req.reason
     letters = select(ctx, req.letter_id, req.cause, req.channel, intake_only=False)
@@ -64,8 +64,9 @@ def delivery(req: p.OrderIngest) -> g.Delivery:
             body = base64.b64decode(req.body_base64, validate=True)
         except (binascii.Error, ValueError):
             raise InvalidInput("invalid_request", "body_base64 is not valid base64") from None
-    return g.Delivery(channel=req.channel, account=req.account, headers=g.normalise_headers(req.headers),
-                      body=body, via="socket")
+    return g.Delivery(
+        channel=req.channel, account=req.account, headers=g.normalise_headers(req.headers), body=body, via="socket"
+    )
 
 
 def select(ctx: Context, letter_id: int | None, cause: str | None, channel: str | None, intake_only: bool = True):
@@ -78,9 +79,11 @@ def select(ctx: Context, letter_id: int | None, cause: str | None, channel: str 
             raise NotFound("unknown_letter", f"no dead letter {letter_id}")
         return [letter]
     now = ctx.engine.now()
-    letters = [x for x in world.dead_letters.values()
-               if x.cause == cause and (channel is None or x.channel == channel)
-               and (x.kind == "intake" or not intake_only)]
+    letters = [
+        x
+        for x in world.dead_letters.values()
+        if x.cause == cause and (channel is None or x.channel == channel) and (x.kind == "intake" or not intake_only)
+    ]
     if not letters:
         raise NotFound("unknown_letter", f"no dead letters with cause {cause!r}")
     return sorted(letters, key=lambda x: -letter_impact(x, now))
@@ -113,8 +116,9 @@ def list_letters(ctx: Context) -> dict:
     groups: dict[tuple, dict] = {}
     for r in rows:
         key = (r["kind"], r["cause"] or r["error"].split(":")[0], r["channel"])
-        grp = groups.setdefault(key, {"kind": key[0], "cause": key[1], "channel": key[2], "count": 0,
-                                      "impact": 0.0, "letters": []})
+        grp = groups.setdefault(
+            key, {"kind": key[0], "cause": key[1], "channel": key[2], "count": 0, "impact": 0.0, "letters": []}
+        )
         grp["count"] += 1
         grp["impact"] = round(grp["impact"] + r["impact_now"], 2)
         grp["letters"].append(r["letter_id"])

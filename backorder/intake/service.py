@@ -42,8 +42,15 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 OUTCOMES = ("accepted", "duplicate", "updated", "rejected", "ignored")
-HTTP_STATUS = {"signature_missing": 401, "signature_invalid": 401, "body_too_large": 413, "malformed_body": 400,
-               "account_mismatch": 403, "adapter_error": 500, "internal_error": 500}
+HTTP_STATUS = {
+    "signature_missing": 401,
+    "signature_invalid": 401,
+    "body_too_large": 413,
+    "malformed_body": 400,
+    "account_mismatch": 403,
+    "adapter_error": 500,
+    "internal_error": 500,
+}
 # Where unauthenticated deliveries are counted when they name an account the configuration
 # does not list: anyone can invent account names, and one Source each would grow without end.
 UNVERIFIED = "(unverified)"
@@ -57,8 +64,7 @@ _ENC = msgspec.json.Encoder(decimal_format="string")
 class Source:
     """Health of one (channel, account): in memory, since the daemon started."""
 
-    __slots__ = ("deliveries", "outcomes", "codes", "last_at", "bad_signatures", "samples",
-                 "silent_reported")
+    __slots__ = ("deliveries", "outcomes", "codes", "last_at", "bad_signatures", "samples", "silent_reported")
 
     def __init__(self, samples: int) -> None:
         self.deliveries = 0
@@ -144,17 +150,20 @@ class IntakeService:
             done(self._result(d.channel, account, [_item(Draft(), "rejected", exc.code, exc.message)]))
             return
         drafts, error = self._parse(d, prof, signed=d.via == "http")
-        urgent = any(dr.rush or dr.priority or float(dr.value()) >= self.cfg.high_value for dr in drafts) \
-            or bool(prof.priority)
+        urgent = any(dr.rush or dr.priority or float(dr.value()) >= self.cfg.high_value for dr in drafts) or bool(
+            prof.priority
+        )
         limit = self.cfg.queue_size if urgent else max(self.cfg.queue_size - self.cfg.priority_reserve, 1)
         if self.pending >= limit:
             self.busy_refusals += 1
-            raise LimitError("busy", f"intake is saturated ({self.pending} deliveries waiting); retry in "
-                           f"{self.cfg.retry_after_s} s")
+            raise LimitError(
+                "busy", f"intake is saturated ({self.pending} deliveries waiting); retry in {self.cfg.retry_after_s} s"
+            )
         self._enqueue(Work(d, drafts, error, done, corr, lane=0 if urgent else 1))
 
-    def _parse(self, d: g.Delivery, prof: ValidationProfile | None = None, *,
-               signed: bool) -> tuple[list[Draft], Rejected | None]:
+    def _parse(
+        self, d: g.Delivery, prof: ValidationProfile | None = None, *, signed: bool
+    ) -> tuple[list[Draft], Rejected | None]:
         """The drafts of a delivery, or the error its dead letter keeps; ``prof`` defaults
         to the profile of the delivery's account; a ``signed`` delivery (HTTP) may only book
         orders to the account that signed it. An adapter that fails in a way it did not
@@ -226,8 +235,9 @@ class IntakeService:
         error = InternalError("internal_error", _describe(exc))
         result = self._result(d.channel, account, [_item(Draft(), "rejected", error.code, error.message)])
         try:
-            self._record_letter(work, account, [(None, account, error)], result,
-                                lambda acct: g.profile(self.settings, d.channel, acct))
+            self._record_letter(
+                work, account, [(None, account, error)], result, lambda acct: g.profile(self.settings, d.channel, acct)
+            )
         except Exception:
             log.exception("intake_dead_letter_failed", channel=d.channel)
         self._count(d.channel, account, result["orders"])
@@ -277,8 +287,9 @@ class IntakeService:
         self._publish(result)
         return result
 
-    async def _decide_one(self, draft: Draft, channel: str, account: str, corr: str,
-                          profile: Callable[[str], ValidationProfile]) -> dict:
+    async def _decide_one(
+        self, draft: Draft, channel: str, account: str, corr: str, profile: Callable[[str], ValidationProfile]
+    ) -> dict:
         world = self.engine.world
         settings = self.settings
         oid = world.by_key.get((channel, account, draft.external_id))
@@ -294,8 +305,14 @@ class IntakeService:
             return _item(draft, "updated", "", "cancelled", oid, res["status"])
         if oid is not None and _older(draft.version, world.orders[oid].spec.source_version):
             order = world.orders[oid]
-            return _item(draft, "duplicate", "", f"an older version of the order ({draft.version}; "
-                         f"{order.spec.source_version} is applied)", oid, order.status(world.shipments))
+            return _item(
+                draft,
+                "duplicate",
+                "",
+                f"an older version of the order ({draft.version}; {order.spec.source_version} is applied)",
+                oid,
+                order.status(world.shipments),
+            )
         prof = profile(account)
         try:
             spec = g.validate(draft, channel, account, prof, world, settings)
@@ -306,15 +323,20 @@ class IntakeService:
         if oid is not None:
             order = world.orders[oid]
             if order.hold and not spec.hold and not order.cancelled:
-                ok, res = await self._call(p.OrderRelease(order_id=oid, reason="paid",
-                                                          source_version=spec.source_version), corr)
+                ok, res = await self._call(
+                    p.OrderRelease(order_id=oid, reason="paid", source_version=spec.source_version), corr
+                )
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
                 return _item(draft, "updated", "", "payment hold released", oid, res["status"])
             # a redelivery with other lines, of an order nothing was allocated to yet
             if order_rules.amendable(order) and not order_rules.same_lines(spec.lines, order.spec.lines):
-                ok, res = await self._call(p.OrderAmend(order_id=oid, lines=spec.lines, reason="changed at source",
-                                                        source_version=spec.source_version), corr)
+                ok, res = await self._call(
+                    p.OrderAmend(
+                        order_id=oid, lines=spec.lines, reason="changed at source", source_version=spec.source_version
+                    ),
+                    corr,
+                )
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
                 return _item(draft, "updated", "", "lines changed before allocation", oid, res["status"])
@@ -336,23 +358,31 @@ class IntakeService:
             ok, res = w.result
             if ok or res[0] != "internal_error":
                 return ok, res
-            delay = min(cfg.retry_max_s, cfg.retry_base_s * 2 ** attempt) * random.uniform(0.5, 1.0)
+            delay = min(cfg.retry_max_s, cfg.retry_base_s * 2**attempt) * random.uniform(0.5, 1.0)
             log.warning("intake_retry", attempt=attempt + 1, error=res[1], delay_s=round(delay, 3))
             await trio.sleep(delay)
         return False, ("transient_failure", f"failed {cfg.retry_attempts + 1} times: {res[1]}")
 
     # --- recording -----------------------------------------------------------------
 
-    def _record_letter(self, work: Work, account: str, rejected: list, result: dict,
-                       profile: Callable[[str], ValidationProfile]) -> None:
+    def _record_letter(
+        self, work: Work, account: str, rejected: list, result: dict, profile: Callable[[str], ValidationProfile]
+    ) -> None:
         engine = self.engine
         engine.context("intake" if work.letter is None else "deadletters.retry", work.corr)
         now = engine.now()
         if work.letter is not None:
             first = rejected[0][2] if rejected else None
-            engine.emit(ev.DeadLetterRetried(
-                ts=now, letter_id=work.letter, resolved=first is None, outcome=result["outcome"],
-                cause=first.code if first else None, error=first.message if first else None))
+            engine.emit(
+                ev.DeadLetterRetried(
+                    ts=now,
+                    letter_id=work.letter,
+                    resolved=first is None,
+                    outcome=result["outcome"],
+                    cause=first.code if first else None,
+                    error=first.message if first else None,
+                )
+            )
             result["letter_id"] = work.letter
             return
         if not rejected:
@@ -360,15 +390,32 @@ class IntakeService:
         d = work.delivery
         draft, _acct, first = rejected[0]
         prof = profile(account)
-        message = _ENC.encode({"channel": d.channel, "account": d.account, "headers": d.headers,
-                               "body_base64": base64.b64encode(d.body).decode(), "via": d.via}).decode()
+        message = _ENC.encode(
+            {
+                "channel": d.channel,
+                "account": d.account,
+                "headers": d.headers,
+                "body_base64": base64.b64encode(d.body).decode(),
+                "via": d.via,
+            }
+        ).decode()
         letter = engine.world.n_letters + 1
         text = "; ".join(f"{dr.external_id or '?'}: {e.message}" if dr else e.message for dr, _a, e in rejected)
-        engine.emit(ev.DeadLettered(
-            ts=now, letter_id=letter, actor="intake", message=message, error=text[:2000], kind="intake",
-            cause=first.code, channel=d.channel, account=account,
-            external_id=draft.external_id if draft else None,
-            impact=sum(g.impact(dr, prof) for dr, _a, _e in rejected)))
+        engine.emit(
+            ev.DeadLettered(
+                ts=now,
+                letter_id=letter,
+                actor="intake",
+                message=message,
+                error=text[:2000],
+                kind="intake",
+                cause=first.code,
+                channel=d.channel,
+                account=account,
+                external_id=draft.external_id if draft else None,
+                impact=sum(g.impact(dr, prof) for dr, _a, _e in rejected),
+            )
+        )
         result["letter_id"] = letter
 
     def _source(self, channel: str, account: str) -> Source:
@@ -405,35 +452,56 @@ class IntakeService:
         if exc.code.startswith("signature"):
             src.bad_signatures += 1
             headers = {k[:64]: v[:256] for k, v in itertools.islice(d.headers.items(), SAMPLE_HEADERS)}
-            src.samples.append({"at": iso_ts(time.time()), "code": exc.code, "via": d.via, "account": claimed[:128],
-                                "headers": headers, "body_base64": base64.b64encode(d.body[:SAMPLE_BODY]).decode(),
-                                "bytes": len(d.body)})
-        log.warning("intake_untrusted", channel=d.channel, account=claimed[:128], code=exc.code,
-                    reason=exc.message, via=d.via)
+            src.samples.append(
+                {
+                    "at": iso_ts(time.time()),
+                    "code": exc.code,
+                    "via": d.via,
+                    "account": claimed[:128],
+                    "headers": headers,
+                    "body_base64": base64.b64encode(d.body[:SAMPLE_BODY]).decode(),
+                    "bytes": len(d.body),
+                }
+            )
+        log.warning(
+            "intake_untrusted", channel=d.channel, account=claimed[:128], code=exc.code, reason=exc.message, via=d.via
+        )
         self._publish(self._result(d.channel, account, [{"outcome": "rejected", "code": exc.code}]))
 
     def _result(self, channel: str, account: str, items: list[dict]) -> dict:
         outcomes = {it["outcome"] for it in items}
-        overall = next((o for o in ("rejected", "accepted", "updated", "duplicate", "ignored") if o in outcomes),
-                       "ignored")
+        overall = next(
+            (o for o in ("rejected", "accepted", "updated", "duplicate", "ignored") if o in outcomes), "ignored"
+        )
         first = next((it for it in items if it["outcome"] == overall), {})
-        return {"outcome": overall, "code": first.get("code", ""), "message": first.get("message", ""),
-                "channel": channel, "account": account, "orders": items}
+        return {
+            "outcome": overall,
+            "code": first.get("code", ""),
+            "message": first.get("message", ""),
+            "channel": channel,
+            "account": account,
+            "orders": items,
+        }
 
     def _publish(self, result: dict) -> None:
         hub = self.hub
         if not hub.subscribers:
             return
-        body = _ENC.encode({"type": "intake_outcome", "channel": result["channel"], "account": result["account"],
-                            "outcome": result["outcome"], "code": result.get("code", ""),
-                            "orders": [[it.get("external_id", ""), it["outcome"], it.get("order_id")]
-                                       for it in result["orders"]]})
+        body = _ENC.encode(
+            {
+                "type": "intake_outcome",
+                "channel": result["channel"],
+                "account": result["account"],
+                "outcome": result["outcome"],
+                "code": result.get("code", ""),
+                "orders": [[it.get("external_id", ""), it["outcome"], it.get("order_id")] for it in result["orders"]],
+            }
+        )
         self._hub_line("intake_outcome", body)
 
     def _hub_line(self, kind: str, body: bytes) -> None:
         journal = self.engine.journal
-        self.hub.publish([(journal.committed_seq, self.engine.now(), kind, None, None, None, None,
-                                  body)])
+        self.hub.publish([(journal.committed_seq, self.engine.now(), kind, None, None, None, None, body)])
 
     async def _watch_silence(self) -> None:
         period = max(min(self.cfg.silent_after_s / 4, 60.0), 0.5)
@@ -442,11 +510,20 @@ class IntakeService:
             for (channel, account), src in self.sources.items():
                 if self._silent(src) and not src.silent_reported:
                     src.silent_reported = True
-                    log.warning("source_silent", channel=channel, account=account,
-                                quiet_s=round(time.time() - src.last_at))
-                    self._hub_line("source_silent", _ENC.encode({
-                        "type": "source_silent", "channel": channel, "account": account,
-                        "last_delivery_at": iso_ts(src.last_at)}))
+                    log.warning(
+                        "source_silent", channel=channel, account=account, quiet_s=round(time.time() - src.last_at)
+                    )
+                    self._hub_line(
+                        "source_silent",
+                        _ENC.encode(
+                            {
+                                "type": "source_silent",
+                                "channel": channel,
+                                "account": account,
+                                "last_delivery_at": iso_ts(src.last_at),
+                            }
+                        ),
+                    )
 
     def _silent(self, src: Source) -> bool:
         """A source that has delivered before and has been quiet for ``silent_after_s``."""
@@ -458,25 +535,40 @@ class IntakeService:
         out = []
         for (channel, account), src in sorted(self.sources.items()):
             n = sum(src.outcomes.values()) or 1
-            out.append({
-                "channel": channel, "account": account, "deliveries": src.deliveries,
-                "last_delivery_at": iso_ts(src.last_at) if src.last_at else None,
-                "outcomes": {o: src.outcomes.get(o, 0) for o in OUTCOMES},
-                "accepted_rate": round(src.outcomes["accepted"] / n, 4),
-                "rejected_rate": round(src.outcomes["rejected"] / n, 4),
-                "rejections": dict(src.codes), "bad_signatures": src.bad_signatures,
-                "signature_samples": list(src.samples), "silent": self._silent(src),
-            })
+            out.append(
+                {
+                    "channel": channel,
+                    "account": account,
+                    "deliveries": src.deliveries,
+                    "last_delivery_at": iso_ts(src.last_at) if src.last_at else None,
+                    "outcomes": {o: src.outcomes.get(o, 0) for o in OUTCOMES},
+                    "accepted_rate": round(src.outcomes["accepted"] / n, 4),
+                    "rejected_rate": round(src.outcomes["rejected"] / n, 4),
+                    "rejections": dict(src.codes),
+                    "bad_signatures": src.bad_signatures,
+                    "signature_samples": list(src.samples),
+                    "silent": self._silent(src),
+                }
+            )
         return {"sources": out, "queue": self.queue_view()}
 
     def queue_view(self) -> dict:
-        return {"pending": self.pending, "priority_waiting": len(self.lanes[0]), "normal_waiting": len(self.lanes[1]),
-                "capacity": self.cfg.queue_size, "peak": self.peak, "busy_refusals": self.busy_refusals,
-                "http_port": self.http_port}
+        return {
+            "pending": self.pending,
+            "priority_waiting": len(self.lanes[0]),
+            "normal_waiting": len(self.lanes[1]),
+            "capacity": self.cfg.queue_size,
+            "peak": self.peak,
+            "busy_refusals": self.busy_refusals,
+            "http_port": self.http_port,
+        }
 
     def rejection_counts(self) -> dict[str, int]:
-        return {f"{ch}/{acct}/{code}": n for (ch, acct), src in sorted(self.sources.items())
-                for code, n in sorted(src.codes.items())}
+        return {
+            f"{ch}/{acct}/{code}": n
+            for (ch, acct), src in sorted(self.sources.items())
+            for code, n in sorted(src.codes.items())
+        }
 
     async def retry_letters(self, letters: list, corr: str) -> dict:
         """Run stored deliveries through the governed flow again (highest impact first).
@@ -484,8 +576,13 @@ class IntakeService:
         out = []
         for letter in letters:
             data = msgspec.json.decode(letter.message)
-            d = g.Delivery(channel=data["channel"], account=data.get("account"), headers=data["headers"],
-                           body=base64.b64decode(data["body_base64"]), via="retry")
+            d = g.Delivery(
+                channel=data["channel"],
+                account=data.get("account"),
+                headers=data["headers"],
+                body=base64.b64decode(data["body_base64"]),
+                via="retry",
+            )
             # a delivery that came signed over HTTP is held to the account that signed it, again
             drafts, error = self._parse(d, signed=data.get("via") == "http")
             # decided here, not by a worker: no one to call back
@@ -495,15 +592,29 @@ class IntakeService:
                 res = await self._decide(work)
             finally:
                 self.pending -= 1
-            out.append({"letter_id": letter.letter_id, "outcome": res["outcome"], "code": res["code"],
-                        "orders": res["orders"]})
+            out.append(
+                {"letter_id": letter.letter_id, "outcome": res["outcome"], "code": res["code"], "orders": res["orders"]}
+            )
         return {"retried": len(out), "resolved": sum(1 for r in out if r["outcome"] != "rejected"), "results": out}
 
 
-def _item(draft: Draft, outcome: str, code: str = "", message: str = "", order_id: str | None = None,
-          status: str | None = None, hold: str = "") -> dict:
-    out = {"external_id": draft.external_id, "outcome": outcome, "code": code, "message": message,
-           "order_id": order_id, "status": status}
+def _item(
+    draft: Draft,
+    outcome: str,
+    code: str = "",
+    message: str = "",
+    order_id: str | None = None,
+    status: str | None = None,
+    hold: str = "",
+) -> dict:
+    out = {
+        "external_id": draft.external_id,
+        "outcome": outcome,
+        "code": code,
+        "message": message,
+        "order_id": order_id,
+        "status": status,
+    }
     if hold:
         out["hold"] = hold
     return out

@@ -59,23 +59,31 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         sku = d.text(li.get("sku"), 64)
         if not sku and not ships:
             sku = f"NOSKU-{d.text(li.get('id'), 50)}"  # a gift card / digital line names no SKU
-        lines.append(d.DraftLine(sku=sku, qty=qty, unit_price=net, requires_shipping=ships,
-                                 name=d.text(li.get("name"))))
-    service = " ".join(d.text(s.get("title")) + " " + d.text(s.get("code"))
-                       for s in d.opt_arr(doc.get("shipping_lines"), "$.shipping_lines") if isinstance(s, dict))
+        lines.append(
+            d.DraftLine(sku=sku, qty=qty, unit_price=net, requires_shipping=ships, name=d.text(li.get("name")))
+        )
+    service = " ".join(
+        d.text(s.get("title")) + " " + d.text(s.get("code"))
+        for s in d.opt_arr(doc.get("shipping_lines"), "$.shipping_lines")
+        if isinstance(s, dict)
+    )
     status = d.text(doc.get("financial_status"))
-    return [d.Draft(
-        external_id=oid,
-        order_number=d.text(doc.get("name") or doc.get("order_number")),
-        customer={"id": d.text(cust.get("id")), "name": name},
-        email=d.text(doc.get("email") or doc.get("contact_email")),
-        shipping_address={**d.address(ship, d.text(ship.get("name")), postal_code="zip"),
-                          "region": d.text(ship.get("province_code") or ship.get("province"))},
-        created_at=d.utc(doc.get("created_at"), "$.created_at"),
-        currency=d.text(doc.get("currency")),
-        lines=lines,
-        rush=d.matches(service, profile.rush_services),
-        hold=f"payment {status}" if status in (profile.hold_statuses or ()) else "",
-        total=d.money(doc.get("total_price"), "$.total_price"),
-        version=d.version_ts(doc.get("updated_at")),
-    )]
+    return [
+        d.Draft(
+            external_id=oid,
+            order_number=d.text(doc.get("name") or doc.get("order_number")),
+            customer={"id": d.text(cust.get("id")), "name": name},
+            email=d.text(doc.get("email") or doc.get("contact_email")),
+            shipping_address={
+                **d.address(ship, d.text(ship.get("name")), postal_code="zip"),
+                "region": d.text(ship.get("province_code") or ship.get("province")),
+            },
+            created_at=d.utc(doc.get("created_at"), "$.created_at"),
+            currency=d.text(doc.get("currency")),
+            lines=lines,
+            rush=d.matches(service, profile.rush_services),
+            hold=f"payment {status}" if status in (profile.hold_statuses or ()) else "",
+            total=d.money(doc.get("total_price"), "$.total_price"),
+            version=d.version_ts(doc.get("updated_at")),
+        )
+    ]

@@ -58,22 +58,37 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         d.obj(li, path)
         qty = li.get("quantity")
         total = d.money(li.get("total"), path + ".total")
-        lines.append(d.DraftLine(sku=d.text(li.get("sku"), 64), qty=qty, unit_price=d.unit(total, qty),
-                                 name=d.text(li.get("name"))))
-    service = " ".join(d.text(s.get("method_id")) + " " + d.text(s.get("method_title"))
-                       for s in d.opt_arr(doc.get("shipping_lines"), "$.shipping_lines") if isinstance(s, dict))
-    return [d.Draft(
-        external_id=oid,
-        order_number=d.text(doc.get("number")),
-        customer={"id": d.text(doc.get("customer_id")), "name": d.full_name(bill)},
-        email=d.text(bill.get("email")),
-        shipping_address=d.address(ship, d.full_name(ship), address1="address_1", address2="address_2",
-                                   region="state", postal_code="postcode", country_code="country"),
-        created_at=d.utc(doc.get("date_created_gmt"), "$.date_created_gmt"),
-        currency=d.text(doc.get("currency")),
-        lines=lines,
-        rush=d.matches(service, profile.rush_services),
-        hold=f"status {status}" if status in (profile.hold_statuses or ()) else "",
-        total=d.money(doc.get("total"), "$.total"),
-        version=d.version_ts(doc.get("date_modified_gmt")),
-    )]
+        lines.append(
+            d.DraftLine(
+                sku=d.text(li.get("sku"), 64), qty=qty, unit_price=d.unit(total, qty), name=d.text(li.get("name"))
+            )
+        )
+    service = " ".join(
+        d.text(s.get("method_id")) + " " + d.text(s.get("method_title"))
+        for s in d.opt_arr(doc.get("shipping_lines"), "$.shipping_lines")
+        if isinstance(s, dict)
+    )
+    return [
+        d.Draft(
+            external_id=oid,
+            order_number=d.text(doc.get("number")),
+            customer={"id": d.text(doc.get("customer_id")), "name": d.full_name(bill)},
+            email=d.text(bill.get("email")),
+            shipping_address=d.address(
+                ship,
+                d.full_name(ship),
+                address1="address_1",
+                address2="address_2",
+                region="state",
+                postal_code="postcode",
+                country_code="country",
+            ),
+            created_at=d.utc(doc.get("date_created_gmt"), "$.date_created_gmt"),
+            currency=d.text(doc.get("currency")),
+            lines=lines,
+            rush=d.matches(service, profile.rush_services),
+            hold=f"status {status}" if status in (profile.hold_statuses or ()) else "",
+            total=d.money(doc.get("total"), "$.total"),
+            version=d.version_ts(doc.get("date_modified_gmt")),
+        )
+    ]

@@ -99,14 +99,16 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
             cur.shipping_address["address1"] = _el(seg, 1)
             cur.shipping_address["address2"] = _el(seg, 2)
         elif tag == "N4" and party == "ST":
-            cur.shipping_address.update(city=_el(seg, 1), region=_el(seg, 2), postal_code=_el(seg, 3),
-                                        country_code=_el(seg, 4))
+            cur.shipping_address.update(
+                city=_el(seg, 1), region=_el(seg, 2), postal_code=_el(seg, 3), country_code=_el(seg, 4)
+            )
         elif tag == "PO1":
             po1_count += 1
             ids = {_el(seg, q): _el(seg, q + 1) for q in range(6, len(seg) - 1, 2)}
             sku = next((ids[q] for q in SKU_QUALIFIERS if ids.get(q)), "")
-            cur.lines.append(d.DraftLine(sku=sku[:64], qty=_el(seg, 2),
-                                         unit_price=d.money(_el(seg, 4), f"PO1[{po1_count}].04")))
+            cur.lines.append(
+                d.DraftLine(sku=sku[:64], qty=_el(seg, 2), unit_price=d.money(_el(seg, 4), f"PO1[{po1_count}].04"))
+            )
         elif tag == "CTT":
             count = _el(seg, 1)
             # "²".isdigit() is true; a 5,000-digit count would exceed int()'s digit limit

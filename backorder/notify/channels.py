@@ -31,10 +31,19 @@ class Channel(Protocol):
 def payload(n: NoticeQueued, r: Rendered) -> bytes:
     """The JSON document of a notice (webhook body, file-drop content)."""
     doc = {
-        "notice_id": n.notice_id, "kind": n.kind, "audience": n.audience, "order_id": n.order_id,
-        "request_id": n.request_id, "to": n.email, "queued_at": iso_ts(n.ts), "subject": r.subject,
-        "text": r.text, "data": n.data,
-        "attachments": [{"name": name, "type": mime, "base64": base64.b64encode(body).decode()}
-                        for name, mime, body in r.attachments],
+        "notice_id": n.notice_id,
+        "kind": n.kind,
+        "audience": n.audience,
+        "order_id": n.order_id,
+        "request_id": n.request_id,
+        "to": n.email,
+        "queued_at": iso_ts(n.ts),
+        "subject": r.subject,
+        "text": r.text,
+        "data": n.data,
+        "attachments": [
+            {"name": name, "type": mime, "base64": base64.b64encode(body).decode()}
+            for name, mime, body in r.attachments
+        ],
     }
     return msgspec.json.encode(doc)

@@ -94,8 +94,13 @@ class Notifier:
     whose commits it follows, ``emit`` for the attempts' outcomes), with the settings of
     ``[notifications]`` (``cfg``; a reload gives new ones to ``configure``)."""
 
-    def __init__(self, engine: Engine, cfg: NotificationSettings, channels: dict[str, Channel] | None = None,
-                 renderer: Renderer | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        cfg: NotificationSettings,
+        channels: dict[str, Channel] | None = None,
+        renderer: Renderer | None = None,
+    ) -> None:
         self.engine = engine
         self.channels: dict[str, Channel] = channels or {}
         self.breakers: dict[str, Breaker] = {}
@@ -116,8 +121,11 @@ class Notifier:
         start and on reload; they apply to the next attempt. A channel object of another type
         (one a test injected) is left alone; breakers keep their state."""
         self.cfg = cfg
-        fresh: dict[str, Channel] = {"email": SmtpChannel(cfg.smtp, cfg.message_id_domain),
-                                     "webhook": WebhookChannel(cfg.webhook), "file": FileDropChannel(cfg.file)}
+        fresh: dict[str, Channel] = {
+            "email": SmtpChannel(cfg.smtp, cfg.message_id_domain),
+            "webhook": WebhookChannel(cfg.webhook),
+            "file": FileDropChannel(cfg.file),
+        }
         if not self.channels:
             self.channels.update(fresh)
         for name, channel in fresh.items():
@@ -228,8 +236,11 @@ class Notifier:
             return
         attempt = n.attempts + 1
         engine.context("notifier", notice_id)
-        engine.emit(ev.NoticeAttempted(ts=engine.now(), notice_id=notice_id, order_id=n.order_id,
-                                       attempt=attempt, channel=channel))
+        engine.emit(
+            ev.NoticeAttempted(
+                ts=engine.now(), notice_id=notice_id, order_id=n.order_id, attempt=attempt, channel=channel
+            )
+        )
         await engine.journal.wait_durable(engine.journal.last_seq)
         error: str | None = None  # set when the attempt failed
         dead = False
@@ -247,18 +258,28 @@ class Notifier:
                 self.breakers[channel].failed()
         if error is not None:
             engine.context("notifier", notice_id)
-            engine.emit(ev.NoticeFailed(ts=engine.now(), notice_id=notice_id, order_id=n.order_id,
-                                        attempt=attempt, error=error[:500], dead=dead))
+            engine.emit(
+                ev.NoticeFailed(
+                    ts=engine.now(),
+                    notice_id=notice_id,
+                    order_id=n.order_id,
+                    attempt=attempt,
+                    error=error[:500],
+                    dead=dead,
+                )
+            )
             if dead:
                 due.pop(notice_id, None)
             else:
                 self._schedule(channel, notice_id, self._now() + self.backoff(attempt, notice_id))
-            log.warning("notice_failed", notice_id=notice_id, channel=channel, attempt=attempt, error=error,
-                        dead=dead)
+            log.warning("notice_failed", notice_id=notice_id, channel=channel, attempt=attempt, error=error, dead=dead)
             return
         engine.context("notifier", notice_id)
-        engine.emit(ev.NoticeDelivered(ts=engine.now(), notice_id=notice_id, order_id=n.order_id,
-                                       attempt=attempt, response=receipt[:200]))
+        engine.emit(
+            ev.NoticeDelivered(
+                ts=engine.now(), notice_id=notice_id, order_id=n.order_id, attempt=attempt, response=receipt[:200]
+            )
+        )
         self.breakers[channel].succeeded()
         due.pop(notice_id, None)
 
@@ -267,6 +288,7 @@ class Notifier:
         rendered = self.renderer.render(notice)
         if notice.kind == "purchase_order":
             from backorder.documents.purchase_order import attachments  # only supplier notices need it
+
             rendered.attachments = attachments(self.engine.world, notice.request_id)
         return rendered
 

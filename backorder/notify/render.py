@@ -44,14 +44,22 @@ class Renderer:
             loaders.append(jinja2.FileSystemLoader(templates_dir))
         loaders.append(jinja2.PackageLoader("backorder.notify", "templates"))
         self.env = jinja2.sandbox.ImmutableSandboxedEnvironment(
-            loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-            autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
+            loader=jinja2.ChoiceLoader(loaders),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
             keep_trailing_newline=True,
         )
 
     def render(self, n: NoticeQueued) -> Rendered:
-        ctx = {**n.data, "notice_id": n.notice_id, "order_id": n.order_id, "kind": n.data.get("kind", n.kind),
-               "queued_at": iso_ts(n.ts)}
+        ctx = {
+            **n.data,
+            "notice_id": n.notice_id,
+            "order_id": n.order_id,
+            "kind": n.data.get("kind", n.kind),
+            "queued_at": iso_ts(n.ts),
+        }
         ctx.setdefault("order_number", n.order_id or "")
         text = self._render(f"{n.kind}.txt", ctx)
         subject, _, body = text.partition("\n")

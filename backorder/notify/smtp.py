@@ -58,8 +58,7 @@ class SmtpChannel:
         msg = self.message(n, r)
         # abandon_on_cancel: a stopping daemon does not wait for a slow server; the attempt
         # has no recorded outcome, so it is made again (same Message-ID) after the restart
-        return await trio.to_thread.run_sync(self._send, msg, n.email, limiter=self._limiter,
-                                             abandon_on_cancel=True)
+        return await trio.to_thread.run_sync(self._send, msg, n.email, limiter=self._limiter, abandon_on_cancel=True)
 
     def _send(self, msg: EmailMessage, recipient: str) -> str:
         c = self.cfg

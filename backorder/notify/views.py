@@ -30,9 +30,17 @@ class NoticeParts(Protocol):
 
 def notice_view(n: Notice) -> dict:
     return {
-        "notice_id": n.notice_id, "kind": n.kind, "audience": n.audience, "order_id": n.order_id,
-        "request_id": n.request_id, "channel": n.channel, "status": n.status, "attempts": n.attempts,
-        "queued_at": iso_ts(n.queued_ts), "last_at": iso_ts(n.last_ts), "last_error": n.last_error or None,
+        "notice_id": n.notice_id,
+        "kind": n.kind,
+        "audience": n.audience,
+        "order_id": n.order_id,
+        "request_id": n.request_id,
+        "channel": n.channel,
+        "status": n.status,
+        "attempts": n.attempts,
+        "queued_at": iso_ts(n.queued_ts),
+        "last_at": iso_ts(n.last_ts),
+        "last_error": n.last_error or None,
     }
 
 
@@ -67,10 +75,14 @@ def handle(parts: NoticeParts, req, reply: Reply, corr: str) -> None:
     match req:
         case p.NotificationsList(status=status, order_id=order_id, limit=limit, offset=offset):
             pool = world.notices_pending.values() if status == "pending" else world.notices.values()
-            ns = (n for n in pool
-                  if (status == "all" or n.status == status) and (order_id is None or n.order_id == order_id))
-            reply.ok({"notifications": [notice_view(n) for n in _page(ns, offset, limit)],
-                      "offset": offset, "limit": limit})
+            ns = (
+                n
+                for n in pool
+                if (status == "all" or n.status == status) and (order_id is None or n.order_id == order_id)
+            )
+            reply.ok(
+                {"notifications": [notice_view(n) for n in _page(ns, offset, limit)], "offset": offset, "limit": limit}
+            )
         case p.NotificationsRetry(notice_id=notice_id, all_dead=all_dead):
             if (notice_id is None) == (not all_dead):
                 raise InvalidInput("invalid_request", "give either notice_id or all_dead: true")
@@ -81,16 +93,23 @@ def handle(parts: NoticeParts, req, reply: Reply, corr: str) -> None:
                 raise NotFound("unknown_shipment", f"no shipment {sid!r}")
             if sh.status != "shipped":
                 raise Conflict("not_shipped", f"shipment {sid} is {sh.status}; it has a label once shipped")
-            out = {"shipment_id": sid, "order_id": sh.order_id, "carrier": sh.carrier, "tracking": sh.tracking,
-                   "format": fmt}
+            out = {
+                "shipment_id": sid,
+                "order_id": sh.order_id,
+                "carrier": sh.carrier,
+                "tracking": sh.tracking,
+                "format": fmt,
+            }
             if fmt == "zpl":
                 out["label"] = sh.label_zpl
             else:
                 from backorder.documents.labels import label_pdf
+
                 out["label"] = base64.b64encode(label_pdf(world.orders[sh.order_id], sh)).decode()
             reply.ok(out)
         case p.ProcurementDocument(request_id=rid, format=fmt):
             from backorder.documents.purchase_order import document
+
             r = world.requests.get(rid)
             if r is None:
                 raise NotFound("unknown_request", f"no purchase order or transfer {rid!r}")
@@ -98,6 +117,7 @@ def handle(parts: NoticeParts, req, reply: Reply, corr: str) -> None:
             reply.ok({"request_id": rid, "format": fmt, "content_type": mime, **_encoded(body, fmt != "pdf")})
         case p.PickListGet(shipment_ids=ids, format=fmt):
             from backorder.documents.picklist import pick_list
+
             body = pick_list(world, ids, fmt)
             reply.ok({"format": fmt, **_encoded(body, fmt == "text")})
         case _:

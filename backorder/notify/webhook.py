@@ -44,8 +44,12 @@ class WebhookChannel:
         if not self.cfg.url:
             raise DeliveryError("notifications.webhook.url is not set")
         body = payload(n, r)
-        headers = {"Content-Type": "application/json", "Idempotency-Key": n.notice_id,
-                   "X-Backorder-Signature": signature(self.secret(), body), "User-Agent": "backorder"}
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": n.notice_id,
+            "X-Backorder-Signature": signature(self.secret(), body),
+            "User-Agent": "backorder",
+        }
         req = urllib.request.Request(self.cfg.url, data=body, headers=headers, method="POST")
         # abandon_on_cancel: see smtp.py - a cut attempt is repeated with the same key
         return await trio.to_thread.run_sync(self._post, req, limiter=self._limiter, abandon_on_cancel=True)

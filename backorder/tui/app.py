@@ -43,20 +43,29 @@ class BackorderApp(App[None]):
         Binding("t", "toggle_theme", "Theme"),
     ]
 
-    def __init__(self, socket: str, *, refresh_s: float = 0.3, timeout: float = 5.0,
-                 backoff: tuple[float, float] = (0.2, 3.0)) -> None:
+    def __init__(
+        self, socket: str, *, refresh_s: float = 0.3, timeout: float = 5.0, backoff: tuple[float, float] = (0.2, 3.0)
+    ) -> None:
         super().__init__()
         self.socket = socket
         self.refresh_s = refresh_s
         self.live = LiveState()
-        self.conn = Connection(socket, on_event=self._on_event, on_state=self._on_state,
-                               timeout=timeout, backoff=backoff)
+        self.conn = Connection(
+            socket, on_event=self._on_event, on_state=self._on_state, timeout=timeout, backoff=backoff
+        )
         self.loaded = False  # the first full load after a (re)connect is done
         self.loads = 0  # full loads so far (tests wait on it)
         self._flushing = False
 
-    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
-               markup: bool = False) -> None:
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity="information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
         """Notifications are plain text, whoever raises them (a widget's ``notify`` passes
         ``markup=True``): they quote the daemon's messages, which quote order data, and a
         SKU ``x[/]`` in an error must not be read as markup."""
@@ -147,8 +156,15 @@ class BackorderApp(App[None]):
             log.warning("refresh failed: %s", exc)
             live.pending.skus |= changes.skus  # try again next tick
             live.dirty_stats = True
-        if (changes.rows or changes.stats or changes.feed or changes.orders or changes.skus
-                or changes.intake or changes.notifications):
+        if (
+            changes.rows
+            or changes.stats
+            or changes.feed
+            or changes.orders
+            or changes.skus
+            or changes.intake
+            or changes.notifications
+        ):
             self._dispatch(changes)
 
     def _dispatch(self, changes: Changes) -> None:
@@ -164,8 +180,9 @@ class BackorderApp(App[None]):
             return await self.conn.call(op, **fields)
         except CallError as exc:
             if exc.code == "forbidden":
-                self.notify(f"forbidden: this console is read-only ({exc.message})", title=op,
-                            severity="error", timeout=8)
+                self.notify(
+                    f"forbidden: this console is read-only ({exc.message})", title=op, severity="error", timeout=8
+                )
             else:
                 self.notify(f"{exc.code}: {exc.message}", title=op, severity="error", timeout=8)
             line = ("error", f"ERROR {op}: {exc.code}: {exc.message}")
@@ -220,8 +237,9 @@ class BackorderApp(App[None]):
 def run(socket: str, log_file: str | None) -> None:
     """``backorder tui``: log to a file (never stdout: the terminal is the app's)."""
     if log_file:
-        logging.basicConfig(filename=log_file, level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        logging.basicConfig(
+            filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
     else:  # no file: nothing (not even logging's last-resort stderr handler) may hit the screen
         logging.basicConfig(handlers=[logging.NullHandler()])
     BackorderApp(socket).run()

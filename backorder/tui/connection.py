@@ -37,9 +37,16 @@ class ConnState(msgspec.Struct, frozen=True):
 
 
 class Connection:
-    def __init__(self, path: str, *, on_event: Callable[[dict], None],
-                 on_state: Callable[[ConnState], None], timeout: float = 5.0,
-                 backoff: tuple[float, float] = (0.2, 3.0), topics: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        on_event: Callable[[dict], None],
+        on_state: Callable[[ConnState], None],
+        timeout: float = 5.0,
+        backoff: tuple[float, float] = (0.2, 3.0),
+        topics: list[str] | None = None,
+    ) -> None:
         self.path = path
         self.on_event = on_event
         self.on_state = on_state
@@ -92,7 +99,8 @@ class Connection:
         while not self.closed:
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_unix_connection(self.path, limit=READ_LIMIT), self.timeout)
+                    asyncio.open_unix_connection(self.path, limit=READ_LIMIT), self.timeout
+                )
             except (OSError, TimeoutError) as exc:
                 attempt += 1
                 await self._wait_retry(attempt, f"cannot connect: {exc}")
@@ -133,8 +141,7 @@ class Connection:
     async def _wait_retry(self, attempt: int, error: str) -> None:
         lo, hi = self.backoff
         delay = min(hi, lo * 2 ** (attempt - 1))
-        self._set_state(ConnState(connected=False, attempt=attempt, retry_in=delay, error=error,
-                                  role=self.state.role))
+        self._set_state(ConnState(connected=False, attempt=attempt, retry_in=delay, error=error, role=self.state.role))
         await asyncio.sleep(delay)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:

@@ -21,8 +21,14 @@ FEED_KEEP = 500
 # Which screens care about which event types (beyond the SKU and the stats).
 _SHIPMENTS = {"shipment_created", "shipment_shipped", "order_cancelled"}
 _PROCUREMENT = {"request_raised", "request_confirmed", "received"}
-_INTAKE = {"intake_outcome", "source_silent", "dead_lettered", "dead_letter_retried", "dead_letter_discarded",
-           "alias_set"}
+_INTAKE = {
+    "intake_outcome",
+    "source_silent",
+    "dead_lettered",
+    "dead_letter_retried",
+    "dead_letter_discarded",
+    "alias_set",
+}
 _NOTIFICATIONS = {"notice_queued", "notice_attempted", "notice_delivered", "notice_failed", "notice_retried"}
 
 
@@ -120,7 +126,9 @@ class LiveState:
         bucket = int(now // HISTORY_BUCKET_S)
         self.history[bucket] = stats["counts"]["open_backorder_lines"]
         self.history.move_to_end(bucket)
-        while len(self.history) > HISTORY_POINTS or (self.history and next(iter(self.history)) <= bucket - HISTORY_POINTS):
+        while len(self.history) > HISTORY_POINTS or (
+            self.history and next(iter(self.history)) <= bucket - HISTORY_POINTS
+        ):
             self.history.popitem(last=False)
 
     def sparkline(self) -> list[float]:
@@ -176,8 +184,9 @@ def describe(e: dict, at: str | None) -> tuple[str, str] | None:
             return "warning", f"{t} backordered {e['order_id']}/{e['line_no']}: {e['qty']} x {e['sku']}"
         case "request_raised":
             what = "transfer" if e.get("kind") == "transfer" else "PO"
-            return "accent", (f"{t} reorder    {e['request_id']} {what} {e['qty']} x {e['sku']}"
-                              f" due {e['expected_date']}")
+            return "accent", (
+                f"{t} reorder    {e['request_id']} {what} {e['qty']} x {e['sku']} due {e['expected_date']}"
+            )
         case "request_confirmed":
             return "accent", f"{t} date moved {e['request_id']} {e['sku']} -> {e['expected_date']}"
         case "received":
@@ -192,14 +201,19 @@ def describe(e: dict, at: str | None) -> tuple[str, str] | None:
         case "policy_changed":
             return "accent", f"{t} policy     {e['mode']}"
         case "dead_lettered" if e.get("kind") == "intake":
-            return "error", (f"{t} rejected   {e.get('channel')}/{e.get('account')} {e.get('external_id') or ''}:"
-                             f" {e.get('cause')} (dead letter {e.get('letter_id')})")
+            return "error", (
+                f"{t} rejected   {e.get('channel')}/{e.get('account')} {e.get('external_id') or ''}:"
+                f" {e.get('cause')} (dead letter {e.get('letter_id')})"
+            )
         case "source_silent":
             return "warning", f"{t} silent     {e.get('channel')}/{e.get('account')} since {e.get('last_delivery_at')}"
         case "notice_failed" if e.get("dead"):
             return "error", f"{t} notice     {e['notice_id']} {e.get('order_id') or ''} dead: {e.get('error')}"
         case "dead_lettered":
-            return "error", f"{t} ERROR      {e.get('actor')} {e.get('sku') or e.get('order_id') or ''}: {e.get('error')}"
+            return (
+                "error",
+                f"{t} ERROR      {e.get('actor')} {e.get('sku') or e.get('order_id') or ''}: {e.get('error')}",
+            )
         case "lagged":
             return "error", f"{t} ERROR      the console missed {e.get('missed')} events; reloaded"
     return None

@@ -96,8 +96,12 @@ class ConnBanner(Static):
         self.set_class(not state.connected or state.stalled, "down")
         if not state.connected:
             why = f" ({state.error})" if state.error else ""
-            self.update(Text(f"⚠ disconnected — retrying (attempt {state.attempt}, next in {state.retry_in:.1f} s)"
-                             f" · {socket}{why}"))
+            self.update(
+                Text(
+                    f"⚠ disconnected — retrying (attempt {state.attempt}, next in {state.retry_in:.1f} s)"
+                    f" · {socket}{why}"
+                )
+            )
         elif state.stalled:
             self.update(Text(f"⚠ the daemon is not answering — waiting (the screen may be stale) · {socket}"))
 
@@ -130,17 +134,37 @@ class KpiBar(Widget):
             return Text.assemble((f"{name} ", "bold"), (f"{value} {mark}", style), (f" {target}", "dim"))
 
         kpis = [
-            tile("Fill", pct(fr), f">{100 * t['fulfillment_rate']:.0f}%", None if fr is None else fr > t["fulfillment_rate"]),
-            tile("Lead", hours(lt), f"<{t['avg_reorder_lead_time_hours']:.0f}h",
-                 None if lt is None else lt < t["avg_reorder_lead_time_hours"]),
-            tile("Accuracy", pct(acc), f"={100 * t['order_accuracy']:.0f}%",
-                 None if acc is None else acc >= t["order_accuracy"]),
+            tile(
+                "Fill",
+                pct(fr),
+                f">{100 * t['fulfillment_rate']:.0f}%",
+                None if fr is None else fr > t["fulfillment_rate"],
+            ),
+            tile(
+                "Lead",
+                hours(lt),
+                f"<{t['avg_reorder_lead_time_hours']:.0f}h",
+                None if lt is None else lt < t["avg_reorder_lead_time_hours"],
+            ),
+            tile(
+                "Accuracy",
+                pct(acc),
+                f"={100 * t['order_accuracy']:.0f}%",
+                None if acc is None else acc >= t["order_accuracy"],
+            ),
         ]
         counts = Text.assemble(
-            ("BO lines ", "bold"), f"{k['open_backorder_lines']:,}", "  ",
-            ("units waiting ", "bold"), f"{k['units_waiting']:,}", "  ",
-            ("oldest ", "bold"), hours(k["oldest_wait_hours"]), "  ",
-            ("shipped today ", "bold"), f"{k['shipments_today']:,}",
+            ("BO lines ", "bold"),
+            f"{k['open_backorder_lines']:,}",
+            "  ",
+            ("units waiting ", "bold"),
+            f"{k['units_waiting']:,}",
+            "  ",
+            ("oldest ", "bold"),
+            hours(k["oldest_wait_hours"]),
+            "  ",
+            ("shipped today ", "bold"),
+            f"{k['shipments_today']:,}",
         )
         sep = Text("  │  ", style="dim")
         head = Text("  ").join(kpis)

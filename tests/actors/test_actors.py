@@ -107,8 +107,12 @@ async def site(tmp_path, nursery):
 
 
 def order(ext: str, *lines: tuple[str, int], ship_complete: bool = False) -> p.OrderSubmit:
-    return p.OrderSubmit(channel="web", external_id=ext, ship_complete=ship_complete,
-                         lines=[p.OrderLineIn(sku=s, qty=q, unit_price=Decimal("2.50")) for s, q in lines])
+    return p.OrderSubmit(
+        channel="web",
+        external_id=ext,
+        ship_complete=ship_complete,
+        lines=[p.OrderLineIn(sku=s, qty=q, unit_price=Decimal("2.50")) for s, q in lines],
+    )
 
 
 # --- (a) passivation ---------------------------------------------------------------------
@@ -291,7 +295,8 @@ async def test_crashing_message_is_dead_lettered_and_the_actor_restarts(site, mo
     assert world.dead_letters == {}
     await site.journal.flush()
     assert site.rows("SELECT cause, corr FROM events WHERE type = 'dead_letter_retried'") == [
-        ("deadletters.retry", "corr-retry")]
+        ("deadletters.retry", "corr-retry")
+    ]
 
 
 async def test_crash_while_serving_a_new_order_answers_the_client(site, monkeypatch):
@@ -351,8 +356,7 @@ async def test_crash_while_configuring_a_new_sku_leaves_no_phantom_sku(site, mon
     created in memory by a crashed sku.configure is not in the journal, so a receipt for
     it must be refused — otherwise its Received event cannot be replayed."""
     crash_once(monkeypatch, "configure", "NEW")
-    assert await site.send(p.SkuConfigure(sku="NEW", reorder_point=1, order_up_to=5)).error_code() \
-        == "internal_error"
+    assert await site.send(p.SkuConfigure(sku="NEW", reorder_point=1, order_up_to=5)).error_code() == "internal_error"
     receipt = await site.send(p.StockReceive(sku="NEW", qty=3)).wait()
     await site.journal.flush()
 
@@ -363,8 +367,10 @@ async def test_crash_while_configuring_a_new_sku_leaves_no_phantom_sku(site, mon
 
 
 def snapshot(world) -> dict:
-    return {name: (s.on_hand, s.allocated, s.backordered, s.inbound_qty, msgspec.to_builtins(s.policy))
-            for name, s in world.skus.items()}
+    return {
+        name: (s.on_hand, s.allocated, s.backordered, s.inbound_qty, msgspec.to_builtins(s.policy))
+        for name, s in world.skus.items()
+    }
 
 
 async def test_replay_of_the_journal_rebuilds_the_live_state(site, autojump_clock):
@@ -386,10 +392,12 @@ async def test_replay_of_the_journal_rebuilds_the_live_state(site, autojump_cloc
     fresh = Engine(site.engine.settings, site.journal, SimClock(start=T0)).world
     replay(site.journal, fresh)
     assert snapshot(fresh) == snapshot(world)
-    assert {oid: o.status(fresh.shipments) for oid, o in fresh.orders.items()} == \
-        {oid: o.status(world.shipments) for oid, o in world.orders.items()}
-    assert {sid: sh.status for sid, sh in fresh.shipments.items()} == \
-        {sid: sh.status for sid, sh in world.shipments.items()}
+    assert {oid: o.status(fresh.shipments) for oid, o in fresh.orders.items()} == {
+        oid: o.status(world.shipments) for oid, o in world.orders.items()
+    }
+    assert {sid: sh.status for sid, sh in fresh.shipments.items()} == {
+        sid: sh.status for sid, sh in world.shipments.items()
+    }
     assert fresh.requests.keys() == world.requests.keys()
     # every journaled row carries a cause and a correlation id (invariant 7)
     assert site.rows("SELECT COUNT(*) FROM events WHERE cause IS NULL OR corr IS NULL OR cause = ''") == [(0,)]

@@ -54,8 +54,15 @@ def stub_daemon():
     """The daemon's parts the handlers use (a stub) and its gateway (the real one) over them."""
     journal = FlakyJournal()
     daemon = SimpleNamespace(
-        settings=Settings(), hub=server.Hub(), health_fails=0, health_result={"status": "serving"},
-        router=None, audit=None, intake=None, notifier=None, stepper=None,  # not reached by these requests
+        settings=Settings(),
+        hub=server.Hub(),
+        health_fails=0,
+        health_result={"status": "serving"},
+        router=None,
+        audit=None,
+        intake=None,
+        notifier=None,
+        stepper=None,  # not reached by these requests
         engine=SimpleNamespace(journal=journal, now=lambda: 1.7e9, world=SimpleNamespace()),
     )
 
@@ -67,9 +74,16 @@ def stub_daemon():
 
     daemon.health = health
     daemon.gateway = server.Gateway(
-        settings=daemon.settings, journal=journal, now=daemon.engine.now, hub=daemon.hub, recorder=FlakyRecorder(),
-        budgets=server.Budgets(), connections=set(), roles=access.Roles(daemon.settings.access),
-        handle=functools.partial(handlers.handle, handlers.Context.of(daemon)))
+        settings=daemon.settings,
+        journal=journal,
+        now=daemon.engine.now,
+        hub=daemon.hub,
+        recorder=FlakyRecorder(),
+        budgets=server.Budgets(),
+        connections=set(),
+        roles=access.Roles(daemon.settings.access),
+        handle=functools.partial(handlers.handle, handlers.Context.of(daemon)),
+    )
     return daemon
 
 
@@ -155,7 +169,11 @@ async def test_a_connection_whose_task_raises_is_logged_told_and_closed_its_neig
             await victim_r_done.wait()
 
             await neighbour.send(b'{"op": "health", "id": "n2"}')
-            assert (await neighbour.read()) == {"id": "n2", "ok": True, "result": {"status": "serving", "role": "write"}}
+            assert (await neighbour.read()) == {
+                "id": "n2",
+                "ok": True,
+                "result": {"status": "serving", "role": "write"},
+            }
             assert len(daemon.gateway.connections) == 1 and daemon.gateway.budgets.held.total() == 1
             await neighbour.stream.aclose()
             await neighbour_done.wait()

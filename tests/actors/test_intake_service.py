@@ -31,9 +31,20 @@ def csv(ext: str, rush: bool = False) -> Delivery:
 
 @pytest.fixture
 async def intake(tmp_path, nursery):
-    settings = msgspec.convert({"daemon": {"db": str(tmp_path / "j.db")},
-                                "intake": {"retry_attempts": 2, "retry_base_s": 0.01, "retry_max_s": 0.02,
-                                           "workers": 1, "queue_size": 6, "priority_reserve": 2}}, Settings)
+    settings = msgspec.convert(
+        {
+            "daemon": {"db": str(tmp_path / "j.db")},
+            "intake": {
+                "retry_attempts": 2,
+                "retry_base_s": 0.01,
+                "retry_max_s": 0.02,
+                "workers": 1,
+                "queue_size": 6,
+                "priority_reserve": 2,
+            },
+        },
+        Settings,
+    )
     journal = Journal(settings.daemon.db)
     journal.open()
     await nursery.start(journal.run)

@@ -21,18 +21,37 @@ T0 = 1_700_000_000.0
 
 
 def make_engine(tmp_path, drop) -> Engine:
-    settings = msgspec.convert({"notifications": {"routes": {"*": "file"}, "file": {"dir": str(drop)},
-                                                  "backoff_base_s": 0.01, "backoff_max_s": 0.05,
-                                                  "breaker_failures": 100}}, Settings)
+    settings = msgspec.convert(
+        {
+            "notifications": {
+                "routes": {"*": "file"},
+                "file": {"dir": str(drop)},
+                "backoff_base_s": 0.01,
+                "backoff_max_s": 0.05,
+                "breaker_failures": 100,
+            }
+        },
+        Settings,
+    )
     journal = Journal(tmp_path / "j.db")
     journal.open()
     return Engine(settings, journal, SimClock(T0))
 
 
 def queue_notice(engine: Engine, notice_id: str = "N0000001") -> None:
-    engine.emit(ev.NoticeQueued(ts=T0, notice_id=notice_id, order_id="O0000001", kind="cancelled", email="a@b.c",
-                                subject="s", body="b", channel="file",
-                                data={"order_number": "#1", "customer": "Ann", "reason": "test"}))
+    engine.emit(
+        ev.NoticeQueued(
+            ts=T0,
+            notice_id=notice_id,
+            order_id="O0000001",
+            kind="cancelled",
+            email="a@b.c",
+            subject="s",
+            body="b",
+            channel="file",
+            data={"order_number": "#1", "customer": "Ann", "reason": "test"},
+        )
+    )
 
 
 async def test_nothing_is_sent_before_the_notice_is_durable(tmp_path, nursery):

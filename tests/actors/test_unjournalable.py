@@ -32,8 +32,9 @@ T0 = 1_700_000_000.0
 @pytest.fixture
 async def site(tmp_path, nursery):
     # Struct constructors do not validate: limits far beyond the schema's ceiling.
-    settings = Settings(daemon=DaemonSettings(db=str(tmp_path / "j.db")),
-                        limits=LimitsSettings(max_quantity=10**30, max_money=10**30))
+    settings = Settings(
+        daemon=DaemonSettings(db=str(tmp_path / "j.db")), limits=LimitsSettings(max_quantity=10**30, max_money=10**30)
+    )
     journal = Journal(settings.daemon.db)
     journal.open()
     await nursery.start(journal.run)
@@ -86,8 +87,9 @@ async def test_first_event_refused_answers_the_client_and_changes_nothing(site):
 async def test_refused_midway_dead_letters_and_model_equals_journal(site, monkeypatch):
     engine, router = site
     await send(router, p.SkuConfigure(sku="A")).result()
-    order = p.OrderSubmit(channel="web", external_id="e1",
-                          lines=[p.OrderLineIn(sku="A", qty=2, unit_price=Decimal("1"))])
+    order = p.OrderSubmit(
+        channel="web", external_id="e1", lines=[p.OrderLineIn(sku="A", qty=2, unit_price=Decimal("1"))]
+    )
     await send(router, order).result()
     monkeypatch.setattr(engine.world, "rank", lambda line, now: math.inf)  # a rank bug
     code = await send(router, p.StockReceive(sku="A", qty=5)).error_code()

@@ -43,8 +43,11 @@ secret_env = "BO_TEST_GENERIC_SECRET"
 [channels.csv]
 secret_env = "BO_TEST_GENERIC_SECRET"
 """
-ENV = {"BO_TEST_SHOPIFY_SECRET": SHOPIFY_SECRET, "BO_TEST_WOO_SECRET": WOO_SECRET,
-       "BO_TEST_GENERIC_SECRET": GENERIC_SECRET}
+ENV = {
+    "BO_TEST_SHOPIFY_SECRET": SHOPIFY_SECRET,
+    "BO_TEST_WOO_SECRET": WOO_SECRET,
+    "BO_TEST_GENERIC_SECRET": GENERIC_SECRET,
+}
 
 
 def raw(name: str) -> bytes:
@@ -60,14 +63,25 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def shopify_headers(body: bytes, topic: str = "orders/create", secret: str = SHOPIFY_SECRET) -> dict:
-    return {"X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": SHOP, "X-Shopify-Hmac-Sha256": sign(body, secret),
-            "X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043", "Content-Type": "application/json"}
+    return {
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Shop-Domain": SHOP,
+        "X-Shopify-Hmac-Sha256": sign(body, secret),
+        "X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+        "Content-Type": "application/json",
+    }
 
 
 def woo_headers(body: bytes, topic: str = "order.created") -> dict:
-    return {"X-WC-Webhook-Topic": topic, "X-WC-Webhook-Source": f"https://{WOO}/",
-            "X-WC-Webhook-Signature": sign(body, WOO_SECRET), "X-WC-Webhook-Resource": "order",
-            "X-WC-Webhook-Event": topic.split(".")[1], "X-WC-Webhook-ID": "12", "X-WC-Webhook-Delivery-ID": "99"}
+    return {
+        "X-WC-Webhook-Topic": topic,
+        "X-WC-Webhook-Source": f"https://{WOO}/",
+        "X-WC-Webhook-Signature": sign(body, WOO_SECRET),
+        "X-WC-Webhook-Resource": "order",
+        "X-WC-Webhook-Event": topic.split(".")[1],
+        "X-WC-Webhook-ID": "12",
+        "X-WC-Webhook-Delivery-ID": "99",
+    }
 
 
 def generic_headers(body: bytes) -> dict:

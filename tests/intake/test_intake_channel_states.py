@@ -29,7 +29,11 @@ def bigcommerce(status_id: int, status: str) -> tuple[str, bytes, dict]:
 
 
 def x12(purpose: str) -> tuple[str, bytes, dict]:
-    return "x12_850", raw("x12_850/two_pos.edi").replace(b"BEG*00*SA*PO-778813", f"BEG*{purpose}*SA*PO-778813".encode()), {}
+    return (
+        "x12_850",
+        raw("x12_850/two_pos.edi").replace(b"BEG*00*SA*PO-778813", f"BEG*{purpose}*SA*PO-778813".encode()),
+        {},
+    )
 
 
 def csv(status: str = "", hold: str = "") -> tuple[str, bytes, dict]:
@@ -81,8 +85,9 @@ def test_cancellations_by_channel_are_updates(intake_daemon):
             assert mine["outcome"] == "updated", res
             assert c.call("order.get", channel=channel, account=account, external_id=ext)["status"] == "cancelled"
         # X12: the other PO of the interchange was a redelivery
-        assert c.call("order.get", channel="x12_850", account="BUYERCO", external_id="PO-778812")["status"] != \
-            "cancelled"
+        assert (
+            c.call("order.get", channel="x12_850", account="BUYERCO", external_id="PO-778812")["status"] != "cancelled"
+        )
         # an AFN (Amazon-fulfilled) order is none of this site's business
         d2 = doc("amazon_sp/order_unshipped.json")
         d2["getOrder"]["payload"].update(FulfillmentChannel="AFN", AmazonOrderId="171-0000000-0000000")

@@ -44,21 +44,40 @@ def test_every_channel_becomes_the_canonical_order_field_by_field(intake_daemon,
 
         # Shopify: id above 2^53 exact, UTC from a -05:00 offset, discount per unit, gift card ships nothing
         o = get("shopify", SHOP, "5820982911946154508")
-        assert (o["order_number"], o["email"], o["currency"], o["created_at"]) == \
-            ("#1042", "zoë.müller@example.de", "EUR", "2024-03-01T15:15:30Z")
-        assert lines(o) == [("GRINDER-SS", 2, "44.95", True), ("FILTER-100", 3, "3.50", True),
-                            ("NOSKU-13642089365548", 1, "25.00", False)]
-        assert o["shipping_address"] == {"name": "Zoë Müller", "company": "Bäckerei Müller GmbH",
-                                         "address1": "Königstraße 12", "address2": "Hinterhaus", "city": "München",
-                                         "region": "BY", "postal_code": "80331", "country_code": "DE",
-                                         "phone": "+49 89 1234567"}
+        assert (o["order_number"], o["email"], o["currency"], o["created_at"]) == (
+            "#1042",
+            "zoë.müller@example.de",
+            "EUR",
+            "2024-03-01T15:15:30Z",
+        )
+        assert lines(o) == [
+            ("GRINDER-SS", 2, "44.95", True),
+            ("FILTER-100", 3, "3.50", True),
+            ("NOSKU-13642089365548", 1, "25.00", False),
+        ]
+        assert o["shipping_address"] == {
+            "name": "Zoë Müller",
+            "company": "Bäckerei Müller GmbH",
+            "address1": "Königstraße 12",
+            "address2": "Hinterhaus",
+            "city": "München",
+            "region": "BY",
+            "postal_code": "80331",
+            "country_code": "DE",
+            "phone": "+49 89 1234567",
+        }
         assert o["customer"] == {"id": "7390432256044", "name": "Zoë Müller"}
         assert (o["rush"], o["hold"], o["total"]) == (True, "", "125.40")
 
         # WooCommerce: date_created_gmt is UTC; unit price = total / quantity (after the coupon)
         o = get("woocommerce", WOO, "727")
-        assert (o["order_number"], o["email"], o["currency"], o["created_at"], o["rush"]) == \
-            ("727", "sian.obrien@example.co.uk", "GBP", "2024-03-01T09:30:00Z", True)
+        assert (o["order_number"], o["email"], o["currency"], o["created_at"], o["rush"]) == (
+            "727",
+            "sian.obrien@example.co.uk",
+            "GBP",
+            "2024-03-01T09:30:00Z",
+            True,
+        )
         assert lines(o) == [("MUG-RED", 2, "17.50", True), ("TEE-BLK-M", 1, "20.00", True)]
         assert o["shipping_address"]["name"] == "Siân O'Brien" and o["shipping_address"]["postal_code"] == "CF10 1BS"
         assert o["customer"] == {"id": "26", "name": "Siân O'Brien"}
@@ -72,20 +91,34 @@ def test_every_channel_becomes_the_canonical_order_field_by_field(intake_daemon,
         # BigCommerce: RFC 2822 date, per-unit price_inc_tax, a digital product ships nothing
         o = get("bigcommerce", "abc123xyz", "250")
         assert lines(o) == [("POUROVER-W", 2, "32.5000", True), ("EBOOK-BREW", 1, "20.0000", False)]
-        assert (o["created_at"], o["currency"], o["email"], o["rush"]) == \
-            ("2024-03-01T10:00:37Z", "USD", "chloe.nguyen@example.com", True)
+        assert (o["created_at"], o["currency"], o["email"], o["rush"]) == (
+            "2024-03-01T10:00:37Z",
+            "USD",
+            "chloe.nguyen@example.com",
+            True,
+        )
         assert o["shipping_address"]["company"] == "Nguyễn Coffee Co"
 
         # X12: two purchase orders in one interchange; account = ISA06; TD5 ND = rush
         po1 = get("x12_850", "BUYERCO", "PO-778812")
         po2 = get("x12_850", "BUYERCO", "PO-778813")
         assert lines(po1) == [("GRINDER-SS", 24, "12.50", True), ("FILTER-100", 100, "1.10", True)]
-        assert (po1["email"], po1["rush"], po1["created_at"]) == ("mary.buyer@buyerco.example", True,
-                                                                 "2024-03-01T00:00:00Z")
-        assert po1["shipping_address"] == {"name": "BuyerCo Warehouse 7", "company": "",
-                                           "address1": "1200 Industrial Pkwy", "address2": "Dock 4",
-                                           "city": "Columbus", "region": "OH", "postal_code": "43219",
-                                           "country_code": "US", "phone": ""}
+        assert (po1["email"], po1["rush"], po1["created_at"]) == (
+            "mary.buyer@buyerco.example",
+            True,
+            "2024-03-01T00:00:00Z",
+        )
+        assert po1["shipping_address"] == {
+            "name": "BuyerCo Warehouse 7",
+            "company": "",
+            "address1": "1200 Industrial Pkwy",
+            "address2": "Dock 4",
+            "city": "Columbus",
+            "region": "OH",
+            "postal_code": "43219",
+            "country_code": "US",
+            "phone": "",
+        }
         assert po1["customer"] == {"id": "BC-001", "name": "BuyerCo Inc"}
         assert lines(po2) == [("MUG-RED", 6, "7.25", True)] and po2["rush"] is False
 

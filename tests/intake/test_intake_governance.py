@@ -74,6 +74,7 @@ def _set(path, value):
         for k in head:
             obj = obj[k]
         obj[last] = value
+
     return mutate
 
 
@@ -82,26 +83,52 @@ def _items(body):
 
 
 CASES = {
-    "signature_missing": (lambda: ("shopify", raw("shopify/orders_create.json"),
-                                   {"X-Shopify-Topic": "orders/create", "X-Shopify-Shop-Domain": SHOP}), 401),
+    "signature_missing": (
+        lambda: (
+            "shopify",
+            raw("shopify/orders_create.json"),
+            {"X-Shopify-Topic": "orders/create", "X-Shopify-Shop-Domain": SHOP},
+        ),
+        401,
+    ),
     "signature_invalid": (lambda: shopify(secret="not-the-secret"), 401),
     "body_too_large": (lambda: shopify(_set(["note"], "x" * 70_000)), 413),
-    "malformed_body": (lambda: ("shopify", b'{"id": 1, "line_items": [', shopify_headers(b'{"id": 1, "line_items": [')),
-                       400),
+    "malformed_body": (
+        lambda: ("shopify", b'{"id": 1, "line_items": [', shopify_headers(b'{"id": 1, "line_items": [')),
+        400,
+    ),
     "missing_sku": (lambda: woo(_set(["line_items", 1, "sku"], "")), 422),
     "invalid_quantity": (lambda: woo(_set(["line_items", 0, "quantity"], "3")), 422),
-    "unknown_currency": (lambda: amazon(lambda b: (b["getOrder"]["payload"]["OrderTotal"].update(CurrencyCode="USD"),
-                                                   [it["ItemPrice"].update(CurrencyCode="USD") for page in
-                                                    b["getOrderItems"] for it in page["payload"]["OrderItems"]])), 422),
+    "unknown_currency": (
+        lambda: amazon(
+            lambda b: (
+                b["getOrder"]["payload"]["OrderTotal"].update(CurrencyCode="USD"),
+                [
+                    it["ItemPrice"].update(CurrencyCode="USD")
+                    for page in b["getOrderItems"]
+                    for it in page["payload"]["OrderItems"]
+                ],
+            )
+        ),
+        422,
+    ),
     "currency_mismatch": (lambda: amazon(lambda b: _items(b)["ItemPrice"].update(CurrencyCode="GBP")), 422),
     "order_items_mismatch": (lambda: amazon(_set(["getOrder", "payload", "NumberOfItemsUnshipped"], 5)), 422),
     "unknown_sku": (lambda: bigcommerce(_set(["products", 0, "sku"], "POUROVER-BLACK")), 422),
-    "missing_field": (lambda: shopify(lambda b: (b.update(email=None, contact_email=None))), 422),
+    "missing_field": (lambda: shopify(lambda b: b.update(email=None, contact_email=None)), 422),
     "unsupported_topic": (lambda: shopify(topic="products/create"), 200),
     "webhook_ping": (lambda: ("woocommerce", b"webhook_id=12", {"X-WC-Webhook-Source": f"https://{WOO}/"}), 200),
 }
-KEPT = {"malformed_body", "missing_sku", "invalid_quantity", "unknown_currency", "currency_mismatch",
-        "order_items_mismatch", "unknown_sku", "missing_field"}
+KEPT = {
+    "malformed_body",
+    "missing_sku",
+    "invalid_quantity",
+    "unknown_currency",
+    "currency_mismatch",
+    "order_items_mismatch",
+    "unknown_sku",
+    "missing_field",
+}
 
 
 @pytest.mark.parametrize("via", ["socket", "http"])
@@ -164,7 +191,7 @@ def test_validation_profiles_cut_false_rejects_per_account(intake_daemon):
 
 def test_big_ids_never_pass_through_a_float(intake_daemon):
     d = intake_daemon()
-    big = 2 ** 63 - 25  # far above 2^53: a float would change its last digits
+    big = 2**63 - 25  # far above 2^53: a float would change its last digits
     with d.client() as c:
         ch, body, headers = shopify(_set(["id"], big))
         assert str(big).encode() in body

@@ -37,8 +37,12 @@ def test_outcome_events_rates_and_a_silent_source(make_daemon):
         assert next_event(sub, "dead_lettered")["event"]["cause"] == "missing_sku"
         health = {s["account"]: s for s in c.call("sources.health")["sources"]}
         a = health["shop-a"]
-        assert (a["deliveries"], a["accepted_rate"], a["rejected_rate"], a["rejections"]) == \
-            (2, 0.5, 0.5, {"missing_sku": 1})
+        assert (a["deliveries"], a["accepted_rate"], a["rejected_rate"], a["rejections"]) == (
+            2,
+            0.5,
+            0.5,
+            {"missing_sku": 1},
+        )
         assert a["silent"] is False and health["shop-b"]["deliveries"] == 1
         silent = next_event(sub, "source_silent", timeout=15)["event"]
         assert (silent["channel"], silent["account"]) == ("csv", "shop-a")  # shop-b delivered only once

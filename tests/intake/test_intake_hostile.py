@@ -77,8 +77,9 @@ def test_max_sources_caps_the_table_of_trusted_sources_too(make_daemon, monkeypa
     with d.client() as c:
         for n in range(6):
             body = CSV.replace(b"H1", f"T{n}".encode())
-            assert c.call("order.ingest", channel="csv", account=f"shop-{n}", body=body.decode())["outcome"] == \
-                "accepted"
+            assert (
+                c.call("order.ingest", channel="csv", account=f"shop-{n}", body=body.decode())["outcome"] == "accepted"
+            )
         health = {s["account"]: s for s in c.call("sources.health")["sources"]}
         assert set(health) == {"shop-0", "shop-1", "shop-2", "(other)"}
         assert health["(other)"]["deliveries"] == 3
@@ -96,16 +97,19 @@ def test_signed_payloads_an_adapter_used_to_crash_on_are_dead_letters_named_in_t
     d = intake_daemon()
     shop = _signed_json("shopify/orders_create.json", lambda b: b.update(shipping_lines=True))
     amazon = _signed_json("amazon_sp/order_unshipped.json", lambda b: b["getOrder"]["payload"].update(OrderTotal=[1]))
-    woo = _signed_json("woocommerce/order_created.json",
-                       lambda b: b.update(date_created_gmt="0001-01-01T00:00:00+05:00"))
+    woo = _signed_json(
+        "woocommerce/order_created.json", lambda b: b.update(date_created_gmt="0001-01-01T00:00:00+05:00")
+    )
     deep = b'{"id": 1, "line_items": ' + b"[" * 3000 + b"]" * 3000 + b"}"
     x12 = raw("x12_850/two_pos.edi").replace(b"CTT*1", b"CTT*\xc2\xb2", 1)
     assert x12 != raw("x12_850/two_pos.edi")
-    cases = [("shopify", shop, shopify_headers(shop), 400, "malformed_body"),
-             ("shopify", deep, shopify_headers(deep), 400, "malformed_body"),
-             ("amazon_sp", amazon, generic_headers(amazon), 400, "malformed_body"),
-             ("woocommerce", woo, woo_headers(woo), 422, "invalid_date"),
-             ("x12_850", x12, generic_headers(x12), 422, "order_items_mismatch")]
+    cases = [
+        ("shopify", shop, shopify_headers(shop), 400, "malformed_body"),
+        ("shopify", deep, shopify_headers(deep), 400, "malformed_body"),
+        ("amazon_sp", amazon, generic_headers(amazon), 400, "malformed_body"),
+        ("woocommerce", woo, woo_headers(woo), 422, "invalid_date"),
+        ("x12_850", x12, generic_headers(x12), 422, "order_items_mismatch"),
+    ]
     with d.client() as c:
         port = http_port(c)
         for channel, body, headers, status, code in cases:
@@ -113,8 +117,9 @@ def test_signed_payloads_an_adapter_used_to_crash_on_are_dead_letters_named_in_t
             assert (got, res["code"]) == (status, code), (channel, got, res)
             assert isinstance(res["letter_id"], int), res
         # read before any signature: a source header that is no URL is still only a 401
-        got, res, _ = post(port, "woocommerce", b"{}", {"X-WC-Webhook-Source": "http://[oops/",
-                                                       "X-WC-Webhook-Topic": "order.created"})
+        got, res, _ = post(
+            port, "woocommerce", b"{}", {"X-WC-Webhook-Source": "http://[oops/", "X-WC-Webhook-Topic": "order.created"}
+        )
         assert (got, res["code"]) == (401, "signature_missing")
         letters = c.call("deadletters.list")["dead_letters"]
         assert sorted(x["cause"] for x in letters) == sorted(code for *_, code in cases)
@@ -135,8 +140,7 @@ idle_timeout_s = 1.0
 def _slow(port: int) -> socket.socket:
     """A connection that announces a body and sends none."""
     s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    s.sendall(b"POST /webhooks/csv HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
-              b"X-Backorder-Hmac-Sha256: AAAA\r\n\r\n")
+    s.sendall(b"POST /webhooks/csv HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nX-Backorder-Hmac-Sha256: AAAA\r\n\r\n")
     return s
 
 
@@ -194,8 +198,12 @@ def test_a_connection_the_peer_closed_is_released_at_once(intake_daemon):
         port = http_port(c)
         for _ in range(5):
             assert post(port, "csv", CSV, generic_headers(CSV))[0] == 200
-        wait_until(lambda: not _held(d.proc.pid, port), timeout=2, interval=0.01,
-                   message="the closed connections' descriptors are still held")
+        wait_until(
+            lambda: not _held(d.proc.pid, port),
+            timeout=2,
+            interval=0.01,
+            message="the closed connections' descriptors are still held",
+        )
 
 
 def test_the_connection_cap_holds_and_waiting_peers_are_served_in_turn(make_daemon, monkeypatch):
@@ -203,8 +211,11 @@ def test_the_connection_cap_holds_and_waiting_peers_are_served_in_turn(make_daem
     with d.client() as c:
         port = http_port(c)
         slow = [_slow(port) for _ in range(7)]
-        wait_until(lambda: _held(d.proc.pid, port) >= 3, timeout=10,  # the first three are accepted
-                   message="three slow peers were never accepted")
+        wait_until(
+            lambda: _held(d.proc.pid, port) >= 3,
+            timeout=10,  # the first three are accepted
+            message="three slow peers were never accepted",
+        )
         for _ in range(10):  # and no more while they are open (an absence: watched for 0.3 s)
             assert _held(d.proc.pid, port) <= 3
             time.sleep(0.03)
@@ -231,8 +242,9 @@ secret_env = "BO_TEST_BUYERCO_SECRET"
 
 
 def _post_signed(port: int, channel: str, body: bytes, secret: str, account: str | None = None):
-    return post(port, channel, body, {"X-Backorder-Hmac-Sha256": sign(body, secret)},
-                f"?account={account}" if account else "")
+    return post(
+        port, channel, body, {"X-Backorder-Hmac-Sha256": sign(body, secret)}, f"?account={account}" if account else ""
+    )
 
 
 def test_a_partner_cannot_book_or_cancel_another_partners_orders(intake_daemon, monkeypatch):
@@ -275,6 +287,7 @@ def test_a_partner_cannot_book_or_cancel_another_partners_orders(intake_daemon, 
 
 
 # --- a request answered before its body was read ------------------------------------------
+
 
 def _head(path: str, length: int, headers: dict | None = None) -> bytes:
     lines = [f"POST {path} HTTP/1.1", "Host: x", f"Content-Length: {length}"]
@@ -321,8 +334,12 @@ def test_an_oversized_body_gets_its_answer_and_its_connection_is_released(make_d
         bulk = CSV.split(b"\n", 1)[0] + b"\n" + rows.encode()
         other = socket.create_connection(("127.0.0.1", port), timeout=30)
         other.sendall(_head("/webhooks/csv", len(bulk), generic_headers(bulk)) + bulk)
-        wait_until(lambda: c.call("stats")["intake"]["queue"]["pending"] >= 1, timeout=10, interval=0.002,
-                   message="the large delivery never reached intake")
+        wait_until(
+            lambda: c.call("stats")["intake"]["queue"]["pending"] >= 1,
+            timeout=10,
+            interval=0.002,
+            message="the large delivery never reached intake",
+        )
         big = b"{" + b" " * 2_000_000 + b"}"
         s.sendall(_head("/webhooks/bigcommerce", len(big)) + big)
         status, headers, body = _response(s)
@@ -332,8 +349,12 @@ def test_an_oversized_body_gets_its_answer_and_its_connection_is_released(make_d
         s.close()
         assert _response(other)[0] == 200
         other.close()
-        wait_until(lambda: not _held(d.proc.pid, port), timeout=2, interval=0.01,
-                   message="a connection answered 413 is still held")
+        wait_until(
+            lambda: not _held(d.proc.pid, port),
+            timeout=2,
+            interval=0.01,
+            message="a connection answered 413 is still held",
+        )
         assert post(port, "csv", CSV, generic_headers(CSV))[0] == 200
 
 
@@ -351,8 +372,12 @@ def test_a_request_answered_before_its_body_reaches_a_peer_that_writes_it_all_fi
             assert (status, headers["connection"]) == ((413 if path.startswith("/webhooks") else 404), "close")
             assert _read_all(s) == b""
             s.close()
-        wait_until(lambda: not _held(d.proc.pid, port), timeout=2, interval=0.01,
-                   message="a connection answered early is still held")
+        wait_until(
+            lambda: not _held(d.proc.pid, port),
+            timeout=2,
+            interval=0.01,
+            message="a connection answered early is still held",
+        )
 
 
 def test_a_peer_that_half_closes_inside_an_oversized_body_is_released(intake_daemon):
@@ -363,7 +388,8 @@ def test_a_peer_that_half_closes_inside_an_oversized_body_is_released(intake_dae
         s.sendall(_head("/webhooks/bigcommerce", 602_183) + b"{" + b" " * 200_000)
         s.shutdown(socket.SHUT_WR)
         _read_all(s)  # whatever came (a 413 or a 400 for the cut body), the daemon closes its end
-        wait_until(lambda: not _held(d.proc.pid, port), timeout=2, interval=0.01,
-                   message="a peer that closed is still held")
+        wait_until(
+            lambda: not _held(d.proc.pid, port), timeout=2, interval=0.01, message="a peer that closed is still held"
+        )
         s.close()
         assert post(port, "csv", CSV, generic_headers(CSV))[0] == 200

@@ -12,8 +12,23 @@ from backorder.intake.importer import split
 
 
 def run_import(d, path, channel: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "backorder", "import", str(path), "--channel", channel,
-                          "--socket", str(d.socket), "--json"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backorder",
+            "import",
+            str(path),
+            "--channel",
+            channel,
+            "--socket",
+            str(d.socket),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "accepted" in out.stdout  # the summary table
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -22,10 +37,11 @@ def run_import(d, path, channel: str) -> dict:
 def test_csv_and_x12_files_import_with_a_summary_and_reimport_as_duplicates(make_daemon, tmp_path):
     d = make_daemon("")
     rows = ["order_id,currency,email,sku,qty,unit_price,ship_address1,ship_country"]
-    rows += [f"BULK-{n},USD,b{n}@example.com,SKU-{n % 7},{1 + n % 3},2.50,\"{n} Long Rd, Apt 2\",US"
-             for n in range(300)]
-    rows += ["BULK-0,USD,b0@example.com,SKU-9,1,2.50,\"0 Long Rd, Apt 2\",US",  # a 2nd line of BULK-0
-             "BAD-1,USD,bad@example.com,SKU-1,-2,2.50,1 Main St,US"]
+    rows += [f'BULK-{n},USD,b{n}@example.com,SKU-{n % 7},{1 + n % 3},2.50,"{n} Long Rd, Apt 2",US' for n in range(300)]
+    rows += [
+        'BULK-0,USD,b0@example.com,SKU-9,1,2.50,"0 Long Rd, Apt 2",US',  # a 2nd line of BULK-0
+        "BAD-1,USD,bad@example.com,SKU-1,-2,2.50,1 Main St,US",
+    ]
     f = tmp_path / "orders.csv"
     f.write_text("\n".join(rows) + "\n", encoding="utf-8")
     s = run_import(d, f, "csv")
@@ -55,10 +71,16 @@ def test_a_delivery_the_daemon_refuses_outright_stops_the_import_with_its_code(m
     d = make_daemon("[channels.csv]\nenabled = false\n")
     f = tmp_path / "orders.csv"
     f.write_text("order_id,currency,sku,qty\nOFF-1,USD,SKU-1,1\n", encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "backorder", "import", str(f), "--channel", "csv",
-                          "--socket", str(d.socket)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "backorder", "import", str(f), "--channel", "csv", "--socket", str(d.socket)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines()[-1] == \
-        "backorder import: unknown_channel: channel 'csv' is disabled in the configuration"
+    assert (
+        out.stderr.strip().splitlines()[-1]
+        == "backorder import: unknown_channel: channel 'csv' is disabled in the configuration"
+    )
     with d.client() as c:
         assert c.call("stats")["counts"]["orders"] == 0

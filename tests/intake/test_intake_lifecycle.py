@@ -23,8 +23,12 @@ def test_a_payment_hold_is_recorded_not_allocated_until_paid(intake_daemon):
         assert res["outcome"] == "accepted" and res["orders"][0]["hold"] == "payment pending"
         oid = res["orders"][0]["order_id"]
         o = c.call("order.get", order_id=oid)
-        assert (o["status"], o["hold"], o["lines"][0]["allocated"], o["lines"][0]["backordered"]) == \
-            ("received", "payment pending", 0, 0)
+        assert (o["status"], o["hold"], o["lines"][0]["allocated"], o["lines"][0]["backordered"]) == (
+            "received",
+            "payment pending",
+            0,
+            0,
+        )
         sku = c.call("sku.get", sku="GRINDER-SS")
         assert (sku["available"], sku["backordered"]) == (5, 0)  # the held order takes nothing
         # redelivered still pending: a duplicate
@@ -44,8 +48,10 @@ def test_a_payment_hold_is_recorded_not_allocated_until_paid(intake_daemon):
         o = c.call("order.get", order_id=oid)
         assert (o["status"], o["hold"], o["lines"][0]["allocated"]) == ("picking", "", 1)
         audit = c.call("audit.query", order_id=oid)["records"]
-        assert [r["type"] for r in audit if r["type"] in ("order_received", "order_released")] == \
-            ["order_received", "order_released"]
+        assert [r["type"] for r in audit if r["type"] in ("order_received", "order_released")] == [
+            "order_received",
+            "order_released",
+        ]
 
 
 def test_cancellation_is_an_update_then_a_duplicate_and_frees_the_units(intake_daemon):

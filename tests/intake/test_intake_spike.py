@@ -33,8 +33,7 @@ def rss_kb(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def test_a_burst_far_above_capacity_is_refused_not_buffered_and_nothing_acknowledged_is_lost(make_daemon,
-                                                                                             monkeypatch):
+def test_a_burst_far_above_capacity_is_refused_not_buffered_and_nothing_acknowledged_is_lost(make_daemon, monkeypatch):
     monkeypatch.setenv("BO_TEST_GENERIC_SECRET", "poller-secret")
     d = make_daemon(SPIKE)
     accepted: set[str] = set()
@@ -45,8 +44,9 @@ def test_a_burst_far_above_capacity_is_refused_not_buffered_and_nothing_acknowle
         # of each window: far more than 40 can wait, so most are refused at once.
         for w in range(8):
             reqs = [{"op": "order.ingest", "channel": "csv", "body": csv_order(f"S{w}-{n}")} for n in range(500)]
-            reqs += [{"op": "order.ingest", "channel": "csv", "body": csv_order(f"R{w}-{n}", rush=True)}
-                     for n in range(8)]
+            reqs += [
+                {"op": "order.ingest", "channel": "csv", "body": csv_order(f"R{w}-{n}", rush=True)} for n in range(8)
+            ]
             for req, rep in zip(reqs, c.pipeline(reqs, window=508), strict=True):
                 ext = req["body"].split("\n")[1].split(",")[0]
                 if rep["ok"]:

@@ -37,6 +37,7 @@ class MailSink:
 
     async def handle_DATA(self, server, session, envelope):
         import asyncio
+
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.started.append(msg["Message-ID"])  # the whole mail is here; the answer is not yet
@@ -61,17 +62,26 @@ class SmtpServer:
         self.logins: list[tuple[str, bool]] = []
         extra = {}
         if tls_context is not None:
-            extra = {"tls_context": tls_context, "require_starttls": True, "auth_required": True,
-                     "auth_require_tls": True, "authenticator": self._authenticate,
-                     # one mechanism: a refused login is one answer, not a round of fallbacks
-                     "auth_exclude_mechanism": ["LOGIN"]}
+            extra = {
+                "tls_context": tls_context,
+                "require_starttls": True,
+                "auth_required": True,
+                "auth_require_tls": True,
+                "authenticator": self._authenticate,
+                # one mechanism: a refused login is one answer, not a round of fallbacks
+                "auth_exclude_mechanism": ["LOGIN"],
+            }
         self.login = login
         self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port, **extra)
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         from aiosmtpd.smtp import AuthResult, LoginPassword
-        ok = (isinstance(auth_data, LoginPassword) and self.login is not None
-              and (auth_data.login.decode(), auth_data.password.decode()) == self.login)
+
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and self.login is not None
+            and (auth_data.login.decode(), auth_data.password.decode()) == self.login
+        )
         self.logins.append((auth_data.login.decode() if isinstance(auth_data, LoginPassword) else "?", ok))
         return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535
 

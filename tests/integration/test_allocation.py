@@ -177,7 +177,7 @@ def test_split_order_ships_what_is_allocated(sim_client):
 
 
 def test_auto_pick_ships_without_pick_confirm(sim):
-    with sim('[fulfillment]\nauto_pick = true\n').client() as c:
+    with sim("[fulfillment]\nauto_pick = true\n").client() as c:
         stock(c, "A", 1)
         res = submit(c, "AUTO", line("A", 1))
         (sh,) = c.call("shipments.list", order_id=res["order_id"], status="shipped")["shipments"]

@@ -37,8 +37,12 @@ BAD_LINES = [
     ("JSON null", b"null", "malformed_json", None),
     ("deeply nested", b"[" * 100_000, "malformed_json", None),
     ("op not UTF-8", b'{"op": "\xff", "id": 3}', "malformed_json", None),
-    ("field not UTF-8", json.dumps({**ORDER, "id": 4, "email": "@"}).encode().replace(b"@", b"\xfe"),
-     "malformed_json", 4),
+    (
+        "field not UTF-8",
+        json.dumps({**ORDER, "id": 4, "email": "@"}).encode().replace(b"@", b"\xfe"),
+        "malformed_json",
+        4,
+    ),
 ]
 
 
@@ -83,8 +87,11 @@ BAD_REQUESTS = [
     _req("unknown shipment", {"op": "pick.confirm", "shipment_id": "S7777777"}, "unknown_shipment"),
     _req("pick without shipment", {"op": "pick.confirm"}, "invalid_request"),
     _req("cancel of an unknown order", {"op": "order.cancel", "order_id": "O7777777"}, "unknown_order"),
-    _req("unknown PO", {"op": "procurement.confirm", "request_id": "PO-777777", "expected_date": "2024-03-09"},
-         "unknown_request"),
+    _req(
+        "unknown PO",
+        {"op": "procurement.confirm", "request_id": "PO-777777", "expected_date": "2024-03-09"},
+        "unknown_request",
+    ),
     _req("unknown mode", {"op": "policy.set", "mode": "lottery"}, "invalid_request"),
     _req("unknown topic", {"op": "subscribe", "topics": ["gossip"]}, "unknown_topic"),
     _req("bad audit time", {"op": "audit.query", "since": "last week"}, "invalid_date"),
@@ -108,8 +115,9 @@ def shared_client(shared_daemon):
         yield c
 
 
-@pytest.mark.parametrize(("what", "raw", "code", "rid"), BAD_LINES + BAD_REQUESTS,
-                         ids=[b[0] for b in BAD_LINES + BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("what", "raw", "code", "rid"), BAD_LINES + BAD_REQUESTS, ids=[b[0] for b in BAD_LINES + BAD_REQUESTS]
+)
 def test_bad_request_gets_a_stable_code_and_changes_nothing(shared_client, what, raw, code, rid):
     c = shared_client
     before = fingerprint(c, "B")
@@ -215,7 +223,7 @@ def test_a_misbehaving_client_does_not_disturb_another(sim):
     with d.client() as good:
         _setup_state(good)
         before = fingerprint(good, "B")
-        for garbage in (b"\x00\x01\x02 not json\n{\"op\": \"order.sub", b"{" * 100_000, b"\n" * 1000 + b'{"op":'):
+        for garbage in (b'\x00\x01\x02 not json\n{"op": "order.sub', b"{" * 100_000, b"\n" * 1000 + b'{"op":'):
             bad = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             bad.connect(str(d.socket))
             bad.sendall(garbage)
@@ -267,7 +275,12 @@ def test_closing_before_the_reply_still_carries_out_the_request(sim):
     with Client(str(d.socket)) as c:
         c.send_raw(json.dumps({**ORDER, "id": 1, "external_id": "GONE"}).encode() + b"\n")
     with d.client() as c:
-        got = wait_until(lambda: c.call("order.get", channel="web", external_id="GONE"), timeout=5, interval=0.01,
-                         message="the order sent before the close never arrived", ignore=CallError)
+        got = wait_until(
+            lambda: c.call("order.get", channel="web", external_id="GONE"),
+            timeout=5,
+            interval=0.01,
+            message="the order sent before the close never arrived",
+            ignore=CallError,
+        )
         # (nobody awaited its reply: it may still be on its way to the SKU actor)
         assert got["status"] in ("received", "backordered")

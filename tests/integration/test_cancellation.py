@@ -32,8 +32,11 @@ def test_cancel_releases_units_to_the_next_waiting_line_fifo(sim_client):
     assert a_view["status"] == "cancelled"
     assert a_view["cancel_reason"] == "customer changed their mind"
     assert a_view["shipments"][0]["status"] == "cancelled"
-    assert [s["status"] for s in c.call("shipments.list", status="all")["shipments"]
-            if s["shipment_id"] == a_ship["shipment_id"]] == ["cancelled"]
+    assert [
+        s["status"]
+        for s in c.call("shipments.list", status="all")["shipments"]
+        if s["shipment_id"] == a_ship["shipment_id"]
+    ] == ["cancelled"]
     view = c.call("sku.get", sku="C")
     assert (view["on_hand"], view["allocated"], view["backordered"]) == (2, 2, 2)
 

@@ -24,8 +24,14 @@ def short_dir():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backorder", *args], capture_output=True, text=True,
-                          timeout=60, check=False, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "backorder", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _stale_socket(path: Path) -> None:
@@ -47,8 +53,10 @@ def test_a_missing_socket_is_explained(short_dir, command):
     done = _cli(*COMMANDS[command](sock))
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert f"backorder: no daemon at {sock} (not found): start it with `backorder serve`, " \
-           "or pass --socket PATH" in done.stderr
+    assert (
+        f"backorder: no daemon at {sock} (not found): start it with `backorder serve`, "
+        "or pass --socket PATH" in done.stderr
+    )
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

@@ -73,8 +73,12 @@ class Worker(threading.Thread):
     # --- connection -------------------------------------------------------------
 
     def _connect(self) -> Client:
-        return wait_until(lambda: Client(self.socket, timeout=REPLY_TIMEOUT_S), timeout=RECONNECT_S,
-                          message="the daemon did not come back", ignore=(FileNotFoundError, ConnectionRefusedError))
+        return wait_until(
+            lambda: Client(self.socket, timeout=REPLY_TIMEOUT_S),
+            timeout=RECONNECT_S,
+            message="the daemon did not come back",
+            ignore=(FileNotFoundError, ConnectionRefusedError),
+        )
 
     def _drop(self) -> None:
         if self.client is not None:
@@ -133,14 +137,22 @@ class Worker(threading.Thread):
     def _new_order(self) -> dict:
         self.keys += 1
         rng = self.rng
-        lines = [{"sku": rng.choice(SKUS), "qty": rng.randint(1, 4), "unit_price": f"{rng.randint(1, 50)}.99"}
-                 for _ in range(rng.randint(1, 3))]
+        lines = [
+            {"sku": rng.choice(SKUS), "qty": rng.randint(1, 4), "unit_price": f"{rng.randint(1, 50)}.99"}
+            for _ in range(rng.randint(1, 3))
+        ]
         if rng.random() < 0.05:
             lines.append({"sku": "GIFT-CARD", "qty": 1, "unit_price": "25.00", "requires_shipping": False})
-        body = {"channel": rng.choice(CHANNELS), "account": rng.choice(ACCOUNTS),
-                "external_id": f"X{self.n}-{self.keys}", "email": f"c{self.keys}@example.com",
-                "shipping_address": {"name": "Crash Test", "city": "Ghent", "country_code": "BE"},
-                "lines": lines, "ship_complete": rng.random() < 0.2, "rush": rng.random() < 0.1}
+        body = {
+            "channel": rng.choice(CHANNELS),
+            "account": rng.choice(ACCOUNTS),
+            "external_id": f"X{self.n}-{self.keys}",
+            "email": f"c{self.keys}@example.com",
+            "shipping_address": {"name": "Crash Test", "city": "Ghent", "country_code": "BE"},
+            "lines": lines,
+            "ship_complete": rng.random() < 0.2,
+            "rush": rng.random() < 0.1,
+        }
         self.sent[key_of(body)] = body
         return body
 
@@ -265,10 +277,14 @@ def snapshot(c: Client) -> dict:
     orders = []
     while len(page := c.call("orders.list", limit=1000, offset=len(orders))["orders"]):
         orders += page
-    return {"skus": skus, "counts": stats["counts"], "orders": orders,
-            "kpis": [stats[k] for k in ("fulfillment_rate", "order_accuracy", "avg_reorder_lead_time_hours")],
-            "requests": c.call("procurement.list", status="all", limit=10000)["requests"],
-            "shipments": c.call("shipments.list", status="all", limit=10000)["shipments"]}
+    return {
+        "skus": skus,
+        "counts": stats["counts"],
+        "orders": orders,
+        "kpis": [stats[k] for k in ("fulfillment_rate", "order_accuracy", "avg_reorder_lead_time_hours")],
+        "requests": c.call("procurement.list", status="all", limit=10000)["requests"],
+        "shipments": c.call("shipments.list", status="all", limit=10000)["shipments"],
+    }
 
 
 def test_kill9_while_clients_stream_loses_nothing_and_ships_nothing_twice(make_daemon):
@@ -299,8 +315,11 @@ def test_kill9_while_clients_stream_loses_nothing_and_ships_nothing_twice(make_d
             time.sleep(rng.uniform(0.0, 0.15))
             d.start()
         # the clients reconnect and keep streaming to the last daemon
-        wait_until(lambda: acked() >= acked_at_kill[-1] + 50, timeout=RECONNECT_S,
-                   message="the clients made no progress after the last restart")
+        wait_until(
+            lambda: acked() >= acked_at_kill[-1] + 50,
+            timeout=RECONNECT_S,
+            message="the clients made no progress after the last restart",
+        )
     finally:
         stop.set()
         for w in workers:
@@ -353,7 +372,9 @@ def check_everything(d, workers: list[Worker]) -> dict:
             gaps = sorted(set(range(1, (seqs[-1] if seqs else 0) + 1)) - set(seqs))
             problems["inv7 contiguous seqs"].append(f"missing seqs {gaps[:20]}")
         if health["journal"]["last_seq"] != len(rows):
-            problems["inv7 journal == model"].append(f"daemon last_seq {health['journal']['last_seq']}, rows {len(rows)}")
+            problems["inv7 journal == model"].append(
+                f"daemon last_seq {health['journal']['last_seq']}, rows {len(rows)}"
+            )
         for (seq, ts, kind, _sku, _oid, cause, corr, _body), e in zip(rows, events, strict=True):
             if not (isinstance(ts, float) and ts > 0) or not kind or not cause or not corr or corr == "-":
                 problems["inv7 ts/type/cause/corr"].append(f"seq {seq}: ts={ts} type={kind} cause={cause} corr={corr}")
@@ -374,7 +395,9 @@ def check_everything(d, workers: list[Worker]) -> dict:
                 problems["inv5 one order per key"].append(f"{key} -> {oids}")
         for key, reply in submits:
             if keys.get(key, [None])[0] != reply["order_id"]:
-                problems["inv5 ack names the journaled order"].append(f"{key}: acked {reply['order_id']}, journal {keys.get(key)}")
+                problems["inv5 ack names the journaled order"].append(
+                    f"{key}: acked {reply['order_id']}, journal {keys.get(key)}"
+                )
         first_ack: dict[tuple, dict] = {}
         for w in workers:  # each key belongs to one worker, so its list is in time order
             for key, reply in w.submits:
@@ -382,7 +405,8 @@ def check_everything(d, workers: list[Worker]) -> dict:
                 if prev is not reply and (not reply["duplicate"] or reply["order_id"] != prev["order_id"]):
                     problems["inv5 resubmit acked as duplicate of the first"].append(
                         f"{key}: first {prev['order_id']} dup={prev['duplicate']}, "
-                        f"later {reply['order_id']} dup={reply['duplicate']}")
+                        f"later {reply['order_id']} dup={reply['duplicate']}"
+                    )
 
         # --- the orders, SKUs and KPIs as the daemon shows them -----------------------
         order_ids = [e["order_id"] for e in by_type["order_received"]]
@@ -406,13 +430,15 @@ def check_everything(d, workers: list[Worker]) -> dict:
             want = [(ln["sku"], ln["qty"]) for ln in sent[key]["lines"]]
             if (o["channel"], o["account"], o["external_id"]) != key or got != want:
                 problems["inv4 acked order is the one sent"].append(
-                    f"{reply['order_id']}: sent {key} {want}, has {(o['channel'], o['account'], o['external_id'])} {got}")
+                    f"{reply['order_id']}: sent {key} {want}, has {(o['channel'], o['account'], o['external_id'])} {got}"
+                )
         shipments = {sh["shipment_id"]: sh for o in orders.values() for sh in o["shipments"]}
         for sid, reply in picks:
             sh = shipments.get(sid)
             if sh is None or sh["status"] != "shipped" or sh["tracking_number"] != reply["tracking_number"]:
                 problems["inv4 acked pick is shipped with its tracking number"].append(
-                    f"{sid}: acked {reply['tracking_number']}, now {sh}")
+                    f"{sid}: acked {reply['tracking_number']}, now {sh}"
+                )
         for oid, _reply in cancels:
             if orders.get(oid, {}).get("status") != "cancelled":
                 problems["inv4 acked cancel holds"].append(f"{oid}: {orders.get(oid, {}).get('status')}")
@@ -427,7 +453,8 @@ def check_everything(d, workers: list[Worker]) -> dict:
         for sku in SKUS:
             if journal_received[sku] < acked_received[sku]:
                 problems["inv4 acked receipts journaled"].append(
-                    f"{sku}: acked {acked_received[sku]}, journal {journal_received[sku]}")
+                    f"{sku}: acked {acked_received[sku]}, journal {journal_received[sku]}"
+                )
 
         # --- inv. 1: conservation -----------------------------------------------------
         journal_adjusted = collections.Counter()
@@ -451,13 +478,18 @@ def check_everything(d, workers: list[Worker]) -> dict:
                 if ln["allocated"] < 0 or ln["allocated"] + ln["shipped"] > ln["qty"]:
                     problems["inv2 line allocated + shipped <= qty"].append(
                         f"{oid} line {ln['line_no']} {ln['sku']}: qty {ln['qty']}, allocated {ln['allocated']}, "
-                        f"shipped {ln['shipped']}")
+                        f"shipped {ln['shipped']}"
+                    )
                 line_alloc[ln["sku"]] += ln["allocated"]
         for sku, s in skus.items():
             if not 0 <= s["allocated"] <= s["on_hand"]:
-                problems["inv2 allocated <= on_hand"].append(f"{sku}: allocated {s['allocated']}, on_hand {s['on_hand']}")
+                problems["inv2 allocated <= on_hand"].append(
+                    f"{sku}: allocated {s['allocated']}, on_hand {s['on_hand']}"
+                )
             if s["allocated"] != line_alloc[sku]:
-                problems["inv2 sku allocated = sum of its lines"].append(f"{sku}: {s['allocated']} vs {line_alloc[sku]}")
+                problems["inv2 sku allocated = sum of its lines"].append(
+                    f"{sku}: {s['allocated']} vs {line_alloc[sku]}"
+                )
 
         # --- inv. 3: no double or over-shipment ----------------------------------------
         shipped_events = collections.Counter(e["shipment_id"] for e in by_type["shipment_shipped"])
@@ -473,7 +505,9 @@ def check_everything(d, workers: list[Worker]) -> dict:
             units[e["shipment_id"]].append((e["line_no"], e["sku"], e["qty"]))
         for sid, items in units.items():
             if sorted(items) != created.get(sid):
-                problems["inv3 units shipped = shipment items"].append(f"{sid}: shipped {items}, created {created.get(sid)}")
+                problems["inv3 units shipped = shipment items"].append(
+                    f"{sid}: shipped {items}, created {created.get(sid)}"
+                )
         if stats["counts"]["double_shipments"] != 0:
             problems["inv3 stats.double_shipments == 0"].append(str(stats["counts"]))
         if stats["order_accuracy"] not in (1.0, None) or (stats["order_accuracy"] is None and shipped_events):
@@ -485,11 +519,14 @@ def check_everything(d, workers: list[Worker]) -> dict:
         replies = c.pipeline([{"op": "order.submit", **sent[key]} for key in first_ack], window=200)
         for (key, first), rep in zip(first_ack.items(), replies, strict=True):
             if not rep["ok"] or not rep["result"]["duplicate"] or rep["result"]["order_id"] != first["order_id"]:
-                problems["inv5 resubmit after restart is a duplicate"].append(f"{key}: first {first['order_id']}, now {rep}")
+                problems["inv5 resubmit after restart is a duplicate"].append(
+                    f"{key}: first {first['order_id']}, now {rep}"
+                )
         after = wait_idle(c)
         if after["journal"]["last_seq"] != health["journal"]["last_seq"]:
             problems["inv5 duplicates change nothing"].append(
-                f"last_seq {health['journal']['last_seq']} -> {after['journal']['last_seq']}")
+                f"last_seq {health['journal']['last_seq']} -> {after['journal']['last_seq']}"
+            )
 
     log = d.log.read_text(errors="replace").splitlines()
     crashes = [ln for ln in log if "actor_crashed" in ln or "request_failed" in ln]
@@ -500,13 +537,23 @@ def check_everything(d, workers: list[Worker]) -> dict:
         problems["a clean stop leaves nothing for recovery to decide"].append(str(recovered[-1:]))
 
     assert not problems, "invariant violations:\n" + "\n".join(
-        f"- {check} ({len(items)}):\n    " + "\n    ".join(items[:8]) for check, items in problems.items())
+        f"- {check} ({len(items)}):\n    " + "\n    ".join(items[:8]) for check, items in problems.items()
+    )
     return {
-        "events": len(rows), "orders": len(orders), "acked": {
-            "submits": len(submits), "duplicates": sum(r["duplicate"] for _, r in submits),
-            "receives": len(receives), "picks": len(picks), "cancels": len(cancels),
-            "adjusts": sum(len(w.adjusts) for w in workers)},
-        "shipped": len(shipped_events), "disconnects": sum(w.disconnects for w in workers),
-        "torn": sum(w.torn for w in workers), "rejected": dict(rejected), "starts": d.starts,
+        "events": len(rows),
+        "orders": len(orders),
+        "acked": {
+            "submits": len(submits),
+            "duplicates": sum(r["duplicate"] for _, r in submits),
+            "receives": len(receives),
+            "picks": len(picks),
+            "cancels": len(cancels),
+            "adjusts": sum(len(w.adjusts) for w in workers),
+        },
+        "shipped": len(shipped_events),
+        "disconnects": sum(w.disconnects for w in workers),
+        "torn": sum(w.torn for w in workers),
+        "rejected": dict(rejected),
+        "starts": d.starts,
         "recovery_decisions": [r["new_decisions"] for r in recovered],
     }

@@ -81,8 +81,12 @@ def test_every_acknowledged_request_survives_kill9(sim):
     d = sim()
     with d.client() as c:
         stock(c, "HOT", 50)
-        replies = c.pipeline([{"op": "order.submit", "channel": "web", "external_id": f"K-{n}",
-                               "lines": [line("HOT", 1)]} for n in range(300)])
+        replies = c.pipeline(
+            [
+                {"op": "order.submit", "channel": "web", "external_id": f"K-{n}", "lines": [line("HOT", 1)]}
+                for n in range(300)
+            ]
+        )
         acked = [r["result"]["order_id"] for r in replies if r["ok"]]
         assert len(acked) == 300
     d.kill9()
@@ -98,8 +102,13 @@ def test_every_acknowledged_request_survives_kill9(sim):
 
 def test_sigterm_with_requests_in_flight_loses_no_acknowledged_request(sim):
     d = sim()
-    requests = b"".join(json.dumps({"op": "order.submit", "id": n, "channel": "web", "external_id": f"F-{n}",
-                                    "lines": [line("FL", 1)]}).encode() + b"\n" for n in range(500))
+    requests = b"".join(
+        json.dumps(
+            {"op": "order.submit", "id": n, "channel": "web", "external_id": f"F-{n}", "lines": [line("FL", 1)]}
+        ).encode()
+        + b"\n"
+        for n in range(500)
+    )
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(30)
         s.connect(str(d.socket))
@@ -159,7 +168,7 @@ def test_an_invalid_config_fails_at_start_naming_the_key(make_daemon):
     with pytest.raises(RuntimeError) as exc:
         d.start()
     assert "allocation.mode" in str(exc.value)
-    d2 = make_daemon('[default_policy]\nreorder_point = 5\norder_up_to = 2\n', start=False)
+    d2 = make_daemon("[default_policy]\nreorder_point = 5\norder_up_to = 2\n", start=False)
     with pytest.raises(RuntimeError) as exc:
         d2.start()
     assert "default_policy" in str(exc.value)
@@ -175,8 +184,15 @@ def test_audit_by_order_and_by_sku(sim):
         ids = _busy_site(c)
         by_order = c.call("audit.query", order_id=ids["a"])["records"]
         kinds = [r["type"] for r in by_order]
-        for kind in ("order_received", "line_backordered", "allocated", "shipment_created",
-                     "shipment_shipped", "units_shipped", "notice_queued"):
+        for kind in (
+            "order_received",
+            "line_backordered",
+            "allocated",
+            "shipment_created",
+            "shipment_shipped",
+            "units_shipped",
+            "notice_queued",
+        ):
             assert kind in kinds
         assert all(r["order_id"] == ids["a"] for r in by_order)
         assert [r["seq"] for r in by_order] == sorted(r["seq"] for r in by_order)
@@ -256,8 +272,15 @@ def test_subscribe_streams_later_changes(sim):
         seqs = [e["seq"] for e in events]
         assert seqs == sorted(seqs) and seqs[0] > start_seq
         kinds = [e["event"]["type"] for e in events]
-        for kind in ("order_received", "line_backordered", "received", "allocated", "shipment_created",
-                     "shipment_shipped", "units_shipped"):
+        for kind in (
+            "order_received",
+            "line_backordered",
+            "received",
+            "allocated",
+            "shipment_created",
+            "shipment_shipped",
+            "units_shipped",
+        ):
             assert kind in kinds
         assert "request_raised" not in kinds  # the procurement topic was not asked for
         assert next(e for e in events if e["event"]["type"] == "order_received")["event"]["order_id"] == oid

@@ -15,7 +15,10 @@ from backorder.config.settings import parse_settings
 def test_demo_runs_a_site_and_reports_a_checkable_summary():
     proc = subprocess.run(
         [sys.executable, "-m", "backorder", "demo", "--duration", "6", "--skus", "30"],
-        capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
@@ -37,8 +40,7 @@ def test_demo_runs_a_site_and_reports_a_checkable_summary():
 
 def test_demo_config_is_valid_for_the_daemon():
     items = demo.make_catalog(50, 3600.0, random.Random(1))
-    text = demo.config_toml(Path("/tmp/x/demo.db"), Path("/tmp/bo-x/demo.sock"), 3600.0,
-                            "2026-01-05T20:00:00Z", items)
+    text = demo.config_toml(Path("/tmp/x/demo.db"), Path("/tmp/bo-x/demo.sock"), 3600.0, "2026-01-05T20:00:00Z", items)
     settings = parse_settings(text)
     assert settings.daemon.clock == "simulated"
     assert settings.daemon.clock_speed == 3600.0
@@ -63,9 +65,14 @@ def test_demo_on_a_terminal_opens_the_console_and_stops_the_site_when_it_quits()
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "backorder", "demo", "--duration", "6", "--skus", "30"],
-                            stdin=slave, stdout=slave, stderr=slave, close_fds=True,
-                            env={**os.environ, "TERM": "xterm-256color"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backorder", "demo", "--duration", "6", "--skus", "30"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
     os.close(slave)
     out = bytearray()
     deadline = time.monotonic() + 90

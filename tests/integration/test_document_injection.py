@@ -40,12 +40,21 @@ def test_orders_export_csv_escapes_formula_cells(sim):
     with d.client() as c:
         stock(c, "-2+3", 5)
         oid = submit(c, "=1+1", line("-2+3", 1), account="@evil", order_number="+SUM(1)")["order_id"]
-    out = subprocess.run([sys.executable, "-m", "backorder", "export", "orders", "--format", "csv", "--db", d.db],
-                         capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "backorder", "export", "orders", "--format", "csv", "--db", d.db],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     (row,) = list(csv.DictReader(io.StringIO(out.stdout)))
     assert row["order_id"] == oid
-    assert (row["external_id"], row["account"], row["order_number"], row["sku"]) == \
-           ("'=1+1", "'@evil", "'+SUM(1)", "'-2+3")
+    assert (row["external_id"], row["account"], row["order_number"], row["sku"]) == (
+        "'=1+1",
+        "'@evil",
+        "'+SUM(1)",
+        "'-2+3",
+    )
     assert row["qty"] == "1"  # numbers are left as numbers
 
 

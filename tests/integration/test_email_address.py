@@ -18,9 +18,21 @@ from backorder.notify.channels import DeliveryError
 from backorder.notify.render import Rendered
 from backorder.notify.smtp import SmtpChannel
 
-BAD = ["a@x.example, b@y.example", "a@x.example,b@y.example", "Ann <a@x.example>", "<a@x.example>",
-       "a@x.example\r\nBcc: b@y.example", "a@x.example b@y.example", "a@x.example;b@y.example",
-       '"a b"@x.example', "a@x", "@x.example", "a@", "a..b@x.example", "a@-x.example"]
+BAD = [
+    "a@x.example, b@y.example",
+    "a@x.example,b@y.example",
+    "Ann <a@x.example>",
+    "<a@x.example>",
+    "a@x.example\r\nBcc: b@y.example",
+    "a@x.example b@y.example",
+    "a@x.example;b@y.example",
+    '"a b"@x.example',
+    "a@x",
+    "@x.example",
+    "a@",
+    "a..b@x.example",
+    "a@-x.example",
+]
 GOOD = ["zoë.müller@example.de", "sian.obrien@example.co.uk", "x+tag@mail.example.com", "o'brien@x.example"]
 
 
@@ -42,28 +54,37 @@ def test_order_submit_refuses_anything_but_one_address(sim_client):
 def test_an_intake_draft_with_an_address_list_is_rejected(sim, monkeypatch):
     monkeypatch.setenv("BO_TEST_CSV_SECRET", "s")
     d = sim('[channels.csv]\nsecret_env = "BO_TEST_CSV_SECRET"\n')
-    body = ("order_id,order_date,currency,email,sku,qty,unit_price,ship_name,ship_address1,ship_city,"
-            "ship_postal_code,ship_country\n"
-            'CSV-1,2024-03-01T08:00:00Z,USD,"a@x.example, b@y.example",A,1,2.00,Ann,1 Main St,Town,1000,US\n')
+    body = (
+        "order_id,order_date,currency,email,sku,qty,unit_price,ship_name,ship_address1,ship_city,"
+        "ship_postal_code,ship_country\n"
+        'CSV-1,2024-03-01T08:00:00Z,USD,"a@x.example, b@y.example",A,1,2.00,Ann,1 Main St,Town,1000,US\n'
+    )
     with d.client() as c:
-        res = c.call("order.ingest", channel="csv", headers={},
-                     body_base64=base64.b64encode(body.encode()).decode())
+        res = c.call("order.ingest", channel="csv", headers={}, body_base64=base64.b64encode(body.encode()).decode())
         (order,) = res["orders"]
         assert (order["outcome"], order["code"]) == ("rejected", "invalid_email"), res
         assert c.call("orders.list")["orders"] == []
 
 
 def _notice(email: str) -> NoticeQueued:
-    return NoticeQueued(ts=1.7e9, notice_id="N0000001", order_id="O0000001", kind="cancelled", email=email,
-                        subject="", body="",
-                        audience="customer", channel="email", data={})
+    return NoticeQueued(
+        ts=1.7e9,
+        notice_id="N0000001",
+        order_id="O0000001",
+        kind="cancelled",
+        email=email,
+        subject="",
+        body="",
+        audience="customer",
+        channel="email",
+        data={},
+    )
 
 
 def test_the_smtp_channel_sends_to_exactly_one_recipient():
     rendered = Rendered(subject="s", text="t", html="<p>t</p>")
     with SmtpServer() as smtp:
-        channel = SmtpChannel(SmtpSettings(host="127.0.0.1", port=smtp.port, sender="shop@example.com"),
-                              "shop.example")
+        channel = SmtpChannel(SmtpSettings(host="127.0.0.1", port=smtp.port, sender="shop@example.com"), "shop.example")
         for email in ("a@x.example, b@y.example", "Ann <a@x.example>", "a@x.example\r\nBcc: b@y.example"):
             with pytest.raises(DeliveryError, match="not one e-mail address"):
                 trio.run(channel.send, _notice(email), rendered)

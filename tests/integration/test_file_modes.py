@@ -29,8 +29,9 @@ def mode(path) -> int:
 
 
 def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backorder", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, check=True)
+    return subprocess.run(
+        [sys.executable, "-m", "backorder", *map(str, args)], capture_output=True, text=True, timeout=120, check=True
+    )
 
 
 @pytest.fixture

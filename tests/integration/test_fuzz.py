@@ -25,6 +25,7 @@ MESSAGES = int(os.environ.get("BO_FUZZ_MESSAGES", "40000"))
 def test_the_grammar_covers_every_op_and_is_deterministic():
     """Every op of the protocol is generated, and a clean request of each decodes: the
     grammar follows the op table (a new op is fuzzed without touching the grammar)."""
+
     def grammar(seed: int) -> Grammar:
         return Grammar(seed, tokens=TOKENS, secrets={}, line_limit=LINE_LIMIT, body_limit=BODY_LIMIT)
 
@@ -43,8 +44,10 @@ def test_the_grammar_covers_every_op_and_is_deterministic():
 
     def first(seed: int) -> list:
         g = grammar(seed)
-        return [m.line if isinstance(m, SocketLine) else (m.auth if hasattr(m, "auth") else m.body)
-                for m in (g.next() for _ in range(300))]
+        return [
+            m.line if isinstance(m, SocketLine) else (m.auth if hasattr(m, "auth") else m.body)
+            for m in (g.next() for _ in range(300))
+        ]
 
     assert first(SEED) == first(SEED)
     assert first(SEED) != first(SEED + 1)
@@ -55,8 +58,14 @@ def test_fuzzed_socket_tcp_and_webhooks_never_stop_the_daemon_nor_poison_its_jou
     monkeypatch.setenv(SECRET_ENV, SECRET)
     port = free_port()
     d = make_daemon('[daemon]\nlog_level = "warning"\n' + config(port))
-    target = Target(socket=d.socket, tcp_port=port, proc=lambda: d.proc, start=d.start, kill9=d.kill9,
-                    log_tail=lambda: d.log.read_text()[-4000:])
+    target = Target(
+        socket=d.socket,
+        tcp_port=port,
+        proc=lambda: d.proc,
+        start=d.start,
+        kill9=d.kill9,
+        log_tail=lambda: d.log.read_text()[-4000:],
+    )
     fuzz = Fuzzer(target, SEED)
     fuzz.setup()
     print(f"fuzz seed {SEED}, {MESSAGES} messages")

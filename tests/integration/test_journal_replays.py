@@ -47,18 +47,31 @@ def restart_without_snapshot(d) -> None:
 
 HOSTILE = [
     # (request line, code): the schema's ceiling (2**53 - 1), then the site's [limits]
-    ('{"op":"sku.configure","id":1,"sku":"HB-1","reorder_point":1' + "0" * 400 + ',"order_up_to":5}',
-     "invalid_request"),
+    (
+        '{"op":"sku.configure","id":1,"sku":"HB-1","reorder_point":1' + "0" * 400 + ',"order_up_to":5}',
+        "invalid_request",
+    ),
     ('{"op":"sku.configure","id":2,"sku":"HB-1","order_up_to":9007199254740992}', "invalid_request"),
     ('{"op":"sku.configure","id":3,"sku":"HB-1","order_up_to":2000000}', "invalid_policy"),
-    ('{"op":"order.submit","id":4,"channel":"web","external_id":"h1",'
-     '"lines":[{"sku":"NEW-SKU","qty":1000000000000000000000}]}', "invalid_quantity"),
-    ('{"op":"order.submit","id":5,"channel":"web","external_id":"h2",'
-     '"lines":[{"sku":"NEW-SKU","qty":1000001}]}', "invalid_quantity"),
-    ('{"op":"order.submit","id":6,"channel":"web","external_id":"h3",'
-     '"lines":[{"sku":"HB-1","qty":1,"unit_price":"1e400"}]}', "invalid_price"),
-    ('{"op":"order.submit","id":7,"channel":"web","external_id":"h4",'
-     '"lines":[{"sku":"HB-1","qty":1,"unit_price":1e400}]}', "invalid_price"),
+    (
+        '{"op":"order.submit","id":4,"channel":"web","external_id":"h1",'
+        '"lines":[{"sku":"NEW-SKU","qty":1000000000000000000000}]}',
+        "invalid_quantity",
+    ),
+    (
+        '{"op":"order.submit","id":5,"channel":"web","external_id":"h2","lines":[{"sku":"NEW-SKU","qty":1000001}]}',
+        "invalid_quantity",
+    ),
+    (
+        '{"op":"order.submit","id":6,"channel":"web","external_id":"h3",'
+        '"lines":[{"sku":"HB-1","qty":1,"unit_price":"1e400"}]}',
+        "invalid_price",
+    ),
+    (
+        '{"op":"order.submit","id":7,"channel":"web","external_id":"h4",'
+        '"lines":[{"sku":"HB-1","qty":1,"unit_price":1e400}]}',
+        "invalid_price",
+    ),
     ('{"op":"stock.receive","id":8,"sku":"HB-1","qty":1' + "0" * 30 + "}", "invalid_quantity"),
     ('{"op":"stock.receive","id":9,"sku":"HB-1","qty":1000001}', "invalid_quantity"),
     ('{"op":"stock.adjust","id":10,"sku":"HB-1","delta":-1' + "0" * 400 + "}", "invalid_quantity"),
@@ -98,8 +111,7 @@ def test_largest_weights_keep_the_rank_finite_across_a_restart(sim):
         submit(c, "small", line(SKU, 1, price="0.01"))
         got = c.call("stock.receive", sku=SKU, qty=1_000_000)
         assert got["allocated_units"] == 1_000_000
-    ranks = [json.loads(body)["rank"] for (body,) in
-             read_db(d.db, "SELECT body FROM events WHERE type = 'allocated'")]
+    ranks = [json.loads(body)["rank"] for (body,) in read_db(d.db, "SELECT body FROM events WHERE type = 'allocated'")]
     assert ranks and all(isinstance(r, float) for r in ranks)
     restart_without_snapshot(d)
     with d.client() as c:
@@ -111,10 +123,11 @@ def test_limits_are_configurable(sim):
     d = sim("[limits]\nmax_quantity = 10\nmax_money = 5\n")
     with d.client() as c:
         c.call("sku.configure", sku=SKU, order_up_to=10)
-        assert raw_call(c, '{"op":"sku.configure","id":1,"sku":"HB-1","order_up_to":11}')["error"]["code"] \
+        assert (
+            raw_call(c, '{"op":"sku.configure","id":1,"sku":"HB-1","order_up_to":11}')["error"]["code"]
             == "invalid_policy"
-        assert raw_call(c, '{"op":"stock.receive","id":2,"sku":"HB-1","qty":11}')["error"]["code"] \
-            == "invalid_quantity"
+        )
+        assert raw_call(c, '{"op":"stock.receive","id":2,"sku":"HB-1","qty":11}')["error"]["code"] == "invalid_quantity"
         r = c.request("order.submit", channel="web", external_id="p", lines=[line(SKU, 1, price="5.01")])
         assert r["error"]["code"] == "invalid_price"
         assert submit(c, "q", line(SKU, 10, price="5"))["status"] in {"backordered", "allocated"}
@@ -123,8 +136,9 @@ def test_limits_are_configurable(sim):
 # --- a journal that holds an event that cannot be replayed -----------------------------
 
 
-def insert_raw_event(db, body: bytes, kind: str = "allocated", sku: str | None = SKU,
-                     order_id: str | None = "O0000001") -> int:
+def insert_raw_event(
+    db, body: bytes, kind: str = "allocated", sku: str | None = SKU, order_id: str | None = "O0000001"
+) -> int:
     """Append a row the way an older release (or a hand) could have: INSERT is allowed,
     the append-only triggers refuse only UPDATE and DELETE."""
     with closing(sqlite3.connect(db)) as conn:
@@ -135,8 +149,12 @@ def insert_raw_event(db, body: bytes, kind: str = "allocated", sku: str | None =
 
 
 def journal_cli(d, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backorder", "journal", *args, "--db", str(d.db)],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "backorder", "journal", *args, "--db", str(d.db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_unreplayable_event_stops_startup_and_quarantine_repairs_it(sim):
@@ -146,11 +164,18 @@ def test_unreplayable_event_stops_startup_and_quarantine_repairs_it(sim):
         submit(c, "w1", line(SKU, 2))
     d.kill9()
     # What msgspec wrote for an infinite rank before events were checked: null.
-    bad = insert_raw_event(d.db, b'{"type":"allocated","ts":1709251200.0,"sku":"HB-1","order_id":"O0000001",'
-                                 b'"line_no":1,"qty":1,"rule":"priority","rank":null}')
+    bad = insert_raw_event(
+        d.db,
+        b'{"type":"allocated","ts":1709251200.0,"sku":"HB-1","order_id":"O0000001",'
+        b'"line_no":1,"qty":1,"rule":"priority","rank":null}',
+    )
     # One that decodes but cannot be applied: an allocation to an order that does not exist.
-    orphan = insert_raw_event(d.db, b'{"type":"allocated","ts":1709251200.0,"sku":"HB-1","order_id":"O0000009",'
-                                    b'"line_no":1,"qty":1,"rule":"fifo","rank":0.0}', order_id="O0000009")
+    orphan = insert_raw_event(
+        d.db,
+        b'{"type":"allocated","ts":1709251200.0,"sku":"HB-1","order_id":"O0000009",'
+        b'"line_no":1,"qty":1,"rule":"fifo","rank":0.0}',
+        order_id="O0000009",
+    )
     with pytest.raises(RuntimeError, match="exited with 65"):
         d.start()
     out = d.log.read_text()
@@ -160,7 +185,9 @@ def test_unreplayable_event_stops_startup_and_quarantine_repairs_it(sim):
     listed = journal_cli(d, "check")
     assert listed.returncode == 65
     assert [row.split("\t")[:3] for row in listed.stdout.splitlines()] == [
-        [str(bad), "allocated", "decode"], [str(orphan), "allocated", "apply"]]
+        [str(bad), "allocated", "decode"],
+        [str(orphan), "allocated", "apply"],
+    ]
 
     refused = journal_cli(d, "quarantine", str(bad - 1), "--reason", "not this one")
     assert refused.returncode != 0 and "replays" in refused.stderr  # a good event is not set aside

@@ -16,8 +16,13 @@ import zxingcpp
 from bo_support import line, stock, submit
 from notify_support import wait_for
 
-ADDRESS = {"name": "Ada Lovelace", "address1": "12 Analytical Way", "city": "London", "postal_code": "N1 7AA",
-           "country_code": "GB"}
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "address1": "12 Analytical Way",
+    "city": "London",
+    "postal_code": "N1 7AA",
+    "country_code": "GB",
+}
 
 
 def pdf_text(data: bytes) -> str:
@@ -84,8 +89,11 @@ def test_pick_list_is_in_location_order(sim):
         submit(c, "p2", line("SKU-Z", 4))
         text = c.call("picklist.get")["document"]
         rows = [r.split() for r in text.splitlines()[1:-1]]
-        assert [(r[0], r[1], r[2]) for r in rows] == [("A-01", "SKU-Z", "4"), ("B-07", "SKU-M", "2"),
-                                                       ("-", "SKU-N", "1")]
+        assert [(r[0], r[1], r[2]) for r in rows] == [
+            ("A-01", "SKU-Z", "4"),
+            ("B-07", "SKU-M", "2"),
+            ("-", "SKU-N", "1"),
+        ]
         pdf = base64.b64decode(c.call("picklist.get", format="pdf")["document"])
         body = pdf_text(pdf)
         assert body.index("SKU-Z") < body.index("SKU-M") < body.index("SKU-N")
@@ -160,8 +168,12 @@ def test_purchase_order_documents_x12_csv_pdf_and_delivery(sim):
 
         # the same documents went to the supplier through the outbox (file channel)
         drop = d.workdir / "drop"
-        sent = wait_for(lambda: [n for n in c.call("notifications.list", status="sent")["notifications"]
-                                 if n["audience"] == "supplier"], what="the supplier notice delivered")
+        sent = wait_for(
+            lambda: [
+                n for n in c.call("notifications.list", status="sent")["notifications"] if n["audience"] == "supplier"
+            ],
+            what="the supplier notice delivered",
+        )
         assert [n["request_id"] for n in sent] == [po["request_id"]]
         notice = json.loads((drop / f"{sent[0]['notice_id']}.json").read_text())
         attached = {a["name"]: base64.b64decode(a["base64"]).decode(errors="replace") for a in notice["attachments"]}

@@ -19,9 +19,18 @@ UNREACHABLE = '[notifications.routes]\n"*" = "email"\n'
 def test_order_is_backordered_reordered_received_picked_and_shipped(sim):
     d = sim(UNREACHABLE)
     with d.client() as c:
-        placed = submit(c, "A-1", line("SKU1", 3, "4.00"),
-                        shipping_address={"name": "Ann", "address1": "1 Main St", "city": "Springfield",
-                                          "postal_code": "12345", "country_code": "US"})
+        placed = submit(
+            c,
+            "A-1",
+            line("SKU1", 3, "4.00"),
+            shipping_address={
+                "name": "Ann",
+                "address1": "1 Main St",
+                "city": "Springfield",
+                "postal_code": "12345",
+                "country_code": "US",
+            },
+        )
         assert placed["status"] == "backordered"
         assert placed["lines"][0]["allocated"] == 0
         assert placed["lines"][0]["backordered"] == 3
@@ -92,12 +101,10 @@ def test_order_is_backordered_reordered_received_picked_and_shipped(sim):
         assert stats["fulfillment_rate"] == 1.0
 
     # the customer notice went to the outbox, once, with the journal record that queued it
-    rows = read_db(d.db, "SELECT o.order_id, o.kind, e.type, e.order_id "
-                         "FROM outbox o JOIN events e ON e.seq = o.seq")
+    rows = read_db(d.db, "SELECT o.order_id, o.kind, e.type, e.order_id FROM outbox o JOIN events e ON e.seq = o.seq")
     # (the backordered notice first; tests/integration/test_notifications.py
     # covers delivery)
-    assert rows == [(oid, "backordered", "notice_queued", oid),
-                    (oid, "shipped", "notice_queued", oid)]
+    assert rows == [(oid, "backordered", "notice_queued", oid), (oid, "shipped", "notice_queued", oid)]
 
 
 def test_split_order_ships_in_parts_with_one_notice_per_shipment(sim, tmp_path):
@@ -179,8 +186,10 @@ def test_lists_filter_and_page(sim_client):
     newest_first = [o["order_id"] for o in c.call("orders.list")["orders"]]
     assert newest_first == [*reversed(waiting), shipped]
     assert [o["order_id"] for o in c.call("orders.list", status="shipped")["orders"]] == [shipped]
-    assert [o["order_id"] for o in c.call("orders.list", sku="OUT", limit=2, offset=1)["orders"]] == \
-        [waiting[2], waiting[1]]
+    assert [o["order_id"] for o in c.call("orders.list", sku="OUT", limit=2, offset=1)["orders"]] == [
+        waiting[2],
+        waiting[1],
+    ]
     assert c.call("orders.list", status="backordered")["orders"][0]["backordered"] == 1
 
     assert [s["sku"] for s in c.call("skus.list", waiting=True)["skus"]] == ["OUT"]

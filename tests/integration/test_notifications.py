@@ -21,13 +21,22 @@ backoff_max_s = 0.2
 
 def smtp_config(port: int, **notif) -> str:
     extra = "".join(f"{k} = {v}\n" for k, v in notif.items())
-    return (FAST + extra + '[notifications.routes]\n"*" = "email"\n'
-            f'[notifications.smtp]\nhost = "127.0.0.1"\nport = {port}\nsender = "shop@example.com"\n')
+    return (
+        FAST + extra + '[notifications.routes]\n"*" = "email"\n'
+        f'[notifications.smtp]\nhost = "127.0.0.1"\nport = {port}\nsender = "shop@example.com"\n'
+    )
 
 
 def backorder_order(c, n: int, sku: str = "SKU-A", qty: int = 2) -> dict:
-    return submit(c, f"ext-{n}", line(sku, qty), email=f"customer{n}@example.com", order_number=f"#{1000 + n}",
-                  customer={"name": f"Customer {n}"}, shipping_address={"name": f"Customer {n}"})
+    return submit(
+        c,
+        f"ext-{n}",
+        line(sku, qty),
+        email=f"customer{n}@example.com",
+        order_number=f"#{1000 + n}",
+        customer={"name": f"Customer {n}"},
+        shipping_address={"name": f"Customer {n}"},
+    )
 
 
 def notices(c, **filters) -> list[dict]:
@@ -40,7 +49,7 @@ def test_email_notices_reach_a_real_smtp_server_with_their_content_and_headers(s
         with d.client() as c:
             order = backorder_order(c, 1)
             got = wait_for(lambda: smtp.sink.messages, what="the backordered mail")
-            (rcpt, msg), = got
+            ((rcpt, msg),) = got
             assert rcpt == ["customer1@example.com"]
             assert msg["To"] == "customer1@example.com"
             assert msg["From"] == "shop@example.com"
@@ -99,6 +108,7 @@ def test_kill_9_mid_delivery_sends_no_confirmed_notice_twice(sim):
             def in_flight():
                 with sink.lock:
                     return len(sink.messages) >= 3 and len(sink.started) == len(sink.messages) + 1
+
             wait_for(in_flight, what="three mails answered and the fourth in flight")
         d.kill9()
         with sink.lock:
@@ -110,8 +120,13 @@ def test_kill_9_mid_delivery_sends_no_confirmed_notice_twice(sim):
             ids = {n["notice_id"] for n in notices(c)}
         received = sink.ids()
         assert {f"<{i}@backorder.local>" for i in ids} == set(received)
-        attempts = dict(read_db(d.db, "SELECT json_extract(body, '$.notice_id'), COUNT(*) FROM events "
-                                      "WHERE type = 'notice_attempted' GROUP BY 1"))
+        attempts = dict(
+            read_db(
+                d.db,
+                "SELECT json_extract(body, '$.notice_id'), COUNT(*) FROM events "
+                "WHERE type = 'notice_attempted' GROUP BY 1",
+            )
+        )
         for nid in ids:
             mid = f"<{nid}@backorder.local>"
             if mid == cut:  # attempted, never confirmed: sent again with the same id
@@ -128,8 +143,10 @@ def test_webhook_signed_retried_dead_lettered_and_retried_once(sim, monkeypatch)
     with HookServer(secret) as hook_server:
         hook = hook_server.hook
         hook.fail_next = 2
-        d = sim(FAST + 'max_attempts = 3\n[notifications.routes]\n"web" = "webhook"\n"*" = "none"\n'
-                f'[notifications.webhook]\nurl = "{hook_server.url}"\nsecret_env = "BO_TEST_HOOK_SECRET"\n')
+        d = sim(
+            FAST + 'max_attempts = 3\n[notifications.routes]\n"web" = "webhook"\n"*" = "none"\n'
+            f'[notifications.webhook]\nurl = "{hook_server.url}"\nsecret_env = "BO_TEST_HOOK_SECRET"\n'
+        )
         with d.client() as c:
             first = backorder_order(c, 1)
             wait_for(lambda: hook.delivered(), what="the first webhook delivered")
@@ -141,8 +158,9 @@ def test_webhook_signed_retried_dead_lettered_and_retried_once(sim, monkeypatch)
             body = hook.delivered()[0]
             assert body["notice_id"] == n1["notice_id"] and body["kind"] == "backordered"
             # the default policy reorders the shortfall: lead time 7 days from 2024-03-01
-            assert body["data"]["lines"] == [{"line_no": 1, "sku": "SKU-A", "qty": 2, "waiting": 2,
-                                              "expected_date": "2024-03-08"}]
+            assert body["data"]["lines"] == [
+                {"line_no": 1, "sku": "SKU-A", "qty": 2, "waiting": 2, "expected_date": "2024-03-08"}
+            ]
             types = [r["type"] for r in c.call("audit.query", order_id=first["order_id"])["records"]]
             assert types.count("notice_failed") == 2 and types[-1] == "notice_delivered"
 
@@ -197,8 +215,9 @@ def test_no_route_no_customer_notice_while_a_routed_channel_is_told(sim, tmp_pat
     d = sim(FAST + f'[notifications.routes]\n"web" = "file"\n[notifications.file]\ndir = "{drop}"\n')
     with d.client() as c:
         # marketplace orders: backordered, then one shipped, one cancelled - every notice kind
-        silent = [submit(c, f"m{i}", line("SKU-A", 2), channel="marketplace", email=f"m{i}@example.com")
-                  for i in (1, 2)]
+        silent = [
+            submit(c, f"m{i}", line("SKU-A", 2), channel="marketplace", email=f"m{i}@example.com") for i in (1, 2)
+        ]
         assert all(o["status"] == "backordered" for o in silent)
         c.call("stock.receive", sku="SKU-A", qty=2)
         (sh,) = c.call("shipments.list", order_id=silent[0]["order_id"])["shipments"]
@@ -229,16 +248,16 @@ def test_bad_notification_requests_are_refused_with_codes(sim_client):
     assert c.request("notifications.list", status="lost")["error"]["code"] == "invalid_request"
 
 
-
-
 def test_circuit_breaker_stops_attempts_while_open_then_probes(sim, monkeypatch):
     monkeypatch.setenv("BO_TEST_HOOK_SECRET", "s")
     with HookServer(b"s") as hook_server:
         hook = hook_server.hook
         hook.down = True
-        d = sim(FAST + "max_attempts = 50\nbreaker_failures = 2\nbreaker_reset_s = 1.5\n"
-                '[notifications.routes]\n"*" = "webhook"\n'
-                f'[notifications.webhook]\nurl = "{hook_server.url}"\nsecret_env = "BO_TEST_HOOK_SECRET"\n')
+        d = sim(
+            FAST + "max_attempts = 50\nbreaker_failures = 2\nbreaker_reset_s = 1.5\n"
+            '[notifications.routes]\n"*" = "webhook"\n'
+            f'[notifications.webhook]\nurl = "{hook_server.url}"\nsecret_env = "BO_TEST_HOOK_SECRET"\n'
+        )
         with d.client() as c:
             backorder_order(c, 1)
             backorder_order(c, 2)
@@ -292,14 +311,16 @@ def test_depletion_warning_goes_once_to_the_customers_of_an_overdue_supply(sim):
         (n,) = warned(c1)
         wait_for(lambda: (d.workdir / "drop" / f"{n['notice_id']}.json").exists(), what="the warning file")
         doc = json.loads((d.workdir / "drop" / f"{n['notice_id']}.json").read_text())
-        assert doc["data"]["lines"] == [{"line_no": 1, "sku": "SKU-D", "expected_date": "2024-02-28",
-                                         "request_id": po["request_id"]}]
+        assert doc["data"]["lines"] == [
+            {"line_no": 1, "sku": "SKU-D", "expected_date": "2024-02-28", "request_id": po["request_id"]}
+        ]
     d.kill9()
     d.start()
     with d.client() as c:
         time.sleep(0.5)  # more checks after the restart (time passing, as above): still no second warning
-        assert [len([n for n in notices(c, order_id=o["order_id"]) if n["kind"] == "depletion"])
-                for o in (c1, c2, c3)] == [1, 1, 0]
+        assert [
+            len([n for n in notices(c, order_id=o["order_id"]) if n["kind"] == "depletion"]) for o in (c1, c2, c3)
+        ] == [1, 1, 0]
 
 
 def test_smtp_starttls_and_login_with_the_password_from_the_environment(sim, tmp_path, monkeypatch):
@@ -311,16 +332,20 @@ def test_smtp_starttls_and_login_with_the_password_from_the_environment(sim, tmp
     ca.cert_pem.write_to_path(str(ca_file))
     monkeypatch.setenv("BO_TEST_SMTP_PASSWORD", "correct horse")
     with SmtpServer(tls_context=server_ctx, login=("shop", "correct horse")) as smtp:
-        d = sim(smtp_config(smtp.port) + f'starttls = true\nca_file = "{ca_file}"\nusername = "shop"\n'
-                'password_env = "BO_TEST_SMTP_PASSWORD"\n')
+        d = sim(
+            smtp_config(smtp.port) + f'starttls = true\nca_file = "{ca_file}"\nusername = "shop"\n'
+            'password_env = "BO_TEST_SMTP_PASSWORD"\n'
+        )
         with d.client() as c:
             backorder_order(c, 1)
             wait_for(lambda: smtp.sink.messages, what="the mail over TLS")
             assert smtp.logins == [("shop", True)]
     monkeypatch.setenv("BO_TEST_SMTP_PASSWORD", "wrong")
     with SmtpServer(tls_context=server_ctx, login=("shop", "correct horse")) as smtp:
-        d = sim(smtp_config(smtp.port, max_attempts=1) + f'starttls = true\nca_file = "{ca_file}"\n'
-                'username = "shop"\npassword_env = "BO_TEST_SMTP_PASSWORD"\n')
+        d = sim(
+            smtp_config(smtp.port, max_attempts=1) + f'starttls = true\nca_file = "{ca_file}"\n'
+            'username = "shop"\npassword_env = "BO_TEST_SMTP_PASSWORD"\n'
+        )
         with d.client() as c:
             backorder_order(c, 1)
             (dead,) = wait_for(lambda: notices(c, status="dead"), what="the refused login dead-lettered")
@@ -333,8 +358,9 @@ def test_a_site_template_overrides_the_default(sim, tmp_path):
     site.mkdir()
     (site / "cancelled.txt").write_text("Sorry about {{ order_number }}\nReason given: {{ reason }}.\n")
     drop = tmp_path / "drop"
-    d = sim(FAST + f'templates_dir = "{site}"\n[notifications.routes]\n"*" = "file"\n'
-            f'[notifications.file]\ndir = "{drop}"\n')
+    d = sim(
+        FAST + f'templates_dir = "{site}"\n[notifications.routes]\n"*" = "file"\n[notifications.file]\ndir = "{drop}"\n'
+    )
     with d.client() as c:
         o = backorder_order(c, 1)
         c.call("order.cancel", order_id=o["order_id"], reason="out of season")
@@ -348,13 +374,15 @@ def test_a_site_template_overrides_the_default(sim, tmp_path):
 
 def test_a_purchase_order_is_mailed_to_its_supplier_with_its_documents(sim):
     with SmtpServer() as smtp:
-        d = sim(smtp_config(smtp.port) + '[skus."SKU-P"]\nreorder_point = 0\norder_up_to = 30\n'
-                'source = "supplier:ACME"\n[sources.ACME]\nname = "ACME"\nemail = "orders@acme.example"\n'
-                'deliver = "email"\nedi = true\n')
+        d = sim(
+            smtp_config(smtp.port) + '[skus."SKU-P"]\nreorder_point = 0\norder_up_to = 30\n'
+            'source = "supplier:ACME"\n[sources.ACME]\nname = "ACME"\nemail = "orders@acme.example"\n'
+            'deliver = "email"\nedi = true\n'
+        )
         with d.client() as c:
             submit(c, "p1", line("SKU-P", 4))  # no customer email: the customer notice stays unrouted
             (po,) = c.call("procurement.list")["requests"]
-            (rcpt, msg), = wait_for(lambda: smtp.sink.messages, what="the purchase order mail")
+            ((rcpt, msg),) = wait_for(lambda: smtp.sink.messages, what="the purchase order mail")
             assert rcpt == ["orders@acme.example"]
             assert msg["Subject"] == f"Purchase order {po['request_id']}"
             files = {part.get_filename(): part.get_content() for part in msg.iter_attachments()}
@@ -395,17 +423,19 @@ def test_a_site_template_cannot_reach_python_internals(sim, tmp_path):
     site.mkdir()
     marker = tmp_path / "ran"
     # the classic template injection: from any callable to os.system
-    (site / "backordered.txt").write_text(
-        "{{ cycler.__init__.__globals__.os.system('touch %s') }}\nbody\n" % marker)
+    (site / "backordered.txt").write_text("{{ cycler.__init__.__globals__.os.system('touch %s') }}\nbody\n" % marker)
     (site / "cancelled.txt").write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}\nbody\n")
     drop = tmp_path / "drop"
-    d = sim(FAST + f'max_attempts = 1\ntemplates_dir = "{site}"\n[notifications.routes]\n"*" = "file"\n'
-            f'[notifications.file]\ndir = "{drop}"\n')
+    d = sim(
+        FAST + f'max_attempts = 1\ntemplates_dir = "{site}"\n[notifications.routes]\n"*" = "file"\n'
+        f'[notifications.file]\ndir = "{drop}"\n'
+    )
     with d.client() as c:
         o = backorder_order(c, 1)
         c.call("order.cancel", order_id=o["order_id"], reason="x")
-        dead = wait_for(lambda: len(notices(c, status="dead")) == 2 and notices(c, status="dead"),
-                        what="both notices dead")
+        dead = wait_for(
+            lambda: len(notices(c, status="dead")) == 2 and notices(c, status="dead"), what="both notices dead"
+        )
         for n in dead:
             assert n["last_error"].startswith("template error in "), n["last_error"]
             assert ".txt: SecurityError: " in n["last_error"], n["last_error"]
@@ -418,10 +448,12 @@ def test_a_site_template_still_renders_in_the_sandbox(sim, tmp_path):
     site.mkdir()
     (site / "backordered.txt").write_text(
         "{{ order_number | upper }} {{ lines | length }} line(s)\n"
-        "{% for ln in lines %}{{ ln.sku }} x {{ ln.qty }}{% endfor %}\n")
+        "{% for ln in lines %}{{ ln.sku }} x {{ ln.qty }}{% endfor %}\n"
+    )
     drop = tmp_path / "drop"
-    d = sim(FAST + f'templates_dir = "{site}"\n[notifications.routes]\n"*" = "file"\n'
-            f'[notifications.file]\ndir = "{drop}"\n')
+    d = sim(
+        FAST + f'templates_dir = "{site}"\n[notifications.routes]\n"*" = "file"\n[notifications.file]\ndir = "{drop}"\n'
+    )
     with d.client() as c:
         backorder_order(c, 1)
         wait_for(lambda: notices(c, status="sent"), what="the notice")
@@ -438,8 +470,9 @@ def test_a_broken_template_makes_its_notice_dead_at_once_and_spares_the_channel(
     site.mkdir()
     (site / "cancelled.txt").write_text("Order {{ order_number }} cancelled\n{{ no_such_field }}\n")
     with SmtpServer() as smtp:
-        d = sim(smtp_config(smtp.port, max_attempts=5, breaker_failures=1, breaker_reset_s=60,
-                            templates_dir=f'"{site}"'))
+        d = sim(
+            smtp_config(smtp.port, max_attempts=5, breaker_failures=1, breaker_reset_s=60, templates_dir=f'"{site}"')
+        )
         with d.client() as c:
             first = backorder_order(c, 1)
             wait_for(lambda: len(smtp.sink.messages) == 1, what="the first backordered mail")
@@ -460,6 +493,8 @@ def test_a_broken_template_makes_its_notice_dead_at_once_and_spares_the_channel(
             # fixed on disk, the operator retries it and it goes out
             (site / "cancelled.txt").write_text("Order {{ order_number }} cancelled\nReason: {{ reason }}\n")
             assert c.call("notifications.retry", notice_id=dead["notice_id"]) == {"retried": [dead["notice_id"]]}
-            (_, mail), = wait_for(lambda: [m for m in smtp.sink.messages if m[1]["X-Backorder-Kind"] == "cancelled"],
-                                  what="the cancelled mail after the retry")
+            ((_, mail),) = wait_for(
+                lambda: [m for m in smtp.sink.messages if m[1]["X-Backorder-Kind"] == "cancelled"],
+                what="the cancelled mail after the retry",
+            )
             assert mail["Subject"] == "Order #1001 cancelled"

@@ -41,16 +41,35 @@ WILDCARDS = ("…", "<any>")
 CODES_TESTED_HERE = {"line_too_long", "too_many_connections"}  # tests at the end of this file
 # roles and limits, tested in test_service_access.py, test_service_limits.py and
 # test_service_tcp.py (a read-only connection, a misbehaving or unauthenticated client)
-CODES_TESTED_HERE |= {"forbidden", "idle_timeout", "too_many_inflight", "unauthorized", "subscriber_overflow",
-                      "too_many_reply_bytes"}
+CODES_TESTED_HERE |= {
+    "forbidden",
+    "idle_timeout",
+    "too_many_inflight",
+    "unauthorized",
+    "subscriber_overflow",
+    "too_many_reply_bytes",
+}
 # hostile input, tested in test_service_hostile.py (a line nested a few thousand deep)
 CODES_TESTED_HERE |= {"too_deep"}
-CODES_WITHOUT_EXAMPLE = {"internal_error", "unjournalable_event"}  # need a bug in the daemon (see tests/actors/test_unjournalable.py)
+CODES_WITHOUT_EXAMPLE = {
+    "internal_error",
+    "unjournalable_event",
+}  # need a bug in the daemon (see tests/actors/test_unjournalable.py)
 # order.ingest outcome codes that need a signed delivery, a big body, a full queue or
 # a channel payload too long for the doc: tests/intake exercises each one.
-CODES_TESTED_IN_INTAKE = {"busy", "signature_invalid", "body_too_large", "currency_mismatch", "invalid_order",
-                          "missing_field", "unknown_sku", "invalid_price", "invalid_date", "account_mismatch",
-                          "adapter_error"}
+CODES_TESTED_IN_INTAKE = {
+    "busy",
+    "signature_invalid",
+    "body_too_large",
+    "currency_mismatch",
+    "invalid_order",
+    "missing_field",
+    "unknown_sku",
+    "invalid_price",
+    "invalid_date",
+    "account_mismatch",
+    "adapter_error",
+}
 
 
 # --- parsing the document ----------------------------------------------------------
@@ -166,8 +185,10 @@ def mismatches(doc: Any, actual: Any, path: str = "$") -> list[str]:
         open_ended = bool(doc) and isinstance(doc[-1], str) and doc[-1] in WILDCARDS
         shown = doc[:-1] if open_ended else doc
         if (len(actual) < len(shown)) if open_ended else (len(actual) != len(shown)):
-            return [f"{path}: documented {len(shown)}{'+' if open_ended else ''} items, got {len(actual)}: "
-                    f"{json.dumps(actual)[:300]}"]
+            return [
+                f"{path}: documented {len(shown)}{'+' if open_ended else ''} items, got {len(actual)}: "
+                f"{json.dumps(actual)[:300]}"
+            ]
         out = []
         for n, (d, a) in enumerate(zip(shown, actual, strict=False)):
             out += mismatches(d, a, f"{path}[{n}]")
@@ -271,8 +292,10 @@ class Session:
                 try:
                     got = self.reply(it.value["id"])
                 except TimeoutError:
-                    raise AssertionError(f"{ex.where()}: no reply with id {it.value['id']!r} came back "
-                                         f"(unclaimed replies: {list(self.replies.values())[:3]})") from None
+                    raise AssertionError(
+                        f"{ex.where()}: no reply with id {it.value['id']!r} came back "
+                        f"(unclaimed replies: {list(self.replies.values())[:3]})"
+                    ) from None
                 problems += [f"{ex.where()} (id {it.value['id']!r}): {m}" for m in mismatches(it.value, got)]
             else:
                 why = self.event_matching(it.value)
@@ -298,7 +321,8 @@ def test_every_example_in_protocol_md_runs_as_documented(make_daemon):
         for ex in STORY:
             problems += session.run(ex)
     assert not problems, f"{len(problems)} mismatch(es) between docs/protocol.md and the daemon:\n" + "\n".join(
-        problems)
+        problems
+    )
 
 
 # --- the document covers the whole protocol ---------------------------------------------
@@ -344,12 +368,23 @@ def _codes_in_source() -> set[str]:
 
 
 def _codes_in_examples(examples: list[Example]) -> set[str]:
-    codes = {it.value["error"]["code"] for ex in examples for it in ex.items
-             if it.kind == "reply" and it.value.get("ok") is False}
+    codes = {
+        it.value["error"]["code"]
+        for ex in examples
+        for it in ex.items
+        if it.kind == "reply" and it.value.get("ok") is False
+    }
     # an order.ingest outcome carries its code in an ok reply
-    codes |= {it.value["result"]["code"] for ex in examples for it in ex.items
-              if it.kind == "reply" and it.value.get("ok") is True and isinstance(it.value.get("result"), dict)
-              and it.value["result"].get("outcome") and it.value["result"].get("code")}
+    codes |= {
+        it.value["result"]["code"]
+        for ex in examples
+        for it in ex.items
+        if it.kind == "reply"
+        and it.value.get("ok") is True
+        and isinstance(it.value.get("result"), dict)
+        and it.value["result"].get("outcome")
+        and it.value["result"].get("code")
+    }
     return codes
 
 

@@ -45,7 +45,9 @@ def test_moving_a_po_moves_the_lines_it_covers(sim_client):
     assert c.call("order.get", order_id=b)["lines"][0]["expected_date"] == "2024-03-20"
     inbound = c.call("sku.get", sku="E")["inbound_requests"]
     assert [(r["request_id"], r["expected_date"]) for r in inbound] == [
-        (po2["request_id"], "2024-03-15"), (po1["request_id"], "2024-03-20")]
+        (po2["request_id"], "2024-03-15"),
+        (po1["request_id"], "2024-03-20"),
+    ]
 
     # PO-1 comes early: only the line it covers moves
     c.call("procurement.confirm", request_id=po1["request_id"], expected_date="2024-03-05")
@@ -70,8 +72,12 @@ def test_confirm_errors_change_nothing(sim_client):
     submit(c, "A", line("E", 1))
     (po,) = _open(c)
     before = fingerprint(c, "E")
-    for bad, code in (("2024-02-30", "invalid_date"), ("03/15/2024", "invalid_date"),
-                      ("2024-3-5", "invalid_date"), ("soon", "invalid_date")):
+    for bad, code in (
+        ("2024-02-30", "invalid_date"),
+        ("03/15/2024", "invalid_date"),
+        ("2024-3-5", "invalid_date"),
+        ("soon", "invalid_date"),
+    ):
         with pytest.raises(CallError) as exc:
             c.call("procurement.confirm", request_id=po["request_id"], expected_date=bad)
         assert exc.value.code == code, bad
@@ -159,7 +165,7 @@ def test_invalid_policy_is_refused(sim_client):
 
 
 def test_policy_from_the_config_file(sim):
-    with sim('[skus.CFG]\nreorder_point = 4\norder_up_to = 12\npack_size = 5\n').client() as c:
+    with sim("[skus.CFG]\nreorder_point = 4\norder_up_to = 12\npack_size = 5\n").client() as c:
         view = c.call("sku.get", sku="CFG")
         assert view["known"] is True
         assert (view["policy"]["reorder_point"], view["policy"]["order_up_to"]) == (4, 12)
@@ -176,7 +182,7 @@ def test_policy_from_the_config_file(sim):
 
 
 def test_strict_skus_rejects_unknown_skus(sim):
-    with sim('strict_skus = true\n[skus.KNOWN]\norder_up_to = 0\n').client() as c:
+    with sim("strict_skus = true\n[skus.KNOWN]\norder_up_to = 0\n").client() as c:
         before = fingerprint(c)
         with pytest.raises(CallError) as exc:
             submit(c, "S1", line("KNOWN", 1), line("NEW", 1))
@@ -194,7 +200,7 @@ def test_strict_skus_rejects_unknown_skus(sim):
 
 
 def test_without_strict_skus_an_unseen_sku_uses_the_default_policy(sim):
-    with sim('[default_policy]\nlead_time_days = 3\n').client() as c:
+    with sim("[default_policy]\nlead_time_days = 3\n").client() as c:
         submit(c, "D1", line("FRESH", 1))
         view = c.call("sku.get", sku="FRESH")
         assert view["known"] is False
@@ -205,8 +211,7 @@ def test_without_strict_skus_an_unseen_sku_uses_the_default_policy(sim):
 def test_receipt_or_count_for_an_unknown_sku_is_refused(sim_client):
     c = sim_client
     before = fingerprint(c)
-    for op, fields in (("stock.receive", {"qty": 3}), ("stock.adjust", {"delta": 3, "reason": "x"}),
-                       ("sku.get", {})):
+    for op, fields in (("stock.receive", {"qty": 3}), ("stock.adjust", {"delta": 3, "reason": "x"}), ("sku.get", {})):
         with pytest.raises(CallError) as exc:
             c.call(op, sku="GHOST", **fields)
         assert exc.value.code == "unknown_sku", op
@@ -240,13 +245,15 @@ def _configured(c, sku: str) -> list[dict]:
 def test_config_file_policies_are_journaled_once_and_the_journal_wins(sim):
     from bo_support import SIM_CONFIG
 
-    tables = '[skus.CFG]\nreorder_point = 4\norder_up_to = 12\npack_size = 5\n[skus.QUIET]\n'
+    tables = "[skus.CFG]\nreorder_point = 4\norder_up_to = 12\npack_size = 5\n[skus.QUIET]\n"
     d = sim(tables)
     with d.client() as c:
         # the policy that raised the start-up PO is in the audit trail, before the PO
         records = c.call("audit.query", sku="CFG")["records"]
         assert [(r["type"], r["cause"], r["correlation_id"]) for r in records] == [
-            ("sku_configured", "config", "startup"), ("request_raised", "config", "startup")]
+            ("sku_configured", "config", "startup"),
+            ("request_raised", "config", "startup"),
+        ]
         policy = records[0]["event"]["policy"]
         assert (policy["reorder_point"], policy["order_up_to"], policy["pack_size"]) == (4, 12, 5)
         assert records[1]["event"]["qty"] == 15
@@ -259,8 +266,12 @@ def test_config_file_policies_are_journaled_once_and_the_journal_wins(sim):
         assert [r["cause"] for r in _configured(c, "CFG")] == ["config", "sku.configure"]
         assert c.call("sku.get", sku="CFG")["policy"]["order_up_to"] == 30
     # a new table is journaled at the next start; an edited one does not override the journal
-    d.config.write_text(tables.replace("order_up_to = 12", "order_up_to = 99")
-                        + '[skus.LATE]\nreorder_point = 1\norder_up_to = 2\n' + "\n" + SIM_CONFIG)
+    d.config.write_text(
+        tables.replace("order_up_to = 12", "order_up_to = 99")
+        + "[skus.LATE]\nreorder_point = 1\norder_up_to = 2\n"
+        + "\n"
+        + SIM_CONFIG
+    )
     d.restart()
     with d.client() as c:
         assert c.call("sku.get", sku="CFG")["policy"]["order_up_to"] == 30

@@ -99,15 +99,23 @@ print(json.dumps(out))
 
 
 def _as_nobody(sock: Path, *requests: dict) -> list[dict]:
-    done = subprocess.run([str(SYSTEM_PYTHON), "-I", "-c", _CHILD, str(sock), *map(json.dumps, requests)],
-                          user=NOBODY, group=NOBODY, extra_groups=[], capture_output=True, text=True, timeout=30,
-                          check=False)
+    done = subprocess.run(
+        [str(SYSTEM_PYTHON), "-I", "-c", _CHILD, str(sock), *map(json.dumps, requests)],
+        user=NOBODY,
+        group=NOBODY,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not SYSTEM_PYTHON.exists(),
-                    reason="connecting as another uid needs root and a system python3")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not SYSTEM_PYTHON.exists(), reason="connecting as another uid needs root and a system python3"
+)
 def test_peer_credentials_map_to_roles_and_a_reload_changes_them(make_daemon):
     d = make_daemon(start=False)
     d.sockdir.chmod(0o755)  # let the other user reach the socket (mode 0660, group nogroup)
@@ -127,13 +135,18 @@ def test_peer_credentials_map_to_roles_and_a_reload_changes_them(make_daemon):
     with d.client() as c:
         assert c.call("sku.get", sku="A")["on_hand"] == 6
     # group rules: the user's primary group mapped to read beats default_role = "write"
-    _reload_until_role(d, base.replace("[access]\n", '[access]\ndefault_role = "write"\nread_groups = ["nogroup"]\n'),
-                       "read")
+    _reload_until_role(
+        d, base.replace("[access]\n", '[access]\ndefault_role = "write"\nread_groups = ["nogroup"]\n'), "read"
+    )
 
 
 def _reload_until_role(d, config: str, role: str) -> None:
     """Write the config, send SIGHUP, wait until a new connection of `nobody` has ``role``."""
     d.config.write_text(config)
     d.proc.send_signal(signal.SIGHUP)
-    wait_until(lambda: _as_nobody(d.socket, {"op": "health", "id": 1})[0]["result"]["role"] == role, timeout=10,
-               interval=0.05, message=f"the reload never gave the user the {role} role")
+    wait_until(
+        lambda: _as_nobody(d.socket, {"op": "health", "id": 1})[0]["result"]["role"] == role,
+        timeout=10,
+        interval=0.05,
+        message=f"the reload never gave the user the {role} role",
+    )

@@ -18,8 +18,13 @@ from bo_support import fingerprint, line, read_db, stock, submit
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backorder", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "backorder", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _state(c) -> dict:
@@ -39,8 +44,15 @@ def test_backup_while_writing_then_restore_start_and_compare(sim, tmp_path):
         with d.client() as w:
             n = 0
             while not stop.is_set():
-                batch = [{"op": "order.submit", "channel": "web", "external_id": f"W{n + i}",
-                          "lines": [line("A", 1), line("B", 2)]} for i in range(20)]
+                batch = [
+                    {
+                        "op": "order.submit",
+                        "channel": "web",
+                        "external_id": f"W{n + i}",
+                        "lines": [line("A", 1), line("B", 2)],
+                    }
+                    for i in range(20)
+                ]
                 assert all(r["ok"] for r in w.pipeline(batch))
                 n += 20
                 written.append(n)
@@ -63,8 +75,10 @@ def test_backup_while_writing_then_restore_start_and_compare(sim, tmp_path):
         n_copy = c2.call("stats")["counts"]["orders"]
         assert 0 < n_copy <= c.call("stats")["counts"]["orders"]
         for o in c2.call("orders.list", limit=50)["orders"]:
-            assert c2.call("order.get", order_id=o["order_id"])["lines"] == \
-                c.call("order.get", order_id=o["order_id"])["lines"]
+            assert (
+                c2.call("order.get", order_id=o["order_id"])["lines"]
+                == c.call("order.get", order_id=o["order_id"])["lines"]
+            )
         # a quiet backup, restored over the live database, gives back the same state
         before = _state(c)
     quiet = _cli("backup", tmp_path, "--db", d.db)  # a directory: a dated file in it

@@ -29,8 +29,10 @@ def _nested(depth: int, open_: bytes = b"[", close: bytes = b"]") -> bytes:
 DEEP_LINES = {
     "id": (b'{"op": "health", "id": ' + _nested(DEEP) + b"}", "too_deep"),
     "unknown field": (b'{"op": "health", "id": 1, "junk": ' + _nested(DEEP) + b"}", "too_deep"),
-    "typed field": (b'{"op": "order.submit", "id": 2, "customer": ' + b'{"a":' * DEEP + b"1" + b"}" * DEEP + b"}",
-                    "too_deep"),
+    "typed field": (
+        b'{"op": "order.submit", "id": 2, "customer": ' + b'{"a":' * DEEP + b"1" + b"}" * DEEP + b"}",
+        "too_deep",
+    ),
     "about 1000 deep, 2 KB": (b'{"op": "health", "id": 3, "x": ' + _nested(1000) + b"}", "too_deep"),
     "top level": (_nested(DEEP), "malformed_json"),
 }
@@ -99,8 +101,9 @@ def test_audit_after_seq_past_the_bound_is_invalid_request_naming_it(shared_daem
     _serves(shared_daemon)
 
 
-@pytest.mark.parametrize("op", ["orders.list", "skus.list", "procurement.list", "shipments.list",
-                                "notifications.list", "skus.board"])
+@pytest.mark.parametrize(
+    "op", ["orders.list", "skus.list", "procurement.list", "shipments.list", "notifications.list", "skus.board"]
+)
 def test_a_page_offset_past_the_bound_is_invalid_request_naming_it(shared_daemon, op):
     with shared_daemon.client() as c:
         for offset in (2**63, 2**53):
@@ -135,15 +138,21 @@ def _authenticated(port: int, token: str, source: str = "127.0.0.1") -> Tcp:
 def test_an_auth_line_nested_too_deep_is_unauthorized_and_the_daemon_goes_on(make_daemon, tokens):
     d = make_daemon(_config(tokens))
     port = _port(d)
-    for line in (b'{"op": "auth", "id": ' + _nested(1900) + b', "token": "x"}',
-                 b'{"op": "auth", "token": "x", "junk": ' + _nested(1000) + b"}"):
+    for line in (
+        b'{"op": "auth", "id": ' + _nested(1900) + b', "token": "x"}',
+        b'{"op": "auth", "token": "x", "junk": ' + _nested(1000) + b"}",
+    ):
         assert len(line) < 4096  # the auth line's own limit
         bad = _tcp(port)
         try:
             bad.f.write(line + b"\n")
             bad.f.flush()
             reply = bad.read()
-            assert reply == {"id": None, "ok": False, "error": {"code": "unauthorized", "message": reply["error"]["message"]}}
+            assert reply == {
+                "id": None,
+                "ok": False,
+                "error": {"code": "unauthorized", "message": reply["error"]["message"]},
+            }
             assert bad.read() is None
         finally:
             bad.close()
@@ -169,8 +178,11 @@ def _read_until_closed(conn: Tcp, timeout: float) -> float:
 
 
 def test_silent_tcp_connections_cannot_lock_out_tcp_or_unix_clients(make_daemon, tokens):
-    d = make_daemon(_config(tokens, "max_pending = 6\nmax_pending_per_host = 3\n").replace(
-        "auth_timeout_s = 0.5", "auth_timeout_s = 6"))
+    d = make_daemon(
+        _config(tokens, "max_pending = 6\nmax_pending_per_host = 3\n").replace(
+            "auth_timeout_s = 0.5", "auth_timeout_s = 6"
+        )
+    )
     port = _port(d)
     silent = [_tcp(port) for _ in range(40)]  # far more than the pending budget, from one address
     try:
@@ -222,10 +234,12 @@ def test_tls_handshake_counts_against_the_auth_deadline(make_daemon, tokens, tmp
 def test_read_role_clients_cannot_take_the_write_reserve(make_daemon, tokens):
     d = make_daemon(start=False)
     ro = d.sockdir / "ro.sock"
-    d.config.write_text(f'[access]\nread_socket = "{ro}"\n'
-                        "[limits]\nwrite_reserve = 2\n"
-                        + SIM_CONFIG.replace("[daemon]", "[daemon]\nmax_connections = 6")
-                        + _config(tokens, "max_connections = 3\n"))
+    d.config.write_text(
+        f'[access]\nread_socket = "{ro}"\n'
+        "[limits]\nwrite_reserve = 2\n"
+        + SIM_CONFIG.replace("[daemon]", "[daemon]\nmax_connections = 6")
+        + _config(tokens, "max_connections = 3\n")
+    )
     d.start()
     port = _port(d)
     held = []

@@ -108,9 +108,21 @@ def test_a_client_that_half_closes_still_gets_every_reply(make_daemon):
     d = make_daemon(SIM_CONFIG)
     n = 300
     with _connect(d) as s:
-        s.sendall(b"".join(json.dumps({"op": "order.submit", "id": i, "channel": "web", "external_id": f"H{i}",
-                                       "lines": [{"sku": f"S{i % 7}", "qty": 1}]}).encode() + b"\n"
-                           for i in range(n)))
+        s.sendall(
+            b"".join(
+                json.dumps(
+                    {
+                        "op": "order.submit",
+                        "id": i,
+                        "channel": "web",
+                        "external_id": f"H{i}",
+                        "lines": [{"sku": f"S{i % 7}", "qty": 1}],
+                    }
+                ).encode()
+                + b"\n"
+                for i in range(n)
+            )
+        )
         s.shutdown(socket.SHUT_WR)
         got = _read_to_eof(s)
     assert sorted(r["id"] for r in got) == list(range(n))
@@ -118,7 +130,7 @@ def test_a_client_that_half_closes_still_gets_every_reply(make_daemon):
 
 
 def test_a_subscriber_that_does_not_keep_up_can_be_disconnected(make_daemon):
-    d = make_daemon("[daemon]\nsubscriber_buffer = 16\n[limits]\nsubscriber_overflow = \"disconnect\"\n")
+    d = make_daemon('[daemon]\nsubscriber_buffer = 16\n[limits]\nsubscriber_overflow = "disconnect"\n')
     with d.client() as other, _connect(d) as slow:
         slow.sendall(b'{"op": "subscribe", "id": 1, "topics": ["stock"]}\n')
         other.call("sku.configure", sku="A")
@@ -155,8 +167,11 @@ def test_a_client_that_pipelines_large_reads_without_reading_holds_a_bounded_bac
         assert reply_size > 2 * 1024 * 1024  # each reply alone is over the budget
         rss_before = _rss_kib(pid)
         with _connect(d) as bad:
-            bad.sendall(b"".join(json.dumps({"op": "audit.query", "id": n, "limit": 10000}).encode() + b"\n"
-                                 for n in range(1000)))
+            bad.sendall(
+                b"".join(
+                    json.dumps({"op": "audit.query", "id": n, "limit": 10000}).encode() + b"\n" for n in range(1000)
+                )
+            )
             peak = rss_before
             # the other client is served as usual meanwhile, its own audit.query included
             for n in range(5):
@@ -198,11 +213,18 @@ def test_a_client_that_pipelines_large_lists_without_reading_stops_being_read(ma
         assert reply_size * n_asked > 100 * 1024 * 1024
         rss_before = _rss_kib(pid)
         with _connect(d) as bad:
-            bad.sendall(b"".join(json.dumps({"op": "skus.list", "id": n, "limit": 10000}).encode() + b"\n"
-                                 for n in range(n_asked)))
+            bad.sendall(
+                b"".join(
+                    json.dumps({"op": "skus.list", "id": n, "limit": 10000}).encode() + b"\n" for n in range(n_asked)
+                )
+            )
             assert other.call("sku.get", sku="S00001")["sku"] == "S00001"
-            wait_until(lambda: '"code":"too_many_reply_bytes"' in d.log.read_text(), timeout=20, interval=0.05,
-                       message="the client that never reads was not closed")
+            wait_until(
+                lambda: '"code":"too_many_reply_bytes"' in d.log.read_text(),
+                timeout=20,
+                interval=0.05,
+                message="the client that never reads was not closed",
+            )
             peak = _rss_kib(pid)
             got = _lines_to_eof(bad)
         assert len(got) <= 3

@@ -17,8 +17,11 @@ def _lines(d) -> list[dict]:
 
 def _wait_for(d, pred, timeout: float = 10, count: int = 1) -> list[dict]:
     """The log lines matching ``pred``, once there are at least ``count`` of them."""
-    return wait_until(lambda: len(found := [x for x in _lines(d) if pred(x)]) >= count and found, timeout,
-                      message=lambda: d.log_tail(2000))
+    return wait_until(
+        lambda: len(found := [x for x in _lines(d) if pred(x)]) >= count and found,
+        timeout,
+        message=lambda: d.log_tail(2000),
+    )
 
 
 def test_one_canonical_line_per_write_with_correlation_ids(sim):
@@ -46,7 +49,7 @@ def test_one_canonical_line_per_write_with_correlation_ids(sim):
 
 
 def test_log_level_op_changes_the_level_at_run_time(sim):
-    d = sim("[logging]\nrequests = \"all\"\n")
+    d = sim('[logging]\nrequests = "all"\n')
     with d.client() as c:
         c.call("health")
         assert not [x for x in _lines(d) if x.get("op") == "health" and x.get("event") == "request"]
@@ -59,7 +62,8 @@ def test_log_level_op_changes_the_level_at_run_time(sim):
         # submit's reply proves the log holds every line the submit could have made.
         c.call("log.level", level="debug")
         c.call("health")
-        _wait_for(d, lambda x: x.get("event") == "request" and x.get("op") == "health" and x["level"] == "debug",
-                  count=2)
+        _wait_for(
+            d, lambda x: x.get("event") == "request" and x.get("op") == "health" and x["level"] == "debug", count=2
+        )
         # at level error even writes are quiet
         assert not [x for x in _lines(d) if x.get("event") == "request" and x.get("op") == "order.submit"]

@@ -58,14 +58,17 @@ def test_metrics_endpoint_scraped_and_parsed(sim):
 
         def refreshed() -> dict | None:  # the loop refreshes every 0.05 s
             fams = _scrape(port)
-            if _value(fams, "backorder_requests", op="health") >= 6 and \
-                    _value(fams, "backorder_journal_last_seq") >= seq:
+            if (
+                _value(fams, "backorder_requests", op="health") >= 6
+                and _value(fams, "backorder_journal_last_seq") >= seq
+            ):
                 return fams
             return None
 
         # KeyError: scraped before the first refresh after the requests
-        fams = wait_until(refreshed, timeout=10, interval=0.05, message="the metrics never counted the requests",
-                          ignore=KeyError)
+        fams = wait_until(
+            refreshed, timeout=10, interval=0.05, message="the metrics never counted the requests", ignore=KeyError
+        )
     assert _value(fams, "backorder_requests", op="order.submit") == 1
     assert _value(fams, "backorder_requests", op="stock.receive") == 1
     assert _value(fams, "backorder_request_errors", op="sku.get", code="unknown_sku") == 1

@@ -13,7 +13,9 @@ from bo_support import SIM_CONFIG, fingerprint, line, read_db, submit
 
 from backorder.launcher import wait_until
 
-BASE = SIM_CONFIG + """
+BASE = (
+    SIM_CONFIG
+    + """
 [allocation]
 mode = "fifo"
 
@@ -21,6 +23,7 @@ mode = "fifo"
 reorder_point = 2
 order_up_to = 10
 """
+)
 
 
 def _log_lines(d, event: str) -> list[dict]:
@@ -29,8 +32,11 @@ def _log_lines(d, event: str) -> list[dict]:
 
 def _sighup_and_wait(d, event: str, n_before: int) -> dict:
     d.proc.send_signal(signal.SIGHUP)
-    found = wait_until(lambda: (lines := _log_lines(d, event))[n_before:] and lines, timeout=10,
-                       message=lambda: f"no {event} log line after SIGHUP:\n{d.log_tail(2000)}")
+    found = wait_until(
+        lambda: (lines := _log_lines(d, event))[n_before:] and lines,
+        timeout=10,
+        message=lambda: f"no {event} log line after SIGHUP:\n{d.log_tail(2000)}",
+    )
     return found[-1]
 
 
@@ -43,12 +49,15 @@ def test_sighup_reloads_policies_roles_limits_and_replay_stays_equal(sim):
         assert shortage["qty"] == 2
         new = BASE.replace("order_up_to = 10", "order_up_to = 40\nmoq = 5")
         new = new.replace('mode = "fifo"', 'mode = "priority"')
-        new += '\n[skus.B]\nreorder_point = 1\norder_up_to = 7\n\n[limits]\nidle_timeout_s = 300.0\n'
-        new += '\n[default_policy]\nreorder_point = 1\norder_up_to = 6\n'
+        new += "\n[skus.B]\nreorder_point = 1\norder_up_to = 7\n\n[limits]\nidle_timeout_s = 300.0\n"
+        new += "\n[default_policy]\nreorder_point = 1\norder_up_to = 6\n"
         d.config.write_text(new)
         _sighup_and_wait(d, "config_reloaded", 0)
-        wait_until(lambda: c.call("policy.get")["mode"] == "priority", timeout=10,  # journaled through the order actor
-                   message="the reloaded allocation mode never took effect")
+        wait_until(
+            lambda: c.call("policy.get")["mode"] == "priority",
+            timeout=10,  # journaled through the order actor
+            message="the reloaded allocation mode never took effect",
+        )
         a, b = c.call("sku.get", sku="A"), c.call("sku.get", sku="B")
         assert (a["policy"]["order_up_to"], a["policy"]["moq"]) == (40, 5)
         assert b["policy"]["order_up_to"] == 7
@@ -95,8 +104,19 @@ def test_an_invalid_reload_is_refused_and_the_old_config_keeps_running(sim):
 def test_sigterm_drains_requests_in_flight_and_loses_nothing(sim):
     d = sim("")
     n = 4000
-    reqs = b"".join(json.dumps({"op": "order.submit", "id": i, "channel": "web", "external_id": f"X{i}",
-                                "lines": [{"sku": f"S{i % 50}", "qty": 1}]}).encode() + b"\n" for i in range(n))
+    reqs = b"".join(
+        json.dumps(
+            {
+                "op": "order.submit",
+                "id": i,
+                "channel": "web",
+                "external_id": f"X{i}",
+                "lines": [{"sku": f"S{i % 50}", "qty": 1}],
+            }
+        ).encode()
+        + b"\n"
+        for i in range(n)
+    )
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(30)
     try:
@@ -138,14 +158,15 @@ def test_sigterm_grace_bounds_a_client_that_never_reads(sim):
         t_end = time.monotonic() + 2
         while time.monotonic() < t_end:  # fill both socket buffers; never read
             try:
-                sent += s.send(flood[sent:sent + 65536])
+                sent += s.send(flood[sent : sent + 65536])
             except BlockingIOError:
                 time.sleep(0.01)  # full: give the daemon a moment to read some, then fill again
         t0 = time.monotonic()
         d.proc.send_signal(signal.SIGTERM)
         # draining (the stuck client holds it for up to grace_s): new clients are refused
-        wait_until(lambda: not d.socket.exists(), timeout=5, interval=0.01,
-                   message="the socket stayed open during the drain")
+        wait_until(
+            lambda: not d.socket.exists(), timeout=5, interval=0.01, message="the socket stayed open during the drain"
+        )
         assert d.proc.poll() is None, "the daemon did not wait for its grace period"
         late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -194,8 +215,10 @@ def test_sighup_reloads_notification_channel_settings(sim, tmp_path):
     assert len(list(second.glob("*.json"))) == 1  # the notice after the reload went to the new place
 
 
-CSV = ("order_id,order_date,currency,email,sku,qty,unit_price,ship_name,ship_address1,ship_city,ship_postal_code,"
-       "ship_country\n{oid},2026-01-05T08:00:00Z,USD,ann@example.com,W,1,9.99,Ann Lee,1 Main St,Springfield,1,US\n")
+CSV = (
+    "order_id,order_date,currency,email,sku,qty,unit_price,ship_name,ship_address1,ship_city,ship_postal_code,"
+    "ship_country\n{oid},2026-01-05T08:00:00Z,USD,ann@example.com,W,1,9.99,Ann Lee,1 Main St,Springfield,1,US\n"
+)
 
 
 def test_sighup_reloads_intake_channel_settings(sim):

@@ -139,17 +139,29 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path):
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed (.ci/run installs systemd)")
     text = UNIT.read_text()
-    for needed in ("Type=notify", "WatchdogSec=", "StateDirectory=backorder", "RuntimeDirectory=backorder",
-                   "Restart=on-failure", "RestartPreventExitStatus=65 78", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
-                   "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-                   "--socket /run/backorder/", "ExecReload=/bin/kill -HUP $MAINPID"):
+    for needed in (
+        "Type=notify",
+        "WatchdogSec=",
+        "StateDirectory=backorder",
+        "RuntimeDirectory=backorder",
+        "Restart=on-failure",
+        "RestartPreventExitStatus=65 78",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "--socket /run/backorder/",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ):
         assert needed in text, needed
     # verify checks that ExecStart exists: point it at this venv's real `backorder`
     exe = Path(sys.executable).parent / "backorder"
     assert exe.exists()
     unit = tmp_path / "backorderd.service"
     unit.write_text(text.replace("/opt/backorder/venv/bin/backorder", str(exe)))
-    done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "backorderd.service" not in done.stderr, done.stderr  # no warning about our unit

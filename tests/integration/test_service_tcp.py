@@ -18,17 +18,26 @@ from backorder.launcher import wait_until
 
 def _token(name: str, role: str = "write") -> tuple[str, str]:
     """(token, config lines) as printed by `backorder token`."""
-    out = subprocess.run([sys.executable, "-m", "backorder", "token", name, "--role", role],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "backorder", "token", name, "--role", role],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     token = out.split("stored anywhere): ", 1)[1].split()[0]
-    config = out[out.index(f"[tcp.clients.{name}]"):]
+    config = out[out.index(f"[tcp.clients.{name}]") :]
     assert token not in config  # only the hash goes into the config
     return token, config
 
 
 def _port(d) -> int:
-    listening = wait_until(lambda: [ln for ln in d.log.read_text().splitlines() if '"tcp_listening"' in ln],
-                           timeout=10, interval=0.05, message="no tcp_listening line in the log")
+    listening = wait_until(
+        lambda: [ln for ln in d.log.read_text().splitlines() if '"tcp_listening"' in ln],
+        timeout=10,
+        interval=0.05,
+        message="no tcp_listening line in the log",
+    )
     return json.loads(listening[0])["ports"][0]
 
 
@@ -66,8 +75,11 @@ def test_token_accepted_refused_and_its_role(make_daemon, tokens):
     good = Tcp(socket.create_connection(("127.0.0.1", port)))
     try:
         # auth and the first requests in one write: nothing after the auth line is lost
-        good.send({"op": "auth", "id": "a", "token": tokens["erp"][0]},
-                  {"op": "sku.configure", "id": 1, "sku": "T"}, {"op": "health", "id": 2})
+        good.send(
+            {"op": "auth", "id": "a", "token": tokens["erp"][0]},
+            {"op": "sku.configure", "id": 1, "sku": "T"},
+            {"op": "health", "id": 2},
+        )
         assert good.read() == {"id": "a", "ok": True, "result": {"client": "erp", "role": "write"}}
         replies = {r["id"]: r for r in (good.read(), good.read())}
         assert replies[1]["ok"] is True
@@ -76,16 +88,19 @@ def test_token_accepted_refused_and_its_role(make_daemon, tokens):
         good.close()
     dash = Tcp(socket.create_connection(("127.0.0.1", port)))
     try:
-        dash.send({"op": "auth", "id": 1, "token": tokens["dash"][0]},
-                  {"op": "stock.receive", "id": 2, "sku": "T", "qty": 1})
+        dash.send(
+            {"op": "auth", "id": 1, "token": tokens["dash"][0]}, {"op": "stock.receive", "id": 2, "sku": "T", "qty": 1}
+        )
         assert dash.read()["result"]["role"] == "read"
         assert dash.read()["error"]["code"] == "forbidden"
     finally:
         dash.close()
-    for first in ({"op": "auth", "id": 1, "token": tokens["erp"][0] + "x"},  # wrong token
-                  {"op": "auth", "id": 1},  # no token
-                  {"op": "health", "id": 1},  # no auth at all
-                  None):  # nothing within auth_timeout_s
+    for first in (
+        {"op": "auth", "id": 1, "token": tokens["erp"][0] + "x"},  # wrong token
+        {"op": "auth", "id": 1},  # no token
+        {"op": "health", "id": 1},  # no auth at all
+        None,
+    ):  # nothing within auth_timeout_s
         bad = Tcp(socket.create_connection(("127.0.0.1", port)))
         try:
             if first is not None:

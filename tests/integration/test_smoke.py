@@ -1,6 +1,7 @@
 def test_order_backordered_then_filled_and_shipped(client):
-    res = client.call("order.submit", channel="web", external_id="A-1",
-                      lines=[{"sku": "SKU1", "qty": 2, "unit_price": "5.00"}])
+    res = client.call(
+        "order.submit", channel="web", external_id="A-1", lines=[{"sku": "SKU1", "qty": 2, "unit_price": "5.00"}]
+    )
     assert res["status"] == "backordered"
     assert res["lines"][0]["backordered"] == 2
     procurement = client.call("procurement.list")["requests"]

@@ -98,18 +98,21 @@ def test_the_clock_stands_still_until_advanced_by_seconds_or_to_a_timestamp(make
         assert c.call("health")["clock"]["now"] == "2026-01-10T00:00:00Z"
 
 
-@pytest.mark.parametrize(("fields", "code"), [
-    ({}, "invalid_request"),  # neither
-    ({"seconds": 60, "to": "2026-02-01T00:00:00Z"}, "invalid_request"),  # both
-    ({"seconds": 0}, "invalid_request"),
-    ({"seconds": -3600}, "invalid_request"),
-    ({"seconds": 1e999}, "invalid_request"),  # infinite once decoded
-    ({"seconds": 10 * 365.25 * DAY + 1}, "invalid_request"),  # absurd: over ten years
-    ({"seconds": "60"}, "invalid_request"),
-    ({"to": "2026-01-04T00:00:00Z"}, "invalid_date"),  # backwards
-    ({"to": "tomorrow"}, "invalid_date"),
-    ({"to": "9999-12-31T23:59:59Z"}, "invalid_date"),  # over ten years ahead
-])
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({}, "invalid_request"),  # neither
+        ({"seconds": 60, "to": "2026-02-01T00:00:00Z"}, "invalid_request"),  # both
+        ({"seconds": 0}, "invalid_request"),
+        ({"seconds": -3600}, "invalid_request"),
+        ({"seconds": 1e999}, "invalid_request"),  # infinite once decoded
+        ({"seconds": 10 * 365.25 * DAY + 1}, "invalid_request"),  # absurd: over ten years
+        ({"seconds": "60"}, "invalid_request"),
+        ({"to": "2026-01-04T00:00:00Z"}, "invalid_date"),  # backwards
+        ({"to": "tomorrow"}, "invalid_date"),
+        ({"to": "9999-12-31T23:59:59Z"}, "invalid_date"),  # over ten years ahead
+    ],
+)
 def test_bad_advances_are_refused_and_change_nothing(shared_stepped, fields, code):
     with shared_stepped.client() as c:
         before = c.call("health")
@@ -126,11 +129,13 @@ def test_bad_advances_are_refused_and_change_nothing(shared_stepped, fields, cod
 def test_advances_queue_one_behind_the_other_and_a_passed_to_is_refused(make_daemon, tmp_path):
     d = make_daemon(config(tmp_path))
     with d.client() as c:
-        first, second, third = c.pipeline([
-            {"op": "clock.advance", "id": 1, "to": "2026-01-10T00:00:00Z"},
-            {"op": "clock.advance", "id": 2, "to": "2026-01-08T00:00:00Z"},  # valid when read, passed when run
-            {"op": "clock.advance", "id": 3, "seconds": 60},
-        ])
+        first, second, third = c.pipeline(
+            [
+                {"op": "clock.advance", "id": 1, "to": "2026-01-10T00:00:00Z"},
+                {"op": "clock.advance", "id": 2, "to": "2026-01-08T00:00:00Z"},  # valid when read, passed when run
+                {"op": "clock.advance", "id": 3, "seconds": 60},
+            ]
+        )
         assert first["result"]["now"] == "2026-01-10T00:00:00Z"
         assert second["error"]["code"] == "invalid_date"
         assert third["result"]["now"] == "2026-01-10T00:01:00Z"
@@ -139,11 +144,13 @@ def test_advances_queue_one_behind_the_other_and_a_passed_to_is_refused(make_dae
 def test_a_write_pipelined_behind_an_advance_is_decided_after_it_and_a_read_during_it(make_daemon, tmp_path):
     d = make_daemon(config(tmp_path))
     with d.client() as c:
-        adv, order, health = c.pipeline([
-            {"op": "clock.advance", "id": "adv", "seconds": 3 * DAY},
-            {"op": "order.submit", "id": "o", "channel": "web", "external_id": "p1", "lines": [line("SKU-A", 1)]},
-            {"op": "health", "id": "h"},
-        ])
+        adv, order, health = c.pipeline(
+            [
+                {"op": "clock.advance", "id": "adv", "seconds": 3 * DAY},
+                {"op": "order.submit", "id": "o", "channel": "web", "external_id": "p1", "lines": [line("SKU-A", 1)]},
+                {"op": "health", "id": "h"},
+            ]
+        )
         assert adv["result"]["now"] == "2026-01-08T09:00:00Z"
         (received,) = [r for r in records(c) if r["type"] == "order_received"]
         assert received["at"] == "2026-01-08T09:00:00Z"  # the time the script meant, not inside the advance
@@ -208,8 +215,11 @@ def test_an_overdue_purchase_order_is_noticed_before_the_advance_replies(make_da
         kinds = [(r["type"], r["event"].get("kind")) for r in late]
         assert ("notice_queued", "depletion") in kinds
         depletion = next(r for r in late if r["event"].get("kind") == "depletion")
-        delivered = [r for r in late if r["type"] == "notice_delivered"
-                     and r["event"]["notice_id"] == depletion["event"]["notice_id"]]
+        delivered = [
+            r
+            for r in late
+            if r["type"] == "notice_delivered" and r["event"]["notice_id"] == depletion["event"]["notice_id"]
+        ]
         assert len(delivered) == 1
         # its engine time is the first hourly check on 01-09 (the date after 01-08), not the wall's
         # its engine time: the first hourly check (from 09:00) on the date after the PO's
@@ -226,8 +236,9 @@ def test_kill9_and_restart_keep_engine_time_at_or_after_the_last_event(make_daem
         advance(c, seconds=3 * DAY)
         k1 = submit(c, "k1", line("SKU-B", 2), email="k@example.com")
         last = c.call("health")["now"]
-        assert [n["status"] for n in c.call("notifications.list", order_id=k1["order_id"])["notifications"]] \
-            == ["pending"]
+        assert [n["status"] for n in c.call("notifications.list", order_id=k1["order_id"])["notifications"]] == [
+            "pending"
+        ]
         assert last == "2026-01-08T09:00:00Z"
     d.kill9()
     d.start()
@@ -244,7 +255,8 @@ def test_failed_notices_are_retried_after_their_backoff_in_engine_time(make_daem
     from notify_support import free_port
 
     port = free_port()  # nobody listens there: every attempt fails at once
-    d = make_daemon(f"""
+    d = make_daemon(
+        f"""
 [daemon]
 clock = "stepped"
 clock_start = "{START}"
@@ -261,35 +273,44 @@ secret_env = "BO_TEST_HOOK_SECRET"
 timeout_s = 2
 [skus."SKU-A"]
 order_up_to = 0
-""", start=False)
+""",
+        start=False,
+    )
     d.env = {"BO_TEST_HOOK_SECRET": "stepped-test-secret"}
     d.start()
     with d.client() as c:
         o = submit(c, "r1", line("SKU-A", 1), email="r@example.com")
 
         def attempts() -> list[tuple[str, str]]:
-            return [(r["type"], r["at"]) for r in records(c, order_id=o["order_id"])
-                    if r["type"] in ("notice_attempted", "notice_failed")]
+            return [
+                (r["type"], r["at"])
+                for r in records(c, order_id=o["order_id"])
+                if r["type"] in ("notice_attempted", "notice_failed")
+            ]
 
         assert attempts() == []  # nothing is sent between advances
         advance(c, seconds=59)
         assert attempts() == [("notice_attempted", START), ("notice_failed", START)]
         advance(c, seconds=1)  # 60 s after the failure: the second attempt is due
-        assert attempts()[2:] == [("notice_attempted", "2026-01-05T09:01:00Z"),
-                                  ("notice_failed", "2026-01-05T09:01:00Z")]
+        assert attempts()[2:] == [
+            ("notice_attempted", "2026-01-05T09:01:00Z"),
+            ("notice_failed", "2026-01-05T09:01:00Z"),
+        ]
         advance(c, seconds=DAY)  # the third, 2 x 60 s later, and the last: dead
-        assert attempts()[4:] == [("notice_attempted", "2026-01-05T09:03:00Z"),
-                                  ("notice_failed", "2026-01-05T09:03:00Z")]
+        assert attempts()[4:] == [
+            ("notice_attempted", "2026-01-05T09:03:00Z"),
+            ("notice_failed", "2026-01-05T09:03:00Z"),
+        ]
         (notice,) = c.call("notifications.list", order_id=o["order_id"])["notifications"]
         assert notice["status"] == "dead" and notice["attempts"] == 3
 
 
-def test_a_notice_behind_an_open_breaker_waits_without_an_attempt_until_the_breaker_half_opens(
-        make_daemon, tmp_path):
+def test_a_notice_behind_an_open_breaker_waits_without_an_attempt_until_the_breaker_half_opens(make_daemon, tmp_path):
     from notify_support import free_port, wait_for
 
     port = free_port()
-    d = make_daemon(f"""
+    d = make_daemon(
+        f"""
 [daemon]
 clock = "stepped"
 clock_start = "{START}"
@@ -306,7 +327,9 @@ secret_env = "BO_TEST_HOOK_SECRET"
 timeout_s = 2
 [skus."SKU-A"]
 order_up_to = 0
-""", start=False)
+""",
+        start=False,
+    )
     d.env = {"BO_TEST_HOOK_SECRET": "stepped-test-secret"}
     d.start()
     with d.client() as c:
@@ -338,11 +361,25 @@ def scenario(c, variant: int = 0) -> None:
     for sku, qty in (("SKU-A", 4), ("SKU-B", 3), ("SKU-C", 1), ("SKU-D", 2)):
         c.call("stock.receive", sku=sku, qty=qty)
     # pipelined: each is handled once the actors have decided what the one before started
-    replies = c.pipeline([
-        {"op": "order.submit", "id": n, "channel": "web", "external_id": f"det-{n}", "email": f"c{n}@example.com",
-         "order_number": f"#{n}", "rush": n % 2 == 0,
-         "lines": [line("SKU-A", 1 + n % 3), line("SKU-B", 1 + n % 2), line(("SKU-C", "SKU-D", "SKU-E")[n % 3], 2)]}
-        for n in range(6)])
+    replies = c.pipeline(
+        [
+            {
+                "op": "order.submit",
+                "id": n,
+                "channel": "web",
+                "external_id": f"det-{n}",
+                "email": f"c{n}@example.com",
+                "order_number": f"#{n}",
+                "rush": n % 2 == 0,
+                "lines": [
+                    line("SKU-A", 1 + n % 3),
+                    line("SKU-B", 1 + n % 2),
+                    line(("SKU-C", "SKU-D", "SKU-E")[n % 3], 2),
+                ],
+            }
+            for n in range(6)
+        ]
+    )
     orders = [r["result"] for r in replies]
     advance(c, seconds=3600 + variant)
     # its units on three SKUs go back to those SKUs' waiting lines: three settles, in line order
@@ -357,9 +394,22 @@ def scenario(c, variant: int = 0) -> None:
     for sh in c.call("shipments.list")["shipments"][:2]:
         c.call("pick.confirm", shipment_id=sh["shipment_id"])
     advance(c, to="2026-01-14T06:30:00Z")  # past every remaining PO date: depletion notices
-    c.pipeline([{"op": "clock.advance", "id": "a", "seconds": 7200},
-                *({"op": "order.submit", "id": n, "channel": "web", "external_id": f"det-{n}",
-                   "email": f"c{n}@example.com", "lines": [line("SKU-D", 3), line("SKU-E", 1)]} for n in range(6, 9))])
+    c.pipeline(
+        [
+            {"op": "clock.advance", "id": "a", "seconds": 7200},
+            *(
+                {
+                    "op": "order.submit",
+                    "id": n,
+                    "channel": "web",
+                    "external_id": f"det-{n}",
+                    "email": f"c{n}@example.com",
+                    "lines": [line("SKU-D", 3), line("SKU-E", 1)],
+                }
+                for n in range(6, 9)
+            ),
+        ]
+    )
     advance(c, seconds=5 * DAY)
 
 
@@ -384,9 +434,19 @@ def test_same_script_same_journal_event_for_event(make_daemon, tmp_path):
     (h1, n1, types), audit1 = run_scenario(make_daemon, tmp_path, "drop1")
     (h2, n2, _), audit2 = run_scenario(make_daemon, tmp_path, "drop2")
     # the scenario did what it is meant to exercise
-    assert {"order_received", "request_raised", "notice_queued", "notice_attempted", "notice_delivered",
-            "order_cancelled", "received", "shipment_shipped", "request_confirmed", "adjusted",
-            "policy_changed"} <= types, types
+    assert {
+        "order_received",
+        "request_raised",
+        "notice_queued",
+        "notice_attempted",
+        "notice_delivered",
+        "order_cancelled",
+        "received",
+        "shipment_shipped",
+        "request_confirmed",
+        "adjusted",
+        "policy_changed",
+    } <= types, types
     kinds = {ev["kind"] for kind, _at, ev in audit1 if kind == "notice_queued"}
     assert {"backordered", "purchase_order", "depletion", "cancelled", "partially_shipped"} <= kinds, kinds
     assert n1 == n2 and n1 > 100

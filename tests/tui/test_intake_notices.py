@@ -84,8 +84,14 @@ async def test_intake_screen_shows_sources_and_retries_and_discards_dead_letters
         # a new delivery reaches the screen live (the intake topic), and breaks the silence
         await call(site, "order.ingest", channel="csv", body=csv_order("WEB-6", "gadget blue", "2", "24.00"))
         # (the same refresh shows the count and the state: the silence comes back a while later)
-        await until(pilot, lambda: cell(app, "#sources", "csv/default", "Deliv") == "5"
-                    and cell(app, "#sources", "csv/default", "State") == "ok", what="live delivery")
+        await until(
+            pilot,
+            lambda: (
+                cell(app, "#sources", "csv/default", "Deliv") == "5"
+                and cell(app, "#sources", "csv/default", "State") == "ok"
+            ),
+            what="live delivery",
+        )
         await until(pilot, lambda: "4" in app.screen.letters, what="the new dead letter")
 
         # fix one cause (an alias), retry that one letter from the screen: accepted
@@ -186,8 +192,7 @@ async def test_notifications_screen_lists_a_dead_notice_and_sends_it_again(make_
 
             # another one dies while the screen is open (live), and R sends every dead one
             hook.down = True
-            await call(site, "order.submit", channel="web", external_id="W-1003",
-                       lines=[{"sku": "SPROCKET", "qty": 1}])
+            await call(site, "order.submit", channel="web", external_id="W-1003", lines=[{"sku": "SPROCKET", "qty": 1}])
             while app.screen.status != "dead":
                 await pilot.press("f")
             await until(pilot, lambda: len(app.screen.notices) == 1, what="the second dead notice")
@@ -212,8 +217,11 @@ async def test_read_only_console_hides_the_intake_and_notification_writes(make_d
         await pilot.pause()
         assert not isinstance(app.screen, (ConfirmScreen, PromptScreen))
         await pilot.press("n")
-        await until(pilot, lambda: getattr(app.screen, "NAME", "") == "notifications" and app.screen.notices,
-                    what="notifications screen")
+        await until(
+            pilot,
+            lambda: getattr(app.screen, "NAME", "") == "notifications" and app.screen.notices,
+            what="notifications screen",
+        )
         shown = {ab.binding.action for ab in app.active_bindings.values()}
         assert "next_filter" in shown and not shown & {"retry_notice", "retry_all_dead"}
         with d.client() as c:

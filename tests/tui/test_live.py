@@ -30,8 +30,11 @@ async def open_picking(pilot) -> None:
     app = pilot.app
     await until(pilot, lambda: app.loaded, what="first load")
     await pilot.press("k")
-    await until(pilot, lambda: getattr(app.screen, "NAME", "") == "picking"
-                and "S0000001" in app.screen.shipments, what="picking screen")
+    await until(
+        pilot,
+        lambda: getattr(app.screen, "NAME", "") == "picking" and "S0000001" in app.screen.shipments,
+        what="picking screen",
+    )
 
 
 def cell(app, sku: str, column: str) -> str:
@@ -95,8 +98,9 @@ async def test_receiving_stock_in_the_daemon_updates_the_sku_row(site):
         assert cell(app, "GADGET-BLUE", "bo_lines") == "1"
         # the receipt shows in the feed
         feed = app.screen.query_one("#feed")
-        await until(pilot, lambda: any("received   10 x GADGET-BLUE" in str(line.text) for line in feed.lines),
-                    what="feed line")
+        await until(
+            pilot, lambda: any("received   10 x GADGET-BLUE" in str(line.text) for line in feed.lines), what="feed line"
+        )
         # a SKU whose last waiting line is filled leaves the table
         with site.client() as c:
             await asyncio.to_thread(c.call, "stock.receive", sku="GADGET-BLUE", qty=1)
@@ -127,11 +131,13 @@ async def test_editing_the_reorder_point_in_the_form_changes_it_in_the_daemon(si
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
         await pilot.press("y")
         with site.client() as c:
-            await until(pilot, lambda: c.call("sku.get", sku="WIDGET-RED")["policy"]["reorder_point"] == 8,
-                        what="policy in the daemon")
+            await until(
+                pilot,
+                lambda: c.call("sku.get", sku="WIDGET-RED")["policy"]["reorder_point"] == 8,
+                what="policy in the daemon",
+            )
             assert c.call("sku.get", sku="WIDGET-RED")["policy"]["order_up_to"] == 20  # unchanged
-        await until(pilot, lambda: "saved" in str(app.screen.query_one("#form-msg", Static).render()),
-                    what="saved")
+        await until(pilot, lambda: "saved" in str(app.screen.query_one("#form-msg", Static).render()), what="saved")
         # and the dashboard row shows the new reorder point (sku_configured event -> refresh)
         await pilot.press("escape")
         await until(pilot, lambda: cell(app, "WIDGET-RED", "rop") == "8", what="row ROP")
@@ -193,8 +199,11 @@ async def test_a_silent_daemon_never_freezes_the_console(site):
         finally:
             site.proc.send_signal(signal.SIGCONT)
         await until(pilot, lambda: not banner.has_class("down"), what="banner gone")
-        await until(pilot, lambda: app.screen.query_one("#requests", DataTable).row_count == 5,
-                    what="procurement after the daemon came back")
+        await until(
+            pilot,
+            lambda: app.screen.query_one("#requests", DataTable).row_count == 5,
+            what="procurement after the daemon came back",
+        )
 
 
 async def test_a_read_only_connection_hides_the_keys_that_change_something(make_daemon):
@@ -227,8 +236,11 @@ async def test_moving_a_date_switching_the_policy_and_finding_an_order(site):
         await until(pilot, lambda: app.loaded, what="first load")
         # procurement: move TR-000003 by a week
         await pilot.press("p")
-        await until(pilot, lambda: getattr(app.screen, "NAME", "") == "procurement"
-                    and "TR-000003" in app.screen.requests, what="procurement")
+        await until(
+            pilot,
+            lambda: getattr(app.screen, "NAME", "") == "procurement" and "TR-000003" in app.screen.requests,
+            what="procurement",
+        )
         table = app.screen.query_one("#requests", DataTable)
         table.move_cursor(row=table.get_row_index("TR-000003"))
         await pilot.press("m")
@@ -238,6 +250,7 @@ async def test_moving_a_date_switching_the_policy_and_finding_an_order(site):
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
         await pilot.press("y")
         with site.client() as c:
+
             def expected(rid: str) -> str:
                 reqs = c.call("procurement.list")["requests"]
                 return next(r["expected_date"] for r in reqs if r["request_id"] == rid)

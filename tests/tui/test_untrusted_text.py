@@ -34,8 +34,15 @@ def hostile_site(make_daemon):
     with d.client() as c:
         for sku in (SKU, SKU2):
             c.call("sku.configure", sku=sku)
-        d.order_id = c.call("order.submit", channel="web", account=ACCOUNT, external_id="H-1", order_number=NUMBER,
-               customer={"name": "[i]Eve[/i]"}, lines=[{"sku": SKU, "qty": 2}, {"sku": SKU2, "qty": 1}])["order_id"]
+        d.order_id = c.call(
+            "order.submit",
+            channel="web",
+            account=ACCOUNT,
+            external_id="H-1",
+            order_number=NUMBER,
+            customer={"name": "[i]Eve[/i]"},
+            lines=[{"sku": SKU, "qty": 2}, {"sku": SKU2, "qty": 1}],
+        )["order_id"]
         # a delivery from a source whose account name is markup, naming an unknown SKU:
         # a dead letter quoting both
         c.call("order.ingest", channel="csv", account="x[/]", body=csv_order("H-2", "[/]oops", "1", "1.00"))

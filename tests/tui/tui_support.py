@@ -45,8 +45,10 @@ CSV_HEAD = "order_id,currency,email,sku,qty,unit_price,ship_address1,ship_countr
 
 def csv_order(external_id: str, sku: str, qty: str, price: str, rush: str = "", hold: str = "") -> str:
     """One CSV delivery of one line (docs/intake.md: the csv channel needs no signature)."""
-    return CSV_HEAD + f"{external_id},USD,{external_id.lower()}@example.com,{sku},{qty},{price},1 Main St,US,{rush},{hold}\n"
-
+    return (
+        CSV_HEAD
+        + f"{external_id},USD,{external_id.lower()}@example.com,{sku},{qty},{price},1 Main St,US,{rush},{hold}\n"
+    )
 
 
 def seed_site(c) -> None:
@@ -56,18 +58,42 @@ def seed_site(c) -> None:
     concurrently, and the journal order of their events would differ from run to run
     (the snapshots show the journal)."""
     c.call("stock.receive", sku="WIDGET-RED", qty=3, reference="PO-000001")
-    c.call("order.submit", channel="web", external_id="W-1001", order_number="#1001",
-           customer={"name": "Ada Lovelace"},
-           lines=[{"sku": "WIDGET-RED", "qty": 2, "unit_price": "9.50"},
-                  {"sku": "GIFT-CARD-50", "qty": 1, "unit_price": "50.00", "requires_shipping": False}])
-    c.call("order.submit", channel="marketplace", account="acme-store", external_id="M-77",
-           lines=[{"sku": "GADGET-BLUE", "qty": 9, "unit_price": "24.00"}])
-    c.call("order.submit", channel="phone", external_id="P-5", ship_complete=True,
-           customer={"name": "Grace Hopper"},
-           lines=[{"sku": "GADGET-BLUE", "qty": 1, "unit_price": "24.00"},
-                  {"sku": "GADGET-BLUE", "qty": 1, "unit_price": "24.00"}])
-    c.call("order.submit", channel="web", external_id="W-1002", rush=True,
-           lines=[{"sku": "SPROCKET", "qty": 4, "unit_price": "80.00"}])
+    c.call(
+        "order.submit",
+        channel="web",
+        external_id="W-1001",
+        order_number="#1001",
+        customer={"name": "Ada Lovelace"},
+        lines=[
+            {"sku": "WIDGET-RED", "qty": 2, "unit_price": "9.50"},
+            {"sku": "GIFT-CARD-50", "qty": 1, "unit_price": "50.00", "requires_shipping": False},
+        ],
+    )
+    c.call(
+        "order.submit",
+        channel="marketplace",
+        account="acme-store",
+        external_id="M-77",
+        lines=[{"sku": "GADGET-BLUE", "qty": 9, "unit_price": "24.00"}],
+    )
+    c.call(
+        "order.submit",
+        channel="phone",
+        external_id="P-5",
+        ship_complete=True,
+        customer={"name": "Grace Hopper"},
+        lines=[
+            {"sku": "GADGET-BLUE", "qty": 1, "unit_price": "24.00"},
+            {"sku": "GADGET-BLUE", "qty": 1, "unit_price": "24.00"},
+        ],
+    )
+    c.call(
+        "order.submit",
+        channel="web",
+        external_id="W-1002",
+        rush=True,
+        lines=[{"sku": "SPROCKET", "qty": 4, "unit_price": "80.00"}],
+    )
     c.call("order.submit", channel="edi", external_id="EDI-9", lines=[{"sku": "WIDGET-RED", "qty": 6}])
     c.call("order.submit", channel="edi", external_id="EDI-10", lines=[{"sku": "SPROCKET", "qty": 1}])
 
@@ -83,8 +109,12 @@ def seed_intake(c) -> None:
     c.call("order.ingest", channel="csv", body=csv_order("WEB-2", "widget red", "2", "9.99"))
     c.call("order.ingest", channel="csv", body=csv_order("WEB-3", "gadget blue", "1", "24.00", rush="yes"))
     c.call("order.ingest", channel="csv", body=csv_order("WEB-4", "WIDGET-RED", "1.5", "9.99"))
-    c.call("order.ingest", channel="shopify", body='{"id": 1}',
-           headers={"X-Shopify-Topic": "orders/create", "X-Shopify-Shop-Domain": "demo.myshopify.com"})
+    c.call(
+        "order.ingest",
+        channel="shopify",
+        body='{"id": 1}',
+        headers={"X-Shopify-Topic": "orders/create", "X-Shopify-Shop-Domain": "demo.myshopify.com"},
+    )
 
 
 def read_only_site(make_daemon):

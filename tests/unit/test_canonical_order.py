@@ -15,11 +15,13 @@ from backorder.errors import Rejected
 from backorder.order import CanonicalOrder
 
 # Written by the code in which OrderSubmit was declared field by field in the protocol.
-OLD_WIRE = (b'{"op":"order.submit","id":3,"channel":"w","account":"default","external_id":"e","order_number":"",'
-            b'"customer":{"id":"","name":""},"email":"","shipping_address":{"name":"","company":"","address1":"",'
-            b'"address2":"","city":"","region":"","postal_code":"","country_code":"","phone":""},"created_at":null,'
-            b'"currency":"USD","lines":[{"sku":"A","qty":1,"unit_price":"0","requires_shipping":true}],"rush":false,'
-            b'"priority":false,"ship_complete":false,"hold":"","source_version":null}')
+OLD_WIRE = (
+    b'{"op":"order.submit","id":3,"channel":"w","account":"default","external_id":"e","order_number":"",'
+    b'"customer":{"id":"","name":""},"email":"","shipping_address":{"name":"","company":"","address1":"",'
+    b'"address2":"","city":"","region":"","postal_code":"","country_code":"","phone":""},"created_at":null,'
+    b'"currency":"USD","lines":[{"sku":"A","qty":1,"unit_price":"0","requires_shipping":true}],"rush":false,'
+    b'"priority":false,"ship_complete":false,"hold":"","source_version":null}'
+)
 
 FULL = msgspec.json.decode(
     b'{"op":"order.submit","id":"r1","channel":"shopify","account":"shop-1","external_id":"E-1","order_number":"#1",'
@@ -27,7 +29,9 @@ FULL = msgspec.json.decode(
     b'"company":"ACME","address1":"1 Road","address2":"Flat 2","city":"London","region":"LDN","postal_code":"N1",'
     b'"country_code":"GB","phone":"+44"},"created_at":"2026-01-05T09:00:00Z","currency":"GBP",'
     b'"lines":[{"sku":"A","qty":2,"unit_price":"9.50"},{"sku":"B","qty":1,"requires_shipping":false}],'
-    b'"rush":true,"priority":true,"ship_complete":true,"hold":"payment","source_version":"v2"}', type=p.OrderSubmit)
+    b'"rush":true,"priority":true,"ship_complete":true,"hold":"payment","source_version":"v2"}',
+    type=p.OrderSubmit,
+)
 
 
 def test_order_submit_is_the_canonical_order_plus_op_and_id():

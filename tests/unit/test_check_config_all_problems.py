@@ -33,8 +33,9 @@ order_up_to = 1
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backorder", *args], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "backorder", *args], capture_output=True, text=True, timeout=60, cwd=ROOT, check=False
+    )
 
 
 def test_check_config_lists_every_problem_with_its_key(tmp_path):
@@ -46,8 +47,11 @@ def test_check_config_lists_every_problem_with_its_key(tmp_path):
     for key in ("daemon.grace_s", "limits.line_bytes", "access.default_role"):
         assert sum(key in ln for ln in lines) == 1, (key, done.stderr)
     # the cross-field checks of a file that decodes
-    fixed = BAD.replace("grace_s = -1", "grace_s = 1").replace("line_bytes = 5", "line_bytes = 4096") \
+    fixed = (
+        BAD.replace("grace_s = -1", "grace_s = 1")
+        .replace("line_bytes = 5", "line_bytes = 4096")
         .replace('default_role = "admin"', 'default_role = "read"')
+    )
     path.write_text(fixed)
     done = _run("check-config", str(path))
     lines = done.stderr.strip().splitlines()
@@ -72,9 +76,11 @@ def test_a_bad_named_table_is_reported_once():
 
 
 def test_connection_budgets_are_checked():
-    for bad, key in (("[tcp]\nmax_pending = 4\nmax_pending_per_host = 5\n", "tcp.max_pending_per_host"),
-                     ("[tcp]\nmax_connections = 0\n", "tcp.max_connections"),
-                     ("[limits]\nwrite_reserve = -1\n", "limits.write_reserve")):
+    for bad, key in (
+        ("[tcp]\nmax_pending = 4\nmax_pending_per_host = 5\n", "tcp.max_pending_per_host"),
+        ("[tcp]\nmax_connections = 0\n", "tcp.max_connections"),
+        ("[limits]\nwrite_reserve = -1\n", "limits.write_reserve"),
+    ):
         try:
             parse_settings(bad)
         except ConfigError as exc:
@@ -115,8 +121,11 @@ def test_webhook_notices_without_a_signing_secret_are_refused(tmp_path):
 def test_listeners_off_loopback_without_tls_are_warned_about(tmp_path):
     path = tmp_path / "exposed.toml"
     token = 'token_sha256 = "' + "0" * 64 + '"\n'
-    path.write_text('[tcp]\nhost = "0.0.0.0"\nport = 7000\n[tcp.clients.erp]\n' + token
-                    + '[metrics]\nhost = "192.0.2.10"\nport = 9100\n[intake]\nlisten = "0.0.0.0:8080"\n')
+    path.write_text(
+        '[tcp]\nhost = "0.0.0.0"\nport = 7000\n[tcp.clients.erp]\n'
+        + token
+        + '[metrics]\nhost = "192.0.2.10"\nport = 9100\n[intake]\nlisten = "0.0.0.0:8080"\n'
+    )
     done = _run("check-config", str(path))
     assert done.returncode == 0, done.stderr  # warnings, not errors
     warnings = [ln for ln in done.stderr.splitlines() if ln.startswith("backorder: warning: ")]
@@ -124,8 +133,11 @@ def test_listeners_off_loopback_without_tls_are_warned_about(tmp_path):
     assert "TLS" in warnings[0] and "proxy" in warnings[1] and "127.0.0.1" in warnings[2]
     assert done.stdout.strip() == f"{path}: ok (3 warning(s))"
     # loopback everywhere: nothing to say
-    path.write_text('[tcp]\nhost = "::1"\nport = 7000\n[tcp.clients.erp]\n' + token
-                    + '[metrics]\nhost = "127.0.0.1"\nport = 9100\n[intake]\nlisten = "localhost:8080"\n')
+    path.write_text(
+        '[tcp]\nhost = "::1"\nport = 7000\n[tcp.clients.erp]\n'
+        + token
+        + '[metrics]\nhost = "127.0.0.1"\nport = 9100\n[intake]\nlisten = "localhost:8080"\n'
+    )
     done = _run("check-config", str(path))
     assert (done.returncode, done.stderr, done.stdout.strip()) == (0, "", f"{path}: ok")
 

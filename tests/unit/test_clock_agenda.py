@@ -27,6 +27,7 @@ def test_work_runs_in_due_order_at_its_due_time_then_the_clock_reaches_the_targe
     def work(name: str):
         async def run() -> None:
             ran.append((name, clock.now()))
+
         return run
 
     clock.at(1300.0, work("c"))

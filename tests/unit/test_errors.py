@@ -25,18 +25,21 @@ def _sites() -> list[tuple[str, int, str, str]]:
     for path in sorted(PACKAGE.rglob("*.py")):
         if path.name == "errors.py":
             continue
-        for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            for m in SITE.finditer(text):
-                out.append((f"{path.relative_to(PACKAGE.parent)}:{n}", n, m.group(1), m.group(2)))
+        text = path.read_text(encoding="utf-8")  # whole files: a formatter may wrap the code onto its own line
+        for m in SITE.finditer(text):
+            n = text.count("\n", 0, m.start(1)) + 1
+            out.append((f"{path.relative_to(PACKAGE.parent)}:{n}", n, m.group(1), m.group(2)))
     return out
 
 
 def test_every_literal_raise_site_names_a_code_of_its_own_class():
     sites = _sites()
     assert len(sites) > 100, "the scan found too few raise sites: is the pattern broken?"
-    misfiled = [f"{where}: {cls}({code!r}) belongs to "
-                f"{next((k.__name__ for k in errors.KINDS if code in k.codes), 'no class')}"
-                for where, _, cls, code in sites if cls == "Rejected" or code not in BY_NAME[cls].codes]
+    misfiled = [
+        f"{where}: {cls}({code!r}) belongs to {next((k.__name__ for k in errors.KINDS if code in k.codes), 'no class')}"
+        for where, _, cls, code in sites
+        if cls == "Rejected" or code not in BY_NAME[cls].codes
+    ]
     assert misfiled == []
 
 
@@ -74,7 +77,10 @@ COMMANDS = {"backorder/cli.py", "backorder/__main__.py", "backorder/demo.py"}
 def test_no_library_module_raises_system_exit():
     """Only the command line decides the process's exit status and prints to the operator;
     library code raises a precise exception the CLI turns into that."""
-    found = sorted(str(path.relative_to(PACKAGE.parent)) for path in PACKAGE.rglob("*.py")
-                   if str(path.relative_to(PACKAGE.parent)) not in COMMANDS
-                   and re.search(r"\bSystemExit\b|\bsys\.exit\(", path.read_text(encoding="utf-8")))
+    found = sorted(
+        str(path.relative_to(PACKAGE.parent))
+        for path in PACKAGE.rglob("*.py")
+        if str(path.relative_to(PACKAGE.parent)) not in COMMANDS
+        and re.search(r"\bSystemExit\b|\bsys\.exit\(", path.read_text(encoding="utf-8"))
+    )
     assert found == []

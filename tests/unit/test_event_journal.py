@@ -28,20 +28,46 @@ from backorder.actors import events as ev
 from backorder.numbers import MAX_INT
 
 EVENTS = ev.AnyEvent.__args__  # type: ignore[attr-defined]
-EXTREME_INTS = [0, -1, MAX_INT, MAX_INT + 1, -MAX_INT, -MAX_INT - 1, 2**63, -(2**63) - 1, 2**64, 10**21, 10**400,
-                -(10**400)]
+EXTREME_INTS = [
+    0,
+    -1,
+    MAX_INT,
+    MAX_INT + 1,
+    -MAX_INT,
+    -MAX_INT - 1,
+    2**63,
+    -(2**63) - 1,
+    2**64,
+    10**21,
+    10**400,
+    -(10**400),
+]
 EXTREME_FLOATS = [math.inf, -math.inf, math.nan, 1e308, -1e308, -0.0, 5e-324, 1e6, 1e6 + 1]
-EXTREME_DECIMALS = [Decimal("Infinity"), Decimal("-Infinity"), Decimal("1E+999999999"), Decimal("-0"),
-                    Decimal("1E-999999999"), Decimal("12345678901234567890.123456789")]
+EXTREME_DECIMALS = [
+    Decimal("Infinity"),
+    Decimal("-Infinity"),
+    Decimal("1E+999999999"),
+    Decimal("-0"),
+    Decimal("1E-999999999"),
+    Decimal("12345678901234567890.123456789"),
+]
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=20),
     st.sampled_from(["\ud800", "a\udfffb", "\x00", "\u2028", "🧾" * 3, "x[/]"]),
     st.integers(500, 2000).map(lambda n: "é" * n),
 )
-JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-MAX_INT, MAX_INT), st.text(max_size=10),
-                         st.floats(allow_nan=False, allow_infinity=False))
-JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=6)
+JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-MAX_INT, MAX_INT),
+    st.text(max_size=10),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=6,
+)
 
 
 def _bounds(t, lo_default: int, hi_default: int) -> tuple[int, int]:
@@ -61,11 +87,17 @@ def values(t: mi.Type, hostile: bool) -> st.SearchStrategy:
         case mi.FloatType():
             lo = t.ge if t.ge is not None else t.gt
             hi = t.le if t.le is not None else t.lt
-            valid = st.floats(min_value=lo, max_value=hi, allow_nan=False, allow_infinity=False,
-                              exclude_min=t.gt is not None, exclude_max=t.lt is not None)
+            valid = st.floats(
+                min_value=lo,
+                max_value=hi,
+                allow_nan=False,
+                allow_infinity=False,
+                exclude_min=t.gt is not None,
+                exclude_max=t.lt is not None,
+            )
             return st.one_of(valid, st.sampled_from(EXTREME_FLOATS)) if hostile else valid
         case mi.DecimalType():
-            valid = st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-10**12, max_value=10**12)
+            valid = st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-(10**12), max_value=10**12)
             return st.one_of(valid, st.sampled_from(EXTREME_DECIMALS)) if hostile else valid
         case mi.StrType():
             if t.pattern is not None:
@@ -88,8 +120,9 @@ def values(t: mi.Type, hostile: bool) -> st.SearchStrategy:
         case mi.UnionType():
             return st.one_of([values(x, hostile) for x in t.types])
         case mi.ListType():
-            return st.lists(values(t.item_type, hostile), min_size=t.min_length or 0,
-                            max_size=min(t.max_length or 3, 3))
+            return st.lists(
+                values(t.item_type, hostile), min_size=t.min_length or 0, max_size=min(t.max_length or 3, 3)
+            )
         case mi.VarTupleType():
             return st.lists(values(t.item_type, hostile), max_size=3).map(tuple)
         case mi.TupleType():
@@ -153,7 +186,8 @@ def test_what_msgspec_would_write_but_not_read_back_is_refused(event):
 
 def test_a_nan_price_is_journaled_as_it_was_sent():
     """A decimal keeps its text: even NaN (the rules refuse it) would replay as written."""
-    order = ev.OrderRecord(channel="web", external_id="x",
-                           lines=[ev.LineRecord(sku="A", qty=1, unit_price=Decimal("NaN"))])
+    order = ev.OrderRecord(
+        channel="web", external_id="x", lines=[ev.LineRecord(sku="A", qty=1, unit_price=Decimal("NaN"))]
+    )
     body = ev.encode_checked(ev.OrderReceived(ts=0.0, order_id="O0000001", order=order))
     assert ev.EVENT_ENCODER.encode(ev.EVENT_DECODER.decode(body)) == body

@@ -42,15 +42,31 @@ def settings_structs(root: type = cfg.Settings) -> dict[type, tuple[str, ...]]:
 
 
 def test_the_walk_reaches_every_settings_struct():
-    assert set(settings_structs()) == {cfg.Settings, cfg.DaemonSettings, cfg.AllocationSettings, cfg.Weights,
-                                       cfg.FulfillmentSettings, cfg.ReorderPolicy, cfg.Source,
-                                       # running as a site service
-                                       cfg.AccessSettings, cfg.LimitsSettings, cfg.TcpSettings, cfg.TcpClient,
-                                       cfg.MetricsSettings, cfg.LoggingSettings,
-                                       # notifications
-                                       cfg.NotificationSettings, cfg.SmtpSettings, cfg.WebhookSettings,
-                                       cfg.FileDropSettings, cfg.EdiSettings,
-                                       cfg.IntakeSettings, cfg.ChannelSettings, cfg.ValidationProfile}
+    assert set(settings_structs()) == {
+        cfg.Settings,
+        cfg.DaemonSettings,
+        cfg.AllocationSettings,
+        cfg.Weights,
+        cfg.FulfillmentSettings,
+        cfg.ReorderPolicy,
+        cfg.Source,
+        # running as a site service
+        cfg.AccessSettings,
+        cfg.LimitsSettings,
+        cfg.TcpSettings,
+        cfg.TcpClient,
+        cfg.MetricsSettings,
+        cfg.LoggingSettings,
+        # notifications
+        cfg.NotificationSettings,
+        cfg.SmtpSettings,
+        cfg.WebhookSettings,
+        cfg.FileDropSettings,
+        cfg.EdiSettings,
+        cfg.IntakeSettings,
+        cfg.ChannelSettings,
+        cfg.ValidationProfile,
+    }
 
 
 def _documented_keys(text: str) -> set[str]:
@@ -65,8 +81,9 @@ def test_example_config_parses_and_documents_every_key():
     text = EXAMPLE.read_text(encoding="utf-8")
     settings = cfg.parse_settings(text, str(EXAMPLE))
     documented = _documented_keys(text)
-    missing = {f"{tp.__name__}.{name}" for tp, names in settings_structs().items()
-               for name in names if name not in documented}
+    missing = {
+        f"{tp.__name__}.{name}" for tp, names in settings_structs().items() for name in names if name not in documented
+    }
     assert sorted(missing) == [], "keys of backorder.config.settings missing from config/backorder.example.toml"
     # the sections shown with their defaults do show the defaults
     defaults = cfg.Settings()
@@ -90,8 +107,13 @@ def test_an_unreadable_clock_start_is_a_config_error_naming_the_key():
 
 
 def _check_config(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backorder", "check-config", str(path)],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "backorder", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
 
 
 def test_check_config_accepts_the_example():
@@ -100,15 +122,18 @@ def test_check_config_accepts_the_example():
     assert "ok" in done.stdout
 
 
-@pytest.mark.parametrize(("toml", "key"), [
-    ("[daemon]\nclock_speed = 1e300\n", "daemon.clock_speed"),
-    ('[daemon]\nclock_start = "soon"\n', "daemon.clock_start"),
-    ('[allocation.weights]\nrush = -1\n', "allocation.weights.rush"),
-    ('[skus."SKU-1"]\nreorder_point = 5\norder_up_to = 1\n', "skus.SKU-1"),
-    ('[skus."SKU-1"]\nmoq = 0\n', "skus.SKU-1.moq"),
-    ("[daemon]\ngrace = 3\n", "grace"),
-    ('[fulfillment]\ncarrier = "ups"\n', "fulfillment.carrier"),  # a carrier the daemon does not have
-])
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[daemon]\nclock_speed = 1e300\n", "daemon.clock_speed"),
+        ('[daemon]\nclock_start = "soon"\n', "daemon.clock_start"),
+        ("[allocation.weights]\nrush = -1\n", "allocation.weights.rush"),
+        ('[skus."SKU-1"]\nreorder_point = 5\norder_up_to = 1\n', "skus.SKU-1"),
+        ('[skus."SKU-1"]\nmoq = 0\n', "skus.SKU-1.moq"),
+        ("[daemon]\ngrace = 3\n", "grace"),
+        ('[fulfillment]\ncarrier = "ups"\n', "fulfillment.carrier"),  # a carrier the daemon does not have
+    ],
+)
 def test_check_config_refuses_an_invalid_file_naming_the_key(tmp_path, toml, key):
     path = tmp_path / "bad.toml"
     path.write_text(toml)

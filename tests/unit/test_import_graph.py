@@ -33,12 +33,17 @@ import backorder
 ROOT = Path(backorder.__file__).parent
 
 # Neutral leaves: shared by every layer, depending on none.
-LEAVES = {"backorder.numbers", "backorder.timeutil", "backorder.errors", "backorder.email_address",
-          "backorder.clock"}
+LEAVES = {"backorder.numbers", "backorder.timeutil", "backorder.errors", "backorder.email_address", "backorder.clock"}
 CORE_PREFIXES = ("backorder.actors",)
 CORE_MODULES = {"backorder.order", "backorder.protocol", *LEAVES}
-FORBIDDEN_IN_CORE = ("backorder.daemon", "backorder.intake", "backorder.notify", "backorder.tui",
-                     "backorder.cli", "backorder.demo")
+FORBIDDEN_IN_CORE = (
+    "backorder.daemon",
+    "backorder.intake",
+    "backorder.notify",
+    "backorder.tui",
+    "backorder.cli",
+    "backorder.demo",
+)
 
 
 def module_name(path: Path) -> str:
@@ -112,8 +117,14 @@ def test_the_graph_sees_every_kind_of_import():
         "    from backorder.tui.live import Changes\n"
     )
     assert imports_of("backorder.actors.engine", source) == {
-        "backorder.daemon.journal", "backorder.protocol", "backorder.numbers", "backorder.actors.events",
-        "backorder.intake.adapters", "backorder.notify.notifier", "backorder.tui.live"}
+        "backorder.daemon.journal",
+        "backorder.protocol",
+        "backorder.numbers",
+        "backorder.actors.events",
+        "backorder.intake.adapters",
+        "backorder.notify.notifier",
+        "backorder.tui.live",
+    }
     assert "backorder.actors.engine" in MODULES and is_core("backorder.actors.engine")
     assert all(m in MODULES for m in LEAVES | {"backorder.order", "backorder.protocol"})
 
@@ -128,8 +139,11 @@ def test_the_journal_events_do_not_import_the_wire_or_the_canonical_order():
 
 
 def test_config_has_no_import_cycle():
-    graph = {n: {i for i in imports_of(n) if _under(i, ("backorder.config",))}
-             for n in MODULES if _under(n, ("backorder.config",))}
+    graph = {
+        n: {i for i in imports_of(n) if _under(i, ("backorder.config",))}
+        for n in MODULES
+        if _under(n, ("backorder.config",))
+    }
 
     def reach(start: str) -> set[str]:
         seen, todo = set(), list(graph.get(start, ()))
@@ -153,8 +167,9 @@ def test_protocol_and_what_it_imports_stay_free_of_trio():
         todo.extend(imports_of(name))
     for name in seen:
         tree = ast.parse(MODULES[name].read_text())
-        top = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
-              {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level}
+        top = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | {
+            (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level
+        }
         assert not top & {"trio", "textual"}, name
 
 

@@ -54,8 +54,9 @@ def first_failure(daemon, d: g.Delivery) -> str:
     """The code the daemon's intake answers ``d`` with: the first check that fails."""
     with daemon.client() as c:
         if d.via == "socket":
-            result = c.call("order.ingest", channel=d.channel, headers=d.headers,
-                            body_base64=base64.b64encode(d.body).decode())
+            result = c.call(
+                "order.ingest", channel=d.channel, headers=d.headers, body_base64=base64.b64encode(d.body).decode()
+            )
         else:
             conn = http.client.HTTPConnection("127.0.0.1", c.call("health")["intake"]["http_port"], timeout=30)
             try:
@@ -102,7 +103,9 @@ def test_x12_separators_are_whatever_the_isa_declares(elem, comp, term):
     drafts = g.parse(d, prof)
     assert [dr.external_id for dr in drafts] == ["PO-778812", "PO-778813"]
     assert [(ln.sku, ln.qty, ln.unit_price) for ln in drafts[0].lines] == [
-        ("GRINDER-SS", "24", Decimal("12.50")), ("FILTER-100", "100", Decimal("1.10"))]
+        ("GRINDER-SS", "24", Decimal("12.50")),
+        ("FILTER-100", "100", Decimal("1.10")),
+    ]
     assert drafts[0].account == "BUYERCO" and drafts[0].rush is True
 
 
@@ -122,13 +125,33 @@ def test_money_stays_decimal_and_quantities_need_the_lenient_profile():
 
 # --- odd but well-formed JSON: every adapter answers Rejected, never an exception ----------
 
-ODD_VALUES = [None, True, 0, -1, 5, Decimal("1.5"), "", "x", [], [1], ["a"], {}, {"a": 1}, [{}], 10**30, "1e400",
-              "0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"]
-JSON_FIXTURES = [("shopify", "shopify/orders_create.json", {"x-shopify-topic": "orders/create"}),
-                 ("shopify", "shopify/orders_cancelled.json", {"x-shopify-topic": "orders/cancelled"}),
-                 ("woocommerce", "woocommerce/order_created.json", {"x-wc-webhook-topic": "order.created"}),
-                 ("amazon_sp", "amazon_sp/order_unshipped.json", {}),
-                 ("bigcommerce", "bigcommerce/order_created.json", {})]
+ODD_VALUES = [
+    None,
+    True,
+    0,
+    -1,
+    5,
+    Decimal("1.5"),
+    "",
+    "x",
+    [],
+    [1],
+    ["a"],
+    {},
+    {"a": 1},
+    [{}],
+    10**30,
+    "1e400",
+    "0001-01-01T00:00:00+05:00",
+    "9999-12-31T23:00:00-05:00",
+]
+JSON_FIXTURES = [
+    ("shopify", "shopify/orders_create.json", {"x-shopify-topic": "orders/create"}),
+    ("shopify", "shopify/orders_cancelled.json", {"x-shopify-topic": "orders/cancelled"}),
+    ("woocommerce", "woocommerce/order_created.json", {"x-wc-webhook-topic": "order.created"}),
+    ("amazon_sp", "amazon_sp/order_unshipped.json", {}),
+    ("bigcommerce", "bigcommerce/order_created.json", {}),
+]
 
 
 def _paths(node, path=()):
@@ -181,8 +204,8 @@ def test_x12_elements_replaced_by_odd_text_are_rejected_cleanly():
         elements = seg.split(elem)
         for j in range(1, len(elements)):
             for value in ("²", "", "9E999999", "-1", "00010101", "２０２４０１０１", "NaN", "sNaN", "1" * 5000):
-                changed = [*elements[:j], value, *elements[j + 1:]]
-                body = term.join([*segments[:i], elem.join(changed), *segments[i + 1:]]).encode()
+                changed = [*elements[:j], value, *elements[j + 1 :]]
+                body = term.join([*segments[:i], elem.join(changed), *segments[i + 1 :]]).encode()
                 try:
                     _read_whole("x12_850", body, {})
                 except Rejected:

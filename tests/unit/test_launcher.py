@@ -49,8 +49,10 @@ def test_wait_until_treats_ignored_exceptions_as_not_yet_and_propagates_others()
 def test_the_launcher_imports_nothing_of_the_daemon():
     """The demo and the benchmarks are clients: starting a daemon must not load trio or
     the daemon's modules into them."""
-    code = ("import sys, backorder.launcher; "
-            "print(sorted(m for m in sys.modules if m == 'trio' or m.startswith('backorder.daemon')))")
+    code = (
+        "import sys, backorder.launcher; "
+        "print(sorted(m for m in sys.modules if m == 'trio' or m.startswith('backorder.daemon')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -14,8 +14,9 @@ T0 = 1_709_251_200.0  # 2024-03-01T00:00:00Z
 
 
 def world(**notifications) -> tuple[World, list[ev.Event]]:
-    settings = msgspec.convert({"skus": {"A": {"reorder_point": 0, "order_up_to": 10}},
-                                "notifications": notifications}, Settings)
+    settings = msgspec.convert(
+        {"skus": {"A": {"reorder_point": 0, "order_up_to": 10}}, "notifications": notifications}, Settings
+    )
     w = World(settings)
     log: list[ev.Event] = []
 
@@ -28,8 +29,16 @@ def world(**notifications) -> tuple[World, list[ev.Event]]:
 
 
 def order(w: World, ext: str, qty: int, sku: str = "A", **fields):
-    req = msgspec.convert({"op": "order.submit", "channel": fields.pop("channel", "web"), "external_id": ext,
-                           "lines": [{"sku": sku, "qty": qty}], **fields}, p.OrderSubmit)
+    req = msgspec.convert(
+        {
+            "op": "order.submit",
+            "channel": fields.pop("channel", "web"),
+            "external_id": ext,
+            "lines": [{"sku": sku, "qty": qty}],
+            **fields,
+        },
+        p.OrderSubmit,
+    )
     o, _ = order_rules.submit(w, req, w.emit, T0)
     sku_rules.settle(w, w.skus[sku], w.emit, T0)
     return o
@@ -82,8 +91,12 @@ def test_delay_tolerance_is_strictly_more_than_the_hours():
 def test_routes_most_specific_first_and_email_needs_an_address():
     w, _ = world(routes={"*": "file", "web": "email", "b2b/ACME": "webhook"})
     kinds = {}
-    for ext, fields in (("1", {"channel": "web", "email": "a@x.example"}), ("2", {"channel": "web"}),
-                        ("3", {"channel": "b2b", "account": "ACME"}), ("4", {"channel": "b2b", "account": "Z"})):
+    for ext, fields in (
+        ("1", {"channel": "web", "email": "a@x.example"}),
+        ("2", {"channel": "web"}),
+        ("3", {"channel": "b2b", "account": "ACME"}),
+        ("4", {"channel": "b2b", "account": "Z"}),
+    ):
         o = order(w, ext, 1, **fields)
         kinds[ext] = notice_rules.cancelled(w, o, "", w.emit, T0).channel
     assert kinds == {"1": "email", "2": "none", "3": "webhook", "4": "file"}
@@ -114,9 +127,12 @@ def test_no_route_no_customer_notice_and_no_told_dates():
 def test_one_routed_order_among_unrouted_ones_in_the_same_settle():
     """settle() backorders the lines of several orders at once; only the routed one is told."""
     w, log = world(routes={"b2b": "file"})
-    reqs = [msgspec.convert({"op": "order.submit", "channel": ch, "external_id": ext,
-                             "lines": [{"sku": "A", "qty": 2}]}, p.OrderSubmit)
-            for ext, ch in (("1", "web"), ("2", "b2b"), ("3", "web"))]
+    reqs = [
+        msgspec.convert(
+            {"op": "order.submit", "channel": ch, "external_id": ext, "lines": [{"sku": "A", "qty": 2}]}, p.OrderSubmit
+        )
+        for ext, ch in (("1", "web"), ("2", "b2b"), ("3", "web"))
+    ]
     orders = [order_rules.submit(w, r, w.emit, T0)[0] for r in reqs]
     sku_rules.settle(w, w.skus["A"], w.emit, T0)
     assert sum(isinstance(e, ev.LineBackordered) for e in log) == 3

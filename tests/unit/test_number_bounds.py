@@ -24,17 +24,22 @@ def code_of(line: str) -> str:
     return info.value.code
 
 
-@pytest.mark.parametrize(("line", "code"), [
-    ('{"op":"stock.receive","sku":"A","qty":%d}' % (MAX_INT + 1), "invalid_quantity"),
-    ('{"op":"stock.adjust","sku":"A","delta":-%d}' % (MAX_INT + 1), "invalid_quantity"),
-    ('{"op":"stock.adjust","sku":"A","counted":1%s}' % ("0" * 400), "invalid_quantity"),
-    ('{"op":"order.submit","channel":"w","external_id":"e","lines":[{"sku":"A","qty":%d}]}' % 10**21,
-     "invalid_quantity"),
-    ('{"op":"sku.configure","sku":"A","moq":%d}' % (MAX_INT + 1), "invalid_request"),
-    ('{"op":"sku.configure","sku":"A","backorder_threshold":1%s}' % ("0" * 400), "invalid_request"),
-    ('{"op":"policy.set","mode":"priority","weights":{"age":1000000.5}}', "invalid_request"),
-    ('{"op":"deadletters.retry","letter_id":%d}' % 2**64, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ('{"op":"stock.receive","sku":"A","qty":%d}' % (MAX_INT + 1), "invalid_quantity"),
+        ('{"op":"stock.adjust","sku":"A","delta":-%d}' % (MAX_INT + 1), "invalid_quantity"),
+        ('{"op":"stock.adjust","sku":"A","counted":1%s}' % ("0" * 400), "invalid_quantity"),
+        (
+            '{"op":"order.submit","channel":"w","external_id":"e","lines":[{"sku":"A","qty":%d}]}' % 10**21,
+            "invalid_quantity",
+        ),
+        ('{"op":"sku.configure","sku":"A","moq":%d}' % (MAX_INT + 1), "invalid_request"),
+        ('{"op":"sku.configure","sku":"A","backorder_threshold":1%s}' % ("0" * 400), "invalid_request"),
+        ('{"op":"policy.set","mode":"priority","weights":{"age":1000000.5}}', "invalid_request"),
+        ('{"op":"deadletters.retry","letter_id":%d}' % 2**64, "invalid_request"),
+    ],
+)
 def test_the_schema_refuses_numbers_over_its_ceiling(line, code):
     assert code_of(line) == code
 
@@ -46,13 +51,16 @@ def test_the_ceiling_itself_is_accepted():
     assert req.weights.age == 1e6
 
 
-@pytest.mark.parametrize(("toml", "says"), [
-    ("[skus.A]\norder_up_to = 2000000\n", "skus.A: order_up_to 2000000 is over the site's limit"),
-    ("[limits]\nmax_quantity = 10\n[default_policy]\norder_up_to = 11\n", "default_policy: order_up_to 11"),
-    ("[allocation.weights]\nvalue = 1e308\n", "allocation.weights.value"),
-    ("[skus.A]\nreorder_point = 9007199254740992\norder_up_to = 9007199254740992\n", "reorder_point"),
-    ("[limits]\nmax_money = 1e16\n", "limits.max_money"),
-])
+@pytest.mark.parametrize(
+    ("toml", "says"),
+    [
+        ("[skus.A]\norder_up_to = 2000000\n", "skus.A: order_up_to 2000000 is over the site's limit"),
+        ("[limits]\nmax_quantity = 10\n[default_policy]\norder_up_to = 11\n", "default_policy: order_up_to 11"),
+        ("[allocation.weights]\nvalue = 1e308\n", "allocation.weights.value"),
+        ("[skus.A]\nreorder_point = 9007199254740992\norder_up_to = 9007199254740992\n", "reorder_point"),
+        ("[limits]\nmax_money = 1e16\n", "limits.max_money"),
+    ],
+)
 def test_the_config_file_is_bounded_too(toml, says):
     with pytest.raises(ConfigError, match=says.replace(".", r"\.").replace("(", r"\(")):
         parse_settings(toml)

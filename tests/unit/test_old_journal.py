@@ -19,8 +19,10 @@ from backorder.actors.model import World
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings
 
-SETTINGS = msgspec.convert({"skus": {"A": {"reorder_point": 0, "order_up_to": 0}, "B": {}},
-                            "notifications": {"routes": {"web": "webhook"}}}, Settings)
+SETTINGS = msgspec.convert(
+    {"skus": {"A": {"reorder_point": 0, "order_up_to": 0}, "B": {}}, "notifications": {"routes": {"web": "webhook"}}},
+    Settings,
+)
 
 # A received SKU, a full order (customer, address, two lines, one not shipped), a held
 # order amended and released, allocations, a backorder, a raised PO, a shipment shipped.
@@ -114,12 +116,33 @@ def replay(bodies: list[bytes]) -> World:
 def model(w: World) -> dict:
     """What readers and decisions see of the orders, SKUs and shipments."""
     return {
-        "orders": {oid: [o.status(w.shipments), o.hold, o.received_ts, o.shipments, msgspec.to_builtins(o.spec),
-                         [(ln.sku, ln.qty, ln.unit_price, ln.requires_shipping, ln.rush, ln.allocated, ln.shipped,
-                           ln.backordered_at_entry) for ln in o.lines]]
-                   for oid, o in w.orders.items()},
-        "skus": {n: [s.on_hand, s.allocated, s.backordered, s.shipped, [(ln.order_id, ln.line_no) for ln in s.queue]]
-                 for n, s in sorted(w.skus.items())},
+        "orders": {
+            oid: [
+                o.status(w.shipments),
+                o.hold,
+                o.received_ts,
+                o.shipments,
+                msgspec.to_builtins(o.spec),
+                [
+                    (
+                        ln.sku,
+                        ln.qty,
+                        ln.unit_price,
+                        ln.requires_shipping,
+                        ln.rush,
+                        ln.allocated,
+                        ln.shipped,
+                        ln.backordered_at_entry,
+                    )
+                    for ln in o.lines
+                ],
+            ]
+            for oid, o in w.orders.items()
+        },
+        "skus": {
+            n: [s.on_hand, s.allocated, s.backordered, s.shipped, [(ln.order_id, ln.line_no) for ln in s.queue]]
+            for n, s in sorted(w.skus.items())
+        },
         "by_key": sorted(w.by_key.items()),
         "shipments": {sid: [sh.status, sh.items, sh.tracking] for sid, sh in w.shipments.items()},
         "requests": {rid: [r.qty, r.expected_date] for rid, r in w.requests.items()},
@@ -134,13 +157,22 @@ def test_an_old_journal_replays_to_the_model_it_recorded():
     assert isinstance(first.spec, ev.OrderRecord)  # the journal's own struct, not the wire's request
     assert (first.spec.channel, first.spec.account, first.spec.external_id) == ("web", "shop-1", "E-1")
     assert first.spec.customer.name == "Ada" and first.spec.customer.id == "c9"
-    assert (first.spec.shipping_address.name, first.spec.shipping_address.city,
-            first.spec.shipping_address.country_code) == ("Ada L", "London", "GB")
-    assert (first.spec.email, first.spec.currency, first.spec.created_at, first.spec.rush) == \
-        ("ada@example.com", "GBP", "2025-06-15T10:00:00Z", True)
+    assert (
+        first.spec.shipping_address.name,
+        first.spec.shipping_address.city,
+        first.spec.shipping_address.country_code,
+    ) == ("Ada L", "London", "GB")
+    assert (first.spec.email, first.spec.currency, first.spec.created_at, first.spec.rush) == (
+        "ada@example.com",
+        "GBP",
+        "2025-06-15T10:00:00Z",
+        True,
+    )
     assert first.status(w.shipments) == "shipped"
-    assert [(ln.sku, ln.qty, ln.unit_price, ln.requires_shipping, ln.shipped) for ln in first.lines] == \
-        [("A", 2, Decimal("9.50"), True, 2), ("B", 1, Decimal("0"), False, 0)]
+    assert [(ln.sku, ln.qty, ln.unit_price, ln.requires_shipping, ln.shipped) for ln in first.lines] == [
+        ("A", 2, Decimal("9.50"), True, 2),
+        ("B", 1, Decimal("0"), False, 0),
+    ]
     # amended (B x3 -> A x4 at 1.25), released with the version that released it
     assert second.hold == "" and second.spec.source_version == "2025-06-15T12:00:00Z"
     assert [(ln.sku, ln.qty, ln.unit_price, ln.allocated) for ln in second.lines] == [("A", 4, Decimal("1.25"), 3)]

@@ -18,8 +18,9 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 def _request_structs() -> set[type]:
     """Every op struct the protocol module defines (a tagged subclass of Request)."""
-    return {cls for cls in vars(p).values()
-            if inspect.isclass(cls) and issubclass(cls, p.Request) and cls is not p.Request}
+    return {
+        cls for cls in vars(p).values() if inspect.isclass(cls) and issubclass(cls, p.Request) and cls is not p.Request
+    }
 
 
 def test_every_request_struct_has_one_row_and_one_handler():

@@ -46,8 +46,7 @@ def test_missing_op(line):
     assert code_of(line) == "missing_op"
 
 
-@pytest.mark.parametrize("line", [req(op="order.delete"), req(op="STOCK.RECEIVE"), req(op=""), req(op=5),
-                                  req(op=None)])
+@pytest.mark.parametrize("line", [req(op="order.delete"), req(op="STOCK.RECEIVE"), req(op=""), req(op=5), req(op=None)])
 def test_unknown_op(line):
     assert code_of(line) == "unknown_op"
 
@@ -58,17 +57,20 @@ def test_unknown_op_lists_the_known_ones():
     assert "order.submit" in info.value.message and "stock.receive" in info.value.message
 
 
-@pytest.mark.parametrize("line", [
-    req(op="stock.receive", sku=5, qty=1),  # mistyped
-    req(op="stock.receive", sku="", qty=1),  # empty SKU
-    req(op="stock.receive", sku="A" * 65, qty=1),  # SKU too long
-    req(op="order.cancel"),  # missing order_id
-    req(op="order.submit", channel="web", external_id="1", lines=[]),  # no lines
-    req(op="order.submit", channel="web", external_id="1", lines=[{"sku": "A", "qty": 1}], currency="euro"),
-    req(op="order.submit", channel="web", external_id="1", lines=[{"sku": "A", "qty": 1, "unit_price": "x"}]),
-    req(op="policy.set", mode="lifo"),
-    req(op="orders.list", limit=0),
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        req(op="stock.receive", sku=5, qty=1),  # mistyped
+        req(op="stock.receive", sku="", qty=1),  # empty SKU
+        req(op="stock.receive", sku="A" * 65, qty=1),  # SKU too long
+        req(op="order.cancel"),  # missing order_id
+        req(op="order.submit", channel="web", external_id="1", lines=[]),  # no lines
+        req(op="order.submit", channel="web", external_id="1", lines=[{"sku": "A", "qty": 1}], currency="euro"),
+        req(op="order.submit", channel="web", external_id="1", lines=[{"sku": "A", "qty": 1, "unit_price": "x"}]),
+        req(op="policy.set", mode="lifo"),
+        req(op="orders.list", limit=0),
+    ],
+)
 def test_invalid_request(line):
     assert code_of(line) == "invalid_request"
 
@@ -79,22 +81,30 @@ def test_invalid_expected_date(date):
 
 
 @pytest.mark.parametrize("qty", [0, -1, 1.5])
-@pytest.mark.parametrize("make", [
-    lambda q: req(op="stock.receive", sku="A", qty=q),
-    lambda q: req(op="order.submit", channel="web", external_id="1", lines=[{"sku": "A", "qty": q}]),
-    lambda q: req(op="order.submit", channel="web", external_id="1",
-                  lines=[{"sku": "A", "qty": 1}, {"sku": "B", "qty": q}]),
-], ids=["receive", "order_line", "second_order_line"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda q: req(op="stock.receive", sku="A", qty=q),
+        lambda q: req(op="order.submit", channel="web", external_id="1", lines=[{"sku": "A", "qty": q}]),
+        lambda q: req(
+            op="order.submit", channel="web", external_id="1", lines=[{"sku": "A", "qty": 1}, {"sku": "B", "qty": q}]
+        ),
+    ],
+    ids=["receive", "order_line", "second_order_line"],
+)
 def test_invalid_quantity(make, qty):
     assert code_of(make(qty)) == "invalid_quantity"
 
 
-@pytest.mark.parametrize("line", [
-    req(op="stock.adjust", sku="A", delta=1.5),
-    req(op="stock.adjust", sku="A", counted=-1),
-    req(op="stock.adjust", sku="A", counted=2.5),
-    req(op="stock.receive", sku="A", qty="3"),
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        req(op="stock.adjust", sku="A", delta=1.5),
+        req(op="stock.adjust", sku="A", counted=-1),
+        req(op="stock.adjust", sku="A", counted=2.5),
+        req(op="stock.receive", sku="A", qty="3"),
+    ],
+)
 def test_invalid_quantity_for_counts_and_strings(line):
     assert code_of(line) == "invalid_quantity"
 
@@ -102,8 +112,10 @@ def test_invalid_quantity_for_counts_and_strings(line):
 # --- ids ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw_id", [b"1", b'"abc"', b"null", b'{"n": [1, 2]}', b"1152921504606846977",
-                                    b"12345678901234567890123", b"1.5e300"])
+@pytest.mark.parametrize(
+    "raw_id",
+    [b"1", b'"abc"', b"null", b'{"n": [1, 2]}', b"1152921504606846977", b"12345678901234567890123", b"1.5e300"],
+)
 def test_id_is_echoed_verbatim_on_success_and_error(raw_id):
     good = b'{"op": "health", "id": ' + raw_id + b"}"
     assert bytes(p.decode_request(good).id) == raw_id
@@ -130,9 +142,12 @@ def test_unknown_op_still_echoes_its_id():
 
 def test_money_is_decimal_and_big_ids_stay_exact():
     big = str(2**60)
-    line = (b'{"op": "order.submit", "id": 1152921504606846977, "channel": "web", "external_id": "'
-            + big.encode() + b'", "lines": [{"sku": "A", "qty": 3, "unit_price": "19.99"},'
-            b' {"sku": "B", "qty": 1, "unit_price": 0.1}]}')
+    line = (
+        b'{"op": "order.submit", "id": 1152921504606846977, "channel": "web", "external_id": "'
+        + big.encode()
+        + b'", "lines": [{"sku": "A", "qty": 3, "unit_price": "19.99"},'
+        b' {"sku": "B", "qty": 1, "unit_price": 0.1}]}'
+    )
     r = p.decode_request(line)
     assert isinstance(r, p.OrderSubmit)
     assert r.external_id == big == "1152921504606846976"
@@ -172,16 +187,19 @@ def test_config_order_up_to_below_reorder_point_names_the_sku():
     assert "skus.X" in msg and "order_up_to" in msg and "reorder_point" in msg
 
 
-@pytest.mark.parametrize(("text", "key"), [
-    ("[daemon]\nbogus = 1\n", "bogus"),
-    ('[allocation]\nmode = "lifo"\n', "allocation.mode"),
-    ("[allocation.weights]\nage = -1\n", "allocation.weights.age"),
-    # msgspec shows a dict key as `skus[...]`: the message must still say which SKU
-    ("[skus.Y]\npack_size = 0\n", "skus.Y.pack_size"),
-    ("[skus.Y]\nreorder_point = 1\norder_up_to = 5\n[skus.Z]\nmoq = 0\n", "skus.Z.moq"),
-    ('[default_policy]\nsource = "fax:acme"\n', "default_policy"),
-    ("[daemon]\nactor_idle_s = 0\n", "daemon.actor_idle_s"),
-])
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[daemon]\nbogus = 1\n", "bogus"),
+        ('[allocation]\nmode = "lifo"\n', "allocation.mode"),
+        ("[allocation.weights]\nage = -1\n", "allocation.weights.age"),
+        # msgspec shows a dict key as `skus[...]`: the message must still say which SKU
+        ("[skus.Y]\npack_size = 0\n", "skus.Y.pack_size"),
+        ("[skus.Y]\nreorder_point = 1\norder_up_to = 5\n[skus.Z]\nmoq = 0\n", "skus.Z.moq"),
+        ('[default_policy]\nsource = "fax:acme"\n', "default_policy"),
+        ("[daemon]\nactor_idle_s = 0\n", "daemon.actor_idle_s"),
+    ],
+)
 def test_config_errors_name_the_key(text, key):
     assert key in config_error(text)
 
@@ -191,8 +209,9 @@ def test_config_not_toml():
 
 
 def test_config_valid_round_trip():
-    s = parse_settings('[allocation]\nmode = "priority"\n[skus.X]\nreorder_point = 5\norder_up_to = 20\n'
-                       "pack_size = 6\n")
+    s = parse_settings(
+        '[allocation]\nmode = "priority"\n[skus.X]\nreorder_point = 5\norder_up_to = 20\npack_size = 6\n'
+    )
     assert s.allocation.mode == "priority"
     assert (s.skus["X"].reorder_point, s.skus["X"].order_up_to, s.skus["X"].pack_size) == (5, 20, 6)
     assert s.problems() == []

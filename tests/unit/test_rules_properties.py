@@ -31,8 +31,9 @@ POLICIES = {
     # reorder to 10 in packs of 4, at least 6
     "A": ReorderPolicy(reorder_point=2, order_up_to=10, safety_stock=1, moq=6, pack_size=4, lead_time_days=3),
     # transfers; a backorder threshold also triggers
-    "B": ReorderPolicy(reorder_point=0, order_up_to=5, pack_size=1, source="transfer:site2",
-                       backorder_threshold=3, lead_time_days=1.5),
+    "B": ReorderPolicy(
+        reorder_point=0, order_up_to=5, pack_size=1, source="transfer:site2", backorder_threshold=3, lead_time_days=1.5
+    ),
     # "C" uses the default policy (reorder_point 0, order_up_to 0)
 }
 PRICES = [Decimal("0"), Decimal("0.01"), Decimal("4.99"), Decimal("19.99"), Decimal("250.00")]
@@ -41,8 +42,11 @@ CARRIER = LocalCarrier()
 
 def make_settings(mode: str, weights: Weights) -> Settings:
     # a route, so customer notices (and the dates they tell) are decided and replayed too
-    return Settings(allocation=AllocationSettings(mode=mode, weights=weights), skus=dict(POLICIES),
-                    notifications=NotificationSettings(routes={"*": "file"}))
+    return Settings(
+        allocation=AllocationSettings(mode=mode, weights=weights),
+        skus=dict(POLICIES),
+        notifications=NotificationSettings(routes={"*": "file"}),
+    )
 
 
 # --- the operations ----------------------------------------------------------------
@@ -54,26 +58,35 @@ weights_st = st.builds(
     age=st.sampled_from([0.0, 0.5, 1.0, 10.0]),
 )
 sku_st = st.sampled_from(("A", "A", "B", "C"))  # contention on A
-line_st = st.tuples(sku_st, st.integers(1, 5), st.sampled_from(PRICES),
-                    st.sampled_from([True, True, True, True, False]))
-submit_st = st.tuples(st.just("submit"), st.integers(0, 25), st.lists(line_st, min_size=1, max_size=4),
-                      st.sampled_from([True, True, False]),  # ship_complete (holds units back)
-                      st.booleans(),  # rush
-                      st.sampled_from([None, None, None, 0, 600, 7200, 86400 * 3]))  # created_at, seconds ago
+line_st = st.tuples(
+    sku_st, st.integers(1, 5), st.sampled_from(PRICES), st.sampled_from([True, True, True, True, False])
+)
+submit_st = st.tuples(
+    st.just("submit"),
+    st.integers(0, 25),
+    st.lists(line_st, min_size=1, max_size=4),
+    st.sampled_from([True, True, False]),  # ship_complete (holds units back)
+    st.booleans(),  # rush
+    st.sampled_from([None, None, None, 0, 600, 7200, 86400 * 3]),
+)  # created_at, seconds ago
 receive_st = st.tuples(st.just("receive"), sku_st, st.integers(1, 12), st.integers(0, 3))
-adjust_st = st.tuples(st.just("adjust"), sku_st, st.sampled_from(["delta", "near_allocated", "near_picking"]),
-                      st.integers(-6, 6))
+adjust_st = st.tuples(
+    st.just("adjust"), sku_st, st.sampled_from(["delta", "near_allocated", "near_picking"]), st.integers(-6, 6)
+)
 op_st = st.one_of(  # (weighted by repetition: orders and receipts are the common traffic)
-    submit_st, submit_st, submit_st,
-    receive_st, receive_st,
-    adjust_st, adjust_st,
+    submit_st,
+    submit_st,
+    submit_st,
+    receive_st,
+    receive_st,
+    adjust_st,
+    adjust_st,
     st.tuples(st.just("cancel"), st.integers(0, 40)),
     st.tuples(st.just("pick"), st.integers(0, 40)),
     st.tuples(st.just("pick"), st.integers(0, 40)),
     st.tuples(st.just("policy"), st.sampled_from(["fifo", "priority"]), weights_st),
     st.tuples(st.just("policy"), st.sampled_from(["fifo", "priority"]), weights_st),
-    st.tuples(st.just("configure"), sku_st, st.integers(0, 6), st.integers(0, 8), st.integers(1, 5),
-              st.integers(1, 4)),
+    st.tuples(st.just("configure"), sku_st, st.integers(0, 6), st.integers(0, 8), st.integers(1, 5), st.integers(1, 4)),
     st.tuples(st.just("tick"), st.sampled_from([1, 60, 3600, 86400])),
 )
 
@@ -126,8 +139,8 @@ class Sim:
         if keys:
             for ln in waiting:
                 assert service_key(w, ln) >= keys[-1], (
-                    f"{ln.order_id}/{ln.line_no} waits although it is earlier in service order than "
-                    f"a line just served")
+                    f"{ln.order_id}/{ln.line_no} waits although it is earlier in service order than a line just served"
+                )
         # reorder: at most one request per settle, in packs, at least the MOQ, and no second one
         raised = [e for e in new if isinstance(e, ev.RequestRaised)]
         assert len(raised) <= 1
@@ -151,7 +164,10 @@ class Sim:
     def op_submit(self, ext: int, lines: list, ship_complete: bool, rush: bool, created_ago: int | None) -> None:
         w = self.world
         req = OrderSubmit(
-            channel="web", external_id=f"X{ext}", ship_complete=ship_complete, rush=rush,
+            channel="web",
+            external_id=f"X{ext}",
+            ship_complete=ship_complete,
+            rush=rush,
             created_at=None if created_ago is None else iso_ts(self.now - created_ago),
             lines=[OrderLineIn(sku=s, qty=q, unit_price=p, requires_shipping=rs) for s, q, p, rs in lines],
         )
@@ -205,7 +221,8 @@ class Sim:
             kept = [ln for ln, free in free_before.items() if free > 0 and ln not in taken]
             first_taken = min(service_key(w, ln) for ln in taken)
             assert all(service_key(w, ln) < first_taken for ln in kept), (
-                "a count took units from a line earlier in service order than one that kept its units")
+                "a count took units from a line earlier in service order than one that kept its units"
+            )
         self.ship_orders(allocs)
 
     def op_cancel(self, pick: int) -> None:
@@ -247,8 +264,13 @@ class Sim:
 
     def op_configure(self, name: str, reorder_point: int, extra: int, moq: int, pack: int) -> None:
         w = self.world
-        changes = {"reorder_point": reorder_point, "safety_stock": reorder_point // 2,
-                   "order_up_to": reorder_point + extra, "moq": moq, "pack_size": pack}
+        changes = {
+            "reorder_point": reorder_point,
+            "safety_stock": reorder_point // 2,
+            "order_up_to": reorder_point + extra,
+            "moq": moq,
+            "pack_size": pack,
+        }
         s = w.sku(name)  # as SkuHandler.handle does; sku.configure may name a new SKU
         self.checked(name, lambda: sku_rules.configure(w, s, changes, self.emit, self.now))
 
@@ -344,24 +366,60 @@ def snapshot(w: World) -> dict:
     """Everything a replay must reproduce."""
     return {
         "skus": {
-            name: (s.on_hand, s.allocated, s.backordered, s.inbound_qty, s.received, s.adjusted, s.shipped,
-                   s.available, s.position, msgspec.to_builtins(s.policy), s.known,
-                   [(ln.order_id, ln.line_no) for ln in s.queue], sorted(s.inbound))
+            name: (
+                s.on_hand,
+                s.allocated,
+                s.backordered,
+                s.inbound_qty,
+                s.received,
+                s.adjusted,
+                s.shipped,
+                s.available,
+                s.position,
+                msgspec.to_builtins(s.policy),
+                s.known,
+                [(ln.order_id, ln.line_no) for ln in s.queue],
+                sorted(s.inbound),
+            )
             for name, s in w.skus.items()
         },
         "lines": {
-            (o.order_id, ln.line_no): (ln.allocated, ln.in_shipment, ln.shipped, ln.cancelled, ln.need,
-                                       ln.decided, ln.backordered_at_entry, ln.rule, ln.rank, ln.t_order,
-                                       ln.arrival, ln.unit_price)
-            for o in w.orders.values() for ln in o.lines
+            (o.order_id, ln.line_no): (
+                ln.allocated,
+                ln.in_shipment,
+                ln.shipped,
+                ln.cancelled,
+                ln.need,
+                ln.decided,
+                ln.backordered_at_entry,
+                ln.rule,
+                ln.rank,
+                ln.t_order,
+                ln.arrival,
+                ln.unit_price,
+            )
+            for o in w.orders.values()
+            for ln in o.lines
         },
         "orders": {oid: (o.status(w.shipments), o.shipments, o.cancelled) for oid, o in w.orders.items()},
-        "shipments": {sid: (sh.status, sh.items, sh.tracking, sh.label_zpl, sh.shipped_ts)
-                      for sid, sh in w.shipments.items()},
-        "requests": {rid: (r.qty, r.received, r.closed_ts, r.expected_date, r.kind, r.source)
-                     for rid, r in w.requests.items()},
-        "kpi": (w.bo_lines, w.bo_filled, w.bo_cancelled, w.lead_time_h_sum, w.lead_time_n, w.orders_shipped,
-                sorted(w.inaccurate_orders), w.double_shipments, w.notices_queued, dict(w.shipped_by_day)),
+        "shipments": {
+            sid: (sh.status, sh.items, sh.tracking, sh.label_zpl, sh.shipped_ts) for sid, sh in w.shipments.items()
+        },
+        "requests": {
+            rid: (r.qty, r.received, r.closed_ts, r.expected_date, r.kind, r.source) for rid, r in w.requests.items()
+        },
+        "kpi": (
+            w.bo_lines,
+            w.bo_filled,
+            w.bo_cancelled,
+            w.lead_time_h_sum,
+            w.lead_time_n,
+            w.orders_shipped,
+            sorted(w.inaccurate_orders),
+            w.double_shipments,
+            w.notices_queued,
+            dict(w.shipped_by_day),
+        ),
         "ids": (w.n_orders, w.n_shipments, w.n_requests, w.n_notices, w.arrivals, dict(w.by_key)),
         "policy": (w.mode, msgspec.to_builtins(w.weights)),
     }
@@ -378,8 +436,12 @@ PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthC
 
 
 @PROPS
-@given(mode=st.sampled_from(["fifo", "priority"]), weights=weights_st, auto_pick=st.booleans(),
-       ops=st.lists(st.lists(op_st, min_size=1, max_size=10), min_size=1, max_size=12))
+@given(
+    mode=st.sampled_from(["fifo", "priority"]),
+    weights=weights_st,
+    auto_pick=st.booleans(),
+    ops=st.lists(st.lists(op_st, min_size=1, max_size=10), min_size=1, max_size=12),
+)
 def test_rules_keep_invariants_and_replay_identically(mode, weights, auto_pick, ops):
     sim = Sim(mode, weights, auto_pick)
     for op in (op for chunk in ops for op in chunk):  # chunks: long runs that still shrink to one op
@@ -388,13 +450,28 @@ def test_rules_keep_invariants_and_replay_identically(mode, weights, auto_pick, 
 
 
 @PROPS
-@given(ops=st.lists(st.one_of(
-    st.tuples(st.just("submit"), st.integers(0, 1000), st.lists(st.tuples(st.just("A"), st.integers(1, 4),
-              st.sampled_from(PRICES), st.just(True)), min_size=1, max_size=2),
-              st.booleans(), st.booleans(), st.just(None)),
-    st.tuples(st.just("receive"), st.just("A"), st.integers(1, 6), st.integers(0, 2)),
-    st.tuples(st.just("tick"), st.sampled_from([60, 3600])),
-), min_size=1, max_size=40))
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("submit"),
+                st.integers(0, 1000),
+                st.lists(
+                    st.tuples(st.just("A"), st.integers(1, 4), st.sampled_from(PRICES), st.just(True)),
+                    min_size=1,
+                    max_size=2,
+                ),
+                st.booleans(),
+                st.booleans(),
+                st.just(None),
+            ),
+            st.tuples(st.just("receive"), st.just("A"), st.integers(1, 6), st.integers(0, 2)),
+            st.tuples(st.just("tick"), st.sampled_from([60, 3600])),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_single_hot_sku_fifo_serves_in_order_time_then_arrival(ops):
     """FIFO on one SKU with no cancels or counts: the lines that got units are exactly the
     first ones in (order time, arrival) order, each filled before the next gets any."""
@@ -408,31 +485,50 @@ def test_single_hot_sku_fifo_serves_in_order_time_then_arrival(ops):
     i = 0
     while i < len(lines) and served[i] == lines[i].qty:
         i += 1
-    assert all(x == 0 for x in served[i + 1:]), served
+    assert all(x == 0 for x in served[i + 1 :]), served
     assert sum(served) == min(w.skus["A"].received, sum(ln.qty for ln in lines))
 
 
 # ship-complete orders for A that also wait for B (never received) hold A's units without
 # a shipment, so counts can take them back and they queue again
 hot_submit_st = st.tuples(
-    st.just("submit"), st.integers(0, 1000),
-    st.lists(st.tuples(st.sampled_from(["A", "A", "B"]), st.integers(1, 3), st.sampled_from(PRICES), st.just(True)),
-             min_size=1, max_size=3),
-    st.sampled_from([True, True, False]), st.booleans(), st.sampled_from([None, 0, 3600, 7200]))
+    st.just("submit"),
+    st.integers(0, 1000),
+    st.lists(
+        st.tuples(st.sampled_from(["A", "A", "B"]), st.integers(1, 3), st.sampled_from(PRICES), st.just(True)),
+        min_size=1,
+        max_size=3,
+    ),
+    st.sampled_from([True, True, False]),
+    st.booleans(),
+    st.sampled_from([None, 0, 3600, 7200]),
+)
 hot_receive_st = st.tuples(st.just("receive"), st.just("A"), st.integers(1, 6), st.just(0))
-hot_count_st = st.tuples(st.just("adjust"), st.just("A"), st.sampled_from(["near_allocated", "near_picking"]),
-                         st.integers(-3, 3))
+hot_count_st = st.tuples(
+    st.just("adjust"), st.just("A"), st.sampled_from(["near_allocated", "near_picking"]), st.integers(-3, 3)
+)
 hot_policy_st = st.tuples(st.just("policy"), st.sampled_from(["fifo", "priority"]), weights_st)
 hot_op_st = st.one_of(
-    hot_submit_st, hot_submit_st, hot_submit_st, hot_receive_st, hot_receive_st, hot_count_st, hot_count_st,
-    hot_policy_st, hot_policy_st, st.tuples(st.just("cancel"), st.integers(0, 40)),
+    hot_submit_st,
+    hot_submit_st,
+    hot_submit_st,
+    hot_receive_st,
+    hot_receive_st,
+    hot_count_st,
+    hot_count_st,
+    hot_policy_st,
+    hot_policy_st,
+    st.tuples(st.just("cancel"), st.integers(0, 40)),
     st.tuples(st.just("tick"), st.sampled_from([60, 3600])),
 )
 
 
 @PROPS
-@given(mode=st.sampled_from(["fifo", "priority"]), weights=weights_st,
-       ops=st.lists(st.lists(hot_op_st, min_size=1, max_size=8), min_size=1, max_size=8))
+@given(
+    mode=st.sampled_from(["fifo", "priority"]),
+    weights=weights_st,
+    ops=st.lists(st.lists(hot_op_st, min_size=1, max_size=8), min_size=1, max_size=8),
+)
 def test_counts_and_policy_changes_keep_service_order(mode, weights, ops):
     """Lines that lose units to a count, cancels and policy switches on one hot SKU: the
     queue stays in the current service order (the invariant checks run after each step)."""
@@ -483,11 +579,14 @@ def test_a_count_takes_units_back_from_the_line_last_in_current_service_order():
     assert (a1.allocated, a2.allocated) == (1, 0)
 
 
-@pytest.mark.parametrize(("before", "after", "o2_rush", "first"), [
-    ("fifo", "priority", False, "O0000001"),  # same rush and value: the older line ranks higher
-    ("fifo", "priority", True, "O0000002"),  # O2 is rush: first under priority, not under FIFO
-    ("priority", "fifo", True, "O0000001"),  # O1 came first: first in FIFO, not under priority
-])
+@pytest.mark.parametrize(
+    ("before", "after", "o2_rush", "first"),
+    [
+        ("fifo", "priority", False, "O0000001"),  # same rush and value: the older line ranks higher
+        ("fifo", "priority", True, "O0000002"),  # O2 is rush: first under priority, not under FIFO
+        ("priority", "fifo", True, "O0000001"),  # O1 came first: first in FIFO, not under priority
+    ],
+)
 def test_units_taken_back_by_a_count_rejoin_the_queue_in_current_service_order(before, after, o2_rush, first):
     """A line fully allocated under one mode and deallocated by a count after the mode
     changed must wait in the *current* service order (invariant 6).

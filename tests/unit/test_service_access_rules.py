@@ -65,8 +65,10 @@ def test_unknown_users_and_groups_are_config_errors_naming_the_key():
 def test_tokens_are_random_stored_hashed_and_matched_to_their_client():
     a, b = tcp.new_token(), tcp.new_token()
     assert a != b and len(a) > 40
-    clients = {"erp": TcpClient(token_sha256=tcp.hash_token(a)),
-               "dash": TcpClient(token_sha256=tcp.hash_token(b), role="read")}
+    clients = {
+        "erp": TcpClient(token_sha256=tcp.hash_token(a)),
+        "dash": TcpClient(token_sha256=tcp.hash_token(b), role="read"),
+    }
     assert a not in repr(clients)
     assert tcp.find_client(clients, a)[0] == "erp"
     name, client = tcp.find_client(clients, b)

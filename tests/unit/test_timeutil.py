@@ -10,13 +10,16 @@ from backorder.intake import draft
 from backorder.timeutil import format_utc, iso_date, iso_ts, parse_datetime, parse_rfc2822, parse_ts
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("2026-01-05T09:00:00Z", "2026-01-05T09:00:00Z"),
-    ("2026-01-05T11:00:00+02:00", "2026-01-05T09:00:00Z"),
-    ("2026-01-05T09:00:00", "2026-01-05T09:00:00Z"),  # no offset: UTC, never the local zone
-    ("2026-01-05", "2026-01-05T00:00:00Z"),
-    ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),  # four-digit years, so text sorts as time
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("2026-01-05T09:00:00Z", "2026-01-05T09:00:00Z"),
+        ("2026-01-05T11:00:00+02:00", "2026-01-05T09:00:00Z"),
+        ("2026-01-05T09:00:00", "2026-01-05T09:00:00Z"),  # no offset: UTC, never the local zone
+        ("2026-01-05", "2026-01-05T00:00:00Z"),
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),  # four-digit years, so text sorts as time
+    ],
+)
 def test_parse_then_format_is_rfc3339_utc(text, seconds):
     assert format_utc(parse_datetime(text)) == seconds
     assert iso_ts(parse_ts(text)) == seconds
@@ -36,8 +39,10 @@ def test_epoch_seconds_are_defined_where_utc_text_is_not():
     assert iso_date(parse_ts("2026-01-05T23:59:59Z")) == "2026-01-05"
 
 
-@pytest.mark.parametrize("helper, value", [(draft.utc, "yesterday"), (draft.utc, "0001-01-01T00:00:00+05:00"),
-                                           (draft.rfc2822_utc, "not a date")])
+@pytest.mark.parametrize(
+    "helper, value",
+    [(draft.utc, "yesterday"), (draft.utc, "0001-01-01T00:00:00+05:00"), (draft.rfc2822_utc, "not a date")],
+)
 def test_intake_helpers_refuse_with_the_path(helper, value):
     with pytest.raises(Rejected) as info:
         helper(value, "$.created_at")

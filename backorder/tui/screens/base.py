@@ -16,8 +16,19 @@ if TYPE_CHECKING:
     from backorder.tui.app import BackorderApp
 
 # Actions that send a state-changing request: hidden when the connection is read-only.
-WRITE_ACTIONS = frozenset({"save", "confirm_pick", "move_date", "cancel_order", "retry_letter", "retry_group",
-                           "discard_letter", "retry_notice", "retry_all_dead"})
+WRITE_ACTIONS = frozenset(
+    {
+        "save",
+        "confirm_pick",
+        "move_date",
+        "cancel_order",
+        "retry_letter",
+        "retry_group",
+        "discard_letter",
+        "retry_notice",
+        "retry_all_dead",
+    }
+)
 
 
 class BoScreen(Screen):

@@ -39,14 +39,26 @@ COLUMNS: list[tuple[str, str, object]] = [
     # the longest wait is the earliest ``since``: an order that holds as the clock moves
     ("wait", "Wait", lambda r: -(r.get("since_ts") or 0.0) if r.get("since_ts") else (r["oldest_wait_hours"] or 0.0)),
     ("next", "Next in", lambda r: (r["next_inbound"] or {}).get("expected_date") or "9999"),
-    ("cover", "Cover", lambda r: (r["covered_lines"] / r["waiting_lines"] if r["waiting_lines"] else 1.0,
-                                  r["covered_by"] or "9999")),
+    (
+        "cover",
+        "Cover",
+        lambda r: (r["covered_lines"] / r["waiting_lines"] if r["waiting_lines"] else 1.0, r["covered_by"] or "9999"),
+    ),
     ("rop", "ROP", lambda r: r["reorder_point"]),
     ("state", "State", lambda r: {"stock_out": 0, "below_reorder_point": 1}.get(r["state"], 2)),
 ]
 SORT_KEYS = {key: fn for key, _label, fn in COLUMNS}
-WIDTHS = {"sku": 11, "on_hand": 5, "bo_units": 5, "bo_lines": 4, "wait": 6, "next": 9, "cover": 10,
-          "rop": 5, "state": 5}
+WIDTHS = {
+    "sku": 11,
+    "on_hand": 5,
+    "bo_units": 5,
+    "bo_lines": 4,
+    "wait": 6,
+    "next": 9,
+    "cover": 10,
+    "rop": 5,
+    "state": 5,
+}
 REORDER_S = 1.0  # at most one re-sort per second under a stream of changes
 FEED_TAIL = 20  # feed lines written per refresh
 
@@ -174,7 +186,7 @@ class DashboardScreen(BoScreen):
             return
         top = int(table.scroll_y)
         rows = self.bo.live.rows
-        for row in table.ordered_rows[top:top + table.size.height]:
+        for row in table.ordered_rows[top : top + table.size.height]:
             r = rows.get(row.key.value or "")
             if r is not None:
                 table.update_cell(row.key, "wait", wait_cell(r, now))

@@ -11,42 +11,69 @@ from textual.widgets import Static
 
 # (section, [(keys, what)]): one line per key, so it reads at 80x24 too.
 HELP = [
-    ("Anywhere", [
-        ("?", "this help (Esc closes)"),
-        ("Esc / d", "back to the previous screen / the dashboard"),
-        ("o", "orders: search by order id, external id or order number"),
-        ("p", "procurement: purchase orders and transfers"),
-        ("k", "picking: shipments waiting for pick"),
-        ("y", "allocation policy (FIFO / priority, weights)"),
-        ("i", "intake: sources, rejection rates, dead letters"),
-        ("n", "notifications: the outbox, breakers"),
-        ("t", "dark / light theme"),
-        ("q", "quit"),
-    ]),
-    ("Dashboard", [
-        ("↑ ↓ PgUp PgDn", "move in the SKU table (the mouse works too)"),
-        ("Enter", "open the SKU under the cursor"),
-        ("/", "filter SKUs by typing (Enter: to the table, Esc: clear)"),
-        ("s / S", "sort by the next column / reverse (or click a header)"),
-    ]),
-    ("SKU", [
-        ("Tab", "move between the tables and the policy form"),
-        ("Enter", "on a waiting line: open its order"),
-        ("Ctrl+S", "save the reorder policy (asks first)"),
-    ]),
+    (
+        "Anywhere",
+        [
+            ("?", "this help (Esc closes)"),
+            ("Esc / d", "back to the previous screen / the dashboard"),
+            ("o", "orders: search by order id, external id or order number"),
+            ("p", "procurement: purchase orders and transfers"),
+            ("k", "picking: shipments waiting for pick"),
+            ("y", "allocation policy (FIFO / priority, weights)"),
+            ("i", "intake: sources, rejection rates, dead letters"),
+            ("n", "notifications: the outbox, breakers"),
+            ("t", "dark / light theme"),
+            ("q", "quit"),
+        ],
+    ),
+    (
+        "Dashboard",
+        [
+            ("↑ ↓ PgUp PgDn", "move in the SKU table (the mouse works too)"),
+            ("Enter", "open the SKU under the cursor"),
+            ("/", "filter SKUs by typing (Enter: to the table, Esc: clear)"),
+            ("s / S", "sort by the next column / reverse (or click a header)"),
+        ],
+    ),
+    (
+        "SKU",
+        [
+            ("Tab", "move between the tables and the policy form"),
+            ("Enter", "on a waiting line: open its order"),
+            ("Ctrl+S", "save the reorder policy (asks first)"),
+        ],
+    ),
     ("Orders", [("/", "search"), ("Enter", "on a line: open its SKU"), ("x", "cancel the order (asks first)")]),
-    ("Procurement", [("m", "move the expected date (asks first)"), ("a", "open / all requests"),
-                     ("Enter", "open the request's SKU")]),
+    (
+        "Procurement",
+        [
+            ("m", "move the expected date (asks first)"),
+            ("a", "open / all requests"),
+            ("Enter", "open the request's SKU"),
+        ],
+    ),
     ("Picking", [("c", "confirm the pick: label, tracking, shipped (asks first)")]),
-    ("Intake", [("r", "retry the selected dead letter (asks first)"),
-                ("g", "retry every letter of its cause and channel (asks first)"),
-                ("x", "discard the selected letter, with a reason (asks first)")]),
-    ("Notifications", [("f", "filter: all / pending / sent / dead / unrouted"),
-                       ("r / R", "send the selected / every dead notice again (asks first)")]),
+    (
+        "Intake",
+        [
+            ("r", "retry the selected dead letter (asks first)"),
+            ("g", "retry every letter of its cause and channel (asks first)"),
+            ("x", "discard the selected letter, with a reason (asks first)"),
+        ],
+    ),
+    (
+        "Notifications",
+        [
+            ("f", "filter: all / pending / sent / dead / unrouted"),
+            ("r / R", "send the selected / every dead notice again (asks first)"),
+        ],
+    ),
     ("Policy", [("f / r", "choose FIFO / priority"), ("Ctrl+S", "save mode and weights (asks first)")]),
 ]
-NOTE = ("Every change asks for confirmation. On a read-only connection the keys that change "
-        "something are hidden, and the daemon refuses them (forbidden).")
+NOTE = (
+    "Every change asks for confirmation. On a read-only connection the keys that change "
+    "something are hidden, and the daemon refuses them (forbidden)."
+)
 
 
 def help_text() -> Text:

@@ -44,8 +44,11 @@ def codes_text(codes: dict[str, int]) -> str:
 class IntakeScreen(BoScreen):
     NAME = "intake"
     AUTO_FOCUS = "#letters"
-    BINDINGS = [Binding("r", "retry_letter", "Retry"), Binding("g", "retry_group", "Retry cause"),
-                Binding("x", "discard_letter", "Discard")]
+    BINDINGS = [
+        Binding("r", "retry_letter", "Retry"),
+        Binding("g", "retry_group", "Retry cause"),
+        Binding("x", "discard_letter", "Discard"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -106,19 +109,32 @@ class IntakeScreen(BoScreen):
             style = "bold red" if s["silent"] else ""
             rej_style = "red" if s["rejected_rate"] >= 0.5 else ("yellow" if s["rejected_rate"] else "")
             codes = codes_text(s["rejections"])
-            t.add_row(Text(f"{s['channel']}/{s['account']}", style=style),
-                      Text("SILENT", style="bold red") if s["silent"] else Text("ok", style="green"),
-                      str(s["deliveries"]), pct(s["accepted_rate"]), Text(pct(s["rejected_rate"]), style=rej_style),
-                      since_text(s["last_delivery_at"]),
-                      Text(str(s["bad_signatures"]), style="red" if s["bad_signatures"] else ""),
-                      codes if len(codes) <= 34 else codes[:33] + "…", key=f"{s['channel']}/{s['account']}")
+            t.add_row(
+                Text(f"{s['channel']}/{s['account']}", style=style),
+                Text("SILENT", style="bold red") if s["silent"] else Text("ok", style="green"),
+                str(s["deliveries"]),
+                pct(s["accepted_rate"]),
+                Text(pct(s["rejected_rate"]), style=rej_style),
+                since_text(s["last_delivery_at"]),
+                Text(str(s["bad_signatures"]), style="red" if s["bad_signatures"] else ""),
+                codes if len(codes) <= 34 else codes[:33] + "…",
+                key=f"{s['channel']}/{s['account']}",
+            )
         q = health["queue"]
         n = sum(g["count"] for g in self.groups)
-        self.query_one("#intake-head", Static).update(Text.assemble(
-            (f"{len(self.sources)} sources", "bold"), ("  ·  ", "dim"),
-            (f"{silent} silent", "bold red" if silent else "green"), ("  ·  ", "dim"),
-            (f"{n} dead letters", "bold red" if n else "green"), ("  ·  ", "dim"),
-            f"queue {q['pending']}/{q['capacity']}", ("  ·  busy refused ", "dim"), str(q["busy_refusals"])))
+        self.query_one("#intake-head", Static).update(
+            Text.assemble(
+                (f"{len(self.sources)} sources", "bold"),
+                ("  ·  ", "dim"),
+                (f"{silent} silent", "bold red" if silent else "green"),
+                ("  ·  ", "dim"),
+                (f"{n} dead letters", "bold red" if n else "green"),
+                ("  ·  ", "dim"),
+                f"queue {q['pending']}/{q['capacity']}",
+                ("  ·  busy refused ", "dim"),
+                str(q["busy_refusals"]),
+            )
+        )
 
     def _show_rejections(self) -> None:
         """Rejections per source and code (``stats`` → ``intake.rejections``), as a share of
@@ -144,9 +160,17 @@ class IntakeScreen(BoScreen):
             impact = d.get("impact_now") or 0.0
             style = "bold red" if impact >= 500 else ("yellow" if impact >= 100 else "")
             source = f"{d['channel']}/{d['account']}" if d.get("channel") else d.get("actor") or ""
-            t.add_row(Text(f"{impact:,.1f}", style=style), lid, Text(d.get("cause") or d.get("kind") or "", style="bold"),
-                      source, d.get("external_id") or d.get("order_id") or d.get("sku") or "",
-                      str(d.get("attempts") or 1), hhmm(d.get("at")), (d.get("error") or "")[:90], key=lid)
+            t.add_row(
+                Text(f"{impact:,.1f}", style=style),
+                lid,
+                Text(d.get("cause") or d.get("kind") or "", style="bold"),
+                source,
+                d.get("external_id") or d.get("order_id") or d.get("sku") or "",
+                str(d.get("attempts") or 1),
+                hhmm(d.get("at")),
+                (d.get("error") or "")[:90],
+                key=lid,
+            )
         if key in self.letters:
             t.move_cursor(row=t.get_row_index(key))
         self._show_detail(self.current())
@@ -170,10 +194,15 @@ class IntakeScreen(BoScreen):
         if d is None:
             box.update("")
             return
-        out = Text.assemble((f"dead letter {d['letter_id']}", "bold"), "  ",
-                            (d.get("cause") or d.get("kind") or "", "bold red"), "  ",
-                            f"impact {d.get('impact_now') or 0:,.1f} · attempts {d.get('attempts') or 1}\n",
-                            (d.get("error") or "", "yellow"), "\n")
+        out = Text.assemble(
+            (f"dead letter {d['letter_id']}", "bold"),
+            "  ",
+            (d.get("cause") or d.get("kind") or "", "bold red"),
+            "  ",
+            f"impact {d.get('impact_now') or 0:,.1f} · attempts {d.get('attempts') or 1}\n",
+            (d.get("error") or "", "yellow"),
+            "\n",
+        )
         try:  # an intake letter keeps the delivery byte-exact: show it as it came
             msg = json.loads(d.get("message") or "{}")
             body = base64.b64decode(msg["body_base64"]).decode("utf-8", "replace")
@@ -210,9 +239,13 @@ class IntakeScreen(BoScreen):
             if yes:
                 self.spawn(self._retry, {"letter_id": d["letter_id"]}, f"dead letter {d['letter_id']}")
 
-        self.app.push_screen(ConfirmScreen(
-            f"Retry dead letter {d['letter_id']} ({d.get('cause')}, {d.get('external_id') or d.get('actor')}) "
-            "with the configuration and aliases of now?"), confirmed)
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Retry dead letter {d['letter_id']} ({d.get('cause')}, {d.get('external_id') or d.get('actor')}) "
+                "with the configuration and aliases of now?"
+            ),
+            confirmed,
+        )
 
     def action_retry_group(self) -> None:
         d = self._selected()
@@ -229,8 +262,10 @@ class IntakeScreen(BoScreen):
                 fields = {"cause": cause, "channel": channel} if channel else {"cause": cause}
                 self.spawn(self._retry, fields, f"{n} letter(s) of {cause}")
 
-        self.app.push_screen(ConfirmScreen(
-            f"Retry all {n} dead letter(s) of cause {cause} from {channel}, highest impact first?"), confirmed)
+        self.app.push_screen(
+            ConfirmScreen(f"Retry all {n} dead letter(s) of cause {cause} from {channel}, highest impact first?"),
+            confirmed,
+        )
 
     def action_discard_letter(self) -> None:
         d = self._selected()
@@ -247,12 +282,21 @@ class IntakeScreen(BoScreen):
                 if yes:
                     self.spawn(self._discard, d["letter_id"], reason)
 
-            self.app.push_screen(ConfirmScreen(
-                f"Discard dead letter {d['letter_id']} ({d.get('cause')}, {d.get('external_id') or ''}) for good?\n"
-                f"Reason: {reason}"), confirmed)
+            self.app.push_screen(
+                ConfirmScreen(
+                    f"Discard dead letter {d['letter_id']} ({d.get('cause')}, {d.get('external_id') or ''}) for good?\n"
+                    f"Reason: {reason}"
+                ),
+                confirmed,
+            )
 
-        self.app.push_screen(PromptScreen(f"Why discard dead letter {d['letter_id']}? (journaled)",
-                                          placeholder="e.g. customer re-ordered by phone"), asked)
+        self.app.push_screen(
+            PromptScreen(
+                f"Why discard dead letter {d['letter_id']}? (journaled)",
+                placeholder="e.g. customer re-ordered by phone",
+            ),
+            asked,
+        )
 
     async def _retry(self, fields: dict, what: str) -> None:
         result = await self.bo.write("deadletters.retry", **fields)

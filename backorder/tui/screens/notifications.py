@@ -24,8 +24,11 @@ LIMIT = 5000  # notices shown: the newest of the filter, oldest first (the outbo
 class NotificationsScreen(BoScreen):
     NAME = "notifications"
     AUTO_FOCUS = "#notices"
-    BINDINGS = [Binding("f", "next_filter", "Filter"), Binding("r", "retry_notice", "Retry"),
-                Binding("R", "retry_all_dead", "Retry all dead")]
+    BINDINGS = [
+        Binding("f", "next_filter", "Filter"),
+        Binding("r", "retry_notice", "Retry"),
+        Binding("R", "retry_all_dead", "Retry all dead"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,9 +76,17 @@ class NotificationsScreen(BoScreen):
             self.notices[nid] = n
             dead += n["status"] == "dead"
             style = STATUS_STYLE.get(n["status"], "")
-            t.add_row(Text(nid, style="bold red" if n["status"] == "dead" else ""), n["kind"],
-                      n.get("order_id") or n.get("request_id") or "", n["channel"], Text(n["status"], style=style),
-                      str(n["attempts"]), hhmm(n.get("last_at")), (n.get("last_error") or "")[:80], key=nid)
+            t.add_row(
+                Text(nid, style="bold red" if n["status"] == "dead" else ""),
+                n["kind"],
+                n.get("order_id") or n.get("request_id") or "",
+                n["channel"],
+                Text(n["status"], style=style),
+                str(n["attempts"]),
+                hhmm(n.get("last_at")),
+                (n.get("last_error") or "")[:80],
+                key=nid,
+            )
         if key in self.notices:
             t.move_cursor(row=t.get_row_index(key))
         self.count, self.dead, self.skipped = len(self.notices), dead, offset
@@ -89,8 +100,9 @@ class NotificationsScreen(BoScreen):
 
     def _show_head(self) -> None:
         """Line 1: the filter and the outbox as a whole (``stats``); line 2: the breakers."""
-        head = Text.assemble(("filter ", "dim"), (self.status, "bold reverse"), ("  ", ""),
-                             (f"{self.count:,} shown", "bold"))
+        head = Text.assemble(
+            ("filter ", "dim"), (self.status, "bold reverse"), ("  ", ""), (f"{self.count:,} shown", "bold")
+        )
         if self.skipped:
             head.append(f" (the newest; {self.skipped:,} older)", style="dim")
         if self.status in ("all", "dead"):
@@ -99,9 +111,11 @@ class NotificationsScreen(BoScreen):
         figures = ((self.bo.live.stats or {}).get("notifications")) or {}
         if figures:
             head.append("  │ outbox ", style="dim")
-            head.append(f"sent {figures['sent']:,} · pending {figures['pending']:,} · unrouted {figures['unrouted']:,}"
-                        f" · failed tries {figures['failed_attempts']:,}"
-                        f" · oldest pending {hours(figures.get('oldest_pending_hours'))}")
+            head.append(
+                f"sent {figures['sent']:,} · pending {figures['pending']:,} · unrouted {figures['unrouted']:,}"
+                f" · failed tries {figures['failed_attempts']:,}"
+                f" · oldest pending {hours(figures.get('oldest_pending_hours'))}"
+            )
         head.append("\nbreakers", style="dim")
         for channel, state in sorted(self.breakers.items()):
             head.append(f"  {channel} ")
@@ -130,10 +144,14 @@ class NotificationsScreen(BoScreen):
         if n is None:
             box.update("")
             return
-        out = Text.assemble((f"{n['notice_id']}", "bold"), f"  {n['kind']} to the {n['audience']} of ",
-                            (n.get("order_id") or n.get("request_id") or "", "bold"),
-                            f"  via {n['channel']}  ·  queued {hhmm(n['queued_at'])}  ·  ",
-                            (n["status"], STATUS_STYLE.get(n["status"], "")), "\n")
+        out = Text.assemble(
+            (f"{n['notice_id']}", "bold"),
+            f"  {n['kind']} to the {n['audience']} of ",
+            (n.get("order_id") or n.get("request_id") or "", "bold"),
+            f"  via {n['channel']}  ·  queued {hhmm(n['queued_at'])}  ·  ",
+            (n["status"], STATUS_STYLE.get(n["status"], "")),
+            "\n",
+        )
         got = await self.bo.read("audit.query", order_id=n["order_id"], limit=1000) if n.get("order_id") else None
         for rec in (got or {}).get("records", []):
             e = rec["event"]
@@ -145,8 +163,10 @@ class NotificationsScreen(BoScreen):
                 case "notice_attempted":
                     out.append(f"{hhmm(rec['at'])} attempt {e['attempt']} over {e.get('channel')}\n", style="dim")
                 case "notice_failed":
-                    out.append(f"{hhmm(rec['at'])} failed     {e.get('error')}{' — dead' if e.get('dead') else ''}\n",
-                               style="red")
+                    out.append(
+                        f"{hhmm(rec['at'])} failed     {e.get('error')}{' — dead' if e.get('dead') else ''}\n",
+                        style="red",
+                    )
                 case "notice_delivered":
                     out.append(f"{hhmm(rec['at'])} delivered  {e.get('response') or ''}\n", style="green")
                 case "notice_retried":
@@ -167,17 +187,22 @@ class NotificationsScreen(BoScreen):
         if n is None:
             return
         if n["status"] != "dead":
-            self.notify(f"{n['notice_id']} is {n['status']}; only dead notices are retried", severity="warning",
-                        timeout=5)
+            self.notify(
+                f"{n['notice_id']} is {n['status']}; only dead notices are retried", severity="warning", timeout=5
+            )
             return
 
         def confirmed(yes: bool) -> None:
             if yes:
                 self.spawn(self._retry, {"notice_id": n["notice_id"]})
 
-        self.app.push_screen(ConfirmScreen(
-            f"Send {n['kind']} notice {n['notice_id']} ({n.get('order_id') or n.get('request_id')}) again "
-            f"over {n['channel']}? Last error: {n.get('last_error') or '—'}"), confirmed)
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Send {n['kind']} notice {n['notice_id']} ({n.get('order_id') or n.get('request_id')}) again "
+                f"over {n['channel']}? Last error: {n.get('last_error') or '—'}"
+            ),
+            confirmed,
+        )
 
     def action_retry_all_dead(self) -> None:
         def confirmed(yes: bool) -> None:

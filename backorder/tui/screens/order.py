@@ -12,15 +12,20 @@ from backorder.tui.live import Changes
 from backorder.tui.screens.base import BoScreen
 from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, PromptScreen, short_date
 
-STATUS_STYLE = {"backordered": "bold red", "partially_allocated": "yellow", "picking": "cyan",
-                "shipped": "green", "partially_shipped": "green", "cancelled": "dim"}
+STATUS_STYLE = {
+    "backordered": "bold red",
+    "partially_allocated": "yellow",
+    "picking": "cyan",
+    "shipped": "green",
+    "partially_shipped": "green",
+    "cancelled": "dim",
+}
 
 
 class OrderScreen(BoScreen):
     NAME = "order"
     AUTO_FOCUS = "#search"
-    BINDINGS = [Binding("slash", "search", "Search", key_display="/"),
-                Binding("x", "cancel_order", "Cancel order")]
+    BINDINGS = [Binding("slash", "search", "Search", key_display="/"), Binding("x", "cancel_order", "Cancel order")]
 
     def __init__(self, order_id: str | None = None) -> None:
         super().__init__()
@@ -90,22 +95,40 @@ class OrderScreen(BoScreen):
             return
         self.order_id = order_id
         self.order = o
-        flags = " ".join(f for f in ("rush" if o["rush"] else "", "priority" if o["priority"] else "",
-                                     "ship-complete" if o["ship_complete"] else "") if f)
-        self.query_one("#order-head", Static).update(Text.assemble(
-            (f"{o['order_id']} ", "bold"), (o["status"], STATUS_STYLE.get(o["status"], "")),
-            f"  {o['channel']}/{o['account']} {o['external_id']} {o['order_number']}"
-            f"  · {o['customer'].get('name') or '—'} · received {o['received_at']} · total {o['total']} {o['currency']}"
-            + (f" · {flags}" if flags else "")
-            + (f" · cancelled: {o['cancel_reason']}" if o["cancelled"] else ""),
-        ))
+        flags = " ".join(
+            f
+            for f in (
+                "rush" if o["rush"] else "",
+                "priority" if o["priority"] else "",
+                "ship-complete" if o["ship_complete"] else "",
+            )
+            if f
+        )
+        self.query_one("#order-head", Static).update(
+            Text.assemble(
+                (f"{o['order_id']} ", "bold"),
+                (o["status"], STATUS_STYLE.get(o["status"], "")),
+                f"  {o['channel']}/{o['account']} {o['external_id']} {o['order_number']}"
+                f"  · {o['customer'].get('name') or '—'} · received {o['received_at']} · total {o['total']} {o['currency']}"
+                + (f" · {flags}" if flags else "")
+                + (f" · cancelled: {o['cancel_reason']}" if o["cancelled"] else ""),
+            )
+        )
         t = self.query_one("#lines", DataTable)
         t.clear()
         for ln in o["lines"]:
-            t.add_row(str(ln["line_no"]), ln["sku"], str(ln["qty"]), str(ln["allocated"]), str(ln["backordered"]),
-                      str(ln["shipped"]), str(ln.get("queue_position") or ""),
-                      short_date(ln.get("expected_date")) if ln["backordered"] else "",
-                      ln.get("why", ""), key=f"{ln['line_no']}:{ln['sku']}")
+            t.add_row(
+                str(ln["line_no"]),
+                ln["sku"],
+                str(ln["qty"]),
+                str(ln["allocated"]),
+                str(ln["backordered"]),
+                str(ln["shipped"]),
+                str(ln.get("queue_position") or ""),
+                short_date(ln.get("expected_date")) if ln["backordered"] else "",
+                ln.get("why", ""),
+                key=f"{ln['line_no']}:{ln['sku']}",
+            )
         t = self.query_one("#shipments", DataTable)
         t.clear()
         for sh in o["shipments"]:
@@ -115,8 +138,9 @@ class OrderScreen(BoScreen):
         t = self.query_one("#audit", DataTable)
         t.clear()
         for rec in (audit or {}).get("records", []):
-            t.add_row(str(rec["seq"]), rec["at"].replace("T", " ").rstrip("Z"), rec["type"], rec["sku"] or "",
-                      rec["cause"])
+            t.add_row(
+                str(rec["seq"]), rec["at"].replace("T", " ").rstrip("Z"), rec["type"], rec["sku"] or "", rec["cause"]
+            )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "lines" and event.row_key.value:
@@ -135,8 +159,9 @@ class OrderScreen(BoScreen):
                 if yes:
                     self.spawn(self._cancel, oid, reason)
 
-            self.app.push_screen(ConfirmScreen(f"Cancel order {oid}? Its units go to the next waiting lines."),
-                                 confirmed)
+            self.app.push_screen(
+                ConfirmScreen(f"Cancel order {oid}? Its units go to the next waiting lines."), confirmed
+            )
 
         self.app.push_screen(PromptScreen(f"Why is {oid} cancelled?", placeholder="reason (optional)"), asked)
 
@@ -144,6 +169,3 @@ class OrderScreen(BoScreen):
         if await self.bo.write("order.cancel", order_id=oid, reason=reason) is not None:
             self.notify(f"{oid} cancelled", timeout=4)
             await self.show(oid)
-
-
-

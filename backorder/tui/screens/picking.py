@@ -54,13 +54,17 @@ class PickingScreen(BoScreen):
         self.shipments = {s["shipment_id"]: s for s in got["shipments"]}
         for s in got["shipments"]:
             items = ", ".join(f"{i['qty']}x{i['sku']}" for i in s["items"])
-            t.add_row(s["shipment_id"], s["order_id"], items, s["created_at"].replace("T", " ")[:16],
-                      key=s["shipment_id"])
+            t.add_row(
+                s["shipment_id"], s["order_id"], items, s["created_at"].replace("T", " ")[:16], key=s["shipment_id"]
+            )
         if key in self.shipments:
             t.move_cursor(row=t.get_row_index(key))
-        self.query_one("#pick-head", Static).update(Text.assemble(
-            (f"{len(self.shipments):,} shipments waiting for pick", "bold"),
-            ("  ·  c: confirm the selected pick (label, tracking, shipped)", "dim")))
+        self.query_one("#pick-head", Static).update(
+            Text.assemble(
+                (f"{len(self.shipments):,} shipments waiting for pick", "bold"),
+                ("  ·  c: confirm the selected pick (label, tracking, shipped)", "dim"),
+            )
+        )
 
     def apply(self, changes: Changes) -> None:
         if changes.shipments or changes.reload:
@@ -89,6 +93,5 @@ class PickingScreen(BoScreen):
         self.query_one("#label", TextArea).text = result.get("label_zpl", "")
         # a border title is markup: the tracking number comes from a carrier adapter
         self.query_one("#label", TextArea).border_title = escape(f"label {sid} · {result['tracking_number']}")
-        self.notify(f"{sid} shipped, tracking {result['tracking_number']} (order {result['order_status']})",
-                    timeout=5)
+        self.notify(f"{sid} shipped, tracking {result['tracking_number']} (order {result['order_status']})", timeout=5)
         await self.reload()

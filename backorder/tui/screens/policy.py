@@ -24,8 +24,11 @@ EXPLAIN = (
 class PolicyScreen(BoScreen):
     NAME = "policy"
     AUTO_FOCUS = ""  # no field focused: f / r / Ctrl+S work at once; Tab reaches the weights
-    BINDINGS = [Binding("f", "mode('fifo')", "FIFO"), Binding("r", "mode('priority')", "Priority"),
-                Binding("ctrl+s", "save", "Save")]
+    BINDINGS = [
+        Binding("f", "mode('fifo')", "FIFO"),
+        Binding("r", "mode('priority')", "Priority"),
+        Binding("ctrl+s", "save", "Save"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -64,14 +67,25 @@ class PolicyScreen(BoScreen):
     def _show(self) -> None:
         p = self.policy or {"mode": "?", "weights": {}}
         w = p["weights"]
-        self.query_one("#policy-now", Static).update(Text.assemble(
-            ("In force: ", "bold"), (p["mode"].upper(), "bold cyan"),
-            "  weights " + ", ".join(f"{k} {w.get(k, 0):g}" for k, _ in WEIGHTS)))
-        self.query_one("#policy-mode", Static).update(Text.assemble(
-            ("Mode to save: ", "bold"), ("[FIFO]" if self.mode == "fifo" else " FIFO ", "bold reverse" if self.mode == "fifo" else ""),
-            "  ", ("[PRIORITY]" if self.mode == "priority" else " PRIORITY ",
-                   "bold reverse" if self.mode == "priority" else ""),
-            ("   f / r to choose", "dim")))
+        self.query_one("#policy-now", Static).update(
+            Text.assemble(
+                ("In force: ", "bold"),
+                (p["mode"].upper(), "bold cyan"),
+                "  weights " + ", ".join(f"{k} {w.get(k, 0):g}" for k, _ in WEIGHTS),
+            )
+        )
+        self.query_one("#policy-mode", Static).update(
+            Text.assemble(
+                ("Mode to save: ", "bold"),
+                ("[FIFO]" if self.mode == "fifo" else " FIFO ", "bold reverse" if self.mode == "fifo" else ""),
+                "  ",
+                (
+                    "[PRIORITY]" if self.mode == "priority" else " PRIORITY ",
+                    "bold reverse" if self.mode == "priority" else "",
+                ),
+                ("   f / r to choose", "dim"),
+            )
+        )
 
     def apply(self, changes: Changes) -> None:
         if changes.policy or changes.reload:

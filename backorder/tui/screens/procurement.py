@@ -55,16 +55,28 @@ class ProcurementScreen(BoScreen):
             overdue += late
             style = "bold red" if late else ""
             status = "OVERDUE" if late else r["status"]
-            t.add_row(Text(r["request_id"], style=style), r["kind"], r["sku"], r["source"], str(r["qty"]),
-                      str(r["received"]), r["created_at"][:10], Text(r["expected_date"], style=style),
-                      Text(status, style=style or ("dim" if r["status"] == "closed" else "")),
-                      key=r["request_id"])
+            t.add_row(
+                Text(r["request_id"], style=style),
+                r["kind"],
+                r["sku"],
+                r["source"],
+                str(r["qty"]),
+                str(r["received"]),
+                r["created_at"][:10],
+                Text(r["expected_date"], style=style),
+                Text(status, style=style or ("dim" if r["status"] == "closed" else "")),
+                key=r["request_id"],
+            )
         if key in self.requests:
             t.move_cursor(row=t.get_row_index(key))
-        self.query_one("#proc-head", Static).update(Text.assemble(
-            (f"{len(self.requests):,} {self.status if self.status == 'open' else ''} requests", "bold"),
-            ("  ·  ", "dim"), (f"{overdue:,} overdue", "bold red" if overdue else "green"),
-            ("  ·  m: move the expected date of the selected one · a: open / all", "dim")))
+        self.query_one("#proc-head", Static).update(
+            Text.assemble(
+                (f"{len(self.requests):,} {self.status if self.status == 'open' else ''} requests", "bold"),
+                ("  ·  ", "dim"),
+                (f"{overdue:,} overdue", "bold red" if overdue else "green"),
+                ("  ·  m: move the expected date of the selected one · a: open / all", "dim"),
+            )
+        )
 
     def apply(self, changes: Changes) -> None:
         if changes.procurement or changes.reload:
@@ -97,11 +109,16 @@ class ProcurementScreen(BoScreen):
                 if yes:
                     self.spawn(self._confirm, r["request_id"], value)
 
-            self.app.push_screen(ConfirmScreen(
-                f"Move {r['request_id']} ({r['qty']} x {r['sku']}) from {r['expected_date']} to {value}?"), confirmed)
+            self.app.push_screen(
+                ConfirmScreen(
+                    f"Move {r['request_id']} ({r['qty']} x {r['sku']}) from {r['expected_date']} to {value}?"
+                ),
+                confirmed,
+            )
 
-        self.app.push_screen(PromptScreen(f"New expected date of {r['request_id']} (YYYY-MM-DD)",
-                                          value=r["expected_date"]), asked)
+        self.app.push_screen(
+            PromptScreen(f"New expected date of {r['request_id']} (YYYY-MM-DD)", value=r["expected_date"]), asked
+        )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         r = self.requests.get(event.row_key.value or "")

@@ -108,28 +108,43 @@ class SkuScreen(BoScreen):
 
     def show(self, v: dict, form: bool) -> None:
         self.view = v
-        self.query_one("#sku-head", Static).update(Text.assemble(
-            (f"{v['sku']} ", "bold"), state_text(v["state"]),
-            f"  on hand {v['on_hand']:,} · allocated {v['allocated']:,} · available {v['available']:,}"
-            f" · backordered {v['backordered']:,} in {v['waiting_lines']:,} lines"
-            f" · inbound {v['inbound']:,} · position {v['position']:,} · ROP {v['reorder_point']:,}"
-            f" · oldest {hours(v['oldest_wait_hours'])}",
-        ))
+        self.query_one("#sku-head", Static).update(
+            Text.assemble(
+                (f"{v['sku']} ", "bold"),
+                state_text(v["state"]),
+                f"  on hand {v['on_hand']:,} · allocated {v['allocated']:,} · available {v['available']:,}"
+                f" · backordered {v['backordered']:,} in {v['waiting_lines']:,} lines"
+                f" · inbound {v['inbound']:,} · position {v['position']:,} · ROP {v['reorder_point']:,}"
+                f" · oldest {hours(v['oldest_wait_hours'])}",
+            )
+        )
         w = self.query_one("#waiting", DataTable)
         w.clear()
         for ln in v["waiting"]:
             w.add_row(
-                str(ln["position"]), f"{ln['order_id']}/{ln['line_no']}", str(ln["qty"]), str(ln["backordered"]),
+                str(ln["position"]),
+                f"{ln['order_id']}/{ln['line_no']}",
+                str(ln["qty"]),
+                str(ln["backordered"]),
                 Text("rush", style="bold magenta") if ln["rush"] else f"{ln['rank']:.1f}",
-                hours(ln["waiting_hours"]), short_date(ln["expected_date"]), ln["why"],
+                hours(ln["waiting_hours"]),
+                short_date(ln["expected_date"]),
+                ln["why"],
                 key=f"{ln['order_id']}/{ln['line_no']}",
             )
         i = self.query_one("#inbound", DataTable)
         i.clear()
         for r in v["inbound_requests"]:
-            i.add_row(r["request_id"], r["kind"], r["source"], str(r["qty"]), str(r["received"]),
-                      r["expected_date"], Text("OVERDUE", style="bold red") if r["overdue"] else "",
-                      key=r["request_id"])
+            i.add_row(
+                r["request_id"],
+                r["kind"],
+                r["source"],
+                str(r["qty"]),
+                str(r["received"]),
+                r["expected_date"],
+                Text("OVERDUE", style="bold red") if r["overdue"] else "",
+                key=r["request_id"],
+            )
         if form:
             for key, _label, kind, _low in FIELDS:
                 value = v["policy"][key]
@@ -150,8 +165,10 @@ class SkuScreen(BoScreen):
             msg.update(Text("nothing changed", style="dim"))
             return
         what = ", ".join(f"{k.replace('_', ' ')} {current.get(k)} → {v}" for k, v in changed.items())
-        self.app.push_screen(ConfirmScreen(f"Change the policy of {self.sku}: {what}?"),
-                             lambda yes: self._send(changed) if yes else msg.update("not saved"))
+        self.app.push_screen(
+            ConfirmScreen(f"Change the policy of {self.sku}: {what}?"),
+            lambda yes: self._send(changed) if yes else msg.update("not saved"),
+        )
 
     def _send(self, changed: dict) -> None:
         async def send() -> None:
