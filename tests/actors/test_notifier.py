@@ -54,47 +54,53 @@ def queue_notice(engine: Engine, notice_id: str = "N0000001") -> None:
     )
 
 
-async def test_nothing_is_sent_before_the_notice_is_durable(tmp_path, nursery):
+async def test_nothing_is_sent_before_the_notice_is_durable(tmp_path):
     drop = tmp_path / "drop"
     engine = make_engine(tmp_path, drop)
     try:
-        notifier = Notifier(engine, engine.settings.notifications)
-        await nursery.start(notifier.run)
-        queue_notice(engine)  # appended, not committed: the journal writer is not running yet
-        await trio.sleep(0.2)
-        assert not drop.exists()
-        assert engine.world.notices["N0000001"].status == "pending"
-        await nursery.start(engine.journal.run)
-        with trio.fail_after(10):
-            while engine.world.notices["N0000001"].status != "sent":
-                await trio.sleep(0.01)
-        doc = json.loads((drop / "N0000001.json").read_text())
-        assert doc["subject"] == "Order #1 was cancelled" and "test" in doc["text"]
-        nursery.cancel_scope.cancel()
+        # the journal is closed only once its writer task has ended (a commit in
+        # flight on its thread would otherwise find the connection gone)
+        async with trio.open_nursery() as nursery:
+            notifier = Notifier(engine, engine.settings.notifications)
+            await nursery.start(notifier.run)
+            queue_notice(engine)  # appended, not committed: the journal writer is not running yet
+            await trio.sleep(0.2)
+            assert not drop.exists()
+            assert engine.world.notices["N0000001"].status == "pending"
+            await nursery.start(engine.journal.run)
+            with trio.fail_after(10):
+                while engine.world.notices["N0000001"].status != "sent":
+                    await trio.sleep(0.01)
+            doc = json.loads((drop / "N0000001.json").read_text())
+            assert doc["subject"] == "Order #1 was cancelled" and "test" in doc["text"]
+            nursery.cancel_scope.cancel()
     finally:
         engine.journal.close()
 
 
-async def test_a_failing_channel_is_retried_until_it_works(tmp_path, nursery):
+async def test_a_failing_channel_is_retried_until_it_works(tmp_path):
     blocker = tmp_path / "drop"
     blocker.write_text("a file where the folder should be")  # the channel fails: the folder cannot be made
     engine = make_engine(tmp_path, blocker)
     try:
-        await nursery.start(engine.journal.run)
-        await nursery.start(Notifier(engine, engine.settings.notifications).run)
-        queue_notice(engine)
-        n = engine.world.notices["N0000001"]
-        with trio.fail_after(10):
-            while engine.world.notice_failures < 3:
-                await trio.sleep(0.005)
-        assert n.status == "pending" and "FileExistsError" in n.last_error
-        blocker.unlink()  # the receiver recovers
-        with trio.fail_after(10):
-            while n.status != "sent":
-                await trio.sleep(0.005)
-        assert (blocker / "N0000001.json").exists()
-        assert engine.world.notices_sent == 1 and engine.world.notice_failures >= 3
-        nursery.cancel_scope.cancel()
+        # the journal is closed only once its writer task has ended (a commit in
+        # flight on its thread would otherwise find the connection gone)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.journal.run)
+            await nursery.start(Notifier(engine, engine.settings.notifications).run)
+            queue_notice(engine)
+            n = engine.world.notices["N0000001"]
+            with trio.fail_after(10):
+                while engine.world.notice_failures < 3:
+                    await trio.sleep(0.005)
+            assert n.status == "pending" and "FileExistsError" in n.last_error
+            blocker.unlink()  # the receiver recovers
+            with trio.fail_after(10):
+                while n.status != "sent":
+                    await trio.sleep(0.005)
+            assert (blocker / "N0000001.json").exists()
+            assert engine.world.notices_sent == 1 and engine.world.notice_failures >= 3
+            nursery.cancel_scope.cancel()
     finally:
         engine.journal.close()
 
