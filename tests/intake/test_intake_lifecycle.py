@@ -187,3 +187,24 @@ def test_an_older_version_redelivered_is_a_duplicate_and_changes_nothing(intake_
         v3["updated_at"] = "2024-03-01T10:25:00-05:00"
         v3["line_items"][0]["quantity"] += 1
         assert send(v3, "orders/updated")["outcome"] == "updated"  # a newer one still applies
+
+
+def test_a_paid_redelivery_with_other_lines_releases_the_hold_with_those_lines(intake_daemon):
+    """An order created pending, then paid with a changed line list (one delivery): both
+    changes apply. The release alone used to be applied, and the new version recorded, so
+    the order shipped the lines before the change and no later delivery could correct it."""
+    d = intake_daemon(GRINDER)
+    with d.client() as c:
+        c.call("stock.receive", sku="GRINDER-SS", qty=5)
+        oid = deliver(c, "shopify/orders_create_pending.json", "orders/create")["orders"][0]["order_id"]
+        paid = raw("shopify/orders_updated_paid.json").replace(b'"quantity": 1', b'"quantity": 3')
+        res = ingest(c, "shopify", paid, shopify_headers(paid, "orders/updated"))
+        assert (res["outcome"], res["orders"][0]["order_id"]) == ("updated", oid)
+        o = c.call("order.get", order_id=oid)
+        assert (o["hold"], [(ln["qty"], ln["allocated"]) for ln in o["lines"]]) == ("", [(3, 3)])
+        assert c.call("sku.get", sku="GRINDER-SS")["available"] == 2
+        d.kill9()
+        d.start()
+    with d.client() as c:
+        o = c.call("order.get", order_id=oid)
+        assert (o["hold"], [(ln["qty"], ln["allocated"]) for ln in o["lines"]]) == ("", [(3, 3)])
