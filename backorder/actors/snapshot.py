@@ -19,7 +19,8 @@ from backorder.config.settings import ReorderPolicy, Settings, Weights
 
 VERSION = 6  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq; 6: a SKU on the default policy
-# has none (it takes the config file's [default_policy] when restored, as a replay does)
+# has none, nor the site while no policy_changed was journaled (each takes the config
+# file's [default_policy] / [allocation] when restored, as a replay does)
 READABLE = (5, VERSION)  # a 5 stores every SKU's policy: it restores as written
 
 LINE = (
@@ -114,7 +115,7 @@ def dump(world: World) -> bytes:
         {
             "version": VERSION,
             "counters": [getattr(world, f) for f in COUNTERS],
-            "mode": world.mode,
+            "mode": world.mode if world.policy_journaled else None,  # None: the file's [allocation]
             "weights": msgspec.to_builtins(world.weights),
             "inaccurate_orders": sorted(world.inaccurate_orders),
             "shipped_by_day": world.shipped_by_day,
@@ -163,8 +164,10 @@ def restore(settings: Settings, data: bytes) -> World:
     w = World(settings)
     for f, value in zip(COUNTERS, snap["counters"], strict=True):
         setattr(w, f, value)
-    w.mode = snap["mode"]
-    w.weights = msgspec.convert(snap["weights"], Weights)
+    if snap["mode"] is not None:
+        w.policy_journaled = True
+        w.mode = snap["mode"]
+        w.weights = msgspec.convert(snap["weights"], Weights)
     w.inaccurate_orders = set(snap["inaccurate_orders"])
     w.shipped_by_day = snap["shipped_by_day"]
     for name, policy, *values in snap["skus"]:
