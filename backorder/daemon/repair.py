@@ -136,6 +136,8 @@ def quarantine(db: str | Path, seq: int, reason: str, *, force: bool = False, se
                     ),
                 )
                 conn.execute("INSERT INTO quarantine VALUES (?,?,?,?)", (seq, new_seq, reason, time.time()))
+                # a snapshot after the event holds its effect: the next start replays without it
+                conn.execute("DELETE FROM snapshots WHERE seq >= ?", (seq,))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
