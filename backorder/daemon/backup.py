@@ -30,7 +30,6 @@ from backorder.daemon import dblock, files, integrity
 from backorder.documents.cells import spreadsheet_cell
 
 _JSON = msgspec.json.Encoder(decimal_format="string")
-_RAW = msgspec.json.Decoder()
 
 
 class BackupError(Exception):
@@ -157,6 +156,7 @@ def _cell(v) -> str:
 
 
 def _audit(conn: sqlite3.Connection):
+    from backorder.daemon.journal import audit_event
     from backorder.timeutil import iso_ts
 
     for seq, ts, kind, sku, oid, cause, corr, body in conn.execute(
@@ -170,7 +170,7 @@ def _audit(conn: sqlite3.Connection):
             "order_id": oid,
             "cause": cause,
             "correlation_id": corr,
-            "event": _RAW.decode(body),
+            "event": audit_event(kind, body),
         }
 
 

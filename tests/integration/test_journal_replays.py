@@ -238,6 +238,34 @@ def test_a_quarantined_event_is_set_aside_by_a_start_from_a_snapshot_too(sim):
         assert c.call("sku.get", sku=SKU)["on_hand"] == 3
 
 
+def test_a_quarantined_row_that_is_not_json_leaves_the_audit_trail_readable(sim):
+    """A torn row, set aside: ``audit.query`` pages over it and ``export audit`` writes
+    it, showing its bytes as text. Both used to fail on it (internal_error for every page
+    that held it, a traceback from the export)."""
+    d = sim()
+    with d.client() as c:
+        stock(c, SKU, 3)
+    d.kill9()
+    torn = insert_raw_event(d.db, b'{"type":"received","sku":"HB-1","q', kind="received", order_id=None)
+    assert journal_cli(d, "quarantine", str(torn), "--reason", "torn row").returncode == 0
+    d.start()
+    with d.client() as c:
+        records = c.call("audit.query", sku=SKU)["records"]
+        assert [r["type"] for r in records][-2:] == ["received", "received"]
+        assert records[-1]["seq"] == torn
+        assert records[-1]["event"] == {"type": "received", "unreadable": '{"type":"received","sku":"HB-1","q'}
+        assert c.call("sku.get", sku=SKU)["on_hand"] == 3
+    out = subprocess.run(
+        [sys.executable, "-m", "backorder", "export", "audit", "--format", "jsonl", "--db", str(d.db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    exported = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [r["event"] for r in exported if r["seq"] == torn] == [records[-1]["event"]]
+
+
 def test_quarantine_refuses_while_the_daemon_runs(sim):
     d = sim()
     with d.client() as c:
