@@ -122,6 +122,16 @@ ORDER_COLUMNS = (
 )
 
 
+def check_export_target(out: str | Path, db: str | Path) -> None:
+    """Refuse an export file that is the journal or one of its files: opening it for
+    writing would truncate the journal before a record of it was read."""
+    target = Path(out).resolve()
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        own = Path(f"{db}{suffix}")
+        if target == own.resolve() or (target.exists() and own.exists() and target.samefile(own)):
+            raise BackupError(f"{out} is the journal's file {own}: export to another file")
+
+
 def export(db: str | Path, what: str, fmt: str, out: TextIO | None = None, settings=None) -> int:
     """Write the orders or the audit trail of ``db`` to ``out``; returns the record count."""
     out = out or sys.stdout
