@@ -89,6 +89,10 @@ def quarantine(db: str | Path, seq: int, reason: str, *, force: bool = False, se
     ``force`` only an event that ``check`` lists may be quarantined."""
     if not reason.strip():
         raise RepairError("give a --reason: it is journaled with the decision")
+    try:
+        reason.encode()
+    except UnicodeEncodeError:  # bytes that are not UTF-8 on the command line
+        raise RepairError("the --reason is not UTF-8 text: the journal could not hold it") from None
     path = Path(db)
     try:
         lock = dblock.acquire(path)

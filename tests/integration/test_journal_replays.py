@@ -11,6 +11,7 @@ release) stops start-up with the event's seq, and ``backorder journal check`` /
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -264,6 +265,22 @@ def test_a_quarantined_row_that_is_not_json_leaves_the_audit_trail_readable(sim)
     assert out.returncode == 0, out.stderr
     exported = [json.loads(x) for x in out.stdout.splitlines()]
     assert [r["event"] for r in exported if r["seq"] == torn] == [records[-1]["event"]]
+
+
+def test_a_quarantine_reason_that_is_not_utf8_is_refused_with_a_message(sim):
+    """A reason the journal cannot hold (bytes that are not UTF-8 on the command line) is
+    refused like any other bad argument, and nothing is written; it was a traceback."""
+    d = sim()
+    with d.client() as c:
+        stock(c, SKU, 1)
+    d.kill9()
+    torn = insert_raw_event(d.db, b"not json", kind="received", order_id=None)
+    before = last_seq(d)
+    done = journal_cli(d, "quarantine", str(torn), "--reason", os.fsdecode(b"counted \xff twice"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "reason" in done.stderr
+    assert last_seq(d) == before
+    assert journal_cli(d, "quarantine", str(torn), "--reason", "counted twice").returncode == 0
 
 
 def test_quarantine_refuses_while_the_daemon_runs(sim):
