@@ -166,6 +166,7 @@ def cmd_export(args) -> None:
         if args.out:
             from backorder.daemon import files
 
+            backup.check_export_target(args.out, _db_path(args))
             # 0600 whatever the umask: an export holds customers' names and addresses
             with open(files.open_private(args.out), "w", encoding="utf-8", newline="") as out:
                 n = backup.export(_db_path(args), args.what, args.format, out, settings)

@@ -313,6 +313,7 @@ class World:
         self.requests: dict[str, Request] = {}
         self.mode = settings.allocation.mode
         self.weights = settings.allocation.weights
+        self.policy_journaled = False  # a policy_changed was applied: the file's [allocation] no longer is
         self.dead_letters: dict[int, ev.DeadLettered] = {}
         # (sku, receipt_id) -> (qty, request_id) of receipts sent with an idempotency key
         self.receipts: dict[tuple[str, str], tuple[int, str | None]] = {}
@@ -687,6 +688,7 @@ class World:
 
     def _policy_changed(self, e: ev.PolicyChanged) -> None:
         self.mode, self.weights = e.mode, e.weights
+        self.policy_journaled = True
         for s in self.skus.values():
             if s.queue:
                 s.queue.rekey(self.queue_key)

@@ -18,12 +18,23 @@ from backorder.email_address import check_email
 from backorder.errors import Conflict, InvalidInput, NotFound
 from backorder.order import CanonicalOrder, OrderLine
 from backorder.protocol import OrderSubmit
-from backorder.timeutil import iso_ts, parse_ts
+from backorder.timeutil import format_utc, iso_ts, parse_datetime, parse_ts
 
 # A source's created_at is clamped to [2000-01-01, the time received + 1 day]: a clock
 # skewed by a time zone stays as sent, a date of 0001-01-01 or 2999 does not.
 CREATED_AT_MIN = 946684800.0  # 2000-01-01T00:00:00Z
 CREATED_AT_SKEW_S = 86400.0
+
+
+def canonical_version(text: str | None) -> str | None:
+    """A source's version as intake compares them, as text: RFC 3339 UTC with microseconds
+    (``draft.version_ts``). Given in any other form, versions would sort by their spelling."""
+    if text is None:
+        return None
+    try:
+        return format_utc(parse_datetime(text), micro=True)
+    except (ValueError, OverflowError):
+        raise InvalidInput("invalid_date", f"source_version {text!r} is not an RFC 3339 timestamp") from None
 
 
 def _check_known_skus(world: World, lines: list[OrderLine]) -> None:
@@ -110,6 +121,9 @@ def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Orde
         believable = min(max(created, CREATED_AT_MIN), now + CREATED_AT_SKEW_S)
         if believable != created:
             req = msgspec.structs.replace(req, created_at=iso_ts(believable))
+    version = canonical_version(req.source_version)
+    if version != req.source_version:
+        req = msgspec.structs.replace(req, source_version=version)
     check_email(req.email)  # one address: a list would mail everyone it names
     _check_known_skus(world, req.lines)
     _check_lines(world, req.lines)
@@ -194,6 +208,7 @@ def release(
         raise NotFound("unknown_order", f"no order {order_id!r}")
     if not order.hold or order.cancelled:
         return None
+    source_version = canonical_version(source_version)
     emit(ev.OrderReleased(ts=now, order_id=order_id, reason=reason or "released", source_version=source_version))
     return order
 
@@ -230,6 +245,7 @@ def amend(
         raise Conflict("already_allocated", f"order {order_id} has allocated units; cancel it instead")
     if same_lines(lines, order.spec.lines):
         return None
+    source_version = canonical_version(source_version)
     _check_known_skus(world, lines)
     _check_lines(world, lines)
     emit(

@@ -17,8 +17,11 @@ from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER, OrderRecord
 from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
-VERSION = 5  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
-# 5: notice counters derived, not stored; no notice seq
+VERSION = 6  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
+# 5: notice counters derived, not stored; no notice seq; 6: a SKU on the default policy
+# has none, nor the site while no policy_changed was journaled (each takes the config
+# file's [default_policy] / [allocation] when restored, as a replay does)
+READABLE = (5, VERSION)  # a 5 stores every SKU's policy: it restores as written
 
 LINE = (
     "sku",
@@ -112,12 +115,17 @@ def dump(world: World) -> bytes:
         {
             "version": VERSION,
             "counters": [getattr(world, f) for f in COUNTERS],
-            "mode": world.mode,
+            "mode": world.mode if world.policy_journaled else None,  # None: the file's [allocation]
             "weights": msgspec.to_builtins(world.weights),
             "inaccurate_orders": sorted(world.inaccurate_orders),
             "shipped_by_day": world.shipped_by_day,
             "skus": [
-                [s.sku, msgspec.to_builtins(s.policy), *[getattr(s, f) for f in SKU]] for s in world.skus.values()
+                [
+                    s.sku,
+                    None if s.policy is world.default_policy else msgspec.to_builtins(s.policy),
+                    *[getattr(s, f) for f in SKU],
+                ]
+                for s in world.skus.values()
             ],
             "orders": [
                 [
@@ -151,17 +159,19 @@ def dump(world: World) -> bytes:
 def restore(settings: Settings, data: bytes) -> World:
     """A World equal to the one ``dump`` saw. Raises ValueError on a foreign format."""
     snap = msgspec.msgpack.decode(data)
-    if not isinstance(snap, dict) or snap.get("version") != VERSION:
+    if not isinstance(snap, dict) or snap.get("version") not in READABLE:
         raise ValueError("unsupported snapshot format")
     w = World(settings)
     for f, value in zip(COUNTERS, snap["counters"], strict=True):
         setattr(w, f, value)
-    w.mode = snap["mode"]
-    w.weights = msgspec.convert(snap["weights"], Weights)
+    if snap["mode"] is not None:
+        w.policy_journaled = True
+        w.mode = snap["mode"]
+        w.weights = msgspec.convert(snap["weights"], Weights)
     w.inaccurate_orders = set(snap["inaccurate_orders"])
     w.shipped_by_day = snap["shipped_by_day"]
     for name, policy, *values in snap["skus"]:
-        s = w.skus[name] = Sku(name, msgspec.convert(policy, ReorderPolicy))
+        s = w.skus[name] = Sku(name, w.default_policy if policy is None else msgspec.convert(policy, ReorderPolicy))
         for f, value in zip(SKU, values, strict=True):
             setattr(s, f, value)
     for row in snap["requests"]:

@@ -30,7 +30,6 @@ from backorder.daemon import dblock, files, integrity
 from backorder.documents.cells import spreadsheet_cell
 
 _JSON = msgspec.json.Encoder(decimal_format="string")
-_RAW = msgspec.json.Decoder()
 
 
 class BackupError(Exception):
@@ -123,6 +122,16 @@ ORDER_COLUMNS = (
 )
 
 
+def check_export_target(out: str | Path, db: str | Path) -> None:
+    """Refuse an export file that is the journal or one of its files: opening it for
+    writing would truncate the journal before a record of it was read."""
+    target = Path(out).resolve()
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        own = Path(f"{db}{suffix}")
+        if target == own.resolve() or (target.exists() and own.exists() and target.samefile(own)):
+            raise BackupError(f"{out} is the journal's file {own}: export to another file")
+
+
 def export(db: str | Path, what: str, fmt: str, out: TextIO | None = None, settings=None) -> int:
     """Write the orders or the audit trail of ``db`` to ``out``; returns the record count."""
     out = out or sys.stdout
@@ -157,6 +166,7 @@ def _cell(v) -> str:
 
 
 def _audit(conn: sqlite3.Connection):
+    from backorder.daemon.journal import audit_event
     from backorder.timeutil import iso_ts
 
     for seq, ts, kind, sku, oid, cause, corr, body in conn.execute(
@@ -170,7 +180,7 @@ def _audit(conn: sqlite3.Connection):
             "order_id": oid,
             "cause": cause,
             "correlation_id": corr,
-            "event": _RAW.decode(body),
+            "event": audit_event(kind, body),
         }
 
 

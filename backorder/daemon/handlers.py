@@ -19,6 +19,7 @@ from backorder.actors import board, views
 from backorder.actors.events import TOPICS
 from backorder.actors.router import route
 from backorder.daemon import logging as dlog
+from backorder.daemon.journal import audit_event
 from backorder.errors import Conflict, InvalidInput, NotFound, Rejected
 from backorder.intake import ops as intake_ops
 from backorder.notify import views as notify_views
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from backorder.intake.service import IntakeService
     from backorder.notify.notifier import Notifier
 
-_RAW = msgspec.json.Decoder()
 log = structlog.get_logger()
 
 
@@ -317,7 +317,7 @@ async def _audit(ctx: Context, req: p.AuditQuery, since: float | None, reply: Re
                 "order_id": oid,
                 "cause": cause,
                 "correlation_id": corr,
-                "event": _RAW.decode(body),
+                "event": audit_event(kind, body),
             }
             for seq, ts, kind, sku, oid, cause, corr, body in rows
         ]

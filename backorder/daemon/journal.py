@@ -315,6 +315,20 @@ _OUTCOME = {"notice_delivered": "sent", "notice_retried": "pending", "notice_fai
 NOTICE_TAGS = frozenset({"notice_queued", *_OUTCOME})
 
 
+_RAW = msgspec.json.Decoder()
+
+
+def audit_event(kind: str, body: bytes | str) -> dict:
+    """A journal row's body as the audit shows it: the event's JSON, or, for a row that is
+    not JSON (a torn or hand-written row, set aside by ``journal quarantine``), its type
+    and its bytes as text (not UTF-8: escapes), so one such row never hides the others."""
+    try:
+        return _RAW.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        text = body.decode("utf-8", "backslashreplace") if isinstance(body, bytes) else str(body)
+        return {"type": kind, "unreadable": text}
+
+
 def quarantined(conn: sqlite3.Connection) -> frozenset[int]:
     """The seqs of quarantined events (none when the table does not exist yet)."""
     try:

@@ -89,6 +89,10 @@ def quarantine(db: str | Path, seq: int, reason: str, *, force: bool = False, se
     ``force`` only an event that ``check`` lists may be quarantined."""
     if not reason.strip():
         raise RepairError("give a --reason: it is journaled with the decision")
+    try:
+        reason.encode()
+    except UnicodeEncodeError:  # bytes that are not UTF-8 on the command line
+        raise RepairError("the --reason is not UTF-8 text: the journal could not hold it") from None
     path = Path(db)
     try:
         lock = dblock.acquire(path)
@@ -136,6 +140,8 @@ def quarantine(db: str | Path, seq: int, reason: str, *, force: bool = False, se
                     ),
                 )
                 conn.execute("INSERT INTO quarantine VALUES (?,?,?,?)", (seq, new_seq, reason, time.time()))
+                # a snapshot after the event holds its effect: the next start replays without it
+                conn.execute("DELETE FROM snapshots WHERE seq >= ?", (seq,))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -323,6 +323,20 @@ class IntakeService:
         if oid is not None:
             order = world.orders[oid]
             if order.hold and not spec.hold and not order.cancelled:
+                # paid with other lines (one delivery): the lines first, while still held,
+                # else the release records the new version over lines it never applied
+                if order_rules.amendable(order) and not order_rules.same_lines(spec.lines, order.spec.lines):
+                    ok, res = await self._call(
+                        p.OrderAmend(
+                            order_id=oid,
+                            lines=spec.lines,
+                            reason="changed at source",
+                            source_version=spec.source_version,
+                        ),
+                        corr,
+                    )
+                    if not ok:
+                        return _item(draft, "rejected", res[0], res[1], oid)
                 ok, res = await self._call(
                     p.OrderRelease(order_id=oid, reason="paid", source_version=spec.source_version), corr
                 )

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 
-from intake_support import doc, encode, http_port, ingest, post, raw, shopify_headers
+import pytest
+from intake_support import SHOP, doc, encode, http_port, ingest, post, raw, shopify_headers
+
+from backorder.client import CallError
 
 GRINDER = '[skus."GRINDER-SS"]\nreorder_point = 0\n'
 
@@ -187,3 +190,49 @@ def test_an_older_version_redelivered_is_a_duplicate_and_changes_nothing(intake_
         v3["updated_at"] = "2024-03-01T10:25:00-05:00"
         v3["line_items"][0]["quantity"] += 1
         assert send(v3, "orders/updated")["outcome"] == "updated"  # a newer one still applies
+
+
+def test_a_paid_redelivery_with_other_lines_releases_the_hold_with_those_lines(intake_daemon):
+    """An order created pending, then paid with a changed line list (one delivery): both
+    changes apply. The release alone used to be applied, and the new version recorded, so
+    the order shipped the lines before the change and no later delivery could correct it."""
+    d = intake_daemon(GRINDER)
+    with d.client() as c:
+        c.call("stock.receive", sku="GRINDER-SS", qty=5)
+        oid = deliver(c, "shopify/orders_create_pending.json", "orders/create")["orders"][0]["order_id"]
+        paid = raw("shopify/orders_updated_paid.json").replace(b'"quantity": 1', b'"quantity": 3')
+        res = ingest(c, "shopify", paid, shopify_headers(paid, "orders/updated"))
+        assert (res["outcome"], res["orders"][0]["order_id"]) == ("updated", oid)
+        o = c.call("order.get", order_id=oid)
+        assert (o["hold"], [(ln["qty"], ln["allocated"]) for ln in o["lines"]]) == ("", [(3, 3)])
+        assert c.call("sku.get", sku="GRINDER-SS")["available"] == 2
+        d.kill9()
+        d.start()
+    with d.client() as c:
+        o = c.call("order.get", order_id=oid)
+        assert (o["hold"], [(ln["qty"], ln["allocated"]) for ln in o["lines"]]) == ("", [(3, 3)])
+
+
+def test_a_source_version_given_over_the_socket_is_compared_as_a_time(intake_daemon):
+    """``source_version`` is a time: one sent with an offset is kept in the form intake
+    compares (RFC 3339 UTC with microseconds), and one that is not a time is refused.
+    Compared as sent, 08:30+01:00 (07:30Z) ranked after a delivery of 08:00Z, which was
+    then dropped as older; any text ("v2") ranked after every delivery for good."""
+    d = intake_daemon(GRINDER)
+    with d.client() as c:
+        common = {
+            "channel": "shopify",
+            "account": SHOP,
+            "external_id": "5820982911946154999",
+            "lines": [{"sku": "GRINDER-SS", "qty": 1}],
+        }
+        with pytest.raises(CallError) as refused:
+            c.call("order.submit", **common, source_version="v2")
+        assert refused.value.code == "invalid_date"
+        oid = c.call("order.submit", **common, source_version="2024-03-02T08:30:00+01:00")["order_id"]
+        paid = raw("shopify/orders_updated_paid.json").replace(b'"quantity": 1', b'"quantity": 3')  # 08:00Z
+        res = ingest(c, "shopify", paid, shopify_headers(paid, "orders/updated"))
+        assert (res["outcome"], res["orders"][0]["order_id"]) == ("updated", oid)
+        assert [ln["qty"] for ln in c.call("order.get", order_id=oid)["lines"]] == [3]
+        received = [r for r in c.call("audit.query", order_id=oid)["records"] if r["type"] == "order_received"]
+        assert received[0]["event"]["order"]["source_version"] == "2024-03-02T07:30:00.000000Z"

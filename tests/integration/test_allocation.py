@@ -75,6 +75,26 @@ def test_priority_survives_a_restart(sim):
         assert c.call("stock.receive", sku="P", qty=1)["allocations"][0]["order_id"] == rush
 
 
+def test_a_mode_changed_in_the_file_applies_after_a_restart_from_a_snapshot_as_after_a_replay(sim):
+    """With no ``policy.set`` journaled, the file's ``[allocation]`` is in force after a
+    restart (config/backorder.example.toml): from the shutdown snapshot as from a full
+    replay. The snapshot used to bring back the mode of the file it was taken under."""
+    d = sim()
+    with d.client() as c:
+        normal, rush = _normal_then_rush(c)
+        assert c.call("policy.get")["mode"] == "fifo"
+    d.stop()  # a clean stop writes a snapshot
+    d.config.write_text(PRIORITY + d.config.read_text())
+    d.start()
+    with d.client() as c:
+        assert c.call("policy.get")["mode"] == "priority"
+    d.kill9()
+    d.start()
+    with d.client() as c:
+        assert c.call("policy.get")["mode"] == "priority"
+        assert c.call("stock.receive", sku="P", qty=1)["allocations"][0]["order_id"] == rush
+
+
 def test_waiting_time_ages_priority_so_old_lines_do_not_starve(sim):
     # rush is worth 24 h of waiting (the default weight): a line waiting 48 h beats it
     d = sim(PRIORITY)

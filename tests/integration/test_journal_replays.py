@@ -11,6 +11,7 @@ release) stops start-up with the event's seq, and ``backorder journal check`` /
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -211,6 +212,75 @@ def test_unreplayable_event_stops_startup_and_quarantine_repairs_it(sim):
         assert event["reason"] == "rank written as null by an old release" and '"rank":null' in event["body"]
         submit(c, "w2", line(SKU, 1))  # serving, and journaling after the quarantine event
     restart_without_snapshot(d)  # the quarantine holds across restarts
+
+
+def test_a_quarantined_event_is_set_aside_by_a_start_from_a_snapshot_too(sim):
+    """A snapshot taken after an event holds its effect: quarantining the event makes the
+    snapshots that cover it unusable, so the next start replays without it, as a start
+    with no snapshot would. It used to restore the snapshot and keep the effect."""
+    d = sim()
+    with d.client() as c:
+        stock(c, SKU, 3)
+        stock(c, SKU, 2)
+    assert d.stop() == 0
+    assert snapshots(d) == 1
+    second = read_db(d.db, "SELECT MAX(seq) FROM events WHERE type = 'received'")[0][0]
+    done = journal_cli(d, "quarantine", str(second), "--reason", "counted twice", "--force")
+    assert done.returncode == 0, done.stderr
+    d.start()
+    with d.client() as c:
+        assert c.call("sku.get", sku=SKU)["on_hand"] == 3
+    d.kill9()
+    with closing(sqlite3.connect(d.db)) as conn:
+        conn.execute("DELETE FROM snapshots")
+        conn.commit()
+    d.start()
+    with d.client() as c:
+        assert c.call("sku.get", sku=SKU)["on_hand"] == 3
+
+
+def test_a_quarantined_row_that_is_not_json_leaves_the_audit_trail_readable(sim):
+    """A torn row, set aside: ``audit.query`` pages over it and ``export audit`` writes
+    it, showing its bytes as text. Both used to fail on it (internal_error for every page
+    that held it, a traceback from the export)."""
+    d = sim()
+    with d.client() as c:
+        stock(c, SKU, 3)
+    d.kill9()
+    torn = insert_raw_event(d.db, b'{"type":"received","sku":"HB-1","q', kind="received", order_id=None)
+    assert journal_cli(d, "quarantine", str(torn), "--reason", "torn row").returncode == 0
+    d.start()
+    with d.client() as c:
+        records = c.call("audit.query", sku=SKU)["records"]
+        assert [r["type"] for r in records][-2:] == ["received", "received"]
+        assert records[-1]["seq"] == torn
+        assert records[-1]["event"] == {"type": "received", "unreadable": '{"type":"received","sku":"HB-1","q'}
+        assert c.call("sku.get", sku=SKU)["on_hand"] == 3
+    out = subprocess.run(
+        [sys.executable, "-m", "backorder", "export", "audit", "--format", "jsonl", "--db", str(d.db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    exported = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [r["event"] for r in exported if r["seq"] == torn] == [records[-1]["event"]]
+
+
+def test_a_quarantine_reason_that_is_not_utf8_is_refused_with_a_message(sim):
+    """A reason the journal cannot hold (bytes that are not UTF-8 on the command line) is
+    refused like any other bad argument, and nothing is written; it was a traceback."""
+    d = sim()
+    with d.client() as c:
+        stock(c, SKU, 1)
+    d.kill9()
+    torn = insert_raw_event(d.db, b"not json", kind="received", order_id=None)
+    before = last_seq(d)
+    done = journal_cli(d, "quarantine", str(torn), "--reason", os.fsdecode(b"counted \xff twice"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "reason" in done.stderr
+    assert last_seq(d) == before
+    assert journal_cli(d, "quarantine", str(torn), "--reason", "counted twice").returncode == 0
 
 
 def test_quarantine_refuses_while_the_daemon_runs(sim):

@@ -279,3 +279,22 @@ def test_config_file_policies_are_journaled_once_and_the_journal_wins(sim):
         late = c.call("audit.query", sku="LATE")["records"]
         assert [(r["type"], r["cause"]) for r in late] == [("sku_configured", "config"), ("request_raised", "config")]
         assert len(_open(c, "CFG")) == 1
+
+
+def test_a_changed_default_policy_applies_after_a_restart_from_a_snapshot_as_after_a_replay(sim):
+    """SKUs with no journaled policy follow the file's ``[default_policy]`` after a restart
+    (docs/operations.md, reload): the same whether the model comes from the shutdown
+    snapshot or from a full replay. The snapshot used to bring back the old default."""
+    d = sim("[default_policy]\nlead_time_days = 7\n")
+    with d.client() as c:
+        submit(c, "loose-1", line("LOOSE", 1))
+        assert c.call("sku.get", sku="LOOSE")["policy"]["lead_time_days"] == 7
+    d.stop()  # a clean stop writes a snapshot
+    d.config.write_text(d.config.read_text().replace("lead_time_days = 7", "lead_time_days = 21"))
+    d.start()
+    with d.client() as c:
+        assert c.call("sku.get", sku="LOOSE")["policy"]["lead_time_days"] == 21
+    d.kill9()
+    d.start()
+    with d.client() as c:
+        assert c.call("sku.get", sku="LOOSE")["policy"]["lead_time_days"] == 21

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -131,6 +132,23 @@ def test_export_orders_and_audit_as_jsonl_and_csv(sim, tmp_path):
     rows = list(csv.DictReader(io.StringIO(_cli("export", "audit", "--format", "csv", "--db", d.db).stdout)))
     assert len(rows) == last_seq
     assert json.loads(rows[-1]["event"])["type"] == rows[-1]["type"]
+
+
+def test_export_refuses_to_write_over_the_journal_it_reads(sim):
+    """``--out`` naming the database (or its -wal) is refused before anything is opened for
+    writing: the export used to truncate the journal first and then fail to read it."""
+    d = sim()
+    with d.client() as c:
+        stock(c, "A", 2)
+    assert d.stop() == 0
+    size = os.path.getsize(d.db)
+    for target in (d.db, f"{d.db}-wal"):
+        out = _cli("export", "audit", "--out", target, "--db", d.db)
+        assert out.returncode == 1 and "is the journal's file" in out.stderr, out.stderr
+    assert os.path.getsize(d.db) == size
+    d.start()
+    with d.client() as c:
+        assert c.call("sku.get", sku="A")["on_hand"] == 2
 
 
 def test_startup_refuses_a_journal_with_a_gap(sim):
