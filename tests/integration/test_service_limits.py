@@ -244,3 +244,30 @@ def _lines_to_eof(s: socket.socket) -> list[dict]:
             break
         data += chunk
     return [json.loads(line) for line in data.split(b"\n")[:-1] if line.strip()]
+
+
+def test_a_client_that_half_closes_and_never_reads_is_released(make_daemon):
+    # Everything asked in one go, the write side shut, nothing ever read: the replies fit
+    # the reply budget (so the reader never waits) but not the socket buffers, so the
+    # writer cannot finish. The connection must still be closed once its replies stay
+    # unread for inflight_wait_s, or each such client holds a connection slot for ever.
+    d = make_daemon(_limits(inflight_wait_s=0.5))
+    with d.client() as other:
+        other.pipeline([{"op": "sku.configure", "sku": f"S{n:05d}"} for n in range(3000)])
+        reply_size = len(json.dumps(other.call("skus.list", limit=10000)))
+        n_asked = 3 * 1024 * 1024 // reply_size  # under the 4 MiB default reply_bytes
+        assert reply_size * n_asked > 2 * 1024 * 1024  # far over what the socket buffers hold
+        with _connect(d) as bad:
+            bad.sendall(
+                b"".join(
+                    json.dumps({"op": "skus.list", "id": n, "limit": 10000}).encode() + b"\n" for n in range(n_asked)
+                )
+            )
+            bad.shutdown(socket.SHUT_WR)
+            wait_until(
+                lambda: other.call("health")["connections"] == 1,
+                timeout=15,
+                interval=0.05,
+                message="a half-closed client that never reads still holds its connection",
+            )
+        assert other.call("sku.get", sku="S00001")["sku"] == "S00001"
