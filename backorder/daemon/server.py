@@ -242,6 +242,8 @@ class Connection:
                 if waited.cancelled_caught:
                     self.close_for(replies_unread(self.reply_budget, wait_s))
                     return
+                if not heavy:  # woken by no_more_replies, which dropped the jobs not started
+                    return
             job = heavy[0]  # left in the queue while it runs: a job queued meanwhile waits its turn
             await job()  # a job answers its own request, errors included
             if heavy and heavy[0] is job:  # (no_more_replies may have emptied the queue)

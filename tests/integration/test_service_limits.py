@@ -271,3 +271,26 @@ def test_a_client_that_half_closes_and_never_reads_is_released(make_daemon):
                 message="a half-closed client that never reads still holds its connection",
             )
         assert other.call("sku.get", sku="S00001")["sku"] == "S00001"
+
+
+def test_queued_large_reads_of_a_connection_that_closes_are_dropped_without_a_failure(make_daemon):
+    # A half-closed client that reads nothing: its audit.query wait for reply room; when the
+    # connection closes, those not started are dropped. The task that ran them must end
+    # quietly, not fail the connection (connection_failed, an internal_error line written
+    # into the middle of a reply).
+    d = make_daemon(SIM_CONFIG + "grace_s = 1.0\n[limits]\nreply_bytes = 65536\ninflight_wait_s = 2.0\n")
+    with d.client() as other:
+        other.call("sku.configure", sku="A")
+        assert all(r["ok"] for r in other.pipeline([{"op": "stock.receive", "sku": "A", "qty": 1}] * 10000))
+        with _connect(d) as s:
+            s.sendall(
+                b"".join(json.dumps({"op": "audit.query", "id": i, "limit": 10000}).encode() + b"\n" for i in range(20))
+            )
+            s.shutdown(socket.SHUT_WR)
+            wait_until(
+                lambda: other.call("health")["connections"] == 1,
+                timeout=15,
+                interval=0.05,
+                message="the half-closed client was not released",
+            )
+    assert '"connection_failed"' not in d.log.read_text()
