@@ -545,10 +545,16 @@ async def _serve_connection(
     # Replies still owed by the actors (a drain stopped the reader, or the client
     # half-closed): wait for them before closing the channel, or they would be lost
     # although their requests are carried out. Bounded by the grace period (a drain's
-    # deadline bounds it too), so a reply that never comes cannot hold the connection.
+    # deadline bounds it too), so a reply that never comes cannot hold the connection;
+    # counted from the last reply, so replies still coming (a connection's audit.query run
+    # one at a time) are not cut off.
     if broke is None:
-        with trio.move_on_after(gateway.settings.daemon.grace_s):
-            await conn.wait_answered()
+        while conn.owed() > 0:
+            answered = conn.answered
+            with trio.move_on_after(gateway.settings.daemon.grace_s):
+                await conn.wait_answered()
+            if conn.answered == answered:
+                break
     # Let every reply still owed go out (the writer ends when the channel is empty).
     await conn.out_send.aclose()
     conn.no_more_replies()  # a reply put from now on is dropped: run no more heavy reads

@@ -294,3 +294,25 @@ def test_queued_large_reads_of_a_connection_that_closes_are_dropped_without_a_fa
                 message="the half-closed client was not released",
             )
     assert '"connection_failed"' not in d.log.read_text()
+
+
+def test_a_client_that_half_closes_gets_every_large_read_however_long_they_take(make_daemon):
+    # The audit.query of a connection run one at a time: a client that sends many, shuts its
+    # write side and reads them all must get every reply, even when running them all takes
+    # longer than grace_s (the bound on a reply that never comes, not on replies that do).
+    d = make_daemon(SIM_CONFIG + "grace_s = 1.0\n")
+    with d.client() as other:
+        other.call("sku.configure", sku="A")
+        assert all(r["ok"] for r in other.pipeline([{"op": "stock.receive", "sku": "A", "qty": 1}] * 2000))
+    n = 100
+    with _connect(d) as s:
+        s.sendall(
+            b"".join(json.dumps({"op": "audit.query", "id": i, "limit": 2000}).encode() + b"\n" for i in range(n))
+        )
+        s.shutdown(socket.SHUT_WR)
+        t0 = time.monotonic()
+        got = _read_to_eof(s)
+        took = time.monotonic() - t0
+    assert took > 1.0  # what this test is about: longer than grace_s
+    assert sorted(r["id"] for r in got) == list(range(n)), (len(got), took)
+    assert all(len(r["result"]["records"]) == 2000 for r in got)
