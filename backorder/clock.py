@@ -94,7 +94,16 @@ class SteppedClock:
             due, _seq, work = heapq.heappop(agenda)
             if due > self._now:
                 self._now = due
-            await work()
+            try:
+                await work()
+            except BaseException as exc:
+                # cut short (a cancellation: its connection closed, a drain), the work is not
+                # done: it stays on the agenda for the next advance instead of being
+                # forgotten. A failure (an Exception) is not retried: it would fail every
+                # advance after it.
+                if not isinstance(exc, Exception):
+                    heapq.heappush(agenda, (due, _seq, work))
+                raise
             self.steps += 1
             await settle()
         if target > self._now:

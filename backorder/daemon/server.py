@@ -155,6 +155,7 @@ class Connection:
         # heavy reads wait in `reply_room` until the writer has sent enough.
         self.reply_budget: float = gateway.settings.limits.reply_bytes
         self.reply_bytes = 0
+        self.sends = 0  # batches the writer has finished sending (progress, once the reader is done)
         self.reply_room = trio.lowlevel.ParkingLot()
         self.heavy: deque[Callable[[], Awaitable[None]]] = deque()  # heavy reads waiting their turn
         self.event_types: frozenset[str] = frozenset()
@@ -207,6 +208,7 @@ class Connection:
     def sent(self, nbytes: int) -> None:
         """The writer sent ``nbytes`` of replies: wake whoever waits for room."""
         self.reply_bytes -= nbytes
+        self.sends += 1
         if self.reply_room and self.reply_bytes <= self.reply_budget:
             self.reply_room.unpark_all()
 
@@ -239,6 +241,8 @@ class Connection:
                     await self.wait_reply_room()
                 if waited.cancelled_caught:
                     self.close_for(replies_unread(self.reply_budget, wait_s))
+                    return
+                if not heavy:  # woken by no_more_replies, which dropped the jobs not started
                     return
             job = heavy[0]  # left in the queue while it runs: a job queued meanwhile waits its turn
             await job()  # a job answers its own request, errors included
@@ -541,15 +545,21 @@ async def _serve_connection(
     # Replies still owed by the actors (a drain stopped the reader, or the client
     # half-closed): wait for them before closing the channel, or they would be lost
     # although their requests are carried out. Bounded by the grace period (a drain's
-    # deadline bounds it too), so a reply that never comes cannot hold the connection.
+    # deadline bounds it too), so a reply that never comes cannot hold the connection;
+    # counted from the last reply, so replies still coming (a connection's audit.query run
+    # one at a time) are not cut off.
     if broke is None:
-        with trio.move_on_after(gateway.settings.daemon.grace_s):
-            await conn.wait_answered()
+        while conn.owed() > 0:
+            answered = conn.answered
+            with trio.move_on_after(gateway.settings.daemon.grace_s):
+                await conn.wait_answered()
+            if conn.answered == answered:
+                break
     # Let every reply still owed go out (the writer ends when the channel is empty).
     await conn.out_send.aclose()
     conn.no_more_replies()  # a reply put from now on is dropped: run no more heavy reads
     if broke is None:
-        await writer_done.wait()
+        await _wait_writer(conn, writer_done, gateway, nursery, log_)
     else:  # an offender that does not read gets a moment for its error line, no more
         with trio.move_on_after(DISCONNECT_FLUSH_S):
             await writer_done.wait()
@@ -558,6 +568,26 @@ async def _serve_connection(
 
 
 DISCONNECT_FLUSH_S = 1.0
+
+
+async def _wait_writer(
+    conn: Connection, writer_done: trio.Event, gateway: Gateway, nursery: trio.Nursery, log_
+) -> None:
+    """Wait for the writer to send what is left. The reader no longer applies back-pressure
+    (it has stopped), so a peer that half-closed and never reads would keep the writer in
+    ``send_all``, and the connection and its slot, for ever: as for the reader, a writer
+    that sends nothing for ``inflight_wait_s`` closes the connection."""
+    while not writer_done.is_set():
+        sends = conn.sends
+        wait_s = gateway.settings.limits.inflight_wait_s
+        with trio.move_on_after(wait_s):
+            await writer_done.wait()
+        if not writer_done.is_set() and conn.sends == sends:
+            log_.warning(
+                "connection_stalled", reason=f"replies unread for {wait_s:g} s", role=conn.role, peer=conn.peer
+            )
+            nursery.cancel_scope.cancel()
+            return
 
 
 def _unix_role(stream: trio.abc.Stream, roles: access.Roles) -> tuple[str, str]:

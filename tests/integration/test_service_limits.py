@@ -244,3 +244,75 @@ def _lines_to_eof(s: socket.socket) -> list[dict]:
             break
         data += chunk
     return [json.loads(line) for line in data.split(b"\n")[:-1] if line.strip()]
+
+
+def test_a_client_that_half_closes_and_never_reads_is_released(make_daemon):
+    # Everything asked in one go, the write side shut, nothing ever read: the replies fit
+    # the reply budget (so the reader never waits) but not the socket buffers, so the
+    # writer cannot finish. The connection must still be closed once its replies stay
+    # unread for inflight_wait_s, or each such client holds a connection slot for ever.
+    d = make_daemon(_limits(inflight_wait_s=0.5))
+    with d.client() as other:
+        other.pipeline([{"op": "sku.configure", "sku": f"S{n:05d}"} for n in range(3000)])
+        reply_size = len(json.dumps(other.call("skus.list", limit=10000)))
+        n_asked = 3 * 1024 * 1024 // reply_size  # under the 4 MiB default reply_bytes
+        assert reply_size * n_asked > 2 * 1024 * 1024  # far over what the socket buffers hold
+        with _connect(d) as bad:
+            bad.sendall(
+                b"".join(
+                    json.dumps({"op": "skus.list", "id": n, "limit": 10000}).encode() + b"\n" for n in range(n_asked)
+                )
+            )
+            bad.shutdown(socket.SHUT_WR)
+            wait_until(
+                lambda: other.call("health")["connections"] == 1,
+                timeout=15,
+                interval=0.05,
+                message="a half-closed client that never reads still holds its connection",
+            )
+        assert other.call("sku.get", sku="S00001")["sku"] == "S00001"
+
+
+def test_queued_large_reads_of_a_connection_that_closes_are_dropped_without_a_failure(make_daemon):
+    # A half-closed client that reads nothing: its audit.query wait for reply room; when the
+    # connection closes, those not started are dropped. The task that ran them must end
+    # quietly, not fail the connection (connection_failed, an internal_error line written
+    # into the middle of a reply).
+    d = make_daemon(SIM_CONFIG + "grace_s = 1.0\n[limits]\nreply_bytes = 65536\ninflight_wait_s = 2.0\n")
+    with d.client() as other:
+        other.call("sku.configure", sku="A")
+        assert all(r["ok"] for r in other.pipeline([{"op": "stock.receive", "sku": "A", "qty": 1}] * 10000))
+        with _connect(d) as s:
+            s.sendall(
+                b"".join(json.dumps({"op": "audit.query", "id": i, "limit": 10000}).encode() + b"\n" for i in range(20))
+            )
+            s.shutdown(socket.SHUT_WR)
+            wait_until(
+                lambda: other.call("health")["connections"] == 1,
+                timeout=15,
+                interval=0.05,
+                message="the half-closed client was not released",
+            )
+    assert '"connection_failed"' not in d.log.read_text()
+
+
+def test_a_client_that_half_closes_gets_every_large_read_however_long_they_take(make_daemon):
+    # The audit.query of a connection run one at a time: a client that sends many, shuts its
+    # write side and reads them all must get every reply, even when running them all takes
+    # longer than grace_s (the bound on a reply that never comes, not on replies that do).
+    d = make_daemon(SIM_CONFIG + "grace_s = 1.0\n")
+    with d.client() as other:
+        other.call("sku.configure", sku="A")
+        assert all(r["ok"] for r in other.pipeline([{"op": "stock.receive", "sku": "A", "qty": 1}] * 2000))
+    n = 100
+    with _connect(d) as s:
+        s.sendall(
+            b"".join(json.dumps({"op": "audit.query", "id": i, "limit": 2000}).encode() + b"\n" for i in range(n))
+        )
+        s.shutdown(socket.SHUT_WR)
+        t0 = time.monotonic()
+        got = _read_to_eof(s)
+        took = time.monotonic() - t0
+    assert took > 1.0  # what this test is about: longer than grace_s
+    assert sorted(r["id"] for r in got) == list(range(n)), (len(got), took)
+    assert all(len(r["result"]["records"]) == 2000 for r in got)

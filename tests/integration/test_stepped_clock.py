@@ -455,3 +455,67 @@ def test_same_script_same_journal_event_for_event(make_daemon, tmp_path):
     # the control: one second more in one advance gives another journal, and the hash sees it
     (h3, n3, _), _ = run_scenario(make_daemon, tmp_path, "drop3", variant=1)
     assert h3 != h1
+
+
+def test_an_advance_cut_short_by_its_connection_closing_loses_no_engine_time_work(make_daemon):
+    # The advance runs in its connection's tasks: a connection closed for a limit cancels
+    # it mid-delivery. The notice it was delivering must stay on the agenda, attempted
+    # again by the next advance, not forgotten (pending for ever, no attempt) until restart.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from notify_support import wait_for
+
+    entered, release = threading.Event(), threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            if not entered.is_set():
+                entered.set()
+                release.wait(30)  # the first delivery hangs until its advance is cut short
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        d = make_daemon(
+            f"""
+[daemon]
+clock = "stepped"
+clock_start = "{START}"
+[limits]
+line_bytes = 4096
+[notifications.routes]
+web = "webhook"
+[notifications.webhook]
+url = "http://127.0.0.1:{server.server_address[1]}/hook"
+secret_env = "BO_TEST_HOOK_SECRET"
+timeout_s = 30
+[skus."SKU-A"]
+order_up_to = 0
+""",
+            start=False,
+        )
+        d.env = {"BO_TEST_HOOK_SECRET": "stepped-test-secret"}
+        d.start()
+        with d.client() as c, d.client() as bad:
+            o = submit(c, "cut1", line("SKU-A", 1), email="b@example.com")
+            bad.send_raw(b'{"op": "clock.advance", "id": 1, "seconds": 60}\n')
+            wait_for(entered.is_set, what="the first delivery")
+            bad.send_raw(b'{"op": "health", "id": 2, "pad": "' + b"x" * 8192 + b'"}\n')
+            assert bad.read_line()["error"]["code"] == "line_too_long"
+            wait_for(lambda: c.call("health")["connections"] == 1, what="the offender closed")
+            release.set()
+            advance(c, seconds=60)
+            (notice,) = c.call("notifications.list", order_id=o["order_id"])["notifications"]
+            assert notice["status"] == "sent" and notice["attempts"] == 2, notice
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()

@@ -4,6 +4,7 @@ and the clock never runs backwards."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from backorder.clock import SteppedClock
@@ -71,3 +72,34 @@ def test_an_advance_to_now_runs_what_is_due_now_and_moves_nothing():
     clock.at(50.0, work)
     assert run_advance(clock, 50.0)[0] == 50.0
     assert ran == [50.0]
+
+
+def test_work_cut_short_by_a_cancellation_stays_on_the_agenda_a_failure_does_not():
+    clock = SteppedClock(1000.0)
+    ran: list[str] = []
+
+    async def hangs() -> None:
+        ran.append("hangs")
+        await trio.sleep_forever()
+
+    async def fails() -> None:
+        ran.append("fails")
+        raise RuntimeError("a bug")
+
+    async def settle() -> None:
+        pass
+
+    async def cut_short() -> None:
+        with trio.move_on_after(0.01):
+            await clock.advance_to(2000.0, settle)
+
+    clock.at(1100.0, hangs)
+    trio.run(cut_short)
+    assert clock.pending() == 1 and clock.next_due() == 1100.0  # still due: the next advance runs it
+
+    clock = SteppedClock(1000.0)
+    clock.at(1100.0, fails)
+    with pytest.raises(RuntimeError):
+        trio.run(clock.advance_to, 2000.0, settle)
+    assert clock.pending() == 0  # dropped: the advances after it are not failed by it too
+    assert ran == ["hangs", "fails"]
