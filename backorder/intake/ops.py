@@ -8,13 +8,16 @@ import binascii
 from typing import TYPE_CHECKING
 
 import msgspec
+import structlog
 
 from backorder import protocol as p
 from backorder.actors import events as ev
-from backorder.errors import InvalidInput, NotFound
+from backorder.errors import InvalidInput, NotFound, Rejected
 from backorder.intake import governance as g
 from backorder.intake.service import letter_impact
 from backorder.timeutil import iso_ts
+
+log = structlog.get_logger()
 
 if TYPE_CHECKING:
     from backorder.daemon.handlers import Context
@@ -100,7 +103,18 @@ def retry(ctx: Context, conn: Connection, req: p.DeadLettersRetry, reply: Reply,
     letters = select(ctx, req.letter_id, req.cause, req.channel)
 
     async def run() -> None:
-        reply.ok(await ctx.intake.retry_letters(letters, corr))
+        # A task of the connection: an exception here would close the connection with every
+        # reply it is owed, so it costs this one request instead (as audit.query does).
+        try:
+            result = await ctx.intake.retry_letters(letters, corr)
+        except Rejected as exc:
+            reply.error(exc.code, exc.message)
+            return
+        except Exception as exc:
+            log.exception("request_failed", op="deadletters.retry", conn=conn.id)
+            reply.error("internal_error", f"{type(exc).__name__}: {exc}")
+            return
+        reply.ok(result)
 
     conn.nursery.start_soon(run)
 
