@@ -13,6 +13,7 @@ from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 
 from backorder.tui.connection import CallError, Connection, ConnState
 from backorder.tui.live import Changes, LiveState
@@ -170,7 +171,12 @@ class BackorderApp(App[None]):
     def _dispatch(self, changes: Changes) -> None:
         for screen in self.screen_stack:
             if isinstance(screen, BoScreen):
-                screen.apply(changes)
+                try:
+                    screen.apply(changes)
+                except NoMatches:
+                    # the screen's widgets went away while the refresh awaited the daemon (the
+                    # app is closing, or the screen is not composed yet): nothing to update
+                    log.debug("refresh skipped for %s: its widgets are gone", type(screen).__name__)
 
     # --- actions ------------------------------------------------------------------
 
