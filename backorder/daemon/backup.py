@@ -166,22 +166,10 @@ def _cell(v) -> str:
 
 
 def _audit(conn: sqlite3.Connection):
-    from backorder.daemon.journal import audit_event
-    from backorder.timeutil import iso_ts
+    from backorder.daemon.journal import audit_record
 
-    for seq, ts, kind, sku, oid, cause, corr, body in conn.execute(
-        "SELECT seq, ts, type, sku, order_id, cause, corr, body FROM events ORDER BY seq"
-    ):
-        yield {
-            "seq": seq,
-            "at": iso_ts(ts),
-            "type": kind,
-            "sku": sku,
-            "order_id": oid,
-            "cause": cause,
-            "correlation_id": corr,
-            "event": audit_event(kind, body),
-        }
+    for row in conn.execute("SELECT seq, ts, type, sku, order_id, cause, corr, body FROM events ORDER BY seq"):
+        yield audit_record(row)
 
 
 class _ReadOnlyJournal:

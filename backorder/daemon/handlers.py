@@ -19,7 +19,7 @@ from backorder.actors import board, views
 from backorder.actors.events import TOPICS
 from backorder.actors.router import route
 from backorder.daemon import logging as dlog
-from backorder.daemon.journal import audit_event
+from backorder.daemon.journal import audit_record
 from backorder.errors import Conflict, InvalidInput, NotFound, Rejected
 from backorder.intake import ops as intake_ops
 from backorder.notify import views as notify_views
@@ -308,19 +308,7 @@ async def _audit(ctx: Context, req: p.AuditQuery, since: float | None, reply: Re
         rows = await ctx.audit.query(
             order_id=req.order_id, sku=req.sku, since=since, after_seq=req.after_seq, limit=req.limit
         )
-        records = [
-            {
-                "seq": seq,
-                "at": iso_ts(ts),
-                "type": kind,
-                "sku": sku,
-                "order_id": oid,
-                "cause": cause,
-                "correlation_id": corr,
-                "event": audit_event(kind, body),
-            }
-            for seq, ts, kind, sku, oid, cause, corr, body in rows
-        ]
+        records = [audit_record(row) for row in rows]
     except Exception as exc:
         log.exception("request_failed", op="audit.query", conn=reply.conn.id)
         reply.error("internal_error", f"{type(exc).__name__}: {exc}")

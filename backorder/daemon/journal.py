@@ -24,6 +24,7 @@ import trio
 
 from backorder.actors.events import Event, encode_checked, tag_of
 from backorder.daemon import files
+from backorder.timeutil import iso_ts
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -327,6 +328,21 @@ def audit_event(kind: str, body: bytes | str) -> dict:
     except (msgspec.DecodeError, UnicodeDecodeError):
         text = body.decode("utf-8", "backslashreplace") if isinstance(body, bytes) else str(body)
         return {"type": kind, "unreadable": text}
+
+
+def audit_record(row: Row) -> dict:
+    """One journal row as ``audit.query`` and ``export audit`` show it."""
+    seq, ts, kind, sku, order_id, cause, corr, body = row
+    return {
+        "seq": seq,
+        "at": iso_ts(ts),
+        "type": kind,
+        "sku": sku,
+        "order_id": order_id,
+        "cause": cause,
+        "correlation_id": corr,
+        "event": audit_event(kind, body),
+    }
 
 
 def quarantined(conn: sqlite3.Connection) -> frozenset[int]:
