@@ -43,10 +43,31 @@ class Address(Struct, kw_only=True):
 
 
 class OrderLine(Struct, kw_only=True):
+    """One line with its money as the channel sent it, in the order's currency."""
+
     sku: Sku
     qty: Quantity
-    unit_price: decimal.Decimal = decimal.Decimal(0)
+    unit_price: decimal.Decimal = decimal.Decimal(0)  # per unit, before discounts and tax
     requires_shipping: bool = True
+    discount: decimal.Decimal = decimal.Decimal(0)  # allocated to this line, for all its units
+    # What the line costs after its discount, before tax. Sent when the channel prices the
+    # line as a whole (Amazon's ItemPrice): qty x unit_price need not give it back exactly.
+    # None: qty x unit_price - discount.
+    line_total: decimal.Decimal | None = None
+    channel_line_id: Annotated[str, Meta(max_length=128)] = ""  # the channel's line id (writing fulfillment back)
+
+
+class Totals(Struct, kw_only=True):
+    """The order's money as the channel reported it, in the order's currency. Shown as
+    sent, never recomputed: a channel that prices tax-inclusive does not add up as
+    subtotal - discount + shipping + fees + tax."""
+
+    subtotal: decimal.Decimal = decimal.Decimal(0)  # merchandise before discounts and tax
+    discount: decimal.Decimal = decimal.Decimal(0)  # every discount of the order (lines and order level)
+    shipping: decimal.Decimal = decimal.Decimal(0)  # shipping charged, before tax
+    fees: decimal.Decimal = decimal.Decimal(0)  # handling, gift wrap, fee lines
+    tax: decimal.Decimal = decimal.Decimal(0)
+    total: decimal.Decimal = decimal.Decimal(0)  # the channel's grand total
 
 
 class CanonicalOrder(Struct, kw_only=True):
@@ -71,3 +92,7 @@ class CanonicalOrder(Struct, kw_only=True):
     # The source's version of the order (its updated_at, RFC 3339 UTC with microseconds):
     # intake applies a redelivery only when it is not older than the version applied.
     source_version: Annotated[str, Meta(max_length=64)] | None = None
+    totals: Totals | None = None  # None: the client sent no order totals
+    # The channel withheld the street address (Amazon without restricted data): the order
+    # is accepted and allocated, but no shipment is labelled until ``order.address``.
+    needs_address: bool = False

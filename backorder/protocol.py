@@ -20,7 +20,7 @@ from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 from backorder.errors import InvalidInput, ProtocolError, Rejected
 from backorder.numbers import MAX_INT, MAX_WEIGHT
-from backorder.order import CanonicalOrder, OrderLine, Quantity, Sku, Text
+from backorder.order import Address, CanonicalOrder, OrderLine, Quantity, Sku, Text, Totals
 
 MAX_LINE = 1024 * 1024  # bytes per request line, newline excluded
 
@@ -278,6 +278,16 @@ class OrderAmend(Request, tag="order.amend", kw_only=True):
     lines: Annotated[list[OrderLineIn], Meta(min_length=1, max_length=1000)]
     reason: Text = ""
     source_version: Annotated[str, Meta(max_length=64)] | None = None  # the version with these lines
+    totals: Totals | None = None  # the order's new totals (left out: they stay as they were)
+
+
+class OrderAddress(Request, tag="order.address", kw_only=True):
+    """client -> order actor: set the shipping address of an order not shipped yet (the
+    street address its channel withheld, or a correction); clears ``needs_address``."""
+
+    order_id: str
+    shipping_address: Address
+    reason: Text = ""
 
 
 class DeadLettersDiscard(Request, tag="deadletters.discard", kw_only=True):
@@ -447,6 +457,7 @@ OP_TABLE: tuple[Op, ...] = (
     Op(IntakeAlias, "write", "intake"),
     Op(SourcesHealth, "read", "intake"),
     Op(ClockAdvance, "write", "clock"),
+    Op(OrderAddress, "write", "order"),
 )
 
 OPS = frozenset(op.name for op in OP_TABLE)

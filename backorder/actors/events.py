@@ -49,8 +49,30 @@ class AddressRecord(Struct, kw_only=True, frozen=True):
 class LineRecord(Struct, kw_only=True, frozen=True):
     sku: str
     qty: Int53
-    unit_price: Decimal = Decimal(0)
+    unit_price: Decimal = Decimal(0)  # per unit, before discounts and tax (journals before: after discounts)
     requires_shipping: bool = True
+    discount: Decimal = Decimal(0)  # allocated to the line (journals before: none)
+    line_total: Decimal | None = None  # None: qty x unit_price - discount (see ``line_total``)
+    channel_line_id: str = ""
+
+
+def line_total(li: LineRecord) -> Decimal:
+    """What the line costs after its discount, before tax: as the channel sent it, else
+    qty x unit_price - discount (exact: Decimal, never rounded)."""
+    if li.line_total is not None:
+        return li.line_total
+    return li.unit_price * li.qty - li.discount
+
+
+class TotalsRecord(Struct, kw_only=True, frozen=True):
+    """The order's money as the channel reported it (``order.Totals``)."""
+
+    subtotal: Decimal = Decimal(0)
+    discount: Decimal = Decimal(0)
+    shipping: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    tax: Decimal = Decimal(0)
+    total: Decimal = Decimal(0)
 
 
 class OrderRecord(Struct, kw_only=True, frozen=True):
@@ -71,6 +93,8 @@ class OrderRecord(Struct, kw_only=True, frozen=True):
     ship_complete: bool = False
     hold: str = ""
     source_version: str | None = None
+    totals: TotalsRecord | None = None  # journals before, and clients that send none: None
+    needs_address: bool = False  # no shipment is labelled until the address is set
 
 
 # --- events ------------------------------------------------------------------------
@@ -321,6 +345,7 @@ class OrderAmended(Event, tag="order_amended", kw_only=True, frozen=True):
     lines: list[LineRecord]
     reason: str
     source_version: str | None = None  # the source's version with these lines (journals before: none)
+    totals: TotalsRecord | None = None  # the order's new totals (None: they stay as they were)
 
 
 class AliasSet(Event, tag="alias_set", kw_only=True, frozen=True):
@@ -342,6 +367,15 @@ class JournalQuarantined(Event, tag="journal_quarantined", kw_only=True, frozen=
     original_type: str
     body: str
     error: str
+    reason: str
+
+
+class OrderAddressSet(Event, tag="order_address_set", kw_only=True, frozen=True):
+    """order actor: the shipping address of an order not yet shipped was set (the one its
+    channel withheld, or a correction); an order that needed its address may now be labelled."""
+
+    order_id: str
+    shipping_address: AddressRecord
     reason: str
 
 
@@ -373,6 +407,7 @@ AnyEvent = (
     | OrderAmended
     | AliasSet
     | JournalQuarantined
+    | OrderAddressSet
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -381,7 +416,7 @@ EVENT_ENCODER = msgspec.json.Encoder(decimal_format="string")
 # Subscription topics -> event type tags.
 TOPICS: dict[str, frozenset[str]] = {
     "orders": frozenset(
-        {"order_received", "order_cancelled", "line_backordered", "notice_queued", "order_released", "order_amended"}
+        {"order_received", "order_cancelled", "line_backordered", "notice_queued", "order_released", "order_amended", "order_address_set"}
     ),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
     "shipments": frozenset({"shipment_created", "shipment_shipped", "units_shipped"}),

@@ -76,6 +76,7 @@ class Line:
         requires_shipping: bool,
         rush: bool,
         t_order: float,
+        total: Decimal | None = None,
     ) -> None:
         self.order_id = order_id
         self.line_no = line_no
@@ -84,7 +85,10 @@ class Line:
         self.unit_price = unit_price
         self.requires_shipping = requires_shipping
         self.rush = rush
-        self.value = float(unit_price) * qty  # ranking only; money stays Decimal
+        # Ranking only (money stays Decimal): the line's total after its discount, before
+        # tax (``events.line_total``), so a priority weight on value ranks by what the
+        # customer pays for the goods, whatever the channel's tax and discount conventions.
+        self.value = float(total) if total is not None else float(unit_price) * qty
         self.t_order = t_order
         self.arrival = 0
         self.key: tuple = ()
@@ -370,6 +374,7 @@ class World:
             ev.OrderAmended: self._order_amended,
             ev.AliasSet: self._alias_set,
             ev.JournalQuarantined: self._journal_quarantined,
+            ev.OrderAddressSet: self._order_address_set,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -449,7 +454,7 @@ class World:
         jump every queue."""
         rush = o.rush or o.priority
         return [
-            Line(order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, ts)
+            Line(order_id, i + 1, li.sku, li.qty, li.unit_price, li.requires_shipping, rush, ts, ev.line_total(li))
             for i, li in enumerate(specs)
         ]
 
@@ -463,10 +468,17 @@ class World:
                 if line.backordered_at_entry:
                     self.bo_cancelled += 1  # a backordered line that will never be filled
         order.spec = msgspec.structs.replace(
-            order.spec, lines=e.lines, source_version=e.source_version or order.spec.source_version
+            order.spec,
+            lines=e.lines,
+            source_version=e.source_version or order.spec.source_version,
+            totals=e.totals if e.totals is not None else order.spec.totals,
         )
         order.lines = self._lines(e.order_id, order.spec, e.lines, order.received_ts)
         self._place_lines(order)
+
+    def _order_address_set(self, e: ev.OrderAddressSet) -> None:
+        order = self.orders[e.order_id]
+        order.spec = msgspec.structs.replace(order.spec, shipping_address=e.shipping_address, needs_address=False)
 
     def _place_lines(self, order: Order) -> None:
         """A held order's lines wait for payment in no queue; the others join their queues."""

@@ -16,7 +16,7 @@ from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import OrderCall, Settle, Settled, SettleLines
 from backorder.actors.supervisor import Cell, refuse_unjournalable
-from backorder.actors.views import order_result, shipment_view
+from backorder.actors.views import order_detail, order_result, shipment_view
 from backorder.errors import ProtocolError, Rejected
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class OrderActor:
                     return
                 self._serve_lines(order, reply, corr)
             case p.OrderAmend(order_id=oid, lines=lines, reason=reason):
-                order = order_rules.amend(world, oid, lines, reason, emit, now, req.source_version)
+                order = order_rules.amend(world, oid, lines, reason, emit, now, req.source_version, req.totals)
                 if order is None:
                     reply.ok(order_result(world, world.orders[oid], duplicate=False))
                 else:
@@ -83,6 +83,15 @@ class OrderActor:
                     reply.ok(order_result(world, world.orders[oid], duplicate=False))
                 else:
                     self._serve_lines(order, reply, corr)
+            case p.OrderAddress(order_id=oid, shipping_address=address, reason=reason):
+                order = order_rules.set_address(world, oid, address, reason, emit, now)
+                if order is not None and engine.auto_pick is not None:
+                    # shipments created while the address was missing were not labelled
+                    for sid in list(order.shipments):
+                        if world.shipments[sid].status == "picking":
+                            order_rules.ship(world, sid, engine.auto_pick, emit, now)
+                order = world.orders[oid]
+                reply.ok(order_detail(world, order, now))
             case p.OrderCancel(order_id=oid, reason=reason):
                 for sku in order_rules.cancel(world, oid, reason, emit, now):
                     self.router.send(sku, Settle(corr=corr))

@@ -6,6 +6,7 @@ Pure and synchronous like ``sku_rules``: read the model, decide, ``emit`` facts.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import msgspec
 
@@ -16,7 +17,7 @@ from backorder.actors.model import Order, Shipment, World
 from backorder.actors.sku_rules import Emit
 from backorder.email_address import check_email
 from backorder.errors import Conflict, InvalidInput, NotFound
-from backorder.order import CanonicalOrder, OrderLine
+from backorder.order import Address, CanonicalOrder, OrderLine, Totals
 from backorder.protocol import OrderSubmit
 from backorder.timeutil import format_utc, iso_ts, parse_datetime, parse_ts
 
@@ -47,6 +48,23 @@ def _check_known_skus(world: World, lines: list[OrderLine]) -> None:
             raise NotFound("unknown_sku", f"unknown SKU(s) {', '.join(unknown)} (strict_skus is on)")
 
 
+def _check_amount(world: World, name: str, amount: Decimal, negative: bool = False) -> None:
+    """An amount finite, >= 0 (unless ``negative``) and within ``[limits] max_money``."""
+    limit = world.settings.limits.max_money
+    if not amount.is_finite() or (amount < 0 and not negative):  # NaN < 0 raises InvalidOperation
+        raise InvalidInput("invalid_price", f"{name} must be a decimal >= 0, got {amount}")
+    if abs(amount) > limit:
+        raise InvalidInput("invalid_price", f"{name} {amount} is over the site's limit of {limit} ([limits] max_money)")
+
+
+def _check_totals(world: World, totals: Totals | None) -> None:
+    """Order totals within the site's ``[limits]``; only fees may be negative (a fee line
+    that is a credit)."""
+    if totals is not None:
+        for name in Totals.__struct_fields__:
+            _check_amount(world, f"totals.{name}", getattr(totals, name), negative=name == "fees")
+
+
 def _check_lines(world: World, lines: list[OrderLine]) -> None:
     """Quantities and prices within the site's ``[limits]``; prices finite and >= 0."""
     limits = world.settings.limits
@@ -65,19 +83,53 @@ def _check_lines(world: World, lines: list[OrderLine]) -> None:
                 f"unit_price {li.unit_price} of {li.sku} is over the site's "
                 f"limit of {limits.max_money} ([limits] max_money)",
             )
+        if li.discount:
+            _check_amount(world, f"discount of {li.sku}", li.discount)
+        if li.line_total is not None:
+            _check_amount(world, f"line_total of {li.sku}", li.line_total)
 
 
 def line_records(lines: list[OrderLine]) -> list[ev.LineRecord]:
     return [
-        ev.LineRecord(sku=li.sku, qty=li.qty, unit_price=li.unit_price, requires_shipping=li.requires_shipping)
+        ev.LineRecord(
+            sku=li.sku,
+            qty=li.qty,
+            unit_price=li.unit_price,
+            requires_shipping=li.requires_shipping,
+            discount=li.discount,
+            line_total=li.line_total,
+            channel_line_id=li.channel_line_id,
+        )
         for li in lines
     ]
+
+
+def totals_record(t: Totals | None) -> ev.TotalsRecord | None:
+    if t is None:
+        return None
+    return ev.TotalsRecord(
+        subtotal=t.subtotal, discount=t.discount, shipping=t.shipping, fees=t.fees, tax=t.tax, total=t.total
+    )
+
+
+def address_record(a: Address) -> ev.AddressRecord:
+    return ev.AddressRecord(
+        name=a.name,
+        company=a.company,
+        address1=a.address1,
+        address2=a.address2,
+        city=a.city,
+        region=a.region,
+        postal_code=a.postal_code,
+        country_code=a.country_code,
+        phone=a.phone,
+    )
 
 
 def order_record(o: CanonicalOrder) -> ev.OrderRecord:
     """The order as the journal records it: its own struct, field by field (the request's
     ``op`` and ``id`` are the wire's, not the order's; the id is echoed in the reply)."""
-    c, a = o.customer, o.shipping_address
+    c = o.customer
     return ev.OrderRecord(
         channel=o.channel,
         account=o.account,
@@ -85,17 +137,7 @@ def order_record(o: CanonicalOrder) -> ev.OrderRecord:
         order_number=o.order_number,
         customer=ev.CustomerRecord(id=c.id, name=c.name),
         email=o.email,
-        shipping_address=ev.AddressRecord(
-            name=a.name,
-            company=a.company,
-            address1=a.address1,
-            address2=a.address2,
-            city=a.city,
-            region=a.region,
-            postal_code=a.postal_code,
-            country_code=a.country_code,
-            phone=a.phone,
-        ),
+        shipping_address=address_record(o.shipping_address),
         created_at=o.created_at,
         currency=o.currency,
         lines=line_records(o.lines),
@@ -104,6 +146,8 @@ def order_record(o: CanonicalOrder) -> ev.OrderRecord:
         ship_complete=o.ship_complete,
         hold=o.hold,
         source_version=o.source_version,
+        totals=totals_record(o.totals),
+        needs_address=o.needs_address,
     )
 
 
@@ -127,6 +171,7 @@ def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Orde
     check_email(req.email)  # one address: a list would mail everyone it names
     _check_known_skus(world, req.lines)
     _check_lines(world, req.lines)
+    _check_totals(world, req.totals)
     order_id = world.next_id("order")
     emit(ev.OrderReceived(ts=now, order_id=order_id, order=order_record(req)))
     return world.orders[order_id], False
@@ -143,7 +188,7 @@ def settle_order(world: World, order: Order, emit: Emit, now: float, auto_pick: 
         return []
     shipment_id = world.next_id("shipment")
     emit(ev.ShipmentCreated(ts=now, shipment_id=shipment_id, order_id=order.order_id, items=items))
-    if auto_pick is not None:
+    if auto_pick is not None and not order.spec.needs_address:
         ship(world, shipment_id, auto_pick, emit, now)
     return [shipment_id]
 
@@ -158,6 +203,12 @@ def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: floa
     if sh.status == "cancelled":
         raise Conflict("order_cancelled", f"shipment {shipment_id} belongs to cancelled order {sh.order_id}")
     order = world.orders[sh.order_id]
+    if order.spec.needs_address:
+        raise Conflict(
+            "address_needed",
+            f"order {order.order_id} has no street address yet (its channel withheld it): "
+            "set it with order.address before labelling",
+        )
     tracking = carrier.tracking_number(shipment_id)
     emit(
         ev.ShipmentShipped(
@@ -215,9 +266,7 @@ def release(
 
 def same_lines(a: list[OrderLine], b: list[ev.LineRecord]) -> bool:
     """Whether requested lines ``a`` are the order's recorded lines ``b``, field for field."""
-    return [(li.sku, li.qty, li.unit_price, li.requires_shipping) for li in a] == [
-        (li.sku, li.qty, li.unit_price, li.requires_shipping) for li in b
-    ]
+    return line_records(a) == b
 
 
 def amendable(order: Order) -> bool:
@@ -233,9 +282,11 @@ def amend(
     emit: Emit,
     now: float,
     source_version: str | None = None,
+    totals: Totals | None = None,
 ) -> Order | None:
     """Replace the lines of an order before anything was allocated to it (a source's
-    change before allocation). Returns the order, or None when the lines are the same."""
+    change before allocation), and its totals when given. Returns the order, or None when
+    the lines and totals are the same."""
     order = world.orders.get(order_id)
     if order is None:
         raise NotFound("unknown_order", f"no order {order_id!r}")
@@ -243,11 +294,13 @@ def amend(
         if order.cancelled:
             raise Conflict("order_cancelled", f"order {order_id} is cancelled")
         raise Conflict("already_allocated", f"order {order_id} has allocated units; cancel it instead")
-    if same_lines(lines, order.spec.lines):
+    new_totals = totals_record(totals)
+    if same_lines(lines, order.spec.lines) and new_totals in (None, order.spec.totals):
         return None
     source_version = canonical_version(source_version)
     _check_known_skus(world, lines)
     _check_lines(world, lines)
+    _check_totals(world, totals)
     emit(
         ev.OrderAmended(
             ts=now,
@@ -255,8 +308,29 @@ def amend(
             lines=line_records(lines),
             reason=reason or "amended",
             source_version=source_version,
+            totals=new_totals,
         )
     )
+    return order
+
+
+def set_address(world: World, order_id: str, address: Address, reason: str, emit: Emit, now: float) -> Order | None:
+    """Set the shipping address of an order that has not shipped in full: the street
+    address its channel withheld (the order waits for it before labelling), or a
+    correction. Returns the order, or None when the address is already this one."""
+    order = world.orders.get(order_id)
+    if order is None:
+        raise NotFound("unknown_order", f"no order {order_id!r}")
+    if order.cancelled:
+        raise Conflict("order_cancelled", f"order {order_id} is cancelled")
+    if order.status(world.shipments) == "shipped":
+        raise Conflict("already_shipped", f"order {order_id} has shipped; its address can no longer change")
+    if not (address.address1.strip() and address.country_code.strip()):
+        raise InvalidInput("missing_field", "a shipping address needs at least address1 and country_code")
+    record = address_record(address)
+    if record == order.spec.shipping_address and not order.spec.needs_address:
+        return None
+    emit(ev.OrderAddressSet(ts=now, order_id=order_id, shipping_address=record, reason=reason or "address set"))
     return order
 
 

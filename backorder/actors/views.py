@@ -6,6 +6,11 @@ synchronously, so a view never sees half a decision.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+import msgspec
+
+from backorder.actors.events import line_total
 from backorder.actors.model import HOUR, Line, Order, Request, Shipment, Sku, World
 from backorder.timeutil import iso_date, iso_ts
 
@@ -76,9 +81,14 @@ def order_result(world: World, order: Order, duplicate: bool) -> dict:
 def order_detail(world: World, order: Order, now: float) -> dict:
     spec = order.spec
     lines = []
-    for ln in order.lines:
+    for ln, rec in zip(order.lines, spec.lines, strict=True):
         pos, date = queue_place(world, ln)
-        lines.append(line_view(world, ln, now, pos, date))
+        view = line_view(world, ln, now, pos, date)
+        view["discount"] = str(rec.discount)
+        view["line_total"] = str(line_total(rec))
+        view["channel_line_id"] = rec.channel_line_id
+        lines.append(view)
+    merchandise = sum((line_total(rec) for rec in spec.lines), start=Decimal(0))
     return {
         "order_id": order.order_id,
         "channel": spec.channel,
@@ -98,7 +108,10 @@ def order_detail(world: World, order: Order, now: float) -> dict:
         "cancel_reason": order.cancel_reason,
         "hold": order.hold,
         "created_at": spec.created_at,
-        "total": str(sum((ln.unit_price * ln.qty for ln in order.lines), start=0)),
+        # the channel's grand total; an order sent without totals: its lines' total
+        "total": str(spec.totals.total if spec.totals is not None else merchandise),
+        "totals": msgspec.to_builtins(spec.totals) if spec.totals is not None else None,
+        "needs_address": spec.needs_address,
         "lines": lines,
         "shipments": [shipment_view(world.shipments[s]) for s in order.shipments],
     }
