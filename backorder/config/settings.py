@@ -263,6 +263,9 @@ class ValidationProfile(Struct, kw_only=True, forbid_unknown_fields=True):
     take the channel's value (see ``ChannelSettings.profile``)."""
 
     sku_aliases: dict[str, str] | None = None  # channel SKU -> site SKU
+    # item id -> site SKU for lines without the seller's SKU (X12 850 buyer part numbers,
+    # UPC/EAN/GTIN); a key may name the qualifier: "BP:BC-GR-01", "UP:012345678905"
+    item_xref: dict[str, str] | None = None
     currencies: list[str] | None = None  # accepted ISO 4217 codes; empty = any known code
     lenient_numbers: bool | None = None  # accept quantities sent as strings ("3", "3.0")
     optional_fields: list[str] | None = None  # canonical fields the source may withhold (e.g. "email")

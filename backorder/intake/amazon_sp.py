@@ -5,7 +5,13 @@
 Semantics (SP-API Orders v0 reference): ``payload.AmazonOrderId`` (3-7-7) is the id;
 ``PurchaseDate`` is ISO 8601 UTC. ``OrderItems[].ItemPrice`` is the selling price of the
 item *multiplied by the quantity ordered* (extended, excluding shipping and gift wrap);
-``PromotionDiscount`` is also for the whole item. ``OrderStatus = "Pending"`` means the
+``PromotionDiscount`` is also for the whole item; ``ItemTax``, ``ShippingPrice``,
+``ShippingTax``, ``ShippingDiscount``, ``GiftWrapPrice``, ``GiftWrapTax`` are per item as
+well; ``OrderItemId`` is the item's id. The line keeps ItemPrice − PromotionDiscount as
+its exact total (a unit price of 47.97 / 3 would not give it back). In marketplaces that
+price with VAT (EU, UK) ItemPrice includes it: kept as sent, ``ItemTax`` says how much.
+Without a restricted data token ``ShippingAddress`` holds only City, StateOrRegion,
+PostalCode and CountryCode: the order is accepted and waits for its address. ``OrderStatus = "Pending"`` means the
 payment is not authorised yet (do not ship: a payment hold); ``Canceled`` ends the order;
 ``FulfillmentChannel = "AFN"`` orders are shipped by Amazon, not by this site.
 ``NumberOfItemsShipped + NumberOfItemsUnshipped`` must equal the items' quantities.
@@ -60,6 +66,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
             d.get(payload, "OrderItems", f"$.getOrderItems[{n}].payload"), f"$.getOrderItems[{n}].payload.OrderItems"
         )
     lines, units = [], 0
+    sums = dict.fromkeys(("subtotal", "discount", "shipping", "fees", "tax"), Decimal(0))
     for i, it in enumerate(items):
         path = f"$.OrderItems[{i}]"
         d.obj(it, path)
@@ -69,17 +76,26 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
             if qty == 0:
                 continue  # an item the buyer cancelled: nothing to ship
         price = d.opt_obj(it.get("ItemPrice"), path + ".ItemPrice")
-        discount = d.opt_obj(it.get("PromotionDiscount"), path + ".PromotionDiscount")
-        extended = d.money(price.get("Amount"), path + ".ItemPrice.Amount") - d.money(
-            discount.get("Amount"), path + ".PromotionDiscount.Amount"
-        )
+
+        def amount(key: str, item: dict = it, path: str = path) -> Decimal:
+            return d.money(d.opt_obj(item.get(key), f"{path}.{key}").get("Amount"), f"{path}.{key}.Amount")
+
+        extended, discount = amount("ItemPrice"), amount("PromotionDiscount")
+        sums["subtotal"] += extended
+        sums["discount"] += discount + amount("ShippingDiscount")
+        sums["shipping"] += amount("ShippingPrice")
+        sums["fees"] += amount("GiftWrapPrice")
+        sums["tax"] += amount("ItemTax") + amount("ShippingTax") + amount("GiftWrapTax")
         lines.append(
             d.DraftLine(
                 sku=d.text(it.get("SellerSKU"), 64),
                 qty=qty,
                 unit_price=d.unit(extended, qty),
+                discount=discount,
+                line_total=extended - discount,
                 currency=d.text(price.get("CurrencyCode")) or None,
                 name=d.text(it.get("Title")),
+                channel_line_id=d.text(it.get("OrderItemId"), 128),
             )
         )
     counted = order.get("NumberOfItemsShipped"), order.get("NumberOfItemsUnshipped")
@@ -90,6 +106,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         )
     addr = d.opt_obj(order.get("ShippingAddress"), "$.getOrder.payload.ShippingAddress")
     buyer = d.opt_obj(order.get("BuyerInfo"), "$.getOrder.payload.BuyerInfo")
+    grand = d.money(total.get("Amount"), "$.getOrder.payload.OrderTotal.Amount") if total else Decimal(0)
     return [
         d.Draft(
             external_id=oid,
@@ -115,7 +132,10 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
             rush=d.matches(d.text(order.get("ShipmentServiceLevelCategory")), profile.rush_services),
             priority=bool(order.get("IsPremiumOrder")),
             hold=f"OrderStatus {status}" if status in (profile.hold_statuses or ()) else "",
-            total=d.money(total.get("Amount"), "$.getOrder.payload.OrderTotal.Amount") if total else Decimal(0),
+            total=grand,
+            totals=d.totals(total=grand, **sums),
+            # retrieved without a restricted data token: no street (governance decides)
+            needs_address=not d.text(addr.get("AddressLine1")),
             version=d.version_ts(order.get("LastUpdateDate")),
         )
     ]

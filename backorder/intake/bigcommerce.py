@@ -6,14 +6,21 @@ Semantics (BigCommerce docs): the callback is ``{"scope": "store/order/created",
 "data": {"type": "order", "id": N}, "hash", "created_at", "producer": "stores/{hash}"}``
 (the webhook itself carries no signature: the fetcher authenticates with the API). V2
 amounts are decimal strings; ``date_created`` is RFC 2822 (``"Tue, 05 Mar 2019 21:40:37
-+0000"``). ``products[].price_inc_tax`` is per unit, ``total_inc_tax`` extended;
-``type = "digital"`` products ship nothing. ``items_total`` is the order's unit count.
++0000"``). ``products[].price_ex_tax`` is the unit price before tax (``price_inc_tax`` with it),
+``total_ex_tax`` extended, before discounts; ``applied_discounts[].amount`` the
+discounts on the line (coupons included); ``id`` the order product's id.
+``type = "digital"`` products ship nothing. Order money: ``subtotal_ex_tax``,
+``discount_amount`` + ``coupon_discount``, ``shipping_cost_ex_tax``,
+``handling_cost_ex_tax`` + ``wrapping_cost_ex_tax`` (fees), ``total_tax``,
+``total_inc_tax`` (the grand total). ``items_total`` is the order's unit count.
 ``status_id`` 5 Cancelled / 6 Declined end the order; the payment-hold statuses are by
 name (default "Pending", "Awaiting Payment", "Manual Verification Required"). Rush is the
 shipping address's ``shipping_method``.
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from backorder.errors import InvalidInput
 from backorder.intake import draft as d
@@ -54,13 +61,20 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         qty = p.get("quantity")
         if isinstance(qty, int):
             units += qty
+        discount = d.amount_sum(
+            d.opt_arr(p.get("applied_discounts"), path + ".applied_discounts"), "amount", path + ".applied_discounts"
+        )
+        extended = p.get("total_ex_tax")
         lines.append(
             d.DraftLine(
                 sku=d.text(p.get("sku"), 64),
                 qty=qty,
-                unit_price=d.money(p.get("price_inc_tax"), path + ".price_inc_tax"),
+                unit_price=d.money(p.get("price_ex_tax"), path + ".price_ex_tax"),
+                discount=discount,
+                line_total=None if extended is None else d.money(extended, path + ".total_ex_tax") - discount,
                 requires_shipping=p.get("type", "physical") != "digital",
                 name=d.text(p.get("name")),
+                channel_line_id=d.text(p.get("id"), 128),
             )
         )
     items_total = order.get("items_total")
@@ -70,6 +84,12 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     ship = d.obj(addrs[0], "$.shipping_addresses[0]") if addrs else {}
     bill = d.opt_obj(order.get("billing_address"), "$.order.billing_address")
     service = " ".join(d.text(a.get("shipping_method")) for a in addrs if isinstance(a, dict))
+
+    def money(key: str) -> Decimal:
+        return d.money(order.get(key), f"$.order.{key}")
+
+    grand = money("total_inc_tax")
+    subtotal = order.get("subtotal_ex_tax")
     return [
         d.Draft(
             external_id=oid,
@@ -91,7 +111,15 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
             lines=lines,
             rush=d.matches(service, profile.rush_services),
             hold=f"status {status}" if status in (profile.hold_statuses or ()) else "",
-            total=d.money(order.get("total_inc_tax"), "$.order.total_inc_tax"),
+            total=grand,
+            totals=d.totals(
+                subtotal=d.gross(lines) if subtotal is None else d.money(subtotal, "$.order.subtotal_ex_tax"),
+                discount=money("discount_amount") + money("coupon_discount"),
+                shipping=money("shipping_cost_ex_tax"),
+                fees=money("handling_cost_ex_tax") + money("wrapping_cost_ex_tax"),
+                tax=money("total_tax"),
+                total=grand,
+            ),
             version=d.version_ts(order.get("date_modified"), rfc2822=True),
         )
     ]

@@ -1,10 +1,17 @@
 """CSV order files: one row per order line, a header row naming the columns (any order;
-see docs/intake.md for the layout). Rows with the same ``order_id`` form one order."""
+see docs/intake.md for the layout). Rows with the same ``order_id`` form one order.
+
+Money: ``unit_price`` before discounts and tax, ``line_discount``, ``line_total`` (after
+the discount, before tax; left empty: qty x unit_price - line_discount) and the order's
+``order_subtotal``, ``order_discount``, ``order_shipping``, ``order_fees``, ``order_tax``,
+``order_total``, read from the order's first row; a file without ``order_total`` sends no
+totals, one without ``order_subtotal`` / ``order_discount`` gets the lines' sums."""
 
 from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 
 from backorder.errors import ProtocolError
 from backorder.intake import draft as d
@@ -37,6 +44,15 @@ COLUMNS = (
     "priority",
     "hold",
     "status",
+    "line_id",
+    "line_discount",
+    "line_total",
+    "order_subtotal",
+    "order_discount",
+    "order_shipping",
+    "order_fees",
+    "order_tax",
+    "order_total",
 )
 REQUIRED = ("order_id", "sku", "qty")
 _TRUE = {"1", "true", "yes", "y"}
@@ -94,12 +110,26 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
                 hold=g.get("hold", ""),
                 message="status cancelled",
             )
+            if "order_total" in g:
+                draft.totals = {
+                    f: d.money(g.get(f"order_{f}"), f"row {n}.order_{f}")
+                    for f in ("subtotal", "discount", "shipping", "fees", "tax", "total")
+                }
+                draft.total = draft.totals["total"]
         draft.lines.append(
             d.DraftLine(
                 sku=g["sku"][:64],
                 qty=g["qty"],
                 unit_price=d.money(g.get("unit_price"), f"row {n}.unit_price"),
                 requires_shipping=g.get("requires_shipping", "true").lower() in _TRUE | {""},
+                discount=d.money(g.get("line_discount"), f"row {n}.line_discount"),
+                line_total=d.money(g["line_total"], f"row {n}.line_total") if g.get("line_total") else None,
+                channel_line_id=g.get("line_id", "")[:128],
             )
         )
+    for draft in orders.values():  # totals the file leaves out follow from its lines
+        if draft.totals is not None and "order_subtotal" not in rows[0]:
+            draft.totals["subtotal"] = d.gross(draft.lines)
+        if draft.totals is not None and "order_discount" not in rows[0]:
+            draft.totals["discount"] = sum((ln.discount for ln in draft.lines), Decimal(0))
     return list(orders.values())

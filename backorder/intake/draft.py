@@ -19,10 +19,21 @@ from backorder.timeutil import format_utc, parse_datetime, parse_rfc2822
 class DraftLine(Struct, kw_only=True):
     sku: str  # the channel's SKU ("" when the source gave none)
     qty: Any  # as sent: int, or a string / decimal the profile may accept
-    unit_price: Decimal = Decimal(0)  # per unit, after line discounts
+    unit_price: Decimal = Decimal(0)  # per unit, before discounts and tax
     requires_shipping: bool = True
     currency: str | None = None  # when the source prices a line in its own currency
     name: str = ""
+    discount: Decimal = Decimal(0)  # allocated to the line, all its units
+    line_total: Decimal | None = None  # after the discount, before tax (None: qty x unit_price - discount)
+    channel_line_id: str = ""
+    # Other item ids the source gave, (qualifier, id), in the order to try them: governance
+    # maps them through the account's item cross-reference when ``sku`` is "" (X12 850).
+    item_ids: list[tuple[str, str]] = field(default_factory=list)
+
+    def total(self) -> Decimal:
+        if self.line_total is not None:
+            return self.line_total
+        return Decimal(str(self.qty)) * self.unit_price - self.discount
 
 
 class Draft(Struct, kw_only=True):
@@ -43,12 +54,17 @@ class Draft(Struct, kw_only=True):
     hold: str = ""  # why the order waits for payment ("" = not held)
     code: str = ""  # for ignored items: why
     message: str = ""
-    total: Decimal | None = None  # the source's order total, for the impact score
+    total: Decimal | None = None  # the source's grand total (also the impact score's fallback)
     version: str | None = None  # the source's updated_at, as ``version_ts`` writes it
+    # The order's money as the source reported it (``order.Totals`` field names); None:
+    # the source sends none (a CSV file without the order_total column).
+    totals: dict[str, Decimal] | None = None
+    needs_address: bool = False  # the source withheld the street address (see governance)
 
     def value(self) -> Decimal:
+        """The goods' value after discounts, before tax (the impact score's order value)."""
         try:
-            return sum((Decimal(str(ln.qty)) * ln.unit_price for ln in self.lines), Decimal(0))
+            return sum((ln.total() for ln in self.lines), Decimal(0))
         except (ArithmeticError, ValueError):  # InvalidOperation, and Overflow of a huge exponent
             return self.total or Decimal(0)
 
@@ -121,8 +137,39 @@ def money(value: Any, path: str) -> Decimal:
     return out
 
 
+def amount_sum(items: list, key: str, path: str) -> Decimal:
+    """The sum of ``item[key]`` (a decimal amount) over a list of objects (``{}`` skipped
+    as zero): fee lines, discount allocations."""
+    out = Decimal(0)
+    for i, item in enumerate(items):
+        out += money(obj(item, f"{path}[{i}]").get(key), f"{path}[{i}].{key}")
+    return out
+
+
+def gross(lines: list[DraftLine]) -> Decimal:
+    """Σ qty x unit_price: an order's merchandise before discounts, for a source that
+    does not send its subtotal (0 when a quantity is not a number: validation refuses it)."""
+    try:
+        return sum((Decimal(str(ln.qty)) * ln.unit_price for ln in lines), Decimal(0))
+    except (ArithmeticError, ValueError):
+        return Decimal(0)
+
+
+def totals(
+    subtotal: Decimal,
+    total: Decimal,
+    discount: Decimal = Decimal(0),
+    shipping: Decimal = Decimal(0),
+    fees: Decimal = Decimal(0),
+    tax: Decimal = Decimal(0),
+) -> dict[str, Decimal]:
+    """``Draft.totals`` in the canonical field names."""
+    return {"subtotal": subtotal, "discount": discount, "shipping": shipping, "fees": fees, "tax": tax, "total": total}
+
+
 def unit(extended: Decimal, qty: Any) -> Decimal:
-    """Per-unit price of an extended (line total) amount."""
+    """Per-unit price of an extended (line total) amount, rounded for display: the line
+    keeps the extended amount itself as its ``line_total``, so nothing drifts."""
     try:
         q = Decimal(str(qty))
     except InvalidOperation:

@@ -180,6 +180,25 @@ def site_sku(world: World, prof: ValidationProfile, channel: str, account: str, 
     return sku
 
 
+def xref_sku(world: World, prof: ValidationProfile, channel: str, account: str, ids: list[tuple[str, str]]) -> str:
+    """The site SKU of a line known only by other item ids (an X12 buyer part number, a
+    UPC/EAN/GTIN): the first id, in the order given, that the journaled aliases (account,
+    then channel) or the profile's ``item_xref`` map. A key may name the qualifier
+    (``"BP:BC-GR-01"``) or not (``"BC-GR-01"``); the qualified key wins. "" when none maps."""
+    tables = (world.aliases.get((channel, account)), world.aliases.get((channel, "*")), prof.item_xref)
+    for qualifier, item in ids:
+        for key in (f"{qualifier}:{item}", item):
+            for table in tables:
+                if table and key in table:
+                    return table[key]
+    return ""
+
+
+def _amount(value: Decimal, what: str) -> None:
+    if not value.is_finite() or value < 0:
+        raise InvalidInput("invalid_price", f"{what} {value} is not an amount >= 0")
+
+
 def quantity(value, lenient: bool, where: str) -> int:
     if isinstance(value, bool):
         raise InvalidInput("invalid_quantity", f"{where}: quantity {value!r} is not a number")
@@ -217,22 +236,40 @@ def validate(
     lines = []
     for n, ln in enumerate(draft.lines, 1):
         where = f"line {n}"
-        if not ln.sku:
-            raise InvalidInput("missing_sku", f"{where} ({ln.name or 'unnamed'}) has no SKU")
+        channel_sku = ln.sku or xref_sku(world, prof, channel, account, ln.item_ids)
+        if not channel_sku:
+            ids = ", ".join(f"{q} {i}" for q, i in ln.item_ids)
+            raise InvalidInput(
+                "missing_sku",
+                f"{where} ({ln.name or 'unnamed'}) has no SKU"
+                + (f" and no cross-reference maps its item ids ({ids})" if ids else ""),
+            )
         if ln.currency and ln.currency.upper() != currency:
             raise InvalidInput("currency_mismatch", f"{where} is priced in {ln.currency}, the order in {currency}")
         qty = quantity(ln.qty, bool(prof.lenient_numbers), where)
-        sku = site_sku(world, prof, channel, account, ln.sku)
+        sku = site_sku(world, prof, channel, account, channel_sku) if ln.sku else channel_sku
         if ln.requires_shipping and strict and not (sku in world.skus and world.skus[sku].known):
             raise NotFound(
                 "unknown_sku",
-                f"{where}: SKU {ln.sku!r} is not a site SKU"
-                + (f" (alias of {sku!r})" if sku != ln.sku else "")
+                f"{where}: SKU {channel_sku!r} is not a site SKU"
+                + (f" (alias of {sku!r})" if sku != channel_sku else "")
                 + "; add an alias or configure it",
             )
-        if not ln.unit_price.is_finite() or ln.unit_price < 0:
-            raise InvalidInput("invalid_price", f"{where}: unit price {ln.unit_price} is negative")
-        lines.append({"sku": sku, "qty": qty, "unit_price": ln.unit_price, "requires_shipping": ln.requires_shipping})
+        _amount(ln.unit_price, f"{where}: unit price")
+        _amount(ln.discount, f"{where}: discount")
+        if ln.line_total is not None:
+            _amount(ln.line_total, f"{where}: line total")
+        lines.append(
+            {
+                "sku": sku,
+                "qty": qty,
+                "unit_price": ln.unit_price,
+                "requires_shipping": ln.requires_shipping,
+                "discount": ln.discount,
+                "line_total": ln.line_total,
+                "channel_line_id": ln.channel_line_id,
+            }
+        )
     ships = any(ln["requires_shipping"] for ln in lines)
     if not draft.email and "email" not in optional:
         raise InvalidInput(
@@ -241,8 +278,14 @@ def validate(
         )
     check_email(draft.email, "the customer e-mail")
     addr = draft.shipping_address
+    # An order whose lines ship nothing needs no address. A source that withholds the street
+    # (Amazon without restricted data) still names the country: accepted, and no shipment
+    # of it is labelled until the address is set (``needs_address``).
+    needs_address = False
     if ships and "shipping_address" not in optional and not (addr.get("address1") and addr.get("country_code")):
-        raise InvalidInput("missing_field", "the order ships but has no shipping address (address1, country_code)")
+        if not (draft.needs_address and addr.get("country_code")):
+            raise InvalidInput("missing_field", "the order ships but has no shipping address (address1, country_code)")
+        needs_address = True
     spec = {
         "channel": channel,
         "account": account,
@@ -258,6 +301,8 @@ def validate(
         "priority": draft.priority or bool(prof.priority),
         "hold": draft.hold,
         "source_version": draft.version,
+        "totals": draft.totals,
+        "needs_address": needs_address,
     }
     try:
         return msgspec.convert(spec, OrderSubmit)

@@ -332,6 +332,7 @@ class IntakeService:
                             lines=spec.lines,
                             reason="changed at source",
                             source_version=spec.source_version,
+                            totals=spec.totals,
                         ),
                         corr,
                     )
@@ -347,13 +348,26 @@ class IntakeService:
             if order_rules.amendable(order) and not order_rules.same_lines(spec.lines, order.spec.lines):
                 ok, res = await self._call(
                     p.OrderAmend(
-                        order_id=oid, lines=spec.lines, reason="changed at source", source_version=spec.source_version
+                        order_id=oid,
+                        lines=spec.lines,
+                        reason="changed at source",
+                        source_version=spec.source_version,
+                        totals=spec.totals,
                     ),
                     corr,
                 )
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
                 return _item(draft, "updated", "", "lines changed before allocation", oid, res["status"])
+            if order.spec.needs_address and not spec.needs_address and not order.cancelled:
+                # the source now gives the street address it withheld (Amazon with restricted data)
+                ok, res = await self._call(
+                    p.OrderAddress(order_id=oid, shipping_address=spec.shipping_address, reason="address from source"),
+                    corr,
+                )
+                if not ok:
+                    return _item(draft, "rejected", res[0], res[1], oid)
+                return _item(draft, "updated", "", "shipping address supplied", oid, res["status"])
             return _item(draft, "duplicate", "", "already received", oid, order.status(world.shipments))
         ok, res = await self._call(spec, corr)
         if not ok:

@@ -5,15 +5,17 @@ Semantics (Shopify docs): ``X-Shopify-Hmac-Sha256`` is the base64 HMAC-SHA256 of
 body with the app's client secret; the shop is ``X-Shopify-Shop-Domain``; the topic is
 ``X-Shopify-Topic``. ``id`` is a 64-bit integer (above 2^53: kept exact). ``created_at``
 carries the shop's UTC offset. ``line_items[].price`` is the unit price before discounts,
-``total_discount`` the line's discount for all its units. ``requires_shipping = false`` (and
+``discount_allocations[].amount`` the discounts allocated to the line for all its units
+(order-level codes included; ``total_discount`` when a payload has no allocations), ``id``
+the line's id. Order money: ``total_line_items_price`` (before discounts),
+``total_discounts``, ``total_shipping_price_set.shop_money.amount`` (else the shipping
+lines' ``price``), ``total_tax``, ``total_price`` (the grand total). ``requires_shipping = false`` (and
 ``gift_card = true``) lines ship nothing. ``financial_status = "pending"`` means not paid
 yet (a payment hold); ``cancelled_at`` set means cancelled. Rush service is the shipping
 line's title / code.
 """
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 from backorder.intake import draft as d
 from backorder.intake.jsonbody import decode
@@ -49,24 +51,40 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         d.obj(li, path)
         qty = li.get("quantity")
         price = d.money(li.get("price"), path + ".price")
-        discount = d.money(li.get("total_discount"), path + ".total_discount")
-        try:
-            q = Decimal(str(qty))
-            net = d.cents(price - discount / q) if q > 0 else price
-        except ArithmeticError:
-            net = price
+        allocations = d.opt_arr(li.get("discount_allocations"), path + ".discount_allocations")
+        if allocations:
+            discount = d.amount_sum(allocations, "amount", path + ".discount_allocations")
+        else:
+            discount = d.money(li.get("total_discount"), path + ".total_discount")
         ships = bool(li.get("requires_shipping", True)) and not li.get("gift_card", False)
         sku = d.text(li.get("sku"), 64)
         if not sku and not ships:
             sku = f"NOSKU-{d.text(li.get('id'), 50)}"  # a gift card / digital line names no SKU
         lines.append(
-            d.DraftLine(sku=sku, qty=qty, unit_price=net, requires_shipping=ships, name=d.text(li.get("name")))
+            d.DraftLine(
+                sku=sku,
+                qty=qty,
+                unit_price=price,
+                discount=discount,
+                requires_shipping=ships,
+                name=d.text(li.get("name")),
+                channel_line_id=d.text(li.get("id"), 128),
+            )
         )
+    shipping_lines = d.opt_arr(doc.get("shipping_lines"), "$.shipping_lines")
     service = " ".join(
-        d.text(s.get("title")) + " " + d.text(s.get("code"))
-        for s in d.opt_arr(doc.get("shipping_lines"), "$.shipping_lines")
-        if isinstance(s, dict)
+        d.text(s.get("title")) + " " + d.text(s.get("code")) for s in shipping_lines if isinstance(s, dict)
     )
+    shop_shipping = d.opt_obj(
+        d.opt_obj(doc.get("total_shipping_price_set"), "$.total_shipping_price_set").get("shop_money"),
+        "$.total_shipping_price_set.shop_money",
+    )
+    if "amount" in shop_shipping:
+        shipping = d.money(shop_shipping["amount"], "$.total_shipping_price_set.shop_money.amount")
+    else:
+        shipping = d.amount_sum(shipping_lines, "price", "$.shipping_lines")
+    subtotal = doc.get("total_line_items_price")
+    total = d.money(doc.get("total_price"), "$.total_price")
     status = d.text(doc.get("financial_status"))
     return [
         d.Draft(
@@ -83,7 +101,14 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
             lines=lines,
             rush=d.matches(service, profile.rush_services),
             hold=f"payment {status}" if status in (profile.hold_statuses or ()) else "",
-            total=d.money(doc.get("total_price"), "$.total_price"),
+            total=total,
+            totals=d.totals(
+                subtotal=d.gross(lines) if subtotal is None else d.money(subtotal, "$.total_line_items_price"),
+                discount=d.money(doc.get("total_discounts"), "$.total_discounts"),
+                shipping=shipping,
+                tax=d.money(doc.get("total_tax"), "$.total_tax"),
+                total=total,
+            ),
             version=d.version_ts(doc.get("updated_at")),
         )
     ]

@@ -6,8 +6,12 @@ raw body with the webhook's secret; ``X-WC-Webhook-Topic`` the topic; the shop i
 ``X-WC-Webhook-Source`` (its URL). When a webhook is created WooCommerce pings the URL
 with the form body ``webhook_id=N`` and no signature: acknowledged and ignored.
 ``date_created_gmt`` is UTC without an offset (``date_created`` is the shop's local time).
-``line_items[].total`` is the line's extended amount after discounts (``subtotal``
-before), ``price`` is a float and therefore not used. Status ``pending`` (awaiting
+``line_items[].subtotal`` is the line's extended amount before discounts, ``total``
+after them (both before tax: ``subtotal_tax``, ``total_tax``), ``id`` the line's id;
+``price`` is a float and therefore not used. Order money: ``discount_total``,
+``shipping_total``, ``fee_lines[].total``, ``total_tax``, ``total`` (the grand total);
+the subtotal is the lines' ``subtotal`` summed. ``quantity`` is an integer, but plugins
+and stores that edit orders by hand send it as a numeric string: accepted by default. Status ``pending`` (awaiting
 payment) and ``on-hold`` (awaiting confirmation) are payment holds; ``cancelled``,
 ``refunded``, ``failed`` and ``trash`` end the order.
 """
@@ -15,6 +19,7 @@ payment) and ``on-hold`` (awaiting confirmation) are payment holds; ``cancelled`
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from backorder.intake import draft as d
@@ -22,7 +27,11 @@ from backorder.intake.jsonbody import decode
 
 NAME = "woocommerce"
 SIGNATURE_HEADER = "x-wc-webhook-signature"
-DEFAULTS = {"hold_statuses": ["pending", "on-hold"], "rush_services": ["express", "overnight", "next_day"]}
+DEFAULTS = {
+    "hold_statuses": ["pending", "on-hold"],
+    "rush_services": ["express", "overnight", "next_day"],
+    "lenient_numbers": True,
+}
 ENDED = {"cancelled", "refunded", "failed", "trash"}
 _PING = re.compile(rb"^webhook_id=\d+$")
 
@@ -52,15 +61,24 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         return [d.Draft(kind="cancel", external_id=oid, message=f"status {status or 'deleted'}")]
     bill = d.opt_obj(doc.get("billing"), "$.billing")
     ship = d.opt_obj(doc.get("shipping"), "$.shipping")
-    lines = []
+    lines, subtotal = [], Decimal(0)
     for i, li in enumerate(d.arr(d.get(doc, "line_items", "$"), "$.line_items")):
         path = f"$.line_items[{i}]"
         d.obj(li, path)
         qty = li.get("quantity")
         total = d.money(li.get("total"), path + ".total")
+        # an absent subtotal: no discount on the line
+        before = d.money(li.get("subtotal"), path + ".subtotal") if li.get("subtotal") is not None else total
+        subtotal += before
         lines.append(
             d.DraftLine(
-                sku=d.text(li.get("sku"), 64), qty=qty, unit_price=d.unit(total, qty), name=d.text(li.get("name"))
+                sku=d.text(li.get("sku"), 64),
+                qty=qty,
+                unit_price=d.unit(before, qty),
+                discount=before - total,
+                line_total=total,
+                name=d.text(li.get("name")),
+                channel_line_id=d.text(li.get("id"), 128),
             )
         )
     service = " ".join(
@@ -68,6 +86,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         for s in d.opt_arr(doc.get("shipping_lines"), "$.shipping_lines")
         if isinstance(s, dict)
     )
+    grand = d.money(doc.get("total"), "$.total")
     return [
         d.Draft(
             external_id=oid,
@@ -88,7 +107,15 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
             lines=lines,
             rush=d.matches(service, profile.rush_services),
             hold=f"status {status}" if status in (profile.hold_statuses or ()) else "",
-            total=d.money(doc.get("total"), "$.total"),
+            total=grand,
+            totals=d.totals(
+                subtotal=subtotal,
+                discount=d.money(doc.get("discount_total"), "$.discount_total"),
+                shipping=d.money(doc.get("shipping_total"), "$.shipping_total"),
+                fees=d.amount_sum(d.opt_arr(doc.get("fee_lines"), "$.fee_lines"), "total", "$.fee_lines"),
+                tax=d.money(doc.get("total_tax"), "$.total_tax"),
+                total=grand,
+            ),
             version=d.version_ts(doc.get("date_modified_gmt")),
         )
     ]

@@ -6,13 +6,18 @@ the component separator ISA16 and the segment terminator the character after ISA
 ISA is fixed-width, 106 characters); line breaks after a terminator are allowed.
 Segments used: BEG (01 purpose: 00 original, 01 cancellation; 03 PO number; 05 date
 CCYYMMDD), CUR (02 currency), REF, PER (EM: e-mail), TD5 (12 service level: rush when
-listed in ``rush_services``), N1/N2/N3/N4 (ST: ship-to), PO1 (02 quantity, 04 unit price,
-then qualifier/id pairs: VP vendor part = our SKU, else SK, BP, IN, UP), PID, CTT (01
-number of PO1 lines, checked), SE (01 segment count, checked). The account is the
-interchange sender (ISA06).
+listed in ``rush_services``), N1/N2/N3/N4 (ST: ship-to), PO1 (01 the buyer's line
+number, kept as the line's id for the 855/856 that answer it; 02 quantity; 04 unit price;
+then qualifier/id pairs: VP vendor part number = our SKU; without one, the buyer's part
+number BP, buyer's item number IN, UPC UP, EAN EN, GTIN UK and SK map through the trading
+partner's cross-reference, ``item_xref`` or ``intake.alias``), PID, CTT (01 number of PO1
+lines, checked), AMT (TT: the total transaction amount; else the lines' sum is the
+total), SE (01 segment count, checked). The account is the interchange sender (ISA06).
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from backorder.errors import InvalidInput, ProtocolError
 from backorder.intake import draft as d
@@ -20,7 +25,10 @@ from backorder.intake import draft as d
 NAME = "x12_850"
 SIGNATURE_HEADER = None
 DEFAULTS = {"rush_services": ["ND", "SD", "NH", "AM", "ON"], "optional_fields": ["email"], "lenient_numbers": True}
-SKU_QUALIFIERS = ("VP", "SK", "BP", "IN", "UP")
+# The seller's own part number: taken as the SKU as sent (then ``sku_aliases``).
+SELLER_QUALIFIER = "VP"
+# Item ids that are not ours, tried in this order through the cross-reference.
+XREF_QUALIFIERS = ("BP", "IN", "UP", "EN", "UK", "SK")
 
 
 def segments(body: bytes) -> list[list[str]]:
@@ -58,6 +66,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     party = ""
     po1_count = 0
     ctt: int | None = None
+    po_total: Decimal | None = None
     for i, seg in enumerate(segs):
         tag = seg[0].strip()
         if tag == "ST":
@@ -65,6 +74,7 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
                 cur = None
                 continue
             cur, st_index, party, po1_count, ctt = d.Draft(account=sender or None), i, "", 0, None
+            po_total = None
             continue
         if cur is None:
             continue
@@ -105,10 +115,18 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
         elif tag == "PO1":
             po1_count += 1
             ids = {_el(seg, q): _el(seg, q + 1) for q in range(6, len(seg) - 1, 2)}
-            sku = next((ids[q] for q in SKU_QUALIFIERS if ids.get(q)), "")
+            sku = ids.get(SELLER_QUALIFIER, "")
             cur.lines.append(
-                d.DraftLine(sku=sku[:64], qty=_el(seg, 2), unit_price=d.money(_el(seg, 4), f"PO1[{po1_count}].04"))
+                d.DraftLine(
+                    sku=sku[:64],
+                    qty=_el(seg, 2),
+                    unit_price=d.money(_el(seg, 4), f"PO1[{po1_count}].04"),
+                    channel_line_id=_el(seg, 1)[:128],
+                    item_ids=[] if sku else [(q, ids[q][:128]) for q in XREF_QUALIFIERS if ids.get(q)],
+                )
             )
+        elif tag == "AMT" and _el(seg, 1) == "TT":
+            po_total = d.money(_el(seg, 2), "AMT02")
         elif tag == "CTT":
             count = _el(seg, 1)
             # "²".isdigit() is true; a 5,000-digit count would exceed int()'s digit limit
@@ -123,6 +141,9 @@ def parse(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
                 raise ProtocolError("malformed_body", "a purchase order without BEG03 (PO number)")
             if not cur.currency:
                 cur.currency = (profile.currencies or ["USD"])[0]  # CUR is optional: the account's currency
+            subtotal = d.gross(cur.lines)
+            cur.total = subtotal if po_total is None else po_total
+            cur.totals = d.totals(subtotal=subtotal, total=cur.total)
             drafts.append(cur)
             cur = None
     if cur is not None:

@@ -110,18 +110,19 @@ def test_x12_separators_are_whatever_the_isa_declares(elem, comp, term):
     assert drafts[0].account == "BUYERCO" and drafts[0].rush is True
 
 
-def test_money_stays_decimal_and_quantities_need_the_lenient_profile():
+def test_woocommerce_quantities_sent_as_numeric_strings_are_accepted_by_default():
+    """WooCommerce's default profile is lenient: a quantity "2" is 2 (an account may turn it off)."""
     body = (FIX / "woocommerce" / "order_created.json").read_bytes().replace(b'"quantity": 2', b'"quantity": "2"')
     d = delivery(body, {"X-WC-Webhook-Topic": "order.created"}, "woocommerce")
-    strict = g.profile(SETTINGS, "woocommerce", "default")
-    (draft,) = g.parse(d, strict)
-    assert draft.lines[0].unit_price == Decimal("17.50") and isinstance(draft.total, Decimal)
+    default = g.profile(SETTINGS, "woocommerce", "default")
+    (draft,) = g.parse(d, default)
+    assert draft.lines[0].unit_price == Decimal("20.00") and isinstance(draft.total, Decimal)
+    order = g.validate(draft, "woocommerce", "default", default, World(SETTINGS), SETTINGS)
+    assert order.lines[0].qty == 2 and order.lines[0].line_total == Decimal("35.00")
+    strict = msgspec.structs.replace(default, lenient_numbers=False)
     with pytest.raises(Rejected) as exc:
         g.validate(draft, "woocommerce", "default", strict, World(SETTINGS), SETTINGS)
     assert exc.value.code == "invalid_quantity"
-    lenient = msgspec.structs.replace(strict, lenient_numbers=True)
-    order = g.validate(draft, "woocommerce", "default", lenient, World(SETTINGS), SETTINGS)
-    assert order.lines[0].qty == 2 and order.lines[0].unit_price == Decimal("17.50")
 
 
 # --- odd but well-formed JSON: every adapter answers Rejected, never an exception ----------
