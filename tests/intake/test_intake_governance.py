@@ -28,8 +28,8 @@ reorder_point = 0
 [channels.bigcommerce.accounts.abc123xyz]
 known_skus_only = true
 
-[channels.woocommerce.accounts."lenient.example"]
-lenient_numbers = true
+[channels.woocommerce.accounts."strict.example"]
+lenient_numbers = false
 """
 
 
@@ -98,7 +98,7 @@ CASES = {
         400,
     ),
     "missing_sku": (lambda: woo(_set(["line_items", 1, "sku"], "")), 422),
-    "invalid_quantity": (lambda: woo(_set(["line_items", 0, "quantity"], "3")), 422),
+    "invalid_quantity": (lambda: woo(_set(["line_items", 0, "quantity"], "2.5")), 422),
     "unknown_currency": (
         lambda: amazon(
             lambda b: (
@@ -176,14 +176,22 @@ def test_every_rejection_code_with_its_http_status_and_nothing_changes(intake_da
 def test_validation_profiles_cut_false_rejects_per_account(intake_daemon):
     d = intake_daemon(EXTRA)
     with d.client() as c:
-        # the same string quantity: rejected for one shop, accepted for the lenient one
-        ch, body, headers = woo(_set(["line_items", 0, "quantity"], "3"))
+        # the same string quantity: accepted by WooCommerce's default profile, rejected for
+        # the shop whose account turns lenient_numbers off
+        ch, body, headers = woo(_set(["line_items", 0, "quantity"], "3"), source="strict.example")
         assert ingest(c, ch, body, headers)["code"] == "invalid_quantity"
-        ch, body, headers = woo(_set(["line_items", 0, "quantity"], "3"), source="lenient.example")
+        ch, body, headers = woo(_set(["line_items", 0, "quantity"], "3"))
         res = ingest(c, ch, body, headers)
         assert res["outcome"] == "accepted", res
-        o = c.call("order.get", channel="woocommerce", account="lenient.example", external_id="727")
-        assert o["lines"][0]["qty"] == 3 and o["lines"][0]["unit_price"] == "11.6667"  # 35.00 / 3, to 4 places
+        o = c.call("order.get", channel="woocommerce", account=WOO, external_id="727")
+        line = o["lines"][0]
+        # 40.00 before the coupon / 3, to 4 places for display; the line keeps 35.00 exactly
+        assert (line["qty"], line["unit_price"], line["discount"], line["line_total"]) == (
+            3,
+            "13.3333",
+            "5.00",
+            "35.00",
+        )
         # a digital product is never checked against the site's SKUs
         ch, body, headers = bigcommerce()
         assert ingest(c, ch, body, headers)["outcome"] == "accepted"
