@@ -28,8 +28,11 @@ FULL = msgspec.json.decode(
     b'"customer":{"id":"c1","name":"Ada"},"email":"ada@example.com","shipping_address":{"name":"Ada L",'
     b'"company":"ACME","address1":"1 Road","address2":"Flat 2","city":"London","region":"LDN","postal_code":"N1",'
     b'"country_code":"GB","phone":"+44"},"created_at":"2026-01-05T09:00:00Z","currency":"GBP",'
-    b'"lines":[{"sku":"A","qty":2,"unit_price":"9.50"},{"sku":"B","qty":1,"requires_shipping":false}],'
-    b'"rush":true,"priority":true,"ship_complete":true,"hold":"payment","source_version":"v2"}',
+    b'"lines":[{"sku":"A","qty":2,"unit_price":"9.50","discount":"1.00","line_total":"18.00","channel_line_id":"L1"},'
+    b'{"sku":"B","qty":1,"requires_shipping":false}],'
+    b'"rush":true,"priority":true,"ship_complete":true,"hold":"payment","source_version":"v2",'
+    b'"totals":{"subtotal":"19.00","discount":"1.00","shipping":"4.95","fees":"0.50","tax":"3.00","total":"26.45"},'
+    b'"needs_address":true}',
     type=p.OrderSubmit,
 )
 
@@ -42,10 +45,15 @@ def test_order_submit_is_the_canonical_order_plus_op_and_id():
         assert wire[f.name] == (f.type, f.default, f.default_factory), f.name
 
 
-def test_the_wire_bytes_are_unchanged():
+def test_the_wire_bytes_are_unchanged_but_for_the_fields_added_since():
     req = p.decode_request(OLD_WIRE)
     assert isinstance(req, p.OrderSubmit)
-    assert p.ENCODER.encode(req) == OLD_WIRE
+    # the order's money and needs_address came later: an old request reads with their defaults
+    new_fields = {"totals": None, "needs_address": False}
+    new_line_fields = {"discount": "0", "line_total": None, "channel_line_id": ""}
+    assert p.ENCODER.encode(req) == OLD_WIRE.replace(
+        b'"requires_shipping":true}', b'"requires_shipping":true,' + msgspec.json.encode(new_line_fields)[1:]
+    ).replace(b'"source_version":null}', b'"source_version":null,' + msgspec.json.encode(new_fields)[1:])
     # the canonical order's constraints are the request's
     with pytest.raises(Rejected) as info:
         p.decode_request(OLD_WIRE.replace(b'"qty":1', b'"qty":0'))
@@ -63,3 +71,5 @@ def test_the_journal_records_every_field_of_the_order_and_none_of_the_request():
     assert msgspec.json.decode(ev.EVENT_ENCODER.encode(record)) == wire
     assert msgspec.json.decode(ev.EVENT_ENCODER.encode(line_records(FULL.lines))) == wire["lines"]
     assert record.lines[0].unit_price == Decimal("9.50")
+    assert (record.lines[0].line_total, record.lines[0].channel_line_id) == (Decimal("18.00"), "L1")
+    assert record.totals is not None and record.totals.total == Decimal("26.45") and record.needs_address
