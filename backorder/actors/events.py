@@ -416,7 +416,15 @@ EVENT_ENCODER = msgspec.json.Encoder(decimal_format="string")
 # Subscription topics -> event type tags.
 TOPICS: dict[str, frozenset[str]] = {
     "orders": frozenset(
-        {"order_received", "order_cancelled", "line_backordered", "notice_queued", "order_released", "order_amended", "order_address_set"}
+        {
+            "order_received",
+            "order_cancelled",
+            "line_backordered",
+            "notice_queued",
+            "order_released",
+            "order_amended",
+            "order_address_set",
+        }
     ),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
     "shipments": frozenset({"shipment_created", "shipment_shipped", "units_shipped"}),

@@ -103,11 +103,36 @@ def test_x12_separators_are_whatever_the_isa_declares(elem, comp, term):
     prof = g.profile(SETTINGS, "x12_850", "default")
     drafts = g.parse(d, prof)
     assert [dr.external_id for dr in drafts] == ["PO-778812", "PO-778813"]
-    assert [(ln.sku, ln.qty, ln.unit_price) for ln in drafts[0].lines] == [
-        ("GRINDER-SS", "24", Decimal("12.50")),
-        ("FILTER-100", "100", Decimal("1.10")),
+    assert [(ln.sku, ln.qty, ln.unit_price, ln.channel_line_id, ln.item_ids) for ln in drafts[0].lines] == [
+        ("GRINDER-SS", "24", Decimal("12.50"), "1", []),
+        ("FILTER-100", "100", Decimal("1.10"), "2", []),
     ]
+    assert drafts[0].totals == {
+        "subtotal": Decimal("410.00"),
+        "discount": 0,
+        "shipping": 0,
+        "fees": 0,
+        "tax": 0,
+        "total": Decimal("410.00"),
+    }
     assert drafts[0].account == "BUYERCO" and drafts[0].rush is True
+
+
+def test_an_x12_line_without_a_vendor_part_number_carries_its_other_item_ids_in_order():
+    """The PO1 id pairs that are not ours go to governance's cross-reference, in the order
+    they are tried (BP, IN, UP, EN, UK, SK); ids of other qualifiers are not item ids."""
+    text = (FIX / "x12_850" / "two_pos.edi").read_text()
+    text = text.replace("PO1*1*6*EA*7.25*PE*VP*MUG-RED~", "PO1*7*6*EA*7.25*PE*UK*10614141000415*MG*M-9*BP*BX-1~")
+    prof = g.profile(SETTINGS, "x12_850", "default")
+    drafts = g.parse(delivery(text.encode(), {}, "x12_850"), prof)
+    (line,) = drafts[1].lines
+    assert (line.sku, line.channel_line_id, line.item_ids) == ("", "7", [("BP", "BX-1"), ("UK", "10614141000415")])
+    with pytest.raises(Rejected) as exc:
+        g.validate(drafts[1], "x12_850", "BUYERCO", prof, World(SETTINGS), SETTINGS)
+    assert exc.value.code == "missing_sku" and "BP BX-1, UK 10614141000415" in exc.value.message
+    mapped = msgspec.structs.replace(prof, item_xref={"UK:10614141000415": "MUG-RED"})
+    order = g.validate(drafts[1], "x12_850", "BUYERCO", mapped, World(SETTINGS), SETTINGS)
+    assert [(ln.sku, ln.qty, ln.channel_line_id) for ln in order.lines] == [("MUG-RED", 6, "7")]
 
 
 def test_woocommerce_quantities_sent_as_numeric_strings_are_accepted_by_default():
