@@ -188,3 +188,17 @@ def test_x12_item_references_map_through_the_partners_cross_reference(intake_dae
         other = x12(["PO1*1*2*EA*12.50*PE*BP*BC-GR-01"], "PO-9004").replace(b"BUYERCO", b"OTHERCO")
         res = ingest(c, "x12_850", other)
         assert (res["outcome"], res["orders"][0]["code"]) == ("rejected", "missing_sku"), res
+
+
+def test_with_auto_pick_an_order_waiting_for_its_address_ships_once_it_is_set(intake_daemon):
+    d = intake_daemon(STOCKED + "\n[fulfillment]\nauto_pick = true\n")
+    with d.client() as c:
+        c.call("stock.receive", sku="GRINDER-SS", qty=1)
+        c.call("stock.receive", sku="FILTER-100", qty=3)
+        oid = ingest(c, "amazon_sp", encode(amazon_without_restricted_data()))["orders"][0]["order_id"]
+        o = c.call("order.get", order_id=oid)
+        assert (o["status"], [sh["status"] for sh in o["shipments"]]) == ("picking", ["picking"])
+        address = {"name": "J. Groß", "address1": "Hauptstr. 1", "city": "Berlin", "country_code": "DE"}
+        o = c.call("order.address", order_id=oid, shipping_address=address)
+        assert (o["status"], [sh["status"] for sh in o["shipments"]]) == ("shipped", ["shipped"])
+        assert "Hauptstr. 1" in c.call("label.get", shipment_id=o["shipments"][0]["shipment_id"])["label"]
