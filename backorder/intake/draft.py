@@ -122,6 +122,13 @@ def ident(value: Any, path: str) -> str:
     raise bad(path, f"an id must be an integer or a string, got {value!r}")
 
 
+# An amount of 10^30 or more is refused as read: far beyond any [limits] max_money (at most
+# 10^15, checked where the order is decided), and it keeps the sums and differences an
+# adapter computes (totals, line discounts) inside Decimal's exponent range, where
+# 9E999999 + 9E999999 would raise Overflow instead of a refusal with a code.
+MONEY_DIGITS = 30
+
+
 def money(value: Any, path: str) -> Decimal:
     """Decimal from a string, an integer or a JSON number decoded as Decimal."""
     if value is None or value == "":
@@ -134,6 +141,8 @@ def money(value: Any, path: str) -> Decimal:
         out = None
     if out is None or not out.is_finite():
         raise InvalidInput("invalid_price", f"{path}: {value!r} is not a decimal amount")
+    if out and out.adjusted() >= MONEY_DIGITS:
+        raise InvalidInput("invalid_price", f"{path}: {value!r} is out of range")
     return out
 
 

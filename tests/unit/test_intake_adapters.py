@@ -259,3 +259,47 @@ def test_a_woocommerce_source_header_that_is_no_url_names_no_host():
     from backorder.intake import woocommerce
 
     assert woocommerce.account_hint({"x-wc-webhook-source": "http://[oops/"}) == "http://[oops"
+
+
+HUGE_AMOUNTS = [
+    (
+        "shopify",
+        "shopify/orders_create.json",
+        {"x-shopify-topic": "orders/create"},
+        ("line_items", 0, "discount_allocations"),
+        [{"amount": "9E999999"}, {"amount": "9E999999"}],
+    ),
+    (
+        "woocommerce",
+        "woocommerce/order_created.json",
+        {"x-wc-webhook-topic": "order.created"},
+        ("fee_lines",),
+        [{"total": "9E999999"}, {"total": "9E999999"}],
+    ),
+    (
+        "bigcommerce",
+        "bigcommerce/order_created.json",
+        {},
+        ("products", 0, "applied_discounts"),
+        [{"amount": "-9E999999"}, {"amount": "9E999999"}],
+    ),
+    (
+        "amazon_sp",
+        "amazon_sp/order_unshipped.json",
+        {},
+        ("getOrderItems", 1, "payload", "OrderItems", 0, "ShippingPrice"),
+        {"Amount": "9E999999"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("channel", "fixture", "headers", "path", "value"), HUGE_AMOUNTS, ids=[c for c, *_ in HUGE_AMOUNTS]
+)
+def test_amounts_whose_sum_would_overflow_decimal_are_refused_as_read(channel, fixture, headers, path, value):
+    """An adapter sums and subtracts a payload's amounts (totals, discounts): amounts so
+    large that Decimal would overflow are refused with invalid_price when read."""
+    doc = _replaced(msgspec.json.decode((FIX / fixture).read_bytes()), path, value)
+    with pytest.raises(Rejected) as exc:
+        _read_whole(channel, msgspec.json.encode(doc), headers)
+    assert exc.value.code == "invalid_price" and "out of range" in exc.value.message
