@@ -10,8 +10,7 @@ import datetime as dt
 import msgspec
 
 from backorder.actors import events as ev
-from backorder.actors import notice_rules
-from backorder.actors import writeback_rules
+from backorder.actors import notice_rules, writeback_rules
 from backorder.actors.carrier import Carrier, zpl_label
 from backorder.actors.model import Order, Shipment, World
 from backorder.actors.sku_rules import Emit

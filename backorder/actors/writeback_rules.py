@@ -70,7 +70,9 @@ def _channel_line_id(order: Order, line_no: int) -> str | None:
     return str(ref) if ref not in (None, "") else None
 
 
-def _queue(world: World, order: Order | None, target: str, kind: str, data: dict[str, Any], now: float) -> ev.NoticeQueued:
+def _queue(
+    world: World, order: Order | None, target: str, kind: str, data: dict[str, Any], now: float
+) -> ev.NoticeQueued:
     return ev.NoticeQueued(
         ts=now,
         notice_id=world.next_id("notice"),

@@ -399,25 +399,26 @@ def intake_problems(settings: Settings) -> list[str]:
     for name in settings.channels:
         if name not in CHANNEL_NAMES:
             out.append(f"channels.{name}: unknown channel (known: {', '.join(sorted(CHANNEL_NAMES))})")
-    for target, wb in writeback_targets(settings).items():
-        channel = target.partition("/")[0]
-        if channel == "csv":
-            out.append(f"channels.{target}.writeback: csv orders have no channel API to write back to")
-        elif channel != "x12_850" and not wb.base_url:
-            out.append(f"channels.{target}.writeback.base_url: required to write back to {channel}")
-        elif channel != "x12_850" and not (wb.credential_env or wb.credential_file):
-            out.append(f"channels.{target}.writeback: name credential_env or credential_file")
-        if channel == "bigcommerce" and not wb.store_hash:
-            out.append(f"channels.{target}.writeback.store_hash: required for BigCommerce")
-        if channel == "amazon_sp" and not wb.marketplace_id:
-            out.append(f"channels.{target}.writeback.marketplace_id: required for Amazon SP-API")
-        if channel == "amazon_sp" and wb.stock and not wb.seller_id:
-            out.append(f"channels.{target}.writeback.seller_id: required for Amazon stock levels")
-        if channel == "shopify" and wb.stock and not wb.location_id:
-            out.append(f"channels.{target}.writeback.location_id: required for Shopify inventory levels")
+    out += writeback_problems(settings)
     listen = settings.intake.listen
     if listen is not None and not re.match(r"^[^:]+:\d{1,5}$", listen):
         out.append(f"intake.listen: {listen!r} is not HOST:PORT")
+    return out
+
+
+def _writeback_tables(settings: Settings) -> list[tuple[str, str, WritebackSettings]]:
+    """(key path, ``"CHANNEL/ACCOUNT"``, settings) of every enabled write-back account."""
+    out = []
+    for name, ch in settings.channels.items():
+        if not ch.enabled:
+            continue
+        accounts = dict(ch.accounts) or {"default": ValidationProfile()}
+        for account, prof in accounts.items():
+            own = prof.writeback is not None
+            wb = prof.writeback if prof.writeback is not None else ch.writeback
+            if wb is not None and wb.enabled:
+                path = f"channels.{name}.accounts.{account}.writeback" if own else f"channels.{name}.writeback"
+                out.append((path, f"{name}/{account}", wb))
     return out
 
 
@@ -425,15 +426,28 @@ def writeback_targets(settings: Settings) -> dict[str, WritebackSettings]:
     """The channel accounts that hear back, as ``"CHANNEL/ACCOUNT"`` -> their enabled write-back
     settings: each account of an enabled channel whose own table (or the channel's) is on. A
     channel-level table alone (no accounts listed) applies to the account ``default``."""
-    out: dict[str, WritebackSettings] = {}
-    for name, ch in settings.channels.items():
-        if not ch.enabled:
+    return {target: wb for _path, target, wb in _writeback_tables(settings)}
+
+
+def writeback_problems(settings: Settings) -> list[str]:
+    out = []
+    for path, target, wb in _writeback_tables(settings):
+        channel = target.partition("/")[0]
+        if channel == "csv":
+            out.append(f"{path}: csv orders have no channel API to write back to")
             continue
-        accounts = dict(ch.accounts) or {"default": ValidationProfile()}
-        for account, prof in accounts.items():
-            wb = prof.writeback if prof.writeback is not None else ch.writeback
-            if wb is not None and wb.enabled:
-                out[f"{name}/{account}"] = wb
+        if channel != "x12_850" and not wb.base_url:
+            out.append(f"{path}.base_url: required to write back to {channel}")
+        if channel != "x12_850" and not (wb.credential_env or wb.credential_file):
+            out.append(f"{path}: name credential_env or credential_file")
+        if channel == "bigcommerce" and not wb.store_hash:
+            out.append(f"{path}.store_hash: required for BigCommerce")
+        if channel == "amazon_sp" and not wb.marketplace_id:
+            out.append(f"{path}.marketplace_id: required for Amazon SP-API")
+        if channel == "amazon_sp" and wb.stock and not wb.seller_id:
+            out.append(f"{path}.seller_id: required for Amazon stock levels")
+        if channel == "shopify" and wb.stock and not wb.location_id:
+            out.append(f"{path}.location_id: required for Shopify inventory levels")
     return out
 
 

@@ -278,7 +278,11 @@ class Notifier:
             engine.context("notifier", notice_id)
             engine.emit(
                 ev.NoticeDelivered(
-                    ts=engine.now(), notice_id=notice_id, order_id=None, attempt=n.attempts, response=f"superseded by {newer}"
+                    ts=engine.now(),
+                    notice_id=notice_id,
+                    order_id=None,
+                    attempt=n.attempts,
+                    response=f"superseded by {newer}",
                 )
             )
             due.pop(notice_id, None)

@@ -49,5 +49,7 @@ class WooCommerceChannel(Adapter):
     async def stock_level(self, notice_id: str, data: dict[str, Any]) -> str:
         if not data.get("item_id"):
             raise Rejected(f"{self.name}: no product id for SKU {data['sku']} (writeback.item_ids)")
-        await self._call("PUT", f"products/{data['item_id']}", {"manage_stock": True, "stock_quantity": data["quantity"]})
+        await self._call(
+            "PUT", f"products/{data['item_id']}", {"manage_stock": True, "stock_quantity": data["quantity"]}
+        )
         return f"{data['sku']} stock {data['quantity']}"

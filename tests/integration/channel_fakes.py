@@ -79,7 +79,9 @@ class FakeApi:
                     api.release.wait(3)
                     status, doc = 500, {"errors": "held"}
                 elif not api.authorised(self.headers):
-                    status, doc = api.error(401, "[API] Invalid API key or access token (unrecognized login or wrong password)")
+                    status, doc = api.error(
+                        401, "[API] Invalid API key or access token (unrecognized login or wrong password)"
+                    )
                 elif fail is not None:
                     status, doc = api.error(fail, "Internal error (on purpose)")
                 else:
@@ -147,7 +149,9 @@ class FakeShopify(FakeApi):
             if parts[2] == "fulfillment_orders.json":
                 return 200, {"fulfillment_orders": [o["fulfillment_order"]]}
         if method == "GET" and len(parts) == 2 and parts[0] == "orders" and parts[1][:-5] in self.orders:
-            return 200, {"order": {"id": int(parts[1][:-5]), "cancelled_at": self.orders[parts[1][:-5]]["cancelled_at"]}}
+            return 200, {
+                "order": {"id": int(parts[1][:-5]), "cancelled_at": self.orders[parts[1][:-5]]["cancelled_at"]}
+            }
         if method == "POST" and len(parts) == 3 and parts[2] == "cancel.json" and parts[1] in self.orders:
             self.orders[parts[1]]["cancelled_at"] = "2024-03-01T00:00:00Z"
             self.effects.append({"cancel": parts[1]})
@@ -199,7 +203,9 @@ class FakeShopify(FakeApi):
             take = {x["id"]: x["quantity"] for x in lines} if lines is not None else None
             for li in fo["line_items"]:
                 li["fulfillable_quantity"] -= li["fulfillable_quantity"] if take is None else take.get(li["id"], 0)
-            fo["status"] = "closed" if all(li["fulfillable_quantity"] == 0 for li in fo["line_items"]) else "in_progress"
+            fo["status"] = (
+                "closed" if all(li["fulfillable_quantity"] == 0 for li in fo["line_items"]) else "in_progress"
+            )
             order["fulfillments"].append({"id": fid, "status": "success", "tracking_number": info["number"]})
         self.effects.append({"fulfillment": f})
         return 201, {"fulfillment": {"id": fid, "status": "success"}}
@@ -226,23 +232,41 @@ class FakeWooCommerce(FakeApi):
                 if method == "GET":
                     return 200, o["notes"]
                 if not isinstance(body, dict) or not isinstance(body.get("note"), str) or not body["note"]:
-                    return 400, {"code": "rest_missing_callback_param", "message": "Missing parameter(s): note", "data": {"status": 400}}
-                o["notes"].append({"id": len(o["notes"]) + 1, "note": body["note"], "customer_note": body.get("customer_note", False)})
+                    return 400, {
+                        "code": "rest_missing_callback_param",
+                        "message": "Missing parameter(s): note",
+                        "data": {"status": 400},
+                    }
+                o["notes"].append(
+                    {"id": len(o["notes"]) + 1, "note": body["note"], "customer_note": body.get("customer_note", False)}
+                )
                 self.effects.append({"note": parts[1]})
                 return 201, o["notes"][-1]
             if len(parts) == 2 and method == "PUT":
                 if not isinstance(body, dict) or body.get("status") not in {"completed", "cancelled", "processing"}:
-                    return 400, {"code": "rest_invalid_param", "message": "Invalid parameter(s): status", "data": {"status": 400}}
+                    return 400, {
+                        "code": "rest_invalid_param",
+                        "message": "Invalid parameter(s): status",
+                        "data": {"status": 400},
+                    }
                 o["status"] = body["status"]
                 self.effects.append({"status": (parts[1], body["status"])})
                 return 200, {"id": int(parts[1]), "status": body["status"]}
         if parts[0] == "products" and len(parts) == 2 and method == "PUT":
             if not isinstance(body, dict) or not isinstance(body.get("stock_quantity"), int):
-                return 400, {"code": "rest_invalid_param", "message": "Invalid parameter(s): stock_quantity", "data": {"status": 400}}
+                return 400, {
+                    "code": "rest_invalid_param",
+                    "message": "Invalid parameter(s): stock_quantity",
+                    "data": {"status": 400},
+                }
             self.stock[parts[1]] = body["stock_quantity"]
             self.effects.append({"stock": (parts[1], body["stock_quantity"])})
             return 200, {"id": int(parts[1]), "stock_quantity": body["stock_quantity"]}
-        return 404, {"code": "woocommerce_rest_shop_order_invalid_id", "message": "Invalid ID.", "data": {"status": 404}}
+        return 404, {
+            "code": "woocommerce_rest_shop_order_invalid_id",
+            "message": "Invalid ID.",
+            "data": {"status": 404},
+        }
 
 
 class FakeBigCommerce(FakeApi):
@@ -292,7 +316,11 @@ class FakeBigCommerce(FakeApi):
         if method == "PUT" and parts == ["v3", "inventory", "adjustments", "absolute"]:
             items = body.get("items") if isinstance(body, dict) else None
             if not items or not all(isinstance(i.get("quantity"), int) and "location_id" in i for i in items):
-                return 422, {"status": 422, "title": "Input is invalid", "errors": {"items": "location_id and quantity are required"}}
+                return 422, {
+                    "status": 422,
+                    "title": "Input is invalid",
+                    "errors": {"items": "location_id and quantity are required"},
+                }
             for i in items:
                 self.inventory[i["sku"]] = i["quantity"]
             self.effects.append({"inventory": items})
@@ -309,7 +337,12 @@ class FakeBigCommerce(FakeApi):
         for i in items:
             p = ids[i["order_product_id"]]
             if p["quantity_shipped"] + i["quantity"] > p["quantity"]:
-                return 400, [{"status": 400, "message": "The quantity specified is greater than the quantity of the product that is available to ship."}]
+                return 400, [
+                    {
+                        "status": 400,
+                        "message": "The quantity specified is greater than the quantity of the product that is available to ship.",
+                    }
+                ]
         for i in items:
             ids[i["order_product_id"]]["quantity_shipped"] += i["quantity"]
         sid = len(o["shipments"]) + 1
@@ -344,9 +377,15 @@ class FakeAmazon(FakeApi):
             if method == "POST" and parts[4] == "shipmentConfirmation":
                 pkg = body.get("packageDetail") if isinstance(body, dict) else None
                 if not isinstance(body, dict) or not body.get("marketplaceId") or not isinstance(pkg, dict):
-                    return 400, {"errors": [{"code": "InvalidInput", "message": "marketplaceId and packageDetail are required"}]}
+                    return 400, {
+                        "errors": [{"code": "InvalidInput", "message": "marketplaceId and packageDetail are required"}]
+                    }
                 ref = pkg.get("packageReferenceId")
-                if not (isinstance(ref, str) and ref.isdigit()) or not pkg.get("orderItems") or not pkg.get("trackingNumber"):
+                if (
+                    not (isinstance(ref, str) and ref.isdigit())
+                    or not pkg.get("orderItems")
+                    or not pkg.get("trackingNumber")
+                ):
                     return 400, {"errors": [{"code": "InvalidInput", "message": "packageDetail is invalid"}]}
                 known = {it["OrderItemId"] for it in self.items[oid]}
                 if any(i.get("orderItemId") not in known for i in pkg["orderItems"]):

@@ -107,7 +107,9 @@ def test_a_4xx_is_dead_at_once_with_the_channels_message(sim, monkeypatch):
             wait_for(lambda: notices(c, status="dead"), what="the notice dead")
             (n,) = notices(c)
             assert n["attempts"] == 1
-            assert n["last_error"].startswith("Rejected: shopify/main: GET /admin/api/2024-07/orders/5003/fulfillments.json")
+            assert n["last_error"].startswith(
+                "Rejected: shopify/main: GET /admin/api/2024-07/orders/5003/fulfillments.json"
+            )
             assert "HTTP 422: Internal error (on purpose)" in n["last_error"]
             assert c.call("health")["notifier"]["breakers"]["shopify/main"] == "closed"
             assert c.call("notifications.retry", notice_id=n["notice_id"]) == {"retried": [n["notice_id"]]}
@@ -153,9 +155,7 @@ def test_shopify_cancel_and_stock_levels_coalesced(sim, monkeypatch):
         shop.add_order("5020", [(51, 5)])
         d = sim(
             FAST
-            + account(
-                "shopify", shop.url, "BO_TEST_SHOPIFY", stock=True, location_id="777", safety_buffer=2, share=0.5
-            )
+            + account("shopify", shop.url, "BO_TEST_SHOPIFY", stock=True, location_id="777", safety_buffer=2, share=0.5)
             + '[channels.shopify.accounts.main.writeback.item_ids]\n"SKU-S" = "8801"\n'
             + "[channels.shopify]\nstock_sync_s = 0.5\n"
         )
