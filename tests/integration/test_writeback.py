@@ -240,3 +240,78 @@ def test_x12_partner_gets_an_856_file(sim, tmp_path):
     assert "PRF*PO-4711" in segments and "LIN*1*VP*SKU-X" in segments and "SN1**3*EA" in segments
     se = next(s for s in segments if s.startswith("SE*"))
     assert se == f"SE*{segments.index(se) - 2 + 1}*0001"
+
+
+def test_stock_levels_reach_woocommerce_bigcommerce_and_amazon_in_their_shapes(sim, monkeypatch):
+    monkeypatch.setenv("BO_TEST_WOO", "ck_1:cs_2")
+    monkeypatch.setenv("BO_TEST_BC", "bc-token")
+    monkeypatch.setenv("BO_TEST_AMZ", "Atza|token")
+    with (
+        FakeWooCommerce("ck_1", "cs_2") as woo,
+        FakeBigCommerce("bc-token", "abc123") as bc,
+        FakeAmazon("Atza|token") as amz,
+    ):
+        d = sim(
+            FAST
+            + account("woocommerce", woo.url, "BO_TEST_WOO", stock=True)
+            + '[channels.woocommerce.accounts.main.writeback.item_ids]\n"SKU-K" = "412"\n'
+            + account("bigcommerce", bc.url, "BO_TEST_BC", store_hash="abc123", stock=True, location_id="2")
+            + account(
+                "amazon_sp",
+                amz.url,
+                "BO_TEST_AMZ",
+                marketplace_id="ATVPDKIKX0DER",
+                seller_id="A1SELL",
+                stock=True,
+                share=0.5,
+            )
+            + "".join(f"[channels.{ch}]\nstock_sync_s = 0.3\n" for ch in ("woocommerce", "bigcommerce", "amazon_sp"))
+        )
+        with d.client() as c:
+            stock(c, "SKU-K", 9)
+            wait_for(
+                lambda: woo.stock.get("412") == 9 and bc.inventory.get("SKU-K") == 9 and amz.listings.get("SKU-K") == 4,
+                what="the level at every channel",
+            )
+        ((item,),) = [e["inventory"] for e in bc.effects]
+        assert item == {"location_id": 2, "sku": "SKU-K", "quantity": 9}
+        (patch,) = amz.calls("PATCH")
+        assert patch["path"] == "/listings/2021-08-01/items/A1SELL/SKU-K?marketplaceIds=ATVPDKIKX0DER"
+        body = json.loads(patch["raw"])
+        assert body["productType"] == "PRODUCT" and body["patches"] == [
+            {
+                "op": "replace",
+                "path": "/attributes/fulfillment_availability",
+                "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 4}],
+            }
+        ]
+        assert json.loads(woo.calls("PUT", "products/412")[0]["raw"]) == {"manage_stock": True, "stock_quantity": 9}
+
+
+def test_bigcommerce_refusal_is_dead_with_its_message_and_woocommerce_resend_is_noted_once(sim, monkeypatch):
+    """BigCommerce refuses a shipment when nothing is left to ship (shipped from its own admin;
+    400 with its message): dead at once, with that message. A WooCommerce note already carrying the notice id (a resend after a crash)
+    is not added again."""
+    monkeypatch.setenv("BO_TEST_WOO", "ck_1:cs_2")
+    monkeypatch.setenv("BO_TEST_BC", "bc-token")
+    with FakeWooCommerce("ck_1", "cs_2") as woo, FakeBigCommerce("bc-token", "abc123") as bc:
+        bc.add_order("8002", [(302, 1)])
+        bc.orders["8002"]["products"][0]["quantity_shipped"] = 1  # shipped from the BigCommerce admin already
+        woo.orders["7002"] = {"status": "processing", "notes": [{"id": 1, "note": "Shipped ... [backorder N0000002]"}]}
+        d = sim(
+            FAST
+            + account("woocommerce", woo.url, "BO_TEST_WOO")
+            + account("bigcommerce", bc.url, "BO_TEST_BC", store_hash="abc123")
+        )
+        with d.client() as c:
+            ship_order(c, "bigcommerce", "8002", line("SKU-G", 1))  # notice N0000001
+            ship_order(c, "woocommerce", "7002", line("SKU-W", 1))  # notice N0000002
+            wait_for(lambda: notices(c, status="dead") and notices(c, status="sent"), what="one dead, one sent")
+            (dead,) = notices(c, status="dead")
+            assert dead["channel"] == "bigcommerce/main" and dead["attempts"] == 1
+            assert dead["last_error"] == (
+                "Rejected: bigcommerce/main: POST /stores/abc123/v2/orders/8002/shipments: "
+                "HTTP 400: The field 'items' is invalid."
+            )
+        assert bc.effects == []
+        assert len(woo.orders["7002"]["notes"]) == 1 and woo.orders["7002"]["status"] == "completed"
