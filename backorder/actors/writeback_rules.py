@@ -36,17 +36,17 @@ STOCK = frozenset({"shopify", "woocommerce", "bigcommerce", "amazon_sp"})
 # ... and those that address the item by their own id (``writeback.item_ids``), not our SKU
 BY_ITEM_ID = frozenset({"shopify", "woocommerce"})
 
-_cache: tuple[int, dict[str, WritebackSettings]] = (0, {})
+_cache: tuple[object, dict[str, WritebackSettings]] = (None, {})
 
 
 def targets(settings: Settings) -> dict[str, WritebackSettings]:
     """``writeback_targets`` of the current ``[channels]`` table, computed once per table
     (a reload replaces the table object): a shipment costs one dict lookup, not a walk of
-    the config."""
+    the config. The cache holds the table itself, not its id: a freed table's id can be
+    reused by another one."""
     global _cache
-    key = id(settings.channels)
-    if _cache[0] != key:
-        _cache = (key, writeback_targets(settings))
+    if _cache[0] is not settings.channels:
+        _cache = (settings.channels, writeback_targets(settings))
     return _cache[1]
 
 

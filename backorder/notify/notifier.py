@@ -10,7 +10,11 @@ Idempotency-Key / file name), so the receiver can drop the repeat.
 
 A notice that cannot be rendered (a template error) is ``dead`` at once, with the error:
 the content is wrong, not the receiver, so it is neither retried nor counted against the
-channel's breaker. Failures to send back off exponentially with jitter
+channel's breaker; so is one the receiver refuses as wrong (``Rejected``: a 4xx from a
+sales channel's API, with its message). A receiver that refuses our credential
+(``CredentialRejected``: 401/403) would refuse every notice alike: its breaker opens at
+once, reported once (``channel_credential_rejected``, ``credential_errors``), and the
+notice stays pending. Failures to send back off exponentially with jitter
 (``backoff_base_s * 2**(attempt-1)``, at most ``backoff_max_s``, +-``jitter``); after
 ``max_attempts`` the notice is ``dead`` until ``notifications.retry``. Each channel has a
 circuit breaker: ``breaker_failures`` failures to send in a row open it for
@@ -18,6 +22,14 @@ circuit breaker: ``breaker_failures`` failures to send in a row open it for
 its attempts). One worker per channel sends one notice at a time, earliest due first (a
 heap per channel). Only committed notices are sent: the notifier learns of new ones from
 the journal's commit listener, never before their cause is durable.
+
+Write-back notices (audience ``channel``, ``backorder.writeback``) go to one channel per
+sales channel account, ``CHANNEL/ACCOUNT``, each with its own worker and breaker; their
+adapters build the request from the notice's data (no template). Stock levels are queued
+here, by the stock sync: a journal listener marks the SKUs of committed events dirty, and
+every ``[channels.NAME] stock_sync_s`` ``writeback_rules.stock_levels`` queues the changed
+ones; a stock level that a newer one for the same account and SKU superseded is recorded
+delivered without being sent.
 
 Under the stepped clock (``clock.SteppedClock``) the same work runs in engine time, on the
 clock's agenda instead of in worker tasks: a committed notice is due at its engine time,

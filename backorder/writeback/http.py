@@ -98,24 +98,25 @@ class Api:
         return await trio.to_thread.run_sync(self._send, req, limiter=self._limiter, abandon_on_cancel=True)
 
     def _send(self, req: urllib.request.Request) -> Any:
-        where = f"{self.target}: {req.get_method()} {req.selector.split('?')[0]}"
+        # the status and the channel's words first (what a console column shows), then the call
+        call = f"({req.get_method()} {req.selector.split('?')[0]})"
         try:
             with urllib.request.urlopen(req, timeout=self.wb.timeout_s) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             exc.close()
-            message = f"{where}: {channel_message(exc.code, raw)}"
+            message = f"{self.target}: {channel_message(exc.code, raw)} {call}"
             if exc.code in (401, 403):
                 raise CredentialRejected(message) from None
             if exc.code in _RETRIED or exc.code >= 500:
                 raise DeliveryError(message) from None
             raise Rejected(message) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            raise DeliveryError(f"{where}: {getattr(exc, 'reason', exc)}") from None
+            raise DeliveryError(f"{self.target}: {getattr(exc, 'reason', exc)} {call}") from None
         if not raw.strip():
             return None
         try:
             return msgspec.json.decode(raw)
         except msgspec.DecodeError:
-            raise DeliveryError(f"{where}: the answer is not JSON") from None
+            raise DeliveryError(f"{self.target}: the answer is not JSON {call}") from None
