@@ -315,3 +315,23 @@ def test_bigcommerce_refusal_is_dead_with_its_message_and_woocommerce_resend_is_
             )
         assert bc.effects == []
         assert len(woo.orders["7002"]["notes"]) == 1 and woo.orders["7002"]["status"] == "completed"
+
+
+def test_stock_levels_under_the_stepped_clock_go_out_on_advance(make_daemon, monkeypatch):
+    """Under the stepped clock the stock sync runs in engine time: nothing between
+    advances; an advance past a sync period queues and sends the changed level."""
+    monkeypatch.setenv("BO_TEST_SHOPIFY", "shpat_test")
+    with FakeShopify("shpat_test") as shop:
+        d = make_daemon(
+            '[daemon]\nclock = "stepped"\nclock_start = "2026-01-05T09:00:00Z"\n'
+            + account("shopify", shop.url, "BO_TEST_SHOPIFY", stock=True, location_id="5")
+            + '[channels.shopify.accounts.main.writeback.item_ids]\n"SKU-T" = "31"\n'
+            + "[channels.shopify]\nstock_sync_s = 60.0\n"
+        )
+        with d.client() as c:
+            stock(c, "SKU-T", 4)
+            assert shop.levels == {} and notices(c) == []  # engine time has not moved
+            c.call("clock.advance", seconds=61)
+            wait_for(lambda: shop.levels == {(5, 31): 4}, what="the level after the advance")
+            (n,) = notices(c, status="sent")
+            assert n["kind"] == "stock_level"
