@@ -5,7 +5,8 @@ right after the change that causes them, so the notice is journaled in the same 
 its cause and the outbox (the notifier) sends it exactly once per notice id.
 
 A write-back notice has audience ``channel`` and the delivery channel ``CHANNEL/ACCOUNT``
-(the order's source, from intake); ``data`` holds everything the adapter sends, so a
+(the order's source, from intake, when that account has its own ``writeback`` table) or
+``CHANNEL/*`` (the channel's table, for its other accounts); ``data`` holds everything the adapter sends, so a
 resend after a crash sends the same request. Only accounts with an enabled
 ``writeback`` table (``settings.writeback_targets``) get any.
 
@@ -51,9 +52,15 @@ def targets(settings: Settings) -> dict[str, WritebackSettings]:
 
 
 def _target(world: World, order: Order) -> tuple[str, WritebackSettings] | None:
+    """The order's write-back channel: its account's own table, else its channel's
+    (``CHANNEL/*``); None when neither is on or it takes no fulfillment."""
     spec = order.spec
+    found = targets(world.settings)
     name = f"{spec.channel}/{spec.account}"
-    wb = targets(world.settings).get(name)
+    wb = found.get(name)
+    if wb is None:
+        name = f"{spec.channel}/*"
+        wb = found.get(name)
     if wb is None or not wb.fulfillment:
         return None
     return name, wb

@@ -308,7 +308,8 @@ class ValidationProfile(Struct, kw_only=True, forbid_unknown_fields=True):
     priority: bool | None = None  # the customer of this account is a priority customer
     secret_env: str | None = None  # name of the environment variable holding the signing secret
     secret_file: str | None = None  # or a file holding it (first line)
-    writeback: WritebackSettings | None = None  # an account's table replaces the channel's whole
+    # an account's own table replaces the channel's whole (and is its own delivery channel)
+    writeback: WritebackSettings | None = None
 
 
 class ChannelSettings(ValidationProfile, kw_only=True, forbid_unknown_fields=True):
@@ -407,25 +408,25 @@ def intake_problems(settings: Settings) -> list[str]:
 
 
 def _writeback_tables(settings: Settings) -> list[tuple[str, str, WritebackSettings]]:
-    """(key path, ``"CHANNEL/ACCOUNT"``, settings) of every enabled write-back account."""
+    """(key path, delivery channel, settings) of every enabled write-back table of an
+    enabled channel: an account's own table is ``"CHANNEL/ACCOUNT"``; the channel's table is
+    ``"CHANNEL/*"``, for every other account of the channel, listed or not (intake names
+    accounts from the source, e.g. the shop's domain, so they need not be listed)."""
     out = []
     for name, ch in settings.channels.items():
         if not ch.enabled:
             continue
-        accounts = dict(ch.accounts) or {"default": ValidationProfile()}
-        for account, prof in accounts.items():
-            own = prof.writeback is not None
-            wb = prof.writeback if prof.writeback is not None else ch.writeback
-            if wb is not None and wb.enabled:
-                path = f"channels.{name}.accounts.{account}.writeback" if own else f"channels.{name}.writeback"
-                out.append((path, f"{name}/{account}", wb))
+        for account, prof in ch.accounts.items():
+            if prof.writeback is not None and prof.writeback.enabled:
+                out.append((f"channels.{name}.accounts.{account}.writeback", f"{name}/{account}", prof.writeback))
+        if ch.writeback is not None and ch.writeback.enabled:
+            out.append((f"channels.{name}.writeback", f"{name}/*", ch.writeback))
     return out
 
 
 def writeback_targets(settings: Settings) -> dict[str, WritebackSettings]:
-    """The channel accounts that hear back, as ``"CHANNEL/ACCOUNT"`` -> their enabled write-back
-    settings: each account of an enabled channel whose own table (or the channel's) is on. A
-    channel-level table alone (no accounts listed) applies to the account ``default``."""
+    """The delivery channels of write-back (``"CHANNEL/ACCOUNT"`` or ``"CHANNEL/*"``, see
+    ``_writeback_tables``) -> their settings."""
     return {target: wb for _path, target, wb in _writeback_tables(settings)}
 
 

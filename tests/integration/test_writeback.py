@@ -225,12 +225,14 @@ def test_woocommerce_bigcommerce_amazon_fulfilment_in_their_shapes(sim, monkeypa
 
 
 def test_x12_partner_gets_an_856_file(sim, tmp_path):
+    """An order of the partner's account (``main``, not listed) takes the channel's table."""
     drop = tmp_path / "asn"
-    d = sim(FAST + f'[channels.x12_850.accounts.main.writeback]\ndir = "{drop}"\nisa_id = "ACME"\ngs_id = "ACMEGS"\n')
+    d = sim(FAST + f'[channels.x12_850.writeback]\ndir = "{drop}"\nisa_id = "ACME"\ngs_id = "ACMEGS"\n')
     with d.client() as c:
         shipped = ship_order(c, "x12_850", "PO-4711", line("SKU-X", 3))
         wait_for(lambda: notices(c, status="sent"), what="the ASN written")
         (n,) = notices(c)
+        assert n["channel"] == "x12_850/*"  # the channel's table serves its accounts without one
     text = (drop / f"{n['notice_id']}.856.x12").read_text()
     segments = [s.strip() for s in text.split("~") if s.strip()]
     assert segments[0].startswith("ISA*00*") and "*ZZ*ACME           *" in segments[0]
