@@ -337,3 +337,29 @@ def test_stock_levels_under_the_stepped_clock_go_out_on_advance(make_daemon, mon
             wait_for(lambda: shop.levels == {(5, 31): 4}, what="the level after the advance")
             (n,) = notices(c, status="sent")
             assert n["kind"] == "stock_level"
+
+
+def test_a_reload_adds_a_write_back_account_with_its_own_breaker(sim, monkeypatch):
+    """An account configured while the daemon runs (SIGHUP) gets its delivery channel and
+    breaker: the next shipment of that account is written back; the one shipped before
+    the reload was not (no account then, nothing queued)."""
+    import signal
+
+    monkeypatch.setenv("BO_TEST_SHOPIFY", "shpat_test")
+    with FakeShopify("shpat_test") as shop:
+        shop.add_order("5100", [(1, 1)])
+        shop.add_order("5101", [(2, 1)])
+        d = sim(FAST)
+        with d.client() as c:
+            ship_order(c, "shopify", "5100", line("SKU-R", 1))
+            assert notices(c) == []
+            d.config.write_text(d.config.read_text() + account("shopify", shop.url, "BO_TEST_SHOPIFY"))
+            reloads = d.log.read_text().count('"event":"config_reloaded"')
+            d.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: d.log.read_text().count('"event":"config_reloaded"') > reloads, what="the reload")
+            ship_order(c, "shopify", "5101", line("SKU-R", 1))
+            wait_for(lambda: notices(c, status="sent"), what="the second shipment written back")
+            assert c.call("health")["notifier"]["breakers"]["shopify/main"] == "closed"
+        assert [e["fulfillment"]["line_items_by_fulfillment_order"] for e in shop.effects] == [
+            [{"fulfillment_order_id": 14101}]
+        ]
