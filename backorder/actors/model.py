@@ -629,7 +629,8 @@ class World:
             for request_id in e.data.get("warned", ()):
                 self.warned.add((e.order_id, request_id))
         elif e.audience == "channel" and e.kind == "stock_level":
-            self.stock_told[(e.channel, e.data["sku"])] = (e.notice_id, e.data["quantity"])
+            for level in e.data["levels"]:
+                self.stock_told[(e.channel, level["sku"])] = (e.notice_id, level["quantity"])
 
     def _notice_attempted(self, e: ev.NoticeAttempted) -> None:
         n = self.notices[e.notice_id]

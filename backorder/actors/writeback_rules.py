@@ -161,16 +161,23 @@ def stock_targets(settings: Settings) -> dict[str, WritebackSettings]:
     return {t: wb for t, wb in targets(settings).items() if wb.stock and t.partition("/")[0] in STOCK}
 
 
+# Levels per stock_level notice: one notice per account and pass keeps the outbox (which
+# keeps every notice) to a row per period instead of a row per SKU; the cap keeps a first
+# pass over a large catalogue to journal events of a few tens of kB each.
+BATCH = 250
+
+
 def stock_levels(
     world: World, target: str, wb: WritebackSettings, skus: Iterable[str], emit: Emit, now: float
 ) -> list[ev.NoticeQueued]:
-    """One pass of the stock sync for one account over the SKUs that changed: a
-    ``stock_level`` notice for each whose available-to-sell differs from the last one
-    queued (the first pass queues every SKU it is given). Only the SKUs in ``item_ids``
-    where the channel addresses items by its own id (Shopify, WooCommerce), or when
-    ``item_ids`` is given at all: the site's other SKUs are not listed there."""
+    """One pass of the stock sync for one account over the SKUs that changed: the SKUs
+    whose available-to-sell differs from the last level queued for the account (the first
+    pass: every SKU it is given), ``BATCH`` to a ``stock_level`` notice (``data.levels``:
+    ``[{sku, item_id, quantity}]``). Only the SKUs in ``item_ids`` where the channel
+    addresses items by its own id (Shopify, WooCommerce), or when ``item_ids`` is given at
+    all: the site's other SKUs are not listed there."""
     by_id = bool(wb.item_ids) or target.partition("/")[0] in BY_ITEM_ID
-    out = []
+    levels: list[dict[str, Any]] = []
     for sku in sorted(skus):
         s = world.skus.get(sku)
         if s is None:
@@ -180,9 +187,23 @@ def stock_levels(
             continue
         qty = available_to_sell(s, wb)
         last = world.stock_told.get((target, sku))
-        if last is not None and last[1] == qty:
-            continue
-        e = _queue(world, None, target, "stock_level", {"sku": sku, "item_id": item_id, "quantity": qty}, now)
+        if last is None or last[1] != qty:
+            levels.append({"sku": sku, "item_id": item_id, "quantity": qty})
+    out = []
+    for start in range(0, len(levels), BATCH):
+        e = _queue(world, None, target, "stock_level", {"levels": levels[start : start + BATCH]}, now)
         emit(e)
         out.append(e)
     return out
+
+
+def live_levels(world: World, notice: ev.NoticeQueued) -> list[dict[str, Any]]:
+    """The levels of a ``stock_level`` notice that no newer notice superseded: a level
+    still pending when a newer one for the same account and SKU is queued must not be sent
+    after it (it would overwrite the newer number)."""
+    told = world.stock_told
+    return [
+        lv
+        for lv in notice.data.get("levels", ())
+        if (found := told.get((notice.channel, lv["sku"]))) is not None and found[0] == notice.notice_id
+    ]

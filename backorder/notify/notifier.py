@@ -28,8 +28,8 @@ sales channel account, ``CHANNEL/ACCOUNT``, each with its own worker and breaker
 adapters build the request from the notice's data (no template). Stock levels are queued
 here, by the stock sync: a journal listener marks the SKUs of committed events dirty, and
 every ``[channels.NAME] stock_sync_s`` ``writeback_rules.stock_levels`` queues the changed
-ones; a stock level that a newer one for the same account and SKU superseded is recorded
-delivered without being sent.
+ones; a level that a newer one for the same account and SKU superseded is left out when
+its notice is sent (all of them: the notice is recorded delivered without being sent).
 
 Under the stepped clock (``clock.SteppedClock``) the same work runs in engine time, on the
 clock's agenda instead of in worker tasks: a committed notice is due at its engine time,
@@ -48,6 +48,7 @@ import heapq
 import random
 from functools import partial
 
+import msgspec
 import structlog
 import trio
 
@@ -285,20 +286,24 @@ class Notifier:
         if n is None or n.status != "pending" or n.event is None:
             due.pop(notice_id, None)
             return
-        newer = self._superseded(n.event)
-        if newer is not None:  # an older stock level must not overwrite a newer one
-            engine.context("notifier", notice_id)
-            engine.emit(
-                ev.NoticeDelivered(
-                    ts=engine.now(),
-                    notice_id=notice_id,
-                    order_id=None,
-                    attempt=n.attempts,
-                    response=f"superseded by {newer}",
+        notice = n.event
+        if notice.audience == "channel" and notice.kind == "stock_level":
+            # an older stock level must not overwrite a newer one: send only what is still current
+            live = writeback_rules.live_levels(engine.world, notice)
+            if not live:
+                engine.context("notifier", notice_id)
+                engine.emit(
+                    ev.NoticeDelivered(
+                        ts=engine.now(),
+                        notice_id=notice_id,
+                        order_id=None,
+                        attempt=n.attempts,
+                        response="superseded by newer levels",
+                    )
                 )
-            )
-            due.pop(notice_id, None)
-            return
+                due.pop(notice_id, None)
+                return
+            notice = msgspec.structs.replace(notice, data={**notice.data, "levels": live})
         attempt = n.attempts + 1
         engine.context("notifier", notice_id)
         engine.emit(
@@ -317,7 +322,7 @@ class Notifier:
                 log.error("notice_render_failed", notice_id=notice_id, channel=channel, exc_info=True)
         else:
             try:
-                receipt = await self.channels[channel].send(n.event, rendered)
+                receipt = await self.channels[channel].send(notice, rendered)
             except Rejected as exc:  # the receiver said the request is wrong: no retry can fix it
                 error, dead = f"{type(exc).__name__}: {exc}", True
             except CredentialRejected as exc:  # every notice to it would fail alike
@@ -396,13 +401,6 @@ class Notifier:
         return {name: b.credential_error for name, b in self.breakers.items() if b.credential_error}
 
     # --- write-back stock levels ------------------------------------------------------
-
-    def _superseded(self, notice: ev.NoticeQueued) -> str | None:
-        """The id of a newer stock level queued for the same account and SKU, if any."""
-        if notice.audience != "channel" or notice.kind != "stock_level":
-            return None
-        last = self.engine.world.stock_told.get((notice.channel, notice.data.get("sku", "")))
-        return last[0] if last is not None and last[0] != notice.notice_id else None
 
     def _stock_channels(self) -> dict[str, float]:
         """Sales channels with an account that receives stock levels -> their sync period."""

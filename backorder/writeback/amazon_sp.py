@@ -54,8 +54,8 @@ class AmazonSpChannel(Adapter):
         await self._call("POST", f"/orders/v0/orders/{oid}/shipmentConfirmation", body)
         return f"package {reference} confirmed"
 
-    async def stock_level(self, notice_id: str, data: dict[str, Any]) -> str:
-        sku = urllib.parse.quote(data["sku"], safe="")
+    async def set_level(self, level: dict[str, Any]) -> None:
+        sku = urllib.parse.quote(level["sku"], safe="")
         query = urllib.parse.urlencode({"marketplaceIds": self.wb.marketplace_id})
         body = {
             "productType": self.wb.product_type,
@@ -63,7 +63,7 @@ class AmazonSpChannel(Adapter):
                 {
                     "op": "replace",
                     "path": "/attributes/fulfillment_availability",
-                    "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": data["quantity"]}],
+                    "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": level["quantity"]}],
                 }
             ],
         }
@@ -71,5 +71,4 @@ class AmazonSpChannel(Adapter):
         answer = await self._call("PATCH", path, body) or {}
         if answer.get("status") == "INVALID":  # a 200 that refuses the patch, with its issues
             issues = "; ".join(str(i.get("message", i)) for i in answer.get("issues", []))
-            raise Rejected(f"{self.name}: listing {data['sku']} INVALID: {issues}")
-        return f"{data['sku']} quantity {data['quantity']}: {answer.get('status', 'ACCEPTED')}"
+            raise Rejected(f"{self.name}: listing {level['sku']} INVALID: {issues}")

@@ -36,6 +36,23 @@ class Adapter:
         raise Rejected(f"{self.name}: this channel takes no cancellation")
 
     async def stock_level(self, notice_id: str, data: dict[str, Any]) -> str:
+        """Each level of the notice by ``set_level`` (one request per item). A level the
+        channel refuses does not stop the others: they are all sent, then the refusals are
+        one ``Rejected`` (the notice is dead with every message; a retry sends every level
+        again, which is safe: levels are absolute). Any other failure stops at once and the
+        notice is retried whole."""
+        refused = []
+        for level in data["levels"]:
+            try:
+                await self.set_level(level)
+            except Rejected as exc:
+                refused.append(f"{level['sku']}: {exc}")
+        sent = len(data["levels"]) - len(refused)
+        if refused:
+            raise Rejected(f"{len(refused)} of {len(data['levels'])} levels refused: " + "; ".join(refused))
+        return f"{sent} level(s) set"
+
+    async def set_level(self, level: dict[str, Any]) -> None:
         raise Rejected(f"{self.name}: this channel takes no stock levels")
 
 

@@ -63,10 +63,11 @@ class BigCommerceChannel(Adapter):
         return f"order {oid} cancelled"
 
     async def stock_level(self, notice_id: str, data: dict[str, Any]) -> str:
+        """All levels of the notice in one absolute adjustment."""
         location = int(self.wb.location_id) if self.wb.location_id.isdigit() else 1
         body = {
             "reason": "backorder available-to-sell",
-            "items": [{"location_id": location, "sku": data["sku"], "quantity": data["quantity"]}],
+            "items": [{"location_id": location, "sku": lv["sku"], "quantity": lv["quantity"]} for lv in data["levels"]],
         }
         await self._call("PUT", "v3/inventory/adjustments/absolute", body)
-        return f"{data['sku']} quantity {data['quantity']}"
+        return f"{len(body['items'])} level(s) set"

@@ -83,13 +83,12 @@ class ShopifyChannel(Adapter):
         await self._call("POST", f"orders/{oid}/cancel.json", {})
         return f"order {oid} cancelled"
 
-    async def stock_level(self, notice_id: str, data: dict[str, Any]) -> str:
-        if not data.get("item_id"):
-            raise Rejected(f"{self.name}: no inventory_item_id for SKU {data['sku']} (writeback.item_ids)")
+    async def set_level(self, level: dict[str, Any]) -> None:
+        if not level.get("item_id"):
+            raise Rejected(f"{self.name}: no inventory_item_id for SKU {level['sku']} (writeback.item_ids)")
         body = {
             "location_id": _num(self.wb.location_id),
-            "inventory_item_id": _num(data["item_id"]),
-            "available": data["quantity"],
+            "inventory_item_id": _num(level["item_id"]),
+            "available": level["quantity"],
         }
         await self._call("POST", "inventory_levels/set.json", body)
-        return f"{data['sku']} available {data['quantity']}"

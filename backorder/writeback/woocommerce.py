@@ -8,7 +8,8 @@ orders/{id} {"status": "completed"}`` (setting a status again is harmless).
 
 fulfillment_cancel: ``PUT orders/{id} {"status": "cancelled"}``.
 
-stock_level: ``PUT products/{id} {"manage_stock": true, "stock_quantity": N}`` (absolute).
+stock_level: ``POST products/batch {"update": [{id, manage_stock: true, stock_quantity}]}``
+(absolute).
 """
 
 from __future__ import annotations
@@ -47,9 +48,24 @@ class WooCommerceChannel(Adapter):
         return f"order {oid} cancelled"
 
     async def stock_level(self, notice_id: str, data: dict[str, Any]) -> str:
-        if not data.get("item_id"):
-            raise Rejected(f"{self.name}: no product id for SKU {data['sku']} (writeback.item_ids)")
-        await self._call(
-            "PUT", f"products/{data['item_id']}", {"manage_stock": True, "stock_quantity": data["quantity"]}
-        )
-        return f"{data['sku']} stock {data['quantity']}"
+        """All levels in one ``POST products/batch {"update": [{id, manage_stock,
+        stock_quantity}]}`` (WooCommerce takes up to 100 objects a call)."""
+        updates = [
+            {"id": _num(lv["item_id"]), "manage_stock": True, "stock_quantity": lv["quantity"]}
+            for lv in data["levels"]
+            if lv.get("item_id")
+        ]
+        missing = [lv["sku"] for lv in data["levels"] if not lv.get("item_id")]
+        for start in range(0, len(updates), 100):
+            answer = await self._call("POST", "products/batch", {"update": updates[start : start + 100]})
+            # a batch answers 200 with an ``error`` per refused object
+            errors = [u for u in (answer or {}).get("update", []) if isinstance(u, dict) and u.get("error")]
+            if errors:
+                missing += [f"{u.get('id')}: {u['error'].get('message', u['error'])}" for u in errors]
+        if missing:
+            raise Rejected(f"{self.name}: levels refused or without a product id: {', '.join(map(str, missing))}")
+        return f"{len(updates)} level(s) set"
+
+
+def _num(value: str) -> int | str:
+    return int(value) if str(value).isdigit() else value

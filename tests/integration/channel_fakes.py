@@ -213,7 +213,7 @@ class FakeShopify(FakeApi):
 
 class FakeWooCommerce(FakeApi):
     """WooCommerce REST v3 ``/wp-json/wc/v3``: Basic auth with key:secret; order status,
-    order notes, product stock."""
+    order notes, product stock by ``products/batch`` (an ``error`` per refused object)."""
 
     def __init__(self, key: str, secret: str) -> None:
         super().__init__("Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode())
@@ -252,16 +252,24 @@ class FakeWooCommerce(FakeApi):
                 o["status"] = body["status"]
                 self.effects.append({"status": (parts[1], body["status"])})
                 return 200, {"id": int(parts[1]), "status": body["status"]}
-        if parts[0] == "products" and len(parts) == 2 and method == "PUT":
-            if not isinstance(body, dict) or not isinstance(body.get("stock_quantity"), int):
+        if parts == ["products", "batch"] and method == "POST":
+            updates = body.get("update") if isinstance(body, dict) else None
+            if not isinstance(updates, list) or len(updates) > 100:
                 return 400, {
                     "code": "rest_invalid_param",
-                    "message": "Invalid parameter(s): stock_quantity",
+                    "message": "Invalid parameter(s): update",
                     "data": {"status": 400},
                 }
-            self.stock[parts[1]] = body["stock_quantity"]
-            self.effects.append({"stock": (parts[1], body["stock_quantity"])})
-            return 200, {"id": int(parts[1]), "stock_quantity": body["stock_quantity"]}
+            answers = []
+            for u in updates:
+                if not isinstance(u.get("stock_quantity"), int) or not isinstance(u.get("id"), int):
+                    error = {"code": "woocommerce_rest_invalid_id", "message": "Invalid ID.", "data": {"status": 400}}
+                    answers.append({"id": u.get("id", 0), "error": error})
+                    continue
+                self.stock[str(u["id"])] = u["stock_quantity"]
+                self.effects.append({"stock": (str(u["id"]), u["stock_quantity"])})
+                answers.append({"id": u["id"], "stock_quantity": u["stock_quantity"]})
+            return 200, {"update": answers}
         return 404, {
             "code": "woocommerce_rest_shop_order_invalid_id",
             "message": "Invalid ID.",
@@ -362,6 +370,7 @@ class FakeAmazon(FakeApi):
         self.items: dict[str, list[dict[str, Any]]] = {}
         self.packages: dict[tuple[str, str], dict[str, Any]] = {}
         self.listings: dict[str, int] = {}
+        self.invalid_skus: set[str] = set()  # listings that answer 200 with status INVALID
 
     def error(self, status: int, message: str) -> Answer:
         code = "Unauthorized" if status in (401, 403) else "InvalidInput"
@@ -397,6 +406,9 @@ class FakeAmazon(FakeApi):
             patch = (body or {}).get("patches", [{}])[0]
             if "marketplaceIds=" not in path or patch.get("path") != "/attributes/fulfillment_availability":
                 return 400, {"errors": [{"code": "InvalidInput", "message": "invalid patch"}]}
+            if parts[4] in self.invalid_skus:
+                issue = {"code": "90220", "message": "'fulfillment_availability' is not allowed", "severity": "ERROR"}
+                return 200, {"sku": parts[4], "status": "INVALID", "submissionId": "s0", "issues": [issue]}
             self.listings[parts[4]] = patch["value"][0]["quantity"]
             self.effects.append({"listing": (parts[4], self.listings[parts[4]])})
             return 200, {"sku": parts[4], "status": "ACCEPTED", "submissionId": "s1", "issues": []}

@@ -287,7 +287,9 @@ def test_stock_levels_reach_woocommerce_bigcommerce_and_amazon_in_their_shapes(s
                 "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 4}],
             }
         ]
-        assert json.loads(woo.calls("PUT", "products/412")[0]["raw"]) == {"manage_stock": True, "stock_quantity": 9}
+        assert json.loads(woo.calls("POST", "products/batch")[0]["raw"]) == {
+            "update": [{"id": 412, "manage_stock": True, "stock_quantity": 9}]
+        }
 
 
 def test_bigcommerce_refusal_is_dead_with_its_message_and_woocommerce_resend_is_noted_once(sim, monkeypatch):
@@ -363,3 +365,33 @@ def test_a_reload_adds_a_write_back_account_with_its_own_breaker(sim, monkeypatc
         assert [e["fulfillment"]["line_items_by_fulfillment_order"] for e in shop.effects] == [
             [{"fulfillment_order_id": 14101}]
         ]
+
+
+def test_an_older_stock_level_held_back_is_never_sent_after_a_newer_one(sim, monkeypatch):
+    """The account refuses our token while a level waits; the stock moves and a newer level
+    is queued; once the token is good again the older notice is recorded superseded without
+    a request, and only the newer number reaches Shopify."""
+    monkeypatch.setenv("BO_TEST_SHOPIFY", "shpat_test")
+    with FakeShopify("shpat_other") as shop:
+        d = sim(
+            FAST
+            + account("shopify", shop.url, "BO_TEST_SHOPIFY", stock=True, location_id="9")
+            + '[channels.shopify.accounts.main.writeback.item_ids]\n"SKU-H" = "61"\n'
+            + "[channels.shopify]\nstock_sync_s = 0.3\n"
+        )
+        with d.client() as c:
+            stock(c, "SKU-H", 3)
+            wait_for(lambda: c.call("health")["notifier"]["credential_errors"], what="the token refused")
+            c.call("stock.receive", sku="SKU-H", qty=4)
+            wait_for(lambda: len(notices(c)) == 2, what="a newer level queued behind the open breaker")
+            shop.credential = "shpat_test"
+            c.call("notifications.retry", all_dead=True)  # probes the breaker now
+            wait_for(lambda: len(notices(c, status="sent")) == 2, what="both recorded")
+            old, new = notices(c)
+        assert [e["level"]["available"] for e in shop.effects] == [7]
+        delivered = read_db(
+            d.db,
+            "SELECT json_extract(body, '$.notice_id'), json_extract(body, '$.response') FROM events "
+            "WHERE type = 'notice_delivered'",
+        )
+        assert delivered == [(old["notice_id"], "superseded by newer levels"), (new["notice_id"], "1 level(s) set")]

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 
 import msgspec
+import pytest
 import trio
 from channel_fakes import FakeAmazon, FakeBigCommerce, FakeShopify
 
 from backorder.actors.events import NoticeQueued
 from backorder.config.settings import Settings, WritebackSettings
+from backorder.notify.channels import Rejected
 from backorder.notify.render import Rendered
 from backorder.writeback.amazon_sp import AmazonSpChannel
 from backorder.writeback.bigcommerce import BigCommerceChannel
@@ -91,3 +93,27 @@ def test_bigcommerce_shipment_by_order_product_id_and_not_twice(monkeypatch):
         first, again = send_twice(channel, fulfillment("N3", "9001", [(2, "B", 3, "402")]))
         assert (first, again) == ("shipment 1", "shipment 1 already there")
         assert [p["quantity_shipped"] for p in bc.orders["9001"]["products"]] == [0, 3]
+
+
+def test_amazon_levels_go_on_past_a_refused_listing_then_report_it(monkeypatch):
+    """A listing answering 200 INVALID does not stop the notice's other levels; the notice
+    then fails as Rejected (dead) with Amazon's issue."""
+    monkeypatch.setenv("BO_TEST_AMZ", "Atza|x")
+    with FakeAmazon("Atza|x") as amz:
+        amz.invalid_skus = {"A"}
+        channel = AmazonSpChannel(
+            "amazon_sp/main", wb(amz.url, "BO_TEST_AMZ", marketplace_id="M1", seller_id="S1"), Settings()
+        )
+        notice = msgspec.structs.replace(
+            fulfillment("N4", "x", []),
+            kind="stock_level",
+            data={
+                "levels": [{"sku": "A", "item_id": None, "quantity": 1}, {"sku": "B", "item_id": None, "quantity": 2}]
+            },
+        )
+        with pytest.raises(Rejected) as refused:
+            trio.run(channel.send, notice, RENDERED)
+        assert str(refused.value) == (
+            "1 of 2 levels refused: A: amazon_sp/main: listing A INVALID: 'fulfillment_availability' is not allowed"
+        )
+        assert amz.listings == {"B": 2}

@@ -126,11 +126,14 @@ def test_available_to_sell_and_coalesced_stock_levels_survive_a_snapshot():
     ((target, settings),) = writeback_rules.stock_targets(w.settings).items()
     assert target == "shopify/main"
     first = writeback_rules.stock_levels(w, target, settings, {"A", "B"}, w.emit, T0)
-    assert [(n.data["sku"], n.data["item_id"], n.data["quantity"]) for n in first] == [("A", "77", 5)]  # B unmapped
+    (n,) = first
+    assert n.data == {"levels": [{"sku": "A", "item_id": "77", "quantity": 5}]}  # B is not mapped
     assert writeback_rules.stock_levels(w, target, settings, {"A"}, w.emit, T0) == []  # unchanged: nothing
     submit(w, "o1", 3)  # allocated: (13 - 3 - 2) x 0.5 = 4
     (second,) = writeback_rules.stock_levels(w, target, settings, {"A"}, w.emit, T0)
-    assert second.data["quantity"] == 4 and w.stock_told[(target, "A")] == (second.notice_id, 4)
+    assert second.data["levels"][0]["quantity"] == 4 and w.stock_told[(target, "A")] == (second.notice_id, 4)
+    assert writeback_rules.live_levels(w, n) == []  # superseded by the second: never sent after it
+    assert writeback_rules.live_levels(w, second) == second.data["levels"]
     restored = snapshot.restore(w.settings, snapshot.dump(w))
     assert restored.stock_told == w.stock_told
     assert writeback_rules.stock_levels(restored, target, settings, {"A"}, restored.evolve, T0) == []
@@ -169,3 +172,19 @@ def test_write_back_accounts_are_checked_in_the_config():
         "channels.amazon_sp.writeback.seller_id: required for Amazon stock levels",
         "channels.csv.writeback: csv orders have no channel API to write back to",
     ]
+
+
+def test_a_pass_over_many_skus_is_batched_and_a_newer_level_supersedes_only_its_sku():
+    wb = {**SHOP, "stock": True, "location_id": "1"}
+    w, _ = world({"bigcommerce": {"writeback": {**wb, "store_hash": "h"}}})
+    skus = [f"S{i:04d}" for i in range(writeback_rules.BATCH + 10)]
+    for sku in skus:
+        sku_rules.receive(w, _new_sku(w, sku), 3, None, w.emit, T0)
+    ((target, settings),) = writeback_rules.stock_targets(w.settings).items()
+    first, rest = writeback_rules.stock_levels(w, target, settings, skus, w.emit, T0)
+    assert (len(first.data["levels"]), len(rest.data["levels"])) == (writeback_rules.BATCH, 10)
+    sku_rules.receive(w, w.skus["S0001"], 1, None, w.emit, T0)
+    (newer,) = writeback_rules.stock_levels(w, target, settings, ["S0001"], w.emit, T0)
+    assert newer.data["levels"] == [{"sku": "S0001", "item_id": None, "quantity": 4}]
+    live = writeback_rules.live_levels(w, first)
+    assert len(live) == writeback_rules.BATCH - 1 and "S0001" not in {lv["sku"] for lv in live}
