@@ -173,13 +173,15 @@ def test_shopify_cancel_and_stock_levels_coalesced(sim, monkeypatch):
             wait_for(lambda: shop.levels.get((777, 8801)) == 10, what="the released units on sale again")
             kinds = [n["kind"] for n in notices(c, status="sent")]
         levels = [e["level"]["available"] for e in shop.effects if "level" in e]
-        assert levels == [5, 10, 7, 10]  # one per change seen by a sync, none for the unmapped SKU
-        assert kinds.count("fulfillment_cancel") == 1 and kinds.count("stock_level") == 4
+        # one level per sync pass that saw a change, none for the unmapped SKU: the five
+        # receipts land in one pass (or, rarely, straddle two), never five levels
+        assert levels[0] == 5 and levels[-2:] == [7, 10] and levels[1:-2] in ([10], [levels[1], 10])
+        assert kinds.count("fulfillment_cancel") == 1 and kinds.count("stock_level") == len(levels)
         d.restart()
         with d.client() as c:  # a restart queues nothing new: every level told is still true
             c.call("stock.receive", sku="SKU-UNMAPPED", qty=1)
             wait_for(lambda: c.call("stats")["notifications"]["pending"] == 0, what="idle")
-            assert len(notices(c)) == 5
+            assert len(notices(c)) == len(levels) + 1
 
 
 def test_woocommerce_bigcommerce_amazon_fulfilment_in_their_shapes(sim, monkeypatch):
