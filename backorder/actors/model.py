@@ -346,6 +346,10 @@ class World:
         self.told: dict[tuple[str, int], str] = {}
         self.warned: set[tuple[str, str]] = set()  # (order_id, request_id) given a depletion warning
         self.notice_failures = 0
+        # (CHANNEL/ACCOUNT, sku) -> (notice id, quantity) of the last stock level queued for it:
+        # the stock sync queues a level only when it changed, and an older level still in
+        # the outbox is superseded by a newer one instead of being sent after it
+        self.stock_told: dict[tuple[str, str], tuple[str, int]] = {}
         self._apply = {
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
@@ -636,6 +640,9 @@ class World:
                 self.told[(e.order_id, line_no)] = date
             for request_id in e.data.get("warned", ()):
                 self.warned.add((e.order_id, request_id))
+        elif e.audience == "channel" and e.kind == "stock_level":
+            for level in e.data["levels"]:
+                self.stock_told[(e.channel, level["sku"])] = (e.notice_id, level["quantity"])
 
     def _notice_attempted(self, e: ev.NoticeAttempted) -> None:
         n = self.notices[e.notice_id]

@@ -11,7 +11,7 @@ from decimal import Decimal
 import msgspec
 
 from backorder.actors import events as ev
-from backorder.actors import notice_rules
+from backorder.actors import notice_rules, writeback_rules
 from backorder.actors.carrier import Carrier, zpl_label
 from backorder.actors.model import Order, Shipment, World
 from backorder.actors.sku_rules import Emit
@@ -225,6 +225,7 @@ def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: floa
             ev.UnitsShipped(ts=now, sku=sku, order_id=order.order_id, line_no=line_no, qty=qty, shipment_id=shipment_id)
         )
     notice_rules.shipped(world, order, sh, carrier.name, tracking, emit, now)
+    writeback_rules.shipped(world, order, sh, carrier.name, tracking, emit, now)
     return sh
 
 
@@ -247,6 +248,7 @@ def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> 
             emit(ev.LineReleased(ts=now, sku=ln.sku, order_id=order_id, line_no=ln.line_no, freed=ln.allocated))
             touched[ln.sku] = None
     notice_rules.cancelled(world, order, reason, emit, now)
+    writeback_rules.cancelled(world, order, reason, emit, now)
     return list(touched)
 
 

@@ -152,6 +152,7 @@ def dump(world: World) -> bytes:
             "told": [[oid, line_no, date] for (oid, line_no), date in world.told.items()],
             "warned": sorted(world.warned),
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
+            "stock_told": [[target, sku, nid, qty] for (target, sku), (nid, qty) in world.stock_told.items()],
         }
     )
 
@@ -222,4 +223,6 @@ def restore(settings: Settings, data: bytes) -> World:
         w._index_notice(n)
     w.told = {(oid, line_no): date for oid, line_no, date in snap["told"]}
     w.warned = {(oid, rid) for oid, rid in snap["warned"]}
+    # absent from snapshots written before stock write-back: nothing was queued then
+    w.stock_told = {(target, sku): (nid, qty) for target, sku, nid, qty in snap.get("stock_told", ())}
     return w

@@ -258,6 +258,42 @@ class NotificationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
 # --- order intake: channels, accounts, validation profiles -----------------------------
 
 
+class WritebackSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """How one channel account hears back from the site (``[channels.NAME.accounts.ID.writeback]``,
+    or ``[channels.NAME.writeback]`` for every account of the channel): shipments and
+    cancellations in the channel's own API, and available-to-sell per SKU. Sent through the
+    notifier's outbox as notices of audience ``channel`` on the delivery channel
+    ``NAME/ID`` (its own breaker). See docs/notifications.md "Writing back to the channels"."""
+
+    enabled: bool = True
+    fulfillment: bool = True  # shipments and cancellations
+    stock: bool = False  # available-to-sell per SKU, coalesced per [channels.NAME] stock_sync_s
+    # https://SHOP.myshopify.com, https://SHOP.example (WooCommerce), https://api.bigcommerce.com,
+    # https://sellingpartnerapi-na.amazon.com; a loopback URL in tests. Unused by x12_850.
+    base_url: str = ""
+    # The NAME of an environment variable holding the credential, or a file holding it (first
+    # line): Shopify / BigCommerce access token, Amazon LWA access token, WooCommerce
+    # "consumer_key:consumer_secret".
+    credential_env: str | None = None
+    credential_file: str | None = None
+    api_version: str = "2024-07"  # Shopify Admin REST version
+    store_hash: str = ""  # BigCommerce
+    marketplace_id: str = ""  # Amazon SP-API
+    seller_id: str = ""  # Amazon SP-API (Listings Items path)
+    product_type: str = "PRODUCT"  # Amazon Listings Items patch
+    location_id: str = ""  # Shopify inventory location; BigCommerce inventory location (number)
+    # site SKU -> the channel's id of the item whose stock is set: Shopify inventory_item_id,
+    # WooCommerce product (or variation) id. BigCommerce and Amazon address items by SKU.
+    item_ids: dict[str, str] = {}
+    safety_buffer: Annotated[int, Meta(ge=0)] = 0  # units held back from every channel
+    share: Annotated[float, Meta(ge=0, le=1)] = 1.0  # of what is left, the part this account may sell
+    timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+    dir: str = "outbox/x12_856"  # x12_850 partners: where the 856 ship notices are written
+    isa_qualifier: Annotated[str, Meta(pattern=r"^[A-Z0-9]{2}$")] = "ZZ"  # the partner's, X12 856
+    isa_id: str = "PARTNER"
+    gs_id: str = "PARTNER"
+
+
 class ValidationProfile(Struct, kw_only=True, forbid_unknown_fields=True):
     """What a channel (or one account of it) may send: fields left unset at account level
     take the channel's value (see ``ChannelSettings.profile``)."""
@@ -275,11 +311,15 @@ class ValidationProfile(Struct, kw_only=True, forbid_unknown_fields=True):
     priority: bool | None = None  # the customer of this account is a priority customer
     secret_env: str | None = None  # name of the environment variable holding the signing secret
     secret_file: str | None = None  # or a file holding it (first line)
+    # an account's own table replaces the channel's whole (and is its own delivery channel)
+    writeback: WritebackSettings | None = None
 
 
 class ChannelSettings(ValidationProfile, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     accounts: dict[str, ValidationProfile] = {}
+    # write-back: at most one available-to-sell update per SKU and account this often
+    stock_sync_s: Annotated[float, Meta(gt=0)] = 60.0
 
     def profile(self, account: str) -> ValidationProfile:
         """The channel's profile with the account's explicit keys on top."""
@@ -363,9 +403,55 @@ def intake_problems(settings: Settings) -> list[str]:
     for name in settings.channels:
         if name not in CHANNEL_NAMES:
             out.append(f"channels.{name}: unknown channel (known: {', '.join(sorted(CHANNEL_NAMES))})")
+    out += writeback_problems(settings)
     listen = settings.intake.listen
     if listen is not None and not re.match(r"^[^:]+:\d{1,5}$", listen):
         out.append(f"intake.listen: {listen!r} is not HOST:PORT")
+    return out
+
+
+def _writeback_tables(settings: Settings) -> list[tuple[str, str, WritebackSettings]]:
+    """(key path, delivery channel, settings) of every enabled write-back table of an
+    enabled channel: an account's own table is ``"CHANNEL/ACCOUNT"``; the channel's table is
+    ``"CHANNEL/*"``, for every other account of the channel, listed or not (intake names
+    accounts from the source, e.g. the shop's domain, so they need not be listed)."""
+    out = []
+    for name, ch in settings.channels.items():
+        if not ch.enabled:
+            continue
+        for account, prof in ch.accounts.items():
+            if prof.writeback is not None and prof.writeback.enabled:
+                out.append((f"channels.{name}.accounts.{account}.writeback", f"{name}/{account}", prof.writeback))
+        if ch.writeback is not None and ch.writeback.enabled:
+            out.append((f"channels.{name}.writeback", f"{name}/*", ch.writeback))
+    return out
+
+
+def writeback_targets(settings: Settings) -> dict[str, WritebackSettings]:
+    """The delivery channels of write-back (``"CHANNEL/ACCOUNT"`` or ``"CHANNEL/*"``, see
+    ``_writeback_tables``) -> their settings."""
+    return {target: wb for _path, target, wb in _writeback_tables(settings)}
+
+
+def writeback_problems(settings: Settings) -> list[str]:
+    out = []
+    for path, target, wb in _writeback_tables(settings):
+        channel = target.partition("/")[0]
+        if channel == "csv":
+            out.append(f"{path}: csv orders have no channel API to write back to")
+            continue
+        if channel != "x12_850" and not wb.base_url:
+            out.append(f"{path}.base_url: required to write back to {channel}")
+        if channel != "x12_850" and not (wb.credential_env or wb.credential_file):
+            out.append(f"{path}: name credential_env or credential_file")
+        if channel == "bigcommerce" and not wb.store_hash:
+            out.append(f"{path}.store_hash: required for BigCommerce")
+        if channel == "amazon_sp" and not wb.marketplace_id:
+            out.append(f"{path}.marketplace_id: required for Amazon SP-API")
+        if channel == "amazon_sp" and wb.stock and not wb.seller_id:
+            out.append(f"{path}.seller_id: required for Amazon stock levels")
+        if channel == "shopify" and wb.stock and not wb.location_id:
+            out.append(f"{path}.location_id: required for Shopify inventory levels")
     return out
 
 

@@ -87,7 +87,10 @@ class Daemon:
             "rejected_requests": self.recorder.rejected,
             "dead_letters": len(self.engine.world.dead_letters),
             "recovered_events": self.recovered_events,
-            "notifier": {"breakers": self.notifier.statistics()},
+            "notifier": {
+                "breakers": self.notifier.statistics(),
+                "credential_errors": self.notifier.credential_errors(),
+            },
             "intake": self.intake.queue_view(),
         }
 

@@ -33,7 +33,7 @@ import structlog
 from backorder import protocol as p
 from backorder.actors import sku_rules
 from backorder.config import service_checks
-from backorder.config.settings import AccessSettings, ConfigError, Settings, load_settings
+from backorder.config.settings import AccessSettings, ConfigError, Settings, load_settings, writeback_targets
 from backorder.daemon import logging as dlog
 from backorder.daemon import requestlog
 from backorder.daemon.recovery import journal_file_policies
@@ -115,6 +115,7 @@ def reload(targets: Targets, path: str | Path | None) -> bool:
     old.access = new.access
     _policies(targets, old, new)
     _channels(targets.notifier, old, new)
+    _writeback(targets.notifier, old, new)
     _intake(old, new)
     log.info("config_reloaded", config=str(path))
     targets.status(f"serving (config reloaded from {path})")
@@ -137,6 +138,20 @@ def _channels(notifier: Notifier, old: Settings, new: Settings) -> None:
         )
     old.notifications = cfg
     notifier.configure(cfg)
+
+
+def _writeback(notifier: Notifier, old: Settings, new: Settings) -> None:
+    """``[channels.*.writeback]``: the rules read the accounts at each shipment; the notifier
+    gets adapters with the new settings (an added account gets its channel and breaker)
+    for its next attempt. Stock sync periods and accounts that start or stop stock levels
+    take a restart."""
+    if writeback_targets(new) == writeback_targets(old):
+        return
+    old_stock = {t for t, wb in writeback_targets(old).items() if wb.stock}
+    if old_stock != {t for t, wb in writeback_targets(new).items() if wb.stock}:
+        log.warning("reload_needs_restart", section="channels.*.writeback", keys="stock")
+    old.channels = new.channels  # what the adapters are built from (``_intake`` sets it too)
+    notifier.configure(old.notifications)
 
 
 def _intake(old: Settings, new: Settings) -> None:

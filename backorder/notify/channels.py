@@ -22,6 +22,18 @@ class DeliveryError(Exception):
     """The receiver refused or could not be reached; the notifier retries."""
 
 
+class Rejected(DeliveryError):
+    """The receiver answered that the request itself is wrong (a 4xx other than an
+    authentication failure or a rate limit): sending it again cannot help, so the notice is
+    dead at once with the receiver's message, and the receiver's breaker is not charged."""
+
+
+class CredentialRejected(DeliveryError):
+    """The receiver refused our credential (401/403: expired or revoked token). Every notice
+    to it would fail alike: the notifier opens the channel's breaker at once and reports it
+    once; the notice stays pending (never dead for this) until the credential is fixed."""
+
+
 class Channel(Protocol):
     name: str
 

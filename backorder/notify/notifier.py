@@ -10,7 +10,11 @@ Idempotency-Key / file name), so the receiver can drop the repeat.
 
 A notice that cannot be rendered (a template error) is ``dead`` at once, with the error:
 the content is wrong, not the receiver, so it is neither retried nor counted against the
-channel's breaker. Failures to send back off exponentially with jitter
+channel's breaker; so is one the receiver refuses as wrong (``Rejected``: a 4xx from a
+sales channel's API, with its message). A receiver that refuses our credential
+(``CredentialRejected``: 401/403) would refuse every notice alike: its breaker opens at
+once, reported once (``channel_credential_rejected``, ``credential_errors``), and the
+notice stays pending. Failures to send back off exponentially with jitter
 (``backoff_base_s * 2**(attempt-1)``, at most ``backoff_max_s``, +-``jitter``); after
 ``max_attempts`` the notice is ``dead`` until ``notifications.retry``. Each channel has a
 circuit breaker: ``breaker_failures`` failures to send in a row open it for
@@ -18,6 +22,14 @@ circuit breaker: ``breaker_failures`` failures to send in a row open it for
 its attempts). One worker per channel sends one notice at a time, earliest due first (a
 heap per channel). Only committed notices are sent: the notifier learns of new ones from
 the journal's commit listener, never before their cause is durable.
+
+Write-back notices (audience ``channel``, ``backorder.writeback``) go to one channel per
+sales channel account, ``CHANNEL/ACCOUNT``, each with its own worker and breaker; their
+adapters build the request from the notice's data (no template). Stock levels are queued
+here, by the stock sync: a journal listener marks the SKUs of committed events dirty, and
+every ``[channels.NAME] stock_sync_s`` ``writeback_rules.stock_levels`` queues the changed
+ones; a level that a newer one for the same account and SKU superseded is left out when
+its notice is sent (all of them: the notice is recorded delivered without being sent).
 
 Under the stepped clock (``clock.SteppedClock``) the same work runs in engine time, on the
 clock's agenda instead of in worker tasks: a committed notice is due at its engine time,
@@ -36,19 +48,20 @@ import heapq
 import random
 from functools import partial
 
+import msgspec
 import structlog
 import trio
 
 from backorder.actors import events as ev
-from backorder.actors import notice_rules
+from backorder.actors import notice_rules, writeback_rules
 from backorder.actors.engine import Engine
 from backorder.clock import SteppedClock
 from backorder.config.settings import NotificationSettings
 from backorder.daemon.journal import NOTICE_KEYS
 from backorder.errors import Conflict, NotFound
-from backorder.notify.channels import Channel
+from backorder.notify.channels import Channel, CredentialRejected, Rejected
 from backorder.notify.filedrop import FileDropChannel
-from backorder.notify.render import Renderer, RenderError
+from backorder.notify.render import Rendered, Renderer, RenderError
 from backorder.notify.smtp import SmtpChannel
 from backorder.notify.webhook import WebhookChannel
 from backorder.timeutil import iso_date
@@ -72,6 +85,16 @@ class Breaker:
         self.reset_s = reset_s
         self.failures = 0
         self.open_until = 0.0
+        self.credential_error = ""  # set while open because the receiver refused our credential
+
+    def trip(self, credential_error: str) -> bool:
+        """Open at once (every attempt would fail alike); True the first time for this
+        credential problem, so it is reported once, not once per notice or probe."""
+        first = not self.credential_error
+        self.failures = max(self.failures, self.limit)
+        self.open_until = trio.current_time() + self.reset_s
+        self.credential_error = credential_error
+        return first
 
     def failed(self) -> None:
         self.failures += 1
@@ -81,6 +104,7 @@ class Breaker:
     def succeeded(self) -> None:
         self.failures = 0
         self.open_until = 0.0
+        self.credential_error = ""
 
     @property
     def state(self) -> str:
@@ -114,6 +138,9 @@ class Notifier:
         # engine-time scheduling on the clock's agenda (see the module docstring)
         self.stepped: SteppedClock | None = clock if isinstance(clock, SteppedClock) else None
         self.parked: dict[str, set[str]] = {name: set() for name in self.channels}  # stepped: behind an open breaker
+        self._nursery: trio.Nursery | None = None  # workers of channels added by a reload start here
+        # sales channel -> SKUs whose stock changed since its last stock sync (write-back)
+        self.stock_dirty: dict[str, set[str]] = {}
         self._checked: tuple[str, int] | None = None  # stepped: (date, last seq) of the last depletion check
 
     def configure(self, cfg: NotificationSettings, renderer: Renderer | None = None) -> None:
@@ -131,10 +158,28 @@ class Notifier:
         for name, channel in fresh.items():
             if type(self.channels.get(name)) is type(channel):
                 self.channels[name] = channel
+        # write-back: one channel per sales channel account (``CHANNEL/ACCOUNT``), its own breaker
+        from backorder.writeback import adapters
+
+        for name, channel in adapters(self.engine.world.settings).items():
+            if name not in self.channels or type(self.channels[name]) is type(channel):
+                self.channels[name] = channel
+                self._add_channel(name)
         self.renderer = renderer or Renderer(cfg.templates_dir)
         for name in self.channels:
             breaker = self.breakers.setdefault(name, Breaker(cfg.breaker_failures, cfg.breaker_reset_s))
             breaker.limit, breaker.reset_s = cfg.breaker_failures, cfg.breaker_reset_s
+
+    def _add_channel(self, name: str) -> None:
+        """The queues of a channel added after start (a write-back account a reload added)."""
+        if not hasattr(self, "due") or name in self.due:
+            return  # at start, __init__ makes them for every channel
+        self.due[name], self.heaps[name], self.parked[name] = {}, [], set()
+        self.wakes[name] = trio.Event()
+        if self._nursery is not None:
+            self._nursery.start_soon(self._worker, name)
+        for notice_id in list(self.engine.world.notices_pending):  # queued before it had a channel
+            self._enqueue(notice_id)
 
     # --- feeding ------------------------------------------------------------------
 
@@ -169,14 +214,21 @@ class Notifier:
         self.engine.journal.listeners.append(self.on_commit)
         for notice_id in list(self.engine.world.notices_pending):  # all durable at start-up
             self._enqueue(notice_id)
+        if self._stock_channels():
+            self.engine.journal.listeners.append(self._stock_changed)
         if self.stepped is not None:  # no tasks: the clock's agenda runs the work
             if self.cfg.routes:
                 self.stepped.at(self.stepped.now(), self._depletion_stepped)
+            for channel, period in self._stock_channels().items():
+                self.stepped.at(self.stepped.now() + period, partial(self._stock_stepped, channel, period))
             task_status.started()
             return
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             for name in self.channels:
                 nursery.start_soon(self._worker, name)
+            for channel, period in self._stock_channels().items():
+                nursery.start_soon(self._stock_sync, channel, period)
             if self.cfg.routes:  # with no route configured, nobody could be warned
                 nursery.start_soon(self._depletion_checks)
             task_status.started()
@@ -234,6 +286,24 @@ class Notifier:
         if n is None or n.status != "pending" or n.event is None:
             due.pop(notice_id, None)
             return
+        notice = n.event
+        if notice.audience == "channel" and notice.kind == "stock_level":
+            # an older stock level must not overwrite a newer one: send only what is still current
+            live = writeback_rules.live_levels(engine.world, notice)
+            if not live:
+                engine.context("notifier", notice_id)
+                engine.emit(
+                    ev.NoticeDelivered(
+                        ts=engine.now(),
+                        notice_id=notice_id,
+                        order_id=None,
+                        attempt=n.attempts,
+                        response="superseded by newer levels",
+                    )
+                )
+                due.pop(notice_id, None)
+                return
+            notice = msgspec.structs.replace(notice, data={**notice.data, "levels": live})
         attempt = n.attempts + 1
         engine.context("notifier", notice_id)
         engine.emit(
@@ -252,7 +322,13 @@ class Notifier:
                 log.error("notice_render_failed", notice_id=notice_id, channel=channel, exc_info=True)
         else:
             try:
-                receipt = await self.channels[channel].send(n.event, rendered)
+                receipt = await self.channels[channel].send(notice, rendered)
+            except Rejected as exc:  # the receiver said the request is wrong: no retry can fix it
+                error, dead = f"{type(exc).__name__}: {exc}", True
+            except CredentialRejected as exc:  # every notice to it would fail alike
+                error = f"{type(exc).__name__}: {exc}"
+                if self.breakers[channel].trip(str(exc)):
+                    log.error("channel_credential_rejected", channel=channel, error=str(exc), breaker="open")
             except Exception as exc:  # any failure of the receiver is a failed attempt, counted by its breaker
                 error, dead = f"{type(exc).__name__}: {exc}", attempt >= self.cfg.max_attempts
                 self.breakers[channel].failed()
@@ -285,6 +361,8 @@ class Notifier:
 
     def render(self, notice: ev.NoticeQueued):
         """The notice's content (and a supplier notice's documents); raises RenderError for a template error."""
+        if notice.audience == "channel":  # a write-back: its adapter builds the channel's request from ``data``
+            return Rendered(subject=notice.subject, text="", html="")
         rendered = self.renderer.render(notice)
         if notice.kind == "purchase_order":
             from backorder.documents.purchase_order import attachments  # only supplier notices need it
@@ -311,10 +389,63 @@ class Notifier:
             engine.emit(ev.NoticeRetried(ts=engine.now(), notice_id=nid, order_id=world.notices[nid].order_id))
         for breaker in self.breakers.values():
             breaker.succeeded()  # an operator asked for a retry: probe at once
+        for wake in self.wakes.values():
+            wake.set()  # a worker waiting out an open breaker looks again now
         return ids
 
     def statistics(self) -> dict:
         return {name: b.state for name, b in self.breakers.items()}
+
+    def credential_errors(self) -> dict[str, str]:
+        """Channels whose breaker is open because the receiver refused our credential."""
+        return {name: b.credential_error for name, b in self.breakers.items() if b.credential_error}
+
+    # --- write-back stock levels ------------------------------------------------------
+
+    def _stock_channels(self) -> dict[str, float]:
+        """Sales channels with an account that receives stock levels -> their sync period."""
+        settings = self.engine.world.settings
+        names = {t.partition("/")[0] for t in writeback_rules.stock_targets(settings)}
+        return {name: settings.channels[name].stock_sync_s for name in sorted(names)}
+
+    def _stock_changed(self, batch) -> None:
+        """Journal listener: mark the SKUs of committed events dirty for every stock sync.
+        The only per-event cost of stock write-back: a set insert per committed SKU event,
+        after the commit, never on the request path."""
+        if not self.stock_dirty:
+            return
+        skus = {row[3] for row in batch if row[3] is not None}
+        if skus:
+            for dirty in self.stock_dirty.values():
+                dirty |= skus
+
+    def _stock_pass(self, channel: str) -> None:
+        """Queue the changed available-to-sell of the SKUs dirty for ``channel`` to each of
+        its accounts (``writeback_rules.stock_levels`` queues only real changes)."""
+        engine = self.engine
+        world = engine.world
+        skus = self.stock_dirty.get(channel)
+        if skus is None:  # the first pass: every SKU (a change while the daemon was down counts)
+            skus = set(world.skus)
+        self.stock_dirty[channel] = set()
+        if not skus:
+            return
+        engine.context("stock_sync", channel)
+        for target, wb in writeback_rules.stock_targets(world.settings).items():
+            if target.partition("/")[0] == channel:
+                writeback_rules.stock_levels(world, target, wb, skus, engine.emit, engine.now())
+
+    async def _stock_sync(self, channel: str, period: float) -> None:
+        """Coalescing: at most one stock level per SKU and account each ``stock_sync_s``."""
+        while True:
+            self._stock_pass(channel)
+            await trio.sleep(period)
+
+    async def _stock_stepped(self, channel: str, period: float) -> None:
+        """Stepped clock: one stock pass, and the next one on the agenda."""
+        assert self.stepped is not None
+        self._stock_pass(channel)
+        self.stepped.at(self.stepped.now() + period, partial(self._stock_stepped, channel, period))
 
     async def _depletion_checks(self) -> None:
         """Periodically warn customers whose lines wait for an overdue supply."""

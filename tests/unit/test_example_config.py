@@ -66,6 +66,7 @@ def test_the_walk_reaches_every_settings_struct():
         cfg.IntakeSettings,
         cfg.ChannelSettings,
         cfg.ValidationProfile,
+        cfg.WritebackSettings,
     }
 
 

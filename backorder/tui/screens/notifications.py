@@ -36,6 +36,7 @@ class NotificationsScreen(BoScreen):
         self.notices: dict[str, dict] = {}
         self.count = self.dead = self.skipped = 0
         self.breakers: dict[str, str] = {}
+        self.credential_errors: dict[str, str] = {}  # write-back accounts whose credential was refused
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -66,6 +67,7 @@ class NotificationsScreen(BoScreen):
             return
         if health is not None:
             self.breakers = (health.get("notifier") or {}).get("breakers") or {}
+            self.credential_errors = (health.get("notifier") or {}).get("credential_errors") or {}
         t = self.query_one("#notices", DataTable)
         key = self.current()
         t.clear()
@@ -120,6 +122,8 @@ class NotificationsScreen(BoScreen):
         for channel, state in sorted(self.breakers.items()):
             head.append(f"  {channel} ")
             head.append(state, style=BREAKER_STYLE.get(state, ""))
+            if channel in self.credential_errors:  # reported once here, not once per notice
+                head.append(" (credential refused)", style="bold red")
         if not self.breakers:
             head.append(" —", style="dim")
         self.query_one("#notif-head", Static).update(head)

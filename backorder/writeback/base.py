@@ -1,0 +1,68 @@
+"""What every channel adapter shares: the notice's kind picks the method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backorder.actors.events import NoticeQueued
+from backorder.config.settings import Settings, WritebackSettings
+from backorder.notify.channels import Rejected
+from backorder.notify.render import Rendered
+from backorder.writeback.http import Api
+
+
+class Adapter:
+    """A channel account as a delivery channel. Subclasses implement ``fulfillment``,
+    ``fulfillment_cancel`` and ``stock_level`` (each returns the receipt kept in the
+    journal); a kind the channel has no API for is a ``Rejected`` (dead, with the reason)."""
+
+    def __init__(self, target: str, wb: WritebackSettings, settings: Settings) -> None:
+        self.name = target
+        self.wb = wb
+        self.settings = settings
+        self.api = Api(target, wb)
+
+    async def send(self, notice: NoticeQueued, rendered: Rendered) -> str:
+        method = getattr(self, notice.kind, None)
+        if method is None:
+            raise Rejected(f"{self.name}: no write-back of {notice.kind!r} notices to this channel")
+        receipt: str = await method(notice.notice_id, notice.data)
+        return receipt
+
+    async def fulfillment(self, notice_id: str, data: dict[str, Any]) -> str:
+        raise Rejected(f"{self.name}: this channel takes no fulfillment")
+
+    async def fulfillment_cancel(self, notice_id: str, data: dict[str, Any]) -> str:
+        raise Rejected(f"{self.name}: this channel takes no cancellation")
+
+    async def stock_level(self, notice_id: str, data: dict[str, Any]) -> str:
+        """Each level of the notice by ``set_level`` (one request per item). A level the
+        channel refuses does not stop the others: they are all sent, then the refusals are
+        one ``Rejected`` (the notice is dead with every message; a retry sends every level
+        again, which is safe: levels are absolute). Any other failure stops at once and the
+        notice is retried whole."""
+        refused = []
+        for level in data["levels"]:
+            try:
+                await self.set_level(level)
+            except Rejected as exc:
+                refused.append(f"{level['sku']}: {exc}")
+        sent = len(data["levels"]) - len(refused)
+        if refused:
+            raise Rejected(f"{len(refused)} of {len(data['levels'])} levels refused: " + "; ".join(refused))
+        return f"{sent} level(s) set"
+
+    async def set_level(self, level: dict[str, Any]) -> None:
+        raise Rejected(f"{self.name}: this channel takes no stock levels")
+
+
+def line_refs(data: dict[str, Any]) -> dict[str, int] | None:
+    """The shipped quantity per channel line reference, or None when any shipped line has
+    no reference (then the adapter fulfils the channel's whole open order)."""
+    refs: dict[str, int] = {}
+    for item in data["items"]:
+        ref = item.get("channel_line_id")
+        if not ref:
+            return None
+        refs[str(ref)] = refs.get(str(ref), 0) + int(item["qty"])
+    return refs
