@@ -73,8 +73,7 @@ def _channel_line_id(order: Order, line_no: int) -> str | None:
     lines = order.spec.lines
     if not 1 <= line_no <= len(lines):
         return None
-    ref = getattr(lines[line_no - 1], "channel_line_id", None)
-    return str(ref) if ref not in (None, "") else None
+    return lines[line_no - 1].channel_line_id or None
 
 
 def _queue(
