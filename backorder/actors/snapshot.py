@@ -17,11 +17,14 @@ from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER, OrderRecord
 from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
-VERSION = 6  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
+VERSION = 7  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq; 6: a SKU on the default policy
 # has none, nor the site while no policy_changed was journaled (each takes the config
-# file's [default_policy] / [allocation] when restored, as a replay does)
-READABLE = (5, VERSION)  # a 5 stores every SKU's policy: it restores as written
+# file's [default_policy] / [allocation] when restored, as a replay does); 7: the KPIs'
+# per-day aggregates (``kpi``)
+# Older snapshots lack the KPI aggregates, which only a replay from the first event
+# rebuilds: they are not restored (the journal is replayed instead).
+READABLE = (VERSION,)
 
 LINE = (
     "sku",
@@ -152,6 +155,7 @@ def dump(world: World) -> bytes:
             "told": [[oid, line_no, date] for (oid, line_no), date in world.told.items()],
             "warned": sorted(world.warned),
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
+            "kpi": world.kpi.dump(),
         }
     )
 
@@ -222,4 +226,5 @@ def restore(settings: Settings, data: bytes) -> World:
         w._index_notice(n)
     w.told = {(oid, line_no): date for oid, line_no, date in snap["told"]}
     w.warned = {(oid, rid) for oid, rid in snap["warned"]}
+    w.kpi.load(snap["kpi"], w.requests)
     return w
