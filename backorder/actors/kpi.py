@@ -320,6 +320,9 @@ class Kpi:
             "days": [[d, [getattr(b, f) for f in FIELDS], b.leads] for d, b in self.days.items()],
             "pending": [[oid, ln, p.due_ts, p.units, p.got] for (oid, ln), p in self.pending.items()],
             "last_receipt": self.last_receipt,
+            # kept as summed live: summed again from the buckets, in another order, a float
+            # total could differ in its last bit from the one the live daemon showed
+            "lead_sum": self.lead_sum,
             "flagged": sorted(self.flagged),
             "counts": [self.exceptions, self.pick_mismatches],
         }
@@ -339,9 +342,9 @@ class Kpi:
             for source, hours in b.leads:
                 for key in ("", source):
                     self.leads_sorted.setdefault(key, []).append(hours)
-                    self.lead_sum[key] = self.lead_sum.get(key, 0.0) + hours
         for values in self.leads_sorted.values():
             values.sort()
+        self.lead_sum = dict(data["lead_sum"])
         for oid, ln, due, units, got in data["pending"]:
             self.line_backordered((oid, ln), due - self.target_s, units)
             self.pending[(oid, ln)].due_ts, self.pending[(oid, ln)].got = due, got
