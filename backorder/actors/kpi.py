@@ -27,6 +27,7 @@ What is counted, and on which day (docs/operations.md, "KPIs", says the same for
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import math
 from typing import Any, Protocol
 
@@ -309,8 +310,8 @@ class Kpi:
                 "open_overdue": n_open.get(key, 0),
             }
 
-        sources = sorted(k for k in set(base) | set(more) if k)
-        return {**head, **figures(""), "by_source": {s: figures(s) for s in sources}}
+        named = sorted(k for k in set(base) | set(more) if k)
+        return {**head, **figures(""), "by_source": {s: figures(s) for s in named}}
 
     # --- snapshot -----------------------------------------------------------------
 
@@ -357,8 +358,6 @@ class Kpi:
 
 
 def _iso_day(day: int) -> str:
-    import datetime as dt
-
     return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
 
 
