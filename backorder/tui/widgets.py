@@ -130,6 +130,9 @@ def target_text(name: str, target: float) -> str:
     return f"<{target:.0f}h" if in_hours(name) else f"≥{100 * target:.0f}%"
 
 
+SEP = "  │  "  # between the tiles and the counts when both fit on one line
+
+
 def window_of(kpi: dict, window: str) -> dict:
     return next((w for w in kpi["windows"] if w["window"] == window), {})
 
@@ -156,14 +159,20 @@ class KpiBar(Widget, can_focus=True):
         self.refresh(layout=True)
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return 2 if width < 120 else 1
+        head, counts = self._parts(width)
+        return 1 if self._one_line(head, counts, width) else 2
 
-    def render(self) -> Text:
+    @staticmethod
+    def _one_line(head: Text, counts: Text, width: int) -> bool:
+        return head.cell_len + len(SEP) + counts.cell_len <= width
+
+    def _parts(self, width: int) -> tuple[Text, Text]:
+        """(the tiles, the counts); the targets beside the tiles when there is room."""
         st = self.stats
         if st is None:
-            return Text("waiting for the daemon…", style="dim")
+            return Text("waiting for the daemon…", style="dim"), Text()
         k = st["counts"]
-        wide = self.size.width >= 120
+        targets = width >= 100
         head = Text()
         self._spans = []
         for n, (name, label) in enumerate(TILES):
@@ -178,7 +187,7 @@ class KpiBar(Widget, can_focus=True):
             shown = hours(value) if in_hours(name) else pct(value)
             start = head.cell_len
             tile = Text.assemble((f"{label} ", "bold"), (TILE_WINDOW, "dim"), " ", (f"{shown} {mark}", style))
-            if wide and kpi is not None:
+            if targets and kpi is not None:
                 tile.append(f" {target_text(name, kpi['target'])}", style="dim")
             if self.has_focus and n == self.selected:
                 tile.stylize("reverse")
@@ -197,10 +206,16 @@ class KpiBar(Widget, can_focus=True):
             ("shipped today ", "bold"),
             f"{k['shipments_today']:,}",
         )
-        sep = Text("  │  ", style="dim")
-        if not wide:
-            return Text.assemble(head, "\n", counts)
-        return Text.assemble(head, sep, counts)
+        return head, counts
+
+    def render(self) -> Text:
+        width = self.content_region.width or self.size.width
+        head, counts = self._parts(width)
+        if self.stats is None:
+            return head
+        if self._one_line(head, counts, width):
+            return Text.assemble(head, Text(SEP, style="dim"), counts)
+        return Text.assemble(head, "\n", counts)
 
     def action_select(self, step: int) -> None:
         self.selected = (self.selected + step) % len(TILES)
