@@ -5,11 +5,14 @@ a kill -9 or a clean stop and restart give the same figures."""
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 from bo_support import fingerprint, line, submit
 from test_stepped_clock import advance
 
 from backorder.client import CallError
+from backorder.launcher import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -274,3 +277,26 @@ def test_kill9_and_a_clean_restart_give_the_same_kpis(stepped):
         advance(c3, seconds=DAY)  # and the snapshot's pending lines and open requests still move
         after = _kpis(c3)
     assert kpi(after, "reorder_lead_time_hours")["value"] > kpi(before, "reorder_lead_time_hours")["value"]
+
+
+def test_a_new_target_applies_at_restart_only_and_rebuilds_every_figure(stepped):
+    d, c = stepped
+    submit(c, "T-1", line("SKU-A", 1))  # waits; its target is 48 h away
+    advance(c, seconds=2 * HOUR)
+    c.call("stock.adjust", sku="SKU-B", delta=1, reason="count")  # the clock resumes here after a restart
+    assert figures(c.call("stats"), "backorder_fill_rate_lines")["all"] == (0, 0, None)
+    d.config.write_text(d.config.read_text().replace("backorder_target_hours = 48", "backorder_target_hours = 1"))
+    d.proc.send_signal(signal.SIGHUP)
+    wait_until(
+        lambda: '"reload_needs_restart"' in d.log.read_text() and '"section":"kpi"' in d.log.read_text(),
+        timeout=10,
+        message="no reload_needs_restart for [kpi]",
+    )
+    assert figures(c.call("stats"), "backorder_fill_rate_lines")["all"] == (0, 0, None)  # still 48 h
+    c.close()
+    d.stop()  # a clean stop: a snapshot kept under the 48 h target
+    d.start()
+    with d.client() as c2:
+        # the snapshot's KPIs were kept under another target: replayed from the journal, 1 h
+        assert figures(c2.call("stats"), "backorder_fill_rate_lines")["all"] == (0, 1, 0.0)
+    assert '"snapshot_unusable"' in d.log.read_text()
