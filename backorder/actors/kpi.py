@@ -148,6 +148,8 @@ class Kpi:
 
     def _resolve(self, key: tuple[str, int], p: Pending, ts: float, filled: bool) -> None:
         del self.pending[key]
+        if not self.pending:  # nothing left out of order: the next read may stop early again
+            self.pending_sorted, self._last_due = True, -math.inf
         hit = filled and ts <= p.due_ts
         b = self.bucket(day_of(min(ts, p.due_ts)))
         b.bo_lines_due += 1
