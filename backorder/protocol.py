@@ -233,7 +233,7 @@ class AuditQuery(Request, tag="audit.query", kw_only=True):
 
 
 class Stats(Request, tag="stats", kw_only=True):
-    """client -> read model: the headline KPIs and the counts behind them."""
+    """client -> read model: every KPI over 7 days, 30 days and since start, and the counts behind them."""
 
 
 class Health(Request, tag="health", kw_only=True):
