@@ -83,7 +83,8 @@ class Conflict(Rejected):
     """The request is valid, but the current state of what it names refuses it: the order
     is cancelled or already allocated or shipped, a receipt id was used with another qty, a
     notice is not dead, a source is not set up for EDI, the engine clock is not the
-    stepped one (``clock.advance``), a shipment's order still waits for its street address."""
+    stepped one (``clock.advance``), a shipment's order still waits for its street address,
+    a pick scan does not match its shipment."""
 
     codes = frozenset(
         {
@@ -98,6 +99,7 @@ class Conflict(Rejected):
             "edi_not_configured",
             "clock_not_stepped",
             "address_needed",
+            "pick_mismatch",
         }
     )
 

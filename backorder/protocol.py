@@ -184,10 +184,19 @@ class ShipmentsList(Request, tag="shipments.list", kw_only=True):
     offset: Index = 0
 
 
+class ScanLine(Struct, kw_only=True, forbid_unknown_fields=True):
+    """One SKU a picker scanned into a shipment, and how many units."""
+
+    sku: Sku
+    qty: Quantity
+
+
 class PickConfirm(Request, tag="pick.confirm", kw_only=True):
-    """client -> order actor: the shipment is picked; label it and ship it (once)."""
+    """client -> order actor: the shipment is picked; label it and ship it (once). With
+    ``scanned``, only if the scan matches the shipment (else refused, and recorded)."""
 
     shipment_id: str
+    scanned: Annotated[list[ScanLine], Meta(min_length=1, max_length=1000)] | None = None
 
 
 class PolicyGet(Request, tag="policy.get", kw_only=True):
@@ -224,7 +233,7 @@ class AuditQuery(Request, tag="audit.query", kw_only=True):
 
 
 class Stats(Request, tag="stats", kw_only=True):
-    """client -> read model: the headline KPIs and the counts behind them."""
+    """client -> read model: every KPI over 7 days, 30 days and since start, and the counts behind them."""
 
 
 class Health(Request, tag="health", kw_only=True):
@@ -386,6 +395,28 @@ class OrdersFind(Request, tag="orders.find", kw_only=True):
     limit: Annotated[int, Meta(ge=1, le=100)] = 20
 
 
+# --- exceptions after shipping ----------------------------------------------------------
+
+ExceptionKind = Literal["mis_pick", "short", "damaged", "wrong_address", "returned"]
+
+
+class ExceptionLine(Struct, kw_only=True, forbid_unknown_fields=True):
+    """An item of the shipment an exception concerns: its order line and how many units."""
+
+    line_no: Annotated[int, Meta(ge=1, le=MAX_INT)]
+    qty: Quantity
+
+
+class ShipmentExceptionReport(Request, tag="shipment.exception", kw_only=True):
+    """client -> order actor: record what went wrong with a shipped shipment (journaled;
+    counts against the order's accuracy)."""
+
+    shipment_id: str
+    kind: ExceptionKind
+    lines: Annotated[list[ExceptionLine], Meta(max_length=1000)] = []
+    note: Text = ""
+
+
 # --- the table of ops ----------------------------------------------------------------
 
 Role = Literal["read", "write"]
@@ -458,6 +489,7 @@ OP_TABLE: tuple[Op, ...] = (
     Op(SourcesHealth, "read", "intake"),
     Op(ClockAdvance, "write", "clock"),
     Op(OrderAddress, "write", "order"),
+    Op(ShipmentExceptionReport, "write", "order"),
 )
 
 OPS = frozenset(op.name for op in OP_TABLE)

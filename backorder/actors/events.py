@@ -379,6 +379,30 @@ class OrderAddressSet(Event, tag="order_address_set", kw_only=True, frozen=True)
     reason: str
 
 
+class ShipmentException(Event, tag="shipment_exception", kw_only=True, frozen=True):
+    """order actor (``shipment.exception``): something went wrong with a shipped shipment:
+    ``kind`` mis_pick | short | damaged | wrong_address | returned; ``lines`` the items it
+    concerns as (line_no, sku, qty), empty for the whole shipment. Counts against the
+    order's accuracy."""
+
+    shipment_id: str
+    order_id: str
+    kind: str
+    lines: list[tuple[Int53, str, Int53]] = []
+    note: str = ""
+
+
+class PickMismatched(Event, tag="pick_mismatched", kw_only=True, frozen=True):
+    """order actor: a ``pick.confirm`` scan did not match the shipment, so the pick was
+    refused (``pick_mismatch``) and nothing shipped; recorded for the order's accuracy.
+    ``expected`` and ``scanned`` are (sku, qty) per SKU, sorted by SKU."""
+
+    shipment_id: str
+    order_id: str
+    expected: list[tuple[str, Int53]]
+    scanned: list[tuple[str, Int53]]
+
+
 AnyEvent = (
     OrderReceived
     | Allocated
@@ -408,6 +432,8 @@ AnyEvent = (
     | AliasSet
     | JournalQuarantined
     | OrderAddressSet
+    | ShipmentException
+    | PickMismatched
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -427,7 +453,9 @@ TOPICS: dict[str, frozenset[str]] = {
         }
     ),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
-    "shipments": frozenset({"shipment_created", "shipment_shipped", "units_shipped"}),
+    "shipments": frozenset(
+        {"shipment_created", "shipment_shipped", "units_shipped", "shipment_exception", "pick_mismatched"}
+    ),
     "procurement": frozenset({"request_raised", "request_confirmed"}),
     "config": frozenset({"sku_configured", "policy_changed"}),
     "notifications": frozenset(

@@ -22,6 +22,7 @@ from decimal import Decimal
 import msgspec
 
 from backorder.actors import events as ev
+from backorder.actors.kpi import Kpi
 from backorder.actors.service_queue import ServiceQueue
 from backorder.config.settings import ReorderPolicy, Settings
 from backorder.timeutil import iso_date
@@ -335,6 +336,9 @@ class World:
         self.inaccurate_orders: set[str] = set()
         self.double_shipments = 0
         self.shipped_by_day: dict[str, int] = {}
+        # the windowed KPIs (backorder fill rate, unit fill rate at order, lead time,
+        # accuracy post-backorder): per-day aggregates kept by the handlers below
+        self.kpi = Kpi(settings.kpi.backorder_target_hours)
         # The outbox's delivery state, and the last expected date each backordered
         # line's customer was told ((order_id, line_no) -> YYYY-MM-DD or None), for delay
         # notices; kept until the line ships in full or is cancelled
@@ -379,6 +383,8 @@ class World:
             ev.AliasSet: self._alias_set,
             ev.JournalQuarantined: self._journal_quarantined,
             ev.OrderAddressSet: self._order_address_set,
+            ev.ShipmentException: self._shipment_exception,
+            ev.PickMismatched: self._pick_mismatched,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -471,6 +477,7 @@ class World:
                 self.sku(line.sku).undecided.pop(line, None)
                 if line.backordered_at_entry:
                     self.bo_cancelled += 1  # a backordered line that will never be filled
+                    self.kpi.line_gone((line.order_id, line.line_no), e.ts)
         order.spec = msgspec.structs.replace(
             order.spec,
             lines=e.lines,
@@ -525,8 +532,12 @@ class World:
         s.holders[line] = None
         if line.need == 0:
             s.queue.remove(line)
+            if not line.decided:  # served in full at once: its whole quantity at order time
+                self.kpi.line_served(e.ts, line.qty, line.qty)
             line.decided = True
             s.undecided.pop(line, None)
+        if line.backordered_at_entry:
+            self.kpi.line_progress((line.order_id, line.line_no), e.ts, line.need)
 
     def _deallocated(self, e: ev.Deallocated) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
@@ -540,6 +551,8 @@ class World:
         if not was_waiting:
             line.key = self.queue_key(line)  # the service rule may have changed since it was served
             s.queue.add(line)
+        if line.backordered_at_entry:
+            self.kpi.line_progress((line.order_id, line.line_no), e.ts, line.need)
 
     def _line_backordered(self, e: ev.LineBackordered) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
@@ -547,6 +560,8 @@ class World:
         line.decided = True
         self.sku(e.sku).undecided.pop(line, None)
         self.bo_lines += 1
+        self.kpi.line_served(e.ts, line.qty, line.qty - e.qty)
+        self.kpi.line_backordered((line.order_id, line.line_no), e.ts, e.qty)
 
     def _received(self, e: ev.Received) -> None:
         s = self.sku(e.sku)
@@ -558,12 +573,14 @@ class World:
             r = self.requests[e.request_id]
             before = r.open_qty
             r.received += e.qty
-            if r.received >= r.qty:
+            closes = r.received >= r.qty and r.closed_ts is None
+            if closes:
                 r.closed_ts = e.ts
                 s.inbound.pop(r.request_id, None)
                 self.lead_time_h_sum += (e.ts - r.created_ts) / HOUR
                 self.lead_time_n += 1
             s.inbound_qty -= before - r.open_qty
+            self.kpi.request_received(r, e.ts, closes)
 
     def _adjusted(self, e: ev.Adjusted) -> None:
         s = self.sku(e.sku)
@@ -582,6 +599,7 @@ class World:
         s.inbound[e.request_id] = r
         s.inbound_qty += r.qty
         self.n_requests = max(self.n_requests, int(e.request_id[3:]))
+        self.kpi.request_raised(r)
 
     def _request_confirmed(self, e: ev.RequestConfirmed) -> None:
         self.requests[e.request_id].expected_date = e.expected_date
@@ -605,6 +623,8 @@ class World:
         order = self.orders[e.order_id]
         if not any(self.shipments[s].status == "shipped" for s in order.shipments if s != e.shipment_id):
             self.orders_shipped += 1
+            if any(ln.backordered_at_entry for ln in order.lines):
+                self.kpi.order_shipped(e.order_id, e.ts)
         day = iso_date(e.ts)
         self.shipped_by_day[day] = self.shipped_by_day.get(day, 0) + 1
 
@@ -704,6 +724,7 @@ class World:
         s.undecided.pop(line, None)
         if line.backordered_at_entry:
             self.bo_cancelled += 1
+            self.kpi.line_gone((line.order_id, line.line_no), e.ts)
 
     def _policy_changed(self, e: ev.PolicyChanged) -> None:
         self.mode, self.weights = e.mode, e.weights
@@ -738,6 +759,22 @@ class World:
             line.held = False
         if not order.cancelled:
             self._queue_lines(order.lines)
+
+    def _shipment_exception(self, e: ev.ShipmentException) -> None:
+        self.kpi.exceptions += 1
+        self.kpi.order_flagged(e.order_id, self.first_shipped_ts(self.orders[e.order_id]))
+
+    def _pick_mismatched(self, e: ev.PickMismatched) -> None:
+        self.kpi.pick_mismatches += 1
+        self.kpi.order_flagged(e.order_id, self.first_shipped_ts(self.orders[e.order_id]))
+
+    def first_shipped_ts(self, order: Order) -> float | None:
+        """When the first shipment of an order that had a backordered line shipped (None:
+        not shipped yet, or never backordered: the accuracy post-backorder does not count it)."""
+        if not any(ln.backordered_at_entry for ln in order.lines):
+            return None
+        times = [sh.shipped_ts for s in order.shipments if (sh := self.shipments[s]).shipped_ts is not None]
+        return min(times, default=None)
 
     def _journal_quarantined(self, e: ev.JournalQuarantined) -> None:
         """Nothing to apply: replay skips the quarantined event itself (Journal.quarantined)."""

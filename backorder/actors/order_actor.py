@@ -18,6 +18,7 @@ from backorder.actors.messages import OrderCall, Settle, Settled, SettleLines
 from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import order_detail, order_result, shipment_view
 from backorder.errors import ProtocolError, Rejected
+from backorder.timeutil import iso_ts
 
 if TYPE_CHECKING:
     from backorder.actors.router import Router
@@ -97,9 +98,23 @@ class OrderActor:
                     self.router.send(sku, Settle(corr=corr))
                 reply.ok(order_result(world, world.orders[oid], duplicate=False))
             case p.PickConfirm(shipment_id=sid):
+                if req.scanned is not None:
+                    order_rules.check_scan(world, sid, req.scanned, emit, now)
                 sh = order_rules.ship(world, sid, engine.carrier, emit, now)
                 order = world.orders[sh.order_id]
                 reply.ok({**shipment_view(sh, label=True), "order_status": order.status(world.shipments)})
+            case p.ShipmentExceptionReport(shipment_id=sid, kind=kind, lines=lines, note=note):
+                e = order_rules.record_exception(world, sid, kind, lines, note, emit, now)
+                reply.ok(
+                    {
+                        "shipment_id": e.shipment_id,
+                        "order_id": e.order_id,
+                        "kind": e.kind,
+                        "lines": [{"line_no": n, "sku": sku, "qty": q} for n, sku, q in e.lines],
+                        "note": e.note,
+                        "recorded_at": iso_ts(e.ts),
+                    }
+                )
             case p.PolicySet(mode=mode, weights=update):
                 # weights left out of the request keep their current value
                 changes = update.changes() if update is not None else {}

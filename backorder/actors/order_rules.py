@@ -18,7 +18,7 @@ from backorder.actors.sku_rules import Emit
 from backorder.email_address import check_email
 from backorder.errors import Conflict, InvalidInput, NotFound
 from backorder.order import Address, CanonicalOrder, OrderLine, Totals
-from backorder.protocol import OrderSubmit
+from backorder.protocol import ExceptionLine, OrderSubmit, ScanLine
 from backorder.timeutil import format_utc, iso_ts, parse_datetime, parse_ts
 
 # A source's created_at is clamped to [2000-01-01, the time received + 1 day]: a clock
@@ -227,6 +227,89 @@ def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: floa
     notice_rules.shipped(world, order, sh, carrier.name, tracking, emit, now)
     writeback_rules.shipped(world, order, sh, carrier.name, tracking, emit, now)
     return sh
+
+
+def check_scan(world: World, shipment_id: str, scanned: list[ScanLine], emit: Emit, now: float) -> None:
+    """A pick scan must match the picking shipment, SKU by SKU (quantities summed). A
+    mismatch is recorded (``pick_mismatched``: it counts against the order's accuracy) and
+    the pick refused (``pick_mismatch``), nothing shipped. A scan naming a SKU the site does
+    not know is bad input: refused, nothing recorded. A shipment already shipped or
+    cancelled is left to ``ship`` (a resent confirm returns the same label)."""
+    sh = world.shipments.get(shipment_id)
+    if sh is None:
+        raise NotFound("unknown_shipment", f"no shipment {shipment_id!r}")
+    limit = world.settings.limits.max_quantity
+    got: dict[str, int] = {}
+    for item in scanned:
+        if item.sku not in world.skus:
+            raise NotFound("unknown_sku", f"scanned SKU {item.sku!r} is not known")
+        if item.qty > limit:
+            raise InvalidInput(
+                "invalid_quantity", f"scanned qty {item.qty} of {item.sku} is over the site's limit of {limit} units"
+            )
+        got[item.sku] = got.get(item.sku, 0) + item.qty
+    if sh.status != "picking":
+        return
+    want: dict[str, int] = {}
+    for _line_no, sku, qty in sh.items:
+        want[sku] = want.get(sku, 0) + qty
+    if got == want:
+        return
+    emit(
+        ev.PickMismatched(
+            ts=now,
+            shipment_id=shipment_id,
+            order_id=sh.order_id,
+            expected=sorted(want.items()),
+            scanned=sorted(got.items()),
+        )
+    )
+    diffs = ", ".join(
+        f"{sku} {got.get(sku, 0)} scanned, {want.get(sku, 0)} expected"
+        for sku in sorted(got.keys() | want.keys())
+        if got.get(sku, 0) != want.get(sku, 0)
+    )
+    raise Conflict("pick_mismatch", f"the scan does not match shipment {shipment_id}: {diffs}; nothing shipped")
+
+
+def record_exception(
+    world: World, shipment_id: str, kind: str, lines: list[ExceptionLine], note: str, emit: Emit, now: float
+) -> ev.ShipmentException:
+    """Record what went wrong with a shipped shipment. The lines named must be items of the
+    shipment, for at most the units it carried of each."""
+    sh = world.shipments.get(shipment_id)
+    if sh is None:
+        raise NotFound("unknown_shipment", f"no shipment {shipment_id!r}")
+    if sh.status != "shipped":
+        raise Conflict("not_shipped", f"shipment {shipment_id} is {sh.status}, not shipped: nothing to record yet")
+    carried: dict[int, tuple[str, int]] = {}
+    for line_no, sku, qty in sh.items:
+        carried[line_no] = (sku, carried.get(line_no, (sku, 0))[1] + qty)
+    named: dict[int, int] = {}
+    for li in lines:
+        if li.line_no not in carried:
+            raise InvalidInput(
+                "invalid_request",
+                f"line {li.line_no} is not in shipment {shipment_id} (its lines: {', '.join(map(str, carried))})",
+            )
+        named[li.line_no] = named.get(li.line_no, 0) + li.qty
+    for line_no, qty in named.items():
+        sku, shipped = carried[line_no]
+        if qty > shipped:
+            raise InvalidInput(
+                "invalid_quantity",
+                f"line {line_no} ({sku}) of shipment {shipment_id} carried {shipped} unit(s), not {qty}",
+            )
+    e = ev.ShipmentException(
+        ts=now,
+        shipment_id=shipment_id,
+        order_id=sh.order_id,
+        kind=kind,
+        lines=[(line_no, carried[line_no][0], qty) for line_no, qty in named.items()],
+        note=note,
+    )
+    emit(e)
+    return e
 
 
 def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> list[str]:

@@ -14,14 +14,24 @@ from decimal import Decimal
 import msgspec
 
 from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER, OrderRecord
+from backorder.actors.kpi import TargetChanged
 from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
-VERSION = 6  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
+VERSION = 7  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq; 6: a SKU on the default policy
 # has none, nor the site while no policy_changed was journaled (each takes the config
-# file's [default_policy] / [allocation] when restored, as a replay does)
-READABLE = (5, VERSION)  # a 5 stores every SKU's policy: it restores as written
+# file's [default_policy] / [allocation] when restored, as a replay does); 7: the KPIs'
+# per-day aggregates (``kpi``)
+# Older snapshots lack the KPI aggregates, which only a replay from the first event
+# rebuilds: they are not restored (the journal is replayed instead).
+READABLE = (VERSION,)
+
+
+class SnapshotOutdated(ValueError):
+    """A sound snapshot this build does not restore (an older format, or KPIs kept under
+    another target): expected after an upgrade or a config change; the journal is replayed."""
+
 
 LINE = (
     "sku",
@@ -153,6 +163,7 @@ def dump(world: World) -> bytes:
             "warned": sorted(world.warned),
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
             "stock_told": [[target, sku, nid, qty] for (target, sku), (nid, qty) in world.stock_told.items()],
+            "kpi": world.kpi.dump(),
         }
     )
 
@@ -160,8 +171,10 @@ def dump(world: World) -> bytes:
 def restore(settings: Settings, data: bytes) -> World:
     """A World equal to the one ``dump`` saw. Raises ValueError on a foreign format."""
     snap = msgspec.msgpack.decode(data)
-    if not isinstance(snap, dict) or snap.get("version") not in READABLE:
+    if not isinstance(snap, dict):
         raise ValueError("unsupported snapshot format")
+    if snap.get("version") not in READABLE:
+        raise SnapshotOutdated(f"snapshot format {snap.get('version')!r}, this build reads {READABLE}")
     w = World(settings)
     for f, value in zip(COUNTERS, snap["counters"], strict=True):
         setattr(w, f, value)
@@ -225,4 +238,8 @@ def restore(settings: Settings, data: bytes) -> World:
     w.warned = {(oid, rid) for oid, rid in snap["warned"]}
     # absent from snapshots written before stock write-back: nothing was queued then
     w.stock_told = {(target, sku): (nid, qty) for target, sku, nid, qty in snap.get("stock_told", ())}
+    try:
+        w.kpi.load(snap["kpi"], w.requests)
+    except TargetChanged as exc:
+        raise SnapshotOutdated(str(exc)) from None
     return w

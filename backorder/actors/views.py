@@ -15,6 +15,13 @@ from backorder.actors.model import HOUR, Line, Order, Request, Shipment, Sku, Wo
 from backorder.timeutil import iso_date, iso_ts
 
 KPI_TARGETS = {"fulfillment_rate": 0.95, "avg_reorder_lead_time_hours": 48.0, "order_accuracy": 1.0}
+# The headline keys of ``stats`` (older readers use them): each is the since-start figure of
+# one of the windowed KPIs (``stats.kpis``).
+HEADLINE = {
+    "fulfillment_rate": "backorder_fill_rate_lines",
+    "avg_reorder_lead_time_hours": "reorder_lead_time_hours",
+    "order_accuracy": "order_accuracy_post_backorder",
+}
 
 
 def why(world: World, line: Line, now: float) -> str:
@@ -217,20 +224,19 @@ def sku_view(world: World, s: Sku, now: float, lines: int) -> dict:
     return out
 
 
-def kpis(world: World) -> dict:
+def kpi_report(world: World, now: float) -> dict:
+    """Every windowed KPI (``kpi.Kpi.report``): per KPI its formula, target, help text and
+    one entry per window with numerator, denominator and value."""
+    return world.kpi.report(now, iso_date(now))
+
+
+def kpis(world: World, now: float, report: dict | None = None) -> dict:
     """The figures the metrics loop reads on every refresh: one pass over the SKUs, no
     oldest-wait scan (stats() adds that and the other counts for the `stats` op)."""
-    filled_base = world.bo_lines - world.bo_cancelled
+    report = kpi_report(world, now) if report is None else report
+    headline = {key: _since_start(report[name]) for key, name in HEADLINE.items()}
     return {
-        "fulfillment_rate": round(world.bo_filled / filled_base, 4) if filled_base else None,
-        "avg_reorder_lead_time_hours": (
-            round(world.lead_time_h_sum / world.lead_time_n, 2) if world.lead_time_n else None
-        ),
-        "order_accuracy": (
-            round((world.orders_shipped - len(world.inaccurate_orders)) / world.orders_shipped, 4)
-            if world.orders_shipped
-            else None
-        ),
+        **headline,
         "open_backorder_lines": sum(len(s.queue) for s in world.skus.values()),
         "units_waiting": sum(s.backordered for s in world.skus.values()),
         "orders": len(world.orders),
@@ -238,8 +244,13 @@ def kpis(world: World) -> dict:
     }
 
 
+def _since_start(kpi: dict) -> float | None:
+    return next(w["value"] for w in kpi["windows"] if w["window"] == "all")
+
+
 def stats(world: World, now: float) -> dict:
-    k = kpis(world)
+    report = kpi_report(world, now)
+    k = kpis(world, now, report)
     oldest = min((s.queue[0].t_order for s in world.skus.values() if s.queue and world.mode == "fifo"), default=None)
     if world.mode != "fifo":
         oldest = min((min(ln.t_order for ln in s.queue.lines()) for s in world.skus.values() if s.queue), default=None)
@@ -249,6 +260,7 @@ def stats(world: World, now: float) -> dict:
         "avg_reorder_lead_time_hours": k["avg_reorder_lead_time_hours"],
         "order_accuracy": k["order_accuracy"],
         "targets": KPI_TARGETS,
+        "kpis": report,
         "counts": {
             "orders": k["orders"],
             "skus": len(world.skus),
@@ -266,5 +278,8 @@ def stats(world: World, now: float) -> dict:
             "shipments_today": world.shipped_by_day.get(iso_date(now), 0),
             "notices_queued": world.notices_queued,
             "dead_letters": k["dead_letters"],
+            "shipment_exceptions": world.kpi.exceptions,
+            "pick_mismatches": world.kpi.pick_mismatches,
+            "orders_with_exceptions": len(world.kpi.flagged),
         },
     }

@@ -352,6 +352,16 @@ class IntakeSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     max_header_bytes: Annotated[int, Meta(ge=1024, le=1_048_576)] = 16384  # request line and headers
 
 
+class KpiSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """How the KPIs are measured (``stats``, metrics, the console). Read at start: the
+    figures are rebuilt from the journal with the target in force, so a change needs a restart."""
+
+    # A backordered line filled (fully allocated) within this many hours of being
+    # backordered is a hit of the backorder fill rate; later, or cancelled, a miss. Lines
+    # carry no promise yet: the same target applies to every line.
+    backorder_target_hours: Annotated[float, Meta(gt=0, le=87600)] = 48.0
+
+
 class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     daemon: DaemonSettings = msgspec.field(default_factory=DaemonSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
@@ -369,6 +379,7 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     locations: dict[str, str] = {}  # SKU -> storage location (pick lists walk in this order)
     intake: IntakeSettings = msgspec.field(default_factory=IntakeSettings)
     channels: dict[str, ChannelSettings] = {}
+    kpi: KpiSettings = msgspec.field(default_factory=KpiSettings)
 
     def problems(self) -> list[str]:
         """Cross-field checks msgspec cannot express, each prefixed by its key path."""

@@ -145,6 +145,7 @@ class Daemon:
                             connections=self.connections,
                             hub=self.hub,
                             started_at=self.started_at,
+                            now=self.engine.now,
                         )
                         await actors.start(self.metrics.run)
                     # the gateway comes last: its op handlers reach every collaborator above

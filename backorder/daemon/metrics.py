@@ -32,7 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from backorder.actors import views
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection
 
     from backorder.actors.model import World
     from backorder.actors.router import Router
@@ -172,6 +172,7 @@ class Metrics:
         connections: Collection,
         hub: Hub,
         started_at: float,
+        now: Callable[[], float],
     ) -> None:
         self.cfg = cfg
         self.recorder = recorder
@@ -181,6 +182,7 @@ class Metrics:
         self.connections = connections
         self.hub = hub
         self.started_at = started_at
+        self.now = now  # the engine clock: the KPI windows are engine days
         self.registry = CollectorRegistry(auto_describe=False)
         self.snapshot = _Snapshot()
         self.registry.register(self.snapshot)
@@ -243,23 +245,27 @@ class Metrics:
         out.append(_counter("backorder_actor_restarts", "Actor crashes (each restarted)", r.crashes))
         out.append(_counter("backorder_actor_activations", "SKU actor activations", r.activations))
         out.append(_counter("backorder_actor_passivations", "SKU actor passivations", r.passivations))
-        k = views.kpis(world)  # not stats(): no oldest-wait scan on every refresh
+        report = views.kpi_report(world, self.now())
+        k = views.kpis(world, self.now(), report)  # not stats(): no oldest-wait scan on every refresh
         out += [
             _gauge("backorder_backorder_lines", "Order lines waiting for stock", k["open_backorder_lines"]),
             _gauge("backorder_backorder_units", "Units waiting for stock", k["units_waiting"]),
             _gauge(
                 "backorder_fulfillment_rate",
-                "Backordered lines filled / (backordered - cancelled)",
+                'backorder_kpi_backorder_fill_rate_lines{window="all"}: backordered lines filled within '
+                "[kpi] backorder_target_hours / backordered lines due (cancelled while waiting = a miss)",
                 k["fulfillment_rate"],
             ),
             _gauge(
                 "backorder_reorder_lead_time_hours",
-                "Average reorder lead time, hours",
+                'backorder_kpi_reorder_lead_time_hours{window="all"}: mean hours from raise to last receipt, '
+                "open requests past their expected date counted by their age so far",
                 k["avg_reorder_lead_time_hours"],
             ),
             _gauge(
                 "backorder_order_accuracy",
-                "Shipped orders without a short, over or double shipment",
+                'backorder_kpi_order_accuracy_post_backorder{window="all"}: backordered orders shipped '
+                "with no recorded exception / backordered orders shipped",
                 k["order_accuracy"],
             ),
             _gauge("backorder_dead_letters", "Dead-lettered messages", k["dead_letters"]),
@@ -268,7 +274,37 @@ class Metrics:
             _gauge("backorder_subscribers", "Event subscribers", len(self.hub.subscribers)),
             _gauge("backorder_uptime_seconds", "Seconds since start", time.time() - self.started_at),
         ]
+        out += kpi_families(report)
         self.snapshot.families = out  # one reference swap: the HTTP thread sees old or new
+
+
+def kpi_families(report: dict) -> list[GaugeMetricFamily]:
+    """Every windowed KPI of ``stats.kpis`` as gauges with a ``window`` label (7d, 30d,
+    all): ``backorder_kpi_<name>`` (the value; NaN while the denominator is 0),
+    ``..._numerator`` and ``..._denominator``; for the lead time also p50 / p90, the open
+    overdue requests, and the same per ``source``. The help text is the KPI's definition."""
+    out = []
+    for name, kpi in report.items():
+        base = f"backorder_kpi_{name}"
+        doc = f"{kpi['formula']}. {kpi['help']}"
+        per_source = name == "reorder_lead_time_hours"
+        labels = ["window", "source"] if per_source else ["window"]
+        fields = ["value", "numerator", "denominator"] + (["p50", "p90", "open_overdue"] if per_source else [])
+        families = {
+            f: GaugeMetricFamily(
+                base if f == "value" else f"{base}_{f}", doc if f == "value" else f"{f}: {doc}", labels=labels
+            )
+            for f in fields
+        }
+        for w in kpi["windows"]:
+            rows = [(w, "*")] + ([(fig, src) for src, fig in w["by_source"].items()] if per_source else [])
+            for fig, source in rows:
+                label = [w["window"], source] if per_source else [w["window"]]
+                for f, fam in families.items():
+                    value = fig[f]
+                    fam.add_metric(label, float("nan") if value is None else value)
+        out += families.values()
+    return out
 
 
 def _gauge(name: str, doc: str, value) -> GaugeMetricFamily:

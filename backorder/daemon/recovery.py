@@ -91,6 +91,9 @@ def rebuild(journal: Journal, settings: Settings) -> tuple[World, int, int]:
         seq, body = snap
         try:
             world = snapshot.restore(settings, body)
+        except snapshot.SnapshotOutdated as exc:
+            # expected after an upgrade or a [kpi] change: said once, no traceback
+            log.warning("snapshot_outdated", seq=seq, reason=str(exc), fallback="full replay")
         except Exception as exc:
             # Never quietly: a snapshot that does not restore is a bug (or a damaged row);
             # the full replay below is slower but rebuilds the same model.

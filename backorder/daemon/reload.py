@@ -99,6 +99,8 @@ def reload(targets: Targets, path: str | Path | None) -> bool:
         log.warning("reload_needs_restart", section="access", keys="group, socket_mode, read_socket")
     if new.metrics != old.metrics:
         log.warning("reload_needs_restart", section="metrics")
+    if new.kpi != old.kpi:  # the KPI figures are rebuilt from the journal under one target
+        log.warning("reload_needs_restart", section="kpi")
     old.tcp = msgspec.structs.replace(old.tcp, clients=new.tcp.clients)  # tokens: at once
     new_daemon = msgspec.structs.replace(
         new.daemon, db=old.daemon.db, socket=old.daemon.socket, log_level=old.daemon.log_level

@@ -106,53 +106,93 @@ class ConnBanner(Static):
             self.update(Text(f"⚠ the daemon is not answering — waiting (the screen may be stale) · {socket}"))
 
 
-class KpiBar(Widget):
-    """The headline KPIs against their targets, then the counts behind the backlog."""
+# The KPI tiles of the dashboard: (name in stats.kpis, label). Each shows the 7-day
+# window against the KPI's target (``target`` in stats): hours must stay under it, a
+# ratio reach it.
+TILE_WINDOW = "7d"
+TILES: list[tuple[str, str]] = [
+    ("backorder_fill_rate_lines", "Fill"),
+    ("unit_fill_rate_at_order", "At order"),
+    ("reorder_lead_time_hours", "Lead"),
+    ("order_accuracy_post_backorder", "Accuracy"),
+]
 
-    DEFAULT_CSS = "KpiBar { height: auto; padding: 0 1; }"
+
+def in_hours(name: str) -> bool:
+    return name.endswith("_hours")
+
+
+def meets(name: str, value: float, target: float) -> bool:
+    return value < target if in_hours(name) else value >= target
+
+
+def target_text(name: str, target: float) -> str:
+    return f"<{target:.0f}h" if in_hours(name) else f"≥{100 * target:.0f}%"
+
+
+SEP = "  │  "  # between the tiles and the counts when both fit on one line
+
+
+def window_of(kpi: dict, window: str) -> dict:
+    return next((w for w in kpi["windows"] if w["window"] == window), {})
+
+
+class KpiBar(Widget, can_focus=True):
+    """The KPIs against their targets, each over the last 7 engine days, then the counts
+    behind the backlog. A tile opens its explanation (``KpiExplain``) on a click, or on
+    Enter once the bar is focused (Tab; ← → pick the tile)."""
+
+    DEFAULT_CSS = "KpiBar { height: auto; padding: 0 1; } KpiBar:focus { background: $boost; }"
+    BINDINGS = [
+        Binding("left", "select(-1)", "Prev KPI", show=False),
+        Binding("right", "select(1)", "Next KPI", show=False),
+    ]
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.stats: dict | None = None
+        self.selected = 0
+        self._spans: list[tuple[int, int]] = []  # (start, end) column of each tile on the first line
 
     def show(self, stats: dict | None) -> None:
         self.stats = stats
         self.refresh(layout=True)
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return 2 if width < 120 else 1
+        head, counts = self._parts(width)
+        return 1 if self._one_line(head, counts, width) else 2
 
-    def render(self) -> Text:
+    @staticmethod
+    def _one_line(head: Text, counts: Text, width: int) -> bool:
+        return head.cell_len + len(SEP) + counts.cell_len <= width
+
+    def _parts(self, width: int) -> tuple[Text, Text]:
+        """(the tiles, the counts); the targets beside the tiles when there is room."""
         st = self.stats
         if st is None:
-            return Text("waiting for the daemon…", style="dim")
-        t, k = st["targets"], st["counts"]
-        fr, lt, acc = st["fulfillment_rate"], st["avg_reorder_lead_time_hours"], st["order_accuracy"]
-
-        def tile(name: str, value: str, target: str, met: bool | None) -> Text:
-            mark, style = ("·", "dim") if met is None else (("✓", "bold green") if met else ("✗", "bold red"))
-            return Text.assemble((f"{name} ", "bold"), (f"{value} {mark}", style), (f" {target}", "dim"))
-
-        kpis = [
-            tile(
-                "Fill",
-                pct(fr),
-                f">{100 * t['fulfillment_rate']:.0f}%",
-                None if fr is None else fr > t["fulfillment_rate"],
-            ),
-            tile(
-                "Lead",
-                hours(lt),
-                f"<{t['avg_reorder_lead_time_hours']:.0f}h",
-                None if lt is None else lt < t["avg_reorder_lead_time_hours"],
-            ),
-            tile(
-                "Accuracy",
-                pct(acc),
-                f"={100 * t['order_accuracy']:.0f}%",
-                None if acc is None else acc >= t["order_accuracy"],
-            ),
-        ]
+            return Text("waiting for the daemon…", style="dim"), Text()
+        k = st["counts"]
+        targets = width >= 100
+        head = Text()
+        self._spans = []
+        for n, (name, label) in enumerate(TILES):
+            if n:
+                head.append("  ")
+            kpi = st.get("kpis", {}).get(name)
+            value = window_of(kpi, TILE_WINDOW).get("value") if kpi else None
+            if value is None or kpi is None:
+                mark, style = "·", "dim"
+            else:
+                mark, style = ("✓", "bold green") if meets(name, value, kpi["target"]) else ("✗", "bold red")
+            shown = hours(value) if in_hours(name) else pct(value)
+            start = head.cell_len
+            tile = Text.assemble((f"{label} ", "bold"), (TILE_WINDOW, "dim"), " ", (f"{shown} {mark}", style))
+            if targets and kpi is not None:
+                tile.append(f" {target_text(name, kpi['target'])}", style="dim")
+            if self.has_focus and n == self.selected:
+                tile.stylize("reverse")
+            head.append_text(tile)
+            self._spans.append((start, head.cell_len))
         counts = Text.assemble(
             ("BO lines ", "bold"),
             f"{k['open_backorder_lines']:,}",
@@ -166,11 +206,110 @@ class KpiBar(Widget):
             ("shipped today ", "bold"),
             f"{k['shipments_today']:,}",
         )
-        sep = Text("  │  ", style="dim")
-        head = Text("  ").join(kpis)
-        if self.size.width < 120:
-            return Text.assemble(head, "\n", counts)
-        return Text.assemble(head, sep, counts)
+        return head, counts
+
+    def render(self) -> Text:
+        width = self.content_region.width or self.size.width
+        head, counts = self._parts(width)
+        if self.stats is None:
+            return head
+        if self._one_line(head, counts, width):
+            return Text.assemble(head, Text(SEP, style="dim"), counts)
+        return Text.assemble(head, "\n", counts)
+
+    def action_select(self, step: int) -> None:
+        self.selected = (self.selected + step) % len(TILES)
+        self.refresh()
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def tile_at(self, x: int, y: int) -> int | None:
+        """The tile under a content column and row (None: the counts, or between tiles)."""
+        if y != 0:
+            return None
+        return next((n for n, (a, b) in enumerate(self._spans) if a <= x < b), None)
+
+    def on_click(self, event) -> None:
+        offset = event.get_content_offset(self)
+        tile = None if offset is None else self.tile_at(offset.x, offset.y)
+        if tile is not None:
+            self.selected = tile
+            self.explain()
+
+    def explain(self) -> None:
+        """Open the selected tile's explanation panel (nothing before the first stats)."""
+        if self.stats and TILES[self.selected][0] in self.stats.get("kpis", {}):
+            name = TILES[self.selected][0]
+            self.app.push_screen(KpiExplain(name, self.stats["kpis"][name]))
+
+
+def _figure(value, unit: str) -> str:
+    if value is None:
+        return "—"
+    return hours(value) if unit == "hours" else pct(value)
+
+
+class KpiExplain(ModalScreen[None]):
+    """What a KPI counts: its definition, formula and target, and its numerator,
+    denominator and value in every window (the lead time: also p50 / p90, the late open
+    requests, and per source). Esc or Enter closes it."""
+
+    BINDINGS = [Binding("escape,enter,q", "close", "Close", priority=True)]
+    DEFAULT_CSS = """
+    KpiExplain { align: center middle; }
+    KpiExplain > Vertical { width: 96; max-width: 98%; height: auto; max-height: 95%; border: thick $accent;
+                            padding: 0 1; background: $panel; }
+    KpiExplain #kpi-windows { height: auto; max-height: 12; }
+    """
+
+    def __init__(self, name: str, kpi: dict) -> None:
+        super().__init__()
+        self.kpi_name = name
+        self.kpi = kpi
+
+    def compose(self) -> ComposeResult:
+        kpi = self.kpi
+        lead = self.kpi_name == "reorder_lead_time_hours"
+        unit = "hours" if lead else "ratio"
+        with Vertical():
+            yield Label(Text(self.kpi_name, style="bold"))
+            yield Static(Text(kpi["help"]), id="kpi-help")
+            yield Static(
+                Text.assemble(
+                    ("formula ", "bold"), kpi["formula"], "\n", ("target  ", "bold"), _figure(kpi["target"], unit)
+                ),
+                id="kpi-formula",
+            )
+            table = PlainTable(id="kpi-windows", cursor_type="none", show_cursor=False)
+            columns = ["window", "since", "numerator", "denominator", "value"]
+            if lead:
+                columns += ["p50", "p90", "late open"]
+            for c in columns:
+                table.add_column(c, key=c)
+            for w in kpi["windows"]:
+                rows = [(w["window"], w)]
+                if lead:
+                    rows += [(f"  {source}", fig) for source, fig in w.get("by_source", {}).items()]
+                for label, fig in rows:
+                    cells = [
+                        label,
+                        w.get("since") or "—",
+                        f"{fig['numerator']:,}",
+                        f"{fig['denominator']:,}",
+                        _figure(fig["value"], unit),
+                    ]
+                    if lead:
+                        cells += [_figure(fig["p50"], unit), _figure(fig["p90"], unit), str(fig["open_overdue"])]
+                    table.add_row(*cells)
+            yield table
+            yield Label("[b]Esc[/b]/Enter: close", classes="hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -85,7 +85,16 @@ def test_metrics_endpoint_scraped_and_parsed(sim):
     assert _value(fams, "backorder_dead_letters") == 0
     assert _value(fams, "backorder_connections") >= 0
     assert math.isnan(_value(fams, "backorder_order_accuracy"))  # nothing shipped yet
-    assert _value(fams, "backorder_fulfillment_rate") == 0.0
+    # the backordered line waits within its target: not counted yet (NaN, not 0)
+    assert math.isnan(_value(fams, "backorder_fulfillment_rate"))
+    # the windowed KPIs, as in stats: 1 of the 3 units ordered was allocated at order time
+    for window in ("7d", "30d", "all"):
+        assert _value(fams, "backorder_kpi_unit_fill_rate_at_order", window=window) == round(1 / 3, 4)
+        assert _value(fams, "backorder_kpi_unit_fill_rate_at_order_numerator", window=window) == 1
+        assert _value(fams, "backorder_kpi_unit_fill_rate_at_order_denominator", window=window) == 3
+        assert _value(fams, "backorder_kpi_backorder_fill_rate_lines_denominator", window=window) == 0
+    assert "units_allocated_at_order / units_ordered" in fams["backorder_kpi_unit_fill_rate_at_order"].documentation
+    assert math.isnan(_value(fams, "backorder_kpi_reorder_lead_time_hours_p90", window="all", source="*"))
     assert _value(fams, "backorder_actor_restarts") == 0
     assert d.stop() == 0  # the HTTP thread stops with the daemon
 

@@ -63,7 +63,7 @@ async def test_dashboard_shows_what_the_daemon_reports(site):
         k = stats["counts"]
         assert f"BO lines {k['open_backorder_lines']}" in kpis
         assert f"units waiting {k['units_waiting']}" in kpis
-        assert "Accuracy —" in kpis  # nothing shipped yet: no accuracy to show
+        assert "Accuracy 7d —" in kpis  # nothing shipped yet: no accuracy to show
         # sort from the keyboard: "s" moves to the next column, "S" reverses
         order = lambda: [r.key.value for r in table.ordered_rows]  # noqa: E731
         while app.screen.sort_key != "bo_units":

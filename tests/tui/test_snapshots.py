@@ -14,6 +14,7 @@ from textual.widgets import DataTable
 
 from backorder.tui.app import BackorderApp
 from backorder.tui.screens import intake as intake_screen
+from backorder.tui.widgets import KpiBar, KpiExplain
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 
@@ -91,7 +92,26 @@ async def dashboard_light(pilot):
     await dashboard(pilot)
 
 
-SCREENS = [dashboard, sku, order, procurement, picking, policy, intake, notifications, help_keys, dashboard_light]
+async def kpi_explain(pilot):
+    await dashboard(pilot)
+    pilot.app.screen.query_one(KpiBar).focus()
+    await pilot.press("enter")  # the first tile: the backorder fill rate by lines
+    await until(pilot, lambda: isinstance(pilot.app.screen, KpiExplain), what="explanation panel")
+
+
+SCREENS = [
+    dashboard,
+    sku,
+    order,
+    procurement,
+    picking,
+    policy,
+    intake,
+    notifications,
+    help_keys,
+    dashboard_light,
+    kpi_explain,
+]
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -48,6 +48,7 @@ def test_the_walk_reaches_every_settings_struct():
         cfg.AllocationSettings,
         cfg.Weights,
         cfg.FulfillmentSettings,
+        cfg.KpiSettings,
         cfg.ReorderPolicy,
         cfg.Source,
         # running as a site service

@@ -1,11 +1,12 @@
-"""Journals and snapshots written before the journal owned its order structs still
-restore.
+"""Journals written before the journal owned its order structs still replay (their
+snapshots are set aside: start-up replays the journal).
 
 An ``order_received`` event used to embed the wire's ``order.submit`` request verbatim,
 so its ``order`` object carries the request's ``"op"`` and ``"id"``; ``order_amended``
 embedded the wire's order lines. The bodies and the snapshot below are exactly the bytes
 that code wrote (generated with it and pasted here): they must decode with today's
-``EVENT_DECODER``, replay through ``World.evolve`` and restore to the same model.
+``EVENT_DECODER`` and replay through ``World.evolve``; the old snapshot, which lacks the
+KPI aggregates, is refused so that start-up replays the journal instead.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import msgspec
+import pytest
 
 from backorder.actors import events as ev
 from backorder.actors.model import World
-from backorder.actors.snapshot import dump, restore
+from backorder.actors.snapshot import SnapshotOutdated, dump, restore
 from backorder.config.settings import Settings
 
 SETTINGS = msgspec.convert(
@@ -201,9 +203,12 @@ def test_an_old_order_event_is_written_back_without_the_request_fields():
     assert msgspec.json.decode(new_body) == old_json
 
 
-def test_an_old_snapshot_restores_to_what_the_old_journal_replays():
+def test_an_old_snapshot_is_set_aside_for_a_replay_and_a_new_one_restores_to_it():
+    # The old snapshot lacks the KPIs' per-day aggregates, which only a replay from the
+    # first event rebuilds: restore refuses it, and recovery replays the journal instead.
+    with pytest.raises(SnapshotOutdated, match="snapshot format 5, this build reads"):
+        restore(SETTINGS, OLD_SNAPSHOT)
     replayed = replay(OLD_BODIES)
-    restored = restore(SETTINGS, OLD_SNAPSHOT)
+    restored = restore(SETTINGS, dump(replayed))
     assert model(restored) == model(replayed)
-    # and a snapshot written now restores to the same model again
-    assert model(restore(SETTINGS, dump(restored))) == model(replayed)
+    assert restored.kpi.report(1750000100.0, "2025-06-15") == replayed.kpi.report(1750000100.0, "2025-06-15")

@@ -109,6 +109,9 @@ def fingerprint(w: World) -> dict:
         ],
         "aliases": sorted((k, sorted(v.items())) for k, v in w.aliases.items()),
         "dead_letters": {k: msgspec.to_builtins(x) for k, x in w.dead_letters.items()},
+        # the windowed KPIs, while lines still wait within their target and once all are past it
+        "kpi": [w.kpi.report(t, iso_date(t)) for t in (1.7e9 + 1.2e6, 2.0e9)],
+        "kpi_records": [sorted(w.kpi.flagged), w.kpi.exceptions, w.kpi.pick_mismatches],
     }
 
 
@@ -162,7 +165,14 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
                 for a in sku_rules.receive(w, s, rnd.randint(1, 8), ref, emit, now, rid):
                     order_rules.settle_order(w, w.orders[a.order_id], emit, now)
             elif roll < 0.75 and w.shipments:
-                order_rules.ship(w, rnd.choice(list(w.shipments)), carrier, emit, now)
+                sid = rnd.choice(list(w.shipments))
+                if rnd.random() < 0.3:  # a pick scan: a wrong one is recorded and refused
+                    scan = [p.ScanLine(sku=rnd.choice(skus), qty=rnd.randint(1, 3))]
+                    order_rules.check_scan(w, sid, scan, emit, now)
+                order_rules.ship(w, sid, carrier, emit, now)
+                if rnd.random() < 0.2:
+                    kind = rnd.choice(["mis_pick", "short", "damaged", "wrong_address", "returned"])
+                    order_rules.record_exception(w, sid, kind, [], "test", emit, now)
             elif roll < 0.82 and w.orders:
                 for sku in order_rules.cancel(w, rnd.choice(list(w.orders)), "test", emit, now):
                     sku_rules.settle(w, w.skus[sku], emit, now)

@@ -281,6 +281,9 @@ class DashboardScreen(BoScreen):
     # --- actions ------------------------------------------------------------------
 
     async def action_open_sku(self) -> None:
+        if isinstance(self.focused, KpiBar):  # Enter on a KPI tile: its explanation
+            self.focused.explain()
+            return
         if self.focused is self.query_one("#filter", Input):
             self.query_one("#skus", DataTable).focus()
             return

@@ -33,6 +33,7 @@ HELP = [
             ("Enter", "open the SKU under the cursor"),
             ("/", "filter SKUs by typing (Enter: to the table, Esc: clear)"),
             ("s / S", "sort by the next column / reverse (or click a header)"),
+            ("Tab ← → Enter", "a KPI tile (7 days): what it counts, by window (or click it)"),
         ],
     ),
     (
