@@ -83,7 +83,8 @@ class Conflict(Rejected):
     """The request is valid, but the current state of what it names refuses it: the order
     is cancelled or already allocated or shipped, a receipt id was used with another qty, a
     notice is not dead, a source is not set up for EDI, the engine clock is not the
-    stepped one (``clock.advance``)."""
+    stepped one (``clock.advance``), the planner is off (``planner_disabled``) or its worker
+    process is down or did not answer in time (``planner_unavailable``)."""
 
     codes = frozenset(
         {
@@ -97,6 +98,8 @@ class Conflict(Rejected):
             "not_shipped",
             "edi_not_configured",
             "clock_not_stepped",
+            "planner_disabled",
+            "planner_unavailable",
         }
     )
 

@@ -342,6 +342,7 @@ class World:
         self.told: dict[tuple[str, int], str] = {}
         self.warned: set[tuple[str, str]] = set()  # (order_id, request_id) given a depletion warning
         self.notice_failures = 0
+        self.tuned: dict[str, ev.PolicyTuned] = {}  # the planner's last word on each SKU
         self._apply = {
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
@@ -370,6 +371,7 @@ class World:
             ev.OrderAmended: self._order_amended,
             ev.AliasSet: self._alias_set,
             ev.JournalQuarantined: self._journal_quarantined,
+            ev.PolicyTuned: self._policy_tuned,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -558,6 +560,15 @@ class World:
         s = self.sku(e.sku)
         s.policy = e.policy
         s.known = True
+
+    def _policy_tuned(self, e: ev.PolicyTuned) -> None:
+        s = self.sku(e.sku)
+        self.tuned[e.sku] = e
+        if e.applied:
+            new = e.new
+            s.policy = msgspec.structs.replace(
+                s.policy, reorder_point=new.reorder_point, order_up_to=new.order_up_to, safety_stock=new.safety_stock
+            )
 
     def _request_raised(self, e: ev.RequestRaised) -> None:
         r = Request(e)

@@ -152,6 +152,8 @@ def dump(world: World) -> bytes:
             "told": [[oid, line_no, date] for (oid, line_no), date in world.told.items()],
             "warned": sorted(world.warned),
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
+            # the planner's last policy_tuned per SKU (its levels are in the SKU's policy)
+            "tuned": [EVENT_ENCODER.encode(e) for e in world.tuned.values()],
         }
     )
 
@@ -222,4 +224,7 @@ def restore(settings: Settings, data: bytes) -> World:
         w._index_notice(n)
     w.told = {(oid, line_no): date for oid, line_no, date in snap["told"]}
     w.warned = {(oid, rid) for oid, rid in snap["warned"]}
+    for body in snap.get("tuned", ()):  # absent from snapshots taken before the planner
+        tuned = EVENT_DECODER.decode(body)
+        w.tuned[tuned.sku] = tuned
     return w

@@ -1,0 +1,96 @@
+"""What the daemon and the planner worker say to each other: one msgspec JSON object per
+line, the daemon writing to the worker's stdin, the worker answering on its stdout.
+
+The worker reads the demand, the receipts and the request lead times itself, from the
+journal file (read only, incrementally: it remembers the last seq it has read), up to the
+``upto_seq`` the daemon names (everything durable when the run was asked for). The daemon
+sends only what the journal cannot say cheaply: each SKU's policy as it stands and the
+planner's settings. Why not send the history: a year of daily demand for 2,000 SKUs is
+~730,000 numbers per run through the trio loop (encoding it would block the loop for tens
+of ms and keep the series in the daemon's memory); the journal already has it.
+"""
+
+from __future__ import annotations
+
+from msgspec import Struct
+
+
+class SkuInput(Struct, kw_only=True, frozen=True):
+    sku: str
+    mode: str
+    service_level: float
+    reorder_point: int
+    order_up_to: int
+    safety_stock: int
+    lead_time_days: float
+    moq: int
+    pack_size: int
+    source: str  # "supplier:NAME" / "transfer:SITE": lead times are measured per source
+
+
+class Params(Struct, kw_only=True, frozen=True):
+    history_days: int
+    min_history_days: int
+    max_change: float
+    review_days: float
+    handling_days: float
+    cycle_days: float
+    min_lead_times: int
+
+
+class RunRequest(Struct, kw_only=True, frozen=True, tag="run"):
+    run_id: int
+    db: str
+    upto_seq: int
+    now: float
+    params: Params
+    skus: list[SkuInput]
+
+
+class Levels(Struct, kw_only=True, frozen=True):
+    reorder_point: int
+    order_up_to: int
+    safety_stock: int
+
+
+class SkuResult(Struct, kw_only=True, frozen=True):
+    """The planner's word on one SKU. ``new`` None: keep the levels (``reasons`` says why)."""
+
+    sku: str
+    new: Levels | None
+    demand_class: str
+    model: str
+    forecast: list[float]  # next 30 days, daily, units
+    daily_mean: float = 0.0
+    lead_time_demand: float = 0.0
+    error_sd: float = 0.0
+    lead_time_days: float = 0.0
+    lead_time_sd: float = 0.0
+    lead_time_measured: bool = False
+    tracking_signal: float = 0.0
+    biased: bool = False
+    reasons: list[str] = []
+
+
+class Ready(Struct, kw_only=True, frozen=True, tag="ready"):
+    """The worker's first line, once its imports are done."""
+
+    pid: int
+
+
+class RunReply(Struct, kw_only=True, frozen=True, tag="done"):
+    run_id: int
+    read_upto: int
+    duration_s: float
+    results: list[SkuResult]
+
+
+class RunFailed(Struct, kw_only=True, frozen=True, tag="failed"):
+    """A run the worker could not do (the journal unreadable, a bug): it stays up."""
+
+    run_id: int
+    error: str
+
+
+Inbound = RunRequest
+Outbound = Ready | RunReply | RunFailed
