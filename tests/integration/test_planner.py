@@ -185,6 +185,23 @@ def test_a_killed_worker_is_restarted_and_the_daemon_keeps_serving(make_daemon):
         assert c.call("planner.run")["skus"] == 1  # the new worker answers
 
 
+def test_a_run_while_the_worker_is_down_fails_cleanly_and_changes_nothing(make_daemon):
+    d = make_daemon(config("restart_min_s = 30\nrun_timeout_s = 0.5"))
+    with d.client() as c:
+        c.call("sku.configure", sku="X", mode="auto", reorder_point=3, order_up_to=8)
+        worker = wait_for(lambda: c.call("health")["planner"]["pid"], "the worker to start")
+        os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: c.call("health")["planner"]["state"] == "restarting", "the worker's exit to be seen")
+        seq = c.call("health")["journal"]["last_seq"]
+        reply = c.request("planner.run")
+        assert reply["error"]["code"] == "planner_unavailable", reply
+        assert c.call("health")["journal"]["last_seq"] == seq
+        got = c.call("sku.get", sku="X")["policy"]
+        assert (got["reorder_point"], got["order_up_to"]) == (3, 8)
+        status = c.call("planner.status")
+        assert status["failed_runs"] == 1 and "restarting" in status["last_error"]
+
+
 def test_with_the_planner_off_its_ops_say_so(make_daemon):
     d = make_daemon('[daemon]\nclock = "stepped"\nclock_start = "2026-01-05T09:00:00Z"\n')
     with d.client() as c:

@@ -49,6 +49,7 @@ def test_the_walk_reaches_every_settings_struct():
         cfg.Weights,
         cfg.FulfillmentSettings,
         cfg.ReorderPolicy,
+        cfg.PlannerSettings,
         cfg.Source,
         # running as a site service
         cfg.AccessSettings,
