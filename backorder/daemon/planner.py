@@ -245,12 +245,22 @@ class Planner:
             skus=inputs,
         )
         self.state = "running"
+        results: list[wire.SkuResult] = []
+        tuned = 0
         reply = None
         try:
             assert proc.stdin is not None
             with trio.move_on_after(s.run_timeout_s):
                 await proc.stdin.send_all(_encoder.encode(req) + b"\n")
-                reply = _decoder.decode(await lines.next())
+                while True:
+                    msg = _decoder.decode(await lines.next())
+                    if not isinstance(msg, wire.Results):
+                        reply = msg
+                        break
+                    # each part applied as it comes: the SKU actors journal it while the
+                    # worker plans the next part, and the loop serves others in between
+                    results += msg.results
+                    tuned += await self._apply(msg.results, cause)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise PlannerUnavailable("the planner worker exited") from exc
         finally:
@@ -258,25 +268,25 @@ class Planner:
                 self.state = "ready"
         if reply is None:
             proc.kill()  # hung: the keeper starts a new one
-            raise PlannerUnavailable(f"no answer within {s.run_timeout_s:g} s; the worker was restarted")
+            raise PlannerUnavailable(f"no complete answer within {s.run_timeout_s:g} s; the worker was restarted")
         if isinstance(reply, wire.RunFailed):
             raise PlannerUnavailable(reply.error)
         assert isinstance(reply, wire.RunReply)
+        await self.journal.wait_durable(self.journal.last_seq)  # the run's events, all of them
         worker_s = reply.duration_s
-        tuned = await self._apply(reply.results, cause)
-        biased = sorted(r.sku for r in reply.results if r.biased)
+        biased = sorted(r.sku for r in results if r.biased)
         if biased and isinstance(self.engine.clock, SteppedClock):
             self.engine.clock.at(now + BIAS_RECHECK_S, partial(self._quiet_run, biased, "planner.bias"))
         elif biased:
             self._bias_due = (now + BIAS_RECHECK_S, biased)
         self.runs += 1
         self.last_error = None
-        kept = sum(1 for r in reply.results if r.new is None)
+        kept = sum(1 for r in results if r.new is None)
         self.last_run = {
             "run_id": reply.run_id,
             "at": iso_ts(now),
             "cause": cause,
-            "skus": len(reply.results),
+            "skus": len(results),
             "tuned": tuned,
             "kept": kept,
             "biased": len(biased),
@@ -288,7 +298,8 @@ class Planner:
         return self.last_run
 
     async def _apply(self, results: list[wire.SkuResult], cause: str) -> int:
-        """Each result to its SKU actor; returns how many policy_tuned events they wrote."""
+        """Each result to its SKU actor; returns, once every actor has handled its own, how
+        many policy_tuned events they wrote (durable later: the run waits for them once)."""
         self.results.update((r.sku, r) for r in results)
         todo = [r for r in results if r.new is not None]
         if not todo:
@@ -308,7 +319,6 @@ class Planner:
         for r in todo:
             self.router.send(r.sku, Tune(result=r, done=done, corr=corr))
         await finished.wait()
-        await self.journal.wait_durable(self.journal.last_seq)
         return journaled
 
     async def _quiet_run(self, only: str | list[str] | None, cause: str) -> None:

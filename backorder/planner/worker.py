@@ -256,12 +256,17 @@ def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params) -> wire.Sk
     )
 
 
-def run(req: wire.RunRequest, hist: History) -> wire.RunReply:
+def run(req: wire.RunRequest, hist: History, send) -> wire.RunReply:
+    """Plan every SKU of the request, sending the results ``wire.CHUNK`` at a time."""
     t0 = time.perf_counter()
     hist.read(req.db, req.upto_seq)
     today = int(req.now // DAY)
-    results = [plan(s, hist, today, req.params) for s in req.skus]
-    return wire.RunReply(run_id=req.run_id, read_upto=hist.seq, duration_s=time.perf_counter() - t0, results=results)
+    for start in range(0, len(req.skus), wire.CHUNK):
+        chunk = req.skus[start : start + wire.CHUNK]
+        send(wire.Results(run_id=req.run_id, results=[plan(s, hist, today, req.params) for s in chunk]))
+    return wire.RunReply(
+        run_id=req.run_id, read_upto=hist.seq, duration_s=time.perf_counter() - t0, skus=len(req.skus)
+    )
 
 
 def main() -> None:
@@ -278,7 +283,7 @@ def main() -> None:
     for line in sys.stdin.buffer:
         req = decoder.decode(line)
         try:
-            reply: wire.Outbound = run(req, hist)
+            reply: wire.Outbound = run(req, hist, send)
         except Exception as exc:  # a bad run is answered; the worker stays up for the next
             send(wire.RunFailed(run_id=req.run_id, error=f"{type(exc).__name__}: {exc}"))
             continue
