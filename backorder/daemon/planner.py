@@ -261,6 +261,11 @@ class Planner:
                     # worker plans the next part, and the loop serves others in between
                     results += msg.results
                     tuned += await self._apply(msg.results, cause)
+                    # The actors are idle now. Under the stepped clock a request waits for
+                    # that (Stepper.quiet): let the waiting ones see it before the next part
+                    # (trio may run this task first in a batch; the second turn is theirs).
+                    await trio.lowlevel.checkpoint()
+                    await trio.lowlevel.checkpoint()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise PlannerUnavailable("the planner worker exited") from exc
         finally:
