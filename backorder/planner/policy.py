@@ -59,6 +59,14 @@ def window_demand(forecast: Sequence[float], days: float) -> float:
     return total
 
 
+def error_floor(daily_mean: float) -> float:
+    """The least daily forecast error to plan with: that of Poisson demand of the same
+    mean (sqrt of it). Counts of independent customers' orders vary at least that much;
+    a model that fits the past more tightly (a short, regular history) has overfit it,
+    and a safety stock of zero would follow."""
+    return math.sqrt(max(daily_mean, 0.0))
+
+
 def lead_time_demand_sd(lead_mean: float, error_var: float, daily_mean: float, lead_var: float) -> float:
     """Standard deviation of demand over a random lead time: sqrt(E[L]·σe² + μ²·σL²),
     with σe² the daily forecast error variance and μ the daily mean forecast."""

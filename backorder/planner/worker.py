@@ -231,6 +231,12 @@ def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params) -> wire.Sk
     forecast = fc.tolist()
     ltd = policy.window_demand(forecast, window)
     daily = ltd / window if window > 0 else float(fc[0])
+    floor = policy.error_floor(daily)
+    if error_sd < floor:
+        reasons.append(
+            f"forecast error {error_sd:.2f}/day raised to the Poisson floor {floor:.2f} (sqrt of the daily mean)"
+        )
+        error_sd = floor
     sd = policy.lead_time_demand_sd(window, error_sd**2, daily, lead_var)
     cycle = policy.window_demand(forecast, p.cycle_days)
     q = policy.round_to_pack(max(cycle, 1.0), s.moq, s.pack_size)

@@ -56,6 +56,10 @@ def test_lead_time_demand_spread_is_the_random_lead_time_formula():
     assert policy.lead_time_demand_sd(4, 4.0, 10.0, 0.0) == pytest.approx(4.0)  # fixed lead time: σe·sqrt(L)
 
 
+def test_the_error_floor_is_poisson():
+    assert policy.error_floor(9.0) == 3.0 and policy.error_floor(0.0) == 0.0
+
+
 def test_fill_rate_loss_target():
     assert policy.loss_target(0.97, 100, 20) == pytest.approx(0.15)
     assert policy.loss_target(0.97, 100, 0) is None  # no uncertainty, no safety stock
