@@ -104,6 +104,17 @@ def capped(old: int, new: int, max_change: float, min_step: int = 1) -> int:
     return max(old - limit, min(old + limit, new))
 
 
+def trigg_signal(errors: Sequence[float], alpha: float = 0.1) -> float:
+    """Trigg's smoothed tracking signal in [-1, 1]: the exponentially smoothed error over
+    the smoothed absolute error (0 without errors). Near ±1 the forecast errs on one side
+    period after period: it is biased, not just noisy."""
+    smoothed = mad = 0.0
+    for e in errors:
+        smoothed = alpha * e + (1 - alpha) * smoothed
+        mad = alpha * abs(e) + (1 - alpha) * mad
+    return smoothed / mad if mad > 0 else 0.0
+
+
 def mean_var(samples: Sequence[float]) -> tuple[float, float]:
     """Mean and (population) variance; (0, 0) for no samples."""
     if not samples:

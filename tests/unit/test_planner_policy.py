@@ -65,6 +65,12 @@ def test_fill_rate_loss_target():
     assert policy.loss_target(0.97, 100, 0) is None  # no uncertainty, no safety stock
 
 
+def test_trigg_signal_sees_one_sided_errors_not_noise():
+    assert policy.trigg_signal([2.0] * 40) == pytest.approx(1.0)  # always under: biased
+    assert abs(policy.trigg_signal([1.0, -1.0] * 20)) < 0.2  # alternating: noise
+    assert policy.trigg_signal([]) == 0.0
+
+
 def test_undershoot_of_lumpy_orders():
     assert policy.undershoot([10, 10]) == pytest.approx(5.0)  # E[Z²]/2E[Z] = 100/20
     assert policy.undershoot([0, 0]) == 0.0
