@@ -424,6 +424,7 @@ def explain_view(policy, tuned, result: wire.SkuResult | None) -> dict:
             "model": result.model,
             "proposed": None if result.new is None else msgspec.to_builtins(result.new),
             "forecast": result.forecast,
+            "history": result.history,
             "tracking_signal": result.tracking_signal,
             "reasons": result.reasons,
         },

@@ -61,6 +61,7 @@ class SkuResult(Struct, kw_only=True, frozen=True):
     demand_class: str
     model: str
     forecast: list[float]  # next 30 days, daily, units
+    history: list[float] = []  # the last 30 days of demand the forecast followed, daily units
     daily_mean: float = 0.0
     lead_time_demand: float = 0.0
     error_sd: float = 0.0

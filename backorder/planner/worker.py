@@ -267,6 +267,7 @@ def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params) -> wire.Sk
         demand_class=klass,
         model=name,
         forecast=[round(x, 3) for x in forecast[:HORIZON]],
+        history=y[-HORIZON:].tolist(),
         daily_mean=round(float(np.mean(fc[:HORIZON])), 3),
         lead_time_demand=round(ltd, 3),
         error_sd=round(error_sd, 3),

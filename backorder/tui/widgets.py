@@ -166,11 +166,33 @@ class KpiBar(Widget):
             ("shipped today ", "bold"),
             f"{k['shipments_today']:,}",
         )
+        modes = st.get("policy_modes") or {}
+        if modes.get("auto") or modes.get("suggest"):  # the planner is in use: who sets the levels
+            counts.append_text(
+                Text.assemble(
+                    "  ",
+                    ("planner ", "bold"),
+                    f"auto {modes.get('auto', 0):,} · suggest {modes.get('suggest', 0):,} · manual {modes.get('manual', 0):,}",
+                )
+            )
         sep = Text("  │  ", style="dim")
         head = Text("  ").join(kpis)
         if self.size.width < 120:
             return Text.assemble(head, "\n", counts)
         return Text.assemble(head, sep, counts)
+
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def spark(values: list[float], top: float) -> str:
+    """A one-line bar chart of ``values`` scaled to ``top`` (shared by two series so they
+    compare), a space for 0."""
+    if top <= 0:
+        return " " * len(values)
+    return "".join(
+        " " if v <= 0 else BLOCKS[min(len(BLOCKS) - 1, int(v / top * (len(BLOCKS) - 1) + 0.5))] for v in values
+    )
 
 
 class ConfirmScreen(ModalScreen[bool]):
