@@ -178,6 +178,7 @@ def stats(ctx: Context, conn: Connection, req: p.Stats, reply: Reply, corr: str)
     for s in world.skus.values():
         modes[s.policy.mode] += 1
     result["policy_modes"] = modes  # who sets each SKU's levels (the planner: auto / suggest)
+    result["planner"] = ctx.planner.health() if ctx.planner is not None else None  # the console's health line
     reply.ok(result)
 
 

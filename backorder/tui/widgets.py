@@ -175,6 +175,12 @@ class KpiBar(Widget):
                     f"auto {modes.get('auto', 0):,} · suggest {modes.get('suggest', 0):,} · manual {modes.get('manual', 0):,}",
                 )
             )
+        worker = st.get("planner") or {}
+        if worker.get("state") in ("starting", "restarting") and worker.get("restarts"):
+            # the planner's worker is down: levels are kept meanwhile, but someone should know
+            counts.append_text(
+                Text(f"  planner worker {worker['state']} ({worker['restarts']} restarts)", style="bold red")
+            )
         sep = Text("  │  ", style="dim")
         head = Text("  ").join(kpis)
         if self.size.width < 120:

@@ -54,3 +54,25 @@ def test_a_suggestion_says_so():
 def test_spark_scales_to_the_shared_top():
     assert spark([0, 1, 2, 4], 4) == " ▃▅█"
     assert spark([1, 2], 0) == "  "
+
+
+def test_the_kpi_bar_counts_modes_and_flags_a_worker_down():
+    from backorder.tui.widgets import KpiBar
+
+    stats = {
+        "targets": {"fulfillment_rate": 0.95, "avg_reorder_lead_time_hours": 48, "order_accuracy": 1.0},
+        "fulfillment_rate": 0.97,
+        "avg_reorder_lead_time_hours": 30.0,
+        "order_accuracy": 1.0,
+        "counts": {"open_backorder_lines": 0, "units_waiting": 0, "oldest_wait_hours": None, "shipments_today": 0},
+        "policy_modes": {"manual": 1, "auto": 5, "suggest": 2},
+        "planner": {"state": "restarting", "pid": None, "restarts": 3, "last_exit": "exited with status -9"},
+    }
+    bar = KpiBar()
+    bar.stats = stats
+    text = bar.render().plain
+    assert "planner auto 5 · suggest 2 · manual 1" in text
+    assert "planner worker restarting (3 restarts)" in text
+    quiet = {**stats, "policy_modes": {"manual": 8, "auto": 0, "suggest": 0}, "planner": {"state": "off"}}
+    bar.stats = quiet
+    assert "planner" not in bar.render().plain  # as the console was without a planner
