@@ -58,6 +58,7 @@ def safety_factor(loss: float) -> float:
 class _Line(msgspec.Struct):
     sku: str
     qty: int
+    requires_shipping: bool = True  # a service or digital line draws no stock: not demand
 
 
 class _Order(msgspec.Struct):
@@ -130,6 +131,8 @@ class History:
                 day = int(ts // DAY)
                 if kind == "order_received":
                     for line in e.order.lines:
+                        if not line.requires_shipping:
+                            continue
                         days = demand[line.sku]
                         days[day] = days.get(day, 0.0) + line.qty
                         first_day.setdefault(line.sku, day)
