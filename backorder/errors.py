@@ -84,7 +84,8 @@ class Conflict(Rejected):
     is cancelled or already allocated or shipped, a receipt id was used with another qty, a
     notice is not dead, a source is not set up for EDI, the engine clock is not the
     stepped one (``clock.advance``), a shipment's order still waits for its street address,
-    a pick scan does not match its shipment."""
+    a pick scan does not match its shipment, the planner is off (``planner_disabled``) or its
+    worker process is down or did not answer in time (``planner_unavailable``)."""
 
     codes = frozenset(
         {
@@ -100,6 +101,8 @@ class Conflict(Rejected):
             "clock_not_stepped",
             "address_needed",
             "pick_mismatch",
+            "planner_disabled",
+            "planner_unavailable",
         }
     )
 

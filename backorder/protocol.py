@@ -157,6 +157,8 @@ class SkuConfigure(Request, tag="sku.configure", kw_only=True):
     pack_size: Quantity | None = None
     source: Text | None = None
     backorder_threshold: Level | None = None
+    mode: Literal["manual", "auto", "suggest"] | None = None  # who sets the three levels (planner)
+    service_level: Annotated[float, Meta(ge=0.5, le=0.999)] | None = None  # target unit fill rate
 
 
 class ProcurementList(Request, tag="procurement.list", kw_only=True):
@@ -336,6 +338,23 @@ class ClockAdvance(Request, tag="clock.advance", kw_only=True):
     to: Annotated[str, Meta(max_length=64)] | None = None
 
 
+class PlannerRun(Request, tag="planner.run", kw_only=True):
+    """client -> planner: run the demand planner now (every auto / suggest SKU, or one);
+    the reply leaves once its policy_tuned events are durable."""
+
+    sku: Sku | None = None
+
+
+class PlannerStatus(Request, tag="planner.status", kw_only=True):
+    """client -> planner: the last run, the worker process, the schedule."""
+
+
+class PlannerExplain(Request, tag="planner.explain", kw_only=True):
+    """client -> planner: why the planner set (or left) a SKU's levels as it did."""
+
+    sku: Sku
+
+
 # --- notifications, labels, documents ------------------------------------------
 
 
@@ -427,8 +446,20 @@ Role = Literal["read", "write"]
 # the journal on a thread. "hub": the event stream of the connection. "notifier": the
 # outbox sender. "supervisor": dead letters redelivered (to their actor or the intake).
 # "daemon": the daemon's own settings (log level). "clock": the stepped engine clock.
+# "planner": the demand planner's supervisor (backorder.daemon.planner).
 Route = Literal[
-    "order", "sku", "procurement", "intake", "read", "journal", "hub", "notifier", "supervisor", "daemon", "clock"
+    "order",
+    "sku",
+    "procurement",
+    "intake",
+    "read",
+    "journal",
+    "hub",
+    "notifier",
+    "supervisor",
+    "daemon",
+    "clock",
+    "planner",
 ]
 ACTOR_ROUTES: frozenset[str] = frozenset({"order", "sku", "procurement"})
 
@@ -490,6 +521,9 @@ OP_TABLE: tuple[Op, ...] = (
     Op(ClockAdvance, "write", "clock"),
     Op(OrderAddress, "write", "order"),
     Op(ShipmentExceptionReport, "write", "order"),
+    Op(PlannerRun, "write", "planner"),
+    Op(PlannerStatus, "read", "planner"),
+    Op(PlannerExplain, "read", "planner"),
 )
 
 OPS = frozenset(op.name for op in OP_TABLE)

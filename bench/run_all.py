@@ -36,6 +36,7 @@ RUNS = [
     ("notify", "notify.py", [], ["--quick"]),
     ("fuzz", "fuzz.py", [], ["--quick"]),
     ("kpi_report", "kpi_report.py", [], ["--quick"]),
+    ("planner", "planner.py", [], ["--quick"]),
 ]
 
 # name, label, key in the result, comparison, target, unit
@@ -95,6 +96,10 @@ TARGETS = [
         None,
         "ms",
     ),
+    # the demand planner: 2,000 SKUs with a year of history (bench/planner.py)
+    ("planner", "planner run, 2,000 SKUs x 365 days (first run: reads the whole year)", "first_run_s", "<=", 10, "s"),
+    ("planner", "planner: read reply latency during the runs, max", "max_ms", "<=", 5, "ms"),
+    ("planner", "planner: daemon RSS growth over the runs", "rss_growth_mib", "<=", 50, "MiB"),
 ]
 
 

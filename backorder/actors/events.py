@@ -403,6 +403,46 @@ class PickMismatched(Event, tag="pick_mismatched", kw_only=True, frozen=True):
     scanned: list[tuple[str, Int53]]
 
 
+class TunedLevels(Struct, kw_only=True, frozen=True):
+    """The three levels the planner sets (before or after a run)."""
+
+    reorder_point: Int53
+    order_up_to: Int53
+    safety_stock: Int53
+
+
+class ForecastSummary(Struct, kw_only=True, frozen=True):
+    """What the forecast said, in units: mean per day over the next 30 days, their total,
+    the demand over the protection window (lead time + review), the daily forecast error
+    (standard deviation), the lead time used (mean and standard deviation, days) and
+    whether that lead time was measured from the journal or taken from the policy."""
+
+    daily_mean: float
+    next_30_days: float
+    lead_time_demand: float
+    error_sd: float
+    lead_time_days: float
+    lead_time_sd: float
+    lead_time_measured: bool
+
+
+class PolicyTuned(Event, tag="policy_tuned", kw_only=True, frozen=True):
+    """planner -> SKU actor: the demand planner's levels for a SKU, with the ones they
+    replace and why. ``applied``: they became the SKU's policy (mode auto); otherwise
+    (mode suggest) they are a suggestion a person may apply with sku.configure.
+    ``demand_class``: Syntetos-Boylan (smooth, erratic, intermittent, lumpy) or why none."""
+
+    sku: str
+    mode: str
+    applied: bool
+    old: TunedLevels
+    new: TunedLevels
+    demand_class: str
+    model: str
+    forecast: ForecastSummary
+    reasons: list[str]
+
+
 AnyEvent = (
     OrderReceived
     | Allocated
@@ -434,6 +474,7 @@ AnyEvent = (
     | OrderAddressSet
     | ShipmentException
     | PickMismatched
+    | PolicyTuned
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -457,7 +498,7 @@ TOPICS: dict[str, frozenset[str]] = {
         {"shipment_created", "shipment_shipped", "units_shipped", "shipment_exception", "pick_mismatched"}
     ),
     "procurement": frozenset({"request_raised", "request_confirmed"}),
-    "config": frozenset({"sku_configured", "policy_changed"}),
+    "config": frozenset({"sku_configured", "policy_changed", "policy_tuned"}),
     "notifications": frozenset(
         {"notice_queued", "notice_attempted", "notice_delivered", "notice_failed", "notice_retried"}
     ),

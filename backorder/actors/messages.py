@@ -44,3 +44,12 @@ class Settled(Msg, kw_only=True):
     sku: str
     order_id: str | None  # the new order this answers (SettleLines), if any
     allocated_orders: list[str]
+
+
+class Tune(Msg, kw_only=True):
+    """planner -> SKU actor: the planner's levels for this SKU (``wire.SkuResult``); the
+    actor journals them (policy_tuned) if the SKU is still in auto or suggest mode, then
+    calls ``done`` (also when it refused or failed: the run waits for every SKU)."""
+
+    result: Any
+    done: Any

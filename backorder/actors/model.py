@@ -354,6 +354,7 @@ class World:
         # the stock sync queues a level only when it changed, and an older level still in
         # the outbox is superseded by a newer one instead of being sent after it
         self.stock_told: dict[tuple[str, str], tuple[str, int]] = {}
+        self.tuned: dict[str, ev.PolicyTuned] = {}  # the planner's last word on each SKU
         self._apply = {
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
@@ -385,6 +386,7 @@ class World:
             ev.OrderAddressSet: self._order_address_set,
             ev.ShipmentException: self._shipment_exception,
             ev.PickMismatched: self._pick_mismatched,
+            ev.PolicyTuned: self._policy_tuned,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -591,6 +593,15 @@ class World:
         s = self.sku(e.sku)
         s.policy = e.policy
         s.known = True
+
+    def _policy_tuned(self, e: ev.PolicyTuned) -> None:
+        s = self.sku(e.sku)
+        self.tuned[e.sku] = e
+        if e.applied:
+            new = e.new
+            s.policy = msgspec.structs.replace(
+                s.policy, reorder_point=new.reorder_point, order_up_to=new.order_up_to, safety_stock=new.safety_stock
+            )
 
     def _request_raised(self, e: ev.RequestRaised) -> None:
         r = Request(e)

@@ -13,7 +13,7 @@ from backorder import protocol as p
 from backorder.actors import sku_rules
 from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
-from backorder.actors.messages import Settle, Settled, SettleLines, SkuCall
+from backorder.actors.messages import Settle, Settled, SettleLines, SkuCall, Tune
 from backorder.actors.order_rules import check_date
 from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import sku_summary
@@ -81,6 +81,16 @@ class SkuHandler:
                     refuse_unjournalable(engine, req, reply, exc)
                 else:
                     reply.ok(result)
+            case Tune(result=result, done=done, corr=corr):
+                engine.context("planner.run", corr)
+                outcome = None
+                try:
+                    s = world.skus.get(self.sku)
+                    outcome = None if s is None else sku_rules.tune(world, s, result, emit, now)
+                    if outcome == "applied":  # new levels may call for a reorder now
+                        self._tell_orders(sku_rules.settle(world, s, emit, now), None, corr)
+                finally:
+                    done(outcome)
 
     def _call(self, req, now) -> dict:
         world = self.engine.world

@@ -17,6 +17,7 @@ from backorder.actors import events as ev
 from backorder.actors import notice_rules
 from backorder.actors.model import Sku, World
 from backorder.errors import Conflict, InvalidInput, NotFound
+from backorder.planner import wire
 from backorder.timeutil import iso_date
 
 Emit = Callable[[ev.Event], None]
@@ -183,6 +184,8 @@ POLICY_FIELDS = (
     "pack_size",
     "source",
     "backorder_threshold",
+    "mode",
+    "service_level",
 )
 
 
@@ -193,6 +196,57 @@ def configure(world: World, s: Sku, changes: dict[str, Any], emit: Emit, now: fl
         raise InvalidInput("invalid_policy", "; ".join(problems))
     emit(ev.SkuConfigured(ts=now, sku=s.sku, policy=policy))
     settle(world, s, emit, now)
+
+
+def tune(world: World, s: Sku, result: wire.SkuResult, emit: Emit, now: float) -> str | None:
+    """Journal the planner's levels for a SKU (``policy_tuned``): "applied" if they became
+    its policy, "suggested" if only recorded, None if nothing was journaled. Decided here, in mailbox order, not when the run began: a SKU pinned back to
+    manual meanwhile is left alone, and levels equal to the ones in force with the same
+    class and model are not journaled again (one quiet SKU, one event, not one a day)."""
+    p = s.policy
+    new = result.new
+    if p.mode == "manual" or new is None:
+        return None
+    old = ev.TunedLevels(reorder_point=p.reorder_point, order_up_to=p.order_up_to, safety_stock=p.safety_stock)
+    levels = ev.TunedLevels(reorder_point=new.reorder_point, order_up_to=new.order_up_to, safety_stock=new.safety_stock)
+    applied = p.mode == "auto"
+    last = world.tuned.get(s.sku)
+    if (
+        last is not None
+        and last.new == levels
+        and last.applied == applied
+        and (last.demand_class, last.model) == (result.demand_class, result.model)
+        and (not applied or old == levels)
+    ):
+        return None
+    reasons = list(result.reasons)
+    problems = msgspec.structs.replace(p, **msgspec.structs.asdict(levels)).problems(world.settings.limits.max_quantity)
+    if problems:
+        reasons.append("not applied: " + "; ".join(problems))
+        applied = False
+    emit(
+        ev.PolicyTuned(
+            ts=now,
+            sku=s.sku,
+            mode=p.mode,
+            applied=applied,
+            old=old,
+            new=levels,
+            demand_class=result.demand_class,
+            model=result.model,
+            forecast=ev.ForecastSummary(
+                daily_mean=result.daily_mean,
+                next_30_days=round(sum(result.forecast), 3),
+                lead_time_demand=result.lead_time_demand,
+                error_sd=result.error_sd,
+                lead_time_days=result.lead_time_days,
+                lead_time_sd=result.lead_time_sd,
+                lead_time_measured=result.lead_time_measured,
+            ),
+            reasons=reasons,
+        )
+    )
+    return "applied" if applied else "suggested"
 
 
 def confirm(world: World, s: Sku, request_id: str, expected_date: str, emit: Emit, now: float) -> None:

@@ -46,6 +46,10 @@ class ReorderPolicy(Struct, kw_only=True, forbid_unknown_fields=True):
     pack_size: Annotated[int, Meta(ge=1, le=MAX_INT)] = 1
     source: str = "supplier:default"
     backorder_threshold: Annotated[int, Meta(ge=0, le=MAX_INT)] | None = None
+    # Who sets reorder_point / order_up_to / safety_stock: a person (manual), the planner
+    # (auto), or the planner proposes and a person applies (suggest). See docs/operations.md.
+    mode: Literal["manual", "auto", "suggest"] = "manual"
+    service_level: Annotated[float, Meta(ge=0.5, le=0.999)] = 0.97  # target unit fill rate
 
     QUANTITIES = ("reorder_point", "order_up_to", "safety_stock", "moq", "pack_size", "backorder_threshold")
 
@@ -102,6 +106,23 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     clock_start: str | None = None  # RFC 3339 start of simulated or stepped time (required for stepped)
     # Refuse to start on a damaged journal (PRAGMA quick_check, seq gaps).
     integrity_check: bool = True
+
+
+class PlannerSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """The demand planner (backorder.daemon.planner, its worker backorder.planner.worker)."""
+
+    enabled: bool = False  # start the worker process and run on the schedule below
+    interval_hours: Annotated[float, Meta(gt=0, le=24 * 365)] = 24.0  # engine time between runs
+    history_days: Annotated[int, Meta(ge=28, le=3650)] = 365  # demand window the models see
+    min_history_days: Annotated[int, Meta(ge=7, le=3650)] = 28  # fewer: the SKU keeps its values
+    max_change: Annotated[float, Meta(gt=0, le=10)] = 0.5  # one run moves a value by at most this share
+    review_days: Annotated[float, Meta(ge=0, le=365)] = 0.0  # 0: position is reviewed on every event
+    handling_days: Annotated[float, Meta(ge=0, le=365)] = 0.0  # receipt to available, added to lead time
+    cycle_days: Annotated[float, Meta(gt=0, le=365)] = 14.0  # demand one purchase order should cover
+    min_lead_times: Annotated[int, Meta(ge=1, le=1000)] = 3  # receipts per source before measured lead times count
+    run_timeout_s: Annotated[float, Meta(gt=0)] = 120.0  # wall time a run may take before the worker is restarted
+    restart_min_s: Annotated[float, Meta(gt=0)] = 0.5  # first restart backoff; doubles per crash
+    restart_max_s: Annotated[float, Meta(gt=0)] = 60.0
 
 
 class AllocationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -373,6 +394,7 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     fulfillment: FulfillmentSettings = msgspec.field(default_factory=FulfillmentSettings)
     strict_skus: bool = False
     default_policy: ReorderPolicy = msgspec.field(default_factory=ReorderPolicy)
+    planner: PlannerSettings = msgspec.field(default_factory=PlannerSettings)
     skus: dict[str, ReorderPolicy] = {}
     sources: dict[str, Source] = {}
     notifications: NotificationSettings = msgspec.field(default_factory=NotificationSettings)

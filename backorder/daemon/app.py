@@ -28,6 +28,7 @@ from backorder.clock import SteppedClock
 from backorder.config.settings import AccessSettings, Settings
 from backorder.daemon import access, dblock, handlers, metrics, recovery, reload, requestlog, sdnotify, server
 from backorder.daemon.journal import AuditReader, Journal
+from backorder.daemon.planner import Planner
 from backorder.daemon.stepping import Stepper
 from backorder.intake.service import IntakeService
 from backorder.notify.notifier import Notifier
@@ -65,6 +66,7 @@ class Daemon:
         self.intake: IntakeService
         self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
         self.stepper: Stepper | None = None  # under the stepped clock
+        self.planner: Planner | None = None  # once the actors' nursery is open (state "off" unless enabled)
 
     def health(self) -> dict:
         journal = self.journal.statistics()
@@ -92,6 +94,7 @@ class Daemon:
                 "credential_errors": self.notifier.credential_errors(),
             },
             "intake": self.intake.queue_view(),
+            "planner": self.planner.health() if self.planner is not None else None,
         }
 
     def _clock_view(self) -> dict:
@@ -133,6 +136,11 @@ class Daemon:
                     await actors.start(self.notifier.run)
                     if stepped:
                         self.stepper = Stepper(self.engine.clock, self.router, self.journal, self.notifier)
+                    # the planner's runs go on the stepped clock's agenda: before the first advance
+                    self.planner = Planner(
+                        self.settings.planner, self.engine, self.router, self.journal, self.settings.daemon.db
+                    )
+                    await actors.start(self.planner.run)
                     self.intake = IntakeService(self.settings, self.engine, self.router, self.hub)
                     await actors.start(self.intake.run)
                     if self.settings.metrics.port is not None:  # lives until the actors stop

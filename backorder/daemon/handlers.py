@@ -20,6 +20,7 @@ from backorder.actors.events import TOPICS
 from backorder.actors.router import route
 from backorder.daemon import logging as dlog
 from backorder.daemon.journal import audit_record
+from backorder.daemon.planner import explain_view
 from backorder.errors import Conflict, InvalidInput, NotFound, Rejected
 from backorder.intake import ops as intake_ops
 from backorder.notify import views as notify_views
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from backorder.config.settings import Settings
     from backorder.daemon.app import Daemon
     from backorder.daemon.journal import AuditReader
+    from backorder.daemon.planner import Planner
     from backorder.daemon.server import Connection, Hub, Reply
     from backorder.daemon.stepping import Stepper
     from backorder.intake.service import IntakeService
@@ -55,6 +57,7 @@ class Context:
     settings: Settings
     health: Callable[[], dict]
     stepper: Stepper | None = None
+    planner: Planner | None = None
 
     @classmethod
     def of(cls, daemon: Daemon) -> Context:
@@ -69,6 +72,7 @@ class Context:
             settings=daemon.settings,
             health=daemon.health,
             stepper=daemon.stepper,
+            planner=daemon.planner,
         )
 
 
@@ -115,7 +119,10 @@ def sku_get(ctx: Context, conn: Connection, req: p.SkuGet, reply: Reply, corr: s
     s = ctx.engine.world.skus.get(sku)
     if s is None:
         raise NotFound("unknown_sku", f"SKU {sku!r} is not known")
-    reply.ok(views.sku_view(ctx.engine.world, s, ctx.engine.now(), req.lines))
+    out = views.sku_view(ctx.engine.world, s, ctx.engine.now(), req.lines)
+    if ctx.planner is not None:
+        out["planner"] = explain_view(s.policy, ctx.engine.world.tuned.get(sku), ctx.planner.results.get(sku))
+    reply.ok(out)
 
 
 def skus_list(ctx: Context, conn: Connection, req: p.SkusList, reply: Reply, corr: str) -> None:
@@ -167,6 +174,11 @@ def stats(ctx: Context, conn: Connection, req: p.Stats, reply: Reply, corr: str)
     result = views.stats(world, now)
     result["notifications"] = notify_views.stats(world, now)
     result["intake"] = {"rejections": ctx.intake.rejection_counts(), "queue": ctx.intake.queue_view()}
+    modes = {"manual": 0, "auto": 0, "suggest": 0}
+    for s in world.skus.values():
+        modes[s.policy.mode] += 1
+    result["policy_modes"] = modes  # who sets each SKU's levels (the planner: auto / suggest)
+    result["planner"] = ctx.planner.health() if ctx.planner is not None else None  # the console's health line
     reply.ok(result)
 
 
@@ -267,6 +279,46 @@ async def _advance(stepper: Stepper, req: p.ClockAdvance, reply: Reply, turn) ->
     reply.ok({"now": iso_ts(now)})
 
 
+def _planner(ctx: Context):
+    if ctx.planner is None or not ctx.planner.settings.enabled:
+        raise Conflict("planner_disabled", "the planner is off ([planner] enabled = false)")
+    return ctx.planner
+
+
+def planner_run(ctx: Context, conn: Connection, req: p.PlannerRun, reply: Reply, corr: str) -> None:
+    """Run the planner now; reply once its policy_tuned events are durable."""
+    planner = _planner(ctx)
+    if req.sku is not None and req.sku not in ctx.engine.world.skus:
+        raise NotFound("unknown_sku", f"SKU {req.sku!r} is not known")
+    conn.nursery.start_soon(_planner_run, planner, req, reply)
+
+
+async def _planner_run(planner: Planner, req: p.PlannerRun, reply: Reply) -> None:
+    # A task of the connection's nursery, like _advance: a failure costs this request only.
+    try:
+        result = await planner.run_now(req.sku)
+    except Rejected as exc:
+        reply.error(exc.code, exc.message)
+        return
+    except Exception as exc:
+        log.exception("request_failed", op="planner.run", conn=reply.conn.id)
+        reply.error("internal_error", f"{type(exc).__name__}: {exc}")
+        return
+    reply.ok(result)
+
+
+def planner_status(ctx: Context, conn: Connection, req: p.PlannerStatus, reply: Reply, corr: str) -> None:
+    """The planner's last run, its worker process and its schedule (also when it is off)."""
+    if ctx.planner is None:
+        raise Conflict("planner_disabled", "the planner is off ([planner] enabled = false)")
+    reply.ok(ctx.planner.status())
+
+
+def planner_explain(ctx: Context, conn: Connection, req: p.PlannerExplain, reply: Reply, corr: str) -> None:
+    """Why a SKU has the levels it has: its mode, the last policy_tuned, the latest forecast."""
+    reply.ok(_planner(ctx).explain(req.sku))
+
+
 # Every op of protocol.OP_TABLE and the function that answers it (tests/unit/test_op_table.py
 # checks that the two match, row for row).
 HANDLERS: dict[type[p.Request], Handler] = {
@@ -297,6 +349,9 @@ HANDLERS: dict[type[p.Request], Handler] = {
     p.SourcesHealth: intake_ops.sources_health,
     p.DeadLettersDiscard: intake_ops.deadletters_discard,
     p.ClockAdvance: clock_advance,
+    p.PlannerRun: planner_run,
+    p.PlannerStatus: planner_status,
+    p.PlannerExplain: planner_explain,
 }
 assert HANDLERS.keys() == {op.request for op in p.OP_TABLE}, "an op without a handler: handle() would fail"
 

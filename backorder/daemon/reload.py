@@ -15,7 +15,7 @@ Applied at once:
 - ``[intake]`` (but its listener and workers), ``[channels.*]``, ``strict_skus``,
   ``[sources]`` and ``[locations]``, see ``_intake``.
 
-The rest of ``[daemon]``, ``[tcp]`` and ``[metrics]`` needs a restart: a change there is
+The rest of ``[daemon]``, ``[tcp]``, ``[metrics]`` and ``[planner]`` needs a restart: a change there is
 logged (``reload_needs_restart``) and otherwise ignored. An invalid file is refused with a
 log line; the running config stays.
 """
@@ -101,6 +101,8 @@ def reload(targets: Targets, path: str | Path | None) -> bool:
         log.warning("reload_needs_restart", section="metrics")
     if new.kpi != old.kpi:  # the KPI figures are rebuilt from the journal under one target
         log.warning("reload_needs_restart", section="kpi")
+    if new.planner != old.planner:  # the planner's worker and schedule are set up at start
+        log.warning("reload_needs_restart", section="planner")
     old.tcp = msgspec.structs.replace(old.tcp, clients=new.tcp.clients)  # tokens: at once
     new_daemon = msgspec.structs.replace(
         new.daemon, db=old.daemon.db, socket=old.daemon.socket, log_level=old.daemon.log_level

@@ -206,6 +206,21 @@ class KpiBar(Widget, can_focus=True):
             ("shipped today ", "bold"),
             f"{k['shipments_today']:,}",
         )
+        modes = st.get("policy_modes") or {}
+        if modes.get("auto") or modes.get("suggest"):  # the planner is in use: who sets the levels
+            counts.append_text(
+                Text.assemble(
+                    "  ",
+                    ("planner ", "bold"),
+                    f"auto {modes.get('auto', 0):,} · suggest {modes.get('suggest', 0):,} · manual {modes.get('manual', 0):,}",
+                )
+            )
+        worker = st.get("planner") or {}
+        if worker.get("state") in ("starting", "restarting") and worker.get("restarts"):
+            # the planner's worker is down: levels are kept meanwhile, but someone should know
+            counts.append_text(
+                Text(f"  planner worker {worker['state']} ({worker['restarts']} restarts)", style="bold red")
+            )
         return head, counts
 
     def render(self) -> Text:
@@ -310,6 +325,19 @@ class KpiExplain(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def spark(values: list[float], top: float) -> str:
+    """A one-line bar chart of ``values`` scaled to ``top`` (shared by two series so they
+    compare), a space for 0."""
+    if top <= 0:
+        return " " * len(values)
+    return "".join(
+        " " if v <= 0 else BLOCKS[min(len(BLOCKS) - 1, int(v / top * (len(BLOCKS) - 1) + 0.5))] for v in values
+    )
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -49,6 +49,8 @@ CODES_TESTED_HERE |= {
     "subscriber_overflow",
     "too_many_reply_bytes",
 }
+# the planner's worker down or hung, tested in test_planner.py (a worker killed on purpose)
+CODES_TESTED_HERE |= {"planner_unavailable"}
 # hostile input, tested in test_service_hostile.py (a line nested a few thousand deep)
 CODES_TESTED_HERE |= {"too_deep"}
 CODES_WITHOUT_EXAMPLE = {

@@ -50,6 +50,7 @@ def test_the_walk_reaches_every_settings_struct():
         cfg.FulfillmentSettings,
         cfg.KpiSettings,
         cfg.ReorderPolicy,
+        cfg.PlannerSettings,
         cfg.Source,
         # running as a site service
         cfg.AccessSettings,

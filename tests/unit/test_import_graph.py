@@ -180,3 +180,52 @@ def test_config_channel_names_are_intake_adapters():
     from backorder.intake.adapters import CHANNELS
 
     assert set(CHANNELS) == CHANNEL_NAMES
+
+
+# The forecasting stack: the planner's worker process loads it, the daemon never does
+# (a year of statsforecast imports costs ~1.3 s and ~100 MB; a model fit must never run on
+# the trio loop).
+FORECASTING = {"numpy", "scipy", "pandas", "statsforecast", "numba"}
+
+
+def _closure(start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in MODULES:
+            continue
+        seen.add(name)
+        todo.extend(imports_of(name))
+    return seen
+
+
+def _third_party(name: str) -> set[str]:
+    tree = ast.parse(MODULES[name].read_text())
+    return {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | {
+        (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level
+    }
+
+
+def test_the_daemon_never_imports_the_forecasting_stack():
+    """Statically: nothing the daemon's composition root reaches (imports anywhere in a
+    file, lazy ones too) imports the planner's worker or numpy / scipy / pandas /
+    statsforecast; the worker does (so the check is not vacuous)."""
+    daemon = _closure("backorder.daemon.app")
+    assert "backorder.daemon.planner" in daemon and "backorder.planner.wire" in daemon
+    assert "backorder.planner.worker" not in daemon
+    assert {name: _third_party(name) & FORECASTING for name in daemon if _third_party(name) & FORECASTING} == {}
+    assert _third_party("backorder.planner.worker") & FORECASTING
+
+
+def test_a_started_daemon_module_set_has_no_forecasting_package():
+    """Dynamically: importing the daemon (and the op handlers, the planner supervisor)
+    loads none of the forecasting packages."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, backorder.daemon.app, backorder.daemon.planner, backorder.cli; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(FORECASTING)!r}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

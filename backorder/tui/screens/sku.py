@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from backorder.tui.live import Changes
 from backorder.tui.screens.base import BoScreen
-from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, hours, short_date, state_text
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, hours, short_date, spark, state_text
 
 # (policy key, label, parse): every field an int >= 0 but lead time (a number) and MOQ /
 # pack size (>= 1).
@@ -51,6 +51,47 @@ def validate(values: dict[str, str]) -> tuple[dict, list[str]]:
     return out, problems
 
 
+def planner_text(p: dict | None) -> Text | None:
+    """The demand planner's part of the SKU: mode, class and model, the last 30 days of
+    demand next to the next 30 forecast (one scale), the levels it set and why. None for a
+    manual SKU the planner has nothing on (the screen then looks as without a planner)."""
+    if p is None:
+        return None
+    last, latest = p.get("last_tuned"), p.get("latest")
+    if p["mode"] == "manual" and last is None and latest is None:
+        return None
+    out = Text.assemble(
+        ("Planner ", "bold"), (p["mode"], "bold cyan"), f" · fill target {100 * p['service_level']:.1f}%"
+    )
+    info = latest or last
+    if info is not None:
+        out.append(f" · {info['demand_class']} · {info['model']}")
+    if last is not None:
+        old, new = last["old"], last["new"]
+        verb = "set" if last["applied"] else "suggests"
+        out.append(
+            f" · {last['at'][:10]} {verb} ROP {old['reorder_point']}→{new['reorder_point']}"
+            f", up to {old['order_up_to']}→{new['order_up_to']}, safety {old['safety_stock']}→{new['safety_stock']}"
+        )
+    if latest is not None and latest["forecast"]:
+        history, forecast = latest.get("history") or [], latest["forecast"]
+        top = max([*history, *forecast, 0.0])
+        out.append("\n")
+        out.append_text(
+            Text.assemble(
+                ("30d demand ", "dim"),
+                (spark(history, top), "green"),
+                (" │ ", "dim"),
+                (spark(forecast, top), "cyan"),
+                (f" next 30d {sum(forecast):,.0f}", "dim"),
+            )
+        )
+    reasons = (latest or last or {}).get("reasons") or []
+    for reason in reasons[:5]:
+        out.append(f"\n  · {reason}", style="dim")
+    return out
+
+
 class SkuScreen(BoScreen):
     NAME = "sku"
     AUTO_FOCUS = "#waiting"
@@ -65,6 +106,7 @@ class SkuScreen(BoScreen):
         yield Header()
         yield ConnBanner()
         yield Static("", id="sku-head")
+        yield Static("", id="sku-plan")  # the planner's view; hidden for a manual SKU it never saw
         with Horizontal(id="sku-body"):
             with Vertical(id="sku-tables"):
                 yield Label("Waiting lines (service order)", classes="title")
@@ -118,6 +160,11 @@ class SkuScreen(BoScreen):
                 f" · oldest {hours(v['oldest_wait_hours'])}",
             )
         )
+        plan = self.query_one("#sku-plan", Static)
+        text = planner_text(v.get("planner"))
+        plan.display = text is not None
+        if text is not None:
+            plan.update(text)
         w = self.query_one("#waiting", DataTable)
         w.clear()
         for ln in v["waiting"]:

@@ -1,0 +1,141 @@
+"""The planner's policy arithmetic, written by hand and pure (no numpy, no I/O): the
+demand classification, the lead-time demand and its spread, the fill-rate safety
+stock, the cap on one run's change, MOQ and pack rounding. The forecasts and the
+normal loss function come from statsforecast and scipy, in the worker
+(``backorder.planner.worker``); these functions take their results as numbers.
+
+References: Syntetos, Boylan & Croston (2005) for the ADI / CV² cut-offs; Silver, Pyke &
+Thomas, *Inventory and Production Management in Supply Chains* (4th ed.), ch. 6, for the
+fill-rate safety factor (G(k) = (1 - fill rate) · Q / σ) and the variance of demand over
+a random lead time (σ² = E[L]·σe² + μ²·σL²); the undershoot of a reorder point by lumpy
+demand is E[Z²] / (2·E[Z]) for transaction size Z (renewal theory, same chapter).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+# Syntetos-Boylan: average inter-demand interval and squared coefficient of variation of
+# the non-zero demand sizes.
+ADI_CUT = 1.32
+CV2_CUT = 0.49
+
+DemandClass = Literal["smooth", "erratic", "intermittent", "lumpy"]
+
+
+def adi_cv2(daily: Sequence[float]) -> tuple[float, float] | None:
+    """(ADI, CV²) of a daily series, or None when it has no demand at all. ADI is the
+    number of periods per period with demand; CV² is that of the non-zero sizes."""
+    sizes = [x for x in daily if x > 0]
+    if not sizes:
+        return None
+    adi = len(daily) / len(sizes)
+    mean = sum(sizes) / len(sizes)
+    var = sum((x - mean) ** 2 for x in sizes) / len(sizes)
+    return adi, var / (mean * mean)
+
+
+def demand_class(adi: float, cv2: float) -> DemandClass:
+    """The Syntetos-Boylan quadrant (a value on a cut-off counts as the higher side)."""
+    if adi < ADI_CUT:
+        return "smooth" if cv2 < CV2_CUT else "erratic"
+    return "intermittent" if cv2 < CV2_CUT else "lumpy"
+
+
+def window_demand(forecast: Sequence[float], days: float) -> float:
+    """Forecast demand over the next ``days`` days (a fraction of the last day counts
+    pro rata; beyond the forecast's horizon its last day repeats)."""
+    if days <= 0 or not forecast:
+        return 0.0
+    total = 0.0
+    whole = int(days)
+    for i in range(whole):
+        total += forecast[min(i, len(forecast) - 1)]
+    frac = days - whole
+    if frac:
+        total += frac * forecast[min(whole, len(forecast) - 1)]
+    return total
+
+
+def error_floor(daily_mean: float) -> float:
+    """The least daily forecast error to plan with: that of Poisson demand of the same
+    mean (sqrt of it). Counts of independent customers' orders vary at least that much;
+    a model that fits the past more tightly (a short, regular history) has overfit it,
+    and a safety stock of zero would follow."""
+    return math.sqrt(max(daily_mean, 0.0))
+
+
+def lead_time_demand_sd(lead_mean: float, error_var: float, daily_mean: float, lead_var: float) -> float:
+    """Standard deviation of demand over a random lead time: sqrt(E[L]·σe² + μ²·σL²),
+    with σe² the daily forecast error variance and μ the daily mean forecast."""
+    return math.sqrt(max(lead_mean, 0.0) * max(error_var, 0.0) + daily_mean * daily_mean * max(lead_var, 0.0))
+
+
+def loss_target(fill_rate: float, order_qty: float, sd: float) -> float | None:
+    """The unit normal loss G(k) a fill-rate target asks for: (1 - fill rate)·Q / σ.
+    None when there is no uncertainty (σ = 0): no safety stock is needed."""
+    if sd <= 0:
+        return None
+    return (1.0 - fill_rate) * order_qty / sd
+
+
+def undershoot(sizes: Sequence[float]) -> float:
+    """Mean amount by which lumpy demand carries the position below the reorder point
+    when it triggers: E[Z²] / (2·E[Z]) over the transaction sizes Z (0 without any)."""
+    positive = [z for z in sizes if z > 0]
+    if not positive:
+        return 0.0
+    return sum(z * z for z in positive) / (2.0 * sum(positive))
+
+
+def round_to_pack(qty: float, moq: int, pack: int) -> int:
+    """An order quantity: at least ``moq``, a whole number of packs, never less than asked."""
+    units = max(math.ceil(qty - 1e-9), moq, 1)
+    return math.ceil(units / pack) * pack
+
+
+def capped(old: int, new: int, max_change: float, min_step: int = 1) -> int:
+    """``new``, moved no further from ``old`` than ``max_change`` of the larger of the two
+    (at least ``min_step``): a run can halve or grow a level step by step, never jump it
+    on one odd day, and a level of 0 can still leave 0."""
+    limit = max(math.ceil(max_change * max(old, new)), min_step)
+    return max(old - limit, min(old + limit, new))
+
+
+def trigg_signal(errors: Sequence[float], alpha: float = 0.1) -> float:
+    """Trigg's smoothed tracking signal in [-1, 1]: the exponentially smoothed error over
+    the smoothed absolute error (0 without errors). Near ±1 the forecast errs on one side
+    period after period: it is biased, not just noisy."""
+    smoothed = mad = 0.0
+    for e in errors:
+        smoothed = alpha * e + (1 - alpha) * smoothed
+        mad = alpha * abs(e) + (1 - alpha) * mad
+    return smoothed / mad if mad > 0 else 0.0
+
+
+def mean_var(samples: Sequence[float]) -> tuple[float, float]:
+    """Mean and (population) variance; (0, 0) for no samples."""
+    if not samples:
+        return 0.0, 0.0
+    mean = sum(samples) / len(samples)
+    return mean, sum((x - mean) ** 2 for x in samples) / len(samples)
+
+
+def levels(
+    *,
+    lead_time_demand: float,
+    safety_stock: float,
+    undershoot_units: float,
+    cycle_demand: float,
+    moq: int,
+    pack: int,
+) -> tuple[int, int, int]:
+    """(reorder point, order-up-to, safety stock) in whole units: the reorder point covers
+    the protection window's demand, the safety stock and the undershoot; order-up-to adds
+    one order quantity (a cycle's demand, at least the MOQ, in whole packs)."""
+    ss = max(math.ceil(safety_stock - 1e-9), 0)
+    rop = max(math.ceil(lead_time_demand + ss + undershoot_units - 1e-9), ss)
+    q = round_to_pack(max(cycle_demand, 1.0), moq, pack)
+    return rop, rop + q, ss

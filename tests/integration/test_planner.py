@@ -1,0 +1,270 @@
+"""The demand planner through a real daemon: a stepped clock, the worker process it
+starts, real orders in a real journal. A SKU in auto mode gets its levels from the
+planner (a policy_tuned event, sku.get shows them), one in suggest mode is only told,
+a manual one is left alone; a killed worker is restarted and health says so; a restart
+of the daemon replays the tuned levels."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+
+import pytest
+from bo_support import line, read_db, submit
+
+START = "2026-01-05T09:00:00Z"
+DAY = 86400
+
+CONFIG = """
+[daemon]
+clock = "stepped"
+clock_start = "{start}"
+
+[planner]
+enabled = true
+min_history_days = 14
+{planner}
+
+[default_policy]
+lead_time_days = 3
+"""
+
+# Weekly-patterned demand: an order every day, more on Mondays; three SKUs see the same.
+PATTERN = [9, 5, 4, 6, 5, 3, 2]
+
+
+def config(planner: str = "") -> str:
+    return CONFIG.format(start=START, planner=planner)
+
+
+def wait_for(check, what: str):
+    """Poll a condition through the socket (each poll a real round trip), no sleeps."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def history(c, days: int, skus=("AUTO", "SUGG", "MAN")) -> None:
+    """``days`` days of orders, the clock moved a day after each (the daily runs happen)."""
+    for day in range(days):
+        qty = PATTERN[day % 7]
+        for sku in skus:
+            submit(c, f"{sku}-{day}", line(sku, qty))
+        c.call("clock.advance", seconds=DAY)
+
+
+def tuned_rows(d, sku: str) -> list[tuple]:
+    return read_db(d.db, "SELECT seq, body FROM events WHERE type = 'policy_tuned' AND sku = ?", (sku,))
+
+
+@pytest.fixture
+def tuned_daemon(make_daemon):
+    d = make_daemon(config())
+    with d.client() as c:
+        c.call("sku.configure", sku="AUTO", mode="auto", reorder_point=10, order_up_to=30, service_level=0.95)
+        c.call("sku.configure", sku="SUGG", mode="suggest", reorder_point=10, order_up_to=30)
+        c.call("sku.configure", sku="MAN", reorder_point=10, order_up_to=30)
+        history(c, 21)
+    return d
+
+
+def test_auto_mode_is_tuned_by_the_daily_run_suggest_is_told_manual_is_left_alone(tuned_daemon):
+    d = tuned_daemon
+    with d.client() as c:
+        auto = c.call("sku.get", sku="AUTO")
+        plan = auto["planner"]
+        assert plan["mode"] == "auto" and plan["service_level"] == 0.95
+        last = plan["last_tuned"]
+        assert last is not None and last["applied"] is True
+        assert last["demand_class"] == "smooth" and last["model"] == "SeasonalES(7)"
+        assert auto["policy"]["reorder_point"] == last["new"]["reorder_point"]
+        assert auto["policy"]["order_up_to"] == last["new"]["order_up_to"]
+        assert auto["policy"]["reorder_point"] != 10  # moved from the typed value
+        assert len(plan["latest"]["forecast"]) == 30
+        assert any("fill rate 95.0%" in r for r in last["reasons"])
+        # 5 units a day on average over a 3-day lead time (the forecast's next three days:
+        # 18), a 14-day order quantity of 68; the example of planner.explain in docs/protocol.md
+        levels = {k: auto["policy"][k] for k in ("reorder_point", "order_up_to", "safety_stock")}
+        assert levels == {"reorder_point": 18, "order_up_to": 86, "safety_stock": 0}
+        assert last["forecast"]["error_sd"] == 2.449  # the Poisson floor: the pattern repeats exactly
+
+        sugg = c.call("sku.get", sku="SUGG")
+        assert sugg["planner"]["last_tuned"]["applied"] is False
+        assert sugg["policy"]["reorder_point"] == 10 and sugg["policy"]["order_up_to"] == 30
+        assert sugg["planner"]["last_tuned"]["new"]["reorder_point"] != 10
+
+        man = c.call("sku.get", sku="MAN")
+        assert man["planner"]["last_tuned"] is None
+        assert man["policy"]["reorder_point"] == 10 and man["policy"]["order_up_to"] == 30
+
+        status = c.call("planner.status")
+        assert status["runs"] >= 7 and status["last_run"]["cause"] == "planner.schedule"
+        assert status["modes"] == {"manual": 1, "auto": 1, "suggest": 1}
+        assert c.call("stats")["policy_modes"] == {"manual": 1, "auto": 1, "suggest": 1}
+        explain = c.call("planner.explain", sku="AUTO")
+        assert explain["last_tuned"] == last
+    assert tuned_rows(d, "AUTO") and tuned_rows(d, "SUGG") and not tuned_rows(d, "MAN")
+
+
+def test_planner_run_replies_once_journaled_and_a_restart_replays_the_levels(tuned_daemon):
+    d = tuned_daemon
+    with d.client() as c:
+        c.call("sku.configure", sku="AUTO", reorder_point=1, order_up_to=2, safety_stock=0)  # a person's values
+        result = c.call("planner.run", sku="AUTO")
+        assert result["skus"] == 1 and result["tuned"] == 1 and result["cause"] == "planner.run"
+        after = c.call("sku.get", sku="AUTO")
+        assert after["planner"]["last_tuned"]["old"] == {"reorder_point": 1, "order_up_to": 2, "safety_stock": 0}
+        # capped at 50 % of the larger value per run: from 1 it cannot jump all the way
+        assert after["policy"]["reorder_point"] > 1
+        seq = c.call("health")["journal"]["committed_seq"]
+        assert max(s for s, _ in tuned_rows(d, "AUTO")) <= seq  # durable when the reply came
+        policy = after["policy"]
+        tuned = after["planner"]["last_tuned"]
+    d.kill9()  # kill -9: replay from the journal
+    d.start()
+    with d.client() as c:
+        again = c.call("sku.get", sku="AUTO")
+        assert again["policy"] == policy
+        assert again["planner"]["last_tuned"] == tuned
+    d.stop()  # a clean stop writes a snapshot: the next start restores from it
+    d.start()
+    with d.client() as c:
+        again = c.call("sku.get", sku="AUTO")
+        assert again["policy"] == policy and again["planner"]["last_tuned"] == tuned
+
+
+def test_pinning_back_to_manual_stops_the_tuning(tuned_daemon):
+    d = tuned_daemon
+    with d.client() as c:
+        c.call("sku.configure", sku="AUTO", mode="manual", reorder_point=7, order_up_to=20)
+        before = len(tuned_rows(d, "AUTO"))
+        history(c, 2, skus=("AUTO",))
+        c.call("planner.run")
+        got = c.call("sku.get", sku="AUTO")["policy"]
+        assert (got["mode"], got["reorder_point"], got["order_up_to"]) == ("manual", 7, 20)
+        assert len(tuned_rows(d, "AUTO")) == before
+
+
+def test_too_little_history_keeps_the_levels_and_says_why(make_daemon):
+    d = make_daemon(config())
+    with d.client() as c:
+        c.call("sku.configure", sku="NEW", mode="auto", reorder_point=4, order_up_to=9)
+        history(c, 3, skus=("NEW",))
+        c.call("planner.run")
+        got = c.call("sku.get", sku="NEW")
+        assert (got["policy"]["reorder_point"], got["policy"]["order_up_to"]) == (4, 9)
+        assert got["planner"]["last_tuned"] is None
+        assert "the planner needs 14" in got["planner"]["latest"]["reasons"][0]
+        # one giant order among small ones: counted as the next largest day, said so
+        for day in range(20):
+            submit(c, f"G-{day}", line("GIANT", 500 if day == 10 else 2))
+            c.call("clock.advance", seconds=DAY)
+        c.call("sku.configure", sku="GIANT", mode="suggest")
+        c.call("planner.run", sku="GIANT")
+        reasons = c.call("planner.explain", sku="GIANT")["latest"]["reasons"]
+        assert any("one day of 500 units" in r for r in reasons), reasons
+        # refusals
+        for fields, code in [({"sku": "NOPE"}, "unknown_sku")]:
+            reply = c.request("planner.run", **fields)
+            assert reply["error"]["code"] == code
+
+
+def test_a_killed_worker_is_restarted_and_the_daemon_keeps_serving(make_daemon):
+    d = make_daemon(config("restart_min_s = 0.2"))
+    with d.client() as c:
+        worker = wait_for(lambda: c.call("health")["planner"]["pid"], "the worker to start")
+        os.kill(worker, signal.SIGKILL)
+        health = wait_for(
+            lambda: (h := c.call("health")["planner"])["restarts"] >= 1 and h["state"] == "ready" and h, "a restart"
+        )
+        assert health["pid"] != worker and "status -9" in health["last_exit"]
+        c.call("sku.configure", sku="X", mode="auto")
+        assert c.call("planner.run")["skus"] == 1  # the new worker answers
+
+
+def test_a_run_while_the_worker_is_down_fails_cleanly_and_changes_nothing(make_daemon):
+    d = make_daemon(config("restart_min_s = 30\nrun_timeout_s = 0.5"))
+    with d.client() as c:
+        c.call("sku.configure", sku="X", mode="auto", reorder_point=3, order_up_to=8)
+        worker = wait_for(lambda: c.call("health")["planner"]["pid"], "the worker to start")
+        os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: c.call("health")["planner"]["state"] == "restarting", "the worker's exit to be seen")
+        seq = c.call("health")["journal"]["last_seq"]
+        reply = c.request("planner.run")
+        assert reply["error"]["code"] == "planner_unavailable", reply
+        assert c.call("health")["journal"]["last_seq"] == seq
+        got = c.call("sku.get", sku="X")["policy"]
+        assert (got["reorder_point"], got["order_up_to"]) == (3, 8)
+        status = c.call("planner.status")
+        assert status["failed_runs"] == 1 and "restarting" in status["last_error"]
+
+
+def journal_hash(d) -> str:
+    h = hashlib.sha256()
+    for kind, ts, body in read_db(d.db, "SELECT type, ts, body FROM events ORDER BY seq"):
+        h.update(kind.encode() + b"\0" + repr(ts).encode() + b"\0" + bytes(body) + b"\n")
+    return h.hexdigest()
+
+
+def test_the_same_script_gives_the_same_journal_with_the_planner_on(make_daemon):
+    """The daily runs fall due inside the advances and their events are part of the
+    journal: two runs of the same script must give it event for event."""
+    hashes = []
+    for _ in range(2):
+        d = make_daemon(config())
+        with d.client() as c:
+            c.call("sku.configure", sku="AUTO", mode="auto", reorder_point=10, order_up_to=30)
+            history(c, 18, skus=("AUTO",))
+            c.call("planner.run")
+        assert tuned_rows(d, "AUTO")
+        hashes.append(journal_hash(d))
+    assert hashes[0] == hashes[1]
+
+
+def test_a_sku_first_seen_in_an_order_takes_the_default_mode(make_daemon):
+    d = make_daemon(config().replace("[default_policy]\n", '[default_policy]\nmode = "auto"\nservice_level = 0.9\n'))
+    with d.client() as c:
+        submit(c, "first", line("FRESH", 2))
+        got = c.call("sku.get", sku="FRESH")
+        assert (got["policy"]["mode"], got["policy"]["service_level"]) == ("auto", 0.9)
+        assert c.call("planner.status")["modes"]["auto"] == 1
+
+
+def test_a_hung_worker_is_killed_after_the_run_timeout_and_replaced(make_daemon):
+    d = make_daemon(config("restart_min_s = 0.2\nrun_timeout_s = 1"))
+    with d.client() as c:
+        c.call("sku.configure", sku="X", mode="auto")
+        worker = wait_for(lambda: c.call("health")["planner"]["pid"], "the worker to start")
+        os.kill(worker, signal.SIGSTOP)  # alive, never answers
+        try:
+            reply = c.request("planner.run")
+            assert reply["error"]["code"] == "planner_unavailable", reply
+            assert c.call("health")["status"] == "serving"
+            health = wait_for(
+                lambda: (h := c.call("health")["planner"])["state"] == "ready" and h["pid"] != worker and h,
+                "a new worker",
+            )
+            assert health["restarts"] >= 1
+        finally:
+            try:
+                os.kill(worker, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert c.call("planner.run")["skus"] == 1
+
+
+def test_with_the_planner_off_its_ops_say_so(make_daemon):
+    d = make_daemon('[daemon]\nclock = "stepped"\nclock_start = "2026-01-05T09:00:00Z"\n')
+    with d.client() as c:
+        assert c.call("planner.status")["enabled"] is False
+        assert c.call("health")["planner"]["state"] == "off"
+        assert c.request("planner.run")["error"]["code"] == "planner_disabled"
+        c.call("sku.configure", sku="A")
+        assert c.call("sku.get", sku="A")["planner"]["mode"] == "manual"

@@ -1,0 +1,125 @@
+"""The planner's hand-written policy arithmetic (backorder.planner.policy): the
+Syntetos-Boylan classification, lead-time demand and its spread, the fill-rate loss
+target, undershoot, MOQ / pack rounding and the cap on one run's change. The loss
+function's inverse is the worker's (scipy): checked against its definition here."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backorder.planner import policy
+
+qty = st.integers(min_value=0, max_value=10**6)
+
+
+@pytest.mark.parametrize(
+    ("daily", "klass"),
+    [
+        ([5, 6, 5, 4, 5, 6, 5], "smooth"),  # every day, steady sizes
+        ([1, 20, 2, 30, 1, 25, 3], "erratic"),  # every day, sizes all over
+        ([4, 0, 0, 5, 0, 0, 4, 0], "intermittent"),  # one day in 2.7, steady sizes
+        ([1, 0, 0, 40, 0, 0, 2, 0], "lumpy"),  # rare and wildly sized
+    ],
+)
+def test_syntetos_boylan_quadrants(daily, klass):
+    adi, cv2 = policy.adi_cv2(daily)
+    assert policy.demand_class(adi, cv2) == klass
+
+
+def test_the_cutoffs_are_the_published_ones_and_count_to_the_higher_side():
+    assert (policy.ADI_CUT, policy.CV2_CUT) == (1.32, 0.49)
+    assert policy.demand_class(1.32, 0.0) == "intermittent"
+    assert policy.demand_class(1.0, 0.49) == "erratic"
+    assert policy.adi_cv2([0, 0, 0]) is None
+
+
+def test_adi_and_cv2_by_hand():
+    adi, cv2 = policy.adi_cv2([2, 0, 4, 0])  # two demand days in four; sizes 2 and 4: mean 3, var 1
+    assert adi == 2.0 and cv2 == pytest.approx(1 / 9)
+
+
+def test_window_demand_counts_a_fraction_of_the_last_day_and_repeats_past_the_horizon():
+    fc = [1.0, 2.0, 3.0]
+    assert policy.window_demand(fc, 2) == 3.0
+    assert policy.window_demand(fc, 2.5) == 4.5
+    assert policy.window_demand(fc, 5) == 1 + 2 + 3 + 3 + 3
+    assert policy.window_demand(fc, 0) == 0.0
+
+
+def test_lead_time_demand_spread_is_the_random_lead_time_formula():
+    # σ² = E[L]·σe² + μ²·σL²: 4 days, error 2/day, 10/day, lead time sd 1 day -> 16 + 100
+    assert policy.lead_time_demand_sd(4, 4.0, 10.0, 1.0) == pytest.approx(math.sqrt(116))
+    assert policy.lead_time_demand_sd(4, 4.0, 10.0, 0.0) == pytest.approx(4.0)  # fixed lead time: σe·sqrt(L)
+
+
+def test_the_error_floor_is_poisson():
+    assert policy.error_floor(9.0) == 3.0 and policy.error_floor(0.0) == 0.0
+
+
+def test_fill_rate_loss_target():
+    assert policy.loss_target(0.97, 100, 20) == pytest.approx(0.15)
+    assert policy.loss_target(0.97, 100, 0) is None  # no uncertainty, no safety stock
+
+
+def test_trigg_signal_sees_one_sided_errors_not_noise():
+    assert policy.trigg_signal([2.0] * 40) == pytest.approx(1.0)  # always under: biased
+    assert abs(policy.trigg_signal([1.0, -1.0] * 20)) < 0.2  # alternating: noise
+    assert policy.trigg_signal([]) == 0.0
+
+
+def test_undershoot_of_lumpy_orders():
+    assert policy.undershoot([10, 10]) == pytest.approx(5.0)  # E[Z²]/2E[Z] = 100/20
+    assert policy.undershoot([0, 0]) == 0.0
+
+
+@given(st.floats(min_value=0, max_value=1e6), st.integers(1, 500), st.integers(1, 500))
+def test_order_quantities_respect_moq_and_packs_and_never_undershoot(asked, moq, pack):
+    q = policy.round_to_pack(asked, moq, pack)
+    assert q % pack == 0 and q >= moq and q >= asked - 1e-9 and q >= 1
+    assert q - pack < max(asked, moq, 1)  # the smallest such quantity
+
+
+@given(qty, qty, st.floats(min_value=0.01, max_value=2.0))
+def test_one_run_moves_a_level_at_most_its_share_and_towards_the_target(old, new, share):
+    got = policy.capped(old, new, share)
+    assert abs(got - old) <= max(math.ceil(share * max(old, new)), 1)
+    assert min(old, new) <= got <= max(old, new)  # never overshoots, never moves away
+    if abs(new - old) <= share * max(old, new):
+        assert got == new
+
+
+def test_a_level_of_zero_can_leave_zero():
+    assert policy.capped(0, 100, 0.5) == 50
+    assert policy.capped(50, 100, 0.5) == 100
+
+
+@given(
+    st.floats(min_value=0, max_value=1e5),
+    st.floats(min_value=0, max_value=1e5),
+    st.floats(min_value=0, max_value=1e3),
+    st.floats(min_value=0, max_value=1e5),
+    st.integers(1, 100),
+    st.integers(1, 100),
+)
+def test_levels_are_consistent_for_the_reorder_rule(ltd, ss, under, cycle, moq, pack):
+    rop, oup, safety = policy.levels(
+        lead_time_demand=ltd, safety_stock=ss, undershoot_units=under, cycle_demand=cycle, moq=moq, pack=pack
+    )
+    assert 0 <= safety <= rop < oup  # what ReorderPolicy.problems asks, and an order is never empty
+    assert rop >= ltd + ss - 1e-6
+    assert (oup - rop) % pack == 0 and oup - rop >= moq
+
+
+def test_the_workers_loss_inverse_matches_the_definition():
+    pytest.importorskip("scipy")
+    from scipy.stats import norm
+
+    from backorder.planner.worker import safety_factor
+
+    for k in (-1.0, 0.0, 0.5, 1.28, 2.33):
+        g = norm.pdf(k) - k * norm.sf(k)
+        assert safety_factor(g) == pytest.approx(k, abs=1e-3)
