@@ -214,13 +214,14 @@ class PolicySet(Request, tag="policy.set", kw_only=True):
 
 
 class AuditQuery(Request, tag="audit.query", kw_only=True):
-    """client -> journal reader: durable events by order, SKU and/or time, oldest first."""
+    """client -> journal reader: durable events by order, SKU, actor and/or time, oldest first."""
 
     order_id: str | None = None
     sku: str | None = None
     since: str | None = None
     after_seq: Index = 0
     limit: Annotated[int, Meta(ge=1, le=10000)] = 100
+    actor: str | None = None  # only the rows of commands this actor ordered
 
 
 class Stats(Request, tag="stats", kw_only=True):

@@ -85,7 +85,7 @@ def handle(ctx: Context, conn: Connection, req: p.Request, reply: Reply, corr: s
 
 def to_actor(ctx: Context, conn: Connection, req: p.Request, reply: Reply, corr: str) -> None:
     """Send a change to its actor (the op's route in protocol.OP_TABLE); the actor replies."""
-    route(ctx.router, req, reply, corr)
+    route(ctx.router, req, reply, corr, conn.actor)
 
 
 # --- reads, answered at once from the model -----------------------------------------
@@ -206,7 +206,7 @@ def deadletters_retry(ctx: Context, conn: Connection, req: p.DeadLettersRetry, r
     letter_id = req.letter_id
     if letter_id is None:
         raise InvalidInput("invalid_request", "give letter_id, or cause (and optionally channel)")
-    ctx.router.retry_letter(letter_id, reply, corr)
+    ctx.router.retry_letter(letter_id, reply, corr, conn.actor)
 
 
 def subscribe(ctx: Context, conn: Connection, req: p.Subscribe, reply: Reply, corr: str) -> None:
@@ -222,7 +222,7 @@ def subscribe(ctx: Context, conn: Connection, req: p.Subscribe, reply: Reply, co
 
 
 def audit_query(ctx: Context, conn: Connection, req: p.AuditQuery, reply: Reply, corr: str) -> None:
-    """Durable events by order, SKU and/or time, read from the journal on a thread."""
+    """Durable events by order, SKU, actor and/or time, read from the journal on a thread."""
     since = None
     if req.since is not None:
         try:
@@ -306,7 +306,7 @@ async def _audit(ctx: Context, req: p.AuditQuery, since: float | None, reply: Re
     # with every reply it is owed, so it costs this one request instead.
     try:
         rows = await ctx.audit.query(
-            order_id=req.order_id, sku=req.sku, since=since, after_seq=req.after_seq, limit=req.limit
+            order_id=req.order_id, sku=req.sku, since=since, after_seq=req.after_seq, limit=req.limit, actor=req.actor
         )
         records = [audit_record(row) for row in rows]
     except Exception as exc:
