@@ -97,6 +97,7 @@ class Conflict(Rejected):
             "not_shipped",
             "edi_not_configured",
             "clock_not_stepped",
+            "bulk_changed",
         }
     )
 
@@ -124,6 +125,7 @@ class LimitError(Rejected):
             "too_many_reply_bytes",
             "idle_timeout",
             "subscriber_overflow",
+            "bulk_too_large",
         }
     )
 

@@ -345,6 +345,15 @@ class JournalQuarantined(Event, tag="journal_quarantined", kw_only=True, frozen=
     reason: str
 
 
+class OrderExpedited(Event, tag="order_expedited", kw_only=True, frozen=True):
+    """order actor: a person raised an order's priority: its waiting lines go ahead of
+    every line that is not expedited, under FIFO as under priority (``World.queue_key``).
+    Who did it is the journal row's actor; ``reason`` is shown in the queue."""
+
+    order_id: str
+    reason: str
+
+
 AnyEvent = (
     OrderReceived
     | Allocated
@@ -373,6 +382,7 @@ AnyEvent = (
     | OrderAmended
     | AliasSet
     | JournalQuarantined
+    | OrderExpedited
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -381,7 +391,15 @@ EVENT_ENCODER = msgspec.json.Encoder(decimal_format="string")
 # Subscription topics -> event type tags.
 TOPICS: dict[str, frozenset[str]] = {
     "orders": frozenset(
-        {"order_received", "order_cancelled", "line_backordered", "notice_queued", "order_released", "order_amended"}
+        {
+            "order_received",
+            "order_cancelled",
+            "line_backordered",
+            "notice_queued",
+            "order_released",
+            "order_amended",
+            "order_expedited",
+        }
     ),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
     "shipments": frozenset({"shipment_created", "shipment_shipped", "units_shipped"}),

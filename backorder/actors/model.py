@@ -64,6 +64,7 @@ class Line:
         "decided",
         "qtoken",
         "held",
+        "expedited",
     )
 
     def __init__(
@@ -98,6 +99,7 @@ class Line:
         self.decided = False
         self.qtoken = 0  # nonzero while queued (see ServiceQueue)
         self.held = False  # its order waits for payment: it is in no queue yet
+        self.expedited = False  # its order was expedited: it goes ahead of the others (queue_key)
 
     @property
     def need(self) -> int:
@@ -223,6 +225,7 @@ class Order:
         "received_ts",
         "closed_ts",
         "hold",
+        "expedited",
     )
 
     def __init__(self, order_id: str, spec: ev.OrderRecord, lines: list[Line], ts: float) -> None:
@@ -235,6 +238,7 @@ class Order:
         self.received_ts = ts
         self.closed_ts: float | None = None
         self.hold = ""  # why it waits for payment ("" = it does not)
+        self.expedited = ""  # why a person expedited it ("" = nobody did)
 
     @property
     def shipping_lines(self) -> list[Line]:
@@ -370,6 +374,7 @@ class World:
             ev.OrderAmended: self._order_amended,
             ev.AliasSet: self._alias_set,
             ev.JournalQuarantined: self._journal_quarantined,
+            ev.OrderExpedited: self._order_expedited,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -393,15 +398,19 @@ class World:
         return s
 
     def queue_key(self, line: Line) -> tuple:
-        """Service order. FIFO: order time, then arrival. Priority: highest rank first.
+        """Service order. Expedited lines first (``not expedited`` is False for them), then
+        FIFO: order time, then arrival; or priority: highest rank first. Among expedited
+        lines the same rule applies, so an expedite jumps the others without reordering
+        the expedited ones between themselves.
 
         Rank = rush + value + age * hours waited. Every waiting line ages at the same rate,
         so ``age * now`` is common to all and the order depends only on the static part —
         the queue never needs re-sorting as time passes, yet old lines overtake new ones.
+        An expedite re-keys only its own lines (``_order_expedited``).
         """
         if self.mode == "fifo":
-            return (line.t_order, line.arrival)
-        return (-self.static_score(line), line.arrival)
+            return (not line.expedited, line.t_order, line.arrival)
+        return (not line.expedited, -self.static_score(line), line.arrival)
 
     def static_score(self, line: Line) -> float:
         w = self.weights
@@ -466,6 +475,9 @@ class World:
             order.spec, lines=e.lines, source_version=e.source_version or order.spec.source_version
         )
         order.lines = self._lines(e.order_id, order.spec, e.lines, order.received_ts)
+        if order.expedited:  # the new lines keep the order's place ahead
+            for line in order.lines:
+                line.expedited = True
         self._place_lines(order)
 
     def _place_lines(self, order: Order) -> None:
@@ -719,6 +731,19 @@ class World:
             line.held = False
         if not order.cancelled:
             self._queue_lines(order.lines)
+
+    def _order_expedited(self, e: ev.OrderExpedited) -> None:
+        """Its waiting lines move ahead in their queues (re-queued under the new key); held
+        lines get theirs when they are queued."""
+        order = self.orders[e.order_id]
+        order.expedited = e.reason
+        for line in order.lines:
+            line.expedited = True
+            if line.qtoken:
+                s = self.sku(line.sku)
+                s.queue.remove(line)
+                line.key = self.queue_key(line)
+                s.queue.add(line)
 
     def _journal_quarantined(self, e: ev.JournalQuarantined) -> None:
         """Nothing to apply: replay skips the quarantined event itself (Journal.quarantined)."""

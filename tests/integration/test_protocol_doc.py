@@ -51,6 +51,8 @@ CODES_TESTED_HERE |= {
 }
 # hostile input, tested in test_service_hostile.py (a line nested a few thousand deep)
 CODES_TESTED_HERE |= {"too_deep"}
+# a bulk action over 10,000 orders: tests/unit/test_bulk_rules.py
+CODES_TESTED_HERE |= {"bulk_too_large"}
 CODES_WITHOUT_EXAMPLE = {
     "internal_error",
     "unjournalable_event",
