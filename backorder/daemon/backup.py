@@ -101,7 +101,7 @@ def restore(src: str | Path, db: str | Path) -> None:
 
 # --- export ----------------------------------------------------------------------------
 
-AUDIT_COLUMNS = ("seq", "at", "type", "sku", "order_id", "cause", "correlation_id", "event")
+AUDIT_COLUMNS = ("seq", "at", "type", "sku", "order_id", "cause", "actor", "correlation_id", "event")
 ORDER_COLUMNS = (
     "order_id",
     "channel",
