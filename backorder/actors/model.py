@@ -345,6 +345,9 @@ class World:
         self.notice_status: dict[str, int] = {}
         self.told: dict[tuple[str, int], str] = {}
         self.warned: set[tuple[str, str]] = set()  # (order_id, request_id) given a depletion warning
+        # derived (rebuilt by snapshot.restore): orders waiting for payment, not cancelled;
+        # with the SKU queues, the orders a bulk action may touch without a scan of them all
+        self.held_orders: dict[str, None] = {}
         self.notice_failures = 0
         self._apply = {
             ev.OrderReceived: self._order_received,
@@ -449,6 +452,8 @@ class World:
         self.by_key[(o.channel, o.account, o.external_id)] = e.order_id
         self.n_orders = max(self.n_orders, int(e.order_id[1:]))
         order.hold = o.hold
+        if order.hold:
+            self.held_orders[e.order_id] = None
         self._place_lines(order)
 
     @staticmethod
@@ -678,6 +683,7 @@ class World:
         order = self.orders[e.order_id]
         order.cancelled = True
         order.cancel_reason = e.reason
+        self.held_orders.pop(e.order_id, None)
         order.closed_ts = e.ts
         for sid in order.shipments:
             sh = self.shipments[sid]
@@ -725,6 +731,7 @@ class World:
     def _order_released(self, e: ev.OrderReleased) -> None:
         order = self.orders[e.order_id]
         order.hold = ""
+        self.held_orders.pop(e.order_id, None)
         if e.source_version:
             order.spec = msgspec.structs.replace(order.spec, source_version=e.source_version)
         for line in order.lines:

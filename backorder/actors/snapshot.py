@@ -207,6 +207,8 @@ def restore(settings: Settings, data: bytes) -> World:
         o = w.orders[order_id] = Order(order_id, spec, order_lines, received_ts)
         o.cancelled, o.cancel_reason, o.closed_ts, o.shipments = cancelled, reason, closed_ts, shipments
         o.hold = hold
+        if hold and not cancelled:
+            w.held_orders[order_id] = None
         o.expedited = expedited
         w.by_key[(spec.channel, spec.account, spec.external_id)] = order_id
     for row in snap["shipments"]:

@@ -110,6 +110,7 @@ def fingerprint(w: World) -> dict:
             sorted((k, v) for k, v in w.notice_status.items() if v),
         ],
         "aliases": sorted((k, sorted(v.items())) for k, v in w.aliases.items()),
+        "held_orders": sorted(w.held_orders),
         "dead_letters": {k: msgspec.to_builtins(x) for k, x in w.dead_letters.items()},
     }
 
