@@ -103,6 +103,7 @@ class Conflict(Rejected):
             "pick_mismatch",
             "planner_disabled",
             "planner_unavailable",
+            "bulk_changed",
         }
     )
 
@@ -130,6 +131,7 @@ class LimitError(Rejected):
             "too_many_reply_bytes",
             "idle_timeout",
             "subscriber_overflow",
+            "bulk_too_large",
         }
     )
 

@@ -225,13 +225,14 @@ class PolicySet(Request, tag="policy.set", kw_only=True):
 
 
 class AuditQuery(Request, tag="audit.query", kw_only=True):
-    """client -> journal reader: durable events by order, SKU and/or time, oldest first."""
+    """client -> journal reader: durable events by order, SKU, actor and/or time, oldest first."""
 
     order_id: str | None = None
     sku: str | None = None
     since: str | None = None
     after_seq: Index = 0
     limit: Annotated[int, Meta(ge=1, le=10000)] = 100
+    actor: str | None = None  # only the rows of commands this actor ordered
 
 
 class Stats(Request, tag="stats", kw_only=True):
@@ -259,6 +260,37 @@ class DeadLettersRetry(Request, tag="deadletters.retry", kw_only=True):
     letter_id: Level | None = None
     cause: str | None = None
     channel: str | None = None
+
+
+class OrderExpedite(Request, tag="order.expedite", kw_only=True):
+    """client -> order actor: a person raises an order's priority; its waiting lines go
+    ahead of every line not expedited (under FIFO too). ``reason`` is shown in the queue."""
+
+    order_id: str
+    reason: Annotated[str, Meta(min_length=1, max_length=512)]
+
+
+class BulkFilter(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which orders (or dead letters) a bulk action takes: every given field must match."""
+
+    sku: Sku | None = None  # a line of this SKU still waits
+    channel: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    account: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    min_waiting_hours: Annotated[float, Meta(ge=0, le=1_000_000)] = 0.0  # since received (a letter: since kept)
+
+
+class OrdersBulk(Request, tag="orders.bulk", kw_only=True):
+    """client -> order actor (cancel, expedite, release) or supervisor (retry dead
+    letters): one action on a filtered set. ``dry_run`` answers the count, the ids and
+    their digest; applying needs ``expect_count`` (and optionally ``expect_digest``) from
+    it, else the set may have changed since the person confirmed (``bulk_changed``)."""
+
+    action: Literal["cancel", "expedite", "release", "retry"]
+    filter: BulkFilter = msgspec.field(default_factory=BulkFilter)
+    reason: Text = ""
+    dry_run: bool = False
+    expect_count: Index | None = None
+    expect_digest: Annotated[str, Meta(max_length=64)] | None = None
 
 
 # --- order intake ----------------------------------------------------------------
@@ -447,6 +479,7 @@ Role = Literal["read", "write"]
 # outbox sender. "supervisor": dead letters redelivered (to their actor or the intake).
 # "daemon": the daemon's own settings (log level). "clock": the stepped engine clock.
 # "planner": the demand planner's supervisor (backorder.daemon.planner).
+# "bulk": orders.bulk, a filtered set: to the order actor, or (retry) redelivered as dead letters.
 Route = Literal[
     "order",
     "sku",
@@ -460,6 +493,7 @@ Route = Literal[
     "daemon",
     "clock",
     "planner",
+    "bulk",
 ]
 ACTOR_ROUTES: frozenset[str] = frozenset({"order", "sku", "procurement"})
 
@@ -524,6 +558,8 @@ OP_TABLE: tuple[Op, ...] = (
     Op(PlannerRun, "write", "planner"),
     Op(PlannerStatus, "read", "planner"),
     Op(PlannerExplain, "read", "planner"),
+    Op(OrderExpedite, "write", "order"),
+    Op(OrdersBulk, "write", "bulk"),
 )
 
 OPS = frozenset(op.name for op in OP_TABLE)

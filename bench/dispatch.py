@@ -25,10 +25,10 @@ class CountingRouter:
         world = SimpleNamespace(requests={"PO-1": SimpleNamespace(sku="A")})
         self.engine = SimpleNamespace(world=world)
 
-    def call_order(self, req, reply, corr: str) -> None:
+    def call_order(self, req, reply, corr: str, actor: str) -> None:
         self.calls += 1
 
-    def call_sku(self, sku: str, req, reply, corr: str) -> None:
+    def call_sku(self, sku: str, req, reply, corr: str, actor: str) -> None:
         self.calls += 1
 
 
@@ -52,13 +52,14 @@ def main() -> None:
         health=dict,
     )  # type: ignore[arg-type]
     handle = handlers.handle
+    conn = SimpleNamespace(actor="ada")  # the connection's actor goes with every change
     for name, line in CASES.items():
         req = p.decode_request(line)
         best = float("inf")
         for _ in range(5):
             t0 = time.perf_counter()
             for _ in range(N):
-                handle(ctx, None, req, None, "c1.1")
+                handle(ctx, conn, req, None, "c1.1")
             best = min(best, time.perf_counter() - t0)
         print(f"{name:22} {best / N * 1e9:6.0f} ns per dispatch (best of 5 x {N})")
     assert router.calls == 5 * N * len(CASES)

@@ -22,6 +22,16 @@ from backorder.actors.model import World
 from backorder.clock import Clock
 from backorder.config.settings import Settings
 
+# The actors that are not a person or a client (see ``Engine.context``).
+SYSTEM = "system"  # timers, recovery, the supervisor: nobody asked
+CONFIG = "config"  # the configuration file, at start or on a reload
+PLANNER = "planner"  # planner runs
+
+
+def intake_actor(channel: str, account: str | None) -> str:
+    """The actor of what an intake source sent: ``intake:CHANNEL/ACCOUNT``."""
+    return f"intake:{channel}/{account or 'default'}"
+
 
 class Journal(Protocol):
     """What the engine needs of the journal: append an encoded event, tagged with the unit
@@ -31,6 +41,7 @@ class Journal(Protocol):
     last_seq: int  # sequence number of the last event appended
     cause: str  # the op or internal cause of the events that follow
     corr: str  # correlation id of that unit of work
+    actor: str  # who ordered it (see ``Engine.context``)
 
     def append_body(self, e: Event, body: bytes, sku: str | None, order_id: str | None) -> int: ...
 
@@ -60,11 +71,17 @@ class Engine:
         self.world.evolve(e)
         self.journal.append_body(e, body, getattr(e, "sku", None), getattr(e, "order_id", None))
 
-    def context(self, cause: str, corr: str) -> None:
-        """Name the unit of work whose events follow (journaled as cause and corr)."""
-        self.journal.cause = cause
-        self.journal.corr = corr
-        self.step_seq = self.journal.last_seq
+    def context(self, cause: str, corr: str, actor: str = SYSTEM) -> None:
+        """Name the unit of work whose events follow (journaled as cause, corr and actor).
+
+        ``actor`` is who ordered it, recorded once per journal row (not in the events): a
+        Unix client's user name, ``token:NAME`` for a TCP client, ``intake:CHANNEL/ACCOUNT``,
+        ``planner``, ``config``, or ``system`` (timers, recovery) when nobody asked."""
+        journal = self.journal
+        journal.cause = cause
+        journal.corr = corr
+        journal.actor = actor
+        self.step_seq = journal.last_seq
 
     def steps_events(self) -> int:
         """Events journaled since the last ``context`` (the current step's so far)."""

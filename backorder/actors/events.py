@@ -443,6 +443,15 @@ class PolicyTuned(Event, tag="policy_tuned", kw_only=True, frozen=True):
     reasons: list[str]
 
 
+class OrderExpedited(Event, tag="order_expedited", kw_only=True, frozen=True):
+    """order actor: a person raised an order's priority: its waiting lines go ahead of
+    every line that is not expedited, under FIFO as under priority (``World.queue_key``).
+    Who did it is the journal row's actor; ``reason`` is shown in the queue."""
+
+    order_id: str
+    reason: str
+
+
 AnyEvent = (
     OrderReceived
     | Allocated
@@ -475,6 +484,7 @@ AnyEvent = (
     | ShipmentException
     | PickMismatched
     | PolicyTuned
+    | OrderExpedited
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -491,6 +501,7 @@ TOPICS: dict[str, frozenset[str]] = {
             "order_released",
             "order_amended",
             "order_address_set",
+            "order_expedited",
         }
     ),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),

@@ -12,6 +12,7 @@ from msgspec import Struct
 
 class Msg(Struct, kw_only=True):
     corr: str = "-"  # correlation id of the unit of work, journaled with every event
+    actor: str = "system"  # who ordered that work (Engine.context): follow-up messages carry it on
 
 
 class SkuCall(Msg, kw_only=True):

@@ -65,6 +65,7 @@ class Line:
         "decided",
         "qtoken",
         "held",
+        "expedited",
     )
 
     def __init__(
@@ -103,6 +104,7 @@ class Line:
         self.decided = False
         self.qtoken = 0  # nonzero while queued (see ServiceQueue)
         self.held = False  # its order waits for payment: it is in no queue yet
+        self.expedited = False  # its order was expedited: it goes ahead of the others (queue_key)
 
     @property
     def need(self) -> int:
@@ -228,6 +230,7 @@ class Order:
         "received_ts",
         "closed_ts",
         "hold",
+        "expedited",
     )
 
     def __init__(self, order_id: str, spec: ev.OrderRecord, lines: list[Line], ts: float) -> None:
@@ -240,6 +243,7 @@ class Order:
         self.received_ts = ts
         self.closed_ts: float | None = None
         self.hold = ""  # why it waits for payment ("" = it does not)
+        self.expedited = ""  # why a person expedited it ("" = nobody did)
 
     @property
     def shipping_lines(self) -> list[Line]:
@@ -349,6 +353,9 @@ class World:
         self.notice_status: dict[str, int] = {}
         self.told: dict[tuple[str, int], str] = {}
         self.warned: set[tuple[str, str]] = set()  # (order_id, request_id) given a depletion warning
+        # derived (rebuilt by snapshot.restore): orders waiting for payment, not cancelled;
+        # with the SKU queues, the orders a bulk action may touch without a scan of them all
+        self.held_orders: dict[str, None] = {}
         self.notice_failures = 0
         # (CHANNEL/ACCOUNT, sku) -> (notice id, quantity) of the last stock level queued for it:
         # the stock sync queues a level only when it changed, and an older level still in
@@ -387,6 +394,7 @@ class World:
             ev.ShipmentException: self._shipment_exception,
             ev.PickMismatched: self._pick_mismatched,
             ev.PolicyTuned: self._policy_tuned,
+            ev.OrderExpedited: self._order_expedited,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -410,15 +418,19 @@ class World:
         return s
 
     def queue_key(self, line: Line) -> tuple:
-        """Service order. FIFO: order time, then arrival. Priority: highest rank first.
+        """Service order. Expedited lines first (``not expedited`` is False for them), then
+        FIFO: order time, then arrival; or priority: highest rank first. Among expedited
+        lines the same rule applies, so an expedite jumps the others without reordering
+        the expedited ones between themselves.
 
         Rank = rush + value + age * hours waited. Every waiting line ages at the same rate,
         so ``age * now`` is common to all and the order depends only on the static part —
         the queue never needs re-sorting as time passes, yet old lines overtake new ones.
+        An expedite re-keys only its own lines (``_order_expedited``).
         """
         if self.mode == "fifo":
-            return (line.t_order, line.arrival)
-        return (-self.static_score(line), line.arrival)
+            return (not line.expedited, line.t_order, line.arrival)
+        return (not line.expedited, -self.static_score(line), line.arrival)
 
     def static_score(self, line: Line) -> float:
         w = self.weights
@@ -457,6 +469,8 @@ class World:
         self.by_key[(o.channel, o.account, o.external_id)] = e.order_id
         self.n_orders = max(self.n_orders, int(e.order_id[1:]))
         order.hold = o.hold
+        if order.hold:
+            self.held_orders[e.order_id] = None
         self._place_lines(order)
 
     @staticmethod
@@ -487,6 +501,9 @@ class World:
             totals=e.totals if e.totals is not None else order.spec.totals,
         )
         order.lines = self._lines(e.order_id, order.spec, e.lines, order.received_ts)
+        if order.expedited:  # the new lines keep the order's place ahead
+            for line in order.lines:
+                line.expedited = True
         self._place_lines(order)
 
     def _order_address_set(self, e: ev.OrderAddressSet) -> None:
@@ -716,6 +733,7 @@ class World:
         order = self.orders[e.order_id]
         order.cancelled = True
         order.cancel_reason = e.reason
+        self.held_orders.pop(e.order_id, None)
         order.closed_ts = e.ts
         for sid in order.shipments:
             sh = self.shipments[sid]
@@ -764,6 +782,7 @@ class World:
     def _order_released(self, e: ev.OrderReleased) -> None:
         order = self.orders[e.order_id]
         order.hold = ""
+        self.held_orders.pop(e.order_id, None)
         if e.source_version:
             order.spec = msgspec.structs.replace(order.spec, source_version=e.source_version)
         for line in order.lines:
@@ -786,6 +805,19 @@ class World:
             return None
         times = [sh.shipped_ts for s in order.shipments if (sh := self.shipments[s]).shipped_ts is not None]
         return min(times, default=None)
+
+    def _order_expedited(self, e: ev.OrderExpedited) -> None:
+        """Its waiting lines move ahead in their queues (re-queued under the new key); held
+        lines get theirs when they are queued."""
+        order = self.orders[e.order_id]
+        order.expedited = e.reason
+        for line in order.lines:
+            line.expedited = True
+            if line.qtoken:
+                s = self.sku(line.sku)
+                s.queue.remove(line)
+                line.key = self.queue_key(line)
+                s.queue.add(line)
 
     def _journal_quarantined(self, e: ev.JournalQuarantined) -> None:
         """Nothing to apply: replay skips the quarantined event itself (Journal.quarantined)."""

@@ -10,8 +10,8 @@ import msgspec
 import trio
 
 from backorder import protocol as p
+from backorder.actors import bulk_rules, order_rules
 from backorder.actors import events as ev
-from backorder.actors import order_rules
 from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import OrderCall, Settle, Settled, SettleLines
@@ -38,16 +38,16 @@ class OrderActor:
     def handle(self, msg) -> None:
         engine = self.engine
         match msg:
-            case OrderCall(req=req, reply=reply, corr=corr):
-                engine.context(req.__struct_config__.tag, corr)
+            case OrderCall(req=req, reply=reply, corr=corr, actor=actor):
+                engine.context(req.__struct_config__.tag, corr, actor)
                 try:
-                    self._call(req, reply, corr)
+                    self._call(req, reply, corr, actor)
                 except Rejected as exc:
                     reply.error(exc.code, exc.message)
                 except UnjournalableEvent as exc:
                     refuse_unjournalable(engine, req, reply, exc)
-            case Settled(order_id=order_id, allocated_orders=orders, corr=corr):
-                engine.context("settle", corr)
+            case Settled(order_id=order_id, allocated_orders=orders, corr=corr, actor=actor):
+                engine.context("settle", corr, actor)
                 world, now = engine.world, engine.now()
                 for oid in orders:
                     if oid not in self.pending:
@@ -60,7 +60,7 @@ class OrderActor:
                             del self.pending[order_id]
                             self._finish_submit(order_id, waiting[0], *waiting[2:])
 
-    def _call(self, req, reply, corr: str) -> None:
+    def _call(self, req, reply, corr: str, actor: str) -> None:
         engine, world, now, emit = self.engine, self.engine.world, self.engine.now(), self.engine.emit
         match req:
             case p.OrderSubmit():
@@ -71,19 +71,19 @@ class OrderActor:
                     else:
                         reply.ok(order_result(world, order, duplicate=True))
                     return
-                self._serve_lines(order, reply, corr)
+                self._serve_lines(order, reply, corr, actor)
             case p.OrderAmend(order_id=oid, lines=lines, reason=reason):
                 order = order_rules.amend(world, oid, lines, reason, emit, now, req.source_version, req.totals)
                 if order is None:
                     reply.ok(order_result(world, world.orders[oid], duplicate=False))
                 else:
-                    self._serve_lines(order, reply, corr)
+                    self._serve_lines(order, reply, corr, actor)
             case p.OrderRelease(order_id=oid, reason=reason):
                 order = order_rules.release(world, oid, reason, emit, now, req.source_version)
                 if order is None:  # not on hold (any more): nothing changes
                     reply.ok(order_result(world, world.orders[oid], duplicate=False))
                 else:
-                    self._serve_lines(order, reply, corr)
+                    self._serve_lines(order, reply, corr, actor)
             case p.OrderAddress(order_id=oid, shipping_address=address, reason=reason):
                 order = order_rules.set_address(world, oid, address, reason, emit, now)
                 if order is not None and engine.auto_pick is not None:
@@ -95,8 +95,24 @@ class OrderActor:
                 reply.ok(order_detail(world, order, now))
             case p.OrderCancel(order_id=oid, reason=reason):
                 for sku in order_rules.cancel(world, oid, reason, emit, now):
-                    self.router.send(sku, Settle(corr=corr))
+                    self.router.send(sku, Settle(corr=corr, actor=actor))
                 reply.ok(order_result(world, world.orders[oid], duplicate=False))
+            case p.OrderExpedite(order_id=oid, reason=reason):
+                changed = order_rules.expedite(world, oid, reason, emit, now)
+                order = world.orders[oid]
+                reply.ok(
+                    {
+                        "order_id": oid,
+                        "expedited": order.expedited,
+                        "changed": changed,
+                        "status": order.status(world.shipments),
+                    }
+                )
+            case p.OrdersBulk(action=action):
+                sel, skus = bulk_rules.apply(world, req, emit, now)
+                for sku in skus:  # released units (cancel) or lines now queued (release)
+                    self.router.send(sku, Settle(corr=corr, actor=actor))
+                reply.ok({"action": action, "dry_run": req.dry_run, **sel.view()})
             case p.PickConfirm(shipment_id=sid):
                 if req.scanned is not None:
                     order_rules.check_scan(world, sid, req.scanned, emit, now)
@@ -124,7 +140,7 @@ class OrderActor:
             case _:
                 raise ProtocolError("unknown_op", f"{type(req).__name__} is not an order operation")
 
-    def _serve_lines(self, order, reply, corr: str) -> None:
+    def _serve_lines(self, order, reply, corr: str, actor: str) -> None:
         """Ask each SKU of the order's queued lines to serve them; answer when all did."""
         skus = [] if order.hold else list(dict.fromkeys(ln.sku for ln in order.lines if ln.requires_shipping))
         if not skus:
@@ -132,7 +148,7 @@ class OrderActor:
             return
         self.pending[order.order_id] = [reply, len(skus)]
         for sku in skus:
-            self.router.send(sku, SettleLines(order_id=order.order_id, corr=corr))
+            self.router.send(sku, SettleLines(order_id=order.order_id, corr=corr, actor=actor))
 
     def _finish_submit(self, order_id: str, reply, *more) -> None:
         engine, world = self.engine, self.engine.world

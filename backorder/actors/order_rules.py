@@ -424,3 +424,22 @@ def check_date(text: str) -> None:
         dt.date.fromisoformat(text)
     except ValueError:
         raise InvalidInput("invalid_date", f"{text!r} is not a calendar date (YYYY-MM-DD)") from None
+
+
+def expedite(world: World, order_id: str, reason: str, emit: Emit, now: float) -> bool:
+    """A person raises an order's priority: its waiting lines go ahead of the lines of
+    orders nobody expedited (``World.queue_key``). Returns False for a resend (already
+    expedited for the same reason: nothing journaled)."""
+    order = world.orders.get(order_id)
+    if order is None:
+        raise NotFound("unknown_order", f"no order {order_id!r}")
+    if order.cancelled:
+        raise Conflict("order_cancelled", f"order {order_id} is cancelled")
+    if order.status(world.shipments) == "shipped":
+        raise Conflict("already_shipped", f"order {order_id} has shipped; there is nothing left to expedite")
+    if not reason.strip():
+        raise InvalidInput("invalid_request", "an expedite needs a reason (it is shown in the queue)")
+    if order.expedited == reason:
+        return False
+    emit(ev.OrderExpedited(ts=now, order_id=order_id, reason=reason))
+    return True

@@ -15,7 +15,7 @@ import trio
 
 from backorder import protocol as p
 from backorder.actors import events as ev
-from backorder.actors.engine import Engine
+from backorder.actors.engine import SYSTEM, Engine
 from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import OrderCall, Settle, SettleLines, SkuCall
 from backorder.actors.order_actor import OrderActor
@@ -134,11 +134,11 @@ class Router:
             inbox.close()
             self.passivations += 1
 
-    def call_order(self, req, reply, corr: str) -> None:
-        self.order_inbox.send_nowait(OrderCall(req=req, reply=reply, corr=corr))
+    def call_order(self, req, reply, corr: str, actor: str = SYSTEM) -> None:
+        self.order_inbox.send_nowait(OrderCall(req=req, reply=reply, corr=corr, actor=actor))
 
-    def call_sku(self, sku: str, req, reply, corr: str) -> None:
-        self.send(sku, SkuCall(req=req, reply=reply, corr=corr))
+    def call_sku(self, sku: str, req, reply, corr: str, actor: str = SYSTEM) -> None:
+        self.send(sku, SkuCall(req=req, reply=reply, corr=corr, actor=actor))
 
     # --- dead letters ------------------------------------------------------------
 
@@ -160,7 +160,7 @@ class Router:
         else:
             body = msgspec.json.encode({"internal": type(msg).__name__}).decode()
         letter = world.n_letters + 1
-        engine.context("supervisor", getattr(msg, "corr", "-"))
+        engine.context("supervisor", getattr(msg, "corr", "-"), getattr(msg, "actor", SYSTEM))
         engine.emit(
             ev.DeadLettered(
                 ts=engine.now(),
@@ -183,21 +183,22 @@ class Router:
                     "internal_error", f"the order was recorded but serving it crashed (dead letter {letter})"
                 )
 
-    def retry_letter(self, letter_id: int, reply, corr: str) -> None:
+    def retry_letter(self, letter_id: int, reply, corr: str, actor: str = SYSTEM) -> None:
+        """Redeliver a dead letter, as ordered by ``actor`` (whoever retries it)."""
         world = self.engine.world
         letter = world.dead_letters.get(letter_id)
         if letter is None:
             raise NotFound("unknown_letter", f"no dead letter {letter_id}")
-        self.engine.context("deadletters.retry", corr)
+        self.engine.context("deadletters.retry", corr, actor)
         self.engine.emit(ev.DeadLetterRetried(ts=self.engine.now(), letter_id=letter_id))
         data = msgspec.json.decode(letter.message)
         if "internal" in data:
             if letter.sku:
-                self.send(letter.sku, Settle(corr=corr))
+                self.send(letter.sku, Settle(corr=corr, actor=actor))
             reply.ok({"letter_id": letter_id, "redelivered": data})
             return
         req = p.REQUEST_DECODER.decode(letter.message.encode())
-        route(self, req, reply, corr)
+        route(self, req, reply, corr, actor)
 
 
 def _busy(inbox: trio.MemorySendChannel) -> bool:
@@ -205,20 +206,20 @@ def _busy(inbox: trio.MemorySendChannel) -> bool:
     return st.current_buffer_used > 0 or st.tasks_waiting_receive == 0
 
 
-def _to_order(router: Router, req, reply, corr: str) -> None:
-    router.call_order(req, reply, corr)
+def _to_order(router: Router, req, reply, corr: str, actor: str) -> None:
+    router.call_order(req, reply, corr, actor)
 
 
-def _to_sku(router: Router, req, reply, corr: str) -> None:
+def _to_sku(router: Router, req, reply, corr: str, actor: str) -> None:
     # An unknown SKU is refused by its actor, in mailbox order (see SkuHandler._call).
-    router.call_sku(req.sku, req, reply, corr)
+    router.call_sku(req.sku, req, reply, corr, actor)
 
 
-def _to_procurement(router: Router, req, reply, corr: str) -> None:
+def _to_procurement(router: Router, req, reply, corr: str, actor: str) -> None:
     r = router.engine.world.requests.get(req.request_id)
     if r is None:
         raise NotFound("unknown_request", f"no purchase order or transfer {req.request_id!r}")
-    router.call_sku(r.sku, req, reply, corr)
+    router.call_sku(r.sku, req, reply, corr, actor)
 
 
 _SENDERS = {"order": _to_order, "sku": _to_sku, "procurement": _to_procurement}
@@ -229,9 +230,10 @@ assert _SENDERS.keys() == p.ACTOR_ROUTES
 ROUTES = {op.request: _SENDERS[op.route] for op in p.OP_TABLE if op.route in _SENDERS}
 
 
-def route(router: Router, req, reply, corr: str) -> None:
-    """Send a state-changing request to the actor that owns the decision."""
+def route(router: Router, req, reply, corr: str, actor: str = SYSTEM) -> None:
+    """Send a state-changing request to the actor that owns the decision; its events are
+    journaled as ordered by ``actor`` (a client's, or an internal caller's: ``planner``)."""
     send = ROUTES.get(type(req))
     if send is None:
         raise ProtocolError("unknown_op", f"{type(req).__name__} does not change state")
-    send(router, req, reply, corr)
+    send(router, req, reply, corr, actor)

@@ -64,15 +64,15 @@ class SkuHandler:
         now = engine.now()
         emit = engine.emit
         match msg:
-            case SettleLines(order_id=order_id, corr=corr):
-                engine.context("order.submit", corr)
+            case SettleLines(order_id=order_id, corr=corr, actor=actor):
+                engine.context("order.submit", corr, actor)
                 allocs = sku_rules.settle(world, world.sku(self.sku), emit, now)
-                self._tell_orders(allocs, order_id, corr)
-            case Settle(corr=corr):
-                engine.context("settle", corr)
-                self._tell_orders(sku_rules.settle(world, world.sku(self.sku), emit, now), None, corr)
-            case SkuCall(req=req, reply=reply, corr=corr):
-                engine.context(req.__struct_config__.tag, corr)
+                self._tell_orders(allocs, order_id, corr, actor)
+            case Settle(corr=corr, actor=actor):
+                engine.context("settle", corr, actor)
+                self._tell_orders(sku_rules.settle(world, world.sku(self.sku), emit, now), None, corr, actor)
+            case SkuCall(req=req, reply=reply, corr=corr, actor=actor):
+                engine.context(req.__struct_config__.tag, corr, actor)
                 try:
                     result = self._call(req, now)
                 except Rejected as exc:
@@ -81,14 +81,14 @@ class SkuHandler:
                     refuse_unjournalable(engine, req, reply, exc)
                 else:
                     reply.ok(result)
-            case Tune(result=result, done=done, corr=corr):
-                engine.context("planner.run", corr)
+            case Tune(result=result, done=done, corr=corr, actor=actor):
+                engine.context("planner.run", corr, actor)
                 outcome = None
                 try:
                     s = world.skus.get(self.sku)
                     outcome = None if s is None else sku_rules.tune(world, s, result, emit, now)
                     if outcome == "applied":  # new levels may call for a reorder now
-                        self._tell_orders(sku_rules.settle(world, s, emit, now), None, corr)
+                        self._tell_orders(sku_rules.settle(world, s, emit, now), None, corr, actor)
                 finally:
                     done(outcome)
 
@@ -128,7 +128,7 @@ class SkuHandler:
                     }
                 counted_against = ref if ref in s.inbound else None  # an open request of this SKU
                 allocs = sku_rules.receive(world, s, qty, ref, emit, now, receipt_id)
-                self._tell_orders(allocs, None, engine.journal.corr)
+                self._tell_orders(allocs, None, engine.journal.corr, engine.journal.actor)
                 return {
                     "sku": s.sku,
                     "received": qty,
@@ -139,7 +139,7 @@ class SkuHandler:
                 }
             case p.StockAdjust(delta=delta, counted=counted, reason=reason):
                 allocs = sku_rules.adjust(world, s, delta, counted, reason, emit, now)
-                self._tell_orders(allocs, None, engine.journal.corr)
+                self._tell_orders(allocs, None, engine.journal.corr, engine.journal.actor)
                 return {**sku_summary(s), **allocation_summary(allocs)}
             case p.SkuConfigure():
                 changes = {f: getattr(req, f) for f in sku_rules.POLICY_FIELDS if getattr(req, f) is not None}
@@ -151,16 +151,24 @@ class SkuHandler:
                 return {"request_id": rid, "expected_date": date}
         raise ProtocolError("unknown_op", f"{type(req).__name__} is not a SKU operation")
 
-    def _tell_orders(self, allocs, order_id: str | None, corr: str) -> None:
+    def _tell_orders(self, allocs, order_id: str | None, corr: str, actor: str) -> None:
         orders = list(dict.fromkeys(a.order_id for a in allocs if a.order_id != order_id))
         if orders or order_id is not None:
             send = self.router.order_inbox.send_nowait
-            send(Settled(sku=self.sku, order_id=order_id, allocated_orders=orders[:SETTLED_CHUNK], corr=corr))
+            send(
+                Settled(
+                    sku=self.sku, order_id=order_id, allocated_orders=orders[:SETTLED_CHUNK], corr=corr, actor=actor
+                )
+            )
             # A big fill is told in chunks, so the order actor yields between them and the
             # journal can commit the allocations (and release the receipt's reply) early.
             for start in range(SETTLED_CHUNK, len(orders), SETTLED_CHUNK):
                 send(
                     Settled(
-                        sku=self.sku, order_id=None, allocated_orders=orders[start : start + SETTLED_CHUNK], corr=corr
+                        sku=self.sku,
+                        order_id=None,
+                        allocated_orders=orders[start : start + SETTLED_CHUNK],
+                        corr=corr,
+                        actor=actor,
                     )
                 )

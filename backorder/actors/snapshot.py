@@ -148,6 +148,7 @@ def dump(world: World) -> bytes:
                     o.shipments,
                     [line_row(ln) for ln in o.lines],
                     o.hold,
+                    o.expedited,
                 ]
                 for o in world.orders.values()
             ],
@@ -197,12 +198,16 @@ def restore(settings: Settings, data: bytes) -> World:
         w.requests[r.request_id] = r
         if r.closed_ts is None:
             w.skus[r.sku].inbound[r.request_id] = r
-    for order_id, spec_json, cancelled, reason, received_ts, closed_ts, shipments, lines, hold in snap["orders"]:
+    # An order row may end with the reason it was expedited (absent in snapshots written
+    # before orders could be: nobody expedited them).
+    for order_id, spec_json, cancelled, reason, received_ts, closed_ts, shipments, lines, hold, *more in snap["orders"]:
+        expedited = more[0] if more else ""
         spec = _spec_decoder.decode(spec_json)
         order_lines = []
         for line_no, row in enumerate(lines, 1):
             ln = Line.__new__(Line)
             ln.order_id, ln.line_no, ln.qtoken, ln.key = order_id, line_no, 0, ()
+            ln.expedited = bool(expedited)
             for f, value in zip(LINE, row[:-1], strict=True):
                 setattr(ln, f, value)
             ln.unit_price = Decimal(ln.unit_price)
@@ -218,6 +223,9 @@ def restore(settings: Settings, data: bytes) -> World:
         o = w.orders[order_id] = Order(order_id, spec, order_lines, received_ts)
         o.cancelled, o.cancel_reason, o.closed_ts, o.shipments = cancelled, reason, closed_ts, shipments
         o.hold = hold
+        if hold and not cancelled:
+            w.held_orders[order_id] = None
+        o.expedited = expedited
         w.by_key[(spec.channel, spec.account, spec.external_id)] = order_id
     for row in snap["shipments"]:
         sh = Shipment.__new__(Shipment)

@@ -27,8 +27,23 @@ HEADLINE = {
 def why(world: World, line: Line, now: float) -> str:
     if line.rule == "priority" or (not line.rule and world.mode == "priority"):
         flags = "rush, " if line.rush else ""
-        return f"priority: {flags}value {line.value:.2f}, waited {(now - line.t_order) / HOUR:.1f} h"
-    return f"fifo: ordered {iso_ts(line.t_order)}, arrival #{line.arrival}"
+        rule = f"priority: {flags}value {line.value:.2f}, waited {(now - line.t_order) / HOUR:.1f} h"
+    else:
+        rule = f"fifo: ordered {iso_ts(line.t_order)}, arrival #{line.arrival}"
+    if line.expedited:  # ahead of every line not expedited, whatever the rule
+        return f"expedited: {world.orders[line.order_id].expedited}; {rule}"
+    return rule
+
+
+def oldest_waiting(world: World, s: Sku) -> float | None:
+    """Order time of the SKU's longest-waiting line. Under FIFO that is the head's unless
+    an expedited line is at the head (expedited lines go first: then look at them all)."""
+    if not s.queue:
+        return None
+    head = s.queue[0]
+    if world.mode == "fifo" and not head.expedited:
+        return head.t_order
+    return min(ln.t_order for ln in s.queue.lines())
 
 
 def line_view(world: World, line: Line, now: float, position: int | None = None, expected: str | None = None) -> dict:
@@ -114,6 +129,7 @@ def order_detail(world: World, order: Order, now: float) -> dict:
         "cancelled": order.cancelled,
         "cancel_reason": order.cancel_reason,
         "hold": order.hold,
+        "expedited": order.expedited,  # why a person expedited it ("" = nobody did)
         "created_at": spec.created_at,
         # the channel's grand total; an order sent without totals: its lines' total
         "total": str(spec.totals.total if spec.totals is not None else merchandise),
@@ -205,6 +221,7 @@ def sku_view(world: World, s: Sku, now: float, lines: int) -> dict:
                 "qty": line.qty,
                 "backordered": line.need,
                 "rush": line.rush,
+                "expedited": line.expedited,
                 "rank": world.rank(line, now),
                 "waiting_hours": round((now - line.t_order) / HOUR, 2),
                 "expected_date": date,
@@ -217,7 +234,7 @@ def sku_view(world: World, s: Sku, now: float, lines: int) -> dict:
         received=s.received,
         adjusted=s.adjusted,
         shipped=s.shipped,
-        oldest_wait_hours=round((now - s.queue[0].t_order) / HOUR, 2) if s.queue else None,
+        oldest_wait_hours=round((now - oldest) / HOUR, 2) if (oldest := oldest_waiting(world, s)) is not None else None,
         inbound_requests=[request_view(r, now) for r in sorted(s.inbound.values(), key=lambda r: r.expected_date)],
         waiting=waiting,
     )
@@ -251,9 +268,7 @@ def _since_start(kpi: dict) -> float | None:
 def stats(world: World, now: float) -> dict:
     report = kpi_report(world, now)
     k = kpis(world, now, report)
-    oldest = min((s.queue[0].t_order for s in world.skus.values() if s.queue and world.mode == "fifo"), default=None)
-    if world.mode != "fifo":
-        oldest = min((min(ln.t_order for ln in s.queue.lines()) for s in world.skus.values() if s.queue), default=None)
+    oldest = min((t for s in world.skus.values() if (t := oldest_waiting(world, s)) is not None), default=None)
     return {
         "now": iso_ts(now),
         "fulfillment_rate": k["fulfillment_rate"],

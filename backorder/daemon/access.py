@@ -56,6 +56,15 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     return struct.unpack("3i", raw)
 
 
+def user_name(uid: int) -> str:
+    """The actor a Unix peer's commands are journaled with: its user name, or ``uid:N``
+    for a uid the user database does not know (a container, a deleted user)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return f"uid:{uid}"
+
+
 class Roles:
     def __init__(self, access: AccessSettings) -> None:
         self.default = access.default_role
@@ -67,12 +76,20 @@ class Roles:
         # (uid, gid) -> role: _groups_of blocks on the user and group databases, and the same
         # few local users connect again and again. A reload builds new Roles (a fresh cache).
         self._roles: dict[tuple[int, int], str] = {}
+        self._names: dict[int, str] = {}  # uid -> user name (the same lookup, the same reason)
 
     def role_for(self, uid: int, gid: int) -> str:
         role = self._roles.get((uid, gid))
         if role is None:
             role = self._roles[uid, gid] = self._role_for(uid, gid)
         return role
+
+    def name_for(self, uid: int) -> str:
+        """The peer's actor (``user_name``), looked up once per uid."""
+        name = self._names.get(uid)
+        if name is None:
+            name = self._names[uid] = user_name(uid)
+        return name
 
     def _role_for(self, uid: int, gid: int) -> str:
         if uid in (0, self.own_uid) or uid in self.write_uids:

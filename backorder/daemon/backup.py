@@ -101,7 +101,7 @@ def restore(src: str | Path, db: str | Path) -> None:
 
 # --- export ----------------------------------------------------------------------------
 
-AUDIT_COLUMNS = ("seq", "at", "type", "sku", "order_id", "cause", "correlation_id", "event")
+AUDIT_COLUMNS = ("seq", "at", "type", "sku", "order_id", "cause", "actor", "correlation_id", "event")
 ORDER_COLUMNS = (
     "order_id",
     "channel",
@@ -166,9 +166,12 @@ def _cell(v) -> str:
 
 
 def _audit(conn: sqlite3.Connection):
-    from backorder.daemon.journal import audit_record
+    from backorder.daemon.journal import actor_column, audit_record
 
-    for row in conn.execute("SELECT seq, ts, type, sku, order_id, cause, corr, body FROM events ORDER BY seq"):
+    actor = actor_column(conn)  # an export may read a journal file older than the column
+    for row in conn.execute(
+        f"SELECT seq, ts, type, sku, order_id, cause, corr, body, {actor} FROM events ORDER BY seq"
+    ):
         yield audit_record(row)
 
 

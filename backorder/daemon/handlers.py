@@ -15,7 +15,7 @@ import structlog
 import trio
 
 from backorder import protocol as p
-from backorder.actors import board, views
+from backorder.actors import board, bulk_rules, views
 from backorder.actors.events import TOPICS
 from backorder.actors.router import route
 from backorder.daemon import logging as dlog
@@ -89,7 +89,7 @@ def handle(ctx: Context, conn: Connection, req: p.Request, reply: Reply, corr: s
 
 def to_actor(ctx: Context, conn: Connection, req: p.Request, reply: Reply, corr: str) -> None:
     """Send a change to its actor (the op's route in protocol.OP_TABLE); the actor replies."""
-    route(ctx.router, req, reply, corr)
+    route(ctx.router, req, reply, corr, conn.actor)
 
 
 # --- reads, answered at once from the model -----------------------------------------
@@ -207,6 +207,62 @@ def notify_view(ctx: Context, conn: Connection, req: p.Request, reply: Reply, co
     notify_views.handle(ctx, req, reply, corr)
 
 
+def orders_bulk(ctx: Context, conn: Connection, req: p.OrdersBulk, reply: Reply, corr: str) -> None:
+    """A bulk action on a filtered set: the order actor decides orders; retry redelivers dead letters."""
+    if req.action != "retry":
+        ctx.router.call_order(req, reply, corr, conn.actor)  # selected and applied in one step there
+        return
+    world = ctx.engine.world
+    sel = bulk_rules.selection(bulk_rules.select_letters(world, req.filter, ctx.engine.now()))
+    if req.dry_run:
+        reply.ok({"action": "retry", "dry_run": True, **sel.view()})
+        return
+    bulk_rules.check(req, sel)
+    letters = [world.dead_letters[i] for i in sel.ids]
+    conn.nursery.start_soon(_bulk_retry, ctx, conn, letters, reply, corr, sel)
+
+
+class _Outcome:
+    """The reply of one dead letter a bulk retry redelivers to its actor."""
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.code = ""
+
+    def ok(self, result) -> None:
+        self.done.set()
+
+    def error(self, code: str, message: str) -> None:
+        self.code = code
+        self.done.set()
+
+
+async def _bulk_retry(ctx: Context, conn: Connection, letters: list, reply: Reply, corr: str, sel) -> None:
+    # A task of the connection, like _audit: a failure costs this request only.
+    actor = conn.actor
+    try:
+        results = []
+        intake = [x for x in letters if x.kind == "intake"]
+        if intake:
+            done = await ctx.intake.retry_letters(intake, corr, actor)
+            results += [{"letter_id": r["letter_id"], "code": r["code"]} for r in done["results"]]
+        for x in letters:
+            if x.kind == "intake":
+                continue
+            outcome = _Outcome()
+            try:
+                ctx.router.retry_letter(x.letter_id, outcome, corr, actor)
+            except Rejected as exc:
+                outcome.error(exc.code, exc.message)
+            await outcome.done.wait()
+            results.append({"letter_id": x.letter_id, "code": outcome.code})
+    except Exception as exc:
+        log.exception("request_failed", op="orders.bulk", conn=conn.id)
+        reply.error("internal_error", f"{type(exc).__name__}: {exc}")
+        return
+    reply.ok({"action": "retry", "dry_run": False, **sel.view(), "results": results})
+
+
 # --- the rest: the supervisor, the hub, the journal, the daemon -----------------------
 
 
@@ -218,7 +274,7 @@ def deadletters_retry(ctx: Context, conn: Connection, req: p.DeadLettersRetry, r
     letter_id = req.letter_id
     if letter_id is None:
         raise InvalidInput("invalid_request", "give letter_id, or cause (and optionally channel)")
-    ctx.router.retry_letter(letter_id, reply, corr)
+    ctx.router.retry_letter(letter_id, reply, corr, conn.actor)
 
 
 def subscribe(ctx: Context, conn: Connection, req: p.Subscribe, reply: Reply, corr: str) -> None:
@@ -234,7 +290,7 @@ def subscribe(ctx: Context, conn: Connection, req: p.Subscribe, reply: Reply, co
 
 
 def audit_query(ctx: Context, conn: Connection, req: p.AuditQuery, reply: Reply, corr: str) -> None:
-    """Durable events by order, SKU and/or time, read from the journal on a thread."""
+    """Durable events by order, SKU, actor and/or time, read from the journal on a thread."""
     since = None
     if req.since is not None:
         try:
@@ -352,6 +408,7 @@ HANDLERS: dict[type[p.Request], Handler] = {
     p.PlannerRun: planner_run,
     p.PlannerStatus: planner_status,
     p.PlannerExplain: planner_explain,
+    p.OrdersBulk: orders_bulk,
 }
 assert HANDLERS.keys() == {op.request for op in p.OP_TABLE}, "an op without a handler: handle() would fail"
 
@@ -361,7 +418,7 @@ async def _audit(ctx: Context, req: p.AuditQuery, since: float | None, reply: Re
     # with every reply it is owed, so it costs this one request instead.
     try:
         rows = await ctx.audit.query(
-            order_id=req.order_id, sku=req.sku, since=since, after_seq=req.after_seq, limit=req.limit
+            order_id=req.order_id, sku=req.sku, since=since, after_seq=req.after_seq, limit=req.limit, actor=req.actor
         )
         records = [audit_record(row) for row in rows]
     except Exception as exc:

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS events (
     order_id TEXT,
     cause    TEXT,
     corr     TEXT,
-    body     BLOB NOT NULL
+    body     BLOB NOT NULL,
+    actor    TEXT  -- who ordered the command (see ``actor_column``); last: ALTER TABLE adds it there
 );
 -- Audit by SKU: (sku, seq) pairs in a side table, filled from the journal every
 -- SKU_INDEX_EVERY events. An index on events(sku) would be updated at random places by
@@ -64,16 +65,16 @@ CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, taken_at REAL NOT
 CREATE TABLE IF NOT EXISTS quarantine (seq INTEGER PRIMARY KEY, event_seq INTEGER NOT NULL,
                                        reason TEXT NOT NULL, at REAL NOT NULL);
 """
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: events.actor
 
-Row = tuple[int, float, str, str | None, str | None, str, str, bytes]
+Row = tuple[int, float, str, str | None, str | None, str, str, bytes, str | None]
 SKU_INDEX_EVERY = 5_000  # events between side-index updates: small steps keep each pause short (p99)
-CHUNK = 4000  # rows per INSERT statement (8 parameters each, under SQLite's default limit of 32766)
+CHUNK = 3600  # rows per INSERT statement (9 parameters each, under SQLite's default limit of 32766)
 
 
 @functools.lru_cache(maxsize=64)
 def _insert_sql(rows: int) -> str:
-    return "INSERT INTO events VALUES " + ",".join(["(?,?,?,?,?,?,?,?)"] * rows)
+    return "INSERT INTO events VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?)"] * rows)
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -114,6 +115,7 @@ class Journal:
         self.quarantined: frozenset[int] = frozenset()  # seqs replay skips (open() reads them)
         self.cause = "startup"  # set by whoever is deciding: the op or internal cause
         self.corr = "-"  # correlation id of the unit of work
+        self.actor = "system"  # who ordered it: a user, a token, the planner, an intake source
 
     # --- start-up (sync, before the trio loop serves anyone) --------------------------
 
@@ -122,11 +124,7 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._conn = connect(self.path)
         conn.executescript(SCHEMA)
-        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-        elif row[0] != SCHEMA_VERSION:
-            raise RuntimeError(f"journal schema {row[0]} is not {SCHEMA_VERSION}; run a migration")
+        migrate(conn)
         last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         self.last_seq = self.committed_seq = last
         self.sku_indexed = sku_indexed_upto(conn)
@@ -188,7 +186,7 @@ class Journal:
     def append_body(self, e: Event, body: bytes, sku: str | None, order_id: str | None) -> int:
         """Number and queue an event already encoded by ``encode_checked``."""
         self.last_seq += 1
-        self._pending.append((self.last_seq, e.ts, tag_of(e), sku, order_id, self.cause, self.corr, body))
+        self._pending.append((self.last_seq, e.ts, tag_of(e), sku, order_id, self.cause, self.corr, body, self.actor))
         self._wake.set()
         return self.last_seq
 
@@ -332,7 +330,7 @@ def audit_event(kind: str, body: bytes | str) -> dict:
 
 def audit_record(row: Row) -> dict:
     """One journal row as ``audit.query`` and ``export audit`` show it."""
-    seq, ts, kind, sku, order_id, cause, corr, body = row
+    seq, ts, kind, sku, order_id, cause, corr, body, actor = row
     return {
         "seq": seq,
         "at": iso_ts(ts),
@@ -340,9 +338,44 @@ def audit_record(row: Row) -> dict:
         "sku": sku,
         "order_id": order_id,
         "cause": cause,
+        "actor": actor,  # None: journaled before actors were recorded
         "correlation_id": corr,
         "event": audit_event(kind, body),
     }
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a journal file to ``SCHEMA_VERSION`` (after ``SCHEMA`` created what was
+    missing): version 1 had no ``actor`` column; the rows it wrote keep NULL there (their
+    actor was never recorded). Adding a column rewrites no row, so it is instant whatever
+    the journal's size, and the append-only triggers (UPDATE, DELETE) do not fire."""
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if row is None:
+        conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        return
+    if row[0] == SCHEMA_VERSION:
+        return
+    if row[0] != "1":
+        raise RuntimeError(f"journal schema {row[0]} is not {SCHEMA_VERSION}; this version cannot migrate it")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if not has_actor(conn):
+            conn.execute("ALTER TABLE events ADD COLUMN actor TEXT")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def has_actor(conn: sqlite3.Connection) -> bool:
+    """Whether the journal's events have the ``actor`` column (not a version-1 file)."""
+    return any(col[1] == "actor" for col in conn.execute("PRAGMA table_info(events)"))
+
+
+def actor_column(conn: sqlite3.Connection, alias: str = "") -> str:
+    """The select expression of the actor: NULL for a version-1 file opened read-only."""
+    return f"{alias}actor" if has_actor(conn) else "NULL"
 
 
 def quarantined(conn: sqlite3.Connection) -> frozenset[int]:
@@ -366,16 +399,31 @@ class AuditReader:
         self._limiter = trio.CapacityLimiter(1)
 
     async def query(
-        self, *, order_id: str | None, sku: str | None, since: float | None, after_seq: int, limit: int
+        self,
+        *,
+        order_id: str | None,
+        sku: str | None,
+        since: float | None,
+        after_seq: int,
+        limit: int,
+        actor: str | None = None,
     ) -> list[tuple]:
-        return await trio.to_thread.run_sync(self._query, order_id, sku, since, after_seq, limit, limiter=self._limiter)
+        return await trio.to_thread.run_sync(
+            self._query, order_id, sku, since, after_seq, limit, actor, limiter=self._limiter
+        )
 
-    def _query(self, order_id, sku, since, after_seq, limit) -> list[tuple]:
-        cols = "e.seq, e.ts, e.type, e.sku, e.order_id, e.cause, e.corr, e.body"
+    def _query(self, order_id, sku, since, after_seq, limit, actor=None) -> list[tuple]:
+        cols = "e.seq, e.ts, e.type, e.sku, e.order_id, e.cause, e.corr, e.body, e.actor"
         where, args = [], []
         if order_id is not None:
             where.append("e.order_id = ?")
             args.append(order_id)
+        if actor is not None:
+            # No index on actor: a filter on it alone scans the journal (from after_seq);
+            # with order_id or sku it narrows their indexed rows. An index would cost every
+            # commit its update (see the SKU side index above) for a rare query.
+            where.append("e.actor = ?")
+            args.append(actor)
         if since is not None:
             where.append("e.ts >= ?")
             args.append(since)

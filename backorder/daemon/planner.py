@@ -41,6 +41,7 @@ import msgspec
 import structlog
 import trio
 
+from backorder.actors.engine import PLANNER
 from backorder.actors.messages import Tune
 from backorder.clock import SimClock, SteppedClock
 from backorder.errors import Conflict, NotFound
@@ -322,7 +323,7 @@ class Planner:
 
         corr = f"{cause}-{self._run_ids}"
         for r in todo:
-            self.router.send(r.sku, Tune(result=r, done=done, corr=corr))
+            self.router.send(r.sku, Tune(result=r, done=done, corr=corr, actor=PLANNER))
         await finished.wait()
         return journaled
 

@@ -25,7 +25,7 @@ import structlog
 import trio
 
 from backorder.actors import order_rules, sku_rules, snapshot
-from backorder.actors.engine import Engine
+from backorder.actors.engine import CONFIG, Engine
 from backorder.actors.events import EVENT_DECODER, SkuConfigured, UnjournalableEvent, tag_of
 from backorder.actors.model import World
 from backorder.clock import Clock, SimClock, SteppedClock, WallClock
@@ -155,7 +155,7 @@ def journal_file_policies(engine: Engine, policies: dict, corr: str) -> None:
     """Journal ``[skus.NAME]`` policies of the config file (cause ``config``) and settle
     each SKU in the same step: at start (recover) and on a SIGHUP reload."""
     world, now, emit = engine.world, engine.now(), engine.emit
-    engine.context("config", corr)
+    engine.context("config", corr, CONFIG)
     for name, policy in policies.items():
         emit(SkuConfigured(ts=now, sku=name, policy=policy))  # World._sku_configured marks it known
         sku_rules.settle(world, world.sku(name), emit, now)

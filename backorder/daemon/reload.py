@@ -32,6 +32,7 @@ import structlog
 
 from backorder import protocol as p
 from backorder.actors import sku_rules
+from backorder.actors.engine import CONFIG
 from backorder.config import service_checks
 from backorder.config.settings import AccessSettings, ConfigError, Settings, load_settings, writeback_targets
 from backorder.daemon import logging as dlog
@@ -178,7 +179,7 @@ def _policies(targets: Targets, old: Settings, new: Settings) -> None:
     if new.allocation != old.allocation:
         w = new.allocation.weights
         req = p.PolicySet(mode=new.allocation.mode, weights=p.WeightsUpdate(rush=w.rush, value=w.value, age=w.age))
-        targets.router.call_order(req, _LogReply("allocation"), "config-reload")
+        targets.router.call_order(req, _LogReply("allocation"), "config-reload", CONFIG)
         old.allocation = new.allocation
     if new.default_policy != old.default_policy:
         # SKUs with no journaled policy follow the file's default, as a restart would make them
@@ -188,7 +189,7 @@ def _policies(targets: Targets, old: Settings, new: Settings) -> None:
             s.policy = new.default_policy
         world.default_policy = old.default_policy = new.default_policy
         # act on the new policy now, as the start-up recovery would after a restart
-        engine.context("config", "config-reload")
+        engine.context("config", "config-reload", CONFIG)
         now = engine.now()
         for s in swapped:
             if sku_rules.reorder_quantity(s):

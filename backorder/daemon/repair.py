@@ -9,6 +9,7 @@ row and the error, in one transaction: the repair is itself part of the audit tr
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from contextlib import closing
@@ -20,7 +21,8 @@ from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER, JournalQuarant
 from backorder.actors.model import World
 from backorder.config.settings import Settings
 from backorder.daemon import dblock
-from backorder.daemon.journal import SCHEMA, connect, quarantined
+from backorder.daemon.access import user_name
+from backorder.daemon.journal import SCHEMA, connect, migrate, quarantined
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -105,6 +107,7 @@ def quarantine(db: str | Path, seq: int, reason: str, *, force: bool = False, se
         found = {p.seq: p for p in problems}
         with closing(connect(path)) as conn:
             conn.executescript(SCHEMA)  # the quarantine table of a journal older than it
+            migrate(conn)  # and its actor column
             row = conn.execute("SELECT type, body, ts FROM events WHERE seq = ?", (seq,)).fetchone()
             if row is None:
                 raise RepairError(f"{path} has no event {seq}")
@@ -127,7 +130,7 @@ def quarantine(db: str | Path, seq: int, reason: str, *, force: bool = False, se
                 )
                 new_seq = last + 1
                 conn.execute(
-                    "INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
+                    "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)",
                     (
                         new_seq,
                         now,
@@ -137,6 +140,7 @@ def quarantine(db: str | Path, seq: int, reason: str, *, force: bool = False, se
                         "journal.quarantine",
                         f"quarantine-{seq}",
                         EVENT_ENCODER.encode(event),
+                        user_name(os.getuid()),  # the operator who ran the repair
                     ),
                 )
                 conn.execute("INSERT INTO quarantine VALUES (?,?,?,?)", (seq, new_seq, reason, time.time()))

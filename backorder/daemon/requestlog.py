@@ -59,4 +59,5 @@ def summary(reply, ok: bool, result=None, code: str | None = None, message: str 
         fields["reason"] = message[:200]
     if conn.peer:
         fields["peer"] = conn.peer
+    fields["actor"] = conn.actor  # as the journal records it: log lines and audit rows join on it
     dlog.write_json(_level(reply.op, ok), {"event": "request", **fields})

@@ -141,9 +141,13 @@ class Connection:
         role: str = access.WRITE,
         peer: str = "",
         conn_id: int | None = None,
+        actor: str = "unknown",
     ) -> None:
         self.id = new_connection_id() if conn_id is None else conn_id
         self.role = role
+        # Who this client is, journaled with every command it sends: the Unix peer's user
+        # name, or ``token:NAME`` for a TCP client (``[tcp.clients.NAME]``).
+        self.actor = actor
         self.read_only = role != access.WRITE
         self.peer = peer
         self.gateway = gateway
@@ -325,7 +329,7 @@ class Hub:
         at = self.at
         lines = [
             (kind, event_line(seq, at(ts), body))
-            for seq, ts, kind, _sku, _oid, _cause, _corr, body in rows
+            for seq, ts, kind, _sku, _oid, _cause, _corr, body, _actor in rows
             if kind in wanted
         ]
         if lines:
@@ -440,15 +444,15 @@ async def handle_client(stream: trio.abc.Stream, gateway: Gateway, role: str | N
     conn_id = new_connection_id()
     peer = ""
     try:
-        if role is None:
-            role, peer = _unix_role(stream, gateway.roles)
+        mapped, peer, actor = _unix_peer(stream, gateway.roles)
+        role = mapped if role is None else role
         refused = gateway.budgets.admit(gateway.settings, UNIX, role)
         if refused is not None:
             await refuse(stream, msgspec.Raw(b"null"), refused)
             log.warning("connection_refused", reason="too_many_connections", listener=UNIX, role=role, peer=peer)
             return
         try:
-            await serve_connection(stream, gateway, role, peer, conn_id=conn_id)
+            await serve_connection(stream, gateway, role, peer, conn_id=conn_id, actor=actor)
         finally:
             gateway.budgets.release(UNIX, role)
     except* Exception as failure:
@@ -504,11 +508,18 @@ async def close(stream: trio.abc.Stream) -> None:
 
 
 async def serve_connection(
-    stream: trio.abc.Stream, gateway: Gateway, role: str, peer: str, first: bytes = b"", *, conn_id: int
+    stream: trio.abc.Stream,
+    gateway: Gateway,
+    role: str,
+    peer: str,
+    first: bytes = b"",
+    *,
+    conn_id: int,
+    actor: str = "unknown",
 ) -> None:
     """Serve an admitted connection until it ends; the caller contains and closes it."""
     async with trio.open_nursery() as nursery:
-        conn = Connection(gateway, nursery, role, peer, conn_id)
+        conn = Connection(gateway, nursery, role, peer, conn_id, actor)
         log_ = log.bind(conn=conn.id)
         gateway.connections.add(conn)
         if gateway.draining:  # accepted (or authenticated) as the drain began
@@ -590,15 +601,16 @@ async def _wait_writer(
             return
 
 
-def _unix_role(stream: trio.abc.Stream, roles: access.Roles) -> tuple[str, str]:
+def _unix_peer(stream: trio.abc.Stream, roles: access.Roles) -> tuple[str, str, str]:
+    """(role, peer, actor) of a Unix-socket client, from its credentials (SO_PEERCRED)."""
     sock = getattr(stream, "socket", None)
     if sock is None or sock.family != stdsocket.AF_UNIX:
-        return access.WRITE, ""
+        return access.WRITE, "", "unknown"
     try:
         pid, uid, gid = access.peer_credentials(sock)
     except OSError:
-        return roles.default, ""
-    return roles.role_for(uid, gid), f"pid={pid} uid={uid} gid={gid}"
+        return roles.default, "", "unknown"
+    return roles.role_for(uid, gid), f"pid={pid} uid={uid} gid={gid}", roles.name_for(uid)
 
 
 async def _receive(stream, conn: Connection, gateway: Gateway) -> bytes:

@@ -121,7 +121,9 @@ async def _serve_one(stream: trio.abc.Stream, gateway: server.Gateway) -> None:
             return
         name, role, rest = admitted
         try:
-            await server.serve_connection(stream, gateway, role, f"tcp:{name}@{peer}", rest, conn_id=conn_id)
+            await server.serve_connection(
+                stream, gateway, role, f"tcp:{name}@{peer}", rest, conn_id=conn_id, actor=f"token:{name}"
+            )
         finally:
             budgets.release(server.TCP, role)
     except* Exception as failure:

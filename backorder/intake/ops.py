@@ -34,7 +34,7 @@ def intake_alias(ctx: Context, conn: Connection, req: p.IntakeAlias, reply: Repl
     channel, account, csku, sku = req.channel, req.account, req.channel_sku, req.sku
     g.channel_settings(ctx.settings, channel)
     engine = ctx.engine
-    engine.context("intake.alias", corr)
+    engine.context("intake.alias", corr, conn.actor)
     engine.emit(ev.AliasSet(ts=engine.now(), channel=channel, account=account, channel_sku=csku, sku=sku))
     reply.ok(
         {"channel": channel, "account": account, "aliases": dict(engine.world.aliases.get((channel, account), {}))}
@@ -51,7 +51,7 @@ def deadletters_discard(ctx: Context, conn: Connection, req: p.DeadLettersDiscar
     reason = req.reason
     letters = select(ctx, req.letter_id, req.cause, req.channel, intake_only=False)
     engine = ctx.engine
-    engine.context("deadletters.discard", corr)
+    engine.context("deadletters.discard", corr, conn.actor)
     for x in letters:
         engine.emit(ev.DeadLetterDiscarded(ts=engine.now(), letter_id=x.letter_id, reason=reason))
     reply.ok({"discarded": [x.letter_id for x in letters], "reason": reason})
@@ -106,7 +106,7 @@ def retry(ctx: Context, conn: Connection, req: p.DeadLettersRetry, reply: Reply,
         # A task of the connection: an exception here would close the connection with every
         # reply it is owed, so it costs this one request instead (as audit.query does).
         try:
-            result = await ctx.intake.retry_letters(letters, corr)
+            result = await ctx.intake.retry_letters(letters, corr, conn.actor)
         except Rejected as exc:
             reply.error(exc.code, exc.message)
             return

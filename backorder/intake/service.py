@@ -28,6 +28,7 @@ import trio
 from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import order_rules
+from backorder.actors.engine import SYSTEM, intake_actor
 from backorder.errors import InternalError, LimitError, Rejected
 from backorder.intake import governance as g
 from backorder.intake.adapters import account_hint
@@ -77,9 +78,9 @@ class Source:
 
 
 class Work:
-    __slots__ = ("delivery", "drafts", "error", "done", "corr", "letter", "lane")
+    __slots__ = ("delivery", "drafts", "error", "done", "corr", "letter", "lane", "retried_by")
 
-    def __init__(self, delivery, drafts, error, done, corr, letter=None, lane=1) -> None:
+    def __init__(self, delivery, drafts, error, done, corr, letter=None, lane=1, retried_by=None) -> None:
         self.delivery = delivery
         self.drafts: list[Draft] = drafts
         self.error: Rejected | None = error
@@ -87,6 +88,7 @@ class Work:
         self.corr = corr
         self.letter = letter
         self.lane = lane
+        self.retried_by: str | None = retried_by  # who retried the dead letter (its journal actor)
 
 
 class _Waiter:
@@ -292,6 +294,7 @@ class IntakeService:
     ) -> dict:
         world = self.engine.world
         settings = self.settings
+        actor = intake_actor(channel, account)  # the source's orders are journaled as its own
         oid = world.by_key.get((channel, account, draft.external_id))
         if draft.kind == "cancel":
             if oid is None:
@@ -299,7 +302,7 @@ class IntakeService:
             order = world.orders[oid]
             if order.cancelled:
                 return _item(draft, "duplicate", "", "already cancelled", oid, "cancelled")
-            ok, res = await self._call(p.OrderCancel(order_id=oid, reason=draft.message), corr)
+            ok, res = await self._call(p.OrderCancel(order_id=oid, reason=draft.message), corr, actor)
             if not ok:
                 return _item(draft, "rejected", res[0], res[1], oid)
             return _item(draft, "updated", "", "cancelled", oid, res["status"])
@@ -335,11 +338,12 @@ class IntakeService:
                             totals=spec.totals,
                         ),
                         corr,
+                        actor,
                     )
                     if not ok:
                         return _item(draft, "rejected", res[0], res[1], oid)
                 ok, res = await self._call(
-                    p.OrderRelease(order_id=oid, reason="paid", source_version=spec.source_version), corr
+                    p.OrderRelease(order_id=oid, reason="paid", source_version=spec.source_version), corr, actor
                 )
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
@@ -355,6 +359,7 @@ class IntakeService:
                         totals=spec.totals,
                     ),
                     corr,
+                    actor,
                 )
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
@@ -369,19 +374,19 @@ class IntakeService:
                     return _item(draft, "rejected", res[0], res[1], oid)
                 return _item(draft, "updated", "", "shipping address supplied", oid, res["status"])
             return _item(draft, "duplicate", "", "already received", oid, order.status(world.shipments))
-        ok, res = await self._call(spec, corr)
+        ok, res = await self._call(spec, corr, actor)
         if not ok:
             return _item(draft, "rejected", res[0], res[1])
         outcome = "duplicate" if res.get("duplicate") else "accepted"
         return _item(draft, outcome, "", "", res["order_id"], res["status"], spec.hold)
 
-    async def _call(self, req, corr: str) -> tuple[bool, object]:
+    async def _call(self, req, corr: str, actor: str) -> tuple[bool, object]:
         """Ask the order actor; transient failures (a crashed actor) are retried with
         exponential backoff and jitter, then reported as ``transient_failure``."""
         cfg = self.cfg
         for attempt in range(cfg.retry_attempts + 1):
             w = _Waiter()
-            self.router.call_order(req, w, corr)
+            self.router.call_order(req, w, corr, actor)
             await w.event.wait()
             ok, res = w.result
             if ok or res[0] != "internal_error":
@@ -397,7 +402,10 @@ class IntakeService:
         self, work: Work, account: str, rejected: list, result: dict, profile: Callable[[str], ValidationProfile]
     ) -> None:
         engine = self.engine
-        engine.context("intake" if work.letter is None else "deadletters.retry", work.corr)
+        if work.letter is None:
+            engine.context("intake", work.corr, intake_actor(work.delivery.channel, account))
+        else:
+            engine.context("deadletters.retry", work.corr, work.retried_by or SYSTEM)
         now = engine.now()
         if work.letter is not None:
             first = rejected[0][2] if rejected else None
@@ -529,7 +537,7 @@ class IntakeService:
 
     def _hub_line(self, kind: str, body: bytes) -> None:
         journal = self.engine.journal
-        self.hub.publish([(journal.committed_seq, self.engine.now(), kind, None, None, None, None, body)])
+        self.hub.publish([(journal.committed_seq, self.engine.now(), kind, None, None, None, None, body, None)])
 
     async def _watch_silence(self) -> None:
         period = max(min(self.cfg.silent_after_s / 4, 60.0), 0.5)
@@ -598,7 +606,7 @@ class IntakeService:
             for code, n in sorted(src.codes.items())
         }
 
-    async def retry_letters(self, letters: list, corr: str) -> dict:
+    async def retry_letters(self, letters: list, corr: str, actor: str = SYSTEM) -> dict:
         """Run stored deliveries through the governed flow again (highest impact first).
         The signature is not checked again: it was when the delivery was kept."""
         out = []
@@ -614,7 +622,7 @@ class IntakeService:
             # a delivery that came signed over HTTP is held to the account that signed it, again
             drafts, error = self._parse(d, signed=data.get("via") == "http")
             # decided here, not by a worker: no one to call back
-            work = Work(d, drafts, error, None, corr, letter=letter.letter_id, lane=0)
+            work = Work(d, drafts, error, None, corr, letter=letter.letter_id, lane=0, retried_by=actor)
             self.pending += 1
             try:
                 res = await self._decide(work)

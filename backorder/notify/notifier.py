@@ -372,8 +372,8 @@ class Notifier:
 
     # --- operations -------------------------------------------------------------------
 
-    def retry(self, notice_id: str | None, corr: str) -> list[str]:
-        """Dead notices (one, or all) go back to pending with fresh attempts."""
+    def retry(self, notice_id: str | None, corr: str, actor: str) -> list[str]:
+        """Dead notices (one, or all) go back to pending with fresh attempts, as ``actor`` asked."""
         world, engine = self.engine.world, self.engine
         if notice_id is not None:
             n = world.notices.get(notice_id)
@@ -384,7 +384,7 @@ class Notifier:
             ids = [notice_id]
         else:
             ids = [n.notice_id for n in world.notices.values() if n.status == "dead"]
-        engine.context("notifications.retry", corr)
+        engine.context("notifications.retry", corr, actor)
         for nid in ids:
             engine.emit(ev.NoticeRetried(ts=engine.now(), notice_id=nid, order_id=world.notices[nid].order_id))
         for breaker in self.breakers.values():

@@ -86,7 +86,7 @@ def handle(parts: NoticeParts, req, reply: Reply, corr: str) -> None:
         case p.NotificationsRetry(notice_id=notice_id, all_dead=all_dead):
             if (notice_id is None) == (not all_dead):
                 raise InvalidInput("invalid_request", "give either notice_id or all_dead: true")
-            reply.ok({"retried": parts.notifier.retry(notice_id, corr)})
+            reply.ok({"retried": parts.notifier.retry(notice_id, corr, reply.conn.actor)})
         case p.LabelGet(shipment_id=sid, format=fmt):
             sh = world.shipments.get(sid)
             if sh is None:

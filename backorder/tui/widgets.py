@@ -387,3 +387,9 @@ class PromptScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def actor_text(actor: str | None) -> str:
+    """Who ordered a journaled change (an audit row's ``actor``); ``—`` for rows journaled
+    before actors were recorded."""
+    return actor or "—"

@@ -37,14 +37,14 @@ def context(retry_letters) -> SimpleNamespace:
 async def retry_with(retry_letters) -> list[tuple]:
     answers = Answers()
     async with trio.open_nursery() as nursery:  # the connection's nursery: it must not fail
-        conn = SimpleNamespace(nursery=nursery, id=1)
+        conn = SimpleNamespace(nursery=nursery, id=1, actor="ada")
         ops.retry(context(retry_letters), conn, p.DeadLettersRetry(letter_id=7), answers, "c1.1")
         await trio.testing.wait_all_tasks_blocked()
     return answers.got
 
 
 async def test_an_unexpected_failure_is_an_internal_error_reply_and_logged():
-    async def broken(letters, corr):
+    async def broken(letters, corr, actor):
         raise KeyError("a bug")
 
     with structlog.testing.capture_logs() as logs:
@@ -54,14 +54,14 @@ async def test_an_unexpected_failure_is_an_internal_error_reply_and_logged():
 
 
 async def test_a_refusal_is_answered_with_its_code():
-    async def refused(letters, corr):
+    async def refused(letters, corr, actor):
         raise Conflict("request_closed", "closed meanwhile")
 
     assert await retry_with(refused) == [("error", "request_closed", "closed meanwhile")]
 
 
 async def test_a_retry_that_works_is_answered_ok():
-    async def works(letters, corr):
+    async def works(letters, corr, actor):
         return {"retried": [x.letter_id for x in letters]}
 
     assert await retry_with(works) == [("ok", {"retried": [7]})]

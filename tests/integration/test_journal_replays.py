@@ -144,7 +144,9 @@ def insert_raw_event(
     the append-only triggers refuse only UPDATE and DELETE."""
     with closing(sqlite3.connect(db)) as conn:
         seq, ts = conn.execute("SELECT MAX(seq) + 1, MAX(ts) FROM events").fetchone()
-        conn.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", (seq, ts, kind, sku, order_id, "test", "-", body))
+        conn.execute(
+            "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", (seq, ts, kind, sku, order_id, "test", "-", body, "test")
+        )
         conn.commit()
     return seq
 

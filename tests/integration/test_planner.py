@@ -111,6 +111,9 @@ def test_auto_mode_is_tuned_by_the_daily_run_suggest_is_told_manual_is_left_alon
         explain = c.call("planner.explain", sku="AUTO")
         assert explain["last_tuned"] == last
     assert tuned_rows(d, "AUTO") and tuned_rows(d, "SUGG") and not tuned_rows(d, "MAN")
+    # the audit trail says who changed the levels: the planner, not the clock's client
+    actors = read_db(d.db, "SELECT DISTINCT actor FROM events WHERE type = 'policy_tuned'")
+    assert actors == [("planner",)]
 
 
 def test_planner_run_replies_once_journaled_and_a_restart_replays_the_levels(tuned_daemon):

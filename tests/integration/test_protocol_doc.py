@@ -53,6 +53,8 @@ CODES_TESTED_HERE |= {
 CODES_TESTED_HERE |= {"planner_unavailable"}
 # hostile input, tested in test_service_hostile.py (a line nested a few thousand deep)
 CODES_TESTED_HERE |= {"too_deep"}
+# a bulk action over 10,000 orders: tests/unit/test_bulk_rules.py
+CODES_TESTED_HERE |= {"bulk_too_large"}
 CODES_WITHOUT_EXAMPLE = {
     "internal_error",
     "unjournalable_event",

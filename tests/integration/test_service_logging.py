@@ -40,6 +40,8 @@ def test_one_canonical_line_per_write_with_correlation_ids(sim):
     assert isinstance(done["conn"], int) and done["ms"] >= 0 and done["request_id"] == 3
     # the log's corr is the audit trail's correlation id of the events the request caused
     assert {r["correlation_id"] for r in audit if r["type"] == "order_received"} == {done["corr"]}
+    # and its actor, who sent it
+    assert {r["actor"] for r in audit if r["type"] == "order_received"} == {done["actor"]}
     (receive,) = [x for x in _lines(d) if x.get("event") == "request" and x.get("op") == "stock.receive"]
     assert receive["sku"] == "A"
     # a read is not logged by default; an error is, with its code

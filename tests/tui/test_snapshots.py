@@ -8,14 +8,20 @@ SVGs (``__snapshots__/``) in the diff.
 
 from __future__ import annotations
 
+import os
+import pwd
+
 import pytest
 from test_live import until
 from textual.widgets import DataTable
 
 from backorder.tui.app import BackorderApp
 from backorder.tui.screens import intake as intake_screen
+from backorder.tui.screens import order as order_screen
+from backorder.tui.screens import sku as sku_screen
 from backorder.tui.widgets import KpiBar, KpiExplain
 
+ME = pwd.getpwuid(os.getuid()).pw_name
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 
 
@@ -46,6 +52,7 @@ async def sku(pilot):
     await pilot.app.open_sku("GADGET-BLUE")
     await rows_in(pilot, "#waiting", 3)
     await rows_in(pilot, "#inbound", 2)
+    await rows_in(pilot, "#history", 1)
 
 
 async def order(pilot):
@@ -119,6 +126,9 @@ SCREENS = [
 def test_screen(snap_compare, shared_site, screen, size, monkeypatch):
     # a source's last delivery is on the daemon's wall clock: its age differs on every run
     monkeypatch.setattr(intake_screen, "since_text", lambda at: "12s" if at else "—")
+    # the seed's changes are journaled as the user running the tests: a name per machine
+    for module in (order_screen, sku_screen):
+        monkeypatch.setattr(module, "actor_text", lambda actor: "operator" if actor == ME else actor or "—")
 
     async def run_before(pilot):
         await loaded(pilot)

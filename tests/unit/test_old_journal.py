@@ -7,10 +7,17 @@ embedded the wire's order lines. The bodies and the snapshot below are exactly t
 that code wrote (generated with it and pasted here): they must decode with today's
 ``EVENT_DECODER`` and replay through ``World.evolve``; the old snapshot, which lacks the
 KPI aggregates, is refused so that start-up replays the journal instead.
+
+A journal file of schema 1 (no ``actor`` column) is migrated when the daemon opens it;
+read before that (``export audit``), its rows show no actor.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import sqlite3
+from contextlib import closing
 from decimal import Decimal
 
 import msgspec
@@ -20,6 +27,8 @@ from backorder.actors import events as ev
 from backorder.actors.model import World
 from backorder.actors.snapshot import SnapshotOutdated, dump, restore
 from backorder.config.settings import Settings
+from backorder.daemon import backup
+from backorder.daemon.journal import SCHEMA_VERSION, Journal
 
 SETTINGS = msgspec.convert(
     {"skus": {"A": {"reorder_point": 0, "order_up_to": 0}, "B": {}}, "notifications": {"routes": {"web": "webhook"}}},
@@ -212,3 +221,66 @@ def test_an_old_snapshot_is_set_aside_for_a_replay_and_a_new_one_restores_to_it(
     restored = restore(SETTINGS, dump(replayed))
     assert model(restored) == model(replayed)
     assert restored.kpi.report(1750000100.0, "2025-06-15") == replayed.kpi.report(1750000100.0, "2025-06-15")
+    # and a snapshot written now restores to the same model again
+    assert model(restore(SETTINGS, dump(restored))) == model(replayed)
+
+
+# The events table as schema version 1 created it: no actor column.
+SCHEMA_1 = """
+CREATE TABLE events (seq INTEGER PRIMARY KEY, ts REAL NOT NULL, type TEXT NOT NULL, sku TEXT,
+                     order_id TEXT, cause TEXT, corr TEXT, body BLOB NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1');
+"""
+
+
+def old_journal_file(path) -> None:
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(SCHEMA_1)
+        for seq, body in enumerate(OLD_BODIES, 1):
+            e = ev.EVENT_DECODER.decode(body)
+            conn.execute(
+                "INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
+                (seq, e.ts, ev.tag_of(e), getattr(e, "sku", None), getattr(e, "order_id", None), "old", "-", body),
+            )
+        conn.commit()
+
+
+def test_an_old_journal_file_gains_the_actor_column_on_open(tmp_path):
+    db = tmp_path / "old.db"
+    old_journal_file(db)
+    # read before any daemon opened it (export audit of an old file): actor is null
+    out = io.StringIO()
+    assert backup.export(db, "audit", "jsonl", out) == len(OLD_BODIES)
+    assert {json.loads(x)["actor"] for x in out.getvalue().splitlines()} == {None}
+
+    j = Journal(db)
+    assert j.open() == len(OLD_BODIES)
+    e = ev.Adjusted(ts=1750000009.0, sku="A", delta=1, reason="count")
+    j._commit([(len(OLD_BODIES) + 1, e.ts, "adjusted", "A", None, "stock.adjust", "c1.1", ev.encode_checked(e), "ada")])
+    j.close()
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (SCHEMA_VERSION,)
+        rows = conn.execute("SELECT seq, type, cause, actor FROM events ORDER BY seq").fetchall()
+    assert rows[:2] == [(1, "received", "old", None), (2, "order_received", "old", None)]  # kept as they were
+    assert rows[-1] == (len(OLD_BODIES) + 1, "adjusted", "stock.adjust", "ada")
+    # opened again: already migrated, nothing to do; the old rows still replay
+    j = Journal(db)
+    assert j.open() == len(OLD_BODIES) + 1
+    assert model(replay([body for chunk in j.read() for _seq, body in chunk][: len(OLD_BODIES)])) == model(
+        replay(OLD_BODIES)
+    )
+    j.close()
+    out = io.StringIO()
+    backup.export(db, "audit", "csv", out)
+    header, *lines = out.getvalue().splitlines()
+    assert header.split(",")[:8] == ["seq", "at", "type", "sku", "order_id", "cause", "actor", "correlation_id"]
+    assert lines[0].split(",")[6] == "" and lines[-1].split(",")[6] == "ada"
+
+
+def test_a_journal_of_an_unknown_future_schema_is_refused(tmp_path):
+    db = tmp_path / "future.db"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.executescript(SCHEMA_1.replace("'1'", "'99'"))
+    with pytest.raises(RuntimeError, match="schema 99"):
+        Journal(db).open()

@@ -75,8 +75,10 @@ def fingerprint(w: World) -> dict:
                 o.spec.external_id,
                 o.status(w.shipments),
                 o.hold,
+                o.expedited,
                 [
                     (
+                        ln.expedited,
                         ln.sku,
                         ln.qty,
                         str(ln.unit_price),
@@ -108,6 +110,7 @@ def fingerprint(w: World) -> dict:
             sorted((k, v) for k, v in w.notice_status.items() if v),
         ],
         "aliases": sorted((k, sorted(v.items())) for k, v in w.aliases.items()),
+        "held_orders": sorted(w.held_orders),
         "dead_letters": {k: msgspec.to_builtins(x) for k, x in w.dead_letters.items()},
         # the windowed KPIs, while lines still wait within their target and once all are past it
         "kpi": [w.kpi.report(t, iso_date(t)) for t in (1.7e9 + 1.2e6, 2.0e9)],
@@ -213,6 +216,8 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
                     emit(ev.DeadLetterRetried(ts=now, letter_id=letter, resolved=False, cause="missing_sku", error="x"))
                 elif rnd.random() < 0.5:
                     emit(ev.DeadLetterDiscarded(ts=now, letter_id=letter, reason="test"))
+                if rnd.random() < 0.5:  # a person expedites an order (refused once shipped or cancelled)
+                    order_rules.expedite(w, rnd.choice(list(w.orders)), f"vip {i % 3}", emit, now)
             elif roll < 0.9:
                 s = w.sku(rnd.choice(skus))
                 sku_rules.adjust(w, s, None, rnd.randint(0, s.on_hand + 3), "count", emit, now)

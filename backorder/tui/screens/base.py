@@ -27,6 +27,8 @@ WRITE_ACTIONS = frozenset(
         "discard_letter",
         "retry_notice",
         "retry_all_dead",
+        "expedite_order",
+        "bulk",
     }
 )
 

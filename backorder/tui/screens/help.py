@@ -42,9 +42,18 @@ HELP = [
             ("Tab", "move between the tables and the policy form"),
             ("Enter", "on a waiting line: open its order"),
             ("Ctrl+S", "save the reorder policy (asks first)"),
+            ("b", "bulk action on its orders: shows the count, asks, then applies"),
         ],
     ),
-    ("Orders", [("/", "search"), ("Enter", "on a line: open its SKU"), ("x", "cancel the order (asks first)")]),
+    (
+        "Orders",
+        [
+            ("/", "search"),
+            ("Enter", "on a line: open its SKU"),
+            ("x", "cancel the order (asks first)"),
+            ("e", "expedite the order, with a reason (asks first)"),
+        ],
+    ),
     (
         "Procurement",
         [

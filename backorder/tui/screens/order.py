@@ -1,4 +1,5 @@
-"""Orders: search by order id, external id or order number; lines, shipments, audit trail."""
+"""Orders: search by order id, external id or order number; lines, shipments, audit trail
+(with who did each change); cancel or expedite the order shown."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from backorder.tui.live import Changes
 from backorder.tui.screens.base import BoScreen
-from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, PromptScreen, short_date
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, PromptScreen, actor_text, short_date
 
 STATUS_STYLE = {
     "backordered": "bold red",
@@ -25,7 +26,11 @@ STATUS_STYLE = {
 class OrderScreen(BoScreen):
     NAME = "order"
     AUTO_FOCUS = "#search"
-    BINDINGS = [Binding("slash", "search", "Search", key_display="/"), Binding("x", "cancel_order", "Cancel order")]
+    BINDINGS = [
+        Binding("slash", "search", "Search", key_display="/"),
+        Binding("x", "cancel_order", "Cancel order"),
+        Binding("e", "expedite_order", "Expedite"),
+    ]
 
     def __init__(self, order_id: str | None = None) -> None:
         super().__init__()
@@ -55,7 +60,7 @@ class OrderScreen(BoScreen):
         for c in ("Shipment", "Status", "Items", "Tracking", "Shipped at"):
             t.add_column(c, key=c)
         t = self.query_one("#audit", DataTable)
-        for c in ("Seq", "At", "Event", "SKU", "Cause"):
+        for c in ("Seq", "At", "Event", "SKU", "Cause", "Actor"):
             t.add_column(c, key=c)
         super().on_mount()
         if self.order_id is None:
@@ -111,7 +116,8 @@ class OrderScreen(BoScreen):
                 f"  {o['channel']}/{o['account']} {o['external_id']} {o['order_number']}"
                 f"  · {o['customer'].get('name') or '—'} · received {o['received_at']} · total {o['total']} {o['currency']}"
                 + (f" · {flags}" if flags else "")
-                + (f" · cancelled: {o['cancel_reason']}" if o["cancelled"] else ""),
+                + (f" · cancelled: {o['cancel_reason']}" if o["cancelled"] else "")
+                + (f" · expedited: {o['expedited']}" if o.get("expedited") else ""),
             )
         )
         t = self.query_one("#lines", DataTable)
@@ -139,7 +145,12 @@ class OrderScreen(BoScreen):
         t.clear()
         for rec in (audit or {}).get("records", []):
             t.add_row(
-                str(rec["seq"]), rec["at"].replace("T", " ").rstrip("Z"), rec["type"], rec["sku"] or "", rec["cause"]
+                str(rec["seq"]),
+                rec["at"].replace("T", " ").rstrip("Z"),
+                rec["type"],
+                rec["sku"] or "",
+                rec["cause"],
+                actor_text(rec.get("actor")),
             )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -164,6 +175,30 @@ class OrderScreen(BoScreen):
             )
 
         self.app.push_screen(PromptScreen(f"Why is {oid} cancelled?", placeholder="reason (optional)"), asked)
+
+    async def action_expedite_order(self) -> None:
+        if not self.order_id:
+            return
+        oid = self.order_id
+
+        def asked(reason: str | None) -> None:
+            if not reason:  # a reason is required: it is what the queue shows
+                return
+
+            def confirmed(yes: bool) -> None:
+                if yes:
+                    self.spawn(self._expedite, oid, reason)
+
+            self.app.push_screen(
+                ConfirmScreen(f"Expedite {oid}? Its waiting lines go ahead of every order not expedited."), confirmed
+            )
+
+        self.app.push_screen(PromptScreen(f"Why is {oid} expedited?", placeholder="reason (shown in the queue)"), asked)
+
+    async def _expedite(self, oid: str, reason: str) -> None:
+        if await self.bo.write("order.expedite", order_id=oid, reason=reason) is not None:
+            self.notify(f"{oid} expedited", timeout=4)
+            await self.show(oid)
 
     async def _cancel(self, oid: str, reason: str) -> None:
         if await self.bo.write("order.cancel", order_id=oid, reason=reason) is not None:

@@ -1,4 +1,5 @@
-"""One SKU: its waiting lines in service order, its inbound supply, its reorder policy.
+"""One SKU: its waiting lines in service order, its inbound supply, its reorder policy,
+its history (the journal, with who did each change), and bulk actions on its orders.
 
 The policy form is validated here (whole numbers, order-up-to not below the reorder point
 or safety stock) before anything is sent, and ``sku.configure`` is sent only after the
@@ -15,7 +16,17 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from backorder.tui.live import Changes
 from backorder.tui.screens.base import BoScreen
-from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, hours, short_date, spark, state_text
+from backorder.tui.screens.bulk import BulkScreen, question
+from backorder.tui.widgets import (
+    ConfirmScreen,
+    ConnBanner,
+    PlainTable,
+    actor_text,
+    hours,
+    short_date,
+    spark,
+    state_text,
+)
 
 # (policy key, label, parse): every field an int >= 0 but lead time (a number) and MOQ /
 # pack size (>= 1).
@@ -95,7 +106,12 @@ def planner_text(p: dict | None) -> Text | None:
 class SkuScreen(BoScreen):
     NAME = "sku"
     AUTO_FOCUS = "#waiting"
-    BINDINGS = [Binding("ctrl+s", "save", "Save policy"), Binding("r", "reload_now", "Reload", show=False)]
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save policy"),
+        Binding("b", "bulk", "Bulk action"),
+        Binding("r", "reload_now", "Reload", show=False),
+    ]
+    HISTORY = 200  # journal records shown, oldest first
 
     def __init__(self, sku: str) -> None:
         super().__init__()
@@ -113,6 +129,8 @@ class SkuScreen(BoScreen):
                 yield PlainTable(id="waiting", cursor_type="row")
                 yield Label("Inbound purchase orders / transfers", classes="title")
                 yield PlainTable(id="inbound", cursor_type="row")
+                yield Label("History (journal)", classes="title")
+                yield PlainTable(id="history", cursor_type="row")
             with Vertical(id="policy-form"):
                 yield Label("Reorder policy", classes="title")
                 for key, label, _k, _low in FIELDS:
@@ -130,6 +148,9 @@ class SkuScreen(BoScreen):
         i = self.query_one("#inbound", DataTable)
         for label in ("Request", "Kind", "Source", "Qty", "Rcvd", "Expected", ""):
             i.add_column(label, key=label)
+        h = self.query_one("#history", DataTable)
+        for label in ("Seq", "At", "Event", "Order", "Cause", "Actor"):
+            h.add_column(label, key=label)
         for inp in self.query(".field-input").results(Input):
             inp.disabled = self.bo.read_only
         super().on_mount()
@@ -138,6 +159,7 @@ class SkuScreen(BoScreen):
         view = await self.bo.read("sku.get", sku=self.sku, lines=200)
         if view is not None:
             self.show(view, form=True)
+        await self.show_history()
 
     def apply(self, changes: Changes) -> None:
         if self.sku in changes.skus or changes.reload:
@@ -147,6 +169,21 @@ class SkuScreen(BoScreen):
         view = await self.bo.read("sku.get", sku=self.sku, lines=200)
         if view is not None:
             self.show(view, form=False)
+        await self.show_history()
+
+    async def show_history(self) -> None:
+        audit = await self.bo.read("audit.query", sku=self.sku, limit=self.HISTORY)
+        t = self.query_one("#history", DataTable)
+        t.clear()
+        for rec in (audit or {}).get("records", []):
+            t.add_row(
+                str(rec["seq"]),
+                rec["at"].replace("T", " ").rstrip("Z"),
+                rec["type"],
+                rec["order_id"] or "",
+                rec["cause"],
+                actor_text(rec.get("actor")),
+            )
 
     def show(self, v: dict, form: bool) -> None:
         self.view = v
@@ -228,6 +265,36 @@ class SkuScreen(BoScreen):
                 msg.update(Text("refused by the daemon (see the notice)", style="bold red"))
 
         self.spawn(send)
+
+    def action_bulk(self) -> None:
+        """Ask which orders, count them (a dry run), confirm the count, then apply that set."""
+
+        def chosen(req: dict | None) -> None:
+            if req is not None:
+                self.spawn(self._bulk_count, req)
+
+        self.app.push_screen(BulkScreen(self.sku), chosen)
+
+    async def _bulk_count(self, req: dict) -> None:
+        dry = await self.bo.write("orders.bulk", dry_run=True, **req)
+        if dry is None:
+            return
+        if not dry["count"]:
+            self.notify(f"no {'dead letters' if req['action'] == 'retry' else 'orders'} match", timeout=4)
+            return
+
+        def confirmed(yes: bool) -> None:
+            if yes:
+                self.spawn(self._bulk_apply, req, dry)
+
+        self.app.push_screen(ConfirmScreen(question(self.sku, req, dry)), confirmed)
+
+    async def _bulk_apply(self, req: dict, dry: dict) -> None:
+        # only the set that was confirmed: a changed one is refused (bulk_changed, shown)
+        done = await self.bo.write("orders.bulk", expect_count=dry["count"], expect_digest=dry["digest"], **req)
+        if done is not None:
+            self.notify(f"{req['action']}: {done['count']} done", timeout=4)
+            await self.reload()
 
     def action_reload_now(self) -> None:
         self.spawn(self.reload, group="reload")
