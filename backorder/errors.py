@@ -57,6 +57,7 @@ class InvalidInput(Rejected):
             "unknown_currency",
             "currency_mismatch",
             "order_items_mismatch",
+            "ship_notice_sku",
         }
     )
 
@@ -83,7 +84,8 @@ class Conflict(Rejected):
     """The request is valid, but the current state of what it names refuses it: the order
     is cancelled or already allocated or shipped, a receipt id was used with another qty, a
     notice is not dead, a source is not set up for EDI, the engine clock is not the
-    stepped one (``clock.advance``)."""
+    stepped one (``clock.advance``), a purchase order is closed or a supplier answers for
+    more than was ordered."""
 
     codes = frozenset(
         {
@@ -97,6 +99,9 @@ class Conflict(Rejected):
             "not_shipped",
             "edi_not_configured",
             "clock_not_stepped",
+            "request_partly_received",
+            "over_ordered",
+            "ship_notice_conflict",
         }
     )
 

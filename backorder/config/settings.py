@@ -104,6 +104,15 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     integrity_check: bool = True
 
 
+class ProcurementSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """How requests go out to their sources."""
+
+    # Requests raised for the same source within this many hours of the first go out as
+    # one purchase order with several lines, its document sent when the window closes.
+    # 0: every request is a purchase order of its own, sent at once.
+    consolidate_hours: Annotated[float, Meta(ge=0, le=720)] = 0.0
+
+
 class AllocationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     mode: Literal["fifo", "priority"] = "fifo"
     weights: Weights = msgspec.field(default_factory=Weights)
@@ -326,6 +335,7 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     locations: dict[str, str] = {}  # SKU -> storage location (pick lists walk in this order)
     intake: IntakeSettings = msgspec.field(default_factory=IntakeSettings)
     channels: dict[str, ChannelSettings] = {}
+    procurement: ProcurementSettings = msgspec.field(default_factory=ProcurementSettings)
 
     def problems(self) -> list[str]:
         """Cross-field checks msgspec cannot express, each prefixed by its key path."""

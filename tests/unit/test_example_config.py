@@ -50,6 +50,7 @@ def test_the_walk_reaches_every_settings_struct():
         cfg.FulfillmentSettings,
         cfg.ReorderPolicy,
         cfg.Source,
+        cfg.ProcurementSettings,
         # running as a site service
         cfg.AccessSettings,
         cfg.LimitsSettings,
