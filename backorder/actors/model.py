@@ -616,12 +616,16 @@ class World:
         if r.po_id == r.request_id:  # it opens a purchase order
             self.open_po[(r.kind, r.source)] = (r.po_id, r.created_ts)
 
-    def po_taking_lines(self, kind: str, source: str, now: float) -> str | None:
-        """The purchase order a request raised now for ``source`` joins: one opened within
-        ``[procurement] consolidate_hours`` (None: off, or none open: the request opens one)."""
+    def po_taking_lines(self, kind: str, source: str, sku: str, now: float) -> str | None:
+        """The purchase order a request for ``sku`` raised now for ``source`` joins: one
+        opened within ``[procurement] consolidate_hours`` that has no line for the SKU yet
+        (one line per item, so a supplier's answer about a SKU names one line). None: off,
+        or no such PO: the request opens one."""
         hours = self.settings.procurement.consolidate_hours
         found = self.open_po.get((kind, source)) if hours > 0 else None
         if found is None or now - found[1] >= hours * HOUR:
+            return None
+        if any(r.sku == sku for r in self.purchase_orders[found[0]]):
             return None
         return found[0]
 

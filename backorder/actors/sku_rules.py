@@ -95,7 +95,7 @@ def reorder(world: World, s: Sku, emit: Emit, now: float) -> ev.RequestRaised | 
     kind = "transfer" if transfer else "po"
     source = p.source.split(":", 1)[1]
     request_id = world.next_request_id(transfer)
-    po_id = world.po_taking_lines(kind, source, now)
+    po_id = world.po_taking_lines(kind, source, s.sku, now)
     hours = world.settings.procurement.consolidate_hours
     e = ev.RequestRaised(
         ts=now,

@@ -362,7 +362,9 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
 # The channels intake has an adapter for: the names ``[channels.NAME]`` may use. Kept
 # here so that config imports nothing of the product; intake's adapter table is checked
 # against it (tests/unit/test_import_graph.py).
-CHANNEL_NAMES = frozenset({"shopify", "woocommerce", "amazon_sp", "bigcommerce", "x12_850", "csv"})
+CHANNEL_NAMES = frozenset(
+    {"shopify", "woocommerce", "amazon_sp", "bigcommerce", "x12_850", "csv", "x12_855", "x12_856"}
+)
 
 
 def intake_problems(settings: Settings) -> list[str]:

@@ -28,7 +28,9 @@ class DraftLine(Struct, kw_only=True):
 class Draft(Struct, kw_only=True):
     """One order (or cancellation) found in a delivery."""
 
-    kind: str = "order"  # "order" | "cancel" | "ignored"
+    # "order" | "cancel" | "ignored"; a supplier's answer to a purchase order (X12 855 / 856):
+    # "acknowledge" | "cancel_supply" | "ship_notice", what it said in ``supply``
+    kind: str = "order"
     external_id: str = ""
     account: str | None = None  # when the payload names the account (seller, store, sender)
     order_number: str = ""
@@ -45,6 +47,8 @@ class Draft(Struct, kw_only=True):
     message: str = ""
     total: Decimal | None = None  # the source's order total, for the impact score
     version: str | None = None  # the source's updated_at, as ``version_ts`` writes it
+    # a supplier's answer: po, sku, and qty / expected_date (None: keep the date) / reference / reason
+    supply: dict = field(default_factory=dict)
 
     def value(self) -> Decimal:
         try:
