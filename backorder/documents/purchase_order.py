@@ -61,9 +61,7 @@ def to_csv(world: World, r: Request) -> bytes:
 def to_pdf(world: World, r: Request) -> bytes:
     title = "TRANSFER REQUEST" if r.kind == "transfer" else "PURCHASE ORDER"
     head = _opened(world, r)
-    return render_pdf(
-        LETTER, f"{title} {head.request_id}", _draw, _source(world, r), head, title, po_lines(world, r)
-    )
+    return render_pdf(LETTER, f"{title} {head.request_id}", _draw, _source(world, r), head, title, po_lines(world, r))
 
 
 def _draw(c: canvas.Canvas, src: Source, r: Request, title: str, lines: list[Request]) -> None:
@@ -90,7 +88,12 @@ def _draw(c: canvas.Canvas, src: Source, r: Request, title: str, lines: list[Req
             c.showPage()
             c.setFont("Helvetica", 11)
             y = LETTER[1] - inch
-        for x, cell in ((inch, str(n)), (1.7 * inch, one_line(line.sku)), (4.5 * inch, str(line.qty)), (5.7 * inch, "EA")):
+        for x, cell in (
+            (inch, str(n)),
+            (1.7 * inch, one_line(line.sku)),
+            (4.5 * inch, str(line.qty)),
+            (5.7 * inch, "EA"),
+        ):
             c.drawString(x, y, cell)
     y -= 0.4 * inch
     c.drawString(inch, y, f"Total quantity: {sum(line.qty for line in lines)}")

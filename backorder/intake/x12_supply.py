@@ -50,13 +50,18 @@ def _sku(seg: list[str], first: int) -> str:
     return next((ids[q] for q in SKU_QUALIFIERS if ids.get(q)), "")[:64]
 
 
-def _sets(body: bytes, kind: str):
+Segments = list[list[str]]
+
+
+def _sets(body: bytes, kind: str) -> tuple[str | None, list[Segments]]:
     """(sender, [(ST index, the set's segments up to SE)]) of the sets of type ``kind``."""
     segs = segments(body)
     if segs[-1][0] != "IEA":
         raise ProtocolError("malformed_body", "the interchange has no IEA trailer")
     sender = _el(segs[0], 6)
-    out, cur, start = [], None, 0
+    out: list[Segments] = []
+    cur: Segments | None = None
+    start = 0
     for i, seg in enumerate(segs):
         tag = seg[0].strip()
         if tag == "ST":
@@ -85,11 +90,11 @@ def _header_date(segs: list[list[str]]) -> str | None:
     return None
 
 
-def _supply(kind: str, account: str | None, external_id: str, **fields) -> d.Draft:
-    return d.Draft(kind=kind, account=account, external_id=external_id, order_number=fields["po"], supply=fields)
+def _supply(kind: str, account: str | None, external_id: str, **fields: object) -> d.Draft:
+    return d.Draft(kind=kind, account=account, external_id=external_id, order_number=str(fields["po"]), supply=fields)
 
 
-def parse_855(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
+def parse_855(body: bytes, headers: dict[str, str], profile: object) -> list[d.Draft]:
     sender, sets = _sets(body, "855")
     drafts: list[d.Draft] = []
     for segs in sets:
@@ -125,7 +130,7 @@ def parse_855(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
     return drafts
 
 
-def parse_856(body: bytes, headers: dict[str, str], profile) -> list[d.Draft]:
+def parse_856(body: bytes, headers: dict[str, str], profile: object) -> list[d.Draft]:
     sender, sets = _sets(body, "856")
     drafts: list[d.Draft] = []
     for segs in sets:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from intake_support import FIXTURES, generic_headers, http_port, ingest, post, raw
 
 EXTRA = """
@@ -48,7 +47,18 @@ source = "supplier:acme"
 
 def import_file(d, path, channel: str) -> dict:
     out = subprocess.run(
-        [sys.executable, "-m", "backorder", "import", str(path), "--channel", channel, "--socket", str(d.socket), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "backorder",
+            "import",
+            str(path),
+            "--channel",
+            channel,
+            "--socket",
+            str(d.socket),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
