@@ -244,6 +244,8 @@ def purchase_order(world: World, r: Request, emit: Emit, now: float) -> ev.Notic
             "source": r.source,
             "source_name": src.name,
             "edi": src.edi,
+            # its lines are known when it goes out: the documents list them, the text says so
+            "consolidated": r.send_after is not None,
         },
     )
     emit(e)

@@ -61,6 +61,7 @@ def test_two_skus_of_one_source_within_the_window_go_out_as_one_po_with_two_line
         (notice,) = po_notices(c)
         assert notice["status"] == "sent"
         sent = json.loads((drop / f"{notice['notice_id']}.json").read_text())
+        assert "every line of purchase order" in sent["text"]
         files = {att["name"]: base64.b64decode(att["base64"]).decode("latin-1") for att in sent["attachments"]}
         assert set(files) == {f"{a['request_id']}.{ext}" for ext in ("pdf", "csv", "x12")}
 
