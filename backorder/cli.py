@@ -339,7 +339,9 @@ def main(argv: list[str] | None = None) -> None:
     imp = sub.add_parser("import", help="send a batch file of orders through the governed intake")
     imp.add_argument("file")
     imp.add_argument(
-        "--channel", required=True, choices=["csv", "x12_850", "amazon_sp", "bigcommerce", "shopify", "woocommerce"]
+        "--channel",
+        required=True,
+        choices=["csv", "x12_850", "x12_855", "x12_856", "amazon_sp", "bigcommerce", "shopify", "woocommerce"],
     )
     imp.add_argument("--account", help="the account (default: from the payload, else 'default')")
     imp.add_argument("--header", action="append", help="a header sent with every delivery, NAME:VALUE")

@@ -57,6 +57,7 @@ class InvalidInput(Rejected):
             "unknown_currency",
             "currency_mismatch",
             "order_items_mismatch",
+            "ship_notice_sku",
         }
     )
 
@@ -85,7 +86,8 @@ class Conflict(Rejected):
     notice is not dead, a source is not set up for EDI, the engine clock is not the
     stepped one (``clock.advance``), a shipment's order still waits for its street address,
     a pick scan does not match its shipment, the planner is off (``planner_disabled``) or its
-    worker process is down or did not answer in time (``planner_unavailable``)."""
+    worker process is down or did not answer in time (``planner_unavailable``), a purchase order is closed or a supplier answers for more
+    than was ordered."""
 
     codes = frozenset(
         {
@@ -104,6 +106,9 @@ class Conflict(Rejected):
             "planner_disabled",
             "planner_unavailable",
             "bulk_changed",
+            "request_partly_received",
+            "over_ordered",
+            "ship_notice_conflict",
         }
     )
 

@@ -427,6 +427,49 @@ class PickListGet(Request, tag="picklist.get", kw_only=True):
     format: Literal["text", "pdf"] = "text"
 
 
+class ProcurementCancel(Request, tag="procurement.cancel", kw_only=True):
+    """client -> SKU actor: the request will not be delivered (nothing of it received yet)."""
+
+    request_id: str
+    reason: Text = ""
+
+
+class ProcurementClose(Request, tag="procurement.close", kw_only=True):
+    """client -> SKU actor: short-close: what has not come of the request never will."""
+
+    request_id: str
+    reason: Text = ""
+
+
+class ProcurementAmend(Request, tag="procurement.amend", kw_only=True):
+    """client -> SKU actor: change the quantity of an open request."""
+
+    request_id: str
+    qty: Quantity
+
+
+class ProcurementAcknowledge(Request, tag="procurement.acknowledge", kw_only=True):
+    """client / X12 855 -> SKU actor: the supplier confirmed the quantity it will send and the date."""
+
+    request_id: str
+    qty: Quantity
+    expected_date: IsoDate
+
+
+class ShipNoticeLine(Struct, kw_only=True, forbid_unknown_fields=True):
+    sku: Sku
+    qty: Quantity
+
+
+class ProcurementShipNotice(Request, tag="procurement.ship_notice", kw_only=True):
+    """client / X12 856 -> SKU actor: an advance ship notice: units of the request are on their way."""
+
+    request_id: str
+    lines: Annotated[list[ShipNoticeLine], Meta(min_length=1, max_length=1000)]
+    expected_date: IsoDate
+    reference: Annotated[str, Meta(min_length=1, max_length=128)]
+
+
 # --- reads for the supervisor console ------------------------------------------
 
 
@@ -560,6 +603,11 @@ OP_TABLE: tuple[Op, ...] = (
     Op(PlannerExplain, "read", "planner"),
     Op(OrderExpedite, "write", "order"),
     Op(OrdersBulk, "write", "bulk"),
+    Op(ProcurementCancel, "write", "procurement"),
+    Op(ProcurementClose, "write", "procurement"),
+    Op(ProcurementAmend, "write", "procurement"),
+    Op(ProcurementAcknowledge, "write", "procurement"),
+    Op(ProcurementShipNotice, "write", "procurement"),
 )
 
 OPS = frozenset(op.name for op in OP_TABLE)

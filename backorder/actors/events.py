@@ -141,14 +141,28 @@ class Deallocated(Event, tag="deallocated", kw_only=True, frozen=True):
     qty: Int53
 
 
+class ReceiptMatch(Struct, kw_only=True, frozen=True):
+    """Units of a receipt counted against one open request."""
+
+    request_id: str
+    qty: Int53
+
+
 class Received(Event, tag="received", kw_only=True, frozen=True):
-    """SKU actor: units arrived; ``request_id`` names the PO / transfer it counts against."""
+    """SKU actor: units arrived; ``request_id`` names the PO / transfer it counts against.
+
+    A receipt naming no open request of the SKU is matched to the SKU's open requests,
+    oldest expected date first (``matched``: the units counted against each). Units beyond
+    the open quantity of the request(s) they count against are ``over_delivered``: kept as
+    stock, counted against the (last) request, and flagged on it."""
 
     sku: str
     qty: Int53
     reference: str | None = None
     request_id: str | None = None
     receipt_id: str | None = None  # the sender's idempotency key, if it gave one
+    matched: list[ReceiptMatch] = []
+    over_delivered: Int53 = 0
 
 
 class Adjusted(Event, tag="adjusted", kw_only=True, frozen=True):
@@ -176,6 +190,12 @@ class RequestRaised(Event, tag="request_raised", kw_only=True, frozen=True):
     qty: Int53
     expected_date: str
     position: Int53  # inventory position that triggered it
+    # The purchase order the request is a line of: the id of the PO's first request. None
+    # (journals from before consolidation): a PO of its own, named by its own id.
+    po_id: str | None = None
+    # When the PO's document is sent (engine time): the end of the consolidation window
+    # the PO opened; None = at once. Set on the request that opens the PO.
+    send_after: float | None = None
 
 
 class RequestConfirmed(Event, tag="request_confirmed", kw_only=True, frozen=True):
@@ -183,6 +203,54 @@ class RequestConfirmed(Event, tag="request_confirmed", kw_only=True, frozen=True
 
     request_id: str
     sku: str
+    expected_date: str
+
+
+class RequestCancelled(Event, tag="request_cancelled", kw_only=True, frozen=True):
+    """SKU actor: a request with nothing received was cancelled; none of it will come."""
+
+    request_id: str
+    sku: str
+    reason: str
+    open_qty: Int53  # what was still expected
+
+
+class RequestShortClosed(Event, tag="request_short_closed", kw_only=True, frozen=True):
+    """SKU actor: a request was closed short: what has not come (``open_qty``) never will."""
+
+    request_id: str
+    sku: str
+    reason: str
+    open_qty: Int53
+
+
+class RequestAmended(Event, tag="request_amended", kw_only=True, frozen=True):
+    """SKU actor: the quantity of an open request changed from ``was`` to ``qty``."""
+
+    request_id: str
+    sku: str
+    qty: Int53
+    was: Int53
+
+
+class RequestAcknowledged(Event, tag="request_acknowledged", kw_only=True, frozen=True):
+    """SKU actor: the supplier confirmed a request (X12 855): the quantity it will send
+    (the request's quantity from now on) and the date."""
+
+    request_id: str
+    sku: str
+    qty: Int53
+    expected_date: str
+
+
+class ShipNoticeRecorded(Event, tag="ship_notice_recorded", kw_only=True, frozen=True):
+    """SKU actor: an advance ship notice (X12 856): ``qty`` units of the request are on
+    their way under the supplier's ``reference``, arriving ``expected_date``."""
+
+    request_id: str
+    sku: str
+    reference: str
+    qty: Int53
     expected_date: str
 
 
@@ -462,6 +530,11 @@ AnyEvent = (
     | SkuConfigured
     | RequestRaised
     | RequestConfirmed
+    | RequestCancelled
+    | RequestShortClosed
+    | RequestAmended
+    | RequestAcknowledged
+    | ShipNoticeRecorded
     | ShipmentCreated
     | ShipmentShipped
     | UnitsShipped
@@ -508,7 +581,17 @@ TOPICS: dict[str, frozenset[str]] = {
     "shipments": frozenset(
         {"shipment_created", "shipment_shipped", "units_shipped", "shipment_exception", "pick_mismatched"}
     ),
-    "procurement": frozenset({"request_raised", "request_confirmed"}),
+    "procurement": frozenset(
+        {
+            "request_raised",
+            "request_confirmed",
+            "request_cancelled",
+            "request_short_closed",
+            "request_amended",
+            "request_acknowledged",
+            "ship_notice_recorded",
+        }
+    ),
     "config": frozenset({"sku_configured", "policy_changed", "policy_tuned"}),
     "notifications": frozenset(
         {"notice_queued", "notice_attempted", "notice_delivered", "notice_failed", "notice_retried"}

@@ -115,7 +115,9 @@ class Line:
 
 
 class Request:
-    """A purchase order or transfer request raised for one SKU."""
+    """A purchase order or transfer request raised for one SKU: one line of the purchase
+    order ``po_id`` (the id of the PO's first request; several when requests for one
+    source are consolidated, see ``[procurement] consolidate_hours``)."""
 
     __slots__ = (
         "request_id",
@@ -128,6 +130,13 @@ class Request:
         "expected_date",
         "closed_ts",
         "position",
+        "po_id",
+        "send_after",
+        "ordered",
+        "status",
+        "close_reason",
+        "acknowledged",
+        "asns",
     )
 
     def __init__(self, e: ev.RequestRaised) -> None:
@@ -135,16 +144,33 @@ class Request:
         self.sku = e.sku
         self.kind = e.kind
         self.source = e.source
-        self.qty = e.qty
-        self.received = 0
+        self.qty = e.qty  # what is expected in all (amended, acknowledged)
+        self.received = 0  # every unit counted against it, over-delivery included
         self.created_ts = e.ts
         self.expected_date = e.expected_date
         self.closed_ts: float | None = None
         self.position = e.position
+        self.po_id = e.po_id or e.request_id
+        self.send_after = e.send_after
+        self.ordered = e.qty  # as raised
+        # open | received (in full) | short_closed | cancelled
+        self.status = "open"
+        self.close_reason = ""
+        self.acknowledged: int | None = None  # the quantity the supplier confirmed
+        self.asns: dict[str, int] = {}  # ship notice reference -> units on their way
 
     @property
     def open_qty(self) -> int:
         return max(self.qty - self.received, 0) if self.closed_ts is None else 0
+
+    @property
+    def over_delivered(self) -> int:
+        return max(self.received - self.qty, 0)
+
+    @property
+    def in_transit(self) -> int:
+        """Units ship notices announced that have not been received yet."""
+        return max(min(sum(self.asns.values()), self.qty) - self.received, 0) if self.closed_ts is None else 0
 
 
 class Sku:
@@ -163,6 +189,7 @@ class Sku:
         "undecided",
         "holders",
         "known",
+        "over_delivered",
     )
 
     def __init__(self, sku: str, policy: ReorderPolicy) -> None:
@@ -180,6 +207,7 @@ class Sku:
         self.undecided: dict[Line, None] = {}  # queued lines not yet allocated or backordered
         self.holders: dict[Line, None] = {}  # lines holding allocated units
         self.known = False  # configured explicitly (config file / sku.configure)
+        self.over_delivered = 0  # units received beyond what their requests expected
 
     @property
     def available(self) -> int:
@@ -320,6 +348,10 @@ class World:
         self.by_key: dict[tuple[str, str, str], str] = {}
         self.shipments: dict[str, Shipment] = {}
         self.requests: dict[str, Request] = {}
+        # purchase order id -> its requests (lines), in the order they were raised
+        self.purchase_orders: dict[str, list[Request]] = {}
+        # (kind, source) -> the purchase order still taking lines: its id and opening time
+        self.open_po: dict[tuple[str, str], tuple[str, float]] = {}
         self.mode = settings.allocation.mode
         self.weights = settings.allocation.weights
         self.policy_journaled = False  # a policy_changed was applied: the file's [allocation] no longer is
@@ -371,6 +403,11 @@ class World:
             ev.SkuConfigured: self._sku_configured,
             ev.RequestRaised: self._request_raised,
             ev.RequestConfirmed: self._request_confirmed,
+            ev.RequestCancelled: self._request_ended,
+            ev.RequestShortClosed: self._request_ended,
+            ev.RequestAmended: self._request_amended,
+            ev.RequestAcknowledged: self._request_acknowledged,
+            ev.ShipNoticeRecorded: self._ship_notice_recorded,
             ev.ShipmentCreated: self._shipment_created,
             ev.ShipmentShipped: self._shipment_shipped,
             ev.UnitsShipped: self._units_shipped,
@@ -586,20 +623,26 @@ class World:
         s = self.sku(e.sku)
         s.on_hand += e.qty
         s.received += e.qty
+        s.over_delivered += e.over_delivered
         if e.receipt_id is not None:
             self.receipts[(e.sku, e.receipt_id)] = (e.qty, e.request_id)
         if e.request_id is not None:
-            r = self.requests[e.request_id]
-            before = r.open_qty
-            r.received += e.qty
-            closes = r.received >= r.qty and r.closed_ts is None
-            if closes:
-                r.closed_ts = e.ts
-                s.inbound.pop(r.request_id, None)
-                self.lead_time_h_sum += (e.ts - r.created_ts) / HOUR
-                self.lead_time_n += 1
-            s.inbound_qty -= before - r.open_qty
-            self.kpi.request_received(r, e.ts, closes)
+            self._count_against(s, self.requests[e.request_id], e.qty, e.ts)
+        for m in e.matched:
+            self._count_against(s, self.requests[m.request_id], m.qty, e.ts)
+
+    def _count_against(self, s: Sku, r: Request, qty: int, ts: float) -> None:
+        before = r.open_qty
+        r.received += qty
+        closes = r.received >= r.qty and r.closed_ts is None
+        if closes:
+            r.closed_ts = ts
+            r.status = "received"
+            s.inbound.pop(r.request_id, None)
+            self.lead_time_h_sum += (ts - r.created_ts) / HOUR
+            self.lead_time_n += 1
+        s.inbound_qty -= before - r.open_qty
+        self.kpi.request_received(r, ts, closes)
 
     def _adjusted(self, e: ev.Adjusted) -> None:
         s = self.sku(e.sku)
@@ -628,9 +671,62 @@ class World:
         s.inbound_qty += r.qty
         self.n_requests = max(self.n_requests, int(e.request_id[3:]))
         self.kpi.request_raised(r)
+        self._join_po(r)
+
+    def _join_po(self, r: Request) -> None:
+        self.purchase_orders.setdefault(r.po_id, []).append(r)
+        if r.po_id == r.request_id:  # it opens a purchase order
+            self.open_po[(r.kind, r.source)] = (r.po_id, r.created_ts)
+
+    def po_taking_lines(self, kind: str, source: str, sku: str, now: float) -> str | None:
+        """The purchase order a request for ``sku`` raised now for ``source`` joins: one
+        opened within ``[procurement] consolidate_hours`` that has no line for the SKU yet
+        (one line per item, so a supplier's answer about a SKU names one line). None: off,
+        or no such PO: the request opens one."""
+        hours = self.settings.procurement.consolidate_hours
+        found = self.open_po.get((kind, source)) if hours > 0 else None
+        if found is None or now - found[1] >= hours * HOUR:
+            return None
+        if any(r.sku == sku for r in self.purchase_orders[found[0]]):
+            return None
+        return found[0]
 
     def _request_confirmed(self, e: ev.RequestConfirmed) -> None:
         self.requests[e.request_id].expected_date = e.expected_date
+
+    def _request_ended(self, e: ev.RequestCancelled | ev.RequestShortClosed) -> None:
+        """Cancelled or closed short: what is still open will never come."""
+        r = self.requests[e.request_id]
+        s = self.sku(r.sku)
+        s.inbound_qty -= r.open_qty
+        s.inbound.pop(r.request_id, None)
+        r.closed_ts = e.ts
+        r.status = "cancelled" if isinstance(e, ev.RequestCancelled) else "short_closed"
+        r.close_reason = e.reason
+
+    def _request_amended(self, e: ev.RequestAmended) -> None:
+        self._set_qty(self.requests[e.request_id], e.qty, e.ts)
+
+    def _set_qty(self, r: Request, qty: int, ts: float) -> None:
+        s = self.sku(r.sku)
+        before = r.open_qty
+        r.qty = qty
+        s.inbound_qty += r.open_qty - before
+        if r.closed_ts is None and r.received >= r.qty:  # what came is all there will be
+            r.closed_ts = ts
+            r.status = "received"
+            s.inbound.pop(r.request_id, None)
+
+    def _request_acknowledged(self, e: ev.RequestAcknowledged) -> None:
+        r = self.requests[e.request_id]
+        r.acknowledged = e.qty
+        r.expected_date = e.expected_date
+        self._set_qty(r, e.qty, e.ts)
+
+    def _ship_notice_recorded(self, e: ev.ShipNoticeRecorded) -> None:
+        r = self.requests[e.request_id]
+        r.asns[e.reference] = e.qty
+        r.expected_date = e.expected_date
 
     def _shipment_created(self, e: ev.ShipmentCreated) -> None:
         self.shipments[e.shipment_id] = Shipment(e)

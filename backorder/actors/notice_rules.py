@@ -214,7 +214,10 @@ def cancelled(world: World, order: Order, reason: str, emit: Emit, now: float) -
 
 
 def purchase_order(world: World, r: Request, emit: Emit, now: float) -> ev.NoticeQueued | None:
-    """A new request's document for its source, when the source has a delivery channel."""
+    """A new purchase order's document for its source, when the source has a delivery
+    channel: queued for the request that opens the PO. A PO that takes lines for
+    ``[procurement] consolidate_hours`` is held by the notifier until ``send_after``, and
+    its documents are rendered then, with every line."""
     src = world.settings.sources.get(r.source)
     if src is None or src.deliver == "none":
         return None
@@ -225,7 +228,10 @@ def purchase_order(world: World, r: Request, emit: Emit, now: float) -> ev.Notic
         kind="purchase_order",
         email=src.email,
         subject=f"{kind} {r.request_id}",
-        body=f"{r.qty} x {r.sku} by {r.expected_date}",
+        # a PO that takes lines for a while: its lines are those of the documents sent with it
+        body=f"{r.qty} x {r.sku} by {r.expected_date}"
+        if r.send_after is None
+        else f"{kind} {r.request_id}: every line is in the attached documents",
         channel=src.deliver,
         audience="supplier",
         request_id=r.request_id,
@@ -238,6 +244,8 @@ def purchase_order(world: World, r: Request, emit: Emit, now: float) -> ev.Notic
             "source": r.source,
             "source_name": src.name,
             "edi": src.edi,
+            # its lines are known when it goes out: the documents list them, the text says so
+            "consolidated": r.send_after is not None,
         },
     )
     emit(e)

@@ -16,8 +16,8 @@ from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import Settle, Settled, SettleLines, SkuCall, Tune
 from backorder.actors.order_rules import check_date
 from backorder.actors.supervisor import Cell, refuse_unjournalable
-from backorder.actors.views import sku_summary
-from backorder.errors import NotFound, ProtocolError, Rejected
+from backorder.actors.views import request_view, sku_summary
+from backorder.errors import InvalidInput, NotFound, ProtocolError, Rejected
 
 if TYPE_CHECKING:
     from backorder.actors.router import Router
@@ -126,13 +126,15 @@ class SkuHandler:
                         **allocation_summary([]),
                         **sku_summary(s),
                     }
-                counted_against = ref if ref in s.inbound else None  # an open request of this SKU
-                allocs = sku_rules.receive(world, s, qty, ref, emit, now, receipt_id)
+                receipt = sku_rules.match_receipt(world, s, qty, ref, now, receipt_id)
+                allocs = sku_rules.record_receipt(world, s, receipt, emit, now)
                 self._tell_orders(allocs, None, engine.journal.corr, engine.journal.actor)
                 return {
                     "sku": s.sku,
                     "received": qty,
-                    "request_id": counted_against,
+                    "request_id": receipt.request_id,  # the open request of this SKU it named
+                    "matched": [{"request_id": m.request_id, "qty": m.qty} for m in receipt.matched],
+                    "over_delivered": receipt.over_delivered,
                     "duplicate": False,
                     **allocation_summary(allocs),
                     **sku_summary(s),
@@ -149,7 +151,37 @@ class SkuHandler:
                 check_date(date)
                 sku_rules.confirm(world, s, rid, date, emit, now)
                 return {"request_id": rid, "expected_date": date}
+            case p.ProcurementCancel(request_id=rid, reason=reason):
+                return self._replanned(rid, sku_rules.cancel(world, s, rid, reason, emit, now))
+            case p.ProcurementClose(request_id=rid, reason=reason):
+                return self._replanned(rid, sku_rules.close(world, s, rid, reason, emit, now))
+            case p.ProcurementAmend(request_id=rid, qty=qty):
+                return self._replanned(rid, sku_rules.amend(world, s, rid, qty, emit, now))
+            case p.ProcurementAcknowledge(request_id=rid, qty=qty, expected_date=date):
+                check_date(date)
+                return self._replanned(rid, sku_rules.acknowledge(world, s, rid, qty, date, emit, now))
+            case p.ProcurementShipNotice(request_id=rid, lines=lines, expected_date=date, reference=ref):
+                check_date(date)
+                others = sorted({ln.sku for ln in lines if ln.sku != s.sku})
+                if others:
+                    raise InvalidInput(
+                        "ship_notice_sku", f"{rid} is a request for {s.sku}; the notice also lists {', '.join(others)}"
+                    )
+                fresh = sku_rules.ship_notice(world, s, rid, ref, sum(ln.qty for ln in lines), date, emit, now)
+                return {**request_view(world.requests[rid], now), "duplicate": not fresh}
         raise ProtocolError("unknown_op", f"{type(req).__name__} is not a SKU operation")
+
+    def _replanned(self, request_id: str, allocs) -> dict:
+        """The reply of a change to a request: the request as it is now, and what re-planning
+        the SKU raised (the open requests of the SKU after it)."""
+        world, now = self.engine.world, self.engine.now()
+        self._tell_orders(allocs, None, self.engine.journal.corr, self.engine.journal.actor)
+        s = world.skus[self.sku]
+        return {
+            **request_view(world.requests[request_id], now),
+            "inbound_requests": [request_view(r, now) for r in s.inbound.values()],
+            **sku_summary(s),
+        }
 
     def _tell_orders(self, allocs, order_id: str | None, corr: str, actor: str) -> None:
         orders = list(dict.fromkeys(a.order_id for a in allocs if a.order_id != order_id))

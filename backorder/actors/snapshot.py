@@ -18,11 +18,12 @@ from backorder.actors.kpi import TargetChanged
 from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
-VERSION = 7  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
+VERSION = 8  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq; 6: a SKU on the default policy
 # has none, nor the site while no policy_changed was journaled (each takes the config
 # file's [default_policy] / [allocation] when restored, as a replay does); 7: the KPIs'
-# per-day aggregates (``kpi``)
+# per-day aggregates (``kpi``); 8: requests carry their purchase order, outcome and
+# supplier answers
 # Older snapshots lack the KPI aggregates, which only a replay from the first event
 # rebuilds: they are not restored (the journal is replayed instead).
 READABLE = (VERSION,)
@@ -53,6 +54,7 @@ LINE = (
     "held",
 )
 SKU = ("on_hand", "allocated", "backordered", "inbound_qty", "received", "adjusted", "shipped", "known")
+SKU_SINCE_7 = ("over_delivered",)
 SHIPMENT = (
     "shipment_id",
     "order_id",
@@ -75,6 +77,13 @@ REQUEST = (
     "expected_date",
     "closed_ts",
     "position",
+    "po_id",
+    "send_after",
+    "ordered",
+    "status",
+    "close_reason",
+    "acknowledged",
+    "asns",
 )
 COUNTERS = (
     "seq",
@@ -134,6 +143,7 @@ def dump(world: World) -> bytes:
                     s.sku,
                     None if s.policy is world.default_policy else msgspec.to_builtins(s.policy),
                     *[getattr(s, f) for f in SKU],
+                    *[getattr(s, f) for f in SKU_SINCE_7],
                 ]
                 for s in world.skus.values()
             ],
@@ -189,13 +199,18 @@ def restore(settings: Settings, data: bytes) -> World:
     w.shipped_by_day = snap["shipped_by_day"]
     for name, policy, *values in snap["skus"]:
         s = w.skus[name] = Sku(name, w.default_policy if policy is None else msgspec.convert(policy, ReorderPolicy))
-        for f, value in zip(SKU, values, strict=True):
+        if len(values) == len(SKU):  # written before version 7
+            values = [*values, 0]
+        for f, value in zip(SKU + SKU_SINCE_7, values, strict=True):
             setattr(s, f, value)
     for row in snap["requests"]:
         r = Request.__new__(Request)
+        if len(row) < len(REQUEST):  # written before version 7
+            row = [*row, row[0], None, row[4], "open" if row[8] is None else "received", "", None, {}]
         for f, value in zip(REQUEST, row, strict=True):
             setattr(r, f, value)
         w.requests[r.request_id] = r
+        w._join_po(r)
         if r.closed_ts is None:
             w.skus[r.sku].inbound[r.request_id] = r
     # An order row may end with the reason it was expedited (absent in snapshots written

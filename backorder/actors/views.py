@@ -181,7 +181,19 @@ def request_view(r: Request, now: float) -> dict:
         "expected_date": r.expected_date,
         "overdue": r.closed_ts is None and r.expected_date < iso_date(now),
         "closed_at": iso_ts(r.closed_ts) if r.closed_ts else None,
-        "lead_time_hours": round((r.closed_ts - r.created_ts) / HOUR, 2) if r.closed_ts else None,
+        "lead_time_hours": (
+            round((r.closed_ts - r.created_ts) / HOUR, 2) if r.closed_ts and r.status != "cancelled" else None
+        ),
+        # how it ended (received in full, short_closed, cancelled) and why; the PO it is a line of
+        "outcome": None if r.closed_ts is None else r.status,
+        "close_reason": r.close_reason,
+        "po_id": r.po_id,
+        "ordered": r.ordered,
+        "open": r.open_qty,
+        "acknowledged": r.acknowledged,
+        "in_transit": r.in_transit,
+        "ship_notices": [{"reference": ref, "qty": q} for ref, q in r.asns.items()],
+        "over_delivered": r.over_delivered,
     }
 
 
@@ -232,6 +244,7 @@ def sku_view(world: World, s: Sku, now: float, lines: int) -> dict:
         policy=s.policy,
         known=s.known,
         received=s.received,
+        over_delivered=s.over_delivered,
         adjusted=s.adjusted,
         shipped=s.shipped,
         oldest_wait_hours=round((now - oldest) / HOUR, 2) if (oldest := oldest_waiting(world, s)) is not None else None,

@@ -125,6 +125,15 @@ class PlannerSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     restart_max_s: Annotated[float, Meta(gt=0)] = 60.0
 
 
+class ProcurementSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """How requests go out to their sources."""
+
+    # Requests raised for the same source within this many hours of the first go out as
+    # one purchase order with several lines, its document sent when the window closes.
+    # 0: every request is a purchase order of its own, sent at once.
+    consolidate_hours: Annotated[float, Meta(ge=0, le=720)] = 0.0
+
+
 class AllocationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     mode: Literal["fifo", "priority"] = "fifo"
     weights: Weights = msgspec.field(default_factory=Weights)
@@ -402,6 +411,7 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     intake: IntakeSettings = msgspec.field(default_factory=IntakeSettings)
     channels: dict[str, ChannelSettings] = {}
     kpi: KpiSettings = msgspec.field(default_factory=KpiSettings)
+    procurement: ProcurementSettings = msgspec.field(default_factory=ProcurementSettings)
 
     def problems(self) -> list[str]:
         """Cross-field checks msgspec cannot express, each prefixed by its key path."""
@@ -428,7 +438,9 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
 # The channels intake has an adapter for: the names ``[channels.NAME]`` may use. Kept
 # here so that config imports nothing of the product; intake's adapter table is checked
 # against it (tests/unit/test_import_graph.py).
-CHANNEL_NAMES = frozenset({"shopify", "woocommerce", "amazon_sp", "bigcommerce", "x12_850", "csv"})
+CHANNEL_NAMES = frozenset(
+    {"shopify", "woocommerce", "amazon_sp", "bigcommerce", "x12_850", "csv", "x12_855", "x12_856"}
+)
 
 
 def intake_problems(settings: Settings) -> list[str]:

@@ -13,7 +13,7 @@ Applied at once:
 - ``[default_policy]``, for SKUs with no journaled policy (as a restart would);
 - ``[notifications]`` (channel settings, routes, templates, retries), see ``_channels``;
 - ``[intake]`` (but its listener and workers), ``[channels.*]``, ``strict_skus``,
-  ``[sources]`` and ``[locations]``, see ``_intake``.
+  ``[sources]``, ``[locations]`` and ``[procurement]``, see ``_intake``.
 
 The rest of ``[daemon]``, ``[tcp]``, ``[metrics]`` and ``[planner]`` needs a restart: a change there is
 logged (``reload_needs_restart``) and otherwise ignored. An invalid file is refused with a
@@ -161,8 +161,9 @@ def _writeback(notifier: Notifier, old: Settings, new: Settings) -> None:
 
 def _intake(old: Settings, new: Settings) -> None:
     """``[intake]``, ``[channels.*]`` and the settings the rules read at each decision
-    (``strict_skus``, ``[sources]``, ``[locations]``): the intake reads them at each use and
-    its decisions are journaled, so they apply to the next delivery. The webhook listener's
+    (``strict_skus``, ``[sources]``, ``[locations]``, ``[procurement]``): read at each use,
+    and the decisions they shape are journaled (a request's ``po_id`` and ``send_after``
+    among them), so they apply to the next delivery or request. The webhook listener's
     address and the number of workers are fixed at start."""
     if (new.intake.listen, new.intake.workers) != (old.intake.listen, old.intake.workers):
         log.warning("reload_needs_restart", section="intake", keys="listen, workers")
@@ -171,6 +172,7 @@ def _intake(old: Settings, new: Settings) -> None:
     old.strict_skus = new.strict_skus
     old.sources = new.sources
     old.locations = new.locations
+    old.procurement = new.procurement
 
 
 def _policies(targets: Targets, old: Settings, new: Settings) -> None:

@@ -1,9 +1,14 @@
 """The document of a purchase order or transfer request for its source: PDF, CSV and an
 outbound X12 850 (version 004010) for sources configured with ``edi = true``.
 
-The X12 interchange is built from the request only (ids from the request number, dates
-from the request's creation time), so producing it again gives the same document - and
-the supplier's translator can dedupe on the ISA control number.
+A document is the whole purchase order the request is a line of (``Request.po_id``):
+requests consolidated into one PO (``[procurement] consolidate_hours``) are its lines,
+in the order they were raised; a cancelled line is left out. The PO number is the
+``po_id`` (the id of its first request), so a PO of one request reads as it always did.
+
+The X12 interchange is built from the PO only (ids from the PO number, dates from its
+creation time), so producing it again gives the same document - and the supplier's
+translator can dedupe on the ISA control number.
 """
 
 from __future__ import annotations
@@ -30,21 +35,36 @@ def _source(world: World, r: Request) -> Source:
     return world.settings.sources.get(r.source) or Source(name=r.source)
 
 
+def po_lines(world: World, r: Request) -> list[Request]:
+    """The lines of the purchase order ``r`` belongs to, as raised (cancelled ones left out)."""
+    lines = world.purchase_orders.get(r.po_id) or [r]
+    return [x for x in lines if x.status != "cancelled"]
+
+
+def _opened(world: World, r: Request) -> Request:
+    """The request that opened the PO (its number, its dates)."""
+    return world.requests.get(r.po_id, r)
+
+
 def to_csv(world: World, r: Request) -> bytes:
+    """One row per line; ``request_id`` is the PO number, ``line`` the line's request id."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(CSV_HEADER)
-    row = [r.request_id, r.kind, r.source, 1, r.sku, r.qty, "EA", r.expected_date, iso_date(r.created_ts)]
-    w.writerow([spreadsheet_cell(v) if isinstance(v, str) else v for v in row])
+    head = _opened(world, r)
+    for n, x in enumerate(po_lines(world, r), 1):
+        row = [head.request_id, x.kind, x.source, n, x.sku, x.qty, "EA", x.expected_date, iso_date(head.created_ts)]
+        w.writerow([spreadsheet_cell(v) if isinstance(v, str) else v for v in row])
     return out.getvalue().encode()
 
 
 def to_pdf(world: World, r: Request) -> bytes:
     title = "TRANSFER REQUEST" if r.kind == "transfer" else "PURCHASE ORDER"
-    return render_pdf(LETTER, f"{title} {r.request_id}", _draw, _source(world, r), r, title)
+    head = _opened(world, r)
+    return render_pdf(LETTER, f"{title} {head.request_id}", _draw, _source(world, r), head, title, po_lines(world, r))
 
 
-def _draw(c: canvas.Canvas, src: Source, r: Request, title: str) -> None:
+def _draw(c: canvas.Canvas, src: Source, r: Request, title: str, lines: list[Request]) -> None:
     y = LETTER[1] - inch
     c.setFont("Helvetica-Bold", 18)
     c.drawString(inch, y, one_line(f"{title} {r.request_id}"))
@@ -62,11 +82,21 @@ def _draw(c: canvas.Canvas, src: Source, r: Request, title: str) -> None:
     for x, head in ((inch, "Line"), (1.7 * inch, "SKU"), (4.5 * inch, "Quantity"), (5.7 * inch, "Unit")):
         c.drawString(x, y, head)
     c.setFont("Helvetica", 11)
-    y -= 0.25 * inch
-    for x, cell in ((inch, "1"), (1.7 * inch, one_line(r.sku)), (4.5 * inch, str(r.qty)), (5.7 * inch, "EA")):
-        c.drawString(x, y, cell)
+    for n, line in enumerate(lines, 1):
+        y -= 0.25 * inch
+        if y < inch:  # a long PO continues on the next page
+            c.showPage()
+            c.setFont("Helvetica", 11)
+            y = LETTER[1] - inch
+        for x, cell in (
+            (inch, str(n)),
+            (1.7 * inch, one_line(line.sku)),
+            (4.5 * inch, str(line.qty)),
+            (5.7 * inch, "EA"),
+        ):
+            c.drawString(x, y, cell)
     y -= 0.4 * inch
-    c.drawString(inch, y, f"Total quantity: {r.qty}")
+    c.drawString(inch, y, f"Total quantity: {sum(line.qty for line in lines)}")
 
 
 def _isa(value: str, width: int) -> str:
@@ -82,6 +112,8 @@ def to_x12_850(world: World, r: Request) -> bytes:
     """One interchange (ISA/GS/ST 850/SE/GE/IEA), '*' elements, '~' segments, '>' sub-elements."""
     cfg = world.settings.notifications.edi
     src = _source(world, r)
+    lines = po_lines(world, r)
+    r = _opened(world, r)
     created = dt.datetime.fromtimestamp(r.created_ts, dt.UTC)
     control = int("".join(ch for ch in r.request_id if ch.isdigit()) or "0") % 1_000_000_000
     date6, date8, time4 = created.strftime("%y%m%d"), created.strftime("%Y%m%d"), created.strftime("%H%M")
@@ -92,8 +124,8 @@ def to_x12_850(world: World, r: Request) -> bytes:
         ["DTM", "002", delivery],
         ["N1", "ST", "SHIP TO SITE", "92", _x12_text(cfg.gs_id)],
         ["N1", "SU", _x12_text(src.name or r.source), "92", _x12_text(r.source)],
-        ["PO1", "1", str(r.qty), "EA", "", "", "VP", _x12_text(r.sku)],
-        ["CTT", "1", str(r.qty)],
+        *(["PO1", str(n), str(x.qty), "EA", "", "", "VP", _x12_text(x.sku)] for n, x in enumerate(lines, 1)),
+        ["CTT", str(len(lines)), str(sum(x.qty for x in lines))],
     ]
     body.append(["SE", str(len(body) + 1), "0001"])
     segments = [
@@ -147,5 +179,5 @@ def attachments(world: World, request_id: str | None) -> list[tuple[str, str, by
     out = []
     for fmt in fmts:
         build, mime, ext = FORMATS[fmt]
-        out.append((f"{r.request_id}.{ext}", mime, build(world, r)))
+        out.append((f"{r.po_id}.{ext}", mime, build(world, r)))
     return out

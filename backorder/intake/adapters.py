@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from backorder.intake import amazon_sp, bigcommerce, csv_orders, shopify, woocommerce, x12_850
+from backorder.intake import amazon_sp, bigcommerce, csv_orders, shopify, woocommerce, x12_850, x12_855, x12_856
 
-CHANNELS = {m.NAME: m for m in (shopify, woocommerce, amazon_sp, bigcommerce, x12_850, csv_orders)}
+CHANNELS = {m.NAME: m for m in (shopify, woocommerce, amazon_sp, bigcommerce, x12_850, csv_orders, x12_855, x12_856)}
 
 
 def account_hint(channel: str, headers: dict[str, str]) -> str | None:

@@ -39,7 +39,9 @@ class DraftLine(Struct, kw_only=True):
 class Draft(Struct, kw_only=True):
     """One order (or cancellation) found in a delivery."""
 
-    kind: str = "order"  # "order" | "cancel" | "ignored"
+    # "order" | "cancel" | "ignored"; a supplier's answer to a purchase order (X12 855 / 856):
+    # "acknowledge" | "cancel_supply" | "ship_notice", what it said in ``supply``
+    kind: str = "order"
     external_id: str = ""
     account: str | None = None  # when the payload names the account (seller, store, sender)
     order_number: str = ""
@@ -60,6 +62,8 @@ class Draft(Struct, kw_only=True):
     # the source sends none (a CSV file without the order_total column).
     totals: dict[str, Decimal] | None = None
     needs_address: bool = False  # the source withheld the street address (see governance)
+    # a supplier's answer: po, sku, and qty / expected_date (None: keep the date) / reference / reason
+    supply: dict = field(default_factory=dict)
 
     def value(self) -> Decimal:
         """The goods' value after discounts, before tax (the impact score's order value)."""

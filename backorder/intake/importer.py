@@ -49,7 +49,7 @@ def split(channel: str, data: bytes, name: str = "") -> list[bytes]:
             key = fields[idx] if idx < len(fields) else ""
             groups.setdefault(key, []).append(row_text)
         return [(header + "".join(rows)).encode() for rows in groups.values()]
-    if channel == "x12_850":
+    if channel in ("x12_850", "x12_855", "x12_856"):
         text = data.decode("latin-1")
         starts = [i for i in range(len(text)) if text.startswith("ISA", i) and (i == 0 or not text[i - 1].isalnum())]
         starts = [s for s in starts if s == 0 or text[s - 1] in "~\n\r" or not text[s - 1].isprintable()] or [0]

@@ -29,6 +29,7 @@ from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import order_rules
 from backorder.actors.engine import SYSTEM, intake_actor
+from backorder.actors.router import route
 from backorder.errors import InternalError, LimitError, Rejected
 from backorder.intake import governance as g
 from backorder.intake.adapters import account_hint
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from backorder.daemon.server import Hub
 
 log = structlog.get_logger()
+# Draft kinds of a supplier's answer to a purchase order (X12 855 / 856): procurement ops
+SUPPLY_KINDS = frozenset({"acknowledge", "cancel_supply", "ship_notice"})
 OUTCOMES = ("accepted", "duplicate", "updated", "rejected", "ignored")
 HTTP_STATUS = {
     "signature_missing": 401,
@@ -292,6 +295,8 @@ class IntakeService:
     async def _decide_one(
         self, draft: Draft, channel: str, account: str, corr: str, profile: Callable[[str], ValidationProfile]
     ) -> dict:
+        if draft.kind in SUPPLY_KINDS:
+            return await self._supplier_answer(draft, corr, intake_actor(channel, account))
         world = self.engine.world
         settings = self.settings
         actor = intake_actor(channel, account)  # the source's orders are journaled as its own
@@ -379,6 +384,45 @@ class IntakeService:
             return _item(draft, "rejected", res[0], res[1])
         outcome = "duplicate" if res.get("duplicate") else "accepted"
         return _item(draft, outcome, "", "", res["order_id"], res["status"], spec.hold)
+
+    async def _supplier_answer(self, draft: Draft, corr: str, actor: str) -> dict:
+        """A supplier's answer to one line of a purchase order (X12 855 / 856), as the
+        procurement op on the request that is that line: the PO's request for the SKU."""
+        world = self.engine.world
+        sup = draft.supply
+        po, sku = sup["po"], sup["sku"]
+        lines = [r for r in world.purchase_orders.get(po, ()) if r.sku == sku]
+        r = next((r for r in lines if r.closed_ts is None), lines[-1] if lines else None)
+        if r is None:
+            return _item(draft, "rejected", "unknown_request", f"purchase order {po!r} has no line for {sku!r}")
+        date = sup.get("expected_date") or r.expected_date  # no date given: the date stands
+        req: p.Request
+        if draft.kind == "cancel_supply":
+            if r.status == "cancelled":  # sent again
+                return {**_item(draft, "duplicate", "", "already cancelled"), "request_id": r.request_id}
+            req = p.ProcurementCancel(request_id=r.request_id, reason=sup["reason"])
+        elif draft.kind == "acknowledge":
+            if r.acknowledged == sup["qty"] and r.expected_date == date:  # sent again
+                return {**_item(draft, "duplicate", "", "already acknowledged"), "request_id": r.request_id}
+            req = p.ProcurementAcknowledge(request_id=r.request_id, qty=sup["qty"], expected_date=date)
+        else:
+            req = p.ProcurementShipNotice(
+                request_id=r.request_id,
+                lines=[p.ShipNoticeLine(sku=sku, qty=sup["qty"])],
+                expected_date=date,
+                reference=sup["reference"],
+            )
+        w = _Waiter()
+        try:
+            route(self.router, req, w, corr, actor)
+        except Rejected as exc:
+            return {**_item(draft, "rejected", exc.code, exc.message), "request_id": r.request_id}
+        await w.event.wait()
+        ok, res = w.result
+        if not ok:
+            return {**_item(draft, "rejected", res[0], res[1]), "request_id": r.request_id}
+        outcome = "duplicate" if res.get("duplicate") else "updated"
+        return {**_item(draft, outcome, "", "", None, res["status"]), "request_id": r.request_id}
 
     async def _call(self, req, corr: str, actor: str) -> tuple[bool, object]:
         """Ask the order actor; transient failures (a crashed actor) are retried with

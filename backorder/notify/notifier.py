@@ -195,7 +195,21 @@ class Notifier:
         n = self.engine.world.notices.get(notice_id)
         if n is None or n.status != "pending" or n.channel not in self.due:
             return
-        self._schedule(n.channel, notice_id, self._now() if at is None else at)
+        at = self._now() if at is None else at
+        if n.kind == "purchase_order":
+            at = self._after_window(n.request_id, at)
+        self._schedule(n.channel, notice_id, at)
+
+    def _after_window(self, request_id: str | None, at: float) -> float:
+        """A purchase order that takes lines for ``[procurement] consolidate_hours`` goes
+        out when that window closes (``Request.send_after``, engine time), with every line."""
+        r = self.engine.world.requests.get(request_id) if request_id else None
+        if r is None or r.send_after is None:
+            return at
+        if self.stepped is not None:  # due times are engine times
+            return max(at, r.send_after)
+        wait = (r.send_after - self.engine.now()) / getattr(self.engine.clock, "speed", 1.0)
+        return max(at, self._now() + wait)
 
     def _now(self) -> float:
         """The time notices are due in: trio's clock, or engine time under the stepped clock."""

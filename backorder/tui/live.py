@@ -20,7 +20,16 @@ FEED_KEEP = 500
 
 # Which screens care about which event types (beyond the SKU and the stats).
 _SHIPMENTS = {"shipment_created", "shipment_shipped", "order_cancelled"}
-_PROCUREMENT = {"request_raised", "request_confirmed", "received"}
+_PROCUREMENT = {
+    "request_raised",
+    "request_confirmed",
+    "received",
+    "request_cancelled",
+    "request_short_closed",
+    "request_amended",
+    "request_acknowledged",
+    "ship_notice_recorded",
+}
 _INTAKE = {
     "intake_outcome",
     "source_silent",
@@ -191,7 +200,17 @@ def describe(e: dict, at: str | None) -> tuple[str, str] | None:
             return "accent", f"{t} date moved {e['request_id']} {e['sku']} -> {e['expected_date']}"
         case "received":
             ref = f" ({e['request_id']})" if e.get("request_id") else ""
-            return "success", f"{t} received   {e['qty']} x {e['sku']}{ref}"
+            over = f", {e['over_delivered']} over-delivered" if e.get("over_delivered") else ""
+            return "success", f"{t} received   {e['qty']} x {e['sku']}{ref}{over}"
+        case "request_cancelled" | "request_short_closed":
+            how = "cancelled" if e["type"] == "request_cancelled" else "closed short"
+            return "warning", f"{t} {how} {e['request_id']} {e['sku']}: {e['open_qty']} will not come"
+        case "request_acknowledged":
+            return "accent", f"{t} confirmed  {e['request_id']} {e['qty']} x {e['sku']} due {e['expected_date']}"
+        case "ship_notice_recorded":
+            return "accent", f"{t} shipped to us {e['request_id']} {e['qty']} x {e['sku']} due {e['expected_date']}"
+        case "request_amended":
+            return "accent", f"{t} amended    {e['request_id']} {e['sku']} {e['was']} -> {e['qty']}"
         case "shipment_shipped":
             return "success", f"{t} shipped    {e['order_id']} {e['shipment_id']} {e.get('tracking', '')}"
         case "order_cancelled":

@@ -259,7 +259,7 @@ async def test_crashing_message_is_dead_lettered_and_the_actor_restarts(site, mo
     router, world = site.router, site.world
     await site.call(p.SkuConfigure(sku="A"))
     await site.call(p.SkuConfigure(sku="B"))
-    crashed = crash_once(monkeypatch, "receive", "A")
+    crashed = crash_once(monkeypatch, "match_receipt", "A")  # the rule that decides a receipt
 
     # three messages queued at once: the first crashes A's actor, the others must not be lost
     bad = site.send(p.StockReceive(sku="A", qty=7, reference="delivery-1"))
@@ -327,7 +327,7 @@ async def test_too_many_crashes_propagate(site, monkeypatch):
         raise RuntimeError("always")
 
     await site.call(p.SkuConfigure(sku="A"))
-    monkeypatch.setattr(sku_rules, "receive", always)
+    monkeypatch.setattr(sku_rules, "match_receipt", always)  # the rule that decides a receipt
     with pytest.raises(BaseExceptionGroup) as info:
         async with trio.open_nursery() as inner:
             router = Router(site.engine, inner, IDLE_S)

@@ -346,7 +346,7 @@ def _sent_ops() -> set[str]:
 
 
 def test_every_op_has_a_section_and_a_running_example():
-    headings = set(re.findall(r"^#{2,4} `([a-z.]+)`", DOCUMENT.text, flags=re.M))
+    headings = set(re.findall(r"^#{2,4} `([a-z._]+)`", DOCUMENT.text, flags=re.M))
     assert sorted(p.OPS - headings) == [], "ops without a '### `op`' section in docs/protocol.md"
     assert sorted(headings - p.OPS) == [], "sections for ops the daemon does not know"
     assert sorted(p.OPS - _sent_ops()) == [], "ops with no example that runs"

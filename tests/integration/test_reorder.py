@@ -121,9 +121,12 @@ def test_backorders_without_a_policy_raise_one_request_each(sim_client):
     submit(c, "A", line("S", 2))
     submit(c, "B", line("S", 3))
     assert [r["qty"] for r in _open(c, "S")] == [2, 3]
-    c.call("stock.receive", sku="S", qty=1)  # a receipt without reference raises nothing
-    assert len(_open(c, "S")) == 2
-    assert c.call("sku.get", sku="S")["position"] == 1
+    # a receipt without reference counts against the oldest request: it raises nothing,
+    # and the unit is not counted twice (as stock and as still inbound)
+    c.call("stock.receive", sku="S", qty=1)
+    assert [(r["qty"], r["received"]) for r in _open(c, "S")] == [(2, 1), (3, 0)]
+    view = c.call("sku.get", sku="S")
+    assert (view["inbound"], view["position"]) == (4, 0)
 
 
 def test_moq_and_pack_size(sim_client):
@@ -232,9 +235,10 @@ def test_a_receipt_counts_only_against_an_open_request_of_its_own_sku(sim_client
     right = c.call("stock.receive", sku="RA", qty=1, reference=pa["request_id"])
     assert right["request_id"] == pa["request_id"]
     late = c.call("stock.receive", sku="RA", qty=1, reference=pa["request_id"])
-    assert late["request_id"] is None  # already closed
+    # already closed: kept, counted on it and flagged as over-delivered, never lost
+    assert (late["request_id"], late["over_delivered"]) == (pa["request_id"], 1)
     (closed,) = c.call("procurement.list", status="closed")["requests"]
-    assert (closed["request_id"], closed["received"]) == (pa["request_id"], 1)
+    assert (closed["request_id"], closed["received"], closed["over_delivered"]) == (pa["request_id"], 2, 1)
     assert c.call("sku.get", sku="RA")["on_hand"] == 3
 
 

@@ -52,6 +52,7 @@ def test_the_walk_reaches_every_settings_struct():
         cfg.ReorderPolicy,
         cfg.PlannerSettings,
         cfg.Source,
+        cfg.ProcurementSettings,
         # running as a site service
         cfg.AccessSettings,
         cfg.LimitsSettings,

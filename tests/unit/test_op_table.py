@@ -61,7 +61,7 @@ def test_every_handler_says_what_it_does():
 
 def _doc_table() -> list[tuple[str, str, str]]:
     section = DOC.read_text(encoding="utf-8").split("\n## Operations\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^\| \[`([a-z.]+)`\]\(#([a-z]+)\) \| ([a-z]+) \|", section, flags=re.M)
+    return re.findall(r"^\| \[`([a-z._]+)`\]\(#([a-z_]+)\) \| ([a-z]+) \|", section, flags=re.M)
 
 
 def test_protocol_doc_lists_every_op_with_its_role():

@@ -73,7 +73,14 @@ receive_st = st.tuples(st.just("receive"), sku_st, st.integers(1, 12), st.intege
 adjust_st = st.tuples(
     st.just("adjust"), sku_st, st.sampled_from(["delta", "near_allocated", "near_picking"]), st.integers(-6, 6)
 )
+supply_st = st.tuples(
+    st.just("supply"),
+    sku_st,
+    st.sampled_from(["cancel", "close", "amend", "acknowledge", "ship_notice"]),
+    st.integers(1, 12),
+)
 op_st = st.one_of(  # (weighted by repetition: orders and receipts are the common traffic)
+    supply_st,
     submit_st,
     submit_st,
     submit_st,
@@ -277,6 +284,39 @@ class Sim:
     def op_tick(self, seconds: int) -> None:
         self.now += seconds
 
+    def op_supply(self, name: str, change: str, qty: int) -> None:
+        """A buyer's or supplier's change to the SKU's first open request: re-planned at once."""
+        w = self.world
+        s = w.skus.get(name)
+        if s is None or not s.inbound:
+            return
+        r = s.inbound[sorted(s.inbound)[0]]
+        date = iso_ts(self.now + qty * 86400.0)[:10]
+        decide = {
+            "cancel": lambda: sku_rules.cancel(w, s, r.request_id, "test", self.emit, self.now),
+            "close": lambda: sku_rules.close(w, s, r.request_id, "test", self.emit, self.now),
+            "amend": lambda: sku_rules.amend(w, s, r.request_id, qty, self.emit, self.now),
+            "acknowledge": lambda: sku_rules.acknowledge(w, s, r.request_id, qty, date, self.emit, self.now),
+            "ship_notice": lambda: (
+                sku_rules.ship_notice(w, s, r.request_id, f"asn-{qty % 3}", qty, date, self.emit, self.now) and []
+            ),
+        }[change]
+        start = len(self.log)
+        try:
+            allocs = self.checked(name, decide)
+        except Rejected as exc:
+            assert exc.code in {
+                "request_partly_received",
+                "invalid_quantity",
+                "over_ordered",
+                "ship_notice_conflict",
+            }, exc.code
+            assert len(self.log) == start, "a refused change to a request changed state"
+            return
+        if change in ("cancel", "close"):
+            assert r.closed_ts is not None and r.open_qty == 0
+        self.ship_orders(allocs or [])
+
 
 def service_key(world: World, line: Line) -> tuple:
     """The order of service, computed afresh (never the key cached on the line).
@@ -300,9 +340,16 @@ def check_invariants(w: World, log: list[ev.Event]) -> None:
     # what the log says, independently of the model's counters
     received, adjusted, shipped = Counter(), Counter(), Counter()
     shipped_line, ship_events = Counter(), Counter()
+    counted: Counter[str] = Counter()  # units counted against each request
     for e in log:
         if isinstance(e, ev.Received):
             received[e.sku] += e.qty
+            if e.request_id is not None:
+                counted[e.request_id] += e.qty
+            for m in e.matched:
+                counted[m.request_id] += m.qty
+            # every unit of a receipt is counted against a request, or none is (no open one)
+            assert e.request_id is not None or not e.matched or sum(m.qty for m in e.matched) == e.qty
         elif isinstance(e, ev.Adjusted):
             adjusted[e.sku] += e.delta
         elif isinstance(e, ev.UnitsShipped):
@@ -328,6 +375,12 @@ def check_invariants(w: World, log: list[ev.Event]) -> None:
         keys = [service_key(w, ln) for ln in queue]
         assert keys == sorted(keys), f"queue of {name} is not in service order"
         assert s.inbound_qty == sum(r.open_qty for r in s.inbound.values()) >= 0
+        assert all(r.closed_ts is None and r.status == "open" for r in s.inbound.values()), name
+    for r in w.requests.values():  # receipts are never lost nor counted twice against requests
+        assert r.received == counted[r.request_id], r.request_id
+        assert (r.closed_ts is None) == (r.status == "open") and (
+            r.status != "open" or r.request_id in w.skus[r.sku].inbound
+        )
         assert sku_rules.reorder_quantity(s) == 0, name
 
     picking = Counter()

@@ -21,6 +21,7 @@ from backorder.timeutil import iso_date
 SETTINGS = msgspec.convert(
     {
         "skus": {"A": {"reorder_point": 2, "order_up_to": 9, "pack_size": 3}},
+        "procurement": {"consolidate_hours": 6},  # requests of one source become lines of one PO
         # routed notices (kept with their content), delays on every move;
         # "b2b" has no route, so its orders get no notice (and no told dates)
         "notifications": {"routes": {"web": "webhook"}, "tolerance_hours": 0},
@@ -61,6 +62,7 @@ def fingerprint(w: World) -> dict:
                 s.adjusted,
                 s.shipped,
                 s.known,
+                s.over_delivered,
                 sorted(s.inbound),
                 [(ln.order_id, ln.line_no) for ln in s.queue],
                 sorted((ln.order_id, ln.line_no) for ln in s.undecided),
@@ -100,7 +102,24 @@ def fingerprint(w: World) -> dict:
         "by_key": sorted(w.by_key.items()),
         "receipts": sorted(w.receipts.items()),
         "shipments": {sid: [sh.status, sh.items, sh.tracking] for sid, sh in w.shipments.items()},
-        "requests": {rid: [r.qty, r.received, r.expected_date, r.closed_ts] for rid, r in w.requests.items()},
+        "requests": {
+            rid: [
+                r.qty,
+                r.received,
+                r.expected_date,
+                r.closed_ts,
+                r.po_id,
+                r.send_after,
+                r.ordered,
+                r.status,
+                r.close_reason,
+                r.acknowledged,
+                r.asns,
+            ]
+            for rid, r in w.requests.items()
+        },
+        "purchase_orders": {po: [r.request_id for r in lines] for po, lines in w.purchase_orders.items()},
+        "open_po": sorted(w.open_po.items()),
         "notices": {nid: [n.status, n.attempts, n.kind, n.last_error, n.event] for nid, n in w.notices.items()},
         "told": sorted(w.told.items()),
         "notice_counters": [
@@ -232,11 +251,22 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
             elif roll < 0.97 or not w.requests:
                 s = w.sku(rnd.choice(skus))
                 sku_rules.configure(w, s, {"reorder_point": 1, "order_up_to": rnd.randint(1, 10)}, emit, now)
-            else:  # a supplier moves a date (delay notices), and the notifier reports outcomes
+            else:  # a supplier or buyer changes a request (delay notices), and the notifier reports outcomes
                 r = w.requests[rnd.choice(list(w.requests))]
-                sku_rules.confirm(
-                    w, w.skus[r.sku], r.request_id, iso_date(now + rnd.randint(1, 30) * 86400.0), emit, now
-                )
+                s, date = w.skus[r.sku], iso_date(now + rnd.randint(1, 30) * 86400.0)
+                change = rnd.randrange(6)
+                if change == 0:
+                    sku_rules.confirm(w, s, r.request_id, date, emit, now)
+                elif change == 1:
+                    sku_rules.acknowledge(w, s, r.request_id, rnd.randint(1, r.qty), date, emit, now)
+                elif change == 2:
+                    sku_rules.ship_notice(w, s, r.request_id, f"asn{i % 3}", rnd.randint(1, 4), date, emit, now)
+                elif change == 3:
+                    sku_rules.amend(w, s, r.request_id, rnd.randint(1, 12), emit, now)
+                elif change == 4:
+                    sku_rules.cancel(w, s, r.request_id, "test", emit, now)
+                else:
+                    sku_rules.close(w, s, r.request_id, "test", emit, now)
             pending = [n for n in w.notices.values() if n.status == "pending"]
             if pending and rnd.random() < 0.3:
                 n = rnd.choice(pending)
