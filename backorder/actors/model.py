@@ -22,7 +22,7 @@ from decimal import Decimal
 import msgspec
 
 from backorder.actors import events as ev
-from backorder.actors.service_queue import ServiceQueue
+from backorder.actors.queue_index import QueueIndex, SupplyCurve, expected_date
 from backorder.config.settings import ReorderPolicy, Settings
 from backorder.timeutil import iso_date
 
@@ -156,6 +156,7 @@ class Sku:
         "undecided",
         "holders",
         "known",
+        "_supply",
     )
 
     def __init__(self, sku: str, policy: ReorderPolicy) -> None:
@@ -164,8 +165,9 @@ class Sku:
         self.on_hand = 0
         self.allocated = 0
         self.backordered = 0
-        self.queue: ServiceQueue[Line] = ServiceQueue()
-        self.inbound: dict[str, Request] = {}  # open requests only
+        self.queue: QueueIndex[Line] = QueueIndex()
+        # open requests only; a change to one's open quantity or date calls supply_changed()
+        self.inbound: dict[str, Request] = {}
         self.inbound_qty = 0
         self.received = 0
         self.adjusted = 0
@@ -173,6 +175,8 @@ class Sku:
         self.undecided: dict[Line, None] = {}  # queued lines not yet allocated or backordered
         self.holders: dict[Line, None] = {}  # lines holding allocated units
         self.known = False  # configured explicitly (config file / sku.configure)
+        # the cached supply curve with the (open requests, inbound units) it was built from
+        self._supply: tuple[int, int, SupplyCurve] | None = None
 
     @property
     def available(self) -> int:
@@ -181,6 +185,24 @@ class Sku:
     @property
     def position(self) -> int:
         return self.on_hand + self.inbound_qty - self.allocated - self.backordered
+
+    def supply(self) -> SupplyCurve:
+        """The open requests as a supply curve, built once per change of them. The count
+        and units check is a guard for a change made without ``supply_changed`` (a date
+        change alone is not caught by it: ``_request_confirmed`` calls supply_changed)."""
+        cached = self._supply
+        if cached is None or cached[0] != len(self.inbound) or cached[1] != self.inbound_qty:
+            cached = self._supply = (len(self.inbound), self.inbound_qty, SupplyCurve(self.inbound.values()))
+        return cached[2]
+
+    def supply_changed(self) -> None:
+        """An open request of this SKU was raised, received against, closed or re-dated."""
+        self._supply = None
+
+    def expected_date(self, line: Line) -> str | None:
+        """Expected date of one of this SKU's waiting lines (see ``queue_index.expected_date``)."""
+        _pos, ahead = self.queue.place(line)
+        return expected_date(max(self.available, 0), self.supply(), ahead, line.need)
 
 
 class Shipment:
@@ -511,6 +533,8 @@ class World:
             s.queue.remove(line)
             line.decided = True
             s.undecided.pop(line, None)
+        elif line.qtoken:
+            s.queue.update(line)  # partly served: it waits for less
 
     def _deallocated(self, e: ev.Deallocated) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
@@ -524,6 +548,8 @@ class World:
         if not was_waiting:
             line.key = self.queue_key(line)  # the service rule may have changed since it was served
             s.queue.add(line)
+        else:
+            s.queue.update(line)  # it waits for more
 
     def _line_backordered(self, e: ev.LineBackordered) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
@@ -539,6 +565,7 @@ class World:
         if e.receipt_id is not None:
             self.receipts[(e.sku, e.receipt_id)] = (e.qty, e.request_id)
         if e.request_id is not None:
+            s.supply_changed()
             r = self.requests[e.request_id]
             before = r.open_qty
             r.received += e.qty
@@ -565,10 +592,13 @@ class World:
         s = self.sku(e.sku)
         s.inbound[e.request_id] = r
         s.inbound_qty += r.qty
+        s.supply_changed()
         self.n_requests = max(self.n_requests, int(e.request_id[3:]))
 
     def _request_confirmed(self, e: ev.RequestConfirmed) -> None:
-        self.requests[e.request_id].expected_date = e.expected_date
+        r = self.requests[e.request_id]
+        r.expected_date = e.expected_date
+        self.sku(r.sku).supply_changed()
 
     def _shipment_created(self, e: ev.ShipmentCreated) -> None:
         self.shipments[e.shipment_id] = Shipment(e)
@@ -733,37 +763,19 @@ class World:
     # --- views ------------------------------------------------------------------
 
     def expected_dates(self, s: Sku, upto: int | None = None) -> list[str | None]:
-        """Expected date of each waiting line (queue order), from inbound supply.
+        """Expected date of each waiting line (queue order, the first ``upto``), from
+        available stock and inbound supply.
 
         Available stock covers the head first; then open requests in date order. The line
         whose units come from the second request gets that request's date; a line no
-        open supply covers gets None (a new reorder will give it a date).
+        open supply covers gets None (a new reorder will give it a date). One bisect per
+        line over the supply curve (``Sku.expected_date`` for one line anywhere in the queue).
         """
-        return [date for _got, date in self.supply_walk(s, upto)]
-
-    @staticmethod
-    def supply_walk(s: Sku, upto: int | None = None):
-        """Per waiting line in queue order: (units available stock and open supply cover,
-        its expected date or None when they do not cover it in full). A generator, so a
-        reader that stops at the first uncovered line walks no further."""
-        supply = sorted(s.inbound.values(), key=lambda r: (r.expected_date, r.request_id))
-        free = max(s.available, 0)
-        idx = 0
-        left = supply[0].open_qty if supply else 0
-        for line in s.queue if upto is None else s.queue.first(upto):
+        free, curve = max(s.available, 0), s.supply()
+        dates: list[str | None] = []
+        ahead = 0
+        for line in s.queue.lines() if upto is None else s.queue.first(upto):
             need = line.need
-            take = min(free, need)
-            free -= take
-            need -= take
-            got = take
-            date = None if need else "now"
-            while need and idx < len(supply):
-                take = min(left, need)
-                left -= take
-                need -= take
-                got += take
-                date = supply[idx].expected_date
-                if left == 0:
-                    idx += 1
-                    left = supply[idx].open_qty if idx < len(supply) else 0
-            yield got, (None if need else date)
+            dates.append(expected_date(free, curve, ahead, need))
+            ahead += need
+        return dates

@@ -7,6 +7,7 @@ synchronously, so a view never sees half a decision.
 from __future__ import annotations
 
 from backorder.actors.model import HOUR, Line, Order, Request, Shipment, Sku, World
+from backorder.actors.queue_index import expected_date
 from backorder.timeutil import iso_date, iso_ts
 
 KPI_TARGETS = {"fulfillment_rate": 0.95, "avg_reorder_lead_time_hours": 48.0, "order_accuracy": 1.0}
@@ -42,13 +43,13 @@ def line_view(world: World, line: Line, now: float, position: int | None = None,
 
 
 def queue_place(world: World, line: Line) -> tuple[int | None, str | None]:
-    """(1-based position in its SKU queue, expected date) of a waiting line."""
+    """(1-based position in its SKU queue, expected date) of a waiting line: two lookups
+    in the SKU's queue index and supply curve, whatever the queue's depth."""
     if not line.need:
         return None, None
     s = world.skus[line.sku]
-    idx = s.queue.index(line)
-    dates = world.expected_dates(s, upto=idx + 1)
-    return idx + 1, dates[idx]
+    idx, ahead = s.queue.place(line)
+    return idx + 1, expected_date(max(s.available, 0), s.supply(), ahead, line.need)
 
 
 def order_result(world: World, order: Order, duplicate: bool) -> dict:
@@ -197,7 +198,7 @@ def sku_view(world: World, s: Sku, now: float, lines: int) -> dict:
         received=s.received,
         adjusted=s.adjusted,
         shipped=s.shipped,
-        oldest_wait_hours=round((now - s.queue[0].t_order) / HOUR, 2) if s.queue else None,
+        oldest_wait_hours=round((now - oldest.t_order) / HOUR, 2) if (oldest := s.queue.oldest()) else None,
         inbound_requests=[request_view(r, now) for r in sorted(s.inbound.values(), key=lambda r: r.expected_date)],
         waiting=waiting,
     )
@@ -227,9 +228,7 @@ def kpis(world: World) -> dict:
 
 def stats(world: World, now: float) -> dict:
     k = kpis(world)
-    oldest = min((s.queue[0].t_order for s in world.skus.values() if s.queue and world.mode == "fifo"), default=None)
-    if world.mode != "fifo":
-        oldest = min((min(ln.t_order for ln in s.queue.lines()) for s in world.skus.values() if s.queue), default=None)
+    oldest = min((line.t_order for s in world.skus.values() if (line := s.queue.oldest())), default=None)
     return {
         "now": iso_ts(now),
         "fulfillment_rate": k["fulfillment_rate"],
