@@ -100,12 +100,22 @@ class QueueIndex(Generic[L]):
         line.qtoken = token
         key, need = line.key, line.need
         maxes = self._maxes
-        if not maxes:
-            self._keys.append([key])
-            self._lines.append([line])
-            self._needs.append([need])
-            maxes.append(key)
-            self._rebuild()
+        if not self._len:
+            # Empty: one empty bucket is kept (see ``remove``), so a line that arrives and
+            # is served at once (most lines, when there is stock) allocates no lists.
+            if not maxes:
+                self._keys.append([])
+                self._lines.append([])
+                self._needs.append([])
+                maxes.append(key)
+                self._count_tree.append(0)
+                self._need_tree.append(0)
+            self._keys[0].append(key)
+            self._lines[0].append(line)
+            self._needs[0].append(need)
+            maxes[0] = key
+            self._count_tree[0] = 1
+            self._need_tree[0] = need
         else:
             b = bisect_left(maxes, key)
             if b == len(maxes):  # after every queued line: the usual case under FIFO
@@ -132,7 +142,10 @@ class QueueIndex(Generic[L]):
         """Take a line out (nothing if it is not queued)."""
         if not line.qtoken:
             return
-        b, i = self._locate(line)
+        if self._len and self._lines[0][0] is line:  # the head (as in _locate, inlined)
+            b = i = 0
+        else:
+            b, i = self._locate(line)
         line.qtoken = 0
         keys = self._keys[b]
         del keys[i]
@@ -140,8 +153,9 @@ class QueueIndex(Generic[L]):
         need = self._needs[b].pop(i)
         self._len -= 1
         self._total -= need
-        if not self._len:
-            self._clear()
+        if not self._len:  # the last line: keep its (now empty) bucket for the next one
+            self._count_tree[b] = self._need_tree[b] = 0
+            self._oldest.clear()
             return
         if not keys:
             del self._keys[b], self._lines[b], self._needs[b], self._maxes[b]
@@ -263,7 +277,7 @@ class QueueIndex(Generic[L]):
         """(bucket, index) of a queued line; ValueError if it is not queued here."""
         if not line.qtoken:
             raise ValueError("line is not queued")
-        if self._lines and self._lines[0][0] is line:  # the head: every allocation in turn
+        if self._len and self._lines[0][0] is line:  # the head: every allocation in turn
             return 0, 0
         key = line.key
         b = bisect_left(self._maxes, key)
