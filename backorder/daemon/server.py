@@ -691,7 +691,9 @@ async def _reader(stream, conn: Connection, gateway: Gateway, first: bytes = b""
 # other client's p90 / max wait was 1-175 / 260-300 ms without turns, 15-31 / 32-68 ms
 # with 1 ms turns, 5-10 / 12-21 ms with 0.5 ms turns (and writer batches bounded by
 # WRITE_BATCH_BYTES), 2-8 / 8-31 ms with 0.2 ms turns: 0.5 ms, for a checkpoint every
-# ~50 pipelined order.submit.
+# ~50 pipelined order.submit. bench/reads.py (50,000 pipelined order.get over 100,000
+# waiting lines): the other client's p99 29-31 ms with turns, 153-207 ms without; the
+# burst itself 4.4 s with them, 1.6-2.2 s without (smaller reply batches, more wake-ups).
 TURN_S = 0.0005
 WRITE_BATCH_BYTES = 256 * 1024
 
