@@ -14,9 +14,9 @@ import random
 
 from hypothesis import given
 from hypothesis import strategies as st
-from test_rules_properties import PROPS, Sim, hot_op_st, op_st, weights_st
+from test_rules_properties import PROPS, Sim, hot_op_st, op_st, replayed, weights_st
 
-from backorder.actors import board, sku_rules, views
+from backorder.actors import board, sku_rules, snapshot, views
 from backorder.actors.model import Sku, World
 from backorder.actors.queue_index import LOAD, QueueIndex, SupplyCurve, covering_date, expected_date
 
@@ -107,6 +107,9 @@ def test_maintained_reads_equal_the_walk(mode, weights, ops):
     for op in ops:
         sim.run(op)
         assert_reads_match_walk(sim.world)
+    # the index and the supply curves rebuilt by a restart answer the same
+    assert_reads_match_walk(replayed(sim.settings, sim.log))
+    assert_reads_match_walk(snapshot.restore(sim.settings, snapshot.dump(sim.world)))
 
 
 # --- the index alone, against a sorted list -----------------------------------------
