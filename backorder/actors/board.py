@@ -9,6 +9,7 @@ the SKUs an event touched).
 from __future__ import annotations
 
 from backorder.actors.model import HOUR, Order, Sku, World
+from backorder.actors.queue_index import covering_date
 from backorder.actors.views import order_summary, sku_summary
 from backorder.timeutil import iso_ts
 
@@ -16,19 +17,17 @@ from backorder.timeutil import iso_ts
 def board_row(s: Sku, now: float) -> dict:
     """``sku_summary`` plus oldest wait, next inbound and coverage of the waiting demand."""
     out = sku_summary(s)
-    supply = sorted(s.inbound.values(), key=lambda r: (r.expected_date, r.request_id))
-    nxt = supply[0] if supply else None
-    # The same allocation of future supply as ``World.expected_dates``, stopped at the
-    # first line it does not cover.
-    covered_lines = covered_units = 0
-    last_date: str | None = None
-    for got, date in World.supply_walk(s):
-        covered_units += got
-        if date is None:
-            break  # supply ran out: this line and every later one are not covered
-        covered_lines += 1
-        last_date = date
-    oldest = min(ln.t_order for ln in s.queue.lines()) if s.queue else None
+    nxt = min(s.inbound.values(), key=lambda r: (r.expected_date, r.request_id), default=None)
+    # The same allocation of future supply as ``World.expected_dates``: available stock and
+    # then open supply cover the lines in service order; the lines covered in full are a
+    # prefix of the queue, found in its index; the units covered are all the supply there
+    # is, up to what the queue waits for; every covered line's date is at most the last's.
+    free, curve = max(s.available, 0), s.supply()
+    covered_lines = s.queue.covered(free + curve.total)
+    covered_units = min(free + curve.total, s.queue.units)
+    all_covered = bool(s.queue) and covered_lines == len(s.queue)
+    oldest_line = s.queue.oldest()
+    oldest = oldest_line.t_order if oldest_line is not None else None
     out.update(
         oldest_wait_hours=round((now - oldest) / HOUR, 2) if oldest is not None else None,
         oldest_since=iso_ts(oldest) if oldest is not None else None,
@@ -37,7 +36,7 @@ def board_row(s: Sku, now: float) -> dict:
         ),
         covered_lines=covered_lines,
         covered_units=covered_units,
-        covered_by=last_date if s.queue and covered_lines == len(s.queue) else None,
+        covered_by=covering_date(free, curve, s.queue.units) if all_covered else None,
     )
     return out
 

@@ -23,7 +23,7 @@ import msgspec
 
 from backorder.actors import events as ev
 from backorder.actors.kpi import Kpi
-from backorder.actors.service_queue import ServiceQueue
+from backorder.actors.queue_index import QueueIndex, SupplyCurve, expected_date
 from backorder.config.settings import ReorderPolicy, Settings
 from backorder.timeutil import iso_date
 
@@ -190,6 +190,7 @@ class Sku:
         "holders",
         "known",
         "over_delivered",
+        "_supply",
     )
 
     def __init__(self, sku: str, policy: ReorderPolicy) -> None:
@@ -198,8 +199,9 @@ class Sku:
         self.on_hand = 0
         self.allocated = 0
         self.backordered = 0
-        self.queue: ServiceQueue[Line] = ServiceQueue()
-        self.inbound: dict[str, Request] = {}  # open requests only
+        self.queue: QueueIndex[Line] = QueueIndex()
+        # open requests only; a change to one's open quantity or date calls supply_changed()
+        self.inbound: dict[str, Request] = {}
         self.inbound_qty = 0
         self.received = 0
         self.adjusted = 0
@@ -208,6 +210,8 @@ class Sku:
         self.holders: dict[Line, None] = {}  # lines holding allocated units
         self.known = False  # configured explicitly (config file / sku.configure)
         self.over_delivered = 0  # units received beyond what their requests expected
+        # the cached supply curve with the (open requests, inbound units) it was built from
+        self._supply: tuple[int, int, SupplyCurve] | None = None
 
     @property
     def available(self) -> int:
@@ -216,6 +220,24 @@ class Sku:
     @property
     def position(self) -> int:
         return self.on_hand + self.inbound_qty - self.allocated - self.backordered
+
+    def supply(self) -> SupplyCurve:
+        """The open requests as a supply curve, built once per change of them. The count
+        and units check is a guard for a change made without ``supply_changed`` (a date
+        change alone is not caught by it: ``_request_confirmed`` calls supply_changed)."""
+        cached = self._supply
+        if cached is None or cached[0] != len(self.inbound) or cached[1] != self.inbound_qty:
+            cached = self._supply = (len(self.inbound), self.inbound_qty, SupplyCurve(self.inbound.values()))
+        return cached[2]
+
+    def supply_changed(self) -> None:
+        """An open request of this SKU was raised, received against, closed or re-dated."""
+        self._supply = None
+
+    def expected_date(self, line: Line) -> str | None:
+        """Expected date of one of this SKU's waiting lines (see ``queue_index.expected_date``)."""
+        _pos, ahead = self.queue.place(line)
+        return expected_date(max(self.available, 0), self.supply(), ahead, line.need)
 
 
 class Shipment:
@@ -592,6 +614,8 @@ class World:
                 self.kpi.line_served(e.ts, line.qty, line.qty)
             line.decided = True
             s.undecided.pop(line, None)
+        elif line.qtoken:
+            s.queue.update(line)  # partly served: it waits for less
         if line.backordered_at_entry:
             self.kpi.line_progress((line.order_id, line.line_no), e.ts, line.need)
 
@@ -607,6 +631,8 @@ class World:
         if not was_waiting:
             line.key = self.queue_key(line)  # the service rule may have changed since it was served
             s.queue.add(line)
+        else:
+            s.queue.update(line)  # it waits for more
         if line.backordered_at_entry:
             self.kpi.line_progress((line.order_id, line.line_no), e.ts, line.need)
 
@@ -632,6 +658,7 @@ class World:
             self._count_against(s, self.requests[m.request_id], m.qty, e.ts)
 
     def _count_against(self, s: Sku, r: Request, qty: int, ts: float) -> None:
+        s.supply_changed()
         before = r.open_qty
         r.received += qty
         closes = r.received >= r.qty and r.closed_ts is None
@@ -669,6 +696,7 @@ class World:
         s = self.sku(e.sku)
         s.inbound[e.request_id] = r
         s.inbound_qty += r.qty
+        s.supply_changed()
         self.n_requests = max(self.n_requests, int(e.request_id[3:]))
         self.kpi.request_raised(r)
         self._join_po(r)
@@ -692,12 +720,15 @@ class World:
         return found[0]
 
     def _request_confirmed(self, e: ev.RequestConfirmed) -> None:
-        self.requests[e.request_id].expected_date = e.expected_date
+        r = self.requests[e.request_id]
+        r.expected_date = e.expected_date
+        self.sku(r.sku).supply_changed()
 
     def _request_ended(self, e: ev.RequestCancelled | ev.RequestShortClosed) -> None:
         """Cancelled or closed short: what is still open will never come."""
         r = self.requests[e.request_id]
         s = self.sku(r.sku)
+        s.supply_changed()
         s.inbound_qty -= r.open_qty
         s.inbound.pop(r.request_id, None)
         r.closed_ts = e.ts
@@ -709,6 +740,7 @@ class World:
 
     def _set_qty(self, r: Request, qty: int, ts: float) -> None:
         s = self.sku(r.sku)
+        s.supply_changed()
         before = r.open_qty
         r.qty = qty
         s.inbound_qty += r.open_qty - before
@@ -727,6 +759,7 @@ class World:
         r = self.requests[e.request_id]
         r.asns[e.reference] = e.qty
         r.expected_date = e.expected_date
+        self.sku(r.sku).supply_changed()
 
     def _shipment_created(self, e: ev.ShipmentCreated) -> None:
         self.shipments[e.shipment_id] = Shipment(e)
@@ -928,37 +961,19 @@ class World:
     # --- views ------------------------------------------------------------------
 
     def expected_dates(self, s: Sku, upto: int | None = None) -> list[str | None]:
-        """Expected date of each waiting line (queue order), from inbound supply.
+        """Expected date of each waiting line (queue order, the first ``upto``), from
+        available stock and inbound supply.
 
         Available stock covers the head first; then open requests in date order. The line
         whose units come from the second request gets that request's date; a line no
-        open supply covers gets None (a new reorder will give it a date).
+        open supply covers gets None (a new reorder will give it a date). One bisect per
+        line over the supply curve (``Sku.expected_date`` for one line anywhere in the queue).
         """
-        return [date for _got, date in self.supply_walk(s, upto)]
-
-    @staticmethod
-    def supply_walk(s: Sku, upto: int | None = None):
-        """Per waiting line in queue order: (units available stock and open supply cover,
-        its expected date or None when they do not cover it in full). A generator, so a
-        reader that stops at the first uncovered line walks no further."""
-        supply = sorted(s.inbound.values(), key=lambda r: (r.expected_date, r.request_id))
-        free = max(s.available, 0)
-        idx = 0
-        left = supply[0].open_qty if supply else 0
-        for line in s.queue if upto is None else s.queue.first(upto):
+        free, curve = max(s.available, 0), s.supply()
+        dates: list[str | None] = []
+        ahead = 0
+        for line in s.queue.lines() if upto is None else s.queue.first(upto):
             need = line.need
-            take = min(free, need)
-            free -= take
-            need -= take
-            got = take
-            date = None if need else "now"
-            while need and idx < len(supply):
-                take = min(left, need)
-                left -= take
-                need -= take
-                got += take
-                date = supply[idx].expected_date
-                if left == 0:
-                    idx += 1
-                    left = supply[idx].open_qty if idx < len(supply) else 0
-            yield got, (None if need else date)
+            dates.append(expected_date(free, curve, ahead, need))
+            ahead += need
+        return dates

@@ -12,6 +12,7 @@ import msgspec
 
 from backorder.actors.events import line_total
 from backorder.actors.model import HOUR, Line, Order, Request, Shipment, Sku, World
+from backorder.actors.queue_index import expected_date
 from backorder.timeutil import iso_date, iso_ts
 
 KPI_TARGETS = {"fulfillment_rate": 0.95, "avg_reorder_lead_time_hours": 48.0, "order_accuracy": 1.0}
@@ -36,14 +37,10 @@ def why(world: World, line: Line, now: float) -> str:
 
 
 def oldest_waiting(world: World, s: Sku) -> float | None:
-    """Order time of the SKU's longest-waiting line. Under FIFO that is the head's unless
-    an expedited line is at the head (expedited lines go first: then look at them all)."""
-    if not s.queue:
-        return None
-    head = s.queue[0]
-    if world.mode == "fifo" and not head.expedited:
-        return head.t_order
-    return min(ln.t_order for ln in s.queue.lines())
+    """Order time of the SKU's longest-waiting line (the queue index keeps it: not the head
+    when expedited or higher-ranked lines are served first)."""
+    line = s.queue.oldest()
+    return None if line is None else line.t_order
 
 
 def line_view(world: World, line: Line, now: float, position: int | None = None, expected: str | None = None) -> dict:
@@ -69,13 +66,13 @@ def line_view(world: World, line: Line, now: float, position: int | None = None,
 
 
 def queue_place(world: World, line: Line) -> tuple[int | None, str | None]:
-    """(1-based position in its SKU queue, expected date) of a waiting line."""
+    """(1-based position in its SKU queue, expected date) of a waiting line: two lookups
+    in the SKU's queue index and supply curve, whatever the queue's depth."""
     if not line.need:
         return None, None
     s = world.skus[line.sku]
-    idx = s.queue.index(line)
-    dates = world.expected_dates(s, upto=idx + 1)
-    return idx + 1, dates[idx]
+    idx, ahead = s.queue.place(line)
+    return idx + 1, expected_date(max(s.available, 0), s.supply(), ahead, line.need)
 
 
 def order_result(world: World, order: Order, duplicate: bool) -> dict:

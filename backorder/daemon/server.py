@@ -636,11 +636,23 @@ async def _reader(stream, conn: Connection, gateway: Gateway, first: bytes = b""
     handle = gateway.handle
     quiet = gateway.quiet
     lines = read_lines(stream, max_line, lambda: _receive(stream, conn, gateway), first)
+    turn = perf_counter()  # when this reader last let the other tasks run
     # aclosing: when the loop ends by an exception, the generator is closed here, not by the
     # garbage collector later (where its own exit would be an unraisable exception)
     async with aclosing(lines):
         async for line in lines:
-            try:  # no checkpoint per request while under the in-flight limit
+            # Fair turns: a chunk of 64 KiB holds ~1,000 pipelined reads, each answered on
+            # the spot, so without a checkpoint one client's burst holds the loop for the
+            # whole chunk while every other connection's requests and replies wait. After
+            # TURN_S of handling, the reader yields: every runnable task (the other
+            # readers, the writers, the actors) runs before its next request. Shielded:
+            # the line read is handled whatever happens meanwhile (a drain cancels at the
+            # next real checkpoint, as before).
+            now = perf_counter()
+            if now - turn > TURN_S:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                turn = perf_counter()
+            try:  # no other checkpoint per request while under the in-flight limit
                 conn.slots.acquire_nowait()
             except trio.WouldBlock:
                 # Back-pressure: wait for replies to go out; a client that never reads them
@@ -685,6 +697,19 @@ async def _reader(stream, conn: Connection, gateway: Gateway, first: bytes = b""
                 log.exception("request_failed", conn=conn.id)
 
 
+# The longest a connection's reader handles requests before the other tasks get a turn.
+# tests/integration/test_fair_turns.py (one client pipelining 20,000 order.get, another
+# timing its own order.get meanwhile, 4 runs each on the shared 2-core machine): the
+# other client's p90 / max wait was 1-175 / 260-300 ms without turns, 15-31 / 32-68 ms
+# with 1 ms turns, 5-10 / 12-21 ms with 0.5 ms turns (and writer batches bounded by
+# WRITE_BATCH_BYTES), 2-8 / 8-31 ms with 0.2 ms turns: 0.5 ms, for a checkpoint every
+# ~50 pipelined order.submit. bench/reads.py (50,000 pipelined order.get over 100,000
+# waiting lines): the other client's p99 29-31 ms with turns, 153-207 ms without; the
+# burst itself 4.4 s with them, 1.6-2.2 s without (smaller reply batches, more wake-ups).
+TURN_S = 0.0005
+WRITE_BATCH_BYTES = 256 * 1024
+
+
 async def _wait_reply_room(conn: Connection, gateway: Gateway) -> None:
     """Back-pressure on reply bytes: read nothing more until the writer has sent enough; a
     client that leaves them unread for ``inflight_wait_s`` is disconnected."""
@@ -710,11 +735,16 @@ async def _writer(stream, conn: Connection, done: trio.Event) -> None:
     try:
         async for item in conn.out_recv:
             items = [item]
-            while len(items) < 4096:
+            # A batch is bounded in bytes too: building and sending it is one turn of this
+            # task, which other connections' replies wait behind (see TURN_S).
+            size = 0
+            while len(items) < 4096 and size < WRITE_BATCH_BYTES:
                 try:
-                    items.append(conn.out_recv.receive_nowait())
+                    it = conn.out_recv.receive_nowait()
                 except (trio.WouldBlock, trio.EndOfChannel):  # EndOfChannel: the reader is done
                     break
+                items.append(it)
+                size += len(it[1]) if type(it) is tuple else len(it)
             seq = max((it[0] for it in items if type(it) is tuple), default=0)
             await journal.wait_durable(seq)
             buf.clear()
