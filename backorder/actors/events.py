@@ -202,6 +202,11 @@ class ShipmentShipped(Event, tag="shipment_shipped", kw_only=True, frozen=True):
     carrier: str
     tracking: str
     label_zpl: str
+    # a remote carrier's label: its PDF (base64; "" = rendered locally on request), the
+    # service bought and the carrier's own shipment id (what a void names)
+    label_pdf: str = ""
+    service: str = ""
+    carrier_ref: str = ""
 
 
 class UnitsShipped(Event, tag="units_shipped", kw_only=True, frozen=True):
@@ -379,6 +384,39 @@ class OrderAddressSet(Event, tag="order_address_set", kw_only=True, frozen=True)
     reason: str
 
 
+class ShipmentLabelPending(Event, tag="shipment_label_pending", kw_only=True, frozen=True):
+    """order actor: a picked shipment waits for its label from a remote carrier (bought by
+    the notifier through the outbox: ``notice_id`` is that ``label`` notice)."""
+
+    shipment_id: str
+    order_id: str
+    carrier: str
+    notice_id: str
+
+
+class ShipmentRated(Event, tag="shipment_rated", kw_only=True, frozen=True):
+    """notifier: the carrier created its shipment and the rate to buy was chosen; a retry
+    after a crash buys (or finds bought) this same carrier shipment, never a second one."""
+
+    shipment_id: str
+    order_id: str
+    carrier: str
+    carrier_ref: str
+    rate_id: str
+    service: str
+    amount: str
+
+
+class ShipmentTracked(Event, tag="shipment_tracked", kw_only=True, frozen=True):
+    """tracking webhook: the carrier reported the parcel ``in_transit``, ``delivered`` or
+    in ``exception`` (``detail`` is the carrier's own status text)."""
+
+    shipment_id: str
+    order_id: str
+    status: str
+    detail: str = ""
+
+
 AnyEvent = (
     OrderReceived
     | Allocated
@@ -408,6 +446,9 @@ AnyEvent = (
     | AliasSet
     | JournalQuarantined
     | OrderAddressSet
+    | ShipmentLabelPending
+    | ShipmentRated
+    | ShipmentTracked
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -427,7 +468,16 @@ TOPICS: dict[str, frozenset[str]] = {
         }
     ),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
-    "shipments": frozenset({"shipment_created", "shipment_shipped", "units_shipped"}),
+    "shipments": frozenset(
+        {
+            "shipment_created",
+            "shipment_shipped",
+            "units_shipped",
+            "shipment_label_pending",
+            "shipment_rated",
+            "shipment_tracked",
+        }
+    ),
     "procurement": frozenset({"request_raised", "request_confirmed"}),
     "config": frozenset({"sku_configured", "policy_changed"}),
     "notifications": frozenset(

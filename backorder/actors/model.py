@@ -198,6 +198,13 @@ class Shipment:
         "carrier",
         "tracking",
         "label_zpl",
+        "label_pdf",
+        "service",
+        "carrier_ref",
+        "rate_id",
+        "label_notice",
+        "tracking_status",
+        "tracking_detail",
     )
 
     def __init__(self, e: ev.ShipmentCreated) -> None:
@@ -210,6 +217,13 @@ class Shipment:
         self.carrier = ""
         self.tracking = ""
         self.label_zpl = ""
+        self.label_pdf = ""  # base64, from a remote carrier
+        self.service = ""
+        self.carrier_ref = ""  # the remote carrier's shipment id
+        self.rate_id = ""
+        self.label_notice = ""  # label_pending: the outbox notice that buys the label
+        self.tracking_status = ""  # "" | "in_transit" | "delivered" | "exception"
+        self.tracking_detail = ""
 
     @property
     def units(self) -> int:
@@ -260,7 +274,7 @@ class Order:
         if not any(ln.decided for ln in lines):
             return "received"
         if need == 0:
-            if any(shipments[s].status == "picking" for s in self.shipments):
+            if any(shipments[s].status in ("picking", "label_pending") for s in self.shipments):
                 return "picking"
             return "allocated"
         return "partially_allocated" if allocated else "backordered"
@@ -314,6 +328,7 @@ class World:
         self.orders: dict[str, Order] = {}
         self.by_key: dict[tuple[str, str, str], str] = {}
         self.shipments: dict[str, Shipment] = {}
+        self.by_tracking: dict[str, str] = {}  # tracking number -> shipment id (tracking webhooks)
         self.requests: dict[str, Request] = {}
         self.mode = settings.allocation.mode
         self.weights = settings.allocation.weights
@@ -357,6 +372,9 @@ class World:
             ev.RequestConfirmed: self._request_confirmed,
             ev.ShipmentCreated: self._shipment_created,
             ev.ShipmentShipped: self._shipment_shipped,
+            ev.ShipmentLabelPending: self._shipment_label_pending,
+            ev.ShipmentRated: self._shipment_rated,
+            ev.ShipmentTracked: self._shipment_tracked,
             ev.UnitsShipped: self._units_shipped,
             ev.NoticeQueued: self._notice_queued,
             ev.NoticeAttempted: self._notice_attempted,
@@ -598,11 +616,31 @@ class World:
         sh.status = "shipped"
         sh.shipped_ts = e.ts
         sh.carrier, sh.tracking, sh.label_zpl = e.carrier, e.tracking, e.label_zpl
+        sh.label_pdf, sh.label_notice = e.label_pdf, ""
+        if e.service:
+            sh.service = e.service
+        if e.carrier_ref:
+            sh.carrier_ref = e.carrier_ref
+        if e.tracking:
+            self.by_tracking[e.tracking] = e.shipment_id
         order = self.orders[e.order_id]
         if not any(self.shipments[s].status == "shipped" for s in order.shipments if s != e.shipment_id):
             self.orders_shipped += 1
         day = iso_date(e.ts)
         self.shipped_by_day[day] = self.shipped_by_day.get(day, 0) + 1
+
+    def _shipment_label_pending(self, e: ev.ShipmentLabelPending) -> None:
+        sh = self.shipments[e.shipment_id]
+        sh.status = "label_pending"
+        sh.carrier, sh.label_notice = e.carrier, e.notice_id
+
+    def _shipment_rated(self, e: ev.ShipmentRated) -> None:
+        sh = self.shipments[e.shipment_id]
+        sh.carrier_ref, sh.rate_id, sh.service = e.carrier_ref, e.rate_id, e.service
+
+    def _shipment_tracked(self, e: ev.ShipmentTracked) -> None:
+        sh = self.shipments[e.shipment_id]
+        sh.tracking_status, sh.tracking_detail = e.status, e.detail
 
     def _units_shipped(self, e: ev.UnitsShipped) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
@@ -681,7 +719,7 @@ class World:
         order.closed_ts = e.ts
         for sid in order.shipments:
             sh = self.shipments[sid]
-            if sh.status == "picking":
+            if sh.status in ("picking", "label_pending"):
                 sh.status = "cancelled"
                 for line_no, _sku, qty in sh.items:
                     order.lines[line_no - 1].in_shipment -= qty

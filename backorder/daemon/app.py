@@ -30,6 +30,7 @@ from backorder.daemon import access, dblock, handlers, metrics, recovery, reload
 from backorder.daemon.journal import AuditReader, Journal
 from backorder.daemon.stepping import Stepper
 from backorder.intake.service import IntakeService
+from backorder.notify.carriers import CarrierChannel
 from backorder.notify.notifier import Notifier
 from backorder.timeutil import iso_ts
 
@@ -87,7 +88,10 @@ class Daemon:
             "rejected_requests": self.recorder.rejected,
             "dead_letters": len(self.engine.world.dead_letters),
             "recovered_events": self.recovered_events,
-            "notifier": {"breakers": self.notifier.statistics()},
+            "notifier": {
+                "breakers": self.notifier.statistics(),
+                "credential_failures": self.notifier.credential_failures,
+            },
             "intake": self.intake.queue_view(),
         }
 
@@ -126,7 +130,8 @@ class Daemon:
                     stepped = isinstance(self.engine.clock, SteppedClock)
                     self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus, serial=stepped)
                     await self.router.start()
-                    self.notifier = Notifier(self.engine, self.settings.notifications)
+                    carrier = CarrierChannel(self.engine, self.settings.carriers)
+                    self.notifier = Notifier(self.engine, self.settings.notifications, carrier=carrier)
                     await actors.start(self.notifier.run)
                     if stepped:
                         self.stepper = Stepper(self.engine.clock, self.router, self.journal, self.notifier)

@@ -115,6 +115,7 @@ def reload(targets: Targets, path: str | Path | None) -> bool:
     old.access = new.access
     _policies(targets, old, new)
     _channels(targets.notifier, old, new)
+    _carriers(targets.notifier, old, new)
     _intake(old, new)
     log.info("config_reloaded", config=str(path))
     targets.status(f"serving (config reloaded from {path})")
@@ -137,6 +138,17 @@ def _channels(notifier: Notifier, old: Settings, new: Settings) -> None:
         )
     old.notifications = cfg
     notifier.configure(cfg)
+
+
+def _carriers(notifier: Notifier, old: Settings, new: Settings) -> None:
+    """``[carriers]``: base URLs, secrets' sources, ship-from address; for the next label."""
+    if new.carriers == old.carriers:
+        return
+    old.carriers = new.carriers
+    channel = notifier.channels.get("carrier")
+    configure = getattr(channel, "configure", None)
+    if configure is not None:
+        configure(new.carriers)
 
 
 def _intake(old: Settings, new: Settings) -> None:

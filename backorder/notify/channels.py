@@ -22,6 +22,18 @@ class DeliveryError(Exception):
     """The receiver refused or could not be reached; the notifier retries."""
 
 
+class RejectedError(DeliveryError):
+    """The receiver refused this request for what it says (an HTTP 4xx other than 401, 403,
+    408, 409, 425, 429): the same request would be refused again, so the notice is dead at
+    once with the receiver's message, and the receiver's breaker does not count it."""
+
+
+class CredentialError(DeliveryError):
+    """The receiver refused our credentials (401/403, or none configured): every notice to
+    it would fail alike, so its breaker opens at once and the failure is reported once per
+    opening, not once per notice; the notice waits behind the breaker (no attempt used)."""
+
+
 class Channel(Protocol):
     name: str
 

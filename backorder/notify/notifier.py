@@ -46,9 +46,9 @@ from backorder.clock import SteppedClock
 from backorder.config.settings import NotificationSettings
 from backorder.daemon.journal import NOTICE_KEYS
 from backorder.errors import Conflict, NotFound
-from backorder.notify.channels import Channel
+from backorder.notify.channels import Channel, CredentialError, RejectedError
 from backorder.notify.filedrop import FileDropChannel
-from backorder.notify.render import Renderer, RenderError
+from backorder.notify.render import Rendered, Renderer, RenderError
 from backorder.notify.smtp import SmtpChannel
 from backorder.notify.webhook import WebhookChannel
 from backorder.timeutil import iso_date
@@ -72,15 +72,26 @@ class Breaker:
         self.reset_s = reset_s
         self.failures = 0
         self.open_until = 0.0
+        self.tripped = False  # opened by a credential failure, not yet reported as fixed
 
     def failed(self) -> None:
         self.failures += 1
         if self.failures >= self.limit:
             self.open_until = trio.current_time() + self.reset_s
 
+    def trip(self) -> bool:
+        """Open at once (the receiver refused our credentials); True if it was not open yet,
+        i.e. this failure is the one to report."""
+        first = self.state != "open" and not self.tripped
+        self.failures = max(self.failures, self.limit)
+        self.open_until = trio.current_time() + self.reset_s
+        self.tripped = True
+        return first
+
     def succeeded(self) -> None:
         self.failures = 0
         self.open_until = 0.0
+        self.tripped = False
 
     @property
     def state(self) -> str:
@@ -100,11 +111,16 @@ class Notifier:
         cfg: NotificationSettings,
         channels: dict[str, Channel] | None = None,
         renderer: Renderer | None = None,
+        carrier: Channel | None = None,
     ) -> None:
         self.engine = engine
         self.channels: dict[str, Channel] = channels or {}
         self.breakers: dict[str, Breaker] = {}
+        self.credential_failures = 0  # breaker openings for refused credentials (each reported once)
         self.configure(cfg, renderer)
+        if carrier is not None:  # remote carriers' labels: the outbox channel "carrier"
+            self.channels[carrier.name] = carrier
+            self.breakers[carrier.name] = Breaker(cfg.breaker_failures, cfg.breaker_reset_s)
         # channel -> notice_id -> trio time it is due (pending, committed notices only)
         self.due: dict[str, dict[str, float]] = {name: {} for name in self.channels}
         self.heaps: dict[str, list[tuple[float, str]]] = {name: [] for name in self.channels}
@@ -253,6 +269,21 @@ class Notifier:
         else:
             try:
                 receipt = await self.channels[channel].send(n.event, rendered)
+            except RejectedError as exc:  # the receiver refused the request itself: a retry cannot help
+                error, dead = f"{type(exc).__name__}: {exc}", True
+            except CredentialError as exc:  # every notice to it would fail alike: stop them all, report once
+                error, dead = f"{type(exc).__name__}: {exc}", False
+                if self.breakers[channel].trip():
+                    self.credential_failures += 1
+                    log.error("channel_credentials_refused", channel=channel, notice_id=notice_id, error=str(exc))
+                self._schedule(channel, notice_id, self._now())  # waits behind the open breaker
+                engine.context("notifier", notice_id)
+                engine.emit(
+                    ev.NoticeFailed(
+                        ts=engine.now(), notice_id=notice_id, order_id=n.order_id, attempt=attempt, error=error[:500]
+                    )
+                )
+                return
             except Exception as exc:  # any failure of the receiver is a failed attempt, counted by its breaker
                 error, dead = f"{type(exc).__name__}: {exc}", attempt >= self.cfg.max_attempts
                 self.breakers[channel].failed()
@@ -275,6 +306,9 @@ class Notifier:
             log.warning("notice_failed", notice_id=notice_id, channel=channel, attempt=attempt, error=error, dead=dead)
             return
         engine.context("notifier", notice_id)
+        after = getattr(self.channels[channel], "delivered", None)
+        if after is not None:  # the carrier channel ships what it bought, in this same commit
+            after(n.event)
         engine.emit(
             ev.NoticeDelivered(
                 ts=engine.now(), notice_id=notice_id, order_id=n.order_id, attempt=attempt, response=receipt[:200]
@@ -285,6 +319,8 @@ class Notifier:
 
     def render(self, notice: ev.NoticeQueued):
         """The notice's content (and a supplier notice's documents); raises RenderError for a template error."""
+        if notice.audience == "carrier":  # a request to a carrier's API, built by its adapter
+            return Rendered(subject=notice.subject, text="", html="")
         rendered = self.renderer.render(notice)
         if notice.kind == "purchase_order":
             from backorder.documents.purchase_order import attachments  # only supplier notices need it
