@@ -256,3 +256,50 @@ def test_tracking_webhooks_update_the_shipment_and_tell_the_customer(sim, tmp_pa
         d.restart()
         with d.client() as c:  # the tracking status is journaled: it survives a restart
             assert shipment_of(c, oid)["tracking_status"] == "delivered"
+
+
+def ups_config(url: str, tmp_path) -> str:
+    return (
+        "[notifications]\nbackoff_base_s = 0.05\nbackoff_max_s = 0.2\nmax_attempts = 3\n"
+        '[fulfillment]\ncarrier = "ups"\n[carriers.ups]\n'
+        f'base_url = "{url}"\nkey_env = "BO_TEST_UPS_ID"\nsecret_env = "BO_TEST_UPS_SECRET"\naccount_number = "A1B2C3"\n'
+        '[carriers.ups.from_address]\ncompany = "Warehouse"\nstreet1 = "9 Dock Rd"\ncity = "Chicago"\n'
+        'state = "IL"\nzip = "60601"\n'
+    )
+
+
+def test_ups_oauth_rating_and_shipping_buy_the_fastest_service_for_a_rush_order(sim, tmp_path, monkeypatch):
+    monkeypatch.setenv("BO_TEST_UPS_ID", "client-id")
+    monkeypatch.setenv("BO_TEST_UPS_SECRET", "client-secret")
+    with CarrierServer("ups", "client-id:client-secret") as ups:
+        d = sim(ups_config(ups.url, tmp_path))
+        with d.client() as c:
+            rush, plain = order(c, 1, rush=True), order(c, 2)
+            pick(c, rush)
+            pick(c, plain)
+            wait_for(lambda: shipment_of(c, rush)["status"] == "shipped", what="the rush label bought")
+            wait_for(lambda: shipment_of(c, plain)["status"] == "shipped", what="the standard label bought")
+            assert shipment_of(c, rush)["service"] == "UPS Next Day Air"
+            assert shipment_of(c, plain)["service"] == "UPS Ground"
+            fast = shipment_of(c, rush)
+            assert fast["tracking_number"].startswith("1Z")
+            assert c.call("label.get", shipment_id=fast["shipment_id"])["label"] == ZPL
+            pdf = c.call("label.get", shipment_id=fast["shipment_id"], format="pdf")["label"]
+            assert base64.b64decode(pdf).startswith(b"%PDF")  # UPS sent ZPL only: drawn locally
+        assert ups.fake.count("POST", "/security/v1/oauth/token") == 1  # the token is kept
+        assert ups.fake.buys == {"S0000001": 1, "S0000002": 1}
+
+
+def test_ups_refusing_the_client_secret_is_a_credential_failure(sim, tmp_path, monkeypatch):
+    monkeypatch.setenv("BO_TEST_UPS_ID", "client-id")
+    monkeypatch.setenv("BO_TEST_UPS_SECRET", "revoked")
+    with CarrierServer("ups", "client-id:client-secret") as ups:
+        d = sim(ups_config(ups.url, tmp_path))
+        with d.client() as c:
+            oid = order(c, 1)
+            pick(c, oid)
+            wait_for(lambda: c.call("health")["notifier"]["breakers"]["carrier"] == "open", what="breaker open")
+            (n,) = carrier_notices(c)
+            assert n["status"] == "pending" and "HTTP 401: ClientId is Invalid" in n["last_error"]
+            assert shipment_of(c, oid)["status"] == "label_pending"
+        assert ups.fake.buys == {}
