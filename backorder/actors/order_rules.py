@@ -330,7 +330,12 @@ def queue_void(world: World, sh: Shipment, tracking: str, carrier_ref: str, emit
             body="",
             channel="carrier",
             audience="carrier",
-            data={"shipment_id": sh.shipment_id, "carrier": sh.carrier, "carrier_ref": carrier_ref, "tracking": tracking},
+            data={
+                "shipment_id": sh.shipment_id,
+                "carrier": sh.carrier,
+                "carrier_ref": carrier_ref,
+                "tracking": tracking,
+            },
         )
     )
 

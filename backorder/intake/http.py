@@ -123,7 +123,6 @@ class WebhookApp:
             status = HTTP_STATUS.get(result["code"], 422)
         await _reply(send, body, status, result)
 
-
     async def _tracking(self, scope, body: _Body, send) -> None:
         """``POST /carriers/<carrier>/tracking``: a carrier's tracking webhook. A bad signature
         is 401, a parcel we never shipped 404 (both counted, nothing recorded); an update is

@@ -322,7 +322,11 @@ class Ups:
             doc = json.loads(raw)
             # renew a minute early: a token expiring in flight is a 401, which trips the breaker
             self._token = (str(doc["access_token"]), time.monotonic() + max(int(doc.get("expires_in", 0)) - 60, 0))
-        return {"Authorization": f"Bearer {self._token[0]}", "transId": os.urandom(8).hex(), "transactionSrc": "backorder"}
+        return {
+            "Authorization": f"Bearer {self._token[0]}",
+            "transId": os.urandom(8).hex(),
+            "transactionSrc": "backorder",
+        }
 
     def _call(self, method: str, path: str, doc: dict | None = None) -> dict:
         try:
@@ -380,7 +384,9 @@ class Ups:
             code = str((r.get("Service") or {}).get("Code", ""))
             days = _days((r.get("GuaranteedDelivery") or {}).get("BusinessDaysInTransit"))
             amount = decimal.Decimal(str((r.get("TotalCharges") or {}).get("MonetaryValue", "0")))
-            rates.append(Rate(rate_id=code, carrier="UPS", service=_UPS_SERVICES.get(code, code), amount=amount, days=days))
+            rates.append(
+                Rate(rate_id=code, carrier="UPS", service=_UPS_SERVICES.get(code, code), amount=amount, days=days)
+            )
         return "", rates
 
     def buy(self, carrier_ref: str, rate_id: str, parcel: Parcel) -> Label:

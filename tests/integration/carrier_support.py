@@ -109,8 +109,15 @@ class _EasyPostHandler(_Handler):
         if self.command == "POST" and parts == ["v2", "shipments"]:
             doc = self._body().get("shipment") or {}
             to, parcel = doc.get("to_address") or {}, doc.get("parcel") or {}
-            if not to.get("street1") or not doc.get("from_address") or not parcel.get("weight") or not doc.get("reference"):
-                self._send(422, _ep_error("SHIPMENT.INVALID_PARAMS", "to_address, from_address, parcel.weight required"))
+            if (
+                not to.get("street1")
+                or not doc.get("from_address")
+                or not parcel.get("weight")
+                or not doc.get("reference")
+            ):
+                self._send(
+                    422, _ep_error("SHIPMENT.INVALID_PARAMS", "to_address, from_address, parcel.weight required")
+                )
                 return
             with fake.lock:
                 sid = f"shp_{len(fake.shipments) + 1}"
@@ -200,10 +207,14 @@ class _UpsHandler(_Handler):
             if self.headers.get("Authorization") != basic or body != b"grant_type=client_credentials":
                 self._send(401, {"response": {"errors": [{"code": "10401", "message": "ClientId is Invalid"}]}})
                 return
-            self._send(200, {"token_type": "Bearer", "access_token": "tok-1", "expires_in": "14399", "status": "approved"})
+            self._send(
+                200, {"token_type": "Bearer", "access_token": "tok-1", "expires_in": "14399", "status": "approved"}
+            )
             return
         if self.headers.get("Authorization") != "Bearer tok-1" or not self.headers.get("transId"):
-            self._send(401, {"response": {"errors": [{"code": "250002", "message": "Invalid Authentication Information."}]}})
+            self._send(
+                401, {"response": {"errors": [{"code": "250002", "message": "Invalid Authentication Information."}]}}
+            )
             return
         scripted = fake.scripted(path)
         if scripted is not None:
@@ -258,7 +269,9 @@ class _UpsHandler(_Handler):
         elif self.command == "DELETE" and path.startswith("/api/shipments/v2409/void/cancel/"):
             with fake.lock:
                 fake.refunds.append(path.rsplit("/", 1)[1])
-            self._send(200, {"VoidShipmentResponse": {"SummaryResult": {"Status": {"Code": "1", "Description": "Voided"}}}})
+            self._send(
+                200, {"VoidShipmentResponse": {"SummaryResult": {"Status": {"Code": "1", "Description": "Voided"}}}}
+            )
         else:
             self._send(404, {"response": {"errors": [{"code": "404", "message": "no such route"}]}})
 

@@ -35,7 +35,9 @@ def config(url: str, tmp_path, extra: str = "") -> str:
         "breaker_failures = 3\nbreaker_reset_s = 60\n"
         f'[notifications.routes]\n"*" = "file"\n[notifications.file]\ndir = "{tmp_path / "drop"}"\n'
         '[intake]\nlisten = "127.0.0.1:0"\n'
-        '[fulfillment]\ncarrier = "easypost"\ncarrier_by_channel = { pos = "local" }\n' + extra + "[carriers.easypost]\n"
+        '[fulfillment]\ncarrier = "easypost"\ncarrier_by_channel = { pos = "local" }\n'
+        + extra
+        + "[carriers.easypost]\n"
         f'base_url = "{url}"\nkey_env = "BO_TEST_EASYPOST_KEY"\nwebhook_secret_env = "BO_TEST_EASYPOST_HOOK"\n'
         '[carriers.easypost.from_address]\ncompany = "Warehouse"\nstreet1 = "9 Dock Rd"\ncity = "Chicago"\n'
         'state = "IL"\nzip = "60601"\n'
@@ -186,7 +188,9 @@ def test_a_label_bought_for_an_order_cancelled_meanwhile_is_voided(sim, tmp_path
             assert shipment_of(c, oid)["status"] == "cancelled"
             ep.fake.hold_buy.set()
             wait_for(lambda: ep.fake.refunds == ["shp_1"], what="the label voided")
-            wait_for(lambda: {n["kind"]: n["status"] for n in carrier_notices(c)}.get("label_void") == "sent", what="void")
+            wait_for(
+                lambda: {n["kind"]: n["status"] for n in carrier_notices(c)}.get("label_void") == "sent", what="void"
+            )
             assert shipment_of(c, oid)["status"] == "cancelled"
             assert c.call("order.get", order_id=oid)["status"] == "cancelled"
 
