@@ -130,7 +130,12 @@ class Daemon:
                     stepped = isinstance(self.engine.clock, SteppedClock)
                     self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus, serial=stepped)
                     await self.router.start()
-                    carrier = CarrierChannel(self.engine, self.settings.carriers)
+                    # the outbox channel of remote carriers, only when one is routed to (the
+                    # default, local, site keeps the channels and breakers it always had)
+                    f = self.settings.fulfillment
+                    routed = {f.carrier, *f.carrier_by_channel.values(), *f.carrier_by_service.values()}
+                    remote = routed - {"local"}
+                    carrier = CarrierChannel(self.engine, self.settings.carriers) if remote else None
                     self.notifier = Notifier(self.engine, self.settings.notifications, carrier=carrier)
                     await actors.start(self.notifier.run)
                     if stepped:
