@@ -31,7 +31,8 @@ class RejectedError(DeliveryError):
 class CredentialError(DeliveryError):
     """The receiver refused our credentials (401/403, or none configured): every notice to
     it would fail alike, so its breaker opens at once and the failure is reported once per
-    opening, not once per notice; the notice waits behind the breaker (no attempt used)."""
+    opening, not once per notice; the notice stays pending behind the breaker (a credential
+    failure never makes it dead: the fix is the operator's, not the notice's)."""
 
 
 class Channel(Protocol):
