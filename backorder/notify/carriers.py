@@ -98,6 +98,8 @@ class CarrierApi(Protocol):
 
     def void(self, carrier_ref: str, tracking: str) -> str: ...
 
+    def bought(self, carrier_ref: str) -> str: ...
+
     def tracking(self, headers: dict[str, str], body: bytes) -> list[tuple[str, str, str]]: ...
 
 
@@ -235,8 +237,10 @@ class EasyPost:
                 label = self._call("GET", f"/v2/shipments/{carrier_ref}/label?file_format={fmt}").get(
                     "postage_label"
                 ) or {**label}
-        zpl = http("GET", str(label.get("label_zpl_url", "")), {}, None, self.cfg.timeout_s, "easypost label")
-        pdf = http("GET", str(label.get("label_pdf_url", "")), {}, None, self.cfg.timeout_s, "easypost label")
+        if not label.get("label_zpl_url") or not label.get("label_pdf_url"):
+            raise DeliveryError(f"easypost: shipment {carrier_ref} has no ZPL or PDF label yet")
+        zpl = http("GET", str(label["label_zpl_url"]), {}, None, self.cfg.timeout_s, "easypost label")
+        pdf = http("GET", str(label["label_pdf_url"]), {}, None, self.cfg.timeout_s, "easypost label")
         selected = shipment.get("selected_rate") or {}
         return Label(
             tracking=str(shipment.get("tracking_code", "")),
@@ -245,6 +249,10 @@ class EasyPost:
             service=f"{selected.get('carrier', '')} {selected.get('service', '')}".strip(),
             carrier_ref=carrier_ref,
         )
+
+    def bought(self, carrier_ref: str) -> str:
+        """The tracking number of this carrier shipment if it was bought, else ""."""
+        return str(self._call("GET", f"/v2/shipments/{carrier_ref}").get("tracking_code") or "")
 
     def void(self, carrier_ref: str, tracking: str) -> str:
         out = self._call("POST", f"/v2/shipments/{carrier_ref}/refund")
@@ -414,6 +422,9 @@ class Ups:
             carrier_ref=str(results.get("ShipmentIdentificationNumber", "")),
         )
 
+    def bought(self, carrier_ref: str) -> str:
+        return ""  # UPS keeps no shipment before the purchase: nothing to look up
+
     def void(self, carrier_ref: str, tracking: str) -> str:
         out = self._call("DELETE", f"/api/shipments/{self.version}/void/cancel/{carrier_ref}")
         status = ((out.get("VoidShipmentResponse") or {}).get("SummaryResult") or {}).get("Status") or {}
@@ -458,7 +469,13 @@ class CarrierChannel:
         sh = world.shipments[str(data["shipment_id"])]
         if n.kind == "label_void":
             return await self._run(api.void, str(data.get("carrier_ref", "")), str(data.get("tracking", "")))
-        if sh.status != "label_pending":  # cancelled before anything was bought: nothing to buy
+        if sh.status != "label_pending":  # cancelled while its label was pending
+            if sh.status == "cancelled" and sh.carrier_ref:
+                # an attempt cut off by a crash may have bought it: then it is voided
+                tracking = await self._run(api.bought, sh.carrier_ref)
+                if tracking:
+                    self.bought[n.notice_id] = Label(tracking, "", "", sh.service, sh.carrier_ref)
+                    return f"bought before the cancel: tracking {tracking}, to be voided"
             return f"skipped: shipment {sh.shipment_id} is {sh.status}"
         order = world.orders[sh.order_id]
         parcel = Parcel(

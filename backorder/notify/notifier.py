@@ -347,6 +347,8 @@ class Notifier:
             engine.emit(ev.NoticeRetried(ts=engine.now(), notice_id=nid, order_id=world.notices[nid].order_id))
         for breaker in self.breakers.values():
             breaker.succeeded()  # an operator asked for a retry: probe at once
+        for wake in self.wakes.values():
+            wake.set()  # a worker waiting out an open breaker looks again now
         return ids
 
     def statistics(self) -> dict:

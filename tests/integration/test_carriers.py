@@ -307,3 +307,34 @@ def test_ups_refusing_the_client_secret_is_a_credential_failure(sim, tmp_path, m
             assert n["status"] == "pending" and "HTTP 401: ClientId is Invalid" in n["last_error"]
             assert shipment_of(c, oid)["status"] == "label_pending"
         assert ups.fake.buys == {}
+
+
+def test_a_label_bought_before_a_crash_and_cancelled_after_it_is_voided_not_forgotten(sim, tmp_path):
+    """The purchase goes through at the carrier but the daemon dies before recording it;
+    after the restart the key is refused (the breaker holds the retry) and the order is
+    cancelled. Once the key is fixed, the retry finds the carrier shipment bought and
+    voids it instead of leaving a paid label behind."""
+    key_file = tmp_path / "easypost.key"
+    key_file.write_text(KEY + "\n")
+    with CarrierServer("easypost", KEY) as ep:
+        ep.fake.hold_buy = threading.Event()
+        d = sim(config(ep.url, tmp_path).replace('key_env = "BO_TEST_EASYPOST_KEY"', f'key_file = "{key_file}"'))
+        with d.client() as c:
+            oid = order(c, 1)
+            pick(c, oid)
+            assert ep.fake.buy_started.wait(20)
+        d.kill9()
+        ep.fake.hold_buy.set()
+        key_file.write_text("revoked-key\n")
+        d.start()
+        with d.client() as c:
+            wait_for(lambda: c.call("health")["notifier"]["breakers"]["carrier"] == "open", what="breaker open")
+            c.call("order.cancel", order_id=oid, reason="customer changed their mind")
+            key_file.write_text(KEY + "\n")
+            c.call("notifications.retry", all_dead=True)  # nothing dead: it probes the breaker at once
+            wait_for(lambda: ep.fake.refunds == ["shp_1"], what="the label bought before the crash voided")
+            assert shipment_of(c, oid)["status"] == "cancelled"
+            kinds = {n["kind"]: n["status"] for n in carrier_notices(c)}
+            wait_for(lambda: {n["status"] for n in carrier_notices(c)} == {"sent"}, what="label and void sent")
+            assert set(kinds) == {"label", "label_void"}
+        assert ep.fake.buys == {"S0000001": 1}
