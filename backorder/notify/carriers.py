@@ -270,9 +270,11 @@ class EasyPost:
         doc = json.loads(body)
         if not isinstance(doc, dict) or doc.get("description") not in ("tracker.updated", "tracker.created"):
             return []
-        t = doc.get("result") or {}
+        t = doc.get("result")
+        if not isinstance(t, dict):
+            return []
         status = _EASYPOST_STATUS.get(str(t.get("status", "")))
-        if status is None or not t.get("tracking_code"):
+        if status is None or not isinstance(t.get("tracking_code"), str) or not t["tracking_code"]:
             return []
         return [(str(t["tracking_code"]), status, str(t.get("status_detail") or t.get("status") or ""))]
 

@@ -254,6 +254,14 @@ def test_tracking_webhooks_update_the_shipment_and_tell_the_customer(sim, tmp_pa
             stranger = _tracker("EZ-NOT-OURS", "delivered")
             status, reply = _hook(port, stranger, _sign(stranger))
             assert (status, reply["error"]) == (404, "unknown_shipment")
+            # signed, yet not what a tracker event is: refused or ignored, never a crash
+            for junk, expected in [
+                (b"\xff not json", 400),
+                (b'{"description": "tracker.updated", "result": []}', 200),
+                (b'{"description": "tracker.updated", "result": {"tracking_code": 7, "status": "delivered"}}', 200),
+                (b"[1, 2]", 200),
+            ]:
+                assert _hook(port, junk, _sign(junk))[0] == expected, junk
             assert c.call("audit.query", order_id=oid)["records"] == before
             counts = c.call("health")["intake"]["carrier_webhooks"]
             assert counts["bad_signature"] == 1 and counts["unknown_shipment"] == 1 and counts["accepted"] == 2
