@@ -1,13 +1,20 @@
-"""Carriers are adapters. The built-in local carrier assigns tracking numbers itself;
-a real carrier implements the same two members, is registered in ``CARRIERS`` and is
-chosen by name in config (``fulfillment.carrier``). No external service is called from
-here."""
+"""Carriers are adapters. The built-in local carrier assigns tracking numbers itself, at
+pick time, inside the order actor. A remote carrier (EasyPost, UPS: ``backorder/notify/
+carriers.py`` speaks their APIs) is only named here: picking a shipment for it puts the
+shipment in ``label_pending`` and queues a ``label`` notice in the outbox, and the label is
+bought off the hot path by the notifier. Which carrier labels an order is ``route`` (config:
+``fulfillment.carrier`` and its per-channel / per-service routing); which of a carrier's
+rates it buys is ``choose_rate``. No external service is called from here."""
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+import msgspec
+
+from backorder.config.settings import FulfillmentSettings
 from backorder.documents.cells import one_line
 
 if TYPE_CHECKING:
@@ -16,6 +23,7 @@ if TYPE_CHECKING:
 
 class Carrier(Protocol):
     name: str
+    remote: bool
 
     def tracking_number(self, shipment_id: str) -> str:
         """A tracking number for the shipment; must be the same for the same shipment."""
@@ -26,6 +34,7 @@ class LocalCarrier:
     """Tracking numbers 'BO' + 10 digits + a mod-10 check digit, derived from the shipment id."""
 
     name = "local"
+    remote = False
 
     def __init__(self, site: str = "1") -> None:
         self.site = site
@@ -36,8 +45,59 @@ class LocalCarrier:
         return f"BO{digits}{check}"
 
 
+class RemoteCarrier:
+    """A carrier whose labels are bought through its API, off the trio hot path."""
+
+    remote = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def tracking_number(self, shipment_id: str) -> str:
+        raise TypeError(f"{self.name} assigns tracking numbers when the label is bought")
+
+
 # ``fulfillment.carrier`` -> the carrier it names (config lists the same names).
-CARRIERS: dict[str, Callable[[], Carrier]] = {"local": LocalCarrier}
+CARRIERS: dict[str, Callable[[], Carrier]] = {
+    "local": LocalCarrier,
+    "easypost": lambda: RemoteCarrier("easypost"),
+    "ups": lambda: RemoteCarrier("ups"),
+}
+
+
+def route(fulfillment: FulfillmentSettings, channel: str, rush: bool) -> str:
+    """The carrier that labels an order: by its channel, else by its service level, else the default."""
+    by_channel = fulfillment.carrier_by_channel.get(channel)
+    if by_channel is not None:
+        return by_channel
+    return fulfillment.carrier_by_service.get("rush" if rush else "standard", fulfillment.carrier)
+
+
+class Rate(msgspec.Struct, frozen=True, kw_only=True):
+    """One offer of a carrier for a shipment (``rate_id`` is the carrier's own id)."""
+
+    rate_id: str
+    carrier: str  # the carrier that moves the parcel (EasyPost: USPS, UPS, ...)
+    service: str
+    amount: decimal.Decimal
+    days: int | None = None  # delivery days the carrier states; None = not stated
+
+
+def choose_rate(rates: list[Rate], rush: bool, max_days: int = 0) -> Rate | None:
+    """Rush: the fastest rate (a rate with no stated days is slowest), the cheapest among
+    equally fast. Standard: the cheapest delivering within ``max_days`` (0 = any), the
+    fastest among equally cheap. Ties end on the rate id, so the choice is repeatable."""
+    if not rates:
+        return None
+    slow = 10**6
+
+    def days(r: Rate) -> int:
+        return slow if r.days is None else r.days
+
+    if rush:
+        return min(rates, key=lambda r: (days(r), r.amount, r.rate_id))
+    within = [r for r in rates if not max_days or days(r) <= max_days] or rates
+    return min(within, key=lambda r: (r.amount, days(r), r.rate_id))
 
 
 def _zpl_text(value: str) -> str:

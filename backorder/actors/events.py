@@ -194,8 +194,9 @@ class RequestRaised(Event, tag="request_raised", kw_only=True, frozen=True):
     # (journals from before consolidation): a PO of its own, named by its own id.
     po_id: str | None = None
     # When the PO's document is sent (engine time): the end of the consolidation window
-    # the PO opened; None = at once. Set on the request that opens the PO.
-    send_after: float | None = None
+    # the PO opened; 0 = at once. Set on the request that opens the PO. (Not an optional
+    # float: a non-finite value would be written as null and replay as "at once".)
+    send_after: float = 0.0
 
 
 class RequestConfirmed(Event, tag="request_confirmed", kw_only=True, frozen=True):
@@ -270,6 +271,11 @@ class ShipmentShipped(Event, tag="shipment_shipped", kw_only=True, frozen=True):
     carrier: str
     tracking: str
     label_zpl: str
+    # a remote carrier's label: its PDF (base64; "" = rendered locally on request), the
+    # service bought and the carrier's own shipment id (what a void names)
+    label_pdf: str = ""
+    service: str = ""
+    carrier_ref: str = ""
 
 
 class UnitsShipped(Event, tag="units_shipped", kw_only=True, frozen=True):
@@ -520,6 +526,39 @@ class OrderExpedited(Event, tag="order_expedited", kw_only=True, frozen=True):
     reason: str
 
 
+class ShipmentLabelPending(Event, tag="shipment_label_pending", kw_only=True, frozen=True):
+    """order actor: a picked shipment waits for its label from a remote carrier (bought by
+    the notifier through the outbox: ``notice_id`` is that ``label`` notice)."""
+
+    shipment_id: str
+    order_id: str
+    carrier: str
+    notice_id: str
+
+
+class ShipmentRated(Event, tag="shipment_rated", kw_only=True, frozen=True):
+    """notifier: the carrier created its shipment and the rate to buy was chosen; a retry
+    after a crash buys (or finds bought) this same carrier shipment, never a second one."""
+
+    shipment_id: str
+    order_id: str
+    carrier: str
+    carrier_ref: str
+    rate_id: str
+    service: str
+    amount: str
+
+
+class ShipmentTracked(Event, tag="shipment_tracked", kw_only=True, frozen=True):
+    """tracking webhook: the carrier reported the parcel ``in_transit``, ``delivered`` or
+    in ``exception`` (``detail`` is the carrier's own status text)."""
+
+    shipment_id: str
+    order_id: str
+    status: str
+    detail: str = ""
+
+
 AnyEvent = (
     OrderReceived
     | Allocated
@@ -558,6 +597,9 @@ AnyEvent = (
     | PickMismatched
     | PolicyTuned
     | OrderExpedited
+    | ShipmentLabelPending
+    | ShipmentRated
+    | ShipmentTracked
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -579,7 +621,16 @@ TOPICS: dict[str, frozenset[str]] = {
     ),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
     "shipments": frozenset(
-        {"shipment_created", "shipment_shipped", "units_shipped", "shipment_exception", "pick_mismatched"}
+        {
+            "shipment_created",
+            "shipment_shipped",
+            "units_shipped",
+            "shipment_exception",
+            "pick_mismatched",
+            "shipment_label_pending",
+            "shipment_rated",
+            "shipment_tracked",
+        }
     ),
     "procurement": frozenset(
         {

@@ -151,7 +151,7 @@ class Request:
         self.closed_ts: float | None = None
         self.position = e.position
         self.po_id = e.po_id or e.request_id
-        self.send_after = e.send_after
+        self.send_after = e.send_after or None  # None: the PO went out at once
         self.ordered = e.qty  # as raised
         # open | received (in full) | short_closed | cancelled
         self.status = "open"
@@ -251,6 +251,13 @@ class Shipment:
         "carrier",
         "tracking",
         "label_zpl",
+        "label_pdf",
+        "service",
+        "carrier_ref",
+        "rate_id",
+        "label_notice",
+        "tracking_status",
+        "tracking_detail",
     )
 
     def __init__(self, e: ev.ShipmentCreated) -> None:
@@ -263,6 +270,13 @@ class Shipment:
         self.carrier = ""
         self.tracking = ""
         self.label_zpl = ""
+        self.label_pdf = ""  # base64, from a remote carrier
+        self.service = ""
+        self.carrier_ref = ""  # the remote carrier's shipment id
+        self.rate_id = ""
+        self.label_notice = ""  # label_pending: the outbox notice that buys the label
+        self.tracking_status = ""  # "" | "in_transit" | "delivered" | "exception"
+        self.tracking_detail = ""
 
     @property
     def units(self) -> int:
@@ -315,7 +329,7 @@ class Order:
         if not any(ln.decided for ln in lines):
             return "received"
         if need == 0:
-            if any(shipments[s].status == "picking" for s in self.shipments):
+            if any(shipments[s].status in ("picking", "label_pending") for s in self.shipments):
                 return "picking"
             return "allocated"
         return "partially_allocated" if allocated else "backordered"
@@ -369,6 +383,7 @@ class World:
         self.orders: dict[str, Order] = {}
         self.by_key: dict[tuple[str, str, str], str] = {}
         self.shipments: dict[str, Shipment] = {}
+        self.by_tracking: dict[str, str] = {}  # tracking number -> shipment id (tracking webhooks)
         self.requests: dict[str, Request] = {}
         # purchase order id -> its requests (lines), in the order they were raised
         self.purchase_orders: dict[str, list[Request]] = {}
@@ -432,6 +447,9 @@ class World:
             ev.ShipNoticeRecorded: self._ship_notice_recorded,
             ev.ShipmentCreated: self._shipment_created,
             ev.ShipmentShipped: self._shipment_shipped,
+            ev.ShipmentLabelPending: self._shipment_label_pending,
+            ev.ShipmentRated: self._shipment_rated,
+            ev.ShipmentTracked: self._shipment_tracked,
             ev.UnitsShipped: self._units_shipped,
             ev.NoticeQueued: self._notice_queued,
             ev.NoticeAttempted: self._notice_attempted,
@@ -777,6 +795,13 @@ class World:
         sh.status = "shipped"
         sh.shipped_ts = e.ts
         sh.carrier, sh.tracking, sh.label_zpl = e.carrier, e.tracking, e.label_zpl
+        sh.label_pdf, sh.label_notice = e.label_pdf, ""
+        if e.service:
+            sh.service = e.service
+        if e.carrier_ref:
+            sh.carrier_ref = e.carrier_ref
+        if e.tracking:
+            self.by_tracking[e.tracking] = e.shipment_id
         order = self.orders[e.order_id]
         if not any(self.shipments[s].status == "shipped" for s in order.shipments if s != e.shipment_id):
             self.orders_shipped += 1
@@ -784,6 +809,19 @@ class World:
                 self.kpi.order_shipped(e.order_id, e.ts)
         day = iso_date(e.ts)
         self.shipped_by_day[day] = self.shipped_by_day.get(day, 0) + 1
+
+    def _shipment_label_pending(self, e: ev.ShipmentLabelPending) -> None:
+        sh = self.shipments[e.shipment_id]
+        sh.status = "label_pending"
+        sh.carrier, sh.label_notice = e.carrier, e.notice_id
+
+    def _shipment_rated(self, e: ev.ShipmentRated) -> None:
+        sh = self.shipments[e.shipment_id]
+        sh.carrier_ref, sh.rate_id, sh.service = e.carrier_ref, e.rate_id, e.service
+
+    def _shipment_tracked(self, e: ev.ShipmentTracked) -> None:
+        sh = self.shipments[e.shipment_id]
+        sh.tracking_status, sh.tracking_detail = e.status, e.detail
 
     def _units_shipped(self, e: ev.UnitsShipped) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
@@ -866,7 +904,7 @@ class World:
         order.closed_ts = e.ts
         for sid in order.shipments:
             sh = self.shipments[sid]
-            if sh.status == "picking":
+            if sh.status in ("picking", "label_pending"):
                 sh.status = "cancelled"
                 for line_no, _sku, qty in sh.items:
                     order.lines[line_no - 1].in_shipment -= qty

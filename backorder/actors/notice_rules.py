@@ -200,6 +200,20 @@ def shipped(
     )
 
 
+def tracking(
+    world: World, order: Order, sh: Shipment, status: str, detail: str, emit: Emit, now: float
+) -> ev.NoticeQueued | None:
+    """A carrier reported the parcel delivered, or in exception (delayed, returned, lost)."""
+    url = world.settings.notifications.tracking_url.replace("{tracking}", sh.tracking)
+    data = {"shipment_id": sh.shipment_id, "carrier": sh.carrier, "tracking": sh.tracking, "tracking_url": url}
+    if status == "delivered":
+        subject, body = "Order {number} was delivered", f"Shipment {sh.shipment_id} was delivered."
+    else:
+        subject = "Order {number}: a problem with the delivery"
+        body = f"The carrier reports a problem with shipment {sh.shipment_id}: {detail or 'exception'}."
+    return _customer(world, order, status, subject, body, {**data, "detail": detail}, emit, now)
+
+
 def cancelled(world: World, order: Order, reason: str, emit: Emit, now: float) -> ev.NoticeQueued | None:
     return _customer(
         world,

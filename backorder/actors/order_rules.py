@@ -12,7 +12,7 @@ import msgspec
 
 from backorder.actors import events as ev
 from backorder.actors import notice_rules, writeback_rules
-from backorder.actors.carrier import Carrier, zpl_label
+from backorder.actors.carrier import CARRIERS, Carrier, route, zpl_label
 from backorder.actors.model import Order, Shipment, World
 from backorder.actors.sku_rules import Emit
 from backorder.email_address import check_email
@@ -209,24 +209,148 @@ def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: floa
             f"order {order.order_id} has no street address yet (its channel withheld it): "
             "set it with order.address before labelling",
         )
+    if sh.status == "label_pending":  # picked already; its label is being bought
+        return sh
+    name = route(world.settings.fulfillment, order.spec.channel, order.spec.rush)
+    if name != carrier.name and name != world.settings.fulfillment.carrier:
+        carrier = CARRIERS[name]()  # routed elsewhere than the default (an injected default stays)
+    if carrier.remote:
+        _queue_label(world, order, sh, carrier.name, emit, now)
+        return sh
     tracking = carrier.tracking_number(shipment_id)
+    _shipped(world, order, sh, carrier.name, tracking, zpl_label(order, sh, carrier.name, tracking), emit, now)
+    return sh
+
+
+def _queue_label(world: World, order: Order, sh: Shipment, carrier: str, emit: Emit, now: float) -> None:
+    """The label of a remote carrier is bought by the notifier, through the outbox (durable,
+    retried with backoff, behind the carrier's breaker, dead with the carrier's message):
+    picking goes on meanwhile, and the shipment is ``label_pending`` until it is bought."""
+    notice_id = world.next_id("notice")
+    emit(
+        ev.NoticeQueued(
+            ts=now,
+            notice_id=notice_id,
+            order_id=order.order_id,
+            kind="label",
+            email="",
+            subject=f"Label for shipment {sh.shipment_id} ({carrier})",
+            body="",
+            channel="carrier",
+            audience="carrier",
+            data={"shipment_id": sh.shipment_id, "carrier": carrier, "rush": order.spec.rush},
+        )
+    )
+    emit(
+        ev.ShipmentLabelPending(
+            ts=now, shipment_id=sh.shipment_id, order_id=order.order_id, carrier=carrier, notice_id=notice_id
+        )
+    )
+
+
+def _shipped(
+    world: World,
+    order: Order,
+    sh: Shipment,
+    carrier: str,
+    tracking: str,
+    label_zpl: str,
+    emit: Emit,
+    now: float,
+    **remote: str,
+) -> None:
     emit(
         ev.ShipmentShipped(
             ts=now,
-            shipment_id=shipment_id,
+            shipment_id=sh.shipment_id,
             order_id=order.order_id,
-            carrier=carrier.name,
+            carrier=carrier,
             tracking=tracking,
-            label_zpl=zpl_label(order, sh, carrier.name, tracking),
+            label_zpl=label_zpl,
+            **remote,
         )
     )
     for line_no, sku, qty in sh.items:
         emit(
-            ev.UnitsShipped(ts=now, sku=sku, order_id=order.order_id, line_no=line_no, qty=qty, shipment_id=shipment_id)
+            ev.UnitsShipped(
+                ts=now, sku=sku, order_id=order.order_id, line_no=line_no, qty=qty, shipment_id=sh.shipment_id
+            )
         )
-    notice_rules.shipped(world, order, sh, carrier.name, tracking, emit, now)
-    writeback_rules.shipped(world, order, sh, carrier.name, tracking, emit, now)
-    return sh
+    notice_rules.shipped(world, order, sh, carrier, tracking, emit, now)
+    writeback_rules.shipped(world, order, sh, carrier, tracking, emit, now)
+
+
+def label_bought(
+    world: World,
+    shipment_id: str,
+    tracking: str,
+    label_zpl: str,
+    label_pdf: str,
+    service: str,
+    carrier_ref: str,
+    emit: Emit,
+    now: float,
+) -> str:
+    """A remote carrier sold the label of a ``label_pending`` shipment: it ships (units out,
+    the customer's shipped notice). If the order was cancelled while the label was being
+    bought, the label is voided instead (a ``label_void`` notice to the carrier). Returns
+    what happened: "shipped", "void_queued" or "ignored" (already shipped: a repeat)."""
+    sh = world.shipments[shipment_id]
+    order = world.orders[sh.order_id]
+    if sh.status == "cancelled":
+        queue_void(world, sh, tracking, carrier_ref, emit, now)
+        return "void_queued"
+    if sh.status != "label_pending":
+        return "ignored"
+    _shipped(
+        world,
+        order,
+        sh,
+        sh.carrier,
+        tracking,
+        label_zpl,
+        emit,
+        now,
+        label_pdf=label_pdf,
+        service=service,
+        carrier_ref=carrier_ref,
+    )
+    return "shipped"
+
+
+def queue_void(world: World, sh: Shipment, tracking: str, carrier_ref: str, emit: Emit, now: float) -> None:
+    """Ask the carrier to void (refund) a bought label, through the outbox like the purchase."""
+    emit(
+        ev.NoticeQueued(
+            ts=now,
+            notice_id=world.next_id("notice"),
+            order_id=sh.order_id,
+            kind="label_void",
+            email="",
+            subject=f"Void label of shipment {sh.shipment_id} ({sh.carrier})",
+            body="",
+            channel="carrier",
+            audience="carrier",
+            data={
+                "shipment_id": sh.shipment_id,
+                "carrier": sh.carrier,
+                "carrier_ref": carrier_ref,
+                "tracking": tracking,
+            },
+        )
+    )
+
+
+def tracked(world: World, shipment_id: str, status: str, detail: str, emit: Emit, now: float) -> bool:
+    """A carrier's tracking update: journaled when the status changes, with the customer's
+    delivered / exception notice. Returns whether anything changed."""
+    sh = world.shipments[shipment_id]
+    if sh.tracking_status == status and sh.tracking_detail == detail[:200]:
+        return False
+    emit(ev.ShipmentTracked(ts=now, shipment_id=shipment_id, order_id=sh.order_id, status=status, detail=detail[:200]))
+    if status in ("delivered", "exception"):
+        notice_rules.tracking(world, world.orders[sh.order_id], sh, status, detail, emit, now)
+    return True
 
 
 def check_scan(world: World, shipment_id: str, scanned: list[ScanLine], emit: Emit, now: float) -> None:

@@ -111,7 +111,7 @@ def reorder(world: World, s: Sku, emit: Emit, now: float) -> ev.RequestRaised | 
         position=s.position,
         po_id=po_id,
         # a purchase order that opens now waits for the window's other lines before it goes out
-        send_after=now + hours * 3600.0 if po_id is None and hours > 0 else None,
+        send_after=now + hours * 3600.0 if po_id is None and hours > 0 else 0.0,
     )
     emit(e)
     if po_id is None:  # one document per purchase order, carrying every line it gets

@@ -65,7 +65,16 @@ SHIPMENT = (
     "carrier",
     "tracking",
     "label_zpl",
+    # remote carriers; a snapshot written before them has rows without these (defaults below)
+    "label_pdf",
+    "service",
+    "carrier_ref",
+    "rate_id",
+    "label_notice",
+    "tracking_status",
+    "tracking_detail",
 )
+_SHIPMENT_V1 = SHIPMENT.index("label_zpl") + 1
 REQUEST = (
     "request_id",
     "sku",
@@ -244,10 +253,15 @@ def restore(settings: Settings, data: bytes) -> World:
         w.by_key[(spec.channel, spec.account, spec.external_id)] = order_id
     for row in snap["shipments"]:
         sh = Shipment.__new__(Shipment)
-        for f, value in zip(SHIPMENT, row, strict=True):
+        for f in SHIPMENT[_SHIPMENT_V1:]:
+            setattr(sh, f, "")
+        fields = SHIPMENT if len(row) == len(SHIPMENT) else SHIPMENT[:_SHIPMENT_V1]
+        for f, value in zip(fields, row, strict=True):
             setattr(sh, f, value)
         sh.items = [tuple(item) for item in sh.items]
         w.shipments[sh.shipment_id] = sh
+        if sh.tracking:
+            w.by_tracking[sh.tracking] = sh.shipment_id
     w.receipts = {(sku, rid): (qty, req) for sku, rid, qty, req in snap["receipts"]}
     w.aliases = {(ch, acct): dict(table) for ch, acct, table in snap["aliases"]}
     for body in snap["dead_letters"]:

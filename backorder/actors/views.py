@@ -160,6 +160,9 @@ def shipment_view(sh: Shipment, label: bool = False) -> dict:
         "carrier": sh.carrier or None,
         "tracking_number": sh.tracking or None,
     }
+    if sh.service or sh.tracking_status or sh.status == "label_pending":  # a remote carrier's
+        out["service"] = sh.service or None
+        out["tracking_status"] = sh.tracking_status or None
     if label:
         out["label_zpl"] = sh.label_zpl
     return out

@@ -143,7 +143,50 @@ class FulfillmentSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     auto_pick: bool = False
     # The carrier that labels shipments, by name: one of ``actors.carrier.CARRIERS`` (a
     # test keeps the two lists equal). An unknown name is refused, not ignored.
-    carrier: Literal["local"] = "local"
+    carrier: Literal["local", "easypost", "ups"] = "local"
+    # Routing, most specific first: an order's channel, then its service level ("rush" or
+    # "standard"), then ``carrier``. Each value is a carrier name as above.
+    carrier_by_channel: dict[str, Literal["local", "easypost", "ups"]] = {}
+    carrier_by_service: dict[Literal["rush", "standard"], Literal["local", "easypost", "ups"]] = {}
+    # Standard orders take the cheapest rate delivering within this many days (0 = any).
+    standard_max_days: Annotated[int, Meta(ge=0, le=60)] = 0
+
+
+class Address(Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ship-from address a remote carrier prints on the label."""
+
+    name: str = ""
+    company: str = ""
+    street1: str = ""
+    street2: str = ""
+    city: str = ""
+    state: str = ""
+    zip: str = ""
+    country: str = "US"
+    phone: str = ""
+
+
+class RemoteCarrierSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """One real carrier's REST API (``[carriers.easypost]``, ``[carriers.ups]``). Secrets are
+    read at each use from an environment variable or a file (like the intake secrets), never
+    from this file: EasyPost's API key and webhook secret; UPS's OAuth client id and secret."""
+
+    base_url: str = ""  # "" = the carrier's production API
+    key_env: str = ""  # EasyPost API key / UPS client id
+    key_file: str = ""
+    secret_env: str = ""  # UPS client secret
+    secret_file: str = ""
+    webhook_secret_env: str = ""  # tracking webhooks: HMAC secret (EasyPost)
+    webhook_secret_file: str = ""
+    account_number: str = ""  # UPS shipper number
+    timeout_s: Annotated[float, Meta(gt=0, le=120)] = 20.0
+    parcel_weight_oz: Annotated[float, Meta(gt=0, le=2400)] = 16.0  # per unit
+    from_address: Address = msgspec.field(default_factory=Address)
+
+
+class CarriersSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    easypost: RemoteCarrierSettings = msgspec.field(default_factory=RemoteCarrierSettings)
+    ups: RemoteCarrierSettings = msgspec.field(default_factory=RemoteCarrierSettings)
 
 
 # --- running as a site service (roles, limits, TCP, metrics) ----------------------------
@@ -401,6 +444,7 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     allocation: AllocationSettings = msgspec.field(default_factory=AllocationSettings)
     fulfillment: FulfillmentSettings = msgspec.field(default_factory=FulfillmentSettings)
+    carriers: CarriersSettings = msgspec.field(default_factory=CarriersSettings)
     strict_skus: bool = False
     default_policy: ReorderPolicy = msgspec.field(default_factory=ReorderPolicy)
     planner: PlannerSettings = msgspec.field(default_factory=PlannerSettings)

@@ -31,6 +31,7 @@ from backorder.daemon.journal import AuditReader, Journal
 from backorder.daemon.planner import Planner
 from backorder.daemon.stepping import Stepper
 from backorder.intake.service import IntakeService
+from backorder.notify.carriers import CarrierChannel
 from backorder.notify.notifier import Notifier
 from backorder.timeutil import iso_ts
 
@@ -132,7 +133,13 @@ class Daemon:
                     stepped = isinstance(self.engine.clock, SteppedClock)
                     self.router = Router(self.engine, actors, d.actor_idle_s, d.max_active_skus, serial=stepped)
                     await self.router.start()
-                    self.notifier = Notifier(self.engine, self.settings.notifications)
+                    # the outbox channel of remote carriers, only when one is routed to (the
+                    # default, local, site keeps the channels and breakers it always had)
+                    f = self.settings.fulfillment
+                    routed = {f.carrier, *f.carrier_by_channel.values(), *f.carrier_by_service.values()}
+                    remote = routed - {"local"}
+                    carrier = CarrierChannel(self.engine, self.settings.carriers) if remote else None
+                    self.notifier = Notifier(self.engine, self.settings.notifications, carrier=carrier)
                     await actors.start(self.notifier.run)
                     if stepped:
                         self.stepper = Stepper(self.engine.clock, self.router, self.journal, self.notifier)

@@ -121,6 +121,7 @@ def reload(targets: Targets, path: str | Path | None) -> bool:
     _policies(targets, old, new)
     _channels(targets.notifier, old, new)
     _writeback(targets.notifier, old, new)
+    _carriers(targets.notifier, old, new)
     _intake(old, new)
     log.info("config_reloaded", config=str(path))
     targets.status(f"serving (config reloaded from {path})")
@@ -157,6 +158,17 @@ def _writeback(notifier: Notifier, old: Settings, new: Settings) -> None:
         log.warning("reload_needs_restart", section="channels.*.writeback", keys="stock")
     old.channels = new.channels  # what the adapters are built from (``_intake`` sets it too)
     notifier.configure(old.notifications)
+
+
+def _carriers(notifier: Notifier, old: Settings, new: Settings) -> None:
+    """``[carriers]``: base URLs, secrets' sources, ship-from address; for the next label."""
+    if new.carriers == old.carriers:
+        return
+    old.carriers = new.carriers
+    channel = notifier.channels.get("carrier")
+    configure = getattr(channel, "configure", None)
+    if configure is not None:
+        configure(new.carriers)
 
 
 def _intake(old: Settings, new: Settings) -> None:

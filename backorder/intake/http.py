@@ -74,6 +74,9 @@ class WebhookApp:
 
     async def _request(self, scope, body: _Body, send) -> None:
         path = scope["path"]
+        if scope["method"] == "POST" and path.startswith("/carriers/"):
+            await self._tracking(scope, body, send)
+            return
         if scope["method"] != "POST" or not path.startswith("/webhooks/"):
             await _reply(send, body, 404, {"error": "not_found", "message": "POST /webhooks/<channel>"})
             return
@@ -119,6 +122,66 @@ class WebhookApp:
         if result["outcome"] == "rejected":
             status = HTTP_STATUS.get(result["code"], 422)
         await _reply(send, body, status, result)
+
+    async def _tracking(self, scope, body: _Body, send) -> None:
+        """``POST /carriers/<carrier>/tracking``: a carrier's tracking webhook. A bad signature
+        is 401, a parcel we never shipped 404 (both counted, nothing recorded); an update is
+        journaled (``shipment_tracked``, with the customer's delivered / exception notice)
+        and answered 200 once durable; an event we do not track (pre-transit...) is 200 too,
+        so the carrier does not resend it."""
+        from backorder.actors import order_rules
+        from backorder.notify.carriers import APIS, BadSignature
+
+        counts = self.intake.carrier_webhooks
+        parts = scope["path"].strip("/").split("/")
+        if len(parts) != 3 or parts[2] != "tracking" or parts[1] not in APIS:
+            await _reply(send, body, 404, {"error": "not_found", "message": "POST /carriers/<carrier>/tracking"})
+            return
+        name = parts[1]
+        cfg = self.intake.cfg
+        data = None
+        with trio.move_on_at(body.deadline) as deadline:
+            data = await body.read(cfg.max_body_bytes)
+        if deadline.cancelled_caught or data is None:
+            if deadline.cancelled_caught:
+                await _reply(send, body, 408, {"error": "body_timeout", "message": "the body did not arrive in time"})
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        api = APIS[name](getattr(self.intake.settings.carriers, name))
+        try:
+            updates = api.tracking(headers, data)
+        except BadSignature as exc:
+            counts["bad_signature"] += 1
+            log.warning("carrier_webhook_refused", carrier=name, reason=str(exc))
+            await _reply(send, body, 401, {"error": "signature_invalid", "message": str(exc)})
+            return
+        except ValueError as exc:  # signed by the carrier, yet not JSON
+            counts["ignored"] += 1
+            await _reply(send, body, 400, {"error": "invalid_body", "message": str(exc)[:200]})
+            return
+        engine = self.intake.engine
+        world = engine.world
+        changed = []
+        for tracking, status, detail in updates:
+            sid = world.by_tracking.get(tracking)
+            if sid is None or world.shipments[sid].carrier != name:
+                counts["unknown_shipment"] += 1
+                log.warning("carrier_webhook_unknown_shipment", carrier=name, tracking=tracking)
+                await _reply(
+                    send, body, 404, {"error": "unknown_shipment", "message": f"no {name} shipment {tracking!r}"}
+                )
+                return
+            engine.context("carrier_webhook", f"{name}:{tracking}")
+            if order_rules.tracked(world, sid, status, detail, engine.emit, engine.now()):
+                changed.append({"shipment_id": sid, "tracking_status": status})
+        if not updates:
+            counts["ignored"] += 1
+        elif changed:
+            counts["accepted"] += 1
+            await engine.journal.wait_durable(engine.journal.last_seq)
+        else:
+            counts["unchanged"] += 1
+        await _reply(send, body, 200, {"outcome": "updated" if changed else "ignored", "shipments": changed})
 
 
 class _Body:

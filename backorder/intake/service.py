@@ -124,6 +124,8 @@ class IntakeService:
         self.pending = 0  # queued + being decided
         self.peak = 0
         self.busy_refusals = 0
+        # carrier tracking webhooks (POST /carriers/NAME/tracking), by outcome
+        self.carrier_webhooks = {"accepted": 0, "unchanged": 0, "ignored": 0, "bad_signature": 0, "unknown_shipment": 0}
         self.lot = trio.lowlevel.ParkingLot()
         self.keys: dict[tuple, trio.Event] = {}
         self.sources: dict[tuple[str, str], Source] = {}
@@ -641,6 +643,7 @@ class IntakeService:
             "peak": self.peak,
             "busy_refusals": self.busy_refusals,
             "http_port": self.http_port,
+            "carrier_webhooks": dict(self.carrier_webhooks),
         }
 
     def rejection_counts(self) -> dict[str, int]:

@@ -124,11 +124,15 @@ class Notifier:
         cfg: NotificationSettings,
         channels: dict[str, Channel] | None = None,
         renderer: Renderer | None = None,
+        carrier: Channel | None = None,
     ) -> None:
         self.engine = engine
         self.channels: dict[str, Channel] = channels or {}
         self.breakers: dict[str, Breaker] = {}
         self.configure(cfg, renderer)
+        if carrier is not None:  # remote carriers' labels: the outbox channel "carrier"
+            self.channels[carrier.name] = carrier
+            self.breakers[carrier.name] = Breaker(cfg.breaker_failures, cfg.breaker_reset_s)
         # channel -> notice_id -> trio time it is due (pending, committed notices only)
         self.due: dict[str, dict[str, float]] = {name: {} for name in self.channels}
         self.heaps: dict[str, list[tuple[float, str]]] = {name: [] for name in self.channels}
@@ -365,6 +369,9 @@ class Notifier:
             log.warning("notice_failed", notice_id=notice_id, channel=channel, attempt=attempt, error=error, dead=dead)
             return
         engine.context("notifier", notice_id)
+        after = getattr(self.channels[channel], "delivered", None)
+        if after is not None:  # the carrier channel ships what it bought, in this same commit
+            after(n.event)
         engine.emit(
             ev.NoticeDelivered(
                 ts=engine.now(), notice_id=notice_id, order_id=n.order_id, attempt=attempt, response=receipt[:200]
@@ -375,7 +382,7 @@ class Notifier:
 
     def render(self, notice: ev.NoticeQueued):
         """The notice's content (and a supplier notice's documents); raises RenderError for a template error."""
-        if notice.audience == "channel":  # a write-back: its adapter builds the channel's request from ``data``
+        if notice.audience in ("channel", "carrier"):  # a request to an API, built by its adapter from ``data``
             return Rendered(subject=notice.subject, text="", html="")
         rendered = self.renderer.render(notice)
         if notice.kind == "purchase_order":

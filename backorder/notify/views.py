@@ -102,6 +102,8 @@ def handle(parts: NoticeParts, req, reply: Reply, corr: str) -> None:
             }
             if fmt == "zpl":
                 out["label"] = sh.label_zpl
+            elif sh.label_pdf:  # the carrier's own PDF, as bought
+                out["label"] = sh.label_pdf
             else:
                 from backorder.documents.labels import label_pdf
 

@@ -49,6 +49,9 @@ def test_the_walk_reaches_every_settings_struct():
         cfg.Weights,
         cfg.FulfillmentSettings,
         cfg.KpiSettings,
+        cfg.CarriersSettings,
+        cfg.RemoteCarrierSettings,
+        cfg.Address,
         cfg.ReorderPolicy,
         cfg.PlannerSettings,
         cfg.Source,
@@ -135,7 +138,7 @@ def test_check_config_accepts_the_example():
         ('[skus."SKU-1"]\nreorder_point = 5\norder_up_to = 1\n', "skus.SKU-1"),
         ('[skus."SKU-1"]\nmoq = 0\n', "skus.SKU-1.moq"),
         ("[daemon]\ngrace = 3\n", "grace"),
-        ('[fulfillment]\ncarrier = "ups"\n', "fulfillment.carrier"),  # a carrier the daemon does not have
+        ('[fulfillment]\ncarrier = "fedex"\n', "fulfillment.carrier"),  # a carrier the daemon does not have
     ],
 )
 def test_check_config_refuses_an_invalid_file_naming_the_key(tmp_path, toml, key):

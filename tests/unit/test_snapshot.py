@@ -11,7 +11,7 @@ import pytest
 from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
-from backorder.actors.carrier import LocalCarrier
+from backorder.actors.carrier import CARRIERS, LocalCarrier
 from backorder.actors.model import World
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings, Weights
@@ -322,3 +322,93 @@ def test_decisions_after_restore_match_decisions_after_replay():
 def test_foreign_snapshot_is_refused():
     with pytest.raises(ValueError):
         restore(SETTINGS, msgspec.msgpack.encode({"version": -1}))
+
+
+REMOTE = msgspec.convert(
+    {
+        "fulfillment": {"carrier": "easypost", "carrier_by_channel": {"b2b": "local"}},
+        "notifications": {"routes": {"web": "file"}},
+    },
+    Settings,
+)
+
+
+def _remote_history() -> tuple[World, list[ev.Event]]:
+    """Shipments of a remote carrier in every state: label pending, rated, bought and
+    tracked, cancelled while pending (a void queued), and a local one beside them."""
+    w, log = World(REMOTE), []
+
+    def emit(e: ev.Event) -> None:
+        w.evolve(e)
+        log.append(e)
+
+    now = 1.7e9
+    emit(ev.Received(ts=now, sku="A", qty=10))
+    sids = []
+    for n, channel in enumerate(["web", "web", "web", "b2b"]):
+        req = msgspec.convert(
+            {
+                "op": "order.submit",
+                "channel": channel,
+                "external_id": f"x{n}",
+                "lines": [{"sku": "A", "qty": 1, "unit_price": "1"}],
+                "email": "a@example.com",
+                "shipping_address": {"name": "Ada", "address1": "1 Main St", "city": "X", "country_code": "US"},
+            },
+            p.OrderSubmit,
+        )
+        order, _ = order_rules.submit(w, req, emit, now)
+        sku_rules.settle(w, w.skus["A"], emit, now)
+        sids += order_rules.settle_order(w, w.orders[order.order_id], emit, now)
+    for sid in sids:  # the engine's carrier is the configured default
+        order_rules.ship(w, sid, CARRIERS["easypost"](), emit, now)
+    assert [w.shipments[s].status for s in sids] == ["label_pending"] * 3 + ["shipped"]
+    emit(ev.ShipmentRated(ts=now, shipment_id=sids[0], order_id="O0000001", carrier="easypost",
+                          carrier_ref="shp_1", rate_id="rate_1", service="USPS Priority", amount="8.40"))  # fmt: skip
+    order_rules.label_bought(w, sids[0], "EZ1", "^XA^XZ", "JVBERg==", "USPS Priority", "shp_1", emit, now)
+    order_rules.tracked(w, sids[0], "delivered", "", emit, now)
+    order_rules.cancel(w, "O0000002", "changed", emit, now)
+    assert order_rules.label_bought(w, sids[1], "EZ2", "z", "", "s", "shp_2", emit, now) == "void_queued"
+    return w, log
+
+
+def _shipments(w: World) -> dict:
+    return {
+        sid: [getattr(sh, f) for f in sh.__slots__ if f != "items"] + [list(map(list, sh.items))]
+        for sid, sh in w.shipments.items()
+    } | {"by_tracking": w.by_tracking}
+
+
+def test_remote_carrier_shipments_restore_as_replay_builds_them():
+    live, log = _remote_history()
+    replayed = World(REMOTE)
+    for e in log:
+        replayed.evolve(ev.EVENT_DECODER.decode(ev.EVENT_ENCODER.encode(e)))
+    restored = restore(REMOTE, dump(live))
+    assert _shipments(replayed) == _shipments(live) == _shipments(restored)
+    assert [(n.kind, n.channel) for n in live.notices.values() if n.audience == "carrier"] == [
+        ("label", "carrier"), ("label", "carrier"), ("label", "carrier"), ("label_void", "carrier")
+    ]  # fmt: skip
+    sh = live.shipments["S0000001"]
+    assert (sh.status, sh.tracking_status, sh.label_pdf, live.by_tracking) == (
+        "shipped",
+        "delivered",
+        "JVBERg==",
+        {"EZ1": "S0000001", sh_local(live): "S0000004"},
+    )
+
+
+def sh_local(w: World) -> str:
+    return w.shipments["S0000004"].tracking
+
+
+def test_a_snapshot_written_before_remote_carriers_restores_with_their_fields_empty():
+    from backorder.actors.snapshot import SHIPMENT
+
+    live, _ = random_history(3)
+    doc = msgspec.msgpack.decode(dump(live))
+    width = SHIPMENT.index("label_zpl") + 1
+    doc["shipments"] = [row[:width] for row in doc["shipments"]]  # the rows of the earlier layout
+    restored = restore(SETTINGS, msgspec.msgpack.encode(doc))
+    assert fingerprint(restored) == fingerprint(live)
+    assert {(sh.label_pdf, sh.carrier_ref, sh.tracking_status) for sh in restored.shipments.values()} == {("", "", "")}

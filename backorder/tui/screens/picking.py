@@ -59,9 +59,13 @@ class PickingScreen(BoScreen):
             )
         if key in self.shipments:
             t.move_cursor(row=t.get_row_index(key))
+        pending = await self.bo.read("shipments.list", status="label_pending", limit=10000)
+        waiting = len(pending["shipments"]) if pending is not None else 0
         self.query_one("#pick-head", Static).update(
             Text.assemble(
                 (f"{len(self.shipments):,} shipments waiting for pick", "bold"),
+                # picked for a remote carrier, label not bought yet (a dead one: notifications screen)
+                (f"  ·  {waiting:,} waiting for their label", "bold yellow") if waiting else "",
                 ("  ·  c: confirm the selected pick (label, tracking, shipped)", "dim"),
             )
         )
@@ -89,6 +93,10 @@ class PickingScreen(BoScreen):
     async def _pick(self, sid: str) -> None:
         result = await self.bo.write("pick.confirm", shipment_id=sid)
         if result is None:
+            return
+        if result["status"] == "label_pending":  # a remote carrier: the notifier buys the label
+            self.notify(f"{sid} picked; its {result['carrier']} label is being bought", timeout=5)
+            await self.reload()
             return
         self.query_one("#label", TextArea).text = result.get("label_zpl", "")
         # a border title is markup: the tracking number comes from a carrier adapter
