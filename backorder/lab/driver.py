@@ -80,6 +80,23 @@ class RunInfo:
     cancels_sent: int = 0
     daemon: Daemon | None = field(default=None, repr=False)
 
+    def record(self) -> dict:
+        """The run as JSON-ready data (without the daemon handle)."""
+        return {
+            "policy": self.policy,
+            "seed": self.seed,
+            "db": str(self.db),
+            "socket": self.socket,
+            "start_ts": self.start_ts,
+            "measure_from": self.measure_from,
+            "end_ts": self.end_ts,
+            "seconds": round(self.seconds, 2),
+            "requests": self.requests,
+            "lines_sent": self.lines_sent,
+            "purchase_orders_answered": self.purchase_orders_answered,
+            "cancels_sent": self.cancels_sent,
+        }
+
 
 def _check(replies: list[dict], what: str, allow: frozenset[str] = frozenset()) -> None:
     for r in replies:
