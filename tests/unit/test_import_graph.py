@@ -180,3 +180,18 @@ def test_config_channel_names_are_intake_adapters():
     from backorder.intake.adapters import CHANNELS
 
     assert set(CHANNELS) == CHANNEL_NAMES
+
+
+def test_the_daemon_and_the_core_never_import_the_lab():
+    """The lab (backorder.lab) uses numpy; the trio process must not pay for it, nor
+    depend on the lab's code: the daemon and the core never import it, directly or not."""
+    roots = [n for n in MODULES if _under(n, ("backorder.daemon", "backorder.actors"))]
+    seen, todo = set(), list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in MODULES:
+            continue
+        seen.add(name)
+        todo.extend(imports_of(name))
+    assert roots and not [n for n in seen if _under(n, ("backorder.lab",))]
+    assert "backorder.lab.generator" in MODULES  # the rule watches a package that exists
