@@ -38,6 +38,11 @@ def run_one(
     return info, figs
 
 
+def _drop(workdir: Path, keep_journals: bool) -> None:
+    if not keep_journals:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def run_lab(
     spec: ScenarioSpec,
     names: list[str],
@@ -49,27 +54,27 @@ def run_lab(
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Every policy on every seed; returns the report (also written under ``out``).
-    ``keep`` leaves the last run's daemon serving."""
+    ``keep`` leaves the last run's daemon serving (and its journal in place)."""
     chosen = policies.parse(names)
     out.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     by_seed: dict[int, dict[str, dict]] = {}
     unavailable: dict[str, str] = {}
-    for si, seed in enumerate(seeds):
+    kept: tuple[RunInfo, Path] | None = None  # with ``keep``: the last run's daemon, still serving
+    for seed in seeds:
         t0 = time.perf_counter()
         site = Site.generate(replace(spec, seed=seed))
         say(f"seed {seed}: {len(site.orders):,} orders, {site.line_count():,} lines ({time.perf_counter() - t0:.1f} s)")
-        for pi, policy in enumerate(chosen):
+        for policy in chosen:
             if policy.name in unavailable:
                 continue
-            last = keep and si == len(seeds) - 1 and pi == len(chosen) - 1
             workdir = out / "runs" / f"{policy.name}-seed{seed}"
 
             def started(info: RunInfo, name: str = policy.name) -> None:
                 say(f"  {name}: daemon on {info.socket} (watch: backorder tui --socket {info.socket})")
 
             try:
-                info, figs = run_one(site, policy, workdir, keep=last, on_start=started)
+                info, figs = run_one(site, policy, workdir, keep=keep, on_start=started)
             except PolicyUnavailable as exc:
                 unavailable[policy.name] = str(exc)
                 say(f"  {policy.name}: not available ({exc})")
@@ -80,10 +85,17 @@ def run_lab(
             )
             by_seed.setdefault(seed, {})[policy.name] = figs
             runs.append({**info.record(), "figures": figs})
-            if last:
-                say(f"  kept running: backorder tui --socket {info.socket}  (stop it: kill {info.daemon.proc.pid})")  # type: ignore[union-attr]
-            elif not keep_journals:
-                shutil.rmtree(workdir, ignore_errors=True)
+            if kept is not None:  # a newer run is the one to keep
+                stop(kept[0])
+                _drop(kept[1], keep_journals)
+            if keep:
+                kept = (info, workdir)
+            else:
+                _drop(workdir, keep_journals)
+    if kept is not None:
+        info = kept[0]
+        assert info.daemon is not None and info.daemon.proc is not None
+        say(f"  kept running: backorder tui --socket {info.socket}  (stop it: kill {info.daemon.proc.pid})")
     result: dict[str, Any] = {
         "spec": asdict(spec) | {"seed": None},
         "seeds": seeds,
