@@ -17,6 +17,7 @@ sequence of requests and advances: the same journal, event for event.
 from __future__ import annotations
 
 import heapq
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,7 +107,7 @@ def _check(replies: list[dict], what: str, allow: frozenset[str] = frozenset()) 
 
 def _unavailable(reply: dict) -> str | None:
     if not reply["ok"] and reply["error"]["code"] in UNAVAILABLE_CODES:
-        return f"{reply['error']['code']}: {reply['error']['message']}"
+        return f"{reply['error']['code']}: {reply['error']['message'][:160]}"
     return None
 
 
@@ -189,10 +190,17 @@ class Driver:
             if q["order_up_to"] > 0
         ]
         _check(self._pipeline(c, receipts, info), "opening stock")
-        replies = self._pipeline(c, confs, info)
-        if self.policy.planner and (why := next(filter(None, map(_unavailable, replies)), None)):
-            raise PolicyUnavailable(f"sku.configure with a planner mode: {why}")
-        _check(replies, "sku.configure")
+        _check(self._pipeline(c, confs, info), "sku.configure")
+        if self.policy.planner:
+            replies = self._pipeline(c, [policies.handover_request(s) for s in self.site.skus], info)
+            if why := next(filter(None, map(_unavailable, replies)), None):
+                raise PolicyUnavailable(f"sku.configure with a planner mode: {why}")
+            _check(replies, "sku.configure (planner mode)")
+            # a daemon that ignores an unknown field takes ``mode`` silently: the op tells
+            reply = c.request("planner.run")
+            info.requests += 1
+            if why := _unavailable(reply):
+                raise PolicyUnavailable(f"planner.run: {why}")
         if self.policy.allocation != "fifo":
             _check(self._pipeline(c, [{"op": "policy.set", "mode": self.policy.allocation}], info), "policy.set")
 
@@ -201,7 +209,6 @@ class Driver:
         step = spec.step_hours * 3600.0
         orders = self.site.orders
         n_steps = int(round(spec.total_days * DAY / step))
-        warmup_step = int(round(spec.warmup_days * DAY / step))
         oi = 0
         for k in range(1, n_steps + 1):
             t = k * step
@@ -244,11 +251,6 @@ class Driver:
                 if waits and o.patience_days is not None:
                     heapq.heappush(self.patience, (o.t + o.patience_days * DAY, seq, reply["result"]["order_id"]))
             self._impatient(c, t, info)
-            if k == warmup_step and self.policy.planner:
-                reply = c.request("planner.run")
-                info.requests += 1
-                if why := _unavailable(reply):
-                    raise PolicyUnavailable(f"planner.run: {why}")
             self._new_requests(c, t, info)
 
     def _price(self, sku: str) -> str:
@@ -298,8 +300,10 @@ class Driver:
 
 
 def _last_line(text: str) -> str:
+    """The daemon's last log line (its refusal), without the run's config path."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else text[:300]
+    last = lines[-1] if lines else text
+    return re.sub(r"^\S+\.toml: ", "", last)[:300]
 
 
 def stop(info: RunInfo) -> None:

@@ -77,6 +77,9 @@ def configure_request(policy: Policy, s: SkuSpec, daily: float) -> dict:
         "lead_time_days": s.lead_time_days,
         "source": SOURCE,
     }
-    if policy.planner:
-        req |= {"mode": "auto", "service_level": SERVICE_LEVEL}
     return req
+
+
+def handover_request(s: SkuSpec) -> dict:
+    """The ``sku.configure`` that hands a SKU, set up with static values, to the planner."""
+    return {"op": "sku.configure", "sku": s.sku, "mode": "auto", "service_level": SERVICE_LEVEL}

@@ -113,3 +113,17 @@ def test_backorder_lab_writes_its_report_and_keep_leaves_a_daemon_to_attach_to(t
         assert "| static-7 |" in proc.stdout
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+def test_a_daemon_that_takes_the_config_but_not_the_planner_mode_makes_it_unavailable(ci_site, tmp_path, monkeypatch):
+    """The second way a daemon can lack the planner: its config loads (no ``[planner]``
+    asked for here) but ``sku.configure`` refuses ``mode``: reported, not a failure."""
+    policy = policies.parse(["planner-fifo"])[0]
+    monkeypatch.setattr(policies.Policy, "config", lambda self: '[allocation]\nmode = "fifo"\n')
+    small = Site.generate(ScenarioSpec(skus=5, days=5, warmup_days=2, seed=2))
+    try:
+        run_one(small, policy, tmp_path)
+    except PolicyUnavailable as exc:
+        assert "sku.configure" in str(exc) or "planner.run" in str(exc)
+    else:  # a daemon with the planner: the policy runs
+        pass
