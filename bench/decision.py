@@ -93,9 +93,7 @@ def main() -> None:
         (out / scenario / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         (out / scenario / "report.md").write_text(markdown(report))
         result[scenario] = targets(report)
-        result[scenario]["run_seconds"] = {
-            f"{r['policy']}/seed{r['seed']}": r["seconds"] for r in report["runs"]
-        }
+        result[scenario]["run_seconds"] = {f"{r['policy']}/seed{r['seed']}": r["seconds"] for r in report["runs"]}
     save(name, result)
 
 

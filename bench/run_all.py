@@ -94,7 +94,14 @@ TARGETS = [
     ("decision", "lab, mixed: static-7 unit fill rate", "mixed.static7_fill_rate", ">=", None, ""),
     ("decision", "lab, mixed: planner unit fill rate", "mixed.planner_fill_rate", ">=", 0.97, ""),
     ("decision", "lab, mixed: planner on-hand vs static-7", "mixed.planner_on_hand_vs_static7", "<=", 0.0, ""),
-    ("decision", "lab, mixed: planner p95 backorder age vs static-7", "mixed.planner_p95_age_vs_static7", "<=", -0.30, ""),
+    (
+        "decision",
+        "lab, mixed: planner p95 backorder age vs static-7",
+        "mixed.planner_p95_age_vs_static7",
+        "<=",
+        -0.30,
+        "",
+    ),
     (
         "decision",
         "lab, mixed: planner share of backordered lines vs static-7",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from backorder.lab.generator import SkuSpec
 
@@ -65,7 +66,7 @@ def static_levels(daily: float, lead_time_days: float, safety_days: float) -> tu
     return reorder_point, order_up_to
 
 
-def configure_request(policy: Policy, s: SkuSpec, daily: float) -> dict:
+def configure_request(policy: Policy, s: SkuSpec, daily: float) -> dict[str, Any]:
     """The ``sku.configure`` request that sets one SKU up under ``policy``."""
     rop, out = static_levels(daily, s.lead_time_days, policy.safety_days)
     req = {
@@ -80,6 +81,6 @@ def configure_request(policy: Policy, s: SkuSpec, daily: float) -> dict:
     return req
 
 
-def handover_request(s: SkuSpec) -> dict:
+def handover_request(s: SkuSpec) -> dict[str, Any]:
     """The ``sku.configure`` that hands a SKU, set up with static values, to the planner."""
     return {"op": "sku.configure", "sku": s.sku, "mode": "auto", "service_level": SERVICE_LEVEL}

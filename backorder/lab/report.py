@@ -30,7 +30,7 @@ COLUMNS = (
 )
 
 
-def _static_curve(runs: dict[str, dict]) -> tuple[np.ndarray, np.ndarray] | None:
+def _static_curve(runs: dict[str, dict[str, Any]]) -> tuple[np.ndarray, np.ndarray] | None:
     pts = sorted(
         (f["on_hand_units"], f["fill_rate"])
         for name, f in runs.items()
@@ -66,11 +66,11 @@ def _ratio(a: Any, b: Any) -> float | None:
     return round(a / b - 1.0, 4)
 
 
-def compare_seed(runs: dict[str, dict]) -> dict[str, dict]:
+def compare_seed(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per policy of one seed: its changes against static-7 and the matched comparisons."""
     base = runs.get(BASELINE)
     curve = _static_curve(runs)
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, f in runs.items():
         row: dict[str, Any] = {}
         if base is not None:
@@ -93,7 +93,7 @@ def _mean(values: list[Any]) -> float | None:
     return float(np.mean(xs)) if xs else None
 
 
-def summarise(by_seed: dict[int, dict[str, dict]]) -> dict[str, Any]:
+def summarise(by_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     """Mean figures and comparisons over the seeds, per policy (with min and max of each
     comparison, so a reader sees whether a gain holds on every seed)."""
     comparisons = {seed: compare_seed(runs) for seed, runs in by_seed.items()}
@@ -149,7 +149,7 @@ def markdown(report: dict[str, Any]) -> str:
         for name, p in others.items():
             c = p["compared"]
 
-            def pct(key: str, c: dict = c) -> str:
+            def pct(key: str, c: dict[str, Any] = c) -> str:
                 v = c.get(key, {}).get("mean")
                 return "n/a" if v is None else f"{v:+.1%}"
 

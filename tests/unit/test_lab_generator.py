@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from backorder.lab.generator import DAY, PATTERNS, ScenarioSpec, Site, demand, deliveries, sku_spec, sku_specs
+from backorder.lab.generator import DAY, PATTERNS, ScenarioSpec, Site, deliveries, demand, sku_spec, sku_specs
 
 SPEC = ScenarioSpec(skus=60, days=60, warmup_days=14, seed=3)
 
