@@ -108,3 +108,26 @@ def test_priority_allocations_are_not_held_to_fifo():
         alloc(0.0, "A", "O2", 1, rule="priority"),
     ]
     assert figures(enumerate(evs, start=1), 0.0, DAY)["invariants"]["fifo_order_of_service"]["ok"]
+
+
+class LinePromised(ev.Event, tag="line_promised", kw_only=True, frozen=True):
+    """The shape a promise has on the journal (order_id, line_no, the ship-by ``date``)."""
+
+    order_id: str
+    line_no: int
+    sku: str
+    date: str
+
+
+def test_lines_shipped_by_their_first_promise_once_promises_are_journaled():
+    assert figures(enumerate(journal(), start=1), 0.0, 10 * DAY)["shipped_by_promise"] == "n/a"
+    promised = [
+        *journal()[:2],
+        LinePromised(ts=0.0, order_id="O1", line_no=1, sku="A", date="1970-01-01"),  # shipped that day
+        *journal()[2:6],
+        LinePromised(ts=DAY, order_id="O2", line_no=1, sku="A", date="1970-01-03"),  # its rest ships Jan 4: late
+        LinePromised(ts=DAY, order_id="O2", line_no=1, sku="A", date="1970-01-09"),  # a later promise: not held to
+        *journal()[6:],
+    ]
+    f = figures(enumerate(promised, start=1), 0.0, 10 * DAY)
+    assert f["lines_promised"] == 2 and f["shipped_by_promise"] == 0.5
