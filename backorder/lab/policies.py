@@ -55,8 +55,7 @@ def parse(names: list[str]) -> list[Policy]:
             out.append(Policy(name, PLANNER_START_SAFETY_DAYS, planner=True, allocation="priority"))
         else:
             raise ValueError(f"unknown policy {name!r} (static, static-N, planner-fifo, planner-priority)")
-    seen: set[str] = set()
-    return [p for p in out if not (p.name in seen or seen.add(p.name))]  # type: ignore[func-returns-value]
+    return list({p.name: p for p in out}.values())  # each once, in the order first named
 
 
 def static_levels(daily: float, lead_time_days: float, safety_days: float) -> tuple[int, int]:
