@@ -311,6 +311,14 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
     }
 
 
+def final_stock(events: Iterable[tuple[int, ev.Event]]) -> tuple[dict[str, int], dict[str, int]]:
+    """(on hand, allocated) per SKU after the events, as the referee counts them."""
+    st = _State(0.0, 0.0)
+    for seq, e in events:
+        st.apply(seq, e)
+    return dict(st.on_hand), {sku: st.allocated.get(sku, 0) for sku in st.on_hand}
+
+
 def read_journal(db: Path) -> tuple[list[tuple[int, ev.Event]], int]:
     """The journal's events in order, decoded by the replay decoder, and how many bodies
     that decoder refused (0 on a sound journal)."""
