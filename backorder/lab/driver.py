@@ -5,13 +5,13 @@ the customers' orders, moves the clock (``clock.advance``) one step at a time, l
 the purchase orders the daemon raised from ``procurement.list``, answers them as the
 simulated supplier with ``stock.receive`` (referencing the request, with a receipt id),
 and cancels the orders of customers who waited longer than their patience (after an
-``order.get`` says they still wait). Shipping is the site's ``auto_pick``: allocated
+``order.get`` says they still wait; the cancellation reaches the site at the next step). Shipping is the site's ``auto_pick``: allocated
 units ship at once. Nothing is read from the daemon's memory; the figures come from its
 journal afterwards (``referee``).
 
-Within a step the requests go in a fixed order (receipts, then orders in time order,
-then cancellations), each batch pipelined over one connection, so a run is a fixed
-sequence of requests and advances: the same journal, event for event.
+Within a step the requests go in a fixed order (the advance, cancellations, receipts,
+then orders in time order; then the reads), each batch pipelined over one connection, so
+a run is a fixed sequence of requests and advances: the same journal, event for event.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ START = "2026-01-05T00:00:00Z"  # a Monday; engine time of the scenario's day 0
 WAITING = frozenset({"received", "backordered", "partially_allocated", "partially_shipped"})
 # what an unavailable planner looks like from outside: its ops, fields or config unknown
 UNAVAILABLE_CODES = frozenset({"unknown_op", "invalid_request"})
+PAGE = 10000  # procurement.list's largest page
 
 
 class PolicyUnavailable(Exception):
@@ -205,16 +206,20 @@ class Driver:
             _check(self._pipeline(c, [{"op": "policy.set", "mode": self.policy.allocation}], info), "policy.set")
 
     def _replay(self, c: Client, info: RunInfo) -> None:
+        """Two round trips per step: the writes (the advance, the cancellations decided at
+        the step before, the deliveries due, the orders placed), then the reads that see
+        their outcome (the impatient customers' orders, the new purchase orders). Every
+        round trip waits for a journal commit, so their number, not the daemon's speed,
+        sets the pace of a run."""
         spec = self.site.spec
         step = spec.step_hours * 3600.0
         orders = self.site.orders
         n_steps = int(round(spec.total_days * DAY / step))
         oi = 0
+        cancels: list[dict] = []
         for k in range(1, n_steps + 1):
             t = k * step
-            c.call("clock.advance", to=iso_ts(info.start_ts + t))
-            info.requests += 1
-            reqs: list[dict] = []
+            reqs: list[dict] = [{"op": "clock.advance", "to": iso_ts(info.start_ts + t)}, *cancels]
             while self.receipts and self.receipts[0][0] <= t:
                 _, request_id, part, sku, qty = heapq.heappop(self.receipts)
                 reqs.append(
@@ -226,7 +231,7 @@ class Driver:
                         "receipt_id": f"{request_id}/{part}",
                     }
                 )
-            n_receipts = len(reqs)
+            first_order = len(reqs)
             batch = []
             while oi < len(orders) and orders[oi].t <= t:
                 o = orders[oi]
@@ -245,58 +250,61 @@ class Driver:
                 info.lines_sent += len(o.lines)
                 oi += 1
             replies = self._pipeline(c, reqs, info)
-            _check(replies, "a receipt or an order")
-            for (seq, o), reply in zip(batch, replies[n_receipts:], strict=True):
+            # an order whose last units shipped since its customer looked is no longer cancellable
+            _check(replies[: 1 + len(cancels)], "clock.advance or order.cancel", allow=frozenset({"already_shipped"}))
+            _check(replies[1 + len(cancels) :], "a receipt or an order")
+            info.cancels_sent += len(cancels)
+            for (seq, o), reply in zip(batch, replies[first_order:], strict=True):
                 waits = any(li["backordered"] for li in reply["result"]["lines"])
                 if waits and o.patience_days is not None:
                     heapq.heappush(self.patience, (o.t + o.patience_days * DAY, seq, reply["result"]["order_id"]))
-            self._impatient(c, t, info)
-            self._new_requests(c, t, info)
+            cancels = self._look(c, t, info)
 
     def _price(self, sku: str) -> str:
         return f"{self.by_sku[sku].unit_price:.2f}"
 
-    def _impatient(self, c: Client, t: float, info: RunInfo) -> None:
-        """Customers whose patience ran out cancel, if their order still waits."""
+    def _look(self, c: Client, t: float, info: RunInfo) -> list[dict]:
+        """One round trip of reads after the step's writes: the orders of customers whose
+        patience ran out (those still waiting cancel, at the next step), and the purchase
+        orders raised since the last look (``procurement.list`` lists every request oldest
+        first, so the new ones are those past the count seen), which the supplier schedules."""
         due = []
         while self.patience and self.patience[0][0] <= t:
             due.append(heapq.heappop(self.patience)[2])
-        if not due:
-            return
-        looks = self._pipeline(c, [{"op": "order.get", "order_id": oid} for oid in due], info)
-        _check(looks, "order.get")
-        cancels = [
+        reads = [{"op": "order.get", "order_id": oid} for oid in due]
+        reads.append({"op": "procurement.list", "status": "all", "offset": self.requests_seen, "limit": PAGE})
+        replies = self._pipeline(c, reads, info)
+        _check(replies, "order.get or procurement.list")
+        page = replies[-1]["result"]["requests"]
+        while True:
+            self._schedule(page, t, info)
+            if len(page) < PAGE:
+                break
+            page = c.call("procurement.list", status="all", offset=self.requests_seen, limit=PAGE)["requests"]
+            info.requests += 1
+        return [
             {"op": "order.cancel", "order_id": oid, "reason": "customer tired of waiting"}
-            for oid, look in zip(due, looks, strict=True)
+            for oid, look in zip(due, replies, strict=False)
             if look["result"]["status"] in WAITING
         ]
-        # an order whose last units shipped in the same step is no longer cancellable
-        _check(self._pipeline(c, cancels, info), "order.cancel", allow=frozenset({"already_shipped"}))
-        info.cancels_sent += len(cancels)
 
-    def _new_requests(self, c: Client, t: float, info: RunInfo) -> None:
-        """Purchase orders raised since the last look (``procurement.list`` lists every
-        request oldest first, so the ones not seen yet are those past the count seen)."""
-        while True:
-            page = c.call("procurement.list", status="all", offset=self.requests_seen, limit=10000)["requests"]
-            info.requests += 1
-            if not page:
-                return
-            self.requests_seen += len(page)
-            for r in page:
-                nth = self.po_count.get(r["sku"], 0)
-                self.po_count[r["sku"]] = nth + 1
-                s = self.by_sku.get(r["sku"])
-                if s is None or r["kind"] != "po":
-                    continue
-                info.purchase_orders_answered += 1
-                parts = deliveries(self.site.spec, s, nth, t)
-                left = r["qty"]
-                for part, d in enumerate(parts):
-                    qty = left if part == len(parts) - 1 else min(left, max(1, round(r["qty"] * d.fraction)))
-                    left -= qty
-                    if qty > 0:
-                        heapq.heappush(self.receipts, (t + d.delay, r["request_id"], part, r["sku"], qty))
+    def _schedule(self, page: list[dict], t: float, info: RunInfo) -> None:
+        """The supplier's deliveries of newly seen purchase orders."""
+        self.requests_seen += len(page)
+        for r in page:
+            nth = self.po_count.get(r["sku"], 0)
+            self.po_count[r["sku"]] = nth + 1
+            s = self.by_sku.get(r["sku"])
+            if s is None or r["kind"] != "po":
+                continue
+            info.purchase_orders_answered += 1
+            parts = deliveries(self.site.spec, s, nth, t)
+            left = r["qty"]
+            for part, d in enumerate(parts):
+                qty = left if part == len(parts) - 1 else min(left, max(1, round(r["qty"] * d.fraction)))
+                left -= qty
+                if qty > 0:
+                    heapq.heappush(self.receipts, (t + d.delay, r["request_id"], part, r["sku"], qty))
 
 
 def _last_line(text: str) -> str:
