@@ -113,6 +113,9 @@ def _unavailable(reply: dict) -> str | None:
 
 
 class Driver:
+    """One run: a fresh daemon and journal in ``workdir``, set up for ``policy``, then the
+    whole site played to it (``run``); ``on_start`` is told the socket once it serves."""
+
     def __init__(
         self,
         site: Site,
@@ -157,8 +160,9 @@ class Driver:
             daemon.start(timeout=60)
         except DaemonStartError as exc:
             daemon.cleanup()
-            if self.policy.planner:
-                raise PolicyUnavailable(f"the daemon refused the planner's config: {_last_line(str(exc))}") from None
+            refusal = _last_line(str(exc))
+            if self.policy.planner and "planner" in refusal:
+                raise PolicyUnavailable(f"the daemon refused the planner's config: {refusal}") from None
             raise
         if self.on_start is not None:
             self.on_start(info)
