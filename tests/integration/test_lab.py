@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -96,8 +98,8 @@ def test_backorder_lab_writes_its_report_and_keep_leaves_a_daemon_to_attach_to(t
     )
     assert proc.returncode == 0, proc.stderr
     pid = int(re.search(r"\(stop it: kill (\d+)\)", proc.stdout).group(1))
+    sock = re.search(r"kept running: backorder tui --socket (\S+)", proc.stdout).group(1)
     try:
-        sock = re.search(r"kept running: backorder tui --socket (\S+)", proc.stdout).group(1)
         with Client(sock) as c:  # what the console does first
             assert c.call("health")["status"] == "serving"
             assert c.call("skus.list", limit=5)["skus"]
@@ -110,6 +112,7 @@ def test_backorder_lab_writes_its_report_and_keep_leaves_a_daemon_to_attach_to(t
         assert "| static-7 |" in proc.stdout
     finally:
         os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(Path(sock).parent, ignore_errors=True)  # the launcher's socket folder
 
 
 def test_a_daemon_that_takes_the_config_but_not_the_planner_mode_makes_it_unavailable(ci_site, tmp_path, monkeypatch):
