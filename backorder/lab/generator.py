@@ -4,7 +4,8 @@ Every random draw comes from a numpy generator seeded by (run seed, stream, SKU 
 or (run seed, stream, SKU index, n-th purchase order of that SKU), never by one stream
 for the whole run. So every policy sees the same order lines, and a SKU's demand does
 not change when another SKU is added; the supplier treats a SKU's n-th purchase order
-the same way under every policy (how late, how partial), whatever its quantity.
+the same way under every policy (how late, how partial), whatever its quantity (its date
+only decides whether a mid-run change of the supplier's pace applies).
 
 Time is in seconds from the scenario's start (day 0 = the first warm-up day).
 """
