@@ -38,7 +38,7 @@ RUNS = [
     ("decision", "decision.py", [], ["--quick"]),
 ]
 # benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
-# (11 policies x 5 seeds x 2 scenarios, 2,000 SKUs each) through real daemons
+# (11 policies x 5 seeds x 2 scenarios, 2,000 SKUs each; 4.5 min a run) through real daemons
 MIN_TIMEOUT = {"decision": 24 * 3600.0}
 
 # name, label, key in the result, comparison, target, unit
