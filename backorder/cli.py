@@ -216,6 +216,30 @@ def cmd_tui(args) -> None:
     app.run(args.socket, args.log)
 
 
+def cmd_lab(args) -> None:
+    """The policy lab (docs/lab.md): simulated sites replayed through real daemons."""
+    from pathlib import Path
+
+    from backorder.lab.generator import ScenarioSpec
+    from backorder.lab.run import run_lab
+
+    spec = ScenarioSpec(skus=args.skus, days=args.days, warmup_days=args.warmup, scenario=args.scenario)
+    out = Path(args.out)
+    try:
+        run_lab(
+            spec,
+            args.policies.split(","),
+            list(range(1, args.seeds + 1)),
+            out,
+            keep=args.keep,
+            keep_journals=args.keep_journals,
+        )
+    except ValueError as exc:
+        sys.exit(f"backorder: {exc}")
+    print((out / "report.md").read_text())
+    print(f"report: {out / 'report.json'} and {out / 'report.md'}")
+
+
 def cmd_import(args) -> None:
     """A batch file through order.ingest, with a progress bar and a summary."""
     from rich.console import Console
@@ -335,6 +359,22 @@ def main(argv: list[str] | None = None) -> None:
     tui.add_argument("--socket", default="backorder.sock", help="the daemon's Unix socket")
     tui.add_argument("--log", help="the console's own log file (default: no log)")
     tui.set_defaults(func=cmd_tui)
+
+    lab = sub.add_parser("lab", help="compare reorder policies on a simulated site, through real daemons")
+    lab.add_argument("--skus", type=int, default=200)
+    lab.add_argument("--days", type=int, default=90, help="measured days (after the warm-up)")
+    lab.add_argument("--warmup", type=int, default=28, help="warm-up days, replayed but not measured")
+    lab.add_argument("--seeds", type=int, default=1, help="paired seeds 1..K (every policy sees each site)")
+    lab.add_argument("--scenario", choices=["mixed", "control"], default="mixed")
+    lab.add_argument(
+        "--policies",
+        default="static,planner-fifo,planner-priority",
+        help="comma-separated: static (the sweep of safety days), static-N, planner-fifo, planner-priority",
+    )
+    lab.add_argument("--out", default="lab-out", help="folder for report.json and report.md")
+    lab.add_argument("--keep", action="store_true", help="leave the last run's daemon running (for the console)")
+    lab.add_argument("--keep-journals", action="store_true", help="keep every run's journal under OUT/runs")
+    lab.set_defaults(func=cmd_lab)
 
     imp = sub.add_parser("import", help="send a batch file of orders through the governed intake")
     imp.add_argument("file")

@@ -38,7 +38,11 @@ RUNS = [
     ("fuzz", "fuzz.py", [], ["--quick"]),
     ("kpi_report", "kpi_report.py", [], ["--quick"]),
     ("planner", "planner.py", [], ["--quick"]),
+    ("decision", "decision.py", [], ["--quick"]),
 ]
+# benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
+# (11 policies x 5 seeds x 2 scenarios, 2,000 SKUs each; 4.5 min a run) through real daemons
+MIN_TIMEOUT = {"decision": 24 * 3600.0}
 
 # name, label, key in the result, comparison, target, unit
 TARGETS = [
@@ -118,6 +122,44 @@ TARGETS = [
     ("planner", "planner run, 2,000 SKUs x 365 days (first run: reads the whole year)", "first_run_s", "<=", 10, "s"),
     ("planner", "planner: read reply latency during the runs, max", "max_ms", "<=", 5, "ms"),
     ("planner", "planner: daemon RSS growth over the runs", "rss_growth_mib", "<=", 50, "MiB"),
+    # the policy lab (docs/lab.md): the planner (FIFO) against the ERP's static min/max at 7
+    # safety days, paired seeds; "not run" while the daemon has no planner
+    ("decision", "lab, mixed: static-7 unit fill rate", "mixed.static7_fill_rate", ">=", None, ""),
+    ("decision", "lab, mixed: planner unit fill rate", "mixed.planner_fill_rate", ">=", 0.97, ""),
+    ("decision", "lab, mixed: planner on-hand vs static-7", "mixed.planner_on_hand_vs_static7", "<=", 0.0, ""),
+    (
+        "decision",
+        "lab, mixed: planner p95 backorder age vs static-7",
+        "mixed.planner_p95_age_vs_static7",
+        "<=",
+        -0.30,
+        "",
+    ),
+    (
+        "decision",
+        "lab, mixed: planner share of backordered lines vs static-7",
+        "mixed.planner_lines_backordered_vs_static7",
+        "<=",
+        -0.50,
+        "",
+    ),
+    (
+        "decision",
+        "lab, mixed: planner inventory vs the static sweep at the same fill rate",
+        "mixed.planner_inventory_vs_static_at_same_fill",
+        "<=",
+        -0.20,
+        "",
+    ),
+    ("decision", "lab, mixed: planner purchase orders vs static-7", "mixed.planner_pos_vs_static7", "<=", 0.10, ""),
+    (
+        "decision",
+        "lab, control: planner inventory vs the static sweep at the same fill rate",
+        "control.planner_inventory_vs_static_at_same_fill",
+        "<=",
+        0.05,
+        "",
+    ),
 ]
 
 
@@ -196,7 +238,8 @@ def main() -> None:
         if args.only is not None and name not in args.only:
             continue
         extra = quick if args.quick else full
-        rc, seconds = run(result_name(name, args.quick), script, extra, args.timeout)
+        timeout = max(args.timeout, MIN_TIMEOUT.get(name, 0.0))
+        rc, seconds = run(result_name(name, args.quick), script, extra, timeout)
         outcome[name] = rc
         print(f"=== {name}: exit {rc} in {seconds:.1f} s", flush=True)
     md = table(args.quick, started, outcome)

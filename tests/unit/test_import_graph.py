@@ -229,3 +229,14 @@ def test_a_started_daemon_module_set_has_no_forecasting_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_daemon_and_the_core_never_import_the_lab():
+    """The lab (backorder.lab) uses numpy; the trio process must not pay for it, nor
+    depend on the lab's code: the daemon and the core never import it, directly or not."""
+    roots = [n for n in MODULES if _under(n, ("backorder.daemon", "backorder.actors"))]
+    seen: set[str] = set()
+    for root in roots:
+        seen |= _closure(root)
+    assert roots and not [n for n in seen if _under(n, ("backorder.lab",))]
+    assert "backorder.lab.generator" in MODULES  # the rule watches a package that exists

@@ -1,0 +1,361 @@
+"""Every figure of a lab run, from the daemon's journal file alone.
+
+The journal's ``events`` table is read after the run (or while its daemon still serves:
+SQLite's WAL lets a reader in) and each body is decoded with the daemon's own replay
+decoder (``events.EVENT_DECODER``), so a figure means exactly what the journal says.
+Nothing is asked of the daemon. The scenario's window (``measure_from`` .. ``end``) is the
+only outside input: the figures cover orders received in it, and time-weighted stock
+over it, so the warm-up that every policy shares is left out.
+
+Figures (docs/lab.md has the formulas):
+  fill_rate           units allocated in the settle of their order / units ordered
+  lines_backordered   share of order lines that got a ``line_backordered``
+  backorder_age_*     order time -> the line fully allocated, over backordered lines (a
+                      line never filled counts to its cancellation or the window's end)
+  on_hand_units/value time-weighted mean over the window, all SKUs (value at the SKU's
+                      mean selling price in the journal's order lines)
+  purchase_orders     ``request_raised`` in the window
+  reorder_lead_days   raise -> the receipt that completed it
+  shipped_by_promise  share of promised lines shipped in full by the end of their first
+                      promised day; "n/a" when the journal has no ``line_promised`` events
+and the DESIGN.md invariants the journal can show (``invariants``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from backorder.actors import events as ev
+from backorder.timeutil import parse_ts
+
+DAY = 86400.0
+
+
+@dataclass(slots=True)
+class _Line:
+    key: tuple[int, int]  # (seq of its order_received, line_no): FIFO's order of service
+    order_id: str
+    line_no: int
+    sku: str
+    qty: int
+    ts: float
+    measured: bool
+    backordered: int = 0  # units short in the settle of its order
+    served: int = 0  # allocated, net of deallocations (shipped units stay served)
+    reserved: int = 0  # allocated and not yet shipped
+    shipped: int = 0
+    filled_ts: float | None = None
+    closed_ts: float | None = None  # cancelled before it was filled
+    shipped_ts: float | None = None  # the last of its units shipped
+    promised_by: float | None = None  # the end of its first promised ship-by day
+
+    @property
+    def need(self) -> int:
+        return self.qty - self.served
+
+
+@dataclass(slots=True)
+class _Invariant:
+    violations: int = 0
+    example: str = ""
+
+    def fail(self, what: str) -> None:
+        if not self.violations:
+            self.example = what
+        self.violations += 1
+
+
+INVARIANTS = (
+    "journal_decodes",  # every event decodes with the replay decoder (DESIGN 8)
+    "stock_never_negative",  # on hand >= 0 at every event (DESIGN 1)
+    "no_over_allocation",  # allocated <= on hand per SKU; per line served <= ordered (DESIGN 2)
+    "no_double_shipment",  # a shipment ships once; shipped per line <= ordered (DESIGN 3)
+    "fifo_order_of_service",  # under FIFO no unit goes to a later line while an earlier waits (DESIGN 6)
+)
+
+
+@dataclass(slots=True)
+class _State:
+    measure_from: float
+    end: float
+    lines: dict[tuple[str, int], _Line] = field(default_factory=dict)
+    on_hand: dict[str, int] = field(default_factory=dict)
+    allocated: dict[str, int] = field(default_factory=dict)
+    stock_since: dict[str, float] = field(default_factory=dict)
+    unit_time: dict[str, float] = field(default_factory=dict)  # unit-seconds in the window
+    prices: dict[str, list[float]] = field(default_factory=dict)
+    shipped: set[str] = field(default_factory=set)
+    requests: dict[str, tuple[float, int, float | None]] = field(default_factory=dict)  # raised, qty, closed
+    request_received: dict[str, int] = field(default_factory=dict)
+    waiting: dict[str, list[tuple[tuple[int, int], str, int]]] = field(default_factory=dict)  # FIFO heaps
+    promised: dict[tuple[str, int], float] = field(default_factory=dict)
+    promise_events: int = 0
+    cancelled_orders: int = 0
+    events: int = 0
+    inv: dict[str, _Invariant] = field(default_factory=lambda: {name: _Invariant() for name in INVARIANTS})
+
+    # --- stock over time -------------------------------------------------------------
+    def _clip(self, ts: float) -> float:
+        return min(max(ts, self.measure_from), self.end)
+
+    def stock(self, sku: str, delta: int, ts: float) -> None:
+        before = self.on_hand.get(sku, 0)
+        since = self.stock_since.get(sku, ts)
+        self.unit_time[sku] = self.unit_time.get(sku, 0.0) + before * (self._clip(ts) - self._clip(since))
+        self.stock_since[sku] = ts
+        self.on_hand[sku] = before + delta
+        if before + delta < 0:
+            self.inv["stock_never_negative"].fail(f"{sku} on hand {before + delta} at {ts}")
+
+    def check_allocation(self, sku: str, ts: float) -> None:
+        allocated, on_hand = self.allocated.get(sku, 0), self.on_hand.get(sku, 0)
+        if allocated > max(on_hand, 0):  # (stock below zero is its own invariant)
+            self.inv["no_over_allocation"].fail(f"{sku}: {allocated} allocated > {on_hand} on hand at {ts}")
+
+    def finish(self) -> None:
+        for sku in list(self.on_hand):
+            self.stock(sku, 0, self.end)
+
+    # --- one event ------------------------------------------------------------------
+    def apply(self, seq: int, e: ev.Event) -> None:
+        self.events += 1
+        if isinstance(e, ev.OrderReceived):
+            self._order(seq, e)
+        elif isinstance(e, ev.LineBackordered):
+            line = self.lines.get((e.order_id, e.line_no))
+            if line is not None and not line.backordered:
+                line.backordered = e.qty
+        elif isinstance(e, ev.Allocated):
+            self._allocated(e)
+        elif isinstance(e, ev.Deallocated):
+            line = self.lines.get((e.order_id, e.line_no))
+            self.allocated[e.sku] = self.allocated.get(e.sku, 0) - e.qty
+            if line is not None:
+                line.served -= e.qty
+                line.reserved -= e.qty
+                heapq.heappush(self.waiting.setdefault(e.sku, []), (line.key, e.order_id, e.line_no))
+        elif isinstance(e, ev.LineReleased):
+            line = self.lines.get((e.order_id, e.line_no))
+            self.allocated[e.sku] = self.allocated.get(e.sku, 0) - e.freed
+            if line is not None:
+                line.reserved -= e.freed
+                if line.filled_ts is None:
+                    line.closed_ts = e.ts
+        elif isinstance(e, ev.OrderCancelled):
+            self.cancelled_orders += self.measure_from <= e.ts < self.end
+        elif isinstance(e, ev.Received):
+            self.stock(e.sku, e.qty, e.ts)
+            if e.request_id is not None and e.request_id in self.requests:
+                got = self.request_received.get(e.request_id, 0) + e.qty
+                self.request_received[e.request_id] = got
+                raised, qty, closed = self.requests[e.request_id]
+                if closed is None and got >= qty:
+                    self.requests[e.request_id] = (raised, qty, e.ts)
+        elif isinstance(e, ev.Adjusted):
+            self.stock(e.sku, e.delta, e.ts)
+            self.check_allocation(e.sku, e.ts)
+        elif isinstance(e, ev.UnitsShipped):
+            self._units_shipped(e)
+        elif isinstance(e, ev.ShipmentShipped):
+            if e.shipment_id in self.shipped:
+                self.inv["no_double_shipment"].fail(f"shipment {e.shipment_id} shipped twice")
+            self.shipped.add(e.shipment_id)
+        elif isinstance(e, ev.RequestRaised):
+            self.requests[e.request_id] = (e.ts, e.qty, None)
+        elif isinstance(e, ev.OrderAmended):
+            for n, rec in enumerate(e.lines, start=1):
+                line = self.lines.get((e.order_id, n))
+                if line is not None:
+                    line.qty = rec.qty
+
+    def promise(self, e: ev.Event) -> None:
+        """A ``line_promised`` event (order_id, line_no and the ship-by ``date``): the
+        line's first promise is the one it is held to."""
+        self.promise_events += 1
+        line = self.lines.get((getattr(e, "order_id", ""), getattr(e, "line_no", 0)))
+        date = getattr(e, "date", None)
+        if line is None or line.promised_by is not None or not isinstance(date, str):
+            return
+        try:
+            line.promised_by = parse_ts(date[:10]) + DAY  # shipped any time on the day counts
+        except ValueError:
+            return
+
+    def _order(self, seq: int, e: ev.OrderReceived) -> None:
+        measured = self.measure_from <= e.ts < self.end
+        for n, rec in enumerate(e.order.lines, start=1):
+            if not rec.requires_shipping:
+                continue
+            line = _Line((seq, n), e.order_id, n, rec.sku, rec.qty, e.ts, measured)
+            self.lines[(e.order_id, n)] = line
+            self.prices.setdefault(rec.sku, []).append(float(rec.unit_price))
+            if not e.order.hold:
+                heapq.heappush(self.waiting.setdefault(rec.sku, []), (line.key, e.order_id, n))
+
+    def _head(self, sku: str) -> _Line | None:
+        """The earliest line of the SKU that still needs units (a lazily cleaned heap)."""
+        heap = self.waiting.get(sku, [])
+        while heap:
+            line = self.lines.get((heap[0][1], heap[0][2]))
+            if line is not None and line.need > 0 and line.closed_ts is None:
+                return line
+            heapq.heappop(heap)
+        return None
+
+    def _allocated(self, e: ev.Allocated) -> None:
+        line = self.lines.get((e.order_id, e.line_no))
+        if e.rule == "fifo" and line is not None:
+            head = self._head(e.sku)
+            if head is not None and head is not line and head.key < line.key:
+                self.inv["fifo_order_of_service"].fail(
+                    f"{e.sku}: {e.qty} units to {e.order_id}/{e.line_no} while {head.order_id}/{head.line_no} waits"
+                )
+        self.allocated[e.sku] = self.allocated.get(e.sku, 0) + e.qty
+        self.check_allocation(e.sku, e.ts)
+        if line is None:
+            return
+        line.served += e.qty
+        line.reserved += e.qty
+        if line.served > line.qty:
+            self.inv["no_over_allocation"].fail(f"{e.order_id}/{e.line_no}: {line.served} served of {line.qty}")
+        if line.need <= 0 and line.filled_ts is None:
+            line.filled_ts = e.ts
+
+    def _units_shipped(self, e: ev.UnitsShipped) -> None:
+        self.stock(e.sku, -e.qty, e.ts)
+        self.allocated[e.sku] = self.allocated.get(e.sku, 0) - e.qty
+        line = self.lines.get((e.order_id, e.line_no))
+        if line is None:
+            return
+        line.reserved -= e.qty
+        line.shipped += e.qty
+        if line.shipped >= line.qty and line.shipped_ts is None:
+            line.shipped_ts = e.ts
+        if line.shipped > line.qty:
+            self.inv["no_double_shipment"].fail(f"{e.order_id}/{e.line_no}: {line.shipped} shipped of {line.qty}")
+        if line.reserved < 0:
+            self.inv["no_over_allocation"].fail(f"{e.order_id}/{e.line_no} shipped units it had not been allocated")
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0-100), linear between closest ranks; None for no values."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _r(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: float) -> dict[str, Any]:
+    """The figures of a run from its journal events ``(seq, event)`` in journal order."""
+    st = _State(measure_from, end)
+    for seq, e in events:
+        if ev.tag_of(e) == "line_promised":  # promises journaled (a site that gives them)
+            st.promise(e)
+        st.apply(seq, e)
+    st.finish()
+    measured = [line for line in st.lines.values() if line.measured]
+    ordered = sum(line.qty for line in measured)
+    at_order = sum(line.qty - line.backordered for line in measured)
+    backordered = [line for line in measured if line.backordered]
+    ages = [((line.filled_ts or line.closed_ts or end) - line.ts) / DAY for line in backordered]
+    span = max(end - measure_from, 1e-9)
+    units = sum(st.unit_time.values()) / span
+    value = sum(
+        st.unit_time.get(sku, 0.0) * (sum(p) / len(p)) for sku, p in st.prices.items() if p and sku in st.unit_time
+    )
+    raised = [(r, q, c) for r, q, c in st.requests.values() if measure_from <= r < end]
+    promised = [line for line in measured if line.promised_by is not None]
+    on_time = sum(
+        1
+        for line in promised
+        if line.shipped_ts is not None and line.promised_by is not None and line.shipped_ts < line.promised_by
+    )
+    leads = [(c - r) / DAY for r, _, c in raised if c is not None]
+    return {
+        "order_lines": len(measured),
+        "units_ordered": ordered,
+        "fill_rate": _r(at_order / ordered if ordered else None),
+        "lines_backordered": _r(len(backordered) / len(measured) if measured else None),
+        "backorder_age_p50_days": _r(_pct(ages, 50), 3),
+        "backorder_age_p95_days": _r(_pct(ages, 95), 3),
+        "backordered_lines_unfilled": sum(1 for line in backordered if line.filled_ts is None),
+        "on_hand_units": _r(units, 2),
+        "on_hand_value": _r(value / span, 2),
+        "purchase_orders": len(raised),
+        "purchase_orders_open_at_end": sum(1 for _, _, c in raised if c is None),
+        "reorder_lead_days_mean": _r(sum(leads) / len(leads) if leads else None, 3),
+        "reorder_lead_days_p95": _r(_pct(leads, 95), 3),
+        "orders_cancelled": st.cancelled_orders,
+        "shipped_by_promise": _r(on_time / len(promised)) if promised else "n/a",
+        "lines_promised": len(promised),
+        "events": st.events,
+        "invariants": {
+            name: {"ok": i.violations == 0, "violations": i.violations, **({"example": i.example} if i.example else {})}
+            for name, i in st.inv.items()
+        },
+    }
+
+
+def final_stock(events: Iterable[tuple[int, ev.Event]]) -> tuple[dict[str, int], dict[str, int]]:
+    """(on hand, allocated) per SKU after the events, as the referee counts them."""
+    st = _State(0.0, 0.0)
+    for seq, e in events:
+        st.apply(seq, e)
+    return dict(st.on_hand), {sku: st.allocated.get(sku, 0) for sku in st.on_hand}
+
+
+def read_journal(db: Path) -> tuple[list[tuple[int, ev.Event]], int]:
+    """The journal's events in order, decoded by the replay decoder, and how many bodies
+    that decoder refused (0 on a sound journal)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        out: list[tuple[int, ev.Event]] = []
+        bad = 0
+        for seq, body in con.execute("SELECT seq, body FROM events ORDER BY seq"):
+            try:
+                out.append((seq, ev.EVENT_DECODER.decode(body)))
+            except msgspec.DecodeError:
+                bad += 1
+        return out, bad
+    finally:
+        con.close()
+
+
+def stream_hash(db: Path) -> tuple[str, int]:
+    """sha256 of the event stream (type, engine time, body of every event, in order)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        h = hashlib.sha256()
+        n = 0
+        for kind, ts, body in con.execute("SELECT type, ts, body FROM events ORDER BY seq"):
+            h.update(kind.encode() + b"\0" + repr(ts).encode() + b"\0" + bytes(body) + b"\n")
+            n += 1
+        return h.hexdigest(), n
+    finally:
+        con.close()
+
+
+def referee(db: Path, measure_from: float, end: float) -> dict[str, Any]:
+    """The figures of the run whose journal is ``db``, and its event-stream hash."""
+    events, bad = read_journal(db)
+    out = figures(events, measure_from, end)
+    if bad:
+        inv = out["invariants"]["journal_decodes"]
+        inv.update(ok=False, violations=bad, example=f"{bad} bodies the replay decoder refuses")
+    out["journal_sha256"], _ = stream_hash(db)
+    return out

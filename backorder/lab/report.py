@@ -1,0 +1,168 @@
+"""Compare the policies of a lab run: against static-7, at matched inventory and at
+matched fill rate, seed by seed (paired: every policy of a seed saw the same site).
+
+The static sweep gives, per seed, a curve of fill rate against mean on-hand units (one
+point per number of safety days). A policy's fill rate is compared with the curve's at
+the policy's own inventory, and its inventory with the curve's at the policy's own fill
+rate (linear interpolation between sweep points; outside the sweep: "n/a"), so no policy
+wins by holding more stock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+BASELINE = "static-7"
+# the figures of the table, in order: key, column title, format
+COLUMNS = (
+    ("fill_rate", "fill rate", "{:.1%}"),
+    ("lines_backordered", "lines backordered", "{:.1%}"),
+    ("backorder_age_p50_days", "age p50 (d)", "{:.2f}"),
+    ("backorder_age_p95_days", "age p95 (d)", "{:.2f}"),
+    ("on_hand_units", "on hand (units)", "{:,.0f}"),
+    ("on_hand_value", "on hand (value)", "{:,.0f}"),
+    ("purchase_orders", "POs raised", "{:,.0f}"),
+    ("reorder_lead_days_mean", "reorder lead (d)", "{:.1f}"),
+    ("orders_cancelled", "cancelled orders", "{:,.0f}"),
+    ("shipped_by_promise", "shipped by promise", "{}"),
+)
+
+
+def _static_curve(runs: dict[str, dict[str, Any]]) -> tuple[np.ndarray, np.ndarray] | None:
+    pts = sorted(
+        (f["on_hand_units"], f["fill_rate"])
+        for name, f in runs.items()
+        if name.startswith("static-") and f.get("fill_rate") is not None
+    )
+    if len(pts) < 2:
+        return None
+    inv = np.array([p[0] for p in pts])
+    fill = np.maximum.accumulate(np.array([p[1] for p in pts]))  # more stock never fills less
+    return inv, fill
+
+
+def _interp(x: float, xs: np.ndarray, ys: np.ndarray) -> float | None:
+    if x < xs[0] or x > xs[-1]:
+        return None
+    return float(np.interp(x, xs, ys))
+
+
+def _inventory_at_fill(fill: float, inv: np.ndarray, fills: np.ndarray) -> float | None:
+    """The sweep's inventory at a fill rate (the first point reaching it on a flat part)."""
+    if fill < fills[0] or fill > fills[-1]:
+        return None
+    i = int(np.searchsorted(fills, fill, side="left"))
+    if i == 0 or fills[i] == fill:
+        return float(inv[i])
+    f0, f1 = fills[i - 1], fills[i]
+    return float(inv[i - 1] + (inv[i] - inv[i - 1]) * (fill - f0) / (f1 - f0))
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or not b:
+        return None
+    return round(a / b - 1.0, 4)
+
+
+def compare_seed(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per policy of one seed: its changes against static-7 and the matched comparisons."""
+    base = runs.get(BASELINE)
+    curve = _static_curve(runs)
+    out: dict[str, dict[str, Any]] = {}
+    for name, f in runs.items():
+        row: dict[str, Any] = {}
+        if base is not None:
+            for key in ("fill_rate", "on_hand_units", "backorder_age_p95_days", "lines_backordered", "purchase_orders"):
+                row[f"{key}_vs_baseline"] = _ratio(f.get(key), base.get(key))
+        if curve is not None and f.get("fill_rate") is not None:
+            inv, fills = curve
+            static_fill = _interp(f["on_hand_units"], inv, fills)
+            static_inv = _inventory_at_fill(f["fill_rate"], inv, fills)
+            row["static_fill_at_same_inventory"] = None if static_fill is None else round(static_fill, 4)
+            row["fill_gain_at_same_inventory"] = None if static_fill is None else round(f["fill_rate"] - static_fill, 4)
+            row["static_inventory_at_same_fill"] = None if static_inv is None else round(static_inv, 2)
+            row["inventory_vs_static_at_same_fill"] = _ratio(f["on_hand_units"], static_inv)
+        out[name] = row
+    return out
+
+
+def _mean(values: list[Any]) -> float | None:
+    xs = [v for v in values if isinstance(v, (int, float))]
+    return float(np.mean(xs)) if xs else None
+
+
+def summarise(by_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Mean figures and comparisons over the seeds, per policy (with min and max of each
+    comparison, so a reader sees whether a gain holds on every seed)."""
+    comparisons = {seed: compare_seed(runs) for seed, runs in by_seed.items()}
+    names: list[str] = []
+    for runs in by_seed.values():
+        names += [n for n in runs if n not in names]
+    policies: dict[str, Any] = {}
+    for name in names:
+        figs = [runs[name] for runs in by_seed.values() if name in runs]
+        mean = {}
+        for key, _, _ in COLUMNS:
+            values = [f.get(key) for f in figs]
+            mean[key] = _mean(values) if any(isinstance(v, (int, float)) for v in values) else values[0]
+        comp: dict[str, Any] = {}
+        for key in sorted({k for c in comparisons.values() for k in c.get(name, {})}):
+            values = [c[name].get(key) for c in comparisons.values() if name in c]
+            xs = [v for v in values if isinstance(v, (int, float))]
+            comp[key] = {"mean": _mean(xs), "min": min(xs) if xs else None, "max": max(xs) if xs else None}
+        policies[name] = {"seeds": len(figs), "mean": mean, "compared": comp}
+    return {"baseline": BASELINE, "policies": policies, "per_seed": comparisons}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as markdown: one row per policy (means over the seeds), then the
+    comparisons of every policy that is not part of the static sweep."""
+    summary = report["summary"]
+    head = "| policy | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    rows = [head, "|" + "---|" * (len(COLUMNS) + 1)]
+    for name, p in summary["policies"].items():
+        cells = []
+        for key, _, fmt in COLUMNS:
+            v = p["mean"].get(key)
+            cells.append("n/a" if v is None else fmt.format(v) if isinstance(v, (int, float)) else str(v))
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, why in report.get("unavailable", {}).items():
+        rows.append(f"| {name} | not available: {why} |" + " |" * (len(COLUMNS) - 1))
+    spec = report["spec"]
+    lines = [
+        f"Scenario `{spec['scenario']}`: {spec['skus']} SKUs x {spec['days']} days "
+        f"(+{spec['warmup_days']} warm-up), seeds {', '.join(map(str, report['seeds']))}; "
+        "means over the seeds.",
+        "",
+        *rows,
+    ]
+    others = {n: p for n, p in summary["policies"].items() if not n.startswith("static-")}
+    if others:
+        lines += [
+            "",
+            "| policy vs static sweep | fill at same inventory | inventory at same fill "
+            "| p95 age vs static-7 | lines backordered vs static-7 | POs vs static-7 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, p in others.items():
+            c = p["compared"]
+
+            def pct(key: str, c: dict[str, Any] = c) -> str:
+                v = c.get(key, {}).get("mean")
+                return "n/a" if v is None else f"{v:+.1%}"
+
+            lines.append(
+                f"| {name} | {pct('fill_gain_at_same_inventory')} (points) | {pct('inventory_vs_static_at_same_fill')} "
+                f"| {pct('backorder_age_p95_days_vs_baseline')} | {pct('lines_backordered_vs_baseline')} "
+                f"| {pct('purchase_orders_vs_baseline')} |"
+            )
+    bad = [
+        f"{run['policy']} seed {run['seed']}: {inv}"
+        for run in report["runs"]
+        for inv, r in run["figures"]["invariants"].items()
+        if not r["ok"]
+    ]
+    lines += ["", "Invariants: " + ("all held on every run." if not bad else "VIOLATED: " + "; ".join(bad))]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,109 @@
+"""Run the lab: for each seed, generate the site once, replay it under every policy
+(each on a fresh daemon and journal), referee each journal, and write the report
+(``report.json`` and ``report.md`` in the output folder)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from backorder.lab import policies, report
+from backorder.lab.driver import Driver, PolicyUnavailable, RunInfo, stop
+from backorder.lab.generator import ScenarioSpec, Site
+from backorder.lab.referee import referee
+
+
+def run_one(
+    site: Site,
+    policy: policies.Policy,
+    workdir: Path,
+    *,
+    keep: bool = False,
+    on_start: Callable[[RunInfo], None] | None = None,
+) -> tuple[RunInfo, dict[str, Any]]:
+    """Replay ``site`` under ``policy`` and referee the journal. With ``keep`` the daemon
+    still serves on return (the journal is read while it runs); else it is stopped
+    first. Raises PolicyUnavailable."""
+    info = Driver(site, policy, workdir, on_start=on_start).run()
+    if not keep:
+        stop(info)
+    t0 = time.perf_counter()
+    figs = referee(info.db, info.measure_from, info.end_ts)
+    figs["referee_seconds"] = round(time.perf_counter() - t0, 2)
+    return info, figs
+
+
+def _drop(workdir: Path, keep_journals: bool) -> None:
+    if not keep_journals:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_lab(
+    spec: ScenarioSpec,
+    names: list[str],
+    seeds: list[int],
+    out: Path,
+    *,
+    keep: bool = False,
+    keep_journals: bool = False,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Every policy on every seed; returns the report (also written under ``out``).
+    ``keep`` leaves the last run's daemon serving (and its journal in place)."""
+    chosen = policies.parse(names)
+    out.mkdir(parents=True, exist_ok=True)
+    runs: list[dict[str, Any]] = []
+    by_seed: dict[int, dict[str, dict]] = {}
+    unavailable: dict[str, str] = {}
+    kept: tuple[RunInfo, Path] | None = None  # with ``keep``: the last run's daemon, still serving
+    for seed in seeds:
+        t0 = time.perf_counter()
+        site = Site.generate(replace(spec, seed=seed))
+        say(f"seed {seed}: {len(site.orders):,} orders, {site.line_count():,} lines ({time.perf_counter() - t0:.1f} s)")
+        for policy in chosen:
+            if policy.name in unavailable:
+                continue
+            workdir = out / "runs" / f"{policy.name}-seed{seed}"
+
+            def started(info: RunInfo, name: str = policy.name) -> None:
+                say(f"  {name}: daemon on {info.socket} (watch: backorder tui --socket {info.socket})")
+
+            try:
+                info, figs = run_one(site, policy, workdir, keep=keep, on_start=started)
+            except PolicyUnavailable as exc:
+                unavailable[policy.name] = str(exc)
+                say(f"  {policy.name}: not available ({exc})")
+                continue
+            say(
+                f"  {policy.name}: {info.lines_sent:,} lines in {info.seconds:.1f} s; fill {figs['fill_rate']}, "
+                f"on hand {figs['on_hand_units']}, p95 age {figs['backorder_age_p95_days']} d"
+            )
+            by_seed.setdefault(seed, {})[policy.name] = figs
+            runs.append({**info.record(), "figures": figs})
+            if kept is not None:  # a newer run is the one to keep
+                stop(kept[0])
+                _drop(kept[1], keep_journals)
+            if keep:
+                kept = (info, workdir)
+            else:
+                _drop(workdir, keep_journals)
+    if kept is not None:
+        info = kept[0]
+        assert info.daemon is not None and info.daemon.proc is not None
+        say(f"  kept running: backorder tui --socket {info.socket}  (stop it: kill {info.daemon.proc.pid})")
+    result: dict[str, Any] = {
+        "spec": asdict(spec) | {"seed": None},
+        "seeds": seeds,
+        "policies": [p.name for p in chosen],
+        "unavailable": unavailable,
+        "runs": runs,
+    }
+    result["summary"] = report.summarise(by_seed)
+    (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "report.md").write_text(report.markdown(result))
+    return result

@@ -1,0 +1,133 @@
+"""The lab's referee on hand-made journals: each figure's formula, worked by hand, and
+the invariants it flags."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from backorder.actors import events as ev
+from backorder.lab.referee import figures
+
+DAY = 86400.0
+
+
+def order(ts, oid, *lines, ship=True):
+    recs = [ev.LineRecord(sku=sku, qty=qty, unit_price=Decimal(price)) for sku, qty, price in lines]
+    if not ship:
+        recs.append(ev.LineRecord(sku="GIFT", qty=1, unit_price=Decimal(50), requires_shipping=False))
+    return ev.OrderReceived(ts=ts, order_id=oid, order=ev.OrderRecord(channel="lab", external_id=oid, lines=recs))
+
+
+def alloc(ts, sku, oid, qty, line_no=1, rule="fifo"):
+    return ev.Allocated(ts=ts, sku=sku, order_id=oid, line_no=line_no, qty=qty, rule=rule, rank=0.0)
+
+
+def ship(ts, sku, oid, qty, sid, line_no=1):
+    return [
+        ev.UnitsShipped(ts=ts, sku=sku, order_id=oid, line_no=line_no, qty=qty, shipment_id=sid),
+        ev.ShipmentShipped(ts=ts, shipment_id=sid, order_id=oid, carrier="local", tracking="T", label_zpl=""),
+    ]
+
+
+def journal():
+    """A: 10 on hand; O1 takes 4 at once; O2 wants 10, gets 6, waits 2 days for 4 from
+    PO-1 (20 units, raised day 1, received day 3); O3 wants 2 B that never come (and a
+    gift card that ships nothing). Window: days 0-10."""
+    return [
+        ev.Received(ts=0.0, sku="A", qty=10, reference="opening"),
+        order(0.0, "O1", ("A", 4, "2")),
+        alloc(0.0, "A", "O1", 4),
+        *ship(0.0, "A", "O1", 4, "S1"),
+        order(DAY, "O2", ("A", 10, "4")),
+        alloc(DAY, "A", "O2", 6),
+        ev.LineBackordered(ts=DAY, sku="A", order_id="O2", line_no=1, qty=4),
+        ev.RequestRaised(
+            ts=DAY, request_id="PO-1", sku="A", kind="po", source="lab", qty=20, expected_date="x", position=-4
+        ),
+        *ship(DAY, "A", "O2", 6, "S2"),
+        ev.Received(ts=3 * DAY, sku="A", qty=20, reference="PO-1", request_id="PO-1"),
+        alloc(3 * DAY, "A", "O2", 4),
+        *ship(3 * DAY, "A", "O2", 4, "S3"),
+        order(4 * DAY, "O3", ("B", 2, "10"), ship=False),
+        ev.LineBackordered(ts=4 * DAY, sku="B", order_id="O3", line_no=1, qty=2),
+    ]
+
+
+def test_the_figures_of_a_hand_made_journal():
+    f = figures(enumerate(journal(), start=1), 0.0, 10 * DAY)
+    assert f["order_lines"] == 3 and f["units_ordered"] == 16  # the gift card is not a shipping line
+    assert f["fill_rate"] == pytest.approx((4 + 6 + 0) / 16, abs=1e-4)
+    assert f["lines_backordered"] == pytest.approx(2 / 3, abs=1e-4)
+    # O2 waited 2 days; O3 never filled: it counts to the window's end, 6 days
+    assert f["backorder_age_p50_days"] == pytest.approx(4.0)
+    assert f["backorder_age_p95_days"] == pytest.approx(2 + 0.95 * 4)
+    assert f["backordered_lines_unfilled"] == 1
+    # A: 6 units for 1 day, 0 for 2 days, 16 for 7 days = 118 unit-days over 10 days
+    assert f["on_hand_units"] == pytest.approx(11.8)
+    assert f["on_hand_value"] == pytest.approx(11.8 * 3)  # A's mean selling price (2 and 4)
+    assert f["purchase_orders"] == 1 and f["purchase_orders_open_at_end"] == 0
+    assert f["reorder_lead_days_mean"] == pytest.approx(2.0)
+    assert f["shipped_by_promise"] == "n/a"
+    assert all(i["ok"] for i in f["invariants"].values()), f["invariants"]
+
+
+def test_the_window_leaves_the_warm_up_out():
+    f = figures(enumerate(journal(), start=1), 2 * DAY, 10 * DAY)
+    assert f["order_lines"] == 1 and f["fill_rate"] == 0.0  # only O3 was ordered in the window
+    # A over days 2-10: 0 for 1 day, 16 for 7 days
+    assert f["on_hand_units"] == pytest.approx(16 * 7 / 8)
+    assert f["purchase_orders"] == 0
+
+
+def test_the_invariants_it_flags():
+    bad = [
+        ev.Received(ts=0.0, sku="A", qty=2, reference=None),
+        order(0.0, "O1", ("A", 3, "1")),
+        order(0.0, "O2", ("A", 1, "1")),
+        alloc(0.0, "A", "O2", 1),  # FIFO: O1 came first and waits
+        alloc(0.0, "A", "O1", 3),  # 4 allocated > 2 on hand
+        *ship(0.0, "A", "O2", 1, "S1"),
+        *ship(0.0, "A", "O2", 1, "S1"),  # the same shipment twice, 2 shipped of 1 ordered
+    ]
+    inv = figures(enumerate(bad, start=1), 0.0, DAY)["invariants"]
+    assert not inv["fifo_order_of_service"]["ok"] and "O1/1 waits" in inv["fifo_order_of_service"]["example"]
+    assert not inv["no_over_allocation"]["ok"]
+    assert not inv["no_double_shipment"]["ok"] and inv["no_double_shipment"]["violations"] == 2
+    assert inv["stock_never_negative"]["ok"] and inv["journal_decodes"]["ok"]
+    negative = [ev.Received(ts=0.0, sku="A", qty=1, reference=None), ev.Adjusted(ts=1.0, sku="A", delta=-2, reason="x")]
+    assert not figures(enumerate(negative, start=1), 0.0, DAY)["invariants"]["stock_never_negative"]["ok"]
+
+
+def test_priority_allocations_are_not_held_to_fifo():
+    evs = [
+        ev.Received(ts=0.0, sku="A", qty=1, reference=None),
+        order(0.0, "O1", ("A", 1, "1")),
+        order(0.0, "O2", ("A", 1, "1")),
+        alloc(0.0, "A", "O2", 1, rule="priority"),
+    ]
+    assert figures(enumerate(evs, start=1), 0.0, DAY)["invariants"]["fifo_order_of_service"]["ok"]
+
+
+class LinePromised(ev.Event, tag="line_promised", kw_only=True, frozen=True):
+    """The shape a promise has on the journal (order_id, line_no, the ship-by ``date``)."""
+
+    order_id: str
+    line_no: int
+    sku: str
+    date: str
+
+
+def test_lines_shipped_by_their_first_promise_once_promises_are_journaled():
+    assert figures(enumerate(journal(), start=1), 0.0, 10 * DAY)["shipped_by_promise"] == "n/a"
+    promised = [
+        *journal()[:2],
+        LinePromised(ts=0.0, order_id="O1", line_no=1, sku="A", date="1970-01-01"),  # shipped that day
+        *journal()[2:6],
+        LinePromised(ts=DAY, order_id="O2", line_no=1, sku="A", date="1970-01-03"),  # its rest ships Jan 4: late
+        LinePromised(ts=DAY, order_id="O2", line_no=1, sku="A", date="1970-01-09"),  # a later promise: not held to
+        *journal()[6:],
+    ]
+    f = figures(enumerate(promised, start=1), 0.0, 10 * DAY)
+    assert f["lines_promised"] == 2 and f["shipped_by_promise"] == 0.5
