@@ -98,6 +98,7 @@ class Conflict(Rejected):
             "edi_not_configured",
             "clock_not_stepped",
             "address_needed",
+            "routed_to_threepl",
         }
     )
 

@@ -231,6 +231,10 @@ class Health(Request, tag="health", kw_only=True):
     """client -> daemon: liveness, journal lag, actors, restarts."""
 
 
+class ThreeplStatus(Request, tag="threepl.status", kw_only=True):
+    """client -> read model: the 3PL's routing state, the site's pick backlog, the routed orders."""
+
+
 class Subscribe(Request, tag="subscribe", kw_only=True):
     """client -> hub: stream events on this connection (topics: orders, stock, shipments, procurement, config, errors, intake)."""
 
@@ -458,6 +462,7 @@ OP_TABLE: tuple[Op, ...] = (
     Op(SourcesHealth, "read", "intake"),
     Op(ClockAdvance, "write", "clock"),
     Op(OrderAddress, "write", "order"),
+    Op(ThreeplStatus, "read", "read"),
 )
 
 OPS = frozenset(op.name for op in OP_TABLE)

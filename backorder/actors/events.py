@@ -379,6 +379,27 @@ class OrderAddressSet(Event, tag="order_address_set", kw_only=True, frozen=True)
     reason: str
 
 
+
+class OrderRouted(Event, tag="order_routed", kw_only=True, frozen=True):
+    """order actor: a new order goes to the third-party logistics provider (``provider``)
+    instead of the site's pick queue, whole, as shipment ``shipment_id``: its lines leave
+    their SKUs' queues and take no site stock; the 3PL's shipment webhook ships it."""
+
+    order_id: str
+    provider: str
+    reason: str
+    shipment_id: str
+    items: list[tuple[Int53, str, Int53]]  # (line_no, sku, qty)
+
+
+class ThreeplRouting(Event, tag="threepl_routing", kw_only=True, frozen=True):
+    """order actor: routing new orders to the 3PL turned on or off, with the site's pick
+    backlog in hours that crossed the threshold."""
+
+    on: bool
+    backlog_hours: float
+    reason: str
+
 AnyEvent = (
     OrderReceived
     | Allocated
@@ -408,6 +429,8 @@ AnyEvent = (
     | AliasSet
     | JournalQuarantined
     | OrderAddressSet
+    | OrderRouted
+    | ThreeplRouting
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -427,7 +450,9 @@ TOPICS: dict[str, frozenset[str]] = {
         }
     ),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
-    "shipments": frozenset({"shipment_created", "shipment_shipped", "units_shipped"}),
+    "shipments": frozenset(
+        {"shipment_created", "shipment_shipped", "units_shipped", "order_routed", "threepl_routing"}
+    ),
     "procurement": frozenset({"request_raised", "request_confirmed"}),
     "config": frozenset({"sku_configured", "policy_changed"}),
     "notifications": frozenset(

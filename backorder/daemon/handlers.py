@@ -15,7 +15,7 @@ import structlog
 import trio
 
 from backorder import protocol as p
-from backorder.actors import board, views
+from backorder.actors import board, threepl_rules, views
 from backorder.actors.events import TOPICS
 from backorder.actors.router import route
 from backorder.daemon import logging as dlog
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from backorder.daemon.stepping import Stepper
     from backorder.intake.service import IntakeService
     from backorder.notify.notifier import Notifier
+    from backorder.threepl.service import ThreeplService
 
 log = structlog.get_logger()
 
@@ -55,6 +56,7 @@ class Context:
     settings: Settings
     health: Callable[[], dict]
     stepper: Stepper | None = None
+    threepl: ThreeplService | None = None
 
     @classmethod
     def of(cls, daemon: Daemon) -> Context:
@@ -69,6 +71,7 @@ class Context:
             settings=daemon.settings,
             health=daemon.health,
             stepper=daemon.stepper,
+            threepl=daemon.threepl,
         )
 
 
@@ -267,6 +270,16 @@ async def _advance(stepper: Stepper, req: p.ClockAdvance, reply: Reply, turn) ->
     reply.ok({"now": iso_ts(now)})
 
 
+def threepl_status(ctx: Context, conn: Connection, req: p.ThreeplStatus, reply: Reply, corr: str) -> None:
+    """The 3PL's routing state, the site's pick backlog and the routed orders."""
+    engine = ctx.engine
+    cfg = engine.world.settings.threepl
+    breaker = ctx.notifier.statistics().get(threepl_rules.target(cfg))
+    view = threepl_rules.status_view(engine.world, cfg, engine.threepl_inventory, breaker, engine.now())
+    view["webhooks"] = dict(ctx.threepl.counts) if ctx.threepl is not None else {}
+    reply.ok(view)
+
+
 # Every op of protocol.OP_TABLE and the function that answers it (tests/unit/test_op_table.py
 # checks that the two match, row for row).
 HANDLERS: dict[type[p.Request], Handler] = {
@@ -297,6 +310,7 @@ HANDLERS: dict[type[p.Request], Handler] = {
     p.SourcesHealth: intake_ops.sources_health,
     p.DeadLettersDiscard: intake_ops.deadletters_discard,
     p.ClockAdvance: clock_advance,
+    p.ThreeplStatus: threepl_status,
 }
 assert HANDLERS.keys() == {op.request for op in p.OP_TABLE}, "an op without a handler: handle() would fail"
 
