@@ -379,7 +379,6 @@ class OrderAddressSet(Event, tag="order_address_set", kw_only=True, frozen=True)
     reason: str
 
 
-
 class OrderRouted(Event, tag="order_routed", kw_only=True, frozen=True):
     """order actor: a new order goes to the third-party logistics provider (``provider``)
     instead of the site's pick queue, whole, as shipment ``shipment_id``: its lines leave
@@ -399,6 +398,7 @@ class ThreeplRouting(Event, tag="threepl_routing", kw_only=True, frozen=True):
     on: bool
     backlog_hours: float
     reason: str
+
 
 AnyEvent = (
     OrderReceived

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from backorder.actors import events as ev
 from backorder.actors import notice_rules, writeback_rules
@@ -94,9 +95,7 @@ def demand(order: Order) -> dict[str, int]:
     return need
 
 
-def route(
-    world: World, order: Order, inventory: Inventory, cfg: ThreeplSettings, emit: Emit, now: float
-) -> bool:
+def route(world: World, order: Order, inventory: Inventory, cfg: ThreeplSettings, emit: Emit, now: float) -> bool:
     """Route a just-received order to the 3PL when routing is on and its stock covers the
     whole order; returns whether it was routed. Held orders (payment) and orders without
     a street address stay at the site: the 3PL could ship neither."""
@@ -215,7 +214,9 @@ def refresh(inventory: Inventory, reported: dict[str, int], world: World, now: f
     inventory.polls += 1
 
 
-def status_view(world: World, cfg: ThreeplSettings, inventory: Inventory, breaker: str | None, now: float) -> dict:
+def status_view(
+    world: World, cfg: ThreeplSettings, inventory: Inventory, breaker: str | None, now: float
+) -> dict[str, Any]:
     """What ``threepl.status`` answers: routing on/off (as journaled at the last switch),
     the backlog now and its parts, the thresholds, the routed orders, the inventory cache."""
     from backorder.timeutil import iso_ts

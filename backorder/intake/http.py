@@ -125,7 +125,6 @@ class WebhookApp:
             status = HTTP_STATUS.get(result["code"], 422)
         await _reply(send, body, status, result)
 
-
     async def _threepl(self, scope, body: _Body, send) -> None:
         """A 3PL shipment webhook: the body within the same bounds as an order delivery."""
         assert self.threepl is not None

@@ -159,9 +159,8 @@ class Notifier:
             if type(self.channels.get(name)) is type(channel):
                 self.channels[name] = channel
         # write-back: one channel per sales channel account (``CHANNEL/ACCOUNT``), its own breaker
-        from backorder.writeback import adapters
-
         from backorder.threepl import adapters as threepl_adapters
+        from backorder.writeback import adapters
 
         outbound = adapters(self.engine.world.settings) | threepl_adapters(self.engine.world.settings)
         for name, channel in outbound.items():

@@ -155,9 +155,7 @@ class ShipBob(Provider):
             key = base64.b64decode(secret[len("whsec_") :] + "==")
         mac = hmac.new(key, f"{wid}.{ts}.".encode() + body, hashlib.sha256).digest()
         want = base64.b64encode(mac).decode()
-        return any(
-            hmac.compare_digest(s.partition(",")[2], want) for s in sigs.split() if s.startswith("v1,")
-        )
+        return any(hmac.compare_digest(s.partition(",")[2], want) for s in sigs.split() if s.startswith("v1,"))
 
     async def shipped(self, doc: Any) -> list[Shipped]:
         if not isinstance(doc, dict):

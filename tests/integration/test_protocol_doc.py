@@ -409,7 +409,14 @@ def test_the_refusal_classes_declare_exactly_the_documented_codes():
 
 def test_every_error_code_is_exercised():
     shown = _codes_in_examples(STORY)
-    missing = set(_error_table()) - shown - CODES_TESTED_HERE - CODES_WITHOUT_EXAMPLE - CODES_TESTED_IN_INTAKE - CODES_TESTED_IN_THREEPL
+    missing = (
+        set(_error_table())
+        - shown
+        - CODES_TESTED_HERE
+        - CODES_WITHOUT_EXAMPLE
+        - CODES_TESTED_IN_INTAKE
+        - CODES_TESTED_IN_THREEPL
+    )
     assert sorted(missing) == [], "error codes with no example in docs/protocol.md"
 
 

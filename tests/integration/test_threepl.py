@@ -15,8 +15,14 @@ from threepl_fakes import FakeShipBob, shipped_webhook
 
 SECRET = "whook-secret"
 
-ADDRESS = {"name": "Ada Park", "address1": "1 Main St", "city": "Springfield", "region": "IL",
-           "postal_code": "62701", "country_code": "US"}
+ADDRESS = {
+    "name": "Ada Park",
+    "address1": "1 Main St",
+    "city": "Springfield",
+    "region": "IL",
+    "postal_code": "62701",
+    "country_code": "US",
+}
 
 
 def config(url: str) -> str:
@@ -112,9 +118,7 @@ def test_routed_orders_are_created_once_across_kill9_and_ship_by_webhook(make_da
             c.call("clock.advance", seconds=1)
             for n in range(20):
                 submit(c, f"S-{n}", line("SKU-B", 1), shipping_address=ADDRESS)
-            ids = [
-                submit(c, f"R-{n}", line("SKU-B", 1), shipping_address=ADDRESS)["order_id"] for n in range(3)
-            ]
+            ids = [submit(c, f"R-{n}", line("SKU-B", 1), shipping_address=ADDRESS)["order_id"] for n in range(3)]
             assert all(c.call("order.get", order_id=i)["routed_to"] == "shipbob" for i in ids)
             fake.fail = [500]  # the first create fails: retried
             fake.stall = True  # the next one takes effect, then the daemon dies before the answer
@@ -144,7 +148,11 @@ def test_routed_orders_are_created_once_across_kill9_and_ship_by_webhook(make_da
             assert c.call("order.get", order_id=ids[1])["status"] == "picking"  # the bad signature changed nothing
             status = c.call("threepl.status")
             assert status["webhooks"] == {
-                "shipped": 1, "duplicate": 1, "bad_signature": 1, "unknown_order": 1, "malformed": 0
+                "shipped": 1,
+                "duplicate": 1,
+                "bad_signature": 1,
+                "unknown_order": 1,
+                "malformed": 0,
             }
             assert status["routed_open"] == 2 and status["routed_shipped"] == 1
             assert c.call("stats")["counts"]["orders_shipped"] >= 1

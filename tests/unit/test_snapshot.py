@@ -10,9 +10,9 @@ import pytest
 
 from backorder import protocol as p
 from backorder.actors import events as ev
-from backorder.actors import order_rules, sku_rules
+from backorder.actors import order_rules, sku_rules, threepl_rules
 from backorder.actors.carrier import LocalCarrier
-from backorder.actors.model import World
+from backorder.actors.model import AT_THREEPL, World
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings, Weights
 from backorder.errors import Rejected
@@ -24,6 +24,8 @@ SETTINGS = msgspec.convert(
         # routed notices (kept with their content), delays on every move;
         # "b2b" has no route, so its orders get no notice (and no told dates)
         "notifications": {"routes": {"web": "webhook"}, "tolerance_hours": 0},
+        # a 3PL that takes orders once a few units wait for pick (and stops soon after)
+        "threepl": {"enabled": True, "backlog_on_hours": 6, "backlog_off_hours": 3, "min_pick_rate_per_hour": 1},
     },
     Settings,
 )
@@ -75,6 +77,7 @@ def fingerprint(w: World) -> dict:
                 o.spec.external_id,
                 o.status(w.shipments),
                 o.hold,
+                o.routed_to,
                 [
                     (
                         ln.sku,
@@ -89,6 +92,7 @@ def fingerprint(w: World) -> dict:
                         ln.arrival,
                         ln.rule,
                         ln.held,
+                        ln.routed,
                     )
                     for ln in o.lines
                 ],
@@ -109,6 +113,15 @@ def fingerprint(w: World) -> dict:
         ],
         "aliases": sorted((k, sorted(v.items())) for k, v in w.aliases.items()),
         "dead_letters": {k: msgspec.to_builtins(x) for k, x in w.dead_letters.items()},
+        "threepl": [
+            w.threepl_on,
+            w.threepl_switched_ts,
+            list(w.routed_open),
+            w.routed_shipped,
+            w.site_pick_units,
+            w.site_picked,
+            w.site_picked_sum,
+        ],
     }
 
 
@@ -123,6 +136,7 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
 
     now = 1.7e9
     carrier = LocalCarrier()
+    inventory = threepl_rules.Inventory(on_hand={"A": 1000, "B": 1000, "C": 1000})
     skus = ["A", "B", "C"]
     for i in range(steps):
         now += rnd.uniform(1, 7200)
@@ -151,7 +165,9 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
                     p.OrderSubmit,
                 )
                 order, dup = order_rules.submit(w, req, emit, now)
-                if not dup and not order.hold:  # a held order's lines join no queue (the actor settles none)
+                if not dup and threepl_rules.route(w, order, inventory, SETTINGS.threepl, emit, now):
+                    pass  # at the 3PL: no SKU serves it
+                elif not dup and not order.hold:  # a held order's lines join no queue (the actor settles none)
                     for sku in {ln.sku for ln in order.lines if ln.requires_shipping}:
                         sku_rules.settle(w, w.skus[sku], emit, now)
                     order_rules.settle_order(w, order, emit, now)
@@ -162,7 +178,11 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
                 for a in sku_rules.receive(w, s, rnd.randint(1, 8), ref, emit, now, rid):
                     order_rules.settle_order(w, w.orders[a.order_id], emit, now)
             elif roll < 0.75 and w.shipments:
-                order_rules.ship(w, rnd.choice(list(w.shipments)), carrier, emit, now)
+                sh = w.shipments[rnd.choice(list(w.shipments))]
+                if sh.status == AT_THREEPL:  # the 3PL's webhook
+                    threepl_rules.ship(w, sh.order_id, "UPS", f"1Z{i}", emit, now)
+                else:
+                    order_rules.ship(w, sh.shipment_id, carrier, emit, now)
             elif roll < 0.82 and w.orders:
                 for sku in order_rules.cancel(w, rnd.choice(list(w.orders)), "test", emit, now):
                     sku_rules.settle(w, w.skus[sku], emit, now)
@@ -253,8 +273,12 @@ def test_snapshot_restores_what_replay_builds(seed):
     assert {k: v for k, v in live.notice_status.items() if v} == dict(scan)
     assert set(live.notices_pending) == {n.notice_id for n in live.notices.values() if n.status == "pending"}
     # the history exercised both sides of the route rule: only routed orders were told
-    told = {live.orders[n.order_id].spec.channel for n in live.notices.values() if n.order_id}
+    # (a routed order's create request goes to the 3PL, whatever its channel)
+    told = {
+        live.orders[n.order_id].spec.channel for n in live.notices.values() if n.order_id and n.audience != "channel"
+    }
     assert told == {"web"} and any(o.spec.channel == "b2b" for o in live.orders.values())
+    assert live.routed_open or live.routed_shipped, "the history routed orders to the 3PL"
 
 
 def test_decisions_after_restore_match_decisions_after_replay():
