@@ -178,7 +178,8 @@ class ProcurementConfirm(Request, tag="procurement.confirm", kw_only=True):
 class ShipmentsList(Request, tag="shipments.list", kw_only=True):
     """client -> read model: shipments, by status and/or order."""
 
-    status: Literal["picking", "shipped", "cancelled", "all"] = "picking"
+    # at_threepl: routed to the 3PL, not yet shipped by it
+    status: Literal["picking", "shipped", "cancelled", "all", "at_threepl"] = "picking"
     order_id: str | None = None
     limit: Annotated[int, Meta(ge=1, le=10000)] = 100
     offset: Index = 0
