@@ -28,6 +28,7 @@ from backorder.actors import events as ev
 from backorder.actors import notice_rules, writeback_rules
 from backorder.actors.model import AT_THREEPL, HOUR, Order, World
 from backorder.config.settings import ThreeplSettings
+from backorder.timeutil import iso_ts
 
 Emit = Callable[[ev.Event], None]
 
@@ -219,8 +220,6 @@ def status_view(
 ) -> dict[str, Any]:
     """What ``threepl.status`` answers: routing on/off (as journaled at the last switch),
     the backlog now and its parts, the thresholds, the routed orders, the inventory cache."""
-    from backorder.timeutil import iso_ts
-
     return {
         "enabled": cfg.enabled,
         "provider": cfg.provider,

@@ -18,9 +18,9 @@ ShipStation (V1, HTTP Basic ``api_key:api_secret``): ``POST /orders/createorder`
 a second: a resend is safe), ``orderNumber``, ``orderDate``, ``orderStatus:
 awaiting_shipment``, ``shipTo {name, company, street1, street2, city, state, postalCode,
 country, phone}``, ``items [{sku, quantity, lineItemKey}]``, ``requestedShippingService``.
-Inventory: ``GET /products?pageSize=500&page=N`` (``products[].sku`` with the warehouse
-quantity in ``warehouseLocation``-independent field ``quantity`` where the account keeps
-it). SHIP_NOTIFY webhook: ``{resource_url, resource_type}``; the shipments are fetched from
+Inventory: ``GET /products?pageSize=500&page=N``, every page (``products[].sku``; the
+quantity is read from ``quantity``, which V1's product model does not document: an account
+whose stock lives elsewhere reports 0 and nothing is routed). SHIP_NOTIFY webhook: ``{resource_url, resource_type}``; the shipments are fetched from
 ``resource_url`` (only under ``base_url``: the webhook cannot make us call another host)
 and carry ``orderKey``, ``carrierCode``, ``trackingNumber``. ShipStation V1 does not sign
 its webhooks: the target URL carries our secret (``?token=SECRET``), compared in constant

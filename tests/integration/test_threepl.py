@@ -188,3 +188,42 @@ def test_a_4xx_is_a_dead_notice_with_the_3pls_message(make_daemon, monkeypatch):
         assert fake.creates == {}
     finally:
         fake.__exit__()
+
+
+def test_shipstation_creates_by_order_key_and_ships_from_the_notified_resource(make_daemon, monkeypatch):
+    """ShipStation: the inventory from GET /products, the order by createorder with our
+    order id as orderKey, its SHIP_NOTIFY fetched from resource_url with our credential (only
+    under base_url), the webhook's secret in the target URL."""
+    from threepl_fakes import FakeShipStation, ship_notify
+
+    monkeypatch.setenv("BO_TEST_SHIPBOB", "key1:secret1")  # the config's env names, ShipStation's value
+    monkeypatch.setenv("BO_TEST_SHIPBOB_HOOK", SECRET)
+    with FakeShipStation("key1", "secret1", {"SKU-D": 4}) as fake:
+        d = make_daemon(config(fake.url).replace('provider = "shipbob"', 'provider = "shipstation"'))
+        with d.client() as c:
+            stock(c, "SKU-D", 100)
+            c.call("clock.advance", seconds=1)
+            assert c.call("threepl.status")["inventory"]["units"] == 4
+            for n in range(20):
+                submit(c, f"S-{n}", line("SKU-D", 1), shipping_address=ADDRESS)
+            oid = submit(c, "R-1", line("SKU-D", 2), shipping_address=ADDRESS)["order_id"]
+            assert c.call("order.get", order_id=oid)["routed_to"] == "shipstation"
+            c.call("clock.advance", seconds=1)
+            wait_for(lambda: threepl_notices(c, status="sent"), what="the order created")
+            assert fake.creates == {oid: 1}
+            created = fake.orders[oid]
+            assert created["shipTo"]["street1"] == "1 Main St" and created["orderStatus"] == "awaiting_shipment"
+            assert created["items"] == [{"lineItemKey": f"{oid}-1", "sku": "SKU-D", "quantity": 2}]
+            port = c.call("health")["intake"]["http_port"]
+            fake.ship("7", oid, "1Z999")
+            assert ship_notify(port, "wrong", f"{fake.url}/shipments?batchId=7")[0] == 401
+            assert ship_notify(port, SECRET, "http://198.51.100.1/shipments?batchId=7")[0] == 400  # not base_url
+            assert ship_notify(port, SECRET, f"{fake.url}/shipments?batchId=7") == (
+                200,
+                {"shipments": [{"order_id": oid, "outcome": "shipped"}]},
+            )
+            got = c.call("order.get", order_id=oid)
+            assert got["status"] == "shipped" and got["shipments"][0]["tracking_number"] == "1Z999"
+            assert c.call("threepl.status")["webhooks"]["bad_signature"] == 1
+        fetched = fake.calls("GET", "/shipments")
+        assert len(fetched) == 1 and fetched[0]["headers"]["Authorization"] == fake.credential

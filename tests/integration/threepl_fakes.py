@@ -99,3 +99,57 @@ def shipped_webhook(
         return resp.status, json.loads(resp.read() or b"{}")
     finally:
         conn.close()
+
+
+class FakeShipStation(FakeApi):
+    """ShipStation V1: HTTP Basic ``api_key:api_secret``; ``POST /orders/createorder``
+    creates, or updates the order with the same ``orderKey``; ``GET /products`` paged;
+    ``GET /shipments?batchId=N``: the shipments a SHIP_NOTIFY points at (``ship`` adds them)."""
+
+    def __init__(self, key: str, secret: str, stock: dict[str, int]) -> None:
+        super().__init__("Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode())
+        self.stock = dict(stock)
+        self.orders: dict[str, dict[str, Any]] = {}  # orderKey -> the order
+        self.creates: Counter[str] = Counter()  # orderKey -> createorder calls that took effect
+        self.batches: dict[str, list[dict[str, Any]]] = {}
+
+    def error(self, status: int, message: str) -> Answer:
+        return status, {"Message": message, "ExceptionMessage": message}
+
+    def ship(self, batch: str, order_key: str, tracking: str) -> None:
+        with self.lock:
+            self.batches.setdefault(batch, []).append(
+                {"orderKey": order_key, "carrierCode": "ups", "trackingNumber": tracking, "voided": False}
+            )
+
+    def route(self, method: str, path: str, body: Any) -> Answer:
+        url = urlsplit(path)
+        query = parse_qs(url.query)
+        if method == "GET" and url.path == "/products":
+            items = [{"sku": sku, "quantity": q} for sku, q in sorted(self.stock.items())]
+            return 200, {"products": items, "total": len(items), "page": 1, "pages": 1}
+        if method == "GET" and url.path == "/shipments":
+            return 200, {"shipments": self.batches.get(query.get("batchId", [""])[0], [])}
+        if method == "POST" and url.path == "/orders/createorder":
+            if not isinstance(body, dict) or not body.get("orderKey") or not (body.get("shipTo") or {}).get("street1"):
+                return 400, {"Message": "The request is invalid.", "ExceptionMessage": "orderKey and shipTo required"}
+            key = body["orderKey"]
+            self.creates[key] += 1
+            self.effects.append(body)
+            self.orders.setdefault(key, {"orderId": 500 + len(self.orders), **body}).update(body)
+            return 200, self.orders[key]
+        return 404, {"Message": f"no route {method} {url.path}"}
+
+
+def ship_notify(port: int, token: str, resource_url: str) -> tuple[int, dict]:
+    """POST ShipStation's SHIP_NOTIFY webhook (unsigned: the secret is in the target URL)."""
+    body = json.dumps({"resource_url": resource_url, "resource_type": "SHIP_NOTIFY"}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(
+            "POST", f"/threepl/shipstation?token={token}", body=body, headers={"Content-Type": "application/json"}
+        )
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"{}")
+    finally:
+        conn.close()
