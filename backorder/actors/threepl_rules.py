@@ -15,7 +15,10 @@ inventory cache, polled from the 3PL's API and decremented here as orders are ro
 routed whole: ``order_routed`` takes its lines out of the site's queues before any SKU
 serves them, so it never takes site stock, and a ``threepl_order`` notice in the outbox
 sends it to the 3PL exactly once. The cost on order arrival is O(lines): counters and
-dict lookups, no I/O.
+dict lookups, no I/O. Measured in-process on the 2-core test machine: 1.0 us for a
+one-line order with the 3PL enabled (backlog, hysteresis, cover check), 0.12 us with it
+disabled; bench/throughput.py --orders 10000 (no 3PL): 19.8k and 22.5k lines/s, 48-49 us
+daemon CPU per line, two runs.
 """
 
 from __future__ import annotations
