@@ -63,6 +63,7 @@ def stub_daemon():
         intake=None,
         notifier=None,
         stepper=None,  # not reached by these requests
+        threepl=None,
         engine=SimpleNamespace(journal=journal, now=lambda: 1.7e9, world=SimpleNamespace()),
     )
 
