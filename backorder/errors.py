@@ -109,6 +109,7 @@ class Conflict(Rejected):
             "request_partly_received",
             "over_ordered",
             "ship_notice_conflict",
+            "routed_to_threepl",
         }
     )
 

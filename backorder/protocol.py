@@ -180,7 +180,8 @@ class ProcurementConfirm(Request, tag="procurement.confirm", kw_only=True):
 class ShipmentsList(Request, tag="shipments.list", kw_only=True):
     """client -> read model: shipments, by status and/or order."""
 
-    status: Literal["picking", "label_pending", "shipped", "cancelled", "all"] = "picking"
+    # at_threepl: routed to the 3PL, not yet shipped by it
+    status: Literal["picking", "label_pending", "shipped", "cancelled", "all", "at_threepl"] = "picking"
     order_id: str | None = None
     limit: Annotated[int, Meta(ge=1, le=10000)] = 100
     offset: Index = 0
@@ -241,6 +242,10 @@ class Stats(Request, tag="stats", kw_only=True):
 
 class Health(Request, tag="health", kw_only=True):
     """client -> daemon: liveness, journal lag, actors, restarts."""
+
+
+class ThreeplStatus(Request, tag="threepl.status", kw_only=True):
+    """client -> read model: the 3PL's routing state, the site's pick backlog, the routed orders."""
 
 
 class Subscribe(Request, tag="subscribe", kw_only=True):
@@ -608,6 +613,7 @@ OP_TABLE: tuple[Op, ...] = (
     Op(ProcurementAmend, "write", "procurement"),
     Op(ProcurementAcknowledge, "write", "procurement"),
     Op(ProcurementShipNotice, "write", "procurement"),
+    Op(ThreeplStatus, "read", "read"),
 )
 
 OPS = frozenset(op.name for op in OP_TABLE)

@@ -19,6 +19,7 @@ from typing import Protocol
 from backorder.actors.carrier import CARRIERS, Carrier
 from backorder.actors.events import Event, encode_checked
 from backorder.actors.model import World
+from backorder.actors.threepl_rules import Inventory
 from backorder.clock import Clock
 from backorder.config.settings import Settings
 
@@ -62,6 +63,8 @@ class Engine:
         self.carrier = carrier or CARRIERS[settings.fulfillment.carrier]()
         self.auto_pick = self.carrier if settings.fulfillment.auto_pick else None
         self.step_seq = journal.last_seq  # journal seq when the current step began (context)
+        # the 3PL's stock as last polled (daemon/threepl.py), read by the routing on order arrival
+        self.threepl_inventory = Inventory()
 
     def now(self) -> float:
         return self.clock.now()

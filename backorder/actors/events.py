@@ -559,6 +559,27 @@ class ShipmentTracked(Event, tag="shipment_tracked", kw_only=True, frozen=True):
     detail: str = ""
 
 
+class OrderRouted(Event, tag="order_routed", kw_only=True, frozen=True):
+    """order actor: a new order goes to the third-party logistics provider (``provider``)
+    instead of the site's pick queue, whole, as shipment ``shipment_id``: its lines leave
+    their SKUs' queues and take no site stock; the 3PL's shipment webhook ships it."""
+
+    order_id: str
+    provider: str
+    reason: str
+    shipment_id: str
+    items: list[tuple[Int53, str, Int53]]  # (line_no, sku, qty)
+
+
+class ThreeplRouting(Event, tag="threepl_routing", kw_only=True, frozen=True):
+    """order actor: routing new orders to the 3PL turned on or off, with the site's pick
+    backlog in hours that crossed the threshold."""
+
+    on: bool
+    backlog_hours: float
+    reason: str
+
+
 AnyEvent = (
     OrderReceived
     | Allocated
@@ -600,6 +621,8 @@ AnyEvent = (
     | ShipmentLabelPending
     | ShipmentRated
     | ShipmentTracked
+    | OrderRouted
+    | ThreeplRouting
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -630,6 +653,8 @@ TOPICS: dict[str, frozenset[str]] = {
             "shipment_label_pending",
             "shipment_rated",
             "shipment_tracked",
+            "order_routed",
+            "threepl_routing",
         }
     ),
     "procurement": frozenset(

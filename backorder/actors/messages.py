@@ -39,6 +39,14 @@ class OrderCall(Msg, kw_only=True):
     reply: Any
 
 
+class ThreeplShipped(Struct, kw_only=True):
+    """3PL webhook -> order actor (inside an ``OrderCall``): the 3PL shipped a routed order."""
+
+    order_id: str
+    carrier: str
+    tracking: str
+
+
 class Settled(Msg, kw_only=True):
     """SKU actor -> order actor: I served my queue; these orders got units (ship them)."""
 

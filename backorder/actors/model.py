@@ -28,6 +28,11 @@ from backorder.config.settings import ReorderPolicy, Settings
 from backorder.timeutil import iso_date
 
 HOUR = 3600.0
+# The status of a shipment the 3PL fulfils until its webhook says it shipped.
+AT_THREEPL = "at_threepl"
+PICKING = frozenset({"picking", "label_pending", AT_THREEPL})  # statuses of a shipment not yet gone
+# The site's shipped units are counted per minute for its pick rate (``site_picked``).
+PICK_BUCKET_S = 60.0
 # Bounded weights, quantities and prices keep every rank far inside this; the clamp is
 # the last guard that a rank journaled in an ``allocated`` event is a finite number.
 MAX_RANK = 1e300
@@ -66,6 +71,7 @@ class Line:
         "qtoken",
         "held",
         "expedited",
+        "routed",
     )
 
     def __init__(
@@ -105,11 +111,12 @@ class Line:
         self.qtoken = 0  # nonzero while queued (see ServiceQueue)
         self.held = False  # its order waits for payment: it is in no queue yet
         self.expedited = False  # its order was expedited: it goes ahead of the others (queue_key)
+        self.routed = False  # its order went to the 3PL: it takes no site stock
 
     @property
     def need(self) -> int:
         """Units still to be allocated (the line's backordered quantity while it waits)."""
-        if self.cancelled or not self.requires_shipping or self.held:
+        if self.cancelled or not self.requires_shipping or self.held or self.routed:
             return 0
         return self.qty - self.allocated - self.shipped
 
@@ -295,6 +302,7 @@ class Order:
         "closed_ts",
         "hold",
         "expedited",
+        "routed_to",
     )
 
     def __init__(self, order_id: str, spec: ev.OrderRecord, lines: list[Line], ts: float) -> None:
@@ -308,6 +316,7 @@ class Order:
         self.closed_ts: float | None = None
         self.hold = ""  # why it waits for payment ("" = it does not)
         self.expedited = ""  # why a person expedited it ("" = nobody did)
+        self.routed_to = ""  # the 3PL provider that fulfils it ("" = the site)
 
     @property
     def shipping_lines(self) -> list[Line]:
@@ -329,7 +338,8 @@ class Order:
         if not any(ln.decided for ln in lines):
             return "received"
         if need == 0:
-            if any(shipments[s].status in ("picking", "label_pending") for s in self.shipments):
+            # at the 3PL, the order is being picked there
+            if any(shipments[s].status in PICKING for s in self.shipments):
                 return "picking"
             return "allocated"
         return "partially_allocated" if allocated else "backordered"
@@ -431,6 +441,19 @@ class World:
         # the outbox is superseded by a newer one instead of being sent after it
         self.stock_told: dict[tuple[str, str], tuple[str, int]] = {}
         self.tuned: dict[str, ev.PolicyTuned] = {}  # the planner's last word on each SKU
+        # The 3PL (``threepl_rules``): whether new orders are routed to it (journaled by
+        # threepl_routing), the orders at it not yet shipped, and how many it shipped
+        self.threepl_on = False
+        self.threepl_switched_ts: float | None = None
+        self.threepl_switch_backlog = 0.0
+        self.routed_open: dict[str, None] = {}
+        self.routed_shipped = 0
+        # The site's pick backlog: units in site shipments awaiting pick, and the units the
+        # site shipped per minute ([minute start, units], oldest first; a bounded window is
+        # kept, see ``_count_picked``) with their sum: O(1) per event to keep, O(1) to read
+        self.site_pick_units = 0
+        self.site_picked: list[list[float]] = []
+        self.site_picked_sum = 0
         self._apply = {
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
@@ -472,6 +495,8 @@ class World:
             ev.PickMismatched: self._pick_mismatched,
             ev.PolicyTuned: self._policy_tuned,
             ev.OrderExpedited: self._order_expedited,
+            ev.OrderRouted: self._order_routed,
+            ev.ThreeplRouting: self._threepl_routing,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -785,6 +810,7 @@ class World:
         order.shipments.append(e.shipment_id)
         for line_no, _sku, qty in e.items:
             order.lines[line_no - 1].in_shipment += qty
+            self.site_pick_units += qty
         self.n_shipments = max(self.n_shipments, int(e.shipment_id[1:]))
 
     def _shipment_shipped(self, e: ev.ShipmentShipped) -> None:
@@ -803,6 +829,8 @@ class World:
         if e.tracking:
             self.by_tracking[e.tracking] = e.shipment_id
         order = self.orders[e.order_id]
+        if order.routed_to and self.routed_open.pop(e.order_id, 0) is None:
+            self.routed_shipped += 1
         if not any(self.shipments[s].status == "shipped" for s in order.shipments if s != e.shipment_id):
             self.orders_shipped += 1
             if any(ln.backordered_at_entry for ln in order.lines):
@@ -825,6 +853,14 @@ class World:
 
     def _units_shipped(self, e: ev.UnitsShipped) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
+        if line.routed:  # shipped by the 3PL from its own stock: the site's counts stay
+            line.in_shipment -= e.qty
+            line.shipped += e.qty
+            if line.shipped > line.qty or line.sku != e.sku:
+                self.inaccurate_orders.add(e.order_id)
+            return
+        self.site_pick_units -= e.qty
+        self._count_picked(e.ts, e.qty)
         s = self.sku(e.sku)
         line.allocated -= e.qty
         line.in_shipment -= e.qty
@@ -908,6 +944,7 @@ class World:
                 sh.status = "cancelled"
                 for line_no, _sku, qty in sh.items:
                     order.lines[line_no - 1].in_shipment -= qty
+                    self.site_pick_units -= qty
 
     def _line_released(self, e: ev.LineReleased) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
@@ -985,6 +1022,56 @@ class World:
                 s.queue.remove(line)
                 line.key = self.queue_key(line)
                 s.queue.add(line)
+
+    def _order_routed(self, e: ev.OrderRouted) -> None:
+        """The order's lines leave their queues (the rule routes only a new order, before
+        any SKU served it: nothing is allocated) and wait at the 3PL as one shipment."""
+        order = self.orders[e.order_id]
+        for line in order.lines:
+            if line.requires_shipping:
+                if self._unqueue(line):
+                    self.sku(line.sku).undecided.pop(line, None)
+                line.routed = True
+                line.decided = True
+        order.routed_to = e.provider
+        sh = Shipment(ev.ShipmentCreated(ts=e.ts, shipment_id=e.shipment_id, order_id=e.order_id, items=e.items))
+        sh.status = AT_THREEPL
+        self.shipments[e.shipment_id] = sh
+        order.shipments.append(e.shipment_id)
+        for line_no, _sku, qty in e.items:
+            order.lines[line_no - 1].in_shipment += qty
+        self.n_shipments = max(self.n_shipments, int(e.shipment_id[1:]))
+        self.routed_open[e.order_id] = None
+
+    def _threepl_routing(self, e: ev.ThreeplRouting) -> None:
+        self.threepl_on = e.on
+        self.threepl_switched_ts = e.ts
+        self.threepl_switch_backlog = e.backlog_hours
+
+    def _count_picked(self, ts: float, qty: int) -> None:
+        """Count ``qty`` units shipped from the site at ``ts`` in its minute's bucket; buckets
+        that left the pick-rate window go, so the list holds at most window/60 + 1 buckets
+        and ``picked_since`` walks one or two of them."""
+        minute = ts - ts % PICK_BUCKET_S
+        picked = self.site_picked
+        if picked and picked[-1][0] == minute:
+            picked[-1][1] += qty
+        else:
+            picked.append([minute, qty])
+            horizon = minute - self.settings.threepl.pick_rate_window_s - PICK_BUCKET_S
+            while picked[0][0] < horizon:
+                self.site_picked_sum -= int(picked.pop(0)[1])
+        self.site_picked_sum += qty
+
+    def picked_since(self, start: float) -> int:
+        """Units the site shipped at or after ``start`` (to the minute): the sum less the
+        oldest buckets, walked from the old end until the first inside the window."""
+        total = self.site_picked_sum
+        for minute, qty in self.site_picked:
+            if minute + PICK_BUCKET_S > start:
+                break
+            total -= int(qty)
+        return total
 
     def _journal_quarantined(self, e: ev.JournalQuarantined) -> None:
         """Nothing to apply: replay skips the quarantined event itself (Journal.quarantined)."""

@@ -10,11 +10,11 @@ import msgspec
 import trio
 
 from backorder import protocol as p
-from backorder.actors import bulk_rules, order_rules
+from backorder.actors import bulk_rules, order_rules, threepl_rules
 from backorder.actors import events as ev
 from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
-from backorder.actors.messages import OrderCall, Settle, Settled, SettleLines
+from backorder.actors.messages import OrderCall, Settle, Settled, SettleLines, ThreeplShipped
 from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import order_detail, order_result, shipment_view
 from backorder.errors import ProtocolError, Rejected
@@ -71,6 +71,9 @@ class OrderActor:
                     else:
                         reply.ok(order_result(world, order, duplicate=True))
                     return
+                if threepl_rules.route(world, order, engine.threepl_inventory, world.settings.threepl, emit, now):
+                    reply.ok(order_result(world, order, duplicate=False))
+                    return
                 self._serve_lines(order, reply, corr, actor)
             case p.OrderAmend(order_id=oid, lines=lines, reason=reason):
                 order = order_rules.amend(world, oid, lines, reason, emit, now, req.source_version, req.totals)
@@ -93,6 +96,8 @@ class OrderActor:
                             order_rules.ship(world, sid, engine.auto_pick, emit, now)
                 order = world.orders[oid]
                 reply.ok(order_detail(world, order, now))
+            case ThreeplShipped(order_id=oid, carrier=carrier, tracking=tracking):
+                reply.ok({"outcome": threepl_rules.ship(world, oid, carrier, tracking, emit, now), "order_id": oid})
             case p.OrderCancel(order_id=oid, reason=reason):
                 for sku in order_rules.cancel(world, oid, reason, emit, now):
                     self.router.send(sku, Settle(corr=corr, actor=actor))

@@ -13,7 +13,7 @@ import msgspec
 from backorder.actors import events as ev
 from backorder.actors import notice_rules, writeback_rules
 from backorder.actors.carrier import CARRIERS, Carrier, route, zpl_label
-from backorder.actors.model import Order, Shipment, World
+from backorder.actors.model import AT_THREEPL, Order, Shipment, World
 from backorder.actors.sku_rules import Emit
 from backorder.email_address import check_email
 from backorder.errors import Conflict, InvalidInput, NotFound
@@ -202,6 +202,8 @@ def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: floa
         return sh
     if sh.status == "cancelled":
         raise Conflict("order_cancelled", f"shipment {shipment_id} belongs to cancelled order {sh.order_id}")
+    if sh.status == AT_THREEPL:
+        raise Conflict("routed_to_threepl", f"shipment {shipment_id} is fulfilled by the 3PL; its webhook ships it")
     order = world.orders[sh.order_id]
     if order.spec.needs_address:
         raise Conflict(
@@ -448,6 +450,10 @@ def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> 
     status = order.status(world.shipments)
     if status == "shipped":
         raise Conflict("already_shipped", f"order {order_id} has shipped and cannot be cancelled")
+    if order.routed_to:
+        raise Conflict(
+            "routed_to_threepl", f"order {order_id} was sent to the 3PL ({order.routed_to}); cancel it there first"
+        )
     emit(ev.OrderCancelled(ts=now, order_id=order_id, reason=reason))
     touched: dict[str, None] = {}
     for ln in order.shipping_lines:

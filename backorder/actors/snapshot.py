@@ -186,6 +186,16 @@ def dump(world: World) -> bytes:
             "kpi": world.kpi.dump(),
             # the planner's last policy_tuned per SKU (its levels are in the SKU's policy)
             "tuned": [EVENT_ENCODER.encode(e) for e in world.tuned.values()],
+            "threepl": {
+                "on": world.threepl_on,
+                "switched_ts": world.threepl_switched_ts,
+                "switch_backlog": world.threepl_switch_backlog,
+                "routed": {o.order_id: o.routed_to for o in world.orders.values() if o.routed_to},
+                "routed_open": list(world.routed_open),
+                "routed_shipped": world.routed_shipped,
+                "site_pick_units": world.site_pick_units,
+                "site_picked": world.site_picked,
+            },
         }
     )
 
@@ -230,7 +240,7 @@ def restore(settings: Settings, data: bytes) -> World:
         order_lines = []
         for line_no, row in enumerate(lines, 1):
             ln = Line.__new__(Line)
-            ln.order_id, ln.line_no, ln.qtoken, ln.key = order_id, line_no, 0, ()
+            ln.order_id, ln.line_no, ln.qtoken, ln.key, ln.routed = order_id, line_no, 0, (), False
             ln.expedited = bool(expedited)
             for f, value in zip(LINE, row[:-1], strict=True):
                 setattr(ln, f, value)
@@ -284,4 +294,26 @@ def restore(settings: Settings, data: bytes) -> World:
     for body in snap.get("tuned", ()):  # absent from snapshots taken before the planner
         tuned = EVENT_DECODER.decode(body)
         w.tuned[tuned.sku] = tuned
+    _restore_threepl(w, snap)
     return w
+
+
+def _restore_threepl(w: World, snap: dict) -> None:
+    """The 3PL's routing state and the site's pick counters. A snapshot written before the
+    3PL existed has none: nothing was routed then, and the site's units awaiting pick are
+    those of its picking shipments (its pick rate starts again from nothing)."""
+    tp = snap.get("threepl")
+    if tp is None:
+        w.site_pick_units = sum(sh.units for sh in w.shipments.values() if sh.status == "picking")
+        return
+    w.threepl_on, w.threepl_switched_ts, w.threepl_switch_backlog = tp["on"], tp["switched_ts"], tp["switch_backlog"]
+    for order_id, provider in tp["routed"].items():
+        order = w.orders[order_id]
+        order.routed_to = provider
+        for line in order.lines:
+            line.routed = line.requires_shipping
+    w.routed_open = dict.fromkeys(tp["routed_open"])
+    w.routed_shipped = tp["routed_shipped"]
+    w.site_pick_units = tp["site_pick_units"]
+    w.site_picked = [list(b) for b in tp["site_picked"]]
+    w.site_picked_sum = int(sum(b[1] for b in w.site_picked))

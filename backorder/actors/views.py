@@ -127,6 +127,7 @@ def order_detail(world: World, order: Order, now: float) -> dict:
         "cancel_reason": order.cancel_reason,
         "hold": order.hold,
         "expedited": order.expedited,  # why a person expedited it ("" = nobody did)
+        "routed_to": order.routed_to or None,  # the 3PL that fulfils it; None: the site
         "created_at": spec.created_at,
         # the channel's grand total; an order sent without totals: its lines' total
         "total": str(spec.totals.total if spec.totals is not None else merchandise),

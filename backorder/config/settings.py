@@ -435,6 +435,50 @@ class KpiSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     backorder_target_hours: Annotated[float, Meta(gt=0, le=87600)] = 48.0
 
 
+class ThreeplSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A third-party logistics provider that takes new orders while the site's pick backlog
+    is long (``[threepl]``, docs/operations.md "A 3PL for spikes"). Routing turns on when the
+    backlog reaches ``backlog_on_hours`` and off again only once it has fallen to
+    ``backlog_off_hours`` (hysteresis: between the two it stays as it was, so it never flaps).
+    The backlog in hours = units in site shipments awaiting pick / the site's pick rate, the
+    units the site shipped per hour over the last ``pick_rate_window_s``, never below
+    ``min_pick_rate_per_hour``."""
+
+    enabled: bool = False
+    provider: Literal["shipbob", "shipstation"] = "shipbob"
+    # https://api.shipbob.com/2.0, https://ssapi.shipstation.com; a loopback URL in tests
+    base_url: str = ""
+    # The NAME of an environment variable holding the API credential, or a file holding it
+    # (first line): a ShipBob personal access token, ShipStation "api_key:api_secret".
+    credential_env: str | None = None
+    credential_file: str | None = None
+    # The secret that signs the provider's shipment webhooks (env var NAME or file)
+    webhook_secret_env: str | None = None
+    webhook_secret_file: str | None = None
+    channel_id: str = ""  # ShipBob: the shipbob_channel_id header; ShipStation: advancedOptions.storeId
+    shipping_method: str = "Standard"
+    backlog_on_hours: Annotated[float, Meta(gt=0)] = 4.0
+    backlog_off_hours: Annotated[float, Meta(ge=0)] = 2.0
+    pick_rate_window_s: Annotated[float, Meta(ge=60, le=86400)] = 3600.0
+    min_pick_rate_per_hour: Annotated[float, Meta(gt=0)] = 60.0
+    inventory_poll_s: Annotated[float, Meta(gt=0)] = 300.0
+    timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+
+    def problems(self) -> list[str]:
+        if not self.enabled:
+            return []
+        out = []
+        if self.backlog_off_hours >= self.backlog_on_hours:
+            out.append("threepl.backlog_off_hours: must be below backlog_on_hours (else routing would flap)")
+        if not self.base_url:
+            out.append("threepl.base_url: required when the 3PL is enabled")
+        if not (self.credential_env or self.credential_file):
+            out.append("threepl: name credential_env or credential_file")
+        if not (self.webhook_secret_env or self.webhook_secret_file):
+            out.append("threepl: name webhook_secret_env or webhook_secret_file (its shipment webhooks are signed)")
+        return out
+
+
 class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     daemon: DaemonSettings = msgspec.field(default_factory=DaemonSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
@@ -456,6 +500,7 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     channels: dict[str, ChannelSettings] = {}
     kpi: KpiSettings = msgspec.field(default_factory=KpiSettings)
     procurement: ProcurementSettings = msgspec.field(default_factory=ProcurementSettings)
+    threepl: ThreeplSettings = msgspec.field(default_factory=ThreeplSettings)
 
     def problems(self) -> list[str]:
         """Cross-field checks msgspec cannot express, each prefixed by its key path."""
@@ -476,6 +521,7 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
             out += [f"skus.{sku}: {p}" for p in pol.problems(cap)]
         out += intake_problems(self)
         out += service_problems(self)
+        out += self.threepl.problems()
         return out
 
 

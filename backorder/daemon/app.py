@@ -33,6 +33,7 @@ from backorder.daemon.stepping import Stepper
 from backorder.intake.service import IntakeService
 from backorder.notify.carriers import CarrierChannel
 from backorder.notify.notifier import Notifier
+from backorder.threepl.service import ThreeplService
 from backorder.timeutil import iso_ts
 
 log = structlog.get_logger()
@@ -65,6 +66,7 @@ class Daemon:
         self.router: Router
         self.notifier: Notifier
         self.intake: IntakeService
+        self.threepl: ThreeplService
         self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
         self.stepper: Stepper | None = None  # under the stepped clock
         self.planner: Planner | None = None  # once the actors' nursery is open (state "off" unless enabled)
@@ -150,6 +152,8 @@ class Daemon:
                     await actors.start(self.planner.run)
                     self.intake = IntakeService(self.settings, self.engine, self.router, self.hub)
                     await actors.start(self.intake.run)
+                    self.threepl = ThreeplService(self.engine, self.router)
+                    await actors.start(self.threepl.run)
                     if self.settings.metrics.port is not None:  # lives until the actors stop
                         self.metrics = metrics.Metrics(
                             self.settings.metrics,
@@ -182,7 +186,7 @@ class Daemon:
                         if self.settings.intake.listen:
                             from backorder.intake import http  # hypercorn only when listening
 
-                            await http.start(self.intake, edge)
+                            await http.start(self.intake, edge, self.threepl)
                         self.state = "serving"
                         log.info(
                             "daemon_ready",

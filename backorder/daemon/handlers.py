@@ -15,7 +15,7 @@ import structlog
 import trio
 
 from backorder import protocol as p
-from backorder.actors import board, bulk_rules, views
+from backorder.actors import board, bulk_rules, threepl_rules, views
 from backorder.actors.events import TOPICS
 from backorder.actors.router import route
 from backorder.daemon import logging as dlog
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from backorder.daemon.stepping import Stepper
     from backorder.intake.service import IntakeService
     from backorder.notify.notifier import Notifier
+    from backorder.threepl.service import ThreeplService
 
 log = structlog.get_logger()
 
@@ -58,6 +59,7 @@ class Context:
     health: Callable[[], dict]
     stepper: Stepper | None = None
     planner: Planner | None = None
+    threepl: ThreeplService | None = None
 
     @classmethod
     def of(cls, daemon: Daemon) -> Context:
@@ -73,6 +75,7 @@ class Context:
             health=daemon.health,
             stepper=daemon.stepper,
             planner=daemon.planner,
+            threepl=daemon.threepl,
         )
 
 
@@ -375,6 +378,16 @@ def planner_explain(ctx: Context, conn: Connection, req: p.PlannerExplain, reply
     reply.ok(_planner(ctx).explain(req.sku))
 
 
+def threepl_status(ctx: Context, conn: Connection, req: p.ThreeplStatus, reply: Reply, corr: str) -> None:
+    """The 3PL's routing state, the site's pick backlog and the routed orders."""
+    engine = ctx.engine
+    cfg = engine.world.settings.threepl
+    breaker = ctx.notifier.statistics().get(threepl_rules.target(cfg))
+    view = threepl_rules.status_view(engine.world, cfg, engine.threepl_inventory, breaker, engine.now())
+    view["webhooks"] = dict(ctx.threepl.counts) if ctx.threepl is not None else {}
+    reply.ok(view)
+
+
 # Every op of protocol.OP_TABLE and the function that answers it (tests/unit/test_op_table.py
 # checks that the two match, row for row).
 HANDLERS: dict[type[p.Request], Handler] = {
@@ -409,6 +422,7 @@ HANDLERS: dict[type[p.Request], Handler] = {
     p.PlannerStatus: planner_status,
     p.PlannerExplain: planner_explain,
     p.OrdersBulk: orders_bulk,
+    p.ThreeplStatus: threepl_status,
 }
 assert HANDLERS.keys() == {op.request for op in p.OP_TABLE}, "an op without a handler: handle() would fail"
 

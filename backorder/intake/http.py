@@ -35,6 +35,7 @@ from hypercorn.utils import repr_socket_addr, wrap_app
 from backorder.errors import Rejected
 from backorder.intake import governance as g
 from backorder.intake.service import HTTP_STATUS, IntakeService
+from backorder.threepl.service import ThreeplService
 
 log = structlog.get_logger()
 _ENC = msgspec.json.Encoder(decimal_format="string")
@@ -44,8 +45,9 @@ class WebhookApp:
     """A minimal ASGI app: one route, the raw body read up to the size limit; each delivery
     goes to ``intake``, whose settings (``[intake]``, read at each use) bound the request."""
 
-    def __init__(self, intake: IntakeService) -> None:
+    def __init__(self, intake: IntakeService, threepl: ThreeplService | None = None) -> None:
         self.intake = intake
+        self.threepl = threepl  # the 3PL's shipment webhooks, ``POST /threepl/<provider>``
         self._n = itertools.count(1)
 
     async def __call__(self, scope, receive, send) -> None:
@@ -76,6 +78,9 @@ class WebhookApp:
         path = scope["path"]
         if scope["method"] == "POST" and path.startswith("/carriers/"):
             await self._tracking(scope, body, send)
+            return
+        if scope["method"] == "POST" and path.startswith("/threepl/") and self.threepl is not None:
+            await self._threepl(scope, body, send)
             return
         if scope["method"] != "POST" or not path.startswith("/webhooks/"):
             await _reply(send, body, 404, {"error": "not_found", "message": "POST /webhooks/<channel>"})
@@ -182,6 +187,27 @@ class WebhookApp:
         else:
             counts["unchanged"] += 1
         await _reply(send, body, 200, {"outcome": "updated" if changed else "ignored", "shipments": changed})
+
+    async def _threepl(self, scope, body: _Body, send) -> None:
+        """A 3PL shipment webhook: the body within the same bounds as an order delivery."""
+        assert self.threepl is not None
+        name = scope["path"][len("/threepl/") :].strip("/")
+        query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        cfg = self.intake.cfg
+        data = None
+        with trio.move_on_at(body.deadline) as deadline:
+            data = await body.read(cfg.max_body_bytes)
+        if deadline.cancelled_caught or data is None:
+            if data is None and not deadline.cancelled_caught:
+                return
+            await _reply(send, body, 408, {"error": "body_timeout", "message": "the body did not arrive in time"})
+            return
+        if len(data) > cfg.max_body_bytes:
+            await _reply(send, body, 413, {"error": "body_too_large", "message": "over [intake] max_body_bytes"})
+            return
+        status, doc = await self.threepl.webhook(name, headers, query, data)
+        await _reply(send, body, status, doc)
 
 
 class _Body:
@@ -312,12 +338,14 @@ def _config(intake: IntakeService) -> Config:
     return config
 
 
-async def serve(intake: IntakeService, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def serve(
+    intake: IntakeService, threepl: ThreeplService | None = None, *, task_status=trio.TASK_STATUS_IGNORED
+) -> None:
     """hypercorn's trio worker loop, with the connection cap: ``hypercorn.trio.serve``
     builds its listeners itself, so this runs hypercorn's per-connection ``TCPServer``
     (HTTP/1.1, h11) over capped listeners. No lifespan events: the app needs none."""
     config = _config(intake)
-    app = wrap_app(WebhookApp(intake), config.wsgi_max_body_size, "asgi")
+    app = wrap_app(WebhookApp(intake, threepl), config.wsgi_max_body_size, "asgi")
     context = WorkerContext(None)
     slots = trio.Semaphore(intake.cfg.max_connections)
     listeners, binds = [], []
@@ -336,10 +364,10 @@ async def serve(intake: IntakeService, *, task_status=trio.TASK_STATUS_IGNORED) 
     await trio.serve_listeners(connection, listeners)
 
 
-async def start(intake: IntakeService, nursery: trio.Nursery) -> int:
-    """Start the listener for ``intake`` in ``nursery``; returns the bound port (``listen``
-    may ask for 0)."""
-    binds = await nursery.start(serve, intake)
+async def start(intake: IntakeService, nursery: trio.Nursery, threepl: ThreeplService | None = None) -> int:
+    """Start the listener for ``intake`` (and the 3PL's webhooks) in ``nursery``; returns
+    the bound port (``listen`` may ask for 0)."""
+    binds = await nursery.start(serve, intake, threepl)
     port = int(binds[0].rsplit(":", 1)[1])
     intake.http_port = port
     log.info("webhook_listener_ready", listen=binds[0], port=port)

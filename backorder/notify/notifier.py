@@ -163,9 +163,11 @@ class Notifier:
             if type(self.channels.get(name)) is type(channel):
                 self.channels[name] = channel
         # write-back: one channel per sales channel account (``CHANNEL/ACCOUNT``), its own breaker
+        from backorder.threepl import adapters as threepl_adapters
         from backorder.writeback import adapters
 
-        for name, channel in adapters(self.engine.world.settings).items():
+        outbound = adapters(self.engine.world.settings) | threepl_adapters(self.engine.world.settings)
+        for name, channel in outbound.items():
             if name not in self.channels or type(self.channels[name]) is type(channel):
                 self.channels[name] = channel
                 self._add_channel(name)

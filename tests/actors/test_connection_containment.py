@@ -64,6 +64,7 @@ def stub_daemon():
         notifier=None,
         stepper=None,  # not reached by these requests
         planner=None,
+        threepl=None,
         engine=SimpleNamespace(journal=journal, now=lambda: 1.7e9, world=SimpleNamespace()),
     )
 

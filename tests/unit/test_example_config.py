@@ -73,6 +73,7 @@ def test_the_walk_reaches_every_settings_struct():
         cfg.ChannelSettings,
         cfg.ValidationProfile,
         cfg.WritebackSettings,
+        cfg.ThreeplSettings,
     }
 
 

@@ -40,6 +40,7 @@ FORBIDDEN_IN_CORE = (
     "backorder.daemon",
     "backorder.intake",
     "backorder.notify",
+    "backorder.threepl",
     "backorder.tui",
     "backorder.cli",
     "backorder.demo",

@@ -10,9 +10,9 @@ import pytest
 
 from backorder import protocol as p
 from backorder.actors import events as ev
-from backorder.actors import order_rules, sku_rules
+from backorder.actors import order_rules, sku_rules, threepl_rules
 from backorder.actors.carrier import CARRIERS, LocalCarrier
-from backorder.actors.model import World
+from backorder.actors.model import AT_THREEPL, World
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings, Weights
 from backorder.errors import Rejected
@@ -25,6 +25,8 @@ SETTINGS = msgspec.convert(
         # routed notices (kept with their content), delays on every move;
         # "b2b" has no route, so its orders get no notice (and no told dates)
         "notifications": {"routes": {"web": "webhook"}, "tolerance_hours": 0},
+        # a 3PL that takes orders once a few units wait for pick (and stops soon after)
+        "threepl": {"enabled": True, "backlog_on_hours": 6, "backlog_off_hours": 3, "min_pick_rate_per_hour": 1},
     },
     Settings,
 )
@@ -78,6 +80,7 @@ def fingerprint(w: World) -> dict:
                 o.status(w.shipments),
                 o.hold,
                 o.expedited,
+                o.routed_to,
                 [
                     (
                         ln.expedited,
@@ -93,6 +96,7 @@ def fingerprint(w: World) -> dict:
                         ln.arrival,
                         ln.rule,
                         ln.held,
+                        ln.routed,
                     )
                     for ln in o.lines
                 ],
@@ -134,6 +138,15 @@ def fingerprint(w: World) -> dict:
         # the windowed KPIs, while lines still wait within their target and once all are past it
         "kpi": [w.kpi.report(t, iso_date(t)) for t in (1.7e9 + 1.2e6, 2.0e9)],
         "kpi_records": [sorted(w.kpi.flagged), w.kpi.exceptions, w.kpi.pick_mismatches],
+        "threepl": [
+            w.threepl_on,
+            w.threepl_switched_ts,
+            list(w.routed_open),
+            w.routed_shipped,
+            w.site_pick_units,
+            w.site_picked,
+            w.site_picked_sum,
+        ],
     }
 
 
@@ -148,6 +161,7 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
 
     now = 1.7e9
     carrier = LocalCarrier()
+    inventory = threepl_rules.Inventory(on_hand={"A": 1000, "B": 1000, "C": 1000})
     skus = ["A", "B", "C"]
     for i in range(steps):
         now += rnd.uniform(1, 7200)
@@ -176,7 +190,9 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
                     p.OrderSubmit,
                 )
                 order, dup = order_rules.submit(w, req, emit, now)
-                if not dup and not order.hold:  # a held order's lines join no queue (the actor settles none)
+                if not dup and threepl_rules.route(w, order, inventory, SETTINGS.threepl, emit, now):
+                    pass  # at the 3PL: no SKU serves it
+                elif not dup and not order.hold:  # a held order's lines join no queue (the actor settles none)
                     for sku in {ln.sku for ln in order.lines if ln.requires_shipping}:
                         sku_rules.settle(w, w.skus[sku], emit, now)
                     order_rules.settle_order(w, order, emit, now)
@@ -187,11 +203,15 @@ def random_history(seed: int, steps: int = 300) -> tuple[World, list[ev.Event]]:
                 for a in sku_rules.receive(w, s, rnd.randint(1, 8), ref, emit, now, rid):
                     order_rules.settle_order(w, w.orders[a.order_id], emit, now)
             elif roll < 0.75 and w.shipments:
-                sid = rnd.choice(list(w.shipments))
-                if rnd.random() < 0.3:  # a pick scan: a wrong one is recorded and refused
-                    scan = [p.ScanLine(sku=rnd.choice(skus), qty=rnd.randint(1, 3))]
-                    order_rules.check_scan(w, sid, scan, emit, now)
-                order_rules.ship(w, sid, carrier, emit, now)
+                sh = w.shipments[rnd.choice(list(w.shipments))]
+                sid = sh.shipment_id
+                if sh.status == AT_THREEPL:  # the 3PL's webhook
+                    threepl_rules.ship(w, sh.order_id, "UPS", f"1Z{i}", emit, now)
+                else:
+                    if rnd.random() < 0.3:  # a pick scan: a wrong one is recorded and refused
+                        scan = [p.ScanLine(sku=rnd.choice(skus), qty=rnd.randint(1, 3))]
+                        order_rules.check_scan(w, sid, scan, emit, now)
+                    order_rules.ship(w, sid, carrier, emit, now)
                 if rnd.random() < 0.2:
                     kind = rnd.choice(["mis_pick", "short", "damaged", "wrong_address", "returned"])
                     order_rules.record_exception(w, sid, kind, [], "test", emit, now)
@@ -298,8 +318,12 @@ def test_snapshot_restores_what_replay_builds(seed):
     assert {k: v for k, v in live.notice_status.items() if v} == dict(scan)
     assert set(live.notices_pending) == {n.notice_id for n in live.notices.values() if n.status == "pending"}
     # the history exercised both sides of the route rule: only routed orders were told
-    told = {live.orders[n.order_id].spec.channel for n in live.notices.values() if n.order_id}
+    # (a routed order's create request goes to the 3PL, whatever its channel)
+    told = {
+        live.orders[n.order_id].spec.channel for n in live.notices.values() if n.order_id and n.audience != "channel"
+    }
     assert told == {"web"} and any(o.spec.channel == "b2b" for o in live.orders.values())
+    assert live.routed_open or live.routed_shipped, "the history routed orders to the 3PL"
 
 
 def test_decisions_after_restore_match_decisions_after_replay():

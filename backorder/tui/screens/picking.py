@@ -1,4 +1,6 @@
-"""Shipments waiting for pick: confirm a pick from the keyboard and read its label."""
+"""Shipments waiting for pick: confirm a pick from the keyboard and read its label. With a
+3PL configured, a line above says whether new orders are routed to it (and why: the pick
+backlog against its thresholds) and which orders wait at the 3PL."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class PickingScreen(BoScreen):
         yield Header()
         yield ConnBanner()
         yield Static("", id="pick-head")
+        yield Static("", id="threepl-head")
         with Horizontal(id="pick-body"):
             yield PlainTable(id="picks", cursor_type="row", zebra_stripes=True)
             yield TextArea("", id="label", read_only=True, show_line_numbers=False)
@@ -38,6 +41,7 @@ class PickingScreen(BoScreen):
         for c in ("Shipment", "Order", "Items", "Created"):
             t.add_column(c, key=c)
         self.query_one("#label", TextArea).border_title = "label"
+        self.query_one("#threepl-head", Static).display = False
         super().on_mount()
 
     def on_resize(self) -> None:
@@ -67,6 +71,37 @@ class PickingScreen(BoScreen):
                 # picked for a remote carrier, label not bought yet (a dead one: notifications screen)
                 (f"  ·  {waiting:,} waiting for their label", "bold yellow") if waiting else "",
                 ("  ·  c: confirm the selected pick (label, tracking, shipped)", "dim"),
+            )
+        )
+
+        await self._threepl()
+
+    async def _threepl(self) -> None:
+        """The 3PL's line: shown only when one is enabled (nothing changes for a site without)."""
+        status = await self.bo.read("threepl.status")
+        line = self.query_one("#threepl-head", Static)
+        if status is None or not status["enabled"]:
+            line.display = False
+            return
+        routed = await self.bo.read("shipments.list", status="at_threepl", limit=20)
+        orders = [s["order_id"] for s in (routed or {}).get("shipments", [])]
+        state = status["state"]
+        line.display = True
+        line.update(
+            Text.assemble(
+                (f"3PL {status['provider']}: routing {state}", "bold green" if state == "on" else "bold"),
+                (
+                    f"  ·  pick backlog {status['backlog_hours']:.2f} h (on at {status['backlog_on_hours']:g} h, "
+                    f"off at {status['backlog_off_hours']:g} h)  ·  {status['routed_open']:,} at the 3PL"
+                    + (f": {', '.join(orders)}" if orders else "")
+                    + f"  ·  {status['routed_shipped']:,} shipped by it  ·  breaker {status['breaker']}",
+                    "",
+                ),
+                (
+                    f"  ·  inventory {status['inventory']['last_poll'] or 'not polled'}"
+                    + (f" ({status['inventory']['error']})" if status["inventory"]["error"] else ""),
+                    "dim",
+                ),
             )
         )
 

@@ -1,0 +1,155 @@
+"""A fake ShipBob on loopback for the 3PL tests (imported as ``threepl_fakes``): the
+documented request shapes (``POST /order`` with ``reference_id``, ``recipient``,
+``products``, ``shipping_method``; ``GET /order?ReferenceIds=``; ``GET /inventory``), the
+bearer token and the ``shipbob_channel_id`` header checked, a reference id refused the
+second time (as ShipBob does: it must be unique in the account), creates counted per
+reference id; and the signed ``order_shipped`` webhook ShipBob would send."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+from collections import Counter
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from channel_fakes import Answer, FakeApi
+
+
+class FakeShipBob(FakeApi):
+    def __init__(self, token: str, channel_id: str, stock: dict[str, int]) -> None:
+        super().__init__("Bearer " + token)
+        self.channel_id = channel_id
+        self.stock = dict(stock)
+        self.orders: dict[str, dict[str, Any]] = {}  # reference_id -> the order as created
+        self.creates: Counter[str] = Counter()  # reference_id -> POST /order that took effect
+
+    def authorised(self, headers) -> bool:
+        return super().authorised(headers) and headers.get("shipbob_channel_id") == self.channel_id
+
+    def error(self, status: int, message: str) -> Answer:
+        return status, {"title": message}
+
+    def route(self, method: str, path: str, body: Any) -> Answer:
+        url = urlsplit(path)
+        if method == "GET" and url.path == "/inventory":
+            return 200, [{"sku": sku, "total_fulfillable_quantity": q} for sku, q in self.stock.items()]
+        if method == "GET" and url.path == "/order":
+            refs = parse_qs(url.query).get("ReferenceIds", [""])[0].split(",")
+            return 200, [self.orders[r] for r in refs if r in self.orders]
+        if method == "POST" and url.path == "/order":
+            return self._create(body)
+        return 404, {"title": f"no route {method} {url.path}"}
+
+    def _create(self, body: Any) -> Answer:
+        if not isinstance(body, dict):
+            return 400, {"title": "body must be an order"}
+        missing = [k for k in ("reference_id", "recipient", "products", "shipping_method") if not body.get(k)]
+        address = (body.get("recipient") or {}).get("address") or {}
+        missing += [f"recipient.address.{k}" for k in ("address1", "city", "country") if not address.get(k)]
+        if missing:
+            return 422, {"title": "validation failed: " + ", ".join(missing)}
+        ref = body["reference_id"]
+        if ref in self.orders:
+            return 422, {"title": f"reference_id {ref} already exists"}
+        for p in body["products"]:
+            if not p.get("reference_id") or not isinstance(p.get("quantity"), int) or p["quantity"] < 1:
+                return 422, {"title": f"bad product {p}"}
+        order = {"id": 9000 + len(self.orders), "reference_id": ref, **body}
+        self.orders[ref] = order
+        self.creates[ref] += 1
+        self.effects.append(body)
+        for p in body["products"]:
+            self.stock[p["reference_id"]] = self.stock.get(p["reference_id"], 0) - p["quantity"]
+        return 201, order
+
+
+def sign(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def shipped_webhook(
+    port: int, secret: str, reference_id: str, tracking: str, *, bad_signature: bool = False
+) -> tuple[int, dict]:
+    """POST ShipBob's ``order_shipped`` webhook for ``reference_id`` to the daemon's listener."""
+    doc = {
+        "id": 9999,
+        "reference_id": reference_id,
+        "status": "Fulfilled",
+        "shipments": [{"id": 1, "status": "Completed", "tracking": {"carrier": "USPS", "tracking_number": tracking}}],
+    }
+    body = json.dumps(doc).encode()
+    wid, ts = f"msg_{reference_id}_{tracking}", "1735689600"
+    signature = sign("wrong" if bad_signature else secret, wid, ts, body)
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": wid,
+        "webhook-timestamp": ts,
+        "webhook-signature": signature,
+        "shipbob-topic": "order_shipped",
+    }
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", "/threepl/shipbob", body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"{}")
+    finally:
+        conn.close()
+
+
+class FakeShipStation(FakeApi):
+    """ShipStation V1: HTTP Basic ``api_key:api_secret``; ``POST /orders/createorder``
+    creates, or updates the order with the same ``orderKey``; ``GET /products`` paged;
+    ``GET /shipments?batchId=N``: the shipments a SHIP_NOTIFY points at (``ship`` adds them)."""
+
+    def __init__(self, key: str, secret: str, stock: dict[str, int]) -> None:
+        super().__init__("Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode())
+        self.stock = dict(stock)
+        self.orders: dict[str, dict[str, Any]] = {}  # orderKey -> the order
+        self.creates: Counter[str] = Counter()  # orderKey -> createorder calls that took effect
+        self.batches: dict[str, list[dict[str, Any]]] = {}
+
+    def error(self, status: int, message: str) -> Answer:
+        return status, {"Message": message, "ExceptionMessage": message}
+
+    def ship(self, batch: str, order_key: str, tracking: str) -> None:
+        with self.lock:
+            self.batches.setdefault(batch, []).append(
+                {"orderKey": order_key, "carrierCode": "ups", "trackingNumber": tracking, "voided": False}
+            )
+
+    def route(self, method: str, path: str, body: Any) -> Answer:
+        url = urlsplit(path)
+        query = parse_qs(url.query)
+        if method == "GET" and url.path == "/products":
+            items = [{"sku": sku, "quantity": q} for sku, q in sorted(self.stock.items())]
+            return 200, {"products": items, "total": len(items), "page": 1, "pages": 1}
+        if method == "GET" and url.path == "/shipments":
+            return 200, {"shipments": self.batches.get(query.get("batchId", [""])[0], [])}
+        if method == "POST" and url.path == "/orders/createorder":
+            if not isinstance(body, dict) or not body.get("orderKey") or not (body.get("shipTo") or {}).get("street1"):
+                return 400, {"Message": "The request is invalid.", "ExceptionMessage": "orderKey and shipTo required"}
+            key = body["orderKey"]
+            self.creates[key] += 1
+            self.effects.append(body)
+            self.orders.setdefault(key, {"orderId": 500 + len(self.orders), **body}).update(body)
+            return 200, self.orders[key]
+        return 404, {"Message": f"no route {method} {url.path}"}
+
+
+def ship_notify(port: int, token: str, resource_url: str) -> tuple[int, dict]:
+    """POST ShipStation's SHIP_NOTIFY webhook (unsigned: the secret is in the target URL)."""
+    body = json.dumps({"resource_url": resource_url, "resource_type": "SHIP_NOTIFY"}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(
+            "POST", f"/threepl/shipstation?token={token}", body=body, headers={"Content-Type": "application/json"}
+        )
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"{}")
+    finally:
+        conn.close()
