@@ -376,6 +376,7 @@ class IntakeService:
                 ok, res = await self._call(
                     p.OrderAddress(order_id=oid, shipping_address=spec.shipping_address, reason="address from source"),
                     corr,
+                    actor,
                 )
                 if not ok:
                     return _item(draft, "rejected", res[0], res[1], oid)
