@@ -23,6 +23,7 @@ from reportlab.pdfgen import canvas
 
 from backorder.actors.model import Request, World
 from backorder.config.settings import Source
+from backorder.documents import x12
 from backorder.documents.cells import one_line, spreadsheet_cell
 from backorder.documents.pdf import render_pdf
 from backorder.errors import Conflict
@@ -99,13 +100,7 @@ def _draw(c: canvas.Canvas, src: Source, r: Request, title: str, lines: list[Req
     c.drawString(inch, y, f"Total quantity: {sum(line.qty for line in lines)}")
 
 
-def _isa(value: str, width: int) -> str:
-    return value[:width].ljust(width)
-
-
-def _x12_text(value: str) -> str:
-    # the separators (and line breaks) must not appear inside an element
-    return "".join(ch for ch in value if ch not in "*~^:>" and ch.isprintable()).strip() or "-"
+_x12_text = x12.text
 
 
 def to_x12_850(world: World, r: Request) -> bytes:
@@ -116,7 +111,7 @@ def to_x12_850(world: World, r: Request) -> bytes:
     r = _opened(world, r)
     created = dt.datetime.fromtimestamp(r.created_ts, dt.UTC)
     control = int("".join(ch for ch in r.request_id if ch.isdigit()) or "0") % 1_000_000_000
-    date6, date8, time4 = created.strftime("%y%m%d"), created.strftime("%Y%m%d"), created.strftime("%H%M")
+    date8 = created.strftime("%Y%m%d")
     delivery = r.expected_date.replace("-", "")
     body = [
         ["ST", "850", "0001"],
@@ -128,32 +123,15 @@ def to_x12_850(world: World, r: Request) -> bytes:
         ["CTT", str(len(lines)), str(sum(x.qty for x in lines))],
     ]
     body.append(["SE", str(len(body) + 1), "0001"])
-    segments = [
-        [
-            "ISA",
-            "00",
-            _isa("", 10),
-            "00",
-            _isa("", 10),
-            cfg.isa_qualifier,
-            _isa(cfg.isa_id, 15),
-            src.isa_qualifier,
-            _isa(src.isa_id, 15),
-            date6,
-            time4,
-            "U",
-            "00401",
-            f"{control:09d}",
-            "0",
-            cfg.usage,
-            ">",
-        ],
-        ["GS", "PO", cfg.gs_id, src.gs_id, date8, time4, str(control), "X", "004010"],
-        *body,
-        ["GE", "1", str(control)],
-        ["IEA", "1", f"{control:09d}"],
-    ]
-    return ("~\n".join("*".join(seg) for seg in segments) + "~\n").encode()
+    return x12.interchange(
+        "PO",
+        x12.Party(cfg.isa_qualifier, cfg.isa_id, cfg.gs_id),
+        x12.Party(src.isa_qualifier, src.isa_id, src.gs_id),
+        cfg.usage,
+        control,
+        created,
+        body,
+    )
 
 
 FORMATS = {

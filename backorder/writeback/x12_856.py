@@ -18,17 +18,11 @@ from typing import Any
 import trio
 
 from backorder.daemon import files
+from backorder.documents import x12
 from backorder.timeutil import parse_ts
 from backorder.writeback.base import Adapter
 
-
-def _isa(value: str, width: int) -> str:
-    return value[:width].ljust(width)
-
-
-def _text(value: str) -> str:
-    # the separators (and line breaks) must not appear inside an element
-    return "".join(ch for ch in str(value) if ch not in "*~^:>" and ch.isprintable()).strip() or "-"
+_text = x12.text
 
 
 class X12AsnChannel(Adapter):
@@ -37,7 +31,7 @@ class X12AsnChannel(Adapter):
         wb = self.wb
         shipped = dt.datetime.fromtimestamp(parse_ts(data["ship_date"]), dt.UTC)
         control = int("".join(ch for ch in notice_id if ch.isdigit()) or "0") % 1_000_000_000
-        date6, date8, time4 = shipped.strftime("%y%m%d"), shipped.strftime("%Y%m%d"), shipped.strftime("%H%M")
+        date8, time4 = shipped.strftime("%Y%m%d"), shipped.strftime("%H%M")
         body = [
             ["ST", "856", "0001"],
             ["BSN", "00", _text(data["shipment_id"]), date8, time4, "0001"],
@@ -56,32 +50,15 @@ class X12AsnChannel(Adapter):
             body.append(["SN1", "", str(item["qty"]), "EA"])
         body.append(["CTT", str(hl)])
         body.append(["SE", str(len(body) + 1), "0001"])
-        segments = [
-            [
-                "ISA",
-                "00",
-                _isa("", 10),
-                "00",
-                _isa("", 10),
-                site.isa_qualifier,
-                _isa(site.isa_id, 15),
-                wb.isa_qualifier,
-                _isa(wb.isa_id, 15),
-                date6,
-                time4,
-                "U",
-                "00401",
-                f"{control:09d}",
-                "0",
-                site.usage,
-                ">",
-            ],
-            ["GS", "SH", site.gs_id, wb.gs_id, date8, time4, str(control), "X", "004010"],
-            *body,
-            ["GE", "1", str(control)],
-            ["IEA", "1", f"{control:09d}"],
-        ]
-        return ("~\n".join("*".join(seg) for seg in segments) + "~\n").encode()
+        return x12.interchange(
+            "SH",
+            x12.Party(site.isa_qualifier, site.isa_id, site.gs_id),
+            x12.Party(wb.isa_qualifier, wb.isa_id, wb.gs_id),
+            site.usage,
+            control,
+            shipped,
+            body,
+        )
 
     async def fulfillment(self, notice_id: str, data: dict[str, Any]) -> str:
         return await trio.to_thread.run_sync(self._write, notice_id, self.asn(notice_id, data))
