@@ -347,6 +347,26 @@ def _sent_ops() -> set[str]:
     return ops
 
 
+def test_no_two_requests_of_the_story_share_an_id():
+    # replies are matched by id: two sections that reuse ids match each other's replies
+    # when their requests are in flight together, and the story fails only sometimes
+    seen: dict[object, str] = {}
+    clashes = []
+    for ex in STORY:
+        for line in ex.requests:
+            try:
+                req = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(req, dict) or "id" not in req:
+                continue
+            key = json.dumps(req["id"])
+            if key in seen:
+                clashes.append(f"id {key} at {seen[key]} and {ex.where()}")
+            seen[key] = ex.where()
+    assert clashes == []
+
+
 def test_every_op_has_a_section_and_a_running_example():
     headings = set(re.findall(r"^#{2,4} `([a-z._]+)`", DOCUMENT.text, flags=re.M))
     assert sorted(p.OPS - headings) == [], "ops without a '### `op`' section in docs/protocol.md"
