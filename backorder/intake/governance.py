@@ -12,10 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import msgspec
 from msgspec import Struct
@@ -27,6 +25,7 @@ from backorder.errors import AccessError, InvalidInput, LimitError, NotFound
 from backorder.intake.adapters import CHANNELS, account_hint
 from backorder.intake.draft import Draft
 from backorder.protocol import OrderSubmit
+from backorder.secrets import read_secret
 
 # Header a source without a signature scheme of its own (amazon_sp, bigcommerce, x12_850,
 # csv) must send over HTTP: base64 HMAC-SHA256 of the raw body with the account's secret.
@@ -88,16 +87,7 @@ def resolve_account(d: Delivery) -> str:
 
 
 def secret(prof: ValidationProfile) -> bytes | None:
-    if prof.secret_env:
-        value = os.environ.get(prof.secret_env)
-        if value:
-            return value.encode()
-    if prof.secret_file:
-        try:
-            return Path(prof.secret_file).read_text().splitlines()[0].strip().encode()
-        except (OSError, IndexError):
-            return None
-    return None
+    return read_secret(prof.secret_env, prof.secret_file).encode() or None
 
 
 def sign(body: bytes, key: bytes) -> str:

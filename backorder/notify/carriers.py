@@ -48,7 +48,6 @@ import unicodedata
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import structlog
@@ -61,6 +60,7 @@ from backorder.actors.engine import Engine
 from backorder.config.settings import CarriersSettings, RemoteCarrierSettings
 from backorder.notify.channels import CredentialRejected, DeliveryError, Rejected
 from backorder.notify.render import Rendered
+from backorder.secrets import read_secret, why_missing
 
 log = structlog.get_logger()
 
@@ -103,16 +103,12 @@ class CarrierApi(Protocol):
     def tracking(self, headers: dict[str, str], body: bytes) -> list[tuple[str, str, str]]: ...
 
 
-def read_secret(env: str, file: str, what: str) -> str:
-    """A secret from an environment variable or the first line of a file, read at each use."""
-    if env and os.environ.get(env):
-        return os.environ[env]
-    if file:
-        try:
-            return Path(file).read_text().splitlines()[0].strip()
-        except (OSError, IndexError):
-            pass
-    raise CredentialRejected(f"{what} is not configured (or empty): set {env or 'the *_env key'} or a file")
+def required_secret(env: str, file: str, what: str) -> str:
+    """A carrier's secret (``backorder.secrets``); none is a refused credential."""
+    value = read_secret(env, file)
+    if not value:
+        raise CredentialRejected(f"{what} is not configured (or empty): {why_missing(env, file)}")
+    return value
 
 
 def _message(body: bytes) -> str:
@@ -178,7 +174,7 @@ class EasyPost:
         self.base = (cfg.base_url or self.production).rstrip("/")
 
     def _auth(self) -> dict[str, str]:
-        key = read_secret(self.cfg.key_env, self.cfg.key_file, "carriers.easypost API key")
+        key = required_secret(self.cfg.key_env, self.cfg.key_file, "carriers.easypost API key")
         return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
     def _call(self, method: str, path: str, doc: dict | None = None) -> dict:
@@ -260,7 +256,7 @@ class EasyPost:
 
     def tracking(self, headers: dict[str, str], body: bytes) -> list[tuple[str, str, str]]:
         try:
-            secret = read_secret(self.cfg.webhook_secret_env, self.cfg.webhook_secret_file, "webhook secret")
+            secret = required_secret(self.cfg.webhook_secret_env, self.cfg.webhook_secret_file, "webhook secret")
         except CredentialRejected:
             raise BadSignature("no webhook secret is configured for easypost") from None
         key = unicodedata.normalize("NFKD", secret).encode()
@@ -314,8 +310,8 @@ class Ups:
 
     def _auth(self) -> dict[str, str]:
         if self._token is None or time.monotonic() >= self._token[1]:
-            cid = read_secret(self.cfg.key_env, self.cfg.key_file, "carriers.ups client id")
-            secret = read_secret(self.cfg.secret_env, self.cfg.secret_file, "carriers.ups client secret")
+            cid = required_secret(self.cfg.key_env, self.cfg.key_file, "carriers.ups client id")
+            secret = required_secret(self.cfg.secret_env, self.cfg.secret_file, "carriers.ups client secret")
             basic = base64.b64encode(f"{cid}:{secret}".encode()).decode()
             raw = http(
                 "POST",

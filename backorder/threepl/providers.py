@@ -32,8 +32,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
-from pathlib import Path
+from abc import ABC, abstractmethod
 from typing import Any
 from urllib.parse import quote
 
@@ -41,6 +40,7 @@ from backorder.actors.events import NoticeQueued
 from backorder.config.settings import ThreeplSettings
 from backorder.notify.channels import Rejected
 from backorder.notify.render import Rendered
+from backorder.secrets import read_secret
 from backorder.writeback.http import Api, basic, credential
 
 
@@ -55,19 +55,12 @@ class Shipped:
 
 def webhook_secret(cfg: ThreeplSettings) -> str:
     """The webhook signing secret ("" when it cannot be read: every delivery is refused)."""
-    if cfg.webhook_secret_env:
-        return os.environ.get(cfg.webhook_secret_env, "")
-    if cfg.webhook_secret_file:
-        try:
-            lines = Path(cfg.webhook_secret_file).read_text().splitlines()
-        except OSError:
-            return ""
-        return lines[0].strip() if lines else ""
-    return ""
+    return read_secret(cfg.webhook_secret_env, cfg.webhook_secret_file)
 
 
-class Provider:
-    """The 3PL as a delivery channel of the outbox, plus its inventory and webhook sides."""
+class Provider(ABC):
+    """The 3PL as a delivery channel of the outbox, plus its inventory and webhook sides;
+    each provider (below) implements the five abstract members from its documented API."""
 
     name = "threepl"
 
@@ -81,20 +74,20 @@ class Provider:
             raise Rejected(f"{self.name}: no {notice.kind!r} notices to a 3PL")
         return await self.create_order(notice.data)
 
-    def auth(self) -> dict[str, str]:
-        raise NotImplementedError
+    @abstractmethod
+    def auth(self) -> dict[str, str]: ...
 
-    async def create_order(self, data: dict[str, Any]) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    async def create_order(self, data: dict[str, Any]) -> str: ...
 
-    async def inventory(self) -> dict[str, int]:
-        raise NotImplementedError
+    @abstractmethod
+    async def inventory(self) -> dict[str, int]: ...
 
-    def verify(self, headers: dict[str, str], query: dict[str, str], body: bytes) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def verify(self, headers: dict[str, str], query: dict[str, str], body: bytes) -> bool: ...
 
-    async def shipped(self, doc: Any) -> list[Shipped]:
-        raise NotImplementedError
+    @abstractmethod
+    async def shipped(self, doc: Any) -> list[Shipped]: ...
 
 
 class ShipBob(Provider):

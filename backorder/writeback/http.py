@@ -10,10 +10,8 @@ Blocking (urllib): run in a worker thread by ``Api.call``.
 from __future__ import annotations
 
 import base64
-import os
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -21,6 +19,7 @@ import trio
 
 from backorder.config.settings import WritebackSettings
 from backorder.notify.channels import CredentialRejected, DeliveryError, Rejected
+from backorder.secrets import read_secret, why_missing
 
 _RETRIED = frozenset({408, 425, 429})
 
@@ -28,20 +27,10 @@ _RETRIED = frozenset({408, 425, 429})
 def credential(wb: WritebackSettings, target: str) -> str:
     """The account's credential from its environment variable or file (first line), read
     at each send so a rotated token takes effect without a restart."""
-    if wb.credential_env:
-        value = os.environ.get(wb.credential_env, "")
-        if value:
-            return value
-        raise CredentialRejected(f"{target}: environment variable {wb.credential_env} is not set or empty")
-    if wb.credential_file:
-        try:
-            lines = Path(wb.credential_file).read_text().splitlines()
-        except OSError as exc:
-            raise CredentialRejected(f"{target}: cannot read {wb.credential_file}: {exc.strerror}") from None
-        if lines and lines[0].strip():
-            return lines[0].strip()
-        raise CredentialRejected(f"{target}: {wb.credential_file} is empty")
-    raise CredentialRejected(f"{target}: no credential_env or credential_file")
+    value = read_secret(wb.credential_env, wb.credential_file)
+    if not value:
+        raise CredentialRejected(f"{target}: {why_missing(wb.credential_env, wb.credential_file)}")
+    return value
 
 
 def basic(user_password: str) -> str:
