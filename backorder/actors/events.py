@@ -580,6 +580,19 @@ class ThreeplRouting(Event, tag="threepl_routing", kw_only=True, frozen=True):
     reason: str
 
 
+class LinePromised(Event, tag="line_promised", kw_only=True, frozen=True):
+    """order actor: the ship-by date a line was promised at order time (``promise_rules``);
+    ``source`` ("from" on the wire) is "stock", the request id whose units it waits for, or
+    "lead_time"; ``confidence`` the chance it holds (0-1). A line keeps its first promise."""
+
+    order_id: str
+    line_no: Int53
+    sku: str
+    date: str  # YYYY-MM-DD
+    source: str = msgspec.field(name="from")
+    confidence: float
+
+
 AnyEvent = (
     OrderReceived
     | Allocated
@@ -623,6 +636,7 @@ AnyEvent = (
     | ShipmentTracked
     | OrderRouted
     | ThreeplRouting
+    | LinePromised
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -640,6 +654,7 @@ TOPICS: dict[str, frozenset[str]] = {
             "order_amended",
             "order_address_set",
             "order_expedited",
+            "line_promised",
         }
     ),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),

@@ -10,7 +10,7 @@ import msgspec
 import trio
 
 from backorder import protocol as p
-from backorder.actors import bulk_rules, order_rules, threepl_rules
+from backorder.actors import bulk_rules, order_rules, promise_rules, threepl_rules
 from backorder.actors import events as ev
 from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
@@ -158,6 +158,7 @@ class OrderActor:
     def _finish_submit(self, order_id: str, reply, *more) -> None:
         engine, world = self.engine, self.engine.world
         order = world.orders[order_id]
+        promise_rules.promise_order(world, order, engine.emit, engine.now())  # before its units may ship
         order_rules.settle_order(world, order, engine.emit, engine.now(), engine.auto_pick)
         reply.ok(order_result(world, order, duplicate=False))
         for twin in more:  # the same order sent again while the first was being served

@@ -1,0 +1,272 @@
+"""Delivery promises (DESIGN.md invariant 9: promises are kept or told).
+
+At order time each line gets a ship-by date (``promise``): when its units are expected at
+the site plus ``[promises] handling_days``. The units are expected
+
+- today, from ``stock``: the line is fully allocated;
+- on the expected date of the open request (purchase order or transfer) whose units it
+  waits for in service order (``from`` = that request id); a request the supplier has not
+  confirmed (no acknowledgement, ship notice or new date) is taken no earlier than its
+  raise time + the source's lead time at ``[promises] lead_time_percentile``;
+- today + that lead time (``from`` = ``lead_time``) for quantity no open supply covers.
+
+The lead time is the planner's measurement for the SKU's source (``policy_tuned``: mean +
+z x sd at the percentile) once it has one, else the policy's ``lead_time_days``. A
+ship-complete order ships when its last line can: every line is promised that date.
+
+The promise is journaled (``line_promised``, one event per line, in the same step - so
+the same group commit - as the order) and a line keeps its first one. ``recheck`` then
+compares each waiting promised line's current expected ship-by date with the date its
+customer was last told, after anything that can move it (a supply re-dated, cancelled,
+short-closed or received short, a priority order served ahead, a planner change, a
+supply going overdue): later by more than ``[promises] tolerance_days`` -> a ``delay``
+notice with the new date, whose ``promise_told`` entries record it as told (so a move is
+told once, and a replay after a crash tells it no second time). Earlier: nothing, unless
+``notify_earlier``. Pure and synchronous, like the other rules.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from itertools import accumulate
+from statistics import NormalDist
+from typing import Any
+
+from backorder.actors import events as ev
+from backorder.actors import notice_rules
+from backorder.actors.model import Line, Order, Request, Sku, World
+from backorder.errors import InvalidInput, NotFound
+from backorder.timeutil import iso_date, parse_ts
+
+Emit = Callable[[ev.Event], None]
+DAY = 86400.0
+STOCK = "stock"
+LEAD_TIME = "lead_time"
+# How likely a date holds, by what it rests on: units at the site; a supplier's own word
+# (acknowledged, ship notice, a confirmed date); a date from the measured lead time at the
+# percentile (its own percentile); a date from an unmeasured policy lead time.
+CONFIDENCE_STOCK = 0.98
+CONFIDENCE_CONFIRMED = 0.9
+CONFIDENCE_UNMEASURED = 0.6
+_BY_DATE = operator.attrgetter("expected_date", "request_id")
+
+
+class Supply:
+    """A SKU's open supply in arrival order, for promises: ``cover(units)`` is the request
+    whose units complete the first ``units`` waiting after the available stock."""
+
+    __slots__ = ("free", "requests", "cumulative")
+
+    def __init__(self, s: Sku) -> None:
+        self.free = max(s.available, 0)
+        self.requests: list[Request] = sorted(s.inbound.values(), key=_BY_DATE)
+        self.cumulative = list(accumulate(r.open_qty for r in self.requests))
+
+    def cover(self, units: int) -> tuple[bool, Request | None]:
+        """(True, None): covered by stock; (False, the request that completes them);
+        (False, None): open supply does not cover them."""
+        if units <= self.free:
+            return True, None
+        i = bisect_left(self.cumulative, units - self.free)
+        return False, self.requests[i] if i < len(self.requests) else None
+
+
+def lead_days(world: World, s: Sku) -> tuple[float, float]:
+    """(lead time in days at the configured percentile, confidence of a date resting on it)."""
+    pct = world.settings.promises.lead_time_percentile
+    tuned = world.tuned.get(s.sku)
+    if tuned is not None and tuned.forecast.lead_time_measured:
+        f = tuned.forecast
+        return f.lead_time_days + NormalDist().inv_cdf(pct / 100.0) * f.lead_time_sd, pct / 100.0
+    return float(s.policy.lead_time_days), CONFIDENCE_UNMEASURED
+
+
+def _confirmed(r: Request) -> bool:
+    """Whether the supplier gave its own word on the request (quantity or date)."""
+    return r.acknowledged is not None or bool(r.asns) or r.status != "open"
+
+
+def _ship_by(arrival: float, world: World) -> str:
+    return iso_date(arrival + world.settings.promises.handling_days * DAY)
+
+
+def expected(world: World, s: Sku, supply: Supply, units: int, now: float) -> tuple[str, str, float] | None:
+    """(ship-by date, from, confidence) of the waiting line whose units are the first
+    ``units`` of the SKU's queue; None when open supply does not cover them."""
+    stock, c = supply.cover(units)
+    if stock:
+        return _ship_by(now, world), STOCK, CONFIDENCE_STOCK
+    if c is None:
+        return None
+    arrival = max(parse_ts(c.expected_date), _day(now))
+    confidence = CONFIDENCE_CONFIRMED
+    if not _confirmed(c):
+        lead, confidence = lead_days(world, s)
+        arrival = max(arrival, _day(c.created_ts + lead * DAY))
+    return _ship_by(arrival, world), c.request_id, confidence
+
+
+def _day(ts: float) -> float:
+    """Midnight UTC of the day of ``ts`` (dates are days)."""
+    return math.floor(ts / DAY) * DAY
+
+
+def line_promise(world: World, line: Line, now: float, supply: Supply | None = None) -> tuple[str, str, float]:
+    """The promise for one line as things stand: (date, from, confidence)."""
+    if not line.requires_shipping or not line.need:
+        return _ship_by(now, world), STOCK, CONFIDENCE_STOCK
+    s = world.skus[line.sku]
+    if supply is None:
+        supply = Supply(s)
+    _pos, ahead = s.queue.place(line)
+    got = expected(world, s, supply, ahead + line.need, now)
+    if got is not None:
+        return got
+    lead, confidence = lead_days(world, s)
+    return _ship_by(_day(now) + math.ceil(lead) * DAY, world), LEAD_TIME, confidence
+
+
+def _order_dates(world: World, order: Order, lines: Iterable[Line], now: float) -> list[tuple[str, str, float]]:
+    got = [line_promise(world, ln, now) for ln in lines]
+    if order.spec.ship_complete and got:
+        last = max(d for d, _, _ in got)
+        low = min(c for _, _, c in got)
+        got = [(last, src, low) for _, src, _ in got]
+    return got
+
+
+def promise_order(world: World, order: Order, emit: Emit, now: float) -> None:
+    """Journal the first promise of each of the order's lines that has none (a held order's
+    lines wait for payment in no queue: they are promised when it is released)."""
+    if order.hold or order.cancelled or order.routed_to:
+        return
+    known = world.promises
+    if all((order.order_id, ln.line_no) in known for ln in order.lines):
+        return
+    lines = [ln for ln in order.lines if ln.requires_shipping and not ln.cancelled]  # a gift card ships nothing
+    for ln, (date, src, conf) in zip(lines, _order_dates(world, order, lines, now), strict=True):
+        if (order.order_id, ln.line_no) in known:
+            continue
+        emit(
+            ev.LinePromised(
+                ts=now, order_id=order.order_id, line_no=ln.line_no, sku=ln.sku, date=date, source=src, confidence=conf
+            )
+        )
+
+
+def promise_view(world: World, order_id: str, line: Line, now: float) -> dict[str, Any] | None:
+    """A line's promise for a reply: its first promise, the date last told and the date
+    expected now (None when the line has no promise)."""
+    p = world.promises.get((order_id, line.line_no))
+    if p is None:
+        return None
+    out: dict[str, Any] = {"date": p.date, "from": p.source, "confidence": p.confidence, "told": p.told}
+    if line.requires_shipping and not line.cancelled and line.need and not line.held:
+        out["expected"] = line_promise(world, line, now)[0]
+    return out
+
+
+def recheck(world: World, s: Sku, emit: Emit, now: float) -> list[ev.NoticeQueued]:
+    """Tell the customers of SKU ``s``'s waiting promised lines whose expected ship-by date
+    moved later than last told by more than the tolerance (earlier: only with
+    ``notify_earlier``): one notice per order. One bisect per waiting line."""
+    if not world.promises or not s.queue:
+        return []
+    cfg = world.settings.promises
+    tol = cfg.tolerance_days * DAY
+    supply = Supply(s)
+    moved: dict[str, list[dict[str, Any]]] = {}
+    ahead = 0
+    for line in s.queue.lines():
+        need = line.need
+        ahead += need
+        p = world.promises.get((line.order_id, line.line_no))
+        if p is None:
+            continue
+        got = expected(world, s, supply, ahead, now)
+        if got is None:  # nothing open covers it: a reorder gives it a date
+            continue
+        shift = parse_ts(got[0]) - parse_ts(p.told)
+        if shift > tol or (cfg.notify_earlier and -shift > tol):
+            moved.setdefault(line.order_id, []).append(
+                {
+                    "line_no": line.line_no,
+                    "sku": line.sku,
+                    "old_date": p.told,
+                    "new_date": got[0],
+                    "promised_date": p.date,
+                    "from": got[1],
+                }
+            )
+    return _tell(world, moved, emit, now)
+
+
+def _tell(world: World, moved: dict[str, list[dict[str, Any]]], emit: Emit, now: float) -> list[ev.NoticeQueued]:
+    out = []
+    for order_id, lines in moved.items():
+        later = any(li["new_date"] > li["old_date"] for li in lines)
+        e = notice_rules._customer(
+            world,
+            world.orders[order_id],
+            "delay" if later else "earlier",
+            "Order {number}: new expected date" if later else "Order {number}: it will ship sooner",
+            f"{len(lines)} line(s) now expected to ship by {max(li['new_date'] for li in lines)}",
+            {"lines": lines, "promise_told": [[li["line_no"], li["new_date"]] for li in lines]},
+            emit,
+            now,
+        )
+        if e is not None:
+            out.append(e)
+    return out
+
+
+def overdue(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
+    """The periodic check: a supply past its expected date moves its lines' dates by the
+    day without any event; recheck the SKUs that wait for one."""
+    if not world.promises:
+        return []
+    today = iso_date(now)
+    out: list[ev.NoticeQueued] = []
+    for s in sorted((s for s in world.skus.values() if s.queue and s.inbound), key=lambda s: s.sku):
+        if any(r.expected_date < today for r in s.inbound.values()):
+            out += recheck(world, s, emit, now)
+    return out
+
+
+# --- atp.check: the same promise for an order not placed ---------------------------------
+
+
+def check(world: World, lines: list[tuple[str, int]], now: float, ship_complete: bool = False) -> list[dict[str, Any]]:
+    """The promise each line of a prospective order would get, were it placed now: it
+    would join the back of each SKU's queue (FIFO; under priority rules, a new line takes
+    its rank's place, and this answer is the latest it could get). Nothing is journaled.
+    Refuses an unknown SKU or a quantity <= 0 or over ``[limits] max_quantity``."""
+    cap = world.settings.limits.max_quantity
+    for i, (sku, qty) in enumerate(lines, start=1):
+        if isinstance(qty, bool) or qty <= 0 or qty > cap:
+            raise InvalidInput(
+                "invalid_quantity", f"line {i}: qty {qty} must be between 1 and {cap} ([limits] max_quantity)"
+            )
+        if sku not in world.skus:
+            raise NotFound("unknown_sku", f"line {i}: SKU {sku!r} is not known")
+    out = []
+    extra: dict[str, int] = {}  # units earlier lines of this order would take, per SKU
+    for n, (sku, qty) in enumerate(lines, start=1):
+        s = world.skus[sku]
+        before = extra.get(sku, 0)
+        extra[sku] = before + qty
+        got = expected(world, s, Supply(s), s.backordered + before + qty, now) if qty else None
+        if got is None:
+            lead, conf = lead_days(world, s)
+            got = (_ship_by(_day(now) + math.ceil(lead) * DAY, world), LEAD_TIME, conf)
+        out.append(
+            {"line_no": n, "sku": sku, "qty": qty, "promise": {"date": got[0], "from": got[1], "confidence": got[2]}}
+        )
+    if ship_complete and out:
+        last = max(li["promise"]["date"] for li in out)
+        for li in out:
+            li["promise"]["date"] = last
+    return out
