@@ -580,17 +580,24 @@ class ThreeplRouting(Event, tag="threepl_routing", kw_only=True, frozen=True):
     reason: str
 
 
-class LinePromised(Event, tag="line_promised", kw_only=True, frozen=True):
-    """order actor: the ship-by date a line was promised at order time (``promise_rules``);
-    ``source`` ("from" on the wire) is "stock", the request id whose units it waits for, or
-    "lead_time"; ``confidence`` the chance it holds (0-1). A line keeps its first promise."""
+class PromisedLine(Struct, kw_only=True, frozen=True):
+    """One line's promise in ``lines_promised``: its ship-by ``date`` (YYYY-MM-DD),
+    ``source`` ("from" on the wire: "stock", the request id whose units it waits for, or
+    "lead_time") and ``confidence`` (the chance it holds, 0-1)."""
 
-    order_id: str
     line_no: Int53
     sku: str
-    date: str  # YYYY-MM-DD
+    date: str
     source: str = msgspec.field(name="from")
     confidence: float
+
+
+class LinesPromised(Event, tag="lines_promised", kw_only=True, frozen=True):
+    """order actor: the ship-by dates an order's lines were promised when it was accepted
+    (``promise_rules``), one event per order; a line keeps its first promise."""
+
+    order_id: str
+    lines: list[PromisedLine]
 
 
 AnyEvent = (
@@ -636,7 +643,7 @@ AnyEvent = (
     | ShipmentTracked
     | OrderRouted
     | ThreeplRouting
-    | LinePromised
+    | LinesPromised
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -654,7 +661,7 @@ TOPICS: dict[str, frozenset[str]] = {
             "order_amended",
             "order_address_set",
             "order_expedited",
-            "line_promised",
+            "lines_promised",
         }
     ),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),

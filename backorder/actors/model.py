@@ -248,7 +248,7 @@ class Sku:
 
 
 class Promise:
-    """A line's first promise (``line_promised``) and the ship-by date its customer was last
+    """A line's first promise (``lines_promised``) and the ship-by date its customer was last
     told (the promise, then each delay notice's ``promise_told``; see ``promise_rules``)."""
 
     __slots__ = ("date", "source", "confidence", "told")
@@ -511,7 +511,7 @@ class World:
             ev.OrderExpedited: self._order_expedited,
             ev.OrderRouted: self._order_routed,
             ev.ThreeplRouting: self._threepl_routing,
-            ev.LinePromised: self._line_promised,
+            ev.LinesPromised: self._lines_promised,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -914,8 +914,9 @@ class World:
             for level in e.data["levels"]:
                 self.stock_told[(e.channel, level["sku"])] = (e.notice_id, level["quantity"])
 
-    def _line_promised(self, e: ev.LinePromised) -> None:
-        self.promises.setdefault((e.order_id, e.line_no), Promise(e.date, e.source, e.confidence))
+    def _lines_promised(self, e: ev.LinesPromised) -> None:
+        for li in e.lines:
+            self.promises.setdefault((e.order_id, li.line_no), Promise(li.date, li.source, li.confidence))
 
     def _notice_attempted(self, e: ev.NoticeAttempted) -> None:
         n = self.notices[e.notice_id]

@@ -14,8 +14,9 @@ The lead time is the planner's measurement for the SKU's source (``policy_tuned`
 z x sd at the percentile) once it has one, else the policy's ``lead_time_days``. A
 ship-complete order ships when its last line can: every line is promised that date.
 
-The promise is journaled (``line_promised``, one event per line, in the same step - so
-the same group commit - as the order) and a line keeps its first one. ``recheck`` then
+The promises are journaled (``lines_promised``, one event per order: a journal row costs
+more than the promise, see README "Delivery promises") before the order's reply, and a
+line keeps its first one. ``recheck`` then
 compares each waiting promised line's current expected ship-by date with the date its
 customer was last told, after anything that can move it (a supply re-dated, cancelled,
 short-closed or received short, a priority order served ahead, a planner change, a
@@ -27,11 +28,12 @@ told once, and a replay after a crash tells it no second time). Earlier: nothing
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import operator
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
-from itertools import accumulate
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
@@ -39,7 +41,7 @@ from backorder.actors import events as ev
 from backorder.actors import notice_rules
 from backorder.actors.model import Line, Order, Request, Sku, World
 from backorder.errors import InvalidInput, NotFound
-from backorder.timeutil import iso_date, parse_ts
+from backorder.timeutil import iso_date
 
 Emit = Callable[[ev.Event], None]
 DAY = 86400.0
@@ -56,22 +58,30 @@ _BY_DATE = operator.attrgetter("expected_date", "request_id")
 
 class Supply:
     """A SKU's open supply in arrival order, for promises: ``cover(units)`` is the request
-    whose units complete the first ``units`` waiting after the available stock."""
+    whose units complete the first ``units`` waiting after the available stock. Built on
+    the SKU's own cached supply curve (same order: expected date, request id); the requests
+    are sorted only when a line is found to wait for one."""
 
-    __slots__ = ("free", "requests", "cumulative")
+    __slots__ = ("free", "curve", "sku", "_requests")
 
     def __init__(self, s: Sku) -> None:
         self.free = max(s.available, 0)
-        self.requests: list[Request] = sorted(s.inbound.values(), key=_BY_DATE)
-        self.cumulative = list(accumulate(r.open_qty for r in self.requests))
+        self.curve = s.supply()
+        self.sku = s
+        self._requests: list[Request] | None = None
 
     def cover(self, units: int) -> tuple[bool, Request | None]:
         """(True, None): covered by stock; (False, the request that completes them);
         (False, None): open supply does not cover them."""
         if units <= self.free:
             return True, None
-        i = bisect_left(self.cumulative, units - self.free)
-        return False, self.requests[i] if i < len(self.requests) else None
+        i = bisect_left(self.curve.cumulative, units - self.free)
+        if i >= len(self.curve.cumulative):
+            return False, None
+        if self._requests is None:
+            inbound = self.sku.inbound
+            self._requests = list(inbound.values()) if len(inbound) == 1 else sorted(inbound.values(), key=_BY_DATE)
+        return False, self._requests[i]
 
 
 def lead_days(world: World, s: Sku) -> tuple[float, float]:
@@ -80,8 +90,32 @@ def lead_days(world: World, s: Sku) -> tuple[float, float]:
     tuned = world.tuned.get(s.sku)
     if tuned is not None and tuned.forecast.lead_time_measured:
         f = tuned.forecast
-        return f.lead_time_days + NormalDist().inv_cdf(pct / 100.0) * f.lead_time_sd, pct / 100.0
+        return f.lead_time_days + _z(pct) * f.lead_time_sd, pct / 100.0
     return float(s.policy.lead_time_days), CONFIDENCE_UNMEASURED
+
+
+@lru_cache(maxsize=16)
+def _z(pct: float) -> float:
+    return NormalDist().inv_cdf(pct / 100.0)
+
+
+# Dates as day numbers (days since 1970-01-01): a promise is a whole day, and the hot path
+# (one promise per order line) must not parse timestamps. A site sees few distinct dates.
+_EPOCH = dt.date(1970, 1, 1).toordinal()
+
+
+def _dayno(ts: float) -> int:
+    return math.floor(ts / DAY)
+
+
+@lru_cache(maxsize=4096)
+def _dayno_of(date: str) -> int:
+    return dt.date.fromisoformat(date[:10]).toordinal() - _EPOCH
+
+
+@lru_cache(maxsize=4096)
+def _date_of(dayno: int) -> str:
+    return dt.date.fromordinal(dayno + _EPOCH).isoformat()
 
 
 def _confirmed(r: Request) -> bool:
@@ -89,8 +123,9 @@ def _confirmed(r: Request) -> bool:
     return r.acknowledged is not None or bool(r.asns) or r.status != "open"
 
 
-def _ship_by(arrival: float, world: World) -> str:
-    return iso_date(arrival + world.settings.promises.handling_days * DAY)
+def _ship_by(arrival: int, world: World) -> str:
+    """The ship-by date of units at the site on day number ``arrival``."""
+    return _date_of(arrival + world.settings.promises.handling_days)
 
 
 def expected(world: World, s: Sku, supply: Supply, units: int, now: float) -> tuple[str, str, float] | None:
@@ -98,35 +133,33 @@ def expected(world: World, s: Sku, supply: Supply, units: int, now: float) -> tu
     ``units`` of the SKU's queue; None when open supply does not cover them."""
     stock, c = supply.cover(units)
     if stock:
-        return _ship_by(now, world), STOCK, CONFIDENCE_STOCK
+        return _ship_by(_dayno(now), world), STOCK, CONFIDENCE_STOCK
     if c is None:
         return None
-    arrival = max(parse_ts(c.expected_date), _day(now))
+    arrival = max(_dayno_of(c.expected_date), _dayno(now))
     confidence = CONFIDENCE_CONFIRMED
     if not _confirmed(c):
         lead, confidence = lead_days(world, s)
-        arrival = max(arrival, _day(c.created_ts + lead * DAY))
+        arrival = max(arrival, _dayno(c.created_ts + lead * DAY))
     return _ship_by(arrival, world), c.request_id, confidence
 
 
-def _day(ts: float) -> float:
-    """Midnight UTC of the day of ``ts`` (dates are days)."""
-    return math.floor(ts / DAY) * DAY
+def _by_lead_time(world: World, s: Sku, now: float) -> tuple[str, str, float]:
+    """For units no open supply covers: today + the source's lead time."""
+    lead, confidence = lead_days(world, s)
+    return _ship_by(_dayno(now) + math.ceil(lead), world), LEAD_TIME, confidence
 
 
 def line_promise(world: World, line: Line, now: float, supply: Supply | None = None) -> tuple[str, str, float]:
     """The promise for one line as things stand: (date, from, confidence)."""
     if not line.requires_shipping or not line.need:
-        return _ship_by(now, world), STOCK, CONFIDENCE_STOCK
+        return _ship_by(_dayno(now), world), STOCK, CONFIDENCE_STOCK
     s = world.skus[line.sku]
     if supply is None:
         supply = Supply(s)
     _pos, ahead = s.queue.place(line)
     got = expected(world, s, supply, ahead + line.need, now)
-    if got is not None:
-        return got
-    lead, confidence = lead_days(world, s)
-    return _ship_by(_day(now) + math.ceil(lead) * DAY, world), LEAD_TIME, confidence
+    return got if got is not None else _by_lead_time(world, s, now)
 
 
 def _order_dates(world: World, order: Order, lines: Iterable[Line], now: float) -> list[tuple[str, str, float]]:
@@ -147,14 +180,13 @@ def promise_order(world: World, order: Order, emit: Emit, now: float) -> None:
     if all((order.order_id, ln.line_no) in known for ln in order.lines):
         return
     lines = [ln for ln in order.lines if ln.requires_shipping and not ln.cancelled]  # a gift card ships nothing
-    for ln, (date, src, conf) in zip(lines, _order_dates(world, order, lines, now), strict=True):
-        if (order.order_id, ln.line_no) in known:
-            continue
-        emit(
-            ev.LinePromised(
-                ts=now, order_id=order.order_id, line_no=ln.line_no, sku=ln.sku, date=date, source=src, confidence=conf
-            )
-        )
+    promised = [
+        ev.PromisedLine(line_no=ln.line_no, sku=ln.sku, date=date, source=src, confidence=conf)
+        for ln, (date, src, conf) in zip(lines, _order_dates(world, order, lines, now), strict=True)
+        if (order.order_id, ln.line_no) not in known
+    ]
+    if promised:
+        emit(ev.LinesPromised(ts=now, order_id=order.order_id, lines=promised))
 
 
 def promise_view(world: World, order_id: str, line: Line, now: float) -> dict[str, Any] | None:
@@ -176,7 +208,7 @@ def recheck(world: World, s: Sku, emit: Emit, now: float) -> list[ev.NoticeQueue
     if not world.promises or not s.queue:
         return []
     cfg = world.settings.promises
-    tol = cfg.tolerance_days * DAY
+    tol = cfg.tolerance_days
     supply = Supply(s)
     moved: dict[str, list[dict[str, Any]]] = {}
     ahead = 0
@@ -189,7 +221,7 @@ def recheck(world: World, s: Sku, emit: Emit, now: float) -> list[ev.NoticeQueue
         got = expected(world, s, supply, ahead, now)
         if got is None:  # nothing open covers it: a reorder gives it a date
             continue
-        shift = parse_ts(got[0]) - parse_ts(p.told)
+        shift = _dayno_of(got[0]) - _dayno_of(p.told)
         if shift > tol or (cfg.notify_earlier and -shift > tol):
             moved.setdefault(line.order_id, []).append(
                 {
@@ -258,10 +290,9 @@ def check(world: World, lines: list[tuple[str, int]], now: float, ship_complete:
         s = world.skus[sku]
         before = extra.get(sku, 0)
         extra[sku] = before + qty
-        got = expected(world, s, Supply(s), s.backordered + before + qty, now) if qty else None
+        got = expected(world, s, Supply(s), s.backordered + before + qty, now)
         if got is None:
-            lead, conf = lead_days(world, s)
-            got = (_ship_by(_day(now) + math.ceil(lead) * DAY, world), LEAD_TIME, conf)
+            got = _by_lead_time(world, s, now)
         out.append(
             {"line_no": n, "sku": sku, "qty": qty, "promise": {"date": got[0], "from": got[1], "confidence": got[2]}}
         )

@@ -17,7 +17,7 @@ Figures (docs/lab.md has the formulas):
   purchase_orders     ``request_raised`` in the window
   reorder_lead_days   raise -> the receipt that completed it
   shipped_by_promise  share of promised lines shipped in full by the end of their first
-                      promised day; "n/a" when the journal has no ``line_promised`` events
+                      promised day; "n/a" when the journal has no ``lines_promised`` events
 and the DESIGN.md invariants the journal can show (``invariants``).
 """
 
@@ -177,17 +177,19 @@ class _State:
                     line.qty = rec.qty
 
     def promise(self, e: ev.Event) -> None:
-        """A ``line_promised`` event (order_id, line_no and the ship-by ``date``): the
-        line's first promise is the one it is held to."""
+        """A ``lines_promised`` event (order_id and, per line, line_no and the ship-by
+        ``date``): each line's first promise is the one it is held to."""
         self.promise_events += 1
-        line = self.lines.get((getattr(e, "order_id", ""), getattr(e, "line_no", 0)))
-        date = getattr(e, "date", None)
-        if line is None or line.promised_by is not None or not isinstance(date, str):
-            return
-        try:
-            line.promised_by = parse_ts(date[:10]) + DAY  # shipped any time on the day counts
-        except ValueError:
-            return
+        order_id = getattr(e, "order_id", "")
+        for li in getattr(e, "lines", ()):
+            line = self.lines.get((order_id, getattr(li, "line_no", 0)))
+            date = getattr(li, "date", None)
+            if line is None or line.promised_by is not None or not isinstance(date, str):
+                continue
+            try:
+                line.promised_by = parse_ts(date[:10]) + DAY  # shipped any time on the day counts
+            except ValueError:
+                continue
 
     def _order(self, seq: int, e: ev.OrderReceived) -> None:
         measured = self.measure_from <= e.ts < self.end
@@ -264,7 +266,7 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
     """The figures of a run from its journal events ``(seq, event)`` in journal order."""
     st = _State(measure_from, end)
     for seq, e in events:
-        if ev.tag_of(e) == "line_promised":  # promises journaled (a site that gives them)
+        if ev.tag_of(e) == "lines_promised":  # promises journaled (promise_rules)
             st.promise(e)
         st.apply(seq, e)
     st.finish()

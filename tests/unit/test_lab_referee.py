@@ -110,23 +110,19 @@ def test_priority_allocations_are_not_held_to_fifo():
     assert figures(enumerate(evs, start=1), 0.0, DAY)["invariants"]["fifo_order_of_service"]["ok"]
 
 
-class LinePromised(ev.Event, tag="line_promised", kw_only=True, frozen=True):
-    """The shape a promise has on the journal (order_id, line_no, the ship-by ``date``)."""
-
-    order_id: str
-    line_no: int
-    sku: str
-    date: str
+def promise(ts: float, order_id: str, date: str) -> ev.LinesPromised:
+    line = ev.PromisedLine(line_no=1, sku="A", date=date, source="stock", confidence=0.98)
+    return ev.LinesPromised(ts=ts, order_id=order_id, lines=[line])
 
 
 def test_lines_shipped_by_their_first_promise_once_promises_are_journaled():
     assert figures(enumerate(journal(), start=1), 0.0, 10 * DAY)["shipped_by_promise"] == "n/a"
     promised = [
         *journal()[:2],
-        LinePromised(ts=0.0, order_id="O1", line_no=1, sku="A", date="1970-01-01"),  # shipped that day
+        promise(0.0, "O1", "1970-01-01"),  # shipped that day
         *journal()[2:6],
-        LinePromised(ts=DAY, order_id="O2", line_no=1, sku="A", date="1970-01-03"),  # its rest ships Jan 4: late
-        LinePromised(ts=DAY, order_id="O2", line_no=1, sku="A", date="1970-01-09"),  # a later promise: not held to
+        promise(DAY, "O2", "1970-01-03"),  # its rest ships Jan 4: late
+        promise(DAY, "O2", "1970-01-09"),  # a later promise: not held to
         *journal()[6:],
     ]
     f = figures(enumerate(promised, start=1), 0.0, 10 * DAY)
