@@ -6,8 +6,8 @@ the site plus ``[promises] handling_days``. The units are expected
 - today, from ``stock``: the line is fully allocated;
 - on the expected date of the open request (purchase order or transfer) whose units it
   waits for in service order (``from`` = that request id); a request the supplier has not
-  confirmed (no acknowledgement, ship notice or new date) is taken no earlier than its
-  raise time + the source's lead time at ``[promises] lead_time_percentile``;
+  confirmed (no acknowledgement or ship notice) is taken no earlier than its raise time +
+  the source's measured lead time at ``[promises] lead_time_percentile``;
 - today + that lead time (``from`` = ``lead_time``) for quantity no open supply covers.
 
 The lead time is the planner's measurement for the SKU's source (``policy_tuned``: mean +
@@ -84,12 +84,16 @@ class Supply:
         return False, self._requests[i]
 
 
+def _measured(world: World, s: Sku) -> bool:
+    tuned = world.tuned.get(s.sku)
+    return tuned is not None and tuned.forecast.lead_time_measured
+
+
 def lead_days(world: World, s: Sku) -> tuple[float, float]:
     """(lead time in days at the configured percentile, confidence of a date resting on it)."""
-    pct = world.settings.promises.lead_time_percentile
-    tuned = world.tuned.get(s.sku)
-    if tuned is not None and tuned.forecast.lead_time_measured:
-        f = tuned.forecast
+    if _measured(world, s):
+        pct = world.settings.promises.lead_time_percentile
+        f = world.tuned[s.sku].forecast
         return f.lead_time_days + _z(pct) * f.lead_time_sd, pct / 100.0
     return float(s.policy.lead_time_days), CONFIDENCE_UNMEASURED
 
@@ -140,7 +144,8 @@ def expected(world: World, s: Sku, supply: Supply, units: int, now: float) -> tu
     confidence = CONFIDENCE_CONFIRMED
     if not _confirmed(c):
         lead, confidence = lead_days(world, s)
-        arrival = max(arrival, _dayno(c.created_ts + lead * DAY))
+        if _measured(world, s):  # what the source really takes, not what the policy assumes
+            arrival = max(arrival, _dayno(c.created_ts + lead * DAY))
     return _ship_by(arrival, world), c.request_id, confidence
 
 

@@ -60,6 +60,11 @@ auto_pick = true
 [sources.lab]
 name = "Lab Supply"
 
+# customer notices are journaled (unrouted: the lab's orders carry no e-mail address), so
+# the referee sees which slipped promises were told (late_lines_told_in_time)
+[notifications.routes]
+"*" = "email"
+
 {policy.config()}
 """
 

@@ -17,7 +17,11 @@ Figures (docs/lab.md has the formulas):
   purchase_orders     ``request_raised`` in the window
   reorder_lead_days   raise -> the receipt that completed it
   shipped_by_promise  share of promised lines shipped in full by the end of their first
-                      promised day; "n/a" when the journal has no ``lines_promised`` events
+                      promised day, of those whose day ended in the run (or shipped) and
+                      that were not cancelled before it; "n/a" when the journal has no
+                      ``lines_promised`` events
+  late_lines_told_in_time  of those not shipped by their promise: the share given a
+                      ``delay`` notice naming the line before their promised day ended
 and the DESIGN.md invariants the journal can show (``invariants``).
 """
 
@@ -98,6 +102,7 @@ class _State:
     waiting: dict[str, list[tuple[tuple[int, int], str, int]]] = field(default_factory=dict)  # FIFO heaps
     promised: dict[tuple[str, int], float] = field(default_factory=dict)
     promise_events: int = 0
+    delay_told: dict[tuple[str, int], float] = field(default_factory=dict)  # first delay notice naming a line
     cancelled_orders: int = 0
     events: int = 0
     inv: dict[str, _Invariant] = field(default_factory=lambda: {name: _Invariant() for name in INVARIANTS})
@@ -149,6 +154,10 @@ class _State:
                 line.reserved -= e.freed
                 if line.filled_ts is None:
                     line.closed_ts = e.ts
+        elif isinstance(e, ev.NoticeQueued):
+            if e.kind == "delay" and e.order_id is not None:
+                for li in e.data.get("lines", ()):
+                    self.delay_told.setdefault((e.order_id, li.get("line_no", 0)), e.ts)
         elif isinstance(e, ev.OrderCancelled):
             self.cancelled_orders += self.measure_from <= e.ts < self.end
         elif isinstance(e, ev.Received):
@@ -281,11 +290,26 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
         st.unit_time.get(sku, 0.0) * (sum(p) / len(p)) for sku, p in st.prices.items() if p and sku in st.unit_time
     )
     raised = [(r, q, c) for r, q, c in st.requests.values() if measure_from <= r < end]
-    promised = [line for line in measured if line.promised_by is not None]
-    on_time = sum(
-        1
+    # judged: promised lines whose promised day ended in the run or that shipped, but not
+    # those the customer cancelled before their promise passed (no promise was broken)
+    promised = [
+        line
+        for line in measured
+        if line.promised_by is not None
+        and (line.promised_by <= end or line.shipped_ts is not None)
+        and not (line.closed_ts is not None and line.closed_ts < line.promised_by)
+    ]
+    late = [
+        line
         for line in promised
-        if line.shipped_ts is not None and line.promised_by is not None and line.shipped_ts < line.promised_by
+        if line.promised_by is not None and (line.shipped_ts is None or line.shipped_ts >= line.promised_by)
+    ]
+    on_time = len(promised) - len(late)
+    told = sum(
+        1
+        for line in late
+        if line.promised_by is not None
+        and st.delay_told.get((line.order_id, line.line_no), line.promised_by) < line.promised_by
     )
     leads = [(c - r) / DAY for r, _, c in raised if c is not None]
     return {
@@ -305,6 +329,8 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
         "orders_cancelled": st.cancelled_orders,
         "shipped_by_promise": _r(on_time / len(promised)) if promised else "n/a",
         "lines_promised": len(promised),
+        "late_lines_told_in_time": _r(told / len(late)) if late else ("n/a" if not promised else 1.0),
+        "late_lines_untold": len(late) - told,
         "events": st.events,
         "invariants": {
             name: {"ok": i.violations == 0, "violations": i.violations, **({"example": i.example} if i.example else {})}
