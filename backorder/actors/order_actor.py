@@ -105,6 +105,8 @@ class OrderActor:
             case p.OrderExpedite(order_id=oid, reason=reason):
                 changed = order_rules.expedite(world, oid, reason, emit, now)
                 order = world.orders[oid]
+                for sku in sorted({ln.sku for ln in order.lines if ln.need}) if changed else ():
+                    promise_rules.recheck(world, world.skus[sku], emit, now)  # the lines it jumped wait longer
                 reply.ok(
                     {
                         "order_id": oid,

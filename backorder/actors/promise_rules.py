@@ -223,9 +223,8 @@ def recheck(world: World, s: Sku, emit: Emit, now: float) -> list[ev.NoticeQueue
         p = world.promises.get((line.order_id, line.line_no))
         if p is None:
             continue
-        got = expected(world, s, supply, ahead, now)
-        if got is None:  # nothing open covers it: a reorder gives it a date
-            continue
+        # nothing open covers it: today + the lead time, as it would be promised now
+        got = expected(world, s, supply, ahead, now) or _by_lead_time(world, s, now)
         shift = _dayno_of(got[0]) - _dayno_of(p.told)
         if shift > tol or (cfg.notify_earlier and -shift > tol):
             moved.setdefault(line.order_id, []).append(
@@ -241,13 +240,38 @@ def recheck(world: World, s: Sku, emit: Emit, now: float) -> list[ev.NoticeQueue
     return _tell(world, moved, emit, now)
 
 
+def _ship_complete_rest(world: World, order: Order, lines: list[dict[str, Any]]) -> None:
+    """A ship-complete order ships with its last line: its other promised lines that have
+    not shipped move with it (they are named in the notice too)."""
+    last = max(li["new_date"] for li in lines)
+    named = {li["line_no"] for li in lines}
+    for ln in order.lines:
+        p = world.promises.get((order.order_id, ln.line_no))
+        if p is None or ln.line_no in named or ln.cancelled or ln.shipped >= ln.qty:
+            continue
+        if _dayno_of(last) - _dayno_of(p.told) > world.settings.promises.tolerance_days:
+            lines.append(
+                {
+                    "line_no": ln.line_no,
+                    "sku": ln.sku,
+                    "old_date": p.told,
+                    "new_date": last,
+                    "promised_date": p.date,
+                    "from": "ship_complete",
+                }
+            )
+
+
 def _tell(world: World, moved: dict[str, list[dict[str, Any]]], emit: Emit, now: float) -> list[ev.NoticeQueued]:
     out = []
     for order_id, lines in moved.items():
+        order = world.orders[order_id]
+        if order.spec.ship_complete:
+            _ship_complete_rest(world, order, lines)
         later = any(li["new_date"] > li["old_date"] for li in lines)
         e = notice_rules._customer(
             world,
-            world.orders[order_id],
+            order,
             "delay" if later else "earlier",
             "Order {number}: new expected date" if later else "Order {number}: it will ship sooner",
             f"{len(lines)} line(s) now expected to ship by {max(li['new_date'] for li in lines)}",
@@ -261,14 +285,16 @@ def _tell(world: World, moved: dict[str, list[dict[str, Any]]], emit: Emit, now:
 
 
 def overdue(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
-    """The periodic check: a supply past its expected date moves its lines' dates by the
-    day without any event; recheck the SKUs that wait for one."""
+    """The periodic check: a supply past its expected date, or waiting quantity no open
+    supply covers (dated today + the lead time), moves its lines' dates by the day without
+    any event; recheck the SKUs with either (not every SKU with a queue)."""
     if not world.promises:
         return []
     today = iso_date(now)
     out: list[ev.NoticeQueued] = []
-    for s in sorted((s for s in world.skus.values() if s.queue and s.inbound), key=lambda s: s.sku):
-        if any(r.expected_date < today for r in s.inbound.values()):
+    for s in sorted((s for s in world.skus.values() if s.queue), key=lambda s: s.sku):
+        uncovered = s.backordered > max(s.available, 0) + s.inbound_qty
+        if uncovered or any(r.expected_date < today for r in s.inbound.values()):
             out += recheck(world, s, emit, now)
     return out
 

@@ -447,7 +447,7 @@ class PromiseSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     lead_time_percentile: Annotated[float, Meta(ge=50, le=99.9)] = 95.0
     # a line whose expected ship-by date moves later than the date last told by more than
     # this gets a delay notice with the new date (once per move)
-    tolerance_days: Annotated[int, Meta(ge=0, le=365)] = 1
+    tolerance_days: Annotated[int, Meta(ge=0, le=365)] = 0
     notify_earlier: bool = False  # also tell a customer when the date moves earlier
 
 

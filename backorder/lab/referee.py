@@ -60,6 +60,7 @@ class _Line:
     closed_ts: float | None = None  # cancelled before it was filled
     shipped_ts: float | None = None  # the last of its units shipped
     promised_by: float | None = None  # the end of its first promised ship-by day
+    cancelled_ts: float | None = None  # its order was cancelled before it shipped
 
     @property
     def need(self) -> int:
@@ -103,6 +104,7 @@ class _State:
     promised: dict[tuple[str, int], float] = field(default_factory=dict)
     promise_events: int = 0
     delay_told: dict[tuple[str, int], float] = field(default_factory=dict)  # first delay notice naming a line
+    customer_notices: int = 0  # none: the run routed no notices (lab --notices), nothing to judge
     cancelled_orders: int = 0
     events: int = 0
     inv: dict[str, _Invariant] = field(default_factory=lambda: {name: _Invariant() for name in INVARIANTS})
@@ -155,11 +157,17 @@ class _State:
                 if line.filled_ts is None:
                     line.closed_ts = e.ts
         elif isinstance(e, ev.NoticeQueued):
+            self.customer_notices += e.audience == "customer"
             if e.kind == "delay" and e.order_id is not None:
                 for li in e.data.get("lines", ()):
                     self.delay_told.setdefault((e.order_id, li.get("line_no", 0)), e.ts)
         elif isinstance(e, ev.OrderCancelled):
             self.cancelled_orders += self.measure_from <= e.ts < self.end
+            n = 1
+            while (line := self.lines.get((e.order_id, n))) is not None or n == 1:
+                if line is not None and line.shipped_ts is None and line.cancelled_ts is None:
+                    line.cancelled_ts = e.ts
+                n += 1
         elif isinstance(e, ev.Received):
             self.stock(e.sku, e.qty, e.ts)
             if e.request_id is not None and e.request_id in self.requests:
@@ -297,7 +305,7 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
         for line in measured
         if line.promised_by is not None
         and (line.promised_by <= end or line.shipped_ts is not None)
-        and not (line.closed_ts is not None and line.closed_ts < line.promised_by)
+        and not (line.cancelled_ts is not None and line.cancelled_ts < line.promised_by)
     ]
     late = [
         line
@@ -329,8 +337,10 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
         "orders_cancelled": st.cancelled_orders,
         "shipped_by_promise": _r(on_time / len(promised)) if promised else "n/a",
         "lines_promised": len(promised),
-        "late_lines_told_in_time": _r(told / len(late)) if late else ("n/a" if not promised else 1.0),
-        "late_lines_untold": len(late) - told,
+        "late_lines_told_in_time": "n/a"
+        if not promised or not st.customer_notices
+        else (_r(told / len(late)) if late else 1.0),
+        "late_lines_untold": len(late) - told if st.customer_notices else "n/a",
         "events": st.events,
         "invariants": {
             name: {"ok": i.violations == 0, "violations": i.violations, **({"example": i.example} if i.example else {})}
