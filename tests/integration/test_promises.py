@@ -117,6 +117,23 @@ def test_a_rush_order_served_ahead_tells_the_customer_it_pushed_back(sim, tmp_pa
         assert [(li["old_date"], li["new_date"]) for li in n["data"]["lines"]] == [("2024-03-09", "2024-03-16")]
 
 
+def test_an_expedited_order_that_jumps_a_promised_line_tells_its_customer(sim, tmp_path):
+    d = sim(
+        CONFIG.format(drop=tmp_path / "drop").replace(
+            'order_up_to = 10\n[skus."SKU-B"]', 'order_up_to = 1\n[skus."SKU-B"]'
+        )
+    )
+    with d.client() as c:
+        o = submit(c, "o1", line("SKU-A", 10), email="o1@example.com")  # a PO for 11 units, due 03-08
+        c.call("sku.configure", sku="SKU-A", lead_time_days=14)
+        later = submit(c, "o2", line("SKU-A", 5), email="o2@example.com")  # waits for the next PO, due 03-15
+        assert (promise_of(o)["date"], promise_of(later)["date"]) == ("2024-03-09", "2024-03-16")
+        assert delay_notices(c, o["order_id"]) == []
+        c.call("order.expedite", order_id=later["order_id"], reason="hospital")
+        (n,) = delay_notices(c, o["order_id"])
+        assert [(li["old_date"], li["new_date"]) for li in n["data"]["lines"]] == [("2024-03-09", "2024-03-16")]
+
+
 @pytest.mark.parametrize(
     ("fields", "code"),
     [
