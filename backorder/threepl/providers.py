@@ -11,7 +11,9 @@ company_name, city, state, zip_code, country}, email, phone_number}``, ``product
 webhook ``order_shipped``: the order (``reference_id``) with ``shipments[].tracking
 {carrier, tracking_number}``, signed per the Standard Webhooks scheme ShipBob uses
 (``webhook-id``, ``webhook-timestamp``, ``webhook-signature: v1,BASE64(HMAC-SHA256(secret,
-"ID.TIMESTAMP.BODY"))``).
+"ID.TIMESTAMP.BODY"))``), refused when ``webhook-timestamp`` is more than
+``WEBHOOK_TOLERANCE_S`` (5 minutes, the scheme's recommendation) from our wall clock either
+way: a captured delivery cannot be replayed later.
 
 ShipStation (V1, HTTP Basic ``api_key:api_secret``): ``POST /orders/createorder`` with
 ``orderKey`` = our order id (ShipStation updates the order with that key instead of adding
@@ -32,6 +34,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 from abc import ABC, abstractmethod
 from typing import Any
 from urllib.parse import quote
@@ -42,6 +45,8 @@ from backorder.notify.channels import Rejected
 from backorder.notify.render import Rendered
 from backorder.secrets import read_secret
 from backorder.writeback.http import Api, basic, credential
+
+WEBHOOK_TOLERANCE_S = 300.0  # Standard Webhooks: a signed timestamp older or newer than this is refused
 
 
 class Shipped:
@@ -138,11 +143,13 @@ class ShipBob(Provider):
                 out[sku] = out.get(sku, 0) + int(it.get("total_fulfillable_quantity") or 0)
         return out
 
-    def verify(self, headers: dict[str, str], query: dict[str, str], body: bytes) -> bool:
+    def verify(self, headers: dict[str, str], query: dict[str, str], body: bytes, now: float | None = None) -> bool:
         secret = webhook_secret(self.cfg)
         wid, ts, sigs = headers.get("webhook-id"), headers.get("webhook-timestamp"), headers.get("webhook-signature")
-        if not (secret and wid and ts and sigs):
+        if not (secret and wid and ts and sigs and ts.isdigit()):
             return False
+        if abs((time.time() if now is None else now) - int(ts)) > WEBHOOK_TOLERANCE_S:
+            return False  # stale or from the future: a replay, or a clock too far off to trust
         key = secret.encode()
         if secret.startswith("whsec_"):
             key = base64.b64decode(secret[len("whsec_") :] + "==")

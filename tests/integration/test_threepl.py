@@ -140,6 +140,7 @@ def test_routed_orders_are_created_once_across_kill9_and_ship_by_webhook(make_da
             again = shipped_webhook(port, SECRET, ids[0], "9400100000000000000001")
             assert again[1]["shipments"][0]["outcome"] == "duplicate"
             assert shipped_webhook(port, SECRET, ids[1], "X", bad_signature=True)[0] == 401
+            assert shipped_webhook(port, SECRET, ids[1], "X", age_s=301)[0] == 401  # a replay, well signed
             assert shipped_webhook(port, SECRET, "O9999999", "Y")[0] == 404
             got = c.call("order.get", order_id=ids[0])
             assert got["status"] == "shipped"
@@ -150,7 +151,7 @@ def test_routed_orders_are_created_once_across_kill9_and_ship_by_webhook(make_da
             assert status["webhooks"] == {
                 "shipped": 1,
                 "duplicate": 1,
-                "bad_signature": 1,
+                "bad_signature": 2,
                 "unknown_order": 1,
                 "malformed": 0,
             }

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import time
 from collections import Counter
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -73,9 +74,10 @@ def sign(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
 
 
 def shipped_webhook(
-    port: int, secret: str, reference_id: str, tracking: str, *, bad_signature: bool = False
+    port: int, secret: str, reference_id: str, tracking: str, *, bad_signature: bool = False, age_s: float = 0.0
 ) -> tuple[int, dict]:
-    """POST ShipBob's ``order_shipped`` webhook for ``reference_id`` to the daemon's listener."""
+    """POST ShipBob's ``order_shipped`` webhook for ``reference_id`` to the daemon's listener,
+    signed ``age_s`` seconds ago (ShipBob's ``webhook-timestamp`` is wall-clock Unix seconds)."""
     doc = {
         "id": 9999,
         "reference_id": reference_id,
@@ -83,7 +85,7 @@ def shipped_webhook(
         "shipments": [{"id": 1, "status": "Completed", "tracking": {"carrier": "USPS", "tracking_number": tracking}}],
     }
     body = json.dumps(doc).encode()
-    wid, ts = f"msg_{reference_id}_{tracking}", "1735689600"
+    wid, ts = f"msg_{reference_id}_{tracking}", str(int(time.time() - age_s))
     signature = sign("wrong" if bad_signature else secret, wid, ts, body)
     headers = {
         "Content-Type": "application/json",
