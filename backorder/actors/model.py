@@ -448,6 +448,9 @@ class World:
         self.threepl_switch_backlog = 0.0
         self.routed_open: dict[str, None] = {}
         self.routed_shipped = 0
+        # per order at the 3PL, its last change asked for and the 3PL's answer (None until
+        # it answers): ``threepl_changes``
+        self.threepl_changes: dict[str, tuple[ev.ThreeplChangeRequested, ev.ThreeplChangeDone | None]] = {}
         # The site's pick backlog: units in site shipments awaiting pick, and the units the
         # site shipped per minute ([minute start, units], oldest first; a bounded window is
         # kept, see ``_count_picked``) with their sum: O(1) per event to keep, O(1) to read
@@ -497,6 +500,8 @@ class World:
             ev.OrderExpedited: self._order_expedited,
             ev.OrderRouted: self._order_routed,
             ev.ThreeplRouting: self._threepl_routing,
+            ev.ThreeplChangeRequested: self._threepl_change,
+            ev.ThreeplChangeDone: self._threepl_change_done,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -945,6 +950,11 @@ class World:
                 for line_no, _sku, qty in sh.items:
                     order.lines[line_no - 1].in_shipment -= qty
                     self.site_pick_units -= qty
+            elif sh.status == AT_THREEPL:  # the 3PL cancelled it (``threepl_changes``)
+                sh.status = "cancelled"
+                for line_no, _sku, qty in sh.items:
+                    order.lines[line_no - 1].in_shipment -= qty
+                self.routed_open.pop(e.order_id, None)
 
     def _line_released(self, e: ev.LineReleased) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
@@ -1042,6 +1052,14 @@ class World:
             order.lines[line_no - 1].in_shipment += qty
         self.n_shipments = max(self.n_shipments, int(e.shipment_id[1:]))
         self.routed_open[e.order_id] = None
+
+    def _threepl_change(self, e: ev.ThreeplChangeRequested) -> None:
+        self.threepl_changes[e.order_id] = (e, None)
+
+    def _threepl_change_done(self, e: ev.ThreeplChangeDone) -> None:
+        asked = self.threepl_changes.get(e.order_id)
+        if asked is not None and asked[0].notice_id == e.notice_id:  # an older change answers late: kept as it was
+            self.threepl_changes[e.order_id] = (asked[0], e)
 
     def _threepl_routing(self, e: ev.ThreeplRouting) -> None:
         self.threepl_on = e.on

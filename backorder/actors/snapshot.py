@@ -195,6 +195,10 @@ def dump(world: World) -> bytes:
                 "routed_shipped": world.routed_shipped,
                 "site_pick_units": world.site_pick_units,
                 "site_picked": world.site_picked,
+                "changes": [
+                    [EVENT_ENCODER.encode(asked), EVENT_ENCODER.encode(done) if done is not None else None]
+                    for asked, done in world.threepl_changes.values()
+                ],
             },
         }
     )
@@ -317,3 +321,6 @@ def _restore_threepl(w: World, snap: dict) -> None:
     w.site_pick_units = tp["site_pick_units"]
     w.site_picked = [list(b) for b in tp["site_picked"]]
     w.site_picked_sum = int(sum(b[1] for b in w.site_picked))
+    for asked, done in tp.get("changes", []):  # none in a snapshot written before 3PL changes
+        request = EVENT_DECODER.decode(asked)
+        w.threepl_changes[request.order_id] = (request, EVENT_DECODER.decode(done) if done is not None else None)

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import msgspec
 
+from backorder.actors import threepl_changes
 from backorder.actors.events import line_total
 from backorder.actors.model import HOUR, Line, Order, Request, Shipment, Sku, World
 from backorder.actors.queue_index import expected_date
@@ -128,6 +129,7 @@ def order_detail(world: World, order: Order, now: float) -> dict:
         "hold": order.hold,
         "expedited": order.expedited,  # why a person expedited it ("" = nobody did)
         "routed_to": order.routed_to or None,  # the 3PL that fulfils it; None: the site
+        "threepl_change": threepl_changes.view(world, order.order_id),  # its last change sent to the 3PL
         "created_at": spec.created_at,
         # the channel's grand total; an order sent without totals: its lines' total
         "total": str(spec.totals.total if spec.totals is not None else merchandise),
