@@ -41,7 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backorder import demo_feeds
 from backorder.client import CallError, Client
+from backorder.demo_feeds import CITIES, FIRST_NAMES, LAST_NAMES
 from backorder.launcher import Daemon, DaemonStartError
 from backorder.timeutil import format_utc, parse_datetime
 
@@ -52,16 +54,6 @@ CHANNELS = (("web", 0.5), ("marketplace", 0.3), ("edi", 0.2))
 DOCK_HOURS = range(6, 16)  # a due request is received at one of these hours (UTC)
 START_HOUR = 20  # the simulated clock starts at 20:00 UTC today: the first night comes soon
 SUPPLIERS = ("ACME", "GLOBEX", "INITECH")
-FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Radia", "Linus", "Margaret", "Dennis")
-LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Perlman", "Hamilton")
-CITIES = (
-    ("Lyon", "FR", "69002"),
-    ("Leeds", "GB", "LS1 4AP"),
-    ("Austin", "US", "78701"),
-    ("Porto", "PT", "4000-322"),
-    ("Graz", "AT", "8010"),
-    ("Osaka", "JP", "530-0001"),
-)
 ACCOUNTS = {"web": ("default",), "marketplace": ("amazon-eu", "ebay-us"), "edi": ("BIGBOX", "MEGAMART")}
 
 
@@ -139,7 +131,9 @@ def make_catalog(n: int, speed: float, rng: random.Random) -> list[Item]:
     return items
 
 
-def config_toml(db: Path, sock: Path, speed: float, start: str, items: list[Item]) -> str:
+def config_toml(
+    db: Path, sock: Path, speed: float, start: str, items: list[Item], secret_files: dict[str, Path] | None = None
+) -> str:
     q = json.dumps  # a JSON string is a valid TOML basic string
     out = [
         "# written by `backorder demo`",
@@ -154,6 +148,8 @@ def config_toml(db: Path, sock: Path, speed: float, start: str, items: list[Item
         "[allocation]",
         'mode = "fifo"',
     ]
+    if secret_files is not None:
+        out += demo_feeds.config_toml(secret_files)
     for it in items:
         out += [
             "",
@@ -209,8 +205,11 @@ class DriverCounts:
 class Driver:
     """The people of the site: customers, pickers, the dock, suppliers. One step per tick."""
 
-    def __init__(self, client: Client, items: list[Item], rng: random.Random) -> None:
+    def __init__(
+        self, client: Client, items: list[Item], rng: random.Random, feeds: demo_feeds.Feeds | None = None
+    ) -> None:
         self.c = client
+        self.feeds = feeds
         self.items = items
         self.rng = rng
         self.weights = [it.weight for it in items]
@@ -227,9 +226,13 @@ class Driver:
 
     def step(self) -> None:
         """One tick: orders, dock, picking, now and then a cancel or a date move."""
-        self.submit_orders(self.rng.choice(ORDERS_PER_TICK))
         stats = self.c.call("stats")
         now = parse_datetime(stats["now"])
+        if self.feeds is not None:
+            self.counts.orders += self.feeds.deliver(self.rng.choice(ORDERS_PER_TICK), now)
+            self.feeds.tick(now)
+        else:
+            self.submit_orders(self.rng.choice(ORDERS_PER_TICK))
         self.receive_due(now)
         self.pick()
         if self.rng.random() < 0.05:
@@ -364,9 +367,12 @@ class DemoSite:
         self.start_at = dt.datetime.now(dt.UTC).replace(hour=START_HOUR, minute=0, second=0, microsecond=0)
         self.items = make_catalog(max(1, skus), speed, rng)
         self.rng = rng
+        self.secret_files = demo_feeds.write_secrets(tmp)  # made now, in the demo's folder only
         config = tmp / "backorder.toml"
         config.write_text(
-            config_toml(tmp / "demo.db", sockdir / "demo.sock", speed, format_utc(self.start_at), self.items)
+            config_toml(
+                tmp / "demo.db", sockdir / "demo.sock", speed, format_utc(self.start_at), self.items, self.secret_files
+            )
         )
         self.daemon = DaemonProcess(config, sockdir / "demo.sock", tmp / "demo.db", tmp / "daemon.log")
         self.driver: Driver | None = None
@@ -384,7 +390,17 @@ class DemoSite:
     def start(self) -> None:
         self.daemon.start()
         self._client = Client(str(self.daemon.sock))
-        self.driver = Driver(self._client, self.items, self.rng)
+        port = self._client.call("health")["intake"]["http_port"]
+        feeds = demo_feeds.Feeds(
+            port,
+            str(self.daemon.sock),
+            self.secret_files,
+            self.items,
+            [it.weight for it in self.items],
+            self.rng,
+            self._client.call,
+        )
+        self.driver = Driver(self._client, self.items, self.rng, feeds)
         self.units = self.driver.seed()
         self._thread.start()
 
@@ -498,6 +514,8 @@ def main(args) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
         try:  # the terminal may be gone (a closed SSH session, tmux kill-session): clean up first
             if final is not None and site.driver is not None:
+                if site.driver.feeds is not None:
+                    print(feeds_line(site.driver.feeds.counts), flush=True)
                 print(final_line(final, site.driver.counts), flush=True)
             if args.keep or rc:
                 print(f"backorder demo: kept {tmp} (config, journal demo.db, daemon.log, tui.log)", flush=True)
@@ -539,6 +557,17 @@ def _final_stats(daemon: DaemonProcess) -> dict | None:
             return c.call("stats")
     except (OSError, ConnectionError, CallError):
         return None
+
+
+def feeds_line(f: demo_feeds.FeedCounts) -> str:
+    """The intake side of the run: deliveries per channel, outcomes, the bad ones sent."""
+    chans = ",".join(f"{c}:{n}" for c, n in sorted(f.deliveries.items()))
+    outs = ",".join(f"{c}:{n}" for c, n in sorted(f.outcomes.items()))
+    bad = ",".join(f"{c}:{n}" for c, n in sorted(f.bad_sent.items()))
+    return (
+        f"  intake deliveries={chans or '-'} outcomes={outs or '-'} bad_sent={bad or '-'} "
+        f"csv_imports={f.imports} aliases={f.aliases} recovered={f.recovered}"
+    )
 
 
 def final_line(st: dict, d: DriverCounts) -> str:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backorder import demo
+from backorder import demo, demo_feeds
 from backorder.config.settings import parse_settings
 
 
@@ -32,6 +32,14 @@ def test_demo_runs_a_site_and_reports_a_checkable_summary():
     assert int(fields["backordered_lines"]) >= 0
     assert int(fields["reorders"]) > 0
     assert fields["errors"] == "0", proc.stdout
+    # Orders came in over the intake listener, signed, from the shops' own payloads.
+    intake = [line for line in lines if line.startswith("  intake deliveries=")]
+    assert len(intake) == 1, proc.stdout
+    got = dict(re.findall(r"(\w+)=(\S*)", intake[0]))
+    deliveries = dict(kv.split(":") for kv in got["deliveries"].split(","))
+    assert int(deliveries["shopify"]) > 0 and int(deliveries["woocommerce"]) > 0, intake[0]
+    outcomes = dict(kv.split(":") for kv in got["outcomes"].split(","))
+    assert int(outcomes["accepted"]) > 0, intake[0]
     # Without --keep the temporary folder is gone.
     folder = re.search(r"folder (\S+)", proc.stdout)
     assert folder is not None
@@ -40,8 +48,14 @@ def test_demo_runs_a_site_and_reports_a_checkable_summary():
 
 def test_demo_config_is_valid_for_the_daemon():
     items = demo.make_catalog(50, 3600.0, random.Random(1))
-    text = demo.config_toml(Path("/tmp/x/demo.db"), Path("/tmp/bo-x/demo.sock"), 3600.0, "2026-01-05T20:00:00Z", items)
+    secret_files = {ch: Path(f"/tmp/x/secret-{ch}") for ch in demo_feeds.SECRET_CHANNELS}
+    text = demo.config_toml(
+        Path("/tmp/x/demo.db"), Path("/tmp/bo-x/demo.sock"), 3600.0, "2026-01-05T20:00:00Z", items, secret_files
+    )
     settings = parse_settings(text)
+    assert settings.intake.listen == "127.0.0.1:0"
+    assert settings.channels["shopify"].secret_file == "/tmp/x/secret-shopify"
+    assert all(settings.channels[ch].known_skus_only for ch in demo_feeds.SECRET_CHANNELS)
     assert settings.daemon.clock == "simulated"
     assert settings.daemon.clock_speed == 3600.0
     assert settings.allocation.mode == "fifo"
