@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backorder import demo_feeds
+from backorder import demo_feeds, demo_services
 from backorder.client import CallError, Client
 from backorder.demo_feeds import CITIES, FIRST_NAMES, LAST_NAMES
 from backorder.launcher import Daemon, DaemonStartError
@@ -132,7 +132,13 @@ def make_catalog(n: int, speed: float, rng: random.Random) -> list[Item]:
 
 
 def config_toml(
-    db: Path, sock: Path, speed: float, start: str, items: list[Item], secret_files: dict[str, Path] | None = None
+    db: Path,
+    sock: Path,
+    speed: float,
+    start: str,
+    items: list[Item],
+    secret_files: dict[str, Path] | None = None,
+    extra: list[str] | None = None,
 ) -> str:
     q = json.dumps  # a JSON string is a valid TOML basic string
     out = [
@@ -150,6 +156,7 @@ def config_toml(
     ]
     if secret_files is not None:
         out += demo_feeds.config_toml(secret_files)
+    out += extra or []
     for it in items:
         out += [
             "",
@@ -173,8 +180,8 @@ class DaemonProcess(Daemon):
 
     ready_interval = 0.05
 
-    def __init__(self, config: Path, sock: Path, db: Path, log: Path) -> None:
-        super().__init__(config.parent, config=config, db=db, socket=sock, log=log, new_session=True)
+    def __init__(self, config: Path, sock: Path, db: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        super().__init__(config.parent, config=config, db=db, socket=sock, log=log, new_session=True, env=env)
         self.sock = sock
 
     def start(self, timeout: float = 30.0) -> float:
@@ -367,14 +374,14 @@ class DemoSite:
         self.start_at = dt.datetime.now(dt.UTC).replace(hour=START_HOUR, minute=0, second=0, microsecond=0)
         self.items = make_catalog(max(1, skus), speed, rng)
         self.rng = rng
+        self.speed = speed
+        self.sockdir = sockdir
         self.secret_files = demo_feeds.write_secrets(tmp)  # made now, in the demo's folder only
-        config = tmp / "backorder.toml"
-        config.write_text(
-            config_toml(
-                tmp / "demo.db", sockdir / "demo.sock", speed, format_utc(self.start_at), self.items, self.secret_files
-            )
+        self.services = demo_services.Services(tmp, random.Random(rng.random()))
+        self.config = tmp / "backorder.toml"
+        self.daemon = DaemonProcess(
+            self.config, sockdir / "demo.sock", tmp / "demo.db", tmp / "daemon.log", self.services.env
         )
-        self.daemon = DaemonProcess(config, sockdir / "demo.sock", tmp / "demo.db", tmp / "daemon.log")
         self.driver: Driver | None = None
         self.units = 0
         self.error: str | None = None  # why the driver stopped early
@@ -388,6 +395,18 @@ class DemoSite:
         return self.daemon.sock
 
     def start(self) -> None:
+        self.services.start()
+        self.config.write_text(
+            config_toml(
+                self.tmp / "demo.db",
+                self.daemon.sock,
+                self.speed,
+                format_utc(self.start_at),
+                self.items,
+                self.secret_files,
+                self.services.config(),
+            )
+        )
         self.daemon.start()
         self._client = Client(str(self.daemon.sock))
         port = self._client.call("health")["intake"]["http_port"]
@@ -432,6 +451,7 @@ class DemoSite:
                 c.close()
         final = _final_stats(self.daemon) if self.daemon.alive() else None
         code = self.daemon.stop()
+        self.services.stop()
         if code not in (0, None) and not self.error:
             self.error = f"the daemon exited with {code}"
         return final
@@ -516,6 +536,7 @@ def main(args) -> None:
             if final is not None and site.driver is not None:
                 if site.driver.feeds is not None:
                     print(feeds_line(site.driver.feeds.counts), flush=True)
+                print(site.services.summary(), flush=True)
                 print(final_line(final, site.driver.counts), flush=True)
             if args.keep or rc:
                 print(f"backorder demo: kept {tmp} (config, journal demo.db, daemon.log, tui.log)", flush=True)

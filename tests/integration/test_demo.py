@@ -40,6 +40,11 @@ def test_demo_runs_a_site_and_reports_a_checkable_summary():
     assert int(deliveries["shopify"]) > 0 and int(deliveries["woocommerce"]) > 0, intake[0]
     outcomes = dict(kv.split(":") for kv in got["outcomes"].split(","))
     assert int(outcomes["accepted"]) > 0, intake[0]
+    # Notices were delivered: mails to the demo's SMTP sink, files to its outbox.
+    notices = [line for line in lines if line.startswith("  notices ")]
+    assert len(notices) == 1, proc.stdout
+    sent = dict(re.findall(r"(\w+)=(\S*)", notices[0]))
+    assert int(sent["mail"]) > 0 and int(sent["files"]) > 0, notices[0]
     # Without --keep the temporary folder is gone.
     folder = re.search(r"folder (\S+)", proc.stdout)
     assert folder is not None
