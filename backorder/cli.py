@@ -353,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--speed", type=float, default=3600.0, help="simulated seconds per real second")
     demo.add_argument("--keep", action="store_true", help="keep the temporary folder")
     demo.add_argument("--plain", action="store_true", help="summary lines instead of the console")
+    demo.add_argument("--history", type=int, default=10, help="simulated days played before the demo opens (0 = none)")
     demo.set_defaults(func=cmd_demo)
 
     tui = sub.add_parser("tui", help="the supervisor console (attach to a running daemon)")

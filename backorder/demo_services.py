@@ -30,7 +30,8 @@ WEBHOOK_SECRET_ENV = "BO_DEMO_WEBHOOK_SECRET"
 FLAKY_SHARE = 0.2  # of webhook attempts answered 503 at random
 POISON_EVERY = 25  # of webhook notices: refused until dead, then accepted after a retry
 MAX_ATTEMPTS = 4
-ROUTES = {"shopify": "email", "woocommerce": "webhook", "*": "file"}
+# no "*": the history's orders (channel "history") are told nothing
+ROUTES = {"shopify": "email", "woocommerce": "webhook", "amazon_sp": "file", "x12_850": "file", "csv": "file"}
 
 
 def free_port() -> int:
