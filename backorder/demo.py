@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backorder import demo_feeds, demo_history, demo_services
+from backorder import demo_feeds, demo_history, demo_scenarios, demo_services
 from backorder.client import CallError, Client
 from backorder.demo_feeds import CITIES, FIRST_NAMES, LAST_NAMES
 from backorder.launcher import Daemon, DaemonStartError
@@ -234,6 +234,7 @@ class Driver:
         self.feeds = feeds
         self.orders_per_tick = ORDERS_PER_TICK
         self.patient = False  # customers cancel only orders past the fill target (a demo with history)
+        self.scenario = demo_scenarios.make(demo_scenarios.DEFAULT)
         self.items = items
         self.rng = rng
         self.weights = [it.weight for it in items]
@@ -252,8 +253,9 @@ class Driver:
         """One tick: orders, dock, picking, now and then a cancel or a date move."""
         stats = self.c.call("stats")
         now = parse_datetime(stats["now"])
+        self.scenario.step(self, now)
         if self.feeds is not None:
-            n = self.rng.choice(ORDERS_PER_TICK)
+            n = self.rng.choice(ORDERS_PER_TICK) * self.scenario.orders_factor()
             self.counts.orders += self.feeds.deliver(n, now)
             self.feeds.tick(now)
         else:
@@ -403,8 +405,10 @@ class DemoSite:
         speed: float,
         rng: random.Random,
         history_days: int = 0,
+        scenario: str = demo_scenarios.DEFAULT,
     ) -> None:
         self.tmp = tmp
+        self.scenario = demo_scenarios.make(scenario)
         self.history_days = max(0, history_days)
         self.history: demo_history.HistoryResult | None = None
         self.startup_s = 0.0
@@ -475,6 +479,8 @@ class DemoSite:
         )
         self.driver = Driver(self._client, self.items, self.rng, feeds)
         self.driver.patient = self.history_days > 0
+        self.driver.scenario = self.scenario
+        self.scenario.opened = self.start_at  # the story's moments count from the opening
         if not self.history_days:
             self.units = self.driver.seed()
         self._thread.start()
@@ -548,7 +554,8 @@ def main(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="backorder-demo-"))
     sockdir = Path(tempfile.mkdtemp(prefix="bo-", dir="/tmp"))  # AF_UNIX paths are short
     rng = random.Random(getattr(args, "seed", None))
-    site = DemoSite(tmp, sockdir, args.skus, args.speed, rng, getattr(args, "history", 0))
+    scenario = getattr(args, "scenario", None) or demo_scenarios.DEFAULT
+    site = DemoSite(tmp, sockdir, args.skus, args.speed, rng, getattr(args, "history", 0), scenario)
     tui = sys.stdout.isatty() and sys.stdin.isatty() and not getattr(args, "plain", False)
     old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGHUP)}
     rc = 0
@@ -561,6 +568,7 @@ def main(args) -> None:
                 f"folder {tmp}",
                 flush=True,
             )
+            print(f"backorder demo: scenario {site.scenario.name}: {site.scenario.line}", flush=True)
             if site.history is not None:
                 h = site.history
                 print(
@@ -601,6 +609,7 @@ def main(args) -> None:
                 if site.driver.feeds is not None:
                     print(feeds_line(site.driver.feeds.counts), flush=True)
                 print(site.services.summary(), flush=True)
+                print(f"  scenario {site.scenario.name} {' '.join(site.scenario.log) or '-'}", flush=True)
                 print(final_line(final, site.driver.counts), flush=True)
             if args.keep or rc:
                 print(f"backorder demo: kept {tmp} (config, journal demo.db, daemon.log, tui.log)", flush=True)
@@ -627,7 +636,8 @@ def run_console(site: DemoSite, args, log_file: Path) -> None:
 
     logging.basicConfig(filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = BackorderApp(str(site.socket))
-    app.title = f"backorder demo · {len(site.items)} SKUs · {args.speed:g}x"
+    # the title bar tells the story (the sub-title is the console's connection state)
+    app.title = f"backorder demo · {site.scenario.line} · {len(site.items)} SKUs · {args.speed:g}x"
     # SIGTERM / SIGHUP end the console like `q` (its terminal is restored on the way out).
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, lambda *_: app.exit())
