@@ -5,7 +5,8 @@ Shopify and WooCommerce post signed webhooks to the daemon's own HTTP intake lis
 arrive the same way, signed with the generic ``X-Backorder-Hmac-Sha256`` scheme; B2B
 customers' orders collect in a CSV file that is imported at "night" (02:00 simulated)
 through the governed flow (``backorder import``'s code). A small share of deliveries is
-bad on purpose, so the intake screen has something to show:
+bad on purpose (one in ``BAD_EVERY``, the kinds in turn), so the intake screen has
+something to show:
 
 - a bad signature (a Shopify store that rotated its secret): counted and sampled, never kept;
 - an unknown SKU (WooCommerce still sends a retired name, ``LEGACY-…``): a dead letter,
@@ -38,9 +39,10 @@ from backorder.intake import importer
 SHOP_DOMAIN = "demo-coffee.myshopify.com"
 WOO_SOURCE = "https://shop.demo.example/"
 CHANNEL_WEIGHTS = (("shopify", 0.5), ("woocommerce", 0.3), ("amazon_sp", 0.1), ("x12_850", 0.06), ("csv", 0.04))
-BAD_SHARE = 0.03  # of deliveries: a bad signature, an unknown SKU or a malformed body
+BAD_EVERY = 30  # every 30th delivery over HTTP is bad: an unknown SKU, a bad signature, a malformed body, in turn
+BAD_KINDS = ("unknown_sku", "bad_signature", "malformed")
 NIGHT_HOUR = 2  # the CSV batch is imported at this simulated hour
-ALIAS_AFTER = 5  # unknown-SKU dead letters before the site fixes the alias and retries the group
+ALIAS_AFTER = 2  # unknown-SKU dead letters before the site fixes the alias and retries the group
 SECRET_CHANNELS = ("shopify", "woocommerce", "amazon_sp", "x12_850", "csv")
 FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Radia", "Linus", "Margaret", "Dennis")
 LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Perlman", "Hamilton")
@@ -119,6 +121,7 @@ class Feeds:
         self.call = call
         self.counts = FeedCounts()
         self.seq = 0
+        self.http_sent = 0
         self.csv_rows: list[str] = []
         self.csv_file = secret_files["csv"].parent / "night-import.csv"
         self.last_import: dt.date | None = None
@@ -136,9 +139,8 @@ class Feeds:
             if channel == "csv":
                 self.csv_rows += self._csv_rows(now)
                 continue
-            bad = (
-                self.rng.choice(("bad_signature", "unknown_sku", "malformed")) if self.rng.random() < BAD_SHARE else ""
-            )
+            self.http_sent += 1
+            bad = BAD_KINDS[(self.http_sent // BAD_EVERY) % len(BAD_KINDS)] if self.http_sent % BAD_EVERY == 0 else ""
             accepted += self._send(channel, now, bad)
         return accepted
 
@@ -174,6 +176,8 @@ class Feeds:
     # --- one delivery ------------------------------------------------------------
 
     def _send(self, channel: str, now: dt.datetime, bad: str) -> int:
+        if bad == "bad_signature":
+            channel = "shopify"  # the store that rotated its secret
         lines = self._lines(channel)
         if bad == "unknown_sku":
             channel = "woocommerce"

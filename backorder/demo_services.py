@@ -4,9 +4,10 @@
   Shopify store's customers are told by email;
 - one flaky webhook receiver (http.server on its own thread) for the WooCommerce store's
   notices, which checks the signature and answers 503 now and then, so the notifications
-  screen shows retries and an open breaker; one notice in ``POISON_EVERY`` is refused
-  until it has died (``max_attempts``), so the outbox always has a dead notice that ``R``
-  (``notifications.retry``) recovers: its next attempt is accepted, with the same id;
+  screen shows retries and an open breaker; one notice in ``POISON_EVERY`` (the third
+  notice is the first of them) is refused until it has died (``max_attempts``), so the
+  outbox always has a dead notice that ``R`` (``notifications.retry``) recovers: its next
+  attempt is accepted, with the same id;
 - the other channels' notices go to the file channel (``outbox/`` in the demo's folder).
 
 The webhook signing secret is made at run time and given to the daemon in its environment
@@ -28,7 +29,7 @@ from pathlib import Path
 
 WEBHOOK_SECRET_ENV = "BO_DEMO_WEBHOOK_SECRET"
 FLAKY_SHARE = 0.2  # of webhook attempts answered 503 at random
-POISON_EVERY = 25  # of webhook notices: refused until dead, then accepted after a retry
+POISON_EVERY = 20  # of webhook notices (the 3rd, 23rd, ...): refused until dead, then accepted after a retry
 MAX_ATTEMPTS = 4
 # no "*": the history's orders (channel "history") are told nothing
 ROUTES = {"shopify": "email", "woocommerce": "webhook", "amazon_sp": "file", "x12_850": "file", "csv": "file"}
@@ -103,6 +104,7 @@ class FlakyHook:
         self.lock = threading.Lock()
         self.attempts: collections.Counter[str] = collections.Counter()  # per notice id
         self.delivered: set[str] = set()
+        self.poisoned: set[str] = set()  # refused until dead
         self.failed = 0
         self.bad_signatures = 0
         self.recovered = 0  # poisoned notices accepted after a retry
@@ -115,9 +117,11 @@ class FlakyHook:
             if not hmac.compare_digest(want, h.get("x-backorder-signature", "")):
                 self.bad_signatures += 1
                 return 401
+            if notice not in self.attempts and len(self.attempts) % POISON_EVERY == 2:
+                self.poisoned.add(notice)
             self.attempts[notice] += 1
             tries = self.attempts[notice]
-            if poisoned(notice):
+            if notice in self.poisoned:
                 if tries <= MAX_ATTEMPTS:
                     self.failed += 1
                     return 503
@@ -127,11 +131,6 @@ class FlakyHook:
                 return 503
             self.delivered.add(notice)
             return 200
-
-
-def poisoned(notice_id: str) -> bool:
-    """The notices this receiver refuses until they are dead (stable across runs)."""
-    return int(hashlib.sha256(notice_id.encode()).hexdigest(), 16) % POISON_EVERY == 0
 
 
 class Services:
