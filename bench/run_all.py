@@ -40,6 +40,7 @@ RUNS = [
     ("planner", "planner.py", [], ["--quick"]),
     ("decision", "decision.py", [], ["--quick"]),
     ("flash_sale", "flash_sale.py", [], ["--quick"]),
+    ("demo_startup", "demo_startup.py", [], ["--quick"]),
 ]
 # benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
 # (11 policies x 5 seeds x 2 scenarios, 2,000 SKUs each; 4.5 min a run) through real daemons
@@ -119,6 +120,9 @@ TARGETS = [
         None,
         "ms",
     ),
+    # `backorder demo`: 10 days of history played, then the console (bench/demo_startup.py)
+    ("demo_startup", "demo: start-up to the first screen, median of 3", "startup_median_s", "<=", None, "s"),
+    ("demo_startup", "demo: fill-rate tile, lowest over the first minute", "fill_min", ">=", 0.95, ""),
     # the demand planner: 2,000 SKUs with a year of history (bench/planner.py)
     ("planner", "planner run, 2,000 SKUs x 365 days (first run: reads the whole year)", "first_run_s", "<=", 10, "s"),
     ("planner", "planner: read reply latency during the runs, max", "max_ms", "<=", 5, "ms"),
