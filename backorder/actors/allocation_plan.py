@@ -23,7 +23,7 @@ import itertools
 from collections.abc import Iterable
 from typing import Generic, NamedTuple, TypeVar
 
-from backorder.actors.queue_index import Queueable, SupplyCurve, covering_date
+from backorder.actors.queue_index import Queueable, SupplyCurve
 
 L = TypeVar("L", bound=Queueable)
 
@@ -67,18 +67,45 @@ def allocate_now(lines: Iterable[L], available: int) -> list[tuple[L, int]]:
 
 def plan(lines: Iterable[L], available: int, supply: SupplyCurve, limit: int | None = None) -> list[LinePlan[L]]:
     """The plan of every waiting line (the first ``limit``), in service order."""
+    queue, nows, dates = schedule(lines, available, supply, limit)
+    return [LinePlan(line, place, nows[place], dates[place]) for place, line in enumerate(queue)]
+
+
+def schedule(
+    lines: Iterable[L], available: int, supply: SupplyCurve, limit: int | None = None
+) -> tuple[list[L], list[int], list[str | None]]:
+    """``plan`` as three lists (the lines, units now, dates): what the what-if reads
+    compare, without a record per line. Units now are ``allocate_now``'s; a line's date is
+    ``queue_index.covering_date`` of the units up to and including it, found by walking the
+    supply curve once (the units only grow along the queue) instead of a bisect per line."""
     queue = list(lines) if limit is None else list(itertools.islice(lines, limit))
     free = max(available, 0)
-    now = {id(line): qty for line, qty in allocate_now(queue, free)}
-    out: list[LinePlan[L]] = []
-    ahead = 0
-    for place, line in enumerate(queue):
+    nows = [0] * len(queue)
+    given = allocate_now(queue, free)
+    if given:
+        k = 0
+        for place, line in enumerate(queue):
+            if line is given[k][0]:
+                nows[place] = given[k][1]
+                k += 1
+                if k == len(given):
+                    break
+    cumulative, supply_dates = supply.cumulative, supply.dates
+    n = len(cumulative)
+    dates: list[str | None] = []
+    append = dates.append
+    ahead = j = 0
+    for line in queue:
         need = line.need
         ahead += need
-        out.append(
-            LinePlan(line, place, now.get(id(line), 0), "now" if need <= 0 else covering_date(free, supply, ahead))
-        )
-    return out
+        if need <= 0 or ahead <= free:
+            append("now")
+            continue
+        units = ahead - free
+        while j < n and cumulative[j] < units:
+            j += 1
+        append(supply_dates[j] if j < n else None)
+    return queue, nows, dates
 
 
 def days_between(old: str | None, new: str | None, today: str) -> int | None:

@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 
 from backorder.actors import sku_rules
-from backorder.actors.allocation_plan import LinePlan, Supply, days_between, plan
-from backorder.actors.model import Line, Sku, World
+from backorder.actors.allocation_plan import Supply, days_between, schedule
+from backorder.actors.model import Sku, World
 from backorder.actors.queue_index import SupplyCurve
 from backorder.config.settings import ReorderPolicy
 from backorder.errors import InvalidInput, NotFound
@@ -53,40 +53,38 @@ def _open(s: Sku) -> list[Supply]:
     return [Supply(r.request_id, r.expected_date, r.open_qty) for r in s.inbound.values()]
 
 
-def _line_row(line: Line, before: LinePlan[Line], after: LinePlan[Line], today: str) -> dict[str, Any]:
-    return {
-        "order_id": line.order_id,
-        "line_no": line.line_no,
-        "place": after.place,
-        "need": line.need,
-        "now": after.now,
-        "date_before": before.date,
-        "date_after": after.date,
-        "moved_days": days_between(before.date, after.date, today),
-    }
-
-
 def _compare(
     world: World, s: Sku, free: int, curve: SupplyCurve, now: float, limit: int
 ) -> tuple[list[dict[str, Any]], int, int]:
     """(rows of the lines whose units or date change, how many change, units given now)."""
     today = iso_date(now)
-    before = plan(s.queue.lines(), s.available, s.supply())
-    after = plan(s.queue.lines(), free, curve)
+    queue, now_before, dates_before = schedule(s.queue.lines(), s.available, s.supply())
+    _queue, now_after, dates_after = schedule(queue, free, curve)
     rows: list[dict[str, Any]] = []
     changed = units = 0
-    for b, a in zip(before, after, strict=True):
-        if a.now == b.now and a.date == b.date:
+    for place, line in enumerate(queue):
+        got, old, new = now_after[place], dates_before[place], dates_after[place]
+        if got == now_before[place] and new == old:
             continue
         changed += 1
-        units += a.now - b.now
+        units += got - now_before[place]
         if len(rows) < limit:
-            row = _line_row(a.line, b, a, today)
-            order = world.orders[a.line.order_id]
-            row["customer"] = order.spec.customer
-            row["email"] = order.spec.email
-            row["ship_complete"] = order.spec.ship_complete
-            rows.append(row)
+            spec = world.orders[line.order_id].spec
+            rows.append(
+                {
+                    "order_id": line.order_id,
+                    "line_no": line.line_no,
+                    "place": place,
+                    "need": line.need,
+                    "now": got,
+                    "date_before": old,
+                    "date_after": new,
+                    "moved_days": days_between(old, new, today),
+                    "customer": spec.customer,
+                    "email": spec.email,
+                    "ship_complete": spec.ship_complete,
+                }
+            )
     return rows, changed, units
 
 
