@@ -248,6 +248,42 @@ class ThreeplStatus(Request, tag="threepl.status", kw_only=True):
     """client -> read model: the 3PL's routing state, the site's pick backlog, the routed orders."""
 
 
+# --- what-if: reads over the allocation planner (backorder.actors.whatif), nothing changes
+
+WhatifLimit = Annotated[int, Meta(ge=0, le=10000)]  # affected lines listed (all are counted)
+
+
+class WhatifReceipt(Request, tag="whatif.receipt", kw_only=True):
+    """client -> read model: which waiting lines a receipt would serve, in what order, and their new dates."""
+
+    sku: Sku | None = None
+    request_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    qty: Quantity
+    date: IsoDate | None = None  # when the units arrive; today (the default) = received now
+    limit: WhatifLimit = 100
+
+
+class WhatifDelay(Request, tag="whatif.delay", kw_only=True):
+    """client -> read model: which customers' dates would move, and by how much, if a request came on ``date``."""
+
+    request_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    date: IsoDate
+    limit: WhatifLimit = 100
+
+
+class WhatifPolicy(Request, tag="whatif.policy", kw_only=True):
+    """client -> read model: projected fill and inventory of a SKU under its policy and a candidate."""
+
+    sku: Sku
+    reorder_point: Level | None = None
+    order_up_to: Level | None = None
+    safety_stock: Level | None = None
+    lead_time_days: Annotated[float, Meta(ge=0, le=3650)] | None = None
+    moq: Quantity | None = None
+    pack_size: Quantity | None = None
+    days: Annotated[int, Meta(ge=1, le=365)] = 90
+
+
 class Subscribe(Request, tag="subscribe", kw_only=True):
     """client -> hub: stream events on this connection (topics: orders, stock, shipments, procurement, config, errors, intake)."""
 
@@ -614,6 +650,9 @@ OP_TABLE: tuple[Op, ...] = (
     Op(ProcurementAcknowledge, "write", "procurement"),
     Op(ProcurementShipNotice, "write", "procurement"),
     Op(ThreeplStatus, "read", "read"),
+    Op(WhatifReceipt, "read", "read"),
+    Op(WhatifDelay, "read", "read"),
+    Op(WhatifPolicy, "read", "read"),
 )
 
 OPS = frozenset(op.name for op in OP_TABLE)

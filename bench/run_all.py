@@ -41,6 +41,7 @@ RUNS = [
     ("decision", "decision.py", [], ["--quick"]),
     ("flash_sale", "flash_sale.py", [], ["--quick"]),
     ("demo_startup", "demo_startup.py", [], ["--quick"]),
+    ("whatif", "whatif.py", [], ["--quick"]),
 ]
 # benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
 # (11 policies x 5 seeds x 2 scenarios, 2,000 SKUs each; 4.5 min a run) through real daemons
@@ -124,6 +125,15 @@ TARGETS = [
     ("demo_startup", "demo: start-up to the first screen, median of 3", "startup_median_s", "<=", None, "s"),
     ("demo_startup", "demo: fill-rate tile, lowest over the first minute", "fill_min", ">=", 0.95, ""),
     # the demand planner: 2,000 SKUs with a year of history (bench/planner.py)
+    # what-if reads (docs/protocol.md "What-if"): two plans of the queue per request
+    (
+        "whatif",
+        "what-if read, daemon time p95 (worst of 4 kinds), 10,000 lines waiting on one SKU",
+        "worst_p95_ms",
+        "<=",
+        50,
+        "ms",
+    ),
     ("planner", "planner run, 2,000 SKUs x 365 days (first run: reads the whole year)", "first_run_s", "<=", 10, "s"),
     ("planner", "planner: read reply latency during the runs, max", "max_ms", "<=", 5, "ms"),
     ("planner", "planner: daemon RSS growth over the runs", "rss_growth_mib", "<=", 50, "MiB"),

@@ -21,6 +21,7 @@ from backorder.actors.router import route
 from backorder.daemon import logging as dlog
 from backorder.daemon.journal import audit_record
 from backorder.daemon.planner import explain_view
+from backorder.daemon.whatif_ops import whatif_delay, whatif_policy, whatif_receipt
 from backorder.errors import Conflict, InvalidInput, NotFound, Rejected
 from backorder.intake import ops as intake_ops
 from backorder.notify import views as notify_views
@@ -423,6 +424,9 @@ HANDLERS: dict[type[p.Request], Handler] = {
     p.PlannerExplain: planner_explain,
     p.OrdersBulk: orders_bulk,
     p.ThreeplStatus: threepl_status,
+    p.WhatifReceipt: whatif_receipt,
+    p.WhatifDelay: whatif_delay,
+    p.WhatifPolicy: whatif_policy,
 }
 assert HANDLERS.keys() == {op.request for op in p.OP_TABLE}, "an op without a handler: handle() would fail"
 
