@@ -487,6 +487,12 @@ class SkusBoard(Request, tag="skus.board", kw_only=True):
     offset: Index = 0
 
 
+class SkusStockout(Request, tag="skus.stockout", kw_only=True):
+    """client -> read model: SKUs projected to stock out within their lead time, soonest first."""
+
+    limit: Annotated[int, Meta(ge=1, le=10000)] = 100
+
+
 class OrdersFind(Request, tag="orders.find", kw_only=True):
     """TUI -> read model: orders by order id, external id or order number (exact)."""
 
@@ -614,6 +620,7 @@ OP_TABLE: tuple[Op, ...] = (
     Op(ProcurementAcknowledge, "write", "procurement"),
     Op(ProcurementShipNotice, "write", "procurement"),
     Op(ThreeplStatus, "read", "read"),
+    Op(SkusStockout, "read", "read"),
 )
 
 OPS = frozenset(op.name for op in OP_TABLE)
