@@ -40,6 +40,7 @@ RUNS = [
     ("planner", "planner.py", [], ["--quick"]),
     ("decision", "decision.py", [], ["--quick"]),
     ("flash_sale", "flash_sale.py", [], ["--quick"]),
+    ("depletion", "depletion.py", [], ["--quick"]),
 ]
 # benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
 # (11 policies x 5 seeds x 2 scenarios, 2,000 SKUs each; 4.5 min a run) through real daemons
@@ -119,6 +120,16 @@ TARGETS = [
         None,
         "ms",
     ),
+    # the depletion check (every depletion_check_s on the trio loop) and skus.stockout
+    (
+        "depletion",
+        "depletion check, 10,000 SKUs, 30,000 waiting lines, priority (every line projected)",
+        "steady_check_ms_at_largest",
+        "<=",
+        None,
+        "ms",
+    ),
+    ("depletion", "skus.stockout read, 10,000 SKUs", "stockout_read_ms_at_largest", "<=", None, "ms"),
     # the demand planner: 2,000 SKUs with a year of history (bench/planner.py)
     ("planner", "planner run, 2,000 SKUs x 365 days (first run: reads the whole year)", "first_run_s", "<=", 10, "s"),
     ("planner", "planner: read reply latency during the runs, max", "max_ms", "<=", 5, "ms"),

@@ -26,6 +26,7 @@ Causes of a warning (once per order and cause; ``supply_overdue`` is
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import weakref
@@ -92,13 +93,16 @@ class RecentDemand:
     """Units ordered per SKU (and of them rush units) per day, over the last
     ``RECENT_DAYS`` days, counted from ``World.orders`` incrementally: orders are only
     ever added to it, in the order they arrive, so each check reads only the orders new
-    since the last one. Memory only: after a restart it is rebuilt from the orders."""
+    since the last one. A SKU's rate is kept until the day changes or it gets an order
+    (summing its days was most of an hourly check's cost). Memory only: after a restart
+    it is rebuilt from the orders."""
 
-    __slots__ = ("_days", "_seen")
+    __slots__ = ("_days", "_rates", "_seen")
 
     def __init__(self) -> None:
         self._seen = 0
         self._days: dict[str, dict[int, list[int]]] = {}  # sku -> day number -> [units, rush units]
+        self._rates: dict[str, tuple[int, float, float]] = {}  # sku -> (day number, rate, rush share)
 
     def update(self, world: World) -> None:
         orders = world.orders
@@ -113,18 +117,25 @@ class RecentDemand:
                 cell[0] += line.qty
                 if line.rush:
                     cell[1] += line.qty
+                self._rates.pop(line.sku, None)
 
     def rate(self, sku: str, now: float) -> tuple[float, float]:
         """(units per day, rush share) over the window ending today."""
+        today = int(now // DAY)
+        cached = self._rates.get(sku)
+        if cached is not None and cached[0] == today:
+            return cached[1], cached[2]
         days = self._days.get(sku)
         if not days:
             return 0.0, 0.0
-        first = int(now // DAY) - RECENT_DAYS + 1
+        first = today - RECENT_DAYS + 1
         for old in [d for d in days if d < first]:
             del days[old]
         units = sum(c[0] for c in days.values())
         rush = sum(c[1] for c in days.values())
-        return units / RECENT_DAYS, (rush / units if units else 0.0)
+        rate, share = units / RECENT_DAYS, (rush / units if units else 0.0)
+        self._rates[sku] = (today, rate, share)
+        return rate, share
 
 
 _recent: weakref.WeakKeyDictionary[World, RecentDemand] = weakref.WeakKeyDictionary()
@@ -204,6 +215,12 @@ def stockouts(world: World, now: float, limit: int | None = None) -> list[Projec
     return out if limit is None else out[:limit]
 
 
+@functools.lru_cache(maxsize=4096)
+def _day_ts(date: str) -> float:
+    """A told date's start in engine time (told dates repeat: parsed once each)."""
+    return parse_ts(date)
+
+
 def _priority_ahead(world: World, line: Line, now: float, until: float, rush_rate: float) -> float:
     """Rush units projected to arrive between now and ``until`` that rank ahead of a
     waiting non-rush line: rush outranks it until the line's age makes up the rush weight."""
@@ -217,27 +234,37 @@ def _priority_ahead(world: World, line: Line, now: float, until: float, rush_rat
 def _slipping(world: World, s: Sku, now: float, meter: RecentDemand) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """cause -> order id -> its lines of SKU ``s`` that the projection says will slip."""
     found: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    free = max(s.available, 0)
+    covered = s.backordered <= free + s.inbound_qty  # so no waiting line lacks a date
+    if covered and world.mode != "priority":
+        return found  # the common case under FIFO: decided without the demand rate
     rate, _basis, share = demand_rate(world, s, now, meter)
     rush_rate = rate * share if world.mode == "priority" else 0.0
-    free, curve = max(s.available, 0), s.supply()
+    w = world.weights
+    if covered and (rush_rate <= 0 or (w.age > 0 and rush_rate * w.rush / w.age * HOUR / DAY < 1)):
+        return found  # rush outranks a line too briefly for a whole unit to pass it (_priority_ahead)
+    curve = s.supply()
+    keys = {cause: f"{cause}:{s.sku}" for cause in ("stockout", "priority_demand")}
+    warned = world.warned
     ahead = 0
     for line, date in zip(list(s.queue), world.expected_dates(s), strict=True):
-        need = line.need
-        told = world.told.get((line.order_id, line.line_no))
-        cause, new_date = None, date
-        if told is not None and date != "now":
-            if date is None:
-                cause = "stockout"
-            elif rush_rate > 0:
-                extra = _priority_ahead(world, line, now, parse_ts(told) + DAY, rush_rate)
-                if extra >= 1:
-                    new_date = expected_date(free, curve, ahead + math.ceil(extra), need)
-                    if new_date is None or (new_date != "now" and new_date > told):
-                        cause = "priority_demand"
+        need, order_id = line.need, line.order_id
         ahead += need
-        if cause is None or (line.order_id, f"{cause}:{s.sku}") in world.warned:
+        told = world.told.get((order_id, line.line_no))
+        if told is None or date == "now":
             continue
-        found.setdefault(cause, {}).setdefault(line.order_id, []).append(
+        cause, new_date = None, date
+        if date is None:
+            cause = "stockout"
+        elif rush_rate > 0 and (order_id, keys["priority_demand"]) not in warned:
+            extra = _priority_ahead(world, line, now, _day_ts(told) + DAY, rush_rate)
+            if extra >= 1:
+                new_date = expected_date(free, curve, ahead - need + math.ceil(extra), need)
+                if new_date is None or (new_date != "now" and new_date > told):
+                    cause = "priority_demand"
+        if cause is None or (order_id, keys[cause]) in warned:
+            continue
+        found.setdefault(cause, {}).setdefault(order_id, []).append(
             {"line_no": line.line_no, "sku": s.sku, "told_date": told, "projected_date": new_date}
         )
     return found
