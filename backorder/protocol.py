@@ -523,6 +523,12 @@ class SkusBoard(Request, tag="skus.board", kw_only=True):
     offset: Index = 0
 
 
+class SkusStockout(Request, tag="skus.stockout", kw_only=True):
+    """client -> read model: SKUs projected to stock out within their lead time, soonest first."""
+
+    limit: Annotated[int, Meta(ge=1, le=10000)] = 100
+
+
 class OrdersFind(Request, tag="orders.find", kw_only=True):
     """TUI -> read model: orders by order id, external id or order number (exact)."""
 
@@ -653,6 +659,7 @@ OP_TABLE: tuple[Op, ...] = (
     Op(WhatifReceipt, "read", "read"),
     Op(WhatifDelay, "read", "read"),
     Op(WhatifPolicy, "read", "read"),
+    Op(SkusStockout, "read", "read"),
 )
 
 OPS = frozenset(op.name for op in OP_TABLE)

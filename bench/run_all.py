@@ -42,6 +42,7 @@ RUNS = [
     ("flash_sale", "flash_sale.py", [], ["--quick"]),
     ("demo_startup", "demo_startup.py", [], ["--quick"]),
     ("whatif", "whatif.py", [], ["--quick"]),
+    ("depletion", "depletion.py", [], ["--quick"]),
 ]
 # benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
 # (11 policies x 5 seeds x 2 scenarios, 2,000 SKUs each; 4.5 min a run) through real daemons
@@ -124,6 +125,16 @@ TARGETS = [
     # `backorder demo`: 10 days of history played, then the console (bench/demo_startup.py)
     ("demo_startup", "demo: start-up to the first screen, median of 3", "startup_median_s", "<=", None, "s"),
     ("demo_startup", "demo: fill-rate tile, lowest over the first minute", "fill_min", ">=", 0.95, ""),
+    # the depletion check (every depletion_check_s on the trio loop) and skus.stockout
+    (
+        "depletion",
+        "depletion check, 10,000 SKUs, 30,000 waiting lines, priority (every line projected)",
+        "steady_check_ms_at_largest",
+        "<=",
+        None,
+        "ms",
+    ),
+    ("depletion", "skus.stockout read, 10,000 SKUs", "stockout_read_ms_at_largest", "<=", None, "ms"),
     # the demand planner: 2,000 SKUs with a year of history (bench/planner.py)
     # what-if reads (docs/protocol.md "What-if"): two plans of the queue per request
     (

@@ -15,7 +15,7 @@ import structlog
 import trio
 
 from backorder import protocol as p
-from backorder.actors import board, bulk_rules, threepl_rules, views
+from backorder.actors import board, bulk_rules, depletion_rules, threepl_rules, views
 from backorder.actors.events import TOPICS
 from backorder.actors.router import route
 from backorder.daemon import logging as dlog
@@ -134,6 +134,12 @@ def skus_list(ctx: Context, conn: Connection, req: p.SkusList, reply: Reply, cor
     waiting, prefix, limit, offset = req.waiting, req.prefix, req.limit, req.offset
     skus = (s for s in ctx.engine.world.skus.values() if (not waiting or s.queue) and s.sku.startswith(prefix))
     reply.ok({"skus": [views.sku_summary(s) for s in _page(skus, offset, limit)], "offset": offset, "limit": limit})
+
+
+def skus_stockout(ctx: Context, conn: Connection, req: p.SkusStockout, reply: Reply, corr: str) -> None:
+    """SKUs projected to stock out within their lead time, soonest first (``depletion_rules``)."""
+    found = depletion_rules.stockouts(ctx.engine.world, ctx.engine.now())
+    reply.ok({"skus": [msgspec.to_builtins(x) for x in found[: req.limit]], "total": len(found)})
 
 
 def procurement_list(ctx: Context, conn: Connection, req: p.ProcurementList, reply: Reply, corr: str) -> None:
@@ -397,6 +403,7 @@ HANDLERS: dict[type[p.Request], Handler] = {
     p.OrdersList: orders_list,
     p.SkuGet: sku_get,
     p.SkusList: skus_list,
+    p.SkusStockout: skus_stockout,
     p.ProcurementList: procurement_list,
     p.ShipmentsList: shipments_list,
     p.PolicyGet: policy_get,
