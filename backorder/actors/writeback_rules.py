@@ -29,9 +29,9 @@ from backorder.timeutil import iso_ts
 
 Emit = Callable[[ev.Event], None]
 
-# Channels whose order API has a cancellation we can write: Amazon's Orders API has none
-# (a seller cancels by feed), and an X12 partner hears of a cancellation by its own 855/860.
-CANCELS = frozenset({"shopify", "woocommerce", "bigcommerce"})
+# Channels with a cancellation we can write (Amazon's by the order acknowledgement feed); an
+# X12 partner is not told (no outbound 855 yet).
+CANCELS = frozenset({"shopify", "woocommerce", "bigcommerce", "amazon_sp"})
 # Channels with a stock-level API the adapters speak.
 STOCK = frozenset({"shopify", "woocommerce", "bigcommerce", "amazon_sp"})
 # ... and those that address the item by their own id (``writeback.item_ids``), not our SKU
