@@ -176,8 +176,9 @@ class RemoteCarrierSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     key_file: str = ""
     secret_env: str = ""  # UPS client secret
     secret_file: str = ""
-    webhook_secret_env: str = ""  # tracking webhooks: HMAC secret (EasyPost)
+    webhook_secret_env: str = ""  # tracking webhooks: HMAC secret (EasyPost), the credential header (UPS)
     webhook_secret_file: str = ""
+    webhook_url: str = ""  # UPS Track Alert: where UPS posts each label's tracking events ("" = none)
     account_number: str = ""  # UPS shipper number
     timeout_s: Annotated[float, Meta(gt=0, le=120)] = 20.0
     parcel_weight_oz: Annotated[float, Meta(gt=0, le=2400)] = 16.0  # per unit
