@@ -20,10 +20,7 @@ temporary folder (``secret_file``), never written anywhere else.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -35,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from backorder.intake import importer
+from backorder.intake.governance import sign  # the signature every source's scheme uses
 
 SHOP_DOMAIN = "demo-coffee.myshopify.com"
 WOO_SOURCE = "https://shop.demo.example/"
@@ -75,10 +73,6 @@ def config_toml(secret_files: dict[str, Path]) -> list[str]:
     for ch in SECRET_CHANNELS:
         out += ["", f"[channels.{ch}]", f"secret_file = {q(str(secret_files[ch]))}", "known_skus_only = true"]
     return out
-
-
-def sign(body: bytes, key: bytes) -> str:
-    return base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode()
 
 
 def _iso(t: dt.datetime) -> str:

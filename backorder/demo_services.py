@@ -17,7 +17,6 @@ The webhook signing secret is made at run time and given to the daemon in its en
 from __future__ import annotations
 
 import collections
-import hashlib
 import hmac
 import json
 import random
@@ -26,6 +25,8 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from backorder.notify.webhook import signature
 
 WEBHOOK_SECRET_ENV = "BO_DEMO_WEBHOOK_SECRET"
 FLAKY_SHARE = 0.2  # of webhook attempts answered 503 at random
@@ -111,7 +112,7 @@ class FlakyHook:
 
     def answer(self, headers: dict[str, str], body: bytes) -> int:
         h = {k.lower(): v for k, v in headers.items()}
-        want = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+        want = signature(self.secret, body)
         notice = h.get("idempotency-key", "")
         with self.lock:
             if not hmac.compare_digest(want, h.get("x-backorder-signature", "")):

@@ -40,7 +40,7 @@ def one_run(duration: float, skus: int, history: int) -> dict:
             first_screen = time.monotonic() - t0
         m = re.search(r" fill=([\d.]+) %", line)
         if line.startswith("[") and m:
-            fills.append(float(m.group(1)) / 100)
+            fills.append(round(float(m.group(1)) / 100, 4))
     rc = proc.wait(60)
     if rc != 0 or first_screen is None or not fills:
         raise SystemExit(f"demo run failed (rc {rc}):\n{''.join(tail)}")
