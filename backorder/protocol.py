@@ -145,8 +145,9 @@ class SkusList(Request, tag="skus.list", kw_only=True):
     offset: Index = 0
 
 
-class SkuConfigure(Request, tag="sku.configure", kw_only=True):
-    """client -> SKU actor: set (part of) the reorder policy; unspecified fields keep their value."""
+class _PolicyNumbers(Request, kw_only=True):
+    """A SKU and the numbers of a reorder policy (None: unchanged): what ``sku.configure``
+    sets and ``whatif.policy`` tries. Not an op itself (not in ``OP_TABLE``)."""
 
     sku: Sku
     reorder_point: Level | None = None
@@ -155,6 +156,11 @@ class SkuConfigure(Request, tag="sku.configure", kw_only=True):
     lead_time_days: Annotated[float, Meta(ge=0, le=3650)] | None = None
     moq: Quantity | None = None
     pack_size: Quantity | None = None
+
+
+class SkuConfigure(_PolicyNumbers, tag="sku.configure", kw_only=True):
+    """client -> SKU actor: set (part of) the reorder policy; unspecified fields keep their value."""
+
     source: Text | None = None
     backorder_threshold: Level | None = None
     mode: Literal["manual", "auto", "suggest"] | None = None  # who sets the three levels (planner)
@@ -271,16 +277,9 @@ class WhatifDelay(Request, tag="whatif.delay", kw_only=True):
     limit: WhatifLimit = 100
 
 
-class WhatifPolicy(Request, tag="whatif.policy", kw_only=True):
+class WhatifPolicy(_PolicyNumbers, tag="whatif.policy", kw_only=True):
     """client -> read model: projected fill and inventory of a SKU under its policy and a candidate."""
 
-    sku: Sku
-    reorder_point: Level | None = None
-    order_up_to: Level | None = None
-    safety_stock: Level | None = None
-    lead_time_days: Annotated[float, Meta(ge=0, le=3650)] | None = None
-    moq: Quantity | None = None
-    pack_size: Quantity | None = None
     days: Annotated[int, Meta(ge=1, le=365)] = 90
 
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 import msgspec
 
 from backorder.actors import events as ev
+from backorder.actors.allocation_plan import schedule
 from backorder.actors.kpi import Kpi
 from backorder.actors.queue_index import QueueIndex, SupplyCurve, expected_date
 from backorder.config.settings import ReorderPolicy, Settings
@@ -1105,18 +1106,13 @@ class World:
 
     def expected_dates(self, s: Sku, upto: int | None = None) -> list[str | None]:
         """Expected date of each waiting line (queue order, the first ``upto``), from
-        available stock and inbound supply.
+        available stock and inbound supply: the allocation planner's dates
+        (``allocation_plan.schedule``, what the what-if reads compare), so what a customer
+        is told and what a what-if predicts come from one function.
 
         Available stock covers the head first; then open requests in date order. The line
         whose units come from the second request gets that request's date; a line no
-        open supply covers gets None (a new reorder will give it a date). One bisect per
-        line over the supply curve (``Sku.expected_date`` for one line anywhere in the queue).
+        open supply covers gets None (a new reorder will give it a date)
+        (``Sku.expected_date`` for one line anywhere in the queue).
         """
-        free, curve = max(s.available, 0), s.supply()
-        dates: list[str | None] = []
-        ahead = 0
-        for line in s.queue.lines() if upto is None else s.queue.first(upto):
-            need = line.need
-            dates.append(expected_date(free, curve, ahead, need))
-            ahead += need
-        return dates
+        return schedule(s.queue.lines(), s.available, s.supply(), upto)[2]

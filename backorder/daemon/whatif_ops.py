@@ -13,8 +13,6 @@ if TYPE_CHECKING:
     from backorder.daemon.handlers import Context
     from backorder.daemon.server import Connection, Reply
 
-POLICY_FIELDS = ("reorder_point", "order_up_to", "safety_stock", "lead_time_days", "moq", "pack_size")
-
 
 def whatif_receipt(ctx: Context, conn: Connection, req: p.WhatifReceipt, reply: Reply, corr: str) -> None:
     """The lines a receipt would serve, in service order, with their new dates."""
@@ -31,7 +29,7 @@ def whatif_delay(ctx: Context, conn: Connection, req: p.WhatifDelay, reply: Repl
 def whatif_policy(ctx: Context, conn: Connection, req: p.WhatifPolicy, reply: Reply, corr: str) -> None:
     """A SKU's projected fill and stock under its policy and a candidate (forecast, else history)."""
     engine = ctx.engine
-    changes = {k: getattr(req, k) for k in POLICY_FIELDS if getattr(req, k) is not None}
+    changes = {k: getattr(req, k) for k in whatif.POLICY_KEYS if getattr(req, k) is not None}
     result = ctx.planner.results.get(req.sku) if ctx.planner is not None else None
     forecast = result.forecast if result is not None else None
     reply.ok(whatif.policy(engine.world, req.sku, changes, forecast, req.days, engine.now()))

@@ -123,16 +123,28 @@ class ProcurementScreen(BoScreen):
 
     async def _whatif_move(self, r: dict, date: str) -> None:
         """The what-if first: who would wait longer (or less), then the confirmation."""
-        got = await self.bo.read("whatif.delay", request_id=r["request_id"], date=date, limit=WHATIF_SHOWN)
-        if got is None:  # refused (a past date, a request closed meanwhile): nothing to confirm
+        question = f"Move {r['request_id']} ({r['qty']} x {r['sku']}) from {r['expected_date']} to {date}?"
+        await self._ask(
+            ("whatif.delay", {"request_id": r["request_id"], "date": date}),
+            "moves",
+            question,
+            lambda: self.spawn(self._confirm, r["request_id"], date),
+        )
+
+    async def _ask(self, whatif: tuple[str, dict], verb: str, question: str, then) -> None:
+        """Ask the daemon the what-if, then the person, with its answer above the question;
+        ``then()`` on yes. A refused what-if (a past date, a request closed meanwhile) is
+        shown and nothing is asked."""
+        op, fields = whatif
+        got = await self.bo.read(op, limit=WHATIF_SHOWN, **fields)
+        if got is None:
             return
 
         def confirmed(yes: bool) -> None:
             if yes:
-                self.spawn(self._confirm, r["request_id"], date)
+                then()
 
-        question = f"Move {r['request_id']} ({r['qty']} x {r['sku']}) from {r['expected_date']} to {date}?"
-        self.app.push_screen(ConfirmScreen(whatif_text(got, "moves") + "\n\n" + question), confirmed)
+        self.app.push_screen(ConfirmScreen(whatif_text(got, verb) + "\n\n" + question), confirmed)
 
     def action_receive(self) -> None:
         r = self._selected_open("received against")
@@ -152,16 +164,13 @@ class ProcurementScreen(BoScreen):
         )
 
     async def _whatif_receive(self, r: dict, qty: int) -> None:
-        got = await self.bo.read("whatif.receipt", request_id=r["request_id"], qty=qty, limit=WHATIF_SHOWN)
-        if got is None:
-            return
-
-        def confirmed(yes: bool) -> None:
-            if yes:
-                self.spawn(self._receive, r, qty)
-
         question = f"Book {qty} x {r['sku']} received against {r['request_id']}?"
-        self.app.push_screen(ConfirmScreen(whatif_text(got, "serves") + "\n\n" + question), confirmed)
+        await self._ask(
+            ("whatif.receipt", {"request_id": r["request_id"], "qty": qty}),
+            "serves",
+            question,
+            lambda: self.spawn(self._receive, r, qty),
+        )
 
     async def _receive(self, r: dict, qty: int) -> None:
         got = await self.bo.write("stock.receive", sku=r["sku"], qty=qty, reference=r["request_id"])
