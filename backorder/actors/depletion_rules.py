@@ -187,7 +187,9 @@ def project(world: World, s: Sku, now: float, meter: RecentDemand | None = None)
     meter = meter if meter is not None else recent_demand(world)
     rate, basis, _share = demand_rate(world, s, now, meter)
     net = s.available - s.backordered
-    supply = [((parse_ts(r.expected_date) - now) / DAY, float(r.open_qty)) for r in s.inbound.values()]
+    if net >= 0 and rate < MIN_RATE:
+        return None  # nothing drains it: decided without reading its supply
+    supply = [((_day_ts(r.expected_date) - now) / DAY, float(r.open_qty)) for r in s.inbound.values()]
     days = days_to_stockout(net, rate, supply)
     if days is None:
         return None
