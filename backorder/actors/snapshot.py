@@ -18,12 +18,13 @@ from backorder.actors.kpi import TargetChanged
 from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
-VERSION = 8  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
+VERSION = 9  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq; 6: a SKU on the default policy
 # has none, nor the site while no policy_changed was journaled (each takes the config
 # file's [default_policy] / [allocation] when restored, as a replay does); 7: the KPIs'
 # per-day aggregates (``kpi``); 8: requests carry their purchase order, outcome and
-# supplier answers
+# supplier answers; 9: orders archived out of memory (``n_archived``), and shipped orders
+# carry the time they closed (older snapshots lack it: replayed, not restored)
 # Older snapshots lack the KPI aggregates, which only a replay from the first event
 # rebuilds: they are not restored (the journal is replayed instead).
 READABLE = (VERSION,)
@@ -110,6 +111,7 @@ COUNTERS = (
     "orders_shipped",
     "double_shipments",
     "notice_failures",
+    "n_archived",
 )
 NOTICE = (
     "notice_id",

@@ -64,6 +64,15 @@ CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, taken_at REAL NOT
 -- it was; ``event_seq`` is the journal_quarantined event that records the decision.
 CREATE TABLE IF NOT EXISTS quarantine (seq INTEGER PRIMARY KEY, event_seq INTEGER NOT NULL,
                                        reason TEXT NOT NULL, at REAL NOT NULL);
+-- Closed orders out of memory (daemon/retention.py): written in the commit of the
+-- orders_archived event that names them; read by order id, intake key and order number.
+CREATE TABLE IF NOT EXISTS archived_orders (
+    order_id TEXT PRIMARY KEY, channel TEXT NOT NULL, account TEXT NOT NULL, external_id TEXT NOT NULL,
+    order_number TEXT, closed_ts REAL, received_ts REAL NOT NULL,
+    detail BLOB NOT NULL, summary BLOB NOT NULL, result BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS archived_by_key ON archived_orders(external_id, channel, account);
+CREATE INDEX IF NOT EXISTS archived_by_number ON archived_orders(order_number);
 """
 SCHEMA_VERSION = "2"  # 2: events.actor
 
@@ -107,6 +116,9 @@ class Journal:
         self.snapshot_seq = 0
         self._snapshot: tuple[int, bytes] | None = None
         self._pending: list[Row] = []
+        # archived_orders rows queued with the orders_archived event that names them (same commit)
+        self.archived: list[tuple] = []
+        self.archived_committed: Callable[[list[tuple]], None] | None = None
         self._wake = trio.Event()
         self._durable = trio.Event()
         self._limiter = trio.CapacityLimiter(1)
@@ -200,8 +212,11 @@ class Journal:
             if not batch and self._snapshot is None:
                 continue
             snapshot, self._snapshot = self._snapshot, None
+            archived, self.archived = self.archived, []
             # Not cancellable: a commit that started finishes (abandon_on_cancel=False).
-            await trio.to_thread.run_sync(self._commit, batch, snapshot, limiter=self._limiter)
+            await trio.to_thread.run_sync(self._commit, batch, snapshot, archived, limiter=self._limiter)
+            if archived and self.archived_committed is not None:
+                self.archived_committed(archived)
             if batch:
                 self.committed_seq = batch[-1][0]
             self._durable.set()
@@ -228,7 +243,9 @@ class Journal:
     async def flush(self) -> None:
         await self.wait_durable(self.last_seq)
 
-    def _commit(self, batch: list[Row], snapshot: tuple[int, bytes] | None = None) -> None:
+    def _commit(
+        self, batch: list[Row], snapshot: tuple[int, bytes] | None = None, archived: list[tuple] | None = None
+    ) -> None:
         t0 = time.perf_counter()
         conn = self._conn
         assert conn is not None
@@ -254,6 +271,8 @@ class Journal:
                 conn.executemany("INSERT INTO outbox (notice_id, order_id, kind, seq, body) VALUES (?,?,?,?,?)", queued)
             if outcomes:
                 conn.executemany("UPDATE outbox SET status = ? WHERE notice_id = ?", outcomes)
+            if archived:
+                conn.executemany("INSERT OR REPLACE INTO archived_orders VALUES (?,?,?,?,?,?,?,?,?,?)", archived)
             if snapshot is not None:
                 conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?)", (snapshot[0], time.time(), snapshot[1]))
                 conn.execute("DELETE FROM snapshots WHERE seq < ?", (snapshot[0],))  # a cache: keep the newest
