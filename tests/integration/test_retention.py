@@ -9,6 +9,8 @@ import pytest
 from bo_support import line, read_db, submit
 from test_stepped_clock import advance
 
+from backorder.launcher import wait_until
+
 pytestmark = pytest.mark.timeout(120)
 
 START = "2026-01-05T09:00:00Z"
@@ -110,3 +112,32 @@ def test_closed_orders_leave_memory_and_stay_readable_across_kill9_and_restart(m
         advance(c, seconds=3 * DAY)
         assert _held(c) == {"hot": 0, "archived": 3}
         assert c.call("order.get", order_id=ids["open"])["archived"] is True
+
+
+def test_periodic_snapshots_are_written_by_a_forked_child_and_restore_after_kill9(make_daemon):
+    d = make_daemon(CONFIG.replace("[daemon]\n", "[daemon]\nsnapshot_every = 1000\n", 1))
+    with d.client() as c:
+        c.call("stock.receive", sku="SKU-A", qty=10_000)
+        for n in range(400):  # ~3 events each: past snapshot_every
+            submit(c, f"S-{n}", line("SKU-A", 1))
+        journal = wait_until(
+            lambda: (j := c.call("health")["journal"])["snapshots"] >= 1 and j["snapshot_child_ms"] > 0 and j,
+            timeout=30,
+            message="no forked snapshot",
+        )
+        assert journal["snapshot_pause_max_ms"] < 1000  # the fork only
+        snap_seq = wait_until(
+            lambda: read_db(d.db, "SELECT MAX(seq) FROM snapshots")[0][0], timeout=30, message="snapshot not stored"
+        )
+        assert snap_seq == journal["snapshot_seq"] >= 1000
+        before = c.call("stats")["counts"]
+        before.pop("oldest_wait_hours")
+    assert not list(d.db.parent.glob(".snapshot-*.tmp"))  # the child's file was stored, then removed
+    d.kill9()
+    d.start()
+    with d.client() as c:
+        h = c.call("health")
+        assert h["recovered_events"] == h["journal"]["last_seq"] - snap_seq  # replayed after the snapshot only
+        after = c.call("stats")["counts"]
+        after.pop("oldest_wait_hours")
+        assert after == before
