@@ -7,7 +7,9 @@ engine day: ``--per-day`` orders arrive (pipelined
 ``order.submit`` over 4 connections; 80 % one line, 20 % two, 1-3 units a line), 2 % of
 them are cancelled the same day, the stock for the demand of ``--lag`` days before arrives
 (one ``stock.receive`` per SKU: allocated lines ship at once), and the clock advances one
-day. So about ``lag x per-day`` orders are open at any time (19,000 by default: a week of
+day. The SKUs keep the default policy (reorder point 0, order-up-to 0) with a minimum order
+of 500 units, so backorders raise a purchase order now and then, which the receipts count
+against. So about ``lag x per-day`` orders are open at any time (19,000 by default: a week of
 demand waits for stock) and every other order is closed: shipped or cancelled.
 
 Reported: ``rss_mib`` (VmRSS of the daemon at the end; target <= 400 MiB at 1,000,000
@@ -42,6 +44,11 @@ clock_start = "2026-01-05T00:00:00Z"
 
 [fulfillment]
 auto_pick = true
+
+# backorders raise purchase orders (requests stay in memory: they are not archived); a
+# minimum order of 500 units keeps that to about one per SKU per 500 units of demand
+[default_policy]
+moq = 500
 """
 
 

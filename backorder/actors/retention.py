@@ -19,6 +19,7 @@ Pure and synchronous: no trio, no I/O (the lookups go through the protocol).
 from __future__ import annotations
 
 import math
+from hashlib import blake2b
 from typing import TYPE_CHECKING, Protocol
 
 from backorder.timeutil import iso_ts
@@ -43,8 +44,9 @@ class KeyFilter:
     """A Bloom filter over intake keys: ``key in f`` is False only for keys never added.
 
     Fixed size (2**25 bits, 4 MiB): about 0.2 % false hits at a million archived orders,
-    more beyond (each costs one indexed SQLite read, never a wrong answer). Kept in memory
-    only and rebuilt at start, so Python's per-process ``hash`` is good enough."""
+    more beyond (each costs one indexed SQLite read, never a wrong answer). Built by
+    ``orders_archived`` events (so a replay rebuilds it) and kept in snapshots, hence a
+    hash that is the same in every process (blake2b, not Python's salted ``hash``)."""
 
     BITS = 1 << 25
     K = 4
@@ -54,7 +56,7 @@ class KeyFilter:
         self.count = 0
 
     def _slots(self, key: Key) -> list[int]:
-        h = hash(key) & 0xFFFFFFFFFFFFFFFF
+        h = int.from_bytes(blake2b("\x1f".join(key).encode(), digest_size=8).digest(), "little")
         h1, h2 = h & 0xFFFFFFFF, (h >> 32) | 1
         mask = self.BITS - 1
         return [(h1 + i * h2) & mask for i in range(self.K)]

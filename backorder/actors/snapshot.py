@@ -186,6 +186,7 @@ def dump(world: World) -> bytes:
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
             "stock_told": [[target, sku, nid, qty] for (target, sku), (nid, qty) in world.stock_told.items()],
             "kpi": world.kpi.dump(),
+            "archived_keys": [world.archived_keys.count, bytes(world.archived_keys.bits)],
             # the planner's last policy_tuned per SKU (its levels are in the SKU's policy)
             "tuned": [EVENT_ENCODER.encode(e) for e in world.tuned.values()],
             "threepl": {
@@ -293,6 +294,8 @@ def restore(settings: Settings, data: bytes) -> World:
         w.kpi.load(snap["kpi"], w.requests)
     except TargetChanged as exc:
         raise SnapshotOutdated(str(exc)) from None
+    w.archived_keys.count, bits = snap["archived_keys"]
+    w.archived_keys.bits = bytearray(bits)
     for body in snap.get("tuned", ()):  # absent from snapshots taken before the planner
         tuned = EVENT_DECODER.decode(body)
         w.tuned[tuned.sku] = tuned

@@ -123,8 +123,7 @@ class Daemon:
         )
         self.audit = AuditReader(self.settings.daemon.db)
         self.archive = ArchiveStore(self.settings.daemon.db)
-        self.engine.world.archive = self.archive
-        self.archive.load_keys(self.engine.world)
+        self.engine.world.archive = self.archive  # its keys' filter came with the model
         journal.archived_committed = self.archive.committed
         journal.listeners.append(self.hub.publish)
         journal.listeners.append(lambda _rows: self.recorder.committed(journal))

@@ -10,7 +10,7 @@ actor's step: nothing else changes the model while it runs.
 
 ``ArchiveStore`` answers the reads of archived orders (``actors.retention.ArchiveLookup``)
 with indexed point reads on its own connection, on the trio thread (tens of microseconds;
-a new intake key reaches it only on a Bloom filter hit). Rows queued but not yet committed
+a new intake key reaches it only on a hit of the model's Bloom filter of archived keys). Rows queued but not yet committed
 are answered from memory until the commit lands.
 """
 
@@ -31,7 +31,6 @@ from backorder.clock import SimClock, SteppedClock
 
 if TYPE_CHECKING:
     from backorder.actors.engine import Engine
-    from backorder.actors.model import World
     from backorder.daemon.journal import Journal
 
 log = structlog.get_logger()
@@ -50,17 +49,6 @@ class ArchiveStore:
 
     def close(self) -> None:
         self.conn.close()
-
-    def load_keys(self, world: World) -> int:
-        """Fill the model's Bloom filter with every archived intake key (at start)."""
-        keys = world.archived_keys
-        n = 0
-        for channel, account, external_id in self.conn.execute(
-            "SELECT channel, account, external_id FROM archived_orders"
-        ):
-            keys.add((channel, account, external_id))
-            n += 1
-        return n
 
     def queued(self, rows: list[tuple]) -> None:
         for row in rows:
