@@ -294,6 +294,8 @@ def restore(settings: Settings, data: bytes) -> World:
         w.kpi.load(snap["kpi"], w.requests)
     except TargetChanged as exc:
         raise SnapshotOutdated(str(exc)) from None
+    if "archived_keys" not in snap:  # the filter of archived keys only a replay rebuilds
+        raise SnapshotOutdated("snapshot without the archived intake keys")
     w.archived_keys.count, bits = snap["archived_keys"]
     w.archived_keys.bits = bytearray(bits)
     for body in snap.get("tuned", ()):  # absent from snapshots taken before the planner
