@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from backorder.actors.model import Order, World
 
 DAY_S = 86400.0
-PER_EVENT = 1000  # order ids per orders_archived event (a day's sweep may need several)
+PER_EVENT = 200  # order ids per orders_archived event (a day's sweep may need several)
 Key = tuple[str, str, str]  # (channel, account, external_id): the intake key
 
 

@@ -5,8 +5,10 @@ agenda, or a timer on the wall / simulated clock) and once at start: it asks
 ``actors.retention.due`` which closed orders have been closed longer than ``[retention]
 hot_days``, queues their records with the journal and emits ``orders_archived`` events
 naming them, so the rows and the events are durable in one commit and replay drops the
-same orders at the same point. The sweep is synchronous on the trio thread, like an
-actor's step: nothing else changes the model while it runs.
+same orders at the same point. Each step of the sweep (up to ``PER_EVENT`` orders:
+their records, the rows queued, the event) is synchronous on the trio thread, like an
+actor's step; between steps the loop serves others (an order due stays due: nothing
+reopens a closed order).
 
 ``ArchiveStore`` answers the reads of archived orders (``actors.retention.ArchiveLookup``)
 with indexed point reads on its own connection, on the trio thread (tens of microseconds;
@@ -110,16 +112,20 @@ class Retention:
         self.sweeps = 0
         self.last_sweep_s = 0.0  # loop time the last sweep took
 
-    def sweep(self) -> int:
-        """Archive every order due now; returns how many left memory."""
+    async def sweep(self) -> int:
+        """Archive every order due now; returns how many left memory. One step per
+        ``PER_EVENT`` orders (record, queue, emit: synchronous, like an actor's step), with
+        a checkpoint between steps so a large day does not stall the loop."""
         engine, world = self.engine, self.engine.world
         now = engine.now()
         t0 = time.perf_counter()
         ids = retention.due(world, now, self.hot_days)
         if not ids:
             return 0
-        engine.context("retention.sweep", f"retention-{int(now // retention.DAY_S)}")
         for start in range(0, len(ids), retention.PER_EVENT):
+            if start:
+                await trio.lowlevel.checkpoint()
+            engine.context("retention.sweep", f"retention-{int(now // retention.DAY_S)}")
             chunk = ids[start : start + retention.PER_EVENT]
             rows = []
             for oid in chunk:
@@ -150,7 +156,7 @@ class Retention:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         clock = self.engine.clock
-        self.sweep()  # what became due while the daemon was down
+        await self.sweep()  # what became due while the daemon was down
         if isinstance(clock, SteppedClock):
             self._schedule(clock)
             task_status.started()
@@ -162,11 +168,11 @@ class Retention:
             due = retention.day_start(now) + retention.DAY_S
             await trio.sleep(min(max((due - now) / speed, 0.01), 60.0))
             if clock.now() >= due:
-                self.sweep()
+                await self.sweep()
 
     def _schedule(self, clock: SteppedClock) -> None:
         async def due() -> None:
-            self.sweep()
+            await self.sweep()
             self._schedule(clock)
 
         clock.at(retention.day_start(clock.now()) + retention.DAY_S, due)
