@@ -5,6 +5,10 @@ the same."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 from bo_support import line, read_db, submit
 from test_stepped_clock import advance
@@ -99,6 +103,17 @@ def test_closed_orders_leave_memory_and_stay_readable_across_kill9_and_restart(m
 
     rows = read_db(d.db, "SELECT order_id, channel, account, external_id FROM archived_orders ORDER BY order_id")
     assert rows == [(ids["shipped"], "web", "default", "R-1"), (ids["cancelled"], "web", "default", "R-2")]
+    out = subprocess.run(
+        [sys.executable, "-m", "backorder", "export", "orders", "--format", "jsonl", "--db", str(d.db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    exported = {o["order_id"]: o for o in map(json.loads, out.stdout.splitlines())}
+    assert set(exported) == set(ids.values())  # archived ones included
+    assert exported[ids["shipped"]] == view["get"]
 
     d.kill9()
     d.start()
