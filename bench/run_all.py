@@ -43,6 +43,7 @@ RUNS = [
     ("demo_startup", "demo_startup.py", [], ["--quick"]),
     ("whatif", "whatif.py", [], ["--quick"]),
     ("depletion", "depletion.py", [], ["--quick"]),
+    ("history", "history.py", [], ["--quick"]),
 ]
 # benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
 # (11 policies x 5 seeds x 2 scenarios, 2,000 SKUs each; 4.5 min a run) through real daemons
@@ -74,6 +75,11 @@ TARGETS = [
     ),
     ("restart", "ready after restart, 1,000,000 journaled events (median of 3)", "seconds", "<=", 10, "s"),
     ("memory", "resident memory, 100,000 SKUs with stock and policies", "rss_mib", "<=", 300, "MiB"),
+    # a year of a site: 1,000,000 orders, ~19,000 open, through the stepped clock (bench/history.py)
+    ("history", "resident memory after 1,000,000 orders (~19,000 open)", "rss_mib", "<=", 400, "MiB"),
+    ("history", "longest loop pause of a periodic snapshot", "snapshot_pause_max_ms", "<=", 20, "ms"),
+    ("history", "ready after a clean restart, 1,000,000 orders", "start_s", "<=", 10, "s"),
+    ("history", "journal size after 1,000,000 orders", "journal_mib", "<=", None, "MiB"),
     # the console: "smooth" made measurable (our bar: a keypress waits < 0.1 s at p95)
     ("tui", "console, 10,000 SKUs at ~200 events/s: event -> row lag p95", "lag_p95_ms", "<=", 1000, "ms"),
     ("tui", "console, 10,000 SKUs at ~200 events/s: UI loop stall p95", "stall_p95_ms", "<=", 100, "ms"),

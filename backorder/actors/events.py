@@ -605,6 +605,13 @@ class ThreeplRouting(Event, tag="threepl_routing", kw_only=True, frozen=True):
     reason: str
 
 
+class OrdersArchived(Event, tag="orders_archived", kw_only=True, frozen=True):
+    """retention sweep: these closed orders left memory at an engine-day boundary; their
+    records were written to ``archived_orders`` in the same commit (actors/retention.py)."""
+
+    order_ids: list[str]
+
+
 AnyEvent = (
     OrderReceived
     | Allocated
@@ -650,6 +657,7 @@ AnyEvent = (
     | ThreeplRouting
     | ThreeplChangeRequested
     | ThreeplChangeDone
+    | OrdersArchived
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)

@@ -25,6 +25,7 @@ from backorder.actors import events as ev
 from backorder.actors.allocation_plan import schedule
 from backorder.actors.kpi import Kpi
 from backorder.actors.queue_index import QueueIndex, SupplyCurve, expected_date
+from backorder.actors.retention import ArchiveLookup, KeyFilter
 from backorder.config.settings import ReorderPolicy, Settings
 from backorder.timeutil import iso_date
 
@@ -458,6 +459,11 @@ class World:
         self.site_pick_units = 0
         self.site_picked: list[list[float]] = []
         self.site_picked_sum = 0
+        # Retention (actors/retention.py): closed orders archived out of memory, their intake
+        # keys in a Bloom filter (rebuilt at start) and the table behind it (set by the daemon)
+        self.n_archived = 0
+        self.archived_keys = KeyFilter()
+        self.archive: ArchiveLookup | None = None
         self._apply = {
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
@@ -503,6 +509,7 @@ class World:
             ev.ThreeplRouting: self._threepl_routing,
             ev.ThreeplChangeRequested: self._threepl_change,
             ev.ThreeplChangeDone: self._threepl_change_done,
+            ev.OrdersArchived: self._orders_archived,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -864,6 +871,7 @@ class World:
             line.shipped += e.qty
             if line.shipped > line.qty or line.sku != e.sku:
                 self.inaccurate_orders.add(e.order_id)
+            self._closed_if_shipped(e.order_id, e.ts)
             return
         self.site_pick_units -= e.qty
         self._count_picked(e.ts, e.qty)
@@ -881,6 +889,29 @@ class World:
         if line.shipped == line.qty and line.backordered_at_entry:
             self.bo_filled += 1
             self.told.pop((line.order_id, line.line_no), None)  # shipped in full: no date to keep
+        self._closed_if_shipped(e.order_id, e.ts)
+
+    def _closed_if_shipped(self, order_id: str, ts: float) -> None:
+        """An order shipped in full is closed then (retention counts its days from there)."""
+        order = self.orders[order_id]
+        if order.closed_ts is None and order.status(self.shipments) == "shipped":
+            order.closed_ts = ts
+
+    def _orders_archived(self, e: ev.OrdersArchived) -> None:
+        """Closed orders leave memory; their records are in ``archived_orders`` already."""
+        for oid in e.order_ids:
+            order = self.orders.pop(oid)
+            spec = order.spec
+            key = (spec.channel, spec.account, spec.external_id)
+            self.by_key.pop(key, None)
+            self.archived_keys.add(key)
+            for sid in order.shipments:
+                sh = self.shipments.pop(sid)
+                if sh.tracking and self.by_tracking.get(sh.tracking) == sid:
+                    del self.by_tracking[sh.tracking]
+            for ln in order.lines:
+                self.told.pop((oid, ln.line_no), None)
+        self.n_archived += len(e.order_ids)
 
     def _index_notice(self, n: Notice) -> None:
         """Count a new (or restored) notice in the derived status counts and pending index."""

@@ -10,7 +10,7 @@ import msgspec
 import trio
 
 from backorder import protocol as p
-from backorder.actors import bulk_rules, order_rules, threepl_changes, threepl_rules
+from backorder.actors import bulk_rules, order_rules, retention, threepl_changes, threepl_rules
 from backorder.actors import events as ev
 from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
@@ -64,6 +64,10 @@ class OrderActor:
         engine, world, now, emit = self.engine, self.engine.world, self.engine.now(), self.engine.emit
         match req:
             case p.OrderSubmit():
+                archived = retention.duplicate_of(world, (req.channel, req.account, req.external_id))
+                if archived is not None:  # a resend of an order archived out of memory
+                    reply.ok(archived)
+                    return
                 order, duplicate = order_rules.submit(world, req, emit, now)
                 if duplicate:
                     if order.order_id in self.pending:  # the first is still being served: answer with it

@@ -18,12 +18,13 @@ from backorder.actors.kpi import TargetChanged
 from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
-VERSION = 8  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
+VERSION = 9  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq; 6: a SKU on the default policy
 # has none, nor the site while no policy_changed was journaled (each takes the config
 # file's [default_policy] / [allocation] when restored, as a replay does); 7: the KPIs'
 # per-day aggregates (``kpi``); 8: requests carry their purchase order, outcome and
-# supplier answers
+# supplier answers; 9: orders archived out of memory (``n_archived``), and shipped orders
+# carry the time they closed (older snapshots lack it: replayed, not restored)
 # Older snapshots lack the KPI aggregates, which only a replay from the first event
 # rebuilds: they are not restored (the journal is replayed instead).
 READABLE = (VERSION,)
@@ -110,6 +111,7 @@ COUNTERS = (
     "orders_shipped",
     "double_shipments",
     "notice_failures",
+    "n_archived",
 )
 NOTICE = (
     "notice_id",
@@ -184,6 +186,7 @@ def dump(world: World) -> bytes:
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
             "stock_told": [[target, sku, nid, qty] for (target, sku), (nid, qty) in world.stock_told.items()],
             "kpi": world.kpi.dump(),
+            "archived_keys": [world.archived_keys.count, bytes(world.archived_keys.bits)],
             # the planner's last policy_tuned per SKU (its levels are in the SKU's policy)
             "tuned": [EVENT_ENCODER.encode(e) for e in world.tuned.values()],
             "threepl": {
@@ -295,6 +298,10 @@ def restore(settings: Settings, data: bytes) -> World:
         w.kpi.load(snap["kpi"], w.requests)
     except TargetChanged as exc:
         raise SnapshotOutdated(str(exc)) from None
+    if "archived_keys" not in snap:  # the filter of archived keys only a replay rebuilds
+        raise SnapshotOutdated("snapshot without the archived intake keys")
+    w.archived_keys.count, bits = snap["archived_keys"]
+    w.archived_keys.bits = bytearray(bits)
     for body in snap.get("tuned", ()):  # absent from snapshots taken before the planner
         tuned = EVENT_DECODER.decode(body)
         w.tuned[tuned.sku] = tuned

@@ -272,7 +272,7 @@ def kpis(world: World, now: float, report: dict | None = None) -> dict:
         **headline,
         "open_backorder_lines": sum(len(s.queue) for s in world.skus.values()),
         "units_waiting": sum(s.backordered for s in world.skus.values()),
-        "orders": len(world.orders),
+        "orders": len(world.orders) + world.n_archived,  # archived ones too (retention)
         "dead_letters": len(world.dead_letters),
     }
 
@@ -312,5 +312,7 @@ def stats(world: World, now: float) -> dict:
             "shipment_exceptions": world.kpi.exceptions,
             "pick_mismatches": world.kpi.pick_mismatches,
             "orders_with_exceptions": len(world.kpi.flagged),
+            "hot_orders": len(world.orders),  # in memory; the rest are archived ([retention])
+            "archived_orders": world.n_archived,
         },
     }

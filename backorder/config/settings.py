@@ -436,6 +436,15 @@ class KpiSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     backorder_target_hours: Annotated[float, Meta(gt=0, le=87600)] = 48.0
 
 
+class RetentionSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """How long a closed order stays in memory (``[retention]``, docs/operations.md
+    "Retention"). An order shipped or cancelled more than ``hot_days`` engine days ago
+    leaves memory at the next engine-day boundary: its record moves to the journal
+    database's ``archived_orders`` table, where reads and duplicate checks still find it."""
+
+    hot_days: Annotated[int, Meta(ge=0, le=3650)] = 7
+
+
 class ThreeplSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     """A third-party logistics provider that takes new orders while the site's pick backlog
     is long (``[threepl]``, docs/operations.md "A 3PL for spikes"). Routing turns on when the
@@ -502,6 +511,7 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     kpi: KpiSettings = msgspec.field(default_factory=KpiSettings)
     procurement: ProcurementSettings = msgspec.field(default_factory=ProcurementSettings)
     threepl: ThreeplSettings = msgspec.field(default_factory=ThreeplSettings)
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
 
     def problems(self) -> list[str]:
         """Cross-field checks msgspec cannot express, each prefixed by its key path."""

@@ -15,7 +15,7 @@ import structlog
 import trio
 
 from backorder import protocol as p
-from backorder.actors import board, bulk_rules, depletion_rules, threepl_rules, views
+from backorder.actors import board, bulk_rules, depletion_rules, retention, threepl_rules, views
 from backorder.actors.events import TOPICS
 from backorder.actors.router import route
 from backorder.daemon import logging as dlog
@@ -100,8 +100,9 @@ def to_actor(ctx: Context, conn: Connection, req: p.Request, reply: Reply, corr:
 
 
 def order_get(ctx: Context, conn: Connection, req: p.OrderGet, reply: Reply, corr: str) -> None:
-    """One order, by order_id or by (channel, account, external_id)."""
-    reply.ok(views.order_detail(ctx.engine.world, _find_order(ctx, req), ctx.engine.now()))
+    """One order, by order_id or by (channel, account, external_id); archived ones from SQLite."""
+    found = _find_order(ctx, req)
+    reply.ok(found if isinstance(found, dict) else views.order_detail(ctx.engine.world, found, ctx.engine.now()))
 
 
 def orders_list(ctx: Context, conn: Connection, req: p.OrdersList, reply: Reply, corr: str) -> None:
@@ -464,6 +465,10 @@ def _find_order(ctx: Context, req: p.OrderGet):
     else:
         raise InvalidInput("invalid_request", "give order_id, or channel and external_id")
     if order is None:
+        key = (req.channel, req.account, req.external_id) if req.channel and req.external_id else None
+        archived = retention.archived_detail(world, req.order_id, key)
+        if archived is not None:
+            return archived
         raise NotFound("unknown_order", "no such order")
     return order
 
