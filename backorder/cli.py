@@ -292,6 +292,8 @@ def cmd_import(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from backorder import demo_scenarios  # the demo's story names (a light module)
+
     parser = argparse.ArgumentParser(prog="backorder", description="Backorder fulfillment daemon")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -354,6 +356,13 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--speed", type=float, default=3600.0, help="simulated seconds per real second")
     demo.add_argument("--keep", action="store_true", help="keep the temporary folder")
     demo.add_argument("--plain", action="store_true", help="summary lines instead of the console")
+    demo.add_argument(
+        "--scenario",
+        default=demo_scenarios.DEFAULT,
+        choices=tuple(demo_scenarios.SCENARIOS),
+        help="the story the site plays (README: What the demo shows)",
+    )
+    demo.add_argument("--history", type=int, default=10, help="simulated days played before the demo opens (0 = none)")
     demo.set_defaults(func=cmd_demo)
 
     tui = sub.add_parser("tui", help="the supervisor console (attach to a running daemon)")

@@ -41,7 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backorder import demo_feeds, demo_history, demo_scenarios, demo_services
 from backorder.client import CallError, Client
+from backorder.demo_feeds import CITIES, FIRST_NAMES, LAST_NAMES
 from backorder.launcher import Daemon, DaemonStartError
 from backorder.timeutil import format_utc, parse_datetime
 
@@ -50,18 +52,10 @@ PLAIN_EVERY_S = 2.0  # real seconds between summary lines when stdout is not a t
 ORDERS_PER_TICK = (1, 2, 2, 3, 3, 4)  # drawn uniformly: ~12.5 orders per real second
 CHANNELS = (("web", 0.5), ("marketplace", 0.3), ("edi", 0.2))
 DOCK_HOURS = range(6, 16)  # a due request is received at one of these hours (UTC)
+SERVICE_LEVEL = 0.99  # the planner's target unit fill rate per SKU (auto mode, a demo with history)
+CANCEL_AFTER_H = 48  # with history: customers cancel only orders waiting longer than this
 START_HOUR = 20  # the simulated clock starts at 20:00 UTC today: the first night comes soon
 SUPPLIERS = ("ACME", "GLOBEX", "INITECH")
-FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Radia", "Linus", "Margaret", "Dennis")
-LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Perlman", "Hamilton")
-CITIES = (
-    ("Lyon", "FR", "69002"),
-    ("Leeds", "GB", "LS1 4AP"),
-    ("Austin", "US", "78701"),
-    ("Porto", "PT", "4000-322"),
-    ("Graz", "AT", "8010"),
-    ("Osaka", "JP", "530-0001"),
-)
 ACCOUNTS = {"web": ("default",), "marketplace": ("amazon-eu", "ebay-us"), "edi": ("BIGBOX", "MEGAMART")}
 
 
@@ -90,7 +84,7 @@ class Item:
     opening: int  # units received before the first order
 
 
-def make_catalog(n: int, speed: float, rng: random.Random) -> list[Item]:
+def make_catalog(n: int, speed: float, rng: random.Random, planned: bool = False) -> list[Item]:
     """``n`` SKUs with Zipf-like demand and policies sized to that demand at this speed.
 
     The busiest fifth all start with stock and are never made to order; a fifth of all
@@ -98,6 +92,10 @@ def make_catalog(n: int, speed: float, rng: random.Random) -> list[Item]:
     run out and backorder; some slow movers are made to order (reorder point 0) or start
     empty; a quarter are replenished by transfer from a sister site. Bulk EDI orders dent
     the rest now and then.
+
+    ``planned``: the site of a demo with history, whose planner (``auto``) sets the levels:
+    its suppliers are quicker (1 or 2 days), nothing is made to order, and the opening
+    levels are sound (the planner tunes them from the first week on).
     """
     ranks = list(range(1, n + 1))
     rng.shuffle(ranks)
@@ -110,14 +108,20 @@ def make_catalog(n: int, speed: float, rng: random.Random) -> list[Item]:
         busy = rank <= max(1, n // 5)
         daily = units_per_day * w / total
         transfer = rng.random() < 0.25
-        lead = 1 if transfer else rng.choices((1, 2, 3, 4, 5), (35, 35, 15, 10, 5))[0]
+        if transfer:
+            lead = 1
+        elif planned:
+            lead = rng.choices((1, 2), (65, 35))[0]
+        else:
+            lead = rng.choices((1, 2, 3, 4, 5), (35, 35, 15, 10, 5))[0]
         pack = rng.choice((1, 1, 1, 6, 12, 24))
         moq = rng.choice((1, 1, pack, 2 * pack, 50))
-        if not busy and rng.random() < 0.12:
+        if not busy and not planned and rng.random() < 0.12:
             rp = oup = 0  # made to order: reorder exactly what is backordered
         else:
             # demand over the lead time (+ half a day to the dock) times a cover factor
-            cover = rng.uniform(0.5, 0.9) if rng.random() < 0.2 else rng.uniform(1.1, 1.8)
+            lean = rng.random() < 0.2 and not planned
+            cover = rng.uniform(0.5, 0.9) if lean else rng.uniform(1.1, 1.8)
             rp = round(daily * (lead + 0.5) * cover)
             oup = rp + max(pack, round(daily * rng.uniform(1.0, 3.0)))
         stocked = busy or rng.random() < 0.8
@@ -139,14 +143,24 @@ def make_catalog(n: int, speed: float, rng: random.Random) -> list[Item]:
     return items
 
 
-def config_toml(db: Path, sock: Path, speed: float, start: str, items: list[Item]) -> str:
+def config_toml(
+    db: Path,
+    sock: Path,
+    speed: float,
+    start: str,
+    items: list[Item],
+    secret_files: dict[str, Path] | None = None,
+    extra: list[str] | None = None,
+    clock: str = "simulated",
+    mode: str = "manual",
+) -> str:
     q = json.dumps  # a JSON string is a valid TOML basic string
     out = [
         "# written by `backorder demo`",
         "[daemon]",
         f"db = {q(str(db))}",
         f"socket = {q(str(sock))}",
-        'clock = "simulated"',
+        f"clock = {q(clock)}",
         f"clock_speed = {float(speed)!r}",
         f"clock_start = {q(start)}",
         'log_level = "warning"',
@@ -154,6 +168,9 @@ def config_toml(db: Path, sock: Path, speed: float, start: str, items: list[Item
         "[allocation]",
         'mode = "fifo"',
     ]
+    if secret_files is not None:
+        out += demo_feeds.config_toml(secret_files)
+    out += extra or []
     for it in items:
         out += [
             "",
@@ -164,6 +181,7 @@ def config_toml(db: Path, sock: Path, speed: float, start: str, items: list[Item
             f"pack_size = {it.pack_size}",
             f"moq = {it.moq}",
             f"source = {q(it.source)}",
+            *([f"mode = {q(mode)}", f"service_level = {SERVICE_LEVEL}"] if mode != "manual" else []),
         ]
     return "\n".join(out) + "\n"
 
@@ -177,8 +195,8 @@ class DaemonProcess(Daemon):
 
     ready_interval = 0.05
 
-    def __init__(self, config: Path, sock: Path, db: Path, log: Path) -> None:
-        super().__init__(config.parent, config=config, db=db, socket=sock, log=log, new_session=True)
+    def __init__(self, config: Path, sock: Path, db: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        super().__init__(config.parent, config=config, db=db, socket=sock, log=log, new_session=True, env=env)
         self.sock = sock
 
     def start(self, timeout: float = 30.0) -> float:
@@ -209,8 +227,14 @@ class DriverCounts:
 class Driver:
     """The people of the site: customers, pickers, the dock, suppliers. One step per tick."""
 
-    def __init__(self, client: Client, items: list[Item], rng: random.Random) -> None:
+    def __init__(
+        self, client: Client, items: list[Item], rng: random.Random, feeds: demo_feeds.Feeds | None = None
+    ) -> None:
         self.c = client
+        self.feeds = feeds
+        self.orders_per_tick = ORDERS_PER_TICK
+        self.patient = False  # customers cancel only orders past the fill target (a demo with history)
+        self.scenario = demo_scenarios.make(demo_scenarios.DEFAULT)
         self.items = items
         self.rng = rng
         self.weights = [it.weight for it in items]
@@ -227,19 +251,28 @@ class Driver:
 
     def step(self) -> None:
         """One tick: orders, dock, picking, now and then a cancel or a date move."""
-        self.submit_orders(self.rng.choice(ORDERS_PER_TICK))
         stats = self.c.call("stats")
         now = parse_datetime(stats["now"])
+        self.scenario.step(self, now)
+        if self.feeds is not None:
+            n = self.rng.choice(ORDERS_PER_TICK) * self.scenario.orders_factor()
+            self.counts.orders += self.feeds.deliver(n, now)
+            self.feeds.tick(now)
+        else:
+            self.submit_orders(self.rng.choice(ORDERS_PER_TICK))
         self.receive_due(now)
         self.pick()
         if self.rng.random() < 0.05:
             self.move_a_date(now.date())
         if self.rng.random() < 0.04:
-            self.cancel_one()
+            self.cancel_one(now if self.patient else None)
 
     # customers
-    def submit_orders(self, n: int) -> None:
+    def submit_orders(self, n: int, channel: str | None = None) -> None:
+        """``n`` orders with ``order.submit`` (``channel``: the channel every one is booked to)."""
         reqs = [self._order() for _ in range(n)]
+        if channel is not None:
+            reqs = [{**r, "channel": channel} for r in reqs]
         for reply in self._check(self.c.pipeline(reqs)):
             if reply["ok"]:
                 self.counts.orders += 1
@@ -321,8 +354,13 @@ class Driver:
             self.counts.picks += sum(1 for x in self._check(self.c.pipeline(reqs)) if x["ok"])
 
     # impatient customers
-    def cancel_one(self) -> None:
+    def cancel_one(self, now: dt.datetime | None = None) -> None:
+        """A customer gives up: one backordered order, with ``now``: only one that has
+        waited past the fill target (48 h) already, as patient customers do."""
         orders = self.c.call("orders.list", status="backordered", limit=200)["orders"]
+        if now is not None:
+            late = format_utc(now - dt.timedelta(hours=CANCEL_AFTER_H))
+            orders = [o for o in orders if o.get("received_at") and o["received_at"] < late]
         if orders:
             o = self.rng.choice(orders)
             if self._call_counted("order.cancel", order_id=o["order_id"], reason="customer gave up waiting"):
@@ -359,16 +397,32 @@ class DemoSite:
     which also stops the daemon and returns the final ``stats`` (None if unreachable).
     """
 
-    def __init__(self, tmp: Path, sockdir: Path, skus: int, speed: float, rng: random.Random) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        sockdir: Path,
+        skus: int,
+        speed: float,
+        rng: random.Random,
+        history_days: int = 0,
+        scenario: str = demo_scenarios.DEFAULT,
+    ) -> None:
         self.tmp = tmp
+        self.scenario = demo_scenarios.make(scenario)
+        self.history_days = max(0, history_days)
+        self.history: demo_history.HistoryResult | None = None
+        self.startup_s = 0.0
         self.start_at = dt.datetime.now(dt.UTC).replace(hour=START_HOUR, minute=0, second=0, microsecond=0)
-        self.items = make_catalog(max(1, skus), speed, rng)
+        self.items = make_catalog(max(1, skus), speed, rng, planned=self.history_days > 0)
         self.rng = rng
-        config = tmp / "backorder.toml"
-        config.write_text(
-            config_toml(tmp / "demo.db", sockdir / "demo.sock", speed, format_utc(self.start_at), self.items)
+        self.speed = speed
+        self.sockdir = sockdir
+        self.secret_files = demo_feeds.write_secrets(tmp)  # made now, in the demo's folder only
+        self.services = demo_services.Services(tmp, random.Random(rng.random()))
+        self.config = tmp / "backorder.toml"
+        self.daemon = DaemonProcess(
+            self.config, sockdir / "demo.sock", tmp / "demo.db", tmp / "daemon.log", self.services.env
         )
-        self.daemon = DaemonProcess(config, sockdir / "demo.sock", tmp / "demo.db", tmp / "daemon.log")
         self.driver: Driver | None = None
         self.units = 0
         self.error: str | None = None  # why the driver stopped early
@@ -381,11 +435,54 @@ class DemoSite:
     def socket(self) -> Path:
         return self.daemon.sock
 
+    def write_config(self, clock: str, start: dt.datetime) -> None:
+        extra = self.services.config() + (demo_history.planner_toml() if self.history_days else [])
+        text = config_toml(
+            self.tmp / "demo.db",
+            self.daemon.sock,
+            self.speed,
+            format_utc(start),
+            self.items,
+            self.secret_files,
+            extra,
+            clock=clock,
+            mode="auto" if self.history_days else "manual",
+        )
+        self.config.write_text(text)
+
     def start(self) -> None:
+        """The receivers; the past (``history_days`` on the stepped clock, then a restart on
+        the simulated clock where the past ended); the intake feeds; the driver thread."""
+        self.services.start()
+        t0 = time.monotonic()
+        if self.history_days:
+            self.write_config("stepped", self.start_at - dt.timedelta(days=self.history_days))
+            self.daemon.start()
+            with Client(str(self.daemon.sock), timeout=120) as c:
+                past = Driver(c, self.items, self.rng)
+                self.units = past.seed()
+                self.history = demo_history.play(past, self.history_days)
+            self.daemon.stop()
+        self.write_config("simulated", self.start_at)
         self.daemon.start()
+        self.startup_s = time.monotonic() - t0
         self._client = Client(str(self.daemon.sock))
-        self.driver = Driver(self._client, self.items, self.rng)
-        self.units = self.driver.seed()
+        port = self._client.call("health")["intake"]["http_port"]
+        feeds = demo_feeds.Feeds(
+            port,
+            str(self.daemon.sock),
+            self.secret_files,
+            self.items,
+            [it.weight for it in self.items],
+            self.rng,
+            self._client.call,
+        )
+        self.driver = Driver(self._client, self.items, self.rng, feeds)
+        self.driver.patient = self.history_days > 0
+        self.driver.scenario = self.scenario
+        self.scenario.opened = self.start_at  # the story's moments count from the opening
+        if not self.history_days:
+            self.units = self.driver.seed()
         self._thread.start()
 
     def _run(self) -> None:
@@ -416,6 +513,7 @@ class DemoSite:
                 c.close()
         final = _final_stats(self.daemon) if self.daemon.alive() else None
         code = self.daemon.stop()
+        self.services.stop()
         if code not in (0, None) and not self.error:
             self.error = f"the daemon exited with {code}"
         return final
@@ -455,7 +553,9 @@ def main(args) -> None:
         sys.exit("backorder demo: --speed must be > 0 (simulated seconds per real second)")
     tmp = Path(tempfile.mkdtemp(prefix="backorder-demo-"))
     sockdir = Path(tempfile.mkdtemp(prefix="bo-", dir="/tmp"))  # AF_UNIX paths are short
-    site = DemoSite(tmp, sockdir, args.skus, args.speed, random.Random(getattr(args, "seed", None)))
+    rng = random.Random(getattr(args, "seed", None))
+    scenario = getattr(args, "scenario", None) or demo_scenarios.DEFAULT
+    site = DemoSite(tmp, sockdir, args.skus, args.speed, rng, getattr(args, "history", 0), scenario)
     tui = sys.stdout.isatty() and sys.stdin.isatty() and not getattr(args, "plain", False)
     old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGHUP)}
     rc = 0
@@ -468,6 +568,14 @@ def main(args) -> None:
                 f"folder {tmp}",
                 flush=True,
             )
+            print(f"backorder demo: scenario {site.scenario.name}: {site.scenario.line}", flush=True)
+            if site.history is not None:
+                h = site.history
+                print(
+                    f"backorder demo: history days={h.days} orders={h.orders} planner_runs={h.planner_runs} "
+                    f"history_s={h.real_s:.1f} startup_s={site.startup_s:.1f}",
+                    flush=True,
+                )
         try:
             if tui:
                 run_console(site, args, tmp / "tui.log")
@@ -498,6 +606,10 @@ def main(args) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
         try:  # the terminal may be gone (a closed SSH session, tmux kill-session): clean up first
             if final is not None and site.driver is not None:
+                if site.driver.feeds is not None:
+                    print(feeds_line(site.driver.feeds.counts), flush=True)
+                print(site.services.summary(), flush=True)
+                print(f"  scenario {site.scenario.name} {' '.join(site.scenario.log) or '-'}", flush=True)
                 print(final_line(final, site.driver.counts), flush=True)
             if args.keep or rc:
                 print(f"backorder demo: kept {tmp} (config, journal demo.db, daemon.log, tui.log)", flush=True)
@@ -524,7 +636,8 @@ def run_console(site: DemoSite, args, log_file: Path) -> None:
 
     logging.basicConfig(filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = BackorderApp(str(site.socket))
-    app.title = f"backorder demo · {len(site.items)} SKUs · {args.speed:g}x"
+    # the title bar tells the story (the sub-title is the console's connection state)
+    app.title = f"backorder demo · {site.scenario.line} · {len(site.items)} SKUs · {args.speed:g}x"
     # SIGTERM / SIGHUP end the console like `q` (its terminal is restored on the way out).
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, lambda *_: app.exit())
@@ -539,6 +652,17 @@ def _final_stats(daemon: DaemonProcess) -> dict | None:
             return c.call("stats")
     except (OSError, ConnectionError, CallError):
         return None
+
+
+def feeds_line(f: demo_feeds.FeedCounts) -> str:
+    """The intake side of the run: deliveries per channel, outcomes, the bad ones sent."""
+    chans = ",".join(f"{c}:{n}" for c, n in sorted(f.deliveries.items()))
+    outs = ",".join(f"{c}:{n}" for c, n in sorted(f.outcomes.items()))
+    bad = ",".join(f"{c}:{n}" for c, n in sorted(f.bad_sent.items()))
+    return (
+        f"  intake deliveries={chans or '-'} outcomes={outs or '-'} bad_sent={bad or '-'} "
+        f"csv_imports={f.imports} aliases={f.aliases} recovered={f.recovered}"
+    )
 
 
 def final_line(st: dict, d: DriverCounts) -> str:

@@ -110,6 +110,7 @@ class Conflict(Rejected):
             "over_ordered",
             "ship_notice_conflict",
             "routed_to_threepl",
+            "threepl_change_pending",
         }
     )
 

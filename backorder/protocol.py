@@ -145,8 +145,9 @@ class SkusList(Request, tag="skus.list", kw_only=True):
     offset: Index = 0
 
 
-class SkuConfigure(Request, tag="sku.configure", kw_only=True):
-    """client -> SKU actor: set (part of) the reorder policy; unspecified fields keep their value."""
+class _PolicyNumbers(Request, kw_only=True):
+    """A SKU and the numbers of a reorder policy (None: unchanged): what ``sku.configure``
+    sets and ``whatif.policy`` tries. Not an op itself (not in ``OP_TABLE``)."""
 
     sku: Sku
     reorder_point: Level | None = None
@@ -155,6 +156,11 @@ class SkuConfigure(Request, tag="sku.configure", kw_only=True):
     lead_time_days: Annotated[float, Meta(ge=0, le=3650)] | None = None
     moq: Quantity | None = None
     pack_size: Quantity | None = None
+
+
+class SkuConfigure(_PolicyNumbers, tag="sku.configure", kw_only=True):
+    """client -> SKU actor: set (part of) the reorder policy; unspecified fields keep their value."""
+
     source: Text | None = None
     backorder_threshold: Level | None = None
     mode: Literal["manual", "auto", "suggest"] | None = None  # who sets the three levels (planner)
@@ -263,6 +269,35 @@ class AtpCheck(Request, tag="atp.check", kw_only=True):
 
 class ThreeplStatus(Request, tag="threepl.status", kw_only=True):
     """client -> read model: the 3PL's routing state, the site's pick backlog, the routed orders."""
+
+
+# --- what-if: reads over the allocation planner (backorder.actors.whatif), nothing changes
+
+WhatifLimit = Annotated[int, Meta(ge=0, le=10000)]  # affected lines listed (all are counted)
+
+
+class WhatifReceipt(Request, tag="whatif.receipt", kw_only=True):
+    """client -> read model: which waiting lines a receipt would serve, in what order, and their new dates."""
+
+    sku: Sku | None = None
+    request_id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    qty: Quantity
+    date: IsoDate | None = None  # when the units arrive; today (the default) = received now
+    limit: WhatifLimit = 100
+
+
+class WhatifDelay(Request, tag="whatif.delay", kw_only=True):
+    """client -> read model: which customers' dates would move, and by how much, if a request came on ``date``."""
+
+    request_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    date: IsoDate
+    limit: WhatifLimit = 100
+
+
+class WhatifPolicy(_PolicyNumbers, tag="whatif.policy", kw_only=True):
+    """client -> read model: projected fill and inventory of a SKU under its policy and a candidate."""
+
+    days: Annotated[int, Meta(ge=1, le=365)] = 90
 
 
 class Subscribe(Request, tag="subscribe", kw_only=True):
@@ -504,6 +539,12 @@ class SkusBoard(Request, tag="skus.board", kw_only=True):
     offset: Index = 0
 
 
+class SkusStockout(Request, tag="skus.stockout", kw_only=True):
+    """client -> read model: SKUs projected to stock out within their lead time, soonest first."""
+
+    limit: Annotated[int, Meta(ge=1, le=10000)] = 100
+
+
 class OrdersFind(Request, tag="orders.find", kw_only=True):
     """TUI -> read model: orders by order id, external id or order number (exact)."""
 
@@ -632,6 +673,10 @@ OP_TABLE: tuple[Op, ...] = (
     Op(ProcurementShipNotice, "write", "procurement"),
     Op(ThreeplStatus, "read", "read"),
     Op(AtpCheck, "read", "read"),
+    Op(WhatifReceipt, "read", "read"),
+    Op(WhatifDelay, "read", "read"),
+    Op(WhatifPolicy, "read", "read"),
+    Op(SkusStockout, "read", "read"),
 )
 
 OPS = frozenset(op.name for op in OP_TABLE)

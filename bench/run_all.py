@@ -40,6 +40,10 @@ RUNS = [
     ("planner", "planner.py", [], ["--quick"]),
     ("decision", "decision.py", [], ["--quick"]),
     ("flash_sale", "flash_sale.py", [], ["--quick"]),
+    ("demo_startup", "demo_startup.py", [], ["--quick"]),
+    ("whatif", "whatif.py", [], ["--quick"]),
+    ("depletion", "depletion.py", [], ["--quick"]),
+    ("history", "history.py", [], ["--quick"]),
 ]
 # benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
 # (11 policies x 5 seeds x 2 scenarios, 2,000 SKUs each; 4.5 min a run) through real daemons
@@ -71,6 +75,11 @@ TARGETS = [
     ),
     ("restart", "ready after restart, 1,000,000 journaled events (median of 3)", "seconds", "<=", 10, "s"),
     ("memory", "resident memory, 100,000 SKUs with stock and policies", "rss_mib", "<=", 300, "MiB"),
+    # a year of a site: 1,000,000 orders, ~19,000 open, through the stepped clock (bench/history.py)
+    ("history", "resident memory after 1,000,000 orders (~19,000 open)", "rss_mib", "<=", 400, "MiB"),
+    ("history", "longest loop pause of a periodic snapshot", "snapshot_pause_max_ms", "<=", 20, "ms"),
+    ("history", "ready after a clean restart, 1,000,000 orders", "start_s", "<=", 10, "s"),
+    ("history", "journal size after 1,000,000 orders", "journal_mib", "<=", None, "MiB"),
     # the console: "smooth" made measurable (our bar: a keypress waits < 0.1 s at p95)
     ("tui", "console, 10,000 SKUs at ~200 events/s: event -> row lag p95", "lag_p95_ms", "<=", 1000, "ms"),
     ("tui", "console, 10,000 SKUs at ~200 events/s: UI loop stall p95", "stall_p95_ms", "<=", 100, "ms"),
@@ -119,7 +128,29 @@ TARGETS = [
         None,
         "ms",
     ),
+    # `backorder demo`: 10 days of history played, then the console (bench/demo_startup.py)
+    ("demo_startup", "demo: start-up to the first screen, median of 3", "startup_median_s", "<=", None, "s"),
+    ("demo_startup", "demo: fill-rate tile, lowest over the first minute", "fill_min", ">=", 0.95, ""),
+    # the depletion check (every depletion_check_s on the trio loop) and skus.stockout
+    (
+        "depletion",
+        "depletion check, 10,000 SKUs, 30,000 waiting lines, priority (every line projected)",
+        "steady_check_ms_at_largest",
+        "<=",
+        None,
+        "ms",
+    ),
+    ("depletion", "skus.stockout read, 10,000 SKUs", "stockout_read_ms_at_largest", "<=", None, "ms"),
     # the demand planner: 2,000 SKUs with a year of history (bench/planner.py)
+    # what-if reads (docs/protocol.md "What-if"): two plans of the queue per request
+    (
+        "whatif",
+        "what-if read, daemon time p95 (worst of 4 kinds), 10,000 lines waiting on one SKU",
+        "worst_p95_ms",
+        "<=",
+        50,
+        "ms",
+    ),
     ("planner", "planner run, 2,000 SKUs x 365 days (first run: reads the whole year)", "first_run_s", "<=", 10, "s"),
     ("planner", "planner: read reply latency during the runs, max", "max_ms", "<=", 5, "ms"),
     ("planner", "planner: daemon RSS growth over the runs", "rss_growth_mib", "<=", 50, "MiB"),

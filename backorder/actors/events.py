@@ -571,6 +571,31 @@ class OrderRouted(Event, tag="order_routed", kw_only=True, frozen=True):
     items: list[tuple[Int53, str, Int53]]  # (line_no, sku, qty)
 
 
+class ThreeplChangeRequested(Event, tag="threepl_change", kw_only=True, frozen=True):
+    """order actor: a cancellation (``change`` "cancel") or a new shipping address
+    (``change`` "address", ``shipping_address``) of an order at the 3PL was asked for; the
+    ``threepl_change`` notice ``notice_id`` takes it to the 3PL. Nothing changes on the
+    order until the 3PL answers (``threepl_change_done``)."""
+
+    order_id: str
+    notice_id: str
+    change: str
+    reason: str
+    shipping_address: AddressRecord | None = None
+
+
+class ThreeplChangeDone(Event, tag="threepl_change_done", kw_only=True, frozen=True):
+    """notifier: the 3PL answered the change of notice ``notice_id``: ``outcome`` "applied"
+    (the order's ``order_cancelled`` / ``order_address_set`` come in the same commit) or
+    "too_late" (it was picked or shipped already: the order is unchanged), with its words."""
+
+    order_id: str
+    notice_id: str
+    change: str
+    outcome: str
+    message: str
+
+
 class ThreeplRouting(Event, tag="threepl_routing", kw_only=True, frozen=True):
     """order actor: routing new orders to the 3PL turned on or off, with the site's pick
     backlog in hours that crossed the threshold."""
@@ -598,6 +623,13 @@ class LinesPromised(Event, tag="lines_promised", kw_only=True, frozen=True):
 
     order_id: str
     lines: list[PromisedLine]
+
+
+class OrdersArchived(Event, tag="orders_archived", kw_only=True, frozen=True):
+    """retention sweep: these closed orders left memory at an engine-day boundary; their
+    records were written to ``archived_orders`` in the same commit (actors/retention.py)."""
+
+    order_ids: list[str]
 
 
 AnyEvent = (
@@ -644,6 +676,9 @@ AnyEvent = (
     | OrderRouted
     | ThreeplRouting
     | LinesPromised
+    | ThreeplChangeRequested
+    | ThreeplChangeDone
+    | OrdersArchived
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -677,6 +712,8 @@ TOPICS: dict[str, frozenset[str]] = {
             "shipment_tracked",
             "order_routed",
             "threepl_routing",
+            "threepl_change",
+            "threepl_change_done",
         }
     ),
     "procurement": frozenset(

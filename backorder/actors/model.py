@@ -22,8 +22,10 @@ from decimal import Decimal
 import msgspec
 
 from backorder.actors import events as ev
+from backorder.actors.allocation_plan import schedule
 from backorder.actors.kpi import Kpi
 from backorder.actors.queue_index import QueueIndex, SupplyCurve, expected_date
+from backorder.actors.retention import ArchiveLookup, KeyFilter
 from backorder.config.settings import ReorderPolicy, Settings
 from backorder.timeutil import iso_date
 
@@ -462,12 +464,20 @@ class World:
         self.threepl_switch_backlog = 0.0
         self.routed_open: dict[str, None] = {}
         self.routed_shipped = 0
+        # per order at the 3PL, its last change asked for and the 3PL's answer (None until
+        # it answers): ``threepl_changes``
+        self.threepl_changes: dict[str, tuple[ev.ThreeplChangeRequested, ev.ThreeplChangeDone | None]] = {}
         # The site's pick backlog: units in site shipments awaiting pick, and the units the
         # site shipped per minute ([minute start, units], oldest first; a bounded window is
         # kept, see ``_count_picked``) with their sum: O(1) per event to keep, O(1) to read
         self.site_pick_units = 0
         self.site_picked: list[list[float]] = []
         self.site_picked_sum = 0
+        # Retention (actors/retention.py): closed orders archived out of memory, their intake
+        # keys in a Bloom filter (rebuilt at start) and the table behind it (set by the daemon)
+        self.n_archived = 0
+        self.archived_keys = KeyFilter()
+        self.archive: ArchiveLookup | None = None
         self._apply = {
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
@@ -512,6 +522,9 @@ class World:
             ev.OrderRouted: self._order_routed,
             ev.ThreeplRouting: self._threepl_routing,
             ev.LinesPromised: self._lines_promised,
+            ev.ThreeplChangeRequested: self._threepl_change,
+            ev.ThreeplChangeDone: self._threepl_change_done,
+            ev.OrdersArchived: self._orders_archived,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -873,6 +886,7 @@ class World:
             line.shipped += e.qty
             if line.shipped > line.qty or line.sku != e.sku:
                 self.inaccurate_orders.add(e.order_id)
+            self._closed_if_shipped(e.order_id, e.ts)
             return
         self.site_pick_units -= e.qty
         self._count_picked(e.ts, e.qty)
@@ -890,6 +904,29 @@ class World:
         if line.shipped == line.qty and line.backordered_at_entry:
             self.bo_filled += 1
             self.told.pop((line.order_id, line.line_no), None)  # shipped in full: no date to keep
+        self._closed_if_shipped(e.order_id, e.ts)
+
+    def _closed_if_shipped(self, order_id: str, ts: float) -> None:
+        """An order shipped in full is closed then (retention counts its days from there)."""
+        order = self.orders[order_id]
+        if order.closed_ts is None and order.status(self.shipments) == "shipped":
+            order.closed_ts = ts
+
+    def _orders_archived(self, e: ev.OrdersArchived) -> None:
+        """Closed orders leave memory; their records are in ``archived_orders`` already."""
+        for oid in e.order_ids:
+            order = self.orders.pop(oid)
+            spec = order.spec
+            key = (spec.channel, spec.account, spec.external_id)
+            self.by_key.pop(key, None)
+            self.archived_keys.add(key)
+            for sid in order.shipments:
+                sh = self.shipments.pop(sid)
+                if sh.tracking and self.by_tracking.get(sh.tracking) == sid:
+                    del self.by_tracking[sh.tracking]
+            for ln in order.lines:
+                self.told.pop((oid, ln.line_no), None)
+        self.n_archived += len(e.order_ids)
 
     def _index_notice(self, n: Notice) -> None:
         """Count a new (or restored) notice in the derived status counts and pending index."""
@@ -968,6 +1005,11 @@ class World:
                 for line_no, _sku, qty in sh.items:
                     order.lines[line_no - 1].in_shipment -= qty
                     self.site_pick_units -= qty
+            elif sh.status == AT_THREEPL:  # the 3PL cancelled it (``threepl_changes``)
+                sh.status = "cancelled"
+                for line_no, _sku, qty in sh.items:
+                    order.lines[line_no - 1].in_shipment -= qty
+                self.routed_open.pop(e.order_id, None)
 
     def _line_released(self, e: ev.LineReleased) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
@@ -1066,6 +1108,14 @@ class World:
         self.n_shipments = max(self.n_shipments, int(e.shipment_id[1:]))
         self.routed_open[e.order_id] = None
 
+    def _threepl_change(self, e: ev.ThreeplChangeRequested) -> None:
+        self.threepl_changes[e.order_id] = (e, None)
+
+    def _threepl_change_done(self, e: ev.ThreeplChangeDone) -> None:
+        asked = self.threepl_changes.get(e.order_id)
+        if asked is not None and asked[0].notice_id == e.notice_id:  # an older change answers late: kept as it was
+            self.threepl_changes[e.order_id] = (asked[0], e)
+
     def _threepl_routing(self, e: ev.ThreeplRouting) -> None:
         self.threepl_on = e.on
         self.threepl_switched_ts = e.ts
@@ -1110,18 +1160,13 @@ class World:
 
     def expected_dates(self, s: Sku, upto: int | None = None) -> list[str | None]:
         """Expected date of each waiting line (queue order, the first ``upto``), from
-        available stock and inbound supply.
+        available stock and inbound supply: the allocation planner's dates
+        (``allocation_plan.schedule``, what the what-if reads compare), so what a customer
+        is told and what a what-if predicts come from one function.
 
         Available stock covers the head first; then open requests in date order. The line
         whose units come from the second request gets that request's date; a line no
-        open supply covers gets None (a new reorder will give it a date). One bisect per
-        line over the supply curve (``Sku.expected_date`` for one line anywhere in the queue).
+        open supply covers gets None (a new reorder will give it a date)
+        (``Sku.expected_date`` for one line anywhere in the queue).
         """
-        free, curve = max(s.available, 0), s.supply()
-        dates: list[str | None] = []
-        ahead = 0
-        for line in s.queue.lines() if upto is None else s.queue.first(upto):
-            need = line.need
-            dates.append(expected_date(free, curve, ahead, need))
-            ahead += need
-        return dates
+        return schedule(s.queue.lines(), s.available, s.supply(), upto)[2]

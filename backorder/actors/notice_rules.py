@@ -5,7 +5,8 @@ notice is journaled in the same commit as its cause and replay reproduces it).
 Customer notices: backordered (with each waiting line's expected date), delay (a line's
 expected date moved later than the date the customer was last told by more than
 ``notifications.tolerance_hours``), partially shipped / shipped, cancelled, and depletion
-(the inbound supply a line waits for is overdue). Supplier notices: the purchase-order
+(the inbound supply a line waits for is overdue; and the causes of
+``depletion_rules``). Supplier notices: the purchase-order
 or transfer document of a new request, for sources with a ``deliver`` channel.
 
 The dates each customer was told are part of the model (``World.told``, set by the
@@ -19,6 +20,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from backorder.actors import depletion_rules
 from backorder.actors import events as ev
 from backorder.actors.model import Line, Order, Request, Shipment, Sku, World
 from backorder.timeutil import iso_date, parse_ts
@@ -268,7 +270,8 @@ def purchase_order(world: World, r: Request, emit: Emit, now: float) -> ev.Notic
 
 def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
     """Customers whose waiting lines depend on an overdue open request, told once per
-    (order, request) - before the date they were promised passes for good."""
+    (order, request) - before the date they were promised passes for good (cause
+    ``supply_overdue``); then the projection's causes (``depletion_rules.warn``)."""
     if not _routes_any(world):
         return []
     today = iso_date(now)
@@ -297,10 +300,11 @@ def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
                 "depletion",
                 "Order {number}: a delivery we wait for is late",
                 "supply overdue",
-                {"lines": lines, "warned": sorted({li["request_id"] for li in lines})},
+                {"lines": lines, "cause": "supply_overdue", "warned": sorted({li["request_id"] for li in lines})},
                 emit,
                 now,
             )
             if e is not None:
                 out.append(e)
+    out += depletion_rules.warn(world, emit, now, _customer)
     return out

@@ -10,7 +10,7 @@ import msgspec
 import trio
 
 from backorder import protocol as p
-from backorder.actors import bulk_rules, order_rules, promise_rules, threepl_rules
+from backorder.actors import bulk_rules, order_rules, promise_rules, retention, threepl_changes, threepl_rules
 from backorder.actors import events as ev
 from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
@@ -64,6 +64,10 @@ class OrderActor:
         engine, world, now, emit = self.engine, self.engine.world, self.engine.now(), self.engine.emit
         match req:
             case p.OrderSubmit():
+                archived = retention.duplicate_of(world, (req.channel, req.account, req.external_id))
+                if archived is not None:  # a resend of an order archived out of memory
+                    reply.ok(archived)
+                    return
                 order, duplicate = order_rules.submit(world, req, emit, now)
                 if duplicate:
                     if order.order_id in self.pending:  # the first is still being served: answer with it
@@ -87,6 +91,13 @@ class OrderActor:
                     reply.ok(order_result(world, world.orders[oid], duplicate=False))
                 else:
                     self._serve_lines(order, reply, corr, actor)
+            case p.OrderAddress(order_id=oid, shipping_address=address, reason=reason) if threepl_changes.at_threepl(
+                world, oid
+            ):
+                record = order_rules.check_address(world.orders[oid], address)
+                if record is not None:
+                    threepl_changes.request(world, world.settings.threepl, oid, "address", reason, record, emit, now)
+                reply.ok(order_detail(world, world.orders[oid], now))
             case p.OrderAddress(order_id=oid, shipping_address=address, reason=reason):
                 order = order_rules.set_address(world, oid, address, reason, emit, now)
                 if order is not None and engine.auto_pick is not None:
@@ -98,6 +109,12 @@ class OrderActor:
                 reply.ok(order_detail(world, order, now))
             case ThreeplShipped(order_id=oid, carrier=carrier, tracking=tracking):
                 reply.ok({"outcome": threepl_rules.ship(world, oid, carrier, tracking, emit, now), "order_id": oid})
+            case p.OrderCancel(order_id=oid, reason=reason) if threepl_changes.at_threepl(world, oid):
+                threepl_changes.request(world, world.settings.threepl, oid, "cancel", reason, None, emit, now)
+                reply.ok(
+                    order_result(world, world.orders[oid], duplicate=False)
+                    | {"threepl_change": threepl_changes.view(world, oid)}
+                )
             case p.OrderCancel(order_id=oid, reason=reason):
                 for sku in order_rules.cancel(world, oid, reason, emit, now):
                     self.router.send(sku, Settle(corr=corr, actor=actor))

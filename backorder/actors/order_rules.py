@@ -454,6 +454,14 @@ def cancel(world: World, order_id: str, reason: str, emit: Emit, now: float) -> 
         raise Conflict(
             "routed_to_threepl", f"order {order_id} was sent to the 3PL ({order.routed_to}); cancel it there first"
         )
+    return cancelled(world, order, reason, emit, now)
+
+
+def cancelled(world: World, order: Order, reason: str, emit: Emit, now: float) -> list[str]:
+    """The facts of a cancellation decided (by ``cancel``, or by the 3PL's answer to one):
+    the order and its unshipped lines go, the customer and the channel are told. Returns
+    the SKUs to re-serve, in line order."""
+    order_id = order.order_id
     emit(ev.OrderCancelled(ts=now, order_id=order_id, reason=reason))
     touched: dict[str, None] = {}
     for ln in order.shipping_lines:
@@ -540,13 +548,22 @@ def set_address(world: World, order_id: str, address: Address, reason: str, emit
         raise Conflict("order_cancelled", f"order {order_id} is cancelled")
     if order.status(world.shipments) == "shipped":
         raise Conflict("already_shipped", f"order {order_id} has shipped; its address can no longer change")
+    record = check_address(order, address)
+    if record is None:
+        return None
+    emit(ev.OrderAddressSet(ts=now, order_id=order_id, shipping_address=record, reason=reason or "address set"))
+    return order
+
+
+def check_address(order: Order, address: Address) -> ev.AddressRecord | None:
+    """The address as recorded, or None when the order has it already; raises for one
+    without a street or country."""
     if not (address.address1.strip() and address.country_code.strip()):
         raise InvalidInput("missing_field", "a shipping address needs at least address1 and country_code")
     record = address_record(address)
     if record == order.spec.shipping_address and not order.spec.needs_address:
         return None
-    emit(ev.OrderAddressSet(ts=now, order_id=order_id, shipping_address=record, reason=reason or "address set"))
-    return order
+    return record
 
 
 def check_date(text: str) -> None:

@@ -14,9 +14,10 @@ from typing import Any
 
 import msgspec
 
+from backorder.actors import allocation_plan, notice_rules
 from backorder.actors import events as ev
-from backorder.actors import notice_rules
 from backorder.actors.model import Request, Sku, World
+from backorder.config.settings import ReorderPolicy
 from backorder.errors import Conflict, InvalidInput, NotFound
 from backorder.planner import wire
 from backorder.timeutil import iso_date
@@ -34,29 +35,15 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
     """
     fresh = list(s.undecided)
     allocs = []
-    if s.queue and s.available >= s.backordered:
-        # Enough for every waiting line: serve them in one pass over the sorted queue
-        # instead of popping the heap line by line (a big receipt fills 100k lines).
-        for line in list(s.queue):
-            e = ev.Allocated(
-                ts=now,
-                sku=s.sku,
-                order_id=line.order_id,
-                line_no=line.line_no,
-                qty=line.need,
-                rule=world.mode,
-                rank=world.rank(line, now),
-            )
-            emit(e)
-            allocs.append(e)
-    while s.available > 0 and s.queue:
-        line = s.queue[0]
+    # what the what-if reads predict (allocation_plan): decided first, then journaled in
+    # service order (each event takes its line off the queue or shortens its need)
+    for line, qty in allocation_plan.allocate_now(s.queue.lines(), s.available):
         e = ev.Allocated(
             ts=now,
             sku=s.sku,
             order_id=line.order_id,
             line_no=line.line_no,
-            qty=min(s.available, line.need),
+            qty=qty,
             rule=world.mode,
             rank=world.rank(line, now),
         )
@@ -77,9 +64,12 @@ def reorder_quantity(s: Sku) -> int:
     Because the raised request counts as inbound at once, the position after it is at
     least order-up-to >= reorder point, so the same shortage never raises a second one.
     """
-    p = s.policy
-    pos = s.position
-    over_threshold = p.backorder_threshold is not None and s.backordered > p.backorder_threshold
+    return order_quantity(s.policy, s.position, s.backordered)
+
+
+def order_quantity(p: ReorderPolicy, pos: int, backordered: int) -> int:
+    """``reorder_quantity`` of a policy at an inventory position (what-if projections too)."""
+    over_threshold = p.backorder_threshold is not None and backordered > p.backorder_threshold
     if pos > max(p.reorder_point, p.safety_stock) and not over_threshold:
         return 0
     qty = p.order_up_to - pos

@@ -18,12 +18,13 @@ from backorder.actors.kpi import TargetChanged
 from backorder.actors.model import Line, Notice, Order, Promise, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
-VERSION = 8  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
+VERSION = 9  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq; 6: a SKU on the default policy
 # has none, nor the site while no policy_changed was journaled (each takes the config
 # file's [default_policy] / [allocation] when restored, as a replay does); 7: the KPIs'
 # per-day aggregates (``kpi``); 8: requests carry their purchase order, outcome and
-# supplier answers
+# supplier answers; 9: orders archived out of memory (``n_archived``), and shipped orders
+# carry the time they closed (older snapshots lack it: replayed, not restored)
 # Older snapshots lack the KPI aggregates, which only a replay from the first event
 # rebuilds: they are not restored (the journal is replayed instead).
 READABLE = (VERSION,)
@@ -110,6 +111,7 @@ COUNTERS = (
     "orders_shipped",
     "double_shipments",
     "notice_failures",
+    "n_archived",
 )
 NOTICE = (
     "notice_id",
@@ -185,6 +187,7 @@ def dump(world: World) -> bytes:
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
             "stock_told": [[target, sku, nid, qty] for (target, sku), (nid, qty) in world.stock_told.items()],
             "kpi": world.kpi.dump(),
+            "archived_keys": [world.archived_keys.count, bytes(world.archived_keys.bits)],
             # the planner's last policy_tuned per SKU (its levels are in the SKU's policy)
             "tuned": [EVENT_ENCODER.encode(e) for e in world.tuned.values()],
             "threepl": {
@@ -196,6 +199,10 @@ def dump(world: World) -> bytes:
                 "routed_shipped": world.routed_shipped,
                 "site_pick_units": world.site_pick_units,
                 "site_picked": world.site_picked,
+                "changes": [
+                    [EVENT_ENCODER.encode(asked), EVENT_ENCODER.encode(done) if done is not None else None]
+                    for asked, done in world.threepl_changes.values()
+                ],
             },
         }
     )
@@ -293,6 +300,10 @@ def restore(settings: Settings, data: bytes) -> World:
         w.kpi.load(snap["kpi"], w.requests)
     except TargetChanged as exc:
         raise SnapshotOutdated(str(exc)) from None
+    if "archived_keys" not in snap:  # the filter of archived keys only a replay rebuilds
+        raise SnapshotOutdated("snapshot without the archived intake keys")
+    w.archived_keys.count, bits = snap["archived_keys"]
+    w.archived_keys.bits = bytearray(bits)
     for body in snap.get("tuned", ()):  # absent from snapshots taken before the planner
         tuned = EVENT_DECODER.decode(body)
         w.tuned[tuned.sku] = tuned
@@ -319,3 +330,6 @@ def _restore_threepl(w: World, snap: dict) -> None:
     w.site_pick_units = tp["site_pick_units"]
     w.site_picked = [list(b) for b in tp["site_picked"]]
     w.site_picked_sum = int(sum(b[1] for b in w.site_picked))
+    for asked, done in tp.get("changes", []):  # none in a snapshot written before 3PL changes
+        request = EVENT_DECODER.decode(asked)
+        w.threepl_changes[request.order_id] = (request, EVENT_DECODER.decode(done) if done is not None else None)

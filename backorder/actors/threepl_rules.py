@@ -128,8 +128,6 @@ def route(world: World, order: Order, inventory: Inventory, cfg: ThreeplSettings
 def _order_notice(world: World, order: Order, cfg: ThreeplSettings, shipment_id: str, now: float) -> ev.NoticeQueued:
     """The outbox notice that sends the order to the 3PL: ``data`` holds everything the
     adapter sends, so a resend after a crash sends the same request (keyed by our order id)."""
-    spec = order.spec
-    a = spec.shipping_address
     return ev.NoticeQueued(
         ts=now,
         notice_id=world.next_id("notice"),
@@ -140,31 +138,37 @@ def _order_notice(world: World, order: Order, cfg: ThreeplSettings, shipment_id:
         body="",
         channel=target(cfg),
         audience="channel",
-        data={
-            "order_id": order.order_id,
-            "shipment_id": shipment_id,
-            "order_number": spec.order_number or order.order_id,
-            "created_at": spec.created_at,
-            "email": spec.email,
-            "shipping_method": cfg.shipping_method,
-            "recipient": {
-                "name": a.name or spec.customer.name,
-                "company": a.company,
-                "address1": a.address1,
-                "address2": a.address2,
-                "city": a.city,
-                "region": a.region,
-                "postal_code": a.postal_code,
-                "country_code": a.country_code,
-                "phone": a.phone,
-            },
-            "items": [
-                {"line_no": ln.line_no, "sku": ln.sku, "qty": ln.qty}
-                for ln in order.lines
-                if ln.requires_shipping and not ln.cancelled
-            ],
-        },
+        data=order_data(order, cfg, shipment_id, order.spec.shipping_address),
     )
+
+
+def order_data(order: Order, cfg: ThreeplSettings, shipment_id: str, a: ev.AddressRecord) -> dict[str, Any]:
+    """What the adapters send for an order, to address ``a`` (a change sends it again)."""
+    spec = order.spec
+    return {
+        "order_id": order.order_id,
+        "shipment_id": shipment_id,
+        "order_number": spec.order_number or order.order_id,
+        "created_at": spec.created_at,
+        "email": spec.email,
+        "shipping_method": cfg.shipping_method,
+        "recipient": {
+            "name": a.name or spec.customer.name,
+            "company": a.company,
+            "address1": a.address1,
+            "address2": a.address2,
+            "city": a.city,
+            "region": a.region,
+            "postal_code": a.postal_code,
+            "country_code": a.country_code,
+            "phone": a.phone,
+        },
+        "items": [
+            {"line_no": ln.line_no, "sku": ln.sku, "qty": ln.qty}
+            for ln in order.lines
+            if ln.requires_shipping and not ln.cancelled
+        ],
+    }
 
 
 def ship(world: World, order_id: str, carrier: str, tracking: str, emit: Emit, now: float) -> str:

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import msgspec
 
+from backorder.actors import threepl_changes
 from backorder.actors.events import line_total
 from backorder.actors.model import HOUR, Line, Order, Request, Shipment, Sku, World
 from backorder.actors.promise_rules import promise_view
@@ -136,6 +137,7 @@ def order_detail(world: World, order: Order, now: float) -> dict:
         "hold": order.hold,
         "expedited": order.expedited,  # why a person expedited it ("" = nobody did)
         "routed_to": order.routed_to or None,  # the 3PL that fulfils it; None: the site
+        "threepl_change": threepl_changes.view(world, order.order_id),  # its last change sent to the 3PL
         "created_at": spec.created_at,
         # the channel's grand total; an order sent without totals: its lines' total
         "total": str(spec.totals.total if spec.totals is not None else merchandise),
@@ -278,7 +280,7 @@ def kpis(world: World, now: float, report: dict | None = None) -> dict:
         **headline,
         "open_backorder_lines": sum(len(s.queue) for s in world.skus.values()),
         "units_waiting": sum(s.backordered for s in world.skus.values()),
-        "orders": len(world.orders),
+        "orders": len(world.orders) + world.n_archived,  # archived ones too (retention)
         "dead_letters": len(world.dead_letters),
     }
 
@@ -318,5 +320,7 @@ def stats(world: World, now: float) -> dict:
             "shipment_exceptions": world.kpi.exceptions,
             "pick_mismatches": world.kpi.pick_mismatches,
             "orders_with_exceptions": len(world.kpi.flagged),
+            "hot_orders": len(world.orders),  # in memory; the rest are archived ([retention])
+            "archived_orders": world.n_archived,
         },
     }

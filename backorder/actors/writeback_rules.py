@@ -29,9 +29,9 @@ from backorder.timeutil import iso_ts
 
 Emit = Callable[[ev.Event], None]
 
-# Channels whose order API has a cancellation we can write: Amazon's Orders API has none
-# (a seller cancels by feed), and an X12 partner hears of a cancellation by its own 855/860.
-CANCELS = frozenset({"shopify", "woocommerce", "bigcommerce"})
+# Channels with a cancellation we can write (Amazon's by the order acknowledgement feed, an
+# X12 partner's by an 855 rejecting the lines not shipped).
+CANCELS = frozenset({"shopify", "woocommerce", "bigcommerce", "amazon_sp", "x12_850"})
 # Channels with a stock-level API the adapters speak.
 STOCK = frozenset({"shopify", "woocommerce", "bigcommerce", "amazon_sp"})
 # ... and those that address the item by their own id (``writeback.item_ids``), not our SKU
@@ -133,14 +133,21 @@ def cancelled(world: World, order: Order, reason: str, emit: Emit, now: float) -
     if found is None or order.spec.channel not in CANCELS:
         return None
     target, _wb = found
-    e = _queue(
-        world,
-        order,
-        target,
-        "fulfillment_cancel",
-        {"external_id": order.spec.external_id, "order_number": order.spec.order_number, "reason": reason},
-        now,
-    )
+    data: dict[str, Any] = {"external_id": order.spec.external_id, "order_number": order.spec.order_number}
+    data["reason"] = reason
+    if order.spec.channel == "x12_850":  # the 855 names each line it rejects, and its date
+        data["date"] = iso_ts(now)
+        data["items"] = [
+            {
+                "line_no": ln.line_no,
+                "sku": ln.sku,
+                "qty": ln.qty - ln.shipped,
+                "channel_line_id": _channel_line_id(order, ln.line_no),
+            }
+            for ln in order.shipping_lines
+            if ln.qty > ln.shipped
+        ]
+    e = _queue(world, order, target, "fulfillment_cancel", data, now)
     emit(e)
     return e
 

@@ -176,8 +176,9 @@ class RemoteCarrierSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     key_file: str = ""
     secret_env: str = ""  # UPS client secret
     secret_file: str = ""
-    webhook_secret_env: str = ""  # tracking webhooks: HMAC secret (EasyPost)
+    webhook_secret_env: str = ""  # tracking webhooks: HMAC secret (EasyPost), the credential header (UPS)
     webhook_secret_file: str = ""
+    webhook_url: str = ""  # UPS Track Alert: where UPS posts each label's tracking events ("" = none)
     account_number: str = ""  # UPS shipper number
     timeout_s: Annotated[float, Meta(gt=0, le=120)] = 20.0
     parcel_weight_oz: Annotated[float, Meta(gt=0, le=2400)] = 16.0  # per unit
@@ -451,6 +452,15 @@ class PromiseSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     notify_earlier: bool = False  # also tell a customer when the date moves earlier
 
 
+class RetentionSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """How long a closed order stays in memory (``[retention]``, docs/operations.md
+    "Retention"). An order shipped or cancelled more than ``hot_days`` engine days ago
+    leaves memory at the next engine-day boundary: its record moves to the journal
+    database's ``archived_orders`` table, where reads and duplicate checks still find it."""
+
+    hot_days: Annotated[int, Meta(ge=0, le=3650)] = 7
+
+
 class ThreeplSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     """A third-party logistics provider that takes new orders while the site's pick backlog
     is long (``[threepl]``, docs/operations.md "A 3PL for spikes"). Routing turns on when the
@@ -518,6 +528,7 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     procurement: ProcurementSettings = msgspec.field(default_factory=ProcurementSettings)
     threepl: ThreeplSettings = msgspec.field(default_factory=ThreeplSettings)
     promises: PromiseSettings = msgspec.field(default_factory=PromiseSettings)
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
 
     def problems(self) -> list[str]:
         """Cross-field checks msgspec cannot express, each prefixed by its key path."""

@@ -29,6 +29,7 @@ from backorder.config.settings import AccessSettings, Settings
 from backorder.daemon import access, dblock, handlers, metrics, recovery, reload, requestlog, sdnotify, server
 from backorder.daemon.journal import AuditReader, Journal
 from backorder.daemon.planner import Planner
+from backorder.daemon.retention import ArchiveStore, Retention
 from backorder.daemon.stepping import Stepper
 from backorder.intake.service import IntakeService
 from backorder.notify.carriers import CarrierChannel
@@ -61,12 +62,14 @@ class Daemon:
         # once the journal is recovered (_recover)
         self.engine: Engine
         self.audit: AuditReader
+        self.archive: ArchiveStore
         self.gateway: server.Gateway
         # once the actors' nursery is open (run)
         self.router: Router
         self.notifier: Notifier
         self.intake: IntakeService
         self.threepl: ThreeplService
+        self.retention: Retention
         self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
         self.stepper: Stepper | None = None  # under the stepped clock
         self.planner: Planner | None = None  # once the actors' nursery is open (state "off" unless enabled)
@@ -119,6 +122,9 @@ class Daemon:
             self.settings, journal, self.systemd.status
         )
         self.audit = AuditReader(self.settings.daemon.db)
+        self.archive = ArchiveStore(self.settings.daemon.db)
+        self.engine.world.archive = self.archive  # its keys' filter came with the model
+        journal.archived_committed = self.archive.committed
         journal.listeners.append(self.hub.publish)
         journal.listeners.append(lambda _rows: self.recorder.committed(journal))
 
@@ -154,6 +160,10 @@ class Daemon:
                     await actors.start(self.intake.run)
                     self.threepl = ThreeplService(self.engine, self.router)
                     await actors.start(self.threepl.run)
+                    self.retention = Retention(
+                        self.engine, self.journal, self.archive, self.settings.retention.hot_days
+                    )
+                    await actors.start(self.retention.run)
                     if self.settings.metrics.port is not None:  # lives until the actors stop
                         self.metrics = metrics.Metrics(
                             self.settings.metrics,
@@ -215,6 +225,7 @@ class Daemon:
             self.journal.close()
             dblock.release(self._lock)
             self.audit.close()
+            self.archive.close()
             # server.serve removes the socket it bound; never unlink here: if another daemon
             # already serves this path, the socket is that daemon's.
         log.info("daemon_stopped", last_seq=self.journal.last_seq)

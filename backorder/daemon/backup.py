@@ -198,6 +198,12 @@ def _orders(conn: sqlite3.Connection, db, settings):
     world, _, _ = rebuild(_ReadOnlyJournal(conn, db), settings or Settings())
     ts = conn.execute("SELECT ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
     now = ts[0] if ts else time.time()
+    try:  # closed orders archived out of memory ([retention]) first: they are the oldest
+        archived = conn.execute("SELECT detail FROM archived_orders ORDER BY received_ts, order_id").fetchall()
+    except sqlite3.OperationalError:  # a journal written before retention: no such table
+        archived = []
+    for (body,) in archived:
+        yield msgspec.json.decode(body)
     for order in world.orders.values():
         yield views.order_detail(world, order, now)
 

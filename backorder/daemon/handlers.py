@@ -15,12 +15,13 @@ import structlog
 import trio
 
 from backorder import protocol as p
-from backorder.actors import board, bulk_rules, promise_rules, threepl_rules, views
+from backorder.actors import board, bulk_rules, depletion_rules, promise_rules, retention, threepl_rules, views
 from backorder.actors.events import TOPICS
 from backorder.actors.router import route
 from backorder.daemon import logging as dlog
 from backorder.daemon.journal import audit_record
 from backorder.daemon.planner import explain_view
+from backorder.daemon.whatif_ops import whatif_delay, whatif_policy, whatif_receipt
 from backorder.errors import Conflict, InvalidInput, NotFound, Rejected
 from backorder.intake import ops as intake_ops
 from backorder.notify import views as notify_views
@@ -99,8 +100,9 @@ def to_actor(ctx: Context, conn: Connection, req: p.Request, reply: Reply, corr:
 
 
 def order_get(ctx: Context, conn: Connection, req: p.OrderGet, reply: Reply, corr: str) -> None:
-    """One order, by order_id or by (channel, account, external_id)."""
-    reply.ok(views.order_detail(ctx.engine.world, _find_order(ctx, req), ctx.engine.now()))
+    """One order, by order_id or by (channel, account, external_id); archived ones from SQLite."""
+    found = _find_order(ctx, req)
+    reply.ok(found if isinstance(found, dict) else views.order_detail(ctx.engine.world, found, ctx.engine.now()))
 
 
 def orders_list(ctx: Context, conn: Connection, req: p.OrdersList, reply: Reply, corr: str) -> None:
@@ -133,6 +135,12 @@ def skus_list(ctx: Context, conn: Connection, req: p.SkusList, reply: Reply, cor
     waiting, prefix, limit, offset = req.waiting, req.prefix, req.limit, req.offset
     skus = (s for s in ctx.engine.world.skus.values() if (not waiting or s.queue) and s.sku.startswith(prefix))
     reply.ok({"skus": [views.sku_summary(s) for s in _page(skus, offset, limit)], "offset": offset, "limit": limit})
+
+
+def skus_stockout(ctx: Context, conn: Connection, req: p.SkusStockout, reply: Reply, corr: str) -> None:
+    """SKUs projected to stock out within their lead time, soonest first (``depletion_rules``)."""
+    found = depletion_rules.stockouts(ctx.engine.world, ctx.engine.now())
+    reply.ok({"skus": [msgspec.to_builtins(x) for x in found[: req.limit]], "total": len(found)})
 
 
 def procurement_list(ctx: Context, conn: Connection, req: p.ProcurementList, reply: Reply, corr: str) -> None:
@@ -405,6 +413,7 @@ HANDLERS: dict[type[p.Request], Handler] = {
     p.OrdersList: orders_list,
     p.SkuGet: sku_get,
     p.SkusList: skus_list,
+    p.SkusStockout: skus_stockout,
     p.ProcurementList: procurement_list,
     p.ShipmentsList: shipments_list,
     p.PolicyGet: policy_get,
@@ -433,6 +442,9 @@ HANDLERS: dict[type[p.Request], Handler] = {
     p.OrdersBulk: orders_bulk,
     p.ThreeplStatus: threepl_status,
     p.AtpCheck: atp_check,
+    p.WhatifReceipt: whatif_receipt,
+    p.WhatifDelay: whatif_delay,
+    p.WhatifPolicy: whatif_policy,
 }
 assert HANDLERS.keys() == {op.request for op in p.OP_TABLE}, "an op without a handler: handle() would fail"
 
@@ -463,6 +475,10 @@ def _find_order(ctx: Context, req: p.OrderGet):
     else:
         raise InvalidInput("invalid_request", "give order_id, or channel and external_id")
     if order is None:
+        key = (req.channel, req.account, req.external_id) if req.channel and req.external_id else None
+        archived = retention.archived_detail(world, req.order_id, key)
+        if archived is not None:
+            return archived
         raise NotFound("unknown_order", "no such order")
     return order
 

@@ -23,7 +23,7 @@ import msgspec
 import trio
 
 from backorder.actors.events import Event, encode_checked, tag_of
-from backorder.daemon import files
+from backorder.daemon import files, snapfork
 from backorder.timeutil import iso_ts
 
 SCHEMA = """
@@ -64,6 +64,15 @@ CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, taken_at REAL NOT
 -- it was; ``event_seq`` is the journal_quarantined event that records the decision.
 CREATE TABLE IF NOT EXISTS quarantine (seq INTEGER PRIMARY KEY, event_seq INTEGER NOT NULL,
                                        reason TEXT NOT NULL, at REAL NOT NULL);
+-- Closed orders out of memory (daemon/retention.py): written in the commit of the
+-- orders_archived event that names them; read by order id, intake key and order number.
+CREATE TABLE IF NOT EXISTS archived_orders (
+    order_id TEXT PRIMARY KEY, channel TEXT NOT NULL, account TEXT NOT NULL, external_id TEXT NOT NULL,
+    order_number TEXT, closed_ts REAL, received_ts REAL NOT NULL,
+    detail BLOB NOT NULL, summary BLOB NOT NULL, result BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS archived_by_key ON archived_orders(external_id, channel, account);
+CREATE INDEX IF NOT EXISTS archived_by_number ON archived_orders(order_number);
 """
 SCHEMA_VERSION = "2"  # 2: events.actor
 
@@ -106,7 +115,19 @@ class Journal:
         self.snapshot_every = 1_000_000
         self.snapshot_seq = 0
         self._snapshot: tuple[int, bytes] | None = None
+        # Forked snapshots (daemon/snapfork.py): the child writing one, and the file it wrote
+        # that the next commit stores; the loop's pause per snapshot (the fork, or the dump)
+        self.fork_snapshots = snapfork.available()
+        self._forked: snapfork.Forked | None = None
+        self._snapshot_file: tuple[int, Path] | None = None
+        self.snapshots = 0
+        self.snapshot_pause_s = 0.0
+        self.snapshot_pause_max_s = 0.0
+        self.snapshot_child_s = 0.0  # how long the last child took to write its file
         self._pending: list[Row] = []
+        # archived_orders rows queued with the orders_archived event that names them (same commit)
+        self.archived: list[tuple] = []
+        self.archived_committed: Callable[[list[tuple]], None] | None = None
         self._wake = trio.Event()
         self._durable = trio.Event()
         self._limiter = trio.CapacityLimiter(1)
@@ -127,6 +148,7 @@ class Journal:
         migrate(conn)
         last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         self.last_seq = self.committed_seq = last
+        snapfork.clean(self.path.parent)
         self.sku_indexed = sku_indexed_upto(conn)
         self.quarantined = quarantined(conn)
         return last
@@ -194,14 +216,23 @@ class Journal:
         """The group-commit loop: one transaction per wake-up with everything queued."""
         task_status.started()
         while True:
-            await self._wake.wait()
+            if self._forked is None:
+                await self._wake.wait()
+            else:  # a child is writing a snapshot: look for its exit now and then
+                with trio.move_on_after(0.2):
+                    await self._wake.wait()
+                self._poll_child()
             self._wake = trio.Event()
             batch, self._pending = self._pending, []
-            if not batch and self._snapshot is None:
+            if not batch and self._snapshot is None and self._snapshot_file is None:
                 continue
             snapshot, self._snapshot = self._snapshot, None
+            snapshot_file, self._snapshot_file = self._snapshot_file, None
+            archived, self.archived = self.archived, []
             # Not cancellable: a commit that started finishes (abandon_on_cancel=False).
-            await trio.to_thread.run_sync(self._commit, batch, snapshot, limiter=self._limiter)
+            await trio.to_thread.run_sync(self._commit, batch, snapshot, archived, snapshot_file, limiter=self._limiter)
+            if archived and self.archived_committed is not None:
+                self.archived_committed(archived)
             if batch:
                 self.committed_seq = batch[-1][0]
             self._durable.set()
@@ -211,15 +242,45 @@ class Journal:
             if self.committed_seq - self.sku_indexed >= SKU_INDEX_EVERY:
                 await trio.to_thread.run_sync(self.index_skus, limiter=self._limiter)
             if self.snapshotter is not None and self.last_seq - self.snapshot_seq >= self.snapshot_every:
-                self.take_snapshot()
+                if self.fork_snapshots:
+                    if self._forked is None:
+                        self._fork_snapshot()
+                else:
+                    self.take_snapshot()
 
     def take_snapshot(self) -> None:
         """Capture the model now (it reflects every event up to last_seq); the next commit
         writes it."""
         assert self.snapshotter is not None
+        t0 = time.perf_counter()
         self._snapshot = (self.last_seq, self.snapshotter())
+        self._paused(time.perf_counter() - t0)
         self.snapshot_seq = self.last_seq
         self._wake.set()
+
+    def _fork_snapshot(self) -> None:
+        """Capture the model now in a forked child (daemon/snapfork.py); the commit after
+        its exit stores what it wrote."""
+        assert self.snapshotter is not None
+        self._forked = snapfork.start(self.snapshotter, self.last_seq, self.path.parent)
+        self._paused(self._forked.pause_s)
+        self.snapshot_seq = self.last_seq
+
+    def _poll_child(self) -> None:
+        forked = self._forked
+        assert forked is not None
+        done = forked.poll()
+        if done is None:
+            return
+        self._forked = None
+        self.snapshot_child_s = time.perf_counter() - forked.started
+        if done:
+            self._snapshot_file = (forked.seq, forked.path)
+
+    def _paused(self, seconds: float) -> None:
+        self.snapshots += 1
+        self.snapshot_pause_s = seconds
+        self.snapshot_pause_max_s = max(self.snapshot_pause_max_s, seconds)
 
     async def wait_durable(self, seq: int) -> None:
         while self.committed_seq < seq:
@@ -228,7 +289,15 @@ class Journal:
     async def flush(self) -> None:
         await self.wait_durable(self.last_seq)
 
-    def _commit(self, batch: list[Row], snapshot: tuple[int, bytes] | None = None) -> None:
+    def _commit(
+        self,
+        batch: list[Row],
+        snapshot: tuple[int, bytes] | None = None,
+        archived: list[tuple] | None = None,
+        snapshot_file: tuple[int, Path] | None = None,
+    ) -> None:
+        if snapshot_file is not None:  # a forked child's (read here, on the writer thread)
+            snapshot = (snapshot_file[0], snapshot_file[1].read_bytes())
         t0 = time.perf_counter()
         conn = self._conn
         assert conn is not None
@@ -254,6 +323,8 @@ class Journal:
                 conn.executemany("INSERT INTO outbox (notice_id, order_id, kind, seq, body) VALUES (?,?,?,?,?)", queued)
             if outcomes:
                 conn.executemany("UPDATE outbox SET status = ? WHERE notice_id = ?", outcomes)
+            if archived:
+                conn.executemany("INSERT OR REPLACE INTO archived_orders VALUES (?,?,?,?,?,?,?,?,?,?)", archived)
             if snapshot is not None:
                 conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?)", (snapshot[0], time.time(), snapshot[1]))
                 conn.execute("DELETE FROM snapshots WHERE seq < ?", (snapshot[0],))  # a cache: keep the newest
@@ -266,6 +337,8 @@ class Journal:
         self.last_batch = len(batch)
         self.last_commit_s = time.perf_counter() - t0
         self.last_commit_at = time.time()
+        if snapshot_file is not None:
+            snapshot_file[1].unlink(missing_ok=True)
 
     def index_skus(self) -> None:
         """Bring the sku_events side index up to the last committed event (writer thread)."""
@@ -282,6 +355,9 @@ class Journal:
         self.sku_indexed = upto
 
     def close(self) -> None:
+        if self._forked is not None:  # its snapshot would be stored by no one: a cache, not needed
+            self._forked.kill()
+            self._forked = None
         if self._conn is not None:
             if self.committed_seq > self.sku_indexed:
                 self.index_skus()
@@ -298,6 +374,11 @@ class Journal:
             "last_batch": self.last_batch,
             "last_commit_ms": round(self.last_commit_s * 1000, 3),
             "last_commit_at": self.last_commit_at,
+            "snapshots": self.snapshots,
+            "snapshot_seq": self.snapshot_seq,
+            "snapshot_pause_ms": round(self.snapshot_pause_s * 1000, 3),
+            "snapshot_pause_max_ms": round(self.snapshot_pause_max_s * 1000, 3),
+            "snapshot_child_ms": round(self.snapshot_child_s * 1000, 1),
         }
 
 

@@ -104,6 +104,8 @@ def reload(targets: Targets, path: str | Path | None) -> bool:
         log.warning("reload_needs_restart", section="kpi")
     if new.planner != old.planner:  # the planner's worker and schedule are set up at start
         log.warning("reload_needs_restart", section="planner")
+    if new.retention != old.retention:  # the sweep is set up at start
+        log.warning("reload_needs_restart", section="retention")
     old.tcp = msgspec.structs.replace(old.tcp, clients=new.tcp.clients)  # tokens: at once
     new_daemon = msgspec.structs.replace(
         new.daemon, db=old.daemon.db, socket=old.daemon.socket, log_level=old.daemon.log_level

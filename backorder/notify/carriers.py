@@ -23,11 +23,19 @@ are ``Event`` objects (``description: tracker.updated``, ``result`` a ``Tracker`
 UPS (``https://onlinetools.ups.com``): an OAuth client-credentials token (``POST
 /security/v1/oauth/token``, basic auth with the client id and secret), kept until it
 expires; ``POST /api/rating/v2409/Shop`` for the rates (``RatedShipment``); ``POST
-/api/shipments/v2409/ship`` with ``LabelImageFormat`` ``ZPL`` for the label (UPS returns
-one image format per request: the PDF is rendered locally by ``label.get``); ``DELETE
-/api/shipments/v2409/void/cancel/{id}`` voids. UPS keeps no shipment before it is bought,
-so a purchase whose reply was lost in a crash is bought again (the carrier's limit; the
-orphan label is never used and UPS does not bill unscanned labels).
+/api/shipments/v2409/ship`` with ``LabelImageFormat`` ``ZPL`` and ``ReferenceNumber`` = our
+shipment id for the label (UPS returns one image format per request: the PDF is rendered
+locally by ``label.get``); ``DELETE /api/shipments/v2409/void/cancel/{id}`` voids. UPS keeps
+no shipment before it is bought, so a retried purchase (an attempt cut off by a crash or a
+lost answer) first asks Label Recovery (``POST /api/labels/v1/recovery`` with
+``ReferenceValues {ReferenceNumber: our shipment id, ShipperNumber}``): a label bought
+already is taken back instead of bought again; an error answer means none was bought. With
+``webhook_url`` set, each bought label's tracking number is subscribed to Track Alert
+(``POST /api/track/v1/subscription/standard/package``, ``destination {url, credentialType:
+Bearer, credential}``: the webhook secret); UPS posts each event there with that
+``credential`` header (compared in constant time) and ``trackingNumber``, ``activityStatus
+{type, code, description}``: type I / P / O in transit, D delivered, X / RS exception, M
+(label created) and the rest are ignored.
 
 Failures are classified as the outbox needs them: 401/403 is ``CredentialRejected`` (the
 carrier's breaker opens at once, reported once), any other 4xx ``Rejected`` (dead at
@@ -78,6 +86,7 @@ class Parcel:
     to: ev.AddressRecord
     weight_oz: float
     rush: bool
+    retry: bool = False  # an earlier attempt may have bought it (UPS looks it up first)
 
 
 @dataclass(frozen=True)
@@ -298,6 +307,11 @@ _UPS_SERVICES = {
 }
 
 
+# UPS Track Alert activity types -> ours ("M": label created, and the rest: no change)
+_UPS_STATUS = {"I": "in_transit", "P": "in_transit", "O": "in_transit", "D": "delivered", "X": "exception"}
+_UPS_STATUS["RS"] = "exception"
+
+
 class Ups:
     name = "ups"
     production = "https://onlinetools.ups.com"
@@ -396,6 +410,63 @@ class Ups:
         return "", rates
 
     def buy(self, carrier_ref: str, rate_id: str, parcel: Parcel) -> Label:
+        label = self.recover(parcel.reference, rate_id) if parcel.retry else None
+        if label is None:
+            label = self._ship(rate_id, parcel)
+        if self.cfg.webhook_url and label.tracking:
+            self.subscribe(label.tracking)  # a failure retries: the label is recovered, not bought again
+        return label
+
+    def recover(self, reference: str, rate_id: str) -> Label | None:
+        """The label UPS already sold for our shipment ``reference`` (Label Recovery), or None."""
+        doc = {
+            "LabelRecoveryRequest": {
+                "LabelSpecification": {
+                    "LabelImageFormat": {"Code": "ZPL"},
+                    "LabelStockSize": {"Height": "6", "Width": "4"},
+                },
+                "ReferenceValues": {
+                    "ReferenceNumber": {"Value": reference},
+                    "ShipperNumber": self.cfg.account_number,
+                },
+            }
+        }
+        try:
+            out = self._call("POST", "/api/labels/v1/recovery", doc)
+        except Rejected:  # UPS answers an error when it sold no label by that reference
+            return None
+        resp = out.get("LabelRecoveryResponse") or {}
+        results = resp.get("LabelResults") or {}
+        if isinstance(results, list):
+            results = results[0] if results else {}
+        tracking = str(results.get("TrackingNumber") or "")
+        if not tracking:
+            return None
+        image = (results.get("LabelImage") or {}).get("GraphicImage", "")
+        return Label(
+            tracking=tracking,
+            label_zpl=base64.b64decode(image).decode("utf-8", "replace") if image else "",
+            label_pdf="",
+            service=f"UPS {_UPS_SERVICES.get(rate_id, rate_id)}",
+            carrier_ref=str(resp.get("ShipmentIdentificationNumber") or tracking),
+        )
+
+    def subscribe(self, tracking: str) -> None:
+        """Ask Track Alert to post this parcel's events to ``webhook_url``."""
+        credential = required_secret(
+            self.cfg.webhook_secret_env, self.cfg.webhook_secret_file, "ups webhook credential"
+        )
+        doc = {
+            "locale": "en_US",
+            "countryCode": "US",
+            "trackingNumberList": [tracking],
+            "destination": {"url": self.cfg.webhook_url, "credentialType": "Bearer", "credential": credential},
+        }
+        out = self._call("POST", "/api/track/v1/subscription/standard/package", doc)
+        if tracking in (out.get("invalidTrackingNumbers") or []):
+            raise Rejected(f"ups: Track Alert refused tracking number {tracking}")
+
+    def _ship(self, rate_id: str, parcel: Parcel) -> Label:
         doc = {
             "ShipmentRequest": {
                 "Request": {"RequestOption": "nonvalidate"},
@@ -421,7 +492,7 @@ class Ups:
         )
 
     def bought(self, carrier_ref: str) -> str:
-        return ""  # UPS keeps no shipment before the purchase: nothing to look up
+        return ""  # no shipment before the purchase: a cancelled one is looked up by reference (recover)
 
     def void(self, carrier_ref: str, tracking: str) -> str:
         out = self._call("DELETE", f"/api/shipments/{self.version}/void/cancel/{carrier_ref}")
@@ -429,7 +500,21 @@ class Ups:
         return f"void {status.get('Description', 'submitted')}"
 
     def tracking(self, headers: dict[str, str], body: bytes) -> list[tuple[str, str, str]]:
-        raise BadSignature("ups tracking webhooks are not supported: subscribe through EasyPost trackers")
+        try:
+            secret = required_secret(self.cfg.webhook_secret_env, self.cfg.webhook_secret_file, "webhook credential")
+        except CredentialRejected:
+            raise BadSignature("no webhook credential is configured for ups") from None
+        if not hmac.compare_digest(headers.get("credential", "").encode(), secret.encode()):
+            raise BadSignature("the credential header does not match")
+        doc = json.loads(body)
+        status = doc.get("activityStatus") if isinstance(doc, dict) else None
+        if not isinstance(status, dict) or not isinstance(doc.get("trackingNumber"), str):
+            return []
+        ours = _UPS_STATUS.get(str(status.get("type") or ""))
+        tracking = doc["trackingNumber"].strip()  # UPS's own example pads it with a space
+        if ours is None or not tracking:
+            return []
+        return [(tracking, ours, str(status.get("description") or status.get("code") or ""))]
 
 
 APIS = {"easypost": EasyPost, "ups": Ups}
@@ -481,6 +566,7 @@ class CarrierChannel:
             to=order.spec.shipping_address,
             weight_oz=sh.units * self.cfg_for(api.name).parcel_weight_oz,
             rush=order.spec.rush,
+            retry=world.notices[n.notice_id].attempts > 1,
         )
         if not sh.rate_id:
             carrier_ref, rates = await self._run(api.rate, parcel)

@@ -166,7 +166,7 @@ class Notifier:
         from backorder.threepl import adapters as threepl_adapters
         from backorder.writeback import adapters
 
-        outbound = adapters(self.engine.world.settings) | threepl_adapters(self.engine.world.settings)
+        outbound = adapters(self.engine.world.settings) | threepl_adapters(self.engine.world.settings, self.engine)
         for name, channel in outbound.items():
             if name not in self.channels or type(self.channels[name]) is type(channel):
                 self.channels[name] = channel

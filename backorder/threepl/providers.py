@@ -11,7 +11,19 @@ company_name, city, state, zip_code, country}, email, phone_number}``, ``product
 webhook ``order_shipped``: the order (``reference_id``) with ``shipments[].tracking
 {carrier, tracking_number}``, signed per the Standard Webhooks scheme ShipBob uses
 (``webhook-id``, ``webhook-timestamp``, ``webhook-signature: v1,BASE64(HMAC-SHA256(secret,
-"ID.TIMESTAMP.BODY"))``).
+"ID.TIMESTAMP.BODY"))``), refused when ``webhook-timestamp`` is more than
+``WEBHOOK_TOLERANCE_S`` (5 minutes, the scheme's recommendation) from our wall clock either
+way: a captured delivery cannot be replayed later.
+
+Changes (``threepl_change``, ``actors.threepl_changes``): ShipBob looks the order up by
+``reference_id``: ``Cancelled`` already is a resend (done); ``Fulfilled`` /
+``PartiallyFulfilled`` / ``Completed``, or a shipment ``LabeledCreated`` / ``Completed``, is
+too late; else ``POST /order/{id}/cancel`` (any ``canceled_shipment_results[]`` without
+``is_success``: too late, with its ``reason``) or ``PUT /shipment/{id}:updateAddress`` per
+open shipment (``recipient_name``, ``street_address1/2``, ``city``, ``state``, ``zip_code``,
+``country_code``, ``company_name``, ``phone_number``, ``email``). ShipStation finds it by
+``GET /orders?orderNumber=`` and ``orderKey``: ``shipped`` is too late, else ``createorder``
+with the same ``orderKey`` replaces it (``orderStatus: cancelled``, or the new ``shipTo``).
 
 ShipStation (V1, HTTP Basic ``api_key:api_secret``): ``POST /orders/createorder`` with
 ``orderKey`` = our order id (ShipStation updates the order with that key instead of adding
@@ -32,16 +44,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from backorder.actors import threepl_changes
 from backorder.actors.events import NoticeQueued
 from backorder.config.settings import ThreeplSettings
-from backorder.notify.channels import Rejected
+from backorder.notify.channels import DeliveryError, Rejected
 from backorder.notify.render import Rendered
 from backorder.secrets import read_secret
 from backorder.writeback.http import Api, basic, credential
+
+if TYPE_CHECKING:
+    from backorder.actors.engine import Engine
+
+# ShipBob's order statuses once it shipped, and shipment statuses once picked and labelled:
+# a cancellation or a new address is too late
+SHIPBOB_SHIPPED = frozenset({"Fulfilled", "PartiallyFulfilled", "Completed"})
+SHIPBOB_PICKED = frozenset({"LabeledCreated", "Completed"})
+WEBHOOK_TOLERANCE_S = 300.0  # Standard Webhooks: a signed timestamp older or newer than this is refused
 
 
 class Shipped:
@@ -58,21 +81,46 @@ def webhook_secret(cfg: ThreeplSettings) -> str:
     return read_secret(cfg.webhook_secret_env, cfg.webhook_secret_file)
 
 
+APPLIED, TOO_LATE = "applied", "too_late"
+
+
 class Provider(ABC):
     """The 3PL as a delivery channel of the outbox, plus its inventory and webhook sides;
-    each provider (below) implements the five abstract members from its documented API."""
+    each provider (below) implements the six abstract members from its documented API.
+    ``engine`` (the outbox's channel has one) takes the 3PL's answer to a change."""
 
     name = "threepl"
 
-    def __init__(self, cfg: ThreeplSettings) -> None:
+    def __init__(self, cfg: ThreeplSettings, engine: Engine | None = None) -> None:
         self.cfg = cfg
         self.name = f"threepl/{cfg.provider}"
         self.api = Api(self.name, cfg)  # type: ignore[arg-type]  # same fields as a write-back table
+        self.engine = engine
+        self.answers: dict[str, tuple[str, str]] = {}  # notice id -> the 3PL's answer to a change, until journaled
 
     async def send(self, notice: NoticeQueued, rendered: Rendered) -> str:
-        if notice.kind != "threepl_order":
-            raise Rejected(f"{self.name}: no {notice.kind!r} notices to a 3PL")
-        return await self.create_order(notice.data)
+        if notice.kind == "threepl_order":
+            return await self.create_order(notice.data)
+        if notice.kind == "threepl_change":
+            outcome, message = await self.change(notice.data)
+            self.answers[notice.notice_id] = (outcome, message)
+            return f"{outcome}: {message}"
+        raise Rejected(f"{self.name}: no {notice.kind!r} notices to a 3PL")
+
+    def delivered(self, notice: NoticeQueued) -> None:
+        """After a successful send, in the commit of ``notice_delivered``: the 3PL's answer
+        to a change is journaled, and the change made when the 3PL made it."""
+        answer = self.answers.pop(notice.notice_id, None)
+        if answer is None or self.engine is None:
+            return
+        engine = self.engine
+        threepl_changes.answered(engine.world, notice, answer[0], answer[1], engine.emit, engine.now())
+
+    @abstractmethod
+    async def change(self, data: dict[str, Any]) -> tuple[str, str]:
+        """Cancel (``data["change"]`` "cancel") or re-address ("address", to
+        ``data["recipient"]``) the order at the 3PL: (APPLIED or TOO_LATE, the 3PL's words).
+        Safe to repeat: a resend after a crash finds the change made and answers APPLIED."""
 
     @abstractmethod
     def auth(self) -> dict[str, str]: ...
@@ -97,12 +145,19 @@ class ShipBob(Provider):
             headers["shipbob_channel_id"] = self.cfg.channel_id
         return headers
 
-    async def create_order(self, data: dict[str, Any]) -> str:
-        ref = data["order_id"]
+    async def _find(self, ref: str) -> dict[str, Any] | None:
+        """Our order at ShipBob, looked up by its reference id (our order id)."""
         found = await self.api.call("GET", f"/order?ReferenceIds={quote(ref)}", self.auth())
         for o in found if isinstance(found, list) else []:
             if isinstance(o, dict) and o.get("reference_id") == ref:
-                return f"order {o.get('id')} already there"
+                return o
+        return None
+
+    async def create_order(self, data: dict[str, Any]) -> str:
+        ref = data["order_id"]
+        there = await self._find(ref)
+        if there is not None:
+            return f"order {there.get('id')} already there"
         r = data["recipient"]
         body = {
             "reference_id": ref,
@@ -128,6 +183,46 @@ class ShipBob(Provider):
         made = await self.api.call("POST", "/order", self.auth(), body)
         return f"order {(made or {}).get('id')}"
 
+    async def change(self, data: dict[str, Any]) -> tuple[str, str]:
+        ref = data["order_id"]
+        o = await self._find(ref)
+        if o is None:  # its create is still on its way (or dead): retried with backoff
+            raise DeliveryError(f"{self.name}: order {ref} is not at ShipBob (yet)")
+        oid, status = o.get("id"), str(o.get("status") or "")
+        shipments = [sh for sh in o.get("shipments") or [] if isinstance(sh, dict)]
+        if data["change"] == "cancel" and status == "Cancelled":
+            return APPLIED, f"order {oid} is cancelled"  # a resend after a crash: done already
+        gone = [sh for sh in shipments if sh.get("status") in SHIPBOB_PICKED]
+        if status in SHIPBOB_SHIPPED or gone:
+            return TOO_LATE, f"order {oid} is {status or 'under way'}" + "".join(
+                f"; shipment {sh.get('id')} {sh.get('status')}" for sh in gone
+            )
+        if data["change"] == "cancel":
+            doc = await self.api.call("POST", f"/order/{oid}/cancel", self.auth()) or {}
+            refused = [x for x in doc.get("canceled_shipment_results") or [] if not (x or {}).get("is_success")]
+            if refused:
+                return TOO_LATE, "; ".join(
+                    f"shipment {x.get('shipment_id')}: {x.get('reason') or 'not cancelled'}" for x in refused
+                )
+            return APPLIED, f"order {oid} cancelled"
+        r = data["recipient"]
+        body = {
+            "recipient_name": r["name"],
+            "company_name": r["company"],
+            "street_address1": r["address1"],
+            "street_address2": r["address2"],
+            "city": r["city"],
+            "state": r["region"],
+            "zip_code": r["postal_code"],
+            "country_code": r["country_code"],
+            "phone_number": r["phone"],
+            "email": data["email"],
+        }
+        open_ = [sh for sh in shipments if sh.get("status") != "Cancelled"]
+        for sh in open_:  # the same address again on a resend: safe to repeat
+            await self.api.call("PUT", f"/shipment/{sh.get('id')}:updateAddress", self.auth(), body)
+        return APPLIED, f"order {oid}: address of shipment(s) {', '.join(str(sh.get('id')) for sh in open_)} updated"
+
     async def inventory(self) -> dict[str, int]:
         doc = await self.api.call("GET", "/inventory", self.auth())
         items = doc.get("items", []) if isinstance(doc, dict) else doc or []
@@ -138,11 +233,13 @@ class ShipBob(Provider):
                 out[sku] = out.get(sku, 0) + int(it.get("total_fulfillable_quantity") or 0)
         return out
 
-    def verify(self, headers: dict[str, str], query: dict[str, str], body: bytes) -> bool:
+    def verify(self, headers: dict[str, str], query: dict[str, str], body: bytes, now: float | None = None) -> bool:
         secret = webhook_secret(self.cfg)
         wid, ts, sigs = headers.get("webhook-id"), headers.get("webhook-timestamp"), headers.get("webhook-signature")
-        if not (secret and wid and ts and sigs):
+        if not (secret and wid and ts and sigs and ts.isdigit()):
             return False
+        if abs((time.time() if now is None else now) - int(ts)) > WEBHOOK_TOLERANCE_S:
+            return False  # stale or from the future: a replay, or a clock too far off to trust
         key = secret.encode()
         if secret.startswith("whsec_"):
             key = base64.b64decode(secret[len("whsec_") :] + "==")
@@ -167,12 +264,33 @@ class ShipStation(Provider):
         return {"Authorization": basic(credential(self.cfg, self.name))}  # type: ignore[arg-type]
 
     async def create_order(self, data: dict[str, Any]) -> str:
+        made = await self.api.call("POST", "/orders/createorder", self.auth(), self._order(data, "awaiting_shipment"))
+        return f"order {(made or {}).get('orderId')}"
+
+    async def change(self, data: dict[str, Any]) -> tuple[str, str]:
+        key = data["order_id"]
+        doc = await self.api.call("GET", f"/orders?orderNumber={quote(data['order_number'])}", self.auth()) or {}
+        o = next((x for x in doc.get("orders") or [] if isinstance(x, dict) and x.get("orderKey") == key), None)
+        if o is None:  # its create is still on its way (or dead): retried with backoff
+            raise DeliveryError(f"{self.name}: order {key} is not at ShipStation (yet)")
+        status = str(o.get("orderStatus") or "")
+        if data["change"] == "cancel" and status == "cancelled":
+            return APPLIED, f"order {o.get('orderId')} is cancelled"  # a resend after a crash: done already
+        if status in ("shipped", "cancelled"):
+            return TOO_LATE, f"order {o.get('orderId')} is {status}"
+        # createorder with the same orderKey updates the order: cancelled, or its new shipTo
+        new_status = "cancelled" if data["change"] == "cancel" else status or "awaiting_shipment"
+        await self.api.call("POST", "/orders/createorder", self.auth(), self._order(data, new_status))
+        return APPLIED, f"order {o.get('orderId')} " + ("cancelled" if data["change"] == "cancel" else "re-addressed")
+
+    def _order(self, data: dict[str, Any], status: str) -> dict[str, Any]:
+        """The createorder body (the whole order: ShipStation replaces it by ``orderKey``)."""
         r = data["recipient"]
         body: dict[str, Any] = {
             "orderKey": data["order_id"],
             "orderNumber": data["order_number"],
             "orderDate": data["created_at"] or "",
-            "orderStatus": "awaiting_shipment",
+            "orderStatus": status,
             "customerEmail": data["email"],
             "billTo": {"name": r["name"]},
             "shipTo": {
@@ -194,8 +312,7 @@ class ShipStation(Provider):
         }
         if self.cfg.channel_id:
             body["advancedOptions"] = {"storeId": int(self.cfg.channel_id) if self.cfg.channel_id.isdigit() else 0}
-        made = await self.api.call("POST", "/orders/createorder", self.auth(), body)
-        return f"order {(made or {}).get('orderId')}"
+        return body
 
     async def inventory(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -86,6 +86,12 @@ class Api:
         # request safe to repeat (see the adapters)
         return await trio.to_thread.run_sync(self._send, req, limiter=self._limiter, abandon_on_cancel=True)
 
+    async def upload(self, url: str, content: bytes, content_type: str) -> None:
+        """PUT ``content`` to a presigned ``url`` the channel answered with (its own auth is
+        in the URL: no account headers go with it)."""
+        req = urllib.request.Request(url, data=content, method="PUT", headers={"Content-Type": content_type})
+        await trio.to_thread.run_sync(self._send, req, limiter=self._limiter, abandon_on_cancel=True)
+
     def _send(self, req: urllib.request.Request) -> Any:
         # the status and the channel's words first (what a console column shows), then the call
         call = f"({req.get_method()} {req.selector.split('?')[0]})"

@@ -39,6 +39,8 @@ class FakeCarrier:
         self.buys: dict[str, int] = {}  # reference -> purchases that went through
         self.refunds: list[str] = []
         self.shipments: dict[str, dict] = {}
+        self.labels: dict[str, str] = {}  # UPS: reference -> tracking number of the label sold
+        self.subscriptions: list[dict] = []  # UPS Track Alert subscription requests
 
     def count(self, method: str, fragment: str) -> int:
         with self.lock:
@@ -246,7 +248,10 @@ class _UpsHandler(_Handler):
             with fake.lock:
                 fake.buys[ref] = fake.buys.get(ref, 0) + 1
                 n = sum(fake.buys.values())
-            tracking = f"1Z999AA1{n:010d}"
+                tracking = fake.labels[ref] = f"1Z999AA1{n:010d}"
+            if fake.hold_buy is not None:  # sold; the answer waits (the daemon may be killed meanwhile)
+                fake.buy_started.set()
+                fake.hold_buy.wait(30)
             self._send(
                 200,
                 {
@@ -266,6 +271,27 @@ class _UpsHandler(_Handler):
                     }
                 },
             )
+        elif self.command == "POST" and path == "/api/labels/v1/recovery":
+            req = doc.get("LabelRecoveryRequest") or {}
+            ref = ((req.get("ReferenceValues") or {}).get("ReferenceNumber") or {}).get("Value", "")
+            fmt = ((req.get("LabelSpecification") or {}).get("LabelImageFormat") or {}).get("Code")
+            tracking = fake.labels.get(ref)
+            if tracking is None or fmt != "ZPL":
+                self._send(400, {"response": {"errors": [{"code": "120535", "message": "No label found"}]}})
+                return
+            image = {"LabelImageFormat": {"Code": "ZPL"}, "GraphicImage": base64.b64encode(ZPL.encode()).decode()}
+            results = {"TrackingNumber": tracking, "LabelImage": image}
+            self._send(
+                200, {"LabelRecoveryResponse": {"ShipmentIdentificationNumber": tracking, "LabelResults": results}}
+            )
+        elif self.command == "POST" and path == "/api/track/v1/subscription/standard/package":
+            dest = doc.get("destination") or {}
+            if not (doc.get("locale") and doc.get("trackingNumberList") and dest.get("url") and dest.get("credential")):
+                self._send(400, {"response": {"errors": [{"code": "VSS300", "message": "Locale is required."}]}})
+                return
+            with fake.lock:
+                fake.subscriptions.append(doc)
+            self._send(200, {"validTrackingNumbers": doc["trackingNumberList"], "invalidTrackingNumbers": []})
         elif self.command == "DELETE" and path.startswith("/api/shipments/v2409/void/cancel/"):
             with fake.lock:
                 fake.refunds.append(path.rsplit("/", 1)[1])

@@ -86,7 +86,8 @@ class FakeApi:
                     status, doc = api.error(fail, "Internal error (on purpose)")
                 else:
                     try:
-                        body = json.loads(raw) if raw else None
+                        text = self.headers.get("Content-Type", "").startswith("text/")
+                        body = raw.decode() if text else json.loads(raw) if raw else None
                     except ValueError:
                         status, doc = api.error(400, "body is not JSON")
                     else:
@@ -359,6 +360,24 @@ class FakeBigCommerce(FakeApi):
         return 201, {"id": sid, "order_id": 1, "tracking_number": body.get("tracking_number")}
 
 
+class FakeS3(FakeApi):
+    """A presigned upload URL's host: ``PUT /upload/ID`` keeps the text (no auth header: the
+    URL is the credential)."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.documents: dict[str, str] = {}
+
+    def authorised(self, headers) -> bool:
+        return True
+
+    def route(self, method: str, path: str, body: Any) -> Answer:
+        if method == "PUT" and path.startswith("/upload/") and isinstance(body, str):
+            self.documents[path.split("/")[2].split("?")[0]] = body
+            return 200, None
+        return 400, {"errors": "PUT text to /upload/ID"}
+
+
 class FakeAmazon(FakeApi):
     """SP-API: x-amz-access-token; confirmShipment (204; the same packageReferenceId again
     edits the package, never a second one), orderItems, Listings Items patch."""
@@ -371,6 +390,17 @@ class FakeAmazon(FakeApi):
         self.packages: dict[tuple[str, str], dict[str, Any]] = {}
         self.listings: dict[str, int] = {}
         self.invalid_skus: set[str] = set()  # listings that answer 200 with status INVALID
+        self.s3 = FakeS3()  # where feed documents are uploaded
+        self.feeds: list[dict[str, Any]] = []  # createFeed bodies, with the document uploaded
+
+    def __enter__(self) -> FakeAmazon:
+        self.s3.__enter__()
+        super().__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        super().__exit__(*exc)
+        self.s3.__exit__(*exc)
 
     def error(self, status: int, message: str) -> Answer:
         code = "Unauthorized" if status in (401, 403) else "InvalidInput"
@@ -402,6 +432,22 @@ class FakeAmazon(FakeApi):
                 self.packages[(oid, ref)] = pkg
                 self.effects.append({"package": (oid, ref)})
                 return 204, None
+        if method == "POST" and bare == "/feeds/2021-06-30/documents":
+            if not isinstance(body, dict) or not str(body.get("contentType", "")).startswith("text/xml"):
+                return 400, {"errors": [{"code": "InvalidInput", "message": "contentType is required"}]}
+            doc_id = f"amzn1.tortuga.4.na.D{len(self.feeds) + len(self.s3.documents) + 1}"
+            return 201, {"feedDocumentId": doc_id, "url": f"{self.s3.url}/upload/{doc_id}?X-Amz-Signature=x"}
+        if method == "POST" and bare == "/feeds/2021-06-30/feeds":
+            doc = self.s3.documents.get(str((body or {}).get("inputFeedDocumentId")))
+            if (
+                doc is None
+                or body.get("feedType") != "POST_ORDER_ACKNOWLEDGEMENT_DATA"
+                or not body.get("marketplaceIds")
+            ):
+                return 400, {"errors": [{"code": "InvalidInput", "message": "no such feed document or feed type"}]}
+            self.feeds.append({**body, "document": doc})
+            self.effects.append({"feed": body["inputFeedDocumentId"]})
+            return 202, {"feedId": f"F{len(self.feeds)}"}
         if parts[:2] == ["listings", "2021-08-01"] and method == "PATCH" and len(parts) == 5:
             patch = (body or {}).get("patches", [{}])[0]
             if "marketplaceIds=" not in path or patch.get("path") != "/attributes/fulfillment_availability":

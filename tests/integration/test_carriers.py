@@ -154,6 +154,22 @@ def test_a_refused_api_key_opens_the_breaker_and_is_reported_once(sim, tmp_path,
         assert d.log.read_text().count("channel_credential_rejected") == 1
 
 
+def shipped_across_kill9(d, fake) -> tuple[str, str]:
+    """Pick an order; kill -9 the daemon while the carrier holds the answer to its purchase
+    (``fake.hold_buy`` set before the start), restart, wait until it shipped: (order id,
+    shipment id)."""
+    with d.client() as c:
+        oid = order(c, 1)
+        sid = pick(c, oid)["shipment_id"]
+        assert fake.buy_started.wait(20)
+    d.kill9()
+    fake.hold_buy.set()
+    d.start()
+    with d.client() as c:
+        wait_for(lambda: shipment_of(c, oid)["status"] == "shipped", what="shipped after the restart")
+    return oid, sid
+
+
 def test_a_label_is_bought_exactly_once_across_kill_9(sim, tmp_path, monkeypatch):
     """The daemon is killed while the carrier holds the answer to the purchase: after the
     restart the same carrier shipment is read back (bought) and shipped, never bought twice."""
@@ -161,15 +177,8 @@ def test_a_label_is_bought_exactly_once_across_kill_9(sim, tmp_path, monkeypatch
     with CarrierServer("easypost", KEY) as ep:
         ep.fake.hold_buy = threading.Event()
         d = sim(config(ep.url, tmp_path))
+        oid, sid = shipped_across_kill9(d, ep.fake)
         with d.client() as c:
-            oid = order(c, 1)
-            sid = pick(c, oid)["shipment_id"]
-            assert ep.fake.buy_started.wait(20)
-        d.kill9()
-        ep.fake.hold_buy.set()
-        d.start()
-        with d.client() as c:
-            wait_for(lambda: shipment_of(c, oid)["status"] == "shipped", what="shipped after the restart")
             assert shipment_of(c, oid)["tracking_number"] == ep.fake.shipments["shp_1"]["tracking_code"]
         assert ep.fake.buys == {sid: 1}
         assert len(ep.fake.shipments) == 1  # rated once: the retry read shp_1 back, bought
@@ -346,3 +355,92 @@ def test_a_label_bought_before_a_crash_and_cancelled_after_it_is_voided_not_forg
             wait_for(lambda: {n["status"] for n in carrier_notices(c)} == {"sent"}, what="label and void sent")
             assert set(kinds) == {"label", "label_void"}
         assert ep.fake.buys == {"S0000001": 1}
+
+
+def test_a_ups_label_sold_before_a_crash_is_recovered_by_reference_not_bought_again(sim, tmp_path, monkeypatch):
+    """UPS keeps no shipment before the purchase: the daemon is killed while UPS holds the
+    answer to a sale; the retry asks Label Recovery by our shipment id and ships with that
+    label, so UPS sells one label, not two."""
+    monkeypatch.setenv("BO_TEST_UPS_ID", "client-id")
+    monkeypatch.setenv("BO_TEST_UPS_SECRET", "client-secret")
+    with CarrierServer("ups", "client-id:client-secret") as ups:
+        ups.fake.hold_buy = threading.Event()
+        d = sim(ups_config(ups.url, tmp_path))
+        oid, sid = shipped_across_kill9(d, ups.fake)
+        with d.client() as c:
+            assert shipment_of(c, oid)["tracking_number"] == ups.fake.labels[sid]
+            assert c.call("label.get", shipment_id=sid)["label"] == ZPL
+        assert ups.fake.buys == {sid: 1}
+        assert ups.fake.count("POST", "/api/labels/v1/recovery") == 1
+        # a first attempt asks no recovery: a second order is bought at once
+        with d.client() as c:
+            other = order(c, 2)
+            pick(c, other)
+            wait_for(lambda: shipment_of(c, other)["status"] == "shipped", what="the second label")
+        assert ups.fake.count("POST", "/api/labels/v1/recovery") == 1
+
+
+def _ups_event(port: int, credential: str, tracking: str, kind: str, description: str) -> tuple[int, dict]:
+    body = json.dumps(
+        {
+            "trackingNumber": f" {tracking}",  # UPS's documented example pads it
+            "localActivityDate": "20260105",
+            "localActivityTime": "091230",
+            "activityLocation": {"city": "Hickory", "stateProvince": "NC", "postalCode": "", "country": "US"},
+            "activityStatus": {"type": kind, "code": "XX", "description": description, "descriptionCode": "005"},
+            "scheduledDeliveryDate": "20260106",
+            "actualDeliveryDate": "",
+        }
+    ).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        headers = {"credential": credential, "User-Agent": "UPSPubSubTrackingService"}
+        conn.request("POST", "/carriers/ups/tracking", body, headers)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def test_ups_track_alert_subscribes_each_label_and_its_events_update_the_shipment(sim, tmp_path, monkeypatch):
+    monkeypatch.setenv("BO_TEST_UPS_ID", "client-id")
+    monkeypatch.setenv("BO_TEST_UPS_SECRET", "client-secret")
+    monkeypatch.setenv("BO_TEST_UPS_HOOK", "ups-credential")
+    with CarrierServer("ups", "client-id:client-secret") as ups:
+        extra = 'webhook_url = "https://site.example/carriers/ups/tracking"\nwebhook_secret_env = "BO_TEST_UPS_HOOK"\n'
+        cfg = ups_config(ups.url, tmp_path).replace(
+            'account_number = "A1B2C3"\n', 'account_number = "A1B2C3"\n' + extra
+        )
+        d = sim(cfg + '[notifications.routes]\n"*" = "file"\n' + f'[notifications.file]\ndir = "{tmp_path / "drop"}"\n'
+                + '[intake]\nlisten = "127.0.0.1:0"\n')  # fmt: skip
+        with d.client() as c:
+            oid = order(c, 1)
+            pick(c, oid)
+            wait_for(lambda: shipment_of(c, oid)["status"] == "shipped", what="the label bought")
+            tracking = shipment_of(c, oid)["tracking_number"]
+            (sub,) = ups.fake.subscriptions
+            assert sub["trackingNumberList"] == [tracking]
+            assert sub["destination"] == {
+                "url": "https://site.example/carriers/ups/tracking",
+                "credentialType": "Bearer",
+                "credential": "ups-credential",
+            }
+            port = c.call("health")["intake"]["http_port"]
+            assert (
+                _ups_event(port, "ups-credential", tracking, "M", "Shipment Ready for UPS")[1]["outcome"] == "ignored"
+            )
+            assert _ups_event(port, "ups-credential", tracking, "I", "On the Way")[0] == 200
+            assert shipment_of(c, oid)["tracking_status"] == "in_transit"
+            status, reply = _ups_event(port, "ups-credential", tracking, "D", "Delivered")
+            assert (status, reply["outcome"]) == (200, "updated")
+            assert shipment_of(c, oid)["tracking_status"] == "delivered"
+            kinds = [n["kind"] for n in c.call("notifications.list", order_id=oid)["notifications"]]
+            assert kinds == ["label", "shipped", "delivered"]
+            sent = lambda: {n["status"] for n in c.call("notifications.list")["notifications"]} == {"sent"}  # noqa: E731
+            wait_for(sent, what="every notice sent")
+            before = c.call("audit.query", order_id=oid)["records"]
+            assert _ups_event(port, "wrong", tracking, "X", "Exception")[0] == 401
+            assert _ups_event(port, "ups-credential", "1Z999AA10000009999", "D", "Delivered")[0] == 404
+            assert c.call("audit.query", order_id=oid)["records"] == before
+            counts = c.call("health")["intake"]["carrier_webhooks"]
+            assert counts["bad_signature"] == 1 and counts["unknown_shipment"] == 1 and counts["accepted"] == 2

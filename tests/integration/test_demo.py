@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backorder import demo
+from backorder import demo, demo_feeds
 from backorder.config.settings import parse_settings
 
 
@@ -32,6 +32,19 @@ def test_demo_runs_a_site_and_reports_a_checkable_summary():
     assert int(fields["backordered_lines"]) >= 0
     assert int(fields["reorders"]) > 0
     assert fields["errors"] == "0", proc.stdout
+    # Orders came in over the intake listener, signed, from the shops' own payloads.
+    intake = [line for line in lines if line.startswith("  intake deliveries=")]
+    assert len(intake) == 1, proc.stdout
+    got = dict(re.findall(r"(\w+)=(\S*)", intake[0]))
+    deliveries = dict(kv.split(":") for kv in got["deliveries"].split(","))
+    assert int(deliveries["shopify"]) > 0 and int(deliveries["woocommerce"]) > 0, intake[0]
+    outcomes = dict(kv.split(":") for kv in got["outcomes"].split(","))
+    assert int(outcomes["accepted"]) > 0, intake[0]
+    # Notices were delivered: mails to the demo's SMTP sink, files to its outbox.
+    notices = [line for line in lines if line.startswith("  notices ")]
+    assert len(notices) == 1, proc.stdout
+    sent = dict(re.findall(r"(\w+)=(\S*)", notices[0]))
+    assert int(sent["mail"]) > 0 and int(sent["files"]) > 0, notices[0]
     # Without --keep the temporary folder is gone.
     folder = re.search(r"folder (\S+)", proc.stdout)
     assert folder is not None
@@ -40,8 +53,14 @@ def test_demo_runs_a_site_and_reports_a_checkable_summary():
 
 def test_demo_config_is_valid_for_the_daemon():
     items = demo.make_catalog(50, 3600.0, random.Random(1))
-    text = demo.config_toml(Path("/tmp/x/demo.db"), Path("/tmp/bo-x/demo.sock"), 3600.0, "2026-01-05T20:00:00Z", items)
+    secret_files = {ch: Path(f"/tmp/x/secret-{ch}") for ch in demo_feeds.SECRET_CHANNELS}
+    text = demo.config_toml(
+        Path("/tmp/x/demo.db"), Path("/tmp/bo-x/demo.sock"), 3600.0, "2026-01-05T20:00:00Z", items, secret_files
+    )
     settings = parse_settings(text)
+    assert settings.intake.listen == "127.0.0.1:0"
+    assert settings.channels["shopify"].secret_file == "/tmp/x/secret-shopify"
+    assert all(settings.channels[ch].known_skus_only for ch in demo_feeds.SECRET_CHANNELS)
     assert settings.daemon.clock == "simulated"
     assert settings.daemon.clock_speed == 3600.0
     assert settings.allocation.mode == "fifo"
@@ -104,3 +123,88 @@ def test_demo_on_a_terminal_opens_the_console_and_stops_the_site_when_it_quits()
     fields = dict(re.findall(r"(\w+)=(\S*)", final[0]))
     assert int(fields["orders"]) > 0
     assert fields["errors"] == "0"
+
+
+def test_a_simulated_day_of_the_demo_gives_every_screen_data(tmp_path):
+    """The demo headless for a simulated day after its history (the supplier-slip story),
+    read the way each console screen reads it: intake sources and dead letters, notices
+    delivered (email, webhook, file) and a dead one that a retry recovers, the planner's
+    forecasts, the KPI tiles, and promises where ``order.get`` has them."""
+    import datetime as dt
+    import tempfile
+    import time
+
+    from backorder.client import Client
+    from backorder.timeutil import parse_datetime
+
+    sockdir = Path(tempfile.mkdtemp(prefix="bo-", dir="/tmp"))
+    site = demo.DemoSite(tmp_path, sockdir, 60, 3600.0, random.Random(7), history_days=8, scenario="supplier-slip")
+    try:
+        site.start()
+        assert site.history is not None and site.history.planner_runs > 0
+        opened = site.start_at
+        with Client(str(site.socket), timeout=60) as c:
+            deadline = time.monotonic() + 90
+            while parse_datetime(c.call("stats")["now"]) < opened + dt.timedelta(hours=24):
+                assert time.monotonic() < deadline and not site.error, site.error
+                time.sleep(0.5)
+            assert site.driver is not None and site.driver.feeds is not None
+            feeds = site.driver.feeds.counts
+
+            # intake screen: every feed is a source; rejections; dead letters ranked by cause
+            health = c.call("sources.health")
+            sources = {s["channel"]: s for s in health["sources"] if s["deliveries"]}
+            assert {"shopify", "woocommerce", "amazon_sp", "x12_850", "csv"} <= set(sources), sorted(sources)
+            assert any(s["bad_signatures"] for s in health["sources"] if s["channel"] == "shopify")
+            assert sources["woocommerce"]["rejected_rate"] > 0
+            letters = c.call("deadletters.list")
+            causes = {g["cause"] for g in letters["groups"]}
+            assert "malformed_body" in causes, causes
+            # the unknown SKU was aliased and its group retried: those orders came in once
+            assert feeds.aliases >= 1 and feeds.recovered >= 1, feeds
+
+            # notifications screen: delivered by each channel, a dead one recovered by a retry
+            notes = c.call("notifications.list", status="sent", limit=1000)["notifications"]
+            assert {"email", "webhook", "file"} <= {n["channel"] for n in notes}
+            assert {"backordered", "shipped"} <= {n["kind"] for n in notes}
+            assert site.services.mail.accepted > 0 and site.services.hook.failed > 0
+            deadline = time.monotonic() + 30  # the last poisoned notice may still be between attempts
+            while not c.call("notifications.list", status="dead", limit=1000)["notifications"]:
+                assert time.monotonic() < deadline, ("no dead notice", site.services.hook.poisoned)
+                time.sleep(0.3)
+            c.call("notifications.retry", all_dead=True)
+            deadline = time.monotonic() + 30
+            while site.services.hook.recovered < 1:
+                assert time.monotonic() < deadline, "the retried dead notice was not delivered"
+                time.sleep(0.2)
+            # supplier slip: ACME's open purchase orders moved later at a known moment
+            assert site.scenario.log and "slipped_requests=" in site.scenario.log[0]
+            assert int(site.scenario.log[0].split("slipped_requests=")[1]) > 0, site.scenario.log
+            every = c.call("notifications.list", limit=1000)["notifications"]
+            assert "delay" in {n["kind"] for n in every}, "the slip told no waiting customer"
+
+            # SKU screen: the planner (auto) forecasts from the history
+            busiest = max(site.items, key=lambda it: it.weight)
+            planner = c.call("sku.get", sku=busiest.sku)["planner"]
+            assert planner["mode"] == "auto"
+            assert planner["last_tuned"] is not None and planner["last_tuned"]["forecast"]["daily_mean"] > 0
+
+            # dashboard: the tiles have figures and the fill rate meets its target
+            stats = c.call("stats")
+            assert stats["fulfillment_rate"] is not None and stats["fulfillment_rate"] >= 0.95, stats[
+                "fulfillment_rate"
+            ]
+            assert stats["avg_reorder_lead_time_hours"] is not None
+
+            # order screen: promises, where the daemon gives them (built by another change:
+            # checked only once ``order.get`` carries a ``promise`` field)
+            orders = c.call("orders.list", limit=50)["orders"]
+            got = [c.call("order.get", order_id=o["order_id"]) for o in orders]
+            with_field = [g for g in got if "promise" in g or any("promise" in ln for ln in g.get("lines", []))]
+            if with_field:
+                assert any(g.get("promise") or any(ln.get("promise") for ln in g.get("lines", [])) for g in with_field)
+    finally:
+        site.stop()
+        import shutil
+
+        shutil.rmtree(sockdir, ignore_errors=True)

@@ -75,7 +75,7 @@ CODES_TESTED_IN_INTAKE = {
     "adapter_error",
 }
 # needs an order routed to a 3PL (a fake one on loopback): tests/integration/test_threepl.py
-CODES_TESTED_IN_THREEPL = {"routed_to_threepl"}
+CODES_TESTED_IN_THREEPL = {"routed_to_threepl", "threepl_change_pending"}  # test_threepl*.py
 
 
 # --- parsing the document ----------------------------------------------------------

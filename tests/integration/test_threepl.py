@@ -5,9 +5,11 @@ pick backlog over the on-threshold and new orders the 3PL can fill are routed (n
 stock taken); picking brings the backlog down and routing stops, without flapping in
 between; every routed order is created at the 3PL exactly once across kill -9; a 4xx is a
 dead notice with ShipBob's message, a 5xx is retried; a webhook ships the order once, a
-bad signature or an unknown order is counted and dropped."""
+bad signature, a stale timestamp or an unknown order is counted and dropped."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 from bo_support import line, read_db, stock, submit
 from notify_support import wait_for
@@ -59,6 +61,26 @@ def start(make_daemon, monkeypatch, stock_3pl: dict[str, int]):
     fake.__enter__()
     d = make_daemon(config(fake.url))
     return fake, d
+
+
+@contextmanager
+def running(make_daemon, monkeypatch, stock_3pl: dict[str, int]):
+    """``start`` as a context: the fake ShipBob is shut down whatever the test did."""
+    fake, d = start(make_daemon, monkeypatch, stock_3pl)
+    try:
+        yield fake, d
+    finally:
+        fake.__exit__()
+
+
+def kill9_while_stalled(fake, d) -> None:
+    """The fake's stalled request took effect; kill -9 the daemon before it hears the
+    answer, let the request finish, start the daemon again."""
+    assert fake.stalled.wait(20)
+    d.kill9()
+    fake.stall = False
+    fake.release.set()
+    d.start()
 
 
 def test_a_burst_routes_to_the_3pl_and_picking_stops_it_without_flapping(make_daemon, monkeypatch):
@@ -123,11 +145,7 @@ def test_routed_orders_are_created_once_across_kill9_and_ship_by_webhook(make_da
             fake.fail = [500]  # the first create fails: retried
             fake.stall = True  # the next one takes effect, then the daemon dies before the answer
             c.call("clock.advance", seconds=1)
-        assert fake.stalled.wait(20)
-        d.kill9()
-        fake.stall = False
-        fake.release.set()
-        d.start()
+        kill9_while_stalled(fake, d)
         with d.client() as c:
             c.call("clock.advance", seconds=5)
             wait_for(lambda: len(threepl_notices(c, status="sent")) == 3, what="three creates delivered")
@@ -140,6 +158,7 @@ def test_routed_orders_are_created_once_across_kill9_and_ship_by_webhook(make_da
             again = shipped_webhook(port, SECRET, ids[0], "9400100000000000000001")
             assert again[1]["shipments"][0]["outcome"] == "duplicate"
             assert shipped_webhook(port, SECRET, ids[1], "X", bad_signature=True)[0] == 401
+            assert shipped_webhook(port, SECRET, ids[1], "X", age_s=301)[0] == 401  # a replay, well signed
             assert shipped_webhook(port, SECRET, "O9999999", "Y")[0] == 404
             got = c.call("order.get", order_id=ids[0])
             assert got["status"] == "shipped"
@@ -150,7 +169,7 @@ def test_routed_orders_are_created_once_across_kill9_and_ship_by_webhook(make_da
             assert status["webhooks"] == {
                 "shipped": 1,
                 "duplicate": 1,
-                "bad_signature": 1,
+                "bad_signature": 2,
                 "unknown_order": 1,
                 "malformed": 0,
             }
@@ -180,11 +199,20 @@ def test_a_4xx_is_a_dead_notice_with_the_3pls_message(make_daemon, monkeypatch):
             (n,) = threepl_notices(c)
             assert n["attempts"] == 1
             assert n["last_error"].startswith("Rejected: threepl/shipbob: HTTP 422: Internal error (on purpose)")
-            # the order stays at the 3PL: the site neither picks nor cancels it
+            # the order stays at the 3PL: the site does not pick it, and a cancellation goes
+            # to the 3PL, which does not have it: retried until dead, the order unchanged
             sid = c.call("order.get", order_id=oid)["shipments"][0]["shipment_id"]
-            for op, args in (("pick.confirm", {"shipment_id": sid}), ("order.cancel", {"order_id": oid})):
-                reply = c.request(op, **args)
-                assert reply["ok"] is False and reply["error"]["code"] == "routed_to_threepl"
+            reply = c.request("pick.confirm", shipment_id=sid)
+            assert reply["ok"] is False and reply["error"]["code"] == "routed_to_threepl"
+            assert c.call("order.cancel", order_id=oid)["threepl_change"]["state"] == "pending"
+
+            def failed():
+                c.call("clock.advance", seconds=1)
+                return c.call("order.get", order_id=oid)["threepl_change"]["state"] == "failed"
+
+            wait_for(failed, what="the cancellation dead")
+            got = c.call("order.get", order_id=oid)
+            assert got["status"] == "picking" and "is not at ShipBob (yet)" in got["threepl_change"]["message"]
         assert fake.creates == {}
     finally:
         fake.__exit__()

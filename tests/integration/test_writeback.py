@@ -246,6 +246,24 @@ def test_x12_partner_gets_an_856_file(sim, tmp_path):
     assert se == f"SE*{segments.index(se) - 2 + 1}*0001"
 
 
+def test_x12_partner_gets_an_855_rejecting_the_lines_of_a_cancelled_order(sim, tmp_path):
+    drop = tmp_path / "edi"
+    d = sim(FAST + f'[channels.x12_850.writeback]\ndir = "{drop}"\nisa_id = "ACME"\ngs_id = "ACMEGS"\n')
+    with d.client() as c:
+        stock(c, "SKU-Y", 1)
+        order = submit(c, "PO-4712", line("SKU-Y", 4), line("SKU-Q", 2), channel="x12_850", account="main")
+        c.call("order.cancel", order_id=order["order_id"], reason="partner cancelled")
+        wait_for(lambda: notices(c, status="sent"), what="the 855 written")
+        (n,) = notices(c)
+        assert n["kind"] == "fulfillment_cancel" and n["channel"] == "x12_850/*"
+    text = (drop / f"{n['notice_id']}.855.x12").read_text()
+    segments = [s.strip() for s in text.split("~") if s.strip()]
+    assert segments[1].startswith("GS*PR*BACKORDER*ACMEGS*") and segments[2] == "ST*855*0001"
+    assert segments[3].startswith("BAK*00*RD*PO-4712*2024")
+    assert segments[4:9] == ["PO1*1*4*EA***VP*SKU-Y", "ACK*IR*4*EA", "PO1*2*2*EA***VP*SKU-Q", "ACK*IR*2*EA", "CTT*2"]
+    assert segments[9] == "SE*8*0001"
+
+
 def test_stock_levels_reach_woocommerce_bigcommerce_and_amazon_in_their_shapes(sim, monkeypatch):
     monkeypatch.setenv("BO_TEST_WOO", "ck_1:cs_2")
     monkeypatch.setenv("BO_TEST_BC", "bc-token")

@@ -117,3 +117,36 @@ def test_amazon_levels_go_on_past_a_refused_listing_then_report_it(monkeypatch):
             "1 of 2 levels refused: A: amazon_sp/main: listing A INVALID: 'fulfillment_availability' is not allowed"
         )
         assert amz.listings == {"B": 2}
+
+
+def test_amazon_cancellation_is_an_order_acknowledgement_feed(monkeypatch):
+    """Amazon takes a seller's cancellation as a POST_ORDER_ACKNOWLEDGEMENT_DATA feed: the
+    document is created, the XML uploaded to its presigned URL (without our token), the feed
+    submitted for the marketplace; the XML says Failure for the whole order."""
+    import xml.etree.ElementTree as ET
+
+    monkeypatch.setenv("BO_TEST_AMZ", "Atza|x")
+    with FakeAmazon("Atza|x") as amz:
+        channel = AmazonSpChannel(
+            "amazon_sp/main", wb(amz.url, "BO_TEST_AMZ", marketplace_id="M1", seller_id="S1"), Settings()
+        )
+        notice = msgspec.structs.replace(
+            fulfillment("N5", "111-2", []),
+            kind="fulfillment_cancel",
+            data={"external_id": "111-2", "order_number": "A&B-7", "reason": "customer asked"},
+        )
+        assert trio.run(channel.send, notice, RENDERED) == "feed F1 (order acknowledgement Failure)"
+        (feed,) = amz.feeds
+        assert feed["feedType"] == "POST_ORDER_ACKNOWLEDGEMENT_DATA" and feed["marketplaceIds"] == ["M1"]
+        root = ET.fromstring(feed["document"])
+        assert root.findtext("MessageType") == "OrderAcknowledgement"
+        assert root.findtext("Header/MerchantIdentifier") == "S1"
+        ack = root.find("Message/OrderAcknowledgement")
+        assert ack is not None and ack.findtext("AmazonOrderID") == "111-2"
+        assert ack.findtext("MerchantOrderID") == "A&B-7" and ack.findtext("StatusCode") == "Failure"
+        (upload,) = amz.s3.calls("PUT")
+        assert "x-amz-access-token" not in {k.lower() for k in upload["headers"]}
+        assert upload["headers"]["Content-Type"] == "text/xml; charset=UTF-8"
+        amz.fail = [400]  # Amazon refuses the document: dead with its message
+        with pytest.raises(Rejected, match="HTTP 400: Internal error"):
+            trio.run(channel.send, notice, RENDERED)

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import time
 from collections import Counter
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +27,17 @@ class FakeShipBob(FakeApi):
         self.stock = dict(stock)
         self.orders: dict[str, dict[str, Any]] = {}  # reference_id -> the order as created
         self.creates: Counter[str] = Counter()  # reference_id -> POST /order that took effect
+        self.cancels: Counter[str] = Counter()  # reference_id -> cancels that took effect
+        self.readdresses: Counter[str] = Counter()  # reference_id -> address updates that took effect
+        self.picked: set[str] = set()  # reference ids picked on the floor: a cancel fails per shipment
+
+    def pick(self, ref: str, labelled: bool = False) -> None:
+        """The 3PL picked the order (its lookup still says Processing unless ``labelled``)."""
+        with self.lock:
+            self.picked.add(ref)
+            if labelled:
+                for sh in self.orders[ref]["shipments"]:
+                    sh["status"] = "LabeledCreated"
 
     def authorised(self, headers) -> bool:
         return super().authorised(headers) and headers.get("shipbob_channel_id") == self.channel_id
@@ -42,6 +54,12 @@ class FakeShipBob(FakeApi):
             return 200, [self.orders[r] for r in refs if r in self.orders]
         if method == "POST" and url.path == "/order":
             return self._create(body)
+        by_id = {str(o["id"]): o for o in self.orders.values()}
+        parts = url.path.strip("/").split("/")
+        if method == "POST" and len(parts) == 3 and parts[0] == "order" and parts[2] == "cancel":
+            return self._cancel(by_id.get(parts[1]))
+        if method == "PUT" and len(parts) == 2 and parts[0] == "shipment" and parts[1].endswith(":updateAddress"):
+            return self._readdress(parts[1].split(":")[0], body)
         return 404, {"title": f"no route {method} {url.path}"}
 
     def _create(self, body: Any) -> Answer:
@@ -58,13 +76,55 @@ class FakeShipBob(FakeApi):
         for p in body["products"]:
             if not p.get("reference_id") or not isinstance(p.get("quantity"), int) or p["quantity"] < 1:
                 return 422, {"title": f"bad product {p}"}
-        order = {"id": 9000 + len(self.orders), "reference_id": ref, **body}
+        n = 9000 + len(self.orders)
+        order = {"id": n, "reference_id": ref, "status": "Processing", **body}
+        order["shipments"] = [{"id": n * 10, "status": "Processing", "recipient": body["recipient"]}]
         self.orders[ref] = order
         self.creates[ref] += 1
         self.effects.append(body)
         for p in body["products"]:
             self.stock[p["reference_id"]] = self.stock.get(p["reference_id"], 0) - p["quantity"]
         return 201, order
+
+    def _cancel(self, order: dict[str, Any] | None) -> Answer:
+        """``POST /order/{id}/cancel``: each shipment's result; a picked one stays."""
+        if order is None:
+            return 404, {"title": "order not found"}
+        ref = order["reference_id"]
+        if ref in self.picked:
+            results = [
+                {
+                    "action": "Cancel",
+                    "is_success": False,
+                    "reason": "Shipment is already picked",
+                    "shipment_id": sh["id"],
+                }
+                for sh in order["shipments"]
+            ]
+            return 200, {"order_id": order["id"], "canceled_shipment_results": results, "status": order["status"]}
+        order["status"] = "Cancelled"
+        for sh in order["shipments"]:
+            sh["status"] = "Cancelled"
+        self.cancels[ref] += 1
+        self.effects.append({"cancel": ref})
+        results = [
+            {"action": "Cancel", "is_success": True, "reason": None, "shipment_id": sh["id"]}
+            for sh in order["shipments"]
+        ]
+        return 200, {"order_id": order["id"], "canceled_shipment_results": results, "status": "Cancelled"}
+
+    def _readdress(self, shipment_id: str, body: Any) -> Answer:
+        """``PUT /shipment/{id}:updateAddress`` (street_address1 and city required)."""
+        if not isinstance(body, dict) or not body.get("street_address1") or not body.get("city"):
+            return 400, {"title": "street_address1 and city are required"}
+        for order in self.orders.values():
+            for sh in order["shipments"]:
+                if str(sh["id"]) == shipment_id:
+                    sh["recipient"] = body
+                    self.readdresses[order["reference_id"]] += 1
+                    self.effects.append({"address": order["reference_id"], **body})
+                    return 200, {"id": sh["id"], "recipient": body}
+        return 404, {"title": "shipment not found"}
 
 
 def sign(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
@@ -73,9 +133,10 @@ def sign(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
 
 
 def shipped_webhook(
-    port: int, secret: str, reference_id: str, tracking: str, *, bad_signature: bool = False
+    port: int, secret: str, reference_id: str, tracking: str, *, bad_signature: bool = False, age_s: float = 0.0
 ) -> tuple[int, dict]:
-    """POST ShipBob's ``order_shipped`` webhook for ``reference_id`` to the daemon's listener."""
+    """POST ShipBob's ``order_shipped`` webhook for ``reference_id`` to the daemon's listener,
+    signed ``age_s`` seconds ago (ShipBob's ``webhook-timestamp`` is wall-clock Unix seconds)."""
     doc = {
         "id": 9999,
         "reference_id": reference_id,
@@ -83,7 +144,7 @@ def shipped_webhook(
         "shipments": [{"id": 1, "status": "Completed", "tracking": {"carrier": "USPS", "tracking_number": tracking}}],
     }
     body = json.dumps(doc).encode()
-    wid, ts = f"msg_{reference_id}_{tracking}", "1735689600"
+    wid, ts = f"msg_{reference_id}_{tracking}", str(int(time.time() - age_s))
     signature = sign("wrong" if bad_signature else secret, wid, ts, body)
     headers = {
         "Content-Type": "application/json",
@@ -121,6 +182,8 @@ class FakeShipStation(FakeApi):
             self.batches.setdefault(batch, []).append(
                 {"orderKey": order_key, "carrierCode": "ups", "trackingNumber": tracking, "voided": False}
             )
+            if order_key in self.orders:
+                self.orders[order_key]["orderStatus"] = "shipped"
 
     def route(self, method: str, path: str, body: Any) -> Answer:
         url = urlsplit(path)
@@ -128,6 +191,9 @@ class FakeShipStation(FakeApi):
         if method == "GET" and url.path == "/products":
             items = [{"sku": sku, "quantity": q} for sku, q in sorted(self.stock.items())]
             return 200, {"products": items, "total": len(items), "page": 1, "pages": 1}
+        if method == "GET" and url.path == "/orders":
+            number = query.get("orderNumber", [""])[0]
+            return 200, {"orders": [o for o in self.orders.values() if o.get("orderNumber") == number]}
         if method == "GET" and url.path == "/shipments":
             return 200, {"shipments": self.batches.get(query.get("batchId", [""])[0], [])}
         if method == "POST" and url.path == "/orders/createorder":

@@ -48,6 +48,12 @@ async def dashboard(pilot):
     await rows_in(pilot, "#skus", 3)
 
 
+async def stockout_read(pilot) -> None:
+    """The dashboard's skus.stockout list has come (it is read beside the rows)."""
+    await until(pilot, lambda: getattr(pilot.app.screen, "stockout", None) is not None, what="skus.stockout")
+    await pilot.pause()
+
+
 async def sku(pilot):
     await pilot.app.open_sku("GADGET-BLUE")
     await rows_in(pilot, "#waiting", 3)
@@ -132,6 +138,7 @@ def test_screen(snap_compare, shared_site, screen, size, monkeypatch):
 
     async def run_before(pilot):
         await loaded(pilot)
+        await stockout_read(pilot)  # the dashboard's last read: none is in flight behind another screen
         await screen(pilot)
         await pilot.pause()
 

@@ -1,6 +1,7 @@
 """Pilot test of the picking screen with a 3PL, against a real daemon process and a fake
 ShipBob on loopback: the 3PL's line shows routing on, the backlog against its thresholds
-and the order waiting at the 3PL (which is not in the site's pick list)."""
+and the order waiting at the 3PL (which is not in the site's pick list); the order screen
+shows a cancellation the 3PL answered too late for."""
 
 from __future__ import annotations
 
@@ -73,3 +74,14 @@ async def test_the_picking_screen_shows_the_3pl_and_its_routed_orders(make_daemo
             assert "3PL shipbob: routing on" in text and "pick backlog 0.20 h (on at 0.2 h, off at 0.1 h)" in text
             assert f"1 at the 3PL: {routed['order_id']}" in text
             assert set(app.screen.shipments) == {o["shipments"][0] for o in site_orders}  # not the routed one
+            # the 3PL picked it already: a cancellation is too late, and the order screen says so
+            oid = routed["order_id"]
+            with site.client() as c:
+                wait_until(lambda: fake.creates[oid] == 1, 10, 0.05, "the order created at the 3PL")
+                fake.pick(oid)
+                c.call("order.cancel", order_id=oid)
+            await app.open_order(oid)
+            head = lambda: str(app.screen.query_one("#order-head", Static).render())  # noqa: E731
+            await until(pilot, lambda: "threepl_too_late" in head(), what="the 3PL's answer on the order screen")
+            assert "at 3PL shipbob, cancel too_late threepl_too_late: shipment" in head()
+            assert "Shipment is already picked" in head() and "picking" in head()

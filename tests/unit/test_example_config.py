@@ -75,6 +75,7 @@ def test_the_walk_reaches_every_settings_struct():
         cfg.WritebackSettings,
         cfg.ThreeplSettings,
         cfg.PromiseSettings,
+        cfg.RetentionSettings,
     }
 
 

@@ -17,9 +17,12 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 
 def _request_structs() -> set[type]:
-    """Every op struct the protocol module defines (a tagged subclass of Request)."""
+    """Every op struct the protocol module defines (a tagged subclass of Request; a private
+    one, like ``_PolicyNumbers``, is a base of ops, not an op)."""
     return {
-        cls for cls in vars(p).values() if inspect.isclass(cls) and issubclass(cls, p.Request) and cls is not p.Request
+        cls
+        for cls in vars(p).values()
+        if inspect.isclass(cls) and issubclass(cls, p.Request) and cls is not p.Request and cls.__name__[0] != "_"
     }
 
 

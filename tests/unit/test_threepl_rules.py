@@ -167,3 +167,50 @@ def test_an_enabled_3pl_without_hysteresis_or_credentials_is_a_config_error():
     assert "threepl.backlog_off_hours: must be below backlog_on_hours" in text
     assert "threepl.base_url: required" in text and "credential_env or credential_file" in text
     assert "webhook_secret_env or webhook_secret_file" in text
+
+
+def test_a_change_at_the_3pl_waits_for_its_answer_and_replays_and_snapshots_exactly():
+    import pytest
+
+    from backorder.actors import snapshot, threepl_changes
+    from backorder.errors import Conflict
+
+    site = Site()
+    site.inventory.on_hand["A"] = 10
+    for n in range(20):
+        site.order(n)
+    late, gone = site.order(20), site.order(21)
+    cfg = site.w.settings.threepl
+    threepl_changes.request(site.w, cfg, late, "cancel", "r1", None, site.emit, site.now)
+    assert threepl_changes.state(site.w, late) == "pending"
+    with pytest.raises(Conflict) as err:
+        threepl_changes.request(site.w, cfg, late, "cancel", "r2", None, site.emit, site.now)
+    assert err.value.code == "threepl_change_pending"
+    (notice,) = [e for e in site.events if isinstance(e, ev.NoticeQueued) and e.kind == "threepl_change"]
+    assert notice.data["change"] == "cancel" and notice.data["items"] == [{"line_no": 1, "sku": "A", "qty": 1}]
+    threepl_changes.answered(site.w, notice, "too_late", "already picked", site.emit, site.now)
+    assert threepl_changes.view(site.w, late)["code"] == "threepl_too_late"
+    assert not site.w.orders[late].cancelled and late in site.w.routed_open
+    threepl_changes.request(site.w, cfg, gone, "cancel", "fraud", None, site.emit, site.now)
+    second = site.events[-1]
+    assert isinstance(second, ev.NoticeQueued)
+    threepl_changes.answered(site.w, second, "applied", "order 9001 cancelled", site.emit, site.now)
+    order = site.w.orders[gone]
+    assert order.cancelled and order.cancel_reason == "fraud" and gone not in site.w.routed_open
+    assert site.w.shipments[order.shipments[0]].status == "cancelled" and order.lines[0].in_shipment == 0
+    # an answer for an order that shipped meanwhile is too late whatever the 3PL said
+    raced = site.order(22)
+    threepl_changes.request(site.w, cfg, raced, "cancel", "", None, site.emit, site.now)
+    third = site.events[-1]
+    assert threepl_rules.ship(site.w, raced, "UPS", "1Z9", site.emit, site.now) == "shipped"
+    threepl_changes.answered(site.w, third, "applied", "order 9002 cancelled", site.emit, site.now)
+    assert threepl_changes.state(site.w, raced) == "too_late" and not site.w.orders[raced].cancelled
+    # the journal replays to the same changes, and a snapshot keeps them
+    replayed = World(site.w.settings)
+    for e in site.events:
+        replayed.evolve(e)
+    restored = snapshot.restore(site.w.settings, snapshot.dump(replayed))
+    for w in (replayed, restored):
+        assert w.threepl_changes == site.w.threepl_changes
+        assert threepl_changes.view(w, gone)["state"] == "applied" and w.orders[gone].cancelled
+    assert restored.routed_open == site.w.routed_open

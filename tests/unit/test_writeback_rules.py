@@ -112,9 +112,11 @@ def test_a_cancellation_is_written_back_where_the_channel_has_one():
     for ext, channel in (("s-1", "shopify"), ("a-1", "amazon_sp")):
         o = submit(w, ext, 1, channel=channel, account="kaffee.myshopify.com")
         order_rules.cancel(w, o.order_id, "customer asked", w.emit, T0)
-    (n,) = channel_notices(log)
+    n, amazon = channel_notices(log)
     assert (n.kind, n.channel) == ("fulfillment_cancel", "shopify/*")  # any account of the channel
     assert n.data == {"external_id": "s-1", "order_number": "", "reason": "customer asked"}
+    assert (amazon.kind, amazon.channel) == ("fulfillment_cancel", "amazon_sp/*")  # by its acknowledgement feed
+    assert amazon.data["external_id"] == "a-1"
 
 
 def test_available_to_sell_and_coalesced_stock_levels_survive_a_snapshot():

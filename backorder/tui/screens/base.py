@@ -21,6 +21,7 @@ WRITE_ACTIONS = frozenset(
         "save",
         "confirm_pick",
         "move_date",
+        "receive",
         "cancel_order",
         "retry_letter",
         "retry_group",

@@ -60,6 +60,10 @@ WIDTHS = {
     "state": 5,
 }
 REORDER_S = 1.0  # at most one re-sort per second under a stream of changes
+# skus.stockout walks every SKU in the daemon (bench/depletion.py): read on open, on a
+# reconnect and every this many seconds, never per refresh
+STOCKOUT_S = 30.0
+STOCKOUT_SHOWN = 10
 FEED_TAIL = 20  # feed lines written per refresh
 
 
@@ -111,6 +115,7 @@ class DashboardScreen(BoScreen):
             yield Label("BO lines 6h", id="trend-label")
             yield Sparkline([], id="spark")
             yield Label("", id="trend-now")
+            yield Label("", id="stockout-now")
         yield Input(placeholder="/ filter SKUs…", id="filter")
         with Horizontal(id="middle"):
             table = PlainTable(id="skus", cursor_type="row", zebra_stripes=True)
@@ -118,6 +123,8 @@ class DashboardScreen(BoScreen):
             with Vertical(id="side"):
                 yield Label("Waiting lines covered by inbound", classes="title")
                 yield Static(id="progress")
+                yield Label("Stock-out within lead time", classes="title")
+                yield Static(id="stockout")
         yield RichLog(id="feed", max_lines=500, wrap=False)
         yield Footer(compact=True)
 
@@ -127,9 +134,43 @@ class DashboardScreen(BoScreen):
             # fixed widths: cells change in place (update_cell) and must not be cut off
             table.add_column(label, key=key, width=WIDTHS.get(key))
         self._label_columns()
+        self.stockout: dict | None = None  # the last skus.stockout reply
+        self.set_interval(STOCKOUT_S, lambda: self.spawn(self.reload, group="stockout"))
         super().on_mount()
         if self.bo.loaded:
             self.apply(Changes(stats=True, reload=True, feed=list(self.bo.live.feed)))
+
+    async def reload(self) -> None:
+        """The SKUs projected to stock out within their lead time (the rest is the app's)."""
+        got = await self.bo.read("skus.stockout", limit=STOCKOUT_SHOWN)
+        if got is not None:
+            self.stockout = got
+            self._show_stockout()
+
+    def _show_stockout(self) -> None:
+        """On every terminal, a count and the first SKU beside the trend; on wide ones the
+        list in the side panel: SKU, date, days and the demand rate behind it."""
+        got = self.stockout
+        if got is None:
+            return
+        skus, total = got["skus"], got["total"]
+        head = Text()
+        if total:
+            first = skus[0]
+            head.append(f"stock-out ≤ lead time: {total:,}", style="bold red")
+            head.append(f" ({first['sku']} {short_date(first['date'])})")
+        self.query_one("#stockout-now", Label).update(head)
+        out = Text()
+        for s in skus:
+            when = "now" if s["days"] <= 0 else f"{s['days']:.0f}d"
+            out.append(f"{s['sku']:<11.11} ")
+            out.append(f"{short_date(s['date']):>5} {when:>4}", style="red" if s["days"] <= 0 else "yellow")
+            out.append(f"  {s['rate']:g}/day {s['basis']}\n", style="dim")
+        if total > len(skus):
+            out.append(f"… {total - len(skus):,} more\n", style="dim")
+        if not total:
+            out.append("none projected", style="dim")
+        self.query_one("#stockout", Static).update(out)
 
     # --- drawing ------------------------------------------------------------------
 

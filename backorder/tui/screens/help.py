@@ -57,7 +57,8 @@ HELP = [
     (
         "Procurement",
         [
-            ("m", "move the expected date (asks first)"),
+            ("m", "move the expected date (shows who it delays, asks first)"),
+            ("r", "receive units against it (shows who gets them, asks first)"),
             ("a", "open / all requests"),
             ("Enter", "open the request's SKU"),
         ],

@@ -118,7 +118,8 @@ class OrderScreen(BoScreen):
                 f"  · {o['customer'].get('name') or '—'} · received {o['received_at']} · total {o['total']} {o['currency']}"
                 + (f" · {flags}" if flags else "")
                 + (f" · cancelled: {o['cancel_reason']}" if o["cancelled"] else "")
-                + (f" · expedited: {o['expedited']}" if o.get("expedited") else ""),
+                + (f" · expedited: {o['expedited']}" if o.get("expedited") else "")
+                + _threepl(o),
             )
         )
         t = self.query_one("#lines", DataTable)
@@ -207,3 +208,14 @@ class OrderScreen(BoScreen):
         if await self.bo.write("order.cancel", order_id=oid, reason=reason) is not None:
             self.notify(f"{oid} cancelled", timeout=4)
             await self.show(oid)
+
+
+def _threepl(o: dict) -> str:
+    """The 3PL that fulfils the order and its last change there (its state and code)."""
+    if not o.get("routed_to"):
+        return ""
+    ch = o.get("threepl_change")
+    if not ch:
+        return f" · at 3PL {o['routed_to']}"
+    code = f" {ch['code']}: {ch['message']}" if ch.get("code") else ""
+    return f" · at 3PL {o['routed_to']}, {ch['change']} {ch['state']}{code}"

@@ -1,0 +1,126 @@
+"""Memory bounded by open work: closed orders leave memory after ``[retention] hot_days``.
+
+An order shipped in full or cancelled (``Order.closed_ts``) more than ``hot_days`` engine
+days before the current engine day's start leaves memory at an engine-day boundary. The
+sweep (``due``) only *decides*: the daemon (``backorder.daemon.retention``) writes each
+order's record to the journal database's ``archived_orders`` table in the same commit as
+the ``orders_archived`` event naming them, and ``World.evolve`` drops them from memory on
+that event, live and on replay alike, so replay gives the same model.
+
+Reads of an archived order (``order.get``, ``orders.find``; the audit reads the journal)
+come from that table through ``World.archive`` (an ``ArchiveLookup``), in the shape of a hot
+order's with ``archived: true``. Duplicates over the whole history: ``KeyFilter`` (a Bloom
+filter over the intake keys of archived orders, rebuilt at start) says "certainly not
+archived" for almost every new key without touching SQLite; a hit is checked there.
+
+Pure and synchronous: no trio, no I/O (the lookups go through the protocol).
+"""
+
+from __future__ import annotations
+
+import math
+from hashlib import blake2b
+from typing import TYPE_CHECKING, Protocol
+
+from backorder.timeutil import iso_ts
+
+if TYPE_CHECKING:
+    from backorder.actors.model import Order, World
+
+DAY_S = 86400.0
+PER_EVENT = 200  # order ids per orders_archived event (a day's sweep may need several)
+Key = tuple[str, str, str]  # (channel, account, external_id): the intake key
+
+
+class ArchiveLookup(Protocol):
+    """Reads of the ``archived_orders`` table (``backorder.daemon.retention.ArchiveStore``)."""
+
+    def detail(self, order_id: str) -> dict | None: ...
+    def by_key(self, key: Key) -> tuple[dict, dict] | None: ...  # (detail, duplicate submit result)
+    def find(self, query: str, limit: int) -> list[dict]: ...  # summaries, newest first
+
+
+class KeyFilter:
+    """A Bloom filter over intake keys: ``key in f`` is False only for keys never added.
+
+    Fixed size (2**25 bits, 4 MiB): about 0.2 % false hits at a million archived orders,
+    more beyond (each costs one indexed SQLite read, never a wrong answer). Built by
+    ``orders_archived`` events (so a replay rebuilds it) and kept in snapshots, hence a
+    hash that is the same in every process (blake2b, not Python's salted ``hash``)."""
+
+    BITS = 1 << 25
+    K = 4
+
+    def __init__(self) -> None:
+        self.bits = bytearray(self.BITS // 8)
+        self.count = 0
+
+    def _slots(self, key: Key) -> list[int]:
+        h = int.from_bytes(blake2b("\x1f".join(key).encode(), digest_size=8).digest(), "little")
+        h1, h2 = h & 0xFFFFFFFF, (h >> 32) | 1
+        mask = self.BITS - 1
+        return [(h1 + i * h2) & mask for i in range(self.K)]
+
+    def add(self, key: Key) -> None:
+        bits = self.bits
+        for s in self._slots(key):
+            bits[s >> 3] |= 1 << (s & 7)
+        self.count += 1
+
+    def __contains__(self, key: Key) -> bool:
+        bits = self.bits
+        return all(bits[s >> 3] & (1 << (s & 7)) for s in self._slots(key))
+
+
+def day_start(ts: float) -> float:
+    return math.floor(ts / DAY_S) * DAY_S
+
+
+def due(world: World, now: float, hot_days: int) -> list[str]:
+    """The closed orders to archive at ``now``: closed before the start of the engine day
+    ``hot_days`` days back, with nothing of them still moving (no shipment being picked or
+    waiting for its label, not open at the 3PL). In the order they were received."""
+    cutoff = day_start(now) - hot_days * DAY_S
+    out = []
+    shipments, routed = world.shipments, world.routed_open
+    for o in world.orders.values():
+        closed = o.closed_ts
+        if closed is None or closed >= cutoff or o.order_id in routed:
+            continue
+        if any(shipments[s].status in ("picking", "label_pending") for s in o.shipments):
+            continue
+        out.append(o.order_id)
+    return out
+
+
+def record(world: World, order: Order, now: float) -> tuple[dict, dict, dict]:
+    """What the table keeps of an order: its ``order.get`` detail, its ``orders.find``
+    summary (both with ``archived: true``) and the reply a duplicate submit of it gets."""
+    from backorder.actors.views import order_detail, order_result, order_summary  # views imports the model
+
+    detail = order_detail(world, order, now)
+    detail["archived"] = True
+    detail["archived_at"] = iso_ts(now)
+    summary = order_summary(world, order)
+    summary["archived"] = True
+    return detail, summary, order_result(world, order, duplicate=True)
+
+
+def duplicate_of(world: World, key: Key) -> dict | None:
+    """The duplicate-submit reply for an intake key that belongs to an archived order."""
+    if world.archive is None or key in world.by_key or key not in world.archived_keys:
+        return None
+    found = world.archive.by_key(key)
+    return found[1] if found is not None else None
+
+
+def archived_detail(world: World, order_id: str | None, key: Key | None) -> dict | None:
+    """``order.get`` of an order no longer in memory (None: not archived either)."""
+    if world.archive is None:
+        return None
+    if order_id is not None:
+        return world.archive.detail(order_id)
+    if key is None or key not in world.archived_keys:
+        return None
+    found = world.archive.by_key(key)
+    return found[0] if found is not None else None

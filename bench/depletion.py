@@ -1,0 +1,137 @@
+"""What the depletion check costs the daemon (``notice_rules.depletion``, run on the trio
+loop every ``[notifications] depletion_check_s`` of engine time) and one ``skus.stockout``
+read (``depletion_rules.stockouts``), at 2,000 and 10,000 SKUs. In process, no daemon: the
+figure is the pure, synchronous check the notifier calls, on a model built by the real rules.
+
+    python bench/depletion.py [--quick]
+
+Each SKU: 41 units received 20 days ago, four past orders of 10 (one rush) served from
+them, then three orders of 4 backordered behind a purchase order (so every SKU has demand,
+waiting lines told a date and open supply). Under priority allocation each waiting line
+is also projected against the rush demand (a rush weight of 1,000 hours: rush outranks
+a waiting line for six weeks, so no SKU is passed over — the worst case); under FIFO a SKU whose stock and open supply
+cover its waiting lines is passed over. Measured: the first check (it warns, and it counts
+the recent demand of every order once, as after a restart), then the steady check (nobody
+new to warn: what it costs every hour), then the read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+
+import msgspec
+from common import result_name, save
+
+from backorder import protocol as p
+from backorder.actors import depletion_rules, notice_rules, order_rules, sku_rules
+from backorder.actors.model import World
+from backorder.config.settings import Settings
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+DAY = 86400.0
+
+
+def build(skus: int, mode: str) -> World:
+    settings = msgspec.convert(
+        {
+            "default_policy": {"reorder_point": 0, "order_up_to": 10, "lead_time_days": 7},
+            "notifications": {"routes": {"web": "file"}, "file": {"dir": "/nonexistent"}},
+            "allocation": {"mode": mode, "weights": {"rush": 1000.0}},
+        },
+        Settings,
+    )
+    w = World(settings)
+    emit = w.evolve
+    n = 0
+
+    def order(sku: str, qty: int, now: float, rush: bool = False) -> None:
+        nonlocal n
+        n += 1
+        req = msgspec.convert(
+            {
+                "op": "order.submit",
+                "channel": "web",
+                "external_id": f"X{n}",
+                "email": "c@example.com",
+                "rush": rush,
+                "lines": [{"sku": sku, "qty": qty}],
+            },
+            p.OrderSubmit,
+        )
+        order_rules.submit(w, req, emit, now)
+        sku_rules.settle(w, w.skus[sku], emit, now)
+
+    for i in range(skus):
+        sku = f"SKU-{i:06d}"
+        sku_rules.configure(w, w.sku(sku), {}, emit, T0 - 21 * DAY)
+        sku_rules.receive(w, w.skus[sku], 41, None, emit, T0 - 20 * DAY)
+        for k in range(4):
+            order(sku, 10, T0 - (19 - k) * DAY, rush=k == 0)
+        for k in range(3):
+            order(sku, 4, T0 - DAY + k * 60)
+    return w
+
+
+def timed(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def measure(skus: int, mode: str, repeat: int) -> dict:
+    t0 = time.perf_counter()
+    w = build(skus, mode)
+    built = time.perf_counter() - t0
+    gc.collect()
+    gc.freeze()  # as the daemon does once its model is loaded (daemon/recovery.py)
+    gc.set_threshold(100_000, 50, 100)
+    queued: list = []
+    emit = lambda e: (w.evolve(e), queued.append(e))  # noqa: E731 - the engine's emit, recorded
+    first = timed(lambda: notice_rules.depletion(w, emit, T0), 1)[0]
+    warned = len(queued)
+    steady = timed(lambda: notice_rules.depletion(w, emit, T0 + 3600), repeat)
+    assert len(queued) == warned, "a steady check warned again"
+    read = timed(lambda: depletion_rules.stockouts(w, T0 + 3600), repeat)
+    listed = len(depletion_rules.stockouts(w, T0 + 3600))
+    return {
+        "skus": skus,
+        "mode": mode,
+        "orders": len(w.orders),
+        "waiting_lines": sum(len(s.queue) for s in w.skus.values()),
+        "build_s": round(built, 2),
+        "warnings_first_check": warned,
+        "first_check_ms": round(first, 2),
+        "steady_check_ms": round(statistics.median(steady), 2),
+        "steady_check_max_ms": round(max(steady), 2),
+        "stockout_read_ms": round(statistics.median(read), 2),
+        "stockout_listed": listed,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    sizes, repeat = ((200, 1000), 5) if args.quick else ((2000, 10000), 7)
+    out = {f"{mode}_{n}": measure(n, mode, repeat) for mode in ("priority", "fifo") for n in sizes}
+    for r in out.values():
+        print(
+            f"{r['mode']:>8} {r['skus']:>6} SKUs, {r['waiting_lines']} waiting lines: first check {r['first_check_ms']} ms "
+            f"({r['warnings_first_check']} warnings), steady check {r['steady_check_ms']} ms "
+            f"(max {r['steady_check_max_ms']}), skus.stockout {r['stockout_read_ms']} ms"
+        )
+    big = out[f"priority_{sizes[1]}"]
+    out["steady_check_ms_at_largest"] = big["steady_check_ms"]
+    out["fifo_steady_check_ms_at_largest"] = out[f"fifo_{sizes[1]}"]["steady_check_ms"]
+    out["stockout_read_ms_at_largest"] = big["stockout_read_ms"]
+    save(result_name("depletion", args.quick), out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Property tests of the allocation planner and the what-if reads built on it.
+
+Random site histories come from the rules' own simulator (test_rules_properties.Sim: the
+rules driven as the actors drive them). On each resulting state: a what-if receipt and
+then the real receipt allocate the same units to the same lines in the same order; a
+what-if delay predicts the dates the real confirmation leaves; the plan serves the queue
+in service order and never gives a line more than it waits for; and a refused what-if
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_rules_properties import Sim, op_st, service_key, snapshot, weights_st
+
+from backorder.actors import events as ev
+from backorder.actors import sku_rules, whatif
+from backorder.actors.allocation_plan import Supply, allocate_now, days_between, order_date, plan
+from backorder.actors.queue_index import SupplyCurve
+from backorder.config.settings import Weights
+from backorder.errors import Rejected
+from backorder.timeutil import iso_date
+
+PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ALL = 1_000_000  # a limit no test queue reaches: every changed line is listed
+
+history_st = st.lists(op_st, min_size=1, max_size=40)
+mode_st = st.sampled_from(["fifo", "priority"])
+
+
+def simulate(mode, weights, ops) -> Sim:
+    sim = Sim(mode, weights)
+    for op in ops:
+        sim.run(op)
+    return sim
+
+
+@PROPS
+@given(
+    mode=mode_st,
+    weights=weights_st,
+    ops=history_st,
+    name=st.sampled_from(["A", "B", "C"]),
+    qty=st.integers(1, 20),
+    ref_pick=st.integers(0, 2),
+)
+def test_whatif_receipt_then_real_receipt_allocate_identically(mode, weights, ops, name, qty, ref_pick):
+    sim = simulate(mode, weights, ops)
+    w = sim.world
+    s = w.skus.get(name)
+    if s is None:
+        return
+    open_ids = sorted(s.inbound)
+    ref = open_ids[ref_pick - 1] if 0 < ref_pick <= len(open_ids) else None
+    before = snapshot(w)
+    n_events = len(sim.log)
+    answer = whatif.receipt(w, None if ref else name, ref, qty, None, sim.now, ALL)
+    assert snapshot(w) == before and len(sim.log) == n_events, "a what-if changed the model"
+
+    predicted = [(r["order_id"], r["line_no"], r["now"]) for r in answer["lines"] if r["now"]]
+    assert answer["allocated_now"] == sum(n for _, _, n in predicted)
+    start = len(sim.log)
+    allocs = sku_rules.receive(w, s, qty, ref, sim.emit, sim.now)
+    real = [(a.order_id, a.line_no, a.qty) for a in allocs]
+    assert real == predicted
+    received = next(e for e in sim.log[start:] if isinstance(e, ev.Received))
+    matched = [(m.request_id, m.qty) for m in received.matched] or (
+        [(received.request_id, received.qty)] if received.request_id else []
+    )
+    assert [(m["request_id"], m["qty"]) for m in answer["matched"]] == matched
+    # the dates it predicted for the lines still waiting, unless the receipt also raised a request
+    if not any(isinstance(e, ev.RequestRaised) for e in sim.log[start:]):
+        for row in answer["lines"]:
+            line = w.orders[row["order_id"]].lines[row["line_no"] - 1]
+            if line.need:
+                assert s.expected_date(line) == row["date_after"], row
+
+
+@PROPS
+@given(mode=mode_st, weights=weights_st, ops=history_st, name=st.sampled_from(["A", "B"]), days=st.integers(0, 30))
+def test_whatif_delay_predicts_the_dates_a_confirmation_leaves(mode, weights, ops, name, days):
+    sim = simulate(mode, weights, ops)
+    w = sim.world
+    s = w.skus.get(name)
+    if s is None or not s.inbound:
+        return
+    rid = sorted(s.inbound)[-1]
+    date = iso_date(sim.now + days * 86400.0)
+    # each line's date as Sku.expected_date finds it (a bisect over the curve, not the planner's walk)
+    dates_before = {(ln.order_id, ln.line_no): s.expected_date(ln) for ln in s.queue}
+    answer = whatif.delay(w, rid, date, sim.now, ALL)
+    sku_rules.confirm(w, s, rid, date, sim.emit, sim.now)
+    after = {(ln.order_id, ln.line_no): s.expected_date(ln) for ln in s.queue}
+    assert list(after.values()) == w.expected_dates(s)
+    moved = {(k, dates_before[k], d) for k, d in after.items() if d != dates_before[k]}
+    assert {((r["order_id"], r["line_no"]), r["date_before"], r["date_after"]) for r in answer["lines"]} == moved
+    assert answer["affected"] == len(moved)
+    for r in answer["lines"]:
+        if r["date_before"] not in (None, "now") and r["date_after"] not in (None, "now"):
+            assert r["moved_days"] == days_between(r["date_before"], r["date_after"], iso_date(sim.now))
+
+
+@PROPS
+@given(
+    mode=mode_st,
+    weights=weights_st,
+    ops=history_st,
+    free=st.integers(-3, 40),
+    supply=st.lists(st.tuples(st.integers(1, 40), st.integers(0, 15)), max_size=4),
+)
+def test_plan_serves_in_service_order_and_never_over_allocates(mode, weights, ops, free, supply):
+    sim = simulate(mode, weights, ops)
+    w = sim.world
+    s = w.skus.get("A")
+    if s is None:
+        return
+    curve = SupplyCurve(Supply(f"PO-{i}", iso_date(sim.now + d * 86400.0), q) for i, (d, q) in enumerate(supply))
+    lines = list(s.queue)
+    p = plan(s.queue.lines(), free, curve)
+    assert [x.line for x in p] == lines
+    keys = [service_key(w, ln) for ln in lines]
+    assert keys == sorted(keys), "the plan walks the queue out of service order"
+    got = [x.now for x in p]
+    assert all(0 <= g <= ln.need for g, ln in zip(got, lines, strict=True)), "a line got more than it waits for"
+    assert sum(got) == min(max(free, 0), sum(ln.need for ln in lines))
+    # a line gets units only when every line before it is served in full
+    for i, g in enumerate(got):
+        if g:
+            assert all(got[j] == lines[j].need for j in range(i))
+    # dates never go back along the queue: now, then supply dates ascending, then none
+    order = [(0, "") if x.date == "now" else (2, "") if x.date is None else (1, x.date) for x in p]
+    assert order == sorted(order)
+    for x in p:
+        assert (x.date == "now") == (x.now == x.line.need)
+    # and the same units as allocate_now gives
+    assert [(ln, n) for ln, n in allocate_now(s.queue.lines(), free)] == [(x.line, x.now) for x in p if x.now]
+
+
+def test_order_date_is_the_latest_line_date():
+    assert order_date(["now", "2030-01-02", "2030-01-01"]) == "2030-01-02"
+    assert order_date(["now", "now"]) == "now"
+    assert order_date(["2030-01-02", None]) is None
+
+
+@PROPS
+@given(mode=mode_st, weights=weights_st, ops=history_st)
+def test_refused_whatifs_change_nothing(mode, weights, ops):
+    sim = simulate(mode, weights, ops)
+    w = sim.world
+    before = snapshot(w)
+    yesterday = iso_date(sim.now - 86400.0)
+    cap = w.settings.limits.max_quantity
+    cases = [
+        (lambda: whatif.receipt(w, None, "PO-999999", 1, None, sim.now, 10), "unknown_request"),
+        (lambda: whatif.receipt(w, "nope", None, 1, None, sim.now, 10), "unknown_sku"),
+        (lambda: whatif.receipt(w, "A", None, 1, yesterday, sim.now, 10), "invalid_date"),
+        (lambda: whatif.receipt(w, "A", None, 1, "2030-02-30", sim.now, 10), "invalid_date"),
+        (lambda: whatif.receipt(w, "A", None, cap + 1, None, sim.now, 10), "invalid_quantity"),
+        (lambda: whatif.receipt(w, None, None, 1, None, sim.now, 10), "invalid_request"),
+        (lambda: whatif.delay(w, "PO-999999", iso_date(sim.now), sim.now, 10), "unknown_request"),
+        (lambda: whatif.policy(w, "A", {"reorder_point": 5, "order_up_to": 1}, None, 30, sim.now), "invalid_policy"),
+    ]
+    s = w.skus.get("A")
+    if s is not None and s.inbound:
+        rid = sorted(s.inbound)[0]
+        cases.append((lambda: whatif.delay(w, rid, yesterday, sim.now, 10), "invalid_date"))
+    for call, code in cases:
+        with pytest.raises(Rejected) as info:
+            call()
+        assert info.value.code == code
+    assert snapshot(w) == before
+
+
+def test_whatif_policy_projects_fill_for_a_candidate():
+    sim = Sim("fifo", Weights())
+    w = sim.world
+    # 30 days of 2 units a day of demand on "C" (default policy: never reorders)
+    for day in range(30):
+        sim.run(("submit", day, [("C", 2, Decimal("1.00"), True)], False, False, None))
+        sim.now += 86400.0
+    lax = whatif.policy(w, "C", {}, None, 30, sim.now)
+    assert lax["demand_from"] == "history"
+    assert lax["current"]["fill_rate"] == 0.0  # what is ordered each day comes after its lead time
+    good = whatif.policy(
+        w, "C", {"reorder_point": 10, "order_up_to": 80, "safety_stock": 5, "lead_time_days": 2}, None, 60, sim.now
+    )
+    assert good["candidate"]["orders"] >= 1
+    assert good["candidate"]["fill_rate"] > good["current"]["fill_rate"]
+    fc = whatif.policy(w, "C", {}, [5.0] * 30, 10, sim.now)
+    assert fc["demand_from"] == "forecast" and fc["daily_demand"] == 5.0

@@ -1,0 +1,233 @@
+"""The stock-out projection and the depletion causes (backorder/actors/depletion_rules.py),
+on plain numbers and on a model built by the real rules."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backorder import protocol as p
+from backorder.actors import depletion_rules as dr
+from backorder.actors import events as ev
+from backorder.actors import notice_rules, order_rules, sku_rules
+from backorder.actors.model import World
+from backorder.config.settings import Settings
+
+T0 = 1_709_251_200.0  # 2024-03-01T00:00:00Z
+DAY = 86400.0
+
+
+def test_stock_drains_at_the_rate():
+    assert dr.days_to_stockout(10, 2.0, []) == 5.0
+
+
+def test_supply_refills_before_the_level_reaches_zero():
+    # 10 - 2*3 = 4 left on day 3, +10 -> 14, gone 7 days later
+    assert dr.days_to_stockout(10, 2.0, [(3.0, 10.0)]) == 10.0
+
+
+def test_supply_after_the_stockout_does_not_move_it():
+    assert dr.days_to_stockout(4, 2.0, [(5.0, 100.0)]) == 2.0
+
+
+def test_overdue_supply_counts_as_arriving_now():
+    assert dr.days_to_stockout(-5, 1.0, [(-3.0, 10.0)]) == 5.0
+
+
+def test_waiting_demand_beyond_stock_is_a_stockout_now_whatever_the_rate():
+    assert dr.days_to_stockout(-1, 0.0, []) == 0.0
+    assert dr.days_to_stockout(0, 1.0, []) == 0.0
+    assert dr.days_to_stockout(-math.inf, 1.0, []) == 0.0
+
+
+def test_no_demand_means_no_date():
+    assert dr.days_to_stockout(0, 0.0, []) is None
+    assert dr.days_to_stockout(10, 0.0, [(1.0, 5.0)]) is None
+
+
+def test_pathological_rates_give_no_date_and_no_overflow():
+    for rate in (1e-300, 5e-324, -1.0, math.nan, math.inf, -math.inf):
+        assert dr.days_to_stockout(10, rate, []) is None, rate
+    assert dr.days_to_stockout(1e308, 1e-8, []) is None  # 1e316 days: past the horizon, not an OverflowError
+    assert dr.days_to_stockout(math.inf, 1.0, []) is None
+    assert dr.days_to_stockout(2**63, 1.0, [(1.0, 2**63)]) is None
+
+
+def test_pathological_supply_is_ignored():
+    bad = [(math.nan, 5.0), (1.0, math.inf), (1.0, math.nan), (1.0, -4.0), (1e300, 5.0), (math.inf, 5.0)]
+    assert dr.days_to_stockout(10, 2.0, bad) == 5.0
+
+
+finite = st.floats(allow_nan=True, allow_infinity=True)
+supply = st.lists(st.tuples(finite, finite), max_size=8)
+
+
+@given(net=finite, rate=finite, supply=supply)
+def test_any_input_gives_none_or_a_day_within_the_horizon(net, rate, supply):
+    days = dr.days_to_stockout(net, rate, supply)
+    assert days is None or 0.0 <= days <= dr.HORIZON_DAYS
+
+
+@given(
+    net=st.integers(-1000, 1000),
+    rate=st.floats(0.01, 100),
+    supply=st.lists(st.tuples(st.floats(-5, 400), st.floats(0, 1000)), max_size=6),
+    more=st.tuples(st.floats(0, 400), st.floats(1, 1000)),
+)
+def test_more_supply_never_brings_the_stockout_earlier(net, rate, supply, more):
+    before = dr.days_to_stockout(net, rate, supply)
+    after = dr.days_to_stockout(net, rate, [*supply, more])
+    if before is not None and after is not None:
+        assert after >= before - 1e-9
+    assert not (before is None and after is not None)
+
+
+# --- on the model --------------------------------------------------------------------
+
+
+def world(mode: str = "fifo", rush: float = 24.0, **sku) -> tuple[World, list[ev.Event]]:
+    settings = msgspec.convert(
+        {
+            "skus": {"A": {"reorder_point": 0, "order_up_to": 10, **sku}},
+            "notifications": {"routes": {"*": "email"}},
+            "allocation": {"mode": mode, "weights": {"rush": rush}},
+        },
+        Settings,
+    )
+    w = World(settings)
+    log: list[ev.Event] = []
+
+    def emit(e):
+        w.evolve(e)
+        log.append(e)
+
+    w.emit = emit  # type: ignore[attr-defined]
+    return w, log
+
+
+def order(w: World, ext: str, qty: int, now: float = T0, **fields):
+    req = msgspec.convert(
+        {"op": "order.submit", "channel": "web", "external_id": ext, "lines": [{"sku": "A", "qty": qty}], **fields},
+        p.OrderSubmit,
+    )
+    o, _ = order_rules.submit(w, req, w.emit, now)
+    sku_rules.settle(w, w.skus["A"], w.emit, now)
+    return o
+
+
+def depletion_notices(log):
+    return [e for e in log if isinstance(e, ev.NoticeQueued) and e.kind == "depletion"]
+
+
+def test_the_recent_demand_rate_drains_the_stock():
+    w, _ = world()
+    s = w.skus["A"]
+    sku_rules.receive(w, s, 100, None, w.emit, T0 - 20 * DAY)
+    order(w, "past", 56, T0 - 10 * DAY, email="a@x.example")  # 56 units in 28 days: 2 a day
+    proj = dr.project(w, s, T0)
+    assert proj is not None
+    assert (proj.basis, proj.rate, proj.net, proj.days, proj.date) == ("recent", 2.0, 44, 22.0, "2024-03-23")
+    assert dr.stockouts(w, T0) == []  # 22 days is beyond the 7-day lead time
+    sku_rules.configure(w, s, {"lead_time_days": 30.0}, w.emit, T0)
+    (listed,) = dr.stockouts(w, T0)
+    assert (listed.sku, listed.date, listed.days, listed.lead_time_days) == ("A", "2024-03-23", 22.0, 30.0)
+    assert dr.project(w, s, T0 + 19 * DAY) is None  # the order left the 28-day window: no demand
+
+
+def test_the_planner_forecast_wins_over_the_recent_rate():
+    w, _ = world()
+    s = w.skus["A"]
+    sku_rules.receive(w, s, 30, None, w.emit, T0)
+    levels = ev.TunedLevels(reorder_point=0, order_up_to=10, safety_stock=0)
+    w.evolve(
+        ev.PolicyTuned(
+            ts=T0,
+            sku="A",
+            mode="suggest",
+            applied=False,
+            old=levels,
+            new=levels,
+            demand_class="smooth",
+            model="ses",
+            forecast=ev.ForecastSummary(
+                daily_mean=10.0,
+                next_30_days=300.0,
+                lead_time_demand=70.0,
+                error_sd=1.0,
+                lead_time_days=5.0,
+                lead_time_measured=True,
+                lead_time_sd=0.5,
+            ),
+            reasons=[],
+        )
+    )
+    proj = dr.project(w, s, T0)
+    assert proj is not None
+    assert (proj.basis, proj.rate, proj.days, proj.lead_time_days) == ("forecast", 10.0, 3.0, 5.0)
+    assert [x.sku for x in dr.stockouts(w, T0)] == ["A"]
+
+
+def test_a_sku_without_demand_has_no_stockout_date():
+    w, _ = world()
+    assert dr.project(w, w.skus["A"], T0) is None
+
+
+def test_priority_demand_ahead_of_a_waiting_line_warns_its_customer_once():
+    w, log = world(mode="priority", rush=1000.0)
+    s = w.skus["A"]
+    sku_rules.receive(w, s, 60, None, w.emit, T0 - 20 * DAY)
+    order(w, "past", 56, T0 - 10 * DAY, email="r@x.example", rush=True)  # 2 rush units a day
+    waiting = order(w, "o1", 14, email="a@x.example")  # backordered, PO of 20 due 03-08
+    assert w.told == {(waiting.order_id, 1): "2024-03-08"}
+    notice_rules.depletion(w, w.emit, T0)
+    (notice,) = depletion_notices(log)
+    assert (notice.order_id, notice.data["cause"], notice.data["warned"]) == (
+        waiting.order_id,
+        "priority_demand",
+        ["priority_demand:A"],
+    )
+    # ~18 rush units before 03-09 take 18 of the 20 coming: this line's 10 are not covered
+    assert notice.data["lines"] == [{"line_no": 1, "sku": "A", "told_date": "2024-03-08", "projected_date": None}]
+    notice_rules.depletion(w, w.emit, T0 + HOUR_S)
+    assert len(depletion_notices(log)) == 1  # once per order and cause
+
+
+def test_fifo_never_warns_of_priority_demand():
+    w, log = world(mode="fifo", rush=1000.0)
+    s = w.skus["A"]
+    sku_rules.receive(w, s, 60, None, w.emit, T0 - 20 * DAY)
+    order(w, "past", 56, T0 - 10 * DAY, email="r@x.example", rush=True)
+    order(w, "o1", 14, email="a@x.example")
+    notice_rules.depletion(w, w.emit, T0)
+    assert depletion_notices(log) == []
+
+
+def test_a_rush_weight_the_line_outgrows_soon_does_not_warn():
+    w, log = world(mode="priority", rush=24.0)  # rush outranks it for one day only: 2 units
+    s = w.skus["A"]
+    sku_rules.receive(w, s, 60, None, w.emit, T0 - 20 * DAY)
+    order(w, "past", 56, T0 - 10 * DAY, email="r@x.example", rush=True)
+    order(w, "o1", 14, email="a@x.example")
+    notice_rules.depletion(w, w.emit, T0)
+    assert depletion_notices(log) == []
+
+
+def test_a_line_left_with_no_supply_is_warned_of_the_stockout():
+    w, log = world()
+    waiting = order(w, "o1", 3, email="a@x.example")
+    s = w.skus["A"]
+    (rid,) = s.inbound
+    w.emit(ev.RequestCancelled(ts=T0, request_id=rid, sku="A", reason="supplier gone", open_qty=13))
+    assert not s.inbound  # no replan: nothing covers the line now
+    notice_rules.depletion(w, w.emit, T0)
+    (notice,) = depletion_notices(log)
+    assert (notice.data["cause"], notice.data["warned"]) == ("stockout", ["stockout:A"])
+    assert (waiting.order_id, "stockout:A") in w.warned
+    notice_rules.depletion(w, w.emit, T0 + DAY)
+    assert len(depletion_notices(log)) == 1
+
+
+HOUR_S = 3600.0
