@@ -233,6 +233,7 @@ def cmd_lab(args) -> None:
             out,
             keep=args.keep,
             keep_journals=args.keep_journals,
+            notices=args.notices,
         )
     except ValueError as exc:
         sys.exit(f"backorder: {exc}")
@@ -383,6 +384,9 @@ def main(argv: list[str] | None = None) -> None:
     lab.add_argument("--out", default="lab-out", help="folder for report.json and report.md")
     lab.add_argument("--keep", action="store_true", help="leave the last run's daemon running (for the console)")
     lab.add_argument("--keep-journals", action="store_true", help="keep every run's journal under OUT/runs")
+    lab.add_argument(
+        "--notices", action="store_true", help="journal customer notices (to measure late_lines_told_in_time)"
+    )
     lab.set_defaults(func=cmd_lab)
 
     imp = sub.add_parser("import", help="send a batch file of orders through the governed intake")

@@ -250,6 +250,23 @@ class Health(Request, tag="health", kw_only=True):
     """client -> daemon: liveness, journal lag, actors, restarts."""
 
 
+class AtpLine(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A line of a prospective order (atp.check)."""
+
+    sku: Sku
+    qty: Quantity
+
+
+class AtpCheck(Request, tag="atp.check", kw_only=True):
+    """client -> read model: the promise each line of a prospective order would get, were it
+    placed now (``sku`` and ``qty`` for one line, or ``lines``); nothing is created."""
+
+    sku: Sku | None = None
+    qty: Quantity | None = None
+    lines: Annotated[list[AtpLine], Meta(max_length=1000)] = []
+    ship_complete: bool = False
+
+
 class ThreeplStatus(Request, tag="threepl.status", kw_only=True):
     """client -> read model: the 3PL's routing state, the site's pick backlog, the routed orders."""
 
@@ -655,6 +672,7 @@ OP_TABLE: tuple[Op, ...] = (
     Op(ProcurementAcknowledge, "write", "procurement"),
     Op(ProcurementShipNotice, "write", "procurement"),
     Op(ThreeplStatus, "read", "read"),
+    Op(AtpCheck, "read", "read"),
     Op(WhatifReceipt, "read", "read"),
     Op(WhatifDelay, "read", "read"),
     Op(WhatifPolicy, "read", "read"),

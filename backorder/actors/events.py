@@ -605,6 +605,26 @@ class ThreeplRouting(Event, tag="threepl_routing", kw_only=True, frozen=True):
     reason: str
 
 
+class PromisedLine(Struct, kw_only=True, frozen=True):
+    """One line's promise in ``lines_promised``: its ship-by ``date`` (YYYY-MM-DD),
+    ``source`` ("from" on the wire: "stock", the request id whose units it waits for, or
+    "lead_time") and ``confidence`` (the chance it holds, 0-1)."""
+
+    line_no: Int53
+    sku: str
+    date: str
+    source: str = msgspec.field(name="from")
+    confidence: float
+
+
+class LinesPromised(Event, tag="lines_promised", kw_only=True, frozen=True):
+    """order actor: the ship-by dates an order's lines were promised when it was accepted
+    (``promise_rules``), one event per order; a line keeps its first promise."""
+
+    order_id: str
+    lines: list[PromisedLine]
+
+
 class OrdersArchived(Event, tag="orders_archived", kw_only=True, frozen=True):
     """retention sweep: these closed orders left memory at an engine-day boundary; their
     records were written to ``archived_orders`` in the same commit (actors/retention.py)."""
@@ -655,6 +675,7 @@ AnyEvent = (
     | ShipmentTracked
     | OrderRouted
     | ThreeplRouting
+    | LinesPromised
     | ThreeplChangeRequested
     | ThreeplChangeDone
     | OrdersArchived
@@ -675,6 +696,7 @@ TOPICS: dict[str, frozenset[str]] = {
             "order_amended",
             "order_address_set",
             "order_expedited",
+            "lines_promised",
         }
     ),
     "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),

@@ -249,6 +249,19 @@ class Sku:
         return expected_date(max(self.available, 0), self.supply(), ahead, line.need)
 
 
+class Promise:
+    """A line's first promise (``lines_promised``) and the ship-by date its customer was last
+    told (the promise, then each delay notice's ``promise_told``; see ``promise_rules``)."""
+
+    __slots__ = ("date", "source", "confidence", "told")
+
+    def __init__(self, date: str, source: str, confidence: float, told: str | None = None) -> None:
+        self.date = date
+        self.source = source
+        self.confidence = confidence
+        self.told = date if told is None else told
+
+
 class Shipment:
     __slots__ = (
         "shipment_id",
@@ -443,6 +456,7 @@ class World:
         # the outbox is superseded by a newer one instead of being sent after it
         self.stock_told: dict[tuple[str, str], tuple[str, int]] = {}
         self.tuned: dict[str, ev.PolicyTuned] = {}  # the planner's last word on each SKU
+        self.promises: dict[tuple[str, int], Promise] = {}  # (order_id, line_no) -> its promise
         # The 3PL (``threepl_rules``): whether new orders are routed to it (journaled by
         # threepl_routing), the orders at it not yet shipped, and how many it shipped
         self.threepl_on = False
@@ -507,6 +521,7 @@ class World:
             ev.OrderExpedited: self._order_expedited,
             ev.OrderRouted: self._order_routed,
             ev.ThreeplRouting: self._threepl_routing,
+            ev.LinesPromised: self._lines_promised,
             ev.ThreeplChangeRequested: self._threepl_change,
             ev.ThreeplChangeDone: self._threepl_change_done,
             ev.OrdersArchived: self._orders_archived,
@@ -928,9 +943,17 @@ class World:
                 self.told[(e.order_id, line_no)] = date
             for request_id in e.data.get("warned", ()):
                 self.warned.add((e.order_id, request_id))
+            for line_no, date in e.data.get("promise_told", ()):
+                promise = self.promises.get((e.order_id, line_no))
+                if promise is not None:
+                    promise.told = date
         elif e.audience == "channel" and e.kind == "stock_level":
             for level in e.data["levels"]:
                 self.stock_told[(e.channel, level["sku"])] = (e.notice_id, level["quantity"])
+
+    def _lines_promised(self, e: ev.LinesPromised) -> None:
+        for li in e.lines:
+            self.promises.setdefault((e.order_id, li.line_no), Promise(li.date, li.source, li.confidence))
 
     def _notice_attempted(self, e: ev.NoticeAttempted) -> None:
         n = self.notices[e.notice_id]

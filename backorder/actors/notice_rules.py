@@ -154,8 +154,8 @@ def delays(world: World, s: Sku, emit: Emit, now: float, request_id: str | None 
     late: dict[str, list[dict[str, Any]]] = {}
     for line, date in zip(list(s.queue), world.expected_dates(s), strict=True):
         told = world.told.get((line.order_id, line.line_no))
-        if told is None or date is None or date == "now":
-            continue
+        if told is None or date is None or date == "now" or (line.order_id, line.line_no) in world.promises:
+            continue  # a promised line's moves are told by promise_rules.recheck, against its ship-by date
         if _hours_between(told, date) > tolerance:
             late.setdefault(line.order_id, []).append(
                 {"line_no": line.line_no, "sku": line.sku, "old_date": told, "new_date": date}

@@ -10,7 +10,7 @@ import msgspec
 import trio
 
 from backorder import protocol as p
-from backorder.actors import bulk_rules, order_rules, retention, threepl_changes, threepl_rules
+from backorder.actors import bulk_rules, order_rules, promise_rules, retention, threepl_changes, threepl_rules
 from backorder.actors import events as ev
 from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
@@ -122,6 +122,8 @@ class OrderActor:
             case p.OrderExpedite(order_id=oid, reason=reason):
                 changed = order_rules.expedite(world, oid, reason, emit, now)
                 order = world.orders[oid]
+                for sku in sorted({ln.sku for ln in order.lines if ln.need}) if changed else ():
+                    promise_rules.recheck(world, world.skus[sku], emit, now)  # the lines it jumped wait longer
                 reply.ok(
                     {
                         "order_id": oid,
@@ -175,6 +177,7 @@ class OrderActor:
     def _finish_submit(self, order_id: str, reply, *more) -> None:
         engine, world = self.engine, self.engine.world
         order = world.orders[order_id]
+        promise_rules.promise_order(world, order, engine.emit, engine.now())  # before its units may ship
         order_rules.settle_order(world, order, engine.emit, engine.now(), engine.auto_pick)
         reply.ok(order_result(world, order, duplicate=False))
         for twin in more:  # the same order sent again while the first was being served

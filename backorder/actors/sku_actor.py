@@ -10,7 +10,7 @@ import msgspec
 import trio
 
 from backorder import protocol as p
-from backorder.actors import sku_rules
+from backorder.actors import promise_rules, sku_rules
 from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import Settle, Settled, SettleLines, SkuCall, Tune
@@ -67,14 +67,20 @@ class SkuHandler:
             case SettleLines(order_id=order_id, corr=corr, actor=actor):
                 engine.context("order.submit", corr, actor)
                 allocs = sku_rules.settle(world, world.sku(self.sku), emit, now)
+                if world.mode != "fifo":  # a new line may be served ahead of promised ones
+                    promise_rules.recheck(world, world.sku(self.sku), emit, now)
                 self._tell_orders(allocs, order_id, corr, actor)
             case Settle(corr=corr, actor=actor):
                 engine.context("settle", corr, actor)
                 self._tell_orders(sku_rules.settle(world, world.sku(self.sku), emit, now), None, corr, actor)
+                promise_rules.recheck(world, world.sku(self.sku), emit, now)
             case SkuCall(req=req, reply=reply, corr=corr, actor=actor):
                 engine.context(req.__struct_config__.tag, corr, actor)
                 try:
                     result = self._call(req, now)
+                    s = world.skus.get(self.sku)
+                    if s is not None:  # a promised date it moved is told in the same commit
+                        promise_rules.recheck(world, s, emit, now)
                 except Rejected as exc:
                     reply.error(exc.code, exc.message)
                 except UnjournalableEvent as exc:
@@ -89,6 +95,8 @@ class SkuHandler:
                     outcome = None if s is None else sku_rules.tune(world, s, result, emit, now)
                     if outcome == "applied":  # new levels may call for a reorder now
                         self._tell_orders(sku_rules.settle(world, s, emit, now), None, corr, actor)
+                    if outcome is not None and s is not None:  # a new lead time moves promised dates
+                        promise_rules.recheck(world, s, emit, now)
                 finally:
                     done(outcome)
 

@@ -15,7 +15,7 @@ import msgspec
 
 from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER, OrderRecord
 from backorder.actors.kpi import TargetChanged
-from backorder.actors.model import Line, Notice, Order, Request, Shipment, Sku, World
+from backorder.actors.model import Line, Notice, Order, Promise, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
 VERSION = 9  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
@@ -183,6 +183,7 @@ def dump(world: World) -> bytes:
             ],
             "told": [[oid, line_no, date] for (oid, line_no), date in world.told.items()],
             "warned": sorted(world.warned),
+            "promises": [[oid, n, p.date, p.source, p.confidence, p.told] for (oid, n), p in world.promises.items()],
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
             "stock_told": [[target, sku, nid, qty] for (target, sku), (nid, qty) in world.stock_told.items()],
             "kpi": world.kpi.dump(),
@@ -292,6 +293,7 @@ def restore(settings: Settings, data: bytes) -> World:
         w._index_notice(n)
     w.told = {(oid, line_no): date for oid, line_no, date in snap["told"]}
     w.warned = {(oid, rid) for oid, rid in snap["warned"]}
+    w.promises = {(oid, n): Promise(d, src, c, told) for oid, n, d, src, c, told in snap.get("promises", ())}
     # absent from snapshots written before stock write-back: nothing was queued then
     w.stock_told = {(target, sku): (nid, qty) for target, sku, nid, qty in snap.get("stock_told", ())}
     try:

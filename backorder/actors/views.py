@@ -13,6 +13,7 @@ import msgspec
 from backorder.actors import threepl_changes
 from backorder.actors.events import line_total
 from backorder.actors.model import HOUR, Line, Order, Request, Shipment, Sku, World
+from backorder.actors.promise_rules import promise_view
 from backorder.actors.queue_index import expected_date
 from backorder.timeutil import iso_date, iso_ts
 
@@ -85,7 +86,11 @@ def order_result(world: World, order: Order, duplicate: bool) -> dict:
             alloc = ln.qty - bo if ln.requires_shipping else 0
         else:
             alloc, bo = (ln.allocated + ln.shipped, ln.need) if ln.requires_shipping else (0, 0)
-        lines.append({"line_no": ln.line_no, "sku": ln.sku, "qty": ln.qty, "allocated": alloc, "backordered": bo})
+        view = {"line_no": ln.line_no, "sku": ln.sku, "qty": ln.qty, "allocated": alloc, "backordered": bo}
+        promise = world.promises.get((order.order_id, ln.line_no))
+        if promise is not None:  # the first promise (promise_rules)
+            view["promise"] = {"date": promise.date, "from": promise.source, "confidence": promise.confidence}
+        lines.append(view)
     out = {
         "order_id": order.order_id,
         "status": order.status(world.shipments),
@@ -107,6 +112,9 @@ def order_detail(world: World, order: Order, now: float) -> dict:
         view["discount"] = str(rec.discount)
         view["line_total"] = str(line_total(rec))
         view["channel_line_id"] = rec.channel_line_id
+        promise = promise_view(world, order.order_id, ln, now)
+        if promise is not None:
+            view["promise"] = promise
         lines.append(view)
     merchandise = sum((line_total(rec) for rec in spec.lines), start=Decimal(0))
     return {

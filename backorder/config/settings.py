@@ -436,6 +436,22 @@ class KpiSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     backorder_target_hours: Annotated[float, Meta(gt=0, le=87600)] = 48.0
 
 
+class PromiseSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Delivery promises (``[promises]``, docs/operations.md "Delivery promises"): each
+    line's ship-by date at order time (``actors/promise_rules``). A date = when its units
+    are expected (stock: today; an open supply: its expected date; nothing open: today +
+    the source's lead time at ``lead_time_percentile``) + ``handling_days``."""
+
+    handling_days: Annotated[int, Meta(ge=0, le=365)] = 1  # from units at the site to shipped
+    # the measured lead time (planner) at this percentile: mean + z * sd; the policy's
+    # lead_time_days while the planner has not measured the source
+    lead_time_percentile: Annotated[float, Meta(ge=50, le=99.9)] = 95.0
+    # a line whose expected ship-by date moves later than the date last told by more than
+    # this gets a delay notice with the new date (once per move)
+    tolerance_days: Annotated[int, Meta(ge=0, le=365)] = 0
+    notify_earlier: bool = False  # also tell a customer when the date moves earlier
+
+
 class RetentionSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     """How long a closed order stays in memory (``[retention]``, docs/operations.md
     "Retention"). An order shipped or cancelled more than ``hot_days`` engine days ago
@@ -511,6 +527,7 @@ class Settings(Struct, kw_only=True, forbid_unknown_fields=True):
     kpi: KpiSettings = msgspec.field(default_factory=KpiSettings)
     procurement: ProcurementSettings = msgspec.field(default_factory=ProcurementSettings)
     threepl: ThreeplSettings = msgspec.field(default_factory=ThreeplSettings)
+    promises: PromiseSettings = msgspec.field(default_factory=PromiseSettings)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
 
     def problems(self) -> list[str]:

@@ -15,7 +15,7 @@ import structlog
 import trio
 
 from backorder import protocol as p
-from backorder.actors import board, bulk_rules, depletion_rules, retention, threepl_rules, views
+from backorder.actors import board, bulk_rules, depletion_rules, promise_rules, retention, threepl_rules, views
 from backorder.actors.events import TOPICS
 from backorder.actors.router import route
 from backorder.daemon import logging as dlog
@@ -396,6 +396,15 @@ def threepl_status(ctx: Context, conn: Connection, req: p.ThreeplStatus, reply: 
     reply.ok(view)
 
 
+def atp_check(ctx: Context, conn: Connection, req: p.AtpCheck, reply: Reply, corr: str) -> None:
+    """The promise each line of a prospective order would get (promise_rules.check)."""
+    if (req.sku is None) != (req.qty is None) or (req.sku is not None) == bool(req.lines):
+        raise InvalidInput("invalid_request", "give either 'sku' and 'qty' or 'lines' (a list of {sku, qty})")
+    lines = [(req.sku, req.qty)] if req.sku is not None and req.qty is not None else [(x.sku, x.qty) for x in req.lines]
+    world = ctx.engine.world
+    reply.ok({"lines": promise_rules.check(world, lines, ctx.engine.now(), req.ship_complete)})
+
+
 # Every op of protocol.OP_TABLE and the function that answers it (tests/unit/test_op_table.py
 # checks that the two match, row for row).
 HANDLERS: dict[type[p.Request], Handler] = {
@@ -432,6 +441,7 @@ HANDLERS: dict[type[p.Request], Handler] = {
     p.PlannerExplain: planner_explain,
     p.OrdersBulk: orders_bulk,
     p.ThreeplStatus: threepl_status,
+    p.AtpCheck: atp_check,
     p.WhatifReceipt: whatif_receipt,
     p.WhatifDelay: whatif_delay,
     p.WhatifPolicy: whatif_policy,

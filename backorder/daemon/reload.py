@@ -13,7 +13,7 @@ Applied at once:
 - ``[default_policy]``, for SKUs with no journaled policy (as a restart would);
 - ``[notifications]`` (channel settings, routes, templates, retries), see ``_channels``;
 - ``[intake]`` (but its listener and workers), ``[channels.*]``, ``strict_skus``,
-  ``[sources]``, ``[locations]`` and ``[procurement]``, see ``_intake``.
+  ``[sources]``, ``[locations]``, ``[procurement]`` and ``[promises]``, see ``_intake``.
 
 The rest of ``[daemon]``, ``[tcp]``, ``[metrics]`` and ``[planner]`` needs a restart: a change there is
 logged (``reload_needs_restart``) and otherwise ignored. An invalid file is refused with a
@@ -187,6 +187,7 @@ def _intake(old: Settings, new: Settings) -> None:
     old.sources = new.sources
     old.locations = new.locations
     old.procurement = new.procurement
+    old.promises = new.promises  # promises and the dates told are journaled: new rules apply from now on
 
 
 def _policies(targets: Targets, old: Settings, new: Settings) -> None:

@@ -386,7 +386,12 @@ class IntakeService:
         if not ok:
             return _item(draft, "rejected", res[0], res[1])
         outcome = "duplicate" if res.get("duplicate") else "accepted"
-        return _item(draft, outcome, "", "", res["order_id"], res["status"], spec.hold)
+        out = _item(draft, outcome, "", "", res["order_id"], res["status"], spec.hold)
+        # each line's promise, as order.submit answers it (a held order's lines have none yet)
+        out["lines"] = [
+            {"line_no": li["line_no"], "sku": li["sku"], "promise": li.get("promise")} for li in res["lines"]
+        ]
+        return out
 
     async def _supplier_answer(self, draft: Draft, corr: str, actor: str) -> dict:
         """A supplier's answer to one line of a purchase order (X12 855 / 856), as the

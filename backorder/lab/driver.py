@@ -44,7 +44,17 @@ class DriverError(RuntimeError):
     """The daemon refused a request the driver makes for any policy (a bug of the lab)."""
 
 
-def site_config(policy: policies.Policy, start: str = START) -> str:
+# With ``notices``: customer notices are journaled (unrouted: the lab's orders carry no
+# e-mail address), so the referee sees which slipped promises were told in time
+# (``late_lines_told_in_time``). Off by default: the notifier's periodic checks then run
+# on the stepped clock too, and the replay determinism test does not cover them yet.
+NOTICES = """
+[notifications.routes]
+"*" = "email"
+"""
+
+
+def site_config(policy: policies.Policy, start: str = START, notices: bool = False) -> str:
     return f"""
 strict_skus = false
 
@@ -59,7 +69,7 @@ auto_pick = true
 
 [sources.lab]
 name = "Lab Supply"
-
+{NOTICES if notices else ""}
 {policy.config()}
 """
 
@@ -124,7 +134,9 @@ class Driver:
         *,
         on_start: Callable[[RunInfo], None] | None = None,
         window: int = 512,
+        notices: bool = False,
     ) -> None:
+        self.notices = notices
         self.site = site
         self.policy = policy
         self.workdir = Path(workdir)
@@ -139,7 +151,7 @@ class Driver:
     def run(self) -> RunInfo:
         spec = self.site.spec
         self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "backorder.toml").write_text(site_config(self.policy))
+        (self.workdir / "backorder.toml").write_text(site_config(self.policy, notices=self.notices))
         db = self.workdir / "journal.db"
         if db.exists():
             for p in self.workdir.glob("journal.db*"):

@@ -17,7 +17,11 @@ Figures (docs/lab.md has the formulas):
   purchase_orders     ``request_raised`` in the window
   reorder_lead_days   raise -> the receipt that completed it
   shipped_by_promise  share of promised lines shipped in full by the end of their first
-                      promised day; "n/a" when the journal has no ``line_promised`` events
+                      promised day, of those whose day ended in the run (or shipped) and
+                      that were not cancelled before it; "n/a" when the journal has no
+                      ``lines_promised`` events
+  late_lines_told_in_time  of those not shipped by their promise: the share given a
+                      ``delay`` notice naming the line before their promised day ended
 and the DESIGN.md invariants the journal can show (``invariants``).
 """
 
@@ -56,6 +60,7 @@ class _Line:
     closed_ts: float | None = None  # cancelled before it was filled
     shipped_ts: float | None = None  # the last of its units shipped
     promised_by: float | None = None  # the end of its first promised ship-by day
+    cancelled_ts: float | None = None  # its order was cancelled before it shipped
 
     @property
     def need(self) -> int:
@@ -98,6 +103,8 @@ class _State:
     waiting: dict[str, list[tuple[tuple[int, int], str, int]]] = field(default_factory=dict)  # FIFO heaps
     promised: dict[tuple[str, int], float] = field(default_factory=dict)
     promise_events: int = 0
+    delay_told: dict[tuple[str, int], float] = field(default_factory=dict)  # first delay notice naming a line
+    customer_notices: int = 0  # none: the run routed no notices (lab --notices), nothing to judge
     cancelled_orders: int = 0
     events: int = 0
     inv: dict[str, _Invariant] = field(default_factory=lambda: {name: _Invariant() for name in INVARIANTS})
@@ -149,8 +156,18 @@ class _State:
                 line.reserved -= e.freed
                 if line.filled_ts is None:
                     line.closed_ts = e.ts
+        elif isinstance(e, ev.NoticeQueued):
+            self.customer_notices += e.audience == "customer"
+            if e.kind == "delay" and e.order_id is not None:
+                for li in e.data.get("lines", ()):
+                    self.delay_told.setdefault((e.order_id, li.get("line_no", 0)), e.ts)
         elif isinstance(e, ev.OrderCancelled):
             self.cancelled_orders += self.measure_from <= e.ts < self.end
+            n = 1
+            while (line := self.lines.get((e.order_id, n))) is not None or n == 1:
+                if line is not None and line.shipped_ts is None and line.cancelled_ts is None:
+                    line.cancelled_ts = e.ts
+                n += 1
         elif isinstance(e, ev.Received):
             self.stock(e.sku, e.qty, e.ts)
             if e.request_id is not None and e.request_id in self.requests:
@@ -177,17 +194,19 @@ class _State:
                     line.qty = rec.qty
 
     def promise(self, e: ev.Event) -> None:
-        """A ``line_promised`` event (order_id, line_no and the ship-by ``date``): the
-        line's first promise is the one it is held to."""
+        """A ``lines_promised`` event (order_id and, per line, line_no and the ship-by
+        ``date``): each line's first promise is the one it is held to."""
         self.promise_events += 1
-        line = self.lines.get((getattr(e, "order_id", ""), getattr(e, "line_no", 0)))
-        date = getattr(e, "date", None)
-        if line is None or line.promised_by is not None or not isinstance(date, str):
-            return
-        try:
-            line.promised_by = parse_ts(date[:10]) + DAY  # shipped any time on the day counts
-        except ValueError:
-            return
+        order_id = getattr(e, "order_id", "")
+        for li in getattr(e, "lines", ()):
+            line = self.lines.get((order_id, getattr(li, "line_no", 0)))
+            date = getattr(li, "date", None)
+            if line is None or line.promised_by is not None or not isinstance(date, str):
+                continue
+            try:
+                line.promised_by = parse_ts(date[:10]) + DAY  # shipped any time on the day counts
+            except ValueError:
+                continue
 
     def _order(self, seq: int, e: ev.OrderReceived) -> None:
         measured = self.measure_from <= e.ts < self.end
@@ -264,7 +283,7 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
     """The figures of a run from its journal events ``(seq, event)`` in journal order."""
     st = _State(measure_from, end)
     for seq, e in events:
-        if ev.tag_of(e) == "line_promised":  # promises journaled (a site that gives them)
+        if ev.tag_of(e) == "lines_promised":  # promises journaled (promise_rules)
             st.promise(e)
         st.apply(seq, e)
     st.finish()
@@ -279,11 +298,26 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
         st.unit_time.get(sku, 0.0) * (sum(p) / len(p)) for sku, p in st.prices.items() if p and sku in st.unit_time
     )
     raised = [(r, q, c) for r, q, c in st.requests.values() if measure_from <= r < end]
-    promised = [line for line in measured if line.promised_by is not None]
-    on_time = sum(
-        1
+    # judged: promised lines whose promised day ended in the run or that shipped, but not
+    # those the customer cancelled before their promise passed (no promise was broken)
+    promised = [
+        line
+        for line in measured
+        if line.promised_by is not None
+        and (line.promised_by <= end or line.shipped_ts is not None)
+        and not (line.cancelled_ts is not None and line.cancelled_ts < line.promised_by)
+    ]
+    late = [
+        line
         for line in promised
-        if line.shipped_ts is not None and line.promised_by is not None and line.shipped_ts < line.promised_by
+        if line.promised_by is not None and (line.shipped_ts is None or line.shipped_ts >= line.promised_by)
+    ]
+    on_time = len(promised) - len(late)
+    told = sum(
+        1
+        for line in late
+        if line.promised_by is not None
+        and st.delay_told.get((line.order_id, line.line_no), line.promised_by) < line.promised_by
     )
     leads = [(c - r) / DAY for r, _, c in raised if c is not None]
     return {
@@ -303,6 +337,10 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
         "orders_cancelled": st.cancelled_orders,
         "shipped_by_promise": _r(on_time / len(promised)) if promised else "n/a",
         "lines_promised": len(promised),
+        "late_lines_told_in_time": "n/a"
+        if not promised or not st.customer_notices
+        else (_r(told / len(late)) if late else 1.0),
+        "late_lines_untold": len(late) - told if st.customer_notices else "n/a",
         "events": st.events,
         "invariants": {
             name: {"ok": i.violations == 0, "violations": i.violations, **({"example": i.example} if i.example else {})}

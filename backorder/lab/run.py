@@ -25,11 +25,12 @@ def run_one(
     *,
     keep: bool = False,
     on_start: Callable[[RunInfo], None] | None = None,
+    notices: bool = False,
 ) -> tuple[RunInfo, dict[str, Any]]:
     """Replay ``site`` under ``policy`` and referee the journal. With ``keep`` the daemon
     still serves on return (the journal is read while it runs); else it is stopped
     first. Raises PolicyUnavailable."""
-    info = Driver(site, policy, workdir, on_start=on_start).run()
+    info = Driver(site, policy, workdir, on_start=on_start, notices=notices).run()
     if not keep:
         stop(info)
     t0 = time.perf_counter()
@@ -52,6 +53,7 @@ def run_lab(
     keep: bool = False,
     keep_journals: bool = False,
     say: Callable[[str], None] = print,
+    notices: bool = False,
 ) -> dict[str, Any]:
     """Every policy on every seed; returns the report (also written under ``out``).
     ``keep`` leaves the last run's daemon serving (and its journal in place)."""
@@ -74,7 +76,7 @@ def run_lab(
                 say(f"  {name}: daemon on {info.socket} (watch: backorder tui --socket {info.socket})")
 
             try:
-                info, figs = run_one(site, policy, workdir, keep=keep, on_start=started)
+                info, figs = run_one(site, policy, workdir, keep=keep, on_start=started, notices=notices)
             except PolicyUnavailable as exc:
                 unavailable[policy.name] = str(exc)
                 say(f"  {policy.name}: not available ({exc})")

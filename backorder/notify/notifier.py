@@ -53,7 +53,7 @@ import structlog
 import trio
 
 from backorder.actors import events as ev
-from backorder.actors import notice_rules, writeback_rules
+from backorder.actors import notice_rules, promise_rules, writeback_rules
 from backorder.actors.engine import Engine
 from backorder.clock import SteppedClock
 from backorder.config.settings import NotificationSettings
@@ -476,6 +476,7 @@ class Notifier:
             engine = self.engine
             engine.context("depletion_check", "notifier")
             notice_rules.depletion(engine.world, engine.emit, engine.now())
+            promise_rules.overdue(engine.world, engine.emit, engine.now())
             await trio.sleep(self.cfg.depletion_check_s)
 
     async def _depletion_stepped(self) -> None:
@@ -489,5 +490,6 @@ class Notifier:
         if mark != self._checked:
             engine.context("depletion_check", "notifier")
             notice_rules.depletion(engine.world, engine.emit, now)
+            promise_rules.overdue(engine.world, engine.emit, now)
             self._checked = (mark[0], engine.journal.last_seq)
         clock.at(now + self.cfg.depletion_check_s, self._depletion_stepped)

@@ -21,6 +21,11 @@ clock_start = "2024-03-01T00:00:00Z"
 [procurement]
 consolidate_hours = 4
 
+# lines are promised at order time; with no handling time a line's ship-by date (what a
+# delay notice tells) is the date its supply is expected
+[promises]
+handling_days = 0
+
 [sources.acme]
 name = "Acme Supply"
 

@@ -7,6 +7,12 @@ from __future__ import annotations
 from bo_support import line, submit
 
 CONFIG = """
+# every line is promised at order time: its delays are judged against the ship-by date told,
+# with [promises] tolerance_days (1 day = the 24 h below, which lines without a promise keep);
+# no handling time, so a ship-by date is the date its supply is expected
+[promises]
+handling_days = 0
+tolerance_days = 1
 [notifications]
 tolerance_hours = 24
 # "web" orders are told (dropped as files); the marketplace has no route, so it never is

@@ -129,7 +129,7 @@ def test_a_simulated_day_of_the_demo_gives_every_screen_data(tmp_path):
     """The demo headless for a simulated day after its history (the supplier-slip story),
     read the way each console screen reads it: intake sources and dead letters, notices
     delivered (email, webhook, file) and a dead one that a retry recovers, the planner's
-    forecasts, the KPI tiles, and promises where ``order.get`` has them."""
+    forecasts, the KPI tiles, and the promises on order lines."""
     import datetime as dt
     import tempfile
     import time
@@ -196,13 +196,12 @@ def test_a_simulated_day_of_the_demo_gives_every_screen_data(tmp_path):
             ]
             assert stats["avg_reorder_lead_time_hours"] is not None
 
-            # order screen: promises, where the daemon gives them (built by another change:
-            # checked only once ``order.get`` carries a ``promise`` field)
+            # order screen: every order line carries the ship-by date it was promised
             orders = c.call("orders.list", limit=50)["orders"]
             got = [c.call("order.get", order_id=o["order_id"]) for o in orders]
-            with_field = [g for g in got if "promise" in g or any("promise" in ln for ln in g.get("lines", []))]
-            if with_field:
-                assert any(g.get("promise") or any(ln.get("promise") for ln in g.get("lines", [])) for g in with_field)
+            promised = [ln["promise"] for g in got for ln in g.get("lines", []) if ln.get("promise")]
+            assert promised, "no order line in the demo carries a promise"
+            assert all(pr["date"] and pr["from"] for pr in promised)
     finally:
         site.stop()
         import shutil

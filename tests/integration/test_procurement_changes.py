@@ -14,6 +14,11 @@ from backorder.client import CallError
 
 # The simulated clock starts at 2024-03-01: a 7-day lead time is due 2024-03-08.
 TOLD = """
+# lines are promised at order time; with no handling time a line's ship-by date (what a
+# delay notice tells) is the date its supply is expected; 1 day = the 24 h below
+[promises]
+handling_days = 0
+tolerance_days = 1
 [notifications]
 tolerance_hours = 24
 [notifications.routes]

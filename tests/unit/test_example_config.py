@@ -74,6 +74,7 @@ def test_the_walk_reaches_every_settings_struct():
         cfg.ValidationProfile,
         cfg.WritebackSettings,
         cfg.ThreeplSettings,
+        cfg.PromiseSettings,
         cfg.RetentionSettings,
     }
 

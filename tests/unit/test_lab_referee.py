@@ -110,24 +110,49 @@ def test_priority_allocations_are_not_held_to_fifo():
     assert figures(enumerate(evs, start=1), 0.0, DAY)["invariants"]["fifo_order_of_service"]["ok"]
 
 
-class LinePromised(ev.Event, tag="line_promised", kw_only=True, frozen=True):
-    """The shape a promise has on the journal (order_id, line_no, the ship-by ``date``)."""
-
-    order_id: str
-    line_no: int
-    sku: str
-    date: str
+def promise(ts: float, order_id: str, date: str) -> ev.LinesPromised:
+    line = ev.PromisedLine(line_no=1, sku="A", date=date, source="stock", confidence=0.98)
+    return ev.LinesPromised(ts=ts, order_id=order_id, lines=[line])
 
 
 def test_lines_shipped_by_their_first_promise_once_promises_are_journaled():
     assert figures(enumerate(journal(), start=1), 0.0, 10 * DAY)["shipped_by_promise"] == "n/a"
     promised = [
         *journal()[:2],
-        LinePromised(ts=0.0, order_id="O1", line_no=1, sku="A", date="1970-01-01"),  # shipped that day
+        promise(0.0, "O1", "1970-01-01"),  # shipped that day
         *journal()[2:6],
-        LinePromised(ts=DAY, order_id="O2", line_no=1, sku="A", date="1970-01-03"),  # its rest ships Jan 4: late
-        LinePromised(ts=DAY, order_id="O2", line_no=1, sku="A", date="1970-01-09"),  # a later promise: not held to
+        promise(DAY, "O2", "1970-01-03"),  # its rest ships Jan 4: late
+        promise(DAY, "O2", "1970-01-09"),  # a later promise: not held to
         *journal()[6:],
     ]
     f = figures(enumerate(promised, start=1), 0.0, 10 * DAY)
     assert f["lines_promised"] == 2 and f["shipped_by_promise"] == 0.5
+
+
+def delay(ts: float, order_id: str, line_no: int = 1) -> ev.NoticeQueued:
+    data = {"lines": [{"line_no": line_no}]}
+    return ev.NoticeQueued(
+        ts=ts, notice_id=f"N{ts}", order_id=order_id, kind="delay", email="", subject="", body="", data=data
+    )
+
+
+def test_a_late_line_counts_as_told_only_with_a_delay_notice_before_its_promise_passed():
+    late = [*journal()[:6], promise(DAY, "O2", "1970-01-03"), *journal()[6:]]  # ships Jan 4: late
+    f = figures(enumerate(late, start=1), 0.0, 10 * DAY)  # a run that routes no notices: nothing to judge
+    assert (f["late_lines_told_in_time"], f["late_lines_untold"]) == ("n/a", "n/a")
+    told_late = [*late, delay(3 * DAY, "O2")]  # on Jan 4: the promised day (Jan 3) had passed
+    f = figures(enumerate(told_late, start=1), 0.0, 10 * DAY)
+    assert (f["late_lines_told_in_time"], f["late_lines_untold"]) == (0.0, 1)
+    told = [*late[:7], delay(2 * DAY, "O2"), *late[7:]]
+    f = figures(enumerate(told, start=1), 0.0, 10 * DAY)
+    assert (f["late_lines_told_in_time"], f["late_lines_untold"]) == (1.0, 0)
+
+
+def test_a_line_cancelled_before_its_promise_passed_broke_no_promise():
+    evs = [
+        order(0.0, "O1", ("A", 2, "1")),
+        ev.LineBackordered(ts=0.0, sku="A", order_id="O1", line_no=1, qty=2),
+        promise(0.0, "O1", "1970-01-05"),
+        ev.OrderCancelled(ts=DAY, order_id="O1", reason="changed my mind"),
+    ]
+    assert figures(enumerate(evs, start=1), 0.0, 10 * DAY)["shipped_by_promise"] == "n/a"

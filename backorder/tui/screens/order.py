@@ -54,7 +54,8 @@ class OrderScreen(BoScreen):
     def on_mount(self) -> None:
         self.sub_title = "orders"
         t = self.query_one("#lines", DataTable)
-        for c in ("#", "SKU", "Qty", "Alloc", "BO", "Shipped", "Queue", "Expected", "Why"):
+        # Promised: the ship-by date the line was promised at order time; Ship by: the one expected now
+        for c in ("#", "SKU", "Qty", "Alloc", "BO", "Shipped", "Queue", "Expected", "Promised", "Ship by", "Why"):
             t.add_column(c, key=c)
         t = self.query_one("#shipments", DataTable)
         for c in ("Shipment", "Status", "Items", "Tracking", "Shipped at"):
@@ -133,6 +134,8 @@ class OrderScreen(BoScreen):
                 str(ln["shipped"]),
                 str(ln.get("queue_position") or ""),
                 short_date(ln.get("expected_date")) if ln["backordered"] else "",
+                short_date(promise["date"]) if (promise := ln.get("promise")) else "",
+                short_date(promise.get("expected") or promise["told"]) if promise else "",
                 ln.get("why", ""),
                 key=f"{ln['line_no']}:{ln['sku']}",
             )

@@ -1,0 +1,218 @@
+"""Delivery promises (backorder/actors/promise_rules.py) on a model built by the real rules."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from backorder import protocol as p
+from backorder.actors import events as ev
+from backorder.actors import order_rules, promise_rules, sku_rules
+from backorder.actors.model import World
+from backorder.config.settings import Settings
+from backorder.errors import InvalidInput, NotFound
+
+T0 = 1_709_251_200.0  # 2024-03-01T00:00:00Z
+DAY = 86400.0
+
+
+def world(promises: dict | None = None, **sku) -> tuple[World, list[ev.Event]]:
+    settings = msgspec.convert(
+        {
+            "skus": {"A": {"reorder_point": 0, "order_up_to": 10, **sku}, "B": {"reorder_point": 0, "order_up_to": 10}},
+            "notifications": {"routes": {"*": "email"}},
+            "promises": promises or {},
+        },
+        Settings,
+    )
+    w = World(settings)
+    log: list[ev.Event] = []
+
+    def emit(e):
+        w.evolve(e)
+        log.append(e)
+
+    w.emit = emit  # type: ignore[attr-defined]
+    return w, log
+
+
+def order(w: World, ext: str, *lines: tuple[str, int], now: float = T0, **fields):
+    req = msgspec.convert(
+        {
+            "op": "order.submit",
+            "channel": "web",
+            "external_id": ext,
+            "email": f"{ext}@x.example",
+            "lines": [{"sku": sku, "qty": qty} for sku, qty in lines],
+            **fields,
+        },
+        p.OrderSubmit,
+    )
+    o, _ = order_rules.submit(w, req, w.emit, now)
+    for sku in dict.fromkeys(sku for sku, _ in lines):
+        sku_rules.settle(w, w.skus[sku], w.emit, now)
+    promise_rules.promise_order(w, o, w.emit, now)  # as the order actor does before it replies
+    return o
+
+
+def promised(w: World, o) -> list[tuple[str, str, float]]:
+    return [
+        (pr.date, pr.source, pr.confidence) for n in range(1, len(o.lines) + 1) if (pr := w.promises[(o.order_id, n)])
+    ]
+
+
+def delays(log: list[ev.Event], kind: str = "delay") -> list[list[tuple[int, str, str]]]:
+    return [
+        [(li["line_no"], li["old_date"], li["new_date"]) for li in e.data["lines"]]
+        for e in log
+        if isinstance(e, ev.NoticeQueued) and e.kind == kind
+    ]
+
+
+def test_a_line_from_stock_ships_after_the_handling_time():
+    w, log = world({"handling_days": 2})
+    sku_rules.adjust(w, w.skus["A"], 5, None, "count", w.emit, T0)
+    o = order(w, "o1", ("A", 3))
+    assert promised(w, o) == [("2024-03-03", "stock", 0.98)]
+    (e,) = [e for e in log if isinstance(e, ev.LinesPromised)]
+    assert e.order_id == o.order_id and [li.line_no for li in e.lines] == [1]
+
+
+def test_a_waiting_line_is_promised_the_date_of_the_supply_it_waits_for():
+    w, _ = world()
+    o = order(w, "o1", ("A", 3))  # raises PO-000001 due 03-08 (the policy's 7 days)
+    (rid,) = w.skus["A"].inbound
+    assert promised(w, o) == [("2024-03-09", rid, 0.6)]  # not measured: low confidence
+
+
+def test_an_unconfirmed_supply_is_taken_no_earlier_than_the_measured_lead_time_at_the_percentile():
+    w, _ = world({"lead_time_percentile": 95.0})
+    first = order(w, "o1", ("A", 3))
+    tuned = ev.ForecastSummary(
+        daily_mean=1.0,
+        next_30_days=30.0,
+        lead_time_demand=7.0,
+        error_sd=1.0,
+        lead_time_days=10.0,
+        lead_time_sd=2.0,
+        lead_time_measured=True,
+    )
+    levels = ev.TunedLevels(reorder_point=0, order_up_to=10, safety_stock=0)
+    w.emit(
+        ev.PolicyTuned(
+            ts=T0, sku="A", mode="suggest", applied=False, old=levels, new=levels, demand_class="smooth",
+            model="ses", forecast=tuned, reasons=[],
+        )
+    )  # fmt: skip
+    second = order(w, "o2", ("A", 2))  # waits for the same PO, due 03-08 by the policy
+    # 10 + 1.645 x 2 = 13.3 days after the PO was raised (03-01): 03-14, + 1 day handling
+    assert promised(w, second)[0][:2] == ("2024-03-15", promised(w, first)[0][1])
+    assert promised(w, second)[0][2] == 0.95
+    assert promised(w, first)[0][0] == "2024-03-09"  # a line keeps its first promise
+    rid = promised(w, first)[0][1]
+    sku_rules.acknowledge(w, w.skus["A"], rid, w.requests[rid].qty, "2024-03-08", w.emit, T0)
+    third = order(w, "o3", ("A", 1))  # the supplier confirmed its date: that date, 0.9
+    assert promised(w, third) == [("2024-03-09", rid, 0.9)]
+
+
+def test_a_ship_complete_order_is_promised_the_date_of_its_last_line():
+    w, _ = world()
+    sku_rules.adjust(w, w.skus["B"], 5, None, "count", w.emit, T0)
+    o = order(w, "o1", ("B", 1), ("A", 2), ship_complete=True)
+    (a, conf_a), (b, conf_b) = [(d, c) for d, _, c in promised(w, o)]
+    assert a == b == "2024-03-09" and conf_a == conf_b == 0.6
+    split = order(w, "o2", ("B", 1), ("A", 2))
+    assert [d for d, _, _ in promised(w, split)] == ["2024-03-02", "2024-03-09"]
+
+
+def test_a_line_keeps_its_first_promise():
+    w, log = world()
+    o = order(w, "o1", ("A", 3))
+    before = promised(w, o)
+    promise_rules.promise_order(w, o, w.emit, T0 + 5 * DAY)
+    assert promised(w, o) == before
+    assert sum(isinstance(e, ev.LinesPromised) for e in log) == 1
+
+
+def test_a_held_order_is_promised_when_released():
+    w, log = world()
+    o = order(w, "o1", ("A", 3), hold="payment")
+    assert not any(isinstance(e, ev.LinesPromised) for e in log)
+    order_rules.release(w, o.order_id, "paid", w.emit, T0 + DAY)
+    sku_rules.settle(w, w.skus["A"], w.emit, T0 + DAY)
+    promise_rules.promise_order(w, o, w.emit, T0 + DAY)
+    assert promised(w, o)[0][0] == "2024-03-09"  # waits for the PO raised at T0 (position 0)
+
+
+def test_a_later_date_is_told_once_per_move_past_the_tolerance():
+    w, log = world({"tolerance_days": 1})
+    o = order(w, "o1", ("A", 3))
+    s = w.skus["A"]
+    (rid,) = s.inbound
+
+    def move(date: str) -> None:
+        sku_rules.confirm(w, s, rid, date, w.emit, T0)
+        promise_rules.recheck(w, s, w.emit, T0)
+
+    move("2024-03-09")  # one day later: within the tolerance
+    assert delays(log) == []
+    move("2024-03-10")  # two days later than told (03-09 -> 03-11)
+    assert delays(log) == [[(1, "2024-03-09", "2024-03-11")]]
+    promise_rules.recheck(w, s, w.emit, T0)  # nothing moved since: told once
+    assert len(delays(log)) == 1
+    assert w.promises[(o.order_id, 1)].told == "2024-03-11" and w.promises[(o.order_id, 1)].date == "2024-03-09"
+    move("2024-03-05")  # earlier: nothing unless notify_earlier
+    assert len(delays(log)) == 1 and delays(log, "earlier") == []
+
+
+def test_an_earlier_date_is_told_when_configured():
+    w, log = world({"notify_earlier": True})
+    order(w, "o1", ("A", 3))
+    s = w.skus["A"]
+    (rid,) = s.inbound
+    sku_rules.confirm(w, s, rid, "2024-03-04", w.emit, T0)
+    promise_rules.recheck(w, s, w.emit, T0)
+    assert delays(log, "earlier") == [[(1, "2024-03-09", "2024-03-05")]]
+
+
+def test_a_priority_order_served_ahead_moves_a_promised_line_and_its_customer_is_told():
+    w, log = world(order_up_to=1)
+    first = order(w, "o1", ("A", 10))  # PO for 11 units, due 03-08
+    s = w.skus["A"]
+    assert promised(w, first)[0][0] == "2024-03-09"
+    sku_rules.configure(w, s, {"lead_time_days": 14}, w.emit, T0)  # the next PO comes later
+    w.emit(ev.PolicyChanged(ts=T0, mode="priority", weights=w.weights))
+    order(w, "rush", ("A", 5), rush=True)  # goes ahead: the first line now needs the next PO
+    promise_rules.recheck(w, s, w.emit, T0)
+    assert delays(log) == [[(1, "2024-03-09", "2024-03-16")]]
+
+
+def test_a_supply_gone_overdue_moves_its_lines_day_by_day():
+    w, log = world({"tolerance_days": 1})
+    order(w, "o1", ("A", 3))  # promised 03-09 (PO due 03-08)
+    promise_rules.overdue(w, w.emit, T0 + 8 * DAY)  # 03-09: the PO is a day late, 03-10 now
+    assert delays(log) == []
+    promise_rules.overdue(w, w.emit, T0 + 9 * DAY)  # 03-10: two days
+    assert delays(log) == [[(1, "2024-03-09", "2024-03-11")]]
+
+
+def test_atp_check_answers_the_promise_of_an_order_not_placed():
+    w, log = world()
+    sku_rules.adjust(w, w.skus["A"], 2, None, "count", w.emit, T0)
+    before = len(log)
+    got = promise_rules.check(w, [("A", 2), ("A", 1), ("B", 30)], T0)
+    assert [li["promise"]["from"] for li in got] == ["stock", "lead_time", "lead_time"]
+    assert got[1]["promise"]["date"] == "2024-03-09"  # today + 7 days lead time + 1 day handling
+    assert len(log) == before  # nothing journaled
+    assert {li["promise"]["date"] for li in promise_rules.check(w, [("A", 2), ("B", 1)], T0, True)} == {"2024-03-09"}
+
+
+@pytest.mark.parametrize(
+    ("lines", "code"),
+    [([("NOPE", 1)], "unknown_sku"), ([("A", 0)], "invalid_quantity"), ([("A", 10**9)], "invalid_quantity")],
+)
+def test_atp_check_refuses_bad_lines_with_a_stable_code(lines, code):
+    w, _ = world()
+    with pytest.raises((InvalidInput, NotFound)) as exc:
+        promise_rules.check(w, lines, T0)
+    assert exc.value.code == code
