@@ -117,9 +117,14 @@ def _dayno_of(date: str) -> int:
     return dt.date.fromisoformat(date[:10]).toordinal() - _EPOCH
 
 
+_LAST_DAY = dt.date.max.toordinal() - _EPOCH
+
+
 @lru_cache(maxsize=4096)
 def _date_of(dayno: int) -> str:
-    return dt.date.fromordinal(dayno + _EPOCH).isoformat()
+    # a supply dated at the end of the calendar (9999-12-31 is a valid date) plus the
+    # handling time would pass it: such a promise reads as that last day, not a crash
+    return dt.date.fromordinal(min(dayno, _LAST_DAY) + _EPOCH).isoformat()
 
 
 def _confirmed(r: Request) -> bool:

@@ -165,6 +165,19 @@ def test_a_later_date_is_told_once_per_move_past_the_tolerance():
     assert len(delays(log)) == 1 and delays(log, "earlier") == []
 
 
+def test_a_supply_moved_to_the_last_day_of_the_calendar_is_told_as_that_day():
+    # found by the fuzzer: 9999-12-31 + the handling time was past what a date can hold,
+    # and the SKU actor crashed on the recheck
+    w, log = world()
+    o = order(w, "o1", ("A", 3))
+    s = w.skus["A"]
+    (rid,) = s.inbound
+    sku_rules.confirm(w, s, rid, "9999-12-31", w.emit, T0)
+    promise_rules.recheck(w, s, w.emit, T0)
+    assert delays(log) == [[(1, "2024-03-09", "9999-12-31")]]
+    assert w.promises[(o.order_id, 1)].told == "9999-12-31"
+
+
 def test_an_earlier_date_is_told_when_configured():
     w, log = world({"notify_earlier": True})
     order(w, "o1", ("A", 3))
