@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backorder import demo_feeds, demo_history, demo_scenarios, demo_services
+from backorder import demo_feeds, demo_history, demo_scenarios, demo_services, demo_threepl
 from backorder.client import CallError, Client
 from backorder.demo_feeds import CITIES, FIRST_NAMES, LAST_NAMES
 from backorder.launcher import Daemon, DaemonStartError
@@ -349,6 +349,9 @@ class Driver:
     # pickers
     def pick(self) -> None:
         shipments = self.c.call("shipments.list", status="picking", limit=1000)["shipments"]
+        cap = self.scenario.pick_capacity()
+        if cap is not None:
+            shipments = shipments[:cap]
         if shipments:
             reqs = [{"op": "pick.confirm", "shipment_id": s["shipment_id"]} for s in shipments]
             self.counts.picks += sum(1 for x in self._check(self.c.pipeline(reqs)) if x["ok"])
@@ -419,6 +422,12 @@ class DemoSite:
         self.sockdir = sockdir
         self.secret_files = demo_feeds.write_secrets(tmp)  # made now, in the demo's folder only
         self.services = demo_services.Services(tmp, random.Random(rng.random()))
+        # the flash sale's 3PL (its token and webhook secret made now, in the demo's folder only)
+        self.threepl = (
+            demo_threepl.FakeShipBob(tmp, demo_scenarios.sale_skus(self.items))
+            if isinstance(self.scenario, demo_scenarios.FlashSale)
+            else None
+        )
         self.config = tmp / "backorder.toml"
         self.daemon = DaemonProcess(
             self.config, sockdir / "demo.sock", tmp / "demo.db", tmp / "daemon.log", self.services.env
@@ -437,6 +446,8 @@ class DemoSite:
 
     def write_config(self, clock: str, start: dt.datetime) -> None:
         extra = self.services.config() + (demo_history.planner_toml() if self.history_days else [])
+        if self.threepl is not None and clock == "simulated":  # not in the past: its poll would run per engine second
+            extra += self.threepl.config()
         text = config_toml(
             self.tmp / "demo.db",
             self.daemon.sock,
@@ -454,6 +465,8 @@ class DemoSite:
         """The receivers; the past (``history_days`` on the stepped clock, then a restart on
         the simulated clock where the past ended); the intake feeds; the driver thread."""
         self.services.start()
+        if self.threepl is not None:
+            self.threepl.start()
         t0 = time.monotonic()
         if self.history_days:
             self.write_config("stepped", self.start_at - dt.timedelta(days=self.history_days))
@@ -468,6 +481,8 @@ class DemoSite:
         self.startup_s = time.monotonic() - t0
         self._client = Client(str(self.daemon.sock))
         port = self._client.call("health")["intake"]["http_port"]
+        if self.threepl is not None:
+            self.threepl.intake_port = port  # where its shipment webhooks go
         feeds = demo_feeds.Feeds(
             port,
             str(self.daemon.sock),
@@ -514,6 +529,8 @@ class DemoSite:
         final = _final_stats(self.daemon) if self.daemon.alive() else None
         code = self.daemon.stop()
         self.services.stop()
+        if self.threepl is not None:
+            self.threepl.stop()
         if code not in (0, None) and not self.error:
             self.error = f"the daemon exited with {code}"
         return final
@@ -609,6 +626,8 @@ def main(args) -> None:
                 if site.driver.feeds is not None:
                     print(feeds_line(site.driver.feeds.counts), flush=True)
                 print(site.services.summary(), flush=True)
+                if site.threepl is not None:
+                    print(site.threepl.summary(), flush=True)
                 print(f"  scenario {site.scenario.name} {' '.join(site.scenario.log) or '-'}", flush=True)
                 print(final_line(final, site.driver.counts), flush=True)
             if args.keep or rc:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from backorder.demo import Driver
+    from backorder.demo import Driver, Item
 
 SLIP_SUPPLIER = "ACME"  # as procurement.list names the source
 SLIP_AT_H = 14  # hours after the opening: 10:00 the next morning
@@ -21,6 +21,7 @@ SLIP_DAYS = 3
 SALE_FROM_H, SALE_TO_H = 12, 20  # 08:00 to 16:00 the next day
 SALE_SKUS = 3  # the hottest SKUs go on sale
 SALE_FACTOR = 4  # orders per tick during the sale
+SALE_PICKS = 6  # shipments the site's pickers confirm per tick in the flash-sale story: the sale outruns them
 
 
 @dataclass
@@ -42,6 +43,15 @@ class Scenario:
 
     def orders_factor(self) -> int:
         return 1
+
+    def pick_capacity(self) -> int | None:
+        """Shipments the pickers confirm per tick (None: every one waiting)."""
+        return None
+
+
+def sale_skus(items: list[Item]) -> list[str]:
+    """The SKUs the flash sale is on: the hottest ``SALE_SKUS`` of the catalog."""
+    return [it.sku for it in sorted(items, key=lambda it: -it.weight)[:SALE_SKUS]]
 
 
 @dataclass
@@ -74,7 +84,10 @@ class SupplierSlip(Scenario):
 
 @dataclass
 class FlashSale(Scenario):
-    """08:00 to 16:00: the three hottest SKUs on sale, four times the orders, mostly for them."""
+    """08:00 to 16:00: the three hottest SKUs on sale, four times the orders, mostly for them.
+    The site's pickers confirm at most ``SALE_PICKS`` shipments a tick, so the pick backlog
+    grows and the daemon routes new orders the 3PL's stock covers to the demo's 3PL
+    (``demo_threepl``), which ships them by its signed webhook."""
 
     on: bool = False
     saved: list[float] | None = None
@@ -99,6 +112,9 @@ class FlashSale(Scenario):
     def orders_factor(self) -> int:
         return SALE_FACTOR if self.on else 1
 
+    def pick_capacity(self) -> int | None:
+        return SALE_PICKS
+
 
 SCENARIOS = {
     "normal-week": lambda: Scenario(
@@ -111,7 +127,7 @@ SCENARIOS = {
     ),
     "flash-sale": lambda: FlashSale(
         "flash-sale",
-        f"flash sale 08:00-16:00 tomorrow: the {SALE_SKUS} hottest SKUs, {SALE_FACTOR}x the orders (no 3PL: none built in)",
+        f"flash sale 08:00-16:00 tomorrow: {SALE_SKUS} hottest SKUs, {SALE_FACTOR}x the orders; the 3PL takes the overflow",
     ),
 }
 DEFAULT = "normal-week"

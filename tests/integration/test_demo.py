@@ -207,3 +207,62 @@ def test_a_simulated_day_of_the_demo_gives_every_screen_data(tmp_path):
         import shutil
 
         shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def test_the_flash_sale_routes_the_overflow_to_the_3pl_which_ships_it_once(tmp_path):
+    """The flash-sale story headless: the sale outruns the site's pickers, the daemon routes
+    new orders to the demo's ShipBob (bearer token checked), which ships each by a signed
+    webhook: every routed order is shipped here exactly once, with the 3PL's tracking."""
+    import datetime as dt
+    import tempfile
+    import time
+
+    from backorder.client import Client
+    from backorder.timeutil import parse_datetime
+
+    sockdir = Path(tempfile.mkdtemp(prefix="bo-", dir="/tmp"))
+    site = demo.DemoSite(tmp_path, sockdir, 30, 3600.0, random.Random(11), scenario="flash-sale")
+    fake = site.threepl
+    assert fake is not None
+    try:
+        site.start()
+        with Client(str(site.socket), timeout=60) as c:
+            deadline = time.monotonic() + 90
+            while parse_datetime(c.call("stats")["now"]) < site.start_at + dt.timedelta(hours=21):
+                assert time.monotonic() < deadline and not site.error, site.error
+                time.sleep(0.5)
+            assert any(line.startswith("sale_to=") for line in site.scenario.log), site.scenario.log
+            deadline = time.monotonic() + 30  # the last routed orders' webhooks come SHIP_AFTER_S later
+            while (status := c.call("threepl.status"))["routed_open"]:
+                assert time.monotonic() < deadline, status
+                time.sleep(0.3)
+            with fake.lock:
+                routed = dict(fake.orders)
+                creates, shipped = dict(fake.creates), dict(fake.shipped)
+            assert len(routed) >= 5, (len(routed), status)
+            assert status["enabled"] and status["provider"] == "shipbob"
+            assert status["routed_shipped"] == len(routed), status
+            assert status["webhooks"]["shipped"] == len(routed), status["webhooks"]
+            assert status["webhooks"]["duplicate"] == status["webhooks"]["bad_signature"] == 0, status["webhooks"]
+            assert status["inventory"]["error"] is None and status["inventory"]["polls"] > 0
+            assert set(creates.values()) == {1} and set(shipped.values()) == {1}
+            assert fake.refused == 0 and fake.webhook_failures == 0
+            sale = set(demo.demo_scenarios.sale_skus(site.items))
+            for ref, sent in routed.items():
+                got = c.call("order.get", order_id=ref)
+                assert got["routed_to"] == "shipbob" and got["status"] == "shipped", got
+                assert len(got["shipments"]) == 1, got["shipments"]
+                assert got["shipments"][0]["tracking_number"] == f"1ZDEMO{sent['id']:010d}"
+                assert {p["reference_id"] for p in sent["products"]} <= sale
+        # without the token the 3PL answers nothing
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", int(fake.url.rsplit(":", 1)[1]), timeout=5)
+        conn.request("GET", "/inventory", headers={"Authorization": "Bearer wrong", "shipbob_channel_id": "demo-3pl"})
+        assert conn.getresponse().status == 401
+        conn.close()
+    finally:
+        site.stop()
+        import shutil
+
+        shutil.rmtree(sockdir, ignore_errors=True)

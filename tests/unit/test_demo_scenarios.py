@@ -39,5 +39,9 @@ def test_the_flash_sale_runs_from_08_to_16_on_the_hottest_skus_then_demand_goes_
     hot = sorted(range(len(weights)), key=lambda i: -weights[i])[: demo_scenarios.SALE_SKUS]
     share = sum(driver.feeds.weights[i] for i in hot) / sum(driver.feeds.weights)
     assert share > 0.6
+    # the demo's 3PL stocks exactly the sale SKUs; the site's pickers are capped in this story only
+    assert demo_scenarios.sale_skus(items) == [items[i].sku for i in hot]
+    assert sale.pick_capacity() == demo_scenarios.SALE_PICKS
+    assert demo_scenarios.make("normal-week").pick_capacity() is None
     sale.step(driver, t0 + dt.timedelta(hours=21))  # type: ignore[arg-type]
     assert sale.orders_factor() == 1 and driver.feeds.weights == weights
