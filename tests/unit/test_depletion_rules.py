@@ -8,13 +8,13 @@ import math
 import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
+from model_support import recording_world
 
 from backorder import protocol as p
 from backorder.actors import depletion_rules as dr
 from backorder.actors import events as ev
 from backorder.actors import notice_rules, order_rules, sku_rules
 from backorder.actors.model import World
-from backorder.config.settings import Settings
 
 T0 = 1_709_251_200.0  # 2024-03-01T00:00:00Z
 DAY = 86400.0
@@ -89,23 +89,13 @@ def test_more_supply_never_brings_the_stockout_earlier(net, rate, supply, more):
 
 
 def world(mode: str = "fifo", rush: float = 24.0, **sku) -> tuple[World, list[ev.Event]]:
-    settings = msgspec.convert(
+    return recording_world(
         {
             "skus": {"A": {"reorder_point": 0, "order_up_to": 10, **sku}},
             "notifications": {"routes": {"*": "email"}},
             "allocation": {"mode": mode, "weights": {"rush": rush}},
-        },
-        Settings,
+        }
     )
-    w = World(settings)
-    log: list[ev.Event] = []
-
-    def emit(e):
-        w.evolve(e)
-        log.append(e)
-
-    w.emit = emit  # type: ignore[attr-defined]
-    return w, log
 
 
 def order(w: World, ext: str, qty: int, now: float = T0, **fields):

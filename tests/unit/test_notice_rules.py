@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import msgspec
+from model_support import recording_world
 
 from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import notice_rules, order_rules, sku_rules
 from backorder.actors.model import World
-from backorder.config.settings import Settings
 
 T0 = 1_709_251_200.0  # 2024-03-01T00:00:00Z
 
 
 def world(**notifications) -> tuple[World, list[ev.Event]]:
-    settings = msgspec.convert(
-        {"skus": {"A": {"reorder_point": 0, "order_up_to": 10}}, "notifications": notifications}, Settings
-    )
-    w = World(settings)
-    log: list[ev.Event] = []
-
-    def emit(e):
-        w.evolve(e)
-        log.append(e)
-
-    w.emit = emit  # type: ignore[attr-defined]
-    return w, log
+    return recording_world({"skus": {"A": {"reorder_point": 0, "order_up_to": 10}}, "notifications": notifications})
 
 
 def order(w: World, ext: str, qty: int, sku: str = "A", **fields):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from model_support import recording_world
 
 from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import order_rules, promise_rules, sku_rules
 from backorder.actors.model import World
-from backorder.config.settings import Settings
 from backorder.errors import InvalidInput, NotFound
 
 T0 = 1_709_251_200.0  # 2024-03-01T00:00:00Z
@@ -17,23 +17,13 @@ DAY = 86400.0
 
 
 def world(promises: dict | None = None, **sku) -> tuple[World, list[ev.Event]]:
-    settings = msgspec.convert(
+    return recording_world(
         {
             "skus": {"A": {"reorder_point": 0, "order_up_to": 10, **sku}, "B": {"reorder_point": 0, "order_up_to": 10}},
             "notifications": {"routes": {"*": "email"}},
             "promises": promises or {},
-        },
-        Settings,
+        }
     )
-    w = World(settings)
-    log: list[ev.Event] = []
-
-    def emit(e):
-        w.evolve(e)
-        log.append(e)
-
-    w.emit = emit  # type: ignore[attr-defined]
-    return w, log
 
 
 def order(w: World, ext: str, *lines: tuple[str, int], now: float = T0, **fields):

@@ -5,6 +5,7 @@ carries, available-to-sell and its coalescing, and the config checks of the acco
 from __future__ import annotations
 
 import msgspec
+from model_support import recording_world
 
 from backorder import protocol as p
 from backorder.actors import events as ev
@@ -18,15 +19,7 @@ SHOP = {"base_url": "http://127.0.0.1:9", "credential_env": "TOKEN"}
 
 
 def world(channels: dict) -> tuple[World, list[ev.Event]]:
-    w = World(msgspec.convert({"channels": channels}, Settings))
-    log: list[ev.Event] = []
-
-    def emit(e):
-        w.evolve(e)
-        log.append(e)
-
-    w.emit = emit  # type: ignore[attr-defined]
-    return w, log
+    return recording_world({"channels": channels})
 
 
 def _new_sku(w: World, sku: str):
