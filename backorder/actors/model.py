@@ -913,7 +913,9 @@ class World:
             order.closed_ts = ts
 
     def _orders_archived(self, e: ev.OrdersArchived) -> None:
-        """Closed orders leave memory; their records are in ``archived_orders`` already."""
+        """Closed orders leave memory, with everything kept per order or per line of them
+        (shipments, promises, dates told, depletion warnings, 3PL changes: what reads of
+        them need is in their ``archived_orders`` record already). The KPI aggregates stay."""
         for oid in e.order_ids:
             order = self.orders.pop(oid)
             spec = order.spec
@@ -926,6 +928,11 @@ class World:
                     del self.by_tracking[sh.tracking]
             for ln in order.lines:
                 self.told.pop((oid, ln.line_no), None)
+                self.promises.pop((oid, ln.line_no), None)
+            self.threepl_changes.pop(oid, None)
+        if self.warned:
+            gone = set(e.order_ids)
+            self.warned = {w for w in self.warned if w[0] not in gone}
         self.n_archived += len(e.order_ids)
 
     def _index_notice(self, n: Notice) -> None:

@@ -18,16 +18,18 @@ from backorder.actors.kpi import TargetChanged
 from backorder.actors.model import Line, Notice, Order, Promise, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
-VERSION = 9  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
+VERSION = 10  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq; 6: a SKU on the default policy
 # has none, nor the site while no policy_changed was journaled (each takes the config
 # file's [default_policy] / [allocation] when restored, as a replay does); 7: the KPIs'
 # per-day aggregates (``kpi``); 8: requests carry their purchase order, outcome and
 # supplier answers; 9: orders archived out of memory (``n_archived``), and shipped orders
-# carry the time they closed (older snapshots lack it: replayed, not restored)
+# carry the time they closed (older snapshots lack it: replayed, not restored); 10: an
+# archived order's promises, warnings and 3PL changes leave with it (9 is restored without
+# them), closed requests and delivered notices archived out of memory (none in a 9)
 # Older snapshots lack the KPI aggregates, which only a replay from the first event
 # rebuilds: they are not restored (the journal is replayed instead).
-READABLE = (VERSION,)
+READABLE = (9, VERSION)
 
 
 class SnapshotOutdated(ValueError):
@@ -308,7 +310,17 @@ def restore(settings: Settings, data: bytes) -> World:
         tuned = EVENT_DECODER.decode(body)
         w.tuned[tuned.sku] = tuned
     _restore_threepl(w, snap)
+    if snap["version"] == 9:  # written while archived orders' promises, warnings and 3PL changes stayed
+        _drop_archived_leftovers(w)
     return w
+
+
+def _drop_archived_leftovers(w: World) -> None:
+    """What a format-9 snapshot kept of orders no longer in memory; ``orders_archived``
+    drops it now (a replay of the journal would not have it either)."""
+    w.promises = {k: v for k, v in w.promises.items() if k[0] in w.orders}
+    w.warned = {x for x in w.warned if x[0] in w.orders}
+    w.threepl_changes = {k: v for k, v in w.threepl_changes.items() if k in w.orders}
 
 
 def _restore_threepl(w: World, snap: dict) -> None:

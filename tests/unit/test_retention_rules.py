@@ -9,7 +9,7 @@ from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import order_rules, retention, sku_rules
 from backorder.actors.carrier import LocalCarrier
-from backorder.actors.model import World
+from backorder.actors.model import Promise, World
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings
 
@@ -73,3 +73,47 @@ def test_the_key_filter_never_misses_a_key_it_was_given():
     assert all(k in f for k in keys)
     false_hits = sum(("web", "default", f"N-{n}") in f for n in range(20_000))
     assert false_hits < 20  # ~0 at this fill (4 MiB of bits)
+
+
+def _promised_and_warned(w: World) -> None:
+    """Give every order a promise per line, a depletion warning and a 3PL change asked for."""
+    for o in w.orders.values():
+        lines = [
+            ev.PromisedLine(line_no=ln.line_no, sku=ln.sku, date="2026-01-09", source="stock", confidence=0.9)
+            for ln in o.lines
+        ]
+        w.evolve(ev.LinesPromised(ts=T0, order_id=o.order_id, lines=lines))
+        w.evolve(
+            ev.ThreeplChangeRequested(ts=T0, order_id=o.order_id, notice_id="N0000009", change="cancel", reason="x")
+        )
+        w.warned.add((o.order_id, "PO-000001"))
+
+
+def test_an_archived_orders_promises_warnings_and_threepl_changes_leave_with_it():
+    w, _ = _world()
+    first, second, third = w.orders.values()
+    _promised_and_warned(w)
+    assert len(w.promises) == 3 and len(w.threepl_changes) == 3
+    w.evolve(ev.OrdersArchived(ts=T0 + 3 * DAY, order_ids=[first.order_id, third.order_id]))
+    assert set(w.promises) == {(second.order_id, 1)}
+    assert w.warned == {(second.order_id, "PO-000001")}
+    assert set(w.threepl_changes) == {second.order_id}
+
+
+def test_a_format_9_snapshot_is_restored_without_what_it_kept_of_archived_orders():
+    """Format 9 kept an archived order's promises, warnings and 3PL changes: restored, they
+    are dropped, so the model equals the one a replay of the same journal builds."""
+    w, _ = _world()
+    first, second, third = w.orders.values()
+    _promised_and_warned(w)
+    w.evolve(ev.OrdersArchived(ts=T0 + 3 * DAY, order_ids=[first.order_id, third.order_id]))
+    replayed = dump(w)
+    for oid in (first.order_id, third.order_id):  # what a format-9 daemon left behind
+        w.promises[(oid, 1)] = Promise("2026-01-09", "stock", 0.9)
+        w.warned.add((oid, "PO-000001"))
+        w.threepl_changes[oid] = w.threepl_changes[second.order_id]
+    snap = msgspec.msgpack.decode(dump(w))
+    snap["version"] = 9
+    restored = restore(SETTINGS, msgspec.msgpack.encode(snap))
+    assert set(restored.promises) == {(second.order_id, 1)}
+    assert dump(restored) == replayed
