@@ -190,6 +190,7 @@ def dump(world: World) -> bytes:
             "stock_told": [[target, sku, nid, qty] for (target, sku), (nid, qty) in world.stock_told.items()],
             "kpi": world.kpi.dump(),
             "archived_keys": [world.archived_keys.count, bytes(world.archived_keys.bits)],
+            "archived_records": [world.n_requests_archived, world.notices_archived],
             # the planner's last policy_tuned per SKU (its levels are in the SKU's policy)
             "tuned": [EVENT_ENCODER.encode(e) for e in world.tuned.values()],
             "threepl": {
@@ -305,6 +306,10 @@ def restore(settings: Settings, data: bytes) -> World:
     if "archived_keys" not in snap:  # the filter of archived keys only a replay rebuilds
         raise SnapshotOutdated("snapshot without the archived intake keys")
     w.archived_keys.count, bits = snap["archived_keys"]
+    # format 9 archived no request or notice
+    w.n_requests_archived, w.notices_archived = snap.get("archived_records", (0, {}))
+    for status, count in w.notices_archived.items():  # still counted by status (see _records_archived)
+        w.notice_status[status] = w.notice_status.get(status, 0) + count
     w.archived_keys.bits = bytearray(bits)
     for body in snap.get("tuned", ()):  # absent from snapshots taken before the planner
         tuned = EVENT_DECODER.decode(body)

@@ -322,5 +322,7 @@ def stats(world: World, now: float) -> dict:
             "orders_with_exceptions": len(world.kpi.flagged),
             "hot_orders": len(world.orders),  # in memory; the rest are archived ([retention])
             "archived_orders": world.n_archived,
+            "archived_requests": world.n_requests_archived,  # closed POs / transfers out of memory
+            "archived_notices": sum(world.notices_archived.values()),  # delivered / unrouted ones
         },
     }

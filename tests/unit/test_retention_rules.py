@@ -117,3 +117,89 @@ def test_a_format_9_snapshot_is_restored_without_what_it_kept_of_archived_orders
     restored = restore(SETTINGS, msgspec.msgpack.encode(snap))
     assert set(restored.promises) == {(second.order_id, 1)}
     assert dump(restored) == replayed
+
+
+def _requests_and_notices() -> tuple[World, list[ev.Event]]:
+    """The story above with a purchase order of one line received in full on day 0 and
+    two still open, a delivered notice, an unrouted one, a pending one and a dead one."""
+    w, log = _world()
+
+    def emit(e: ev.Event) -> None:
+        log.append(e)
+        w.evolve(e)
+
+    for n, qty in ((1, 5), (2, 7)):
+        emit(
+            ev.RequestRaised(
+                ts=T0,
+                request_id=f"PO-00001{n}",
+                sku="A",
+                kind="po",
+                source="acme",
+                qty=qty,
+                expected_date="2024-10-01",
+                position=0,
+            )
+        )
+    emit(ev.Received(ts=T0 + 60, sku="A", qty=5, request_id="PO-000011"))
+    for n, channel in enumerate(("file", "none", "file", "file"), 1):
+        emit(
+            ev.NoticeQueued(
+                ts=T0,
+                notice_id=f"N000000{n}",
+                kind="shipped",
+                channel=channel,
+                email="",
+                audience="customer",
+                subject="",
+                body="",
+                data={},
+            )
+        )
+    emit(ev.NoticeDelivered(ts=T0 + 60, notice_id="N0000001", attempt=1))
+    emit(ev.NoticeFailed(ts=T0 + 60, notice_id="N0000004", attempt=1, error="boom", dead=True))
+    return w, log
+
+
+def test_closed_requests_and_delivered_notices_are_due_once_hot_days_have_passed():
+    w, _ = _requests_and_notices()
+    day0 = retention.day_start(T0)
+    assert w.requests["PO-000011"].closed_ts == T0 + 60 and w.requests["PO-000012"].closed_ts is None
+    assert retention.records_due(w, day0 + 2 * DAY, hot_days=2) == ([], [])
+    assert retention.records_due(w, day0 + 3 * DAY, hot_days=2) == (["PO-000011"], ["N0000001", "N0000002"])
+
+
+def test_a_purchase_order_is_due_only_when_every_line_closed_and_the_kpi_no_longer_reads_them():
+    w, _ = _requests_and_notices()
+    later = retention.day_start(T0) + 3 * DAY
+    w.evolve(
+        ev.RequestRaised(
+            ts=T0,
+            request_id="PO-000013",
+            sku="A",
+            kind="po",
+            source="acme",
+            qty=1,
+            expected_date="2024-10-01",
+            position=0,
+            po_id="PO-000011",
+        )
+    )
+    assert retention.records_due(w, later, hot_days=2)[0] == []  # a line of it is open
+    w.evolve(ev.RequestCancelled(ts=T0 + 90, request_id="PO-000013", sku="A", open_qty=1, reason="x"))
+    assert retention.records_due(w, later, hot_days=2)[0] == ["PO-000011", "PO-000013"]
+    w.kpi.last_receipt["PO-000013"] = T0 + 80  # closed short after a receipt: the lead-time KPI reads it
+    assert retention.records_due(w, later, hot_days=2)[0] == []
+
+
+def test_records_archived_drops_them_keeps_the_counts_and_survives_a_snapshot():
+    w, _ = _requests_and_notices()
+    stats = (w.notices_queued, w.notices_sent, dict(w.notice_status), w.lead_time_n)
+    w.evolve(ev.RecordsArchived(ts=T0 + 3 * DAY, request_ids=["PO-000011"], notice_ids=["N0000001", "N0000002"]))
+    assert list(w.requests) == list(w.purchase_orders) == ["PO-000001", "PO-000012"]  # the open ones
+    assert ("po", "acme") in w.open_po and w.open_po[("po", "acme")][0] == "PO-000012"
+    assert list(w.notices) == ["N0000003", "N0000004"]
+    assert (w.notices_queued, w.notices_sent, w.notice_status, w.lead_time_n) == stats
+    restored = restore(SETTINGS, dump(w))
+    assert dump(restored) == dump(w)
+    assert (restored.notices_queued, restored.notice_status, restored.n_requests_archived) == (4, w.notice_status, 1)
