@@ -110,6 +110,15 @@ def due(world: World, now: float, hot_days: int) -> list[str]:
     return out
 
 
+def forget_removed_lines(world: World) -> None:
+    """Let go of the lines that left every SKU's queue (``QueueIndex.forget_removed``):
+    else the queue's oldest-heap keeps an archived order's lines alive (about 0.4 MiB a
+    day at 2,740 orders a day over 1,000 SKUs, bench/history.py). Changes nothing visible:
+    the heap skips such entries anyway."""
+    for s in world.skus.values():
+        s.queue.forget_removed()
+
+
 def record(world: World, order: Order, now: float) -> tuple[dict, dict, dict]:
     """What the table keeps of an order: its ``order.get`` detail, its ``orders.find``
     summary (both with ``archived: true``) and the reply a duplicate submit of it gets."""

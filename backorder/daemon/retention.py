@@ -166,6 +166,7 @@ class Retention:
         t0 = time.perf_counter()
         ids = retention.due(world, now, self.hot_days)
         records = await self._sweep_records(now)
+        retention.forget_removed_lines(world)
         if not ids:
             if records:
                 self._swept(t0, orders=0, records=records)

@@ -3,13 +3,15 @@ what ``orders_archived`` removes from the model, and the Bloom filter of intake 
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import msgspec
 
 from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import order_rules, retention, sku_rules
 from backorder.actors.carrier import LocalCarrier
-from backorder.actors.model import Promise, World
+from backorder.actors.model import Line, Promise, World
 from backorder.actors.snapshot import dump, restore
 from backorder.config.settings import Settings
 
@@ -203,3 +205,25 @@ def test_records_archived_drops_them_keeps_the_counts_and_survives_a_snapshot():
     restored = restore(SETTINGS, dump(w))
     assert dump(restored) == dump(w)
     assert (restored.notices_queued, restored.notice_status, restored.n_requests_archived) == (4, w.notice_status, 1)
+
+
+def test_the_daily_sweep_lets_go_of_lines_that_left_a_queue_that_never_empties():
+    """A SKU's queue keeps an entry per line served (lazy deletion) until it empties or
+    holds 1,024 more than twice its length: without the sweep, a slow SKU that always has
+    a line waiting keeps every line it ever served alive."""
+    w, _ = _world()
+    q = w.sku("A").queue
+    waiting = Line("O9", 1, "A", 1, Decimal("1"), True, False, T0 - 1)
+    waiting.key = w.queue_key(waiting)
+    q.add(waiting)  # the oldest, waiting for good
+    served = []
+    for n in range(300):
+        ln = Line(f"O{n}", 1, "A", 1, Decimal("1"), True, False, T0 + n)
+        ln.key = w.queue_key(ln)
+        q.add(ln)
+        q.remove(ln)
+        served.append(ln)
+    held = {id(e[2]) for e in q._oldest}
+    assert all(id(ln) in held for ln in served)  # each still referenced by the queue
+    retention.forget_removed_lines(w)
+    assert [e[2] for e in q._oldest] == [waiting] and q.oldest() is waiting and len(q) == 1
