@@ -72,6 +72,19 @@ def _archived_view(c, ids: dict) -> dict:
     }
 
 
+def _same_after_kill9_and_restart(d, read, expected: dict) -> None:
+    """``read`` of the daemon gives ``expected`` after a kill -9 (the journal replayed) and
+    after a clean stop (restored from the snapshot it writes); the daemon is left running."""
+    d.kill9()
+    d.start()
+    with d.client() as c:
+        assert read(c) == expected  # replayed from the journal
+    d.stop()  # a clean stop writes a snapshot
+    d.start()
+    with d.client() as c:
+        assert read(c) == expected  # restored from the snapshot
+
+
 def test_closed_orders_leave_memory_and_stay_readable_across_kill9_and_restart(make_daemon):
     d = make_daemon(CONFIG)
     with d.client() as c:
@@ -115,14 +128,8 @@ def test_closed_orders_leave_memory_and_stay_readable_across_kill9_and_restart(m
     assert set(exported) == set(ids.values())  # archived ones included
     assert exported[ids["shipped"]] == view["get"]
 
-    d.kill9()
-    d.start()
+    _same_after_kill9_and_restart(d, lambda c: _archived_view(c, ids), view)
     with d.client() as c:
-        assert _archived_view(c, ids) == view  # replayed from the journal
-    d.stop()  # a clean stop writes a snapshot
-    d.start()
-    with d.client() as c:
-        assert _archived_view(c, ids) == view  # restored from the snapshot
         c.call("pick.confirm", shipment_id=c.call("order.get", order_id=ids["open"])["shipments"][0]["shipment_id"])
         advance(c, seconds=3 * DAY)
         assert _held(c) == {"hot": 0, "archived": 3}
@@ -264,11 +271,4 @@ def test_closed_purchase_orders_and_delivered_notices_leave_memory_and_lists_sti
 
     rows = read_db(d.db, "SELECT kind, id, status FROM archived_records WHERE kind = 'request' ORDER BY n")
     assert rows == [("request", a["request_id"], "closed"), ("request", b["request_id"], "closed")]
-    d.kill9()
-    d.start()
-    with d.client() as c:
-        assert _records_view(c) == view  # replayed from the journal
-    d.stop()  # a clean stop writes a snapshot
-    d.start()
-    with d.client() as c:
-        assert _records_view(c) == view  # restored from the snapshot
+    _same_after_kill9_and_restart(d, _records_view, view)
