@@ -19,7 +19,7 @@ unrouted: never to be sent) before it, leave memory on a ``records_archived`` ev
 records in ``archived_records`` (the ``procurement.list`` / ``notifications.list`` views,
 ``archived: true``). Not swept: a PO still taking lines (``[procurement]
 consolidate_hours``), a request the lead-time KPI still reads (closed short after
-receipts), a pending or dead notice. Resolved dead letters leave memory when resolved.
+receipts) or whose document notice is not delivered yet, a pending or dead notice. Resolved dead letters leave memory when resolved.
 
 Pure and synchronous: no trio, no I/O (the lookups go through the protocol).
 """
@@ -165,11 +165,19 @@ def records_due(world: World, now: float, hot_days: int) -> tuple[list[str], lis
     window = world.settings.procurement.consolidate_hours * 3600.0
     taking = {po for po, opened in world.open_po.values() if now - opened < window}
     kpi_reads = world.kpi.last_receipt  # closed short after receipts: its lead time is read
+    # a document still to deliver (pending, or dead and retried later) is built from the PO
+    undelivered = {n.request_id for n in world.notices.values() if n.request_id and n.status not in TERMINAL_NOTICE}
     requests = [
         r.request_id
         for po, lines in world.purchase_orders.items()
         if po not in taking
-        and all(r.closed_ts is not None and r.closed_ts < cutoff and r.request_id not in kpi_reads for r in lines)
+        and all(
+            r.closed_ts is not None
+            and r.closed_ts < cutoff
+            and r.request_id not in kpi_reads
+            and r.request_id not in undelivered
+            for r in lines
+        )
         for r in lines
     ]
     notices = [n.notice_id for n in world.notices.values() if n.status in TERMINAL_NOTICE and n.last_ts < cutoff]

@@ -192,6 +192,9 @@ def test_a_purchase_order_is_due_only_when_every_line_closed_and_the_kpi_no_long
     assert retention.records_due(w, later, hot_days=2)[0] == ["PO-000011", "PO-000013"]
     w.kpi.last_receipt["PO-000013"] = T0 + 80  # closed short after a receipt: the lead-time KPI reads it
     assert retention.records_due(w, later, hot_days=2)[0] == []
+    del w.kpi.last_receipt["PO-000013"]
+    w.notices["N0000004"].request_id = "PO-000011"  # its document's notice is dead: a retry builds it
+    assert retention.records_due(w, later, hot_days=2)[0] == []
 
 
 def test_records_archived_drops_them_keeps_the_counts_and_survives_a_snapshot():
