@@ -195,7 +195,7 @@ def request_row(r: Request, now: float) -> tuple:
 
 def notice_row(n: Notice) -> tuple:
     """The ``archived_records`` row of a delivered or unrouted notice: its list view."""
-    from backorder.notify.views import notice_view  # imports the model
+    from backorder.actors.views import notice_view  # views imports the model
 
     view = notice_view(n)
     view["archived"] = True

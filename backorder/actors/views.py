@@ -12,7 +12,7 @@ import msgspec
 
 from backorder.actors import threepl_changes
 from backorder.actors.events import line_total
-from backorder.actors.model import HOUR, Line, Order, Request, Shipment, Sku, World
+from backorder.actors.model import HOUR, Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.actors.promise_rules import promise_view
 from backorder.actors.queue_index import expected_date
 from backorder.timeutil import iso_date, iso_ts
@@ -205,6 +205,23 @@ def request_view(r: Request, now: float) -> dict:
         "in_transit": r.in_transit,
         "ship_notices": [{"reference": ref, "qty": q} for ref, q in r.asns.items()],
         "over_delivered": r.over_delivered,
+    }
+
+
+def notice_view(n: Notice) -> dict:
+    """An outbox notice as ``notifications.list`` shows it."""
+    return {
+        "notice_id": n.notice_id,
+        "kind": n.kind,
+        "audience": n.audience,
+        "order_id": n.order_id,
+        "request_id": n.request_id,
+        "channel": n.channel,
+        "status": n.status,
+        "attempts": n.attempts,
+        "queued_at": iso_ts(n.queued_ts),
+        "last_at": iso_ts(n.last_ts),
+        "last_error": n.last_error or None,
     }
 
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from backorder import protocol as p
 from backorder.actors import retention
-from backorder.actors.model import HOUR, Notice, World
+from backorder.actors.model import HOUR, World
+from backorder.actors.views import notice_view
 from backorder.errors import Conflict, InvalidInput, NotFound, ProtocolError
 from backorder.timeutil import iso_ts
 
@@ -27,22 +28,6 @@ class NoticeParts(Protocol):
 
     @property
     def notifier(self) -> Notifier: ...
-
-
-def notice_view(n: Notice) -> dict:
-    return {
-        "notice_id": n.notice_id,
-        "kind": n.kind,
-        "audience": n.audience,
-        "order_id": n.order_id,
-        "request_id": n.request_id,
-        "channel": n.channel,
-        "status": n.status,
-        "attempts": n.attempts,
-        "queued_at": iso_ts(n.queued_ts),
-        "last_at": iso_ts(n.last_ts),
-        "last_error": n.last_error or None,
-    }
 
 
 def stats(world: World, now: float) -> dict:
