@@ -172,6 +172,8 @@ class QueueIndex(Generic[L]):
         selling a few lines a day that is most of a year of lines, each kept alive by its
         entry long after its order left memory. The retention sweep calls this once an
         engine day (``retention.forget_removed_lines``)."""
+        if len(self._oldest) == self._len:  # nothing stale (most SKUs of a large site)
+            return
         self._oldest = [e for e in self._oldest if e[1] == e[2].qtoken]
         heapq.heapify(self._oldest)
 
