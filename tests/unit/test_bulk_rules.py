@@ -96,7 +96,7 @@ def test_bulk_applies_only_the_confirmed_set():
     site = Site()
     a, b = site.order("a"), site.order("b")
     site.order("x", sku="DESK")
-    sel, _ = bulk_rules.apply(site.w, bulk("cancel", filter={"sku": "LAMP"}, dry_run=True), site.emit, site.now)
+    sel, _, _ = bulk_rules.apply(site.w, bulk("cancel", filter={"sku": "LAMP"}, dry_run=True), site.emit, site.now)
     assert (sel.ids, len(site.log)) == ([a, b], len(site.log))
     n = len(site.log)
     for req, code in (
@@ -109,7 +109,7 @@ def test_bulk_applies_only_the_confirmed_set():
             bulk_rules.apply(site.w, req, site.emit, site.now)
         assert exc.value.code == code
     assert len(site.log) == n  # refused before anything changed
-    sel, skus = bulk_rules.apply(
+    sel, skus, _ = bulk_rules.apply(
         site.w, bulk("cancel", filter={"sku": "LAMP"}, expect_count=2, expect_digest=sel.digest), site.emit, site.now
     )
     assert skus == ["LAMP"] and all(site.w.orders[o].cancelled for o in (a, b))
