@@ -444,3 +444,52 @@ def test_ups_track_alert_subscribes_each_label_and_its_events_update_the_shipmen
             assert c.call("audit.query", order_id=oid)["records"] == before
             counts = c.call("health")["intake"]["carrier_webhooks"]
             assert counts["bad_signature"] == 1 and counts["unknown_shipment"] == 1 and counts["accepted"] == 2
+
+
+def test_a_ups_label_sold_before_a_crash_for_an_order_cancelled_after_it_is_recovered_and_voided_once(sim, tmp_path):
+    """UPS sells the label but the daemon is killed before it hears so; after the restart
+    the client secret is refused (the breaker holds the retry) and the order is cancelled.
+    Once the secret is fixed, the retry finds the label by Label Recovery (our shipment id)
+    and voids it through the void API, once: no paid label is left behind, none is bought
+    again."""
+    id_file, secret_file = tmp_path / "ups.id", tmp_path / "ups.secret"
+    id_file.write_text("client-id\n")
+    secret_file.write_text("client-secret\n")
+    with CarrierServer("ups", "client-id:client-secret") as ups:
+        ups.fake.hold_buy = threading.Event()
+        cfg = ups_config(ups.url, tmp_path).replace(
+            'key_env = "BO_TEST_UPS_ID"\nsecret_env = "BO_TEST_UPS_SECRET"',
+            f'key_file = "{id_file}"\nsecret_file = "{secret_file}"',
+        )
+        d = sim(cfg)
+        with d.client() as c:
+            oid = order(c, 1)
+            sid = pick(c, oid)["shipment_id"]
+            assert ups.fake.buy_started.wait(20)  # sold at UPS; the answer is held
+        d.kill9()
+        ups.fake.hold_buy.set()
+        secret_file.write_text("revoked\n")
+        d.start()
+        with d.client() as c:
+            wait_for(lambda: c.call("health")["notifier"]["breakers"]["carrier"] == "open", what="breaker open")
+            c.call("order.cancel", order_id=oid, reason="customer changed their mind")
+            assert shipment_of(c, oid)["status"] == "cancelled"
+            secret_file.write_text("client-secret\n")
+            c.call("notifications.retry", all_dead=True)  # nothing dead: it probes the breaker at once
+            sold = ups.fake.labels[sid]
+            wait_for(lambda: ups.fake.refunds == [sold], what="the label sold before the crash voided")
+            wait_for(lambda: {n["status"] for n in carrier_notices(c)} == {"sent"}, what="label and void sent")
+            kinds = sorted(n["kind"] for n in carrier_notices(c))
+            assert kinds == ["label", "label_void"]
+            assert shipment_of(c, oid)["status"] == "cancelled"
+            assert c.call("order.get", order_id=oid)["status"] == "cancelled"
+        # the void went out once, and is not sent again by a restart
+        d.kill9()
+        d.start()
+        with d.client() as c:
+            c.call("health")
+            assert {n["status"] for n in carrier_notices(c)} == {"sent"}
+        assert ups.fake.refunds == [sold]
+        assert ups.fake.buys == {sid: 1}  # recovered, never bought again
+        assert ups.fake.count("POST", "/api/labels/v1/recovery") == 1
+        assert ups.fake.count("DELETE", "/void/cancel/") == 1
