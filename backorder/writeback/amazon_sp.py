@@ -167,15 +167,14 @@ def report_errors(report: bytes, message: int) -> list[str]:
     if pr is None:
         return ["the report has no ProcessingReport"]
     out = []
-    for r in pr.findall("Result"):
-        if (r.findtext("ResultCode") or "").strip() != "Error":
-            continue
+    errors = [r for r in pr.findall("Result") if (r.findtext("ResultCode") or "").strip() == "Error"]
+    for r in errors:
         if (r.findtext("MessageID") or "0").strip() not in ("0", str(message)):
-            continue
+            continue  # another message's (our feeds carry one; kept for a shared feed)
         out.append(
             f"{(r.findtext('ResultMessageCode') or '').strip()}: {(r.findtext('ResultDescription') or '').strip()}"
         )
-    if not out and (pr.findtext("ProcessingSummary/MessagesWithError") or "0").strip() not in ("0", ""):
+    if not errors and (pr.findtext("ProcessingSummary/MessagesWithError") or "0").strip() not in ("0", ""):
         out.append("MessagesWithError without a Result for our message")
     return out
 

@@ -119,6 +119,19 @@ def test_amazon_levels_go_on_past_a_refused_listing_then_report_it(monkeypatch):
         assert amz.listings == {"B": 2}
 
 
+def amazon(url: str) -> AmazonSpChannel:
+    return AmazonSpChannel("amazon_sp/main", wb(url, "BO_TEST_AMZ", marketplace_id="M1", seller_id="S1"), Settings())
+
+
+def cancellation(notice_id: str, external_id: str, order_number: str) -> NoticeQueued:
+    """A ``fulfillment_cancel`` notice of an Amazon order."""
+    return msgspec.structs.replace(
+        fulfillment(notice_id, external_id, []),
+        kind="fulfillment_cancel",
+        data={"external_id": external_id, "order_number": order_number, "reason": "customer asked"},
+    )
+
+
 def test_amazon_cancellation_is_an_order_acknowledgement_feed(monkeypatch):
     """Amazon takes a seller's cancellation as a POST_ORDER_ACKNOWLEDGEMENT_DATA feed: the
     document is created, the XML uploaded to its presigned URL (without our token), the feed
@@ -127,14 +140,8 @@ def test_amazon_cancellation_is_an_order_acknowledgement_feed(monkeypatch):
 
     monkeypatch.setenv("BO_TEST_AMZ", "Atza|x")
     with FakeAmazon("Atza|x") as amz:
-        channel = AmazonSpChannel(
-            "amazon_sp/main", wb(amz.url, "BO_TEST_AMZ", marketplace_id="M1", seller_id="S1"), Settings()
-        )
-        notice = msgspec.structs.replace(
-            fulfillment("N5", "111-2", []),
-            kind="fulfillment_cancel",
-            data={"external_id": "111-2", "order_number": "A&B-7", "reason": "customer asked"},
-        )
+        channel = amazon(amz.url)
+        notice = cancellation("N5", "111-2", "A&B-7")
         assert trio.run(channel.send, notice, RENDERED) == "feed F1 DONE (order acknowledgement Failure processed)"
         (feed,) = amz.feeds
         assert feed["feedType"] == "POST_ORDER_ACKNOWLEDGEMENT_DATA" and feed["marketplaceIds"] == ["M1"]
@@ -166,14 +173,8 @@ def test_amazon_cancellation_feed_is_polled_then_its_report_error_is_a_refusal(m
 
     monkeypatch.setenv("BO_TEST_AMZ", "Atza|x")
     with FakeAmazon("Atza|x") as amz:
-        channel = AmazonSpChannel(
-            "amazon_sp/main", wb(amz.url, "BO_TEST_AMZ", marketplace_id="M1", seller_id="S1"), Settings()
-        )
-        notice = msgspec.structs.replace(
-            fulfillment("N0000042", "111-3", []),
-            kind="fulfillment_cancel",
-            data={"external_id": "111-3", "order_number": "", "reason": "out of stock"},
-        )
+        channel = amazon(amz.url)
+        notice = cancellation("N0000042", "111-3", "")
         amz.feed_polls = 2
         amz.refused_orders["111-3"] = "The order id 111-3 was not found in the system."
         for _ in range(2):
