@@ -455,6 +455,8 @@ class World:
         # the stock sync queues a level only when it changed, and an older level still in
         # the outbox is superseded by a newer one instead of being sent after it
         self.stock_told: dict[tuple[str, str], tuple[str, int]] = {}
+        # notice id -> the feed a channel took it as, until it is delivered (``notice_feed``)
+        self.notice_feeds: dict[str, str] = {}
         self.tuned: dict[str, ev.PolicyTuned] = {}  # the planner's last word on each SKU
         self.promises: dict[tuple[str, int], Promise] = {}  # (order_id, line_no) -> its promise
         # The 3PL (``threepl_rules``): whether new orders are routed to it (journaled by
@@ -507,6 +509,7 @@ class World:
             ev.NoticeDelivered: self._notice_delivered,
             ev.NoticeFailed: self._notice_failed,
             ev.NoticeRetried: self._notice_retried,
+            ev.NoticeFeed: self._notice_feed,
             ev.OrderCancelled: self._order_cancelled,
             ev.LineReleased: self._line_released,
             ev.LineBackordered: self._line_backordered,
@@ -996,6 +999,7 @@ class World:
         n.last_ts = e.ts
         n.last_error = ""
         n.event = None  # delivered: the content is in the journal, not needed in memory
+        self.notice_feeds.pop(e.notice_id, None)
 
     def _notice_failed(self, e: ev.NoticeFailed) -> None:
         n = self.notices[e.notice_id]
@@ -1004,6 +1008,12 @@ class World:
         n.last_ts = e.ts
         if e.dead:
             self._notice_status(n, "dead")
+
+    def _notice_feed(self, e: ev.NoticeFeed) -> None:
+        if e.state == "submitted":
+            self.notice_feeds[e.notice_id] = e.feed_id
+        else:  # refused by its report: a retry submits a new feed
+            self.notice_feeds.pop(e.notice_id, None)
 
     def _notice_retried(self, e: ev.NoticeRetried) -> None:
         n = self.notices[e.notice_id]

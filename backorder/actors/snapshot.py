@@ -188,6 +188,7 @@ def dump(world: World) -> bytes:
             "promises": [[oid, n, p.date, p.source, p.confidence, p.told] for (oid, n), p in world.promises.items()],
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
             "stock_told": [[target, sku, nid, qty] for (target, sku), (nid, qty) in world.stock_told.items()],
+            "notice_feeds": [[nid, feed] for nid, feed in world.notice_feeds.items()],
             "kpi": world.kpi.dump(),
             "archived_keys": [world.archived_keys.count, bytes(world.archived_keys.bits)],
             "archived_records": [world.n_requests_archived, world.notices_archived],
@@ -299,6 +300,8 @@ def restore(settings: Settings, data: bytes) -> World:
     w.promises = {(oid, n): Promise(d, src, c, told) for oid, n, d, src, c, told in snap.get("promises", ())}
     # absent from snapshots written before stock write-back: nothing was queued then
     w.stock_told = {(target, sku): (nid, qty) for target, sku, nid, qty in snap.get("stock_told", ())}
+    # absent from snapshots written before feeds were journaled: none was then
+    w.notice_feeds = {nid: feed for nid, feed in snap.get("notice_feeds", ())}
     try:
         w.kpi.load(snap["kpi"], w.requests)
     except TargetChanged as exc:
