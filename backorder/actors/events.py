@@ -644,6 +644,15 @@ class OrdersArchived(Event, tag="orders_archived", kw_only=True, frozen=True):
     order_ids: list[str]
 
 
+class RecordsArchived(Event, tag="records_archived", kw_only=True, frozen=True):
+    """retention sweep: these closed purchase orders / transfer requests (every line of
+    each PO) and delivered or unrouted notices left memory at an engine-day boundary; their
+    records were written to ``archived_records`` in the same commit (actors/retention.py)."""
+
+    request_ids: list[str] = []
+    notice_ids: list[str] = []
+
+
 AnyEvent = (
     OrderReceived
     | Allocated
@@ -692,6 +701,7 @@ AnyEvent = (
     | ThreeplChangeRequested
     | ThreeplChangeDone
     | OrdersArchived
+    | RecordsArchived
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
