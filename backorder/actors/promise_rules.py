@@ -181,15 +181,26 @@ def _order_dates(world: World, order: Order, lines: Iterable[Line], now: float) 
     return got
 
 
+def _to_promise(line: Line) -> bool:
+    """Whether a line of an order the site fulfils gets a promise: it ships something (a
+    gift card ships nothing) and has not been cancelled or shipped in full."""
+    return line.requires_shipping and not line.cancelled and line.shipped < line.qty
+
+
+def _promisable(order: Order) -> bool:
+    """A held order's lines wait for payment in no queue (promised when it is released);
+    an order at the 3PL is not the site's to promise."""
+    return not (order.hold or order.cancelled or order.routed_to)
+
+
 def promise_order(world: World, order: Order, emit: Emit, now: float) -> None:
-    """Journal the first promise of each of the order's lines that has none (a held order's
-    lines wait for payment in no queue: they are promised when it is released)."""
-    if order.hold or order.cancelled or order.routed_to:
+    """Journal the first promise of each of the order's lines that has none."""
+    if not _promisable(order):
         return
     known = world.promises
     if all((order.order_id, ln.line_no) in known for ln in order.lines):
         return
-    lines = [ln for ln in order.lines if ln.requires_shipping and not ln.cancelled]  # a gift card ships nothing
+    lines = [ln for ln in order.lines if _to_promise(ln)]
     promised = [
         ev.PromisedLine(line_no=ln.line_no, sku=ln.sku, date=date, source=src, confidence=conf)
         for ln, (date, src, conf) in zip(lines, _order_dates(world, order, lines, now), strict=True)
@@ -197,6 +208,19 @@ def promise_order(world: World, order: Order, emit: Emit, now: float) -> None:
     ]
     if promised:
         emit(ev.LinesPromised(ts=now, order_id=order.order_id, lines=promised))
+
+
+def unpromised(world: World) -> list[Order]:
+    """Open orders with a line ``promise_order`` would promise that has no promise: what a
+    ``kill -9`` (or a backup cut) between an order's acceptance and its ``lines_promised``
+    (a later commit) leaves, and orders from before promises existed. Start-up recovery
+    promises them."""
+    known = world.promises
+    return [
+        o
+        for o in world.orders.values()
+        if _promisable(o) and any(_to_promise(ln) and (o.order_id, ln.line_no) not in known for ln in o.lines)
+    ]
 
 
 def promise_view(world: World, order_id: str, line: Line, now: float) -> dict[str, Any] | None:

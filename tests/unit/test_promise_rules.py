@@ -9,6 +9,7 @@ from model_support import recording_world
 from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import order_rules, promise_rules, sku_rules
+from backorder.actors.carrier import LocalCarrier
 from backorder.actors.model import World
 from backorder.errors import InvalidInput, NotFound
 
@@ -132,6 +133,63 @@ def test_a_held_order_is_promised_when_released():
     sku_rules.settle(w, w.skus["A"], w.emit, T0 + DAY)
     promise_rules.promise_order(w, o, w.emit, T0 + DAY)
     assert promised(w, o)[0][0] == "2024-03-09"  # waits for the PO raised at T0 (position 0)
+
+
+def accepted(w: World, ext: str, *lines: tuple[str, int], **fields):
+    """An order accepted and served, stopped before its promise was journaled (what a
+    kill -9 between the two commits leaves)."""
+    req = msgspec.convert(
+        {"op": "order.submit", "channel": "web", "external_id": ext, "lines": [{"sku": s, "qty": q} for s, q in lines]}
+        | fields,
+        p.OrderSubmit,
+    )
+    o, _ = order_rules.submit(w, req, w.emit, T0)
+    for sku in dict.fromkeys(sku for sku, _ in lines):
+        sku_rules.settle(w, w.skus[sku], w.emit, T0)
+    return o
+
+
+def test_recovery_selects_the_open_orders_whose_lines_lack_a_promise():
+    w, log = world()
+    sku_rules.adjust(w, w.skus["B"], 5, None, "count", w.emit, T0)
+    waiting = accepted(w, "waiting", ("A", 3))
+    promised_already = order(w, "promised", ("A", 1))
+    held = accepted(w, "held", ("A", 2), hold="payment")
+    cancelled = accepted(w, "cancelled", ("A", 2))
+    order_rules.cancel(w, cancelled.order_id, "changed mind", w.emit, T0)
+    gift = accepted(w, "gift", ("A", 1))
+    gift.lines[0].requires_shipping = False  # a gift card: nothing ships, nothing to promise
+    shipped = accepted(w, "shipped", ("B", 2))
+    order_rules.settle_order(w, shipped, w.emit, T0, LocalCarrier())
+    assert shipped.status(w.shipments) == "shipped"
+    routed = accepted(w, "routed", ("A", 1))
+    w.emit(
+        ev.OrderRouted(
+            ts=T0, order_id=routed.order_id, provider="shipbob", reason="spike", shipment_id="S9", items=[(1, "A", 1)]
+        )
+    )
+    assert promise_rules.unpromised(w) == [waiting]
+    # promising it takes it out of the selection: a second start-up journals nothing
+    promise_rules.promise_order(w, waiting, w.emit, T0)
+    assert promise_rules.unpromised(w) == []
+    assert [e.order_id for e in log if isinstance(e, ev.LinesPromised)] == [
+        promised_already.order_id,
+        waiting.order_id,
+    ]
+    # released, the held order's lines wait in a queue with no promise yet: selected
+    order_rules.release(w, held.order_id, "paid", w.emit, T0)
+    assert promise_rules.unpromised(w) == [held]
+
+
+def test_a_line_shipped_in_full_gets_no_promise_when_its_order_is_promised_late():
+    w, log = world()
+    sku_rules.adjust(w, w.skus["B"], 2, None, "count", w.emit, T0)
+    o = accepted(w, "o1", ("B", 2), ("A", 3))
+    order_rules.settle_order(w, o, w.emit, T0, LocalCarrier())
+    assert o.lines[0].shipped == 2 and promise_rules.unpromised(w) == [o]
+    promise_rules.promise_order(w, o, w.emit, T0)
+    (e,) = [e for e in log if isinstance(e, ev.LinesPromised)]
+    assert [li.line_no for li in e.lines] == [2]
 
 
 def test_a_later_date_is_told_once_per_move_past_the_tolerance():
