@@ -6,8 +6,8 @@ figure is the pure, synchronous check the notifier calls, on a model built by th
     python bench/depletion.py [--quick]
 
 Each SKU: 41 units received 20 days ago, four past orders of 10 (one rush) served from
-them, then three orders of 4 backordered behind a purchase order (so every SKU has demand,
-waiting lines told a date and open supply). Under priority allocation each waiting line
+them, then three orders of 4 backordered behind a purchase order and promised (so every SKU
+has demand, waiting lines told a date and open supply). Under priority allocation each waiting line
 is also projected against the rush demand (a rush weight of 1,000 hours: rush outranks
 a waiting line for six weeks, so no SKU is passed over — the worst case); under FIFO a SKU whose stock and open supply
 cover its waiting lines is passed over. Measured: the first check (it warns, and it counts
@@ -26,7 +26,7 @@ import msgspec
 from common import result_name, save
 
 from backorder import protocol as p
-from backorder.actors import depletion_rules, notice_rules, order_rules, sku_rules
+from backorder.actors import depletion_rules, notice_rules, order_rules, promise_rules, sku_rules
 from backorder.actors.model import World
 from backorder.config.settings import Settings
 
@@ -61,8 +61,9 @@ def build(skus: int, mode: str) -> World:
             },
             p.OrderSubmit,
         )
-        order_rules.submit(w, req, emit, now)
+        o, _ = order_rules.submit(w, req, emit, now)
         sku_rules.settle(w, w.skus[sku], emit, now)
+        promise_rules.promise_order(w, o, emit, now)  # the date its customer is told
 
     for i in range(skus):
         sku = f"SKU-{i:06d}"

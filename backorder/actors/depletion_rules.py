@@ -1,6 +1,10 @@
 """Warnings before stock runs out: a projected stock-out date per SKU, and the customers
 whose waiting lines that projection says will slip past the date they were told.
 
+A line's told date is its promise's ``told`` (``World.promises``: the ship-by date its
+customer was last told), so a projected supply date is compared as the ship-by date it
+gives (+ ``[promises] handling_days``).
+
 The projection of a SKU starts from its net stock (on hand, minus what is allocated,
 minus the waiting demand), drains it at the SKU's demand rate (the planner's journaled
 forecast, ``World.tuned``, when there is one; otherwise the demand of the last
@@ -36,7 +40,7 @@ from typing import Any
 import msgspec
 
 from backorder.actors import events as ev
-from backorder.actors.model import Line, Sku, World
+from backorder.actors.model import LEAD_TIME, Line, Sku, World
 from backorder.actors.queue_index import expected_date
 from backorder.timeutil import iso_date, parse_ts
 
@@ -223,6 +227,15 @@ def _day_ts(date: str) -> float:
     return parse_ts(date)
 
 
+_LAST_DAY = parse_ts("9999-12-31")
+
+
+def _ship_by(arrival: str, handling: float) -> str:
+    """The ship-by date of units arriving on date ``arrival`` (``handling``: seconds);
+    past the calendar's last day it reads as that day, as a promise does."""
+    return iso_date(min(_day_ts(arrival) + handling, _LAST_DAY))
+
+
 def _priority_ahead(world: World, line: Line, now: float, until: float, rush_rate: float) -> float:
     """Rush units projected to arrive between now and ``until`` that rank ahead of a
     waiting non-rush line: rush outranks it until the line's age makes up the rush weight."""
@@ -247,27 +260,33 @@ def _slipping(world: World, s: Sku, now: float, meter: RecentDemand) -> dict[str
         return found  # rush outranks a line too briefly for a whole unit to pass it (_priority_ahead)
     curve = s.supply()
     keys = {cause: f"{cause}:{s.sku}" for cause in ("stockout", "priority_demand")}
-    warned = world.warned
+    warned, promises = world.warned, world.promises
+    handling = world.settings.promises.handling_days * DAY
     ahead = 0
     for line, date in zip(list(s.queue), world.expected_dates(s), strict=True):
         need, order_id = line.need, line.order_id
         ahead += need
-        told = world.told.get((order_id, line.line_no))
-        if told is None or date == "now":
+        promise = promises.get((order_id, line.line_no))
+        if promise is None or date == "now":
             continue
-        cause, new_date = None, date
+        told = promise.told  # a ship-by date: its units must be here ``handling_days`` before
+        cause, projected = None, None
         if date is None:
-            cause = "stockout"
+            # told a date from a supply that will not come; a line promised for want of any
+            # supply (today + the lead time) is told of a slip by promise_rules.recheck
+            cause = "stockout" if promise.source != LEAD_TIME else None
         elif rush_rate > 0 and (order_id, keys["priority_demand"]) not in warned:
-            extra = _priority_ahead(world, line, now, _day_ts(told) + DAY, rush_rate)
+            extra = _priority_ahead(world, line, now, _day_ts(told) - handling + DAY, rush_rate)
             if extra >= 1:
                 new_date = expected_date(free, curve, ahead - need + math.ceil(extra), need)
-                if new_date is None or (new_date != "now" and new_date > told):
+                if new_date is None:
+                    cause = "priority_demand"
+                elif new_date != "now" and (projected := _ship_by(new_date, handling)) > told:
                     cause = "priority_demand"
         if cause is None or (order_id, keys[cause]) in warned:
             continue
         found.setdefault(cause, {}).setdefault(order_id, []).append(
-            {"line_no": line.line_no, "sku": s.sku, "told_date": told, "projected_date": new_date}
+            {"line_no": line.line_no, "sku": s.sku, "told_date": told, "projected_date": projected}
         )
     return found
 
@@ -283,7 +302,7 @@ def warn(
 ) -> list[ev.NoticeQueued]:
     """Depletion notices for the ``stockout`` and ``priority_demand`` causes, one per
     order, cause and SKU not warned yet. ``customer``: ``notice_rules._customer``."""
-    if not world.told:
+    if not world.promises:
         return []  # nobody was told a date: nothing can slip past one
     meter = recent_demand(world)
     out = []

@@ -39,14 +39,12 @@ from typing import Any
 
 from backorder.actors import events as ev
 from backorder.actors import notice_rules
-from backorder.actors.model import Line, Order, Request, Sku, World
+from backorder.actors.model import LEAD_TIME, STOCK, Line, Order, Request, Sku, World
 from backorder.errors import InvalidInput, NotFound
 from backorder.timeutil import iso_date
 
 Emit = Callable[[ev.Event], None]
 DAY = 86400.0
-STOCK = "stock"
-LEAD_TIME = "lead_time"
 # How likely a date holds, by what it rests on: units at the site; a supplier's own word
 # (acknowledged, ship notice, a confirmed date); a date from the measured lead time at the
 # percentile (its own percentile); a date from an unmeasured policy lead time.

@@ -13,7 +13,7 @@ from model_support import recording_world
 from backorder import protocol as p
 from backorder.actors import depletion_rules as dr
 from backorder.actors import events as ev
-from backorder.actors import notice_rules, order_rules, sku_rules
+from backorder.actors import notice_rules, order_rules, promise_rules, sku_rules
 from backorder.actors.model import World
 
 T0 = 1_709_251_200.0  # 2024-03-01T00:00:00Z
@@ -105,6 +105,7 @@ def order(w: World, ext: str, qty: int, now: float = T0, **fields):
     )
     o, _ = order_rules.submit(w, req, w.emit, now)
     sku_rules.settle(w, w.skus["A"], w.emit, now)
+    promise_rules.promise_order(w, o, w.emit, now)  # as the order actor does before it replies
     return o
 
 
@@ -171,7 +172,7 @@ def test_priority_demand_ahead_of_a_waiting_line_warns_its_customer_once():
     sku_rules.receive(w, s, 60, None, w.emit, T0 - 20 * DAY)
     order(w, "past", 56, T0 - 10 * DAY, email="r@x.example", rush=True)  # 2 rush units a day
     waiting = order(w, "o1", 14, email="a@x.example")  # backordered, PO of 20 due 03-08
-    assert w.told == {(waiting.order_id, 1): "2024-03-08"}
+    assert w.promises[(waiting.order_id, 1)].told == "2024-03-09"  # + the handling day
     notice_rules.depletion(w, w.emit, T0)
     (notice,) = depletion_notices(log)
     assert (notice.order_id, notice.data["cause"], notice.data["warned"]) == (
@@ -180,9 +181,52 @@ def test_priority_demand_ahead_of_a_waiting_line_warns_its_customer_once():
         ["priority_demand:A"],
     )
     # ~18 rush units before 03-09 take 18 of the 20 coming: this line's 10 are not covered
-    assert notice.data["lines"] == [{"line_no": 1, "sku": "A", "told_date": "2024-03-08", "projected_date": None}]
+    assert notice.data["lines"] == [{"line_no": 1, "sku": "A", "told_date": "2024-03-09", "projected_date": None}]
     notice_rules.depletion(w, w.emit, T0 + HOUR_S)
     assert len(depletion_notices(log)) == 1  # once per order and cause
+
+
+def two_supplies(told_later: bool) -> tuple[World, list[ev.Event], str]:
+    """A line of 10 promised ship-by 03-09 from the first of two POs (20 units due 03-08,
+    50 due 03-15), 2 rush units a day ranking ahead of it; with ``told_later`` its customer
+    was since told 03-20 (a delay notice), and the supply came back to those dates."""
+    w, log = world(mode="priority", rush=1000.0)
+    s = w.skus["A"]
+    sku_rules.receive(w, s, 60, None, w.emit, T0 - 20 * DAY)
+    order(w, "past", 56, T0 - 10 * DAY, email="r@x.example", rush=True)
+    waiting = order(w, "o1", 14, email="a@x.example")  # 4 from stock, 10 wait for PO-000001
+    sku_rules.configure(w, s, {"reorder_point": 30, "order_up_to": 60}, w.emit, T0)  # raises PO-000002
+    po1, po2 = sorted(s.inbound)
+
+    def move(rid: str, date: str) -> None:  # as the SKU actor does: the move, then the recheck
+        sku_rules.confirm(w, s, rid, date, w.emit, T0)
+        promise_rules.recheck(w, s, w.emit, T0)
+
+    if told_later:
+        move(po2, "2024-03-25")
+        move(po1, "2024-03-19")  # the line now ships by 03-20: its customer is told so
+        move(po1, "2024-03-08")  # back again: earlier dates are not told
+    move(po2, "2024-03-15")
+    promise = w.promises[(waiting.order_id, 1)]
+    assert (promise.date, promise.told) == ("2024-03-09", "2024-03-20" if told_later else "2024-03-09")
+    return w, log, waiting.order_id
+
+
+def test_a_depletion_warning_compares_against_the_date_the_promise_last_told():
+    # told 03-09: the ~16 rush units before its PO arrives take it, the line waits for the
+    # second PO and ships by 03-16, later than told
+    w, log, order_id = two_supplies(told_later=False)
+    notice_rules.depletion(w, w.emit, T0)
+    (notice,) = depletion_notices(log)
+    assert (notice.order_id, notice.data["cause"]) == (order_id, "priority_demand")
+    assert notice.data["lines"] == [
+        {"line_no": 1, "sku": "A", "told_date": "2024-03-09", "projected_date": "2024-03-16"}
+    ]
+    # told 03-20 since: 03-16 is no slip. (The backordered notice's 03-08, the record the
+    # check used to read, would have warned.)
+    w, log, _ = two_supplies(told_later=True)
+    notice_rules.depletion(w, w.emit, T0)
+    assert depletion_notices(log) == []
 
 
 def test_fifo_never_warns_of_priority_demand():

@@ -192,6 +192,38 @@ def test_a_line_shipped_in_full_gets_no_promise_when_its_order_is_promised_late(
     assert [li.line_no for li in e.lines] == [2]
 
 
+def test_a_supply_moved_before_the_line_is_promised_is_told_only_by_the_promise():
+    """Between its backorder (the backordered notice) and its promise (a later step), a line
+    whose supply moves is told nothing: the promise it is answered with has the new date,
+    and from then on it is the one date its moves are judged against."""
+    w, log = world()
+    o = accepted(w, "o1", ("A", 3))  # backordered: the notice says 03-08
+    s = w.skus["A"]
+    (rid,) = s.inbound
+    sku_rules.confirm(w, s, rid, "2024-03-15", w.emit, T0)
+    promise_rules.recheck(w, s, w.emit, T0)
+    promise_rules.promise_order(w, o, w.emit, T0)
+    assert promised(w, o) == [("2024-03-16", rid, 0.6)]
+    promise_rules.recheck(w, s, w.emit, T0)
+    assert delays(log) == []
+    sku_rules.confirm(w, s, rid, "2024-03-17", w.emit, T0)
+    promise_rules.recheck(w, s, w.emit, T0)
+    promise_rules.overdue(w, w.emit, T0 + 20 * DAY)  # overdue by then: moved by the day, told again
+    assert delays(log) == [[(1, "2024-03-16", "2024-03-18")], [(1, "2024-03-18", "2024-03-22")]]
+
+
+def test_an_amended_order_is_promised_anew():
+    w, log = world()
+    o = order(w, "o1", ("A", 3))
+    assert promised(w, o)[0][0] == "2024-03-09"
+    sku_rules.adjust(w, w.skus["B"], 5, None, "count", w.emit, T0)
+    order_rules.amend(w, o.order_id, [p.OrderLineIn(sku="B", qty=1)], "changed at source", w.emit, T0)
+    assert (o.order_id, 1) not in w.promises  # the old line's promise went with it
+    sku_rules.settle(w, w.skus["B"], w.emit, T0)
+    promise_rules.promise_order(w, o, w.emit, T0)
+    assert promised(w, o) == [("2024-03-02", "stock", 0.98)]
+
+
 def test_a_later_date_is_told_once_per_move_past_the_tolerance():
     w, log = world({"tolerance_days": 1})
     o = order(w, "o1", ("A", 3))
