@@ -225,17 +225,22 @@ def purchase_order(world: World, r: Request, emit: Emit, now: float) -> ev.Notic
     return e
 
 
-def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
+def depletion(world: World, emit: Emit, now: float, skus: list[Sku] | None = None) -> list[ev.NoticeQueued]:
     """Customers whose waiting lines depend on an overdue open request, told once per
     (order, request) - before the date they were promised passes for good (cause
-    ``supply_overdue``); then the projection's causes (``depletion_rules.warn``)."""
+    ``supply_overdue``); then the projection's causes (``depletion_rules.warn``). For
+    ``skus`` (a slice of ``depletion_rules.waiting_skus``), default every SKU."""
     if not _routes_any(world):
         return []
     today = iso_date(now)
     out = []
+    if skus is None:
+        skus = depletion_rules.waiting_skus(world)
     # only SKUs with waiting lines and open requests (s.inbound) can have a late supply:
     # never walk every request ever made
-    for s in sorted((s for s in world.skus.values() if s.queue and s.inbound), key=lambda s: s.sku):
+    for s in skus:
+        if not (s.queue and s.inbound):
+            continue
         overdue = {r.request_id: r for r in s.inbound.values() if r.expected_date < today}
         if not overdue:
             continue
@@ -263,5 +268,5 @@ def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
             )
             if e is not None:
                 out.append(e)
-    out += depletion_rules.warn(world, emit, now, _customer)
+    out += depletion_rules.warn(world, emit, now, _customer, skus)
     return out

@@ -37,8 +37,8 @@ from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
+from backorder.actors import depletion_rules, notice_rules
 from backorder.actors import events as ev
-from backorder.actors import notice_rules
 from backorder.actors.model import LEAD_TIME, STOCK, Line, Order, Request, Sku, World
 from backorder.errors import InvalidInput, NotFound
 from backorder.timeutil import iso_date
@@ -311,15 +311,18 @@ def _tell(world: World, moved: dict[str, list[dict[str, Any]]], emit: Emit, now:
     return out
 
 
-def overdue(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
+def overdue(world: World, emit: Emit, now: float, skus: list[Sku] | None = None) -> list[ev.NoticeQueued]:
     """The periodic check: a supply past its expected date, or waiting quantity no open
     supply covers (dated today + the lead time), moves its lines' dates by the day without
-    any event; recheck the SKUs with either (not every SKU with a queue)."""
+    any event; recheck the SKUs with either (not every SKU with a queue). For ``skus`` (a
+    slice of ``depletion_rules.waiting_skus``), default every SKU."""
     if not world.promises:
         return []
     today = iso_date(now)
     out: list[ev.NoticeQueued] = []
-    for s in sorted((s for s in world.skus.values() if s.queue), key=lambda s: s.sku):
+    for s in depletion_rules.waiting_skus(world) if skus is None else skus:
+        if not s.queue:
+            continue
         uncovered = s.backordered > max(s.available, 0) + s.inbound_qty
         if uncovered or any(r.expected_date < today for r in s.inbound.values()):
             out += recheck(world, s, emit, now)

@@ -265,3 +265,137 @@ def test_a_line_left_with_no_supply_is_warned_of_the_stockout():
 
 
 HOUR_S = 3600.0
+
+
+def busy_site(n_skus: int) -> tuple[World, list[ev.Event]]:
+    """Under priority allocation: SKUs draining at 2 rush units a day, each with a line
+    waiting for a PO that the rush demand will take (a warning), and one whose PO is
+    overdue (a delay notice from the promise recheck)."""
+    w, log = recording_world(
+        {
+            "default_policy": {"reorder_point": 0, "order_up_to": 10},
+            "notifications": {"routes": {"*": "email"}},
+            "allocation": {"mode": "priority", "weights": {"rush": 1000.0}},
+        }
+    )
+    for i in range(n_skus):
+        sku = f"S{i:03d}"
+        sku_rules.configure(w, w.sku(sku), {}, w.emit, T0 - 21 * DAY)
+        sku_rules.receive(w, w.skus[sku], 60, None, w.emit, T0 - 20 * DAY)
+        for ext, qty, at, rush in ((f"r{i}", 56, T0 - 10 * DAY, True), (f"w{i}", 14, T0 - 9 * DAY, False)):
+            req = msgspec.convert(
+                {
+                    "op": "order.submit",
+                    "channel": "web",
+                    "external_id": ext,
+                    "email": "c@x.example",
+                    "rush": rush,
+                    "lines": [{"sku": sku, "qty": qty}],
+                },
+                p.OrderSubmit,
+            )
+            o, _ = order_rules.submit(w, req, w.emit, at)
+            sku_rules.settle(w, w.skus[sku], w.emit, at)
+            promise_rules.promise_order(w, o, w.emit, at)
+    return w, log
+
+
+@given(st.lists(st.integers(0, 7), max_size=30), st.integers(1, 12))
+def test_slices_cover_each_waiting_sku_once_in_name_order_and_stay_small(queues, lines):
+    w, _ = world()
+    for i, n in enumerate(queues):
+        s = w.sku(f"K{i:02d}")
+        for k in range(n):
+            order_rules.submit(
+                w,
+                msgspec.convert(
+                    {
+                        "op": "order.submit",
+                        "channel": "web",
+                        "external_id": f"{i}-{k}",
+                        "lines": [{"sku": s.sku, "qty": 1}],
+                    },
+                    p.OrderSubmit,
+                ),
+                w.emit,
+                T0,
+            )
+        sku_rules.settle(w, s, w.emit, T0)
+    got = list(dr.slices(dr.waiting_skus(w), lines))
+    assert [s for batch in got for s in batch] == dr.waiting_skus(w)
+    assert [s.sku for s in dr.waiting_skus(w)] == sorted(f"K{i:02d}" for i, n in enumerate(queues) if n)
+    for batch in got:
+        assert batch
+        # a slice stops at the SKU that reaches the bound: without it, it is under the bound
+        assert sum(len(s.queue) for s in batch[:-1]) < lines
+
+
+def test_the_sliced_check_yields_between_slices_and_decides_what_the_whole_check_does():
+    import trio
+
+    from backorder.actors.engine import Engine
+    from backorder.clock import SteppedClock
+    from backorder.notify.notifier import depletion_check
+
+    whole, whole_log = busy_site(12)
+    now = T0 + 8 * DAY  # the POs (raised 9 days before T0, due 7 days later) are overdue
+    notice_rules.depletion(whole, whole.emit, now)
+    promise_rules.overdue(whole, whole.emit, now)
+
+    sliced, _ = busy_site(12)
+    appended: list[ev.Event] = []
+
+    class Journal:
+        last_seq, cause, corr, actor = 0, "", "", ""
+
+        def append_body(self, e, body, sku, order_id) -> int:
+            appended.append(e)
+            self.last_seq += 1
+            return self.last_seq
+
+    engine = Engine(sliced.settings, Journal(), SteppedClock(now), world=sliced)
+    turns = []
+
+    async def main() -> None:
+        started = trio.Event()
+
+        async def beside() -> None:  # a turn in every batch of trio's run queue
+            started.set()
+            while True:
+                await trio.lowlevel.checkpoint()
+                turns.append(len(appended))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(beside)
+            await started.wait()
+            await depletion_check(engine, lines=5)  # 12 SKUs x 1 waiting line: 3 slices
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+    def decided(events) -> list:
+        return sorted(
+            (e.order_id, e.kind, repr(sorted(e.data.items()))) for e in events if isinstance(e, ev.NoticeQueued)
+        )
+
+    assert decided(appended) == decided([e for e in whole_log if e.ts == now])
+    # each waiting line's PO is overdue: a warning and a delay notice per customer
+    assert sorted(kind for _, kind, _ in decided(appended)) == ["delay"] * 12 + ["depletion"] * 12
+    assert any(0 < n < len(appended) for n in turns)  # another task ran between two slices
+
+
+def test_recent_demand_counts_in_steps_and_every_order_once_even_after_archiving():
+    w, _ = world()
+    for k in range(7):
+        order(w, f"o{k}", 4, T0 - DAY)
+    stepped, whole = dr.RecentDemand(), dr.RecentDemand()
+    steps = 0
+    while not stepped.update(w, budget=3):
+        steps += 1
+    whole.update(w)
+    assert steps == 2 and stepped.rate("A", T0) == whole.rate("A", T0) == (1.0, 0.0)  # 28 units / 28 days
+    # closed orders leave memory: the orders after them are still counted, once
+    w.emit(ev.OrdersArchived(ts=T0, order_ids=list(w.orders)[:5]))
+    order(w, "later", 28, T0)
+    assert stepped.update(w) and stepped.rate("A", T0) == (2.0, 0.0)
+    assert stepped.update(w) and stepped.rate("A", T0) == (2.0, 0.0)
