@@ -214,11 +214,16 @@ def unpromised(world: World) -> list[Order]:
     (a later commit) leaves, and orders from before promises existed. Start-up recovery
     promises them."""
     known = world.promises
-    return [
-        o
-        for o in world.orders.values()
-        if _promisable(o) and any(_to_promise(ln) and (o.order_id, ln.line_no) not in known for ln in o.lines)
-    ]
+    out = []
+    for o in world.orders.values():  # a pass over every order in memory at each start: kept lean
+        if o.closed_ts is not None or not _promisable(o):  # closed: shipped in full
+            continue
+        oid = o.order_id
+        for ln in o.lines:
+            if (oid, ln.line_no) not in known and _to_promise(ln):
+                out.append(o)
+                break
+    return out
 
 
 def promise_view(world: World, order_id: str, line: Line, now: float) -> dict[str, Any] | None:
