@@ -33,6 +33,7 @@ import math
 import operator
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
@@ -337,11 +338,30 @@ def overdue(world: World, emit: Emit, now: float, skus: list[Sku] | None = None)
 # --- atp.check: the same promise for an order not placed ---------------------------------
 
 
-def check(world: World, lines: list[tuple[str, int]], now: float, ship_complete: bool = False) -> list[dict[str, Any]]:
+def _ahead_of_new(world: World, s: Sku, line: Line) -> int:
+    """Units waiting ahead of ``line`` were it queued now, in service order (the order the
+    allocation planner serves the queue in, ``World.queue_key``): under FIFO every waiting
+    line; under priority rules those that outrank it."""
+    if world.mode == "fifo" or not s.queue:
+        return s.backordered
+    line.arrival = world.arrivals + 1  # after every line queued so far
+    key = world.queue_key(line)
+    ahead = 0
+    for queued in s.queue.lines():
+        if queued.key > key:
+            break
+        ahead += queued.need
+    return ahead
+
+
+def check(
+    world: World, lines: list[tuple[str, int]], now: float, ship_complete: bool = False, rush: bool = False
+) -> list[dict[str, Any]]:
     """The promise each line of a prospective order would get, were it placed now: it
-    would join the back of each SKU's queue (FIFO; under priority rules, a new line takes
-    its rank's place, and this answer is the latest it could get). Nothing is journaled.
-    Refuses an unknown SKU or a quantity <= 0 or over ``[limits] max_quantity``."""
+    would take its place in each SKU's queue (under FIFO the back; under priority rules
+    its rank's, ``rush`` as order.submit's; a value weight counts it as worth nothing:
+    there is no price to rank by). Nothing is journaled. Refuses an unknown SKU or a
+    quantity <= 0 or over ``[limits] max_quantity``."""
     cap = world.settings.limits.max_quantity
     for i, (sku, qty) in enumerate(lines, start=1):
         if isinstance(qty, bool) or qty <= 0 or qty > cap:
@@ -356,7 +376,8 @@ def check(world: World, lines: list[tuple[str, int]], now: float, ship_complete:
         s = world.skus[sku]
         before = extra.get(sku, 0)
         extra[sku] = before + qty
-        got = expected(world, s, Supply(s), s.backordered + before + qty, now)
+        prospective = Line("", n, sku, qty, Decimal(0), True, rush, now)
+        got = expected(world, s, Supply(s), _ahead_of_new(world, s, prospective) + before + qty, now)
         if got is None:
             got = _by_lead_time(world, s, now)
         out.append(

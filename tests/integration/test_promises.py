@@ -177,8 +177,14 @@ def test_a_rush_order_served_ahead_tells_the_customer_it_pushed_back(sim, tmp_pa
         assert promise_of(o)["date"] == "2024-03-09"
         c.call("sku.configure", sku="SKU-A", lead_time_days=14)  # the next PO comes later
         c.call("policy.set", mode="priority")
+        # asked first: a rush line would be served ahead of o1, a plain one behind it
+        asked = {
+            rush: c.call("atp.check", sku="SKU-A", qty=5, rush=rush)["lines"][0]["promise"] for rush in (True, False)
+        }
+        assert (asked[False]["date"], asked[False]["from"]) == ("2024-03-16", "lead_time")  # nothing open covers it
         rush = submit(c, "r1", line("SKU-A", 5), email="r1@example.com", rush=True)
         assert promise_of(rush)["date"] == "2024-03-09"  # it takes 5 of the 11 units due 03-08
+        assert asked[True] == promise_of(rush)
         (n,) = delay_notices(c, o["order_id"])
         assert [(li["old_date"], li["new_date"]) for li in n["data"]["lines"]] == [("2024-03-09", "2024-03-16")]
 

@@ -289,6 +289,21 @@ def test_a_supply_gone_overdue_moves_its_lines_day_by_day():
     assert delays(log) == [[(1, "2024-03-09", "2024-03-11")]]
 
 
+def test_atp_check_under_priority_rules_answers_the_place_a_rush_line_would_take():
+    w, _ = world({"handling_days": 0}, lead_time_days=14)
+    waiting = order(w, "o1", ("A", 10))  # the PO it raises: 10 + 10 units
+    (rid,) = w.skus["A"].inbound
+    sku_rules.confirm(w, w.skus["A"], rid, "2024-03-05", w.emit, T0)
+    w.emit(ev.PolicyChanged(ts=T0, mode="priority", weights=w.weights))
+    plain, rush = (promise_rules.check(w, [("A", 15)], T0, rush=r)[0]["promise"] for r in (False, True))
+    assert (plain["date"], plain["from"]) == ("2024-03-15", "lead_time")  # behind o1: 25 > 20 units
+    assert (rush["date"], rush["from"]) == ("2024-03-05", rid)  # ahead of o1: the first 15 of the PO
+    # a later line of the same order waits behind the earlier one, and o1 stays ahead of a plain line
+    two = promise_rules.check(w, [("A", 15), ("A", 10)], T0, rush=True)
+    assert [li["promise"]["from"] for li in two] == [rid, "lead_time"]
+    assert promised(w, waiting)[0][1] == rid
+
+
 def test_atp_check_answers_the_promise_of_an_order_not_placed():
     w, log = world()
     sku_rules.adjust(w, w.skus["A"], 2, None, "count", w.emit, T0)
