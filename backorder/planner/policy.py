@@ -103,11 +103,9 @@ def lead_time(
     SKUs, as ratios of actual to quoted (dimensionless, so they pool): mean quoted·E[r],
     variance quoted²·Var[r]. Without either, the quoted value with no variance."""
     if len(own) >= max(min_samples, 2):
-        mean = sum(own) / len(own)
-        return mean, sum((x - mean) ** 2 for x in own) / (len(own) - 1), "own"
+        return *mean_var(own), "own"
     if len(ratios) >= max(min_samples, 2):
-        mean = sum(ratios) / len(ratios)
-        var = sum((x - mean) ** 2 for x in ratios) / (len(ratios) - 1)
+        mean, var = mean_var(ratios)
         return quoted * mean, quoted * quoted * var, "source"
     return quoted, 0.0, "quoted"
 
@@ -138,11 +136,9 @@ def trigg_signal(errors: Sequence[float], alpha: float = 0.1) -> float:
 
 
 def mean_var(samples: Sequence[float]) -> tuple[float, float]:
-    """Mean and (population) variance; (0, 0) for no samples."""
-    if not samples:
-        return 0.0, 0.0
+    """Mean and unbiased (n - 1) variance of two or more samples."""
     mean = sum(samples) / len(samples)
-    return mean, sum((x - mean) ** 2 for x in samples) / len(samples)
+    return mean, sum((x - mean) ** 2 for x in samples) / (len(samples) - 1)
 
 
 def levels(
