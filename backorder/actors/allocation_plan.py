@@ -10,6 +10,12 @@ rush, value and aging, expedited lines first); it does not change with time, so 
 is one walk down the queue. Ship-complete orders take their units like any other line
 (they hold them until the order is complete); an order's date is the latest of its lines'.
 
+No-harm lending (``lend``): units held for a ship-complete order that cannot complete
+before this SKU's next supply restores them are lent to waiting lines that ship now, in
+service order, when the plan shows that nobody's date moves: the lender's units come back
+(it waits again, in its own place) no later than its order's date from its other lines,
+and no other waiting line's date gets later. docs/operations.md has the rule and why.
+
 Dates: available stock covers the head of the queue first, then open supply in the order
 it arrives (``queue_index.SupplyCurve``): a line's date is "now" when stock covers it,
 the expected date of the request that completes it, or None when open supply never does
@@ -20,10 +26,11 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterable
-from typing import Generic, NamedTuple, TypeVar
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from backorder.actors.queue_index import Queueable, SupplyCurve
+from backorder.actors.queue_index import Queueable, SupplyCurve, covering_date
 
 L = TypeVar("L", bound=Queueable)
 
@@ -90,13 +97,18 @@ def schedule(
                 k += 1
                 if k == len(given):
                     break
+    return queue, nows, _dates([line.need for line in queue], free, supply)
+
+
+def _dates(needs: Sequence[int], free: int, supply: SupplyCurve) -> list[str | None]:
+    """The date of each of ``needs`` (units waiting, in service order) with ``free`` units
+    on hand: "now" when stock covers it, else ``covering_date`` of the units up to it."""
     cumulative, supply_dates = supply.cumulative, supply.dates
     n = len(cumulative)
     dates: list[str | None] = []
     append = dates.append
     ahead = j = 0
-    for line in queue:
-        need = line.need
+    for need in needs:
         ahead += need
         if need <= 0 or ahead <= free:
             append("now")
@@ -105,7 +117,173 @@ def schedule(
         while j < n and cumulative[j] < units:
             j += 1
         append(supply_dates[j] if j < n else None)
-    return queue, nows, dates
+    return dates
+
+
+# --- no-harm lending ---------------------------------------------------------------------
+
+
+class Lending(NamedTuple, Generic[L]):
+    """What lending knows beyond the SKU's queue (``sku_rules.lending`` builds it from the
+    model; a what-if builds the same one, so its prediction and the real settle agree)."""
+
+    held: Sequence[tuple[L, int]]  # lines holding units no shipment took: (line, units)
+    # a lender's order's date from its other lines: a ship-complete order that waits on
+    # another SKU's supply; None: the line does not lend (any other order, or no date known)
+    completes: Callable[[L], str | None]
+    ships_now: Callable[[L], bool]  # its order ships as soon as this line has all its units
+    key: Callable[[L], tuple[Any, ...]]  # the service key a lender waits under again (its own place)
+
+
+class Loan(NamedTuple, Generic[L]):
+    """``qty`` units of ``lender``'s line given to ``borrower``'s: the plan expects the
+    lender's units back by ``back_by``, no later than its order's date ``completes``."""
+
+    lender: L
+    borrower: L
+    qty: int
+    back_by: str
+    completes: str
+
+
+class _Lender(Generic[L]):
+    __slots__ = ("line", "units", "completes", "entry")
+
+    def __init__(self, line: L, units: int, completes: str) -> None:
+        self.line = line
+        self.units = units  # still lendable
+        self.completes = completes
+        self.entry = 0  # its index in the merged service order
+
+
+def lend(
+    lines: Iterable[L], given: Sequence[tuple[L, int]], available: int, supply: SupplyCurve, lending: Lending[L]
+) -> tuple[list[Loan[L]], tuple[list[L], list[int]] | None]:
+    """The loans a settle makes after ``allocate_now`` gave ``given`` out of ``available``.
+
+    A lender is a line with all its units (held before, or given now) whose order is
+    ship-complete and waits for another SKU (``lending.completes`` is its date). Waiting
+    lines are walked in service order; a line whose order cannot ship now is passed over
+    (units would not ship with it); the first one that can borrows its whole need from the
+    lenders, earliest in service order first, if every piece passes the plan:
+
+    - the lender waits again in its own place, and the date that covers its units there
+      (``back_by``, from open supply in date order, as every date of this module) is a
+      date no later than ``completes``: the lender's order date does not move;
+    - no waiting line between the lender and the borrower in service order (the only ones
+      with more units ahead of them) gets a later date.
+
+    The walk stops at the first shippable line the lenders cannot fill: no line behind it
+    is served ahead of it. Returns the loans and, when there was a lender and a waiting line,
+    the walk: the merged service order of queue lines and lenders not in the queue, and
+    each one's units waiting after the loans."""
+    given_to = {id(line): qty for line, qty in given}
+    free = max(available, 0) - sum(given_to.values())
+    candidates: dict[int, tuple[L, int]] = {id(line): (line, units) for line, units in lending.held if units > 0}
+    for line, qty in given:
+        held = candidates.get(id(line))
+        candidates[id(line)] = (line, qty + (held[1] if held else 0))
+    lenders: list[_Lender[L]] = []
+    for line, units in candidates.values():
+        if line.need - given_to.get(id(line), 0) > 0:
+            continue  # still waits itself: its order's date would move
+        completes = lending.completes(line)
+        if completes is not None and completes != "now":
+            lenders.append(_Lender(line, units, completes))
+    if not lenders:  # the common case: the queue is not even listed
+        return [], None
+    queue = list(lines)
+    needs = [line.need - given_to.get(id(line), 0) for line in queue]
+    if not any(n > 0 for n in needs):
+        return [], None
+    # the merged service order: the queue, and each lender not in it at its own key
+    entries: list[L] = list(queue)
+    keys = [line.key for line in queue]
+    for lender in sorted(lenders, key=lambda x: lending.key(x.line)):
+        if lender.line.qtoken:
+            continue
+        at = bisect_right(keys, lending.key(lender.line))
+        keys.insert(at, lending.key(lender.line))
+        entries.insert(at, lender.line)
+        needs.insert(at, 0)
+    index = {id(line): i for i, line in enumerate(entries)}
+    for lender in lenders:
+        lender.entry = index[id(lender.line)]
+    lenders.sort(key=lambda x: x.entry)
+    loans: list[Loan[L]] = []
+    for b, line in enumerate(entries):
+        want = needs[b]
+        if want <= 0 or any(x.line is line for x in lenders) or not lending.ships_now(line):
+            continue
+        if want > sum(x.units for x in lenders):
+            break
+        pieces = _borrow(entries, needs, free, supply, lenders, b)
+        if pieces is None:
+            break
+        loans += pieces
+    return loans, (entries, needs)
+
+
+def _borrow(
+    entries: list[L], needs: list[int], free: int, supply: SupplyCurve, lenders: list[_Lender[L]], b: int
+) -> list[Loan[L]] | None:
+    """Entry ``b``'s whole need from the lenders (applied to ``needs``), or None (nothing
+    applied) when the pieces that pass the plan cannot cover it."""
+    pieces: list[tuple[_Lender[L], int, str]] = []
+    for lender in lenders:
+        want = needs[b]
+        if not want:
+            break
+        qty = min(lender.units, want)
+        if not qty:
+            continue
+        at = lender.entry
+        before = list(itertools.accumulate(needs))
+        needs[at] += qty
+        needs[b] -= qty
+        # the units up to the lender once it waits again (fewer if the borrower is ahead of it)
+        back_by = covering_date(free, supply, before[at] + (qty if at < b else 0))
+        harmless = back_by is not None and back_by != "now" and back_by <= lender.completes
+        for k in range(at + 1, b):  # more units ahead of these lines now: their dates must hold
+            if not harmless:
+                break
+            if needs[k] > 0:
+                harmless = covering_date(free, supply, before[k] + qty) == covering_date(free, supply, before[k])
+        if not harmless:
+            needs[at] -= qty
+            needs[b] += qty
+            continue
+        lender.units -= qty
+        pieces.append((lender, qty, back_by or ""))
+    if needs[b]:
+        for lender, qty, _ in pieces:
+            lender.units += qty
+            needs[lender.entry] -= qty
+            needs[b] += qty
+        return None
+    return [Loan(lender.line, entries[b], qty, back_by, lender.completes) for lender, qty, back_by in pieces]
+
+
+def schedule_lending(
+    lines: Iterable[L], available: int, supply: SupplyCurve, lending: Lending[L]
+) -> tuple[list[L], list[int], list[str | None], list[Loan[L]]]:
+    """``schedule`` as the next settle would leave it: ``allocate_now``, then ``lend``.
+    Units now are what each queue line is given (by stock or a loan); dates are those of
+    the waiting lines after the loans (a lender waits again for the units it lent)."""
+    queue = list(lines)
+    given = allocate_now(queue, max(available, 0))
+    loans, walk = lend(queue, given, available, supply, lending)
+    got = {id(line): qty for line, qty in given}
+    for loan in loans:
+        got[id(loan.borrower)] = got.get(id(loan.borrower), 0) + loan.qty
+    free = max(available, 0) - sum(qty for _, qty in given)
+    if walk is None:
+        dates = _dates([line.need - got.get(id(line), 0) for line in queue], free, supply)
+    else:  # lenders that wait again are in the walk, not in the answer
+        entries, needs = walk
+        queued = {id(line) for line in queue}
+        dates = [d for line, d in zip(entries, _dates(needs, free, supply), strict=True) if id(line) in queued]
+    return queue, [got.get(id(line), 0) for line in queue], dates, loans
 
 
 def days_between(old: str | None, new: str | None, today: str) -> int | None:
