@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -153,12 +152,70 @@ class _Lender(Generic[L]):
         self.line = line
         self.units = units  # still lendable
         self.completes = completes
-        self.entry = 0  # its index in the merged service order
+        self.entry = -1  # its index in the walk, once the walk reached it
+
+
+class _Walk(Generic[L]):
+    """The service order as lending sees it, built only as far as it is walked (a loan
+    goes to the head of the waiting lines, so a settle rarely lists a long queue): the
+    queue lines, with each lender that is not in the queue (it holds all its units) at
+    its own key, the units each waits for, and their running sum."""
+
+    __slots__ = ("entries", "needs", "prefix", "_lines", "_next", "_pending", "_given", "_lenders")
+
+    def __init__(
+        self, lines: Iterable[L], given: dict[int, int], lenders: list[_Lender[L]], key: Callable[[L], Any]
+    ) -> None:
+        self.entries: list[L] = []
+        self.needs: list[int] = []
+        self.prefix: list[int] = []  # units waiting up to and including each entry
+        self._lines = iter(lines)
+        self._next: L | None = next(self._lines, None)
+        self._pending = sorted(((key(x.line), x) for x in lenders if not x.line.qtoken), key=lambda kx: kx[0])
+        self._given = given
+        self._lenders = {id(x.line): x for x in lenders}
+
+    def reach(self, i: int) -> bool:
+        """Build the walk up to entry ``i``; False if it has fewer entries."""
+        entries = self.entries
+        while len(entries) <= i:
+            nxt, pending = self._next, self._pending
+            if pending and (nxt is None or pending[0][0] < nxt.key):
+                line, need = pending.pop(0)[1].line, 0
+            elif nxt is not None:
+                line, need = nxt, nxt.need - self._given.get(id(nxt), 0)
+                self._next = next(self._lines, None)
+            else:
+                return False
+            lender = self._lenders.get(id(line))
+            if lender is not None:
+                lender.entry = len(entries)
+            entries.append(line)
+            self.needs.append(need)
+            self.prefix.append((self.prefix[-1] if self.prefix else 0) + need)
+        return True
+
+    def finish(self) -> tuple[list[L], list[int]]:
+        while self.reach(len(self.entries)):
+            pass
+        return self.entries, self.needs
+
+    def move(self, at: int, b: int, qty: int) -> None:
+        """``qty`` units of need from entry ``b`` to entry ``at`` (negative: back)."""
+        self.needs[at] += qty
+        self.needs[b] -= qty
+        prefix = self.prefix
+        if at < b:
+            for k in range(at, b):
+                prefix[k] += qty
+        else:
+            for k in range(b, at):
+                prefix[k] -= qty
 
 
 def lend(
     lines: Iterable[L], given: Sequence[tuple[L, int]], available: int, supply: SupplyCurve, lending: Lending[L]
-) -> tuple[list[Loan[L]], tuple[list[L], list[int]] | None]:
+) -> tuple[list[Loan[L]], _Walk[L] | None]:
     """The loans a settle makes after ``allocate_now`` gave ``given`` out of ``available``.
 
     A lender is a line with all its units (held before, or given now) whose order is
@@ -174,9 +231,7 @@ def lend(
       with more units ahead of them) gets a later date.
 
     The walk stops at the first shippable line the lenders cannot fill: no line behind it
-    is served ahead of it. Returns the loans and, when there was a lender and a waiting line,
-    the walk: the merged service order of queue lines and lenders not in the queue, and
-    each one's units waiting after the loans."""
+    is served ahead of it. Returns the loans and the walk (None when there was no lender)."""
     given_to = {id(line): qty for line, qty in given}
     free = max(available, 0) - sum(given_to.values())
     candidates: dict[int, tuple[L, int]] = {id(line): (line, units) for line, units in lending.held if units > 0}
@@ -190,46 +245,31 @@ def lend(
         completes = lending.completes(line)
         if completes is not None and completes != "now":
             lenders.append(_Lender(line, units, completes))
-    if not lenders:  # the common case: the queue is not even listed
+    if not lenders:  # the common case: the queue is not even walked
         return [], None
-    queue = list(lines)
-    needs = [line.need - given_to.get(id(line), 0) for line in queue]
-    if not any(n > 0 for n in needs):
-        return [], None
-    # the merged service order: the queue, and each lender not in it at its own key
-    entries: list[L] = list(queue)
-    keys = [line.key for line in queue]
-    for lender in sorted(lenders, key=lambda x: lending.key(x.line)):
-        if lender.line.qtoken:
-            continue
-        at = bisect_right(keys, lending.key(lender.line))
-        keys.insert(at, lending.key(lender.line))
-        entries.insert(at, lender.line)
-        needs.insert(at, 0)
-    index = {id(line): i for i, line in enumerate(entries)}
-    for lender in lenders:
-        lender.entry = index[id(lender.line)]
-    lenders.sort(key=lambda x: x.entry)
+    lenders.sort(key=lambda x: lending.key(x.line))  # earliest in service order lends first
+    walk = _Walk(lines, given_to, lenders, lending.key)
+    lending_ids = {id(x.line) for x in lenders}
     loans: list[Loan[L]] = []
-    for b, line in enumerate(entries):
-        want = needs[b]
-        if want <= 0 or any(x.line is line for x in lenders) or not lending.ships_now(line):
-            continue
-        if want > sum(x.units for x in lenders):
-            break
-        pieces = _borrow(entries, needs, free, supply, lenders, b)
-        if pieces is None:
-            break
-        loans += pieces
-    return loans, (entries, needs)
+    b = 0
+    while walk.reach(b):
+        line, want = walk.entries[b], walk.needs[b]
+        if want > 0 and id(line) not in lending_ids and lending.ships_now(line):
+            if want > sum(x.units for x in lenders):
+                break
+            pieces = _borrow(walk, free, supply, lenders, b)
+            if pieces is None:
+                break
+            loans += pieces
+        b += 1
+    return loans, walk
 
 
-def _borrow(
-    entries: list[L], needs: list[int], free: int, supply: SupplyCurve, lenders: list[_Lender[L]], b: int
-) -> list[Loan[L]] | None:
-    """Entry ``b``'s whole need from the lenders (applied to ``needs``), or None (nothing
-    applied) when the pieces that pass the plan cannot cover it."""
+def _borrow(walk: _Walk[L], free: int, supply: SupplyCurve, lenders: list[_Lender[L]], b: int) -> list[Loan[L]] | None:
+    """Entry ``b``'s whole need from the lenders (moved in ``walk``), or None (nothing
+    moved) when the pieces that pass the plan cannot cover it."""
     pieces: list[tuple[_Lender[L], int, str]] = []
+    needs, prefix = walk.needs, walk.prefix
     for lender in lenders:
         want = needs[b]
         if not want:
@@ -237,31 +277,28 @@ def _borrow(
         qty = min(lender.units, want)
         if not qty:
             continue
+        while lender.entry < 0 and walk.reach(len(walk.entries)):
+            pass  # a lender behind the borrower in service order: walk on to it
         at = lender.entry
-        before = list(itertools.accumulate(needs))
-        needs[at] += qty
-        needs[b] -= qty
         # the units up to the lender once it waits again (fewer if the borrower is ahead of it)
-        back_by = covering_date(free, supply, before[at] + (qty if at < b else 0))
+        back_by = covering_date(free, supply, prefix[at] + (qty if at < b else 0))
         harmless = back_by is not None and back_by != "now" and back_by <= lender.completes
         for k in range(at + 1, b):  # more units ahead of these lines now: their dates must hold
             if not harmless:
                 break
             if needs[k] > 0:
-                harmless = covering_date(free, supply, before[k] + qty) == covering_date(free, supply, before[k])
+                harmless = covering_date(free, supply, prefix[k] + qty) == covering_date(free, supply, prefix[k])
         if not harmless:
-            needs[at] -= qty
-            needs[b] += qty
             continue
+        walk.move(at, b, qty)
         lender.units -= qty
         pieces.append((lender, qty, back_by or ""))
     if needs[b]:
         for lender, qty, _ in pieces:
             lender.units += qty
-            needs[lender.entry] -= qty
-            needs[b] += qty
+            walk.move(lender.entry, b, -qty)
         return None
-    return [Loan(lender.line, entries[b], qty, back_by, lender.completes) for lender, qty, back_by in pieces]
+    return [Loan(lender.line, walk.entries[b], qty, back_by, lender.completes) for lender, qty, back_by in pieces]
 
 
 def schedule_lending(
@@ -280,7 +317,7 @@ def schedule_lending(
     if walk is None:
         dates = _dates([line.need - got.get(id(line), 0) for line in queue], free, supply)
     else:  # lenders that wait again are in the walk, not in the answer
-        entries, needs = walk
+        entries, needs = walk.finish()
         queued = {id(line) for line in queue}
         dates = [d for line, d in zip(entries, _dates(needs, free, supply), strict=True) if id(line) in queued]
     return queue, [got.get(id(line), 0) for line in queue], dates, loans
