@@ -64,6 +64,7 @@ class _Line:
     shipped: int = 0
     filled_ts: float | None = None
     closed_ts: float | None = None  # cancelled before it was filled
+    released: bool = False  # cancelled (a line filled once may wait again: a count, a loan)
     shipped_ts: float | None = None  # the last of its units shipped
     promised_by: float | None = None  # the end of its first promised ship-by day
     cancelled_ts: float | None = None  # its order was cancelled before it shipped
@@ -155,9 +156,9 @@ class _State:
         held = shippable = 0
         for line in self.open_lines.get(sku, {}).values():
             ship_complete, lines = self.orders[line.order_id]
-            if line.closed_ts is not None or line.cancelled_ts is not None:
+            if line.released or line.cancelled_ts is not None:
                 continue
-            others_done = all(o is line or o.need <= 0 or o.closed_ts is not None for o in lines)
+            others_done = all(o is line or o.need <= 0 or o.released for o in lines)
             if ship_complete and line.reserved > 0 and not (line.need <= 0 and others_done):
                 held += line.reserved
             if line.need > 0 and (not ship_complete or others_done):
@@ -205,6 +206,7 @@ class _State:
             self.allocated[e.sku] = self.allocated.get(e.sku, 0) - e.freed
             if line is not None:
                 line.reserved -= e.freed
+                line.released = True
                 if line.filled_ts is None:
                     line.closed_ts = e.ts
         elif isinstance(e, ev.NoticeQueued):
@@ -283,7 +285,7 @@ class _State:
         heap = self.waiting.get(sku, [])
         while heap:
             line = self.lines.get((heap[0][1], heap[0][2]))
-            if line is not None and line.need > 0 and line.closed_ts is None:
+            if line is not None and line.need > 0 and not line.released:
                 return line
             heapq.heappop(heap)
         return None

@@ -236,3 +236,21 @@ def test_a_receipt_that_goes_to_an_order_that_cannot_ship_while_a_line_could_is_
     assert f["stranded_received_units"] == 1
     assert f["stranded_received_share"] == pytest.approx(1 / 7, abs=1e-4)
     assert f["stranded_unit_days"] == 0  # nothing stranded at the day-1 boundary
+
+
+def test_a_lender_cancelled_after_its_loan_does_not_wait_in_the_order_of_service():
+    """L was filled, lent its unit to S and waits again; L is cancelled: a later line's
+    allocation is not a FIFO violation (the referee once kept a line filled before its
+    cancellation waiting)."""
+    events = [
+        *_stranding(lend=True)[:9],  # up to S shipped on the loan; L waits for 1
+        ev.OrderCancelled(ts=2 * DAY, order_id="L", reason="customer"),
+        ev.LineReleased(ts=2 * DAY, sku="A", order_id="L", line_no=1, freed=1),
+        ev.LineReleased(ts=2 * DAY, sku="B", order_id="L", line_no=2, freed=0),
+        order(2.5 * DAY, "T", ("A", 1, "1")),
+        ev.Received(ts=3 * DAY, sku="A", qty=2, reference=None),
+        alloc(3 * DAY, "A", "T", 1),
+    ]
+    f = figures(enumerate(events, start=1), 0.0, 5 * DAY)
+    assert f["invariants"]["fifo_order_of_service"]["ok"], f["invariants"]
+    assert f["stranded_unit_days"] == 0
