@@ -120,7 +120,8 @@ def main() -> None:
                 f"  ({loans} loans)   allocate_now {alloc_us:6.2f} us",
                 flush=True,
             )
-    save(result_name("lending", args.quick), {"rows": rows})
+    worst = {case: max((r["lend_us"] for r in rows if r["case"] == case), default=None) for case in cases}
+    save(result_name("lending", args.quick), {"rows": rows, "worst_us": worst})
 
 
 if __name__ == "__main__":

@@ -133,8 +133,8 @@ class Lending(NamedTuple, Generic[L]):
     model; a what-if builds the same one, so its prediction and the real settle agree)."""
 
     held: Sequence[tuple[L, int]]  # lines holding units no shipment took: (line, units)
-    # a lender's order's date from its other lines: a ship-complete order that waits on
-    # another SKU's supply; None: the line does not lend (any other order, or no date known)
+    # a ship-complete order's date from its lines other than this one ("now": none of
+    # them waits); None: the line does not lend (another kind of order, or no date known)
     completes: Callable[[L], str | None]
     ships_now: Callable[[L], bool]  # its order ships as soon as this line has all its units
     key: Callable[[L], tuple[Any, ...]]  # the service key a lender waits under again (its own place)
@@ -142,7 +142,8 @@ class Lending(NamedTuple, Generic[L]):
 
 class Loan(NamedTuple, Generic[L]):
     """``qty`` units of ``lender``'s line given to ``borrower``'s: the plan expects the
-    lender's units back by ``back_by``, no later than its order's date ``completes``."""
+    lender's units back by ``back_by``, no later than its order's date ``completes``
+    (the date it had before the loan, and keeps)."""
 
     lender: L
     borrower: L
@@ -152,12 +153,12 @@ class Loan(NamedTuple, Generic[L]):
 
 
 class _Lender(Generic[L]):
-    __slots__ = ("line", "units", "completes", "entry")
+    __slots__ = ("line", "units", "others", "entry")
 
-    def __init__(self, line: L, units: int, completes: str) -> None:
+    def __init__(self, line: L, units: int, others: str) -> None:
         self.line = line
         self.units = units  # still lendable
-        self.completes = completes
+        self.others = others  # its order's date from its other lines ("now": none waits)
         self.entry = -1  # its index in the walk, once the walk reached it
 
 
@@ -224,15 +225,17 @@ def lend(
 ) -> tuple[list[Loan[L]], _Walk[L] | None]:
     """The loans a settle makes after ``allocate_now`` gave ``given`` out of ``available``.
 
-    A lender is a line with all its units (held before, or given now) whose order is
-    ship-complete and waits for another SKU (``lending.completes`` is its date). Waiting
-    lines are walked in service order; a line whose order cannot ship now is passed over
-    (units would not ship with it); the first one that can borrows its whole need from the
-    lenders, earliest in service order first, if every piece passes the plan:
+    A lender is a line holding units (held before, or given now) of a ship-complete order
+    that is not complete: its other lines wait (``lending.completes`` is their date) or the
+    line itself still waits for more. Waiting lines are walked in service order; a line
+    whose order cannot ship now is passed over (units would not ship with it); the first
+    one that can borrows its whole need from the lenders, earliest in service order
+    first, if every piece passes the plan:
 
-    - the lender waits again in its own place, and the date that covers its units there
-      (``back_by``, from open supply in date order, as every date of this module) is a
-      date no later than ``completes``: the lender's order date does not move;
+    - the lender waits (again, or for more) in its own place, and the date that covers its
+      units there (``back_by``, from open supply in date order, as every date of this
+      module) is a date no later than ``completes``, its order's date before the loan (the
+      latest of its other lines' and its own): the lender's order date does not move;
     - no waiting line between the lender and the borrower in service order (the only ones
       with more units ahead of them) gets a later date.
 
@@ -244,18 +247,15 @@ def lend(
     for line, qty in given:
         held = candidates.get(id(line))
         candidates[id(line)] = (line, qty + (held[1] if held else 0))
-    # a line that still waits itself does not lend (its order's date would move); of the
-    # others the earliest in service order lend first, and at most MAX_LENDERS are asked
-    # their order's date (a read of another SKU's plan each): a settle's cost stays bounded
-    full = [(line, units) for line, units in candidates.values() if line.need - given_to.get(id(line), 0) <= 0]
-    if not full:  # the common case: no lender, the queue is not even walked
-        return [], None
+    # the earliest in service order lend first, and at most MAX_LENDERS are asked their
+    # order's date (a read of another SKU's plan each): a settle's cost stays bounded
     lenders: list[_Lender[L]] = []
-    for line, units in heapq.nsmallest(MAX_LENDERS, full, key=lambda c: lending.key(c[0])):
-        completes = lending.completes(line)
-        if completes is not None and completes != "now":
-            lenders.append(_Lender(line, units, completes))
-    if not lenders:
+    for line, units in heapq.nsmallest(MAX_LENDERS, candidates.values(), key=lambda c: lending.key(c[0])):
+        others = lending.completes(line)
+        waits = line.need - given_to.get(id(line), 0) > 0
+        if others is not None and (others != "now" or waits):  # its order is not complete
+            lenders.append(_Lender(line, units, others))
+    if not lenders:  # the common case: no lender, the queue is not even walked
         return [], None
     walk = _Walk(lines, given_to, lenders, lending.key)
     lending_ids = {id(x.line) for x in lenders}
@@ -277,7 +277,7 @@ def lend(
 def _borrow(walk: _Walk[L], free: int, supply: SupplyCurve, lenders: list[_Lender[L]], b: int) -> list[Loan[L]] | None:
     """Entry ``b``'s whole need from the lenders (moved in ``walk``), or None (nothing
     moved) when the pieces that pass the plan cannot cover it."""
-    pieces: list[tuple[_Lender[L], int, str]] = []
+    pieces: list[tuple[_Lender[L], int, str, str]] = []
     needs, prefix = walk.needs, walk.prefix
     for lender in lenders:
         want = needs[b]
@@ -289,9 +289,12 @@ def _borrow(walk: _Walk[L], free: int, supply: SupplyCurve, lenders: list[_Lende
         while lender.entry < 0 and walk.reach(len(walk.entries)):
             pass  # a lender behind the borrower in service order: walk on to it
         at = lender.entry
-        # the units up to the lender once it waits again (fewer if the borrower is ahead of it)
+        # its order's date now: its other lines', or its own if it still waits and is later
+        own = covering_date(free, supply, prefix[at]) if needs[at] > 0 else "now"
+        completes = order_date([lender.others, own])
+        # the units up to the lender once it waits for more (fewer if the borrower is ahead)
         back_by = covering_date(free, supply, prefix[at] + (qty if at < b else 0))
-        harmless = back_by is not None and back_by != "now" and back_by <= lender.completes
+        harmless = completes not in (None, "now") and back_by not in (None, "now") and back_by <= completes
         for k in range(at + 1, b):  # more units ahead of these lines now: their dates must hold
             if not harmless:
                 break
@@ -301,13 +304,13 @@ def _borrow(walk: _Walk[L], free: int, supply: SupplyCurve, lenders: list[_Lende
             continue
         walk.move(at, b, qty)
         lender.units -= qty
-        pieces.append((lender, qty, back_by or ""))
+        pieces.append((lender, qty, back_by or "", completes or ""))
     if needs[b]:
-        for lender, qty, _ in pieces:
+        for lender, qty, _, _ in pieces:
             lender.units += qty
             walk.move(lender.entry, b, -qty)
         return None
-    return [Loan(lender.line, walk.entries[b], qty, back_by, lender.completes) for lender, qty, back_by in pieces]
+    return [Loan(lender.line, walk.entries[b], qty, back_by, completes) for lender, qty, back_by, completes in pieces]
 
 
 def schedule_lending(

@@ -143,12 +143,12 @@ class Deallocated(Event, tag="deallocated", kw_only=True, frozen=True):
 
 class AllocationLent(Event, tag="allocation_lent", kw_only=True, frozen=True):
     """SKU actor: ``qty`` units held for a ship-complete order that cannot complete before
-    the SKU's next supply were lent to a line that ships now (``allocation_plan.lend``).
+    the SKU's next supply restores them were lent to a line that ships now (``allocation_plan.lend``).
     The lender's line (``order_id``/``line_no``) gives them back and waits again in its own
     place, so the next units go to it first; an ``allocated`` with rule ``lent`` to the
     borrower (``to_order_id``/``to_line_no``) follows. ``back_by``: the date the plan
-    expected the lender's units back; ``completes``: its order's date from its other
-    lines then (back_by <= completes: its order's date did not move)."""
+    expected the lender's units back; ``completes``: its order's date then, the latest of
+    its lines' (back_by <= completes: its order's date did not move)."""
 
     sku: str
     order_id: str

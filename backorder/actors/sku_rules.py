@@ -95,12 +95,11 @@ def lending(world: World, s: Sku) -> allocation_plan.Lending[Line]:
     ]
 
     def completes(line: Line) -> str | None:
-        """The order's date from its other waiting lines, when it is ship-complete and
-        waits on other SKUs only: the latest of their dates by their SKUs' plans. None
-        (no loan): another order, a held, routed or cancelled one, one with another line
-        of this SKU waiting (this SKU's own plan would move with the loan), one whose other
-        lines are covered now, or one some line of which no open supply covers (no date
-        to keep: a reorder will give one)."""
+        """A ship-complete order's date from its other waiting lines: the latest of their
+        dates by their SKUs' plans ("now": none waits). None (no loan): another order, a
+        held, routed or cancelled one, one with another line of this SKU waiting (this
+        SKU's own plan would move with the loan), or one some line of which no open supply
+        covers (no date to keep: a reorder will give one)."""
         order = orders[line.order_id]
         if not order.spec.ship_complete or order.cancelled or order.hold or order.routed_to:
             return None
@@ -111,7 +110,7 @@ def lending(world: World, s: Sku) -> allocation_plan.Lending[Line]:
             if other.sku == s.sku:
                 return None
             dates.append(world.skus[other.sku].expected_date(other))
-        return allocation_plan.order_date(dates) if dates else None
+        return allocation_plan.order_date(dates)
 
     def ships_now(line: Line) -> bool:
         order = orders[line.order_id]

@@ -152,8 +152,10 @@ class _State:
     # --- stranded units -----------------------------------------------------------
     def stranded(self, sku: str) -> int:
         """Units of ``sku`` held for incomplete ship-complete orders that a waiting line
-        of the SKU able to ship with them could have had (the smaller of the two)."""
+        of another order, able to ship with them, could have had (the smaller of the two)."""
         held = shippable = 0
+        holding: set[str] = set()
+        waiting: list[_Line] = []
         for line in self.open_lines.get(sku, {}).values():
             ship_complete, lines = self.orders[line.order_id]
             if line.released or line.cancelled_ts is not None:
@@ -161,8 +163,11 @@ class _State:
             others_done = all(o is line or o.need <= 0 or o.released for o in lines)
             if ship_complete and line.reserved > 0 and not (line.need <= 0 and others_done):
                 held += line.reserved
+                holding.add(line.order_id)
             if line.need > 0 and (not ship_complete or others_done):
-                shippable += line.need
+                waiting.append(line)
+        if held:
+            shippable = sum(line.need for line in waiting if line.order_id not in holding)
         return min(held, shippable)
 
     def clock(self, ts: float) -> None:

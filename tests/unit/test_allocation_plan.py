@@ -280,8 +280,10 @@ def test_lending_moves_no_date_serves_only_shipping_lines_and_is_predicted(mode,
 
 
 def test_a_ship_complete_order_lends_what_it_cannot_ship_and_gets_it_back_first():
-    """X (ship-complete: 1 A + 2 B) holds 2 B while A comes in 3 days; Y (1 B) ships now on
-    a loan; B's next receipt goes to X first; X ships complete when A arrives."""
+    """X (ship-complete: 1 A + 2 B) holds 2 B while A comes in 3 days and B's next supply in
+    1.5: Y and Z (1 B each) ship now on loans (X's B line then waits for 2, from the same
+    supply: its date does not move); W (3 B) cannot be filled by loans and waits behind X;
+    B's next receipts go to X first; X ships complete when A arrives."""
     sim = Sim("fifo", Weights())
     w = sim.world
     b_supply = w.skus["B"].inbound[sorted(w.skus["B"].inbound)[0]]
@@ -292,25 +294,24 @@ def test_a_ship_complete_order_lends_what_it_cannot_ship_and_gets_it_back_first(
     x = w.orders["O0000001"]
     assert [ln.allocated for ln in x.lines] == [0, 2] and not x.shipments
     start = len(sim.log)
-    sim.run(("submit", 2, [("B", 1, Decimal("1.00"), True)], False, False, None))
-    y = w.orders["O0000002"]
+    for n in (2, 3):
+        sim.run(("submit", n, [("B", 1, Decimal("1.00"), True)], False, False, None))
     loans = [e for e in sim.log[start:] if isinstance(e, ev.AllocationLent)]
     assert [(e.order_id, e.line_no, e.qty, e.to_order_id, e.to_line_no) for e in loans] == [
-        ("O0000001", 2, 1, "O0000002", 1)
+        ("O0000001", 2, 1, "O0000002", 1),
+        ("O0000001", 2, 1, "O0000003", 1),
     ]
-    assert loans[0].back_by == b_supply.expected_date and loans[0].completes == a_date
-    assert len(y.shipments) == 1 and x.lines[1].need == 1
-    # a later B line waits behind X for the next B units
-    sim.run(("submit", 3, [("B", 1, Decimal("1.00"), True)], False, False, None))
-    z = w.orders["O0000003"]
-    assert z.lines[0].need == 1 and not z.shipments
-    start = len(sim.log)
-    sim.run(("receive", "B", 1, 0))
-    got = [(e.order_id, e.qty, e.rule) for e in sim.log[start:] if isinstance(e, ev.Allocated)]
-    assert got[0] == ("O0000001", 1, "fifo"), "the lender gets the next units first"
-    # and, its date still safe (B's open supply comes before A), lends them again to Z
-    assert got[1:] == [("O0000003", 1, sku_rules.LENT)] and len(z.shipments) == 1
-    sim.run(("receive", "B", 5, 0))
-    assert x.lines[1].need == 0 and not x.shipments
+    assert {(e.back_by, e.completes) for e in loans} == {(b_supply.expected_date, a_date)}
+    assert all(len(w.orders[oid].shipments) == 1 for oid in ("O0000002", "O0000003"))
+    assert x.lines[1].need == 2 and w.skus["B"].expected_date(x.lines[1]) == b_supply.expected_date
+    sim.run(("submit", 4, [("B", 3, Decimal("1.00"), True)], False, False, None))
+    big = w.orders["O0000004"]
+    assert big.lines[0].need == 3 and not big.shipments
+    for _ in range(2):  # the lender gets the next units first; W's 3 cannot be lent
+        start = len(sim.log)
+        sim.run(("receive", "B", 1, 0))
+        got = [(e.order_id, e.qty, e.rule) for e in sim.log[start:] if isinstance(e, ev.Allocated)]
+        assert got == [("O0000001", 1, "fifo")]
+    assert x.lines[1].need == 0 and big.lines[0].need == 3 and not x.shipments
     sim.run(("receive", "A", 12, 1))
     assert len(x.shipments) == 1 and all(ln.need == 0 for ln in x.lines)

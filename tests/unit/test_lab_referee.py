@@ -254,3 +254,18 @@ def test_a_lender_cancelled_after_its_loan_does_not_wait_in_the_order_of_service
     f = figures(enumerate(events, start=1), 0.0, 5 * DAY)
     assert f["invariants"]["fifo_order_of_service"]["ok"], f["invariants"]
     assert f["stranded_unit_days"] == 0
+
+
+def test_units_an_order_holds_for_its_own_waiting_line_are_not_stranded():
+    """L (ship-complete, 5 A) holds 3 and waits for 2: its own line could ship with more,
+    but no other order's line waits: nothing is stranded."""
+    events = [
+        _ship_complete(0.0, "L", ("A", 5)),
+        ev.Received(ts=DAY / 2, sku="A", qty=3, reference=None),
+        alloc(DAY / 2, "A", "L", 3),
+    ]
+    f = figures(enumerate(events, start=1), 0.0, 3 * DAY)
+    assert f["stranded_received_units"] == 0 and f["stranded_unit_days"] == 0
+    events.append(order(1.5 * DAY, "S", ("A", 1, "1")))  # now another order could ship with one
+    f = figures(enumerate(events, start=1), 0.0, 3 * DAY)
+    assert f["stranded_unit_days"] == 2  # 1 at the day-2 and at the day-3 boundary
