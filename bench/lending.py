@@ -84,7 +84,7 @@ def timed(w: World, repeats: int) -> tuple[float, float, int]:
         best_alloc = min(best_alloc, (time.perf_counter() - t0) / repeats * 1e6)
         t0 = time.perf_counter()
         for _ in range(repeats):
-            got = allocation_plan.lend(s.queue.lines(), given, s.available, s.supply(), sku_rules.lending(w, s))[0]
+            got = allocation_plan.lend(s.queue.lines, given, s.available, s.supply(), sku_rules.lending(w, s))[0]
         best_lend = min(best_lend, (time.perf_counter() - t0) / repeats * 1e6)
         loans = len(got)
     return best_lend, best_alloc, loans

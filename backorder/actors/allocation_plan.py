@@ -221,9 +221,14 @@ class _Walk(Generic[L]):
 
 
 def lend(
-    lines: Iterable[L], given: Sequence[tuple[L, int]], available: int, supply: SupplyCurve, lending: Lending[L]
+    lines: Callable[[], Iterable[L]],
+    given: Sequence[tuple[L, int]],
+    available: int,
+    supply: SupplyCurve,
+    lending: Lending[L],
 ) -> tuple[list[Loan[L]], _Walk[L] | None]:
-    """The loans a settle makes after ``allocate_now`` gave ``given`` out of ``available``.
+    """The loans a settle makes after ``allocate_now`` gave ``given`` out of ``available``
+    (``lines()``: the SKU's waiting lines in service order, from the head, as often as asked).
 
     A lender is a line holding units (held before, or given now) of a ship-complete order
     that is not complete: its other lines wait (``lending.completes`` is their date) or the
@@ -247,17 +252,32 @@ def lend(
     for line, qty in given:
         held = candidates.get(id(line))
         candidates[id(line)] = (line, qty + (held[1] if held else 0))
+    if not candidates or supply.total <= 0:  # nothing held, or nothing would come back
+        return [], None
     # the earliest in service order lend first, and at most MAX_LENDERS are asked their
     # order's date (a read of another SKU's plan each): a settle's cost stays bounded
+    asked = heapq.nsmallest(MAX_LENDERS, candidates.values(), key=lambda c: lending.key(c[0]))
+    # before any of those reads: the walk below borrows for waiting lines that could ship
+    # and stops at the first that is not a lender and needs more than the lenders hold;
+    # without such a line, or when the first is not asked and needs more than all those
+    # asked hold, nothing is lent
+    first = next(
+        (line for line in lines() if line.need - given_to.get(id(line), 0) > 0 and lending.ships_now(line)), None
+    )
+    if first is None:
+        return [], None
+    if all(line is not first for line, _ in asked):
+        if first.need - given_to.get(id(first), 0) > sum(units for _, units in asked):
+            return [], None
     lenders: list[_Lender[L]] = []
-    for line, units in heapq.nsmallest(MAX_LENDERS, candidates.values(), key=lambda c: lending.key(c[0])):
+    for line, units in asked:
         others = lending.completes(line)
         waits = line.need - given_to.get(id(line), 0) > 0
         if others is not None and (others != "now" or waits):  # its order is not complete
             lenders.append(_Lender(line, units, others))
     if not lenders:  # the common case: no lender, the queue is not even walked
         return [], None
-    walk = _Walk(lines, given_to, lenders, lending.key)
+    walk = _Walk(lines(), given_to, lenders, lending.key)
     lending_ids = {id(x.line) for x in lenders}
     loans: list[Loan[L]] = []
     b = 0
@@ -321,7 +341,7 @@ def schedule_lending(
     the waiting lines after the loans (a lender waits again for the units it lent)."""
     queue = list(lines)
     given = allocate_now(queue, max(available, 0))
-    loans, walk = lend(queue, given, available, supply, lending)
+    loans, walk = lend(lambda: queue, given, available, supply, lending)
     got = {id(line): qty for line, qty in given}
     for loan in loans:
         got[id(loan.borrower)] = got.get(id(loan.borrower), 0) + loan.qty

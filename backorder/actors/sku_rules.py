@@ -42,7 +42,7 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
     given = allocation_plan.allocate_now(s.queue.lines(), s.available)
     loans = []
     if s.backordered > sum(qty for _, qty in given):  # lines still wait: may held units serve one?
-        loans = allocation_plan.lend(s.queue.lines(), given, s.available, s.supply(), lending(world, s))[0]
+        loans = allocation_plan.lend(s.queue.lines, given, s.available, s.supply(), lending(world, s))[0]
     rule = world.mode
     for line, qty in given:
         allocs.append(_allocate(world, s, line, qty, rule, emit, now))

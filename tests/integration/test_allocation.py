@@ -316,6 +316,7 @@ def test_a_ship_complete_order_lends_units_it_cannot_ship_before_the_next_supply
         borrower = res["order_id"]
         (sh,) = c.call("shipments.list", order_id=borrower)["shipments"]
         assert sh["items"] == [{"line_no": 1, "sku": "A", "qty": 1}]
+        assert c.call("order.get", order_id=borrower)["lines"][0]["why"].startswith("lent: ")
         got = c.call("order.get", order_id=lender)
         assert got["status"] == "backordered" and got["lines"][0]["backordered"] == 1
         assert got["lines"][0]["queue_position"] == 1  # its own place, ahead of any later line
