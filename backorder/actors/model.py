@@ -493,6 +493,7 @@ class World:
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
             ev.Deallocated: self._deallocated,
+            ev.AllocationLent: self._deallocated,  # the lender's side; the borrower's is an ``allocated``
             ev.Received: self._received,
             ev.Adjusted: self._adjusted,
             ev.SkuConfigured: self._sku_configured,
@@ -703,7 +704,7 @@ class World:
         if line.backordered_at_entry:
             self.kpi.line_progress((line.order_id, line.line_no), e.ts, line.need)
 
-    def _deallocated(self, e: ev.Deallocated) -> None:
+    def _deallocated(self, e: ev.Deallocated | ev.AllocationLent) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
         s = self.sku(e.sku)
         was_waiting = line.need > 0

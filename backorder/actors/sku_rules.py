@@ -16,7 +16,7 @@ import msgspec
 
 from backorder.actors import allocation_plan, notice_rules
 from backorder.actors import events as ev
-from backorder.actors.model import Request, Sku, World
+from backorder.actors.model import Line, Request, Sku, World
 from backorder.config.settings import ReorderPolicy
 from backorder.errors import Conflict, InvalidInput, NotFound
 from backorder.planner import wire
@@ -28,27 +28,40 @@ _BY_DATE = operator.attrgetter("expected_date", "request_id")  # supply in the o
 
 
 def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
-    """Give available units to waiting lines in service order; then reorder if needed.
+    """Give available units to waiting lines in service order, lend held units where that
+    harms nobody (``allocation_plan.lend``); then reorder if needed.
 
     Runs after every order, receipt, cancellation, count and policy change (never on a
     timer). Newly queued lines that are still short afterwards are recorded as backordered.
+    Returns every ``allocated`` it journaled (a loan's too: its order may ship now).
     """
     fresh = list(s.undecided)
     allocs = []
     # what the what-if reads predict (allocation_plan): decided first, then journaled in
     # service order (each event takes its line off the queue or shortens its need)
-    for line, qty in allocation_plan.allocate_now(s.queue.lines(), s.available):
-        e = ev.Allocated(
-            ts=now,
-            sku=s.sku,
-            order_id=line.order_id,
-            line_no=line.line_no,
-            qty=qty,
-            rule=world.mode,
-            rank=world.rank(line, now),
+    given = allocation_plan.allocate_now(s.queue.lines(), s.available)
+    loans = []
+    if s.backordered > sum(qty for _, qty in given):  # lines still wait: may held units serve one?
+        loans = allocation_plan.lend(s.queue.lines, given, s.available, s.supply(), lending(world, s))[0]
+    rule = world.mode
+    for line, qty in given:
+        allocs.append(_allocate(world, s, line, qty, rule, emit, now))
+    for loan in loans:
+        lender, borrower = loan.lender, loan.borrower
+        emit(
+            ev.AllocationLent(
+                ts=now,
+                sku=s.sku,
+                order_id=lender.order_id,
+                line_no=lender.line_no,
+                qty=loan.qty,
+                to_order_id=borrower.order_id,
+                to_line_no=borrower.line_no,
+                back_by=loan.back_by,
+                completes=loan.completes,
+            )
         )
-        emit(e)
-        allocs.append(e)
+        allocs.append(_allocate(world, s, borrower, loan.qty, LENT, emit, now))
     short = [line for line in fresh if line.need > 0]
     for line in short:
         emit(ev.LineBackordered(ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no, qty=line.need))
@@ -56,6 +69,56 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
     if short:  # the customers' notices, with the dates the reorder just gave
         notice_rules.backordered(world, s, short, emit, now)
     return allocs
+
+
+LENT = "lent"  # the rule of an ``allocated`` that a loan made (not the order of service)
+
+
+def _allocate(world: World, s: Sku, line: Line, qty: int, rule: str, emit: Emit, now: float) -> ev.Allocated:
+    e = ev.Allocated(
+        ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no, qty=qty, rule=rule, rank=world.rank(line, now)
+    )
+    emit(e)
+    return e
+
+
+def lending(world: World, s: Sku) -> allocation_plan.Lending[Line]:
+    """What ``allocation_plan.lend`` needs from the model for SKU ``s``: its lines of
+    ship-complete orders holding units no shipment took, and, read from the other SKUs'
+    queues (one model in one thread: the read is a consistent moment), when a lender's
+    order completes and whether a borrower's order ships at once."""
+    orders = world.orders
+    held = [
+        (line, line.allocated - line.in_shipment)
+        for line in s.holders
+        if line.allocated > line.in_shipment and orders[line.order_id].spec.ship_complete
+    ]
+
+    def completes(line: Line) -> str | None:
+        """A ship-complete order's date from its other waiting lines: the latest of their
+        dates by their SKUs' plans ("now": none waits). None (no loan): another order, a
+        held, routed or cancelled one, one with another line of this SKU waiting (this
+        SKU's own plan would move with the loan), or one some line of which no open supply
+        covers (no date to keep: a reorder will give one)."""
+        order = orders[line.order_id]
+        if not order.spec.ship_complete or order.cancelled or order.hold or order.routed_to:
+            return None
+        dates = []
+        for other in order.lines:
+            if other is line or other.need <= 0:
+                continue
+            if other.sku == s.sku:
+                return None
+            dates.append(world.skus[other.sku].expected_date(other))
+        return allocation_plan.order_date(dates)
+
+    def ships_now(line: Line) -> bool:
+        order = orders[line.order_id]
+        if order.cancelled or order.hold or order.routed_to:
+            return False
+        return not order.spec.ship_complete or all(other is line or other.need <= 0 for other in order.lines)
+
+    return allocation_plan.Lending(held, completes, ships_now, world.queue_key)
 
 
 def reorder_quantity(s: Sku) -> int:
