@@ -27,28 +27,22 @@ DAY = 86400.0
 _BY_DATE = operator.attrgetter("expected_date", "request_id")  # supply in the order it arrives
 
 
-def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
+def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.AllocatedLine]:
     """Give available units to waiting lines in service order; then reorder if needed.
 
     Runs after every order, receipt, cancellation, count and policy change (never on a
     timer). Newly queued lines that are still short afterwards are recorded as backordered.
     """
     fresh = list(s.undecided)
-    allocs = []
-    # what the what-if reads predict (allocation_plan): decided first, then journaled in
-    # service order (each event takes its line off the queue or shortens its need)
-    for line, qty in allocation_plan.allocate_now(s.queue.lines(), s.available):
-        e = ev.Allocated(
-            ts=now,
-            sku=s.sku,
-            order_id=line.order_id,
-            line_no=line.line_no,
-            qty=qty,
-            rule=world.mode,
-            rank=world.rank(line, now),
-        )
-        emit(e)
-        allocs.append(e)
+    # what the what-if reads predict (allocation_plan): decided first, then journaled as
+    # one event in service order (applying it takes each line off the queue or shortens its need)
+    rank = world.rank
+    allocs = [
+        ev.AllocatedLine(order_id=line.order_id, line_no=line.line_no, qty=qty, rank=rank(line, now))
+        for line, qty in allocation_plan.allocate_now(s.queue.lines(), s.available)
+    ]
+    if allocs:
+        emit(ev.LinesAllocated(ts=now, sku=s.sku, rule=world.mode, lines=allocs))
     short = [line for line in fresh if line.need > 0]
     for line in short:
         emit(ev.LineBackordered(ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no, qty=line.need))
@@ -120,12 +114,12 @@ def check_quantity(world: World, name: str, value: int) -> None:
 
 def receive(
     world: World, s: Sku, qty: int, reference: str | None, emit: Emit, now: float, receipt_id: str | None = None
-) -> list[ev.Allocated]:
+) -> list[ev.AllocatedLine]:
     """Units arrived: recorded (see ``match_receipt``), then given to waiting lines."""
     return record_receipt(world, s, match_receipt(world, s, qty, reference, now, receipt_id), emit, now)
 
 
-def record_receipt(world: World, s: Sku, e: ev.Received, emit: Emit, now: float) -> list[ev.Allocated]:
+def record_receipt(world: World, s: Sku, e: ev.Received, emit: Emit, now: float) -> list[ev.AllocatedLine]:
     emit(e)
     return settle(world, s, emit, now)
 
@@ -194,7 +188,7 @@ def known_receipt(world: World, s: Sku, receipt_id: str | None, qty: int) -> tup
 
 def adjust(
     world: World, s: Sku, delta: int | None, counted: int | None, reason: str, emit: Emit, now: float
-) -> list[ev.Allocated]:
+) -> list[ev.AllocatedLine]:
     """A cycle count. If fewer units are left than are reserved, the lines served last
     give units back first (never units already in a picking shipment)."""
     if (delta is None) == (counted is None):
@@ -320,7 +314,7 @@ def confirm(world: World, s: Sku, request_id: str, expected_date: str, emit: Emi
     notice_rules.delays(world, s, emit, now, request_id)
 
 
-def replan(world: World, s: Sku, request_id: str, emit: Emit, now: float) -> list[ev.Allocated]:
+def replan(world: World, s: Sku, request_id: str, emit: Emit, now: float) -> list[ev.AllocatedLine]:
     """After a supply changed: reorder where the position now needs it (a new request
     takes the place of what will not come), then tell the customers whose waiting lines
     are now expected later."""
@@ -329,7 +323,7 @@ def replan(world: World, s: Sku, request_id: str, emit: Emit, now: float) -> lis
     return allocs
 
 
-def cancel(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[ev.Allocated]:
+def cancel(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[ev.AllocatedLine]:
     """The request will not be delivered at all. One that has been partly received is
     closed short instead (what came is real), so a cancellation never rewrites a receipt."""
     r = open_request(world, s, request_id, "cancelled")
@@ -342,7 +336,7 @@ def cancel(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: 
     return replan(world, s, request_id, emit, now)
 
 
-def close(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[ev.Allocated]:
+def close(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[ev.AllocatedLine]:
     """Short-close: what has come is all that will come."""
     r = open_request(world, s, request_id, "closed")
     emit(ev.RequestShortClosed(ts=now, request_id=request_id, sku=s.sku, reason=reason, open_qty=r.open_qty))
@@ -357,7 +351,7 @@ def _new_qty(world: World, r: Request, qty: int, what: str) -> None:
         )
 
 
-def amend(world: World, s: Sku, request_id: str, qty: int, emit: Emit, now: float) -> list[ev.Allocated]:
+def amend(world: World, s: Sku, request_id: str, qty: int, emit: Emit, now: float) -> list[ev.AllocatedLine]:
     """The quantity of an open request changes (more or less): re-planned at once."""
     r = open_request(world, s, request_id, "amended")
     _new_qty(world, r, qty, "qty")
@@ -369,7 +363,7 @@ def amend(world: World, s: Sku, request_id: str, qty: int, emit: Emit, now: floa
 
 def acknowledge(
     world: World, s: Sku, request_id: str, qty: int, expected_date: str, emit: Emit, now: float
-) -> list[ev.Allocated]:
+) -> list[ev.AllocatedLine]:
     """The supplier's confirmation: it will send ``qty`` (at most what was asked) by the date."""
     r = open_request(world, s, request_id, "acknowledged")
     _new_qty(world, r, qty, "acknowledged qty")

@@ -122,7 +122,7 @@ class Sim:
         allocs = self.checked(name, lambda: sku_rules.settle(w, w.skus[name], self.emit, self.now))
         self.ship_orders(allocs, exclude)
 
-    def ship_orders(self, allocs: list[ev.Allocated], exclude: str | None = None) -> None:
+    def ship_orders(self, allocs: list[ev.AllocatedLine], exclude: str | None = None) -> None:
         for oid in dict.fromkeys(a.order_id for a in allocs):
             if oid != exclude:
                 order_rules.settle_order(self.world, self.world.orders[oid], self.emit, self.now, self.auto_pick)
@@ -134,9 +134,13 @@ class Sim:
         allocs = decide()
         s = w.skus[name]
         new = self.log[start:]
-        got = [e for e in new if isinstance(e, ev.Allocated)]
-        assert got == (allocs or [])
-        assert all(e.sku == name for e in got)
+        batches = [e for e in new if isinstance(e, ev.LinesAllocated)]
+        assert len(batches) <= 1, "one lines_allocated event per settle"
+        got = [a for e in batches for a in ev.allocations(e)]
+        assert [(a.order_id, a.line_no, a.qty, a.rank) for a in got] == [
+            (a.order_id, a.line_no, a.qty, a.rank) for a in allocs or []
+        ]
+        assert all(e.sku == name and e.rule == w.mode for e in got)
         # 6. allocations within one settle follow service order, and nothing earlier waits
         keys = [service_key(w, w.orders[e.order_id].lines[e.line_no - 1]) for e in got]
         assert keys == sorted(keys), "allocations out of service order"
