@@ -8,7 +8,8 @@ ShipBob does), each checked for the bearer token and the ``shipbob_channel_id`` 
 ``SHIP_AFTER_S`` real seconds after it accepted an order it "ships" it: an
 ``order_shipped`` webhook to the daemon's ``POST /threepl/shipbob``, signed per Standard
 Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature: v1,BASE64(HMAC)``),
-sent once (again only if the daemon did not answer 200).
+sent once (again only if the daemon did not answer 200). With ``auto_ship=False`` its
+owner ships each order itself (``ship``): the policy lab's flash sale does, in engine time.
 
 The API token and the webhook signing secret are made at run time into owner-only files in
 the demo's temporary folder (the config names the files), never committed.
@@ -80,7 +81,8 @@ class _Server(ThreadingHTTPServer):
 class FakeShipBob:
     """The 3PL: its stock of the sale SKUs, the orders it took, the shipments it reported."""
 
-    def __init__(self, folder: Path, skus: list[str]) -> None:
+    def __init__(self, folder: Path, skus: list[str], *, auto_ship: bool = True) -> None:
+        self.auto_ship = auto_ship
         self.token = secrets.token_hex(24)
         self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.token_file = _secret_file(folder / "secret-threepl-token", self.token)
@@ -142,8 +144,9 @@ class FakeShipBob:
         order = {"id": 70000 + len(self.orders), "status": "Processing", **body, "shipments": []}
         self.orders[ref] = order
         self.creates[ref] += 1
-        heapq.heappush(self._due, (time.monotonic() + SHIP_AFTER_S, len(self.orders), ref))
-        self._wake.notify()
+        if self.auto_ship:
+            heapq.heappush(self._due, (time.monotonic() + SHIP_AFTER_S, len(self.orders), ref))
+            self._wake.notify()
         return 201, order
 
     # the shipment webhooks
@@ -184,15 +187,21 @@ class FakeShipBob:
                     heapq.heappush(self._due, (time.monotonic() + RETRY_S, seq, ref))
                     continue
                 self._sends[ref] += 1
-            ok = self._post(ref)
-            with self.lock:
-                if ok:
-                    self.shipped[ref] += 1
-                    self.orders[ref]["status"] = "Fulfilled"
-                else:
-                    self.webhook_failures += 1
+            if not self.ship(ref):
+                with self.lock:
                     if self._sends[ref] < MAX_SENDS:
                         heapq.heappush(self._due, (time.monotonic() + RETRY_S, seq, ref))
+
+    def ship(self, ref: str) -> bool:
+        """Send order ``ref``'s shipment webhook once; whether the daemon answered 200."""
+        ok = self._post(ref)
+        with self.lock:
+            if ok:
+                self.shipped[ref] += 1
+                self.orders[ref]["status"] = "Fulfilled"
+            else:
+                self.webhook_failures += 1
+        return ok
 
     # the server
     @property
@@ -210,11 +219,12 @@ class FakeShipBob:
         for t in self._threads:
             t.start()
 
-    def config(self) -> list[str]:
+    def config(self, **overrides: object) -> list[str]:
         """The ``[threepl]`` table: ShipBob on this server, a quick inventory poll, routing
-        once the pick backlog reaches ``BACKLOG_ON_H``."""
+        once the pick backlog reaches ``BACKLOG_ON_H``; ``overrides`` replace those numbers
+        (``backlog_on_hours=2.0``)."""
         q = json.dumps
-        return [
+        lines = [
             "",
             "[threepl]",
             "enabled = true",
@@ -230,6 +240,9 @@ class FakeShipBob:
             "inventory_poll_s = 1.0",
             "timeout_s = 5.0",
         ]
+        for key, value in overrides.items():
+            lines = [f"{key} = {value}" if ln.startswith(f"{key} = ") else ln for ln in lines]
+        return lines
 
     def summary(self) -> str:
         with self.lock:

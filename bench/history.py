@@ -45,7 +45,7 @@ clock_start = "2026-01-05T00:00:00Z"
 [fulfillment]
 auto_pick = true
 
-# backorders raise purchase orders (requests stay in memory: they are not archived); a
+# backorders raise purchase orders (archived like orders once closed, [retention]); a
 # minimum order of 500 units keeps that to about one per SKU per 500 units of demand
 [default_policy]
 moq = 500
@@ -174,6 +174,7 @@ def main() -> None:
             "rss_restarted_mib": rss_restarted,
             "hot_orders": counts.get("hot_orders"),
             "archived_orders": counts.get("archived_orders"),
+            "archived_requests": counts.get("archived_requests"),
             "open_orders_approx": counts["open_backorder_lines"],
             "orders_shipped": counts["orders_shipped"],
             "snapshots": journal.get("snapshots"),

@@ -371,6 +371,18 @@ class NoticeFailed(Event, tag="notice_failed", kw_only=True, frozen=True):
     dead: bool = False
 
 
+class NoticeFeed(Event, tag="notice_feed", kw_only=True, frozen=True):
+    """notifier (a channel's adapter, mid-attempt): the channel took notice ``notice_id`` as
+    its feed ``feed_id`` (``state`` "submitted": durable before the attempt goes on, so a
+    retry reads that feed's processing report instead of submitting it again), or that
+    feed's report refused it ("refused": a retry after a fix submits a new feed)."""
+
+    notice_id: str
+    order_id: str | None = None
+    feed_id: str
+    state: str
+
+
 class NoticeRetried(Event, tag="notice_retried", kw_only=True, frozen=True):
     """notifications.retry: a dead notice goes back to pending with fresh attempts."""
 
@@ -668,6 +680,15 @@ class OrdersArchived(Event, tag="orders_archived", kw_only=True, frozen=True):
     order_ids: list[str]
 
 
+class RecordsArchived(Event, tag="records_archived", kw_only=True, frozen=True):
+    """retention sweep: these closed purchase orders / transfer requests (every line of
+    each PO) and delivered or unrouted notices left memory at an engine-day boundary; their
+    records were written to ``archived_records`` in the same commit (actors/retention.py)."""
+
+    request_ids: list[str] = []
+    notice_ids: list[str] = []
+
+
 AnyEvent = (
     OrderReceived
     | Allocated
@@ -692,6 +713,7 @@ AnyEvent = (
     | NoticeDelivered
     | NoticeFailed
     | NoticeRetried
+    | NoticeFeed
     | OrderCancelled
     | LineReleased
     | PolicyChanged
@@ -716,6 +738,7 @@ AnyEvent = (
     | ThreeplChangeRequested
     | ThreeplChangeDone
     | OrdersArchived
+    | RecordsArchived
 )
 
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
@@ -767,7 +790,7 @@ TOPICS: dict[str, frozenset[str]] = {
     ),
     "config": frozenset({"sku_configured", "policy_changed", "policy_tuned"}),
     "notifications": frozenset(
-        {"notice_queued", "notice_attempted", "notice_delivered", "notice_failed", "notice_retried"}
+        {"notice_queued", "notice_attempted", "notice_delivered", "notice_failed", "notice_retried", "notice_feed"}
     ),
     "errors": frozenset({"dead_lettered", "dead_letter_retried", "dead_letter_discarded", "journal_quarantined"}),
     # intake_outcome and source_silent are not journaled: the intake service publishes them

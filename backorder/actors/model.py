@@ -455,6 +455,8 @@ class World:
         # the stock sync queues a level only when it changed, and an older level still in
         # the outbox is superseded by a newer one instead of being sent after it
         self.stock_told: dict[tuple[str, str], tuple[str, int]] = {}
+        # notice id -> the feed a channel took it as, until it is delivered (``notice_feed``)
+        self.notice_feeds: dict[str, str] = {}
         self.tuned: dict[str, ev.PolicyTuned] = {}  # the planner's last word on each SKU
         self.promises: dict[tuple[str, int], Promise] = {}  # (order_id, line_no) -> its promise
         # The 3PL (``threepl_rules``): whether new orders are routed to it (journaled by
@@ -477,6 +479,10 @@ class World:
         # keys in a Bloom filter (rebuilt at start) and the table behind it (set by the daemon)
         self.n_archived = 0
         self.archived_keys = KeyFilter()
+        # closed requests and delivered / unrouted notices archived (records_archived): how
+        # many requests, and how many notices per status (the outbox counts keep them)
+        self.n_requests_archived = 0
+        self.notices_archived: dict[str, int] = {}
         self.archive: ArchiveLookup | None = None
         self._apply = {
             ev.OrderReceived: self._order_received,
@@ -504,6 +510,7 @@ class World:
             ev.NoticeDelivered: self._notice_delivered,
             ev.NoticeFailed: self._notice_failed,
             ev.NoticeRetried: self._notice_retried,
+            ev.NoticeFeed: self._notice_feed,
             ev.OrderCancelled: self._order_cancelled,
             ev.LineReleased: self._line_released,
             ev.LineBackordered: self._line_backordered,
@@ -526,6 +533,7 @@ class World:
             ev.ThreeplChangeRequested: self._threepl_change,
             ev.ThreeplChangeDone: self._threepl_change_done,
             ev.OrdersArchived: self._orders_archived,
+            ev.RecordsArchived: self._records_archived,
         }
         for name, policy in settings.skus.items():
             self.sku(name).known = True
@@ -535,7 +543,7 @@ class World:
 
     @property
     def notices_queued(self) -> int:
-        return len(self.notices)  # a notice is never removed from the outbox
+        return len(self.notices) + sum(self.notices_archived.values())  # in memory, or archived
 
     @property
     def notices_sent(self) -> int:
@@ -929,7 +937,9 @@ class World:
             order.closed_ts = ts
 
     def _orders_archived(self, e: ev.OrdersArchived) -> None:
-        """Closed orders leave memory; their records are in ``archived_orders`` already."""
+        """Closed orders leave memory, with everything kept per order or per line of them
+        (shipments, promises, dates told, depletion warnings, 3PL changes: what reads of
+        them need is in their ``archived_orders`` record already). The KPI aggregates stay."""
         for oid in e.order_ids:
             order = self.orders.pop(oid)
             spec = order.spec
@@ -942,7 +952,30 @@ class World:
                     del self.by_tracking[sh.tracking]
             for ln in order.lines:
                 self.told.pop((oid, ln.line_no), None)
+                self.promises.pop((oid, ln.line_no), None)
+            self.threepl_changes.pop(oid, None)
+        if self.warned:
+            gone = set(e.order_ids)
+            self.warned = {w for w in self.warned if w[0] not in gone}
         self.n_archived += len(e.order_ids)
+
+    def _records_archived(self, e: ev.RecordsArchived) -> None:
+        """Closed requests (whole purchase orders) and delivered notices leave memory; their
+        records are in ``archived_records`` already. The notice counts by status stay (an
+        archived notice is still one of the outbox's), as do the KPI aggregates."""
+        for rid in e.request_ids:
+            r = self.requests.pop(rid)
+            # a closed request the lead time no longer reads (cancelled, or closed with no
+            # receipt): still listed among the KPI's open ones live, not after a restore
+            self.kpi.open_requests.pop(rid, None)
+            self.purchase_orders.pop(r.po_id, None)
+            key = (r.kind, r.source)
+            if self.open_po.get(key, ("",))[0] == r.po_id:
+                del self.open_po[key]  # past its consolidation window: it took no more lines
+        self.n_requests_archived += len(e.request_ids)
+        for nid in e.notice_ids:
+            n = self.notices.pop(nid)
+            self.notices_archived[n.status] = self.notices_archived.get(n.status, 0) + 1
 
     def _index_notice(self, n: Notice) -> None:
         """Count a new (or restored) notice in the derived status counts and pending index."""
@@ -982,6 +1015,7 @@ class World:
         n.last_ts = e.ts
         n.last_error = ""
         n.event = None  # delivered: the content is in the journal, not needed in memory
+        self.notice_feeds.pop(e.notice_id, None)
 
     def _notice_failed(self, e: ev.NoticeFailed) -> None:
         n = self.notices[e.notice_id]
@@ -990,6 +1024,12 @@ class World:
         n.last_ts = e.ts
         if e.dead:
             self._notice_status(n, "dead")
+
+    def _notice_feed(self, e: ev.NoticeFeed) -> None:
+        if e.state == "submitted":
+            self.notice_feeds[e.notice_id] = e.feed_id
+        else:  # refused by its report: a retry submits a new feed
+            self.notice_feeds.pop(e.notice_id, None)
 
     def _notice_retried(self, e: ev.NoticeRetried) -> None:
         n = self.notices[e.notice_id]

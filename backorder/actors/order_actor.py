@@ -109,16 +109,12 @@ class OrderActor:
                 reply.ok(order_detail(world, order, now))
             case ThreeplShipped(order_id=oid, carrier=carrier, tracking=tracking):
                 reply.ok({"outcome": threepl_rules.ship(world, oid, carrier, tracking, emit, now), "order_id": oid})
-            case p.OrderCancel(order_id=oid, reason=reason) if threepl_changes.at_threepl(world, oid):
-                threepl_changes.request(world, world.settings.threepl, oid, "cancel", reason, None, emit, now)
-                reply.ok(
-                    order_result(world, world.orders[oid], duplicate=False)
-                    | {"threepl_change": threepl_changes.view(world, oid)}
-                )
             case p.OrderCancel(order_id=oid, reason=reason):
-                for sku in order_rules.cancel(world, oid, reason, emit, now):
+                skus, change = threepl_changes.cancel(world, world.settings.threepl, oid, reason, emit, now)
+                for sku in skus:
                     self.router.send(sku, Settle(corr=corr, actor=actor))
-                reply.ok(order_result(world, world.orders[oid], duplicate=False))
+                result = order_result(world, world.orders[oid], duplicate=False)
+                reply.ok(result if change is None else result | {"threepl_change": change})
             case p.OrderExpedite(order_id=oid, reason=reason):
                 changed = order_rules.expedite(world, oid, reason, emit, now)
                 order = world.orders[oid]
@@ -133,10 +129,11 @@ class OrderActor:
                     }
                 )
             case p.OrdersBulk(action=action):
-                sel, skus = bulk_rules.apply(world, req, emit, now)
+                sel, skus, at_threepl = bulk_rules.apply(world, req, emit, now)
                 for sku in skus:  # released units (cancel) or lines now queued (release)
                     self.router.send(sku, Settle(corr=corr, actor=actor))
-                reply.ok({"action": action, "dry_run": req.dry_run, **sel.view()})
+                result = {"action": action, "dry_run": req.dry_run, **sel.view()}
+                reply.ok(result | {"results": at_threepl} if action == "cancel" and not req.dry_run else result)
             case p.PickConfirm(shipment_id=sid):
                 if req.scanned is not None:
                     order_rules.check_scan(world, sid, req.scanned, emit, now)

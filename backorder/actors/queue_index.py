@@ -164,8 +164,18 @@ class QueueIndex(Generic[L]):
                 self._maxes[b] = keys[-1]
             self._bump(b, -1, -need)
         if len(self._oldest) > 2 * self._len + 1024:
-            self._oldest = [e for e in self._oldest if e[1] == e[2].qtoken]
-            heapq.heapify(self._oldest)
+            self.forget_removed()
+
+    def forget_removed(self) -> None:
+        """Drop the oldest-heap's entries of lines that left the queue. ``remove`` leaves
+        them (lazy deletion) and compacts past ``2 * len + 1024`` of them only: on a SKU
+        selling a few lines a day that is most of a year of lines, each kept alive by its
+        entry long after its order left memory. The retention sweep calls this once an
+        engine day (``retention.forget_removed_lines``)."""
+        if len(self._oldest) == self._len:  # nothing stale (most SKUs of a large site)
+            return
+        self._oldest = [e for e in self._oldest if e[1] == e[2].qtoken]
+        heapq.heapify(self._oldest)
 
     def remove_lines(self, lines: list[L]) -> None:
         """Take out lines that left together (each queued). When they are the first
@@ -202,8 +212,7 @@ class QueueIndex(Generic[L]):
         if not self._len:
             self._oldest.clear()
         elif len(self._oldest) > 2 * self._len + 1024:
-            self._oldest = [e for e in self._oldest if e[1] == e[2].qtoken]
-            heapq.heapify(self._oldest)
+            self.forget_removed()
 
     def update(self, line: L) -> None:
         """A queued line's need changed in place: record the new one."""

@@ -15,13 +15,14 @@ import trio
 
 from backorder import protocol as p
 from backorder.actors import events as ev
+from backorder.actors import retention
 from backorder.actors.engine import SYSTEM, Engine
 from backorder.actors.mailbox import serve_mailbox
 from backorder.actors.messages import OrderCall, Settle, SettleLines, SkuCall
 from backorder.actors.order_actor import OrderActor
 from backorder.actors.sku_actor import SkuHandler, sku_actor
 from backorder.actors.supervisor import Cell, supervised
-from backorder.errors import NotFound, ProtocolError
+from backorder.errors import Conflict, NotFound, ProtocolError
 
 log = structlog.get_logger()
 
@@ -218,6 +219,8 @@ def _to_sku(router: Router, req, reply, corr: str, actor: str) -> None:
 def _to_procurement(router: Router, req, reply, corr: str, actor: str) -> None:
     r = router.engine.world.requests.get(req.request_id)
     if r is None:
+        if retention.archived_request(router.engine.world, req.request_id) is not None:
+            raise Conflict("request_closed", f"{req.request_id} was closed and archived; it cannot be changed")
         raise NotFound("unknown_request", f"no purchase order or transfer {req.request_id!r}")
     router.call_sku(r.sku, req, reply, corr, actor)
 

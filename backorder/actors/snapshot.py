@@ -18,16 +18,18 @@ from backorder.actors.kpi import TargetChanged
 from backorder.actors.model import Line, Notice, Order, Promise, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
-VERSION = 9  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
+VERSION = 10  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq; 6: a SKU on the default policy
 # has none, nor the site while no policy_changed was journaled (each takes the config
 # file's [default_policy] / [allocation] when restored, as a replay does); 7: the KPIs'
 # per-day aggregates (``kpi``); 8: requests carry their purchase order, outcome and
 # supplier answers; 9: orders archived out of memory (``n_archived``), and shipped orders
-# carry the time they closed (older snapshots lack it: replayed, not restored)
+# carry the time they closed (older snapshots lack it: replayed, not restored); 10: an
+# archived order's promises, warnings and 3PL changes leave with it (9 is restored without
+# them), closed requests and delivered notices archived out of memory (none in a 9)
 # Older snapshots lack the KPI aggregates, which only a replay from the first event
 # rebuilds: they are not restored (the journal is replayed instead).
-READABLE = (VERSION,)
+READABLE = (9, VERSION)
 
 
 class SnapshotOutdated(ValueError):
@@ -186,8 +188,10 @@ def dump(world: World) -> bytes:
             "promises": [[oid, n, p.date, p.source, p.confidence, p.told] for (oid, n), p in world.promises.items()],
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
             "stock_told": [[target, sku, nid, qty] for (target, sku), (nid, qty) in world.stock_told.items()],
+            "notice_feeds": [[nid, feed] for nid, feed in world.notice_feeds.items()],
             "kpi": world.kpi.dump(),
             "archived_keys": [world.archived_keys.count, bytes(world.archived_keys.bits)],
+            "archived_records": [world.n_requests_archived, world.notices_archived],
             # the planner's last policy_tuned per SKU (its levels are in the SKU's policy)
             "tuned": [EVENT_ENCODER.encode(e) for e in world.tuned.values()],
             "threepl": {
@@ -296,6 +300,8 @@ def restore(settings: Settings, data: bytes) -> World:
     w.promises = {(oid, n): Promise(d, src, c, told) for oid, n, d, src, c, told in snap.get("promises", ())}
     # absent from snapshots written before stock write-back: nothing was queued then
     w.stock_told = {(target, sku): (nid, qty) for target, sku, nid, qty in snap.get("stock_told", ())}
+    # absent from snapshots written before feeds were journaled: none was then
+    w.notice_feeds = {nid: feed for nid, feed in snap.get("notice_feeds", ())}
     try:
         w.kpi.load(snap["kpi"], w.requests)
     except TargetChanged as exc:
@@ -303,12 +309,26 @@ def restore(settings: Settings, data: bytes) -> World:
     if "archived_keys" not in snap:  # the filter of archived keys only a replay rebuilds
         raise SnapshotOutdated("snapshot without the archived intake keys")
     w.archived_keys.count, bits = snap["archived_keys"]
+    # format 9 archived no request or notice
+    w.n_requests_archived, w.notices_archived = snap.get("archived_records", (0, {}))
+    for status, count in w.notices_archived.items():  # still counted by status (see _records_archived)
+        w.notice_status[status] = w.notice_status.get(status, 0) + count
     w.archived_keys.bits = bytearray(bits)
     for body in snap.get("tuned", ()):  # absent from snapshots taken before the planner
         tuned = EVENT_DECODER.decode(body)
         w.tuned[tuned.sku] = tuned
     _restore_threepl(w, snap)
+    if snap["version"] == 9:  # written while archived orders' promises, warnings and 3PL changes stayed
+        _drop_archived_leftovers(w)
     return w
+
+
+def _drop_archived_leftovers(w: World) -> None:
+    """What a format-9 snapshot kept of orders no longer in memory; ``orders_archived``
+    drops it now (a replay of the journal would not have it either)."""
+    w.promises = {k: v for k, v in w.promises.items() if k[0] in w.orders}
+    w.warned = {x for x in w.warned if x[0] in w.orders}
+    w.threepl_changes = {k: v for k, v in w.threepl_changes.items() if k in w.orders}
 
 
 def _restore_threepl(w: World, snap: dict) -> None:

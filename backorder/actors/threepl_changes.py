@@ -105,6 +105,19 @@ def request(
     )
 
 
+def cancel(
+    world: World, cfg: ThreeplSettings, order_id: str, reason: str, emit: Emit, now: float
+) -> tuple[list[str], dict[str, Any] | None]:
+    """Cancel an order wherever it is (``order.cancel`` and ``orders.bulk`` both call this):
+    at the 3PL, ask the 3PL (``request``; returns no SKU and the change as ``view`` shows
+    it), else cancel it at the site (``order_rules.cancel``; returns the SKUs to re-serve
+    and None). Refused with a stable code before anything is journaled."""
+    if at_threepl(world, order_id):
+        request(world, cfg, order_id, "cancel", reason, None, emit, now)
+        return [], view(world, order_id)
+    return order_rules.cancel(world, order_id, reason, emit, now), None
+
+
 def answered(world: World, notice: ev.NoticeQueued, outcome: str, message: str, emit: Emit, now: float) -> list[str]:
     """The 3PL answered change ``notice`` (``outcome`` "applied" or "too_late"): journal it,
     and when applied, the change itself. An order that shipped meanwhile (the 3PL's webhook

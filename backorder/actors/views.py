@@ -12,7 +12,7 @@ import msgspec
 
 from backorder.actors import threepl_changes
 from backorder.actors.events import line_total
-from backorder.actors.model import HOUR, Line, Order, Request, Shipment, Sku, World
+from backorder.actors.model import HOUR, Line, Notice, Order, Request, Shipment, Sku, World
 from backorder.actors.promise_rules import promise_view
 from backorder.actors.queue_index import expected_date
 from backorder.timeutil import iso_date, iso_ts
@@ -208,6 +208,23 @@ def request_view(r: Request, now: float) -> dict:
     }
 
 
+def notice_view(n: Notice) -> dict:
+    """An outbox notice as ``notifications.list`` shows it."""
+    return {
+        "notice_id": n.notice_id,
+        "kind": n.kind,
+        "audience": n.audience,
+        "order_id": n.order_id,
+        "request_id": n.request_id,
+        "channel": n.channel,
+        "status": n.status,
+        "attempts": n.attempts,
+        "queued_at": iso_ts(n.queued_ts),
+        "last_at": iso_ts(n.last_ts),
+        "last_error": n.last_error or None,
+    }
+
+
 def sku_summary(s: Sku) -> dict:
     return {
         "sku": s.sku,
@@ -322,5 +339,7 @@ def stats(world: World, now: float) -> dict:
             "orders_with_exceptions": len(world.kpi.flagged),
             "hot_orders": len(world.orders),  # in memory; the rest are archived ([retention])
             "archived_orders": world.n_archived,
+            "archived_requests": world.n_requests_archived,  # closed POs / transfers out of memory
+            "archived_notices": sum(world.notices_archived.values()),  # delivered / unrouted ones
         },
     }

@@ -146,15 +146,17 @@ def skus_stockout(ctx: Context, conn: Connection, req: p.SkusStockout, reply: Re
 def procurement_list(ctx: Context, conn: Connection, req: p.ProcurementList, reply: Reply, corr: str) -> None:
     """Purchase orders and transfer requests, by status and/or SKU, paged."""
     status, sku, limit, offset = req.status, req.sku, req.limit, req.offset
-    now = ctx.engine.now()
+    now, world = ctx.engine.now(), ctx.engine.world
     reqs = (
         r
-        for r in ctx.engine.world.requests.values()
+        for r in world.requests.values()
         if (sku is None or r.sku == sku) and (status == "all" or (status == "open") == (r.closed_ts is None))
     )
-    reply.ok(
-        {"requests": [views.request_view(r, now) for r in _page(reqs, offset, limit)], "offset": offset, "limit": limit}
-    )
+    if status == "open":  # open requests are never archived
+        found = [views.request_view(r, now) for r in _page(reqs, offset, limit)]
+    else:  # the closed ones archived out of memory ([retention]) first: they are the oldest
+        found = retention.paged(world, "request", sku, None, reqs, lambda r: views.request_view(r, now), offset, limit)
+    reply.ok({"requests": found, "offset": offset, "limit": limit})
 
 
 def shipments_list(ctx: Context, conn: Connection, req: p.ShipmentsList, reply: Reply, corr: str) -> None:

@@ -86,6 +86,16 @@ CREATE TABLE IF NOT EXISTS archived_orders (
 );
 CREATE INDEX IF NOT EXISTS archived_by_key ON archived_orders(external_id, channel, account);
 CREATE INDEX IF NOT EXISTS archived_by_number ON archived_orders(order_number);
+-- Closed purchase orders / transfers and delivered notices out of memory, likewise (the
+-- records_archived event): kind "request" / "notice", the id and its counter (list order),
+-- ref (a request's SKU, a notice's order id), status, and the list view as JSON.
+CREATE TABLE IF NOT EXISTS archived_records (
+    kind TEXT NOT NULL, id TEXT NOT NULL, n INTEGER NOT NULL, ref TEXT, status TEXT NOT NULL,
+    view BLOB NOT NULL, PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS archived_records_by_n ON archived_records(kind, n);
+CREATE INDEX IF NOT EXISTS archived_records_by_ref ON archived_records(kind, ref, n);
+CREATE INDEX IF NOT EXISTS archived_records_by_status ON archived_records(kind, status, n);
 """
 SCHEMA_VERSION = "2"  # 2: events.actor
 
@@ -147,7 +157,8 @@ class Journal:
         self._links: list[tuple[str, int]] = []  # (order_id, seq) of the pending rows that name several orders
         # archived_orders rows queued with the orders_archived event that names them (same commit)
         self.archived: list[tuple] = []
-        self.archived_committed: Callable[[list[tuple]], None] | None = None
+        self.archived_records: list[tuple] = []  # archived_records rows, likewise (records_archived)
+        self.archived_committed: Callable[[list[tuple], list[tuple]], None] | None = None
         self._wake = trio.Event()
         self._durable = trio.Event()
         self._limiter = trio.CapacityLimiter(1)
@@ -256,12 +267,13 @@ class Journal:
             snapshot, self._snapshot = self._snapshot, None
             snapshot_file, self._snapshot_file = self._snapshot_file, None
             archived, self.archived = self.archived, []
+            records, self.archived_records = self.archived_records, []
             # Not cancellable: a commit that started finishes (abandon_on_cancel=False).
             await trio.to_thread.run_sync(
-                self._commit, batch, snapshot, archived, snapshot_file, links, limiter=self._limiter
+                self._commit, batch, snapshot, archived, snapshot_file, records, links, limiter=self._limiter
             )
-            if archived and self.archived_committed is not None:
-                self.archived_committed(archived)
+            if (archived or records) and self.archived_committed is not None:
+                self.archived_committed(archived, records)
             if batch:
                 self.committed_seq = batch[-1][0]
             self._durable.set()
@@ -324,6 +336,7 @@ class Journal:
         snapshot: tuple[int, bytes] | None = None,
         archived: list[tuple] | None = None,
         snapshot_file: tuple[int, Path] | None = None,
+        records: list[tuple] | None = None,
         links: list[tuple[str, int]] | None = None,
     ) -> None:
         if snapshot_file is not None:  # a forked child's (read here, on the writer thread)
@@ -358,6 +371,8 @@ class Journal:
                 conn.executemany("UPDATE outbox SET status = ? WHERE notice_id = ?", outcomes)
             if archived:
                 conn.executemany("INSERT OR REPLACE INTO archived_orders VALUES (?,?,?,?,?,?,?,?,?,?)", archived)
+            if records:
+                conn.executemany("INSERT OR REPLACE INTO archived_records VALUES (?,?,?,?,?,?)", records)
             if snapshot is not None:
                 conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?)", (snapshot[0], time.time(), snapshot[1]))
                 conn.execute("DELETE FROM snapshots WHERE seq < ?", (snapshot[0],))  # a cache: keep the newest

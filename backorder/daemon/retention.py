@@ -48,19 +48,64 @@ class ArchiveStore:
         self.conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
         self.unsynced: dict[str, tuple] = {}  # order id -> row queued, not committed yet
         self.unsynced_keys: dict[retention.Key, str] = {}
+        self.unsynced_records: dict[tuple[str, str], tuple] = {}  # (kind, id) -> archived_records row
 
     def close(self) -> None:
         self.conn.close()
+
+    def queued_records(self, rows: list[tuple]) -> None:
+        for row in rows:
+            self.unsynced_records[(row[0], row[1])] = row
 
     def queued(self, rows: list[tuple]) -> None:
         for row in rows:
             self.unsynced[row[0]] = row
             self.unsynced_keys[(row[1], row[2], row[3])] = row[0]
 
-    def committed(self, rows: list[tuple]) -> None:
+    def committed(self, rows: list[tuple], records: list[tuple]) -> None:
         for row in rows:
             self.unsynced.pop(row[0], None)
             self.unsynced_keys.pop((row[1], row[2], row[3]), None)
+        for row in records:
+            self.unsynced_records.pop((row[0], row[1]), None)
+
+    def record(self, kind: str, record_id: str) -> dict | None:
+        row = self.unsynced_records.get((kind, record_id))
+        if row is not None:
+            return _decode(row[5])
+        found = self.conn.execute(
+            "SELECT view FROM archived_records WHERE kind = ? AND id = ?", (kind, record_id)
+        ).fetchone()
+        return _decode(found[0]) if found else None
+
+    def page(
+        self, kind: str, ref: str | None, statuses: tuple[str, ...] | None, offset: int, limit: int
+    ) -> tuple[list[dict], int]:
+        """Views of archived records (``retention.ArchiveLookup.page``). Rows of a sweep not
+        committed yet come after the committed ones (for the milliseconds until the commit)."""
+        where, args = ["kind = ?"], [kind]
+        if ref is not None:
+            where.append("ref = ?")
+            args.append(ref)
+        if statuses is not None:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        cond = " AND ".join(where)
+        total = self.conn.execute(f"SELECT COUNT(*) FROM archived_records WHERE {cond}", args).fetchone()[0]
+        bodies = [
+            r[0]
+            for r in self.conn.execute(
+                f"SELECT view FROM archived_records WHERE {cond} ORDER BY n LIMIT ? OFFSET ?", [*args, limit, offset]
+            )
+        ]
+        unsynced = [
+            r[5]
+            for r in self.unsynced_records.values()
+            if r[0] == kind and ref in (None, r[3]) and (statuses is None or r[4] in statuses)
+        ]
+        start = max(offset - total, 0)
+        bodies += unsynced[start : start + limit - len(bodies)]
+        return [_decode(b) for b in bodies], total + len(unsynced)
 
     def detail(self, order_id: str) -> dict | None:
         row = self.unsynced.get(order_id)
@@ -120,7 +165,11 @@ class Retention:
         now = engine.now()
         t0 = time.perf_counter()
         ids = retention.due(world, now, self.hot_days)
+        records = await self._sweep_records(now)
+        retention.forget_removed_lines(world)
         if not ids:
+            if records:
+                self._swept(t0, orders=0, records=records)
             return 0
         for start in range(0, len(ids), retention.PER_EVENT):
             if start:
@@ -149,10 +198,42 @@ class Retention:
             self.store.queued(rows)
             self.journal.archived.extend(rows)  # committed with the event below
             engine.emit(ev.OrdersArchived(ts=now, order_ids=chunk))
+        self._swept(t0, orders=len(ids), records=records)
+        return len(ids)
+
+    def _swept(self, t0: float, orders: int, records: int) -> None:
+        world = self.engine.world
         self.sweeps += 1
         self.last_sweep_s = time.perf_counter() - t0
-        log.info("orders_archived", orders=len(ids), hot_orders=len(world.orders), took_s=round(self.last_sweep_s, 4))
-        return len(ids)
+        log.info(
+            "orders_archived",
+            orders=orders,
+            hot_orders=len(world.orders),
+            records=records,
+            took_s=round(self.last_sweep_s, 4),
+        )
+
+    async def _sweep_records(self, now: float) -> int:
+        """Closed requests and delivered notices due now (``retention.records_due``): rows
+        queued with the journal, one ``records_archived`` event per ``PER_EVENT`` of them,
+        a checkpoint between steps. Returns how many left memory."""
+        engine, world = self.engine, self.engine.world
+        request_ids, notice_ids = retention.records_due(world, now, self.hot_days)
+        steps = [
+            (request_ids[i : i + retention.PER_EVENT], []) for i in range(0, len(request_ids), retention.PER_EVENT)
+        ]
+        steps += [([], notice_ids[i : i + retention.PER_EVENT]) for i in range(0, len(notice_ids), retention.PER_EVENT)]
+        for n, (rids, nids) in enumerate(steps):
+            if n:
+                await trio.lowlevel.checkpoint()
+            engine.context("retention.sweep", f"retention-{int(now // retention.DAY_S)}")
+            rows = [retention.request_row(world.requests[rid], now) for rid in rids]
+            rows += [retention.notice_row(world.notices[nid]) for nid in nids]
+            rows = [(*row[:5], _encode(row[5])) for row in rows]
+            self.store.queued_records(rows)
+            self.journal.archived_records.extend(rows)  # committed with the event below
+            engine.emit(ev.RecordsArchived(ts=now, request_ids=rids, notice_ids=nids))
+        return len(request_ids) + len(notice_ids)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         clock = self.engine.clock
@@ -182,6 +263,8 @@ class Retention:
         return {
             "hot_orders": len(world.orders),
             "archived_orders": world.n_archived,
+            "archived_requests": world.n_requests_archived,
+            "archived_notices": sum(world.notices_archived.values()),
             "hot_days": self.hot_days,
             "sweeps": self.sweeps,
         }

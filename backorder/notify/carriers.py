@@ -29,7 +29,8 @@ locally by ``label.get``); ``DELETE /api/shipments/v2409/void/cancel/{id}`` void
 no shipment before it is bought, so a retried purchase (an attempt cut off by a crash or a
 lost answer) first asks Label Recovery (``POST /api/labels/v1/recovery`` with
 ``ReferenceValues {ReferenceNumber: our shipment id, ShipperNumber}``): a label bought
-already is taken back instead of bought again; an error answer means none was bought. With
+already is taken back instead of bought again; an error answer means none was bought (a
+shipment cancelled meanwhile asks the same, and a label found is voided). With
 ``webhook_url`` set, each bought label's tracking number is subscribed to Track Alert
 (``POST /api/track/v1/subscription/standard/package``, ``destination {url, credentialType:
 Bearer, credential}``: the webhook secret); UPS posts each event there with that
@@ -107,7 +108,7 @@ class CarrierApi(Protocol):
 
     def void(self, carrier_ref: str, tracking: str) -> str: ...
 
-    def bought(self, carrier_ref: str) -> str: ...
+    def bought(self, carrier_ref: str, reference: str, rate_id: str) -> Label | None: ...
 
     def tracking(self, headers: dict[str, str], body: bytes) -> list[tuple[str, str, str]]: ...
 
@@ -255,9 +256,10 @@ class EasyPost:
             carrier_ref=carrier_ref,
         )
 
-    def bought(self, carrier_ref: str) -> str:
-        """The tracking number of this carrier shipment if it was bought, else ""."""
-        return str(self._call("GET", f"/v2/shipments/{carrier_ref}").get("tracking_code") or "")
+    def bought(self, carrier_ref: str, reference: str, rate_id: str) -> Label | None:
+        """The label of carrier shipment ``carrier_ref`` if it was bought (enough to void it), else None."""
+        tracking = str(self._call("GET", f"/v2/shipments/{carrier_ref}").get("tracking_code") or "")
+        return Label(tracking, "", "", "", carrier_ref) if tracking else None
 
     def void(self, carrier_ref: str, tracking: str) -> str:
         out = self._call("POST", f"/v2/shipments/{carrier_ref}/refund")
@@ -491,8 +493,10 @@ class Ups:
             carrier_ref=str(results.get("ShipmentIdentificationNumber", "")),
         )
 
-    def bought(self, carrier_ref: str) -> str:
-        return ""  # no shipment before the purchase: a cancelled one is looked up by reference (recover)
+    def bought(self, carrier_ref: str, reference: str, rate_id: str) -> Label | None:
+        """UPS keeps no shipment before the purchase: the label sold for our shipment
+        ``reference`` is found by Label Recovery, with the shipment id its void needs."""
+        return self.recover(reference, rate_id)
 
     def void(self, carrier_ref: str, tracking: str) -> str:
         out = self._call("DELETE", f"/api/shipments/{self.version}/void/cancel/{carrier_ref}")
@@ -553,12 +557,14 @@ class CarrierChannel:
         if n.kind == "label_void":
             return await self._run(api.void, str(data.get("carrier_ref", "")), str(data.get("tracking", "")))
         if sh.status != "label_pending":  # cancelled while its label was pending
-            if sh.status == "cancelled" and sh.carrier_ref:
-                # an attempt cut off by a crash may have bought it: then it is voided
-                tracking = await self._run(api.bought, sh.carrier_ref)
-                if tracking:
-                    self.bought[n.notice_id] = Label(tracking, "", "", sh.service, sh.carrier_ref)
-                    return f"bought before the cancel: tracking {tracking}, to be voided"
+            if sh.status == "cancelled" and sh.rate_id:
+                # rated, so a purchase went out: an attempt cut off by a crash or a lost
+                # answer may have bought it (EasyPost: its shipment; UPS: Label Recovery by
+                # our shipment id); then ``delivered`` queues its void (``label_void``)
+                label = await self._run(api.bought, sh.carrier_ref, sh.shipment_id, sh.rate_id)
+                if label is not None:
+                    self.bought[n.notice_id] = label
+                    return f"bought before the cancel: tracking {label.tracking}, to be voided"
             return f"skipped: shipment {sh.shipment_id} is {sh.status}"
         order = world.orders[sh.order_id]
         parcel = Parcel(

@@ -28,6 +28,12 @@ class Rejected(DeliveryError):
     dead at once with the receiver's message, and the receiver's breaker is not charged."""
 
 
+class NotYet(DeliveryError):
+    """The receiver took the request and is still working on it (an Amazon feed being
+    processed): the notice is tried again with backoff (at most ``backoff_max_s`` apart),
+    never dead for it, and the receiver answered, so its breaker is not charged."""
+
+
 class CredentialRejected(DeliveryError):
     """The receiver refused our credential (401/403: expired or revoked token). Every notice
     to it would fail alike: the notifier opens the channel's breaker at once and reports it

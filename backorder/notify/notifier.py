@@ -14,7 +14,11 @@ channel's breaker; so is one the receiver refuses as wrong (``Rejected``: a 4xx 
 sales channel's API, with its message). A receiver that refuses our credential
 (``CredentialRejected``: 401/403) would refuse every notice alike: its breaker opens at
 once, reported once (``channel_credential_rejected``, ``credential_errors``), and the
-notice stays pending. Failures to send back off exponentially with jitter
+notice stays pending. A receiver still at work on a request it took (``NotYet``: an Amazon
+feed not processed yet) is asked again with the same backoff, without charging its breaker
+and without ever going dead for it (the receiver ends its work: Amazon's feed ends DONE,
+FATAL or CANCELLED).
+Failures to send back off exponentially with jitter
 (``backoff_base_s * 2**(attempt-1)``, at most ``backoff_max_s``, +-``jitter``); after
 ``max_attempts`` the notice is ``dead`` until ``notifications.retry``. Each channel has a
 circuit breaker: ``breaker_failures`` failures to send in a row open it for
@@ -59,7 +63,7 @@ from backorder.clock import SteppedClock
 from backorder.config.settings import NotificationSettings
 from backorder.daemon.journal import NOTICE_KEYS
 from backorder.errors import Conflict, NotFound
-from backorder.notify.channels import Channel, CredentialRejected, Rejected
+from backorder.notify.channels import Channel, CredentialRejected, NotYet, Rejected
 from backorder.notify.filedrop import FileDropChannel
 from backorder.notify.render import Rendered, Renderer, RenderError
 from backorder.notify.smtp import SmtpChannel
@@ -166,7 +170,9 @@ class Notifier:
         from backorder.threepl import adapters as threepl_adapters
         from backorder.writeback import adapters
 
-        outbound = adapters(self.engine.world.settings) | threepl_adapters(self.engine.world.settings, self.engine)
+        outbound = adapters(self.engine.world.settings, self.engine) | threepl_adapters(
+            self.engine.world.settings, self.engine
+        )
         for name, channel in outbound.items():
             if name not in self.channels or type(self.channels[name]) is type(channel):
                 self.channels[name] = channel
@@ -349,6 +355,8 @@ class Notifier:
                 error = f"{type(exc).__name__}: {exc}"
                 if self.breakers[channel].trip(str(exc)):
                     log.error("channel_credential_rejected", channel=channel, error=str(exc), breaker="open")
+            except NotYet as exc:  # the receiver is still at work on it: asked again later, its breaker spared
+                error = f"{type(exc).__name__}: {exc}"  # never dead for it: the receiver ends its work
             except Exception as exc:  # any failure of the receiver is a failed attempt, counted by its breaker
                 error, dead = f"{type(exc).__name__}: {exc}", attempt >= self.cfg.max_attempts
                 self.breakers[channel].failed()

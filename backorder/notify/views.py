@@ -7,7 +7,9 @@ import itertools
 from typing import TYPE_CHECKING, Protocol
 
 from backorder import protocol as p
-from backorder.actors.model import HOUR, Notice, World
+from backorder.actors import retention
+from backorder.actors.model import HOUR, World
+from backorder.actors.views import notice_view
 from backorder.errors import Conflict, InvalidInput, NotFound, ProtocolError
 from backorder.timeutil import iso_ts
 
@@ -26,22 +28,6 @@ class NoticeParts(Protocol):
 
     @property
     def notifier(self) -> Notifier: ...
-
-
-def notice_view(n: Notice) -> dict:
-    return {
-        "notice_id": n.notice_id,
-        "kind": n.kind,
-        "audience": n.audience,
-        "order_id": n.order_id,
-        "request_id": n.request_id,
-        "channel": n.channel,
-        "status": n.status,
-        "attempts": n.attempts,
-        "queued_at": iso_ts(n.queued_ts),
-        "last_at": iso_ts(n.last_ts),
-        "last_error": n.last_error or None,
-    }
 
 
 def stats(world: World, now: float) -> dict:
@@ -80,9 +66,12 @@ def handle(parts: NoticeParts, req, reply: Reply, corr: str) -> None:
                 for n in pool
                 if (status == "all" or n.status == status) and (order_id is None or n.order_id == order_id)
             )
-            reply.ok(
-                {"notifications": [notice_view(n) for n in _page(ns, offset, limit)], "offset": offset, "limit": limit}
-            )
+            if status in ("pending", "dead"):  # never archived
+                found = [notice_view(n) for n in _page(ns, offset, limit)]
+            else:  # delivered / unrouted ones archived out of memory ([retention]) first: the oldest
+                statuses = None if status == "all" else (status,)
+                found = retention.paged(world, "notice", order_id, statuses, ns, notice_view, offset, limit)
+            reply.ok({"notifications": found, "offset": offset, "limit": limit})
         case p.NotificationsRetry(notice_id=notice_id, all_dead=all_dead):
             if (notice_id is None) == (not all_dead):
                 raise InvalidInput("invalid_request", "give either notice_id or all_dead: true")

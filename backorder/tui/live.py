@@ -38,7 +38,14 @@ _INTAKE = {
     "dead_letter_discarded",
     "alias_set",
 }
-_NOTIFICATIONS = {"notice_queued", "notice_attempted", "notice_delivered", "notice_failed", "notice_retried"}
+_NOTIFICATIONS = {
+    "notice_queued",
+    "notice_attempted",
+    "notice_delivered",
+    "notice_failed",
+    "notice_retried",
+    "notice_feed",
+}
 
 
 @dataclass

@@ -92,7 +92,23 @@ class Api:
         req = urllib.request.Request(url, data=content, method="PUT", headers={"Content-Type": content_type})
         await trio.to_thread.run_sync(self._send, req, limiter=self._limiter, abandon_on_cancel=True)
 
+    async def download(self, url: str) -> bytes:
+        """GET a presigned ``url`` the channel answered with (a report): its bytes as sent."""
+        req = urllib.request.Request(url, method="GET", headers={"User-Agent": "backorder"})
+        raw: bytes = await trio.to_thread.run_sync(self._exchange, req, limiter=self._limiter, abandon_on_cancel=True)
+        return raw
+
     def _send(self, req: urllib.request.Request) -> Any:
+        raw = self._exchange(req)
+        if not raw.strip():
+            return None
+        try:
+            return msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            call = f"({req.get_method()} {req.selector.split('?')[0]})"
+            raise DeliveryError(f"{self.target}: the answer is not JSON {call}") from None
+
+    def _exchange(self, req: urllib.request.Request) -> bytes:
         # the status and the channel's words first (what a console column shows), then the call
         call = f"({req.get_method()} {req.selector.split('?')[0]})"
         try:
@@ -109,9 +125,4 @@ class Api:
             raise Rejected(message) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             raise DeliveryError(f"{self.target}: {getattr(exc, 'reason', exc)} {call}") from None
-        if not raw.strip():
-            return None
-        try:
-            return msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            raise DeliveryError(f"{self.target}: the answer is not JSON {call}") from None
+        return raw

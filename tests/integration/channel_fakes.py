@@ -7,8 +7,10 @@ fulfillment orders close once fulfilled), so a test can assert the effect happen
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import threading
+import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -97,7 +99,8 @@ class FakeApi:
                 if api.stall and self.command != "GET" and status < 300:
                     api.stalled.set()
                     api.release.wait(30)
-                out = json.dumps(doc).encode() if doc is not None else b""
+                # bytes are sent as they are (a report a presigned URL serves)
+                out = doc if isinstance(doc, bytes) else json.dumps(doc).encode() if doc is not None else b""
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -361,12 +364,13 @@ class FakeBigCommerce(FakeApi):
 
 
 class FakeS3(FakeApi):
-    """A presigned upload URL's host: ``PUT /upload/ID`` keeps the text (no auth header: the
-    URL is the credential)."""
+    """A presigned URL's host: ``PUT /upload/ID`` keeps the text, ``GET /download/ID``
+    serves a report's bytes (no auth header: the URL is the credential)."""
 
     def __init__(self) -> None:
         super().__init__("")
         self.documents: dict[str, str] = {}
+        self.reports: dict[str, bytes] = {}
 
     def authorised(self, headers) -> bool:
         return True
@@ -375,12 +379,18 @@ class FakeS3(FakeApi):
         if method == "PUT" and path.startswith("/upload/") and isinstance(body, str):
             self.documents[path.split("/")[2].split("?")[0]] = body
             return 200, None
+        if method == "GET" and path.startswith("/download/"):
+            found = self.reports.get(path.split("/")[2].split("?")[0])
+            return (200, found) if found is not None else (404, {"errors": "NoSuchKey"})
         return 400, {"errors": "PUT text to /upload/ID"}
 
 
 class FakeAmazon(FakeApi):
     """SP-API: x-amz-access-token; confirmShipment (204; the same packageReferenceId again
-    edits the package, never a second one), orderItems, Listings Items patch."""
+    edits the package, never a second one), orderItems, Listings Items patch; Feeds
+    2021-06-30: createFeedDocument, createFeed, getFeed (``IN_PROGRESS`` for ``feed_polls``
+    reads, then ``DONE``), getFeedDocument of the processing report (gzip, served by the
+    fake S3): an error result for each order acknowledged that ``refused_orders`` names."""
 
     auth_header = "x-amz-access-token"
 
@@ -392,6 +402,8 @@ class FakeAmazon(FakeApi):
         self.invalid_skus: set[str] = set()  # listings that answer 200 with status INVALID
         self.s3 = FakeS3()  # where feed documents are uploaded
         self.feeds: list[dict[str, Any]] = []  # createFeed bodies, with the document uploaded
+        self.feed_polls = 0  # getFeed answers IN_PROGRESS this many times per feed, then DONE
+        self.refused_orders: dict[str, str] = {}  # AmazonOrderID -> the report's error for it
 
     def __enter__(self) -> FakeAmazon:
         self.s3.__enter__()
@@ -401,6 +413,31 @@ class FakeAmazon(FakeApi):
     def __exit__(self, *exc) -> None:
         super().__exit__(*exc)
         self.s3.__exit__(*exc)
+
+    def processing_report(self, document: str) -> bytes:
+        """The ``ProcessingReport`` of an order acknowledgement feed, as Amazon writes it."""
+        root = ET.fromstring(document)
+        results = []
+        for message in root.findall("Message"):
+            order = message.findtext("OrderAcknowledgement/AmazonOrderID") or ""
+            if order in self.refused_orders:
+                results.append(
+                    f"<Result><MessageID>{message.findtext('MessageID')}</MessageID><ResultCode>Error</ResultCode>"
+                    f"<ResultMessageCode>18028</ResultMessageCode>"
+                    f"<ResultDescription>{self.refused_orders[order]}</ResultDescription></Result>"
+                )
+        total = len(root.findall("Message"))
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?><AmazonEnvelope><Header><DocumentVersion>1.02</DocumentVersion>'
+            "<MerchantIdentifier>M_SELLER</MerchantIdentifier></Header><MessageType>ProcessingReport</MessageType>"
+            "<Message><MessageID>1</MessageID><ProcessingReport><DocumentTransactionID>5001</DocumentTransactionID>"
+            "<StatusCode>Complete</StatusCode><ProcessingSummary>"
+            f"<MessagesProcessed>{total}</MessagesProcessed><MessagesSuccessful>{total - len(results)}"
+            f"</MessagesSuccessful><MessagesWithError>{len(results)}</MessagesWithError>"
+            "<MessagesWithWarning>0</MessagesWithWarning></ProcessingSummary>"
+            + "".join(results)
+            + "</ProcessingReport></Message></AmazonEnvelope>"
+        ).encode()
 
     def error(self, status: int, message: str) -> Answer:
         code = "Unauthorized" if status in (401, 403) else "InvalidInput"
@@ -445,9 +482,26 @@ class FakeAmazon(FakeApi):
                 or not body.get("marketplaceIds")
             ):
                 return 400, {"errors": [{"code": "InvalidInput", "message": "no such feed document or feed type"}]}
-            self.feeds.append({**body, "document": doc})
+            self.feeds.append({**body, "document": doc, "polls": 0})
             self.effects.append({"feed": body["inputFeedDocumentId"]})
             return 202, {"feedId": f"F{len(self.feeds)}"}
+        if method == "GET" and parts[:3] == ["feeds", "2021-06-30", "feeds"] and len(parts) == 4:
+            n = int(parts[3][1:]) if parts[3][1:].isdigit() else 0
+            if not 1 <= n <= len(self.feeds):
+                return 404, {"errors": [{"code": "NotFound", "message": f"feed {parts[3]} not found"}]}
+            feed = self.feeds[n - 1]
+            feed["polls"] += 1
+            out = {"feedId": parts[3], "feedType": feed["feedType"], "createdTime": "2024-03-01T00:00:00Z"}
+            if feed["polls"] <= self.feed_polls:
+                return 200, {**out, "processingStatus": "IN_PROGRESS"}
+            report_id = f"R{n}"
+            self.s3.reports.setdefault(report_id, gzip.compress(self.processing_report(feed["document"])))
+            return 200, {**out, "processingStatus": "DONE", "resultFeedDocumentId": report_id}
+        if method == "GET" and parts[:3] == ["feeds", "2021-06-30", "documents"] and len(parts) == 4:
+            if parts[3] not in self.s3.reports:
+                return 404, {"errors": [{"code": "NotFound", "message": f"document {parts[3]} not found"}]}
+            url = f"{self.s3.url}/download/{parts[3]}?X-Amz-Signature=y"
+            return 200, {"feedDocumentId": parts[3], "url": url, "compressionAlgorithm": "GZIP"}
         if parts[:2] == ["listings", "2021-08-01"] and method == "PATCH" and len(parts) == 5:
             patch = (body or {}).get("patches", [{}])[0]
             if "marketplaceIds=" not in path or patch.get("path") != "/attributes/fulfillment_availability":

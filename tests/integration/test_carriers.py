@@ -326,6 +326,28 @@ def test_ups_refusing_the_client_secret_is_a_credential_failure(sim, tmp_path, m
         assert ups.fake.buys == {}
 
 
+def cancelled_after_a_cut_purchase(d, fake, secret_file, secret: str) -> tuple[str, str]:
+    """Pick an order; kill -9 the daemon while the carrier holds the answer to the purchase
+    it made (``fake.hold_buy`` set before); restart with the secret refused, so the breaker
+    holds the retry; cancel the order; fix the secret and probe the breaker: (order id,
+    shipment id), the label's retry on its way."""
+    with d.client() as c:
+        oid = order(c, 1)
+        sid = pick(c, oid)["shipment_id"]
+        assert fake.buy_started.wait(20)  # sold at the carrier; the answer is held
+    d.kill9()
+    fake.hold_buy.set()
+    secret_file.write_text("revoked\n")
+    d.start()
+    with d.client() as c:
+        wait_for(lambda: c.call("health")["notifier"]["breakers"]["carrier"] == "open", what="breaker open")
+        c.call("order.cancel", order_id=oid, reason="customer changed their mind")
+        assert shipment_of(c, oid)["status"] == "cancelled"
+        secret_file.write_text(secret + "\n")
+        c.call("notifications.retry", all_dead=True)  # nothing dead: it probes the breaker at once
+    return oid, sid
+
+
 def test_a_label_bought_before_a_crash_and_cancelled_after_it_is_voided_not_forgotten(sim, tmp_path):
     """The purchase goes through at the carrier but the daemon dies before recording it;
     after the restart the key is refused (the breaker holds the retry) and the order is
@@ -336,19 +358,8 @@ def test_a_label_bought_before_a_crash_and_cancelled_after_it_is_voided_not_forg
     with CarrierServer("easypost", KEY) as ep:
         ep.fake.hold_buy = threading.Event()
         d = sim(config(ep.url, tmp_path).replace('key_env = "BO_TEST_EASYPOST_KEY"', f'key_file = "{key_file}"'))
+        oid, _ = cancelled_after_a_cut_purchase(d, ep.fake, key_file, KEY)
         with d.client() as c:
-            oid = order(c, 1)
-            pick(c, oid)
-            assert ep.fake.buy_started.wait(20)
-        d.kill9()
-        ep.fake.hold_buy.set()
-        key_file.write_text("revoked-key\n")
-        d.start()
-        with d.client() as c:
-            wait_for(lambda: c.call("health")["notifier"]["breakers"]["carrier"] == "open", what="breaker open")
-            c.call("order.cancel", order_id=oid, reason="customer changed their mind")
-            key_file.write_text(KEY + "\n")
-            c.call("notifications.retry", all_dead=True)  # nothing dead: it probes the breaker at once
             wait_for(lambda: ep.fake.refunds == ["shp_1"], what="the label bought before the crash voided")
             assert shipment_of(c, oid)["status"] == "cancelled"
             kinds = {n["kind"]: n["status"] for n in carrier_notices(c)}
@@ -444,3 +455,40 @@ def test_ups_track_alert_subscribes_each_label_and_its_events_update_the_shipmen
             assert c.call("audit.query", order_id=oid)["records"] == before
             counts = c.call("health")["intake"]["carrier_webhooks"]
             assert counts["bad_signature"] == 1 and counts["unknown_shipment"] == 1 and counts["accepted"] == 2
+
+
+def test_a_ups_label_sold_before_a_crash_for_an_order_cancelled_after_it_is_recovered_and_voided_once(sim, tmp_path):
+    """UPS sells the label but the daemon is killed before it hears so; after the restart
+    the client secret is refused (the breaker holds the retry) and the order is cancelled.
+    Once the secret is fixed, the retry finds the label by Label Recovery (our shipment id)
+    and voids it through the void API, once: no paid label is left behind, none is bought
+    again."""
+    id_file, secret_file = tmp_path / "ups.id", tmp_path / "ups.secret"
+    id_file.write_text("client-id\n")
+    secret_file.write_text("client-secret\n")
+    with CarrierServer("ups", "client-id:client-secret") as ups:
+        ups.fake.hold_buy = threading.Event()
+        cfg = ups_config(ups.url, tmp_path).replace(
+            'key_env = "BO_TEST_UPS_ID"\nsecret_env = "BO_TEST_UPS_SECRET"',
+            f'key_file = "{id_file}"\nsecret_file = "{secret_file}"',
+        )
+        d = sim(cfg)
+        oid, sid = cancelled_after_a_cut_purchase(d, ups.fake, secret_file, "client-secret")
+        with d.client() as c:
+            sold = ups.fake.labels[sid]
+            wait_for(lambda: ups.fake.refunds == [sold], what="the label sold before the crash voided")
+            wait_for(lambda: {n["status"] for n in carrier_notices(c)} == {"sent"}, what="label and void sent")
+            kinds = sorted(n["kind"] for n in carrier_notices(c))
+            assert kinds == ["label", "label_void"]
+            assert shipment_of(c, oid)["status"] == "cancelled"
+            assert c.call("order.get", order_id=oid)["status"] == "cancelled"
+        # the void went out once, and is not sent again by a restart
+        d.kill9()
+        d.start()
+        with d.client() as c:
+            c.call("health")
+            assert {n["status"] for n in carrier_notices(c)} == {"sent"}
+        assert ups.fake.refunds == [sold]
+        assert ups.fake.buys == {sid: 1}  # recovered, never bought again
+        assert ups.fake.count("POST", "/api/labels/v1/recovery") == 1
+        assert ups.fake.count("DELETE", "/void/cancel/") == 1

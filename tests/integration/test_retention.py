@@ -72,6 +72,19 @@ def _archived_view(c, ids: dict) -> dict:
     }
 
 
+def _same_after_kill9_and_restart(d, read, expected: dict) -> None:
+    """``read`` of the daemon gives ``expected`` after a kill -9 (the journal replayed) and
+    after a clean stop (restored from the snapshot it writes); the daemon is left running."""
+    d.kill9()
+    d.start()
+    with d.client() as c:
+        assert read(c) == expected  # replayed from the journal
+    d.stop()  # a clean stop writes a snapshot
+    d.start()
+    with d.client() as c:
+        assert read(c) == expected  # restored from the snapshot
+
+
 def test_closed_orders_leave_memory_and_stay_readable_across_kill9_and_restart(make_daemon):
     d = make_daemon(CONFIG)
     with d.client() as c:
@@ -115,14 +128,8 @@ def test_closed_orders_leave_memory_and_stay_readable_across_kill9_and_restart(m
     assert set(exported) == set(ids.values())  # archived ones included
     assert exported[ids["shipped"]] == view["get"]
 
-    d.kill9()
-    d.start()
+    _same_after_kill9_and_restart(d, lambda c: _archived_view(c, ids), view)
     with d.client() as c:
-        assert _archived_view(c, ids) == view  # replayed from the journal
-    d.stop()  # a clean stop writes a snapshot
-    d.start()
-    with d.client() as c:
-        assert _archived_view(c, ids) == view  # restored from the snapshot
         c.call("pick.confirm", shipment_id=c.call("order.get", order_id=ids["open"])["shipments"][0]["shipment_id"])
         advance(c, seconds=3 * DAY)
         assert _held(c) == {"hot": 0, "archived": 3}
@@ -156,3 +163,112 @@ def test_periodic_snapshots_are_written_by_a_forked_child_and_restore_after_kill
         after = c.call("stats")["counts"]
         after.pop("oldest_wait_hours")
         assert after == before
+
+
+RECORDS_CONFIG = """
+[daemon]
+clock = "stepped"
+clock_start = "{start}"
+
+[retention]
+hot_days = 2
+
+[procurement]
+consolidate_hours = 4
+
+[sources.acme]
+deliver = "file"
+
+[notifications.routes]
+"*" = "file"
+
+[notifications.file]
+dir = "{drop}"
+
+[skus."SKU-A"]
+reorder_point = 0
+order_up_to = 10
+source = "supplier:acme"
+
+[skus."SKU-B"]
+reorder_point = 0
+order_up_to = 6
+source = "supplier:acme"
+"""
+
+
+def _all_pages(c, op: str, key: str, **filters) -> list[dict]:
+    """Every item of a paged list, two at a time (pages span the archive and memory)."""
+    out: list[dict] = []
+    while True:
+        page = c.call(op, limit=2, offset=len(out), **filters)[key]
+        out += page
+        if not page:
+            return out
+
+
+def _records_view(c) -> dict:
+    counts = c.call("stats")["counts"]
+    return {
+        "requests": _all_pages(c, "procurement.list", "requests", status="all"),
+        "closed_a": c.call("procurement.list", status="closed", sku="SKU-A")["requests"],
+        "notices": _all_pages(c, "notifications.list", "notifications"),
+        "sent_page": c.call("notifications.list", status="sent", offset=1, limit=2)["notifications"],
+        "outbox": c.call("stats")["notifications"],
+        "kpis": _kpis_all(c),
+        "held": {k: counts[k] for k in ("archived_requests", "archived_notices", "reorders_closed", "notices_queued")},
+    }
+
+
+def _without_archived(items: list[dict]) -> list[dict]:
+    return [{k: v for k, v in x.items() if k != "archived"} for x in items]
+
+
+def test_closed_purchase_orders_and_delivered_notices_leave_memory_and_lists_still_show_them(make_daemon, tmp_path):
+    d = make_daemon(RECORDS_CONFIG.format(start=START, drop=tmp_path / "drop"))
+    with d.client() as c:
+        a, b = c.call("procurement.list")["requests"]  # one PO of two lines, raised at start
+        order = submit(c, "P-1", line("SKU-A", 1))  # backordered: its customer is told
+        advance(c, seconds=4 * 3600)  # the PO's consolidation window closes: it goes out
+        c.call("stock.receive", sku="SKU-A", qty=10, reference=a["request_id"])
+        c.call("stock.receive", sku="SKU-B", qty=6, reference=b["request_id"])
+        (sid,) = c.call("order.get", order_id=order["order_id"])["shipments"]
+        c.call("pick.confirm", shipment_id=sid["shipment_id"])
+        advance(c, seconds=60)  # the stepped clock delivers the outbox as it advances
+        assert c.call("stats")["notifications"]["pending"] == 0
+        hot = _records_view(c)
+        assert [r["outcome"] for r in hot["requests"]] == ["received", "received"]
+        assert {n["status"] for n in hot["notices"]} == {"sent"} and len(hot["notices"]) >= 3
+        assert hot["held"]["archived_requests"] == hot["held"]["archived_notices"] == 0
+
+        advance(c, seconds=2 * DAY)  # closed on day 0, two days kept: nothing moves yet
+        assert _records_view(c)["held"] == hot["held"]
+        advance(c, seconds=DAY)  # the day-3 boundary: the PO and the notices leave memory
+        view = _records_view(c)
+        assert view["held"]["archived_requests"] == 2
+        assert view["held"]["archived_notices"] == len(hot["notices"])
+        assert view["held"]["notices_queued"] == hot["held"]["notices_queued"]
+        assert view["held"]["reorders_closed"] == hot["held"]["reorders_closed"] == 2
+        assert all(x["archived"] for x in view["requests"] + view["notices"])
+        assert _without_archived(view["requests"]) == hot["requests"]  # same order, same content
+        assert _without_archived(view["closed_a"]) == hot["closed_a"]
+        assert _without_archived(view["notices"]) == hot["notices"]
+        assert _without_archived(view["sent_page"]) == hot["sent_page"]
+        assert view["outbox"]["queued"] == hot["outbox"]["queued"]
+        assert view["outbox"]["sent"] == hot["outbox"]["sent"]
+        assert view["kpis"] == hot["kpis"]  # archiving moved no KPI
+        err = c.request("procurement.acknowledge", request_id=a["request_id"], qty=10, expected_date="2026-02-01")
+        assert err["ok"] is False and err["error"]["code"] == "request_closed"
+
+        later = submit(c, "P-2", line("SKU-A", 1))  # a new notice, in memory after the archived ones
+        (sid,) = c.call("order.get", order_id=later["order_id"])["shipments"]
+        c.call("pick.confirm", shipment_id=sid["shipment_id"])
+        advance(c, seconds=60)
+        view = _records_view(c)
+        assert _without_archived(view["notices"][: len(hot["notices"])]) == hot["notices"]
+        (new,) = view["notices"][len(hot["notices"]) :]
+        assert new["order_id"] == later["order_id"] and new["status"] == "sent" and "archived" not in new
+
+    rows = read_db(d.db, "SELECT kind, id, status FROM archived_records WHERE kind = 'request' ORDER BY n")
+    assert rows == [("request", a["request_id"], "closed"), ("request", b["request_id"], "closed")]
+    _same_after_kill9_and_restart(d, _records_view, view)

@@ -148,3 +148,38 @@ def test_shipstation_cancels_and_readdresses_by_createorder_with_the_same_order_
             assert ch["code"] == "threepl_too_late" and "shipped" in ch["message"]
             assert c.call("order.get", order_id=shipped)["status"] == "picking"
         assert fake.creates == {moved: 2, gone: 2, shipped: 1}
+
+
+def test_a_bulk_cancel_sends_each_routed_order_to_the_3pl_as_order_cancel_does(make_daemon, monkeypatch):
+    with running(make_daemon, monkeypatch, {"SKU-E": 10}) as (fake, d):
+        with d.client() as c:
+            first, asked, last = route_some(c, "SKU-E", 3)
+            # more than the 3PL holds: stays at the site, backordered
+            waiting = submit(c, "W-1", line("SKU-E", 500), shipping_address=ADDRESS)["order_id"]
+            assert not c.call("order.get", order_id=waiting)["routed_to"]
+            c.call("order.cancel", order_id=asked, reason="asked alone first")  # its change is on its way
+            bulk = {"action": "cancel", "filter": {"sku": "SKU-E"}, "reason": "discontinued"}
+            dry = c.call("orders.bulk", dry_run=True, **bulk)
+            assert dry["ids"] == [first, asked, last, waiting]  # the routed ones are selected too
+            assert "results" not in dry
+            got = c.call("orders.bulk", expect_count=4, expect_digest=dry["digest"], **bulk)
+            assert got["ids"] == dry["ids"]
+            by_order = {r["order_id"]: r for r in got["results"]}
+            assert set(by_order) == {first, asked, last}  # the site's order is cancelled here and now
+            assert by_order[asked]["code"] == "threepl_change_pending" and asked in by_order[asked]["message"]
+            for oid in (first, last):
+                assert by_order[oid]["code"] == "" and by_order[oid]["threepl_change"]["state"] == "pending"
+                assert c.call("order.get", order_id=oid)["status"] == "picking"  # until the 3PL answers
+            assert c.call("order.get", order_id=waiting)["status"] == "cancelled"
+            for oid in (first, asked, last):
+                assert change_state(c, oid, "applied")["change"] == "cancel"
+                got_order = c.call("order.get", order_id=oid)
+                assert got_order["status"] == "cancelled"
+            assert c.call("order.get", order_id=first)["cancel_reason"] == "discontinued"
+            assert c.call("order.get", order_id=asked)["cancel_reason"] == "asked alone first"
+            assert c.call("threepl.status")["routed_open"] == 0
+            # nothing is left to cancel: the set is empty, not the orders at the 3PL again
+            assert c.call("orders.bulk", dry_run=True, **bulk)["count"] == 0
+        assert fake.cancels == {first: 1, asked: 1, last: 1}
+        sent = read_db(d.db, "SELECT COUNT(*) FROM events WHERE type = 'threepl_change'")
+        assert sent == [(3,)]

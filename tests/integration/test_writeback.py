@@ -7,6 +7,7 @@ a refused credential opens the account's breaker once."""
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 
 from bo_support import line, read_db, stock, submit
 from channel_fakes import FakeAmazon, FakeBigCommerce, FakeShopify, FakeWooCommerce
@@ -415,3 +416,71 @@ def test_an_older_stock_level_held_back_is_never_sent_after_a_newer_one(sim, mon
             "WHERE type = 'notice_delivered'",
         )
         assert delivered == [(old["notice_id"], "superseded by newer levels"), (new["notice_id"], "1 level(s) set")]
+
+
+def delivered(d) -> list[str]:
+    """The receipts of the delivered notices, as journaled."""
+    rows = read_db(d.db, "SELECT body FROM events WHERE type = 'notice_delivered' ORDER BY seq")
+    return [json.loads(b)["response"] for (b,) in rows]
+
+
+def amazon_cancel(c, external_id: str) -> str:
+    """An Amazon order waiting for stock, cancelled here: the id of its cancellation notice."""
+    order = submit(c, external_id, line("SKU-AMZ", 1), channel="amazon_sp", account="main")
+    c.call("order.cancel", order_id=order["order_id"], reason="out of stock")
+    (n,) = [n for n in notices(c) if n["kind"] == "fulfillment_cancel" and n["order_id"] == order["order_id"]]
+    return n["notice_id"]
+
+
+def test_amazon_cancellation_feed_is_read_back_and_a_report_error_is_a_dead_notice(sim, monkeypatch):
+    """The acknowledgement feed is polled through the outbox's retries until Amazon has
+    processed it (the account's breaker stays closed); an error in the processing report is
+    a dead notice with Amazon's words; a retry after the fix submits a new feed."""
+    monkeypatch.setenv("BO_TEST_AMZ", "Atza|token")
+    with FakeAmazon("Atza|token") as amz:
+        amz.feed_polls = 2
+        amz.refused_orders["111-0000000-0000001"] = "The order id 111-0000000-0000001 was not found in the system."
+        d = sim(FAST + account("amazon_sp", amz.url, "BO_TEST_AMZ", marketplace_id="ATVPDKIKX0DER", seller_id="S1"))
+        with d.client() as c:
+            nid = amazon_cancel(c, "111-0000000-0000001")
+            wait_for(lambda: notices(c, status="dead"), what="the refused cancellation dead")
+            (n,) = notices(c, status="dead")
+            assert n["attempts"] == 3  # two reads while Amazon processed it, then its report
+            assert "feed F1 DONE: 18028: The order id 111-0000000-0000001 was not found" in n["last_error"]
+            assert c.call("health")["notifier"]["breakers"]["amazon_sp/main"] == "closed"
+            amz.refused_orders.clear()
+            c.call("notifications.retry", notice_id=nid)
+            wait_for(lambda: notices(c, status="sent"), what="the new feed processed")
+        assert len(amz.feeds) == 2
+        assert delivered(d) == ["feed F2 DONE (order acknowledgement Failure processed)"]
+        (message,) = {ET.fromstring(f["document"]).findtext("Message/MessageID") for f in amz.feeds}
+        assert message == str(int(nid[1:]))  # our notice id names the feed's message
+        feeds = read_db(d.db, "SELECT body FROM events WHERE type = 'notice_feed' ORDER BY seq")
+        assert [(json.loads(b)["feed_id"], json.loads(b)["state"]) for (b,) in feeds] == [
+            ("F1", "submitted"),
+            ("F1", "refused"),
+            ("F2", "submitted"),
+        ]
+
+
+def test_amazon_cancellation_feed_is_submitted_once_across_kill9(sim, monkeypatch):
+    """The daemon is killed while Amazon is still processing the feed: after the restart the
+    notice reads that same feed (its id is in the journal) and is delivered; one feed."""
+    monkeypatch.setenv("BO_TEST_AMZ", "Atza|token")
+    with FakeAmazon("Atza|token") as amz:
+        amz.feed_polls = 10**6
+        d = sim(FAST + account("amazon_sp", amz.url, "BO_TEST_AMZ", marketplace_id="ATVPDKIKX0DER"))
+        with d.client() as c:
+            amazon_cancel(c, "111-0000000-0000002")
+            # more reads than max_attempts: still processing is never a dead notice
+            wait_for(lambda: len(amz.calls("GET", "/feeds/2021-06-30/feeds/F1")) >= 6, what="the feed polled")
+            assert notices(c, status="pending")
+        d.kill9()
+        amz.feed_polls = 0
+        d.start()
+        with d.client() as c:
+            wait_for(lambda: notices(c, status="sent"), what="the cancellation delivered after the restart")
+        assert len(amz.feeds) == 1 and len(amz.calls("POST", "/feeds/2021-06-30/feeds")) == 1
+        assert delivered(d) == ["feed F1 DONE (order acknowledgement Failure processed)"]
+        submitted = read_db(d.db, "SELECT COUNT(*) FROM events WHERE type = 'notice_feed'")
+        assert submitted == [(1,)]

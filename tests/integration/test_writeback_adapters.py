@@ -119,6 +119,19 @@ def test_amazon_levels_go_on_past_a_refused_listing_then_report_it(monkeypatch):
         assert amz.listings == {"B": 2}
 
 
+def amazon(url: str) -> AmazonSpChannel:
+    return AmazonSpChannel("amazon_sp/main", wb(url, "BO_TEST_AMZ", marketplace_id="M1", seller_id="S1"), Settings())
+
+
+def cancellation(notice_id: str, external_id: str, order_number: str) -> NoticeQueued:
+    """A ``fulfillment_cancel`` notice of an Amazon order."""
+    return msgspec.structs.replace(
+        fulfillment(notice_id, external_id, []),
+        kind="fulfillment_cancel",
+        data={"external_id": external_id, "order_number": order_number, "reason": "customer asked"},
+    )
+
+
 def test_amazon_cancellation_is_an_order_acknowledgement_feed(monkeypatch):
     """Amazon takes a seller's cancellation as a POST_ORDER_ACKNOWLEDGEMENT_DATA feed: the
     document is created, the XML uploaded to its presigned URL (without our token), the feed
@@ -127,15 +140,9 @@ def test_amazon_cancellation_is_an_order_acknowledgement_feed(monkeypatch):
 
     monkeypatch.setenv("BO_TEST_AMZ", "Atza|x")
     with FakeAmazon("Atza|x") as amz:
-        channel = AmazonSpChannel(
-            "amazon_sp/main", wb(amz.url, "BO_TEST_AMZ", marketplace_id="M1", seller_id="S1"), Settings()
-        )
-        notice = msgspec.structs.replace(
-            fulfillment("N5", "111-2", []),
-            kind="fulfillment_cancel",
-            data={"external_id": "111-2", "order_number": "A&B-7", "reason": "customer asked"},
-        )
-        assert trio.run(channel.send, notice, RENDERED) == "feed F1 (order acknowledgement Failure)"
+        channel = amazon(amz.url)
+        notice = cancellation("N5", "111-2", "A&B-7")
+        assert trio.run(channel.send, notice, RENDERED) == "feed F1 DONE (order acknowledgement Failure processed)"
         (feed,) = amz.feeds
         assert feed["feedType"] == "POST_ORDER_ACKNOWLEDGEMENT_DATA" and feed["marketplaceIds"] == ["M1"]
         root = ET.fromstring(feed["document"])
@@ -144,9 +151,39 @@ def test_amazon_cancellation_is_an_order_acknowledgement_feed(monkeypatch):
         ack = root.find("Message/OrderAcknowledgement")
         assert ack is not None and ack.findtext("AmazonOrderID") == "111-2"
         assert ack.findtext("MerchantOrderID") == "A&B-7" and ack.findtext("StatusCode") == "Failure"
+        assert root.findtext("Message/MessageID") == "5"  # our notice N5: the report's result names it
         (upload,) = amz.s3.calls("PUT")
         assert "x-amz-access-token" not in {k.lower() for k in upload["headers"]}
         assert upload["headers"]["Content-Type"] == "text/xml; charset=UTF-8"
-        amz.fail = [400]  # Amazon refuses the document: dead with its message
+        (download,) = amz.s3.calls("GET")  # the processing report, read back without our token
+        assert "x-amz-access-token" not in {k.lower() for k in download["headers"]}
+        # the same notice again reads the feed it was taken as: no second feed
+        assert trio.run(channel.send, notice, RENDERED).startswith("feed F1 DONE")
+        assert len(amz.feeds) == 1
+        amz.fail = [400]  # Amazon refuses another notice's document: dead with its message
         with pytest.raises(Rejected, match="HTTP 400: Internal error"):
+            trio.run(channel.send, msgspec.structs.replace(notice, notice_id="N6"), RENDERED)
+
+
+def test_amazon_cancellation_feed_is_polled_then_its_report_error_is_a_refusal(monkeypatch):
+    """The feed is read until Amazon has processed it (``NotYet`` meanwhile: the outbox asks
+    again, the breaker is spared); an error in the processing report for our message is a
+    refusal with Amazon's words, and forgets the feed, so a retry submits a new one."""
+    from backorder.notify.channels import NotYet
+
+    monkeypatch.setenv("BO_TEST_AMZ", "Atza|x")
+    with FakeAmazon("Atza|x") as amz:
+        channel = amazon(amz.url)
+        notice = cancellation("N0000042", "111-3", "")
+        amz.feed_polls = 2
+        amz.refused_orders["111-3"] = "The order id 111-3 was not found in the system."
+        for _ in range(2):
+            with pytest.raises(NotYet, match="feed F1 IN_PROGRESS"):
+                trio.run(channel.send, notice, RENDERED)
+        with pytest.raises(Rejected, match="feed F1 DONE: 18028: The order id 111-3 was not found in the system."):
             trio.run(channel.send, notice, RENDERED)
+        assert len(amz.feeds) == 1 and len(amz.calls("GET", "/feeds/2021-06-30/feeds/F1")) == 3
+        amz.refused_orders.clear()  # fixed: the retry submits a new feed, which goes through
+        amz.feed_polls = 0
+        assert trio.run(channel.send, notice, RENDERED).startswith("feed F2 ")
+        assert len(amz.feeds) == 2

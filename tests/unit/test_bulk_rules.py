@@ -96,7 +96,7 @@ def test_bulk_applies_only_the_confirmed_set():
     site = Site()
     a, b = site.order("a"), site.order("b")
     site.order("x", sku="DESK")
-    sel, _ = bulk_rules.apply(site.w, bulk("cancel", filter={"sku": "LAMP"}, dry_run=True), site.emit, site.now)
+    sel, _, _ = bulk_rules.apply(site.w, bulk("cancel", filter={"sku": "LAMP"}, dry_run=True), site.emit, site.now)
     assert (sel.ids, len(site.log)) == ([a, b], len(site.log))
     n = len(site.log)
     for req, code in (
@@ -109,7 +109,7 @@ def test_bulk_applies_only_the_confirmed_set():
             bulk_rules.apply(site.w, req, site.emit, site.now)
         assert exc.value.code == code
     assert len(site.log) == n  # refused before anything changed
-    sel, skus = bulk_rules.apply(
+    sel, skus, _ = bulk_rules.apply(
         site.w, bulk("cancel", filter={"sku": "LAMP"}, expect_count=2, expect_digest=sel.digest), site.emit, site.now
     )
     assert skus == ["LAMP"] and all(site.w.orders[o].cancelled for o in (a, b))
@@ -129,3 +129,54 @@ def test_bulk_over_the_limit_is_refused(monkeypatch):
 def test_the_digest_tells_sets_of_the_same_size_apart():
     assert bulk_rules.digest(["O1", "O2"]) == bulk_rules.digest(["O2", "O1"])
     assert bulk_rules.digest(["O1", "O2"]) != bulk_rules.digest(["O1", "O3"])
+
+
+def routed(site: Site, ext: str, sku: str = "LAMP") -> str:
+    """A new order routed to the 3PL before any SKU served it (as ``threepl_rules.route`` does)."""
+    site.now += 60
+    req = msgspec.convert(
+        {"op": "order.submit", "channel": "web", "external_id": ext, "lines": [{"sku": sku, "qty": 1}]}, p.OrderSubmit
+    )
+    order, _ = order_rules.submit(site.w, req, site.emit, site.now)
+    sid = site.w.next_id("shipment")
+    site.emit(
+        ev.OrderRouted(
+            ts=site.now,
+            order_id=order.order_id,
+            provider="shipbob",
+            reason="test",
+            shipment_id=sid,
+            items=[(1, sku, 1)],
+        )
+    )
+    return order.order_id
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_bulk_cancel_asks_the_3pl_for_routed_orders_and_refuses_per_order(enabled):
+    site = Site()
+    cfg = site.w.settings
+    site.w.settings = msgspec.structs.replace(cfg, threepl=msgspec.structs.replace(cfg.threepl, enabled=enabled))
+    waiting, at_3pl, other = site.order("a"), routed(site, "r"), routed(site, "o", sku="DESK")
+    sel, _, _ = bulk_rules.apply(site.w, bulk("cancel", filter={"sku": "LAMP"}, dry_run=True), site.emit, site.now)
+    assert sel.ids == [waiting, at_3pl]  # the routed order of another SKU is not in the filter
+    before = len(site.log)
+    sel, skus, results = bulk_rules.apply(
+        site.w, bulk("cancel", filter={"sku": "LAMP"}, expect_count=2), site.emit, site.now
+    )
+    assert skus == ["LAMP"] and site.w.orders[waiting].cancelled  # the site's order: cancelled here
+    assert not site.w.orders[at_3pl].cancelled  # the routed one waits for the 3PL's answer
+    kinds = [type(e).__name__ for e in site.log[before:]]
+    if enabled:
+        assert results == [{"order_id": at_3pl, "code": "", "threepl_change": results[0]["threepl_change"]}]
+        assert results[0]["threepl_change"]["state"] == "pending"
+        assert kinds.count("ThreeplChangeRequested") == 1
+        # asked again while the first is on its way: refused for that order alone
+        _, _, again = bulk_rules.apply(
+            site.w, bulk("cancel", filter={"sku": "LAMP"}, expect_count=1), site.emit, site.now
+        )
+        assert [(r["order_id"], r["code"]) for r in again] == [(at_3pl, "threepl_change_pending")]
+    else:
+        assert [(r["order_id"], r["code"]) for r in results] == [(at_3pl, "routed_to_threepl")]
+        assert "ThreeplChangeRequested" not in kinds
+    assert not site.w.orders[other].cancelled

@@ -175,6 +175,8 @@ class NotificationsScreen(BoScreen):
                     out.append(f"{hhmm(rec['at'])} delivered  {e.get('response') or ''}\n", style="green")
                 case "notice_retried":
                     out.append(f"{hhmm(rec['at'])} retried by hand\n", style="yellow")
+                case "notice_feed":  # the channel took it as a feed (Amazon), or its report refused it
+                    out.append(f"{hhmm(rec['at'])} feed {e.get('feed_id')} {e.get('state')}\n", style="dim")
         box.update(out)
 
     def current(self) -> str | None:
