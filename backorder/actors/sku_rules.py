@@ -311,16 +311,13 @@ def open_request(world: World, s: Sku, request_id: str, doing: str) -> Request:
 def confirm(world: World, s: Sku, request_id: str, expected_date: str, emit: Emit, now: float) -> None:
     open_request(world, s, request_id, "moved")
     emit(ev.RequestConfirmed(ts=now, request_id=request_id, sku=s.sku, expected_date=expected_date))
-    notice_rules.delays(world, s, emit, now, request_id)
 
 
 def replan(world: World, s: Sku, request_id: str, emit: Emit, now: float) -> list[ev.AllocatedLine]:
     """After a supply changed: reorder where the position now needs it (a new request
-    takes the place of what will not come), then tell the customers whose waiting lines
-    are now expected later."""
-    allocs = settle(world, s, emit, now)
-    notice_rules.delays(world, s, emit, now, request_id)
-    return allocs
+    takes the place of what will not come). The customers whose promised dates moved are
+    told by the SKU actor's ``promise_rules.recheck``, in the same step."""
+    return settle(world, s, emit, now)
 
 
 def cancel(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[ev.AllocatedLine]:
@@ -397,5 +394,4 @@ def ship_notice(
             ts=now, request_id=request_id, sku=s.sku, reference=reference, qty=qty, expected_date=expected_date
         )
     )
-    notice_rules.delays(world, s, emit, now, request_id)
     return True

@@ -308,6 +308,8 @@ class EdiSettings(Struct, kw_only=True, forbid_unknown_fields=True):
 class NotificationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     # "CHANNEL" or "CHANNEL/ACCOUNT" -> channel; "*" is the fallback. No route: "none".
     routes: dict[str, Channel] = {}
+    # No longer read: every waiting line has a promise, whose delays [promises]
+    # tolerance_days judges. Accepted so that files which set it still load.
     tolerance_hours: Annotated[float, Meta(ge=0)] = 24.0
     templates_dir: str = ""
     tracking_url: str = "https://track.example/{tracking}"

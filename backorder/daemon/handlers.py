@@ -404,7 +404,7 @@ def atp_check(ctx: Context, conn: Connection, req: p.AtpCheck, reply: Reply, cor
         raise InvalidInput("invalid_request", "give either 'sku' and 'qty' or 'lines' (a list of {sku, qty})")
     lines = [(req.sku, req.qty)] if req.sku is not None and req.qty is not None else [(x.sku, x.qty) for x in req.lines]
     world = ctx.engine.world
-    reply.ok({"lines": promise_rules.check(world, lines, ctx.engine.now(), req.ship_complete)})
+    reply.ok({"lines": promise_rules.check(world, lines, ctx.engine.now(), req.ship_complete, req.rush)})
 
 
 # Every op of protocol.OP_TABLE and the function that answers it (tests/unit/test_op_table.py
