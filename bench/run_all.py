@@ -45,6 +45,7 @@ RUNS = [
     ("whatif", "whatif.py", [], ["--quick"]),
     ("depletion", "depletion.py", [], ["--quick"]),
     ("history", "history.py", [], ["--quick"]),
+    ("lending", "lending.py", [], ["--quick"]),
 ]
 # benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
 # (11 policies x 5 seeds x 2 scenarios, 2,000 SKUs each; 4.5 min a run) through real daemons
@@ -52,6 +53,23 @@ MIN_TIMEOUT = {"decision": 24 * 3600.0}
 
 # name, label, key in the result, comparison, target, unit
 TARGETS = [
+    # no-harm lending's decision in a settle that leaves lines waiting (bench/lending.py)
+    (
+        "lending",
+        "lending decision per settle, no ship-complete holder (worst size)",
+        "worst_us.no_holders",
+        "<=",
+        None,
+        "us",
+    ),
+    (
+        "lending",
+        "lending decision per settle, holders that cannot lend (worst size)",
+        "worst_us.cannot_lend",
+        "<=",
+        None,
+        "us",
+    ),
     ("throughput", "order lines/s, 4 clients, 1,000 SKUs", "lines_per_s", ">=", 20_000, "lines/s"),
     ("throughput_hot_sku", "order lines/s, every order for one SKU", "lines_per_s", ">=", 10_000, "lines/s"),
     ("latency", "reply latency p50 at 2,000 orders/s offered", "p50_ms", "<=", 5, "ms"),

@@ -177,6 +177,25 @@ class Deallocated(Event, tag="deallocated", kw_only=True, frozen=True):
     qty: Int53
 
 
+class AllocationLent(Event, tag="allocation_lent", kw_only=True, frozen=True):
+    """SKU actor: ``qty`` units held for a ship-complete order that cannot complete before
+    the SKU's next supply restores them were lent to a line that ships now (``allocation_plan.lend``).
+    The lender's line (``order_id``/``line_no``) gives them back and waits again in its own
+    place, so the next units go to it first; an ``allocated`` with rule ``lent`` to the
+    borrower (``to_order_id``/``to_line_no``) follows. ``back_by``: the date the plan
+    expected the lender's units back; ``completes``: its order's date then, the latest of
+    its lines' (back_by <= completes: its order's date did not move)."""
+
+    sku: str
+    order_id: str
+    line_no: Int53
+    qty: Int53
+    to_order_id: str
+    to_line_no: Int53
+    back_by: str
+    completes: str
+
+
 class ReceiptMatch(Struct, kw_only=True, frozen=True):
     """Units of a receipt counted against one open request."""
 
@@ -695,6 +714,7 @@ AnyEvent = (
     | LinesAllocated
     | LineBackordered
     | Deallocated
+    | AllocationLent
     | Received
     | Adjusted
     | SkuConfigured
@@ -760,7 +780,7 @@ TOPICS: dict[str, frozenset[str]] = {
         }
     ),
     # a lines_allocated row is streamed as the allocated event of each of its lines
-    "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
+    "stock": frozenset({"allocated", "deallocated", "allocation_lent", "received", "adjusted", "line_released"}),
     "shipments": frozenset(
         {
             "shipment_created",

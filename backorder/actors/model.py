@@ -494,6 +494,7 @@ class World:
             ev.Allocated: self._allocated,
             ev.LinesAllocated: self._lines_allocated,
             ev.Deallocated: self._deallocated,
+            ev.AllocationLent: self._deallocated,  # the lender's side; the borrower's is an ``allocated``
             ev.Received: self._received,
             ev.Adjusted: self._adjusted,
             ev.SkuConfigured: self._sku_configured,
@@ -719,7 +720,7 @@ class World:
             self.kpi.line_progress((line.order_id, line.line_no), ts, line.need)
         return served
 
-    def _deallocated(self, e: ev.Deallocated) -> None:
+    def _deallocated(self, e: ev.Deallocated | ev.AllocationLent) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
         s = self.sku(e.sku)
         was_waiting = line.need > 0

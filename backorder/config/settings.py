@@ -119,7 +119,7 @@ class PlannerSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     review_days: Annotated[float, Meta(ge=0, le=365)] = 0.0  # 0: position is reviewed on every event
     handling_days: Annotated[float, Meta(ge=0, le=365)] = 0.0  # receipt to available, added to lead time
     cycle_days: Annotated[float, Meta(gt=0, le=365)] = 14.0  # demand one purchase order should cover
-    min_lead_times: Annotated[int, Meta(ge=1, le=1000)] = 3  # receipts per source before measured lead times count
+    min_lead_times: Annotated[int, Meta(ge=1, le=1000)] = 3  # receipts of a SKU before its own lead time counts
     run_timeout_s: Annotated[float, Meta(gt=0)] = 120.0  # wall time a run may take before the worker is restarted
     restart_min_s: Annotated[float, Meta(gt=0)] = 0.5  # first restart backoff; doubles per crash
     restart_max_s: Annotated[float, Meta(gt=0)] = 60.0
