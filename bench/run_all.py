@@ -29,6 +29,7 @@ RUNS = [
     ("throughput_hot_sku", "throughput.py", ["--skus", "1"], ["--skus", "1", "--orders", "10000"]),
     ("latency", "latency.py", [], ["--quick"]),
     ("fill", "fill.py", [], ["--quick"]),
+    ("fill_step", "fill_step.py", [], ["--quick"]),
     ("reads", "reads.py", [], ["--quick"]),
     ("restart", "restart.py", [], ["--quick"]),
     ("memory", "memory.py", [], ["--quick"]),
@@ -74,6 +75,8 @@ TARGETS = [
     ("latency", "reply latency p50 at 2,000 orders/s offered", "p50_ms", "<=", 5, "ms"),
     ("latency", "reply latency p99 at 2,000 orders/s offered", "p99_ms", "<=", 25, "ms"),
     ("fill", "receipt filling 100,000 waiting lines of one SKU", "seconds", "<=", 0.5, "s"),
+    ("fill_step", "… its SKU-actor step in process, CPU time", "step_cpu_s", "<=", None, "s"),
+    ("fill_step", "… the commit of what that step journaled, in process", "commit_s", "<=", None, "s"),
     (
         "reads",
         "slowest read (order.get, orders.list, skus.board, sku.get), daemon time, 100,000 lines waiting on one SKU",

@@ -123,6 +123,42 @@ class Allocated(Event, tag="allocated", kw_only=True, frozen=True):
     rank: float
 
 
+class AllocatedLine(Struct, kw_only=True, frozen=True, array_like=True, gc=False):
+    """One line's share of a ``lines_allocated`` event: journaled as a JSON array
+    ``[order_id, line_no, qty, rank]`` (a 100,000-line fill is one row of ~3 MB, not of ~12)."""
+
+    order_id: str
+    line_no: Int53
+    qty: Int53
+    rank: float
+
+
+class LinesAllocated(Event, tag="lines_allocated", kw_only=True, frozen=True):
+    """SKU actor: units reserved to waiting lines by one settle, in service order, all
+    under ``rule``. One journal row per settle instead of one ``allocated`` per line: a
+    receipt that fills 100,000 lines is one row (bench/fill.py). The journal links the row
+    to each order it names (``order_links``), and the audit by order and the event stream
+    show it as the ``allocated`` event of each line (``allocations``). Journals before it
+    hold ``allocated`` events; both replay."""
+
+    sku: str
+    rule: str
+    lines: list[AllocatedLine]
+
+
+def allocations(e: LinesAllocated) -> list[Allocated]:
+    """A ``lines_allocated`` event as the ``allocated`` events of its lines."""
+    return [
+        Allocated(ts=e.ts, sku=e.sku, order_id=a.order_id, line_no=a.line_no, qty=a.qty, rule=e.rule, rank=a.rank)
+        for a in e.lines
+    ]
+
+
+def allocated_orders(e: LinesAllocated) -> list[str]:
+    """The orders a ``lines_allocated`` event gives units to, each once, in service order."""
+    return list(dict.fromkeys(a.order_id for a in e.lines))
+
+
 class LineBackordered(Event, tag="line_backordered", kw_only=True, frozen=True):
     """SKU actor: a newly queued line could not be covered in full; ``qty`` units wait."""
 
@@ -675,6 +711,7 @@ class RecordsArchived(Event, tag="records_archived", kw_only=True, frozen=True):
 AnyEvent = (
     OrderReceived
     | Allocated
+    | LinesAllocated
     | LineBackordered
     | Deallocated
     | AllocationLent
@@ -742,6 +779,7 @@ TOPICS: dict[str, frozenset[str]] = {
             "lines_promised",
         }
     ),
+    # a lines_allocated row is streamed as the allocated event of each of its lines
     "stock": frozenset({"allocated", "deallocated", "allocation_lent", "received", "adjusted", "line_released"}),
     "shipments": frozenset(
         {

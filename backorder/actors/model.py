@@ -492,6 +492,7 @@ class World:
         self._apply = {
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
+            ev.LinesAllocated: self._lines_allocated,
             ev.Deallocated: self._deallocated,
             ev.AllocationLent: self._deallocated,  # the lender's side; the borrower's is an ``allocated``
             ev.Received: self._received,
@@ -686,23 +687,38 @@ class World:
                 s.undecided[line] = None
 
     def _allocated(self, e: ev.Allocated) -> None:
-        line = self.orders[e.order_id].lines[e.line_no - 1]
-        s = self.sku(e.sku)
-        line.allocated += e.qty
-        line.rule, line.rank = e.rule, e.rank
-        s.allocated += e.qty
-        s.backordered -= e.qty
-        s.holders[line] = None
-        if line.need == 0:
+        """Journals before ``lines_allocated``: one line's allocation per event."""
+        s, line = self.sku(e.sku), self.orders[e.order_id].lines[e.line_no - 1]
+        if self._allocate(s, line, e.qty, e.rule, e.rank, e.ts):
             s.queue.remove(line)
+
+    def _lines_allocated(self, e: ev.LinesAllocated) -> None:
+        s, orders, allocate, rule, ts = self.sku(e.sku), self.orders, self._allocate, e.rule, e.ts
+        served = []  # lines served in full leave the queue together (a fill: its head, in one cut)
+        for a in e.lines:
+            line = orders[a.order_id].lines[a.line_no - 1]
+            if allocate(s, line, a.qty, rule, a.rank, ts):
+                served.append(line)
+        s.queue.remove_lines(served)
+
+    def _allocate(self, s: Sku, line: Line, qty: int, rule: str, rank: float, ts: float) -> bool:
+        """Units to a line; True if it now has all it needs (the caller takes it off the queue)."""
+        line.allocated += qty
+        line.rule, line.rank = rule, rank
+        s.allocated += qty
+        s.backordered -= qty
+        s.holders[line] = None
+        served = line.need == 0
+        if served:
             if not line.decided:  # served in full at once: its whole quantity at order time
-                self.kpi.line_served(e.ts, line.qty, line.qty)
+                self.kpi.line_served(ts, line.qty, line.qty)
             line.decided = True
             s.undecided.pop(line, None)
         elif line.qtoken:
             s.queue.update(line)  # partly served: it waits for less
         if line.backordered_at_entry:
-            self.kpi.line_progress((line.order_id, line.line_no), e.ts, line.need)
+            self.kpi.line_progress((line.order_id, line.line_no), ts, line.need)
+        return served
 
     def _deallocated(self, e: ev.Deallocated | ev.AllocationLent) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]

@@ -25,28 +25,36 @@ from backorder.timeutil import iso_date
 Emit = Callable[[ev.Event], None]
 DAY = 86400.0
 _BY_DATE = operator.attrgetter("expected_date", "request_id")  # supply in the order it arrives
+# What a settle returns per allocation (each has order_id, line_no, qty, rank): a line's
+# share of the settle's lines_allocated, or a loan's allocated
+Allocation = ev.AllocatedLine | ev.Allocated
 
 
-def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
+def settle(world: World, s: Sku, emit: Emit, now: float) -> list[Allocation]:
     """Give available units to waiting lines in service order, lend held units where that
     harms nobody (``allocation_plan.lend``); then reorder if needed.
 
     Runs after every order, receipt, cancellation, count and policy change (never on a
     timer). Newly queued lines that are still short afterwards are recorded as backordered.
-    Returns every ``allocated`` it journaled (a loan's too: its order may ship now).
+    Returns each allocation it journaled: its lines_allocated's lines, then a loan's
+    allocated (its order may ship now).
     """
     fresh = list(s.undecided)
-    allocs = []
-    # what the what-if reads predict (allocation_plan): decided first, then journaled in
-    # service order (each event takes its line off the queue or shortens its need)
+    # what the what-if reads predict (allocation_plan): decided first, then journaled as
+    # one event in service order (applying it takes each line off the queue or shortens its need)
     given = allocation_plan.allocate_now(s.queue.lines(), s.available)
     loans = []
     if s.backordered > sum(qty for _, qty in given):  # lines still wait: may held units serve one?
         loans = allocation_plan.lend(s.queue.lines, given, s.available, s.supply(), lending(world, s))[0]
-    rule = world.mode
-    for line, qty in given:
-        allocs.append(_allocate(world, s, line, qty, rule, emit, now))
-    for loan in loans:
+    rank = world.rank
+    lines = [
+        ev.AllocatedLine(order_id=line.order_id, line_no=line.line_no, qty=qty, rank=rank(line, now))
+        for line, qty in given
+    ]
+    if lines:
+        emit(ev.LinesAllocated(ts=now, sku=s.sku, rule=world.mode, lines=lines))
+    allocs: list[Allocation] = list(lines)
+    for loan in loans:  # rare: each loan is its allocation_lent and the borrower's own allocated
         lender, borrower = loan.lender, loan.borrower
         emit(
             ev.AllocationLent(
@@ -183,12 +191,12 @@ def check_quantity(world: World, name: str, value: int) -> None:
 
 def receive(
     world: World, s: Sku, qty: int, reference: str | None, emit: Emit, now: float, receipt_id: str | None = None
-) -> list[ev.Allocated]:
+) -> list[Allocation]:
     """Units arrived: recorded (see ``match_receipt``), then given to waiting lines."""
     return record_receipt(world, s, match_receipt(world, s, qty, reference, now, receipt_id), emit, now)
 
 
-def record_receipt(world: World, s: Sku, e: ev.Received, emit: Emit, now: float) -> list[ev.Allocated]:
+def record_receipt(world: World, s: Sku, e: ev.Received, emit: Emit, now: float) -> list[Allocation]:
     emit(e)
     return settle(world, s, emit, now)
 
@@ -257,7 +265,7 @@ def known_receipt(world: World, s: Sku, receipt_id: str | None, qty: int) -> tup
 
 def adjust(
     world: World, s: Sku, delta: int | None, counted: int | None, reason: str, emit: Emit, now: float
-) -> list[ev.Allocated]:
+) -> list[Allocation]:
     """A cycle count. If fewer units are left than are reserved, the lines served last
     give units back first (never units already in a picking shipment)."""
     if (delta is None) == (counted is None):
@@ -382,14 +390,14 @@ def confirm(world: World, s: Sku, request_id: str, expected_date: str, emit: Emi
     emit(ev.RequestConfirmed(ts=now, request_id=request_id, sku=s.sku, expected_date=expected_date))
 
 
-def replan(world: World, s: Sku, request_id: str, emit: Emit, now: float) -> list[ev.Allocated]:
+def replan(world: World, s: Sku, request_id: str, emit: Emit, now: float) -> list[Allocation]:
     """After a supply changed: reorder where the position now needs it (a new request
     takes the place of what will not come). The customers whose promised dates moved are
     told by the SKU actor's ``promise_rules.recheck``, in the same step."""
     return settle(world, s, emit, now)
 
 
-def cancel(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[ev.Allocated]:
+def cancel(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[Allocation]:
     """The request will not be delivered at all. One that has been partly received is
     closed short instead (what came is real), so a cancellation never rewrites a receipt."""
     r = open_request(world, s, request_id, "cancelled")
@@ -402,7 +410,7 @@ def cancel(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: 
     return replan(world, s, request_id, emit, now)
 
 
-def close(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[ev.Allocated]:
+def close(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[Allocation]:
     """Short-close: what has come is all that will come."""
     r = open_request(world, s, request_id, "closed")
     emit(ev.RequestShortClosed(ts=now, request_id=request_id, sku=s.sku, reason=reason, open_qty=r.open_qty))
@@ -417,7 +425,7 @@ def _new_qty(world: World, r: Request, qty: int, what: str) -> None:
         )
 
 
-def amend(world: World, s: Sku, request_id: str, qty: int, emit: Emit, now: float) -> list[ev.Allocated]:
+def amend(world: World, s: Sku, request_id: str, qty: int, emit: Emit, now: float) -> list[Allocation]:
     """The quantity of an open request changes (more or less): re-planned at once."""
     r = open_request(world, s, request_id, "amended")
     _new_qty(world, r, qty, "qty")
@@ -429,7 +437,7 @@ def amend(world: World, s: Sku, request_id: str, qty: int, emit: Emit, now: floa
 
 def acknowledge(
     world: World, s: Sku, request_id: str, qty: int, expected_date: str, emit: Emit, now: float
-) -> list[ev.Allocated]:
+) -> list[Allocation]:
     """The supplier's confirmation: it will send ``qty`` (at most what was asked) by the date."""
     r = open_request(world, s, request_id, "acknowledged")
     _new_qty(world, r, qty, "acknowledged qty")

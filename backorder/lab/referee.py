@@ -197,6 +197,9 @@ class _State:
             line = self.lines.get((e.order_id, e.line_no))
             if line is not None and not line.backordered:
                 line.backordered = e.qty
+        elif isinstance(e, ev.LinesAllocated):
+            for one in ev.allocations(e):
+                self._allocated(one)
         elif isinstance(e, ev.Allocated):
             self._allocated(e)
         elif isinstance(e, ev.Deallocated | ev.AllocationLent):  # a loan: the lender waits again
