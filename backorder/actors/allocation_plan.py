@@ -369,10 +369,17 @@ def _harmless(
     back_by = covering_date(free, supply, prefix[at] + (qty if at < b else 0))
     if completes is None or back_by is None or "now" in (completes, back_by) or back_by > completes:
         return None
-    for k in range(at + 1, b):  # more units ahead of these lines now: their dates must hold
+    return (back_by, completes) if _between_keep_dates(walk, free, supply, at, b, qty) else None
+
+
+def _between_keep_dates(walk: _Walk[L], free: int, supply: SupplyCurve, at: int, b: int, qty: int) -> bool:
+    """No waiting line between a lender at entry ``at`` and a borrower behind it at ``b``
+    gets a later date with ``qty`` more units ahead of it (the lender's, waiting again)."""
+    needs, prefix = walk.needs, walk.prefix
+    for k in range(at + 1, b):
         if needs[k] > 0 and covering_date(free, supply, prefix[k] + qty) != covering_date(free, supply, prefix[k]):
-            return None
-    return back_by, completes
+            return False
+    return True
 
 
 def schedule_lending(
