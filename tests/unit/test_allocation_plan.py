@@ -278,7 +278,7 @@ def test_lending_moves_no_date_serves_only_shipping_lines_and_is_predicted(mode,
         lent += len(loaned)
         if any(w.orders[a.order_id].lines[a.line_no - 1].need for a in loaned):
             event("a partial loan")  # to a split order's line (check_loans: never a ship-complete one)
-        sim.ship_orders(allocs)
+        sim.ship_orders(allocs, name)
         check_invariants(w, sim.log)
     event("lent" if lent else "no loan")
 
