@@ -53,9 +53,7 @@ class OrderActor:
                     order = world.orders[oid]
                     if oid not in self.pending:
                         order_rules.settle_order(world, order, engine.emit, now, engine.auto_pick)
-                    lender_sku = order_rules.may_borrow_at(world, order, sku)
-                    if lender_sku is not None:  # its last waiting line may ship on a loan now
-                        self.router.send(lender_sku, Settle(corr=corr, actor=actor))
+                    self._ask_to_lend(order, sku, corr, actor)
                 if order_id is not None:
                     waiting = self.pending.get(order_id)
                     if waiting is not None:
@@ -65,9 +63,14 @@ class OrderActor:
                             self._finish_submit(order_id, waiting[0], *waiting[2:])
                             # its SKUs settled one by one: one that answered before the
                             # others served it may now lend to it
-                            lender_sku = order_rules.may_borrow_at(world, world.orders[order_id], sku)
-                            if lender_sku is not None:
-                                self.router.send(lender_sku, Settle(corr=corr, actor=actor))
+                            self._ask_to_lend(world.orders[order_id], sku, corr, actor)
+
+    def _ask_to_lend(self, order, served_by: str, corr: str, actor: str) -> None:
+        """Settle again the SKU an order is left waiting on alone (``order_rules.may_borrow_at``):
+        its line may now ship on a loan."""
+        lender_sku = order_rules.may_borrow_at(self.engine.world, order, served_by)
+        if lender_sku is not None:
+            self.router.send(lender_sku, Settle(corr=corr, actor=actor))
 
     def _call(self, req, reply, corr: str, actor: str) -> None:
         engine, world, now, emit = self.engine, self.engine.world, self.engine.now(), self.engine.emit
