@@ -15,7 +15,8 @@ before this SKU's next supply restores them are lent to waiting lines that ship 
 service order (a split order's line may borrow part of its need; a ship-complete
 order's line borrows all of it or nothing), when the plan shows that nobody's date
 moves: the lender's units come back (it waits again, in its own place) no later than
-its order's date from its other lines, and no other waiting line's date gets later. docs/operations.md has the rule and why.
+its order's date from its other lines, and no other waiting line's date gets later.
+docs/operations.md has the rule and why.
 
 Dates: available stock covers the head of the queue first, then open supply in the order
 it arrives (``queue_index.SupplyCurve``): a line's date is "now" when stock covers it,
