@@ -314,13 +314,16 @@ POLICY_FIELDS = (
 )
 
 
-def configure(world: World, s: Sku, changes: dict[str, Any], emit: Emit, now: float) -> None:
+def configure(world: World, s: Sku, changes: dict[str, Any], emit: Emit, now: float) -> list[Allocation]:
+    """A new policy, then a settle: it reorders if the position now needs it, and may lend
+    (a loan that another SKU's moved date made possible since this SKU last settled), so
+    its allocations go to the order actor like any other settle's."""
     policy = msgspec.structs.replace(s.policy, **changes)
     problems = policy.problems(world.settings.limits.max_quantity)
     if problems:
         raise InvalidInput("invalid_policy", "; ".join(problems))
     emit(ev.SkuConfigured(ts=now, sku=s.sku, policy=policy))
-    settle(world, s, emit, now)
+    return settle(world, s, emit, now)
 
 
 def tune(world: World, s: Sku, result: wire.SkuResult, emit: Emit, now: float) -> str | None:
