@@ -163,3 +163,67 @@ def test_fill_rate_safety_stock_is_the_textbook_one_not_a_cycle_service_z():
     # so it needs less: Q = 400 gives G(k) = 0.333, k = 0.14.
     assert safety_factor(policy.loss_target(0.98, 100, 24)) * 24 == pytest.approx(24, abs=0.2)
     assert safety_factor(policy.loss_target(0.98, 400, 24)) == pytest.approx(0.14, abs=0.01)
+
+
+def test_a_promotion_spike_is_winsorised_to_the_hampel_bound():
+    # Four weeks of 10 ± 1 a day with a three-day spike of 40, 50, 45 in the middle.
+    base = [9, 10, 11, 10, 9, 10, 11] * 4
+    daily = [float(x) for x in base]
+    daily[13:16] = [40.0, 50.0, 45.0]
+    cleansed, clipped = policy.winsorise_spikes(daily)
+    assert clipped == 3
+    # Day 14's two weeks (days 7-21): median 10, MAD 1; the scale is the larger of
+    # 1.4826·1 and the Poisson sqrt(10) = 3.16 -> bound 10 + 3·3.16 = 19.49.
+    assert cleansed[14] == pytest.approx(10 + 3 * math.sqrt(10))
+    # Every other day is untouched, and no cleansed day exceeds 20.
+    assert [c for i, c in enumerate(cleansed) if i not in (13, 14, 15)] == [
+        d for i, d in enumerate(daily) if i not in (13, 14, 15)
+    ]
+    assert max(cleansed) < 20
+
+
+def test_winsorising_leaves_ordinary_count_noise_and_quiet_days_alone():
+    # Mostly 1 a day (MAD 0): the Poisson scale sqrt(1) keeps the 2s and 3s, and the
+    # zero days (the lower side) are never raised.
+    daily = [1.0, 1, 2, 0, 1, 3, 1, 1, 0, 1, 2, 1, 1, 1, 4, 1]
+    cleansed, clipped = policy.winsorise_spikes(daily)
+    assert (cleansed, clipped) == (daily, 0)
+    # A 9 among them is beyond 1 + 3·sqrt(1) = 4 and comes down to 4.
+    daily[7] = 9.0
+    cleansed, clipped = policy.winsorise_spikes(daily)
+    assert clipped == 1 and cleansed[7] == pytest.approx(4.0)
+
+
+def test_a_level_shift_is_not_clipped_once_it_is_the_window_median():
+    # Demand doubles for good on day 20: within a week the window's median follows, so
+    # only the first days of the new level may be clipped, never those a week on.
+    daily = [10.0] * 20 + [30.0] * 20
+    cleansed, _ = policy.winsorise_spikes(daily)
+    assert cleansed[28:] == daily[28:]
+
+
+def test_horizon_error_of_an_unbiased_forecast_is_the_sqrt_h_rule():
+    # Errors alternating +1/-1: one-step error 1, but over 2 days they cancel (0) and over
+    # 3 days the sum is ±1: the sqrt(h) rule would say 1.41 and 1.73.
+    actual = [11.0, 9.0] * 10
+    fitted = [10.0] * 20
+    assert policy.horizon_error_sd(actual, fitted, 2) == pytest.approx(0.0)
+    assert policy.horizon_error_sd(actual, fitted, 3) == pytest.approx(1.0)
+
+
+def test_horizon_error_counts_a_lagging_forecasts_bias_the_sqrt_h_rule_misses():
+    # A forecast that stays 2 units low every day: one-step RMSE 2, over 7 days 14 (the
+    # sqrt(h) rule: 2·sqrt(7) = 5.3).
+    actual = [12.0] * 30
+    fitted = [10.0] * 30
+    assert policy.horizon_error_sd(actual, fitted, 7) == pytest.approx(14.0)
+    # A fractional horizon scales from the rounded one: 7.4 days -> 14·sqrt(7.4/7).
+    assert policy.horizon_error_sd(actual, fitted, 7.4) == pytest.approx(14.0 * math.sqrt(7.4 / 7))
+
+
+def test_horizon_error_skips_days_without_a_fitted_value_and_needs_two_windows():
+    nan = float("nan")
+    actual = [5.0, 6.0, 4.0, 5.0]
+    # Errors 1, -1, 0 on the fitted days: 2-day sums 0 and -1 -> sqrt((0 + 1) / 2).
+    assert policy.horizon_error_sd(actual, [nan, 5.0, 5.0, 5.0], 2) == pytest.approx(math.sqrt(0.5))
+    assert policy.horizon_error_sd(actual, [nan, nan, 5.0, 5.0], 2) is None
