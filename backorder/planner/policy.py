@@ -9,13 +9,6 @@ Thomas, *Inventory and Production Management in Supply Chains* (4th ed.), ch. 6,
 fill-rate safety factor (G(k) = (1 - fill rate) · Q / σ) and the variance of demand over
 a random lead time (σ² = E[L]·σe² + μ²·σL²); the undershoot of a reorder point by lumpy
 demand is E[Z²] / (2·E[Z]) for transaction size Z (renewal theory, same chapter).
-Demand cleansing: Hampel's identifier (Hampel 1974; Pearson 2002, "Outliers in process
-modeling and identification"), a point beyond median + 3·(1.4826·MAD) of a moving window
-is an outlier, the "three-sigma edit rule" with the MAD scaled to a normal σ. Forecast
-error over the protection horizon measured on cumulative errors rather than one-step
-errors scaled by sqrt(h): Syntetos & Boylan, *Intermittent Demand Forecasting* (2021),
-ch. 9 (the lead-time demand's error is what the stock must cover; one-step errors of
-an intermittent series are neither normal nor independent).
 """
 
 from __future__ import annotations
@@ -28,13 +21,6 @@ from typing import Literal
 # the non-zero demand sizes.
 ADI_CUT = 1.32
 CV2_CUT = 0.49
-
-# Hampel's identifier: 3 scaled MADs (the three-sigma edit rule); 1.4826 makes the MAD a
-# consistent estimate of a normal σ. The window spans a week either side, two weekly
-# cycles, so a weekday's usual peak is compared with others of its kind.
-HAMPEL_K = 3.0
-MAD_SCALE = 1.4826
-HAMPEL_HALF_WINDOW = 7
 
 DemandClass = Literal["smooth", "erratic", "intermittent", "lumpy"]
 
@@ -79,63 +65,6 @@ def error_floor(daily_mean: float) -> float:
     a model that fits the past more tightly (a short, regular history) has overfit it,
     and a safety stock of zero would follow."""
     return math.sqrt(max(daily_mean, 0.0))
-
-
-def median(xs: Sequence[float]) -> float:
-    s = sorted(xs)
-    n = len(s)
-    return (s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0) if n else 0.0
-
-
-def winsorise_spikes(
-    daily: Sequence[float], half_window: int = HAMPEL_HALF_WINDOW, k: float = HAMPEL_K
-) -> tuple[list[float], int]:
-    """(cleansed series, days clipped): each day above median + k·scale of the days
-    within ``half_window`` of it is lowered to that bound (winsorised, not dropped: the
-    day still had demand). scale = max(1.4826·MAD, sqrt(median)): counts of customers'
-    orders vary at least as Poisson demand does (``error_floor``), and a MAD of 0 (a
-    series of mostly equal days) would otherwise clip every day above the median.
-
-    Only the upper side: a spike (a promotion nobody announced, a one-off bulk buy) is
-    not repeatable demand to forecast from nor an error the next lead time will see
-    again; a quiet day is demand as it was. Meant for series with demand most days
-    (smooth, erratic): in an intermittent one the median day is 0."""
-    out = list(daily)
-    clipped = 0
-    for i, x in enumerate(daily):
-        window = daily[max(0, i - half_window) : i + half_window + 1]
-        med = median(window)
-        mad = median([abs(v - med) for v in window])
-        bound = med + k * max(MAD_SCALE * mad, math.sqrt(max(med, 0.0)))
-        if x > bound:
-            out[i] = bound
-            clipped += 1
-    return out, clipped
-
-
-def horizon_error_sd(actual: Sequence[float], fitted: Sequence[float], horizon: float) -> float | None:
-    """Root mean squared error of the forecast's cumulative error over ``horizon`` days
-    (overlapping windows of round(horizon) days, scaled to the exact horizon by
-    sqrt(horizon / days)), from the one-step fitted values; days without a fitted value
-    are skipped. None with fewer than two windows.
-
-    The spread the safety stock covers is that of demand over the protection window.
-    Scaling the one-step error by sqrt(h) assumes errors independent from day to day; a
-    forecast that lags a trend or a level shift errs on the same side for days and
-    under-states it, an intermittent series' skewed daily errors misstate it. The squared
-    error (not the variance) counts a bias as the risk it is."""
-    days = max(round(horizon), 1)
-    pairs = [(a, f) for a, f in zip(actual, fitted, strict=True) if math.isfinite(f)]
-    if len(pairs) < days + 1:
-        return None
-    errs = [a - f for a, f in pairs]
-    run = sum(errs[:days])
-    sq = run * run
-    for i in range(days, len(errs)):
-        run += errs[i] - errs[i - days]
-        sq += run * run
-    n = len(errs) - days + 1
-    return math.sqrt(sq / n * horizon / days)
 
 
 def lead_time_demand_sd(lead_mean: float, error_var: float, daily_mean: float, lead_var: float) -> float:

@@ -13,10 +13,8 @@ series of 365 daily points, h = 30): smooth and erratic demand -
 SeasonalExponentialSmoothingOptimized(season_length=7) (0.1 ms; AutoETS with a weekly
 season takes 65 ms, which would make 2,000 SKUs cost two minutes); intermittent -
 CrostonSBA (0.04 ms); lumpy - ADIDA, Croston on temporally aggregated buckets (0.07 ms
-without fitted values, 1.2 ms with). Smooth and erratic series are cleansed of spikes
-first (``policy.winsorise_spikes``). The error spread is that of the in-sample
-forecast's cumulative errors over the protection window (``policy.horizon_error_sd``,
-from the one-step fitted values, ``fitted=True``).
+without fitted values, 1.2 ms with). The error spread is that of the in-sample one-step
+residuals (``fitted=True``).
 """
 
 from __future__ import annotations
@@ -235,14 +233,6 @@ def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params, ratios: Se
     klass = policy.demand_class(adi, cv2)
     reasons.append(f"{klass} demand (ADI {adi:.2f}, CV² {cv2:.2f})")
     if klass in ("smooth", "erratic"):
-        cleansed, clipped = policy.winsorise_spikes(y.tolist())
-        if clipped:
-            reasons.append(
-                f"{clipped} spike day(s) above median + {policy.HAMPEL_K:g} MADs of their two weeks"
-                f" lowered to that bound ({float(y.sum()) - sum(cleansed):g} units not forecast from)"
-            )
-            y = np.array(cleansed)
-    if klass in ("smooth", "erratic"):
         model, name = SeasonalExponentialSmoothingOptimized(season_length=7), "SeasonalES(7)"
         if len(y) < 14:
             model, name = CrostonSBA(), "CrostonSBA"
@@ -253,8 +243,7 @@ def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params, ratios: Se
     horizon = max(HORIZON, math.ceil(s.lead_time_days + p.review_days + p.handling_days + p.cycle_days) + 1)
     out = model.forecast(y=y, h=horizon, fitted=True)
     fc = np.clip(np.nan_to_num(out["mean"]), 0.0, None)
-    fitted = out["fitted"]
-    resid = (y - fitted)[-ERROR_DAYS:]
+    resid = (y - out["fitted"])[-ERROR_DAYS:]
     resid = resid[np.isfinite(resid)]
     error_sd = float(resid.std()) if len(resid) > 1 else float(y.std())
     tracking = policy.trigg_signal(resid.tolist())
@@ -283,13 +272,6 @@ def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params, ratios: Se
     forecast = fc.tolist()
     ltd = policy.window_demand(forecast, window)
     daily = ltd / window if window > 0 else float(fc[0])
-    window_sd = policy.horizon_error_sd(y[-ERROR_DAYS:].tolist(), fitted[-ERROR_DAYS:].tolist(), window)
-    if window_sd is not None and window > 0:
-        reasons.append(
-            f"forecast error over the {window:.1f}-day window {window_sd:.1f} units"
-            f" (one-step {error_sd:.2f}/day × sqrt(days) would say {error_sd * math.sqrt(window):.1f})"
-        )
-        error_sd = window_sd / math.sqrt(window)  # per-day equivalent: σ_W² = W · error_sd²
     floor = policy.error_floor(daily)
     if error_sd < floor:
         reasons.append(
