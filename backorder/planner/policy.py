@@ -6,11 +6,11 @@ normal loss function come from statsforecast and scipy, in the worker
 
 References: Syntetos, Boylan & Croston (2005) for the ADI / CV² cut-offs; Silver, Pyke &
 Thomas, *Inventory and Production Management in Supply Chains* (4th ed.), ch. 6, for the
-fill-rate safety factor (G(k) - G(k + Q/σ) = (1 - fill rate) · Q / σ, the exact
-backorder form; Hadley & Whitin, *Analysis of Inventory Systems*, 1963, ch. 4) and the
-variance of demand over a random lead time (σ² = E[L]·σe² + μ²·σL²); the undershoot of
-a reorder point by demand in transactions of size Z has mean E[Z²] / (2·E[Z]) and second
-moment E[Z³] / (3·E[Z]) (renewal theory: the stationary excess, same chapters).
+fill-rate safety factor (G(k) = (1 - fill rate) · Q / σ) and the variance of demand over
+a random lead time (σ² = E[L]·σe² + μ²·σL²); the undershoot of a reorder point by demand
+in transactions of size Z has mean E[Z²] / (2·E[Z]) and second moment E[Z³] / (3·E[Z])
+(renewal theory: the stationary excess, same chapter; Hadley & Whitin, *Analysis of
+Inventory Systems*, 1963, ch. 4).
 """
 
 from __future__ import annotations
@@ -76,12 +76,8 @@ def lead_time_demand_sd(lead_mean: float, error_var: float, daily_mean: float, l
 
 
 def loss_target(fill_rate: float, order_qty: float, sd: float) -> float | None:
-    """The expected shortage per replenishment cycle, in units of σ, that a fill-rate
-    target allows: (1 - fill rate)·Q / σ. The safety factor k solves
-    G(k) - G(k + Q/σ) = this (the exact backorder expression; G(k) alone, the usual
-    shortcut, also counts shortages the previous cycle's order already covered and asks
-    for too much stock when Q is small against σ, as with lumpy demand). None when
-    σ = 0: no safety stock is needed."""
+    """The unit normal loss G(k) a fill-rate target asks for: (1 - fill rate)·Q / σ.
+    None when there is no uncertainty (σ = 0): no safety stock is needed."""
     if sd <= 0:
         return None
     return (1.0 - fill_rate) * order_qty / sd

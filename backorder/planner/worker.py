@@ -52,15 +52,9 @@ _K = np.linspace(-4.0, 6.0, 4001)
 _G = norm.pdf(_K) - _K * norm.sf(_K)
 
 
-def safety_factor(loss: float, q_over_sd: float = math.inf) -> float:
-    """k with G(k) - G(k + Q/σ) = loss (clamped to the grid; G beyond it counts as 0,
-    G(6) = 1e-10). The difference falls as k grows (its derivative is
-    Φ(k) - Φ(k + Q/σ) < 0), so it inverts by interpolation like G; with Q/σ infinite it
-    is G itself."""
-    if math.isinf(q_over_sd):
-        return float(np.interp(loss, _G[::-1], _K[::-1]))
-    shortage = _G - np.interp(_K + q_over_sd, _K, _G, right=0.0)
-    return float(np.interp(loss, shortage[::-1], _K[::-1]))
+def safety_factor(loss: float) -> float:
+    """k with G(k) = loss (clamped to the grid)."""
+    return float(np.interp(loss, _G[::-1], _K[::-1]))
 
 
 class _Line(msgspec.Struct):
@@ -301,7 +295,7 @@ def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params, ratios: Se
         )
         sd = math.sqrt(sd * sd + under_var)
     loss = policy.loss_target(s.service_level, q, sd)
-    k = 0.0 if loss is None else safety_factor(loss, q / sd)
+    k = 0.0 if loss is None else safety_factor(loss)
     ss = max(k * sd, 0.0)
     rop, oup, ss_units = policy.levels(
         lead_time_demand=ltd, safety_stock=ss, undershoot_units=under, cycle_demand=cycle, moq=s.moq, pack=s.pack_size

@@ -170,28 +170,3 @@ def test_fill_rate_safety_stock_is_the_textbook_one_not_a_cycle_service_z():
     # so it needs less: Q = 400 gives G(k) = 0.333, k = 0.14.
     assert safety_factor(policy.loss_target(0.98, 100, 24)) * 24 == pytest.approx(24, abs=0.2)
     assert safety_factor(policy.loss_target(0.98, 400, 24)) == pytest.approx(0.14, abs=0.01)
-
-
-def test_the_exact_fill_rate_factor_asks_less_when_the_order_is_small_against_sigma():
-    pytest.importorskip("scipy")
-    from scipy.stats import norm
-
-    from backorder.planner.worker import safety_factor
-
-    def g(k):
-        return norm.pdf(k) - k * norm.sf(k)
-
-    # Q = σ (lumpy: one order quantity is one σ of lead-time demand), fill rate 90 %:
-    # the shortcut solves G(k) = 0.1 (k = 0.90); the exact G(k) - G(k + 1) = 0.1 gives
-    # k = 0.83 (G(1.83) = 0.0137 of the shortages were the previous cycle's).
-    shortcut = safety_factor(0.1)
-    exact = safety_factor(0.1, 1.0)
-    assert shortcut == pytest.approx(0.90, abs=0.01)
-    assert g(exact) - g(exact + 1.0) == pytest.approx(0.1, abs=1e-3)
-    assert exact == pytest.approx(0.83, abs=0.01)
-    # A large order against σ (smooth demand) makes G(k + Q/σ) vanish: the same k.
-    assert safety_factor(0.1, 8.0) == pytest.approx(shortcut, abs=1e-3)
-    # Q/σ = 0.5 at a 97 % target (loss 0.015): the shortcut's k = 1.78 becomes 1.65
-    # (G(1.65) = 0.0206, G(2.15) = 0.0055: 0.0151 short per cycle, as asked).
-    assert safety_factor(0.015) == pytest.approx(1.78, abs=0.01)
-    assert safety_factor(0.015, 0.5) == pytest.approx(1.65, abs=0.01)
