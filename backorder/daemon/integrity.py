@@ -31,7 +31,14 @@ INSTRUCTIONS = (
 
 
 class IntegrityError(Exception):
-    """The journal database is damaged; the message says how and what to do."""
+    """The journal database is damaged; the message says how (``problems``) and what to do
+    (``instructions``: by default those for a refused start)."""
+
+    def __init__(self, db: str | Path, problems: list[str], instructions: str = INSTRUCTIONS) -> None:
+        self.db, self.problems = db, problems
+        super().__init__(
+            f"journal {db} failed the integrity check: " + "; ".join(problems) + ". " + instructions.format(db=db)
+        )
 
 
 def check(db: str | Path) -> int:
@@ -58,14 +65,8 @@ def check(db: str | Path) -> int:
     except sqlite3.DatabaseError as exc:
         problems.append(f"not a readable SQLite database: {exc}")
     if problems:
-        raise failed(path, problems)
+        raise IntegrityError(path, problems)
     return count
-
-
-def failed(db: str | Path, problems: list[str]) -> IntegrityError:
-    return IntegrityError(
-        f"journal {db} failed the integrity check: " + "; ".join(problems) + ". " + INSTRUCTIONS.format(db=db)
-    )
 
 
 def gate(db: str | Path) -> None:
@@ -87,12 +88,12 @@ def gate(db: str | Path) -> None:
     except sqlite3.DatabaseError as exc:
         problems.append(f"not a readable SQLite database: {exc}")
     if problems:
-        raise failed(path, problems)
+        raise IntegrityError(path, problems)
 
 
 def gap(db: str | Path, expected: int, found: int) -> IntegrityError:
     """The replay found event ``found`` where ``expected`` was due."""
-    return failed(db, [f"journal continuity: event {found} follows event {expected - 1}: events are missing"])
+    return IntegrityError(db, [f"journal continuity: event {found} follows event {expected - 1}: events are missing"])
 
 
 # [daemon] integrity_check: true (the default) checks after ready; false skips the check
@@ -129,7 +130,7 @@ class Deferred:
     def hold(self) -> None:
         """Open the read-only connection that keeps the file from being checkpointed."""
         if self.db.exists():
-            self._hold = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, check_same_thread=False)
+            self._hold = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
             self._hold.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # joins the WAL
 
     @property
@@ -144,10 +145,7 @@ class Deferred:
             events = await trio.to_thread.run_sync(check, self.db, abandon_on_cancel=True)
         except IntegrityError as exc:
             self.seconds = round(time.perf_counter() - t0, 3)
-            self.state, self.problem = (
-                "damaged",
-                f"{exc}".replace(INSTRUCTIONS.format(db=self.db), DAMAGED_AT_RUNTIME.format(db=self.db)),
-            )
+            self.state, self.problem = "damaged", str(IntegrityError(self.db, exc.problems, DAMAGED_AT_RUNTIME))
             log.error("integrity_check_failed", reason=self.problem, seconds=self.seconds)
             status(f"journal damaged, writes refused: {self.problem}")
             return

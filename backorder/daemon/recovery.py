@@ -257,7 +257,7 @@ async def recover_at_start(
             built = await trio.to_thread.run_sync(rebuild, journal, settings, phases)
             timer.t = time.perf_counter()
         except sqlite3.DatabaseError as exc:  # a damaged page the gate did not read
-            built = integrity.failed(db, [f"not a readable SQLite database: {exc}"])
+            built = integrity.IntegrityError(db, [f"not a readable SQLite database: {exc}"])
         except Exception as exc:
             built = exc
     refused = checked[0] if checked and checked[0] is not None else built if isinstance(built, Exception) else None
