@@ -68,6 +68,9 @@ def test_damage_found_after_ready_refuses_writes_serves_reads_and_leaves_the_fil
     else:
         damage(d.db)
     before = _digest(d.db)
+    # a SKU table new to the config file: the start journals its policy (a write into
+    # the WAL before the check's verdict), which must never reach the file
+    d.config.write_text(d.config.read_text() + "\n[skus.Z]\n")
     d.start()  # the gate passes: the damage is where only the full check reads
     startup = _verdict(d)
     assert startup["integrity"]["state"] == "damaged"
@@ -87,8 +90,10 @@ def test_damage_found_after_ready_refuses_writes_serves_reads_and_leaves_the_fil
         assert refused.value.code == "journal_damaged"
         assert c.call("sku.get", sku="A") == sku_before  # reads are served, nothing changed
         assert len(c.call("orders.list")["orders"]) == 5
+        assert c.call("sku.get", sku="Z")["sku"] == "Z"  # journaled at the start
     assert d.stop() == 0
-    assert _digest(d.db) == before  # the daemon never wrote to the file (its commits are in the WAL)
+    assert _digest(d.db) == before  # the daemon never wrote to the file: its commits are in the WAL
+    assert d.db.with_name(d.db.name + "-wal").stat().st_size > 0
     assert "integrity_check_failed" in d.log_tail(20000)
 
 
