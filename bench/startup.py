@@ -154,6 +154,7 @@ def main() -> None:
         help="[daemon] integrity_check: before_ready is the blocking check (the behaviour before it was deferred)",
     )
     ap.add_argument("--quick", action="store_true", help="20,000 orders")
+    ap.add_argument("--label", default="", help="suffix of the result file (e.g. 500k)")
     args = ap.parse_args()
     exit_on_sigterm()
     if args.quick:
@@ -211,8 +212,8 @@ def main() -> None:
             "targets": {"start_s": 10},
         }
         print(res, flush=True)
-        label = "" if args.integrity_check == "true" else "_" + args.integrity_check
-        save(result_name("startup", args.quick) + label, res)
+        mode = "" if args.integrity_check == "true" else "_" + args.integrity_check
+        save(result_name("startup", args.quick) + mode + (f"_{args.label}" if args.label else ""), res)
     finally:
         if d.alive():
             d.stop()
