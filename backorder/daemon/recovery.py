@@ -255,12 +255,14 @@ async def recover_at_start(
             # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
             gc.disable()
             built = await trio.to_thread.run_sync(rebuild, journal, settings, phases)
-            timer.t = time.perf_counter()
+            timer.t = time.perf_counter()  # rebuild timed its own phases
         except sqlite3.DatabaseError as exc:  # a damaged page the gate did not read
             built = integrity.IntegrityError(db, [f"not a readable SQLite database: {exc}"])
         except Exception as exc:
             built = exc
-    refused = checked[0] if checked and checked[0] is not None else built if isinstance(built, Exception) else None
+    refused = checked[0] if checked else None  # the full check's verdict comes first
+    if refused is None and isinstance(built, Exception):
+        refused = built
     if refused is not None:
         journal.abandon()  # before the hold: so no connection checkpoints into the file
         deferred.release()
