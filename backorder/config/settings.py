@@ -106,7 +106,7 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     clock_start: str | None = None  # RFC 3339 start of simulated or stepped time (required for stepped)
     # The journal's integrity check (PRAGMA quick_check, seq gaps; daemon/integrity.py).
     # true: the cheap checks before serving, the full check right after, writes refused if
-    # it fails; "before_ready": the full check before serving (a start takes ~3 s per GiB);
+    # it fails; "before_ready": the full check before serving (~2-20 s per GiB: cached or not);
     # false: none.
     integrity_check: bool | Literal["before_ready"] = True
 
