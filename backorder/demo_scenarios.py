@@ -58,7 +58,7 @@ def sale_skus(items: list[Item]) -> list[str]:
 class SupplierSlip(Scenario):
     """ACME calls at 10:00: every open purchase order of theirs comes three days later.
     Customers already told a date get a ``delay`` notice (a move later than
-    ``[notifications] tolerance_hours``)."""
+    ``[promises] tolerance_days``)."""
 
     slipped: int = 0
     done: bool = False

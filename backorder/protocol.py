@@ -265,6 +265,7 @@ class AtpCheck(Request, tag="atp.check", kw_only=True):
     qty: Quantity | None = None
     lines: Annotated[list[AtpLine], Meta(max_length=1000)] = []
     ship_complete: bool = False
+    rush: bool = False  # as order.submit's: under priority allocation its lines rank as rush
 
 
 class ThreeplStatus(Request, tag="threepl.status", kw_only=True):

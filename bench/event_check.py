@@ -31,6 +31,9 @@ def order(lines: int) -> ev.OrderReceived:
 
 CASES = {
     "allocated": ev.Allocated(ts=1.7e9, sku="SKU-1", order_id="O0000001", line_no=1, qty=3, rule="fifo", rank=12.5),
+    "lines_allocated (1 line)": ev.LinesAllocated(
+        ts=1.7e9, sku="SKU-1", rule="fifo", lines=[ev.AllocatedLine(order_id="O0000001", line_no=1, qty=3, rank=12.5)]
+    ),
     "received": ev.Received(ts=1.7e9, sku="SKU-1", qty=40, reference="PO-000001", request_id="PO-000001"),
     "order_received (1 line)": order(1),
     "order_received (10 lines)": order(10),

@@ -29,6 +29,7 @@ RUNS = [
     ("throughput_hot_sku", "throughput.py", ["--skus", "1"], ["--skus", "1", "--orders", "10000"]),
     ("latency", "latency.py", [], ["--quick"]),
     ("fill", "fill.py", [], ["--quick"]),
+    ("fill_step", "fill_step.py", [], ["--quick"]),
     ("reads", "reads.py", [], ["--quick"]),
     ("restart", "restart.py", [], ["--quick"]),
     ("memory", "memory.py", [], ["--quick"]),
@@ -45,6 +46,7 @@ RUNS = [
     ("depletion", "depletion.py", [], ["--quick"]),
     ("history", "history.py", [], ["--quick"]),
     ("startup", "startup.py", [], ["--quick"]),
+    ("lending", "lending.py", [], ["--quick"]),
 ]
 # benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
 # (11 policies x 5 seeds x 2 scenarios, 2,000 SKUs each; 4.5 min a run) through real daemons
@@ -52,11 +54,30 @@ MIN_TIMEOUT = {"decision": 24 * 3600.0}
 
 # name, label, key in the result, comparison, target, unit
 TARGETS = [
+    # no-harm lending's decision in a settle that leaves lines waiting (bench/lending.py)
+    (
+        "lending",
+        "lending decision per settle, no ship-complete holder (worst size)",
+        "worst_us.no_holders",
+        "<=",
+        None,
+        "us",
+    ),
+    (
+        "lending",
+        "lending decision per settle, holders that cannot lend (worst size)",
+        "worst_us.cannot_lend",
+        "<=",
+        None,
+        "us",
+    ),
     ("throughput", "order lines/s, 4 clients, 1,000 SKUs", "lines_per_s", ">=", 20_000, "lines/s"),
     ("throughput_hot_sku", "order lines/s, every order for one SKU", "lines_per_s", ">=", 10_000, "lines/s"),
     ("latency", "reply latency p50 at 2,000 orders/s offered", "p50_ms", "<=", 5, "ms"),
     ("latency", "reply latency p99 at 2,000 orders/s offered", "p99_ms", "<=", 25, "ms"),
     ("fill", "receipt filling 100,000 waiting lines of one SKU", "seconds", "<=", 0.5, "s"),
+    ("fill_step", "… its SKU-actor step in process, CPU time", "step_cpu_s", "<=", None, "s"),
+    ("fill_step", "… the commit of what that step journaled, in process", "commit_s", "<=", None, "s"),
     (
         "reads",
         "slowest read (order.get, orders.list, skus.board, sku.get), daemon time, 100,000 lines waiting on one SKU",
@@ -143,6 +164,14 @@ TARGETS = [
         "steady_check_ms_at_largest",
         "<=",
         None,
+        "ms",
+    ),
+    (
+        "depletion",
+        "depletion check: longest loop stall (one slice), 10,000 SKUs, priority",
+        "max_stall_ms_at_largest",
+        "<=",
+        20.0,
         "ms",
     ),
     ("depletion", "skus.stockout read, 10,000 SKUs", "stockout_read_ms_at_largest", "<=", None, "ms"),

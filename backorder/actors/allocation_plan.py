@@ -10,6 +10,12 @@ rush, value and aging, expedited lines first); it does not change with time, so 
 is one walk down the queue. Ship-complete orders take their units like any other line
 (they hold them until the order is complete); an order's date is the latest of its lines'.
 
+No-harm lending (``lend``): units held for a ship-complete order that cannot complete
+before this SKU's next supply restores them are lent to waiting lines that ship now, in
+service order, when the plan shows that nobody's date moves: the lender's units come back
+(it waits again, in its own place) no later than its order's date from its other lines,
+and no other waiting line's date gets later. docs/operations.md has the rule and why.
+
 Dates: available stock covers the head of the queue first, then open supply in the order
 it arrives (``queue_index.SupplyCurve``): a line's date is "now" when stock covers it,
 the expected date of the request that completes it, or None when open supply never does
@@ -19,11 +25,12 @@ the expected date of the request that completes it, or None when open supply nev
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import itertools
-from collections.abc import Iterable
-from typing import Generic, NamedTuple, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from backorder.actors.queue_index import Queueable, SupplyCurve
+from backorder.actors.queue_index import Queueable, SupplyCurve, covering_date
 
 L = TypeVar("L", bound=Queueable)
 
@@ -90,13 +97,18 @@ def schedule(
                 k += 1
                 if k == len(given):
                     break
+    return queue, nows, _dates([line.need for line in queue], free, supply)
+
+
+def _dates(needs: Sequence[int], free: int, supply: SupplyCurve) -> list[str | None]:
+    """The date of each of ``needs`` (units waiting, in service order) with ``free`` units
+    on hand: "now" when stock covers it, else ``covering_date`` of the units up to it."""
     cumulative, supply_dates = supply.cumulative, supply.dates
     n = len(cumulative)
     dates: list[str | None] = []
     append = dates.append
     ahead = j = 0
-    for line in queue:
-        need = line.need
+    for need in needs:
         ahead += need
         if need <= 0 or ahead <= free:
             append("now")
@@ -105,7 +117,242 @@ def schedule(
         while j < n and cumulative[j] < units:
             j += 1
         append(supply_dates[j] if j < n else None)
-    return queue, nows, dates
+    return dates
+
+
+# --- no-harm lending ---------------------------------------------------------------------
+
+
+# lenders asked per settle (see ``lend``): bench/lending.py measured ~12 us a lender that
+# cannot lend (its order's date read from another SKU's plan, the walk to it)
+MAX_LENDERS = 32
+
+
+class Lending(NamedTuple, Generic[L]):
+    """What lending knows beyond the SKU's queue (``sku_rules.lending`` builds it from the
+    model; a what-if builds the same one, so its prediction and the real settle agree)."""
+
+    held: Sequence[tuple[L, int]]  # lines holding units no shipment took: (line, units)
+    # a ship-complete order's date from its lines other than this one ("now": none of
+    # them waits); None: the line does not lend (another kind of order, or no date known)
+    completes: Callable[[L], str | None]
+    ships_now: Callable[[L], bool]  # its order ships as soon as this line has all its units
+    key: Callable[[L], tuple[Any, ...]]  # the service key a lender waits under again (its own place)
+
+
+class Loan(NamedTuple, Generic[L]):
+    """``qty`` units of ``lender``'s line given to ``borrower``'s: the plan expects the
+    lender's units back by ``back_by``, no later than its order's date ``completes``
+    (the date it had before the loan, and keeps)."""
+
+    lender: L
+    borrower: L
+    qty: int
+    back_by: str
+    completes: str
+
+
+class _Lender(Generic[L]):
+    __slots__ = ("line", "units", "others", "entry")
+
+    def __init__(self, line: L, units: int, others: str) -> None:
+        self.line = line
+        self.units = units  # still lendable
+        self.others = others  # its order's date from its other lines ("now": none waits)
+        self.entry = -1  # its index in the walk, once the walk reached it
+
+
+class _Walk(Generic[L]):
+    """The service order as lending sees it, built only as far as it is walked (a loan
+    goes to the head of the waiting lines, so a settle rarely lists a long queue): the
+    queue lines, with each lender that is not in the queue (it holds all its units) at
+    its own key, the units each waits for, and their running sum."""
+
+    __slots__ = ("entries", "needs", "prefix", "_lines", "_next", "_pending", "_given", "_lenders")
+
+    def __init__(
+        self, lines: Iterable[L], given: dict[int, int], lenders: list[_Lender[L]], key: Callable[[L], Any]
+    ) -> None:
+        self.entries: list[L] = []
+        self.needs: list[int] = []
+        self.prefix: list[int] = []  # units waiting up to and including each entry
+        self._lines = iter(lines)
+        self._next: L | None = next(self._lines, None)
+        self._pending = sorted(((key(x.line), x) for x in lenders if not x.line.qtoken), key=lambda kx: kx[0])
+        self._given = given
+        self._lenders = {id(x.line): x for x in lenders}
+
+    def reach(self, i: int) -> bool:
+        """Build the walk up to entry ``i``; False if it has fewer entries."""
+        entries = self.entries
+        while len(entries) <= i:
+            nxt, pending = self._next, self._pending
+            if pending and (nxt is None or pending[0][0] < nxt.key):
+                line, need = pending.pop(0)[1].line, 0
+            elif nxt is not None:
+                line, need = nxt, nxt.need - self._given.get(id(nxt), 0)
+                self._next = next(self._lines, None)
+            else:
+                return False
+            lender = self._lenders.get(id(line))
+            if lender is not None:
+                lender.entry = len(entries)
+            entries.append(line)
+            self.needs.append(need)
+            self.prefix.append((self.prefix[-1] if self.prefix else 0) + need)
+        return True
+
+    def finish(self) -> tuple[list[L], list[int]]:
+        while self.reach(len(self.entries)):
+            pass
+        return self.entries, self.needs
+
+    def move(self, at: int, b: int, qty: int) -> None:
+        """``qty`` units of need from entry ``b`` to entry ``at`` (negative: back)."""
+        self.needs[at] += qty
+        self.needs[b] -= qty
+        prefix = self.prefix
+        if at < b:
+            for k in range(at, b):
+                prefix[k] += qty
+        else:
+            for k in range(b, at):
+                prefix[k] -= qty
+
+
+def lend(
+    lines: Callable[[], Iterable[L]],
+    given: Sequence[tuple[L, int]],
+    available: int,
+    supply: SupplyCurve,
+    lending: Lending[L],
+) -> tuple[list[Loan[L]], _Walk[L] | None]:
+    """The loans a settle makes after ``allocate_now`` gave ``given`` out of ``available``
+    (``lines()``: the SKU's waiting lines in service order, from the head, as often as asked).
+
+    A lender is a line holding units (held before, or given now) of a ship-complete order
+    that is not complete: its other lines wait (``lending.completes`` is their date) or the
+    line itself still waits for more. Waiting lines are walked in service order; a line
+    whose order cannot ship now is passed over (units would not ship with it); the first
+    one that can borrows its whole need from the lenders, earliest in service order
+    first, if every piece passes the plan:
+
+    - the lender waits (again, or for more) in its own place, and the date that covers its
+      units there (``back_by``, from open supply in date order, as every date of this
+      module) is a date no later than ``completes``, its order's date before the loan (the
+      latest of its other lines' and its own): the lender's order date does not move;
+    - no waiting line between the lender and the borrower in service order (the only ones
+      with more units ahead of them) gets a later date.
+
+    The walk stops at the first shippable line the lenders cannot fill: no line behind it
+    is served ahead of it. Returns the loans and the walk (None when there was no lender)."""
+    given_to = {id(line): qty for line, qty in given}
+    free = max(available, 0) - sum(given_to.values())
+    candidates: dict[int, tuple[L, int]] = {id(line): (line, units) for line, units in lending.held if units > 0}
+    for line, qty in given:
+        held = candidates.get(id(line))
+        candidates[id(line)] = (line, qty + (held[1] if held else 0))
+    if not candidates or supply.total <= 0:  # nothing held, or nothing would come back
+        return [], None
+    # the earliest in service order lend first, and at most MAX_LENDERS are asked their
+    # order's date (a read of another SKU's plan each): a settle's cost stays bounded
+    asked = heapq.nsmallest(MAX_LENDERS, candidates.values(), key=lambda c: lending.key(c[0]))
+    # before any of those reads: the walk below borrows for waiting lines that could ship
+    # and stops at the first that is not a lender and needs more than the lenders hold;
+    # without such a line, or when the first is not asked and needs more than all those
+    # asked hold, nothing is lent
+    first = next(
+        (line for line in lines() if line.need - given_to.get(id(line), 0) > 0 and lending.ships_now(line)), None
+    )
+    if first is None:
+        return [], None
+    if all(line is not first for line, _ in asked):
+        if first.need - given_to.get(id(first), 0) > sum(units for _, units in asked):
+            return [], None
+    lenders: list[_Lender[L]] = []
+    for line, units in asked:
+        others = lending.completes(line)
+        waits = line.need - given_to.get(id(line), 0) > 0
+        if others is not None and (others != "now" or waits):  # its order is not complete
+            lenders.append(_Lender(line, units, others))
+    if not lenders:  # the common case: no lender, the queue is not even walked
+        return [], None
+    walk = _Walk(lines(), given_to, lenders, lending.key)
+    lending_ids = {id(x.line) for x in lenders}
+    loans: list[Loan[L]] = []
+    b = 0
+    while walk.reach(b):
+        line, want = walk.entries[b], walk.needs[b]
+        if want > 0 and id(line) not in lending_ids and lending.ships_now(line):
+            if want > sum(x.units for x in lenders):
+                break
+            pieces = _borrow(walk, free, supply, lenders, b)
+            if pieces is None:
+                break
+            loans += pieces
+        b += 1
+    return loans, walk
+
+
+def _borrow(walk: _Walk[L], free: int, supply: SupplyCurve, lenders: list[_Lender[L]], b: int) -> list[Loan[L]] | None:
+    """Entry ``b``'s whole need from the lenders (moved in ``walk``), or None (nothing
+    moved) when the pieces that pass the plan cannot cover it."""
+    pieces: list[tuple[_Lender[L], int, str, str]] = []
+    needs, prefix = walk.needs, walk.prefix
+    for lender in lenders:
+        want = needs[b]
+        if not want:
+            break
+        qty = min(lender.units, want)
+        if not qty:
+            continue
+        while lender.entry < 0 and walk.reach(len(walk.entries)):
+            pass  # a lender behind the borrower in service order: walk on to it
+        at = lender.entry
+        # its order's date now: its other lines', or its own if it still waits and is later
+        own = covering_date(free, supply, prefix[at]) if needs[at] > 0 else "now"
+        completes = order_date([lender.others, own])
+        # the units up to the lender once it waits for more (fewer if the borrower is ahead)
+        back_by = covering_date(free, supply, prefix[at] + (qty if at < b else 0))
+        harmless = completes not in (None, "now") and back_by not in (None, "now") and back_by <= completes
+        for k in range(at + 1, b):  # more units ahead of these lines now: their dates must hold
+            if not harmless:
+                break
+            if needs[k] > 0:
+                harmless = covering_date(free, supply, prefix[k] + qty) == covering_date(free, supply, prefix[k])
+        if not harmless:
+            continue
+        walk.move(at, b, qty)
+        lender.units -= qty
+        pieces.append((lender, qty, back_by or "", completes or ""))
+    if needs[b]:
+        for lender, qty, _, _ in pieces:
+            lender.units += qty
+            walk.move(lender.entry, b, -qty)
+        return None
+    return [Loan(lender.line, walk.entries[b], qty, back_by, completes) for lender, qty, back_by, completes in pieces]
+
+
+def schedule_lending(
+    lines: Iterable[L], available: int, supply: SupplyCurve, lending: Lending[L]
+) -> tuple[list[L], list[int], list[str | None], list[Loan[L]]]:
+    """``schedule`` as the next settle would leave it: ``allocate_now``, then ``lend``.
+    Units now are what each queue line is given (by stock or a loan); dates are those of
+    the waiting lines after the loans (a lender waits again for the units it lent)."""
+    queue = list(lines)
+    given = allocate_now(queue, max(available, 0))
+    loans, walk = lend(lambda: queue, given, available, supply, lending)
+    got = {id(line): qty for line, qty in given}
+    for loan in loans:
+        got[id(loan.borrower)] = got.get(id(loan.borrower), 0) + loan.qty
+    free = max(available, 0) - sum(qty for _, qty in given)
+    if walk is None:
+        dates = _dates([line.need - got.get(id(line), 0) for line in queue], free, supply)
+    else:  # lenders that wait again are in the walk, not in the answer
+        entries, needs = walk.finish()
+        queued = {id(line) for line in queue}
+        dates = [d for line, d in zip(entries, _dates(needs, free, supply), strict=True) if id(line) in queued]
+    return queue, [got.get(id(line), 0) for line in queue], dates, loans
 
 
 def days_between(old: str | None, new: str | None, today: str) -> int | None:

@@ -1,6 +1,10 @@
 """Warnings before stock runs out: a projected stock-out date per SKU, and the customers
 whose waiting lines that projection says will slip past the date they were told.
 
+A line's told date is its promise's ``told`` (``World.promises``: the ship-by date its
+customer was last told), so a projected supply date is compared as the ship-by date it
+gives (+ ``[promises] handling_days``).
+
 The projection of a SKU starts from its net stock (on hand, minus what is allocated,
 minus the waiting demand), drains it at the SKU's demand rate (the planner's journaled
 forecast, ``World.tuned``, when there is one; otherwise the demand of the last
@@ -30,13 +34,13 @@ import functools
 import itertools
 import math
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
 
 from backorder.actors import events as ev
-from backorder.actors.model import Line, Sku, World
+from backorder.actors.model import LEAD_TIME, Line, Order, Sku, World
 from backorder.actors.queue_index import expected_date
 from backorder.timeutil import iso_date, parse_ts
 
@@ -48,6 +52,33 @@ RECENT_DAYS = 28  # the window of the recent demand rate, for SKUs the planner h
 HORIZON_DAYS = 3650.0  # no stock-out date further out than this (ten years)
 MIN_RATE = 1e-9  # units per day below which a SKU is taken not to drain at all
 CAUSES = ("supply_overdue", "priority_demand", "stockout")
+# Waiting lines per slice of the periodic check (``slices``): under priority allocation a
+# line costs ~10-20 us of CPU to project, up to ~50 us when it is warned (a notice to
+# queue), so a slice holds the loop ~3-13 ms (bench/depletion.py).
+SLICE_LINES = 250
+
+
+def waiting_skus(world: World) -> list[Sku]:
+    """The SKUs with waiting lines, by name: what the periodic checks look at."""
+    skus = world.skus
+    return [skus[name] for name in sorted([name for name, s in skus.items() if s.queue])]
+
+
+def slices(skus: list[Sku], lines: int = SLICE_LINES) -> Iterator[list[Sku]]:
+    """``skus`` (``waiting_skus``) in slices of about ``lines`` waiting lines (a SKU is
+    never split: one with a longer queue is a slice of its own). The periodic check runs
+    one slice at a time and lets the loop serve others in between
+    (notify.notifier.depletion_check)."""
+    batch: list[Sku] = []
+    n = 0
+    for s in skus:
+        batch.append(s)
+        n += len(s.queue)
+        if n >= lines:
+            yield batch
+            batch, n = [], 0
+    if batch:
+        yield batch
 
 
 def days_to_stockout(net: float, rate: float, supply: Iterable[tuple[float, float]]) -> float | None:
@@ -91,26 +122,40 @@ def days_to_stockout(net: float, rate: float, supply: Iterable[tuple[float, floa
 
 class RecentDemand:
     """Units ordered per SKU (and of them rush units) per day, over the last
-    ``RECENT_DAYS`` days, counted from ``World.orders`` incrementally: orders are only
-    ever added to it, in the order they arrive, so each check reads only the orders new
-    since the last one. A SKU's rate is kept until the day changes or it gets an order
-    (summing its days was most of an hourly check's cost). Memory only: after a restart
-    it is rebuilt from the orders."""
+    ``RECENT_DAYS`` days, counted from ``World.orders`` incrementally: orders arrive with
+    increasing numbers (``O0000001``...), so each update takes only those numbered above
+    the last it took, walking back from the newest (orders archived out of memory meanwhile
+    change nothing). ``update`` may count a bounded number at a time (the periodic check
+    catches up in steps that yield to the loop: after a restart every order is new). A
+    SKU's rate is kept until the day changes or it gets an order (summing its days was most
+    of an hourly check's cost). Memory only: after a restart it is rebuilt from the orders."""
 
-    __slots__ = ("_days", "_rates", "_seen")
+    __slots__ = ("_days", "_rates", "_taken", "_backlog", "_counted")
 
     def __init__(self) -> None:
-        self._seen = 0
+        self._taken = 0  # the highest order number taken into the backlog
+        self._backlog: list[Order] = []  # orders taken, counted up to ``_counted``
+        self._counted = 0
         self._days: dict[str, dict[int, list[int]]] = {}  # sku -> day number -> [units, rush units]
         self._rates: dict[str, tuple[int, float, float]] = {}  # sku -> (day number, rate, rush share)
 
-    def update(self, world: World) -> None:
-        orders = world.orders
-        if len(orders) <= self._seen:
-            return
-        new = itertools.islice(orders.values(), self._seen, None)
-        self._seen = len(orders)
-        for order in new:
+    def update(self, world: World, budget: int | None = None) -> bool:
+        """Count the orders new since the last update, at most ``budget`` of them (None:
+        all); True once every order is counted."""
+        fresh = world.n_orders - self._taken
+        if fresh > 0:
+            # the new orders are the newest entries, at most ``fresh`` of them; all of those
+            # unless some were archived already (then the older ones are left out)
+            new = list(itertools.islice(reversed(world.orders.values()), fresh))
+            new.reverse()
+            if new and int(new[0].order_id[1:]) != self._taken + 1:
+                new = [o for o in new if int(o.order_id[1:]) > self._taken]
+            self._backlog = self._backlog[self._counted :] + new
+            self._counted = 0
+            self._taken = world.n_orders
+        backlog, start = self._backlog, self._counted
+        end = len(backlog) if budget is None else min(len(backlog), start + budget)
+        for order in itertools.islice(backlog, start, end):
             day = int(order.received_ts // DAY)
             for line in order.lines:
                 cell = self._days.setdefault(line.sku, {}).setdefault(day, [0, 0])
@@ -118,6 +163,11 @@ class RecentDemand:
                 if line.rush:
                     cell[1] += line.qty
                 self._rates.pop(line.sku, None)
+        self._counted = end
+        if end == len(backlog):
+            self._backlog, self._counted = [], 0
+            return True
+        return False
 
     def rate(self, sku: str, now: float) -> tuple[float, float]:
         """(units per day, rush share) over the window ending today."""
@@ -141,13 +191,27 @@ class RecentDemand:
 _recent: weakref.WeakKeyDictionary[World, RecentDemand] = weakref.WeakKeyDictionary()
 
 
-def recent_demand(world: World) -> RecentDemand:
-    """The world's recent-demand counter, brought up to date."""
+def _meter(world: World) -> RecentDemand:
     meter = _recent.get(world)
     if meter is None:
         meter = _recent[world] = RecentDemand()
+    return meter
+
+
+def recent_demand(world: World) -> RecentDemand:
+    """The world's recent-demand counter, brought up to date."""
+    meter = _meter(world)
     meter.update(world)
     return meter
+
+
+COUNT_STEP = 2_000  # orders per step of the periodic check's catch-up (a restart counts them all): ~3 ms
+
+
+def counting(world: World) -> bool:
+    """One step of the periodic check's catch-up of the recent demand (at most
+    ``COUNT_STEP`` new orders counted); True while orders remain to count."""
+    return not _meter(world).update(world, COUNT_STEP)
 
 
 class Projection(msgspec.Struct, kw_only=True, frozen=True):
@@ -223,6 +287,15 @@ def _day_ts(date: str) -> float:
     return parse_ts(date)
 
 
+_LAST_DAY = parse_ts("9999-12-31")
+
+
+def _ship_by(arrival: str, handling: float) -> str:
+    """The ship-by date of units arriving on date ``arrival`` (``handling``: seconds);
+    past the calendar's last day it reads as that day, as a promise does."""
+    return iso_date(min(_day_ts(arrival) + handling, _LAST_DAY))
+
+
 def _priority_ahead(world: World, line: Line, now: float, until: float, rush_rate: float) -> float:
     """Rush units projected to arrive between now and ``until`` that rank ahead of a
     waiting non-rush line: rush outranks it until the line's age makes up the rush weight."""
@@ -247,27 +320,33 @@ def _slipping(world: World, s: Sku, now: float, meter: RecentDemand) -> dict[str
         return found  # rush outranks a line too briefly for a whole unit to pass it (_priority_ahead)
     curve = s.supply()
     keys = {cause: f"{cause}:{s.sku}" for cause in ("stockout", "priority_demand")}
-    warned = world.warned
+    warned, promises = world.warned, world.promises
+    handling = world.settings.promises.handling_days * DAY
     ahead = 0
     for line, date in zip(list(s.queue), world.expected_dates(s), strict=True):
         need, order_id = line.need, line.order_id
         ahead += need
-        told = world.told.get((order_id, line.line_no))
-        if told is None or date == "now":
+        promise = promises.get((order_id, line.line_no))
+        if promise is None or date == "now":
             continue
-        cause, new_date = None, date
+        told = promise.told  # a ship-by date: its units must be here ``handling_days`` before
+        cause, projected = None, None
         if date is None:
-            cause = "stockout"
+            # told a date from a supply that will not come; a line promised for want of any
+            # supply (today + the lead time) is told of a slip by promise_rules.recheck
+            cause = "stockout" if promise.source != LEAD_TIME else None
         elif rush_rate > 0 and (order_id, keys["priority_demand"]) not in warned:
-            extra = _priority_ahead(world, line, now, _day_ts(told) + DAY, rush_rate)
+            extra = _priority_ahead(world, line, now, _day_ts(told) - handling + DAY, rush_rate)
             if extra >= 1:
                 new_date = expected_date(free, curve, ahead - need + math.ceil(extra), need)
-                if new_date is None or (new_date != "now" and new_date > told):
+                if new_date is None:
+                    cause = "priority_demand"
+                elif new_date != "now" and (projected := _ship_by(new_date, handling)) > told:
                     cause = "priority_demand"
         if cause is None or (order_id, keys[cause]) in warned:
             continue
         found.setdefault(cause, {}).setdefault(order_id, []).append(
-            {"line_no": line.line_no, "sku": s.sku, "told_date": told, "projected_date": new_date}
+            {"line_no": line.line_no, "sku": s.sku, "told_date": told, "projected_date": projected}
         )
     return found
 
@@ -279,15 +358,22 @@ _SUBJECTS = {
 
 
 def warn(
-    world: World, emit: Emit, now: float, customer: Callable[..., ev.NoticeQueued | None]
+    world: World,
+    emit: Emit,
+    now: float,
+    customer: Callable[..., ev.NoticeQueued | None],
+    skus: Iterable[Sku] | None = None,
 ) -> list[ev.NoticeQueued]:
     """Depletion notices for the ``stockout`` and ``priority_demand`` causes, one per
-    order, cause and SKU not warned yet. ``customer``: ``notice_rules._customer``."""
-    if not world.told:
+    order, cause and SKU not warned yet, for ``skus`` (default: every SKU with waiting
+    lines). ``customer``: ``notice_rules._customer``."""
+    if not world.promises:
         return []  # nobody was told a date: nothing can slip past one
     meter = recent_demand(world)
     out = []
-    for s in sorted((s for s in world.skus.values() if s.queue), key=lambda s: s.sku):
+    for s in waiting_skus(world) if skus is None else skus:
+        if not s.queue:
+            continue
         for cause, by_order in sorted(_slipping(world, s, now, meter).items()):
             subject, body = _SUBJECTS[cause]
             for order_id, lines in by_order.items():

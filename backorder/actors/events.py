@@ -123,6 +123,42 @@ class Allocated(Event, tag="allocated", kw_only=True, frozen=True):
     rank: float
 
 
+class AllocatedLine(Struct, kw_only=True, frozen=True, array_like=True, gc=False):
+    """One line's share of a ``lines_allocated`` event: journaled as a JSON array
+    ``[order_id, line_no, qty, rank]`` (a 100,000-line fill is one row of ~3 MB, not of ~12)."""
+
+    order_id: str
+    line_no: Int53
+    qty: Int53
+    rank: float
+
+
+class LinesAllocated(Event, tag="lines_allocated", kw_only=True, frozen=True):
+    """SKU actor: units reserved to waiting lines by one settle, in service order, all
+    under ``rule``. One journal row per settle instead of one ``allocated`` per line: a
+    receipt that fills 100,000 lines is one row (bench/fill.py). The journal links the row
+    to each order it names (``order_links``), and the audit by order and the event stream
+    show it as the ``allocated`` event of each line (``allocations``). Journals before it
+    hold ``allocated`` events; both replay."""
+
+    sku: str
+    rule: str
+    lines: list[AllocatedLine]
+
+
+def allocations(e: LinesAllocated) -> list[Allocated]:
+    """A ``lines_allocated`` event as the ``allocated`` events of its lines."""
+    return [
+        Allocated(ts=e.ts, sku=e.sku, order_id=a.order_id, line_no=a.line_no, qty=a.qty, rule=e.rule, rank=a.rank)
+        for a in e.lines
+    ]
+
+
+def allocated_orders(e: LinesAllocated) -> list[str]:
+    """The orders a ``lines_allocated`` event gives units to, each once, in service order."""
+    return list(dict.fromkeys(a.order_id for a in e.lines))
+
+
 class LineBackordered(Event, tag="line_backordered", kw_only=True, frozen=True):
     """SKU actor: a newly queued line could not be covered in full; ``qty`` units wait."""
 
@@ -139,6 +175,25 @@ class Deallocated(Event, tag="deallocated", kw_only=True, frozen=True):
     order_id: str
     line_no: Int53
     qty: Int53
+
+
+class AllocationLent(Event, tag="allocation_lent", kw_only=True, frozen=True):
+    """SKU actor: ``qty`` units held for a ship-complete order that cannot complete before
+    the SKU's next supply restores them were lent to a line that ships now (``allocation_plan.lend``).
+    The lender's line (``order_id``/``line_no``) gives them back and waits again in its own
+    place, so the next units go to it first; an ``allocated`` with rule ``lent`` to the
+    borrower (``to_order_id``/``to_line_no``) follows. ``back_by``: the date the plan
+    expected the lender's units back; ``completes``: its order's date then, the latest of
+    its lines' (back_by <= completes: its order's date did not move)."""
+
+    sku: str
+    order_id: str
+    line_no: Int53
+    qty: Int53
+    to_order_id: str
+    to_line_no: Int53
+    back_by: str
+    completes: str
 
 
 class ReceiptMatch(Struct, kw_only=True, frozen=True):
@@ -656,8 +711,10 @@ class RecordsArchived(Event, tag="records_archived", kw_only=True, frozen=True):
 AnyEvent = (
     OrderReceived
     | Allocated
+    | LinesAllocated
     | LineBackordered
     | Deallocated
+    | AllocationLent
     | Received
     | Adjusted
     | SkuConfigured
@@ -722,7 +779,8 @@ TOPICS: dict[str, frozenset[str]] = {
             "lines_promised",
         }
     ),
-    "stock": frozenset({"allocated", "deallocated", "received", "adjusted", "line_released"}),
+    # a lines_allocated row is streamed as the allocated event of each of its lines
+    "stock": frozenset({"allocated", "deallocated", "allocation_lent", "received", "adjusted", "line_released"}),
     "shipments": frozenset(
         {
             "shipment_created",

@@ -249,9 +249,16 @@ class Sku:
         return expected_date(max(self.available, 0), self.supply(), ahead, line.need)
 
 
+# Where a promised line's units come from besides a request id (``Promise.source``): the
+# site's stock, or nothing open (today + the lead time).
+STOCK = "stock"
+LEAD_TIME = "lead_time"
+
+
 class Promise:
     """A line's first promise (``lines_promised``) and the ship-by date its customer was last
-    told (the promise, then each delay notice's ``promise_told``; see ``promise_rules``)."""
+    told (the promise, then each delay notice's ``promise_told``; see ``promise_rules``): the
+    one record of the date told, which delay notices and depletion warnings judge against."""
 
     __slots__ = ("date", "source", "confidence", "told")
 
@@ -437,15 +444,13 @@ class World:
         # the windowed KPIs (backorder fill rate, unit fill rate at order, lead time,
         # accuracy post-backorder): per-day aggregates kept by the handlers below
         self.kpi = Kpi(settings.kpi.backorder_target_hours)
-        # The outbox's delivery state, and the last expected date each backordered
-        # line's customer was told ((order_id, line_no) -> YYYY-MM-DD or None), for delay
-        # notices; kept until the line ships in full or is cancelled
+        # The outbox's delivery state (the date each customer was last told is its line's
+        # Promise.told)
         self.notices: dict[str, Notice] = {}
         # derived (rebuilt by snapshot.restore): the notices still to deliver, and how many
         # notices are in each status, so stats need not scan every notice ever queued
         self.notices_pending: dict[str, Notice] = {}
         self.notice_status: dict[str, int] = {}
-        self.told: dict[tuple[str, int], str] = {}
         self.warned: set[tuple[str, str]] = set()  # (order_id, request_id) given a depletion warning
         # derived (rebuilt by snapshot.restore): orders waiting for payment, not cancelled;
         # with the SKU queues, the orders a bulk action may touch without a scan of them all
@@ -487,7 +492,9 @@ class World:
         self._apply = {
             ev.OrderReceived: self._order_received,
             ev.Allocated: self._allocated,
+            ev.LinesAllocated: self._lines_allocated,
             ev.Deallocated: self._deallocated,
+            ev.AllocationLent: self._deallocated,  # the lender's side; the borrower's is an ``allocated``
             ev.Received: self._received,
             ev.Adjusted: self._adjusted,
             ev.SkuConfigured: self._sku_configured,
@@ -627,6 +634,8 @@ class World:
         amends checks it), the new ones take their place, keeping the order's time."""
         order = self.orders[e.order_id]
         for line in order.lines:
+            # the new lines are promised anew: a delay is judged against a live line's date
+            self.promises.pop((e.order_id, line.line_no), None)
             if self._unqueue(line):
                 self.sku(line.sku).undecided.pop(line, None)
                 if line.backordered_at_entry:
@@ -658,9 +667,7 @@ class World:
 
     def _unqueue(self, line: Line) -> int:
         """Take a line that leaves for good (released, or replaced by an amendment) out of
-        its SKU's queue; returns the units it was waiting for (0: it was not queued).
-        The date its customer was told goes too: a delay is judged against a live line."""
-        self.told.pop((line.order_id, line.line_no), None)
+        its SKU's queue; returns the units it was waiting for (0: it was not queued)."""
         waiting = line.need
         if waiting:
             s = self.sku(line.sku)
@@ -680,25 +687,40 @@ class World:
                 s.undecided[line] = None
 
     def _allocated(self, e: ev.Allocated) -> None:
-        line = self.orders[e.order_id].lines[e.line_no - 1]
-        s = self.sku(e.sku)
-        line.allocated += e.qty
-        line.rule, line.rank = e.rule, e.rank
-        s.allocated += e.qty
-        s.backordered -= e.qty
-        s.holders[line] = None
-        if line.need == 0:
+        """Journals before ``lines_allocated``: one line's allocation per event."""
+        s, line = self.sku(e.sku), self.orders[e.order_id].lines[e.line_no - 1]
+        if self._allocate(s, line, e.qty, e.rule, e.rank, e.ts):
             s.queue.remove(line)
+
+    def _lines_allocated(self, e: ev.LinesAllocated) -> None:
+        s, orders, allocate, rule, ts = self.sku(e.sku), self.orders, self._allocate, e.rule, e.ts
+        served = []  # lines served in full leave the queue together (a fill: its head, in one cut)
+        for a in e.lines:
+            line = orders[a.order_id].lines[a.line_no - 1]
+            if allocate(s, line, a.qty, rule, a.rank, ts):
+                served.append(line)
+        s.queue.remove_lines(served)
+
+    def _allocate(self, s: Sku, line: Line, qty: int, rule: str, rank: float, ts: float) -> bool:
+        """Units to a line; True if it now has all it needs (the caller takes it off the queue)."""
+        line.allocated += qty
+        line.rule, line.rank = rule, rank
+        s.allocated += qty
+        s.backordered -= qty
+        s.holders[line] = None
+        served = line.need == 0
+        if served:
             if not line.decided:  # served in full at once: its whole quantity at order time
-                self.kpi.line_served(e.ts, line.qty, line.qty)
+                self.kpi.line_served(ts, line.qty, line.qty)
             line.decided = True
             s.undecided.pop(line, None)
         elif line.qtoken:
             s.queue.update(line)  # partly served: it waits for less
         if line.backordered_at_entry:
-            self.kpi.line_progress((line.order_id, line.line_no), e.ts, line.need)
+            self.kpi.line_progress((line.order_id, line.line_no), ts, line.need)
+        return served
 
-    def _deallocated(self, e: ev.Deallocated) -> None:
+    def _deallocated(self, e: ev.Deallocated | ev.AllocationLent) -> None:
         line = self.orders[e.order_id].lines[e.line_no - 1]
         s = self.sku(e.sku)
         was_waiting = line.need > 0
@@ -911,7 +933,6 @@ class World:
             self.inaccurate_orders.add(e.order_id)
         if line.shipped == line.qty and line.backordered_at_entry:
             self.bo_filled += 1
-            self.told.pop((line.order_id, line.line_no), None)  # shipped in full: no date to keep
         self._closed_if_shipped(e.order_id, e.ts)
 
     def _closed_if_shipped(self, order_id: str, ts: float) -> None:
@@ -935,8 +956,7 @@ class World:
                 if sh.tracking and self.by_tracking.get(sh.tracking) == sid:
                     del self.by_tracking[sh.tracking]
             for ln in order.lines:
-                self.told.pop((oid, ln.line_no), None)
-                self.promises.pop((oid, ln.line_no), None)
+                self.promises.pop((oid, ln.line_no), None)  # closed: nothing left to tell
             self.threepl_changes.pop(oid, None)
         if self.warned:
             gone = set(e.order_ids)
@@ -972,8 +992,8 @@ class World:
         self.n_notices = max(self.n_notices, int(e.notice_id[1:]))
         self._index_notice(Notice(e))
         if e.order_id is not None:
-            for line_no, date in e.data.get("told", ()):
-                self.told[(e.order_id, line_no)] = date
+            # (a notice journaled before promises existed has "told" dates of its own:
+            # no record of them is kept, recovery promises such an order's open lines)
             for request_id in e.data.get("warned", ()):
                 self.warned.add((e.order_id, request_id))
             for line_no, date in e.data.get("promise_told", ()):

@@ -2,16 +2,14 @@
 (pure, synchronous, called by the actors right after the change that causes them, so a
 notice is journaled in the same commit as its cause and replay reproduces it).
 
-Customer notices: backordered (with each waiting line's expected date), delay (a line's
-expected date moved later than the date the customer was last told by more than
-``notifications.tolerance_hours``), partially shipped / shipped, cancelled, and depletion
-(the inbound supply a line waits for is overdue; and the causes of
-``depletion_rules``). Supplier notices: the purchase-order
-or transfer document of a new request, for sources with a ``deliver`` channel.
+Customer notices: backordered (with each waiting line's expected date), partially
+shipped / shipped, cancelled, and depletion (the inbound supply a line waits for is
+overdue; and the causes of ``depletion_rules``). Supplier notices: the purchase-order or
+transfer document of a new request, for sources with a ``deliver`` channel.
 
-The dates each customer was told are part of the model (``World.told``, set by the
-``told`` entries of the notices themselves), so the tolerance is measured against the last
-date told: small moves that add up past it do notify.
+A line's delay (its ship-by date moved later than the date its customer was last told) is
+``promise_rules.recheck``'s: every waiting line has a promise, whose ``told`` is the one
+record of the date last told.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from typing import Any
 from backorder.actors import depletion_rules
 from backorder.actors import events as ev
 from backorder.actors.model import Line, Order, Request, Shipment, Sku, World
-from backorder.timeutil import iso_date, parse_ts
+from backorder.timeutil import iso_date
 
 Emit = Callable[[ev.Event], None]
 _BY_DATE = operator.attrgetter("expected_date", "request_id")  # supply in the order it arrives
@@ -55,8 +53,7 @@ def _customer(
     order's sales channel / account: a notice that can never be sent is not worth a journal
     event and an outbox row per order (the journal keeps the facts: line_backordered,
     units_shipped, order_cancelled...), just as ``purchase_order`` queues nothing for a
-    source without ``deliver``. No notice also means no ``told`` dates, hence no delay
-    notice later either. ``route``: the order's route when the caller already looked it up."""
+    source without ``deliver``. ``route``: the order's route when the caller already looked it up."""
     spec = order.spec
     channel = _route(world, order) if route is None else route
     if channel == "none":
@@ -123,56 +120,16 @@ def backordered(world: World, s: Sku, lines: list[Line], emit: Emit, now: float)
             )
     out = []
     for order_id, info in by_order.items():
-        told = [[li["line_no"], li["expected_date"]] for li in info]
         e = _customer(
             world,
             world.orders[order_id],
             "backordered",
             "Order {number}: some items are backordered",
             f"{len(info)} line(s) backordered",
-            {"lines": info, "told": told},
+            {"lines": info},
             emit,
             now,
             routed[order_id],
-        )
-        if e is not None:
-            out.append(e)
-    return out
-
-
-def _hours_between(old: str, new: str) -> float:
-    return (parse_ts(new) - parse_ts(old)) / 3600.0
-
-
-def delays(world: World, s: Sku, emit: Emit, now: float, request_id: str | None = None) -> list[ev.NoticeQueued]:
-    """After a request of SKU ``s`` moved: a delay notice per order whose waiting lines are
-    now expected later than last told by more than the tolerance. Only orders told a date
-    (so with a route) can be late: with none told, skip the walk over the queue."""
-    if not world.told:
-        return []
-    tolerance = world.settings.notifications.tolerance_hours
-    late: dict[str, list[dict[str, Any]]] = {}
-    for line, date in zip(list(s.queue), world.expected_dates(s), strict=True):
-        told = world.told.get((line.order_id, line.line_no))
-        if told is None or date is None or date == "now" or (line.order_id, line.line_no) in world.promises:
-            continue  # a promised line's moves are told by promise_rules.recheck, against its ship-by date
-        if _hours_between(told, date) > tolerance:
-            late.setdefault(line.order_id, []).append(
-                {"line_no": line.line_no, "sku": line.sku, "old_date": told, "new_date": date}
-            )
-    out = []
-    for order_id, lines in late.items():
-        order = world.orders[order_id]
-        told_dates = [[li["line_no"], li["new_date"]] for li in lines]
-        e = _customer(
-            world,
-            order,
-            "delay",
-            "Order {number}: new expected date",
-            f"{len(lines)} line(s) delayed",
-            {"lines": lines, "told": told_dates, "request_id": request_id},
-            emit,
-            now,
         )
         if e is not None:
             out.append(e)
@@ -268,17 +225,22 @@ def purchase_order(world: World, r: Request, emit: Emit, now: float) -> ev.Notic
     return e
 
 
-def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
+def depletion(world: World, emit: Emit, now: float, skus: list[Sku] | None = None) -> list[ev.NoticeQueued]:
     """Customers whose waiting lines depend on an overdue open request, told once per
     (order, request) - before the date they were promised passes for good (cause
-    ``supply_overdue``); then the projection's causes (``depletion_rules.warn``)."""
+    ``supply_overdue``); then the projection's causes (``depletion_rules.warn``). For
+    ``skus`` (a slice of ``depletion_rules.waiting_skus``), default every SKU."""
     if not _routes_any(world):
         return []
     today = iso_date(now)
     out = []
+    if skus is None:
+        skus = depletion_rules.waiting_skus(world)
     # only SKUs with waiting lines and open requests (s.inbound) can have a late supply:
     # never walk every request ever made
-    for s in sorted((s for s in world.skus.values() if s.queue and s.inbound), key=lambda s: s.sku):
+    for s in skus:
+        if not (s.queue and s.inbound):
+            continue
         overdue = {r.request_id: r for r in s.inbound.values() if r.expected_date < today}
         if not overdue:
             continue
@@ -306,5 +268,5 @@ def depletion(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
             )
             if e is not None:
                 out.append(e)
-    out += depletion_rules.warn(world, emit, now, _customer)
+    out += depletion_rules.warn(world, emit, now, _customer, skus)
     return out

@@ -33,20 +33,19 @@ import math
 import operator
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
+from backorder.actors import depletion_rules, notice_rules
 from backorder.actors import events as ev
-from backorder.actors import notice_rules
-from backorder.actors.model import Line, Order, Request, Sku, World
+from backorder.actors.model import LEAD_TIME, STOCK, Line, Order, Request, Sku, World
 from backorder.errors import InvalidInput, NotFound
 from backorder.timeutil import iso_date
 
 Emit = Callable[[ev.Event], None]
 DAY = 86400.0
-STOCK = "stock"
-LEAD_TIME = "lead_time"
 # How likely a date holds, by what it rests on: units at the site; a supplier's own word
 # (acknowledged, ship notice, a confirmed date); a date from the measured lead time at the
 # percentile (its own percentile); a date from an unmeasured policy lead time.
@@ -181,15 +180,26 @@ def _order_dates(world: World, order: Order, lines: Iterable[Line], now: float) 
     return got
 
 
+def _to_promise(line: Line) -> bool:
+    """Whether a line of an order the site fulfils gets a promise: it ships something (a
+    gift card ships nothing) and has not been cancelled or shipped in full."""
+    return line.requires_shipping and not line.cancelled and line.shipped < line.qty
+
+
+def _promisable(order: Order) -> bool:
+    """A held order's lines wait for payment in no queue (promised when it is released);
+    an order at the 3PL is not the site's to promise."""
+    return not (order.hold or order.cancelled or order.routed_to)
+
+
 def promise_order(world: World, order: Order, emit: Emit, now: float) -> None:
-    """Journal the first promise of each of the order's lines that has none (a held order's
-    lines wait for payment in no queue: they are promised when it is released)."""
-    if order.hold or order.cancelled or order.routed_to:
+    """Journal the first promise of each of the order's lines that has none."""
+    if not _promisable(order):
         return
     known = world.promises
     if all((order.order_id, ln.line_no) in known for ln in order.lines):
         return
-    lines = [ln for ln in order.lines if ln.requires_shipping and not ln.cancelled]  # a gift card ships nothing
+    lines = [ln for ln in order.lines if _to_promise(ln)]
     promised = [
         ev.PromisedLine(line_no=ln.line_no, sku=ln.sku, date=date, source=src, confidence=conf)
         for ln, (date, src, conf) in zip(lines, _order_dates(world, order, lines, now), strict=True)
@@ -197,6 +207,24 @@ def promise_order(world: World, order: Order, emit: Emit, now: float) -> None:
     ]
     if promised:
         emit(ev.LinesPromised(ts=now, order_id=order.order_id, lines=promised))
+
+
+def unpromised(world: World) -> list[Order]:
+    """Open orders with a line ``promise_order`` would promise that has no promise: what a
+    ``kill -9`` (or a backup cut) between an order's acceptance and its ``lines_promised``
+    (a later commit) leaves, and orders from before promises existed. Start-up recovery
+    promises them."""
+    known = world.promises
+    out = []
+    for o in world.orders.values():  # a pass over every order in memory at each start: kept lean
+        if o.closed_ts is not None or not _promisable(o):  # closed: shipped in full
+            continue
+        oid = o.order_id
+        for ln in o.lines:
+            if (oid, ln.line_no) not in known and _to_promise(ln):
+                out.append(o)
+                break
+    return out
 
 
 def promise_view(world: World, order_id: str, line: Line, now: float) -> dict[str, Any] | None:
@@ -289,15 +317,18 @@ def _tell(world: World, moved: dict[str, list[dict[str, Any]]], emit: Emit, now:
     return out
 
 
-def overdue(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
+def overdue(world: World, emit: Emit, now: float, skus: list[Sku] | None = None) -> list[ev.NoticeQueued]:
     """The periodic check: a supply past its expected date, or waiting quantity no open
     supply covers (dated today + the lead time), moves its lines' dates by the day without
-    any event; recheck the SKUs with either (not every SKU with a queue)."""
+    any event; recheck the SKUs with either (not every SKU with a queue). For ``skus`` (a
+    slice of ``depletion_rules.waiting_skus``), default every SKU."""
     if not world.promises:
         return []
     today = iso_date(now)
     out: list[ev.NoticeQueued] = []
-    for s in sorted((s for s in world.skus.values() if s.queue), key=lambda s: s.sku):
+    for s in depletion_rules.waiting_skus(world) if skus is None else skus:
+        if not s.queue:
+            continue
         uncovered = s.backordered > max(s.available, 0) + s.inbound_qty
         if uncovered or any(r.expected_date < today for r in s.inbound.values()):
             out += recheck(world, s, emit, now)
@@ -307,11 +338,30 @@ def overdue(world: World, emit: Emit, now: float) -> list[ev.NoticeQueued]:
 # --- atp.check: the same promise for an order not placed ---------------------------------
 
 
-def check(world: World, lines: list[tuple[str, int]], now: float, ship_complete: bool = False) -> list[dict[str, Any]]:
+def _ahead_of_new(world: World, s: Sku, line: Line) -> int:
+    """Units waiting ahead of ``line`` were it queued now, in service order (the order the
+    allocation planner serves the queue in, ``World.queue_key``): under FIFO every waiting
+    line; under priority rules those that outrank it."""
+    if world.mode == "fifo" or not s.queue:
+        return s.backordered
+    line.arrival = world.arrivals + 1  # after every line queued so far
+    key = world.queue_key(line)
+    ahead = 0
+    for queued in s.queue.lines():
+        if queued.key > key:
+            break
+        ahead += queued.need
+    return ahead
+
+
+def check(
+    world: World, lines: list[tuple[str, int]], now: float, ship_complete: bool = False, rush: bool = False
+) -> list[dict[str, Any]]:
     """The promise each line of a prospective order would get, were it placed now: it
-    would join the back of each SKU's queue (FIFO; under priority rules, a new line takes
-    its rank's place, and this answer is the latest it could get). Nothing is journaled.
-    Refuses an unknown SKU or a quantity <= 0 or over ``[limits] max_quantity``."""
+    would take its place in each SKU's queue (under FIFO the back; under priority rules
+    its rank's, ``rush`` as order.submit's; a value weight counts it as worth nothing:
+    there is no price to rank by). Nothing is journaled. Refuses an unknown SKU or a
+    quantity <= 0 or over ``[limits] max_quantity``."""
     cap = world.settings.limits.max_quantity
     for i, (sku, qty) in enumerate(lines, start=1):
         if isinstance(qty, bool) or qty <= 0 or qty > cap:
@@ -326,7 +376,8 @@ def check(world: World, lines: list[tuple[str, int]], now: float, ship_complete:
         s = world.skus[sku]
         before = extra.get(sku, 0)
         extra[sku] = before + qty
-        got = expected(world, s, Supply(s), s.backordered + before + qty, now)
+        prospective = Line("", n, sku, qty, Decimal(0), True, rush, now)
+        got = expected(world, s, Supply(s), _ahead_of_new(world, s, prospective) + before + qty, now)
         if got is None:
             got = _by_lead_time(world, s, now)
         out.append(

@@ -177,6 +177,43 @@ class QueueIndex(Generic[L]):
         self._oldest = [e for e in self._oldest if e[1] == e[2].qtoken]
         heapq.heapify(self._oldest)
 
+    def remove_lines(self, lines: list[L]) -> None:
+        """Take out lines that left together (each queued). When they are the first
+        ``len(lines)`` in service order, as the lines a fill served in full are, whole
+        buckets go at once and the trees are rebuilt once: O(buckets + lines) pointer work
+        instead of a list delete and a tree update per line."""
+        k = len(lines)
+        if k < LOAD or k > self._len or any(a is not b for a, b in zip(self.lines(), lines, strict=False)):
+            for line in lines:
+                self.remove(line)
+            return
+        whole = done = 0  # buckets that go whole, and their lines
+        while done + len(self._lines[whole]) <= k:
+            done += len(self._lines[whole])
+            whole += 1
+            if whole == len(self._lines):
+                break
+        cut = k - done  # lines cut from the front of the bucket left first
+        counts, units = self._points()
+        gone = sum(units[:whole])
+        del self._keys[:whole], self._lines[:whole], self._needs[:whole], self._maxes[:whole]
+        del counts[:whole], units[:whole]
+        if cut:
+            cut_units = sum(self._needs[0][:cut])
+            del self._keys[0][:cut], self._lines[0][:cut], self._needs[0][:cut]
+            counts[0] -= cut
+            units[0] -= cut_units
+            gone += cut_units
+        self._build(counts, units)
+        for line in lines:
+            line.qtoken = 0
+        self._len -= k
+        self._total -= gone
+        if not self._len:
+            self._oldest.clear()
+        elif len(self._oldest) > 2 * self._len + 1024:
+            self.forget_removed()
+
     def update(self, line: L) -> None:
         """A queued line's need changed in place: record the new one."""
         b, i = self._locate(line)

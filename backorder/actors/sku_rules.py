@@ -16,7 +16,7 @@ import msgspec
 
 from backorder.actors import allocation_plan, notice_rules
 from backorder.actors import events as ev
-from backorder.actors.model import Request, Sku, World
+from backorder.actors.model import Line, Request, Sku, World
 from backorder.config.settings import ReorderPolicy
 from backorder.errors import Conflict, InvalidInput, NotFound
 from backorder.planner import wire
@@ -25,30 +25,51 @@ from backorder.timeutil import iso_date
 Emit = Callable[[ev.Event], None]
 DAY = 86400.0
 _BY_DATE = operator.attrgetter("expected_date", "request_id")  # supply in the order it arrives
+# What a settle returns per allocation (each has order_id, line_no, qty, rank): a line's
+# share of the settle's lines_allocated, or a loan's allocated
+Allocation = ev.AllocatedLine | ev.Allocated
 
 
-def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
-    """Give available units to waiting lines in service order; then reorder if needed.
+def settle(world: World, s: Sku, emit: Emit, now: float) -> list[Allocation]:
+    """Give available units to waiting lines in service order, lend held units where that
+    harms nobody (``allocation_plan.lend``); then reorder if needed.
 
     Runs after every order, receipt, cancellation, count and policy change (never on a
     timer). Newly queued lines that are still short afterwards are recorded as backordered.
+    Returns each allocation it journaled: its lines_allocated's lines, then a loan's
+    allocated (its order may ship now).
     """
     fresh = list(s.undecided)
-    allocs = []
-    # what the what-if reads predict (allocation_plan): decided first, then journaled in
-    # service order (each event takes its line off the queue or shortens its need)
-    for line, qty in allocation_plan.allocate_now(s.queue.lines(), s.available):
-        e = ev.Allocated(
-            ts=now,
-            sku=s.sku,
-            order_id=line.order_id,
-            line_no=line.line_no,
-            qty=qty,
-            rule=world.mode,
-            rank=world.rank(line, now),
+    # what the what-if reads predict (allocation_plan): decided first, then journaled as
+    # one event in service order (applying it takes each line off the queue or shortens its need)
+    given = allocation_plan.allocate_now(s.queue.lines(), s.available)
+    loans = []
+    if s.backordered > sum(qty for _, qty in given):  # lines still wait: may held units serve one?
+        loans = allocation_plan.lend(s.queue.lines, given, s.available, s.supply(), lending(world, s))[0]
+    rank = world.rank
+    lines = [
+        ev.AllocatedLine(order_id=line.order_id, line_no=line.line_no, qty=qty, rank=rank(line, now))
+        for line, qty in given
+    ]
+    if lines:
+        emit(ev.LinesAllocated(ts=now, sku=s.sku, rule=world.mode, lines=lines))
+    allocs: list[Allocation] = list(lines)
+    for loan in loans:  # rare: each loan is its allocation_lent and the borrower's own allocated
+        lender, borrower = loan.lender, loan.borrower
+        emit(
+            ev.AllocationLent(
+                ts=now,
+                sku=s.sku,
+                order_id=lender.order_id,
+                line_no=lender.line_no,
+                qty=loan.qty,
+                to_order_id=borrower.order_id,
+                to_line_no=borrower.line_no,
+                back_by=loan.back_by,
+                completes=loan.completes,
+            )
         )
-        emit(e)
-        allocs.append(e)
+        allocs.append(_allocate(world, s, borrower, loan.qty, LENT, emit, now))
     short = [line for line in fresh if line.need > 0]
     for line in short:
         emit(ev.LineBackordered(ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no, qty=line.need))
@@ -56,6 +77,56 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[ev.Allocated]:
     if short:  # the customers' notices, with the dates the reorder just gave
         notice_rules.backordered(world, s, short, emit, now)
     return allocs
+
+
+LENT = "lent"  # the rule of an ``allocated`` that a loan made (not the order of service)
+
+
+def _allocate(world: World, s: Sku, line: Line, qty: int, rule: str, emit: Emit, now: float) -> ev.Allocated:
+    e = ev.Allocated(
+        ts=now, sku=s.sku, order_id=line.order_id, line_no=line.line_no, qty=qty, rule=rule, rank=world.rank(line, now)
+    )
+    emit(e)
+    return e
+
+
+def lending(world: World, s: Sku) -> allocation_plan.Lending[Line]:
+    """What ``allocation_plan.lend`` needs from the model for SKU ``s``: its lines of
+    ship-complete orders holding units no shipment took, and, read from the other SKUs'
+    queues (one model in one thread: the read is a consistent moment), when a lender's
+    order completes and whether a borrower's order ships at once."""
+    orders = world.orders
+    held = [
+        (line, line.allocated - line.in_shipment)
+        for line in s.holders
+        if line.allocated > line.in_shipment and orders[line.order_id].spec.ship_complete
+    ]
+
+    def completes(line: Line) -> str | None:
+        """A ship-complete order's date from its other waiting lines: the latest of their
+        dates by their SKUs' plans ("now": none waits). None (no loan): another order, a
+        held, routed or cancelled one, one with another line of this SKU waiting (this
+        SKU's own plan would move with the loan), or one some line of which no open supply
+        covers (no date to keep: a reorder will give one)."""
+        order = orders[line.order_id]
+        if not order.spec.ship_complete or order.cancelled or order.hold or order.routed_to:
+            return None
+        dates = []
+        for other in order.lines:
+            if other is line or other.need <= 0:
+                continue
+            if other.sku == s.sku:
+                return None
+            dates.append(world.skus[other.sku].expected_date(other))
+        return allocation_plan.order_date(dates)
+
+    def ships_now(line: Line) -> bool:
+        order = orders[line.order_id]
+        if order.cancelled or order.hold or order.routed_to:
+            return False
+        return not order.spec.ship_complete or all(other is line or other.need <= 0 for other in order.lines)
+
+    return allocation_plan.Lending(held, completes, ships_now, world.queue_key)
 
 
 def reorder_quantity(s: Sku) -> int:
@@ -120,12 +191,12 @@ def check_quantity(world: World, name: str, value: int) -> None:
 
 def receive(
     world: World, s: Sku, qty: int, reference: str | None, emit: Emit, now: float, receipt_id: str | None = None
-) -> list[ev.Allocated]:
+) -> list[Allocation]:
     """Units arrived: recorded (see ``match_receipt``), then given to waiting lines."""
     return record_receipt(world, s, match_receipt(world, s, qty, reference, now, receipt_id), emit, now)
 
 
-def record_receipt(world: World, s: Sku, e: ev.Received, emit: Emit, now: float) -> list[ev.Allocated]:
+def record_receipt(world: World, s: Sku, e: ev.Received, emit: Emit, now: float) -> list[Allocation]:
     emit(e)
     return settle(world, s, emit, now)
 
@@ -194,7 +265,7 @@ def known_receipt(world: World, s: Sku, receipt_id: str | None, qty: int) -> tup
 
 def adjust(
     world: World, s: Sku, delta: int | None, counted: int | None, reason: str, emit: Emit, now: float
-) -> list[ev.Allocated]:
+) -> list[Allocation]:
     """A cycle count. If fewer units are left than are reserved, the lines served last
     give units back first (never units already in a picking shipment)."""
     if (delta is None) == (counted is None):
@@ -317,19 +388,16 @@ def open_request(world: World, s: Sku, request_id: str, doing: str) -> Request:
 def confirm(world: World, s: Sku, request_id: str, expected_date: str, emit: Emit, now: float) -> None:
     open_request(world, s, request_id, "moved")
     emit(ev.RequestConfirmed(ts=now, request_id=request_id, sku=s.sku, expected_date=expected_date))
-    notice_rules.delays(world, s, emit, now, request_id)
 
 
-def replan(world: World, s: Sku, request_id: str, emit: Emit, now: float) -> list[ev.Allocated]:
+def replan(world: World, s: Sku, request_id: str, emit: Emit, now: float) -> list[Allocation]:
     """After a supply changed: reorder where the position now needs it (a new request
-    takes the place of what will not come), then tell the customers whose waiting lines
-    are now expected later."""
-    allocs = settle(world, s, emit, now)
-    notice_rules.delays(world, s, emit, now, request_id)
-    return allocs
+    takes the place of what will not come). The customers whose promised dates moved are
+    told by the SKU actor's ``promise_rules.recheck``, in the same step."""
+    return settle(world, s, emit, now)
 
 
-def cancel(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[ev.Allocated]:
+def cancel(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[Allocation]:
     """The request will not be delivered at all. One that has been partly received is
     closed short instead (what came is real), so a cancellation never rewrites a receipt."""
     r = open_request(world, s, request_id, "cancelled")
@@ -342,7 +410,7 @@ def cancel(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: 
     return replan(world, s, request_id, emit, now)
 
 
-def close(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[ev.Allocated]:
+def close(world: World, s: Sku, request_id: str, reason: str, emit: Emit, now: float) -> list[Allocation]:
     """Short-close: what has come is all that will come."""
     r = open_request(world, s, request_id, "closed")
     emit(ev.RequestShortClosed(ts=now, request_id=request_id, sku=s.sku, reason=reason, open_qty=r.open_qty))
@@ -357,7 +425,7 @@ def _new_qty(world: World, r: Request, qty: int, what: str) -> None:
         )
 
 
-def amend(world: World, s: Sku, request_id: str, qty: int, emit: Emit, now: float) -> list[ev.Allocated]:
+def amend(world: World, s: Sku, request_id: str, qty: int, emit: Emit, now: float) -> list[Allocation]:
     """The quantity of an open request changes (more or less): re-planned at once."""
     r = open_request(world, s, request_id, "amended")
     _new_qty(world, r, qty, "qty")
@@ -369,7 +437,7 @@ def amend(world: World, s: Sku, request_id: str, qty: int, emit: Emit, now: floa
 
 def acknowledge(
     world: World, s: Sku, request_id: str, qty: int, expected_date: str, emit: Emit, now: float
-) -> list[ev.Allocated]:
+) -> list[Allocation]:
     """The supplier's confirmation: it will send ``qty`` (at most what was asked) by the date."""
     r = open_request(world, s, request_id, "acknowledged")
     _new_qty(world, r, qty, "acknowledged qty")
@@ -403,5 +471,4 @@ def ship_notice(
             ts=now, request_id=request_id, sku=s.sku, reference=reference, qty=qty, expected_date=expected_date
         )
     )
-    notice_rules.delays(world, s, emit, now, request_id)
     return True

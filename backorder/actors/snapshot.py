@@ -183,7 +183,6 @@ def dump(world: World) -> bytes:
                 [*(getattr(n, f) for f in NOTICE), EVENT_ENCODER.encode(n.event) if n.event else None]
                 for n in world.notices.values()
             ],
-            "told": [[oid, line_no, date] for (oid, line_no), date in world.told.items()],
             "warned": sorted(world.warned),
             "promises": [[oid, n, p.date, p.source, p.confidence, p.told] for (oid, n), p in world.promises.items()],
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
@@ -295,7 +294,8 @@ def restore(settings: Settings, data: bytes) -> World:
             setattr(n, f, value)
         n.event = EVENT_DECODER.decode(body) if body is not None else None
         w._index_notice(n)
-    w.told = {(oid, line_no): date for oid, line_no, date in snap["told"]}
+    # "told" (a snapshot written before the promises held the date told): not read, as a
+    # replay of its events keeps no record of those dates either
     w.warned = {(oid, rid) for oid, rid in snap["warned"]}
     w.promises = {(oid, n): Promise(d, src, c, told) for oid, n, d, src, c, told in snap.get("promises", ())}
     # absent from snapshots written before stock write-back: nothing was queued then

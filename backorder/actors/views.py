@@ -28,7 +28,9 @@ HEADLINE = {
 
 
 def why(world: World, line: Line, now: float) -> str:
-    if line.rule == "priority" or (not line.rule and world.mode == "priority"):
+    if line.rule == "lent":  # sku_rules.LENT: the audit's allocation_lent names the lender
+        rule = "lent: units a ship-complete order could not ship before its next supply (no-harm lending)"
+    elif line.rule == "priority" or (not line.rule and world.mode == "priority"):
         flags = "rush, " if line.rush else ""
         rule = f"priority: {flags}value {line.value:.2f}, waited {(now - line.t_order) / HOUR:.1f} h"
     else:

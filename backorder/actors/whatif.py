@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 
 from backorder.actors import sku_rules
-from backorder.actors.allocation_plan import Supply, days_between, schedule
-from backorder.actors.model import Sku, World
+from backorder.actors.allocation_plan import Loan, Supply, days_between, schedule, schedule_lending
+from backorder.actors.model import Line, Sku, World
 from backorder.actors.queue_index import SupplyCurve
 from backorder.config.settings import ReorderPolicy
 from backorder.errors import InvalidInput, NotFound
@@ -54,12 +54,18 @@ def _open(s: Sku) -> list[Supply]:
 
 
 def _compare(
-    world: World, s: Sku, free: int, curve: SupplyCurve, now: float, limit: int
-) -> tuple[list[dict[str, Any]], int, int]:
-    """(rows of the lines whose units or date change, how many change, units given now)."""
+    world: World, s: Sku, free: int, curve: SupplyCurve, now: float, limit: int, settles: bool = False
+) -> tuple[list[dict[str, Any]], int, int, list[dict[str, Any]]]:
+    """(rows of the lines whose units or date change, how many change, units given now,
+    the loans). ``settles``: the change is followed by a settle (a receipt), which may also
+    lend held units (``allocation_plan.lend``), as the real one will."""
     today = iso_date(now)
     queue, now_before, dates_before = schedule(s.queue.lines(), s.available, s.supply())
-    _queue, now_after, dates_after = schedule(queue, free, curve)
+    loans: list[Loan[Line]] = []
+    if settles:
+        _queue, now_after, dates_after, loans = schedule_lending(queue, free, curve, sku_rules.lending(world, s))
+    else:
+        _queue, now_after, dates_after = schedule(queue, free, curve)
     rows: list[dict[str, Any]] = []
     changed = units = 0
     for place, line in enumerate(queue):
@@ -85,7 +91,19 @@ def _compare(
                     "ship_complete": spec.ship_complete,
                 }
             )
-    return rows, changed, units
+    lent = [
+        {
+            "order_id": x.lender.order_id,
+            "line_no": x.lender.line_no,
+            "qty": x.qty,
+            "to_order_id": x.borrower.order_id,
+            "to_line_no": x.borrower.line_no,
+            "back_by": x.back_by,
+            "completes": x.completes,
+        }
+        for x in loans
+    ]
+    return rows, changed, units, lent
 
 
 def receipt(
@@ -124,7 +142,10 @@ def receipt(
         supplies[WHATIF_ID] = Supply(WHATIF_ID, when, qty)
     else:  # a new supply on that date
         supplies[WHATIF_ID] = Supply(WHATIF_ID, when, qty)
-    rows, changed, units = _compare(world, s, free, SupplyCurve(supplies.values()), now, limit)
+    # a receipt today settles at once (and may lend); one on a later date is only a supply
+    rows, changed, units, lent = _compare(
+        world, s, free, SupplyCurve(supplies.values()), now, limit, settles=when == iso_date(now)
+    )
     return {
         "sku": s.sku,
         "request_id": request_id,
@@ -135,6 +156,7 @@ def receipt(
         "allocated_now": units,
         "affected": changed,
         "lines": rows,
+        "lent": lent,
     }
 
 
@@ -147,7 +169,7 @@ def delay(world: World, request_id: str, date: str, now: float, limit: int) -> d
     sku_rules.open_request(world, s, request_id, "moved")
     when = _future_date(date, now, "date")
     supplies = [x._replace(expected_date=when) if x.request_id == request_id else x for x in _open(s)]
-    rows, changed, _units = _compare(world, s, s.available, SupplyCurve(supplies), now, limit)
+    rows, changed, _units, _lent = _compare(world, s, s.available, SupplyCurve(supplies), now, limit)
     return {
         "sku": s.sku,
         "request_id": request_id,

@@ -122,7 +122,7 @@ class PlannerSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     review_days: Annotated[float, Meta(ge=0, le=365)] = 0.0  # 0: position is reviewed on every event
     handling_days: Annotated[float, Meta(ge=0, le=365)] = 0.0  # receipt to available, added to lead time
     cycle_days: Annotated[float, Meta(gt=0, le=365)] = 14.0  # demand one purchase order should cover
-    min_lead_times: Annotated[int, Meta(ge=1, le=1000)] = 3  # receipts per source before measured lead times count
+    min_lead_times: Annotated[int, Meta(ge=1, le=1000)] = 3  # receipts of a SKU before its own lead time counts
     run_timeout_s: Annotated[float, Meta(gt=0)] = 120.0  # wall time a run may take before the worker is restarted
     restart_min_s: Annotated[float, Meta(gt=0)] = 0.5  # first restart backoff; doubles per crash
     restart_max_s: Annotated[float, Meta(gt=0)] = 60.0
@@ -311,6 +311,8 @@ class EdiSettings(Struct, kw_only=True, forbid_unknown_fields=True):
 class NotificationSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     # "CHANNEL" or "CHANNEL/ACCOUNT" -> channel; "*" is the fallback. No route: "none".
     routes: dict[str, Channel] = {}
+    # No longer read: every waiting line has a promise, whose delays [promises]
+    # tolerance_days judges. Accepted so that files which set it still load.
     tolerance_hours: Annotated[float, Meta(ge=0)] = 24.0
     templates_dir: str = ""
     tracking_url: str = "https://track.example/{tracking}"

@@ -19,7 +19,7 @@ from backorder.actors import board, bulk_rules, depletion_rules, promise_rules, 
 from backorder.actors.events import TOPICS
 from backorder.actors.router import route
 from backorder.daemon import logging as dlog
-from backorder.daemon.journal import audit_record
+from backorder.daemon.journal import audit_record, order_records
 from backorder.daemon.planner import explain_view
 from backorder.daemon.whatif_ops import whatif_delay, whatif_policy, whatif_receipt
 from backorder.errors import Conflict, InvalidInput, NotFound, Rejected
@@ -415,7 +415,7 @@ def atp_check(ctx: Context, conn: Connection, req: p.AtpCheck, reply: Reply, cor
         raise InvalidInput("invalid_request", "give either 'sku' and 'qty' or 'lines' (a list of {sku, qty})")
     lines = [(req.sku, req.qty)] if req.sku is not None and req.qty is not None else [(x.sku, x.qty) for x in req.lines]
     world = ctx.engine.world
-    reply.ok({"lines": promise_rules.check(world, lines, ctx.engine.now(), req.ship_complete)})
+    reply.ok({"lines": promise_rules.check(world, lines, ctx.engine.now(), req.ship_complete, req.rush)})
 
 
 # Every op of protocol.OP_TABLE and the function that answers it (tests/unit/test_op_table.py
@@ -469,7 +469,10 @@ async def _audit(ctx: Context, req: p.AuditQuery, since: float | None, reply: Re
         rows = await ctx.audit.query(
             order_id=req.order_id, sku=req.sku, since=since, after_seq=req.after_seq, limit=req.limit, actor=req.actor
         )
-        records = [audit_record(row) for row in rows]
+        if req.order_id is None:
+            records = [audit_record(row) for row in rows]
+        else:  # a fill's lines_allocated row shows as this order's allocated records
+            records = [rec for row in rows for rec in order_records(row, req.order_id)]
     except Exception as exc:
         log.exception("request_failed", op="audit.query", conn=reply.conn.id)
         reply.error("internal_error", f"{type(exc).__name__}: {exc}")

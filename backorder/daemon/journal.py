@@ -22,7 +22,15 @@ from pathlib import Path
 import msgspec
 import trio
 
-from backorder.actors.events import Event, encode_checked, tag_of
+from backorder.actors.events import (
+    EVENT_ENCODER,
+    Event,
+    LinesAllocated,
+    allocated_orders,
+    allocations,
+    encode_checked,
+    tag_of,
+)
 from backorder.daemon import files, snapfork
 from backorder.timeutil import iso_ts
 
@@ -46,6 +54,11 @@ CREATE TABLE IF NOT EXISTS sku_events (sku TEXT NOT NULL, seq INTEGER NOT NULL,
                                        PRIMARY KEY (sku, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_configured ON events(sku) WHERE type = 'sku_configured';
 CREATE INDEX IF NOT EXISTS events_by_order ON events(order_id, seq) WHERE order_id IS NOT NULL;
+-- Audit by order of the events that name several orders (a lines_allocated row of a fill:
+-- its order_id column is NULL): one (order_id, seq) pair per order, written in the commit
+-- of the event. An event of one order carries it in its order_id column instead.
+CREATE TABLE IF NOT EXISTS order_links (order_id TEXT NOT NULL, seq INTEGER NOT NULL,
+                                        PRIMARY KEY (order_id, seq)) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS events_append_only_u BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_append_only_d BEFORE DELETE ON events
@@ -89,11 +102,17 @@ SCHEMA_VERSION = "2"  # 2: events.actor
 Row = tuple[int, float, str, str | None, str | None, str, str, bytes, str | None]
 SKU_INDEX_EVERY = 5_000  # events between side-index updates: small steps keep each pause short (p99)
 CHUNK = 3600  # rows per INSERT statement (9 parameters each, under SQLite's default limit of 32766)
+LINK_CHUNK = 16000  # order_links rows per INSERT statement (2 parameters each)
 
 
 @functools.lru_cache(maxsize=64)
 def _insert_sql(rows: int) -> str:
     return "INSERT INTO events VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?)"] * rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _link_sql(rows: int) -> str:
+    return "INSERT OR IGNORE INTO order_links VALUES " + ",".join(["(?,?)"] * rows)
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -135,6 +154,7 @@ class Journal:
         self.snapshot_pause_max_s = 0.0
         self.snapshot_child_s = 0.0  # how long the last child took to write its file
         self._pending: list[Row] = []
+        self._links: list[tuple[str, int]] = []  # (order_id, seq) of the pending rows that name several orders
         # archived_orders rows queued with the orders_archived event that names them (same commit)
         self.archived: list[tuple] = []
         self.archived_records: list[tuple] = []  # archived_records rows, likewise (records_archived)
@@ -235,8 +255,14 @@ class Journal:
 
     def append_body(self, e: Event, body: bytes, sku: str | None, order_id: str | None) -> int:
         """Number and queue an event already encoded by ``encode_checked``."""
-        self.last_seq += 1
-        self._pending.append((self.last_seq, e.ts, tag_of(e), sku, order_id, self.cause, self.corr, body, self.actor))
+        seq = self.last_seq = self.last_seq + 1
+        if type(e) is LinesAllocated:
+            orders = allocated_orders(e)
+            if len(orders) == 1:  # the usual settle of one new order: found by its column
+                order_id = orders[0]
+            else:
+                self._links += [(oid, seq) for oid in orders]
+        self._pending.append((seq, e.ts, tag_of(e), sku, order_id, self.cause, self.corr, body, self.actor))
         self._wake.set()
         return self.last_seq
 
@@ -252,6 +278,7 @@ class Journal:
                 self._poll_child()
             self._wake = trio.Event()
             batch, self._pending = self._pending, []
+            links, self._links = self._links, []
             if not batch and self._snapshot is None and self._snapshot_file is None:
                 continue
             snapshot, self._snapshot = self._snapshot, None
@@ -260,7 +287,7 @@ class Journal:
             records, self.archived_records = self.archived_records, []
             # Not cancellable: a commit that started finishes (abandon_on_cancel=False).
             await trio.to_thread.run_sync(
-                self._commit, batch, snapshot, archived, snapshot_file, records, limiter=self._limiter
+                self._commit, batch, snapshot, archived, snapshot_file, records, links, limiter=self._limiter
             )
             if (archived or records) and self.archived_committed is not None:
                 self.archived_committed(archived, records)
@@ -327,6 +354,7 @@ class Journal:
         archived: list[tuple] | None = None,
         snapshot_file: tuple[int, Path] | None = None,
         records: list[tuple] | None = None,
+        links: list[tuple[str, int]] | None = None,
     ) -> None:
         if snapshot_file is not None:  # a forked child's (read here, on the writer thread)
             snapshot = (snapshot_file[0], snapshot_file[1].read_bytes())
@@ -341,6 +369,9 @@ class Journal:
             for start in range(0, len(batch), CHUNK):
                 rows = batch[start : start + CHUNK]
                 conn.execute(_insert_sql(len(rows)), list(itertools.chain.from_iterable(rows)))
+            for start in range(0, len(links or ()), LINK_CHUNK):
+                pairs = links[start : start + LINK_CHUNK]  # type: ignore[index]
+                conn.execute(_link_sql(len(pairs)), list(itertools.chain.from_iterable(pairs)))
             # The outbox table mirrors the delivery state (the events are the record).
             queued, outcomes = [], []
             for r in batch:
@@ -465,6 +496,29 @@ def audit_record(row: Row) -> dict:
     }
 
 
+_LINES_ALLOCATED = msgspec.json.Decoder(LinesAllocated)
+
+
+def allocated_bodies(body: bytes, order_id: str | None = None) -> list[bytes]:
+    """A ``lines_allocated`` row's body as the ``allocated`` event body of each of its
+    lines (only those of ``order_id`` if given): what the audit by order and the event
+    stream show, as for a journal written before the batch."""
+    e = _LINES_ALLOCATED.decode(body)
+    return [EVENT_ENCODER.encode(a) for a in allocations(e) if order_id is None or a.order_id == order_id]
+
+
+def order_records(row: Row, order_id: str) -> list[dict]:
+    """One journal row as the audit of ``order_id`` shows it: a ``lines_allocated`` row
+    as an ``allocated`` record per line of that order (same seq), others as they are."""
+    if row[2] != "lines_allocated":
+        return [audit_record(row)]
+    seq, ts, _kind, sku, _order_id, cause, corr, body, actor = row
+    return [
+        audit_record((seq, ts, "allocated", sku, order_id, cause, corr, line, actor))
+        for line in allocated_bodies(body, order_id)
+    ]
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Bring a journal file to ``SCHEMA_VERSION`` (after ``SCHEMA`` created what was
     missing): version 1 had no ``actor`` column; the rows it wrote keep NULL there (their
@@ -536,9 +590,12 @@ class AuditReader:
     def _query(self, order_id, sku, since, after_seq, limit, actor=None) -> list[tuple]:
         cols = "e.seq, e.ts, e.type, e.sku, e.order_id, e.cause, e.corr, e.body, e.actor"
         where, args = [], []
-        if order_id is not None:
-            where.append("e.order_id = ?")
-            args.append(order_id)
+        if order_id is not None:  # its own events, and those that name it among others (order_links)
+            where.append(
+                "e.seq IN (SELECT seq FROM events WHERE order_id = ? AND seq > ? "
+                "UNION ALL SELECT seq FROM order_links WHERE order_id = ? AND seq > ?)"
+            )
+            args += [order_id, after_seq, order_id, after_seq]
         if actor is not None:
             # No index on actor: a filter on it alone scans the journal (from after_seq);
             # with order_id or sku it narrows their indexed rows. An index would cost every

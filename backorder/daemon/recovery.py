@@ -26,7 +26,7 @@ import msgspec
 import structlog
 import trio
 
-from backorder.actors import order_rules, sku_rules, snapshot
+from backorder.actors import order_rules, promise_rules, sku_rules, snapshot
 from backorder.actors.engine import CONFIG, Engine
 from backorder.actors.events import EVENT_DECODER, SkuConfigured, UnjournalableEvent, tag_of
 from backorder.actors.model import World
@@ -150,8 +150,10 @@ def recover(engine: Engine, configured: set[str]) -> int:
        journaled policy keeps it: the journal (``sku.configure`` over the socket, or the
        file's table as first journaled) takes precedence over the file on later restarts,
        so editing an existing ``[skus.NAME]`` table changes nothing; use sku.configure.
-    2. Serve every SKU queue and ship what is allocated: the same rules that run after
-       every message; on a clean journal they change nothing.
+    2. Serve every SKU queue, promise the open orders that have no promise
+       (``promise_rules.unpromised``: accepted, then stopped before their
+       ``lines_promised`` was committed) and ship what is allocated: the same rules that
+       run after every message; on a clean journal they change nothing.
 
     Returns the number of events journaled.
     """
@@ -165,6 +167,10 @@ def recover(engine: Engine, configured: set[str]) -> int:
         if s.undecided or (s.queue and s.available > 0) or sku_rules.reorder_quantity(s):
             with _refused_logged("sku", s.sku):
                 sku_rules.settle(world, s, emit, now)
+    # before anything ships: an order accepted but not promised when the daemon stopped
+    for order in promise_rules.unpromised(world):
+        with _refused_logged("order", order.order_id):
+            promise_rules.promise_order(world, order, emit, now)
     for order in list(world.orders.values()):
         if not order.cancelled and any(ln.allocated > ln.in_shipment for ln in order.lines):
             with _refused_logged("order", order.order_id):

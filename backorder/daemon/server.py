@@ -49,6 +49,7 @@ import trio
 
 from backorder import protocol as p
 from backorder.daemon import access, requestlog
+from backorder.daemon.journal import allocated_bodies
 from backorder.errors import Rejected
 from backorder.timeutil import iso_ts
 
@@ -327,11 +328,14 @@ class Hub:
         # the event types someone subscribed to.
         wanted = frozenset().union(*(conn.event_types for conn in subscribers))
         at = self.at
-        lines = [
-            (kind, event_line(seq, at(ts), body))
-            for seq, ts, kind, _sku, _oid, _cause, _corr, body, _actor in rows
-            if kind in wanted
-        ]
+        if "allocated" in wanted and any(row[2] == "lines_allocated" for row in rows):
+            lines = self._expanded(rows, wanted)
+        else:
+            lines = [
+                (kind, event_line(seq, at(ts), body))
+                for seq, ts, kind, _sku, _oid, _cause, _corr, body, _actor in rows
+                if kind in wanted
+            ]
         if lines:
             for conn in subscribers:
                 try:
@@ -345,6 +349,18 @@ class Hub:
                             "events (a bug, logged); the connection is closed",
                         )
                     )
+
+    def _expanded(self, rows: list[Row], wanted: frozenset[str]) -> list[tuple[str, bytes]]:
+        """The lines of ``rows`` with each ``lines_allocated`` row streamed as the
+        ``allocated`` event of each of its lines (same seq), as before the batch event."""
+        at = self.at
+        lines = []
+        for seq, ts, kind, _sku, _oid, _cause, _corr, body, _actor in rows:
+            if kind == "lines_allocated":
+                lines += [("allocated", event_line(seq, at(ts), b)) for b in allocated_bodies(body)]
+            elif kind in wanted:
+                lines.append((kind, event_line(seq, at(ts), body)))
+        return lines
 
 
 async def read_lines(stream: trio.abc.ReceiveStream, max_line: int = p.MAX_LINE, receive=None, first: bytes = b""):

@@ -22,6 +22,12 @@ Figures (docs/lab.md has the formulas):
                       ``lines_promised`` events
   late_lines_told_in_time  of those not shipped by their promise: the share given a
                       ``delay`` notice naming the line before their promised day ended
+  stranded_*          units of a SKU held for a ship-complete order that is not complete
+                      while a line of that SKU that could ship with them waits (its
+                      order is not ship-complete, or its other lines have their units):
+                      at each receipt, after its step, up to the units received
+                      (``stranded_received_units``, ``_share`` of units received), and
+                      summed at each day boundary (``stranded_unit_days``)
 and the DESIGN.md invariants the journal can show (``invariants``).
 """
 
@@ -58,6 +64,7 @@ class _Line:
     shipped: int = 0
     filled_ts: float | None = None
     closed_ts: float | None = None  # cancelled before it was filled
+    released: bool = False  # cancelled (a line filled once may wait again: a count, a loan)
     shipped_ts: float | None = None  # the last of its units shipped
     promised_by: float | None = None  # the end of its first promised ship-by day
     cancelled_ts: float | None = None  # its order was cancelled before it shipped
@@ -106,6 +113,15 @@ class _State:
     delay_told: dict[tuple[str, int], float] = field(default_factory=dict)  # first delay notice naming a line
     customer_notices: int = 0  # none: the run routed no notices (lab --notices), nothing to judge
     cancelled_orders: int = 0
+    # stranded units: each order's lines and flag, the lines of each SKU not yet done
+    orders: dict[str, tuple[bool, list[_Line]]] = field(default_factory=dict)
+    open_lines: dict[str, dict[tuple[str, int], _Line]] = field(default_factory=dict)
+    receipts: list[tuple[str, int]] = field(default_factory=list)  # this step's, judged at its end
+    step_ts: float | None = None
+    next_day: float | None = None
+    received_measured: int = 0
+    stranded_received: int = 0
+    stranded_unit_days: int = 0
     events: int = 0
     inv: dict[str, _Invariant] = field(default_factory=lambda: {name: _Invariant() for name in INVARIANTS})
 
@@ -128,21 +144,65 @@ class _State:
             self.inv["no_over_allocation"].fail(f"{sku}: {allocated} allocated > {on_hand} on hand at {ts}")
 
     def finish(self) -> None:
+        self.clock(float("inf"))
         for sku in list(self.on_hand):
             self.stock(sku, 0, self.end)
 
     # --- one event ------------------------------------------------------------------
+    # --- stranded units -----------------------------------------------------------
+    def stranded(self, sku: str) -> int:
+        """Units of ``sku`` held for incomplete ship-complete orders that a waiting line
+        of another order, able to ship with them, could have had (the smaller of the two)."""
+        held = shippable = 0
+        holding: set[str] = set()
+        waiting: list[_Line] = []
+        for line in self.open_lines.get(sku, {}).values():
+            ship_complete, lines = self.orders[line.order_id]
+            if line.released or line.cancelled_ts is not None:
+                continue
+            others_done = all(o is line or o.need <= 0 or o.released for o in lines)
+            if ship_complete and line.reserved > 0 and not (line.need <= 0 and others_done):
+                held += line.reserved
+                holding.add(line.order_id)
+            if line.need > 0 and (not ship_complete or others_done):
+                waiting.append(line)
+        if held:
+            shippable = sum(line.need for line in waiting if line.order_id not in holding)
+        return min(held, shippable)
+
+    def clock(self, ts: float) -> None:
+        """Before an event at ``ts``: judge the receipts of the step that ended, and each
+        day boundary passed (the moments the stranded figures are taken at)."""
+        if self.step_ts is not None and ts > self.step_ts:
+            for sku, qty in self.receipts:
+                self.stranded_received += min(qty, self.stranded(sku))
+            self.receipts.clear()
+        self.step_ts = ts
+        if self.next_day is None:
+            self.next_day = (self.measure_from // DAY + 1) * DAY
+        while self.next_day <= min(ts, self.end):
+            if self.next_day > self.measure_from:
+                self.stranded_unit_days += sum(self.stranded(sku) for sku in self.open_lines)
+            self.next_day += DAY
+
+    def _done(self, line: _Line) -> None:
+        self.open_lines.get(line.sku, {}).pop((line.order_id, line.line_no), None)
+
     def apply(self, seq: int, e: ev.Event) -> None:
         self.events += 1
+        self.clock(e.ts)
         if isinstance(e, ev.OrderReceived):
             self._order(seq, e)
         elif isinstance(e, ev.LineBackordered):
             line = self.lines.get((e.order_id, e.line_no))
             if line is not None and not line.backordered:
                 line.backordered = e.qty
+        elif isinstance(e, ev.LinesAllocated):
+            for one in ev.allocations(e):
+                self._allocated(one)
         elif isinstance(e, ev.Allocated):
             self._allocated(e)
-        elif isinstance(e, ev.Deallocated):
+        elif isinstance(e, ev.Deallocated | ev.AllocationLent):  # a loan: the lender waits again
             line = self.lines.get((e.order_id, e.line_no))
             self.allocated[e.sku] = self.allocated.get(e.sku, 0) - e.qty
             if line is not None:
@@ -154,6 +214,7 @@ class _State:
             self.allocated[e.sku] = self.allocated.get(e.sku, 0) - e.freed
             if line is not None:
                 line.reserved -= e.freed
+                line.released = True
                 if line.filled_ts is None:
                     line.closed_ts = e.ts
         elif isinstance(e, ev.NoticeQueued):
@@ -167,9 +228,13 @@ class _State:
             while (line := self.lines.get((e.order_id, n))) is not None or n == 1:
                 if line is not None and line.shipped_ts is None and line.cancelled_ts is None:
                     line.cancelled_ts = e.ts
+                    self._done(line)
                 n += 1
         elif isinstance(e, ev.Received):
             self.stock(e.sku, e.qty, e.ts)
+            if self.measure_from <= e.ts < self.end:
+                self.received_measured += e.qty
+                self.receipts.append((e.sku, e.qty))
             if e.request_id is not None and e.request_id in self.requests:
                 got = self.request_received.get(e.request_id, 0) + e.qty
                 self.request_received[e.request_id] = got
@@ -210,11 +275,15 @@ class _State:
 
     def _order(self, seq: int, e: ev.OrderReceived) -> None:
         measured = self.measure_from <= e.ts < self.end
+        lines: list[_Line] = []
+        self.orders[e.order_id] = (e.order.ship_complete, lines)
         for n, rec in enumerate(e.order.lines, start=1):
             if not rec.requires_shipping:
                 continue
             line = _Line((seq, n), e.order_id, n, rec.sku, rec.qty, e.ts, measured)
             self.lines[(e.order_id, n)] = line
+            lines.append(line)
+            self.open_lines.setdefault(rec.sku, {})[(e.order_id, n)] = line
             self.prices.setdefault(rec.sku, []).append(float(rec.unit_price))
             if not e.order.hold:
                 heapq.heappush(self.waiting.setdefault(rec.sku, []), (line.key, e.order_id, n))
@@ -224,7 +293,7 @@ class _State:
         heap = self.waiting.get(sku, [])
         while heap:
             line = self.lines.get((heap[0][1], heap[0][2]))
-            if line is not None and line.need > 0 and line.closed_ts is None:
+            if line is not None and line.need > 0 and not line.released:
                 return line
             heapq.heappop(heap)
         return None
@@ -258,6 +327,7 @@ class _State:
         line.shipped += e.qty
         if line.shipped >= line.qty and line.shipped_ts is None:
             line.shipped_ts = e.ts
+            self._done(line)
         if line.shipped > line.qty:
             self.inv["no_double_shipment"].fail(f"{e.order_id}/{e.line_no}: {line.shipped} shipped of {line.qty}")
         if line.reserved < 0:
@@ -341,6 +411,9 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
         if not promised or not st.customer_notices
         else (_r(told / len(late)) if late else 1.0),
         "late_lines_untold": len(late) - told if st.customer_notices else "n/a",
+        "stranded_received_units": st.stranded_received,
+        "stranded_received_share": _r(st.stranded_received / st.received_measured if st.received_measured else None),
+        "stranded_unit_days": st.stranded_unit_days,
         "events": st.events,
         "invariants": {
             name: {"ok": i.violations == 0, "violations": i.violations, **({"example": i.example} if i.example else {})}

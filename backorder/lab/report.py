@@ -27,6 +27,7 @@ COLUMNS = (
     ("reorder_lead_days_mean", "reorder lead (d)", "{:.1f}"),
     ("orders_cancelled", "cancelled orders", "{:,.0f}"),
     ("shipped_by_promise", "shipped by promise", "{}"),
+    ("stranded_received_share", "received units stranded", "{:.2%}"),
 )
 
 

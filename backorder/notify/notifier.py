@@ -56,8 +56,8 @@ import msgspec
 import structlog
 import trio
 
+from backorder.actors import depletion_rules, notice_rules, promise_rules, writeback_rules
 from backorder.actors import events as ev
-from backorder.actors import notice_rules, promise_rules, writeback_rules
 from backorder.actors.engine import Engine
 from backorder.clock import SteppedClock
 from backorder.config.settings import NotificationSettings
@@ -115,6 +115,28 @@ class Breaker:
         if self.failures < self.limit:
             return "closed"
         return "open" if trio.current_time() < self.open_until else "half_open"
+
+
+async def depletion_check(engine: Engine, lines: int = depletion_rules.SLICE_LINES) -> None:
+    """The periodic check (depletion warnings, then promised dates moved by an overdue or
+    missing supply), one slice of SKUs at a time (``depletion_rules.slices``) with a
+    checkpoint between slices: whole, it held the loop 0.27-0.44 s at 10,000 SKUs under
+    priority allocation (README "The depletion check"). Other actors' steps may run between
+    slices, so each slice names its own context and is decided at the engine time it runs;
+    under the stepped clock nothing else changes the model meanwhile (requests wait for the
+    advance, and the advance for this check), so a run's journal does not depend on where
+    the slices fall."""
+    world = engine.world
+    while depletion_rules.counting(world):  # the recent demand, in steps (all of it after a restart)
+        await trio.lowlevel.checkpoint()
+    waiting = depletion_rules.waiting_skus(world)
+    await trio.lowlevel.checkpoint()
+    for skus in depletion_rules.slices(waiting, lines):
+        engine.context("depletion_check", "notifier")
+        now = engine.now()
+        notice_rules.depletion(world, engine.emit, now, skus)
+        promise_rules.overdue(world, engine.emit, now, skus)
+        await trio.lowlevel.checkpoint()
 
 
 class Notifier:
@@ -481,10 +503,7 @@ class Notifier:
     async def _depletion_checks(self) -> None:
         """Periodically warn customers whose lines wait for an overdue supply."""
         while True:
-            engine = self.engine
-            engine.context("depletion_check", "notifier")
-            notice_rules.depletion(engine.world, engine.emit, engine.now())
-            promise_rules.overdue(engine.world, engine.emit, engine.now())
+            await depletion_check(self.engine)
             await trio.sleep(self.cfg.depletion_check_s)
 
     async def _depletion_stepped(self) -> None:
@@ -496,8 +515,6 @@ class Notifier:
         now = clock.now()
         mark = (iso_date(now), engine.journal.last_seq)
         if mark != self._checked:
-            engine.context("depletion_check", "notifier")
-            notice_rules.depletion(engine.world, engine.emit, now)
-            promise_rules.overdue(engine.world, engine.emit, now)
+            await depletion_check(engine)
             self._checked = (mark[0], engine.journal.last_seq)
         clock.at(now + self.cfg.depletion_check_s, self._depletion_stepped)

@@ -90,6 +90,26 @@ def undershoot(sizes: Sequence[float]) -> float:
     return sum(z * z for z in positive) / (2.0 * sum(positive))
 
 
+def lead_time(
+    own: Sequence[float], quoted: float, ratios: Sequence[float], min_samples: int
+) -> tuple[float, float, str]:
+    """(mean, variance, basis) of the lead time to plan a SKU with.
+
+    A lead time belongs to an item at a supplier, not to the supplier: one vendor ships a
+    stocked part in 3 days and makes another to order in 21, so pooling their receipts
+    would plan the first with the second's lead time and both with the spread between
+    them. The SKU's own receipts are used once it has ``min_samples`` (unbiased variance,
+    n - 1). Before that the quoted lead time is scaled by the supplier's record across its
+    SKUs, as ratios of actual to quoted (dimensionless, so they pool): mean quoted·E[r],
+    variance quoted²·Var[r]. Without either, the quoted value with no variance."""
+    if len(own) >= max(min_samples, 2):
+        return *mean_var(own), "own"
+    if len(ratios) >= max(min_samples, 2):
+        mean, var = mean_var(ratios)
+        return quoted * mean, quoted * quoted * var, "source"
+    return quoted, 0.0, "quoted"
+
+
 def round_to_pack(qty: float, moq: int, pack: int) -> int:
     """An order quantity: at least ``moq``, a whole number of packs, never less than asked."""
     units = max(math.ceil(qty - 1e-9), moq, 1)
@@ -116,11 +136,9 @@ def trigg_signal(errors: Sequence[float], alpha: float = 0.1) -> float:
 
 
 def mean_var(samples: Sequence[float]) -> tuple[float, float]:
-    """Mean and (population) variance; (0, 0) for no samples."""
-    if not samples:
-        return 0.0, 0.0
+    """Mean and unbiased (n - 1) variance of two or more samples."""
     mean = sum(samples) / len(samples)
-    return mean, sum((x - mean) ** 2 for x in samples) / len(samples)
+    return mean, sum((x - mean) ** 2 for x in samples) / (len(samples) - 1)
 
 
 def levels(

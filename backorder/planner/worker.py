@@ -25,6 +25,7 @@ import sqlite3
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 
 import msgspec
 import numpy as np
@@ -36,6 +37,7 @@ from backorder.planner import policy, wire
 DAY = 86400.0
 HORIZON = 30  # days of forecast shown and journaled in summary
 ERROR_DAYS = 90  # residuals the error spread is measured on
+LEAD_SAMPLES = 20  # a SKU's most recent lead times planned with (a supplier's pace changes)
 # Trigg's signal (alpha 0.1) beyond this: biased. Measured on bench/planner.py's stationary
 # history (200 SKUs): 3 flagged at 0.6; a 28-day cumulative error over MAD beyond 4 had
 # flagged 1,131 of 2,000 (its spread grows with the window: sd ~ sqrt(28)/0.8 ~ 6.6).
@@ -87,19 +89,30 @@ class _Adjusted(msgspec.Struct):
     delta: int
 
 
+class _Configured(msgspec.Struct):
+    sku: str
+
+
 _DECODERS = {
     "order_received": msgspec.json.Decoder(_OrderReceived),
     "received": msgspec.json.Decoder(_Received),
     "request_raised": msgspec.json.Decoder(_Raised),
     "adjusted": msgspec.json.Decoder(_Adjusted),
+    "sku_configured": msgspec.json.Decoder(_Configured),
 }
-_TYPES = "('order_received','received','request_raised','adjusted')"
+_TYPES = "('order_received','received','request_raised','adjusted','sku_configured')"
 
 
 class History:
     """What the planner knows of the journal, kept between runs: daily demand per SKU
-    (units ordered, by engine day), negative adjustments per SKU, open requests and the
-    measured raise -> first receipt lead times per source."""
+    (units ordered, by engine day), the day each SKU first appears (configured, stocked,
+    ordered or reordered: its series starts there), negative adjustments per SKU, open
+    requests and the measured raise -> first receipt lead times per source and SKU.
+
+    Why not start at the first order: a series that opens on a demand day makes its first
+    inter-demand interval 1 day whatever the real rate, and Croston's interval smoothing
+    (alpha 0.1, started from that first value) then takes dozens of demands to forget it:
+    a SKU ordered on 3 days in 28 was forecast at 3-4 times its rate."""
 
     def __init__(self) -> None:
         self.db: str | None = None
@@ -108,8 +121,9 @@ class History:
         self.demand: dict[str, dict[int, float]] = defaultdict(dict)
         self.first_day: dict[str, int] = {}
         self.shrink: dict[str, int] = defaultdict(int)
-        self.open: dict[str, tuple[str, float]] = {}  # request_id -> (source, raised ts)
-        self.lead_times: dict[str, list[float]] = defaultdict(list)  # source -> days
+        self.open: dict[str, tuple[str, str, float]] = {}  # request_id -> (source, sku, raised ts)
+        # source -> SKU -> raise-to-first-receipt days, oldest first
+        self.lead_times: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
 
     def read(self, db: str, upto: int) -> None:
         if self.db != db:
@@ -129,6 +143,8 @@ class History:
                     continue
                 e = _DECODERS[kind].decode(body)
                 day = int(ts // DAY)
+                if kind != "order_received":  # the SKU was on offer from then on, ordered or not
+                    first_day.setdefault(e.sku, day)
                 if kind == "order_received":
                     for line in e.order.lines:
                         if not line.requires_shipping:
@@ -138,13 +154,28 @@ class History:
                         first_day.setdefault(line.sku, day)
                 elif kind == "request_raised":
                     src = ("transfer:" if e.kind == "transfer" else "supplier:") + e.source
-                    self.open[e.request_id] = (src, ts)
+                    self.open[e.request_id] = (src, e.sku, ts)
                 elif kind == "received":
                     if e.request_id is not None and (raised := self.open.pop(e.request_id, None)) is not None:
-                        self.lead_times[raised[0]].append((ts - raised[1]) / DAY)
-                elif e.delta < 0:
+                        src, sku, at = raised
+                        self.lead_times[src][sku].append((ts - at) / DAY)
+                elif kind == "adjusted" and e.delta < 0:
                     self.shrink[e.sku] += -e.delta
         self.seq = max(self.seq, upto)
+
+    def own_lead_times(self, source: str, sku: str) -> list[float]:
+        """The SKU's last ``LEAD_SAMPLES`` lead times from ``source`` (days)."""
+        by_sku = self.lead_times.get(source)
+        return by_sku[sku][-LEAD_SAMPLES:] if by_sku and sku in by_sku else []
+
+    def lead_time_ratios(self, skus: Sequence[wire.SkuInput]) -> dict[str, list[float]]:
+        """Per source: its SKUs' recent lead times over each SKU's quoted one (the
+        policy's ``lead_time_days``), the supplier's record that pools across items."""
+        out: dict[str, list[float]] = defaultdict(list)
+        for s in skus:
+            if s.lead_time_days > 0:
+                out[s.source] += [x / s.lead_time_days for x in self.own_lead_times(s.source, s.sku)]
+        return out
 
     def series(self, sku: str, today: int, window: int) -> np.ndarray | None:
         first = self.first_day.get(sku)
@@ -170,8 +201,9 @@ def _keep(s: wire.SkuInput, reasons: list[str], **kw) -> wire.SkuResult:
     )
 
 
-def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params) -> wire.SkuResult:
-    """One SKU's levels (or why it keeps its own)."""
+def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params, ratios: Sequence[float] = ()) -> wire.SkuResult:
+    """One SKU's levels (or why it keeps its own). ``ratios``: the SKU's source's receipts
+    as actual over quoted lead time, across its SKUs (``History.lead_time_ratios``)."""
     reasons: list[str] = []
     y = hist.series(s.sku, today, p.history_days)
     if y is None or len(y) < p.min_history_days:
@@ -220,17 +252,21 @@ def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params) -> wire.Sk
     biased = klass in ("smooth", "erratic") and abs(tracking) > TRACKING_LIMIT
     if biased:
         reasons.append(f"tracking signal {tracking:+.2f} (Trigg): the forecast is biased, run again early")
-    samples = hist.lead_times.get(s.source, [])
-    if len(samples) >= p.min_lead_times:
-        lead, lead_var = policy.mean_var(samples[-50:])
-        measured = True
+    own = hist.own_lead_times(s.source, s.sku)
+    lead, lead_var, basis = policy.lead_time(own, s.lead_time_days, ratios, p.min_lead_times)
+    measured = basis != "quoted"
+    spread = f"{lead:.1f} ± {math.sqrt(lead_var):.1f} days"
+    if basis == "own":
+        reasons.append(f"lead time {spread} measured over this SKU's last {len(own)} receipts from {s.source}")
+    elif basis == "source":
         reasons.append(
-            f"lead time {lead:.1f} ± {math.sqrt(lead_var):.1f} days measured over {min(len(samples), 50)} receipts from {s.source}"
+            f"lead time {spread}: the policy's {s.lead_time_days:g} days scaled by {s.source}'s actual/quoted"
+            f" over {len(ratios)} receipts ({len(own)} of this SKU's, need {p.min_lead_times})"
         )
     else:
-        lead, lead_var, measured = s.lead_time_days, 0.0, False
         reasons.append(
-            f"lead time {lead:g} days from the policy ({len(samples)} receipts measured from {s.source}, need {p.min_lead_times})"
+            f"lead time {lead:g} days from the policy ({len(own)} receipts of this SKU from {s.source},"
+            f" {len(ratios)} of the source's; need {p.min_lead_times})"
         )
     window = lead + p.handling_days + p.review_days
     forecast = fc.tolist()
@@ -288,9 +324,11 @@ def run(req: wire.RunRequest, hist: History, send) -> wire.RunReply:
     t0 = time.perf_counter()
     hist.read(req.db, req.upto_seq)
     today = int(req.now // DAY)
+    ratios = hist.lead_time_ratios(req.skus)
     for start in range(0, len(req.skus), wire.CHUNK):
         chunk = req.skus[start : start + wire.CHUNK]
-        send(wire.Results(run_id=req.run_id, results=[plan(s, hist, today, req.params) for s in chunk]))
+        results = [plan(s, hist, today, req.params, ratios.get(s.source, ())) for s in chunk]
+        send(wire.Results(run_id=req.run_id, results=results))
     return wire.RunReply(run_id=req.run_id, read_upto=hist.seq, duration_s=time.perf_counter() - t0, skus=len(req.skus))
 
 

@@ -283,3 +283,73 @@ def test_policy_set_with_some_weights_keeps_the_others(sim):
     d.restart()  # the merged weights are what was journaled
     with d.client() as c:
         assert c.call("policy.get") == {"mode": "priority", "weights": {"rush": 50.0, "value": 0.0, "age": 3.0}}
+
+
+# --- no-harm lending ---------------------------------------------------------------
+
+
+def _view(c, *order_ids: str) -> dict:
+    """What a restart must keep: the SKUs, and the orders' lines and shipments."""
+    out = fingerprint(c, "A", "B")
+    for oid in order_ids:
+        got = c.call("order.get", order_id=oid)
+        out[oid] = (got["status"], [(ln["allocated"], ln["backordered"], ln["shipped"]) for ln in got["lines"]])
+    return out
+
+
+def test_a_ship_complete_order_lends_units_it_cannot_ship_before_the_next_supply(sim):
+    """L (ship-complete: 1 A + 1 B) holds an A unit while B comes in 10 days and A's next
+    supply in 2: S (1 A) ships now on a loan; the audit names it; a kill -9 changes
+    nothing; A's next receipt goes to L first; L ships complete when B comes."""
+    d = sim()
+    with d.client() as c:
+        c.call("sku.configure", sku="A", reorder_point=0, order_up_to=5, lead_time_days=2)
+        c.call("sku.configure", sku="B", reorder_point=0, order_up_to=5, lead_time_days=10)
+        (po_a,) = c.call("sku.get", sku="A")["inbound_requests"]
+        (po_b,) = c.call("sku.get", sku="B")["inbound_requests"]
+        assert po_a["expected_date"] < po_b["expected_date"]
+        c.call("stock.receive", sku="A", qty=1)
+        lender = submit(c, "L", line("A", 1), line("B", 1), ship_complete=True)["order_id"]
+        assert [ln["allocated"] for ln in c.call("order.get", order_id=lender)["lines"]] == [1, 0]
+
+        res = submit(c, "S", line("A", 1))
+        borrower = res["order_id"]
+        (sh,) = c.call("shipments.list", order_id=borrower)["shipments"]
+        assert sh["items"] == [{"line_no": 1, "sku": "A", "qty": 1}]
+        assert c.call("order.get", order_id=borrower)["lines"][0]["why"].startswith("lent: ")
+        got = c.call("order.get", order_id=lender)
+        assert got["status"] == "backordered" and got["lines"][0]["backordered"] == 1
+        assert got["lines"][0]["queue_position"] == 1  # its own place, ahead of any later line
+        # the audit of both orders names the loan
+        (lent,) = [r for r in c.call("audit.query", order_id=lender)["records"] if r["type"] == "allocation_lent"]
+        assert lent["event"] | {"ts": 0} == {
+            "type": "allocation_lent",
+            "ts": 0,
+            "sku": "A",
+            "order_id": lender,
+            "line_no": 1,
+            "qty": 1,
+            "to_order_id": borrower,
+            "to_line_no": 1,
+            "back_by": po_a["expected_date"],
+            "completes": po_b["expected_date"],
+        }
+        (alloc,) = [r for r in c.call("audit.query", order_id=borrower)["records"] if r["type"] == "allocated"]
+        assert alloc["event"]["rule"] == "lent" and alloc["seq"] == lent["seq"] + 1
+        assert alloc["correlation_id"] == lent["correlation_id"] and lent["cause"] == "order.submit"
+        before = _view(c, lender, borrower)
+    d.kill9()
+    d.start()
+    with d.client() as c:
+        assert _view(c, lender, borrower) == before
+        later = submit(c, "T", line("A", 1))["order_id"]  # behind L in A's queue
+        assert [w["order_id"] for w in c.call("sku.get", sku="A")["waiting"]] == [lender, later]
+        got = c.call("stock.receive", sku="A", qty=2)
+        assert got["allocations"] == [
+            {"order_id": lender, "line_no": 1, "qty": 1},
+            {"order_id": later, "line_no": 1, "qty": 1},
+        ]
+        assert c.call("shipments.list", order_id=lender, status="all")["shipments"] == []
+        c.call("stock.receive", sku="B", qty=1)
+        (sh,) = c.call("shipments.list", order_id=lender)["shipments"]
+        assert sh["items"] == [{"line_no": 1, "sku": "A", "qty": 1}, {"line_no": 2, "sku": "B", "qty": 1}]

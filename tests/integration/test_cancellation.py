@@ -116,7 +116,10 @@ def test_cancel_releases_units_that_survive_a_restart(sim):
 
 def test_cancel_of_a_ship_complete_order_gives_its_held_units_to_the_next_line(sim_client):
     c = sim_client
-    c.call("sku.configure", sku="Y")  # no Y: the ship-complete order holds its X units
+    # no Y yet, and X's next supply comes later than Y's: the ship-complete order holds its
+    # X units (it cannot lend them without its own date moving; see no-harm lending)
+    c.call("sku.configure", sku="Y", lead_time_days=2)
+    c.call("sku.configure", sku="X", lead_time_days=30)
     held = submit(c, "HOLD", line("X", 2), line("Y", 1), ship_complete=True)["order_id"]
     nxt = submit(c, "NEXT", line("X", 2))["order_id"]
     stock(c, "X", 2)

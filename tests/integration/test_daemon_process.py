@@ -212,7 +212,8 @@ def test_audit_by_order_and_by_sku(sim):
 
         by_sku = c.call("audit.query", sku="AA")["records"]
         kinds = {r["type"] for r in by_sku}
-        assert {"request_raised", "received", "allocated", "units_shipped", "line_released"} <= kinds
+        # by SKU a settle's allocations are its one lines_allocated row (see the fill test below)
+        assert {"request_raised", "received", "lines_allocated", "units_shipped", "line_released"} <= kinds
         assert all(r["sku"] == "AA" for r in by_sku)
         receipt = next(r for r in by_sku if r["type"] == "received")
         assert receipt["event"]["request_id"] == ids["po"]
@@ -239,6 +240,44 @@ def test_audit_by_order_and_by_sku(sim):
             db.execute("DELETE FROM events")
     finally:
         db.close()
+
+
+def test_a_fill_of_many_orders_is_one_row_shown_per_line_by_order_and_in_the_stream(sim):
+    """One receipt filling several orders' lines journals one lines_allocated row; the audit
+    of each order and the event stream still show an allocated event per line, also after
+    kill -9 (the order links are written in the row's commit)."""
+    d = sim()
+    with d.client() as watcher, d.client() as c:
+        oids = [submit(c, f"F-{i}", line("FL", 1 + i % 2), line("FX", 1))["order_id"] for i in range(5)]
+        watcher.call("subscribe", topics=["stock"])
+        c.call("stock.receive", sku="FL", qty=7)  # 1+2+1+2+1: every FL line in full
+        watcher.call("health")
+        streamed = [e for e in watcher.events if e["event"]["type"] == "allocated"]
+        assert [(e["event"]["order_id"], e["event"]["qty"]) for e in streamed] == [
+            (oid, 1 + i % 2) for i, oid in enumerate(oids)
+        ]
+        assert len({e["seq"] for e in streamed}) == 1  # one journal row
+        by_sku = [r for r in c.call("audit.query", sku="FL")["records"] if r["type"] == "lines_allocated"]
+        (row,) = by_sku
+        assert row["order_id"] is None and row["cause"] == "stock.receive"
+        assert row["event"]["lines"] == [[oid, 1, 1 + i % 2, row["event"]["lines"][i][3]] for i, oid in enumerate(oids)]
+        audits = {oid: c.call("audit.query", order_id=oid)["records"] for oid in oids}
+        for i, oid in enumerate(oids):
+            (alloc,) = [r for r in audits[oid] if r["type"] == "allocated"]
+            assert alloc["seq"] == row["seq"] and alloc["order_id"] == oid and alloc["cause"] == "stock.receive"
+            assert alloc["event"]["order_id"] == oid and alloc["event"]["sku"] == "FL"
+            assert alloc["event"]["qty"] == 1 + i % 2 and alloc["event"]["line_no"] == 1
+            # paging by seq still walks the order's records in order
+            assert [r["seq"] for r in audits[oid]] == sorted(r["seq"] for r in audits[oid])
+            assert c.call("audit.query", order_id=oid, after_seq=row["seq"])["records"] == [
+                r for r in audits[oid] if r["seq"] > row["seq"]
+            ]
+        fp = fingerprint(c, "FL", "FX")
+    d.kill9()
+    d.start()
+    with d.client() as c:
+        assert fingerprint(c, "FL", "FX") == fp
+        assert {oid: c.call("audit.query", order_id=oid)["records"] for oid in oids} == audits
 
 
 def test_audit_of_a_refused_request_records_nothing(sim_client):

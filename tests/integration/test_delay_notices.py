@@ -1,6 +1,7 @@
 """Delay notices: moving a purchase order's date notifies exactly the customers whose
 waiting lines that supply covers, and only when the new date is later than the date each
-was last told by more than ``notifications.tolerance_hours`` (so small moves add up)."""
+was last told (its promise, then each delay) by more than ``[promises] tolerance_days`` (so
+small moves add up)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from bo_support import line, submit
 
 CONFIG = """
 # every line is promised at order time: its delays are judged against the ship-by date told,
-# with [promises] tolerance_days (1 day = the 24 h below, which lines without a promise keep);
-# no handling time, so a ship-by date is the date its supply is expected
+# with [promises] tolerance_days (tolerance_hours below is no longer read: a file that
+# sets it still loads); no handling time, so a ship-by date is the date its supply is expected
 [promises]
 handling_days = 0
 tolerance_days = 1

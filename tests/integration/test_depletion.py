@@ -60,9 +60,8 @@ def test_a_draining_sku_warns_its_waiting_customer_once_before_the_date_slips(ma
         waiting = submit(c, "w-1", line("SKU-A", 14), email="wait@example.com")  # 4 allocated, 10 wait
         (po,) = c.call("procurement.list", sku="SKU-A")["requests"]
         assert (po["qty"], po["expected_date"]) == (20, "2026-01-12")
-        page = c.call("audit.query", order_id=waiting["order_id"], limit=100)["records"]
-        (backordered,) = [r for r in page if r["type"] == "notice_queued"]
-        assert backordered["event"]["data"]["told"] == [[1, "2026-01-12"]]  # the date the customer was told
+        # the date the customer was told: the promise, ship-by the PO's date + a handling day
+        assert waiting["lines"][0]["promise"]["date"] == "2026-01-13"
         # a quiet SKU with stock and no demand: no date, no warning
         c.call("stock.receive", sku="SKU-Q", qty=5)
 
@@ -81,16 +80,16 @@ def test_a_draining_sku_warns_its_waiting_customer_once_before_the_date_slips(ma
 
         advance(c, seconds=60)  # the first depletion check runs within the advance
         (warning,) = depletion_records(c, waiting["order_id"])
-        assert warning["at"] < "2026-01-12"  # before the told date passes
+        assert warning["at"] < "2026-01-12"  # before the supply the told date rests on is due
         assert warning["actor"] == "system"
         data = warning["event"]["data"]
         assert (data["cause"], data["warned"]) == ("priority_demand", ["priority_demand:SKU-A"])
-        assert data["lines"] == [{"line_no": 1, "sku": "SKU-A", "told_date": "2026-01-12", "projected_date": None}]
+        assert data["lines"] == [{"line_no": 1, "sku": "SKU-A", "told_date": "2026-01-13", "projected_date": None}]
         notice_id = warning["event"]["notice_id"]
         sent = json.loads((drop / f"{notice_id}.json").read_text())  # delivered within the advance
         assert (sent["kind"], sent["to"]) == ("depletion", "wait@example.com")
         assert sent["subject"].endswith(": your expected date may move")
-        assert "the date we told you, 2026-01-12, may slip" in sent["text"]
+        assert "the date we told you, 2026-01-13, may slip" in sent["text"]
         advance(c, seconds=DAY)  # 24 more checks: still one warning
         assert len(depletion_records(c, waiting["order_id"])) == 1
 

@@ -112,7 +112,8 @@ def test_largest_weights_keep_the_rank_finite_across_a_restart(sim):
         submit(c, "small", line(SKU, 1, price="0.01"))
         got = c.call("stock.receive", sku=SKU, qty=1_000_000)
         assert got["allocated_units"] == 1_000_000
-    ranks = [json.loads(body)["rank"] for (body,) in read_db(d.db, "SELECT body FROM events WHERE type = 'allocated'")]
+    batches = read_db(d.db, "SELECT body FROM events WHERE type = 'lines_allocated'")
+    ranks = [line[3] for (body,) in batches for line in json.loads(body)["lines"]]
     assert ranks and all(isinstance(r, float) for r in ranks)
     restart_without_snapshot(d)
     with d.client() as c:

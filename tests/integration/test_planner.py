@@ -271,3 +271,59 @@ def test_with_the_planner_off_its_ops_say_so(make_daemon):
         assert c.request("planner.run")["error"]["code"] == "planner_disabled"
         c.call("sku.configure", sku="A")
         assert c.call("sku.get", sku="A")["planner"]["mode"] == "manual"
+
+
+def test_each_sku_is_planned_with_its_own_lead_time_not_its_suppliers_mix(make_daemon):
+    """Two SKUs of one supplier, one delivered in 2 days and one in 10: each is planned
+    with its own measured lead time (pooled per supplier, both would get ~6 days and the
+    spread between them)."""
+    d = make_daemon(config() + '\n[sources.acme]\nname = "Acme"\n')
+    leads = {"FAST": 2, "SLOW": 10}
+    with d.client() as c:
+        for sku, lead in leads.items():
+            c.call(
+                "sku.configure",
+                sku=sku,
+                mode="suggest",  # told, not applied: the reorder rule stays as typed
+                reorder_point=5,
+                order_up_to=20,
+                lead_time_days=lead,
+                source="supplier:acme",
+            )
+        due: dict[int, list[dict]] = {}  # day -> requests to receive in full that day
+        seen: set[str] = set()
+        for day in range(45):
+            for r in due.pop(day, []):
+                c.call("stock.receive", sku=r["sku"], qty=r["qty"], reference=r["request_id"])
+            for sku in leads:
+                submit(c, f"{sku}-{day}", line(sku, 3))
+            for r in c.call("procurement.list", status="all", limit=1000)["requests"]:
+                if r["request_id"] not in seen:
+                    seen.add(r["request_id"])
+                    due.setdefault(day + leads[r["sku"]], []).append(r)
+            c.call("clock.advance", seconds=DAY)
+        c.call("planner.run")
+        for sku, lead in leads.items():
+            explain = c.call("planner.explain", sku=sku)
+            # every receipt on time: no spread
+            said = f"lead time {lead:.1f} ± 0.0 days measured over this SKU's last"
+            assert any(said in r for r in explain["latest"]["reasons"]), explain["latest"]["reasons"]
+            assert explain["last_tuned"]["forecast"]["lead_time_days"] == pytest.approx(lead)
+
+
+def test_a_rare_skus_series_starts_when_it_appeared_not_on_its_first_order(make_daemon):
+    """10 units every 10th day from day 10 on a SKU configured on day 0: 1 unit a day.
+    A series opened on the first order would give Croston a first interval of 1 day and
+    a forecast near 2.8 a day (intervals smoothed 1 -> 3.4 with alpha 0.1)."""
+    d = make_daemon(config())
+    with d.client() as c:
+        c.call("sku.configure", sku="RARE", mode="suggest", reorder_point=5, order_up_to=20)
+        for day in range(50):
+            if day and day % 10 == 0:
+                submit(c, f"R-{day}", line("RARE", 10))
+            c.call("clock.advance", seconds=DAY)
+        c.call("planner.run", sku="RARE")
+        latest = c.call("planner.explain", sku="RARE")["latest"]
+        assert latest["model"] == "CrostonSBA"
+        # intervals 11, 10, 10, 10 smoothed: 10.7 days; sizes 10; SBA's 0.95: 0.89 a day
+        assert latest["forecast"][0] == pytest.approx(0.95 * 10 / 10.729, abs=0.01)

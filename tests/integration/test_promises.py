@@ -4,10 +4,16 @@ promised line whose date moves later is told once per move, also across a kill -
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+import trio
 from bo_support import fingerprint, line, read_db, submit
 
+from backorder.actors.events import EVENT_DECODER
 from backorder.client import CallError
+from backorder.daemon.journal import Journal
 
 CONFIG = """
 [promises]
@@ -100,6 +106,66 @@ def test_a_moved_date_is_told_once_per_move_and_survives_kill9(sim, tmp_path):
         assert c.call("order.get", order_id=o["order_id"])["lines"][0]["promise"]["date"] == "2024-03-09"
 
 
+def promised_rows(d, order_id: str) -> list[tuple[int, str]]:
+    """(seq, cause) of the order's lines_promised events."""
+    return read_db(
+        d.db, "SELECT seq, cause FROM events WHERE type = 'lines_promised' AND order_id = ? ORDER BY seq", (order_id,)
+    )
+
+
+def journal_prefix(db: Path, upto: int) -> None:
+    """Make ``db`` hold only its first ``upto`` events, written again through the real
+    journal (the journal is append-only: its rows cannot be deleted)."""
+    whole = db.with_name("whole.db")
+    for suffix in ("", "-wal", "-shm"):  # the database and its write-ahead log, as the kill left them
+        if os.path.exists(f"{db}{suffix}"):
+            os.replace(f"{db}{suffix}", f"{whole}{suffix}")
+    rows = read_db(whole, "SELECT seq, sku, order_id, cause, corr, body, actor FROM events WHERE seq <= ?", (upto,))
+    journal = Journal(db)
+    journal.open()
+
+    async def write() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(journal.run)
+            for seq, sku, order_id, cause, corr, body, actor in rows:
+                journal.cause, journal.corr, journal.actor = cause, corr, actor
+                assert journal.append_body(EVENT_DECODER.decode(body), body, sku, order_id) == seq
+            await journal.flush()
+            nursery.cancel_scope.cancel()
+
+    trio.run(write)
+    journal.close()
+
+
+def test_an_order_accepted_but_not_promised_when_the_daemon_died_is_promised_at_start_once(sim, tmp_path):
+    d = sim(CONFIG.format(drop=tmp_path / "drop"))
+    with d.client() as c:
+        # no notification route for this channel: nothing is journaled after the promise
+        o = submit(c, "o1", line("SKU-A", 3), channel="marketplace")
+        (po,) = [r["request_id"] for r in c.call("procurement.list")["requests"] if r["sku"] == "SKU-A"]
+        assert promise_of(o) == {"date": "2024-03-09", "from": po, "confidence": 0.6}
+    d.kill9()
+    # lines_promised is a later commit than the order's acceptance (after every SKU served
+    # it): a kill -9 between the two leaves the journal's prefix before it, and no snapshot
+    (seq, _cause), *more = promised_rows(d, o["order_id"])
+    assert not more and read_db(d.db, "SELECT MAX(seq) FROM events")[0][0] == seq
+    assert read_db(d.db, "SELECT COUNT(*) FROM snapshots")[0][0] == 0
+    journal_prefix(d.db, seq - 1)
+    d.start()
+    with d.client() as c:
+        got = c.call("order.get", order_id=o["order_id"])["lines"][0]["promise"]
+        # the same rule at start-up: it waits for the same PO
+        assert {k: got[k] for k in ("date", "from", "told")} == {"date": "2024-03-09", "from": po, "told": "2024-03-09"}
+        # a resend of the order gets the promise too (its first reply never went out)
+        assert promise_of(submit(c, "o1", line("SKU-A", 3), channel="marketplace"))["date"] == "2024-03-09"
+    (row,) = promised_rows(d, o["order_id"])
+    assert row[1] == "recovery"
+    d.restart()  # a clean restart, then a kill -9 and a start without snapshot: promised once
+    d.kill9()
+    d.start()
+    assert promised_rows(d, o["order_id"]) == [row]
+
+
 def test_a_rush_order_served_ahead_tells_the_customer_it_pushed_back(sim, tmp_path):
     d = sim(
         CONFIG.format(drop=tmp_path / "drop").replace(
@@ -111,8 +177,14 @@ def test_a_rush_order_served_ahead_tells_the_customer_it_pushed_back(sim, tmp_pa
         assert promise_of(o)["date"] == "2024-03-09"
         c.call("sku.configure", sku="SKU-A", lead_time_days=14)  # the next PO comes later
         c.call("policy.set", mode="priority")
+        # asked first: a rush line would be served ahead of o1, a plain one behind it
+        asked = {
+            rush: c.call("atp.check", sku="SKU-A", qty=5, rush=rush)["lines"][0]["promise"] for rush in (True, False)
+        }
+        assert (asked[False]["date"], asked[False]["from"]) == ("2024-03-16", "lead_time")  # nothing open covers it
         rush = submit(c, "r1", line("SKU-A", 5), email="r1@example.com", rush=True)
         assert promise_of(rush)["date"] == "2024-03-09"  # it takes 5 of the 11 units due 03-08
+        assert asked[True] == promise_of(rush)
         (n,) = delay_notices(c, o["order_id"])
         assert [(li["old_date"], li["new_date"]) for li in n["data"]["lines"]] == [("2024-03-09", "2024-03-16")]
 

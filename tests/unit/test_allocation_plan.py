@@ -13,9 +13,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_rules_properties import Sim, op_st, service_key, snapshot, weights_st
+from test_rules_properties import Sim, check_invariants, op_st, service_key, snapshot, weights_st
 
 from backorder.actors import events as ev
 from backorder.actors import sku_rules, whatif
@@ -50,10 +50,15 @@ def simulate(mode, weights, ops) -> Sim:
 )
 def test_whatif_receipt_then_real_receipt_allocate_identically(mode, weights, ops, name, qty, ref_pick):
     sim = simulate(mode, weights, ops)
+    if name in sim.world.skus:
+        receipt_as_predicted(sim, name, qty, ref_pick)
+
+
+def receipt_as_predicted(sim: Sim, name: str, qty: int, ref_pick: int) -> list[sku_rules.Allocation]:
+    """A what-if receipt, then the real one (as the SKU actor makes it): the same units to
+    the same lines, the same loans, the same dates for the lines still waiting."""
     w = sim.world
-    s = w.skus.get(name)
-    if s is None:
-        return
+    s = w.skus[name]
     open_ids = sorted(s.inbound)
     ref = open_ids[ref_pick - 1] if 0 < ref_pick <= len(open_ids) else None
     before = snapshot(w)
@@ -61,12 +66,30 @@ def test_whatif_receipt_then_real_receipt_allocate_identically(mode, weights, op
     answer = whatif.receipt(w, None if ref else name, ref, qty, None, sim.now, ALL)
     assert snapshot(w) == before and len(sim.log) == n_events, "a what-if changed the model"
 
-    predicted = [(r["order_id"], r["line_no"], r["now"]) for r in answer["lines"] if r["now"]]
-    assert answer["allocated_now"] == sum(n for _, _, n in predicted)
+    predicted = {(r["order_id"], r["line_no"]): r["now"] for r in answer["lines"] if r["now"]}
+    assert answer["allocated_now"] == sum(predicted.values())
     start = len(sim.log)
     allocs = sku_rules.receive(w, s, qty, ref, sim.emit, sim.now)
-    real = [(a.order_id, a.line_no, a.qty) for a in allocs]
+    # the units each line got, from stock in service order and then by loans (a line may
+    # get both); and the loans themselves, in the order they were made
+    real: dict[tuple[str, int], int] = {}
+    for a in allocs:
+        real[(a.order_id, a.line_no)] = real.get((a.order_id, a.line_no), 0) + a.qty
     assert real == predicted
+    loans = [
+        {
+            "order_id": e.order_id,
+            "line_no": e.line_no,
+            "qty": e.qty,
+            "to_order_id": e.to_order_id,
+            "to_line_no": e.to_line_no,
+            "back_by": e.back_by,
+            "completes": e.completes,
+        }
+        for e in sim.log[start:]
+        if isinstance(e, ev.AllocationLent)
+    ]
+    assert answer["lent"] == loans
     received = next(e for e in sim.log[start:] if isinstance(e, ev.Received))
     matched = [(m.request_id, m.qty) for m in received.matched] or (
         [(received.request_id, received.qty)] if received.request_id else []
@@ -78,6 +101,7 @@ def test_whatif_receipt_then_real_receipt_allocate_identically(mode, weights, op
             line = w.orders[row["order_id"]].lines[row["line_no"] - 1]
             if line.need:
                 assert s.expected_date(line) == row["date_after"], row
+    return allocs
 
 
 @PROPS
@@ -192,3 +216,109 @@ def test_whatif_policy_projects_fill_for_a_candidate():
     assert good["candidate"]["fill_rate"] > good["current"]["fill_rate"]
     fc = whatif.policy(w, "C", {}, [5.0] * 30, 10, sim.now)
     assert fc["demand_from"] == "forecast" and fc["daily_demand"] == 5.0
+
+
+# --- no-harm lending ----------------------------------------------------------------------
+# In Sim's policies B's supply comes in 1.5 days and A's in 3: a ship-complete order holding
+# B units while it waits for A may lend them to a B line that ships now.
+
+lending_submit_st = st.tuples(
+    st.just("submit"),
+    st.just(0),  # replaced by the op's index
+    st.sampled_from(
+        [[("A", 1, Decimal("1.00"), True), ("B", 2, Decimal("1.00"), True)], [("B", 1, Decimal("4.99"), True)]]
+        + [[("B", 2, Decimal("1.00"), True)], [("A", 2, Decimal("1.00"), True)]]
+    ),
+    st.sampled_from([True, True, False]),
+    st.booleans(),
+    st.just(None),
+)
+_lending_ops = {
+    "submit": lending_submit_st,
+    "receive B": st.tuples(st.just("receive"), st.just("B"), st.integers(1, 3), st.integers(0, 2)),
+    "receive A": st.tuples(st.just("receive"), st.just("A"), st.integers(1, 6), st.integers(0, 2)),
+    "tick": st.tuples(st.just("tick"), st.sampled_from([3600, 86400])),
+    "pick": st.tuples(st.just("pick"), st.integers(0, 40)),
+    "cancel": st.tuples(st.just("cancel"), st.integers(0, 40)),
+    "supply": st.tuples(st.just("supply"), st.sampled_from(["A", "B"]), st.just("acknowledge"), st.integers(1, 12)),
+}
+# weighted by repetition (one_of would not): orders and B receipts are what make loans
+lending_op_st = st.sampled_from(
+    ["submit"] * 4 + ["receive B"] * 3 + ["receive A", "tick", "pick", "cancel", "supply"]
+).flatmap(_lending_ops.__getitem__)
+
+
+@settings(PROPS, max_examples=300)  # about one history in seven lends
+@given(mode=mode_st, weights=weights_st, ops=st.lists(lending_op_st, min_size=10, max_size=40))
+def test_lending_moves_no_date_serves_only_shipping_lines_and_is_predicted(mode, weights, ops):
+    """Every receipt is first asked of the what-if, then made; every step is checked by the
+    simulator (``check_loans``: the lender's order date stays, the borrower ships; the
+    invariants: no unit made or lost) and a receipt's loans only move units between lines."""
+    sim = Sim(mode, weights)
+    w = sim.world
+    lent = 0
+    for n, op in enumerate(ops):
+        if op[0] == "submit":  # each a new order (the same external id is one order)
+            op = (op[0], n, *op[2:])
+        if op[0] != "receive":
+            sim.run(op)
+            lent += sum(isinstance(e, ev.AllocationLent) for e in sim.log[-20:])
+            continue
+        _, name, qty, ref_pick = op
+        sim.now += 1
+        s = w.skus[name]
+        allocated, on_hand = s.allocated, s.on_hand
+        allocs = sim.checked(
+            name, lambda name=name, qty=qty, ref_pick=ref_pick: receipt_as_predicted(sim, name, qty, ref_pick)
+        )
+        loaned = [a for a in allocs if isinstance(a, ev.Allocated)]  # a loan's own allocated (rule lent)
+        assert all(a.rule == sku_rules.LENT for a in loaned)
+        served = sum(a.qty for a in allocs if isinstance(a, ev.AllocatedLine))
+        assert s.on_hand == on_hand + qty and s.allocated == allocated + served, "a loan made or lost units"
+        lent += len(loaned)
+        sim.ship_orders(allocs)
+        check_invariants(w, sim.log)
+    event("lent" if lent else "no loan")
+
+
+def test_a_ship_complete_order_lends_what_it_cannot_ship_and_gets_it_back_first():
+    """X (ship-complete: 1 A + 2 B) holds 2 B while A comes in 3 days and B's next supply in
+    1.5: Y and Z (1 B each) ship now on loans (X's B line then waits for 2, from the same
+    supply: its date does not move); W (3 B) cannot be filled by loans and waits behind X;
+    B's next receipts go to X first; X ships complete when A arrives."""
+    sim = Sim("fifo", Weights())
+    w = sim.world
+    b_supply = w.skus["B"].inbound[sorted(w.skus["B"].inbound)[0]]
+    a_date = w.skus["A"].inbound[sorted(w.skus["A"].inbound)[0]].expected_date
+    assert b_supply.expected_date < a_date
+    sim.run(("receive", "B", 2, 1))
+    sim.run(("submit", 1, [("A", 1, Decimal("1.00"), True), ("B", 2, Decimal("1.00"), True)], True, False, None))
+    x = w.orders["O0000001"]
+    assert [ln.allocated for ln in x.lines] == [0, 2] and not x.shipments
+    start = len(sim.log)
+    for n in (2, 3):
+        sim.run(("submit", n, [("B", 1, Decimal("1.00"), True)], False, False, None))
+    loans = [e for e in sim.log[start:] if isinstance(e, ev.AllocationLent)]
+    assert [(e.order_id, e.line_no, e.qty, e.to_order_id, e.to_line_no) for e in loans] == [
+        ("O0000001", 2, 1, "O0000002", 1),
+        ("O0000001", 2, 1, "O0000003", 1),
+    ]
+    assert {(e.back_by, e.completes) for e in loans} == {(b_supply.expected_date, a_date)}
+    assert all(len(w.orders[oid].shipments) == 1 for oid in ("O0000002", "O0000003"))
+    assert x.lines[1].need == 2 and w.skus["B"].expected_date(x.lines[1]) == b_supply.expected_date
+    sim.run(("submit", 4, [("B", 3, Decimal("1.00"), True)], False, False, None))
+    big = w.orders["O0000004"]
+    assert big.lines[0].need == 3 and not big.shipments
+    for _ in range(2):  # the lender gets the next units first; W's 3 cannot be lent
+        start = len(sim.log)
+        sim.run(("receive", "B", 1, 0))
+        got = [
+            (a.order_id, a.qty, a.rule)
+            for e in sim.log[start:]
+            if isinstance(e, ev.LinesAllocated | ev.Allocated)
+            for a in (ev.allocations(e) if isinstance(e, ev.LinesAllocated) else [e])
+        ]
+        assert got == [("O0000001", 1, "fifo")]
+    assert x.lines[1].need == 0 and big.lines[0].need == 3 and not x.shipments
+    sim.run(("receive", "A", 12, 1))
+    assert len(x.shipments) == 1 and all(ln.need == 0 for ln in x.lines)

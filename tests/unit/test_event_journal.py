@@ -169,6 +169,19 @@ def test_values_within_the_schema_are_journaled_and_round_trip(cls, data):
 REFUSED = [
     ev.Allocated(ts=0.0, sku="A", order_id="O1", line_no=1, qty=1, rule="priority", rank=math.inf),
     ev.Allocated(ts=0.0, sku="A", order_id="O1", line_no=1, qty=1, rule="priority", rank=math.nan),
+    # one bad line of a batch refuses the whole settle's row
+    ev.LinesAllocated(
+        ts=0.0,
+        sku="A",
+        rule="priority",
+        lines=[
+            ev.AllocatedLine(order_id="O1", line_no=1, qty=1, rank=0.5),
+            ev.AllocatedLine(order_id="O2", line_no=1, qty=1, rank=math.nan),
+        ],
+    ),
+    ev.LinesAllocated(
+        ts=0.0, sku="A", rule="fifo", lines=[ev.AllocatedLine(order_id="O1", line_no=MAX_INT + 1, qty=1, rank=0.0)]
+    ),
     ev.DeadLettered(ts=0.0, letter_id=1, actor="intake", message="{}", error="", impact=math.inf),
     ev.Received(ts=0.0, sku="A", qty=10**400),
     ev.Adjusted(ts=0.0, sku="A", delta=-(MAX_INT + 1), reason=""),

@@ -156,3 +156,116 @@ def test_a_line_cancelled_before_its_promise_passed_broke_no_promise():
         ev.OrderCancelled(ts=DAY, order_id="O1", reason="changed my mind"),
     ]
     assert figures(enumerate(evs, start=1), 0.0, 10 * DAY)["shipped_by_promise"] == "n/a"
+
+
+def _ship_complete(ts, oid, *lines):
+    recs = [ev.LineRecord(sku=sku, qty=qty, unit_price=Decimal(1)) for sku, qty in lines]
+    return ev.OrderReceived(
+        ts=ts, order_id=oid, order=ev.OrderRecord(channel="lab", external_id=oid, lines=recs, ship_complete=True)
+    )
+
+
+def _stranding(lend: bool) -> list[ev.Event]:
+    """L (ship-complete: 2 A + 1 B) takes 2 A received day 1, B never comes; S (1 A) waits
+    from day 1.5; day 3 a receipt of 1 A goes to L's place... or, lending, S ships on a
+    loan on day 1.5 and L gets the day-3 unit back."""
+    out: list[ev.Event] = [
+        _ship_complete(0.5 * DAY, "L", ("A", 2), ("B", 1)),
+        ev.LineBackordered(ts=0.5 * DAY, sku="A", order_id="L", line_no=1, qty=2),
+        ev.LineBackordered(ts=0.5 * DAY, sku="B", order_id="L", line_no=2, qty=1),
+        ev.Received(ts=DAY, sku="A", qty=2, reference=None),
+        alloc(DAY, "A", "L", 2),
+        order(1.5 * DAY, "S", ("A", 1, "1")),
+    ]
+    if lend:
+        out += [
+            ev.AllocationLent(
+                ts=1.5 * DAY,
+                sku="A",
+                order_id="L",
+                line_no=1,
+                qty=1,
+                to_order_id="S",
+                to_line_no=1,
+                back_by="d3",
+                completes="d9",
+            ),
+            alloc(1.5 * DAY, "A", "S", 1, rule="lent"),
+            *ship(1.5 * DAY, "A", "S", 1, "S1"),
+            ev.Received(ts=3 * DAY, sku="A", qty=1, reference=None),
+            alloc(3 * DAY, "A", "L", 1),
+        ]
+    else:
+        out += [
+            ev.LineBackordered(ts=1.5 * DAY, sku="A", order_id="S", line_no=1, qty=1),
+            ev.Received(ts=3 * DAY, sku="A", qty=1, reference=None),
+            alloc(3 * DAY, "A", "S", 1),
+            *ship(3 * DAY, "A", "S", 1, "S1"),
+        ]
+    return out
+
+
+def test_units_held_for_an_incomplete_ship_complete_order_while_a_shippable_line_waits_are_stranded():
+    held = figures(enumerate(_stranding(lend=False), start=1), 0.0, 5 * DAY)
+    # day 1's receipt: its 2 units held for L, S not there yet (nothing to strand); at the
+    # day 2 and day 3 boundaries (taken before that instant's events): 2 held while S
+    # waits for 1 -> 1 stranded each; day 3's receipt went to S
+    assert held["stranded_received_units"] == 0
+    assert held["stranded_unit_days"] == 2
+    assert held["stranded_received_share"] == 0.0
+    lent = figures(enumerate(_stranding(lend=True), start=1), 0.0, 5 * DAY)
+    assert lent["stranded_unit_days"] == 0 and lent["stranded_received_units"] == 0
+    assert all(i["ok"] for i in lent["invariants"].values()), lent["invariants"]
+
+
+def test_a_receipt_that_goes_to_an_order_that_cannot_ship_while_a_line_could_is_stranded():
+    events = [
+        _ship_complete(0.0, "L", ("A", 2), ("B", 1)),
+        order(0.0, "S", ("A", 1, "1")),
+        ev.LineBackordered(ts=0.0, sku="A", order_id="L", line_no=1, qty=2),
+        ev.LineBackordered(ts=0.0, sku="A", order_id="S", line_no=1, qty=1),
+        ev.Received(ts=DAY / 2, sku="A", qty=2, reference=None),
+        alloc(DAY / 2, "A", "L", 2),
+        ev.Received(ts=DAY / 2 + 60, sku="A", qty=5, reference=None),
+        alloc(DAY / 2 + 60, "A", "S", 1),
+        *ship(DAY / 2 + 60, "A", "S", 1, "S1"),
+    ]
+    f = figures(enumerate(events, start=1), 0.0, 2 * DAY)
+    # the first receipt (2 units) left 2 held for L while S waited for 1: 1 stranded; the
+    # second served S: none
+    assert f["stranded_received_units"] == 1
+    assert f["stranded_received_share"] == pytest.approx(1 / 7, abs=1e-4)
+    assert f["stranded_unit_days"] == 0  # nothing stranded at the day-1 boundary
+
+
+def test_a_lender_cancelled_after_its_loan_does_not_wait_in_the_order_of_service():
+    """L was filled, lent its unit to S and waits again; L is cancelled: a later line's
+    allocation is not a FIFO violation (the referee once kept a line filled before its
+    cancellation waiting)."""
+    events = [
+        *_stranding(lend=True)[:9],  # up to S shipped on the loan; L waits for 1
+        ev.OrderCancelled(ts=2 * DAY, order_id="L", reason="customer"),
+        ev.LineReleased(ts=2 * DAY, sku="A", order_id="L", line_no=1, freed=1),
+        ev.LineReleased(ts=2 * DAY, sku="B", order_id="L", line_no=2, freed=0),
+        order(2.5 * DAY, "T", ("A", 1, "1")),
+        ev.Received(ts=3 * DAY, sku="A", qty=2, reference=None),
+        alloc(3 * DAY, "A", "T", 1),
+    ]
+    f = figures(enumerate(events, start=1), 0.0, 5 * DAY)
+    assert f["invariants"]["fifo_order_of_service"]["ok"], f["invariants"]
+    assert f["stranded_unit_days"] == 0
+
+
+def test_units_an_order_holds_for_its_own_waiting_line_are_not_stranded():
+    """L (ship-complete, 5 A) holds 3 and waits for 2: its own line could ship with more,
+    but no other order's line waits: nothing is stranded."""
+    events = [
+        _ship_complete(0.0, "L", ("A", 5)),
+        ev.Received(ts=DAY / 2, sku="A", qty=3, reference=None),
+        alloc(DAY / 2, "A", "L", 3),
+    ]
+    f = figures(enumerate(events, start=1), 0.0, 3 * DAY)
+    assert f["stranded_received_units"] == 0 and f["stranded_unit_days"] == 0
+    events.append(order(1.5 * DAY, "S", ("A", 1, "1")))  # now another order could ship with one
+    f = figures(enumerate(events, start=1), 0.0, 3 * DAY)
+    assert f["stranded_unit_days"] == 2  # 1 at the day-2 and at the day-3 boundary

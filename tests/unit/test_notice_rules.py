@@ -43,7 +43,6 @@ def test_the_backordered_notice_is_decided_in_the_same_step_as_the_backorder():
     notice = log[-1]
     assert (notice.order_id, notice.kind, notice.email) == (o.order_id, "backordered", "a@x.example")
     assert notice.data["lines"] == [{"line_no": 1, "sku": "A", "qty": 3, "waiting": 3, "expected_date": "2024-03-08"}]
-    assert w.told == {(o.order_id, 1): "2024-03-08"}
 
 
 def test_the_expected_date_walks_supply_in_date_order_not_raise_order():
@@ -64,19 +63,6 @@ def test_the_expected_date_walks_supply_in_date_order_not_raise_order():
     assert w.expected_dates(s)[-1] == "2024-03-20"  # the exact walk over the queue agrees
 
 
-def test_delay_tolerance_is_strictly_more_than_the_hours():
-    w, log = world(tolerance_hours=48, routes={"web": "email"})
-    o = order(w, "o1", 3, email="a@x.example")
-    s = w.skus["A"]
-    (po,) = s.inbound
-    sku_rules.confirm(w, s, po, "2024-03-10", w.emit, T0)  # exactly 48 h later: not a delay
-    assert [e.kind for e in log if isinstance(e, ev.NoticeQueued)] == ["backordered"]
-    sku_rules.confirm(w, s, po, "2024-03-11", w.emit, T0)  # 72 h after the date told
-    (delay,) = [e for e in log if isinstance(e, ev.NoticeQueued) and e.kind == "delay"]
-    assert delay.data["lines"] == [{"line_no": 1, "sku": "A", "old_date": "2024-03-08", "new_date": "2024-03-11"}]
-    assert w.told[(o.order_id, 1)] == "2024-03-11"
-
-
 def test_routes_most_specific_first_and_email_needs_an_address():
     w, _ = world(routes={"*": "file", "web": "email", "b2b/ACME": "webhook"})
     kinds = {}
@@ -94,14 +80,13 @@ def test_routes_most_specific_first_and_email_needs_an_address():
     assert statuses == ["pending", "unrouted"]
 
 
-def test_no_route_no_customer_notice_and_no_told_dates():
-    """A sales channel without a route gets no notice at all (the journal keeps the facts),
-    so no date is recorded as told and a later move of the date notifies nobody either;
+def test_no_route_no_customer_notice():
+    """A sales channel without a route gets no notice at all (the journal keeps the facts);
     a channel with a route on the same site does get its notices."""
-    w, log = world(tolerance_hours=0, routes={"b2b": "webhook"})
+    w, log = world(routes={"b2b": "webhook"})
     silent = order(w, "o1", 3)  # channel "web": no route
     assert [type(e).__name__ for e in log] == ["OrderReceived", "LineBackordered", "RequestRaised"]
-    assert w.told == {} and w.notices == {} and w.notices_queued == 0
+    assert w.notices == {} and w.notices_queued == 0
     s = w.skus["A"]
     (po,) = s.inbound
     sku_rules.confirm(w, s, po, "2024-03-20", w.emit, T0)
@@ -110,7 +95,6 @@ def test_no_route_no_customer_notice_and_no_told_dates():
     heard = order(w, "o2", 3, channel="b2b")
     (notice,) = [e for e in log if isinstance(e, ev.NoticeQueued)]
     assert (notice.order_id, notice.kind, notice.channel) == (heard.order_id, "backordered", "webhook")
-    assert set(w.told) == {(heard.order_id, 1)}
 
 
 def test_one_routed_order_among_unrouted_ones_in_the_same_settle():
@@ -128,14 +112,3 @@ def test_one_routed_order_among_unrouted_ones_in_the_same_settle():
     (notice,) = [e for e in log if isinstance(e, ev.NoticeQueued)]
     assert (notice.order_id, notice.channel) == (orders[1].order_id, "file")
     assert notice.data["lines"][0]["expected_date"] == "2024-03-08"
-
-
-def test_an_amended_order_keeps_no_date_told_for_its_replaced_lines():
-    """The amendment replaces the lines the customer was told a date for: a later delay
-    notice must not compare against a date that belonged to the old lines."""
-    w, _ = world(routes={"*": "email"})
-    o = order(w, "o1", 3, email="a@x.example")
-    assert w.told == {(o.order_id, 1): "2024-03-08"}
-    order_rules.amend(w, o.order_id, [p.OrderLineIn(sku="A", qty=1)], "changed at source", w.emit, T0)
-    assert [(ln.sku, ln.qty) for ln in w.orders[o.order_id].lines] == [("A", 1)]
-    assert w.told == {}

@@ -123,3 +123,43 @@ def test_the_workers_loss_inverse_matches_the_definition():
     for k in (-1.0, 0.0, 0.5, 1.28, 2.33):
         g = norm.pdf(k) - k * norm.sf(k)
         assert safety_factor(g) == pytest.approx(k, abs=1e-3)
+
+
+def test_a_skus_own_lead_times_are_its_own_not_its_suppliers_pool():
+    # the same supplier ships one SKU in ~3 days, another in ~21: each is planned with its own
+    fast = policy.lead_time([3.0, 2.0, 4.0], 3.0, [1.0, 0.67, 1.33, 1.0, 1.05, 0.95], 3)
+    slow = policy.lead_time([21.0, 22.0, 20.0], 21.0, [1.0, 0.67, 1.33, 1.0, 1.05, 0.95], 3)
+    assert fast == (pytest.approx(3.0), pytest.approx(1.0), "own")  # unbiased variance: (1 + 0 + 1) / 2
+    assert slow == (pytest.approx(21.0), pytest.approx(1.0), "own")
+
+
+def test_too_few_own_receipts_scale_the_quoted_lead_time_by_the_suppliers_record():
+    # actual / quoted across the supplier's SKUs: mean 1.1, variance ((-0.1)² + 0.1²... ) / (n - 1)
+    ratios = [1.0, 1.2, 1.0, 1.2]
+    mean, var, basis = policy.lead_time([9.0], 10.0, ratios, 3)
+    assert basis == "source"
+    assert mean == pytest.approx(11.0)
+    assert var == pytest.approx(100 * (4 * 0.01) / 3)  # quoted² · Var[r], n - 1
+    assert policy.lead_time([], 7.0, [1.0], 3) == (7.0, 0.0, "quoted")  # nothing measured yet
+
+
+# The unit normal loss G(k) = φ(k) - k(1 - Φ(k)), tabulated in Silver, Pyke & Thomas
+# (appendix B): G(0) = 0.3989, G(0.5) = 0.1978, G(1) = 0.0833, G(1.5) = 0.0293, G(2) = 0.0085.
+@pytest.mark.parametrize(("loss", "k"), [(0.3989, 0.0), (0.1978, 0.5), (0.0833, 1.0), (0.0293, 1.5), (0.0085, 2.0)])
+def test_the_safety_factor_inverts_the_tabulated_loss_function(loss, k):
+    pytest.importorskip("scipy")
+    from backorder.planner.worker import safety_factor
+
+    assert safety_factor(loss) == pytest.approx(k, abs=0.005)
+
+
+def test_fill_rate_safety_stock_is_the_textbook_one_not_a_cycle_service_z():
+    pytest.importorskip("scipy")
+    from backorder.planner.worker import safety_factor
+
+    # fill rate 98 %, order quantity 100, σ over the lead time 24: G(k) = 0.02 * 100 / 24
+    # = 0.0833, so k = 1.00 and the safety stock is 24 units (a 98 % cycle service level
+    # would ask for z = 2.05: 49 units). A larger order covers more demand per stockout,
+    # so it needs less: Q = 400 gives G(k) = 0.333, k = 0.14.
+    assert safety_factor(policy.loss_target(0.98, 100, 24)) * 24 == pytest.approx(24, abs=0.2)
+    assert safety_factor(policy.loss_target(0.98, 400, 24)) == pytest.approx(0.14, abs=0.01)

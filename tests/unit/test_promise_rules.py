@@ -9,6 +9,7 @@ from model_support import recording_world
 from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors import order_rules, promise_rules, sku_rules
+from backorder.actors.carrier import LocalCarrier
 from backorder.actors.model import World
 from backorder.errors import InvalidInput, NotFound
 
@@ -134,6 +135,95 @@ def test_a_held_order_is_promised_when_released():
     assert promised(w, o)[0][0] == "2024-03-09"  # waits for the PO raised at T0 (position 0)
 
 
+def accepted(w: World, ext: str, *lines: tuple[str, int], **fields):
+    """An order accepted and served, stopped before its promise was journaled (what a
+    kill -9 between the two commits leaves)."""
+    req = msgspec.convert(
+        {"op": "order.submit", "channel": "web", "external_id": ext, "lines": [{"sku": s, "qty": q} for s, q in lines]}
+        | fields,
+        p.OrderSubmit,
+    )
+    o, _ = order_rules.submit(w, req, w.emit, T0)
+    for sku in dict.fromkeys(sku for sku, _ in lines):
+        sku_rules.settle(w, w.skus[sku], w.emit, T0)
+    return o
+
+
+def test_recovery_selects_the_open_orders_whose_lines_lack_a_promise():
+    w, log = world()
+    sku_rules.adjust(w, w.skus["B"], 5, None, "count", w.emit, T0)
+    waiting = accepted(w, "waiting", ("A", 3))
+    promised_already = order(w, "promised", ("A", 1))
+    held = accepted(w, "held", ("A", 2), hold="payment")
+    cancelled = accepted(w, "cancelled", ("A", 2))
+    order_rules.cancel(w, cancelled.order_id, "changed mind", w.emit, T0)
+    gift = accepted(w, "gift", ("A", 1))
+    gift.lines[0].requires_shipping = False  # a gift card: nothing ships, nothing to promise
+    shipped = accepted(w, "shipped", ("B", 2))
+    order_rules.settle_order(w, shipped, w.emit, T0, LocalCarrier())
+    assert shipped.status(w.shipments) == "shipped"
+    routed = accepted(w, "routed", ("A", 1))
+    w.emit(
+        ev.OrderRouted(
+            ts=T0, order_id=routed.order_id, provider="shipbob", reason="spike", shipment_id="S9", items=[(1, "A", 1)]
+        )
+    )
+    assert promise_rules.unpromised(w) == [waiting]
+    # promising it takes it out of the selection: a second start-up journals nothing
+    promise_rules.promise_order(w, waiting, w.emit, T0)
+    assert promise_rules.unpromised(w) == []
+    assert [e.order_id for e in log if isinstance(e, ev.LinesPromised)] == [
+        promised_already.order_id,
+        waiting.order_id,
+    ]
+    # released, the held order's lines wait in a queue with no promise yet: selected
+    order_rules.release(w, held.order_id, "paid", w.emit, T0)
+    assert promise_rules.unpromised(w) == [held]
+
+
+def test_a_line_shipped_in_full_gets_no_promise_when_its_order_is_promised_late():
+    w, log = world()
+    sku_rules.adjust(w, w.skus["B"], 2, None, "count", w.emit, T0)
+    o = accepted(w, "o1", ("B", 2), ("A", 3))
+    order_rules.settle_order(w, o, w.emit, T0, LocalCarrier())
+    assert o.lines[0].shipped == 2 and promise_rules.unpromised(w) == [o]
+    promise_rules.promise_order(w, o, w.emit, T0)
+    (e,) = [e for e in log if isinstance(e, ev.LinesPromised)]
+    assert [li.line_no for li in e.lines] == [2]
+
+
+def test_a_supply_moved_before_the_line_is_promised_is_told_only_by_the_promise():
+    """Between its backorder (the backordered notice) and its promise (a later step), a line
+    whose supply moves is told nothing: the promise it is answered with has the new date,
+    and from then on it is the one date its moves are judged against."""
+    w, log = world()
+    o = accepted(w, "o1", ("A", 3))  # backordered: the notice says 03-08
+    s = w.skus["A"]
+    (rid,) = s.inbound
+    sku_rules.confirm(w, s, rid, "2024-03-15", w.emit, T0)
+    promise_rules.recheck(w, s, w.emit, T0)
+    promise_rules.promise_order(w, o, w.emit, T0)
+    assert promised(w, o) == [("2024-03-16", rid, 0.6)]
+    promise_rules.recheck(w, s, w.emit, T0)
+    assert delays(log) == []
+    sku_rules.confirm(w, s, rid, "2024-03-17", w.emit, T0)
+    promise_rules.recheck(w, s, w.emit, T0)
+    promise_rules.overdue(w, w.emit, T0 + 20 * DAY)  # overdue by then: moved by the day, told again
+    assert delays(log) == [[(1, "2024-03-16", "2024-03-18")], [(1, "2024-03-18", "2024-03-22")]]
+
+
+def test_an_amended_order_is_promised_anew():
+    w, log = world()
+    o = order(w, "o1", ("A", 3))
+    assert promised(w, o)[0][0] == "2024-03-09"
+    sku_rules.adjust(w, w.skus["B"], 5, None, "count", w.emit, T0)
+    order_rules.amend(w, o.order_id, [p.OrderLineIn(sku="B", qty=1)], "changed at source", w.emit, T0)
+    assert (o.order_id, 1) not in w.promises  # the old line's promise went with it
+    sku_rules.settle(w, w.skus["B"], w.emit, T0)
+    promise_rules.promise_order(w, o, w.emit, T0)
+    assert promised(w, o) == [("2024-03-02", "stock", 0.98)]
+
+
 def test_a_later_date_is_told_once_per_move_past_the_tolerance():
     w, log = world({"tolerance_days": 1})
     o = order(w, "o1", ("A", 3))
@@ -197,6 +287,21 @@ def test_a_supply_gone_overdue_moves_its_lines_day_by_day():
     assert delays(log) == []
     promise_rules.overdue(w, w.emit, T0 + 9 * DAY)  # 03-10: two days
     assert delays(log) == [[(1, "2024-03-09", "2024-03-11")]]
+
+
+def test_atp_check_under_priority_rules_answers_the_place_a_rush_line_would_take():
+    w, _ = world({"handling_days": 0}, lead_time_days=14)
+    waiting = order(w, "o1", ("A", 10))  # the PO it raises: 10 + 10 units
+    (rid,) = w.skus["A"].inbound
+    sku_rules.confirm(w, w.skus["A"], rid, "2024-03-05", w.emit, T0)
+    w.emit(ev.PolicyChanged(ts=T0, mode="priority", weights=w.weights))
+    plain, rush = (promise_rules.check(w, [("A", 15)], T0, rush=r)[0]["promise"] for r in (False, True))
+    assert (plain["date"], plain["from"]) == ("2024-03-15", "lead_time")  # behind o1: 25 > 20 units
+    assert (rush["date"], rush["from"]) == ("2024-03-05", rid)  # ahead of o1: the first 15 of the PO
+    # a later line of the same order waits behind the earlier one, and o1 stays ahead of a plain line
+    two = promise_rules.check(w, [("A", 15), ("A", 10)], T0, rush=True)
+    assert [li["promise"]["from"] for li in two] == [rid, "lead_time"]
+    assert promised(w, waiting)[0][1] == rid
 
 
 def test_atp_check_answers_the_promise_of_an_order_not_placed():

@@ -130,8 +130,8 @@ class Item:
     tail=st.booleans(),
 )
 def test_index_equals_a_sorted_list(seed, steps, spread, tail):
-    """Adds (in the middle or at the back), removals (head or anywhere), need changes and
-    re-keys, over enough lines to split and empty buckets: order, places, units ahead,
+    """Adds (in the middle or at the back), removals (head or anywhere, one or many at
+    once), need changes and re-keys, over enough lines to split and empty buckets: order, places, units ahead,
     coverage and the oldest line equal a plain sorted list's."""
     rnd = random.Random(seed)
     q: QueueIndex[Item] = QueueIndex()
@@ -150,6 +150,13 @@ def test_index_equals_a_sorted_list(seed, steps, spread, tail):
             q.remove(item)
             q.remove(item)  # a second removal is a no-op
             queued.remove(item)
+        elif r < 0.73:  # lines that leave together: a fill's head (cut whole) or any of them
+            k = rnd.randint(1, min(len(queued), 3 * LOAD))
+            head = rnd.random() < 0.7
+            batch = sorted(queued, key=lambda it: it.key)[:k] if head else rnd.sample(queued, k)
+            q.remove_lines(batch)
+            for item in batch:
+                queued.remove(item)
         elif r < 0.95:
             item = rnd.choice(queued)
             item.need = rnd.randint(1, 9)
