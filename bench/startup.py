@@ -17,6 +17,8 @@ Measured, in this order:
   file's pages dropped from the page cache first (as after a reboot).
 - ``kill9``: one write, ``kill -9``, start: the snapshot plus the tail, with the WAL left
   by the killed process.
+- ``writes_during_check``: writes sent while the deferred check runs are accepted, and
+  the database file stays as it was (they go to the WAL) until the verdict.
 - ``offline``: the same phases run in this process on the stopped journal (page cache
   warm): SQLite's ``quick_check``, the old ``COUNT/MIN/MAX`` continuity scan, the new
   start-up gate, the snapshot read and restore; each divided by the database's GiB.
@@ -30,6 +32,7 @@ check was deferred), on the same journal.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import os
 import shutil
@@ -87,6 +90,38 @@ def timed_start(d: Daemon) -> dict:
     start_s = d.start(timeout=1800)
     startup = wait_verified(d)
     return {"spawn_to_serving_s": round(start_s, 3), "db_cached_share": cached, **startup}
+
+
+def file_state(db: Path) -> tuple:
+    """What a checkpoint into the database file changes: its size, mtime and first 64 MiB."""
+    with open(db, "rb") as f:
+        head = hashlib.sha256(f.read(64 << 20)).hexdigest()
+    st = db.stat()
+    return head, st.st_size, st.st_mtime_ns
+
+
+def writes_during_check(d: Daemon, writes: int = 300) -> dict:
+    """Start, send ``writes`` stock adjustments while the deferred check runs: they are
+    accepted, and the database file does not change (the WAL grows) until the verdict;
+    then it is checkpointed."""
+    before = file_state(d.db)
+    d.start(timeout=1800)
+    state = health(d.sock)["startup"]["integrity"]["state"]
+    for i in range(writes):
+        ok(d.sock, {"op": "stock.adjust", "sku": f"H{i % 1000:04d}", "delta": 1, "reason": "bench"})
+    wait_journal_idle(d.sock)
+    out = {
+        "state_at_ready": state,
+        "state_after_writes": health(d.sock)["startup"]["integrity"]["state"],
+        "file_unchanged_before_verdict": file_state(d.db) == before,
+        "wal_bytes_before_verdict": d.db.with_name(d.db.name + "-wal").stat().st_size,
+    }
+    out["verdict"] = wait_verified(d)["integrity"]
+    ok(d.sock, {"op": "stock.adjust", "sku": "H0000", "delta": 1, "reason": "bench"})  # a commit: checkpoints
+    wait_journal_idle(d.sock)
+    out["file_checkpointed_after_verdict"] = file_state(d.db) != before
+    d.stop()
+    return out
 
 
 def offline(db: Path, config: Path) -> dict:
@@ -192,6 +227,7 @@ def main() -> None:
         d.kill9()
         killed = timed_start(d)
         d.stop()
+        during = writes_during_check(d)
         res = {
             "events": events,
             "journal_mib": journal_mib(db),
@@ -207,6 +243,7 @@ def main() -> None:
             "clean_stop_again": clean_again,
             "clean_stop_cold": cold,
             "kill9": killed,
+            "writes_during_check": during,
             "offline": offline(db, d.cfg),
             "quick": args.quick,
             "targets": {"start_s": 10},
