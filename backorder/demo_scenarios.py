@@ -68,6 +68,7 @@ class SupplierSlip(Scenario):
             return
         self.done = True
         open_ = driver.c.call("procurement.list", status="open", limit=10000)["requests"]
+        self.waiting_customer(driver, [r for r in open_ if r["source"] == SLIP_SUPPLIER])
         reqs = [
             {
                 "op": "procurement.confirm",
@@ -80,6 +81,26 @@ class SupplierSlip(Scenario):
         if reqs:
             self.slipped = sum(1 for x in driver._check(driver.c.pipeline(reqs)) if x["ok"])
         self.log.append(f"slip_at={now:%Y-%m-%dT%H:%MZ} slipped_requests={self.slipped}")
+
+    @staticmethod
+    def waiting_customer(driver: Driver, acme: list[dict]) -> None:
+        """Just before the call, an EDI customer (routed to the file channel) orders one more unit than is on the
+        shelf of the ACME SKU whose open supply has the most units nobody waits for yet: a
+        site that fills well may have no customer waiting on ACME at 10:00, and the story is
+        about the one who is (their line waits for that supply, so the slip moves it)."""
+        best, spare_best = None, 0
+        for r in acme:
+            sku = driver.c.call("sku.get", sku=r["sku"])
+            spare = sku["inbound"] - sku["backordered"]
+            if spare > spare_best:
+                best, spare_best = sku, spare
+        if best is None:
+            return
+        price = next(it.price for it in driver.items if it.sku == best["sku"])
+        order = driver._order()
+        order.update(channel="x12_850", account="BIGBOX", external_id="EDI850-BEFORE-THE-SLIP", ship_complete=False)
+        order["lines"] = [{"sku": best["sku"], "qty": max(best["available"], 0) + 1, "unit_price": price}]
+        driver.submit_prepared([order])
 
 
 @dataclass

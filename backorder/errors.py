@@ -85,7 +85,8 @@ class Conflict(Rejected):
     is cancelled or already allocated or shipped, a receipt id was used with another qty, a
     notice is not dead, a source is not set up for EDI, the engine clock is not the
     stepped one (``clock.advance``), a shipment's order still waits for its street address,
-    a pick scan does not match its shipment, the planner is off (``planner_disabled``) or its
+    a pick scan does not match its shipment, the journal failed its integrity check
+    (``journal_damaged``: every write is refused), the planner is off (``planner_disabled``) or its
     worker process is down or did not answer in time (``planner_unavailable``), a purchase order is closed or a supplier answers for more
     than was ordered."""
 
@@ -111,6 +112,7 @@ class Conflict(Rejected):
             "ship_notice_conflict",
             "routed_to_threepl",
             "threepl_change_pending",
+            "journal_damaged",
         }
     )
 

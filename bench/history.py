@@ -69,6 +69,51 @@ def day_streams(day: int, first: int, per_day: int, skus: int, clients: int, dem
     return streams
 
 
+def drive(d, orders: int, per_day: int, lag: int, skus: int, clients: int) -> tuple[int, float]:
+    """Run the history (module docstring) through daemon ``d``: returns the orders taken
+    and the largest RSS sampled (MiB). Also used by startup.py to build its journal."""
+    days = -(-orders // per_day)
+    demand_by_day: list[dict] = []
+    rss_max = 0.0
+    t0 = time.perf_counter()
+    taken = 0
+    for day in range(days):
+        n = min(per_day, orders - taken)
+        demand: dict = {}
+        streams = day_streams(day, taken, n, skus, clients, demand)
+        res = run_load(d.sock, streams, window=256)
+        if res["errors"]:
+            raise RuntimeError(f"order.submit failed: {res['error_samples']}")
+        r = random.Random(10_000 + day)
+        cancels = [
+            encode({"op": "order.cancel", "id": i, "order_id": f"O{taken + oid + 1:07d}", "reason": "bench"})
+            for i, oid in enumerate(r.sample(range(n), n // 50))
+        ]
+        run_load(d.sock, [cancels], window=256)  # an order already shipped refuses: fine
+        taken += n
+        demand_by_day.append(demand)
+        if day >= lag:
+            due = demand_by_day[day - lag]
+            receipts = [
+                encode({"op": "stock.receive", "id": i, "sku": sku, "qty": qty})
+                for i, (sku, qty) in enumerate(sorted(due.items()))
+            ]
+            res = run_load(d.sock, [receipts], window=256)
+            if res["errors"]:
+                raise RuntimeError(f"stock.receive failed: {res['error_samples']}")
+            demand_by_day[day - lag] = {}
+        ok(d.sock, {"op": "clock.advance", "seconds": DAY}, timeout=600)
+        if day % 7 == 6 or day == days - 1:
+            rss_max = max(rss_max, d.rss_mib())
+            h = health(d.sock)
+            print(
+                f"day {day + 1}/{days}: {taken} orders, rss {d.rss_mib():.0f} MiB, "
+                f"events {h['journal']['last_seq']}, {time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
+    return taken, rss_max
+
+
 def journal_mib(db: Path) -> float:
     return round(sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 2**20, 1)
 
@@ -109,44 +154,8 @@ def main() -> None:
         args.orders, args.per_day = 20_000, 1_000
     days = -(-args.orders // args.per_day)
     with running(CONFIG) as d:
-        demand_by_day: list[dict] = []
-        rss_max = 0.0
         t0 = time.perf_counter()
-        taken = 0
-        for day in range(days):
-            n = min(args.per_day, args.orders - taken)
-            demand: dict = {}
-            streams = day_streams(day, taken, n, args.skus, args.clients, demand)
-            res = run_load(d.sock, streams, window=256)
-            if res["errors"]:
-                raise RuntimeError(f"order.submit failed: {res['error_samples']}")
-            r = random.Random(10_000 + day)
-            cancels = [
-                encode({"op": "order.cancel", "id": i, "order_id": f"O{taken + oid + 1:07d}", "reason": "bench"})
-                for i, oid in enumerate(r.sample(range(n), n // 50))
-            ]
-            run_load(d.sock, [cancels], window=256)  # an order already shipped refuses: fine
-            taken += n
-            demand_by_day.append(demand)
-            if day >= args.lag:
-                due = demand_by_day[day - args.lag]
-                receipts = [
-                    encode({"op": "stock.receive", "id": i, "sku": sku, "qty": qty})
-                    for i, (sku, qty) in enumerate(sorted(due.items()))
-                ]
-                res = run_load(d.sock, [receipts], window=256)
-                if res["errors"]:
-                    raise RuntimeError(f"stock.receive failed: {res['error_samples']}")
-                demand_by_day[day - args.lag] = {}
-            ok(d.sock, {"op": "clock.advance", "seconds": DAY}, timeout=600)
-            if day % 7 == 6 or day == days - 1:
-                rss_max = max(rss_max, d.rss_mib())
-                h = health(d.sock)
-                print(
-                    f"day {day + 1}/{days}: {taken} orders, rss {d.rss_mib():.0f} MiB, "
-                    f"events {h['journal']['last_seq']}, {time.perf_counter() - t0:.0f} s",
-                    flush=True,
-                )
+        taken, rss_max = drive(d, args.orders, args.per_day, args.lag, args.skus, args.clients)
         h = wait_journal_idle(d.sock)
         load_s = time.perf_counter() - t0
         rss = round(d.rss_mib(), 1)

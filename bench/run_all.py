@@ -45,6 +45,7 @@ RUNS = [
     ("whatif", "whatif.py", [], ["--quick"]),
     ("depletion", "depletion.py", [], ["--quick"]),
     ("history", "history.py", [], ["--quick"]),
+    ("startup", "startup.py", [], ["--quick"]),
     ("lending", "lending.py", [], ["--quick"]),
 ]
 # benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
@@ -101,6 +102,10 @@ TARGETS = [
     ("history", "longest loop pause of a periodic snapshot", "snapshot_pause_max_ms", "<=", 20, "ms"),
     ("history", "ready after a clean restart, 1,000,000 orders", "start_s", "<=", 10, "s"),
     ("history", "journal size after 1,000,000 orders", "journal_mib", "<=", None, "MiB"),
+    # start-up phase by phase on a 200,000-order history (~1.6M events, 1 GiB): bench/startup.py
+    ("startup", "ready after a clean stop, ~1.6M events (full check deferred)", "start_s", "<=", 10, "s"),
+    ("startup", "ready after a clean stop, database file not in the page cache", "start_cold_s", "<=", 10, "s"),
+    ("startup", "ready after kill -9 (tail of one event)", "start_after_kill9_s", "<=", 10, "s"),
     # the console: "smooth" made measurable (our bar: a keypress waits < 0.1 s at p95)
     ("tui", "console, 10,000 SKUs at ~200 events/s: event -> row lag p95", "lag_p95_ms", "<=", 1000, "ms"),
     ("tui", "console, 10,000 SKUs at ~200 events/s: UI loop stall p95", "stall_p95_ms", "<=", 100, "ms"),

@@ -318,7 +318,9 @@ POLICY_FIELDS = (
 
 
 def configure(world: World, s: Sku, changes: dict[str, Any], emit: Emit, now: float) -> list[Allocation]:
-    """A new policy, then a settle (it may reorder, or lend: its orders are to be told)."""
+    """A new policy, then a settle: it reorders if the position now needs it, and may lend
+    (a loan that another SKU's moved date made possible since this SKU last settled), so
+    its allocations go to the order actor like any other settle's."""
     policy = msgspec.structs.replace(s.policy, **changes)
     problems = policy.problems(world.settings.limits.max_quantity)
     if problems:

@@ -104,8 +104,11 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     # simulated seconds per real second; bounded so the clock stays within datetime range
     clock_speed: Annotated[float, Meta(gt=0, le=1e6)] = 1.0
     clock_start: str | None = None  # RFC 3339 start of simulated or stepped time (required for stepped)
-    # Refuse to start on a damaged journal (PRAGMA quick_check, seq gaps).
-    integrity_check: bool = True
+    # The journal's integrity check (PRAGMA quick_check, seq gaps; daemon/integrity.py).
+    # true: the cheap checks before serving, the full check right after, writes refused if
+    # it fails; "before_ready": the full check before serving (~2-20 s per GiB: cached or not);
+    # false: none.
+    integrity_check: bool | Literal["before_ready"] = True
 
 
 class PlannerSettings(Struct, kw_only=True, forbid_unknown_fields=True):

@@ -13,6 +13,7 @@ collaborators); recovery itself is ``recovery``.
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import time
@@ -26,7 +27,18 @@ from backorder.actors.engine import Engine
 from backorder.actors.router import Router
 from backorder.clock import SteppedClock
 from backorder.config.settings import AccessSettings, Settings
-from backorder.daemon import access, dblock, handlers, metrics, recovery, reload, requestlog, sdnotify, server
+from backorder.daemon import (
+    access,
+    dblock,
+    handlers,
+    integrity,
+    metrics,
+    recovery,
+    reload,
+    requestlog,
+    sdnotify,
+    server,
+)
 from backorder.daemon.journal import AuditReader, Journal
 from backorder.daemon.planner import Planner
 from backorder.daemon.retention import ArchiveStore, Retention
@@ -59,6 +71,13 @@ class Daemon:
         self.started_at = time.time()
         self.recovered_events = 0
         self.state = "starting"
+        # the integrity check's verdict (health.startup.integrity): see recovery.recover_at_start
+        check = settings.daemon.integrity_check
+        self.integrity = integrity.Deferred(
+            settings.daemon.db, "checking" if check is True else ("off" if check is False else "verified")
+        )
+        self.phases: dict[str, float] = {}  # start-up phase -> seconds (health.startup)
+        self.ready_s: float | None = None  # from the process start until serving
         # once the journal is recovered (_recover)
         self.engine: Engine
         self.audit: AuditReader
@@ -101,6 +120,7 @@ class Daemon:
             },
             "intake": self.intake.queue_view(),
             "planner": self.planner.health() if self.planner is not None else None,
+            "startup": {"ready_s": self.ready_s, "phases_s": self.phases, "integrity": self.integrity.health()},
         }
 
     def _clock_view(self) -> dict:
@@ -118,8 +138,10 @@ class Daemon:
     async def _recover(self) -> None:
         """Rebuild the model from the journal (``recovery``), then build what needs it."""
         journal = self.journal
+        self.phases["process_start"] = round(process_age(), 3)  # interpreter, imports, config, lock
+        self._recovery_began = time.perf_counter()
         self.engine, self.recovered_events = await recovery.recover_at_start(
-            self.settings, journal, self.systemd.status
+            self.settings, journal, self.systemd.status, self.integrity, self.phases
         )
         self.audit = AuditReader(self.settings.daemon.db)
         self.archive = ArchiveStore(self.settings.daemon.db)
@@ -198,13 +220,23 @@ class Daemon:
 
                             await http.start(self.intake, edge, self.threepl)
                         self.state = "serving"
+                        # the actors, the planner, the listeners: from the end of recovery to here
+                        since = time.perf_counter() - self._recovery_began
+                        self.phases["services"] = round(
+                            since - sum(self.phases.values()) + self.phases["process_start"], 3
+                        )
+                        self.ready_s = round(self.phases["process_start"] + since, 3)
                         log.info(
                             "daemon_ready",
                             socket=str(sock_path),
                             db=self.settings.daemon.db,
                             mode=self.engine.world.mode,
                             recovered_events=self.recovered_events,
+                            ready_s=self.ready_s,
+                            integrity=self.integrity.state,
                         )
+                        if self.integrity.state == "checking":  # the full check, now that we serve
+                            core.start_soon(self.integrity.run, self.journal.resume_checkpoints, self.systemd.status)
                         self.systemd.ready(f"serving {sock_path} ({self.recovered_events} events recovered)")
                         task_status.started(self)
                         await self._wait_for_stop_signal()
@@ -226,6 +258,9 @@ class Daemon:
             dblock.release(self._lock)
             self.audit.close()
             self.archive.close()
+            # last: while the file is not verified, this read-only connection outlives the
+            # others, so none of them checkpoints the WAL into the file as it closes
+            self.integrity.release()
             # server.serve removes the socket it bound; never unlink here: if another daemon
             # already serves this path, the socket is that daemon's.
         log.info("daemon_stopped", last_seq=self.journal.last_seq)
@@ -295,6 +330,19 @@ class Daemon:
 # which stretches every commit and so every reply. 1 ms measured best (bench/throughput.py:
 # 15.3k -> 18.6k lines/s; bench/fill.py: 1.17 -> 1.02 s).
 SWITCH_INTERVAL_S = 0.001
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux: /proc, to 10 ms; elsewhere: since this
+    module was imported)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return float(Path("/proc/uptime").read_text().split()[0]) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED
+
+
+_IMPORTED = time.perf_counter()
 
 
 def run(settings: Settings, config_path: str | None = None) -> None:

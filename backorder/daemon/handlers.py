@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from backorder.actors.router import Router
     from backorder.config.settings import Settings
     from backorder.daemon.app import Daemon
+    from backorder.daemon.integrity import Deferred
     from backorder.daemon.journal import AuditReader
     from backorder.daemon.planner import Planner
     from backorder.daemon.server import Connection, Hub, Reply
@@ -61,6 +62,7 @@ class Context:
     stepper: Stepper | None = None
     planner: Planner | None = None
     threepl: ThreeplService | None = None
+    journal_check: Deferred | None = None  # the deferred integrity check (refuses writes once failed)
 
     @classmethod
     def of(cls, daemon: Daemon) -> Context:
@@ -77,6 +79,7 @@ class Context:
             stepper=daemon.stepper,
             planner=daemon.planner,
             threepl=daemon.threepl,
+            journal_check=daemon.integrity,
         )
 
 
@@ -84,7 +87,15 @@ Handler = Callable[[Context, "Connection", Any, "Reply", str], None]
 
 
 def handle(ctx: Context, conn: Connection, req: p.Request, reply: Reply, corr: str) -> None:
-    """Answer or route one decoded request. Raises Rejected for bad input."""
+    """Answer or route one decoded request. Raises Rejected for bad input, and for a write
+    once the journal failed its deferred integrity check (reads are still served)."""
+    check = ctx.journal_check
+    if check is not None and check.refuses_writes and req.__struct_config__.tag in p.WRITE_OPS:
+        raise Conflict(
+            "journal_damaged",
+            "the journal failed its integrity check: writes are refused, reads are served; "
+            "see health.startup.integrity and docs/operations.md ('When the journal is damaged')",
+        )
     HANDLERS[type(req)](ctx, conn, req, reply, corr)
 
 

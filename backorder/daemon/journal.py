@@ -165,6 +165,9 @@ class Journal:
         self._conn: sqlite3.Connection | None = None
         self.sku_indexed = 0  # events up to this seq are in the sku_events side index
         self.quarantined: frozenset[int] = frozenset()  # seqs replay skips (open() reads them)
+        # No checkpoint into the database file until the deferred integrity check passed
+        # (integrity.Deferred): commits go to the WAL only; ``resume_checkpoints`` ends it.
+        self.hold_checkpoints = False
         self.cause = "startup"  # set by whoever is deciding: the op or internal cause
         self.corr = "-"  # correlation id of the unit of work
         self.actor = "system"  # who ordered it: a user, a token, the planner, an intake source
@@ -175,6 +178,8 @@ class Journal:
         """Create or open the database; returns the last journaled seq."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._conn = connect(self.path)
+        if self.hold_checkpoints:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.executescript(SCHEMA)
         migrate(conn)
         last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
@@ -217,6 +222,18 @@ class Journal:
         self._conn.execute("DELETE FROM snapshots WHERE seq < ?", (seq,))
         self._conn.execute("COMMIT")
         self.snapshot_seq = seq
+
+    async def resume_checkpoints(self) -> None:
+        """The file passed the integrity check: checkpoint again (now, and as usual after)."""
+
+        def resume() -> None:
+            assert self._conn is not None
+            self._conn.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        if self.hold_checkpoints and self._conn is not None:
+            await trio.to_thread.run_sync(resume, limiter=self._limiter)
+        self.hold_checkpoints = False
 
     def read(self, after: int = 0, chunk: int = 20000) -> Iterator[list[tuple[int, bytes]]]:
         """All events after ``after`` in seq order, in chunks (for replay)."""
@@ -401,6 +418,12 @@ class Journal:
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('sku_indexed_upto', ?)", (str(upto),))
         conn.execute("COMMIT")
         self.sku_indexed = upto
+
+    def abandon(self) -> None:
+        """Close without writing anything more (a refused start)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def close(self) -> None:
         if self._forked is not None:  # its snapshot would be stored by no one: a cache, not needed

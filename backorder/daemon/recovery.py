@@ -1,9 +1,10 @@
 """Recovery: rebuild the model from the journal at start-up, journal what the config file
 says and finish what a crash interrupted, before anything else runs.
 
-``recover_at_start`` is the start-up sequence: open the journal, check its integrity (on
-a thread, alongside the replay), rebuild the model from the newest snapshot plus the
-events after it, then ``recover``. A journal it cannot use refuses the start with an
+``recover_at_start`` is the start-up sequence: the integrity gate (the full check is
+deferred until the daemon serves, or run on a thread alongside the replay under
+``integrity_check = "before_ready"``), open the journal, rebuild the model from the newest
+snapshot plus the events after it (checking they follow each other), then ``recover``. A journal it cannot use refuses the start with an
 exception naming the problem and the repair (``integrity.IntegrityError``,
 ``UnreplayableEvent``: together ``REFUSALS``); the daemon writes nothing then, and the
 command line exits 65 (EX_DATAERR: restarting cannot fix the file).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,12 +62,19 @@ REFUSALS = (integrity.IntegrityError, UnreplayableEvent)
 def replay(journal: Journal, world: World, after: int = 0) -> int:
     """Apply the journal's events after ``after`` to the model (before anything else starts),
     skipping quarantined ones. Raises UnreplayableEvent naming the first event that does
-    not decode or apply."""
+    not decode or apply, and IntegrityError if an event number is missing (events are read
+    in seq order, so checking each follows the last costs nothing)."""
     decode = EVENT_DECODER.decode
     evolve = world.evolve
     skip = journal.quarantined
     n = 0
+    expected = after + 1
     for rows in journal.read(after):
+        if rows[-1][0] != expected + len(rows) - 1:  # seqs ascend: a gap in this chunk, find it
+            for i, (seq, _) in enumerate(rows):
+                if seq != expected + i:
+                    raise integrity.gap(journal.path, expected + i, seq)
+        expected += len(rows)
         for seq, body in rows:
             if skip and seq in skip:
                 continue
@@ -82,11 +91,14 @@ def replay(journal: Journal, world: World, after: int = 0) -> int:
     return n
 
 
-def rebuild(journal: Journal, settings: Settings) -> tuple[World, int, int]:
+def rebuild(journal: Journal, settings: Settings, phases: dict[str, float] | None = None) -> tuple[World, int, int]:
     """The model as of the journal's last event: from the newest snapshot plus the events
     after it, or by replaying everything when there is no usable snapshot.
-    Returns (world, snapshot seq or 0, events replayed)."""
+    Returns (world, snapshot seq or 0, events replayed); ``phases`` gets the seconds of
+    each step (snapshot_read, snapshot_restore, replay)."""
+    timer = _Phases(phases if phases is not None else {})
     snap = journal.latest_snapshot()
+    timer.done("snapshot_read")
     if snap is not None:
         seq, body = snap
         try:
@@ -101,10 +113,29 @@ def rebuild(journal: Journal, settings: Settings) -> tuple[World, int, int]:
                 "snapshot_unusable", seq=seq, error=f"{type(exc).__name__}: {exc}", exc_info=exc, fallback="full replay"
             )
         else:
+            timer.done("snapshot_restore")
             world.seq = seq
-            return world, seq, replay(journal, world, after=seq)
+            replayed = replay(journal, world, after=seq)
+            timer.done("replay")
+            return world, seq, replayed
+        timer.done("snapshot_restore")
     world = World(settings)
-    return world, 0, replay(journal, world)
+    replayed = replay(journal, world)
+    timer.done("replay")
+    return world, 0, replayed
+
+
+class _Phases:
+    """Start-up phase timings: ``done(name)`` records the seconds since the previous one."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+        self.t = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.into[name] = round(self.into.get(name, 0.0) + now - self.t, 3)
+        self.t = now
 
 
 def recover(engine: Engine, configured: set[str]) -> int:
@@ -190,37 +221,69 @@ async def _check_integrity(db: str, out: list) -> None:
         out.append(exc)
 
 
-async def recover_at_start(settings: Settings, journal: Journal, status: Callable[[str], None]) -> tuple[Engine, int]:
+async def recover_at_start(
+    settings: Settings,
+    journal: Journal,
+    status: Callable[[str], None],
+    deferred: integrity.Deferred,
+    phases: dict[str, float],
+) -> tuple[Engine, int]:
     """Open ``journal``, rebuild the model and ``recover``; returns the engine over it and
-    the number of events replayed. ``status`` is told what is going on (systemd).
-    Raises one of ``REFUSALS`` when the journal cannot be used; nothing is written then."""
+    the number of events replayed. ``status`` is told what is going on (systemd);
+    ``phases`` gets the seconds of each step (also logged: ``journal_recovered``).
+    Raises one of ``REFUSALS`` when the journal cannot be used; nothing is written then.
+
+    The integrity check (``[daemon] integrity_check``): by default only ``integrity.gate``
+    and the replay's own continuity check run before serving, and ``deferred`` (its hold
+    opened here, before the journal) runs the full check once the daemon serves; under
+    "before_ready" the full check runs here, on a thread alongside the replay."""
     t0 = time.perf_counter()
+    timer = _Phases(phases)
     db = settings.daemon.db
+    mode = settings.daemon.integrity_check
     checked: list[BaseException | None] = []
+    if mode is not False:
+        await trio.to_thread.run_sync(integrity.gate, db)
+        # Nothing reaches the file before the verdict: not even what opening writes to
+        # the WAL (a missing trigger of SCHEMA, re-created) if the start is refused.
+        deferred.hold()
+        journal.hold_checkpoints = mode is True
+        timer.done("integrity_gate")
     async with trio.open_nursery() as startup:
-        if settings.daemon.integrity_check:
+        if mode == integrity.BEFORE_READY:
             # Read-only, in its own thread, alongside the replay (which is read-only
-            # too): on two cores it costs no start-up time. Nothing is written before
-            # its verdict (recover() below is the first write).
+            # too). Nothing is written before its verdict (recover() below is the first write).
             startup.start_soon(_check_integrity, db, checked)
         try:
             await trio.to_thread.run_sync(journal.open)
+            timer.done("open")
             status(f"recovering {journal.last_seq} events")
             # Collecting garbage while rebuilding millions of long-lived objects only rescans them.
             gc.disable()
-            built = await trio.to_thread.run_sync(rebuild, journal, settings)
+            built = await trio.to_thread.run_sync(rebuild, journal, settings, phases)
+            timer.t = time.perf_counter()  # rebuild timed its own phases
+        except sqlite3.DatabaseError as exc:  # a damaged page the gate did not read
+            built = integrity.IntegrityError(db, [f"not a readable SQLite database: {exc}"])
         except Exception as exc:
             built = exc
-    if checked and checked[0] is not None:
-        raise checked[0]
-    if isinstance(built, Exception):
-        raise built
+    refused = checked[0] if checked else None  # the full check's verdict comes first
+    if refused is None and isinstance(built, Exception):
+        refused = built
+    if refused is not None:
+        journal.abandon()  # before the hold: so no connection checkpoints into the file
+        deferred.release()
+        raise refused
+    if mode == integrity.BEFORE_READY:
+        timer.done("integrity_check_wait")  # what the check added after the replay was done
+        deferred.release()
+    assert not isinstance(built, Exception)
     world, snap_seq, replayed = built
     engine = Engine(settings, journal, make_clock(settings, journal.last_ts()), world=world)
     journal.snapshot_seq = snap_seq
     journal.snapshot_every = settings.daemon.snapshot_every
     journal.snapshotter = lambda: snapshot.dump(engine.world)
     decided = recover(engine, journal.skus_configured(settings.skus))
+    timer.done("recover")
     log.info(
         "journal_recovered",
         snapshot_seq=snap_seq,
@@ -229,6 +292,7 @@ async def recover_at_start(settings: Settings, journal: Journal, status: Callabl
         orders=len(world.orders),
         skus=len(world.skus),
         seconds=round(time.perf_counter() - t0, 3),
+        phases_s=phases,
     )
     # The model is millions of small long-lived objects; default GC thresholds would
     # rescan them all again and again (~8 us per object per full pass, measured).
@@ -237,6 +301,7 @@ async def recover_at_start(settings: Settings, journal: Journal, status: Callabl
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
     gc.enable()
+    timer.done("gc_freeze")
     return engine, replayed
 
 

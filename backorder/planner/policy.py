@@ -7,8 +7,10 @@ normal loss function come from statsforecast and scipy, in the worker
 References: Syntetos, Boylan & Croston (2005) for the ADI / CV² cut-offs; Silver, Pyke &
 Thomas, *Inventory and Production Management in Supply Chains* (4th ed.), ch. 6, for the
 fill-rate safety factor (G(k) = (1 - fill rate) · Q / σ) and the variance of demand over
-a random lead time (σ² = E[L]·σe² + μ²·σL²); the undershoot of a reorder point by lumpy
-demand is E[Z²] / (2·E[Z]) for transaction size Z (renewal theory, same chapter).
+a random lead time (σ² = E[L]·σe² + μ²·σL²); the undershoot of a reorder point by demand
+in transactions of size Z has mean E[Z²] / (2·E[Z]) and second moment E[Z³] / (3·E[Z])
+(renewal theory: the stationary excess, same chapter; Hadley & Whitin, *Analysis of
+Inventory Systems*, 1963, ch. 4).
 """
 
 from __future__ import annotations
@@ -81,13 +83,20 @@ def loss_target(fill_rate: float, order_qty: float, sd: float) -> float | None:
     return (1.0 - fill_rate) * order_qty / sd
 
 
-def undershoot(sizes: Sequence[float]) -> float:
-    """Mean amount by which lumpy demand carries the position below the reorder point
-    when it triggers: E[Z²] / (2·E[Z]) over the transaction sizes Z (0 without any)."""
+def undershoot(sizes: Sequence[float]) -> tuple[float, float]:
+    """(mean, variance) of the amount by which demand in transactions of sizes Z carries
+    the position below the reorder point when it triggers: E[U] = E[Z²] / (2·E[Z]),
+    E[U²] = E[Z³] / (3·E[Z]) (the stationary excess of a renewal process; for a constant
+    size z, U is uniform on [0, z]: z/2 and z²/12). An order is raised at the reorder
+    point minus U, so U's mean adds to the reorder point and its variance to that of the
+    demand the safety stock covers. (0, 0) without any sizes."""
     positive = [z for z in sizes if z > 0]
     if not positive:
-        return 0.0
-    return sum(z * z for z in positive) / (2.0 * sum(positive))
+        return 0.0, 0.0
+    total = sum(positive)
+    mean = sum(z * z for z in positive) / (2.0 * total)
+    second = sum(z**3 for z in positive) / (3.0 * total)
+    return mean, max(second - mean * mean, 0.0)
 
 
 def lead_time(

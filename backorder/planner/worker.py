@@ -281,12 +281,22 @@ def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params, ratios: Se
     sd = policy.lead_time_demand_sd(window, error_sd**2, daily, lead_var)
     cycle = policy.window_demand(forecast, p.cycle_days)
     q = policy.round_to_pack(max(cycle, 1.0), s.moq, s.pack_size)
+    # A day with demand is about one transaction of an intermittent or lumpy series (the
+    # reorder rule runs on each): it takes the position below the reorder point by U. In a
+    # series with demand most days a day holds many small lines, U is a line's size, not
+    # a day's: negligible, and not counted.
+    under, under_var = (0.0, 0.0)
+    if klass in ("intermittent", "lumpy"):
+        under, under_var = policy.undershoot(nonzero.tolist())
+    if under:
+        reasons.append(
+            f"{klass} orders undershoot the reorder point by {under:.1f} ± {math.sqrt(under_var):.1f} units:"
+            " the mean is added, the spread counted in σ"
+        )
+        sd = math.sqrt(sd * sd + under_var)
     loss = policy.loss_target(s.service_level, q, sd)
     k = 0.0 if loss is None else safety_factor(loss)
     ss = max(k * sd, 0.0)
-    under = policy.undershoot(nonzero.tolist()) if klass == "lumpy" else 0.0
-    if under:
-        reasons.append(f"lumpy orders undershoot the reorder point by {under:.1f} units on average: added")
     rop, oup, ss_units = policy.levels(
         lead_time_demand=ltd, safety_stock=ss, undershoot_units=under, cycle_demand=cycle, moq=s.moq, pack=s.pack_size
     )

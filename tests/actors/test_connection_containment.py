@@ -65,6 +65,7 @@ def stub_daemon():
         stepper=None,  # not reached by these requests
         planner=None,
         threepl=None,
+        integrity=None,  # no integrity check: nothing refuses writes
         engine=SimpleNamespace(journal=journal, now=lambda: 1.7e9, world=SimpleNamespace()),
     )
 

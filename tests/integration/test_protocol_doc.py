@@ -76,6 +76,8 @@ CODES_TESTED_IN_INTAKE = {
 }
 # needs an order routed to a 3PL (a fake one on loopback): tests/integration/test_threepl.py
 CODES_TESTED_IN_THREEPL = {"routed_to_threepl", "threepl_change_pending"}  # test_threepl*.py
+# needs a damaged journal file: tests/integration/test_integrity_deferred.py
+CODES_TESTED_IN_INTEGRITY = {"journal_damaged"}
 
 
 # --- parsing the document ----------------------------------------------------------
@@ -440,6 +442,7 @@ def test_every_error_code_is_exercised():
         - CODES_WITHOUT_EXAMPLE
         - CODES_TESTED_IN_INTAKE
         - CODES_TESTED_IN_THREEPL
+        - CODES_TESTED_IN_INTEGRITY
     )
     assert sorted(missing) == [], "error codes with no example in docs/protocol.md"
 

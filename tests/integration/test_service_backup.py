@@ -15,7 +15,7 @@ import threading
 from contextlib import closing
 
 import pytest
-from bo_support import fingerprint, line, read_db, stock, submit
+from bo_support import SIM_CONFIG, fingerprint, line, stock, submit
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -154,8 +154,10 @@ def test_export_refuses_to_write_over_the_journal_it_reads(sim):
         assert c.call("sku.get", sku="A")["on_hand"] == 2
 
 
-def test_startup_refuses_a_journal_with_a_gap(sim):
-    d = sim()
+def test_startup_refuses_a_journal_with_a_gap_under_before_ready(make_daemon):
+    """``integrity_check = "before_ready"``: the full check before serving (by default it
+    runs once the daemon serves: tests/integration/test_integrity_deferred.py)."""
+    d = make_daemon(SIM_CONFIG + 'integrity_check = "before_ready"\n')
     with d.client() as c:
         stock(c, "A", 5)
         submit(c, "G1", line("A", 1))
@@ -164,13 +166,14 @@ def test_startup_refuses_a_journal_with_a_gap(sim):
         db.execute("DROP TRIGGER events_append_only_d")
         db.execute("DELETE FROM events WHERE seq = 2")
         db.commit()
+    before = d.db.read_bytes()
     with pytest.raises(RuntimeError) as failed:
         d.start()
     text = str(failed.value)
     assert d.proc.returncode == 65  # EX_DATAERR: the unit's RestartPreventExitStatus
     assert "journal continuity" in text and "events are missing" in text
     assert "backorder restore" in text  # and what to do about it
-    assert read_db(d.db, "SELECT COUNT(*) FROM events")[0][0] > 0  # nothing was written or dropped
+    assert d.db.read_bytes() == before  # nothing was written or dropped
 
 
 def test_startup_refuses_a_damaged_file_and_a_second_daemon_on_one_db(sim):

@@ -72,8 +72,15 @@ def test_trigg_signal_sees_one_sided_errors_not_noise():
 
 
 def test_undershoot_of_lumpy_orders():
-    assert policy.undershoot([10, 10]) == pytest.approx(5.0)  # E[Z²]/2E[Z] = 100/20
-    assert policy.undershoot([0, 0]) == 0.0
+    # Constant size 10: U is uniform on [0, 10] -> mean E[Z²]/2E[Z] = 100/20 = 5,
+    # variance E[Z³]/3E[Z] - 25 = 1000/30 - 25 = 8.33 = 10²/12.
+    assert policy.undershoot([10, 10]) == (pytest.approx(5.0), pytest.approx(100 / 12))
+    # Sizes 10 and 50 (B2B lines): E[Z] = 30, E[Z²] = 1300, E[Z³] = 63000 -> mean
+    # 1300/60 = 21.7, E[U²] = 63000/90 = 700, variance 700 - 21.7² = 230.6 (σ 15.2).
+    mean, var = policy.undershoot([10, 0, 50])
+    assert mean == pytest.approx(1300 / 60)
+    assert var == pytest.approx(700 - (1300 / 60) ** 2)
+    assert policy.undershoot([0, 0]) == (0.0, 0.0)
 
 
 @given(st.floats(min_value=0, max_value=1e6), st.integers(1, 500), st.integers(1, 500))
@@ -163,3 +170,36 @@ def test_fill_rate_safety_stock_is_the_textbook_one_not_a_cycle_service_z():
     # so it needs less: Q = 400 gives G(k) = 0.333, k = 0.14.
     assert safety_factor(policy.loss_target(0.98, 100, 24)) * 24 == pytest.approx(24, abs=0.2)
     assert safety_factor(policy.loss_target(0.98, 400, 24)) == pytest.approx(0.14, abs=0.01)
+
+
+def _plan_series(daily):
+    pytest.importorskip("statsforecast")
+    from backorder.planner import wire
+    from backorder.planner.worker import History, plan
+
+    hist = History()
+    hist.first_day["s"] = 0
+    hist.demand["s"] = {day: float(q) for day, q in enumerate(daily) if q}
+    sku = wire.SkuInput(
+        sku="s", mode="auto", service_level=0.97, reorder_point=0, order_up_to=0, safety_stock=0,
+        lead_time_days=7.0, moq=1, pack_size=1, source="supplier:x",
+    )  # fmt: skip
+    params = wire.Params(
+        history_days=365, min_history_days=28, max_change=1.0, review_days=0.0, handling_days=0.0,
+        cycle_days=14.0, min_lead_times=3,
+    )  # fmt: skip
+    return plan(sku, hist, len(daily), params)
+
+
+def test_an_intermittent_skus_reorder_point_takes_in_the_undershoot_and_its_spread():
+    # 6 units every third day: intermittent (ADI 3, CV² 0). Each order takes the position
+    # below the reorder point by U, uniform on [0, 6]: mean 3 is added, variance 3 widens σ.
+    res = _plan_series([6 if d % 3 == 0 else 0 for d in range(60)])
+    assert res.demand_class == "intermittent"
+    assert any("undershoot the reorder point by 3.0 ± 1.7 units" in r for r in res.reasons)
+    assert res.new is not None
+    assert res.new.reorder_point >= res.lead_time_demand + res.new.safety_stock + 3 - 1
+    # A smooth SKU's day is many small lines: no undershoot from its day sizes.
+    smooth = _plan_series([5 + d % 3 for d in range(60)])
+    assert smooth.demand_class == "smooth"
+    assert not any("undershoot" in r for r in smooth.reasons)
