@@ -13,6 +13,8 @@ wait and ``holders`` ship-complete orders (1 A held + 1 B waiting). Cases:
                 fails the date check at the first borrower
   lends         B comes after A's next supply: the first ``holders`` waiting lines borrow
                 (the decision only: nothing is journaled, so each repeat decides the same)
+  lends_part    as lends, but the first waiting line (a split order's) needs more than
+                all holders hold: it borrows a part from every lender asked
 
 Prints and saves (bench/results/lending.json) microseconds per decision, with the cost of
 ``allocate_now`` (what settle did before lending) beside it.
@@ -35,10 +37,10 @@ from backorder.config.settings import Settings
 T0 = 1.7e9
 
 
-def site(waiting: int, holders: int, b_date: str) -> World:
+def site(waiting: int, holders: int, b_date: str, first_qty: int = 1) -> World:
     w = World(msgspec.convert({}, Settings))
     emit = w.evolve
-    for sku, qty, date in (("A", 2 * waiting + holders, "2026-01-05"), ("B", holders, b_date)):
+    for sku, qty, date in (("A", 2 * waiting + 2 * holders, "2026-01-05"), ("B", holders, b_date)):
         emit(
             ev.RequestRaised(
                 ts=T0,
@@ -57,7 +59,8 @@ def site(waiting: int, holders: int, b_date: str) -> World:
         n += 1
         oid = f"O{n:07d}"
         held = i < holders
-        lines = [ev.LineRecord(sku="A", qty=1, unit_price=Decimal(1))]
+        qty = first_qty if i == holders else 1  # the first waiting line
+        lines = [ev.LineRecord(sku="A", qty=qty, unit_price=Decimal(1))]
         if held:
             lines.append(ev.LineRecord(sku="B", qty=1, unit_price=Decimal(1)))
         emit(
@@ -97,13 +100,14 @@ def main() -> None:
     sizes = [(1_000, 0), (1_000, 100), (10_000, 100)] if args.quick else [(1_000, 0), (1_000, 100), (100_000, 0)]
     if not args.quick:
         sizes += [(100_000, 100), (100_000, 1_000)]
-    cases = {"no_holders": None, "cannot_lend": "2026-01-02", "lends": "2026-01-11"}
+    cases = {"no_holders": None, "cannot_lend": "2026-01-02", "lends": "2026-01-11", "lends_part": "2026-01-11"}
     rows = []
     for waiting, holders in sizes:
         for case, b_date in cases.items():
             if (case == "no_holders") != (holders == 0):
                 continue
-            w = site(waiting, holders, b_date or "2026-01-11")
+            # lends_part: the first waiting line (a split order's) needs more than all holders hold
+            w = site(waiting, holders, b_date or "2026-01-11", holders + 1 if case == "lends_part" else 1)
             repeats = max(10, 200_000 // (waiting + 10 * holders))
             lend_us, alloc_us, loans = timed(w, repeats)
             row = {

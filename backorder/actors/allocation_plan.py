@@ -12,9 +12,11 @@ is one walk down the queue. Ship-complete orders take their units like any other
 
 No-harm lending (``lend``): units held for a ship-complete order that cannot complete
 before this SKU's next supply restores them are lent to waiting lines that ship now, in
-service order, when the plan shows that nobody's date moves: the lender's units come back
-(it waits again, in its own place) no later than its order's date from its other lines,
-and no other waiting line's date gets later. docs/operations.md has the rule and why.
+service order (a split order's line may borrow part of its need; a ship-complete
+order's line borrows all of it or nothing), when the plan shows that nobody's date
+moves: the lender's units come back (it waits again, in its own place) no later than
+its order's date from its other lines, and no other waiting line's date gets later.
+docs/operations.md has the rule and why.
 
 Dates: available stock covers the head of the queue first, then open supply in the order
 it arrives (``queue_index.SupplyCurve``): a line's date is "now" when stock covers it,
@@ -138,6 +140,8 @@ class Lending(NamedTuple, Generic[L]):
     completes: Callable[[L], str | None]
     ships_now: Callable[[L], bool]  # its order ships as soon as this line has all its units
     key: Callable[[L], tuple[Any, ...]]  # the service key a lender waits under again (its own place)
+    # its order ships what it has (not ship-complete): it may borrow a part of its need
+    splits: Callable[[L], bool]
 
 
 class Loan(NamedTuple, Generic[L]):
@@ -234,8 +238,9 @@ def lend(
     that is not complete: its other lines wait (``lending.completes`` is their date) or the
     line itself still waits for more. Waiting lines are walked in service order; a line
     whose order cannot ship now is passed over (units would not ship with it); the first
-    one that can borrows its whole need from the lenders, earliest in service order
-    first, if every piece passes the plan:
+    one that can borrows from the lenders, earliest in service order first, each piece
+    the most units that pass the plan: its whole need, or (a line whose order ships what
+    it has, ``lending.splits``) as much of it as passes:
 
     - the lender waits (again, or for more) in its own place, and the date that covers its
       units there (``back_by``, from open supply in date order, as every date of this
@@ -244,7 +249,8 @@ def lend(
     - no waiting line between the lender and the borrower in service order (the only ones
       with more units ahead of them) gets a later date.
 
-    The walk stops at the first shippable line the lenders cannot fill: no line behind it
+    The walk stops at the first shippable line the lenders cannot fill (a ship-complete
+    order's line gets nothing then, a split order's line what passed): no line behind it
     is served ahead of it. Returns the loans and the walk (None when there was no lender)."""
     given_to = {id(line): qty for line, qty in given}
     free = max(available, 0) - sum(given_to.values())
@@ -266,7 +272,7 @@ def lend(
     )
     if first is None:
         return [], None
-    if all(line is not first for line, _ in asked):
+    if all(line is not first for line, _ in asked) and not lending.splits(first):
         if first.need - given_to.get(id(first), 0) > sum(units for _, units in asked):
             return [], None
     lenders: list[_Lender[L]] = []
@@ -284,53 +290,97 @@ def lend(
     while walk.reach(b):
         line, want = walk.entries[b], walk.needs[b]
         if want > 0 and id(line) not in lending_ids and lending.ships_now(line):
-            if want > sum(x.units for x in lenders):
+            part = lending.splits(line)
+            if not part and want > sum(x.units for x in lenders):
                 break
-            pieces = _borrow(walk, free, supply, lenders, b)
+            pieces = _borrow(walk, free, supply, lenders, b, part)
             if pieces is None:
                 break
             loans += pieces
+            if walk.needs[b]:  # it borrowed a part and still waits: no line behind goes first
+                break
         b += 1
     return loans, walk
 
 
-def _borrow(walk: _Walk[L], free: int, supply: SupplyCurve, lenders: list[_Lender[L]], b: int) -> list[Loan[L]] | None:
-    """Entry ``b``'s whole need from the lenders (moved in ``walk``), or None (nothing
-    moved) when the pieces that pass the plan cannot cover it."""
+def _borrow(
+    walk: _Walk[L], free: int, supply: SupplyCurve, lenders: list[_Lender[L]], b: int, part: bool
+) -> list[Loan[L]] | None:
+    """Entry ``b``'s need from the lenders (moved in ``walk``), each lending the most units
+    that pass the plan; None (nothing moved) when that covers none of it, or, unless the
+    borrower may take a ``part`` (its order ships what it has), not all of it."""
     pieces: list[tuple[_Lender[L], int, str, str]] = []
-    needs, prefix = walk.needs, walk.prefix
+    needs = walk.needs
     for lender in lenders:
         want = needs[b]
         if not want:
             break
-        qty = min(lender.units, want)
-        if not qty:
+        most = min(lender.units, want)
+        if not most:
             continue
         while lender.entry < 0 and walk.reach(len(walk.entries)):
             pass  # a lender behind the borrower in service order: walk on to it
-        at = lender.entry
-        # its order's date now: its other lines', or its own if it still waits and is later
-        own = covering_date(free, supply, prefix[at]) if needs[at] > 0 else "now"
-        completes = order_date([lender.others, own])
-        # the units up to the lender once it waits for more (fewer if the borrower is ahead)
-        back_by = covering_date(free, supply, prefix[at] + (qty if at < b else 0))
-        harmless = completes not in (None, "now") and back_by not in (None, "now") and back_by <= completes
-        for k in range(at + 1, b):  # more units ahead of these lines now: their dates must hold
-            if not harmless:
-                break
-            if needs[k] > 0:
-                harmless = covering_date(free, supply, prefix[k] + qty) == covering_date(free, supply, prefix[k])
-        if not harmless:
+        piece = _most_harmless(walk, free, supply, lender, b, most)
+        if piece is None:
             continue
-        walk.move(at, b, qty)
+        qty, back_by, completes = piece
+        walk.move(lender.entry, b, qty)
         lender.units -= qty
-        pieces.append((lender, qty, back_by or "", completes or ""))
-    if needs[b]:
+        pieces.append((lender, qty, back_by, completes))
+    if not pieces or (needs[b] and not part):
         for lender, qty, _, _ in pieces:
             lender.units += qty
             walk.move(lender.entry, b, -qty)
         return None
     return [Loan(lender.line, walk.entries[b], qty, back_by, completes) for lender, qty, back_by, completes in pieces]
+
+
+def _most_harmless(
+    walk: _Walk[L], free: int, supply: SupplyCurve, lender: _Lender[L], b: int, most: int
+) -> tuple[int, str, str] | None:
+    """The most units, up to ``most``, that ``lender`` can lend entry ``b`` without harm,
+    with the loan's ``back_by`` and ``completes``; None if not even one unit. A smaller
+    loan comes back no later and puts fewer units ahead of the lines between, so a loan
+    refused whole may pass in part: the largest that passes is found by halving."""
+    found = _harmless(walk, free, supply, lender, b, most)
+    if found is not None or most == 1:
+        return (most, *found) if found is not None else None
+    best: tuple[int, str, str] | None = None
+    lo, hi = 1, most - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        found = _harmless(walk, free, supply, lender, b, mid)
+        if found is None:
+            hi = mid - 1
+        else:
+            best, lo = (mid, *found), mid + 1
+    return best
+
+
+def _harmless(
+    walk: _Walk[L], free: int, supply: SupplyCurve, lender: _Lender[L], b: int, qty: int
+) -> tuple[str, str] | None:
+    """(``back_by``, ``completes``) of a loan of ``qty`` units from ``lender`` to entry
+    ``b`` if it moves no date (``lend`` has the rule), else None."""
+    needs, prefix, at = walk.needs, walk.prefix, lender.entry
+    # its order's date now: its other lines', or its own if it still waits and is later
+    own = covering_date(free, supply, prefix[at]) if needs[at] > 0 else "now"
+    completes = order_date([lender.others, own])
+    # the units up to the lender once it waits for more (fewer if the borrower is ahead)
+    back_by = covering_date(free, supply, prefix[at] + (qty if at < b else 0))
+    if completes is None or back_by is None or "now" in (completes, back_by) or back_by > completes:
+        return None
+    return (back_by, completes) if _between_keep_dates(walk, free, supply, at, b, qty) else None
+
+
+def _between_keep_dates(walk: _Walk[L], free: int, supply: SupplyCurve, at: int, b: int, qty: int) -> bool:
+    """No waiting line between a lender at entry ``at`` and a borrower behind it at ``b``
+    gets a later date with ``qty`` more units ahead of it (the lender's, waiting again)."""
+    needs, prefix = walk.needs, walk.prefix
+    for k in range(at + 1, b):
+        if needs[k] > 0 and covering_date(free, supply, prefix[k] + qty) != covering_date(free, supply, prefix[k]):
+            return False
+    return True
 
 
 def schedule_lending(

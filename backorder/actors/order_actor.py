@@ -46,12 +46,14 @@ class OrderActor:
                     reply.error(exc.code, exc.message)
                 except UnjournalableEvent as exc:
                     refuse_unjournalable(engine, req, reply, exc)
-            case Settled(order_id=order_id, allocated_orders=orders, corr=corr, actor=actor):
+            case Settled(sku=sku, order_id=order_id, allocated_orders=orders, corr=corr, actor=actor):
                 engine.context("settle", corr, actor)
                 world, now = engine.world, engine.now()
                 for oid in orders:
+                    order = world.orders[oid]
                     if oid not in self.pending:
-                        order_rules.settle_order(world, world.orders[oid], engine.emit, now, engine.auto_pick)
+                        order_rules.settle_order(world, order, engine.emit, now, engine.auto_pick)
+                    self._ask_to_lend(order, sku, corr, actor)
                 if order_id is not None:
                     waiting = self.pending.get(order_id)
                     if waiting is not None:
@@ -59,6 +61,16 @@ class OrderActor:
                         if waiting[1] == 0:
                             del self.pending[order_id]
                             self._finish_submit(order_id, waiting[0], *waiting[2:])
+                            # its SKUs settled one by one: one that answered before the
+                            # others served it may now lend to it
+                            self._ask_to_lend(world.orders[order_id], sku, corr, actor)
+
+    def _ask_to_lend(self, order, served_by: str, corr: str, actor: str) -> None:
+        """Settle again the SKU an order is left waiting on alone (``order_rules.may_borrow_at``):
+        its line may now ship on a loan."""
+        lender_sku = order_rules.may_borrow_at(self.engine.world, order, served_by)
+        if lender_sku is not None:
+            self.router.send(lender_sku, Settle(corr=corr, actor=actor))
 
     def _call(self, req, reply, corr: str, actor: str) -> None:
         engine, world, now, emit = self.engine, self.engine.world, self.engine.now(), self.engine.emit

@@ -193,6 +193,21 @@ def settle_order(world: World, order: Order, emit: Emit, now: float, auto_pick: 
     return [shipment_id]
 
 
+def may_borrow_at(world: World, order: Order, served_by: str) -> str | None:
+    """The SKU to settle again after ``served_by`` gave ``order`` units: when a
+    ship-complete order is left waiting on one line of another SKU that has units held
+    (``Sku.holders``), that line could now ship on a loan (``allocation_plan.lend`` passed
+    over it while its order waited for more); its SKU's actor is not told otherwise (no
+    event of its own). None: nothing to ask."""
+    if not order.spec.ship_complete or order.cancelled or order.hold or order.routed_to:
+        return None
+    waiting = [ln for ln in order.shipping_lines if ln.need > 0]
+    if len(waiting) != 1 or waiting[0].sku == served_by:
+        return None
+    s = world.skus.get(waiting[0].sku)
+    return s.sku if s is not None and s.holders else None
+
+
 def ship(world: World, shipment_id: str, carrier: Carrier, emit: Emit, now: float) -> Shipment:
     """Label and ship a picked shipment exactly once; a repeat returns the same label."""
     sh = world.shipments.get(shipment_id)

@@ -126,7 +126,10 @@ def lending(world: World, s: Sku) -> allocation_plan.Lending[Line]:
             return False
         return not order.spec.ship_complete or all(other is line or other.need <= 0 for other in order.lines)
 
-    return allocation_plan.Lending(held, completes, ships_now, world.queue_key)
+    def splits(line: Line) -> bool:
+        return not orders[line.order_id].spec.ship_complete
+
+    return allocation_plan.Lending(held, completes, ships_now, world.queue_key, splits)
 
 
 def reorder_quantity(s: Sku) -> int:

@@ -28,11 +28,17 @@ Figures (docs/lab.md has the formulas):
                       at each receipt, after its step, up to the units received
                       (``stranded_received_units``, ``_share`` of units received), and
                       summed at each day boundary (``stranded_unit_days``)
+  stranded_past_supply_*  the same, counting only units held for an order that could
+                      not complete before that SKU's next receipt arrived (the issue's
+                      "cannot complete before its next supply": the units lending may
+                      move); the broad figures above also count units of orders that
+                      completed before it, which no loan could have served without harm
 and the DESIGN.md invariants the journal can show (``invariants``).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import sqlite3
@@ -95,6 +101,19 @@ INVARIANTS = (
 
 
 @dataclass(slots=True)
+class _Strand:
+    """A moment with stranded units (``_State.stranded`` > 0), kept to be judged at the end:
+    which orders held how many units, how many a waiting line could ship, and the cap."""
+
+    sku: str
+    ts: float
+    before_events: bool  # a day boundary (taken before that instant's events), not a step's end
+    held: dict[str, int]  # order_id -> units held
+    shippable: int
+    cap: int | None  # the units received (a receipt's), None at a day boundary
+
+
+@dataclass(slots=True)
 class _State:
     measure_from: float
     end: float
@@ -122,6 +141,12 @@ class _State:
     received_measured: int = 0
     stranded_received: int = 0
     stranded_unit_days: int = 0
+    # the issue's narrower count needs what came after: each stranded moment is kept
+    # (``_Strand``) and judged at the end against the orders' completions and the receipts
+    strands: list[_Strand] = field(default_factory=list)
+    complete: set[str] = field(default_factory=set)  # ship-complete orders whose lines have their units
+    completions: dict[str, list[float]] = field(default_factory=dict)  # when each became complete
+    receipt_ts: dict[str, list[float]] = field(default_factory=dict)  # every receipt of each SKU
     events: int = 0
     inv: dict[str, _Invariant] = field(default_factory=lambda: {name: _Invariant() for name in INVARIANTS})
 
@@ -150,11 +175,12 @@ class _State:
 
     # --- one event ------------------------------------------------------------------
     # --- stranded units -----------------------------------------------------------
-    def stranded(self, sku: str) -> int:
+    def stranded(self, sku: str, ts: float, cap: int | None) -> int:
         """Units of ``sku`` held for incomplete ship-complete orders that a waiting line
-        of another order, able to ship with them, could have had (the smaller of the two)."""
+        of another order, able to ship with them, could have had (the smaller of the two,
+        at most ``cap``); a moment with some is kept for ``past_supply``."""
         held = shippable = 0
-        holding: set[str] = set()
+        holding: dict[str, int] = {}
         waiting: list[_Line] = []
         for line in self.open_lines.get(sku, {}).values():
             ship_complete, lines = self.orders[line.order_id]
@@ -163,26 +189,61 @@ class _State:
             others_done = all(o is line or o.need <= 0 or o.released for o in lines)
             if ship_complete and line.reserved > 0 and not (line.need <= 0 and others_done):
                 held += line.reserved
-                holding.add(line.order_id)
+                holding[line.order_id] = holding.get(line.order_id, 0) + line.reserved
             if line.need > 0 and (not ship_complete or others_done):
                 waiting.append(line)
         if held:
             shippable = sum(line.need for line in waiting if line.order_id not in holding)
-        return min(held, shippable)
+        out = min(held, shippable) if cap is None else min(held, shippable, cap)
+        if out > 0:
+            self.strands.append(_Strand(sku, ts, cap is None, holding, shippable, cap))
+        return out
+
+    def past_supply(self, strand: _Strand) -> int:
+        """The stranded units of ``strand`` counting only orders that could not complete
+        before the SKU's next receipt: an order's next completion (all its lines with their
+        units) came at or after that receipt, or never. With no later receipt in the
+        journal, only an order that never completed counts."""
+        after = bisect.bisect_left if strand.before_events else bisect.bisect_right
+        receipts = self.receipt_ts.get(strand.sku, [])
+        i = after(receipts, strand.ts)
+        supply = receipts[i] if i < len(receipts) else None
+        held = 0
+        for order_id, units in strand.held.items():
+            done = self.completions.get(order_id, [])
+            j = after(done, strand.ts)
+            completes = done[j] if j < len(done) else None
+            if completes is None or (supply is not None and completes >= supply):
+                held += units
+        out = min(held, strand.shippable)
+        return out if strand.cap is None else min(out, strand.cap)
+
+    def note_completion(self, order_id: str, ts: float) -> None:
+        """After an event that changed ``order_id``'s units: record when a ship-complete
+        order gets all its units (it could ship)."""
+        entry = self.orders.get(order_id)
+        if entry is None or not entry[0]:
+            return
+        done = all(line.need <= 0 or line.released for line in entry[1])
+        if done and order_id not in self.complete:
+            self.complete.add(order_id)
+            self.completions.setdefault(order_id, []).append(ts)
+        elif not done:
+            self.complete.discard(order_id)
 
     def clock(self, ts: float) -> None:
         """Before an event at ``ts``: judge the receipts of the step that ended, and each
         day boundary passed (the moments the stranded figures are taken at)."""
         if self.step_ts is not None and ts > self.step_ts:
             for sku, qty in self.receipts:
-                self.stranded_received += min(qty, self.stranded(sku))
+                self.stranded_received += self.stranded(sku, self.step_ts, qty)
             self.receipts.clear()
         self.step_ts = ts
         if self.next_day is None:
             self.next_day = (self.measure_from // DAY + 1) * DAY
         while self.next_day <= min(ts, self.end):
             if self.next_day > self.measure_from:
-                self.stranded_unit_days += sum(self.stranded(sku) for sku in self.open_lines)
+                self.stranded_unit_days += sum(self.stranded(sku, self.next_day, None) for sku in self.open_lines)
             self.next_day += DAY
 
     def _done(self, line: _Line) -> None:
@@ -200,8 +261,10 @@ class _State:
         elif isinstance(e, ev.LinesAllocated):
             for one in ev.allocations(e):
                 self._allocated(one)
+                self.note_completion(one.order_id, e.ts)
         elif isinstance(e, ev.Allocated):
             self._allocated(e)
+            self.note_completion(e.order_id, e.ts)
         elif isinstance(e, ev.Deallocated | ev.AllocationLent):  # a loan: the lender waits again
             line = self.lines.get((e.order_id, e.line_no))
             self.allocated[e.sku] = self.allocated.get(e.sku, 0) - e.qty
@@ -209,6 +272,7 @@ class _State:
                 line.served -= e.qty
                 line.reserved -= e.qty
                 heapq.heappush(self.waiting.setdefault(e.sku, []), (line.key, e.order_id, e.line_no))
+            self.note_completion(e.order_id, e.ts)
         elif isinstance(e, ev.LineReleased):
             line = self.lines.get((e.order_id, e.line_no))
             self.allocated[e.sku] = self.allocated.get(e.sku, 0) - e.freed
@@ -217,6 +281,7 @@ class _State:
                 line.released = True
                 if line.filled_ts is None:
                     line.closed_ts = e.ts
+            self.note_completion(e.order_id, e.ts)
         elif isinstance(e, ev.NoticeQueued):
             self.customer_notices += e.audience == "customer"
             if e.kind == "delay" and e.order_id is not None:
@@ -232,6 +297,7 @@ class _State:
                 n += 1
         elif isinstance(e, ev.Received):
             self.stock(e.sku, e.qty, e.ts)
+            self.receipt_ts.setdefault(e.sku, []).append(e.ts)
             if self.measure_from <= e.ts < self.end:
                 self.received_measured += e.qty
                 self.receipts.append((e.sku, e.qty))
@@ -257,6 +323,7 @@ class _State:
                 line = self.lines.get((e.order_id, n))
                 if line is not None:
                     line.qty = rec.qty
+            self.note_completion(e.order_id, e.ts)
 
     def promise(self, e: ev.Event) -> None:
         """A ``lines_promised`` event (order_id and, per line, line_no and the ship-by
@@ -357,6 +424,8 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
             st.promise(e)
         st.apply(seq, e)
     st.finish()
+    past_supply_received = sum(st.past_supply(x) for x in st.strands if x.cap is not None)
+    past_supply_unit_days = sum(st.past_supply(x) for x in st.strands if x.cap is None)
     measured = [line for line in st.lines.values() if line.measured]
     ordered = sum(line.qty for line in measured)
     at_order = sum(line.qty - line.backordered for line in measured)
@@ -414,6 +483,11 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
         "stranded_received_units": st.stranded_received,
         "stranded_received_share": _r(st.stranded_received / st.received_measured if st.received_measured else None),
         "stranded_unit_days": st.stranded_unit_days,
+        "stranded_past_supply_received_units": past_supply_received,
+        "stranded_past_supply_received_share": _r(
+            past_supply_received / st.received_measured if st.received_measured else None
+        ),
+        "stranded_past_supply_unit_days": past_supply_unit_days,
         "events": st.events,
         "invariants": {
             name: {"ok": i.violations == 0, "violations": i.violations, **({"example": i.example} if i.example else {})}

@@ -7,6 +7,7 @@ import pytest
 from bo_support import fingerprint, line, stock, submit
 
 from backorder.client import CallError
+from backorder.launcher import wait_until
 
 PRIORITY = '[allocation]\nmode = "priority"\n'
 
@@ -353,3 +354,34 @@ def test_a_ship_complete_order_lends_units_it_cannot_ship_before_the_next_supply
         c.call("stock.receive", sku="B", qty=1)
         (sh,) = c.call("shipments.list", order_id=lender)["shipments"]
         assert sh["items"] == [{"line_no": 1, "sku": "A", "qty": 1}, {"line_no": 2, "sku": "B", "qty": 1}]
+
+
+def test_an_order_left_waiting_on_one_sku_borrows_there_once_its_other_sku_arrives(sim):
+    """L (ship-complete: 1 A + 1 B) holds an A unit while B comes in 10 days and A's next
+    supply in 2. V (ship-complete: 1 A + 1 C) cannot ship for want of C, so A's settle
+    passes it over. C arrives: V now waits only for A, the order actor asks A to settle
+    again, and V ships complete on L's unit (L's date stays B's); a kill -9 keeps it."""
+    d = sim()
+    with d.client() as c:
+        for sku, lead in (("A", 2), ("B", 10), ("C", 5)):
+            c.call("sku.configure", sku=sku, reorder_point=0, order_up_to=5, lead_time_days=lead)
+        (po_a,) = c.call("sku.get", sku="A")["inbound_requests"]
+        (po_b,) = c.call("sku.get", sku="B")["inbound_requests"]
+        c.call("stock.receive", sku="A", qty=1)
+        lender = submit(c, "L", line("A", 1), line("B", 1), ship_complete=True)["order_id"]
+        borrower = submit(c, "V", line("A", 1), line("C", 1), ship_complete=True)["order_id"]
+        assert [ln["allocated"] for ln in c.call("order.get", order_id=borrower)["lines"]] == [0, 0]
+        assert c.call("order.get", order_id=lender)["lines"][0]["allocated"] == 1
+        c.call("stock.receive", sku="C", qty=1)
+        (sh,) = wait_until(lambda: c.call("shipments.list", order_id=borrower)["shipments"], 10.0, 0.05, "V ships")
+        assert sh["items"] == [{"line_no": 1, "sku": "A", "qty": 1}, {"line_no": 2, "sku": "C", "qty": 1}]
+        (lent,) = [r for r in c.call("audit.query", order_id=lender)["records"] if r["type"] == "allocation_lent"]
+        assert (lent["event"]["to_order_id"], lent["event"]["qty"]) == (borrower, 1)
+        assert (lent["event"]["back_by"], lent["event"]["completes"]) == (po_a["expected_date"], po_b["expected_date"])
+        got = c.call("order.get", order_id=lender)
+        assert got["status"] == "backordered" and got["lines"][0]["backordered"] == 1
+        before = _view(c, lender, borrower)
+    d.kill9()
+    d.start()
+    with d.client() as c:
+        assert _view(c, lender, borrower) == before

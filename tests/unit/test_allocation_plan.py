@@ -276,7 +276,9 @@ def test_lending_moves_no_date_serves_only_shipping_lines_and_is_predicted(mode,
         served = sum(a.qty for a in allocs if isinstance(a, ev.AllocatedLine))
         assert s.on_hand == on_hand + qty and s.allocated == allocated + served, "a loan made or lost units"
         lent += len(loaned)
-        sim.ship_orders(allocs)
+        if any(w.orders[a.order_id].lines[a.line_no - 1].need for a in loaned):
+            event("a partial loan")  # to a split order's line (check_loans: never a ship-complete one)
+        sim.ship_orders(allocs, name)
         check_invariants(w, sim.log)
     event("lent" if lent else "no loan")
 
@@ -284,7 +286,8 @@ def test_lending_moves_no_date_serves_only_shipping_lines_and_is_predicted(mode,
 def test_a_ship_complete_order_lends_what_it_cannot_ship_and_gets_it_back_first():
     """X (ship-complete: 1 A + 2 B) holds 2 B while A comes in 3 days and B's next supply in
     1.5: Y and Z (1 B each) ship now on loans (X's B line then waits for 2, from the same
-    supply: its date does not move); W (3 B) cannot be filled by loans and waits behind X;
+    supply: its date does not move); W (ship-complete, 3 B) cannot be filled by loans (it
+    takes all or nothing) and waits behind X;
     B's next receipts go to X first; X ships complete when A arrives."""
     sim = Sim("fifo", Weights())
     w = sim.world
@@ -306,7 +309,7 @@ def test_a_ship_complete_order_lends_what_it_cannot_ship_and_gets_it_back_first(
     assert {(e.back_by, e.completes) for e in loans} == {(b_supply.expected_date, a_date)}
     assert all(len(w.orders[oid].shipments) == 1 for oid in ("O0000002", "O0000003"))
     assert x.lines[1].need == 2 and w.skus["B"].expected_date(x.lines[1]) == b_supply.expected_date
-    sim.run(("submit", 4, [("B", 3, Decimal("1.00"), True)], False, False, None))
+    sim.run(("submit", 4, [("B", 3, Decimal("1.00"), True)], True, False, None))
     big = w.orders["O0000004"]
     assert big.lines[0].need == 3 and not big.shipments
     for _ in range(2):  # the lender gets the next units first; W's 3 cannot be lent
@@ -322,3 +325,33 @@ def test_a_ship_complete_order_lends_what_it_cannot_ship_and_gets_it_back_first(
     assert x.lines[1].need == 0 and big.lines[0].need == 3 and not x.shipments
     sim.run(("receive", "A", 12, 1))
     assert len(x.shipments) == 1 and all(ln.need == 0 for ln in x.lines)
+
+
+def test_a_split_order_borrows_the_part_held_units_cover_a_ship_complete_one_nothing():
+    """X (ship-complete: 1 A + 2 B) holds 2 B while A comes after B's next supply. A
+    ship-complete order for 3 B needs more than X holds: it gets nothing. A split order for
+    3 B borrows the 2 and ships them now; its last unit waits with a date, and X's order
+    date does not move (its B line waits for the same supply)."""
+    for ship_complete in (True, False):
+        sim = Sim("fifo", Weights())
+        w = sim.world
+        b_supply = w.skus["B"].inbound[sorted(w.skus["B"].inbound)[0]]
+        a_date = w.skus["A"].inbound[sorted(w.skus["A"].inbound)[0]].expected_date
+        sim.run(("receive", "B", 2, 1))
+        sim.run(("submit", 1, [("A", 1, Decimal("1.00"), True), ("B", 2, Decimal("1.00"), True)], True, False, None))
+        x = w.orders["O0000001"]
+        assert [ln.allocated for ln in x.lines] == [0, 2]
+        start = len(sim.log)
+        sim.run(("submit", 2, [("B", 3, Decimal("1.00"), True)], ship_complete, False, None))
+        loans = [e for e in sim.log[start:] if isinstance(e, ev.AllocationLent)]
+        borrower = w.orders["O0000002"]
+        if ship_complete:
+            assert loans == [] and borrower.lines[0].allocated == 0 and not borrower.shipments
+            assert x.lines[1].allocated == 2
+            continue
+        assert [(e.order_id, e.line_no, e.qty, e.to_order_id, e.back_by, e.completes) for e in loans] == [
+            ("O0000001", 2, 2, "O0000002", b_supply.expected_date, a_date)
+        ]
+        assert borrower.lines[0].need == 1 and len(borrower.shipments) == 1
+        assert w.skus["B"].expected_date(borrower.lines[0]) is not None
+        assert x.lines[1].need == 2 and w.skus["B"].expected_date(x.lines[1]) == b_supply.expected_date

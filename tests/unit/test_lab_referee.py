@@ -213,8 +213,13 @@ def test_units_held_for_an_incomplete_ship_complete_order_while_a_shippable_line
     assert held["stranded_received_units"] == 0
     assert held["stranded_unit_days"] == 2
     assert held["stranded_received_share"] == 0.0
+    # L never completes (B never comes), so it could not complete before A's next receipt
+    # (day 3): the issue's narrower count is the same
+    assert held["stranded_past_supply_unit_days"] == 2
+    assert held["stranded_past_supply_received_units"] == 0
     lent = figures(enumerate(_stranding(lend=True), start=1), 0.0, 5 * DAY)
     assert lent["stranded_unit_days"] == 0 and lent["stranded_received_units"] == 0
+    assert lent["stranded_past_supply_unit_days"] == 0
     assert all(i["ok"] for i in lent["invariants"].values()), lent["invariants"]
 
 
@@ -234,6 +239,7 @@ def test_a_receipt_that_goes_to_an_order_that_cannot_ship_while_a_line_could_is_
     # the first receipt (2 units) left 2 held for L while S waited for 1: 1 stranded; the
     # second served S: none
     assert f["stranded_received_units"] == 1
+    assert f["stranded_past_supply_received_units"] == 1  # L had not completed by A's next receipt
     assert f["stranded_received_share"] == pytest.approx(1 / 7, abs=1e-4)
     assert f["stranded_unit_days"] == 0  # nothing stranded at the day-1 boundary
 
@@ -269,3 +275,53 @@ def test_units_an_order_holds_for_its_own_waiting_line_are_not_stranded():
     events.append(order(1.5 * DAY, "S", ("A", 1, "1")))  # now another order could ship with one
     f = figures(enumerate(events, start=1), 0.0, 3 * DAY)
     assert f["stranded_unit_days"] == 2  # 1 at the day-2 and at the day-3 boundary
+
+
+def test_units_of_an_order_that_completes_before_the_skus_next_receipt_are_stranded_only_broadly():
+    """As above without lending, but L's B arrives on day 2.5, before A's next receipt (day
+    3): L completes and ships then. At the day-2 boundary 1 unit is stranded by the broad
+    count, not by the issue's (no loan could have served S without delaying L). With B on
+    day 3.5 instead, L could not complete before A's receipt: both count it."""
+    events = [
+        *_stranding(lend=False)[:6],  # L holds 2 A from day 1, S (1 A) arrives day 1.5
+        ev.LineBackordered(ts=1.5 * DAY, sku="A", order_id="S", line_no=1, qty=1),
+        ev.Received(ts=2.5 * DAY, sku="B", qty=1, reference=None),
+        alloc(2.5 * DAY, "B", "L", 1, line_no=2),
+        *ship(2.5 * DAY, "A", "L", 2, "SL"),
+        ev.UnitsShipped(ts=2.5 * DAY, sku="B", order_id="L", line_no=2, qty=1, shipment_id="SL"),
+        ev.Received(ts=3 * DAY, sku="A", qty=1, reference=None),
+        alloc(3 * DAY, "A", "S", 1),
+        *ship(3 * DAY, "A", "S", 1, "S1"),
+    ]
+    f = figures(enumerate(events, start=1), 0.0, 5 * DAY)
+    assert f["stranded_unit_days"] == 1 and f["stranded_past_supply_unit_days"] == 0
+    assert all(i["ok"] for i in f["invariants"].values()), f["invariants"]
+    late = [
+        *events[:7],
+        ev.Received(ts=3 * DAY, sku="A", qty=1, reference=None),
+        alloc(3 * DAY, "A", "S", 1),
+        *ship(3 * DAY, "A", "S", 1, "S1"),
+        ev.Received(ts=3.5 * DAY, sku="B", qty=1, reference=None),
+        alloc(3.5 * DAY, "B", "L", 1, line_no=2),
+    ]
+    f = figures(enumerate(late, start=1), 0.0, 5 * DAY)
+    assert f["stranded_unit_days"] == 2 and f["stranded_past_supply_unit_days"] == 2
+
+
+def test_a_receipt_held_for_an_order_that_completes_before_the_next_receipt_is_stranded_only_broadly():
+    """L (ship-complete: 2 A + 1 B) takes A's first receipt while S (1 A) waits; B comes
+    30 s later and L ships, before A's next receipt: broadly 1 stranded, by the issue none."""
+    events = [
+        _ship_complete(0.0, "L", ("A", 2), ("B", 1)),
+        order(0.0, "S", ("A", 1, "1")),
+        ev.Received(ts=DAY / 2, sku="A", qty=2, reference=None),
+        alloc(DAY / 2, "A", "L", 2),
+        ev.Received(ts=DAY / 2 + 30, sku="B", qty=1, reference=None),
+        alloc(DAY / 2 + 30, "B", "L", 1, line_no=2),
+        *ship(DAY / 2 + 30, "A", "L", 2, "SL"),
+        ev.Received(ts=DAY / 2 + 60, sku="A", qty=1, reference=None),
+        alloc(DAY / 2 + 60, "A", "S", 1),
+    ]
+    f = figures(enumerate(events, start=1), 0.0, 2 * DAY)
+    assert f["stranded_received_units"] == 1 and f["stranded_past_supply_received_units"] == 0
+    assert f["stranded_past_supply_received_share"] == 0.0

@@ -121,12 +121,20 @@ class Sim:
         """SKU actor serves its queue; the order actor ships orders that got units."""
         w = self.world
         allocs = self.checked(name, lambda: sku_rules.settle(w, w.skus[name], self.emit, self.now))
-        self.ship_orders(allocs, exclude)
+        self.ship_orders(allocs, name, exclude)
 
-    def ship_orders(self, allocs: list[sku_rules.Allocation], exclude: str | None = None) -> None:
+    def ship_orders(self, allocs: list[sku_rules.Allocation], served_by: str, exclude: str | None = None) -> None:
+        """The order actor on a ``Settled`` from SKU ``served_by``: ship what may ship, and
+        settle again a SKU that may now lend to an order's last waiting line."""
         for oid in dict.fromkeys(a.order_id for a in allocs):
             if oid != exclude:
                 order_rules.settle_order(self.world, self.world.orders[oid], self.emit, self.now, self.auto_pick)
+                self.nudge(oid, served_by)
+
+    def nudge(self, oid: str, served_by: str) -> None:
+        lender_sku = order_rules.may_borrow_at(self.world, self.world.orders[oid], served_by)
+        if lender_sku is not None:
+            self.settle_sku(lender_sku)
 
     def checked(self, name: str, decide):
         """Run one SKU decision (which ends in ``settle``) and check what settle did."""
@@ -195,9 +203,12 @@ class Sim:
             assert len(self.log) == start
             return
         assert known is None
-        for name in dict.fromkeys(ln.sku for ln in order.lines if ln.requires_shipping):
+        skus = list(dict.fromkeys(ln.sku for ln in order.lines if ln.requires_shipping))
+        for name in skus:
             self.settle_sku(name, exclude=order.order_id)
         order_rules.settle_order(w, order, self.emit, self.now, self.auto_pick)
+        if skus:  # the last of its SKUs answered
+            self.nudge(order.order_id, skus[-1])
 
     def op_receive(self, name: str, qty: int, ref_pick: int) -> None:
         w = self.world
@@ -208,7 +219,7 @@ class Sim:
         # 0 = no reference, 3 = a reference that is not an open request of this SKU
         ref = None if ref_pick == 0 else open_ids[ref_pick - 1] if ref_pick <= len(open_ids) else "PO-999999"
         allocs = self.checked(name, lambda: sku_rules.receive(w, s, qty, ref, self.emit, self.now))
-        self.ship_orders(allocs)
+        self.ship_orders(allocs, name)
 
     def op_adjust(self, name: str, how: str, value: int) -> None:
         w = self.world
@@ -239,7 +250,7 @@ class Sim:
             assert all(service_key(w, ln) < first_taken for ln in kept), (
                 "a count took units from a line earlier in service order than one that kept its units"
             )
-        self.ship_orders(allocs)
+        self.ship_orders(allocs, name)
 
     def op_cancel(self, pick: int) -> None:
         w = self.world
@@ -288,7 +299,8 @@ class Sim:
             "pack_size": pack,
         }
         s = w.sku(name)  # as SkuHandler.handle does; sku.configure may name a new SKU
-        self.ship_orders(self.checked(name, lambda: sku_rules.configure(w, s, changes, self.emit, self.now)))
+        allocs = self.checked(name, lambda: sku_rules.configure(w, s, changes, self.emit, self.now))
+        self.ship_orders(allocs, name)  # its settle may lend to a line that ships now
 
     def op_tick(self, seconds: int) -> None:
         self.now += seconds
@@ -324,14 +336,14 @@ class Sim:
             return
         if change in ("cancel", "close"):
             assert r.closed_ts is not None and r.open_qty == 0
-        self.ship_orders(allocs or [])
+        self.ship_orders(allocs or [], name)
 
 
 def check_loans(w: World, new: list[ev.Event]) -> set[tuple[str, int]]:
     """What one settle lent (``allocation_lent``), checked against the model after it: each
     loan is one ``allocated`` (rule ``lent``) of the same units to the borrower, which then
-    has all its units and whose order ships (no unit lent to a line that keeps waiting);
-    the lender waits again and its order's date is the one it had (``completes``), its
+    has all its units and whose order ships, or, only for a split order (not ship-complete:
+    it ships what it has), a part of them that ships now; the lender waits again and its order's date is the one it had (``completes``), its
     units due back by then. Returns the lenders' (order_id, line_no)."""
     lenders = set()
     for i, e in enumerate(new):
@@ -345,19 +357,22 @@ def check_loans(w: World, new: list[ev.Event]) -> set[tuple[str, int]]:
         assert (nxt.sku, nxt.order_id, nxt.line_no, nxt.qty) == (e.sku, e.to_order_id, e.to_line_no, e.qty)
         assert e.qty > 0 and e.order_id != e.to_order_id
         borrower = w.orders[e.to_order_id]
-        assert borrower.lines[e.to_line_no - 1].need == 0, "lent units to a line that still waits"
-        if borrower.spec.ship_complete:
+        if borrower.spec.ship_complete:  # a partial loan only to a line that ships a part
+            assert borrower.lines[e.to_line_no - 1].need == 0, "lent a ship-complete line a part of its need"
             assert all(ln.need == 0 for ln in borrower.lines), "lent units to an order that cannot ship"
         lender = w.orders[e.order_id]
         assert lender.spec.ship_complete and not lender.cancelled
         dates = [w.skus[ln.sku].expected_date(ln) for ln in lender.lines if ln.need > 0]
         assert e.back_by <= e.completes
-        # the same or earlier ("now" is the earliest): a reorder at the end of the settle may
-        # bring it forward; None (no supply covers it) would be later than any date
         after = order_date(dates)
-        assert after is not None and after.replace("now", "") <= e.completes.replace("now", ""), (
-            "a loan moved the lender's date later"
-        )
+        if any(isinstance(x, ev.RequestRaised) for x in new):
+            # the same or earlier ("now" is the earliest): the settle's reorder may bring it
+            # forward; None (no supply covers it) would be later than any date
+            assert after is not None and after.replace("now", "") <= e.completes.replace("now", ""), (
+                "a loan made the lender's date later"
+            )
+        else:
+            assert after == e.completes, "a loan moved the lender's date"
         lenders.add((e.order_id, e.line_no))
     return lenders
 
