@@ -49,6 +49,21 @@ def _secret_file(path: Path, value: str) -> Path:
     return path
 
 
+def order_refusal(body: Any, known: dict[str, Any]) -> tuple[int, dict] | None:
+    """ShipBob's answer to a create-order body that is not an order it takes (its documented
+    required fields, a ``reference_id`` it already has), or None. The tests' fake uses it too."""
+    if not isinstance(body, dict):
+        return 400, {"title": "body must be an order"}
+    address = (body.get("recipient") or {}).get("address") or {}
+    missing = [k for k in ("reference_id", "recipient", "products", "shipping_method") if not body.get(k)]
+    missing += [f"recipient.address.{k}" for k in ("address1", "city", "country") if not address.get(k)]
+    if missing:
+        return 422, {"title": "validation failed: " + ", ".join(missing)}
+    if body["reference_id"] in known:
+        return 422, {"title": f"reference_id {body['reference_id']} already exists"}
+    return None
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -125,16 +140,9 @@ class FakeShipBob:
         return 404, {"title": f"no route {method} {url.path}"}
 
     def _create(self, body: Any) -> tuple[int, Any]:
-        if not isinstance(body, dict):
-            return 400, {"title": "body must be an order"}
-        address = (body.get("recipient") or {}).get("address") or {}
-        missing = [k for k in ("reference_id", "products", "shipping_method") if not body.get(k)]
-        missing += [f"recipient.address.{k}" for k in ("address1", "city", "country") if not address.get(k)]
-        if missing:
-            return 422, {"title": "validation failed: " + ", ".join(missing)}
+        if (refused := order_refusal(body, self.orders)) is not None:
+            return refused
         ref = body["reference_id"]
-        if ref in self.orders:
-            return 422, {"title": f"reference_id {ref} already exists"}
         for p in body["products"]:
             sku, qty = p.get("reference_id"), p.get("quantity")
             if not isinstance(qty, int) or qty < 1 or self.stock.get(sku, 0) < qty:

@@ -19,6 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from channel_fakes import Answer, FakeApi
 
+from backorder.demo_threepl import order_refusal
+
 
 class FakeShipBob(FakeApi):
     def __init__(self, token: str, channel_id: str, stock: dict[str, int]) -> None:
@@ -63,16 +65,9 @@ class FakeShipBob(FakeApi):
         return 404, {"title": f"no route {method} {url.path}"}
 
     def _create(self, body: Any) -> Answer:
-        if not isinstance(body, dict):
-            return 400, {"title": "body must be an order"}
-        missing = [k for k in ("reference_id", "recipient", "products", "shipping_method") if not body.get(k)]
-        address = (body.get("recipient") or {}).get("address") or {}
-        missing += [f"recipient.address.{k}" for k in ("address1", "city", "country") if not address.get(k)]
-        if missing:
-            return 422, {"title": "validation failed: " + ", ".join(missing)}
+        if (refused := order_refusal(body, self.orders)) is not None:
+            return refused
         ref = body["reference_id"]
-        if ref in self.orders:
-            return 422, {"title": f"reference_id {ref} already exists"}
         for p in body["products"]:
             if not p.get("reference_id") or not isinstance(p.get("quantity"), int) or p["quantity"] < 1:
                 return 422, {"title": f"bad product {p}"}
