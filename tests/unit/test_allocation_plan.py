@@ -419,3 +419,19 @@ def test_a_ship_complete_line_loans_cannot_fill_is_passed_over_and_keeps_its_dat
     assert [(lender, qty, to) for lender, _, qty, to, _, _ in _loans(sim, start)] == [("O0000001", 1, "O0000003")]
     assert len(w.orders["O0000003"].shipments) == 1
     assert big.lines[0].need == 3 and w.skus["B"].expected_date(big.lines[0]) == before
+
+
+def test_the_skus_a_new_day_may_let_lend_hold_units_of_a_ship_complete_order_while_lines_wait():
+    """``sku_rules.may_lend`` (the midnight settle's list): B only once a ship-complete
+    order holds B units while another B line waits; not A (nothing held), and not once the
+    waiting line is served."""
+    sim = Sim("fifo", Weights())
+    w = sim.world
+    sim.run(("receive", "B", 2, 0))
+    assert sku_rules.may_lend(w) == []
+    sim.run(("submit", 1, [("A", 1, Decimal("1.00"), True), ("B", 2, Decimal("1.00"), True)], True, False, None))
+    assert sku_rules.may_lend(w) == []  # X holds 2 B, but no B line waits
+    sim.run(("submit", 2, [("B", 3, Decimal("1.00"), True)], True, False, None))  # cannot be lent: waits
+    assert w.skus["B"].backordered == 3 and sku_rules.may_lend(w) == ["B"]
+    sim.run(("receive", "B", 3, 0))
+    assert w.skus["B"].backordered == 0 and sku_rules.may_lend(w) == []
