@@ -264,9 +264,11 @@ def lend(
 
     A ship-complete order's line the lenders cannot fill harmlessly gets nothing and is
     passed over (loans would not ship it; the lines between keep their dates, so it does
-    too), up to ``MAX_PASSED`` of them. The walk stops at the first split order's line the lenders cannot fill (it gets
-    what passed): no line behind it is served ahead of it; and once the lenders have
-    nothing left. Returns the loans and the walk (None when there was no lender)."""
+    too), up to ``MAX_PASSED`` of them. The walk stops at the first split order's line
+    the lenders cannot fill (it gets what passed): no line behind it is served ahead of
+    it; and once the lenders have nothing left. Dates are compared as of the engine's day
+    (``as_of``: an overdue one is today). Returns the loans and the walk (None when there
+    was no lender)."""
     given_to = {id(line): qty for line, qty in given}
     free = max(available, 0) - sum(given_to.values())
     candidates: dict[int, tuple[L, int]] = {id(line): (line, units) for line, units in lending.held if units > 0}

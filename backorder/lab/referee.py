@@ -229,9 +229,10 @@ class _State:
         order's date (the latest of its waiting lines') is no earlier than the date that
         covers its units were it to wait for them again in its own place (a loan of them
         would not move it). Dates before the moment's day (overdue supply) read as that
-        day (a day boundary's: the day it closes); an order some line of which no open supply covers counts (it cannot complete
-        before a supply that is not yet raised); units no open supply would give back do
-        not (a loan would leave the order without a date)."""
+        day (a day boundary's: the day it closes); an order some line of which no open
+        supply covers counts (it cannot complete before a supply that is not yet raised);
+        units no open supply would give back do not (a loan would leave the order without
+        a date)."""
         world = self.world
         if world is None:
             return set()
@@ -254,8 +255,12 @@ class _State:
             completes = order_date(dates)
             if not mine or completes == "now":
                 continue
-            key = min(world.queue_key(ln) for ln in mine)
-            ahead = sum(ln.need for ln in s.queue.lines() if ln.key < key and ln.order_id != order_id)
+            key = min(ln.key if ln.qtoken else world.queue_key(ln) for ln in mine)  # its own place
+            ahead = 0
+            for ln in s.queue.lines():  # in service order: the units waiting ahead of that place
+                if ln.key >= key:
+                    break
+                ahead += ln.need if ln.order_id != order_id else 0
             back = as_of(covering_date(free, s.supply(), ahead + sum(ln.need for ln in mine) + units), today)
             if back is not None and (completes is None or back == "now" or back <= completes):
                 out.add(order_id)
