@@ -71,27 +71,36 @@ def day_streams(day: int, first: int, per_day: int, skus: int, clients: int, dem
 
 
 def drive(
-    d, orders: int, per_day: int, lag: int, skus: int, clients: int, pauses: list[dict] | None = None
+    d,
+    orders: int,
+    per_day: int,
+    lag: int,
+    skus: int,
+    clients: int,
+    pauses: list[dict] | None = None,
+    first_day: int = 0,
 ) -> tuple[int, float]:
     """Run the history (module docstring) through daemon ``d``: returns the orders taken
     and the largest RSS sampled (MiB); each periodic snapshot's loop pause (wall and CPU,
-    seen at the end of a day) is appended to ``pauses``. Also used by startup.py to build
-    its journal."""
+    seen at the end of a day) is appended to ``pauses``. ``first_day``: the days already
+    driven through that journal (new days, new external ids). Also used by startup.py and
+    crash_restart.py to build their journals."""
     days = -(-orders // per_day)
     demand_by_day: list[dict] = []
     rss_max = 0.0
     t0 = time.perf_counter()
     taken = 0
+    before = first_day * per_day  # orders already taken
     for day in range(days):
         n = min(per_day, orders - taken)
         demand: dict = {}
-        streams = day_streams(day, taken, n, skus, clients, demand)
+        streams = day_streams(first_day + day, before + taken, n, skus, clients, demand)
         res = run_load(d.sock, streams, window=256)
         if res["errors"]:
             raise RuntimeError(f"order.submit failed: {res['error_samples']}")
-        r = random.Random(10_000 + day)
+        r = random.Random(10_000 + first_day + day)
         cancels = [
-            encode({"op": "order.cancel", "id": i, "order_id": f"O{taken + oid + 1:07d}", "reason": "bench"})
+            encode({"op": "order.cancel", "id": i, "order_id": f"O{before + taken + oid + 1:07d}", "reason": "bench"})
             for i, oid in enumerate(r.sample(range(n), n // 50))
         ]
         run_load(d.sock, [cancels], window=256)  # an order already shipped refuses: fine
