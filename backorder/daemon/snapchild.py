@@ -141,7 +141,18 @@ def write(db: Path, settings: Settings, seq: int) -> bytes:
     return snapshot.dump(world)
 
 
+def _die_with_parent() -> None:
+    """A child whose daemon was killed would write a file nobody stores: end with it (Linux)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the daemon died before that took effect
+            sys.exit(1)
+
+
 def main(argv: list[str]) -> int:
+    _die_with_parent()
     db, seq, out, inputs = Path(argv[0]), int(argv[1]), Path(argv[2]), Path(argv[3])
     settings = msgspec.json.decode(inputs.read_bytes(), type=Settings)
     body = write(db, settings, seq)

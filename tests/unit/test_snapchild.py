@@ -4,7 +4,10 @@ the model it writes is the live model as of the event it was asked for, on real 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from test_snapshot import SETTINGS, fingerprint, random_history
@@ -103,3 +106,29 @@ def test_kill_ends_a_running_child_and_removes_its_files(tmp_path):
     with pytest.raises(ChildProcessError):
         os.waitpid(child.pid, os.WNOHANG)  # reaped
     assert not list(tmp_path.glob(snapchild.TMP_GLOB))
+
+
+def test_a_child_ends_when_the_process_that_spawned_it_dies(tmp_path):
+    """A daemon killed with SIGKILL leaves no child writing a snapshot nobody will store."""
+    _, log = random_history(5)
+    db = tmp_path / "j.db"
+    _journal(db, log)
+    script = (
+        "import sys, time\n"
+        "from backorder.daemon import snapchild\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_snapshot import SETTINGS\n"
+        f"c = snapchild.start(__import__('pathlib').Path({str(db)!r}), SETTINGS, {len(log)})\n"
+        "print(c.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as parent:
+        assert parent.stdout is not None
+        child_pid = int(parent.stdout.readline())
+        parent.kill()
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{child_pid}").exists() and Path(f"/proc/{child_pid}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the snapshot child outlived its daemon"
+        time.sleep(0.05)
+    # it ended before writing (on its own it would have written the snapshot a moment later)
+    assert not (tmp_path / f".snapshot-{len(log)}.tmp").exists()
