@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
-import tempfile
 from pathlib import Path
 
-from common import Daemon, exit_on_sigterm, health, result_name, save, wait_journal_idle
+from common import exit_on_sigterm, health, result_name, save, wait_journal_idle
 from history import CONFIG, drive, journal_mib
-from startup import wait_verified
+from startup import journal_daemon, wait_verified
 
 from backorder.config.settings import Settings
 
@@ -56,11 +54,9 @@ def main() -> None:
     if args.quick:
         args.orders, args.tail, args.repeat = 20_000, 50_000, 1
     tail = args.tail if args.tail is not None else every + args.extra
-    own = args.journal is None
-    db = (Path(tempfile.mkdtemp(prefix="bocrash")) / "crash.db") if own else args.journal.resolve()
-    days_file = db.with_name(db.name + ".days")  # the history days already in the journal
-    d = Daemon(NO_PERIODIC + CONFIG, db=db)
-    try:
+    with journal_daemon(args.journal, "crash", NO_PERIODIC + CONFIG) as d:
+        db = d.db
+        days_file = db.with_name(db.name + ".days")  # the history days already in the journal
         if not db.exists():
             db.parent.mkdir(parents=True, exist_ok=True)
             d.start()
@@ -118,12 +114,6 @@ def main() -> None:
         }
         print(res, flush=True)
         save(result_name("crash_restart", args.quick) + (f"_{args.label}" if args.label else ""), res)
-    finally:
-        if d.alive():
-            d.stop()
-        if own:
-            shutil.rmtree(db.parent, ignore_errors=True)
-        shutil.rmtree(d.dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

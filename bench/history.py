@@ -16,13 +16,16 @@ Reported: ``rss_mib`` (VmRSS of the daemon at the end; target <= 400 MiB at 1,00
 orders), ``rss_max_mib`` (largest sample, one a simulated week), ``hot_orders`` /
 ``archived_orders`` (``stats``, where the build keeps them), ``snapshot_pause_max_ms``
 (the daemon's own measure of the longest loop pause a periodic snapshot caused, where the
-build reports it; target <= 20 ms), ``snapshot_dump_ms`` (encoding the model as it is at
+build reports it; target <= 20 ms), ``snapshot_pause_cpu_max_ms`` (the loop thread's CPU
+time in it, which load barely moves), ``snapshot_pauses`` (each periodic snapshot's pause,
+wall and CPU, with the RSS and load average at the end of its day; ``--snapshot-every``
+sets ``[daemon] snapshot_every`` to get more of them), ``snapshot_dump_ms`` (encoding the model as it is at
 the end, measured in this process on the rebuilt model: the pause a snapshot taken on the
 loop costs), ``start_s`` (ready after a clean stop, from the snapshot) and
 ``start_after_kill9_s`` (after ``kill -9``: the newest snapshot plus the journal after it),
 ``journal_mib`` (database + WAL) and the load rate.
 
-    python bench/history.py [--orders 1000000] [--per-day 2740] [--lag 7] [--quick]
+    python bench/history.py [--orders 1000000] [--per-day 2740] [--lag 7] [--snapshot-every N] [--quick]
 """
 
 from __future__ import annotations
