@@ -3,7 +3,7 @@
 A snapshot needs the model exactly as it was after one event. Encoding the live model
 paused the loop for as long as the model is big; forking a child that encodes its
 copy-on-write view paused it for the ``fork``, which copies the page tables of the whole
-resident memory (about 7-10 ms of CPU for 200-300 MiB, several times that in wall time on
+resident memory (6-11 ms of CPU for 165-330 MiB, several times that in wall time on
 a loaded machine). The journal already is an immutable copy of the model: so ``start``
 spawns a fresh interpreter (``posix_spawn``: the parent's memory is not copied, well
 under a millisecond whatever its size) that restores the newest stored snapshot, replays
