@@ -16,7 +16,7 @@ the replay.
 
 The child reads through its own read-only connection in one read transaction (WAL: it
 never blocks the writer) and is given the daemon's settings as they are now (a SIGHUP
-reload included) in a file beside its output. A failed child, or one killed by
+reload included) on its stdin: they may carry credentials, so they never touch the disk. A failed child, or one killed by
 ``Journal.close``, leaves no snapshot: the next start replays a bit more, nothing else.
 """
 
@@ -44,12 +44,11 @@ TMP_GLOB = ".snapshot-*.tmp"
 class Child:
     """A process writing the snapshot of ``seq`` to ``path``."""
 
-    def __init__(self, pid: int, seq: int, path: Path, inputs: Path, pause_s: float, pause_cpu_s: float) -> None:
+    def __init__(self, pid: int, seq: int, path: Path, pause_s: float, pause_cpu_s: float) -> None:
         self.pid = pid
         self.seq = seq
         self.path = path
-        self.inputs = inputs  # the settings file it reads
-        # The loop's pause: writing the settings file and the spawn, in wall time and in
+        # The loop's pause: the spawn and handing over the settings, in wall time and in
         # the loop thread's CPU time (on a loaded machine the wall time also counts
         # waiting for a core).
         self.pause_s = pause_s
@@ -61,7 +60,6 @@ class Child:
         pid, status = os.waitpid(self.pid, os.WNOHANG)
         if pid == 0:
             return None
-        self.inputs.unlink(missing_ok=True)
         if os.waitstatus_to_exitcode(status) == 0 and self.path.exists():
             return True
         log.warning("snapshot_child_failed", seq=self.seq, status=status)
@@ -78,7 +76,6 @@ class Child:
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
-        self.inputs.unlink(missing_ok=True)
 
 
 def clean(folder: Path) -> None:
@@ -90,14 +87,20 @@ def clean(folder: Path) -> None:
 def start(db: Path, settings: Settings, seq: int) -> Child:
     """Spawn a child that writes the snapshot of committed event ``seq`` (module docstring)."""
     path = db.parent / f".snapshot-{seq}.tmp"
-    inputs = db.parent / f".snapshot-{seq}-settings.tmp"
     t0, cpu0 = time.perf_counter(), time.thread_time()
-    fd = files.open_private(inputs)
-    with os.fdopen(fd, "wb") as f:
-        f.write(msgspec.json.encode(settings))
-    argv = [sys.executable, "-m", "backorder.daemon.snapchild", str(db), str(seq), str(path), str(inputs)]
-    pid = os.posix_spawn(sys.executable, argv, os.environ)
-    return Child(pid, seq, path, inputs, time.perf_counter() - t0, time.thread_time() - cpu0)
+    argv = [sys.executable, "-m", "backorder.daemon.snapchild", str(db), str(seq), str(path)]
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)])
+    finally:
+        os.close(read_end)
+    # a few KiB: the pipe's buffer takes them at once, the child reads them first thing
+    with os.fdopen(write_end, "wb") as pipe:
+        try:
+            pipe.write(msgspec.json.encode(settings))
+        except BrokenPipeError:  # the child is already gone: its poll says it failed
+            pass
+    return Child(pid, seq, path, time.perf_counter() - t0, time.thread_time() - cpu0)
 
 
 class _JournalUpto:
@@ -153,8 +156,8 @@ def _die_with_parent() -> None:
 
 def main(argv: list[str]) -> int:
     _die_with_parent()
-    db, seq, out, inputs = Path(argv[0]), int(argv[1]), Path(argv[2]), Path(argv[3])
-    settings = msgspec.json.decode(inputs.read_bytes(), type=Settings)
+    db, seq, out = Path(argv[0]), int(argv[1]), Path(argv[2])
+    settings = msgspec.json.decode(sys.stdin.buffer.read(), type=Settings)
     body = write(db, settings, seq)
     tmp = out.with_name(out.name + ".partial.tmp")  # complete or absent under its final name
     with os.fdopen(files.open_private(tmp), "wb") as f:

@@ -75,7 +75,7 @@ def _finished(child: snapchild.Child) -> bool:
     return done
 
 
-def test_the_spawned_child_writes_a_private_file_and_removes_its_settings(tmp_path):
+def test_the_spawned_child_writes_a_private_file_and_leaves_nothing_else(tmp_path):
     _, log = random_history(5)
     db = tmp_path / "j.db"
     after = _journal(db, log, snapshot_at=50, keep={200})
