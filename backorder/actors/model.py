@@ -22,6 +22,7 @@ from decimal import Decimal
 import msgspec
 
 from backorder.actors import events as ev
+from backorder.actors import promise_outcomes
 from backorder.actors.allocation_plan import schedule
 from backorder.actors.kpi import Kpi
 from backorder.actors.queue_index import QueueIndex, SupplyCurve, expected_date
@@ -260,12 +261,13 @@ class Promise:
     told (the promise, then each delay notice's ``promise_told``; see ``promise_rules``): the
     one record of the date told, which delay notices and depletion warnings judge against."""
 
-    __slots__ = ("date", "source", "confidence", "told")
+    __slots__ = ("date", "source", "confidence", "told", "kind")
 
-    def __init__(self, date: str, source: str, confidence: float, told: str | None = None) -> None:
+    def __init__(self, date: str, source: str, confidence: float, kind: str, told: str | None = None) -> None:
         self.date = date
         self.source = source
         self.confidence = confidence
+        self.kind = kind  # what its date rests on, for its outcome (``promise_outcomes``)
         self.told = date if told is None else told
 
 
@@ -464,6 +466,9 @@ class World:
         self.notice_feeds: dict[str, str] = {}
         self.tuned: dict[str, ev.PolicyTuned] = {}  # the planner's last word on each SKU
         self.promises: dict[tuple[str, int], Promise] = {}  # (order_id, line_no) -> its promise
+        # promise kind -> [kept, missed]: the record a new promise's confidence is drawn
+        # from (``promise_outcomes``), counted as each promised line ships in full
+        self.promise_outcomes: dict[str, list[int]] = {}
         # The 3PL (``threepl_rules``): whether new orders are routed to it (journaled by
         # threepl_routing), the orders at it not yet shipped, and how many it shipped
         self.threepl_on = False
@@ -916,6 +921,7 @@ class World:
             line.shipped += e.qty
             if line.shipped > line.qty or line.sku != e.sku:
                 self.inaccurate_orders.add(e.order_id)
+            self._promise_settled(line, e.qty, e.ts)
             self._closed_if_shipped(e.order_id, e.ts)
             return
         self.site_pick_units -= e.qty
@@ -933,6 +939,7 @@ class World:
             self.inaccurate_orders.add(e.order_id)
         if line.shipped == line.qty and line.backordered_at_entry:
             self.bo_filled += 1
+        self._promise_settled(line, e.qty, e.ts)
         self._closed_if_shipped(e.order_id, e.ts)
 
     def _closed_if_shipped(self, order_id: str, ts: float) -> None:
@@ -1006,7 +1013,23 @@ class World:
 
     def _lines_promised(self, e: ev.LinesPromised) -> None:
         for li in e.lines:
-            self.promises.setdefault((e.order_id, li.line_no), Promise(li.date, li.source, li.confidence))
+            key = (e.order_id, li.line_no)
+            if key not in self.promises:
+                kind = promise_outcomes.kind_of(li.source, self.requests)
+                self.promises[key] = Promise(li.date, li.source, li.confidence, kind)
+
+    def _promise_settled(self, line: Line, qty: int, ts: float) -> None:
+        """``qty`` units of ``line`` shipped at ``ts``: if they complete it, its promise
+        (if any) is kept or missed (``promise_outcomes``)."""
+        if not line.shipped - qty < line.qty <= line.shipped:
+            return
+        p = self.promises.get((line.order_id, line.line_no))
+        if p is None:
+            return
+        counts = self.promise_outcomes.get(p.kind)
+        if counts is None:
+            counts = self.promise_outcomes[p.kind] = [0, 0]
+        counts[0 if promise_outcomes.kept(ts, p.date) else 1] += 1
 
     def _notice_attempted(self, e: ev.NoticeAttempted) -> None:
         n = self.notices[e.notice_id]

@@ -1,0 +1,53 @@
+"""How often each kind of delivery promise is kept: what a promise's ``confidence`` means.
+
+A promise's kind is what its date rests on: the site's ``stock``, an open request of one
+supplier or transfer source (``po:SUPPLIER``, ``transfer:SOURCE``: a source's record is
+its own), or the ``lead_time`` alone. Its outcome is decided when its line ships in full:
+on or before its first promised ship-by day -> kept, later -> missed. A line cancelled (or
+amended away) before it shipped counts nothing, as a promise the customer withdrew.
+
+A new promise's confidence is the mean of a Beta posterior for its kind: the prior is
+centred on the rule-of-thumb value ``promise_rules`` gives the promise (0.98 stock, 0.9 a
+supplier's confirmed word, the percentile of a measured lead time, 0.6 otherwise) with
+the weight of ``[promises] confidence_prior_weight`` promises, so a site with no outcomes
+yet promises as before and its own record takes over as it grows. The counts are kept by
+the model from ``lines_promised`` and ``units_shipped`` (no event of their own), so a
+replay rebuilds them. Pure.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from backorder.timeutil import iso_date
+
+if TYPE_CHECKING:
+    from backorder.actors.model import Request
+
+# ``Promise.source`` besides a request id (the model's STOCK and LEAD_TIME)
+_NOT_A_REQUEST = frozenset(("stock", "lead_time"))
+
+
+def kind_of(source: str, requests: Mapping[str, Request]) -> str:
+    """The kind of a promise whose units come from ``source`` (``stock``, ``lead_time`` or
+    an open request's id). Interned: every promise of a kind shares one string."""
+    if source in _NOT_A_REQUEST:
+        return source
+    r = requests.get(source)
+    if r is None:  # (a promise always names an open request: a guard, not a case)
+        return "request"
+    return sys.intern(f"{r.kind}:{r.source}")
+
+
+def kept(shipped_ts: float, promised_date: str) -> bool:
+    """Whether a line shipped in full at ``shipped_ts`` kept its promise: shipped on or
+    before its ship-by day (any time on that day counts)."""
+    return iso_date(shipped_ts) <= promised_date[:10]
+
+
+def posterior(prior: float, weight: float, kept: int, missed: int) -> float:
+    """The Beta posterior mean (three decimals) of a kind with ``kept`` and ``missed``
+    outcomes, its prior centred on ``prior`` (0-1) with the weight of ``weight`` promises."""
+    return round((prior * weight + kept) / (weight + kept + missed), 3)
