@@ -26,7 +26,7 @@ VERSION = 11  # 3: notices and the dates told; 4: payment holds and intake SKU a
 # per-day aggregates (``kpi``); 8: requests carry their purchase order, outcome and
 # supplier answers; 9: orders archived out of memory (``n_archived``), and shipped orders
 # carry the time they closed (older snapshots lack it: replayed, not restored); 10: an
-# archived order's promises, warnings and 3PL changes leave with it (9 is restored without
+# archived order's promises, warnings and 3PL changes leave with it (a 9 was restored without
 # them), closed requests and delivered notices archived out of memory (none in a 9); 11:
 # each promise's kind and the kept / missed counts per kind (``promise_outcomes``)
 # Older snapshots lack the KPI aggregates or the promise outcomes, which only a replay
