@@ -16,6 +16,7 @@ Numbers kept per SKU (the names the protocol and the console use):
 
 from __future__ import annotations
 
+import heapq
 import sys
 from decimal import Decimal
 
@@ -261,14 +262,18 @@ class Promise:
     told (the promise, then each delay notice's ``promise_told``; see ``promise_rules``): the
     one record of the date told, which delay notices and depletion warnings judge against."""
 
-    __slots__ = ("date", "source", "confidence", "told", "kind")
+    __slots__ = ("date", "source", "confidence", "told", "kind", "decided")
 
-    def __init__(self, date: str, source: str, confidence: float, kind: str, told: str | None = None) -> None:
+    def __init__(
+        self, date: str, source: str, confidence: float, kind: str, told: str | None = None, decided: bool = False
+    ) -> None:
         self.date = date
         self.source = source
         self.confidence = confidence
-        self.kind = kind  # what its date rests on, for its outcome (``promise_outcomes``)
         self.told = date if told is None else told
+        # what its date rests on, and whether it was counted kept or missed (``promise_outcomes``)
+        self.kind = kind
+        self.decided = decided
 
 
 class Shipment:
@@ -469,6 +474,9 @@ class World:
         # promise kind -> [kept, missed]: the record a new promise's confidence is drawn
         # from (``promise_outcomes``), counted as each promised line ships in full
         self.promise_outcomes: dict[str, list[int]] = {}
+        # derived (rebuilt by snapshot.restore): (deadline, order_id, line_no) of the promises
+        # not yet decided, earliest first: each is missed at the first event past its deadline
+        self.promises_due: list[tuple[float, str, int]] = []
         # The 3PL (``threepl_rules``): whether new orders are routed to it (journaled by
         # threepl_routing), the orders at it not yet shipped, and how many it shipped
         self.threepl_on = False
@@ -610,6 +618,9 @@ class World:
     # --- evolve -----------------------------------------------------------------
 
     def evolve(self, e: ev.Event) -> None:
+        due = self.promises_due
+        if due and due[0][0] <= e.ts:
+            self._promises_missed(e.ts)
         self._apply[type(e)](e)
 
     def _order_received(self, e: ev.OrderReceived) -> None:
@@ -1017,19 +1028,40 @@ class World:
             if key not in self.promises:
                 kind = promise_outcomes.kind_of(li.source, self.requests)
                 self.promises[key] = Promise(li.date, li.source, li.confidence, kind)
+                heapq.heappush(self.promises_due, (promise_outcomes.deadline(li.date), e.order_id, li.line_no))
 
-    def _promise_settled(self, line: Line, qty: int, ts: float) -> None:
-        """``qty`` units of ``line`` shipped at ``ts``: if they complete it, its promise
-        (if any) is kept or missed (``promise_outcomes``)."""
-        if not line.shipped - qty < line.qty <= line.shipped:
-            return
-        p = self.promises.get((line.order_id, line.line_no))
-        if p is None:
-            return
+    def _count_outcome(self, p: Promise, kept: bool) -> None:
+        p.decided = True
         counts = self.promise_outcomes.get(p.kind)
         if counts is None:
             counts = self.promise_outcomes[p.kind] = [0, 0]
-        counts[0 if promise_outcomes.kept(ts, p.date) else 1] += 1
+        counts[0 if kept else 1] += 1
+
+    def _promise_settled(self, line: Line, qty: int, ts: float) -> None:
+        """``qty`` units of ``line`` shipped at ``ts``: if they complete it before its
+        promise was missed, the promise (if any) is kept (``promise_outcomes``)."""
+        if not line.shipped - qty < line.qty <= line.shipped:
+            return
+        p = self.promises.get((line.order_id, line.line_no))
+        if p is not None and not p.decided:
+            self._count_outcome(p, promise_outcomes.kept(ts, p.date))
+
+    def _promises_missed(self, now: float) -> None:
+        """Before an event at ``now``: the promises whose day ended without their line
+        shipped in full are missed; those of lines cancelled or amended away count nothing."""
+        due = self.promises_due
+        while due and due[0][0] <= now:
+            deadline, order_id, line_no = heapq.heappop(due)
+            p = self.promises.get((order_id, line_no))
+            # (a line amended and promised anew has a promise of its own, due at its deadline)
+            if p is None or p.decided or promise_outcomes.deadline(p.date) != deadline:
+                continue
+            order = self.orders[order_id]
+            line = order.lines[line_no - 1]
+            if order.cancelled or line.cancelled:
+                p.decided = True  # withdrawn by the customer: nothing to count
+            else:
+                self._count_outcome(p, kept=False)
 
     def _notice_attempted(self, e: ev.NoticeAttempted) -> None:
         n = self.notices[e.notice_id]

@@ -9,11 +9,13 @@ from the lines, so they cannot disagree with them.
 
 from __future__ import annotations
 
+import heapq
 import sys
 from decimal import Decimal
 
 import msgspec
 
+from backorder.actors import promise_outcomes
 from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER, OrderRecord
 from backorder.actors.kpi import TargetChanged
 from backorder.actors.model import Line, Notice, Order, Promise, Request, Shipment, Sku, World
@@ -28,7 +30,8 @@ VERSION = 11  # 3: notices and the dates told; 4: payment holds and intake SKU a
 # carry the time they closed (older snapshots lack it: replayed, not restored); 10: an
 # archived order's promises, warnings and 3PL changes leave with it (a 9 was restored without
 # them), closed requests and delivered notices archived out of memory (none in a 9); 11:
-# each promise's kind and the kept / missed counts per kind (``promise_outcomes``)
+# each promise's kind and whether it was decided, the kept / missed counts per kind
+# (``promise_outcomes``)
 # Older snapshots lack the KPI aggregates or the promise outcomes, which only a replay
 # from the first event rebuilds: they are not restored (the journal is replayed instead).
 READABLE = (VERSION,)
@@ -187,7 +190,8 @@ def dump(world: World) -> bytes:
             ],
             "warned": sorted(world.warned),
             "promises": [
-                [oid, n, p.date, p.source, p.confidence, p.told, p.kind] for (oid, n), p in world.promises.items()
+                [oid, n, p.date, p.source, p.confidence, p.told, p.kind, p.decided]
+                for (oid, n), p in world.promises.items()
             ],
             "promise_outcomes": world.promise_outcomes,
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
@@ -303,8 +307,13 @@ def restore(settings: Settings, data: bytes) -> World:
     # replay of its events keeps no record of those dates either
     w.warned = {(oid, rid) for oid, rid in snap["warned"]}
     w.promises = {
-        (oid, n): Promise(d, src, c, sys.intern(kind), told) for oid, n, d, src, c, told, kind in snap["promises"]
+        (oid, n): Promise(d, src, c, sys.intern(kind), told, decided)
+        for oid, n, d, src, c, told, kind, decided in snap["promises"]
     }
+    w.promises_due = [
+        (promise_outcomes.deadline(p.date), oid, n) for (oid, n), p in w.promises.items() if not p.decided
+    ]
+    heapq.heapify(w.promises_due)
     w.promise_outcomes = {sys.intern(kind): counts for kind, counts in snap["promise_outcomes"].items()}
     # absent from snapshots written before stock write-back: nothing was queued then
     w.stock_told = {(target, sku): (nid, qty) for target, sku, nid, qty in snap.get("stock_told", ())}

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_promise_rules import DAY, T0, order, promised, world
 
+from backorder.actors import events as ev
 from backorder.actors import order_rules, promise_outcomes, sku_rules
 from backorder.actors.carrier import LocalCarrier
 from backorder.actors.model import World
@@ -110,13 +111,50 @@ def test_promises_of_a_supplier_shipped_late_lower_the_next_ones_confidence_and_
 def test_a_line_from_stock_shipped_the_same_day_counts_kept_and_a_cancelled_line_counts_nothing():
     w, _ = world()
     sku_rules.adjust(w, w.skus["B"], 5, None, "count", w.emit, T0)
-    shipped = order(w, "o1", ("B", 1))
+    shipped = order(w, "o1", ("B", 1))  # ship by 03-02
     ship_all(w, shipped, T0 + 3600)
     assert w.promise_outcomes == {"stock": [1, 0]}
     cancelled = order(w, "o2", ("B", 1))
-    order_rules.cancel(w, cancelled.order_id, "changed my mind", w.emit, T0 + 2 * DAY)
+    order_rules.cancel(w, cancelled.order_id, "changed my mind", w.emit, T0 + 7200)  # before its day ended
+    sku_rules.adjust(w, w.skus["A"], 1, None, "count", w.emit, T0 + 5 * DAY)  # an event days later
     assert w.promise_outcomes == {"stock": [1, 0]}
-    assert promised(w, order(w, "o3", ("B", 1)))[0][2] == round((0.98 * 10 + 1) / 11, 3)
+    assert promised(w, order(w, "o3", ("B", 1), now=T0 + 5 * DAY))[0][2] == round((0.98 * 10 + 1) / 11, 3)
+
+
+def test_a_promise_is_missed_at_the_first_event_after_its_day_ended_even_before_its_line_ships():
+    w, log = world(order_up_to=0)
+    o = order(w, "o1", ("A", 1))  # waits for its PO: ship by 03-09
+    (rid,) = w.skus["A"].inbound
+    sku_rules.adjust(w, w.skus["B"], 1, None, "count", w.emit, T0 + 8 * DAY + 86399)  # 03-09 23:59:59
+    assert w.promise_outcomes == {}
+    sku_rules.adjust(w, w.skus["B"], 1, None, "count", w.emit, T0 + 9 * DAY)  # 03-10: the day has ended
+    kind = w.promises[(o.order_id, 1)].kind
+    assert w.promise_outcomes == {kind: [0, 1]}
+    # the next promise of the supplier knows it before the late line ships, and its
+    # shipping counts nothing more; nor does cancelling a line after its promise was missed
+    late = order(w, "o2", ("A", 1), now=T0 + 9 * DAY)  # ship by 03-17
+    assert promised(w, late)[0][2] == round(6 / 11, 3)
+    sku_rules.receive(w, w.skus["A"], w.requests[rid].qty, rid, w.emit, T0 + 10 * DAY)
+    ship_all(w, o, T0 + 10 * DAY)
+    assert w.promise_outcomes == {kind: [0, 1]}
+    sku_rules.adjust(w, w.skus["B"], 1, None, "count", w.emit, T0 + 20 * DAY)
+    order_rules.cancel(w, late.order_id, "too late", w.emit, T0 + 20 * DAY)
+    assert w.promise_outcomes == {kind: [0, 2]}
+    replayed, _ = world(order_up_to=0)
+    for e in log:
+        replayed.evolve(e)
+    assert replayed.promise_outcomes == w.promise_outcomes
+
+
+def test_a_snapshot_taken_before_a_deadline_misses_the_promise_as_the_live_model_does():
+    w, log = world(order_up_to=0)
+    order(w, "o1", ("A", 1))  # ship by 03-09
+    restored = restore(w.settings, dump(w))
+    later = ev.Adjusted(ts=T0 + 9 * DAY, sku="B", delta=1, reason="count")
+    w.evolve(later)
+    restored.evolve(later)
+    assert restored.promise_outcomes == w.promise_outcomes != {}
+    assert dump(restored) == dump(w)
 
 
 def test_a_line_shipped_in_two_parts_is_judged_once_when_its_last_units_ship():
