@@ -17,6 +17,7 @@ Numbers kept per SKU (the names the protocol and the console use):
 from __future__ import annotations
 
 import heapq
+import math
 import sys
 from decimal import Decimal
 
@@ -477,6 +478,7 @@ class World:
         # derived (rebuilt by snapshot.restore): (deadline, order_id, line_no) of the promises
         # not yet decided, earliest first: each is missed at the first event past its deadline
         self.promises_due: list[tuple[float, str, int]] = []
+        self.promises_next_due = math.inf  # the first one's deadline: one compare per event
         # The 3PL (``threepl_rules``): whether new orders are routed to it (journaled by
         # threepl_routing), the orders at it not yet shipped, and how many it shipped
         self.threepl_on = False
@@ -618,8 +620,7 @@ class World:
     # --- evolve -----------------------------------------------------------------
 
     def evolve(self, e: ev.Event) -> None:
-        due = self.promises_due
-        if due and due[0][0] <= e.ts:
+        if e.ts >= self.promises_next_due:
             self._promises_missed(e.ts)
         self._apply[type(e)](e)
 
@@ -1028,7 +1029,10 @@ class World:
             if key not in self.promises:
                 kind = promise_outcomes.kind_of(li.source, self.requests)
                 self.promises[key] = Promise(li.date, li.source, li.confidence, kind)
-                heapq.heappush(self.promises_due, (promise_outcomes.deadline(li.date), e.order_id, li.line_no))
+                deadline = promise_outcomes.deadline(li.date)
+                heapq.heappush(self.promises_due, (deadline, e.order_id, li.line_no))
+                if deadline < self.promises_next_due:
+                    self.promises_next_due = deadline
 
     def _count_outcome(self, p: Promise, kept: bool) -> None:
         p.decided = True
@@ -1062,6 +1066,7 @@ class World:
                 p.decided = True  # withdrawn by the customer: nothing to count
             else:
                 self._count_outcome(p, kept=False)
+        self.promises_next_due = due[0][0] if due else math.inf
 
     def _notice_attempted(self, e: ev.NoticeAttempted) -> None:
         n = self.notices[e.notice_id]

@@ -34,17 +34,22 @@ if TYPE_CHECKING:
 DAY = 86400.0
 # ``Promise.source`` besides a request id (the model's STOCK and LEAD_TIME)
 _NOT_A_REQUEST = frozenset(("stock", "lead_time"))
+_KINDS: dict[tuple[str, str], str] = {}  # (request kind, source) -> the promise kind
 
 
 def kind_of(source: str, requests: Mapping[str, Request]) -> str:
     """The kind of a promise whose units come from ``source`` (``stock``, ``lead_time`` or
-    an open request's id). Interned: every promise of a kind shares one string."""
+    an open request's id). Every promise of a kind shares one string."""
     if source in _NOT_A_REQUEST:
         return source
     r = requests.get(source)
     if r is None:  # (a promise always names an open request: a guard, not a case)
         return "request"
-    return sys.intern(f"{r.kind}:{r.source}")
+    key = (r.kind, r.source)
+    kind = _KINDS.get(key)
+    if kind is None:  # a site has few sources: one string each, not one per promise
+        kind = _KINDS[key] = sys.intern(f"{r.kind}:{r.source}")
+    return kind
 
 
 @lru_cache(maxsize=4096)

@@ -10,6 +10,7 @@ from the lines, so they cannot disagree with them.
 from __future__ import annotations
 
 import heapq
+import math
 import sys
 from decimal import Decimal
 
@@ -314,6 +315,7 @@ def restore(settings: Settings, data: bytes) -> World:
         (promise_outcomes.deadline(p.date), oid, n) for (oid, n), p in w.promises.items() if not p.decided
     ]
     heapq.heapify(w.promises_due)
+    w.promises_next_due = w.promises_due[0][0] if w.promises_due else math.inf
     w.promise_outcomes = {sys.intern(kind): counts for kind, counts in snap["promise_outcomes"].items()}
     # absent from snapshots written before stock write-back: nothing was queued then
     w.stock_told = {(target, sku): (nid, qty) for target, sku, nid, qty in snap.get("stock_told", ())}
