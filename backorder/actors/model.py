@@ -473,7 +473,8 @@ class World:
         self.tuned: dict[str, ev.PolicyTuned] = {}  # the planner's last word on each SKU
         self.promises: dict[tuple[str, int], Promise] = {}  # (order_id, line_no) -> its promise
         # promise kind -> [kept, missed]: the record a new promise's confidence is drawn
-        # from (``promise_outcomes``), counted as each promised line ships in full
+        # from (``promise_outcomes``), counted as a promised line ships in full (kept) or
+        # its promised day ends without it (missed)
         self.promise_outcomes: dict[str, list[int]] = {}
         # derived (rebuilt by snapshot.restore): (deadline, order_id, line_no) of the promises
         # not yet decided, earliest first: each is missed at the first event past its deadline
