@@ -458,6 +458,9 @@ class PromiseSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     # this gets a delay notice with the new date (once per move)
     tolerance_days: Annotated[int, Meta(ge=0, le=365)] = 0
     notify_earlier: bool = False  # also tell a customer when the date moves earlier
+    # a promise's confidence is how often promises of its kind were kept, starting from
+    # the rule-of-thumb value weighted as this many promises (``actors/promise_outcomes``)
+    confidence_prior_weight: Annotated[float, Meta(gt=0, le=100000)] = 10.0
 
 
 class RetentionSettings(Struct, kw_only=True, forbid_unknown_fields=True):
