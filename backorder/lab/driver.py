@@ -34,6 +34,7 @@ WAITING = frozenset({"received", "backordered", "partially_allocated", "partiall
 # what an unavailable planner looks like from outside: its ops, fields or config unknown
 UNAVAILABLE_CODES = frozenset({"unknown_op", "invalid_request"})
 PAGE = 10000  # procurement.list's largest page
+CONFIG = "backorder.toml"  # the run's configuration, beside its journal (the referee reads it too)
 
 
 class PolicyUnavailable(Exception):
@@ -151,7 +152,7 @@ class Driver:
     def run(self) -> RunInfo:
         spec = self.site.spec
         self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "backorder.toml").write_text(site_config(self.policy, notices=self.notices))
+        (self.workdir / CONFIG).write_text(site_config(self.policy, notices=self.notices))
         db = self.workdir / "journal.db"
         if db.exists():
             for p in self.workdir.glob("journal.db*"):

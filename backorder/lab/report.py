@@ -28,7 +28,8 @@ COLUMNS = (
     ("orders_cancelled", "cancelled orders", "{:,.0f}"),
     ("shipped_by_promise", "shipped by promise", "{}"),
     ("stranded_received_share", "received units stranded", "{:.2%}"),
-    ("stranded_past_supply_received_share", "stranded past next supply", "{:.2%}"),
+    ("stranded_expected_received_share", "received units stranded (issue's)", "{:.2%}"),
+    ("stranded_past_supply_received_share", "stranded past next supply (hindsight)", "{:.2%}"),
 )
 
 
