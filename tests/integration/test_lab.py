@@ -32,15 +32,18 @@ def ci_site() -> Site:
     return Site.generate(CI_SPEC)
 
 
-@pytest.mark.parametrize("name", ["static-7", "planner-fifo", "planner-priority"])
-def test_a_policy_replays_to_the_same_journal_and_report(ci_site, tmp_path, name):
+# The planner's policies replay with customer notices routed (``lab --notices``): the
+# notifier's hourly depletion and promise checks then run on the stepped clock beside the
+# planner's daily runs, the most engine-time work a lab run has.
+@pytest.mark.parametrize(("name", "notices"), [("static-7", False), ("planner-fifo", True), ("planner-priority", True)])
+def test_a_policy_replays_to_the_same_journal_and_report(ci_site, tmp_path, name, notices):
     policy = policies.parse([name])[0]
     try:
-        first_info, first = run_one(ci_site, policy, tmp_path / "one")
+        first_info, first = run_one(ci_site, policy, tmp_path / "one", notices=notices)
     except PolicyUnavailable as exc:
         assert policy.planner  # only the planner's policies may be missing from a daemon
         pytest.skip(f"{name} is not available on this daemon: {exc}")
-    second_info, second = run_one(ci_site, policy, tmp_path / "two")
+    second_info, second = run_one(ci_site, policy, tmp_path / "two", notices=notices)
     assert 20_000 <= first_info.lines_sent <= 60_000  # the size the lab's CI scenario is meant to be
     assert first["events"] > first_info.lines_sent
     assert first["journal_sha256"] == second["journal_sha256"]
@@ -52,6 +55,9 @@ def test_a_policy_replays_to_the_same_journal_and_report(ci_site, tmp_path, name
     assert 0.5 < first["fill_rate"] < 1.0 and first["lines_backordered"] > 0
     assert first["purchase_orders"] > 100 and first["orders_cancelled"] > 0
     assert first["backorder_age_p95_days"] >= first["backorder_age_p50_days"] > 0
+    if notices:  # the notices were decided and journaled, delay notices among them
+        assert first["late_lines_told_in_time"] != "n/a" and first["lines_promised"] > 0
+        assert first["late_lines_untold"] < first["lines_promised"]
 
 
 def test_the_referee_agrees_with_the_daemon_on_the_stock_it_ends_with(ci_site, tmp_path):
