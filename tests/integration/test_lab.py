@@ -25,6 +25,11 @@ from backorder.lab.referee import final_stock, read_journal
 from backorder.lab.run import run_one
 
 CI_SPEC = ScenarioSpec(skus=200, days=90, seed=11)
+# The planner's policies replay a shorter stretch of the same site: after the 28-day
+# warm-up (the planner's min_history_days) 45 days of daily runs that tune, with their
+# bias reruns, reorders and the notifier's checks; 16,296 lines in 292 clock steps
+# instead of 25,550 in 472, about 37 % less per replay for two replays of each.
+PLANNER_SPEC = ScenarioSpec(skus=200, days=45, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +40,24 @@ def ci_site() -> Site:
 # The planner's policies replay with customer notices routed (``lab --notices``): the
 # notifier's hourly depletion and promise checks then run on the stepped clock beside the
 # planner's daily runs, the most engine-time work a lab run has.
-@pytest.mark.parametrize(("name", "notices"), [("static-7", False), ("planner-fifo", True), ("planner-priority", True)])
-def test_a_policy_replays_to_the_same_journal_and_report(ci_site, tmp_path, name, notices):
+@pytest.mark.parametrize(
+    ("name", "notices", "spec", "least_lines"),
+    [
+        ("static-7", False, CI_SPEC, 20_000),
+        ("planner-fifo", True, PLANNER_SPEC, 15_000),
+        ("planner-priority", True, PLANNER_SPEC, 15_000),
+    ],
+)
+def test_a_policy_replays_to_the_same_journal_and_report(ci_site, tmp_path, name, notices, spec, least_lines):
     policy = policies.parse([name])[0]
+    site = ci_site if spec == CI_SPEC else Site.generate(spec)
     try:
-        first_info, first = run_one(ci_site, policy, tmp_path / "one", notices=notices)
+        first_info, first = run_one(site, policy, tmp_path / "one", notices=notices)
     except PolicyUnavailable as exc:
         assert policy.planner  # only the planner's policies may be missing from a daemon
         pytest.skip(f"{name} is not available on this daemon: {exc}")
-    second_info, second = run_one(ci_site, policy, tmp_path / "two", notices=notices)
-    assert 20_000 <= first_info.lines_sent <= 60_000  # the size the lab's CI scenario is meant to be
+    second_info, second = run_one(site, policy, tmp_path / "two", notices=notices)
+    assert least_lines <= first_info.lines_sent <= 60_000  # the size the lab's CI scenario is meant to be
     assert first["events"] > first_info.lines_sent
     assert first["journal_sha256"] == second["journal_sha256"]
     first.pop("referee_seconds"), second.pop("referee_seconds")
