@@ -25,7 +25,7 @@ from backorder.lab.referee import final_stock, read_journal
 from backorder.lab.run import run_one
 
 CI_SPEC = ScenarioSpec(skus=200, days=90, seed=11)
-# The planner's policies replay a shorter stretch of the same site: after the 28-day
+# The planner's policies replay a shorter site of the same seed: after the 28-day
 # warm-up (the planner's min_history_days) 45 days of daily runs that tune, with their
 # bias reruns, reorders and the notifier's checks; 16,296 lines in 292 clock steps
 # instead of 25,550 in 472, about 37 % less per replay for two replays of each.
