@@ -46,6 +46,8 @@ RUNS = [
     ("depletion", "depletion.py", [], ["--quick"]),
     ("history", "history.py", [], ["--quick"]),
     ("startup", "startup.py", [], ["--quick"]),
+    ("crash_restart", "crash_restart.py", [], ["--quick"]),
+    ("snapshot_pause", "snapshot_pause.py", [], ["--quick"]),
     ("lending", "lending.py", [], ["--quick"]),
 ]
 # benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
@@ -100,6 +102,25 @@ TARGETS = [
     # a year of a site: 1,000,000 orders, ~19,000 open, through the stepped clock (bench/history.py)
     ("history", "resident memory after 1,000,000 orders (~19,000 open)", "rss_mib", "<=", 400, "MiB"),
     ("history", "longest loop pause of a periodic snapshot", "snapshot_pause_max_ms", "<=", 20, "ms"),
+    ("history", "… the loop thread's CPU time in it", "snapshot_pause_cpu_max_ms", "<=", 20, "ms"),
+    (
+        "snapshot_pause",
+        "starting a snapshot child at 300 MiB resident, loop CPU (max)",
+        "spawn.call_cpu_ms_max",
+        "<=",
+        20,
+        "ms",
+    ),
+    (
+        "snapshot_pause",
+        "… the loop's largest lateness around it (median window)",
+        "spawn.window_late_ms_median",
+        "<=",
+        20,
+        "ms",
+    ),
+    ("crash_restart", "ready after kill -9 at the worst point of the snapshot cadence", "ready_s_max", "<=", 10, "s"),
+    ("crash_restart", "… the daemon's CPU time until then", "cpu_s_at_ready_max", "<=", 10, "s"),
     ("history", "ready after a clean restart, 1,000,000 orders", "start_s", "<=", 10, "s"),
     ("history", "journal size after 1,000,000 orders", "journal_mib", "<=", None, "MiB"),
     # start-up phase by phase on a 200,000-order history (~1.6M events, 1 GiB): bench/startup.py

@@ -97,7 +97,10 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     subscriber_buffer: Annotated[int, Meta(ge=16)] = 10000
     actor_idle_s: Annotated[float, Meta(gt=0)] = 30.0  # passivate a SKU actor idle this long
     max_active_skus: Annotated[int, Meta(ge=16)] = 5000  # live SKU actors; the least recently active go first
-    snapshot_every: Annotated[int, Meta(ge=1000)] = 1_000_000  # events between snapshots
+    # events between periodic snapshots: a start after kill -9 replays up to this many plus
+    # those journaled while the snapshot child ran (docs/operations.md, "Start-up and the
+    # integrity check": ~20 us each, so 200,000 keeps that start under 10 s here)
+    snapshot_every: Annotated[int, Meta(ge=1000)] = 200_000
     # wall: real time. simulated: runs clock_speed times real time from clock_start.
     # stepped: stands at clock_start and moves only on clock.advance (deterministic runs).
     clock: Literal["wall", "simulated", "stepped"] = "wall"
@@ -459,6 +462,9 @@ class PromiseSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     # this gets a delay notice with the new date (once per move)
     tolerance_days: Annotated[int, Meta(ge=0, le=365)] = 0
     notify_earlier: bool = False  # also tell a customer when the date moves earlier
+    # a promise's confidence is how often promises of its kind were kept, starting from
+    # the rule-of-thumb value weighted as this many promises (``actors/promise_outcomes``)
+    confidence_prior_weight: Annotated[float, Meta(gt=0, le=100000)] = 10.0
 
 
 class RetentionSettings(Struct, kw_only=True, forbid_unknown_fields=True):

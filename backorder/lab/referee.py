@@ -22,6 +22,10 @@ Figures (docs/lab.md has the formulas):
                       ``lines_promised`` events
   late_lines_told_in_time  of those not shipped by their promise: the share given a
                       ``delay`` notice naming the line before their promised day ended
+  promise_calibration  the same judged lines by the confidence of their first promise
+                      (buckets ``CONFIDENCE_BUCKETS``): lines, mean confidence, share
+                      shipped by promise; and ``promise_brier`` (mean of (confidence -
+                      kept)^2, kept = 1 when shipped by promise, else 0; lower is better)
   stranded_*          units of a SKU held for a ship-complete order that is not complete
                       while a line of that SKU that could ship with them waits (its
                       order is not ship-complete, or its other lines have their units):
@@ -73,6 +77,7 @@ class _Line:
     released: bool = False  # cancelled (a line filled once may wait again: a count, a loan)
     shipped_ts: float | None = None  # the last of its units shipped
     promised_by: float | None = None  # the end of its first promised ship-by day
+    confidence: float | None = None  # the confidence its first promise was given
     cancelled_ts: float | None = None  # its order was cancelled before it shipped
 
     @property
@@ -339,6 +344,8 @@ class _State:
                 line.promised_by = parse_ts(date[:10]) + DAY  # shipped any time on the day counts
             except ValueError:
                 continue
+            conf = getattr(li, "confidence", None)
+            line.confidence = float(conf) if isinstance(conf, (int, float)) else None
 
     def _order(self, seq: int, e: ev.OrderReceived) -> None:
         measured = self.measure_from <= e.ts < self.end
@@ -416,6 +423,45 @@ def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None else round(x, nd)
 
 
+# Confidence buckets of the calibration table: [low, high) each, the last one closed at 1.
+CONFIDENCE_BUCKETS = ((0.0, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 0.95), (0.95, 1.0))
+
+
+def _bucket_name(low: float, high: float) -> str:
+    if low == 0.0:
+        return f"<{high:g}"
+    if high == 1.0:
+        return f">={low:g}"
+    return f"{low:g}-{high:g}"
+
+
+def calibration(judged: Iterable[tuple[float, bool]]) -> tuple[list[dict[str, Any]], float | None]:
+    """Per confidence bucket of ``(confidence, kept)`` pairs: lines, mean confidence and
+    the share kept (None for an empty bucket); and the Brier score over all of them (None
+    for none): does a promise given 0.9 hold nine times in ten?"""
+    rows = [[0, 0.0, 0] for _ in CONFIDENCE_BUCKETS]  # lines, sum of confidence, kept
+    brier = 0.0
+    n = 0
+    for conf, kept in judged:
+        i = next((j for j, (_, high) in enumerate(CONFIDENCE_BUCKETS) if conf < high), len(CONFIDENCE_BUCKETS) - 1)
+        row = rows[i]
+        row[0] += 1
+        row[1] += conf
+        row[2] += kept
+        brier += (conf - kept) ** 2
+        n += 1
+    table = [
+        {
+            "bucket": _bucket_name(low, high),
+            "lines": lines,
+            "mean_confidence": _r(total / lines) if lines else None,
+            "shipped_by_promise": _r(kept / lines) if lines else None,
+        }
+        for (low, high), (lines, total, kept) in zip(CONFIDENCE_BUCKETS, rows, strict=True)
+    ]
+    return table, (_r(brier / n) if n else None)
+
+
 def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: float) -> dict[str, Any]:
     """The figures of a run from its journal events ``(seq, event)`` in journal order."""
     st = _State(measure_from, end)
@@ -452,6 +498,10 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
         if line.promised_by is not None and (line.shipped_ts is None or line.shipped_ts >= line.promised_by)
     ]
     on_time = len(promised) - len(late)
+    late_ids = {id(line) for line in late}
+    buckets, brier = calibration(
+        (line.confidence, id(line) not in late_ids) for line in promised if line.confidence is not None
+    )
     told = sum(
         1
         for line in late
@@ -480,6 +530,8 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
         if not promised or not st.customer_notices
         else (_r(told / len(late)) if late else 1.0),
         "late_lines_untold": len(late) - told if st.customer_notices else "n/a",
+        "promise_calibration": buckets if promised else "n/a",
+        "promise_brier": brier if promised else "n/a",
         "stranded_received_units": st.stranded_received,
         "stranded_received_share": _r(st.stranded_received / st.received_measured if st.received_measured else None),
         "stranded_unit_days": st.stranded_unit_days,

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from backorder.actors import events as ev
-from backorder.lab.referee import figures
+from backorder.lab.referee import calibration, figures
 
 DAY = 86400.0
 
@@ -110,8 +110,8 @@ def test_priority_allocations_are_not_held_to_fifo():
     assert figures(enumerate(evs, start=1), 0.0, DAY)["invariants"]["fifo_order_of_service"]["ok"]
 
 
-def promise(ts: float, order_id: str, date: str) -> ev.LinesPromised:
-    line = ev.PromisedLine(line_no=1, sku="A", date=date, source="stock", confidence=0.98)
+def promise(ts: float, order_id: str, date: str, confidence: float = 0.98) -> ev.LinesPromised:
+    line = ev.PromisedLine(line_no=1, sku="A", date=date, source="stock", confidence=confidence)
     return ev.LinesPromised(ts=ts, order_id=order_id, lines=[line])
 
 
@@ -127,6 +127,35 @@ def test_lines_shipped_by_their_first_promise_once_promises_are_journaled():
     ]
     f = figures(enumerate(promised, start=1), 0.0, 10 * DAY)
     assert f["lines_promised"] == 2 and f["shipped_by_promise"] == 0.5
+
+
+def test_calibration_buckets_lines_by_the_confidence_of_their_first_promise():
+    promised = [
+        *journal()[:2],
+        promise(0.0, "O1", "1970-01-01", 0.98),  # shipped that day: kept
+        *journal()[2:6],
+        promise(DAY, "O2", "1970-01-03", 0.75),  # ships Jan 4: missed
+        promise(DAY, "O2", "1970-01-09", 0.5),  # a later promise: not held to
+        *journal()[6:],
+    ]
+    f = figures(enumerate(promised, start=1), 0.0, 10 * DAY)
+    rows = {row["bucket"]: row for row in f["promise_calibration"]}
+    assert list(rows) == ["<0.7", "0.7-0.8", "0.8-0.9", "0.9-0.95", ">=0.95"]
+    assert rows[">=0.95"] == {"bucket": ">=0.95", "lines": 1, "mean_confidence": 0.98, "shipped_by_promise": 1.0}
+    assert rows["0.7-0.8"] == {"bucket": "0.7-0.8", "lines": 1, "mean_confidence": 0.75, "shipped_by_promise": 0.0}
+    assert rows["<0.7"]["lines"] == 0 and rows["<0.7"]["shipped_by_promise"] is None
+    assert f["promise_brier"] == round(((0.98 - 1) ** 2 + 0.75**2) / 2, 4)
+    assert figures(enumerate(journal(), start=1), 0.0, 10 * DAY)["promise_brier"] == "n/a"
+
+
+def test_calibration_edges_belong_to_the_upper_bucket_and_one_to_the_last():
+    table, brier = calibration([(0.7, True), (0.95, True), (1.0, False), (0.0, False)])
+    assert [row["lines"] for row in table] == [1, 1, 0, 0, 2]
+    assert brier == round((0.3**2 + 0.05**2 + 1.0 + 0.0) / 4, 4)
+    assert calibration([]) == (
+        [{**row, "lines": 0, "mean_confidence": None, "shipped_by_promise": None} for row in table],
+        None,
+    )
 
 
 def delay(ts: float, order_id: str, line_no: int = 1) -> ev.NoticeQueued:
