@@ -127,6 +127,10 @@ class PlannerSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     cycle_days: Annotated[float, Meta(gt=0, le=365)] = 14.0  # demand one purchase order should cover
     min_lead_times: Annotated[int, Meta(ge=1, le=1000)] = 3  # receipts of a SKU before its own lead time counts
     run_timeout_s: Annotated[float, Meta(gt=0)] = 120.0  # wall time a run may take before the worker is restarted
+    # wall time from the worker's launch to its "ready" before it is killed and started
+    # again (its imports: ~2 s of CPU, 52-72 s of wall time at a load average of 24 on the
+    # 2-core test machine; a worker killed while importing starts again from scratch)
+    start_timeout_s: Annotated[float, Meta(gt=0)] = 300.0
     restart_min_s: Annotated[float, Meta(gt=0)] = 0.5  # first restart backoff; doubles per crash
     restart_max_s: Annotated[float, Meta(gt=0)] = 60.0
 

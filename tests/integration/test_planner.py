@@ -216,17 +216,37 @@ def journal_hash(d) -> str:
     return h.hexdigest()
 
 
-def test_the_same_script_gives_the_same_journal_with_the_planner_on(make_daemon):
+def test_the_same_script_gives_the_same_journal_with_the_planner_on_even_when_a_worker_hangs(make_daemon):
     """The daily runs fall due inside the advances and their events are part of the
-    journal: two runs of the same script must give it event for event."""
+    journal: two runs of the same script must give it event for event. In the second a
+    worker hangs in the last daily run (killed after ``run_timeout_s``, wall time, as a
+    slow machine's would be): the run is sent to the next worker, not lost with it, so the
+    journal is the one a machine fast enough to never time out gives."""
     hashes = []
-    for _ in range(2):
-        d = make_daemon(config())
-        with d.client() as c:
+    for hang in (False, True):
+        d = make_daemon(config("restart_min_s = 0.2\nrun_timeout_s = 10"))
+        with d.client(timeout=600) as c:  # the hung try costs run_timeout_s, then a new worker starts
             c.call("sku.configure", sku="AUTO", mode="auto", reorder_point=10, order_up_to=30)
-            history(c, 18, skus=("AUTO",))
+            history(c, 17, skus=("AUTO",))
+            # a person's values: the next daily run has levels to journal
+            c.call("sku.configure", sku="AUTO", reorder_point=1, order_up_to=2, safety_stock=0)
+            tuned = len(tuned_rows(d, "AUTO"))
+            worker = wait_for(lambda: c.call("health")["planner"]["pid"], "the worker to start")
+            if hang:
+                os.kill(worker, signal.SIGSTOP)  # alive, never answers
+            try:
+                history(c, 1, skus=("AUTO",))  # the day's run falls due in this advance
+            finally:
+                if hang:
+                    try:
+                        os.kill(worker, signal.SIGKILL)  # now, if the daemon has not killed it yet
+                    except ProcessLookupError:
+                        pass
+            status = c.call("planner.status")
+            assert status["failed_runs"] == 0, status
+            assert (status["worker"]["pid"] != worker) is hang and (status["worker"]["restarts"] >= 1) is hang
+            assert len(tuned_rows(d, "AUTO")) > tuned  # the hung run was done (by the next worker)
             c.call("planner.run")
-        assert tuned_rows(d, "AUTO")
         hashes.append(journal_hash(d))
     assert hashes[0] == hashes[1]
 
