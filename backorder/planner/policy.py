@@ -237,10 +237,22 @@ class SiteAllocation:
     marginal: float
 
 
+def _bounds(c: Curve, floor: float, cap: float) -> tuple[float, float]:
+    """The safety factors a SKU's target may take: its own target's alone, or from the
+    floor's to the cap's."""
+    if c.fixed is not None:
+        k = factor_for_fill(c.fixed, c.sd, c.order_qty)
+        return k, k
+    lo = factor_for_fill(floor, c.sd, c.order_qty)
+    return lo, max(factor_for_fill(cap, c.sd, c.order_qty), lo)
+
+
 def _factor_at(c: Curve, marginal: float, k_lo: float, k_hi: float) -> float:
     """The k where one more unit of this SKU's safety stock adds ``marginal`` of
     demand-weighted fill: d·(1 - Φ(k))/Q = marginal (the derivative of d·(1 - σ·G(k)/Q)
     by the safety stock k·σ), within [k_lo, k_hi]."""
+    if k_lo == k_hi or c.demand <= 0 or c.sd <= 0:
+        return k_lo
     p = 1.0 - marginal * c.order_qty / c.demand
     if p <= 0.0:
         return k_lo
@@ -265,24 +277,12 @@ def site_fill_targets(curves: Sequence[Curve], target: float, floor: float, cap:
 
     Infeasible (every SKU at its cap still short of the target): every SKU at its cap,
     ``feasible`` False. SKUs with a ``fixed`` target keep it and count with it."""
-    k_lo: list[float] = []
-    k_hi: list[float] = []
-    for c in curves:
-        if c.fixed is not None:
-            k = factor_for_fill(c.fixed, c.sd, c.order_qty)
-            k_lo.append(k)
-            k_hi.append(k)
-        else:
-            k_lo.append(factor_for_fill(floor, c.sd, c.order_qty))
-            k_hi.append(max(factor_for_fill(cap, c.sd, c.order_qty), k_lo[-1]))
+    bounds = [_bounds(c, floor, cap) for c in curves]
     # fsum: exactly rounded, so the result does not depend on the order of the SKUs
     total = math.fsum(c.demand for c in curves if c.demand > 0)
 
     def at(marginal: float) -> tuple[list[float], float]:
-        ks = [
-            lo if lo == hi or c.demand <= 0 or c.sd <= 0 else _factor_at(c, marginal, lo, hi)
-            for c, lo, hi in zip(curves, k_lo, k_hi, strict=True)
-        ]
+        ks = [_factor_at(c, marginal, lo, hi) for c, (lo, hi) in zip(curves, bounds, strict=True)]
         if total <= 0:
             return ks, 1.0
         fill = math.fsum(
@@ -310,15 +310,6 @@ def site_fill_targets(curves: Sequence[Curve], target: float, floor: float, cap:
 
 
 def fill_targets_at(curves: Sequence[Curve], marginal: float, floor: float, cap: float) -> list[float]:
-    """The targets ``site_fill_targets`` gives these SKUs at a known ``marginal`` (a run
-    over some SKUs only, planned at the last whole run's marginal)."""
-    out = []
-    for c in curves:
-        if c.fixed is not None:
-            out.append(c.fixed)
-            continue
-        lo = factor_for_fill(floor, c.sd, c.order_qty)
-        hi = max(factor_for_fill(cap, c.sd, c.order_qty), lo)
-        k = lo if c.demand <= 0 or c.sd <= 0 else _factor_at(c, marginal, lo, hi)
-        out.append(expected_fill(k, c.sd, c.order_qty))
-    return out
+    """The expected fills ``site_fill_targets`` gives these SKUs at a known ``marginal``
+    (a run over some SKUs only, planned at the last whole run's marginal)."""
+    return [expected_fill(_factor_at(c, marginal, *_bounds(c, floor, cap)), c.sd, c.order_qty) for c in curves]
