@@ -434,12 +434,16 @@ def site_targets(drafts: Sequence[Draft], p: wire.Params) -> tuple[wire.SiteFill
         if c.fixed is not None:
             whys[d.s.sku] = (c.fixed, " (this SKU's own target, set by a person)")
             continue
-        bound = " (the floor)" if f <= floor + 5e-4 else " (the cap)" if f >= SERVICE_CAP - 5e-4 else ""
-        whys[d.s.sku] = (
-            max(min(f, SERVICE_CAP), floor),
-            f" chosen for the site's {target:.1%}{bound}: σ {d.sd:.1f} against an order of {d.q}; the"
-            " next unit of safety stock adds as much site fill here as on every SKU not at a bound",
-        )
+        spread = f"σ {d.sd:.1f} against an order of {d.q}"
+        if f <= floor + 5e-4:
+            why = f"the floor, {spread}"
+        elif f >= SERVICE_CAP - 5e-4:
+            why = f"the cap, {spread}"
+        elif policy.expected_fill(0.0, d.sd, d.q) >= f - 1e-6:  # k = 0: levels keep safety stock >= 0
+            why = f"no safety stock: {spread} gives this much without it"
+        else:
+            why = f"{spread}; the next unit of safety stock adds as much site fill here as on every SKU not at a bound"
+        whys[d.s.sku] = (max(min(f, SERVICE_CAP), floor), f" chosen for the site's {target:.1%} ({why})")
     site = wire.SiteFill(
         target=target,
         expected=round(fill, 4),
