@@ -153,6 +153,8 @@ class SkuHandler:
                 return {**sku_summary(s), **allocation_summary(allocs)}
             case p.SkuConfigure():
                 changes = {f: getattr(req, f) for f in sku_rules.POLICY_FIELDS if getattr(req, f) is not None}
+                if changes.get("service_level") == "site":
+                    changes["service_level"] = None
                 allocs = sku_rules.configure(world, s, changes, emit, now)
                 self._tell_orders(allocs, None, engine.journal.corr, engine.journal.actor)
                 return {**sku_summary(s), "policy": msgspec.to_builtins(s.policy)}

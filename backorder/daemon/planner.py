@@ -126,6 +126,7 @@ class Planner:
         self.last_run: dict | None = None
         self.last_error: str | None = None
         self.results: dict[str, wire.SkuResult] = {}
+        self.site: wire.SiteFill | None = None  # the last whole run's service levels across SKUs
         self._proc: trio.Process | None = None
         self._lines: _Lines | None = None
         self._ready = trio.Event()
@@ -210,7 +211,8 @@ class Planner:
             wire.SkuInput(
                 sku=s.sku,
                 mode=s.policy.mode,
-                service_level=s.policy.service_level,
+                service_level=self.settings.service_level if s.policy.service_level is None else s.policy.service_level,
+                own_target=s.policy.service_level is not None,
                 reorder_point=s.policy.reorder_point,
                 order_up_to=s.policy.order_up_to,
                 safety_stock=s.policy.safety_stock,
@@ -287,6 +289,11 @@ class Planner:
                 handling_days=s.handling_days,
                 cycle_days=s.cycle_days,
                 min_lead_times=s.min_lead_times,
+                service_target=s.service_target,
+                site_service_level=s.service_level,
+                service_floor=s.service_floor,
+                # a run over some SKUs plans them at the last whole run's marginal
+                site_marginal=None if only is None or self.site is None else self.site.marginal,
             ),
             skus=inputs,
         )
@@ -339,6 +346,8 @@ class Planner:
         self.runs += 1
         self.last_error = None
         kept = sum(1 for r in results if r.new is None)
+        if reply.site is not None and only is None:
+            self.site = reply.site
         self.last_run = {
             "run_id": reply.run_id,
             "at": iso_ts(now),
@@ -350,6 +359,7 @@ class Planner:
             "read_upto": reply.read_upto,
             "worker_s": round(worker_s, 3),
             "duration_s": round(time.monotonic() - started, 3),
+            "site": None if reply.site is None else msgspec.to_builtins(reply.site),
         }
         log.info("planner_run", **self.last_run)
         return self.last_run
@@ -443,15 +453,19 @@ class Planner:
         s = world.skus.get(sku)
         if s is None:
             raise NotFound("unknown_sku", f"SKU {sku!r} is not known")
-        return {"sku": sku, **explain_view(s.policy, world.tuned.get(sku), self.results.get(sku))}
+        return {"sku": sku, **explain_view(s.policy, world.tuned.get(sku), self.results.get(sku), self.settings)}
 
 
-def explain_view(policy, tuned, result: wire.SkuResult | None) -> dict:
+def explain_view(policy, tuned, result: wire.SkuResult | None, settings: PlannerSettings) -> dict:
     """The planner's part of a SKU: its mode and target, the last policy_tuned (journaled)
-    and the latest run's forecast and reasons (memory, since the daemon started)."""
+    and the latest run's forecast and reasons (memory, since the daemon started).
+    ``service_level``: the SKU's own target, or the site's; under service_target "site"
+    the one it was last planned at is ``latest.service_level``."""
+    own = policy.service_level is not None
     return {
         "mode": policy.mode,
-        "service_level": policy.service_level,
+        "service_level": policy.service_level if own else settings.service_level,
+        "service_target": "sku" if own else settings.service_target,
         "levels": {
             "reorder_point": policy.reorder_point,
             "order_up_to": policy.order_up_to,
@@ -479,6 +493,7 @@ def explain_view(policy, tuned, result: wire.SkuResult | None) -> dict:
             "forecast": result.forecast,
             "history": result.history,
             "tracking_signal": result.tracking_signal,
+            "service_level": result.service_level or None,
             "reasons": result.reasons,
         },
     }

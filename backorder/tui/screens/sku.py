@@ -71,9 +71,13 @@ def planner_text(p: dict | None) -> Text | None:
     last, latest = p.get("last_tuned"), p.get("latest")
     if p["mode"] == "manual" and last is None and latest is None:
         return None
-    out = Text.assemble(
-        ("Planner ", "bold"), (p["mode"], "bold cyan"), f" · fill target {100 * p['service_level']:.1f}%"
-    )
+    target = f" · fill target {100 * p['service_level']:.1f}%"
+    if p.get("service_target") == "site":  # the site's target, split across the SKUs
+        chosen = (latest or {}).get("service_level")
+        target = (
+            f" · fill target {100 * chosen:.1f}% of the site's {100 * p['service_level']:.1f}%" if chosen else target
+        )
+    out = Text.assemble(("Planner ", "bold"), (p["mode"], "bold cyan"), target)
     info = latest or last
     if info is not None:
         out.append(f" · {info['demand_class']} · {info['model']}")
