@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 RUNS = [
     ("throughput", "throughput.py", [], ["--orders", "10000"]),
     ("throughput_hot_sku", "throughput.py", ["--skus", "1"], ["--skus", "1", "--orders", "10000"]),
+    ("submit_step", "submit_step.py", [], ["--quick"]),
     ("latency", "latency.py", [], ["--quick"]),
     ("fill", "fill.py", [], ["--quick"]),
     ("fill_step", "fill_step.py", [], ["--quick"]),
@@ -75,6 +76,8 @@ TARGETS = [
     ),
     ("throughput", "order lines/s, 4 clients, 1,000 SKUs", "lines_per_s", ">=", 20_000, "lines/s"),
     ("throughput_hot_sku", "order lines/s, every order for one SKU", "lines_per_s", ">=", 10_000, "lines/s"),
+    ("submit_step", "… the 1,000-SKU load in process: CPU per order line", "cpu_us_per_line", "<=", None, "us"),
+    ("submit_step", "… task steps (switches) per order line", "task_steps_per_line", "<=", None, "steps"),
     ("latency", "reply latency p50 at 2,000 orders/s offered", "p50_ms", "<=", 5, "ms"),
     ("latency", "reply latency p99 at 2,000 orders/s offered", "p99_ms", "<=", 25, "ms"),
     ("fill", "receipt filling 100,000 waiting lines of one SKU", "seconds", "<=", 0.5, "s"),
