@@ -164,7 +164,8 @@ class SkuConfigure(_PolicyNumbers, tag="sku.configure", kw_only=True):
     source: Text | None = None
     backorder_threshold: Level | None = None
     mode: Literal["manual", "auto", "suggest"] | None = None  # who sets the three levels (planner)
-    service_level: Annotated[float, Meta(ge=0.5, le=0.999)] | None = None  # target unit fill rate
+    # this SKU's own target unit fill rate; "site": none of its own, the site's again
+    service_level: Annotated[float, Meta(ge=0.5, le=0.999)] | Literal["site"] | None = None
 
 
 class ProcurementList(Request, tag="procurement.list", kw_only=True):

@@ -16,18 +16,22 @@ Reported: ``rss_mib`` (VmRSS of the daemon at the end; target <= 400 MiB at 1,00
 orders), ``rss_max_mib`` (largest sample, one a simulated week), ``hot_orders`` /
 ``archived_orders`` (``stats``, where the build keeps them), ``snapshot_pause_max_ms``
 (the daemon's own measure of the longest loop pause a periodic snapshot caused, where the
-build reports it; target <= 20 ms), ``snapshot_dump_ms`` (encoding the model as it is at
+build reports it; target <= 20 ms), ``snapshot_pause_cpu_max_ms`` (the loop thread's CPU
+time in it, which load barely moves), ``snapshot_pauses`` (each periodic snapshot's pause,
+wall and CPU, with the RSS and load average at the end of its day; ``--snapshot-every``
+sets ``[daemon] snapshot_every`` to get more of them), ``snapshot_dump_ms`` (encoding the model as it is at
 the end, measured in this process on the rebuilt model: the pause a snapshot taken on the
 loop costs), ``start_s`` (ready after a clean stop, from the snapshot) and
 ``start_after_kill9_s`` (after ``kill -9``: the newest snapshot plus the journal after it),
 ``journal_mib`` (database + WAL) and the load rate.
 
-    python bench/history.py [--orders 1000000] [--per-day 2740] [--lag 7] [--quick]
+    python bench/history.py [--orders 1000000] [--per-day 2740] [--lag 7] [--snapshot-every N] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import signal
 import sqlite3
@@ -69,24 +73,37 @@ def day_streams(day: int, first: int, per_day: int, skus: int, clients: int, dem
     return streams
 
 
-def drive(d, orders: int, per_day: int, lag: int, skus: int, clients: int) -> tuple[int, float]:
+def drive(
+    d,
+    orders: int,
+    per_day: int,
+    lag: int,
+    skus: int,
+    clients: int,
+    pauses: list[dict] | None = None,
+    first_day: int = 0,
+) -> tuple[int, float]:
     """Run the history (module docstring) through daemon ``d``: returns the orders taken
-    and the largest RSS sampled (MiB). Also used by startup.py to build its journal."""
+    and the largest RSS sampled (MiB); each periodic snapshot's loop pause (wall and CPU,
+    seen at the end of a day) is appended to ``pauses``. ``first_day``: the days already
+    driven through that journal (new days, new external ids). Also used by startup.py and
+    crash_restart.py to build their journals."""
     days = -(-orders // per_day)
     demand_by_day: list[dict] = []
     rss_max = 0.0
     t0 = time.perf_counter()
     taken = 0
+    before = first_day * per_day  # orders already taken
     for day in range(days):
         n = min(per_day, orders - taken)
         demand: dict = {}
-        streams = day_streams(day, taken, n, skus, clients, demand)
+        streams = day_streams(first_day + day, before + taken, n, skus, clients, demand)
         res = run_load(d.sock, streams, window=256)
         if res["errors"]:
             raise RuntimeError(f"order.submit failed: {res['error_samples']}")
-        r = random.Random(10_000 + day)
+        r = random.Random(10_000 + first_day + day)
         cancels = [
-            encode({"op": "order.cancel", "id": i, "order_id": f"O{taken + oid + 1:07d}", "reason": "bench"})
+            encode({"op": "order.cancel", "id": i, "order_id": f"O{before + taken + oid + 1:07d}", "reason": "bench"})
             for i, oid in enumerate(r.sample(range(n), n // 50))
         ]
         run_load(d.sock, [cancels], window=256)  # an order already shipped refuses: fine
@@ -103,6 +120,19 @@ def drive(d, orders: int, per_day: int, lag: int, skus: int, clients: int) -> tu
                 raise RuntimeError(f"stock.receive failed: {res['error_samples']}")
             demand_by_day[day - lag] = {}
         ok(d.sock, {"op": "clock.advance", "seconds": DAY}, timeout=600)
+        if pauses is not None:
+            j = health(d.sock)["journal"]
+            if j.get("snapshots", 0) > len(pauses):
+                pauses.append(
+                    {
+                        "day": day + 1,
+                        "seq": j["snapshot_seq"],
+                        "rss_mib": round(d.rss_mib(), 1),
+                        "wall_ms": j["snapshot_pause_ms"],
+                        "cpu_ms": j.get("snapshot_pause_cpu_ms"),
+                        "load": round(os.getloadavg()[0], 2),
+                    }
+                )
         if day % 7 == 6 or day == days - 1:
             rss_max = max(rss_max, d.rss_mib())
             h = health(d.sock)
@@ -145,6 +175,7 @@ def main() -> None:
     ap.add_argument("--lag", type=int, default=7, help="days between an order and the stock for it")
     ap.add_argument("--skus", type=int, default=1000)
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--snapshot-every", type=int, help="[daemon] snapshot_every (default: the daemon's)")
     ap.add_argument("--no-dump", action="store_true", help="skip the offline snapshot encoding")
     ap.add_argument("--quick", action="store_true", help="20,000 orders, 1,000 a day")
     ap.add_argument("--label", default="", help="suffix of the result file (e.g. main)")
@@ -153,9 +184,11 @@ def main() -> None:
     if args.quick:
         args.orders, args.per_day = 20_000, 1_000
     days = -(-args.orders // args.per_day)
-    with running(CONFIG) as d:
+    config = CONFIG if args.snapshot_every is None else f"snapshot_every = {args.snapshot_every}\n{CONFIG}"
+    pauses: list[dict] = []
+    with running(config) as d:
         t0 = time.perf_counter()
-        taken, rss_max = drive(d, args.orders, args.per_day, args.lag, args.skus, args.clients)
+        taken, rss_max = drive(d, args.orders, args.per_day, args.lag, args.skus, args.clients, pauses)
         h = wait_journal_idle(d.sock)
         load_s = time.perf_counter() - t0
         rss = round(d.rss_mib(), 1)
@@ -187,7 +220,10 @@ def main() -> None:
             "open_orders_approx": counts["open_backorder_lines"],
             "orders_shipped": counts["orders_shipped"],
             "snapshots": journal.get("snapshots"),
+            "snapshot_every": args.snapshot_every,
             "snapshot_pause_max_ms": journal.get("snapshot_pause_max_ms"),
+            "snapshot_pause_cpu_max_ms": journal.get("snapshot_pause_cpu_max_ms"),
+            "snapshot_pauses": pauses,
             "snapshot_child_ms": journal.get("snapshot_child_ms"),
             "snapshot_dump_ms": None if args.no_dump else dump_ms(d.db, d.cfg),
             "start_s": round(start_s, 3),

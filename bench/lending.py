@@ -15,6 +15,9 @@ wait and ``holders`` ship-complete orders (1 A held + 1 B waiting). Cases:
                 (the decision only: nothing is journaled, so each repeat decides the same)
   lends_part    as lends, but the first waiting line (a split order's) needs more than
                 all holders hold: it borrows a part from every lender asked
+  cannot_fill   as lends, but every waiting line is a ship-complete order's that needs
+                more than all holders hold: none can borrow; each is passed over, up to
+                ``allocation_plan.MAX_PASSED``, before the settle stops looking
 
 Prints and saves (bench/results/lending.json) microseconds per decision, with the cost of
 ``allocate_now`` (what settle did before lending) beside it.
@@ -37,7 +40,7 @@ from backorder.config.settings import Settings
 T0 = 1.7e9
 
 
-def site(waiting: int, holders: int, b_date: str, first_qty: int = 1) -> World:
+def site(waiting: int, holders: int, b_date: str, first_qty: int = 1, whole: bool = False) -> World:
     w = World(msgspec.convert({}, Settings))
     emit = w.evolve
     for sku, qty, date in (("A", 2 * waiting + 2 * holders, "2026-01-05"), ("B", holders, b_date)):
@@ -60,6 +63,8 @@ def site(waiting: int, holders: int, b_date: str, first_qty: int = 1) -> World:
         oid = f"O{n:07d}"
         held = i < holders
         qty = first_qty if i == holders else 1  # the first waiting line
+        if whole and not held:  # a ship-complete order needing more than all holders hold
+            qty = holders + 1
         lines = [ev.LineRecord(sku="A", qty=qty, unit_price=Decimal(1))]
         if held:
             lines.append(ev.LineRecord(sku="B", qty=1, unit_price=Decimal(1)))
@@ -67,7 +72,7 @@ def site(waiting: int, holders: int, b_date: str, first_qty: int = 1) -> World:
             ev.OrderReceived(
                 ts=T0 + n,
                 order_id=oid,
-                order=ev.OrderRecord(channel="b", external_id=oid, lines=lines, ship_complete=held),
+                order=ev.OrderRecord(channel="b", external_id=oid, lines=lines, ship_complete=held or whole),
             )
         )
         if held:
@@ -87,7 +92,7 @@ def timed(w: World, repeats: int) -> tuple[float, float, int]:
         best_alloc = min(best_alloc, (time.perf_counter() - t0) / repeats * 1e6)
         t0 = time.perf_counter()
         for _ in range(repeats):
-            got = allocation_plan.lend(s.queue.lines, given, s.available, s.supply(), sku_rules.lending(w, s))[0]
+            got = allocation_plan.lend(s.queue.lines, given, s.available, s.supply(), sku_rules.lending(w, s, T0))[0]
         best_lend = min(best_lend, (time.perf_counter() - t0) / repeats * 1e6)
         loans = len(got)
     return best_lend, best_alloc, loans
@@ -100,14 +105,27 @@ def main() -> None:
     sizes = [(1_000, 0), (1_000, 100), (10_000, 100)] if args.quick else [(1_000, 0), (1_000, 100), (100_000, 0)]
     if not args.quick:
         sizes += [(100_000, 100), (100_000, 1_000)]
-    cases = {"no_holders": None, "cannot_lend": "2026-01-02", "lends": "2026-01-11", "lends_part": "2026-01-11"}
+    cases = {
+        "no_holders": None,
+        "cannot_lend": "2026-01-02",
+        "lends": "2026-01-11",
+        "lends_part": "2026-01-11",
+        "cannot_fill": "2026-01-11",
+    }
     rows = []
     for waiting, holders in sizes:
         for case, b_date in cases.items():
             if (case == "no_holders") != (holders == 0):
                 continue
             # lends_part: the first waiting line (a split order's) needs more than all holders hold
-            w = site(waiting, holders, b_date or "2026-01-11", holders + 1 if case == "lends_part" else 1)
+            # cannot_fill: every waiting line is a ship-complete order's that needs more
+            w = site(
+                waiting,
+                holders,
+                b_date or "2026-01-11",
+                holders + 1 if case == "lends_part" else 1,
+                whole=case == "cannot_fill",
+            )
             repeats = max(10, 200_000 // (waiting + 10 * holders))
             lend_us, alloc_us, loans = timed(w, repeats)
             row = {

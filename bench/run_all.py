@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 RUNS = [
     ("throughput", "throughput.py", [], ["--orders", "10000"]),
     ("throughput_hot_sku", "throughput.py", ["--skus", "1"], ["--skus", "1", "--orders", "10000"]),
+    ("submit_step", "submit_step.py", [], ["--quick"]),
     ("latency", "latency.py", [], ["--quick"]),
     ("fill", "fill.py", [], ["--quick"]),
     ("fill_step", "fill_step.py", [], ["--quick"]),
@@ -46,6 +47,8 @@ RUNS = [
     ("depletion", "depletion.py", [], ["--quick"]),
     ("history", "history.py", [], ["--quick"]),
     ("startup", "startup.py", [], ["--quick"]),
+    ("crash_restart", "crash_restart.py", [], ["--quick"]),
+    ("snapshot_pause", "snapshot_pause.py", [], ["--quick"]),
     ("lending", "lending.py", [], ["--quick"]),
 ]
 # benchmarks allowed more than --timeout: the full policy lab replays 110 site-years
@@ -73,6 +76,8 @@ TARGETS = [
     ),
     ("throughput", "order lines/s, 4 clients, 1,000 SKUs", "lines_per_s", ">=", 20_000, "lines/s"),
     ("throughput_hot_sku", "order lines/s, every order for one SKU", "lines_per_s", ">=", 10_000, "lines/s"),
+    ("submit_step", "… the 1,000-SKU load in process: CPU per order line", "cpu_us_per_line", "<=", None, "us"),
+    ("submit_step", "… task steps (switches) per order line", "task_steps_per_line", "<=", None, "steps"),
     ("latency", "reply latency p50 at 2,000 orders/s offered", "p50_ms", "<=", 5, "ms"),
     ("latency", "reply latency p99 at 2,000 orders/s offered", "p99_ms", "<=", 25, "ms"),
     ("fill", "receipt filling 100,000 waiting lines of one SKU", "seconds", "<=", 0.5, "s"),
@@ -100,6 +105,25 @@ TARGETS = [
     # a year of a site: 1,000,000 orders, ~19,000 open, through the stepped clock (bench/history.py)
     ("history", "resident memory after 1,000,000 orders (~19,000 open)", "rss_mib", "<=", 400, "MiB"),
     ("history", "longest loop pause of a periodic snapshot", "snapshot_pause_max_ms", "<=", 20, "ms"),
+    ("history", "… the loop thread's CPU time in it", "snapshot_pause_cpu_max_ms", "<=", 20, "ms"),
+    (
+        "snapshot_pause",
+        "starting a snapshot child at 300 MiB resident, loop CPU (max)",
+        "spawn.call_cpu_ms_max",
+        "<=",
+        20,
+        "ms",
+    ),
+    (
+        "snapshot_pause",
+        "… the loop's largest lateness around it (median window)",
+        "spawn.window_late_ms_median",
+        "<=",
+        20,
+        "ms",
+    ),
+    ("crash_restart", "ready after kill -9 at the worst point of the snapshot cadence", "ready_s_max", "<=", 10, "s"),
+    ("crash_restart", "… the daemon's CPU time until then", "cpu_s_at_ready_max", "<=", 10, "s"),
     ("history", "ready after a clean restart, 1,000,000 orders", "start_s", "<=", 10, "s"),
     ("history", "journal size after 1,000,000 orders", "journal_mib", "<=", None, "MiB"),
     # start-up phase by phase on a 200,000-order history (~1.6M events, 1 GiB): bench/startup.py

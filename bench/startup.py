@@ -41,7 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from common import Daemon, exit_on_sigterm, health, ok, result_name, save, wait_journal_idle
@@ -49,6 +50,23 @@ from history import CONFIG, drive, journal_mib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 REPLAY_SAMPLE = 200_000  # events replayed offline to measure the replay's cost
+
+
+@contextmanager
+def journal_daemon(journal: Path | None, name: str, config: str) -> Iterator[Daemon]:
+    """A Daemon (not started) on the journal at ``journal``, kept there for a later run, or
+    on one in a temporary folder removed at the end."""
+    own = journal is None
+    db = (Path(tempfile.mkdtemp(prefix=f"bo{name}")) / f"{name}.db") if own else journal.resolve()
+    d = Daemon(config, db=db)
+    try:
+        yield d
+    finally:
+        if d.alive():
+            d.stop()
+        if own:
+            shutil.rmtree(db.parent, ignore_errors=True)
+        shutil.rmtree(d.dir, ignore_errors=True)
 
 
 def cached_share(db: Path) -> float | None:
@@ -194,11 +212,9 @@ def main() -> None:
     exit_on_sigterm()
     if args.quick:
         args.orders = 20_000
-    own = args.journal is None
-    db = (Path(tempfile.mkdtemp(prefix="bostartup")) / "startup.db") if own else args.journal.resolve()
     check = "true" if args.integrity_check == "true" else '"before_ready"'
-    d = Daemon(f"integrity_check = {check}\n" + CONFIG, db=db)
-    try:
+    with journal_daemon(args.journal, "startup", f"integrity_check = {check}\n" + CONFIG) as d:
+        db = d.db
         built_s = None
         if not db.exists():
             db.parent.mkdir(parents=True, exist_ok=True)
@@ -251,12 +267,6 @@ def main() -> None:
         print(res, flush=True)
         mode = "" if args.integrity_check == "true" else "_" + args.integrity_check
         save(result_name("startup", args.quick) + mode + (f"_{args.label}" if args.label else ""), res)
-    finally:
-        if d.alive():
-            d.stop()
-        if own:
-            shutil.rmtree(db.parent, ignore_errors=True)
-        shutil.rmtree(d.dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from backorder.actors.queue_index import Queueable, SupplyCurve, covering_date
+from backorder.timeutil import iso_date
 
 L = TypeVar("L", bound=Queueable)
 
@@ -128,6 +129,9 @@ def _dates(needs: Sequence[int], free: int, supply: SupplyCurve) -> list[str | N
 # lenders asked per settle (see ``lend``): bench/lending.py measured ~12 us a lender that
 # cannot lend (its order's date read from another SKU's plan, the walk to it)
 MAX_LENDERS = 32
+# ship-complete lines the lenders cannot fill that a settle passes over before it stops
+# looking for a borrower behind them: a queue of such lines is not walked to its end
+MAX_PASSED = 64
 
 
 class Lending(NamedTuple, Generic[L]):
@@ -142,6 +146,9 @@ class Lending(NamedTuple, Generic[L]):
     key: Callable[[L], tuple[Any, ...]]  # the service key a lender waits under again (its own place)
     # its order ships what it has (not ship-complete): it may borrow a part of its need
     splits: Callable[[L], bool]
+    # engine time: the rule reads a date before its day (an overdue supply) as that day
+    # (``as_of``), as promises and depletion warnings do
+    now: float
 
 
 class Loan(NamedTuple, Generic[L]):
@@ -172,11 +179,17 @@ class _Walk(Generic[L]):
     queue lines, with each lender that is not in the queue (it holds all its units) at
     its own key, the units each waits for, and their running sum."""
 
-    __slots__ = ("entries", "needs", "prefix", "_lines", "_next", "_pending", "_given", "_lenders")
+    __slots__ = ("entries", "needs", "prefix", "today", "_lines", "_next", "_pending", "_given", "_lenders")
 
     def __init__(
-        self, lines: Iterable[L], given: dict[int, int], lenders: list[_Lender[L]], key: Callable[[L], Any]
+        self,
+        lines: Iterable[L],
+        given: dict[int, int],
+        lenders: list[_Lender[L]],
+        key: Callable[[L], Any],
+        today: str,
     ) -> None:
+        self.today = today  # dates before it count as today (``as_of``)
         self.entries: list[L] = []
         self.needs: list[int] = []
         self.prefix: list[int] = []  # units waiting up to and including each entry
@@ -249,9 +262,13 @@ def lend(
     - no waiting line between the lender and the borrower in service order (the only ones
       with more units ahead of them) gets a later date.
 
-    The walk stops at the first shippable line the lenders cannot fill (a ship-complete
-    order's line gets nothing then, a split order's line what passed): no line behind it
-    is served ahead of it. Returns the loans and the walk (None when there was no lender)."""
+    A ship-complete order's line the lenders cannot fill harmlessly gets nothing and is
+    passed over (loans would not ship it; the lines between keep their dates, so it does
+    too), up to ``MAX_PASSED`` of them. The walk stops at the first split order's line
+    the lenders cannot fill (it gets what passed): no line behind it is served ahead of
+    it; and once the lenders have nothing left. Dates are compared as of the engine's day
+    (``as_of``: an overdue one is today). Returns the loans and the walk (None when there
+    was no lender)."""
     given_to = {id(line): qty for line, qty in given}
     free = max(available, 0) - sum(given_to.values())
     candidates: dict[int, tuple[L, int]] = {id(line): (line, units) for line, units in lending.held if units > 0}
@@ -263,18 +280,21 @@ def lend(
     # the earliest in service order lend first, and at most MAX_LENDERS are asked their
     # order's date (a read of another SKU's plan each): a settle's cost stays bounded
     asked = heapq.nsmallest(MAX_LENDERS, candidates.values(), key=lambda c: lending.key(c[0]))
-    # before any of those reads: the walk below borrows for waiting lines that could ship
-    # and stops at the first that is not a lender and needs more than the lenders hold;
-    # without such a line, or when the first is not asked and needs more than all those
-    # asked hold, nothing is lent
-    first = next(
-        (line for line in lines() if line.need - given_to.get(id(line), 0) > 0 and lending.ships_now(line)), None
-    )
-    if first is None:
-        return [], None
-    if all(line is not first for line, _ in asked) and not lending.splits(first):
-        if first.need - given_to.get(id(first), 0) > sum(units for _, units in asked):
+    # before any of those reads: a loan goes to a waiting line that could ship, and to a
+    # ship-complete order's line only if those asked hold its whole need; without such a
+    # line nothing is lent
+    most, passed = sum(units for _, units in asked), 0
+    for line in lines():
+        want = line.need - given_to.get(id(line), 0)
+        if want <= 0 or not lending.ships_now(line):
+            continue
+        if want <= most or lending.splits(line):
+            break
+        passed += 1  # a ship-complete line those asked cannot fill: the walk passes it over
+        if passed > MAX_PASSED:
             return [], None
+    else:
+        return [], None
     lenders: list[_Lender[L]] = []
     for line, units in asked:
         others = lending.completes(line)
@@ -283,21 +303,32 @@ def lend(
             lenders.append(_Lender(line, units, others))
     if not lenders:  # the common case: no lender, the queue is not even walked
         return [], None
-    walk = _Walk(lines(), given_to, lenders, lending.key)
+    walk = _Walk(lines(), given_to, lenders, lending.key, iso_date(lending.now))
     lending_ids = {id(x.line) for x in lenders}
     loans: list[Loan[L]] = []
-    b = 0
+    b = passed = 0
     while walk.reach(b):
         line, want = walk.entries[b], walk.needs[b]
         if want > 0 and id(line) not in lending_ids and lending.ships_now(line):
             part = lending.splits(line)
-            if not part and want > sum(x.units for x in lenders):
+            # a ship-complete order's line the lenders cannot fill (all or nothing) is
+            # passed over, as a line whose order cannot ship is: loans would not ship it,
+            # and the check of the lines between keeps its date
+            pieces = (
+                None
+                if not part and want > sum(x.units for x in lenders)
+                else _borrow(walk, free, supply, lenders, b, part)
+            )
+            if pieces is None and part:
                 break
-            pieces = _borrow(walk, free, supply, lenders, b, part)
-            if pieces is None:
+            passed += pieces is None
+            if passed > MAX_PASSED:
                 break
-            loans += pieces
-            if walk.needs[b]:  # it borrowed a part and still waits: no line behind goes first
+            if pieces:
+                loans += pieces
+            if walk.needs[b] and part:  # it borrowed a part and still waits: no line behind goes first
+                break
+            if not any(x.units for x in lenders):
                 break
         b += 1
     return loans, walk
@@ -362,12 +393,12 @@ def _harmless(
 ) -> tuple[str, str] | None:
     """(``back_by``, ``completes``) of a loan of ``qty`` units from ``lender`` to entry
     ``b`` if it moves no date (``lend`` has the rule), else None."""
-    needs, prefix, at = walk.needs, walk.prefix, lender.entry
+    needs, prefix, at, today = walk.needs, walk.prefix, lender.entry, walk.today
     # its order's date now: its other lines', or its own if it still waits and is later
     own = covering_date(free, supply, prefix[at]) if needs[at] > 0 else "now"
-    completes = order_date([lender.others, own])
+    completes = order_date([as_of(lender.others, today), as_of(own, today)])
     # the units up to the lender once it waits for more (fewer if the borrower is ahead)
-    back_by = covering_date(free, supply, prefix[at] + (qty if at < b else 0))
+    back_by = as_of(covering_date(free, supply, prefix[at] + (qty if at < b else 0)), today)
     if completes is None or back_by is None or "now" in (completes, back_by) or back_by > completes:
         return None
     return (back_by, completes) if _between_keep_dates(walk, free, supply, at, b, qty) else None
@@ -376,11 +407,22 @@ def _harmless(
 def _between_keep_dates(walk: _Walk[L], free: int, supply: SupplyCurve, at: int, b: int, qty: int) -> bool:
     """No waiting line between a lender at entry ``at`` and a borrower behind it at ``b``
     gets a later date with ``qty`` more units ahead of it (the lender's, waiting again)."""
-    needs, prefix = walk.needs, walk.prefix
+    needs, prefix, today = walk.needs, walk.prefix, walk.today
     for k in range(at + 1, b):
-        if needs[k] > 0 and covering_date(free, supply, prefix[k] + qty) != covering_date(free, supply, prefix[k]):
+        if needs[k] > 0 and as_of(covering_date(free, supply, prefix[k] + qty), today) != as_of(
+            covering_date(free, supply, prefix[k]), today
+        ):
             return False
     return True
+
+
+def as_of(date: str | None, today: str) -> str | None:
+    """A date as lending compares it on ``today``: one before today (its supply is overdue:
+    it may come any moment) reads as today, as a promise reads it (``promise_rules``: the
+    date a customer is told) and as depletion warnings do. Without it an overdue date looks
+    earlier than any supply still to come, and a lender whose other line waits on a late
+    supply would never lend, even when this SKU's own supply is as overdue."""
+    return today if date is not None and date != "now" and date < today else date
 
 
 def schedule_lending(

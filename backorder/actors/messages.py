@@ -23,7 +23,8 @@ class SkuCall(Msg, kw_only=True):
 
 
 class SettleLines(Msg, kw_only=True):
-    """order actor -> SKU actor: lines of a new order joined your queue; serve them, tell me."""
+    """order actor -> SKU actor: lines of a new order joined your queue; serve them, then
+    finish the order's step if you were its last SKU (``OrderActor.served``: no reply)."""
 
     order_id: str
 
@@ -60,7 +61,6 @@ class Settled(Msg, kw_only=True):
     """SKU actor -> order actor: I served my queue; these orders got units (ship them)."""
 
     sku: str
-    order_id: str | None  # the new order this answers (SettleLines), if any
     allocated_orders: list[str]
 
 

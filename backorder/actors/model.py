@@ -16,12 +16,15 @@ Numbers kept per SKU (the names the protocol and the console use):
 
 from __future__ import annotations
 
+import heapq
+import math
 import sys
 from decimal import Decimal
 
 import msgspec
 
 from backorder.actors import events as ev
+from backorder.actors import promise_outcomes
 from backorder.actors.allocation_plan import schedule
 from backorder.actors.kpi import Kpi
 from backorder.actors.queue_index import QueueIndex, SupplyCurve, expected_date
@@ -260,13 +263,18 @@ class Promise:
     told (the promise, then each delay notice's ``promise_told``; see ``promise_rules``): the
     one record of the date told, which delay notices and depletion warnings judge against."""
 
-    __slots__ = ("date", "source", "confidence", "told")
+    __slots__ = ("date", "source", "confidence", "told", "kind", "decided")
 
-    def __init__(self, date: str, source: str, confidence: float, told: str | None = None) -> None:
+    def __init__(
+        self, date: str, source: str, confidence: float, kind: str, told: str | None = None, decided: bool = False
+    ) -> None:
         self.date = date
         self.source = source
         self.confidence = confidence
         self.told = date if told is None else told
+        # what its date rests on, and whether it was counted kept or missed (``promise_outcomes``)
+        self.kind = kind
+        self.decided = decided
 
 
 class Shipment:
@@ -464,6 +472,14 @@ class World:
         self.notice_feeds: dict[str, str] = {}
         self.tuned: dict[str, ev.PolicyTuned] = {}  # the planner's last word on each SKU
         self.promises: dict[tuple[str, int], Promise] = {}  # (order_id, line_no) -> its promise
+        # promise kind -> [kept, missed]: the record a new promise's confidence is drawn
+        # from (``promise_outcomes``), counted as a promised line ships in full (kept) or
+        # its promised day ends without it (missed)
+        self.promise_outcomes: dict[str, list[int]] = {}
+        # derived (rebuilt by snapshot.restore): (deadline, order_id, line_no) of the promises
+        # not yet decided, earliest first: each is missed at the first event past its deadline
+        self.promises_due: list[tuple[float, str, int]] = []
+        self.promises_next_due = math.inf  # the first one's deadline: one compare per event
         # The 3PL (``threepl_rules``): whether new orders are routed to it (journaled by
         # threepl_routing), the orders at it not yet shipped, and how many it shipped
         self.threepl_on = False
@@ -611,6 +627,8 @@ class World:
     # --- evolve -----------------------------------------------------------------
 
     def evolve(self, e: ev.Event) -> None:
+        if e.ts >= self.promises_next_due:
+            self._promises_missed(e.ts)
         self._apply[type(e)](e)
 
     def _order_received(self, e: ev.OrderReceived) -> None:
@@ -937,6 +955,7 @@ class World:
             line.shipped += e.qty
             if line.shipped > line.qty or line.sku != e.sku:
                 self.inaccurate_orders.add(e.order_id)
+            self._promise_settled(line, e.qty, e.ts)
             self._closed_if_shipped(e.order_id, e.ts)
             return
         self.site_pick_units -= e.qty
@@ -954,6 +973,7 @@ class World:
             self.inaccurate_orders.add(e.order_id)
         if line.shipped == line.qty and line.backordered_at_entry:
             self.bo_filled += 1
+        self._promise_settled(line, e.qty, e.ts)
         self._closed_if_shipped(e.order_id, e.ts)
 
     def _closed_if_shipped(self, order_id: str, ts: float) -> None:
@@ -1027,7 +1047,48 @@ class World:
 
     def _lines_promised(self, e: ev.LinesPromised) -> None:
         for li in e.lines:
-            self.promises.setdefault((e.order_id, li.line_no), Promise(li.date, li.source, li.confidence))
+            key = (e.order_id, li.line_no)
+            if key not in self.promises:
+                kind = promise_outcomes.kind_of(li.source, self.requests)
+                self.promises[key] = Promise(li.date, li.source, li.confidence, kind)
+                deadline = promise_outcomes.deadline(li.date)
+                heapq.heappush(self.promises_due, (deadline, e.order_id, li.line_no))
+                if deadline < self.promises_next_due:
+                    self.promises_next_due = deadline
+
+    def _count_outcome(self, p: Promise, kept: bool) -> None:
+        p.decided = True
+        counts = self.promise_outcomes.get(p.kind)
+        if counts is None:
+            counts = self.promise_outcomes[p.kind] = [0, 0]
+        counts[0 if kept else 1] += 1
+
+    def _promise_settled(self, line: Line, qty: int, ts: float) -> None:
+        """``qty`` units of ``line`` shipped at ``ts``: if they complete it before its
+        promise was missed, the promise (if any) is kept (``promise_outcomes``)."""
+        if not line.shipped - qty < line.qty <= line.shipped:
+            return
+        p = self.promises.get((line.order_id, line.line_no))
+        if p is not None and not p.decided:
+            self._count_outcome(p, promise_outcomes.kept(ts, p.date))
+
+    def _promises_missed(self, now: float) -> None:
+        """Before an event at ``now``: the promises whose day ended without their line
+        shipped in full are missed; those of lines cancelled or amended away count nothing."""
+        due = self.promises_due
+        while due and due[0][0] <= now:
+            deadline, order_id, line_no = heapq.heappop(due)
+            p = self.promises.get((order_id, line_no))
+            # (a line amended and promised anew has a promise of its own, due at its deadline)
+            if p is None or p.decided or promise_outcomes.deadline(p.date) != deadline:
+                continue
+            order = self.orders[order_id]
+            line = order.lines[line_no - 1]
+            if order.cancelled or line.cancelled:
+                p.decided = True  # withdrawn by the customer: nothing to count
+            else:
+                self._count_outcome(p, kept=False)
+        self.promises_next_due = due[0][0] if due else math.inf
 
     def _notice_attempted(self, e: ev.NoticeAttempted) -> None:
         n = self.notices[e.notice_id]

@@ -14,6 +14,11 @@ The lead time is the planner's measurement for the SKU's source (``policy_tuned`
 z x sd at the percentile) once it has one, else the policy's ``lead_time_days``. A
 ship-complete order ships when its last line can: every line is promised that date.
 
+Each rule gives its promise a rule-of-thumb confidence (stock 0.98, a supplier's own word
+0.9, a measured lead time its percentile, else 0.6); the promise carries the Beta posterior
+mean of its kind's record of kept and missed promises around it (``calibrated``,
+``promise_outcomes``).
+
 The promises are journaled (``lines_promised``, one event per order: a journal row costs
 more than the promise, see README "Delivery promises") before the order's reply, and a
 line keeps its first one. ``recheck`` then
@@ -38,7 +43,7 @@ from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
-from backorder.actors import depletion_rules, notice_rules
+from backorder.actors import depletion_rules, notice_rules, promise_outcomes
 from backorder.actors import events as ev
 from backorder.actors.model import LEAD_TIME, STOCK, Line, Order, Request, Sku, World
 from backorder.errors import InvalidInput, NotFound
@@ -171,8 +176,16 @@ def line_promise(world: World, line: Line, now: float, supply: Supply | None = N
     return got if got is not None else _by_lead_time(world, s, now)
 
 
+def calibrated(world: World, source: str, prior: float) -> float:
+    """The confidence of a new promise from ``source`` whose date the rules above give
+    ``prior``: how often promises of its kind were kept (``promise_outcomes``)."""
+    kind = promise_outcomes.kind_of(source, world.requests)
+    kept, missed = world.promise_outcomes.get(kind, (0, 0))
+    return promise_outcomes.posterior(prior, world.settings.promises.confidence_prior_weight, kept, missed)
+
+
 def _order_dates(world: World, order: Order, lines: Iterable[Line], now: float) -> list[tuple[str, str, float]]:
-    got = [line_promise(world, ln, now) for ln in lines]
+    got = [(d, src, calibrated(world, src, c)) for d, src, c in (line_promise(world, ln, now) for ln in lines)]
     if order.spec.ship_complete and got:
         last = max(d for d, _, _ in got)
         low = min(c for _, _, c in got)
@@ -380,8 +393,9 @@ def check(
         got = expected(world, s, Supply(s), _ahead_of_new(world, s, prospective) + before + qty, now)
         if got is None:
             got = _by_lead_time(world, s, now)
+        conf = calibrated(world, got[1], got[2])
         out.append(
-            {"line_no": n, "sku": sku, "qty": qty, "promise": {"date": got[0], "from": got[1], "confidence": got[2]}}
+            {"line_no": n, "sku": sku, "qty": qty, "promise": {"date": got[0], "from": got[1], "confidence": conf}}
         )
     if ship_complete and out:
         last = max(li["promise"]["date"] for li in out)

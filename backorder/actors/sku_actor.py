@@ -69,6 +69,7 @@ class SkuHandler:
                 if world.mode != "fifo":  # a new line may be served ahead of promised ones
                     promise_rules.recheck(world, world.sku(self.sku), emit, now)
                 self._tell_orders(allocs, order_id, corr, actor)
+                self.router.order_actor.served(order_id, self.sku, corr, actor)
             case Settle(corr=corr, actor=actor):
                 engine.context("settle", corr, actor)
                 self._tell_orders(sku_rules.settle(world, world.sku(self.sku), emit, now), None, corr, actor)
@@ -152,6 +153,8 @@ class SkuHandler:
                 return {**sku_summary(s), **allocation_summary(allocs)}
             case p.SkuConfigure():
                 changes = {f: getattr(req, f) for f in sku_rules.POLICY_FIELDS if getattr(req, f) is not None}
+                if changes.get("service_level") == "site":
+                    changes["service_level"] = None
                 allocs = sku_rules.configure(world, s, changes, emit, now)
                 self._tell_orders(allocs, None, engine.journal.corr, engine.journal.actor)
                 return {**sku_summary(s), "policy": msgspec.to_builtins(s.policy)}
@@ -192,22 +195,11 @@ class SkuHandler:
         }
 
     def _tell_orders(self, allocs, order_id: str | None, corr: str, actor: str) -> None:
+        """Tell the order actor which orders got units (it ships them), but for ``order_id``,
+        the new order being served, whose submit ``OrderActor.served`` finishes."""
         orders = list(dict.fromkeys(a.order_id for a in allocs if a.order_id != order_id))
-        if orders or order_id is not None:
-            send = self.router.order_inbox.send_nowait
-            send(
-                Settled(
-                    sku=self.sku, order_id=order_id, allocated_orders=orders[:SETTLED_CHUNK], corr=corr, actor=actor
-                )
+        # A big fill is told in chunks (SETTLED_CHUNK says why)
+        for start in range(0, len(orders), SETTLED_CHUNK):
+            self.router.order_inbox.send_nowait(
+                Settled(sku=self.sku, allocated_orders=orders[start : start + SETTLED_CHUNK], corr=corr, actor=actor)
             )
-            # A big fill is told in chunks (SETTLED_CHUNK says why)
-            for start in range(SETTLED_CHUNK, len(orders), SETTLED_CHUNK):
-                send(
-                    Settled(
-                        sku=self.sku,
-                        order_id=None,
-                        allocated_orders=orders[start : start + SETTLED_CHUNK],
-                        corr=corr,
-                        actor=actor,
-                    )
-                )

@@ -45,7 +45,7 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[Allocation]:
     given = allocation_plan.allocate_now(s.queue.lines(), s.available)
     loans = []
     if s.backordered > sum(qty for _, qty in given):  # lines still wait: may held units serve one?
-        loans = allocation_plan.lend(s.queue.lines, given, s.available, s.supply(), lending(world, s))[0]
+        loans = allocation_plan.lend(s.queue.lines, given, s.available, s.supply(), lending(world, s, now))[0]
     rank = world.rank
     lines = [
         ev.AllocatedLine(order_id=line.order_id, line_no=line.line_no, qty=qty, rank=rank(line, now))
@@ -90,8 +90,8 @@ def _allocate(world: World, s: Sku, line: Line, qty: int, rule: str, emit: Emit,
     return e
 
 
-def lending(world: World, s: Sku) -> allocation_plan.Lending[Line]:
-    """What ``allocation_plan.lend`` needs from the model for SKU ``s``: its lines of
+def lending(world: World, s: Sku, now: float) -> allocation_plan.Lending[Line]:
+    """What ``allocation_plan.lend`` needs from the model for SKU ``s`` at ``now``: its lines of
     ship-complete orders holding units no shipment took, and, read from the other SKUs'
     queues (one model in one thread: the read is a consistent moment), when a lender's
     order completes and whether a borrower's order ships at once."""
@@ -129,7 +129,21 @@ def lending(world: World, s: Sku) -> allocation_plan.Lending[Line]:
     def splits(line: Line) -> bool:
         return not orders[line.order_id].spec.ship_complete
 
-    return allocation_plan.Lending(held, completes, ships_now, world.queue_key, splits)
+    return allocation_plan.Lending(held, completes, ships_now, world.queue_key, splits, now)
+
+
+def may_lend(world: World) -> list[str]:
+    """The SKUs a new day may let lend (``lending_day``): lines wait, and a ship-complete
+    order holds units no shipment took. Lending reads an overdue date as today
+    (``allocation_plan.as_of``), so a loan refused yesterday, whose units would have come
+    back only today, may move nothing today; the SKU has no event of its own to settle on."""
+    orders = world.orders
+    return [
+        s.sku
+        for s in world.skus.values()
+        if s.backordered > 0
+        and any(line.allocated > line.in_shipment and orders[line.order_id].spec.ship_complete for line in s.holders)
+    ]
 
 
 def reorder_quantity(s: Sku) -> int:

@@ -9,27 +9,33 @@ from the lines, so they cannot disagree with them.
 
 from __future__ import annotations
 
+import heapq
+import math
+import sys
 from decimal import Decimal
 
 import msgspec
 
+from backorder.actors import promise_outcomes
 from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER, OrderRecord
 from backorder.actors.kpi import TargetChanged
 from backorder.actors.model import Line, Notice, Order, Promise, Request, Shipment, Sku, World
 from backorder.config.settings import ReorderPolicy, Settings, Weights
 
-VERSION = 10  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
+VERSION = 11  # 3: notices and the dates told; 4: payment holds and intake SKU aliases;
 # 5: notice counters derived, not stored; no notice seq; 6: a SKU on the default policy
 # has none, nor the site while no policy_changed was journaled (each takes the config
 # file's [default_policy] / [allocation] when restored, as a replay does); 7: the KPIs'
 # per-day aggregates (``kpi``); 8: requests carry their purchase order, outcome and
 # supplier answers; 9: orders archived out of memory (``n_archived``), and shipped orders
 # carry the time they closed (older snapshots lack it: replayed, not restored); 10: an
-# archived order's promises, warnings and 3PL changes leave with it (9 is restored without
-# them), closed requests and delivered notices archived out of memory (none in a 9)
-# Older snapshots lack the KPI aggregates, which only a replay from the first event
-# rebuilds: they are not restored (the journal is replayed instead).
-READABLE = (9, VERSION)
+# archived order's promises, warnings and 3PL changes leave with it (a 9 was restored without
+# them), closed requests and delivered notices archived out of memory (none in a 9); 11:
+# each promise's kind and whether it was decided, the kept / missed counts per kind
+# (``promise_outcomes``)
+# Older snapshots lack the KPI aggregates or the promise outcomes, which only a replay
+# from the first event rebuilds: they are not restored (the journal is replayed instead).
+READABLE = (VERSION,)
 
 
 class SnapshotOutdated(ValueError):
@@ -184,7 +190,11 @@ def dump(world: World) -> bytes:
                 for n in world.notices.values()
             ],
             "warned": sorted(world.warned),
-            "promises": [[oid, n, p.date, p.source, p.confidence, p.told] for (oid, n), p in world.promises.items()],
+            "promises": [
+                [oid, n, p.date, p.source, p.confidence, p.told, p.kind, p.decided]
+                for (oid, n), p in world.promises.items()
+            ],
+            "promise_outcomes": world.promise_outcomes,
             "aliases": [[ch, acct, table] for (ch, acct), table in world.aliases.items()],
             "stock_told": [[target, sku, nid, qty] for (target, sku), (nid, qty) in world.stock_told.items()],
             "notice_feeds": [[nid, feed] for nid, feed in world.notice_feeds.items()],
@@ -297,7 +307,16 @@ def restore(settings: Settings, data: bytes) -> World:
     # "told" (a snapshot written before the promises held the date told): not read, as a
     # replay of its events keeps no record of those dates either
     w.warned = {(oid, rid) for oid, rid in snap["warned"]}
-    w.promises = {(oid, n): Promise(d, src, c, told) for oid, n, d, src, c, told in snap.get("promises", ())}
+    w.promises = {
+        (oid, n): Promise(d, src, c, sys.intern(kind), told, decided)
+        for oid, n, d, src, c, told, kind, decided in snap["promises"]
+    }
+    w.promises_due = [
+        (promise_outcomes.deadline(p.date), oid, n) for (oid, n), p in w.promises.items() if not p.decided
+    ]
+    heapq.heapify(w.promises_due)
+    w.promises_next_due = w.promises_due[0][0] if w.promises_due else math.inf
+    w.promise_outcomes = {sys.intern(kind): counts for kind, counts in snap["promise_outcomes"].items()}
     # absent from snapshots written before stock write-back: nothing was queued then
     w.stock_told = {(target, sku): (nid, qty) for target, sku, nid, qty in snap.get("stock_told", ())}
     # absent from snapshots written before feeds were journaled: none was then
@@ -309,8 +328,7 @@ def restore(settings: Settings, data: bytes) -> World:
     if "archived_keys" not in snap:  # the filter of archived keys only a replay rebuilds
         raise SnapshotOutdated("snapshot without the archived intake keys")
     w.archived_keys.count, bits = snap["archived_keys"]
-    # format 9 archived no request or notice
-    w.n_requests_archived, w.notices_archived = snap.get("archived_records", (0, {}))
+    w.n_requests_archived, w.notices_archived = snap["archived_records"]
     for status, count in w.notices_archived.items():  # still counted by status (see _records_archived)
         w.notice_status[status] = w.notice_status.get(status, 0) + count
     w.archived_keys.bits = bytearray(bits)
@@ -318,17 +336,7 @@ def restore(settings: Settings, data: bytes) -> World:
         tuned = EVENT_DECODER.decode(body)
         w.tuned[tuned.sku] = tuned
     _restore_threepl(w, snap)
-    if snap["version"] == 9:  # written while archived orders' promises, warnings and 3PL changes stayed
-        _drop_archived_leftovers(w)
     return w
-
-
-def _drop_archived_leftovers(w: World) -> None:
-    """What a format-9 snapshot kept of orders no longer in memory; ``orders_archived``
-    drops it now (a replay of the journal would not have it either)."""
-    w.promises = {k: v for k, v in w.promises.items() if k[0] in w.orders}
-    w.warned = {x for x in w.warned if x[0] in w.orders}
-    w.threepl_changes = {k: v for k, v in w.threepl_changes.items() if k in w.orders}
 
 
 def _restore_threepl(w: World, snap: dict) -> None:

@@ -344,4 +344,9 @@ def stats(world: World, now: float) -> dict:
             "archived_requests": world.n_requests_archived,  # closed POs / transfers out of memory
             "archived_notices": sum(world.notices_archived.values()),  # delivered / unrouted ones
         },
+        # per kind of promise, how many were kept and missed (promise_outcomes): what a
+        # new promise's confidence is drawn from
+        "promises": {
+            kind: {"kept": kept, "missed": missed} for kind, (kept, missed) in sorted(world.promise_outcomes.items())
+        },
     }

@@ -63,7 +63,7 @@ def _compare(
     queue, now_before, dates_before = schedule(s.queue.lines(), s.available, s.supply())
     loans: list[Loan[Line]] = []
     if settles:
-        _queue, now_after, dates_after, loans = schedule_lending(queue, free, curve, sku_rules.lending(world, s))
+        _queue, now_after, dates_after, loans = schedule_lending(queue, free, curve, sku_rules.lending(world, s, now))
     else:
         _queue, now_after, dates_after = schedule(queue, free, curve)
     rows: list[dict[str, Any]] = []

@@ -49,7 +49,10 @@ class ReorderPolicy(Struct, kw_only=True, forbid_unknown_fields=True):
     # Who sets reorder_point / order_up_to / safety_stock: a person (manual), the planner
     # (auto), or the planner proposes and a person applies (suggest). See docs/operations.md.
     mode: Literal["manual", "auto", "suggest"] = "manual"
-    service_level: Annotated[float, Meta(ge=0.5, le=0.999)] = 0.97  # target unit fill rate
+    # This SKU's own target unit fill rate, set by a person; None: the site's ([planner]
+    # service_level), which under [planner] service_target = "site" the planner splits
+    # across the SKUs (docs/operations.md, "Planner").
+    service_level: Annotated[float, Meta(ge=0.5, le=0.999)] | None = None
 
     QUANTITIES = ("reorder_point", "order_up_to", "safety_stock", "moq", "pack_size", "backorder_threshold")
 
@@ -97,7 +100,10 @@ class DaemonSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     subscriber_buffer: Annotated[int, Meta(ge=16)] = 10000
     actor_idle_s: Annotated[float, Meta(gt=0)] = 30.0  # passivate a SKU actor idle this long
     max_active_skus: Annotated[int, Meta(ge=16)] = 5000  # live SKU actors; the least recently active go first
-    snapshot_every: Annotated[int, Meta(ge=1000)] = 1_000_000  # events between snapshots
+    # events between periodic snapshots: a start after kill -9 replays up to this many plus
+    # those journaled while the snapshot child ran (docs/operations.md, "Start-up and the
+    # integrity check": ~20 us each, so 200,000 keeps that start under 10 s here)
+    snapshot_every: Annotated[int, Meta(ge=1000)] = 200_000
     # wall: real time. simulated: runs clock_speed times real time from clock_start.
     # stepped: stands at clock_start and moves only on clock.advance (deterministic runs).
     clock: Literal["wall", "simulated", "stepped"] = "wall"
@@ -123,7 +129,18 @@ class PlannerSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     handling_days: Annotated[float, Meta(ge=0, le=365)] = 0.0  # receipt to available, added to lead time
     cycle_days: Annotated[float, Meta(gt=0, le=365)] = 14.0  # demand one purchase order should cover
     min_lead_times: Annotated[int, Meta(ge=1, le=1000)] = 3  # receipts of a SKU before its own lead time counts
+    # The site's target unit fill rate, for every SKU without a service_level of its own.
+    service_level: Annotated[float, Meta(ge=0.5, le=0.999)] = 0.97
+    # "site": each run chooses per-SKU fill targets whose demand-weighted expected fill
+    # meets service_level at the least safety stock (smooth SKUs higher, lumpy ones lower);
+    # "sku": every such SKU is planned at service_level itself.
+    service_target: Literal["site", "sku"] = "site"
+    service_floor: Annotated[float, Meta(ge=0.5, le=0.999)] = 0.80  # "site": no SKU's target below this
     run_timeout_s: Annotated[float, Meta(gt=0)] = 120.0  # wall time a run may take before the worker is restarted
+    # wall time from the worker's launch to its "ready" before it is killed and started
+    # again (its imports: ~2 s of CPU, 52-72 s of wall time at a load average of 24 on the
+    # 2-core test machine; a worker killed while importing starts again from scratch)
+    start_timeout_s: Annotated[float, Meta(gt=0)] = 300.0
     restart_min_s: Annotated[float, Meta(gt=0)] = 0.5  # first restart backoff; doubles per crash
     restart_max_s: Annotated[float, Meta(gt=0)] = 60.0
 
@@ -455,6 +472,9 @@ class PromiseSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     # this gets a delay notice with the new date (once per move)
     tolerance_days: Annotated[int, Meta(ge=0, le=365)] = 0
     notify_earlier: bool = False  # also tell a customer when the date moves earlier
+    # a promise's confidence is how often promises of its kind were kept, starting from
+    # the rule-of-thumb value weighted as this many promises (``actors/promise_outcomes``)
+    confidence_prior_weight: Annotated[float, Meta(gt=0, le=100000)] = 10.0
 
 
 class RetentionSettings(Struct, kw_only=True, forbid_unknown_fields=True):

@@ -40,6 +40,7 @@ from backorder.daemon import (
     server,
 )
 from backorder.daemon.journal import AuditReader, Journal
+from backorder.daemon.lending_day import LendingDay
 from backorder.daemon.planner import Planner
 from backorder.daemon.retention import ArchiveStore, Retention
 from backorder.daemon.stepping import Stepper
@@ -89,6 +90,7 @@ class Daemon:
         self.intake: IntakeService
         self.threepl: ThreeplService
         self.retention: Retention
+        self.lending_day: LendingDay
         self.metrics: metrics.Metrics | None = None  # when [metrics] port is set
         self.stepper: Stepper | None = None  # under the stepped clock
         self.planner: Planner | None = None  # once the actors' nursery is open (state "off" unless enabled)
@@ -186,6 +188,8 @@ class Daemon:
                         self.engine, self.journal, self.archive, self.settings.retention.hot_days
                     )
                     await actors.start(self.retention.run)
+                    self.lending_day = LendingDay(self.engine, self.router)
+                    await actors.start(self.lending_day.run)
                     if self.settings.metrics.port is not None:  # lives until the actors stop
                         self.metrics = metrics.Metrics(
                             self.settings.metrics,

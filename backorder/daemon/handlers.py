@@ -137,7 +137,9 @@ def sku_get(ctx: Context, conn: Connection, req: p.SkuGet, reply: Reply, corr: s
         raise NotFound("unknown_sku", f"SKU {sku!r} is not known")
     out = views.sku_view(ctx.engine.world, s, ctx.engine.now(), req.lines)
     if ctx.planner is not None:
-        out["planner"] = explain_view(s.policy, ctx.engine.world.tuned.get(sku), ctx.planner.results.get(sku))
+        out["planner"] = explain_view(
+            s.policy, ctx.engine.world.tuned.get(sku), ctx.planner.results.get(sku), ctx.planner.settings
+        )
     reply.ok(out)
 
 

@@ -34,7 +34,8 @@ from backorder.actors.events import (
     parts,
     tag_of,
 )
-from backorder.daemon import files, snapfork
+from backorder.config.settings import Settings
+from backorder.daemon import files, snapchild
 from backorder.timeutil import iso_ts
 
 SCHEMA = """
@@ -140,21 +141,24 @@ class Journal:
         self.last_commit_s = 0.0  # duration of the last commit
         self.last_commit_at: float | None = None  # wall time
         self.listeners: list[Callable[[list[Row]], None]] = []
-        # Snapshots: ``snapshotter()`` returns the model's bytes; taken every ``snapshot_every``
-        # events on the trio thread (so the model is consistent with last_seq) and written
-        # in the next commit, after the events it covers.
+        # Snapshots: ``snapshotter()`` returns the model's bytes (the one at shutdown, on
+        # the trio thread, so the model is consistent with last_seq). Every
+        # ``snapshot_every`` events a child process writes one from the journal instead
+        # (daemon/snapchild.py, with ``settings``: the daemon's); the next commit after it
+        # exits stores its file, after the events it covers.
         self.snapshotter: Callable[[], bytes] | None = None
-        self.snapshot_every = 1_000_000
+        self.settings: Settings | None = None
+        self.snapshot_every = 1_000_000  # the daemon sets [daemon] snapshot_every
         self.snapshot_seq = 0
-        self._snapshot: tuple[int, bytes] | None = None
-        # Forked snapshots (daemon/snapfork.py): the child writing one, and the file it wrote
-        # that the next commit stores; the loop's pause per snapshot (the fork, or the dump)
-        self.fork_snapshots = snapfork.available()
-        self._forked: snapfork.Forked | None = None
+        # The child writing one, and the file it wrote that the next commit stores; the
+        # loop's pause per snapshot (writing the child's settings and spawning it)
+        self._child: snapchild.Child | None = None
         self._snapshot_file: tuple[int, Path] | None = None
         self.snapshots = 0
         self.snapshot_pause_s = 0.0
         self.snapshot_pause_max_s = 0.0
+        self.snapshot_pause_cpu_s = 0.0  # the loop thread's CPU time in the last pause
+        self.snapshot_pause_cpu_max_s = 0.0  # and the largest
         self.snapshot_child_s = 0.0  # how long the last child took to write its file
         self._pending: list[Row] = []
         self._links: list[tuple[str, int]] = []  # (order_id, seq) of the pending rows that name several orders
@@ -187,7 +191,7 @@ class Journal:
         migrate(conn)
         last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         self.last_seq = self.committed_seq = last
-        snapfork.clean(self.path.parent)
+        snapchild.clean(self.path.parent)
         self.sku_indexed = sku_indexed_upto(conn)
         self.quarantined = quarantined(conn)
         return last
@@ -273,7 +277,7 @@ class Journal:
         """The group-commit loop: one transaction per wake-up with everything queued."""
         task_status.started()
         while True:
-            if self._forked is None:
+            if self._child is None:
                 await self._wake.wait()
             else:  # a child is writing a snapshot: look for its exit now and then
                 with trio.move_on_after(0.2):
@@ -282,15 +286,14 @@ class Journal:
             self._wake = trio.Event()
             batch, self._pending = self._pending, []
             links, self._links = self._links, []
-            if not batch and self._snapshot is None and self._snapshot_file is None:
+            if not batch and self._snapshot_file is None:
                 continue
-            snapshot, self._snapshot = self._snapshot, None
             snapshot_file, self._snapshot_file = self._snapshot_file, None
             archived, self.archived = self.archived, []
             records, self.archived_records = self.archived_records, []
             # Not cancellable: a commit that started finishes (abandon_on_cancel=False).
             await trio.to_thread.run_sync(
-                self._commit, batch, snapshot, archived, snapshot_file, records, links, limiter=self._limiter
+                self._commit, batch, archived, snapshot_file, records, links, limiter=self._limiter
             )
             if (archived or records) and self.archived_committed is not None:
                 self.archived_committed(archived, records)
@@ -302,46 +305,32 @@ class Journal:
                 listener(batch)
             if self.committed_seq - self.sku_indexed >= SKU_INDEX_EVERY:
                 await trio.to_thread.run_sync(self.index_skus, limiter=self._limiter)
-            if self.snapshotter is not None and self.last_seq - self.snapshot_seq >= self.snapshot_every:
-                if self.fork_snapshots:
-                    if self._forked is None:
-                        self._fork_snapshot()
-                else:
-                    self.take_snapshot()
+            due = self.committed_seq - self.snapshot_seq >= self.snapshot_every
+            if due and self.settings is not None and self._child is None:
+                self._start_child()
 
-    def take_snapshot(self) -> None:
-        """Capture the model now (it reflects every event up to last_seq); the next commit
-        writes it."""
-        assert self.snapshotter is not None
-        t0 = time.perf_counter()
-        self._snapshot = (self.last_seq, self.snapshotter())
-        self._paused(time.perf_counter() - t0)
-        self.snapshot_seq = self.last_seq
-        self._wake.set()
-
-    def _fork_snapshot(self) -> None:
-        """Capture the model now in a forked child (daemon/snapfork.py); the commit after
-        its exit stores what it wrote."""
-        assert self.snapshotter is not None
-        self._forked = snapfork.start(self.snapshotter, self.last_seq, self.path.parent)
-        self._paused(self._forked.pause_s)
-        self.snapshot_seq = self.last_seq
+    def _start_child(self) -> None:
+        """A child writes the snapshot of the events committed so far (daemon/snapchild.py);
+        the commit after its exit stores it."""
+        assert self.settings is not None
+        self._child = child = snapchild.start(self.path, self.settings, self.committed_seq)
+        self.snapshots += 1
+        self.snapshot_pause_s = child.pause_s
+        self.snapshot_pause_max_s = max(self.snapshot_pause_max_s, child.pause_s)
+        self.snapshot_pause_cpu_s = child.pause_cpu_s
+        self.snapshot_pause_cpu_max_s = max(self.snapshot_pause_cpu_max_s, child.pause_cpu_s)
+        self.snapshot_seq = child.seq
 
     def _poll_child(self) -> None:
-        forked = self._forked
-        assert forked is not None
-        done = forked.poll()
+        child = self._child
+        assert child is not None
+        done = child.poll()
         if done is None:
             return
-        self._forked = None
-        self.snapshot_child_s = time.perf_counter() - forked.started
+        self._child = None
+        self.snapshot_child_s = time.perf_counter() - child.started
         if done:
-            self._snapshot_file = (forked.seq, forked.path)
-
-    def _paused(self, seconds: float) -> None:
-        self.snapshots += 1
-        self.snapshot_pause_s = seconds
-        self.snapshot_pause_max_s = max(self.snapshot_pause_max_s, seconds)
+            self._snapshot_file = (child.seq, child.path)
 
     async def wait_durable(self, seq: int) -> None:
         while self.committed_seq < seq:
@@ -353,14 +342,15 @@ class Journal:
     def _commit(
         self,
         batch: list[Row],
-        snapshot: tuple[int, bytes] | None = None,
         archived: list[tuple] | None = None,
         snapshot_file: tuple[int, Path] | None = None,
         records: list[tuple] | None = None,
         links: list[tuple[str, int]] | None = None,
     ) -> None:
-        if snapshot_file is not None:  # a forked child's (read here, on the writer thread)
+        snapshot = None
+        if snapshot_file is not None:  # a snapshot child's file (read here, on the writer thread)
             snapshot = (snapshot_file[0], snapshot_file[1].read_bytes())
+            snapshot_file[1].unlink()  # a cache: lost if this commit fails, written again later
         t0 = time.perf_counter()
         conn = self._conn
         assert conn is not None
@@ -405,8 +395,6 @@ class Journal:
         self.last_batch = len(batch)
         self.last_commit_s = time.perf_counter() - t0
         self.last_commit_at = time.time()
-        if snapshot_file is not None:
-            snapshot_file[1].unlink(missing_ok=True)
 
     def index_skus(self) -> None:
         """Bring the sku_events side index up to the last committed event (writer thread)."""
@@ -429,9 +417,9 @@ class Journal:
             self._conn = None
 
     def close(self) -> None:
-        if self._forked is not None:  # its snapshot would be stored by no one: a cache, not needed
-            self._forked.kill()
-            self._forked = None
+        if self._child is not None:  # its snapshot would be stored by no one: a cache, not needed
+            self._child.kill()
+            self._child = None
         if self._conn is not None:
             if self.committed_seq > self.sku_indexed:
                 self.index_skus()
@@ -452,6 +440,8 @@ class Journal:
             "snapshot_seq": self.snapshot_seq,
             "snapshot_pause_ms": round(self.snapshot_pause_s * 1000, 3),
             "snapshot_pause_max_ms": round(self.snapshot_pause_max_s * 1000, 3),
+            "snapshot_pause_cpu_ms": round(self.snapshot_pause_cpu_s * 1000, 3),
+            "snapshot_pause_cpu_max_ms": round(self.snapshot_pause_cpu_max_s * 1000, 3),
             "snapshot_child_ms": round(self.snapshot_child_s * 1000, 1),
         }
 

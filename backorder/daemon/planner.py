@@ -8,9 +8,11 @@ loop. It reads the journal file itself (read only, incrementally, see ``wire``).
 
 Failure: a worker that exits or crashes is started again after a backoff that doubles
 from ``restart_min_s`` to ``restart_max_s`` (reset once it has stayed up a minute); one
-that does not answer a run within ``run_timeout_s`` is killed and restarted. Either way
-the run fails with ``planner_unavailable``, every SKU keeps the levels it had, and the
-daemon goes on serving; ``health`` shows the state, the pid and the restarts.
+that does not say it is ready within ``start_timeout_s`` of starting, or does not answer a
+run within ``run_timeout_s``, is killed and restarted. Either way the run fails with
+``planner_unavailable``, every SKU keeps the levels it had, and the daemon goes on
+serving; ``health`` shows the state, the pid and the restarts. A ready worker lives until
+it exits or a run times out: the start timeout bounds its start only.
 
 Results: each SKU's ``SkuResult`` goes to its SKU actor (``messages.Tune``), which
 journals ``policy_tuned`` when the SKU is in auto or suggest mode (``sku_rules.tune``).
@@ -25,6 +27,17 @@ the epoch (so a restart does not shift it). Under the stepped clock each run is 
 of the clock's agenda, so an advance past it returns only once its events are durable;
 otherwise a task sleeps until engine time reaches the next run. A SKU whose forecast is
 biased (tracking signal) is run again ``BIAS_RECHECK_S`` later.
+
+Determinism under the stepped clock: a run's outcome must depend on the journal, not on
+the machine's speed. So each part of the results is taken in only once the actors have
+decided everything the part before caused (a tuned SKU's settle, the orders it fills,
+the loans they ask for), never while that cascade is still running, whenever the worker
+happens to answer; and a scheduled run that failed for a wall-time reason (the worker
+restarting, slow to start or to answer) is sent again, up to ``STEPPED_ATTEMPTS`` times,
+each waiting for a starting worker as long as the keeper lets it start, before it is
+given up (logged, the levels kept). An attempt lost before its first part
+journaled nothing, so the next replays exactly; one lost after some parts leaves them
+applied (the next plans from those levels): a worker that dies mid-run still shows.
 """
 
 from __future__ import annotations
@@ -35,7 +48,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import msgspec
 import structlog
@@ -57,17 +70,22 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 WORKER = (sys.executable, "-m", "backorder.planner.worker")
-START_TIMEOUT_S = 60.0  # imports (statsforecast: ~1.3 s) on a loaded machine
 STABLE_AFTER_S = 60.0  # a worker up this long resets the backoff
 BIAS_RECHECK_S = 6 * 3600.0  # engine time until a biased SKU is run again
 MAX_LINE = 64 * 1024 * 1024  # a reply for 100,000 SKUs is ~60 MB
+STEPPED_ATTEMPTS = 3  # stepped clock: tries of a scheduled run before it is given up
 
 _decoder = msgspec.json.Decoder(wire.Outbound)
 _encoder = msgspec.json.Encoder()
 
 
 class PlannerUnavailable(Exception):
-    """The worker is down, restarting or did not answer in time."""
+    """The worker is down, restarting, did not answer in time or failed the run."""
+
+
+class WorkerLost(PlannerUnavailable):
+    """The run got no answer: the worker was not ready in time, exited or hung (a matter
+    of the process and of wall time, not of the run's inputs: worth sending again)."""
 
 
 class _Lines:
@@ -88,7 +106,7 @@ class _Lines:
                 raise PlannerUnavailable("the planner worker sent a line over the limit")
             chunk = await self.stream.receive_some(1 << 20)
             if not chunk:
-                raise PlannerUnavailable("the planner worker exited")
+                raise WorkerLost("the planner worker exited")
             self.buf += chunk
 
 
@@ -108,9 +126,11 @@ class Planner:
         self.last_run: dict | None = None
         self.last_error: str | None = None
         self.results: dict[str, wire.SkuResult] = {}
+        self.site: wire.SiteFill | None = None  # the last whole run's service levels across SKUs
         self._proc: trio.Process | None = None
         self._lines: _Lines | None = None
         self._ready = trio.Event()
+        self._gone = trio.Event()  # set when the current worker has exited and been let go
         self._lock = trio.Lock()
         self._run_ids = 0
         self._bias_due: tuple[float, list[str]] | None = None  # timer: biased SKUs to run again
@@ -140,6 +160,8 @@ class Planner:
                 self.last_exit = str(exc)
             self._ready = trio.Event()
             self._proc = self._lines = None
+            self._gone.set()
+            self._gone = trio.Event()
             self.pid = None
             self.restarts += 1
             self.state = "restarting"
@@ -155,15 +177,18 @@ class Planner:
         try:
             assert proc.stdout is not None
             lines = _Lines(proc.stdout)
-            with trio.move_on_after(START_TIMEOUT_S):
+            hello = None
+            with trio.move_on_after(self.settings.start_timeout_s):
                 hello = _decoder.decode(await lines.next())
-                if isinstance(hello, wire.Ready):
-                    self.pid = hello.pid
-                    self._proc, self._lines = proc, lines
-                    self.state = "ready"
-                    self._ready.set()
-                    log.info("planner_worker_ready", pid=hello.pid)
-                    await proc.wait()
+            if isinstance(hello, wire.Ready):
+                # outside the start timeout: a ready worker lives until it exits (or a run
+                # that timed out kills it), however long that is
+                self.pid = hello.pid
+                self._proc, self._lines = proc, lines
+                self.state = "ready"
+                self._ready.set()
+                log.info("planner_worker_ready", pid=hello.pid)
+                await proc.wait()
             if proc.returncode is None:
                 self.last_exit = "did not start in time"
             else:
@@ -186,7 +211,8 @@ class Planner:
             wire.SkuInput(
                 sku=s.sku,
                 mode=s.policy.mode,
-                service_level=s.policy.service_level,
+                service_level=self.settings.service_level if s.policy.service_level is None else s.policy.service_level,
+                own_target=s.policy.service_level is not None,
                 reorder_point=s.policy.reorder_point,
                 order_up_to=s.policy.order_up_to,
                 safety_stock=s.policy.safety_stock,
@@ -198,27 +224,49 @@ class Planner:
             for s in chosen
         ]
 
-    async def run_now(self, only: str | list[str] | None = None, cause: str = "planner.run") -> dict:
+    async def run_now(
+        self, only: str | list[str] | None = None, cause: str = "planner.run", *, stepped_schedule: bool = False
+    ) -> dict:
         """One run over every auto / suggest SKU (or the ones named); returns its summary
-        once its events are durable. Raises Conflict (disabled, unavailable)."""
+        once its events are durable. Raises Conflict (disabled, unavailable).
+
+        ``stepped_schedule`` (a scheduled run under the stepped clock, see the module
+        docstring): a run that got no answer (``WorkerLost``) is sent again to the next
+        worker, up to ``STEPPED_ATTEMPTS`` tries, and each try waits for a starting worker
+        as long as the keeper lets it start (``start_timeout_s``), not ``run_timeout_s``."""
+        attempts = STEPPED_ATTEMPTS if stepped_schedule else 1
+        ready_s = self.settings.start_timeout_s if stepped_schedule else self.settings.run_timeout_s
         if not self.settings.enabled:
             raise Conflict("planner_disabled", "the planner is off ([planner] enabled = false)")
         if isinstance(only, str) and only not in self.engine.world.skus:
             raise NotFound("unknown_sku", f"SKU {only!r} is not known")
         async with self._lock:
-            try:
-                return await self._run_locked(only, cause)
-            except PlannerUnavailable as exc:
-                self.failed_runs += 1
-                self.last_error = str(exc)
-                raise Conflict("planner_unavailable", f"the planner worker is not available: {exc}") from None
+            self._run_ids += 1  # once per run, not per try: the correlation ids replay alike
+            for attempt in range(1, attempts + 1):
+                lost, gone = self._proc, self._gone  # the worker this attempt goes to (None: not ready yet)
+                try:
+                    return await self._run_locked(only, cause, ready_s)
+                except WorkerLost as exc:
+                    if attempt == attempts:
+                        return self._failed(exc)
+                    log.warning("planner_run_lost", cause=cause, reason=str(exc), attempt=attempt, of=attempts)
+                    if lost is not None and self._proc is lost:
+                        await gone.wait()  # the keeper has seen it go: the next attempt waits for its successor
+                except PlannerUnavailable as exc:
+                    return self._failed(exc)
+            raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _run_locked(self, only: str | list[str] | None, cause: str) -> dict:
+    def _failed(self, exc: PlannerUnavailable) -> NoReturn:
+        self.failed_runs += 1
+        self.last_error = str(exc)
+        raise Conflict("planner_unavailable", f"the planner worker is not available: {exc}") from None
+
+    async def _run_locked(self, only: str | list[str] | None, cause: str, ready_s: float) -> dict:
         s = self.settings
-        with trio.move_on_after(s.run_timeout_s):
+        with trio.move_on_after(ready_s):
             await self._ready.wait()
         if not self._ready.is_set() or self._proc is None or self._lines is None:
-            raise PlannerUnavailable(f"worker {self.state}")
+            raise WorkerLost(f"worker {self.state}")
         proc, lines = self._proc, self._lines
         started = time.monotonic()
         if isinstance(only, list):
@@ -226,7 +274,6 @@ class Planner:
             inputs = [i for i in self.inputs(None) if i.sku in named]
         else:
             inputs = self.inputs(only)
-        self._run_ids += 1
         now = self.engine.now()
         await self.journal.flush()
         req = wire.RunRequest(
@@ -242,10 +289,16 @@ class Planner:
                 handling_days=s.handling_days,
                 cycle_days=s.cycle_days,
                 min_lead_times=s.min_lead_times,
+                service_target=s.service_target,
+                site_service_level=s.service_level,
+                service_floor=s.service_floor,
+                # a run over some SKUs plans them at the last whole run's marginal
+                site_marginal=None if only is None or self.site is None else self.site.marginal,
             ),
             skus=inputs,
         )
         self.state = "running"
+        stepped = isinstance(self.engine.clock, SteppedClock)
         results: list[wire.SkuResult] = []
         tuned = 0
         reply = None
@@ -262,19 +315,24 @@ class Planner:
                     # worker plans the next part, and the loop serves others in between
                     results += msg.results
                     tuned += await self._apply(msg.results, cause)
+                    if stepped:
+                        # what the part caused (a settle's fills, the loans they ask for)
+                        # decided before the next part, whenever the worker sends it
+                        while self.router.busy():
+                            await trio.lowlevel.checkpoint()
                     # The actors are idle now. Under the stepped clock a request waits for
                     # that (Stepper.quiet): let the waiting ones see it before the next part
                     # (trio may run this task first in a batch; the second turn is theirs).
                     await trio.lowlevel.checkpoint()
                     await trio.lowlevel.checkpoint()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise PlannerUnavailable("the planner worker exited") from exc
+            raise WorkerLost("the planner worker exited") from exc
         finally:
             if self.state == "running":
                 self.state = "ready"
         if reply is None:
             proc.kill()  # hung: the keeper starts a new one
-            raise PlannerUnavailable(f"no complete answer within {s.run_timeout_s:g} s; the worker was restarted")
+            raise WorkerLost(f"no complete answer within {s.run_timeout_s:g} s; the worker was restarted")
         if isinstance(reply, wire.RunFailed):
             raise PlannerUnavailable(reply.error)
         assert isinstance(reply, wire.RunReply)
@@ -288,6 +346,8 @@ class Planner:
         self.runs += 1
         self.last_error = None
         kept = sum(1 for r in results if r.new is None)
+        if reply.site is not None and only is None:
+            self.site = reply.site
         self.last_run = {
             "run_id": reply.run_id,
             "at": iso_ts(now),
@@ -299,6 +359,7 @@ class Planner:
             "read_upto": reply.read_upto,
             "worker_s": round(worker_s, 3),
             "duration_s": round(time.monotonic() - started, 3),
+            "site": None if reply.site is None else msgspec.to_builtins(reply.site),
         }
         log.info("planner_run", **self.last_run)
         return self.last_run
@@ -329,9 +390,10 @@ class Planner:
 
     async def _quiet_run(self, only: str | list[str] | None, cause: str) -> None:
         """A scheduled run: a failure is logged and shown in health, never raised (the
-        clock's advance and the timer go on; every SKU keeps its levels)."""
+        clock's advance and the timer go on; every SKU keeps its levels). Under the stepped
+        clock a run the worker did not complete is sent again (see the module docstring)."""
         try:
-            await self.run_now(only, cause)
+            await self.run_now(only, cause, stepped_schedule=isinstance(self.engine.clock, SteppedClock))
         except Conflict as exc:
             log.warning("planner_run_failed", cause=cause, reason=exc.message)
 
@@ -391,15 +453,19 @@ class Planner:
         s = world.skus.get(sku)
         if s is None:
             raise NotFound("unknown_sku", f"SKU {sku!r} is not known")
-        return {"sku": sku, **explain_view(s.policy, world.tuned.get(sku), self.results.get(sku))}
+        return {"sku": sku, **explain_view(s.policy, world.tuned.get(sku), self.results.get(sku), self.settings)}
 
 
-def explain_view(policy, tuned, result: wire.SkuResult | None) -> dict:
+def explain_view(policy, tuned, result: wire.SkuResult | None, settings: PlannerSettings) -> dict:
     """The planner's part of a SKU: its mode and target, the last policy_tuned (journaled)
-    and the latest run's forecast and reasons (memory, since the daemon started)."""
+    and the latest run's forecast and reasons (memory, since the daemon started).
+    ``service_level``: the SKU's own target, or the site's; under service_target "site"
+    the one it was last planned at is ``latest.service_level``."""
+    own = policy.service_level is not None
     return {
         "mode": policy.mode,
-        "service_level": policy.service_level,
+        "service_level": policy.service_level if own else settings.service_level,
+        "service_target": "sku" if own else settings.service_target,
         "levels": {
             "reorder_point": policy.reorder_point,
             "order_up_to": policy.order_up_to,
@@ -427,6 +493,7 @@ def explain_view(policy, tuned, result: wire.SkuResult | None) -> dict:
             "forecast": result.forecast,
             "history": result.history,
             "tracking_signal": result.tracking_signal,
+            "service_level": result.service_level or None,
             "reasons": result.reasons,
         },
     }

@@ -282,6 +282,7 @@ async def recover_at_start(
     journal.snapshot_seq = snap_seq
     journal.snapshot_every = settings.daemon.snapshot_every
     journal.snapshotter = lambda: snapshot.dump(engine.world)
+    journal.settings = settings  # the periodic snapshots' child replays with them
     decided = recover(engine, journal.skus_configured(settings.skus))
     timer.done("recover")
     log.info(

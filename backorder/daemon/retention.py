@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ import trio
 
 from backorder.actors import events as ev
 from backorder.actors import retention
-from backorder.clock import SimClock, SteppedClock
+from backorder.clock import Clock, SimClock, SteppedClock
 
 if TYPE_CHECKING:
     from backorder.actors.engine import Engine
@@ -146,6 +147,31 @@ class ArchiveStore:
         return out[:limit]
 
 
+async def at_midnight(
+    clock: Clock, work: Callable[[], Awaitable[None]], *, task_status=trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run ``work`` at each midnight of engine time: on the stepped clock's agenda (then
+    this returns at once, started), else in sleeps of at most a minute (a clock moved by
+    an operator or a simulated one is followed)."""
+    if isinstance(clock, SteppedClock):
+
+        async def due() -> None:
+            await work()
+            clock.at(retention.day_start(clock.now()) + retention.DAY_S, due)
+
+        clock.at(retention.day_start(clock.now()) + retention.DAY_S, due)
+        task_status.started()
+        return
+    task_status.started()
+    speed = clock.speed if isinstance(clock, SimClock) else 1.0
+    while True:
+        now = clock.now()
+        due_ts = retention.day_start(now) + retention.DAY_S
+        await trio.sleep(min(max((due_ts - now) / speed, 0.01), 60.0))
+        if clock.now() >= due_ts:
+            await work()
+
+
 class Retention:
     """Sweeps closed orders out of memory at engine-day boundaries (module docstring)."""
 
@@ -236,27 +262,8 @@ class Retention:
         return len(request_ids) + len(notice_ids)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        clock = self.engine.clock
         await self.sweep()  # what became due while the daemon was down
-        if isinstance(clock, SteppedClock):
-            self._schedule(clock)
-            task_status.started()
-            return
-        task_status.started()
-        speed = clock.speed if isinstance(clock, SimClock) else 1.0
-        while True:
-            now = clock.now()
-            due = retention.day_start(now) + retention.DAY_S
-            await trio.sleep(min(max((due - now) / speed, 0.01), 60.0))
-            if clock.now() >= due:
-                await self.sweep()
-
-    def _schedule(self, clock: SteppedClock) -> None:
-        async def due() -> None:
-            await self.sweep()
-            self._schedule(clock)
-
-        clock.at(retention.day_start(clock.now()) + retention.DAY_S, due)
+        await at_midnight(self.engine.clock, self.sweep, task_status=task_status)
 
     def statistics(self) -> dict:
         world = self.engine.world

@@ -13,7 +13,8 @@ chain of turns taken when the request is handled, not a lock: which of two waiti
 trio wakes first is not defined).
 
 What moves in engine time under the stepped clock: the notifier's notice deliveries, their
-retry backoff and its depletion checks (on the agenda); ages, expected dates, overdue
+retry backoff and its depletion checks, the planner's scheduled runs and the retention
+sweep (on the agenda; the planner's wall-time failures are retried, see daemon.planner); ages, expected dates, overdue
 flags, lead times and KPIs (they read ``clock.now()``). What stays in wall time, because it
 measures the real world and journals nothing: socket idle and flush timeouts, request
 in-flight waits, SKU actor passivation (no SKU tasks under the stepped clock: one serial

@@ -37,7 +37,8 @@ class Policy:
         """Config lines this policy adds to the site's."""
         out = [f'[allocation]\nmode = "{self.allocation}"\n']
         if self.planner:
-            out.append("[planner]\nenabled = true\ninterval_hours = 24\n")
+            # the site's target; service_target as a user gets it by default
+            out.append(f"[planner]\nenabled = true\ninterval_hours = 24\nservice_level = {SERVICE_LEVEL}\n")
         return "\n".join(out)
 
 
@@ -82,4 +83,4 @@ def configure_request(policy: Policy, s: SkuSpec, daily: float) -> dict[str, Any
 
 def handover_request(s: SkuSpec) -> dict[str, Any]:
     """The ``sku.configure`` that hands a SKU, set up with static values, to the planner."""
-    return {"op": "sku.configure", "sku": s.sku, "mode": "auto", "service_level": SERVICE_LEVEL}
+    return {"op": "sku.configure", "sku": s.sku, "mode": "auto"}

@@ -22,17 +22,25 @@ Figures (docs/lab.md has the formulas):
                       ``lines_promised`` events
   late_lines_told_in_time  of those not shipped by their promise: the share given a
                       ``delay`` notice naming the line before their promised day ended
+  promise_calibration  the same judged lines by the confidence of their first promise
+                      (buckets ``CONFIDENCE_BUCKETS``): lines, mean confidence, share
+                      shipped by promise; and ``promise_brier`` (mean of (confidence -
+                      kept)^2, kept = 1 when shipped by promise, else 0; lower is better)
   stranded_*          units of a SKU held for a ship-complete order that is not complete
                       while a line of that SKU that could ship with them waits (its
                       order is not ship-complete, or its other lines have their units):
                       at each receipt, after its step, up to the units received
                       (``stranded_received_units``, ``_share`` of units received), and
                       summed at each day boundary (``stranded_unit_days``)
-  stranded_past_supply_*  the same, counting only units held for an order that could
-                      not complete before that SKU's next receipt arrived (the issue's
-                      "cannot complete before its next supply": the units lending may
-                      move); the broad figures above also count units of orders that
-                      completed before it, which no loan could have served without harm
+  stranded_expected_* the issue's figure: the same, counting only units held for an
+                      order that cannot complete before the supply that would give them
+                      back, by the dates expected at that moment (the dates the daemon
+                      tells: its model replayed from the journal up to the moment, an
+                      overdue date read as that day): a loan of them would not move the
+                      order's date, which is the issue's no-harm rule
+  stranded_past_supply_*  the same judged with hindsight: units held for an order that
+                      did not complete before that SKU's next receipt arrived (the
+                      receipts and completions that came, not the dates expected)
 and the DESIGN.md invariants the journal can show (``invariants``).
 """
 
@@ -50,7 +58,11 @@ from typing import Any
 import msgspec
 
 from backorder.actors import events as ev
-from backorder.timeutil import parse_ts
+from backorder.actors.allocation_plan import as_of, order_date
+from backorder.actors.model import World
+from backorder.actors.queue_index import covering_date
+from backorder.config.settings import Settings
+from backorder.timeutil import iso_date, parse_ts
 
 DAY = 86400.0
 
@@ -73,6 +85,7 @@ class _Line:
     released: bool = False  # cancelled (a line filled once may wait again: a count, a loan)
     shipped_ts: float | None = None  # the last of its units shipped
     promised_by: float | None = None  # the end of its first promised ship-by day
+    confidence: float | None = None  # the confidence its first promise was given
     cancelled_ts: float | None = None  # its order was cancelled before it shipped
 
     @property
@@ -109,14 +122,27 @@ class _Strand:
     ts: float
     before_events: bool  # a day boundary (taken before that instant's events), not a step's end
     held: dict[str, int]  # order_id -> units held
-    shippable: int
+    split: int  # units waiting lines of orders that ship what they have could ship with
+    whole: list[int]  # the needs of ship-complete orders' last waiting lines (all or nothing)
     cap: int | None  # the units received (a receipt's), None at a day boundary
+    expected: set[str]  # orders that cannot complete before their units' next supply, as expected then
+
+    def count(self, held: int) -> int:
+        """Stranded units of ``held``: at most what waiting lines could ship with them (a
+        ship-complete order's line only if they cover its whole need), at most ``cap``."""
+        shippable = self.split + sum(need for need in self.whole if need <= held)
+        out = min(held, shippable)
+        return out if self.cap is None else min(out, self.cap)
 
 
 @dataclass(slots=True)
 class _State:
     measure_from: float
     end: float
+    # the daemon's model, replayed event by event: the dates expected at each moment
+    # (``stranded_expected_*``); None when no figure needs them (``final_stock``)
+    world: World | None = None
+    world_failed: str = ""  # why the model stopped replaying (the expected figures are "n/a")
     lines: dict[tuple[str, int], _Line] = field(default_factory=dict)
     on_hand: dict[str, int] = field(default_factory=dict)
     allocated: dict[str, int] = field(default_factory=dict)
@@ -178,8 +204,8 @@ class _State:
     def stranded(self, sku: str, ts: float, cap: int | None) -> int:
         """Units of ``sku`` held for incomplete ship-complete orders that a waiting line
         of another order, able to ship with them, could have had (the smaller of the two,
-        at most ``cap``); a moment with some is kept for ``past_supply``."""
-        held = shippable = 0
+        at most ``cap``); a moment with some is kept for ``past_supply`` and judged by
+        the dates expected now (``_expected``)."""
         holding: dict[str, int] = {}
         waiting: list[_Line] = []
         for line in self.open_lines.get(sku, {}).values():
@@ -188,15 +214,61 @@ class _State:
                 continue
             others_done = all(o is line or o.need <= 0 or o.released for o in lines)
             if ship_complete and line.reserved > 0 and not (line.need <= 0 and others_done):
-                held += line.reserved
                 holding[line.order_id] = holding.get(line.order_id, 0) + line.reserved
             if line.need > 0 and (not ship_complete or others_done):
                 waiting.append(line)
-        if held:
-            shippable = sum(line.need for line in waiting if line.order_id not in holding)
-        out = min(held, shippable) if cap is None else min(held, shippable, cap)
+        if not holding:
+            return 0
+        split = sum(line.need for line in waiting if line.order_id not in holding and not self.orders[line.order_id][0])
+        whole = [line.need for line in waiting if line.order_id not in holding and self.orders[line.order_id][0]]
+        strand = _Strand(sku, ts, cap is None, holding, split, whole, cap, set())
+        out = strand.count(sum(holding.values()))
         if out > 0:
-            self.strands.append(_Strand(sku, ts, cap is None, holding, shippable, cap))
+            strand.expected = self._expected(strand)
+            self.strands.append(strand)
+        return out
+
+    def _expected(self, strand: _Strand) -> set[str]:
+        """The orders of ``strand`` that cannot complete before the supply that would give
+        their units back, by the dates the daemon's model expects at that moment: the
+        order's date (the latest of its waiting lines') is no earlier than the date that
+        covers its units were it to wait for them again in its own place (a loan of them
+        would not move it). Dates before the moment's day (overdue supply) read as that
+        day (a day boundary's: the day it closes); an order some line of which no open
+        supply covers counts (it cannot complete before a supply that is not yet raised);
+        units no open supply would give back do not (a loan would leave the order without
+        a date)."""
+        world = self.world
+        if world is None:
+            return set()
+        # a day boundary is the state the day just ended left (taken before that instant's
+        # events): judged by that day's dates, not by the new day's, which no settle saw yet
+        today = iso_date(strand.ts - 1.0 if strand.before_events else strand.ts)
+        s = world.skus[strand.sku]
+        free = max(s.available, 0)
+        out = set()
+        for order_id, units in strand.held.items():
+            order = world.orders.get(order_id)
+            if order is None:
+                continue
+            mine = [ln for ln in order.shipping_lines if ln.sku == strand.sku and not ln.cancelled]
+            dates = [
+                as_of(world.skus[ln.sku].expected_date(ln), today) if ln.qtoken else None
+                for ln in order.shipping_lines
+                if ln.need > 0 and not ln.cancelled
+            ]
+            completes = order_date(dates)
+            if not mine or completes == "now":
+                continue
+            key = min(ln.key if ln.qtoken else world.queue_key(ln) for ln in mine)  # its own place
+            ahead = 0
+            for ln in s.queue.lines():  # in service order: the units waiting ahead of that place
+                if ln.key >= key:
+                    break
+                ahead += ln.need if ln.order_id != order_id else 0
+            back = as_of(covering_date(free, s.supply(), ahead + sum(ln.need for ln in mine) + units), today)
+            if back is not None and (completes is None or back == "now" or back <= completes):
+                out.add(order_id)
         return out
 
     def past_supply(self, strand: _Strand) -> int:
@@ -215,8 +287,7 @@ class _State:
             completes = done[j] if j < len(done) else None
             if completes is None or (supply is not None and completes >= supply):
                 held += units
-        out = min(held, strand.shippable)
-        return out if strand.cap is None else min(out, strand.cap)
+        return strand.count(held)
 
     def note_completion(self, order_id: str, ts: float) -> None:
         """After an event that changed ``order_id``'s units: record when a ship-complete
@@ -252,6 +323,13 @@ class _State:
     def apply(self, seq: int, e: ev.Event) -> None:
         self.events += 1
         self.clock(e.ts)
+        if self.world is not None:  # after ``clock``: a moment is judged before the next event
+            try:
+                self.world.evolve(e)
+            except (KeyError, ValueError, AttributeError, TypeError) as exc:
+                # a journal the daemon's model cannot replay (a hand-made one: ids of
+                # another form, a shipment never created): no expected dates to judge by
+                self.world, self.world_failed = None, f"{ev.tag_of(e)} at seq {seq}: {exc!r}"
         if isinstance(e, ev.OrderReceived):
             self._order(seq, e)
         elif isinstance(e, ev.LineBackordered):
@@ -339,6 +417,8 @@ class _State:
                 line.promised_by = parse_ts(date[:10]) + DAY  # shipped any time on the day counts
             except ValueError:
                 continue
+            conf = getattr(li, "confidence", None)
+            line.confidence = float(conf) if isinstance(conf, (int, float)) else None
 
     def _order(self, seq: int, e: ev.OrderReceived) -> None:
         measured = self.measure_from <= e.ts < self.end
@@ -401,6 +481,12 @@ class _State:
             self.inv["no_over_allocation"].fail(f"{e.order_id}/{e.line_no} shipped units it had not been allocated")
 
 
+def _expected_count(strand: _Strand) -> int:
+    """The stranded units of ``strand`` held for orders that, as expected at that moment,
+    cannot complete before their units' next supply (``_State._expected``)."""
+    return strand.count(sum(units for order_id, units in strand.held.items() if order_id in strand.expected))
+
+
 def _pct(values: list[float], q: float) -> float | None:
     """The q-th percentile (0-100), linear between closest ranks; None for no values."""
     if not values:
@@ -416,14 +502,61 @@ def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None else round(x, nd)
 
 
-def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: float) -> dict[str, Any]:
-    """The figures of a run from its journal events ``(seq, event)`` in journal order."""
-    st = _State(measure_from, end)
+# Confidence buckets of the calibration table: [low, high) each, the last one closed at 1.
+CONFIDENCE_BUCKETS = ((0.0, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 0.95), (0.95, 1.0))
+
+
+def _bucket_name(low: float, high: float) -> str:
+    if low == 0.0:
+        return f"<{high:g}"
+    if high == 1.0:
+        return f">={low:g}"
+    return f"{low:g}-{high:g}"
+
+
+def calibration(judged: Iterable[tuple[float, bool]]) -> tuple[list[dict[str, Any]], float | None]:
+    """Per confidence bucket of ``(confidence, kept)`` pairs: lines, mean confidence and
+    the share kept (None for an empty bucket); and the Brier score over all of them (None
+    for none): does a promise given 0.9 hold nine times in ten?"""
+    rows = [[0, 0.0, 0] for _ in CONFIDENCE_BUCKETS]  # lines, sum of confidence, kept
+    brier = 0.0
+    n = 0
+    for conf, kept in judged:
+        i = next((j for j, (_, high) in enumerate(CONFIDENCE_BUCKETS) if conf < high), len(CONFIDENCE_BUCKETS) - 1)
+        row = rows[i]
+        row[0] += 1
+        row[1] += conf
+        row[2] += kept
+        brier += (conf - kept) ** 2
+        n += 1
+    table = [
+        {
+            "bucket": _bucket_name(low, high),
+            "lines": lines,
+            "mean_confidence": _r(total / lines) if lines else None,
+            "shipped_by_promise": _r(kept / lines) if lines else None,
+        }
+        for (low, high), (lines, total, kept) in zip(CONFIDENCE_BUCKETS, rows, strict=True)
+    ]
+    return table, (_r(brier / n) if n else None)
+
+
+def figures(
+    events: Iterable[tuple[int, ev.Event]], measure_from: float, end: float, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The figures of a run from its journal events ``(seq, event)`` in journal order.
+    ``settings``: the run's configuration (its allocation mode orders the queues the
+    expected dates come from; default: the defaults, FIFO)."""
+    st = _State(measure_from, end, World(settings or Settings()))
     for seq, e in events:
         if ev.tag_of(e) == "lines_promised":  # promises journaled (promise_rules)
             st.promise(e)
         st.apply(seq, e)
     st.finish()
+    expected_received: int | str = sum(_expected_count(x) for x in st.strands if x.cap is not None)
+    expected_unit_days: int | str = sum(_expected_count(x) for x in st.strands if x.cap is None)
+    if st.world_failed:
+        expected_received = expected_unit_days = "n/a"
     past_supply_received = sum(st.past_supply(x) for x in st.strands if x.cap is not None)
     past_supply_unit_days = sum(st.past_supply(x) for x in st.strands if x.cap is None)
     measured = [line for line in st.lines.values() if line.measured]
@@ -452,6 +585,10 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
         if line.promised_by is not None and (line.shipped_ts is None or line.shipped_ts >= line.promised_by)
     ]
     on_time = len(promised) - len(late)
+    late_ids = {id(line) for line in late}
+    buckets, brier = calibration(
+        (line.confidence, id(line) not in late_ids) for line in promised if line.confidence is not None
+    )
     told = sum(
         1
         for line in late
@@ -480,9 +617,17 @@ def figures(events: Iterable[tuple[int, ev.Event]], measure_from: float, end: fl
         if not promised or not st.customer_notices
         else (_r(told / len(late)) if late else 1.0),
         "late_lines_untold": len(late) - told if st.customer_notices else "n/a",
+        "promise_calibration": buckets if promised else "n/a",
+        "promise_brier": brier if promised else "n/a",
         "stranded_received_units": st.stranded_received,
         "stranded_received_share": _r(st.stranded_received / st.received_measured if st.received_measured else None),
         "stranded_unit_days": st.stranded_unit_days,
+        "stranded_expected_received_units": expected_received,
+        "stranded_expected_received_share": "n/a"
+        if isinstance(expected_received, str)
+        else _r(expected_received / st.received_measured if st.received_measured else None),
+        "stranded_expected_unit_days": expected_unit_days,
+        **({"stranded_expected_unavailable": st.world_failed} if st.world_failed else {}),
         "stranded_past_supply_received_units": past_supply_received,
         "stranded_past_supply_received_share": _r(
             past_supply_received / st.received_measured if st.received_measured else None
@@ -535,10 +680,11 @@ def stream_hash(db: Path) -> tuple[str, int]:
         con.close()
 
 
-def referee(db: Path, measure_from: float, end: float) -> dict[str, Any]:
-    """The figures of the run whose journal is ``db``, and its event-stream hash."""
+def referee(db: Path, measure_from: float, end: float, settings: Settings | None = None) -> dict[str, Any]:
+    """The figures of the run whose journal is ``db`` (its configuration ``settings``),
+    and its event-stream hash."""
     events, bad = read_journal(db)
-    out = figures(events, measure_from, end)
+    out = figures(events, measure_from, end, settings)
     if bad:
         inv = out["invariants"]["journal_decodes"]
         inv.update(ok=False, violations=bad, example=f"{bad} bodies the replay decoder refuses")

@@ -28,7 +28,8 @@ COLUMNS = (
     ("orders_cancelled", "cancelled orders", "{:,.0f}"),
     ("shipped_by_promise", "shipped by promise", "{}"),
     ("stranded_received_share", "received units stranded", "{:.2%}"),
-    ("stranded_past_supply_received_share", "stranded past next supply", "{:.2%}"),
+    ("stranded_expected_received_share", "received units stranded (issue's)", "{:.2%}"),
+    ("stranded_past_supply_received_share", "stranded past next supply (hindsight)", "{:.2%}"),
 )
 
 
@@ -118,6 +119,31 @@ def summarise(by_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     return {"baseline": BASELINE, "policies": policies, "per_seed": comparisons}
 
 
+def _calibration_rows(report: dict[str, Any]) -> list[str]:
+    """Per run with promises: its confidence buckets (lines, mean confidence, share shipped
+    by promise) and Brier score, so a reader sees whether a promise's confidence holds."""
+    out: list[str] = []
+    for run in report["runs"]:
+        table = run["figures"].get("promise_calibration")
+        if not isinstance(table, list):
+            continue
+        if not out:
+            out = [
+                "",
+                "| run | confidence | lines | mean confidence | shipped by promise |",
+                "|---|---|---|---|---|",
+            ]
+        name = f"{run['policy']} seed {run['seed']}"
+        for row in table:
+            mean, kept = row["mean_confidence"], row["shipped_by_promise"]
+            out.append(
+                f"| {name} | {row['bucket']} | {row['lines']:,} | {'n/a' if mean is None else f'{mean:.3f}'} "
+                f"| {'n/a' if kept is None else f'{kept:.1%}'} |"
+            )
+        out.append(f"| {name} | Brier score | | {run['figures']['promise_brier']} | |")
+    return out
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as markdown: one row per policy (means over the seeds), then the
     comparisons of every policy that is not part of the static sweep."""
@@ -166,5 +192,6 @@ def markdown(report: dict[str, Any]) -> str:
         for inv, r in run["figures"]["invariants"].items()
         if not r["ok"]
     ]
+    lines += _calibration_rows(report)
     lines += ["", "Invariants: " + ("all held on every run." if not bad else "VIOLATED: " + "; ".join(bad))]
     return "\n".join(lines) + "\n"

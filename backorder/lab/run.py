@@ -12,8 +12,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from backorder.config.settings import load_settings
 from backorder.lab import policies, report
-from backorder.lab.driver import Driver, PolicyUnavailable, RunInfo, stop
+from backorder.lab.driver import CONFIG, Driver, PolicyUnavailable, RunInfo, stop
 from backorder.lab.generator import ScenarioSpec, Site
 from backorder.lab.referee import referee
 
@@ -34,7 +35,7 @@ def run_one(
     if not keep:
         stop(info)
     t0 = time.perf_counter()
-    figs = referee(info.db, info.measure_from, info.end_ts)
+    figs = referee(info.db, info.measure_from, info.end_ts, load_settings(info.db.parent / CONFIG))
     figs["referee_seconds"] = round(time.perf_counter() - t0, 2)
     return info, figs
 

@@ -10,13 +10,16 @@ fill-rate safety factor (G(k) = (1 - fill rate) · Q / σ) and the variance of d
 a random lead time (σ² = E[L]·σe² + μ²·σL²); the undershoot of a reorder point by demand
 in transactions of size Z has mean E[Z²] / (2·E[Z]) and second moment E[Z³] / (3·E[Z])
 (renewal theory: the stationary excess, same chapter; Hadley & Whitin, *Analysis of
-Inventory Systems*, 1963, ch. 4).
+Inventory Systems*, 1963, ch. 4). Service levels set across SKUs (``site_fill_targets``):
+the same book, ch. 7 (multi-item, service-constrained models and exchange curves).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Literal
 
 # Syntetos-Boylan: average inter-demand interval and squared coefficient of variation of
@@ -166,3 +169,147 @@ def levels(
     rop = max(math.ceil(lead_time_demand + ss + undershoot_units - 1e-9), ss)
     q = round_to_pack(max(cycle_demand, 1.0), moq, pack)
     return rop, rop + q, ss
+
+
+# --- service levels set across SKUs ------------------------------------------------------
+
+_UNIT = NormalDist()
+K_MIN, K_MAX = -4.0, 6.0  # the safety factors the worker's loss table covers
+
+
+def normal_loss(k: float) -> float:
+    """The unit normal loss G(k) = φ(k) - k·(1 - Φ(k)), expected shortfall of a standard
+    normal beyond k (strictly decreasing, convex)."""
+    return _UNIT.pdf(k) - k * (1.0 - _UNIT.cdf(k))
+
+
+def expected_fill(k: float, sd: float, order_qty: float) -> float:
+    """Expected unit fill rate of a reorder point with safety factor ``k``: 1 - σ·G(k)/Q,
+    within [0, 1] (the inverse of ``loss_target``; never less for a larger k)."""
+    if sd <= 0 or order_qty <= 0:
+        return 1.0
+    return min(1.0, max(0.0, 1.0 - sd * normal_loss(k) / order_qty))
+
+
+def factor_for_fill(fill_rate: float, sd: float, order_qty: float) -> float:
+    """The least k in [0, K_MAX] whose expected fill reaches ``fill_rate`` (bisection on
+    the monotone G; K_MAX when even that falls short). k stops at 0: the reorder point
+    never goes below the protection window's demand (``levels`` keeps safety stock >= 0)."""
+    if expected_fill(0.0, sd, order_qty) >= fill_rate:
+        return 0.0
+    if expected_fill(K_MAX, sd, order_qty) < fill_rate:
+        return K_MAX
+    lo, hi = 0.0, K_MAX
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if expected_fill(mid, sd, order_qty) >= fill_rate:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """One SKU's fill-against-stock curve for the site allocation: expected fill
+    1 - σ·G(k)/Q for safety stock k·σ. ``demand``: its expected daily demand (the weight
+    of its fill in the site's unit fill rate). ``fixed``: a target of its own (set by a
+    person): it keeps it and counts towards the site with it."""
+
+    demand: float
+    sd: float
+    order_qty: float
+    fixed: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteAllocation:
+    """Per SKU the chosen fill target (in the order given) and the safety factor behind it,
+    the demand-weighted expected site fill they give, whether the site target is met,
+    and the marginal fill per unit of safety stock they were chosen at (``marginal``:
+    one number for every SKU not at a bound; pass it back to plan a subset of the SKUs
+    alike)."""
+
+    targets: list[float]
+    factors: list[float]
+    site_fill: float
+    feasible: bool
+    marginal: float
+
+
+def _bounds(c: Curve, floor: float, cap: float) -> tuple[float, float]:
+    """The safety factors a SKU's target may take: its own target's alone, or from the
+    floor's to the cap's."""
+    if c.fixed is not None:
+        k = factor_for_fill(c.fixed, c.sd, c.order_qty)
+        return k, k
+    lo = factor_for_fill(floor, c.sd, c.order_qty)
+    return lo, max(factor_for_fill(cap, c.sd, c.order_qty), lo)
+
+
+def _factor_at(c: Curve, marginal: float, k_lo: float, k_hi: float) -> float:
+    """The k where one more unit of this SKU's safety stock adds ``marginal`` of
+    demand-weighted fill: d·(1 - Φ(k))/Q = marginal (the derivative of d·(1 - σ·G(k)/Q)
+    by the safety stock k·σ), within [k_lo, k_hi]."""
+    if k_lo == k_hi or c.demand <= 0 or c.sd <= 0:
+        return k_lo
+    p = 1.0 - marginal * c.order_qty / c.demand
+    if p <= 0.0:
+        return k_lo
+    if p >= 1.0:
+        return k_hi
+    return min(max(_UNIT.inv_cdf(p), k_lo), k_hi)
+
+
+def site_fill_targets(curves: Sequence[Curve], target: float, floor: float, cap: float) -> SiteAllocation:
+    """Fill targets per SKU whose demand-weighted expected fill meets the site's ``target``
+    at the least total safety stock (units), each within [``floor``, ``cap``].
+
+    The site's unit fill rate is Σ dᵢ·fᵢ / Σ dᵢ; SKU i's fill at safety stock sᵢ = kᵢ·σᵢ is
+    1 - σᵢ·G(kᵢ)/Qᵢ, concave in sᵢ, with slope (1 - Φ(kᵢ))/Qᵢ. Minimising Σ sᵢ subject to
+    the site's fill is then solved by equal marginals (Lagrange; the continuous form of
+    the greedy "next unit where it adds most fill", Silver, Pyke & Thomas ch. 7):
+    dᵢ·(1 - Φ(kᵢ))/Qᵢ = λ for every SKU not at a bound. The common λ is found by
+    bisection on its logarithm, which is deterministic and has no ties to break: the
+    result depends on the curves, not on their order. A SKU whose σ is large against its
+    order quantity (lumpy, promoted) gets a lower target than a smooth one, where a point
+    of fill costs less stock.
+
+    Infeasible (every SKU at its cap still short of the target): every SKU at its cap,
+    ``feasible`` False. SKUs with a ``fixed`` target keep it and count with it."""
+    bounds = [_bounds(c, floor, cap) for c in curves]
+    # fsum: exactly rounded, so the result does not depend on the order of the SKUs
+    total = math.fsum(c.demand for c in curves if c.demand > 0)
+
+    def at(marginal: float) -> tuple[list[float], float]:
+        ks = [_factor_at(c, marginal, lo, hi) for c, (lo, hi) in zip(curves, bounds, strict=True)]
+        if total <= 0:
+            return ks, 1.0
+        fill = math.fsum(
+            c.demand * expected_fill(k, c.sd, c.order_qty) for c, k in zip(curves, ks, strict=True) if c.demand > 0
+        )
+        return ks, fill / total
+
+    # A smaller marginal buys more stock; the bracket's ends put every SKU at its cap
+    # (1 - e^-70·Q/d rounds to 1) and at its floor (e^30·Q/d > 1) for any real Q and d.
+    lo, hi = -70.0, 30.0
+    ks, fill = at(math.exp(lo))
+    if fill < target:
+        marginal = math.exp(lo)
+    else:
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if at(math.exp(mid))[1] >= target:
+                lo = mid
+            else:
+                hi = mid
+        marginal = math.exp(lo)
+        ks, fill = at(marginal)
+    targets = [expected_fill(k, c.sd, c.order_qty) for c, k in zip(curves, ks, strict=True)]
+    return SiteAllocation(targets=targets, factors=ks, site_fill=fill, feasible=fill >= target, marginal=marginal)
+
+
+def fill_targets_at(curves: Sequence[Curve], marginal: float, floor: float, cap: float) -> list[float]:
+    """The expected fills ``site_fill_targets`` gives these SKUs at a known ``marginal``
+    (a run over some SKUs only, planned at the last whole run's marginal)."""
+    return [expected_fill(_factor_at(c, marginal, *_bounds(c, floor, cap)), c.sd, c.order_qty) for c in curves]

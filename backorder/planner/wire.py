@@ -26,6 +26,8 @@ class SkuInput(Struct, kw_only=True, frozen=True):
     moq: int
     pack_size: int
     source: str  # "supplier:NAME" / "transfer:SITE": lead times are measured per source
+    # service_level was set for this SKU by a person: a site-wide allocation leaves it
+    own_target: bool = False
 
 
 class Params(Struct, kw_only=True, frozen=True):
@@ -36,6 +38,12 @@ class Params(Struct, kw_only=True, frozen=True):
     handling_days: float
     cycle_days: float
     min_lead_times: int
+    # "sku": each SKU planned at its service_level; "site": targets chosen across the SKUs
+    # so that their demand-weighted expected fill meets site_service_level at the least stock
+    service_target: str = "sku"
+    site_service_level: float = 0.97
+    service_floor: float = 0.80
+    site_marginal: float | None = None  # a run over some SKUs: the last whole run's marginal
 
 
 class RunRequest(Struct, kw_only=True, frozen=True, tag="run"):
@@ -70,7 +78,22 @@ class SkuResult(Struct, kw_only=True, frozen=True):
     lead_time_measured: bool = False
     tracking_signal: float = 0.0
     biased: bool = False
+    service_level: float = 0.0  # the fill target it was planned at (0: not planned)
     reasons: list[str] = []
+
+
+class SiteFill(Struct, kw_only=True, frozen=True):
+    """A run's service levels set across SKUs: the site's target, the demand-weighted
+    expected fill of the targets chosen, whether it meets the target, the marginal fill
+    per unit of safety stock they were chosen at, over how many SKUs (of which how many
+    kept a target of their own)."""
+
+    target: float
+    expected: float
+    feasible: bool
+    marginal: float
+    skus: int
+    own_targets: int
 
 
 class Ready(Struct, kw_only=True, frozen=True, tag="ready"):
@@ -95,6 +118,7 @@ class RunReply(Struct, kw_only=True, frozen=True, tag="done"):
     read_upto: int
     duration_s: float
     skus: int
+    site: SiteFill | None = None  # service_target = "site"
 
 
 class RunFailed(Struct, kw_only=True, frozen=True, tag="failed"):

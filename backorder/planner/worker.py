@@ -26,6 +26,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import msgspec
 import numpy as np
@@ -44,6 +45,7 @@ LEAD_SAMPLES = 20  # a SKU's most recent lead times planned with (a supplier's p
 TRACKING_LIMIT = 0.6
 GIANT_SHARE = 0.5  # one day with more than this share of the window's demand ...
 GIANT_RATIO = 5.0
+SERVICE_CAP = 0.999  # the highest fill target sku.configure takes
 NICE = 10  # the worker's scheduling priority below the daemon's  # ... and this many times the median day with demand is clipped
 
 # The unit normal loss G(k) = φ(k) - k·(1 - Φ(k)) on a grid, inverted by interpolation
@@ -201,9 +203,49 @@ def _keep(s: wire.SkuInput, reasons: list[str], **kw) -> wire.SkuResult:
     )
 
 
+@dataclass(slots=True)
+class Draft:
+    """A SKU's forecast and demand spread, planned up to its fill target: what the site
+    allocation (``policy.site_fill_targets``) needs of it, and what ``finish`` turns into
+    levels once the target is chosen."""
+
+    s: wire.SkuInput
+    reasons: list[str]
+    klass: str
+    model: str
+    forecast: list[float]
+    history: list[float]
+    daily_mean: float  # over the forecast's horizon (shown)
+    demand: float  # expected daily demand over the protection window (the site's weight)
+    ltd: float
+    window: float
+    sd: float  # of demand over the window, with the undershoot's spread
+    error_sd: float
+    cycle: float
+    q: int
+    under: float
+    lead: float
+    lead_var: float
+    measured: bool
+    tracking: float
+    biased: bool
+
+    def curve(self) -> policy.Curve:
+        return policy.Curve(demand=self.demand, sd=self.sd, order_qty=self.q)
+
+
 def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params, ratios: Sequence[float] = ()) -> wire.SkuResult:
-    """One SKU's levels (or why it keeps its own). ``ratios``: the SKU's source's receipts
-    as actual over quoted lead time, across its SKUs (``History.lead_time_ratios``)."""
+    """One SKU's levels at its own fill target (or why it keeps its own)."""
+    d = draft(s, hist, today, p, ratios)
+    return d if isinstance(d, wire.SkuResult) else finish(d, s.service_level, p=p)
+
+
+def draft(
+    s: wire.SkuInput, hist: History, today: int, p: wire.Params, ratios: Sequence[float] = ()
+) -> Draft | wire.SkuResult:
+    """One SKU planned up to its fill target, or the result that keeps its levels (and
+    why). ``ratios``: the SKU's source's receipts as actual over quoted lead time, across
+    its SKUs (``History.lead_time_ratios``)."""
     reasons: list[str] = []
     y = hist.series(s.sku, today, p.history_days)
     if y is None or len(y) < p.min_history_days:
@@ -294,14 +336,31 @@ def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params, ratios: Se
             " the mean is added, the spread counted in σ"
         )
         sd = math.sqrt(sd * sd + under_var)
-    loss = policy.loss_target(s.service_level, q, sd)
+    return Draft(
+        s=s, reasons=reasons, klass=klass, model=name, forecast=forecast, history=y[-HORIZON:].tolist(),
+        daily_mean=round(float(np.mean(fc[:HORIZON])), 3), demand=daily, ltd=ltd, window=window, sd=sd,
+        error_sd=error_sd, cycle=cycle, q=q, under=under, lead=lead, lead_var=lead_var, measured=measured,
+        tracking=tracking, biased=biased,
+    )  # fmt: skip
+
+
+def finish(d: Draft, service_level: float, why: str = "", *, p: wire.Params) -> wire.SkuResult:
+    """The draft's levels at fill target ``service_level`` (``why``: how it was chosen)."""
+    s, sd, q, reasons = d.s, d.sd, d.q, list(d.reasons)
+
+    loss = policy.loss_target(service_level, q, sd)
     k = 0.0 if loss is None else safety_factor(loss)
     ss = max(k * sd, 0.0)
     rop, oup, ss_units = policy.levels(
-        lead_time_demand=ltd, safety_stock=ss, undershoot_units=under, cycle_demand=cycle, moq=s.moq, pack=s.pack_size
+        lead_time_demand=d.ltd,
+        safety_stock=ss,
+        undershoot_units=d.under,
+        cycle_demand=d.cycle,
+        moq=s.moq,
+        pack=s.pack_size,
     )
     reasons.append(
-        f"fill rate {s.service_level:.1%}: safety factor k={k:.2f} on σ={sd:.1f} units over {window:.1f} days"
+        f"fill rate {service_level:.1%}{why}: safety factor k={k:.2f} on σ={sd:.1f} units over {d.window:.1f} days"
     )
     new_rop = policy.capped(s.reorder_point, rop, p.max_change)
     new_ss = min(policy.capped(s.safety_stock, ss_units, p.max_change), new_rop)
@@ -313,18 +372,19 @@ def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params, ratios: Se
     return wire.SkuResult(
         sku=s.sku,
         new=wire.Levels(reorder_point=new_rop, order_up_to=new_oup, safety_stock=new_ss),
-        demand_class=klass,
-        model=name,
-        forecast=[round(x, 3) for x in forecast[:HORIZON]],
-        history=y[-HORIZON:].tolist(),
-        daily_mean=round(float(np.mean(fc[:HORIZON])), 3),
-        lead_time_demand=round(ltd, 3),
-        error_sd=round(error_sd, 3),
-        lead_time_days=round(lead, 3),
-        lead_time_sd=round(math.sqrt(lead_var), 3),
-        lead_time_measured=measured,
-        tracking_signal=round(tracking, 2),
-        biased=biased,
+        demand_class=d.klass,
+        model=d.model,
+        forecast=[round(x, 3) for x in d.forecast[:HORIZON]],
+        history=d.history,
+        daily_mean=d.daily_mean,
+        lead_time_demand=round(d.ltd, 3),
+        error_sd=round(d.error_sd, 3),
+        lead_time_days=round(d.lead, 3),
+        lead_time_sd=round(math.sqrt(d.lead_var), 3),
+        lead_time_measured=d.measured,
+        tracking_signal=round(d.tracking, 2),
+        biased=d.biased,
+        service_level=round(service_level, 4),
         reasons=reasons,
     )
 
@@ -335,11 +395,64 @@ def run(req: wire.RunRequest, hist: History, send) -> wire.RunReply:
     hist.read(req.db, req.upto_seq)
     today = int(req.now // DAY)
     ratios = hist.lead_time_ratios(req.skus)
-    for start in range(0, len(req.skus), wire.CHUNK):
-        chunk = req.skus[start : start + wire.CHUNK]
-        results = [plan(s, hist, today, req.params, ratios.get(s.source, ())) for s in chunk]
-        send(wire.Results(run_id=req.run_id, results=results))
-    return wire.RunReply(run_id=req.run_id, read_upto=hist.seq, duration_s=time.perf_counter() - t0, skus=len(req.skus))
+    p = req.params
+    drafts = [draft(s, hist, today, p, ratios.get(s.source, ())) for s in req.skus]
+    site, chosen = None, {}
+    if p.service_target == "site":
+        site, chosen = site_targets([d for d in drafts if isinstance(d, Draft)], p)
+    results = [
+        d if isinstance(d, wire.SkuResult) else finish(d, *chosen.get(d.s.sku, (d.s.service_level, "")), p=p)
+        for d in drafts
+    ]
+    for start in range(0, len(results), wire.CHUNK):
+        send(wire.Results(run_id=req.run_id, results=results[start : start + wire.CHUNK]))
+    return wire.RunReply(
+        run_id=req.run_id, read_upto=hist.seq, duration_s=time.perf_counter() - t0, skus=len(req.skus), site=site
+    )
+
+
+def site_targets(drafts: Sequence[Draft], p: wire.Params) -> tuple[wire.SiteFill, dict[str, tuple[float, str]]]:
+    """Fill targets across the SKUs planned (``[planner] service_target = "site"``): the
+    least safety stock whose demand-weighted expected fill meets the site's target; a SKU
+    with a target of its own keeps it. Per SKU (target, why); the run's site figures. A
+    run over some SKUs only (``site_marginal`` given) plans them at the last whole run's
+    marginal, so one SKU run early is planned as it would be with all the others."""
+    curves = [replace(d.curve(), fixed=d.s.service_level) if d.s.own_target else d.curve() for d in drafts]
+    target, floor = p.site_service_level, p.service_floor
+    if p.site_marginal is not None:
+        marginal = p.site_marginal
+        chosen = policy.fill_targets_at(curves, marginal, floor, SERVICE_CAP)
+        feasible = True
+        total = math.fsum(c.demand for c in curves if c.demand > 0)
+        weighted = math.fsum(c.demand * f for c, f in zip(curves, chosen, strict=True) if c.demand > 0)
+        fill = weighted / total if total else 1.0
+    else:
+        alloc = policy.site_fill_targets(curves, target, floor, SERVICE_CAP)
+        chosen, fill, feasible, marginal = alloc.targets, alloc.site_fill, alloc.feasible, alloc.marginal
+    whys: dict[str, tuple[float, str]] = {}
+    for d, c, f in zip(drafts, curves, chosen, strict=True):
+        if c.fixed is not None:
+            whys[d.s.sku] = (c.fixed, " (this SKU's own target, set by a person)")
+            continue
+        spread = f"σ {d.sd:.1f} against an order of {d.q}"
+        if f <= floor + 5e-4:
+            why = f"the floor, {spread}"
+        elif f >= SERVICE_CAP - 5e-4:
+            why = f"the cap, {spread}"
+        elif policy.expected_fill(0.0, d.sd, d.q) >= f - 1e-6:  # k = 0: levels keep safety stock >= 0
+            why = f"no safety stock: {spread} gives this much without it"
+        else:
+            why = f"{spread}; the next unit of safety stock adds as much site fill here as on every SKU not at a bound"
+        whys[d.s.sku] = (max(min(f, SERVICE_CAP), floor), f" chosen for the site's {target:.1%} ({why})")
+    site = wire.SiteFill(
+        target=target,
+        expected=round(fill, 4),
+        feasible=feasible,
+        marginal=marginal,
+        skus=len(curves),
+        own_targets=sum(c.fixed is not None for c in curves),
+    )
+    return site, whys
 
 
 def main() -> None:

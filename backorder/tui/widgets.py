@@ -8,6 +8,8 @@ as ``rich.text.Text`` (or with ``markup=False``), never as a markup string."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -70,17 +72,58 @@ def plain(value: str) -> Text:
     return Text(one_line(value), no_wrap=True, end="")
 
 
+def _comparable(cell: object) -> object:
+    # rich's Text compares its characters and spans but not its base style
+    return (cell.plain, str(cell.style), tuple(cell.spans)) if isinstance(cell, Text) else cell
+
+
 class PlainTable(DataTable):
     """A DataTable whose ``str`` cells are plain text (DataTable parses a str as markup).
     Cells keep their text as ``Text``: a sort key reads them with ``str(cell)``."""
 
+    _shown: list | None = None  # what show_rows put there, until anything else changes the rows
+
+    def show_rows(self, rows: Iterable[tuple[Sequence[object], str | None]]) -> None:
+        """Show exactly ``rows`` (``(cells, key)`` each), the cursor staying on its row.
+
+        A refresh that brings the rows already shown changes nothing: no flicker, the
+        cursor does not move, and the columns keep their widths (a refilled DataTable
+        sizes its columns only at its next idle, showing them as wide as their headers
+        until then)."""
+        wanted = [(tuple(plain(c) if isinstance(c, str) else c for c in cells), key) for cells, key in rows]
+        seen = [(tuple(map(_comparable, cells)), key) for cells, key in wanted]
+        if seen == self._shown:
+            return
+        cursor = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value if self.row_count else None
+        self.clear()
+        for cells, key in wanted:
+            super().add_row(*cells, key=key)
+        self._shown = seen
+        if cursor is not None and cursor in self.rows:
+            self.move_cursor(row=self.get_row_index(cursor))
+
+    def clear(self, columns: bool = False):
+        self._shown = None
+        return super().clear(columns)
+
     def add_row(self, *cells, **kwargs):
+        self._shown = None
         return super().add_row(*(plain(c) if isinstance(c, str) else c for c in cells), **kwargs)
 
+    def remove_row(self, row_key):
+        self._shown = None
+        return super().remove_row(row_key)
+
+    def sort(self, *columns, **kwargs):
+        self._shown = None
+        return super().sort(*columns, **kwargs)
+
     def update_cell(self, row_key, column_key, value, **kwargs) -> None:
+        self._shown = None
         super().update_cell(row_key, column_key, plain(value) if isinstance(value, str) else value, **kwargs)
 
     def update_cell_at(self, coordinate, value, **kwargs) -> None:
+        self._shown = None
         super().update_cell_at(coordinate, plain(value) if isinstance(value, str) else value, **kwargs)
 
 

@@ -319,6 +319,48 @@ async def test_crash_while_serving_a_new_order_answers_the_client(site, monkeypa
     assert world.orders["O0000001"].status(world.shipments) == "picking"
 
 
+async def test_a_new_order_finishes_in_the_step_of_the_sku_that_served_it_last(site):
+    """No round trip back to the order actor: the SKU actor that serves an order's last SKU
+    promises it, sends its units to picking and answers, all journaled as the submit's
+    own unit of work (cause and correlation id of the order.submit)."""
+    for sku in ("A", "B"):
+        await site.call(p.SkuConfigure(sku=sku))
+        await site.call(p.StockReceive(sku=sku, qty=5))
+    res = await site.call(order("o1", ("A", 2), ("B", 1)))
+    assert res["status"] == "picking"
+    await site.journal.flush()
+    rows = site.rows("SELECT type, cause, corr FROM events WHERE order_id = ? ORDER BY seq", res["order_id"])
+    types = [t for t, _, _ in rows]
+    assert {"order_received", "lines_promised", "shipments_created"} <= set(types)
+    assert types.index("lines_promised") < types.index("shipments_created")
+    assert {(cause, corr) for _, cause, corr in rows} == {("order.submit", f"corr-{site.n}")}
+    assert site.router.order_actor.pending == {}
+
+
+async def test_crash_while_finishing_a_new_order_answers_the_client_once(site, monkeypatch):
+    """A crash in the submit's last step (run by the SKU actor that served the order last)
+    dead-letters that SKU actor's message and answers the client exactly once."""
+    from backorder.actors import promise_rules
+
+    real, crashed = promise_rules.promise_order, []
+
+    def flaky(*args, **kwargs):
+        if not crashed:
+            crashed.append(True)
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(promise_rules, "promise_order", flaky)
+    await site.call(p.SkuConfigure(sku="A"))
+    answer = await site.send(order("o1", ("A", 2))).wait()  # wait() asserts one answer only
+    assert answer[:2] == ("error", "internal_error")
+    letter = site.world.dead_letters[1]
+    assert (letter.actor, letter.order_id) == ("SettleLines", "O0000001")
+    assert site.router.order_actor.pending == {}
+    # the SKU actor restarted: the next order is served and answered
+    assert (await site.call(order("o2", ("A", 1))))["order_id"] == "O0000002"
+
+
 async def test_too_many_crashes_propagate(site, monkeypatch):
     """Restart intensity: a SKU that crashes on every message stops the supervisor tree."""
     from backorder.actors import sku_rules

@@ -385,3 +385,46 @@ def test_an_order_left_waiting_on_one_sku_borrows_there_once_its_other_sku_arriv
     d.start()
     with d.client() as c:
         assert _view(c, lender, borrower) == before
+
+
+STEPPED = """
+[daemon]
+clock = "stepped"
+clock_start = "2026-01-05T09:00:00Z"
+
+[fulfillment]
+auto_pick = true
+"""
+
+
+def test_a_loan_that_becomes_harmless_at_midnight_is_made_then_without_any_request(make_daemon):
+    """L (ship-complete: 1 A + 1 B) holds an A unit; B is due Jan 6, A's next supply Jan 8;
+    S (1 A) waits. Lending reads an overdue date as today: on Jan 7 L's B is overdue (L
+    may complete any moment) and A's units would come back only on Jan 8, so nothing is
+    lent. At midnight into Jan 8 both read as today: the daemon settles A by itself (no
+    request comes) and S ships on L's unit, the loan dated that midnight."""
+    d = make_daemon(STEPPED)
+    with d.client() as c:
+        c.call("sku.configure", sku="A", reorder_point=0, order_up_to=5, lead_time_days=3)
+        c.call("sku.configure", sku="B", reorder_point=0, order_up_to=5, lead_time_days=1)
+        c.call("stock.receive", sku="A", qty=1)
+        lender = submit(c, "L", line("A", 1), line("B", 1), ship_complete=True)["order_id"]
+        borrower = submit(c, "S", line("A", 1))["order_id"]
+        assert c.call("order.get", order_id=lender)["lines"][0]["allocated"] == 1
+        (po_a,) = c.call("sku.get", sku="A")["inbound_requests"]
+        (po_b,) = c.call("sku.get", sku="B")["inbound_requests"]
+        assert (po_a["expected_date"], po_b["expected_date"]) == ("2026-01-08", "2026-01-06")
+
+        def loans() -> list[dict]:
+            return [r for r in c.call("audit.query", order_id=lender)["records"] if r["type"] == "allocation_lent"]
+
+        c.call("clock.advance", to="2026-01-07T23:00:00Z")
+        assert loans() == [] and c.call("shipments.list", order_id=borrower)["shipments"] == []
+        c.call("clock.advance", to="2026-01-08T01:00:00Z")
+        (lent,) = loans()
+        assert lent["at"] == "2026-01-08T00:00:00Z" and lent["cause"] == "settle" and lent["actor"] == "system"
+        assert lent["event"]["to_order_id"] == borrower
+        assert (lent["event"]["back_by"], lent["event"]["completes"]) == ("2026-01-08", "2026-01-08")
+        (sh,) = c.call("shipments.list", order_id=borrower, status="all")["shipments"]
+        assert sh["items"] == [{"line_no": 1, "sku": "A", "qty": 1}]
+        assert c.call("order.get", order_id=lender)["lines"][0]["backordered"] == 1

@@ -280,6 +280,7 @@ def snapshot(c: Client) -> dict:
     return {
         "skus": skus,
         "counts": stats["counts"],
+        "promises": stats["promises"],  # kept / missed per kind: a new promise's confidence
         "orders": orders,
         "kpis": [stats[k] for k in ("fulfillment_rate", "order_accuracy", "avg_reorder_lead_time_hours")],
         "requests": c.call("procurement.list", status="all", limit=10000)["requests"],

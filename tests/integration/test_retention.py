@@ -136,7 +136,7 @@ def test_closed_orders_leave_memory_and_stay_readable_across_kill9_and_restart(m
         assert c.call("order.get", order_id=ids["open"])["archived"] is True
 
 
-def test_periodic_snapshots_are_written_by_a_forked_child_and_restore_after_kill9(make_daemon):
+def test_periodic_snapshots_are_written_by_a_child_from_the_journal_and_restore_after_kill9(make_daemon):
     d = make_daemon(CONFIG.replace("[daemon]\n", "[daemon]\nsnapshot_every = 1000\n", 1))
     with d.client() as c:
         c.call("stock.receive", sku="SKU-A", qty=10_000)
@@ -145,9 +145,9 @@ def test_periodic_snapshots_are_written_by_a_forked_child_and_restore_after_kill
         journal = wait_until(
             lambda: (j := c.call("health")["journal"])["snapshots"] >= 1 and j["snapshot_child_ms"] > 0 and j,
             timeout=30,
-            message="no forked snapshot",
+            message="no periodic snapshot",
         )
-        assert journal["snapshot_pause_max_ms"] < 1000  # the fork only
+        assert journal["snapshot_pause_max_ms"] < 1000  # the spawn only
         snap_seq = wait_until(
             lambda: read_db(d.db, "SELECT MAX(seq) FROM snapshots")[0][0], timeout=30, message="snapshot not stored"
         )

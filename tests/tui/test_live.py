@@ -182,23 +182,21 @@ async def test_daemon_restart_shows_the_banner_then_live_data_again(site):
 async def test_a_silent_daemon_never_freezes_the_console(site):
     """SIGSTOP the real daemon: requests time out, the banner says so, keys still work;
     SIGCONT: the replies come and the banner goes."""
-    # A console that waited on the daemon would answer a key only after the request
-    # timeout; the bound below is half of it, loose enough for a loaded CI machine.
-    timeout = 3.0
-    app = BackorderApp(str(site.socket), timeout=timeout)
+    app = BackorderApp(str(site.socket), timeout=5.0)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.loaded, what="first load")
         site.proc.send_signal(signal.SIGSTOP)
         try:
             await pilot.press("p")  # opening procurement asks the daemon: no answer comes
+            # a console that waited on the daemon would take the keys only after the request
+            # timed out (and said so): the help screen opens while nothing has timed out yet
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            assert app.conn.state.connected and not app.conn.state.stalled
+            await pilot.press("escape")
             banner = app.screen.query_one(ConnBanner)
             await until(pilot, lambda: banner.has_class("down"), what="banner")
             assert "not answering" in str(banner.render())
-            t0 = time.monotonic()
-            await pilot.press("question_mark")  # the UI still answers at once
-            assert isinstance(app.screen, HelpScreen)
-            await pilot.press("escape")
-            assert time.monotonic() - t0 < timeout / 2
         finally:
             site.proc.send_signal(signal.SIGCONT)
         await until(pilot, lambda: not banner.has_class("down"), what="banner gone")

@@ -39,6 +39,24 @@ async def loaded(pilot) -> None:
     await pilot.pause()
 
 
+def tables_settled(pilot) -> bool:
+    """Every table on the screen has sized its columns to the rows it holds and the screen
+    has laid them out. A DataTable measures new rows at its next idle and then asks for a
+    layout, which a loaded machine can delay past ``pilot.pause()``: the screenshot then
+    shows columns as wide as their headers. (Textual keeps this pending work in private
+    attributes; nothing public says it is done.)"""
+    screen = pilot.app.screen
+    return not (
+        screen._layout_required
+        or screen._repaint_required
+        or screen._dirty_widgets
+        or any(
+            t._require_update_dimensions or t._new_rows or t._updated_cells or t._layout_required or t._repaint_required
+            for t in screen.query(DataTable)
+        )
+    )
+
+
 async def rows_in(pilot, selector: str, n: int = 1) -> None:
     await until(pilot, lambda: pilot.app.screen.query_one(selector, DataTable).row_count >= n, what=selector)
     await pilot.pause()
@@ -140,6 +158,13 @@ def test_screen(snap_compare, shared_site, screen, size, monkeypatch):
         await loaded(pilot)
         await stockout_read(pilot)  # the dashboard's last read: none is in flight behind another screen
         await screen(pilot)
-        await pilot.pause()
+        await until(pilot, lambda: tables_settled(pilot), what="tables sized to their rows")
+        # Paint once more now that the tables are measured: on a loaded machine the
+        # screenshot otherwise showed strips painted before the columns were widened.
+        pilot.app.screen.refresh(layout=True)
+        for t in pilot.app.screen.query(DataTable):
+            t.refresh(layout=True)
+        await pilot.pause(0.2)
+        await until(pilot, lambda: tables_settled(pilot), what="tables painted")
 
     assert snap_compare(make_app(shared_site), terminal_size=size, run_before=run_before)

@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-from test_rules_properties import Sim, check_invariants, op_st, service_key, snapshot, weights_st
+from test_rules_properties import T0, Sim, check_invariants, op_st, service_key, snapshot, weights_st
 
 from backorder.actors import events as ev
 from backorder.actors import sku_rules, whatif
@@ -27,6 +27,7 @@ from backorder.timeutil import iso_date
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ALL = 1_000_000  # a limit no test queue reaches: every changed line is listed
+DAY = 86400.0
 
 history_st = st.lists(op_st, min_size=1, max_size=40)
 mode_st = st.sampled_from(["fifo", "priority"])
@@ -357,3 +358,80 @@ def test_a_split_order_borrows_the_part_held_units_cover_a_ship_complete_one_not
         assert borrower.lines[0].need == 1 and len(borrower.shipments) == 1
         assert w.skus["B"].expected_date(borrower.lines[0]) is not None
         assert x.lines[1].need == 2 and w.skus["B"].expected_date(x.lines[1]) == b_supply.expected_date
+
+
+def _loans(sim: Sim, start: int) -> list[tuple[str, int, int, str, str, str]]:
+    return [
+        (e.order_id, e.line_no, e.qty, e.to_order_id, e.back_by, e.completes)
+        for e in sim.log[start:]
+        if isinstance(e, ev.AllocationLent)
+    ]
+
+
+def test_an_overdue_date_is_read_as_today_by_lending():
+    """X (ship-complete: 1 A + 2 B) holds 2 B; A's supply is due on day 3, B's next one on
+    day 5. Y (1 B) on day 1 and Z (1 B) on day 4 borrow nothing: X's date (day 3, then
+    today: its A is overdue and may come any moment) would move to day 5. On day 6 both
+    supplies are overdue: both read as today, a loan moves nothing, and Y and Z, the first
+    waiting lines, borrow X's 2 units when V (1 B) comes. (Compared as written, B's day 5
+    is later than A's day 3 and nothing would ever be lent.)"""
+    sim = Sim("fifo", Weights())
+    w = sim.world
+    sim.run(("receive", "B", 2, 0))
+    sim.run(("submit", 1, [("A", 1, Decimal("1.00"), True), ("B", 2, Decimal("1.00"), True)], True, False, None))
+    x = w.orders["O0000001"]
+    assert x.lines[1].allocated == 2 and x.lines[0].need == 1
+    sim.run(("supply", "B", "acknowledge", 5))  # B's first open request now comes on day 5
+    a_date = w.skus["A"].expected_date(x.lines[0])
+    b_dates = sorted(r.expected_date for r in w.skus["B"].inbound.values())
+    assert a_date == iso_date(T0 + 3 * DAY) and b_dates[0] == iso_date(sim.now + 5 * DAY)
+    start = len(sim.log)
+    for n, day in ((2, 1), (3, 4)):
+        sim.now = T0 + day * DAY
+        sim.run(("submit", n, [("B", 1, Decimal("1.00"), True)], False, False, None))
+    assert _loans(sim, start) == [] and x.lines[1].allocated == 2
+    sim.now = T0 + 6 * DAY
+    start = len(sim.log)
+    sim.run(("submit", 4, [("B", 1, Decimal("1.00"), True)], False, False, None))
+    today = iso_date(sim.now)
+    assert _loans(sim, start) == [
+        ("O0000001", 2, 1, "O0000002", today, today),
+        ("O0000001", 2, 1, "O0000003", today, today),
+    ]
+    assert all(len(w.orders[oid].shipments) == 1 for oid in ("O0000002", "O0000003"))
+    assert x.lines[1].need == 2 and not x.shipments
+
+
+def test_a_ship_complete_line_loans_cannot_fill_is_passed_over_and_keeps_its_date():
+    """X (ship-complete: 1 A + 2 B) holds 2 B; W (ship-complete, 3 B) waits first and
+    cannot be filled by X's 2 (all or nothing): V (1 B, ships what it has), behind W,
+    borrows 1 and ships, and W's date does not move."""
+    sim = Sim("fifo", Weights())
+    w = sim.world
+    sim.run(("receive", "B", 2, 0))
+    sim.run(("submit", 1, [("A", 1, Decimal("1.00"), True), ("B", 2, Decimal("1.00"), True)], True, False, None))
+    sim.run(("submit", 2, [("B", 3, Decimal("1.00"), True)], True, False, None))
+    big = w.orders["O0000002"]
+    before = w.skus["B"].expected_date(big.lines[0])
+    assert big.lines[0].need == 3 and before is not None
+    start = len(sim.log)
+    sim.run(("submit", 3, [("B", 1, Decimal("1.00"), True)], False, False, None))
+    assert [(lender, qty, to) for lender, _, qty, to, _, _ in _loans(sim, start)] == [("O0000001", 1, "O0000003")]
+    assert len(w.orders["O0000003"].shipments) == 1
+    assert big.lines[0].need == 3 and w.skus["B"].expected_date(big.lines[0]) == before
+
+
+def test_the_skus_a_new_day_may_let_lend_hold_units_of_a_ship_complete_order_while_lines_wait():
+    """``sku_rules.may_lend`` (the midnight settle's list): B only once a ship-complete
+    order holds B units while another B line waits; not A (nothing held), and not once the
+    waiting line is served."""
+    sim = Sim("fifo", Weights())
+    w = sim.world
+    sim.run(("receive", "B", 2, 0))
+    assert sku_rules.may_lend(w) == []
+    sim.run(("submit", 1, [("A", 1, Decimal("1.00"), True), ("B", 2, Decimal("1.00"), True)], True, False, None))
+    assert sku_rules.may_lend(w) == []  # X holds 2 B, but no B line waits
+    sim.run(("submit", 2, [("B", 3, Decimal("1.00"), True)], True, False, None))  # cannot be lent: waits
+    assert w.skus["B"].backordered == 3 and sku_rules.may_lend(w) == ["B"]
+    sim.run(("receive", "B", 3, 0))
+    assert w.skus["B"].backordered == 0 and sku_rules.may_lend(w) == []

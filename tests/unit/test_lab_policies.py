@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from backorder.lab import policies, report
+from backorder.lab.referee import calibration
 
 
 def test_the_static_rule_is_the_erps_min_max():
@@ -81,3 +82,21 @@ def test_the_summary_pairs_seeds_and_the_markdown_names_unavailable_policies():
     )
     assert "| planner-priority | not available: unknown_op: planner.run |" in md
     assert "| planner-fifo | 90.0% |" in md and "Invariants: all held" in md
+
+
+def test_the_markdown_shows_each_runs_confidence_buckets_and_brier_score():
+    f = fig(0.9, 1500)
+    f["invariants"] = {}
+    f["promise_calibration"], f["promise_brier"] = calibration([(0.98, True), (0.98, False), (0.6, True)])
+    md = report.markdown(
+        {
+            "summary": report.summarise({1: {"planner-fifo": f}}),
+            "spec": {"scenario": "mixed", "skus": 10, "days": 5, "warmup_days": 2},
+            "seeds": [1],
+            "runs": [{"policy": "planner-fifo", "seed": 1, "figures": f}],
+        }
+    )
+    assert "| planner-fifo seed 1 | >=0.95 | 2 | 0.980 | 50.0% |" in md
+    assert "| planner-fifo seed 1 | <0.7 | 1 | 0.600 | 100.0% |" in md
+    assert "| planner-fifo seed 1 | 0.7-0.8 | 0 | n/a | n/a |" in md
+    assert f"| planner-fifo seed 1 | Brier score | | {f['promise_brier']} | |" in md

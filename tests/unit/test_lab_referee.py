@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from backorder.actors import events as ev
-from backorder.lab.referee import figures
+from backorder.lab.referee import calibration, figures
 
 DAY = 86400.0
 
@@ -110,8 +110,8 @@ def test_priority_allocations_are_not_held_to_fifo():
     assert figures(enumerate(evs, start=1), 0.0, DAY)["invariants"]["fifo_order_of_service"]["ok"]
 
 
-def promise(ts: float, order_id: str, date: str) -> ev.LinesPromised:
-    line = ev.PromisedLine(line_no=1, sku="A", date=date, source="stock", confidence=0.98)
+def promise(ts: float, order_id: str, date: str, confidence: float = 0.98) -> ev.LinesPromised:
+    line = ev.PromisedLine(line_no=1, sku="A", date=date, source="stock", confidence=confidence)
     return ev.LinesPromised(ts=ts, order_id=order_id, lines=[line])
 
 
@@ -127,6 +127,35 @@ def test_lines_shipped_by_their_first_promise_once_promises_are_journaled():
     ]
     f = figures(enumerate(promised, start=1), 0.0, 10 * DAY)
     assert f["lines_promised"] == 2 and f["shipped_by_promise"] == 0.5
+
+
+def test_calibration_buckets_lines_by_the_confidence_of_their_first_promise():
+    promised = [
+        *journal()[:2],
+        promise(0.0, "O1", "1970-01-01", 0.98),  # shipped that day: kept
+        *journal()[2:6],
+        promise(DAY, "O2", "1970-01-03", 0.75),  # ships Jan 4: missed
+        promise(DAY, "O2", "1970-01-09", 0.5),  # a later promise: not held to
+        *journal()[6:],
+    ]
+    f = figures(enumerate(promised, start=1), 0.0, 10 * DAY)
+    rows = {row["bucket"]: row for row in f["promise_calibration"]}
+    assert list(rows) == ["<0.7", "0.7-0.8", "0.8-0.9", "0.9-0.95", ">=0.95"]
+    assert rows[">=0.95"] == {"bucket": ">=0.95", "lines": 1, "mean_confidence": 0.98, "shipped_by_promise": 1.0}
+    assert rows["0.7-0.8"] == {"bucket": "0.7-0.8", "lines": 1, "mean_confidence": 0.75, "shipped_by_promise": 0.0}
+    assert rows["<0.7"]["lines"] == 0 and rows["<0.7"]["shipped_by_promise"] is None
+    assert f["promise_brier"] == round(((0.98 - 1) ** 2 + 0.75**2) / 2, 4)
+    assert figures(enumerate(journal(), start=1), 0.0, 10 * DAY)["promise_brier"] == "n/a"
+
+
+def test_calibration_edges_belong_to_the_upper_bucket_and_one_to_the_last():
+    table, brier = calibration([(0.7, True), (0.95, True), (1.0, False), (0.0, False)])
+    assert [row["lines"] for row in table] == [1, 1, 0, 0, 2]
+    assert brier == round((0.3**2 + 0.05**2 + 1.0 + 0.0) / 4, 4)
+    assert calibration([]) == (
+        [{**row, "lines": 0, "mean_confidence": None, "shipped_by_promise": None} for row in table],
+        None,
+    )
 
 
 def delay(ts: float, order_id: str, line_no: int = 1) -> ev.NoticeQueued:
@@ -325,3 +354,100 @@ def test_a_receipt_held_for_an_order_that_completes_before_the_next_receipt_is_s
     f = figures(enumerate(events, start=1), 0.0, 2 * DAY)
     assert f["stranded_received_units"] == 1 and f["stranded_past_supply_received_units"] == 0
     assert f["stranded_past_supply_received_share"] == 0.0
+
+
+# --- the issue's figure: judged by the dates expected at that moment --------------------
+# These journals replay into the daemon's model (its ids, every request raised), which the
+# expected figures read their dates from; the hand-made journals above do not ("n/a").
+
+
+def _raised(request_id: str, sku: str, qty: int, date: str) -> ev.RequestRaised:
+    return ev.RequestRaised(
+        ts=0.0, request_id=request_id, sku=sku, kind="po", source="lab", qty=qty, expected_date=date, position=0
+    )
+
+
+def _expecting(b_expected: str, b_arrives: float, a_expected: str = "1970-01-05") -> list[ev.Event]:
+    """L (ship-complete: 2 A + 1 B) holds 2 A from day 0.5; S (1 A) waits from day 1.5.
+    A's next supply (5) is expected on ``a_expected`` (Jan 5: day 4) and comes on day
+    3.5; L's B is expected on ``b_expected`` and comes at ``b_arrives``."""
+    lo, so = "O0000001", "O0000002"
+    events = [
+        _raised("PO-000001", "B", 1, b_expected),
+        _raised("PO-000002", "A", 5, a_expected),
+        ev.Received(ts=0.5 * DAY, sku="A", qty=2, reference=None),
+        _ship_complete(0.5 * DAY, lo, ("A", 2), ("B", 1)),
+        alloc(0.5 * DAY, "A", lo, 2),
+        ev.LineBackordered(ts=0.5 * DAY, sku="B", order_id=lo, line_no=2, qty=1),
+        order(1.5 * DAY, so, ("A", 1, "1")),
+        ev.LineBackordered(ts=1.5 * DAY, sku="A", order_id=so, line_no=1, qty=1),
+        ev.Received(ts=3.5 * DAY, sku="A", qty=5, reference="PO-000002", request_id="PO-000002"),
+        alloc(3.5 * DAY, "A", so, 1),
+        ev.Received(ts=b_arrives, sku="B", qty=1, reference="PO-000001", request_id="PO-000001"),
+        alloc(b_arrives, "B", lo, 1, line_no=2),
+    ]
+    return sorted(events, key=lambda e: e.ts)  # (stable: each instant's events keep their order)
+
+
+def test_an_order_expected_to_complete_before_the_next_supply_is_not_stranded_by_the_issues_count():
+    """L's B was due on Jan 2 (day 1): from day 2 it is overdue, expected any moment
+    (today), before A's next supply (Jan 5): lending L's A would move its date, so the
+    issue's count leaves it out, although B came only on day 5, after A's receipt (day
+    3.5): with hindsight L could not complete before it (the day-2 and day-3 boundaries)."""
+    f = figures(enumerate(_expecting("1970-01-02", 5 * DAY), start=1), 0.0, 6 * DAY)
+    assert f["stranded_unit_days"] == 2 and f["stranded_past_supply_unit_days"] == 2
+    assert f["stranded_expected_unit_days"] == 0
+    assert all(i["ok"] for i in f["invariants"].values()), f["invariants"]
+
+
+def test_an_order_expected_to_complete_after_the_next_supply_is_stranded_by_the_issues_count():
+    """L's B is expected on Jan 7 (day 6), after A's next supply (Jan 5): lending L's A
+    would not move its date, so both boundaries (days 2 and 3) count by the dates
+    expected then, although B came early (day 3, before A's receipt at day 3.5) and, with
+    hindsight, L completed before A's next receipt."""
+    f = figures(enumerate(_expecting("1970-01-07", 3 * DAY), start=1), 0.0, 6 * DAY)
+    assert f["stranded_unit_days"] == 2 and f["stranded_expected_unit_days"] == 2
+    assert f["stranded_past_supply_unit_days"] == 0
+    assert "stranded_expected_unavailable" not in f
+
+
+def test_a_day_boundary_is_judged_by_the_dates_of_the_day_it_closes():
+    """B was due Jan 2, A is due Jan 3. The day-2 boundary closes Jan 2: L's B is due that
+    day, A's units would come back a day later: not stranded by the issue's count. The
+    day-3 boundary closes Jan 3: B is overdue (read as Jan 3) and A is due that day: a
+    loan would have moved nothing all day: 1 unit-day."""
+    f = figures(enumerate(_expecting("1970-01-02", 5 * DAY, "1970-01-03"), start=1), 0.0, 6 * DAY)
+    assert f["stranded_unit_days"] == 2 and f["stranded_expected_unit_days"] == 1
+
+
+def test_a_ship_complete_line_needing_more_than_the_held_units_could_not_ship_with_them():
+    """L (ship-complete: 1 A + 1 B) holds 1 A that B never comes for; W (ship-complete,
+    2 A) waits: 1 unit would not ship it, nothing is stranded. S (2 A, ships what it has)
+    could ship 1 from day 1.5: then 1 is at the day-2 and day-3 boundaries, by every count
+    (B has no open supply: L cannot complete before any)."""
+    lo, wo, so = "O0000001", "O0000002", "O0000003"
+    events = [
+        _raised("PO-000001", "A", 5, "1970-01-09"),
+        ev.Received(ts=0.5 * DAY, sku="A", qty=1, reference=None),
+        _ship_complete(0.5 * DAY, lo, ("A", 1), ("B", 1)),
+        alloc(0.5 * DAY, "A", lo, 1),
+        ev.LineBackordered(ts=0.5 * DAY, sku="B", order_id=lo, line_no=2, qty=1),
+        _ship_complete(0.6 * DAY, wo, ("A", 2)),
+        ev.LineBackordered(ts=0.6 * DAY, sku="A", order_id=wo, line_no=1, qty=2),
+    ]
+    f = figures(enumerate(events, start=1), 0.0, 3 * DAY)
+    assert f["stranded_unit_days"] == 0 and f["stranded_expected_unit_days"] == 0
+    events += [
+        order(1.5 * DAY, so, ("A", 2, "1")),
+        ev.LineBackordered(ts=1.5 * DAY, sku="A", order_id=so, line_no=1, qty=2),
+    ]
+    f = figures(enumerate(events, start=1), 0.0, 3 * DAY)
+    assert f["stranded_unit_days"] == 2 and f["stranded_past_supply_unit_days"] == 2
+    assert f["stranded_expected_unit_days"] == 2
+
+
+def test_the_issues_count_is_na_for_a_journal_the_model_cannot_replay():
+    f = figures(enumerate(_stranding(lend=False), start=1), 0.0, 5 * DAY)
+    assert f["stranded_past_supply_unit_days"] == 2
+    assert f["stranded_expected_unit_days"] == "n/a" and f["stranded_expected_received_share"] == "n/a"
+    assert "order_received" in f["stranded_expected_unavailable"]

@@ -76,3 +76,11 @@ def test_the_kpi_bar_counts_modes_and_flags_a_worker_down():
     quiet = {**stats, "policy_modes": {"manual": 8, "auto": 0, "suggest": 0}, "planner": {"state": "off"}}
     bar.stats = quiet
     assert "planner" not in bar.render().plain  # as the console was without a planner
+
+
+def test_under_the_site_target_the_panel_shows_the_skus_chosen_target_and_the_sites():
+    site = {**TUNED, "service_target": "site", "service_level": 0.97}
+    site["latest"] = {**TUNED["latest"], "service_level": 0.9312}
+    assert "Planner auto · fill target 93.1% of the site's 97.0% · smooth" in planner_text(site).plain
+    # before its first run under the site's target: the site's
+    assert "fill target 97.0% ·" in planner_text({**site, "latest": None}).plain

@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 
 from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
-from backorder.actors.allocation_plan import order_date
+from backorder.actors.allocation_plan import as_of, order_date
 from backorder.actors.carrier import LocalCarrier
 from backorder.actors.model import HOUR, Line, World
 from backorder.config.settings import AllocationSettings, NotificationSettings, ReorderPolicy, Settings, Weights
 from backorder.errors import Rejected
 from backorder.protocol import OrderLineIn, OrderSubmit
-from backorder.timeutil import iso_ts
+from backorder.timeutil import iso_date, iso_ts
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 POLICIES = {
@@ -349,7 +349,8 @@ def check_loans(w: World, new: list[ev.Event]) -> set[tuple[str, int]]:
     loan is one ``allocated`` (rule ``lent``) of the same units to the borrower, which then
     has all its units and whose order ships, or, only for a split order (not ship-complete:
     it ships what it has), a part of them that ships now; the lender waits again and its order's date is the one it had (``completes``), its
-    units due back by then. Returns the lenders' (order_id, line_no)."""
+    units due back by then. Dates are read as lending reads them on the loan's day (an
+    overdue one is that day: ``as_of``). Returns the lenders' (order_id, line_no)."""
     lenders = set()
     for i, e in enumerate(new):
         if isinstance(e, ev.Allocated) and e.rule == sku_rules.LENT:
@@ -367,8 +368,9 @@ def check_loans(w: World, new: list[ev.Event]) -> set[tuple[str, int]]:
             assert all(ln.need == 0 for ln in borrower.lines), "lent units to an order that cannot ship"
         lender = w.orders[e.order_id]
         assert lender.spec.ship_complete and not lender.cancelled
-        dates = [w.skus[ln.sku].expected_date(ln) for ln in lender.lines if ln.need > 0]
-        assert e.back_by <= e.completes
+        today = iso_date(e.ts)
+        dates = [as_of(w.skus[ln.sku].expected_date(ln), today) for ln in lender.lines if ln.need > 0]
+        assert e.back_by <= e.completes and today <= e.back_by, "a loan journaled an overdue date"
         after = order_date(dates)
         if any(isinstance(x, ev.RequestRaised) for x in new):
             # the same or earlier ("now" is the earliest): the settle's reorder may bring it

@@ -101,15 +101,14 @@ class IntakeScreen(BoScreen):
         self._show_letters(dead["dead_letters"])
 
     def _show_sources(self, health: dict) -> None:
-        t = self.query_one("#sources", DataTable)
-        t.clear()
         silent = 0
+        rows = []
         for s in self.sources:
             silent += s["silent"]
             style = "bold red" if s["silent"] else ""
             rej_style = "red" if s["rejected_rate"] >= 0.5 else ("yellow" if s["rejected_rate"] else "")
             codes = codes_text(s["rejections"])
-            t.add_row(
+            cells = (
                 Text(f"{s['channel']}/{s['account']}", style=style),
                 Text("SILENT", style="bold red") if s["silent"] else Text("ok", style="green"),
                 str(s["deliveries"]),
@@ -118,8 +117,9 @@ class IntakeScreen(BoScreen):
                 since_text(s["last_delivery_at"]),
                 Text(str(s["bad_signatures"]), style="red" if s["bad_signatures"] else ""),
                 codes if len(codes) <= 34 else codes[:33] + "…",
-                key=f"{s['channel']}/{s['account']}",
             )
+            rows.append((cells, f"{s['channel']}/{s['account']}"))
+        self.query_one("#sources", PlainTable).show_rows(rows)
         q = health["queue"]
         n = sum(g["count"] for g in self.groups)
         self.query_one("#intake-head", Static).update(
@@ -142,25 +142,23 @@ class IntakeScreen(BoScreen):
         stats = self.bo.live.stats or {}
         counts = (stats.get("intake") or {}).get("rejections") or {}
         deliveries = {f"{s['channel']}/{s['account']}": s["deliveries"] for s in self.sources}
-        t = self.query_one("#rejections", DataTable)
-        t.clear()
+        rows = []
         for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
             source, _, code = key.rpartition("/")
             total = deliveries.get(source) or 0
-            t.add_row(source, code, str(n), pct(n / total) if total else "—", key=key)
+            rows.append(((source, code, str(n), pct(n / total) if total else "—"), key))
+        self.query_one("#rejections", PlainTable).show_rows(rows)
 
     def _show_letters(self, letters: list[dict]) -> None:
-        t = self.query_one("#letters", DataTable)
-        key = self.current()
-        t.clear()
         self.letters = {}
+        rows = []
         for d in letters:
             lid = str(d["letter_id"])
             self.letters[lid] = d
             impact = d.get("impact_now") or 0.0
             style = "bold red" if impact >= 500 else ("yellow" if impact >= 100 else "")
             source = f"{d['channel']}/{d['account']}" if d.get("channel") else d.get("actor") or ""
-            t.add_row(
+            cells = (
                 Text(f"{impact:,.1f}", style=style),
                 lid,
                 Text(d.get("cause") or d.get("kind") or "", style="bold"),
@@ -169,10 +167,9 @@ class IntakeScreen(BoScreen):
                 str(d.get("attempts") or 1),
                 hhmm(d.get("at")),
                 (d.get("error") or "")[:90],
-                key=lid,
             )
-        if key in self.letters:
-            t.move_cursor(row=t.get_row_index(key))
+            rows.append((cells, lid))
+        self.query_one("#letters", PlainTable).show_rows(rows)
         self._show_detail(self.current())
         groups = Text.assemble(("causes ", "bold"))
         for i, g in enumerate(self.groups):

@@ -68,17 +68,15 @@ class NotificationsScreen(BoScreen):
         if health is not None:
             self.breakers = (health.get("notifier") or {}).get("breakers") or {}
             self.credential_errors = (health.get("notifier") or {}).get("credential_errors") or {}
-        t = self.query_one("#notices", DataTable)
-        key = self.current()
-        t.clear()
         self.notices = {}
         dead = 0
+        rows = []
         for n in got["notifications"]:
             nid = n["notice_id"]
             self.notices[nid] = n
             dead += n["status"] == "dead"
             style = STATUS_STYLE.get(n["status"], "")
-            t.add_row(
+            cells = (
                 Text(nid, style="bold red" if n["status"] == "dead" else ""),
                 n["kind"],
                 n.get("order_id") or n.get("request_id") or "",
@@ -87,10 +85,9 @@ class NotificationsScreen(BoScreen):
                 str(n["attempts"]),
                 hhmm(n.get("last_at")),
                 (n.get("last_error") or "")[:80],
-                key=nid,
             )
-        if key in self.notices:
-            t.move_cursor(row=t.get_row_index(key))
+            rows.append((cells, nid))
+        self.query_one("#notices", PlainTable).show_rows(rows)
         self.count, self.dead, self.skipped = len(self.notices), dead, offset
         self._show_head()
         self._detail(self.current())

@@ -122,40 +122,53 @@ class OrderScreen(BoScreen):
                 + _threepl(o),
             )
         )
-        t = self.query_one("#lines", DataTable)
-        t.clear()
-        for ln in o["lines"]:
-            t.add_row(
-                str(ln["line_no"]),
-                ln["sku"],
-                str(ln["qty"]),
-                str(ln["allocated"]),
-                str(ln["backordered"]),
-                str(ln["shipped"]),
-                str(ln.get("queue_position") or ""),
-                short_date(ln.get("expected_date")) if ln["backordered"] else "",
-                short_date(promise["date"]) if (promise := ln.get("promise")) else "",
-                short_date(promise.get("expected") or promise["told"]) if promise else "",
-                ln.get("why", ""),
-                key=f"{ln['line_no']}:{ln['sku']}",
+        self.query_one("#lines", PlainTable).show_rows(
+            (
+                (
+                    str(ln["line_no"]),
+                    ln["sku"],
+                    str(ln["qty"]),
+                    str(ln["allocated"]),
+                    str(ln["backordered"]),
+                    str(ln["shipped"]),
+                    str(ln.get("queue_position") or ""),
+                    short_date(ln.get("expected_date")) if ln["backordered"] else "",
+                    short_date(promise["date"]) if (promise := ln.get("promise")) else "",
+                    short_date(promise.get("expected") or promise["told"]) if promise else "",
+                    ln.get("why", ""),
+                ),
+                f"{ln['line_no']}:{ln['sku']}",
             )
-        t = self.query_one("#shipments", DataTable)
-        t.clear()
-        for sh in o["shipments"]:
-            items = ", ".join(f"{i['qty']}x{i['sku']}" for i in sh["items"])
-            t.add_row(sh["shipment_id"], sh["status"], items, sh["tracking_number"] or "—", sh["shipped_at"] or "—")
+            for ln in o["lines"]
+        )
+        self.query_one("#shipments", PlainTable).show_rows(
+            (
+                (
+                    sh["shipment_id"],
+                    sh["status"],
+                    ", ".join(f"{i['qty']}x{i['sku']}" for i in sh["items"]),
+                    sh["tracking_number"] or "—",
+                    sh["shipped_at"] or "—",
+                ),
+                None,
+            )
+            for sh in o["shipments"]
+        )
         audit = await self.bo.read("audit.query", order_id=order_id, limit=200)
-        t = self.query_one("#audit", DataTable)
-        t.clear()
-        for rec in (audit or {}).get("records", []):
-            t.add_row(
-                str(rec["seq"]),
-                rec["at"].replace("T", " ").rstrip("Z"),
-                rec["type"],
-                rec["sku"] or "",
-                rec["cause"],
-                actor_text(rec.get("actor")),
+        self.query_one("#audit", PlainTable).show_rows(
+            (
+                (
+                    str(rec["seq"]),
+                    rec["at"].replace("T", " ").rstrip("Z"),
+                    rec["type"],
+                    rec["sku"] or "",
+                    rec["cause"],
+                    actor_text(rec.get("actor")),
+                ),
+                None,
             )
+            for rec in (audit or {}).get("records", [])
+        )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "lines" and event.row_key.value:

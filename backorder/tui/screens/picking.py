@@ -52,17 +52,19 @@ class PickingScreen(BoScreen):
         got = await self.bo.read("shipments.list", status="picking", limit=10000)
         if got is None:
             return
-        t = self.query_one("#picks", DataTable)
-        key = self.current()
-        t.clear()
         self.shipments = {s["shipment_id"]: s for s in got["shipments"]}
-        for s in got["shipments"]:
-            items = ", ".join(f"{i['qty']}x{i['sku']}" for i in s["items"])
-            t.add_row(
-                s["shipment_id"], s["order_id"], items, s["created_at"].replace("T", " ")[:16], key=s["shipment_id"]
+        self.query_one("#picks", PlainTable).show_rows(
+            (
+                (
+                    s["shipment_id"],
+                    s["order_id"],
+                    ", ".join(f"{i['qty']}x{i['sku']}" for i in s["items"]),
+                    s["created_at"].replace("T", " ")[:16],
+                ),
+                s["shipment_id"],
             )
-        if key in self.shipments:
-            t.move_cursor(row=t.get_row_index(key))
+            for s in got["shipments"]
+        )
         pending = await self.bo.read("shipments.list", status="label_pending", limit=10000)
         waiting = len(pending["shipments"]) if pending is not None else 0
         self.query_one("#pick-head", Static).update(

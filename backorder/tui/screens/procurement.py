@@ -47,33 +47,32 @@ class ProcurementScreen(BoScreen):
         got = await self.bo.read("procurement.list", status=self.status, limit=10000)
         if got is None:
             return
-        t = self.query_one("#requests", DataTable)
-        key = None
-        if t.row_count:
-            key = t.coordinate_to_cell_key(t.cursor_coordinate).row_key.value
-        t.clear()
         self.requests = {}
         overdue = 0
+        rows = []
         for r in got["requests"]:
             self.requests[r["request_id"]] = r
             late = r["overdue"]
             overdue += late
             style = "bold red" if late else ""
             status = "OVERDUE" if late else r["status"]
-            t.add_row(
-                Text(r["request_id"], style=style),
-                r["kind"],
-                r["sku"],
-                r["source"],
-                str(r["qty"]),
-                str(r["received"]),
-                r["created_at"][:10],
-                Text(r["expected_date"], style=style),
-                Text(status, style=style or ("dim" if r["status"] == "closed" else "")),
-                key=r["request_id"],
+            rows.append(
+                (
+                    (
+                        Text(r["request_id"], style=style),
+                        r["kind"],
+                        r["sku"],
+                        r["source"],
+                        str(r["qty"]),
+                        str(r["received"]),
+                        r["created_at"][:10],
+                        Text(r["expected_date"], style=style),
+                        Text(status, style=style or ("dim" if r["status"] == "closed" else "")),
+                    ),
+                    r["request_id"],
+                )
             )
-        if key in self.requests:
-            t.move_cursor(row=t.get_row_index(key))
+        self.query_one("#requests", PlainTable).show_rows(rows)
         self.query_one("#proc-head", Static).update(
             Text.assemble(
                 (f"{len(self.requests):,} {self.status if self.status == 'open' else ''} requests", "bold"),

@@ -71,9 +71,13 @@ def planner_text(p: dict | None) -> Text | None:
     last, latest = p.get("last_tuned"), p.get("latest")
     if p["mode"] == "manual" and last is None and latest is None:
         return None
-    out = Text.assemble(
-        ("Planner ", "bold"), (p["mode"], "bold cyan"), f" · fill target {100 * p['service_level']:.1f}%"
-    )
+    target = f" · fill target {100 * p['service_level']:.1f}%"
+    if p.get("service_target") == "site":  # the site's target, split across the SKUs
+        chosen = (latest or {}).get("service_level")
+        target = (
+            f" · fill target {100 * chosen:.1f}% of the site's {100 * p['service_level']:.1f}%" if chosen else target
+        )
+    out = Text.assemble(("Planner ", "bold"), (p["mode"], "bold cyan"), target)
     info = latest or last
     if info is not None:
         out.append(f" · {info['demand_class']} · {info['model']}")
@@ -173,17 +177,20 @@ class SkuScreen(BoScreen):
 
     async def show_history(self) -> None:
         audit = await self.bo.read("audit.query", sku=self.sku, limit=self.HISTORY)
-        t = self.query_one("#history", DataTable)
-        t.clear()
-        for rec in (audit or {}).get("records", []):
-            t.add_row(
-                str(rec["seq"]),
-                rec["at"].replace("T", " ").rstrip("Z"),
-                rec["type"],
-                rec["order_id"] or "",
-                rec["cause"],
-                actor_text(rec.get("actor")),
+        self.query_one("#history", PlainTable).show_rows(
+            (
+                (
+                    str(rec["seq"]),
+                    rec["at"].replace("T", " ").rstrip("Z"),
+                    rec["type"],
+                    rec["order_id"] or "",
+                    rec["cause"],
+                    actor_text(rec.get("actor")),
+                ),
+                None,
             )
+            for rec in (audit or {}).get("records", [])
+        )
 
     def show(self, v: dict, form: bool) -> None:
         self.view = v
@@ -202,33 +209,37 @@ class SkuScreen(BoScreen):
         plan.display = text is not None
         if text is not None:
             plan.update(text)
-        w = self.query_one("#waiting", DataTable)
-        w.clear()
-        for ln in v["waiting"]:
-            w.add_row(
-                str(ln["position"]),
+        self.query_one("#waiting", PlainTable).show_rows(
+            (
+                (
+                    str(ln["position"]),
+                    f"{ln['order_id']}/{ln['line_no']}",
+                    str(ln["qty"]),
+                    str(ln["backordered"]),
+                    Text("rush", style="bold magenta") if ln["rush"] else f"{ln['rank']:.1f}",
+                    hours(ln["waiting_hours"]),
+                    short_date(ln["expected_date"]),
+                    ln["why"],
+                ),
                 f"{ln['order_id']}/{ln['line_no']}",
-                str(ln["qty"]),
-                str(ln["backordered"]),
-                Text("rush", style="bold magenta") if ln["rush"] else f"{ln['rank']:.1f}",
-                hours(ln["waiting_hours"]),
-                short_date(ln["expected_date"]),
-                ln["why"],
-                key=f"{ln['order_id']}/{ln['line_no']}",
             )
-        i = self.query_one("#inbound", DataTable)
-        i.clear()
-        for r in v["inbound_requests"]:
-            i.add_row(
+            for ln in v["waiting"]
+        )
+        self.query_one("#inbound", PlainTable).show_rows(
+            (
+                (
+                    r["request_id"],
+                    r["kind"],
+                    r["source"],
+                    str(r["qty"]),
+                    str(r["received"]),
+                    r["expected_date"],
+                    Text("OVERDUE", style="bold red") if r["overdue"] else "",
+                ),
                 r["request_id"],
-                r["kind"],
-                r["source"],
-                str(r["qty"]),
-                str(r["received"]),
-                r["expected_date"],
-                Text("OVERDUE", style="bold red") if r["overdue"] else "",
-                key=r["request_id"],
             )
+            for r in v["inbound_requests"]
+        )
         if form:
             for key, _label, kind, _low in FIELDS:
                 value = v["policy"][key]
