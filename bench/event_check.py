@@ -34,6 +34,10 @@ CASES = {
     "lines_allocated (1 line)": ev.LinesAllocated(
         ts=1.7e9, sku="SKU-1", rule="fifo", lines=[ev.AllocatedLine(order_id="O0000001", line_no=1, qty=3, rank=12.5)]
     ),
+    "shipments_created (1 shipment)": ev.ShipmentsCreated(
+        ts=1.7e9,
+        shipments=[ev.CreatedShipment(shipment_id="S0000001", order_id="O0000001", items=[(1, "SKU-1", 3)])],
+    ),
     "received": ev.Received(ts=1.7e9, sku="SKU-1", qty=40, reference="PO-000001", request_id="PO-000001"),
     "order_received (1 line)": order(1),
     "order_received (10 lines)": order(10),

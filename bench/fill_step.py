@@ -1,11 +1,13 @@
-"""The two parts of bench/fill.py's receipt, in process, on their own: the SKU actor's step
-(decide, encode and check, apply, queue the journal rows) and the commit of those rows.
+"""The parts of bench/fill.py's receipt, in process, on their own: the SKU actor's step
+(decide, encode and check, apply, queue the journal rows) and the commit of those rows;
+then the order actor's shipments for the N orders served (in ``Settled`` chunks, as the
+daemon tells it) and the commit of those.
 
 N one-line orders of one unit of HOT wait (no stock); then one receipt of N units against
-its purchase order. Timed: the step (wall and CPU time of this process, so the figure on a
-machine shared with other work says more than bench/fill.py's wall time) and the
-journal's commit of what the step queued (SQLite, synchronous=FULL, on this thread).
-The daemon's GC settings are used (frozen after the set-up, threshold 100,000).
+its purchase order. Timed: the step and the shipments (wall and CPU time of this process,
+so the figure on a machine shared with other work says more than bench/fill.py's wall
+time) and the journal's commit of what each queued (SQLite, synchronous=FULL, on this
+thread). The daemon's GC settings are used (frozen after the set-up, threshold 100,000).
 
     python bench/fill_step.py [--lines 100000] [--repeat 3] [--quick]
 """
@@ -26,6 +28,7 @@ from common import exit_on_sigterm, result_name, save
 from backorder import protocol as p
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.engine import Engine
+from backorder.actors.messages import SETTLED_CHUNK
 from backorder.config.settings import Settings
 from backorder.daemon.journal import Journal
 
@@ -74,12 +77,29 @@ def one_fill(n: int) -> dict:
         commit_s = time.perf_counter() - t0
         if len(allocs) != n or s.backordered:
             raise SystemExit(f"the receipt allocated {len(allocs)} lines, {s.backordered} units still wait")
+        journal._pending, journal._links = [], []
+        served = [w.orders[oid] for oid in dict.fromkeys(a.order_id for a in allocs)]
+        t0, c0 = time.perf_counter(), time.process_time()
+        for start in range(0, len(served), SETTLED_CHUNK):  # the order actor, one Settled at a time
+            order_rules.settle_orders(w, served[start : start + SETTLED_CHUNK], emit, NOW)
+        ship_s, ship_cpu = time.perf_counter() - t0, time.process_time() - c0
+        ship_rows, ship_links = journal._pending, journal._links
+        t0 = time.perf_counter()
+        journal._commit(ship_rows, links=ship_links)
+        ship_commit_s = time.perf_counter() - t0
+        if len(w.shipments) != n:
+            raise SystemExit(f"{len(w.shipments)} shipments for {n} orders served")
         return {
             "step_s": step_s,
             "step_cpu_s": step_cpu,
             "commit_s": commit_s,
             "rows": len(rows),
             "bytes": sum(len(r[7]) for r in rows),
+            "shipments_s": ship_s,
+            "shipments_cpu_s": ship_cpu,
+            "shipments_commit_s": ship_commit_s,
+            "shipment_rows": len(ship_rows),
+            "shipment_bytes": sum(len(r[7]) for r in ship_rows),
         }
     finally:
         gc.unfreeze()
@@ -97,12 +117,14 @@ def main() -> None:
     n = args.lines // 10 if args.quick else args.lines
     runs = [one_fill(n) for _ in range(args.repeat)]
     res: dict = {"waiting_lines": n, "repeat": args.repeat, "quick": args.quick}
-    for key in ("step_s", "step_cpu_s", "commit_s"):
+    for key in ("step_s", "step_cpu_s", "commit_s", "shipments_s", "shipments_cpu_s", "shipments_commit_s"):
         values = [r[key] for r in runs]
         res[key] = round(statistics.median(values), 3)
         res[f"{key}_range"] = [round(min(values), 3), round(max(values), 3)]
     res["journal_rows"] = runs[0]["rows"]
     res["journal_bytes"] = runs[0]["bytes"]
+    res["shipment_rows"] = runs[0]["shipment_rows"]
+    res["shipment_bytes"] = runs[0]["shipment_bytes"]
     save(result_name("fill_step", args.quick), res)
 
 

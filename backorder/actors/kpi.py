@@ -136,13 +136,33 @@ class Kpi:
 
     def line_progress(self, key: tuple[str, int], ts: float, need: int) -> None:
         """Units were allocated to (or taken back from) a line; ``need``: what it still waits for."""
-        p = self.pending.get(key)
-        if p is None:
-            return
-        if ts <= p.due_ts:
-            p.got = max(p.units - need, 0)
-        if need == 0:
-            self._resolve(key, p, ts, filled=True)
+        self.lines_progress([(key, need)], ts)
+
+    def lines_progress(self, progress: list[tuple[tuple[str, int], int]], ts: float) -> None:
+        """``line_progress`` of many lines at once (a fill's): (key, need) per line. The
+        lines filled by their target add to one bucket (today's), counted once."""
+        pending, resolve = self.pending, self._resolve
+        hits = hit_units = 0
+        for key, need in progress:
+            p = pending.get(key)
+            if p is None:
+                continue
+            if ts <= p.due_ts:
+                p.got = max(p.units - need, 0)
+                if need == 0:  # a hit, the common case of a fill: counted below, in one go
+                    del pending[key]
+                    hits += 1
+                    hit_units += p.units
+            elif need == 0:
+                resolve(key, p, ts, filled=True)
+        if hits:
+            if not pending:  # nothing left out of order: the next read may stop early again
+                self.pending_sorted, self._last_due = True, -math.inf
+            b = self.bucket(day_of(ts))
+            b.bo_lines_due += hits
+            b.bo_units_due += hit_units
+            b.bo_lines_hit += hits
+            b.bo_units_hit += hit_units
 
     def line_gone(self, key: tuple[str, int], ts: float) -> None:
         """A waiting line was cancelled or replaced: a miss (if it was still due)."""

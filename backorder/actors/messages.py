@@ -48,6 +48,15 @@ class ThreeplShipped(Struct, kw_only=True):
     tracking: str
 
 
+# Orders per Settled message: a big fill is told in chunks, so that the order actor
+# yields between them and the journal commits the allocations (and releases the receipt's
+# reply) early; each chunk's shipments are one journal row (``shipments_created``). The
+# order actor counts a chunk as one mailbox turn per SETTLED_TURN orders (mailbox.BATCH
+# turns between yields, as when a chunk was SETTLED_TURN orders).
+SETTLED_CHUNK = 1024
+SETTLED_TURN = 16
+
+
 class Settled(Msg, kw_only=True):
     """SKU actor -> order actor: I served my queue; these orders got units (ship them)."""
 

@@ -14,7 +14,7 @@ from backorder.actors import bulk_rules, order_rules, promise_rules, retention, 
 from backorder.actors import events as ev
 from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
-from backorder.actors.messages import OrderCall, Settle, Settled, SettleLines, ThreeplShipped
+from backorder.actors.messages import SETTLED_TURN, OrderCall, Settle, Settled, SettleLines, ThreeplShipped
 from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import order_detail, order_result, shipment_view
 from backorder.errors import ProtocolError, Rejected
@@ -35,7 +35,8 @@ class OrderActor:
         task_status.started()
         await serve_mailbox(self.router.order_recv, self.handle, cell)
 
-    def handle(self, msg) -> None:
+    def handle(self, msg) -> int | None:
+        """Handle one message; a ``Settled`` returns its worth in mailbox turns (``SETTLED_TURN``)."""
         engine = self.engine
         match msg:
             case OrderCall(req=req, reply=reply, corr=corr, actor=actor):
@@ -49,11 +50,14 @@ class OrderActor:
             case Settled(sku=sku, allocated_orders=orders, corr=corr, actor=actor):
                 engine.context("settle", corr, actor)
                 world, now = engine.world, engine.now()
-                for oid in orders:
-                    order = world.orders[oid]
-                    if oid not in self.pending:
-                        order_rules.settle_order(world, order, engine.emit, now, engine.auto_pick)
+                served = [world.orders[oid] for oid in orders]
+                pending = self.pending  # an order still being submitted ships when its reply goes
+                ready = [order for order in served if order.order_id not in pending]
+                order_rules.settle_orders(world, ready, engine.emit, now, engine.auto_pick)
+                for order in served:
                     self._ask_to_lend(order, sku, corr, actor)
+                return len(orders) // SETTLED_TURN + 1
+        return None
 
     def served(self, order_id: str, sku: str, corr: str, actor: str) -> None:
         """``sku``'s actor served the lines of new order ``order_id``: called by that SKU

@@ -178,19 +178,39 @@ def submit(world: World, req: OrderSubmit, emit: Emit, now: float) -> tuple[Orde
 
 
 def settle_order(world: World, order: Order, emit: Emit, now: float, auto_pick: Carrier | None = None) -> list[str]:
-    """Send allocated units to picking: everything allocated (split shipments, the
-    default) or, for ship-complete orders, only once every line is fully allocated."""
-    if order.cancelled:
+    """Send an order's allocated units to picking (``settle_orders``)."""
+    return settle_orders(world, [order], emit, now, auto_pick)
+
+
+def settle_orders(
+    world: World, orders: list[Order], emit: Emit, now: float, auto_pick: Carrier | None = None
+) -> list[str]:
+    """Send allocated units to picking: for each order everything allocated (split
+    shipments, the default) or, for ship-complete orders, only once every line is fully
+    allocated; at most one new shipment per order. The shipments are one
+    ``shipments_created`` event (a fill's orders come in chunks of ``SETTLED_CHUNK``:
+    one journal row per chunk, not per order). Returns their ids."""
+    ready = []
+    for order in dict.fromkeys(orders):  # an order named twice would ship its units twice
+        if order.cancelled:
+            continue
+        lines = order.shipping_lines
+        items = [(ln.line_no, ln.sku, ln.allocated - ln.in_shipment) for ln in lines if ln.allocated > ln.in_shipment]
+        if items and not (order.spec.ship_complete and any(ln.need for ln in lines)):
+            ready.append((order, items))
+    if not ready:
         return []
-    lines = order.shipping_lines
-    items = [(ln.line_no, ln.sku, ln.allocated - ln.in_shipment) for ln in lines if ln.allocated > ln.in_shipment]
-    if not items or (order.spec.ship_complete and any(ln.need for ln in lines)):
-        return []
-    shipment_id = world.next_id("shipment")
-    emit(ev.ShipmentCreated(ts=now, shipment_id=shipment_id, order_id=order.order_id, items=items))
-    if auto_pick is not None and not order.spec.needs_address:
-        ship(world, shipment_id, auto_pick, emit, now)
-    return [shipment_id]
+    ids = world.next_shipment_ids(len(ready))
+    made = [
+        ev.CreatedShipment(shipment_id=sid, order_id=order.order_id, items=items)
+        for sid, (order, items) in zip(ids, ready, strict=True)
+    ]
+    emit(ev.ShipmentsCreated(ts=now, shipments=made))
+    if auto_pick is not None:
+        for sid, (order, _items) in zip(ids, ready, strict=True):
+            if not order.spec.needs_address:
+                ship(world, sid, auto_pick, emit, now)
+    return ids
 
 
 def may_borrow_at(world: World, order: Order, served_by: str) -> str | None:

@@ -13,7 +13,7 @@ from backorder import protocol as p
 from backorder.actors import promise_rules, sku_rules
 from backorder.actors.events import UnjournalableEvent
 from backorder.actors.mailbox import serve_mailbox
-from backorder.actors.messages import Settle, Settled, SettleLines, SkuCall, Tune
+from backorder.actors.messages import SETTLED_CHUNK, Settle, Settled, SettleLines, SkuCall, Tune
 from backorder.actors.order_rules import check_date
 from backorder.actors.supervisor import Cell, refuse_unjournalable
 from backorder.actors.views import request_view, sku_summary
@@ -37,7 +37,6 @@ async def sku_actor(
     await serve_mailbox(inbox, SkuHandler(router, sku).handle, cell, active)
 
 
-SETTLED_CHUNK = 16  # orders per Settled message (the order actor yields every BATCH messages)
 MAX_LISTED = 1000  # allocations listed in a reply; a huge fill is summarised, see audit.query
 
 
@@ -199,8 +198,7 @@ class SkuHandler:
         """Tell the order actor which orders got units (it ships them), but for ``order_id``,
         the new order being served, whose submit ``OrderActor.served`` finishes."""
         orders = list(dict.fromkeys(a.order_id for a in allocs if a.order_id != order_id))
-        # A big fill is told in chunks, so the order actor yields between them and the
-        # journal can commit the allocations (and release the receipt's reply) early.
+        # A big fill is told in chunks (SETTLED_CHUNK says why)
         for start in range(0, len(orders), SETTLED_CHUNK):
             self.router.order_inbox.send_nowait(
                 Settled(sku=self.sku, allocated_orders=orders[start : start + SETTLED_CHUNK], corr=corr, actor=actor)

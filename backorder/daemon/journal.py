@@ -23,12 +23,15 @@ import msgspec
 import trio
 
 from backorder.actors.events import (
+    BATCHES,
     EVENT_ENCODER,
+    Batch,
     Event,
     LinesAllocated,
-    allocated_orders,
-    allocations,
+    ShipmentsCreated,
     encode_checked,
+    named_orders,
+    parts,
     tag_of,
 )
 from backorder.config.settings import Settings
@@ -55,8 +58,8 @@ CREATE TABLE IF NOT EXISTS sku_events (sku TEXT NOT NULL, seq INTEGER NOT NULL,
                                        PRIMARY KEY (sku, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_configured ON events(sku) WHERE type = 'sku_configured';
 CREATE INDEX IF NOT EXISTS events_by_order ON events(order_id, seq) WHERE order_id IS NOT NULL;
--- Audit by order of the events that name several orders (a lines_allocated row of a fill:
--- its order_id column is NULL): one (order_id, seq) pair per order, written in the commit
+-- Audit by order of the events that name several orders (a lines_allocated or
+-- shipments_created row of a fill: its order_id column is NULL): one (order_id, seq) pair per order, written in the commit
 -- of the event. An event of one order carries it in its order_id column instead.
 CREATE TABLE IF NOT EXISTS order_links (order_id TEXT NOT NULL, seq INTEGER NOT NULL,
                                         PRIMARY KEY (order_id, seq)) WITHOUT ROWID;
@@ -260,8 +263,8 @@ class Journal:
     def append_body(self, e: Event, body: bytes, sku: str | None, order_id: str | None) -> int:
         """Number and queue an event already encoded by ``encode_checked``."""
         seq = self.last_seq = self.last_seq + 1
-        if type(e) is LinesAllocated:
-            orders = allocated_orders(e)
+        if type(e) is LinesAllocated or type(e) is ShipmentsCreated:
+            orders = named_orders(e)  # type: ignore[arg-type]
             if len(orders) == 1:  # the usual settle of one new order: found by its column
                 order_id = orders[0]
             else:
@@ -486,26 +489,26 @@ def audit_record(row: Row) -> dict:
     }
 
 
-_LINES_ALLOCATED = msgspec.json.Decoder(LinesAllocated)
+_BATCH = msgspec.json.Decoder(Batch)
 
 
-def allocated_bodies(body: bytes, order_id: str | None = None) -> list[bytes]:
-    """A ``lines_allocated`` row's body as the ``allocated`` event body of each of its
-    lines (only those of ``order_id`` if given): what the audit by order and the event
-    stream show, as for a journal written before the batch."""
-    e = _LINES_ALLOCATED.decode(body)
-    return [EVENT_ENCODER.encode(a) for a in allocations(e) if order_id is None or a.order_id == order_id]
+def part_bodies(body: bytes, order_id: str | None = None) -> list[bytes]:
+    """A batch row's body (``events.BATCHES``: ``lines_allocated``, ``shipments_created``)
+    as the event body of each of its parts (only those of ``order_id`` if given): what the
+    audit by order and the event stream show, as for a journal written before the batch."""
+    return [EVENT_ENCODER.encode(x) for x in parts(_BATCH.decode(body)) if order_id is None or x.order_id == order_id]
 
 
 def order_records(row: Row, order_id: str) -> list[dict]:
-    """One journal row as the audit of ``order_id`` shows it: a ``lines_allocated`` row
-    as an ``allocated`` record per line of that order (same seq), others as they are."""
-    if row[2] != "lines_allocated":
+    """One journal row as the audit of ``order_id`` shows it: a batch row as a record per
+    part of that order (an ``allocated`` per line, a ``shipment_created`` per shipment;
+    same seq), others as they are."""
+    part = BATCHES.get(row[2])
+    if part is None:
         return [audit_record(row)]
     seq, ts, _kind, sku, _order_id, cause, corr, body, actor = row
     return [
-        audit_record((seq, ts, "allocated", sku, order_id, cause, corr, line, actor))
-        for line in allocated_bodies(body, order_id)
+        audit_record((seq, ts, part, sku, order_id, cause, corr, one, actor)) for one in part_bodies(body, order_id)
     ]
 
 

@@ -48,8 +48,9 @@ import structlog
 import trio
 
 from backorder import protocol as p
+from backorder.actors.events import BATCHES
 from backorder.daemon import access, requestlog
-from backorder.daemon.journal import allocated_bodies
+from backorder.daemon.journal import part_bodies
 from backorder.errors import Rejected
 from backorder.timeutil import iso_ts
 
@@ -328,7 +329,7 @@ class Hub:
         # the event types someone subscribed to.
         wanted = frozenset().union(*(conn.event_types for conn in subscribers))
         at = self.at
-        if "allocated" in wanted and any(row[2] == "lines_allocated" for row in rows):
+        if any(BATCHES.get(row[2]) in wanted for row in rows):
             lines = self._expanded(rows, wanted)
         else:
             lines = [
@@ -351,13 +352,17 @@ class Hub:
                     )
 
     def _expanded(self, rows: list[Row], wanted: frozenset[str]) -> list[tuple[str, bytes]]:
-        """The lines of ``rows`` with each ``lines_allocated`` row streamed as the
-        ``allocated`` event of each of its lines (same seq), as before the batch event."""
+        """The lines of ``rows`` with each batch row (``events.BATCHES``) streamed as the
+        event of each of its parts (same seq): a ``lines_allocated`` row as an ``allocated``
+        event per line, a ``shipments_created`` row as a ``shipment_created`` per shipment,
+        as before the batch events."""
         at = self.at
         lines = []
         for seq, ts, kind, _sku, _oid, _cause, _corr, body, _actor in rows:
-            if kind == "lines_allocated":
-                lines += [("allocated", event_line(seq, at(ts), b)) for b in allocated_bodies(body)]
+            part = BATCHES.get(kind)
+            if part is not None:
+                if part in wanted:
+                    lines += [(part, event_line(seq, at(ts), b)) for b in part_bodies(body)]
             elif kind in wanted:
                 lines.append((kind, event_line(seq, at(ts), body)))
         return lines

@@ -331,8 +331,8 @@ async def test_a_new_order_finishes_in_the_step_of_the_sku_that_served_it_last(s
     await site.journal.flush()
     rows = site.rows("SELECT type, cause, corr FROM events WHERE order_id = ? ORDER BY seq", res["order_id"])
     types = [t for t, _, _ in rows]
-    assert {"order_received", "lines_promised", "shipment_created"} <= set(types)
-    assert types.index("lines_promised") < types.index("shipment_created")
+    assert {"order_received", "lines_promised", "shipments_created"} <= set(types)
+    assert types.index("lines_promised") < types.index("shipments_created")
     assert {(cause, corr) for _, cause, corr in rows} == {("order.submit", f"corr-{site.n}")}
     assert site.router.order_actor.pending == {}
 

@@ -385,6 +385,11 @@ def check_everything(d, workers: list[Worker]) -> dict:
         by_type = collections.defaultdict(list)
         for e in events:
             by_type[e["type"]].append(e)
+        for e in by_type["shipments_created"]:  # a batch of shipments: one shipment_created each
+            by_type["shipment_created"] += [
+                {"type": "shipment_created", "shipment_id": sid, "order_id": oid, "items": items}
+                for sid, oid, items in e["shipments"]
+            ]
 
         # --- inv. 5: idempotent intake ------------------------------------------------
         keys = collections.defaultdict(list)

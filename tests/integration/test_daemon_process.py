@@ -12,9 +12,11 @@ import sqlite3
 import time
 
 import pytest
-from bo_support import fingerprint, line, stock, submit
+from bo_support import fingerprint, line, read_db, stock, submit
 
+from backorder.actors.messages import SETTLED_CHUNK
 from backorder.client import CallError
+from backorder.launcher import wait_until
 from backorder.timeutil import iso_ts
 
 
@@ -243,15 +245,25 @@ def test_audit_by_order_and_by_sku(sim):
 
 
 def test_a_fill_of_many_orders_is_one_row_shown_per_line_by_order_and_in_the_stream(sim):
-    """One receipt filling several orders' lines journals one lines_allocated row; the audit
-    of each order and the event stream still show an allocated event per line, also after
-    kill -9 (the order links are written in the row's commit)."""
+    """One receipt filling several orders' lines journals one lines_allocated row, and the
+    shipments it leads to one shipments_created row; the audit of each order and the event
+    stream still show an allocated event per line and a shipment_created per shipment,
+    also after kill -9 (the order links are written in the rows' commits)."""
     d = sim()
     with d.client() as watcher, d.client() as c:
         oids = [submit(c, f"F-{i}", line("FL", 1 + i % 2), line("FX", 1))["order_id"] for i in range(5)]
-        watcher.call("subscribe", topics=["stock"])
+        watcher.call("subscribe", topics=["stock", "shipments"])
         c.call("stock.receive", sku="FL", qty=7)  # 1+2+1+2+1: every FL line in full
+        wait_until(lambda: all(c.call("order.get", order_id=oid)["shipments"] for oid in oids), 20, 0.05, "shipments")
         watcher.call("health")
+        shipped = [e for e in watcher.events if e["event"]["type"] == "shipment_created"]
+        assert [(e["event"]["order_id"], e["event"]["items"]) for e in shipped] == [
+            (oid, [[1, "FL", 1 + i % 2]]) for i, oid in enumerate(oids)
+        ]
+        assert len({e["seq"] for e in shipped}) == 1  # one journal row for the five shipments
+        (batch,) = read_db(d.db, "SELECT seq, order_id, body FROM events WHERE type = 'shipments_created'")
+        assert batch[0] == shipped[0]["seq"] and batch[1] is None
+        assert [sh[1] for sh in json.loads(batch[2])["shipments"]] == oids
         streamed = [e for e in watcher.events if e["event"]["type"] == "allocated"]
         assert [(e["event"]["order_id"], e["event"]["qty"]) for e in streamed] == [
             (oid, 1 + i % 2) for i, oid in enumerate(oids)
@@ -267,6 +279,11 @@ def test_a_fill_of_many_orders_is_one_row_shown_per_line_by_order_and_in_the_str
             assert alloc["seq"] == row["seq"] and alloc["order_id"] == oid and alloc["cause"] == "stock.receive"
             assert alloc["event"]["order_id"] == oid and alloc["event"]["sku"] == "FL"
             assert alloc["event"]["qty"] == 1 + i % 2 and alloc["event"]["line_no"] == 1
+            (created,) = [r for r in audits[oid] if r["type"] == "shipment_created"]
+            assert created["seq"] == batch[0] and created["order_id"] == oid
+            assert created["correlation_id"] == alloc["correlation_id"]
+            assert created["event"]["order_id"] == oid and created["event"]["items"] == [[1, "FL", 1 + i % 2]]
+            assert created["event"]["shipment_id"] == c.call("order.get", order_id=oid)["shipments"][0]["shipment_id"]
             # paging by seq still walks the order's records in order
             assert [r["seq"] for r in audits[oid]] == sorted(r["seq"] for r in audits[oid])
             assert c.call("audit.query", order_id=oid, after_seq=row["seq"])["records"] == [
@@ -278,6 +295,39 @@ def test_a_fill_of_many_orders_is_one_row_shown_per_line_by_order_and_in_the_str
     with d.client() as c:
         assert fingerprint(c, "FL", "FX") == fp
         assert {oid: c.call("audit.query", order_id=oid)["records"] for oid in oids} == audits
+
+
+def test_a_fill_of_more_orders_than_one_chunk_ships_each_order_once_across_kill9(sim):
+    """A receipt that serves more orders than one Settled message names (SETTLED_CHUNK)
+    journals their shipments as one shipments_created row per chunk; every order gets
+    exactly one shipment, which a kill -9 and a restart neither lose nor create again."""
+    n = SETTLED_CHUNK + 6
+    d = sim()
+
+    def batches() -> list[list]:
+        rows = read_db(d.db, "SELECT body FROM events WHERE type = 'shipments_created' ORDER BY seq")
+        return [json.loads(body)["shipments"] for (body,) in rows]
+
+    with d.client() as c:
+        c.call("sku.configure", sku="BIG")
+        oids = [submit(c, f"B-{i}", line("BIG", 1))["order_id"] for i in range(n)]
+        c.call("stock.receive", sku="BIG", qty=n)
+        wait_until(lambda: sum(map(len, batches())) == n, 60, 0.1, "the shipments were never durable")
+        made = batches()
+        assert [len(b) for b in made] == [SETTLED_CHUNK, 6]
+        assert [sh[1] for b in made for sh in b] == oids  # each order once, in service order
+        assert all(sh[2] == [[1, "BIG", 1]] for b in made for sh in b)
+        sample = [oids[0], oids[SETTLED_CHUNK - 1], oids[SETTLED_CHUNK], oids[-1]]
+        before = {oid: c.call("order.get", order_id=oid)["shipments"] for oid in sample}
+        assert all(len(v) == 1 for v in before.values())
+    d.kill9()
+    d.start()
+    with d.client() as c:
+        assert batches() == made  # nothing created again by the restart's recovery
+        assert not read_db(d.db, "SELECT seq FROM events WHERE type = 'shipment_created'")
+        assert {oid: c.call("order.get", order_id=oid)["shipments"] for oid in sample} == before
+        sku = c.call("sku.get", sku="BIG")
+        assert (sku["allocated"], sku["backordered"]) == (n, 0)
 
 
 def test_audit_of_a_refused_request_records_nothing(sim_client):

@@ -50,3 +50,29 @@ def test_a_clock_that_went_back_still_finds_every_line_past_target():
     k.line_backordered(("O2", 1), 5 * HOUR_S, 1)  # earlier than the line before it
     assert not k.pending_sorted
     assert fill(k, 7 * HOUR_S) == (0, 1)  # O2 is past its target, O1 is not
+
+
+KEYS = st.integers(0, 6).map(lambda i: (f"O{i}", 1))
+
+
+@given(
+    backordered=st.lists(st.tuples(KEYS, st.integers(0, 5 * 86400), st.integers(1, 5)), max_size=8),
+    progress=st.lists(st.tuples(KEYS, st.integers(0, 5)), max_size=12),
+    at=st.integers(0, 8 * 86400),
+)
+def test_the_progress_of_many_lines_at_once_counts_as_line_by_line(backordered, progress, at):
+    """A fill reports its lines' progress in one call (``lines_progress``): the same
+    aggregates, pending lines and flags as one ``line_progress`` per line in that order,
+    hits, late fills and partial allocations mixed."""
+    t0 = 100 * DAY_S
+    one_by_one, batched = Kpi(48), Kpi(48)
+    for k in (one_by_one, batched):
+        for key, after, units in backordered:
+            k.line_backordered(key, t0 + after, units)
+    for key, need in progress:
+        one_by_one.line_progress(key, t0 + at, need)
+    batched.lines_progress(progress, t0 + at)
+    a, b = one_by_one.dump(), batched.dump()
+    assert sorted(a.pop("days")) == sorted(b.pop("days"))
+    assert a == b
+    assert (one_by_one.pending_sorted, one_by_one._last_due) == (batched.pending_sorted, batched._last_due)
