@@ -436,3 +436,23 @@ def actor_text(actor: str | None) -> str:
     """Who ordered a journaled change (an audit row's ``actor``); ``—`` for rows journaled
     before actors were recorded."""
     return actor or "—"
+
+
+def audit_rows(audit: dict | None, other: str) -> list[tuple[tuple[str, ...], None]]:
+    """An ``audit.query`` answer as ``PlainTable.show_rows`` rows: seq, time, event,
+    ``other`` (the record's ``sku`` on an order's screen, its ``order_id`` on a SKU's),
+    cause, actor."""
+    return [
+        (
+            (
+                str(rec["seq"]),
+                rec["at"].replace("T", " ").rstrip("Z"),
+                rec["type"],
+                rec[other] or "",
+                rec["cause"],
+                actor_text(rec.get("actor")),
+            ),
+            None,
+        )
+        for rec in (audit or {}).get("records", [])
+    ]

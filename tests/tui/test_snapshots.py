@@ -15,10 +15,9 @@ import pytest
 from test_live import until
 from textual.widgets import DataTable
 
+from backorder.tui import widgets
 from backorder.tui.app import BackorderApp
 from backorder.tui.screens import intake as intake_screen
-from backorder.tui.screens import order as order_screen
-from backorder.tui.screens import sku as sku_screen
 from backorder.tui.widgets import KpiBar, KpiExplain
 
 ME = pwd.getpwuid(os.getuid()).pw_name
@@ -151,8 +150,7 @@ def test_screen(snap_compare, shared_site, screen, size, monkeypatch):
     # a source's last delivery is on the daemon's wall clock: its age differs on every run
     monkeypatch.setattr(intake_screen, "since_text", lambda at: "12s" if at else "—")
     # the seed's changes are journaled as the user running the tests: a name per machine
-    for module in (order_screen, sku_screen):
-        monkeypatch.setattr(module, "actor_text", lambda actor: "operator" if actor == ME else actor or "—")
+    monkeypatch.setattr(widgets, "actor_text", lambda actor: "operator" if actor == ME else actor or "—")
 
     async def run_before(pilot):
         await loaded(pilot)

@@ -3,6 +3,9 @@ the columns keep the widths of their cells), new rows keep the cursor on its row
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -25,6 +28,16 @@ class OneTable(App):
         t = self.query_one(PlainTable)
         for label in ("Request", "Kind", ""):
             t.add_column(label, key=label)
+        t.show_rows(ROWS)
+
+
+@asynccontextmanager
+async def rows_shown() -> AsyncIterator[tuple]:
+    """The app running, its table showing ROWS and measured."""
+    app = OneTable()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        yield pilot, app.query_one(PlainTable)
 
 
 def widths(t: PlainTable) -> list[int]:
@@ -32,11 +45,7 @@ def widths(t: PlainTable) -> list[int]:
 
 
 async def test_the_same_rows_again_leave_the_table_as_it_is():
-    app = OneTable()
-    async with app.run_test() as pilot:
-        t = app.query_one(PlainTable)
-        t.show_rows(ROWS)
-        await pilot.pause()
+    async with rows_shown() as (pilot, t):
         t.move_cursor(row=1)
         sized = widths(t)
         assert sized[0] > len("Request") + 2  # sized to "TR-000002", not to the header
@@ -47,11 +56,7 @@ async def test_the_same_rows_again_leave_the_table_as_it_is():
 
 
 async def test_a_style_change_alone_is_a_change():
-    app = OneTable()
-    async with app.run_test() as pilot:
-        t = app.query_one(PlainTable)
-        t.show_rows(ROWS)
-        await pilot.pause()
+    async with rows_shown() as (pilot, t):
         calm = [(("TR-000002", "transfer", Text("OVERDUE")), "TR-000002"), ROWS[1]]
         t.show_rows(calm)
         assert t.row_count == 2
@@ -59,11 +64,7 @@ async def test_a_style_change_alone_is_a_change():
 
 
 async def test_new_rows_keep_the_cursor_on_its_row():
-    app = OneTable()
-    async with app.run_test() as pilot:
-        t = app.query_one(PlainTable)
-        t.show_rows(ROWS)
-        await pilot.pause()
+    async with rows_shown() as (pilot, t):
         t.move_cursor(row=1)
         t.show_rows([(("TR-000001", "po", ""), "TR-000001"), *ROWS])
         await pilot.pause()
@@ -72,10 +73,7 @@ async def test_new_rows_keep_the_cursor_on_its_row():
 
 
 async def test_rows_added_by_hand_are_not_mistaken_for_the_shown_ones():
-    app = OneTable()
-    async with app.run_test() as pilot:
-        t = app.query_one(PlainTable)
-        t.show_rows(ROWS)
+    async with rows_shown() as (pilot, t):
         t.add_row("TR-000009", "po", "", key="TR-000009")
         t.show_rows(ROWS)
         await pilot.pause()

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from backorder.tui.live import Changes
 from backorder.tui.screens.base import BoScreen
-from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, PromptScreen, actor_text, short_date
+from backorder.tui.widgets import ConfirmScreen, ConnBanner, PlainTable, PromptScreen, audit_rows, short_date
 
 STATUS_STYLE = {
     "backordered": "bold red",
@@ -155,20 +155,7 @@ class OrderScreen(BoScreen):
             for sh in o["shipments"]
         )
         audit = await self.bo.read("audit.query", order_id=order_id, limit=200)
-        self.query_one("#audit", PlainTable).show_rows(
-            (
-                (
-                    str(rec["seq"]),
-                    rec["at"].replace("T", " ").rstrip("Z"),
-                    rec["type"],
-                    rec["sku"] or "",
-                    rec["cause"],
-                    actor_text(rec.get("actor")),
-                ),
-                None,
-            )
-            for rec in (audit or {}).get("records", [])
-        )
+        self.query_one("#audit", PlainTable).show_rows(audit_rows(audit, "sku"))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "lines" and event.row_key.value:

@@ -21,7 +21,7 @@ from backorder.tui.widgets import (
     ConfirmScreen,
     ConnBanner,
     PlainTable,
-    actor_text,
+    audit_rows,
     hours,
     short_date,
     spark,
@@ -177,20 +177,7 @@ class SkuScreen(BoScreen):
 
     async def show_history(self) -> None:
         audit = await self.bo.read("audit.query", sku=self.sku, limit=self.HISTORY)
-        self.query_one("#history", PlainTable).show_rows(
-            (
-                (
-                    str(rec["seq"]),
-                    rec["at"].replace("T", " ").rstrip("Z"),
-                    rec["type"],
-                    rec["order_id"] or "",
-                    rec["cause"],
-                    actor_text(rec.get("actor")),
-                ),
-                None,
-            )
-            for rec in (audit or {}).get("records", [])
-        )
+        self.query_one("#history", PlainTable).show_rows(audit_rows(audit, "order_id"))
 
     def show(self, v: dict, form: bool) -> None:
         self.view = v
