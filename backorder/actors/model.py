@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import math
 import sys
+from collections.abc import Callable
 from decimal import Decimal
 
 import msgspec
@@ -601,11 +602,25 @@ class World:
 
     def rank(self, line: Line, now: float) -> float:
         """The rank shown to people: FIFO = hours waited; priority = the score now."""
+        return self.ranker(now)(line)
+
+    def ranker(self, now: float) -> Callable[[Line], float]:
+        """``rank`` at ``now`` as a function of the line: a fill ranks every line it serves
+        at one moment, so the mode and the common part are looked up once."""
         if self.mode == "fifo":
-            rank = (now - line.t_order) / HOUR
-        else:
-            rank = self.static_score(line) + self.weights.age * now / HOUR
-        return round(rank, 3) if -MAX_RANK <= rank <= MAX_RANK else clamp_rank(rank)
+
+            def fifo(line: Line) -> float:
+                rank = (now - line.t_order) / HOUR
+                return round(rank, 3) if -MAX_RANK <= rank <= MAX_RANK else clamp_rank(rank)
+
+            return fifo
+        score, aged = self.static_score, self.weights.age * now / HOUR
+
+        def priority(line: Line) -> float:
+            rank = score(line) + aged
+            return round(rank, 3) if -MAX_RANK <= rank <= MAX_RANK else clamp_rank(rank)
+
+        return priority
 
     def next_id(self, kind: str) -> str:
         if kind == "order":
@@ -736,8 +751,8 @@ class World:
             if need == 0:
                 if not line.decided:  # served in full at once: its whole quantity at order time
                     kpi.line_served(ts, line.qty, line.qty)
-                line.decided = True
-                undecided.pop(line, None)
+                    line.decided = True
+                    undecided.pop(line, None)  # a decided line is in no undecided set
                 served.append(line)
             elif line.qtoken:
                 s.queue.update(line)  # partly served: it waits for less

@@ -198,8 +198,12 @@ class SkuHandler:
         """Tell the order actor which orders got units (it ships them), but for ``order_id``,
         the new order being served, whose submit ``OrderActor.served`` finishes."""
         orders = list(dict.fromkeys(a.order_id for a in allocs if a.order_id != order_id))
-        # A big fill is told in chunks (SETTLED_CHUNK says why)
-        for start in range(0, len(orders), SETTLED_CHUNK):
-            self.router.order_inbox.send_nowait(
-                Settled(sku=self.sku, allocated_orders=orders[start : start + SETTLED_CHUNK], corr=corr, actor=actor)
-            )
+        # A big fill is told in chunks (SETTLED_CHUNK says why), once it is durable
+        msgs = [
+            Settled(sku=self.sku, allocated_orders=orders[start : start + SETTLED_CHUNK], corr=corr, actor=actor)
+            for start in range(0, len(orders), SETTLED_CHUNK)
+        ]
+        if len(msgs) > 1:
+            self.router.after_durable(msgs)
+        elif msgs:
+            self.router.order_inbox.send_nowait(msgs[0])

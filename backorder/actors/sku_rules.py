@@ -46,10 +46,9 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[Allocation]:
     loans = []
     if s.backordered > sum(qty for _, qty in given):  # lines still wait: may held units serve one?
         loans = allocation_plan.lend(s.queue.lines, given, s.available, s.supply(), lending(world, s, now))[0]
-    rank = world.rank
+    rank = world.ranker(now)
     lines = [
-        ev.AllocatedLine(order_id=line.order_id, line_no=line.line_no, qty=qty, rank=rank(line, now))
-        for line, qty in given
+        ev.AllocatedLine(order_id=line.order_id, line_no=line.line_no, qty=qty, rank=rank(line)) for line, qty in given
     ]
     if lines:
         emit(ev.LinesAllocated(ts=now, sku=s.sku, rule=world.mode, lines=lines))

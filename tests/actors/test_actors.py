@@ -19,7 +19,7 @@ import trio.testing
 from backorder import protocol as p
 from backorder.actors import events as ev
 from backorder.actors.engine import Engine
-from backorder.actors.messages import Settle
+from backorder.actors.messages import SETTLED_CHUNK, Settle
 from backorder.actors.router import Router, route
 from backorder.clock import SimClock
 from backorder.config.settings import DaemonSettings, Settings
@@ -233,6 +233,42 @@ async def test_wait_durable_returns_at_once_for_what_is_already_durable(tmp_path
     await journal.flush()
     assert journal.commits == commits == 1
     journal.close()
+
+
+async def test_a_big_fill_is_shipped_only_once_it_is_durable(site):
+    """The receipt's reply waits for the commit of its allocations; the order actor's
+    shipments of a big fill wait for it too, so they do not take the GIL from that commit
+    (Router.after_durable). A small fill's shipments are made at once, as before."""
+    n = SETTLED_CHUNK + 10  # two Settled chunks
+    await site.call(p.SkuConfigure(sku="H", reorder_point=0, order_up_to=0))
+    await site.call(p.SkuConfigure(sku="L", reorder_point=0, order_up_to=0))
+    for i in range(n):
+        site.send(order(f"h{i}", ("H", 1)))
+    small_order = (await site.call(order("l0", ("L", 1))))["order_id"]
+    await site.journal.flush()
+    assert site.world.skus["H"].backordered == n and not site.world.shipments
+
+    entered, gate = threading.Event(), threading.Event()
+    commit = site.journal._commit
+
+    def held_commit(*args):  # the disk flush of the fill, held open
+        entered.set()
+        gate.wait(10)
+        commit(*args)
+
+    site.journal._commit = held_commit
+    fill = site.send(p.StockReceive(sku="H", qty=n))
+    small = site.send(p.StockReceive(sku="L", qty=1))
+    await trio.to_thread.run_sync(entered.wait, 10)
+    await trio.testing.wait_all_tasks_blocked()
+    # both fills are decided, their commit is in flight: only the small one shipped
+    assert site.world.skus["H"].allocated == n and site.router.busy()
+    assert [sh.order_id for sh in site.world.shipments.values()] == [small_order]
+    gate.set()
+    assert (await fill.result())["allocated_lines"] == n and (await small.result())["allocated_lines"] == 1
+    await site.journal.flush()
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(site.world.shipments) == n + 1 and not site.router.busy()
 
 
 # --- (c) supervision ----------------------------------------------------------------------

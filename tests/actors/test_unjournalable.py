@@ -91,7 +91,7 @@ async def test_refused_midway_dead_letters_and_model_equals_journal(site, monkey
         channel="web", external_id="e1", lines=[p.OrderLineIn(sku="A", qty=2, unit_price=Decimal("1"))]
     )
     await send(router, order).result()
-    monkeypatch.setattr(engine.world, "rank", lambda line, now: math.inf)  # a rank bug
+    monkeypatch.setattr(engine.world, "ranker", lambda now: lambda line: math.inf)  # a rank bug
     code = await send(router, p.StockReceive(sku="A", qty=5)).error_code()
     assert code == "internal_error"
     letters = list(engine.world.dead_letters.values())
