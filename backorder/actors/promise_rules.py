@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import operator
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -57,35 +56,30 @@ DAY = 86400.0
 CONFIDENCE_STOCK = 0.98
 CONFIDENCE_CONFIRMED = 0.9
 CONFIDENCE_UNMEASURED = 0.6
-_BY_DATE = operator.attrgetter("expected_date", "request_id")
 
 
 class Supply:
     """A SKU's open supply in arrival order, for promises: ``cover(units)`` is the request
     whose units complete the first ``units`` waiting after the available stock. Built on
-    the SKU's own cached supply curve (same order: expected date, request id); the requests
-    are sorted only when a line is found to wait for one."""
+    the SKU's own cached supply curve, which keeps its requests in arrival order (sorted
+    once per change of them, not once per promise)."""
 
-    __slots__ = ("free", "curve", "sku", "_requests")
+    __slots__ = ("free", "curve")
 
     def __init__(self, s: Sku) -> None:
         self.free = max(s.available, 0)
         self.curve = s.supply()
-        self.sku = s
-        self._requests: list[Request] | None = None
 
     def cover(self, units: int) -> tuple[bool, Request | None]:
         """(True, None): covered by stock; (False, the request that completes them);
         (False, None): open supply does not cover them."""
         if units <= self.free:
             return True, None
-        i = bisect_left(self.curve.cumulative, units - self.free)
-        if i >= len(self.curve.cumulative):
+        cumulative = self.curve.cumulative
+        i = bisect_left(cumulative, units - self.free)
+        if i >= len(cumulative):
             return False, None
-        if self._requests is None:
-            inbound = self.sku.inbound
-            self._requests = list(inbound.values()) if len(inbound) == 1 else sorted(inbound.values(), key=_BY_DATE)
-        return False, self._requests[i]
+        return False, self.curve.requests[i]  # type: ignore[return-value]
 
 
 def _measured(world: World, s: Sku) -> bool:
