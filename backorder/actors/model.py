@@ -463,6 +463,9 @@ class World:
         # derived (rebuilt by snapshot.restore): orders waiting for payment, not cancelled;
         # with the SKU queues, the orders a bulk action may touch without a scan of them all
         self.held_orders: dict[str, None] = {}
+        # derived (rebuilt by snapshot.restore): orders in memory that ship complete; with
+        # none, no line can lend (``allocation_plan.lend``) and a settle does not look
+        self.ship_complete_orders = 0
         self.notice_failures = 0
         # (CHANNEL/ACCOUNT, sku) -> (notice id, quantity) of the last stock level queued for it:
         # the stock sync queues a level only when it changed, and an older level still in
@@ -640,6 +643,8 @@ class World:
         order.hold = o.hold
         if order.hold:
             self.held_orders[e.order_id] = None
+        if o.ship_complete:
+            self.ship_complete_orders += 1
         self._place_lines(order)
 
     @staticmethod
@@ -989,6 +994,7 @@ class World:
         for oid in e.order_ids:
             order = self.orders.pop(oid)
             spec = order.spec
+            self.ship_complete_orders -= spec.ship_complete
             key = (spec.channel, spec.account, spec.external_id)
             self.by_key.pop(key, None)
             self.archived_keys.add(key)
