@@ -356,16 +356,21 @@ class Order:
         """The lifecycle name everyone sees (replies, the console, the audit)."""
         if self.cancelled:
             return "cancelled"
-        lines = self.shipping_lines
-        ordered = sum(ln.qty for ln in lines)
-        shipped = sum(ln.shipped for ln in lines)
+        # one pass over the lines (every submit's reply asks)
+        ordered = shipped = need = allocated = 0
+        decided = False
+        for ln in self.lines:
+            if ln.requires_shipping:
+                ordered += ln.qty
+                shipped += ln.shipped
+                need += ln.need
+                allocated += ln.allocated
+                decided = decided or ln.decided
         if shipped >= ordered:
             return "shipped"
         if shipped:
             return "partially_shipped"
-        need = sum(ln.need for ln in lines)
-        allocated = sum(ln.allocated for ln in lines)
-        if not any(ln.decided for ln in lines):
+        if not decided:
             return "received"
         if need == 0:
             # at the 3PL, the order is being picked there
