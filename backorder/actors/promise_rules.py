@@ -82,18 +82,19 @@ class Supply:
         return False, self.curve.requests[i]  # type: ignore[return-value]
 
 
-def _measured(world: World, s: Sku) -> bool:
-    tuned = world.tuned.get(s.sku)
-    return tuned is not None and tuned.forecast.lead_time_measured
-
-
 def lead_days(world: World, s: Sku) -> tuple[float, float]:
     """(lead time in days at the configured percentile, confidence of a date resting on it)."""
-    if _measured(world, s):
+    return _lead(world, s)[:2]
+
+
+def _lead(world: World, s: Sku) -> tuple[float, float, bool]:
+    """``lead_days`` and whether the lead time is the planner's measurement."""
+    tuned = world.tuned.get(s.sku)
+    if tuned is not None and tuned.forecast.lead_time_measured:
         pct = world.settings.promises.lead_time_percentile
-        f = world.tuned[s.sku].forecast
-        return f.lead_time_days + _z(pct) * f.lead_time_sd, pct / 100.0
-    return float(s.policy.lead_time_days), CONFIDENCE_UNMEASURED
+        f = tuned.forecast
+        return f.lead_time_days + _z(pct) * f.lead_time_sd, pct / 100.0, True
+    return float(s.policy.lead_time_days), CONFIDENCE_UNMEASURED, False
 
 
 @lru_cache(maxsize=16)
@@ -146,8 +147,8 @@ def expected(world: World, s: Sku, supply: Supply, units: int, now: float) -> tu
     arrival = max(_dayno_of(c.expected_date), _dayno(now))
     confidence = CONFIDENCE_CONFIRMED
     if not _confirmed(c):
-        lead, confidence = lead_days(world, s)
-        if _measured(world, s):  # what the source really takes, not what the policy assumes
+        lead, confidence, measured = _lead(world, s)
+        if measured:  # what the source really takes, not what the policy assumes
             arrival = max(arrival, _dayno(c.created_ts + lead * DAY))
     return _ship_by(arrival, world), c.request_id, confidence
 
@@ -160,13 +161,14 @@ def _by_lead_time(world: World, s: Sku, now: float) -> tuple[str, str, float]:
 
 def line_promise(world: World, line: Line, now: float, supply: Supply | None = None) -> tuple[str, str, float]:
     """The promise for one line as things stand: (date, from, confidence)."""
-    if not line.requires_shipping or not line.need:
+    need = line.need  # 0 for a line that ships nothing
+    if not need:
         return _ship_by(_dayno(now), world), STOCK, CONFIDENCE_STOCK
     s = world.skus[line.sku]
     if supply is None:
         supply = Supply(s)
     _pos, ahead = s.queue.place(line)
-    got = expected(world, s, supply, ahead + line.need, now)
+    got = expected(world, s, supply, ahead + need, now)
     return got if got is not None else _by_lead_time(world, s, now)
 
 
@@ -179,7 +181,10 @@ def calibrated(world: World, source: str, prior: float) -> float:
 
 
 def _order_dates(world: World, order: Order, lines: Iterable[Line], now: float) -> list[tuple[str, str, float]]:
-    got = [(d, src, calibrated(world, src, c)) for d, src, c in (line_promise(world, ln, now) for ln in lines)]
+    got = []
+    for ln in lines:
+        date, src, prior = line_promise(world, ln, now)
+        got.append((date, src, calibrated(world, src, prior)))
     if order.spec.ship_complete and got:
         last = max(d for d, _, _ in got)
         low = min(c for _, _, c in got)
