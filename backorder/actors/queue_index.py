@@ -117,14 +117,14 @@ class QueueIndex(Generic[L]):
             self._count_tree[0] = 1
             self._need_tree[0] = need
         else:
-            b = bisect_left(maxes, key)
-            if b == len(maxes):  # after every queued line: the usual case under FIFO
-                b -= 1
+            if key > maxes[-1]:  # after every queued line: the usual case under FIFO
+                b = len(maxes) - 1
                 self._keys[b].append(key)
                 self._lines[b].append(line)
                 self._needs[b].append(need)
                 maxes[b] = key
             else:
+                b = bisect_left(maxes, key)
                 keys = self._keys[b]
                 i = bisect_left(keys, key)
                 keys.insert(i, key)
