@@ -357,16 +357,21 @@ class Order:
         """The lifecycle name everyone sees (replies, the console, the audit)."""
         if self.cancelled:
             return "cancelled"
-        lines = self.shipping_lines
-        ordered = sum(ln.qty for ln in lines)
-        shipped = sum(ln.shipped for ln in lines)
+        # one pass over the lines (every submit's reply asks)
+        ordered = shipped = need = allocated = 0
+        decided = False
+        for ln in self.lines:
+            if ln.requires_shipping:
+                ordered += ln.qty
+                shipped += ln.shipped
+                need += ln.need
+                allocated += ln.allocated
+                decided = decided or ln.decided
         if shipped >= ordered:
             return "shipped"
         if shipped:
             return "partially_shipped"
-        need = sum(ln.need for ln in lines)
-        allocated = sum(ln.allocated for ln in lines)
-        if not any(ln.decided for ln in lines):
+        if not decided:
             return "received"
         if need == 0:
             # at the 3PL, the order is being picked there
@@ -464,6 +469,9 @@ class World:
         # derived (rebuilt by snapshot.restore): orders waiting for payment, not cancelled;
         # with the SKU queues, the orders a bulk action may touch without a scan of them all
         self.held_orders: dict[str, None] = {}
+        # derived (rebuilt by snapshot.restore): orders in memory that ship complete; with
+        # none, no line can lend (``allocation_plan.lend``) and a settle does not look
+        self.ship_complete_orders = 0
         self.notice_failures = 0
         # (CHANNEL/ACCOUNT, sku) -> (notice id, quantity) of the last stock level queued for it:
         # the stock sync queues a level only when it changed, and an older level still in
@@ -655,6 +663,8 @@ class World:
         order.hold = o.hold
         if order.hold:
             self.held_orders[e.order_id] = None
+        if o.ship_complete:
+            self.ship_complete_orders += 1
         self._place_lines(order)
 
     @staticmethod
@@ -1004,6 +1014,7 @@ class World:
         for oid in e.order_ids:
             order = self.orders.pop(oid)
             spec = order.spec
+            self.ship_complete_orders -= spec.ship_complete
             key = (spec.channel, spec.account, spec.external_id)
             self.by_key.pop(key, None)
             self.archived_keys.add(key)

@@ -64,6 +64,7 @@ def kept(shipped_ts: float, promised_date: str) -> bool:
     return shipped_ts < deadline(promised_date)
 
 
+@lru_cache(maxsize=4096)  # asked once per promised line; the counts move slowly
 def posterior(prior: float, weight: float, kept: int, missed: int) -> float:
     """The Beta posterior mean (three decimals) of a kind with ``kept`` and ``missed``
     outcomes, its prior centred on ``prior`` (0-1) with the weight of ``weight`` promises."""

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import operator
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -57,49 +56,45 @@ DAY = 86400.0
 CONFIDENCE_STOCK = 0.98
 CONFIDENCE_CONFIRMED = 0.9
 CONFIDENCE_UNMEASURED = 0.6
-_BY_DATE = operator.attrgetter("expected_date", "request_id")
 
 
 class Supply:
     """A SKU's open supply in arrival order, for promises: ``cover(units)`` is the request
     whose units complete the first ``units`` waiting after the available stock. Built on
-    the SKU's own cached supply curve (same order: expected date, request id); the requests
-    are sorted only when a line is found to wait for one."""
+    the SKU's own cached supply curve, which keeps its requests in arrival order (sorted
+    once per change of them, not once per promise)."""
 
-    __slots__ = ("free", "curve", "sku", "_requests")
+    __slots__ = ("free", "curve")
 
     def __init__(self, s: Sku) -> None:
         self.free = max(s.available, 0)
         self.curve = s.supply()
-        self.sku = s
-        self._requests: list[Request] | None = None
 
     def cover(self, units: int) -> tuple[bool, Request | None]:
         """(True, None): covered by stock; (False, the request that completes them);
         (False, None): open supply does not cover them."""
         if units <= self.free:
             return True, None
-        i = bisect_left(self.curve.cumulative, units - self.free)
-        if i >= len(self.curve.cumulative):
+        cumulative = self.curve.cumulative
+        i = bisect_left(cumulative, units - self.free)
+        if i >= len(cumulative):
             return False, None
-        if self._requests is None:
-            inbound = self.sku.inbound
-            self._requests = list(inbound.values()) if len(inbound) == 1 else sorted(inbound.values(), key=_BY_DATE)
-        return False, self._requests[i]
-
-
-def _measured(world: World, s: Sku) -> bool:
-    tuned = world.tuned.get(s.sku)
-    return tuned is not None and tuned.forecast.lead_time_measured
+        return False, self.curve.requests[i]  # type: ignore[return-value]
 
 
 def lead_days(world: World, s: Sku) -> tuple[float, float]:
     """(lead time in days at the configured percentile, confidence of a date resting on it)."""
-    if _measured(world, s):
+    return _lead(world, s)[:2]
+
+
+def _lead(world: World, s: Sku) -> tuple[float, float, bool]:
+    """``lead_days`` and whether the lead time is the planner's measurement."""
+    tuned = world.tuned.get(s.sku)
+    if tuned is not None and tuned.forecast.lead_time_measured:
         pct = world.settings.promises.lead_time_percentile
-        f = world.tuned[s.sku].forecast
-        return f.lead_time_days + _z(pct) * f.lead_time_sd, pct / 100.0
-    return float(s.policy.lead_time_days), CONFIDENCE_UNMEASURED
+        f = tuned.forecast
+        return f.lead_time_days + _z(pct) * f.lead_time_sd, pct / 100.0, True
+    return float(s.policy.lead_time_days), CONFIDENCE_UNMEASURED, False
 
 
 @lru_cache(maxsize=16)
@@ -152,8 +147,8 @@ def expected(world: World, s: Sku, supply: Supply, units: int, now: float) -> tu
     arrival = max(_dayno_of(c.expected_date), _dayno(now))
     confidence = CONFIDENCE_CONFIRMED
     if not _confirmed(c):
-        lead, confidence = lead_days(world, s)
-        if _measured(world, s):  # what the source really takes, not what the policy assumes
+        lead, confidence, measured = _lead(world, s)
+        if measured:  # what the source really takes, not what the policy assumes
             arrival = max(arrival, _dayno(c.created_ts + lead * DAY))
     return _ship_by(arrival, world), c.request_id, confidence
 
@@ -166,13 +161,14 @@ def _by_lead_time(world: World, s: Sku, now: float) -> tuple[str, str, float]:
 
 def line_promise(world: World, line: Line, now: float, supply: Supply | None = None) -> tuple[str, str, float]:
     """The promise for one line as things stand: (date, from, confidence)."""
-    if not line.requires_shipping or not line.need:
+    need = line.need  # 0 for a line that ships nothing
+    if not need:
         return _ship_by(_dayno(now), world), STOCK, CONFIDENCE_STOCK
     s = world.skus[line.sku]
     if supply is None:
         supply = Supply(s)
     _pos, ahead = s.queue.place(line)
-    got = expected(world, s, supply, ahead + line.need, now)
+    got = expected(world, s, supply, ahead + need, now)
     return got if got is not None else _by_lead_time(world, s, now)
 
 
@@ -185,7 +181,10 @@ def calibrated(world: World, source: str, prior: float) -> float:
 
 
 def _order_dates(world: World, order: Order, lines: Iterable[Line], now: float) -> list[tuple[str, str, float]]:
-    got = [(d, src, calibrated(world, src, c)) for d, src, c in (line_promise(world, ln, now) for ln in lines)]
+    got = []
+    for ln in lines:
+        date, src, prior = line_promise(world, ln, now)
+        got.append((date, src, calibrated(world, src, prior)))
     if order.spec.ship_complete and got:
         last = max(d for d, _, _ in got)
         low = min(c for _, _, c in got)

@@ -117,14 +117,14 @@ class QueueIndex(Generic[L]):
             self._count_tree[0] = 1
             self._need_tree[0] = need
         else:
-            b = bisect_left(maxes, key)
-            if b == len(maxes):  # after every queued line: the usual case under FIFO
-                b -= 1
+            if key > maxes[-1]:  # after every queued line: the usual case under FIFO
+                b = len(maxes) - 1
                 self._keys[b].append(key)
                 self._lines[b].append(line)
                 self._needs[b].append(need)
                 maxes[b] = key
             else:
+                b = bisect_left(maxes, key)
                 keys = self._keys[b]
                 i = bisect_left(keys, key)
                 keys.insert(i, key)
@@ -276,6 +276,11 @@ class QueueIndex(Generic[L]):
     def place(self, line: L) -> tuple[int, int]:
         """(0-based position in service order, units waiting ahead of it) of a queued line."""
         b, i = self._locate(line)
+        needs = self._needs[b]
+        if i == len(needs) - 1 and b == len(self._needs) - 1:
+            # the back of the queue (a new line under FIFO, as it is promised): every other
+            # line is ahead, no walk of the trees nor sum over its bucket
+            return self._len - 1, self._total - needs[i]
         count = units = 0
         j = b
         count_tree, need_tree = self._count_tree, self._need_tree
@@ -401,12 +406,14 @@ class QueueIndex(Generic[L]):
 class SupplyCurve:
     """A SKU's open supply in the order it arrives: the cumulative open quantity of its
     requests sorted by (expected date, request id). ``date_for(units)`` is the date by which
-    ``units`` of it have arrived: the first request whose cumulative quantity reaches them."""
+    ``units`` of it have arrived: the first request whose cumulative quantity reaches them
+    (``requests[i]`` is that request: a promise names it)."""
 
-    __slots__ = ("cumulative", "dates")
+    __slots__ = ("cumulative", "dates", "requests")
 
     def __init__(self, requests: Iterable[Inbound]) -> None:
         ordered = sorted(requests, key=lambda r: (r.expected_date, r.request_id))
+        self.requests = ordered
         self.dates = [r.expected_date for r in ordered]
         self.cumulative = list(itertools.accumulate(r.open_qty for r in ordered))
 

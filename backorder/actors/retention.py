@@ -85,6 +85,8 @@ class KeyFilter:
         self.count += 1
 
     def __contains__(self, key: Key) -> bool:
+        if not self.count:  # nothing archived yet: no hash per new order
+            return False
         bits = self.bits
         return all(bits[s >> 3] & (1 << (s & 7)) for s in self._slots(key))
 

@@ -44,7 +44,8 @@ def settle(world: World, s: Sku, emit: Emit, now: float) -> list[Allocation]:
     # one event in service order (applying it takes each line off the queue or shortens its need)
     given = allocation_plan.allocate_now(s.queue.lines(), s.available)
     loans = []
-    if s.backordered > sum(qty for _, qty in given):  # lines still wait: may held units serve one?
+    # lines still wait: may held units serve one? (only a ship-complete order's line lends)
+    if world.ship_complete_orders and s.backordered > sum(qty for _, qty in given):
         loans = allocation_plan.lend(s.queue.lines, given, s.available, s.supply(), lending(world, s, now))[0]
     rank = world.ranker(now)
     lines = [

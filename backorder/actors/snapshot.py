@@ -280,6 +280,7 @@ def restore(settings: Settings, data: bytes) -> World:
         o.hold = hold
         if hold and not cancelled:
             w.held_orders[order_id] = None
+        w.ship_complete_orders += spec.ship_complete
         o.expedited = expedited
         w.by_key[(spec.channel, spec.account, spec.external_id)] = order_id
     for row in snap["shipments"]:

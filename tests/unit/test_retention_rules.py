@@ -224,3 +224,31 @@ def test_the_daily_sweep_lets_go_of_lines_that_left_a_queue_that_never_empties()
     assert all(id(ln) in held for ln in served)  # each still referenced by the queue
     retention.forget_removed_lines(w)
     assert [e[2] for e in q._oldest] == [waiting] and q.oldest() is waiting and len(q) == 1
+
+
+def test_the_count_of_ship_complete_orders_follows_them_in_and_out_of_memory():
+    """A settle looks for a lender only while some order in memory ships complete
+    (``World.ship_complete_orders``): counted as orders arrive, uncounted as they are
+    archived, rebuilt from a snapshot."""
+    w, _ = _world()
+    assert w.ship_complete_orders == 0
+    req = msgspec.convert(
+        {
+            "op": "order.submit",
+            "channel": "web",
+            "external_id": "X-sc",
+            "ship_complete": True,
+            "lines": [{"sku": "A", "qty": 9}],
+        },
+        p.OrderSubmit,
+    )
+    order, _ = order_rules.submit(w, req, w.evolve, T0)
+    assert w.ship_complete_orders == 1
+    assert restore(SETTINGS, dump(w)).ship_complete_orders == 1
+    order_rules.cancel(w, order.order_id, "gone", w.evolve, T0 + 180)
+    first, _second, third = list(w.orders.values())[:3]
+    w.evolve(ev.OrdersArchived(ts=T0 + 3 * DAY, order_ids=[first.order_id, third.order_id]))
+    assert w.ship_complete_orders == 1  # the ship-complete one is still in memory
+    w.evolve(ev.OrdersArchived(ts=T0 + 3 * DAY, order_ids=[order.order_id]))
+    assert w.ship_complete_orders == 0
+    assert restore(SETTINGS, dump(w)).ship_complete_orders == 0

@@ -134,6 +134,7 @@ def fingerprint(w: World) -> dict:
         ],
         "aliases": sorted((k, sorted(v.items())) for k, v in w.aliases.items()),
         "held_orders": sorted(w.held_orders),
+        "ship_complete_orders": w.ship_complete_orders,
         "dead_letters": {k: msgspec.to_builtins(x) for k, x in w.dead_letters.items()},
         # the windowed KPIs, while lines still wait within their target and once all are past it
         "kpi": [w.kpi.report(t, iso_date(t)) for t in (1.7e9 + 1.2e6, 2.0e9)],
