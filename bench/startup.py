@@ -3,7 +3,8 @@ what each phase of the start costs per GiB / per million events.
 
 The journal is built through the daemon by the history of bench/history.py (``--orders``;
 200,000 orders make ~1.7 M events). With ``--journal PATH`` it is kept there and a later
-run reuses it (building is the slow part: minutes; measuring takes seconds).
+run reuses it (building is the slow part: minutes; measuring takes seconds); ``--events N``
+drives further days of the same history until it holds at least N events.
 
 Measured, in this order:
 
@@ -26,7 +27,7 @@ Measured, in this order:
 ``--integrity-check before_ready`` measures the blocking check (the behaviour before the
 check was deferred), on the same journal.
 
-    python bench/startup.py [--orders 200000] [--journal PATH] [--integrity-check before_ready] [--quick]
+    python bench/startup.py [--orders 200000] [--events N] [--journal PATH] [--integrity-check before_ready] [--quick]
 """
 
 from __future__ import annotations
@@ -67,6 +68,22 @@ def journal_daemon(journal: Path | None, name: str, config: str) -> Iterator[Dae
         if own:
             shutil.rmtree(db.parent, ignore_errors=True)
         shutil.rmtree(d.dir, ignore_errors=True)
+
+
+def extend(d: Daemon, events: int, orders: int, per_day: int) -> None:
+    """Drive further days of the history (new days, new external ids) until the journal
+    holds ``events``; the days in the journal are kept beside it (``.days``; without it,
+    those of ``orders``)."""
+    days_file = d.db.with_name(d.db.name + ".days")
+    days = int(days_file.read_text()) if days_file.exists() else -(-orders // per_day)
+    d.start(timeout=1800)
+    while (last := health(d.sock)["journal"]["last_seq"]) < events:
+        # ~7 events an order: the last day takes about what is missing
+        drive(d, min(per_day, max(100, (events - last) // 7)), per_day, 7, 1000, 4, first_day=days)
+        days += 1
+        days_file.write_text(str(days))
+    wait_journal_idle(d.sock)
+    d.stop()
 
 
 def cached_share(db: Path) -> float | None:
@@ -201,6 +218,9 @@ def main() -> None:
     ap.add_argument("--journal", type=Path, help="keep the journal here (reused when it exists)")
     ap.add_argument("--build-only", action="store_true")
     ap.add_argument(
+        "--events", type=int, help="drive more days of the history until the journal holds at least this many events"
+    )
+    ap.add_argument(
         "--integrity-check",
         choices=["true", "before_ready"],
         default="true",
@@ -224,6 +244,8 @@ def main() -> None:
             wait_journal_idle(d.sock)
             built_s = round(time.perf_counter() - t0, 1)
             d.stop()
+        if args.events:
+            extend(d, args.events, args.orders, args.per_day)
         if args.build_only:
             return
         first = timed_start(d)  # the first start after the build's (or the last run's) clean stop
