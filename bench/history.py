@@ -82,18 +82,20 @@ def drive(
     clients: int,
     pauses: list[dict] | None = None,
     first_day: int = 0,
+    orders_before: int | None = None,
 ) -> tuple[int, float]:
     """Run the history (module docstring) through daemon ``d``: returns the orders taken
     and the largest RSS sampled (MiB); each periodic snapshot's loop pause (wall and CPU,
     seen at the end of a day) is appended to ``pauses``. ``first_day``: the days already
-    driven through that journal (new days, new external ids). Also used by startup.py and
+    driven through that journal (new days, new external ids); ``orders_before``: the orders
+    already in it (default: ``first_day`` full days). Also used by startup.py and
     crash_restart.py to build their journals."""
     days = -(-orders // per_day)
     demand_by_day: list[dict] = []
     rss_max = 0.0
     t0 = time.perf_counter()
     taken = 0
-    before = first_day * per_day  # orders already taken
+    before = first_day * per_day if orders_before is None else orders_before  # orders already taken
     for day in range(days):
         n = min(per_day, orders - taken)
         demand: dict = {}

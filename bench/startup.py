@@ -71,17 +71,21 @@ def journal_daemon(journal: Path | None, name: str, config: str) -> Iterator[Dae
 
 
 def extend(d: Daemon, events: int, orders: int, per_day: int) -> None:
-    """Drive further days of the history (new days, new external ids) until the journal
-    holds ``events``; the days in the journal are kept beside it (``.days``; without it,
-    those of ``orders``)."""
+    """Drive further whole days of the history (new days, new external ids, receipts
+    following the demand as in the build) until the journal holds ``events``. The days
+    and orders in the journal are kept beside it (``.days``: "DAYS ORDERS"; without it,
+    those of the build's ``orders``)."""
     days_file = d.db.with_name(d.db.name + ".days")
-    days = int(days_file.read_text()) if days_file.exists() else -(-orders // per_day)
+    if days_file.exists():
+        days, taken = (int(x) for x in days_file.read_text().split())
+    else:
+        days, taken = -(-orders // per_day), orders
     d.start(timeout=1800)
     while (last := health(d.sock)["journal"]["last_seq"]) < events:
-        # ~7 events an order: the last day takes about what is missing
-        drive(d, min(per_day, max(100, (events - last) // 7)), per_day, 7, 1000, 4, first_day=days)
-        days += 1
-        days_file.write_text(str(days))
+        n = -(-max(per_day, (events - last) // 6) // per_day) * per_day  # ~6-7 events an order
+        drive(d, n, per_day, 7, 1000, 4, first_day=days, orders_before=taken)
+        days, taken = days + n // per_day, taken + n
+        days_file.write_text(f"{days} {taken}")
     wait_journal_idle(d.sock)
     d.stop()
 
