@@ -132,13 +132,16 @@ def generate(path, skus: int, days: int, seed: int) -> int:
 
 
 class Prober(threading.Thread):
-    """``sku.get`` one at a time on one connection until stopped; keeps each latency."""
+    """``sku.get`` one at a time on one connection until stopped; keeps each latency, and
+    when the first read that shows the SKU tuned was sent (``tuned_at``): the probed SKU is
+    the first of a run's results, so from then on the daemon takes the results in."""
 
     def __init__(self, path, sku: str) -> None:
         super().__init__(daemon=True)
         self.path, self.sku = path, sku
         self.latencies: list[float] = []
         self.at: list[float] = []
+        self.tuned_at: float | None = None
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -149,10 +152,22 @@ class Prober(threading.Thread):
             while not self.stop.is_set():
                 t0 = time.perf_counter()
                 s.sendall(req)
-                f.readline()
+                reply = f.readline()
                 self.latencies.append(time.perf_counter() - t0)
+                if self.tuned_at is None and b'"last_tuned":{' in reply:
+                    self.tuned_at = t0
                 self.at.append(t0)
                 time.sleep(0.002)
+
+
+def read_figures(latencies: list[float]) -> dict:
+    return {
+        "reads": len(latencies),
+        "over_5ms": sum(1 for x in latencies if x > 0.005),
+        "p50_ms": round(pct(latencies, 0.5) * 1000, 2),
+        "p99_ms": round(pct(latencies, 0.99) * 1000, 2),
+        "max_ms": round(max(latencies, default=0) * 1000, 2),
+    }
 
 
 def loop_steps(path, start: float, end: float, origin: float) -> dict:
@@ -244,6 +259,12 @@ def main() -> None:
         prober.join()
         during = prober.latencies[idle:]
         origin = marks["first_start"]
+        # the first run's results taken in: from the first read that saw the probed SKU tuned
+        applying = prober.tuned_at if prober.tuned_at is not None else marks["first_end"]
+        to_unix = runs_start - origin  # perf_counter -> unix time
+        taking_in = [
+            lat for lat, at in zip(prober.latencies, prober.at, strict=True) if applying <= at <= marks["first_end"]
+        ]
         slowest = [
             {"ms": round(lat * 1000, 1), "at_s": round(at - origin, 3)}
             for lat, at in sorted(zip(prober.latencies, prober.at, strict=True))[-5:]
@@ -271,6 +292,10 @@ def main() -> None:
             "idle_p99_ms": round(pct(baseline, 0.99) * 1000, 2),
             "idle_max_ms": round(max(baseline, default=0) * 1000, 2),
             "slowest_reads": slowest,  # at_s: seconds after the first run began
+            # the first run from its first result taken in to its end: the daemon's share
+            "first_run_taking_in_s": round(marks["first_end"] - applying, 3),
+            "reads_taking_in": read_figures(taking_in),
+            "loop_taking_in": loop_steps(steps_file, applying + to_unix, marks["first_end"] + to_unix, runs_start),
             "runs_at_s": {k: round(v - origin, 3) for k, v in marks.items()},
             "load_average": list(os.getloadavg()),  # a shared machine: other processes' demand
             "loop": loop_steps(steps_file, runs_start, runs_end, runs_start),
