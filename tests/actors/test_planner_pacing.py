@@ -10,6 +10,8 @@ These tests are marked trio by tests/actors/conftest.py; ``nursery`` is a pytest
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 import trio
 
@@ -69,8 +71,8 @@ def result(sku: str, i: int) -> wire.SkuResult:
 
 async def planner_on(tmp_path, nursery, stepped: bool) -> tuple[Planner, Engine, Router]:
     """A planner over a real engine, router and journal (no worker: ``_apply`` is what is
-    run), with ``SKUS`` configured in suggest mode; the router is serial under the
-    stepped clock, as the daemon makes it."""
+    run), with ``SKUS`` configured in suggest mode, each with a waiting line; the router is
+    serial under the stepped clock, as the daemon makes it."""
     settings = Settings(daemon=DaemonSettings(db=str(tmp_path / "j.db")))
     journal = Journal(settings.daemon.db)
     journal.open()
@@ -84,7 +86,14 @@ async def planner_on(tmp_path, nursery, stepped: bool) -> tuple[Planner, Engine,
         route(router, p.SkuConfigure(sku=sku, mode="suggest"), reply, f"cfg-{sku}")
         await reply.answered.wait()
         assert reply.refused is None, reply.refused
+    # a backordered line on every SKU, promised: a tuned SKU's step rechecks its date
+    reply = Reply()
+    lines = [p.OrderLineIn(sku=sku, qty=2, unit_price=Decimal("1.00")) for sku in SKUS]
+    route(router, p.OrderSubmit(channel="web", external_id="o1", lines=lines), reply, "order")
+    await reply.answered.wait()
+    assert reply.refused is None, reply.refused
     await journal.flush()
+    assert len(engine.world.promises) == len(SKUS)
     planner = Planner(PlannerSettings(enabled=True), engine, router, journal, settings.daemon.db)
     return planner, engine, router
 
