@@ -32,7 +32,8 @@ Determinism under the stepped clock: a run's outcome must depend on the journal,
 the machine's speed. So each SKU's result is taken in only once the actors have decided
 everything the one before caused (a tuned SKU's settle, the orders it fills, the loans
 they ask for), never while that cascade is still running, whenever the worker happens to
-answer (one SKU at a time also keeps each loop step short: see ``_apply``); and a scheduled run that failed for a wall-time reason (the worker
+answer (one SKU at a time also keeps each loop step short: see ``_apply``); and a
+scheduled run that failed for a wall-time reason (the worker
 restarting, slow to start or to answer) is sent again, up to ``STEPPED_ATTEMPTS`` times,
 each waiting for a starting worker as long as the keeper lets it start, before it is
 given up (logged, the levels kept). An attempt lost before its first part
@@ -387,6 +388,8 @@ class Planner:
                 await self._until_idle()
         if todo:
             await finished.wait()
+        else:  # a part of SKUs kept as they were: still a turn for the others between parts
+            await trio.lowlevel.checkpoint()
         return journaled
 
     async def _until_idle(self) -> None:
