@@ -22,7 +22,13 @@ ready, a client sends ``sku.get`` one at a time (a read on the socket) while
   same reads just before, no run going: the machine's own noise), ``daemon_cpu_s``: the
   daemon's CPU time over both runs (what the runs cost its loop);
 - ``rss_before_mib`` / ``rss_after_mib`` / ``rss_growth_mib``: the daemon's VmRSS with the
-  worker up but before any run, and after both (the worker's own RSS is reported apart).
+  worker up but before any run, and after both (the worker's own RSS is reported apart);
+- ``loop`` / ``idle_loop``: the daemon's trio loop steps over 2 ms during both runs and
+  during the idle reads (``bench/loop_steps``: an instrument loaded into the daemon
+  only here): how many passed 5 ms of wall time, how many 2 and 5 ms of the loop
+  thread's CPU time, the longest, and the five longest by CPU with their task. A step's
+  CPU time is what the loop spent without yielding, which a shared machine's load barely
+  moves; a read's latency also counts waiting for a core.
 
 Targets: a run < 10 s, replies delayed by at most 5 ms, RSS growth <= 50 MiB.
 
@@ -40,6 +46,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 from common import Daemon, exit_on_sigterm, hard_cleanup, ok, result_name, save, wait_until
 
@@ -125,13 +132,16 @@ def generate(path, skus: int, days: int, seed: int) -> int:
 
 
 class Prober(threading.Thread):
-    """``sku.get`` one at a time on one connection until stopped; keeps each latency."""
+    """``sku.get`` one at a time on one connection until stopped; keeps each latency, and
+    when the first read that shows the SKU tuned was sent (``tuned_at``): the probed SKU is
+    the first of a run's results, so from then on the daemon takes the results in."""
 
     def __init__(self, path, sku: str) -> None:
         super().__init__(daemon=True)
         self.path, self.sku = path, sku
         self.latencies: list[float] = []
         self.at: list[float] = []
+        self.tuned_at: float | None = None
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -142,10 +152,45 @@ class Prober(threading.Thread):
             while not self.stop.is_set():
                 t0 = time.perf_counter()
                 s.sendall(req)
-                f.readline()
+                reply = f.readline()
                 self.latencies.append(time.perf_counter() - t0)
+                if self.tuned_at is None and b'"last_tuned":{' in reply:
+                    self.tuned_at = t0
                 self.at.append(t0)
                 time.sleep(0.002)
+
+
+def read_figures(latencies: list[float]) -> dict:
+    return {
+        "reads": len(latencies),
+        "over_5ms": sum(1 for x in latencies if x > 0.005),
+        "p50_ms": round(pct(latencies, 0.5) * 1000, 2),
+        "p99_ms": round(pct(latencies, 0.99) * 1000, 2),
+        "max_ms": round(max(latencies, default=0) * 1000, 2),
+    }
+
+
+def loop_steps(path, start: float, end: float, origin: float) -> dict:
+    """The daemon's long loop steps (``bench/loop_steps``) that ended between ``start`` and
+    ``end`` (unix time); ``at_s``: seconds after ``origin``."""
+    steps = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            at, wall, cpu, task = line.split(" ", 3)
+            if start <= float(at) <= end:
+                steps.append((float(cpu), float(wall), task, float(at)))
+    steps.sort()
+    return {
+        "steps_over_5ms_wall": sum(1 for s in steps if s[1] > 5),
+        "steps_over_2ms_cpu": sum(1 for s in steps if s[0] > 2),
+        "steps_over_5ms_cpu": sum(1 for s in steps if s[0] > 5),
+        "max_cpu_ms": max((s[0] for s in steps), default=0.0),
+        "max_wall_ms": max((s[1] for s in steps), default=0.0),
+        "longest": [
+            {"cpu_ms": cpu, "wall_ms": wall, "task": task, "at_s": round(at - origin, 3)}
+            for cpu, wall, task, at in steps[-5:]
+        ],
+    }
 
 
 def rss_mib(pid: int) -> float:
@@ -176,6 +221,11 @@ def main() -> None:
         f'clock = "{args.clock}"\nclock_start = "2026-01-01T00:00:00Z"\nclock_speed = 0.000001\n'
         "[planner]\nenabled = true\nrun_timeout_s = 600\n"
     )
+    steps_file = d.dir / "loop_steps.log"
+    d.env["BENCH_LOOP_STEPS"] = str(steps_file)
+    d.env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parent / "loop_steps"), os.environ.get("PYTHONPATH")) if p
+    )
     try:
         t0 = time.perf_counter()
         events = generate(d.db, skus, args.days, args.seed)
@@ -187,10 +237,12 @@ def main() -> None:
         rss_before = d.rss_mib()
         prober = Prober(d.sock, "P00000")
         prober.start()
+        idle_start = time.time()
         time.sleep(2.0)  # the baseline: the same reads with no run going (a shared machine is noisy)
         idle = len(prober.latencies)
         baseline = prober.latencies[:idle]
         cpu0 = d.cpu_seconds()
+        runs_start = time.time()
         t0 = time.perf_counter()
         first = ok(d.sock, {"op": "planner.run"}, timeout=900)
         first_s = time.perf_counter() - t0
@@ -202,10 +254,17 @@ def main() -> None:
         daily_s = time.perf_counter() - t0
         marks.update(daily_start=t0, daily_end=t0 + daily_s)
         daemon_cpu = d.cpu_seconds() - cpu0
+        runs_end = time.time()
         prober.stop.set()
         prober.join()
         during = prober.latencies[idle:]
         origin = marks["first_start"]
+        # the first run's results taken in: from the first read that saw the probed SKU tuned
+        applying = prober.tuned_at if prober.tuned_at is not None else marks["first_end"]
+        to_unix = runs_start - origin  # perf_counter -> unix time
+        taking_in = [
+            lat for lat, at in zip(prober.latencies, prober.at, strict=True) if applying <= at <= marks["first_end"]
+        ]
         slowest = [
             {"ms": round(lat * 1000, 1), "at_s": round(at - origin, 3)}
             for lat, at in sorted(zip(prober.latencies, prober.at, strict=True))[-5:]
@@ -233,8 +292,14 @@ def main() -> None:
             "idle_p99_ms": round(pct(baseline, 0.99) * 1000, 2),
             "idle_max_ms": round(max(baseline, default=0) * 1000, 2),
             "slowest_reads": slowest,  # at_s: seconds after the first run began
+            # the first run from its first result taken in to its end: the daemon's share
+            "first_run_taking_in_s": round(marks["first_end"] - applying, 3),
+            "reads_taking_in": read_figures(taking_in),
+            "loop_taking_in": loop_steps(steps_file, applying + to_unix, marks["first_end"] + to_unix, runs_start),
             "runs_at_s": {k: round(v - origin, 3) for k, v in marks.items()},
             "load_average": list(os.getloadavg()),  # a shared machine: other processes' demand
+            "loop": loop_steps(steps_file, runs_start, runs_end, runs_start),
+            "idle_loop": loop_steps(steps_file, idle_start, runs_start, runs_start),
             "rss_before_mib": round(rss_before, 1),
             "rss_after_mib": round(rss_after, 1),
             "rss_growth_mib": round(rss_after - rss_before, 1),

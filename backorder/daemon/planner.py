@@ -29,10 +29,11 @@ otherwise a task sleeps until engine time reaches the next run. A SKU whose fore
 biased (tracking signal) is run again ``BIAS_RECHECK_S`` later.
 
 Determinism under the stepped clock: a run's outcome must depend on the journal, not on
-the machine's speed. So each part of the results is taken in only once the actors have
-decided everything the part before caused (a tuned SKU's settle, the orders it fills,
-the loans they ask for), never while that cascade is still running, whenever the worker
-happens to answer; and a scheduled run that failed for a wall-time reason (the worker
+the machine's speed. So each SKU's result is taken in only once the actors have decided
+everything the one before caused (a tuned SKU's settle, the orders it fills, the loans
+they ask for), never while that cascade is still running, whenever the worker happens to
+answer (one SKU at a time also keeps each loop step short: see ``_apply``); and a
+scheduled run that failed for a wall-time reason (the worker
 restarting, slow to start or to answer) is sent again, up to ``STEPPED_ATTEMPTS`` times,
 each waiting for a starting worker as long as the keeper lets it start, before it is
 given up (logged, the levels kept). An attempt lost before its first part
@@ -314,17 +315,7 @@ class Planner:
                     # each part applied as it comes: the SKU actors journal it while the
                     # worker plans the next part, and the loop serves others in between
                     results += msg.results
-                    tuned += await self._apply(msg.results, cause)
-                    if stepped:
-                        # what the part caused (a settle's fills, the loans they ask for)
-                        # decided before the next part, whenever the worker sends it
-                        while self.router.busy():
-                            await trio.lowlevel.checkpoint()
-                    # The actors are idle now. Under the stepped clock a request waits for
-                    # that (Stepper.quiet): let the waiting ones see it before the next part
-                    # (trio may run this task first in a batch; the second turn is theirs).
-                    await trio.lowlevel.checkpoint()
-                    await trio.lowlevel.checkpoint()
+                    tuned += await self._apply(msg.results, cause, stepped)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise WorkerLost("the planner worker exited") from exc
         finally:
@@ -364,13 +355,21 @@ class Planner:
         log.info("planner_run", **self.last_run)
         return self.last_run
 
-    async def _apply(self, results: list[wire.SkuResult], cause: str) -> int:
-        """Each result to its SKU actor; returns, once every actor has handled its own, how
-        many policy_tuned events they wrote (durable later: the run waits for them once)."""
+    async def _apply(self, results: list[wire.SkuResult], cause: str, stepped: bool) -> int:
+        """Each result to its SKU actor; returns, once every actor has handled its own (and,
+        under the stepped clock, decided what it caused), how many policy_tuned events they
+        wrote (durable later: the run waits for them once).
+
+        Without the stepped clock each SKU actor is a task of its own: a part goes out at
+        once and each actor handles its result in a loop step of its own. Under it the SKU
+        actors are one task (``Router(serial=True)``) that would handle a whole part in one
+        step (a tuned SKU's promise recheck walks its backorder queue: 16 of them held the
+        loop 30-40 ms), and every request waits until the actors are idle (``Stepper.quiet``).
+        So there the SKUs go one at a time: each SKU's result, and what it caused (a settle's
+        fills, the loans they ask for), is decided before the next is sent, whenever the
+        worker sends its part, and the waiting requests are served in between."""
         self.results.update((r.sku, r) for r in results)
         todo = [r for r in results if r.new is not None]
-        if not todo:
-            return 0
         left = len(todo)
         journaled = 0
         finished = trio.Event()
@@ -385,8 +384,22 @@ class Planner:
         corr = f"{cause}-{self._run_ids}"
         for r in todo:
             self.router.send(r.sku, Tune(result=r, done=done, corr=corr, actor=PLANNER))
-        await finished.wait()
+            if stepped:
+                await self._until_idle()
+        if todo:
+            await finished.wait()
+        else:  # a part of SKUs kept as they were: still a turn for the others between parts
+            await trio.lowlevel.checkpoint()
         return journaled
+
+    async def _until_idle(self) -> None:
+        """Until no actor has a message waiting; then two turns for the requests waiting for
+        that (``Stepper.quiet``; trio may run this task first in a batch: the second turn is
+        theirs) before anything more is sent."""
+        while self.router.busy():
+            await trio.lowlevel.checkpoint()
+        await trio.lowlevel.checkpoint()
+        await trio.lowlevel.checkpoint()
 
     async def _quiet_run(self, only: str | list[str] | None, cause: str) -> None:
         """A scheduled run: a failure is logged and shown in health, never raised (the

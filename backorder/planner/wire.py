@@ -129,7 +129,8 @@ class RunFailed(Struct, kw_only=True, frozen=True, tag="failed"):
 
 
 Inbound = RunRequest
-# SKU results per Results line: the SKU actors journal one line's policy_tuned events in
-# one go (~80 us each), and under the stepped clock a read waits until they are done.
+# SKU results per Results line: a line is decoded in one go (~12 KB), and the worker's
+# results flow while the daemon takes in the ones before (one SKU per loop step under the
+# stepped clock: see daemon.planner.Planner._apply).
 CHUNK = 16
 Outbound = Ready | Results | RunReply | RunFailed
