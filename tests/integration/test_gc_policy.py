@@ -1,5 +1,5 @@
-"""The running daemon collects garbage young-only and freezes the survivors
-(daemon/collector.py), and shows it in ``health.gc``."""
+"""The running daemon collects garbage in small young collections (daemon/collector.py)
+and shows their pauses in ``health.gc``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from bo_support import line
 from backorder.daemon.collector import YOUNG
 
 
-def test_orders_survive_young_collections_into_the_frozen_generation_and_health_shows_it(client):
+def test_young_collections_run_as_orders_come_in_and_health_shows_their_pauses(client):
     before = client.call("health")["gc"]
     assert before["young_threshold"] == YOUNG
     orders = [
@@ -19,8 +19,7 @@ def test_orders_survive_young_collections_into_the_frozen_generation_and_health_
     assert all(r["ok"] for r in replies)
     after = client.call("health")["gc"]
     # the orders kept in memory are tens of thousands of tracked objects: many young
-    # collections ran, and what they kept went to the frozen generation
+    # collections ran (what they kept is frozen: tests/unit/test_gc_collector.py)
     assert after["collections"] >= before["collections"] + 5
-    assert after["frozen_objects"] >= before["frozen_objects"] + 3 * 3000
-    assert 0 < after["pause_max_ms"] <= after["pause_total_ms"]
+    assert 0 < after["pause_max_ms"] <= after["pause_total_ms"] and after["pause_cpu_max_ms"] > 0
     assert client.call("order.get", order_id=replies[0]["result"]["order_id"])["status"] == "backordered"
