@@ -6,7 +6,7 @@ count) or lives as long as its order (the model: orders, lines, promises, shipme
 queue entries). CPython's collector rescans survivors in the older generations again
 and again, and every collection is a pause of the trio loop proportional to the objects
 it scans. With the old thresholds (100,000 young objects) each young collection scanned
-about 100,000 model objects that all survived: a 30-80 ms stall every ~2 s at 2,000
+about 100,000 model objects that all survived: a 40-50 ms (CPU) stall every ~2 s at 2,000
 orders/s (bench/latency.py), which was the p99. An older-generation pass would scan
 every order since the start (seconds).
 
@@ -15,9 +15,9 @@ moves its survivors (and anything older that is not frozen yet) to the permanent
 generation, which no collection scans. Each object is scanned once, in its first young
 collection. The price: a reference cycle that is still alive at its first young
 collection and becomes garbage later is never reclaimed (an object freed by its
-reference count always is, frozen or not). The daemon makes almost none: after
-bench/latency.py's 40,000 orders, unfreezing and collecting everything found no garbage
-(README, "Benchmarks").
+reference count always is, frozen or not). None was found: after runs of
+bench/latency.py (12,000-40,000 orders), unfreezing and collecting everything found no
+garbage (README, "The p99's tail").
 """
 
 from __future__ import annotations
