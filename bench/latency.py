@@ -5,7 +5,9 @@ send order.submit (1-3 lines) at ``--rate`` orders/s for ``--seconds``, with one
 stock.receive after every ten orders (so ~2,200 requests/s in all), on a fixed schedule
 that does not wait for replies. Latency is measured from each request's *scheduled*
 send time to its reply (which the daemon sends only after the journal commit), matched
-by reply id (see common.run_open_loop). Targets: p50 <= 5 ms, p99 <= 25 ms.
+by reply id (see common.run_open_loop). Targets: p50 <= 5 ms, p99 <= 25 ms. Also saved:
+the daemon's CPU per order line in the run, the garbage collector's pauses (``health.gc``)
+and the load average, since the wall-clock figures depend on what else the machine runs.
 
     python bench/latency.py [--rate 2000] [--seconds 20] [--quick]
 """
@@ -13,9 +15,20 @@ by reply id (see common.run_open_loop). Targets: p50 <= 5 ms, p99 <= 25 ms.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 
-from common import encode, exit_on_sigterm, result_name, run_load, run_open_loop, running, save, wait_journal_idle
+from common import (
+    encode,
+    exit_on_sigterm,
+    health,
+    result_name,
+    run_load,
+    run_open_loop,
+    running,
+    save,
+    wait_journal_idle,
+)
 
 
 def make_streams(n_orders: int, n_skus: int, clients: int, seed: int = 11) -> tuple[list[list[tuple[str, bytes]]], int]:
@@ -72,7 +85,13 @@ def main() -> None:
         ]
         run_load(d.sock, warm)
         wait_journal_idle(d.sock)
+        cpu0 = d.cpu_seconds()
         res = run_open_loop(d.sock, streams, req_rate)
+        # CPU moves little with the machine's load, wall-clock latency a lot: both, and the
+        # collector's pauses in the run (the p99's first cause, daemon/collector.py)
+        res["daemon_cpu_us_per_line"] = round((d.cpu_seconds() - cpu0) / lines * 1e6, 1)
+        res["gc"] = health(d.sock).get("gc")  # None from a daemon before the collector
+        res["load_average"] = [round(x, 2) for x in os.getloadavg()]
         res["orders_per_s_target"] = args.rate
         res["orders"] = n_orders
         res["order_lines"] = lines

@@ -29,6 +29,7 @@ from backorder.clock import SteppedClock
 from backorder.config.settings import AccessSettings, Settings
 from backorder.daemon import (
     access,
+    collector,
     dblock,
     handlers,
     integrity,
@@ -116,6 +117,7 @@ class Daemon:
             "rejected_requests": self.recorder.rejected,
             "dead_letters": len(self.engine.world.dead_letters),
             "recovered_events": self.recovered_events,
+            "gc": collector.COLLECTOR.statistics(),
             "notifier": {
                 "breakers": self.notifier.statistics(),
                 "credential_errors": self.notifier.credential_errors(),

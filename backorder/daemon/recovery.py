@@ -32,7 +32,7 @@ from backorder.actors.events import EVENT_DECODER, SkuConfigured, UnjournalableE
 from backorder.actors.model import World
 from backorder.clock import Clock, SimClock, SteppedClock, WallClock
 from backorder.config.settings import Settings
-from backorder.daemon import integrity
+from backorder.daemon import collector, integrity
 from backorder.daemon.journal import Journal
 from backorder.timeutil import parse_ts
 
@@ -297,11 +297,8 @@ async def recover_at_start(
     )
     # The model is millions of small long-lived objects; default GC thresholds would
     # rescan them all again and again (~8 us per object per full pass, measured).
-    # Freeze what recovery built and collect young objects less often.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-    gc.enable()
+    # Freeze what recovery built; from now on each young collection's survivors too.
+    collector.COLLECTOR.install()
     timer.done("gc_freeze")
     return engine, replayed
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import closing
 from decimal import Decimal
 
 import msgspec
@@ -495,6 +496,37 @@ async def test_live_sku_actors_are_capped_least_recently_active_first(tmp_path, 
     assert len(router.inboxes) <= 16
     assert router.passivations >= 200 - 16
     assert "S199" in router.inboxes and "S000" not in router.inboxes
+
+
+async def test_the_sku_side_index_catches_up_inside_the_commit_that_crosses_its_step(tmp_path, nursery):
+    """No transaction (and fsync) of its own: the commit that takes the journal past
+    SKU_INDEX_EVERY unindexed events also writes their (sku, seq) rows and the mark, so
+    the next batch's commit never waits behind an index pass."""
+    from backorder.daemon.journal import SKU_INDEX_EVERY, AuditReader
+
+    db = tmp_path / "index.db"
+    journal = Journal(db)
+    journal.open()
+    await nursery.start(journal.run)
+    journal.append(ev.Received(ts=1.8e9, sku="A", qty=1), "A", None)
+    await journal.flush()
+    assert journal.sku_indexed == 0 and journal.commits == 1  # under the step: the tail scan finds it
+    for n in range(SKU_INDEX_EVERY):
+        journal.append(ev.Received(ts=1.8e9 + n, sku="AB"[n % 2], qty=1), "AB"[n % 2], None)
+    await journal.flush()
+    assert journal.commits == 2  # one transaction for the batch and the index
+    assert journal.sku_indexed == journal.committed_seq == SKU_INDEX_EVERY + 1
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'sku_indexed_upto'").fetchone() == (
+            str(SKU_INDEX_EVERY + 1),
+        )
+        assert conn.execute("SELECT COUNT(*) FROM sku_events WHERE sku = 'A'").fetchone() == (1 + SKU_INDEX_EVERY // 2,)
+    reader = AuditReader(db)
+    try:
+        rows = await reader.query(order_id=None, sku="B", since=None, after_seq=0, limit=10_000)
+        assert [r[0] for r in rows] == list(range(3, SKU_INDEX_EVERY + 2, 2))
+    finally:
+        reader.close()
 
 
 async def test_audit_by_sku_spans_the_side_index_and_the_journal_tail(tmp_path, nursery):
