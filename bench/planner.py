@@ -21,6 +21,9 @@ ready, a client sends ``sku.get`` one at a time (a read on the socket) while
 - ``p99_ms`` / ``max_ms``: reply latency of the reads during both runs (``idle_*``: the
   same reads just before, no run going: the machine's own noise), ``daemon_cpu_s``: the
   daemon's CPU time over both runs (what the runs cost its loop);
+- ``rss_after_retune_mib`` / ``rss_growth_retune_mib``: the RSS after each of ``--retune``
+  further runs that each take in new levels for every SKU (a new service level each time),
+  and its highest rise over ``rss_before_mib``;
 - ``rss_before_mib`` / ``rss_after_mib`` / ``rss_growth_mib``: the daemon's VmRSS with the
   worker up but before any run, and after both (the worker's own RSS is reported apart);
 - ``loop`` / ``idle_loop``: the daemon's trio loop steps over 2 ms during both runs and
@@ -206,6 +209,20 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] if s else 0.0
 
 
+def retune_rss(d: Daemon, skus: int, runs: int) -> list[float]:
+    """``runs`` more planner runs, each after a new service level for every SKU (0.95 and
+    0.97 in turn) so that each takes in new levels for all of them; the daemon's RSS after
+    each."""
+    out = []
+    for i in range(runs):
+        for k in range(skus):
+            ok(d.sock, {"op": "sku.configure", "sku": f"P{k:05d}", "service_level": 0.95 if i % 2 == 0 else 0.97})
+        ok(d.sock, {"op": "planner.run"}, timeout=900)
+        time.sleep(1.0)  # as before the baseline: the allocator's churn settles
+        out.append(round(d.rss_mib(), 1))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skus", type=int, default=2000)
@@ -213,6 +230,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="10x fewer SKUs, for a smoke test")
     ap.add_argument("--clock", choices=["stepped", "simulated"], default="stepped")
+    ap.add_argument("--retune", type=int, default=4, help="runs after the measured two, each re-tuning every SKU")
     args = ap.parse_args()
     exit_on_sigterm()
     skus = args.skus // 10 if args.quick else args.skus
@@ -272,6 +290,7 @@ def main() -> None:
         rss_after = d.rss_mib()
         worker_rss = rss_mib(worker_pid)
         sample = ok(d.sock, {"op": "planner.explain", "sku": "P00001"})
+        retuned = retune_rss(d, skus, args.retune)
         res = {
             "skus": skus,
             "days": args.days,
@@ -304,6 +323,10 @@ def main() -> None:
             "rss_after_mib": round(rss_after, 1),
             "rss_growth_mib": round(rss_after - rss_before, 1),
             "worker_rss_mib": round(worker_rss, 1),
+            # after each further run that re-tunes every SKU (the daily run above re-tunes
+            # none): the RSS steps once, at the first run that takes in new levels, then stays
+            "rss_after_retune_mib": retuned,
+            "rss_growth_retune_mib": round(max(retuned, default=rss_after) - rss_before, 1),
             "sample_explain": sample,
         }
         save(result_name("planner", args.quick), res)
