@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import msgspec
+import msgspec.inspect
 from msgspec import Struct
 
 from backorder.config.settings import ReorderPolicy, Weights
@@ -781,6 +782,34 @@ AnyEvent = (
 EVENT_DECODER = msgspec.json.Decoder(AnyEvent)
 EVENT_ENCODER = msgspec.json.Encoder(decimal_format="string")
 
+
+def _has_optional_float(t: msgspec.inspect.Type, seen: frozenset = frozenset()) -> bool:
+    """Whether a type holds a ``float | None`` somewhere: there a non-finite float is
+    written as ``null`` and read back as None, which a decode alone does not notice."""
+    match t:
+        case msgspec.inspect.UnionType(types=types):
+            kinds = {type(x) for x in types}
+            if {msgspec.inspect.FloatType, msgspec.inspect.NoneType} <= kinds:
+                return True
+            return any(_has_optional_float(x, seen) for x in types)
+        case msgspec.inspect.StructType(cls=cls, fields=fields) if cls not in seen:
+            return any(_has_optional_float(f.type, seen | {cls}) for f in fields)
+        case msgspec.inspect.ListType(item_type=item) | msgspec.inspect.VarTupleType(item_type=item):
+            return _has_optional_float(item, seen)
+        case msgspec.inspect.DictType(value_type=value):
+            return _has_optional_float(value, seen)
+        case msgspec.inspect.TupleType(item_types=items):
+            return any(_has_optional_float(x, seen) for x in items)
+    return False
+
+
+# the event types whose decoded body is compared with the event itself (encode_checked)
+_COMPARED = frozenset(
+    x.cls
+    for x in msgspec.inspect.type_info(AnyEvent).types
+    if _has_optional_float(x)  # type: ignore[attr-defined]
+)
+
 # Subscription topics -> event type tags.
 TOPICS: dict[str, frozenset[str]] = {
     "orders": frozenset(
@@ -900,7 +929,9 @@ def encode_checked(e: Event) -> bytes:
     except (UnicodeEncodeError, OverflowError, TypeError, ValueError) as exc:
         raise UnjournalableEvent(tag_of(e), str(exc)) from None
     try:
-        EVENT_DECODER.decode(body)
+        decoded = EVENT_DECODER.decode(body)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise UnjournalableEvent(tag_of(e), str(exc)) from None
+    if type(e) in _COMPARED and decoded != e:  # a non-finite float in an optional field
+        raise UnjournalableEvent(tag_of(e), "a number that is not finite would replay as null")
     return body

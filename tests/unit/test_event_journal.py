@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backorder.actors import events as ev
+from backorder.config.settings import ReorderPolicy
 from backorder.numbers import MAX_INT
 
 EVENTS = ev.AnyEvent.__args__  # type: ignore[attr-defined]
@@ -204,3 +205,14 @@ def test_a_nan_price_is_journaled_as_it_was_sent():
     )
     body = ev.encode_checked(ev.OrderReceived(ts=0.0, order_id="O0000001", order=order))
     assert ev.EVENT_ENCODER.encode(ev.EVENT_DECODER.decode(body)) == body
+
+
+@pytest.mark.parametrize("level", [math.inf, -math.inf, math.nan])
+def test_a_non_finite_optional_float_is_refused_not_journaled_as_null(level):
+    """JSON has no inf/nan: msgspec writes null, which a ``float | None`` field reads back
+    as None, so a decode alone would pass an event that replays differently."""
+    e = ev.SkuConfigured(ts=0.0, sku="A", policy=ReorderPolicy(service_level=level))
+    with pytest.raises(ev.UnjournalableEvent, match="not finite"):
+        ev.encode_checked(e)
+    fine = ev.SkuConfigured(ts=0.0, sku="A", policy=ReorderPolicy(service_level=0.9))
+    assert ev.EVENT_DECODER.decode(ev.encode_checked(fine)) == fine
