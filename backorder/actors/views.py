@@ -254,6 +254,7 @@ def sku_view(world: World, s: Sku, now: float, lines: int) -> dict:
     out = sku_summary(s)
     waiting = []
     dates = world.expected_dates(s, upto=lines)
+    rank = world.ranker(now)
     for n, (line, date) in enumerate(zip(s.queue.first(lines), dates, strict=False), 1):
         waiting.append(
             {
@@ -264,7 +265,7 @@ def sku_view(world: World, s: Sku, now: float, lines: int) -> dict:
                 "backordered": line.need,
                 "rush": line.rush,
                 "expedited": line.expedited,
-                "rank": world.rank(line, now),
+                "rank": rank(line),
                 "waiting_hours": round((now - line.t_order) / HOUR, 2),
                 "expected_date": date,
                 "why": why(world, line, now),
