@@ -132,3 +132,26 @@ def test_a_child_ends_when_the_process_that_spawned_it_dies(tmp_path):
         time.sleep(0.05)
     # it ended before writing (on its own it would have written the snapshot a moment later)
     assert not (tmp_path / f".snapshot-{len(log)}.tmp").exists()
+
+
+def test_the_commit_stores_the_childs_file_byte_for_byte_a_chunk_at_a_time(tmp_path, monkeypatch):
+    """The writer streams the file into its row (a 128 MiB snapshot read whole raised the
+    daemon's RSS by 127 MiB for good), replaces the older snapshot and removes the file."""
+    import backorder.daemon.journal as journal_module
+
+    _, log = random_history(5)
+    db = tmp_path / "j.db"
+    _journal(db, log, snapshot_at=50)
+    j = Journal(db)
+    j.open()  # before the child: opening clears a crashed child's files
+    child = snapchild.start(db, SETTINGS, 200)
+    assert _finished(child) is True
+    written = child.path.read_bytes()
+    assert len(written) > 3 * 4093  # several chunks, the last one short
+    monkeypatch.setattr(journal_module, "SNAPSHOT_CHUNK", 4093)
+    j._commit([], snapshot_file=(200, child.path))
+    assert j.latest_snapshot() == (200, written)
+    assert j._conn is not None
+    assert j._conn.execute("SELECT seq FROM snapshots").fetchall() == [(200,)]  # the one at 50 replaced
+    assert not child.path.exists()
+    j.close()
