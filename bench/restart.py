@@ -21,6 +21,8 @@ import time
 
 from common import encode, exit_on_sigterm, health, result_name, run_load, running, save, wait_journal_idle
 
+from backorder.daemon import snapfiles
+
 
 def make_round(rnd: int, n_orders: int, n_skus: int, clients: int) -> list[list[bytes]]:
     """As throughput.make_streams, with external ids unique across rounds."""
@@ -106,6 +108,7 @@ def main() -> None:
             d.stop()
         # Worst case after a kill -9: no snapshot covers the journal, everything is replayed.
         # Snapshots are a cache, so dropping them is safe; the daemon must rebuild the same state.
+        snapfiles.remove_from(d.db, 0)
         with sqlite3.connect(d.db) as conn:
             conn.execute("DELETE FROM snapshots")
         full_replay_s = round(d.start(timeout=1800), 3)

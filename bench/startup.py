@@ -167,10 +167,18 @@ def offline(db: Path, config: Path) -> dict:
     """The start-up phases, one by one, in this process (the daemon is stopped)."""
     from backorder.actors import snapshot
     from backorder.config.settings import load_settings
-    from backorder.daemon import integrity
+    from backorder.daemon import integrity, snapfiles
+    from backorder.daemon.journal import quarantined
 
     settings = load_settings(config)
     out: dict = {}
+
+    def newest_snapshot(conn, db):
+        """What a start reads: the snapshot file next to the journal, else a row (older layout)."""
+        found = snapfiles.newest(db, conn, 2**62, quarantined(conn))
+        if found is not None:
+            return found[0], found[1].read_bytes()
+        return conn.execute("SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
 
     def timed(name, fn):
         t0 = time.perf_counter()
@@ -181,10 +189,7 @@ def offline(db: Path, config: Path) -> dict:
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         timed("quick_check", lambda: conn.execute("PRAGMA quick_check").fetchall())
         timed("count_min_max", lambda: conn.execute("SELECT COUNT(*), MIN(seq), MAX(seq) FROM events").fetchone())
-        snap = timed(
-            "snapshot_read",
-            lambda: conn.execute("SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone(),
-        )
+        snap = timed("snapshot_read", lambda: newest_snapshot(conn, db))
     timed("gate", lambda: integrity.gate(db))
     timed("full_check", lambda: integrity.check(db))
     if snap is not None:

@@ -26,7 +26,7 @@ from typing import TextIO
 
 import msgspec
 
-from backorder.daemon import dblock, files, integrity
+from backorder.daemon import dblock, files, integrity, snapfiles
 from backorder.documents.cells import spreadsheet_cell
 
 _JSON = msgspec.json.Encoder(decimal_format="string")
@@ -51,8 +51,29 @@ def _copy(src: str | Path, dest: Path) -> None:
     os.close(files.open_private(tmp))  # a backup holds what the journal holds: 0600
     with closing(_ro(src)) as s, closing(sqlite3.connect(tmp)) as d:
         s.backup(d)  # pages=-1: all in one step, so one consistent snapshot, never restarted
+        _carry_snapshot(Path(src), d)
         d.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
     os.replace(tmp, dest)
+
+
+def _carry_snapshot(src: Path, copy: sqlite3.Connection) -> None:
+    """The newest snapshot file of ``src`` that the copy covers, into the copy's
+    ``snapshots`` table: a backup is one file, and a start from it restores the snapshot
+    instead of replaying every event. Without one (or if the daemon replaced it meanwhile)
+    the backup is as good, only slower to start from."""
+    from backorder.daemon.journal import quarantined, store_snapshot
+
+    last = copy.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+    newest = snapfiles.newest(src, copy, last, quarantined(copy))
+    stored = copy.execute("SELECT COALESCE(MAX(seq), 0) FROM snapshots").fetchone()[0]
+    if newest is None or newest[0] <= stored:
+        return
+    copy.execute("BEGIN")
+    try:
+        store_snapshot(copy, *newest)
+        copy.execute("COMMIT")
+    except FileNotFoundError:  # pruned since it was listed: a newer one exists, the copy goes without
+        copy.execute("ROLLBACK")
 
 
 def backup(db: str | Path, dest: str | Path) -> Path:
@@ -86,10 +107,10 @@ def restore(src: str | Path, db: str | Path) -> None:
         staged = db.with_name(db.name + ".restoring")
         _copy(src, staged)
         moved = []
-        for suffix in ("", "-wal", "-shm"):
-            old = Path(f"{db}{suffix}")
+        # the database's snapshot files belong to it too (the backup carries its own)
+        for old in [Path(f"{db}{suffix}") for suffix in ("", "-wal", "-shm")] + [p for _, _, p in snapfiles.found(db)]:
             if old.exists():
-                aside = Path(f"{db}{suffix}.pre-restore-{stamp}")
+                aside = Path(f"{old}.pre-restore-{stamp}")
                 os.replace(old, aside)
                 moved.append(str(aside))
         os.replace(staged, db)

@@ -35,7 +35,7 @@ from backorder.actors.events import (
     tag_of,
 )
 from backorder.config.settings import Settings
-from backorder.daemon import files, snapchild
+from backorder.daemon import files, snapchild, snapfiles
 from backorder.timeutil import iso_ts
 
 SCHEMA = """
@@ -145,16 +145,15 @@ class Journal:
         # Snapshots: ``snapshotter()`` returns the model's bytes (the one at shutdown, on
         # the trio thread, so the model is consistent with last_seq). Every
         # ``snapshot_every`` events a child process writes one from the journal instead
-        # (daemon/snapchild.py, with ``settings``: the daemon's); the next commit after it
-        # exits stores its file, after the events it covers.
+        # (daemon/snapchild.py, with ``settings``: the daemon's), as a file next to the
+        # journal (daemon/snapfiles.py): the writer never copies it.
         self.snapshotter: Callable[[], bytes] | None = None
         self.settings: Settings | None = None
         self.snapshot_every = 1_000_000  # the daemon sets [daemon] snapshot_every
         self.snapshot_seq = 0
-        # The child writing one, and the file it wrote that the next commit stores; the
-        # loop's pause per snapshot (writing the child's settings and spawning it)
+        # The child writing one; the loop's pause per snapshot (writing the child's
+        # settings and spawning it)
         self._child: snapchild.Child | None = None
-        self._snapshot_file: tuple[int, Path] | None = None
         self.snapshots = 0
         self.snapshot_pause_s = 0.0
         self.snapshot_pause_max_s = 0.0
@@ -216,19 +215,33 @@ class Journal:
         return {name for name in names if self._conn.execute(query, (name,)).fetchone() is not None}
 
     def latest_snapshot(self) -> tuple[int, bytes] | None:
-        """The newest snapshot that the journal fully covers, if any."""
+        """The newest snapshot that the journal fully covers, if any: its file
+        (``snapfiles``: one of this very journal) or a row of the ``snapshots`` table
+        (written by an older release, or carried by a backup), whichever is newer."""
         assert self._conn is not None
-        return self._conn.execute(
-            "SELECT seq, body FROM snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1", (self.last_seq,)
-        ).fetchone()
+        row = self._conn.execute("SELECT MAX(seq) FROM snapshots WHERE seq <= ?", (self.last_seq,)).fetchone()
+        in_table = row[0] or 0
+        newest = snapfiles.newest(Path(self.path), self._conn, self.last_seq, self.quarantined)
+        if newest is not None and newest[0] >= in_table:
+            try:
+                return newest[0], newest[1].read_bytes()
+            except OSError:  # removed or unreadable since it was listed: the row, or a replay
+                pass
+        if not in_table:
+            return None
+        return self._conn.execute("SELECT seq, body FROM snapshots WHERE seq = ?", (in_table,)).fetchone()
 
     def write_snapshot_now(self, seq: int, body: bytes) -> None:
-        """Write a snapshot synchronously (shutdown, after the final flush)."""
+        """Write a snapshot synchronously (shutdown, after the final flush): its file, the
+        older ones out (and the rows an older release wrote: one DELETE, at a stop)."""
         assert self._conn is not None
-        self._conn.execute("BEGIN")
-        self._conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?)", (seq, time.time(), body))
-        self._conn.execute("DELETE FROM snapshots WHERE seq < ?", (seq,))
-        self._conn.execute("COMMIT")
+        tag = snapfiles.tag(self._conn, seq, self.quarantined)
+        if tag is None:  # no event numbered seq (an empty journal): nothing to snapshot
+            return
+        snapfiles.write(self.path, seq, tag, self.path.parent / f".snapshot-{seq}.tmp", body)
+        snapfiles.prune(self.path, seq)
+        if self._conn.execute("SELECT 1 FROM snapshots LIMIT 1").fetchone() is not None:
+            self._conn.execute("DELETE FROM snapshots")
         self.snapshot_seq = seq
 
     async def resume_checkpoints(self) -> None:
@@ -287,9 +300,8 @@ class Journal:
             self._wake = trio.Event()
             batch, self._pending = self._pending, []
             links, self._links = self._links, []
-            if not batch and self._snapshot_file is None:
+            if not batch:
                 continue
-            snapshot_file, self._snapshot_file = self._snapshot_file, None
             archived, self.archived = self.archived, []
             records, self.archived_records = self.archived_records, []
             # The SKU side index catches up in the commit that takes it past SKU_INDEX_EVERY
@@ -299,7 +311,7 @@ class Journal:
             index_upto = upto if upto - self.sku_indexed >= SKU_INDEX_EVERY else None
             # Not cancellable: a commit that started finishes (abandon_on_cancel=False).
             await trio.to_thread.run_sync(
-                self._commit, batch, archived, snapshot_file, records, links, index_upto, limiter=self._limiter
+                self._commit, batch, archived, records, links, index_upto, limiter=self._limiter
             )
             if (archived or records) and self.archived_committed is not None:
                 self.archived_committed(archived, records)
@@ -314,8 +326,7 @@ class Journal:
                 self._start_child()
 
     def _start_child(self) -> None:
-        """A child writes the snapshot of the events committed so far (daemon/snapchild.py);
-        the commit after its exit stores it."""
+        """A child writes the snapshot of the events committed so far (daemon/snapchild.py)."""
         assert self.settings is not None
         self._child = child = snapchild.start(self.path, self.settings, self.committed_seq)
         self.snapshots += 1
@@ -333,8 +344,8 @@ class Journal:
             return
         self._child = None
         self.snapshot_child_s = time.perf_counter() - child.started
-        if done:
-            self._snapshot_file = (child.seq, child.path)
+        if done:  # its file is in place: the older ones are not needed any more
+            snapfiles.prune(self.path, child.seq)
 
     async def wait_durable(self, seq: int) -> None:
         while self.committed_seq < seq:
@@ -347,7 +358,6 @@ class Journal:
         self,
         batch: list[Row],
         archived: list[tuple] | None = None,
-        snapshot_file: tuple[int, Path] | None = None,
         records: list[tuple] | None = None,
         links: list[tuple[str, int]] | None = None,
         index_upto: int | None = None,
@@ -384,17 +394,12 @@ class Journal:
                 conn.executemany("INSERT OR REPLACE INTO archived_orders VALUES (?,?,?,?,?,?,?,?,?,?)", archived)
             if records:
                 conn.executemany("INSERT OR REPLACE INTO archived_records VALUES (?,?,?,?,?,?)", records)
-            if snapshot_file is not None:
-                store_snapshot(conn, *snapshot_file)
             if index_upto is not None:
                 self._index_skus(conn, index_upto)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        finally:
-            if snapshot_file is not None:  # a cache: lost if this commit fails, written again later
-                snapshot_file[1].unlink(missing_ok=True)
         if index_upto is not None:
             self.sku_indexed = index_upto
         self.commits += 1
@@ -567,12 +572,10 @@ def quarantined(conn: sqlite3.Connection) -> frozenset[int]:
 
 
 def store_snapshot(conn: sqlite3.Connection, seq: int, path: Path) -> None:
-    """A snapshot child's file into the snapshots table, in the caller's transaction, a
-    chunk at a time (incremental blob I/O) and the older snapshots out (a cache: the
-    newest is kept). Read whole and bound as one parameter, a 128 MiB snapshot (400,000
-    events) took the daemon's RSS up 255 MiB during the commit and left it 127 MiB higher
-    for good: the bytes, then SQLite's copy of them in the writer thread's malloc arena.
-    Streamed, the commit's RSS peak is about one chunk (bench/planner.py's RSS figures)."""
+    """A snapshot file into the snapshots table, in the caller's transaction, a chunk at a
+    time (incremental blob I/O), and the older rows out (a backup carries its snapshot:
+    ``backup``). Read whole and bound as one parameter, a 128 MiB snapshot takes the RSS
+    up by twice its size (the bytes, then SQLite's copy) and leaves it higher for good."""
     size = path.stat().st_size
     conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,zeroblob(?))", (seq, time.time(), size))
     written = 0

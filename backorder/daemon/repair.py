@@ -20,7 +20,7 @@ import msgspec
 from backorder.actors.events import EVENT_DECODER, EVENT_ENCODER, JournalQuarantined
 from backorder.actors.model import World
 from backorder.config.settings import Settings
-from backorder.daemon import dblock
+from backorder.daemon import dblock, snapfiles
 from backorder.daemon.access import user_name
 from backorder.daemon.journal import SCHEMA, connect, migrate, quarantined
 
@@ -147,6 +147,7 @@ def quarantine(db: str | Path, seq: int, reason: str, *, force: bool = False, se
                 # a snapshot after the event holds its effect: the next start replays without it
                 conn.execute("DELETE FROM snapshots WHERE seq >= ?", (seq,))
                 conn.execute("COMMIT")
+                snapfiles.remove_from(Path(db), seq)  # their tag would not match any more either
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

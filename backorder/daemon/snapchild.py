@@ -9,10 +9,10 @@ spawns a fresh interpreter (``posix_spawn``: the parent's memory is not copied, 
 under a millisecond whatever its size) that restores the newest stored snapshot, replays
 the committed events after it up to ``seq`` (``recovery.rebuild``, the code a restart
 runs), encodes that model and writes it to a private temporary file next to the journal.
-``Child.poll`` (from the journal's commit loop) notices its exit; the journal's writer
-thread then stores the file in its next commit. The model written is by construction the
+``Child.poll`` (from the journal's commit loop) notices its exit. The model written is by construction the
 one a restart would build from that journal, so each periodic snapshot also exercises
-the replay.
+the replay. The child also puts its file in place (``snapfiles``: flushed, then renamed to
+its final name next to the journal); the journal's writer never copies it.
 
 The child reads through its own read-only connection in one read transaction (WAL: it
 never blocks the writer) and is given the daemon's settings as they are now (a SIGHUP
@@ -35,14 +35,14 @@ import msgspec
 import structlog
 
 from backorder.config.settings import Settings
-from backorder.daemon import files
+from backorder.daemon import snapfiles
 
 log = structlog.get_logger()
 TMP_GLOB = ".snapshot-*.tmp"
 
 
 class Child:
-    """A process writing the snapshot of ``seq`` to ``path``."""
+    """A process writing the snapshot of ``seq`` (to ``path`` first, a temporary file)."""
 
     def __init__(self, pid: int, seq: int, path: Path, pause_s: float, pause_cpu_s: float) -> None:
         self.pid = pid
@@ -56,11 +56,11 @@ class Child:
         self.started = time.perf_counter()
 
     def poll(self) -> bool | None:
-        """None while the child runs; True once it wrote the file; False if it failed."""
+        """None while the child runs; True once its file is in place; False if it failed."""
         pid, status = os.waitpid(self.pid, os.WNOHANG)
         if pid == 0:
             return None
-        if os.waitstatus_to_exitcode(status) == 0 and self.path.exists():
+        if os.waitstatus_to_exitcode(status) == 0:
             return True
         log.warning("snapshot_child_failed", seq=self.seq, status=status)
         self.discard()
@@ -79,7 +79,7 @@ class Child:
 
 
 def clean(folder: Path) -> None:
-    """Remove files a child left behind when the daemon was killed before storing them."""
+    """Remove the temporary files of a child killed before its file was in place."""
     for stale in folder.glob(TMP_GLOB):
         stale.unlink(missing_ok=True)
 
@@ -159,10 +159,13 @@ def main(argv: list[str]) -> int:
     db, seq, out = Path(argv[0]), int(argv[1]), Path(argv[2])
     settings = msgspec.json.decode(sys.stdin.buffer.read(), type=Settings)
     body = write(db, settings, seq)
-    tmp = out.with_name(out.name + ".partial.tmp")  # complete or absent under its final name
-    with os.fdopen(files.open_private(tmp), "wb") as f:
-        f.write(body)
-    os.replace(tmp, out)
+    from backorder.daemon.journal import quarantined
+
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)) as conn:
+        tag = snapfiles.tag(conn, seq, quarantined(conn))
+    if tag is None:  # write() read that very event: only a repair in between removes it
+        raise RuntimeError(f"event {seq} is not in the journal any more")
+    snapfiles.write(db, seq, tag, out, body)
     return 0
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from pathlib import Path
+
+from backorder.daemon import snapfiles
 
 # Simulated time starts at a fixed instant and runs at wall speed: a test lasts well under
 # a minute, so every date the engine computes is deterministic (lead time 7 d -> 03-08).
@@ -29,6 +32,22 @@ def read_db(path, sql: str, args: tuple = ()) -> list[tuple]:
     """Query the journal database read-only (the daemon may be running)."""
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         return db.execute(sql, args).fetchall()
+
+
+def snapshot_seqs(path) -> list[int]:
+    """The events the journal's snapshots are of, newest first: its snapshot files
+    (daemon/snapfiles.py) and any rows of the older ``snapshots`` table."""
+    rows = [r[0] for r in read_db(path, "SELECT seq FROM snapshots")]
+    return sorted([seq for seq, _, _ in snapfiles.found(Path(path))] + rows, reverse=True)
+
+
+def drop_snapshots(path) -> None:
+    """Remove every snapshot of the journal (files and rows): the next start replays it all."""
+    for _, _, p in snapfiles.found(Path(path)):
+        p.unlink()
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("DELETE FROM snapshots")
+        conn.commit()
 
 
 def fingerprint(c, *skus: str) -> dict:

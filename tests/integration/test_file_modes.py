@@ -14,6 +14,8 @@ import pytest
 from bo_support import line, stock, submit
 from notify_support import wait_for
 
+from backorder.daemon import snapfiles
+
 
 @contextlib.contextmanager
 def umask(mask: int):
@@ -54,6 +56,9 @@ def test_journal_wal_shm_and_lock_are_the_service_users_alone(loose_daemon):
         stock(c, "A", 1)
     for path in (d.db, f"{d.db}-wal", f"{d.db}-shm", d.lock):
         assert mode(path) == 0o600, path
+    assert d.stop() == 0  # a clean stop writes a snapshot file: what the journal holds
+    ((_, _, snap),) = snapfiles.found(d.db)
+    assert mode(snap) == 0o600
     # what the mode protects: another user who could read the lock could flock it
     # (flock needs no write access) and keep the daemon from ever starting again
 

@@ -13,7 +13,7 @@ import sqlite3
 from contextlib import closing
 
 import pytest
-from bo_support import SIM_CONFIG, line, read_db, stock, submit
+from bo_support import SIM_CONFIG, drop_snapshots, line, read_db, stock, submit
 
 from backorder.client import CallError
 from backorder.launcher import wait_until
@@ -102,9 +102,7 @@ def test_gap_in_the_replayed_tail_refuses_the_start(sim):
     _site(d)
     assert d.stop() == 0
     _drop_event(d.db, 3)
-    with closing(sqlite3.connect(d.db)) as conn:  # no snapshot: the start replays every event
-        conn.execute("DELETE FROM snapshots")
-        conn.commit()
+    drop_snapshots(d.db)  # no snapshot: the start replays every event
     before = _digest(d.db)
     with pytest.raises(RuntimeError) as failed:
         d.start()

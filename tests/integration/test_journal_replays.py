@@ -18,7 +18,9 @@ import sys
 from contextlib import closing
 
 import pytest
-from bo_support import fingerprint, line, read_db, stock, submit
+from bo_support import drop_snapshots, fingerprint, line, read_db, snapshot_seqs, stock, submit
+
+from backorder.daemon import snapfiles
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,7 +38,7 @@ def last_seq(d) -> int:
 
 
 def snapshots(d) -> int:
-    return read_db(d.db, "SELECT COUNT(*) FROM snapshots")[0][0]
+    return len(snapshot_seqs(d.db))
 
 
 def restart_without_snapshot(d) -> None:
@@ -234,9 +236,7 @@ def test_a_quarantined_event_is_set_aside_by_a_start_from_a_snapshot_too(sim):
     with d.client() as c:
         assert c.call("sku.get", sku=SKU)["on_hand"] == 3
     d.kill9()
-    with closing(sqlite3.connect(d.db)) as conn:
-        conn.execute("DELETE FROM snapshots")
-        conn.commit()
+    drop_snapshots(d.db)
     d.start()
     with d.client() as c:
         assert c.call("sku.get", sku=SKU)["on_hand"] == 3
@@ -299,9 +299,8 @@ def test_unusable_snapshot_is_logged_and_the_journal_replayed(sim):
     with d.client() as c:
         stock(c, SKU, 3)
     assert d.stop() == 0
-    with closing(sqlite3.connect(d.db)) as conn:
-        conn.execute("UPDATE snapshots SET body = ?", (b"not a snapshot",))
-        conn.commit()
+    ((_, _, path),) = snapfiles.found(d.db)  # the clean stop's
+    path.write_bytes(b"not a snapshot")
     d.start()
     with d.client() as c:
         assert c.call("sku.get", sku=SKU)["on_hand"] == 3

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from bo_support import line, read_db, submit
+from bo_support import line, read_db, snapshot_seqs, submit
 from test_stepped_clock import advance
 
 from backorder.launcher import wait_until
@@ -149,12 +149,12 @@ def test_periodic_snapshots_are_written_by_a_child_from_the_journal_and_restore_
         )
         assert journal["snapshot_pause_max_ms"] < 1000  # the spawn only
         snap_seq = wait_until(
-            lambda: read_db(d.db, "SELECT MAX(seq) FROM snapshots")[0][0], timeout=30, message="snapshot not stored"
+            lambda: next(iter(snapshot_seqs(d.db)), None), timeout=30, message="snapshot not in place"
         )
         assert snap_seq == journal["snapshot_seq"] >= 1000
         before = c.call("stats")["counts"]
         before.pop("oldest_wait_hours")
-    assert not list(d.db.parent.glob(".snapshot-*.tmp"))  # the child's file was stored, then removed
+    assert not list(d.db.parent.glob(".snapshot-*.tmp"))  # the child's file was renamed into place
     d.kill9()
     d.start()
     with d.client() as c:

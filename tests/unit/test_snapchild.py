@@ -15,7 +15,7 @@ from test_snapshot import SETTINGS, fingerprint, random_history
 from backorder.actors import events as ev
 from backorder.actors.model import World
 from backorder.actors.snapshot import dump, restore
-from backorder.daemon import snapchild
+from backorder.daemon import backup, snapchild, snapfiles
 from backorder.daemon.journal import Journal
 
 
@@ -81,11 +81,10 @@ def test_the_spawned_child_writes_a_private_file_and_leaves_nothing_else(tmp_pat
     after = _journal(db, log, snapshot_at=50, keep={200})
     child = snapchild.start(db, SETTINGS, 200)
     assert _finished(child) is True
-    assert child.path.stat().st_mode & 0o777 == 0o600  # it holds what the journal holds
-    assert fingerprint(restore(SETTINGS, child.path.read_bytes())) == fingerprint(after[200])
-    assert sorted(p.name for p in tmp_path.glob(snapchild.TMP_GLOB)) == [child.path.name]
-    snapchild.clean(tmp_path)
-    assert not list(tmp_path.glob(snapchild.TMP_GLOB))
+    (seq, _, path), _older = snapfiles.found(db)
+    assert seq == 200 and path.stat().st_mode & 0o777 == 0o600  # it holds what the journal holds
+    assert fingerprint(restore(SETTINGS, path.read_bytes())) == fingerprint(after[200])
+    assert not list(tmp_path.glob(snapchild.TMP_GLOB))  # renamed into place, nothing else left
 
 
 def test_a_child_that_fails_leaves_no_file(tmp_path):
@@ -134,24 +133,61 @@ def test_a_child_ends_when_the_process_that_spawned_it_dies(tmp_path):
     assert not (tmp_path / f".snapshot-{len(log)}.tmp").exists()
 
 
-def test_the_commit_stores_the_childs_file_byte_for_byte_a_chunk_at_a_time(tmp_path, monkeypatch):
-    """The writer streams the file into its row (a 128 MiB snapshot read whole raised the
-    daemon's RSS by 127 MiB for good), replaces the older snapshot and removes the file."""
+def test_the_childs_file_is_the_snapshot_a_start_restores_and_the_database_holds_no_copy(tmp_path):
+    """The child puts its file in place next to the journal (the writer never copied it:
+    a 128 MiB snapshot held every reply 1-2 s and left the RSS 127 MiB higher)."""
+    _, log = random_history(5)
+    db = tmp_path / "j.db"
+    after = _journal(db, log, snapshot_at=50, keep={200})
+    j = Journal(db)
+    j.open()
+    assert _finished(snapchild.start(db, SETTINGS, 200)) is True
+    seq, body = j.latest_snapshot()
+    assert seq == 200 and fingerprint(restore(SETTINGS, body)) == fingerprint(after[200])
+    assert [s for s, _, _ in snapfiles.found(db)] == [200, 50]  # the older one goes once the child is polled
+    assert j._conn is not None and j._conn.execute("SELECT COUNT(*) FROM snapshots").fetchone() == (0,)
+    j.close()
+
+
+def test_a_snapshot_file_of_another_history_is_never_restored(tmp_path):
+    """A database replaced under the same name (a copy, an older backup, a repair) keeps
+    another journal's snapshot files beside it: they are used only if the journal holds
+    the very event they are of."""
+    _, log_a = random_history(1)
+    _, log_b = random_history(2)
+    a, b = tmp_path / "a" / "j.db", tmp_path / "b" / "j.db"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    _journal(a, log_a, snapshot_at=60)
+    _journal(b, log_b)
+    ((seq, tag, path),) = snapfiles.found(a)
+    (b.parent / path.name).write_bytes(path.read_bytes())  # a's file, by name b's
+    j = Journal(b)
+    j.open()
+    assert snapfiles.found(b) and j.latest_snapshot() is None  # replayed instead
+    j.close()
+    # and the journal it belongs to does use it
+    j = Journal(a)
+    j.open()
+    assert j.latest_snapshot() == (seq, path.read_bytes())
+    j.close()
+
+
+def test_a_backup_carries_the_snapshot_in_its_one_file(tmp_path, monkeypatch):
+    """``backorder backup`` streams the newest snapshot file into the copy's table, a chunk
+    at a time: a start from the restored backup restores it instead of replaying all."""
     import backorder.daemon.journal as journal_module
 
     _, log = random_history(5)
     db = tmp_path / "j.db"
-    _journal(db, log, snapshot_at=50)
-    j = Journal(db)
-    j.open()  # before the child: opening clears a crashed child's files
-    child = snapchild.start(db, SETTINGS, 200)
-    assert _finished(child) is True
-    written = child.path.read_bytes()
+    _journal(db, log, snapshot_at=120)
+    ((_, _, path),) = snapfiles.found(db)
+    written = path.read_bytes()
     assert len(written) > 3 * 4093  # several chunks, the last one short
     monkeypatch.setattr(journal_module, "SNAPSHOT_CHUNK", 4093)
-    j._commit([], snapshot_file=(200, child.path))
-    assert j.latest_snapshot() == (200, written)
-    assert j._conn is not None
-    assert j._conn.execute("SELECT seq FROM snapshots").fetchall() == [(200,)]  # the one at 50 replaced
-    assert not child.path.exists()
+    copy = backup.backup(db, tmp_path / "copy.db")
+    assert not snapfiles.found(copy)
+    j = Journal(copy)
+    j.open()
+    assert j.latest_snapshot() == (120, written)
     j.close()
