@@ -153,8 +153,10 @@ class Lending(NamedTuple, Generic[L]):
 
 class Loan(NamedTuple, Generic[L]):
     """``qty`` units of ``lender``'s line given to ``borrower``'s: the plan expects the
-    lender's units back by ``back_by``, no later than its order's date ``completes``
-    (the date it had before the loan, and keeps)."""
+    lender's units back by ``back_by`` (its line's date), no later than its order's date
+    ``completes``; both as the plan has them after all of the settle's loans (its order's
+    date then is the one it had before, or earlier: another loan of the settle may bring
+    it forward, never later)."""
 
     lender: L
     borrower: L
@@ -256,9 +258,9 @@ def lend(
     it has, ``lending.splits``) as much of it as passes:
 
     - the lender waits (again, or for more) in its own place, and the date that covers its
-      units there (``back_by``, from open supply in date order, as every date of this
-      module) is a date no later than ``completes``, its order's date before the loan (the
-      latest of its other lines' and its own): the lender's order date does not move;
+      units there (from open supply in date order, as every date of this module) is a
+      date no later than its order's date before the loan (the latest of its other lines'
+      and its own): the lender's order date does not move;
     - no waiting line between the lender and the borrower in service order (the only ones
       with more units ahead of them) gets a later date.
 
@@ -267,8 +269,9 @@ def lend(
     too), up to ``MAX_PASSED`` of them. The walk stops at the first split order's line
     the lenders cannot fill (it gets what passed): no line behind it is served ahead of
     it; and once the lenders have nothing left. Dates are compared as of the engine's day
-    (``as_of``: an overdue one is today). Returns the loans and the walk (None when there
-    was no lender)."""
+    (``as_of``: an overdue one is today). Returns the loans, each dated (``back_by``,
+    ``completes``) as the walk stands after all of them, and the walk (None when there was
+    no lender)."""
     given_to = {id(line): qty for line, qty in given}
     free = max(available, 0) - sum(given_to.values())
     candidates: dict[int, tuple[L, int]] = {id(line): (line, units) for line, units in lending.held if units > 0}
@@ -305,7 +308,7 @@ def lend(
         return [], None
     walk = _Walk(lines(), given_to, lenders, lending.key, iso_date(lending.now))
     lending_ids = {id(x.line) for x in lenders}
-    loans: list[Loan[L]] = []
+    lent: list[tuple[_Lender[L], L, int]] = []  # (lender, borrower, units), dated once all are made
     b = passed = 0
     while walk.reach(b):
         line, want = walk.entries[b], walk.needs[b]
@@ -325,22 +328,23 @@ def lend(
             if passed > MAX_PASSED:
                 break
             if pieces:
-                loans += pieces
+                lent += [(lender, line, qty) for lender, qty in pieces]
             if walk.needs[b] and part:  # it borrowed a part and still waits: no line behind goes first
                 break
             if not any(x.units for x in lenders):
                 break
         b += 1
-    return loans, walk
+    return _dated(walk, free, supply, lent), walk
 
 
 def _borrow(
     walk: _Walk[L], free: int, supply: SupplyCurve, lenders: list[_Lender[L]], b: int, part: bool
-) -> list[Loan[L]] | None:
+) -> list[tuple[_Lender[L], int]] | None:
     """Entry ``b``'s need from the lenders (moved in ``walk``), each lending the most units
-    that pass the plan; None (nothing moved) when that covers none of it, or, unless the
-    borrower may take a ``part`` (its order ships what it has), not all of it."""
-    pieces: list[tuple[_Lender[L], int, str, str]] = []
+    that pass the plan: the (lender, units) pieces; None (nothing moved) when that covers
+    none of it, or, unless the borrower may take a ``part`` (its order ships what it has),
+    not all of it."""
+    pieces: list[tuple[_Lender[L], int]] = []
     needs = walk.needs
     for lender in lenders:
         want = needs[b]
@@ -351,67 +355,82 @@ def _borrow(
             continue
         while lender.entry < 0 and walk.reach(len(walk.entries)):
             pass  # a lender behind the borrower in service order: walk on to it
-        piece = _most_harmless(walk, free, supply, lender, b, most)
-        if piece is None:
+        qty = _most_harmless(walk, free, supply, lender, b, most)
+        if not qty:
             continue
-        qty, back_by, completes = piece
         walk.move(lender.entry, b, qty)
         lender.units -= qty
-        pieces.append((lender, qty, back_by, completes))
+        pieces.append((lender, qty))
     if not pieces or (needs[b] and not part):
-        for lender, qty, _, _ in pieces:
+        for lender, qty in pieces:
             lender.units += qty
             walk.move(lender.entry, b, -qty)
         return None
-    return [Loan(lender.line, walk.entries[b], qty, back_by, completes) for lender, qty, back_by, completes in pieces]
+    return pieces
 
 
-def _most_harmless(
-    walk: _Walk[L], free: int, supply: SupplyCurve, lender: _Lender[L], b: int, most: int
-) -> tuple[int, str, str] | None:
-    """The most units, up to ``most``, that ``lender`` can lend entry ``b`` without harm,
-    with the loan's ``back_by`` and ``completes``; None if not even one unit. A smaller
-    loan comes back no later and puts fewer units ahead of the lines between, so a loan
-    refused whole may pass in part: the largest that passes is found by halving."""
-    found = _harmless(walk, free, supply, lender, b, most)
-    if found is not None or most == 1:
-        return (most, *found) if found is not None else None
-    best: tuple[int, str, str] | None = None
-    lo, hi = 1, most - 1
+def _most_harmless(walk: _Walk[L], free: int, supply: SupplyCurve, lender: _Lender[L], b: int, most: int) -> int:
+    """The most units, up to ``most``, that ``lender`` can lend entry ``b`` without harm
+    (0: not even one). A smaller loan comes back no later and puts fewer units ahead of
+    the lines between, so a loan refused whole may pass in part: the largest that passes
+    is found by halving."""
+    if _harmless(walk, free, supply, lender, b, most):
+        return most
+    best, lo, hi = 0, 1, most - 1
     while lo <= hi:
         mid = (lo + hi) // 2
-        found = _harmless(walk, free, supply, lender, b, mid)
-        if found is None:
-            hi = mid - 1
+        if _harmless(walk, free, supply, lender, b, mid):
+            best, lo = mid, mid + 1
         else:
-            best, lo = (mid, *found), mid + 1
+            hi = mid - 1
     return best
 
 
-def _harmless(
-    walk: _Walk[L], free: int, supply: SupplyCurve, lender: _Lender[L], b: int, qty: int
-) -> tuple[str, str] | None:
-    """(``back_by``, ``completes``) of a loan of ``qty`` units from ``lender`` to entry
-    ``b`` if it moves no date (``lend`` has the rule), else None."""
-    needs, prefix, at, today = walk.needs, walk.prefix, lender.entry, walk.today
+def _harmless(walk: _Walk[L], free: int, supply: SupplyCurve, lender: _Lender[L], b: int, qty: int) -> bool:
+    """A loan of ``qty`` units from ``lender`` to entry ``b`` moves no date (``lend`` has
+    the rule): the lender's units come back (``back_by``) no later than its order's date
+    now, and the lines between keep theirs."""
+    at = lender.entry
     # its order's date now: its other lines', or its own if it still waits and is later
-    own = covering_date(free, supply, prefix[at]) if needs[at] > 0 else "now"
-    completes = order_date([as_of(lender.others, today), as_of(own, today)])
+    own = _waits_until(walk, free, supply, at) if walk.needs[at] > 0 else "now"
+    completes = order_date([as_of(lender.others, walk.today), own])
     # the units up to the lender once it waits for more (fewer if the borrower is ahead)
-    back_by = as_of(covering_date(free, supply, prefix[at] + (qty if at < b else 0)), today)
+    back_by = _waits_until(walk, free, supply, at, qty if at < b else 0)
     if completes is None or back_by is None or "now" in (completes, back_by) or back_by > completes:
-        return None
-    return (back_by, completes) if _between_keep_dates(walk, free, supply, at, b, qty) else None
+        return False
+    return _between_keep_dates(walk, free, supply, at, b, qty)
+
+
+def _waits_until(walk: _Walk[L], free: int, supply: SupplyCurve, at: int, more: int = 0) -> str | None:
+    """The date of entry ``at`` of the walk with ``more`` units ahead of it, as lending
+    compares it (``as_of``)."""
+    return as_of(covering_date(free, supply, walk.prefix[at] + more), walk.today)
+
+
+def _dated(walk: _Walk[L], free: int, supply: SupplyCurve, lent: list[tuple[_Lender[L], L, int]]) -> list[Loan[L]]:
+    """The settle's loans, each dated once all of them are made: ``back_by``, the lender
+    line's date (when its units are back), and ``completes``, its order's date, both as
+    the model has them after the settle (before its reorder). A loan checked only that the
+    lender's order date did not get later then; a later loan of the same settle may bring
+    it forward (its borrower is ahead of the lender: fewer units wait in front of it), so
+    the dates a loan saw when it was checked are not the ones to journal. None gets
+    later: every loan checks the waiting lines between its lender and borrower, earlier
+    lenders included, and its own lender's order date. One date read per loan."""
+    loans: list[Loan[L]] = []
+    for lender, borrower, qty in lent:
+        back_by = _waits_until(walk, free, supply, lender.entry)
+        completes = order_date([as_of(lender.others, walk.today), back_by])
+        assert back_by is not None and completes is not None  # each loan was checked with no fewer units ahead
+        loans.append(Loan(lender.line, borrower, qty, back_by, completes))
+    return loans
 
 
 def _between_keep_dates(walk: _Walk[L], free: int, supply: SupplyCurve, at: int, b: int, qty: int) -> bool:
     """No waiting line between a lender at entry ``at`` and a borrower behind it at ``b``
     gets a later date with ``qty`` more units ahead of it (the lender's, waiting again)."""
-    needs, prefix, today = walk.needs, walk.prefix, walk.today
+    needs = walk.needs
     for k in range(at + 1, b):
-        if needs[k] > 0 and as_of(covering_date(free, supply, prefix[k] + qty), today) != as_of(
-            covering_date(free, supply, prefix[k]), today
-        ):
+        if needs[k] > 0 and _waits_until(walk, free, supply, k, qty) != _waits_until(walk, free, supply, k):
             return False
     return True
 

@@ -179,8 +179,12 @@ class AllocationLent(Event, tag="allocation_lent", kw_only=True, frozen=True):
     The lender's line (``order_id``/``line_no``) gives them back and waits again in its own
     place, so the next units go to it first; an ``allocated`` with rule ``lent`` to the
     borrower (``to_order_id``/``to_line_no``) follows. ``back_by``: the date the plan
-    expected the lender's units back; ``completes``: its order's date then, the latest of
-    its lines' (back_by <= completes: its order's date did not move)."""
+    expects the lender's units back (its line's date); ``completes``: its order's date,
+    the latest of its lines' (back_by <= completes); both as the plan has them after all
+    of the settle's loans, so no later than before them (its order's date did not move
+    later). Neither is read by replay: a journal written when a settle's first loan kept
+    the date it was checked against (later than that, when a second loan of the settle
+    brought it forward) replays the same."""
 
     sku: str
     order_id: str

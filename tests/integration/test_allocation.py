@@ -428,3 +428,53 @@ def test_a_loan_that_becomes_harmless_at_midnight_is_made_then_without_any_reque
         (sh,) = c.call("shipments.list", order_id=borrower, status="all")["shipments"]
         assert sh["items"] == [{"line_no": 1, "sku": "A", "qty": 1}]
         assert c.call("order.get", order_id=lender)["lines"][0]["backordered"] == 1
+
+
+def test_two_loans_to_one_borrower_journal_the_dates_each_lender_has_after_both(sim):
+    """A's supply: 4 units due 03-03, 4 more 03-06. X (ship-complete: 4 A) holds 2 and
+    waits for 2, Y (ship-complete: 2 A + 1 B, B due 03-11) holds 2. Under priority, R
+    (rush, 3 A) is served before both and borrows 2 from X, then 1 from Y. When X's loan
+    is checked, 5 units wait up to X (its date 03-06); Y's loan takes 1 of R's from in front
+    of X, so X ends with 4 ahead of it, due 03-03: each loan journals the dates its
+    lender has after both, as order.get shows them, and a kill -9 keeps the same."""
+    d = sim()
+    with d.client() as c:
+        c.call("sku.configure", sku="A", reorder_point=0, order_up_to=4, lead_time_days=2)
+        c.call("sku.configure", sku="A", reorder_point=4, order_up_to=8, lead_time_days=5)
+        c.call("sku.configure", sku="A", reorder_point=0, order_up_to=8, lead_time_days=5)
+        c.call("sku.configure", sku="B", reorder_point=0, order_up_to=5, lead_time_days=10)
+        supply = [(r["qty"], r["expected_date"]) for r in c.call("sku.get", sku="A")["inbound_requests"]]
+        assert sorted(supply) == [(4, "2024-03-03"), (4, "2024-03-06")]
+        c.call("stock.adjust", sku="A", delta=4, reason="found")
+        y = submit(c, "Y", line("A", 2), line("B", 1), ship_complete=True)["order_id"]
+        x = submit(c, "X", line("A", 4, "10.00"), ship_complete=True)["order_id"]
+        c.call("policy.set", mode="priority", weights={"rush": 1000.0, "value": 1.0, "age": 0.0})
+        (got,) = c.call("order.get", order_id=x)["lines"]
+        assert (got["allocated"], got["backordered"], got["expected_date"]) == (2, 2, "2024-03-03")
+        borrower = submit(c, "R", line("A", 3), ship_complete=True, rush=True)["order_id"]
+        (sh,) = c.call("shipments.list", order_id=borrower)["shipments"]
+        assert sh["items"] == [{"line_no": 1, "sku": "A", "qty": 3}]
+
+        def loans() -> list[tuple]:
+            return [
+                (e["order_id"], e["qty"], e["to_order_id"], e["back_by"], e["completes"])
+                for r in c.call("audit.query", sku="A")["records"]
+                if r["type"] == "allocation_lent"
+                for e in [r["event"]]
+            ]
+
+        assert loans() == [
+            (x, 2, borrower, "2024-03-03", "2024-03-03"),
+            (y, 1, borrower, "2024-03-06", "2024-03-11"),
+        ]
+        # the dates the orders show: X's line (its order's date), Y's A line and its B line
+        assert [ln.get("expected_date") for ln in c.call("order.get", order_id=x)["lines"]] == ["2024-03-03"]
+        assert [ln.get("expected_date") for ln in c.call("order.get", order_id=y)["lines"]] == [
+            "2024-03-06",
+            "2024-03-11",
+        ]
+        journaled, before = loans(), _view(c, x, y, borrower)
+    d.kill9()
+    d.start()
+    with d.client() as c:
+        assert loans() == journaled and _view(c, x, y, borrower) == before

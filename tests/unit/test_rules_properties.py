@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from decimal import Decimal
+from typing import NamedTuple
 
 import msgspec
 import pytest
@@ -21,7 +22,7 @@ from backorder.actors import events as ev
 from backorder.actors import order_rules, sku_rules
 from backorder.actors.allocation_plan import as_of, order_date
 from backorder.actors.carrier import LocalCarrier
-from backorder.actors.model import HOUR, Line, World
+from backorder.actors.model import HOUR, Line, Order, World
 from backorder.config.settings import AllocationSettings, NotificationSettings, ReorderPolicy, Settings, Weights
 from backorder.errors import Rejected
 from backorder.protocol import OrderLineIn, OrderSubmit
@@ -108,10 +109,13 @@ class Sim:
         self.world = World(self.settings)
         self.log: list[ev.Event] = []
         self.now = T0
+        self.before_loans: BeforeLoans | None = None  # the dates a settle's loans started from
         for name in POLICIES:  # as on start (app.recover): serve and reorder every configured SKU
             self.settle_sku(name)
 
     def emit(self, e: ev.Event) -> None:
+        if isinstance(e, ev.AllocationLent) and self.before_loans is None:
+            self.before_loans = before_loans(self.world, e.sku, iso_date(e.ts))
         self.world.evolve(e)
         self.log.append(e)
 
@@ -145,6 +149,7 @@ class Sim:
         """Run one SKU decision (which ends in ``settle``) and check what settle did."""
         w = self.world
         start = len(self.log)
+        self.before_loans = None
         allocs = decide()
         s = w.skus[name]
         new = self.log[start:]
@@ -157,7 +162,7 @@ class Sim:
             (a.order_id, a.line_no, a.qty, a.rank) for a in allocs or []
         ]
         assert all(e.sku == name for e in got + loaned) and all(e.rule == w.mode for e in got)
-        lenders = check_loans(w, new)
+        lenders = check_loans(w, new, self.before_loans)
         # 6. allocations within one settle follow service order, and nothing earlier waits
         # (but a lender: it waits again by a loan that moved nobody's date)
         keys = [service_key(w, w.orders[e.order_id].lines[e.line_no - 1]) for e in got]
@@ -344,14 +349,45 @@ class Sim:
         self.ship_orders(allocs or [], name)
 
 
-def check_loans(w: World, new: list[ev.Event]) -> set[tuple[str, int]]:
+class BeforeLoans(NamedTuple):
+    """Dates just before a settle's first loan (its allocations from stock made), as
+    lending reads them that day: of each waiting line of the SKU, and of each ship-complete
+    order holding units of it (the lenders are among them)."""
+
+    lines: dict[tuple[str, int], str | None]
+    orders: dict[str, str | None]
+
+
+def before_loans(w: World, sku: str, today: str) -> BeforeLoans:
+    s = w.skus[sku]
+    lines = {(ln.order_id, ln.line_no): as_of(s.expected_date(ln), today) for ln in s.queue if ln.need > 0}
+    held = {ln.order_id for ln in s.holders if w.orders[ln.order_id].spec.ship_complete}
+    return BeforeLoans(lines, {oid: order_date_on(w, w.orders[oid], today) for oid in held})
+
+
+def order_date_on(w: World, order: Order, today: str) -> str | None:
+    """A ship-complete order's date as lending reads it on ``today`` (``as_of``)."""
+    return order_date(as_of(w.skus[ln.sku].expected_date(ln), today) for ln in order.lines if ln.need > 0)
+
+
+def later(date: str | None, than: str | None) -> bool:
+    """``date`` is later than ``than`` ("now" is the earliest, None, no date, the latest)."""
+    if than is None or date == "now":
+        return False
+    return date is None or than == "now" or date > than
+
+
+def check_loans(w: World, new: list[ev.Event], before: BeforeLoans | None) -> set[tuple[str, int]]:
     """What one settle lent (``allocation_lent``), checked against the model after it: each
     loan is one ``allocated`` (rule ``lent``) of the same units to the borrower, which then
     has all its units and whose order ships, or, only for a split order (not ship-complete:
-    it ships what it has), a part of them that ships now; the lender waits again and its order's date is the one it had (``completes``), its
-    units due back by then. Dates are read as lending reads them on the loan's day (an
-    overdue one is that day: ``as_of``). Returns the lenders' (order_id, line_no)."""
+    it ships what it has), a part of them that ships now. No harm: no lender's order date
+    and no other waiting line's date of the SKU is later than just before the loans. Each
+    loan journals its lender's dates after the whole settle: its order's (``completes``)
+    and its line's (``back_by``). Dates are read as lending reads them on the loan's day
+    (an overdue one is that day: ``as_of``). Returns the lenders' (order_id, line_no)."""
     lenders = set()
+    sku = today = ""
     for i, e in enumerate(new):
         if isinstance(e, ev.Allocated) and e.rule == sku_rules.LENT:
             lent = new[i - 1]
@@ -368,18 +404,31 @@ def check_loans(w: World, new: list[ev.Event]) -> set[tuple[str, int]]:
             assert all(ln.need == 0 for ln in borrower.lines), "lent units to an order that cannot ship"
         lender = w.orders[e.order_id]
         assert lender.spec.ship_complete and not lender.cancelled
-        today = iso_date(e.ts)
-        dates = [as_of(w.skus[ln.sku].expected_date(ln), today) for ln in lender.lines if ln.need > 0]
+        sku, today = e.sku, iso_date(e.ts)
         assert e.back_by <= e.completes and today <= e.back_by, "a loan journaled an overdue date"
-        after = order_date(dates)
-        # the same or earlier ("now" is the earliest): the settle's reorder may bring it
-        # forward, and so may the settle's other loans to the same borrower (a known
-        # discrepancy of the walk: test_two_loans_to_one_borrower_...); None (no supply
-        # covers it) would be later than any date
-        assert after is not None and after.replace("now", "") <= e.completes.replace("now", ""), (
-            "a loan made the lender's date later"
+        after = order_date_on(w, lender, today)
+        assert before is not None and not later(after, before.orders[e.order_id]), (
+            "a loan made the lender's order date later"
         )
+        back = as_of(w.skus[e.sku].expected_date(lender.lines[e.line_no - 1]), today)
+        if any(isinstance(x, ev.RequestRaised) for x in new):
+            # the same or earlier: the settle's reorder may bring them forward
+            assert not later(after, e.completes) and not later(back, e.back_by), (
+                "a lender's date came out later than its loan journaled"
+            )
+        else:  # the dates after the whole settle, other loans to the same borrower included
+            assert after == e.completes, "a loan journaled another date than its lender's order has"
+            assert back == e.back_by, "a loan journaled another date than its lender's line has"
         lenders.add((e.order_id, e.line_no))
+    if lenders:
+        assert before is not None
+        s = w.skus[sku]
+        for ln in s.queue:
+            key = (ln.order_id, ln.line_no)
+            if ln.need > 0 and key not in lenders and key in before.lines:
+                assert not later(as_of(s.expected_date(ln), today), before.lines[key]), (
+                    f"a loan made {key}'s date later"
+                )
     return lenders
 
 
@@ -588,14 +637,12 @@ def test_a_journal_of_single_allocated_and_shipment_events_replays_to_the_same_m
     assert snapshot(replayed(sim.settings, old)) == snapshot(sim.world)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known: the walk's back_by for the first of two loans is later than the model's date after both"
-)
 def test_two_loans_to_one_borrower_leave_each_lender_at_the_date_the_loan_journaled():
-    """Found by the property above (CI, 2026-12-07). One settle lends a rush order's line 1
-    unit from O0000003 (journaled ``completes`` 2023-11-17) and 2 from O0000002; after both,
-    O0000003's date is 2023-11-15: earlier, never later (no harm: the property checks
-    that), but not the date its loan journaled, which lending promises to keep exactly."""
+    """Found by the property above (CI, 2026-12-07). One settle lends a rush order's line
+    (ahead of both lenders in service order) 1 unit from O0000003 and 2 from O0000002. The
+    second loan takes 2 units of need from in front of O0000003's waiting line, whose date
+    moves from 2023-11-17 (its order's date when its own loan was checked) to 2023-11-15:
+    each loan journals its lender's dates after the whole settle, the dates the model has."""
     sim = Sim("fifo", Weights(rush=0.0, value=0.0, age=0.0), False)
     loans: list[tuple[str, str, str | None]] = []  # (lender, completes journaled, its date after the settle)
     for op in [
@@ -621,11 +668,12 @@ def test_two_loans_to_one_borrower_leave_each_lender_at_the_date_the_loan_journa
         w = sim.world
         for e in sim.log[start:]:
             if isinstance(e, ev.AllocationLent):
-                today = iso_date(e.ts)
-                lines = w.orders[e.order_id].lines
-                dates = [as_of(w.skus[ln.sku].expected_date(ln), today) for ln in lines if ln.need > 0]
-                loans.append((e.order_id, e.completes, order_date(dates)))
-    assert len(loans) == 2
+                loans.append((e.order_id, e.completes, order_date_on(w, w.orders[e.order_id], iso_date(e.ts))))
+    # O0000003's order date after both loans, earlier than when its loan was checked
+    assert [(lender, completes) for lender, completes, _ in loans] == [
+        ("O0000003", "2023-11-15"),
+        ("O0000002", "2023-11-21"),
+    ]
     assert all(after == completes for _, completes, after in loans), loans
 
 
