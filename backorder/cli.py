@@ -237,6 +237,7 @@ def cmd_lab(args) -> None:
             keep=args.keep,
             keep_journals=args.keep_journals,
             notices=args.notices,
+            by_group=args.by_group,
         )
     except ValueError as exc:
         sys.exit(f"backorder: {exc}")
@@ -413,6 +414,11 @@ def main(argv: list[str] | None = None) -> None:
     lab.add_argument("--keep-journals", action="store_true", help="keep every run's journal under OUT/runs")
     lab.add_argument(
         "--notices", action="store_true", help="journal customer notices (to measure late_lines_told_in_time)"
+    )
+    lab.add_argument(
+        "--by-group",
+        action="store_true",
+        help="split each seed's figures by demand pattern, supplier pace and quoted lead time",
     )
     sale = lab.add_argument_group("flash-sale scenario (docs/lab.md)")
     sale.add_argument("--hours", type=int, default=24, help="hours of demand")

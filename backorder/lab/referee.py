@@ -542,11 +542,18 @@ def calibration(judged: Iterable[tuple[float, bool]]) -> tuple[list[dict[str, An
 
 
 def figures(
-    events: Iterable[tuple[int, ev.Event]], measure_from: float, end: float, settings: Settings | None = None
+    events: Iterable[tuple[int, ev.Event]],
+    measure_from: float,
+    end: float,
+    settings: Settings | None = None,
+    *,
+    per_sku: bool = False,
 ) -> dict[str, Any]:
     """The figures of a run from its journal events ``(seq, event)`` in journal order.
     ``settings``: the run's configuration (its allocation mode orders the queues the
-    expected dates come from; default: the defaults, FIFO)."""
+    expected dates come from; default: the defaults, FIFO). ``per_sku``: also each SKU's
+    share of the fill rate and of the stock (``per_sku``: units ordered, units allocated
+    when ordered, mean on hand), which ``backorder.lab.groups`` splits by kind of SKU."""
     st = _State(measure_from, end, World(settings or Settings()))
     for seq, e in events:
         if ev.tag_of(e) == "lines_promised":  # promises journaled (promise_rules)
@@ -596,7 +603,9 @@ def figures(
         and st.delay_told.get((line.order_id, line.line_no), line.promised_by) < line.promised_by
     )
     leads = [(c - r) / DAY for r, _, c in raised if c is not None]
+    split = {"per_sku": _per_sku(measured, st.unit_time, span)} if per_sku else {}
     return {
+        **split,
         "order_lines": len(measured),
         "units_ordered": ordered,
         "fill_rate": _r(at_order / ordered if ordered else None),
@@ -641,6 +650,20 @@ def figures(
     }
 
 
+def _per_sku(measured: list[_Line], unit_time: dict[str, float], span: float) -> dict[str, dict[str, float]]:
+    """Per SKU: ``units_ordered`` and ``units_filled`` (allocated when ordered) of the
+    measured lines, and ``on_hand_units`` (time-weighted over the window): the site's
+    figures are their sums (fill rate = Σ filled / Σ ordered)."""
+    out: dict[str, dict[str, float]] = {}
+    for line in measured:
+        r = out.setdefault(line.sku, {"units_ordered": 0, "units_filled": 0, "on_hand_units": 0.0})
+        r["units_ordered"] += line.qty
+        r["units_filled"] += line.qty - line.backordered
+    for sku, t in unit_time.items():
+        out.setdefault(sku, {"units_ordered": 0, "units_filled": 0, "on_hand_units": 0.0})["on_hand_units"] = t / span
+    return out
+
+
 def final_stock(events: Iterable[tuple[int, ev.Event]]) -> tuple[dict[str, int], dict[str, int]]:
     """(on hand, allocated) per SKU after the events, as the referee counts them."""
     st = _State(0.0, 0.0)
@@ -680,11 +703,13 @@ def stream_hash(db: Path) -> tuple[str, int]:
         con.close()
 
 
-def referee(db: Path, measure_from: float, end: float, settings: Settings | None = None) -> dict[str, Any]:
+def referee(
+    db: Path, measure_from: float, end: float, settings: Settings | None = None, *, per_sku: bool = False
+) -> dict[str, Any]:
     """The figures of the run whose journal is ``db`` (its configuration ``settings``),
-    and its event-stream hash."""
+    and its event-stream hash (``per_sku``: as ``figures``)."""
     events, bad = read_journal(db)
-    out = figures(events, measure_from, end, settings)
+    out = figures(events, measure_from, end, settings, per_sku=per_sku)
     if bad:
         inv = out["invariants"]["journal_decodes"]
         inv.update(ok=False, violations=bad, example=f"{bad} bodies the replay decoder refuses")

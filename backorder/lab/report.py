@@ -144,6 +144,35 @@ def _calibration_rows(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def group_tables(by_seed: dict[Any, dict[str, Any]]) -> list[str]:
+    """The split by kind of SKU (``backorder.lab.groups``, ``lab --by-group``): one table
+    per seed and dimension, each group's fill rate / mean on hand under each policy and
+    a non-sweep policy's inventory against the group's own sweep in brackets."""
+    lines: list[str] = []
+    for seed, dims in by_seed.items():
+        for dim, rows in dims.items():
+            policies = list(next(iter(rows.values()))["policies"]) if rows else []
+            lines += [
+                "",
+                f"Seed {seed}, by {dim}: fill rate / mean on hand (inventory vs the group's sweep at the same fill)",
+                "",
+                "| group | SKUs | units ordered | " + " | ".join(policies) + " |",
+                "|---" * (3 + len(policies)) + "|",
+            ]
+            for group, row in rows.items():
+                cells = []
+                for p in policies:
+                    f = row["policies"][p]
+                    cell = "n/a" if f["fill_rate"] is None else f"{f['fill_rate']:.1%} / {f['on_hand_units']:,.0f}"
+                    if "inventory_vs_static_at_same_fill" in f:
+                        v = f["inventory_vs_static_at_same_fill"]
+                        cell += " (off the sweep)" if v is None else f" ({v:+.0%})"
+                    cells.append(cell)
+                ordered = max(f["units_ordered"] for f in row["policies"].values())
+                lines.append(f"| {group} | {row['skus']} | {ordered:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as markdown: one row per policy (means over the seeds), then the
     comparisons of every policy that is not part of the static sweep."""
@@ -193,5 +222,7 @@ def markdown(report: dict[str, Any]) -> str:
         if not r["ok"]
     ]
     lines += _calibration_rows(report)
+    if report.get("groups"):
+        lines += group_tables(report["groups"])
     lines += ["", "Invariants: " + ("all held on every run." if not bad else "VIOLATED: " + "; ".join(bad))]
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from backorder.config.settings import load_settings
-from backorder.lab import policies, report
+from backorder.lab import groups, policies, report
 from backorder.lab.driver import CONFIG, Driver, PolicyUnavailable, RunInfo, stop
 from backorder.lab.generator import ScenarioSpec, Site
 from backorder.lab.referee import referee
@@ -27,15 +27,17 @@ def run_one(
     keep: bool = False,
     on_start: Callable[[RunInfo], None] | None = None,
     notices: bool = False,
+    per_sku: bool = False,
 ) -> tuple[RunInfo, dict[str, Any]]:
     """Replay ``site`` under ``policy`` and referee the journal. With ``keep`` the daemon
     still serves on return (the journal is read while it runs); else it is stopped
-    first. Raises PolicyUnavailable."""
+    first. ``per_sku``: the figures include each SKU's (the referee's). Raises
+    PolicyUnavailable."""
     info = Driver(site, policy, workdir, on_start=on_start, notices=notices).run()
     if not keep:
         stop(info)
     t0 = time.perf_counter()
-    figs = referee(info.db, info.measure_from, info.end_ts, load_settings(info.db.parent / CONFIG))
+    figs = referee(info.db, info.measure_from, info.end_ts, load_settings(info.db.parent / CONFIG), per_sku=per_sku)
     figs["referee_seconds"] = round(time.perf_counter() - t0, 2)
     return info, figs
 
@@ -55,19 +57,24 @@ def run_lab(
     keep_journals: bool = False,
     say: Callable[[str], None] = print,
     notices: bool = False,
+    by_group: bool = False,
 ) -> dict[str, Any]:
     """Every policy on every seed; returns the report (also written under ``out``).
-    ``keep`` leaves the last run's daemon serving (and its journal in place)."""
+    ``keep`` leaves the last run's daemon serving (and its journal in place).
+    ``by_group``: the report also splits each seed's figures by kind of SKU
+    (``groups``: demand pattern, supplier pace, quoted lead time)."""
     chosen = policies.parse(names)
     out.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     by_seed: dict[int, dict[str, dict]] = {}
     unavailable: dict[str, str] = {}
+    split: dict[int, dict[str, Any]] = {}
     kept: tuple[RunInfo, Path] | None = None  # with ``keep``: the last run's daemon, still serving
     for seed in seeds:
         t0 = time.perf_counter()
         site = Site.generate(replace(spec, seed=seed))
         say(f"seed {seed}: {len(site.orders):,} orders, {site.line_count():,} lines ({time.perf_counter() - t0:.1f} s)")
+        per_sku: dict[str, dict] = {}
         for policy in chosen:
             if policy.name in unavailable:
                 continue
@@ -77,7 +84,9 @@ def run_lab(
                 say(f"  {name}: daemon on {info.socket} (watch: backorder tui --socket {info.socket})")
 
             try:
-                info, figs = run_one(site, policy, workdir, keep=keep, on_start=started, notices=notices)
+                info, figs = run_one(
+                    site, policy, workdir, keep=keep, on_start=started, notices=notices, per_sku=by_group
+                )
             except PolicyUnavailable as exc:
                 unavailable[policy.name] = str(exc)
                 say(f"  {policy.name}: not available ({exc})")
@@ -86,6 +95,8 @@ def run_lab(
                 f"  {policy.name}: {info.lines_sent:,} lines in {info.seconds:.1f} s; fill {figs['fill_rate']}, "
                 f"on hand {figs['on_hand_units']}, p95 age {figs['backorder_age_p95_days']} d"
             )
+            if by_group:
+                per_sku[policy.name] = figs.pop("per_sku")
             by_seed.setdefault(seed, {})[policy.name] = figs
             runs.append({**info.record(), "figures": figs})
             if kept is not None:  # a newer run is the one to keep
@@ -95,6 +106,8 @@ def run_lab(
                 kept = (info, workdir)
             else:
                 _drop(workdir, keep_journals)
+        if by_group:
+            split[seed] = groups.split(site.skus, per_sku)
     if kept is not None:
         info = kept[0]
         assert info.daemon is not None and info.daemon.proc is not None
@@ -107,6 +120,8 @@ def run_lab(
         "runs": runs,
     }
     result["summary"] = report.summarise(by_seed)
+    if by_group:
+        result["groups"] = split
     (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "report.md").write_text(report.markdown(result))
     return result

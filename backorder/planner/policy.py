@@ -29,6 +29,12 @@ CV2_CUT = 0.49
 
 DemandClass = Literal["smooth", "erratic", "intermittent", "lumpy"]
 
+# Hampel's identifier (Hampel 1974; Pearson 2002, the "three-sigma edit rule"): a value
+# more than three scaled MADs above the median is an outlier; 1.4826 makes the MAD
+# estimate σ at the normal.
+HAMPEL_T = 3.0
+MAD_SCALE = 1.4826
+
 
 def adi_cv2(daily: Sequence[float]) -> tuple[float, float] | None:
     """(ADI, CV²) of a daily series, or None when it has no demand at all. ADI is the
@@ -47,6 +53,31 @@ def demand_class(adi: float, cv2: float) -> DemandClass:
     if adi < ADI_CUT:
         return "smooth" if cv2 < CV2_CUT else "erratic"
     return "intermittent" if cv2 < CV2_CUT else "lumpy"
+
+
+def spike_bound(sizes: Sequence[float]) -> float | None:
+    """The most a day with demand may count for the forecast: the median day size plus
+    ``HAMPEL_T`` scaled MADs of the day sizes, the scale at least the Poisson sqrt(median)
+    (days of independent customers' lines vary at least that much; with half the days
+    the same size the MAD is 0). None with fewer than three days with demand.
+
+    Over the days *with demand* of the whole window, not a rolling one: a promotion of a
+    week is a minority of a SKU's demand days whether its demand comes daily or once a
+    week, so the median and MAD are the SKU's ordinary days even while the spike is on.
+    Only the sizes are bounded: how often a SKU sells (an intermittent series' zeros) is
+    left as it is."""
+    positive = sorted(x for x in sizes if x > 0)
+    if len(positive) < 3:
+        return None
+    median = _median(positive)
+    mad = _median(sorted(abs(x - median) for x in positive))
+    scale = max(MAD_SCALE * mad, math.sqrt(median))
+    return median + HAMPEL_T * scale
+
+
+def _median(ordered: Sequence[float]) -> float:
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
 
 
 def window_demand(forecast: Sequence[float], days: float) -> float:

@@ -271,6 +271,16 @@ def draft(
         y = y.copy()
         y[top] = clip
         nonzero = y[y > 0]
+    bound = policy.spike_bound(nonzero.tolist())
+    if bound is not None and (spikes := int((y > bound).sum())):
+        # An unannounced promotion's days: a forecast that follows them raises the levels
+        # run after run while the spike lasts, and the orders raised then arrive after it.
+        reasons.append(
+            f"{spikes} day(s) above {bound:.1f} units (median day + {policy.HAMPEL_T:g} scaled MADs, Hampel)"
+            f" counted as {bound:.1f}"
+        )
+        y = np.minimum(y, bound)
+        nonzero = y[y > 0]
     adi, cv2 = policy.adi_cv2(y.tolist()) or (math.inf, 0.0)
     klass = policy.demand_class(adi, cv2)
     reasons.append(f"{klass} demand (ADI {adi:.2f}, CV² {cv2:.2f})")

@@ -110,6 +110,7 @@ def test_backorder_lab_writes_its_report_and_keep_leaves_a_daemon_to_attach_to(t
             "--out",
             str(out),
             "--keep",
+            "--by-group",
         ],
         capture_output=True,
         text=True,
@@ -128,6 +129,22 @@ def test_backorder_lab_writes_its_report_and_keep_leaves_a_daemon_to_attach_to(t
         assert "planner-fifo" in ran or "planner-fifo" in report["unavailable"]
         md = (out / "report.md").read_text()
         assert "| static-7 |" in md and "Invariants: all held" in md
+        # --by-group: each kind of SKU's share; the groups of a dimension add up to the site
+        dims = report["groups"]["1"]
+        assert set(dims) == {"demand pattern", "supplier pace", "quoted lead time"}
+        assert "Seed 1, by demand pattern" in md
+        for rows in dims.values():
+            assert sum(r["skus"] for r in rows.values()) == 20
+            for run in report["runs"]:
+                f, name = run["figures"], run["policy"]
+                parts = [r["policies"][name] for r in rows.values() if r["policies"][name]["units_ordered"]]
+                ordered = sum(p["units_ordered"] for p in parts)
+                filled = sum(p["fill_rate"] * p["units_ordered"] for p in parts)
+                assert ordered == f["units_ordered"]
+                assert filled / ordered == pytest.approx(f["fill_rate"], abs=1e-3)
+                assert sum(r["policies"][name]["on_hand_units"] for r in rows.values()) == pytest.approx(
+                    f["on_hand_units"], abs=0.1
+                )
         assert "| static-7 |" in proc.stdout
     finally:
         os.kill(pid, signal.SIGTERM)

@@ -73,6 +73,15 @@ def test_the_figures_of_a_hand_made_journal():
     assert all(i["ok"] for i in f["invariants"].values()), f["invariants"]
 
 
+def test_each_skus_share_of_the_figures_adds_up_to_the_sites():
+    f = figures(enumerate(journal(), start=1), 0.0, 10 * DAY, per_sku=True)
+    assert f["per_sku"] == {
+        "A": {"units_ordered": 14, "units_filled": 10, "on_hand_units": pytest.approx(11.8)},
+        "B": {"units_ordered": 2, "units_filled": 0, "on_hand_units": 0.0},
+    }
+    assert "per_sku" not in figures(enumerate(journal(), start=1), 0.0, 10 * DAY)
+
+
 def test_the_window_leaves_the_warm_up_out():
     f = figures(enumerate(journal(), start=1), 2 * DAY, 10 * DAY)
     assert f["order_lines"] == 1 and f["fill_rate"] == 0.0  # only O3 was ordered in the window

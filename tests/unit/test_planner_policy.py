@@ -203,3 +203,46 @@ def test_an_intermittent_skus_reorder_point_takes_in_the_undershoot_and_its_spre
     smooth = _plan_series([5 + d % 3 for d in range(60)])
     assert smooth.demand_class == "smooth"
     assert not any("undershoot" in r for r in smooth.reasons)
+
+
+def test_a_promotions_days_are_bounded_at_three_scaled_mads_above_the_median_day():
+    # ordinary days of 2-4 units (median 3, MAD 1: σ 1.4826 against the Poisson floor
+    # sqrt(3) = 1.73, which is larger) and a week of a promotion at 20-40
+    days = [2, 3, 4, 3, 2, 3, 4, 3, 2, 3, 4, 3, 20, 35, 40, 30]
+    assert policy.spike_bound(days) == pytest.approx(3 + 3 * math.sqrt(3))
+    # a wide ordinary spread is the SKU's own: B2B lines of 10-50 units are not spikes
+    b2b = [10, 50, 25, 40, 15, 33, 47, 12, 28]
+    assert policy.spike_bound(b2b) == pytest.approx(28 + 3 * 1.4826 * 13)
+    assert max(b2b) < policy.spike_bound(b2b)
+    # zeros (days without demand) are not sizes; too few days say nothing
+    assert policy.spike_bound([0, 0, 5, 0, 5]) is None
+    assert policy.spike_bound([0, 5, 0, 5, 0, 5]) == pytest.approx(5 + 3 * math.sqrt(5))  # MAD 0: the floor
+
+
+@given(st.lists(st.integers(min_value=0, max_value=500), min_size=3, max_size=60), st.integers(1, 10_000))
+def test_a_larger_spike_counts_no_more(days, extra):
+    bound = policy.spike_bound(days)
+    if bound is None:
+        return
+    sizes = sorted(x for x in days if x > 0)
+    assert bound >= sizes[(len(sizes) - 1) // 2]  # never below the median day
+    top = max(days)
+    if top > bound:  # an outlier already: making it larger moves neither the median nor the MAD
+        bigger = list(days)
+        bigger[days.index(top)] = top + extra
+        assert policy.spike_bound(bigger) == pytest.approx(bound)
+
+
+def test_a_promotion_week_does_not_carry_the_reorder_point_with_it():
+    # 2 units every other day for ten weeks, then a week of 40 a day ending yesterday: the
+    # forecast and the reorder point follow the ordinary days, not the spike
+    base = [2 if d % 2 == 0 else 0 for d in range(70)]
+    promo = base + [40] * 7
+    calm = _plan_series(base + [2 if d % 2 == 0 else 0 for d in range(7)])
+    res = _plan_series(promo)
+    assert any("Hampel" in r and "7 day(s)" in r for r in res.reasons)
+    assert res.new is not None and calm.new is not None
+    # bounded at 2 + 3·sqrt(2) = 6.2 a day for the week, the lead-time demand is under 4 times
+    # the calm one's (without the bound: 30 times)
+    assert res.lead_time_demand < 4 * calm.lead_time_demand
+    assert res.new.reorder_point < 4 * calm.new.reorder_point
