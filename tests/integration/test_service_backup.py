@@ -17,6 +17,8 @@ from contextlib import closing
 import pytest
 from bo_support import SIM_CONFIG, fingerprint, line, stock, submit
 
+from backorder.daemon import snapfiles
+
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -96,9 +98,11 @@ def test_backup_while_writing_then_restore_start_and_compare(sim, tmp_path):
     with d.client() as c:
         submit(c, "AFTER-BACKUP", line("A", 1))
     assert d.stop() == 0
+    assert snapfiles.found(d.db)  # the stop's snapshot, of the history the restore replaces
     done = _cli("restore", made, "--db", d.db)
     assert done.returncode == 0, done.stderr
     assert "pre-restore" in done.stdout  # the replaced files were kept aside
+    assert not snapfiles.found(d.db) and list(d.db.parent.glob(f"{d.db.name}.snapshot-*.pre-restore-*"))
     d.start()
     with d.client() as c:
         assert _state(c) == before
