@@ -22,6 +22,7 @@ async def test_the_console_follows_a_lab_run(tmp_path):
     finished = threading.Event()
     failure: list[BaseException] = []
     ready = threading.Event()
+    seen = threading.Event()  # the console saw the orders: the daemon may stop
 
     def on_start(info: RunInfo) -> None:
         started.append(info)
@@ -30,6 +31,9 @@ async def test_the_console_follows_a_lab_run(tmp_path):
     def play() -> None:
         try:
             info = Driver(site, policies.parse(["static-7"])[0], tmp_path, on_start=on_start).run()
+            # on a busy machine the site can be played before the console's next refresh:
+            # stopping then would close its connection before it saw the orders
+            seen.wait(180)
             stop(info)
         except BaseException as exc:  # reported by the test, not lost in the thread
             failure.append(exc)
@@ -54,5 +58,6 @@ async def test_the_console_follows_a_lab_run(tmp_path):
             )
     finally:
         ready.set()
+        seen.set()
         thread.join(300)
     assert not failure, failure
