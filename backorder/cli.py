@@ -238,6 +238,7 @@ def cmd_lab(args) -> None:
             keep_journals=args.keep_journals,
             notices=args.notices,
             by_group=args.by_group,
+            resume=args.resume,
         )
     except ValueError as exc:
         sys.exit(f"backorder: {exc}")
@@ -412,6 +413,11 @@ def main(argv: list[str] | None = None) -> None:
     lab.add_argument("--out", default="lab-out", help="folder for report.json and report.md")
     lab.add_argument("--keep", action="store_true", help="leave the last run's daemon running (for the console)")
     lab.add_argument("--keep-journals", action="store_true", help="keep every run's journal under OUT/runs")
+    lab.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the runs OUT/done holds that this code made on the same site (a long lab goes on where it stopped)",
+    )
     lab.add_argument(
         "--notices", action="store_true", help="journal customer notices (to measure late_lines_told_in_time)"
     )

@@ -8,7 +8,12 @@ on two cores (one policy run of the full size: 782,165 order lines, 4.5 minutes;
 11 policies x 5 seeds x 2 scenarios). ``--quick``: 200 SKUs x 90 days, one seed, five
 points of the sweep (a few minutes).
 
-    python bench/decision.py [--quick] [--skus N --days D --seeds K] [--out DIR]
+    python bench/decision.py [--quick] [--skus N --days D --seeds K] [--out DIR] [--resume]
+
+``--resume``: the runs happen under the output folder (not a temp one) and every finished
+run is kept there (``backorder/lab/stored.py``); a second call with the same arguments
+reuses the runs this code already made and runs only the rest, so the full benchmark can
+be run in parts (stop it at any time).
 
 Saves decision.json (decision_quick.json) with the targets' figures flat at the top
 (``mixed.*``, ``control.*``: the planner with FIFO against static-7 and against the
@@ -71,6 +76,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--scenarios", default="mixed,control")
     ap.add_argument("--out", default=None, help="folder for the lab reports (default bench/results/decision)")
+    ap.add_argument("--resume", action="store_true", help="keep finished runs under --out and reuse them")
     args = ap.parse_args()
     exit_on_sigterm()
     skus = args.skus or (200 if args.quick else 2000)
@@ -82,13 +88,12 @@ def main() -> None:
     out = Path(args.out) if args.out else RESULTS / name
     result: dict = {"skus": skus, "days": days, "seeds": seeds}
     for scenario in args.scenarios.split(","):
-        with tempfile.TemporaryDirectory(prefix="lab-") as tmp:
-            report = run_lab(
-                ScenarioSpec(skus=skus, days=days, scenario=scenario),  # type: ignore[arg-type]
-                names,
-                seeds,
-                Path(tmp),
-            )
+        spec = ScenarioSpec(skus=skus, days=days, scenario=scenario)  # type: ignore[arg-type]
+        if args.resume:
+            report = run_lab(spec, names, seeds, out / scenario, resume=True)
+        else:
+            with tempfile.TemporaryDirectory(prefix="lab-") as tmp:
+                report = run_lab(spec, names, seeds, Path(tmp))
         (out / scenario).mkdir(parents=True, exist_ok=True)
         (out / scenario / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         (out / scenario / "report.md").write_text(markdown(report))

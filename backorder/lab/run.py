@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from backorder.config.settings import load_settings
-from backorder.lab import groups, policies, report
+from backorder.lab import groups, policies, report, stored
 from backorder.lab.driver import CONFIG, Driver, PolicyUnavailable, RunInfo, stop
 from backorder.lab.generator import ScenarioSpec, Site
 from backorder.lab.referee import referee
@@ -58,11 +58,14 @@ def run_lab(
     say: Callable[[str], None] = print,
     notices: bool = False,
     by_group: bool = False,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Every policy on every seed; returns the report (also written under ``out``).
     ``keep`` leaves the last run's daemon serving (and its journal in place).
     ``by_group``: the report also splits each seed's figures by kind of SKU
-    (``groups``: demand pattern, supplier pace, quoted lead time)."""
+    (``groups``: demand pattern, supplier pace, quoted lead time). Every finished run is
+    kept under ``out/done`` (``stored``); ``resume`` reuses those this code made on the
+    same site instead of running them again."""
     chosen = policies.parse(names)
     out.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
@@ -72,13 +75,26 @@ def run_lab(
     kept: tuple[RunInfo, Path] | None = None  # with ``keep``: the last run's daemon, still serving
     for seed in seeds:
         t0 = time.perf_counter()
-        site = Site.generate(replace(spec, seed=seed))
+        site_spec = replace(spec, seed=seed)
+        site = Site.generate(site_spec)
         say(f"seed {seed}: {len(site.orders):,} orders, {site.line_count():,} lines ({time.perf_counter() - t0:.1f} s)")
         per_sku: dict[str, dict] = {}
         for policy in chosen:
             if policy.name in unavailable:
                 continue
             workdir = out / "runs" / f"{policy.name}-seed{seed}"
+            if resume and not (keep and seed == seeds[-1] and policy is chosen[-1]):  # --keep's daemon: run
+                done, why = stored.load(out, site_spec, policy.name, notices=notices, per_sku=by_group)
+                if done is not None:
+                    say(f"  {policy.name}: reused {stored.path_for(out, policy.name, seed)}")
+                    figs = done["figures"]
+                    per = figs.pop("per_sku", None)
+                    if by_group:
+                        per_sku[policy.name] = per
+                    by_seed.setdefault(seed, {})[policy.name] = figs
+                    runs.append({**done["record"], "reused": True, "figures": figs})
+                    continue
+                say(f"  {policy.name}: running ({why})")
 
             def started(info: RunInfo, name: str = policy.name) -> None:
                 say(f"  {name}: daemon on {info.socket} (watch: backorder tui --socket {info.socket})")
@@ -95,6 +111,7 @@ def run_lab(
                 f"  {policy.name}: {info.lines_sent:,} lines in {info.seconds:.1f} s; fill {figs['fill_rate']}, "
                 f"on hand {figs['on_hand_units']}, p95 age {figs['backorder_age_p95_days']} d"
             )
+            stored.save(out, site_spec, policy.name, info.record(), figs, notices=notices)
             if by_group:
                 per_sku[policy.name] = figs.pop("per_sku")
             by_seed.setdefault(seed, {})[policy.name] = figs

@@ -151,6 +151,58 @@ def test_backorder_lab_writes_its_report_and_keep_leaves_a_daemon_to_attach_to(t
         shutil.rmtree(Path(sock).parent, ignore_errors=True)  # the launcher's socket folder
 
 
+def _lab(out: Path, *extra: str) -> str:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backorder",
+            "lab",
+            "--skus",
+            "10",
+            "--days",
+            "5",
+            "--warmup",
+            "2",
+            "--policies",
+            "static-0,static-7",
+            "--out",
+            str(out),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_lab_resume_reuses_only_the_runs_this_code_made_on_the_same_site(tmp_path):
+    out = tmp_path / "out"
+    first = _lab(out)
+    assert "reused" not in first
+    report = json.loads((out / "report.json").read_text())
+    # again with --resume: nothing runs, the report is the same
+    again = _lab(out, "--resume")
+    assert again.count("reused") == 2 and "daemon on" not in again
+    resumed = json.loads((out / "report.json").read_text())
+    assert [r["figures"] for r in resumed["runs"]] == [r["figures"] for r in report["runs"]]
+    assert resumed["summary"] == report["summary"]
+    assert all(r["reused"] for r in resumed["runs"])
+    # a run kept by other code is run again, never mixed in; the other is still reused
+    kept = out / "done" / "static-7-seed1.json"
+    stale = json.loads(kept.read_text())
+    stale["code"] = "another"
+    kept.write_text(json.dumps(stale))
+    third = _lab(out, "--resume")
+    assert "static-0: reused" in third and "static-7: running (its code differs)" in third
+    assert json.loads(kept.read_text())["code"] != "another"
+    # another site (one more day) reuses nothing
+    fourth = _lab(out, "--resume", "--days", "6")
+    assert "reused" not in fourth and fourth.count("its spec differs") == 2
+
+
 def test_a_daemon_that_takes_the_config_but_not_the_planner_mode_makes_it_unavailable(ci_site, tmp_path, monkeypatch):
     """The second way a daemon can lack the planner: its config loads (no ``[planner]``
     asked for here) but ``sku.configure`` refuses ``mode``: reported, not a failure."""
