@@ -24,7 +24,8 @@ from backorder.lab.generator import ScenarioSpec
 
 @cache
 def code_digest() -> str:
-    """A digest of the package's source: the daemon, the lab's driver and referee all in it."""
+    """A digest of the package's source: the daemon, the lab's driver and referee all in it
+    (not the installed libraries: a run is not told from one made with another numpy)."""
     root = Path(backorder.__file__).parent
     h = hashlib.blake2b(digest_size=12)
     for path in sorted(root.rglob("*.py")):
