@@ -68,6 +68,7 @@ def run_lab(
     same site instead of running them again."""
     chosen = policies.parse(names)
     out.mkdir(parents=True, exist_ok=True)
+    stored.code_digest()  # of the source as it is now, when the runs start (it is cached)
     runs: list[dict[str, Any]] = []
     by_seed: dict[int, dict[str, dict]] = {}
     unavailable: dict[str, str] = {}
