@@ -239,6 +239,7 @@ def cmd_lab(args) -> None:
             notices=args.notices,
             by_group=args.by_group,
             resume=args.resume,
+            jobs=args.jobs,
         )
     except ValueError as exc:
         sys.exit(f"backorder: {exc}")
@@ -413,6 +414,7 @@ def main(argv: list[str] | None = None) -> None:
     lab.add_argument("--out", default="lab-out", help="folder for report.json and report.md")
     lab.add_argument("--keep", action="store_true", help="leave the last run's daemon running (for the console)")
     lab.add_argument("--keep-journals", action="store_true", help="keep every run's journal under OUT/runs")
+    lab.add_argument("--jobs", type=int, default=1, help="runs at once, each in a process of its own (not with --keep)")
     lab.add_argument(
         "--resume",
         action="store_true",

@@ -8,12 +8,13 @@ on two cores (one policy run of the full size: 782,165 order lines, 4.5 minutes;
 11 policies x 5 seeds x 2 scenarios). ``--quick``: 200 SKUs x 90 days, one seed, five
 points of the sweep (a few minutes).
 
-    python bench/decision.py [--quick] [--skus N --days D --seeds K] [--out DIR] [--resume]
+    python bench/decision.py [--quick] [--skus N --days D --seeds K] [--out DIR] [--resume] [--jobs N]
 
 ``--resume``: the runs happen under the output folder (not a temp one) and every finished
 run is kept there (``backorder/lab/stored.py``); a second call with the same arguments
 reuses the runs this code already made and runs only the rest, so the full benchmark can
-be run in parts (stop it at any time).
+be run in parts (stop it at any time). ``--jobs N``: N runs at once, each in a process of
+its own (the report is the same).
 
 Saves decision.json (decision_quick.json) with the targets' figures flat at the top
 (``mixed.*``, ``control.*``: the planner with FIFO against static-7 and against the
@@ -77,6 +78,7 @@ def main() -> None:
     ap.add_argument("--scenarios", default="mixed,control")
     ap.add_argument("--out", default=None, help="folder for the lab reports (default bench/results/decision)")
     ap.add_argument("--resume", action="store_true", help="keep finished runs under --out and reuse them")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once, each in a process of its own")
     args = ap.parse_args()
     exit_on_sigterm()
     skus = args.skus or (200 if args.quick else 2000)
@@ -90,10 +92,10 @@ def main() -> None:
     for scenario in args.scenarios.split(","):
         spec = ScenarioSpec(skus=skus, days=days, scenario=scenario)  # type: ignore[arg-type]
         if args.resume:
-            report = run_lab(spec, names, seeds, out / scenario, resume=True)
+            report = run_lab(spec, names, seeds, out / scenario, resume=True, jobs=args.jobs)
         else:
             with tempfile.TemporaryDirectory(prefix="lab-") as tmp:
-                report = run_lab(spec, names, seeds, Path(tmp))
+                report = run_lab(spec, names, seeds, Path(tmp), jobs=args.jobs)
         (out / scenario).mkdir(parents=True, exist_ok=True)
         (out / scenario / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         (out / scenario / "report.md").write_text(markdown(report))

@@ -8,7 +8,10 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, replace
+from functools import lru_cache
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -59,77 +62,95 @@ def run_lab(
     notices: bool = False,
     by_group: bool = False,
     resume: bool = False,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Every policy on every seed; returns the report (also written under ``out``).
     ``keep`` leaves the last run's daemon serving (and its journal in place).
     ``by_group``: the report also splits each seed's figures by kind of SKU
     (``groups``: demand pattern, supplier pace, quoted lead time). Every finished run is
     kept under ``out/done`` (``stored``); ``resume`` reuses those this code made on the
-    same site instead of running them again."""
+    same site instead of running them again. ``jobs``: runs at once, each in a process
+    of its own (a run is one daemon and its driver); the report is the same as with one."""
     chosen = policies.parse(names)
+    if keep and jobs > 1:
+        raise ValueError("--keep leaves one run's daemon serving: it needs --jobs 1")
     out.mkdir(parents=True, exist_ok=True)
     stored.code_digest()  # of the source as it is now, when the runs start (it is cached)
-    runs: list[dict[str, Any]] = []
-    by_seed: dict[int, dict[str, dict]] = {}
+    done: dict[tuple[int, str], dict[str, Any]] = {}  # (seed, policy) -> {"record", "figures", ...}
     unavailable: dict[str, str] = {}
-    split: dict[int, dict[str, Any]] = {}
-    kept: tuple[RunInfo, Path] | None = None  # with ``keep``: the last run's daemon, still serving
+    skus_of: dict[int, Any] = {}
+    todo: list[tuple[ScenarioSpec, policies.Policy]] = []
     for seed in seeds:
-        t0 = time.perf_counter()
         site_spec = replace(spec, seed=seed)
-        site = Site.generate(site_spec)
+        t0 = time.perf_counter()
+        site = _site(site_spec)  # the last seed's is kept (each pooled run makes its own)
         say(f"seed {seed}: {len(site.orders):,} orders, {site.line_count():,} lines ({time.perf_counter() - t0:.1f} s)")
-        per_sku: dict[str, dict] = {}
+        skus_of[seed] = site.skus
         for policy in chosen:
-            if policy.name in unavailable:
-                continue
-            workdir = out / "runs" / f"{policy.name}-seed{seed}"
             if resume and not (keep and seed == seeds[-1] and policy is chosen[-1]):  # --keep's daemon: run
-                done, why = stored.load(out, site_spec, policy.name, notices=notices, per_sku=by_group)
-                if done is not None:
+                found, why = stored.load(out, site_spec, policy.name, notices=notices, per_sku=by_group)
+                if found is not None:
                     say(f"  {policy.name}: reused {stored.path_for(out, policy.name, seed)}")
-                    figs = done["figures"]
-                    per = figs.pop("per_sku", None)
-                    if by_group:
-                        per_sku[policy.name] = per
-                    by_seed.setdefault(seed, {})[policy.name] = figs
-                    runs.append({**done["record"], "reused": True, "figures": figs})
+                    done[seed, policy.name] = {**found, "reused": True}
                     continue
                 say(f"  {policy.name}: running ({why})")
-
-            def started(info: RunInfo, name: str = policy.name) -> None:
-                say(f"  {name}: daemon on {info.socket} (watch: backorder tui --socket {info.socket})")
-
+            todo.append((site_spec, policy))
+    kept: RunInfo | None = None
+    if jobs == 1:
+        for site_spec, policy in todo:
+            seed = site_spec.seed
+            if policy.name in unavailable:
+                continue
+            last = keep and (site_spec, policy) == todo[-1]
             try:
-                info, figs = run_one(
-                    site, policy, workdir, keep=keep, on_start=started, notices=notices, per_sku=by_group
+                info, figs = _run_kept(
+                    _site(site_spec), site_spec, policy, out, notices, by_group, keep_journals, say, keep=last
                 )
             except PolicyUnavailable as exc:
                 unavailable[policy.name] = str(exc)
                 say(f"  {policy.name}: not available ({exc})")
                 continue
-            say(
-                f"  {policy.name}: {info.lines_sent:,} lines in {info.seconds:.1f} s; fill {figs['fill_rate']}, "
-                f"on hand {figs['on_hand_units']}, p95 age {figs['backorder_age_p95_days']} d"
-            )
-            stored.save(out, site_spec, policy.name, info.record(), figs, notices=notices)
+            done[seed, policy.name] = {"record": info.record(), "figures": figs}
+            kept = info if last else None
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = {
+                pool.submit(_run_pooled, site_spec, policy.name, out, notices, by_group, keep_journals): (
+                    site_spec.seed,
+                    policy.name,
+                )
+                for site_spec, policy in todo
+            }
+            for future in as_completed(futures):
+                seed, name = futures[future]
+                try:
+                    record, figs = future.result()
+                except PolicyUnavailable as exc:
+                    unavailable[name] = str(exc)
+                    say(f"  {name} seed {seed}: not available ({exc})")
+                    continue
+                say(_finished(name, seed, record, figs))
+                done[seed, name] = {"record": record, "figures": figs}
+    runs: list[dict[str, Any]] = []
+    by_seed: dict[int, dict[str, dict]] = {}
+    split: dict[int, dict[str, Any]] = {}
+    for seed in seeds:
+        per_sku: dict[str, dict] = {}
+        for policy in chosen:
+            found = done.get((seed, policy.name))
+            if found is None or policy.name in unavailable:
+                continue
+            figs = dict(found["figures"])
+            per = figs.pop("per_sku", None)
             if by_group:
-                per_sku[policy.name] = figs.pop("per_sku")
+                per_sku[policy.name] = per
             by_seed.setdefault(seed, {})[policy.name] = figs
-            runs.append({**info.record(), "figures": figs})
-            if kept is not None:  # a newer run is the one to keep
-                stop(kept[0])
-                _drop(kept[1], keep_journals)
-            if keep:
-                kept = (info, workdir)
-            else:
-                _drop(workdir, keep_journals)
+            runs.append({**found["record"], **({"reused": True} if found.get("reused") else {}), "figures": figs})
         if by_group:
-            split[seed] = groups.split(site.skus, per_sku)
+            split[seed] = groups.split(skus_of[seed], per_sku)
     if kept is not None:
-        info = kept[0]
-        assert info.daemon is not None and info.daemon.proc is not None
-        say(f"  kept running: backorder tui --socket {info.socket}  (stop it: kill {info.daemon.proc.pid})")
+        assert kept.daemon is not None and kept.daemon.proc is not None
+        say(f"  kept running: backorder tui --socket {kept.socket}  (stop it: kill {kept.daemon.proc.pid})")
     result: dict[str, Any] = {
         "spec": asdict(spec) | {"seed": None},
         "seeds": seeds,
@@ -143,3 +164,59 @@ def run_lab(
     (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "report.md").write_text(report.markdown(result))
     return result
+
+
+def _finished(name: str, seed: int, record: dict, figs: dict) -> str:
+    return (
+        f"  {name} seed {seed}: {record['lines_sent']:,} lines in {record['seconds']:.1f} s; fill {figs['fill_rate']}, "
+        f"on hand {figs['on_hand_units']}, p95 age {figs['backorder_age_p95_days']} d"
+    )
+
+
+def _run_kept(
+    site: Site,
+    site_spec: ScenarioSpec,
+    policy: policies.Policy,
+    out: Path,
+    notices: bool,
+    per_sku: bool,
+    keep_journals: bool,
+    say: Callable[[str], None],
+    *,
+    keep: bool = False,
+) -> tuple[RunInfo, dict[str, Any]]:
+    """One run: replayed, refereed, kept under ``out/done``; its folder dropped unless
+    ``keep_journals`` or ``keep`` (then its daemon still serves)."""
+    workdir = out / "runs" / f"{policy.name}-seed{site_spec.seed}"
+
+    def started(info: RunInfo) -> None:
+        say(f"  {policy.name}: daemon on {info.socket} (watch: backorder tui --socket {info.socket})")
+
+    info, figs = run_one(site, policy, workdir, keep=keep, on_start=started, notices=notices, per_sku=per_sku)
+    say(_finished(policy.name, site_spec.seed, info.record(), figs))
+    stored.save(out, site_spec, policy.name, info.record(), figs, notices=notices)
+    if not keep:
+        _drop(workdir, keep_journals)
+    return info, figs
+
+
+@lru_cache(maxsize=1)
+def _site(site_spec: ScenarioSpec) -> Site:
+    return Site.generate(site_spec)
+
+
+def _run_pooled(
+    site_spec: ScenarioSpec, name: str, out: Path, notices: bool, per_sku: bool, keep_journals: bool
+) -> tuple[dict, dict]:
+    """``_run_kept`` in a process of the pool (which makes the site once per seed)."""
+    info, figs = _run_kept(
+        _site(site_spec),
+        site_spec,
+        policies.parse([name])[0],
+        out,
+        notices,
+        per_sku,
+        keep_journals,
+        lambda line: print(line, flush=True),
+    )
+    return info.record(), figs

@@ -203,6 +203,28 @@ def test_lab_resume_reuses_only_the_runs_this_code_made_on_the_same_site(tmp_pat
     assert "reused" not in fourth and fourth.count("its spec differs") == 2
 
 
+def test_lab_jobs_run_side_by_side_and_report_what_one_at_a_time_reports(tmp_path):
+    _lab(tmp_path / "one", "--seeds", "2")
+    both = _lab(tmp_path / "two", "--seeds", "2", "--jobs", "2")
+    assert both.count("daemon on") == 4
+    one = json.loads((tmp_path / "one" / "report.json").read_text())
+    two = json.loads((tmp_path / "two" / "report.json").read_text())
+    key = lambda r: (r["seed"], r["policy"])  # noqa: E731
+    assert [key(r) for r in two["runs"]] == [key(r) for r in one["runs"]]
+
+    def figures(report: dict) -> list[dict]:  # less the referee's own time
+        return [{k: v for k, v in r["figures"].items() if k != "referee_seconds"} for r in report["runs"]]
+
+    assert figures(two) == figures(one)
+    assert two["summary"] == one["summary"]
+    assert sorted(p.name for p in (tmp_path / "two" / "done").iterdir()) == [
+        "static-0-seed1.json",
+        "static-0-seed2.json",
+        "static-7-seed1.json",
+        "static-7-seed2.json",
+    ]
+
+
 def test_a_daemon_that_takes_the_config_but_not_the_planner_mode_makes_it_unavailable(ci_site, tmp_path, monkeypatch):
     """The second way a daemon can lack the planner: its config loads (no ``[planner]``
     asked for here) but ``sku.configure`` refuses ``mode``: reported, not a failure."""
