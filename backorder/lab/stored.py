@@ -34,6 +34,9 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
+_DIFFERS = {"spec": "made on another site", "notices": "made with other --notices", "code": "made by other code"}
+
+
 def path_for(out: Path, policy: str, seed: int) -> Path:
     return out / "done" / f"{policy}-seed{seed}.json"
 
@@ -51,10 +54,9 @@ def load(out: Path, spec: ScenarioSpec, policy: str, *, notices: bool, per_sku: 
         return None, "not run yet"
     except (OSError, ValueError) as exc:
         return None, f"unreadable ({exc})"
-    key = _key(spec, notices)
-    for name, want in key.items():
+    for name, want in _key(spec, notices).items():
         if stored.get(name) != want:
-            return None, f"its {name} differs"
+            return None, _DIFFERS[name]
     if per_sku and "per_sku" not in stored["figures"]:
         return None, "it has no per-SKU figures"
     return stored, "reused"

@@ -196,11 +196,11 @@ def test_lab_resume_reuses_only_the_runs_this_code_made_on_the_same_site(tmp_pat
     stale["code"] = "another"
     kept.write_text(json.dumps(stale))
     third = _lab(out, "--resume")
-    assert "static-0: reused" in third and "static-7: running (its code differs)" in third
+    assert "static-0: reused" in third and "static-7: running (made by other code)" in third
     assert json.loads(kept.read_text())["code"] != "another"
     # another site (one more day) reuses nothing
     fourth = _lab(out, "--resume", "--days", "6")
-    assert "reused" not in fourth and fourth.count("its spec differs") == 2
+    assert "reused" not in fourth and fourth.count("made on another site") == 2
 
 
 def test_lab_jobs_run_side_by_side_and_report_what_one_at_a_time_reports(tmp_path):
