@@ -3,9 +3,10 @@ the stationary control site. Every policy replays the same generated site throug
 own real daemon on the stepped clock; every figure comes from that daemon's journal.
 
 Full run: 2,000 SKUs x 365 days (+28 warm-up), 5 paired seeds, the static sweep
-(0-21 safety days) and both planner policies, on both scenarios. It takes about 8 hours
-on two cores (one policy run of the full size: 782,165 order lines, 4.5 minutes; times
-11 policies x 5 seeds x 2 scenarios). ``--quick``: 200 SKUs x 90 days, one seed, five
+(0-21 safety days) and both planner policies, on both scenarios: 110 runs, about 10
+hours on two cores one at a time and about 7 with ``--jobs 2`` (a static run of the full
+size, 782,165 order lines, takes 4.5 minutes alone and 4.8-6.4 beside another; a planner
+run ~15 minutes beside another); ``--resume`` lets it run in parts. ``--quick``: 200 SKUs x 90 days, one seed, five
 points of the sweep (a few minutes).
 
     python bench/decision.py [--quick] [--skus N --days D --seeds K] [--out DIR] [--resume] [--jobs N]
