@@ -91,34 +91,40 @@ def test_the_referee_agrees_with_the_daemon_on_the_stock_it_ends_with(ci_site, t
         info.daemon.cleanup()
 
 
-def test_backorder_lab_writes_its_report_and_keep_leaves_a_daemon_to_attach_to(tmp_path):
-    out = tmp_path / "out"
+def _run_lab(*args: str) -> str:
+    """``backorder lab`` in a process of its own; its output."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "backorder",
-            "lab",
-            "--skus",
-            "20",
-            "--days",
-            "10",
-            "--warmup",
-            "7",
-            "--policies",
-            "static-0,static-7,planner-fifo",
-            "--out",
-            str(out),
-            "--keep",
-            "--by-group",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
+        [sys.executable, "-m", "backorder", "lab", *args], capture_output=True, text=True, timeout=240
     )
     assert proc.returncode == 0, proc.stderr
-    pid = int(re.search(r"\(stop it: kill (\d+)\)", proc.stdout).group(1))
-    sock = re.search(r"kept running: backorder tui --socket (\S+)", proc.stdout).group(1)
+    return proc.stdout
+
+
+def _lab(out: Path, *extra: str) -> str:
+    """A tiny lab (10 SKUs x 5 days, two static policies)."""
+    return _run_lab(
+        "--skus", "10", "--days", "5", "--warmup", "2", "--policies", "static-0,static-7", "--out", str(out), *extra
+    )
+
+
+def test_backorder_lab_writes_its_report_and_keep_leaves_a_daemon_to_attach_to(tmp_path):
+    out = tmp_path / "out"
+    stdout = _run_lab(
+        "--skus",
+        "20",
+        "--days",
+        "10",
+        "--warmup",
+        "7",
+        "--policies",
+        "static-0,static-7,planner-fifo",
+        "--out",
+        str(out),
+        "--keep",
+        "--by-group",
+    )
+    pid = int(re.search(r"\(stop it: kill (\d+)\)", stdout).group(1))
+    sock = re.search(r"kept running: backorder tui --socket (\S+)", stdout).group(1)
     try:
         with Client(sock) as c:  # what the console does first
             assert c.call("health")["status"] == "serving"
@@ -145,37 +151,10 @@ def test_backorder_lab_writes_its_report_and_keep_leaves_a_daemon_to_attach_to(t
                 assert sum(r["policies"][name]["on_hand_units"] for r in rows.values()) == pytest.approx(
                     f["on_hand_units"], abs=0.1
                 )
-        assert "| static-7 |" in proc.stdout
+        assert "| static-7 |" in stdout
     finally:
         os.kill(pid, signal.SIGTERM)
         shutil.rmtree(Path(sock).parent, ignore_errors=True)  # the launcher's socket folder
-
-
-def _lab(out: Path, *extra: str) -> str:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "backorder",
-            "lab",
-            "--skus",
-            "10",
-            "--days",
-            "5",
-            "--warmup",
-            "2",
-            "--policies",
-            "static-0,static-7",
-            "--out",
-            str(out),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 def test_lab_resume_reuses_only_the_runs_this_code_made_on_the_same_site(tmp_path):
