@@ -129,7 +129,6 @@ def run_lab(
                     unavailable[name] = str(exc)
                     say(f"  {name} seed {seed}: not available ({exc})")
                     continue
-                say(_finished(name, seed, record, figs))
                 done[seed, name] = {"record": record, "figures": figs}
     runs: list[dict[str, Any]] = []
     by_seed: dict[int, dict[str, dict]] = {}
@@ -166,13 +165,6 @@ def run_lab(
     return result
 
 
-def _finished(name: str, seed: int, record: dict, figs: dict) -> str:
-    return (
-        f"  {name} seed {seed}: {record['lines_sent']:,} lines in {record['seconds']:.1f} s; fill {figs['fill_rate']}, "
-        f"on hand {figs['on_hand_units']}, p95 age {figs['backorder_age_p95_days']} d"
-    )
-
-
 def _run_kept(
     site: Site,
     site_spec: ScenarioSpec,
@@ -193,7 +185,10 @@ def _run_kept(
         say(f"  {policy.name}: daemon on {info.socket} (watch: backorder tui --socket {info.socket})")
 
     info, figs = run_one(site, policy, workdir, keep=keep, on_start=started, notices=notices, per_sku=per_sku)
-    say(_finished(policy.name, site_spec.seed, info.record(), figs))
+    say(
+        f"  {policy.name} seed {site_spec.seed}: {info.lines_sent:,} lines in {info.seconds:.1f} s; "
+        f"fill {figs['fill_rate']}, on hand {figs['on_hand_units']}, p95 age {figs['backorder_age_p95_days']} d"
+    )
     stored.save(out, site_spec, policy.name, info.record(), figs, notices=notices)
     if not keep:
         _drop(workdir, keep_journals)

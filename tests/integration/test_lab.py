@@ -185,7 +185,7 @@ def test_lab_resume_reuses_only_the_runs_this_code_made_on_the_same_site(tmp_pat
 def test_lab_jobs_run_side_by_side_and_report_what_one_at_a_time_reports(tmp_path):
     _lab(tmp_path / "one", "--seeds", "2")
     both = _lab(tmp_path / "two", "--seeds", "2", "--jobs", "2")
-    assert both.count("daemon on") == 4
+    assert both.count("daemon on") == 4 and both.count(" lines in ") == 4  # each said once
     one = json.loads((tmp_path / "one" / "report.json").read_text())
     two = json.loads((tmp_path / "two" / "report.json").read_text())
     key = lambda r: (r["seed"], r["policy"])  # noqa: E731
