@@ -259,6 +259,7 @@ def main() -> None:
         time.sleep(2.0)  # the baseline: the same reads with no run going (a shared machine is noisy)
         idle = len(prober.latencies)
         baseline = prober.latencies[:idle]
+        gc0 = ok(d.sock, {"op": "health"})["gc"]
         cpu0 = d.cpu_seconds()
         runs_start = time.time()
         t0 = time.perf_counter()
@@ -273,6 +274,7 @@ def main() -> None:
         marks.update(daily_start=t0, daily_end=t0 + daily_s)
         daemon_cpu = d.cpu_seconds() - cpu0
         runs_end = time.time()
+        gc1 = ok(d.sock, {"op": "health"})["gc"]
         prober.stop.set()
         prober.join()
         during = prober.latencies[idle:]
@@ -301,6 +303,14 @@ def main() -> None:
             "daily_run_s": round(daily_s, 3),
             "daily_run": daily,
             "daemon_cpu_s": round(daemon_cpu, 2),  # the daemon's CPU time over both runs (all threads)
+            # the daemon's garbage collections during both runs (daemon/collector.py): how
+            # many, their total pause, and the longest since it started (if it was one of them)
+            "gc_during_runs": {
+                "collections": gc1["collections"] - gc0["collections"],
+                "pause_total_ms": round(gc1["pause_total_ms"] - gc0["pause_total_ms"], 1),
+                "pause_max_ms": gc1["pause_max_ms"] if gc1["pause_max_ms"] > gc0["pause_max_ms"] else None,
+                "pause_cpu_max_ms": gc1["pause_cpu_max_ms"] if gc1["pause_cpu_max_ms"] > gc0["pause_cpu_max_ms"] else None,
+            },
             "reads_during_runs": len(during),
             "reads_over_5ms": sum(1 for x in during if x > 0.005),
             "idle_reads_over_5ms": sum(1 for x in baseline if x > 0.005),

@@ -880,6 +880,16 @@ TOPICS: dict[str, frozenset[str]] = {
 }
 
 
+# Events whose effect on the model is confined to their own SKU's record (``Model.evolve``:
+# a policy_tuned sets the SKU's levels and its planner record, nothing else): a read of
+# another SKU, or of an order with no line on it, shows nothing they change, so its reply
+# need not wait until they are durable (``Journal.fence``). A planner run journals one per
+# SKU for seconds; without this every read in that time waited for a commit. Any other
+# event may change anything a read shows, so every reply waits for it. Add a type here
+# only if its ``evolve`` handler touches nothing but ``world.skus[e.sku]`` and
+# ``world.tuned[e.sku]``.
+SKU_CONFINED: frozenset[type] = frozenset({PolicyTuned})
+
 # Events that stand for several events of one kind, each naming its order (one journal
 # row for many): the tag of the batch -> the tag each of its parts is shown as in the
 # audit by order and the event stream.

@@ -113,7 +113,11 @@ def to_actor(ctx: Context, conn: Connection, req: p.Request, reply: Reply, corr:
 def order_get(ctx: Context, conn: Connection, req: p.OrderGet, reply: Reply, corr: str) -> None:
     """One order, by order_id or by (channel, account, external_id); archived ones from SQLite."""
     found = _find_order(ctx, req)
-    reply.ok(found if isinstance(found, dict) else views.order_detail(ctx.engine.world, found, ctx.engine.now()))
+    if isinstance(found, dict):  # archived: read from SQLite
+        reply.ok(found)
+    else:  # shows the order and, per line, its SKU's queue and supply
+        detail = views.order_detail(ctx.engine.world, found, ctx.engine.now())
+        reply.ok(detail, skus={ln.sku for ln in found.lines})
 
 
 def orders_list(ctx: Context, conn: Connection, req: p.OrdersList, reply: Reply, corr: str) -> None:
@@ -140,7 +144,7 @@ def sku_get(ctx: Context, conn: Connection, req: p.SkuGet, reply: Reply, corr: s
         out["planner"] = explain_view(
             s.policy, ctx.engine.world.tuned.get(sku), ctx.planner.results.get(sku), ctx.planner.settings
         )
-    reply.ok(out)
+    reply.ok(out, skus=(sku,))
 
 
 def skus_list(ctx: Context, conn: Connection, req: p.SkusList, reply: Reply, corr: str) -> None:
@@ -398,7 +402,7 @@ def planner_status(ctx: Context, conn: Connection, req: p.PlannerStatus, reply: 
 
 def planner_explain(ctx: Context, conn: Connection, req: p.PlannerExplain, reply: Reply, corr: str) -> None:
     """Why a SKU has the levels it has: its mode, the last policy_tuned, the latest forecast."""
-    reply.ok(_planner(ctx).explain(req.sku))
+    reply.ok(_planner(ctx).explain(req.sku), skus=(req.sku,))
 
 
 def threepl_status(ctx: Context, conn: Connection, req: p.ThreeplStatus, reply: Reply, corr: str) -> None:

@@ -25,6 +25,7 @@ import trio
 from backorder.actors.events import (
     BATCHES,
     EVENT_ENCODER,
+    SKU_CONFINED,
     Batch,
     Event,
     LinesAllocated,
@@ -136,6 +137,10 @@ class Journal:
         self.path = Path(path)
         self.last_seq = 0  # last appended (in memory, maybe not durable yet)
         self.committed_seq = 0  # last durable
+        # What a read's reply waits for (``fence``): the last event that may change
+        # anything, and per SKU the last event confined to it (events.SKU_CONFINED).
+        self.unconfined_seq = 0
+        self.confined_seq: dict[str, int] = {}
         self.commits = 0
         self.rows_committed = 0
         self.last_batch = 0
@@ -277,6 +282,10 @@ class Journal:
     def append_body(self, e: Event, body: bytes, sku: str | None, order_id: str | None) -> int:
         """Number and queue an event already encoded by ``encode_checked``."""
         seq = self.last_seq = self.last_seq + 1
+        if type(e) in SKU_CONFINED:
+            self.confined_seq[sku] = seq  # type: ignore[index]
+        else:
+            self.unconfined_seq = seq
         if type(e) is LinesAllocated or type(e) is ShipmentsCreated:
             orders = named_orders(e)  # type: ignore[arg-type]
             if len(orders) == 1:  # the usual settle of one new order: found by its column
@@ -346,6 +355,14 @@ class Journal:
         self.snapshot_child_s = time.perf_counter() - child.started
         if done:  # its file is in place: the older ones are not needed any more
             snapfiles.prune(self.path, child.seq)
+
+    def fence(self, skus) -> int:
+        """The seq a read that shows only ``skus`` (a SKU, or an order's lines) must see
+        durable before its reply leaves: every event that may change anything, and the
+        events confined to one of these SKUs (events.SKU_CONFINED) - not those confined to
+        other SKUs, which the read does not show."""
+        confined = self.confined_seq
+        return max(self.unconfined_seq, max((confined.get(s, 0) for s in skus), default=0))
 
     async def wait_durable(self, seq: int) -> None:
         while self.committed_seq < seq:

@@ -110,10 +110,14 @@ class Reply:
         self.t0 = t0
         self.corr = corr  # the journal's correlation id of this request (audit trail)
 
-    def ok(self, result) -> None:
+    def ok(self, result, skus=None) -> None:
+        """``skus``: a read that shows only these SKUs (one SKU, an order's lines) says so;
+        its reply then waits only for the events that may change them (``Journal.fence``),
+        not for every event journaled before it."""
         if requestlog.wanted(self.op, True):
             requestlog.summary(self, True, result)
-        self.conn.put_reply(p.ok(self.req_id, result), self.t0)
+        conn = self.conn
+        conn.put_reply(p.ok(self.req_id, result), self.t0, None if skus is None else conn.gateway.journal.fence(skus))
 
     def error(self, code: str, message: str) -> None:
         self.conn.gateway.recorder.error(self.op, code)
@@ -186,7 +190,7 @@ class Connection:
             self.all_answered = trio.Event()
             await self.all_answered.wait()
 
-    def put_reply(self, msg, t0: float = 0.0) -> None:
+    def put_reply(self, msg, t0: float = 0.0, fence: int | None = None) -> None:
         self.answered += 1
         if self.owed() <= 0:
             self.all_answered.set()
@@ -201,8 +205,12 @@ class Connection:
             log.exception("reply_failed", conn=self.id)
             data = _encode(p.err(msg.id, "internal_error", f"the reply did not encode: {exc}"))
         self.reply_bytes += len(data)
-        try:  # the reply may only leave once everything journaled so far is durable
-            self.out_send.send_nowait((self.gateway.journal.last_seq, data, t0))
+        # The reply may only leave once everything journaled so far is durable (or, for a
+        # read that names its SKUs, everything it shows: ``fence``). The writer sends a
+        # connection's replies in order, so a read never overtakes an earlier write's reply.
+        seq = self.gateway.journal.last_seq if fence is None else fence
+        try:
+            self.out_send.send_nowait((seq, data, t0))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.reply_bytes -= len(data)  # the client went away; its request was still carried out
 
