@@ -309,7 +309,9 @@ def main() -> None:
                 "collections": gc1["collections"] - gc0["collections"],
                 "pause_total_ms": round(gc1["pause_total_ms"] - gc0["pause_total_ms"], 1),
                 "pause_max_ms": gc1["pause_max_ms"] if gc1["pause_max_ms"] > gc0["pause_max_ms"] else None,
-                "pause_cpu_max_ms": gc1["pause_cpu_max_ms"] if gc1["pause_cpu_max_ms"] > gc0["pause_cpu_max_ms"] else None,
+                "pause_cpu_max_ms": gc1["pause_cpu_max_ms"]
+                if gc1["pause_cpu_max_ms"] > gc0["pause_cpu_max_ms"]
+                else None,
             },
             "reads_during_runs": len(during),
             "reads_over_5ms": sum(1 for x in during if x > 0.005),

@@ -12,6 +12,8 @@ of ms and keep the series in the daemon's memory); the journal already has it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from msgspec import Struct
 
 
@@ -68,8 +70,9 @@ class SkuResult(Struct, kw_only=True, frozen=True):
     new: Levels | None
     demand_class: str
     model: str
-    forecast: list[float]  # next 30 days, daily, units
-    history: list[float] = []  # the last 30 days of demand the forecast followed, daily units
+    # Sequences: decoded as lists; the daemon keeps them as arrays (daemon.planner.kept)
+    forecast: Sequence[float]  # next 30 days, daily, units
+    history: Sequence[float] = ()  # the last 30 days of demand the forecast followed, daily units
     daily_mean: float = 0.0
     lead_time_demand: float = 0.0
     error_sd: float = 0.0
