@@ -316,6 +316,22 @@ def cmd_import(args) -> None:
         print(json.dumps(summary))
 
 
+def _at_least(least: int):
+    """An argparse type: a whole number no smaller than ``least`` (a lab of 0 seeds or
+    0 jobs is a typo: said at once, not as an empty report or a pool's ValueError)."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if n < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, not {n}")
+        return n
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> None:
     from backorder import demo_scenarios  # the demo's story names (a light module)
 
@@ -377,7 +393,7 @@ def main(argv: list[str] | None = None) -> None:
 
     demo = sub.add_parser("demo", help="run a simulated site and watch it in the console")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
-    demo.add_argument("--skus", type=int, default=200)
+    demo.add_argument("--skus", type=_at_least(1), default=200)
     demo.add_argument("--speed", type=float, default=3600.0, help="simulated seconds per real second")
     demo.add_argument("--keep", action="store_true", help="keep the temporary folder")
     demo.add_argument("--plain", action="store_true", help="summary lines instead of the console")
@@ -387,7 +403,9 @@ def main(argv: list[str] | None = None) -> None:
         choices=tuple(demo_scenarios.SCENARIOS),
         help="the story the site plays (README: What the demo shows)",
     )
-    demo.add_argument("--history", type=int, default=10, help="simulated days played before the demo opens (0 = none)")
+    demo.add_argument(
+        "--history", type=_at_least(0), default=10, help="simulated days played before the demo opens (0 = none)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     tui = sub.add_parser("tui", help="the supervisor console (attach to a running daemon)")
@@ -396,10 +414,10 @@ def main(argv: list[str] | None = None) -> None:
     tui.set_defaults(func=cmd_tui)
 
     lab = sub.add_parser("lab", help="compare reorder policies on a simulated site, through real daemons")
-    lab.add_argument("--skus", type=int, default=200)
-    lab.add_argument("--days", type=int, default=90, help="measured days (after the warm-up)")
-    lab.add_argument("--warmup", type=int, default=28, help="warm-up days, replayed but not measured")
-    lab.add_argument("--seeds", type=int, default=1, help="paired seeds 1..K (every policy sees each site)")
+    lab.add_argument("--skus", type=_at_least(1), default=200)
+    lab.add_argument("--days", type=_at_least(1), default=90, help="measured days (after the warm-up)")
+    lab.add_argument("--warmup", type=_at_least(0), default=28, help="warm-up days, replayed but not measured")
+    lab.add_argument("--seeds", type=_at_least(1), default=1, help="paired seeds 1..K (every policy sees each site)")
     lab.add_argument(
         "--scenario",
         choices=["mixed", "control", "flash-sale"],
@@ -414,7 +432,9 @@ def main(argv: list[str] | None = None) -> None:
     lab.add_argument("--out", default="lab-out", help="folder for report.json and report.md")
     lab.add_argument("--keep", action="store_true", help="leave the last run's daemon running (for the console)")
     lab.add_argument("--keep-journals", action="store_true", help="keep every run's journal under OUT/runs")
-    lab.add_argument("--jobs", type=int, default=1, help="runs at once, each in a process of its own (not with --keep)")
+    lab.add_argument(
+        "--jobs", type=_at_least(1), default=1, help="runs at once, each in a process of its own (not with --keep)"
+    )
     lab.add_argument(
         "--resume",
         action="store_true",
@@ -429,9 +449,9 @@ def main(argv: list[str] | None = None) -> None:
         help="split each seed's figures by demand pattern, supplier pace and quoted lead time",
     )
     sale = lab.add_argument_group("flash-sale scenario (docs/lab.md)")
-    sale.add_argument("--hours", type=int, default=24, help="hours of demand")
-    sale.add_argument("--burst", type=int, default=400, help="orders of the sale")
-    sale.add_argument("--pick-rate", type=int, default=60, help="units the site picks an hour")
+    sale.add_argument("--hours", type=_at_least(1), default=24, help="hours of demand")
+    sale.add_argument("--burst", type=_at_least(1), default=400, help="orders of the sale")
+    sale.add_argument("--pick-rate", type=_at_least(1), default=60, help="units the site picks an hour")
     sale.add_argument("--p95-bound-hours", type=float, default=4.0, help="the bound on order -> ship p95")
     sale.add_argument("--kill-at-hour", type=float, default=3.0, help="kill -9 the daemon at this engine hour")
     lab.set_defaults(func=cmd_lab)

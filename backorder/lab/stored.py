@@ -54,6 +54,13 @@ def load(out: Path, spec: ScenarioSpec, policy: str, *, notices: bool, per_sku: 
         return None, "not run yet"
     except (OSError, ValueError) as exc:
         return None, f"unreadable ({exc})"
+    if not (
+        isinstance(stored, dict) and isinstance(stored.get("record"), dict) and isinstance(stored.get("figures"), dict)
+    ):
+        return (
+            None,
+            "unreadable (not a stored run: no record and figures)",
+        )  # a file edited or written by something else
     for name, want in _key(spec, notices).items():
         if stored.get(name) != want:
             return None, _DIFFERS[name]

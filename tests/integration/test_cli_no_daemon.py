@@ -68,3 +68,20 @@ def test_a_socket_nobody_listens_on_is_explained(short_dir, command):
     assert "Traceback" not in done.stderr
     assert f"backorder: no daemon at {sock} (nothing listens on it" in done.stderr
     assert "start it with `backorder serve`" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--jobs", "0"), "argument --jobs: must be at least 1, not 0"),
+        (("--seeds", "0"), "argument --seeds: must be at least 1, not 0"),
+        (("--skus", "-3"), "argument --skus: must be at least 1, not -3"),
+        (("--days", "ten"), "argument --days: not a whole number: 'ten'"),
+    ],
+)
+def test_a_lab_of_nothing_is_refused_before_it_starts(tmp_path, args, said):
+    """A lab of 0 seeds would write an empty report that says every invariant held; 0 jobs
+    was the process pool's ValueError."""
+    got = _cli("lab", "--out", str(tmp_path / "out"), *args)
+    assert got.returncode == 2 and said in got.stderr and "Traceback" not in got.stderr
+    assert not (tmp_path / "out").exists()

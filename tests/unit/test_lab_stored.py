@@ -3,6 +3,7 @@ code made them on the same site; anything else is run again."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from backorder.lab import stored
@@ -52,3 +53,13 @@ def test_a_torn_file_is_run_again(tmp_path):
     path.write_text(path.read_text()[:40])
     found, why = stored.load(tmp_path, SPEC, "static-7", notices=False, per_sku=False)
     assert found is None and why.startswith("unreadable")
+
+
+def test_a_file_that_is_json_but_not_a_stored_run_is_run_again(tmp_path):
+    stored.save(tmp_path, SPEC, "static-7", RECORD, FIGURES, notices=False)
+    path = stored.path_for(tmp_path, "static-7", 3)
+    kept = json.loads(path.read_text())
+    for other in ([kept], {**kept, "figures": None}, {k: v for k, v in kept.items() if k != "record"}, "static-7"):
+        path.write_text(json.dumps(other))
+        found, why = stored.load(tmp_path, SPEC, "static-7", notices=False, per_sku=True)
+        assert found is None and why.startswith("unreadable"), other
