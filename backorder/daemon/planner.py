@@ -309,14 +309,14 @@ class Planner:
             with trio.move_on_after(s.run_timeout_s):
                 await proc.stdin.send_all(_encoder.encode(req) + b"\n")
                 while True:
-                    msg = _decoder.decode(await lines.next())
-                    if not isinstance(msg, wire.Results):
-                        reply = msg
+                    got = received(await lines.next())
+                    if not isinstance(got, list):
+                        reply = got
                         break
                     # each part applied as it comes: the SKU actors journal it while the
                     # worker plans the next part, and the loop serves others in between
-                    results += msg.results
-                    tuned += await self._apply(msg.results, cause, stepped)
+                    results += got
+                    tuned += await self._apply(got, cause, stepped)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise WorkerLost("the planner worker exited") from exc
         finally:
@@ -369,7 +369,7 @@ class Planner:
         So there the SKUs go one at a time: each SKU's result, and what it caused (a settle's
         fills, the loans they ask for), is decided before the next is sent, whenever the
         worker sends its part, and the waiting requests are served in between."""
-        self.results.update((r.sku, kept(r)) for r in results)
+        self.results.update((r.sku, r) for r in results)
         todo = [r for r in results if r.new is not None]
         left = len(todo)
         journaled = 0
@@ -470,7 +470,16 @@ class Planner:
         return {"sku": sku, **explain_view(s.policy, world.tuned.get(sku), self.results.get(sku), self.settings)}
 
 
-def kept(result: wire.SkuResult) -> wire.SkuResult:
+def received(line: bytes) -> list[wire.SkuResult] | wire.Ready | wire.RunReply | wire.RunFailed:
+    """One line of the worker's answer to a run: a part of its results (kept compact from
+    here on, see ``compact``: the decoded lists die with the message), or its end."""
+    msg = _decoder.decode(line)
+    if isinstance(msg, wire.Results):
+        return [compact(r) for r in msg.results]
+    return msg
+
+
+def compact(result: wire.SkuResult) -> wire.SkuResult:
     """A SKU's latest result as kept in memory until the next run: its daily series as
     arrays of doubles, which the garbage collector visits as one object each. As decoded
     lists (two per SKU, 60 distinct floats) a run's 2,000 results were visited float by

@@ -70,7 +70,7 @@ class SkuResult(Struct, kw_only=True, frozen=True):
     new: Levels | None
     demand_class: str
     model: str
-    # Sequences: decoded as lists; the daemon keeps them as arrays (daemon.planner.kept)
+    # Sequences: decoded as lists; the daemon keeps them as arrays (daemon.planner.compact)
     forecast: Sequence[float]  # next 30 days, daily, units
     history: Sequence[float] = ()  # the last 30 days of demand the forecast followed, daily units
     daily_mean: float = 0.0

@@ -20,6 +20,7 @@ from backorder.actors.engine import Engine
 from backorder.actors.router import Router, route
 from backorder.clock import SimClock, SteppedClock
 from backorder.config.settings import DaemonSettings, PlannerSettings, Settings
+from backorder.daemon import planner as planner_mod
 from backorder.daemon.journal import Journal
 from backorder.daemon.planner import Planner
 from backorder.planner import wire
@@ -146,24 +147,28 @@ async def test_under_the_stepped_clock_a_waiting_request_gets_a_turn_after_every
 
 async def test_the_latest_results_are_kept_where_the_collector_does_not_scan_them(tmp_path, nursery):
     """A run's 2,000 results stay in memory until the next run (``sku.get``, what-ifs):
-    their daily series as arrays, which the garbage collector visits as one object each
-    (as lists, the next young collection visited 120,000 floats: 7-8 ms of one loop step)."""
+    each part as the worker's line is read (``received``), their daily series as arrays,
+    which the garbage collector visits as one object each (as lists, young collections
+    during a run visited 120,000 floats: 7-10 ms of a loop step each)."""
     import gc
 
     import msgspec
 
     planner, _engine, _router = await planner_on(tmp_path, nursery, stepped=False)
-    part = [
+    sent = [
         msgspec.structs.replace(
             result(s, i), forecast=[i + d / 7 for d in range(30)], history=[d % 5 for d in range(30)]
         )
         for i, s in enumerate(SKUS[: wire.CHUNK])
     ]
+    part = planner_mod.received(msgspec.json.encode(wire.Results(run_id=1, results=sent)))
+    assert isinstance(part, list) and [r.sku for r in part] == SKUS[: wire.CHUNK]
+    # what a collection visits of each series (tp_traverse): no float
+    assert not [o for r in part for o in gc.get_referents(r.forecast, r.history) if isinstance(o, float)]
     with trio.fail_after(30):
         await planner._apply(part, "planner.run", False)
-    kept = planner.results[SKUS[3]]
-    # what a collection visits of each series (tp_traverse): no float
-    assert not [o for o in gc.get_referents(kept.forecast, kept.history) if isinstance(o, float)]
     shown = planner.explain(SKUS[3])["latest"]
     assert shown["forecast"] == [3 + d / 7 for d in range(30)] and shown["history"] == [d % 5 for d in range(30)]
     assert msgspec.json.decode(msgspec.json.encode(shown))["forecast"] == shown["forecast"]  # a reply carries it
+    end = wire.RunReply(run_id=1, duration_s=0.5, read_upto=10, skus=16)
+    assert planner_mod.received(msgspec.json.encode(end)) == end
