@@ -80,10 +80,11 @@ def run_lab(
     unavailable: dict[str, str] = {}
     skus_of: dict[int, Any] = {}
     todo: list[tuple[ScenarioSpec, policies.Policy]] = []
+    kept: RunInfo | None = None
     for seed in seeds:
         site_spec = replace(spec, seed=seed)
         t0 = time.perf_counter()
-        site = _site(site_spec)  # the last seed's is kept (each pooled run makes its own)
+        site = _site(site_spec)  # generated once per seed (each pooled run makes its own)
         say(f"seed {seed}: {len(site.orders):,} orders, {site.line_count():,} lines ({time.perf_counter() - t0:.1f} s)")
         skus_of[seed] = site.skus
         for policy in chosen:
@@ -95,24 +96,23 @@ def run_lab(
                     continue
                 say(f"  {policy.name}: running ({why})")
             todo.append((site_spec, policy))
-    kept: RunInfo | None = None
-    if jobs == 1:
-        for site_spec, policy in todo:
-            seed = site_spec.seed
-            if policy.name in unavailable:
-                continue
-            last = keep and (site_spec, policy) == todo[-1]
-            try:
-                info, figs = _run_kept(
-                    _site(site_spec), site_spec, policy, out, notices, by_group, keep_journals, say, keep=last
-                )
-            except PolicyUnavailable as exc:
-                unavailable[policy.name] = str(exc)
-                say(f"  {policy.name}: not available ({exc})")
-                continue
-            done[seed, policy.name] = {"record": info.record(), "figures": figs}
-            kept = info if last else None
-    else:
+        if jobs == 1:  # this seed's runs now, while its site is at hand
+            for site_spec, policy in todo:
+                if policy.name in unavailable:
+                    continue
+                last = keep and seed == seeds[-1] and (site_spec, policy) == todo[-1]
+                try:
+                    info, figs = _run_kept(
+                        site, site_spec, policy, out, notices, by_group, keep_journals, say, keep=last
+                    )
+                except PolicyUnavailable as exc:
+                    unavailable[policy.name] = str(exc)
+                    say(f"  {policy.name}: not available ({exc})")
+                    continue
+                done[seed, policy.name] = {"record": info.record(), "figures": figs}
+                kept = info if last else None
+            todo = []
+    if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
             futures = {
                 pool.submit(_run_pooled, site_spec, policy.name, out, notices, by_group, keep_journals): (

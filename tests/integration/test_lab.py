@@ -19,6 +19,7 @@ import pytest
 
 from backorder.client import Client
 from backorder.lab import policies
+from backorder.lab import run as lab_run
 from backorder.lab.driver import PolicyUnavailable
 from backorder.lab.generator import ScenarioSpec, Site
 from backorder.lab.referee import final_stock, read_journal
@@ -243,3 +244,31 @@ def test_flash_sale_ships_within_the_bound_with_the_3pl_and_each_routed_order_on
     assert g["routed"] == 0 and not g["p95_within_bound"]
     assert g["order_to_ship_p95_hours"] > f["order_to_ship_p95_hours"]
     assert "threepl-on" in (tmp_path / "report.md").read_text()
+
+
+def test_one_run_at_a_time_generates_each_seeds_site_once(tmp_path, monkeypatch):
+    """With ``--jobs 1`` each seed's runs follow its planning while its site is at hand: a
+    full-size site takes 10-20 s to generate, and every seed's was made twice (for the
+    plan, then again for its runs once the next seed's had replaced it)."""
+    made: list[int] = []
+    generate = Site.generate
+
+    def counted(spec):
+        made.append(spec.seed)
+        return generate(spec)
+
+    monkeypatch.setattr(Site, "generate", staticmethod(counted))
+    lab_run._site.cache_clear()
+    try:
+        report = lab_run.run_lab(
+            ScenarioSpec(skus=10, days=5, warmup_days=2), ["static-0", "static-7"], [1, 2], tmp_path, say=lambda _: None
+        )
+    finally:
+        lab_run._site.cache_clear()
+    assert made == [1, 2]
+    assert [(r["seed"], r["policy"]) for r in report["runs"]] == [
+        (1, "static-0"),
+        (1, "static-7"),
+        (2, "static-0"),
+        (2, "static-7"),
+    ]
