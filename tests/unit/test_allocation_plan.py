@@ -10,6 +10,7 @@ changes nothing.
 
 from __future__ import annotations
 
+from array import array
 from decimal import Decimal
 
 import pytest
@@ -219,6 +220,8 @@ def test_whatif_policy_projects_fill_for_a_candidate():
     assert good["candidate"]["fill_rate"] > good["current"]["fill_rate"]
     fc = whatif.policy(w, "C", {}, [5.0] * 30, 10, sim.now)
     assert fc["demand_from"] == "forecast" and fc["daily_demand"] == 5.0
+    # the daemon keeps a forecast as an array of doubles (daemon.planner.compact): the same answer
+    assert whatif.policy(w, "C", {}, array("d", [5.0] * 30), 10, sim.now) == fc
 
 
 # --- no-harm lending ----------------------------------------------------------------------
