@@ -12,10 +12,16 @@ in transactions of size Z has mean E[Z²] / (2·E[Z]) and second moment E[Z³] /
 (renewal theory: the stationary excess, same chapter; Hadley & Whitin, *Analysis of
 Inventory Systems*, 1963, ch. 4). Service levels set across SKUs (``site_fill_targets``):
 the same book, ch. 7 (multi-item, service-constrained models and exchange curves).
+The shape of the protection window's demand: normal by default (``NORMAL``), or a table
+the worker computes from a skewed distribution of the same mean and spread (``Tail``; the
+gamma: Burgin, "The gamma distribution and inventory control", Operational Research
+Quarterly 26, 1975; Tyworth & O'Neill, "Robustness of the normal approximation of
+lead-time demand in a distribution setting", Naval Research Logistics 44, 1997).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +32,10 @@ from typing import Literal
 # the non-zero demand sizes.
 ADI_CUT = 1.32
 CV2_CUT = 0.49
+# A SKU's own lead times are smoothed, the newest weighing most: a supplier that slows
+# down (or speeds up) is planned with its new pace after a few receipts, not after the
+# whole window of them has turned over.
+LEAD_ALPHA = 0.2
 
 DemandClass = Literal["smooth", "erratic", "intermittent", "lumpy"]
 
@@ -109,14 +119,6 @@ def lead_time_demand_sd(lead_mean: float, error_var: float, daily_mean: float, l
     return math.sqrt(max(lead_mean, 0.0) * max(error_var, 0.0) + daily_mean * daily_mean * max(lead_var, 0.0))
 
 
-def loss_target(fill_rate: float, order_qty: float, sd: float) -> float | None:
-    """The unit normal loss G(k) a fill-rate target asks for: (1 - fill rate)·Q / σ.
-    None when there is no uncertainty (σ = 0): no safety stock is needed."""
-    if sd <= 0:
-        return None
-    return (1.0 - fill_rate) * order_qty / sd
-
-
 def undershoot(sizes: Sequence[float]) -> tuple[float, float]:
     """(mean, variance) of the amount by which demand in transactions of sizes Z carries
     the position below the reorder point when it triggers: E[U] = E[Z²] / (2·E[Z]),
@@ -146,7 +148,7 @@ def lead_time(
     SKUs, as ratios of actual to quoted (dimensionless, so they pool): mean quoted·E[r],
     variance quoted²·Var[r]. Without either, the quoted value with no variance."""
     if len(own) >= max(min_samples, 2):
-        return *mean_var(own), "own"
+        return *recent_mean_var(own, LEAD_ALPHA), "own"
     if len(ratios) >= max(min_samples, 2):
         mean, var = mean_var(ratios)
         return quoted * mean, quoted * quoted * var, "source"
@@ -184,6 +186,20 @@ def mean_var(samples: Sequence[float]) -> tuple[float, float]:
     return mean, sum((x - mean) ** 2 for x in samples) / (len(samples) - 1)
 
 
+def recent_mean_var(samples: Sequence[float], alpha: float) -> tuple[float, float]:
+    """Mean and variance of two or more samples (oldest first), the newest weighing most:
+    weights (1 - alpha)^age, exponential smoothing's (Silver, Pyke & Thomas ch. 4 for the
+    mean), the variance unbiased for such weights (Σw(x - m)² / (V1 - V2/V1), V1 = Σw,
+    V2 = Σw²). alpha 0: ``mean_var``."""
+    n = len(samples)
+    weights = [(1.0 - alpha) ** (n - 1 - i) for i in range(n)]
+    v1 = math.fsum(weights)
+    v2 = math.fsum(w * w for w in weights)
+    mean = math.fsum(w * x for w, x in zip(weights, samples, strict=True)) / v1
+    spread = math.fsum(w * (x - mean) ** 2 for w, x in zip(weights, samples, strict=True))
+    return mean, spread / (v1 - v2 / v1)
+
+
 def levels(
     *,
     lead_time_demand: float,
@@ -205,7 +221,9 @@ def levels(
 # --- service levels set across SKUs ------------------------------------------------------
 
 _UNIT = NormalDist()
-K_MIN, K_MAX = -4.0, 6.0  # the safety factors the worker's loss table covers
+K_MIN, K_MAX = -4.0, 6.0  # the safety factors planned with
+K_STEP = 0.025
+K_GRID = tuple(K_MIN + i * K_STEP for i in range(round((K_MAX - K_MIN) / K_STEP) + 1))
 
 
 def normal_loss(k: float) -> float:
@@ -214,26 +232,87 @@ def normal_loss(k: float) -> float:
     return _UNIT.pdf(k) - k * (1.0 - _UNIT.cdf(k))
 
 
-def expected_fill(k: float, sd: float, order_qty: float) -> float:
+class Tail:
+    """The protection window's demand D in units of its spread, for a reorder point
+    m + k·σ (m, σ: D's mean and standard deviation): ``loss(k)`` = E[(D - m - kσ)⁺] / σ,
+    the expected shortfall per unit of σ (G(k) for the normal), and ``exceed(k)`` =
+    P(D > m + kσ), its slope (1 - Φ(k) for the normal). This base class is the normal;
+    ``Tabulated`` holds another distribution's values on ``K_GRID``."""
+
+    name = "normal"
+
+    def loss(self, k: float) -> float:
+        return normal_loss(k)
+
+    def exceed(self, k: float) -> float:
+        return 1.0 - _UNIT.cdf(k)
+
+    def factor_exceeding(self, p: float) -> float:
+        """The k with ``exceed(k)`` = p, for 0 < p < 1."""
+        return -_UNIT.inv_cdf(p)  # not inv_cdf(1 - p): 1 - p rounds to 1 for a tiny p
+
+
+NORMAL = Tail()
+
+
+class Tabulated(Tail):
+    """A skewed demand's ``loss`` and ``exceed`` on ``K_GRID``, computed by the worker
+    (scipy) and interpolated linearly here; beyond the grid, its end values. ``exceed``
+    must be non-increasing and ``loss`` decreasing, as they are for any distribution."""
+
+    __slots__ = ("name", "_loss", "_exceed", "_rising")
+
+    def __init__(self, name: str, loss: Sequence[float], exceed: Sequence[float]) -> None:
+        if len(loss) != len(K_GRID) or len(exceed) != len(K_GRID):
+            raise ValueError("a tail is tabulated on K_GRID")
+        self.name = name
+        self._loss = list(loss)
+        self._exceed = list(exceed)
+        self._rising = [-x for x in self._exceed]  # ascending, for bisect
+
+    @staticmethod
+    def _at(values: list[float], k: float) -> float:
+        x = (min(max(k, K_MIN), K_MAX) - K_MIN) / K_STEP
+        i = min(int(x), len(values) - 2)
+        return values[i] + (x - i) * (values[i + 1] - values[i])
+
+    def loss(self, k: float) -> float:
+        return self._at(self._loss, k)
+
+    def exceed(self, k: float) -> float:
+        return self._at(self._exceed, k)
+
+    def factor_exceeding(self, p: float) -> float:
+        rising = self._rising
+        i = bisect.bisect_left(rising, -p)
+        if i <= 0:
+            return K_MIN
+        if i >= len(rising):
+            return K_MAX
+        lo, hi = rising[i - 1], rising[i]
+        return K_GRID[i - 1] + (K_STEP * (-p - lo) / (hi - lo) if hi > lo else 0.0)
+
+
+def expected_fill(k: float, sd: float, order_qty: float, tail: Tail = NORMAL) -> float:
     """Expected unit fill rate of a reorder point with safety factor ``k``: 1 - σ·G(k)/Q,
-    within [0, 1] (the inverse of ``loss_target``; never less for a larger k)."""
+    within [0, 1] (G: the tail's loss; never less for a larger k)."""
     if sd <= 0 or order_qty <= 0:
         return 1.0
-    return min(1.0, max(0.0, 1.0 - sd * normal_loss(k) / order_qty))
+    return min(1.0, max(0.0, 1.0 - sd * tail.loss(k) / order_qty))
 
 
-def factor_for_fill(fill_rate: float, sd: float, order_qty: float) -> float:
+def factor_for_fill(fill_rate: float, sd: float, order_qty: float, tail: Tail = NORMAL) -> float:
     """The least k in [0, K_MAX] whose expected fill reaches ``fill_rate`` (bisection on
     the monotone G; K_MAX when even that falls short). k stops at 0: the reorder point
     never goes below the protection window's demand (``levels`` keeps safety stock >= 0)."""
-    if expected_fill(0.0, sd, order_qty) >= fill_rate:
+    if expected_fill(0.0, sd, order_qty, tail) >= fill_rate:
         return 0.0
-    if expected_fill(K_MAX, sd, order_qty) < fill_rate:
+    if expected_fill(K_MAX, sd, order_qty, tail) < fill_rate:
         return K_MAX
     lo, hi = 0.0, K_MAX
     for _ in range(60):
         mid = (lo + hi) / 2
-        if expected_fill(mid, sd, order_qty) >= fill_rate:
+        if expected_fill(mid, sd, order_qty, tail) >= fill_rate:
             hi = mid
         else:
             lo = mid
@@ -243,7 +322,7 @@ def factor_for_fill(fill_rate: float, sd: float, order_qty: float) -> float:
 @dataclass(frozen=True, slots=True)
 class Curve:
     """One SKU's fill-against-stock curve for the site allocation: expected fill
-    1 - σ·G(k)/Q for safety stock k·σ. ``demand``: its expected daily demand (the weight
+    1 - σ·G(k)/Q for safety stock k·σ (G: ``tail``'s loss). ``demand``: its expected daily demand (the weight
     of its fill in the site's unit fill rate). ``fixed``: a target of its own (set by a
     person): it keeps it and counts towards the site with it."""
 
@@ -251,6 +330,7 @@ class Curve:
     sd: float
     order_qty: float
     fixed: float | None = None
+    tail: Tail = NORMAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,24 +352,24 @@ def _bounds(c: Curve, floor: float, cap: float) -> tuple[float, float]:
     """The safety factors a SKU's target may take: its own target's alone, or from the
     floor's to the cap's."""
     if c.fixed is not None:
-        k = factor_for_fill(c.fixed, c.sd, c.order_qty)
+        k = factor_for_fill(c.fixed, c.sd, c.order_qty, c.tail)
         return k, k
-    lo = factor_for_fill(floor, c.sd, c.order_qty)
-    return lo, max(factor_for_fill(cap, c.sd, c.order_qty), lo)
+    lo = factor_for_fill(floor, c.sd, c.order_qty, c.tail)
+    return lo, max(factor_for_fill(cap, c.sd, c.order_qty, c.tail), lo)
 
 
 def _factor_at(c: Curve, marginal: float, k_lo: float, k_hi: float) -> float:
     """The k where one more unit of this SKU's safety stock adds ``marginal`` of
-    demand-weighted fill: d·(1 - Φ(k))/Q = marginal (the derivative of d·(1 - σ·G(k)/Q)
-    by the safety stock k·σ), within [k_lo, k_hi]."""
+    demand-weighted fill: d·P(D > m + kσ)/Q = marginal (the derivative of d·(1 - σ·G(k)/Q)
+    by the safety stock k·σ; 1 - Φ(k) for the normal), within [k_lo, k_hi]."""
     if k_lo == k_hi or c.demand <= 0 or c.sd <= 0:
         return k_lo
-    p = 1.0 - marginal * c.order_qty / c.demand
-    if p <= 0.0:
-        return k_lo
+    p = marginal * c.order_qty / c.demand
     if p >= 1.0:
+        return k_lo
+    if p <= 0.0:
         return k_hi
-    return min(max(_UNIT.inv_cdf(p), k_lo), k_hi)
+    return min(max(c.tail.factor_exceeding(p), k_lo), k_hi)
 
 
 def site_fill_targets(curves: Sequence[Curve], target: float, floor: float, cap: float) -> SiteAllocation:
@@ -297,10 +377,11 @@ def site_fill_targets(curves: Sequence[Curve], target: float, floor: float, cap:
     at the least total safety stock (units), each within [``floor``, ``cap``].
 
     The site's unit fill rate is Σ dᵢ·fᵢ / Σ dᵢ; SKU i's fill at safety stock sᵢ = kᵢ·σᵢ is
-    1 - σᵢ·G(kᵢ)/Qᵢ, concave in sᵢ, with slope (1 - Φ(kᵢ))/Qᵢ. Minimising Σ sᵢ subject to
-    the site's fill is then solved by equal marginals (Lagrange; the continuous form of
-    the greedy "next unit where it adds most fill", Silver, Pyke & Thomas ch. 7):
-    dᵢ·(1 - Φ(kᵢ))/Qᵢ = λ for every SKU not at a bound. The common λ is found by
+    1 - σᵢ·G(kᵢ)/Qᵢ, concave in sᵢ, with slope Pᵢ(kᵢ)/Qᵢ (Pᵢ: the chance its demand
+    passes the reorder point, 1 - Φ(kᵢ) for the normal). Minimising Σ sᵢ subject to the
+    site's fill is then solved by equal marginals (Lagrange; the continuous form of the
+    greedy "next unit where it adds most fill", Silver, Pyke & Thomas ch. 7):
+    dᵢ·Pᵢ(kᵢ)/Qᵢ = λ for every SKU not at a bound. The common λ is found by
     bisection on its logarithm, which is deterministic and has no ties to break: the
     result depends on the curves, not on their order. A SKU whose σ is large against its
     order quantity (lumpy, promoted) gets a lower target than a smooth one, where a point
@@ -317,7 +398,9 @@ def site_fill_targets(curves: Sequence[Curve], target: float, floor: float, cap:
         if total <= 0:
             return ks, 1.0
         fill = math.fsum(
-            c.demand * expected_fill(k, c.sd, c.order_qty) for c, k in zip(curves, ks, strict=True) if c.demand > 0
+            c.demand * expected_fill(k, c.sd, c.order_qty, c.tail)
+            for c, k in zip(curves, ks, strict=True)
+            if c.demand > 0
         )
         return ks, fill / total
 
@@ -336,11 +419,11 @@ def site_fill_targets(curves: Sequence[Curve], target: float, floor: float, cap:
                 hi = mid
         marginal = math.exp(lo)
         ks, fill = at(marginal)
-    targets = [expected_fill(k, c.sd, c.order_qty) for c, k in zip(curves, ks, strict=True)]
+    targets = [expected_fill(k, c.sd, c.order_qty, c.tail) for c, k in zip(curves, ks, strict=True)]
     return SiteAllocation(targets=targets, factors=ks, site_fill=fill, feasible=fill >= target, marginal=marginal)
 
 
 def fill_targets_at(curves: Sequence[Curve], marginal: float, floor: float, cap: float) -> list[float]:
     """The expected fills ``site_fill_targets`` gives these SKUs at a known ``marginal``
     (a run over some SKUs only, planned at the last whole run's marginal)."""
-    return [expected_fill(_factor_at(c, marginal, *_bounds(c, floor, cap)), c.sd, c.order_qty) for c in curves]
+    return [expected_fill(_factor_at(c, marginal, *_bounds(c, floor, cap)), c.sd, c.order_qty, c.tail) for c in curves]

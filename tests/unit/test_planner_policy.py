@@ -1,7 +1,7 @@
 """The planner's hand-written policy arithmetic (backorder.planner.policy): the
 Syntetos-Boylan classification, lead-time demand and its spread, the fill-rate loss
-target, undershoot, MOQ / pack rounding and the cap on one run's change. The loss
-function's inverse is the worker's (scipy): checked against its definition here."""
+target, undershoot, MOQ / pack rounding and the cap on one run's change. The gamma shape
+of the lead-time demand (the worker's, scipy) is tested in test_demand_shape.py."""
 
 from __future__ import annotations
 
@@ -61,8 +61,9 @@ def test_the_error_floor_is_poisson():
 
 
 def test_fill_rate_loss_target():
-    assert policy.loss_target(0.97, 100, 20) == pytest.approx(0.15)
-    assert policy.loss_target(0.97, 100, 0) is None  # no uncertainty, no safety stock
+    # (1 - fill)·Q/σ = 0.15 = G(0.66); without uncertainty no safety stock
+    assert policy.normal_loss(policy.factor_for_fill(0.97, 20, 100)) == pytest.approx(0.15, abs=1e-6)
+    assert policy.factor_for_fill(0.97, 0, 100) == 0.0
 
 
 def test_trigg_signal_sees_one_sided_errors_not_noise():
@@ -121,23 +122,30 @@ def test_levels_are_consistent_for_the_reorder_rule(ltd, ss, under, cycle, moq, 
     assert (oup - rop) % pack == 0 and oup - rop >= moq
 
 
-def test_the_workers_loss_inverse_matches_the_definition():
-    pytest.importorskip("scipy")
-    from scipy.stats import norm
-
-    from backorder.planner.worker import safety_factor
-
-    for k in (-1.0, 0.0, 0.5, 1.28, 2.33):
-        g = norm.pdf(k) - k * norm.sf(k)
-        assert safety_factor(g) == pytest.approx(k, abs=1e-3)
-
-
 def test_a_skus_own_lead_times_are_its_own_not_its_suppliers_pool():
     # the same supplier ships one SKU in ~3 days, another in ~21: each is planned with its own
-    fast = policy.lead_time([3.0, 2.0, 4.0], 3.0, [1.0, 0.67, 1.33, 1.0, 1.05, 0.95], 3)
-    slow = policy.lead_time([21.0, 22.0, 20.0], 21.0, [1.0, 0.67, 1.33, 1.0, 1.05, 0.95], 3)
-    assert fast == (pytest.approx(3.0), pytest.approx(1.0), "own")  # unbiased variance: (1 + 0 + 1) / 2
-    assert slow == (pytest.approx(21.0), pytest.approx(1.0), "own")
+    ratios = [1.0, 0.67, 1.33, 1.0, 1.05, 0.95]
+    fast = policy.lead_time([3.0, 2.0, 4.0, 3.0], 3.0, ratios, 3)
+    slow = policy.lead_time([21.0, 22.0, 20.0, 21.0], 21.0, ratios, 3)
+    assert fast[2] == slow[2] == "own"
+    assert 2.9 < fast[0] < 3.2 and 20.8 < slow[0] < 21.1
+    assert fast[1] == pytest.approx(slow[1])  # the same spread around each one's own pace
+
+
+def test_recent_lead_times_weigh_most_and_equal_weights_are_the_plain_estimate():
+    # equal weights (alpha 0): mean and unbiased variance, (1 + 0 + 1) / 2
+    assert policy.recent_mean_var([3.0, 2.0, 4.0], 0.0) == (pytest.approx(3.0), pytest.approx(1.0))
+    # weights 0.8², 0.8, 1: mean 7.52 / 2.44; variance Σw(x - m)² / (V1 - V2 / V1)
+    w = [0.64, 0.8, 1.0]
+    m = (3 * 0.64 + 2 * 0.8 + 4) / 2.44
+    v = sum(wi * (x - m) ** 2 for wi, x in zip(w, [3, 2, 4], strict=True)) / (2.44 - sum(x * x for x in w) / 2.44)
+    assert policy.recent_mean_var([3.0, 2.0, 4.0], 0.2) == (pytest.approx(m), pytest.approx(v))
+    # a supplier that doubles its pace: 17 receipts at 10 days, then 3 at 20. The plain
+    # mean of the 20 says 11.5 days; the smoothed one is near half way after 3 receipts.
+    history = [10.0] * 17 + [20.0] * 3
+    assert policy.mean_var(history)[0] == pytest.approx(11.5)
+    mean, var = policy.lead_time(history, 10.0, [], 3)[:2]
+    assert mean > 14.5 and var > 0
 
 
 def test_too_few_own_receipts_scale_the_quoted_lead_time_by_the_suppliers_record():
@@ -154,22 +162,17 @@ def test_too_few_own_receipts_scale_the_quoted_lead_time_by_the_suppliers_record
 # (appendix B): G(0) = 0.3989, G(0.5) = 0.1978, G(1) = 0.0833, G(1.5) = 0.0293, G(2) = 0.0085.
 @pytest.mark.parametrize(("loss", "k"), [(0.3989, 0.0), (0.1978, 0.5), (0.0833, 1.0), (0.0293, 1.5), (0.0085, 2.0)])
 def test_the_safety_factor_inverts_the_tabulated_loss_function(loss, k):
-    pytest.importorskip("scipy")
-    from backorder.planner.worker import safety_factor
-
-    assert safety_factor(loss) == pytest.approx(k, abs=0.005)
+    # σ = Q = 1: a fill rate of 1 - G asks for exactly the k of G
+    assert policy.factor_for_fill(1.0 - loss, 1.0, 1.0) == pytest.approx(k, abs=0.005)
 
 
 def test_fill_rate_safety_stock_is_the_textbook_one_not_a_cycle_service_z():
-    pytest.importorskip("scipy")
-    from backorder.planner.worker import safety_factor
-
     # fill rate 98 %, order quantity 100, σ over the lead time 24: G(k) = 0.02 * 100 / 24
     # = 0.0833, so k = 1.00 and the safety stock is 24 units (a 98 % cycle service level
     # would ask for z = 2.05: 49 units). A larger order covers more demand per stockout,
     # so it needs less: Q = 400 gives G(k) = 0.333, k = 0.14.
-    assert safety_factor(policy.loss_target(0.98, 100, 24)) * 24 == pytest.approx(24, abs=0.2)
-    assert safety_factor(policy.loss_target(0.98, 400, 24)) == pytest.approx(0.14, abs=0.01)
+    assert policy.factor_for_fill(0.98, 24, 100) * 24 == pytest.approx(24, abs=0.2)
+    assert policy.factor_for_fill(0.98, 24, 400) == pytest.approx(0.14, abs=0.01)
 
 
 def _plan_series(daily):

@@ -31,7 +31,7 @@ def test_the_loss_function_is_the_textbook_one():
     assert policy.normal_loss(0.0) == pytest.approx(0.3989, abs=1e-4)
     assert policy.normal_loss(1.0) == pytest.approx(0.0833, abs=1e-4)
     assert policy.normal_loss(2.0) == pytest.approx(0.0085, abs=1e-4)
-    # the inverse of loss_target: fill 98 %, Q 100, σ 24 asks for k = 1.00
+    # G(k) = (1 - fill)·Q/σ: fill 98 %, Q 100, σ 24 asks for k = 1.00
     assert policy.factor_for_fill(0.98, 24, 100) == pytest.approx(1.0, abs=0.01)
     assert policy.expected_fill(1.0, 24, 100) == pytest.approx(0.98, abs=1e-3)
 
