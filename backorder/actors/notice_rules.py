@@ -32,7 +32,7 @@ def _route(world: World, order: Order) -> str:
     return world.settings.notifications.route(spec.channel, spec.account)
 
 
-def _routes_any(world: World) -> bool:
+def routes_any(world: World) -> bool:
     """Whether any sales channel / account has a customer route at all (a site without
     notifications skips the per-order work outright)."""
     return any(ch != "none" for ch in world.settings.notifications.routes.values())
@@ -100,7 +100,7 @@ def backordered(world: World, s: Sku, lines: list[Line], emit: Emit, now: float)
     in the same step - so in the same commit - as the ``line_backordered`` facts and the
     reorder that gives them a date. Orders without a route get none (see ``_customer``),
     decided before their dates are computed: this runs for every backordered line."""
-    if not _routes_any(world):
+    if not routes_any(world):
         return []
     routed: dict[str, str] = {}  # order_id -> its route; looked up once per order
     by_order: dict[str, list[dict[str, Any]]] = {}
@@ -230,7 +230,7 @@ def depletion(world: World, emit: Emit, now: float, skus: list[Sku] | None = Non
     (order, request) - before the date they were promised passes for good (cause
     ``supply_overdue``); then the projection's causes (``depletion_rules.warn``). For
     ``skus`` (a slice of ``depletion_rules.waiting_skus``), default every SKU."""
-    if not _routes_any(world):
+    if not routes_any(world):
         return []
     today = iso_date(now)
     out = []

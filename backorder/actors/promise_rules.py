@@ -257,7 +257,7 @@ def recheck(world: World, s: Sku, emit: Emit, now: float) -> list[ev.NoticeQueue
     ``notify_earlier``): one notice per order. One bisect per waiting line. A site that
     routes no customer notices at all has nobody to tell: nothing to walk (it cost a tuned
     SKU's loop step ~10 us per waiting line, 3-4 ms for 300)."""
-    if not world.promises or not s.queue or not notice_rules._routes_any(world):
+    if not world.promises or not s.queue or not notice_rules.routes_any(world):
         return []
     cfg = world.settings.promises
     tol = cfg.tolerance_days

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from model_support import recording_world
+from model_support import policy_tuned, recording_world
 
 from backorder import protocol as p
 from backorder.actors import events as ev
@@ -18,26 +18,8 @@ T0 = 1_709_251_200.0
 
 
 def _policy_tuned(sku: str) -> ev.PolicyTuned:
-    return ev.PolicyTuned(
-        ts=T0 + 60,
-        sku=sku,
-        mode="auto",
-        applied=True,
-        old=ev.TunedLevels(reorder_point=0, order_up_to=10, safety_stock=0),
-        new=ev.TunedLevels(reorder_point=7, order_up_to=30, safety_stock=2),
-        demand_class="smooth",
-        model="SeasonalES(7)",
-        forecast=ev.ForecastSummary(
-            daily_mean=2.0,
-            next_30_days=60.0,
-            lead_time_demand=6.0,
-            error_sd=1.5,
-            lead_time_days=3.0,
-            lead_time_sd=0.5,
-            lead_time_measured=True,
-        ),
-        reasons=["a test"],
-    )
+    levels = ev.TunedLevels(reorder_point=7, order_up_to=30, safety_stock=2)
+    return policy_tuned(sku, T0 + 60, daily_mean=2.0, lead_time_days=3.0, lead_time_sd=0.5, new=levels)
 
 
 EXAMPLES = {ev.PolicyTuned: _policy_tuned}

@@ -8,7 +8,7 @@ import math
 import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
-from model_support import recording_world
+from model_support import policy_tuned, recording_world
 
 from backorder import protocol as p
 from backorder.actors import depletion_rules as dr
@@ -132,29 +132,7 @@ def test_the_planner_forecast_wins_over_the_recent_rate():
     w, _ = world()
     s = w.skus["A"]
     sku_rules.receive(w, s, 30, None, w.emit, T0)
-    levels = ev.TunedLevels(reorder_point=0, order_up_to=10, safety_stock=0)
-    w.evolve(
-        ev.PolicyTuned(
-            ts=T0,
-            sku="A",
-            mode="suggest",
-            applied=False,
-            old=levels,
-            new=levels,
-            demand_class="smooth",
-            model="ses",
-            forecast=ev.ForecastSummary(
-                daily_mean=10.0,
-                next_30_days=300.0,
-                lead_time_demand=70.0,
-                error_sd=1.0,
-                lead_time_days=5.0,
-                lead_time_measured=True,
-                lead_time_sd=0.5,
-            ),
-            reasons=[],
-        )
-    )
+    w.evolve(policy_tuned("A", T0, daily_mean=10.0, lead_time_days=5.0, lead_time_sd=0.5))
     proj = dr.project(w, s, T0)
     assert proj is not None
     assert (proj.basis, proj.rate, proj.days, proj.lead_time_days) == ("forecast", 10.0, 3.0, 5.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from model_support import recording_world
+from model_support import policy_tuned, recording_world
 
 from backorder import protocol as p
 from backorder.actors import events as ev
@@ -79,22 +79,7 @@ def test_a_waiting_line_is_promised_the_date_of_the_supply_it_waits_for():
 def test_an_unconfirmed_supply_is_taken_no_earlier_than_the_measured_lead_time_at_the_percentile():
     w, _ = world({"lead_time_percentile": 95.0})
     first = order(w, "o1", ("A", 3))
-    tuned = ev.ForecastSummary(
-        daily_mean=1.0,
-        next_30_days=30.0,
-        lead_time_demand=7.0,
-        error_sd=1.0,
-        lead_time_days=10.0,
-        lead_time_sd=2.0,
-        lead_time_measured=True,
-    )
-    levels = ev.TunedLevels(reorder_point=0, order_up_to=10, safety_stock=0)
-    w.emit(
-        ev.PolicyTuned(
-            ts=T0, sku="A", mode="suggest", applied=False, old=levels, new=levels, demand_class="smooth",
-            model="ses", forecast=tuned, reasons=[],
-        )
-    )  # fmt: skip
+    w.emit(policy_tuned("A", T0, daily_mean=1.0, lead_time_days=10.0, lead_time_sd=2.0))
     second = order(w, "o2", ("A", 2))  # waits for the same PO, due 03-08 by the policy
     # 10 + 1.645 x 2 = 13.3 days after the PO was raised (03-01): 03-14, + 1 day handling
     assert promised(w, second)[0][:2] == ("2024-03-15", promised(w, first)[0][1])
