@@ -62,8 +62,8 @@ def gamma_tail(mean: float, sd: float) -> policy.Tail:
     reorder point. Measured on the lab's supplier behaviour (bench/shortage_shape.py): at
     k = 1.5 the normal's expected shortfall was 0.31-0.58 of the simulated one, the
     gamma's 0.71-1.19 (with the control site's steadier suppliers 0.40-0.82 and 1.09-1.28:
-    the gamma errs on the side of stock). Burgin 1975; Tyworth & O'Neill 1997. The gamma: E[(D - R)⁺] =
-    m·P(D' > R) - R·P(D > R) with D' of shape a + 1 (a = (m/σ)², scale σ²/m)."""
+    the gamma errs on the side of stock). Burgin 1975; Tyworth & O'Neill 1997. The gamma:
+    E[(D - R)⁺] = m·P(D' > R) - R·P(D > R) with D' of shape a + 1 (a = (m/σ)², scale σ²/m)."""
     if mean <= 0 or sd <= 0:
         return policy.NORMAL
     a, scale = (mean / sd) ** 2, sd * sd / mean
@@ -88,10 +88,15 @@ class _OrderReceived(msgspec.Struct):
     order: _Order
 
 
+class _Match(msgspec.Struct):
+    request_id: str
+
+
 class _Received(msgspec.Struct):
     sku: str
     qty: int
     request_id: str | None = None
+    matched: list[_Match] = []
 
 
 class _Raised(msgspec.Struct):
@@ -173,9 +178,11 @@ class History:
                     src = ("transfer:" if e.kind == "transfer" else "supplier:") + e.source
                     self.open[e.request_id] = (src, e.sku, ts)
                 elif kind == "received":
-                    if e.request_id is not None and (raised := self.open.pop(e.request_id, None)) is not None:
-                        src, sku, at = raised
-                        self.lead_times[src][sku].append((ts - at) / DAY)
+                    # a receipt naming no request counts against those it was matched to
+                    for request_id in [m.request_id for m in e.matched] or [e.request_id]:
+                        if request_id is not None and (raised := self.open.pop(request_id, None)) is not None:
+                            src, sku, at = raised
+                            self.lead_times[src][sku].append((ts - at) / DAY)
                 elif kind == "adjusted" and e.delta < 0:
                     self.shrink[e.sku] += -e.delta
         self.seq = max(self.seq, upto)
