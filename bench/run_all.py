@@ -40,6 +40,7 @@ RUNS = [
     ("fuzz", "fuzz.py", [], ["--quick"]),
     ("kpi_report", "kpi_report.py", [], ["--quick"]),
     ("planner", "planner.py", [], ["--quick"]),
+    ("shortage_shape", "shortage_shape.py", [], ["--quick"]),
     ("decision", "decision.py", [], ["--quick"]),
     ("flash_sale", "flash_sale.py", [], ["--quick"]),
     ("demo_startup", "demo_startup.py", [], ["--quick"]),
@@ -224,6 +225,9 @@ TARGETS = [
     ("planner", "planner: read reply latency during the runs, max", "max_ms", "<=", 5, "ms"),
     ("planner", "planner: daemon RSS growth over the runs", "rss_growth_mib", "<=", 50, "MiB"),
     ("planner", "planner: daemon RSS growth over runs re-tuning every SKU", "rss_growth_retune_mib", "<=", 50, "MiB"),
+    # the planner's shape of lead-time demand: a 97 % fill planned, realised on simulated demand
+    ("shortage_shape", "97 % planned: realised fill, gamma reorder point (lowest)", "gamma_fill_min", ">=", 0.965, ""),
+    ("shortage_shape", "97 % planned: realised fill, normal reorder point (lowest)", "normal_fill_min", ">=", None, ""),
     # the policy lab (docs/lab.md): the planner (FIFO) against the ERP's static min/max at 7
     # safety days, paired seeds; "not run" while the daemon has no planner
     ("decision", "lab, mixed: static-7 unit fill rate", "mixed.static7_fill_rate", ">=", None, ""),

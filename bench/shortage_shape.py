@@ -13,7 +13,7 @@ them exactly would; the lead time is the first delivery's (what the planner meas
 The last columns: the unit fill rate a 97 % target plans with each shape (order quantity
 14 days of demand) and the fill the simulated demand gives that reorder point.
 
-    python bench/shortage_shape.py [--draws 100000] [--seed 1]
+    python bench/shortage_shape.py [--draws 100000] [--seed 1] [--quick]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import save
+from common import result_name, save
 
 from backorder.lab.generator import ScenarioSpec, SkuSpec, deliveries
 from backorder.planner import policy
@@ -42,7 +42,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--draws", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="20,000 draws, saved as shortage_shape_quick")
     args = ap.parse_args()
+    if args.quick:
+        args.draws = 20_000
     rng = np.random.default_rng(args.seed)
     rows = []
     for scenario in ("mixed", "control"):
@@ -74,7 +77,13 @@ def main() -> None:
                     f"  | 97 % planned: normal k={row['fill_normal']['k']:.2f} fills {row['fill_normal']['realised']:.2%},"
                     f" gamma k={row['fill_gamma']['k']:.2f} fills {row['fill_gamma']['realised']:.2%}"
                 )
-    save("shortage_shape", {"draws": args.draws, "seed": args.seed, "target": TARGET, "rows": rows})
+    fills = {shape: [r[f"fill_{shape}"]["realised"] for r in rows] for shape in ("normal", "gamma")}
+    summary = {f"{shape}_fill_{f.__name__}": f(v) for shape, v in fills.items() for f in (min, max)}
+    print(summary)
+    save(
+        result_name("shortage_shape", args.quick),
+        {"draws": args.draws, "seed": args.seed, "target": TARGET, **summary, "rows": rows},
+    )
 
 
 if __name__ == "__main__":
