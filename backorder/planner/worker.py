@@ -381,7 +381,7 @@ def finish(d: Draft, service_level: float, why: str = "", *, p: wire.Params) -> 
     """The draft's levels at fill target ``service_level`` (``why``: how it was chosen)."""
     s, sd, q, reasons = d.s, d.sd, d.q, list(d.reasons)
 
-    k = policy.factor_for_fill(service_level, sd, q, d.tail) if sd > 0 else 0.0
+    k = policy.factor_for_fill(service_level, sd, q, d.tail)
     ss = max(k * sd, 0.0)
     rop, oup, ss_units = policy.levels(
         lead_time_demand=d.ltd,
