@@ -260,8 +260,6 @@ class Tabulated(Tail):
     (scipy) and interpolated linearly here; beyond the grid, its end values. ``exceed``
     must be non-increasing and ``loss`` decreasing, as they are for any distribution."""
 
-    __slots__ = ("name", "_loss", "_exceed", "_rising")
-
     def __init__(self, name: str, loss: Sequence[float], exceed: Sequence[float]) -> None:
         if len(loss) != len(K_GRID) or len(exceed) != len(K_GRID):
             raise ValueError("a tail is tabulated on K_GRID")
