@@ -192,7 +192,7 @@ class OrderActor:
             return
         self.pending[order.order_id] = [reply, len(skus)]
         for sku in skus:
-            self.router.send(sku, SettleLines(order_id=order.order_id, corr=corr, actor=actor))
+            self.router.serve_lines(sku, SettleLines(order_id=order.order_id, corr=corr, actor=actor))
 
     def _finish_submit(self, order_id: str, reply, *more) -> None:
         engine, world = self.engine, self.engine.world

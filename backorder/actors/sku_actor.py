@@ -34,7 +34,14 @@ async def sku_actor(
         if touch.pop(sku, None) is not None:  # not if the router already passivated us
             touch[sku] = trio.current_time()  # re-inserted: now the most recently active
 
-    await serve_mailbox(inbox, SkuHandler(router, sku).handle, cell, active)
+    handle_one = SkuHandler(router, sku).handle
+    taken_up = router.taken_up
+
+    def handle(msg) -> None:
+        taken_up(sku)
+        handle_one(msg)
+
+    await serve_mailbox(inbox, handle, cell, active)
 
 
 MAX_LISTED = 1000  # allocations listed in a reply; a huge fill is summarised, see audit.query

@@ -374,6 +374,41 @@ async def test_a_new_order_finishes_in_the_step_of_the_sku_that_served_it_last(s
     assert site.router.order_actor.pending == {}
 
 
+async def test_an_idle_sku_serves_a_new_order_in_the_order_actors_own_step(site):
+    """No SKU task is woken for a SKU with nothing queued: the order actor's step serves
+    the lines and answers, before any other task runs."""
+    from backorder.actors.messages import OrderCall
+
+    await site.call(p.SkuConfigure(sku="A"))
+    await site.call(p.StockReceive(sku="A", qty=5))
+    await trio.testing.wait_all_tasks_blocked()
+    reply = Reply()
+    site.router.order_actor.handle(OrderCall(req=order("o1", ("A", 2)), reply=reply, corr="c", actor="t"))
+    assert reply.calls and reply.calls[0][1]["status"] == "picking"  # answered synchronously
+    assert site.router.unhandled == {}
+
+
+async def test_a_new_order_waits_behind_what_its_sku_has_queued(site):
+    """A SKU with messages in its mailbox serves a new order's lines after them, in
+    mailbox order: the receipt queued first fills the order's line (queued when the order
+    was recorded), so serving it finds nothing short: no backorder, no purchase order."""
+    from backorder.actors.messages import OrderCall
+
+    await site.call(p.SkuConfigure(sku="A"))
+    await trio.testing.wait_all_tasks_blocked()
+    receipt, reply = Reply(), Reply()
+    site.router.call_sku("A", p.StockReceive(sku="A", qty=2), receipt, "c1")
+    site.router.order_actor.handle(OrderCall(req=order("o1", ("A", 2)), reply=reply, corr="c2", actor="t"))
+    assert reply.calls == [] and site.router.unhandled == {"A": 2}  # both wait for A's actor
+    assert (await receipt.result())["allocated_lines"] == 1
+    assert (await reply.result())["status"] == "picking"
+    assert site.router.unhandled == {}
+    assert not site.router.busy()
+    await site.journal.flush()
+    types = [t for (t,) in site.rows("SELECT type FROM events WHERE seq > 1 ORDER BY seq")]
+    assert "line_backordered" not in types and "request_raised" not in types, types
+
+
 async def test_crash_while_finishing_a_new_order_answers_the_client_once(site, monkeypatch):
     """A crash in the submit's last step (run by the SKU actor that served the order last)
     dead-letters that SKU actor's message and answers the client exactly once."""
