@@ -2,7 +2,8 @@
 (SQLite, synchronous=FULL, its group-commit thread) without the socket, timed in CPU
 time of this process (all its threads), which load on a shared machine moves far less
 than lines/s; and what each order line costs the trio scheduler: actor messages handled
-and task steps (each a switch) per line, counted in a separate run.
+and task steps (each a switch) per line, counted in a separate run. The garbage collector
+runs as in the daemon (``daemon/collector.py``); its young collections are reported.
 
 The requests are throughput.py's (4 streams, 1-3 lines over 1,000 SKUs, one receipt per
 ten orders) taken round-robin, ``--window`` of them in flight (4 x 512 as there). A
@@ -37,6 +38,7 @@ from backorder.actors.engine import Engine
 from backorder.actors.router import Router, route
 from backorder.actors.sku_actor import SkuHandler
 from backorder.config.settings import Settings
+from backorder.daemon.collector import Collector
 from backorder.daemon.journal import Journal
 
 NOW = 1.75e9
@@ -91,6 +93,7 @@ async def drive(router: Router, reqs: list, window: int, errors: Counter) -> Non
 
 
 async def one_run(configure: list, reqs: list, lines: int, window: int, serial: bool, count: bool) -> dict:
+    collector = Collector()
     folder = Path(tempfile.mkdtemp(prefix="bosubmit"))
     journal = Journal(folder / "j.db")
     steps = Steps()
@@ -119,9 +122,7 @@ async def one_run(configure: list, reqs: list, lines: int, window: int, serial: 
             errors: Counter = Counter()
             await drive(router, configure, 512, errors)
             await journal.flush()
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(100_000, 50, 100)  # as the daemon runs (daemon/recovery.py)
+            collector.install()  # the daemon's policy: young collections, survivors frozen
             handled.clear()
             if count:
                 trio.lowlevel.add_instrument(steps)
@@ -139,10 +140,12 @@ async def one_run(configure: list, reqs: list, lines: int, window: int, serial: 
             "cpu_s": cpu,
             "cpu_us_per_line": cpu / lines * 1e6,
             "task_steps_per_line": steps.steps / lines,
+            "gc_us_per_line": collector.pause_total_s / lines * 1e6,  # young collections, wall time
             "messages_per_line": {k: round(v / lines, 3) for k, v in sorted(handled.items())},
         }
     finally:
         SkuHandler.handle = real_sku_handle  # type: ignore[method-assign]
+        collector.uninstall()
         gc.unfreeze()
         journal.close()
         shutil.rmtree(folder, ignore_errors=True)
@@ -168,7 +171,7 @@ def main() -> None:
     counted = run(True)
     res: dict = {"orders": n, "order_lines": lines, "skus": args.skus, "serial": args.serial, "repeat": args.repeat}
     res["quick"] = args.quick
-    for key in ("cpu_us_per_line", "seconds"):
+    for key in ("cpu_us_per_line", "gc_us_per_line", "seconds"):
         values = [r[key] for r in runs]
         res[key] = round(statistics.median(values), 2)
         res[f"{key}_range"] = [round(min(values), 2), round(max(values), 2)]
