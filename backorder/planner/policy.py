@@ -322,13 +322,17 @@ class Curve:
     """One SKU's fill-against-stock curve for the site allocation: expected fill
     1 - σ·G(k)/Q for safety stock k·σ (G: ``tail``'s loss). ``demand``: its expected daily demand (the weight
     of its fill in the site's unit fill rate). ``fixed``: a target of its own (set by a
-    person): it keeps it and counts towards the site with it."""
+    person): it keeps it and counts towards the site with it. ``weight``: what a unit
+    short on this SKU costs against the others' (the worker: the wait of a short unit,
+    its protection window in days); it tilts where the stock goes, not the site fill
+    counted."""
 
     demand: float
     sd: float
     order_qty: float
     fixed: float | None = None
     tail: Tail = NORMAL
+    weight: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,11 +362,11 @@ def _bounds(c: Curve, floor: float, cap: float) -> tuple[float, float]:
 
 def _factor_at(c: Curve, marginal: float, k_lo: float, k_hi: float) -> float:
     """The k where one more unit of this SKU's safety stock adds ``marginal`` of
-    demand-weighted fill: d·P(D > m + kσ)/Q = marginal (the derivative of d·(1 - σ·G(k)/Q)
+    weighted fill: w·d·P(D > m + kσ)/Q = marginal (the derivative of w·d·(1 - σ·G(k)/Q)
     by the safety stock k·σ; 1 - Φ(k) for the normal), within [k_lo, k_hi]."""
-    if k_lo == k_hi or c.demand <= 0 or c.sd <= 0:
+    if k_lo == k_hi or c.demand <= 0 or c.sd <= 0 or c.weight <= 0:
         return k_lo
-    p = marginal * c.order_qty / c.demand
+    p = marginal * c.order_qty / (c.demand * c.weight)
     if p >= 1.0:
         return k_lo
     if p <= 0.0:
@@ -379,7 +383,10 @@ def site_fill_targets(curves: Sequence[Curve], target: float, floor: float, cap:
     passes the reorder point, 1 - Φ(kᵢ) for the normal). Minimising Σ sᵢ subject to the
     site's fill is then solved by equal marginals (Lagrange; the continuous form of the
     greedy "next unit where it adds most fill", Silver, Pyke & Thomas ch. 7):
-    dᵢ·Pᵢ(kᵢ)/Qᵢ = λ for every SKU not at a bound. The common λ is found by
+    dᵢ·Pᵢ(kᵢ)/Qᵢ = λ for every SKU not at a bound. With ``weight``s wᵢ the marginals
+    equalised are wᵢ·dᵢ·Pᵢ(kᵢ)/Qᵢ (the least weighted shortfall Σ wᵢ·dᵢ·(1 - fᵢ) for
+    the stock; wᵢ a short unit's wait: expected backorders, Sherbrooke's METRIC), still
+    stopping where the site's unweighted fill meets ``target``. The common λ is found by
     bisection on its logarithm, which is deterministic and has no ties to break: the
     result depends on the curves, not on their order. A SKU whose σ is large against its
     order quantity (lumpy, promoted) gets a lower target than a smooth one, where a point

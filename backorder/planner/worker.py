@@ -46,6 +46,12 @@ TRACKING_LIMIT = 0.6
 GIANT_SHARE = 0.5  # one day with more than this share of the window's demand ...
 GIANT_RATIO = 5.0
 SERVICE_CAP = 0.999  # the highest fill target sku.configure takes
+# The site allocation weighs a unit short on a SKU by how long its customer waits for it:
+# about the SKU's protection window (the order in flight arrives within it), to this power
+# (policy.Curve.weight; Sherbrooke's METRIC: expected backorders = demand x wait). The
+# weight is in days, not relative to the run's mean: a run over some SKUs, planned at the
+# last whole run's marginal, weighs them as the whole run did.
+WAIT_POWER = 1.0
 NICE = 10  # the worker's scheduling priority below the daemon's  # ... and this many times the median day with demand is clipped
 
 _K = np.array(policy.K_GRID)
@@ -254,7 +260,8 @@ class Draft:
     tail: policy.Tail  # the shape of the window's demand (gamma_tail)
 
     def curve(self) -> policy.Curve:
-        return policy.Curve(demand=self.demand, sd=self.sd, order_qty=self.q, tail=self.tail)
+        weight = max(self.window, 0.0) ** WAIT_POWER
+        return policy.Curve(demand=self.demand, sd=self.sd, order_qty=self.q, tail=self.tail, weight=weight)
 
 
 def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params, ratios: Sequence[float] = ()) -> wire.SkuResult:

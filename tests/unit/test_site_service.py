@@ -5,6 +5,7 @@ safety stock. Hand-checked cases and properties; the loss function is the textbo
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from statistics import NormalDist
 
 import pytest
@@ -81,6 +82,14 @@ curve = st.builds(
     sd=st.floats(min_value=0.0, max_value=2000),
     order_qty=st.integers(min_value=1, max_value=10_000),
 )
+# weighted by a short unit's wait (the worker: the protection window, 1-60 days, squared at most)
+weighted = st.builds(
+    Curve,
+    demand=st.floats(min_value=0.05, max_value=500),
+    sd=st.floats(min_value=0.0, max_value=2000),
+    order_qty=st.integers(min_value=1, max_value=10_000),
+    weight=st.one_of(st.just(1.0), st.floats(min_value=1.0, max_value=3600.0)),
+)
 
 
 @given(st.floats(min_value=-4, max_value=6), st.floats(min_value=0, max_value=6), curve)
@@ -88,7 +97,7 @@ def test_more_stock_never_gives_less_expected_fill(k, more, c):
     assert policy.expected_fill(k + more, c.sd, c.order_qty) >= policy.expected_fill(k, c.sd, c.order_qty)
 
 
-@given(st.lists(curve, min_size=1, max_size=12), st.floats(min_value=0.80, max_value=0.995))
+@given(st.lists(weighted, min_size=1, max_size=12), st.floats(min_value=0.80, max_value=0.995))
 def test_the_chosen_targets_meet_a_feasible_site_target_within_their_bounds(curves, target):
     alloc = policy.site_fill_targets(curves, target, FLOOR, CAP)
     at_cap = [policy.expected_fill(policy.factor_for_fill(CAP, c.sd, c.order_qty), c.sd, c.order_qty) for c in curves]
@@ -104,7 +113,7 @@ def test_the_chosen_targets_meet_a_feasible_site_target_within_their_bounds(curv
         )
 
 
-@given(st.lists(curve, min_size=2, max_size=8), st.floats(min_value=0.85, max_value=0.99), st.randoms())
+@given(st.lists(weighted, min_size=2, max_size=8), st.floats(min_value=0.85, max_value=0.99), st.randoms())
 def test_the_allocation_does_not_depend_on_the_order_of_the_skus(curves, target, rnd):
     alloc = policy.site_fill_targets(curves, target, FLOOR, CAP)
     order = list(range(len(curves)))
@@ -126,9 +135,36 @@ def test_no_equal_targets_reach_the_site_target_with_less_stock(curves, target):
     assert stock(curves, alloc) <= equal * (1 + 1e-6) + 1e-6
 
 
-def test_a_subset_planned_at_the_whole_runs_marginal_gets_the_whole_runs_targets():
-    curves = [Curve(demand=d, sd=s, order_qty=q) for d, s, q in [(10, 15, 140), (3, 40, 42), (50, 30, 700)]]
+@pytest.mark.parametrize("weights", [(1.0, 1.0, 1.0), (7.0, 21.0, 14.0)])
+def test_a_subset_planned_at_the_whole_runs_marginal_gets_the_whole_runs_targets(weights):
+    specs = [(10, 15, 140), (3, 40, 42), (50, 30, 700)]
+    curves = [Curve(demand=d, sd=s, order_qty=q, weight=w) for (d, s, q), w in zip(specs, weights, strict=True)]
     alloc = policy.site_fill_targets(curves, 0.97, FLOOR, CAP)
     again = policy.fill_targets_at(curves[1:2], alloc.marginal, FLOOR, CAP)
     assert again[0] == pytest.approx(alloc.targets[1], abs=1e-9)
     assert not math.isnan(again[0])
+
+
+def test_a_long_wait_sku_gets_more_of_the_stock_at_the_same_site_fill():
+    # Two SKUs alike but for the wait of a unit short (their protection windows, 7 and
+    # 21 days): weighted by it, the long one's target rises, the short one's falls, the
+    # site's fill still meets the target, and the weighted marginals are equal.
+    short = Curve(demand=10, sd=15, order_qty=140, weight=7.0)
+    long_ = replace(short, weight=21.0)
+    plain = policy.site_fill_targets([replace(short, weight=1.0), replace(long_, weight=1.0)], 0.98, FLOOR, CAP)
+    alloc = policy.site_fill_targets([short, long_], 0.98, FLOOR, CAP)
+    assert plain.targets[0] == pytest.approx(plain.targets[1])
+    assert alloc.feasible and alloc.site_fill >= 0.98 - 1e-9
+    assert 0.0 < alloc.factors[0] < alloc.factors[1]  # both off their bounds
+    assert alloc.targets[1] > plain.targets[1] > alloc.targets[0]
+    assert alloc.site_fill == pytest.approx(plain.site_fill, abs=1e-6)
+    # the same fill, moved to where a short unit waits longer, costs some stock
+    assert stock([short, long_], alloc) > stock([short, long_], plain)
+    curves = [short, long_]
+    tails = [
+        c.weight * c.demand * NormalDist().cdf(-k) / c.order_qty for c, k in zip(curves, alloc.factors, strict=True)
+    ]
+    assert tails[0] == pytest.approx(tails[1], rel=1e-6)
+    # only the ratio of the weights counts
+    scaled = policy.site_fill_targets([replace(short, weight=1.0), replace(long_, weight=3.0)], 0.98, FLOOR, CAP)
+    assert scaled.targets == pytest.approx(alloc.targets, abs=1e-9)
