@@ -44,15 +44,9 @@ LEAD_SAMPLES = 20  # a SKU's most recent lead times planned with (a supplier's p
 # flagged 1,131 of 2,000 (its spread grows with the window: sd ~ sqrt(28)/0.8 ~ 6.6).
 TRACKING_LIMIT = 0.6
 GIANT_SHARE = 0.5  # one day with more than this share of the window's demand ...
-GIANT_RATIO = 5.0
+GIANT_RATIO = 5.0  # ... and this many times the median day with demand is clipped
 SERVICE_CAP = 0.999  # the highest fill target sku.configure takes
-# The site allocation weighs a unit short on a SKU by how long its customer waits for it:
-# about the SKU's protection window (the order in flight arrives within it), to this power
-# (policy.Curve.weight; Sherbrooke's METRIC: expected backorders = demand x wait). The
-# weight is in days, not relative to the run's mean: a run over some SKUs, planned at the
-# last whole run's marginal, weighs them as the whole run did.
-WAIT_POWER = 1.0
-NICE = 10  # the worker's scheduling priority below the daemon's  # ... and this many times the median day with demand is clipped
+NICE = 10  # the worker's scheduling priority below the daemon's
 
 _K = np.array(policy.K_GRID)
 
@@ -260,8 +254,15 @@ class Draft:
     tail: policy.Tail  # the shape of the window's demand (gamma_tail)
 
     def curve(self) -> policy.Curve:
-        weight = max(self.window, 0.0) ** WAIT_POWER
-        return policy.Curve(demand=self.demand, sd=self.sd, order_qty=self.q, tail=self.tail, weight=weight)
+        # The site allocation weighs a unit short on this SKU by how long its customer
+        # waits for it: about the protection window, within which the order in flight
+        # arrives (policy.Curve.weight; Sherbrooke's METRIC: backorders = demand x wait).
+        # In days, not relative to the run's mean: a run over some SKUs, planned at the
+        # last whole run's marginal, weighs them as the whole run did. docs/lab.md, seventh
+        # round: the square of the window, and its root, were measured and not kept.
+        return policy.Curve(
+            demand=self.demand, sd=self.sd, order_qty=self.q, tail=self.tail, weight=max(self.window, 0.0)
+        )
 
 
 def plan(s: wire.SkuInput, hist: History, today: int, p: wire.Params, ratios: Sequence[float] = ()) -> wire.SkuResult:
@@ -482,7 +483,10 @@ def site_targets(drafts: Sequence[Draft], p: wire.Params) -> tuple[wire.SiteFill
         elif policy.expected_fill(0.0, d.sd, d.q, d.tail) >= f - 1e-6:  # k = 0: levels keep safety stock >= 0
             why = f"no safety stock: {spread} gives this much without it"
         else:
-            why = f"{spread}; the next unit of safety stock adds as much site fill here as on every SKU not at a bound"
+            why = (
+                f"{spread}; the next unit of safety stock adds as much site fill, weighed by the "
+                f"{d.window:.1f}-day wait of a unit short, here as on every SKU not at a bound"
+            )
         whys[d.s.sku] = (max(min(f, SERVICE_CAP), floor), f" chosen for the site's {target:.1%} ({why})")
     site = wire.SiteFill(
         target=target,
