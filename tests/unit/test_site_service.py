@@ -82,7 +82,7 @@ curve = st.builds(
     sd=st.floats(min_value=0.0, max_value=2000),
     order_qty=st.integers(min_value=1, max_value=10_000),
 )
-# weighted by a short unit's wait (the worker: the protection window, 1-60 days, squared at most)
+# weighted by a short unit's wait (the worker: the protection window in days; any positive scale)
 weighted = st.builds(
     Curve,
     demand=st.floats(min_value=0.05, max_value=500),
