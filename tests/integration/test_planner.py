@@ -389,7 +389,7 @@ def test_site_target_gives_smooth_and_lumpy_skus_different_targets_that_meet_it_
         # the why, in the journaled policy_tuned and in planner.explain
         said = "chosen for the site's 96.0%"
         assert any(said in r for r in got["LUMPY"]["latest"]["reasons"])
-        assert any(said in r and "as much site fill here" in r for r in got["SMOOTH"]["latest"]["reasons"])
+        assert any(said in r and "as much site fill, weighed by the" in r for r in got["SMOOTH"]["latest"]["reasons"])
         journaled = {sku: json.loads(tuned_rows(d, sku)[-1][1])["reasons"] for sku in ("LUMPY", "OWN")}
         assert any(said in r for r in journaled["LUMPY"])
         assert any("fill rate 99.0% (this SKU's own target, set by a person)" in r for r in journaled["OWN"])
