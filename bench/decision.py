@@ -3,13 +3,16 @@ the stationary control site. Every policy replays the same generated site throug
 own real daemon on the stepped clock; every figure comes from that daemon's journal.
 
 Full run: 2,000 SKUs x 365 days (+28 warm-up), 5 paired seeds, the static sweep
-(0-21 safety days) and both planner policies, on both scenarios: 110 runs, about 10
-hours on two cores one at a time and about 7 with ``--jobs 2`` (a static run of the full
-size, 782,165 order lines, takes 4.5 minutes alone and 4.8-6.4 beside another; a planner
-run ~15 minutes beside another); ``--resume`` lets it run in parts. ``--quick``: 200 SKUs x 90 days, one seed, five
-points of the sweep (a few minutes).
+(0-28 safety days: on the mixed site only 28 days fill as much as the planner) and both
+planner policies, on both scenarios: 120 runs, about 10 hours on two cores one at a time
+and about 7 with ``--jobs 2`` (a static run of the full size, 782,165 order lines, takes
+4.5 minutes alone and 4.8-6.4 beside another; a planner run ~15 minutes beside another);
+``--resume`` lets it run in parts, and ``bench/lab_combine.py`` joins reports of seeds
+run apart. ``--quick``: 200 SKUs x 90 days, one seed, five points of the sweep (a few
+minutes). ``--policies`` runs a chosen set (the README's full tables:
+``static-5,static-7,static-10,static-14,static-21,static-28,planner-fifo``).
 
-    python bench/decision.py [--quick] [--skus N --days D --seeds K] [--out DIR] [--resume] [--jobs N]
+    python bench/decision.py [--quick] [--skus N --days D --seeds K] [--policies P,...] [--out DIR] [--resume] [--jobs N]
 
 ``--resume``: the runs happen under the output folder (not a temp one) and every finished
 run is kept there (``backorder/lab/stored.py``); a second call with the same arguments
@@ -78,6 +81,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--scenarios", default="mixed,control")
     ap.add_argument("--out", default=None, help="folder for the lab reports (default bench/results/decision)")
+    ap.add_argument(
+        "--policies",
+        default=None,
+        help="comma-separated, as `backorder lab --policies` (default: the whole static sweep and both planners; "
+        "--quick: five points of the sweep and both planners)",
+    )
     ap.add_argument("--resume", action="store_true", help="keep finished runs under --out and reuse them")
     ap.add_argument("--jobs", type=int, default=1, help="runs at once, each in a process of its own")
     args = ap.parse_args()
@@ -86,7 +95,7 @@ def main() -> None:
     days = args.days or (90 if args.quick else 365)
     seeds = list(range(1, (args.seeds or (1 if args.quick else 5)) + 1))
     sweep = "static-0,static-3,static-7,static-14,static-21" if args.quick else "static"
-    names = [*sweep.split(","), "planner-fifo", "planner-priority"]
+    names = args.policies.split(",") if args.policies else [*sweep.split(","), "planner-fifo", "planner-priority"]
     name = result_name("decision", args.quick)
     out = Path(args.out) if args.out else RESULTS / name
     result: dict = {"skus": skus, "days": days, "seeds": seeds}

@@ -21,7 +21,7 @@ from backorder.lab.generator import SkuSpec
 
 REVIEW_DAYS = 14.0  # the order-up-to's review quantity, in days of mean demand
 PLANNER_START_SAFETY_DAYS = 7  # the values a planner SKU starts from (static-7's)
-STATIC_SWEEP = (0, 1, 2, 3, 5, 7, 10, 14, 21)
+STATIC_SWEEP = (0, 1, 2, 3, 5, 7, 10, 14, 21, 28)
 SERVICE_LEVEL = 0.97
 SOURCE = "supplier:lab"
 

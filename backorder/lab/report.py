@@ -26,7 +26,7 @@ COLUMNS = (
     ("purchase_orders", "POs raised", "{:,.0f}"),
     ("reorder_lead_days_mean", "reorder lead (d)", "{:.1f}"),
     ("orders_cancelled", "cancelled orders", "{:,.0f}"),
-    ("shipped_by_promise", "shipped by promise", "{}"),
+    ("shipped_by_promise", "shipped by promise", "{:.1%}"),
     ("stranded_received_share", "received units stranded", "{:.2%}"),
     ("stranded_expected_received_share", "received units stranded (issue's)", "{:.2%}"),
     ("stranded_past_supply_received_share", "stranded past next supply (hindsight)", "{:.2%}"),
@@ -117,6 +117,81 @@ def summarise(by_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, Any]:
             comp[key] = {"mean": _mean(xs), "min": min(xs) if xs else None, "max": max(xs) if xs else None}
         policies[name] = {"seeds": len(figs), "mean": mean, "compared": comp}
     return {"baseline": BASELINE, "policies": policies, "per_seed": comparisons}
+
+
+def combine(reports: list[dict[str, Any]], drop: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """One report from several of the same site spec, each with its own seeds: the full
+    benchmark run in parts (another day, another machine, a later seed). Every run
+    keeps its own record (its code digest among them), and the summary is computed again
+    over every seed as ``run_lab`` would. ``drop`` leaves out policies that are not part
+    of the sweep (the sweep makes the curve every other policy is placed on, so it stays
+    whole). Raises ``ValueError`` for reports of different sites or a (policy, seed) run
+    given twice."""
+    if not reports:
+        raise ValueError("no report to combine")
+    if bad := sorted(n for n in drop if n.startswith("static-")):
+        raise ValueError(f"the static sweep cannot be dropped ({', '.join(bad)}): it is the curve of the comparisons")
+    spec = reports[0]["spec"]
+    if any(r["spec"] != spec for r in reports[1:]):
+        raise ValueError("the reports are of different sites (their spec differs)")
+    names: list[str] = []
+    runs: dict[tuple[int, str], dict[str, Any]] = {}
+    groups: dict[str, Any] = {}
+    unavailable: dict[str, str] = {}
+    for r in reports:
+        names += [n for n in r["policies"] if n not in names and n not in drop]
+        unavailable |= {n: why for n, why in r.get("unavailable", {}).items() if n not in drop}
+        for run in r["runs"]:
+            key = (run["seed"], run["policy"])
+            if key in runs:
+                raise ValueError(f"{run['policy']} seed {run['seed']} is in two reports")
+            if run["policy"] not in drop:
+                runs[key] = run
+        for seed, dims in r.get("groups", {}).items():
+            groups[str(seed)] = {
+                dim: {
+                    group: {**row, "policies": {n: f for n, f in row["policies"].items() if n not in drop}}
+                    for group, row in rows.items()
+                }
+                for dim, rows in dims.items()
+            }
+    seeds = sorted({seed for seed, _ in runs})
+    ordered = [runs[seed, name] for seed in seeds for name in names if (seed, name) in runs]
+    by_seed: dict[int, dict[str, dict[str, Any]]] = {}
+    for run in ordered:
+        by_seed.setdefault(run["seed"], {})[run["policy"]] = run["figures"]
+    out: dict[str, Any] = {
+        "spec": spec,
+        "seeds": seeds,
+        "policies": names,
+        "unavailable": unavailable,
+        "runs": ordered,
+        "summary": summarise(by_seed),
+    }
+    if groups:
+        out["groups"] = {str(seed): groups[str(seed)] for seed in seeds if str(seed) in groups}
+    return out
+
+
+def _seed_rows(summary: dict[str, Any]) -> list[str]:
+    """Each comparison of the markdown's second table seed by seed, so a reader sees
+    whether a mean holds on every seed or rests on one."""
+    keys = (
+        "fill_gain_at_same_inventory",
+        "inventory_vs_static_at_same_fill",
+        "backorder_age_p95_days_vs_baseline",
+        "lines_backordered_vs_baseline",
+        "purchase_orders_vs_baseline",
+    )
+    out: list[str] = []
+    for seed, comparisons in summary["per_seed"].items():
+        for name, c in comparisons.items():
+            if name.startswith("static-"):
+                continue
+            cells = ["n/a" if c.get(k) is None else f"{c[k]:+.1%}" for k in keys]
+            cells[0] += " (points)" if cells[0] != "n/a" else ""
+            out.append(f"| {name} seed {seed} | " + " | ".join(cells) + " |")
+    return out
 
 
 def _calibration_rows(report: dict[str, Any]) -> list[str]:
@@ -215,6 +290,8 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {pct('backorder_age_p95_days_vs_baseline')} | {pct('lines_backordered_vs_baseline')} "
                 f"| {pct('purchase_orders_vs_baseline')} |"
             )
+        if len(report["seeds"]) > 1:
+            lines += _seed_rows(summary)
     bad = [
         f"{run['policy']} seed {run['seed']}: {inv}"
         for run in report["runs"]

@@ -1,4 +1,4 @@
-"""Finished lab runs kept on disk, so a long lab (the full benchmark: 110 runs, hours) can
+"""Finished lab runs kept on disk, so a long lab (the full benchmark: 120 runs, hours) can
 stop and go on where it stopped (``backorder lab --resume``, ``bench/decision.py
 --resume``).
 
