@@ -147,14 +147,7 @@ def combine(reports: list[dict[str, Any]], drop: frozenset[str] = frozenset()) -
                 raise ValueError(f"{run['policy']} seed {run['seed']} is in two reports")
             if run["policy"] not in drop:
                 runs[key] = run
-        for seed, dims in r.get("groups", {}).items():
-            groups[str(seed)] = {
-                dim: {
-                    group: {**row, "policies": {n: f for n, f in row["policies"].items() if n not in drop}}
-                    for group, row in rows.items()
-                }
-                for dim, rows in dims.items()
-            }
+        groups |= {str(seed): dims for seed, dims in r.get("groups", {}).items()}
     seeds = sorted({seed for seed, _ in runs})
     ordered = [runs[seed, name] for seed in seeds for name in names if (seed, name) in runs]
     by_seed: dict[int, dict[str, dict[str, Any]]] = {}
@@ -168,8 +161,18 @@ def combine(reports: list[dict[str, Any]], drop: frozenset[str] = frozenset()) -
         "runs": ordered,
         "summary": summarise(by_seed),
     }
-    if groups:
-        out["groups"] = {str(seed): groups[str(seed)] for seed in seeds if str(seed) in groups}
+    if groups:  # each group's policies in the report's order, whatever order a part ran them in
+        out["groups"] = {
+            str(seed): {
+                dim: {
+                    group: {**row, "policies": {n: row["policies"][n] for n in names if n in row["policies"]}}
+                    for group, row in rows.items()
+                }
+                for dim, rows in groups[str(seed)].items()
+            }
+            for seed in seeds
+            if str(seed) in groups
+        }
     return out
 
 
