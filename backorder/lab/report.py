@@ -176,25 +176,21 @@ def combine(reports: list[dict[str, Any]], drop: frozenset[str] = frozenset()) -
     return out
 
 
-def _seed_rows(summary: dict[str, Any]) -> list[str]:
-    """Each comparison of the markdown's second table seed by seed, so a reader sees
-    whether a mean holds on every seed or rests on one."""
-    keys = (
-        "fill_gain_at_same_inventory",
-        "inventory_vs_static_at_same_fill",
-        "backorder_age_p95_days_vs_baseline",
-        "lines_backordered_vs_baseline",
-        "purchase_orders_vs_baseline",
-    )
-    out: list[str] = []
-    for seed, comparisons in summary["per_seed"].items():
-        for name, c in comparisons.items():
-            if name.startswith("static-"):
-                continue
-            cells = ["n/a" if c.get(k) is None else f"{c[k]:+.1%}" for k in keys]
-            cells[0] += " (points)" if cells[0] != "n/a" else ""
-            out.append(f"| {name} seed {seed} | " + " | ".join(cells) + " |")
-    return out
+COMPARED = (  # the comparison table's columns after the policy, in order
+    "fill_gain_at_same_inventory",
+    "inventory_vs_static_at_same_fill",
+    "backorder_age_p95_days_vs_baseline",
+    "lines_backordered_vs_baseline",
+    "purchase_orders_vs_baseline",
+)
+
+
+def _comparison_row(label: str, values: dict[str, Any]) -> str:
+    """One row of the comparison table: ``values`` maps each of ``COMPARED`` to a ratio
+    (or None, shown "n/a"); the first is a difference of fill rates, in points."""
+    cells = ["n/a" if values.get(k) is None else f"{values[k]:+.1%}" for k in COMPARED]
+    cells[0] += " (points)"
+    return f"| {label} | " + " | ".join(cells) + " |"
 
 
 def _calibration_rows(report: dict[str, Any]) -> list[str]:
@@ -282,19 +278,10 @@ def markdown(report: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|",
         ]
         for name, p in others.items():
-            c = p["compared"]
-
-            def pct(key: str, c: dict[str, Any] = c) -> str:
-                v = c.get(key, {}).get("mean")
-                return "n/a" if v is None else f"{v:+.1%}"
-
-            lines.append(
-                f"| {name} | {pct('fill_gain_at_same_inventory')} (points) | {pct('inventory_vs_static_at_same_fill')} "
-                f"| {pct('backorder_age_p95_days_vs_baseline')} | {pct('lines_backordered_vs_baseline')} "
-                f"| {pct('purchase_orders_vs_baseline')} |"
-            )
-        if len(report["seeds"]) > 1:
-            lines += _seed_rows(summary)
+            lines.append(_comparison_row(name, {k: p["compared"].get(k, {}).get("mean") for k in COMPARED}))
+        if len(report["seeds"]) > 1:  # the same seed by seed: does a mean hold on every seed?
+            for seed, comparisons in summary["per_seed"].items():
+                lines += [_comparison_row(f"{n} seed {seed}", c) for n, c in comparisons.items() if n in others]
     bad = [
         f"{run['policy']} seed {run['seed']}: {inv}"
         for run in report["runs"]
